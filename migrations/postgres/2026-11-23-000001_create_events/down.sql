@@ -1,0 +1,2 @@
+DROP TABLE broker_state;
+DROP TABLE events;

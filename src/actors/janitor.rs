@@ -1,0 +1,196 @@
+//! `Janitor`: every `cleanup_interval`, closes streams with no successful
+//! write for `stale_threshold`, `cleanup_batch_size` at a time, and keeps the
+//! statistics that `/sse/monitoring` and the metrics report.
+//!
+//! A stream whose client stopped reading (half-open TCP, a frozen tab, a
+//! proxy holding the socket) never errors on its own; this is what reclaims
+//! it. Runs never overlap: [`RunCleanup`] is handled atomically, whether the
+//! timer or `POST /sse/cleanup` sent it.
+
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler, Message,
+    WrapFuture,
+};
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use super::{
+    connection::{Close, CloseReason},
+    registry::{FindStale, Registry},
+};
+use crate::{domain::now_ms, telemetry::Metrics};
+
+/// A pause between batches so a large cleanup never monopolises the Registry.
+const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(5);
+
+pub struct Janitor {
+    registry: Addr<Registry>,
+    interval: Duration,
+    batch_size: usize,
+    stale_threshold: Duration,
+    stats: CleanupStats,
+    metrics: Metrics,
+}
+
+/// Cumulative cleanup statistics.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct CleanupStats {
+    pub total_runs: u64,
+    pub total_cleaned: u64,
+    pub total_failed: u64,
+    /// Runs that could not complete (the Registry did not answer).
+    pub total_errors: u64,
+    pub total_batches: u64,
+    pub last_run_at: Option<String>,
+    pub last_cleanup_duration_ms: Option<f64>,
+    pub last_cleaned: u64,
+    pub last_failed: u64,
+    pub cleanup_task_running: bool,
+    pub interval_secs: u64,
+    pub batch_size: usize,
+    pub stale_threshold_secs: u64,
+}
+
+/// What one cleanup run did.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct CleanupReport {
+    pub cleaned: u64,
+    pub failed: u64,
+    pub batches: u64,
+    pub duration_ms: f64,
+}
+
+impl Janitor {
+    pub fn new(
+        registry: Addr<Registry>,
+        interval: Duration,
+        batch_size: usize,
+        stale_threshold: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            registry,
+            interval,
+            batch_size,
+            stale_threshold,
+            stats: CleanupStats {
+                interval_secs: interval.as_secs(),
+                batch_size,
+                stale_threshold_secs: stale_threshold.as_secs(),
+                ..CleanupStats::default()
+            },
+            metrics,
+        }
+    }
+}
+
+impl Actor for Janitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.stats.cleanup_task_running = true;
+        ctx.run_interval(self.interval, |_, ctx| {
+            ctx.notify(RunCleanup { batch_size: None });
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.stats.cleanup_task_running = false;
+    }
+}
+
+/// Run one cleanup now; `batch_size` overrides the configured one.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<CleanupReport, CleanupError>")]
+pub struct RunCleanup {
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CleanupError {
+    #[error("the registry did not answer")]
+    RegistryUnavailable,
+}
+
+impl Handler<RunCleanup> for Janitor {
+    type Result = AtomicResponse<Self, Result<CleanupReport, CleanupError>>;
+
+    fn handle(&mut self, msg: RunCleanup, _: &mut Context<Self>) -> Self::Result {
+        let registry = self.registry.clone();
+        let batch_size = msg.batch_size.unwrap_or(self.batch_size).max(1);
+        let threshold_ms = self.stale_threshold.as_millis() as i64;
+        let started = Instant::now();
+        let run = async move {
+            let stale = registry
+                .send(FindStale { threshold_ms })
+                .await
+                .map_err(|_| CleanupError::RegistryUnavailable)?;
+            let mut report = CleanupReport::default();
+            for batch in stale.chunks(batch_size) {
+                let results = join_all(batch.iter().map(|s| {
+                    s.connection.send(Close {
+                        reason: CloseReason::Stale,
+                    })
+                }))
+                .await;
+                for (stale, result) in batch.iter().zip(results) {
+                    match result {
+                        Ok(()) => {
+                            report.cleaned += 1;
+                            tracing::info!(connection_id = %stale.id, idle_ms = stale.idle_ms, "closed stale stream");
+                        }
+                        Err(_) => report.failed += 1,
+                    }
+                }
+                report.batches += 1;
+                actix_rt::time::sleep(PAUSE_BETWEEN_BATCHES).await;
+            }
+            Ok(report)
+        };
+        AtomicResponse::new(Box::pin(run.into_actor(self).map(move |result, act, _| {
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            act.stats.total_runs += 1;
+            act.stats.last_run_at = Some(super::registry::rfc3339(now_ms()));
+            act.stats.last_cleanup_duration_ms = Some(duration_ms);
+            match &result {
+                Ok(report) => {
+                    act.stats.total_cleaned += report.cleaned;
+                    act.stats.total_failed += report.failed;
+                    act.stats.total_batches += report.batches;
+                    act.stats.last_cleaned = report.cleaned;
+                    act.stats.last_failed = report.failed;
+                    tracing::info!(
+                        cleaned = report.cleaned,
+                        failed = report.failed,
+                        batches = report.batches,
+                        duration_ms,
+                        "cleanup cycle finished"
+                    );
+                }
+                Err(error) => {
+                    act.stats.total_errors += 1;
+                    tracing::error!(error.message = %error, duration_ms, "cleanup cycle failed");
+                }
+            }
+            act.metrics.record_cleanup(&result, duration_ms / 1000.0);
+            result.map(|report| CleanupReport {
+                duration_ms,
+                ..report
+            })
+        })))
+    }
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "CleanupStats")]
+pub struct GetCleanupStats;
+
+impl Handler<GetCleanupStats> for Janitor {
+    type Result = actix::MessageResult<GetCleanupStats>;
+
+    fn handle(&mut self, _: GetCleanupStats, _: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(self.stats.clone())
+    }
+}

@@ -1,0 +1,23 @@
+//! The supervision tree and who sends what to whom.
+//!
+//! ```text
+//! Persister ──Route──▶ Registry ──try_send(frame)──▶ Connection queue ──▶ HTTP body
+//!    ▲                   ▲  │ ▲                          ▲
+//!  Persist          Register │ └─ Unregister (stopping)   │ Close{Stale|Slow|Shutdown}
+//!  (EventService)   (streams)│                            │
+//!                            └──FindStale◀── Janitor ─────┘
+//! ```
+//!
+//! - [`registry::Registry`] owns the set of live connections and their
+//!   filters, encodes each event once and hands the same bytes to every
+//!   matching queue without ever awaiting a consumer.
+//! - [`connection::Connection`] is one actor per open stream: heartbeat,
+//!   replay on resume, counters, and the close of its own stream.
+//! - [`janitor::Janitor`] closes stale streams in batches.
+//! - [`persister::Persister`] group-commits published events to the store,
+//!   then routes them: stored before delivered.
+
+pub mod connection;
+pub mod janitor;
+pub mod persister;
+pub mod registry;

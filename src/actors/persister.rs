@@ -1,0 +1,228 @@
+//! `Persister`: group commit of published events, then routing.
+//!
+//! Publish requests queue here; whenever no write is in flight, everything
+//! queued (up to `MAX_BATCH` events) goes to the store in one transaction.
+//! Under load batches grow by themselves and no event waits longer than one
+//! commit, with no timer to tune. Only after the commit are the events routed
+//! (stored before delivered) and the publishers answered with their ids.
+//! Commits are strictly one after another, so ids reach the Registry in
+//! increasing order. It also prunes expired events (retention).
+
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
+    WrapFuture,
+};
+use tokio::sync::oneshot;
+
+use super::registry::{Registry, Route};
+use crate::{
+    domain::{EventId, NewEvent, StoredEvent, now_ms},
+    store::{EventStore, InsertOutcome, StoreError},
+    telemetry::Metrics,
+};
+
+/// Events per transaction; bigger batches stop paying off in latency.
+const MAX_BATCH: usize = 512;
+/// Rows deleted per retention transaction.
+const PRUNE_BATCH: i64 = 1000;
+
+/// Why a publish was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PersistError {
+    #[error("the event store is unavailable")]
+    StoreUnavailable,
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+struct PendingPublish {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<Option<EventId>>, PersistError>>,
+}
+
+pub struct Persister {
+    store: EventStore,
+    registry: Addr<Registry>,
+    retention: Duration,
+    pending: Vec<PendingPublish>,
+    in_flight: bool,
+    drain_waiters: Vec<oneshot::Sender<()>>,
+    metrics: Metrics,
+}
+
+impl Persister {
+    pub fn new(
+        store: EventStore,
+        registry: Addr<Registry>,
+        retention: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            retention,
+            pending: Vec::new(),
+            in_flight: false,
+            drain_waiters: Vec::new(),
+            metrics,
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight || self.pending.is_empty() {
+            if !self.in_flight {
+                for waiter in self.drain_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            return;
+        }
+        let mut batch = Vec::new();
+        let mut taken = 0;
+        while taken < MAX_BATCH && !self.pending.is_empty() {
+            let request = self.pending.remove(0);
+            taken += request.events.len();
+            batch.push(request);
+        }
+        let to_store: Vec<NewEvent> = batch
+            .iter()
+            .flat_map(|r| r.events.iter().filter(|e| e.persist).cloned())
+            .collect();
+        self.in_flight = true;
+        let store = self.store.clone();
+        let started = Instant::now();
+        let write = async move {
+            if to_store.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+            let count = to_store.len();
+            store
+                .insert_batch(&to_store)
+                .await
+                .map(|outcomes| (outcomes, count))
+        };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.in_flight = false;
+            act.complete(batch, result, started);
+            act.flush(ctx);
+        }));
+    }
+
+    fn complete(
+        &mut self,
+        batch: Vec<PendingPublish>,
+        result: Result<(Vec<InsertOutcome>, usize), StoreError>,
+        started: Instant,
+    ) {
+        let (outcomes, stored) = match result {
+            Ok(ok) => ok,
+            Err(error) => {
+                tracing::error!(error.message = %error, error.cause_chain = ?error, "storing a publish batch failed");
+                for request in batch {
+                    let _ = request.reply.send(Err(PersistError::StoreUnavailable));
+                }
+                return;
+            }
+        };
+        if stored > 0 {
+            self.metrics
+                .record_commit(stored, started.elapsed().as_secs_f64());
+        }
+        let mut outcomes = outcomes.into_iter();
+        let mut routed = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        for request in batch {
+            let mut ids = Vec::with_capacity(request.events.len());
+            for event in request.events {
+                if !event.persist {
+                    ids.push(None);
+                    routed.push(StoredEvent::from_new(event, None));
+                    continue;
+                }
+                match outcomes.next() {
+                    Some(InsertOutcome::Inserted(id)) => {
+                        ids.push(Some(id));
+                        routed.push(StoredEvent::from_new(event, Some(id)));
+                    }
+                    Some(InsertOutcome::Duplicate(id)) => ids.push(Some(id)),
+                    None => ids.push(None),
+                }
+            }
+            replies.push((request.reply, ids));
+        }
+        if !routed.is_empty() {
+            self.registry.do_send(Route { events: routed });
+        }
+        for (reply, ids) in replies {
+            let _ = reply.send(Ok(ids));
+        }
+    }
+
+    fn prune(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let cutoff = now_ms() - self.retention.as_millis() as i64;
+        ctx.spawn(
+            async move { store.prune(cutoff, PRUNE_BATCH).await }
+                .into_actor(self)
+                .map(|result, _, _| match result {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "pruned events past retention"),
+                    Err(error) => {
+                        tracing::warn!(error.message = %error, "retention pruning failed")
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for Persister {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let period = (self.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        self.prune(ctx);
+        ctx.run_interval(period, Self::prune);
+    }
+}
+
+/// Store (unless `persist: false`) and deliver these events, in order.
+/// Answers one id per event once they are stored and handed to the Registry.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Option<EventId>>, PersistError>")]
+pub struct Persist {
+    pub events: Vec<NewEvent>,
+}
+
+impl Handler<Persist> for Persister {
+    type Result = ResponseFuture<Result<Vec<Option<EventId>>, PersistError>>;
+
+    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.pending.push(PendingPublish {
+            events: msg.events,
+            reply,
+        });
+        self.flush(ctx);
+        Box::pin(async move { answer.await.unwrap_or(Err(PersistError::ShuttingDown)) })
+    }
+}
+
+/// Resolves once every queued publish is stored and routed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for Persister {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        self.drain_waiters.push(done);
+        self.flush(ctx);
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}

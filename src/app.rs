@@ -1,0 +1,213 @@
+//! `Application`: builds one broker instance from [`Settings`]: store, actors,
+//! and the HTTP server on an already-bound listener, so callers (tests,
+//! `sse-bench`) can ask for port 0 and read the real port back.
+
+use std::{net::TcpListener, sync::Arc, time::Instant};
+
+use actix::{Actor, Addr};
+use actix_cors::Cors;
+use actix_web::{App, HttpServer, dev::Server, http::Method, web};
+use anyhow::Context as _;
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+use crate::{
+    actors::{janitor::Janitor, persister::Persister, registry::Registry},
+    config::{CorsOrigins, Settings},
+    domain::EventTypeCatalog,
+    event_service::EventService,
+    http::{
+        self, extract,
+        openapi::{ApiDoc, OpenApiJson},
+    },
+    shutdown::{self, ShutdownHandle},
+    store::EventStore,
+    telemetry::Metrics,
+};
+
+/// What every handler can reach: the actors' addresses and shared services.
+#[derive(Clone)]
+pub struct AppState {
+    pub events: EventService,
+    pub registry: Addr<Registry>,
+    pub janitor: Addr<Janitor>,
+    pub persister: Addr<Persister>,
+    pub store: EventStore,
+    pub metrics: Metrics,
+    pub settings: Arc<Settings>,
+    pub started_at: Instant,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    shutdown: ShutdownHandle,
+}
+
+impl Application {
+    /// Opens the store, starts the actors and binds the listener. Must run
+    /// inside an actix System (`#[actix_web::main]`, `#[actix_web::test]`).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(
+            &settings.instance_id,
+            crate::telemetry::otlp_metric_reader(),
+        );
+        Self::build_with_metrics(settings, metrics).await
+    }
+
+    pub async fn build_with_metrics(settings: Settings, metrics: Metrics) -> anyhow::Result<Self> {
+        let store = EventStore::open(&settings.database)
+            .await
+            .context("opening the event store")?;
+        let catalog = EventTypeCatalog::new(&settings.extra_event_types);
+        let registry = Registry::new(
+            catalog.clone(),
+            settings.max_connections,
+            settings.queue_capacity,
+            settings.instance_id.clone(),
+            metrics.clone(),
+        )
+        .start();
+        let persister = Persister::new(
+            store.clone(),
+            registry.clone(),
+            settings.retention,
+            metrics.clone(),
+        )
+        .start();
+        let janitor = Janitor::new(
+            registry.clone(),
+            settings.cleanup_interval,
+            settings.cleanup_batch_size,
+            settings.stale_threshold,
+            metrics.clone(),
+        )
+        .start();
+        let events = EventService::new(
+            persister.clone(),
+            registry.clone(),
+            store.clone(),
+            catalog,
+            settings.heartbeat,
+            settings.queue_capacity,
+            metrics.clone(),
+        );
+        let state = AppState {
+            events,
+            registry,
+            janitor,
+            persister,
+            store,
+            metrics,
+            settings: Arc::new(settings),
+            started_at: Instant::now(),
+        };
+        let listener = TcpListener::bind(state.settings.bind)
+            .with_context(|| format!("binding {}", state.settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = http_server(state.clone(), listener)?;
+        tracing::info!(
+            address = %state.settings.bind,
+            port,
+            instance_id = %state.settings.instance_id,
+            store = state.store.backend(),
+            "sse-broker listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            state,
+            shutdown: ShutdownHandle::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Triggers the graceful drain from anywhere (signals, tests).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the shutdown handle is triggered, then drains in order:
+    /// stop accepting, `event: shutdown` to every stream, flush stored
+    /// events, stop the server.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = actix_rt::spawn(self.server);
+        tokio::select! {
+            result = &mut server => {
+                return result.context("server task")?.context("HTTP server");
+            }
+            () = self.shutdown.wait() => {}
+        }
+        shutdown::drain(handle, &self.state).await;
+        server
+            .await
+            .context("server task")?
+            .context("HTTP server")?;
+        Ok(())
+    }
+}
+
+fn cors(origins: &CorsOrigins) -> Cors {
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PATCH,
+        Method::OPTIONS,
+    ];
+    match origins {
+        CorsOrigins::None => Cors::default(),
+        CorsOrigins::Any => Cors::default()
+            .allow_any_origin()
+            .allowed_methods(methods)
+            .allow_any_header()
+            .max_age(3600),
+        CorsOrigins::Exact(list) => list
+            .iter()
+            .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+            .allowed_methods(methods)
+            .allow_any_header()
+            .supports_credentials()
+            .max_age(3600),
+    }
+}
+
+fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+    let settings = state.settings.clone();
+    let server = HttpServer::new(move || {
+        let (app, api) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(http::configure)
+            .split_for_parts();
+        let document = api.to_json().unwrap_or_else(|_| "{}".into());
+        app.app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(OpenApiJson(document)))
+            .app_data(web::Data::new(extract::BodyLimit(
+                state.settings.max_body_bytes,
+            )))
+            .app_data(extract::query_config())
+            .app_data(extract::path_config())
+            .default_service(web::to(http::not_found))
+            .wrap(cors(&state.settings.cors_origins))
+            .wrap(TracingLogger::default())
+    })
+    .workers(settings.workers)
+    .backlog(4096)
+    .disable_signals()
+    // Streams end by themselves during the drain; this bounds a stuck one.
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,765 @@
+//! Configuration: one typed [`Settings`], loaded in one place.
+//!
+//! Every setting has a flag, an environment variable and a key in an optional
+//! TOML file (`--config FILE` / `SSE_BROKER_CONFIG`). Precedence is resolved
+//! once, in [`Settings::load`]: flag > env > file > default. clap already
+//! gives flag > env; the arguments are all `Option`s so that "not given" falls
+//! through to the file and then to the default named beside each field.
+//! [`Settings::validate`] returns warnings and errors as values so `serve`
+//! logs them and `check-config` prints them.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::EventType;
+
+const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const DEFAULT_DATABASE_URL: &str = "sqlite://data/sse-broker.db";
+/// Below any common proxy idle timeout (nginx: 60 s).
+const DEFAULT_HEARTBEAT_SECS: u64 = 15;
+const DEFAULT_CLEANUP_INTERVAL_SECS: u64 = 60;
+const DEFAULT_CLEANUP_BATCH_SIZE: usize = 10;
+/// Twenty missed heartbeats: long enough that a busy client is never stale.
+const DEFAULT_STALE_THRESHOLD_SECS: u64 = 300;
+/// Under the 20,000-descriptor limit of our machines, with room for the store.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// About a second of a fast token stream; past it the client is too slow.
+const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+const DEFAULT_RETENTION: &str = "24h";
+
+/// The settings as given on the command line or in the environment.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct SettingsArgs {
+    /// TOML file with any of the settings below (keys as the long flags, with `_`).
+    #[arg(long, env = "SSE_BROKER_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "SSE_BROKER_BIND", global = true)]
+    pub bind: Option<String>,
+    /// `sqlite://PATH` or `postgres://...` [default: sqlite://data/sse-broker.db].
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL; set = cluster mode over Redis pub/sub.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// HS256 key; set = authentication on.
+    #[arg(
+        long,
+        env = "SSE_BROKER_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// PEM public key file (RS256 or ES256); set = authentication on.
+    #[arg(long, env = "SSE_BROKER_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS endpoint, keys picked by `kid`; set = authentication on.
+    #[arg(long, env = "SSE_BROKER_JWKS_URL", global = true)]
+    pub jwks_url: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "SSE_BROKER_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "SSE_BROKER_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Heartbeat event period in seconds [default: 15].
+    #[arg(long, env = "SSE_BROKER_HEARTBEAT_SECS", global = true)]
+    pub heartbeat_secs: Option<u64>,
+    /// Janitor period in seconds [default: 60].
+    #[arg(long, env = "SSE_BROKER_CLEANUP_INTERVAL_SECS", global = true)]
+    pub cleanup_interval_secs: Option<u64>,
+    /// Connections closed per cleanup batch [default: 10].
+    #[arg(long, env = "SSE_BROKER_CLEANUP_BATCH_SIZE", global = true)]
+    pub cleanup_batch_size: Option<usize>,
+    /// No successful write for this long = stale, in seconds [default: 300].
+    #[arg(long, env = "SSE_BROKER_STALE_THRESHOLD_SECS", global = true)]
+    pub stale_threshold_secs: Option<u64>,
+    /// Open streams allowed at once, then 503 [default: 10000].
+    #[arg(long, env = "SSE_BROKER_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// Outgoing events queued per stream before it is closed as slow [default: 1024].
+    #[arg(long, env = "SSE_BROKER_QUEUE_CAPACITY", global = true)]
+    pub queue_capacity: Option<usize>,
+    /// Extra event types, comma-separated.
+    #[arg(long, env = "SSE_BROKER_EVENT_TYPES", global = true)]
+    pub event_types: Option<String>,
+    /// Allowed CORS origins, comma-separated, or `*`.
+    #[arg(long, env = "SSE_BROKER_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+    /// Publish body limit in bytes, then 413 [default: 65536].
+    #[arg(long, env = "SSE_BROKER_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// How long stored events are kept, e.g. `24h`, `90m` [default: 24h].
+    #[arg(long, env = "SSE_BROKER_RETENTION", global = true)]
+    pub retention: Option<String>,
+    /// Allow binding a non-loopback address with authentication off.
+    #[arg(long, env = "SSE_BROKER_INSECURE_NO_AUTH", global = true)]
+    pub insecure_no_auth: bool,
+    /// HTTP worker threads [default: number of cores].
+    #[arg(long, env = "SSE_BROKER_WORKERS", global = true)]
+    pub workers: Option<usize>,
+    /// This instance's name in cluster listings [default: random].
+    #[arg(long, env = "SSE_BROKER_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "SSE_BROKER_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// The same keys, read from the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_public_key: Option<PathBuf>,
+    jwks_url: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_issuer: Option<String>,
+    heartbeat_secs: Option<u64>,
+    cleanup_interval_secs: Option<u64>,
+    cleanup_batch_size: Option<usize>,
+    stale_threshold_secs: Option<u64>,
+    max_connections: Option<usize>,
+    queue_capacity: Option<usize>,
+    event_types: Option<StringOrList>,
+    cors_origins: Option<StringOrList>,
+    max_body_bytes: Option<usize>,
+    retention: Option<String>,
+    insecure_no_auth: Option<bool>,
+    workers: Option<usize>,
+    instance_id: Option<String>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    String(String),
+    List(Vec<String>),
+}
+
+impl StringOrList {
+    fn into_csv(self) -> String {
+        match self {
+            Self::String(s) => s,
+            Self::List(items) => items.join(","),
+        }
+    }
+}
+
+/// Where events are stored.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Sqlite { path: PathBuf },
+    Postgres { url: SecretString },
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("DATABASE_URL sqlite:// needs a file path".into());
+            }
+            return Ok(Self::Sqlite {
+                path: PathBuf::from(path),
+            });
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            url::Url::parse(raw).map_err(|e| format!("DATABASE_URL is not a valid URL: {e}"))?;
+            return Ok(Self::Postgres {
+                url: SecretString::from(raw.to_owned()),
+            });
+        }
+        Err("DATABASE_URL must start with sqlite:// or postgres://".into())
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        match self {
+            Self::Sqlite { path } => format!("sqlite://{}", path.display()),
+            Self::Postgres { url } => mask_url(url.expose_secret()),
+        }
+    }
+}
+
+fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "***".into(),
+    }
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CorsOrigins {
+    None,
+    Any,
+    Exact(Vec<String>),
+}
+
+/// JWT verification settings; any key set turns authentication on.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_public_key: Option<PathBuf>,
+    pub jwks_url: Option<url::Url>,
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+}
+
+impl AuthSettings {
+    pub fn enabled(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some() || self.jwks_url.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The effective configuration of one broker instance.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database: DatabaseUrl,
+    pub redis_url: Option<SecretString>,
+    pub auth: AuthSettings,
+    pub heartbeat: Duration,
+    pub cleanup_interval: Duration,
+    pub cleanup_batch_size: usize,
+    pub stale_threshold: Duration,
+    pub max_connections: usize,
+    pub queue_capacity: usize,
+    pub extra_event_types: Vec<EventType>,
+    pub cors_origins: CorsOrigins,
+    pub max_body_bytes: usize,
+    pub retention: Duration,
+    pub insecure_no_auth: bool,
+    pub workers: usize,
+    pub instance_id: String,
+    pub log_format: LogFormat,
+}
+
+/// Configuration that cannot run. The message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// What `validate` found: warnings are logged, errors stop start-up.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Findings {
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Settings {
+    /// Resolves flag > env > file > default, parses every value, and
+    /// validates. Returns the settings with their warnings.
+    pub fn load(args: &SettingsArgs) -> Result<(Self, Vec<String>), ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let mut errors = Vec::new();
+        let settings = Self::resolve(args, file, &mut errors);
+        match settings {
+            Some(settings) if errors.is_empty() => {
+                let findings = settings.validate();
+                if findings.errors.is_empty() {
+                    Ok((settings, findings.warnings))
+                } else {
+                    Err(ConfigError::Invalid(findings.errors))
+                }
+            }
+            _ => Err(ConfigError::Invalid(errors)),
+        }
+    }
+
+    /// Settings for tests and embedding: defaults, an in-memory-free SQLite
+    /// path of the caller's choice, port 0.
+    pub fn for_tests(database: DatabaseUrl) -> Self {
+        let mut errors = Vec::new();
+        let mut settings = Self::resolve(
+            &SettingsArgs::default(),
+            FileSettings::default(),
+            &mut errors,
+        )
+        .expect("defaults are valid");
+        settings.bind = "127.0.0.1:0".parse().expect("valid address");
+        settings.database = database;
+        settings.workers = 1;
+        settings
+    }
+
+    fn resolve(args: &SettingsArgs, file: FileSettings, errors: &mut Vec<String>) -> Option<Self> {
+        let bind_raw = pick(args.bind.clone(), file.bind, DEFAULT_BIND.to_owned());
+        let bind = bind_raw
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                errors.push(format!(
+                    "bind {bind_raw:?} is not an address like 127.0.0.1:8080"
+                ))
+            })
+            .ok();
+        let database_raw = pick(
+            args.database_url.clone(),
+            file.database_url,
+            DEFAULT_DATABASE_URL.to_owned(),
+        );
+        let database = DatabaseUrl::parse(&database_raw)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let redis_url = args
+            .redis_url
+            .clone()
+            .or(file.redis_url)
+            .filter(|s| !s.is_empty());
+        if let Some(raw) = &redis_url {
+            match url::Url::parse(raw) {
+                Ok(url) if matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
+                _ => errors.push("REDIS_URL must be a URL like redis://127.0.0.1:6379".into()),
+            }
+        }
+        let jwks_url = args.jwks_url.clone().or(file.jwks_url).and_then(|raw| {
+            url::Url::parse(&raw)
+                .map_err(|_| errors.push("SSE_BROKER_JWKS_URL is not a valid URL".into()))
+                .ok()
+        });
+        let retention_raw = pick(
+            args.retention.clone(),
+            file.retention,
+            DEFAULT_RETENTION.to_owned(),
+        );
+        let retention = humantime::parse_duration(&retention_raw)
+            .map_err(|_| {
+                errors.push(format!(
+                    "retention {retention_raw:?} is not a duration like 24h or 90m"
+                ))
+            })
+            .ok();
+        let extra_event_types = split_csv(&pick(
+            args.event_types.clone(),
+            file.event_types.map(StringOrList::into_csv),
+            String::new(),
+        ))
+        .into_iter()
+        .filter_map(|name| {
+            EventType::parse(&name)
+                .map_err(|e| errors.push(format!("event type: {e}")))
+                .ok()
+        })
+        .collect();
+        let cors_origins = match split_csv(&pick(
+            args.cors_origins.clone(),
+            file.cors_origins.map(StringOrList::into_csv),
+            String::new(),
+        )) {
+            origins if origins.is_empty() => CorsOrigins::None,
+            origins if origins.iter().any(|o| o == "*") => CorsOrigins::Any,
+            origins => CorsOrigins::Exact(origins),
+        };
+        let log_format =
+            match pick(args.log_format.clone(), file.log_format, "text".into()).as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    errors.push(format!("log format {other:?} must be text or json"));
+                    LogFormat::Text
+                }
+            };
+        let workers = pick(args.workers, file.workers, 0);
+        Some(Self {
+            bind: bind?,
+            database: database?,
+            redis_url: redis_url.map(SecretString::from),
+            auth: AuthSettings {
+                jwt_secret: args
+                    .jwt_secret
+                    .clone()
+                    .or(file.jwt_secret)
+                    .filter(|s| !s.is_empty())
+                    .map(SecretString::from),
+                jwt_public_key: args.jwt_public_key.clone().or(file.jwt_public_key),
+                jwks_url,
+                audience: args.jwt_audience.clone().or(file.jwt_audience),
+                issuer: args.jwt_issuer.clone().or(file.jwt_issuer),
+            },
+            heartbeat: Duration::from_secs(pick(
+                args.heartbeat_secs,
+                file.heartbeat_secs,
+                DEFAULT_HEARTBEAT_SECS,
+            )),
+            cleanup_interval: Duration::from_secs(pick(
+                args.cleanup_interval_secs,
+                file.cleanup_interval_secs,
+                DEFAULT_CLEANUP_INTERVAL_SECS,
+            )),
+            cleanup_batch_size: pick(
+                args.cleanup_batch_size,
+                file.cleanup_batch_size,
+                DEFAULT_CLEANUP_BATCH_SIZE,
+            ),
+            stale_threshold: Duration::from_secs(pick(
+                args.stale_threshold_secs,
+                file.stale_threshold_secs,
+                DEFAULT_STALE_THRESHOLD_SECS,
+            )),
+            max_connections: pick(
+                args.max_connections,
+                file.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+            ),
+            queue_capacity: pick(
+                args.queue_capacity,
+                file.queue_capacity,
+                DEFAULT_QUEUE_CAPACITY,
+            ),
+            extra_event_types,
+            cors_origins,
+            max_body_bytes: pick(
+                args.max_body_bytes,
+                file.max_body_bytes,
+                DEFAULT_MAX_BODY_BYTES,
+            ),
+            retention: retention?,
+            insecure_no_auth: args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false),
+            workers: if workers == 0 {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            } else {
+                workers
+            },
+            instance_id: args
+                .instance_id
+                .clone()
+                .or(file.instance_id)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()),
+            log_format,
+        })
+    }
+
+    /// The contract's start-up rules: impossible values are errors, unwise
+    /// ones warnings.
+    pub fn validate(&self) -> Findings {
+        let mut findings = Findings::default();
+        let zero_checks = [
+            (
+                self.heartbeat.is_zero(),
+                "heartbeat_secs must be at least 1",
+            ),
+            (
+                self.cleanup_interval.is_zero(),
+                "cleanup_interval_secs must be at least 1",
+            ),
+            (
+                self.cleanup_batch_size == 0,
+                "cleanup_batch_size must be at least 1",
+            ),
+            (
+                self.stale_threshold.is_zero(),
+                "stale_threshold_secs must be at least 1",
+            ),
+            (
+                self.max_connections == 0,
+                "max_connections must be at least 1",
+            ),
+            (
+                self.queue_capacity == 0,
+                "queue_capacity must be at least 1",
+            ),
+            (
+                self.max_body_bytes == 0,
+                "max_body_bytes must be at least 1",
+            ),
+            (
+                self.retention.is_zero(),
+                "retention must be longer than zero",
+            ),
+        ];
+        findings.errors.extend(
+            zero_checks
+                .iter()
+                .filter(|(bad, _)| *bad)
+                .map(|(_, message)| (*message).to_owned()),
+        );
+        if !self.auth.enabled() && !self.bind.ip().is_loopback() && !self.insecure_no_auth {
+            findings.errors.push(format!(
+                "refusing to bind {} with authentication off: configure --jwt-secret, \
+                 --jwt-public-key or --jwks-url, or pass --insecure-no-auth",
+                self.bind
+            ));
+        }
+        if let Some(path) = &self.auth.jwt_public_key
+            && !path.is_file()
+        {
+            findings.errors.push(format!(
+                "jwt_public_key {} is not a readable file",
+                path.display()
+            ));
+        }
+        if !findings.errors.is_empty() {
+            return findings;
+        }
+        let interval = self.cleanup_interval.as_secs();
+        if !(10..=300).contains(&interval) {
+            findings.warnings.push(format!(
+                "cleanup_interval_secs={interval} is outside the recommended 10-300 s"
+            ));
+        }
+        if self.cleanup_batch_size > 100 {
+            findings.warnings.push(format!(
+                "cleanup_batch_size={} is outside the recommended 1-100",
+                self.cleanup_batch_size
+            ));
+        }
+        if self.stale_threshold < self.cleanup_interval * 2 {
+            findings.warnings.push(format!(
+                "stale_threshold_secs={} is under 2x cleanup_interval_secs={interval}: streams may be judged stale between two cleanups",
+                self.stale_threshold.as_secs()
+            ));
+        }
+        if self.stale_threshold < self.heartbeat * 3 {
+            findings.warnings.push(format!(
+                "stale_threshold_secs={} is under 3x heartbeat_secs={}: healthy idle streams may be closed as stale",
+                self.stale_threshold.as_secs(),
+                self.heartbeat.as_secs()
+            ));
+        }
+        if !self.auth.enabled() {
+            findings
+                .warnings
+                .push("authentication is off: no JWT key configured".into());
+        }
+        findings
+    }
+
+    /// The configuration as shown by `check-config` and `/sse/monitoring`,
+    /// secrets masked.
+    pub fn effective(&self) -> EffectiveConfig {
+        EffectiveConfig {
+            bind: self.bind.to_string(),
+            database_url: self.database.masked(),
+            redis_url: self.redis_url.as_ref().map(|u| mask_url(u.expose_secret())),
+            auth_enabled: self.auth.enabled(),
+            jwt_secret: self.auth.jwt_secret.as_ref().map(|_| "***".into()),
+            jwt_public_key: self
+                .auth
+                .jwt_public_key
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            jwks_url: self.auth.jwks_url.as_ref().map(ToString::to_string),
+            heartbeat_secs: self.heartbeat.as_secs(),
+            cleanup_interval_secs: self.cleanup_interval.as_secs(),
+            cleanup_batch_size: self.cleanup_batch_size,
+            stale_threshold_secs: self.stale_threshold.as_secs(),
+            max_connections: self.max_connections,
+            queue_capacity: self.queue_capacity,
+            event_types: self
+                .extra_event_types
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            cors_origins: match &self.cors_origins {
+                CorsOrigins::None => vec![],
+                CorsOrigins::Any => vec!["*".into()],
+                CorsOrigins::Exact(origins) => origins.clone(),
+            },
+            max_body_bytes: self.max_body_bytes,
+            retention: humantime::format_duration(self.retention).to_string(),
+            insecure_no_auth: self.insecure_no_auth,
+            workers: self.workers,
+            instance_id: self.instance_id.clone(),
+            log_format: self.log_format,
+        }
+    }
+}
+
+/// Serializable, secret-free view of [`Settings`].
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EffectiveConfig {
+    pub bind: String,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub auth_enabled: bool,
+    pub jwt_secret: Option<String>,
+    pub jwt_public_key: Option<String>,
+    pub jwks_url: Option<String>,
+    pub heartbeat_secs: u64,
+    pub cleanup_interval_secs: u64,
+    pub cleanup_batch_size: usize,
+    pub stale_threshold_secs: u64,
+    pub max_connections: usize,
+    pub queue_capacity: usize,
+    pub event_types: Vec<String>,
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub retention: String,
+    pub insecure_no_auth: bool,
+    pub workers: usize,
+    pub instance_id: String,
+    #[schema(value_type = String)]
+    pub log_format: LogFormat,
+}
+
+fn pick<T>(arg: Option<T>, file: Option<T>, default: T) -> T {
+    arg.or(file).unwrap_or(default)
+}
+
+fn split_csv(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn args() -> SettingsArgs {
+        SettingsArgs::default()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let (settings, _) = Settings::load(&args()).unwrap();
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert!(
+            matches!(settings.database, DatabaseUrl::Sqlite { ref path } if path == Path::new("data/sse-broker.db"))
+        );
+        assert_eq!(settings.heartbeat, Duration::from_secs(15));
+        assert_eq!(settings.cleanup_interval, Duration::from_secs(60));
+        assert_eq!(settings.cleanup_batch_size, 10);
+        assert_eq!(settings.stale_threshold, Duration::from_secs(300));
+        assert_eq!(settings.max_connections, 10_000);
+        assert_eq!(settings.queue_capacity, 1024);
+        assert_eq!(settings.max_body_bytes, 65536);
+        assert_eq!(settings.retention, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn flag_wins_over_file_and_file_over_default() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "heartbeat_secs = 20\ncleanup_batch_size = 7\nevent_types = [\"deploy\"]"
+        )
+        .unwrap();
+        let mut given = args();
+        given.config = Some(file.path().to_owned());
+        given.heartbeat_secs = Some(5);
+        let (settings, _) = Settings::load(&given).unwrap();
+        assert_eq!(settings.heartbeat, Duration::from_secs(5));
+        assert_eq!(settings.cleanup_batch_size, 7);
+        assert_eq!(settings.extra_event_types[0].as_str(), "deploy");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "heartbeat = 20").unwrap();
+        let mut given = args();
+        given.config = Some(file.path().to_owned());
+        assert!(matches!(
+            Settings::load(&given),
+            Err(ConfigError::ParseFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_zero_interval_is_an_error() {
+        let mut given = args();
+        given.cleanup_interval_secs = Some(0);
+        let Err(ConfigError::Invalid(errors)) = Settings::load(&given) else {
+            panic!("expected an error");
+        };
+        assert!(errors[0].contains("cleanup_interval_secs"));
+    }
+
+    #[test]
+    fn an_unparsable_url_is_an_error() {
+        let mut given = args();
+        given.database_url = Some("mysql://x".into());
+        assert!(Settings::load(&given).is_err());
+        given.database_url = None;
+        given.redis_url = Some("not a url".into());
+        assert!(Settings::load(&given).is_err());
+    }
+
+    #[test]
+    fn unwise_values_are_warnings() {
+        let mut given = args();
+        given.cleanup_interval_secs = Some(5);
+        given.cleanup_batch_size = Some(500);
+        given.stale_threshold_secs = Some(20);
+        let (_, warnings) = Settings::load(&given).unwrap();
+        let text = warnings.join("\n");
+        assert!(text.contains("outside the recommended 10-300"), "{text}");
+        assert!(text.contains("outside the recommended 1-100"), "{text}");
+        assert!(text.contains("under 3x heartbeat"), "{text}");
+    }
+
+    #[test]
+    fn a_public_bind_without_auth_is_refused_unless_insecure() {
+        let mut given = args();
+        given.bind = Some("0.0.0.0:8080".into());
+        assert!(Settings::load(&given).is_err());
+        given.insecure_no_auth = true;
+        assert!(Settings::load(&given).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_masked_in_the_effective_configuration() {
+        let mut given = args();
+        given.jwt_secret = Some("hunter2".into());
+        given.database_url = Some("postgres://u:pw@localhost/db".into());
+        let (settings, _) = Settings::load(&given).unwrap();
+        let shown = serde_json::to_string(&settings.effective()).unwrap();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains(":pw@"),
+            "{shown}"
+        );
+    }
+}

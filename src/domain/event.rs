@@ -1,0 +1,366 @@
+//! Events as publishers send them and as the store hands them back.
+//!
+//! Every identifier that crosses the HTTP edge is parsed here once
+//! (`EventType::parse`, `EventId::parse`, ...), so the rest of the broker never
+//! re-checks a string.
+
+use std::{collections::BTreeSet, fmt, sync::Arc};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Why a publisher's event was refused. Mapped to HTTP in `crate::error`.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventError {
+    #[error("event type must match [a-z][a-z0-9_.-]{{0,63}}, got {0:?}")]
+    MalformedType(String),
+    #[error("unknown event type {given:?}; valid types: {}", valid.join(", "))]
+    UnknownType { given: String, valid: Vec<String> },
+    #[error("{0}")]
+    InvalidPayload(String),
+    #[error("{field} must be 1 to 128 characters of [A-Za-z0-9_.:@-]")]
+    InvalidIdentifier { field: &'static str },
+    #[error("Last-Event-ID must be a non-negative decimal integer")]
+    InvalidEventId,
+}
+
+/// An event type name: `[a-z][a-z0-9_.-]{0,63}`. Cheap to clone (shared).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventType(Arc<str>);
+
+impl EventType {
+    pub fn parse(raw: &str) -> Result<Self, EventError> {
+        let bytes = raw.as_bytes();
+        let well_formed = !bytes.is_empty()
+            && bytes.len() <= 64
+            && bytes[0].is_ascii_lowercase()
+            && bytes[1..]
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(b));
+        if well_formed {
+            Ok(Self(Arc::from(raw)))
+        } else {
+            Err(EventError::MalformedType(raw.chars().take(80).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// The event types this broker accepts: the built-in set plus `--event-types`.
+#[derive(Debug, Clone)]
+pub struct EventTypeCatalog {
+    known: Arc<BTreeSet<EventType>>,
+}
+
+impl EventTypeCatalog {
+    /// Types every broker accepts. The last four belong to task streams.
+    pub const BUILT_IN: [&'static str; 10] = [
+        "file_change",
+        "commit",
+        "progress_update",
+        "risk_alert",
+        "task_update",
+        "system_status",
+        "progress",
+        "text",
+        "complete",
+        "error",
+    ];
+
+    pub fn new(extra: &[EventType]) -> Self {
+        let mut known: BTreeSet<EventType> = Self::BUILT_IN
+            .iter()
+            .map(|name| EventType::parse(name).expect("built-in types are well formed"))
+            .collect();
+        known.extend(extra.iter().cloned());
+        Self {
+            known: Arc::new(known),
+        }
+    }
+
+    /// Parses a publisher- or subscriber-supplied type and checks it is known.
+    pub fn resolve(&self, raw: &str) -> Result<EventType, EventError> {
+        let parsed = EventType::parse(raw);
+        match parsed {
+            Ok(event_type) if self.known.contains(&event_type) => Ok(event_type),
+            _ => Err(EventError::UnknownType {
+                given: raw.chars().take(80).collect(),
+                valid: self.names(),
+            }),
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.known.iter().map(|t| t.to_string()).collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &EventType> {
+        self.known.iter()
+    }
+}
+
+/// A persisted event's id: assigned by the event store, strictly increasing
+/// in delivery order, so the last id a client saw is a safe resume point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct EventId(pub i64);
+
+impl EventId {
+    /// Parses a `Last-Event-ID` header or `last_event_id` query value.
+    pub fn parse(raw: &str) -> Result<Self, EventError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.len() > 19 || !trimmed.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(EventError::InvalidEventId);
+        }
+        trimmed
+            .parse::<i64>()
+            .map(Self)
+            .map_err(|_| EventError::InvalidEventId)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+fn parse_identifier(raw: &str, field: &'static str) -> Result<Arc<str>, EventError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b));
+    if ok {
+        Ok(Arc::from(raw))
+    } else {
+        Err(EventError::InvalidIdentifier { field })
+    }
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, EventError> {
+                parse_identifier(raw, $field).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A project scope: streams filtered to a project see only its events.
+    ProjectId,
+    "project_id"
+);
+identifier!(
+    /// A user id (a token's `sub`): events carrying one are private to that user.
+    UserId,
+    "user_id"
+);
+identifier!(
+    /// A task id, `[A-Za-z0-9_-]{1,128}` at the task API's edge.
+    TaskRef,
+    "task_id"
+);
+
+/// The published `data`, validated against its type's payload rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventData(Value);
+
+impl EventData {
+    /// Typed payloads: `progress_update`/`progress` need `progress` in 0–100,
+    /// `text` needs a string `delta`. Other types take any JSON value.
+    pub fn validate(event_type: &EventType, data: Value) -> Result<Self, EventError> {
+        match event_type.as_str() {
+            "progress_update" | "progress" => {
+                let progress = data.get("progress").and_then(Value::as_f64);
+                match progress {
+                    Some(p) if (0.0..=100.0).contains(&p) => {}
+                    Some(_) => {
+                        return Err(EventError::InvalidPayload(format!(
+                            "{event_type} needs data.progress between 0 and 100"
+                        )));
+                    }
+                    None => {
+                        return Err(EventError::InvalidPayload(format!(
+                            "{event_type} needs data.progress as a number between 0 and 100"
+                        )));
+                    }
+                }
+            }
+            "text" if !data.get("delta").is_some_and(Value::is_string) => {
+                return Err(EventError::InvalidPayload(
+                    "text needs data.delta as a string".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(Self(data))
+    }
+
+    /// Wraps data produced by the broker itself (already well formed).
+    pub fn trusted(data: Value) -> Self {
+        Self(data)
+    }
+
+    pub fn as_value(&self) -> &Value {
+        &self.0
+    }
+
+    pub fn into_value(self) -> Value {
+        self.0
+    }
+}
+
+/// An event accepted from a publisher, not yet stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    pub data: EventData,
+    pub project_id: Option<ProjectId>,
+    pub user_id: Option<UserId>,
+    pub task_id: Option<TaskRef>,
+    pub persist: bool,
+    pub idempotency_key: Option<String>,
+    /// Publish time, ms since the epoch: the start of publish→deliver latency.
+    pub published_at_ms: i64,
+}
+
+/// An event as delivered: stored ones have an `id`, `persist: false` ones do not.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub id: Option<EventId>,
+    pub event_type: EventType,
+    pub data: Value,
+    pub project_id: Option<ProjectId>,
+    pub user_id: Option<UserId>,
+    pub task_id: Option<TaskRef>,
+    /// Publish time, ms since the epoch.
+    pub created_at_ms: i64,
+}
+
+impl StoredEvent {
+    pub fn from_new(event: NewEvent, id: Option<EventId>) -> Self {
+        Self {
+            id,
+            event_type: event.event_type,
+            data: event.data.into_value(),
+            project_id: event.project_id,
+            user_id: event.user_id,
+            task_id: event.task_id,
+            created_at_ms: event.published_at_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn event_type_accepts_the_documented_grammar() {
+        for ok in ["a", "progress_update", "x.y-z_9", &"a".repeat(64)] {
+            assert!(EventType::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn event_type_rejects_uppercase_leading_digit_and_overlong_names() {
+        for bad in ["", "A", "9a", "_a", "a b", "a\nb", "é", &"a".repeat(65)] {
+            assert!(EventType::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn catalog_refuses_an_unknown_type_with_the_valid_list() {
+        let catalog = EventTypeCatalog::new(&[EventType::parse("deploy").unwrap()]);
+        assert!(catalog.resolve("deploy").is_ok());
+        let Err(EventError::UnknownType { valid, .. }) = catalog.resolve("nope") else {
+            panic!("expected UnknownType");
+        };
+        assert!(valid.contains(&"commit".to_string()) && valid.contains(&"deploy".to_string()));
+    }
+
+    #[test]
+    fn last_event_id_must_be_a_plain_decimal() {
+        assert_eq!(EventId::parse("42").unwrap(), EventId(42));
+        assert_eq!(EventId::parse(" 7 ").unwrap(), EventId(7));
+        for bad in ["", "-1", "1e3", "abc", "0x10", "99999999999999999999"] {
+            assert!(EventId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn progress_payload_must_be_a_number_in_range() {
+        let t = EventType::parse("progress_update").unwrap();
+        assert!(EventData::validate(&t, json!({"progress": 0})).is_ok());
+        assert!(EventData::validate(&t, json!({"progress": 100.0})).is_ok());
+        assert!(EventData::validate(&t, json!({"progress": 101})).is_err());
+        assert!(EventData::validate(&t, json!({"progress": "50"})).is_err());
+        assert!(EventData::validate(&t, json!({})).is_err());
+    }
+
+    #[test]
+    fn text_payload_needs_a_string_delta() {
+        let t = EventType::parse("text").unwrap();
+        assert!(EventData::validate(&t, json!({"delta": "hi"})).is_ok());
+        assert!(EventData::validate(&t, json!({"delta": 1})).is_err());
+    }
+
+    #[test]
+    fn identifiers_refuse_control_characters_and_overlong_values() {
+        assert!(ProjectId::parse("p1").is_ok());
+        assert!(ProjectId::parse("a\r\nb").is_err());
+        assert!(UserId::parse(&"u".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Plain types and rules of the broker: what an event is, who may see it, and
+//! how it looks on the wire. Nothing here knows about actix, diesel or HTTP.
+
+pub mod event;
+pub mod sse_frame;
+pub mod subscription;
+
+pub use event::TaskRef;
+pub use event::{
+    EventData, EventId, EventType, EventTypeCatalog, NewEvent, ProjectId, StoredEvent, UserId,
+};
+pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
+
+/// Milliseconds since the Unix epoch: the one clock unit stored and sent.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,189 @@
+//! What a stream wants to receive, and what it is allowed to see.
+//!
+//! `Subscription::matches` is the single definition of "this event goes to
+//! this stream"; the Registry's routing index only narrows the candidates, and
+//! replay from the store applies the same function.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use serde::Serialize;
+
+use super::{EventType, ProjectId, StoredEvent, UserId, event::TaskRef};
+
+/// Which event types a stream receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeFilter {
+    All,
+    Only(Arc<BTreeSet<EventType>>),
+}
+
+impl TypeFilter {
+    pub fn only(types: impl IntoIterator<Item = EventType>) -> Self {
+        Self::Only(Arc::new(types.into_iter().collect()))
+    }
+
+    pub fn allows(&self, event_type: &EventType) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(types) => types.contains(event_type),
+        }
+    }
+
+    /// The names to report, given the catalog for `All`.
+    pub fn names<'a>(&'a self, all: impl Iterator<Item = &'a EventType>) -> Vec<String> {
+        match self {
+            Self::All => all.map(ToString::to_string).collect(),
+            Self::Only(types) => types.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// The projects a viewer's token grants (`projects` claim).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectAccess {
+    All,
+    Only(Arc<BTreeSet<ProjectId>>),
+}
+
+impl ProjectAccess {
+    pub fn allows(&self, project: &ProjectId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(projects) => projects.contains(project),
+        }
+    }
+}
+
+/// Who is watching: decides visibility of private and project events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Viewer {
+    pub user_id: Option<UserId>,
+    pub projects: ProjectAccess,
+}
+
+impl Viewer {
+    /// The viewer when authentication is off: every project, no identity.
+    pub fn anonymous() -> Self {
+        Self {
+            user_id: None,
+            projects: ProjectAccess::All,
+        }
+    }
+
+    /// Private events (`user_id` set) reach only that user; project events
+    /// only viewers granted the project.
+    pub fn can_see(&self, event: &StoredEvent) -> bool {
+        let user_ok = match &event.user_id {
+            None => true,
+            Some(owner) => self.user_id.as_ref() == Some(owner),
+        };
+        let project_ok = match &event.project_id {
+            None => true,
+            Some(project) => self.projects.allows(project),
+        };
+        user_ok && project_ok
+    }
+}
+
+/// A stream's filter plus its viewer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub event_types: TypeFilter,
+    /// When set, only events of this project reach the stream.
+    pub project_id: Option<ProjectId>,
+    /// When set, only events of this task reach the stream (task streams).
+    pub task_id: Option<TaskRef>,
+    pub viewer: Viewer,
+}
+
+impl Subscription {
+    pub fn matches(&self, event: &StoredEvent) -> bool {
+        self.event_types.allows(&event.event_type)
+            && self
+                .project_id
+                .as_ref()
+                .is_none_or(|p| event.project_id.as_ref() == Some(p))
+            && self
+                .task_id
+                .as_ref()
+                .is_none_or(|t| event.task_id.as_ref() == Some(t))
+            && self.viewer.can_see(event)
+    }
+}
+
+/// The public description of a subscription, as sent in `connected` and
+/// `subscription_updated` frames and listed by `/sse/connections`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionView {
+    pub event_types: Vec<String>,
+    pub project_id: Option<ProjectId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(event_type: &str, project: Option<&str>, user: Option<&str>) -> StoredEvent {
+        StoredEvent {
+            id: None,
+            event_type: EventType::parse(event_type).unwrap(),
+            data: json!({}),
+            project_id: project.map(|p| ProjectId::parse(p).unwrap()),
+            user_id: user.map(|u| UserId::parse(u).unwrap()),
+            task_id: None,
+            created_at_ms: 0,
+        }
+    }
+
+    fn subscription(types: &[&str], project: Option<&str>, viewer: Viewer) -> Subscription {
+        Subscription {
+            event_types: if types.is_empty() {
+                TypeFilter::All
+            } else {
+                TypeFilter::only(types.iter().map(|t| EventType::parse(t).unwrap()))
+            },
+            project_id: project.map(|p| ProjectId::parse(p).unwrap()),
+            task_id: None,
+            viewer,
+        }
+    }
+
+    #[test]
+    fn a_type_filter_lets_only_its_types_through() {
+        let sub = subscription(&["commit"], None, Viewer::anonymous());
+        assert!(sub.matches(&event("commit", None, None)));
+        assert!(!sub.matches(&event("risk_alert", None, None)));
+    }
+
+    #[test]
+    fn a_project_filter_excludes_other_projects_and_unscoped_events() {
+        let sub = subscription(&[], Some("p1"), Viewer::anonymous());
+        assert!(sub.matches(&event("commit", Some("p1"), None)));
+        assert!(!sub.matches(&event("commit", Some("p2"), None)));
+        assert!(!sub.matches(&event("commit", None, None)));
+    }
+
+    #[test]
+    fn a_private_event_reaches_only_its_user() {
+        let alice = Viewer {
+            user_id: Some(UserId::parse("alice").unwrap()),
+            projects: ProjectAccess::All,
+        };
+        let private = event("commit", None, Some("alice"));
+        assert!(subscription(&[], None, alice).matches(&private));
+        assert!(!subscription(&[], None, Viewer::anonymous()).matches(&private));
+    }
+
+    #[test]
+    fn a_viewer_never_sees_a_project_outside_its_grant() {
+        let viewer = Viewer {
+            user_id: None,
+            projects: ProjectAccess::Only(Arc::new([ProjectId::parse("p1").unwrap()].into())),
+        };
+        let sub = subscription(&[], None, viewer);
+        assert!(sub.matches(&event("commit", Some("p1"), None)));
+        assert!(sub.matches(&event("commit", None, None)));
+        assert!(!sub.matches(&event("commit", Some("p2"), None)));
+    }
+}

@@ -1,0 +1,240 @@
+//! `EventService`: the broker's use cases, between the thin HTTP edge and the
+//! actors. Publishing validates and hands events to the Persister; opening a
+//! stream admits it in the Registry, then starts its Connection actor, which
+//! replays from the store when resuming.
+
+use std::time::Duration;
+
+use actix::{Addr, AsyncContext};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    actors::{
+        connection::{CloseReason, Connection, OutboundFrame, StreamBody, StreamParts},
+        persister::{Persist, PersistError, Persister},
+        registry::{
+            self, ConnectionId, Register, RegisterError, Registry, UpdateSubscription,
+            UpdateSubscriptionError,
+        },
+    },
+    domain::{
+        EventData, EventId, EventTypeCatalog, NewEvent, ProjectId, Subscription, SubscriptionView,
+        TaskRef, TypeFilter, UserId, event::EventError, now_ms,
+    },
+    store::EventStore,
+    telemetry::Metrics,
+};
+
+/// The `retry:` hint of the first frame: how long browsers wait to reconnect.
+pub const RECONNECT_HINT: Duration = Duration::from_millis(3000);
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
+
+/// One event as a publisher sends it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct PublishEvent {
+    /// A built-in type or one from `--event-types`.
+    #[schema(example = "progress_update")]
+    pub event_type: String,
+    /// Any JSON value; typed for `progress_update`/`progress` (needs
+    /// `progress` 0–100) and `text` (needs a string `delta`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<Value>,
+    pub project_id: Option<String>,
+    /// Private event: delivered only to streams authenticated as this user.
+    pub user_id: Option<String>,
+    pub task_id: Option<String>,
+    /// `false`: delivered live only, not stored, no id. Default `true`.
+    pub persist: Option<bool>,
+    /// A repeat with the same key within 10 minutes is stored and delivered
+    /// once and answers the first id.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct EventService {
+    persister: Addr<Persister>,
+    registry: Addr<Registry>,
+    store: EventStore,
+    catalog: EventTypeCatalog,
+    heartbeat: Duration,
+    queue_capacity: usize,
+    metrics: Metrics,
+}
+
+impl EventService {
+    pub fn new(
+        persister: Addr<Persister>,
+        registry: Addr<Registry>,
+        store: EventStore,
+        catalog: EventTypeCatalog,
+        heartbeat: Duration,
+        queue_capacity: usize,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            persister,
+            registry,
+            store,
+            catalog,
+            heartbeat,
+            queue_capacity,
+            metrics,
+        }
+    }
+
+    pub fn catalog(&self) -> &EventTypeCatalog {
+        &self.catalog
+    }
+
+    /// Parses and checks one publisher event.
+    pub fn prepare(&self, input: PublishEvent) -> Result<NewEvent, EventError> {
+        let event_type = self.catalog.resolve(&input.event_type)?;
+        let data = EventData::validate(
+            &event_type,
+            input
+                .data
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        )?;
+        let persist = input.persist.unwrap_or(true);
+        let idempotency_key = match input.idempotency_key {
+            Some(key)
+                if key.is_empty()
+                    || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+                    || key.chars().any(char::is_control) =>
+            {
+                return Err(EventError::InvalidPayload(format!(
+                    "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
+                )));
+            }
+            Some(_) if !persist => {
+                return Err(EventError::InvalidPayload(
+                    "idempotency_key needs a stored event; drop it or remove persist: false".into(),
+                ));
+            }
+            key => key,
+        };
+        Ok(NewEvent {
+            event_type,
+            data,
+            project_id: input
+                .project_id
+                .as_deref()
+                .map(ProjectId::parse)
+                .transpose()?,
+            user_id: input.user_id.as_deref().map(UserId::parse).transpose()?,
+            task_id: input.task_id.as_deref().map(TaskRef::parse).transpose()?,
+            persist,
+            idempotency_key,
+            published_at_ms: now_ms(),
+        })
+    }
+
+    /// Stores (unless `persist: false`) and delivers the events, in order.
+    /// Returns once they are stored and handed to the Registry.
+    #[tracing::instrument(name = "publish", skip_all, fields(events = events.len()))]
+    pub async fn publish(
+        &self,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Option<EventId>>, PersistError> {
+        self.persister
+            .send(Persist { events })
+            .await
+            .map_err(|_| PersistError::ShuttingDown)?
+    }
+
+    /// Parses a comma-separated `event_types` list; empty means all types.
+    pub fn parse_type_filter(&self, raw: Option<&str>) -> Result<TypeFilter, EventError> {
+        let names: Vec<&str> = raw
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Ok(TypeFilter::All);
+        }
+        let types = names
+            .into_iter()
+            .map(|name| self.catalog.resolve(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TypeFilter::only(types))
+    }
+
+    pub fn view(&self, subscription: &Subscription) -> SubscriptionView {
+        SubscriptionView {
+            event_types: subscription.event_types.names(self.catalog.iter()),
+            project_id: subscription.project_id.clone(),
+        }
+    }
+
+    /// Admits a stream and starts its Connection actor. The first frame
+    /// (`connected`) is queued before registration so no live event can
+    /// precede it; with `resume_after`, stored events after it are replayed
+    /// before live ones, with no gap and no duplicate.
+    #[tracing::instrument(name = "open_stream", skip_all, fields(connection_id, resume_after = resume_after.map(|id| id.0)))]
+    pub async fn open_stream(
+        &self,
+        subscription: Subscription,
+        resume_after: Option<EventId>,
+    ) -> Result<(ConnectionId, StreamBody), RegisterError> {
+        let id = ConnectionId::random();
+        tracing::Span::current().record("connection_id", tracing::field::display(id));
+        let parts = StreamParts::new(self.queue_capacity + 1, resume_after);
+        let connected = registry::connected_frame(id, &self.view(&subscription), RECONNECT_HINT);
+        parts
+            .queue
+            .try_send(OutboundFrame {
+                bytes: connected,
+                event_id: None,
+            })
+            .expect("a new queue has room for its first frame");
+        let context = actix::Context::<Connection>::new();
+        let address = context.address();
+        self.registry
+            .send(Register {
+                id,
+                queue: parts.queue.clone(),
+                connection: address,
+                stats: parts.stats.clone(),
+                subscription: subscription.clone(),
+                replaying: resume_after.is_some(),
+            })
+            .await
+            .map_err(|_| RegisterError::ShuttingDown)??;
+        context.run(Connection {
+            id,
+            queue: parts.queue,
+            abort: Some(parts.abort),
+            registry: self.registry.clone(),
+            store: self.store.clone(),
+            subscription,
+            resume_after,
+            heartbeat: self.heartbeat,
+            close_reason: CloseReason::ClientGone,
+            metrics: self.metrics.clone(),
+        });
+        tracing::info!(connection_id = %id, "stream opened");
+        Ok((id, parts.body))
+    }
+
+    /// Changes a live stream's filter.
+    pub async fn update_subscription(
+        &self,
+        id: ConnectionId,
+        event_types: TypeFilter,
+        project_id: Option<ProjectId>,
+        requester: Option<UserId>,
+    ) -> Result<SubscriptionView, UpdateSubscriptionError> {
+        self.registry
+            .send(UpdateSubscription {
+                id,
+                event_types,
+                project_id,
+                requester,
+            })
+            .await
+            .map_err(|_| UpdateSubscriptionError::UnknownConnection)?
+    }
+}

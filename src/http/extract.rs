@@ -1,0 +1,131 @@
+//! Extractors that turn bad input into the error catalogue's JSON errors.
+//!
+//! [`JsonBody`] reads the body itself, whatever the `Content-Type` (a plain
+//! `curl -d` sends a form type), up to the configured limit, and tells a
+//! syntax error (400) from a wrong field type (422).
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The publish body limit, shared with the extractors through app data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body of type `T`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// An optional JSON body: an empty body is `None`.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the request body is larger than the {limit}-byte limit"),
+    )
+}
+
+async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::BytesMut, ApiError> {
+    let limit = req
+        .app_data::<web::Data<BodyLimit>>()
+        .map_or(65_536, |l| l.0);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                "the request body could not be read",
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        use serde_json::error::Category;
+        match error.classify() {
+            Category::Data => ApiError::new(
+                ErrorCode::InvalidField,
+                format!("invalid request body: {error}"),
+            ),
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the request body is not valid JSON: {error}"),
+            ),
+        }
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(req, payload).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::new(
+                    ErrorCode::MalformedJson,
+                    "the request body is empty; send a JSON document",
+                ));
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(req, payload).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJsonBody(None));
+            }
+            parse_json(&body).map(|v| OptionalJsonBody(Some(v)))
+        })
+    }
+}
+
+/// Query-string errors as `invalid_query` JSON errors.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("invalid query string: {error}"),
+        )
+        .into()
+    })
+}
+
+/// Path errors as `not_found` JSON errors.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|error, _| {
+        ApiError::new(ErrorCode::NotFound, format!("invalid path: {error}")).into()
+    })
+}

@@ -1,0 +1,112 @@
+//! `/sse/stats`, `/sse/connections`, `/sse/monitoring`, `POST /sse/cleanup`.
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+
+use super::extract::OptionalJsonBody;
+use crate::{
+    actors::{janitor::RunCleanup, registry::ListConnections},
+    app::AppState,
+    error::{ApiError, ErrorCode},
+    monitoring::{MonitoringDocument, Snapshot},
+};
+
+const MAX_PAGE: usize = 1000;
+
+/// Counters of this instance.
+#[utoipa::path(tag = "monitoring", responses((status = 200, description = "Counters", body = Object)))]
+#[get("/sse/stats")]
+pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let snapshot = Snapshot::collect(&state).await?;
+    let r = &snapshot.registry;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "active_connections": r.active_connections,
+        "total_connections": r.total_connections,
+        "events_published": r.events_published,
+        "events_delivered": r.events_delivered,
+        "events_dropped": r.events_dropped,
+        "connections_closed_slow": r.connections_closed_slow,
+        "events_by_type": r.events_by_type,
+        "closed_by_reason": r.closed_by_reason,
+        "uptime_secs": snapshot.uptime_secs,
+        "instance_id": state.settings.instance_id,
+    })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// At most 1000; default 100.
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// Live streams of this instance, oldest first.
+#[utoipa::path(
+    tag = "monitoring",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of live streams", body = crate::actors::registry::ConnectionPage),
+        (status = 400, description = "Bad paging", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/sse/connections")]
+pub async fn connections(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let page = state
+        .registry
+        .send(ListConnections {
+            limit,
+            offset: query.offset.unwrap_or(0),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The detailed monitoring document.
+#[utoipa::path(tag = "monitoring", responses((status = 200, description = "Monitoring document", body = MonitoringDocument)))]
+#[get("/sse/monitoring")]
+pub async fn monitoring(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let snapshot = Snapshot::collect(&state).await?;
+    Ok(HttpResponse::Ok().json(MonitoringDocument::build(&snapshot, &state)))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct CleanupRequest {
+    /// Connections closed per batch; default the configured size (1–1000).
+    pub batch_size: Option<usize>,
+}
+
+/// Run one stale-connection cleanup now.
+#[utoipa::path(
+    tag = "monitoring",
+    request_body(content = Option<CleanupRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "What the run did", body = crate::actors::janitor::CleanupReport),
+        (status = 422, description = "Bad batch size", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/sse/cleanup")]
+pub async fn cleanup(
+    state: web::Data<AppState>,
+    body: OptionalJsonBody<CleanupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let batch_size = body.0.unwrap_or_default().batch_size;
+    if batch_size.is_some_and(|b| b == 0 || b > 1000) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "batch_size must be between 1 and 1000",
+        ));
+    }
+    let report = state.janitor.send(RunCleanup { batch_size }).await??;
+    Ok(HttpResponse::Ok().json(report))
+}

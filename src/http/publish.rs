@@ -1,0 +1,215 @@
+//! `POST /sse/publish`, `POST /sse/test-event`, `POST /sse/subscribe`.
+
+use actix_web::{HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::extract::{JsonBody, OptionalJsonBody};
+use crate::{
+    actors::registry::ConnectionId,
+    app::AppState,
+    domain::{EventId, ProjectId, event::EventError},
+    error::{ApiError, ErrorCode},
+    event_service::PublishEvent,
+};
+
+/// Events accepted in one publish request.
+const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PublishResponse {
+    /// One id per event, in order; `null` for `persist: false`.
+    pub ids: Vec<Option<i64>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestEventResponse {
+    pub id: Option<i64>,
+}
+
+fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
+    ids.into_iter().map(|id| id.map(|id| id.0)).collect()
+}
+
+/// Reads one event or an array of events, naming the position of a bad one.
+fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
+    let decode = |value: Value, position: Option<usize>| {
+        serde_json::from_value::<PublishEvent>(value).map_err(|e| {
+            let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
+            ApiError::new(ErrorCode::InvalidField, format!("{at}{e}"))
+        })
+    };
+    match body {
+        Value::Array(items) if items.is_empty() => Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "the array of events is empty",
+        )),
+        Value::Array(items) if items.len() > MAX_EVENTS_PER_REQUEST => Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("at most {MAX_EVENTS_PER_REQUEST} events per request"),
+        )),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| decode(item, Some(i)))
+            .collect(),
+        object @ Value::Object(_) => Ok(vec![decode(object, None)?]),
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "the body must be an event object or an array of events",
+        )),
+    }
+}
+
+/// Publish one event, or an array of events, in one request.
+///
+/// Answers once every event is stored (unless `persist: false`) and handed
+/// to the streams, with one id per event.
+#[utoipa::path(
+    tag = "publish",
+    request_body(content = PublishEvent, description = "One event, or an array of events"),
+    responses(
+        (status = 202, description = "Stored and delivered", body = PublishResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the limit", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid event", body = crate::error::ErrorBody),
+        (status = 503, description = "Event store unavailable", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/sse/publish")]
+pub async fn publish(
+    state: web::Data<AppState>,
+    body: JsonBody<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let events = parse_events(body.0)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| state.events.prepare(event).map_err(|e| at_position(e, i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids = state.events.publish(events).await?;
+    Ok(HttpResponse::Accepted().json(PublishResponse { ids: ids_json(ids) }))
+}
+
+fn at_position(error: EventError, position: usize) -> ApiError {
+    let api: ApiError = error.into();
+    if position == 0 {
+        return api;
+    }
+    ApiError {
+        message: format!("event [{position}]: {}", api.message),
+        ..api
+    }
+}
+
+/// A development event; every field is optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct TestEvent {
+    /// Default `system_status`.
+    pub event_type: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: Option<Value>,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub persist: Option<bool>,
+}
+
+/// Publish one event for development.
+#[utoipa::path(
+    tag = "publish",
+    request_body(content = Option<TestEvent>, description = "Optional; defaults to a system_status event"),
+    responses(
+        (status = 202, description = "Stored and delivered", body = TestEventResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid event", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/sse/test-event")]
+pub async fn test_event(
+    state: web::Data<AppState>,
+    body: OptionalJsonBody<TestEvent>,
+) -> Result<HttpResponse, ApiError> {
+    let test = body.0.unwrap_or_default();
+    let event =
+        state.events.prepare(PublishEvent {
+            event_type: test.event_type.unwrap_or_else(|| "system_status".into()),
+            data: Some(test.data.unwrap_or_else(
+                || json!({ "message": "test event", "ts": crate::domain::now_ms() }),
+            )),
+            project_id: test.project_id,
+            user_id: test.user_id,
+            task_id: None,
+            persist: test.persist,
+            idempotency_key: None,
+        })?;
+    let ids = state.events.publish(vec![event]).await?;
+    Ok(HttpResponse::Accepted().json(TestEventResponse {
+        id: ids.into_iter().next().flatten().map(|id| id.0),
+    }))
+}
+
+/// Event types as a list or a comma-separated string.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum EventTypeList {
+    List(Vec<String>),
+    Csv(String),
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SubscribeRequest {
+    pub connection_id: String,
+    /// Empty = every type.
+    pub event_types: EventTypeList,
+    pub project_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubscribeResponse {
+    pub connection_id: String,
+    pub event_types: Vec<String>,
+    pub project_id: Option<String>,
+}
+
+/// Change a live stream's filter; the stream receives `subscription_updated`.
+#[utoipa::path(
+    tag = "streams",
+    request_body = SubscribeRequest,
+    responses(
+        (status = 200, description = "The new filter", body = SubscribeResponse),
+        (status = 404, description = "Unknown connection", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/sse/subscribe")]
+pub async fn subscribe(
+    state: web::Data<AppState>,
+    body: JsonBody<SubscribeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let id = ConnectionId::parse(&request.connection_id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ConnectionNotFound,
+            "no live connection with this connection_id",
+        )
+    })?;
+    let csv = match request.event_types {
+        EventTypeList::List(items) => items.join(","),
+        EventTypeList::Csv(csv) => csv,
+    };
+    let event_types = state.events.parse_type_filter(Some(&csv))?;
+    let project_id = request
+        .project_id
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(ProjectId::parse)
+        .transpose()?;
+    let view = state
+        .events
+        .update_subscription(id, event_types, project_id, None)
+        .await?;
+    Ok(HttpResponse::Ok().json(SubscribeResponse {
+        connection_id: id.to_string(),
+        event_types: view.event_types,
+        project_id: view.project_id.map(|p| p.to_string()),
+    }))
+}

@@ -1,0 +1,96 @@
+//! `GET /sse/events`: open a stream.
+
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
+use serde::Deserialize;
+
+use crate::{
+    app::AppState,
+    domain::{EventId, ProjectId, Subscription, UserId, Viewer},
+    error::ApiError,
+};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Comma-separated event types; default all.
+    pub event_types: Option<String>,
+    /// Only events of this project.
+    pub project_id: Option<String>,
+    /// Resume after this id (the `Last-Event-ID` header wins).
+    pub last_event_id: Option<String>,
+    /// With authentication off only: the identity whose private events this
+    /// stream receives (development use).
+    pub user_id: Option<String>,
+}
+
+/// The value of `Last-Event-ID` (header first, then query); empty = none.
+fn resume_point(req: &HttpRequest, query: &StreamQuery) -> Result<Option<EventId>, ApiError> {
+    let header = req
+        .headers()
+        .get("Last-Event-ID")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    match header.or(query.last_event_id.as_deref()) {
+        None => Ok(None),
+        Some(raw) if raw.trim().is_empty() => Ok(None),
+        Some(raw) => Ok(Some(EventId::parse(raw)?)),
+    }
+}
+
+/// Open an event stream.
+///
+/// The first frame is `connected`; a `Last-Event-ID` (header or query)
+/// replays every stored event after it that the filter matches, then live
+/// events follow with no gap and no duplicate.
+#[utoipa::path(
+    tag = "streams",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Non-numeric Last-Event-ID", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
+        (status = 503, description = "Connection limit reached or shutting down", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/sse/events")]
+pub async fn open_stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let resume_after = resume_point(&req, &query)?;
+    let event_types = state
+        .events
+        .parse_type_filter(query.event_types.as_deref())?;
+    let project_id = query
+        .project_id
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(ProjectId::parse)
+        .transpose()?;
+    let viewer = Viewer {
+        user_id: query.user_id.as_deref().map(UserId::parse).transpose()?,
+        ..Viewer::anonymous()
+    };
+    let subscription = Subscription {
+        event_types,
+        project_id,
+        task_id: None,
+        viewer,
+    };
+    let (_, body) = state.events.open_stream(subscription, resume_after).await?;
+    Ok(event_stream_response(body))
+}
+
+/// The response of every stream: SSE headers, identity encoding so no
+/// compression middleware buffers it, and no proxy buffering.
+pub fn event_stream_response(body: crate::actors::connection::StreamBody) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .body(body)
+}

@@ -1,0 +1,37 @@
+//! sse-broker: an actor-based Server-Sent Events broker.
+//!
+//! # Layout
+//!
+//! - [`cli`], [`config`]: the command line and the one typed [`config::Settings`].
+//! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
+//! - [`domain`]: events, ids, subscriptions, the SSE frame encoder; no I/O.
+//! - [`event_service`]: publish and open-stream use cases between HTTP and actors.
+//! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister.
+//! - [`store`]: the event store (SQLite today; PostgreSQL slots in beside it); the only SQL.
+//! - [`http`]: the thin actix-web edge and the route table; [`error`] maps errors to HTTP.
+//! - [`monitoring`]: the monitoring document and health rules.
+//! - [`telemetry`]: logs, OTLP traces and metrics, Prometheus `/metrics`.
+//! - [`auth`]: JWT claims and token minting.
+//!
+//! # Actor tree
+//!
+//! ```text
+//! System arbiter: Registry ◀── Persister (group commit → Route)
+//!                    ▲  ▲
+//!                    │  └── Janitor (FindStale → Close{Stale})
+//!   HTTP workers: Connection × N (one per stream: heartbeat, replay, close)
+//! ```
+
+pub mod actors;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod event_service;
+pub mod http;
+pub mod monitoring;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;

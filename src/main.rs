@@ -1,0 +1,92 @@
+//! The `sse-broker` binary: parse the command line, run the subcommand, map
+//! the outcome to an exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sse_broker::{
+    app::Application,
+    auth::{self, TokenRequest},
+    cli::{Cli, Command, TokenArgs},
+    config::Settings,
+    shutdown, store, telemetry,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.settings),
+        Command::Migrate => migrate(&cli.settings),
+        Command::Token(args) => token(&cli.settings, &args),
+        Command::CheckConfig => check_config(&cli.settings),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
+    let (settings, warnings) = Settings::load(args)?;
+    actix_web::rt::System::new().block_on(async move {
+        let telemetry = telemetry::init_tracing(settings.log_format);
+        for warning in &warnings {
+            tracing::warn!(finding = %warning, "configuration warning");
+        }
+        let application = Application::build(settings).await?;
+        let trigger = application.shutdown_handle();
+        actix_web::rt::spawn(async move {
+            shutdown::signal().await;
+            trigger.trigger();
+        });
+        let state = application.state().clone();
+        let result = application.run_until_stopped().await;
+        let metrics = state.metrics.clone();
+        let _ = tokio::task::spawn_blocking(move || metrics.shutdown_blocking()).await;
+        telemetry.shutdown().await;
+        tracing::info!("bye");
+        result
+    })
+}
+
+fn migrate(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
+    let (settings, _) = Settings::load(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let applied = runtime.block_on(store::run_migrations(&settings.database))?;
+    println!(
+        "applied {applied} migration(s) to {}",
+        settings.database.masked()
+    );
+    Ok(())
+}
+
+fn token(args: &sse_broker::config::SettingsArgs, token: &TokenArgs) -> anyhow::Result<()> {
+    let (settings, _) = Settings::load(args)?;
+    let pem = token.private_key.as_ref().map(std::fs::read).transpose()?;
+    let minted = auth::mint(
+        &settings.auth,
+        &TokenRequest {
+            sub: &token.sub,
+            scope: &token.scope,
+            projects: &token.projects,
+            ttl_secs: token.ttl,
+            private_key_pem: pem.as_deref(),
+        },
+    )?;
+    println!("{minted}");
+    Ok(())
+}
+
+fn check_config(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
+    let (settings, warnings) = Settings::load(args)?;
+    println!("{}", serde_json::to_string_pretty(&settings.effective())?);
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The monitoring document and the health rules behind `/sse/monitoring`,
+//! `/sse/stats` and `/health`: one snapshot of the actors' counters, and one
+//! function that turns it into `healthy` / `degraded` / `unhealthy`.
+
+use serde::Serialize;
+
+use crate::{
+    actors::{
+        janitor::{CleanupStats, GetCleanupStats},
+        registry::{AgeBuckets, GetStats, RegistryStats},
+    },
+    app::AppState,
+    config::EffectiveConfig,
+};
+
+/// Thresholds of the health rules.
+pub mod thresholds {
+    /// Active streams above this: warning.
+    pub const ACTIVE_CONNECTIONS_WARNING: usize = 1000;
+    /// Cleanup error rate above this: alert; above `..._WARNING`: warning.
+    pub const CLEANUP_ERROR_RATE_ALERT: f64 = 0.10;
+    pub const CLEANUP_ERROR_RATE_WARNING: f64 = 0.05;
+    /// Stale streams above this: warning.
+    pub const STALE_CONNECTIONS_WARNING: usize = 50;
+    /// Streams older than 6 h above this: warning.
+    pub const VERY_OLD_CONNECTIONS_WARNING: usize = 10;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OverallHealth {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Finding {
+    /// Stable rule name, e.g. `cleanup_error_rate`.
+    pub rule: &'static str,
+    /// `high` for alerts, `medium` for warnings.
+    pub severity: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HealthIndicators {
+    pub overall_health: OverallHealth,
+    pub alerts: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+}
+
+/// The actors' answers at one moment.
+pub struct Snapshot {
+    pub registry: RegistryStats,
+    pub cleanup: CleanupStats,
+    pub store_ok: bool,
+    pub uptime_secs: u64,
+}
+
+impl Snapshot {
+    pub async fn collect(state: &AppState) -> Result<Self, actix::MailboxError> {
+        let registry = state
+            .registry
+            .send(GetStats {
+                stale_threshold_ms: state.settings.stale_threshold.as_millis() as i64,
+            })
+            .await?;
+        let cleanup = state.janitor.send(GetCleanupStats).await?;
+        let store_ok = state.store.ping().await.is_ok();
+        Ok(Self {
+            registry,
+            cleanup,
+            store_ok,
+            uptime_secs: state.started_at.elapsed().as_secs(),
+        })
+    }
+
+    pub fn cleanup_error_rate(&self) -> f64 {
+        ratio(self.cleanup.total_errors, self.cleanup.total_runs)
+    }
+
+    pub fn connection_failure_rate(&self) -> f64 {
+        ratio(
+            self.cleanup.total_failed,
+            self.cleanup.total_cleaned + self.cleanup.total_failed,
+        )
+    }
+
+    /// The health rules: any alert makes the instance unhealthy, any warning
+    /// degraded.
+    pub fn health(&self) -> HealthIndicators {
+        use thresholds::*;
+        let mut alerts = Vec::new();
+        let mut warnings = Vec::new();
+        let alert = |rule, message: String| Finding {
+            rule,
+            severity: "high",
+            message,
+        };
+        let warning = |rule, message: String| Finding {
+            rule,
+            severity: "medium",
+            message,
+        };
+        if !self.store_ok {
+            alerts.push(alert(
+                "store_unavailable",
+                "the event store does not answer".into(),
+            ));
+        }
+        if !self.cleanup.cleanup_task_running {
+            alerts.push(alert(
+                "cleanup_not_running",
+                "the stale-connection cleanup is not running".into(),
+            ));
+        }
+        let error_rate = self.cleanup_error_rate();
+        if error_rate > CLEANUP_ERROR_RATE_ALERT {
+            alerts.push(alert(
+                "cleanup_error_rate",
+                format!(
+                    "cleanup error rate {:.1}% is above {:.0}%",
+                    error_rate * 100.0,
+                    CLEANUP_ERROR_RATE_ALERT * 100.0
+                ),
+            ));
+        } else if error_rate > CLEANUP_ERROR_RATE_WARNING {
+            warnings.push(warning(
+                "cleanup_error_rate",
+                format!(
+                    "cleanup error rate {:.1}% is above {:.0}%",
+                    error_rate * 100.0,
+                    CLEANUP_ERROR_RATE_WARNING * 100.0
+                ),
+            ));
+        }
+        let active = self.registry.active_connections;
+        if active > ACTIVE_CONNECTIONS_WARNING {
+            warnings.push(warning(
+                "high_connection_count",
+                format!("{active} active connections"),
+            ));
+        }
+        let AgeBuckets {
+            stale, very_old, ..
+        } = self.registry.age_buckets;
+        if stale > STALE_CONNECTIONS_WARNING {
+            warnings.push(warning(
+                "stale_connections",
+                format!("{stale} stale connections"),
+            ));
+        }
+        if very_old > VERY_OLD_CONNECTIONS_WARNING {
+            warnings.push(warning(
+                "very_old_connections",
+                format!("{very_old} connections older than 6 h"),
+            ));
+        }
+        let overall_health = if !alerts.is_empty() {
+            OverallHealth::Unhealthy
+        } else if !warnings.is_empty() {
+            OverallHealth::Degraded
+        } else {
+            OverallHealth::Healthy
+        };
+        HealthIndicators {
+            overall_health,
+            alerts,
+            warnings,
+        }
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// `GET /sse/monitoring`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MonitoringDocument {
+    pub timestamp: String,
+    pub service_name: &'static str,
+    pub instance_id: String,
+    #[schema(value_type = Object)]
+    pub connection_stats: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub cleanup_stats: serde_json::Value,
+    pub health_indicators: HealthIndicators,
+    #[schema(value_type = Object)]
+    pub performance_metrics: serde_json::Value,
+    pub configuration: EffectiveConfig,
+}
+
+impl MonitoringDocument {
+    pub fn build(snapshot: &Snapshot, state: &AppState) -> Self {
+        let r = &snapshot.registry;
+        let c = &snapshot.cleanup;
+        let uptime = snapshot.uptime_secs.max(1) as f64;
+        Self {
+            timestamp: crate::actors::registry::rfc3339(crate::domain::now_ms()),
+            service_name: "sse-broker",
+            instance_id: state.settings.instance_id.clone(),
+            connection_stats: serde_json::json!({
+                "active_connections": r.active_connections,
+                "total_connections": r.total_connections,
+                "max_connections": state.settings.max_connections,
+                "utilization_percent": r.active_connections as f64 * 100.0 / state.settings.max_connections as f64,
+                "replaying_connections": r.replaying_connections,
+                "queued_frames": r.queued_frames,
+                "closed_by_reason": r.closed_by_reason,
+                "connections_closed_slow": r.connections_closed_slow,
+                "cleanup_task_running": c.cleanup_task_running,
+            }),
+            cleanup_stats: serde_json::json!({
+                "total_runs": c.total_runs,
+                "total_cleaned": c.total_cleaned,
+                "total_failed": c.total_failed,
+                "total_errors": c.total_errors,
+                "total_batches": c.total_batches,
+                "error_rate": snapshot.cleanup_error_rate(),
+                "connection_failure_rate": snapshot.connection_failure_rate(),
+                "last_run_at": c.last_run_at,
+                "last_cleanup_duration_ms": c.last_cleanup_duration_ms,
+                "last_cleaned": c.last_cleaned,
+                "last_failed": c.last_failed,
+                "connections_per_cleanup": if c.total_runs == 0 { 0.0 } else { c.total_cleaned as f64 / c.total_runs as f64 },
+                "cleanup_task_running": c.cleanup_task_running,
+                "interval_secs": c.interval_secs,
+                "batch_size": c.batch_size,
+                "stale_threshold_secs": c.stale_threshold_secs,
+                "age_buckets": r.age_buckets,
+            }),
+            health_indicators: snapshot.health(),
+            performance_metrics: serde_json::json!({
+                "uptime_secs": snapshot.uptime_secs,
+                "events_published": r.events_published,
+                "events_delivered": r.events_delivered,
+                "events_dropped": r.events_dropped,
+                "events_published_per_second": r.events_published as f64 / uptime,
+                "events_delivered_per_second": r.events_delivered as f64 / uptime,
+                "events_by_type": r.events_by_type,
+            }),
+            configuration: state.settings.effective(),
+        }
+    }
+}

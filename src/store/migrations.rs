@@ -1,0 +1,40 @@
+//! Embedded migrations, applied by `serve` at start and by `migrate`.
+//!
+//! They run through diesel's sync harness on a blocking thread: the async
+//! harness calls `block_in_place`, which panics on actix's current-thread
+//! runtime.
+
+use diesel::{Connection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use super::StoreError;
+use crate::config::DatabaseUrl;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Applies pending migrations; returns how many ran.
+pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError> {
+    match database {
+        DatabaseUrl::Sqlite { path } => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Open(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let path = path.to_string_lossy().into_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut connection = SqliteConnection::establish(&path)
+                    .map_err(|e| StoreError::Open(e.to_string()))?;
+                connection
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|applied| applied.len())
+                    .map_err(|e| StoreError::Migration(e.to_string()))
+            })
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?
+        }
+        DatabaseUrl::Postgres { .. } => Err(StoreError::Open(
+            "the PostgreSQL backend is not built into this version; use sqlite://".into(),
+        )),
+    }
+}

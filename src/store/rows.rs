@@ -1,0 +1,78 @@
+//! Row structs: what diesel reads and writes. They convert into domain types
+//! and are never serialized to clients.
+
+use diesel::prelude::*;
+
+use super::schema::events;
+use crate::domain::{EventId, EventType, NewEvent, ProjectId, StoredEvent, TaskRef, UserId};
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub event_type: String,
+    pub data: String,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub task_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub trace_context: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl From<&NewEvent> for EventRow {
+    fn from(event: &NewEvent) -> Self {
+        Self {
+            event_type: event.event_type.to_string(),
+            data: event.data.as_value().to_string(),
+            project_id: event.project_id.as_ref().map(ToString::to_string),
+            user_id: event.user_id.as_ref().map(ToString::to_string),
+            task_id: event.task_id.as_ref().map(ToString::to_string),
+            idempotency_key: event.idempotency_key.clone(),
+            trace_context: None,
+            created_at_ms: event.published_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct StoredEventRow {
+    pub id: i64,
+    pub event_type: String,
+    pub data: String,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub task_id: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl StoredEventRow {
+    /// Rows were validated on the way in; one that no longer parses (edited
+    /// by hand) is skipped rather than failing a whole replay.
+    pub fn into_domain(self) -> Option<StoredEvent> {
+        Some(StoredEvent {
+            id: Some(EventId(self.id)),
+            event_type: EventType::parse(&self.event_type).ok()?,
+            data: serde_json::from_str(&self.data).ok()?,
+            project_id: self
+                .project_id
+                .as_deref()
+                .map(ProjectId::parse)
+                .transpose()
+                .ok()?,
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .ok()?,
+            task_id: self
+                .task_id
+                .as_deref()
+                .map(TaskRef::parse)
+                .transpose()
+                .ok()?,
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}

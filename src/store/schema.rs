@@ -1,0 +1,24 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    broker_state (key) {
+        key -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        event_type -> Text,
+        data -> Text,
+        project_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        task_id -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        trace_context -> Nullable<Text>,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(broker_state, events,);

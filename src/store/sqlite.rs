@@ -1,0 +1,238 @@
+//! The embedded SQLite backend: a bundled SQLite file in WAL mode, reached
+//! through diesel-async's `SyncConnectionWrapper` over a deadpool pool.
+//!
+//! Each operation is one closure of sync diesel run on a blocking thread
+//! (`spawn_blocking`): SQLite batch inserts with RETURNING only compile with
+//! sync diesel, and a blocking task is never cancelled half-way, which the
+//! wrapper's own query futures do not tolerate on actix's runtime.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use deadpool::Runtime;
+use diesel::{OptionalExtension, prelude::*, sqlite::SqliteConnection};
+use diesel_async::{
+    AsyncConnection, SimpleAsyncConnection,
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
+    sync_connection_wrapper::SyncConnectionWrapper,
+};
+use futures_util::FutureExt;
+
+use super::{
+    EventPage, InsertOutcome, StoreError,
+    rows::{EventRow, StoredEventRow},
+    schema::{broker_state, events},
+};
+use crate::domain::{EventId, StoredEvent};
+
+type Connection = SyncConnectionWrapper<SqliteConnection>;
+
+const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
+/// Readers run beside the single writer thanks to WAL.
+const POOL_SIZE: usize = 4;
+const POOL_WAIT: Duration = Duration::from_secs(5);
+/// NORMAL is durable across process crashes in WAL mode (only an OS crash
+/// can lose the last commits) and avoids an fsync per commit.
+const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut config = ManagerConfig::<Connection>::default();
+        config.custom_setup = Box::new(|url| {
+            let url = url.to_owned();
+            async move {
+                let mut connection = Connection::establish(&url).await?;
+                connection
+                    .batch_execute(CONNECTION_PRAGMAS)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(connection)
+            }
+            .boxed()
+        });
+        let manager = AsyncDieselConnectionManager::<Connection>::new_with_config(
+            path.to_string_lossy(),
+            config,
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    async fn with_connection<R: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let mut connection = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(connection.spawn_blocking(task).await?)
+    }
+
+    pub async fn insert_batch(
+        &self,
+        rows: Vec<EventRow>,
+        dedupe_since_ms: i64,
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        self.with_connection(move |c| {
+            c.immediate_transaction(|c| insert_batch(c, rows, dedupe_since_ms))
+        })
+        .await
+    }
+
+    pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = self
+            .with_connection(move |c| {
+                let mut query = events::table
+                    .filter(events::id.gt(page.after.0))
+                    .order(events::id.asc())
+                    .limit(page.limit)
+                    .select(StoredEventRow::as_select())
+                    .into_boxed();
+                if let Some(types) = page.event_types {
+                    query = query.filter(events::event_type.eq_any(types));
+                }
+                if let Some(project) = page.project_id {
+                    query = query.filter(events::project_id.eq(project));
+                }
+                if let Some(task) = page.task_id {
+                    query = query.filter(events::task_id.eq(task));
+                }
+                query.load::<StoredEventRow>(c)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(StoredEventRow::into_domain)
+            .collect())
+    }
+
+    pub async fn pruned_through(&self) -> Result<EventId, StoreError> {
+        let value = self
+            .with_connection(|c| {
+                broker_state::table
+                    .find(PRUNED_THROUGH_KEY)
+                    .select(broker_state::value)
+                    .first::<i64>(c)
+                    .optional()
+            })
+            .await?;
+        Ok(EventId(value.unwrap_or(0)))
+    }
+
+    pub async fn prune(&self, cutoff_ms: i64, batch: i64) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let deleted = self
+                .with_connection(move |c| {
+                    c.immediate_transaction(|c| prune_batch(c, cutoff_ms, batch))
+                })
+                .await?;
+            total += deleted as u64;
+            if deleted < batch as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.with_connection(|c| diesel::sql_query("SELECT 1").execute(c).map(drop))
+            .await
+    }
+}
+
+fn insert_batch(
+    c: &mut SqliteConnection,
+    rows: Vec<EventRow>,
+    dedupe_since_ms: i64,
+) -> QueryResult<Vec<InsertOutcome>> {
+    let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; rows.len()];
+    let mut first_with_key: HashMap<String, usize> = HashMap::new();
+    let mut repeats_in_batch = Vec::new();
+    let mut positions = Vec::with_capacity(rows.len());
+    let mut fresh = Vec::with_capacity(rows.len());
+    for (position, row) in rows.into_iter().enumerate() {
+        if let Some(key) = &row.idempotency_key {
+            if let Some(&first) = first_with_key.get(key) {
+                repeats_in_batch.push((position, first));
+                continue;
+            }
+            let existing = events::table
+                .filter(events::idempotency_key.eq(key))
+                .select((events::id, events::created_at_ms))
+                .first::<(i64, i64)>(c)
+                .optional()?;
+            match existing {
+                Some((id, at)) if at >= dedupe_since_ms => {
+                    outcomes[position] = Some(InsertOutcome::Duplicate(EventId(id)));
+                    continue;
+                }
+                // Outside the window: the key is free again.
+                Some((id, _)) => {
+                    diesel::update(events::table.find(id))
+                        .set(events::idempotency_key.eq(None::<String>))
+                        .execute(c)?;
+                }
+                None => {}
+            }
+            first_with_key.insert(key.clone(), position);
+        }
+        positions.push(position);
+        fresh.push(row);
+    }
+    if !fresh.is_empty() {
+        let ids: Vec<i64> = diesel::insert_into(events::table)
+            .values(&fresh)
+            .returning(events::id)
+            .get_results(c)?;
+        for (position, id) in positions.into_iter().zip(ids) {
+            outcomes[position] = Some(InsertOutcome::Inserted(EventId(id)));
+        }
+    }
+    for (position, first) in repeats_in_batch {
+        outcomes[position] = outcomes[first].map(|o| InsertOutcome::Duplicate(o.id()));
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.ok_or(diesel::result::Error::RollbackTransaction))
+        .collect()
+}
+
+fn prune_batch(c: &mut SqliteConnection, cutoff_ms: i64, batch: i64) -> QueryResult<usize> {
+    let ids: Vec<i64> = events::table
+        .filter(events::created_at_ms.lt(cutoff_ms))
+        .order(events::id.asc())
+        .limit(batch)
+        .select(events::id)
+        .load(c)?;
+    let Some(&highest) = ids.last() else {
+        return Ok(0);
+    };
+    let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(c)?;
+    diesel::insert_into(broker_state::table)
+        .values((
+            broker_state::key.eq(PRUNED_THROUGH_KEY),
+            broker_state::value.eq(highest),
+        ))
+        .on_conflict(broker_state::key)
+        .do_update()
+        .set(
+            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "MAX(value, excluded.value)",
+            )),
+        )
+        .execute(c)?;
+    Ok(deleted)
+}
