@@ -14,6 +14,7 @@ use utoipa_actix_web::AppExt;
 
 use crate::{
     actors::{janitor::Janitor, persister::Persister, registry::Registry},
+    auth::JwtVerifier,
     config::{CorsOrigins, Settings},
     domain::EventTypeCatalog,
     event_service::EventService,
@@ -23,7 +24,7 @@ use crate::{
     },
     shutdown::{self, ShutdownHandle},
     store::EventStore,
-    telemetry::Metrics,
+    telemetry::{BrokerRootSpan, Metrics},
 };
 
 /// What every handler can reach: the actors' addresses and shared services.
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: EventStore,
     pub metrics: Metrics,
     pub settings: Arc<Settings>,
+    /// `None` while authentication is off.
+    pub verifier: Option<JwtVerifier>,
     pub started_at: Instant,
 }
 
@@ -58,6 +61,7 @@ impl Application {
     }
 
     pub async fn build_with_metrics(settings: Settings, metrics: Metrics) -> anyhow::Result<Self> {
+        let verifier = JwtVerifier::from_settings(&settings.auth).context("loading the JWT key")?;
         let store = EventStore::open(&settings.database)
             .await
             .context("opening the event store")?;
@@ -102,6 +106,7 @@ impl Application {
             store,
             metrics,
             settings: Arc::new(settings),
+            verifier,
             started_at: Instant::now(),
         };
         let listener = TcpListener::bind(state.settings.bind)
@@ -200,7 +205,7 @@ fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server>
             .app_data(extract::path_config())
             .default_service(web::to(http::not_found))
             .wrap(cors(&state.settings.cors_origins))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<BrokerRootSpan>::new())
     })
     .workers(settings.workers)
     .backlog(4096)

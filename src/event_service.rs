@@ -178,6 +178,7 @@ impl EventService {
         &self,
         subscription: Subscription,
         resume_after: Option<EventId>,
+        token_expires_at: Option<u64>,
     ) -> Result<(ConnectionId, StreamBody), RegisterError> {
         let id = ConnectionId::random();
         tracing::Span::current().record("connection_id", tracing::field::display(id));
@@ -211,6 +212,7 @@ impl EventService {
             store: self.store.clone(),
             subscription,
             resume_after,
+            token_expires_at,
             heartbeat: self.heartbeat,
             close_reason: CloseReason::ClientGone,
             metrics: self.metrics.clone(),

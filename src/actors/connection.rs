@@ -58,16 +58,19 @@ pub enum CloseReason {
     Stale,
     /// The broker is shutting down.
     Shutdown,
+    /// The stream's token expired.
+    TokenExpired,
     /// Replay could not read the store; the client reconnects and retries.
     StoreUnavailable,
 }
 
 impl CloseReason {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::ClientGone,
         Self::Slow,
         Self::Stale,
         Self::Shutdown,
+        Self::TokenExpired,
         Self::StoreUnavailable,
     ];
 
@@ -77,6 +80,7 @@ impl CloseReason {
             Self::Slow => "slow",
             Self::Stale => "stale",
             Self::Shutdown => "shutdown",
+            Self::TokenExpired => "token_expired",
             Self::StoreUnavailable => "store_unavailable",
         }
     }
@@ -211,6 +215,8 @@ pub struct Connection {
     pub subscription: Subscription,
     /// `Some` on a resume: replay stored events after this id first.
     pub resume_after: Option<EventId>,
+    /// Unix seconds: the stream closes then, so a revoked user stops reading.
+    pub token_expires_at: Option<u64>,
     pub heartbeat: Duration,
     pub close_reason: CloseReason,
     pub metrics: Metrics,
@@ -237,12 +243,19 @@ impl Connection {
                     let _ = abort.send(reason);
                 }
             }
-            CloseReason::Shutdown => {
-                let frame = sse_frame::encode_control_with_retry(
-                    "shutdown",
-                    &json!({ "reason": "server_shutdown", "reconnect_after_ms": SHUTDOWN_RETRY.as_millis() as u64 }),
-                    SHUTDOWN_RETRY,
-                );
+            CloseReason::Shutdown | CloseReason::TokenExpired => {
+                let frame = if reason == CloseReason::Shutdown {
+                    sse_frame::encode_control_with_retry(
+                        "shutdown",
+                        &json!({ "reason": "server_shutdown", "reconnect_after_ms": SHUTDOWN_RETRY.as_millis() as u64 }),
+                        SHUTDOWN_RETRY,
+                    )
+                } else {
+                    sse_frame::encode_control(
+                        "token_expired",
+                        &json!({ "reason": "token_expired" }),
+                    )
+                };
                 if self
                     .queue
                     .try_send(OutboundFrame {
@@ -298,6 +311,12 @@ impl Actor for Connection {
         );
         if let Some(after) = self.resume_after {
             self.start_replay(after, ctx);
+        }
+        if let Some(expires_at) = self.token_expires_at {
+            let remaining = Duration::from_secs(expires_at.saturating_sub(crate::auth::unix_now()));
+            ctx.run_later(remaining, |act, ctx| {
+                act.close(CloseReason::TokenExpired, ctx)
+            });
         }
     }
 

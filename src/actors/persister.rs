@@ -8,7 +8,10 @@
 //! Commits are strictly one after another, so ids reach the Registry in
 //! increasing order. It also prunes expired events (retention).
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
@@ -46,7 +49,7 @@ pub struct Persister {
     store: EventStore,
     registry: Addr<Registry>,
     retention: Duration,
-    pending: Vec<PendingPublish>,
+    pending: VecDeque<PendingPublish>,
     in_flight: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
     metrics: Metrics,
@@ -63,7 +66,7 @@ impl Persister {
             store,
             registry,
             retention,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             in_flight: false,
             drain_waiters: Vec::new(),
             metrics,
@@ -81,8 +84,10 @@ impl Persister {
         }
         let mut batch = Vec::new();
         let mut taken = 0;
-        while taken < MAX_BATCH && !self.pending.is_empty() {
-            let request = self.pending.remove(0);
+        while taken < MAX_BATCH {
+            let Some(request) = self.pending.pop_front() else {
+                break;
+            };
             taken += request.events.len();
             batch.push(request);
         }
@@ -200,7 +205,7 @@ impl Handler<Persist> for Persister {
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        self.pending.push(PendingPublish {
+        self.pending.push_back(PendingPublish {
             events: msg.events,
             reply,
         });

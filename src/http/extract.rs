@@ -4,13 +4,17 @@
 //! `curl -d` sends a form type), up to the configured limit, and tells a
 //! syntax error (400) from a wrong field type (422).
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, marker::PhantomData, pin::Pin};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    app::AppState,
+    auth::{AuthError, Principal, Scope},
+    error::{ApiError, ErrorCode},
+};
 
 /// The publish body limit, shared with the extractors through app data.
 #[derive(Debug, Clone, Copy)]
@@ -128,4 +132,94 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|error, _| {
         ApiError::new(ErrorCode::NotFound, format!("invalid path: {error}")).into()
     })
+}
+
+/// A scope an endpoint requires, as a type: `Authenticated<Publish>`.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// Streams and `/sse/subscribe`.
+pub struct Subscribe;
+/// Publishing.
+pub struct Publish;
+/// Stats, listings, monitoring, cleanup.
+pub struct Admin;
+
+impl RequiredScope for Subscribe {
+    const SCOPE: Scope = Scope::Subscribe;
+}
+impl RequiredScope for Publish {
+    const SCOPE: Scope = Scope::Publish;
+}
+impl RequiredScope for Admin {
+    const SCOPE: Scope = Scope::Admin;
+}
+
+/// The verified caller, holding scope `S`. With authentication off every
+/// caller is the anonymous principal with every scope.
+pub struct Authenticated<S> {
+    pub principal: Principal,
+    scope: PhantomData<S>,
+}
+
+/// The token, from `Authorization: Bearer`, else the `sse_token` cookie,
+/// else the `access_token` query parameter (EventSource cannot set headers).
+fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(AuthError::Malformed)?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    for cookies in req.headers().get_all(header::COOKIE) {
+        let Ok(cookies) = cookies.to_str() else {
+            continue;
+        };
+        for pair in cookies.split(';') {
+            if let Some(token) = pair.trim().strip_prefix("sse_token=") {
+                return Ok(Some(token.to_owned()));
+            }
+        }
+    }
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .map_err(|_| AuthError::Malformed)?;
+    Ok(query.into_inner().remove("access_token"))
+}
+
+impl<S: RequiredScope> FromRequest for Authenticated<S> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate::<S>(req).map(|principal| Self {
+            principal,
+            scope: PhantomData,
+        }))
+    }
+}
+
+fn authenticate<S: RequiredScope>(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let verifier = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.verifier.clone());
+    let Some(verifier) = verifier else {
+        return Ok(Principal::anonymous());
+    };
+    let unauthorized = |e: AuthError| ApiError::new(ErrorCode::Unauthorized, e.to_string());
+    let token = find_token(req)
+        .map_err(unauthorized)?
+        .ok_or(AuthError::Missing)
+        .map_err(unauthorized)?;
+    let principal = verifier.verify(&token).map_err(unauthorized)?;
+    if !principal.has(S::SCOPE) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this endpoint needs the `{}` scope", S::SCOPE.as_str()),
+        ));
+    }
+    Ok(principal)
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 
-use super::extract::OptionalJsonBody;
+use super::extract::{Admin, Authenticated, OptionalJsonBody};
 use crate::{
     actors::{janitor::RunCleanup, registry::ListConnections},
     app::AppState,
@@ -16,7 +16,10 @@ const MAX_PAGE: usize = 1000;
 /// Counters of this instance.
 #[utoipa::path(tag = "monitoring", responses((status = 200, description = "Counters", body = Object)))]
 #[get("/sse/stats")]
-pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn stats(
+    state: web::Data<AppState>,
+    _auth: Authenticated<Admin>,
+) -> Result<HttpResponse, ApiError> {
     let snapshot = Snapshot::collect(&state).await?;
     let r = &snapshot.registry;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -54,6 +57,7 @@ pub struct PageQuery {
 pub async fn connections(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
+    _auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
@@ -75,7 +79,10 @@ pub async fn connections(
 /// The detailed monitoring document.
 #[utoipa::path(tag = "monitoring", responses((status = 200, description = "Monitoring document", body = MonitoringDocument)))]
 #[get("/sse/monitoring")]
-pub async fn monitoring(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn monitoring(
+    state: web::Data<AppState>,
+    _auth: Authenticated<Admin>,
+) -> Result<HttpResponse, ApiError> {
     let snapshot = Snapshot::collect(&state).await?;
     Ok(HttpResponse::Ok().json(MonitoringDocument::build(&snapshot, &state)))
 }
@@ -98,6 +105,7 @@ pub struct CleanupRequest {
 #[post("/sse/cleanup")]
 pub async fn cleanup(
     state: web::Data<AppState>,
+    _auth: Authenticated<Admin>,
     body: OptionalJsonBody<CleanupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let batch_size = body.0.unwrap_or_default().batch_size;

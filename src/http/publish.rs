@@ -4,11 +4,12 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{JsonBody, OptionalJsonBody};
+use super::extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe};
 use crate::{
     actors::registry::ConnectionId,
     app::AppState,
-    domain::{EventId, ProjectId, event::EventError},
+    auth::Principal,
+    domain::{EventId, NewEvent, ProjectId, event::EventError},
     error::{ApiError, ErrorCode},
     event_service::PublishEvent,
 };
@@ -25,6 +26,21 @@ pub struct PublishResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestEventResponse {
     pub id: Option<i64>,
+}
+
+/// A publisher may only publish to the projects its token grants.
+fn check_projects(principal: &Principal, events: &[NewEvent]) -> Result<(), ApiError> {
+    match events
+        .iter()
+        .filter_map(|e| e.project_id.as_ref())
+        .find(|p| !principal.may_access(p))
+    {
+        Some(project) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("the token does not grant project {project}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
@@ -71,6 +87,8 @@ fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
     responses(
         (status = 202, description = "Stored and delivered", body = PublishResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "No publish scope, or project outside the token", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the limit", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid event", body = crate::error::ErrorBody),
         (status = 503, description = "Event store unavailable", body = crate::error::ErrorBody),
@@ -79,6 +97,7 @@ fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
 #[post("/sse/publish")]
 pub async fn publish(
     state: web::Data<AppState>,
+    auth: Authenticated<Publish>,
     body: JsonBody<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let events = parse_events(body.0)?
@@ -86,6 +105,7 @@ pub async fn publish(
         .enumerate()
         .map(|(i, event)| state.events.prepare(event).map_err(|e| at_position(e, i)))
         .collect::<Result<Vec<_>, _>>()?;
+    check_projects(&auth.principal, &events)?;
     let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(PublishResponse { ids: ids_json(ids) }))
 }
@@ -126,6 +146,7 @@ pub struct TestEvent {
 #[post("/sse/test-event")]
 pub async fn test_event(
     state: web::Data<AppState>,
+    auth: Authenticated<Publish>,
     body: OptionalJsonBody<TestEvent>,
 ) -> Result<HttpResponse, ApiError> {
     let test = body.0.unwrap_or_default();
@@ -141,7 +162,9 @@ pub async fn test_event(
             persist: test.persist,
             idempotency_key: None,
         })?;
-    let ids = state.events.publish(vec![event]).await?;
+    let events = vec![event];
+    check_projects(&auth.principal, &events)?;
+    let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(TestEventResponse {
         id: ids.into_iter().next().flatten().map(|id| id.0),
     }))
@@ -176,6 +199,8 @@ pub struct SubscribeResponse {
     request_body = SubscribeRequest,
     responses(
         (status = 200, description = "The new filter", body = SubscribeResponse),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Another user's connection, or project outside the token", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown connection", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
     )
@@ -183,6 +208,7 @@ pub struct SubscribeResponse {
 #[post("/sse/subscribe")]
 pub async fn subscribe(
     state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
     body: JsonBody<SubscribeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0;
@@ -203,9 +229,17 @@ pub async fn subscribe(
         .filter(|p| !p.is_empty())
         .map(ProjectId::parse)
         .transpose()?;
+    if let Some(project) = &project_id
+        && !auth.principal.may_access(project)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the token does not grant this project",
+        ));
+    }
     let view = state
         .events
-        .update_subscription(id, event_types, project_id, None)
+        .update_subscription(id, event_types, project_id, auth.principal.user_id)
         .await?;
     Ok(HttpResponse::Ok().json(SubscribeResponse {
         connection_id: id.to_string(),

@@ -3,10 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Deserialize;
 
+use super::extract::{Authenticated, Subscribe};
 use crate::{
     app::AppState,
     domain::{EventId, ProjectId, Subscription, UserId, Viewer},
-    error::ApiError,
+    error::{ApiError, ErrorCode},
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -50,6 +51,8 @@ fn resume_point(req: &HttpRequest, query: &StreamQuery) -> Result<Option<EventId
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 400, description = "Non-numeric Last-Event-ID", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "No subscribe scope, or project outside the token", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
         (status = 503, description = "Connection limit reached or shutting down", body = crate::error::ErrorBody),
     )
@@ -59,7 +62,9 @@ pub async fn open_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<StreamQuery>,
+    auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
+    let principal = auth.principal;
     let resume_after = resume_point(&req, &query)?;
     let event_types = state
         .events
@@ -70,9 +75,21 @@ pub async fn open_stream(
         .filter(|p| !p.is_empty())
         .map(ProjectId::parse)
         .transpose()?;
-    let viewer = Viewer {
-        user_id: query.user_id.as_deref().map(UserId::parse).transpose()?,
-        ..Viewer::anonymous()
+    if let Some(project) = &project_id
+        && !principal.may_access(project)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the token does not grant this project",
+        ));
+    }
+    let viewer = if principal.authenticated {
+        principal.viewer()
+    } else {
+        Viewer {
+            user_id: query.user_id.as_deref().map(UserId::parse).transpose()?,
+            ..Viewer::anonymous()
+        }
     };
     let subscription = Subscription {
         event_types,
@@ -80,7 +97,10 @@ pub async fn open_stream(
         task_id: None,
         viewer,
     };
-    let (_, body) = state.events.open_stream(subscription, resume_after).await?;
+    let (_, body) = state
+        .events
+        .open_stream(subscription, resume_after, principal.expires_at)
+        .await?;
     Ok(event_stream_response(body))
 }
 

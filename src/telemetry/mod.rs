@@ -2,6 +2,7 @@
 //! and metrics pushed over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
 //! and the Prometheus text served at `/metrics`.
 
+mod http_span;
 mod metrics;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
+pub use http_span::BrokerRootSpan;
 pub use metrics::Metrics;
 
 use crate::config::LogFormat;
