@@ -228,10 +228,10 @@ impl Connection {
             bytes: sse_frame::encode_control("heartbeat", &json!({ "ts": now_ms() })),
             event_id: None,
         };
-        match self.queue.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.close(CloseReason::Slow, ctx),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.close(CloseReason::ClientGone, ctx),
+        // Best effort: a full queue already proves the connection is alive
+        // (a replay in progress, or a burst the Registry will judge).
+        if let Err(mpsc::error::TrySendError::Closed(_)) = self.queue.try_send(frame) {
+            self.close(CloseReason::ClientGone, ctx);
         }
     }
 
@@ -432,9 +432,13 @@ impl ReplayJob {
                 .map_err(|_| ReplayError::Registry)?;
             match hand_off {
                 HandOff::Live => break,
-                // Live events outran the hand-off buffer: they are stored,
-                // so read them from the store and try again.
-                HandOff::Overflowed => continue,
+                // Live events outran the hand-off buffer, or did not fit the
+                // queue: they are stored, so read them from the store (after
+                // the last frame actually queued) and hand off again.
+                HandOff::Overflowed { queued_through } => {
+                    self.after = self.after.max(queued_through);
+                    continue;
+                }
                 HandOff::Gone => return Err(ReplayError::ClientGone),
             }
         }

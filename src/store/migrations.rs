@@ -1,16 +1,20 @@
 //! Embedded migrations, applied by `serve` at start and by `migrate`.
 //!
-//! They run through diesel's sync harness on a blocking thread: the async
+//! They run through diesel's sync harness (over the async PostgreSQL
+//! connection via `AsyncConnectionWrapper`, so no libpq) on a blocking thread: the async
 //! harness calls `block_in_place`, which panics on actix's current-thread
 //! runtime.
 
 use diesel::{Connection, SqliteConnection};
+use diesel_async::{AsyncPgConnection, async_connection_wrapper::AsyncConnectionWrapper};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
 
 use super::StoreError;
 use crate::config::DatabaseUrl;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Applies pending migrations; returns how many ran.
 pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError> {
@@ -33,8 +37,18 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?
         }
-        DatabaseUrl::Postgres { .. } => Err(StoreError::Open(
-            "the PostgreSQL backend is not built into this version; use sqlite://".into(),
-        )),
+        DatabaseUrl::Postgres { url } => {
+            let url = url.expose_secret().to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+                    .map_err(|e| StoreError::Open(e.to_string()))?;
+                connection
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|applied| applied.len())
+                    .map_err(|e| StoreError::Migration(e.to_string()))
+            })
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?
+        }
     }
 }

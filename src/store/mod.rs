@@ -5,11 +5,14 @@
 //! Callers are the Persister (the single writer), replay and history.
 
 mod migrations;
+mod postgres;
 mod rows;
 mod schema;
 mod sqlite;
 
 use std::time::Duration;
+
+use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
@@ -84,6 +87,7 @@ impl EventPage {
 #[derive(Clone)]
 pub enum EventStore {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 impl std::fmt::Debug for EventStore {
@@ -98,15 +102,16 @@ impl EventStore {
         run_migrations(database).await?;
         match database {
             DatabaseUrl::Sqlite { path } => Ok(Self::Sqlite(sqlite::SqliteStore::open(path)?)),
-            DatabaseUrl::Postgres { .. } => Err(StoreError::Open(
-                "the PostgreSQL backend is not built into this version; use sqlite://".into(),
-            )),
+            DatabaseUrl::Postgres { url } => Ok(Self::Postgres(postgres::PostgresStore::open(
+                url.expose_secret(),
+            )?)),
         }
     }
 
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgresql",
         }
     }
 
@@ -121,6 +126,7 @@ impl EventStore {
         let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         match self {
             Self::Sqlite(store) => store.insert_batch(rows, dedupe_since_ms).await,
+            Self::Postgres(store) => store.insert_batch(rows, dedupe_since_ms).await,
         }
     }
 
@@ -129,6 +135,7 @@ impl EventStore {
     pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
         match self {
             Self::Sqlite(store) => store.events_after(page).await,
+            Self::Postgres(store) => store.events_after(page).await,
         }
     }
 
@@ -136,6 +143,7 @@ impl EventStore {
     pub async fn pruned_through(&self) -> Result<EventId, StoreError> {
         match self {
             Self::Sqlite(store) => store.pruned_through().await,
+            Self::Postgres(store) => store.pruned_through().await,
         }
     }
 
@@ -145,6 +153,7 @@ impl EventStore {
     pub async fn prune(&self, cutoff_ms: i64, batch: i64) -> Result<u64, StoreError> {
         match self {
             Self::Sqlite(store) => store.prune(cutoff_ms, batch).await,
+            Self::Postgres(store) => store.prune(cutoff_ms, batch).await,
         }
     }
 
@@ -152,6 +161,7 @@ impl EventStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.ping().await,
+            Self::Postgres(store) => store.ping().await,
         }
     }
 }

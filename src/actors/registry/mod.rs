@@ -319,8 +319,9 @@ impl Handler<Route> for Registry {
 pub enum HandOff {
     /// Buffered events after the replay were queued; the stream is live.
     Live,
-    /// The buffer overflowed: replay again from the store.
-    Overflowed,
+    /// The buffer overflowed or did not fit the queue: replay again from
+    /// the store after `queued_through`, the last id already queued.
+    Overflowed { queued_through: EventId },
     /// The stream is no longer registered.
     Gone,
 }
@@ -336,35 +337,34 @@ pub struct ReplayCaughtUp {
 impl Handler<ReplayCaughtUp> for Registry {
     type Result = MessageResult<ReplayCaughtUp>;
 
-    fn handle(&mut self, msg: ReplayCaughtUp, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ReplayCaughtUp, _: &mut Context<Self>) -> Self::Result {
         let Some(entry) = self.connections.get_mut(&msg.id) else {
             return MessageResult(HandOff::Gone);
         };
         let Delivery::Replaying { buffer, overflowed } = &mut entry.delivery else {
             return MessageResult(HandOff::Live);
         };
+        let mut queued_through = msg.last_replayed;
         if *overflowed {
             buffer.clear();
             *overflowed = false;
-            return MessageResult(HandOff::Overflowed);
+            return MessageResult(HandOff::Overflowed { queued_through });
         }
-        let buffered = std::mem::take(buffer);
+        // Already replayed from the store: skip, never send twice.
+        buffer.retain(|f| f.event_id.is_none_or(|id| id > msg.last_replayed));
+        while let Some(frame) = buffer.pop_front() {
+            let id = frame.event_id;
+            match entry.queue.try_send(frame) {
+                Ok(()) => queued_through = id.unwrap_or(queued_through),
+                // The replay filled the queue: the rest is in the store.
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    buffer.clear();
+                    return MessageResult(HandOff::Overflowed { queued_through });
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return MessageResult(HandOff::Gone),
+            }
+        }
         entry.delivery = Delivery::Live;
-        let mut full = false;
-        for frame in buffered {
-            // Already replayed from the store: skip, never send twice.
-            if frame.event_id.is_some_and(|id| id <= msg.last_replayed) {
-                continue;
-            }
-            if let Err(mpsc::error::TrySendError::Full(_)) = entry.queue.try_send(frame) {
-                full = true;
-                break;
-            }
-        }
-        if full {
-            self.close_slow(msg.id, ctx);
-            return MessageResult(HandOff::Gone);
-        }
         MessageResult(HandOff::Live)
     }
 }

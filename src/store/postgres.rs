@@ -1,0 +1,229 @@
+//! The PostgreSQL backend: diesel-async's `AsyncPgConnection` (pure Rust
+//! tokio-postgres, no libpq) over a deadpool pool.
+//!
+//! Commit order: every insert transaction first takes one transaction-scoped
+//! advisory lock, so batches from all instances commit one after another and
+//! a sequence id handed out earlier is always committed earlier. Ids are
+//! therefore visible in increasing order, which is what makes a client's
+//! `Last-Event-ID` a safe resume point whichever instance it reconnects to.
+
+use std::{collections::HashMap, time::Duration};
+
+use deadpool::Runtime;
+use diesel::{OptionalExtension, prelude::*};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
+};
+
+use super::{
+    EventPage, InsertOutcome, StoreError,
+    rows::{EventRow, StoredEventRow},
+    schema::{broker_state, events},
+};
+use crate::domain::{EventId, StoredEvent};
+
+const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
+/// The advisory lock that serializes event commits across instances ("SSEB").
+const COMMIT_ORDER_LOCK: i64 = 0x5353_4542;
+const POOL_SIZE: usize = 8;
+/// Fail fast when PostgreSQL is unreachable: publishers get a 503 in
+/// seconds, not a hung request.
+const POOL_WAIT: Duration = Duration::from_secs(3);
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl PostgresStore {
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    async fn connection(
+        &self,
+    ) -> Result<
+        deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>,
+        StoreError,
+    > {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    pub async fn insert_batch(
+        &self,
+        rows: Vec<EventRow>,
+        dedupe_since_ms: i64,
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut connection = self.connection().await?;
+        let outcomes = connection
+            .transaction(async |c| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                    .bind::<diesel::sql_types::BigInt, _>(COMMIT_ORDER_LOCK)
+                    .execute(c)
+                    .await?;
+                insert_batch(c, rows, dedupe_since_ms).await
+            })
+            .await?;
+        Ok(outcomes)
+    }
+
+    pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut connection = self.connection().await?;
+        let mut query = events::table
+            .filter(events::id.gt(page.after.0))
+            .order(events::id.asc())
+            .limit(page.limit)
+            .select(StoredEventRow::as_select())
+            .into_boxed();
+        if let Some(types) = page.event_types {
+            query = query.filter(events::event_type.eq_any(types));
+        }
+        if let Some(project) = page.project_id {
+            query = query.filter(events::project_id.eq(project));
+        }
+        if let Some(task) = page.task_id {
+            query = query.filter(events::task_id.eq(task));
+        }
+        let rows = query.load::<StoredEventRow>(&mut connection).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(StoredEventRow::into_domain)
+            .collect())
+    }
+
+    pub async fn pruned_through(&self) -> Result<EventId, StoreError> {
+        let mut connection = self.connection().await?;
+        let value = broker_state::table
+            .find(PRUNED_THROUGH_KEY)
+            .select(broker_state::value)
+            .first::<i64>(&mut connection)
+            .await
+            .optional()?;
+        Ok(EventId(value.unwrap_or(0)))
+    }
+
+    /// Deletes in small id-ordered batches, each its own short transaction,
+    /// so publishers never wait behind a long delete.
+    pub async fn prune(&self, cutoff_ms: i64, batch: i64) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let mut connection = self.connection().await?;
+            let deleted = connection
+                .transaction(async |c| {
+                    let ids: Vec<i64> = events::table
+                        .filter(events::created_at_ms.lt(cutoff_ms))
+                        .order(events::id.asc())
+                        .limit(batch)
+                        .select(events::id)
+                        .load(c)
+                        .await?;
+                    let Some(&highest) = ids.last() else {
+                        return Ok::<usize, diesel::result::Error>(0);
+                    };
+                    let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids)))
+                        .execute(c)
+                        .await?;
+                    diesel::insert_into(broker_state::table)
+                        .values((
+                            broker_state::key.eq(PRUNED_THROUGH_KEY),
+                            broker_state::value.eq(highest),
+                        ))
+                        .on_conflict(broker_state::key)
+                        .do_update()
+                        .set(
+                            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                                "GREATEST(broker_state.value, excluded.value)",
+                            )),
+                        )
+                        .execute(c)
+                        .await?;
+                    Ok(deleted)
+                })
+                .await?;
+            total += deleted as u64;
+            if deleted < batch as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut connection)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_batch(
+    c: &mut AsyncPgConnection,
+    rows: Vec<EventRow>,
+    dedupe_since_ms: i64,
+) -> QueryResult<Vec<InsertOutcome>> {
+    let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; rows.len()];
+    let mut first_with_key: HashMap<String, usize> = HashMap::new();
+    let mut repeats_in_batch = Vec::new();
+    let mut positions = Vec::with_capacity(rows.len());
+    let mut fresh = Vec::with_capacity(rows.len());
+    for (position, row) in rows.into_iter().enumerate() {
+        if let Some(key) = &row.idempotency_key {
+            if let Some(&first) = first_with_key.get(key) {
+                repeats_in_batch.push((position, first));
+                continue;
+            }
+            let existing = events::table
+                .filter(events::idempotency_key.eq(key))
+                .select((events::id, events::created_at_ms))
+                .first::<(i64, i64)>(c)
+                .await
+                .optional()?;
+            match existing {
+                Some((id, at)) if at >= dedupe_since_ms => {
+                    outcomes[position] = Some(InsertOutcome::Duplicate(EventId(id)));
+                    continue;
+                }
+                Some((id, _)) => {
+                    diesel::update(events::table.find(id))
+                        .set(events::idempotency_key.eq(None::<String>))
+                        .execute(c)
+                        .await?;
+                }
+                None => {}
+            }
+            first_with_key.insert(key.clone(), position);
+        }
+        positions.push(position);
+        fresh.push(row);
+    }
+    if !fresh.is_empty() {
+        let ids: Vec<i64> = diesel::insert_into(events::table)
+            .values(&fresh)
+            .returning(events::id)
+            .get_results(c)
+            .await?;
+        for (position, id) in positions.into_iter().zip(ids) {
+            outcomes[position] = Some(InsertOutcome::Inserted(EventId(id)));
+        }
+    }
+    for (position, first) in repeats_in_batch {
+        outcomes[position] = outcomes[first].map(|o| InsertOutcome::Duplicate(o.id()));
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.ok_or(diesel::result::Error::RollbackTransaction))
+        .collect()
+}
