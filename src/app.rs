@@ -8,12 +8,15 @@ use actix::{Actor, Addr};
 use actix_cors::Cors;
 use actix_web::{App, HttpServer, dev::Server, http::Method, web};
 use anyhow::Context as _;
+use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
 use crate::{
-    actors::{janitor::Janitor, persister::Persister, registry::Registry},
+    actors::{
+        janitor::Janitor, persister::Persister, redis_bridge::RedisBridge, registry::Registry,
+    },
     auth::JwtVerifier,
     config::{CorsOrigins, Settings},
     domain::EventTypeCatalog,
@@ -33,6 +36,8 @@ pub struct AppState {
     pub events: EventService,
     pub registry: Addr<Registry>,
     pub janitor: Addr<Janitor>,
+    /// Set in cluster mode (`REDIS_URL`).
+    pub bridge: Option<Addr<RedisBridge>>,
     pub persister: Addr<Persister>,
     pub store: EventStore,
     pub metrics: Metrics,
@@ -74,13 +79,24 @@ impl Application {
             metrics.clone(),
         )
         .start();
-        let persister = Persister::new(
-            store.clone(),
-            registry.clone(),
-            settings.retention,
-            metrics.clone(),
-        )
-        .start();
+        let bridge = match &settings.redis_url {
+            Some(url) => Some(
+                RedisBridge::new(
+                    url.expose_secret(),
+                    settings.instance_id.clone(),
+                    registry.clone(),
+                    store.clone(),
+                )?
+                .start(),
+            ),
+            None => None,
+        };
+        let router = match &bridge {
+            Some(bridge) => bridge.clone().recipient(),
+            None => registry.clone().recipient(),
+        };
+        let persister =
+            Persister::new(store.clone(), router, settings.retention, metrics.clone()).start();
         let janitor = Janitor::new(
             registry.clone(),
             settings.cleanup_interval,
@@ -102,6 +118,7 @@ impl Application {
             events,
             registry,
             janitor,
+            bridge,
             persister,
             store,
             metrics,

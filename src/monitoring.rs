@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::{
     actors::{
         janitor::{CleanupStats, GetCleanupStats},
+        redis_bridge::{BridgeStatus, GetBridgeStatus, LinkState},
         registry::{AgeBuckets, GetStats, RegistryStats},
     },
     app::AppState,
@@ -24,6 +25,8 @@ pub mod thresholds {
     pub const STALE_CONNECTIONS_WARNING: usize = 50;
     /// Streams older than 6 h above this: warning.
     pub const VERY_OLD_CONNECTIONS_WARNING: usize = 10;
+    /// Local vs Redis connection counts may differ by this much (or 10 %).
+    pub const MISMATCH_TOLERANCE: usize = 5;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -56,6 +59,8 @@ pub struct Snapshot {
     pub cleanup: CleanupStats,
     pub store_ok: bool,
     pub uptime_secs: u64,
+    /// `None` unless clustered.
+    pub bridge: Option<BridgeStatus>,
 }
 
 impl Snapshot {
@@ -68,11 +73,16 @@ impl Snapshot {
             .await?;
         let cleanup = state.janitor.send(GetCleanupStats).await?;
         let store_ok = state.store.ping().await.is_ok();
+        let bridge = match &state.bridge {
+            Some(bridge) => Some(bridge.send(GetBridgeStatus).await?),
+            None => None,
+        };
         Ok(Self {
             registry,
             cleanup,
             store_ok,
             uptime_secs: state.started_at.elapsed().as_secs(),
+            bridge,
         })
     }
 
@@ -135,6 +145,22 @@ impl Snapshot {
                 ),
             ));
         }
+        if let Some(bridge) = &self.bridge {
+            if bridge.state != LinkState::Up {
+                let reason = bridge
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "connecting".into());
+                warnings.push(warning(
+                    "redis_unavailable",
+                    format!(
+                        "Redis is unreachable ({reason}); serving local publishers and streams"
+                    ),
+                ));
+            } else if let Some(mismatch) = self.connection_mismatch() {
+                alerts.push(alert("connection_mismatch", mismatch));
+            }
+        }
         let active = self.registry.active_connections;
         if active > ACTIVE_CONNECTIONS_WARNING {
             warnings.push(warning(
@@ -169,6 +195,31 @@ impl Snapshot {
             alerts,
             warnings,
         }
+    }
+}
+
+impl Snapshot {
+    /// Local active streams against the count this instance holds in Redis.
+    /// The Redis count is refreshed every few seconds, so a small difference
+    /// is churn; a large one means the presence updates are failing.
+    pub fn connection_mismatch(&self) -> Option<String> {
+        let bridge = self.bridge.as_ref()?;
+        let in_redis = bridge.own_redis_count?;
+        let local = self.registry.active_connections;
+        let tolerance = thresholds::MISMATCH_TOLERANCE.max(local / 10);
+        (local.abs_diff(in_redis) > tolerance)
+            .then(|| format!("{local} active connections here, {in_redis} recorded in Redis"))
+    }
+
+    /// Cluster-wide totals from every instance's Redis entry.
+    pub fn cluster(&self) -> Option<serde_json::Value> {
+        let bridge = self.bridge.as_ref()?;
+        Some(serde_json::json!({
+            "instances": bridge.instances,
+            "instance_count": bridge.instances.len(),
+            "total_active_connections": bridge.instances.iter().map(|i| i.active_connections).sum::<usize>(),
+            "redis": bridge.state,
+        }))
     }
 }
 
@@ -215,6 +266,8 @@ impl MonitoringDocument {
                 "closed_by_reason": r.closed_by_reason,
                 "connections_closed_slow": r.connections_closed_slow,
                 "cleanup_task_running": c.cleanup_task_running,
+                "redis_connections": snapshot.bridge.as_ref().and_then(|b| b.own_redis_count),
+                "cluster": snapshot.cluster(),
             }),
             cleanup_stats: serde_json::json!({
                 "total_runs": c.total_runs,

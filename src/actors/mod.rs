@@ -16,8 +16,11 @@
 //! - [`janitor::Janitor`] closes stale streams in batches.
 //! - [`persister::Persister`] group-commits published events to the store,
 //!   then routes them: stored before delivered.
+//! - [`redis_bridge::RedisBridge`] (cluster mode) publishes committed
+//!   batches to Redis and routes what every instance published, in id order.
 
 pub mod connection;
 pub mod janitor;
 pub mod persister;
+pub mod redis_bridge;
 pub mod registry;

@@ -14,15 +14,15 @@ use std::{
 };
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
     WrapFuture,
 };
 use tokio::sync::oneshot;
 
-use super::registry::{Registry, Route};
+use super::registry::Route;
 use crate::{
     domain::{EventId, NewEvent, StoredEvent, now_ms},
-    store::{EventStore, InsertOutcome, StoreError},
+    store::{CommittedBatch, EventStore, InsertOutcome, StoreError},
     telemetry::Metrics,
 };
 
@@ -47,7 +47,8 @@ struct PendingPublish {
 
 pub struct Persister {
     store: EventStore,
-    registry: Addr<Registry>,
+    /// The Registry in a single instance, the RedisBridge in a cluster.
+    router: Recipient<Route>,
     retention: Duration,
     pending: VecDeque<PendingPublish>,
     in_flight: bool,
@@ -58,13 +59,13 @@ pub struct Persister {
 impl Persister {
     pub fn new(
         store: EventStore,
-        registry: Addr<Registry>,
+        router: Recipient<Route>,
         retention: Duration,
         metrics: Metrics,
     ) -> Self {
         Self {
             store,
-            registry,
+            router,
             retention,
             pending: VecDeque::new(),
             in_flight: false,
@@ -100,13 +101,17 @@ impl Persister {
         let started = Instant::now();
         let write = async move {
             if to_store.is_empty() {
-                return Ok((Vec::new(), 0));
+                let nothing = CommittedBatch {
+                    outcomes: Vec::new(),
+                    previous_id: EventId(0),
+                };
+                return Ok((nothing, 0));
             }
             let count = to_store.len();
             store
                 .insert_batch(&to_store)
                 .await
-                .map(|outcomes| (outcomes, count))
+                .map(|batch| (batch, count))
         };
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.in_flight = false;
@@ -118,10 +123,10 @@ impl Persister {
     fn complete(
         &mut self,
         batch: Vec<PendingPublish>,
-        result: Result<(Vec<InsertOutcome>, usize), StoreError>,
+        result: Result<(CommittedBatch, usize), StoreError>,
         started: Instant,
     ) {
-        let (outcomes, stored) = match result {
+        let (committed, stored) = match result {
             Ok(ok) => ok,
             Err(error) => {
                 tracing::error!(error.message = %error, error.cause_chain = ?error, "storing a publish batch failed");
@@ -135,7 +140,7 @@ impl Persister {
             self.metrics
                 .record_commit(stored, started.elapsed().as_secs_f64());
         }
-        let mut outcomes = outcomes.into_iter();
+        let mut outcomes = committed.outcomes.into_iter();
         let mut routed = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         for request in batch {
@@ -158,7 +163,10 @@ impl Persister {
             replies.push((request.reply, ids));
         }
         if !routed.is_empty() {
-            self.registry.do_send(Route { events: routed });
+            self.router.do_send(Route {
+                events: routed,
+                previous_id: (stored > 0).then_some(committed.previous_id),
+            });
         }
         for (reply, ids) in replies {
             let _ = reply.send(Ok(ids));

@@ -55,6 +55,10 @@
 //!   `id:` values that do not increase on a stream are always a broker bug.
 //! - `run` is unique per invocation; frames of the right type from anyone
 //!   else are counted as `foreign_frames` and otherwise ignored.
+//! - Memory per stream means something only on a freshly started broker:
+//!   the allocator keeps memory once freed, and the broker notices that a
+//!   client has gone only when a write (a heartbeat) fails, so the streams
+//!   of an earlier run may still be held for a while.
 //!
 //! # Safety rails
 //!

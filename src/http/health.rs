@@ -27,6 +27,10 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "store": { "status": if snapshot.store_ok { "ok" } else { "unavailable" }, "backend": state.store.backend() },
             "registry": { "status": "ok", "active_connections": snapshot.registry.active_connections },
             "cleanup": { "status": if snapshot.cleanup.cleanup_task_running { "ok" } else { "stopped" }, "error_rate": snapshot.cleanup_error_rate() },
+            "redis": match &snapshot.bridge {
+                None => serde_json::json!({ "status": "disabled" }),
+                Some(bridge) => serde_json::json!({ "status": bridge.state, "reason": bridge.last_error, "reconnects": bridge.reconnects }),
+            },
         },
         "alerts": indicators.alerts,
         "warnings": indicators.warnings,

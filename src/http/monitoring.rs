@@ -33,6 +33,7 @@ pub async fn stats(
         "closed_by_reason": r.closed_by_reason,
         "uptime_secs": snapshot.uptime_secs,
         "instance_id": state.settings.instance_id,
+        "cluster": snapshot.cluster(),
     })))
 }
 

@@ -15,6 +15,8 @@ use crate::config::DatabaseUrl;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// Serializes migrations across instances ("SSEM").
+const MIGRATION_LOCK: i64 = 0x5353_454D;
 
 /// Applies pending migrations; returns how many ran.
 pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError> {
@@ -42,6 +44,14 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             tokio::task::spawn_blocking(move || {
                 let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
                     .map_err(|e| StoreError::Open(e.to_string()))?;
+                // Instances starting together on a fresh database would race
+                // on CREATE TABLE; the session lock lets one migrate at a time.
+                diesel::RunQueryDsl::execute(
+                    diesel::sql_query("SELECT pg_advisory_lock($1)")
+                        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK),
+                    &mut connection,
+                )
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
                 connection
                     .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map(|applied| applied.len())

@@ -56,6 +56,16 @@ impl InsertOutcome {
     }
 }
 
+/// A committed batch: one outcome per event, and the id of the last event
+/// committed before it. Batches commit one at a time, so `previous_id`
+/// chains them: a receiver that has not routed `previous_id` yet knows it
+/// missed a batch and reads it from the store.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    pub outcomes: Vec<InsertOutcome>,
+    pub previous_id: EventId,
+}
+
 /// A page of stored events: id greater than `after`, oldest first, narrowed
 /// by what SQL can filter cheaply. Visibility is still applied by the caller
 /// through `Subscription::matches`.
@@ -118,10 +128,7 @@ impl EventStore {
     /// Stores a batch in one transaction and returns one outcome per event,
     /// in order. Ids are assigned in commit order.
     #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = events.len()))]
-    pub async fn insert_batch(
-        &self,
-        events: &[NewEvent],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
+    pub async fn insert_batch(&self, events: &[NewEvent]) -> Result<CommittedBatch, StoreError> {
         let rows = events.iter().map(rows::EventRow::from).collect();
         let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         match self {
@@ -136,6 +143,14 @@ impl EventStore {
         match self {
             Self::Sqlite(store) => store.events_after(page).await,
             Self::Postgres(store) => store.events_after(page).await,
+        }
+    }
+
+    /// The newest stored id (0 when empty).
+    pub async fn latest_id(&self) -> Result<EventId, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.latest_id().await,
+            Self::Postgres(store) => store.latest_id().await,
         }
     }
 

@@ -17,7 +17,7 @@ use diesel_async::{
 };
 
 use super::{
-    EventPage, InsertOutcome, StoreError,
+    CommittedBatch, EventPage, InsertOutcome, StoreError,
     rows::{EventRow, StoredEventRow},
     schema::{broker_state, events},
 };
@@ -66,18 +66,29 @@ impl PostgresStore {
         &self,
         rows: Vec<EventRow>,
         dedupe_since_ms: i64,
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
+    ) -> Result<CommittedBatch, StoreError> {
         let mut connection = self.connection().await?;
-        let outcomes = connection
+        let batch = connection
             .transaction(async |c| {
                 diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
                     .bind::<diesel::sql_types::BigInt, _>(COMMIT_ORDER_LOCK)
                     .execute(c)
                     .await?;
-                insert_batch(c, rows, dedupe_since_ms).await
+                // Under the lock: the last id committed before this batch.
+                let previous_id = latest_id(c).await?;
+                let outcomes = insert_batch(c, rows, dedupe_since_ms).await?;
+                Ok::<_, diesel::result::Error>(CommittedBatch {
+                    outcomes,
+                    previous_id,
+                })
             })
             .await?;
-        Ok(outcomes)
+        Ok(batch)
+    }
+
+    pub async fn latest_id(&self) -> Result<EventId, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(latest_id(&mut connection).await?)
     }
 
     pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
@@ -167,6 +178,14 @@ impl PostgresStore {
             .await?;
         Ok(())
     }
+}
+
+async fn latest_id(c: &mut AsyncPgConnection) -> QueryResult<EventId> {
+    events::table
+        .select(diesel::dsl::max(events::id))
+        .first::<Option<i64>>(c)
+        .await
+        .map(|id| EventId(id.unwrap_or(0)))
 }
 
 async fn insert_batch(

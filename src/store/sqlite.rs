@@ -18,7 +18,7 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 use super::{
-    EventPage, InsertOutcome, StoreError,
+    CommittedBatch, EventPage, InsertOutcome, StoreError,
     rows::{EventRow, StoredEventRow},
     schema::{broker_state, events},
 };
@@ -85,11 +85,23 @@ impl SqliteStore {
         &self,
         rows: Vec<EventRow>,
         dedupe_since_ms: i64,
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
+    ) -> Result<CommittedBatch, StoreError> {
         self.with_connection(move |c| {
-            c.immediate_transaction(|c| insert_batch(c, rows, dedupe_since_ms))
+            c.immediate_transaction(|c| {
+                // Under the write lock: nothing can commit in between.
+                let previous_id = latest_id(c)?;
+                let outcomes = insert_batch(c, rows, dedupe_since_ms)?;
+                Ok(CommittedBatch {
+                    outcomes,
+                    previous_id,
+                })
+            })
         })
         .await
+    }
+
+    pub async fn latest_id(&self) -> Result<EventId, StoreError> {
+        self.with_connection(latest_id).await
     }
 
     pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
@@ -151,6 +163,13 @@ impl SqliteStore {
         self.with_connection(|c| diesel::sql_query("SELECT 1").execute(c).map(drop))
             .await
     }
+}
+
+fn latest_id(c: &mut SqliteConnection) -> QueryResult<EventId> {
+    events::table
+        .select(diesel::dsl::max(events::id))
+        .first::<Option<i64>>(c)
+        .map(|id| EventId(id.unwrap_or(0)))
 }
 
 fn insert_batch(

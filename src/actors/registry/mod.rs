@@ -298,10 +298,13 @@ impl Handler<Unregister> for Registry {
 }
 
 /// Deliver events, in id order, to every matching stream.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Route {
     pub events: Vec<StoredEvent>,
+    /// The last id committed before these events (`None` when none of them
+    /// is stored); lets a cluster receiver detect a batch it missed.
+    pub previous_id: Option<EventId>,
 }
 
 impl Handler<Route> for Registry {
@@ -579,6 +582,19 @@ impl Handler<GetStats> for Registry {
             replaying_connections: replaying,
             queued_frames: queued,
         })
+    }
+}
+
+/// How many streams are open, cheaply.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct ActiveConnections;
+
+impl Handler<ActiveConnections> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: ActiveConnections, _: &mut Context<Self>) -> usize {
+        self.connections.len()
     }
 }
 

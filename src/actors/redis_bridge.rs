@@ -1,0 +1,544 @@
+//! `RedisBridge`: cluster mode over Redis pub/sub. The only file that
+//! imports `redis`.
+//!
+//! Every instance publishes its committed batches to one channel and routes
+//! only what comes back from it, so all instances see one sequence. Redis
+//! order alone is not trusted: each batch carries `previous_id`, the last id
+//! committed before it (batches commit one at a time under the store's
+//! commit lock). A batch whose `previous_id` is ahead of what this instance
+//! has routed means one was missed or overtaken; the bridge then reads the
+//! missing events from the store first. Ids at or below `last_routed` are
+//! skipped. So every stream gets every event once, in increasing id order.
+//!
+//! When Redis is unreachable the bridge routes this instance's publishes
+//! itself and tails the store for the others', reports `down` to `/health`,
+//! and the RESP3 connection manager reconnects and resubscribes by itself.
+//! It also keeps this instance's connection count in Redis (with expiry)
+//! and reads everyone's, for cluster totals.
+
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult,
+    StreamHandler, WrapFuture,
+};
+use redis::{AsyncCommands, PushInfo, PushKind, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::registry::{ActiveConnections, Registry, Route};
+use crate::{
+    domain::{EventId, EventType, ProjectId, StoredEvent, TaskRef, UserId, now_ms},
+    store::{EventPage, EventStore, StoreError},
+};
+
+/// The pub/sub channel every instance publishes to and subscribes to.
+pub const EVENTS_CHANNEL: &str = "sse-broker:events";
+const PRESENCE_KEY_PREFIX: &str = "sse-broker:instance:";
+/// How often this instance writes its connection count; it expires after
+/// three missed writes, so a dead instance drops out of cluster totals.
+const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
+const PRESENCE_TTL_SECS: u64 = 6;
+/// While Redis is down, how often the store is read for other instances' events.
+const TAIL_PERIOD: Duration = Duration::from_millis(500);
+const RECONNECT_PERIOD: Duration = Duration::from_secs(1);
+const REPAIR_PAGE: i64 = 500;
+/// Pages read by one repair; a longer backlog continues on the next tick.
+const REPAIR_MAX_PAGES: usize = 20;
+
+/// One event on the wire between instances.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireEvent {
+    id: Option<i64>,
+    event_type: String,
+    data: Value,
+    project_id: Option<String>,
+    user_id: Option<String>,
+    task_id: Option<String>,
+    created_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    origin: String,
+    previous_id: Option<i64>,
+    events: Vec<WireEvent>,
+}
+
+impl From<&StoredEvent> for WireEvent {
+    fn from(event: &StoredEvent) -> Self {
+        Self {
+            id: event.id.map(|id| id.0),
+            event_type: event.event_type.to_string(),
+            data: event.data.clone(),
+            project_id: event.project_id.as_ref().map(ToString::to_string),
+            user_id: event.user_id.as_ref().map(ToString::to_string),
+            task_id: event.task_id.as_ref().map(ToString::to_string),
+            created_at_ms: event.created_at_ms,
+        }
+    }
+}
+
+impl WireEvent {
+    fn into_domain(self) -> Option<StoredEvent> {
+        Some(StoredEvent {
+            id: self.id.map(EventId),
+            event_type: EventType::parse(&self.event_type).ok()?,
+            data: self.data,
+            project_id: self
+                .project_id
+                .as_deref()
+                .map(ProjectId::parse)
+                .transpose()
+                .ok()?,
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .ok()?,
+            task_id: self
+                .task_id
+                .as_deref()
+                .map(TaskRef::parse)
+                .transpose()
+                .ok()?,
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}
+
+/// The state of the link to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Connecting,
+    Up,
+    Down,
+}
+
+/// One instance's entry in Redis.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InstancePresence {
+    pub instance_id: String,
+    pub active_connections: usize,
+    pub updated_at_ms: i64,
+}
+
+/// What the bridge knows, for `/health`, `/sse/stats` and monitoring.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeStatus {
+    pub state: LinkState,
+    pub last_error: Option<String>,
+    pub reconnects: u64,
+    pub last_routed_id: i64,
+    pub repairs: u64,
+    /// Every live instance's entry, this one included.
+    pub instances: Vec<InstancePresence>,
+    /// The count this instance last wrote to Redis.
+    pub own_redis_count: Option<usize>,
+}
+
+pub struct RedisBridge {
+    client: redis::Client,
+    instance_id: String,
+    registry: Addr<Registry>,
+    store: EventStore,
+    publisher: Option<ConnectionManager>,
+    /// Held so the subscription stays open; reconnects by itself.
+    subscriber: Option<ConnectionManager>,
+    state: LinkState,
+    last_error: Option<String>,
+    reconnects: u64,
+    repairs: u64,
+    last_routed: EventId,
+    repairing: bool,
+    connecting: bool,
+    instances: Vec<InstancePresence>,
+    own_redis_count: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("invalid Redis URL: {0}")]
+    Url(String),
+}
+
+impl RedisBridge {
+    pub fn new(
+        redis_url: &str,
+        instance_id: String,
+        registry: Addr<Registry>,
+        store: EventStore,
+    ) -> Result<Self, BridgeError> {
+        // Automatic resubscription after a reconnect needs RESP3 pushes.
+        let url = if redis_url.contains("protocol=") {
+            redis_url.to_owned()
+        } else if redis_url.contains('?') {
+            format!("{redis_url}&protocol=resp3")
+        } else {
+            format!("{redis_url}?protocol=resp3")
+        };
+        let client = redis::Client::open(url).map_err(|e| BridgeError::Url(e.to_string()))?;
+        Ok(Self {
+            client,
+            instance_id,
+            registry,
+            store,
+            publisher: None,
+            subscriber: None,
+            state: LinkState::Connecting,
+            last_error: None,
+            reconnects: 0,
+            repairs: 0,
+            last_routed: EventId(0),
+            repairing: false,
+            connecting: false,
+            instances: Vec::new(),
+            own_redis_count: None,
+        })
+    }
+
+    fn mark_down(&mut self, reason: String) {
+        if self.state != LinkState::Down {
+            tracing::warn!(reason = %reason, "redis link down: routing locally and tailing the store");
+        }
+        self.state = LinkState::Down;
+        self.last_error = Some(reason);
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.subscriber.is_some() {
+            return;
+        }
+        self.connecting = true;
+        let client = self.client.clone();
+        let (push_sender, pushes) = mpsc::unbounded_channel::<PushInfo>();
+        let connect = async move {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_push_sender(push_sender)
+                .set_automatic_resubscription()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+                .set_max_delay(Duration::from_secs(2));
+            let mut subscriber = client.get_connection_manager_with_config(config).await?;
+            subscriber.subscribe(EVENTS_CHANNEL).await?;
+            let publisher_config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+                .set_max_delay(Duration::from_secs(2));
+            let publisher = client
+                .get_connection_manager_with_config(publisher_config)
+                .await?;
+            Ok::<_, redis::RedisError>((subscriber, publisher))
+        };
+        ctx.spawn(connect.into_actor(self).map(move |result, act, ctx| {
+            act.connecting = false;
+            match result {
+                Ok((subscriber, publisher)) => {
+                    ctx.add_stream(UnboundedReceiverStream::new(pushes));
+                    act.subscriber = Some(subscriber);
+                    act.publisher = Some(publisher);
+                    act.link_up(ctx);
+                }
+                Err(error) => act.mark_down(format!("cannot connect to Redis: {error}")),
+            }
+        }));
+    }
+
+    fn link_up(&mut self, ctx: &mut Context<Self>) {
+        let was_down = self.state == LinkState::Down;
+        self.state = LinkState::Up;
+        self.last_error = None;
+        if was_down {
+            self.reconnects += 1;
+            tracing::info!(reconnects = self.reconnects, "redis link restored");
+        }
+        // Anything published while we were not subscribed is in the store.
+        self.repair(None, ctx);
+    }
+
+    /// Routes a batch unless it is already routed; repairs a gap first.
+    fn accept(&mut self, route: Route, ctx: &mut Context<Self>) {
+        if route
+            .previous_id
+            .is_some_and(|previous| previous > self.last_routed)
+            || self.repairing
+        {
+            self.repair(Some(route), ctx);
+        } else {
+            self.deliver(route.events);
+        }
+    }
+
+    fn deliver(&mut self, events: Vec<StoredEvent>) {
+        let fresh: Vec<StoredEvent> = events
+            .into_iter()
+            .filter(|e| e.id.is_none_or(|id| id > self.last_routed))
+            .collect();
+        if let Some(highest) = fresh.iter().filter_map(|e| e.id).max() {
+            self.last_routed = highest;
+        }
+        if !fresh.is_empty() {
+            self.registry.do_send(Route {
+                events: fresh,
+                previous_id: None,
+            });
+        }
+    }
+
+    /// Reads every stored event after `last_routed` and routes it, then
+    /// `then`. Holds the actor (`ctx.wait`) so nothing overtakes the repair.
+    fn repair(&mut self, then: Option<Route>, ctx: &mut Context<Self>) {
+        self.repairing = true;
+        self.repairs += 1;
+        let store = self.store.clone();
+        let after = self.last_routed;
+        let read = async move {
+            let mut events = Vec::new();
+            let mut cursor = after;
+            for _ in 0..REPAIR_MAX_PAGES {
+                let page = store
+                    .events_after(EventPage {
+                        after: cursor,
+                        event_types: None,
+                        project_id: None,
+                        task_id: None,
+                        limit: REPAIR_PAGE,
+                    })
+                    .await?;
+                let full = page.len() as i64 == REPAIR_PAGE;
+                if let Some(last) = page.last().and_then(|e| e.id) {
+                    cursor = last;
+                }
+                events.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>(events)
+        };
+        ctx.wait(read.into_actor(self).map(move |result, act, _| {
+            act.repairing = false;
+            match result {
+                Ok(events) => {
+                    if !events.is_empty() {
+                        tracing::info!(events = events.len(), after = after.0, "routed events missed on the bus");
+                    }
+                    act.deliver(events);
+                }
+                Err(error) => {
+                    tracing::error!(error.message = %error, "cannot read missed events from the store");
+                }
+            }
+            if let Some(route) = then {
+                act.deliver(route.events);
+            }
+        }));
+    }
+
+    fn publish(&mut self, route: Route, ctx: &mut Context<Self>) {
+        let Some(publisher) = self
+            .publisher
+            .clone()
+            .filter(|_| self.state == LinkState::Up)
+        else {
+            return self.accept(route, ctx);
+        };
+        let envelope = Envelope {
+            origin: self.instance_id.clone(),
+            previous_id: route.previous_id.map(|id| id.0),
+            events: route.events.iter().map(WireEvent::from).collect(),
+        };
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(error.message = %error, "cannot encode a batch for Redis");
+                return self.accept(route, ctx);
+            }
+        };
+        let mut connection = publisher;
+        let send = async move {
+            connection
+                .publish::<_, _, i64>(EVENTS_CHANNEL, payload)
+                .await
+        };
+        ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
+            if let Err(error) = result {
+                // Not known to be on the bus: deliver here; ids dedupe the
+                // echo should it arrive after all.
+                act.mark_down(format!("publish failed: {error}"));
+                act.accept(route, ctx);
+            }
+        }));
+    }
+
+    fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
+        let Some(publisher) = self.publisher.clone() else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let instance_id = self.instance_id.clone();
+        let refresh = async move {
+            let active = registry.send(ActiveConnections).await.unwrap_or(0);
+            let mut connection = publisher;
+            let own = InstancePresence {
+                instance_id: instance_id.clone(),
+                active_connections: active,
+                updated_at_ms: now_ms(),
+            };
+            let key = format!("{PRESENCE_KEY_PREFIX}{instance_id}");
+            let body = serde_json::to_string(&own).unwrap_or_default();
+            connection
+                .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
+                .await?;
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("{PRESENCE_KEY_PREFIX}*"))
+                    .arg("COUNT")
+                    .arg(100)
+                    .query_async(&mut connection)
+                    .await?;
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            let values: Vec<Option<String>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await?
+            };
+            let instances: Vec<InstancePresence> = values
+                .into_iter()
+                .flatten()
+                .filter_map(|v| serde_json::from_str(&v).ok())
+                .collect();
+            Ok::<_, redis::RedisError>((instances, active))
+        };
+        ctx.spawn(refresh.into_actor(self).map(|result, act, _| match result {
+            Ok((mut instances, written)) => {
+                instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+                act.instances = instances;
+                act.own_redis_count = Some(written);
+            }
+            Err(error) => act.mark_down(format!("presence update failed: {error}")),
+        }));
+    }
+}
+
+impl Actor for RedisBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Start after everything already stored: live streams only get new events.
+        let store = self.store.clone();
+        ctx.wait(
+            async move { store.latest_id().await }
+                .into_actor(self)
+                .map(|result, act, _| match result {
+                    Ok(latest) => act.last_routed = latest,
+                    Err(error) => {
+                        tracing::error!(error.message = %error, "cannot read the latest event id")
+                    }
+                }),
+        );
+        self.connect(ctx);
+        ctx.run_interval(RECONNECT_PERIOD, |act, ctx| {
+            if act.subscriber.is_none() {
+                act.connect(ctx);
+            }
+        });
+        ctx.run_interval(TAIL_PERIOD, |act, ctx| {
+            if act.state != LinkState::Up && !act.repairing {
+                act.repair(None, ctx);
+            }
+        });
+        ctx.run_interval(PRESENCE_PERIOD, Self::refresh_presence);
+    }
+}
+
+impl StreamHandler<PushInfo> for RedisBridge {
+    fn handle(&mut self, push: PushInfo, ctx: &mut Context<Self>) {
+        match push.kind {
+            PushKind::Message => {
+                let Some(message) = redis::Msg::from_push_info(push) else {
+                    return;
+                };
+                let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
+                    Ok(envelope) => envelope,
+                    Err(error) => {
+                        tracing::warn!(error.message = %error, "ignoring a malformed message on the bus");
+                        return;
+                    }
+                };
+                let events = envelope
+                    .events
+                    .into_iter()
+                    .filter_map(WireEvent::into_domain)
+                    .collect();
+                self.accept(
+                    Route {
+                        events,
+                        previous_id: envelope.previous_id.map(EventId),
+                    },
+                    ctx,
+                );
+            }
+            PushKind::Disconnection => self.mark_down("connection to Redis lost".into()),
+            PushKind::Subscribe => {
+                if self.state != LinkState::Up {
+                    self.link_up(ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The push channel never ends while the subscriber lives; if it does,
+    /// reconnect from scratch.
+    fn finished(&mut self, _: &mut Context<Self>) {
+        self.subscriber = None;
+        self.publisher = None;
+        self.mark_down("subscription ended".into());
+    }
+}
+
+/// This instance's committed batches, to publish to every instance.
+impl Handler<Route> for RedisBridge {
+    type Result = ();
+
+    fn handle(&mut self, route: Route, ctx: &mut Context<Self>) {
+        self.publish(route, ctx);
+    }
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "BridgeStatus")]
+pub struct GetBridgeStatus;
+
+impl Handler<GetBridgeStatus> for RedisBridge {
+    type Result = MessageResult<GetBridgeStatus>;
+
+    fn handle(&mut self, _: GetBridgeStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(BridgeStatus {
+            state: self.state,
+            last_error: self.last_error.clone(),
+            reconnects: self.reconnects,
+            last_routed_id: self.last_routed.0,
+            repairs: self.repairs,
+            instances: self.instances.clone(),
+            own_redis_count: self.own_redis_count,
+        })
+    }
+}
