@@ -3,6 +3,7 @@
 
 pub mod extract;
 mod health;
+mod history;
 mod monitoring;
 pub mod openapi;
 mod publish;
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(streams::open_stream)
         .service(publish::publish)
         .service(publish::test_event)
+        .service(history::history)
         .service(publish::subscribe)
         .service(monitoring::stats)
         .service(monitoring::connections)

@@ -1,0 +1,139 @@
+//! `GET /sse/history`: stored events as JSON, oldest first, with the same
+//! filters and visibility rules as a stream.
+
+use actix_web::{HttpResponse, get, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Authenticated, Subscribe};
+use crate::{
+    app::AppState,
+    domain::{EventId, ProjectId, StoredEvent, Subscription},
+    error::{ApiError, ErrorCode},
+    store::EventPage,
+};
+
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Comma-separated event types; default all.
+    pub event_types: Option<String>,
+    pub project_id: Option<String>,
+    /// Only events with a greater id.
+    pub after: Option<String>,
+    /// At most 1000; default 100.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEvent {
+    pub id: i64,
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub task_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `after` for the next page; `null` when this page is the end.
+    pub next_after: Option<i64>,
+}
+
+impl From<StoredEvent> for HistoryEvent {
+    fn from(event: StoredEvent) -> Self {
+        Self {
+            id: event.id.map_or(0, |id| id.0),
+            event_type: event.event_type.to_string(),
+            data: event.data,
+            project_id: event.project_id.map(|p| p.to_string()),
+            user_id: event.user_id.map(|u| u.to_string()),
+            task_id: event.task_id.map(|t| t.to_string()),
+            created_at: crate::actors::registry::rfc3339(event.created_at_ms),
+        }
+    }
+}
+
+/// Stored events, oldest first, paged by `after`/`limit`.
+#[utoipa::path(
+    tag = "streams",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "A page of stored events", body = HistoryPage),
+        (status = 400, description = "Bad `after` or `limit`", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "Project outside the token", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
+        (status = 503, description = "Event store unavailable", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/sse/history")]
+pub async fn history(
+    state: web::Data<AppState>,
+    query: web::Query<HistoryQuery>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let after = match query.after.as_deref().filter(|a| !a.is_empty()) {
+        Some(raw) => EventId::parse(raw)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidQuery, "after must be a non-negative event id"))?,
+        None => EventId(0),
+    };
+    let project_id = query
+        .project_id
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(ProjectId::parse)
+        .transpose()?;
+    if let Some(project) = &project_id
+        && !auth.principal.may_access(project)
+    {
+        return Err(ApiError::new(ErrorCode::Forbidden, "the token does not grant this project"));
+    }
+    let subscription = Subscription {
+        event_types: state.events.parse_type_filter(query.event_types.as_deref())?,
+        project_id,
+        task_id: None,
+        viewer: auth.principal.viewer(),
+    };
+    // Visibility filtering happens after the query, so read pages until the
+    // answer is full or the store is exhausted.
+    let mut events = Vec::with_capacity(limit);
+    let mut cursor = after;
+    while events.len() < limit {
+        let page = state
+            .store
+            .events_after(EventPage::for_subscription(&subscription, cursor, limit as i64))
+            .await?;
+        let fetched = page.len();
+        for event in page {
+            let Some(id) = event.id else { continue };
+            if events.len() == limit {
+                break;
+            }
+            cursor = id;
+            if subscription.matches(&event) {
+                events.push(HistoryEvent::from(event));
+            }
+        }
+        if fetched < limit {
+            break;
+        }
+    }
+    // A full page may have a successor; a short one is the end.
+    let next_after = (events.len() == limit).then_some(cursor.0);
+    Ok(HttpResponse::Ok().json(HistoryPage { events, next_after }))
+}
