@@ -2,7 +2,11 @@
 //! and the HTTP server on an already-bound listener, so callers (tests,
 //! `sse-bench`) can ask for port 0 and read the real port back.
 
-use std::{net::TcpListener, sync::Arc, time::Instant};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    time::Instant,
+};
 
 use actix::{Actor, Addr};
 use actix_cors::Cors;
@@ -83,6 +87,7 @@ impl Application {
             Some(url) => Some(
                 RedisBridge::new(
                     url.expose_secret(),
+                    &settings.cluster_name,
                     settings.instance_id.clone(),
                     registry.clone(),
                     store.clone(),
@@ -126,7 +131,7 @@ impl Application {
             verifier,
             started_at: Instant::now(),
         };
-        let listener = TcpListener::bind(state.settings.bind)
+        let listener = bind_listener(state.settings.bind)
             .with_context(|| format!("binding {}", state.settings.bind))?;
         let port = listener.local_addr()?.port();
         let server = http_server(state.clone(), listener)?;
@@ -179,6 +184,20 @@ impl Application {
     }
 }
 
+/// Pending connections the kernel queues before `accept`: a reconnect
+/// storm of thousands of EventSource clients must not overflow it.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds like `TcpListener::bind`, but with [`LISTEN_BACKLOG`] (std uses 128).
+fn bind_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn cors(origins: &CorsOrigins) -> Cors {
     let methods = [
         Method::GET,
@@ -225,7 +244,6 @@ fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server>
             .wrap(TracingLogger::<BrokerRootSpan>::new())
     })
     .workers(settings.workers)
-    .backlog(4096)
     .disable_signals()
     // Streams end by themselves during the drain; this bounds a stuck one.
     .shutdown_timeout(5)

@@ -366,8 +366,8 @@ mod tests {
     fn an_expired_token_is_refused() {
         let verifier = JwtVerifier::from_settings(&settings()).unwrap().unwrap();
         assert_eq!(
-            verifier.verify(&token("admin", &["*"], -3600)),
-            Err(AuthError::Expired)
+            verifier.verify(&token("admin", &["*"], -3600)).err(),
+            Some(AuthError::Expired)
         );
     }
 
@@ -393,8 +393,8 @@ mod tests {
         };
         let verifier = JwtVerifier::from_settings(&other).unwrap().unwrap();
         assert_eq!(
-            verifier.verify(&token("admin", &[], 60)),
-            Err(AuthError::BadSignature)
+            verifier.verify(&token("admin", &[], 60)).err(),
+            Some(AuthError::BadSignature)
         );
     }
 }

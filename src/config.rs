@@ -105,6 +105,10 @@ pub struct SettingsArgs {
     /// HTTP worker threads [default: number of cores].
     #[arg(long, env = "SSE_BROKER_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Namespace of this deployment's Redis channel and keys, so several
+    /// deployments can share one Redis [default: sse-broker].
+    #[arg(long, env = "SSE_BROKER_CLUSTER_NAME", global = true)]
+    pub cluster_name: Option<String>,
     /// This instance's name in cluster listings [default: random].
     #[arg(long, env = "SSE_BROKER_INSTANCE_ID", global = true)]
     pub instance_id: Option<String>,
@@ -137,6 +141,7 @@ struct FileSettings {
     retention: Option<String>,
     insecure_no_auth: Option<bool>,
     workers: Option<usize>,
+    cluster_name: Option<String>,
     instance_id: Option<String>,
     log_format: Option<String>,
 }
@@ -257,6 +262,7 @@ pub struct Settings {
     pub retention: Duration,
     pub insecure_no_auth: bool,
     pub workers: usize,
+    pub cluster_name: String,
     pub instance_id: String,
     pub log_format: LogFormat,
 }
@@ -458,6 +464,11 @@ impl Settings {
             } else {
                 workers
             },
+            cluster_name: pick(
+                args.cluster_name.clone(),
+                file.cluster_name,
+                "sse-broker".into(),
+            ),
             instance_id: args
                 .instance_id
                 .clone()
@@ -597,6 +608,7 @@ impl Settings {
             retention: humantime::format_duration(self.retention).to_string(),
             insecure_no_auth: self.insecure_no_auth,
             workers: self.workers,
+            cluster_name: self.cluster_name.clone(),
             instance_id: self.instance_id.clone(),
             log_format: self.log_format,
         }
@@ -625,6 +637,7 @@ pub struct EffectiveConfig {
     pub retention: String,
     pub insecure_no_auth: bool,
     pub workers: usize,
+    pub cluster_name: String,
     pub instance_id: String,
     #[schema(value_type = String)]
     pub log_format: LogFormat,

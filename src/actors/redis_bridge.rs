@@ -34,9 +34,9 @@ use crate::{
     store::{EventPage, EventStore, StoreError},
 };
 
-/// The pub/sub channel every instance publishes to and subscribes to.
-pub const EVENTS_CHANNEL: &str = "sse-broker:events";
-const PRESENCE_KEY_PREFIX: &str = "sse-broker:instance:";
+// Redis names, under the deployment's `cluster_name`:
+// `{cluster}:events` is the channel every instance publishes to and
+// subscribes to; `{cluster}:instance:{id}` holds each instance's presence.
 /// How often this instance writes its connection count; it expires after
 /// three missed writes, so a dead instance drops out of cluster totals.
 const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
@@ -143,6 +143,8 @@ pub struct BridgeStatus {
 
 pub struct RedisBridge {
     client: redis::Client,
+    channel: String,
+    presence_prefix: String,
     instance_id: String,
     registry: Addr<Registry>,
     store: EventStore,
@@ -169,6 +171,7 @@ pub enum BridgeError {
 impl RedisBridge {
     pub fn new(
         redis_url: &str,
+        cluster_name: &str,
         instance_id: String,
         registry: Addr<Registry>,
         store: EventStore,
@@ -184,6 +187,8 @@ impl RedisBridge {
         let client = redis::Client::open(url).map_err(|e| BridgeError::Url(e.to_string()))?;
         Ok(Self {
             client,
+            channel: format!("{cluster_name}:events"),
+            presence_prefix: format!("{cluster_name}:instance:"),
             instance_id,
             registry,
             store,
@@ -215,6 +220,7 @@ impl RedisBridge {
         }
         self.connecting = true;
         let client = self.client.clone();
+        let channel = self.channel.clone();
         let (push_sender, pushes) = mpsc::unbounded_channel::<PushInfo>();
         let connect = async move {
             let config = redis::aio::ConnectionManagerConfig::new()
@@ -224,7 +230,7 @@ impl RedisBridge {
                 .set_response_timeout(Some(Duration::from_secs(2)))
                 .set_max_delay(Duration::from_secs(2));
             let mut subscriber = client.get_connection_manager_with_config(config).await?;
-            subscriber.subscribe(EVENTS_CHANNEL).await?;
+            subscriber.subscribe(&channel).await?;
             let publisher_config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(1)))
                 .set_response_timeout(Some(Duration::from_secs(2)))
@@ -360,11 +366,8 @@ impl RedisBridge {
             }
         };
         let mut connection = publisher;
-        let send = async move {
-            connection
-                .publish::<_, _, i64>(EVENTS_CHANNEL, payload)
-                .await
-        };
+        let channel = self.channel.clone();
+        let send = async move { connection.publish::<_, _, i64>(channel, payload).await };
         ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
             if let Err(error) = result {
                 // Not known to be on the bus: deliver here; ids dedupe the
@@ -381,6 +384,7 @@ impl RedisBridge {
         };
         let registry = self.registry.clone();
         let instance_id = self.instance_id.clone();
+        let prefix = self.presence_prefix.clone();
         let refresh = async move {
             let active = registry.send(ActiveConnections).await.unwrap_or(0);
             let mut connection = publisher;
@@ -389,7 +393,7 @@ impl RedisBridge {
                 active_connections: active,
                 updated_at_ms: now_ms(),
             };
-            let key = format!("{PRESENCE_KEY_PREFIX}{instance_id}");
+            let key = format!("{prefix}{instance_id}");
             let body = serde_json::to_string(&own).unwrap_or_default();
             connection
                 .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
@@ -400,7 +404,7 @@ impl RedisBridge {
                 let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg(format!("{PRESENCE_KEY_PREFIX}*"))
+                    .arg(format!("{prefix}*"))
                     .arg("COUNT")
                     .arg(100)
                     .query_async(&mut connection)
@@ -496,11 +500,7 @@ impl StreamHandler<PushInfo> for RedisBridge {
                 );
             }
             PushKind::Disconnection => self.mark_down("connection to Redis lost".into()),
-            PushKind::Subscribe => {
-                if self.state != LinkState::Up {
-                    self.link_up(ctx);
-                }
-            }
+            PushKind::Subscribe if self.state != LinkState::Up => self.link_up(ctx),
             _ => {}
         }
     }

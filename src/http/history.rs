@@ -88,8 +88,12 @@ pub async fn history(
         ));
     }
     let after = match query.after.as_deref().filter(|a| !a.is_empty()) {
-        Some(raw) => EventId::parse(raw)
-            .map_err(|_| ApiError::new(ErrorCode::InvalidQuery, "after must be a non-negative event id"))?,
+        Some(raw) => EventId::parse(raw).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                "after must be a non-negative event id",
+            )
+        })?,
         None => EventId(0),
     };
     let project_id = query
@@ -101,10 +105,15 @@ pub async fn history(
     if let Some(project) = &project_id
         && !auth.principal.may_access(project)
     {
-        return Err(ApiError::new(ErrorCode::Forbidden, "the token does not grant this project"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the token does not grant this project",
+        ));
     }
     let subscription = Subscription {
-        event_types: state.events.parse_type_filter(query.event_types.as_deref())?,
+        event_types: state
+            .events
+            .parse_type_filter(query.event_types.as_deref())?,
         project_id,
         task_id: None,
         viewer: auth.principal.viewer(),
@@ -116,7 +125,11 @@ pub async fn history(
     while events.len() < limit {
         let page = state
             .store
-            .events_after(EventPage::for_subscription(&subscription, cursor, limit as i64))
+            .events_after(EventPage::for_subscription(
+                &subscription,
+                cursor,
+                limit as i64,
+            ))
             .await?;
         let fetched = page.len();
         for event in page {
