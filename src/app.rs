@@ -245,6 +245,10 @@ fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server>
     })
     .workers(settings.workers)
     .disable_signals()
+    // An EventSource client never half-closes: a read EOF means it left, so
+    // drop the stream now instead of at the next write (a heartbeat away),
+    // which frees its slot under `--max-connections` at once.
+    .h1_allow_half_closed(false)
     // Streams end by themselves during the drain; this bounds a stuck one.
     .shutdown_timeout(5)
     .listen(listener)?
