@@ -5,7 +5,9 @@ use serde::Deserialize;
 
 use super::extract::{Admin, Authenticated, OptionalJsonBody};
 use crate::{
-    actors::{janitor::RunCleanup, registry::ListConnections},
+    actors::{
+        janitor::RunCleanup, redis_bridge::ListClusterConnections, registry::ListConnections,
+    },
     app::AppState,
     error::{ApiError, ErrorCode},
     monitoring::{MonitoringDocument, Snapshot},
@@ -43,6 +45,8 @@ pub struct PageQuery {
     /// At most 1000; default 100.
     pub limit: Option<usize>,
     pub offset: Option<usize>,
+    /// `cluster` (default when clustered) or `local`.
+    pub scope: Option<String>,
 }
 
 /// Live streams of this instance, oldest first.
@@ -67,12 +71,32 @@ pub async fn connections(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
+    let offset = query.offset.unwrap_or(0);
+    let cluster = match query.scope.as_deref() {
+        None | Some("cluster") => state.bridge.as_ref(),
+        Some("local") => None,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "scope must be cluster or local",
+            ));
+        }
+    };
+    if let Some(bridge) = cluster {
+        match bridge
+            .send(ListClusterConnections { limit, offset })
+            .await?
+        {
+            Ok(listing) => return Ok(HttpResponse::Ok().json(listing)),
+            // Redis is down: this instance's streams are all we can see.
+            Err(error) => {
+                tracing::warn!(error.message = %error, "cluster listing unavailable, listing local streams")
+            }
+        }
+    }
     let page = state
         .registry
-        .send(ListConnections {
-            limit,
-            offset: query.offset.unwrap_or(0),
-        })
+        .send(ListConnections { limit, offset })
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }

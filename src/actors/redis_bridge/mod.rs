@@ -24,19 +24,25 @@ use actix::{
 };
 use redis::{AsyncCommands, PushInfo, PushKind, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+mod cluster_listing;
+mod wire;
+
+pub use cluster_listing::{ClusterListingError, ListClusterConnections};
+use wire::{ControlRequest, Envelope, WireEvent};
+
 use super::registry::{ActiveConnections, Registry, Route};
 use crate::{
-    domain::{EventId, EventType, ProjectId, StoredEvent, TaskRef, UserId, now_ms},
+    domain::{EventId, StoredEvent, now_ms},
     store::{EventPage, EventStore, StoreError},
 };
 
 // Redis names, under the deployment's `cluster_name`:
 // `{cluster}:events` is the channel every instance publishes to and
-// subscribes to; `{cluster}:instance:{id}` holds each instance's presence.
+// subscribes to; `{cluster}:control` carries scatter/gather requests;
+// `{cluster}:instance:{id}` holds each instance's presence.
 /// How often this instance writes its connection count; it expires after
 /// three missed writes, so a dead instance drops out of cluster totals.
 const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
@@ -47,68 +53,6 @@ const RECONNECT_PERIOD: Duration = Duration::from_secs(1);
 const REPAIR_PAGE: i64 = 500;
 /// Pages read by one repair; a longer backlog continues on the next tick.
 const REPAIR_MAX_PAGES: usize = 20;
-
-/// One event on the wire between instances.
-#[derive(Debug, Serialize, Deserialize)]
-struct WireEvent {
-    id: Option<i64>,
-    event_type: String,
-    data: Value,
-    project_id: Option<String>,
-    user_id: Option<String>,
-    task_id: Option<String>,
-    created_at_ms: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    origin: String,
-    previous_id: Option<i64>,
-    events: Vec<WireEvent>,
-}
-
-impl From<&StoredEvent> for WireEvent {
-    fn from(event: &StoredEvent) -> Self {
-        Self {
-            id: event.id.map(|id| id.0),
-            event_type: event.event_type.to_string(),
-            data: event.data.clone(),
-            project_id: event.project_id.as_ref().map(ToString::to_string),
-            user_id: event.user_id.as_ref().map(ToString::to_string),
-            task_id: event.task_id.as_ref().map(ToString::to_string),
-            created_at_ms: event.created_at_ms,
-        }
-    }
-}
-
-impl WireEvent {
-    fn into_domain(self) -> Option<StoredEvent> {
-        Some(StoredEvent {
-            id: self.id.map(EventId),
-            event_type: EventType::parse(&self.event_type).ok()?,
-            data: self.data,
-            project_id: self
-                .project_id
-                .as_deref()
-                .map(ProjectId::parse)
-                .transpose()
-                .ok()?,
-            user_id: self
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .ok()?,
-            task_id: self
-                .task_id
-                .as_deref()
-                .map(TaskRef::parse)
-                .transpose()
-                .ok()?,
-            created_at_ms: self.created_at_ms,
-        })
-    }
-}
 
 /// The state of the link to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -144,6 +88,7 @@ pub struct BridgeStatus {
 pub struct RedisBridge {
     client: redis::Client,
     channel: String,
+    control_channel: String,
     presence_prefix: String,
     instance_id: String,
     registry: Addr<Registry>,
@@ -188,6 +133,7 @@ impl RedisBridge {
         Ok(Self {
             client,
             channel: format!("{cluster_name}:events"),
+            control_channel: format!("{cluster_name}:control"),
             presence_prefix: format!("{cluster_name}:instance:"),
             instance_id,
             registry,
@@ -220,7 +166,7 @@ impl RedisBridge {
         }
         self.connecting = true;
         let client = self.client.clone();
-        let channel = self.channel.clone();
+        let channels = [self.channel.clone(), self.control_channel.clone()];
         let (push_sender, pushes) = mpsc::unbounded_channel::<PushInfo>();
         let connect = async move {
             let config = redis::aio::ConnectionManagerConfig::new()
@@ -230,7 +176,7 @@ impl RedisBridge {
                 .set_response_timeout(Some(Duration::from_secs(2)))
                 .set_max_delay(Duration::from_secs(2));
             let mut subscriber = client.get_connection_manager_with_config(config).await?;
-            subscriber.subscribe(&channel).await?;
+            subscriber.subscribe(&channels).await?;
             let publisher_config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(1)))
                 .set_response_timeout(Some(Duration::from_secs(2)))
@@ -479,6 +425,15 @@ impl StreamHandler<PushInfo> for RedisBridge {
                 let Some(message) = redis::Msg::from_push_info(push) else {
                     return;
                 };
+                if message.get_channel_name() == self.control_channel {
+                    match serde_json::from_slice::<ControlRequest>(message.get_payload_bytes()) {
+                        Ok(request) => self.answer_control(request, ctx),
+                        Err(error) => {
+                            tracing::warn!(error.message = %error, "ignoring a malformed control request")
+                        }
+                    }
+                    return;
+                }
                 let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
                     Ok(envelope) => envelope,
                     Err(error) => {

@@ -1,0 +1,85 @@
+//! What instances send each other over Redis: committed batches on the
+//! events channel, and scatter/gather requests on the control channel.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{EventId, EventType, ProjectId, StoredEvent, TaskRef, UserId};
+
+/// One event on the wire between instances.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct WireEvent {
+    id: Option<i64>,
+    event_type: String,
+    data: Value,
+    project_id: Option<String>,
+    user_id: Option<String>,
+    task_id: Option<String>,
+    created_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Envelope {
+    pub origin: String,
+    pub previous_id: Option<i64>,
+    pub events: Vec<WireEvent>,
+}
+
+impl From<&StoredEvent> for WireEvent {
+    fn from(event: &StoredEvent) -> Self {
+        Self {
+            id: event.id.map(|id| id.0),
+            event_type: event.event_type.to_string(),
+            data: event.data.clone(),
+            project_id: event.project_id.as_ref().map(ToString::to_string),
+            user_id: event.user_id.as_ref().map(ToString::to_string),
+            task_id: event.task_id.as_ref().map(ToString::to_string),
+            created_at_ms: event.created_at_ms,
+        }
+    }
+}
+
+impl WireEvent {
+    pub(super) fn into_domain(self) -> Option<StoredEvent> {
+        Some(StoredEvent {
+            id: self.id.map(EventId),
+            event_type: EventType::parse(&self.event_type).ok()?,
+            data: self.data,
+            project_id: self
+                .project_id
+                .as_deref()
+                .map(ProjectId::parse)
+                .transpose()
+                .ok()?,
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .ok()?,
+            task_id: self
+                .task_id
+                .as_deref()
+                .map(TaskRef::parse)
+                .transpose()
+                .ok()?,
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}
+
+/// A request every instance answers by pushing its reply onto `reply_to`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(super) enum ControlRequest {
+    /// Push this instance's oldest `limit` connections.
+    ListConnections { reply_to: String, limit: usize },
+}
+
+/// One instance's answer to `ListConnections`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ConnectionsReply {
+    pub instance_id: String,
+    pub total: usize,
+    pub connections: Vec<Value>,
+}
