@@ -20,6 +20,7 @@ use utoipa_actix_web::AppExt;
 use crate::{
     actors::{
         janitor::Janitor, persister::Persister, redis_bridge::RedisBridge, registry::Registry,
+        task_reaper::TaskReaper,
     },
     auth::JwtVerifier,
     config::{CorsOrigins, Settings},
@@ -31,6 +32,7 @@ use crate::{
     },
     shutdown::{self, ShutdownHandle},
     store::EventStore,
+    task_service::TaskService,
     telemetry::{BrokerRootSpan, Metrics},
 };
 
@@ -38,6 +40,7 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub events: EventService,
+    pub tasks: TaskService,
     pub registry: Addr<Registry>,
     pub janitor: Addr<Janitor>,
     /// Set in cluster mode (`REDIS_URL`).
@@ -119,8 +122,11 @@ impl Application {
             settings.queue_capacity,
             metrics.clone(),
         );
+        let tasks = TaskService::new(store.clone(), events.clone());
+        TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         let state = AppState {
             events,
+            tasks,
             registry,
             janitor,
             bridge,

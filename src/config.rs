@@ -33,6 +33,8 @@ const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 const DEFAULT_RETENTION: &str = "24h";
+/// Five minutes without a token or progress report: the producer is gone.
+const DEFAULT_TASK_ORPHAN_TIMEOUT_SECS: u64 = 300;
 
 /// The settings as given on the command line or in the environment.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -109,6 +111,9 @@ pub struct SettingsArgs {
     /// deployments can share one Redis [default: sse-broker].
     #[arg(long, env = "SSE_BROKER_CLUSTER_NAME", global = true)]
     pub cluster_name: Option<String>,
+    /// Fail a task whose producer wrote nothing for this long, in seconds [default: 300].
+    #[arg(long, env = "SSE_BROKER_TASK_ORPHAN_TIMEOUT_SECS", global = true)]
+    pub task_orphan_timeout_secs: Option<u64>,
     /// This instance's name in cluster listings [default: random].
     #[arg(long, env = "SSE_BROKER_INSTANCE_ID", global = true)]
     pub instance_id: Option<String>,
@@ -142,6 +147,7 @@ struct FileSettings {
     insecure_no_auth: Option<bool>,
     workers: Option<usize>,
     cluster_name: Option<String>,
+    task_orphan_timeout_secs: Option<u64>,
     instance_id: Option<String>,
     log_format: Option<String>,
 }
@@ -263,6 +269,7 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     pub workers: usize,
     pub cluster_name: String,
+    pub task_orphan_timeout: Duration,
     pub instance_id: String,
     pub log_format: LogFormat,
 }
@@ -469,6 +476,11 @@ impl Settings {
                 file.cluster_name,
                 "sse-broker".into(),
             ),
+            task_orphan_timeout: Duration::from_secs(pick(
+                args.task_orphan_timeout_secs,
+                file.task_orphan_timeout_secs,
+                DEFAULT_TASK_ORPHAN_TIMEOUT_SECS,
+            )),
             instance_id: args
                 .instance_id
                 .clone()
@@ -514,6 +526,10 @@ impl Settings {
             (
                 self.retention.is_zero(),
                 "retention must be longer than zero",
+            ),
+            (
+                self.task_orphan_timeout.is_zero(),
+                "task_orphan_timeout_secs must be at least 1",
             ),
         ];
         findings.errors.extend(
@@ -609,6 +625,7 @@ impl Settings {
             insecure_no_auth: self.insecure_no_auth,
             workers: self.workers,
             cluster_name: self.cluster_name.clone(),
+            task_orphan_timeout_secs: self.task_orphan_timeout.as_secs(),
             instance_id: self.instance_id.clone(),
             log_format: self.log_format,
         }
@@ -638,6 +655,7 @@ pub struct EffectiveConfig {
     pub insecure_no_auth: bool,
     pub workers: usize,
     pub cluster_name: String,
+    pub task_orphan_timeout_secs: u64,
     pub instance_id: String,
     #[schema(value_type = String)]
     pub log_format: LogFormat,

@@ -13,8 +13,9 @@ use crate::{
         persister::PersistError,
         registry::{RegisterError, UpdateSubscriptionError},
     },
-    domain::event::EventError,
+    domain::{TaskError, event::EventError},
     store::StoreError,
+    task_service::TaskServiceError,
 };
 
 /// Every client-visible error code.
@@ -31,6 +32,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     ConnectionNotFound,
     NotFound,
+    TaskNotFound,
+    InvalidTaskId,
+    TaskExists,
+    TaskCancelled,
+    TaskFinished,
+    Conflict,
     MethodNotAllowed,
     Unauthorized,
     Forbidden,
@@ -43,15 +50,19 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MalformedJson | Self::InvalidLastEventId | Self::InvalidQuery => {
-                StatusCode::BAD_REQUEST
+            Self::MalformedJson
+            | Self::InvalidLastEventId
+            | Self::InvalidQuery
+            | Self::InvalidTaskId => StatusCode::BAD_REQUEST,
+            Self::TaskExists | Self::TaskCancelled | Self::TaskFinished | Self::Conflict => {
+                StatusCode::CONFLICT
             }
             Self::InvalidField
             | Self::InvalidEventType
             | Self::UnknownEventType
             | Self::InvalidPayload => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ConnectionNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ConnectionNotFound | Self::NotFound | Self::TaskNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -74,6 +85,12 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::ConnectionNotFound => "connection_not_found",
             Self::NotFound => "not_found",
+            Self::TaskNotFound => "task_not_found",
+            Self::InvalidTaskId => "invalid_task_id",
+            Self::TaskExists => "task_exists",
+            Self::TaskCancelled => "task_cancelled",
+            Self::TaskFinished => "task_finished",
+            Self::Conflict => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -163,6 +180,41 @@ impl From<EventError> for ApiError {
             EventError::InvalidPayload(_) => Self::new(ErrorCode::InvalidPayload, message),
             EventError::InvalidIdentifier { .. } => Self::new(ErrorCode::InvalidField, message),
             EventError::InvalidEventId => Self::new(ErrorCode::InvalidLastEventId, message),
+        }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(error: TaskError) -> Self {
+        let message = error.to_string();
+        let code = match error {
+            TaskError::InvalidId => ErrorCode::InvalidTaskId,
+            TaskError::InvalidProgress
+            | TaskError::ProgressBackwards { .. }
+            | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,
+            TaskError::Cancelled => ErrorCode::TaskCancelled,
+            TaskError::Finished(_) => ErrorCode::TaskFinished,
+        };
+        Self::new(code, message)
+    }
+}
+
+impl From<TaskServiceError> for ApiError {
+    fn from(error: TaskServiceError) -> Self {
+        match error {
+            TaskServiceError::NotFound => {
+                Self::new(ErrorCode::TaskNotFound, "no task with this id")
+            }
+            TaskServiceError::AlreadyExists => {
+                Self::new(ErrorCode::TaskExists, "a task with this id already exists")
+            }
+            TaskServiceError::Task(error) => error.into(),
+            TaskServiceError::Contended => Self::new(
+                ErrorCode::Conflict,
+                "the task changed concurrently too often; retry",
+            ),
+            TaskServiceError::Persist(error) => error.into(),
+            TaskServiceError::Store(error) => error.into(),
         }
     }
 }

@@ -37,8 +37,9 @@ pub struct PublishEvent {
     #[schema(example = "progress_update")]
     pub event_type: String,
     /// Any JSON value; typed for `progress_update`/`progress` (needs
-    /// `progress` 0–100) and `text` (needs a string `delta`).
-    #[serde(default)]
+    /// `progress` 0–100) and `text` (needs a string `delta`). Absent = `{}`;
+    /// an explicit `null` is carried as `null`.
+    #[serde(default, deserialize_with = "present_value")]
     #[schema(value_type = Object)]
     pub data: Option<Value>,
     pub project_id: Option<String>,
@@ -50,6 +51,27 @@ pub struct PublishEvent {
     /// A repeat with the same key within 10 minutes is stored and delivered
     /// once and answers the first id.
     pub idempotency_key: Option<String>,
+}
+
+/// How a stream starts and ends, beyond its subscription.
+#[derive(Debug, Default)]
+pub struct StreamOptions {
+    /// Replay stored events after this id first.
+    pub resume_after: Option<EventId>,
+    /// Unix seconds: close the stream then (token expiry).
+    pub token_expires_at: Option<u64>,
+    /// A frame sent right after `connected` (a task's current state).
+    pub preamble: Option<bytes::Bytes>,
+    /// End the stream once the replay is done (a finished task).
+    pub finish_after_replay: bool,
+}
+
+/// A field that is present is `Some`, even when it is `null` (plain
+/// `Option<Value>` would turn `null` into `None`).
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Clone)]
@@ -170,27 +192,25 @@ impl EventService {
     }
 
     /// Admits a stream and starts its Connection actor. The first frame
-    /// (`connected`) is queued before registration so no live event can
-    /// precede it; with `resume_after`, stored events after it are replayed
-    /// before live ones, with no gap and no duplicate.
-    #[tracing::instrument(name = "open_stream", skip_all, fields(connection_id, resume_after = resume_after.map(|id| id.0)))]
+    /// (`connected`, then `options.preamble`) is queued before registration
+    /// so no live event can precede it; with `resume_after`, stored events
+    /// after it are replayed before live ones, with no gap and no duplicate.
+    #[tracing::instrument(name = "open_stream", skip_all, fields(connection_id, resume_after = options.resume_after.map(|id| id.0)))]
     pub async fn open_stream(
         &self,
         subscription: Subscription,
-        resume_after: Option<EventId>,
-        token_expires_at: Option<u64>,
+        options: StreamOptions,
     ) -> Result<(ConnectionId, StreamBody), RegisterError> {
         let id = ConnectionId::random();
         tracing::Span::current().record("connection_id", tracing::field::display(id));
-        let parts = StreamParts::new(self.queue_capacity + 1, resume_after);
+        let parts = StreamParts::new(self.queue_capacity + 2, options.resume_after);
         let connected = registry::connected_frame(id, &self.view(&subscription), RECONNECT_HINT);
-        parts
-            .queue
-            .try_send(OutboundFrame {
-                bytes: connected,
-                event_id: None,
-            })
-            .expect("a new queue has room for its first frame");
+        for bytes in std::iter::once(connected).chain(options.preamble) {
+            parts
+                .queue
+                .try_send(OutboundFrame::control(bytes))
+                .expect("a new queue has room for its first frames");
+        }
         let context = actix::Context::<Connection>::new();
         let address = context.address();
         self.registry
@@ -200,7 +220,7 @@ impl EventService {
                 connection: address,
                 stats: parts.stats.clone(),
                 subscription: subscription.clone(),
-                replaying: resume_after.is_some(),
+                replaying: options.resume_after.is_some(),
             })
             .await
             .map_err(|_| RegisterError::ShuttingDown)??;
@@ -211,8 +231,9 @@ impl EventService {
             registry: self.registry.clone(),
             store: self.store.clone(),
             subscription,
-            resume_after,
-            token_expires_at,
+            resume_after: options.resume_after,
+            finish_after_replay: options.finish_after_replay,
+            token_expires_at: options.token_expires_at,
             heartbeat: self.heartbeat,
             close_reason: CloseReason::ClientGone,
             metrics: self.metrics.clone(),

@@ -6,6 +6,7 @@
 //! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
 //! - [`domain`]: events, ids, subscriptions, the SSE frame encoder; no I/O.
 //! - [`event_service`]: publish and open-stream use cases between HTTP and actors.
+//! - [`task_service`]: the task API's use cases (progress, AI text, completion).
 //! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister.
 //! - [`store`]: the event store (SQLite today; PostgreSQL slots in beside it); the only SQL.
 //! - [`http`]: the thin actix-web edge and the route table; [`error`] maps errors to HTTP.
@@ -34,4 +35,5 @@ pub mod http;
 pub mod monitoring;
 pub mod shutdown;
 pub mod store;
+pub mod task_service;
 pub mod telemetry;

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{ConnectionId, HandOff, Registry, ReplayCaughtUp, Unregister};
 use crate::{
-    domain::{EventId, Subscription, now_ms, sse_frame},
+    domain::{EventId, StoredEvent, Subscription, now_ms, sse_frame},
     store::{EventPage, EventStore},
     telemetry::Metrics,
 };
@@ -43,6 +43,28 @@ pub struct OutboundFrame {
     pub bytes: Bytes,
     /// Set for stored events: becomes the stream's `last_event_id` once written.
     pub event_id: Option<EventId>,
+    /// The last event of a task: a task stream ends after it.
+    pub ends_task: bool,
+}
+
+impl OutboundFrame {
+    /// A broker-generated frame (`connected`, `heartbeat`, ...).
+    pub fn control(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            event_id: None,
+            ends_task: false,
+        }
+    }
+
+    /// The frame of `event`, already encoded into `bytes`.
+    pub fn event(event: &StoredEvent, bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            event_id: event.id,
+            ends_task: event.ends_task(),
+        }
+    }
 }
 
 /// Why a stream was closed: the log line, the metric label and the counters
@@ -60,17 +82,20 @@ pub enum CloseReason {
     Shutdown,
     /// The stream's token expired.
     TokenExpired,
+    /// The stream's task finished and its last event was sent.
+    TaskFinished,
     /// Replay could not read the store; the client reconnects and retries.
     StoreUnavailable,
 }
 
 impl CloseReason {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::ClientGone,
         Self::Slow,
         Self::Stale,
         Self::Shutdown,
         Self::TokenExpired,
+        Self::TaskFinished,
         Self::StoreUnavailable,
     ];
 
@@ -81,6 +106,7 @@ impl CloseReason {
             Self::Stale => "stale",
             Self::Shutdown => "shutdown",
             Self::TokenExpired => "token_expired",
+            Self::TaskFinished => "task_finished",
             Self::StoreUnavailable => "store_unavailable",
         }
     }
@@ -215,6 +241,8 @@ pub struct Connection {
     pub subscription: Subscription,
     /// `Some` on a resume: replay stored events after this id first.
     pub resume_after: Option<EventId>,
+    /// End the stream after the replay (the stream of a finished task).
+    pub finish_after_replay: bool,
     /// Unix seconds: the stream closes then, so a revoked user stops reading.
     pub token_expires_at: Option<u64>,
     pub heartbeat: Duration,
@@ -224,10 +252,10 @@ pub struct Connection {
 
 impl Connection {
     fn send_heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let frame = OutboundFrame {
-            bytes: sse_frame::encode_control("heartbeat", &json!({ "ts": now_ms() })),
-            event_id: None,
-        };
+        let frame = OutboundFrame::control(sse_frame::encode_control(
+            "heartbeat",
+            &json!({ "ts": now_ms() }),
+        ));
         // Best effort: a full queue already proves the connection is alive
         // (a replay in progress, or a burst the Registry will judge).
         if let Err(mpsc::error::TrySendError::Closed(_)) = self.queue.try_send(frame) {
@@ -256,19 +284,14 @@ impl Connection {
                         &json!({ "reason": "token_expired" }),
                     )
                 };
-                if self
-                    .queue
-                    .try_send(OutboundFrame {
-                        bytes: frame,
-                        event_id: None,
-                    })
-                    .is_err()
+                if self.queue.try_send(OutboundFrame::control(frame)).is_err()
                     && let Some(abort) = self.abort.take()
                 {
                     let _ = abort.send(reason);
                 }
             }
-            CloseReason::ClientGone => {}
+            // The queued frames drain, then the body ends cleanly.
+            CloseReason::ClientGone | CloseReason::TaskFinished => {}
         }
         ctx.stop();
     }
@@ -284,7 +307,12 @@ impl Connection {
         };
         let metrics = self.metrics.clone();
         ctx.spawn(job.run().into_actor(self).map(move |result, act, ctx| match result {
-            Ok(replayed) => metrics.replay_events().add(replayed, &[]),
+            Ok((replayed, task_ended)) => {
+                metrics.replay_events().add(replayed, &[]);
+                if act.finish_after_replay || (task_ended && act.subscription.task_id.is_some()) {
+                    act.close(CloseReason::TaskFinished, ctx);
+                }
+            }
             Err(ReplayError::ClientGone) => act.close(CloseReason::ClientGone, ctx),
             Err(error) => {
                 tracing::warn!(connection_id = %act.id, error.message = %error, "replay failed, closing stream");
@@ -355,10 +383,9 @@ impl Handler<SendControl> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: SendControl, ctx: &mut Context<Self>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(OutboundFrame {
-            bytes: msg.frame,
-            event_id: None,
-        }) {
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.queue.try_send(OutboundFrame::control(msg.frame))
+        {
             self.close(CloseReason::Slow, ctx);
         }
     }
@@ -389,15 +416,18 @@ struct ReplayJob {
 
 impl ReplayJob {
     #[tracing::instrument(name = "replay", skip_all, fields(connection_id = %self.connection_id, after = self.after.0, replayed))]
-    async fn run(mut self) -> Result<u64, ReplayError> {
+    /// Returns how many events were replayed and whether one of them ended
+    /// the stream's task.
+    async fn run(mut self) -> Result<(u64, bool), ReplayError> {
         let mut replayed = 0u64;
+        let mut task_ended = false;
         let pruned_through = self.store.pruned_through().await?;
         if self.after < pruned_through {
             let frame = sse_frame::encode_control(
                 "replay_truncated",
                 &json!({ "last_event_id": self.after, "oldest_available_id": EventId(pruned_through.0 + 1) }),
             );
-            self.push(frame, None).await?;
+            self.push(OutboundFrame::control(frame)).await?;
         }
         loop {
             loop {
@@ -414,7 +444,12 @@ impl ReplayJob {
                     let Some(id) = event.id else { continue };
                     self.after = id;
                     if self.subscription.matches(&event) {
-                        self.push(sse_frame::encode_event(&event), Some(id)).await?;
+                        task_ended |= event.ends_task();
+                        self.push(OutboundFrame::event(
+                            &event,
+                            sse_frame::encode_event(&event),
+                        ))
+                        .await?;
                         replayed += 1;
                     }
                 }
@@ -443,13 +478,13 @@ impl ReplayJob {
             }
         }
         tracing::Span::current().record("replayed", replayed);
-        Ok(replayed)
+        Ok((replayed, task_ended))
     }
 
-    async fn push(&self, bytes: Bytes, event_id: Option<EventId>) -> Result<(), ReplayError> {
+    async fn push(&self, frame: OutboundFrame) -> Result<(), ReplayError> {
         // Awaiting is fine here: only this stream waits for its own client.
         self.queue
-            .send(OutboundFrame { bytes, event_id })
+            .send(frame)
             .await
             .map_err(|_| ReplayError::ClientGone)
     }

@@ -16,6 +16,7 @@
 //! - [`janitor::Janitor`] closes stale streams in batches.
 //! - [`persister::Persister`] group-commits published events to the store,
 //!   then routes them: stored before delivered.
+//! - [`task_reaper::TaskReaper`] fails tasks whose producer went silent.
 //! - [`redis_bridge::RedisBridge`] (cluster mode) publishes committed
 //!   batches to Redis and routes what every instance published, in id order.
 
@@ -24,3 +25,4 @@ pub mod janitor;
 pub mod persister;
 pub mod redis_bridge;
 pub mod registry;
+pub mod task_reaper;

@@ -289,6 +289,11 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// A task's last event: `complete`, or `error` (failed, cancelled).
+    pub fn ends_task(&self) -> bool {
+        self.task_id.is_some() && matches!(self.event_type.as_str(), "complete" | "error")
+    }
+
     pub fn from_new(event: NewEvent, id: Option<EventId>) -> Self {
         Self {
             id,

@@ -4,12 +4,14 @@
 pub mod event;
 pub mod sse_frame;
 pub mod subscription;
+pub mod task;
 
 pub use event::TaskRef;
 pub use event::{
     EventData, EventId, EventType, EventTypeCatalog, NewEvent, ProjectId, StoredEvent, UserId,
 };
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
+pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus};
 
 /// Milliseconds since the Unix epoch: the one clock unit stored and sent.
 pub fn now_ms() -> i64 {

@@ -8,6 +8,7 @@ mod monitoring;
 pub mod openapi;
 mod publish;
 pub mod streams;
+mod tasks;
 
 use actix_web::{HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -24,6 +25,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(monitoring::connections)
         .service(monitoring::monitoring)
         .service(monitoring::cleanup)
+        .service(tasks::create_task)
+        .service(tasks::get_task)
+        .service(tasks::head_task)
+        .service(tasks::update_task)
+        .service(tasks::append_text)
+        .service(tasks::complete_task)
+        .service(tasks::fail_task)
+        .service(tasks::cancel_task)
+        .service(tasks::task_events)
         .service(health::health)
         .service(health::metrics)
         .service(openapi::openapi_json);

@@ -25,7 +25,10 @@ pub struct StreamQuery {
 }
 
 /// The value of `Last-Event-ID` (header first, then query); empty = none.
-fn resume_point(req: &HttpRequest, query: &StreamQuery) -> Result<Option<EventId>, ApiError> {
+pub(super) fn resume_point(
+    req: &HttpRequest,
+    query: &StreamQuery,
+) -> Result<Option<EventId>, ApiError> {
     let header = req
         .headers()
         .get("Last-Event-ID")
@@ -99,7 +102,14 @@ pub async fn open_stream(
     };
     let (_, body) = state
         .events
-        .open_stream(subscription, resume_after, principal.expires_at)
+        .open_stream(
+            subscription,
+            crate::event_service::StreamOptions {
+                resume_after,
+                token_expires_at: principal.expires_at,
+                ..Default::default()
+            },
+        )
         .await?;
     Ok(event_stream_response(body))
 }

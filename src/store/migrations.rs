@@ -31,10 +31,21 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             tokio::task::spawn_blocking(move || {
                 let mut connection = SqliteConnection::establish(&path)
                     .map_err(|e| StoreError::Open(e.to_string()))?;
-                connection
+                let applied = connection
                     .run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|applied| applied.len())
-                    .map_err(|e| StoreError::Migration(e.to_string()))
+                    .map_err(|e| StoreError::Migration(e.to_string()))?;
+                // WAL is a property of the file: switch it here, on one
+                // connection, before the pool opens several. Pool connections
+                // that each switch a fresh file race for its exclusive lock,
+                // and SQLite answers "database is locked" at once (no busy
+                // wait) to avoid a deadlock.
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut connection,
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
+                )
+                .map_err(|e| StoreError::Open(e.to_string()))?;
+                Ok(applied)
             })
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
-    domain::{EventId, NewEvent, StoredEvent, Subscription, TypeFilter},
+    domain::{EventId, NewEvent, StoredEvent, Subscription, Task, TaskId, TypeFilter},
 };
 
 pub use migrations::run_migrations;
@@ -169,6 +169,46 @@ impl EventStore {
         match self {
             Self::Sqlite(store) => store.prune(cutoff_ms, batch).await,
             Self::Postgres(store) => store.prune(cutoff_ms, batch).await,
+        }
+    }
+
+    /// Creates a task; `false` when the id is taken.
+    pub async fn insert_task(&self, task: &Task) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.insert_task(task).await,
+            Self::Postgres(store) => store.insert_task(task).await,
+        }
+    }
+
+    pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.task(id).await,
+            Self::Postgres(store) => store.task(id).await,
+        }
+    }
+
+    /// Saves `task` if nobody changed it since `expected_updated_at_ms`
+    /// (optimistic concurrency); `false` when someone did.
+    pub async fn update_task(
+        &self,
+        task: &Task,
+        expected_updated_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.update_task(task, expected_updated_at_ms).await,
+            Self::Postgres(store) => store.update_task(task, expected_updated_at_ms).await,
+        }
+    }
+
+    /// Unfinished tasks with no write since `updated_before_ms`.
+    pub async fn silent_tasks(
+        &self,
+        updated_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Task>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.silent_tasks(updated_before_ms, limit).await,
+            Self::Postgres(store) => store.silent_tasks(updated_before_ms, limit).await,
         }
     }
 

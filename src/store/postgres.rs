@@ -18,10 +18,10 @@ use diesel_async::{
 
 use super::{
     CommittedBatch, EventPage, InsertOutcome, StoreError,
-    rows::{EventRow, StoredEventRow},
-    schema::{broker_state, events},
+    rows::{EventRow, StoredEventRow, TaskRow},
+    schema::{broker_state, events, tasks},
 };
-use crate::domain::{EventId, StoredEvent};
+use crate::domain::{EventId, StoredEvent, Task, TaskId};
 
 const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// The advisory lock that serializes event commits across instances ("SSEB").
@@ -169,6 +169,61 @@ impl PostgresStore {
                 return Ok(total);
             }
         }
+    }
+
+    pub async fn insert_task(&self, task: &Task) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        let inserted = diesel::insert_into(tasks::table)
+            .values(&TaskRow::from(task))
+            .on_conflict_do_nothing()
+            .execute(&mut connection)
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        let mut connection = self.connection().await?;
+        let row = tasks::table
+            .find(id.to_string())
+            .select(TaskRow::as_select())
+            .first(&mut connection)
+            .await
+            .optional()?;
+        Ok(row.and_then(TaskRow::into_domain))
+    }
+
+    pub async fn update_task(
+        &self,
+        task: &Task,
+        expected_updated_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        let row = TaskRow::from(task);
+        let updated = diesel::update(
+            tasks::table
+                .find(row.task_id.clone())
+                .filter(tasks::updated_at_ms.eq(expected_updated_at_ms)),
+        )
+        .set(&row)
+        .execute(&mut connection)
+        .await?;
+        Ok(updated == 1)
+    }
+
+    pub async fn silent_tasks(
+        &self,
+        updated_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut connection = self.connection().await?;
+        let rows = tasks::table
+            .filter(tasks::status.eq_any(["pending", "running"]))
+            .filter(tasks::updated_at_ms.lt(updated_before_ms))
+            .limit(limit)
+            .select(TaskRow::as_select())
+            .load(&mut connection)
+            .await?;
+        Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 
 use super::schema::events;
-use crate::domain::{EventId, EventType, NewEvent, ProjectId, StoredEvent, TaskRef, UserId};
+use crate::domain::{
+    EventId, EventType, NewEvent, ProjectId, StoredEvent, Task, TaskId, TaskRef, TaskStatus, UserId,
+};
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = events)]
@@ -73,6 +75,64 @@ impl StoredEventRow {
                 .transpose()
                 .ok()?,
             created_at_ms: self.created_at_ms,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable, AsChangeset)]
+#[diesel(table_name = super::schema::tasks)]
+#[diesel(treat_none_as_null = true)]
+pub struct TaskRow {
+    pub task_id: String,
+    pub status: String,
+    pub progress: f64,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub project_id: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<&Task> for TaskRow {
+    fn from(task: &Task) -> Self {
+        Self {
+            task_id: task.task_id.to_string(),
+            status: task.status.as_str().to_owned(),
+            progress: task.progress,
+            stage: task.stage.clone(),
+            message: task.message.clone(),
+            result: task.result.as_ref().map(ToString::to_string),
+            error: task.error.clone(),
+            project_id: task.project_id.as_ref().map(ToString::to_string),
+            created_at_ms: task.created_at_ms,
+            updated_at_ms: task.updated_at_ms,
+        }
+    }
+}
+
+impl TaskRow {
+    pub fn into_domain(self) -> Option<Task> {
+        Some(Task {
+            task_id: TaskId::parse(&self.task_id).ok()?,
+            status: TaskStatus::parse(&self.status).ok()?,
+            progress: self.progress,
+            stage: self.stage,
+            message: self.message,
+            result: self
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
+            error: self.error,
+            project_id: self
+                .project_id
+                .as_deref()
+                .map(ProjectId::parse)
+                .transpose()
+                .ok()?,
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
         })
     }
 }

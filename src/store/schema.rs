@@ -21,4 +21,19 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(broker_state, events,);
+diesel::table! {
+    tasks (task_id) {
+        task_id -> Text,
+        status -> Text,
+        progress -> Double,
+        stage -> Nullable<Text>,
+        message -> Nullable<Text>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        project_id -> Nullable<Text>,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(broker_state, events, tasks,);

@@ -19,10 +19,10 @@ use futures_util::FutureExt;
 
 use super::{
     CommittedBatch, EventPage, InsertOutcome, StoreError,
-    rows::{EventRow, StoredEventRow},
-    schema::{broker_state, events},
+    rows::{EventRow, StoredEventRow, TaskRow},
+    schema::{broker_state, events, tasks},
 };
-use crate::domain::{EventId, StoredEvent};
+use crate::domain::{EventId, StoredEvent, Task, TaskId};
 
 type Connection = SyncConnectionWrapper<SqliteConnection>;
 
@@ -32,8 +32,10 @@ const POOL_SIZE: usize = 4;
 const POOL_WAIT: Duration = Duration::from_secs(5);
 /// NORMAL is durable across process crashes in WAL mode (only an OS crash
 /// can lose the last commits) and avoids an fsync per commit.
-const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+/// `busy_timeout` comes first: the `journal_mode` pragma itself needs a lock,
+/// and a connection opened while another one writes must wait, not fail.
+const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -157,6 +159,69 @@ impl SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    pub async fn insert_task(&self, task: &Task) -> Result<bool, StoreError> {
+        let row = TaskRow::from(task);
+        self.with_connection(move |c| {
+            diesel::insert_into(tasks::table)
+                .values(&row)
+                .on_conflict_do_nothing()
+                .execute(c)
+                .map(|inserted| inserted == 1)
+        })
+        .await
+    }
+
+    pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        let id = id.to_string();
+        let row = self
+            .with_connection(move |c| {
+                tasks::table
+                    .find(id)
+                    .select(TaskRow::as_select())
+                    .first(c)
+                    .optional()
+            })
+            .await?;
+        Ok(row.and_then(TaskRow::into_domain))
+    }
+
+    pub async fn update_task(
+        &self,
+        task: &Task,
+        expected_updated_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let row = TaskRow::from(task);
+        self.with_connection(move |c| {
+            diesel::update(
+                tasks::table
+                    .find(row.task_id.clone())
+                    .filter(tasks::updated_at_ms.eq(expected_updated_at_ms)),
+            )
+            .set(&row)
+            .execute(c)
+            .map(|updated| updated == 1)
+        })
+        .await
+    }
+
+    pub async fn silent_tasks(
+        &self,
+        updated_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows = self
+            .with_connection(move |c| {
+                tasks::table
+                    .filter(tasks::status.eq_any(["pending", "running"]))
+                    .filter(tasks::updated_at_ms.lt(updated_before_ms))
+                    .limit(limit)
+                    .select(TaskRow::as_select())
+                    .load(c)
+            })
+            .await?;
+        Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -125,10 +125,7 @@ impl Registry {
     }
 
     fn route_one(&mut self, event: &StoredEvent, ctx: &mut Context<Self>) {
-        let frame = OutboundFrame {
-            bytes: sse_frame::encode_event(event),
-            event_id: event.id,
-        };
+        let frame = OutboundFrame::event(event, sse_frame::encode_event(event));
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
         self.index.candidates(event, &mut candidates);
@@ -143,7 +140,15 @@ impl Registry {
             }
             match &mut entry.delivery {
                 Delivery::Live => match entry.queue.try_send(frame.clone()) {
-                    Ok(()) => delivered += 1,
+                    Ok(()) => {
+                        delivered += 1;
+                        // A task stream ends with its task.
+                        if entry.subscription.task_id.is_some() && event.ends_task() {
+                            entry.connection.do_send(Close {
+                                reason: CloseReason::TaskFinished,
+                            });
+                        }
+                    }
                     Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
                     // The body is gone; the actor's own watcher deregisters it.
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -355,8 +360,10 @@ impl Handler<ReplayCaughtUp> for Registry {
         }
         // Already replayed from the store: skip, never send twice.
         buffer.retain(|f| f.event_id.is_none_or(|id| id > msg.last_replayed));
+        let mut task_ended = false;
         while let Some(frame) = buffer.pop_front() {
             let id = frame.event_id;
+            task_ended |= frame.ends_task;
             match entry.queue.try_send(frame) {
                 Ok(()) => queued_through = id.unwrap_or(queued_through),
                 // The replay filled the queue: the rest is in the store.
@@ -368,6 +375,11 @@ impl Handler<ReplayCaughtUp> for Registry {
             }
         }
         entry.delivery = Delivery::Live;
+        if task_ended && entry.subscription.task_id.is_some() {
+            entry.connection.do_send(Close {
+                reason: CloseReason::TaskFinished,
+            });
+        }
         MessageResult(HandOff::Live)
     }
 }

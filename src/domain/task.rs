@@ -1,0 +1,315 @@
+//! Tasks: long-running work (an AI generation, a job) whose progress and
+//! text stream to browsers. The rules of a task's life live here: ids,
+//! statuses, which transitions are allowed, and progress that only moves
+//! forward unless the producer insists.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ProjectId, TaskRef};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TaskError {
+    #[error("task ids are 1 to 128 characters of [A-Za-z0-9_-]")]
+    InvalidId,
+    #[error("progress must be a number between 0 and 100")]
+    InvalidProgress,
+    #[error("progress may not go backwards ({from} -> {to}); send \"force\": true to reset it")]
+    ProgressBackwards { from: f64, to: f64 },
+    #[error("unknown status {0:?}; use pending, running, completed, failed or cancelled")]
+    UnknownStatus(String),
+    #[error("the task was cancelled; stop producing")]
+    Cancelled,
+    #[error("the task is already {0}; it accepts no more writes")]
+    Finished(TaskStatus),
+}
+
+/// A task id: `[A-Za-z0-9_-]{1,128}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskId(String);
+
+impl TaskId {
+    pub fn parse(raw: &str) -> Result<Self, TaskError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 128
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(TaskError::InvalidId)
+        }
+    }
+
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The same id as carried on events.
+    pub fn as_ref_id(&self) -> TaskRef {
+        TaskRef::parse(&self.0).expect("a task id is a valid event task_id")
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn parse(raw: &str) -> Result<Self, TaskError> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "running" => Ok(Self::Running),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            "cancelled" => Ok(Self::Cancelled),
+            other => Err(TaskError::UnknownStatus(other.chars().take(40).collect())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub task_id: TaskId,
+    pub status: TaskStatus,
+    pub progress: f64,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub project_id: Option<ProjectId>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// What a producer asks of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskChange {
+    /// `PATCH`: any of status, progress, stage, message.
+    Update {
+        status: Option<TaskStatus>,
+        progress: Option<f64>,
+        stage: Option<String>,
+        message: Option<String>,
+        /// Allows progress to go backwards (a new phase, a retry).
+        force: bool,
+    },
+    /// Text was produced: a pending task starts running.
+    Text,
+    Complete {
+        result: Option<Value>,
+    },
+    Fail {
+        error: String,
+    },
+    Cancel,
+}
+
+impl Task {
+    pub fn new(
+        task_id: TaskId,
+        stage: Option<String>,
+        message: Option<String>,
+        project_id: Option<ProjectId>,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            task_id,
+            status: TaskStatus::Pending,
+            progress: 0.0,
+            stage,
+            message,
+            result: None,
+            error: None,
+            project_id,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
+    /// The task after `change`, or why the change is refused. A cancelled
+    /// task refuses everything with [`TaskError::Cancelled`] so a producer
+    /// can tell "stop" from "you are late".
+    pub fn apply(&self, change: &TaskChange, now_ms: i64) -> Result<Task, TaskError> {
+        match self.status {
+            TaskStatus::Cancelled => return Err(TaskError::Cancelled),
+            status if status.is_terminal() => return Err(TaskError::Finished(status)),
+            _ => {}
+        }
+        let mut next = self.clone();
+        next.updated_at_ms = now_ms;
+        match change {
+            TaskChange::Update {
+                status,
+                progress,
+                stage,
+                message,
+                force,
+            } => {
+                if let Some(progress) = progress {
+                    if !progress.is_finite() || !(0.0..=100.0).contains(progress) {
+                        return Err(TaskError::InvalidProgress);
+                    }
+                    if *progress < self.progress && !force {
+                        return Err(TaskError::ProgressBackwards {
+                            from: self.progress,
+                            to: *progress,
+                        });
+                    }
+                    next.progress = *progress;
+                }
+                if let Some(stage) = stage {
+                    next.stage = Some(stage.clone());
+                }
+                if let Some(message) = message {
+                    next.message = Some(message.clone());
+                }
+                next.status = match status {
+                    Some(status) => *status,
+                    // Reporting progress means the work has started.
+                    None if self.status == TaskStatus::Pending && progress.is_some() => {
+                        TaskStatus::Running
+                    }
+                    None => self.status,
+                };
+                if next.status == TaskStatus::Completed {
+                    next.progress = 100.0;
+                }
+            }
+            TaskChange::Text => {
+                next.status = TaskStatus::Running;
+            }
+            TaskChange::Complete { result } => {
+                next.status = TaskStatus::Completed;
+                next.progress = 100.0;
+                next.result = result.clone();
+            }
+            TaskChange::Fail { error } => {
+                next.status = TaskStatus::Failed;
+                next.error = Some(error.clone());
+            }
+            TaskChange::Cancel => {
+                next.status = TaskStatus::Cancelled;
+                next.error = Some("cancelled".into());
+            }
+        }
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> Task {
+        Task::new(TaskId::parse("t1").unwrap(), None, None, None, 0)
+    }
+
+    fn progress(p: f64, force: bool) -> TaskChange {
+        TaskChange::Update {
+            status: None,
+            progress: Some(p),
+            stage: None,
+            message: None,
+            force,
+        }
+    }
+
+    #[test]
+    fn task_ids_follow_the_contract_grammar() {
+        assert!(TaskId::parse("abc_DEF-123").is_ok());
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(129)] {
+            assert_eq!(TaskId::parse(bad), Err(TaskError::InvalidId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn progress_starts_a_pending_task_and_never_goes_backwards_unless_forced() {
+        let running = task().apply(&progress(40.0, false), 1).unwrap();
+        assert_eq!(running.status, TaskStatus::Running);
+        assert!(matches!(
+            running.apply(&progress(10.0, false), 2),
+            Err(TaskError::ProgressBackwards { .. })
+        ));
+        assert_eq!(
+            running.apply(&progress(10.0, true), 2).unwrap().progress,
+            10.0
+        );
+        assert_eq!(
+            running.apply(&progress(101.0, false), 2),
+            Err(TaskError::InvalidProgress)
+        );
+    }
+
+    #[test]
+    fn a_finished_task_accepts_no_more_writes() {
+        let done = task()
+            .apply(&TaskChange::Complete { result: None }, 1)
+            .unwrap();
+        assert_eq!(done.progress, 100.0);
+        assert_eq!(
+            done.apply(&TaskChange::Text, 2),
+            Err(TaskError::Finished(TaskStatus::Completed))
+        );
+        let failed = task()
+            .apply(&TaskChange::Fail { error: "x".into() }, 1)
+            .unwrap();
+        assert_eq!(
+            failed.apply(&progress(50.0, false), 2),
+            Err(TaskError::Finished(TaskStatus::Failed))
+        );
+    }
+
+    #[test]
+    fn a_cancelled_task_tells_the_producer_to_stop() {
+        let cancelled = task().apply(&TaskChange::Cancel, 1).unwrap();
+        assert_eq!(
+            cancelled.apply(&TaskChange::Text, 2),
+            Err(TaskError::Cancelled)
+        );
+        assert_eq!(
+            cancelled.apply(&TaskChange::Cancel, 2),
+            Err(TaskError::Cancelled)
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! The task API: `/tasks`, `/tasks/{id}` (GET, HEAD, PATCH), `/text`,
+//! `/complete`, `/fail`, `/cancel`, and the task's stream `/events`.
+
+use actix_web::{HttpRequest, HttpResponse, get, head, patch, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe},
+    streams::{StreamQuery, event_stream_response, resume_point},
+};
+use crate::{
+    app::AppState,
+    auth::Principal,
+    domain::{
+        EventId, EventType, ProjectId, Subscription, Task, TaskChange, TaskId, TaskStatus,
+        TypeFilter, sse_frame,
+    },
+    error::{ApiError, ErrorCode},
+    event_service::StreamOptions,
+    store::EventPage,
+    task_service::task_json,
+};
+
+/// The event types of a task stream.
+const TASK_EVENT_TYPES: [&str; 4] = ["progress", "text", "complete", "error"];
+/// Deltas accepted in one `/text` request.
+const MAX_DELTAS: usize = 1000;
+
+fn task_id(raw: &str) -> Result<TaskId, ApiError> {
+    Ok(TaskId::parse(raw)?)
+}
+
+/// A task's JSON, as answered by the task endpoints.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub progress: f64,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub project_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn check_project(principal: &Principal, task: &Task) -> Result<(), ApiError> {
+    match &task.project_id {
+        Some(project) if !principal.may_access(project) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the token does not grant this task's project",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn visible_task(
+    state: &AppState,
+    principal: &Principal,
+    raw_id: &str,
+) -> Result<Task, ApiError> {
+    let task = state.tasks.get(&task_id(raw_id)?).await?;
+    check_project(principal, &task)?;
+    Ok(task)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct CreateTask {
+    /// `[A-Za-z0-9_-]{1,128}`; generated when absent.
+    pub task_id: Option<String>,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    pub project_id: Option<String>,
+}
+
+/// Create a task.
+#[utoipa::path(
+    tag = "tasks",
+    request_body(content = Option<CreateTask>, description = "Optional"),
+    responses(
+        (status = 201, description = "The new task", body = TaskView),
+        (status = 400, description = "Invalid task id", body = crate::error::ErrorBody),
+        (status = 409, description = "The id is taken", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/tasks")]
+pub async fn create_task(
+    state: web::Data<AppState>,
+    auth: Authenticated<Publish>,
+    body: OptionalJsonBody<CreateTask>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0.unwrap_or_default();
+    let id = request.task_id.as_deref().map(task_id).transpose()?;
+    let project_id = request
+        .project_id
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(ProjectId::parse)
+        .transpose()?;
+    if let Some(project) = &project_id
+        && !auth.principal.may_access(project)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the token does not grant this project",
+        ));
+    }
+    let task = state
+        .tasks
+        .create(id, request.stage, request.message, project_id)
+        .await?;
+    Ok(HttpResponse::Created().json(task_json(&task)))
+}
+
+/// A task's current state.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 400, description = "Invalid task id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such task", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/tasks/{id}")]
+pub async fn get_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let task = visible_task(&state, &auth.principal, &id).await?;
+    Ok(HttpResponse::Ok().json(task_json(&task)))
+}
+
+/// A task's status in headers: `X-Task-Status`, `X-Task-Progress`.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "Status in X-Task-Status and X-Task-Progress"),
+        (status = 404, description = "No such task"),
+    )
+)]
+#[head("/tasks/{id}")]
+pub async fn head_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let task = visible_task(&state, &auth.principal, &id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Task-Status", task.status.as_str()))
+        .insert_header(("X-Task-Progress", task.progress.to_string()))
+        .finish())
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateTask {
+    /// pending, running, completed, failed or cancelled.
+    pub status: Option<String>,
+    /// 0–100; never backwards unless `force`.
+    pub progress: Option<f64>,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    /// Allow progress to go backwards (a new phase, a retry).
+    pub force: Option<bool>,
+}
+
+async fn apply(
+    state: &AppState,
+    principal: &Principal,
+    raw_id: &str,
+    change: TaskChange,
+    texts: Vec<String>,
+) -> Result<(Task, Vec<Option<EventId>>), ApiError> {
+    let task = visible_task(state, principal, raw_id).await?;
+    Ok(state.tasks.change(&task.task_id, change, texts).await?)
+}
+
+/// Update a task; emits `progress`.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body = UpdateTask,
+    responses(
+        (status = 200, description = "The updated task", body = TaskView),
+        (status = 404, description = "No such task", body = crate::error::ErrorBody),
+        (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid progress or status", body = crate::error::ErrorBody),
+    )
+)]
+#[patch("/tasks/{id}")]
+pub async fn update_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Publish>,
+    body: JsonBody<UpdateTask>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let change = TaskChange::Update {
+        status: request
+            .status
+            .as_deref()
+            .map(TaskStatus::parse)
+            .transpose()?,
+        progress: request.progress,
+        stage: request.stage,
+        message: request.message,
+        force: request.force.unwrap_or(false),
+    };
+    let (task, _) = apply(&state, &auth.principal, &id, change, Vec::new()).await?;
+    Ok(HttpResponse::Ok().json(task_json(&task)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TextRequest {
+    /// One piece of text.
+    pub delta: Option<String>,
+    /// Several pieces, in order, in one request.
+    pub deltas: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TextResponse {
+    /// The id of each `text` event, in order.
+    pub ids: Vec<Option<i64>>,
+}
+
+/// Append generated text; emits one `text` event per delta.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body = TextRequest,
+    responses(
+        (status = 202, description = "Stored and delivered", body = TextResponse),
+        (status = 409, description = "Cancelled (stop producing) or finished", body = crate::error::ErrorBody),
+        (status = 422, description = "No delta given", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/tasks/{id}/text")]
+pub async fn append_text(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Publish>,
+    body: JsonBody<TextRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let deltas: Vec<String> = request
+        .delta
+        .into_iter()
+        .chain(request.deltas.unwrap_or_default())
+        .collect();
+    if deltas.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "send `delta` (a string) or `deltas` (an array of strings)",
+        ));
+    }
+    if deltas.len() > MAX_DELTAS {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("at most {MAX_DELTAS} deltas per request"),
+        ));
+    }
+    let (_, ids) = apply(&state, &auth.principal, &id, TaskChange::Text, deltas).await?;
+    Ok(HttpResponse::Accepted().json(TextResponse {
+        ids: ids.into_iter().map(|id| id.map(|id| id.0)).collect(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct CompleteRequest {
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+}
+
+/// Complete a task; emits `complete`.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body(content = Option<CompleteRequest>, description = "Optional result"),
+    responses(
+        (status = 200, description = "The completed task", body = TaskView),
+        (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/tasks/{id}/complete")]
+pub async fn complete_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Publish>,
+    body: OptionalJsonBody<CompleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let result = body.0.unwrap_or_default().result;
+    let (task, _) = apply(
+        &state,
+        &auth.principal,
+        &id,
+        TaskChange::Complete { result },
+        Vec::new(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(task_json(&task)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct FailRequest {
+    pub error: String,
+}
+
+/// Fail a task; emits `error`.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body = FailRequest,
+    responses(
+        (status = 200, description = "The failed task", body = TaskView),
+        (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/tasks/{id}/fail")]
+pub async fn fail_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Publish>,
+    body: JsonBody<FailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let change = TaskChange::Fail {
+        error: body.0.error,
+    };
+    let (task, _) = apply(&state, &auth.principal, &id, change, Vec::new()).await?;
+    Ok(HttpResponse::Ok().json(task_json(&task)))
+}
+
+/// Cancel a task; emits `error` with `cancelled: true`. The producer's next
+/// write gets 409 `task_cancelled`.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The cancelled task", body = TaskView),
+        (status = 409, description = "Already cancelled or finished", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/tasks/{id}/cancel")]
+pub async fn cancel_task(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Publish>,
+) -> Result<HttpResponse, ApiError> {
+    let (task, _) = apply(&state, &auth.principal, &id, TaskChange::Cancel, Vec::new()).await?;
+    Ok(HttpResponse::Ok().json(task_json(&task)))
+}
+
+/// The task's stream: `connected`, its current state as `progress`, its
+/// stored events (all of them on a first connect, those after
+/// `Last-Event-ID` on a resume), then live ones. A finished task's stream
+/// ends after its last event; resuming it with nothing new answers 204, which
+/// tells EventSource to stop reconnecting.
+#[utoipa::path(
+    tag = "tasks",
+    params(
+        ("id" = String, Path, description = "Task id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "The task's event stream", content_type = "text/event-stream", body = String),
+        (status = 204, description = "The task is finished and the client has every event"),
+        (status = 404, description = "No such task", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/tasks/{id}/events")]
+pub async fn task_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<StreamQuery>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = auth.principal;
+    let task = visible_task(&state, &principal, &id).await?;
+    let resume_after = resume_point(&req, &query)?;
+    let subscription = Subscription {
+        event_types: TypeFilter::only(
+            TASK_EVENT_TYPES
+                .iter()
+                .map(|t| EventType::parse(t).expect("task event types are well formed")),
+        ),
+        project_id: None,
+        task_id: Some(task.task_id.as_ref_id()),
+        viewer: principal.viewer(),
+    };
+    let finished = task.status.is_terminal();
+    if let (true, Some(after)) = (finished, resume_after) {
+        let newer = state
+            .store
+            .events_after(EventPage::for_subscription(&subscription, after, 1))
+            .await?;
+        if newer.is_empty() {
+            return Ok(HttpResponse::NoContent().finish());
+        }
+    }
+    let options = StreamOptions {
+        resume_after: Some(resume_after.unwrap_or(EventId(0))),
+        token_expires_at: principal.expires_at,
+        preamble: Some(sse_frame::encode_control("progress", &task_json(&task))),
+        finish_after_replay: finished,
+    };
+    let (_, body) = state.events.open_stream(subscription, options).await?;
+    Ok(event_stream_response(body))
+}

@@ -1,0 +1,181 @@
+//! `TaskService`: the task API's use cases. A change is applied to the task
+//! row with optimistic concurrency (retried if another producer got there
+//! first), then its event is published through the normal path (stored,
+//! then delivered), carrying `task_id` so task streams receive it.
+
+use serde_json::{Value, json};
+
+use crate::{
+    actors::persister::PersistError,
+    domain::{
+        EventData, EventId, EventType, NewEvent, ProjectId, Task, TaskChange, TaskError, TaskId,
+        now_ms,
+    },
+    event_service::EventService,
+    store::{EventStore, StoreError},
+};
+
+/// Attempts at applying a change when concurrent producers race on one task.
+const MAX_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskServiceError {
+    #[error("no task with this id")]
+    NotFound,
+    #[error("a task with this id already exists")]
+    AlreadyExists,
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("the task changed concurrently too often; retry")]
+    Contended,
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct TaskService {
+    store: EventStore,
+    events: EventService,
+}
+
+/// The JSON of a task, as answered by the API and carried by `progress` events.
+pub fn task_json(task: &Task) -> Value {
+    json!({
+        "task_id": task.task_id.as_str(),
+        "status": task.status,
+        "progress": task.progress,
+        "stage": task.stage,
+        "message": task.message,
+        "result": task.result,
+        "error": task.error,
+        "project_id": task.project_id,
+        "created_at": crate::actors::registry::rfc3339(task.created_at_ms),
+        "updated_at": crate::actors::registry::rfc3339(task.updated_at_ms),
+    })
+}
+
+impl TaskService {
+    pub fn new(store: EventStore, events: EventService) -> Self {
+        Self { store, events }
+    }
+
+    pub async fn create(
+        &self,
+        task_id: Option<TaskId>,
+        stage: Option<String>,
+        message: Option<String>,
+        project_id: Option<ProjectId>,
+    ) -> Result<Task, TaskServiceError> {
+        let task = Task::new(
+            task_id.unwrap_or_else(TaskId::generate),
+            stage,
+            message,
+            project_id,
+            now_ms(),
+        );
+        if !self.store.insert_task(&task).await? {
+            return Err(TaskServiceError::AlreadyExists);
+        }
+        tracing::info!(task_id = %task.task_id, "task created");
+        Ok(task)
+    }
+
+    pub async fn get(&self, task_id: &TaskId) -> Result<Task, TaskServiceError> {
+        self.store
+            .task(task_id)
+            .await?
+            .ok_or(TaskServiceError::NotFound)
+    }
+
+    /// Applies `change` and publishes its events; returns the new task and
+    /// the ids of the published events.
+    #[tracing::instrument(name = "task.change", skip_all, fields(task_id = %task_id))]
+    pub async fn change(
+        &self,
+        task_id: &TaskId,
+        change: TaskChange,
+        texts: Vec<String>,
+    ) -> Result<(Task, Vec<Option<EventId>>), TaskServiceError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.get(task_id).await?;
+            // Strictly later than the last write, so the version always moves.
+            let now = now_ms().max(current.updated_at_ms + 1);
+            let next = current.apply(&change, now)?;
+            if !self.store.update_task(&next, current.updated_at_ms).await? {
+                continue;
+            }
+            let events = self.events_for(&next, &change, texts);
+            let ids = self.events.publish(events).await?;
+            if next.status.is_terminal() {
+                tracing::info!(task_id = %task_id, status = %next.status, "task finished");
+            }
+            return Ok((next, ids));
+        }
+        Err(TaskServiceError::Contended)
+    }
+
+    fn events_for(&self, task: &Task, change: &TaskChange, texts: Vec<String>) -> Vec<NewEvent> {
+        let task_ref = task.task_id.as_ref_id();
+        let event = |event_type: &str, data: Value| NewEvent {
+            event_type: EventType::parse(event_type).expect("task event types are well formed"),
+            data: EventData::trusted(data),
+            project_id: task.project_id.clone(),
+            user_id: None,
+            task_id: Some(task_ref.clone()),
+            persist: true,
+            idempotency_key: None,
+            published_at_ms: now_ms(),
+        };
+        let id = task.task_id.as_str();
+        match change {
+            TaskChange::Update { .. } => vec![event("progress", task_json(task))],
+            TaskChange::Text => texts
+                .into_iter()
+                .map(|delta| event("text", json!({ "task_id": id, "delta": delta })))
+                .collect(),
+            TaskChange::Complete { result } => {
+                vec![event(
+                    "complete",
+                    json!({ "task_id": id, "status": "completed", "result": result }),
+                )]
+            }
+            TaskChange::Fail { error } => {
+                vec![event(
+                    "error",
+                    json!({ "task_id": id, "status": "failed", "error": error }),
+                )]
+            }
+            TaskChange::Cancel => vec![event(
+                "error",
+                json!({ "task_id": id, "status": "cancelled", "error": "cancelled", "cancelled": true }),
+            )],
+        }
+    }
+
+    /// Fails unfinished tasks whose producer has been silent since
+    /// `silent_since_ms`; returns how many.
+    pub async fn fail_orphans(
+        &self,
+        silent_since_ms: i64,
+        timeout_secs: u64,
+    ) -> Result<usize, TaskServiceError> {
+        let mut failed = 0;
+        for task in self.store.silent_tasks(silent_since_ms, 100).await? {
+            let change = TaskChange::Fail {
+                error: format!("orphaned: no write from the producer for {timeout_secs} s"),
+            };
+            match self.change(&task.task_id, change, Vec::new()).await {
+                Ok(_) => {
+                    failed += 1;
+                    tracing::warn!(task_id = %task.task_id, timeout_secs, "failed an orphaned task");
+                }
+                // Finished or written meanwhile: nothing to do.
+                Err(TaskServiceError::Task(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(failed)
+    }
+}
