@@ -13,6 +13,7 @@
 //! - [`monitoring`]: the monitoring document and health rules.
 //! - [`telemetry`]: logs, OTLP traces and metrics, Prometheus `/metrics`.
 //! - [`auth`]: JWT claims and token minting.
+//! - [`demo`]: the simulated AI producer behind the demo page.
 //!
 //! # Actor tree
 //!
@@ -28,6 +29,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod event_service;

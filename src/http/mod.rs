@@ -1,6 +1,7 @@
 //! The actix-web edge: authenticate, validate, send one message, map the
 //! answer. [`configure`] is the single route table (CONTRACT §4 order).
 
+mod assets;
 pub mod extract;
 mod health;
 mod history;
@@ -36,7 +37,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::task_events)
         .service(health::health)
         .service(health::metrics)
-        .service(openapi::openapi_json);
+        .service(openapi::openapi_json)
+        .service(assets::index)
+        .service(assets::client_js)
+        .service(assets::start_generation);
 }
 
 /// Any unknown route: a JSON 404.

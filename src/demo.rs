@@ -1,0 +1,69 @@
+//! The built-in demo producer behind the page at `/`: it plays an AI model
+//! writing an answer token by token, at a realistic pace and in stages, into
+//! an ordinary task, through the same `TaskService` a real producer's HTTP
+//! calls reach. It stops as soon as the task is cancelled.
+
+use std::time::Duration;
+
+use crate::{
+    domain::{TaskChange, TaskError, TaskId},
+    task_service::{TaskService, TaskServiceError},
+};
+
+/// Between tokens: about 25 tokens per second, like a hosted model.
+const TOKEN_INTERVAL: Duration = Duration::from_millis(40);
+const THINKING: Duration = Duration::from_millis(600);
+const REVIEWING: Duration = Duration::from_millis(400);
+
+const ANSWER: &str = "Server-Sent Events (SSE) keep one HTTP response open and let the server write \
+events into it as they happen. The browser's EventSource API parses the stream, dispatches each \
+event by name, and reconnects by itself when the connection drops, sending the id of the last event \
+it saw in the Last-Event-ID header. A broker that stores its events can then replay exactly what the \
+client missed, so a page that loses its network mid-answer still ends with every token, in order, \
+exactly once. Because SSE is plain HTTP, it passes through proxies and load balancers that would \
+block other protocols, as long as they do not buffer the response.";
+
+/// Creates a demo task and starts producing into it; returns its id.
+pub async fn start_generation(tasks: TaskService, prompt: &str) -> Result<TaskId, TaskServiceError> {
+    let message = format!("prompt: {}", prompt.chars().take(200).collect::<String>());
+    let task = tasks.create(None, Some("thinking".into()), Some(message), None).await?;
+    let task_id = task.task_id.clone();
+    actix_rt::spawn(async move {
+        match produce(&tasks, &task.task_id).await {
+            Ok(()) | Err(TaskServiceError::Task(TaskError::Cancelled)) => {}
+            Err(error) => tracing::warn!(task_id = %task.task_id, error.message = %error, "demo generation stopped"),
+        }
+    });
+    Ok(task_id)
+}
+
+fn update(progress: f64, stage: &str) -> TaskChange {
+    TaskChange::Update {
+        status: None,
+        progress: Some(progress),
+        stage: Some(stage.into()),
+        message: None,
+        force: false,
+    }
+}
+
+async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskServiceError> {
+    tasks.change(task_id, update(5.0, "thinking"), Vec::new()).await?;
+    actix_rt::time::sleep(THINKING).await;
+    let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();
+    let total = tokens.len();
+    tasks.change(task_id, update(10.0, "writing"), Vec::new()).await?;
+    for (index, token) in tokens.iter().enumerate() {
+        tasks.change(task_id, TaskChange::Text, vec![(*token).to_owned()]).await?;
+        if index % 10 == 9 {
+            let progress = 10.0 + 80.0 * (index + 1) as f64 / total as f64;
+            tasks.change(task_id, update(progress, "writing"), Vec::new()).await?;
+        }
+        actix_rt::time::sleep(TOKEN_INTERVAL).await;
+    }
+    tasks.change(task_id, update(95.0, "reviewing"), Vec::new()).await?;
+    actix_rt::time::sleep(REVIEWING).await;
+    let result = serde_json::json!({ "tokens": total, "text": ANSWER });
+    tasks.change(task_id, TaskChange::Complete { result: Some(result) }, Vec::new()).await?;
+    Ok(())
+}

@@ -1,0 +1,240 @@
+// sse-broker browser client: an EventSource wrapper that survives network
+// drops. ES module, no dependencies.
+//
+//   import { SseClient, TaskStream } from "/client.js";
+//   const client = new SseClient("/sse/events", {
+//     eventTypes: ["progress_update", "commit"],
+//     onConnect: ({ connection_id }) => console.log("connected", connection_id),
+//   });
+//   client.on("commit", (data, event) => console.log(event.lastEventId, data));
+//   client.connect();
+//
+// Reconnection: the broker's `Last-Event-ID` resume replays every event missed
+// while offline, so a reconnect never loses or repeats an event. The client
+// reconnects with exponential backoff and jitter, gives up after
+// `maxReconnectAttempts`, and treats a stream that stays silent for
+// `heartbeatTimeout` (the broker sends `heartbeat` every 15 s) as dead even
+// when the browser has not noticed.
+
+/** Connection states, in `onStateChange` and `client.state`. */
+export const State = Object.freeze({
+  IDLE: "idle",
+  CONNECTING: "connecting",
+  CONNECTED: "connected",
+  RECONNECTING: "reconnecting",
+  OFFLINE: "offline",
+  CLOSED: "closed",
+});
+
+/**
+ * The delay before reconnect attempt `attempt` (0-based): exponential from
+ * `reconnectDelay`, capped at `maxReconnectDelay`, with "equal jitter" (half
+ * fixed, half random) so a crowd of clients does not reconnect in lockstep.
+ */
+export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay = 30000 } = {}, random = Math.random) {
+  const exponential = Math.min(maxReconnectDelay, reconnectDelay * 2 ** Math.max(0, attempt));
+  return Math.round(exponential / 2 + random() * (exponential / 2));
+}
+
+const BROKER_EVENTS = ["connected", "heartbeat", "shutdown", "replay_truncated", "subscription_updated", "token_expired"];
+
+export class SseClient {
+  /**
+   * @param {string} url  stream URL, e.g. "/sse/events" or "/tasks/ID/events"
+   * @param {object} options
+   * @param {string[]} [options.eventTypes]  event types to receive (default all)
+   * @param {string} [options.projectId]
+   * @param {string} [options.accessToken]  sent as `access_token` (EventSource cannot set headers);
+   *   prefer the HttpOnly `sse_token` cookie where you can
+   * @param {number} [options.reconnectDelay=1000]  first backoff step, ms
+   * @param {number} [options.maxReconnectDelay=30000]
+   * @param {number} [options.maxReconnectAttempts=Infinity]  consecutive failures before giving up
+   * @param {number} [options.heartbeatTimeout=45000]  silence after which the stream is presumed dead
+   * @param {boolean} [options.withCredentials=false]  send cookies cross-origin
+   * @param {string[]} [options.closeOn]  event types after which the client closes (e.g. a task's end)
+   * @param {function} [options.onConnect]  ({connection_id, event_types, project_id})
+   * @param {function} [options.onDisconnect]  ({reason, willReconnect, delay})
+   * @param {function} [options.onError]  (error)
+   * @param {function} [options.onProgress]  (data, event) for `progress` and `progress_update`
+   * @param {function} [options.onText]  (delta, data, event) for `text`
+   * @param {function} [options.onStateChange]  (state, previous)
+   * @param {function} [options.EventSource]  injectable for tests
+   */
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = {
+      reconnectDelay: 1000,
+      maxReconnectDelay: 30000,
+      maxReconnectAttempts: Infinity,
+      heartbeatTimeout: 45000,
+      withCredentials: false,
+      closeOn: [],
+      ...options,
+    };
+    this.handlers = new Map();
+    this.source = null;
+    this.attempts = 0;
+    this.lastEventId = null;
+    this.connectionId = null;
+    this.reconnectTimer = null;
+    this.watchdogTimer = null;
+    this._state = State.IDLE;
+    this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
+  }
+
+  get state() {
+    return this._state;
+  }
+
+  /** Registers a handler for one event type: handler(data, event). */
+  on(type, handler) {
+    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+    this.handlers.get(type).add(handler);
+    if (this.source) this._listen(this.source, type);
+    return () => this.handlers.get(type).delete(handler);
+  }
+
+  connect() {
+    if (this._state === State.CLOSED) this.attempts = 0;
+    this._open();
+    return this;
+  }
+
+  /** Closes the stream for good (no reconnect). */
+  close() {
+    this._teardown();
+    this._setState(State.CLOSED);
+  }
+
+  _streamUrl() {
+    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
+    const url = new URL(this.url, base);
+    const { eventTypes, projectId, accessToken } = this.options;
+    if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
+    if (projectId) url.searchParams.set("project_id", projectId);
+    if (accessToken) url.searchParams.set("access_token", accessToken);
+    // A new EventSource does not send Last-Event-ID by itself: pass it on.
+    if (this.lastEventId !== null) url.searchParams.set("last_event_id", this.lastEventId);
+    return url.toString();
+  }
+
+  _open() {
+    this._teardown();
+    this._setState(this.attempts === 0 ? State.CONNECTING : State.RECONNECTING);
+    const source = new this.EventSourceImpl(this._streamUrl(), { withCredentials: this.options.withCredentials });
+    this.source = source;
+    source.onerror = () => this._lost("network");
+    source.onmessage = (event) => this._dispatch("message", event);
+    for (const type of BROKER_EVENTS) this._listen(source, type);
+    for (const type of ["progress", "progress_update", "text"]) this._listen(source, type);
+    for (const type of this.handlers.keys()) this._listen(source, type);
+    this._armWatchdog();
+  }
+
+  _listen(source, type) {
+    source.listeners = source.listeners || new Set();
+    if (source.listeners.has(type)) return;
+    source.listeners.add(type);
+    source.addEventListener(type, (event) => this._dispatch(type, event));
+  }
+
+  _dispatch(type, event) {
+    if (event.target && event.target !== this.source) return;
+    this._armWatchdog();
+    if (event.lastEventId) this.lastEventId = event.lastEventId;
+    let data = event.data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      // Not JSON: hand over the raw string.
+    }
+    const { onConnect, onProgress, onText } = this.options;
+    switch (type) {
+      case "connected":
+        this.attempts = 0;
+        this.connectionId = data && data.connection_id;
+        this._setState(State.CONNECTED);
+        if (onConnect) onConnect(data);
+        break;
+      case "shutdown":
+        // The broker is restarting: reconnect (to another instance) soon.
+        this._lost("shutdown");
+        break;
+      case "token_expired":
+        this._fail(new Error("token expired"));
+        this.close();
+        break;
+      case "progress":
+      case "progress_update":
+        if (onProgress) onProgress(data, event);
+        break;
+      case "text":
+        if (onText) onText(data && data.delta, data, event);
+        break;
+      default:
+        break;
+    }
+    const handlers = this.handlers.get(type);
+    if (handlers) for (const handler of handlers) handler(data, event);
+    if (this.options.closeOn.includes(type)) this.close();
+  }
+
+  _armWatchdog() {
+    clearTimeout(this.watchdogTimer);
+    const timeout = this.options.heartbeatTimeout;
+    if (timeout > 0 && Number.isFinite(timeout)) {
+      this.watchdogTimer = setTimeout(() => this._lost("heartbeat_timeout"), timeout);
+    }
+  }
+
+  _lost(reason) {
+    if (this._state === State.CLOSED) return;
+    this._teardown();
+    if (this.attempts >= this.options.maxReconnectAttempts) {
+      this._setState(State.OFFLINE);
+      if (this.options.onDisconnect) this.options.onDisconnect({ reason, willReconnect: false, delay: null });
+      this._fail(new Error(`gave up after ${this.attempts} reconnect attempts`));
+      return;
+    }
+    const delay = backoffDelay(this.attempts, this.options);
+    this.attempts += 1;
+    this._setState(State.RECONNECTING);
+    if (this.options.onDisconnect) this.options.onDisconnect({ reason, willReconnect: true, delay });
+    this.reconnectTimer = setTimeout(() => this._open(), delay);
+  }
+
+  _fail(error) {
+    if (this.options.onError) this.options.onError(error);
+  }
+
+  _teardown() {
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.watchdogTimer);
+    this.reconnectTimer = null;
+    this.watchdogTimer = null;
+    if (this.source) {
+      this.source.onerror = null;
+      this.source.close();
+      this.source = null;
+    }
+  }
+
+  _setState(state) {
+    const previous = this._state;
+    if (previous === state) return;
+    this._state = state;
+    if (this.options.onStateChange) this.options.onStateChange(state, previous);
+  }
+}
+
+/**
+ * A task's stream (`/tasks/{id}/events`): progress, text and the end of the
+ * task. Closes itself after `complete` or `error`; a page opened or reloaded
+ * mid-generation receives the whole text so far.
+ */
+export class TaskStream extends SseClient {
+  constructor(taskId, options = {}) {
+    super(`/tasks/${encodeURIComponent(taskId)}/events`, { closeOn: ["complete", "error"], ...options });
+    this.taskId = taskId;
+  }
+}
