@@ -216,6 +216,7 @@ fn cors(origins: &CorsOrigins) -> Cors {
         CorsOrigins::None => Cors::default(),
         CorsOrigins::Any => Cors::default()
             .allow_any_origin()
+            .send_wildcard()
             .allowed_methods(methods)
             .allow_any_header()
             .max_age(3600),

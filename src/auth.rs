@@ -41,9 +41,17 @@ pub struct Claims {
     #[serde(default)]
     pub projects: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+}
+
+/// The `aud` claim: one audience or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A permission named in a token's `scope` claim.
@@ -203,7 +211,16 @@ fn validation(algorithm: Algorithm, auth: &AuthSettings) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // A configured audience or issuer must be present, not merely match
+    // when present: jsonwebtoken skips the check for an absent claim.
+    let mut required = vec!["exp", "sub"];
+    if auth.audience.is_some() {
+        required.push("aud");
+    }
+    if auth.issuer.is_some() {
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
     match &auth.audience {
         Some(audience) => validation.set_audience(&[audience]),
         None => validation.validate_aud = false,
@@ -223,6 +240,9 @@ fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
         ErrorKind::InvalidSignature
         | ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidAlgorithmName => AuthError::BadSignature,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" || claim == "iss" => {
+            AuthError::WrongAudienceOrIssuer
+        }
         ErrorKind::MissingRequiredClaim(_) => AuthError::BadClaims("exp and sub are required"),
         _ => AuthError::Malformed,
     }
@@ -293,7 +313,7 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
         nbf: None,
         scope: request.scope.to_owned(),
         projects: request.projects.to_vec(),
-        aud: auth.audience.clone(),
+        aud: auth.audience.clone().map(Audience::One),
         iss: auth.issuer.clone(),
     };
     let (algorithm, key) = match (request.private_key_pem, &auth.jwt_secret) {
@@ -382,6 +402,41 @@ mod tests {
             verifier
                 .verify(&format!("{}x", token("admin", &[], 60)))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_configured_audience_must_be_present_and_may_be_one_of_several() {
+        let auth = AuthSettings {
+            audience: Some("sse-broker".into()),
+            ..settings()
+        };
+        let verifier = JwtVerifier::from_settings(&auth).unwrap().unwrap();
+        let sign = |aud: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "alice", "exp": unix_now() + 60});
+            if !aud.is_null() {
+                claims["aud"] = aud;
+            }
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"test-secret"),
+            )
+            .unwrap()
+        };
+        assert!(verifier.verify(&sign("sse-broker".into())).is_ok());
+        assert!(
+            verifier
+                .verify(&sign(serde_json::json!(["billing", "sse-broker"])))
+                .is_ok()
+        );
+        assert_eq!(
+            verifier.verify(&sign(serde_json::Value::Null)).err(),
+            Some(AuthError::WrongAudienceOrIssuer)
+        );
+        assert_eq!(
+            verifier.verify(&sign("billing".into())).err(),
+            Some(AuthError::WrongAudienceOrIssuer)
         );
     }
 

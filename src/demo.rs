@@ -24,14 +24,21 @@ exactly once. Because SSE is plain HTTP, it passes through proxies and load bala
 block other protocols, as long as they do not buffer the response.";
 
 /// Creates a demo task and starts producing into it; returns its id.
-pub async fn start_generation(tasks: TaskService, prompt: &str) -> Result<TaskId, TaskServiceError> {
+pub async fn start_generation(
+    tasks: TaskService,
+    prompt: &str,
+) -> Result<TaskId, TaskServiceError> {
     let message = format!("prompt: {}", prompt.chars().take(200).collect::<String>());
-    let task = tasks.create(None, Some("thinking".into()), Some(message), None).await?;
+    let task = tasks
+        .create(None, Some("thinking".into()), Some(message), None)
+        .await?;
     let task_id = task.task_id.clone();
     actix_rt::spawn(async move {
         match produce(&tasks, &task.task_id).await {
             Ok(()) | Err(TaskServiceError::Task(TaskError::Cancelled)) => {}
-            Err(error) => tracing::warn!(task_id = %task.task_id, error.message = %error, "demo generation stopped"),
+            Err(error) => {
+                tracing::warn!(task_id = %task.task_id, error.message = %error, "demo generation stopped")
+            }
         }
     });
     Ok(task_id)
@@ -48,22 +55,40 @@ fn update(progress: f64, stage: &str) -> TaskChange {
 }
 
 async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskServiceError> {
-    tasks.change(task_id, update(5.0, "thinking"), Vec::new()).await?;
+    tasks
+        .change(task_id, update(5.0, "thinking"), Vec::new())
+        .await?;
     actix_rt::time::sleep(THINKING).await;
     let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();
     let total = tokens.len();
-    tasks.change(task_id, update(10.0, "writing"), Vec::new()).await?;
+    tasks
+        .change(task_id, update(10.0, "writing"), Vec::new())
+        .await?;
     for (index, token) in tokens.iter().enumerate() {
-        tasks.change(task_id, TaskChange::Text, vec![(*token).to_owned()]).await?;
+        tasks
+            .change(task_id, TaskChange::Text, vec![(*token).to_owned()])
+            .await?;
         if index % 10 == 9 {
             let progress = 10.0 + 80.0 * (index + 1) as f64 / total as f64;
-            tasks.change(task_id, update(progress, "writing"), Vec::new()).await?;
+            tasks
+                .change(task_id, update(progress, "writing"), Vec::new())
+                .await?;
         }
         actix_rt::time::sleep(TOKEN_INTERVAL).await;
     }
-    tasks.change(task_id, update(95.0, "reviewing"), Vec::new()).await?;
+    tasks
+        .change(task_id, update(95.0, "reviewing"), Vec::new())
+        .await?;
     actix_rt::time::sleep(REVIEWING).await;
     let result = serde_json::json!({ "tokens": total, "text": ANSWER });
-    tasks.change(task_id, TaskChange::Complete { result: Some(result) }, Vec::new()).await?;
+    tasks
+        .change(
+            task_id,
+            TaskChange::Complete {
+                result: Some(result),
+            },
+            Vec::new(),
+        )
+        .await?;
     Ok(())
 }

@@ -86,10 +86,12 @@ pub enum CloseReason {
     TaskFinished,
     /// Replay could not read the store; the client reconnects and retries.
     StoreUnavailable,
+    /// An operator closed it (`DELETE /sse/connections/{id}`).
+    Disconnected,
 }
 
 impl CloseReason {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::ClientGone,
         Self::Slow,
         Self::Stale,
@@ -97,6 +99,7 @@ impl CloseReason {
         Self::TokenExpired,
         Self::TaskFinished,
         Self::StoreUnavailable,
+        Self::Disconnected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +111,7 @@ impl CloseReason {
             Self::TokenExpired => "token_expired",
             Self::TaskFinished => "task_finished",
             Self::StoreUnavailable => "store_unavailable",
+            Self::Disconnected => "disconnected",
         }
     }
 }
@@ -266,7 +270,10 @@ impl Connection {
     fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
         self.close_reason = reason;
         match reason {
-            CloseReason::Slow | CloseReason::Stale | CloseReason::StoreUnavailable => {
+            CloseReason::Slow
+            | CloseReason::Stale
+            | CloseReason::StoreUnavailable
+            | CloseReason::Disconnected => {
                 if let Some(abort) = self.abort.take() {
                     let _ = abort.send(reason);
                 }

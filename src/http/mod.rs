@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(publish::subscribe)
         .service(monitoring::stats)
         .service(monitoring::connections)
+        .service(monitoring::disconnect)
         .service(monitoring::monitoring)
         .service(monitoring::cleanup)
         .service(tasks::create_task)

@@ -1,12 +1,14 @@
 //! `/sse/stats`, `/sse/connections`, `/sse/monitoring`, `POST /sse/cleanup`.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 
 use super::extract::{Admin, Authenticated, OptionalJsonBody};
 use crate::{
     actors::{
-        janitor::RunCleanup, redis_bridge::ListClusterConnections, registry::ListConnections,
+        janitor::RunCleanup,
+        redis_bridge::ListClusterConnections,
+        registry::{ConnectionId, Disconnect, ListConnections},
     },
     app::AppState,
     error::{ApiError, ErrorCode},
@@ -142,4 +144,34 @@ pub async fn cleanup(
     }
     let report = state.janitor.send(RunCleanup { batch_size }).await??;
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// Drop one live stream now, as a network failure would; the client
+/// reconnects and resumes with `Last-Event-ID`.
+#[utoipa::path(
+    tag = "monitoring",
+    params(("connection_id" = String, Path, description = "A connection_id from /sse/connections")),
+    responses(
+        (status = 204, description = "The stream was dropped"),
+        (status = 404, description = "No such stream on this instance", body = crate::error::ErrorBody),
+    )
+)]
+#[delete("/sse/connections/{connection_id}")]
+pub async fn disconnect(
+    state: web::Data<AppState>,
+    connection_id: web::Path<String>,
+    _auth: Authenticated<Admin>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            ErrorCode::ConnectionNotFound,
+            "no live connection with this connection_id here",
+        )
+    };
+    let id = ConnectionId::parse(&connection_id).ok_or_else(not_found)?;
+    if state.registry.send(Disconnect { id }).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found())
+    }
 }

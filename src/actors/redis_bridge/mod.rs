@@ -103,6 +103,8 @@ pub struct RedisBridge {
     last_routed: EventId,
     repairing: bool,
     connecting: bool,
+    /// A PING on the subscriber is in flight (see `probe`).
+    probing: bool,
     instances: Vec<InstancePresence>,
     own_redis_count: Option<usize>,
 }
@@ -147,6 +149,7 @@ impl RedisBridge {
             last_routed: EventId(0),
             repairing: false,
             connecting: false,
+            probing: false,
             instances: Vec::new(),
             own_redis_count: None,
         })
@@ -196,6 +199,27 @@ impl RedisBridge {
                     act.link_up(ctx);
                 }
                 Err(error) => act.mark_down(format!("cannot connect to Redis: {error}")),
+            }
+        }));
+    }
+
+    /// While the link is not up, PINGs the subscriber's connection. The
+    /// connection manager gives up reconnecting after a few retries (about
+    /// 5-10 s) and only tries again when a command fails, and nothing else
+    /// sends commands on the subscriber: without this, an outage longer than
+    /// its retries leaves the bridge down for good. A PING that succeeds
+    /// means the link (resubscribed first, on the same connection) is back,
+    /// also when only a publish or presence write had failed.
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut subscriber) = self.subscriber.clone().filter(|_| !self.probing) else {
+            return;
+        };
+        self.probing = true;
+        let ping = async move { redis::cmd("PING").query_async::<()>(&mut subscriber).await };
+        ctx.spawn(ping.into_actor(self).map(|result, act, ctx| {
+            act.probing = false;
+            if result.is_ok() && act.state != LinkState::Up {
+                act.link_up(ctx);
             }
         }));
     }
@@ -407,6 +431,8 @@ impl Actor for RedisBridge {
         ctx.run_interval(RECONNECT_PERIOD, |act, ctx| {
             if act.subscriber.is_none() {
                 act.connect(ctx);
+            } else if act.state != LinkState::Up {
+                act.probe(ctx);
             }
         });
         ctx.run_interval(TAIL_PERIOD, |act, ctx| {

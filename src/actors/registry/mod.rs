@@ -76,6 +76,12 @@ struct Entry {
     stats: Arc<ConnectionStats>,
     subscription: Subscription,
     delivery: Delivery,
+    /// Set when a resume hands off to live delivery: every stored event up
+    /// to this id is already in the queue (replayed from the store). The
+    /// Persister commits before it routes, so a replay can read an event
+    /// whose `Route` reaches the Registry only after the hand-off; that
+    /// late `Route` must not queue it a second time.
+    replayed_through: Option<EventId>,
 }
 
 pub struct Registry {
@@ -136,6 +142,9 @@ impl Registry {
                 continue;
             };
             if !entry.subscription.matches(event) {
+                continue;
+            }
+            if event.id.is_some() && event.id <= entry.replayed_through {
                 continue;
             }
             match &mut entry.delivery {
@@ -262,6 +271,7 @@ impl Handler<Register> for Registry {
                 } else {
                     Delivery::Live
                 },
+                replayed_through: None,
             },
         );
         self.counters.total_connections += 1;
@@ -375,6 +385,7 @@ impl Handler<ReplayCaughtUp> for Registry {
             }
         }
         entry.delivery = Delivery::Live;
+        entry.replayed_through = Some(queued_through);
         if task_ended && entry.subscription.task_id.is_some() {
             entry.connection.do_send(Close {
                 reason: CloseReason::TaskFinished,
@@ -594,6 +605,29 @@ impl Handler<GetStats> for Registry {
             replaying_connections: replaying,
             queued_frames: queued,
         })
+    }
+}
+
+/// Drop one stream at once, as a network failure would: the client
+/// reconnects and resumes. Answers whether it was open here.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Disconnect {
+    pub id: ConnectionId,
+}
+
+impl Handler<Disconnect> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) -> bool {
+        let Some(entry) = self.connections.get(&msg.id) else {
+            return false;
+        };
+        tracing::info!(connection_id = %msg.id, "operator disconnected a stream");
+        entry.connection.do_send(Close {
+            reason: CloseReason::Disconnected,
+        });
+        true
     }
 }
 

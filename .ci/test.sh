@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The project's test command: `bash .ci/test.sh`.
+#
+# Runs every test target (unit tests, the `api` integration-test binary and
+# the binaries) with `cargo test --all-targets`. Before that it raises the
+# open-file limit (stream tests hold many sockets) and makes sure the local
+# PostgreSQL and Redis answer, starting them only when they are installed and
+# silent. The cluster tests (tests/api/cluster) need both: PostgreSQL at
+# SSE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432, trust auth),
+# Redis at SSE_TEST_REDIS_URL (default redis://127.0.0.1:6379) and
+# `redis-server` on the PATH. A service that is installed but will not start
+# stops the run here; one that is not installed is only reported, and the
+# tests that need it then fail with their own message.
+#
+# Idempotent: safe to run again and again, on a developer machine or in CI.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Wait up to $1 seconds for the command in "${@:2}" to succeed.
+wait_for() {
+    local seconds=$1
+    shift
+    local deadline=$((SECONDS + seconds))
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+raise_open_file_limit() {
+    local hard
+    hard=$(ulimit -Hn)
+    if ulimit -n "$hard" 2>/dev/null; then
+        log "open-file limit: $(ulimit -n)"
+    else
+        warn "could not raise the open-file limit to $hard (stays at $(ulimit -n))"
+    fi
+}
+
+postgres_answers() {
+    pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || pg_isready -q 2>/dev/null
+}
+
+ensure_postgres() {
+    if ! command -v pg_ctlcluster >/dev/null || ! command -v pg_isready >/dev/null \
+        || [[ ! -d /etc/postgresql ]] || [[ -z "$(ls -A /etc/postgresql)" ]]; then
+        warn "PostgreSQL is not installed: the cluster tests will fail"
+        return 0
+    fi
+    if postgres_answers; then
+        log "PostgreSQL: answering"
+        return 0
+    fi
+    # The newest installed major version, should there be several (the
+    # entries are plain version numbers, so `ls` is safe here).
+    local version
+    # shellcheck disable=SC2012
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "PostgreSQL $version: not answering, starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    if wait_for 30 postgres_answers; then
+        log "PostgreSQL: answering"
+    else
+        fail "PostgreSQL $version did not start (see /var/log/postgresql/)"
+    fi
+}
+
+redis_answers() {
+    if command -v redis-cli >/dev/null; then
+        [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == "PONG" ]]
+    else
+        # No client installed: speak the protocol over bash's /dev/tcp.
+        local reply
+        {
+            exec 3<>/dev/tcp/127.0.0.1/6379 \
+                && printf 'PING\r\n' >&3 \
+                && read -r -t 2 reply <&3 \
+                && exec 3>&-
+        } 2>/dev/null || return 1
+        [[ "$reply" == +PONG* ]]
+    fi
+}
+
+ensure_redis() {
+    if ! command -v redis-server >/dev/null; then
+        warn "Redis is not installed: the cluster tests will fail"
+        return 0
+    fi
+    if redis_answers; then
+        log "Redis: answering"
+        return 0
+    fi
+    log "Redis: not answering, starting it"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    if wait_for 15 redis_answers; then
+        log "Redis: answering"
+    else
+        fail "Redis did not start (see /var/log/redis/ci.log)"
+    fi
+}
+
+raise_open_file_limit
+ensure_postgres
+ensure_redis
+
+log "cargo test --all-targets"
+cargo test --all-targets

@@ -1,0 +1,209 @@
+//! The binary's auth-related subcommands: `token` mints what the broker
+//! accepts; `check-config` refuses a public bind with authentication off.
+
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use super::{SECRET, assert_forbidden, get_as, now, open_stream_as, post_as, spawn_secured_app};
+
+/// The real binary, with nothing from the test run's environment that could
+/// reconfigure it, run in a scratch directory.
+fn broker(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sse-broker"));
+    command.args(args).current_dir(scratch.path());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("SSE_BROKER_")
+            || name.starts_with("OTEL_")
+            || name == "DATABASE_URL"
+            || name == "REDIS_URL"
+        {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The claims of an HS256 token signed with [`SECRET`], verified.
+fn verified_claims(token: &str) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("an HS256 JWT signed with the configured secret")
+    .claims
+}
+
+#[actix_web::test]
+async fn a_minted_token_is_accepted_with_exactly_its_scopes_and_projects() {
+    // Arrange
+    let output = broker(
+        &[
+            "token",
+            "--sub",
+            "alice",
+            "--scope",
+            "subscribe publish",
+            "--project",
+            "p1",
+            "--ttl",
+            "3600",
+        ],
+        &[("SSE_BROKER_JWT_SECRET", SECRET)],
+    );
+    assert!(
+        output.status.success(),
+        "token failed: {}",
+        text(&output.stderr)
+    );
+    let stdout = text(&output.stdout);
+    let token = stdout.trim();
+    assert_eq!(token.lines().count(), 1, "one token line: {stdout:?}");
+    assert!(!stdout.contains(SECRET));
+    let claims = verified_claims(token);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["scope"], "subscribe publish");
+    assert_eq!(claims["projects"], json!(["p1"]));
+    let exp = claims["exp"].as_i64().expect("a numeric exp");
+    assert!((exp - (now() + 3600)).abs() <= 5, "exp {exp}");
+    let app = spawn_secured_app().await;
+
+    // Act + Assert: subscribe and publish on p1, nothing more.
+    let mut stream = open_stream_as(&app, "/sse/events?project_id=p1", token).await;
+    let published = post_as(
+        &app,
+        "/sse/publish",
+        Some(&json!({"event_type": "commit", "project_id": "p1", "user_id": "alice"})),
+        Some(token),
+    )
+    .await;
+    assert_eq!(published.status().as_u16(), 202);
+    let event = stream
+        .next_message(crate::helpers::SHORT)
+        .await
+        .expect("its own event");
+    assert!(event.is("commit"), "{event:?}");
+    let history = get_as(&app, "/sse/history", Some(token)).await;
+    assert_eq!(history.status().as_u16(), 200);
+
+    let other_project = post_as(
+        &app,
+        "/sse/publish",
+        Some(&json!({"event_type": "commit", "project_id": "p2"})),
+        Some(token),
+    )
+    .await;
+    assert_forbidden(other_project, &[token]).await;
+    let admin = get_as(&app, "/sse/stats", Some(token)).await;
+    assert_forbidden(admin, &[token]).await;
+}
+
+#[test]
+fn minting_without_a_key_fails() {
+    let output = broker(&["token", "--sub", "alice"], &[]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("--jwt-secret"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn check_config_refuses_a_public_bind_without_authentication() {
+    let refused = broker(&["check-config", "--bind", "0.0.0.0:0"], &[]);
+
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "stdout: {} stderr: {}",
+        text(&refused.stdout),
+        text(&refused.stderr)
+    );
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
+    assert!(stderr.contains("0.0.0.0"), "{stderr}");
+
+    let insecure = broker(
+        &["check-config", "--bind", "0.0.0.0:0", "--insecure-no-auth"],
+        &[],
+    );
+    assert_eq!(
+        insecure.status.code(),
+        Some(0),
+        "{}",
+        text(&insecure.stderr)
+    );
+
+    let loopback = broker(&["check-config", "--bind", "127.0.0.1:0"], &[]);
+    assert_eq!(
+        loopback.status.code(),
+        Some(0),
+        "{}",
+        text(&loopback.stderr)
+    );
+}
+
+#[test]
+fn check_config_accepts_a_public_bind_with_a_key_and_masks_it() {
+    let output = broker(
+        &["check-config", "--bind", "0.0.0.0:0"],
+        &[("SSE_BROKER_JWT_SECRET", SECRET)],
+    );
+
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let shown: Value = serde_json::from_str(&stdout).expect("the configuration as JSON");
+    assert_eq!(shown["auth_enabled"], true, "{shown}");
+    assert!(!stdout.contains(SECRET), "the secret is printed: {stdout}");
+    assert!(!text(&output.stderr).contains(SECRET));
+}
+
+#[test]
+fn serve_refuses_a_public_bind_without_authentication() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-broker"))
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .current_dir(scratch.path())
+        .env_remove("SSE_BROKER_JWT_SECRET")
+        .env_remove("SSE_BROKER_JWT_PUBLIC_KEY")
+        .env_remove("SSE_BROKER_INSECURE_NO_AUTH")
+        .env_remove("SSE_BROKER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+
+    // It must exit by itself; if it serves instead, stop it and fail.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("a child status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started on 0.0.0.0 with authentication off");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
+}

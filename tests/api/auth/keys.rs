@@ -1,0 +1,261 @@
+//! RS256 and ES256 public keys from PEM files (generated with the `openssl`
+//! CLI), and the algorithm confusions a fixed key type must refuse.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::{
+    assert_unauthorized, claims, get_as, open_stream_as, post_as, sign, sign_hs256_with,
+    spawn_secured_app,
+};
+use crate::helpers::{SHORT, TestApp, spawn_app_with};
+
+/// A key pair in PEM files.
+struct KeyPair {
+    private_pem: Vec<u8>,
+    public_pem: Vec<u8>,
+    public_path: PathBuf,
+    private_path: PathBuf,
+    algorithm: Algorithm,
+}
+
+fn openssl(args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI is installed");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl KeyPair {
+    fn generate(dir: &Path, name: &str, algorithm: Algorithm) -> Self {
+        let private_path = dir.join(format!("{name}.key.pem"));
+        let public_path = dir.join(format!("{name}.pub.pem"));
+        let private = private_path.to_str().unwrap();
+        match algorithm {
+            Algorithm::RS256 => openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                private,
+            ]),
+            Algorithm::ES256 => openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                private,
+            ]),
+            other => panic!("no key generation for {other:?}"),
+        }
+        openssl(&[
+            "pkey",
+            "-in",
+            private,
+            "-pubout",
+            "-out",
+            public_path.to_str().unwrap(),
+        ]);
+        Self {
+            private_pem: std::fs::read(&private_path).unwrap(),
+            public_pem: std::fs::read(&public_path).unwrap(),
+            public_path,
+            private_path,
+            algorithm,
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let key = match self.algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&self.private_pem),
+            _ => EncodingKey::from_ec_pem(&self.private_pem),
+        }
+        .expect("a PKCS#8 private key");
+        jsonwebtoken::encode(&Header::new(self.algorithm), claims, &key).expect("a signed token")
+    }
+
+    /// The key material an error body must never show.
+    fn secrets(&self) -> Vec<String> {
+        let body = |pem: &[u8]| {
+            String::from_utf8_lossy(pem)
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let mut secrets = body(&self.public_pem);
+        secrets.extend(body(&self.private_pem));
+        secrets
+    }
+}
+
+async fn spawn_with_public_key(key: &KeyPair) -> TestApp {
+    let path = key.public_path.clone();
+    spawn_app_with(move |settings| settings.auth.jwt_public_key = Some(path)).await
+}
+
+fn alice() -> Value {
+    claims("alice", "subscribe publish", &["p1"])
+}
+
+/// A broker verifying `key` accepts its tokens and refuses the confusions.
+async fn check_public_key_broker(dir: &TempDir, key: &KeyPair, other: &KeyPair) {
+    let app = spawn_with_public_key(key).await;
+    let good = key.sign(&alice());
+
+    // Accepted on every kind of endpoint.
+    let mut stream = open_stream_as(&app, "/sse/events?project_id=p1", &good).await;
+    let published = post_as(
+        &app,
+        "/sse/publish",
+        Some(&json!({"event_type": "commit", "project_id": "p1"})),
+        Some(&good),
+    )
+    .await;
+    assert_eq!(published.status().as_u16(), 202, "{:?}", key.algorithm);
+    let event = stream.next_message(SHORT).await.expect("the event");
+    assert!(event.is("commit"), "{event:?}");
+    assert_eq!(
+        get_as(&app, "/sse/history", Some(&good)).await.status(),
+        200
+    );
+
+    // Refused: another key pair of either type, an HS256 token signed with
+    // the public key's bytes (the classic confusion), a plain HS256 token,
+    // a token of the right algorithm that is expired, and tampering.
+    let mut expired = alice();
+    expired["exp"] = json!(super::now() - 3600);
+    let other_same_type = KeyPair::generate(dir.path(), "again", key.algorithm);
+    let refused = [
+        ("a token of another key type", other.sign(&alice())),
+        (
+            "a token of another key of the same type",
+            other_same_type.sign(&alice()),
+        ),
+        (
+            "HS256 keyed with the public PEM",
+            sign_hs256_with(&key.public_pem, &alice()),
+        ),
+        ("HS256 with the test secret", sign(&alice())),
+        ("expired", key.sign(&expired)),
+        ("appended garbage", format!("{good}AAAA")),
+    ];
+    let mut secrets = key.secrets();
+    secrets.extend(other.secrets());
+    for (what, token) in &refused {
+        let response = get_as(&app, "/sse/history", Some(token)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            401,
+            "{what} against {:?}",
+            key.algorithm
+        );
+        let mut all: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        all.push(token);
+        assert_unauthorized(response, &all).await;
+    }
+}
+
+#[actix_web::test]
+async fn rs256_and_es256_public_keys_verify_their_tokens_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = KeyPair::generate(dir.path(), "rsa", Algorithm::RS256);
+    let ec = KeyPair::generate(dir.path(), "ec", Algorithm::ES256);
+
+    check_public_key_broker(&dir, &rsa, &ec).await;
+    check_public_key_broker(&dir, &ec, &rsa).await;
+}
+
+#[actix_web::test]
+async fn an_rs256_token_is_refused_by_an_hs256_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = KeyPair::generate(dir.path(), "rsa", Algorithm::RS256);
+    let app = spawn_secured_app().await;
+
+    let token = rsa.sign(&alice());
+
+    let response = get_as(&app, "/sse/history", Some(&token)).await;
+    let mut secrets = rsa.secrets();
+    secrets.push(token);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_unauthorized(response, &secrets).await;
+    // The broker's own secret works, of course.
+    assert_eq!(
+        get_as(&app, "/sse/history", Some(&sign(&alice())))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn the_token_subcommand_signs_with_a_private_key_for_a_public_key_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let ec = KeyPair::generate(dir.path(), "ec", Algorithm::ES256);
+    let app = spawn_with_public_key(&ec).await;
+
+    let output = Command::new(env!("CARGO_BIN_EXE_sse-broker"))
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--scope",
+            "admin",
+            "--private-key",
+        ])
+        .arg(&ec.private_path)
+        .current_dir(dir.path())
+        .env_remove("SSE_BROKER_JWT_SECRET")
+        .env_remove("SSE_BROKER_CONFIG")
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let response = get_as(&app, "/sse/stats", Some(token.trim())).await;
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[actix_web::test]
+async fn a_public_key_that_is_not_a_pem_key_stops_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-key.pem");
+    std::fs::write(
+        &path,
+        "-----BEGIN PUBLIC KEY-----\nbm9wZQ==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let mut settings =
+        sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
+            path: dir.path().join("events.db"),
+        });
+    settings.auth.jwt_public_key = Some(path);
+
+    let built = sse_broker::app::Application::build(settings).await;
+
+    let error = format!("{:#}", built.err().expect("the broker refuses to build"));
+    assert!(error.contains("not-a-key.pem"), "{error}");
+    assert!(
+        !error.contains("bm9wZQ"),
+        "the key material is echoed: {error}"
+    );
+}

@@ -1,0 +1,155 @@
+//! Authentication and authorization (CONTRACT §5): who may call what, which
+//! events a token may see, when a stream's token runs out, CORS, and the
+//! `token` / `check-config` subcommands.
+//!
+//! Every broker here verifies HS256 tokens signed with [`SECRET`] unless a
+//! test configures a PEM public key instead (`keys.rs`). Tokens are built
+//! with `jsonwebtoken`, independently of the broker's own minting.
+
+mod cli;
+mod cors;
+mod expiry;
+mod keys;
+mod rejections;
+mod scopes;
+mod visibility;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sse_broker::config::Settings;
+
+use crate::helpers::{OpenStream, TestApp, assert_error, spawn_app_with};
+
+/// The HS256 key of every secured test broker.
+pub const SECRET: &str = "auth-tests-hs256-secret-0123456789";
+
+/// Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
+/// Claims valid for an hour: `sub`, `exp`, `scope`, `projects`.
+pub fn claims(sub: &str, scope: &str, projects: &[&str]) -> Value {
+    json!({
+        "sub": sub,
+        "exp": now() + 3600,
+        "scope": scope,
+        "projects": projects,
+    })
+}
+
+/// `claims` signed with HS256 and `secret`.
+pub fn sign_hs256_with(secret: &[u8], claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("an HS256 token")
+}
+
+/// `claims` signed with the test brokers' [`SECRET`].
+pub fn sign(claims: &Value) -> String {
+    sign_hs256_with(SECRET.as_bytes(), claims)
+}
+
+/// A valid token for `sub` with `scope` and `projects`.
+pub fn token(sub: &str, scope: &str, projects: &[&str]) -> String {
+    sign(&claims(sub, scope, projects))
+}
+
+/// Every scope, every project.
+pub fn root_token() -> String {
+    token("root", "subscribe publish admin", &["*"])
+}
+
+/// Turns authentication on with [`SECRET`].
+pub fn with_secret(settings: &mut Settings) {
+    settings.auth.jwt_secret = Some(secrecy::SecretString::from(SECRET));
+}
+
+/// A broker verifying HS256 tokens signed with [`SECRET`].
+pub async fn spawn_secured_app() -> TestApp {
+    spawn_app_with(with_secret).await
+}
+
+/// `GET` with an optional bearer token.
+pub async fn get_as(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.api_client.get(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// `POST` a JSON body (or none) with an optional bearer token.
+pub async fn post_as(
+    app: &TestApp,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.api_client.post(app.url(path));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// Asserts a 401 `unauthorized` with `WWW-Authenticate: Bearer`, and that
+/// the body echoes none of `secrets` (the token, its parts, key material).
+pub async fn assert_unauthorized(response: reqwest::Response, secrets: &[&str]) -> Value {
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().expect("an ASCII challenge").to_owned());
+    let status = response.status().as_u16();
+    let body = assert_error(response, 401, "unauthorized").await;
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Bearer"),
+        "a {status} without the Bearer challenge: {body}"
+    );
+    assert_no_secrets(&body, secrets);
+    body
+}
+
+/// Asserts a 403 `forbidden` (no challenge: the token was fine).
+pub async fn assert_forbidden(response: reqwest::Response, secrets: &[&str]) -> Value {
+    assert!(
+        response.headers().get("www-authenticate").is_none(),
+        "a 403 carries no challenge: {:?}",
+        response.headers()
+    );
+    let body = assert_error(response, 403, "forbidden").await;
+    assert_no_secrets(&body, secrets);
+    body
+}
+
+/// Neither the whole of any secret nor any of its `.`-separated parts (of
+/// a useful length) may appear in `body`.
+pub fn assert_no_secrets(body: &Value, secrets: &[&str]) {
+    let text = body.to_string();
+    for secret in secrets.iter().chain(&[SECRET]) {
+        let parts = std::iter::once(*secret).chain(secret.split('.'));
+        for part in parts.filter(|p| p.len() >= 8) {
+            assert!(
+                !text.contains(part),
+                "the error body echoes secret material {part:?}: {text}"
+            );
+        }
+    }
+}
+
+/// Opens a stream authenticated by `token` (header), past its `connected`.
+pub async fn open_stream_as(app: &TestApp, path: &str, token: &str) -> OpenStream {
+    let authorization = format!("Bearer {token}");
+    app.open_stream(path, &[("Authorization", &authorization)])
+        .await
+}

@@ -1,0 +1,411 @@
+//! 401s: every way a token can be missing or unacceptable, on every token
+//! source (header, cookie, query), and which source wins.
+
+use serde_json::{Value, json};
+
+use super::{
+    SECRET, assert_unauthorized, claims, get_as, now, root_token, sign, sign_hs256_with,
+    spawn_secured_app, token,
+};
+use crate::helpers::{SHORT, spawn_app_with};
+
+/// base64url without padding, as JWT segments are encoded.
+fn b64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An unsigned token: `{"alg":"none"}`, the claims, an empty signature.
+fn alg_none(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+/// A token with every scope whose claims are `edit`ed first.
+fn root_claims_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut claims = claims("alice", "subscribe publish admin", &["*"]);
+    edit(&mut claims);
+    claims
+}
+
+/// The cases every broker with an HS256 key refuses: (what, token).
+fn refused_tokens() -> Vec<(&'static str, String)> {
+    let good = root_token();
+    let (signed, signature) = good.rsplit_once('.').expect("three segments");
+    let mut forged_payload = good.split('.').map(str::to_owned).collect::<Vec<_>>();
+    forged_payload[1] = b64(root_claims_with(|c| c["sub"] = json!("mallory"))
+        .to_string()
+        .as_bytes());
+    vec![
+        ("garbage", "not-a-token".to_owned()),
+        ("two segments", signed.to_owned()),
+        ("empty signature", format!("{signed}.")),
+        (
+            "non-JSON header",
+            format!("bm90LWpzb24.{}", &good[good.find('.').unwrap() + 1..]),
+        ),
+        (
+            "another secret",
+            sign_hs256_with(b"some-other-secret-entirely", &root_claims_with(|_| {})),
+        ),
+        ("a forged payload", forged_payload.join(".")),
+        (
+            "a truncated signature",
+            format!("{signed}.{}", &signature[..signature.len() - 2]),
+        ),
+        ("appended garbage", format!("{good}x")),
+        ("appended base64 padding", format!("{good}=")),
+        ("appended double padding", format!("{good}==")),
+        ("a fourth segment", format!("{good}.e30")),
+        (
+            "expired an hour ago",
+            sign(&root_claims_with(|c| c["exp"] = json!(now() - 3600))),
+        ),
+        (
+            "expired beyond the leeway",
+            sign(&root_claims_with(|c| c["exp"] = json!(now() - 120))),
+        ),
+        (
+            "not valid for an hour",
+            sign(&root_claims_with(|c| c["nbf"] = json!(now() + 3600))),
+        ),
+        ("alg none", alg_none(&root_claims_with(|_| {}))),
+        (
+            "alg none with a copied signature",
+            format!("{}{signature}", alg_none(&root_claims_with(|_| {}))),
+        ),
+        (
+            "no exp",
+            sign(&root_claims_with(|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            })),
+        ),
+        (
+            "no sub",
+            sign(&root_claims_with(|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            })),
+        ),
+        (
+            "a string exp",
+            sign(&root_claims_with(|c| c["exp"] = json!("tomorrow"))),
+        ),
+        (
+            "an HS384 token",
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS384),
+                &root_claims_with(|_| {}),
+                &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap(),
+        ),
+    ]
+}
+
+#[actix_web::test]
+async fn a_request_without_a_token_is_401_with_a_bearer_challenge() {
+    let app = spawn_secured_app().await;
+
+    for path in ["/sse/events", "/sse/history", "/sse/stats"] {
+        let response = get_as(&app, path, None).await;
+        let body = assert_unauthorized(response, &[]).await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("token")),
+            "{body}"
+        );
+    }
+    let publish = super::post_as(
+        &app,
+        "/sse/publish",
+        Some(&json!({"event_type": "commit"})),
+        None,
+    )
+    .await;
+    assert_unauthorized(publish, &[]).await;
+}
+
+#[actix_web::test]
+async fn every_unacceptable_token_is_401_on_every_token_source() {
+    let app = spawn_secured_app().await;
+
+    for (what, bad) in refused_tokens() {
+        let secrets = [bad.as_str()];
+        // Header.
+        let response = get_as(&app, "/sse/history", Some(&bad)).await;
+        assert_eq!(response.status().as_u16(), 401, "{what} in the header");
+        assert_unauthorized(response, &secrets).await;
+        // Cookie.
+        let response = app
+            .api_client
+            .get(app.url("/sse/history"))
+            .header("Cookie", format!("theme=dark; sse_token={bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{what} in the cookie");
+        assert_unauthorized(response, &secrets).await;
+        // Query, on a stream (EventSource's only option).
+        let response = app
+            .api_client
+            .get(app.url("/sse/events"))
+            .query(&[("access_token", &bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{what} in the query");
+        assert_unauthorized(response, &secrets).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_authorization_header_that_is_not_a_bearer_token_is_401() {
+    let app = spawn_secured_app().await;
+    let good = root_token();
+
+    for value in [
+        format!("Basic {good}"),
+        format!("Token {good}"),
+        good.clone(),
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+        format!("Bearer  {}", "x".repeat(4096)),
+    ] {
+        let response = app
+            .api_client
+            .get(app.url("/sse/history"))
+            .header("Authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "Authorization: {value}");
+        assert_unauthorized(response, &[&good]).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_wrong_audience_or_issuer_is_401_when_configured() {
+    let app = spawn_app_with(|settings| {
+        super::with_secret(settings);
+        settings.auth.audience = Some("sse-broker".into());
+        settings.auth.issuer = Some("https://id.example".into());
+    })
+    .await;
+    let with = |aud: Option<&str>, iss: Option<&str>| {
+        sign(&root_claims_with(|c| {
+            if let Some(aud) = aud {
+                c["aud"] = json!(aud);
+            }
+            if let Some(iss) = iss {
+                c["iss"] = json!(iss);
+            }
+        }))
+    };
+
+    let accepted = with(Some("sse-broker"), Some("https://id.example"));
+    let response = get_as(&app, "/sse/history", Some(&accepted)).await;
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{:?}",
+        response.text().await
+    );
+    // RFC 7519 §4.1.3: `aud` may be an array; one match is enough.
+    let several = sign(&root_claims_with(|c| {
+        c["aud"] = json!(["billing", "sse-broker"]);
+        c["iss"] = json!("https://id.example");
+    }));
+    let response = get_as(&app, "/sse/history", Some(&several)).await;
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "an audience array: {:?}",
+        response.text().await
+    );
+
+    for (what, refused) in [
+        (
+            "another audience",
+            with(Some("billing"), Some("https://id.example")),
+        ),
+        ("no audience", with(None, Some("https://id.example"))),
+        (
+            "another issuer",
+            with(Some("sse-broker"), Some("https://evil.example")),
+        ),
+        ("no issuer", with(Some("sse-broker"), None)),
+        (
+            "an audience array without ours",
+            sign(&root_claims_with(|c| {
+                c["aud"] = json!(["billing", "crm"]);
+                c["iss"] = json!("https://id.example");
+            })),
+        ),
+    ] {
+        let response = get_as(&app, "/sse/history", Some(&refused)).await;
+        assert_eq!(response.status().as_u16(), 401, "{what}");
+        assert_unauthorized(response, &[&refused]).await;
+    }
+}
+
+#[actix_web::test]
+async fn audience_and_issuer_are_not_checked_when_not_configured() {
+    let app = spawn_secured_app().await;
+    let any = sign(&root_claims_with(|c| {
+        c["aud"] = json!("whatever");
+        c["iss"] = json!("whoever");
+    }));
+
+    let response = get_as(&app, "/sse/history", Some(&any)).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[actix_web::test]
+async fn a_token_within_the_clock_skew_leeway_is_accepted() {
+    let app = spawn_secured_app().await;
+    let just_expired = sign(&root_claims_with(|c| c["exp"] = json!(now() - 5)));
+    let almost_valid = sign(&root_claims_with(|c| c["nbf"] = json!(now() + 5)));
+
+    for token in [just_expired, almost_valid] {
+        let response = get_as(&app, "/sse/history", Some(&token)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "{:?}",
+            response.text().await
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
+    let app = spawn_secured_app().await;
+    let good = token("alice", "subscribe", &["p1"]);
+
+    let header = get_as(&app, "/sse/history", Some(&good)).await;
+    let cookie = app
+        .api_client
+        .get(app.url("/sse/history"))
+        .header("Cookie", format!("a=b; sse_token={good}; c=d"))
+        .send()
+        .await
+        .unwrap();
+    let query = app
+        .api_client
+        .get(app.url("/sse/history"))
+        .query(&[("access_token", &good)])
+        .send()
+        .await
+        .unwrap();
+
+    for (source, response) in [("header", header), ("cookie", cookie), ("query", query)] {
+        assert_eq!(response.status().as_u16(), 200, "token in the {source}");
+    }
+    // A stream authenticated by the query string, as EventSource does it.
+    let stream = app
+        .open_stream(&format!("/sse/events?access_token={good}"), &[])
+        .await;
+    assert!(stream.connected.is("connected"));
+}
+
+#[actix_web::test]
+async fn the_header_wins_over_the_cookie_and_the_cookie_over_the_query() {
+    let app = spawn_secured_app().await;
+    let good = token("alice", "subscribe", &["p1"]);
+    let bad = sign_hs256_with(b"not-the-secret", &claims("alice", "subscribe", &["p1"]));
+    let request = |header: Option<&str>, cookie: Option<&str>, query: Option<&str>| {
+        let mut request = app.api_client.get(app.url("/sse/history"));
+        if let Some(header) = header {
+            request = request.bearer_auth(header);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", format!("sse_token={cookie}"));
+        }
+        if let Some(query) = query {
+            request = request.query(&[("access_token", query)]);
+        }
+        request.send()
+    };
+
+    let cases = [
+        (Some(&good), Some(&bad), Some(&bad), 200),
+        (Some(&bad), Some(&good), Some(&good), 401),
+        (None, Some(&good), Some(&bad), 200),
+        (None, Some(&bad), Some(&good), 401),
+        (None, None, Some(&good), 200),
+    ];
+    for (i, (header, cookie, query, expected)) in cases.into_iter().enumerate() {
+        let response = request(
+            header.map(String::as_str),
+            cookie.map(String::as_str),
+            query.map(String::as_str),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status().as_u16(), expected, "case {i}");
+    }
+}
+
+#[actix_web::test]
+async fn a_refused_stream_sends_no_event_stream() {
+    let app = spawn_secured_app().await;
+
+    let response = app.stream_response("/sse/events", &[]).await;
+
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body = tokio::time::timeout(SHORT, assert_unauthorized(response, &[]))
+        .await
+        .expect("a 401 body, not an open stream");
+    assert!(body.is_object());
+}
+
+#[actix_web::test]
+async fn authentication_comes_before_the_body_is_judged() {
+    let app = spawn_secured_app().await;
+    let huge = format!(
+        "{{\"event_type\":\"commit\",\"data\":\"{}\"}}",
+        "x".repeat(100_000)
+    );
+
+    for body in [huge, "{not json".to_owned(), String::new()] {
+        let response = app
+            .api_client
+            .post(app.url("/sse/publish"))
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            401,
+            "an anonymous body of {} bytes",
+            body.len()
+        );
+        assert_unauthorized(response, &[]).await;
+    }
+}

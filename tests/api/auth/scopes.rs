@@ -1,0 +1,287 @@
+//! 403s: the scope each endpoint needs, projects outside the token, and
+//! another user's connection.
+
+use serde_json::{Value, json};
+
+use super::{
+    assert_forbidden, assert_unauthorized, get_as, open_stream_as, post_as, root_token,
+    spawn_secured_app, token,
+};
+use crate::helpers::TestApp;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Needs {
+    Open,
+    Scope(&'static str),
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    method: &'static str,
+    path: &'static str,
+    body: Option<Value>,
+    needs: Needs,
+    /// The status when the caller may call it.
+    ok: u16,
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    let get = |path, needs, ok| Endpoint {
+        method: "GET",
+        path,
+        body: None,
+        needs,
+        ok,
+    };
+    let post = |path, body, needs, ok| Endpoint {
+        method: "POST",
+        path,
+        body,
+        needs,
+        ok,
+    };
+    use Needs::{Open, Scope};
+    vec![
+        get("/sse/events", Scope("subscribe"), 200),
+        get("/sse/history", Scope("subscribe"), 200),
+        // Nobody owns this connection: past the scope check it is a 404.
+        post(
+            "/sse/subscribe",
+            Some(json!({
+                "connection_id": "00000000-0000-4000-8000-000000000000",
+                "event_types": ["commit"],
+            })),
+            Scope("subscribe"),
+            404,
+        ),
+        post(
+            "/sse/publish",
+            Some(json!({"event_type": "commit", "data": {"sha": "abc"}})),
+            Scope("publish"),
+            202,
+        ),
+        post("/sse/test-event", None, Scope("publish"), 202),
+        get("/sse/stats", Scope("admin"), 200),
+        get("/sse/connections", Scope("admin"), 200),
+        get("/sse/monitoring", Scope("admin"), 200),
+        post("/sse/cleanup", None, Scope("admin"), 200),
+        get("/health", Open, 200),
+        get("/metrics", Open, 200),
+        get("/openapi.json", Open, 200),
+    ]
+}
+
+async fn call(app: &TestApp, endpoint: &Endpoint, token: Option<&str>) -> reqwest::Response {
+    match endpoint.method {
+        "GET" => get_as(app, endpoint.path, token).await,
+        _ => post_as(app, endpoint.path, endpoint.body.as_ref(), token).await,
+    }
+}
+
+#[actix_web::test]
+async fn each_endpoint_needs_exactly_its_scope() {
+    let app = spawn_secured_app().await;
+    // (token scope claim, the scopes it grants)
+    let holders: [(&str, &[&str]); 7] = [
+        ("subscribe", &["subscribe"]),
+        ("publish", &["publish"]),
+        ("admin", &["admin"]),
+        (
+            "subscribe publish admin",
+            &["subscribe", "publish", "admin"],
+        ),
+        ("  admin   subscribe ", &["subscribe", "admin"]),
+        ("Admin SUBSCRIBE superuser *", &[]),
+        ("", &[]),
+    ];
+
+    let mut failures = Vec::new();
+    for endpoint in endpoints() {
+        // No token at all.
+        let response = call(&app, &endpoint, None).await;
+        let status = response.status().as_u16();
+        match endpoint.needs {
+            Needs::Open if status != endpoint.ok => {
+                failures.push(format!("{endpoint:?} without a token: {status}"));
+            }
+            Needs::Scope(_) if status != 401 => {
+                failures.push(format!("{endpoint:?} without a token: {status}"));
+            }
+            Needs::Scope(_) => {
+                assert_unauthorized(response, &[]).await;
+            }
+            Needs::Open => {}
+        }
+        for (scope, grants) in holders {
+            let token = token("alice", scope, &["*"]);
+            let response = call(&app, &endpoint, Some(&token)).await;
+            let status = response.status().as_u16();
+            let allowed = match endpoint.needs {
+                Needs::Open => true,
+                Needs::Scope(needed) => grants.contains(&needed),
+            };
+            if allowed && status != endpoint.ok {
+                let text = response.text().await.unwrap_or_default();
+                failures.push(format!(
+                    "{} {} with scope {scope:?}: expected {}, got {status} {text}",
+                    endpoint.method, endpoint.path, endpoint.ok
+                ));
+            } else if !allowed {
+                if status == 403 {
+                    let body = assert_forbidden(response, &[&token]).await;
+                    let Needs::Scope(needed) = endpoint.needs else {
+                        unreachable!()
+                    };
+                    assert!(
+                        body["error"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains(needed)),
+                        "the 403 names the missing scope {needed}: {body}"
+                    );
+                } else {
+                    failures.push(format!(
+                        "{} {} with scope {scope:?}: expected 403, got {status}",
+                        endpoint.method, endpoint.path
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[actix_web::test]
+async fn a_stream_for_a_project_outside_the_token_is_403() {
+    let app = spawn_secured_app().await;
+    let p1 = token("alice", "subscribe", &["p1"]);
+    let none = token("alice", "subscribe", &[]);
+
+    let outside = app
+        .stream_response(
+            "/sse/events?project_id=p2",
+            &[("Authorization", &format!("Bearer {p1}"))],
+        )
+        .await;
+    assert_forbidden(outside, &[&p1]).await;
+    let no_grant = app
+        .stream_response(
+            "/sse/events?project_id=p1",
+            &[("Authorization", &format!("Bearer {none}"))],
+        )
+        .await;
+    assert_forbidden(no_grant, &[&none]).await;
+
+    let inside = open_stream_as(&app, "/sse/events?project_id=p1", &p1).await;
+    assert_eq!(inside.connected.json()["project_id"], "p1");
+    let everything = token("alice", "subscribe", &["*"]);
+    let any = open_stream_as(&app, "/sse/events?project_id=p2", &everything).await;
+    assert_eq!(any.connected.json()["project_id"], "p2");
+}
+
+#[actix_web::test]
+async fn history_of_a_project_outside_the_token_is_403() {
+    let app = spawn_secured_app().await;
+    let p1 = token("alice", "subscribe", &["p1"]);
+
+    let outside = get_as(&app, "/sse/history?project_id=p2", Some(&p1)).await;
+    assert_forbidden(outside, &[&p1]).await;
+
+    let inside = get_as(&app, "/sse/history?project_id=p1", Some(&p1)).await;
+    assert_eq!(inside.status().as_u16(), 200);
+}
+
+#[actix_web::test]
+async fn publishing_to_a_project_outside_the_token_is_403_and_stores_nothing() {
+    let app = spawn_secured_app().await;
+    let p1 = token("svc", "publish", &["p1"]);
+    let unscoped = token("svc", "publish", &[]);
+
+    let refused: [(&str, &str, Value); 4] = [
+        (
+            "publish",
+            &p1,
+            json!({"event_type": "commit", "project_id": "p2"}),
+        ),
+        (
+            "publish",
+            &p1,
+            json!([
+                {"event_type": "commit", "project_id": "p1", "data": {"n": 1}},
+                {"event_type": "commit", "data": {"n": 2}},
+                {"event_type": "commit", "project_id": "p2", "data": {"n": 3}},
+            ]),
+        ),
+        ("test-event", &p1, json!({"project_id": "p2"})),
+        (
+            "publish",
+            &unscoped,
+            json!({"event_type": "commit", "project_id": "p1"}),
+        ),
+    ];
+    for (endpoint, token, body) in &refused {
+        let response = post_as(&app, &format!("/sse/{endpoint}"), Some(body), Some(token)).await;
+        let error = assert_forbidden(response, &[token]).await;
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("p2") || m.contains("p1")),
+            "the 403 names the project: {error}"
+        );
+    }
+    let everything = get_as(&app, "/sse/history", Some(&root_token())).await;
+    let everything: Value = everything.json().await.unwrap();
+    assert_eq!(
+        everything["events"],
+        json!([]),
+        "a refused publish stores nothing, not even its allowed events"
+    );
+
+    for (endpoint, token, body) in [
+        (
+            "publish",
+            &p1,
+            json!({"event_type": "commit", "project_id": "p1"}),
+        ),
+        ("publish", &p1, json!({"event_type": "commit"})),
+        ("publish", &unscoped, json!({"event_type": "commit"})),
+        ("test-event", &p1, json!({"project_id": "p1"})),
+    ] {
+        let response = post_as(&app, &format!("/sse/{endpoint}"), Some(&body), Some(token)).await;
+        assert_eq!(response.status().as_u16(), 202, "{endpoint} {body}");
+    }
+}
+
+#[actix_web::test]
+async fn only_the_owner_may_change_a_streams_subscription() {
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe", &["p1", "p3"]);
+    let bob = token("bob", "subscribe", &["*"]);
+    let mut stream = open_stream_as(&app, "/sse/events", &alice).await;
+    let change = |project: &str| {
+        json!({
+            "connection_id": stream.connection_id,
+            "event_types": ["commit"],
+            "project_id": project,
+        })
+    };
+
+    let by_bob = post_as(&app, "/sse/subscribe", Some(&change("p1")), Some(&bob)).await;
+    assert_forbidden(by_bob, &[&bob]).await;
+    let outside = post_as(&app, "/sse/subscribe", Some(&change("p2")), Some(&alice)).await;
+    assert_forbidden(outside, &[&alice]).await;
+    let by_alice = post_as(&app, "/sse/subscribe", Some(&change("p3")), Some(&alice)).await;
+    assert_eq!(by_alice.status().as_u16(), 200);
+    let answer: Value = by_alice.json().await.unwrap();
+    assert_eq!(answer["project_id"], "p3");
+
+    // Only alice's change reached the stream.
+    let updated = stream
+        .next_message(crate::helpers::SHORT)
+        .await
+        .expect("a subscription_updated frame");
+    assert!(updated.is("subscription_updated"), "{updated:?}");
+    assert_eq!(updated.json()["project_id"], "p3", "{updated:?}");
+    stream
+        .assert_quiet(std::time::Duration::from_millis(200))
+        .await;
+}

@@ -1,0 +1,263 @@
+//! Bad input: every refusal has its status and JSON error code, and nothing
+//! internal leaks into the message.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{SHORT, assert_error, eventually, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn malformed_json_is_400_malformed_json() {
+    let app = spawn_app().await;
+    for body in [
+        r#"{"event_type":"#,
+        "[1, 2",
+        "not json at all",
+        r#"{"event_type":"commit",}"#,
+        "",
+        "   ",
+    ] {
+        let response = app
+            .post_raw("/sse/publish", body, Some("application/json"))
+            .await;
+        assert_error(response, 400, "malformed_json").await;
+    }
+}
+
+#[actix_web::test]
+async fn wrong_field_types_and_a_missing_event_type_are_422_invalid_field() {
+    let app = spawn_app().await;
+    for body in [
+        json!({}),
+        json!({"data": {"a": 1}}),
+        json!({"event_type": 5}),
+        json!({"event_type": null}),
+        json!({"event_type": "commit", "persist": "yes"}),
+        json!({"event_type": "commit", "project_id": 5}),
+        json!({"event_type": "commit", "user_id": ["alice"]}),
+        json!({"event_type": "commit", "project_id": "has space"}),
+        json!({"event_type": "commit", "project_id": "line\r\nbreak"}),
+        json!({"event_type": "commit", "user_id": "x".repeat(200)}),
+        json!("just a string"),
+        json!(42),
+        json!([]),
+        json!([{"event_type": "commit"}, {"event_type": 1}]),
+    ] {
+        let response = app.publish(&body).await;
+        let error = assert_error(response, 422, "invalid_field").await;
+        let _ = error;
+    }
+}
+
+#[actix_web::test]
+async fn an_unknown_event_type_is_422_with_the_list_of_valid_types() {
+    let app = spawn_app_with(|s| {
+        s.extra_event_types = vec![sse_broker::domain::EventType::parse("deploy").unwrap()];
+    })
+    .await;
+
+    let response = app.publish(&json!({"event_type": "nope"})).await;
+
+    let body = assert_error(response, 422, "unknown_event_type").await;
+    let valid: Vec<&str> = body["error"]["valid_types"]
+        .as_array()
+        .expect("valid_types")
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for expected in [
+        "file_change",
+        "commit",
+        "progress_update",
+        "risk_alert",
+        "task_update",
+        "system_status",
+        "progress",
+        "text",
+        "complete",
+        "error",
+        "deploy",
+    ] {
+        assert!(valid.contains(&expected), "{expected} not in {valid:?}");
+    }
+    // The extra type is accepted.
+    app.publish_one(&json!({"event_type": "deploy"})).await;
+}
+
+#[actix_web::test]
+async fn a_malformed_event_type_is_422() {
+    let app = spawn_app().await;
+    for name in [
+        "Commit",
+        "9lives",
+        "has space",
+        "new\nline",
+        "",
+        &"a".repeat(65),
+    ] {
+        let response = app.publish(&json!({"event_type": name})).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 422, "{name:?}: {text}");
+        crate::helpers::assert_no_internals(&text);
+        let code = serde_json::from_str::<Value>(&text).unwrap()["error"]["code"].clone();
+        assert!(
+            code == "invalid_event_type" || code == "unknown_event_type",
+            "{name:?}: {text}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_typed_payload_that_breaks_its_rules_is_422_invalid_payload() {
+    let app = spawn_app().await;
+    for body in [
+        json!({"event_type": "progress_update"}),
+        json!({"event_type": "progress_update", "data": {"progress": "50"}}),
+        json!({"event_type": "progress_update", "data": {"progress": 101}}),
+        json!({"event_type": "progress_update", "data": {"progress": -1}}),
+        json!({"event_type": "progress", "data": {"message": "no progress"}}),
+        json!({"event_type": "text", "data": {"delta": 5}}),
+        json!({"event_type": "text", "data": {}}),
+    ] {
+        let response = app.publish(&body).await;
+        assert_error(response, 422, "invalid_payload").await;
+    }
+    // The boundaries are accepted.
+    for progress in [0, 100] {
+        app.publish_one(&json!({"event_type": "progress_update", "data": {"progress": progress}}))
+            .await;
+    }
+}
+
+#[actix_web::test]
+async fn a_batch_with_one_bad_event_publishes_nothing() {
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+
+    let response = app
+        .publish(&json!([
+            {"event_type": "commit", "data": {"tag": "good"}},
+            {"event_type": "nope"},
+        ]))
+        .await;
+
+    assert_error(response, 422, "unknown_event_type").await;
+    stream.assert_quiet(Duration::from_millis(300)).await;
+    assert_eq!(app.stats().await["events_published"], 0);
+}
+
+#[actix_web::test]
+async fn a_body_over_the_limit_is_413_payload_too_large() {
+    let app = spawn_app_with(|s| s.max_body_bytes = 4096).await;
+    let big = json!({"event_type": "commit", "data": {"pad": "x".repeat(8192)}});
+
+    assert_error(app.publish(&big).await, 413, "payload_too_large").await;
+
+    // Without a Content-Length too (a chunked upload).
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .to_string()
+        .into_bytes()
+        .chunks(1000)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = app
+        .post_raw("/sse/publish", body, Some("application/json"))
+        .await;
+    assert_error(response, 413, "payload_too_large").await;
+
+    // Just under the limit is fine.
+    app.publish_one(&json!({"event_type": "commit", "data": {"pad": "x".repeat(3000)}}))
+        .await;
+}
+
+#[actix_web::test]
+async fn a_non_numeric_last_event_id_is_400() {
+    let app = spawn_app().await;
+    for bad in ["abc", "-1", "1.5", "12abc", "0x10"] {
+        let header = app
+            .stream_response("/sse/events", &[("Last-Event-ID", bad)])
+            .await;
+        assert_error(header, 400, "invalid_last_event_id").await;
+        let query = app
+            .stream_response(&format!("/sse/events?last_event_id={bad}"), &[])
+            .await;
+        assert_error(query, 400, "invalid_last_event_id").await;
+    }
+}
+
+#[actix_web::test]
+async fn an_unknown_type_in_the_stream_query_is_422() {
+    let app = spawn_app().await;
+
+    let response = app
+        .stream_response("/sse/events?event_types=commit,nope", &[])
+        .await;
+
+    assert_error(response, 422, "unknown_event_type").await;
+}
+
+#[actix_web::test]
+async fn subscribe_refuses_unknown_connections_and_unknown_types() {
+    let app = spawn_app().await;
+    let stream = app.open_stream("/sse/events", &[]).await;
+
+    for connection_id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_owned()] {
+        let response = app
+            .post_json(
+                "/sse/subscribe",
+                &json!({"connection_id": connection_id, "event_types": ["commit"]}),
+            )
+            .await;
+        assert_error(response, 404, "connection_not_found").await;
+    }
+    let response = app
+        .post_json(
+            "/sse/subscribe",
+            &json!({"connection_id": stream.connection_id, "event_types": ["nope"]}),
+        )
+        .await;
+    assert_error(response, 422, "unknown_event_type").await;
+    let response = app
+        .post_json("/sse/subscribe", &json!({"event_types": ["commit"]}))
+        .await;
+    assert_error(response, 422, "invalid_field").await;
+}
+
+#[actix_web::test]
+async fn cleanup_refuses_a_bad_batch_size() {
+    let app = spawn_app().await;
+    for body in [
+        json!({"batch_size": 0}),
+        json!({"batch_size": "ten"}),
+        json!({"batch_size": -1}),
+    ] {
+        let response = app.post_json("/sse/cleanup", &body).await;
+        assert_error(response, 422, "invalid_field").await;
+    }
+}
+
+#[actix_web::test]
+async fn streams_past_max_connections_are_503_until_one_closes() {
+    // Arrange
+    let app = spawn_app_with(|s| s.max_connections = 2).await;
+    let first = app.open_stream("/sse/events", &[]).await;
+    let _second = app.open_stream("/sse/events", &[]).await;
+
+    // Act
+    let third = app.stream_response("/sse/events", &[]).await;
+
+    // Assert
+    assert_error(third, 503, "too_many_connections").await;
+    drop(first);
+    eventually(SHORT, "a free slot after a stream closed", || {
+        let app = &app;
+        async move {
+            let response = app.stream_response("/sse/events", &[]).await;
+            (response.status().as_u16() == 200).then_some(())
+        }
+    })
+    .await;
+}

@@ -1,0 +1,154 @@
+//! The Janitor: stale streams (no successful write for the threshold) are
+//! closed in batches, by `POST /sse/cleanup` and by its own timer, and its
+//! statistics add up.
+//!
+//! Streams go stale for real: heartbeats are an hour apart and the
+//! threshold is one second, so an idle stream has written nothing since its
+//! `connected` frame. Waiting out the threshold is the condition under
+//! test, not a synchronisation.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{SHORT, eventually, spawn_app_with};
+
+const STALE_THRESHOLD: Duration = Duration::from_secs(1);
+
+fn stale_quickly(settings: &mut sse_broker::config::Settings) {
+    settings.heartbeat = Duration::from_secs(3600);
+    settings.stale_threshold = STALE_THRESHOLD;
+    // The timer stays out of the way unless a test wants it.
+    settings.cleanup_interval = Duration::from_secs(3600);
+    settings.cleanup_batch_size = 10;
+}
+
+async fn wait_out_the_threshold() {
+    tokio::time::sleep(STALE_THRESHOLD + Duration::from_millis(300)).await;
+}
+
+#[actix_web::test]
+async fn cleanup_closes_stale_streams_in_batches_and_the_statistics_add_up() {
+    // Arrange: seven idle streams, stale after the threshold, and one
+    // opened afterwards that is fresh.
+    let app = spawn_app_with(stale_quickly).await;
+    let mut stale = Vec::new();
+    for _ in 0..7 {
+        stale.push(app.open_stream("/sse/events", &[]).await);
+    }
+    wait_out_the_threshold().await;
+    let mut fresh = app.open_stream("/sse/events", &[]).await;
+    let before = app.monitoring().await["cleanup_stats"].clone();
+    assert_eq!(app.stats().await["active_connections"], 8);
+
+    // Act
+    let response = app
+        .post_json("/sse/cleanup", &json!({"batch_size": 3}))
+        .await;
+
+    // Assert
+    assert_eq!(response.status().as_u16(), 200);
+    let report: Value = response.json().await.expect("JSON");
+    assert_eq!(report["cleaned"], 7, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["batches"], 3, "ceil(7 / 3): {report}");
+    assert!(report["duration_ms"].as_f64().is_some(), "{report}");
+    for stream in &mut stale {
+        stream.read_to_end(SHORT).await;
+    }
+    eventually(SHORT, "the stale streams to be unregistered", || {
+        let app = &app;
+        async move {
+            let stats = app.stats().await;
+            (stats["active_connections"] == 1).then_some(stats)
+        }
+    })
+    .await;
+    let stats = app.stats().await;
+    assert_eq!(stats["closed_by_reason"]["stale"], 7, "{stats}");
+    let after = app.monitoring().await["cleanup_stats"].clone();
+    let grew = |field: &str| after[field].as_u64().unwrap() - before[field].as_u64().unwrap();
+    assert_eq!(grew("total_runs"), 1, "{after}");
+    assert_eq!(grew("total_cleaned"), 7, "{after}");
+    assert_eq!(grew("total_failed"), 0, "{after}");
+    // The fresh stream is untouched and still live.
+    app.publish_one(&json!({"event_type": "commit"})).await;
+    let event = fresh
+        .next_message(SHORT)
+        .await
+        .expect("the fresh stream is live");
+    assert!(event.is("commit"));
+
+    // A run with nothing stale cleans nothing and still counts.
+    let report: Value = app
+        .post_json("/sse/cleanup", &json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(report["cleaned"], 0, "{report}");
+    assert_eq!(report["batches"], 0, "{report}");
+    let again = app.monitoring().await["cleanup_stats"].clone();
+    assert_eq!(
+        again["total_runs"].as_u64().unwrap(),
+        after["total_runs"].as_u64().unwrap() + 1
+    );
+}
+
+#[actix_web::test]
+async fn a_cleanup_without_a_body_uses_the_configured_batch_size() {
+    let app = spawn_app_with(|s| {
+        stale_quickly(s);
+        s.cleanup_batch_size = 2;
+    })
+    .await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(app.open_stream("/sse/events", &[]).await);
+    }
+    wait_out_the_threshold().await;
+
+    let response = app.post_raw("/sse/cleanup", "", None).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+    let report: Value = response.json().await.expect("JSON");
+    assert_eq!(report["cleaned"], 5, "{report}");
+    assert_eq!(report["batches"], 3, "ceil(5 / 2): {report}");
+}
+
+#[actix_web::test]
+async fn the_janitor_runs_by_itself_every_cleanup_interval() {
+    // Arrange
+    let app = spawn_app_with(|s| {
+        stale_quickly(s);
+        s.cleanup_interval = Duration::from_secs(1);
+    })
+    .await;
+    let mut streams = vec![
+        app.open_stream("/sse/events", &[]).await,
+        app.open_stream("/sse/events", &[]).await,
+    ];
+
+    // Act: nothing but time.
+    let monitoring = eventually(Duration::from_secs(10), "the timer's cleanup", || {
+        let app = &app;
+        async move {
+            let monitoring = app.monitoring().await;
+            (monitoring["cleanup_stats"]["total_cleaned"] == 2).then_some(monitoring)
+        }
+    })
+    .await;
+
+    // Assert
+    let cleanup = &monitoring["cleanup_stats"];
+    assert!(cleanup["total_runs"].as_u64().unwrap() >= 1, "{cleanup}");
+    assert_eq!(cleanup["total_failed"], 0, "{cleanup}");
+    for stream in &mut streams {
+        stream.read_to_end(SHORT).await;
+    }
+    eventually(SHORT, "no active connection", || {
+        let app = &app;
+        async move { (app.stats().await["active_connections"] == 0).then_some(()) }
+    })
+    .await;
+}

@@ -1,0 +1,20 @@
+//! The broker's integration tests, from outside the process, over real HTTP.
+//!
+//! One binary, not one per file: every `tests/*.rs` file would be linked
+//! (with actix, diesel and reqwest) as its own executable, and cargo runs
+//! those one after another. A single binary links once and runs every test
+//! on the harness's thread pool. The shared helpers live in `helpers/`.
+
+mod auth;
+mod bad_input;
+mod browser;
+mod cluster;
+mod helpers;
+mod janitor;
+mod observability;
+mod publish;
+mod replay;
+mod restart;
+mod shutdown;
+mod slow_clients;
+mod streams;

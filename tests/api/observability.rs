@@ -1,0 +1,314 @@
+//! What operators read: `/health`, `/metrics`, `/openapi.json`,
+//! `/sse/stats`, `/sse/connections` and `/sse/monitoring`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{SHORT, assert_error, eventually, spawn_app, spawn_app_with};
+
+/// Every route of the lead's table, with its methods: the OpenAPI document
+/// must describe each of them.
+const ROUTES: [(&str, &[&str]); 11] = [
+    ("/sse/events", &["get"]),
+    ("/sse/publish", &["post"]),
+    ("/sse/test-event", &["post"]),
+    ("/sse/subscribe", &["post"]),
+    ("/sse/stats", &["get"]),
+    ("/sse/connections", &["get"]),
+    ("/sse/monitoring", &["get"]),
+    ("/sse/cleanup", &["post"]),
+    ("/health", &["get"]),
+    ("/metrics", &["get"]),
+    ("/openapi.json", &["get"]),
+];
+
+#[actix_web::test]
+async fn health_is_200_and_healthy_with_its_checks() {
+    let app = spawn_app().await;
+
+    let health = app.get_json("/health").await;
+
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert!(health["checks"].is_object(), "{health}");
+    assert!(
+        !health["checks"].as_object().unwrap().is_empty(),
+        "{health}"
+    );
+}
+
+#[actix_web::test]
+async fn openapi_describes_every_route_and_no_route_that_does_not_exist() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let document = app.get_json("/openapi.json").await;
+
+    // Assert
+    let version = document["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3.1"), "OpenAPI {version}");
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, methods) in ROUTES {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from /openapi.json; has {:?}", paths.keys()));
+        for method in methods {
+            assert!(
+                item.get(*method).is_some(),
+                "{method} {path} is not documented"
+            );
+        }
+    }
+    // Every documented GET without a path parameter is served.
+    for (path, item) in paths {
+        if path.contains('{') || item.get("get").is_none() {
+            continue;
+        }
+        let response = app.get(path).await;
+        assert_ne!(
+            response.status().as_u16(),
+            404,
+            "{path} is documented but not routed"
+        );
+    }
+}
+
+/// The sum of every sample of `metric` (all label sets).
+fn sample_sum(exposition: &str, metric: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[actix_web::test]
+async fn metrics_use_sse_names_and_move_when_events_are_published() {
+    // Arrange
+    let app = spawn_app().await;
+    let _stream = app.open_stream("/sse/events", &[]).await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let before = response.text().await.expect("text");
+
+    // Act
+    for _ in 0..3 {
+        app.publish_one(&json!({"event_type": "commit"})).await;
+    }
+
+    // Assert: every sample is an `sse_` metric.
+    let after = eventually(SHORT, "sse_events_published_total to move", || {
+        let app = &app;
+        let before = &before;
+        async move {
+            let text = app.get("/metrics").await.text().await.ok()?;
+            let grown = sample_sum(&text, "sse_events_published_total")
+                - sample_sum(before, "sse_events_published_total");
+            (grown >= 3.0).then_some(text)
+        }
+    })
+    .await;
+    assert_eq!(
+        sample_sum(&after, "sse_events_published_total")
+            - sample_sum(&before, "sse_events_published_total"),
+        3.0
+    );
+    assert_eq!(sample_sum(&after, "sse_connections_active"), 1.0, "{after}");
+    for line in after.lines().filter(|l| !l.is_empty()) {
+        let name = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .unwrap_or(line);
+        assert!(name.starts_with("sse_"), "a metric outside sse_: {line}");
+    }
+}
+
+#[actix_web::test]
+async fn stats_count_connections_and_events_by_type() {
+    // Arrange
+    let app = spawn_app_with(|s| s.instance_id = "stats-test".into()).await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+
+    // Act
+    for event_type in ["commit", "commit", "risk_alert"] {
+        app.publish_one(&json!({"event_type": event_type})).await;
+    }
+    stream.take_messages(3, SHORT).await;
+
+    // Assert
+    let stats = app.stats().await;
+    for field in [
+        "active_connections",
+        "total_connections",
+        "events_published",
+        "events_delivered",
+        "events_dropped",
+        "connections_closed_slow",
+        "uptime_secs",
+    ] {
+        assert!(stats[field].is_u64(), "{field} missing: {stats}");
+    }
+    assert_eq!(stats["active_connections"], 1);
+    assert_eq!(stats["total_connections"], 1);
+    assert_eq!(stats["events_published"], 3);
+    assert_eq!(stats["events_delivered"], 3);
+    assert_eq!(stats["events_by_type"]["commit"], 2);
+    assert_eq!(stats["events_by_type"]["risk_alert"], 1);
+    assert_eq!(stats["instance_id"], "stats-test");
+    for reason in [
+        "client_gone",
+        "slow",
+        "stale",
+        "shutdown",
+        "store_unavailable",
+    ] {
+        assert_eq!(stats["closed_by_reason"][reason], 0, "{stats}");
+    }
+
+    // A client that goes away is counted as such.
+    drop(stream);
+    eventually(SHORT, "the closed stream to be counted", || {
+        let app = &app;
+        async move {
+            let stats = app.stats().await;
+            (stats["closed_by_reason"]["client_gone"] == 1 && stats["active_connections"] == 0)
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn connections_lists_live_streams_a_page_at_a_time() {
+    // Arrange
+    let app = spawn_app_with(|s| s.instance_id = "listing-test".into()).await;
+    let mut streams = Vec::new();
+    for query in [
+        "/sse/events",
+        "/sse/events?event_types=commit&project_id=p1",
+        "/sse/events?user_id=alice&event_types=risk_alert",
+    ] {
+        streams.push(app.open_stream(query, &[]).await);
+    }
+    let id = app
+        .publish_one(&json!({"event_type": "commit", "project_id": "p1"}))
+        .await;
+    for stream in &mut streams[..2] {
+        stream.next_message(SHORT).await.expect("the commit");
+    }
+
+    // Act
+    let first_page = app.get_json("/sse/connections?limit=2&offset=0").await;
+    let second_page = app.get_json("/sse/connections?limit=2&offset=2").await;
+
+    // Assert
+    assert_eq!(first_page["total"], 3);
+    assert_eq!(first_page["limit"], 2);
+    assert_eq!(first_page["offset"], 0);
+    assert_eq!(first_page["connections"].as_array().unwrap().len(), 2);
+    assert_eq!(second_page["connections"].as_array().unwrap().len(), 1);
+    let listed: Vec<Value> = first_page["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second_page["connections"].as_array().unwrap())
+        .cloned()
+        .collect();
+    let listed_ids: BTreeSet<&str> = listed
+        .iter()
+        .map(|c| c["connection_id"].as_str().unwrap())
+        .collect();
+    let opened_ids: BTreeSet<&str> = streams.iter().map(|s| s.connection_id.as_str()).collect();
+    assert_eq!(listed_ids, opened_ids);
+    for connection in &listed {
+        for field in [
+            "connection_id",
+            "user_id",
+            "event_types",
+            "project_id",
+            "connected_at",
+            "last_activity_at",
+            "last_event_id",
+            "queued",
+            "events_sent",
+            "instance_id",
+        ] {
+            assert!(
+                connection.get(field).is_some(),
+                "{field} missing: {connection}"
+            );
+        }
+        assert_eq!(connection["instance_id"], "listing-test");
+    }
+    let by_id = |wanted: &str| {
+        listed
+            .iter()
+            .find(|c| c["connection_id"] == wanted)
+            .unwrap()
+            .clone()
+    };
+    let filtered = by_id(&streams[1].connection_id);
+    assert_eq!(filtered["event_types"], json!(["commit"]));
+    assert_eq!(filtered["project_id"], "p1");
+    assert_eq!(filtered["last_event_id"], id);
+    assert_eq!(filtered["events_sent"], 1);
+    let private = by_id(&streams[2].connection_id);
+    assert_eq!(private["user_id"], "alice");
+    assert_eq!(private["events_sent"], 0);
+    assert_eq!(private["last_event_id"], Value::Null);
+}
+
+#[actix_web::test]
+async fn monitoring_reports_connections_cleanup_health_and_configuration() {
+    let app = spawn_app().await;
+    let _stream = app.open_stream("/sse/events", &[]).await;
+
+    let monitoring = app.monitoring().await;
+
+    for field in [
+        "timestamp",
+        "connection_stats",
+        "cleanup_stats",
+        "health_indicators",
+        "performance_metrics",
+        "configuration",
+    ] {
+        assert!(
+            monitoring.get(field).is_some(),
+            "{field} missing: {monitoring}"
+        );
+    }
+    assert_eq!(monitoring["service_name"], "sse-broker");
+    let health = &monitoring["health_indicators"];
+    assert_eq!(health["overall_health"], "healthy", "{health}");
+    assert!(health["alerts"].is_array() && health["warnings"].is_array());
+    for field in ["total_runs", "total_cleaned", "total_failed"] {
+        assert!(
+            monitoring["cleanup_stats"][field].is_u64(),
+            "{field}: {monitoring}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn an_unknown_route_is_a_json_404() {
+    let app = spawn_app().await;
+
+    assert_error(app.get("/no/such/route").await, 404, "not_found").await;
+    assert_error(
+        app.post_raw("/sse/nothing", "{}", None).await,
+        404,
+        "not_found",
+    )
+    .await;
+}

@@ -1,0 +1,273 @@
+//! Publishing: single and batch publish, increasing ids, `persist: false`,
+//! the test event, any content type, idempotency keys, and payloads that try
+//! to break the wire format.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{SHORT, spawn_app};
+
+#[actix_web::test]
+async fn a_published_event_reaches_a_stream_with_its_id_type_and_compact_data() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let data = json!({"progress": 75, "message": "Update completed", "nested": {"a": [1, 2]}});
+
+    // Act
+    let id = app
+        .publish_one(&json!({"event_type": "progress_update", "data": data}))
+        .await;
+
+    // Assert
+    let event = stream.next_message(SHORT).await.expect("the event");
+    assert_eq!(event.id_number(), Some(id));
+    assert_eq!(event.event.as_deref(), Some("progress_update"));
+    assert_eq!(event.json(), data);
+    assert_eq!(
+        event.data,
+        serde_json::to_string(&event.json()).unwrap(),
+        "not compact JSON"
+    );
+    assert_eq!(event.retry, None);
+}
+
+#[actix_web::test]
+async fn data_defaults_to_an_empty_object_and_any_json_value_is_carried() {
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+
+    app.publish_one(&json!({"event_type": "commit"})).await;
+    for data in [json!("a string"), json!(42), json!([1, "two"]), json!(null)] {
+        app.publish_one(&json!({"event_type": "commit", "data": data}))
+            .await;
+    }
+
+    let events = stream.take_messages(5, SHORT).await;
+    let received: Vec<Value> = events.iter().map(|e| e.json()).collect();
+    assert_eq!(
+        received,
+        [
+            json!({}),
+            json!("a string"),
+            json!(42),
+            json!([1, "two"]),
+            json!(null)
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn a_batch_publish_answers_strictly_increasing_ids_delivered_in_order() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let batch: Vec<Value> = (0..25)
+        .map(|i| json!({"event_type": if i % 2 == 0 { "commit" } else { "file_change" }, "data": {"seq": i}}))
+        .collect();
+
+    // Act
+    let ids: Vec<i64> = app
+        .publish_ok(&Value::Array(batch))
+        .await
+        .into_iter()
+        .map(|id| id.expect("stored events have ids"))
+        .collect();
+    let later = app.publish_one(&json!({"event_type": "commit"})).await;
+
+    // Assert
+    assert_eq!(ids.len(), 25);
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids not increasing: {ids:?}"
+    );
+    assert!(later > ids[24]);
+    let events = stream.take_messages(26, SHORT).await;
+    for (i, event) in events.iter().take(25).enumerate() {
+        assert_eq!(event.id_number(), Some(ids[i]));
+        assert_eq!(event.json()["seq"], i);
+    }
+    assert_eq!(events[25].id_number(), Some(later));
+}
+
+#[actix_web::test]
+async fn unpersisted_events_arrive_live_without_an_id_and_are_never_replayed() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+
+    // Act
+    let ids = app
+        .publish_ok(&json!([
+            {"event_type": "commit", "data": {"tag": "stored-1"}},
+            {"event_type": "commit", "data": {"tag": "live"}, "persist": false},
+            {"event_type": "commit", "data": {"tag": "stored-2"}},
+        ]))
+        .await;
+    let alone = app
+        .publish_ok(&json!({"event_type": "text", "data": {"delta": "hi"}, "persist": false}))
+        .await;
+
+    // Assert
+    let (first, second) = (ids[0].expect("stored id"), ids[2].expect("stored id"));
+    assert_eq!(ids[1], None);
+    assert!(first < second);
+    assert_eq!(alone, [None]);
+    let events = stream.take_messages(4, SHORT).await;
+    let seen: Vec<(Option<i64>, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.id_number(),
+                e.json()["tag"].as_str().unwrap_or("text").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(first), "stored-1".into()),
+            (None, "live".into()),
+            (Some(second), "stored-2".into()),
+            (None, "text".into()),
+        ]
+    );
+    // A resume replays the stored ones only.
+    let mut resumed = app
+        .open_stream(
+            "/sse/events",
+            &[("Last-Event-ID", &(first - 1).to_string())],
+        )
+        .await;
+    let replayed = resumed.take_messages(2, SHORT).await;
+    assert_eq!(replayed[0].id_number(), Some(first));
+    assert_eq!(replayed[1].id_number(), Some(second));
+    resumed.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn the_test_event_defaults_to_system_status() {
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+
+    let response = app.post_raw("/sse/test-event", "", None).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().await.expect("JSON");
+    let id = answer["id"].as_i64().expect("an id");
+    let typed = app
+        .post_json(
+            "/sse/test-event",
+            &json!({"event_type": "risk_alert", "data": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(typed.status().as_u16(), 202);
+
+    let events = stream.take_messages(2, SHORT).await;
+    assert_eq!(events[0].event.as_deref(), Some("system_status"));
+    assert_eq!(events[0].id_number(), Some(id));
+    assert_eq!(events[1].event.as_deref(), Some("risk_alert"));
+    assert_eq!(events[1].json(), json!({"x": 1}));
+}
+
+#[actix_web::test]
+async fn a_publish_is_accepted_whatever_the_content_type() {
+    // curl -d sends application/x-www-form-urlencoded.
+    let app = spawn_app().await;
+    let body = r#"{"event_type":"commit","data":{"via":"curl"}}"#;
+    for content_type in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        Some("application/json; charset=utf-8"),
+    ] {
+        let response = app.post_raw("/sse/publish", body, content_type).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, 202, "content type {content_type:?}: {text}");
+    }
+}
+
+#[actix_web::test]
+async fn a_repeated_idempotency_key_is_stored_and_delivered_once() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let event =
+        json!({"event_type": "commit", "data": {"tag": "once"}, "idempotency_key": "deploy-42"});
+
+    // Act: twice in a row, then twice at the same moment, then a marker.
+    let first = app.publish_one(&event).await;
+    let again = app.publish_one(&event).await;
+    let concurrent =
+        json!({"event_type": "commit", "data": {"tag": "concurrent"}, "idempotency_key": "k-2"});
+    let (a, b) = tokio::join!(app.publish_one(&concurrent), app.publish_one(&concurrent));
+    let in_one_batch = app
+        .publish_ok(&json!([
+            {"event_type": "commit", "data": {"tag": "batched"}, "idempotency_key": "k-3"},
+            {"event_type": "commit", "data": {"tag": "batched"}, "idempotency_key": "k-3"},
+        ]))
+        .await;
+    let marker = app
+        .publish_one(&json!({"event_type": "commit", "data": {"tag": "marker"}}))
+        .await;
+
+    // Assert
+    assert_eq!(first, again, "the repeat answers the first id");
+    assert_eq!(a, b, "concurrent repeats answer one id");
+    assert_eq!(
+        in_one_batch[0], in_one_batch[1],
+        "a repeat inside a batch answers the first id"
+    );
+    let events = stream.take_messages(4, SHORT).await;
+    let seen: Vec<(Option<i64>, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.id_number(),
+                e.json()["tag"].as_str().expect("tag").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(first), "once".into()),
+            (Some(a), "concurrent".into()),
+            (in_one_batch[0], "batched".into()),
+            (Some(marker), "marker".into()),
+        ]
+    );
+    stream.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn line_breaks_in_published_data_never_split_or_forge_a_frame() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let hostile = "a\n\nid: 999999\nevent: shutdown\r\ndata: forged\rretry: 1\n\n";
+    let data = json!({"text": hostile, "list": [hostile]});
+
+    // Act
+    let id = app
+        .publish_one(&json!({"event_type": "commit", "data": data}))
+        .await;
+    let string_id = app
+        .publish_one(&json!({"event_type": "commit", "data": hostile}))
+        .await;
+
+    // Assert
+    let events = stream.take_messages(2, SHORT).await;
+    assert_eq!(events[0].id_number(), Some(id));
+    assert_eq!(events[0].event.as_deref(), Some("commit"));
+    assert_eq!(events[0].retry, None);
+    assert_eq!(events[0].json(), data);
+    assert_eq!(events[1].id_number(), Some(string_id));
+    assert_eq!(
+        events[1].json(),
+        json!(hostile),
+        "a JSON string is sent quoted"
+    );
+    stream.assert_quiet(Duration::from_millis(200)).await;
+}

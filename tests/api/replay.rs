@@ -1,0 +1,281 @@
+//! Resuming with `Last-Event-ID` (header or query): no gap and no duplicate
+//! while publishers keep publishing, and `replay_truncated` past retention.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::helpers::{LONG, SHORT, eventually, spawn_app, spawn_app_with};
+
+/// Events published by the background publishers before they stop.
+const AT_LEAST: usize = 1000;
+/// Events each publisher still publishes after the resumed stream is open,
+/// so publishing overlaps the whole resume (replay and hand-off).
+const AFTER_RESUME: usize = 150;
+/// Publishers running at once; their requests interleave in the store.
+const PUBLISHERS: usize = 2;
+
+/// Publishes until `AT_LEAST / PUBLISHERS` events are out and `AFTER_RESUME`
+/// more followed the resume. Every 5th event is a `file_change`, which the
+/// stream under test filters out. Returns `(id, is_commit)` per event.
+async fn keep_publishing(
+    client: reqwest::Client,
+    url: String,
+    publisher: usize,
+    resumed: Arc<AtomicBool>,
+) -> Vec<(i64, bool)> {
+    let mut published = Vec::new();
+    let mut after_resume = 0;
+    while published.len() < AT_LEAST / PUBLISHERS || after_resume < AFTER_RESUME {
+        let n = published.len();
+        let is_commit = n % 5 != 4;
+        let event_type = if is_commit { "commit" } else { "file_change" };
+        let response = client
+            .post(&url)
+            .json(&json!({"event_type": event_type, "data": {"publisher": publisher, "n": n}}))
+            .send()
+            .await
+            .expect("publish sent");
+        assert_eq!(response.status().as_u16(), 202);
+        let answer: serde_json::Value = response.json().await.expect("JSON");
+        let id = answer["ids"][0].as_i64().expect("an id");
+        published.push((id, is_commit));
+        if resumed.load(Ordering::Relaxed) {
+            after_resume += 1;
+        }
+    }
+    published
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ResumeVia {
+    Header,
+    Query,
+}
+
+async fn a_resume_while_publishing_is_gapless(via: ResumeVia) {
+    // Arrange: a stream of commits, open before anything is published.
+    let app = spawn_app().await;
+    let mut first = app.open_stream("/sse/events?event_types=commit", &[]).await;
+    let resumed = Arc::new(AtomicBool::new(false));
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|publisher| {
+            actix_rt::spawn(keep_publishing(
+                app.api_client.clone(),
+                app.url("/sse/publish"),
+                publisher,
+                resumed.clone(),
+            ))
+        })
+        .collect();
+
+    // Act: read some, drop the connection, resume from the last id seen.
+    let seen_first = first.take_messages(200, LONG).await;
+    let last_seen = seen_first
+        .last()
+        .and_then(|e| e.id_number())
+        .expect("an id");
+    assert_eq!(first.last_event_id(), Some(last_seen.to_string().as_str()));
+    drop(first);
+    let mut second = match via {
+        ResumeVia::Header => {
+            app.open_stream(
+                "/sse/events?event_types=commit",
+                &[("Last-Event-ID", &last_seen.to_string())],
+            )
+            .await
+        }
+        ResumeVia::Query => {
+            app.open_stream(
+                &format!("/sse/events?event_types=commit&last_event_id={last_seen}"),
+                &[],
+            )
+            .await
+        }
+    };
+    resumed.store(true, Ordering::Relaxed);
+    let mut published = Vec::new();
+    for publisher in publishers {
+        published.extend(publisher.await.expect("publisher task"));
+    }
+
+    // Assert: both connections together saw every commit once, in order.
+    published.sort_unstable();
+    let commits: Vec<i64> = published
+        .iter()
+        .filter(|(_, is_commit)| *is_commit)
+        .map(|(id, _)| *id)
+        .collect();
+    let expected_second: Vec<i64> = commits
+        .iter()
+        .copied()
+        .filter(|id| *id > last_seen)
+        .collect();
+    let seen_second = second.take_messages(expected_second.len(), LONG).await;
+    let mut union: Vec<i64> = seen_first
+        .iter()
+        .map(|e| e.id_number().expect("an id"))
+        .collect();
+    union.extend(seen_second.iter().map(|e| e.id_number().expect("an id")));
+    assert!(
+        seen_first
+            .iter()
+            .chain(&seen_second)
+            .all(|e| e.is("commit")),
+        "a filtered-out type leaked"
+    );
+    assert_eq!(union.len(), commits.len());
+    assert_eq!(union, commits, "resumed via {via:?} from {last_seen}");
+    second.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[actix_web::test]
+async fn a_resume_with_the_last_event_id_header_while_publishing_has_no_gap_and_no_duplicate() {
+    a_resume_while_publishing_is_gapless(ResumeVia::Header).await;
+}
+
+#[actix_web::test]
+async fn a_resume_with_the_last_event_id_query_while_publishing_has_no_gap_and_no_duplicate() {
+    a_resume_while_publishing_is_gapless(ResumeVia::Query).await;
+}
+
+#[actix_web::test]
+async fn a_resume_from_zero_replays_everything_then_goes_live() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            app.publish_one(&json!({"event_type": "commit", "data": {"n": n}}))
+                .await,
+        );
+    }
+
+    // Act
+    let mut stream = app
+        .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+        .await;
+    let live = app.publish_one(&json!({"event_type": "commit"})).await;
+
+    // Assert
+    ids.push(live);
+    let received: Vec<i64> = stream
+        .take_messages(6, SHORT)
+        .await
+        .iter()
+        .map(|e| e.id_number().expect("an id"))
+        .collect();
+    assert_eq!(received, ids);
+    stream.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn the_header_wins_over_the_query() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.publish_one(&json!({"event_type": "commit"})).await);
+    }
+
+    let mut stream = app
+        .open_stream(
+            &format!("/sse/events?last_event_id={}", ids[0]),
+            &[("Last-Event-ID", &ids[2].to_string())],
+        )
+        .await;
+
+    let event = stream.next_message(SHORT).await.expect("a replayed event");
+    assert_eq!(event.id_number(), Some(ids[3]));
+    stream.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn a_replay_respects_the_stream_filter() {
+    let app = spawn_app().await;
+    let mut expected = Vec::new();
+    for (event_type, project) in [
+        ("commit", "p1"),
+        ("commit", "p2"),
+        ("risk_alert", "p1"),
+        ("commit", "p1"),
+        ("file_change", "p1"),
+    ] {
+        let id = app
+            .publish_one(&json!({"event_type": event_type, "project_id": project}))
+            .await;
+        if event_type == "commit" && project == "p1" {
+            expected.push(id);
+        }
+    }
+    app.publish_one(&json!({"event_type": "commit", "user_id": "mallory"}))
+        .await;
+
+    let mut stream = app
+        .open_stream(
+            "/sse/events?event_types=commit&project_id=p1",
+            &[("Last-Event-ID", "0")],
+        )
+        .await;
+
+    let received: Vec<i64> = stream
+        .take_messages(2, SHORT)
+        .await
+        .iter()
+        .map(|e| e.id_number().expect("an id"))
+        .collect();
+    assert_eq!(received, expected);
+    stream.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn a_resume_older_than_retention_first_receives_replay_truncated() {
+    // Arrange: events kept for one second.
+    let app = spawn_app_with(|s| s.retention = Duration::from_secs(1)).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.publish_one(&json!({"event_type": "commit"})).await);
+    }
+    let newest = ids[2];
+
+    // Act: once retention has pruned them all, resume from before them.
+    let (mut stream, truncated) = eventually(LONG, "retention to prune the events", || {
+        let app = &app;
+        async move {
+            let mut stream = app
+                .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+                .await;
+            let first = stream.next_message(Duration::from_millis(300)).await?;
+            let pruned_all = first.is("replay_truncated")
+                && first.json()["oldest_available_id"].as_i64() == Some(newest + 1);
+            pruned_all.then_some((stream, first))
+        }
+    })
+    .await;
+
+    // Assert
+    assert_eq!(truncated.id, None);
+    assert_eq!(truncated.json()["last_event_id"], 0);
+    stream.assert_quiet(Duration::from_millis(200)).await;
+    let live = app.publish_one(&json!({"event_type": "commit"})).await;
+    assert!(
+        live > newest,
+        "ids are never reused after pruning: {live} <= {newest}"
+    );
+    let event = stream.next_message(SHORT).await.expect("the live event");
+    assert_eq!(event.id_number(), Some(live));
+    // A resume point at the pruned edge is not truncated.
+    let mut at_edge = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &newest.to_string())])
+        .await;
+    let first = at_edge
+        .next_message(SHORT)
+        .await
+        .expect("the live event replayed");
+    assert_eq!(first.id_number(), Some(live), "{first:?}");
+}

@@ -1,0 +1,79 @@
+//! A restart on the same SQLite file: stored events, ids and idempotency
+//! keys survive it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{SHORT, spawn_app};
+
+#[actix_web::test]
+async fn events_published_before_a_restart_replay_after_it() {
+    // Arrange
+    let mut app = spawn_app().await;
+    let mut published = Vec::new();
+    for n in 0..10 {
+        let event_type = if n % 3 == 0 { "file_change" } else { "commit" };
+        let id = app
+            .publish_one(&json!({"event_type": event_type, "data": {"n": n}}))
+            .await;
+        published.push((id, event_type, n));
+    }
+
+    // Act
+    app.restart().await;
+
+    // Assert: everything replays from 0, with the same ids and data.
+    assert_ne!(app.port, 0);
+    let mut everything = app
+        .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+        .await;
+    let replayed = everything.take_messages(10, SHORT).await;
+    for (event, (id, event_type, n)) in replayed.iter().zip(&published) {
+        assert_eq!(event.id_number(), Some(*id));
+        assert_eq!(event.event.as_deref(), Some(*event_type));
+        assert_eq!(event.json(), json!({"n": n}));
+    }
+    // From an earlier id, filtered.
+    let resume_at = published[4].0;
+    let mut commits = app
+        .open_stream(
+            "/sse/events?event_types=commit",
+            &[("Last-Event-ID", &resume_at.to_string())],
+        )
+        .await;
+    let expected: Vec<i64> = published
+        .iter()
+        .filter(|(id, t, _)| *id > resume_at && *t == "commit")
+        .map(|(id, _, _)| *id)
+        .collect();
+    let got: Vec<i64> = commits
+        .take_messages(expected.len(), SHORT)
+        .await
+        .iter()
+        .map(|e| e.id_number().expect("an id"))
+        .collect();
+    assert_eq!(got, expected);
+    // Ids keep increasing across the restart.
+    let newest = app.publish_one(&json!({"event_type": "commit"})).await;
+    assert!(newest > published[9].0);
+    for stream in [&mut everything, &mut commits] {
+        let event = stream.next_message(SHORT).await.expect("the live event");
+        assert_eq!(event.id_number(), Some(newest));
+        stream.assert_quiet(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_is_remembered_across_a_restart() {
+    let mut app = spawn_app().await;
+    let event = json!({"event_type": "commit", "idempotency_key": "survives-restart"});
+    let before = app.publish_one(&event).await;
+
+    app.restart().await;
+
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let after = app.publish_one(&event).await;
+    assert_eq!(after, before);
+    stream.assert_quiet(Duration::from_millis(300)).await;
+}

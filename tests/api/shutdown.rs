@@ -1,0 +1,264 @@
+//! Graceful shutdown: every open stream receives a final `event: shutdown`
+//! with a `retry:` hint and ends, stored events survive, and the real binary
+//! exits 0 on SIGTERM.
+
+use std::{
+    fs::File,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{EventStream, LONG, SHORT, StreamEnd, spawn_app};
+
+#[actix_web::test]
+async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
+    // Arrange
+    let mut app = spawn_app().await;
+    let mut streams = vec![
+        app.open_stream("/sse/events", &[]).await,
+        app.open_stream("/sse/events?event_types=commit", &[]).await,
+    ];
+    let id = app.publish_one(&json!({"event_type": "commit"})).await;
+
+    // Act
+    app.stop().await;
+
+    // Assert
+    for stream in &mut streams {
+        let events = stream.read_to_end(SHORT).await;
+        let (last, before) = events.split_last().expect("at least the shutdown frame");
+        assert_eq!(last.event.as_deref(), Some("shutdown"), "{events:?}");
+        assert_eq!(last.retry.as_deref(), Some("1000"), "{last:?}");
+        assert_eq!(last.id, None);
+        assert!(last.json().is_object());
+        let ids: Vec<i64> = before.iter().filter_map(|e| e.id_number()).collect();
+        assert_eq!(ids, [id]);
+        assert_eq!(
+            stream.end(),
+            Some(&StreamEnd::Finished),
+            "the stream ends cleanly"
+        );
+    }
+    let refused = app.api_client.get(app.url("/health")).send().await;
+    assert!(
+        refused.is_err(),
+        "the stopped broker still answers: {refused:?}"
+    );
+}
+
+/// The real `sse-broker` binary, killed if a test leaves it running.
+struct BrokerProcess {
+    child: Child,
+    address: String,
+    log: PathBuf,
+}
+
+impl BrokerProcess {
+    fn spawn(database: &Path, log: PathBuf) -> Self {
+        let port = free_port();
+        let log_file = File::create(&log).expect("a log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-broker"));
+        command
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args([
+                "--database-url",
+                &format!("sqlite://{}", database.display()),
+            ])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("a log handle"))
+            .stderr(log_file);
+        // Nothing from the environment of the test run may reconfigure it.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("SSE_BROKER_")
+                || name.starts_with("OTEL_")
+                || name == "DATABASE_URL"
+                || name == "REDIS_URL"
+            {
+                command.env_remove(name);
+            }
+        }
+        let child = command.spawn().expect("the sse-broker binary starts");
+        Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_until_ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "the broker exited early with {status}; logs:\n{}",
+                    self.logs()
+                );
+            }
+            if let Ok(response) = client.get(format!("{}/health", self.address)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker is not ready after {LONG:?}; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    async fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not exit within {timeout:?} of SIGTERM; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+async fn publish(client: &reqwest::Client, broker: &BrokerProcess, body: Value) -> i64 {
+    let response = client
+        .post(format!("{}/sse/publish", broker.address))
+        .json(&body)
+        .send()
+        .await
+        .expect("publish sent");
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().await.expect("JSON");
+    answer["ids"][0].as_i64().expect("an id")
+}
+
+async fn open_stream(
+    client: &reqwest::Client,
+    broker: &BrokerProcess,
+    last_event_id: Option<&str>,
+) -> EventStream {
+    let mut request = client.get(format!("{}/sse/events", broker.address));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request.send().await.expect("stream opened");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut stream = EventStream::new(response);
+    let connected = stream.next_event(SHORT).await.expect("connected");
+    assert!(connected.is("connected"), "{connected:?}");
+    stream
+}
+
+#[actix_web::test]
+async fn sigterm_sends_shutdown_to_streams_keeps_stored_events_and_exits_zero() {
+    // Arrange: the real binary with an open stream.
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let database = data_dir.path().join("x.db");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let mut broker = BrokerProcess::spawn(&database, data_dir.path().join("first.log"));
+    broker.wait_until_ready(&client).await;
+    let mut stream = open_stream(&client, &broker, None).await;
+    let first = publish(
+        &client,
+        &broker,
+        json!({"event_type": "commit", "data": {"n": 1}}),
+    )
+    .await;
+    let live = stream.next_message(SHORT).await.expect("the live event");
+    assert_eq!(live.id_number(), Some(first));
+
+    // Act: publish, then SIGTERM right away.
+    let just_before = publish(
+        &client,
+        &broker,
+        json!({"event_type": "commit", "data": {"n": 2}}),
+    )
+    .await;
+    broker.sigterm();
+
+    // Assert: the stream gets `shutdown` and ends; the process exits 0.
+    let events = stream.read_to_end(LONG).await;
+    let (last, _) = events.split_last().unwrap_or_else(|| {
+        panic!(
+            "no frame before the end ({:?}); logs:\n{}",
+            stream.end(),
+            broker.logs()
+        )
+    });
+    assert!(
+        last.is("shutdown"),
+        "last frame {last:?}; logs:\n{}",
+        broker.logs()
+    );
+    assert_eq!(last.retry.as_deref(), Some("1000"));
+    assert_eq!(stream.end(), Some(&StreamEnd::Finished));
+    let status = broker.wait_for_exit(LONG).await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}; logs:\n{}",
+        broker.logs()
+    );
+
+    // The event published just before is stored: a new broker on the same
+    // file replays both.
+    let mut restarted = BrokerProcess::spawn(&database, data_dir.path().join("second.log"));
+    restarted.wait_until_ready(&client).await;
+    let mut resumed = open_stream(&client, &restarted, Some("0")).await;
+    let replayed: Vec<i64> = resumed
+        .take_messages(2, SHORT)
+        .await
+        .iter()
+        .map(|e| e.id_number().expect("an id"))
+        .collect();
+    assert_eq!(replayed, [first, just_before]);
+    restarted.sigterm();
+    let tail = resumed.read_to_end(LONG).await;
+    assert!(
+        tail.last().is_some_and(|e| e.is("shutdown")),
+        "the resumed stream ended without shutdown: {tail:?}"
+    );
+    let status = restarted.wait_for_exit(LONG).await;
+    assert_eq!(status.code(), Some(0), "logs:\n{}", restarted.logs());
+}

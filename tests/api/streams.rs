@@ -1,0 +1,384 @@
+//! Streams: the `connected` frame, response headers, heartbeats, filters by
+//! type and project, private events, and live filter changes.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{SHORT, assert_error, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn the_first_frame_is_connected_with_a_retry_hint_and_the_subscription() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let stream = app
+        .open_stream(
+            "/sse/events?event_types=risk_alert,commit&project_id=p1",
+            &[],
+        )
+        .await;
+
+    // Assert
+    let connected = &stream.connected;
+    assert_eq!(connected.retry.as_deref(), Some("3000"), "{connected:?}");
+    assert_eq!(
+        connected.id, None,
+        "a control frame never moves the resume point"
+    );
+    let data = connected.json();
+    let connection_id = data["connection_id"].as_str().expect("connection_id");
+    assert!(uuid::Uuid::parse_str(connection_id).is_ok(), "{data}");
+    let mut types: Vec<&str> = data["event_types"]
+        .as_array()
+        .expect("event_types array")
+        .iter()
+        .map(|t| t.as_str().expect("type names"))
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["commit", "risk_alert"]);
+    assert_eq!(data["project_id"], "p1");
+}
+
+#[actix_web::test]
+async fn an_unfiltered_stream_lists_every_type_and_no_project() {
+    let app = spawn_app().await;
+
+    let stream = app.open_stream("/sse/events", &[]).await;
+
+    let data = stream.connected.json();
+    let types = data["event_types"].as_array().expect("event_types array");
+    for built_in in [
+        "file_change",
+        "commit",
+        "progress_update",
+        "risk_alert",
+        "task_update",
+        "system_status",
+    ] {
+        assert!(
+            types.contains(&json!(built_in)),
+            "{built_in} missing in {data}"
+        );
+    }
+    assert_eq!(data["project_id"], Value::Null);
+}
+
+#[actix_web::test]
+async fn stream_headers_turn_off_buffering_and_compression() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act: a client that would accept gzip.
+    let mut stream = app
+        .open_stream("/sse/events", &[("Accept-Encoding", "gzip, deflate, br")])
+        .await;
+
+    // Assert
+    let header = |name: &str| {
+        stream
+            .headers
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header").to_owned())
+    };
+    let content_type = header("content-type").expect("content-type");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    assert!(
+        header("cache-control").is_some_and(|v| v.contains("no-cache")),
+        "cache-control: {:?}",
+        header("cache-control")
+    );
+    assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
+    let encoding = header("content-encoding");
+    assert!(
+        encoding.is_none() || encoding.as_deref() == Some("identity"),
+        "the stream is compressed: {encoding:?}"
+    );
+    // The body is plain text: the next frame parses too.
+    app.publish_one(&json!({"event_type": "commit"})).await;
+    let event = stream.next_message(SHORT).await.expect("an event");
+    assert_eq!(event.event.as_deref(), Some("commit"));
+}
+
+#[actix_web::test]
+async fn heartbeats_arrive_at_the_configured_period() {
+    // Arrange
+    let app = spawn_app_with(|s| s.heartbeat = Duration::from_secs(1)).await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let opened = Instant::now();
+
+    // Act
+    let mut arrivals = Vec::new();
+    while arrivals.len() < 3 {
+        let event = stream
+            .next_event(Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|| panic!("no heartbeat within 3 s; got {arrivals:?}"));
+        assert!(event.is_heartbeat(), "unexpected {event:?}");
+        assert_eq!(event.id, None);
+        let ts = event.json()["ts"].as_i64().expect("ts in ms");
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        assert!((now_ms - ts).abs() < 5_000, "ts {ts} is not now ({now_ms})");
+        arrivals.push(opened.elapsed());
+    }
+
+    // Assert: about one per second, neither bunched nor late.
+    let mut previous = Duration::ZERO;
+    for at in &arrivals {
+        let gap = *at - previous;
+        assert!(
+            gap >= Duration::from_millis(500) && gap <= Duration::from_millis(2_500),
+            "heartbeat gaps off a 1 s period: {arrivals:?}"
+        );
+        previous = *at;
+    }
+}
+
+/// One published event of the filter test: its type, project and a tag.
+struct Published {
+    event_type: &'static str,
+    project_id: Option<&'static str>,
+    tag: usize,
+}
+
+/// The filter a stream was opened with, as the test models it.
+struct Filter {
+    query: &'static str,
+    types: &'static [&'static str],
+    project_id: Option<&'static str>,
+}
+
+impl Filter {
+    fn matches(&self, event: &Published) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.event_type))
+            && self.project_id.is_none_or(|p| event.project_id == Some(p))
+    }
+}
+
+#[actix_web::test]
+async fn a_stream_receives_exactly_the_events_inside_its_filter() {
+    // Arrange: streams with every kind of filter.
+    let app = spawn_app().await;
+    let filters = [
+        Filter {
+            query: "/sse/events",
+            types: &[],
+            project_id: None,
+        },
+        Filter {
+            query: "/sse/events?event_types=commit",
+            types: &["commit"],
+            project_id: None,
+        },
+        Filter {
+            query: "/sse/events?project_id=p1",
+            types: &[],
+            project_id: Some("p1"),
+        },
+        Filter {
+            query: "/sse/events?event_types=commit&project_id=p1",
+            types: &["commit"],
+            project_id: Some("p1"),
+        },
+        Filter {
+            query: "/sse/events?event_types=risk_alert,file_change&project_id=p2",
+            types: &["risk_alert", "file_change"],
+            project_id: Some("p2"),
+        },
+    ];
+    let mut streams = Vec::new();
+    for filter in &filters {
+        streams.push(app.open_stream(filter.query, &[]).await);
+    }
+
+    // Act: every type × project combination, then commit/p1 and
+    // risk_alert/p2 last, so each stream's last expected event is among the
+    // last published and anything unexpected would arrive before it.
+    let mut published = Vec::new();
+    let types = ["commit", "risk_alert", "file_change", "system_status"];
+    let projects = [None, Some("p1"), Some("p2"), Some("p3")];
+    for event_type in types {
+        for project_id in projects {
+            published.push(Published {
+                event_type,
+                project_id,
+                tag: published.len(),
+            });
+        }
+    }
+    for (event_type, project_id) in [("commit", Some("p1")), ("risk_alert", Some("p2"))] {
+        published.push(Published {
+            event_type,
+            project_id,
+            tag: published.len(),
+        });
+    }
+    let mut ids = Vec::new();
+    for event in &published {
+        let mut body = json!({"event_type": event.event_type, "data": {"tag": event.tag}});
+        if let Some(project) = event.project_id {
+            body["project_id"] = json!(project);
+        }
+        ids.push(app.publish_one(&body).await);
+    }
+
+    // Assert
+    for (filter, stream) in filters.iter().zip(streams.iter_mut()) {
+        let expected: Vec<(i64, usize)> = published
+            .iter()
+            .filter(|e| filter.matches(e))
+            .map(|e| (ids[e.tag], e.tag))
+            .collect();
+        let received: Vec<(i64, usize)> = stream
+            .take_messages(expected.len(), SHORT)
+            .await
+            .into_iter()
+            .map(|e| {
+                let tag = e.json()["tag"].as_u64().expect("tag") as usize;
+                assert_eq!(e.event.as_deref(), Some(published[tag].event_type));
+                (e.id_number().expect("stored events carry an id"), tag)
+            })
+            .collect();
+        assert_eq!(received, expected, "stream {}", filter.query);
+        stream.assert_quiet(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+async fn private_events_reach_only_the_user_they_name() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut anonymous = app.open_stream("/sse/events", &[]).await;
+    let mut alice = app.open_stream("/sse/events?user_id=alice", &[]).await;
+    let mut bob = app.open_stream("/sse/events?user_id=bob", &[]).await;
+
+    // Act
+    for (user, tag) in [(Some("alice"), "a"), (Some("bob"), "b"), (None, "public")] {
+        let mut body = json!({"event_type": "commit", "data": {"tag": tag}});
+        if let Some(user) = user {
+            body["user_id"] = json!(user);
+        }
+        app.publish_one(&body).await;
+    }
+
+    // Assert
+    let tags = |events: Vec<crate::helpers::SseEvent>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e.json()["tag"].as_str().expect("tag").to_owned())
+            .collect()
+    };
+    assert_eq!(tags(alice.take_messages(2, SHORT).await), ["a", "public"]);
+    assert_eq!(tags(bob.take_messages(2, SHORT).await), ["b", "public"]);
+    assert_eq!(tags(anonymous.take_messages(1, SHORT).await), ["public"]);
+    for stream in [&mut anonymous, &mut alice, &mut bob] {
+        stream.assert_quiet(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+async fn subscribe_changes_a_live_streams_filter() {
+    // Arrange: a stream of commits only.
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events?event_types=commit", &[]).await;
+    app.publish_one(&json!({"event_type": "risk_alert", "data": {"tag": "before-risk"}}))
+        .await;
+    app.publish_one(&json!({"event_type": "commit", "data": {"tag": "before-commit"}}))
+        .await;
+    let first = stream.next_message(SHORT).await.expect("the commit");
+    assert_eq!(first.json()["tag"], "before-commit");
+
+    // Act: switch to risk alerts of project p1.
+    let response = app
+        .post_json(
+            "/sse/subscribe",
+            &json!({
+                "connection_id": stream.connection_id,
+                "event_types": ["risk_alert"],
+                "project_id": "p1",
+            }),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["event_types"], json!(["risk_alert"]));
+    assert_eq!(answer["project_id"], "p1");
+    let updated = stream
+        .next_message(SHORT)
+        .await
+        .expect("subscription_updated");
+    assert_eq!(
+        updated.event.as_deref(),
+        Some("subscription_updated"),
+        "{updated:?}"
+    );
+    assert_eq!(updated.id, None);
+    assert_eq!(
+        updated.json(),
+        json!({
+            "connection_id": stream.connection_id,
+            "event_types": ["risk_alert"],
+            "project_id": "p1",
+        })
+    );
+    for (event_type, project, tag) in [
+        ("commit", Some("p1"), "old-type"),
+        ("risk_alert", None, "no-project"),
+        ("risk_alert", Some("p2"), "other-project"),
+        ("risk_alert", Some("p1"), "wanted"),
+    ] {
+        let mut body = json!({"event_type": event_type, "data": {"tag": tag}});
+        if let Some(project) = project {
+            body["project_id"] = json!(project);
+        }
+        app.publish_one(&body).await;
+    }
+    let next = stream.next_message(SHORT).await.expect("the wanted event");
+    assert_eq!(next.json()["tag"], "wanted", "{next:?}");
+    stream.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn subscribe_accepts_a_comma_separated_list_and_answers_404_after_the_stream_is_gone() {
+    let app = spawn_app().await;
+    let stream = app.open_stream("/sse/events", &[]).await;
+    let connection_id = stream.connection_id.clone();
+
+    let response = app
+        .post_json(
+            "/sse/subscribe",
+            &json!({"connection_id": connection_id, "event_types": "commit,file_change"}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+
+    drop(stream);
+    // The broker notices the client is gone; then the id is unknown.
+    crate::helpers::eventually(SHORT, "the dropped stream to be forgotten", || {
+        let app = &app;
+        let connection_id = connection_id.clone();
+        async move {
+            let response = app
+                .post_json(
+                    "/sse/subscribe",
+                    &json!({"connection_id": connection_id, "event_types": ["commit"]}),
+                )
+                .await;
+            (response.status().as_u16() == 404).then_some(response)
+        }
+    })
+    .await;
+    let response = app
+        .post_json(
+            "/sse/subscribe",
+            &json!({"connection_id": connection_id, "event_types": ["commit"]}),
+        )
+        .await;
+    assert_error(response, 404, "connection_not_found").await;
+}
