@@ -2,7 +2,9 @@
 # The project's test command: `bash .ci/test.sh`.
 #
 # Runs every test target (unit tests, the `api` integration-test binary and
-# the binaries) with `cargo test --all-targets`. Before that it raises the
+# the binaries) with `cargo test --all-targets`, then the browser client's
+# unit tests with `node --test tests/js/`. The browser test drives Debian's
+# headless Chromium through chromedriver; both are installed here if missing. Before that it raises the
 # open-file limit (stream tests hold many sockets) and makes sure the local
 # PostgreSQL and Redis answer, starting them only when they are installed and
 # silent. The cluster tests (tests/api/cluster) need both: PostgreSQL at
@@ -111,9 +113,35 @@ ensure_redis() {
     fi
 }
 
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+        log "Chromium: $(/usr/bin/chromium --version 2>/dev/null || echo installed)"
+        return 0
+    fi
+    command -v apt-get >/dev/null || fail "chromium and chromium-driver are missing and apt-get is not available"
+    log "installing chromium and chromium-driver (Debian packages)"
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+    [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || fail "chromium did not install"
+}
+
+ensure_node() {
+    command -v node >/dev/null && return 0
+    command -v apt-get >/dev/null || fail "node is missing and apt-get is not available"
+    log "installing nodejs (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+}
+
 raise_open_file_limit
 ensure_postgres
 ensure_redis
+ensure_chromium
+ensure_node
 
 log "cargo test --all-targets"
 cargo test --all-targets
+
+log "node --test tests/js/"
+node --test tests/js/

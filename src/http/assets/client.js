@@ -73,6 +73,7 @@ export class SseClient {
     };
     this.handlers = new Map();
     this.source = null;
+    this.listenedTypes = new Set();
     this.attempts = 0;
     this.lastEventId = null;
     this.connectionId = null;
@@ -123,18 +124,27 @@ export class SseClient {
     this._setState(this.attempts === 0 ? State.CONNECTING : State.RECONNECTING);
     const source = new this.EventSourceImpl(this._streamUrl(), { withCredentials: this.options.withCredentials });
     this.source = source;
+    this.listenedTypes = new Set();
     source.onerror = () => this._lost("network");
     source.onmessage = (event) => this._dispatch("message", event);
     for (const type of BROKER_EVENTS) this._listen(source, type);
-    for (const type of ["progress", "progress_update", "text"]) this._listen(source, type);
-    for (const type of this.handlers.keys()) this._listen(source, type);
+    // EventSource only surfaces named events someone listens to: listen to
+    // every type this client asked for, so each one advances the resume id.
+    const wanted = [
+      "progress",
+      "progress_update",
+      "text",
+      ...(this.options.eventTypes || []),
+      ...this.options.closeOn,
+      ...this.handlers.keys(),
+    ];
+    for (const type of wanted) this._listen(source, type);
     this._armWatchdog();
   }
 
   _listen(source, type) {
-    source.listeners = source.listeners || new Set();
-    if (source.listeners.has(type)) return;
-    source.listeners.add(type);
+    if (this.listenedTypes.has(type)) return;
+    this.listenedTypes.add(type);
     source.addEventListener(type, (event) => this._dispatch(type, event));
   }
 

@@ -1,0 +1,203 @@
+// Unit tests of the browser client (src/http/assets/client.js) under Node's
+// test runner: `node --test tests/js/`. EventSource is replaced by a fake the
+// tests drive, and timers are mocked, so backoff and heartbeat timing are
+// checked exactly and instantly.
+
+import { test, mock } from "node:test";
+import assert from "node:assert/strict";
+
+import { SseClient, TaskStream, State, backoffDelay } from "../../src/http/assets/client.js";
+
+/** A stand-in for EventSource that records what the client opened. */
+class FakeEventSource {
+  static opened = [];
+
+  constructor(url, init) {
+    this.url = url;
+    this.init = init;
+    this.listeners = new Map();
+    this.closed = false;
+    this.onerror = null;
+    this.onmessage = null;
+    FakeEventSource.opened.push(this);
+  }
+
+  addEventListener(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, []);
+    this.listeners.get(type).push(listener);
+  }
+
+  close() {
+    this.closed = true;
+  }
+
+  /** Delivers an event as the broker would. */
+  emit(type, data, lastEventId = "") {
+    const event = { type, data: JSON.stringify(data), lastEventId, target: this };
+    for (const listener of this.listeners.get(type) || []) listener(event);
+  }
+
+  fail() {
+    if (this.onerror) this.onerror({ target: this });
+  }
+
+  static latest() {
+    return FakeEventSource.opened[FakeEventSource.opened.length - 1];
+  }
+}
+
+function client(options = {}) {
+  FakeEventSource.opened = [];
+  return new SseClient("http://broker.test/sse/events", { EventSource: FakeEventSource, ...options });
+}
+
+test("backoff doubles from the first delay, is capped, and jitters within the upper half", () => {
+  const options = { reconnectDelay: 1000, maxReconnectDelay: 8000 };
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((attempt) => backoffDelay(attempt, options, () => 1)),
+    [1000, 2000, 4000, 8000, 8000, 8000],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((attempt) => backoffDelay(attempt, options, () => 0)),
+    [500, 1000, 2000],
+  );
+});
+
+test("a dropped stream reconnects after the backoff and resumes after the last id", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const states = [];
+  const c = client({ eventTypes: ["commit"], reconnectDelay: 1000, onStateChange: (s) => states.push(s) });
+  c.connect();
+  const first = FakeEventSource.latest();
+  first.emit("connected", { connection_id: "c1" });
+  first.emit("commit", { n: 1 }, "41");
+  first.emit("commit", { n: 2 }, "42");
+  first.fail();
+  assert.equal(c.state, State.RECONNECTING);
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect before the delay");
+  t.mock.timers.tick(1000);
+  assert.equal(FakeEventSource.opened.length, 2);
+  const url = new URL(FakeEventSource.latest().url);
+  assert.equal(url.searchParams.get("last_event_id"), "42");
+  assert.ok(first.closed, "the dead source is closed");
+  FakeEventSource.latest().emit("connected", { connection_id: "c2" });
+  assert.equal(c.state, State.CONNECTED);
+  assert.deepEqual(states, [State.CONNECTING, State.CONNECTED, State.RECONNECTING, State.CONNECTED]);
+  c.close();
+});
+
+test("after maxReconnectAttempts failures the client goes offline and reports it", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  const disconnects = [];
+  const c = client({
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    maxReconnectAttempts: 2,
+    onError: (e) => errors.push(e.message),
+    onDisconnect: (d) => disconnects.push(d.willReconnect),
+  });
+  c.connect();
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  FakeEventSource.latest().fail();
+  assert.equal(c.state, State.OFFLINE);
+  assert.equal(FakeEventSource.opened.length, 3, "the first connect plus two attempts");
+  assert.deepEqual(disconnects, [true, true, false]);
+  assert.match(errors[0], /gave up after 2/);
+  t.mock.timers.tick(10_000);
+  assert.equal(FakeEventSource.opened.length, 3, "no attempt after giving up");
+});
+
+test("a successful connect resets the attempt count", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const delays = [];
+  const c = client({ reconnectDelay: 100, maxReconnectDelay: 10_000, onDisconnect: (d) => delays.push(d.delay) });
+  c.connect();
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(10_000);
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(10_000);
+  FakeEventSource.latest().emit("connected", { connection_id: "c" });
+  FakeEventSource.latest().fail();
+  // Jitter keeps each delay within [half, full] of its step: 100, 200, then 100 again.
+  assert.ok(delays[0] >= 50 && delays[0] <= 100, `${delays}`);
+  assert.ok(delays[1] >= 100 && delays[1] <= 200, `${delays}`);
+  assert.ok(delays[2] >= 50 && delays[2] <= 100, `${delays}`);
+  c.close();
+});
+
+test("a stream silent for heartbeatTimeout is presumed dead and replaced", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const reasons = [];
+  const c = client({ heartbeatTimeout: 45_000, reconnectDelay: 10, onDisconnect: (d) => reasons.push(d.reason) });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c" });
+  t.mock.timers.tick(30_000);
+  FakeEventSource.latest().emit("heartbeat", { ts: 1 });
+  t.mock.timers.tick(30_000);
+  assert.deepEqual(reasons, [], "a heartbeat re-arms the watchdog");
+  t.mock.timers.tick(15_001);
+  assert.deepEqual(reasons, ["heartbeat_timeout"]);
+  t.mock.timers.tick(10);
+  assert.equal(FakeEventSource.opened.length, 2);
+  c.close();
+});
+
+test("typed handlers, onText and onProgress receive parsed data", () => {
+  const texts = [];
+  const progress = [];
+  const commits = [];
+  const c = client({ onText: (delta) => texts.push(delta), onProgress: (p) => progress.push(p.progress) });
+  c.on("commit", (data) => commits.push(data.n));
+  c.connect();
+  const source = FakeEventSource.latest();
+  source.emit("text", { delta: "Hel" }, "1");
+  source.emit("text", { delta: "lo" }, "2");
+  source.emit("progress", { progress: 40 }, "3");
+  source.emit("commit", { n: 7 }, "4");
+  assert.deepEqual(texts, ["Hel", "lo"]);
+  assert.deepEqual(progress, [40]);
+  assert.deepEqual(commits, [7]);
+  assert.equal(c.lastEventId, "4");
+  c.close();
+});
+
+test("filters and the token go into the stream URL", () => {
+  const c = client({ eventTypes: ["commit", "risk_alert"], projectId: "p1", accessToken: "tok" });
+  c.connect();
+  const url = new URL(FakeEventSource.latest().url);
+  assert.equal(url.searchParams.get("event_types"), "commit,risk_alert");
+  assert.equal(url.searchParams.get("project_id"), "p1");
+  assert.equal(url.searchParams.get("access_token"), "tok");
+  c.close();
+});
+
+test("a task stream closes itself after its task completes, without reconnecting", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  FakeEventSource.opened = [];
+  const stream = new TaskStream("gen-1", { EventSource: FakeEventSource, reconnectDelay: 10 });
+  stream.connect();
+  assert.match(FakeEventSource.latest().url, /\/tasks\/gen-1\/events/);
+  FakeEventSource.latest().emit("complete", { result: { tokens: 3 } }, "9");
+  assert.equal(stream.state, State.CLOSED);
+  assert.ok(FakeEventSource.latest().closed);
+  t.mock.timers.tick(60_000);
+  assert.equal(FakeEventSource.opened.length, 1);
+});
+
+test("close() stops every timer: no reconnect after an explicit close", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const c = client({ reconnectDelay: 10 });
+  c.connect();
+  FakeEventSource.latest().fail();
+  c.close();
+  t.mock.timers.tick(60_000);
+  assert.equal(FakeEventSource.opened.length, 1);
+  assert.equal(c.state, State.CLOSED);
+});
+
+// Keep `mock` referenced for runners that tree-shake unused imports.
+void mock;
