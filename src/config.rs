@@ -545,6 +545,13 @@ impl Settings {
                 self.bind
             ));
         }
+        if self.auth.jwks_url.is_some() {
+            findings.errors.push(
+                "--jwks-url is not supported by this version yet; configure --jwt-public-key \
+                 (several keys: one broker per key set) or --jwt-secret"
+                    .into(),
+            );
+        }
         if let Some(path) = &self.auth.jwt_public_key
             && !path.is_file()
         {
@@ -585,6 +592,13 @@ impl Settings {
             findings
                 .warnings
                 .push("authentication is off: no JWT key configured".into());
+        }
+        if self.redis_url.is_some() && matches!(self.database, DatabaseUrl::Sqlite { .. }) {
+            findings.warnings.push(
+                "REDIS_URL with an SQLite store: instances on separate SQLite files hand out \
+                 colliding ids; share one PostgreSQL database across the cluster"
+                    .into(),
+            );
         }
         findings
     }

@@ -24,7 +24,6 @@ use crate::{
 pub enum ErrorCode {
     MalformedJson,
     InvalidField,
-    InvalidEventType,
     UnknownEventType,
     InvalidPayload,
     InvalidLastEventId,
@@ -38,7 +37,6 @@ pub enum ErrorCode {
     TaskCancelled,
     TaskFinished,
     Conflict,
-    MethodNotAllowed,
     Unauthorized,
     Forbidden,
     TooManyConnections,
@@ -58,12 +56,10 @@ impl ErrorCode {
                 StatusCode::CONFLICT
             }
             Self::InvalidField
-            | Self::InvalidEventType
             | Self::UnknownEventType
             | Self::InvalidPayload => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ConnectionNotFound | Self::NotFound | Self::TaskNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TooManyConnections | Self::ShuttingDown | Self::StoreUnavailable => {
@@ -77,7 +73,6 @@ impl ErrorCode {
         match self {
             Self::MalformedJson => "malformed_json",
             Self::InvalidField => "invalid_field",
-            Self::InvalidEventType => "invalid_event_type",
             Self::UnknownEventType => "unknown_event_type",
             Self::InvalidPayload => "invalid_payload",
             Self::InvalidLastEventId => "invalid_last_event_id",
@@ -91,7 +86,6 @@ impl ErrorCode {
             Self::TaskCancelled => "task_cancelled",
             Self::TaskFinished => "task_finished",
             Self::Conflict => "conflict",
-            Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::TooManyConnections => "too_many_connections",
@@ -173,7 +167,7 @@ impl From<EventError> for ApiError {
     fn from(error: EventError) -> Self {
         let message = error.to_string();
         match error {
-            EventError::MalformedType(_) => Self::new(ErrorCode::InvalidEventType, message),
+            EventError::MalformedType(_) => Self::new(ErrorCode::UnknownEventType, message),
             EventError::UnknownType { valid, .. } => {
                 Self::new(ErrorCode::UnknownEventType, message).with_detail("valid_types", valid)
             }
