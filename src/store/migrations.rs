@@ -31,6 +31,13 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             tokio::task::spawn_blocking(move || {
                 let mut connection = SqliteConnection::establish(&path)
                     .map_err(|e| StoreError::Open(e.to_string()))?;
+                // WAL is persistent: readers never block the writer, and the
+                // pool's connections need not switch modes (which takes a lock).
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut connection,
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
+                )
+                .map_err(|e| StoreError::Open(e.to_string()))?;
                 let applied = connection
                     .run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|applied| applied.len())

@@ -30,12 +30,13 @@ const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// Readers run beside the single writer thanks to WAL.
 const POOL_SIZE: usize = 4;
 const POOL_WAIT: Duration = Duration::from_secs(5);
-/// NORMAL is durable across process crashes in WAL mode (only an OS crash
-/// can lose the last commits) and avoids an fsync per commit.
-/// `busy_timeout` comes first: the `journal_mode` pragma itself needs a lock,
-/// and a connection opened while another one writes must wait, not fail.
-const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// Per-connection settings. `busy_timeout` comes first so the others wait
+/// for a writer instead of failing. WAL itself is a property of the file,
+/// set once by the migrations. NORMAL synchronous is durable across process
+/// crashes in WAL mode (only an OS crash can lose the last commits) and
+/// avoids an fsync per commit.
+const CONNECTION_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 #[derive(Clone)]
 pub struct SqliteStore {
