@@ -122,7 +122,7 @@ impl Application {
             settings.queue_capacity,
             metrics.clone(),
         );
-        let tasks = TaskService::new(store.clone(), events.clone());
+        let tasks = TaskService::new(store.clone(), events.clone(), metrics.clone());
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         let state = AppState {
             events,

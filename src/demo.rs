@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::{
     domain::{TaskChange, TaskError, TaskId},
-    task_service::{TaskService, TaskServiceError},
+    task_service::{NewTask, TaskService, TaskServiceError},
 };
 
 /// Between tokens: about 25 tokens per second, like a hosted model.
@@ -30,7 +30,12 @@ pub async fn start_generation(
 ) -> Result<TaskId, TaskServiceError> {
     let message = format!("prompt: {}", prompt.chars().take(200).collect::<String>());
     let task = tasks
-        .create(None, Some("thinking".into()), Some(message), None)
+        .create(NewTask {
+            task_type: Some("demo".into()),
+            stage: Some("thinking".into()),
+            message: Some(message),
+            ..NewTask::default()
+        })
         .await?;
     let task_id = task.task_id.clone();
     actix_rt::spawn(async move {

@@ -55,9 +55,9 @@ impl ErrorCode {
             Self::TaskExists | Self::TaskCancelled | Self::TaskFinished | Self::Conflict => {
                 StatusCode::CONFLICT
             }
-            Self::InvalidField
-            | Self::UnknownEventType
-            | Self::InvalidPayload => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidField | Self::UnknownEventType | Self::InvalidPayload => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ConnectionNotFound | Self::NotFound | Self::TaskNotFound => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -183,7 +183,8 @@ impl From<TaskError> for ApiError {
         let message = error.to_string();
         let code = match error {
             TaskError::InvalidId => ErrorCode::InvalidTaskId,
-            TaskError::InvalidProgress
+            TaskError::InvalidType
+            | TaskError::InvalidProgress
             | TaskError::ProgressBackwards { .. }
             | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,
             TaskError::Cancelled => ErrorCode::TaskCancelled,

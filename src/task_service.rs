@@ -13,6 +13,7 @@ use crate::{
     },
     event_service::EventService,
     store::{EventStore, StoreError},
+    telemetry::Metrics,
 };
 
 /// Attempts at applying a change when concurrent producers race on one task.
@@ -34,10 +35,23 @@ pub enum TaskServiceError {
     Store(#[from] StoreError),
 }
 
+/// A task to create; every field is optional.
+#[derive(Debug, Default)]
+pub struct NewTask {
+    /// Generated when absent.
+    pub task_id: Option<TaskId>,
+    /// Labels the task's metrics (time to first token, gaps).
+    pub task_type: Option<String>,
+    pub stage: Option<String>,
+    pub message: Option<String>,
+    pub project_id: Option<ProjectId>,
+}
+
 #[derive(Clone)]
 pub struct TaskService {
     store: EventStore,
     events: EventService,
+    metrics: Metrics,
 }
 
 /// The JSON of a task, as answered by the API and carried by `progress` events.
@@ -51,34 +65,34 @@ pub fn task_json(task: &Task) -> Value {
         "result": task.result,
         "error": task.error,
         "project_id": task.project_id,
+        "task_type": task.task_type,
         "created_at": crate::actors::registry::rfc3339(task.created_at_ms),
         "updated_at": crate::actors::registry::rfc3339(task.updated_at_ms),
     })
 }
 
 impl TaskService {
-    pub fn new(store: EventStore, events: EventService) -> Self {
-        Self { store, events }
+    pub fn new(store: EventStore, events: EventService, metrics: Metrics) -> Self {
+        Self {
+            store,
+            events,
+            metrics,
+        }
     }
 
-    pub async fn create(
-        &self,
-        task_id: Option<TaskId>,
-        stage: Option<String>,
-        message: Option<String>,
-        project_id: Option<ProjectId>,
-    ) -> Result<Task, TaskServiceError> {
-        let task = Task::new(
-            task_id.unwrap_or_else(TaskId::generate),
-            stage,
-            message,
-            project_id,
+    pub async fn create(&self, request: NewTask) -> Result<Task, TaskServiceError> {
+        let mut task = Task::new(
+            request.task_id.unwrap_or_else(TaskId::generate),
+            request.stage,
+            request.message,
+            request.project_id,
             now_ms(),
         );
+        task.task_type = request.task_type;
         if !self.store.insert_task(&task).await? {
             return Err(TaskServiceError::AlreadyExists);
         }
-        tracing::info!(task_id = %task.task_id, "task created");
+        tracing::info!(task_id = %task.task_id, task_type = task.task_type.as_deref(), "task created");
         Ok(task)
     }
 
@@ -106,6 +120,9 @@ impl TaskService {
             if !self.store.update_task(&next, current.updated_at_ms).await? {
                 continue;
             }
+            if change == TaskChange::Text {
+                self.record_token_timing(&current, &next);
+            }
             let events = self.events_for(&next, &change, texts);
             let ids = self.events.publish(events).await?;
             if next.status.is_terminal() {
@@ -114,6 +131,22 @@ impl TaskService {
             return Ok((next, ids));
         }
         Err(TaskServiceError::Contended)
+    }
+
+    /// Time to first token (from creation) or the gap since the previous
+    /// token, labelled with the task's type.
+    fn record_token_timing(&self, before: &Task, after: &Task) {
+        let task_type = after.task_type.as_deref().unwrap_or("untyped");
+        let now = after.last_token_at_ms.unwrap_or(after.updated_at_ms);
+        match before.last_token_at_ms {
+            None => self.metrics.record_time_to_first_token(
+                task_type,
+                (now - before.created_at_ms) as f64 / 1000.0,
+            ),
+            Some(previous) => self
+                .metrics
+                .record_token_gap(task_type, (now - previous) as f64 / 1000.0),
+        }
     }
 
     fn events_for(&self, task: &Task, change: &TaskChange, texts: Vec<String>) -> Vec<NewEvent> {

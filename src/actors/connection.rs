@@ -379,25 +379,6 @@ impl Handler<Close> for Connection {
     }
 }
 
-/// Queue a control frame (e.g. `subscription_updated`) on this stream.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SendControl {
-    pub frame: Bytes,
-}
-
-impl Handler<SendControl> for Connection {
-    type Result = ();
-
-    fn handle(&mut self, msg: SendControl, ctx: &mut Context<Self>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.queue.try_send(OutboundFrame::control(msg.frame))
-        {
-            self.close(CloseReason::Slow, ctx);
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 enum ReplayError {
     #[error("client went away during replay")]

@@ -11,7 +11,7 @@ pub use event::{
     EventData, EventId, EventType, EventTypeCatalog, NewEvent, ProjectId, StoredEvent, UserId,
 };
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
-pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus};
+pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 
 /// Milliseconds since the Unix epoch: the one clock unit stored and sent.
 pub fn now_ms() -> i64 {

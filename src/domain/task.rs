@@ -14,6 +14,8 @@ use super::{ProjectId, TaskRef};
 pub enum TaskError {
     #[error("task ids are 1 to 128 characters of [A-Za-z0-9_-]")]
     InvalidId,
+    #[error("task_type is 1 to 64 characters of [a-z0-9_.-]")]
+    InvalidType,
     #[error("progress must be a number between 0 and 100")]
     InvalidProgress,
     #[error("progress may not go backwards ({from} -> {to}); send \"force\": true to reset it")]
@@ -120,6 +122,25 @@ pub struct Task {
     pub project_id: Option<ProjectId>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// What kind of work this is (e.g. `chat`, `summary`); labels metrics.
+    pub task_type: Option<String>,
+    /// When the producer wrote its first and its latest text.
+    pub first_token_at_ms: Option<i64>,
+    pub last_token_at_ms: Option<i64>,
+}
+
+/// Parses a task type: `[a-z0-9_.-]{1,64}` (a metric label, so bounded).
+pub fn parse_task_type(raw: &str) -> Result<String, TaskError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(TaskError::InvalidType)
+    }
 }
 
 /// What a producer asks of a task.
@@ -164,6 +185,9 @@ impl Task {
             project_id,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
+            task_type: None,
+            first_token_at_ms: None,
+            last_token_at_ms: None,
         }
     }
 
@@ -218,6 +242,8 @@ impl Task {
             }
             TaskChange::Text => {
                 next.status = TaskStatus::Running;
+                next.first_token_at_ms.get_or_insert(now_ms);
+                next.last_token_at_ms = Some(now_ms);
             }
             TaskChange::Complete { result } => {
                 next.status = TaskStatus::Completed;

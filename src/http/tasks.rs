@@ -14,12 +14,12 @@ use crate::{
     auth::Principal,
     domain::{
         EventId, EventType, ProjectId, Subscription, Task, TaskChange, TaskId, TaskStatus,
-        TypeFilter, sse_frame,
+        TypeFilter, parse_task_type, sse_frame,
     },
     error::{ApiError, ErrorCode},
     event_service::StreamOptions,
     store::EventPage,
-    task_service::task_json,
+    task_service::{NewTask, task_json},
 };
 
 /// The event types of a task stream.
@@ -43,6 +43,7 @@ pub struct TaskView {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub project_id: Option<String>,
+    pub task_type: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -71,6 +72,8 @@ async fn visible_task(
 pub struct CreateTask {
     /// `[A-Za-z0-9_-]{1,128}`; generated when absent.
     pub task_id: Option<String>,
+    /// `[a-z0-9_.-]{1,64}`, e.g. `chat`: labels the task's latency metrics.
+    pub task_type: Option<String>,
     pub stage: Option<String>,
     pub message: Option<String>,
     pub project_id: Option<String>,
@@ -110,7 +113,17 @@ pub async fn create_task(
     }
     let task = state
         .tasks
-        .create(id, request.stage, request.message, project_id)
+        .create(NewTask {
+            task_id: id,
+            task_type: request
+                .task_type
+                .as_deref()
+                .map(parse_task_type)
+                .transpose()?,
+            stage: request.stage,
+            message: request.message,
+            project_id,
+        })
         .await?;
     Ok(HttpResponse::Created().json(task_json(&task)))
 }

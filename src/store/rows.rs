@@ -93,6 +93,9 @@ pub struct TaskRow {
     pub project_id: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    pub task_type: Option<String>,
+    pub first_token_at_ms: Option<i64>,
+    pub last_token_at_ms: Option<i64>,
 }
 
 impl From<&Task> for TaskRow {
@@ -108,6 +111,9 @@ impl From<&Task> for TaskRow {
             project_id: task.project_id.as_ref().map(ToString::to_string),
             created_at_ms: task.created_at_ms,
             updated_at_ms: task.updated_at_ms,
+            task_type: task.task_type.clone(),
+            first_token_at_ms: task.first_token_at_ms,
+            last_token_at_ms: task.last_token_at_ms,
         }
     }
 }
@@ -133,6 +139,9 @@ impl TaskRow {
                 .ok()?,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
+            task_type: self.task_type,
+            first_token_at_ms: self.first_token_at_ms,
+            last_token_at_ms: self.last_token_at_ms,
         })
     }
 }

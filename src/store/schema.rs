@@ -33,6 +33,9 @@ diesel::table! {
         project_id -> Nullable<Text>,
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
+        task_type -> Nullable<Text>,
+        first_token_at_ms -> Nullable<BigInt>,
+        last_token_at_ms -> Nullable<BigInt>,
     }
 }
 

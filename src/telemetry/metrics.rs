@@ -52,6 +52,8 @@ struct Inner {
     cleanup_failed: Counter<u64>,
     cleanup_duration: Histogram<f64>,
     replay_events: Counter<u64>,
+    time_to_first_token: Histogram<f64>,
+    token_gap: Histogram<f64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -166,6 +168,18 @@ impl Metrics {
                     "sse.replay.events",
                     "Stored events replayed to resuming streams",
                 ),
+                time_to_first_token: histogram(
+                    "sse.task.time_to_first_token",
+                    "Task creation to its first text, by task type",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
+                token_gap: histogram(
+                    "sse.task.token_gap",
+                    "Time between consecutive text writes of a task, by task type",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
                 provider,
                 registry,
                 active_connections,
@@ -238,6 +252,20 @@ impl Metrics {
             self.inner.cleanup_failed.add(report.failed, &[]);
         }
         self.inner.cleanup_duration.record(seconds, &[]);
+    }
+
+    pub fn record_time_to_first_token(&self, task_type: &str, seconds: f64) {
+        self.inner.time_to_first_token.record(
+            seconds.max(0.0),
+            &[KeyValue::new("task_type", task_type.to_owned())],
+        );
+    }
+
+    pub fn record_token_gap(&self, task_type: &str, seconds: f64) {
+        self.inner.token_gap.record(
+            seconds.max(0.0),
+            &[KeyValue::new("task_type", task_type.to_owned())],
+        );
     }
 
     pub fn replay_events(&self) -> ReplayCounter<'_> {

@@ -23,9 +23,7 @@ use tokio::sync::mpsc;
 
 pub use routing_index::RoutingIndex;
 
-use super::connection::{
-    Close, CloseReason, Connection, ConnectionStats, OutboundFrame, SendControl,
-};
+use super::connection::{Close, CloseReason, Connection, ConnectionStats, OutboundFrame};
 use crate::{
     domain::{
         EventId, EventTypeCatalog, ProjectId, StoredEvent, Subscription, SubscriptionView,
@@ -130,7 +128,7 @@ impl Registry {
         }
     }
 
-    fn route_one(&mut self, event: &StoredEvent, ctx: &mut Context<Self>) {
+    fn route_one(&mut self, event: &StoredEvent) {
         let frame = OutboundFrame::event(event, sse_frame::encode_event(event));
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
@@ -183,11 +181,11 @@ impl Registry {
         self.metrics
             .record_routed(event, delivered, slow.len() as u64);
         for id in slow {
-            self.close_slow(id, ctx);
+            self.close_slow(id);
         }
     }
 
-    fn close_slow(&mut self, id: ConnectionId, _ctx: &mut Context<Self>) {
+    fn close_slow(&mut self, id: ConnectionId) {
         if let Some(entry) = self.remove(id) {
             self.counters.events_dropped += 1;
             *self
@@ -325,9 +323,9 @@ pub struct Route {
 impl Handler<Route> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: Route, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Route, _: &mut Context<Self>) {
         for event in &msg.events {
-            self.route_one(event, ctx);
+            self.route_one(event);
         }
     }
 }
@@ -439,7 +437,22 @@ impl Handler<UpdateSubscription> for Registry {
             "subscription_updated",
             &json!({ "connection_id": msg.id, "event_types": view.event_types, "project_id": view.project_id }),
         );
-        entry.connection.do_send(SendControl { frame });
+        // Through the same queue as events, so it precedes every event of
+        // the new filter.
+        let frame = OutboundFrame::control(frame);
+        let slow = match &mut entry.delivery {
+            Delivery::Replaying { buffer, .. } => {
+                buffer.push_back(frame);
+                false
+            }
+            Delivery::Live => matches!(
+                entry.queue.try_send(frame),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+        };
+        if slow {
+            self.close_slow(msg.id);
+        }
         Ok(view)
     }
 }

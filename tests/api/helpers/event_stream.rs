@@ -145,16 +145,14 @@ impl SseParser {
                 self.data.push('\n');
                 self.has_data = true;
             }
-            "id" => {
-                if !value.contains('\0') {
-                    self.id = Some(value.to_owned());
-                    self.last_event_id = Some(value.to_owned());
-                }
+            // Per the spec an id with NUL is ignored, and so is a retry
+            // that is not all digits.
+            "id" if !value.contains('\0') => {
+                self.id = Some(value.to_owned());
+                self.last_event_id = Some(value.to_owned());
             }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    self.retry = Some(value.to_owned());
-                }
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = Some(value.to_owned());
             }
             _ => {}
         }
