@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     app::AppState,
     auth::{AuthError, Principal, Scope},
+    domain::ProjectId,
     error::{ApiError, ErrorCode},
 };
 
@@ -132,6 +133,28 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|error, _| {
         ApiError::new(ErrorCode::NotFound, format!("invalid path: {error}")).into()
     })
+}
+
+/// A `project_id` parameter: empty means none; a project the caller's
+/// token does not grant is refused with 403.
+pub fn project_param(
+    principal: &Principal,
+    raw: Option<&str>,
+) -> Result<Option<ProjectId>, ApiError> {
+    let Some(project) = raw
+        .filter(|p| !p.is_empty())
+        .map(ProjectId::parse)
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    if !principal.may_access(&project) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the token does not grant this project",
+        ));
+    }
+    Ok(Some(project))
 }
 
 /// A scope an endpoint requires, as a type: `Authenticated<Publish>`.

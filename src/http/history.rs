@@ -4,10 +4,10 @@
 use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, Subscribe};
+use super::extract::{Authenticated, Subscribe, project_param};
 use crate::{
     app::AppState,
-    domain::{EventId, ProjectId, StoredEvent, Subscription},
+    domain::{EventId, StoredEvent, Subscription},
     error::{ApiError, ErrorCode},
     store::EventPage,
 };
@@ -96,20 +96,7 @@ pub async fn history(
         })?,
         None => EventId(0),
     };
-    let project_id = query
-        .project_id
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(ProjectId::parse)
-        .transpose()?;
-    if let Some(project) = &project_id
-        && !auth.principal.may_access(project)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the token does not grant this project",
-        ));
-    }
+    let project_id = project_param(&auth.principal, query.project_id.as_deref())?;
     let subscription = Subscription {
         event_types: state
             .events

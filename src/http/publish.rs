@@ -4,12 +4,14 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe};
+use super::extract::{
+    Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe, project_param,
+};
 use crate::{
     actors::registry::ConnectionId,
     app::AppState,
     auth::Principal,
-    domain::{EventId, NewEvent, ProjectId, event::EventError},
+    domain::{EventId, NewEvent, event::EventError},
     error::{ApiError, ErrorCode},
     event_service::PublishEvent,
 };
@@ -223,20 +225,7 @@ pub async fn subscribe(
         EventTypeList::Csv(csv) => csv,
     };
     let event_types = state.events.parse_type_filter(Some(&csv))?;
-    let project_id = request
-        .project_id
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(ProjectId::parse)
-        .transpose()?;
-    if let Some(project) = &project_id
-        && !auth.principal.may_access(project)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the token does not grant this project",
-        ));
-    }
+    let project_id = project_param(&auth.principal, request.project_id.as_deref())?;
     let view = state
         .events
         .update_subscription(id, event_types, project_id, auth.principal.user_id)

@@ -3,11 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Deserialize;
 
-use super::extract::{Authenticated, Subscribe};
+use super::extract::{Authenticated, Subscribe, project_param};
 use crate::{
     app::AppState,
-    domain::{EventId, ProjectId, Subscription, UserId, Viewer},
-    error::{ApiError, ErrorCode},
+    domain::{EventId, Subscription, UserId, Viewer},
+    error::ApiError,
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -72,20 +72,7 @@ pub async fn open_stream(
     let event_types = state
         .events
         .parse_type_filter(query.event_types.as_deref())?;
-    let project_id = query
-        .project_id
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(ProjectId::parse)
-        .transpose()?;
-    if let Some(project) = &project_id
-        && !principal.may_access(project)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the token does not grant this project",
-        ));
-    }
+    let project_id = project_param(&principal, query.project_id.as_deref())?;
     let viewer = if principal.authenticated {
         principal.viewer()
     } else {

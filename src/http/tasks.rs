@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe},
+    extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe, project_param},
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
     app::AppState,
     auth::Principal,
     domain::{
-        EventId, EventType, ProjectId, Subscription, Task, TaskChange, TaskId, TaskStatus,
-        TypeFilter, parse_task_type, sse_frame,
+        EventId, EventType, Subscription, Task, TaskChange, TaskId, TaskStatus, TypeFilter,
+        parse_task_type, sse_frame,
     },
     error::{ApiError, ErrorCode},
     event_service::StreamOptions,
@@ -97,20 +97,7 @@ pub async fn create_task(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0.unwrap_or_default();
     let id = request.task_id.as_deref().map(task_id).transpose()?;
-    let project_id = request
-        .project_id
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(ProjectId::parse)
-        .transpose()?;
-    if let Some(project) = &project_id
-        && !auth.principal.may_access(project)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the token does not grant this project",
-        ));
-    }
+    let project_id = project_param(&auth.principal, request.project_id.as_deref())?;
     let task = state
         .tasks
         .create(NewTask {
