@@ -210,6 +210,7 @@ fn cors(origins: &CorsOrigins) -> Cors {
         Method::HEAD,
         Method::POST,
         Method::PATCH,
+        Method::DELETE,
         Method::OPTIONS,
     ];
     match origins {

@@ -359,7 +359,12 @@ impl Settings {
             .filter(|s| !s.is_empty());
         if let Some(raw) = &redis_url {
             match url::Url::parse(raw) {
-                Ok(url) if matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
+                Ok(url) if matches!(url.scheme(), "redis" | "unix" | "redis+unix") => {}
+                Ok(url) if url.scheme() == "rediss" => errors.push(
+                    "REDIS_URL rediss:// (TLS) is not supported by this build; use redis:// on a \
+                     private network or a TLS-terminating proxy"
+                        .into(),
+                ),
                 _ => errors.push("REDIS_URL must be a URL like redis://127.0.0.1:6379".into()),
             }
         }

@@ -9,7 +9,7 @@ use crate::{
     actors::persister::PersistError,
     domain::{
         EventData, EventId, EventType, NewEvent, ProjectId, Task, TaskChange, TaskError, TaskId,
-        now_ms,
+        TaskStatus, now_ms,
     },
     event_service::EventService,
     store::{EventStore, StoreError},
@@ -163,7 +163,27 @@ impl TaskService {
         };
         let id = task.task_id.as_str();
         match change {
-            TaskChange::Update { .. } => vec![event("progress", task_json(task))],
+            // A PATCH that finishes the task ends it like the dedicated
+            // endpoints do, so watchers see `complete`/`error` and close.
+            TaskChange::Update { .. } => {
+                let mut events = vec![event("progress", task_json(task))];
+                match task.status {
+                    TaskStatus::Completed => events.push(event(
+                        "complete",
+                        json!({ "task_id": id, "status": "completed", "result": task.result }),
+                    )),
+                    TaskStatus::Failed => events.push(event(
+                        "error",
+                        json!({ "task_id": id, "status": "failed", "error": task.error }),
+                    )),
+                    TaskStatus::Cancelled => events.push(event(
+                        "error",
+                        json!({ "task_id": id, "status": "cancelled", "error": "cancelled", "cancelled": true }),
+                    )),
+                    TaskStatus::Pending | TaskStatus::Running => {}
+                }
+                events
+            }
             TaskChange::Text => texts
                 .into_iter()
                 .map(|delta| event("text", json!({ "task_id": id, "delta": delta })))

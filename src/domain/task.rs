@@ -236,8 +236,13 @@ impl Task {
                     }
                     None => self.status,
                 };
-                if next.status == TaskStatus::Completed {
-                    next.progress = 100.0;
+                match next.status {
+                    TaskStatus::Completed => next.progress = 100.0,
+                    TaskStatus::Failed if next.error.is_none() => {
+                        next.error = Some("failed".into())
+                    }
+                    TaskStatus::Cancelled => next.error = Some("cancelled".into()),
+                    _ => {}
                 }
             }
             TaskChange::Text => {

@@ -18,3 +18,4 @@ mod restart;
 mod shutdown;
 mod slow_clients;
 mod streams;
+mod tasks;

@@ -51,6 +51,8 @@ const PRESENCE_TTL_SECS: u64 = 6;
 const TAIL_PERIOD: Duration = Duration::from_millis(500);
 const RECONNECT_PERIOD: Duration = Duration::from_secs(1);
 const REPAIR_PAGE: i64 = 500;
+/// Wait before reading the store again after a failed repair.
+const REPAIR_RETRY: Duration = Duration::from_millis(500);
 /// Pages read by one repair; a longer backlog continues on the next tick.
 const REPAIR_MAX_PAGES: usize = 20;
 
@@ -296,7 +298,7 @@ impl RedisBridge {
             }
             Ok::<_, StoreError>(events)
         };
-        ctx.wait(read.into_actor(self).map(move |result, act, _| {
+        ctx.wait(read.into_actor(self).map(move |result, act, ctx| {
             act.repairing = false;
             match result {
                 Ok(events) => {
@@ -306,7 +308,12 @@ impl RedisBridge {
                     act.deliver(events);
                 }
                 Err(error) => {
-                    tracing::error!(error.message = %error, "cannot read missed events from the store");
+                    // Delivering `then` now would move past the events we
+                    // could not read: hold it back and repair again shortly.
+                    tracing::error!(error.message = %error, "cannot read missed events from the store; retrying");
+                    act.repairing = true;
+                    ctx.run_later(REPAIR_RETRY, move |act, ctx| act.repair(then, ctx));
+                    return;
                 }
             }
             if let Some(route) = then {

@@ -171,8 +171,9 @@ export class SseClient {
         this._lost("shutdown");
         break;
       case "token_expired":
-        this._fail(new Error("token expired"));
+        // Closed first, so an onError handler may reconnect with a new token.
         this.close();
+        this._fail(new Error("token expired"));
         break;
       case "progress":
       case "progress_update":
