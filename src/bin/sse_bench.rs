@@ -192,6 +192,10 @@ struct FanoutArgs {
     /// Streams to open.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     streams: u64,
+    /// Publish to this broker instead of `--url` (cross-instance latency in
+    /// cluster mode: streams on one instance, publishers on another).
+    #[arg(long)]
+    publish_url: Option<Url>,
     /// Events to publish.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     events: u64,
@@ -349,7 +353,11 @@ async fn run_fanout(args: &FanoutArgs, target: Arc<Target>, deadline: Instant) -
         rate.map_or("unpaced".to_owned(), |rate| format!("{rate}/s")),
         args.publishers
     );
-    let job = PublishJob::new(&target, &args.payload, run_id, args.events, rate);
+    let publish_target = match &args.publish_url {
+        Some(url) => Arc::new(Target::resolve(url, args.common.token.as_deref()).await?),
+        None => Arc::clone(&target),
+    };
+    let job = PublishJob::new(&publish_target, &args.payload, run_id, args.events, rate);
     let publish = publish_all(job, args.publishers, deadline).await?;
 
     let expected_unique = publish.events_acked * args.streams;
