@@ -219,7 +219,10 @@ impl Metrics {
 
     /// One event routed: `delivered` frames queued, `dropped` streams closed slow.
     pub fn record_routed(&self, event: &StoredEvent, delivered: u64, dropped: u64) {
-        let attributes = [KeyValue::new("event_type", event.event_type.to_string())];
+        let attributes = [KeyValue::new(
+            "event_type",
+            opentelemetry::StringValue::from(event.event_type.shared()),
+        )];
         self.inner.events_published.add(1, &attributes);
         if delivered > 0 {
             self.inner.events_delivered.add(delivered, &attributes);

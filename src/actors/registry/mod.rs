@@ -26,8 +26,8 @@ pub use routing_index::RoutingIndex;
 use super::connection::{Close, CloseReason, Connection, ConnectionStats, OutboundFrame};
 use crate::{
     domain::{
-        EventId, EventTypeCatalog, ProjectId, StoredEvent, Subscription, SubscriptionView,
-        TypeFilter, UserId, now_ms, sse_frame,
+        EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
+        SubscriptionView, TypeFilter, UserId, now_ms, sse_frame,
     },
     telemetry::Metrics,
 };
@@ -102,7 +102,7 @@ struct Counters {
     events_published: u64,
     events_delivered: u64,
     events_dropped: u64,
-    published_by_type: BTreeMap<String, u64>,
+    published_by_type: BTreeMap<EventType, u64>,
     closed_by_reason: HashMap<CloseReason, u64>,
 }
 
@@ -173,10 +173,11 @@ impl Registry {
         self.scratch = candidates;
         self.counters.events_published += 1;
         self.counters.events_delivered += delivered;
+        // Keyed by the shared type name: no allocation per routed event.
         *self
             .counters
             .published_by_type
-            .entry(event.event_type.to_string())
+            .entry(event.event_type.clone())
             .or_default() += 1;
         self.metrics
             .record_routed(event, delivered, slow.len() as u64);
@@ -604,7 +605,11 @@ impl Handler<GetStats> for Registry {
                 .get(&CloseReason::Slow)
                 .copied()
                 .unwrap_or(0),
-            events_by_type: counters.published_by_type.clone(),
+            events_by_type: counters
+                .published_by_type
+                .iter()
+                .map(|(event_type, count)| (event_type.to_string(), *count))
+                .collect(),
             closed_by_reason: CloseReason::ALL
                 .iter()
                 .map(|r| {
