@@ -138,6 +138,10 @@ pub enum AuthError {
     WrongAudienceOrIssuer,
     #[error("the token's claims are invalid: {0}")]
     BadClaims(&'static str),
+    #[error(
+        "the sse_token cookie authenticates only GET and HEAD requests; send writes with Authorization: Bearer"
+    )]
+    CookieOnWrite,
 }
 
 #[derive(Debug, thiserror::Error)]

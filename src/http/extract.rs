@@ -6,7 +6,12 @@
 
 use std::{future::Future, marker::PhantomData, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{
+    FromRequest, HttpRequest,
+    dev::Payload,
+    http::{Method, header},
+    web,
+};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
@@ -203,6 +208,12 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
         };
         for pair in cookies.split(';') {
             if let Some(token) = pair.trim().strip_prefix("sse_token=") {
+                // A browser attaches cookies to cross-site form posts too:
+                // the cookie is for EventSource (GET), never for writes, so
+                // no other site can publish with a visitor's cookie (CSRF).
+                if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                    return Err(AuthError::CookieOnWrite);
+                }
                 return Ok(Some(token.to_owned()));
             }
         }

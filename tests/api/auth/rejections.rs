@@ -416,3 +416,57 @@ async fn authentication_comes_before_the_body_is_judged() {
         assert_unauthorized(response, &[]).await;
     }
 }
+
+#[actix_web::test]
+async fn the_cookie_never_authenticates_a_write_so_other_sites_cannot_forge_one() {
+    let app = spawn_secured_app().await;
+    let publisher = token("alice", "subscribe publish", &["*"]);
+
+    // A cross-site form post: text/plain body, foreign Origin, the cookie.
+    let forged = app
+        .api_client
+        .post(app.url("/sse/publish"))
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "text/plain")
+        .header("Cookie", format!("sse_token={publisher}"))
+        .body(r#"{"event_type":"commit","data":{"forged":true}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let body = assert_unauthorized(forged, &[publisher.as_str()]).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{body}"
+    );
+
+    // Nothing was stored, and the same token works as a bearer header, and
+    // as a cookie on a read.
+    let history = get_as(&app, "/sse/history", Some(&publisher)).await;
+    let history: Value = history.json().await.unwrap();
+    assert_eq!(
+        history["events"],
+        json!([]),
+        "the forged event must not exist"
+    );
+    let bearer = app
+        .api_client
+        .post(app.url("/sse/publish"))
+        .bearer_auth(&publisher)
+        .json(&json!({"event_type": "commit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status().as_u16(), 202);
+    let read = app
+        .api_client
+        .get(app.url("/sse/history"))
+        .header("Cookie", format!("sse_token={publisher}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+}
