@@ -293,7 +293,33 @@ pub struct StoredEvent {
     pub created_at_ms: i64,
 }
 
+/// A stored event as plain strings (a store row, a message between
+/// instances), before its identifiers are parsed again.
+pub struct RawEvent<'a> {
+    pub id: Option<i64>,
+    pub event_type: &'a str,
+    pub data: Value,
+    pub project_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub task_id: Option<&'a str>,
+    pub created_at_ms: i64,
+}
+
 impl StoredEvent {
+    /// Rebuilds an event from plain strings; `None` if one no longer parses
+    /// (edited by hand, or sent by an incompatible version).
+    pub fn from_raw(raw: RawEvent<'_>) -> Option<Self> {
+        Some(Self {
+            id: raw.id.map(EventId),
+            event_type: EventType::parse(raw.event_type).ok()?,
+            data: raw.data,
+            project_id: raw.project_id.map(ProjectId::parse).transpose().ok()?,
+            user_id: raw.user_id.map(UserId::parse).transpose().ok()?,
+            task_id: raw.task_id.map(TaskRef::parse).transpose().ok()?,
+            created_at_ms: raw.created_at_ms,
+        })
+    }
+
     /// A task's last event: `complete`, or `error` (failed, cancelled).
     pub fn ends_task(&self) -> bool {
         self.task_id.is_some() && matches!(self.event_type.as_str(), "complete" | "error")

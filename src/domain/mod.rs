@@ -8,7 +8,8 @@ pub mod task;
 
 pub use event::TaskRef;
 pub use event::{
-    EventData, EventId, EventType, EventTypeCatalog, NewEvent, ProjectId, StoredEvent, UserId,
+    EventData, EventId, EventType, EventTypeCatalog, NewEvent, ProjectId, RawEvent, StoredEvent,
+    UserId,
 };
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};

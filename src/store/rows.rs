@@ -4,9 +4,7 @@
 use diesel::prelude::*;
 
 use super::schema::events;
-use crate::domain::{
-    EventId, EventType, NewEvent, ProjectId, StoredEvent, Task, TaskId, TaskRef, TaskStatus, UserId,
-};
+use crate::domain::{NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId, TaskStatus};
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = events)]
@@ -52,28 +50,13 @@ impl StoredEventRow {
     /// Rows were validated on the way in; one that no longer parses (edited
     /// by hand) is skipped rather than failing a whole replay.
     pub fn into_domain(self) -> Option<StoredEvent> {
-        Some(StoredEvent {
-            id: Some(EventId(self.id)),
-            event_type: EventType::parse(&self.event_type).ok()?,
+        StoredEvent::from_raw(RawEvent {
+            id: Some(self.id),
+            event_type: &self.event_type,
             data: serde_json::from_str(&self.data).ok()?,
-            project_id: self
-                .project_id
-                .as_deref()
-                .map(ProjectId::parse)
-                .transpose()
-                .ok()?,
-            user_id: self
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .ok()?,
-            task_id: self
-                .task_id
-                .as_deref()
-                .map(TaskRef::parse)
-                .transpose()
-                .ok()?,
+            project_id: self.project_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            task_id: self.task_id.as_deref(),
             created_at_ms: self.created_at_ms,
         })
     }

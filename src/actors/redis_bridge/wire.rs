@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{EventId, EventType, ProjectId, StoredEvent, TaskRef, UserId};
+use crate::domain::{RawEvent, StoredEvent};
 
 /// One event on the wire between instances.
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,28 +41,13 @@ impl From<&StoredEvent> for WireEvent {
 
 impl WireEvent {
     pub(super) fn into_domain(self) -> Option<StoredEvent> {
-        Some(StoredEvent {
-            id: self.id.map(EventId),
-            event_type: EventType::parse(&self.event_type).ok()?,
+        StoredEvent::from_raw(RawEvent {
+            id: self.id,
+            event_type: &self.event_type,
             data: self.data,
-            project_id: self
-                .project_id
-                .as_deref()
-                .map(ProjectId::parse)
-                .transpose()
-                .ok()?,
-            user_id: self
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .ok()?,
-            task_id: self
-                .task_id
-                .as_deref()
-                .map(TaskRef::parse)
-                .transpose()
-                .ok()?,
+            project_id: self.project_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            task_id: self.task_id.as_deref(),
             created_at_ms: self.created_at_ms,
         })
     }
