@@ -4,6 +4,7 @@
 //! default, PostgreSQL in production). It returns domain types, never rows.
 //! Callers are the Persister (the single writer), replay and history.
 
+mod batch_plan;
 mod migrations;
 mod postgres;
 mod rows;

@@ -7,7 +7,7 @@
 //! therefore visible in increasing order, which is what makes a client's
 //! `Last-Event-ID` a safe resume point whichever instance it reconnects to.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use deadpool::Runtime;
 use diesel::{OptionalExtension, prelude::*};
@@ -18,6 +18,7 @@ use diesel_async::{
 
 use super::{
     CommittedBatch, EventPage, InsertOutcome, StoreError,
+    batch_plan::BatchPlan,
     rows::{EventRow, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
@@ -248,15 +249,10 @@ async fn insert_batch(
     rows: Vec<EventRow>,
     dedupe_since_ms: i64,
 ) -> QueryResult<Vec<InsertOutcome>> {
-    let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; rows.len()];
-    let mut first_with_key: HashMap<String, usize> = HashMap::new();
-    let mut repeats_in_batch = Vec::new();
-    let mut positions = Vec::with_capacity(rows.len());
-    let mut fresh = Vec::with_capacity(rows.len());
+    let mut plan = BatchPlan::new(rows.len());
     for (position, row) in rows.into_iter().enumerate() {
         if let Some(key) = &row.idempotency_key {
-            if let Some(&first) = first_with_key.get(key) {
-                repeats_in_batch.push((position, first));
+            if plan.repeats_in_batch(position, key) {
                 continue;
             }
             let existing = events::table
@@ -267,9 +263,10 @@ async fn insert_batch(
                 .optional()?;
             match existing {
                 Some((id, at)) if at >= dedupe_since_ms => {
-                    outcomes[position] = Some(InsertOutcome::Duplicate(EventId(id)));
+                    plan.duplicate_of_stored(position, EventId(id));
                     continue;
                 }
+                // Outside the window: the key is free again.
                 Some((id, _)) => {
                     diesel::update(events::table.find(id))
                         .set(events::idempotency_key.eq(None::<String>))
@@ -278,26 +275,18 @@ async fn insert_batch(
                 }
                 None => {}
             }
-            first_with_key.insert(key.clone(), position);
         }
-        positions.push(position);
-        fresh.push(row);
+        plan.insert(position, row);
     }
-    if !fresh.is_empty() {
-        let ids: Vec<i64> = diesel::insert_into(events::table)
-            .values(&fresh)
+    let ids = if plan.fresh().is_empty() {
+        Vec::new()
+    } else {
+        diesel::insert_into(events::table)
+            .values(plan.fresh())
             .returning(events::id)
             .get_results(c)
-            .await?;
-        for (position, id) in positions.into_iter().zip(ids) {
-            outcomes[position] = Some(InsertOutcome::Inserted(EventId(id)));
-        }
-    }
-    for (position, first) in repeats_in_batch {
-        outcomes[position] = outcomes[first].map(|o| InsertOutcome::Duplicate(o.id()));
-    }
-    outcomes
-        .into_iter()
-        .map(|o| o.ok_or(diesel::result::Error::RollbackTransaction))
-        .collect()
+            .await?
+    };
+    plan.finish(ids)
+        .ok_or(diesel::result::Error::RollbackTransaction)
 }
