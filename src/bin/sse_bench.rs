@@ -251,21 +251,12 @@ struct PublishArgs {
     concurrency: u64,
 }
 
-/// Accepts what the broker accepts as a type name: `[a-z][a-z0-9_.-]{0,63}`.
-/// It also keeps the name safe to put unescaped in a URL query and in JSON.
+/// Accepts exactly what the broker accepts as a type name (its own parser),
+/// which also keeps the name safe unescaped in a URL query and in JSON.
 fn parse_event_type(raw: &str) -> Result<String, String> {
-    let bytes = raw.as_bytes();
-    let well_formed = !bytes.is_empty()
-        && bytes.len() <= 64
-        && bytes[0].is_ascii_lowercase()
-        && bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(b));
-    if well_formed {
-        Ok(raw.to_owned())
-    } else {
-        Err("an event type is [a-z][a-z0-9_.-]{0,63}".to_owned())
-    }
+    sse_broker::domain::EventType::parse(raw)
+        .map(|event_type| event_type.to_string())
+        .map_err(|error| error.to_string())
 }
 
 // ---------------------------------------------------------------------------

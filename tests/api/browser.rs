@@ -8,13 +8,14 @@
 //! from a producer's `POST /tasks/{id}/text` to the DOM change in the page.
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
+
+use crate::helpers::free_port;
 use sse_broker::{
     app::Application,
     config::{DatabaseUrl, Settings},
@@ -23,13 +24,6 @@ use sse_broker::{
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A chromedriver process and one headless Chromium session.
 struct Browser {

@@ -4,7 +4,6 @@
 
 use std::{
     fs::File,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
@@ -12,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::helpers::{EventStream, LONG, SHORT, StreamEnd, spawn_app};
+use crate::helpers::{EventStream, LONG, SHORT, StreamEnd, broker_command, free_port, spawn_app};
 
 #[actix_web::test]
 async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
@@ -61,7 +60,7 @@ impl BrokerProcess {
     fn spawn(database: &Path, log: PathBuf) -> Self {
         let port = free_port();
         let log_file = File::create(&log).expect("a log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-broker"));
+        let mut command = broker_command();
         command
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args([
@@ -72,17 +71,6 @@ impl BrokerProcess {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("a log handle"))
             .stderr(log_file);
-        // Nothing from the environment of the test run may reconfigure it.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if name.starts_with("SSE_BROKER_")
-                || name.starts_with("OTEL_")
-                || name == "DATABASE_URL"
-                || name == "REDIS_URL"
-            {
-                command.env_remove(name);
-            }
-        }
         let child = command.spawn().expect("the sse-broker binary starts");
         Self {
             child,
@@ -149,13 +137,6 @@ impl Drop for BrokerProcess {
             let _ = self.child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 async fn publish(client: &reqwest::Client, broker: &BrokerProcess, body: Value) -> i64 {

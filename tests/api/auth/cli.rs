@@ -2,11 +2,13 @@
 //! accepts; `check-config` refuses a public bind with authentication off.
 
 use std::{
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
+
+use crate::helpers::broker_command;
 
 use super::{SECRET, assert_forbidden, get_as, now, open_stream_as, post_as, spawn_secured_app};
 
@@ -14,18 +16,8 @@ use super::{SECRET, assert_forbidden, get_as, now, open_stream_as, post_as, spaw
 /// reconfigure it, run in a scratch directory.
 fn broker(args: &[&str], env: &[(&str, &str)]) -> Output {
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sse-broker"));
+    let mut command = broker_command();
     command.args(args).current_dir(scratch.path());
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("SSE_BROKER_")
-            || name.starts_with("OTEL_")
-            || name == "DATABASE_URL"
-            || name == "REDIS_URL"
-        {
-            command.env_remove(name);
-        }
-    }
     command.envs(env.iter().copied());
     command.output().expect("the binary runs")
 }
@@ -177,7 +169,7 @@ fn check_config_accepts_a_public_bind_with_a_key_and_masks_it() {
 #[test]
 fn serve_refuses_a_public_bind_without_authentication() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-broker"))
+    let mut child = broker_command()
         .args(["serve", "--bind", "0.0.0.0:0"])
         .current_dir(scratch.path())
         .env_remove("SSE_BROKER_JWT_SECRET")

@@ -209,7 +209,7 @@ async fn the_token_subcommand_signs_with_a_private_key_for_a_public_key_broker()
     let ec = KeyPair::generate(dir.path(), "ec", Algorithm::ES256);
     let app = spawn_with_public_key(&ec).await;
 
-    let output = Command::new(env!("CARGO_BIN_EXE_sse-broker"))
+    let output = crate::helpers::broker_command()
         .args([
             "token",
             "--sub",
@@ -220,8 +220,6 @@ async fn the_token_subcommand_signs_with_a_private_key_for_a_public_key_broker()
         ])
         .arg(&ec.private_path)
         .current_dir(dir.path())
-        .env_remove("SSE_BROKER_JWT_SECRET")
-        .env_remove("SSE_BROKER_CONFIG")
         .output()
         .unwrap();
 

@@ -32,7 +32,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::helpers::{EventStream, SseEvent, StreamEnd};
+use crate::helpers::{EventStream, SseEvent, StreamEnd, free_port};
 
 /// Waits for something that should be quick.
 pub const SHORT: Duration = Duration::from_secs(5);
@@ -157,13 +157,6 @@ impl Drop for TestDb {
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl RedisServer {

@@ -374,3 +374,28 @@ pub fn assert_no_internals(text: &str) {
         assert!(!lower.contains(leak), "{leak:?} leaked into {text}");
     }
 }
+
+/// A port nobody listens on right now (for child processes we start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The real `sse-broker` binary, with nothing from the test run's
+/// environment able to reconfigure it.
+pub fn broker_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sse-broker"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("SSE_BROKER_")
+            || name.starts_with("OTEL_")
+            || name == "DATABASE_URL"
+            || name == "REDIS_URL"
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
