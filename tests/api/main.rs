@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod cluster;
+mod config;
 mod helpers;
 mod janitor;
 mod observability;
