@@ -74,11 +74,19 @@ impl FrameBuilder {
     }
 
     /// `data:` carrying `value` as compact JSON on one line.
-    pub fn json_data(self, value: &Value) -> Self {
+    pub fn json_data(mut self, value: &Value) -> Self {
         // serde_json escapes control characters inside strings, so the
-        // compact form never contains a raw CR or LF.
-        let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-        self.data(&json)
+        // compact form never contains a raw CR or LF: it goes straight into
+        // the frame, with no intermediate string. (The property tests below
+        // hold it to that.)
+        self.buf.put_slice(b"data: ");
+        let mut writer = (&mut self.buf).writer();
+        if serde_json::to_writer(&mut writer, value).is_err() {
+            // Unreachable for a `Value` (string keys, finite numbers).
+            self.buf.put_slice(b"null");
+        }
+        self.buf.put_u8(b'\n');
+        self
     }
 
     pub fn finish(mut self) -> Bytes {
