@@ -19,8 +19,8 @@ use crate::{
         },
     },
     domain::{
-        EventData, EventId, EventTypeCatalog, NewEvent, ProjectId, Subscription, SubscriptionView,
-        TaskRef, TypeFilter, UserId, event::EventError, now_ms,
+        EventData, EventId, EventTypeCatalog, IdempotencyKey, NewEvent, ProjectId, Subscription,
+        SubscriptionView, TaskRef, TypeFilter, UserId, event::EventError, now_ms,
     },
     store::EventStore,
     telemetry::Metrics,
@@ -28,7 +28,6 @@ use crate::{
 
 /// The `retry:` hint of the first frame: how long browsers wait to reconnect.
 pub const RECONNECT_HINT: Duration = Duration::from_millis(3000);
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
 /// One event as a publisher sends it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -112,8 +111,14 @@ impl EventService {
         &self.catalog
     }
 
-    /// Parses and checks one publisher event.
-    pub fn prepare(&self, input: PublishEvent) -> Result<NewEvent, EventError> {
+    /// Parses and checks one event from `publisher` (the token's subject;
+    /// `None` with authentication off), whose `idempotency_key` is scoped
+    /// to that publisher and the event's project.
+    pub fn prepare(
+        &self,
+        input: PublishEvent,
+        publisher: Option<&UserId>,
+    ) -> Result<NewEvent, EventError> {
         let event_type = self.catalog.resolve(&input.event_type)?;
         let data = EventData::validate(
             &event_type,
@@ -122,31 +127,28 @@ impl EventService {
                 .unwrap_or_else(|| Value::Object(Default::default())),
         )?;
         let persist = input.persist.unwrap_or(true);
+        let project_id = input
+            .project_id
+            .as_deref()
+            .map(ProjectId::parse)
+            .transpose()?;
         let idempotency_key = match input.idempotency_key {
-            Some(key)
-                if key.is_empty()
-                    || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-                    || key.chars().any(char::is_control) =>
-            {
-                return Err(EventError::InvalidPayload(format!(
-                    "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
-                )));
-            }
             Some(_) if !persist => {
                 return Err(EventError::InvalidPayload(
                     "idempotency_key needs a stored event; drop it or remove persist: false".into(),
                 ));
             }
-            key => key,
+            Some(key) => Some(IdempotencyKey::scoped(
+                &key,
+                publisher,
+                project_id.as_ref(),
+            )?),
+            None => None,
         };
         Ok(NewEvent {
             event_type,
             data,
-            project_id: input
-                .project_id
-                .as_deref()
-                .map(ProjectId::parse)
-                .transpose()?,
+            project_id,
             user_id: input.user_id.as_deref().map(UserId::parse).transpose()?,
             task_id: input.task_id.as_deref().map(TaskRef::parse).transpose()?,
             persist,

@@ -275,12 +275,55 @@ pub struct NewEvent {
     pub user_id: Option<UserId>,
     pub task_id: Option<TaskRef>,
     pub persist: bool,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Publish time, ms since the epoch: the start of publish→deliver latency.
     pub published_at_ms: i64,
     /// The publishing span's W3C `traceparent`, so delivery and replay on
     /// any instance join the publisher's trace.
     pub trace_context: Option<TraceParent>,
+}
+
+/// A publisher's `idempotency_key`, scoped to who published (the token's
+/// subject) and for which project. Two tenants that happen to pick the same
+/// key never match each other's events: a repeat is recognised only when
+/// the same publisher sends it for the same project.
+///
+/// Stored as one string, `subject US project US key` (US = U+001F). The
+/// subject and project are identifiers, which never contain U+001F, so the
+/// encoding is unambiguous whatever the key holds, and the store's unique
+/// index on the column keeps working across instances and restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The longest key a publisher may send.
+    pub const MAX_LEN: usize = 200;
+    const SEPARATOR: char = '\u{1f}';
+
+    /// Checks a publisher's key (1 to [`Self::MAX_LEN`] bytes, no control
+    /// characters) and scopes it. `publisher` is `None` when authentication
+    /// is off: every caller is then the same publisher.
+    pub fn scoped(
+        key: &str,
+        publisher: Option<&UserId>,
+        project: Option<&ProjectId>,
+    ) -> Result<Self, EventError> {
+        if key.is_empty() || key.len() > Self::MAX_LEN || key.chars().any(char::is_control) {
+            return Err(EventError::InvalidPayload(format!(
+                "idempotency_key must be 1 to {} printable characters",
+                Self::MAX_LEN
+            )));
+        }
+        let subject = publisher.map_or("", UserId::as_str);
+        let project = project.map_or("", ProjectId::as_str);
+        let sep = Self::SEPARATOR;
+        Ok(Self(format!("{subject}{sep}{project}{sep}{key}")))
+    }
+
+    /// The stored form (the scope and the key).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A W3C `traceparent` header value (`00-<trace id>-<span id>-<flags>`).
@@ -429,6 +472,36 @@ mod tests {
         let t = EventType::parse("text").unwrap();
         assert!(EventData::validate(&t, json!({"delta": "hi"})).is_ok());
         assert!(EventData::validate(&t, json!({"delta": 1})).is_err());
+    }
+
+    #[test]
+    fn the_same_idempotency_key_from_two_publishers_or_projects_is_two_keys() {
+        let alice = UserId::parse("alice").unwrap();
+        let bob = UserId::parse("bob").unwrap();
+        let p1 = ProjectId::parse("p1").unwrap();
+        let p2 = ProjectId::parse("p2").unwrap();
+        let key = |user, project| IdempotencyKey::scoped("K", user, project).unwrap();
+        assert_eq!(key(Some(&alice), Some(&p1)), key(Some(&alice), Some(&p1)));
+        assert_ne!(key(Some(&alice), Some(&p1)), key(Some(&bob), Some(&p1)));
+        assert_ne!(key(Some(&alice), Some(&p1)), key(Some(&alice), Some(&p2)));
+        assert_ne!(
+            key(Some(&alice), None),
+            key(None, Some(&alice_as_project()))
+        );
+        // A key cannot forge another scope: it never holds the separator.
+        assert!(IdempotencyKey::scoped("p1\u{1f}K", Some(&alice), None).is_err());
+    }
+
+    fn alice_as_project() -> ProjectId {
+        ProjectId::parse("alice").unwrap()
+    }
+
+    #[test]
+    fn an_idempotency_key_must_be_short_and_printable() {
+        assert!(IdempotencyKey::scoped("", None, None).is_err());
+        assert!(IdempotencyKey::scoped(&"k".repeat(201), None, None).is_err());
+        assert!(IdempotencyKey::scoped("a\nb", None, None).is_err());
+        assert!(IdempotencyKey::scoped(&"k".repeat(200), None, None).is_ok());
     }
 
     #[test]

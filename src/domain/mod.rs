@@ -8,8 +8,8 @@ pub mod task;
 
 pub use event::TaskRef;
 pub use event::{
-    EventData, EventId, EventType, EventTypeCatalog, NewEvent, ProjectId, RawEvent, StoredEvent,
-    TraceParent, UserId,
+    EventData, EventId, EventType, EventTypeCatalog, IdempotencyKey, NewEvent, ProjectId, RawEvent,
+    StoredEvent, TraceParent, UserId,
 };
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};

@@ -167,6 +167,11 @@ pub enum TaskChange {
 }
 
 impl Task {
+    /// The event types of a task's stream. Each one changes the task (its
+    /// progress, its text, its end), so only the task API publishes them
+    /// with a `task_id`: the task row and its stream never disagree.
+    pub const STREAM_EVENT_TYPES: [&'static str; 4] = ["progress", "text", "complete", "error"];
+
     pub fn new(
         task_id: TaskId,
         stage: Option<String>,

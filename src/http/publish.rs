@@ -11,9 +11,10 @@ use crate::{
     actors::registry::ConnectionId,
     app::AppState,
     auth::Principal,
-    domain::{EventId, NewEvent, event::EventError},
+    domain::{EventId, NewEvent, Task, TaskId, event::EventError},
     error::{ApiError, ErrorCode},
     event_service::PublishEvent,
+    task_service::TaskServiceError,
 };
 
 /// Events accepted in one publish request.
@@ -43,6 +44,61 @@ fn check_projects(principal: &Principal, events: &[NewEvent]) -> Result<(), ApiE
         )),
         None => Ok(()),
     }
+}
+
+/// An event naming a task must pass the task API's authorization, and may
+/// not change the task behind its back: the types of a task's stream
+/// (`progress`, `text`, `complete`, `error`) go through `/tasks/{id}/...`
+/// only, so a task's row and its stream always agree. Any other type may
+/// carry the `task_id` of a task the caller could write to; a task outside
+/// the caller's projects answers as an unknown one.
+async fn check_task_targets(
+    state: &AppState,
+    principal: &Principal,
+    events: &[NewEvent],
+) -> Result<(), ApiError> {
+    for (position, event) in events.iter().enumerate() {
+        let Some(task_ref) = &event.task_id else {
+            continue;
+        };
+        let at = if events.len() > 1 {
+            format!("event [{position}]: ")
+        } else {
+            String::new()
+        };
+        if Task::STREAM_EVENT_TYPES.contains(&event.event_type.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!(
+                    "{at}a `{}` event with task_id changes the task: send it through the task API \
+                     (PATCH /tasks/{{id}}, POST /tasks/{{id}}/text, /complete, /fail or /cancel)",
+                    event.event_type
+                ),
+            ));
+        }
+        let unknown = || {
+            ApiError::new(
+                ErrorCode::TaskNotFound,
+                format!("{at}no task with this task_id"),
+            )
+        };
+        let Ok(task_id) = TaskId::parse(task_ref.as_str()) else {
+            return Err(unknown());
+        };
+        let task = match state.tasks.get(&task_id).await {
+            Ok(task) => task,
+            Err(TaskServiceError::NotFound) => return Err(unknown()),
+            Err(error) => return Err(error.into()),
+        };
+        if task
+            .project_id
+            .as_ref()
+            .is_some_and(|p| !principal.may_access(p))
+        {
+            return Err(unknown());
+        }
+    }
+    Ok(())
 }
 
 fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
@@ -106,9 +162,15 @@ pub async fn publish(
     let events = parse_events(body.0)?
         .into_iter()
         .enumerate()
-        .map(|(i, event)| state.events.prepare(event).map_err(|e| at_position(e, i)))
+        .map(|(i, event)| {
+            state
+                .events
+                .prepare(event, auth.principal.user_id.as_ref())
+                .map_err(|e| at_position(e, i))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     check_projects(&auth.principal, &events)?;
+    check_task_targets(&state, &auth.principal, &events).await?;
     let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(PublishResponse { ids: ids_json(ids) }))
 }
@@ -153,8 +215,8 @@ pub async fn test_event(
     body: OptionalJsonBody<TestEvent>,
 ) -> Result<HttpResponse, ApiError> {
     let test = body.0.unwrap_or_default();
-    let event =
-        state.events.prepare(PublishEvent {
+    let event = state.events.prepare(
+        PublishEvent {
             event_type: test.event_type.unwrap_or_else(|| "system_status".into()),
             data: Some(test.data.unwrap_or_else(
                 || json!({ "message": "test event", "ts": crate::domain::now_ms() }),
@@ -164,7 +226,9 @@ pub async fn test_event(
             task_id: None,
             persist: test.persist,
             idempotency_key: None,
-        })?;
+        },
+        auth.principal.user_id.as_ref(),
+    )?;
     let events = vec![event];
     check_projects(&auth.principal, &events)?;
     let ids = state.events.publish(events).await?;

@@ -69,7 +69,6 @@ pub async fn open_stream(
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
-    state.limits.admit_stream(&req, &principal)?;
     let resume_after = resume_point(&req, &query)?;
     let event_types = state
         .events
@@ -89,6 +88,9 @@ pub async fn open_stream(
         task_id: None,
         viewer,
     };
+    // Charged only now: a refused request (bad filter, foreign project)
+    // opens nothing and costs nothing.
+    state.limits.admit_stream(&req, &principal)?;
     let (_, body) = state
         .events
         .open_stream(

@@ -19,11 +19,9 @@ use crate::{
     error::{ApiError, ErrorCode},
     event_service::StreamOptions,
     store::EventPage,
-    task_service::{NewTask, task_json},
+    task_service::{NewTask, TaskServiceError, task_json},
 };
 
-/// The event types of a task stream.
-const TASK_EVENT_TYPES: [&str; 4] = ["progress", "text", "complete", "error"];
 /// Deltas accepted in one `/text` request.
 const MAX_DELTAS: usize = 1000;
 
@@ -48,24 +46,18 @@ pub struct TaskView {
     pub updated_at: String,
 }
 
-fn check_project(principal: &Principal, task: &Task) -> Result<(), ApiError> {
-    match &task.project_id {
-        Some(project) if !principal.may_access(project) => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "the token does not grant this task's project",
-        )),
-        _ => Ok(()),
-    }
-}
-
-async fn visible_task(
+/// A task outside the caller's projects answers exactly as an unknown one
+/// (404), so task ids of other tenants cannot be probed.
+pub(super) async fn visible_task(
     state: &AppState,
     principal: &Principal,
     raw_id: &str,
 ) -> Result<Task, ApiError> {
     let task = state.tasks.get(&task_id(raw_id)?).await?;
-    check_project(principal, &task)?;
-    Ok(task)
+    match &task.project_id {
+        Some(project) if !principal.may_access(project) => Err(TaskServiceError::NotFound.into()),
+        _ => Ok(task),
+    }
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -381,12 +373,11 @@ pub async fn task_events(
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
-    state.limits.admit_stream(&req, &principal)?;
     let task = visible_task(&state, &principal, &id).await?;
     let resume_after = resume_point(&req, &query)?;
     let subscription = Subscription {
         event_types: TypeFilter::only(
-            TASK_EVENT_TYPES
+            Task::STREAM_EVENT_TYPES
                 .iter()
                 .map(|t| EventType::parse(t).expect("task event types are well formed")),
         ),
@@ -404,6 +395,8 @@ pub async fn task_events(
             return Ok(HttpResponse::NoContent().finish());
         }
     }
+    // Charged only for a stream about to open (not for a 404 or a 204).
+    state.limits.admit_stream(&req, &principal)?;
     let options = StreamOptions {
         resume_after: Some(resume_after.unwrap_or(EventId(0))),
         token_expires_at: principal.expires_at,

@@ -27,7 +27,10 @@ impl From<&NewEvent> for EventRow {
             project_id: event.project_id.as_ref().map(ToString::to_string),
             user_id: event.user_id.as_ref().map(ToString::to_string),
             task_id: event.task_id.as_ref().map(ToString::to_string),
-            idempotency_key: event.idempotency_key.clone(),
+            idempotency_key: event
+                .idempotency_key
+                .as_ref()
+                .map(|key| key.as_str().to_owned()),
             trace_context: event.trace_context.as_ref().map(|t| t.as_str().to_owned()),
             created_at_ms: event.published_at_ms,
         }

@@ -465,6 +465,42 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     assert_rate_limited_total(&app, "streams_per_ip", 3.0).await;
 }
 
+#[actix_web::test]
+async fn refused_stream_opens_use_none_of_the_budget() {
+    // Arrange: three opens a minute per address and per user.
+    let app = spawn_secured_with(|s| {
+        s.limits.streams_per_ip = rate("3/min");
+        s.limits.streams_per_user = rate("3/min");
+    })
+    .await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    create_task(&app, "t-1").await;
+
+    // Act: refusals of every kind before any valid open.
+    let refusals = [
+        ("/sse/events?project_id=p2", 403),
+        ("/sse/events?event_types=nope", 422),
+        ("/sse/events?last_event_id=abc", 400),
+        ("/tasks/unknown-task/events", 404),
+        ("/tasks/bad!id/events", 400),
+    ];
+    for (path, status) in refusals {
+        let response = stream_as(&app, path, &alice).await;
+        assert_eq!(response.status().as_u16(), status, "{path}");
+    }
+
+    // Assert: the whole budget is still there, and then it is spent.
+    let mut open = Vec::new();
+    for path in [
+        "/sse/events",
+        "/sse/events?project_id=p1",
+        "/tasks/t-1/events",
+    ] {
+        open.push(open_stream_as(&app, path, &alice).await);
+    }
+    assert_rate_limited(stream_as(&app, "/sse/events", &alice).await).await;
+}
+
 // ---------------------------------------------------------------------------
 // Flags
 

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod rejections;
 mod scopes;
+mod tenants;
 mod visibility;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -1,0 +1,253 @@
+//! Two tenants on one broker: nothing one publishes can swallow, overwrite
+//! or end the other's data, and nothing answers differently for the other's
+//! task ids than for unknown ones.
+
+use serde_json::{Value, json};
+
+use super::{get_as, open_stream_as, post_as, spawn_secured_app, token};
+use crate::helpers::{SHORT, TestApp, assert_error};
+
+/// Publishes `event` as `token` and returns the answered id, asserting 202.
+async fn publish_as(app: &TestApp, token: &str, event: &Value) -> i64 {
+    let response = post_as(app, "/sse/publish", Some(event), Some(token)).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON answer");
+    assert_eq!(status, 202, "publish of {event} answered {body}");
+    body["ids"][0]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no id in {body}"))
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_is_scoped_to_its_publisher_and_project() {
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1", "p3"]);
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let mut bobs_stream = open_stream_as(&app, "/sse/events?project_id=p2", &bob).await;
+
+    let alices = publish_as(
+        &app,
+        &alice,
+        &json!({"event_type": "commit", "project_id": "p1", "data": {"by": "alice"}, "idempotency_key": "K"}),
+    )
+    .await;
+    let bobs = publish_as(
+        &app,
+        &bob,
+        &json!({"event_type": "commit", "project_id": "p2", "data": {"by": "bob"}, "idempotency_key": "K"}),
+    )
+    .await;
+    assert_ne!(bobs, alices, "bob was answered alice's id for his own key");
+    let delivered = bobs_stream
+        .next_event(SHORT)
+        .await
+        .expect("bob's event is delivered to bob");
+    assert_eq!(delivered.id.as_deref(), Some(bobs.to_string().as_str()));
+    assert_eq!(delivered.json()["by"], "bob");
+
+    // A repeat by the same publisher for the same project is still one event.
+    let again = publish_as(
+        &app,
+        &alice,
+        &json!({"event_type": "commit", "project_id": "p1", "data": {"by": "alice"}, "idempotency_key": "K"}),
+    )
+    .await;
+    assert_eq!(again, alices, "alice's own repeat is de-duplicated");
+    let bob_again = publish_as(
+        &app,
+        &bob,
+        &json!({"event_type": "commit", "project_id": "p2", "data": {"by": "bob"}, "idempotency_key": "K"}),
+    )
+    .await;
+    assert_eq!(bob_again, bobs, "bob's own repeat is de-duplicated");
+    bobs_stream
+        .assert_quiet(std::time::Duration::from_millis(300))
+        .await;
+
+    // The same publisher's key in another project is another key.
+    let other_project = publish_as(
+        &app,
+        &alice,
+        &json!({"event_type": "commit", "project_id": "p3", "idempotency_key": "K"}),
+    )
+    .await;
+    assert!(other_project != alices && other_project != bobs);
+
+    // Private events: same key, two publishers, two recipients, two events.
+    let to_carol = publish_as(
+        &app,
+        &alice,
+        &json!({"event_type": "commit", "user_id": "carol", "idempotency_key": "P"}),
+    )
+    .await;
+    let to_dave = publish_as(
+        &app,
+        &bob,
+        &json!({"event_type": "commit", "user_id": "dave", "idempotency_key": "P"}),
+    )
+    .await;
+    assert_ne!(
+        to_carol, to_dave,
+        "a private event was swallowed by another publisher's key"
+    );
+    let history = get_as(
+        &app,
+        "/sse/history",
+        Some(&token("dave", "subscribe", &["*"])),
+    )
+    .await
+    .json::<Value>()
+    .await
+    .expect("history JSON");
+    let ids: Vec<i64> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["user_id"] == "dave")
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [to_dave], "dave's private event is stored: {history}");
+}
+
+/// Creates a task in `project` as `token` and returns its id.
+async fn create_task_as(app: &TestApp, token: &str, project: &str) -> String {
+    let response = post_as(
+        app,
+        "/tasks",
+        Some(&json!({"project_id": project})),
+        Some(token),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 201);
+    let task: Value = response.json().await.expect("task JSON");
+    task["task_id"].as_str().expect("task_id").to_owned()
+}
+
+#[actix_web::test]
+async fn generic_publish_cannot_write_into_a_task() {
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let task = create_task_as(&app, &alice, "p1").await;
+    let text = post_as(
+        &app,
+        &format!("/tasks/{task}/text"),
+        Some(&json!({"delta": "Hello"})),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(text.status().as_u16(), 202);
+    let mut viewer = open_stream_as(&app, &format!("/tasks/{task}/events"), &alice).await;
+    let preamble = viewer.next_event(SHORT).await.expect("the task's state");
+    assert!(preamble.is("progress"));
+    let replayed = viewer.next_event(SHORT).await.expect("the text so far");
+    assert!(replayed.is("text"));
+
+    // Another tenant: the task answers as unknown, whatever the type.
+    for event_type in ["error", "complete", "progress", "text", "commit"] {
+        let mut data = json!({"error": "forged", "progress": 100, "delta": "forged"});
+        data["by"] = json!("bob");
+        let forged = post_as(
+            &app,
+            "/sse/publish",
+            Some(&json!({"event_type": event_type, "task_id": task, "data": data})),
+            Some(&bob),
+        )
+        .await;
+        let status = forged.status().as_u16();
+        assert!(
+            status == 404 || status == 422,
+            "bob's {event_type} into alice's task answered {status}"
+        );
+        let code = if status == 404 {
+            "task_not_found"
+        } else {
+            "invalid_field"
+        };
+        assert_error(forged, status, code).await;
+    }
+    // The owner too: a task's own event types go through the task API.
+    for event_type in ["error", "complete"] {
+        let direct = post_as(
+            &app,
+            "/sse/publish",
+            Some(&json!({"event_type": event_type, "task_id": task, "data": {"error": "x"}})),
+            Some(&alice),
+        )
+        .await;
+        let body = assert_error(direct, 422, "invalid_field").await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("/tasks/")),
+            "the refusal points to the task API: {body}"
+        );
+    }
+    // Another type may label the owner's own task.
+    let labelled = post_as(
+        &app,
+        "/sse/publish",
+        Some(&json!({"event_type": "commit", "task_id": task, "project_id": "p1"})),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(labelled.status().as_u16(), 202);
+
+    viewer
+        .assert_quiet(std::time::Duration::from_millis(300))
+        .await;
+    let state: Value = get_as(&app, &format!("/tasks/{task}"), Some(&alice))
+        .await
+        .json()
+        .await
+        .expect("task JSON");
+    assert_eq!(state["status"], "running", "the task was changed: {state}");
+}
+
+#[actix_web::test]
+async fn a_task_of_another_project_answers_exactly_like_an_unknown_one() {
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let task = create_task_as(&app, &alice, "p1").await;
+    post_as(&app, &format!("/tasks/{task}/cancel"), None, Some(&alice)).await;
+
+    for (method, suffix, body) in [
+        ("GET", "", None),
+        ("PATCH", "", Some(json!({"progress": 5}))),
+        ("POST", "/text", Some(json!({"delta": "x"}))),
+        ("POST", "/complete", Some(json!({}))),
+        ("POST", "/fail", Some(json!({"error": "x"}))),
+        ("POST", "/cancel", None),
+        ("GET", "/events", None),
+    ] {
+        let mut answers = Vec::new();
+        for id in [task.as_str(), "no-such-task"] {
+            let url = app.url(&format!("/tasks/{id}{suffix}"));
+            let mut request = app
+                .api_client
+                .request(method.parse().expect("a method"), url)
+                .bearer_auth(&bob);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.expect("request sent");
+            let status = response.status().as_u16();
+            let text = response.text().await.expect("a body");
+            answers.push((status, text));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} /tasks/{{id}}{suffix}: another project's task and an unknown one differ"
+        );
+        assert_eq!(answers[0].0, 404, "{method} {suffix}: {}", answers[0].1);
+    }
+    let head = app
+        .api_client
+        .head(app.url(&format!("/tasks/{task}")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("HEAD sent");
+    assert_eq!(head.status().as_u16(), 404);
+}
