@@ -307,14 +307,33 @@ impl DatabaseUrl {
 
 fn mask_url(raw: &str) -> String {
     match url::Url::parse(raw) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
+        Ok(url) => masked_url(&url),
         Err(_) => "***".into(),
     }
+}
+
+/// `url` fit for logs and listings: a password and every query value become
+/// `***` (API keys travel there), and so does a user name that comes with a
+/// password (`https://user:pass@idp/...`). Scheme, host, port, path and the
+/// query's parameter names stay, so an operator can still tell which
+/// endpoint is meant.
+pub fn masked_url(url: &url::Url) -> String {
+    let mut masked = url.clone();
+    if masked.password().is_some() {
+        let _ = masked.set_password(Some("***"));
+        let _ = masked.set_username("***");
+    }
+    if masked.query().is_some() {
+        let names: Vec<String> = url
+            .query_pairs()
+            .map(|(name, _)| name.into_owned())
+            .collect();
+        masked
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name.as_str(), "***")));
+    }
+    masked.to_string()
 }
 
 /// Which origins may call the API from a browser.
@@ -973,7 +992,7 @@ impl Settings {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect(),
-            jwks_url: self.auth.jwks_url.as_ref().map(ToString::to_string),
+            jwks_url: self.auth.jwks_url.as_ref().map(masked_url),
             jwks_refresh_secs: self.auth.jwks_refresh_interval.as_secs(),
             jwks_min_refresh_secs: self.auth.jwks_min_refresh_interval.as_secs(),
             jwt_leeway_secs: self.auth.leeway.as_secs(),
@@ -1194,6 +1213,19 @@ mod tests {
         assert!(Settings::load(&given).is_err());
         given.insecure_no_auth = true;
         assert!(Settings::load(&given).is_ok());
+    }
+
+    #[test]
+    fn a_masked_url_keeps_the_endpoint_and_hides_every_credential() {
+        let url: url::Url = "https://user:pass@idp.example:8443/keys?key=K1&tenant=acme"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            masked_url(&url),
+            "https://***:***@idp.example:8443/keys?key=***&tenant=***"
+        );
+        let plain: url::Url = "https://idp.example/keys".parse().unwrap();
+        assert_eq!(masked_url(&plain), "https://idp.example/keys");
     }
 
     #[test]

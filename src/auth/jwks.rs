@@ -82,6 +82,7 @@ impl JwksKeys {
     ) -> Self {
         let current = Arc::new(RwLock::new(None));
         let fetcher = JwksFetcher {
+            masked_url: crate::config::masked_url(&url),
             url,
             client: reqwest::Client::builder()
                 .timeout(FETCH_TIMEOUT)
@@ -116,6 +117,8 @@ impl JwksKeys {
 
 pub struct JwksFetcher {
     url: url::Url,
+    /// The URL as logged: credentials in it stay out of the logs.
+    masked_url: String,
     client: reqwest::Client,
     current: Arc<RwLock<Option<Arc<KeySet>>>>,
     refresh_interval: Duration,
@@ -127,14 +130,21 @@ pub struct JwksFetcher {
 
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
+    /// Without its URL (see `From` below): it may hold credentials.
     #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("the document is larger than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge,
     #[error("the document is not a JWK set: {0}")]
     NotAJwkSet(serde_json::Error),
     #[error("the document holds no usable signing key")]
     NoUsableKey,
+}
+
+impl From<reqwest::Error> for FetchError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Http(error.without_url())
+    }
 }
 
 impl JwksFetcher {
@@ -159,7 +169,7 @@ impl JwksFetcher {
     fn apply(&mut self, result: Result<KeySet, FetchError>) {
         match result {
             Ok(set) => {
-                tracing::info!(keys = set.len(), url = %self.url, "jwks refreshed");
+                tracing::info!(keys = set.len(), url = %self.masked_url, "jwks refreshed");
                 self.metrics.record_jwks_refresh(true);
                 self.last_success = Some(Instant::now());
                 *self
@@ -169,7 +179,7 @@ impl JwksFetcher {
             }
             Err(error) => {
                 // The previous set stays: an IdP outage must not log everyone out.
-                tracing::warn!(%error, url = %self.url, "jwks refresh failed");
+                tracing::warn!(%error, url = %self.masked_url, "jwks refresh failed");
                 self.metrics.record_jwks_refresh(false);
             }
         }

@@ -1,5 +1,5 @@
-//! The root span of every HTTP request: route templated, `access_token`
-//! redacted from the logged target (EventSource clients put tokens in the
+//! The root span of every HTTP request: route templated, credentials
+//! (`access_token`, `ticket`, however percent-encoded) redacted from the logged target (EventSource clients put tokens in the
 //! query), and the caller's W3C `traceparent` adopted as parent.
 
 use actix_web::{
@@ -27,16 +27,30 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// The request target with the value of any `access_token` parameter hidden.
+/// Query parameters that carry a credential. Compared after
+/// percent-decoding, as the token extractor reads them, so
+/// `access%5Ftoken` or `%61ccess_token` is hidden like `access_token`.
+const CREDENTIAL_PARAMETERS: [&str; 2] = ["access_token", "ticket"];
+
+/// The request target with the value of every credential parameter hidden,
+/// whatever spelling the client chose for its name.
 pub fn redacted_target(path: &str, query: &str) -> String {
     if query.is_empty() {
         return path.to_owned();
     }
     let query: Vec<String> = query
         .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some(("access_token", _)) => "access_token=REDACTED".to_owned(),
-            _ => pair.to_owned(),
+        .map(|pair| {
+            let (raw_name, _) = pair.split_once('=').unwrap_or((pair, ""));
+            let name: String = url::form_urlencoded::parse(raw_name.as_bytes())
+                .next()
+                .map(|(name, _)| name.into_owned())
+                .unwrap_or_default();
+            if CREDENTIAL_PARAMETERS.contains(&name.as_str()) {
+                format!("{raw_name}=REDACTED")
+            } else {
+                pair.to_owned()
+            }
         })
         .collect();
     format!("{path}?{}", query.join("&"))
@@ -89,5 +103,26 @@ mod tests {
             "/sse/events?event_types=commit&access_token=REDACTED"
         );
         assert_eq!(redacted_target("/health", ""), "/health");
+    }
+
+    #[test]
+    fn a_credential_is_hidden_whatever_the_spelling_of_its_name() {
+        for name in [
+            "access%5Ftoken",
+            "%61ccess_token",
+            "%61%63%63%65%73%73%5f%74%6f%6b%65%6e",
+            "ticket",
+            "%74icket",
+        ] {
+            let target = redacted_target("/sse/events", &format!("a=1&{name}=eyJ.secret.sig&b=2"));
+            assert!(!target.contains("secret"), "{name}: {target}");
+            assert_eq!(target, format!("/sse/events?a=1&{name}=REDACTED&b=2"));
+        }
+        // A parameter given without a value is still hidden, and a lookalike
+        // is not a credential.
+        assert_eq!(
+            redacted_target("/x", "access_token&access_tokens=1"),
+            "/x?access_token=REDACTED&access_tokens=1"
+        );
     }
 }

@@ -2,16 +2,10 @@
 //! with a `retry:` hint and ends, stored events survive, and the real binary
 //! exits 0 on SIGTERM.
 
-use std::{
-    fs::File,
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{EventStream, LONG, SHORT, StreamEnd, broker_command, free_port, spawn_app};
+use crate::helpers::{BrokerProcess, EventStream, LONG, SHORT, StreamEnd, spawn_app};
 
 #[actix_web::test]
 async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
@@ -47,96 +41,6 @@ async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
         refused.is_err(),
         "the stopped broker still answers: {refused:?}"
     );
-}
-
-/// The real `sse-broker` binary, killed if a test leaves it running.
-struct BrokerProcess {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
-impl BrokerProcess {
-    fn spawn(database: &Path, log: PathBuf) -> Self {
-        let port = free_port();
-        let log_file = File::create(&log).expect("a log file");
-        let mut command = broker_command();
-        command
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args([
-                "--database-url",
-                &format!("sqlite://{}", database.display()),
-            ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("a log handle"))
-            .stderr(log_file);
-        let child = command.spawn().expect("the sse-broker binary starts");
-        Self {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_until_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + LONG;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "the broker exited early with {status}; logs:\n{}",
-                    self.logs()
-                );
-            }
-            if let Ok(response) = client.get(format!("{}/health", self.address)).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the broker is not ready after {LONG:?}; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    async fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not exit within {timeout:?} of SIGTERM; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 async fn publish(client: &reqwest::Client, broker: &BrokerProcess, body: Value) -> i64 {

@@ -502,3 +502,73 @@ fn the_jwks_flags_reach_the_configuration_and_a_zero_refresh_interval_is_refused
         "no warning about a plain http JWKS URL: {http_stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Credentials in the JWKS URL
+
+/// A user name, password and API key in the JWKS URL, none of which may be
+/// printed anywhere.
+const URL_SECRETS: [&str; 3] = ["idp-user-42", "hunter2pass", "APIKEY0123456789"];
+
+fn url_with_credentials(jwks: &JwksServer) -> url::Url {
+    let mut url = jwks.url.clone();
+    url.set_username(URL_SECRETS[0]).expect("a user name");
+    url.set_password(Some(URL_SECRETS[1])).expect("a password");
+    url.set_query(Some(&format!("key={}&tenant=acme", URL_SECRETS[2])));
+    url
+}
+
+fn assert_no_url_secrets(text: &str, what: &str) {
+    for secret in URL_SECRETS {
+        assert!(!text.contains(secret), "{what} prints {secret:?}:\n{text}");
+    }
+}
+
+#[actix_web::test]
+async fn credentials_in_the_jwks_url_are_never_printed() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = KeyPair::generate(dir.path(), "k1", Algorithm::ES256);
+    let jwks = JwksServer::start(vec![k1.jwk("k1")]);
+    let url = url_with_credentials(&jwks);
+
+    // Act / Assert: check-config.
+    let (code, stdout, stderr) = check_config(&["--jwks-url", url.as_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_no_url_secrets(&stdout, "check-config");
+    assert_no_url_secrets(&stderr, "check-config's warnings");
+    let shown: Value = serde_json::from_str(&stdout).expect("check-config prints JSON");
+    let shown_url = shown["jwks_url"].as_str().expect("jwks_url is shown");
+    assert!(
+        shown_url.contains("127.0.0.1") && shown_url.contains("key=***"),
+        "the masked URL still tells which endpoint: {shown_url}"
+    );
+
+    // The log line of every fetch, from the real binary.
+    let mut broker = crate::helpers::BrokerProcess::spawn_with(
+        &dir.path().join("events.db"),
+        dir.path().join("broker.log"),
+        &["--jwks-url", url.as_str()],
+        &[],
+    );
+    broker.wait_until_ready(&reqwest::Client::new()).await;
+    let logs = eventually(SHORT, "the `jwks refreshed` log line", || {
+        let logs = broker.logs();
+        async move { logs.contains("jwks refreshed").then_some(logs) }
+    })
+    .await;
+    assert_no_url_secrets(&logs, "the broker's log");
+    assert!(
+        jwks.hits() >= 1,
+        "the endpoint was fetched with the credentials"
+    );
+
+    // `/sse/monitoring`'s configuration section.
+    let app = spawn_app_with(move |settings| settings.auth.jwks_url = Some(url)).await;
+    let token = k1.sign(Some("k1"), &admin());
+    wait_until_accepted(&app, &token, "the k1 token to be accepted").await;
+    let response = get_as(&app, "/sse/monitoring", Some(&token)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.text().await.expect("a monitoring body");
+    assert_no_url_secrets(&body, "/sse/monitoring");
+}

@@ -13,6 +13,7 @@ mod jwks;
 mod key_pair;
 mod keys;
 mod limits;
+mod logs;
 mod rejections;
 mod scopes;
 mod tenants;

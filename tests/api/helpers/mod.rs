@@ -6,6 +6,7 @@
 //! Set `TEST_LOG=1` to see the broker's logs.
 
 pub mod event_stream;
+mod process;
 
 use std::{
     future::Future,
@@ -21,6 +22,7 @@ use sse_broker::{
 use tempfile::TempDir;
 
 pub use event_stream::{EventStream, SseEvent, StreamEnd};
+pub use process::BrokerProcess;
 
 /// How long a test waits for something that should be quick.
 pub const SHORT: Duration = Duration::from_secs(5);
