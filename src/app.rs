@@ -19,8 +19,9 @@ use utoipa_actix_web::AppExt;
 
 use crate::{
     actors::{
-        health_sampler::HealthSampler, janitor::Janitor, persister::Persister,
-        redis_bridge::RedisBridge, registry::Registry, task_reaper::TaskReaper,
+        connection::StreamSocket, health_sampler::HealthSampler, janitor::Janitor,
+        persister::Persister, redis_bridge::RedisBridge, registry::Registry,
+        task_reaper::TaskReaper,
     },
     auth::JwtVerifier,
     config::{CorsOrigins, Settings},
@@ -260,6 +261,9 @@ fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server>
             .wrap(TracingLogger::<BrokerRootSpan>::new())
     })
     .workers(settings.workers)
+    // Streams keep their socket's descriptor, to release it when the
+    // broker closes a stream whose client stopped reading.
+    .on_connect(StreamSocket::remember)
     .disable_signals()
     // An EventSource client never half-closes: a read EOF means it left, so
     // drop the stream now instead of at the next write (a heartbeat away),

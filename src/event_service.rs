@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::{
     actors::{
-        connection::{CloseReason, Connection, OutboundFrame, StreamBody, StreamParts},
+        connection::{
+            CloseReason, Connection, OutboundFrame, StreamBody, StreamParts, StreamSocket,
+        },
         persister::{Persist, PersistError, Persister},
         registry::{
             self, ConnectionId, Register, RegisterError, Registry, UpdateSubscription,
@@ -25,6 +27,14 @@ use crate::{
     store::EventStore,
     telemetry::Metrics,
 };
+
+/// The kernel send buffer a stream's socket may fill (Linux doubles the
+/// value for its bookkeeping). Autotuning would let a client that stops
+/// reading pile up to `tcp_wmem`'s maximum (4 MiB by default) before its
+/// queue, and so the broker, notices; with this cap a stalled reader fills
+/// the socket and its queue in seconds, while 64 KiB in flight still carries
+/// thousands of events a second to a reader across an ocean.
+const STREAM_SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The `retry:` hint of the first frame: how long browsers wait to reconnect.
 pub const RECONNECT_HINT: Duration = Duration::from_millis(3000);
@@ -65,6 +75,8 @@ pub struct StreamOptions {
     pub finish_after_replay: bool,
     /// The authenticated user: counts against `--max-streams-per-user`.
     pub owner: Option<UserId>,
+    /// The plain-TCP socket under the stream, when there is one of its own.
+    pub socket: Option<StreamSocket>,
 }
 
 /// A field that is present is `Some`, even when it is `null` (plain
@@ -215,6 +227,9 @@ impl EventService {
     ) -> Result<(ConnectionId, StreamBody), RegisterError> {
         let id = ConnectionId::random();
         tracing::Span::current().record("connection_id", tracing::field::display(id));
+        if let Some(socket) = options.socket {
+            socket.limit_send_buffer(STREAM_SEND_BUFFER_BYTES);
+        }
         let parts = StreamParts::new(
             self.queue_capacity + 2,
             options.resume_after,
@@ -256,6 +271,7 @@ impl EventService {
             heartbeat: self.heartbeat,
             close_reason: CloseReason::ClientGone,
             metrics: self.metrics.clone(),
+            socket: options.socket,
         });
         tracing::info!(
             connection_id = %id,

@@ -1,10 +1,15 @@
 //! `GET /sse/events`: open a stream.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::{ConnectionType, Version, header},
+    web,
+};
 use serde::Deserialize;
 
 use super::extract::{Authenticated, Subscribe, project_param};
 use crate::{
+    actors::connection::StreamSocket,
     app::AppState,
     domain::{EventId, Subscription, UserId, Viewer},
     error::ApiError,
@@ -99,20 +104,34 @@ pub async fn open_stream(
                 resume_after,
                 token_expires_at: principal.expires_at,
                 owner: principal.owner(),
+                socket: req.conn_data::<StreamSocket>().copied(),
                 ..Default::default()
             },
         )
         .await?;
-    Ok(event_stream_response(body))
+    Ok(event_stream_response(&req, body))
 }
 
 /// The response of every stream: SSE headers, identity encoding so no
 /// compression middleware buffers it, and no proxy buffering.
-pub fn event_stream_response(body: crate::actors::connection::StreamBody) -> HttpResponse {
-    HttpResponse::Ok()
+///
+/// HTTP/1.0 has no chunked encoding: an HTTP/1.0 client gets the body
+/// delimited by the connection's close, as RFC 1945 defines it.
+pub fn event_stream_response(
+    req: &HttpRequest,
+    body: crate::actors::connection::StreamBody,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::CONTENT_ENCODING, "identity"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .body(body)
+        .body(body);
+    if req.version() < Version::HTTP_11 {
+        response.head_mut().no_chunking(true);
+        response
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    response
 }

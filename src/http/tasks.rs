@@ -10,6 +10,7 @@ use super::{
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
+    actors::connection::StreamSocket,
     app::AppState,
     auth::Principal,
     domain::{
@@ -403,7 +404,8 @@ pub async fn task_events(
         preamble: Some(sse_frame::encode_control("progress", &task_json(&task))),
         finish_after_replay: finished,
         owner: principal.owner(),
+        socket: req.conn_data::<StreamSocket>().copied(),
     };
     let (_, body) = state.events.open_stream(subscription, options).await?;
-    Ok(event_stream_response(body))
+    Ok(event_stream_response(&req, body))
 }

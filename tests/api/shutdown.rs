@@ -2,7 +2,6 @@
 //! with a `retry:` hint and ends, stored events survive, and the real binary
 //! exits 0 on SIGTERM.
 
-
 use serde_json::{Value, json};
 
 use crate::helpers::{BrokerProcess, EventStream, LONG, SHORT, StreamEnd, spawn_app};

@@ -111,3 +111,160 @@ async fn a_slow_client_is_closed_and_counted_while_a_healthy_stream_keeps_receiv
     assert_eq!(stats["closed_by_reason"]["slow"], 1, "{stats}");
     assert!(stats["events_dropped"].as_u64() >= Some(1), "{stats}");
 }
+
+/// Whether the broker still holds a TCP socket whose local port is
+/// `server_port` and whose peer is `client_port`, read from the kernel's
+/// socket table (`/proc/net/tcp`: ports are the hex digits after `:`).
+fn server_socket_exists(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 2
+            && port(fields[1]) == Some(server_port)
+            && port(fields[2]) == Some(client_port)
+    })
+}
+
+#[actix_web::test]
+async fn a_stream_closed_as_slow_releases_its_socket_at_once() {
+    // Arrange: a client that sends its request and then never reads, with
+    // a small receive buffer so that the broker's side fills quickly.
+    let app = spawn_app_with(|s| {
+        s.queue_capacity = 8;
+        s.max_body_bytes = 256 * 1024;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+    let mut client = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connected");
+    let client_port = client.local_addr().expect("a local address").port();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut client,
+        b"GET /sse/events HTTP/1.1\r\nHost: broker\r\n\r\n",
+    )
+    .await
+    .expect("request sent");
+    eventually(SHORT, "the stream to open", || {
+        let app = &app;
+        async move { (app.stats().await["active_connections"] == 1).then_some(()) }
+    })
+    .await;
+    let pad = "x".repeat(PAD_BYTES);
+
+    // Act: publish until the broker closes the stream as slow.
+    let mut published = 0;
+    loop {
+        app.publish_one(&json!({"event_type": "commit", "data": {"pad": pad}}))
+            .await;
+        published += 1;
+        if published % 8 == 0 && app.stats().await["connections_closed_slow"] == 1 {
+            break;
+        }
+        assert!(
+            published < MAX_EVENTS,
+            "the stream was not closed as slow after {published} events"
+        );
+    }
+
+    // Assert: the broker's end of the connection is gone at once, although
+    // the client is still connected and has not read a byte.
+    eventually(
+        SHORT,
+        "the broker to release the slow stream's socket",
+        || async move { (!server_socket_exists(app.port, client_port)).then_some(()) },
+    )
+    .await;
+    drop(client);
+}
+
+/// The bytes the kernel holds unsent on the broker's side of a connection
+/// (`tx_queue` in `/proc/net/tcp`), if the socket exists.
+fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() > 4
+            && port(fields[1]) == Some(server_port)
+            && port(fields[2]) == Some(client_port)
+        {
+            let (tx, _) = fields[4].split_once(':')?;
+            u64::from_str_radix(tx, 16).ok()
+        } else {
+            None
+        }
+    })
+}
+
+#[actix_web::test]
+async fn a_reader_that_stops_is_closed_before_megabytes_pile_up_for_it() {
+    // Arrange: a client that never reads, with a small receive buffer; small
+    // events, as an application would send.
+    let app = spawn_app_with(|s| {
+        s.queue_capacity = 64;
+        s.max_body_bytes = 256 * 1024;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+    let mut client = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connected");
+    let client_port = client.local_addr().expect("a local address").port();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut client,
+        b"GET /sse/events HTTP/1.1\r\nHost: broker\r\n\r\n",
+    )
+    .await
+    .expect("request sent");
+    eventually(SHORT, "the stream to open", || {
+        let app = &app;
+        async move { (app.stats().await["active_connections"] == 1).then_some(()) }
+    })
+    .await;
+    let batch: Vec<_> = (0..100)
+        .map(|n| json!({"event_type": "commit", "data": {"n": n, "pad": "y".repeat(900)}}))
+        .collect();
+    let batch = json!(batch);
+
+    // Act: publish 100 KB at a time until the broker closes the stream.
+    let mut published_bytes = 0usize;
+    let mut largest_send_queue = 0;
+    while app.stats().await["connections_closed_slow"] != 1 {
+        assert!(
+            published_bytes < 64 << 20,
+            "not closed after {published_bytes} bytes"
+        );
+        app.publish_ok(&batch).await;
+        published_bytes += 100 * 1000;
+        if let Some(queued) = server_send_queue(app.port, client_port) {
+            largest_send_queue = largest_send_queue.max(queued);
+        }
+    }
+
+    // Assert: the kernel held little for it, and it was found early.
+    assert!(
+        largest_send_queue <= 256 * 1024,
+        "the kernel queued {largest_send_queue} bytes for a client that reads nothing"
+    );
+    assert!(
+        published_bytes <= 1 << 20,
+        "{published_bytes} bytes went out before the stalled reader was noticed"
+    );
+    drop(client);
+}

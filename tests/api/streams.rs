@@ -382,3 +382,66 @@ async fn subscribe_accepts_a_comma_separated_list_and_answers_404_after_the_stre
         .await;
     assert_error(response, 404, "connection_not_found").await;
 }
+
+/// Reads from `socket` until `needle` has arrived (or panics after SHORT).
+async fn read_until(socket: &mut tokio::net::TcpStream, received: &mut Vec<u8>, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + SHORT;
+    while !String::from_utf8_lossy(received).contains(needle) {
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout_at(deadline, socket.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{needle:?} did not arrive; got {:?}",
+                    String::from_utf8_lossy(received)
+                )
+            })
+            .expect("a read");
+        assert!(
+            read > 0,
+            "closed before {needle:?}: {:?}",
+            String::from_utf8_lossy(received)
+        );
+        received.extend_from_slice(&buffer[..read]);
+    }
+}
+
+#[actix_web::test]
+async fn an_http_1_0_client_gets_a_close_delimited_stream_not_chunks() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connected");
+    tokio::io::AsyncWriteExt::write_all(&mut socket, b"GET /sse/events HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut received = Vec::new();
+    read_until(&mut socket, &mut received, "event: connected").await;
+
+    // Act
+    let id = app
+        .publish_one(&json!({"event_type": "commit", "data": {"sha": "abc"}}))
+        .await;
+    read_until(&mut socket, &mut received, "\"sha\":\"abc\"").await;
+
+    // Assert: no chunk framing anywhere; the frames are the body itself.
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1."), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(!head.contains("keep-alive"), "{head}");
+    assert!(
+        body.starts_with("retry: 3000\n"),
+        "chunk framing in {body:?}"
+    );
+    assert!(
+        body.contains(&format!(
+            "id: {id}\nevent: commit\ndata: {{\"sha\":\"abc\"}}\n\n"
+        )),
+        "{body:?}"
+    );
+}

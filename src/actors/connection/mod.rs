@@ -25,6 +25,10 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+pub mod socket;
+
+pub use socket::StreamSocket;
+
 use super::registry::{ConnectionId, HandOff, Registry, ReplayCaughtUp, Unregister};
 use crate::{
     domain::{EventId, StoredEvent, Subscription, now_ms, sse_frame},
@@ -289,6 +293,9 @@ pub struct Connection {
     pub heartbeat: Duration,
     pub close_reason: CloseReason,
     pub metrics: Metrics,
+    /// The plain-TCP socket under the stream, reset when the broker closes
+    /// the stream, so a client that stopped reading loses it at once.
+    pub socket: Option<StreamSocket>,
 }
 
 impl Connection {
@@ -314,6 +321,7 @@ impl Connection {
                 if let Some(abort) = self.abort.take() {
                     let _ = abort.send(reason);
                 }
+                self.release_socket();
             }
             CloseReason::Shutdown | CloseReason::TokenExpired => {
                 let frame = if reason == CloseReason::Shutdown {
@@ -338,6 +346,22 @@ impl Connection {
             CloseReason::ClientGone | CloseReason::TaskFinished => {}
         }
         ctx.stop();
+    }
+
+    /// Resets the socket if it is still this stream's. The body fails on its
+    /// next poll, but a client that stopped reading is never polled again.
+    fn release_socket(&mut self) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        // The body (the queue's receiver) lives as long as actix keeps the
+        // connection, and both are dropped on this actor's thread, the
+        // worker serving the connection: an open queue proves the
+        // descriptor is still this connection's.
+        if !self.queue.is_closed() {
+            // SAFETY: see above.
+            unsafe { socket.reset() };
+        }
     }
 
     fn start_replay(&mut self, after: EventId, ctx: &mut Context<Self>) {
