@@ -1,14 +1,18 @@
 //! Graceful shutdown: the trigger is an input ([`ShutdownHandle`]), the drain
 //! an explicit sequence ([`drain`]).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix_web::dev::ServerHandle;
 use tokio::sync::watch;
 
 use crate::{
-    actors::{persister::Drain, registry::Shutdown},
+    actors::{
+        persister::Drain,
+        registry::{RoutedThrough, Shutdown},
+    },
     app::AppState,
+    domain::EventId,
 };
 
 /// Cloneable trigger of the drain.
@@ -64,15 +68,47 @@ pub async fn signal() {
     }
 }
 
-/// Stop accepting connections, send every stream `event: shutdown`, store
-/// every pending publish, then stop the server (in-flight requests finish,
-/// streams end once their last frame is written).
+/// How long the drain waits for stored events to reach the streams before
+/// saying goodbye (in a cluster they come back through Redis). Past it,
+/// clients get what is missing when they resume elsewhere.
+const DELIVERY_GRACE: Duration = Duration::from_secs(2);
+
+/// Stop accepting connections and publishes, store what is pending, deliver
+/// it, then send every stream `event: shutdown` and stop the server
+/// (in-flight requests finish, streams end once their last frame is written).
 pub async fn drain(server: ServerHandle, state: &AppState) {
     server.pause().await;
+    let last_stored = state.persister.send(Drain).await.ok().flatten();
+    tracing::info!("pending events stored; new publishes refused");
+    if let Some(last_stored) = last_stored {
+        deliver_stored(state, last_stored).await;
+    }
     let closed = state.registry.send(Shutdown).await.unwrap_or(0);
     tracing::info!(streams = closed, "sent shutdown to every stream");
-    let _ = state.persister.send(Drain).await;
-    tracing::info!("pending events stored");
     server.stop(true).await;
     tracing::info!("server stopped");
+}
+
+/// Waits, at most [`DELIVERY_GRACE`], until the Registry has routed
+/// `latest`, the last event this instance stored, so streams get it before
+/// their `shutdown` frame.
+async fn deliver_stored(state: &AppState, latest: EventId) {
+    let deadline = tokio::time::Instant::now() + DELIVERY_GRACE;
+    loop {
+        match state.registry.send(RoutedThrough).await {
+            Ok(routed) if routed >= latest => return,
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(routed) => {
+                tracing::warn!(
+                    routed_through = routed.0,
+                    latest_stored = latest.0,
+                    "stored events not delivered before shutdown; clients get them on resume"
+                );
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }

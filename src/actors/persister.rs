@@ -55,7 +55,13 @@ pub struct Persister {
     retention: Duration,
     pending: VecDeque<PendingPublish>,
     in_flight: bool,
-    drain_waiters: Vec<oneshot::Sender<()>>,
+    drain_waiters: Vec<oneshot::Sender<Option<EventId>>>,
+    /// The highest id this Persister stored, for the drain.
+    last_committed: Option<EventId>,
+    /// Set by [`Drain`]: publishes from then on answer `ShuttingDown`, so
+    /// every publish that was answered with an id is delivered before the
+    /// streams are told goodbye.
+    sealed: bool,
     metrics: Metrics,
 }
 
@@ -73,6 +79,8 @@ impl Persister {
             pending: VecDeque::new(),
             in_flight: false,
             drain_waiters: Vec::new(),
+            last_committed: None,
+            sealed: false,
             metrics,
         }
     }
@@ -81,7 +89,7 @@ impl Persister {
         if self.in_flight || self.pending.is_empty() {
             if !self.in_flight {
                 for waiter in self.drain_waiters.drain(..) {
-                    let _ = waiter.send(());
+                    let _ = waiter.send(self.last_committed);
                 }
             }
             return;
@@ -172,6 +180,7 @@ impl Persister {
                 }
                 match outcomes.next() {
                     Some(InsertOutcome::Inserted(id)) => {
+                        self.last_committed = self.last_committed.max(Some(id));
                         ids.push(Some(id));
                         routed.push(StoredEvent::from_new(event, Some(id)));
                     }
@@ -231,6 +240,9 @@ impl Handler<Persist> for Persister {
     type Result = ResponseFuture<Result<Vec<Option<EventId>>, PersistError>>;
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
+        if self.sealed {
+            return Box::pin(async { Err(PersistError::ShuttingDown) });
+        }
         let (reply, answer) = oneshot::channel();
         self.pending.push_back(PendingPublish {
             events: msg.events,
@@ -241,20 +253,21 @@ impl Handler<Persist> for Persister {
     }
 }
 
-/// Resolves once every queued publish is stored and routed.
+/// Stops taking publishes (later ones answer `ShuttingDown`, to be retried
+/// on another instance) and resolves once every queued one is stored and
+/// handed to the router. Answers the highest id it ever stored.
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Option<EventId>")]
 pub struct Drain;
 
 impl Handler<Drain> for Persister {
-    type Result = ResponseFuture<()>;
+    type Result = ResponseFuture<Option<EventId>>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        self.sealed = true;
         let (done, wait) = oneshot::channel();
         self.drain_waiters.push(done);
         self.flush(ctx);
-        Box::pin(async move {
-            let _ = wait.await;
-        })
+        Box::pin(async move { wait.await.ok().flatten() })
     }
 }

@@ -2,6 +2,8 @@
 //! with a `retry:` hint and ends, stored events survive, and the real binary
 //! exits 0 on SIGTERM.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{BrokerProcess, EventStream, LONG, SHORT, StreamEnd, spawn_app};
@@ -145,4 +147,65 @@ async fn sigterm_sends_shutdown_to_streams_keeps_stored_events_and_exits_zero() 
     );
     let status = restarted.wait_for_exit(LONG).await;
     assert_eq!(status.code(), Some(0), "logs:\n{}", restarted.logs());
+}
+
+#[actix_web::test]
+async fn every_publish_answered_with_an_id_is_delivered_before_the_shutdown_frame() {
+    // Arrange: a stream, and publishers that keep publishing through the
+    // drain until the broker refuses them.
+    let mut app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let publishers: Vec<_> = (0..8)
+        .map(|publisher| {
+            let client = app.api_client.clone();
+            let url = app.url("/sse/publish");
+            actix_rt::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for n in 0.. {
+                    let body =
+                        json!({"event_type": "commit", "data": {"publisher": publisher, "n": n}});
+                    let Ok(response) = client.post(&url).json(&body).send().await else {
+                        break;
+                    };
+                    if response.status().as_u16() != 202 {
+                        break;
+                    }
+                    let answer: Value = response.json().await.expect("a JSON answer");
+                    acknowledged.push(answer["ids"][0].as_i64().expect("an id"));
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // Let the publishers get going.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Act
+    app.stop().await;
+
+    // Assert
+    let mut acknowledged = Vec::new();
+    for publisher in publishers {
+        acknowledged.extend(publisher.await.expect("a publisher finished"));
+    }
+    assert!(
+        acknowledged.len() > 8,
+        "the publishers got going: {acknowledged:?}"
+    );
+    let events = stream.read_to_end(LONG).await;
+    let (last, before) = events.split_last().expect("at least the shutdown frame");
+    assert!(last.is("shutdown"), "the last frame is {last:?}");
+    let delivered: std::collections::BTreeSet<i64> =
+        before.iter().filter_map(|e| e.id_number()).collect();
+    let missing: Vec<i64> = acknowledged
+        .iter()
+        .copied()
+        .filter(|id| !delivered.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events came after the goodbye: {missing:?}",
+        missing.len(),
+        acknowledged.len()
+    );
 }

@@ -99,6 +99,9 @@ pub struct Registry {
     /// Simultaneous streams per user; 0 = no cap.
     max_streams_per_user: usize,
     streams_per_user: HashMap<UserId, usize>,
+    /// The highest stored id routed so far: the drain waits for it to reach
+    /// the last stored event before saying goodbye.
+    routed_through: EventId,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -132,6 +135,7 @@ impl Registry {
             scratch: Vec::new(),
             max_streams_per_user: 0,
             streams_per_user: HashMap::new(),
+            routed_through: EventId(0),
         }
     }
 
@@ -409,6 +413,22 @@ impl Handler<Route> for Registry {
         for event in &msg.events {
             self.route_one(event);
         }
+        if let Some(highest) = msg.events.iter().filter_map(|e| e.id).max() {
+            self.routed_through = self.routed_through.max(highest);
+        }
+    }
+}
+
+/// The highest stored id routed to the streams so far.
+#[derive(Debug, Message)]
+#[rtype(result = "EventId")]
+pub struct RoutedThrough;
+
+impl Handler<RoutedThrough> for Registry {
+    type Result = MessageResult<RoutedThrough>;
+
+    fn handle(&mut self, _: RoutedThrough, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.routed_through)
     }
 }
 
