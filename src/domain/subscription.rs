@@ -52,6 +52,43 @@ impl ProjectAccess {
             Self::Only(projects) => projects.contains(project),
         }
     }
+
+    /// Whether an operator with this access may see and drop `stream`:
+    /// everything with `All` (`["*"]`); otherwise a stream filtered to one
+    /// of these projects, or an unfiltered stream whose viewer is granted
+    /// only (some of) these projects. A stream that can see other tenants'
+    /// events, or that belongs to no project, is left to a `*` operator.
+    pub fn covers(&self, stream: &Subscription) -> bool {
+        let Self::Only(mine) = self else {
+            return true;
+        };
+        match (&stream.project_id, &stream.viewer.projects) {
+            (Some(project), _) => mine.contains(project),
+            (None, Self::All) => false,
+            (None, Self::Only(theirs)) => !theirs.is_empty() && theirs.is_subset(mine),
+        }
+    }
+
+    /// The project ids, `None` for all (the wire form between instances).
+    pub fn to_list(&self) -> Option<Vec<String>> {
+        match self {
+            Self::All => None,
+            Self::Only(projects) => Some(projects.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    /// The inverse of [`Self::to_list`]; ids that no longer parse are dropped
+    /// (they could grant nothing).
+    pub fn from_list(list: Option<&[String]>) -> Self {
+        match list {
+            None => Self::All,
+            Some(ids) => Self::Only(Arc::new(
+                ids.iter()
+                    .filter_map(|id| ProjectId::parse(id).ok())
+                    .collect(),
+            )),
+        }
+    }
 }
 
 /// Who is watching: decides visibility of private and project events.
@@ -186,5 +223,43 @@ mod tests {
         assert!(sub.matches(&event("commit", Some("p1"), None)));
         assert!(sub.matches(&event("commit", None, None)));
         assert!(!sub.matches(&event("commit", Some("p2"), None)));
+    }
+
+    fn access(projects: &[&str]) -> ProjectAccess {
+        ProjectAccess::Only(Arc::new(
+            projects.iter().map(|p| ProjectId::parse(p).unwrap()).collect(),
+        ))
+    }
+
+    fn stream(filter: Option<&str>, viewer: ProjectAccess) -> Subscription {
+        Subscription {
+            event_types: TypeFilter::All,
+            project_id: filter.map(|p| ProjectId::parse(p).unwrap()),
+            task_id: None,
+            viewer: Viewer {
+                user_id: None,
+                projects: viewer,
+            },
+        }
+    }
+
+    #[test]
+    fn an_operator_covers_only_streams_that_stay_inside_its_projects() {
+        let p1 = access(&["p1"]);
+        assert!(p1.covers(&stream(Some("p1"), ProjectAccess::All)));
+        assert!(!p1.covers(&stream(Some("p2"), access(&["p2"]))));
+        assert!(p1.covers(&stream(None, access(&["p1"]))));
+        assert!(!p1.covers(&stream(None, access(&["p1", "p2"]))));
+        assert!(!p1.covers(&stream(None, ProjectAccess::All)));
+        assert!(!p1.covers(&stream(None, access(&[]))));
+        assert!(ProjectAccess::All.covers(&stream(None, ProjectAccess::All)));
+    }
+
+    #[test]
+    fn project_access_survives_the_trip_between_instances() {
+        for original in [ProjectAccess::All, access(&[]), access(&["p1", "p2"])] {
+            let list = original.to_list();
+            assert_eq!(ProjectAccess::from_list(list.as_deref()), original);
+        }
     }
 }

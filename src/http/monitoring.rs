@@ -64,8 +64,10 @@ pub struct PageQuery {
 pub async fn connections(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
-    _auth: Authenticated<Admin>,
+    auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
+    // An admin acts within its token's projects unless they are `["*"]`.
+    let scope = auth.principal.projects;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::new(
@@ -86,7 +88,11 @@ pub async fn connections(
     };
     if let Some(bridge) = cluster {
         match bridge
-            .send(ListClusterConnections { limit, offset })
+            .send(ListClusterConnections {
+                limit,
+                offset,
+                scope: scope.clone(),
+            })
             .await?
         {
             Ok(listing) => return Ok(HttpResponse::Ok().json(listing)),
@@ -98,7 +104,11 @@ pub async fn connections(
     }
     let page = state
         .registry
-        .send(ListConnections { limit, offset })
+        .send(ListConnections {
+            limit,
+            offset,
+            scope,
+        })
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -160,7 +170,7 @@ pub async fn cleanup(
 pub async fn disconnect(
     state: web::Data<AppState>,
     connection_id: web::Path<String>,
-    _auth: Authenticated<Admin>,
+    auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || {
         ApiError::new(
@@ -169,7 +179,8 @@ pub async fn disconnect(
         )
     };
     let id = ConnectionId::parse(&connection_id).ok_or_else(not_found)?;
-    if state.registry.send(Disconnect { id }).await? {
+    let scope = auth.principal.projects;
+    if state.registry.send(Disconnect { id, scope }).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found())

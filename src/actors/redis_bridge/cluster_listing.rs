@@ -16,7 +16,7 @@ use super::{
     LinkState, RedisBridge,
     wire::{ConnectionsReply, ControlRequest},
 };
-use crate::actors::registry::ListConnections;
+use crate::{actors::registry::ListConnections, domain::ProjectAccess};
 
 /// How long the requester waits for every instance's reply.
 const GATHER_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -35,6 +35,8 @@ pub enum ClusterListingError {
 pub struct ListClusterConnections {
     pub limit: usize,
     pub offset: usize,
+    /// The operator's projects: every instance lists only what they cover.
+    pub scope: ProjectAccess,
 }
 
 impl Handler<ListClusterConnections> for RedisBridge {
@@ -62,6 +64,7 @@ impl Handler<ListClusterConnections> for RedisBridge {
             let request = ControlRequest::ListConnections {
                 reply_to: reply_to.clone(),
                 limit: msg.offset + msg.limit,
+                projects: msg.scope.to_list(),
             };
             let payload = serde_json::to_string(&request).unwrap_or_default();
             publisher
@@ -126,7 +129,12 @@ fn merge(replies: Vec<ConnectionsReply>, expected: usize, limit: usize, offset: 
 impl RedisBridge {
     /// Answers a control request from any instance (this one included).
     pub(super) fn answer_control(&mut self, request: ControlRequest, ctx: &mut Context<Self>) {
-        let ControlRequest::ListConnections { reply_to, limit } = request;
+        let ControlRequest::ListConnections {
+            reply_to,
+            limit,
+            projects,
+        } = request;
+        let scope = ProjectAccess::from_list(projects.as_deref());
         let Some(mut publisher) = self.publisher.clone() else {
             return;
         };
@@ -134,7 +142,11 @@ impl RedisBridge {
         let instance_id = self.instance_id.clone();
         let answer = async move {
             let page = registry
-                .send(ListConnections { limit, offset: 0 })
+                .send(ListConnections {
+                    limit,
+                    offset: 0,
+                    scope,
+                })
                 .await
                 .map_err(|e| {
                     redis::RedisError::from((redis::ErrorKind::Io, "registry", e.to_string()))

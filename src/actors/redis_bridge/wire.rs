@@ -62,8 +62,14 @@ impl WireEvent {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(super) enum ControlRequest {
-    /// Push this instance's oldest `limit` connections.
-    ListConnections { reply_to: String, limit: usize },
+    /// Push this instance's oldest `limit` connections that an operator
+    /// with `projects` covers (`None`: every project).
+    ListConnections {
+        reply_to: String,
+        limit: usize,
+        #[serde(default)]
+        projects: Option<Vec<String>>,
+    },
 }
 
 /// One instance's answer to `ListConnections`.

@@ -26,7 +26,7 @@ pub use routing_index::RoutingIndex;
 use super::connection::{Close, CloseReason, Connection, ConnectionStats, OutboundFrame};
 use crate::{
     domain::{
-        EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
+        EventId, EventType, EventTypeCatalog, ProjectAccess, ProjectId, StoredEvent, Subscription,
         SubscriptionView, TypeFilter, UserId, now_ms, sse_frame,
     },
     telemetry::Metrics,
@@ -590,6 +590,8 @@ pub struct ConnectionInfo {
 pub struct ListConnections {
     pub limit: usize,
     pub offset: usize,
+    /// The operator's projects: only the streams they cover are listed.
+    pub scope: ProjectAccess,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -604,8 +606,13 @@ impl Handler<ListConnections> for Registry {
     type Result = MessageResult<ListConnections>;
 
     fn handle(&mut self, msg: ListConnections, _: &mut Context<Self>) -> Self::Result {
-        let mut entries: Vec<(&ConnectionId, &Entry)> = self.connections.iter().collect();
+        let mut entries: Vec<(&ConnectionId, &Entry)> = self
+            .connections
+            .iter()
+            .filter(|(_, entry)| msg.scope.covers(&entry.subscription))
+            .collect();
         entries.sort_by_key(|(id, e)| (e.stats.connected_at_ms, **id));
+        let total = entries.len();
         let connections = entries
             .into_iter()
             .skip(msg.offset)
@@ -627,7 +634,7 @@ impl Handler<ListConnections> for Registry {
             .collect();
         MessageResult(ConnectionPage {
             connections,
-            total: self.connections.len(),
+            total,
             limit: msg.limit,
             offset: msg.offset,
         })
@@ -728,13 +735,19 @@ impl Handler<GetStats> for Registry {
 #[rtype(result = "bool")]
 pub struct Disconnect {
     pub id: ConnectionId,
+    /// The operator's projects: a stream they do not cover is "not here".
+    pub scope: ProjectAccess,
 }
 
 impl Handler<Disconnect> for Registry {
     type Result = bool;
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) -> bool {
-        let Some(entry) = self.connections.get(&msg.id) else {
+        let Some(entry) = self
+            .connections
+            .get(&msg.id)
+            .filter(|entry| msg.scope.covers(&entry.subscription))
+        else {
             return false;
         };
         tracing::info!(connection_id = %msg.id, "operator disconnected a stream");

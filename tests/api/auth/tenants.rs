@@ -251,3 +251,81 @@ async fn a_task_of_another_project_answers_exactly_like_an_unknown_one() {
         .expect("HEAD sent");
     assert_eq!(head.status().as_u16(), 404);
 }
+
+#[actix_web::test]
+async fn an_admin_lists_and_drops_only_the_streams_of_its_projects() {
+    // Arrange: streams of p1, of p2, of a p1-only user without a filter, and
+    // of a user who sees every project.
+    let app = spawn_secured_app().await;
+    let p1_user = token("alice", "subscribe", &["p1"]);
+    let p2_user = token("bob", "subscribe", &["p2"]);
+    let everywhere = token("carol", "subscribe", &["*"]);
+    let p1_filtered = open_stream_as(&app, "/sse/events?project_id=p1", &p1_user).await;
+    let mut p2_filtered = open_stream_as(&app, "/sse/events?project_id=p2", &p2_user).await;
+    let p1_unfiltered = open_stream_as(&app, "/sse/events", &p1_user).await;
+    let _all_projects = open_stream_as(&app, "/sse/events", &everywhere).await;
+    let p1_admin = token("ops-p1", "admin", &["p1"]);
+    let root = token("ops", "admin", &["*"]);
+    let listed = |token: String| {
+        let app = &app;
+        async move {
+            let page: Value = get_as(app, "/sse/connections", Some(&token))
+                .await
+                .json()
+                .await
+                .expect("a listing");
+            let mut ids: Vec<String> = page["connections"]
+                .as_array()
+                .expect("connections")
+                .iter()
+                .map(|c| c["connection_id"].as_str().expect("an id").to_owned())
+                .collect();
+            ids.sort();
+            (ids, page["total"].as_u64())
+        }
+    };
+
+    // Act
+    let (p1_view, p1_total) = listed(p1_admin.clone()).await;
+    let (root_view, root_total) = listed(root.clone()).await;
+    let drop_foreign = app
+        .api_client
+        .delete(app.url(&format!("/sse/connections/{}", p2_filtered.connection_id)))
+        .bearer_auth(&p1_admin)
+        .send()
+        .await
+        .expect("DELETE sent");
+    let drop_own = app
+        .api_client
+        .delete(app.url(&format!("/sse/connections/{}", p1_filtered.connection_id)))
+        .bearer_auth(&p1_admin)
+        .send()
+        .await
+        .expect("DELETE sent");
+
+    // Assert
+    let mut expected = vec![
+        p1_filtered.connection_id.clone(),
+        p1_unfiltered.connection_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(p1_view, expected, "the p1 admin's listing");
+    assert_eq!(p1_total, Some(2));
+    assert_eq!(root_view.len(), 4, "a `*` admin sees every stream");
+    assert_eq!(root_total, Some(4));
+    assert_error(drop_foreign, 404, "connection_not_found").await;
+    assert_eq!(drop_own.status().as_u16(), 204);
+    // The foreign stream is untouched and still receives events.
+    app.api_client
+        .post(app.url("/sse/publish"))
+        .bearer_auth(token("pub", "publish", &["p2"]))
+        .json(&json!({"event_type": "commit", "project_id": "p2"}))
+        .send()
+        .await
+        .expect("publish sent");
+    let event = p2_filtered
+        .next_message(SHORT)
+        .await
+        .expect("the p2 stream still receives");
+    assert!(event.is("commit"), "{event:?}");
+}
