@@ -344,6 +344,10 @@ pub enum CorsOrigins {
     Exact(Vec<String>),
 }
 
+/// The shortest HS256 key accepted: a key as long as the hash output (RFC
+/// 7518 §3.2); anything shorter can be brute-forced from one token.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
 /// JWT verification settings; any key set turns authentication on.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -902,6 +906,17 @@ impl Settings {
                 .errors
                 .push("jwks_url must be an http:// or https:// URL".into());
         }
+        for (position, secret) in self.auth.jwt_secrets.iter().enumerate() {
+            let length = secret.expose_secret().len();
+            if length < MIN_HS256_SECRET_BYTES {
+                findings.errors.push(format!(
+                    "jwt_secret #{} is {length} bytes; HS256 needs at least \
+                     {MIN_HS256_SECRET_BYTES} (RFC 7518 section 3.2): generate one with \
+                     `openssl rand -base64 48`",
+                    position + 1
+                ));
+            }
+        }
         for path in self.auth.jwt_public_keys.iter().filter(|p| !p.is_file()) {
             findings.errors.push(format!(
                 "jwt_public_key {} is not a readable file",
@@ -1231,7 +1246,7 @@ mod tests {
     #[test]
     fn secrets_are_masked_in_the_effective_configuration() {
         let mut given = args();
-        given.jwt_secret = vec!["hunter2".into()];
+        given.jwt_secret = vec!["hunter2-hunter2-hunter2-hunter2-hunter2".into()];
         given.database_url = Some("postgres://u:pw@localhost/db".into());
         let (settings, _) = Settings::load(&given).unwrap();
         let shown = serde_json::to_string(&settings.effective()).unwrap();

@@ -166,6 +166,10 @@ pub enum AuthError {
     CookieOnWrite,
     #[error("the token's signing key is not known")]
     UnknownKey,
+    /// RFC 7515 §4.1.11: a `crit` header names extensions the recipient must
+    /// understand; the broker understands none.
+    #[error("the token's header lists critical extensions (crit) this broker does not support")]
+    UnsupportedCritical,
     /// No key set fetched yet: the caller may be fine, the broker cannot tell.
     #[error("the signing keys are not available yet; retry shortly")]
     KeysUnavailable,
@@ -184,6 +188,7 @@ impl AuthError {
             Self::BadClaims(_) => "bad_claims",
             Self::CookieOnWrite => "cookie_on_write",
             Self::UnknownKey => "unknown_key",
+            Self::UnsupportedCritical => "unsupported_crit",
             Self::KeysUnavailable => "keys_unavailable",
         }
     }
@@ -198,6 +203,11 @@ pub enum KeyError {
     },
     #[error("the JWT public key {0} is neither an RSA nor an EC (P-256) PEM public key")]
     Parse(String),
+    #[error(
+        "an HS256 secret is {0} bytes; at least {min} are needed (RFC 7518 section 3.2)",
+        min = crate::config::MIN_HS256_SECRET_BYTES
+    )]
+    WeakSecret(usize),
 }
 
 /// Verifies tokens against the configured keys.
@@ -214,6 +224,10 @@ impl JwtVerifier {
     pub fn from_settings(auth: &AuthSettings, metrics: &Metrics) -> Result<Option<Self>, KeyError> {
         let mut static_keys = Vec::new();
         for secret in &auth.jwt_secrets {
+            let length = secret.expose_secret().len();
+            if length < crate::config::MIN_HS256_SECRET_BYTES {
+                return Err(KeyError::WeakSecret(length));
+            }
             static_keys.push((
                 DecodingKey::from_secret(secret.expose_secret().as_bytes()),
                 Algorithm::HS256,
@@ -270,6 +284,9 @@ impl JwtVerifier {
     /// Verifies against the keys at hand, without fetching.
     pub fn verify_with_current_keys(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.crit.is_some() {
+            return Err(AuthError::UnsupportedCritical);
+        }
         let mut last_error = None;
         let mut kid_unknown = false;
         if let Some(jwks) = &self.jwks {

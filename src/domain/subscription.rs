@@ -227,7 +227,10 @@ mod tests {
 
     fn access(projects: &[&str]) -> ProjectAccess {
         ProjectAccess::Only(Arc::new(
-            projects.iter().map(|p| ProjectId::parse(p).unwrap()).collect(),
+            projects
+                .iter()
+                .map(|p| ProjectId::parse(p).unwrap())
+                .collect(),
         ))
     }
 

@@ -199,3 +199,35 @@ fn serve_refuses_a_public_bind_without_authentication() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
 }
+
+#[test]
+fn an_hs256_secret_under_32_bytes_stops_start_up_with_a_clear_error() {
+    for (secret, accepted) in [
+        ("x", false),
+        (&"k".repeat(31), false),
+        (&"k".repeat(32), true),
+    ] {
+        // Act
+        let output = broker(&["check-config"], &[("SSE_BROKER_JWT_SECRET", secret)]);
+
+        // Assert
+        let stderr = text(&output.stderr);
+        assert_eq!(
+            output.status.success(),
+            accepted,
+            "a {}-byte secret: {stderr}",
+            secret.len()
+        );
+        if !accepted {
+            assert!(
+                stderr.contains(&format!("{} bytes", secret.len()))
+                    && stderr.contains("at least 32"),
+                "the error says what is wrong and what is needed: {stderr}"
+            );
+            assert!(
+                secret.len() < 8 || !stderr.contains(secret),
+                "the error echoes the secret: {stderr}"
+            );
+        }
+    }
+}

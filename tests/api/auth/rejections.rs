@@ -110,6 +110,16 @@ fn refused_tokens() -> Vec<(&'static str, String)> {
             "a string exp",
             sign(&root_claims_with(|c| c["exp"] = json!("tomorrow"))),
         ),
+        ("a critical header extension", {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            header.crit = Some(vec!["exp-mandatory-ext".into()]);
+            jsonwebtoken::encode(
+                &header,
+                &root_claims_with(|_| {}),
+                &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap()
+        }),
         (
             "an HS384 token",
             jsonwebtoken::encode(
