@@ -15,6 +15,11 @@
 // `maxReconnectAttempts`, and treats a stream that stays silent for
 // `heartbeatTimeout` (the broker sends `heartbeat` every 15 s) as dead even
 // when the browser has not noticed.
+//
+// Errors: a task's end arrives as `event: error`, the name EventSource also
+// uses for a network error. Only the latter is a lost connection. The
+// broker's reaches `on("error")` handlers; a TaskStream then closes for good
+// and calls `onError` with a TaskError.
 
 /** Connection states, in `onStateChange` and `client.state`. */
 export const State = Object.freeze({
