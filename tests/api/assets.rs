@@ -49,10 +49,9 @@ async fn every_static_asset_answers_head_with_the_headers_of_get_and_no_body() {
         assert!(item.get("head").is_some(), "HEAD {path} is not documented");
         let mut get_headers = get.headers().clone();
         let mut head_headers = head.headers().clone();
-        for varying in ["date"] {
-            get_headers.remove(varying);
-            head_headers.remove(varying);
-        }
+        // The one header that may differ between two answers.
+        get_headers.remove("date");
+        head_headers.remove("date");
         assert_eq!(
             head_headers, get_headers,
             "HEAD {path} has the headers of GET"
