@@ -1,8 +1,13 @@
 //! `GET /` (the demo page), `GET /client.js` (the browser client), and
 //! `POST /demo/generations` (start the demo producer). The assets are
 //! compiled in: no build step, no external CDN.
+//!
+//! Every asset route also answers `HEAD` (tag `assets` in the OpenAPI
+//! document): link checkers, proxies and uptime probes ask with `HEAD`, and
+//! actix routes a `#[get]` to GET only. actix-http sends a HEAD answer's
+//! headers (`Content-Length` included) without its body.
 
-use actix_web::{HttpResponse, get, http::header, post, web};
+use actix_web::{HttpResponse, http::header, post, route, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, OptionalJsonBody, Publish};
@@ -12,8 +17,8 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const CLIENT_JS: &str = include_str!("assets/client.js");
 
 /// The demo page: AI text streaming with progress and connection status.
-#[utoipa::path(tag = "demo", responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
-#[get("/")]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+#[route("/", method = "GET", method = "HEAD")]
 pub async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -21,8 +26,8 @@ pub async fn index() -> HttpResponse {
 }
 
 /// The browser client, an ES module.
-#[utoipa::path(tag = "demo", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
-#[get("/client.js")]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/client.js", method = "GET", method = "HEAD")]
 pub async fn client_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")

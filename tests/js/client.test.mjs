@@ -7,44 +7,7 @@ import { test, mock } from "node:test";
 import assert from "node:assert/strict";
 
 import { SseClient, TaskStream, State, backoffDelay } from "../../src/http/assets/client.js";
-
-/** A stand-in for EventSource that records what the client opened. */
-class FakeEventSource {
-  static opened = [];
-
-  constructor(url, init) {
-    this.url = url;
-    this.init = init;
-    this.listeners = new Map();
-    this.closed = false;
-    this.onerror = null;
-    this.onmessage = null;
-    FakeEventSource.opened.push(this);
-  }
-
-  addEventListener(type, listener) {
-    if (!this.listeners.has(type)) this.listeners.set(type, []);
-    this.listeners.get(type).push(listener);
-  }
-
-  close() {
-    this.closed = true;
-  }
-
-  /** Delivers an event as the broker would. */
-  emit(type, data, lastEventId = "") {
-    const event = { type, data: JSON.stringify(data), lastEventId, target: this };
-    for (const listener of this.listeners.get(type) || []) listener(event);
-  }
-
-  fail() {
-    if (this.onerror) this.onerror({ target: this });
-  }
-
-  static latest() {
-    return FakeEventSource.opened[FakeEventSource.opened.length - 1];
-  }
-}
+import { FakeEventSource } from "./fake_event_source.mjs";
 
 function client(options = {}) {
   FakeEventSource.opened = [];

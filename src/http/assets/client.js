@@ -15,6 +15,11 @@
 // `maxReconnectAttempts`, and treats a stream that stays silent for
 // `heartbeatTimeout` (the broker sends `heartbeat` every 15 s) as dead even
 // when the browser has not noticed.
+//
+// Errors: a task's end arrives as `event: error`, the name EventSource also
+// uses for a network error. Only the latter is a lost connection. The
+// broker's reaches `on("error")` handlers; a TaskStream then closes for good
+// and calls `onError` with a TaskError.
 
 /** Connection states, in `onStateChange` and `client.state`. */
 export const State = Object.freeze({
@@ -38,6 +43,35 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
 
 const BROKER_EVENTS = ["connected", "heartbeat", "shutdown", "replay_truncated", "subscription_updated", "token_expired"];
 
+/**
+ * True for an event the broker sent, false for one `EventSource` raised
+ * itself. The broker's `event: error` (a task failed or was cancelled) is
+ * dispatched under the same name as the network error, and so also reaches
+ * `onerror`; likewise a publishable type named `open` or `message` meets
+ * `EventSource`'s own. A server event is a `MessageEvent` and always has
+ * string `data`; `EventSource`'s own `error` and `open` are plain `Event`s.
+ */
+export function isServerEvent(event) {
+  return event != null && typeof event.data === "string";
+}
+
+/**
+ * What `onError` receives when the broker reports a task's end as
+ * `event: error` (failed, cancelled, orphaned): `message` is the broker's
+ * `error` text, `data` the parsed payload.
+ */
+export class TaskError extends Error {
+  constructor(data) {
+    const cancelled = Boolean(data && data.cancelled);
+    super(cancelled ? "cancelled" : String((data && data.error) || "task failed"));
+    this.name = "TaskError";
+    this.data = data;
+    this.cancelled = cancelled;
+    this.taskId = data && data.task_id;
+    this.status = data && data.status;
+  }
+}
+
 export class SseClient {
   /**
    * @param {string} url  stream URL, e.g. "/sse/events" or "/tasks/ID/events"
@@ -54,7 +88,9 @@ export class SseClient {
    * @param {string[]} [options.closeOn]  event types after which the client closes (e.g. a task's end)
    * @param {function} [options.onConnect]  ({connection_id, event_types, project_id})
    * @param {function} [options.onDisconnect]  ({reason, willReconnect, delay})
-   * @param {function} [options.onError]  (error)
+   * @param {function} [options.onError]  (error, data, event): a lost stream given up on, an expired
+   *   token, or, on a stream that `closeOn` "error" (a `TaskStream`), the task's end as a `TaskError`
+   *   (with the parsed `data` also as the second argument)
    * @param {function} [options.onProgress]  (data, event) for `progress` and `progress_update`
    * @param {function} [options.onText]  (delta, data, event) for `text`
    * @param {function} [options.onStateChange]  (state, previous)
@@ -125,9 +161,13 @@ export class SseClient {
     const source = new this.EventSourceImpl(this._streamUrl(), { withCredentials: this.options.withCredentials });
     this.source = source;
     this.listenedTypes = new Set();
-    source.onerror = () => this._lost("network");
-    source.onmessage = (event) => this._dispatch("message", event);
-    for (const type of BROKER_EVENTS) this._listen(source, type);
+    source.onerror = (event) => {
+      // A server `event: error` also lands here; _dispatch delivers it.
+      if (!isServerEvent(event)) this._lost("network");
+    };
+    // "message" and "error" go through _listen only, never also through
+    // onmessage/onerror, so a handler never runs twice for one event.
+    for (const type of [...BROKER_EVENTS, "message", "error"]) this._listen(source, type);
     // EventSource only surfaces named events someone listens to: listen to
     // every type this client asked for, so each one advances the resume id.
     const wanted = [
@@ -149,6 +189,7 @@ export class SseClient {
   }
 
   _dispatch(type, event) {
+    if (!isServerEvent(event)) return;
     if (event.target && event.target !== this.source) return;
     this._armWatchdog();
     if (event.lastEventId) this.lastEventId = event.lastEventId;
@@ -187,7 +228,12 @@ export class SseClient {
     }
     const handlers = this.handlers.get(type);
     if (handlers) for (const handler of handlers) handler(data, event);
-    if (this.options.closeOn.includes(type)) this.close();
+    if (this.options.closeOn.includes(type)) {
+      this.close();
+      // Only where `error` ends the stream is it this client's error; on a
+      // general stream it is one more event about some task.
+      if (type === "error") this._fail(new TaskError(data), data, event);
+    }
   }
 
   _armWatchdog() {
@@ -214,8 +260,8 @@ export class SseClient {
     this.reconnectTimer = setTimeout(() => this._open(), delay);
   }
 
-  _fail(error) {
-    if (this.options.onError) this.options.onError(error);
+  _fail(error, data, event) {
+    if (this.options.onError) this.options.onError(error, data, event);
   }
 
   _teardown() {
@@ -240,8 +286,9 @@ export class SseClient {
 
 /**
  * A task's stream (`/tasks/{id}/events`): progress, text and the end of the
- * task. Closes itself after `complete` or `error`; a page opened or reloaded
- * mid-generation receives the whole text so far.
+ * task. Closes itself, without reconnecting, after `complete` or `error`;
+ * the `error` also reaches `onError` as a `TaskError`. A page opened or
+ * reloaded mid-generation receives the whole text so far.
  */
 export class TaskStream extends SseClient {
   constructor(taskId, options = {}) {
