@@ -10,6 +10,12 @@ use crate::{
     task_service::{NewTask, TaskService, TaskServiceError},
 };
 
+/// The `task_type` of demo tasks.
+pub const TASK_TYPE: &str = "demo";
+/// Longer than the demo producer ever stays silent (its longest pause is
+/// `THINKING`): a demo task silent for this long has lost its producer.
+pub const MAX_SILENCE: Duration = Duration::from_secs(5);
+
 /// Between tokens: about 25 tokens per second, like a hosted model.
 const TOKEN_INTERVAL: Duration = Duration::from_millis(40);
 const THINKING: Duration = Duration::from_millis(600);
@@ -31,7 +37,7 @@ pub async fn start_generation(
     let message = format!("prompt: {}", prompt.chars().take(200).collect::<String>());
     let task = tasks
         .create(NewTask {
-            task_type: Some("demo".into()),
+            task_type: Some(TASK_TYPE.into()),
             stage: Some("thinking".into()),
             message: Some(message),
             ..NewTask::default()

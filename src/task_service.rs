@@ -208,22 +208,27 @@ impl TaskService {
         }
     }
 
-    /// Fails unfinished tasks whose producer has been silent since
-    /// `silent_since_ms`; returns how many.
-    pub async fn fail_orphans(
+    /// Fails unfinished tasks (of `task_type`, if given) whose producer has
+    /// been silent since `silent_since_ms`, with `reason`; returns how many.
+    pub async fn fail_silent(
         &self,
         silent_since_ms: i64,
-        timeout_secs: u64,
+        task_type: Option<&str>,
+        reason: &str,
     ) -> Result<usize, TaskServiceError> {
         let mut failed = 0;
-        for task in self.store.silent_tasks(silent_since_ms, 100).await? {
+        for task in self
+            .store
+            .silent_tasks(silent_since_ms, task_type, 100)
+            .await?
+        {
             let change = TaskChange::Fail {
-                error: format!("orphaned: no write from the producer for {timeout_secs} s"),
+                error: reason.to_owned(),
             };
             match self.change(&task.task_id, change, Vec::new()).await {
                 Ok(_) => {
                     failed += 1;
-                    tracing::warn!(task_id = %task.task_id, timeout_secs, "failed an orphaned task");
+                    tracing::warn!(task_id = %task.task_id, reason, "failed a task whose producer went silent");
                 }
                 // Finished or written meanwhile: nothing to do.
                 Err(TaskServiceError::Task(_)) => {}

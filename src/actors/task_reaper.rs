@@ -4,12 +4,18 @@
 //! browser watching it. Every `check_period` the reaper fails unfinished
 //! tasks with no write for `orphan_timeout`, which emits a clear `error`
 //! event and ends their streams.
+//!
+//! Tasks of the built-in demo producer are its own to end: that producer
+//! lives in a broker process, so once after start the reaper fails demo
+//! tasks that have been silent longer than any live demo ever is (their
+//! producer died with a previous process), instead of leaving them
+//! `running` until the orphan timeout.
 
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 
-use crate::{domain::now_ms, task_service::TaskService};
+use crate::{demo, domain::now_ms, task_service::TaskService};
 
 pub struct TaskReaper {
     tasks: TaskService,
@@ -35,14 +41,20 @@ impl TaskReaper {
         let timeout = self.orphan_timeout;
         let silent_since = now_ms() - timeout.as_millis() as i64;
         ctx.spawn(
-            async move { tasks.fail_orphans(silent_since, timeout.as_secs()).await }
-                .into_actor(self)
-                .map(|result, act, _| {
-                    act.running = false;
-                    if let Err(error) = result {
-                        tracing::warn!(error.message = %error, "orphaned-task check failed");
-                    }
-                }),
+            async move {
+                let reason = format!(
+                    "orphaned: no write from the producer for {} s",
+                    timeout.as_secs()
+                );
+                tasks.fail_silent(silent_since, None, &reason).await
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.running = false;
+                if let Err(error) = result {
+                    tracing::warn!(error.message = %error, "orphaned-task check failed");
+                }
+            }),
         );
     }
 }
@@ -55,5 +67,28 @@ impl Actor for TaskReaper {
         let period =
             (self.orphan_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
         ctx.run_interval(period, Self::reap);
+        ctx.run_later(demo::MAX_SILENCE, |act, ctx| {
+            let tasks = act.tasks.clone();
+            let silent_since = now_ms() - demo::MAX_SILENCE.as_millis() as i64;
+            ctx.spawn(
+                async move {
+                    tasks
+                        .fail_silent(
+                            silent_since,
+                            Some(demo::TASK_TYPE),
+                            "the demo producer stopped with a previous broker process",
+                        )
+                        .await
+                }
+                .into_actor(act)
+                .map(|result, _, _| match result {
+                    Ok(0) => {}
+                    Ok(failed) => tracing::info!(failed, "failed demo tasks of a previous process"),
+                    Err(error) => {
+                        tracing::warn!(error.message = %error, "abandoned demo task check failed")
+                    }
+                }),
+            );
+        });
     }
 }

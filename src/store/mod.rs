@@ -201,15 +201,26 @@ impl EventStore {
         }
     }
 
-    /// Unfinished tasks with no write since `updated_before_ms`.
+    /// Unfinished tasks (of `task_type`, if given) with no write since
+    /// `updated_before_ms`.
     pub async fn silent_tasks(
         &self,
         updated_before_ms: i64,
+        task_type: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Task>, StoreError> {
+        let task_type = task_type.map(str::to_owned);
         match self {
-            Self::Sqlite(store) => store.silent_tasks(updated_before_ms, limit).await,
-            Self::Postgres(store) => store.silent_tasks(updated_before_ms, limit).await,
+            Self::Sqlite(store) => {
+                store
+                    .silent_tasks(updated_before_ms, task_type, limit)
+                    .await
+            }
+            Self::Postgres(store) => {
+                store
+                    .silent_tasks(updated_before_ms, task_type, limit)
+                    .await
+            }
         }
     }
 

@@ -214,16 +214,20 @@ impl PostgresStore {
     pub async fn silent_tasks(
         &self,
         updated_before_ms: i64,
+        task_type: Option<String>,
         limit: i64,
     ) -> Result<Vec<Task>, StoreError> {
         let mut connection = self.connection().await?;
-        let rows = tasks::table
+        let mut query = tasks::table
             .filter(tasks::status.eq_any(["pending", "running"]))
             .filter(tasks::updated_at_ms.lt(updated_before_ms))
             .limit(limit)
             .select(TaskRow::as_select())
-            .load(&mut connection)
-            .await?;
+            .into_boxed();
+        if let Some(task_type) = task_type {
+            query = query.filter(tasks::task_type.eq(task_type));
+        }
+        let rows = query.load(&mut connection).await?;
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 

@@ -211,16 +211,21 @@ impl SqliteStore {
     pub async fn silent_tasks(
         &self,
         updated_before_ms: i64,
+        task_type: Option<String>,
         limit: i64,
     ) -> Result<Vec<Task>, StoreError> {
         let rows = self
             .with_connection(move |c| {
-                tasks::table
+                let mut query = tasks::table
                     .filter(tasks::status.eq_any(["pending", "running"]))
                     .filter(tasks::updated_at_ms.lt(updated_before_ms))
                     .limit(limit)
                     .select(TaskRow::as_select())
-                    .load(c)
+                    .into_boxed();
+                if let Some(task_type) = task_type {
+                    query = query.filter(tasks::task_type.eq(task_type));
+                }
+                query.load(c)
             })
             .await?;
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())

@@ -77,3 +77,50 @@ async fn an_idempotency_key_is_remembered_across_a_restart() {
     assert_eq!(after, before);
     stream.assert_quiet(Duration::from_millis(300)).await;
 }
+
+#[actix_web::test]
+async fn a_demo_generation_cut_off_by_a_restart_is_failed_soon_after_it() {
+    // Arrange: a demo generation under way, the orphan timeout far away.
+    let mut app = crate::helpers::spawn_app_with(|s| {
+        s.task_orphan_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let started = app
+        .post_json("/demo/generations", &json!({"prompt": "restart me"}))
+        .await;
+    assert!(started.status().is_success(), "{}", started.status());
+    let started: serde_json::Value = started.json().await.expect("the demo task");
+    let task_id = started["task_id"].as_str().expect("a task id").to_owned();
+    let task_path = format!("/tasks/{task_id}");
+    crate::helpers::eventually(SHORT, "the demo to write text", || {
+        let app = &app;
+        let path = &task_path;
+        async move { (app.get_json(path).await["stage"] == "writing").then_some(()) }
+    })
+    .await;
+
+    // Act
+    app.restart().await;
+
+    // Assert: failed once it has been silent longer than a live demo ever is.
+    let task = crate::helpers::eventually(
+        Duration::from_secs(15),
+        "the cut-off demo task to be failed",
+        || {
+            let app = &app;
+            let path = &task_path;
+            async move {
+                let task = app.get_json(path).await;
+                (task["status"] != "running" && task["status"] != "pending").then_some(task)
+            }
+        },
+    )
+    .await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("demo producer")),
+        "{task}"
+    );
+}
