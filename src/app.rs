@@ -251,9 +251,10 @@ fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server>
         let document = api.to_json().unwrap_or_else(|_| "{}".into());
         app.app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(OpenApiJson(document)))
-            .app_data(web::Data::new(extract::BodyLimit(
-                state.settings.max_body_bytes,
-            )))
+            .app_data(web::Data::new(extract::BodyLimit {
+                max_bytes: state.settings.max_body_bytes,
+                read_timeout: state.settings.body_read_timeout,
+            }))
             .app_data(extract::query_config())
             .app_data(extract::path_config())
             .default_service(web::to(http::not_found))

@@ -32,6 +32,9 @@ const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// About a second of a fast token stream; past it the client is too slow.
 const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// A full 64 KiB body over a 20 kbit/s link; a client slower than that is
+/// holding a connection open, not sending a request.
+const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_RETENTION: &str = "24h";
 /// Five minutes without a token or progress report: the producer is gone.
 const DEFAULT_TASK_ORPHAN_TIMEOUT_SECS: u64 = 300;
@@ -122,6 +125,9 @@ pub struct SettingsArgs {
     /// Publish body limit in bytes, then 413 [default: 65536].
     #[arg(long, env = "SSE_BROKER_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
+    /// Seconds a client has to send a whole request body, then 408 [default: 30].
+    #[arg(long, env = "SSE_BROKER_BODY_READ_TIMEOUT_SECS", global = true)]
+    pub body_read_timeout_secs: Option<u64>,
     /// How long stored events are kept, e.g. `24h`, `90m` [default: 24h].
     #[arg(long, env = "SSE_BROKER_RETENTION", global = true)]
     pub retention: Option<String>,
@@ -224,6 +230,7 @@ struct FileSettings {
     event_types: Option<StringOrList>,
     cors_origins: Option<StringOrList>,
     max_body_bytes: Option<usize>,
+    body_read_timeout_secs: Option<u64>,
     retention: Option<String>,
     insecure_no_auth: Option<bool>,
     workers: Option<usize>,
@@ -508,6 +515,8 @@ pub struct Settings {
     pub extra_event_types: Vec<EventType>,
     pub cors_origins: CorsOrigins,
     pub max_body_bytes: usize,
+    /// The whole body of a request must arrive within this.
+    pub body_read_timeout: Duration,
     pub retention: Duration,
     pub insecure_no_auth: bool,
     pub workers: usize,
@@ -812,6 +821,11 @@ impl Settings {
                 file.max_body_bytes,
                 DEFAULT_MAX_BODY_BYTES,
             ),
+            body_read_timeout: Duration::from_secs(pick(
+                args.body_read_timeout_secs,
+                file.body_read_timeout_secs,
+                DEFAULT_BODY_READ_TIMEOUT_SECS,
+            )),
             retention: retention?,
             insecure_no_auth: args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false),
             workers: if workers == 0 {
@@ -872,6 +886,10 @@ impl Settings {
             (
                 self.max_body_bytes == 0,
                 "max_body_bytes must be at least 1",
+            ),
+            (
+                self.body_read_timeout.is_zero(),
+                "body_read_timeout_secs must be at least 1",
             ),
             (
                 self.retention.is_zero(),
@@ -1039,6 +1057,7 @@ impl Settings {
                 CorsOrigins::Exact(origins) => origins.clone(),
             },
             max_body_bytes: self.max_body_bytes,
+            body_read_timeout_secs: self.body_read_timeout.as_secs(),
             retention: humantime::format_duration(self.retention).to_string(),
             insecure_no_auth: self.insecure_no_auth,
             workers: self.workers,
@@ -1079,6 +1098,7 @@ pub struct EffectiveConfig {
     pub event_types: Vec<String>,
     pub cors_origins: Vec<String>,
     pub max_body_bytes: usize,
+    pub body_read_timeout_secs: u64,
     pub retention: String,
     pub insecure_no_auth: bool,
     pub workers: usize,

@@ -29,6 +29,7 @@ pub enum ErrorCode {
     InvalidLastEventId,
     InvalidQuery,
     PayloadTooLarge,
+    RequestTimeout,
     ConnectionNotFound,
     NotFound,
     TaskNotFound,
@@ -62,6 +63,7 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::ConnectionNotFound | Self::NotFound | Self::TaskNotFound => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -83,6 +85,7 @@ impl ErrorCode {
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::InvalidQuery => "invalid_query",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::ConnectionNotFound => "connection_not_found",
             Self::NotFound => "not_found",
             Self::TaskNotFound => "task_not_found",

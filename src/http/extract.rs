@@ -22,9 +22,13 @@ use crate::{
     error::{ApiError, ErrorCode},
 };
 
-/// The publish body limit, shared with the extractors through app data.
+/// The body limits, shared with the extractors through app data: its size,
+/// and how long the client has to send all of it.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub max_bytes: usize,
+    pub read_timeout: std::time::Duration,
+}
 
 /// A JSON request body of type `T`.
 #[derive(Debug)]
@@ -41,10 +45,38 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::BytesMut, ApiError> {
-    let limit = req
-        .app_data::<web::Data<BodyLimit>>()
-        .map_or(65_536, |l| l.0);
+/// Reads the whole body, within the size limit and the read timeout: a
+/// client that trickles its body would otherwise hold its connection (and a
+/// worker's attention) for as long as it likes.
+async fn read_body(req: HttpRequest, payload: Payload) -> Result<web::BytesMut, ApiError> {
+    let limits = req.app_data::<web::Data<BodyLimit>>().map_or(
+        BodyLimit {
+            max_bytes: 65_536,
+            read_timeout: std::time::Duration::from_secs(30),
+        },
+        |l| *l.get_ref(),
+    );
+    tokio::time::timeout(
+        limits.read_timeout,
+        read_limited(&req, payload, limits.max_bytes),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} s",
+                limits.read_timeout.as_secs()
+            ),
+        ))
+    })
+}
+
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

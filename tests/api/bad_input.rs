@@ -260,3 +260,49 @@ async fn streams_past_max_connections_are_503_until_one_closes() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_body_that_trickles_in_is_cut_off_with_408_at_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Arrange: two seconds to send a body.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.body_read_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connected");
+    let body = br#"{"event_type": "commit", "data": {"slow": true}}"#;
+    let head = format!(
+        "POST /sse/publish HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.expect("head sent");
+
+    // Act: one byte a second, forever.
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for byte in body {
+            if socket.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let mut answer = Vec::new();
+    tokio::select! {
+        () = trickle => panic!("the whole trickled body was accepted"),
+        () = async {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+        } => {}
+    }
+    let _ = tokio::time::timeout(SHORT, socket.read_to_end(&mut answer)).await;
+
+    // Assert: a JSON 408 after the timeout, and nothing published.
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"request_timeout\""), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let history = app.get_json("/sse/history").await;
+    assert_eq!(history["events"], serde_json::json!([]), "{history}");
+}
