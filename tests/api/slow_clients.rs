@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{LONG, SHORT, StreamEnd, eventually, spawn_app_with};
+use crate::helpers::{LONG, SHORT, StreamEnd, TestApp, eventually, spawn_app_with};
 
 /// Enough to fill the loopback socket buffers (a few MiB) many times over;
 /// the test stops publishing soon after the slow stream is closed.
@@ -112,10 +112,34 @@ async fn a_slow_client_is_closed_and_counted_while_a_healthy_stream_keeps_receiv
     assert!(stats["events_dropped"].as_u64() >= Some(1), "{stats}");
 }
 
-/// Whether the broker still holds a TCP socket whose local port is
-/// `server_port` and whose peer is `client_port`, read from the kernel's
-/// socket table (`/proc/net/tcp`: ports are the hex digits after `:`).
-fn server_socket_exists(server_port: u16, client_port: u16) -> bool {
+/// A client that sends its request for `/sse/events` and then never reads,
+/// with a small receive buffer so that the broker's side fills quickly.
+/// Returns the connection and its local port, once the stream is open.
+async fn stalled_client(app: &TestApp) -> (tokio::net::TcpStream, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+    let mut client = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connected");
+    let port = client.local_addr().expect("a local address").port();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut client,
+        b"GET /sse/events HTTP/1.1\r\nHost: broker\r\n\r\n",
+    )
+    .await
+    .expect("request sent");
+    eventually(SHORT, "the stream to open", || async move {
+        (app.stats().await["active_connections"] == 1).then_some(())
+    })
+    .await;
+    (client, port)
+}
+
+/// The broker's socket whose local port is `server_port` and whose peer is
+/// `client_port`, read from the kernel's socket table (`/proc/net/tcp`):
+/// `Some(bytes it holds unsent)` while it exists.
+fn server_socket(server_port: u16, client_port: u16) -> Option<u64> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let port = |address: &str| {
         address
@@ -123,41 +147,29 @@ fn server_socket_exists(server_port: u16, client_port: u16) -> bool {
             .next()
             .and_then(|hex| u16::from_str_radix(hex, 16).ok())
     };
-    table.lines().skip(1).any(|line| {
+    table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 2
+        if fields.len() > 4
             && port(fields[1]) == Some(server_port)
             && port(fields[2]) == Some(client_port)
+        {
+            let (unsent, _) = fields[4].split_once(':')?;
+            u64::from_str_radix(unsent, 16).ok()
+        } else {
+            None
+        }
     })
 }
 
 #[actix_web::test]
 async fn a_stream_closed_as_slow_releases_its_socket_at_once() {
-    // Arrange: a client that sends its request and then never reads, with
-    // a small receive buffer so that the broker's side fills quickly.
+    // Arrange
     let app = spawn_app_with(|s| {
         s.queue_capacity = 8;
         s.max_body_bytes = 256 * 1024;
     })
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
-    let mut client = socket
-        .connect(([127, 0, 0, 1], app.port).into())
-        .await
-        .expect("connected");
-    let client_port = client.local_addr().expect("a local address").port();
-    tokio::io::AsyncWriteExt::write_all(
-        &mut client,
-        b"GET /sse/events HTTP/1.1\r\nHost: broker\r\n\r\n",
-    )
-    .await
-    .expect("request sent");
-    eventually(SHORT, "the stream to open", || {
-        let app = &app;
-        async move { (app.stats().await["active_connections"] == 1).then_some(()) }
-    })
-    .await;
+    let (client, client_port) = stalled_client(&app).await;
     let pad = "x".repeat(PAD_BYTES);
 
     // Act: publish until the broker closes the stream as slow.
@@ -180,63 +192,21 @@ async fn a_stream_closed_as_slow_releases_its_socket_at_once() {
     eventually(
         SHORT,
         "the broker to release the slow stream's socket",
-        || async move { (!server_socket_exists(app.port, client_port)).then_some(()) },
+        || async move { server_socket(app.port, client_port).is_none().then_some(()) },
     )
     .await;
     drop(client);
 }
 
-/// The bytes the kernel holds unsent on the broker's side of a connection
-/// (`tx_queue` in `/proc/net/tcp`), if the socket exists.
-fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let port = |address: &str| {
-        address
-            .rsplit(':')
-            .next()
-            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-    };
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() > 4
-            && port(fields[1]) == Some(server_port)
-            && port(fields[2]) == Some(client_port)
-        {
-            let (tx, _) = fields[4].split_once(':')?;
-            u64::from_str_radix(tx, 16).ok()
-        } else {
-            None
-        }
-    })
-}
-
 #[actix_web::test]
 async fn a_reader_that_stops_is_closed_before_megabytes_pile_up_for_it() {
-    // Arrange: a client that never reads, with a small receive buffer; small
-    // events, as an application would send.
+    // Arrange: small events, as an application would send.
     let app = spawn_app_with(|s| {
         s.queue_capacity = 64;
         s.max_body_bytes = 256 * 1024;
     })
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
-    let mut client = socket
-        .connect(([127, 0, 0, 1], app.port).into())
-        .await
-        .expect("connected");
-    let client_port = client.local_addr().expect("a local address").port();
-    tokio::io::AsyncWriteExt::write_all(
-        &mut client,
-        b"GET /sse/events HTTP/1.1\r\nHost: broker\r\n\r\n",
-    )
-    .await
-    .expect("request sent");
-    eventually(SHORT, "the stream to open", || {
-        let app = &app;
-        async move { (app.stats().await["active_connections"] == 1).then_some(()) }
-    })
-    .await;
+    let (client, client_port) = stalled_client(&app).await;
     let batch: Vec<_> = (0..100)
         .map(|n| json!({"event_type": "commit", "data": {"n": n, "pad": "y".repeat(900)}}))
         .collect();
@@ -252,7 +222,7 @@ async fn a_reader_that_stops_is_closed_before_megabytes_pile_up_for_it() {
         );
         app.publish_ok(&batch).await;
         published_bytes += 100 * 1000;
-        if let Some(queued) = server_send_queue(app.port, client_port) {
+        if let Some(queued) = server_socket(app.port, client_port) {
             largest_send_queue = largest_send_queue.max(queued);
         }
     }
