@@ -486,7 +486,7 @@ mod tests {
 
     fn settings() -> AuthSettings {
         AuthSettings {
-            jwt_secrets: vec![SecretString::from("test-secret")],
+            jwt_secrets: vec![SecretString::from("unit-test-secret-0123456789abcdefghij")],
             ..AuthSettings::default()
         }
     }
@@ -503,7 +503,7 @@ mod tests {
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(b"test-secret"),
+            &EncodingKey::from_secret(b"unit-test-secret-0123456789abcdefghij"),
         )
         .unwrap()
     }
@@ -572,7 +572,7 @@ mod tests {
             jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
                 &claims,
-                &EncodingKey::from_secret(b"test-secret"),
+                &EncodingKey::from_secret(b"unit-test-secret-0123456789abcdefghij"),
             )
             .unwrap()
         };
@@ -603,7 +603,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = AuthSettings {
-            jwt_secrets: vec![SecretString::from("other")],
+            jwt_secrets: vec![SecretString::from("another-unit-test-secret-0123456789")],
             ..AuthSettings::default()
         };
         let verifier = verifier(&other);
