@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, Subscribe, project_param};
+use super::extract::{Authenticated, Query, Subscribe, project_param};
 use crate::{
     app::AppState,
     domain::{EventId, StoredEvent, Subscription},
@@ -77,7 +77,7 @@ impl From<StoredEvent> for HistoryEvent {
 #[get("/sse/history")]
 pub async fn history(
     state: web::Data<AppState>,
-    query: web::Query<HistoryQuery>,
+    query: Query<HistoryQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);

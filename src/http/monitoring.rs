@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 
-use super::extract::{Admin, Authenticated, OptionalJsonBody};
+use super::extract::{Admin, Authenticated, OptionalJsonBody, Query};
 use crate::{
     actors::{
         janitor::RunCleanup,
@@ -63,7 +63,7 @@ pub struct PageQuery {
 #[get("/sse/connections")]
 pub async fn connections(
     state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
     _auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);

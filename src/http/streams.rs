@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Deserialize;
 
-use super::extract::{Authenticated, Subscribe, project_param};
+use super::extract::{Authenticated, Query, Subscribe, project_param};
 use crate::{
     app::AppState,
     domain::{EventId, Subscription, UserId, Viewer},
@@ -65,7 +65,7 @@ pub(super) fn resume_point(
 pub async fn open_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<StreamQuery>,
+    query: Query<StreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;

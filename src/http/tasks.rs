@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe, project_param},
+    extract::{
+        Authenticated, JsonBody, OptionalJsonBody, Publish, Query, Subscribe, project_param,
+    },
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
@@ -369,7 +371,7 @@ pub async fn task_events(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<StreamQuery>,
+    query: Query<StreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
