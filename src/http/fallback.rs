@@ -12,7 +12,10 @@ use actix_web::{
     Error, HttpRequest, HttpResponse, ResponseError,
     body::{BoxBody, MessageBody},
     dev::{ResourceDef, ServiceRequest, ServiceResponse},
-    http::{Method, header},
+    http::{
+        Method,
+        header::{self, HeaderMap},
+    },
     middleware::Next,
     web,
 };
@@ -93,24 +96,30 @@ pub async fn catalogue_errors(
         let response = ApiError::from(refusal).error_response();
         return Ok(req.into_response(response));
     }
-    let request = req.request().clone();
     match next.call(req).await {
         Ok(response) => {
             let foreign = response.response().error().and_then(foreign_error);
             match foreign {
                 Some(error) => {
                     let (request, original) = response.into_parts();
-                    Ok(ServiceResponse::new(request, rerender(&original, error)))
+                    let rendered = rerender(original.headers(), error);
+                    Ok(ServiceResponse::new(request, rendered))
                 }
                 None => Ok(response.map_into_boxed_body()),
             }
         }
-        // A middleware failed; its error would be rendered by actix-web.
+        // A middleware failed (the request is gone with it): the error is
+        // replaced by ours, which the dispatcher renders.
         Err(error) => match foreign_error(&error) {
-            Some(api) => Ok(ServiceResponse::new(
-                request,
-                rerender(&error.error_response(), api),
-            )),
+            Some(api) => {
+                let headers = error.error_response().headers().clone();
+                let mut replaced = Error::from(api);
+                replaced.add_response_mapper(move |mut response| {
+                    keep_library_headers(&headers, response.headers_mut());
+                    response
+                });
+                Err(replaced)
+            }
             None => Err(error),
         },
     }
@@ -123,16 +132,22 @@ fn refusal_of(req: &ServiceRequest) -> Option<crate::http::head_guard::Refusal> 
     marker.read(value.as_bytes())
 }
 
-/// `error` as the catalogue renders it, keeping the headers the library
-/// set on `original` (`Vary`, CORS) but not its body's.
-fn rerender<B>(original: &HttpResponse<B>, error: ApiError) -> HttpResponse {
+/// `error` as the catalogue renders it, keeping the headers a library set
+/// (`Vary`, CORS).
+fn rerender(library_headers: &HeaderMap, error: ApiError) -> HttpResponse {
     let mut response = error.error_response();
-    let ours: Vec<header::HeaderName> = response.headers().keys().cloned().collect();
-    for (name, value) in original.headers() {
+    keep_library_headers(library_headers, response.headers_mut());
+    response
+}
+
+/// Copies the headers of a library's response that ours lacks, except
+/// those that described its body.
+fn keep_library_headers(library: &HeaderMap, ours: &mut HeaderMap) {
+    let own: Vec<header::HeaderName> = ours.keys().cloned().collect();
+    for (name, value) in library {
         let body_header = name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH;
-        if !body_header && !ours.contains(name) {
-            response.headers_mut().append(name.clone(), value.clone());
+        if !body_header && !own.contains(name) {
+            ours.append(name.clone(), value.clone());
         }
     }
-    response
 }
