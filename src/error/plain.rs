@@ -175,7 +175,7 @@ fn describe(path: &Path, message: &str, whole: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (name, known) = rest.split_once('`').unwrap_or((rest, ""));
         // The path already ends at the unknown field.
-        let at_field = matches!(path.iter().last(), Some(Segment::Map { key }) if key == name);
+        let at_field = matches!(path.iter().next_back(), Some(Segment::Map { key }) if key == name);
         let unknown = match &field {
             Some(field) if at_field => field.clone(),
             _ => member(name),
