@@ -67,7 +67,7 @@ impl From<StoredEvent> for HistoryEvent {
     params(HistoryQuery),
     responses(
         (status = 200, description = "A page of stored events", body = HistoryPage),
-        (status = 400, description = "Bad `after` or `limit`", body = crate::error::ErrorBody),
+        (status = 400, description = "Bad `after` or `limit` (`invalid_query`, naming the parameter)", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "Project outside the token", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),

@@ -57,7 +57,7 @@ pub struct PageQuery {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of live streams", body = crate::actors::registry::ConnectionPage),
-        (status = 400, description = "Bad paging", body = crate::error::ErrorBody),
+        (status = 400, description = "Bad paging (`limit`, `offset`, `scope`)", body = crate::error::ErrorBody),
     )
 )]
 #[get("/sse/connections")]
@@ -126,6 +126,7 @@ pub struct CleanupRequest {
     request_body(content = Option<CleanupRequest>, description = "Optional"),
     responses(
         (status = 200, description = "What the run did", body = crate::actors::janitor::CleanupReport),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 422, description = "Bad batch size", body = crate::error::ErrorBody),
     )
 )]

@@ -298,10 +298,11 @@ pub struct SubscribeResponse {
     request_body = SubscribeRequest,
     responses(
         (status = 200, description = "The new filter", body = SubscribeResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "Another user's connection, or project outside the token", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown connection", body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown event type, a missing field or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/subscribe")]
