@@ -9,33 +9,25 @@ use std::{
 };
 
 use actix::{Actor, Addr};
-use actix_cors::Cors;
-use actix_web::{App, HttpServer, dev::Server, http::Method, web};
+use actix_web::dev::Server;
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
-use tracing_actix_web::TracingLogger;
-use utoipa::OpenApi;
-use utoipa_actix_web::AppExt;
 
 use crate::{
     actors::{
-        connection::StreamSocket, health_sampler::HealthSampler, janitor::Janitor,
-        persister::Persister, redis_bridge::RedisBridge, registry::Registry,
-        task_reaper::TaskReaper,
+        health_sampler::HealthSampler, janitor::Janitor, persister::Persister,
+        redis_bridge::RedisBridge, registry::Registry, task_reaper::TaskReaper,
     },
     auth::JwtVerifier,
-    config::{CorsOrigins, Settings},
+    config::Settings,
     domain::EventTypeCatalog,
     event_service::EventService,
-    http::{
-        self, extract,
-        openapi::{ApiDoc, OpenApiJson},
-    },
+    http,
     limits::RateLimits,
     shutdown::{self, ShutdownHandle},
     store::EventStore,
     task_service::TaskService,
-    telemetry::{BrokerRootSpan, Metrics},
+    telemetry::Metrics,
 };
 
 /// What every handler can reach: the actors' addresses and shared services.
@@ -149,7 +141,7 @@ impl Application {
         let listener = bind_listener(state.settings.bind)
             .with_context(|| format!("binding {}", state.settings.bind))?;
         let port = listener.local_addr()?.port();
-        let server = http_server(state.clone(), listener)?;
+        let server = http::server::serve(state.clone(), listener)?;
         tracing::info!(
             address = %state.settings.bind,
             port,
@@ -211,68 +203,4 @@ fn bind_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
-}
-
-fn cors(origins: &CorsOrigins) -> Cors {
-    let methods = [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PATCH,
-        Method::DELETE,
-        Method::OPTIONS,
-    ];
-    match origins {
-        CorsOrigins::None => Cors::default(),
-        CorsOrigins::Any => Cors::default()
-            .allow_any_origin()
-            .send_wildcard()
-            .allowed_methods(methods)
-            .allow_any_header()
-            .max_age(3600),
-        CorsOrigins::Exact(list) => list
-            .iter()
-            .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-            .allowed_methods(methods)
-            .allow_any_header()
-            .supports_credentials()
-            .max_age(3600),
-    }
-}
-
-fn http_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
-    let settings = state.settings.clone();
-    let server = HttpServer::new(move || {
-        let (app, api) = App::new()
-            .into_utoipa_app()
-            .openapi(ApiDoc::openapi())
-            .configure(http::configure)
-            .split_for_parts();
-        let document = api.to_json().unwrap_or_else(|_| "{}".into());
-        app.app_data(web::Data::new(state.clone()))
-            .app_data(web::Data::new(OpenApiJson(document)))
-            .app_data(web::Data::new(extract::BodyLimit {
-                max_bytes: state.settings.max_body_bytes,
-                read_timeout: state.settings.body_read_timeout,
-            }))
-            .app_data(extract::query_config())
-            .app_data(extract::path_config())
-            .default_service(web::to(http::not_found))
-            .wrap(cors(&state.settings.cors_origins))
-            .wrap(TracingLogger::<BrokerRootSpan>::new())
-    })
-    .workers(settings.workers)
-    // Streams keep their socket's descriptor, to release it when the
-    // broker closes a stream whose client stopped reading.
-    .on_connect(StreamSocket::remember)
-    .disable_signals()
-    // An EventSource client never half-closes: a read EOF means it left, so
-    // drop the stream now instead of at the next write (a heartbeat away),
-    // which frees its slot under `--max-connections` at once.
-    .h1_allow_half_closed(false)
-    // Streams end by themselves during the drain; this bounds a stuck one.
-    .shutdown_timeout(5)
-    .listen(listener)?
-    .run();
-    Ok(server)
 }

@@ -10,7 +10,8 @@
 //! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister, RedisBridge,
 //!   TaskReaper, HealthSampler.
 //! - [`store`]: the event store (SQLite or PostgreSQL); the only SQL.
-//! - [`http`]: the thin actix-web edge and the route table; [`error`] maps errors to HTTP.
+//! - [`http`]: the thin actix-web edge, the route table, and the server whose head guard
+//!   checks every request head; [`error`] maps every error to HTTP (also library ones).
 //! - [`monitoring`]: the monitoring document and health rules.
 //! - [`telemetry`]: logs, OTLP traces and metrics, Prometheus `/metrics`.
 //! - [`auth`]: JWT verification (static keys, JWKS by `kid`), claims, token minting.

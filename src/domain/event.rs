@@ -12,13 +12,21 @@ use serde_json::Value;
 /// Why a publisher's event was refused. Mapped to HTTP in `crate::error`.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
-    #[error("event type must match [a-z][a-z0-9_.-]{{0,63}}, got {0:?}")]
+    #[error(
+        "an event type is 1 to 64 characters: a lowercase letter, then lowercase letters, \
+         digits, _ . or -; got {}",
+        super::quoted_input(.0)
+    )]
     MalformedType(String),
-    #[error("unknown event type {given:?}; valid types: {}", valid.join(", "))]
+    #[error(
+        "unknown event type {}; valid types: {}",
+        super::quoted_input(given),
+        valid.join(", ")
+    )]
     UnknownType { given: String, valid: Vec<String> },
     #[error("{0}")]
     InvalidPayload(String),
-    #[error("{field} must be 1 to 128 characters of [A-Za-z0-9_.:@-]")]
+    #[error("{field} must be 1 to 128 letters, digits or _ . : @ -")]
     InvalidIdentifier { field: &'static str },
     #[error("Last-Event-ID must be a non-negative decimal integer")]
     InvalidEventId,
@@ -40,7 +48,7 @@ impl EventType {
         if well_formed {
             Ok(Self(Arc::from(raw)))
         } else {
-            Err(EventError::MalformedType(raw.chars().take(80).collect()))
+            Err(EventError::MalformedType(raw.to_owned()))
         }
     }
 
@@ -110,7 +118,7 @@ impl EventTypeCatalog {
         match parsed {
             Ok(event_type) if self.known.contains(&event_type) => Ok(event_type),
             _ => Err(EventError::UnknownType {
-                given: raw.chars().take(80).collect(),
+                given: raw.to_owned(),
                 valid: self.names(),
             }),
         }

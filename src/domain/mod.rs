@@ -14,6 +14,18 @@ pub use event::{
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 
+/// Client input quoted inside an error message: a JSON string literal, so
+/// a line break reads `\n` (never Rust's `\u{2028}` or `{:?}` escapes), cut
+/// at 64 characters so a message stays readable.
+pub fn quoted_input(text: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut shown: String = text.chars().take(SHOWN).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    serde_json::Value::String(shown).to_string()
+}
+
 /// Milliseconds since the Unix epoch: the one clock unit stored and sent.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

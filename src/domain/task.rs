@@ -12,15 +12,18 @@ use super::{ProjectId, TaskRef};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
-    #[error("task ids are 1 to 128 characters of [A-Za-z0-9_-]")]
+    #[error("a task id is 1 to 128 letters, digits, _ or -")]
     InvalidId,
-    #[error("task_type is 1 to 64 characters of [a-z0-9_.-]")]
+    #[error("task_type must be 1 to 64 lowercase letters, digits or _ . -")]
     InvalidType,
     #[error("progress must be a number between 0 and 100")]
     InvalidProgress,
     #[error("progress may not go backwards ({from} -> {to}); send \"force\": true to reset it")]
     ProgressBackwards { from: f64, to: f64 },
-    #[error("unknown status {0:?}; use pending, running, completed, failed or cancelled")]
+    #[error(
+        "status must be pending, running, completed, failed or cancelled; got {}",
+        super::quoted_input(.0)
+    )]
     UnknownStatus(String),
     #[error("the task was cancelled; stop producing")]
     Cancelled,
@@ -84,7 +87,7 @@ impl TaskStatus {
             "completed" => Ok(Self::Completed),
             "failed" => Ok(Self::Failed),
             "cancelled" => Ok(Self::Cancelled),
-            other => Err(TaskError::UnknownStatus(other.chars().take(40).collect())),
+            other => Err(TaskError::UnknownStatus(other.to_owned())),
         }
     }
 

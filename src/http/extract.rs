@@ -2,24 +2,33 @@
 //!
 //! [`JsonBody`] reads the body itself, whatever the `Content-Type` (a plain
 //! `curl -d` sends a form type), up to the configured limit, and tells a
-//! syntax error (400) from a wrong field type (422).
+//! syntax error (400) from a wrong field type (422). [`Query`] reads a query
+//! string. Both name the field that failed in plain words
+//! (`crate::error::plain`).
 
-use std::{future::Future, marker::PhantomData, pin::Pin};
+use std::{future::Future, marker::PhantomData, ops::Deref, pin::Pin};
 
 use actix_web::{
     FromRequest, HttpRequest,
     dev::Payload,
+    error::PayloadError,
     http::{Method, header},
     web,
 };
-use futures_util::{StreamExt, future::LocalBoxFuture};
+use futures_util::{
+    StreamExt,
+    future::{LocalBoxFuture, Ready, ready},
+};
 use serde::de::DeserializeOwned;
 
 use crate::{
     app::AppState,
     auth::{AuthError, Principal, Scope},
     domain::ProjectId,
-    error::{ApiError, ErrorCode},
+    error::{
+        ApiError, ErrorCode,
+        plain::{self, JsonError},
+    },
 };
 
 /// The body limits, shared with the extractors through app data: its size,
@@ -87,11 +96,12 @@ async fn read_limited(
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                "the request body could not be read",
-            )
+        let chunk = chunk.map_err(|error| match error {
+            PayloadError::Overflow => too_large(limit),
+            _ => ApiError::new(
+                ErrorCode::MalformedRequest,
+                "the request body could not be read: it ended early or its encoding is broken",
+            ),
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
@@ -102,18 +112,9 @@ async fn read_limited(
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        use serde_json::error::Category;
-        match error.classify() {
-            Category::Data => ApiError::new(
-                ErrorCode::InvalidField,
-                format!("invalid request body: {error}"),
-            ),
-            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("the request body is not valid JSON: {error}"),
-            ),
-        }
+    plain::from_json_slice(bytes).map_err(|error| match error {
+        JsonError::Field(message) => ApiError::new(ErrorCode::InvalidField, message),
+        JsonError::Syntax(message) => ApiError::new(ErrorCode::MalformedJson, message),
     })
 }
 
@@ -154,21 +155,38 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     }
 }
 
-/// Query-string errors as `invalid_query` JSON errors.
-pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|error, _| {
-        ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("invalid query string: {error}"),
-        )
-        .into()
-    })
+/// A query string read into `T`: a bad parameter is a 400 `invalid_query`
+/// that names it (`limit must be a whole number`). Unknown parameters are
+/// ignored, as `access_token` must be.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Deref for Query<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
-/// Path errors as `not_found` JSON errors.
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            plain::from_query(req.query_string())
+                .map(Query)
+                .map_err(|message| ApiError::new(ErrorCode::InvalidQuery, message)),
+        )
+    }
+}
+
+/// A path segment that does not fit its handler's type is a 404: no route
+/// has that path (the segments are strings, so this is a safety net).
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|error, _| {
-        ApiError::new(ErrorCode::NotFound, format!("invalid path: {error}")).into()
+    web::PathConfig::default().error_handler(|_, _| {
+        ApiError::new(ErrorCode::NotFound, "no route matches this path").into()
     })
 }
 

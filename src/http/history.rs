@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, Subscribe, project_param};
+use super::extract::{Authenticated, Query, Subscribe, project_param};
 use crate::{
     app::AppState,
     domain::{EventId, StoredEvent, Subscription},
@@ -67,7 +67,7 @@ impl From<StoredEvent> for HistoryEvent {
     params(HistoryQuery),
     responses(
         (status = 200, description = "A page of stored events", body = HistoryPage),
-        (status = 400, description = "Bad `after` or `limit`", body = crate::error::ErrorBody),
+        (status = 400, description = "Bad `after` or `limit` (`invalid_query`, naming the parameter)", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "Project outside the token", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
@@ -77,7 +77,7 @@ impl From<StoredEvent> for HistoryEvent {
 #[get("/sse/history")]
 pub async fn history(
     state: web::Data<AppState>,
-    query: web::Query<HistoryQuery>,
+    query: Query<HistoryQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);

@@ -3,18 +3,18 @@
 
 mod assets;
 pub mod extract;
+mod fallback;
+pub mod head_guard;
 mod health;
 mod history;
 mod monitoring;
 pub mod openapi;
 mod publish;
+pub mod server;
 pub mod streams;
 mod tasks;
 
-use actix_web::{HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
-
-use crate::error::{ApiError, ErrorCode};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(streams::open_stream)
@@ -42,12 +42,4 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(assets::index)
         .service(assets::client_js)
         .service(assets::start_generation);
-}
-
-/// Any unknown route: a JSON 404.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
 }

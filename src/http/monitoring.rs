@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 
-use super::extract::{Admin, Authenticated, OptionalJsonBody};
+use super::extract::{Admin, Authenticated, OptionalJsonBody, Query};
 use crate::{
     actors::{
         janitor::RunCleanup,
@@ -57,13 +57,13 @@ pub struct PageQuery {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of live streams", body = crate::actors::registry::ConnectionPage),
-        (status = 400, description = "Bad paging", body = crate::error::ErrorBody),
+        (status = 400, description = "Bad paging (`limit`, `offset`, `scope`)", body = crate::error::ErrorBody),
     )
 )]
 #[get("/sse/connections")]
 pub async fn connections(
     state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
     auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
     // An admin acts within its token's projects unless they are `["*"]`.
@@ -136,6 +136,7 @@ pub struct CleanupRequest {
     request_body(content = Option<CleanupRequest>, description = "Optional"),
     responses(
         (status = 200, description = "What the run did", body = crate::actors::janitor::CleanupReport),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 422, description = "Bad batch size", body = crate::error::ErrorBody),
     )
 )]

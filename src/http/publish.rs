@@ -12,7 +12,7 @@ use crate::{
     app::AppState,
     auth::Principal,
     domain::{EventId, NewEvent, Task, TaskId, event::EventError},
-    error::{ApiError, ErrorCode},
+    error::{ApiError, ErrorCode, plain},
     event_service::PublishEvent,
     task_service::TaskServiceError,
 };
@@ -108,9 +108,9 @@ fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
 /// Reads one event or an array of events, naming the position of a bad one.
 fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
     let decode = |value: Value, position: Option<usize>| {
-        serde_json::from_value::<PublishEvent>(value).map_err(|e| {
+        plain::from_json_value::<PublishEvent>(value).map_err(|message| {
             let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
-            ApiError::new(ErrorCode::InvalidField, format!("{at}{e}"))
+            ApiError::new(ErrorCode::InvalidField, format!("{at}{message}"))
         })
     };
     match body {
@@ -238,11 +238,43 @@ pub async fn test_event(
 }
 
 /// Event types as a list or a comma-separated string.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
+#[derive(Debug, utoipa::ToSchema)]
 pub enum EventTypeList {
     List(Vec<String>),
     Csv(String),
+}
+
+/// By hand rather than `#[serde(untagged)]`, whose error ("data did not
+/// match any variant") says neither what is wrong nor what to send.
+impl<'de> Deserialize<'de> for EventTypeList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListOrCsv;
+
+        impl<'de> serde::de::Visitor<'de> for ListOrCsv {
+            type Value = EventTypeList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of event types or a comma-separated string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, csv: &str) -> Result<EventTypeList, E> {
+                Ok(EventTypeList::Csv(csv.to_owned()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut items: A,
+            ) -> Result<EventTypeList, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = items.next_element::<String>()? {
+                    list.push(item);
+                }
+                Ok(EventTypeList::List(list))
+            }
+        }
+
+        deserializer.deserialize_any(ListOrCsv)
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -266,10 +298,11 @@ pub struct SubscribeResponse {
     request_body = SubscribeRequest,
     responses(
         (status = 200, description = "The new filter", body = SubscribeResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "Another user's connection, or project outside the token", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown connection", body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown event type", body = crate::error::ErrorBody),
+        (status = 422, description = "Unknown event type, a missing field or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/subscribe")]

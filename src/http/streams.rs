@@ -7,7 +7,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::extract::{Authenticated, Subscribe, project_param};
+use super::extract::{Authenticated, Query, Subscribe, project_param};
 use crate::{
     actors::connection::StreamSocket,
     app::AppState,
@@ -70,7 +70,7 @@ pub(super) fn resume_point(
 pub async fn open_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<StreamQuery>,
+    query: Query<StreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe, project_param},
+    extract::{
+        Authenticated, JsonBody, OptionalJsonBody, Publish, Query, Subscribe, project_param,
+    },
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
@@ -78,8 +80,9 @@ pub struct CreateTask {
     request_body(content = Option<CreateTask>, description = "Optional"),
     responses(
         (status = 201, description = "The new task", body = TaskView),
-        (status = 400, description = "Invalid task id", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid task id, or malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "The id is taken", body = crate::error::ErrorBody),
+        (status = 422, description = "A wrong field type, or an invalid task_type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks")]
@@ -180,9 +183,10 @@ async fn apply(
     request_body = UpdateTask,
     responses(
         (status = 200, description = "The updated task", body = TaskView),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 404, description = "No such task", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid progress or status", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid progress or status, or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[patch("/tasks/{id}")]
@@ -229,8 +233,9 @@ pub struct TextResponse {
     request_body = TextRequest,
     responses(
         (status = 202, description = "Stored and delivered", body = TextResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled (stop producing) or finished", body = crate::error::ErrorBody),
-        (status = 422, description = "No delta given", body = crate::error::ErrorBody),
+        (status = 422, description = "No delta given, or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/text")]
@@ -277,6 +282,7 @@ pub struct CompleteRequest {
     request_body(content = Option<CompleteRequest>, description = "Optional result"),
     responses(
         (status = 200, description = "The completed task", body = TaskView),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
     )
 )]
@@ -311,7 +317,9 @@ pub struct FailRequest {
     request_body = FailRequest,
     responses(
         (status = 200, description = "The failed task", body = TaskView),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
+        (status = 422, description = "A missing field or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/fail")]
@@ -370,7 +378,7 @@ pub async fn task_events(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<StreamQuery>,
+    query: Query<StreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;

@@ -11,6 +11,7 @@ mod bad_input;
 mod browser;
 mod cluster;
 mod config;
+mod error_format;
 mod health_rules;
 mod helpers;
 mod janitor;

@@ -12,7 +12,6 @@
 //! close then sends a reset.
 
 use std::{
-    any::Any,
     os::fd::{AsRawFd, BorrowedFd, RawFd},
     time::Duration,
 };
@@ -28,13 +27,11 @@ use actix_web::dev::Extensions;
 pub struct StreamSocket(RawFd);
 
 impl StreamSocket {
-    /// `HttpServer::on_connect` hook: remembers the descriptor of every plain
-    /// TCP connection in its connection data (TLS or HTTP/2 connections,
-    /// which carry more than one stream, are not remembered).
-    pub fn remember(connection: &dyn Any, data: &mut Extensions) {
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            data.insert(Self(tcp.as_raw_fd()));
-        }
+    /// Connect hook: remembers the descriptor of a plain TCP connection in
+    /// its connection data (TLS or HTTP/2 connections, which carry more
+    /// than one stream or more than bytes, are not remembered).
+    pub fn remember(connection: &actix_web::rt::net::TcpStream, data: &mut Extensions) {
+        data.insert(Self(connection.as_raw_fd()));
     }
 
     /// Caps the kernel's send buffer, so that a client that stops reading

@@ -5,7 +5,7 @@ use reqwest::{Method, Response};
 use sse_broker::config::CorsOrigins;
 
 use super::{root_token, with_secret};
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
 
 const ALLOWED: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
@@ -87,8 +87,25 @@ async fn a_disallowed_origin_fails_the_preflight() {
             response.headers()
         );
         assert_eq!(header(&response, "access-control-allow-credentials"), None);
-        assert_eq!(status, 400, "{origin}");
+        assert_eq!(status, 403, "{origin}");
+        let body = assert_error(response, 403, "cors_origin_not_allowed").await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("--cors-origins")),
+            "{body}"
+        );
     }
+}
+
+#[actix_web::test]
+async fn a_method_outside_the_allowed_list_fails_the_preflight_with_json() {
+    let app = spawn_with_cors(CorsOrigins::Exact(vec![ALLOWED.into()])).await;
+
+    let response = preflight(&app, "/sse/publish", ALLOWED, "PUT").await;
+
+    assert_eq!(header(&response, "access-control-allow-methods"), None);
+    assert_error(response, 403, "cors_request_not_allowed").await;
 }
 
 #[actix_web::test]
@@ -184,6 +201,7 @@ async fn no_configured_origin_allows_no_cross_origin_reader() {
 
     let response = preflight(&app, "/sse/publish", ALLOWED, "POST").await;
     assert_eq!(header(&response, "access-control-allow-origin"), None);
+    assert_error(response, 403, "cors_origin_not_allowed").await;
 
     let actual = app
         .api_client

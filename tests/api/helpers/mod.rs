@@ -7,6 +7,7 @@
 
 pub mod event_stream;
 mod process;
+pub mod raw_http;
 
 use std::{
     future::Future,
@@ -329,6 +330,17 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
         .unwrap_or_default()
         .to_owned();
     let text = response.text().await.expect("an error body");
+    assert_error_parts(actual, &content_type, &text, status, code)
+}
+
+/// [`assert_error`] on a response already taken apart (a raw exchange).
+pub fn assert_error_parts(
+    actual: u16,
+    content_type: &str,
+    text: &str,
+    status: u16,
+    code: &str,
+) -> Value {
     assert_eq!(
         actual, status,
         "expected {status} {code}, got {actual}: {text}"
@@ -337,8 +349,8 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
         content_type.starts_with("application/json"),
         "error content type is {content_type:?}: {text}"
     );
-    assert_no_internals(&text);
-    let body: Value = serde_json::from_str(&text)
+    assert_no_internals(text);
+    let body: Value = serde_json::from_str(text)
         .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
     assert_eq!(body["error"]["code"], code, "wrong error code in {text}");
     assert!(

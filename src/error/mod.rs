@@ -2,36 +2,39 @@
 //! and its HTTP status, in one table, rendered by the one `ResponseError`
 //! impl as `{"error": {"code", "message"}}`. Internal causes (SQL, paths) are
 //! logged, never sent.
+//!
+//! - `from_broker`: the broker's own error enums (domain, store, actors).
+//! - `from_http`: what actix-web, actix-cors and the head guard refuse, so a
+//!   refusal the broker did not write itself still answers in this format.
+//! - `plain`: serde's input errors turned into plain words that name the
+//!   field (`limit must be a whole number`).
+
+mod from_broker;
+mod from_http;
+pub mod plain;
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{
-    actors::{
-        janitor::CleanupError,
-        persister::PersistError,
-        registry::{RegisterError, UpdateSubscriptionError},
-    },
-    domain::{TaskError, event::EventError},
-    store::StoreError,
-    task_service::TaskServiceError,
-};
+pub use from_http::foreign_error;
 
 /// Every client-visible error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     MalformedJson,
+    MalformedRequest,
     InvalidField,
     UnknownEventType,
     InvalidPayload,
     InvalidLastEventId,
     InvalidQuery,
     PayloadTooLarge,
-    RequestTimeout,
+    HeadersTooLarge,
     ConnectionNotFound,
     NotFound,
+    MethodNotAllowed,
     TaskNotFound,
     InvalidTaskId,
     TaskExists,
@@ -40,6 +43,9 @@ pub enum ErrorCode {
     Conflict,
     Unauthorized,
     Forbidden,
+    CorsOriginNotAllowed,
+    CorsRequestNotAllowed,
+    RequestTimeout,
     TooManyConnections,
     RateLimited,
     TooManyStreams,
@@ -53,6 +59,7 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::MalformedJson
+            | Self::MalformedRequest
             | Self::InvalidLastEventId
             | Self::InvalidQuery
             | Self::InvalidTaskId => StatusCode::BAD_REQUEST,
@@ -63,10 +70,14 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::ConnectionNotFound | Self::NotFound | Self::TaskNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CorsOriginNotAllowed | Self::CorsRequestNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             Self::RateLimited | Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyConnections
             | Self::ShuttingDown
@@ -79,15 +90,17 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MalformedJson => "malformed_json",
+            Self::MalformedRequest => "malformed_request",
             Self::InvalidField => "invalid_field",
             Self::UnknownEventType => "unknown_event_type",
             Self::InvalidPayload => "invalid_payload",
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::InvalidQuery => "invalid_query",
             Self::PayloadTooLarge => "payload_too_large",
-            Self::RequestTimeout => "request_timeout",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::ConnectionNotFound => "connection_not_found",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::TaskNotFound => "task_not_found",
             Self::InvalidTaskId => "invalid_task_id",
             Self::TaskExists => "task_exists",
@@ -96,6 +109,9 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::CorsOriginNotAllowed => "cors_origin_not_allowed",
+            Self::CorsRequestNotAllowed => "cors_request_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::TooManyConnections => "too_many_connections",
             Self::RateLimited => "rate_limited",
             Self::TooManyStreams => "too_many_streams",
@@ -132,6 +148,10 @@ pub struct ErrorObject {
     /// Only for `unknown_event_type`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_types: Option<Vec<String>>,
+    /// Only for `method_not_allowed`: the methods the path takes (also in
+    /// the `Allow` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_methods: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -167,6 +187,12 @@ impl ResponseError for ApiError {
         if self.code == ErrorCode::Unauthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if let Some(Value::Array(methods)) =
+            self.details.as_ref().and_then(|d| d.get("allowed_methods"))
+        {
+            let allow: Vec<&str> = methods.iter().filter_map(Value::as_str).collect();
+            response.insert_header(("Allow", allow.join(", ")));
+        }
         let retry_after = self
             .details
             .as_ref()
@@ -186,154 +212,5 @@ impl ResponseError for ApiError {
             None => {}
         }
         response.json(serde_json::json!({ "error": error }))
-    }
-}
-
-impl From<crate::auth::AuthError> for ApiError {
-    fn from(error: crate::auth::AuthError) -> Self {
-        let code = match error {
-            crate::auth::AuthError::KeysUnavailable => ErrorCode::AuthUnavailable,
-            _ => ErrorCode::Unauthorized,
-        };
-        Self::new(code, error.to_string())
-    }
-}
-
-impl From<crate::limits::RateLimited> for ApiError {
-    fn from(refusal: crate::limits::RateLimited) -> Self {
-        let code = match refusal.limit {
-            crate::limits::Limit::StreamsPerUserCap => ErrorCode::TooManyStreams,
-            _ => ErrorCode::RateLimited,
-        };
-        Self::new(code, refusal.to_string())
-            .with_detail("retry_after_secs", refusal.retry_after_secs)
-    }
-}
-
-impl From<EventError> for ApiError {
-    fn from(error: EventError) -> Self {
-        let message = error.to_string();
-        match error {
-            EventError::MalformedType(_) => Self::new(ErrorCode::UnknownEventType, message),
-            EventError::UnknownType { valid, .. } => {
-                Self::new(ErrorCode::UnknownEventType, message).with_detail("valid_types", valid)
-            }
-            EventError::InvalidPayload(_) => Self::new(ErrorCode::InvalidPayload, message),
-            EventError::InvalidIdentifier { .. } => Self::new(ErrorCode::InvalidField, message),
-            EventError::InvalidEventId => Self::new(ErrorCode::InvalidLastEventId, message),
-        }
-    }
-}
-
-impl From<TaskError> for ApiError {
-    fn from(error: TaskError) -> Self {
-        let message = error.to_string();
-        let code = match error {
-            TaskError::InvalidId => ErrorCode::InvalidTaskId,
-            TaskError::InvalidType
-            | TaskError::InvalidProgress
-            | TaskError::ProgressBackwards { .. }
-            | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,
-            TaskError::Cancelled => ErrorCode::TaskCancelled,
-            TaskError::Finished(_) => ErrorCode::TaskFinished,
-        };
-        Self::new(code, message)
-    }
-}
-
-impl From<TaskServiceError> for ApiError {
-    fn from(error: TaskServiceError) -> Self {
-        match error {
-            TaskServiceError::NotFound => {
-                Self::new(ErrorCode::TaskNotFound, "no task with this id")
-            }
-            TaskServiceError::AlreadyExists => {
-                Self::new(ErrorCode::TaskExists, "a task with this id already exists")
-            }
-            TaskServiceError::Task(error) => error.into(),
-            TaskServiceError::Contended => Self::new(
-                ErrorCode::Conflict,
-                "the task changed concurrently too often; retry",
-            ),
-            TaskServiceError::Persist(error) => error.into(),
-            TaskServiceError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<PersistError> for ApiError {
-    fn from(error: PersistError) -> Self {
-        match error {
-            PersistError::StoreUnavailable => Self::new(
-                ErrorCode::StoreUnavailable,
-                "the event store is unavailable; nothing was published, retry later",
-            ),
-            PersistError::ShuttingDown => Self::new(
-                ErrorCode::ShuttingDown,
-                "the broker is shutting down; retry on another instance",
-            ),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(error.message = %error, error.cause_chain = ?error, "event store error");
-        Self::new(
-            ErrorCode::StoreUnavailable,
-            "the event store is unavailable, retry later",
-        )
-    }
-}
-
-impl From<RegisterError> for ApiError {
-    fn from(error: RegisterError) -> Self {
-        match error {
-            RegisterError::Full => Self::new(
-                ErrorCode::TooManyConnections,
-                "the broker is at its connection limit, retry later",
-            ),
-            RegisterError::ShuttingDown => Self::new(
-                ErrorCode::ShuttingDown,
-                "the broker is shutting down; reconnect later",
-            ),
-            RegisterError::UserStreamLimit => crate::limits::RateLimited {
-                limit: crate::limits::Limit::StreamsPerUserCap,
-                retry_after_secs: 1,
-            }
-            .into(),
-        }
-    }
-}
-
-impl From<UpdateSubscriptionError> for ApiError {
-    fn from(error: UpdateSubscriptionError) -> Self {
-        match error {
-            UpdateSubscriptionError::UnknownConnection => Self::new(
-                ErrorCode::ConnectionNotFound,
-                "no live connection with this connection_id",
-            ),
-            UpdateSubscriptionError::NotOwner => Self::new(
-                ErrorCode::Forbidden,
-                "this connection belongs to another user",
-            ),
-        }
-    }
-}
-
-impl From<CleanupError> for ApiError {
-    fn from(error: CleanupError) -> Self {
-        tracing::error!(error.message = %error, "cleanup failed");
-        Self::new(
-            ErrorCode::Internal,
-            "the cleanup could not run, see the broker's logs",
-        )
-    }
-}
-
-impl From<actix::MailboxError> for ApiError {
-    fn from(error: actix::MailboxError) -> Self {
-        tracing::error!(error.message = %error, "actor mailbox error");
-        Self::new(ErrorCode::ShuttingDown, "the broker is shutting down")
     }
 }

@@ -1,0 +1,163 @@
+//! The broker's own errors as client errors: each module's error enum
+//! mapped to its catalogue code. Internal causes are logged here, never sent.
+
+use super::{ApiError, ErrorCode};
+use crate::{
+    actors::{
+        janitor::CleanupError,
+        persister::PersistError,
+        registry::{RegisterError, UpdateSubscriptionError},
+    },
+    domain::{TaskError, event::EventError},
+    store::StoreError,
+    task_service::TaskServiceError,
+};
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        let code = match error {
+            crate::auth::AuthError::KeysUnavailable => ErrorCode::AuthUnavailable,
+            _ => ErrorCode::Unauthorized,
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<crate::limits::RateLimited> for ApiError {
+    fn from(refusal: crate::limits::RateLimited) -> Self {
+        let code = match refusal.limit {
+            crate::limits::Limit::StreamsPerUserCap => ErrorCode::TooManyStreams,
+            _ => ErrorCode::RateLimited,
+        };
+        Self::new(code, refusal.to_string())
+            .with_detail("retry_after_secs", refusal.retry_after_secs)
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(error: EventError) -> Self {
+        let message = error.to_string();
+        match error {
+            EventError::MalformedType(_) => Self::new(ErrorCode::UnknownEventType, message),
+            EventError::UnknownType { valid, .. } => {
+                Self::new(ErrorCode::UnknownEventType, message).with_detail("valid_types", valid)
+            }
+            EventError::InvalidPayload(_) => Self::new(ErrorCode::InvalidPayload, message),
+            EventError::InvalidIdentifier { .. } => Self::new(ErrorCode::InvalidField, message),
+            EventError::InvalidEventId => Self::new(ErrorCode::InvalidLastEventId, message),
+        }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(error: TaskError) -> Self {
+        let message = error.to_string();
+        let code = match error {
+            TaskError::InvalidId => ErrorCode::InvalidTaskId,
+            TaskError::InvalidType
+            | TaskError::InvalidProgress
+            | TaskError::ProgressBackwards { .. }
+            | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,
+            TaskError::Cancelled => ErrorCode::TaskCancelled,
+            TaskError::Finished(_) => ErrorCode::TaskFinished,
+        };
+        Self::new(code, message)
+    }
+}
+
+impl From<TaskServiceError> for ApiError {
+    fn from(error: TaskServiceError) -> Self {
+        match error {
+            TaskServiceError::NotFound => {
+                Self::new(ErrorCode::TaskNotFound, "no task with this id")
+            }
+            TaskServiceError::AlreadyExists => {
+                Self::new(ErrorCode::TaskExists, "a task with this id already exists")
+            }
+            TaskServiceError::Task(error) => error.into(),
+            TaskServiceError::Contended => Self::new(
+                ErrorCode::Conflict,
+                "the task changed concurrently too often; retry",
+            ),
+            TaskServiceError::Persist(error) => error.into(),
+            TaskServiceError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<PersistError> for ApiError {
+    fn from(error: PersistError) -> Self {
+        match error {
+            PersistError::StoreUnavailable => Self::new(
+                ErrorCode::StoreUnavailable,
+                "the event store is unavailable; nothing was published, retry later",
+            ),
+            PersistError::ShuttingDown => Self::new(
+                ErrorCode::ShuttingDown,
+                "the broker is shutting down; retry on another instance",
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(error.message = %error, error.cause_chain = ?error, "event store error");
+        Self::new(
+            ErrorCode::StoreUnavailable,
+            "the event store is unavailable, retry later",
+        )
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::Full => Self::new(
+                ErrorCode::TooManyConnections,
+                "the broker is at its connection limit, retry later",
+            ),
+            RegisterError::ShuttingDown => Self::new(
+                ErrorCode::ShuttingDown,
+                "the broker is shutting down; reconnect later",
+            ),
+            RegisterError::UserStreamLimit => crate::limits::RateLimited {
+                limit: crate::limits::Limit::StreamsPerUserCap,
+                retry_after_secs: 1,
+            }
+            .into(),
+        }
+    }
+}
+
+impl From<UpdateSubscriptionError> for ApiError {
+    fn from(error: UpdateSubscriptionError) -> Self {
+        match error {
+            UpdateSubscriptionError::UnknownConnection => Self::new(
+                ErrorCode::ConnectionNotFound,
+                "no live connection with this connection_id",
+            ),
+            UpdateSubscriptionError::NotOwner => Self::new(
+                ErrorCode::Forbidden,
+                "this connection belongs to another user",
+            ),
+        }
+    }
+}
+
+impl From<CleanupError> for ApiError {
+    fn from(error: CleanupError) -> Self {
+        tracing::error!(error.message = %error, "cleanup failed");
+        Self::new(
+            ErrorCode::Internal,
+            "the cleanup could not run, see the broker's logs",
+        )
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(error: actix::MailboxError) -> Self {
+        tracing::error!(error.message = %error, "actor mailbox error");
+        Self::new(ErrorCode::ShuttingDown, "the broker is shutting down")
+    }
+}

@@ -1,0 +1,150 @@
+//! The HTTP server: the app behind actix-http's HTTP/1 service, with a
+//! [`HeadGuard`] on every connection.
+//!
+//! `actix_web::HttpServer` hands the raw `TcpStream` to actix-http, leaving
+//! no place to check a request head before actix-http answers it (with an
+//! empty body). So the server is assembled here from the same parts
+//! `HttpServer::listen` uses (actix-server's accept loop, actix-http's
+//! `HttpService`, the app as its service) with the guard wrapped around each
+//! stream, and the same settings as before.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_cors::Cors;
+use actix_http::{HttpService, KeepAlive, error::DispatchError};
+use actix_server::Server;
+use actix_service::{ServiceFactoryExt as _, fn_service, map_config};
+use actix_web::{App, dev::AppConfig, http::Method, middleware::from_fn, web};
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+use super::{
+    extract,
+    fallback::{self, RouteTable},
+    head_guard::{HeadGuard, RefusalMarker},
+    openapi::{ApiDoc, OpenApiJson},
+};
+use crate::{
+    actors::connection::StreamSocket, app::AppState, config::CorsOrigins, telemetry::BrokerRootSpan,
+};
+
+/// How long a draining server waits for open connections.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+/// How long a closing connection may take to flush its last answer
+/// (`HttpServer`'s default).
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Starts serving `state`'s app on `listener`.
+pub fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+    let address = listener.local_addr()?;
+    let marker = RefusalMarker::generate();
+    let builder = Server::build();
+    let draining = builder.graceful_shutdown_signal();
+    let workers = state.settings.workers;
+    let server = builder
+        .workers(workers)
+        .disable_signals()
+        // Streams end by themselves during the drain; this bounds a stuck one.
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen("sse-broker", listener, move || {
+            let draining = draining.clone();
+            let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let draining = draining.clone();
+                    async move { draining.notified().await }
+                })
+                .keep_alive(KeepAlive::default())
+                // The guard times the first head itself, so its 408 is JSON.
+                .client_request_timeout(Duration::ZERO)
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                // An EventSource client never half-closes: a read EOF means
+                // it left, so drop the stream now instead of at the next
+                // write (a heartbeat away), which frees its slot under
+                // `--max-connections` at once.
+                .h1_allow_half_closed(false)
+                .local_addr(address)
+                // Streams keep their socket's descriptor, to release it when
+                // the broker closes a stream whose client stopped reading.
+                .on_connect_ext(|guard: &HeadGuard<actix_rt::net::TcpStream>, data| {
+                    StreamSocket::remember(guard.inner(), data)
+                })
+                .h1(map_config(app(state.clone(), marker.clone()), |_| {
+                    // Only read for a request without a Host header (HTTP/1.0).
+                    AppConfig::default()
+                }));
+            let marker = marker.clone();
+            fn_service(move |stream: actix_rt::net::TcpStream| {
+                let marker = marker.clone();
+                async move {
+                    let peer = stream.peer_addr().ok();
+                    Ok::<_, DispatchError>((HeadGuard::new(stream, marker), peer))
+                }
+            })
+            .and_then(http)
+        })?
+        .run();
+    Ok(server)
+}
+
+/// One worker's app: the route table, shared data and middleware.
+fn app(
+    state: AppState,
+    marker: RefusalMarker,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(super::configure)
+        .split_for_parts();
+    let routes = RouteTable::from_openapi(&api);
+    let document = api.to_json().unwrap_or_else(|_| "{}".into());
+    app.app_data(web::Data::new(OpenApiJson(document)))
+        .app_data(web::Data::new(routes))
+        .app_data(web::Data::new(marker))
+        .app_data(web::Data::new(extract::BodyLimit {
+            max_bytes: state.settings.max_body_bytes,
+            read_timeout: state.settings.body_read_timeout,
+        }))
+        .app_data(extract::path_config())
+        .app_data(web::Data::new(state.clone()))
+        .default_service(web::to(fallback::no_route))
+        .wrap(cors(&state.settings.cors_origins))
+        .wrap(from_fn(fallback::catalogue_errors))
+        .wrap(TracingLogger::<BrokerRootSpan>::new())
+}
+
+fn cors(origins: &CorsOrigins) -> Cors {
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+    match origins {
+        CorsOrigins::None => Cors::default(),
+        CorsOrigins::Any => Cors::default()
+            .allow_any_origin()
+            .send_wildcard()
+            .allowed_methods(methods)
+            .allow_any_header()
+            .max_age(3600),
+        CorsOrigins::Exact(list) => list
+            .iter()
+            .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+            .allowed_methods(methods)
+            .allow_any_header()
+            .supports_credentials()
+            .max_age(3600),
+    }
+}
