@@ -45,6 +45,8 @@ pub enum ErrorCode {
     AuthUnavailable,
     ShuttingDown,
     StoreUnavailable,
+    /// A commit was sent but not confirmed in time: it may have been stored.
+    StoreOutcomeUnknown,
     Internal,
 }
 
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::TooManyConnections
             | Self::ShuttingDown
             | Self::StoreUnavailable
+            | Self::StoreOutcomeUnknown
             | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::AuthUnavailable => "auth_unavailable",
             Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
+            Self::StoreOutcomeUnknown => "store_outcome_unknown",
             Self::Internal => "internal_error",
         }
     }
@@ -265,6 +269,21 @@ impl From<PersistError> for ApiError {
                 ErrorCode::StoreUnavailable,
                 "the event store is unavailable; nothing was published, retry later",
             ),
+            PersistError::StoreTimeout(budget) => Self::new(
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "the event store did not answer within {} ms; nothing was published, retry later",
+                    budget.as_millis()
+                ),
+            ),
+            PersistError::Unconfirmed(budget) => Self::new(
+                ErrorCode::StoreOutcomeUnknown,
+                format!(
+                    "the event store did not confirm the write within {} ms; it may have been \
+                     published: retry with the same idempotency_key to find out",
+                    budget.as_millis()
+                ),
+            ),
             PersistError::ShuttingDown => Self::new(
                 ErrorCode::ShuttingDown,
                 "the broker is shutting down; retry on another instance",
@@ -276,10 +295,27 @@ impl From<PersistError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::error!(error.message = %error, error.cause_chain = ?error, "event store error");
-        Self::new(
-            ErrorCode::StoreUnavailable,
-            "the event store is unavailable, retry later",
-        )
+        match error {
+            StoreError::Timeout(budget) => Self::new(
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "the event store did not answer within {} ms; nothing was changed, retry later",
+                    budget.as_millis()
+                ),
+            ),
+            StoreError::CommitUnconfirmed(budget) => Self::new(
+                ErrorCode::StoreOutcomeUnknown,
+                format!(
+                    "the event store did not confirm the write within {} ms; it may have been \
+                     applied, read it back before retrying",
+                    budget.as_millis()
+                ),
+            ),
+            _ => Self::new(
+                ErrorCode::StoreUnavailable,
+                "the event store is unavailable, retry later",
+            ),
+        }
     }
 }
 
