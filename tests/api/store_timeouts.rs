@@ -112,11 +112,10 @@ async fn assert_store_unavailable(response: reqwest::Response) -> Value {
 // ---------------------------------------------------------------------------
 
 /// `LOCK TABLE table IN ACCESS EXCLUSIVE MODE` in a second PostgreSQL
-/// session, released (rolled back) after `hold`.
+/// session, released (rolled back) by itself after `hold`, whatever the
+/// test is waiting for meanwhile (a broker that waits out the lock).
 struct PostgresLock {
-    client: tokio_postgres::Client,
-    taken_at: Instant,
-    hold: Duration,
+    released: tokio::task::JoinHandle<tokio_postgres::Client>,
 }
 
 impl PostgresLock {
@@ -133,22 +132,21 @@ impl PostgresLock {
             ))
             .await
             .expect("the lock is taken");
-        Self {
-            client,
-            taken_at: Instant::now(),
-            hold,
-        }
+        let released = tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            client
+                .batch_execute("ROLLBACK")
+                .await
+                .expect("the lock is released");
+            client
+        });
+        Self { released }
     }
 
-    /// Waits out the rest of the hold, then releases; returns the session
-    /// for queries of its own.
+    /// Waits until the lock is released; returns the session for queries
+    /// of its own.
     async fn release(self) -> tokio_postgres::Client {
-        tokio::time::sleep(self.hold.saturating_sub(self.taken_at.elapsed())).await;
-        self.client
-            .batch_execute("ROLLBACK")
-            .await
-            .expect("the lock is released");
-        self.client
+        self.released.await.expect("the lock holder ended")
     }
 }
 
