@@ -81,8 +81,7 @@ impl Deadline {
     /// databases read 0 as "no limit" (PostgreSQL) or "fail at once"
     /// (SQLite), and neither is what a nearly spent budget means.
     pub(super) fn remaining_ms(&self) -> u64 {
-        let remaining = self.remaining();
-        (remaining.as_millis() as u64 + u64::from(remaining.subsec_nanos() % 1_000_000 != 0)).max(1)
+        (self.remaining().as_nanos().div_ceil(1_000_000) as u64).max(1)
     }
 
     /// The pool waits at most what is left of the budget. SQLite passes
