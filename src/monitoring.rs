@@ -105,6 +105,11 @@ impl Snapshot {
             .await?;
         let cleanup = state.janitor.send(GetCleanupStats).await?;
         let store_ok = state.store.ping().await.is_ok();
+        // Writes clear their own failures (every publish is one); reads are
+        // rare, so the periodic sample re-checks failing ones itself.
+        if record_gauges && state.store.health().reads.failing.is_some() {
+            let _ = state.store.probe_reads().await;
+        }
         let store = state.store.health();
         let bridge = match &state.bridge {
             Some(bridge) => Some(bridge.send(GetBridgeStatus).await?),

@@ -25,7 +25,7 @@ use std::{
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
-    WrapFuture,
+    SpawnHandle, WrapFuture,
 };
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
@@ -92,6 +92,9 @@ struct InFlight {
     /// Tells a late timer which batch it was set for.
     seq: u64,
     requests: Vec<PendingPublish>,
+    /// The timer that answers the publishers should the commit not be
+    /// confirmed; cancelled when the write ends (nearly always, in ms).
+    give_up: Option<SpawnHandle>,
 }
 
 pub struct Persister {
@@ -205,6 +208,7 @@ impl Persister {
         self.in_flight = Some(InFlight {
             seq,
             requests: batch,
+            give_up: None,
         });
         let store = self.store.clone();
         let started = Instant::now();
@@ -242,11 +246,22 @@ impl Persister {
         }
         .instrument(span);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
-            let batch = act.in_flight.take().map(|f| f.requests).unwrap_or_default();
+            let batch = match act.in_flight.take() {
+                Some(in_flight) => {
+                    if let Some(timer) = in_flight.give_up {
+                        ctx.cancel_future(timer);
+                    }
+                    in_flight.requests
+                }
+                None => Vec::new(),
+            };
             act.complete(batch, result, started);
             act.flush(ctx);
         }));
-        ctx.run_later(give_up, move |act, _| act.unconfirmed(seq));
+        let timer = ctx.run_later(give_up, move |act, _| act.unconfirmed(seq));
+        if let Some(in_flight) = self.in_flight.as_mut().filter(|f| f.seq == seq) {
+            in_flight.give_up = Some(timer);
+        }
         self.schedule_expiry(ctx);
     }
 

@@ -28,6 +28,8 @@ pub enum Operation {
     PrunedThrough,
     Task,
     SilentTasks,
+    /// The HealthSampler's re-check of failing reads.
+    ReadProbe,
     Ping,
 }
 
@@ -43,6 +45,7 @@ impl Operation {
             Self::PrunedThrough => "pruned_through",
             Self::Task => "task",
             Self::SilentTasks => "silent_tasks",
+            Self::ReadProbe => "read_probe",
             Self::Ping => "ping",
         }
     }
@@ -56,7 +59,8 @@ impl Operation {
             | Self::LatestId
             | Self::PrunedThrough
             | Self::Task
-            | Self::SilentTasks => Some(Class::Read),
+            | Self::SilentTasks
+            | Self::ReadProbe => Some(Class::Read),
             // The ping is reported by `/health` itself; it touches no table,
             // so its success must not clear a failing read.
             Self::Ping => None,

@@ -369,12 +369,23 @@ impl EventStore {
         bounded!(self, Operation::Ping, deadline, |store, d| store.ping(&d))
     }
 
+    /// Reads the newest id, within [`PING_BUDGET`], as a read of its own:
+    /// replays and history are rare, so after reads failed the HealthSampler
+    /// calls this to find out whether they work again, instead of leaving
+    /// the failure standing until some client resumes.
+    pub async fn probe_reads(&self) -> Result<EventId, StoreError> {
+        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
+        bounded!(self, Operation::ReadProbe, deadline, |store, d| store
+            .latest_id(&d))
+    }
+
     fn deadline(&self) -> Deadline {
         Deadline::after(self.timeout)
     }
 }
 
-/// The longest `/health` waits for the store's round trip.
+/// The longest `/health` waits for the store's round trip, and the
+/// HealthSampler for its read probe.
 const PING_BUDGET: Duration = Duration::from_secs(2);
 
 fn joined_result<T>(

@@ -24,6 +24,8 @@ use crate::{
 const STORE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Slack for a loaded 2-core machine: scheduling, the HTTP round trip.
 const MARGIN: Duration = Duration::from_millis(1500);
+/// Two samples of the HealthSampler (every 5 s) and some margin.
+const SAMPLED: Duration = Duration::from_secs(12);
 /// Longer than STORE_TIMEOUT + MARGIN: a broker that waits out the lock
 /// answers too late to pass.
 const LOCK_HOLD: Duration = Duration::from_secs(6);
@@ -40,15 +42,20 @@ async fn health(app: &TestApp) -> (u16, Value) {
     (status, body)
 }
 
-async fn wait_for_health(app: &TestApp, what: &str, accept: impl Fn(u16, &Value) -> bool) -> Value {
-    let deadline = Instant::now() + SHORT;
+async fn wait_for_health(
+    app: &TestApp,
+    timeout: Duration,
+    what: &str,
+    accept: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
     loop {
         let (status, body) = health(app).await;
         if accept(status, &body) {
             return body;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {SHORT:?} waiting for /health {what}; last: {status} {body}");
+            panic!("timed out after {timeout:?} waiting for /health {what}; last: {status} {body}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -270,7 +277,12 @@ async fn a_locked_events_table_refuses_publishes_history_and_resumes_within_the_
     // stored behind the publisher's back, nor delivered.
     let after = app.publish_one(&event("after")).await;
     assert!(after > before);
-    tokio::time::sleep(STORE_TIMEOUT).await;
+    // Healthy again with no client reading: the publish clears the failed
+    // writes, the broker's own probe (every 5 s) the failed reads.
+    wait_for_health(&app, SAMPLED, "healthy again", |status, body| {
+        status == 200 && body["status"] == "healthy" && body["checks"]["store"]["status"] == "ok"
+    })
+    .await;
     assert_eq!(stored_markers(&app).await, ["before", "after"]);
     let refused_rows: i64 = session
         .query_one(
@@ -285,10 +297,6 @@ async fn a_locked_events_table_refuses_publishes_history_and_resumes_within_the_
     assert_eq!(delivered[0].id_number(), Some(after), "{delivered:?}");
     assert_eq!(delivered[0].json()["marker"], "after");
     live.assert_quiet(Duration::from_millis(300)).await;
-    wait_for_health(&app, "healthy again", |status, body| {
-        status == 200 && body["status"] == "healthy" && body["checks"]["store"]["status"] == "ok"
-    })
-    .await;
 }
 
 #[actix_web::test]
@@ -320,6 +328,71 @@ async fn a_task_write_under_a_locked_tasks_table_is_refused_and_not_applied_late
     assert_eq!(created.status().as_u16(), 201);
 }
 
+#[actix_web::test]
+async fn a_commit_under_way_at_the_timeout_is_reported_stored_and_the_queue_behind_it_refused() {
+    // Arrange: every insert into `events` takes 0.7 s, and so does every
+    // COMMIT that follows one (a deferred constraint trigger runs at
+    // COMMIT): a publish's commit begins within its 1 s and ends after it.
+    let db = TestDb::create().await;
+    let app = spawn_app_with(|s| {
+        s.database = db.database_url();
+        s.store_timeout = STORE_TIMEOUT;
+    })
+    .await;
+    let (admin, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .expect("a second session on the test database");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    admin
+        .batch_execute(
+            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN PERFORM pg_sleep(0.7); RETURN NEW; END $$; \
+             CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN PERFORM pg_sleep(0.7); RETURN NULL; END $$; \
+             CREATE TRIGGER slow_insert BEFORE INSERT ON events \
+               FOR EACH ROW EXECUTE FUNCTION slow_insert(); \
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON events \
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+        )
+        .await
+        .expect("the triggers are created");
+    let mut live = app.open_stream("/sse/events", &[]).await;
+
+    // Act: one publish starts a commit; a second one queues behind it.
+    let first = async {
+        let started = Instant::now();
+        let response = app.publish(&event("committed")).await;
+        (response, started.elapsed())
+    };
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        within_bound(
+            "a publish queued behind a slow commit",
+            app.publish(&event("queued")),
+        )
+        .await
+    };
+    let ((first, first_took), second) = futures_util::future::join(first, second).await;
+
+    // Assert: the first was stored, after its timeout, and says so (202,
+    // delivered); the second was refused within its own timeout and never
+    // stored.
+    eprintln!("a commit under way at the timeout: answered after {first_took:?}");
+    assert_eq!(first.status().as_u16(), 202, "{:?}", first.text().await);
+    assert!(
+        first_took >= STORE_TIMEOUT,
+        "the commit ended within the timeout ({first_took:?}): nothing was tested"
+    );
+    assert_store_unavailable(second).await;
+    let delivered = live.take_messages(1, SHORT).await;
+    assert_eq!(delivered[0].json()["marker"], "committed", "{delivered:?}");
+    tokio::time::sleep(STORE_TIMEOUT).await;
+    assert_eq!(stored_markers(&app).await, ["committed"]);
+    live.assert_quiet(Duration::from_millis(300)).await;
+}
+
 // ---------------------------------------------------------------------------
 // SQLite
 // ---------------------------------------------------------------------------
@@ -342,9 +415,12 @@ async fn a_publish_behind_another_sqlite_writer_is_refused_within_the_timeout_an
 
     // Assert: refused within the timeout, /health says the writes fail.
     assert_store_unavailable(refused).await;
-    let body = wait_for_health(&app, "unhealthy with failing writes", |status, body| {
-        status == 503 && has_alert(body, "store_failing")
-    })
+    let body = wait_for_health(
+        &app,
+        SHORT,
+        "unhealthy with failing writes",
+        |status, body| status == 503 && has_alert(body, "store_failing"),
+    )
     .await;
     assert_eq!(
         body["checks"]["store"]["writes"]["status"], "failing",
@@ -361,7 +437,7 @@ async fn a_publish_behind_another_sqlite_writer_is_refused_within_the_timeout_an
     let delivered = live.take_messages(1, SHORT).await;
     assert_eq!(delivered[0].json()["marker"], "after", "{delivered:?}");
     live.assert_quiet(Duration::from_millis(300)).await;
-    wait_for_health(&app, "healthy again", |status, body| {
+    wait_for_health(&app, SHORT, "healthy again", |status, body| {
         status == 200 && body["status"] == "healthy"
     })
     .await;
