@@ -15,8 +15,8 @@
 //! `StoreTimeout` and nothing of it is stored. The one exception is a batch
 //! whose COMMIT was already sent: its publishers are answered `Unconfirmed`
 //! one more timeout later, and the Persister still waits for the outcome
-//! and routes the events if they were stored, so stored always means
-//! delivered, in id order.
+//! (up to ten timeouts, see `store::COMMIT_WAIT_LIMIT`) and routes the
+//! events if they were stored, so stored means delivered, in id order.
 
 use std::{
     collections::VecDeque,

@@ -198,9 +198,9 @@ impl EventStore {
     /// Waits for `work` (spawned, so never dropped half-way) until
     /// `deadline`. Past it: `Timeout` if the work had not begun to commit
     /// (it will not commit now); if it had, its outcome, waited for up to
-    /// one more store timeout, or with `wait_for_commit` for as long as it
-    /// takes (the Persister, which must know whether a batch is stored
-    /// before it moves on).
+    /// one more store timeout, or with `wait_for_commit` up to
+    /// [`COMMIT_WAIT_LIMIT`] store timeouts (the Persister, which must know
+    /// whether a batch is stored before it moves on).
     async fn run<T: Send + 'static>(
         &self,
         operation: Operation,
@@ -224,14 +224,20 @@ impl EventStore {
             Ok(joined) => joined_result(joined),
             Err(_) if deadline.abandon() => Err(StoreError::Timeout(deadline.budget())),
             // The commit was sent before the deadline: its outcome decides.
-            Err(_) if wait_for_commit => joined_result(worker.await),
-            Err(_) => match tokio::time::timeout(self.timeout, &mut worker).await {
-                Ok(joined) => joined_result(joined),
-                Err(_) => {
-                    report_late_outcome(operation, worker);
-                    Err(StoreError::CommitUnconfirmed(self.timeout))
+            Err(_) => {
+                let limit = if wait_for_commit {
+                    self.timeout * COMMIT_WAIT_LIMIT
+                } else {
+                    self.timeout
+                };
+                match tokio::time::timeout(limit, &mut worker).await {
+                    Ok(joined) => joined_result(joined),
+                    Err(_) => {
+                        report_late_outcome(operation, worker);
+                        Err(StoreError::CommitUnconfirmed(self.timeout))
+                    }
                 }
-            },
+            }
         };
         // A failure once the budget is spent is the timeout's doing (the
         // database gave up on the lock or busy wait we bounded by it).
@@ -262,7 +268,8 @@ impl EventStore {
     /// Stores a batch in one transaction and returns one outcome per event,
     /// in order. Ids are assigned in commit order. Past `deadline` the batch
     /// is not stored (`Timeout`), unless its commit had already begun: then
-    /// this waits for the commit's outcome, however long it takes.
+    /// this waits for the commit's outcome, up to [`COMMIT_WAIT_LIMIT`]
+    /// store timeouts (then `CommitUnconfirmed`).
     #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = events.len()))]
     pub async fn insert_batch(
         &self,
@@ -383,6 +390,15 @@ impl EventStore {
         Deadline::after(self.timeout)
     }
 }
+
+/// How many store timeouts the Persister waits for a commit it has sent
+/// before it gives up and moves on. A COMMIT the database cancels ends
+/// within one; one that hangs longer has lost its connection (a partition
+/// mid-commit), and waiting for TCP to notice would stop publishing for
+/// minutes. Moving on keeps ids in order: the lost transaction holds the
+/// commit-order lock (SQLite: the write lock) until it ends, so nothing
+/// commits before it.
+const COMMIT_WAIT_LIMIT: u32 = 10;
 
 /// The longest `/health` waits for the store's round trip, and the
 /// HealthSampler for its read probe.
