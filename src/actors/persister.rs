@@ -140,6 +140,7 @@ impl Persister {
     fn expire_queued(&mut self) {
         let timeout = self.timeout();
         let now = Instant::now();
+        let (mut publishes, mut events) = (0usize, 0usize);
         // Queued in order, so the oldest are at the front.
         while self
             .pending
@@ -147,13 +148,20 @@ impl Persister {
             .is_some_and(|p| now >= p.queued_at + timeout)
         {
             if let Some(mut expired) = self.pending.pop_front() {
-                tracing::warn!(
-                    events = expired.events.len(),
-                    timeout_ms = timeout.as_millis() as u64,
-                    "publish refused: the store timeout ran out while it was queued"
-                );
+                publishes += 1;
+                events += expired.events.len();
                 expired.answer(Err(PersistError::StoreTimeout(timeout)));
             }
+        }
+        // One line per pass, not per publish: a stall refuses them by the
+        // hundred.
+        if publishes > 0 {
+            tracing::warn!(
+                publishes,
+                events,
+                timeout_ms = timeout.as_millis() as u64,
+                "publishes refused: the store timeout ran out while they were queued"
+            );
         }
     }
 
