@@ -71,7 +71,7 @@ impl Application {
         let verifier =
             JwtVerifier::from_settings(&settings.auth, &metrics).context("loading the JWT key")?;
         let limits = Arc::new(RateLimits::new(&settings.limits, metrics.clone()));
-        let store = EventStore::open(&settings.database)
+        let store = EventStore::open(&settings.database, settings.store_timeout, metrics.clone())
             .await
             .context("opening the event store")?;
         let catalog = EventTypeCatalog::new(&settings.extra_event_types);

@@ -45,6 +45,17 @@ const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
 /// Two reconnects a second, sustained, is a reconnect loop, not a user.
 const DEFAULT_STREAM_RATE_PER_USER: &str = "120/min";
 const DEFAULT_MAX_STREAMS_PER_USER: usize = 100;
+/// A healthy commit or page read takes milliseconds; 5 s is far above that
+/// (and above the old SQLite busy wait), yet short enough that a publisher
+/// hears "503, retry" well before its own HTTP timeout (commonly 10-30 s)
+/// instead of waiting out a lock or a stalled disk.
+const DEFAULT_STORE_TIMEOUT_MS: u64 = 5000;
+/// Under this, ordinary commits under load (fsync, a busy PostgreSQL) risk
+/// being refused.
+const STORE_TIMEOUT_WARN_BELOW_MS: u64 = 100;
+/// Over this, publishers and resuming clients wait longer than most HTTP
+/// clients and proxies do.
+const STORE_TIMEOUT_WARN_ABOVE_MS: u64 = 60_000;
 
 /// The settings as given on the command line or in the environment.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -131,6 +142,11 @@ pub struct SettingsArgs {
     /// How long stored events are kept, e.g. `24h`, `90m` [default: 24h].
     #[arg(long, env = "SSE_BROKER_RETENTION", global = true)]
     pub retention: Option<String>,
+    /// Longest wait for one event-store operation (publish commit, replay or
+    /// history page, task write), in milliseconds; past it the request
+    /// answers 503 and nothing is stored [default: 5000].
+    #[arg(long, env = "SSE_BROKER_STORE_TIMEOUT_MS", global = true)]
+    pub store_timeout_ms: Option<u64>,
     /// Allow binding a non-loopback address with authentication off.
     #[arg(long, env = "SSE_BROKER_INSECURE_NO_AUTH", global = true)]
     pub insecure_no_auth: bool,
@@ -232,6 +248,7 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     body_read_timeout_secs: Option<u64>,
     retention: Option<String>,
+    store_timeout_ms: Option<u64>,
     insecure_no_auth: Option<bool>,
     workers: Option<usize>,
     cluster_name: Option<String>,
@@ -518,6 +535,8 @@ pub struct Settings {
     /// The whole body of a request must arrive within this.
     pub body_read_timeout: Duration,
     pub retention: Duration,
+    /// Bound of every event-store operation (see `store::Deadline`).
+    pub store_timeout: Duration,
     pub insecure_no_auth: bool,
     pub workers: usize,
     pub cluster_name: String,
@@ -827,6 +846,11 @@ impl Settings {
                 DEFAULT_BODY_READ_TIMEOUT_SECS,
             )),
             retention: retention?,
+            store_timeout: Duration::from_millis(pick(
+                args.store_timeout_ms,
+                file.store_timeout_ms,
+                DEFAULT_STORE_TIMEOUT_MS,
+            )),
             insecure_no_auth: args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false),
             workers: if workers == 0 {
                 std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -894,6 +918,10 @@ impl Settings {
             (
                 self.retention.is_zero(),
                 "retention must be longer than zero",
+            ),
+            (
+                self.store_timeout.is_zero(),
+                "store_timeout_ms must be at least 1",
             ),
             (
                 self.task_orphan_timeout.is_zero(),
@@ -978,6 +1006,18 @@ impl Settings {
                 self.heartbeat.as_secs()
             ));
         }
+        let store_timeout_ms = self.store_timeout.as_millis() as u64;
+        if store_timeout_ms < STORE_TIMEOUT_WARN_BELOW_MS {
+            findings.warnings.push(format!(
+                "store_timeout_ms={store_timeout_ms} is under {STORE_TIMEOUT_WARN_BELOW_MS} ms: \
+                 ordinary commits under load may be refused with 503"
+            ));
+        } else if store_timeout_ms > STORE_TIMEOUT_WARN_ABOVE_MS {
+            findings.warnings.push(format!(
+                "store_timeout_ms={store_timeout_ms} is over {STORE_TIMEOUT_WARN_ABOVE_MS} ms: \
+                 publishers wait that long on a stalled store, longer than most HTTP clients"
+            ));
+        }
         if !self.auth.enabled() {
             findings
                 .warnings
@@ -1059,6 +1099,7 @@ impl Settings {
             max_body_bytes: self.max_body_bytes,
             body_read_timeout_secs: self.body_read_timeout.as_secs(),
             retention: humantime::format_duration(self.retention).to_string(),
+            store_timeout_ms: self.store_timeout.as_millis() as u64,
             insecure_no_auth: self.insecure_no_auth,
             workers: self.workers,
             cluster_name: self.cluster_name.clone(),
@@ -1100,6 +1141,7 @@ pub struct EffectiveConfig {
     pub max_body_bytes: usize,
     pub body_read_timeout_secs: u64,
     pub retention: String,
+    pub store_timeout_ms: u64,
     pub insecure_no_auth: bool,
     pub workers: usize,
     pub cluster_name: String,
@@ -1177,6 +1219,7 @@ mod tests {
         assert_eq!(settings.queue_capacity, 1024);
         assert_eq!(settings.max_body_bytes, 65536);
         assert_eq!(settings.retention, Duration::from_secs(24 * 3600));
+        assert_eq!(settings.store_timeout, Duration::from_millis(5000));
     }
 
     #[test]
@@ -1226,6 +1269,25 @@ mod tests {
         given.database_url = None;
         given.redis_url = Some("not a url".into());
         assert!(Settings::load(&given).is_err());
+    }
+
+    #[test]
+    fn a_zero_store_timeout_is_an_error_and_an_extreme_one_a_warning() {
+        let mut given = args();
+        given.store_timeout_ms = Some(0);
+        let Err(ConfigError::Invalid(errors)) = Settings::load(&given) else {
+            panic!("expected an error");
+        };
+        assert!(errors[0].contains("store_timeout_ms"), "{errors:?}");
+        for extreme in [50, 120_000] {
+            given.store_timeout_ms = Some(extreme);
+            let (settings, warnings) = Settings::load(&given).unwrap();
+            assert_eq!(settings.store_timeout, Duration::from_millis(extreme));
+            assert!(
+                warnings.iter().any(|w| w.contains("store_timeout_ms")),
+                "{warnings:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `/sse/stats` and `/health`: one snapshot of the actors' counters, and one
 //! function that turns it into `healthy` / `degraded` / `unhealthy`.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::{
@@ -12,7 +14,37 @@ use crate::{
     },
     app::AppState,
     config::{EffectiveConfig, HealthThresholds},
+    store::{ClassReport, StoreHealthReport},
 };
+
+/// How long a failed store write (or read) makes the instance unhealthy
+/// when nothing of the same kind is tried after it. Under traffic every
+/// publish renews or clears the failure long before; without traffic the
+/// evidence grows old, and an instance a load balancer took out of rotation
+/// would otherwise never get the write that proves it well again. Past it
+/// the failure is a warning (degraded, 200) until a write succeeds.
+pub const STORE_FAILURE_HOLD: Duration = Duration::from_secs(30);
+
+/// What `sse_store_failing` says about one kind of store operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailing {
+    /// The last one succeeded (or none ran yet).
+    No = 0,
+    /// The last one failed within [`STORE_FAILURE_HOLD`]: an alert.
+    Recently = 1,
+    /// The last one failed longer ago, and none was tried since: a warning.
+    Earlier = 2,
+}
+
+impl StoreFailing {
+    pub fn of(class: &ClassReport) -> Self {
+        match &class.failing {
+            None => Self::No,
+            Some(failure) if failure.ago <= STORE_FAILURE_HOLD => Self::Recently,
+            Some(_) => Self::Earlier,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -42,7 +74,11 @@ pub struct HealthIndicators {
 pub struct Snapshot {
     pub registry: RegistryStats,
     pub cleanup: CleanupStats,
+    /// The store answered a round trip (`SELECT 1`).
     pub store_ok: bool,
+    /// What the store's real operations said lately: a round trip answers
+    /// while every write fails or waits on a lock.
+    pub store: StoreHealthReport,
     pub uptime_secs: u64,
     /// `None` unless clustered.
     pub bridge: Option<BridgeStatus>,
@@ -69,6 +105,12 @@ impl Snapshot {
             .await?;
         let cleanup = state.janitor.send(GetCleanupStats).await?;
         let store_ok = state.store.ping().await.is_ok();
+        // Writes clear their own failures (every publish is one); reads are
+        // rare, so the periodic sample re-checks failing ones itself.
+        if record_gauges && state.store.health().reads.failing.is_some() {
+            let _ = state.store.probe_reads().await;
+        }
+        let store = state.store.health();
         let bridge = match &state.bridge {
             Some(bridge) => Some(bridge.send(GetBridgeStatus).await?),
             None => None,
@@ -77,6 +119,7 @@ impl Snapshot {
             registry,
             cleanup,
             store_ok,
+            store,
             uptime_secs: state.started_at.elapsed().as_secs(),
             bridge,
         })
@@ -113,6 +156,33 @@ impl Snapshot {
                 "store_unavailable",
                 "the event store does not answer".into(),
             ));
+        }
+        if let Some(stalled) = self.store.stalled() {
+            alerts.push(alert(
+                "store_stalled",
+                format!(
+                    "a store {} has been waiting for {:.1} s, past the {} ms store timeout",
+                    stalled.operation,
+                    stalled.elapsed.as_secs_f64(),
+                    self.store.timeout.as_millis()
+                ),
+            ));
+        }
+        for (kind, class) in [("write", &self.store.writes), ("read", &self.store.reads)] {
+            let Some(failure) = &class.failing else {
+                continue;
+            };
+            let message = format!(
+                "the last store {kind} ({}) failed ({}) {:.0} s ago; no {kind} has succeeded since",
+                failure.operation,
+                failure.kind.as_str(),
+                failure.ago.as_secs_f64()
+            );
+            match StoreFailing::of(class) {
+                StoreFailing::Recently => alerts.push(alert("store_failing", message)),
+                StoreFailing::Earlier => warnings.push(warning("store_failing", message)),
+                StoreFailing::No => {}
+            }
         }
         if !self.cleanup.cleanup_task_running {
             alerts.push(alert(
@@ -194,16 +264,60 @@ impl Snapshot {
 }
 
 impl Snapshot {
-    /// Local active streams against the count this instance holds in Redis.
-    /// The Redis count is refreshed every few seconds, so a small difference
-    /// is churn; a large one means the presence updates are failing.
+    /// The count this instance last wrote to Redis against the count Redis
+    /// held for it when it next looked: like with like. (The live count
+    /// against Redis would measure the presence period instead: 100 streams
+    /// opened at once are not in Redis for up to two refreshes.) They differ
+    /// when the write did not stick: the key was evicted or expired, or
+    /// another instance writes under this one's id. Right after a Redis
+    /// outage there is nothing to compare (see `RedisBridge`).
     pub fn connection_mismatch(&self, tolerance: usize) -> Option<String> {
         let bridge = self.bridge.as_ref()?;
         let in_redis = bridge.own_redis_count?;
-        let local = self.registry.active_connections;
-        let tolerance = tolerance.max(local / 10);
-        (local.abs_diff(in_redis) > tolerance)
-            .then(|| format!("{local} active connections here, {in_redis} recorded in Redis"))
+        let written = bridge.own_written_count?;
+        let tolerance = tolerance.max(written / 10);
+        (written.abs_diff(in_redis) > tolerance).then(|| {
+            format!(
+                "this instance wrote {written} active connections to Redis, {in_redis} recorded there"
+            )
+        })
+    }
+
+    /// `checks.store` of `/health` and `store_stats` of `/sse/monitoring`.
+    pub fn store_check(&self, backend: &str) -> serde_json::Value {
+        let store = &self.store;
+        let status = if !self.store_ok {
+            "unavailable"
+        } else if store.stalled().is_some() {
+            "stalled"
+        } else if store.writes.failing.is_some() || store.reads.failing.is_some() {
+            "failing"
+        } else {
+            "ok"
+        };
+        let class = |class: &ClassReport| {
+            serde_json::json!({
+                "status": if class.failing.is_some() { "failing" } else { "ok" },
+                "last_ok_secs_ago": class.last_ok_ago.map(|ago| ago.as_secs_f64()),
+                "last_failure": class.failing.as_ref().map(|f| serde_json::json!({
+                    "operation": f.operation,
+                    "kind": f.kind,
+                    "secs_ago": f.ago.as_secs_f64(),
+                })),
+            })
+        };
+        serde_json::json!({
+            "status": status,
+            "backend": backend,
+            "timeout_ms": store.timeout.as_millis() as u64,
+            "writes": class(&store.writes),
+            "reads": class(&store.reads),
+            "in_flight": store.in_flight,
+            "oldest_in_flight": store.oldest_in_flight.as_ref().map(|o| serde_json::json!({
+                "operation": o.operation,
+                "secs": o.elapsed.as_secs_f64(),
+            })),
+        })
     }
 
     /// Cluster-wide totals from every instance's Redis entry.
@@ -283,6 +397,9 @@ pub struct MonitoringDocument {
     #[schema(value_type = Object)]
     pub cleanup_stats: serde_json::Value,
     pub health_indicators: HealthIndicators,
+    /// The event store: `checks.store` of `/health`.
+    #[schema(value_type = Object)]
+    pub store_stats: serde_json::Value,
     #[schema(value_type = Object)]
     pub performance_metrics: serde_json::Value,
     pub configuration: EffectiveConfig,
@@ -308,6 +425,7 @@ impl MonitoringDocument {
                 "connections_closed_slow": r.connections_closed_slow,
                 "cleanup_task_running": c.cleanup_task_running,
                 "redis_connections": snapshot.bridge.as_ref().and_then(|b| b.own_redis_count),
+                "redis_connections_written": snapshot.bridge.as_ref().and_then(|b| b.own_written_count),
                 "cluster": snapshot.cluster(),
             }),
             cleanup_stats: serde_json::json!({
@@ -330,6 +448,7 @@ impl MonitoringDocument {
                 "age_buckets": r.age_buckets,
             }),
             health_indicators: snapshot.health(&state.settings.health),
+            store_stats: snapshot.store_check(state.store.backend()),
             performance_metrics: serde_json::json!({
                 "uptime_secs": snapshot.uptime_secs,
                 "events_published": r.events_published,
@@ -353,6 +472,7 @@ mod tests {
     //! integration tests in `tests/api/health_rules.rs` produce the others.
 
     use super::*;
+    use crate::store::{FailureKind, FailureReport, InFlight};
 
     /// An instance with `active` fresh streams, a running cleanup without
     /// runs, a store that answers, not clustered.
@@ -379,12 +499,18 @@ mod tests {
                 ..CleanupStats::default()
             },
             store_ok: true,
+            store: StoreHealthReport {
+                timeout: Duration::from_secs(5),
+                ..StoreHealthReport::default()
+            },
             uptime_secs: 60,
             bridge: None,
         }
     }
 
-    fn bridge(state: LinkState, own_redis_count: Option<usize>) -> BridgeStatus {
+    /// The bridge with this instance's count as last written to Redis and
+    /// as read back from it.
+    fn bridge(state: LinkState, written: Option<usize>, in_redis: Option<usize>) -> BridgeStatus {
         BridgeStatus {
             state,
             last_error: (state == LinkState::Down).then(|| "connection refused".into()),
@@ -392,7 +518,19 @@ mod tests {
             last_routed_id: 0,
             repairs: 0,
             instances: Vec::new(),
-            own_redis_count,
+            own_redis_count: in_redis,
+            own_written_count: written,
+        }
+    }
+
+    fn failure(operation: &'static str, kind: FailureKind, ago_secs: u64) -> ClassReport {
+        ClassReport {
+            last_ok_ago: Some(Duration::from_secs(ago_secs + 10)),
+            failing: Some(FailureReport {
+                operation,
+                kind,
+                ago: Duration::from_secs(ago_secs),
+            }),
         }
     }
 
@@ -467,6 +605,86 @@ mod tests {
             &["store_unavailable"],
             &[],
         );
+    }
+
+    #[test]
+    fn a_recent_failed_store_write_is_an_alert_and_an_old_one_a_warning() {
+        let mut failing = snapshot(0);
+        failing.store.writes = failure("insert_batch", FailureKind::Timeout, 2);
+
+        let indicators = failing.health(&defaults());
+
+        assert_health(
+            &indicators,
+            OverallHealth::Unhealthy,
+            &["store_failing"],
+            &[],
+        );
+        let message = &indicators.alerts[0].message;
+        assert!(
+            message.contains("write")
+                && message.contains("insert_batch")
+                && message.contains("timeout"),
+            "{message}"
+        );
+        assert_eq!(failing.store_check("sqlite")["status"], "failing");
+
+        // Nothing tried for longer than the hold: the evidence is old.
+        failing.store.writes = failure("insert_batch", FailureKind::Error, 31);
+        assert_health(
+            &failing.health(&defaults()),
+            OverallHealth::Degraded,
+            &[],
+            &["store_failing"],
+        );
+    }
+
+    #[test]
+    fn a_failed_store_read_is_an_alert_of_its_own() {
+        let mut failing = snapshot(0);
+        failing.store.reads = failure("events_after", FailureKind::Timeout, 0);
+
+        let indicators = failing.health(&defaults());
+
+        assert_health(
+            &indicators,
+            OverallHealth::Unhealthy,
+            &["store_failing"],
+            &[],
+        );
+        assert!(
+            indicators.alerts[0].message.contains("read"),
+            "{indicators:?}"
+        );
+    }
+
+    #[test]
+    fn a_store_operation_waiting_past_the_store_timeout_is_a_stall_alert() {
+        let mut stuck = snapshot(0);
+        stuck.store.in_flight = 1;
+        stuck.store.oldest_in_flight = Some(InFlight {
+            operation: "insert_batch",
+            elapsed: Duration::from_millis(4_900),
+        });
+        assert_health(&stuck.health(&defaults()), OverallHealth::Healthy, &[], &[]);
+
+        stuck.store.oldest_in_flight = Some(InFlight {
+            operation: "insert_batch",
+            elapsed: Duration::from_millis(7_200),
+        });
+        let indicators = stuck.health(&defaults());
+
+        assert_health(
+            &indicators,
+            OverallHealth::Unhealthy,
+            &["store_stalled"],
+            &[],
+        );
+        assert_eq!(
+            indicators.alerts[0].message,
+            "a store insert_batch has been waiting for 7.2 s, past the 5000 ms store timeout"
+        );
+        assert_eq!(stuck.store_check("postgresql")["status"], "stalled");
     }
 
     #[test]
@@ -617,7 +835,7 @@ mod tests {
     fn redis_down_in_cluster_mode_is_a_warning_and_skips_the_mismatch_rule() {
         let mut clustered = snapshot(100);
         // Far off, but Redis is down: the count there is not current.
-        clustered.bridge = Some(bridge(LinkState::Down, Some(0)));
+        clustered.bridge = Some(bridge(LinkState::Down, Some(100), Some(0)));
 
         let indicators = clustered.health(&defaults());
 
@@ -637,9 +855,9 @@ mod tests {
 
     #[test]
     fn the_connection_mismatch_tolerance_is_the_larger_of_the_setting_and_10_percent() {
-        let clustered = |local, in_redis, thresholds: &HealthThresholds| {
-            let mut snapshot = snapshot(local);
-            snapshot.bridge = Some(bridge(LinkState::Up, in_redis));
+        let clustered = |written, in_redis, thresholds: &HealthThresholds| {
+            let mut snapshot = snapshot(written);
+            snapshot.bridge = Some(bridge(LinkState::Up, Some(written), in_redis));
             snapshot.health(thresholds)
         };
         let defaults = defaults();
@@ -673,7 +891,7 @@ mod tests {
         );
         assert_eq!(
             alert.alerts[0].message,
-            "200 active connections here, 179 recorded in Redis"
+            "this instance wrote 200 active connections to Redis, 179 recorded there"
         );
         // Nothing read back from Redis yet: nothing to compare.
         assert_health(
@@ -699,6 +917,19 @@ mod tests {
             &["connection_mismatch"],
             &[],
         );
+    }
+
+    #[test]
+    fn streams_opened_since_the_last_presence_write_are_no_mismatch() {
+        // 100 streams opened at once: none of them is in Redis yet, and the
+        // count written last (0) is exactly what Redis holds.
+        let mut burst = snapshot(100);
+        burst.bridge = Some(bridge(LinkState::Up, Some(0), Some(0)));
+        assert_health(&burst.health(&defaults()), OverallHealth::Healthy, &[], &[]);
+
+        // Right after a Redis outage there is nothing to compare.
+        burst.bridge = Some(bridge(LinkState::Up, None, None));
+        assert_health(&burst.health(&defaults()), OverallHealth::Healthy, &[], &[]);
     }
 
     #[test]

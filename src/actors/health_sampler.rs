@@ -1,8 +1,10 @@
 //! `HealthSampler`: every few seconds, takes the same [`Snapshot`] that
 //! `/health` and `/sse/monitoring` take and writes the health rules' inputs
 //! and verdict into the gauges (`sse_health_status`, cleanup error rate and
-//! state, Redis link state), so Prometheus alerts fire from pushed or
-//! scraped metrics alone. It also lets the rate limiters forget idle keys.
+//! state, Redis link state, the store's `sse_store_failing` and
+//! `sse_store_oldest_operation_seconds`), so Prometheus alerts fire from
+//! pushed or scraped metrics alone. It also lets the rate limiters forget
+//! idle keys.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use crate::{
     app::AppState,
-    monitoring::{OverallHealth, Snapshot},
+    monitoring::{OverallHealth, Snapshot, StoreFailing},
 };
 
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -71,6 +73,15 @@ impl HealthSampler {
             snapshot.cleanup.cleanup_task_running,
             snapshot.cleanup_error_rate(),
             last_run_secs,
+        );
+        metrics.set_store_health(
+            StoreFailing::of(&snapshot.store.writes) as i64,
+            StoreFailing::of(&snapshot.store.reads) as i64,
+            snapshot
+                .store
+                .oldest_in_flight
+                .as_ref()
+                .map_or(0.0, |oldest| oldest.elapsed.as_secs_f64()),
         );
         if let Some(bridge) = &snapshot.bridge {
             metrics.set_redis_bridge(

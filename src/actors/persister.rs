@@ -7,6 +7,16 @@
 //! (stored before delivered) and the publishers answered with their ids.
 //! Commits are strictly one after another, so ids reach the Registry in
 //! increasing order. It also prunes expired events (retention).
+//!
+//! Every publish gets the store timeout from the moment it is queued: a
+//! publish still queued when it runs out is refused without being tried,
+//! and a batch's store deadline is that of its oldest publish, past which
+//! the store rolls the batch back. Either way the publisher hears
+//! `StoreTimeout` and nothing of it is stored. The one exception is a batch
+//! whose COMMIT was already sent: its publishers are answered `Unconfirmed`
+//! one more timeout later, and the Persister still waits for the outcome
+//! (up to ten timeouts, see `store::COMMIT_WAIT_LIMIT`) and routes the
+//! events if they were stored, so stored means delivered, in id order.
 
 use std::{
     collections::VecDeque,
@@ -15,7 +25,7 @@ use std::{
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
-    WrapFuture,
+    SpawnHandle, WrapFuture,
 };
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
@@ -23,7 +33,7 @@ use tracing::Instrument as _;
 use super::registry::Route;
 use crate::{
     domain::{EventId, NewEvent, StoredEvent, now_ms},
-    store::{CommittedBatch, EventStore, InsertOutcome, StoreError},
+    store::{CommittedBatch, Deadline, EventStore, InsertOutcome, StoreError},
     telemetry::Metrics,
 };
 
@@ -39,13 +49,52 @@ const PRUNE_BATCH: i64 = 1000;
 pub enum PersistError {
     #[error("the event store is unavailable")]
     StoreUnavailable,
+    /// Past the store timeout; nothing of the publish was stored.
+    #[error("the event store did not answer within {} ms", .0.as_millis())]
+    StoreTimeout(Duration),
+    /// The commit was sent but not confirmed in time: the events may be
+    /// stored (and then they are delivered).
+    #[error("the event store did not confirm the commit within {} ms", .0.as_millis())]
+    Unconfirmed(Duration),
     #[error("the broker is shutting down")]
     ShuttingDown,
 }
 
+impl From<StoreError> for PersistError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Timeout(budget) => Self::StoreTimeout(budget),
+            StoreError::CommitUnconfirmed(budget) => Self::Unconfirmed(budget),
+            _ => Self::StoreUnavailable,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Option<EventId>>, PersistError>>;
+
 struct PendingPublish {
     events: Vec<NewEvent>,
-    reply: oneshot::Sender<Result<Vec<Option<EventId>>, PersistError>>,
+    /// `None` once answered (a commit not confirmed in time).
+    reply: Option<Reply>,
+    queued_at: Instant,
+}
+
+impl PendingPublish {
+    fn answer(&mut self, answer: Result<Vec<Option<EventId>>, PersistError>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// The batch whose write is in flight.
+struct InFlight {
+    /// Tells a late timer which batch it was set for.
+    seq: u64,
+    requests: Vec<PendingPublish>,
+    /// The timer that answers the publishers should the commit not be
+    /// confirmed; cancelled when the write ends (nearly always, in ms).
+    give_up: Option<SpawnHandle>,
 }
 
 pub struct Persister {
@@ -54,7 +103,10 @@ pub struct Persister {
     router: Recipient<Route>,
     retention: Duration,
     pending: VecDeque<PendingPublish>,
-    in_flight: bool,
+    in_flight: Option<InFlight>,
+    batches: u64,
+    /// A timer is set to refuse queued publishes that run out of time.
+    expiry_scheduled: bool,
     drain_waiters: Vec<oneshot::Sender<Option<EventId>>>,
     /// The highest id this Persister stored, for the drain.
     last_committed: Option<EventId>,
@@ -77,7 +129,9 @@ impl Persister {
             router,
             retention,
             pending: VecDeque::new(),
-            in_flight: false,
+            in_flight: None,
+            batches: 0,
+            expiry_scheduled: false,
             drain_waiters: Vec::new(),
             last_committed: None,
             sealed: false,
@@ -85,13 +139,68 @@ impl Persister {
         }
     }
 
+    fn timeout(&self) -> Duration {
+        self.store.timeout()
+    }
+
+    /// Refuses the queued publishes whose store timeout has run out: they
+    /// were never tried, so nothing of them is stored.
+    fn expire_queued(&mut self) {
+        let timeout = self.timeout();
+        let now = Instant::now();
+        let (mut publishes, mut events) = (0usize, 0usize);
+        // Queued in order, so the oldest are at the front.
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| now >= p.queued_at + timeout)
+        {
+            if let Some(mut expired) = self.pending.pop_front() {
+                publishes += 1;
+                events += expired.events.len();
+                expired.answer(Err(PersistError::StoreTimeout(timeout)));
+            }
+        }
+        // One line per pass, not per publish: a stall refuses them by the
+        // hundred.
+        if publishes > 0 {
+            tracing::warn!(
+                publishes,
+                events,
+                timeout_ms = timeout.as_millis() as u64,
+                "publishes refused: the store timeout ran out while they were queued"
+            );
+        }
+    }
+
+    /// While a write is in flight, wakes up when the oldest queued publish
+    /// runs out of time (a write past its deadline is still waited for when
+    /// its commit had begun; the queue behind it must not wait with it).
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if self.expiry_scheduled || self.in_flight.is_none() {
+            return;
+        }
+        let Some(oldest) = self.pending.front() else {
+            return;
+        };
+        let due = (oldest.queued_at + self.timeout()).saturating_duration_since(Instant::now());
+        self.expiry_scheduled = true;
+        ctx.run_later(due, |act, ctx| {
+            act.expiry_scheduled = false;
+            act.expire_queued();
+            act.schedule_expiry(ctx);
+        });
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.pending.is_empty() {
-            if !self.in_flight {
+        self.expire_queued();
+        if self.in_flight.is_some() || self.pending.is_empty() {
+            if self.in_flight.is_none() {
                 for waiter in self.drain_waiters.drain(..) {
                     let _ = waiter.send(self.last_committed);
                 }
             }
+            self.schedule_expiry(ctx);
             return;
         }
         let mut batch = Vec::new();
@@ -107,7 +216,16 @@ impl Persister {
             .iter()
             .flat_map(|r| r.events.iter().filter(|e| e.persist).cloned())
             .collect();
-        self.in_flight = true;
+        // The oldest publish's budget is the batch's: no publisher waits
+        // longer than the store timeout for its answer.
+        let deadline = Deadline::from_start(batch[0].queued_at, self.timeout());
+        self.batches += 1;
+        let seq = self.batches;
+        self.in_flight = Some(InFlight {
+            seq,
+            requests: batch,
+            give_up: None,
+        });
         let store = self.store.clone();
         let started = Instant::now();
         // One span per group commit, linked to the publishes it stores, so a
@@ -125,6 +243,9 @@ impl Persister {
         } else {
             tracing::Span::none()
         };
+        // Past the deadline the store returns, unless the commit was sent:
+        // then answer the publishers one timeout later without waiting on.
+        let give_up = deadline.remaining() + self.timeout();
         let write = async move {
             if to_store.is_empty() {
                 let nothing = CommittedBatch {
@@ -135,21 +256,50 @@ impl Persister {
             }
             let count = to_store.len();
             store
-                .insert_batch(&to_store)
+                .insert_batch(&to_store, deadline)
                 .await
                 .map(|batch| (batch, count))
         }
         .instrument(span);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
-            act.in_flight = false;
+            let batch = match act.in_flight.take() {
+                Some(in_flight) => {
+                    if let Some(timer) = in_flight.give_up {
+                        ctx.cancel_future(timer);
+                    }
+                    in_flight.requests
+                }
+                None => Vec::new(),
+            };
             act.complete(batch, result, started);
             act.flush(ctx);
         }));
+        let timer = ctx.run_later(give_up, move |act, _| act.unconfirmed(seq));
+        if let Some(in_flight) = self.in_flight.as_mut().filter(|f| f.seq == seq) {
+            in_flight.give_up = Some(timer);
+        }
+        self.schedule_expiry(ctx);
+    }
+
+    /// The batch `seq` is still in flight one timeout past its deadline: its
+    /// commit was sent and never confirmed. Its publishers stop waiting.
+    fn unconfirmed(&mut self, seq: u64) {
+        let timeout = self.timeout();
+        let Some(in_flight) = self.in_flight.as_mut().filter(|f| f.seq == seq) else {
+            return;
+        };
+        tracing::error!(
+            timeout_ms = timeout.as_millis() as u64,
+            "a publish batch's commit is not confirmed; answering its publishers, still waiting for the outcome"
+        );
+        for request in &mut in_flight.requests {
+            request.answer(Err(PersistError::Unconfirmed(timeout)));
+        }
     }
 
     fn complete(
         &mut self,
-        batch: Vec<PendingPublish>,
+        mut batch: Vec<PendingPublish>,
         result: Result<(CommittedBatch, usize), StoreError>,
         started: Instant,
     ) {
@@ -157,8 +307,9 @@ impl Persister {
             Ok(ok) => ok,
             Err(error) => {
                 tracing::error!(error.message = %error, error.cause_chain = ?error, "storing a publish batch failed");
-                for request in batch {
-                    let _ = request.reply.send(Err(PersistError::StoreUnavailable));
+                let answer = PersistError::from(error);
+                for request in &mut batch {
+                    request.answer(Err(answer.clone()));
                 }
                 return;
             }
@@ -190,6 +341,8 @@ impl Persister {
             }
             replies.push((request.reply, ids));
         }
+        // Routed even when the publishers were already told "unconfirmed":
+        // what is stored is delivered.
         if !routed.is_empty() {
             self.router.do_send(Route {
                 events: routed,
@@ -197,7 +350,9 @@ impl Persister {
             });
         }
         for (reply, ids) in replies {
-            let _ = reply.send(Ok(ids));
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(ids));
+            }
         }
     }
 
@@ -246,7 +401,8 @@ impl Handler<Persist> for Persister {
         let (reply, answer) = oneshot::channel();
         self.pending.push_back(PendingPublish {
             events: msg.events,
-            reply,
+            reply: Some(reply),
+            queued_at: Instant::now(),
         });
         self.flush(ctx);
         Box::pin(async move { answer.await.unwrap_or(Err(PersistError::ShuttingDown)) })

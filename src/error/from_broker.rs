@@ -92,6 +92,21 @@ impl From<PersistError> for ApiError {
                 ErrorCode::StoreUnavailable,
                 "the event store is unavailable; nothing was published, retry later",
             ),
+            PersistError::StoreTimeout(budget) => Self::new(
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "the event store did not answer within {} ms; nothing was published, retry later",
+                    budget.as_millis()
+                ),
+            ),
+            PersistError::Unconfirmed(budget) => Self::new(
+                ErrorCode::StoreOutcomeUnknown,
+                format!(
+                    "the event store did not confirm the write within {} ms; it may have been \
+                     published: retry with the same idempotency_key to find out",
+                    budget.as_millis()
+                ),
+            ),
             PersistError::ShuttingDown => Self::new(
                 ErrorCode::ShuttingDown,
                 "the broker is shutting down; retry on another instance",
@@ -103,10 +118,27 @@ impl From<PersistError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::error!(error.message = %error, error.cause_chain = ?error, "event store error");
-        Self::new(
-            ErrorCode::StoreUnavailable,
-            "the event store is unavailable, retry later",
-        )
+        match error {
+            StoreError::Timeout(budget) => Self::new(
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "the event store did not answer within {} ms; nothing was changed, retry later",
+                    budget.as_millis()
+                ),
+            ),
+            StoreError::CommitUnconfirmed(budget) => Self::new(
+                ErrorCode::StoreOutcomeUnknown,
+                format!(
+                    "the event store did not confirm the write within {} ms; it may have been \
+                     applied, read it back before retrying",
+                    budget.as_millis()
+                ),
+            ),
+            _ => Self::new(
+                ErrorCode::StoreUnavailable,
+                "the event store is unavailable, retry later",
+            ),
+        }
     }
 }
 

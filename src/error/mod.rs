@@ -52,6 +52,8 @@ pub enum ErrorCode {
     AuthUnavailable,
     ShuttingDown,
     StoreUnavailable,
+    /// A commit was sent but not confirmed in time: it may have been stored.
+    StoreOutcomeUnknown,
     Internal,
 }
 
@@ -82,6 +84,7 @@ impl ErrorCode {
             Self::TooManyConnections
             | Self::ShuttingDown
             | Self::StoreUnavailable
+            | Self::StoreOutcomeUnknown
             | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -118,6 +121,7 @@ impl ErrorCode {
             Self::AuthUnavailable => "auth_unavailable",
             Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
+            Self::StoreOutcomeUnknown => "store_outcome_unknown",
             Self::Internal => "internal_error",
         }
     }

@@ -8,7 +8,10 @@ use crate::{
     monitoring::{OverallHealth, Snapshot},
 };
 
-/// Liveness and readiness: 200 unless unhealthy (503).
+/// Liveness and readiness: 200 unless unhealthy (503). The store check
+/// reads the outcomes of the store's real operations (failed or timed-out
+/// writes and reads, an operation stuck past the store timeout), not only a
+/// round trip.
 #[utoipa::path(
     tag = "operations",
     responses(
@@ -24,7 +27,7 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "status": indicators.overall_health,
         "instance_id": state.settings.instance_id,
         "checks": {
-            "store": { "status": if snapshot.store_ok { "ok" } else { "unavailable" }, "backend": state.store.backend() },
+            "store": snapshot.store_check(state.store.backend()),
             "registry": { "status": "ok", "active_connections": snapshot.registry.active_connections },
             "cleanup": { "status": if snapshot.cleanup.cleanup_task_running { "ok" } else { "stopped" }, "error_rate": snapshot.cleanup_error_rate() },
             "redis": match &snapshot.bridge {

@@ -5,30 +5,45 @@
 //! Callers are the Persister (the single writer), replay and history.
 
 mod batch_plan;
+mod deadline;
+mod health;
 mod migrations;
 mod postgres;
 mod rows;
 mod schema;
 mod sqlite;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use futures_util::{FutureExt, future::BoxFuture};
 use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
     domain::{EventId, NewEvent, StoredEvent, Subscription, Task, TaskId, TypeFilter},
+    telemetry::Metrics,
 };
 
+pub use deadline::Deadline;
+pub use health::{
+    ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
+};
 pub use migrations::run_migrations;
 
 /// How long a publish's `idempotency_key` is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// Why the store could not answer. Messages never reach clients: the HTTP
-/// edge maps every variant to a generic 503.
+/// edge maps every variant to a 503.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Past the store timeout; nothing was committed, nor will be.
+    #[error("the event store did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The commit began before the store timeout but was not confirmed
+    /// within one more: it may or may not have been stored.
+    #[error("the event store did not confirm a commit within {} ms", .0.as_millis())]
+    CommitUnconfirmed(Duration),
     #[error("could not open the event store: {0}")]
     Open(String),
     #[error("could not apply migrations: {0}")]
@@ -95,8 +110,24 @@ impl EventPage {
 }
 
 /// The event store, whichever backend holds it. Cheap to clone.
+///
+/// Every operation is bounded by the store timeout: it runs in a task of
+/// its own, and the caller waits for that task until its [`Deadline`]. A
+/// task is never dropped half-way (a dropped `SyncConnectionWrapper` query
+/// future panics on actix's runtime, and a dropped PostgreSQL transaction
+/// leaves its connection in an unknown state): past the deadline the
+/// caller stops waiting and the task, told by the deadline not to commit,
+/// ends by itself within the bounds the backend gave the database.
 #[derive(Clone)]
-pub enum EventStore {
+pub struct EventStore {
+    backend: Backend,
+    timeout: Duration,
+    health: Arc<StoreHealth>,
+    metrics: Metrics,
+}
+
+#[derive(Clone)]
+enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PostgresStore),
 }
@@ -107,85 +138,211 @@ impl std::fmt::Debug for EventStore {
     }
 }
 
+/// Runs `$call` on whichever backend `$store` is, in a task bounded by
+/// `$deadline` (see [`EventStore::run`]); `$backend` and `$d` (a clone of
+/// the deadline) are bound for the call.
+macro_rules! bounded {
+    ($store:expr, $operation:expr, $deadline:expr, |$backend:ident, $d:ident| $call:expr) => {{
+        let deadline: Deadline = $deadline;
+        let $d = deadline.clone();
+        let work = match $store.backend.clone() {
+            Backend::Sqlite($backend) => async move { $call.await }.boxed(),
+            Backend::Postgres($backend) => async move { $call.await }.boxed(),
+        };
+        $store.run($operation, deadline, work).await
+    }};
+}
+
 impl EventStore {
-    /// Opens the store and applies pending migrations.
-    pub async fn open(database: &DatabaseUrl) -> Result<Self, StoreError> {
+    /// Opens the store and applies pending migrations. Every operation is
+    /// bounded by `timeout`.
+    pub async fn open(
+        database: &DatabaseUrl,
+        timeout: Duration,
+        metrics: Metrics,
+    ) -> Result<Self, StoreError> {
         run_migrations(database).await?;
-        match database {
-            DatabaseUrl::Sqlite { path } => Ok(Self::Sqlite(sqlite::SqliteStore::open(path)?)),
-            DatabaseUrl::Postgres { url } => Ok(Self::Postgres(postgres::PostgresStore::open(
-                url.expose_secret(),
-            )?)),
-        }
+        let backend = match database {
+            DatabaseUrl::Sqlite { path } => {
+                Backend::Sqlite(sqlite::SqliteStore::open(path, timeout)?)
+            }
+            DatabaseUrl::Postgres { url } => {
+                Backend::Postgres(postgres::PostgresStore::open(url.expose_secret(), timeout)?)
+            }
+        };
+        Ok(Self {
+            backend,
+            timeout,
+            health: Arc::default(),
+            metrics,
+        })
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgresql",
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgresql",
         }
     }
 
-    /// Stores a batch in one transaction and returns one outcome per event,
-    /// in order. Ids are assigned in commit order.
-    #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = events.len()))]
-    pub async fn insert_batch(&self, events: &[NewEvent]) -> Result<CommittedBatch, StoreError> {
-        let rows = events.iter().map(rows::EventRow::from).collect();
-        let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
-        match self {
-            Self::Sqlite(store) => store.insert_batch(rows, dedupe_since_ms).await,
-            Self::Postgres(store) => store.insert_batch(rows, dedupe_since_ms).await,
+    /// The bound of every operation (`--store-timeout-ms`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// What the operations of this store said lately, for `/health`.
+    pub fn health(&self) -> StoreHealthReport {
+        self.health.report(self.timeout)
+    }
+
+    /// Waits for `work` (spawned, so never dropped half-way) until
+    /// `deadline`. Past it: `Timeout` if the work had not begun to commit
+    /// (it will not commit now); if it had, its outcome, waited for up to
+    /// one more store timeout, or with `wait_for_commit` up to
+    /// [`COMMIT_WAIT_LIMIT`] store timeouts (the Persister, which must know
+    /// whether a batch is stored before it moves on).
+    async fn run<T: Send + 'static>(
+        &self,
+        operation: Operation,
+        deadline: Deadline,
+        work: BoxFuture<'static, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.run_with(operation, deadline, false, work).await
+    }
+
+    async fn run_with<T: Send + 'static>(
+        &self,
+        operation: Operation,
+        deadline: Deadline,
+        wait_for_commit: bool,
+        work: BoxFuture<'static, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let in_flight = self.health.begin(operation);
+        let mut worker = tokio::spawn(work);
+        let until = tokio::time::Instant::from_std(deadline.instant());
+        let result = match tokio::time::timeout_at(until, &mut worker).await {
+            Ok(joined) => joined_result(joined),
+            Err(_) if deadline.abandon() => Err(StoreError::Timeout(deadline.budget())),
+            // The commit was sent before the deadline: its outcome decides.
+            Err(_) => {
+                let limit = if wait_for_commit {
+                    self.timeout * COMMIT_WAIT_LIMIT
+                } else {
+                    self.timeout
+                };
+                match tokio::time::timeout(limit, &mut worker).await {
+                    Ok(joined) => joined_result(joined),
+                    Err(_) => {
+                        report_late_outcome(operation, worker);
+                        Err(StoreError::CommitUnconfirmed(self.timeout))
+                    }
+                }
+            }
+        };
+        // A failure once the budget is spent is the timeout's doing (the
+        // database gave up on the lock or busy wait we bounded by it).
+        let result = result.map_err(|error| match error {
+            StoreError::Query(_) | StoreError::Unavailable(_) if deadline.is_past() => {
+                tracing::debug!(operation = operation.as_str(), error.message = %error, "store operation failed at its deadline");
+                StoreError::Timeout(deadline.budget())
+            }
+            other => other,
+        });
+        if let Err(error) = &result {
+            let kind = FailureKind::of(error);
+            self.metrics
+                .record_store_error(operation.as_str(), kind.as_str());
+            if kind != FailureKind::Error {
+                tracing::warn!(
+                    operation = operation.as_str(),
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    outcome = kind.as_str(),
+                    "store operation timed out"
+                );
+            }
         }
+        in_flight.finish(&result);
+        result
+    }
+
+    /// Stores a batch in one transaction and returns one outcome per event,
+    /// in order. Ids are assigned in commit order. Past `deadline` the batch
+    /// is not stored (`Timeout`), unless its commit had already begun: then
+    /// this waits for the commit's outcome, up to [`COMMIT_WAIT_LIMIT`]
+    /// store timeouts (then `CommitUnconfirmed`).
+    #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = events.len()))]
+    pub async fn insert_batch(
+        &self,
+        events: &[NewEvent],
+        deadline: Deadline,
+    ) -> Result<CommittedBatch, StoreError> {
+        let rows: Vec<rows::EventRow> = events.iter().map(rows::EventRow::from).collect();
+        let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
+        let d = deadline.clone();
+        let work = match self.backend.clone() {
+            Backend::Sqlite(store) => {
+                async move { store.insert_batch(rows, dedupe_since_ms, &d).await }.boxed()
+            }
+            Backend::Postgres(store) => {
+                async move { store.insert_batch(rows, dedupe_since_ms, &d).await }.boxed()
+            }
+        };
+        self.run_with(Operation::InsertBatch, deadline, true, work)
+            .await
     }
 
     /// One page of stored events after `page.after`, oldest first.
     #[tracing::instrument(name = "store.events_after", skip_all, fields(db.system = self.backend(), after = page.after.0))]
     pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.events_after(page).await,
-            Self::Postgres(store) => store.events_after(page).await,
-        }
+        bounded!(self, Operation::EventsAfter, self.deadline(), |store, d| {
+            store.events_after(page, &d)
+        })
     }
 
     /// The newest stored id (0 when empty).
     pub async fn latest_id(&self) -> Result<EventId, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.latest_id().await,
-            Self::Postgres(store) => store.latest_id().await,
-        }
+        bounded!(self, Operation::LatestId, self.deadline(), |store, d| store
+            .latest_id(&d))
     }
 
     /// The highest id removed by retention; resuming below it has a gap.
     pub async fn pruned_through(&self) -> Result<EventId, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.pruned_through().await,
-            Self::Postgres(store) => store.pruned_through().await,
-        }
+        bounded!(
+            self,
+            Operation::PrunedThrough,
+            self.deadline(),
+            |store, d| store.pruned_through(&d)
+        )
     }
 
     /// Deletes events published before `cutoff_ms`, `batch` rows per
-    /// transaction so writers are never locked out for long.
+    /// transaction so writers are never locked out for long; each
+    /// transaction is one bounded operation.
     #[tracing::instrument(name = "store.prune", skip_all, fields(db.system = self.backend()))]
     pub async fn prune(&self, cutoff_ms: i64, batch: i64) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.prune(cutoff_ms, batch).await,
-            Self::Postgres(store) => store.prune(cutoff_ms, batch).await,
+        let mut total = 0u64;
+        loop {
+            let deleted = bounded!(self, Operation::Prune, self.deadline(), |store, d| store
+                .prune_batch(cutoff_ms, batch, &d))?;
+            total += deleted as u64;
+            if deleted < batch as usize {
+                return Ok(total);
+            }
         }
     }
 
     /// Creates a task; `false` when the id is taken.
     pub async fn insert_task(&self, task: &Task) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.insert_task(task).await,
-            Self::Postgres(store) => store.insert_task(task).await,
-        }
+        let row = rows::TaskRow::from(task);
+        bounded!(self, Operation::InsertTask, self.deadline(), |store, d| {
+            store.insert_task(row, &d)
+        })
     }
 
     pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.task(id).await,
-            Self::Postgres(store) => store.task(id).await,
-        }
+        let id = id.to_string();
+        bounded!(self, Operation::Task, self.deadline(), |store, d| store
+            .task(id, &d))
     }
 
     /// Saves `task` if nobody changed it since `expected_updated_at_ms`
@@ -195,10 +352,10 @@ impl EventStore {
         task: &Task,
         expected_updated_at_ms: i64,
     ) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.update_task(task, expected_updated_at_ms).await,
-            Self::Postgres(store) => store.update_task(task, expected_updated_at_ms).await,
-        }
+        let row = rows::TaskRow::from(task);
+        bounded!(self, Operation::UpdateTask, self.deadline(), |store, d| {
+            store.update_task(row, expected_updated_at_ms, &d)
+        })
     }
 
     /// Unfinished tasks (of `task_type`, if given) with no write since
@@ -210,25 +367,73 @@ impl EventStore {
         limit: i64,
     ) -> Result<Vec<Task>, StoreError> {
         let task_type = task_type.map(str::to_owned);
-        match self {
-            Self::Sqlite(store) => {
-                store
-                    .silent_tasks(updated_before_ms, task_type, limit)
-                    .await
-            }
-            Self::Postgres(store) => {
-                store
-                    .silent_tasks(updated_before_ms, task_type, limit)
-                    .await
-            }
-        }
+        bounded!(self, Operation::SilentTasks, self.deadline(), |store, d| {
+            store.silent_tasks(updated_before_ms, task_type, limit, &d)
+        })
     }
 
-    /// A cheap round trip, for `/health`.
+    /// A cheap round trip, for `/health`: bounded by [`PING_BUDGET`] too, so
+    /// a probe gets its answer before a load balancer's own timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.ping().await,
-            Self::Postgres(store) => store.ping().await,
-        }
+        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
+        bounded!(self, Operation::Ping, deadline, |store, d| store.ping(&d))
     }
+
+    /// Reads the newest id, within [`PING_BUDGET`], as a read of its own:
+    /// replays and history are rare, so after reads failed the HealthSampler
+    /// calls this to find out whether they work again, instead of leaving
+    /// the failure standing until some client resumes.
+    pub async fn probe_reads(&self) -> Result<EventId, StoreError> {
+        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
+        bounded!(self, Operation::ReadProbe, deadline, |store, d| store
+            .latest_id(&d))
+    }
+
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
+    }
+}
+
+/// How many store timeouts the Persister waits for a commit it has sent
+/// before it gives up and moves on. A COMMIT the database cancels ends
+/// within one; one that hangs longer has lost its connection (a partition
+/// mid-commit), and waiting for TCP to notice would stop publishing for
+/// minutes. Moving on keeps ids in order: the lost transaction holds the
+/// commit-order lock (SQLite: the write lock) until it ends, so nothing
+/// commits before it.
+const COMMIT_WAIT_LIMIT: u32 = 10;
+
+/// The longest `/health` waits for the store's round trip, and the
+/// HealthSampler for its read probe.
+const PING_BUDGET: Duration = Duration::from_secs(2);
+
+fn joined_result<T>(
+    joined: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Result<T, StoreError> {
+    joined.unwrap_or_else(|error| {
+        Err(StoreError::Unavailable(format!(
+            "the store task failed: {error}"
+        )))
+    })
+}
+
+/// A commit reported as unconfirmed still ends some time: say how, so an
+/// operator can reconcile (the client was told it may have been stored).
+fn report_late_outcome<T: Send + 'static>(
+    operation: Operation,
+    worker: tokio::task::JoinHandle<Result<T, StoreError>>,
+) {
+    tokio::spawn(async move {
+        match joined_result(worker.await) {
+            Ok(_) => tracing::warn!(
+                operation = operation.as_str(),
+                "a store commit reported as unconfirmed did commit"
+            ),
+            Err(error) => tracing::warn!(
+                operation = operation.as_str(),
+                error.message = %error,
+                "a store commit reported as unconfirmed did not commit"
+            ),
+        }
+    });
 }

@@ -6,31 +6,38 @@
 //! a sequence id handed out earlier is always committed earlier. Ids are
 //! therefore visible in increasing order, which is what makes a client's
 //! `Last-Event-ID` a safe resume point whichever instance it reconnects to.
+//!
+//! The store timeout is enforced by PostgreSQL itself, so a transaction
+//! that waits too long really aborts instead of committing after the caller
+//! gave up: every session starts with `statement_timeout` and
+//! `lock_timeout` at the store timeout, and every write transaction narrows
+//! both (`SET LOCAL`) to what is left of its [`Deadline`] and commits only
+//! if the caller still waits. The pool wait is bounded by the deadline too.
 
 use std::time::Duration;
 
 use deadpool::Runtime;
 use diesel::{OptionalExtension, prelude::*};
 use diesel_async::{
-    AsyncConnection, AsyncPgConnection, RunQueryDsl,
-    pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
 };
+use futures_util::FutureExt;
 
 use super::{
-    CommittedBatch, EventPage, InsertOutcome, StoreError,
+    CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     rows::{EventRow, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
-use crate::domain::{EventId, StoredEvent, Task, TaskId};
+use crate::domain::{EventId, StoredEvent, Task};
 
 const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// The advisory lock that serializes event commits across instances ("SSEB").
 const COMMIT_ORDER_LOCK: i64 = 0x5353_4542;
 const POOL_SIZE: usize = 8;
-/// Fail fast when PostgreSQL is unreachable: publishers get a 503 in
-/// seconds, not a hung request.
-const POOL_WAIT: Duration = Duration::from_secs(3);
+
+type PooledConnection = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -38,27 +45,48 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        // A read that outlives its caller's deadline (the caller answered
+        // 503 already) is cancelled by the server within one more timeout.
+        let session = format!(
+            "SET statement_timeout = {ms}; SET lock_timeout = {ms};",
+            ms = timeout.as_millis().max(1)
+        );
+        config.custom_setup = Box::new(move |url| {
+            let url = url.to_owned();
+            let session = session.clone();
+            async move {
+                let mut connection = AsyncPgConnection::establish(&url).await?;
+                connection
+                    .batch_execute(&session)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(connection)
+            }
+            .boxed()
+        });
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(POOL_WAIT))
-            .recycle_timeout(Some(POOL_WAIT))
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
             .build()
             .map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(Self { pool })
     }
 
-    async fn connection(
-        &self,
-    ) -> Result<
-        deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>,
-        StoreError,
-    > {
+    /// A pooled connection within `deadline`; nothing once the caller has
+    /// given up.
+    async fn connection(&self, deadline: &Deadline) -> Result<PooledConnection, StoreError> {
+        if deadline.is_abandoned() {
+            return Err(StoreError::Timeout(deadline.budget()));
+        }
         self.pool
-            .get()
+            .timeout_get(&deadline.pool_timeouts(true))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
@@ -67,33 +95,36 @@ impl PostgresStore {
         &self,
         rows: Vec<EventRow>,
         dedupe_since_ms: i64,
+        deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
-        let mut connection = self.connection().await?;
-        let batch = connection
-            .transaction(async |c| {
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<diesel::sql_types::BigInt, _>(COMMIT_ORDER_LOCK)
-                    .execute(c)
-                    .await?;
+        let take_commit_lock = format!(" SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK});");
+        let mut connection = self.connection(deadline).await?;
+        connection
+            .transaction::<_, StoreError, _>(async |c| {
+                bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
                 let previous_id = latest_id(c).await?;
                 let outcomes = insert_batch(c, rows, dedupe_since_ms).await?;
-                Ok::<_, diesel::result::Error>(CommittedBatch {
+                deadline.begin_commit()?;
+                Ok(CommittedBatch {
                     outcomes,
                     previous_id,
                 })
             })
-            .await?;
-        Ok(batch)
+            .await
     }
 
-    pub async fn latest_id(&self) -> Result<EventId, StoreError> {
-        let mut connection = self.connection().await?;
+    pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
+        let mut connection = self.connection(deadline).await?;
         Ok(latest_id(&mut connection).await?)
     }
 
-    pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut connection = self.connection().await?;
+    pub async fn events_after(
+        &self,
+        page: EventPage,
+        deadline: &Deadline,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut connection = self.connection(deadline).await?;
         let mut query = events::table
             .filter(events::id.gt(page.after.0))
             .order(events::id.asc())
@@ -116,8 +147,8 @@ impl PostgresStore {
             .collect())
     }
 
-    pub async fn pruned_through(&self) -> Result<EventId, StoreError> {
-        let mut connection = self.connection().await?;
+    pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
+        let mut connection = self.connection(deadline).await?;
         let value = broker_state::table
             .find(PRUNED_THROUGH_KEY)
             .select(broker_state::value)
@@ -127,65 +158,71 @@ impl PostgresStore {
         Ok(EventId(value.unwrap_or(0)))
     }
 
-    /// Deletes in small id-ordered batches, each its own short transaction,
-    /// so publishers never wait behind a long delete.
-    pub async fn prune(&self, cutoff_ms: i64, batch: i64) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let mut connection = self.connection().await?;
-            let deleted = connection
-                .transaction(async |c| {
-                    let ids: Vec<i64> = events::table
-                        .filter(events::created_at_ms.lt(cutoff_ms))
-                        .order(events::id.asc())
-                        .limit(batch)
-                        .select(events::id)
-                        .load(c)
-                        .await?;
-                    let Some(&highest) = ids.last() else {
-                        return Ok::<usize, diesel::result::Error>(0);
-                    };
-                    let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids)))
-                        .execute(c)
-                        .await?;
-                    diesel::insert_into(broker_state::table)
-                        .values((
-                            broker_state::key.eq(PRUNED_THROUGH_KEY),
-                            broker_state::value.eq(highest),
-                        ))
-                        .on_conflict(broker_state::key)
-                        .do_update()
-                        .set(
-                            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                                "GREATEST(broker_state.value, excluded.value)",
-                            )),
-                        )
-                        .execute(c)
-                        .await?;
-                    Ok(deleted)
-                })
-                .await?;
-            total += deleted as u64;
-            if deleted < batch as usize {
-                return Ok(total);
-            }
-        }
+    /// One id-ordered batch of the retention delete, its own short
+    /// transaction, so publishers never wait behind a long delete.
+    pub async fn prune_batch(
+        &self,
+        cutoff_ms: i64,
+        batch: i64,
+        deadline: &Deadline,
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.connection(deadline).await?;
+        connection
+            .transaction::<_, StoreError, _>(async |c| {
+                bound_transaction(c, deadline, "").await?;
+                let ids: Vec<i64> = events::table
+                    .filter(events::created_at_ms.lt(cutoff_ms))
+                    .order(events::id.asc())
+                    .limit(batch)
+                    .select(events::id)
+                    .load(c)
+                    .await?;
+                let Some(&highest) = ids.last() else {
+                    return Ok(0);
+                };
+                let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids)))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(broker_state::table)
+                    .values((
+                        broker_state::key.eq(PRUNED_THROUGH_KEY),
+                        broker_state::value.eq(highest),
+                    ))
+                    .on_conflict(broker_state::key)
+                    .do_update()
+                    .set(
+                        broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            "GREATEST(broker_state.value, excluded.value)",
+                        )),
+                    )
+                    .execute(c)
+                    .await?;
+                deadline.begin_commit()?;
+                Ok(deleted)
+            })
+            .await
     }
 
-    pub async fn insert_task(&self, task: &Task) -> Result<bool, StoreError> {
-        let mut connection = self.connection().await?;
-        let inserted = diesel::insert_into(tasks::table)
-            .values(&TaskRow::from(task))
-            .on_conflict_do_nothing()
-            .execute(&mut connection)
-            .await?;
-        Ok(inserted == 1)
+    pub async fn insert_task(&self, row: TaskRow, deadline: &Deadline) -> Result<bool, StoreError> {
+        let mut connection = self.connection(deadline).await?;
+        connection
+            .transaction::<_, StoreError, _>(async |c| {
+                bound_transaction(c, deadline, "").await?;
+                let inserted = diesel::insert_into(tasks::table)
+                    .values(&row)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+                deadline.begin_commit()?;
+                Ok(inserted == 1)
+            })
+            .await
     }
 
-    pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        let mut connection = self.connection().await?;
+    pub async fn task(&self, id: String, deadline: &Deadline) -> Result<Option<Task>, StoreError> {
+        let mut connection = self.connection(deadline).await?;
         let row = tasks::table
-            .find(id.to_string())
+            .find(id)
             .select(TaskRow::as_select())
             .first(&mut connection)
             .await
@@ -195,20 +232,26 @@ impl PostgresStore {
 
     pub async fn update_task(
         &self,
-        task: &Task,
+        row: TaskRow,
         expected_updated_at_ms: i64,
+        deadline: &Deadline,
     ) -> Result<bool, StoreError> {
-        let mut connection = self.connection().await?;
-        let row = TaskRow::from(task);
-        let updated = diesel::update(
-            tasks::table
-                .find(row.task_id.clone())
-                .filter(tasks::updated_at_ms.eq(expected_updated_at_ms)),
-        )
-        .set(&row)
-        .execute(&mut connection)
-        .await?;
-        Ok(updated == 1)
+        let mut connection = self.connection(deadline).await?;
+        connection
+            .transaction::<_, StoreError, _>(async |c| {
+                bound_transaction(c, deadline, "").await?;
+                let updated = diesel::update(
+                    tasks::table
+                        .find(row.task_id.clone())
+                        .filter(tasks::updated_at_ms.eq(expected_updated_at_ms)),
+                )
+                .set(&row)
+                .execute(c)
+                .await?;
+                deadline.begin_commit()?;
+                Ok(updated == 1)
+            })
+            .await
     }
 
     pub async fn silent_tasks(
@@ -216,8 +259,9 @@ impl PostgresStore {
         updated_before_ms: i64,
         task_type: Option<String>,
         limit: i64,
+        deadline: &Deadline,
     ) -> Result<Vec<Task>, StoreError> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.connection(deadline).await?;
         let mut query = tasks::table
             .filter(tasks::status.eq_any(["pending", "running"]))
             .filter(tasks::updated_at_ms.lt(updated_before_ms))
@@ -231,13 +275,30 @@ impl PostgresStore {
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection().await?;
+    pub async fn ping(&self, deadline: &Deadline) -> Result<(), StoreError> {
+        let mut connection = self.connection(deadline).await?;
         diesel::sql_query("SELECT 1")
             .execute(&mut connection)
             .await?;
         Ok(())
     }
+}
+
+/// The first statement of every write transaction: PostgreSQL itself
+/// cancels whatever waits on a lock or runs past what is left of
+/// `deadline`, and the transaction rolls back. `then` (a lock to take,
+/// say) rides in the same round trip.
+async fn bound_transaction(
+    c: &mut AsyncPgConnection,
+    deadline: &Deadline,
+    then: &str,
+) -> Result<(), StoreError> {
+    let budget = deadline.remaining_ms();
+    c.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {budget}; SET LOCAL lock_timeout = {budget};{then}"
+    ))
+    .await?;
+    Ok(())
 }
 
 async fn latest_id(c: &mut AsyncPgConnection) -> QueryResult<EventId> {

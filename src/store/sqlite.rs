@@ -5,11 +5,18 @@
 //! (`spawn_blocking`): SQLite batch inserts with RETURNING only compile with
 //! sync diesel, and a blocking task is never cancelled half-way, which the
 //! wrapper's own query futures do not tolerate on actix's runtime.
+//!
+//! The store timeout reaches SQLite as the operation's `busy_timeout` (the
+//! wait for another writer's lock, the only wait SQLite has) and the pool
+//! wait; writes check their [`Deadline`] right before COMMIT and roll back
+//! when the caller has given up.
 
 use std::{path::Path, time::Duration};
 
 use deadpool::Runtime;
-use diesel::{OptionalExtension, prelude::*, sqlite::SqliteConnection};
+use diesel::{
+    OptionalExtension, connection::SimpleConnection as _, prelude::*, sqlite::SqliteConnection,
+};
 use diesel_async::{
     AsyncConnection, SimpleAsyncConnection,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
@@ -18,26 +25,30 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 use super::{
-    CommittedBatch, EventPage, InsertOutcome, StoreError,
+    CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     rows::{EventRow, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
-use crate::domain::{EventId, StoredEvent, Task, TaskId};
+use crate::domain::{EventId, StoredEvent, Task};
 
 type Connection = SyncConnectionWrapper<SqliteConnection>;
 
 const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// Readers run beside the single writer thanks to WAL.
 const POOL_SIZE: usize = 4;
-const POOL_WAIT: Duration = Duration::from_secs(5);
-/// Per-connection settings. `busy_timeout` comes first so the others wait
-/// for a writer instead of failing. WAL itself is a property of the file,
-/// set once by the migrations. NORMAL synchronous is durable across process
-/// crashes in WAL mode (only an OS crash can lose the last commits) and
-/// avoids an fsync per commit.
-const CONNECTION_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// Per-connection settings. `busy_timeout` (the store timeout; each
+/// operation then narrows it to what is left of its budget) comes first so
+/// the others wait for a writer instead of failing. WAL itself is a
+/// property of the file, set once by the migrations. NORMAL synchronous is
+/// durable across process crashes in WAL mode (only an OS crash can lose
+/// the last commits) and avoids an fsync per commit.
+fn connection_pragmas(timeout: Duration) -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        timeout.as_millis().max(1)
+    )
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -45,14 +56,16 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, timeout: Duration) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<Connection>::default();
-        config.custom_setup = Box::new(|url| {
+        let pragmas = connection_pragmas(timeout);
+        config.custom_setup = Box::new(move |url| {
             let url = url.to_owned();
+            let pragmas = pragmas.clone();
             async move {
                 let mut connection = Connection::establish(&url).await?;
                 connection
-                    .batch_execute(CONNECTION_PRAGMAS)
+                    .batch_execute(&pragmas)
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(connection)
@@ -66,51 +79,96 @@ impl SqliteStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(POOL_WAIT))
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
             .build()
             .map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(Self { pool })
     }
 
+    /// Runs `task` on a pooled connection's blocking thread, within
+    /// `deadline`: the pool wait and SQLite's busy wait get what is left of
+    /// it, and nothing runs once the caller has given up.
     async fn with_connection<R: Send + 'static>(
         &self,
-        task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
+        deadline: &Deadline,
+        task: impl FnOnce(&mut SqliteConnection, &Deadline) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let mut connection = self
             .pool
-            .get()
+            .timeout_get(&deadline.pool_timeouts(false))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(connection.spawn_blocking(task).await?)
+        let deadline = deadline.clone();
+        connection
+            .spawn_blocking(move |c| {
+                if deadline.is_abandoned() {
+                    return Ok(Err(StoreError::Timeout(deadline.budget())));
+                }
+                c.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}",
+                    deadline.remaining_ms()
+                ))?;
+                Ok(task(c, &deadline))
+            })
+            .await?
+    }
+
+    /// A write in an IMMEDIATE transaction that commits only if the caller
+    /// still waits for it (see [`Deadline::begin_commit`]).
+    async fn write<R: Send + 'static>(
+        &self,
+        deadline: &Deadline,
+        task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.with_connection(deadline, move |c, deadline| {
+            c.immediate_transaction::<_, StoreError, _>(|c| {
+                let written = task(c)?;
+                deadline.begin_commit()?;
+                Ok(written)
+            })
+        })
+        .await
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        deadline: &Deadline,
+        task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.with_connection(deadline, move |c, _| Ok(task(c)?))
+            .await
     }
 
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
         dedupe_since_ms: i64,
+        deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
-        self.with_connection(move |c| {
-            c.immediate_transaction(|c| {
-                // Under the write lock: nothing can commit in between.
-                let previous_id = latest_id(c)?;
-                let outcomes = insert_batch(c, rows, dedupe_since_ms)?;
-                Ok(CommittedBatch {
-                    outcomes,
-                    previous_id,
-                })
+        self.write(deadline, move |c| {
+            // Under the write lock: nothing can commit in between.
+            let previous_id = latest_id(c)?;
+            let outcomes = insert_batch(c, rows, dedupe_since_ms)?;
+            Ok(CommittedBatch {
+                outcomes,
+                previous_id,
             })
         })
         .await
     }
 
-    pub async fn latest_id(&self) -> Result<EventId, StoreError> {
-        self.with_connection(latest_id).await
+    pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
+        self.read(deadline, latest_id).await
     }
 
-    pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn events_after(
+        &self,
+        page: EventPage,
+        deadline: &Deadline,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = self
-            .with_connection(move |c| {
+            .read(deadline, move |c| {
                 let mut query = events::table
                     .filter(events::id.gt(page.after.0))
                     .order(events::id.asc())
@@ -135,9 +193,9 @@ impl SqliteStore {
             .collect())
     }
 
-    pub async fn pruned_through(&self) -> Result<EventId, StoreError> {
+    pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
         let value = self
-            .with_connection(|c| {
+            .read(deadline, |c| {
                 broker_state::table
                     .find(PRUNED_THROUGH_KEY)
                     .select(broker_state::value)
@@ -148,24 +206,18 @@ impl SqliteStore {
         Ok(EventId(value.unwrap_or(0)))
     }
 
-    pub async fn prune(&self, cutoff_ms: i64, batch: i64) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let deleted = self
-                .with_connection(move |c| {
-                    c.immediate_transaction(|c| prune_batch(c, cutoff_ms, batch))
-                })
-                .await?;
-            total += deleted as u64;
-            if deleted < batch as usize {
-                return Ok(total);
-            }
-        }
+    pub async fn prune_batch(
+        &self,
+        cutoff_ms: i64,
+        batch: i64,
+        deadline: &Deadline,
+    ) -> Result<usize, StoreError> {
+        self.write(deadline, move |c| prune_batch(c, cutoff_ms, batch))
+            .await
     }
 
-    pub async fn insert_task(&self, task: &Task) -> Result<bool, StoreError> {
-        let row = TaskRow::from(task);
-        self.with_connection(move |c| {
+    pub async fn insert_task(&self, row: TaskRow, deadline: &Deadline) -> Result<bool, StoreError> {
+        self.write(deadline, move |c| {
             diesel::insert_into(tasks::table)
                 .values(&row)
                 .on_conflict_do_nothing()
@@ -175,10 +227,9 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        let id = id.to_string();
+    pub async fn task(&self, id: String, deadline: &Deadline) -> Result<Option<Task>, StoreError> {
         let row = self
-            .with_connection(move |c| {
+            .read(deadline, move |c| {
                 tasks::table
                     .find(id)
                     .select(TaskRow::as_select())
@@ -191,11 +242,11 @@ impl SqliteStore {
 
     pub async fn update_task(
         &self,
-        task: &Task,
+        row: TaskRow,
         expected_updated_at_ms: i64,
+        deadline: &Deadline,
     ) -> Result<bool, StoreError> {
-        let row = TaskRow::from(task);
-        self.with_connection(move |c| {
+        self.write(deadline, move |c| {
             diesel::update(
                 tasks::table
                     .find(row.task_id.clone())
@@ -213,9 +264,10 @@ impl SqliteStore {
         updated_before_ms: i64,
         task_type: Option<String>,
         limit: i64,
+        deadline: &Deadline,
     ) -> Result<Vec<Task>, StoreError> {
         let rows = self
-            .with_connection(move |c| {
+            .read(deadline, move |c| {
                 let mut query = tasks::table
                     .filter(tasks::status.eq_any(["pending", "running"]))
                     .filter(tasks::updated_at_ms.lt(updated_before_ms))
@@ -231,9 +283,11 @@ impl SqliteStore {
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.with_connection(|c| diesel::sql_query("SELECT 1").execute(c).map(drop))
-            .await
+    pub async fn ping(&self, deadline: &Deadline) -> Result<(), StoreError> {
+        self.read(deadline, |c| {
+            diesel::sql_query("SELECT 1").execute(c).map(drop)
+        })
+        .await
     }
 }
 

@@ -46,6 +46,9 @@ struct Sampled {
     cleanup_running: AtomicI64,
     cleanup_last_run_secs_bits: AtomicU64,
     health_status: AtomicI64,
+    /// write, read: 0 no, 1 failing recently, 2 failing earlier.
+    store_failing: [AtomicI64; 2],
+    store_oldest_operation_secs_bits: AtomicU64,
 }
 
 impl Default for Sampled {
@@ -59,11 +62,14 @@ impl Default for Sampled {
             cleanup_running: AtomicI64::new(0),
             cleanup_last_run_secs_bits: AtomicU64::new(0f64.to_bits()),
             health_status: AtomicI64::new(0),
+            store_failing: Default::default(),
+            store_oldest_operation_secs_bits: AtomicU64::new(0f64.to_bits()),
         }
     }
 }
 
 const AGE_BUCKETS: [&str; 4] = ["stale", "active", "long_lived", "very_old"];
+const STORE_OPERATION_KINDS: [&str; 2] = ["write", "read"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -92,6 +98,7 @@ struct Inner {
     publish_to_route_latency: Histogram<f64>,
     store_batch_size: Histogram<f64>,
     store_commit_duration: Histogram<f64>,
+    store_errors: Counter<u64>,
     cleanup_runs: Counter<u64>,
     cleanup_cleaned: Counter<u64>,
     cleanup_failed: Counter<u64>,
@@ -201,6 +208,12 @@ impl Metrics {
                     "Duration of one group commit",
                     "s",
                     &LATENCY_BUCKETS,
+                ),
+                store_errors: counter(
+                    "sse.store.errors",
+                    "Event-store operations that failed, by operation and kind (timeout: past \
+                     --store-timeout-ms, nothing stored; unconfirmed: a commit not confirmed in \
+                     time; error: the database refused or could not be reached)",
                 ),
                 cleanup_runs: counter("sse.cleanup.runs", "Janitor cleanup runs, by outcome"),
                 cleanup_cleaned: counter(
@@ -329,6 +342,36 @@ impl Metrics {
                 observer.observe(f64::from_bits(bits), &[]);
             })
             .build();
+        let source = sampled.clone();
+        let labels = STORE_OPERATION_KINDS.map(|kind| [KeyValue::new("kind", kind)]);
+        meter
+            .i64_observable_gauge("sse.store.failing")
+            .with_description(
+                "Store writes or reads (kind): 0 the last one succeeded, 1 the last one failed \
+                 within 30 s and none succeeded since (health alert store_failing), 2 it failed \
+                 earlier and none was tried since (warning)",
+            )
+            .with_callback(move |observer| {
+                for (state, labels) in source.store_failing.iter().zip(&labels) {
+                    observer.observe(state.load(Ordering::Relaxed), labels);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .f64_observable_gauge("sse.store.oldest_operation")
+            .with_description(
+                "How long the oldest store operation in flight has been waiting (0: none); past \
+                 --store-timeout-ms it is stalled",
+            )
+            .with_unit("s")
+            .with_callback(move |observer| {
+                let bits = source
+                    .store_oldest_operation_secs_bits
+                    .load(Ordering::Relaxed);
+                observer.observe(f64::from_bits(bits), &[]);
+            })
+            .build();
         let source = sampled;
         meter
             .i64_observable_gauge("sse.health.status")
@@ -396,6 +439,18 @@ impl Metrics {
             .store(last_run_unix_secs.to_bits(), Ordering::Relaxed);
     }
 
+    /// The store's health, as the HealthSampler last saw it: the
+    /// `sse_store_failing` state of writes and reads, and the age of the
+    /// oldest operation in flight.
+    pub fn set_store_health(&self, writes: i64, reads: i64, oldest_operation_secs: f64) {
+        let sampled = &self.inner.sampled;
+        sampled.store_failing[0].store(writes, Ordering::Relaxed);
+        sampled.store_failing[1].store(reads, Ordering::Relaxed);
+        sampled
+            .store_oldest_operation_secs_bits
+            .store(oldest_operation_secs.to_bits(), Ordering::Relaxed);
+    }
+
     /// 0 healthy, 1 degraded, 2 unhealthy.
     pub fn set_health_status(&self, status: i64) {
         self.inner
@@ -460,6 +515,18 @@ impl Metrics {
     pub fn record_commit(&self, events: usize, seconds: f64) {
         self.inner.store_batch_size.record(events as f64, &[]);
         self.inner.store_commit_duration.record(seconds, &[]);
+    }
+
+    /// One failed store operation: `kind` is `timeout`, `unconfirmed` or
+    /// `error`.
+    pub fn record_store_error(&self, operation: &'static str, kind: &'static str) {
+        self.inner.store_errors.add(
+            1,
+            &[
+                KeyValue::new("operation", operation),
+                KeyValue::new("kind", kind),
+            ],
+        );
     }
 
     pub fn record_cleanup(

@@ -68,6 +68,44 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
 }
 
 #[test]
+fn the_store_timeout_is_a_flag_an_environment_variable_and_a_file_key() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "store_timeout_ms = 2500").unwrap();
+    let config = file.path().to_str().unwrap();
+
+    assert_eq!(effective(&[], &[])["store_timeout_ms"], 5000);
+    assert_eq!(
+        effective(&["--config", config], &[])["store_timeout_ms"],
+        2500
+    );
+    assert_eq!(
+        effective(
+            &["--config", config],
+            &[("SSE_BROKER_STORE_TIMEOUT_MS", "1500")]
+        )["store_timeout_ms"],
+        1500
+    );
+    assert_eq!(
+        effective(
+            &["--config", config, "--store-timeout-ms", "750"],
+            &[("SSE_BROKER_STORE_TIMEOUT_MS", "1500")]
+        )["store_timeout_ms"],
+        750
+    );
+
+    let zero = broker_command()
+        .args(["--store-timeout-ms", "0", "check-config"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(zero.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert!(
+        stderr.contains("store_timeout_ms must be at least 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_impossible_value_stops_with_a_clear_message_and_exit_1() {
     let output = broker_command()
         .args(["--cleanup-interval-secs", "0", "check-config"])

@@ -488,6 +488,114 @@ async fn a_count_in_redis_far_from_the_local_one_is_an_alert_until_the_broker_re
     .await;
 }
 
+/// A broker clustered over `redis`, on its own cluster name.
+async fn clustered(redis: &RedisServer, instance_id: &str) -> TestApp {
+    let cluster_name = format!("health-{}", uuid::Uuid::new_v4().simple());
+    spawn_app_with(|s| {
+        s.redis_url = Some(SecretString::from(redis.url()));
+        s.cluster_name = cluster_name;
+        s.instance_id = instance_id.into();
+    })
+    .await
+}
+
+/// `/health` every 100 ms for `period`: each answer's status and body.
+async fn sample_health(app: &TestApp, period: Duration) -> Vec<(u16, Value)> {
+    let deadline = Instant::now() + period;
+    let mut samples = Vec::new();
+    while Instant::now() < deadline {
+        samples.push(health(app).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    samples
+}
+
+/// Asserts no sample was a 503; names the first that was.
+fn assert_never_503(what: &str, samples: &[(u16, Value)]) {
+    let failures: Vec<&(u16, Value)> = samples
+        .iter()
+        .filter(|(status, _)| *status == 503)
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {} /health samples answered 503; the first: {}",
+        failures.len(),
+        samples.len(),
+        failures[0].1
+    );
+}
+
+#[actix_web::test]
+async fn a_hundred_streams_opened_at_once_never_make_health_answer_503() {
+    // Arrange: a clustered broker whose presence count (0) is in Redis.
+    let redis = RedisServer::start().await;
+    let app = clustered(&redis, "burst-a").await;
+    wait_for_monitoring(&app, LONG, "Redis up, 0 streams recorded there", |m| {
+        let connections = &m["connection_stats"];
+        connections["cluster"]["redis"] == "up"
+            && connections["redis_connections"] == 0
+            && is_healthy(&m["health_indicators"])
+    })
+    .await;
+
+    // Act: 100 streams at once, /health sampled every 100 ms meanwhile and
+    // for 5 s (two presence refreshes and more).
+    let (streams, samples) = futures_util::future::join(
+        open_streams(&app, 100),
+        sample_health(&app, Duration::from_secs(5)),
+    )
+    .await;
+
+    // Assert: never 503; the count in Redis catches up by itself.
+    assert_eq!(streams.len(), 100);
+    assert_never_503("100 streams opened at once", &samples);
+    wait_for_monitoring(&app, SHORT, "100 streams recorded in Redis, healthy", |m| {
+        m["connection_stats"]["redis_connections"] == 100 && is_healthy(&m["health_indicators"])
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_redis_restart_degrades_health_but_never_makes_it_503() {
+    // Arrange: 20 streams, their count written to Redis and read back.
+    let mut redis = RedisServer::start().await;
+    let app = clustered(&redis, "restart-a").await;
+    let _streams = open_streams(&app, 20).await;
+    wait_for_monitoring(&app, LONG, "20 streams recorded in Redis, healthy", |m| {
+        m["connection_stats"]["redis_connections"] == 20 && is_healthy(&m["health_indicators"])
+    })
+    .await;
+
+    // Act: Redis is killed, comes back on the same port 2 s later (empty:
+    // it keeps nothing on disk), while /health is sampled every 100 ms
+    // through the outage and for 8 s after it.
+    let outage = async {
+        redis.kill();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        redis.restart().await;
+    };
+    let (_, samples) =
+        futures_util::future::join(outage, sample_health(&app, Duration::from_secs(10))).await;
+
+    // Assert: degraded (200) while Redis was down, as the docs promise, and
+    // never 503, during the outage or after it.
+    assert_never_503("a Redis restart", &samples);
+    assert!(
+        samples.iter().any(|(status, body)| *status == 200
+            && body["status"] == "degraded"
+            && body["checks"]["redis"]["status"] == "down"),
+        "the outage never showed as degraded: {:?}",
+        samples
+            .iter()
+            .map(|(_, b)| &b["status"])
+            .collect::<Vec<_>>()
+    );
+    wait_for_health(&app, "healthy with Redis up", |status, body| {
+        status == 200 && body["status"] == "healthy" && body["checks"]["redis"]["status"] == "up"
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------

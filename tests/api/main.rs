@@ -23,5 +23,6 @@ mod replay;
 mod restart;
 mod shutdown;
 mod slow_clients;
+mod store_timeouts;
 mod streams;
 mod tasks;

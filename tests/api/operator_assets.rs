@@ -52,7 +52,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 29] = [
+const SPEC_METRICS: [(&str, Kind); 32] = [
     ("sse_connections_active", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -62,6 +62,9 @@ const SPEC_METRICS: [(&str, Kind); 29] = [
     ("sse_publish_latency_seconds", Kind::Histogram),
     ("sse_store_batch_size", Kind::Histogram),
     ("sse_store_commit_duration_seconds", Kind::Histogram),
+    ("sse_store_errors_total", Kind::Counter),
+    ("sse_store_failing", Kind::Gauge),
+    ("sse_store_oldest_operation_seconds", Kind::Gauge),
     ("sse_replay_events_total", Kind::Counter),
     ("sse_cleanup_runs_total", Kind::Counter),
     ("sse_cleanup_cleaned_total", Kind::Counter),
@@ -85,8 +88,9 @@ const SPEC_METRICS: [(&str, Kind); 29] = [
 ];
 
 /// Every health rule of `/health` with its severity, and the alert that
-/// stands for it. `cleanup_error_rate` is a rule at both levels.
-const HEALTH_RULES: [(&str, &str, &str); 9] = [
+/// stands for it. `cleanup_error_rate` and `store_failing` are rules at both
+/// levels.
+const HEALTH_RULES: [(&str, &str, &str); 12] = [
     ("connection_mismatch", "high", "SseBrokerConnectionMismatch"),
     (
         "cleanup_error_rate",
@@ -95,6 +99,9 @@ const HEALTH_RULES: [(&str, &str, &str); 9] = [
     ),
     ("cleanup_not_running", "high", "SseBrokerCleanupNotRunning"),
     ("store_unavailable", "high", "SseBrokerStoreUnavailable"),
+    ("store_failing", "high", "SseBrokerStoreFailing"),
+    ("store_stalled", "high", "SseBrokerStoreStalled"),
+    ("store_failing", "medium", "SseBrokerStoreFailedEarlier"),
     (
         "high_connection_count",
         "medium",

@@ -84,8 +84,14 @@ pub struct BridgeStatus {
     pub repairs: u64,
     /// Every live instance's entry, this one included.
     pub instances: Vec<InstancePresence>,
-    /// The count this instance last wrote to Redis.
+    /// This instance's count as Redis held it before the latest refresh;
+    /// `None` when there is nothing to compare it with (see
+    /// `own_written_count`).
     pub own_redis_count: Option<usize>,
+    /// The count this instance wrote in the refresh before that one: what
+    /// `own_redis_count` should be. `None` before two refreshes in a row on
+    /// one unbroken link.
+    pub own_written_count: Option<usize>,
 }
 
 pub struct RedisBridge {
@@ -109,9 +115,17 @@ pub struct RedisBridge {
     /// A PING on the subscriber is in flight (see `probe`).
     probing: bool,
     instances: Vec<InstancePresence>,
-    /// This instance's count as Redis held it before the latest refresh.
+    /// This instance's count as Redis held it before the latest refresh,
+    /// and what this instance had written there: `None` when not comparable.
     own_redis_count: Option<usize>,
-    presence_written: bool,
+    own_written_count: Option<usize>,
+    /// The count written by the last successful refresh, and the link
+    /// epoch it was written in.
+    last_written: Option<(usize, u64)>,
+    /// Counts the link's failures. Redis may lose our key with its data
+    /// (a restart): a key read back in another epoch than it was written
+    /// in proves nothing.
+    link_epoch: u64,
     metrics: Metrics,
 }
 
@@ -159,12 +173,15 @@ impl RedisBridge {
             probing: false,
             instances: Vec::new(),
             own_redis_count: None,
-            presence_written: false,
+            own_written_count: None,
+            last_written: None,
+            link_epoch: 0,
             metrics,
         })
     }
 
     fn mark_down(&mut self, reason: String) {
+        self.link_epoch += 1;
         if self.state != LinkState::Down {
             tracing::warn!(reason = %reason, "redis link down: routing locally and tailing the store");
         }
@@ -375,6 +392,7 @@ impl RedisBridge {
         let registry = self.registry.clone();
         let instance_id = self.instance_id.clone();
         let prefix = self.presence_prefix.clone();
+        let epoch = self.link_epoch;
         let refresh = async move {
             let active = registry.send(ActiveConnections).await.unwrap_or(0);
             let mut connection = publisher;
@@ -425,23 +443,38 @@ impl RedisBridge {
                 .flatten()
                 .filter_map(|v| serde_json::from_str(&v).ok())
                 .collect();
-            Ok::<_, redis::RedisError>((instances, seen))
+            Ok::<_, redis::RedisError>((instances, seen, active))
         };
-        ctx.spawn(refresh.into_actor(self).map(|result, act, _| match result {
-            Ok((mut instances, seen)) => {
-                instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-                act.instances = instances;
-                // Before our first write there is nothing to compare; after
-                // it, a missing key counts as zero.
-                act.own_redis_count = match seen {
-                    Some(count) => Some(count),
-                    None if act.presence_written => Some(0),
-                    None => None,
-                };
-                act.presence_written = true;
-            }
-            Err(error) => act.mark_down(format!("presence update failed: {error}")),
-        }));
+        ctx.spawn(
+            refresh
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok((mut instances, seen, written)) => {
+                        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+                        act.instances = instances;
+                        // Compare what Redis held with what we wrote there
+                        // last, only when both happened on one unbroken
+                        // link; then a missing key was evicted or expired
+                        // and counts as zero.
+                        let unbroken = act.link_epoch == epoch;
+                        let previous = act
+                            .last_written
+                            .filter(|(_, written_in)| unbroken && *written_in == epoch);
+                        match previous {
+                            Some((previous, _)) => {
+                                act.own_written_count = Some(previous);
+                                act.own_redis_count = Some(seen.unwrap_or(0));
+                            }
+                            None => {
+                                act.own_written_count = None;
+                                act.own_redis_count = seen;
+                            }
+                        }
+                        act.last_written = unbroken.then_some((written, epoch));
+                    }
+                    Err(error) => act.mark_down(format!("presence update failed: {error}")),
+                }),
+        );
     }
 }
 
@@ -554,6 +587,7 @@ impl Handler<GetBridgeStatus> for RedisBridge {
             repairs: self.repairs,
             instances: self.instances.clone(),
             own_redis_count: self.own_redis_count,
+            own_written_count: self.own_written_count,
         })
     }
 }

@@ -1,0 +1,336 @@
+//! What the store's own operations say about its health, for `/health`.
+//!
+//! A `SELECT 1` answers while the disk is full, while a trigger or a
+//! constraint refuses every insert, and while the `events` table is locked:
+//! the broker then refuses every publish and still looks healthy. So every
+//! operation reports its outcome here, writes and reads apart (reads keep
+//! working while writes fail), and the operations in flight are listed, so
+//! one stuck past the store timeout shows while it is stuck. A later
+//! success of the same kind clears a failure.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use super::StoreError;
+
+/// One kind of store operation: the label of its metrics and log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    InsertBatch,
+    Prune,
+    InsertTask,
+    UpdateTask,
+    EventsAfter,
+    LatestId,
+    PrunedThrough,
+    Task,
+    SilentTasks,
+    /// The HealthSampler's re-check of failing reads.
+    ReadProbe,
+    Ping,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InsertBatch => "insert_batch",
+            Self::Prune => "prune",
+            Self::InsertTask => "insert_task",
+            Self::UpdateTask => "update_task",
+            Self::EventsAfter => "events_after",
+            Self::LatestId => "latest_id",
+            Self::PrunedThrough => "pruned_through",
+            Self::Task => "task",
+            Self::SilentTasks => "silent_tasks",
+            Self::ReadProbe => "read_probe",
+            Self::Ping => "ping",
+        }
+    }
+
+    fn class(self) -> Option<Class> {
+        match self {
+            Self::InsertBatch | Self::Prune | Self::InsertTask | Self::UpdateTask => {
+                Some(Class::Write)
+            }
+            Self::EventsAfter
+            | Self::LatestId
+            | Self::PrunedThrough
+            | Self::Task
+            | Self::SilentTasks
+            | Self::ReadProbe => Some(Class::Read),
+            // The ping is reported by `/health` itself; it touches no table,
+            // so its success must not clear a failing read.
+            Self::Ping => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Write,
+    Read,
+}
+
+/// How an operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Past the store timeout; it did not commit.
+    Timeout,
+    /// Its commit began but was not confirmed within the timeout.
+    Unconfirmed,
+    /// The database answered with an error, or could not be reached.
+    Error,
+}
+
+impl FailureKind {
+    pub fn of(error: &StoreError) -> Self {
+        match error {
+            StoreError::Timeout(_) => Self::Timeout,
+            StoreError::CommitUnconfirmed(_) => Self::Unconfirmed,
+            _ => Self::Error,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Unconfirmed => "unconfirmed",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    at: Instant,
+    operation: Operation,
+    kind: FailureKind,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ClassState {
+    last_ok: Option<Instant>,
+    last_failure: Option<Failure>,
+}
+
+impl ClassState {
+    fn report(&self, now: Instant) -> ClassReport {
+        // Failing until an operation of the same kind succeeds after it.
+        let failing = self
+            .last_failure
+            .filter(|failure| self.last_ok.is_none_or(|ok| ok < failure.at))
+            .map(|failure| FailureReport {
+                operation: failure.operation.as_str(),
+                kind: failure.kind,
+                ago: now.saturating_duration_since(failure.at),
+            });
+        ClassReport {
+            last_ok_ago: self.last_ok.map(|ok| now.saturating_duration_since(ok)),
+            failing,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_token: u64,
+    in_flight: HashMap<u64, (Operation, Instant)>,
+    writes: ClassState,
+    reads: ClassState,
+}
+
+/// Shared by every clone of one `EventStore`.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    state: Mutex<State>,
+}
+
+impl StoreHealth {
+    /// Lists `operation` as in flight until the returned guard is finished
+    /// or dropped (a caller that goes away mid-operation must not look like
+    /// a stalled store forever).
+    pub fn begin(self: &Arc<Self>, operation: Operation) -> InFlightGuard {
+        let mut state = self.lock();
+        let token = state.next_token;
+        state.next_token = state.next_token.wrapping_add(1);
+        state.in_flight.insert(token, (operation, Instant::now()));
+        InFlightGuard {
+            health: self.clone(),
+            token,
+            operation,
+        }
+    }
+
+    pub fn report(&self, timeout: Duration) -> StoreHealthReport {
+        let now = Instant::now();
+        let state = self.lock();
+        let oldest_in_flight = state
+            .in_flight
+            .values()
+            .min_by_key(|(_, started)| *started)
+            .map(|(operation, started)| InFlight {
+                operation: operation.as_str(),
+                elapsed: now.saturating_duration_since(*started),
+            });
+        StoreHealthReport {
+            timeout,
+            writes: state.writes.report(now),
+            reads: state.reads.report(now),
+            in_flight: state.in_flight.len(),
+            oldest_in_flight,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain bookkeeping: a panic elsewhere leaves nothing half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// An operation in flight; see [`StoreHealth::begin`].
+pub struct InFlightGuard {
+    health: Arc<StoreHealth>,
+    token: u64,
+    operation: Operation,
+}
+
+impl InFlightGuard {
+    /// Records the outcome; the operation is no longer in flight.
+    pub fn finish<T>(self, result: &Result<T, StoreError>) {
+        let Some(class) = self.operation.class() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut state = self.health.lock();
+        let outcomes = match class {
+            Class::Write => &mut state.writes,
+            Class::Read => &mut state.reads,
+        };
+        match result {
+            Ok(_) => outcomes.last_ok = Some(now),
+            Err(error) => {
+                outcomes.last_failure = Some(Failure {
+                    at: now,
+                    operation: self.operation,
+                    kind: FailureKind::of(error),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.health.lock().in_flight.remove(&self.token);
+    }
+}
+
+/// What the store's operations say, at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHealthReport {
+    /// The configured store timeout.
+    pub timeout: Duration,
+    pub writes: ClassReport,
+    pub reads: ClassReport,
+    pub in_flight: usize,
+    /// The operation in flight the longest.
+    pub oldest_in_flight: Option<InFlight>,
+}
+
+impl StoreHealthReport {
+    /// An operation in flight for longer than the store timeout: only a
+    /// commit whose outcome is still unknown can be, every other wait ends
+    /// at the timeout.
+    pub fn stalled(&self) -> Option<&InFlight> {
+        self.oldest_in_flight
+            .as_ref()
+            .filter(|oldest| oldest.elapsed > self.timeout)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClassReport {
+    pub last_ok_ago: Option<Duration>,
+    /// The latest failure, unless an operation of the same kind succeeded
+    /// after it.
+    pub failing: Option<FailureReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FailureReport {
+    pub operation: &'static str,
+    pub kind: FailureKind,
+    pub ago: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pub operation: &'static str,
+    pub elapsed: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed() -> Result<(), StoreError> {
+        Err(StoreError::Timeout(Duration::from_secs(1)))
+    }
+
+    #[test]
+    fn a_failed_write_is_failing_until_a_write_succeeds() {
+        let health = Arc::new(StoreHealth::default());
+
+        health.begin(Operation::InsertBatch).finish(&failed());
+        let report = health.report(Duration::from_secs(5));
+        let failing = report.writes.failing.expect("failing");
+        assert_eq!(failing.operation, "insert_batch");
+        assert_eq!(failing.kind, FailureKind::Timeout);
+        assert!(report.reads.failing.is_none());
+
+        // A read or a ping does not vouch for writes.
+        health.begin(Operation::EventsAfter).finish(&Ok(()));
+        health.begin(Operation::Ping).finish(&Ok(()));
+        assert!(
+            health
+                .report(Duration::from_secs(5))
+                .writes
+                .failing
+                .is_some()
+        );
+
+        health.begin(Operation::UpdateTask).finish(&Ok(()));
+        assert!(
+            health
+                .report(Duration::from_secs(5))
+                .writes
+                .failing
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_operation_is_in_flight_until_finished_or_dropped() {
+        let health = Arc::new(StoreHealth::default());
+        let first = health.begin(Operation::InsertBatch);
+        std::thread::sleep(Duration::from_millis(5));
+        let second = health.begin(Operation::EventsAfter);
+
+        let report = health.report(Duration::from_millis(1));
+        assert_eq!(report.in_flight, 2);
+        assert_eq!(report.stalled().unwrap().operation, "insert_batch");
+        assert!(health.report(Duration::from_secs(60)).stalled().is_none());
+
+        drop(first);
+        second.finish(&Ok(()));
+        let report = health.report(Duration::from_millis(1));
+        assert_eq!(report.in_flight, 0);
+        assert!(report.stalled().is_none());
+    }
+}
