@@ -15,18 +15,19 @@ use secrecy::ExposeSecret;
 
 use crate::{
     actors::{
-        health_sampler::HealthSampler, janitor::Janitor, persister::Persister,
-        redis_bridge::RedisBridge, registry::Registry, task_reaper::TaskReaper,
+        connection::StreamEnvironment, health_sampler::HealthSampler, janitor::Janitor,
+        persister::Persister, redis_bridge::RedisBridge, registry::Registry,
+        task_reaper::TaskReaper,
     },
     auth::JwtVerifier,
     config::Settings,
     domain::EventTypeCatalog,
-    event_service::EventService,
     http,
     limits::RateLimits,
+    services::tasks::TaskService,
+    services::{events::EventService, streams::StreamService},
     shutdown::{self, ShutdownHandle},
     store::EventStore,
-    task_service::TaskService,
     telemetry::Metrics,
 };
 
@@ -34,6 +35,7 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub events: EventService,
+    pub streams: StreamService,
     pub tasks: TaskService,
     pub registry: Addr<Registry>,
     pub janitor: Addr<Janitor>,
@@ -112,19 +114,22 @@ impl Application {
             metrics.clone(),
         )
         .start();
-        let events = EventService::new(
-            persister.clone(),
-            registry.clone(),
-            store.clone(),
+        let events = EventService::new(persister.clone(), catalog.clone());
+        let streams = StreamService::new(
+            StreamEnvironment {
+                registry: registry.clone(),
+                store: store.clone(),
+                heartbeat: settings.heartbeat,
+                queue_capacity: settings.queue_capacity,
+                metrics: metrics.clone(),
+            },
             catalog,
-            settings.heartbeat,
-            settings.queue_capacity,
-            metrics.clone(),
         );
         let tasks = TaskService::new(store.clone(), events.clone(), metrics.clone());
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         let state = AppState {
             events,
+            streams,
             tasks,
             registry,
             janitor,

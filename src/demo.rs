@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::{
     domain::{TaskChange, TaskError, TaskId},
-    task_service::{NewTask, TaskService, TaskServiceError},
+    services::tasks::{NewTask, TaskService, TaskServiceError},
 };
 
 /// The `task_type` of demo tasks.

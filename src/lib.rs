@@ -5,11 +5,13 @@
 //! - [`cli`], [`config`]: the command line and the one typed [`config::Settings`].
 //! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
 //! - [`domain`]: events, ids, subscriptions, the SSE frame encoder; no I/O.
-//! - [`event_service`]: publish and open-stream use cases between HTTP and actors.
-//! - [`task_service`]: the task API's use cases (progress, AI text, completion).
+//! - [`services`]: the use cases between HTTP and actors: publishing, streams
+//!   (who may watch what), tasks.
 //! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister, RedisBridge,
 //!   TaskReaper, HealthSampler.
 //! - [`store`]: the event store (SQLite or PostgreSQL); the only SQL.
+//! - [`stream`]: one open stream's own types (id, frames, counters, body, socket,
+//!   close reasons) and the resume hand-off; imports no actor.
 //! - [`http`]: the thin actix-web edge, the route table, and the server whose head guard
 //!   checks every request head; [`error`] maps every error to HTTP (also library ones).
 //! - [`monitoring`]: the monitoring document and health rules.
@@ -35,11 +37,11 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
-pub mod event_service;
 pub mod http;
 pub mod limits;
 pub mod monitoring;
+pub mod services;
 pub mod shutdown;
 pub mod store;
-pub mod task_service;
+pub mod stream;
 pub mod telemetry;

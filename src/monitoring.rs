@@ -411,7 +411,7 @@ impl MonitoringDocument {
         let c = &snapshot.cleanup;
         let uptime = snapshot.uptime_secs.max(1) as f64;
         Self {
-            timestamp: crate::actors::registry::rfc3339(crate::domain::now_ms()),
+            timestamp: crate::domain::rfc3339(crate::domain::now_ms()),
             service_name: "sse-broker",
             instance_id: state.settings.instance_id.clone(),
             connection_stats: serde_json::json!({
@@ -436,7 +436,7 @@ impl MonitoringDocument {
                 "total_batches": c.total_batches,
                 "error_rate": snapshot.cleanup_error_rate(),
                 "connection_failure_rate": snapshot.connection_failure_rate(),
-                "last_run_at": c.last_run_at_ms.map(crate::actors::registry::rfc3339),
+                "last_run_at": c.last_run_at_ms.map(crate::domain::rfc3339),
                 "last_cleanup_duration_ms": c.last_cleanup_duration_ms,
                 "last_cleaned": c.last_cleaned,
                 "last_failed": c.last_failed,

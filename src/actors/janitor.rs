@@ -16,11 +16,12 @@ use actix::{
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::{
-    connection::{Close, CloseReason},
-    registry::{FindStale, Registry},
+use super::registry::{FindStale, Registry};
+use crate::{
+    domain::now_ms,
+    stream::{Close, CloseReason},
+    telemetry::Metrics,
 };
-use crate::{domain::now_ms, telemetry::Metrics};
 
 /// A pause between batches so a large cleanup never monopolises the Registry.
 const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(5);

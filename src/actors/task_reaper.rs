@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 
-use crate::{demo, domain::now_ms, task_service::TaskService};
+use crate::{demo, domain::now_ms, services::tasks::TaskService};
 
 pub struct TaskReaper {
     tasks: TaskService,

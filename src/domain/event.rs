@@ -128,6 +128,24 @@ impl EventTypeCatalog {
         self.known.iter().map(|t| t.to_string()).collect()
     }
 
+    /// Parses a comma-separated `event_types` list; empty means all types.
+    pub fn filter(&self, raw: Option<&str>) -> Result<super::TypeFilter, EventError> {
+        let names: Vec<&str> = raw
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Ok(super::TypeFilter::All);
+        }
+        let types = names
+            .into_iter()
+            .map(|name| self.resolve(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::TypeFilter::only(types))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &EventType> {
         self.known.iter()
     }

@@ -30,3 +30,11 @@ pub fn quoted_input(text: &str) -> String {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// `ms` since the epoch as RFC 3339 with milliseconds, the one timestamp
+/// format of the JSON answers.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

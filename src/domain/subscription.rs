@@ -156,6 +156,17 @@ pub struct SubscriptionView {
     pub project_id: Option<ProjectId>,
 }
 
+impl SubscriptionView {
+    /// What a client is told about `subscription` (every type named, for
+    /// "all", from `catalog`).
+    pub fn of(subscription: &Subscription, catalog: &super::EventTypeCatalog) -> Self {
+        Self {
+            event_types: subscription.event_types.names(catalog.iter()),
+            project_id: subscription.project_id.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

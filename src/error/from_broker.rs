@@ -9,8 +9,11 @@ use crate::{
         registry::{RegisterError, UpdateSubscriptionError},
     },
     domain::{TaskError, event::EventError},
+    services::{
+        streams::{SubscriptionError, UpdateError},
+        tasks::TaskServiceError,
+    },
     store::StoreError,
-    task_service::TaskServiceError,
 };
 
 impl From<crate::auth::AuthError> for ApiError {
@@ -173,6 +176,27 @@ impl From<UpdateSubscriptionError> for ApiError {
                 ErrorCode::Forbidden,
                 "this connection belongs to another user",
             ),
+        }
+    }
+}
+
+impl From<SubscriptionError> for ApiError {
+    fn from(error: SubscriptionError) -> Self {
+        match error {
+            SubscriptionError::Event(error) => error.into(),
+            SubscriptionError::ProjectNotGranted => Self::new(
+                ErrorCode::Forbidden,
+                "the token does not grant this project",
+            ),
+        }
+    }
+}
+
+impl From<UpdateError> for ApiError {
+    fn from(error: UpdateError) -> Self {
+        match error {
+            UpdateError::Subscription(error) => error.into(),
+            UpdateError::Registry(error) => error.into(),
         }
     }
 }

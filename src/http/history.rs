@@ -4,12 +4,12 @@
 use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, Query, Subscribe, project_param};
+use super::extract::{Authenticated, Query, Subscribe};
 use crate::{
     app::AppState,
-    domain::{EventId, StoredEvent, Subscription},
+    domain::{EventId, StoredEvent},
     error::{ApiError, ErrorCode},
-    store::EventPage,
+    services::streams::StreamRequest,
 };
 
 const MAX_LIMIT: usize = 1000;
@@ -56,7 +56,7 @@ impl From<StoredEvent> for HistoryEvent {
             project_id: event.project_id.map(|p| p.to_string()),
             user_id: event.user_id.map(|u| u.to_string()),
             task_id: event.task_id.map(|t| t.to_string()),
-            created_at: crate::actors::registry::rfc3339(event.created_at_ms),
+            created_at: crate::domain::rfc3339(event.created_at_ms),
         }
     }
 }
@@ -96,44 +96,17 @@ pub async fn history(
         })?,
         None => EventId(0),
     };
-    let project_id = project_param(&auth.principal, query.project_id.as_deref())?;
-    let subscription = Subscription {
-        event_types: state
-            .events
-            .parse_type_filter(query.event_types.as_deref())?,
-        project_id,
-        task_id: None,
-        viewer: auth.principal.viewer(),
-    };
-    // Visibility filtering happens after the query, so read pages until the
-    // answer is full or the store is exhausted.
-    let mut events = Vec::with_capacity(limit);
-    let mut cursor = after;
-    while events.len() < limit {
-        let page = state
-            .store
-            .events_after(EventPage::for_subscription(
-                &subscription,
-                cursor,
-                limit as i64,
-            ))
-            .await?;
-        let fetched = page.len();
-        for event in page {
-            let Some(id) = event.id else { continue };
-            if events.len() == limit {
-                break;
-            }
-            cursor = id;
-            if subscription.matches(&event) {
-                events.push(HistoryEvent::from(event));
-            }
-        }
-        if fetched < limit {
-            break;
-        }
-    }
-    // A full page may have a successor; a short one is the end.
-    let next_after = (events.len() == limit).then_some(cursor.0);
-    Ok(HttpResponse::Ok().json(HistoryPage { events, next_after }))
+    let subscription = state.streams.subscription(
+        &auth.principal,
+        StreamRequest {
+            event_types: query.event_types.as_deref(),
+            project_id: query.project_id.as_deref(),
+            user_id: None,
+        },
+    )?;
+    let (events, next_after) = state.streams.history(&subscription, after, limit).await?;
+    Ok(HttpResponse::Ok().json(HistoryPage {
+        events: events.into_iter().map(HistoryEvent::from).collect(),
+        next_after: next_after.map(|id| id.0),
+    }))
 }

@@ -8,11 +8,12 @@ use crate::{
     actors::{
         janitor::RunCleanup,
         redis_bridge::ListClusterConnections,
-        registry::{ConnectionId, Disconnect, ListConnections},
+        registry::{Disconnect, ListConnections},
     },
     app::AppState,
     error::{ApiError, ErrorCode},
     monitoring::{MonitoringDocument, Snapshot},
+    stream::ConnectionId,
 };
 
 const MAX_PAGE: usize = 1000;

@@ -4,17 +4,15 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{
-    Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe, project_param,
-};
+use super::extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe};
 use crate::{
-    actors::registry::ConnectionId,
     app::AppState,
     auth::Principal,
     domain::{EventId, NewEvent, Task, TaskId, event::EventError},
     error::{ApiError, ErrorCode, plain},
-    event_service::PublishEvent,
-    task_service::TaskServiceError,
+    services::events::PublishEvent,
+    services::tasks::TaskServiceError,
+    stream::ConnectionId,
 };
 
 /// Events accepted in one publish request.
@@ -85,17 +83,10 @@ async fn check_task_targets(
         let Ok(task_id) = TaskId::parse(task_ref.as_str()) else {
             return Err(unknown());
         };
-        let task = match state.tasks.get(&task_id).await {
-            Ok(task) => task,
+        match state.tasks.visible(principal, &task_id).await {
+            Ok(_) => {}
             Err(TaskServiceError::NotFound) => return Err(unknown()),
             Err(error) => return Err(error.into()),
-        };
-        if task
-            .project_id
-            .as_ref()
-            .is_some_and(|p| !principal.may_access(p))
-        {
-            return Err(unknown());
         }
     }
     Ok(())
@@ -322,11 +313,14 @@ pub async fn subscribe(
         EventTypeList::List(items) => items.join(","),
         EventTypeList::Csv(csv) => csv,
     };
-    let event_types = state.events.parse_type_filter(Some(&csv))?;
-    let project_id = project_param(&auth.principal, request.project_id.as_deref())?;
     let view = state
-        .events
-        .update_subscription(id, event_types, project_id, auth.principal.user_id)
+        .streams
+        .update(
+            &auth.principal,
+            id,
+            Some(&csv),
+            request.project_id.as_deref(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(SubscribeResponse {
         connection_id: id.to_string(),

@@ -25,9 +25,7 @@ use super::{
     head_guard::{HeadGuard, RefusalMarker},
     openapi::{ApiDoc, OpenApiJson},
 };
-use crate::{
-    actors::connection::StreamSocket, app::AppState, config::CorsOrigins, telemetry::BrokerRootSpan,
-};
+use crate::{app::AppState, config::CorsOrigins, stream::StreamSocket, telemetry::BrokerRootSpan};
 
 /// How long a draining server waits for open connections.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;

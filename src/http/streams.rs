@@ -7,12 +7,14 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::extract::{Authenticated, Query, Subscribe, project_param};
+use super::extract::{Authenticated, Query, Subscribe};
 use crate::{
-    actors::connection::StreamSocket,
+    actors::connection::StreamOptions,
     app::AppState,
-    domain::{EventId, Subscription, UserId, Viewer},
+    domain::EventId,
     error::ApiError,
+    services::streams::StreamRequest,
+    stream::{StreamBody, StreamSocket},
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -75,40 +77,25 @@ pub async fn open_stream(
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
     let resume_after = resume_point(&req, &query)?;
-    let event_types = state
-        .events
-        .parse_type_filter(query.event_types.as_deref())?;
-    let project_id = project_param(&principal, query.project_id.as_deref())?;
-    let viewer = if principal.authenticated {
-        principal.viewer()
-    } else {
-        Viewer {
-            user_id: query.user_id.as_deref().map(UserId::parse).transpose()?,
-            ..Viewer::anonymous()
-        }
-    };
-    let subscription = Subscription {
-        event_types,
-        project_id,
-        task_id: None,
-        viewer,
-    };
+    let subscription = state.streams.subscription(
+        &principal,
+        StreamRequest {
+            event_types: query.event_types.as_deref(),
+            project_id: query.project_id.as_deref(),
+            user_id: query.user_id.as_deref(),
+        },
+    )?;
     // Charged only now: a refused request (bad filter, foreign project)
     // opens nothing and costs nothing.
     state.limits.admit_stream(&req, &principal)?;
-    let (_, body) = state
-        .events
-        .open_stream(
-            subscription,
-            crate::event_service::StreamOptions {
-                resume_after,
-                token_expires_at: principal.expires_at,
-                owner: principal.owner(),
-                socket: req.conn_data::<StreamSocket>().copied(),
-                ..Default::default()
-            },
-        )
-        .await?;
+    let options = StreamOptions {
+        resume_after,
+        token_expires_at: principal.expires_at,
+        owner: principal.owner(),
+        socket: req.conn_data::<StreamSocket>().copied(),
+        ..Default::default()
+    };
+    let (_, body) = state.streams.open(subscription, options).await?;
     Ok(event_stream_response(&req, body))
 }
 
@@ -117,10 +104,7 @@ pub async fn open_stream(
 ///
 /// HTTP/1.0 has no chunked encoding: an HTTP/1.0 client gets the body
 /// delimited by the connection's close, as RFC 1945 defines it.
-pub fn event_stream_response(
-    req: &HttpRequest,
-    body: crate::actors::connection::StreamBody,
-) -> HttpResponse {
+pub fn event_stream_response(req: &HttpRequest, body: StreamBody) -> HttpResponse {
     let mut response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))

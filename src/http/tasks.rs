@@ -12,17 +12,13 @@ use super::{
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
-    actors::connection::StreamSocket,
+    actors::connection::StreamOptions,
     app::AppState,
     auth::Principal,
-    domain::{
-        EventId, EventType, Subscription, Task, TaskChange, TaskId, TaskStatus, TypeFilter,
-        parse_task_type, sse_frame,
-    },
+    domain::{EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type, sse_frame},
     error::{ApiError, ErrorCode},
-    event_service::StreamOptions,
-    store::EventPage,
-    task_service::{NewTask, TaskServiceError, task_json},
+    services::tasks::{NewTask, task_json},
+    stream::StreamSocket,
 };
 
 /// Deltas accepted in one `/text` request.
@@ -49,18 +45,13 @@ pub struct TaskView {
     pub updated_at: String,
 }
 
-/// A task outside the caller's projects answers exactly as an unknown one
-/// (404), so task ids of other tenants cannot be probed.
-pub(super) async fn visible_task(
+/// The task `raw_id` names, if `principal` may see it.
+async fn visible_task(
     state: &AppState,
     principal: &Principal,
     raw_id: &str,
 ) -> Result<Task, ApiError> {
-    let task = state.tasks.get(&task_id(raw_id)?).await?;
-    match &task.project_id {
-        Some(project) if !principal.may_access(project) => Err(TaskServiceError::NotFound.into()),
-        _ => Ok(task),
-    }
+    Ok(state.tasks.visible(principal, &task_id(raw_id)?).await?)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -172,8 +163,11 @@ async fn apply(
     change: TaskChange,
     texts: Vec<String>,
 ) -> Result<(Task, Vec<Option<EventId>>), ApiError> {
-    let task = visible_task(state, principal, raw_id).await?;
-    Ok(state.tasks.change(&task.task_id, change, texts).await?)
+    let id = task_id(raw_id)?;
+    Ok(state
+        .tasks
+        .change_visible(principal, &id, change, texts)
+        .await?)
 }
 
 /// Update a task; emits `progress`.
@@ -384,25 +378,12 @@ pub async fn task_events(
     let principal = auth.principal;
     let task = visible_task(&state, &principal, &id).await?;
     let resume_after = resume_point(&req, &query)?;
-    let subscription = Subscription {
-        event_types: TypeFilter::only(
-            Task::STREAM_EVENT_TYPES
-                .iter()
-                .map(|t| EventType::parse(t).expect("task event types are well formed")),
-        ),
-        project_id: None,
-        task_id: Some(task.task_id.as_ref_id()),
-        viewer: principal.viewer(),
-    };
+    let subscription = state.streams.task_subscription(&principal, &task);
     let finished = task.status.is_terminal();
-    if let (true, Some(after)) = (finished, resume_after) {
-        let newer = state
-            .store
-            .events_after(EventPage::for_subscription(&subscription, after, 1))
-            .await?;
-        if newer.is_empty() {
-            return Ok(HttpResponse::NoContent().finish());
-        }
+    if let (true, Some(after)) = (finished, resume_after)
+        && !state.streams.stored_after(&subscription, after).await?
+    {
+        return Ok(HttpResponse::NoContent().finish());
     }
     // Charged only for a stream about to open (not for a 404 or a 204).
     state.limits.admit_stream(&req, &principal)?;
@@ -414,6 +395,6 @@ pub async fn task_events(
         owner: principal.owner(),
         socket: req.conn_data::<StreamSocket>().copied(),
     };
-    let (_, body) = state.events.open_stream(subscription, options).await?;
+    let (_, body) = state.streams.open(subscription, options).await?;
     Ok(event_stream_response(&req, body))
 }

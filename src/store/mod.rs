@@ -5,6 +5,7 @@
 //! Callers are the Persister (the single writer), replay and history.
 
 mod batch_plan;
+mod cursor;
 mod deadline;
 mod health;
 mod migrations;
@@ -24,6 +25,7 @@ use crate::{
     telemetry::Metrics,
 };
 
+pub use cursor::EventCursor;
 pub use deadline::Deadline;
 pub use health::{
     ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,

@@ -15,8 +15,9 @@ use opentelemetry::{
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use crate::{
-    actors::{connection::CloseReason, janitor::CleanupError, registry::AgeBuckets},
+    actors::{janitor::CleanupError, registry::AgeBuckets},
     domain::{StoredEvent, now_ms},
+    stream::CloseReason,
 };
 
 /// Seconds, from 0.5 ms to 30 s: publish→deliver and commit durations.
@@ -94,6 +95,7 @@ struct Inner {
     events_delivered: Counter<u64>,
     events_dropped: Counter<u64>,
     connections_opened: Counter<u64>,
+    registry_resets: Counter<u64>,
     connections_closed: Counter<u64>,
     publish_to_route_latency: Histogram<f64>,
     store_batch_size: Histogram<f64>,
@@ -190,6 +192,10 @@ impl Metrics {
                     "Frames not delivered because a stream's queue was full",
                 ),
                 connections_opened: counter("sse.connections.opened", "Streams opened"),
+                registry_resets: counter(
+                    "sse.registry.resets",
+                    "Times the Registry recovered from a panic by closing every stream",
+                ),
                 connections_closed: counter("sse.connections.closed", "Streams closed, by reason"),
                 publish_to_route_latency: histogram(
                     "sse.publish.latency",
@@ -485,6 +491,10 @@ impl Metrics {
 
     pub fn record_opened(&self) {
         self.inner.connections_opened.add(1, &[]);
+    }
+
+    pub fn record_registry_reset(&self) {
+        self.inner.registry_resets.add(1, &[]);
     }
 
     pub fn record_closed(&self, reason: CloseReason) {

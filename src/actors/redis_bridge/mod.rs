@@ -36,7 +36,7 @@ use wire::{ControlRequest, Envelope, WireEvent};
 use super::registry::{ActiveConnections, Registry, Route};
 use crate::{
     domain::{EventId, StoredEvent, now_ms},
-    store::{EventPage, EventStore, StoreError},
+    store::{EventCursor, EventStore, StoreError},
     telemetry::Metrics,
 };
 
@@ -301,23 +301,10 @@ impl RedisBridge {
         let after = self.last_routed;
         let read = async move {
             let mut events = Vec::new();
-            let mut cursor = after;
+            let mut cursor = EventCursor::all(store, after, REPAIR_PAGE);
             for _ in 0..REPAIR_MAX_PAGES {
-                let page = store
-                    .events_after(EventPage {
-                        after: cursor,
-                        event_types: None,
-                        project_id: None,
-                        task_id: None,
-                        limit: REPAIR_PAGE,
-                    })
-                    .await?;
-                let full = page.len() as i64 == REPAIR_PAGE;
-                if let Some(last) = page.last().and_then(|e| e.id) {
-                    cursor = last;
-                }
-                events.extend(page);
-                if !full {
+                events.extend(cursor.next_page().await?);
+                if cursor.is_exhausted() {
                     break;
                 }
             }

@@ -1,117 +1,62 @@
-//! `Registry`: the only owner of the set of live connections.
+//! `Registry`: the only owner of the set of open streams.
 //!
-//! It routes each event through the [`RoutingIndex`] to the streams that
-//! want it, encodes the frame once and `try_send`s the same bytes into each
+//! It routes each event through the connection table's index to the streams
+//! that want it, encodes the frame once and hands the same bytes to each
 //! stream's bounded queue. It never awaits a consumer: a full queue closes
-//! that stream (`CloseReason::Slow`) and the client resumes by id.
-//! During a resume the stream's live events wait in a bounded hand-off
-//! buffer until its replay has caught up (see `connection::ReplayJob`).
+//! that stream (`CloseReason::Slow`) and the client resumes by id. During a
+//! resume the stream's live events wait in the hand-off buffer until its
+//! replay has caught up (`stream::hand_off`).
+//!
+//! The state and its rules are plain data in [`table`] (unit-tested); this
+//! actor drives it, counts ([`stats`]) and sends the closes.
+//!
+//! **A panic here is not fatal.** Every handler runs inside a guard: if one
+//! panics, the Registry closes every stream it knew (their clients reconnect
+//! and resume by id, so nothing is lost), starts over with an empty table,
+//! counts the reset (`sse_registry_resets_total`) and keeps serving. Without
+//! it a bug in one handler would stop the actor and turn every later stream
+//! open into a 503.
 
 mod routing_index;
+pub mod stats;
+pub mod table;
 
-use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
-    fmt,
-    sync::Arc,
-};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
-use bytes::Bytes;
-use serde::Serialize;
-use serde_json::json;
+use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use tokio::sync::mpsc;
 
 pub use routing_index::RoutingIndex;
+pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};
 
-use super::connection::{Close, CloseReason, Connection, ConnectionStats, OutboundFrame};
+use self::{
+    stats::Counters,
+    table::{Admission, ConnectionTable, Entry},
+};
 use crate::{
     domain::{
-        EventId, EventType, EventTypeCatalog, ProjectAccess, ProjectId, StoredEvent, Subscription,
-        SubscriptionView, TypeFilter, UserId, now_ms, sse_frame,
+        EventId, EventTypeCatalog, ProjectAccess, ProjectId, StoredEvent, SubscriptionView,
+        TypeFilter, UserId, now_ms, sse_frame,
+    },
+    stream::{
+        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame,
+        hand_off::{HandOff, Offered, ReplayCaughtUp},
     },
     telemetry::Metrics,
 };
 
-/// A stream's id: random, so ids from several instances never collide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub uuid::Uuid);
-
-impl ConnectionId {
-    pub fn random() -> Self {
-        Self(uuid::Uuid::new_v4())
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(raw).ok().map(Self)
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
-
-impl Serialize for ConnectionId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// How a stream receives live events right now.
-enum Delivery {
-    Live,
-    /// Resuming: live frames wait here until replay has caught up.
-    Replaying {
-        buffer: VecDeque<OutboundFrame>,
-        overflowed: bool,
-    },
-}
-
-struct Entry {
-    queue: mpsc::Sender<OutboundFrame>,
-    connection: Addr<Connection>,
-    stats: Arc<ConnectionStats>,
-    subscription: Subscription,
-    /// The authenticated user, counted in `streams_per_user`.
-    owner: Option<UserId>,
-    delivery: Delivery,
-    /// Set when a resume hands off to live delivery: every stored event up
-    /// to this id is already in the queue (replayed from the store). The
-    /// Persister commits before it routes, so a replay can read an event
-    /// whose `Route` reaches the Registry only after the hand-off; that
-    /// late `Route` must not queue it a second time.
-    replayed_through: Option<EventId>,
-}
-
 pub struct Registry {
-    connections: HashMap<ConnectionId, Entry>,
-    index: RoutingIndex,
+    table: ConnectionTable<Recipient<Close>>,
     catalog: EventTypeCatalog,
-    max_connections: usize,
-    queue_capacity: usize,
     instance_id: String,
     shutting_down: bool,
     counters: Counters,
     metrics: Metrics,
-    /// Reused between routes so routing allocates nothing per event.
-    scratch: Vec<ConnectionId>,
-    /// Simultaneous streams per user; 0 = no cap.
-    max_streams_per_user: usize,
-    streams_per_user: HashMap<UserId, usize>,
     /// The highest stored id routed so far: the drain waits for it to reach
     /// the last stored event before saying goodbye.
     routed_through: EventId,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Counters {
-    total_connections: u64,
-    events_published: u64,
-    events_delivered: u64,
-    events_dropped: u64,
-    published_by_type: BTreeMap<EventType, u64>,
-    closed_by_reason: HashMap<CloseReason, u64>,
+    /// To rebuild an empty table after a panic.
+    limits: (usize, usize, usize),
 }
 
 impl Registry {
@@ -123,56 +68,63 @@ impl Registry {
         metrics: Metrics,
     ) -> Self {
         Self {
-            connections: HashMap::new(),
-            index: RoutingIndex::default(),
+            table: ConnectionTable::new(max_connections, 0, queue_capacity),
             catalog,
-            max_connections,
-            queue_capacity,
             instance_id,
             shutting_down: false,
             counters: Counters::default(),
             metrics,
-            scratch: Vec::new(),
-            max_streams_per_user: 0,
-            streams_per_user: HashMap::new(),
             routed_through: EventId(0),
+            limits: (max_connections, 0, queue_capacity),
         }
     }
 
     /// Caps simultaneous streams per user (0 = no cap).
     pub fn with_max_streams_per_user(mut self, max: usize) -> Self {
-        self.max_streams_per_user = max;
+        let (connections, _, hand_off) = self.limits;
+        self.limits = (connections, max, hand_off);
+        self.table = ConnectionTable::new(connections, max, hand_off);
         self
     }
 
-    /// Streams by age, how many are replaying, and the frames queued.
-    fn census(&self, stale_threshold_ms: i64) -> (AgeBuckets, usize, usize) {
-        let now = now_ms();
-        let mut age_buckets = AgeBuckets::default();
-        let mut replaying = 0;
-        let mut queued = 0;
-        for entry in self.connections.values() {
-            let age = now - entry.stats.connected_at_ms;
-            if now - entry.stats.last_write_ms() >= stale_threshold_ms {
-                age_buckets.stale += 1;
-            } else {
-                age_buckets.active += 1;
+    /// Runs one handler's work; a panic in it resets the Registry instead
+    /// of stopping it (see the module doc) and answers `fallback`.
+    fn guarded<R>(&mut self, fallback: R, work: impl FnOnce(&mut Self) -> R) -> R {
+        match catch_unwind(AssertUnwindSafe(|| work(self))) {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.reset();
+                fallback
             }
-            if age > 3_600_000 {
-                age_buckets.long_lived += 1;
-            }
-            if age > 6 * 3_600_000 {
-                age_buckets.very_old += 1;
-            }
-            if matches!(entry.delivery, Delivery::Replaying { .. }) {
-                replaying += 1;
-            }
-            queued += entry.queue.max_capacity() - entry.queue.capacity();
         }
-        (age_buckets, replaying, queued)
     }
 
-    fn route_one(&mut self, event: &StoredEvent) {
+    fn reset(&mut self) {
+        let (connections, per_user, hand_off) = self.limits;
+        let open = std::mem::replace(
+            &mut self.table,
+            ConnectionTable::new(connections, per_user, hand_off),
+        );
+        let mut open = open;
+        let streams = open.drain();
+        tracing::error!(
+            streams = streams.len(),
+            "the registry panicked: every stream is closed and resumes by id"
+        );
+        self.metrics.record_registry_reset();
+        for entry in streams {
+            self.close(entry, CloseReason::Disconnected);
+        }
+        self.metrics.set_active_connections(0);
+    }
+
+    fn close(&mut self, entry: Entry<Recipient<Close>>, reason: CloseReason) {
+        self.counters.record_close(reason);
+        self.metrics.record_closed(reason);
+        entry.closer.do_send(Close { reason });
+    }
+
+    fn route(&mut self, event: &StoredEvent) {
         // One span per routed event, child of the publisher's span, only
         // when spans are exported: nothing is built otherwise.
         let span = match &event.trace_context {
@@ -190,101 +142,31 @@ impl Registry {
             _ => None,
         };
         let frame = OutboundFrame::event(event, sse_frame::encode_event(event));
-        let mut candidates = std::mem::take(&mut self.scratch);
-        candidates.clear();
-        self.index.candidates(event, &mut candidates);
-        let mut delivered = 0u64;
-        let mut slow = Vec::new();
-        for id in &candidates {
-            let Some(entry) = self.connections.get_mut(id) else {
-                continue;
-            };
-            if !entry.subscription.matches(event) {
-                continue;
-            }
-            if event.id.is_some() && event.id <= entry.replayed_through {
-                continue;
-            }
-            match &mut entry.delivery {
-                Delivery::Live => match entry.queue.try_send(frame.clone()) {
-                    Ok(()) => {
-                        delivered += 1;
-                        // A task stream ends with its task.
-                        if entry.subscription.task_id.is_some() && event.ends_task() {
-                            entry.connection.do_send(Close {
-                                reason: CloseReason::TaskFinished,
-                            });
-                        }
-                    }
-                    Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
-                    // The body is gone; the actor's own watcher deregisters it.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
-                },
-                Delivery::Replaying { buffer, overflowed } => {
-                    if buffer.len() >= self.queue_capacity {
-                        buffer.clear();
-                        *overflowed = true;
-                    } else if !*overflowed {
-                        buffer.push_back(frame.clone());
-                    }
-                }
-            }
-        }
-        self.scratch = candidates;
-        self.counters.events_published += 1;
-        self.counters.events_delivered += delivered;
-        // Keyed by the shared type name: no allocation per routed event.
-        *self
-            .counters
-            .published_by_type
-            .entry(event.event_type.clone())
-            .or_default() += 1;
+        let routed = self.table.route(event, &frame);
+        self.counters
+            .record_routed(&event.event_type, routed.delivered);
         self.metrics
-            .record_routed(event, delivered, slow.len() as u64);
+            .record_routed(event, routed.delivered, routed.slow.len() as u64);
         if let Some(span) = span {
-            span.record("sse.deliveries", delivered);
+            span.record("sse.deliveries", routed.delivered);
         }
-        for id in slow {
-            self.close_slow(id);
-        }
-    }
-
-    fn close_slow(&mut self, id: ConnectionId) {
-        if let Some(entry) = self.remove(id) {
-            self.counters.events_dropped += 1;
-            *self
-                .counters
-                .closed_by_reason
-                .entry(CloseReason::Slow)
-                .or_default() += 1;
-            tracing::info!(connection_id = %id, reason = "slow", queued = self.queue_capacity, "closing slow stream");
-            self.metrics.record_closed(CloseReason::Slow);
-            entry.connection.do_send(Close {
-                reason: CloseReason::Slow,
+        for closer in routed.finished {
+            closer.do_send(Close {
+                reason: CloseReason::TaskFinished,
             });
         }
+        if !routed.slow.is_empty() {
+            self.metrics.set_active_connections(self.table.len());
+        }
+        for entry in routed.slow {
+            self.close_slow(entry);
+        }
     }
 
-    fn remove(&mut self, id: ConnectionId) -> Option<Entry> {
-        let entry = self.connections.remove(&id)?;
-        self.index.remove(id, &entry.subscription);
-        if let Some(user) = &entry.owner
-            && let Some(count) = self.streams_per_user.get_mut(user)
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.streams_per_user.remove(user);
-            }
-        }
-        self.metrics.set_active_connections(self.connections.len());
-        Some(entry)
-    }
-
-    fn view(&self, subscription: &Subscription) -> SubscriptionView {
-        SubscriptionView {
-            event_types: subscription.event_types.names(self.catalog.iter()),
-            project_id: subscription.project_id.clone(),
-        }
+    fn close_slow(&mut self, entry: Entry<Recipient<Close>>) {
+        self.counters.events_dropped += 1;
+        tracing::info!(connection_id = %entry.id, reason = "slow", queued = entry.queued(), "closing slow stream");
+        self.close(entry, CloseReason::Slow);
     }
 }
 
@@ -303,20 +185,21 @@ pub enum RegisterError {
     UserStreamLimit,
 }
 
-/// Admit a new stream. Sent by the HTTP edge before the response starts, so
-/// a full broker answers 503 instead of an empty stream.
+/// Admit a new stream. Sent before the response starts, so a full broker
+/// answers 503 instead of an empty stream.
 #[derive(Message)]
 #[rtype(result = "Result<(), RegisterError>")]
 pub struct Register {
     pub id: ConnectionId,
     pub queue: mpsc::Sender<OutboundFrame>,
-    pub connection: Addr<Connection>,
-    pub stats: Arc<ConnectionStats>,
-    pub subscription: Subscription,
+    /// How the Registry closes the stream.
+    pub connection: Recipient<Close>,
+    pub stats: std::sync::Arc<ConnectionStats>,
+    pub subscription: crate::domain::Subscription,
     /// The authenticated user, for the per-user stream cap.
     pub owner: Option<UserId>,
-    /// Buffer live events until the stream's replay catches up.
-    pub replaying: bool,
+    /// Hold live events until the stream's replay catches up.
+    pub resuming: bool,
 }
 
 impl Handler<Register> for Registry {
@@ -326,42 +209,31 @@ impl Handler<Register> for Registry {
         if self.shutting_down {
             return Err(RegisterError::ShuttingDown);
         }
-        if self.connections.len() >= self.max_connections {
-            return Err(RegisterError::Full);
-        }
-        if let Some(user) = &msg.owner {
-            let open = self.streams_per_user.entry(user.clone()).or_default();
-            if self.max_streams_per_user > 0 && *open >= self.max_streams_per_user {
-                self.metrics
-                    .record_rate_limited(crate::limits::Limit::StreamsPerUserCap.as_str());
-                return Err(RegisterError::UserStreamLimit);
-            }
-            *open += 1;
-        }
-        self.index.insert(msg.id, &msg.subscription);
-        self.connections.insert(
-            msg.id,
-            Entry {
+        self.guarded(Err(RegisterError::ShuttingDown), |registry| {
+            let admitted = registry.table.admit(Admission {
+                id: msg.id,
                 queue: msg.queue,
-                connection: msg.connection,
+                closer: msg.connection,
                 stats: msg.stats,
                 subscription: msg.subscription,
                 owner: msg.owner,
-                delivery: if msg.replaying {
-                    Delivery::Replaying {
-                        buffer: VecDeque::new(),
-                        overflowed: false,
-                    }
-                } else {
-                    Delivery::Live
-                },
-                replayed_through: None,
-            },
-        );
-        self.counters.total_connections += 1;
-        self.metrics.record_opened();
-        self.metrics.set_active_connections(self.connections.len());
-        Ok(())
+                resuming: msg.resuming,
+            });
+            match admitted {
+                Ok(()) => {
+                    registry.counters.total_connections += 1;
+                    registry.metrics.record_opened();
+                    registry
+                        .metrics
+                        .set_active_connections(registry.table.len());
+                }
+                Err(RegisterError::UserStreamLimit) => registry
+                    .metrics
+                    .record_rate_limited(crate::limits::Limit::StreamsPerUserCap.as_str()),
+                Err(_) => {}
+            }
+            admitted
+        })
     }
 }
 
@@ -377,14 +249,16 @@ impl Handler<Unregister> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
-        // Slow streams were already removed (and counted) when detected.
-        if let Some(entry) = self.remove(msg.id) {
-            *self
-                .counters
-                .closed_by_reason
-                .entry(msg.reason)
-                .or_default() += 1;
-            self.metrics.record_closed(msg.reason);
+        self.guarded((), |registry| {
+            // Slow streams were already removed (and counted) when detected.
+            let Some(entry) = registry.table.remove(msg.id) else {
+                return;
+            };
+            registry.counters.record_close(msg.reason);
+            registry.metrics.record_closed(msg.reason);
+            registry
+                .metrics
+                .set_active_connections(registry.table.len());
             tracing::info!(
                 connection_id = %msg.id,
                 reason = msg.reason.as_str(),
@@ -392,7 +266,7 @@ impl Handler<Unregister> for Registry {
                 duration_secs = (now_ms() - entry.stats.connected_at_ms) as f64 / 1000.0,
                 "stream closed"
             );
-        }
+        });
     }
 }
 
@@ -410,12 +284,14 @@ impl Handler<Route> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Route, _: &mut Context<Self>) {
-        for event in &msg.events {
-            self.route_one(event);
-        }
-        if let Some(highest) = msg.events.iter().filter_map(|e| e.id).max() {
-            self.routed_through = self.routed_through.max(highest);
-        }
+        self.guarded((), |registry| {
+            for event in &msg.events {
+                registry.route(event);
+            }
+            if let Some(highest) = msg.events.iter().filter_map(|e| e.id).max() {
+                registry.routed_through = registry.routed_through.max(highest);
+            }
+        });
     }
 }
 
@@ -432,66 +308,13 @@ impl Handler<RoutedThrough> for Registry {
     }
 }
 
-/// What the Registry answers when a resuming stream's replay caught up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandOff {
-    /// Buffered events after the replay were queued; the stream is live.
-    Live,
-    /// The buffer overflowed or did not fit the queue: replay again from
-    /// the store after `queued_through`, the last id already queued.
-    Overflowed { queued_through: EventId },
-    /// The stream is no longer registered.
-    Gone,
-}
-
-/// A resuming stream has replayed everything up to `last_replayed`.
-#[derive(Debug, Message)]
-#[rtype(result = "HandOff")]
-pub struct ReplayCaughtUp {
-    pub id: ConnectionId,
-    pub last_replayed: EventId,
-}
-
 impl Handler<ReplayCaughtUp> for Registry {
     type Result = MessageResult<ReplayCaughtUp>;
 
     fn handle(&mut self, msg: ReplayCaughtUp, _: &mut Context<Self>) -> Self::Result {
-        let Some(entry) = self.connections.get_mut(&msg.id) else {
-            return MessageResult(HandOff::Gone);
-        };
-        let Delivery::Replaying { buffer, overflowed } = &mut entry.delivery else {
-            return MessageResult(HandOff::Live);
-        };
-        let mut queued_through = msg.last_replayed;
-        if *overflowed {
-            buffer.clear();
-            *overflowed = false;
-            return MessageResult(HandOff::Overflowed { queued_through });
-        }
-        // Already replayed from the store: skip, never send twice.
-        buffer.retain(|f| f.event_id.is_none_or(|id| id > msg.last_replayed));
-        let mut task_ended = false;
-        while let Some(frame) = buffer.pop_front() {
-            let id = frame.event_id;
-            task_ended |= frame.ends_task;
-            match entry.queue.try_send(frame) {
-                Ok(()) => queued_through = id.unwrap_or(queued_through),
-                // The replay filled the queue: the rest is in the store.
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    buffer.clear();
-                    return MessageResult(HandOff::Overflowed { queued_through });
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return MessageResult(HandOff::Gone),
-            }
-        }
-        entry.delivery = Delivery::Live;
-        entry.replayed_through = Some(queued_through);
-        if task_ended && entry.subscription.task_id.is_some() {
-            entry.connection.do_send(Close {
-                reason: CloseReason::TaskFinished,
-            });
-        }
-        MessageResult(HandOff::Live)
+        MessageResult(self.guarded(HandOff::Gone, |registry| {
+            registry.table.caught_up(msg.id, msg.last_replayed)
+        }))
     }
 }
 
@@ -519,69 +342,32 @@ impl Handler<UpdateSubscription> for Registry {
     type Result = Result<SubscriptionView, UpdateSubscriptionError>;
 
     fn handle(&mut self, msg: UpdateSubscription, _: &mut Context<Self>) -> Self::Result {
-        let entry = self
-            .connections
-            .get(&msg.id)
-            .ok_or(UpdateSubscriptionError::UnknownConnection)?;
-        if msg.requester.is_some() && msg.requester != entry.subscription.viewer.user_id {
-            return Err(UpdateSubscriptionError::NotOwner);
-        }
-        let old = entry.subscription.clone();
-        let mut new = old.clone();
-        new.event_types = msg.event_types;
-        new.project_id = msg.project_id;
-        self.index.remove(msg.id, &old);
-        self.index.insert(msg.id, &new);
-        let view = self.view(&new);
-        let entry = self.connections.get_mut(&msg.id).expect("checked above");
-        entry.subscription = new;
-        let frame = sse_frame::encode_control(
-            "subscription_updated",
-            &json!({ "connection_id": msg.id, "event_types": view.event_types, "project_id": view.project_id }),
-        );
-        // Through the same queue as events, so it precedes every event of
-        // the new filter.
-        let frame = OutboundFrame::control(frame);
-        let slow = match &mut entry.delivery {
-            Delivery::Replaying { buffer, .. } => {
-                buffer.push_back(frame);
-                false
+        self.guarded(Err(UpdateSubscriptionError::UnknownConnection), |registry| {
+            let catalog = registry.catalog.clone();
+            let entry = registry.table.update_subscription(
+                msg.id,
+                msg.event_types,
+                msg.project_id,
+                msg.requester.as_ref(),
+            )?;
+            let view = SubscriptionView::of(&entry.subscription, &catalog);
+            let frame = OutboundFrame::control(sse_frame::encode_control(
+                "subscription_updated",
+                &serde_json::json!({ "connection_id": msg.id, "event_types": view.event_types, "project_id": view.project_id }),
+            ));
+            // Through the same path as events, so it precedes every event of
+            // the new filter (and waits for a replay like them).
+            if registry.table.offer(msg.id, &frame) == Offered::Full
+                && let Some(entry) = registry.table.remove(msg.id)
+            {
+                registry
+                    .metrics
+                    .set_active_connections(registry.table.len());
+                registry.close_slow(entry);
             }
-            Delivery::Live => matches!(
-                entry.queue.try_send(frame),
-                Err(mpsc::error::TrySendError::Full(_))
-            ),
-        };
-        if slow {
-            self.close_slow(msg.id);
-        }
-        Ok(view)
+            Ok(view)
+        })
     }
-}
-
-/// One live stream, as listed by `/sse/connections`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConnectionInfo {
-    #[schema(value_type = String)]
-    pub connection_id: ConnectionId,
-    #[schema(value_type = Option<String>)]
-    pub user_id: Option<UserId>,
-    pub event_types: Vec<String>,
-    #[schema(value_type = Option<String>)]
-    pub project_id: Option<ProjectId>,
-    pub task_id: Option<String>,
-    /// RFC 3339.
-    pub connected_at: String,
-    /// RFC 3339: the last successful write to the client.
-    pub last_activity_at: String,
-    pub last_event_id: Option<i64>,
-    /// Frames waiting in this stream's queue.
-    pub queued: usize,
-    /// Publish→write lag of the last event written to this client, in ms.
-    #[serde(default)]
-    pub lag_ms: Option<i64>,
-    pub events_sent: u64,
-    pub instance_id: String,
 }
 
 /// A page of live streams, oldest first.
@@ -594,83 +380,19 @@ pub struct ListConnections {
     pub scope: ProjectAccess,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConnectionPage {
-    pub connections: Vec<ConnectionInfo>,
-    pub total: usize,
-    pub limit: usize,
-    pub offset: usize,
-}
-
 impl Handler<ListConnections> for Registry {
     type Result = MessageResult<ListConnections>;
 
     fn handle(&mut self, msg: ListConnections, _: &mut Context<Self>) -> Self::Result {
-        let mut entries: Vec<(&ConnectionId, &Entry)> = self
-            .connections
-            .iter()
-            .filter(|(_, entry)| msg.scope.covers(&entry.subscription))
-            .collect();
-        entries.sort_by_key(|(id, e)| (e.stats.connected_at_ms, **id));
-        let total = entries.len();
-        let connections = entries
-            .into_iter()
-            .skip(msg.offset)
-            .take(msg.limit)
-            .map(|(id, entry)| ConnectionInfo {
-                connection_id: *id,
-                user_id: entry.subscription.viewer.user_id.clone(),
-                event_types: entry.subscription.event_types.names(self.catalog.iter()),
-                project_id: entry.subscription.project_id.clone(),
-                task_id: entry.subscription.task_id.as_ref().map(ToString::to_string),
-                connected_at: rfc3339(entry.stats.connected_at_ms),
-                last_activity_at: rfc3339(entry.stats.last_write_ms()),
-                last_event_id: entry.stats.last_event_id().map(|id| id.0),
-                queued: entry.queue.max_capacity() - entry.queue.capacity(),
-                lag_ms: entry.stats.last_lag_ms(),
-                events_sent: entry.stats.events_sent(),
-                instance_id: self.instance_id.clone(),
-            })
-            .collect();
-        MessageResult(ConnectionPage {
-            connections,
-            total,
-            limit: msg.limit,
-            offset: msg.offset,
-        })
+        MessageResult(ConnectionPage::list(
+            &self.table,
+            &msg.scope,
+            &self.catalog,
+            &self.instance_id,
+            msg.offset,
+            msg.limit,
+        ))
     }
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Counters for `/sse/stats` and `/sse/monitoring`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RegistryStats {
-    pub active_connections: usize,
-    pub total_connections: u64,
-    pub events_published: u64,
-    pub events_delivered: u64,
-    pub events_dropped: u64,
-    pub connections_closed_slow: u64,
-    pub events_by_type: BTreeMap<String, u64>,
-    pub closed_by_reason: BTreeMap<&'static str, u64>,
-    /// Connections by age: `stale` (no write for the threshold), `active`,
-    /// `long_lived` (> 1 h), `very_old` (> 6 h).
-    pub age_buckets: AgeBuckets,
-    pub replaying_connections: usize,
-    pub queued_frames: usize,
-}
-
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct AgeBuckets {
-    pub stale: usize,
-    pub active: usize,
-    pub long_lived: usize,
-    pub very_old: usize,
 }
 
 #[derive(Debug, Message)]
@@ -687,45 +409,17 @@ impl Handler<GetStats> for Registry {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, msg: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let (age_buckets, replaying, queued) = self.census(msg.stale_threshold_ms);
+        let stats = RegistryStats::collect(
+            &self.counters,
+            &self.table,
+            msg.stale_threshold_ms,
+            now_ms(),
+        );
         if msg.record_gauges {
-            self.metrics.record_stream_sample(
-                &age_buckets,
-                self.connections
-                    .values()
-                    .map(|e| e.queue.max_capacity() - e.queue.capacity()),
-            );
+            self.metrics
+                .record_stream_sample(&stats.age_buckets, self.table.iter().map(Entry::queued));
         }
-        let counters = &self.counters;
-        MessageResult(RegistryStats {
-            active_connections: self.connections.len(),
-            total_connections: counters.total_connections,
-            events_published: counters.events_published,
-            events_delivered: counters.events_delivered,
-            events_dropped: counters.events_dropped,
-            connections_closed_slow: counters
-                .closed_by_reason
-                .get(&CloseReason::Slow)
-                .copied()
-                .unwrap_or(0),
-            events_by_type: counters
-                .published_by_type
-                .iter()
-                .map(|(event_type, count)| (event_type.to_string(), *count))
-                .collect(),
-            closed_by_reason: CloseReason::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        r.as_str(),
-                        counters.closed_by_reason.get(r).copied().unwrap_or(0),
-                    )
-                })
-                .collect(),
-            age_buckets,
-            replaying_connections: replaying,
-            queued_frames: queued,
-        })
+        MessageResult(stats)
     }
 }
 
@@ -744,14 +438,14 @@ impl Handler<Disconnect> for Registry {
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) -> bool {
         let Some(entry) = self
-            .connections
-            .get(&msg.id)
+            .table
+            .get(msg.id)
             .filter(|entry| msg.scope.covers(&entry.subscription))
         else {
             return false;
         };
         tracing::info!(connection_id = %msg.id, "operator disconnected a stream");
-        entry.connection.do_send(Close {
+        entry.closer.do_send(Close {
             reason: CloseReason::Disconnected,
         });
         true
@@ -767,7 +461,7 @@ impl Handler<ActiveConnections> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _: ActiveConnections, _: &mut Context<Self>) -> usize {
-        self.connections.len()
+        self.table.len()
     }
 }
 
@@ -775,7 +469,7 @@ impl Handler<ActiveConnections> for Registry {
 #[derive(Debug, Clone)]
 pub struct StaleConnection {
     pub id: ConnectionId,
-    pub connection: Addr<Connection>,
+    pub connection: Recipient<Close>,
     pub idle_ms: i64,
 }
 
@@ -793,13 +487,13 @@ impl Handler<FindStale> for Registry {
     fn handle(&mut self, msg: FindStale, _: &mut Context<Self>) -> Self::Result {
         let now = now_ms();
         let mut stale: Vec<StaleConnection> = self
-            .connections
+            .table
             .iter()
-            .filter_map(|(id, entry)| {
+            .filter_map(|entry| {
                 let idle_ms = now - entry.stats.last_write_ms();
                 (idle_ms >= msg.threshold_ms).then(|| StaleConnection {
-                    id: *id,
-                    connection: entry.connection.clone(),
+                    id: entry.id,
+                    connection: entry.closer.clone(),
                     idle_ms,
                 })
             })
@@ -820,34 +514,100 @@ impl Handler<Shutdown> for Registry {
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
         self.shutting_down = true;
-        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
-        let closed = ids.len();
-        for id in ids {
-            if let Some(entry) = self.remove(id) {
-                *self
-                    .counters
-                    .closed_by_reason
-                    .entry(CloseReason::Shutdown)
-                    .or_default() += 1;
-                self.metrics.record_closed(CloseReason::Shutdown);
-                entry.connection.do_send(Close {
-                    reason: CloseReason::Shutdown,
-                });
-            }
+        let streams = self.table.drain();
+        let closed = streams.len();
+        for entry in streams {
+            self.close(entry, CloseReason::Shutdown);
         }
+        self.metrics.set_active_connections(0);
         closed
     }
 }
 
-/// Frame helpers for streams that are about to register.
-pub fn connected_frame(
-    id: ConnectionId,
-    view: &SubscriptionView,
-    retry: std::time::Duration,
-) -> Bytes {
-    sse_frame::encode_control_with_retry(
-        "connected",
-        &json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
-        retry,
-    )
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use actix::{Actor, Context, Handler, Message};
+
+    use super::*;
+    use crate::domain::{Subscription, TypeFilter, Viewer};
+
+    /// Stands in for a stream's actor: records the closes it is sent.
+    struct ClosedWith(Arc<Mutex<Vec<CloseReason>>>);
+
+    impl Actor for ClosedWith {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Close> for ClosedWith {
+        type Result = ();
+
+        fn handle(&mut self, msg: Close, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg.reason);
+        }
+    }
+
+    /// A handler bug, on purpose: only unit tests can send it.
+    #[derive(Message)]
+    #[rtype(result = "usize")]
+    struct Explode;
+
+    impl Handler<Explode> for Registry {
+        type Result = usize;
+
+        fn handle(&mut self, _: Explode, _: &mut Context<Self>) -> usize {
+            self.guarded(0, |_| panic!("a bug in a Registry handler"))
+        }
+    }
+
+    /// A registration whose closes land in `closes`.
+    fn register(
+        closes: &Arc<Mutex<Vec<CloseReason>>>,
+    ) -> (Register, mpsc::Receiver<OutboundFrame>) {
+        let (queue, receiver) = mpsc::channel(8);
+        let closer = ClosedWith(closes.clone()).start().recipient();
+        (
+            Register {
+                id: ConnectionId::random(),
+                queue,
+                connection: closer,
+                stats: std::sync::Arc::new(ConnectionStats::new(None)),
+                subscription: Subscription {
+                    event_types: TypeFilter::All,
+                    project_id: None,
+                    task_id: None,
+                    viewer: Viewer::anonymous(),
+                },
+                owner: None,
+                resuming: false,
+            },
+            receiver,
+        )
+    }
+
+    #[actix_rt::test]
+    async fn a_panicking_handler_closes_every_stream_and_the_registry_keeps_serving() {
+        // Arrange
+        let metrics = Metrics::new("unit", None);
+        let registry =
+            Registry::new(EventTypeCatalog::new(&[]), 10, 8, "unit".into(), metrics).start();
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let (first, _first_queue) = register(&closes);
+        registry.send(first).await.unwrap().unwrap();
+        assert_eq!(registry.send(ActiveConnections).await.unwrap(), 1);
+
+        // Act
+        let answer = registry.send(Explode).await;
+
+        // Assert: the handler's fallback answer, no dead mailbox.
+        assert_eq!(answer.ok(), Some(0));
+        assert_eq!(registry.send(ActiveConnections).await.unwrap(), 0);
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(*closes.lock().unwrap(), [CloseReason::Disconnected]);
+        // New streams are admitted as before.
+        let (second, _second_queue) = register(&closes);
+        assert_eq!(registry.send(second).await.unwrap(), Ok(()));
+        assert_eq!(registry.send(ActiveConnections).await.unwrap(), 1);
+    }
 }

@@ -5,16 +5,21 @@
 //! "all types" or one entry per type; task streams only under their task),
 //! so the candidates of one event never contain a connection twice. The
 //! final say is `Subscription::matches`.
+//!
+//! Streams are keyed by their slot in the connection table (a `usize`), so
+//! a candidate leads straight to its entry without hashing its id.
 
 use std::collections::{HashMap, HashSet};
 
-use super::ConnectionId;
 use crate::domain::{EventType, ProjectId, StoredEvent, Subscription, TaskRef, TypeFilter};
+
+/// A stream's slot in the connection table.
+pub type StreamKey = usize;
 
 #[derive(Debug, Default)]
 struct TypeBuckets {
-    all_types: HashSet<ConnectionId>,
-    by_type: HashMap<EventType, HashSet<ConnectionId>>,
+    all_types: HashSet<StreamKey>,
+    by_type: HashMap<EventType, HashSet<StreamKey>>,
 }
 
 impl TypeBuckets {
@@ -26,11 +31,11 @@ impl TypeBuckets {
 #[derive(Debug, Default)]
 pub struct RoutingIndex {
     by_project: HashMap<Option<ProjectId>, TypeBuckets>,
-    by_task: HashMap<TaskRef, HashSet<ConnectionId>>,
+    by_task: HashMap<TaskRef, HashSet<StreamKey>>,
 }
 
 impl RoutingIndex {
-    pub fn insert(&mut self, id: ConnectionId, subscription: &Subscription) {
+    pub fn insert(&mut self, id: StreamKey, subscription: &Subscription) {
         if let Some(task) = &subscription.task_id {
             self.by_task.entry(task.clone()).or_default().insert(id);
             return;
@@ -55,7 +60,7 @@ impl RoutingIndex {
         }
     }
 
-    pub fn remove(&mut self, id: ConnectionId, subscription: &Subscription) {
+    pub fn remove(&mut self, id: StreamKey, subscription: &Subscription) {
         if let Some(task) = &subscription.task_id {
             if let Some(set) = self.by_task.get_mut(task) {
                 set.remove(&id);
@@ -89,7 +94,7 @@ impl RoutingIndex {
     }
 
     /// Appends to `out` every connection that may want `event`.
-    pub fn candidates(&self, event: &StoredEvent, out: &mut Vec<ConnectionId>) {
+    pub fn candidates(&self, event: &StoredEvent, out: &mut Vec<StreamKey>) {
         if let Some(task) = &event.task_id
             && let Some(set) = self.by_task.get(task)
         {
@@ -146,8 +151,8 @@ mod tests {
         }
     }
 
-    fn id(n: u128) -> ConnectionId {
-        ConnectionId(uuid::Uuid::from_u128(n))
+    fn id(n: usize) -> StreamKey {
+        n
     }
 
     #[test]
@@ -161,7 +166,7 @@ mod tests {
         ];
         let mut index = RoutingIndex::default();
         for (n, s) in subs.iter().enumerate() {
-            index.insert(id(n as u128), s);
+            index.insert(id(n), s);
         }
         let events = [
             event("commit", None, None),
@@ -177,7 +182,7 @@ mod tests {
             assert_eq!(unique.len(), out.len(), "duplicate candidate for {e:?}");
             for (n, s) in subs.iter().enumerate() {
                 if s.matches(e) {
-                    assert!(unique.contains(&id(n as u128)), "missed {n} for {e:?}");
+                    assert!(unique.contains(&id(n)), "missed {n} for {e:?}");
                 }
             }
         }
@@ -191,10 +196,10 @@ mod tests {
         ];
         let mut index = RoutingIndex::default();
         for (n, s) in subs.iter().enumerate() {
-            index.insert(id(n as u128), s);
+            index.insert(id(n), s);
         }
         for (n, s) in subs.iter().enumerate() {
-            index.remove(id(n as u128), s);
+            index.remove(id(n), s);
         }
         assert!(index.is_empty());
     }

@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 
 use crate::{
     actors::persister::PersistError,
+    auth::Principal,
     domain::{
         EventData, EventId, EventType, NewEvent, ProjectId, Task, TaskChange, TaskError, TaskId,
         TaskStatus, now_ms,
     },
-    event_service::EventService,
+    services::events::EventService,
     store::{EventStore, StoreError},
     telemetry::Metrics,
 };
@@ -66,8 +67,8 @@ pub fn task_json(task: &Task) -> Value {
         "error": task.error,
         "project_id": task.project_id,
         "task_type": task.task_type,
-        "created_at": crate::actors::registry::rfc3339(task.created_at_ms),
-        "updated_at": crate::actors::registry::rfc3339(task.updated_at_ms),
+        "created_at": crate::domain::rfc3339(task.created_at_ms),
+        "updated_at": crate::domain::rfc3339(task.updated_at_ms),
     })
 }
 
@@ -101,6 +102,33 @@ impl TaskService {
             .task(task_id)
             .await?
             .ok_or(TaskServiceError::NotFound)
+    }
+
+    /// The task, if `principal` may see it. A task outside the caller's
+    /// projects answers exactly as an unknown one, so task ids of other
+    /// tenants cannot be probed.
+    pub async fn visible(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+    ) -> Result<Task, TaskServiceError> {
+        let task = self.get(task_id).await?;
+        match &task.project_id {
+            Some(project) if !principal.may_access(project) => Err(TaskServiceError::NotFound),
+            _ => Ok(task),
+        }
+    }
+
+    /// [`Self::change`] of a task `principal` may see.
+    pub async fn change_visible(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+        change: TaskChange,
+        texts: Vec<String>,
+    ) -> Result<(Task, Vec<Option<EventId>>), TaskServiceError> {
+        let task = self.visible(principal, task_id).await?;
+        self.change(&task.task_id, change, texts).await
     }
 
     /// Applies `change` and publishes its events; returns the new task and

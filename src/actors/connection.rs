@@ -1,0 +1,290 @@
+//! `Connection`: one actor per open stream.
+//!
+//! [`Connection::start`] admits a stream and starts its actor: it queues
+//! the stream's first frames (`connected`, then an optional preamble), so
+//! no live event can precede them, registers the stream with the Registry
+//! (which from then on fills its queue with shared, pre-encoded frames) and
+//! runs the actor on the worker serving the connection. The actor adds its
+//! own heartbeats and, on a resume, runs the replay of the hand-off
+//! (`stream::hand_off`). It closes the stream when the client is gone, when
+//! it is told to (slow, stale, shutdown, an operator) or when its token
+//! expires, and deregisters in `stopping`, whatever the reason.
+
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture,
+};
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::registry::{Register, RegisterError, Registry, Unregister};
+use crate::{
+    domain::{EventId, Subscription, SubscriptionView, UserId, now_ms, sse_frame},
+    store::EventStore,
+    stream::{
+        Close, CloseReason, ConnectionId, OutboundFrame, StreamBody, StreamParts, StreamSocket,
+        hand_off::{ReplayError, ReplayJob},
+    },
+    telemetry::Metrics,
+};
+
+/// The `retry:` hint of the first frame: how long browsers wait to reconnect.
+pub const RECONNECT_HINT: Duration = Duration::from_millis(3000);
+/// The `retry:` hint sent with `shutdown`: reconnect soon, to another instance.
+pub const SHUTDOWN_RETRY: Duration = Duration::from_millis(1000);
+/// The kernel send buffer a stream's socket may fill (Linux doubles the
+/// value for its bookkeeping). Autotuning would let a client that stops
+/// reading pile up to `tcp_wmem`'s maximum (4 MiB by default) before its
+/// queue, and so the broker, notices; with this cap a stalled reader fills
+/// the socket and its queue in seconds, while 64 KiB in flight still carries
+/// thousands of events a second to a reader across an ocean.
+const STREAM_SEND_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What every stream of an instance shares.
+#[derive(Clone)]
+pub struct StreamEnvironment {
+    pub registry: Addr<Registry>,
+    pub store: EventStore,
+    pub heartbeat: Duration,
+    pub queue_capacity: usize,
+    pub metrics: Metrics,
+}
+
+/// How a stream starts and ends, beyond its subscription.
+#[derive(Debug, Default)]
+pub struct StreamOptions {
+    /// Replay stored events after this id first.
+    pub resume_after: Option<EventId>,
+    /// Unix seconds: close the stream then (token expiry).
+    pub token_expires_at: Option<u64>,
+    /// A frame sent right after `connected` (a task's current state).
+    pub preamble: Option<Bytes>,
+    /// End the stream once the replay is done (a finished task).
+    pub finish_after_replay: bool,
+    /// The authenticated user: counts against `--max-streams-per-user`.
+    pub owner: Option<UserId>,
+    /// The plain-TCP socket under the stream, when there is one of its own.
+    pub socket: Option<StreamSocket>,
+}
+
+pub struct Connection {
+    id: ConnectionId,
+    queue: mpsc::Sender<OutboundFrame>,
+    abort: Option<oneshot::Sender<CloseReason>>,
+    environment: StreamEnvironment,
+    subscription: Subscription,
+    /// `Some` on a resume: replay stored events after this id first.
+    resume_after: Option<EventId>,
+    /// End the stream after the replay (the stream of a finished task).
+    finish_after_replay: bool,
+    /// Unix seconds: the stream closes then, so a revoked user stops reading.
+    token_expires_at: Option<u64>,
+    close_reason: CloseReason,
+    /// The plain-TCP socket under the stream, reset when the broker closes
+    /// the stream, so a client that stopped reading loses it at once.
+    socket: Option<StreamSocket>,
+}
+
+impl Connection {
+    /// Admits a stream and starts its actor on the current worker; answers
+    /// its id and the response body. `view` is what its `connected` frame
+    /// tells the client about its subscription.
+    #[tracing::instrument(name = "open_stream", skip_all, fields(connection_id, resume_after = options.resume_after.map(|id| id.0)))]
+    pub async fn start(
+        environment: &StreamEnvironment,
+        subscription: Subscription,
+        view: &SubscriptionView,
+        options: StreamOptions,
+    ) -> Result<(ConnectionId, StreamBody), RegisterError> {
+        let id = ConnectionId::random();
+        tracing::Span::current().record("connection_id", tracing::field::display(id));
+        if let Some(socket) = options.socket {
+            socket.limit_send_buffer(STREAM_SEND_BUFFER_BYTES);
+        }
+        let parts = StreamParts::new(
+            environment.queue_capacity + 2,
+            options.resume_after,
+            environment.metrics.delivery_lag(),
+        );
+        let connected = sse_frame::encode_control_with_retry(
+            "connected",
+            &json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
+            RECONNECT_HINT,
+        );
+        for bytes in std::iter::once(connected).chain(options.preamble) {
+            parts
+                .queue
+                .try_send(OutboundFrame::control(bytes))
+                .expect("a new queue has room for its first frames");
+        }
+        let context = Context::<Self>::new();
+        environment
+            .registry
+            .send(Register {
+                id,
+                queue: parts.queue.clone(),
+                connection: context.address().recipient(),
+                stats: parts.stats.clone(),
+                subscription: subscription.clone(),
+                owner: options.owner.clone(),
+                resuming: options.resume_after.is_some(),
+            })
+            .await
+            .map_err(|_| RegisterError::ShuttingDown)??;
+        tracing::info!(
+            connection_id = %id,
+            user_id = subscription.viewer.user_id.as_ref().map(|u| u.as_str()),
+            project_id = subscription.project_id.as_ref().map(|p| p.as_str()),
+            resume_from = options.resume_after.map(|id| id.0),
+            "stream opened"
+        );
+        context.run(Self {
+            id,
+            queue: parts.queue,
+            abort: Some(parts.abort),
+            environment: environment.clone(),
+            subscription,
+            resume_after: options.resume_after,
+            finish_after_replay: options.finish_after_replay,
+            token_expires_at: options.token_expires_at,
+            close_reason: CloseReason::ClientGone,
+            socket: options.socket,
+        });
+        Ok((id, parts.body))
+    }
+
+    fn send_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let frame = OutboundFrame::control(sse_frame::encode_control(
+            "heartbeat",
+            &json!({ "ts": now_ms() }),
+        ));
+        // Best effort: a full queue already proves the connection is alive
+        // (a replay in progress, or a burst the Registry will judge).
+        if let Err(mpsc::error::TrySendError::Closed(_)) = self.queue.try_send(frame) {
+            self.close(CloseReason::ClientGone, ctx);
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
+        self.close_reason = reason;
+        match reason {
+            reason if reason.aborts() => {
+                if let Some(abort) = self.abort.take() {
+                    let _ = abort.send(reason);
+                }
+                self.release_socket();
+            }
+            CloseReason::Shutdown | CloseReason::TokenExpired => {
+                let frame = if reason == CloseReason::Shutdown {
+                    sse_frame::encode_control_with_retry(
+                        "shutdown",
+                        &json!({ "reason": "server_shutdown", "reconnect_after_ms": SHUTDOWN_RETRY.as_millis() as u64 }),
+                        SHUTDOWN_RETRY,
+                    )
+                } else {
+                    sse_frame::encode_control(
+                        "token_expired",
+                        &json!({ "reason": "token_expired" }),
+                    )
+                };
+                if self.queue.try_send(OutboundFrame::control(frame)).is_err()
+                    && let Some(abort) = self.abort.take()
+                {
+                    let _ = abort.send(reason);
+                }
+            }
+            // The queued frames drain, then the body ends cleanly.
+            _ => {}
+        }
+        ctx.stop();
+    }
+
+    /// Resets the socket if it is still this stream's. The body fails on its
+    /// next poll, but a client that stopped reading is never polled again.
+    fn release_socket(&mut self) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        // The body (the queue's receiver) lives as long as actix keeps the
+        // connection, and both are dropped on this actor's thread, the
+        // worker serving the connection: an open queue proves the
+        // descriptor is still this connection's.
+        if !self.queue.is_closed() {
+            // SAFETY: see above.
+            unsafe { socket.reset() };
+        }
+    }
+
+    fn start_replay(&mut self, after: EventId, ctx: &mut Context<Self>) {
+        let job = ReplayJob {
+            connection_id: self.id,
+            after,
+            subscription: self.subscription.clone(),
+            store: self.environment.store.clone(),
+            queue: self.queue.clone(),
+            registry: self.environment.registry.clone().recipient(),
+        };
+        ctx.spawn(job.run().into_actor(self).map(|result, act, ctx| match result {
+            Ok(replayed) => {
+                act.environment
+                    .metrics
+                    .replay_events()
+                    .add(replayed.events, &[]);
+                let task_stream = act.subscription.task_id.is_some();
+                if act.finish_after_replay || (replayed.task_ended && task_stream) {
+                    act.close(CloseReason::TaskFinished, ctx);
+                }
+            }
+            Err(ReplayError::ClientGone) => act.close(CloseReason::ClientGone, ctx),
+            Err(error) => {
+                tracing::warn!(connection_id = %act.id, error.message = %error, "replay failed, closing stream");
+                act.close(CloseReason::StoreUnavailable, ctx);
+            }
+        }));
+    }
+}
+
+impl Actor for Connection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.environment.heartbeat, Self::send_heartbeat);
+        let queue = self.queue.clone();
+        ctx.spawn(
+            async move { queue.closed().await }
+                .into_actor(self)
+                .map(|(), act, ctx| {
+                    if act.close_reason == CloseReason::ClientGone {
+                        act.close(CloseReason::ClientGone, ctx);
+                    }
+                }),
+        );
+        if let Some(after) = self.resume_after {
+            self.start_replay(after, ctx);
+        }
+        if let Some(expires_at) = self.token_expires_at {
+            let remaining = Duration::from_secs(expires_at.saturating_sub(crate::auth::unix_now()));
+            ctx.run_later(remaining, |act, ctx| {
+                act.close(CloseReason::TokenExpired, ctx)
+            });
+        }
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
+        self.environment.registry.do_send(Unregister {
+            id: self.id,
+            reason: self.close_reason,
+        });
+        actix::Running::Stop
+    }
+}
+
+impl Handler<Close> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
+        self.close(msg.reason, ctx);
+    }
+}

@@ -1,0 +1,12 @@
+//! The broker's use cases, between the thin HTTP edge and the actors and
+//! store: each handler authenticates, parses, makes one call here and maps
+//! the answer.
+//!
+//! - [`events`]: publishing (validate, scope idempotency keys, store, route).
+//! - [`streams`]: who may watch what ([`streams::StreamService::subscription`]),
+//!   opening and changing streams.
+//! - [`tasks`]: the task API (progress, AI text, completion, orphans).
+
+pub mod events;
+pub mod streams;
+pub mod tasks;

@@ -1,0 +1,212 @@
+//! `StreamService`: what a caller may watch, and the streams that watch it.
+//!
+//! [`StreamService::subscription`] is the one place that turns a caller and
+//! what they asked for (types, project, a task) into a [`Subscription`]:
+//! the event stream, the task stream and `/sse/history` all go through it,
+//! so visibility is decided once. Opening a stream hands the subscription
+//! to [`Connection::start`]; changing one goes to the Registry.
+
+use actix::Addr;
+
+use crate::{
+    actors::{
+        connection::{Connection, StreamEnvironment, StreamOptions},
+        registry::{RegisterError, Registry, UpdateSubscription, UpdateSubscriptionError},
+    },
+    auth::Principal,
+    domain::{
+        EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
+        SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError,
+    },
+    store::{EventCursor, EventPage, StoreError},
+    stream::{ConnectionId, StreamBody},
+};
+
+/// What a caller asks to watch; every field as given on the wire.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StreamRequest<'a> {
+    /// Comma-separated event types; absent or empty = every type.
+    pub event_types: Option<&'a str>,
+    /// Only events of this project (absent or empty = no project filter).
+    pub project_id: Option<&'a str>,
+    /// With authentication off only: whose private events to receive
+    /// (development use; an authenticated caller is its token's `sub`).
+    pub user_id: Option<&'a str>,
+}
+
+/// Why a caller may not watch what they asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("the token does not grant this project")]
+    ProjectNotGranted,
+}
+
+#[derive(Clone)]
+pub struct StreamService {
+    environment: StreamEnvironment,
+    catalog: EventTypeCatalog,
+}
+
+impl StreamService {
+    pub fn new(environment: StreamEnvironment, catalog: EventTypeCatalog) -> Self {
+        Self {
+            environment,
+            catalog,
+        }
+    }
+
+    fn registry(&self) -> &Addr<Registry> {
+        &self.environment.registry
+    }
+
+    /// The subscription of `principal` asking for `request`.
+    pub fn subscription(
+        &self,
+        principal: &Principal,
+        request: StreamRequest<'_>,
+    ) -> Result<Subscription, SubscriptionError> {
+        let (event_types, project_id) =
+            self.filter(principal, request.event_types, request.project_id)?;
+        let viewer = if principal.authenticated {
+            principal.viewer()
+        } else {
+            Viewer {
+                user_id: request.user_id.map(UserId::parse).transpose()?,
+                ..Viewer::anonymous()
+            }
+        };
+        Ok(Subscription {
+            event_types,
+            project_id,
+            task_id: None,
+            viewer,
+        })
+    }
+
+    /// The subscription of a task's stream: its events of the task's own
+    /// types. The caller's access to the task is checked by the caller.
+    pub fn task_subscription(&self, principal: &Principal, task: &Task) -> Subscription {
+        Subscription {
+            event_types: TypeFilter::only(
+                Task::STREAM_EVENT_TYPES
+                    .iter()
+                    .map(|t| EventType::parse(t).expect("task event types are well formed")),
+            ),
+            project_id: None,
+            task_id: Some(task.task_id.as_ref_id()),
+            viewer: principal.viewer(),
+        }
+    }
+
+    /// A stream's type filter and project filter, as `principal` may have
+    /// them.
+    fn filter(
+        &self,
+        principal: &Principal,
+        event_types: Option<&str>,
+        project_id: Option<&str>,
+    ) -> Result<(TypeFilter, Option<ProjectId>), SubscriptionError> {
+        let event_types = self.catalog.filter(event_types)?;
+        let project_id = match project_id.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let project = ProjectId::parse(raw)?;
+                if !principal.may_access(&project) {
+                    return Err(SubscriptionError::ProjectNotGranted);
+                }
+                Some(project)
+            }
+        };
+        Ok((event_types, project_id))
+    }
+
+    /// Whether the store holds an event of `subscription` after `after`
+    /// (a finished task's resume with nothing new is answered 204).
+    pub async fn stored_after(
+        &self,
+        subscription: &Subscription,
+        after: EventId,
+    ) -> Result<bool, StoreError> {
+        let page = EventPage::for_subscription(subscription, after, 1);
+        Ok(!self.environment.store.events_after(page).await?.is_empty())
+    }
+
+    /// Up to `limit` stored events of `subscription` after `after`, oldest
+    /// first, and the `after` of the next page (`None` when this one is the
+    /// store's last).
+    pub async fn history(
+        &self,
+        subscription: &Subscription,
+        after: EventId,
+        limit: usize,
+    ) -> Result<(Vec<StoredEvent>, Option<EventId>), StoreError> {
+        let mut cursor = EventCursor::for_subscription(
+            self.environment.store.clone(),
+            subscription,
+            after,
+            limit as i64,
+        );
+        // Visibility is applied after the query, so read pages until the
+        // answer is full or the store is exhausted.
+        let mut events = Vec::with_capacity(limit);
+        let mut position = after;
+        while events.len() < limit && !cursor.is_exhausted() {
+            for event in cursor.next_page().await? {
+                let Some(id) = event.id else { continue };
+                if events.len() == limit {
+                    break;
+                }
+                position = id;
+                if subscription.matches(&event) {
+                    events.push(event);
+                }
+            }
+        }
+        // A full page may have a successor; a short one is the end.
+        let next_after = (events.len() == limit).then_some(position);
+        Ok((events, next_after))
+    }
+
+    /// Opens a stream of `subscription`; answers its id and response body.
+    pub async fn open(
+        &self,
+        subscription: Subscription,
+        options: StreamOptions,
+    ) -> Result<(ConnectionId, StreamBody), RegisterError> {
+        let view = SubscriptionView::of(&subscription, &self.catalog);
+        Connection::start(&self.environment, subscription, &view, options).await
+    }
+
+    /// Changes a live stream's filter, for its owner.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: ConnectionId,
+        event_types: Option<&str>,
+        project_id: Option<&str>,
+    ) -> Result<SubscriptionView, UpdateError> {
+        let (event_types, project_id) = self.filter(principal, event_types, project_id)?;
+        let view = self
+            .registry()
+            .send(UpdateSubscription {
+                id,
+                event_types,
+                project_id,
+                requester: principal.user_id.clone(),
+            })
+            .await
+            .map_err(|_| UpdateSubscriptionError::UnknownConnection)??;
+        Ok(view)
+    }
+}
+
+/// Why a subscription change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    #[error(transparent)]
+    Registry(#[from] UpdateSubscriptionError),
+}

@@ -1,0 +1,20 @@
+//! One open stream, as everything that handles it shares it: its id, the
+//! frames in its queue, its counters, its HTTP body, its socket, why it
+//! ends, and the resume hand-off. It imports no actor, so the Registry, the
+//! Connection actor, the Janitor and the listings all build on it without
+//! depending on each other.
+
+mod body;
+mod close;
+mod frame;
+pub mod hand_off;
+mod id;
+mod socket;
+mod stats;
+
+pub use body::{StreamAborted, StreamBody, StreamParts};
+pub use close::{Close, CloseReason};
+pub use frame::OutboundFrame;
+pub use id::ConnectionId;
+pub use socket::StreamSocket;
+pub use stats::ConnectionStats;

@@ -1,0 +1,66 @@
+//! `ConnectionStats`: the counters of one stream.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use super::OutboundFrame;
+use crate::domain::{EventId, now_ms};
+
+/// Counters of one stream, written by its body as bytes go out and read by
+/// listings and the Janitor. Relaxed atomics: no lock on the write path.
+#[derive(Debug)]
+pub struct ConnectionStats {
+    pub connected_at_ms: i64,
+    last_write_ms: AtomicI64,
+    events_sent: AtomicU64,
+    last_event_id: AtomicI64,
+    /// -1 until a live event is written.
+    last_lag_ms: AtomicI64,
+}
+
+impl ConnectionStats {
+    pub fn new(resume_after: Option<EventId>) -> Self {
+        let now = now_ms();
+        Self {
+            connected_at_ms: now,
+            last_write_ms: AtomicI64::new(now),
+            events_sent: AtomicU64::new(0),
+            last_event_id: AtomicI64::new(resume_after.map_or(0, |id| id.0)),
+            last_lag_ms: AtomicI64::new(-1),
+        }
+    }
+
+    /// Publish→write lag of the last live event written, in ms.
+    pub fn last_lag_ms(&self) -> Option<i64> {
+        Some(self.last_lag_ms.load(Ordering::Relaxed)).filter(|lag| *lag >= 0)
+    }
+
+    pub fn last_write_ms(&self) -> i64 {
+        self.last_write_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn events_sent(&self) -> u64 {
+        self.events_sent.load(Ordering::Relaxed)
+    }
+
+    pub fn last_event_id(&self) -> Option<EventId> {
+        match self.last_event_id.load(Ordering::Relaxed) {
+            0 => None,
+            id => Some(EventId(id)),
+        }
+    }
+
+    /// `frame` was taken by the HTTP layer: it counts as written.
+    pub(super) fn record_write(&self, frame: &OutboundFrame, lag: &prometheus::Histogram) {
+        let now = now_ms();
+        self.last_write_ms.store(now, Ordering::Relaxed);
+        if let Some(id) = frame.event_id {
+            self.events_sent.fetch_add(1, Ordering::Relaxed);
+            self.last_event_id.store(id.0, Ordering::Relaxed);
+        }
+        if frame.published_at_ms > 0 {
+            let lag_ms = (now - frame.published_at_ms).max(0);
+            self.last_lag_ms.store(lag_ms, Ordering::Relaxed);
+            lag.observe(lag_ms as f64 / 1000.0);
+        }
+    }
+}
