@@ -17,6 +17,7 @@
 //! it a bug in one handler would stop the actor and turn every later stream
 //! open into a 503.
 
+mod operations;
 mod routing_index;
 pub mod stats;
 pub mod table;
@@ -26,8 +27,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use tokio::sync::mpsc;
 
+pub use operations::{
+    ActiveConnections, Disconnect, FindStale, GetStats, ListConnections, StaleConnection,
+};
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};
+pub use table::{RegisterError, UpdateSubscriptionError};
 
 use self::{
     stats::Counters,
@@ -35,8 +40,8 @@ use self::{
 };
 use crate::{
     domain::{
-        EventId, EventTypeCatalog, ProjectAccess, ProjectId, StoredEvent, SubscriptionView,
-        TypeFilter, UserId, now_ms, sse_frame,
+        EventId, EventTypeCatalog, ProjectId, StoredEvent, SubscriptionView, TypeFilter, UserId,
+        now_ms, sse_frame,
     },
     stream::{
         Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame,
@@ -174,17 +179,6 @@ impl Actor for Registry {
     type Context = Context<Self>;
 }
 
-/// Why a stream could not be registered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
-    #[error("the broker is at its connection limit")]
-    Full,
-    #[error("the broker is shutting down")]
-    ShuttingDown,
-    #[error("this user has too many open streams")]
-    UserStreamLimit,
-}
-
 /// Admit a new stream. Sent before the response starts, so a full broker
 /// answers 503 instead of an empty stream.
 #[derive(Message)]
@@ -318,15 +312,6 @@ impl Handler<ReplayCaughtUp> for Registry {
     }
 }
 
-/// Why a subscription change was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum UpdateSubscriptionError {
-    #[error("no live connection with this id")]
-    UnknownConnection,
-    #[error("the connection belongs to another user")]
-    NotOwner,
-}
-
 /// Change a live stream's filter; the stream receives `subscription_updated`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<SubscriptionView, UpdateSubscriptionError>")]
@@ -367,139 +352,6 @@ impl Handler<UpdateSubscription> for Registry {
             }
             Ok(view)
         })
-    }
-}
-
-/// A page of live streams, oldest first.
-#[derive(Debug, Message)]
-#[rtype(result = "ConnectionPage")]
-pub struct ListConnections {
-    pub limit: usize,
-    pub offset: usize,
-    /// The operator's projects: only the streams they cover are listed.
-    pub scope: ProjectAccess,
-}
-
-impl Handler<ListConnections> for Registry {
-    type Result = MessageResult<ListConnections>;
-
-    fn handle(&mut self, msg: ListConnections, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(ConnectionPage::list(
-            &self.table,
-            &msg.scope,
-            &self.catalog,
-            &self.instance_id,
-            msg.offset,
-            msg.limit,
-        ))
-    }
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "RegistryStats")]
-pub struct GetStats {
-    pub stale_threshold_ms: i64,
-    /// Also write the age gauges and one queue-depth sample per stream into
-    /// the metrics: set by the periodic HealthSampler only, so the
-    /// distribution is sampled at a steady rate whoever else polls.
-    pub record_gauges: bool,
-}
-
-impl Handler<GetStats> for Registry {
-    type Result = MessageResult<GetStats>;
-
-    fn handle(&mut self, msg: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let stats = RegistryStats::collect(
-            &self.counters,
-            &self.table,
-            msg.stale_threshold_ms,
-            now_ms(),
-        );
-        if msg.record_gauges {
-            self.metrics
-                .record_stream_sample(&stats.age_buckets, self.table.iter().map(Entry::queued));
-        }
-        MessageResult(stats)
-    }
-}
-
-/// Drop one stream at once, as a network failure would: the client
-/// reconnects and resumes. Answers whether it was open here.
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct Disconnect {
-    pub id: ConnectionId,
-    /// The operator's projects: a stream they do not cover is "not here".
-    pub scope: ProjectAccess,
-}
-
-impl Handler<Disconnect> for Registry {
-    type Result = bool;
-
-    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) -> bool {
-        let Some(entry) = self
-            .table
-            .get(msg.id)
-            .filter(|entry| msg.scope.covers(&entry.subscription))
-        else {
-            return false;
-        };
-        tracing::info!(connection_id = %msg.id, "operator disconnected a stream");
-        entry.closer.do_send(Close {
-            reason: CloseReason::Disconnected,
-        });
-        true
-    }
-}
-
-/// How many streams are open, cheaply.
-#[derive(Debug, Message)]
-#[rtype(result = "usize")]
-pub struct ActiveConnections;
-
-impl Handler<ActiveConnections> for Registry {
-    type Result = usize;
-
-    fn handle(&mut self, _: ActiveConnections, _: &mut Context<Self>) -> usize {
-        self.table.len()
-    }
-}
-
-/// A stream with no successful write for the threshold.
-#[derive(Debug, Clone)]
-pub struct StaleConnection {
-    pub id: ConnectionId,
-    pub connection: Recipient<Close>,
-    pub idle_ms: i64,
-}
-
-/// Streams whose last successful write is older than the threshold, most
-/// idle first.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<StaleConnection>")]
-pub struct FindStale {
-    pub threshold_ms: i64,
-}
-
-impl Handler<FindStale> for Registry {
-    type Result = MessageResult<FindStale>;
-
-    fn handle(&mut self, msg: FindStale, _: &mut Context<Self>) -> Self::Result {
-        let now = now_ms();
-        let mut stale: Vec<StaleConnection> = self
-            .table
-            .iter()
-            .filter_map(|entry| {
-                let idle_ms = now - entry.stats.last_write_ms();
-                (idle_ms >= msg.threshold_ms).then(|| StaleConnection {
-                    id: entry.id,
-                    connection: entry.closer.clone(),
-                    idle_ms,
-                })
-            })
-            .collect();
-        stale.sort_by_key(|s| std::cmp::Reverse(s.idle_ms));
-        MessageResult(stale)
     }
 }
 

@@ -11,10 +11,7 @@ use std::{collections::HashMap, sync::Arc};
 use slab::Slab;
 use tokio::sync::mpsc;
 
-use super::{
-    RegisterError, UpdateSubscriptionError,
-    routing_index::{RoutingIndex, StreamKey},
-};
+use super::routing_index::{RoutingIndex, StreamKey};
 use crate::{
     domain::{EventId, ProjectId, StoredEvent, Subscription, TypeFilter, UserId},
     stream::{
@@ -22,6 +19,26 @@ use crate::{
         hand_off::{Delivery, HandOff, Offered},
     },
 };
+
+/// Why a stream could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the broker is at its connection limit")]
+    Full,
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("this user has too many open streams")]
+    UserStreamLimit,
+}
+
+/// Why a subscription change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateSubscriptionError {
+    #[error("no live connection with this id")]
+    UnknownConnection,
+    #[error("the connection belongs to another user")]
+    NotOwner,
+}
 
 /// One open stream.
 pub struct Entry<C> {

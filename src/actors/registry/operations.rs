@@ -1,0 +1,147 @@
+//! The operators' questions to the Registry: listings, figures, stale
+//! streams for the Janitor, and dropping one stream.
+
+use actix::{Context, Handler, Message, MessageResult, Recipient};
+
+use super::{
+    Registry,
+    stats::{ConnectionPage, RegistryStats},
+    table::Entry,
+};
+use crate::{
+    domain::{ProjectAccess, now_ms},
+    stream::{Close, CloseReason, ConnectionId},
+};
+
+/// A page of live streams, oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "ConnectionPage")]
+pub struct ListConnections {
+    pub limit: usize,
+    pub offset: usize,
+    /// The operator's projects: only the streams they cover are listed.
+    pub scope: ProjectAccess,
+}
+
+impl Handler<ListConnections> for Registry {
+    type Result = MessageResult<ListConnections>;
+
+    fn handle(&mut self, msg: ListConnections, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(ConnectionPage::list(
+            &self.table,
+            &msg.scope,
+            &self.catalog,
+            &self.instance_id,
+            msg.offset,
+            msg.limit,
+        ))
+    }
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats {
+    pub stale_threshold_ms: i64,
+    /// Also write the age gauges and one queue-depth sample per stream into
+    /// the metrics: set by the periodic HealthSampler only, so the
+    /// distribution is sampled at a steady rate whoever else polls.
+    pub record_gauges: bool,
+}
+
+impl Handler<GetStats> for Registry {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, msg: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let stats = RegistryStats::collect(
+            &self.counters,
+            &self.table,
+            msg.stale_threshold_ms,
+            now_ms(),
+        );
+        if msg.record_gauges {
+            self.metrics
+                .record_stream_sample(&stats.age_buckets, self.table.iter().map(Entry::queued));
+        }
+        MessageResult(stats)
+    }
+}
+
+/// Drop one stream at once, as a network failure would: the client
+/// reconnects and resumes. Answers whether it was open here.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Disconnect {
+    pub id: ConnectionId,
+    /// The operator's projects: a stream they do not cover is "not here".
+    pub scope: ProjectAccess,
+}
+
+impl Handler<Disconnect> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) -> bool {
+        let Some(entry) = self
+            .table
+            .get(msg.id)
+            .filter(|entry| msg.scope.covers(&entry.subscription))
+        else {
+            return false;
+        };
+        tracing::info!(connection_id = %msg.id, "operator disconnected a stream");
+        entry.closer.do_send(Close {
+            reason: CloseReason::Disconnected,
+        });
+        true
+    }
+}
+
+/// How many streams are open, cheaply.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct ActiveConnections;
+
+impl Handler<ActiveConnections> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: ActiveConnections, _: &mut Context<Self>) -> usize {
+        self.table.len()
+    }
+}
+
+/// A stream with no successful write for the threshold.
+#[derive(Debug, Clone)]
+pub struct StaleConnection {
+    pub id: ConnectionId,
+    pub connection: Recipient<Close>,
+    pub idle_ms: i64,
+}
+
+/// Streams whose last successful write is older than the threshold, most
+/// idle first.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<StaleConnection>")]
+pub struct FindStale {
+    pub threshold_ms: i64,
+}
+
+impl Handler<FindStale> for Registry {
+    type Result = MessageResult<FindStale>;
+
+    fn handle(&mut self, msg: FindStale, _: &mut Context<Self>) -> Self::Result {
+        let now = now_ms();
+        let mut stale: Vec<StaleConnection> = self
+            .table
+            .iter()
+            .filter_map(|entry| {
+                let idle_ms = now - entry.stats.last_write_ms();
+                (idle_ms >= msg.threshold_ms).then(|| StaleConnection {
+                    id: entry.id,
+                    connection: entry.closer.clone(),
+                    idle_ms,
+                })
+            })
+            .collect();
+        stale.sort_by_key(|s| std::cmp::Reverse(s.idle_ms));
+        MessageResult(stale)
+    }
+}
