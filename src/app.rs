@@ -8,53 +8,41 @@ use std::{
     time::Instant,
 };
 
-use actix::{Actor, Addr};
+use actix::Actor;
 use actix_web::dev::Server;
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 
+use tokio::sync::watch;
+
 use crate::{
     actors::{
-        connection::StreamEnvironment, health_sampler::HealthSampler, janitor::Janitor,
-        persister::Persister, redis_bridge::RedisBridge, registry::Registry,
-        task_reaper::TaskReaper,
+        connection::StreamEnvironment, janitor::Janitor, persister::Persister,
+        redis_bridge::RedisBridge, registry::Registry, task_reaper::TaskReaper,
     },
-    auth::JwtVerifier,
+    auth::{Authenticator, JwtVerifier},
     config::Settings,
     domain::EventTypeCatalog,
-    http,
+    http::{self, extract::BodyLimit, server::ServerSettings},
     limits::RateLimits,
-    services::tasks::TaskService,
-    services::{events::EventService, streams::StreamService},
-    shutdown::{self, ShutdownHandle},
+    monitoring::{Census, HealthSampler, Sources},
+    services::{
+        events::EventService,
+        operations::{OperatedActors, OperationsService},
+        streams::StreamService,
+        tasks::TaskService,
+    },
+    shutdown::{self, Drainable, ShutdownHandle},
+    state::AppState,
     store::EventStore,
     telemetry::Metrics,
 };
 
-/// What every handler can reach: the actors' addresses and shared services.
-#[derive(Clone)]
-pub struct AppState {
-    pub events: EventService,
-    pub streams: StreamService,
-    pub tasks: TaskService,
-    pub registry: Addr<Registry>,
-    pub janitor: Addr<Janitor>,
-    /// Set in cluster mode (`REDIS_URL`).
-    pub bridge: Option<Addr<RedisBridge>>,
-    pub persister: Addr<Persister>,
-    pub store: EventStore,
-    pub metrics: Metrics,
-    pub settings: Arc<Settings>,
-    /// `None` while authentication is off.
-    pub verifier: Option<JwtVerifier>,
-    pub limits: Arc<RateLimits>,
-    pub started_at: Instant,
-}
-
 pub struct Application {
     port: u16,
     server: Server,
-    state: AppState,
+    drain: Drainable,
+    metrics: Metrics,
     shutdown: ShutdownHandle,
 }
 
@@ -86,19 +74,20 @@ impl Application {
         )
         .with_max_streams_per_user(settings.limits.max_streams_per_user)
         .start();
-        let bridge = match &settings.redis_url {
-            Some(url) => Some(
-                RedisBridge::new(
+        let (bridge, bridge_status) = match &settings.redis_url {
+            Some(url) => {
+                let bridge = RedisBridge::new(
                     url.expose_secret(),
                     &settings.cluster_name,
                     settings.instance_id.clone(),
                     registry.clone(),
                     store.clone(),
                     metrics.clone(),
-                )?
-                .start(),
-            ),
-            None => None,
+                )?;
+                let status = bridge.status();
+                (Some(bridge.start()), Some(status))
+            }
+            None => (None, None),
         };
         let router = match &bridge {
             Some(bridge) => bridge.clone().recipient(),
@@ -112,8 +101,9 @@ impl Application {
             settings.cleanup_batch_size,
             settings.stale_threshold,
             metrics.clone(),
-        )
-        .start();
+        );
+        let janitor_stats = janitor.stats();
+        let janitor = janitor.start();
         let events = EventService::new(persister.clone(), catalog.clone());
         let streams = StreamService::new(
             StreamEnvironment {
@@ -127,37 +117,79 @@ impl Application {
         );
         let tasks = TaskService::new(store.clone(), events.clone(), metrics.clone());
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
+        let (census, census_reader) = watch::channel(Arc::new(Census {
+            // The store just opened and migrated: it answers.
+            store_ok: true,
+            ..Census::default()
+        }));
+        let sources = Sources {
+            census: census_reader,
+            cleanup: janitor_stats,
+            bridge: bridge_status,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            started_at: Instant::now(),
+        };
+        HealthSampler::new(
+            registry.clone(),
+            census,
+            sources.clone(),
+            settings.stale_threshold,
+            settings.health,
+            limits.clone(),
+        )
+        .start();
+        let operations = OperationsService::new(
+            OperatedActors {
+                registry: registry.clone(),
+                janitor,
+                bridge,
+            },
+            sources,
+            &settings.instance_id,
+            settings.max_connections,
+            settings.health,
+            settings.effective(),
+            metrics.clone(),
+        );
         let state = AppState {
             events,
             streams,
             tasks,
-            registry,
-            janitor,
-            bridge,
-            persister,
-            store,
-            metrics,
-            settings: Arc::new(settings),
-            verifier,
+            operations,
+            auth: Authenticator::new(verifier, metrics.clone()),
             limits,
-            started_at: Instant::now(),
         };
-        HealthSampler::new(state.clone()).start();
-        let listener = bind_listener(state.settings.bind)
-            .with_context(|| format!("binding {}", state.settings.bind))?;
+        let listener =
+            bind_listener(settings.bind).with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let server = http::server::serve(state.clone(), listener)?;
+        let server = http::server::serve(
+            state,
+            ServerSettings {
+                workers: settings.workers,
+                body_limit: BodyLimit {
+                    max_bytes: settings.max_body_bytes,
+                    read_timeout: settings.body_read_timeout,
+                },
+                cors_origins: settings.cors_origins.clone(),
+            },
+            listener,
+        )?;
         tracing::info!(
-            address = %state.settings.bind,
+            address = %settings.bind,
             port,
-            instance_id = %state.settings.instance_id,
-            store = state.store.backend(),
+            instance_id = %settings.instance_id,
+            store = store.backend(),
             "sse-broker listening"
         );
         Ok(Self {
             port,
             server,
-            state,
+            drain: Drainable {
+                persister,
+                registry,
+            },
+            metrics,
             shutdown: ShutdownHandle::new(),
         })
     }
@@ -171,8 +203,9 @@ impl Application {
         self.shutdown.clone()
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The instance's metrics (flushed by the caller after the drain).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Serves until the shutdown handle is triggered, then drains in order:
@@ -187,7 +220,7 @@ impl Application {
             }
             () = self.shutdown.wait() => {}
         }
-        shutdown::drain(handle, &self.state).await;
+        shutdown::drain(handle, &self.drain).await;
         server
             .await
             .context("server task")?

@@ -4,6 +4,7 @@
 //!
 //! - [`cli`], [`config`]: the command line and the one typed [`config::Settings`].
 //! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
+//! - [`state`]: [`state::AppState`], what the HTTP edge reaches: the services.
 //! - [`domain`]: events, ids, subscriptions, the SSE frame encoder; no I/O.
 //! - [`services`]: the use cases between HTTP and actors: publishing, streams
 //!   (who may watch what), tasks.
@@ -42,6 +43,7 @@ pub mod limits;
 pub mod monitoring;
 pub mod services;
 pub mod shutdown;
+pub mod state;
 pub mod store;
 pub mod stream;
 pub mod telemetry;

@@ -49,9 +49,8 @@ fn serve(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
             shutdown::signal().await;
             trigger.trigger();
         });
-        let state = application.state().clone();
+        let metrics = application.metrics().clone();
         let result = application.run_until_stopped().await;
-        let metrics = state.metrics.clone();
         let _ = tokio::task::spawn_blocking(move || metrics.shutdown_blocking()).await;
         telemetry.shutdown().await;
         tracing::info!("bye");

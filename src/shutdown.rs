@@ -3,17 +3,23 @@
 
 use std::{sync::Arc, time::Duration};
 
+use actix::Addr;
 use actix_web::dev::ServerHandle;
 use tokio::sync::watch;
 
 use crate::{
     actors::{
-        persister::Drain,
-        registry::{RoutedThrough, Shutdown},
+        persister::{Drain, Persister},
+        registry::{Registry, RoutedThrough, Shutdown},
     },
-    app::AppState,
     domain::EventId,
 };
+
+/// What the drain stops, in order: the publishes, then the streams.
+pub struct Drainable {
+    pub persister: Addr<Persister>,
+    pub registry: Addr<Registry>,
+}
 
 /// Cloneable trigger of the drain.
 #[derive(Clone)]
@@ -76,7 +82,7 @@ const DELIVERY_GRACE: Duration = Duration::from_secs(2);
 /// Stop accepting connections and publishes, store what is pending, deliver
 /// it, then send every stream `event: shutdown` and stop the server
 /// (in-flight requests finish, streams end once their last frame is written).
-pub async fn drain(server: ServerHandle, state: &AppState) {
+pub async fn drain(server: ServerHandle, state: &Drainable) {
     server.pause().await;
     let last_stored = state.persister.send(Drain).await.ok().flatten();
     tracing::info!("pending events stored; new publishes refused");
@@ -92,7 +98,7 @@ pub async fn drain(server: ServerHandle, state: &AppState) {
 /// Waits, at most [`DELIVERY_GRACE`], until the Registry has routed
 /// `latest`, the last event this instance stored, so streams get it before
 /// their `shutdown` frame.
-async fn deliver_stored(state: &AppState, latest: EventId) {
+async fn deliver_stored(state: &Drainable, latest: EventId) {
     let deadline = tokio::time::Instant::now() + DELIVERY_GRACE;
     loop {
         match state.registry.send(RoutedThrough).await {

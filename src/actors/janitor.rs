@@ -15,6 +15,7 @@ use actix::{
 };
 use futures_util::future::join_all;
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::registry::{FindStale, Registry};
 use crate::{
@@ -32,6 +33,9 @@ pub struct Janitor {
     batch_size: usize,
     stale_threshold: Duration,
     stats: CleanupStats,
+    /// Where readers find `stats` without asking the actor: its mailbox is
+    /// blocked for the whole of a run.
+    published: watch::Sender<CleanupStats>,
     metrics: Metrics,
 }
 
@@ -76,19 +80,30 @@ impl Janitor {
         stale_threshold: Duration,
         metrics: Metrics,
     ) -> Self {
+        let stats = CleanupStats {
+            interval_secs: interval.as_secs(),
+            batch_size,
+            stale_threshold_secs: stale_threshold.as_secs(),
+            ..CleanupStats::default()
+        };
         Self {
             registry,
             interval,
             batch_size,
             stale_threshold,
-            stats: CleanupStats {
-                interval_secs: interval.as_secs(),
-                batch_size,
-                stale_threshold_secs: stale_threshold.as_secs(),
-                ..CleanupStats::default()
-            },
+            published: watch::Sender::new(stats.clone()),
+            stats,
             metrics,
         }
+    }
+
+    /// The statistics as they change, readable at any time.
+    pub fn stats(&self) -> watch::Receiver<CleanupStats> {
+        self.published.subscribe()
+    }
+
+    fn publish(&self) {
+        self.published.send_replace(self.stats.clone());
     }
 }
 
@@ -97,6 +112,7 @@ impl Actor for Janitor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.stats.cleanup_task_running = true;
+        self.publish();
         ctx.run_interval(self.interval, |_, ctx| {
             ctx.notify(RunCleanup { batch_size: None });
         });
@@ -104,6 +120,7 @@ impl Actor for Janitor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.stats.cleanup_task_running = false;
+        self.publish();
     }
 }
 
@@ -208,22 +225,11 @@ impl Handler<RunCleanup> for Janitor {
                 }
             }
             act.metrics.record_cleanup(&result, duration_ms / 1000.0);
+            act.publish();
             result.map(|report| CleanupReport {
                 duration_ms,
                 ..report
             })
         })))
-    }
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "CleanupStats")]
-pub struct GetCleanupStats;
-
-impl Handler<GetCleanupStats> for Janitor {
-    type Result = actix::MessageResult<GetCleanupStats>;
-
-    fn handle(&mut self, _: GetCleanupStats, _: &mut Context<Self>) -> Self::Result {
-        actix::MessageResult(self.stats.clone())
     }
 }

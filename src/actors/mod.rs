@@ -23,7 +23,6 @@
 //!   seconds into the gauges, so alerts need no one polling `/health`.
 
 pub mod connection;
-pub mod health_sampler;
 pub mod janitor;
 pub mod persister;
 pub mod redis_bridge;

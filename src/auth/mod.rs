@@ -8,6 +8,7 @@
 //! HS256 token signed with an RSA public key, are refused). Scopes are
 //! checked by the `Authenticated<S>` extractor in `http::extract`.
 
+mod authenticator;
 mod jwks;
 
 use std::{
@@ -16,6 +17,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+pub use authenticator::Authenticator;
 pub use jwks::JwksKeys;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -10,6 +10,7 @@ use crate::{
     },
     domain::{TaskError, event::EventError},
     services::{
+        operations::OperationError,
         streams::{SubscriptionError, UpdateError},
         tasks::TaskServiceError,
     },
@@ -208,6 +209,19 @@ impl From<CleanupError> for ApiError {
             ErrorCode::Internal,
             "the cleanup could not run, see the broker's logs",
         )
+    }
+}
+
+impl From<OperationError> for ApiError {
+    fn from(error: OperationError) -> Self {
+        match error {
+            OperationError::Mailbox(error) => error.into(),
+            OperationError::Cleanup(error) => error.into(),
+            OperationError::Metrics(error) => {
+                tracing::error!(error.message = %error, "rendering metrics failed");
+                Self::new(ErrorCode::Internal, "metrics are unavailable")
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, http::header, post, route, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, OptionalJsonBody, Publish};
-use crate::{app::AppState, demo, error::ApiError};
+use crate::{demo, error::ApiError, state::AppState};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const CLIENT_JS: &str = include_str!("assets/client.js");

@@ -22,13 +22,13 @@ use futures_util::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    app::AppState,
     auth::{AuthError, Principal, Scope},
     domain::ProjectId,
     error::{
         ApiError, ErrorCode,
         plain::{self, JsonError},
     },
+    state::AppState,
 };
 
 /// The body limits, shared with the extractors through app data: its size,
@@ -293,19 +293,7 @@ async fn authenticate<S: RequiredScope>(req: &HttpRequest) -> Result<Principal, 
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(Principal::anonymous());
     };
-    let Some(verifier) = &state.verifier else {
-        return Ok(Principal::anonymous());
-    };
-    let refused = |error: AuthError| {
-        state.metrics.record_auth_failure(error.as_str());
-        tracing::debug!(reason = error.as_str(), "token refused");
-        ApiError::from(error)
-    };
-    let token = find_token(req)
-        .map_err(refused)?
-        .ok_or(AuthError::Missing)
-        .map_err(refused)?;
-    let principal = verifier.verify(&token).await.map_err(refused)?;
+    let principal = state.auth.principal(find_token(req)).await?;
     if !principal.has(S::SCOPE) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

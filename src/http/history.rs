@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, Query, Subscribe};
 use crate::{
-    app::AppState,
     domain::{EventId, StoredEvent},
     error::{ApiError, ErrorCode},
     services::streams::StreamRequest,
+    state::AppState,
 };
 
 const MAX_LIMIT: usize = 1000;

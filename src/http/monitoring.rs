@@ -5,41 +5,22 @@ use serde::Deserialize;
 
 use super::extract::{Admin, Authenticated, OptionalJsonBody, Query};
 use crate::{
-    actors::{
-        janitor::RunCleanup,
-        redis_bridge::ListClusterConnections,
-        registry::{Disconnect, ListConnections},
-    },
-    app::AppState,
     error::{ApiError, ErrorCode},
-    monitoring::{MonitoringDocument, Snapshot},
+    monitoring::documents::{MonitoringDocument, StatsDocument},
+    state::AppState,
     stream::ConnectionId,
 };
 
 const MAX_PAGE: usize = 1000;
 
 /// Counters of this instance.
-#[utoipa::path(tag = "monitoring", responses((status = 200, description = "Counters", body = Object)))]
+#[utoipa::path(tag = "monitoring", responses((status = 200, description = "Counters", body = StatsDocument)))]
 #[get("/sse/stats")]
 pub async fn stats(
     state: web::Data<AppState>,
     _auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
-    let snapshot = Snapshot::collect(&state).await?;
-    let r = &snapshot.registry;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "active_connections": r.active_connections,
-        "total_connections": r.total_connections,
-        "events_published": r.events_published,
-        "events_delivered": r.events_delivered,
-        "events_dropped": r.events_dropped,
-        "connections_closed_slow": r.connections_closed_slow,
-        "events_by_type": r.events_by_type,
-        "closed_by_reason": r.closed_by_reason,
-        "uptime_secs": snapshot.uptime_secs,
-        "instance_id": state.settings.instance_id,
-        "cluster": snapshot.cluster(),
-    })))
+    Ok(HttpResponse::Ok().json(state.operations.stats().await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -77,9 +58,9 @@ pub async fn connections(
         ));
     }
     let offset = query.offset.unwrap_or(0);
-    let cluster = match query.scope.as_deref() {
-        None | Some("cluster") => state.bridge.as_ref(),
-        Some("local") => None,
+    let local_only = match query.scope.as_deref() {
+        None | Some("cluster") => false,
+        Some("local") => true,
         Some(_) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidQuery,
@@ -87,31 +68,11 @@ pub async fn connections(
             ));
         }
     };
-    if let Some(bridge) = cluster {
-        match bridge
-            .send(ListClusterConnections {
-                limit,
-                offset,
-                scope: scope.clone(),
-            })
-            .await?
-        {
-            Ok(listing) => return Ok(HttpResponse::Ok().json(listing)),
-            // Redis is down: this instance's streams are all we can see.
-            Err(error) => {
-                tracing::warn!(error.message = %error, "cluster listing unavailable, listing local streams")
-            }
-        }
-    }
-    let page = state
-        .registry
-        .send(ListConnections {
-            limit,
-            offset,
-            scope,
-        })
+    let listing = state
+        .operations
+        .connections(scope, limit, offset, local_only)
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(listing))
 }
 
 /// The detailed monitoring document.
@@ -121,8 +82,7 @@ pub async fn monitoring(
     state: web::Data<AppState>,
     _auth: Authenticated<Admin>,
 ) -> Result<HttpResponse, ApiError> {
-    let snapshot = Snapshot::collect(&state).await?;
-    Ok(HttpResponse::Ok().json(MonitoringDocument::build(&snapshot, &state)))
+    Ok(HttpResponse::Ok().json(state.operations.monitoring().await?))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -154,7 +114,7 @@ pub async fn cleanup(
             "batch_size must be between 1 and 1000",
         ));
     }
-    let report = state.janitor.send(RunCleanup { batch_size }).await??;
+    let report = state.operations.cleanup(batch_size).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -182,7 +142,7 @@ pub async fn disconnect(
     };
     let id = ConnectionId::parse(&connection_id).ok_or_else(not_found)?;
     let scope = auth.principal.projects;
-    if state.registry.send(Disconnect { id, scope }).await? {
+    if state.operations.disconnect(id, scope).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found())

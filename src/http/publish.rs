@@ -6,12 +6,12 @@ use serde_json::{Value, json};
 
 use super::extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe};
 use crate::{
-    app::AppState,
     auth::Principal,
     domain::{EventId, NewEvent, Task, TaskId, event::EventError},
     error::{ApiError, ErrorCode, plain},
     services::events::PublishEvent,
     services::tasks::TaskServiceError,
+    state::AppState,
     stream::ConnectionId,
 };
 

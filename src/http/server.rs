@@ -25,7 +25,9 @@ use super::{
     head_guard::{HeadGuard, RefusalMarker},
     openapi::{ApiDoc, OpenApiJson},
 };
-use crate::{app::AppState, config::CorsOrigins, stream::StreamSocket, telemetry::BrokerRootSpan};
+use crate::{
+    config::CorsOrigins, state::AppState, stream::StreamSocket, telemetry::BrokerRootSpan,
+};
 
 /// How long a draining server waits for open connections.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -33,13 +35,25 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// (`HttpServer`'s default).
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How the HTTP server itself is set up.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub workers: usize,
+    pub body_limit: extract::BodyLimit,
+    pub cors_origins: CorsOrigins,
+}
+
 /// Starts serving `state`'s app on `listener`.
-pub fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+pub fn serve(
+    state: AppState,
+    settings: ServerSettings,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
     let address = listener.local_addr()?;
     let marker = RefusalMarker::generate();
     let builder = Server::build();
     let draining = builder.graceful_shutdown_signal();
-    let workers = state.settings.workers;
+    let workers = settings.workers;
     let server = builder
         .workers(workers)
         .disable_signals()
@@ -67,10 +81,13 @@ pub fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
                 .on_connect_ext(|guard: &HeadGuard<actix_rt::net::TcpStream>, data| {
                     StreamSocket::remember(guard.inner(), data)
                 })
-                .h1(map_config(app(state.clone(), marker.clone()), |_| {
-                    // Only read for a request without a Host header (HTTP/1.0).
-                    AppConfig::default()
-                }));
+                .h1(map_config(
+                    app(state.clone(), settings.clone(), marker.clone()),
+                    |_| {
+                        // Only read for a request without a Host header (HTTP/1.0).
+                        AppConfig::default()
+                    },
+                ));
             let marker = marker.clone();
             fn_service(move |stream: actix_rt::net::TcpStream| {
                 let marker = marker.clone();
@@ -88,6 +105,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
 /// One worker's app: the route table, shared data and middleware.
 fn app(
     state: AppState,
+    settings: ServerSettings,
     marker: RefusalMarker,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
@@ -108,14 +126,11 @@ fn app(
     app.app_data(web::Data::new(OpenApiJson(document)))
         .app_data(web::Data::new(routes))
         .app_data(web::Data::new(marker))
-        .app_data(web::Data::new(extract::BodyLimit {
-            max_bytes: state.settings.max_body_bytes,
-            read_timeout: state.settings.body_read_timeout,
-        }))
+        .app_data(web::Data::new(settings.body_limit))
         .app_data(extract::path_config())
         .app_data(web::Data::new(state.clone()))
         .default_service(web::to(fallback::no_route))
-        .wrap(cors(&state.settings.cors_origins))
+        .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(fallback::catalogue_errors))
         .wrap(TracingLogger::<BrokerRootSpan>::new())
 }

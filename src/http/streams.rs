@@ -10,10 +10,10 @@ use serde::Deserialize;
 use super::extract::{Authenticated, Query, Subscribe};
 use crate::{
     actors::connection::StreamOptions,
-    app::AppState,
     domain::EventId,
     error::ApiError,
     services::streams::StreamRequest,
+    state::AppState,
     stream::{StreamBody, StreamSocket},
 };
 

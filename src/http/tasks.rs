@@ -13,11 +13,11 @@ use super::{
 };
 use crate::{
     actors::connection::StreamOptions,
-    app::AppState,
     auth::Principal,
     domain::{EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type, sse_frame},
     error::{ApiError, ErrorCode},
     services::tasks::{NewTask, task_json},
+    state::AppState,
     stream::StreamSocket,
 };
 

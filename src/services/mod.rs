@@ -6,7 +6,10 @@
 //! - [`streams`]: who may watch what ([`streams::StreamService::subscription`]),
 //!   opening and changing streams.
 //! - [`tasks`]: the task API (progress, AI text, completion, orphans).
+//! - [`operations`]: health, figures, the monitoring document, listing and
+//!   dropping streams, cleanup runs, metrics.
 
 pub mod events;
+pub mod operations;
 pub mod streams;
 pub mod tasks;

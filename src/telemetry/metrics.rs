@@ -388,6 +388,15 @@ impl Metrics {
             .build();
     }
 
+    /// Open streams now, as the Registry last set it.
+    pub fn active_connections(&self) -> usize {
+        self.inner
+            .sampled
+            .active_connections
+            .load(Ordering::Relaxed)
+            .max(0) as usize
+    }
+
     pub fn set_active_connections(&self, count: usize) {
         self.inner
             .sampled

@@ -153,3 +153,52 @@ async fn the_janitor_runs_by_itself_every_cleanup_interval() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn health_answers_at_once_while_a_long_cleanup_run_is_under_way() {
+    // Arrange: 300 stale streams, closed one per batch (the Janitor pauses
+    // between batches), so the run takes well over a second.
+    let app = spawn_app_with(stale_quickly).await;
+    let mut stale = Vec::new();
+    for _ in 0..300 {
+        stale.push(app.open_stream("/sse/events", &[]).await);
+    }
+    wait_out_the_threshold().await;
+    let client = app.api_client.clone();
+    let cleanup_url = app.url("/sse/cleanup");
+    let run = actix_rt::spawn(async move {
+        client
+            .post(cleanup_url)
+            .json(&json!({"batch_size": 1}))
+            .send()
+            .await
+            .expect("cleanup request sent")
+            .json::<Value>()
+            .await
+            .expect("a cleanup report")
+    });
+    eventually(SHORT, "the cleanup run to be under way", || {
+        let app = &app;
+        async move {
+            let stats = app.stats().await;
+            (stats["closed_by_reason"]["stale"].as_u64() >= Some(1)).then_some(())
+        }
+    })
+    .await;
+
+    // Act
+    let asked = std::time::Instant::now();
+    let health = app.get("/health").await;
+    let answered_in = asked.elapsed();
+
+    // Assert: /health did not wait for the run, which is still going.
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(!run.is_finished(), "the run ended before /health was asked");
+    assert!(
+        answered_in < Duration::from_millis(250),
+        "/health waited {answered_in:?} for the cleanup run"
+    );
+    let report = run.await.expect("the cleanup task");
+    assert_eq!(report["cleaned"], 300, "{report}");
+    drop(stale);
+}

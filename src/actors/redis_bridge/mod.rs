@@ -19,12 +19,11 @@
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult,
-    StreamHandler, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler, WrapFuture,
 };
 use redis::{AsyncCommands, PushInfo, PushKind, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 mod cluster_listing;
@@ -48,6 +47,8 @@ use crate::{
 /// three missed writes, so a dead instance drops out of cluster totals.
 const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
 const PRESENCE_TTL_SECS: u64 = 6;
+/// How often the status readers see is refreshed.
+const STATUS_PERIOD: Duration = Duration::from_secs(1);
 /// While Redis is down, how often the store is read for other instances' events.
 const TAIL_PERIOD: Duration = Duration::from_millis(500);
 const RECONNECT_PERIOD: Duration = Duration::from_secs(1);
@@ -58,9 +59,10 @@ const REPAIR_RETRY: Duration = Duration::from_millis(500);
 const REPAIR_MAX_PAGES: usize = 20;
 
 /// The state of the link to Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
+    #[default]
     Connecting,
     Up,
     Down,
@@ -75,7 +77,7 @@ pub struct InstancePresence {
 }
 
 /// What the bridge knows, for `/health`, `/sse/stats` and monitoring.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BridgeStatus {
     pub state: LinkState,
     pub last_error: Option<String>,
@@ -126,6 +128,8 @@ pub struct RedisBridge {
     /// (a restart): a key read back in another epoch than it was written
     /// in proves nothing.
     link_epoch: u64,
+    /// Where readers find the link's status (see [`RedisBridge::status`]).
+    status: watch::Sender<BridgeStatus>,
     metrics: Metrics,
 }
 
@@ -176,8 +180,27 @@ impl RedisBridge {
             own_written_count: None,
             last_written: None,
             link_epoch: 0,
+            status: watch::Sender::new(BridgeStatus::default()),
             metrics,
         })
+    }
+
+    /// The link's status as it changes, readable without asking the actor.
+    pub fn status(&self) -> watch::Receiver<BridgeStatus> {
+        self.status.subscribe()
+    }
+
+    fn publish_status(&self) {
+        self.status.send_replace(BridgeStatus {
+            state: self.state,
+            last_error: self.last_error.clone(),
+            reconnects: self.reconnects,
+            last_routed_id: self.last_routed.0,
+            repairs: self.repairs,
+            instances: self.instances.clone(),
+            own_redis_count: self.own_redis_count,
+            own_written_count: self.own_written_count,
+        });
     }
 
     fn mark_down(&mut self, reason: String) {
@@ -187,6 +210,7 @@ impl RedisBridge {
         }
         self.state = LinkState::Down;
         self.last_error = Some(reason);
+        self.publish_status();
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -259,6 +283,7 @@ impl RedisBridge {
             self.metrics.record_redis_reconnect();
             tracing::info!(reconnects = self.reconnects, "redis link up");
         }
+        self.publish_status();
         // Anything published while we were not subscribed is in the store.
         self.repair(None, ctx);
     }
@@ -482,6 +507,9 @@ impl Actor for RedisBridge {
                 }),
         );
         self.connect(ctx);
+        // The routed id and repair count move with every batch: readers
+        // see them at most this late, without a message per batch.
+        ctx.run_interval(STATUS_PERIOD, |act, _| act.publish_status());
         ctx.run_interval(RECONNECT_PERIOD, |act, ctx| {
             if act.subscriber.is_none() {
                 act.connect(ctx);
@@ -555,26 +583,5 @@ impl Handler<Route> for RedisBridge {
 
     fn handle(&mut self, route: Route, ctx: &mut Context<Self>) {
         self.publish(route, ctx);
-    }
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "BridgeStatus")]
-pub struct GetBridgeStatus;
-
-impl Handler<GetBridgeStatus> for RedisBridge {
-    type Result = MessageResult<GetBridgeStatus>;
-
-    fn handle(&mut self, _: GetBridgeStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(BridgeStatus {
-            state: self.state,
-            last_error: self.last_error.clone(),
-            reconnects: self.reconnects,
-            last_routed_id: self.last_routed.0,
-            repairs: self.repairs,
-            instances: self.instances.clone(),
-            own_redis_count: self.own_redis_count,
-            own_written_count: self.own_written_count,
-        })
     }
 }

@@ -28,7 +28,8 @@ use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use tokio::sync::mpsc;
 
 pub use operations::{
-    ActiveConnections, Disconnect, FindStale, GetStats, ListConnections, StaleConnection,
+    ActiveConnections, Disconnect, FindStale, GetCounters, ListConnections, StaleConnection,
+    TakeCensus,
 };
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};

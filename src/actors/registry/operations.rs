@@ -38,30 +38,40 @@ impl Handler<ListConnections> for Registry {
     }
 }
 
+/// The Registry's counters, without a census: cheap, for the endpoints.
 #[derive(Debug, Message)]
 #[rtype(result = "RegistryStats")]
-pub struct GetStats {
-    pub stale_threshold_ms: i64,
-    /// Also write the age gauges and one queue-depth sample per stream into
-    /// the metrics: set by the periodic HealthSampler only, so the
-    /// distribution is sampled at a steady rate whoever else polls.
-    pub record_gauges: bool,
+pub struct GetCounters;
+
+impl Handler<GetCounters> for Registry {
+    type Result = MessageResult<GetCounters>;
+
+    fn handle(&mut self, _: GetCounters, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(RegistryStats::counters(&self.counters, self.table.len()))
+    }
 }
 
-impl Handler<GetStats> for Registry {
-    type Result = MessageResult<GetStats>;
+/// The counters and a census of every stream (ages, replays, queued
+/// frames): one pass over all of them, so only the periodic sampler asks.
+/// It also writes the age gauges and one queue-depth sample per stream.
+#[derive(Debug, Message)]
+#[rtype(result = "RegistryStats")]
+pub struct TakeCensus {
+    pub stale_threshold_ms: i64,
+}
 
-    fn handle(&mut self, msg: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let stats = RegistryStats::collect(
+impl Handler<TakeCensus> for Registry {
+    type Result = MessageResult<TakeCensus>;
+
+    fn handle(&mut self, msg: TakeCensus, _: &mut Context<Self>) -> Self::Result {
+        let stats = RegistryStats::census(
             &self.counters,
             &self.table,
             msg.stale_threshold_ms,
             now_ms(),
         );
-        if msg.record_gauges {
-            self.metrics
-                .record_stream_sample(&stats.age_buckets, self.table.iter().map(Entry::queued));
-        }
+        self.metrics
+            .record_stream_sample(&stats.age_buckets, self.table.iter().map(Entry::queued));
         MessageResult(stats)
     }
 }

@@ -68,15 +68,10 @@ pub struct AgeBuckets {
 const HOUR_MS: i64 = 3_600_000;
 
 impl RegistryStats {
-    /// The counters and a census of `table` at `now_ms`.
-    pub fn collect<C: Clone>(
-        counters: &Counters,
-        table: &ConnectionTable<C>,
-        stale_threshold_ms: i64,
-        now_ms: i64,
-    ) -> Self {
-        let mut stats = Self {
-            active_connections: table.len(),
+    /// The counters, without a census: cheap whatever the number of streams.
+    pub fn counters(counters: &Counters, active_connections: usize) -> Self {
+        Self {
+            active_connections,
             total_connections: counters.total_connections,
             events_published: counters.events_published,
             events_delivered: counters.events_delivered,
@@ -101,7 +96,18 @@ impl RegistryStats {
                 })
                 .collect(),
             ..Self::default()
-        };
+        }
+    }
+
+    /// The counters and a census of every stream of `table` at `now_ms`:
+    /// one pass over them.
+    pub fn census<C: Clone>(
+        counters: &Counters,
+        table: &ConnectionTable<C>,
+        stale_threshold_ms: i64,
+        now_ms: i64,
+    ) -> Self {
+        let mut stats = Self::counters(counters, table.len());
         for entry in table.iter() {
             let age = now_ms - entry.stats.connected_at_ms;
             let buckets = &mut stats.age_buckets;
@@ -116,6 +122,14 @@ impl RegistryStats {
             stats.queued_frames += entry.queued();
         }
         stats
+    }
+
+    /// These counters with the census of an earlier `census`.
+    pub fn with_census_of(mut self, sampled: &Self) -> Self {
+        self.age_buckets = sampled.age_buckets.clone();
+        self.replaying_connections = sampled.replaying_connections;
+        self.queued_frames = sampled.queued_frames;
+        self
     }
 }
 

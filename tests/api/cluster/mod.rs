@@ -448,9 +448,13 @@ async fn an_unreachable_database_fails_publishes_fast_and_keeps_streams_open() {
             "publish #{attempt} took {took:?} to fail"
         );
     }
-    // /health: 503 unhealthy, the store named as the cause.
+    // /health: 503 unhealthy, the store named as the cause (first as
+    // failing, from the refused publishes; then as unavailable, once the
+    // health sampler's round trip fails too).
     let health = wait_for_health(node, LONG, "unhealthy (503)", |status, body| {
-        status == 503 && body["status"] == "unhealthy"
+        status == 503
+            && body["status"] == "unhealthy"
+            && body["checks"]["store"]["status"] == "unavailable"
     })
     .await;
     assert_eq!(

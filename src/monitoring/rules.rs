@@ -1,20 +1,16 @@
-//! The monitoring document and the health rules behind `/sse/monitoring`,
-//! `/sse/stats` and `/health`: one snapshot of the actors' counters, and one
-//! function that turns it into `healthy` / `degraded` / `unhealthy`.
+//! The health rules: one function that turns a [`Snapshot`] into
+//! `healthy` / `degraded` / `unhealthy`, with the alerts and warnings that
+//! say why. `/health`, `/sse/monitoring` and the `sse_health_status` gauge
+//! all read it.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::Snapshot;
 use crate::{
-    actors::{
-        janitor::{CleanupStats, GetCleanupStats},
-        redis_bridge::{BridgeStatus, GetBridgeStatus, LinkState},
-        registry::{AgeBuckets, GetStats, RegistryStats},
-    },
-    app::AppState,
-    config::{EffectiveConfig, HealthThresholds},
-    store::{ClassReport, StoreHealthReport},
+    actors::redis_bridge::LinkState, actors::registry::AgeBuckets, config::HealthThresholds,
+    store::ClassReport,
 };
 
 /// How long a failed store write (or read) makes the instance unhealthy
@@ -70,72 +66,7 @@ pub struct HealthIndicators {
     pub warnings: Vec<Finding>,
 }
 
-/// The actors' answers at one moment.
-pub struct Snapshot {
-    pub registry: RegistryStats,
-    pub cleanup: CleanupStats,
-    /// The store answered a round trip (`SELECT 1`).
-    pub store_ok: bool,
-    /// What the store's real operations said lately: a round trip answers
-    /// while every write fails or waits on a lock.
-    pub store: StoreHealthReport,
-    pub uptime_secs: u64,
-    /// `None` unless clustered.
-    pub bridge: Option<BridgeStatus>,
-}
-
 impl Snapshot {
-    pub async fn collect(state: &AppState) -> Result<Self, actix::MailboxError> {
-        Self::take(state, false).await
-    }
-
-    /// The HealthSampler's periodic snapshot: the same, and the Registry
-    /// writes its age gauges and queue-depth sample in the same pass.
-    pub async fn sample(state: &AppState) -> Result<Self, actix::MailboxError> {
-        Self::take(state, true).await
-    }
-
-    async fn take(state: &AppState, record_gauges: bool) -> Result<Self, actix::MailboxError> {
-        let registry = state
-            .registry
-            .send(GetStats {
-                stale_threshold_ms: state.settings.stale_threshold.as_millis() as i64,
-                record_gauges,
-            })
-            .await?;
-        let cleanup = state.janitor.send(GetCleanupStats).await?;
-        let store_ok = state.store.ping().await.is_ok();
-        // Writes clear their own failures (every publish is one); reads are
-        // rare, so the periodic sample re-checks failing ones itself.
-        if record_gauges && state.store.health().reads.failing.is_some() {
-            let _ = state.store.probe_reads().await;
-        }
-        let store = state.store.health();
-        let bridge = match &state.bridge {
-            Some(bridge) => Some(bridge.send(GetBridgeStatus).await?),
-            None => None,
-        };
-        Ok(Self {
-            registry,
-            cleanup,
-            store_ok,
-            store,
-            uptime_secs: state.started_at.elapsed().as_secs(),
-            bridge,
-        })
-    }
-
-    pub fn cleanup_error_rate(&self) -> f64 {
-        ratio(self.cleanup.total_errors, self.cleanup.total_runs)
-    }
-
-    pub fn connection_failure_rate(&self) -> f64 {
-        ratio(
-            self.cleanup.total_failed,
-            self.cleanup.total_cleaned + self.cleanup.total_failed,
-        )
-    }
-
     /// The health rules: any alert makes the instance unhealthy, any warning
     /// degraded.
     pub fn health(&self, thresholds: &HealthThresholds) -> HealthIndicators {
@@ -263,207 +194,6 @@ impl Snapshot {
     }
 }
 
-impl Snapshot {
-    /// The count this instance last wrote to Redis against the count Redis
-    /// held for it when it next looked: like with like. (The live count
-    /// against Redis would measure the presence period instead: 100 streams
-    /// opened at once are not in Redis for up to two refreshes.) They differ
-    /// when the write did not stick: the key was evicted or expired, or
-    /// another instance writes under this one's id. Right after a Redis
-    /// outage there is nothing to compare (see `RedisBridge`).
-    pub fn connection_mismatch(&self, tolerance: usize) -> Option<String> {
-        let bridge = self.bridge.as_ref()?;
-        let in_redis = bridge.own_redis_count?;
-        let written = bridge.own_written_count?;
-        let tolerance = tolerance.max(written / 10);
-        (written.abs_diff(in_redis) > tolerance).then(|| {
-            format!(
-                "this instance wrote {written} active connections to Redis, {in_redis} recorded there"
-            )
-        })
-    }
-
-    /// `checks.store` of `/health` and `store_stats` of `/sse/monitoring`.
-    pub fn store_check(&self, backend: &str) -> serde_json::Value {
-        let store = &self.store;
-        let status = if !self.store_ok {
-            "unavailable"
-        } else if store.stalled().is_some() {
-            "stalled"
-        } else if store.writes.failing.is_some() || store.reads.failing.is_some() {
-            "failing"
-        } else {
-            "ok"
-        };
-        let class = |class: &ClassReport| {
-            serde_json::json!({
-                "status": if class.failing.is_some() { "failing" } else { "ok" },
-                "last_ok_secs_ago": class.last_ok_ago.map(|ago| ago.as_secs_f64()),
-                "last_failure": class.failing.as_ref().map(|f| serde_json::json!({
-                    "operation": f.operation,
-                    "kind": f.kind,
-                    "secs_ago": f.ago.as_secs_f64(),
-                })),
-            })
-        };
-        serde_json::json!({
-            "status": status,
-            "backend": backend,
-            "timeout_ms": store.timeout.as_millis() as u64,
-            "writes": class(&store.writes),
-            "reads": class(&store.reads),
-            "in_flight": store.in_flight,
-            "oldest_in_flight": store.oldest_in_flight.as_ref().map(|o| serde_json::json!({
-                "operation": o.operation,
-                "secs": o.elapsed.as_secs_f64(),
-            })),
-        })
-    }
-
-    /// Cluster-wide totals from every instance's Redis entry.
-    pub fn cluster(&self) -> Option<serde_json::Value> {
-        let bridge = self.bridge.as_ref()?;
-        Some(serde_json::json!({
-            "instances": bridge.instances,
-            "instance_count": bridge.instances.len(),
-            "total_active_connections": bridge.instances.iter().map(|i| i.active_connections).sum::<usize>(),
-            "redis": bridge.state,
-        }))
-    }
-}
-
-/// p50/p90/p99 of the per-subscriber delivery lag since start, in ms,
-/// interpolated within the histogram's buckets (as `histogram_quantile`
-/// does); `null` before the first live delivery.
-fn delivery_lag_quantiles(histogram: &prometheus::Histogram) -> serde_json::Value {
-    use prometheus::core::Collector as _;
-    let families = histogram.collect();
-    let Some(metric) = families.first().and_then(|f| f.get_metric().first()) else {
-        return serde_json::Value::Null;
-    };
-    let data = metric.get_histogram();
-    let count = data.get_sample_count();
-    if count == 0 {
-        return serde_json::Value::Null;
-    }
-    let buckets: Vec<(f64, u64)> = data
-        .get_bucket()
-        .iter()
-        .map(|b| (b.upper_bound(), b.cumulative_count()))
-        .collect();
-    let quantile = |q: f64| {
-        let rank = q * count as f64;
-        let mut lower = (0.0, 0u64);
-        for &(bound, cumulative) in &buckets {
-            if cumulative as f64 >= rank {
-                let in_bucket = (cumulative - lower.1) as f64;
-                let position = if in_bucket == 0.0 {
-                    1.0
-                } else {
-                    (rank - lower.1 as f64) / in_bucket
-                };
-                return (lower.0 + (bound - lower.0) * position) * 1000.0;
-            }
-            lower = (bound, cumulative);
-        }
-        // Above the last bucket: report its bound, as Prometheus does.
-        lower.0 * 1000.0
-    };
-    serde_json::json!({
-        "count": count,
-        "mean": data.get_sample_sum() * 1000.0 / count as f64,
-        "p50": quantile(0.50),
-        "p90": quantile(0.90),
-        "p99": quantile(0.99),
-    })
-}
-
-fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
-}
-
-/// `GET /sse/monitoring`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MonitoringDocument {
-    pub timestamp: String,
-    pub service_name: &'static str,
-    pub instance_id: String,
-    #[schema(value_type = Object)]
-    pub connection_stats: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub cleanup_stats: serde_json::Value,
-    pub health_indicators: HealthIndicators,
-    /// The event store: `checks.store` of `/health`.
-    #[schema(value_type = Object)]
-    pub store_stats: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub performance_metrics: serde_json::Value,
-    pub configuration: EffectiveConfig,
-}
-
-impl MonitoringDocument {
-    pub fn build(snapshot: &Snapshot, state: &AppState) -> Self {
-        let r = &snapshot.registry;
-        let c = &snapshot.cleanup;
-        let uptime = snapshot.uptime_secs.max(1) as f64;
-        Self {
-            timestamp: crate::domain::rfc3339(crate::domain::now_ms()),
-            service_name: "sse-broker",
-            instance_id: state.settings.instance_id.clone(),
-            connection_stats: serde_json::json!({
-                "active_connections": r.active_connections,
-                "total_connections": r.total_connections,
-                "max_connections": state.settings.max_connections,
-                "utilization_percent": r.active_connections as f64 * 100.0 / state.settings.max_connections as f64,
-                "replaying_connections": r.replaying_connections,
-                "queued_frames": r.queued_frames,
-                "closed_by_reason": r.closed_by_reason,
-                "connections_closed_slow": r.connections_closed_slow,
-                "cleanup_task_running": c.cleanup_task_running,
-                "redis_connections": snapshot.bridge.as_ref().and_then(|b| b.own_redis_count),
-                "redis_connections_written": snapshot.bridge.as_ref().and_then(|b| b.own_written_count),
-                "cluster": snapshot.cluster(),
-            }),
-            cleanup_stats: serde_json::json!({
-                "total_runs": c.total_runs,
-                "total_cleaned": c.total_cleaned,
-                "total_failed": c.total_failed,
-                "total_errors": c.total_errors,
-                "total_batches": c.total_batches,
-                "error_rate": snapshot.cleanup_error_rate(),
-                "connection_failure_rate": snapshot.connection_failure_rate(),
-                "last_run_at": c.last_run_at_ms.map(crate::domain::rfc3339),
-                "last_cleanup_duration_ms": c.last_cleanup_duration_ms,
-                "last_cleaned": c.last_cleaned,
-                "last_failed": c.last_failed,
-                "connections_per_cleanup": if c.total_runs == 0 { 0.0 } else { c.total_cleaned as f64 / c.total_runs as f64 },
-                "cleanup_task_running": c.cleanup_task_running,
-                "interval_secs": c.interval_secs,
-                "batch_size": c.batch_size,
-                "stale_threshold_secs": c.stale_threshold_secs,
-                "age_buckets": r.age_buckets,
-            }),
-            health_indicators: snapshot.health(&state.settings.health),
-            store_stats: snapshot.store_check(state.store.backend()),
-            performance_metrics: serde_json::json!({
-                "uptime_secs": snapshot.uptime_secs,
-                "events_published": r.events_published,
-                "events_delivered": r.events_delivered,
-                "events_dropped": r.events_dropped,
-                "events_published_per_second": r.events_published as f64 / uptime,
-                "events_delivered_per_second": r.events_delivered as f64 / uptime,
-                "events_by_type": r.events_by_type,
-                "delivery_lag_ms": delivery_lag_quantiles(&state.metrics.delivery_lag()),
-            }),
-            configuration: state.settings.effective(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The rules whose condition a running broker cannot produce in a test's
@@ -472,7 +202,11 @@ mod tests {
     //! integration tests in `tests/api/health_rules.rs` produce the others.
 
     use super::*;
-    use crate::store::{FailureKind, FailureReport, InFlight};
+    use crate::{
+        actors::{janitor::CleanupStats, redis_bridge::BridgeStatus, registry::RegistryStats},
+        monitoring::documents::StoreCheck,
+        store::{FailureKind, FailureReport, InFlight, StoreHealthReport},
+    };
 
     /// An instance with `active` fresh streams, a running cleanup without
     /// runs, a store that answers, not clustered.
@@ -627,7 +361,7 @@ mod tests {
                 && message.contains("timeout"),
             "{message}"
         );
-        assert_eq!(failing.store_check("sqlite")["status"], "failing");
+        assert_eq!(StoreCheck::of(&failing, "sqlite").status, "failing");
 
         // Nothing tried for longer than the hold: the evidence is old.
         failing.store.writes = failure("insert_batch", FailureKind::Error, 31);
@@ -684,7 +418,7 @@ mod tests {
             indicators.alerts[0].message,
             "a store insert_batch has been waiting for 7.2 s, past the 5000 ms store timeout"
         );
-        assert_eq!(stuck.store_check("postgresql")["status"], "stalled");
+        assert_eq!(StoreCheck::of(&stuck, "postgresql").status, "stalled");
     }
 
     #[test]

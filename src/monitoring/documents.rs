@@ -1,0 +1,455 @@
+//! The monitoring answers as typed documents: `/health`, `/sse/stats` and
+//! `/sse/monitoring`, each built from a [`Snapshot`] and described to
+//! `/openapi.json` by its real schema.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{HealthIndicators, OverallHealth, Snapshot, rules::Finding, snapshot::ratio};
+use crate::{
+    actors::{
+        redis_bridge::{InstancePresence, LinkState},
+        registry::{AgeBuckets, RegistryStats},
+    },
+    config::{EffectiveConfig, HealthThresholds},
+    domain::{now_ms, rfc3339},
+    store::ClassReport,
+};
+
+/// What the documents need beyond the snapshot.
+pub struct DocumentContext<'a> {
+    pub instance_id: &'a str,
+    pub max_connections: usize,
+    pub thresholds: &'a HealthThresholds,
+    pub store_backend: &'static str,
+    pub delivery_lag: &'a prometheus::Histogram,
+    pub configuration: &'a EffectiveConfig,
+}
+
+// ---------------------------------------------------------------------------
+// Shared parts
+
+/// The event store's check: `checks.store` of `/health`, `store_stats` of
+/// `/sse/monitoring`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreCheck {
+    /// `ok`, `failing` (a recent operation failed), `stalled` (one waits
+    /// past the store timeout) or `unavailable` (no round trip).
+    pub status: &'static str,
+    /// `sqlite` or `postgresql`.
+    pub backend: &'static str,
+    pub timeout_ms: u64,
+    pub writes: StoreClassCheck,
+    pub reads: StoreClassCheck,
+    pub in_flight: usize,
+    pub oldest_in_flight: Option<StoreOperationView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreClassCheck {
+    /// `ok` or `failing`.
+    pub status: &'static str,
+    pub last_ok_secs_ago: Option<f64>,
+    pub last_failure: Option<StoreFailureView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreFailureView {
+    pub operation: &'static str,
+    /// `timeout`, `unconfirmed` or `error`.
+    pub kind: &'static str,
+    pub secs_ago: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreOperationView {
+    pub operation: &'static str,
+    pub secs: f64,
+}
+
+impl StoreCheck {
+    pub fn of(snapshot: &Snapshot, backend: &'static str) -> Self {
+        let store = &snapshot.store;
+        let status = if !snapshot.store_ok {
+            "unavailable"
+        } else if store.stalled().is_some() {
+            "stalled"
+        } else if store.writes.failing.is_some() || store.reads.failing.is_some() {
+            "failing"
+        } else {
+            "ok"
+        };
+        let class = |class: &ClassReport| StoreClassCheck {
+            status: if class.failing.is_some() {
+                "failing"
+            } else {
+                "ok"
+            },
+            last_ok_secs_ago: class.last_ok_ago.map(|ago| ago.as_secs_f64()),
+            last_failure: class.failing.as_ref().map(|f| StoreFailureView {
+                operation: f.operation,
+                kind: f.kind.as_str(),
+                secs_ago: f.ago.as_secs_f64(),
+            }),
+        };
+        Self {
+            status,
+            backend,
+            timeout_ms: store.timeout.as_millis() as u64,
+            writes: class(&store.writes),
+            reads: class(&store.reads),
+            in_flight: store.in_flight,
+            oldest_in_flight: store.oldest_in_flight.as_ref().map(|o| StoreOperationView {
+                operation: o.operation,
+                secs: o.elapsed.as_secs_f64(),
+            }),
+        }
+    }
+}
+
+/// Cluster-wide totals from every instance's Redis entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClusterTotals {
+    pub instances: Vec<InstancePresence>,
+    pub instance_count: usize,
+    pub total_active_connections: usize,
+    /// The link to Redis: `connecting`, `up` or `down`.
+    pub redis: LinkState,
+}
+
+impl ClusterTotals {
+    fn of(snapshot: &Snapshot) -> Option<Self> {
+        let bridge = snapshot.bridge.as_ref()?;
+        Some(Self {
+            instances: bridge.instances.clone(),
+            instance_count: bridge.instances.len(),
+            total_active_connections: bridge.instances.iter().map(|i| i.active_connections).sum(),
+            redis: bridge.state,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// GET /health
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthDocument {
+    pub status: OverallHealth,
+    pub instance_id: String,
+    pub checks: HealthChecks,
+    pub alerts: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthChecks {
+    pub store: StoreCheck,
+    pub registry: RegistryCheck,
+    pub cleanup: CleanupCheck,
+    pub redis: RedisCheck,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegistryCheck {
+    pub status: &'static str,
+    pub active_connections: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CleanupCheck {
+    /// `ok` or `stopped`.
+    pub status: &'static str,
+    /// Failed runs / runs, 0–1.
+    pub error_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RedisCheck {
+    /// `disabled` (no Redis configured), `connecting`, `up` or `down`.
+    pub status: &'static str,
+    /// Why the link is not up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u64>,
+}
+
+impl HealthDocument {
+    pub fn build(snapshot: &Snapshot, context: &DocumentContext<'_>) -> Self {
+        let indicators = snapshot.health(context.thresholds);
+        let redis = match &snapshot.bridge {
+            None => RedisCheck {
+                status: "disabled",
+                reason: None,
+                reconnects: None,
+            },
+            Some(bridge) => RedisCheck {
+                status: match bridge.state {
+                    LinkState::Connecting => "connecting",
+                    LinkState::Up => "up",
+                    LinkState::Down => "down",
+                },
+                reason: bridge.last_error.clone(),
+                reconnects: Some(bridge.reconnects),
+            },
+        };
+        Self {
+            status: indicators.overall_health,
+            instance_id: context.instance_id.to_owned(),
+            checks: HealthChecks {
+                store: StoreCheck::of(snapshot, context.store_backend),
+                registry: RegistryCheck {
+                    status: "ok",
+                    active_connections: snapshot.registry.active_connections,
+                },
+                cleanup: CleanupCheck {
+                    status: if snapshot.cleanup.cleanup_task_running {
+                        "ok"
+                    } else {
+                        "stopped"
+                    },
+                    error_rate: snapshot.cleanup_error_rate(),
+                },
+                redis,
+            },
+            alerts: indicators.alerts,
+            warnings: indicators.warnings,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// GET /sse/stats
+
+/// `GET /sse/stats`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsDocument {
+    pub active_connections: usize,
+    pub total_connections: u64,
+    pub events_published: u64,
+    pub events_delivered: u64,
+    pub events_dropped: u64,
+    pub connections_closed_slow: u64,
+    pub events_by_type: BTreeMap<String, u64>,
+    pub closed_by_reason: BTreeMap<&'static str, u64>,
+    pub uptime_secs: u64,
+    pub instance_id: String,
+    /// Cluster totals; `null` without Redis.
+    pub cluster: Option<ClusterTotals>,
+}
+
+impl StatsDocument {
+    pub fn build(snapshot: &Snapshot, instance_id: &str) -> Self {
+        let r = &snapshot.registry;
+        Self {
+            active_connections: r.active_connections,
+            total_connections: r.total_connections,
+            events_published: r.events_published,
+            events_delivered: r.events_delivered,
+            events_dropped: r.events_dropped,
+            connections_closed_slow: r.connections_closed_slow,
+            events_by_type: r.events_by_type.clone(),
+            closed_by_reason: r.closed_by_reason.clone(),
+            uptime_secs: snapshot.uptime_secs,
+            instance_id: instance_id.to_owned(),
+            cluster: ClusterTotals::of(snapshot),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// GET /sse/monitoring
+
+/// `GET /sse/monitoring`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MonitoringDocument {
+    /// RFC 3339.
+    pub timestamp: String,
+    pub service_name: &'static str,
+    pub instance_id: String,
+    pub connection_stats: ConnectionStats,
+    pub cleanup_stats: CleanupStatsView,
+    pub health_indicators: HealthIndicators,
+    /// The event store: `checks.store` of `/health`.
+    pub store_stats: StoreCheck,
+    pub performance_metrics: PerformanceMetrics,
+    #[schema(value_type = Object)]
+    pub configuration: EffectiveConfig,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionStats {
+    pub active_connections: usize,
+    pub total_connections: u64,
+    pub max_connections: usize,
+    pub utilization_percent: f64,
+    /// Streams still replaying stored events after a resume.
+    pub replaying_connections: usize,
+    /// Frames waiting in every stream's queue.
+    pub queued_frames: usize,
+    pub closed_by_reason: BTreeMap<&'static str, u64>,
+    pub connections_closed_slow: u64,
+    pub cleanup_task_running: bool,
+    /// This instance's count as Redis holds it; `null` without Redis.
+    pub redis_connections: Option<usize>,
+    /// The count this instance last wrote to Redis.
+    pub redis_connections_written: Option<usize>,
+    pub cluster: Option<ClusterTotals>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupStatsView {
+    pub total_runs: u64,
+    pub total_cleaned: u64,
+    pub total_failed: u64,
+    pub total_errors: u64,
+    pub total_batches: u64,
+    /// Failed runs / runs, 0–1.
+    pub error_rate: f64,
+    /// Failed closes / attempted closes, 0–1.
+    pub connection_failure_rate: f64,
+    /// RFC 3339.
+    pub last_run_at: Option<String>,
+    pub last_cleanup_duration_ms: Option<f64>,
+    pub last_cleaned: u64,
+    pub last_failed: u64,
+    pub connections_per_cleanup: f64,
+    pub cleanup_task_running: bool,
+    pub interval_secs: u64,
+    pub batch_size: usize,
+    pub stale_threshold_secs: u64,
+    pub age_buckets: AgeBuckets,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PerformanceMetrics {
+    pub uptime_secs: u64,
+    pub events_published: u64,
+    pub events_delivered: u64,
+    pub events_dropped: u64,
+    pub events_published_per_second: f64,
+    pub events_delivered_per_second: f64,
+    pub events_by_type: BTreeMap<String, u64>,
+    /// Publish→write lag per subscriber since start; `null` before the
+    /// first live delivery.
+    pub delivery_lag_ms: Option<LagQuantiles>,
+}
+
+/// Quantiles in ms, interpolated within the histogram's buckets (as
+/// `histogram_quantile` does).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagQuantiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl MonitoringDocument {
+    pub fn build(snapshot: &Snapshot, context: &DocumentContext<'_>) -> Self {
+        let r: &RegistryStats = &snapshot.registry;
+        let c = &snapshot.cleanup;
+        let uptime = snapshot.uptime_secs.max(1) as f64;
+        Self {
+            timestamp: rfc3339(now_ms()),
+            service_name: "sse-broker",
+            instance_id: context.instance_id.to_owned(),
+            connection_stats: ConnectionStats {
+                active_connections: r.active_connections,
+                total_connections: r.total_connections,
+                max_connections: context.max_connections,
+                utilization_percent: r.active_connections as f64 * 100.0
+                    / context.max_connections.max(1) as f64,
+                replaying_connections: r.replaying_connections,
+                queued_frames: r.queued_frames,
+                closed_by_reason: r.closed_by_reason.clone(),
+                connections_closed_slow: r.connections_closed_slow,
+                cleanup_task_running: c.cleanup_task_running,
+                redis_connections: snapshot.bridge.as_ref().and_then(|b| b.own_redis_count),
+                redis_connections_written: snapshot
+                    .bridge
+                    .as_ref()
+                    .and_then(|b| b.own_written_count),
+                cluster: ClusterTotals::of(snapshot),
+            },
+            cleanup_stats: CleanupStatsView {
+                total_runs: c.total_runs,
+                total_cleaned: c.total_cleaned,
+                total_failed: c.total_failed,
+                total_errors: c.total_errors,
+                total_batches: c.total_batches,
+                error_rate: snapshot.cleanup_error_rate(),
+                connection_failure_rate: snapshot.connection_failure_rate(),
+                last_run_at: c.last_run_at_ms.map(rfc3339),
+                last_cleanup_duration_ms: c.last_cleanup_duration_ms,
+                last_cleaned: c.last_cleaned,
+                last_failed: c.last_failed,
+                connections_per_cleanup: ratio(c.total_cleaned, c.total_runs),
+                cleanup_task_running: c.cleanup_task_running,
+                interval_secs: c.interval_secs,
+                batch_size: c.batch_size,
+                stale_threshold_secs: c.stale_threshold_secs,
+                age_buckets: r.age_buckets.clone(),
+            },
+            health_indicators: snapshot.health(context.thresholds),
+            store_stats: StoreCheck::of(snapshot, context.store_backend),
+            performance_metrics: PerformanceMetrics {
+                uptime_secs: snapshot.uptime_secs,
+                events_published: r.events_published,
+                events_delivered: r.events_delivered,
+                events_dropped: r.events_dropped,
+                events_published_per_second: r.events_published as f64 / uptime,
+                events_delivered_per_second: r.events_delivered as f64 / uptime,
+                events_by_type: r.events_by_type.clone(),
+                delivery_lag_ms: delivery_lag_quantiles(context.delivery_lag),
+            },
+            configuration: context.configuration.clone(),
+        }
+    }
+}
+
+/// p50/p90/p99 of the per-subscriber delivery lag since start, in ms.
+fn delivery_lag_quantiles(histogram: &prometheus::Histogram) -> Option<LagQuantiles> {
+    use prometheus::core::Collector as _;
+    let families = histogram.collect();
+    let metric = families.first().and_then(|f| f.get_metric().first())?;
+    let data = metric.get_histogram();
+    let count = data.get_sample_count();
+    if count == 0 {
+        return None;
+    }
+    let buckets: Vec<(f64, u64)> = data
+        .get_bucket()
+        .iter()
+        .map(|b| (b.upper_bound(), b.cumulative_count()))
+        .collect();
+    let quantile = |q: f64| {
+        let rank = q * count as f64;
+        let mut lower = (0.0, 0u64);
+        for &(bound, cumulative) in &buckets {
+            if cumulative as f64 >= rank {
+                let in_bucket = (cumulative - lower.1) as f64;
+                let position = if in_bucket == 0.0 {
+                    1.0
+                } else {
+                    (rank - lower.1 as f64) / in_bucket
+                };
+                return (lower.0 + (bound - lower.0) * position) * 1000.0;
+            }
+            lower = (bound, cumulative);
+        }
+        // Above the last bucket: report its bound, as Prometheus does.
+        lower.0 * 1000.0
+    };
+    Some(LagQuantiles {
+        count,
+        mean: data.get_sample_sum() * 1000.0 / count as f64,
+        p50: quantile(0.50),
+        p90: quantile(0.90),
+        p99: quantile(0.99),
+    })
+}

@@ -1,0 +1,141 @@
+//! `HealthSampler`: once a second, takes the census of every stream from
+//! the Registry and a round trip to the store, and publishes them for the
+//! monitoring answers ([`super::Sources`]); every few seconds it also
+//! writes the health rules' inputs and verdict into the gauges
+//! (`sse_health_status`, the cleanup error rate and state, the Redis link,
+//! the store's `sse_store_failing` and `sse_store_oldest_operation_seconds`),
+//! so Prometheus alerts fire from pushed or scraped metrics alone. It also
+//! lets the rate limiters forget idle keys.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use tokio::sync::watch;
+
+use super::{Census, OverallHealth, Snapshot, Sources, StoreFailing};
+use crate::{
+    actors::registry::{Registry, TakeCensus},
+    config::HealthThresholds,
+    limits::RateLimits,
+};
+
+/// How old the census behind a monitoring answer may be. A pass over
+/// 10,000 streams takes about a millisecond of the Registry's time.
+const CENSUS_INTERVAL: Duration = Duration::from_secs(1);
+/// Gauges every this many censuses: the queue-depth distribution is
+/// sampled at this steady rate.
+const GAUGES_EVERY: u32 = 5;
+/// Rate-limiter keys idle this long are dropped (their budget is full again).
+const FORGET_IDLE_KEYS_EVERY: u32 = 60;
+
+pub struct HealthSampler {
+    registry: Addr<Registry>,
+    sources: Sources,
+    census: watch::Sender<Arc<Census>>,
+    stale_threshold: Duration,
+    thresholds: HealthThresholds,
+    limits: Arc<RateLimits>,
+    ticks: u32,
+    sampling: bool,
+}
+
+impl HealthSampler {
+    /// The sampler, and the census channel its [`Sources`] read.
+    pub fn new(
+        registry: Addr<Registry>,
+        census: watch::Sender<Arc<Census>>,
+        sources: Sources,
+        stale_threshold: Duration,
+        thresholds: HealthThresholds,
+        limits: Arc<RateLimits>,
+    ) -> Self {
+        Self {
+            registry,
+            sources,
+            census,
+            stale_threshold,
+            thresholds,
+            limits,
+            ticks: 0,
+            sampling: false,
+        }
+    }
+
+    fn sample(&mut self, ctx: &mut Context<Self>) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(FORGET_IDLE_KEYS_EVERY) {
+            self.limits.forget_idle_keys();
+        }
+        // A store that hangs must not pile up samples.
+        if self.sampling {
+            return;
+        }
+        self.sampling = true;
+        let registry = self.registry.clone();
+        let store = self.sources.store.clone();
+        let stale_threshold_ms = self.stale_threshold.as_millis() as i64;
+        let take = async move {
+            let registry = registry
+                .send(TakeCensus { stale_threshold_ms })
+                .await
+                .ok()?;
+            let store_ok = store.ping().await.is_ok();
+            // Writes clear their own failures (every publish is one); reads
+            // are rare, so the sampler re-checks failing ones itself.
+            if store.health().reads.failing.is_some() {
+                let _ = store.probe_reads().await;
+            }
+            Some(Census { registry, store_ok })
+        };
+        let gauges = self.ticks.is_multiple_of(GAUGES_EVERY) || self.ticks == 1;
+        ctx.spawn(take.into_actor(self).map(move |census, sampler, _| {
+            sampler.sampling = false;
+            if let Some(census) = census {
+                sampler.census.send_replace(Arc::new(census));
+                if gauges {
+                    sampler.publish_gauges(&sampler.sources.snapshot());
+                }
+            }
+        }));
+    }
+
+    fn publish_gauges(&self, snapshot: &Snapshot) {
+        let metrics = &self.sources.metrics;
+        let health = snapshot.health(&self.thresholds);
+        metrics.set_health_status(match health.overall_health {
+            OverallHealth::Healthy => 0,
+            OverallHealth::Degraded => 1,
+            OverallHealth::Unhealthy => 2,
+        });
+        let last_run_secs = snapshot
+            .cleanup
+            .last_run_at_ms
+            .map_or(0.0, |ms| ms as f64 / 1000.0);
+        metrics.set_cleanup_state(
+            snapshot.cleanup.cleanup_task_running,
+            snapshot.cleanup_error_rate(),
+            last_run_secs,
+        );
+        metrics.set_store_health(
+            StoreFailing::of(&snapshot.store.writes) as i64,
+            StoreFailing::of(&snapshot.store.reads) as i64,
+            snapshot
+                .store
+                .oldest_in_flight
+                .as_ref()
+                .map_or(0.0, |oldest| oldest.elapsed.as_secs_f64()),
+        );
+        if let Some(bridge) = &snapshot.bridge {
+            metrics.set_redis_bridge(snapshot.redis_up(), bridge.own_redis_count);
+        }
+    }
+}
+
+impl Actor for HealthSampler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sample(ctx);
+        ctx.run_interval(CENSUS_INTERVAL, |sampler, ctx| sampler.sample(ctx));
+    }
+}
