@@ -2,15 +2,15 @@
 //! how it looks on the wire. Nothing here knows about actix, diesel or HTTP.
 
 pub mod event;
+pub mod event_type;
+pub mod identifiers;
 pub mod sse_frame;
 pub mod subscription;
 pub mod task;
 
-pub use event::TaskRef;
-pub use event::{
-    EventData, EventId, EventType, EventTypeCatalog, IdempotencyKey, NewEvent, ProjectId, RawEvent,
-    StoredEvent, TraceParent, UserId,
-};
+pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
+pub use event_type::{EventType, EventTypeCatalog};
+pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 

@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, sync::Arc};
 
 use serde::Serialize;
 
-use super::{EventType, ProjectId, StoredEvent, UserId, event::TaskRef};
+use super::{EventType, ProjectId, StoredEvent, TaskRef, UserId};
 
 /// Which event types a stream receives.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@ mod deadline;
 mod health;
 mod migrations;
 mod postgres;
+mod queries;
 mod rows;
 mod schema;
 mod sqlite;

@@ -27,6 +27,7 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
+    queries,
     rows::{EventRow, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
@@ -125,22 +126,9 @@ impl PostgresStore {
         deadline: &Deadline,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        let mut query = events::table
-            .filter(events::id.gt(page.after.0))
-            .order(events::id.asc())
-            .limit(page.limit)
-            .select(StoredEventRow::as_select())
-            .into_boxed();
-        if let Some(types) = page.event_types {
-            query = query.filter(events::event_type.eq_any(types));
-        }
-        if let Some(project) = page.project_id {
-            query = query.filter(events::project_id.eq(project));
-        }
-        if let Some(task) = page.task_id {
-            query = query.filter(events::task_id.eq(task));
-        }
-        let rows = query.load::<StoredEventRow>(&mut connection).await?;
+        let rows = queries::events_after!(page)
+            .load::<StoredEventRow>(&mut connection)
+            .await?;
         Ok(rows
             .into_iter()
             .filter_map(StoredEventRow::into_domain)
@@ -262,16 +250,9 @@ impl PostgresStore {
         deadline: &Deadline,
     ) -> Result<Vec<Task>, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        let mut query = tasks::table
-            .filter(tasks::status.eq_any(["pending", "running"]))
-            .filter(tasks::updated_at_ms.lt(updated_before_ms))
-            .limit(limit)
-            .select(TaskRow::as_select())
-            .into_boxed();
-        if let Some(task_type) = task_type {
-            query = query.filter(tasks::task_type.eq(task_type));
-        }
-        let rows = query.load(&mut connection).await?;
+        let rows = queries::silent_tasks!(updated_before_ms, task_type, limit)
+            .load(&mut connection)
+            .await?;
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 

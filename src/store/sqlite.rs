@@ -27,6 +27,7 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
+    queries,
     rows::{EventRow, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
@@ -169,22 +170,7 @@ impl SqliteStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = self
             .read(deadline, move |c| {
-                let mut query = events::table
-                    .filter(events::id.gt(page.after.0))
-                    .order(events::id.asc())
-                    .limit(page.limit)
-                    .select(StoredEventRow::as_select())
-                    .into_boxed();
-                if let Some(types) = page.event_types {
-                    query = query.filter(events::event_type.eq_any(types));
-                }
-                if let Some(project) = page.project_id {
-                    query = query.filter(events::project_id.eq(project));
-                }
-                if let Some(task) = page.task_id {
-                    query = query.filter(events::task_id.eq(task));
-                }
-                query.load::<StoredEventRow>(c)
+                queries::events_after!(page).load::<StoredEventRow>(c)
             })
             .await?;
         Ok(rows
@@ -268,16 +254,7 @@ impl SqliteStore {
     ) -> Result<Vec<Task>, StoreError> {
         let rows = self
             .read(deadline, move |c| {
-                let mut query = tasks::table
-                    .filter(tasks::status.eq_any(["pending", "running"]))
-                    .filter(tasks::updated_at_ms.lt(updated_before_ms))
-                    .limit(limit)
-                    .select(TaskRow::as_select())
-                    .into_boxed();
-                if let Some(task_type) = task_type {
-                    query = query.filter(tasks::task_type.eq(task_type));
-                }
-                query.load(c)
+                queries::silent_tasks!(updated_before_ms, task_type, limit).load(c)
             })
             .await?;
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())

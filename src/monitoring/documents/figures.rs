@@ -1,228 +1,17 @@
-//! The monitoring answers as typed documents: `/health`, `/sse/stats` and
-//! `/sse/monitoring`, each built from a [`Snapshot`] and described to
-//! `/openapi.json` by its real schema.
+//! `GET /sse/stats` and `GET /sse/monitoring` as typed documents.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{HealthIndicators, OverallHealth, Snapshot, rules::Finding, snapshot::ratio};
+use super::{ClusterTotals, DocumentContext, StoreCheck};
 use crate::{
-    actors::{
-        redis_bridge::{InstancePresence, LinkState},
-        registry::{AgeBuckets, RegistryStats},
-    },
-    config::{EffectiveConfig, HealthThresholds},
+    actors::registry::{AgeBuckets, RegistryStats},
+    config::EffectiveConfig,
     domain::{now_ms, rfc3339},
-    store::ClassReport,
+    monitoring::{HealthIndicators, Snapshot, snapshot::ratio},
 };
-
-/// What the documents need beyond the snapshot.
-pub struct DocumentContext<'a> {
-    pub instance_id: &'a str,
-    pub max_connections: usize,
-    pub thresholds: &'a HealthThresholds,
-    pub store_backend: &'static str,
-    pub delivery_lag: &'a prometheus::Histogram,
-    pub configuration: &'a EffectiveConfig,
-}
-
-// ---------------------------------------------------------------------------
-// Shared parts
-
-/// The event store's check: `checks.store` of `/health`, `store_stats` of
-/// `/sse/monitoring`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StoreCheck {
-    /// `ok`, `failing` (a recent operation failed), `stalled` (one waits
-    /// past the store timeout) or `unavailable` (no round trip).
-    pub status: &'static str,
-    /// `sqlite` or `postgresql`.
-    pub backend: &'static str,
-    pub timeout_ms: u64,
-    pub writes: StoreClassCheck,
-    pub reads: StoreClassCheck,
-    pub in_flight: usize,
-    pub oldest_in_flight: Option<StoreOperationView>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StoreClassCheck {
-    /// `ok` or `failing`.
-    pub status: &'static str,
-    pub last_ok_secs_ago: Option<f64>,
-    pub last_failure: Option<StoreFailureView>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StoreFailureView {
-    pub operation: &'static str,
-    /// `timeout`, `unconfirmed` or `error`.
-    pub kind: &'static str,
-    pub secs_ago: f64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StoreOperationView {
-    pub operation: &'static str,
-    pub secs: f64,
-}
-
-impl StoreCheck {
-    pub fn of(snapshot: &Snapshot, backend: &'static str) -> Self {
-        let store = &snapshot.store;
-        let status = if !snapshot.store_ok {
-            "unavailable"
-        } else if store.stalled().is_some() {
-            "stalled"
-        } else if store.writes.failing.is_some() || store.reads.failing.is_some() {
-            "failing"
-        } else {
-            "ok"
-        };
-        let class = |class: &ClassReport| StoreClassCheck {
-            status: if class.failing.is_some() {
-                "failing"
-            } else {
-                "ok"
-            },
-            last_ok_secs_ago: class.last_ok_ago.map(|ago| ago.as_secs_f64()),
-            last_failure: class.failing.as_ref().map(|f| StoreFailureView {
-                operation: f.operation,
-                kind: f.kind.as_str(),
-                secs_ago: f.ago.as_secs_f64(),
-            }),
-        };
-        Self {
-            status,
-            backend,
-            timeout_ms: store.timeout.as_millis() as u64,
-            writes: class(&store.writes),
-            reads: class(&store.reads),
-            in_flight: store.in_flight,
-            oldest_in_flight: store.oldest_in_flight.as_ref().map(|o| StoreOperationView {
-                operation: o.operation,
-                secs: o.elapsed.as_secs_f64(),
-            }),
-        }
-    }
-}
-
-/// Cluster-wide totals from every instance's Redis entry.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ClusterTotals {
-    pub instances: Vec<InstancePresence>,
-    pub instance_count: usize,
-    pub total_active_connections: usize,
-    /// The link to Redis: `connecting`, `up` or `down`.
-    pub redis: LinkState,
-}
-
-impl ClusterTotals {
-    fn of(snapshot: &Snapshot) -> Option<Self> {
-        let bridge = snapshot.bridge.as_ref()?;
-        Some(Self {
-            instances: bridge.instances.clone(),
-            instance_count: bridge.instances.len(),
-            total_active_connections: bridge.instances.iter().map(|i| i.active_connections).sum(),
-            redis: bridge.state,
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------
-// GET /health
-
-/// `GET /health`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct HealthDocument {
-    pub status: OverallHealth,
-    pub instance_id: String,
-    pub checks: HealthChecks,
-    pub alerts: Vec<Finding>,
-    pub warnings: Vec<Finding>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct HealthChecks {
-    pub store: StoreCheck,
-    pub registry: RegistryCheck,
-    pub cleanup: CleanupCheck,
-    pub redis: RedisCheck,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RegistryCheck {
-    pub status: &'static str,
-    pub active_connections: usize,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CleanupCheck {
-    /// `ok` or `stopped`.
-    pub status: &'static str,
-    /// Failed runs / runs, 0–1.
-    pub error_rate: f64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RedisCheck {
-    /// `disabled` (no Redis configured), `connecting`, `up` or `down`.
-    pub status: &'static str,
-    /// Why the link is not up.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconnects: Option<u64>,
-}
-
-impl HealthDocument {
-    pub fn build(snapshot: &Snapshot, context: &DocumentContext<'_>) -> Self {
-        let indicators = snapshot.health(context.thresholds);
-        let redis = match &snapshot.bridge {
-            None => RedisCheck {
-                status: "disabled",
-                reason: None,
-                reconnects: None,
-            },
-            Some(bridge) => RedisCheck {
-                status: match bridge.state {
-                    LinkState::Connecting => "connecting",
-                    LinkState::Up => "up",
-                    LinkState::Down => "down",
-                },
-                reason: bridge.last_error.clone(),
-                reconnects: Some(bridge.reconnects),
-            },
-        };
-        Self {
-            status: indicators.overall_health,
-            instance_id: context.instance_id.to_owned(),
-            checks: HealthChecks {
-                store: StoreCheck::of(snapshot, context.store_backend),
-                registry: RegistryCheck {
-                    status: "ok",
-                    active_connections: snapshot.registry.active_connections,
-                },
-                cleanup: CleanupCheck {
-                    status: if snapshot.cleanup.cleanup_task_running {
-                        "ok"
-                    } else {
-                        "stopped"
-                    },
-                    error_rate: snapshot.cleanup_error_rate(),
-                },
-                redis,
-            },
-            alerts: indicators.alerts,
-            warnings: indicators.warnings,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// GET /sse/stats
 
 /// `GET /sse/stats`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -259,9 +48,6 @@ impl StatsDocument {
         }
     }
 }
-
-// ---------------------------------------------------------------------------
-// GET /sse/monitoring
 
 /// `GET /sse/monitoring`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,0 +1,49 @@
+//! The queries both backends run, written once. They are macros because a
+//! diesel boxed query generic over the backend needs a wall of trait
+//! bounds; expanded in each backend's file, each is checked against that
+//! backend's SQL dialect like hand-written code.
+
+/// One page of stored events after `page.after`, oldest first, narrowed
+/// by the page's type, project and task filters. Expands to a boxed query
+/// of [`StoredEventRow`](super::rows::StoredEventRow)s.
+macro_rules! events_after {
+    ($page:expr) => {{
+        let page: $crate::store::EventPage = $page;
+        let mut query = events::table
+            .filter(events::id.gt(page.after.0))
+            .order(events::id.asc())
+            .limit(page.limit)
+            .select(StoredEventRow::as_select())
+            .into_boxed();
+        if let Some(types) = page.event_types {
+            query = query.filter(events::event_type.eq_any(types));
+        }
+        if let Some(project) = page.project_id {
+            query = query.filter(events::project_id.eq(project));
+        }
+        if let Some(task) = page.task_id {
+            query = query.filter(events::task_id.eq(task));
+        }
+        query
+    }};
+}
+
+/// Unfinished tasks (of `$task_type`, an `Option<String>`) with no write
+/// since `$updated_before_ms`, at most `$limit`. Expands to a boxed query of
+/// [`TaskRow`](super::rows::TaskRow)s.
+macro_rules! silent_tasks {
+    ($updated_before_ms:expr, $task_type:expr, $limit:expr) => {{
+        let mut query = tasks::table
+            .filter(tasks::status.eq_any(["pending", "running"]))
+            .filter(tasks::updated_at_ms.lt($updated_before_ms))
+            .limit($limit)
+            .select(TaskRow::as_select())
+            .into_boxed();
+        if let Some(task_type) = $task_type {
+            query = query.filter(tasks::task_type.eq(task_type));
+        }
+        query
+    }};
+}
+
+pub(super) use {events_after, silent_tasks};
