@@ -10,39 +10,22 @@
 
 mod authenticator;
 mod jwks;
+mod mint;
+mod verifier;
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    sync::Arc,
+    collections::BTreeSet,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 pub use authenticator::Authenticator;
 pub use jwks::JwksKeys;
+pub use mint::{MintError, TokenRequest, mint};
+pub use verifier::{JwtVerifier, KeyError};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    config::AuthSettings,
-    domain::{ProjectAccess, ProjectId, UserId, Viewer},
-    telemetry::Metrics,
-};
-
-/// Every algorithm a key of ours can stand for.
-const ALGORITHMS: [Algorithm; 10] = [
-    Algorithm::HS256,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+use crate::domain::{ProjectAccess, ProjectId, UserId, Viewer};
 
 /// The claims the broker reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,295 +179,19 @@ impl AuthError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("cannot read the JWT public key {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the JWT public key {0} is neither an RSA nor an EC (P-256) PEM public key")]
-    Parse(String),
-    #[error(
-        "an HS256 secret is {0} bytes; at least {min} are needed (RFC 7518 section 3.2)",
-        min = crate::config::MIN_HS256_SECRET_BYTES
-    )]
-    WeakSecret(usize),
-}
-
-/// Verifies tokens against the configured keys.
-#[derive(Clone)]
-pub struct JwtVerifier {
-    static_keys: Arc<Vec<(DecodingKey, Algorithm)>>,
-    jwks: Option<JwksKeys>,
-    validations: Arc<HashMap<Algorithm, Validation>>,
-}
-
-impl JwtVerifier {
-    /// `None` when no key is configured (authentication off). With a JWKS
-    /// URL this starts the fetcher, so call it inside the actix system.
-    pub fn from_settings(auth: &AuthSettings, metrics: &Metrics) -> Result<Option<Self>, KeyError> {
-        let mut static_keys = Vec::new();
-        for secret in &auth.jwt_secrets {
-            let length = secret.expose_secret().len();
-            if length < crate::config::MIN_HS256_SECRET_BYTES {
-                return Err(KeyError::WeakSecret(length));
-            }
-            static_keys.push((
-                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-                Algorithm::HS256,
-            ));
-        }
-        for path in &auth.jwt_public_keys {
-            let pem = std::fs::read(path).map_err(|source| KeyError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let key = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-                (key, Algorithm::RS256)
-            } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-                (key, Algorithm::ES256)
-            } else {
-                return Err(KeyError::Parse(path.display().to_string()));
-            };
-            static_keys.push(key);
-        }
-        let jwks = auth.jwks_url.clone().map(|url| {
-            JwksKeys::start(
-                url,
-                auth.jwks_refresh_interval,
-                auth.jwks_min_refresh_interval,
-                metrics.clone(),
-            )
-        });
-        if static_keys.is_empty() && jwks.is_none() {
-            return Ok(None);
-        }
-        let validations = ALGORITHMS
-            .iter()
-            .map(|&algorithm| (algorithm, validation(algorithm, auth)))
-            .collect();
-        Ok(Some(Self {
-            static_keys: Arc::new(static_keys),
-            jwks,
-            validations: Arc::new(validations),
-        }))
-    }
-
-    /// Verifies `token`; a `kid` missing from the JWKS set first refreshes
-    /// the set (rate-limited) and tries again.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        match (self.verify_with_current_keys(token), &self.jwks) {
-            (Err(AuthError::UnknownKey | AuthError::KeysUnavailable), Some(jwks)) => {
-                jwks.refresh_for_unknown_kid().await;
-                self.verify_with_current_keys(token)
-            }
-            (result, _) => result,
-        }
-    }
-
-    /// Verifies against the keys at hand, without fetching.
-    pub fn verify_with_current_keys(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if header.crit.is_some() {
-            return Err(AuthError::UnsupportedCritical);
-        }
-        let mut last_error = None;
-        let mut kid_unknown = false;
-        if let Some(jwks) = &self.jwks {
-            match jwks.current() {
-                None if self.static_keys.is_empty() => return Err(AuthError::KeysUnavailable),
-                None => {}
-                Some(set) => match &header.kid {
-                    Some(kid) => match set.get(kid) {
-                        Some(key) => {
-                            return self.decode(token, header.alg, &key.key, key.algorithm);
-                        }
-                        None => kid_unknown = true,
-                    },
-                    None => {
-                        for key in set.all().filter(|k| k.algorithm == header.alg) {
-                            match self.decode(token, header.alg, &key.key, key.algorithm) {
-                                Ok(principal) => return Ok(principal),
-                                Err(error) => last_error = Some(error),
-                            }
-                        }
-                    }
-                },
-            }
-        }
-        for (key, algorithm) in self.static_keys.iter().filter(|(_, a)| *a == header.alg) {
-            match self.decode(token, header.alg, key, *algorithm) {
-                Ok(principal) => return Ok(principal),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        // A signature failure against static keys says less than "this kid
-        // is unknown", which is what triggers a refresh.
-        if kid_unknown
-            && !matches!(
-                last_error,
-                Some(AuthError::Expired | AuthError::NotYetValid)
-            )
-        {
-            return Err(AuthError::UnknownKey);
-        }
-        Err(last_error.unwrap_or(AuthError::BadSignature))
-    }
-
-    fn decode(
-        &self,
-        token: &str,
-        token_algorithm: Algorithm,
-        key: &DecodingKey,
-        key_algorithm: Algorithm,
-    ) -> Result<Principal, AuthError> {
-        if token_algorithm != key_algorithm {
-            return Err(AuthError::BadSignature);
-        }
-        let validation = self
-            .validations
-            .get(&key_algorithm)
-            .ok_or(AuthError::BadSignature)?;
-        match jsonwebtoken::decode::<Claims>(token, key, validation) {
-            Ok(data) => principal_from(data.claims),
-            Err(error) => Err(map_error(&error)),
-        }
-    }
-}
-
-fn validation(algorithm: Algorithm, auth: &AuthSettings) -> Validation {
-    let mut validation = Validation::new(algorithm);
-    validation.leeway = auth.leeway.as_secs();
-    validation.validate_nbf = true;
-    // A configured audience or issuer must be present, not merely match
-    // when present: jsonwebtoken skips the check for an absent claim.
-    let mut required = vec!["exp", "sub"];
-    if auth.audience.is_some() {
-        required.push("aud");
-    }
-    if auth.issuer.is_some() {
-        required.push("iss");
-    }
-    validation.set_required_spec_claims(&required);
-    match &auth.audience {
-        Some(audience) => validation.set_audience(&[audience]),
-        None => validation.validate_aud = false,
-    }
-    if let Some(issuer) = &auth.issuer {
-        validation.set_issuer(&[issuer]);
-    }
-    validation
-}
-
-fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
-    use jsonwebtoken::errors::ErrorKind;
-    match error.kind() {
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => AuthError::WrongAudienceOrIssuer,
-        ErrorKind::InvalidSignature
-        | ErrorKind::InvalidAlgorithm
-        | ErrorKind::InvalidAlgorithmName => AuthError::BadSignature,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" || claim == "iss" => {
-            AuthError::WrongAudienceOrIssuer
-        }
-        ErrorKind::MissingRequiredClaim(_) => AuthError::BadClaims("exp and sub are required"),
-        _ => AuthError::Malformed,
-    }
-}
-
-fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
-    let user_id = UserId::parse(&claims.sub)
-        .map_err(|_| AuthError::BadClaims("sub is not a valid user id"))?;
-    let scopes = claims
-        .scope
-        .split_whitespace()
-        .filter_map(Scope::parse)
-        .collect();
-    let projects = if claims.projects.iter().any(|p| p == "*") {
-        ProjectAccess::All
-    } else {
-        ProjectAccess::Only(Arc::new(
-            claims
-                .projects
-                .iter()
-                .map(|p| ProjectId::parse(p))
-                .collect::<Result<_, _>>()
-                .map_err(|_| AuthError::BadClaims("projects holds an invalid project id"))?,
-        ))
-    };
-    Ok(Principal {
-        user_id: Some(user_id),
-        scopes,
-        projects,
-        expires_at: Some(claims.exp),
-        authenticated: true,
-    })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MintError {
-    #[error("no signing key: configure --jwt-secret, or pass --private-key for RS256/ES256")]
-    NoKey,
-    #[error("the private key is neither an RSA nor a P-256 PKCS#8 PEM key")]
-    BadKey,
-    #[error("signing failed: {0}")]
-    Sign(jsonwebtoken::errors::Error),
-}
-
-/// What to put in a minted token.
-pub struct TokenRequest<'a> {
-    pub sub: &'a str,
-    pub scope: &'a str,
-    pub projects: &'a [String],
-    pub ttl_secs: u64,
-    pub private_key_pem: Option<&'a [u8]>,
-}
-
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// Signs a token with the configured HS256 secret, or with a PEM private key
-/// (RS256 for RSA, ES256 for P-256).
-pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, MintError> {
-    let now = unix_now();
-    let claims = Claims {
-        sub: request.sub.to_owned(),
-        exp: now + request.ttl_secs,
-        iat: Some(now),
-        nbf: None,
-        scope: request.scope.to_owned(),
-        projects: request.projects.to_vec(),
-        aud: auth.audience.clone().map(Audience::One),
-        iss: auth.issuer.clone(),
-    };
-    let (algorithm, key) = match (request.private_key_pem, auth.jwt_secrets.first()) {
-        (Some(pem), _) => {
-            if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
-                (Algorithm::RS256, key)
-            } else if let Ok(key) = EncodingKey::from_ec_pem(pem) {
-                (Algorithm::ES256, key)
-            } else {
-                return Err(MintError::BadKey);
-            }
-        }
-        (None, Some(secret)) => (
-            Algorithm::HS256,
-            EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-        ),
-        (None, None) => return Err(MintError::NoKey),
-    };
-    jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(MintError::Sign)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use secrecy::SecretString;
+
+    use super::*;
+    use crate::{config::AuthSettings, telemetry::Metrics};
 
     fn settings() -> AuthSettings {
         AuthSettings {

@@ -27,17 +27,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 mod cluster_listing;
+mod ordering;
+mod presence;
 mod wire;
 
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
 use wire::{ControlRequest, Envelope, WireEvent};
 
-use super::registry::{ActiveConnections, Registry, Route};
-use crate::{
-    domain::{EventId, StoredEvent, now_ms},
-    store::{EventCursor, EventStore, StoreError},
-    telemetry::Metrics,
-};
+use super::registry::{Registry, Route};
+use crate::{domain::EventId, store::EventStore, telemetry::Metrics};
 
 // Redis names, under the deployment's `cluster_name`:
 // `{cluster}:events` is the channel every instance publishes to and
@@ -288,82 +286,6 @@ impl RedisBridge {
         self.repair(None, ctx);
     }
 
-    /// Routes a batch unless it is already routed; repairs a gap first.
-    fn accept(&mut self, route: Route, ctx: &mut Context<Self>) {
-        if route
-            .previous_id
-            .is_some_and(|previous| previous > self.last_routed)
-            || self.repairing
-        {
-            self.repair(Some(route), ctx);
-        } else {
-            self.deliver(route.events);
-        }
-    }
-
-    fn deliver(&mut self, events: Vec<StoredEvent>) {
-        let fresh: Vec<StoredEvent> = events
-            .into_iter()
-            .filter(|e| e.id.is_none_or(|id| id > self.last_routed))
-            .collect();
-        if let Some(highest) = fresh.iter().filter_map(|e| e.id).max() {
-            self.last_routed = highest;
-        }
-        if !fresh.is_empty() {
-            self.registry.do_send(Route {
-                events: fresh,
-                previous_id: None,
-            });
-        }
-    }
-
-    /// Reads every stored event after `last_routed` and routes it, then
-    /// `then`. Holds the actor (`ctx.wait`) so nothing overtakes the repair.
-    fn repair(&mut self, then: Option<Route>, ctx: &mut Context<Self>) {
-        self.repairing = true;
-        self.repairs += 1;
-        let store = self.store.clone();
-        let after = self.last_routed;
-        let read = async move {
-            let mut events = Vec::new();
-            let mut cursor = EventCursor::all(store, after, REPAIR_PAGE);
-            for _ in 0..REPAIR_MAX_PAGES {
-                events.extend(cursor.next_page().await?);
-                if cursor.is_exhausted() {
-                    break;
-                }
-            }
-            Ok::<_, StoreError>(events)
-        };
-        ctx.wait(read.into_actor(self).map(move |result, act, ctx| {
-            act.repairing = false;
-            match result {
-                Ok(events) => {
-                    if !events.is_empty() {
-                        tracing::info!(
-                            events = events.len(),
-                            from_id = after.0 + 1,
-                            to_id = events.last().and_then(|e| e.id).map(|id| id.0),
-                            "gap repaired from store"
-                        );
-                    }
-                    act.deliver(events);
-                }
-                Err(error) => {
-                    // Delivering `then` now would move past the events we
-                    // could not read: hold it back and repair again shortly.
-                    tracing::error!(error.message = %error, "cannot read missed events from the store; retrying");
-                    act.repairing = true;
-                    ctx.run_later(REPAIR_RETRY, move |act, ctx| act.repair(then, ctx));
-                    return;
-                }
-            }
-            if let Some(route) = then {
-                act.deliver(route.events);
-            }
-        }));
-    }
-
     fn publish(&mut self, route: Route, ctx: &mut Context<Self>) {
         let Some(publisher) = self
             .publisher
@@ -395,98 +317,6 @@ impl RedisBridge {
                 act.accept(route, ctx);
             }
         }));
-    }
-
-    fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
-        let Some(publisher) = self.publisher.clone() else {
-            return;
-        };
-        let registry = self.registry.clone();
-        let instance_id = self.instance_id.clone();
-        let prefix = self.presence_prefix.clone();
-        let epoch = self.link_epoch;
-        let refresh = async move {
-            let active = registry.send(ActiveConnections).await.unwrap_or(0);
-            let mut connection = publisher;
-            let own = InstancePresence {
-                instance_id: instance_id.clone(),
-                active_connections: active,
-                updated_at_ms: now_ms(),
-            };
-            let key = format!("{prefix}{instance_id}");
-            // What the cluster has believed about us since the last write:
-            // an evicted key, or another instance writing under our id,
-            // shows up here as a count that is not ours.
-            let seen: Option<String> = connection.get(&key).await?;
-            let seen = seen
-                .and_then(|raw| serde_json::from_str::<InstancePresence>(&raw).ok())
-                .map(|presence| presence.active_connections);
-            let body = serde_json::to_string(&own).unwrap_or_default();
-            connection
-                .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
-                .await?;
-            let mut keys: Vec<String> = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("{prefix}*"))
-                    .arg("COUNT")
-                    .arg(100)
-                    .query_async(&mut connection)
-                    .await?;
-                keys.extend(batch);
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
-            let values: Vec<Option<String>> = if keys.is_empty() {
-                Vec::new()
-            } else {
-                redis::cmd("MGET")
-                    .arg(&keys)
-                    .query_async(&mut connection)
-                    .await?
-            };
-            let instances: Vec<InstancePresence> = values
-                .into_iter()
-                .flatten()
-                .filter_map(|v| serde_json::from_str(&v).ok())
-                .collect();
-            Ok::<_, redis::RedisError>((instances, seen, active))
-        };
-        ctx.spawn(
-            refresh
-                .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok((mut instances, seen, written)) => {
-                        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-                        act.instances = instances;
-                        // Compare what Redis held with what we wrote there
-                        // last, only when both happened on one unbroken
-                        // link; then a missing key was evicted or expired
-                        // and counts as zero.
-                        let unbroken = act.link_epoch == epoch;
-                        let previous = act
-                            .last_written
-                            .filter(|(_, written_in)| unbroken && *written_in == epoch);
-                        match previous {
-                            Some((previous, _)) => {
-                                act.own_written_count = Some(previous);
-                                act.own_redis_count = Some(seen.unwrap_or(0));
-                            }
-                            None => {
-                                act.own_written_count = None;
-                                act.own_redis_count = seen;
-                            }
-                        }
-                        act.last_written = unbroken.then_some((written, epoch));
-                    }
-                    Err(error) => act.mark_down(format!("presence update failed: {error}")),
-                }),
-        );
     }
 }
 

@@ -1,0 +1,91 @@
+//! Order across instances: each batch carries the id committed before it,
+//! so a batch that arrives ahead of one this instance has not seen is held
+//! back while the missing events are read from the store (the repair), and
+//! a batch already routed (through a repair) is not routed twice.
+
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+
+use super::{REPAIR_MAX_PAGES, REPAIR_PAGE, REPAIR_RETRY, RedisBridge};
+use crate::{
+    actors::registry::Route,
+    domain::StoredEvent,
+    store::{EventCursor, StoreError},
+};
+
+impl RedisBridge {
+    /// Routes a batch unless it is already routed; repairs a gap first.
+    pub(super) fn accept(&mut self, route: Route, ctx: &mut Context<Self>) {
+        if route
+            .previous_id
+            .is_some_and(|previous| previous > self.last_routed)
+            || self.repairing
+        {
+            self.repair(Some(route), ctx);
+        } else {
+            self.deliver(route.events);
+        }
+    }
+
+    pub(super) fn deliver(&mut self, events: Vec<StoredEvent>) {
+        let fresh: Vec<StoredEvent> = events
+            .into_iter()
+            .filter(|e| e.id.is_none_or(|id| id > self.last_routed))
+            .collect();
+        if let Some(highest) = fresh.iter().filter_map(|e| e.id).max() {
+            self.last_routed = highest;
+        }
+        if !fresh.is_empty() {
+            self.registry.do_send(Route {
+                events: fresh,
+                previous_id: None,
+            });
+        }
+    }
+
+    /// Reads every stored event after `last_routed` and routes it, then
+    /// `then`. Holds the actor (`ctx.wait`) so nothing overtakes the repair.
+    pub(super) fn repair(&mut self, then: Option<Route>, ctx: &mut Context<Self>) {
+        self.repairing = true;
+        self.repairs += 1;
+        let store = self.store.clone();
+        let after = self.last_routed;
+        let read = async move {
+            let mut events = Vec::new();
+            let mut cursor = EventCursor::all(store, after, REPAIR_PAGE);
+            for _ in 0..REPAIR_MAX_PAGES {
+                events.extend(cursor.next_page().await?);
+                if cursor.is_exhausted() {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>(events)
+        };
+        ctx.wait(read.into_actor(self).map(move |result, act, ctx| {
+            act.repairing = false;
+            match result {
+                Ok(events) => {
+                    if !events.is_empty() {
+                        tracing::info!(
+                            events = events.len(),
+                            from_id = after.0 + 1,
+                            to_id = events.last().and_then(|e| e.id).map(|id| id.0),
+                            "gap repaired from store"
+                        );
+                    }
+                    act.deliver(events);
+                }
+                Err(error) => {
+                    // Delivering `then` now would move past the events we
+                    // could not read: hold it back and repair again shortly.
+                    tracing::error!(error.message = %error, "cannot read missed events from the store; retrying");
+                    act.repairing = true;
+                    ctx.run_later(REPAIR_RETRY, move |act, ctx| act.repair(then, ctx));
+                    return;
+                }
+            }
+            if let Some(route) = then {
+                act.deliver(route.events);
+            }
+        }));
+    }
+}

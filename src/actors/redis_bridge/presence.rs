@@ -1,0 +1,103 @@
+//! Presence: every instance writes its connection count to Redis (with an
+//! expiry, so a dead instance drops out), reads everyone's for the cluster
+//! totals, and reads back its own to check the write stuck.
+
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+use redis::AsyncCommands;
+
+use super::{InstancePresence, PRESENCE_TTL_SECS, RedisBridge};
+use crate::{actors::registry::ActiveConnections, domain::now_ms};
+
+impl RedisBridge {
+    pub(super) fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
+        let Some(publisher) = self.publisher.clone() else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let instance_id = self.instance_id.clone();
+        let prefix = self.presence_prefix.clone();
+        let epoch = self.link_epoch;
+        let refresh = async move {
+            let active = registry.send(ActiveConnections).await.unwrap_or(0);
+            let mut connection = publisher;
+            let own = InstancePresence {
+                instance_id: instance_id.clone(),
+                active_connections: active,
+                updated_at_ms: now_ms(),
+            };
+            let key = format!("{prefix}{instance_id}");
+            // What the cluster has believed about us since the last write:
+            // an evicted key, or another instance writing under our id,
+            // shows up here as a count that is not ours.
+            let seen: Option<String> = connection.get(&key).await?;
+            let seen = seen
+                .and_then(|raw| serde_json::from_str::<InstancePresence>(&raw).ok())
+                .map(|presence| presence.active_connections);
+            let body = serde_json::to_string(&own).unwrap_or_default();
+            connection
+                .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
+                .await?;
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("{prefix}*"))
+                    .arg("COUNT")
+                    .arg(100)
+                    .query_async(&mut connection)
+                    .await?;
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            let values: Vec<Option<String>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await?
+            };
+            let instances: Vec<InstancePresence> = values
+                .into_iter()
+                .flatten()
+                .filter_map(|v| serde_json::from_str(&v).ok())
+                .collect();
+            Ok::<_, redis::RedisError>((instances, seen, active))
+        };
+        ctx.spawn(
+            refresh
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok((mut instances, seen, written)) => {
+                        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+                        act.instances = instances;
+                        // Compare what Redis held with what we wrote there
+                        // last, only when both happened on one unbroken
+                        // link; then a missing key was evicted or expired
+                        // and counts as zero.
+                        let unbroken = act.link_epoch == epoch;
+                        let previous = act
+                            .last_written
+                            .filter(|(_, written_in)| unbroken && *written_in == epoch);
+                        match previous {
+                            Some((previous, _)) => {
+                                act.own_written_count = Some(previous);
+                                act.own_redis_count = Some(seen.unwrap_or(0));
+                            }
+                            None => {
+                                act.own_written_count = None;
+                                act.own_redis_count = seen;
+                            }
+                        }
+                        act.last_written = unbroken.then_some((written, epoch));
+                    }
+                    Err(error) => act.mark_down(format!("presence update failed: {error}")),
+                }),
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! The gauges: values the actors set (relaxed atomics) and the observable
+//! instruments that read them at collection time.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, AtomicU64, Ordering},
+};
+
+use opentelemetry::{KeyValue, metrics::Meter};
+
+use super::{ABSENT, AGE_BUCKETS, Metrics, STORE_OPERATION_KINDS};
+use crate::actors::registry::AgeBuckets;
+
+/// Values sampled by the actors and read by the observable gauges at
+/// collection time: relaxed atomics, so reporting costs nothing between
+/// scrapes.
+#[derive(Debug)]
+pub(super) struct Sampled {
+    active_connections: AtomicI64,
+    /// stale, active, long_lived, very_old.
+    by_age: [AtomicI64; 4],
+    redis_connections: AtomicI64,
+    redis_bridge_up: AtomicI64,
+    cleanup_error_rate_bits: AtomicU64,
+    cleanup_running: AtomicI64,
+    cleanup_last_run_secs_bits: AtomicU64,
+    health_status: AtomicI64,
+    /// write, read: 0 no, 1 failing recently, 2 failing earlier.
+    store_failing: [AtomicI64; 2],
+    store_oldest_operation_secs_bits: AtomicU64,
+}
+
+impl Default for Sampled {
+    fn default() -> Self {
+        Self {
+            active_connections: AtomicI64::new(0),
+            by_age: Default::default(),
+            redis_connections: AtomicI64::new(ABSENT),
+            redis_bridge_up: AtomicI64::new(ABSENT),
+            cleanup_error_rate_bits: AtomicU64::new(0f64.to_bits()),
+            cleanup_running: AtomicI64::new(0),
+            cleanup_last_run_secs_bits: AtomicU64::new(0f64.to_bits()),
+            health_status: AtomicI64::new(0),
+            store_failing: Default::default(),
+            store_oldest_operation_secs_bits: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+}
+
+impl Metrics {
+    pub(super) fn register_gauges(meter: &Meter, sampled: Arc<Sampled>, instance: KeyValue) {
+        let source = sampled.clone();
+        let labels = [instance.clone()];
+        meter
+            .i64_observable_gauge("sse.connections.active")
+            .with_description("Open streams on this instance")
+            .with_callback(move |observer| {
+                observer.observe(source.active_connections.load(Ordering::Relaxed), &labels)
+            })
+            .build();
+        let source = sampled.clone();
+        let labels = AGE_BUCKETS.map(|bucket| [KeyValue::new("bucket", bucket)]);
+        meter
+            .i64_observable_gauge("sse.connections.by_age")
+            .with_description(
+                "Streams by age: stale (no write for the stale threshold), active (not stale), \
+                 long_lived (open > 1 h), very_old (open > 6 h)",
+            )
+            .with_callback(move |observer| {
+                for (count, labels) in source.by_age.iter().zip(&labels) {
+                    observer.observe(count.load(Ordering::Relaxed), labels);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        let labels = [instance];
+        meter
+            .i64_observable_gauge("sse.connections.redis")
+            .with_description("This instance's stream count as recorded in Redis (cluster mode)")
+            .with_callback(move |observer| {
+                let value = source.redis_connections.load(Ordering::Relaxed);
+                if value != ABSENT {
+                    observer.observe(value, &labels);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .i64_observable_gauge("sse.redis_bridge.up")
+            .with_description("1 while subscribed to Redis, 0 while not (cluster mode)")
+            .with_callback(move |observer| {
+                let value = source.redis_bridge_up.load(Ordering::Relaxed);
+                if value != ABSENT {
+                    observer.observe(value, &[]);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .f64_observable_gauge("sse.cleanup.error_rate")
+            .with_description("Failed cleanup runs over all cleanup runs since start (0-1)")
+            .with_callback(move |observer| {
+                let bits = source.cleanup_error_rate_bits.load(Ordering::Relaxed);
+                observer.observe(f64::from_bits(bits), &[]);
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .i64_observable_gauge("sse.cleanup.running")
+            .with_description("1 while the periodic stale-connection cleanup is scheduled")
+            .with_callback(move |observer| {
+                observer.observe(source.cleanup_running.load(Ordering::Relaxed), &[])
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .f64_observable_gauge("sse.cleanup.last_run_timestamp")
+            .with_description("Unix time of the last finished cleanup run (0: none yet)")
+            .with_unit("s")
+            .with_callback(move |observer| {
+                let bits = source.cleanup_last_run_secs_bits.load(Ordering::Relaxed);
+                observer.observe(f64::from_bits(bits), &[]);
+            })
+            .build();
+        let source = sampled.clone();
+        let labels = STORE_OPERATION_KINDS.map(|kind| [KeyValue::new("kind", kind)]);
+        meter
+            .i64_observable_gauge("sse.store.failing")
+            .with_description(
+                "Store writes or reads (kind): 0 the last one succeeded, 1 the last one failed \
+                 within 30 s and none succeeded since (health alert store_failing), 2 it failed \
+                 earlier and none was tried since (warning)",
+            )
+            .with_callback(move |observer| {
+                for (state, labels) in source.store_failing.iter().zip(&labels) {
+                    observer.observe(state.load(Ordering::Relaxed), labels);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .f64_observable_gauge("sse.store.oldest_operation")
+            .with_description(
+                "How long the oldest store operation in flight has been waiting (0: none); past \
+                 --store-timeout-ms it is stalled",
+            )
+            .with_unit("s")
+            .with_callback(move |observer| {
+                let bits = source
+                    .store_oldest_operation_secs_bits
+                    .load(Ordering::Relaxed);
+                observer.observe(f64::from_bits(bits), &[]);
+            })
+            .build();
+        let source = sampled;
+        meter
+            .i64_observable_gauge("sse.health.status")
+            .with_description("0 healthy, 1 degraded, 2 unhealthy (the /health rules)")
+            .with_callback(move |observer| {
+                observer.observe(source.health_status.load(Ordering::Relaxed), &[])
+            })
+            .build();
+    }
+
+    /// Open streams now, as the Registry last set it.
+    pub fn active_connections(&self) -> usize {
+        self.inner
+            .sampled
+            .active_connections
+            .load(Ordering::Relaxed)
+            .max(0) as usize
+    }
+
+    pub fn set_active_connections(&self, count: usize) {
+        self.inner
+            .sampled
+            .active_connections
+            .store(count as i64, Ordering::Relaxed);
+    }
+
+    /// The Registry's periodic sample: streams by age, and each stream's
+    /// queue depth into the distribution.
+    pub fn record_stream_sample(
+        &self,
+        ages: &AgeBuckets,
+        queue_depths: impl Iterator<Item = usize>,
+    ) {
+        let by_age = &self.inner.sampled.by_age;
+        for (slot, value) in
+            by_age
+                .iter()
+                .zip([ages.stale, ages.active, ages.long_lived, ages.very_old])
+        {
+            slot.store(value as i64, Ordering::Relaxed);
+        }
+        for depth in queue_depths {
+            self.inner.queue_depth.record(depth as f64, &[]);
+        }
+    }
+
+    /// The RedisBridge's view: link state, and this instance's count in Redis.
+    pub fn set_redis_bridge(&self, up: bool, own_redis_count: Option<usize>) {
+        let sampled = &self.inner.sampled;
+        sampled
+            .redis_bridge_up
+            .store(i64::from(up), Ordering::Relaxed);
+        if let Some(count) = own_redis_count {
+            sampled
+                .redis_connections
+                .store(count as i64, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_redis_reconnect(&self) {
+        self.inner.redis_reconnects.add(1, &[]);
+    }
+
+    pub fn set_cleanup_state(&self, running: bool, error_rate: f64, last_run_unix_secs: f64) {
+        let sampled = &self.inner.sampled;
+        sampled
+            .cleanup_running
+            .store(i64::from(running), Ordering::Relaxed);
+        sampled
+            .cleanup_error_rate_bits
+            .store(error_rate.to_bits(), Ordering::Relaxed);
+        sampled
+            .cleanup_last_run_secs_bits
+            .store(last_run_unix_secs.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The store's health, as the HealthSampler last saw it: the
+    /// `sse_store_failing` state of writes and reads, and the age of the
+    /// oldest operation in flight.
+    pub fn set_store_health(&self, writes: i64, reads: i64, oldest_operation_secs: f64) {
+        let sampled = &self.inner.sampled;
+        sampled.store_failing[0].store(writes, Ordering::Relaxed);
+        sampled.store_failing[1].store(reads, Ordering::Relaxed);
+        sampled
+            .store_oldest_operation_secs_bits
+            .store(oldest_operation_secs.to_bits(), Ordering::Relaxed);
+    }
+
+    /// 0 healthy, 1 degraded, 2 unhealthy.
+    pub fn set_health_status(&self, status: i64) {
+        self.inner
+            .sampled
+            .health_status
+            .store(status, Ordering::Relaxed);
+    }
+}

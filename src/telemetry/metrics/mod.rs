@@ -1,0 +1,253 @@
+//! Every `sse_*` instrument, declared once. One [`Metrics`] instance per
+//! broker (no globals: tests run several brokers in one process), cloned
+//! into whatever records. Recording happens per event or per batch, never per
+//! delivered frame: per-stream counting stays in relaxed atomics.
+
+use std::sync::Arc;
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram, MeterProvider as _},
+};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+
+mod gauges;
+mod record;
+
+use gauges::Sampled;
+
+/// Seconds, from 0.5 ms to 30 s: publish→deliver and commit durations.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+    30.0,
+];
+const BATCH_SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 512.0];
+/// Frames waiting in one stream's queue (the default capacity is 1024).
+const QUEUE_DEPTH_BUCKETS: [f64; 10] = [
+    0.0, 1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 768.0, 1024.0,
+];
+/// Gauges absent until their source reports (Redis-only gauges).
+const ABSENT: i64 = -1;
+
+const AGE_BUCKETS: [&str; 4] = ["stale", "active", "long_lived", "very_old"];
+const STORE_OPERATION_KINDS: [&str; 2] = ["write", "read"];
+
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    provider: SdkMeterProvider,
+    registry: prometheus::Registry,
+    sampled: Arc<Sampled>,
+    instance: KeyValue,
+    /// Per-delivery lag: a Prometheus histogram because it is recorded for
+    /// every frame written, and its observe is lock-free (atomics) where
+    /// the OpenTelemetry SDK's histogram takes a mutex per record.
+    delivery_lag: prometheus::Histogram,
+    queue_depth: Histogram<f64>,
+    rate_limited: Counter<u64>,
+    auth_failures: Counter<u64>,
+    jwks_refreshes: Counter<u64>,
+    redis_reconnects: Counter<u64>,
+    events_published: Counter<u64>,
+    events_delivered: Counter<u64>,
+    events_dropped: Counter<u64>,
+    connections_opened: Counter<u64>,
+    registry_resets: Counter<u64>,
+    connections_closed: Counter<u64>,
+    publish_to_route_latency: Histogram<f64>,
+    store_batch_size: Histogram<f64>,
+    store_commit_duration: Histogram<f64>,
+    store_errors: Counter<u64>,
+    cleanup_runs: Counter<u64>,
+    cleanup_cleaned: Counter<u64>,
+    cleanup_failed: Counter<u64>,
+    cleanup_duration: Histogram<f64>,
+    replay_events: Counter<u64>,
+    time_to_first_token: Histogram<f64>,
+    token_gap: Histogram<f64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Replayed-event counter, exposed for the Connection actor.
+pub struct ReplayCounter<'a>(&'a Counter<u64>);
+
+impl ReplayCounter<'_> {
+    pub fn add(&self, value: u64, attributes: &[KeyValue]) {
+        self.0.add(value, attributes);
+    }
+}
+
+impl Metrics {
+    /// Builds the meter provider: Prometheus pull (`/metrics`) always, OTLP
+    /// push when `otlp` is given.
+    pub fn new(
+        instance_id: &str,
+        otlp: Option<PeriodicReader<opentelemetry_otlp::MetricExporter>>,
+    ) -> Self {
+        let registry = prometheus::Registry::new();
+        let prometheus_reader = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .without_target_info()
+            .scope_info_enabled(false)
+            .build()
+            .expect("a fresh registry accepts the exporter");
+        let resource = super::resource(instance_id);
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(prometheus_reader);
+        if let Some(reader) = otlp {
+            builder = builder.with_reader(reader);
+        }
+        let provider = builder.build();
+        let meter = provider.meter("sse-broker");
+        let sampled = Arc::new(Sampled::default());
+        let instance = KeyValue::new("instance", instance_id.to_owned());
+        Self::register_gauges(&meter, sampled.clone(), instance.clone());
+        let delivery_lag = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "sse_delivery_lag_seconds",
+                "Per subscriber: event publish time to the frame handed to that client's socket",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid histogram options");
+        registry
+            .register(Box::new(delivery_lag.clone()))
+            .expect("a fresh registry has no delivery lag histogram yet");
+        let counter = |name: &'static str, description: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_description(description)
+                .build()
+        };
+        let histogram =
+            |name: &'static str, description: &'static str, unit: &'static str, buckets: &[f64]| {
+                meter
+                    .f64_histogram(name)
+                    .with_description(description)
+                    .with_unit(unit)
+                    .with_boundaries(buckets.to_vec())
+                    .build()
+            };
+        Self {
+            inner: Arc::new(Inner {
+                events_published: counter(
+                    "sse.events.published",
+                    "Events accepted and routed, by type",
+                ),
+                events_delivered: counter(
+                    "sse.events.delivered",
+                    "Frames queued to streams, by event type",
+                ),
+                events_dropped: counter(
+                    "sse.events.dropped",
+                    "Frames not delivered because a stream's queue was full",
+                ),
+                connections_opened: counter("sse.connections.opened", "Streams opened"),
+                registry_resets: counter(
+                    "sse.registry.resets",
+                    "Times the Registry recovered from a panic by closing every stream",
+                ),
+                connections_closed: counter("sse.connections.closed", "Streams closed, by reason"),
+                publish_to_route_latency: histogram(
+                    "sse.publish.latency",
+                    "Publish request to hand-off to the streams' queues",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
+                store_batch_size: histogram(
+                    "sse.store.batch.size",
+                    "Events per group commit",
+                    "{event}",
+                    &BATCH_SIZE_BUCKETS,
+                ),
+                store_commit_duration: histogram(
+                    "sse.store.commit.duration",
+                    "Duration of one group commit",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
+                store_errors: counter(
+                    "sse.store.errors",
+                    "Event-store operations that failed, by operation and kind (timeout: past \
+                     --store-timeout-ms, nothing stored; unconfirmed: a commit not confirmed in \
+                     time; error: the database refused or could not be reached)",
+                ),
+                cleanup_runs: counter("sse.cleanup.runs", "Janitor cleanup runs, by outcome"),
+                cleanup_cleaned: counter(
+                    "sse.cleanup.cleaned",
+                    "Stale streams closed by the Janitor",
+                ),
+                cleanup_failed: counter(
+                    "sse.cleanup.failed",
+                    "Stale streams the Janitor failed to close",
+                ),
+                cleanup_duration: histogram(
+                    "sse.cleanup.duration",
+                    "Duration of one cleanup run",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
+                replay_events: counter(
+                    "sse.replay.events",
+                    "Stored events replayed to resuming streams",
+                ),
+                time_to_first_token: histogram(
+                    "sse.task.time_to_first_token",
+                    "Task creation to its first text, by task type",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
+                token_gap: histogram(
+                    "sse.task.token_gap",
+                    "Time between consecutive text writes of a task, by task type",
+                    "s",
+                    &LATENCY_BUCKETS,
+                ),
+                queue_depth: histogram(
+                    "sse.stream.queue_depth",
+                    "Frames waiting in each stream's queue, sampled every few seconds",
+                    "{frame}",
+                    &QUEUE_DEPTH_BUCKETS,
+                ),
+                rate_limited: counter("sse.rate_limited", "Requests refused with 429, by limit"),
+                auth_failures: counter("sse.auth.failures", "Requests refused with 401, by reason"),
+                jwks_refreshes: counter("sse.jwks.refreshes", "JWKS fetches, by outcome"),
+                redis_reconnects: counter(
+                    "sse.redis_bridge.reconnects",
+                    "Times the Redis link was lost and established again",
+                ),
+                provider,
+                registry,
+                sampled,
+                instance,
+                delivery_lag,
+            }),
+        }
+    }
+
+    /// Prometheus text exposition of every instrument.
+    pub fn render_prometheus(&self) -> Result<String, prometheus::Error> {
+        use prometheus::Encoder;
+        let mut buffer = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.inner.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+
+    /// Flushes and stops the OTLP push. Blocking: call from a blocking thread.
+    pub fn shutdown_blocking(&self) {
+        let _ = self.inner.provider.shutdown();
+    }
+
+    pub fn instance(&self) -> &KeyValue {
+        &self.inner.instance
+    }
+}

@@ -1,0 +1,123 @@
+//! The counters and histograms, recorded per event, per batch or per run.
+
+use opentelemetry::KeyValue;
+
+use super::{Metrics, ReplayCounter};
+use crate::{
+    actors::janitor::CleanupError,
+    domain::{StoredEvent, now_ms},
+    stream::CloseReason,
+};
+
+impl Metrics {
+    pub fn record_rate_limited(&self, limit: &'static str) {
+        self.inner
+            .rate_limited
+            .add(1, &[KeyValue::new("limit", limit)]);
+    }
+
+    pub fn record_auth_failure(&self, reason: &'static str) {
+        self.inner
+            .auth_failures
+            .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    pub fn record_jwks_refresh(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.inner
+            .jwks_refreshes
+            .add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// The lock-free per-delivery lag histogram, for stream bodies.
+    pub fn delivery_lag(&self) -> prometheus::Histogram {
+        self.inner.delivery_lag.clone()
+    }
+
+    pub fn record_opened(&self) {
+        self.inner.connections_opened.add(1, &[]);
+    }
+
+    pub fn record_registry_reset(&self) {
+        self.inner.registry_resets.add(1, &[]);
+    }
+
+    pub fn record_closed(&self, reason: CloseReason) {
+        self.inner
+            .connections_closed
+            .add(1, &[KeyValue::new("reason", reason.as_str())]);
+    }
+
+    /// One event routed: `delivered` frames queued, `dropped` streams closed slow.
+    pub fn record_routed(&self, event: &StoredEvent, delivered: u64, dropped: u64) {
+        let attributes = [KeyValue::new(
+            "event_type",
+            opentelemetry::StringValue::from(event.event_type.shared()),
+        )];
+        self.inner.events_published.add(1, &attributes);
+        if delivered > 0 {
+            self.inner.events_delivered.add(delivered, &attributes);
+        }
+        if dropped > 0 {
+            self.inner.events_dropped.add(dropped, &attributes);
+        }
+        let latency_ms = (now_ms() - event.created_at_ms).max(0);
+        self.inner
+            .publish_to_route_latency
+            .record(latency_ms as f64 / 1000.0, &[]);
+    }
+
+    pub fn record_commit(&self, events: usize, seconds: f64) {
+        self.inner.store_batch_size.record(events as f64, &[]);
+        self.inner.store_commit_duration.record(seconds, &[]);
+    }
+
+    /// One failed store operation: `kind` is `timeout`, `unconfirmed` or
+    /// `error`.
+    pub fn record_store_error(&self, operation: &'static str, kind: &'static str) {
+        self.inner.store_errors.add(
+            1,
+            &[
+                KeyValue::new("operation", operation),
+                KeyValue::new("kind", kind),
+            ],
+        );
+    }
+
+    pub fn record_cleanup(
+        &self,
+        result: &Result<crate::actors::janitor::CleanupReport, CleanupError>,
+        seconds: f64,
+    ) {
+        let outcome = match result {
+            Ok(report) if report.complete => "ok",
+            _ => "error",
+        };
+        self.inner
+            .cleanup_runs
+            .add(1, &[KeyValue::new("outcome", outcome)]);
+        if let Ok(report) = result {
+            self.inner.cleanup_cleaned.add(report.cleaned, &[]);
+            self.inner.cleanup_failed.add(report.failed, &[]);
+        }
+        self.inner.cleanup_duration.record(seconds, &[]);
+    }
+
+    pub fn record_time_to_first_token(&self, task_type: &str, seconds: f64) {
+        self.inner.time_to_first_token.record(
+            seconds.max(0.0),
+            &[KeyValue::new("task_type", task_type.to_owned())],
+        );
+    }
+
+    pub fn record_token_gap(&self, task_type: &str, seconds: f64) {
+        self.inner.token_gap.record(
+            seconds.max(0.0),
+            &[KeyValue::new("task_type", task_type.to_owned())],
+        );
+    }
+
+    pub fn replay_events(&self) -> ReplayCounter<'_> {
+        ReplayCounter(&self.inner.replay_events)
+    }
+}
