@@ -4,8 +4,36 @@
 
 use std::collections::HashMap;
 
-use super::{InsertOutcome, rows::EventRow};
+use super::rows::EventRow;
 use crate::domain::EventId;
+
+/// What happened to one event of an insert batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored now under this id: deliver it.
+    Inserted(EventId),
+    /// Its `idempotency_key` was seen within the window: answer the first
+    /// id, deliver nothing.
+    Duplicate(EventId),
+}
+
+impl InsertOutcome {
+    pub fn id(self) -> EventId {
+        match self {
+            Self::Inserted(id) | Self::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A committed batch: one outcome per event, and the id of the last event
+/// committed before it. Batches commit one at a time, so `previous_id`
+/// chains them: a receiver that has not routed `previous_id` yet knows it
+/// missed a batch and reads it from the store.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    pub outcomes: Vec<InsertOutcome>,
+    pub previous_id: EventId,
+}
 
 pub(super) struct BatchPlan {
     outcomes: Vec<Option<InsertOutcome>>,

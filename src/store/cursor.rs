@@ -2,8 +2,35 @@
 //! one way the broker walks the store: a stream's replay, `/sse/history`
 //! and the cluster's gap repair.
 
-use super::{EventPage, EventStore, StoreError};
-use crate::domain::{EventId, StoredEvent, Subscription};
+use super::{EventStore, StoreError};
+use crate::domain::{EventId, StoredEvent, Subscription, TypeFilter};
+
+/// A page of stored events: id greater than `after`, oldest first, narrowed
+/// by what SQL can filter cheaply. Visibility is still applied by the caller
+/// through `Subscription::matches`.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub after: EventId,
+    pub event_types: Option<Vec<String>>,
+    pub project_id: Option<String>,
+    pub task_id: Option<String>,
+    pub limit: i64,
+}
+
+impl EventPage {
+    pub fn for_subscription(subscription: &Subscription, after: EventId, limit: i64) -> Self {
+        Self {
+            after,
+            event_types: match &subscription.event_types {
+                TypeFilter::All => None,
+                TypeFilter::Only(types) => Some(types.iter().map(ToString::to_string).collect()),
+            },
+            project_id: subscription.project_id.as_ref().map(ToString::to_string),
+            task_id: subscription.task_id.as_ref().map(ToString::to_string),
+            limit,
+        }
+    }
+}
 
 pub struct EventCursor {
     store: EventStore,

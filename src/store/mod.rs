@@ -22,11 +22,12 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
-    domain::{EventId, NewEvent, StoredEvent, Subscription, Task, TaskId, TypeFilter},
+    domain::{EventId, NewEvent, StoredEvent, Task, TaskId},
     telemetry::Metrics,
 };
 
-pub use cursor::EventCursor;
+pub use batch_plan::{CommittedBatch, InsertOutcome};
+pub use cursor::{EventCursor, EventPage};
 pub use deadline::Deadline;
 pub use health::{
     ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
@@ -55,61 +56,6 @@ pub enum StoreError {
     Unavailable(String),
     #[error("query failed")]
     Query(#[from] diesel::result::Error),
-}
-
-/// What happened to one event of an insert batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InsertOutcome {
-    /// Stored now under this id: deliver it.
-    Inserted(EventId),
-    /// Its `idempotency_key` was seen within the window: answer the first
-    /// id, deliver nothing.
-    Duplicate(EventId),
-}
-
-impl InsertOutcome {
-    pub fn id(self) -> EventId {
-        match self {
-            Self::Inserted(id) | Self::Duplicate(id) => id,
-        }
-    }
-}
-
-/// A committed batch: one outcome per event, and the id of the last event
-/// committed before it. Batches commit one at a time, so `previous_id`
-/// chains them: a receiver that has not routed `previous_id` yet knows it
-/// missed a batch and reads it from the store.
-#[derive(Debug, Clone)]
-pub struct CommittedBatch {
-    pub outcomes: Vec<InsertOutcome>,
-    pub previous_id: EventId,
-}
-
-/// A page of stored events: id greater than `after`, oldest first, narrowed
-/// by what SQL can filter cheaply. Visibility is still applied by the caller
-/// through `Subscription::matches`.
-#[derive(Debug, Clone)]
-pub struct EventPage {
-    pub after: EventId,
-    pub event_types: Option<Vec<String>>,
-    pub project_id: Option<String>,
-    pub task_id: Option<String>,
-    pub limit: i64,
-}
-
-impl EventPage {
-    pub fn for_subscription(subscription: &Subscription, after: EventId, limit: i64) -> Self {
-        Self {
-            after,
-            event_types: match &subscription.event_types {
-                TypeFilter::All => None,
-                TypeFilter::Only(types) => Some(types.iter().map(ToString::to_string).collect()),
-            },
-            project_id: subscription.project_id.as_ref().map(ToString::to_string),
-            task_id: subscription.task_id.as_ref().map(ToString::to_string),
-            limit,
-        }
-    }
 }
 
 /// The event store, whichever backend holds it. Cheap to clone.
