@@ -12,7 +12,7 @@ pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
-pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
+pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 
 /// Client input quoted inside an error message: a JSON string literal, so
 /// a line break reads `\n` (never Rust's `\u{2028}` or `{:?}` escapes), cut

@@ -14,6 +14,8 @@ use super::{ProjectId, TaskRef};
 pub enum TaskError {
     #[error("a task id is 1 to 128 letters, digits, _ or -")]
     InvalidId,
+    #[error("a chat_id is 1 to 128 letters, digits, _ or -")]
+    InvalidChatId,
     #[error("task_type must be 1 to 64 lowercase letters, digits or _ . -")]
     InvalidType,
     #[error("progress must be a number between 0 and 100")]
@@ -31,18 +33,47 @@ pub enum TaskError {
     Finished(TaskStatus),
 }
 
+/// A chat id: `[A-Za-z0-9_-]{1,128}`, the conversation a generation
+/// belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChatId(String);
+
+impl ChatId {
+    pub fn parse(raw: &str) -> Result<Self, TaskError> {
+        if is_task_id(raw) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(TaskError::InvalidChatId)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[A-Za-z0-9_-]{1,128}`: the grammar of task and chat ids.
+fn is_task_id(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A task id: `[A-Za-z0-9_-]{1,128}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TaskId(String);
 
 impl TaskId {
     pub fn parse(raw: &str) -> Result<Self, TaskError> {
-        let ok = !raw.is_empty()
-            && raw.len() <= 128
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
+        if is_task_id(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(TaskError::InvalidId)
@@ -130,6 +161,11 @@ pub struct Task {
     /// When the producer wrote its first and its latest text.
     pub first_token_at_ms: Option<i64>,
     pub last_token_at_ms: Option<i64>,
+    /// The conversation this generation belongs to.
+    pub chat_id: Option<ChatId>,
+    /// The highest producer sequence number accepted with a delta: a delta
+    /// at or below it is a retry and is ignored.
+    pub last_seq: Option<u64>,
 }
 
 /// Parses a task type: `[a-z0-9_.-]{1,64}` (a metric label, so bounded).
@@ -196,6 +232,8 @@ impl Task {
             task_type: None,
             first_token_at_ms: None,
             last_token_at_ms: None,
+            chat_id: None,
+            last_seq: None,
         }
     }
 

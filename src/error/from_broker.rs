@@ -59,6 +59,7 @@ impl From<TaskError> for ApiError {
         let code = match error {
             TaskError::InvalidId => ErrorCode::InvalidTaskId,
             TaskError::InvalidType
+            | TaskError::InvalidChatId
             | TaskError::InvalidProgress
             | TaskError::ProgressBackwards { .. }
             | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,

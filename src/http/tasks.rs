@@ -14,7 +14,7 @@ use super::{
 use crate::{
     actors::connection::StreamOptions,
     auth::Principal,
-    domain::{EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type, sse_frame},
+    domain::{ChatId, EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type, sse_frame},
     error::{ApiError, ErrorCode},
     services::tasks::{NewTask, task_json},
     state::AppState,
@@ -41,6 +41,7 @@ pub struct TaskView {
     pub error: Option<String>,
     pub project_id: Option<String>,
     pub task_type: Option<String>,
+    pub chat_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -63,6 +64,9 @@ pub struct CreateTask {
     pub stage: Option<String>,
     pub message: Option<String>,
     pub project_id: Option<String>,
+    /// `[A-Za-z0-9_-]{1,128}`: the conversation the generation belongs to
+    /// (`GET /chats/{chat_id}/stream` follows its newest running task).
+    pub chat_id: Option<String>,
 }
 
 /// Create a task.
@@ -97,6 +101,7 @@ pub async fn create_task(
             stage: request.stage,
             message: request.message,
             project_id,
+            chat_id: request.chat_id.as_deref().map(ChatId::parse).transpose()?,
         })
         .await?;
     Ok(HttpResponse::Created().json(task_json(&task)))

@@ -9,8 +9,8 @@ use crate::{
     actors::persister::PersistError,
     auth::Principal,
     domain::{
-        EventData, EventId, EventType, NewEvent, ProjectId, Task, TaskChange, TaskError, TaskId,
-        TaskStatus, now_ms,
+        ChatId, EventData, EventId, EventType, NewEvent, ProjectId, Task, TaskChange, TaskError,
+        TaskId, TaskStatus, now_ms,
     },
     services::events::EventService,
     store::{EventStore, StoreError},
@@ -46,6 +46,8 @@ pub struct NewTask {
     pub stage: Option<String>,
     pub message: Option<String>,
     pub project_id: Option<ProjectId>,
+    /// The conversation the generation belongs to.
+    pub chat_id: Option<ChatId>,
 }
 
 #[derive(Clone)]
@@ -67,6 +69,7 @@ pub fn task_json(task: &Task) -> Value {
         "error": task.error,
         "project_id": task.project_id,
         "task_type": task.task_type,
+        "chat_id": task.chat_id.as_ref().map(ChatId::as_str),
         "created_at": crate::domain::rfc3339(task.created_at_ms),
         "updated_at": crate::domain::rfc3339(task.updated_at_ms),
     })
@@ -90,6 +93,7 @@ impl TaskService {
             now_ms(),
         );
         task.task_type = request.task_type;
+        task.chat_id = request.chat_id;
         if !self.store.insert_task(&task).await? {
             return Err(TaskServiceError::AlreadyExists);
         }

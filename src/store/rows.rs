@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::schema::events;
-use crate::domain::{NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId, TaskStatus};
+use crate::domain::{ChatId, NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId, TaskStatus};
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = events)]
@@ -84,6 +84,8 @@ pub struct TaskRow {
     pub task_type: Option<String>,
     pub first_token_at_ms: Option<i64>,
     pub last_token_at_ms: Option<i64>,
+    pub chat_id: Option<String>,
+    pub last_seq: Option<i64>,
 }
 
 impl From<&Task> for TaskRow {
@@ -102,6 +104,8 @@ impl From<&Task> for TaskRow {
             task_type: task.task_type.clone(),
             first_token_at_ms: task.first_token_at_ms,
             last_token_at_ms: task.last_token_at_ms,
+            chat_id: task.chat_id.as_ref().map(ToString::to_string),
+            last_seq: task.last_seq.map(|seq| seq as i64),
         }
     }
 }
@@ -130,6 +134,13 @@ impl TaskRow {
             task_type: self.task_type,
             first_token_at_ms: self.first_token_at_ms,
             last_token_at_ms: self.last_token_at_ms,
+            chat_id: self
+                .chat_id
+                .as_deref()
+                .map(ChatId::parse)
+                .transpose()
+                .ok()?,
+            last_seq: self.last_seq.and_then(|seq| u64::try_from(seq).ok()),
         })
     }
 }

@@ -36,6 +36,8 @@ diesel::table! {
         task_type -> Nullable<Text>,
         first_token_at_ms -> Nullable<BigInt>,
         last_token_at_ms -> Nullable<BigInt>,
+        chat_id -> Nullable<Text>,
+        last_seq -> Nullable<BigInt>,
     }
 }
 
