@@ -4,7 +4,7 @@
 //!
 //! - [`cli`], [`config`]: the command line and the one typed [`config::Settings`].
 //! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
-//! - [`domain`]: events, ids, subscriptions, the SSE frame encoder; no I/O.
+//! - [`domain`]: events, ids, subscriptions, the SSE frame encoder and parser; no I/O.
 //! - [`event_service`]: publish and open-stream use cases between HTTP and actors.
 //! - [`task_service`]: the task API's use cases (progress, AI text, completion).
 //! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister, RedisBridge,

@@ -1,8 +1,10 @@
-//! Plain types and rules of the broker: what an event is, who may see it, and
-//! how it looks on the wire. Nothing here knows about actix, diesel or HTTP.
+//! Plain types and rules of the broker: what an event is, who may see it,
+//! how it looks on the wire and how an SSE stream is read back. Nothing here
+//! knows about actix, diesel or HTTP.
 
 pub mod event;
 pub mod sse_frame;
+pub mod sse_parser;
 pub mod subscription;
 pub mod task;
 
@@ -11,6 +13,7 @@ pub use event::{
     EventData, EventId, EventType, EventTypeCatalog, IdempotencyKey, NewEvent, ProjectId, RawEvent,
     StoredEvent, TraceParent, UserId,
 };
+pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 
