@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: `bash .ci/test.sh`.
 #
-# Runs every test target (unit tests, the `api` integration-test binary and
-# the binaries) with `cargo test --all-targets`, then the browser client's
+# Runs every test target of the workspace (unit tests, the `api`
+# integration-test binary, the binaries, and the `bench/` load generator's
+# unit tests) with `cargo test --workspace --all-targets`, then the browser client's
 # unit tests with `node --test tests/js/`. The browser test drives Debian's
 # headless Chromium through chromedriver; both are installed here if missing.
 # The alert-rule tests (tests/api/operator_assets.rs) run promtool, from
@@ -157,8 +158,8 @@ ensure_chromium
 ensure_promtool
 ensure_node
 
-log "cargo test --all-targets"
-cargo test --all-targets
+log "cargo test --workspace --all-targets"
+cargo test --workspace --all-targets
 
 log "node --test tests/js/"
 node --test tests/js/

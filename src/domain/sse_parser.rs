@@ -283,13 +283,13 @@ id: 9\nevent: unfinished\ndata: lost";
     }
 
     #[test]
-    fn a_lone_cr_at_the_end_of_a_chunk_waits_for_the_next_byte() {
+    fn a_blank_line_ended_by_cr_dispatches_without_waiting_for_more() {
         let mut parser = SseParser::new();
-        assert_eq!(parser.feed(b"data: a\r\r").unwrap(), vec![]);
         assert_eq!(
-            parser.feed(b"x").unwrap(),
+            parser.feed(b"data: a\r\r").unwrap(),
             vec![event(None, None, "a", None)]
         );
+        assert_eq!(parser.feed(b"\ndata: b\n\n").unwrap().len(), 1);
     }
 
     #[test]
