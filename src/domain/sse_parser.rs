@@ -68,8 +68,8 @@ pub struct SseParser {
 /// The fields of the event being read, and the sticky last event ID.
 #[derive(Debug, Default)]
 struct EventBuilder {
-    data: String,
-    has_data: bool,
+    /// The `data` lines so far, joined with `\n`; `None` before the first.
+    data: Option<String>,
     event: Option<String>,
     id: Option<String>,
     retry: Option<String>,
@@ -180,15 +180,21 @@ impl EventBuilder {
         let value = String::from_utf8_lossy(value);
         match name {
             b"event" => self.event = Some(value.into_owned()),
-            b"data" => {
-                self.data.push_str(&value);
-                self.data.push('\n');
-                self.has_data = true;
-            }
+            // The spec appends each line and a LF, then drops the last LF at
+            // dispatch: joining as lines arrive gives the same text.
+            b"data" => match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(&value);
+                }
+                None => self.data = Some(value.into_owned()),
+            },
             b"id" if !value.contains('\0') => {
-                let id = value.into_owned();
-                self.last_event_id = Some(id.clone());
-                self.id = Some(id);
+                // Reuses the sticky value's buffer: no allocation per event.
+                let last = self.last_event_id.get_or_insert_with(String::new);
+                last.clear();
+                last.push_str(&value);
+                self.id = Some(value.into_owned());
             }
             b"retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 self.retry = Some(value.into_owned());
@@ -202,11 +208,7 @@ impl EventBuilder {
         let event = self.event.take();
         let id = self.id.take();
         let retry = self.retry.take();
-        if !std::mem::take(&mut self.has_data) {
-            return None;
-        }
-        let mut data = std::mem::take(&mut self.data);
-        data.pop();
+        let data = self.data.take()?;
         Some(SseEvent {
             id,
             event: event.filter(|event| !event.is_empty()),
