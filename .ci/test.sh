@@ -3,11 +3,12 @@
 #
 # Runs every test target of the workspace (unit tests, the `api`
 # integration-test binary, the binaries, and the `bench/` load generator's
-# unit tests) with `cargo test --workspace --all-targets`, then the browser client's
-# unit tests with `node --test tests/js/`. The browser test drives Debian's
-# headless Chromium through chromedriver; both are installed here if missing.
-# The alert-rule tests (tests/api/operator_assets.rs) run promtool, from
-# Debian's `prometheus` package, also installed here if missing. Before that it raises the
+# unit tests) with `cargo test --workspace --all-targets`, then the browser
+# client's unit tests with `node --test tests/js/`. The browser test drives
+# Debian's headless Chromium through chromedriver; both are installed here if
+# missing. The alert-rule tests (tests/api/operator_assets.rs) run promtool,
+# from Debian's `prometheus` package, also installed here if missing. Before
+# that it raises the
 # open-file limit (stream tests hold many sockets) and makes sure the local
 # PostgreSQL and Redis answer, starting them only when they are installed and
 # silent. The cluster tests (tests/api/cluster) need both: PostgreSQL at

@@ -24,6 +24,9 @@ pub struct SseStream {
     /// Body bytes decoded from `raw`, on their way to `parser`.
     body: BytesMut,
     framing: BodyFraming,
+    /// The shared parser, no fast path: it costs about 320 ns a frame against
+    /// 270 for the bench's former own one, under 1% of a core at 170k
+    /// deliveries/s.
     parser: SseParser,
     /// The body ended (terminating chunk or EOF): only what `parser` holds is left.
     finished: bool,
