@@ -10,7 +10,8 @@
 # from Debian's `prometheus` package, also installed here if missing. Before
 # that it raises the open-file limit (stream tests hold many sockets) and
 # makes sure the local PostgreSQL and Redis answer, starting them only when
-# they are installed and silent. The cluster tests (tests/api/cluster) need both: PostgreSQL at
+# they are installed and silent. The cluster tests (tests/api/cluster) need
+# both: PostgreSQL at
 # SSE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432, trust auth),
 # Redis at SSE_TEST_REDIS_URL (default redis://127.0.0.1:6379) and
 # `redis-server` on the PATH. A service that is installed but will not start
