@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The project's test command: `bash .ci/test.sh`.
 #
-# Runs every test target (unit tests, the `api` integration-test binary and
-# the binaries) with `cargo test --all-targets`, then the browser client's
-# unit tests with `node --test tests/js/`. The browser test drives Debian's
-# headless Chromium through chromedriver; both are installed here if missing.
-# The alert-rule tests (tests/api/operator_assets.rs) run promtool, from
-# Debian's `prometheus` package, also installed here if missing. Before that it raises the
-# open-file limit (stream tests hold many sockets) and makes sure the local
-# PostgreSQL and Redis answer, starting them only when they are installed and
-# silent. The cluster tests (tests/api/cluster) need both: PostgreSQL at
+# Runs every test target of the workspace (unit tests, the `api`
+# integration-test binary, the binaries, and the `bench/` load generator's
+# unit tests) with `cargo test --workspace --all-targets`, then the browser
+# client's unit tests with `node --test tests/js/`. The browser test drives
+# Debian's headless Chromium through chromedriver; both are installed here if
+# missing. The alert-rule tests (tests/api/operator_assets.rs) run promtool,
+# from Debian's `prometheus` package, also installed here if missing. Before
+# that it raises the open-file limit (stream tests hold many sockets) and
+# makes sure the local PostgreSQL and Redis answer, starting them only when
+# they are installed and silent. The cluster tests (tests/api/cluster) need
+# both: PostgreSQL at
 # SSE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432, trust auth),
 # Redis at SSE_TEST_REDIS_URL (default redis://127.0.0.1:6379) and
 # `redis-server` on the PATH. A service that is installed but will not start
@@ -157,8 +159,8 @@ ensure_chromium
 ensure_promtool
 ensure_node
 
-log "cargo test --all-targets"
-cargo test --all-targets
+log "cargo test --workspace --all-targets"
+cargo test --workspace --all-targets
 
 log "node --test tests/js/"
 node --test tests/js/

@@ -5,7 +5,7 @@
 //! - [`cli`], [`config`]: the command line and the one typed [`config::Settings`].
 //! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
 //! - [`state`]: [`state::AppState`], what the HTTP edge reaches: the services.
-//! - [`domain`]: events, ids, subscriptions, the SSE frame encoder; no I/O.
+//! - [`domain`]: events, ids, subscriptions, the SSE frame encoder and parser; no I/O.
 //! - [`services`]: the use cases between HTTP and actors: publishing, streams
 //!   (who may watch what), tasks.
 //! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister, RedisBridge,

@@ -100,24 +100,5 @@ fn check_config(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
 /// Every stream holds a socket: lift the soft open-file limit to the hard
 /// one (often 1024 → 65536 or more) so `--max-connections` is reachable.
 fn raise_open_file_limit() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        limit = raised;
-    }
-    Ok(limit.rlim_cur)
+    rlimit::increase_nofile_limit(u64::MAX)
 }

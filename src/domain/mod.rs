@@ -1,16 +1,19 @@
-//! Plain types and rules of the broker: what an event is, who may see it, and
-//! how it looks on the wire. Nothing here knows about actix, diesel or HTTP.
+//! Plain types and rules of the broker: what an event is, who may see it,
+//! how it looks on the wire and how an SSE stream is read back. Nothing here
+//! knows about actix, diesel or HTTP.
 
 pub mod event;
 pub mod event_type;
 pub mod identifiers;
 pub mod sse_frame;
+pub mod sse_parser;
 pub mod subscription;
 pub mod task;
 
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
+pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 

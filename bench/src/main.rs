@@ -1,0 +1,147 @@
+//! `sse-bench`: the load generator for `sse-broker`.
+//!
+//! It drives a running broker from the outside, over real HTTP/1.1 on
+//! loopback, the way browsers and publishers do, and prints what it measured.
+//! No HTTP client library sits in between: requests are written by hand on
+//! `tokio::net::TcpStream` and the chunked transfer encoding is decoded here
+//! (frames may split anywhere across reads), so a framing bug in the broker
+//! shows up as an error rather than being smoothed over. SSE lines go through
+//! the broker library's WHATWG parser (`sse_broker::domain::SseParser`), the
+//! decoder every reader in this repository shares; the broker's encoder is
+//! separate code, so it is still checked from the outside.
+//!
+//! # Modes
+//!
+//! - `fanout`: opens `--streams` streams on `GET /sse/events?event_types=T`
+//!   and waits for every stream's `event: connected` frame. Then it publishes
+//!   `--events` events of type T at `--rate` events/s (0 = as fast as the
+//!   broker acknowledges) over `--publishers` keep-alive connections
+//!   (`POST /sse/publish`, `--batch` events per request, a JSON array when
+//!   above 1). Each event's data is
+//!   `{"run": R, "seq": n, "sent_us": <unix µs when the request was written>,
+//!   "pad": "<--payload-bytes of x>"}`. Each stream records the latency
+//!   (receive time − `sent_us`) of every event it receives, and checks the
+//!   sequence: missing, duplicate and out-of-order `seq`, and `id:` values
+//!   that fail to increase. After the last acknowledgement it waits up to
+//!   `--drain-secs` for the deliveries still in flight. It reports the connect
+//!   time, the publish throughput (events acknowledged with 202 per second),
+//!   deliveries expected against received, latency percentiles over all
+//!   deliveries, and the delivery throughput (deliveries per second from the
+//!   first publish to the last delivery).
+//! - `idle`: opens `--streams` streams that get nothing but heartbeats,
+//!   holds them for `--hold-secs`, and reports the client's connect rate and
+//!   how many streams the broker dropped during the hold.
+//! - `publish`: publishes `--events` events over `--concurrency` connections
+//!   with no stream open, and reports events stored per second and the request
+//!   latency.
+//!
+//! With `--broker-pid` (fanout, idle) the broker's resident memory (`VmRSS` in
+//! `/proc/PID/status`) is sampled before the streams open, once all are
+//! connected, and at the end; memory per stream is
+//! `(after_open − before) / streams`.
+//!
+//! # Reading the numbers
+//!
+//! - Latency runs from the moment a publish request is written to the moment
+//!   the frame is parsed by a stream reader, so it includes the publish
+//!   request, the store's commit, the fan-out and this client's scheduling.
+//!   Both ends read the same clock, as they live in this process. The bench
+//!   shares the CPUs with the broker; on a small machine that is part of
+//!   the result.
+//! - `sent_us` is taken when a request is written, not when the `--rate`
+//!   schedule wanted it, so if the broker falls behind the schedule the wait
+//!   of the backlog is not counted (coordinated omission). The achieved
+//!   publish rate shows when that happens.
+//! - With more than one publisher connection the broker may commit events in
+//!   an order other than `seq`, so `seq_out_of_order` is informational.
+//!   `id:` values that do not increase on a stream are always a broker bug.
+//! - `run` is unique per invocation; frames of the right type from anyone
+//!   else are counted as `foreign_frames` and otherwise ignored.
+//! - Memory per stream means something only on a freshly started broker:
+//!   the allocator keeps memory once freed, and the broker notices that a
+//!   client has gone only when a write (a heartbeat) fails, so the streams
+//!   of an earlier run may still be held for a while.
+//!
+//! # Safety rails
+//!
+//! Only loopback targets are accepted (127.0.0.0/8, ::1, `localhost`). Every
+//! loop is bounded by a count and by `--timeout-secs`. The soft
+//! `RLIMIT_NOFILE` is raised to the hard limit at start, with a warning when
+//! that is still below what the run needs.
+//!
+//! Exit status: 0 when the run completed cleanly; 2 when it completed but
+//! found faults (a delivery missing or duplicated, ids going backwards, a
+//! stream dropped or refused publishes); 1 on an error.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the flags of each mode; this file parses them and dispatches.
+//! - [`modes`]: one file per mode (`fanout`, `idle`, `publish`): the run and
+//!   its report.
+//! - [`streams`]: the stream readers and their checks; [`publishers`]: the
+//!   publisher connections and the `--rate` schedule.
+//! - [`report`]: the shared report parts, text or JSON; [`latency`]: the
+//!   histograms; [`seq_set`]: which seqs arrived; [`memory`]: the broker's RSS.
+//! - [`http1`]: the raw HTTP/1.1 client; [`sse`]: an event stream read over it.
+
+mod cli;
+mod http1;
+mod latency;
+mod memory;
+mod modes;
+mod publishers;
+mod report;
+mod seq_set;
+mod sse;
+mod streams;
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Result;
+use clap::Parser;
+use tokio::time::Instant;
+
+use crate::{
+    cli::{Cli, Mode},
+    http1::Target,
+    modes::Verdict,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = cli.mode.common().threads {
+        builder.worker_threads(usize::from(threads));
+    }
+    let runtime = match builder.build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sse-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(&cli.mode));
+    // Tasks still holding sockets (after an error or a timeout) are dropped,
+    // not awaited: the run is over.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
+        Ok(Verdict::Clean) => ExitCode::SUCCESS,
+        Ok(Verdict::Faults) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("sse-bench: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mode: &Mode) -> Result<Verdict> {
+    let common = mode.common();
+    let deadline = Instant::now() + Duration::from_secs(common.timeout_secs);
+    let target = Arc::new(Target::resolve(&common.url, common.token.as_deref()).await?);
+    match mode {
+        Mode::Fanout(args) => modes::fanout::run(args, target, deadline).await,
+        Mode::Idle(args) => modes::idle::run(args, target, deadline).await,
+        Mode::Publish(args) => modes::publish::run(args, target, deadline).await,
+    }
+}

@@ -1,0 +1,249 @@
+//! What the modes report: the parts the reports share, how they print, and
+//! the rounding every number goes through.
+
+use std::{
+    fmt,
+    io::{self, Write as _},
+};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::{
+    latency::LatencySummary,
+    publishers::PublishOutcome,
+    streams::{StreamEnd, StreamLog},
+};
+
+/// Prints a report on stdout, as JSON or as text.
+pub fn emit<R: Serialize + fmt::Display>(report: &R, json: bool) -> Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report).context("writing the JSON report")?;
+        writeln!(out).context("writing the report")?;
+    } else {
+        write!(out, "{report}").context("writing the report")?;
+    }
+    out.flush().context("writing the report")
+}
+
+pub fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+pub fn rate_per_sec(count: u64, seconds: f64) -> Option<f64> {
+    (seconds > 0.0).then(|| (count as f64 / seconds * 10.0).round() / 10.0)
+}
+
+/// How the streams opened.
+#[derive(Debug, Serialize)]
+pub struct ConnectStats {
+    pub streams: u64,
+    /// From the first connect to the last `connected` frame.
+    pub seconds: f64,
+    pub per_sec: Option<f64>,
+    /// Per stream: TCP connect to `connected` frame.
+    pub latency: Option<LatencySummary>,
+}
+
+impl fmt::Display for ConnectStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connected in {} s ({} streams/s)",
+            self.streams,
+            self.seconds,
+            display_option(self.per_sec)
+        )?;
+        if let Some(latency) = &self.latency {
+            write!(
+                f,
+                "; per stream p50 {} ms, p99 {} ms, max {} ms",
+                latency.p50_ms, latency.p99_ms, latency.max_ms
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublishStats {
+    events_requested: u64,
+    events_acked: u64,
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    timed_out: bool,
+    /// From the first request written to the last acknowledgement.
+    seconds: Option<f64>,
+    events_per_sec: Option<f64>,
+    request_latency: Option<LatencySummary>,
+}
+
+impl PublishStats {
+    pub fn from_outcome(outcome: &PublishOutcome) -> Self {
+        let seconds = match (outcome.first_send, outcome.last_ack) {
+            (Some(first), Some(last)) => Some(last.duration_since(first).as_secs_f64()),
+            _ => None,
+        };
+        Self {
+            events_requested: outcome.events_requested,
+            events_acked: outcome.events_acked,
+            requests: outcome.requests,
+            errors: outcome.errors,
+            first_error: outcome.first_error.clone(),
+            timed_out: outcome.timed_out,
+            seconds: seconds.map(round3),
+            events_per_sec: seconds.and_then(|s| rate_per_sec(outcome.events_acked, s)),
+            request_latency: LatencySummary::of(&outcome.request_latency),
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.errors == 0 && !self.timed_out && self.events_acked == self.events_requested
+    }
+}
+
+impl fmt::Display for PublishStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} of {} events acknowledged in {} s: {} events/s ({} requests, {} errors{})",
+            self.events_acked,
+            self.events_requested,
+            display_option(self.seconds),
+            display_option(self.events_per_sec),
+            self.requests,
+            self.errors,
+            if self.timed_out { ", timed out" } else { "" }
+        )?;
+        if let Some(latency) = &self.request_latency {
+            writeln!(f, "{:12}request {latency}", "")?;
+        }
+        if let Some(error) = &self.first_error {
+            writeln!(f, "{:12}first error: {error}", "")?;
+        }
+        Ok(())
+    }
+}
+
+/// Deliveries counted against the acknowledged publishes.
+#[derive(Debug, Serialize)]
+pub struct DeliveryStats {
+    /// Streams read to the end × events acknowledged.
+    expected: u64,
+    /// Frames of this run's events, duplicates included.
+    received: u64,
+    missing: u64,
+    duplicates: u64,
+    /// Delivered, but their publish request was never acknowledged.
+    unexpected: u64,
+    seq_out_of_order: u64,
+    id_order_violations: u64,
+    foreign_frames: u64,
+    streams_complete: u64,
+    streams_closed_by_broker: u64,
+    streams_failed: u64,
+    first_stream_error: Option<String>,
+    /// From the first publish request to the last delivery.
+    seconds: Option<f64>,
+    deliveries_per_sec: Option<f64>,
+}
+
+impl DeliveryStats {
+    pub fn tally(logs: &[StreamLog], publish: &PublishOutcome) -> Self {
+        let mut stats = Self {
+            expected: publish.events_acked * logs.len() as u64,
+            received: 0,
+            missing: 0,
+            duplicates: 0,
+            unexpected: 0,
+            seq_out_of_order: 0,
+            id_order_violations: 0,
+            foreign_frames: 0,
+            streams_complete: 0,
+            streams_closed_by_broker: 0,
+            streams_failed: 0,
+            first_stream_error: None,
+            seconds: None,
+            deliveries_per_sec: None,
+        };
+        let mut last_receive = None;
+        for log in logs {
+            let delivered = log.seen.common_with(&publish.acked);
+            stats.received += log.received;
+            stats.missing += publish.events_acked - delivered;
+            stats.duplicates += log.duplicates;
+            stats.unexpected += log.seen.len() - delivered;
+            stats.seq_out_of_order += log.seq_out_of_order;
+            stats.id_order_violations += log.id_order_violations;
+            stats.foreign_frames += log.foreign_frames;
+            if delivered == publish.events_acked {
+                stats.streams_complete += 1;
+            }
+            match &log.end {
+                StreamEnd::Stopped => {}
+                StreamEnd::ClosedByBroker => stats.streams_closed_by_broker += 1,
+                StreamEnd::Failed(error) => {
+                    stats.streams_failed += 1;
+                    stats
+                        .first_stream_error
+                        .get_or_insert_with(|| error.clone());
+                }
+            }
+            last_receive = last_receive.max(log.last_receive);
+        }
+        if let (Some(first), Some(last)) = (publish.first_send, last_receive) {
+            let seconds = last.duration_since(first).as_secs_f64();
+            stats.seconds = Some(round3(seconds));
+            stats.deliveries_per_sec = rate_per_sec(stats.received, seconds);
+        }
+        stats
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.missing == 0
+            && self.duplicates == 0
+            && self.id_order_violations == 0
+            && self.streams_closed_by_broker == 0
+            && self.streams_failed == 0
+    }
+}
+
+impl fmt::Display for DeliveryStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} of {} expected received in {} s: {} deliveries/s",
+            self.received,
+            self.expected,
+            display_option(self.seconds),
+            display_option(self.deliveries_per_sec)
+        )?;
+        writeln!(
+            f,
+            "{:12}missing {}, duplicates {}, unexpected {}, seq out of order {}, \
+             id order violations {}, foreign frames {}",
+            "",
+            self.missing,
+            self.duplicates,
+            self.unexpected,
+            self.seq_out_of_order,
+            self.id_order_violations,
+            self.foreign_frames
+        )?;
+        writeln!(
+            f,
+            "{:12}streams complete {}, closed by the broker {}, failed {}",
+            "", self.streams_complete, self.streams_closed_by_broker, self.streams_failed
+        )?;
+        if let Some(error) = &self.first_stream_error {
+            writeln!(f, "{:12}first stream error: {error}", "")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn display_option<T: fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |value| value.to_string())
+}

@@ -1,0 +1,63 @@
+//! Which seqs a stream (or the publishers) saw, one bit each.
+
+/// A set of seqs in `0..capacity`, one bit each.
+pub struct SeqSet {
+    words: Vec<u64>,
+    capacity: u64,
+}
+
+impl SeqSet {
+    pub fn new(capacity: u64) -> Self {
+        let words = usize::try_from(capacity.div_ceil(64)).unwrap_or(usize::MAX);
+        Self {
+            words: vec![0; words],
+            capacity,
+        }
+    }
+
+    /// Adds `seq`; false when it was already there or is out of range.
+    pub fn insert(&mut self, seq: u64) -> bool {
+        if seq >= self.capacity {
+            return false;
+        }
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        let was_absent = self.words[word] & (1 << bit) == 0;
+        self.words[word] |= 1 << bit;
+        was_absent
+    }
+
+    pub fn len(&self) -> u64 {
+        self.words
+            .iter()
+            .map(|word| u64::from(word.count_ones()))
+            .sum()
+    }
+
+    /// How many seqs are in both sets.
+    pub fn common_with(&self, other: &SeqSet) -> u64 {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .map(|(mine, theirs)| u64::from((mine & theirs).count_ones()))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_sets_count_duplicates_and_overlap() {
+        let mut seen = SeqSet::new(130);
+        assert!(seen.insert(0));
+        assert!(seen.insert(129));
+        assert!(!seen.insert(129));
+        assert!(!seen.insert(130));
+        let mut acked = SeqSet::new(130);
+        acked.insert(129);
+        acked.insert(5);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen.common_with(&acked), 1);
+    }
+}
