@@ -13,7 +13,7 @@ use crate::{
         registry::{AgeBuckets, GetStats, RegistryStats},
     },
     app::AppState,
-    config::{EffectiveConfig, HealthThresholds},
+    config::{HealthThresholds, Settings},
     store::{ClassReport, StoreHealthReport},
 };
 
@@ -402,7 +402,9 @@ pub struct MonitoringDocument {
     pub store_stats: serde_json::Value,
     #[schema(value_type = Object)]
     pub performance_metrics: serde_json::Value,
-    pub configuration: EffectiveConfig,
+    /// The settings as `check-config` prints them, secrets masked.
+    #[schema(value_type = Object)]
+    pub configuration: Settings,
 }
 
 impl MonitoringDocument {
@@ -459,7 +461,7 @@ impl MonitoringDocument {
                 "events_by_type": r.events_by_type,
                 "delivery_lag_ms": delivery_lag_quantiles(&state.metrics.delivery_lag()),
             }),
-            configuration: state.settings.effective(),
+            configuration: Settings::clone(&state.settings),
         }
     }
 }
