@@ -97,44 +97,25 @@ pub fn layered_matches(
     };
     let on_command_line = |id: &str| given.value_source(id) == Some(ValueSource::CommandLine);
 
-    let config = settings.iter().find(|s| s.id == CONFIG);
-    let path = match config {
+    let path = match settings.iter().find(|s| s.id == CONFIG) {
         Some(_) if on_command_line(CONFIG) => given.get_one::<PathBuf>(CONFIG).cloned(),
         Some(config) => environment(&config.env).map(PathBuf::from),
         None => None,
     };
     let mut file = match &path {
-        Some(path) => read_file(path)?,
-        None => toml::Table::new(),
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
     };
-    refuse_unknown_keys(&file, &settings, path.as_deref())?;
+    file.refuse_unknown_keys(&settings)?;
 
     let mut layered = bare;
     for setting in settings
         .iter()
         .filter(|s| s.id != CONFIG && !on_command_line(&s.id))
     {
-        let (origin, values) = if let Some(text) = environment(&setting.env) {
-            (setting.env.to_string_lossy().into_owned(), vec![text])
-        } else if let Some(value) = file.remove(&setting.key) {
-            let origin = format!(
-                "config file {}, key {}",
-                path.as_deref().unwrap_or(Path::new("")).display(),
-                setting.key
-            );
-            let values =
-                file_values(&value, setting.repeatable).map_err(|message| ConfigError::Value {
-                    origin: origin.clone(),
-                    message,
-                })?;
-            (origin, values)
-        } else {
-            continue;
-        };
-        setting
-            .check(&values)
-            .map_err(|message| ConfigError::Value { origin, message })?;
-        layered = layered.mut_arg(&setting.id, |arg| arg.default_values(values));
+        if let Some(values) = setting.below_the_flag(environment, &mut file)? {
+            layered = layered.mut_arg(&setting.id, |arg| arg.default_values(values));
+        }
     }
     Ok(layered.try_get_matches_from(&argv)?)
 }
@@ -177,6 +158,30 @@ impl Setting {
         })
     }
 
+    /// The setting's text from its variable, else from the file, checked
+    /// by its parser; `None` when neither has it.
+    fn below_the_flag(
+        &self,
+        environment: Environment,
+        file: &mut ConfigFile,
+    ) -> Result<Option<Vec<OsString>>, ConfigError> {
+        let (origin, values) = if let Some(text) = environment(&self.env) {
+            (self.env.to_string_lossy().into_owned(), vec![text])
+        } else if let Some(value) = file.keys.remove(&self.key) {
+            let origin = format!("config file {}, key {}", file.path.display(), self.key);
+            match file_values(&value, self.repeatable) {
+                Ok(values) => (origin, values),
+                Err(message) => return Err(ConfigError::Value { origin, message }),
+            }
+        } else {
+            return Ok(None);
+        };
+        match self.check(&values) {
+            Ok(()) => Ok(Some(values)),
+            Err(message) => Err(ConfigError::Value { origin, message }),
+        }
+    }
+
     /// `values` through the setting's own parser: the reason it refuses them.
     fn check(&self, values: &[OsString]) -> Result<(), String> {
         Command::new("sse-broker")
@@ -201,36 +206,45 @@ fn reason(error: &clap::Error) -> String {
         .join(" ")
 }
 
-fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e: toml::de::Error| ConfigError::ParseFile {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })
+/// The TOML file's keys not yet taken by a setting.
+#[derive(Default)]
+struct ConfigFile {
+    path: PathBuf,
+    keys: toml::Table,
 }
 
-/// A typo in the file must not be silently ignored.
-fn refuse_unknown_keys(
-    file: &toml::Table,
-    settings: &[Setting],
-    path: Option<&Path>,
-) -> Result<(), ConfigError> {
-    let known = || settings.iter().filter(|s| s.id != CONFIG).map(|s| &s.key);
-    match file.keys().find(|key| !known().any(|k| k == *key)) {
-        None => Ok(()),
-        Some(key) => Err(ConfigError::ParseFile {
-            path: path.unwrap_or(Path::new("")).to_owned(),
-            message: format!(
-                "unknown key `{key}`, expected one of {}",
-                known()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }),
+impl ConfigFile {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let keys = toml::from_str(&text).map_err(|e: toml::de::Error| ConfigError::ParseFile {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            keys,
+        })
+    }
+
+    /// A typo in the file must not be silently ignored.
+    fn refuse_unknown_keys(&self, settings: &[Setting]) -> Result<(), ConfigError> {
+        let known = || settings.iter().filter(|s| s.id != CONFIG).map(|s| &s.key);
+        match self.keys.keys().find(|key| !known().any(|k| k == *key)) {
+            None => Ok(()),
+            Some(key) => Err(ConfigError::ParseFile {
+                path: self.path.clone(),
+                message: format!(
+                    "unknown key `{key}`, expected one of {}",
+                    known()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
     }
 }
 
