@@ -149,7 +149,7 @@ impl Application {
             &settings.instance_id,
             settings.max_connections,
             settings.health,
-            settings.effective(),
+            settings.clone(),
             metrics.clone(),
         );
         let state = AppState {

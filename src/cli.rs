@@ -1,8 +1,10 @@
 //! The command line: subcommands, and the settings every subcommand shares.
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 
-use crate::config::SettingsArgs;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, Environment, Settings};
 
 /// sse-broker: a Server-Sent Events broker with resumable streams.
 #[derive(Debug, Parser)]
@@ -12,7 +14,18 @@ pub struct Cli {
     pub command: Option<Command>,
 
     #[command(flatten)]
-    pub settings: SettingsArgs,
+    pub settings: Settings,
+}
+
+impl Cli {
+    /// The command line, with every setting not given as a flag taken from
+    /// `environment`, else the config file, else its default.
+    pub fn load(
+        argv: impl IntoIterator<Item = impl Into<OsString>>,
+        environment: Environment,
+    ) -> Result<Self, ConfigError> {
+        config::parse_layered(Self::command(), argv, environment)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,22 +3,28 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use sse_broker::{
     app::Application,
     auth::{self, TokenRequest},
     cli::{Cli, Command, TokenArgs},
-    config::Settings,
+    config::{self, ConfigError, Settings},
     shutdown, store, telemetry,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::load(std::env::args_os(), &config::process_environment) {
+        Ok(cli) => cli,
+        Err(error) => return refused(error),
+    };
+    let (settings, warnings) = match cli.settings.validated() {
+        Ok(validated) => validated,
+        Err(error) => return refused(error),
+    };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli.settings),
-        Command::Migrate => migrate(&cli.settings),
-        Command::Token(args) => token(&cli.settings, &args),
-        Command::CheckConfig => check_config(&cli.settings),
+        Command::Serve => serve(settings, warnings),
+        Command::Migrate => migrate(&settings),
+        Command::Token(args) => token(&settings, &args),
+        Command::CheckConfig => check_config(&settings, &warnings),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,8 +35,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
-    let (settings, warnings) = Settings::load(args)?;
+/// Configuration that cannot run (or `--help`): clap prints its own errors
+/// and help, with their usage hints.
+fn refused(error: ConfigError) -> ExitCode {
+    match &error {
+        ConfigError::CommandLine(clap_error) => {
+            let _ = clap_error.print();
+        }
+        _ => eprintln!("error: {error}"),
+    }
+    ExitCode::from(error.exit_code())
+}
+
+fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
     let open_files = raise_open_file_limit();
     actix_web::rt::System::new().block_on(async move {
         let telemetry = telemetry::init_tracing(settings.log_format, &settings.instance_id);
@@ -58,8 +75,7 @@ fn serve(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
     })
 }
 
-fn migrate(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
-    let (settings, _) = Settings::load(args)?;
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -71,8 +87,7 @@ fn migrate(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn token(args: &sse_broker::config::SettingsArgs, token: &TokenArgs) -> anyhow::Result<()> {
-    let (settings, _) = Settings::load(args)?;
+fn token(settings: &Settings, token: &TokenArgs) -> anyhow::Result<()> {
     let pem = token.private_key.as_ref().map(std::fs::read).transpose()?;
     let minted = auth::mint(
         &settings.auth,
@@ -88,10 +103,10 @@ fn token(args: &sse_broker::config::SettingsArgs, token: &TokenArgs) -> anyhow::
     Ok(())
 }
 
-fn check_config(args: &sse_broker::config::SettingsArgs) -> anyhow::Result<()> {
-    let (settings, warnings) = Settings::load(args)?;
-    println!("{}", serde_json::to_string_pretty(&settings.effective())?);
-    for warning in &warnings {
+/// The settings through their `Serialize`, which masks every secret.
+fn check_config(settings: &Settings, warnings: &[String]) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(settings)?);
+    for warning in warnings {
         eprintln!("warning: {warning}");
     }
     Ok(())

@@ -18,7 +18,7 @@ use crate::{
         redis_bridge::{ListClusterConnections, RedisBridge},
         registry::{ConnectionPage, Disconnect, GetCounters, ListConnections, Registry},
     },
-    config::{EffectiveConfig, HealthThresholds},
+    config::{HealthThresholds, Settings},
     domain::ProjectAccess,
     monitoring::{
         Snapshot, Sources,
@@ -44,7 +44,7 @@ pub struct OperationsService {
     instance_id: Arc<str>,
     max_connections: usize,
     thresholds: HealthThresholds,
-    configuration: Arc<EffectiveConfig>,
+    configuration: Arc<Settings>,
     metrics: Metrics,
 }
 
@@ -75,7 +75,7 @@ impl OperationsService {
         instance_id: &str,
         max_connections: usize,
         thresholds: HealthThresholds,
-        configuration: EffectiveConfig,
+        configuration: Settings,
         metrics: Metrics,
     ) -> Self {
         Self {

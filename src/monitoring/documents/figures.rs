@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::{ClusterTotals, DocumentContext, StoreCheck};
 use crate::{
     actors::registry::{AgeBuckets, RegistryStats},
-    config::EffectiveConfig,
+    config::Settings,
     domain::{now_ms, rfc3339},
     monitoring::{HealthIndicators, Snapshot, snapshot::ratio},
 };
@@ -63,7 +63,8 @@ pub struct MonitoringDocument {
     pub store_stats: StoreCheck,
     pub performance_metrics: PerformanceMetrics,
     #[schema(value_type = Object)]
-    pub configuration: EffectiveConfig,
+    /// The settings as `check-config` prints them, secrets masked.
+    pub configuration: Settings,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

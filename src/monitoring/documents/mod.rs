@@ -17,7 +17,7 @@ pub use health::{CleanupCheck, HealthChecks, HealthDocument, RedisCheck, Registr
 use super::Snapshot;
 use crate::{
     actors::redis_bridge::{InstancePresence, LinkState},
-    config::{EffectiveConfig, HealthThresholds},
+    config::{HealthThresholds, Settings},
     store::ClassReport,
 };
 
@@ -28,7 +28,7 @@ pub struct DocumentContext<'a> {
     pub thresholds: &'a HealthThresholds,
     pub store_backend: &'static str,
     pub delivery_lag: &'a prometheus::Histogram,
-    pub configuration: &'a EffectiveConfig,
+    pub configuration: &'a Settings,
 }
 
 // ---------------------------------------------------------------------------

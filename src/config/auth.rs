@@ -1,0 +1,130 @@
+//! JWT verification settings: any key set turns authentication on.
+
+use std::{path::PathBuf, time::Duration};
+
+use secrecy::SecretString;
+use serde::{Serialize, Serializer};
+
+use super::{masked, values, values::seconds};
+
+/// The shortest HS256 key accepted: a key as long as the hash output (RFC
+/// 7518 §3.2); anything shorter can be brute-forced from one token.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// JWT verification settings; any key set turns authentication on.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct AuthSettings {
+    /// HS256 key; set = authentication on. Repeat it to accept several
+    /// during a rotation (the first signs `sse-broker token`).
+    #[arg(
+        long = "jwt-secret",
+        env = "SSE_BROKER_JWT_SECRET",
+        global = true,
+        hide_env_values = true,
+        value_parser = values::secret
+    )]
+    #[serde(flatten, serialize_with = "masked::secrets")]
+    pub jwt_secrets: Vec<SecretString>,
+
+    /// PEM public key file (RS256 or ES256); set = authentication on.
+    /// Repeatable, or comma-separated, to accept several during a rotation.
+    #[arg(
+        long = "jwt-public-key",
+        env = "SSE_BROKER_JWT_PUBLIC_KEY",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub jwt_public_keys: Vec<PathBuf>,
+
+    /// JWKS endpoint (http or https), keys picked by `kid`; set = authentication on.
+    #[arg(
+        long,
+        env = "SSE_BROKER_JWKS_URL",
+        global = true,
+        hide_env_values = true,
+        value_parser = values::jwks_url
+    )]
+    #[serde(serialize_with = "masked::url")]
+    pub jwks_url: Option<url::Url>,
+
+    /// Re-fetch the JWKS this often, in seconds.
+    // A key the identity provider removes is refused at most this late.
+    #[arg(
+        long = "jwks-refresh-secs",
+        env = "SSE_BROKER_JWKS_REFRESH_SECS",
+        global = true,
+        default_value = "300",
+        value_parser = seconds::parse
+    )]
+    #[serde(rename = "jwks_refresh_secs", serialize_with = "seconds::serialize")]
+    pub jwks_refresh_interval: Duration,
+
+    /// A token with an unknown `kid` re-fetches the JWKS at most this often,
+    /// in seconds.
+    // An attacker sending random `kid`s costs the IdP one fetch per this.
+    #[arg(
+        long = "jwks-min-refresh-secs",
+        env = "SSE_BROKER_JWKS_MIN_REFRESH_SECS",
+        global = true,
+        default_value = "10",
+        value_parser = seconds::parse
+    )]
+    #[serde(
+        rename = "jwks_min_refresh_secs",
+        serialize_with = "seconds::serialize"
+    )]
+    pub jwks_min_refresh_interval: Duration,
+
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    // Covers hosts kept in sync by NTP.
+    #[arg(
+        long = "jwt-leeway-secs",
+        env = "SSE_BROKER_JWT_LEEWAY_SECS",
+        global = true,
+        default_value = "30",
+        value_parser = seconds::parse
+    )]
+    #[serde(rename = "jwt_leeway_secs", serialize_with = "seconds::serialize")]
+    pub leeway: Duration,
+
+    /// Required `aud` claim, when set.
+    #[arg(long = "jwt-audience", env = "SSE_BROKER_JWT_AUDIENCE", global = true)]
+    #[serde(rename = "jwt_audience")]
+    pub audience: Option<String>,
+
+    /// Required `iss` claim, when set.
+    #[arg(long = "jwt-issuer", env = "SSE_BROKER_JWT_ISSUER", global = true)]
+    #[serde(rename = "jwt_issuer")]
+    pub issuer: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        super::defaults()
+    }
+}
+
+impl AuthSettings {
+    pub fn enabled(&self) -> bool {
+        !self.jwt_secrets.is_empty() || !self.jwt_public_keys.is_empty() || self.jwks_url.is_some()
+    }
+
+    /// The group as `check-config` shows it: `auth_enabled` first, as
+    /// operators look for it, then the settings.
+    pub(super) fn serialize_with_enabled<S: Serializer>(
+        &self,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            auth_enabled: bool,
+            #[serde(flatten)]
+            settings: &'a AuthSettings,
+        }
+        Shown {
+            auth_enabled: self.enabled(),
+            settings: self,
+        }
+        .serialize(serializer)
+    }
+}

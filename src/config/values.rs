@@ -1,0 +1,268 @@
+//! Typed values, parsed at the edge.
+//!
+//! Every setting's text, whether it came from a flag, the environment or the
+//! file, goes through one of these parsers (as the field's clap
+//! `value_parser`), so the rest of the broker reads `Duration`s, URLs and
+//! enums and never re-checks. A parser's error says what was expected; clap,
+//! or the loader for the environment and the file, adds which setting and
+//! which source. The serializers beside them turn a value back into the unit
+//! its flag is named in, for `check-config`.
+
+use std::{convert::Infallible, net::IpAddr, net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, Serializer};
+
+use super::masked;
+use crate::domain::EventType;
+
+/// Where events are stored.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Sqlite { path: PathBuf },
+    Postgres { url: SecretString },
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path".into());
+            }
+            return Ok(Self::Sqlite {
+                path: PathBuf::from(path),
+            });
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+            return Ok(Self::Postgres {
+                url: SecretString::from(raw.to_owned()),
+            });
+        }
+        Err("must start with sqlite:// or postgres://".into())
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        match self {
+            Self::Sqlite { path } => format!("sqlite://{}", path.display()),
+            Self::Postgres { url } => masked::mask_url(url.expose_secret()),
+        }
+    }
+}
+
+/// Only ever shown masked: the PostgreSQL URL carries the password.
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.masked())
+    }
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CorsOrigins {
+    None,
+    Any,
+    Exact(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Comma-separated origins; `*` anywhere allows any; empty allows none.
+    pub fn parse(raw: &str) -> Result<Self, Infallible> {
+        Ok(match split_csv(raw) {
+            origins if origins.is_empty() => Self::None,
+            origins if origins.iter().any(|o| o == "*") => Self::Any,
+            origins => Self::Exact(origins),
+        })
+    }
+}
+
+/// As the list it was given as: `[]`, `["*"]` or the origins.
+impl Serialize for CorsOrigins {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::None => serializer.collect_seq(std::iter::empty::<&str>()),
+            Self::Any => serializer.collect_seq(["*"]),
+            Self::Exact(origins) => serializer.collect_seq(origins),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub(super) fn socket_address(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|_| format!("{raw:?} is not an address like 127.0.0.1:8080"))
+}
+
+/// Empty is accepted here and means "no Redis" (see `Settings::validated`).
+pub(super) fn redis_url(raw: &str) -> Result<SecretString, String> {
+    if !raw.is_empty() {
+        match url::Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "redis" | "unix" | "redis+unix") => {}
+            Ok(url) if url.scheme() == "rediss" => {
+                return Err(
+                    "rediss:// (TLS) is not supported by this build; use redis:// on a \
+                     private network or a TLS-terminating proxy"
+                        .into(),
+                );
+            }
+            _ => return Err("not a URL like redis://127.0.0.1:6379".into()),
+        }
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+pub(super) fn jwks_url(raw: &str) -> Result<url::Url, String> {
+    url::Url::parse(raw).map_err(|_| "not a valid URL".into())
+}
+
+/// Empty is accepted here and dropped later (see `Settings::validated`).
+pub(super) fn secret(raw: &str) -> Result<SecretString, Infallible> {
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+/// Comma-separated event types; empty entries are skipped.
+pub(super) fn event_types(raw: &str) -> Result<Vec<EventType>, String> {
+    split_csv(raw)
+        .iter()
+        .map(|name| EventType::parse(name).map_err(|e| format!("event type: {e}")))
+        .collect()
+}
+
+/// Comma-separated IP addresses; no host names, no ranges.
+pub(super) fn ip_addresses(raw: &str) -> Result<Vec<IpAddr>, String> {
+    split_csv(raw)
+        .iter()
+        .map(|entry| {
+            entry
+                .parse()
+                .map_err(|_| format!("trusted proxy {entry:?} is not an IP address"))
+        })
+        .collect()
+}
+
+/// `0` is one worker per core.
+pub(super) fn worker_count(raw: &str) -> Result<usize, std::num::ParseIntError> {
+    Ok(match raw.parse()? {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        workers => workers,
+    })
+}
+
+/// Empty draws a random name, so instances that were given none still
+/// differ in cluster listings.
+pub(super) fn instance_id(raw: &str) -> Result<String, Infallible> {
+    Ok(if raw.is_empty() {
+        uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+    } else {
+        raw.to_owned()
+    })
+}
+
+fn split_csv(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A period given in whole seconds (`--heartbeat-secs`).
+pub(super) mod seconds {
+    use super::*;
+
+    pub fn parse(raw: &str) -> Result<Duration, std::num::ParseIntError> {
+        raw.parse().map(Duration::from_secs)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_secs())
+    }
+}
+
+/// A period given in milliseconds (`--store-timeout-ms`).
+pub(super) mod millis {
+    use super::*;
+
+    pub fn parse(raw: &str) -> Result<Duration, std::num::ParseIntError> {
+        raw.parse().map(Duration::from_millis)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis() as u64)
+    }
+}
+
+/// A period written for people: `24h`, `90m`, `1h 30m` (`--retention`).
+pub(super) mod human {
+    use super::*;
+
+    pub fn parse(raw: &str) -> Result<Duration, String> {
+        humantime::parse_duration(raw)
+            .map_err(|_| format!("{raw:?} is not a duration like 24h or 90m"))
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_duration(*value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comma_list_is_trimmed_and_skips_empty_entries() {
+        let types = event_types(" deploy,, build.finished ,").unwrap();
+        assert_eq!(
+            types.iter().map(EventType::as_str).collect::<Vec<_>>(),
+            ["deploy", "build.finished"]
+        );
+        assert!(event_types("").unwrap().is_empty());
+        assert!(event_types("Deploy").is_err());
+    }
+
+    #[test]
+    fn a_star_among_the_origins_allows_any() {
+        assert_eq!(CorsOrigins::parse("").unwrap(), CorsOrigins::None);
+        assert_eq!(
+            CorsOrigins::parse("https://a, *").unwrap(),
+            CorsOrigins::Any
+        );
+        assert_eq!(
+            CorsOrigins::parse("https://a,https://b").unwrap(),
+            CorsOrigins::Exact(vec!["https://a".into(), "https://b".into()])
+        );
+    }
+
+    #[test]
+    fn an_empty_instance_id_draws_a_random_one() {
+        let drawn = instance_id("").unwrap();
+        assert_eq!(drawn.len(), 12);
+        assert_ne!(drawn, instance_id("").unwrap());
+        assert_eq!(instance_id("broker-1").unwrap(), "broker-1");
+    }
+
+    #[test]
+    fn zero_workers_is_one_per_core() {
+        assert!(worker_count("0").unwrap() >= 1);
+        assert_eq!(worker_count("3").unwrap(), 3);
+    }
+
+    #[test]
+    fn a_rediss_url_is_refused_and_an_empty_one_accepted() {
+        assert!(redis_url("rediss://h:6380").unwrap_err().contains("TLS"));
+        assert!(redis_url("not a url").is_err());
+        assert!(redis_url("").is_ok());
+        assert!(redis_url("redis://127.0.0.1:6379").is_ok());
+    }
+}
