@@ -17,8 +17,13 @@ use tokio::sync::watch;
 
 use crate::{
     actors::{
-        connection::StreamEnvironment, janitor::Janitor, persister::Persister,
-        redis_bridge::RedisBridge, registry::Registry, task_reaper::TaskReaper,
+        connection::StreamEnvironment,
+        janitor::Janitor,
+        live_tasks::LiveTasks,
+        persister::Persister,
+        redis_bridge::RedisBridge,
+        registry::{Registry, WatchTaskEnds},
+        task_reaper::TaskReaper,
     },
     auth::{Authenticator, JwtVerifier},
     config::Settings,
@@ -115,7 +120,17 @@ impl Application {
             },
             catalog,
         );
-        let tasks = TaskService::new(store.clone(), events.clone(), metrics.clone());
+        let live_tasks = LiveTasks::new(
+            store.clone(),
+            persister.clone(),
+            settings.text_coalesce,
+            metrics.clone(),
+        )
+        .start();
+        registry.do_send(WatchTaskEnds {
+            recipient: live_tasks.clone().recipient(),
+        });
+        let tasks = TaskService::new(store.clone(), live_tasks);
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         let (census, census_reader) = watch::channel(Arc::new(Census {
             // The store just opened and migrated: it answers.

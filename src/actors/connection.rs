@@ -82,6 +82,8 @@ pub struct Connection {
     /// Unix seconds: the stream closes then, so a revoked user stops reading.
     token_expires_at: Option<u64>,
     close_reason: CloseReason,
+    /// A task stream's current state, sent by its replay after the text.
+    task_state: Option<Bytes>,
     /// The plain-TCP socket under the stream, reset when the broker closes
     /// the stream, so a client that stopped reading loses it at once.
     socket: Option<StreamSocket>,
@@ -113,7 +115,13 @@ impl Connection {
             &json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
             RECONNECT_HINT,
         );
-        for bytes in std::iter::once(connected).chain(options.preamble) {
+        // A task stream's state follows the text it missed (its replay
+        // sends it, see `stream::catch_up`); any other preamble comes first.
+        let (preamble, task_state) = match (&subscription.task_id, options.resume_after) {
+            (Some(_), Some(_)) => (None, options.preamble),
+            _ => (options.preamble, None),
+        };
+        for bytes in std::iter::once(connected).chain(preamble) {
             parts
                 .queue
                 .try_send(OutboundFrame::control(bytes))
@@ -150,6 +158,7 @@ impl Connection {
             finish_after_replay: options.finish_after_replay,
             token_expires_at: options.token_expires_at,
             close_reason: CloseReason::ClientGone,
+            task_state,
             socket: options.socket,
         });
         Ok((id, parts.body))
@@ -225,6 +234,7 @@ impl Connection {
             store: self.environment.store.clone(),
             queue: self.queue.clone(),
             registry: self.environment.registry.clone().recipient(),
+            task_state: self.task_state.take(),
         };
         ctx.spawn(job.run().into_actor(self).map(|result, act, ctx| match result {
             Ok(replayed) => {

@@ -19,11 +19,15 @@
 //! - [`task_reaper::TaskReaper`] fails tasks whose producer went silent.
 //! - [`redis_bridge::RedisBridge`] (cluster mode) publishes committed
 //!   batches to Redis and routes what every instance published, in id order.
-//! - [`health_sampler::HealthSampler`] evaluates the health rules every few
-//!   seconds into the gauges, so alerts need no one polling `/health`.
+//! - [`live_tasks::LiveTasks`] owns the state of the tasks being written to:
+//!   every task write goes through it, text coalesced into one event per
+//!   flush, group-committed with the task's row.
+//!
+//! The health sampler lives with the rest of monitoring (`crate::monitoring`).
 
 pub mod connection;
 pub mod janitor;
+pub mod live_tasks;
 pub mod persister;
 pub mod redis_bridge;
 pub mod registry;

@@ -32,7 +32,7 @@ use tracing::Instrument as _;
 
 use super::registry::Route;
 use crate::{
-    domain::{EventId, NewEvent, StoredEvent, now_ms},
+    domain::{EventId, NewEvent, StoredEvent, Task, now_ms},
     store::{CommittedBatch, Deadline, EventStore, InsertOutcome, StoreError},
     telemetry::Metrics,
 };
@@ -70,17 +70,31 @@ impl From<StoreError> for PersistError {
     }
 }
 
-type Reply = oneshot::Sender<Result<Vec<Option<EventId>>, PersistError>>;
+/// What a stored publish answers.
+#[derive(Debug, Clone, Default)]
+pub struct Persisted {
+    /// One per event, in order: its id, `None` for `persist: false` and for
+    /// an event of a task that was no longer running.
+    pub ids: Vec<Option<EventId>>,
+    /// The publish's tasks that were no longer running in the store (another
+    /// instance finished them): neither their rows nor their events were
+    /// written.
+    pub stale_tasks: Vec<String>,
+}
+
+type Reply = oneshot::Sender<Result<Persisted, PersistError>>;
 
 struct PendingPublish {
     events: Vec<NewEvent>,
+    /// Task rows written in the same transaction, if still unfinished.
+    tasks: Vec<Task>,
     /// `None` once answered (a commit not confirmed in time).
     reply: Option<Reply>,
     queued_at: Instant,
 }
 
 impl PendingPublish {
-    fn answer(&mut self, answer: Result<Vec<Option<EventId>>, PersistError>) {
+    fn answer(&mut self, answer: Result<Persisted, PersistError>) {
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(answer);
         }
@@ -209,13 +223,14 @@ impl Persister {
             let Some(request) = self.pending.pop_front() else {
                 break;
             };
-            taken += request.events.len();
+            taken += request.events.len() + request.tasks.len();
             batch.push(request);
         }
         let to_store: Vec<NewEvent> = batch
             .iter()
             .flat_map(|r| r.events.iter().filter(|e| e.persist).cloned())
             .collect();
+        let tasks: Vec<Task> = batch.iter().flat_map(|r| r.tasks.iter().cloned()).collect();
         // The oldest publish's budget is the batch's: no publisher waits
         // longer than the store timeout for its answer.
         let deadline = Deadline::from_start(batch[0].queued_at, self.timeout());
@@ -247,16 +262,17 @@ impl Persister {
         // then answer the publishers one timeout later without waiting on.
         let give_up = deadline.remaining() + self.timeout();
         let write = async move {
-            if to_store.is_empty() {
+            if to_store.is_empty() && tasks.is_empty() {
                 let nothing = CommittedBatch {
                     outcomes: Vec::new(),
                     previous_id: EventId(0),
+                    stale_tasks: Vec::new(),
                 };
                 return Ok((nothing, 0));
             }
             let count = to_store.len();
             store
-                .insert_batch(&to_store, deadline)
+                .insert_batch(&to_store, &tasks, deadline)
                 .await
                 .map(|batch| (batch, count))
         }
@@ -321,7 +337,14 @@ impl Persister {
         let mut outcomes = committed.outcomes.into_iter();
         let mut routed = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
+        let stale_tasks = committed.stale_tasks;
         for request in batch {
+            let stale: Vec<String> = request
+                .tasks
+                .iter()
+                .map(|t| t.task_id.to_string())
+                .filter(|t| stale_tasks.contains(t))
+                .collect();
             let mut ids = Vec::with_capacity(request.events.len());
             for event in request.events {
                 if !event.persist {
@@ -336,10 +359,16 @@ impl Persister {
                         routed.push(StoredEvent::from_new(event, Some(id)));
                     }
                     Some(InsertOutcome::Duplicate(id)) => ids.push(Some(id)),
-                    None => ids.push(None),
+                    Some(InsertOutcome::Skipped) | None => ids.push(None),
                 }
             }
-            replies.push((request.reply, ids));
+            replies.push((
+                request.reply,
+                Persisted {
+                    ids,
+                    stale_tasks: stale,
+                },
+            ));
         }
         // Routed even when the publishers were already told "unconfirmed":
         // what is stored is delivered.
@@ -349,9 +378,9 @@ impl Persister {
                 previous_id: (stored > 0).then_some(committed.previous_id),
             });
         }
-        for (reply, ids) in replies {
+        for (reply, persisted) in replies {
             if let Some(reply) = reply {
-                let _ = reply.send(Ok(ids));
+                let _ = reply.send(Ok(persisted));
             }
         }
     }
@@ -383,16 +412,19 @@ impl Actor for Persister {
     }
 }
 
-/// Store (unless `persist: false`) and deliver these events, in order.
-/// Answers one id per event once they are stored and handed to the Registry.
+/// Store (unless `persist: false`) and deliver these events, in order, and
+/// write these tasks' rows in the same transaction (each only if it is
+/// still unfinished in the store, and a stale task's events are skipped).
+/// Answers once they are stored and handed to the Registry.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<Option<EventId>>, PersistError>")]
+#[rtype(result = "Result<Persisted, PersistError>")]
 pub struct Persist {
     pub events: Vec<NewEvent>,
+    pub tasks: Vec<Task>,
 }
 
 impl Handler<Persist> for Persister {
-    type Result = ResponseFuture<Result<Vec<Option<EventId>>, PersistError>>;
+    type Result = ResponseFuture<Result<Persisted, PersistError>>;
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
         if self.sealed {
@@ -401,6 +433,7 @@ impl Handler<Persist> for Persister {
         let (reply, answer) = oneshot::channel();
         self.pending.push_back(PendingPublish {
             events: msg.events,
+            tasks: msg.tasks,
             reply: Some(reply),
             queued_at: Instant::now(),
         });

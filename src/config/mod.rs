@@ -282,6 +282,22 @@ pub struct Settings {
     )]
     pub task_orphan_timeout: Duration,
 
+    /// Deltas of one task arriving within this many ms of its last text
+    /// event become one `text` event (0: only what arrives while the
+    /// previous one is being stored).
+    // Below a frame at 60 Hz: a reader sees no difference, while a model
+    // streaming faster than 100 tokens a second stores and delivers fewer
+    // events.
+    #[arg(
+        long = "text-coalesce-ms",
+        env = "SSE_BROKER_TEXT_COALESCE_MS",
+        global = true,
+        default_value = "10",
+        value_parser = millis::parse
+    )]
+    #[serde(rename = "text_coalesce_ms", serialize_with = "millis::serialize")]
+    pub text_coalesce: Duration,
+
     /// This instance's name in cluster listings, logs and metrics; a random
     /// one (12 hex digits) when unset.
     #[arg(

@@ -376,6 +376,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "workers",
         "cluster_name",
         "task_orphan_timeout_secs",
+        "text_coalesce_ms",
         "instance_id",
         "log_format",
     ];

@@ -121,9 +121,14 @@ impl EventService {
                 event.trace_context = Some(parent.clone());
             }
         }
-        self.persister
-            .send(Persist { events })
+        let persisted = self
+            .persister
+            .send(Persist {
+                events,
+                tasks: Vec::new(),
+            })
             .await
-            .map_err(|_| PersistError::ShuttingDown)?
+            .map_err(|_| PersistError::ShuttingDown)??;
+        Ok(persisted.ids)
     }
 }

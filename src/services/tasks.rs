@@ -1,24 +1,23 @@
-//! `TaskService`: the task API's use cases. A change is applied to the task
-//! row with optimistic concurrency (retried if another producer got there
-//! first), then its event is published through the normal path (stored,
-//! then delivered), carrying `task_id` so task streams receive it.
+//! `TaskService`: the task API's use cases. Creating a task writes its row;
+//! every later write (progress, text, completion, failure, cancel) goes to
+//! the [`LiveTasks`] actor, the one owner of the state of tasks being
+//! written to, which stores the change's events and the task's row in one
+//! group commit, then delivers the events (carrying `task_id`, so task
+//! streams receive them).
 
-use serde_json::{Value, json};
+use actix::Addr;
+use tokio::sync::watch;
 
+pub use crate::actors::live_tasks::{Delta, TaskWritten};
 use crate::{
-    actors::persister::PersistError,
-    auth::Principal,
-    domain::{
-        ChatId, EventData, EventId, EventType, NewEvent, ProjectId, Task, TaskChange, TaskError,
-        TaskId, TaskStatus, now_ms,
+    actors::{
+        live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask},
+        persister::PersistError,
     },
-    services::events::EventService,
+    auth::Principal,
+    domain::{ChatId, EventId, ProjectId, Task, TaskChange, TaskError, TaskId, TaskStatus, now_ms},
     store::{EventStore, StoreError},
-    telemetry::Metrics,
 };
-
-/// Attempts at applying a change when concurrent producers race on one task.
-const MAX_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskServiceError {
@@ -28,7 +27,7 @@ pub enum TaskServiceError {
     AlreadyExists,
     #[error(transparent)]
     Task(#[from] TaskError),
-    #[error("the task changed concurrently too often; retry")]
+    #[error("the task has too many writes waiting; retry")]
     Contended,
     #[error(transparent)]
     Persist(#[from] PersistError),
@@ -53,35 +52,14 @@ pub struct NewTask {
 #[derive(Clone)]
 pub struct TaskService {
     store: EventStore,
-    events: EventService,
-    metrics: Metrics,
+    live: Addr<LiveTasks>,
 }
 
-/// The JSON of a task, as answered by the API and carried by `progress` events.
-pub fn task_json(task: &Task) -> Value {
-    json!({
-        "task_id": task.task_id.as_str(),
-        "status": task.status,
-        "progress": task.progress,
-        "stage": task.stage,
-        "message": task.message,
-        "result": task.result,
-        "error": task.error,
-        "project_id": task.project_id,
-        "task_type": task.task_type,
-        "chat_id": task.chat_id.as_ref().map(ChatId::as_str),
-        "created_at": crate::domain::rfc3339(task.created_at_ms),
-        "updated_at": crate::domain::rfc3339(task.updated_at_ms),
-    })
-}
+pub use crate::domain::task_json;
 
 impl TaskService {
-    pub fn new(store: EventStore, events: EventService, metrics: Metrics) -> Self {
-        Self {
-            store,
-            events,
-            metrics,
-        }
+    pub fn new(store: EventStore, live: Addr<LiveTasks>) -> Self {
+        Self { store, live }
     }
 
     pub async fn create(&self, request: NewTask) -> Result<Task, TaskServiceError> {
@@ -101,11 +79,24 @@ impl TaskService {
         Ok(task)
     }
 
+    /// The task as it is now: the one being written to, from memory (its
+    /// row follows with each write), any other from the store.
     pub async fn get(&self, task_id: &TaskId) -> Result<Task, TaskServiceError> {
-        self.store
-            .task(task_id)
-            .await?
-            .ok_or(TaskServiceError::NotFound)
+        let live = self
+            .live
+            .send(PeekTask {
+                task_id: task_id.clone(),
+            })
+            .await
+            .map_err(|_| PersistError::ShuttingDown)?;
+        match live {
+            Some(task) => Ok(task),
+            None => self
+                .store
+                .task(task_id)
+                .await?
+                .ok_or(TaskServiceError::NotFound),
+        }
     }
 
     /// The task, if `principal` may see it. A task outside the caller's
@@ -135,8 +126,9 @@ impl TaskService {
         self.change(&task.task_id, change, texts).await
     }
 
-    /// Applies `change` and publishes its events; returns the new task and
-    /// the ids of the published events.
+    /// Applies `change` (text: `texts`, one delta each) and stores its
+    /// events; returns the new task and, per event or per delta, the id it
+    /// was stored under.
     #[tracing::instrument(name = "task.change", skip_all, fields(task_id = %task_id))]
     pub async fn change(
         &self,
@@ -144,100 +136,63 @@ impl TaskService {
         change: TaskChange,
         texts: Vec<String>,
     ) -> Result<(Task, Vec<Option<EventId>>), TaskServiceError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let current = self.get(task_id).await?;
-            // Strictly later than the last write, so the version always moves.
-            let now = now_ms().max(current.updated_at_ms + 1);
-            let next = current.apply(&change, now)?;
-            if !self.store.update_task(&next, current.updated_at_ms).await? {
-                continue;
-            }
-            if change == TaskChange::Text {
-                self.record_token_timing(&current, &next);
-            }
-            let events = self.events_for(&next, &change, texts);
-            let ids = self.events.publish(events).await?;
-            if next.status.is_terminal() {
-                tracing::info!(task_id = %task_id, status = %next.status, "task finished");
-            }
-            return Ok((next, ids));
-        }
-        Err(TaskServiceError::Contended)
-    }
-
-    /// Time to first token (from creation) or the gap since the previous
-    /// token, labelled with the task's type.
-    fn record_token_timing(&self, before: &Task, after: &Task) {
-        let task_type = after.task_type.as_deref().unwrap_or("untyped");
-        let now = after.last_token_at_ms.unwrap_or(after.updated_at_ms);
-        match before.last_token_at_ms {
-            None => self.metrics.record_time_to_first_token(
-                task_type,
-                (now - before.created_at_ms) as f64 / 1000.0,
-            ),
-            Some(previous) => self
-                .metrics
-                .record_token_gap(task_type, (now - previous) as f64 / 1000.0),
-        }
-    }
-
-    fn events_for(&self, task: &Task, change: &TaskChange, texts: Vec<String>) -> Vec<NewEvent> {
-        let task_ref = task.task_id.as_ref_id();
-        let event = |event_type: &str, data: Value| NewEvent {
-            event_type: EventType::parse(event_type).expect("task event types are well formed"),
-            data: EventData::trusted(data),
-            project_id: task.project_id.clone(),
-            user_id: None,
-            task_id: Some(task_ref.clone()),
-            persist: true,
-            idempotency_key: None,
-            published_at_ms: now_ms(),
-            trace_context: None,
-        };
-        let id = task.task_id.as_str();
-        match change {
-            // A PATCH that finishes the task ends it like the dedicated
-            // endpoints do, so watchers see `complete`/`error` and close.
-            TaskChange::Update { .. } => {
-                let mut events = vec![event("progress", task_json(task))];
-                match task.status {
-                    TaskStatus::Completed => events.push(event(
-                        "complete",
-                        json!({ "task_id": id, "status": "completed", "result": task.result }),
-                    )),
-                    TaskStatus::Failed => events.push(event(
-                        "error",
-                        json!({ "task_id": id, "status": "failed", "error": task.error }),
-                    )),
-                    TaskStatus::Cancelled => events.push(event(
-                        "error",
-                        json!({ "task_id": id, "status": "cancelled", "error": "cancelled", "cancelled": true }),
-                    )),
-                    TaskStatus::Pending | TaskStatus::Running => {}
-                }
-                events
-            }
-            TaskChange::Text => texts
+        if change == TaskChange::Text {
+            let count = texts.len();
+            let deltas = texts
                 .into_iter()
-                .map(|delta| event("text", json!({ "task_id": id, "delta": delta })))
-                .collect(),
-            TaskChange::Complete { result } => {
-                vec![event(
-                    "complete",
-                    json!({ "task_id": id, "status": "completed", "result": result }),
-                )]
-            }
-            TaskChange::Fail { error } => {
-                vec![event(
-                    "error",
-                    json!({ "task_id": id, "status": "failed", "error": error }),
-                )]
-            }
-            TaskChange::Cancel => vec![event(
-                "error",
-                json!({ "task_id": id, "status": "cancelled", "error": "cancelled", "cancelled": true }),
-            )],
+                .map(|text| Delta { text, seq: None })
+                .collect();
+            let written = self.append(task_id, deltas).await?;
+            return Ok((written.task, vec![written.text_id; count]));
         }
+        let written = self
+            .live
+            .send(ChangeTask {
+                task_id: task_id.clone(),
+                change,
+            })
+            .await
+            .map_err(|_| PersistError::ShuttingDown)??;
+        Ok((written.task, written.ids))
+    }
+
+    /// Appends text; a delta whose `seq` is at or below the task's last
+    /// accepted one is ignored. Answers once the text is stored.
+    pub async fn append(
+        &self,
+        task_id: &TaskId,
+        deltas: Vec<Delta>,
+    ) -> Result<TaskWritten, TaskServiceError> {
+        self.live
+            .send(AppendText {
+                task_id: task_id.clone(),
+                deltas,
+            })
+            .await
+            .map_err(|_| PersistError::ShuttingDown)?
+    }
+
+    /// [`Self::append`] to a task `principal` may see.
+    pub async fn append_visible(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+        deltas: Vec<Delta>,
+    ) -> Result<TaskWritten, TaskServiceError> {
+        let task = self.visible(principal, task_id).await?;
+        self.append(&task.task_id, deltas).await
+    }
+
+    /// The task's status as its writes change it on this instance; `None`
+    /// while nobody writes to it here.
+    pub async fn watch(&self, task_id: &TaskId) -> Option<watch::Receiver<TaskStatus>> {
+        self.live
+            .send(WatchTask {
+                task_id: task_id.clone(),
+            })
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Fails unfinished tasks (of `task_type`, if given) whose producer has

@@ -15,12 +15,16 @@ pub enum InsertOutcome {
     /// Its `idempotency_key` was seen within the window: answer the first
     /// id, deliver nothing.
     Duplicate(EventId),
+    /// Not stored: its task was finished meanwhile (by another instance),
+    /// so the event would contradict the task's row.
+    Skipped,
 }
 
 impl InsertOutcome {
-    pub fn id(self) -> EventId {
+    pub fn id(self) -> Option<EventId> {
         match self {
-            Self::Inserted(id) | Self::Duplicate(id) => id,
+            Self::Inserted(id) | Self::Duplicate(id) => Some(id),
+            Self::Skipped => None,
         }
     }
 }
@@ -33,6 +37,9 @@ impl InsertOutcome {
 pub struct CommittedBatch {
     pub outcomes: Vec<InsertOutcome>,
     pub previous_id: EventId,
+    /// Tasks of the batch that were no longer running in the store (another
+    /// instance finished them): their rows and events were not written.
+    pub stale_tasks: Vec<String>,
 }
 
 pub(super) struct BatchPlan {
@@ -66,6 +73,11 @@ impl BatchPlan {
         }
     }
 
+    /// Its task is no longer running: store nothing (see `Skipped`).
+    pub fn skip(&mut self, position: usize) {
+        self.outcomes[position] = Some(InsertOutcome::Skipped);
+    }
+
     /// The key was stored within the window: answer that id, store nothing.
     pub fn duplicate_of_stored(&mut self, position: usize, id: EventId) {
         self.outcomes[position] = Some(InsertOutcome::Duplicate(id));
@@ -92,8 +104,9 @@ impl BatchPlan {
             self.outcomes[*position] = Some(InsertOutcome::Inserted(EventId(id)));
         }
         for (position, first) in self.repeats_in_batch {
-            self.outcomes[position] =
-                self.outcomes[first].map(|o| InsertOutcome::Duplicate(o.id()));
+            self.outcomes[position] = self.outcomes[first]
+                .and_then(InsertOutcome::id)
+                .map(InsertOutcome::Duplicate);
         }
         self.outcomes.into_iter().collect()
     }

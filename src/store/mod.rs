@@ -223,17 +223,19 @@ impl EventStore {
     pub async fn insert_batch(
         &self,
         events: &[NewEvent],
+        tasks: &[Task],
         deadline: Deadline,
     ) -> Result<CommittedBatch, StoreError> {
         let rows: Vec<rows::EventRow> = events.iter().map(rows::EventRow::from).collect();
+        let tasks: Vec<rows::TaskRow> = tasks.iter().map(rows::TaskRow::from).collect();
         let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let d = deadline.clone();
         let work = match self.backend.clone() {
             Backend::Sqlite(store) => {
-                async move { store.insert_batch(rows, dedupe_since_ms, &d).await }.boxed()
+                async move { store.insert_batch(rows, tasks, dedupe_since_ms, &d).await }.boxed()
             }
             Backend::Postgres(store) => {
-                async move { store.insert_batch(rows, dedupe_since_ms, &d).await }.boxed()
+                async move { store.insert_batch(rows, tasks, dedupe_since_ms, &d).await }.boxed()
             }
         };
         self.run_with(Operation::InsertBatch, deadline, true, work)

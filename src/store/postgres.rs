@@ -95,6 +95,7 @@ impl PostgresStore {
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
+        tasks: Vec<TaskRow>,
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
@@ -105,11 +106,22 @@ impl PostgresStore {
                 bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
                 let previous_id = latest_id(c).await?;
-                let outcomes = insert_batch(c, rows, dedupe_since_ms).await?;
+                let mut stale_tasks = Vec::new();
+                for task in &tasks {
+                    let updated = diesel::update(queries::running_task!(task))
+                        .set(task)
+                        .execute(c)
+                        .await?;
+                    if updated == 0 {
+                        stale_tasks.push(task.task_id.clone());
+                    }
+                }
+                let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms).await?;
                 deadline.begin_commit()?;
                 Ok(CommittedBatch {
                     outcomes,
                     previous_id,
+                    stale_tasks,
                 })
             })
             .await
@@ -293,10 +305,19 @@ async fn latest_id(c: &mut AsyncPgConnection) -> QueryResult<EventId> {
 async fn insert_batch(
     c: &mut AsyncPgConnection,
     rows: Vec<EventRow>,
+    stale_tasks: &[String],
     dedupe_since_ms: i64,
 ) -> QueryResult<Vec<InsertOutcome>> {
     let mut plan = BatchPlan::new(rows.len());
     for (position, row) in rows.into_iter().enumerate() {
+        if row
+            .task_id
+            .as_ref()
+            .is_some_and(|t| stale_tasks.contains(t))
+        {
+            plan.skip(position);
+            continue;
+        }
         if let Some(key) = &row.idempotency_key {
             if plan.repeats_in_batch(position, key) {
                 continue;

@@ -46,4 +46,15 @@ macro_rules! silent_tasks {
     }};
 }
 
-pub(super) use {events_after, silent_tasks};
+/// The row of task `$row` (a `TaskRow`), if it is still unfinished: a
+/// write of a task's progress or text never overwrites an end another
+/// instance wrote meanwhile.
+macro_rules! running_task {
+    ($row:expr) => {
+        tasks::table
+            .find($row.task_id.clone())
+            .filter(tasks::status.eq_any(["pending", "running"]))
+    };
+}
+
+pub(super) use {events_after, running_task, silent_tasks};

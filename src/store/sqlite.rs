@@ -144,16 +144,28 @@ impl SqliteStore {
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
+        tasks: Vec<TaskRow>,
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
         self.write(deadline, move |c| {
             // Under the write lock: nothing can commit in between.
             let previous_id = latest_id(c)?;
-            let outcomes = insert_batch(c, rows, dedupe_since_ms)?;
+            let mut stale_tasks = Vec::new();
+            for task in &tasks {
+                if diesel::update(queries::running_task!(task))
+                    .set(task)
+                    .execute(c)?
+                    == 0
+                {
+                    stale_tasks.push(task.task_id.clone());
+                }
+            }
+            let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms)?;
             Ok(CommittedBatch {
                 outcomes,
                 previous_id,
+                stale_tasks,
             })
         })
         .await
@@ -278,10 +290,19 @@ fn latest_id(c: &mut SqliteConnection) -> QueryResult<EventId> {
 fn insert_batch(
     c: &mut SqliteConnection,
     rows: Vec<EventRow>,
+    stale_tasks: &[String],
     dedupe_since_ms: i64,
 ) -> QueryResult<Vec<InsertOutcome>> {
     let mut plan = BatchPlan::new(rows.len());
     for (position, row) in rows.into_iter().enumerate() {
+        if row
+            .task_id
+            .as_ref()
+            .is_some_and(|t| stale_tasks.contains(t))
+        {
+            plan.skip(position);
+            continue;
+        }
         if let Some(key) = &row.idempotency_key {
             if plan.repeats_in_batch(position, key) {
                 continue;

@@ -32,7 +32,7 @@ use actix::{Message, Recipient};
 use serde_json::json;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{ConnectionId, OutboundFrame};
+use super::{ConnectionId, OutboundFrame, catch_up::TaskCatchUp};
 use crate::{
     domain::{EventId, Subscription, sse_frame},
     store::{EventCursor, EventStore, StoreError},
@@ -219,6 +219,9 @@ pub struct ReplayJob {
     pub store: EventStore,
     pub queue: mpsc::Sender<OutboundFrame>,
     pub registry: Recipient<ReplayCaughtUp>,
+    /// A task stream's current state (`progress`): its replay is rolled up
+    /// (see `stream::catch_up`) and this frame follows the missed text.
+    pub task_state: Option<bytes::Bytes>,
 }
 
 impl ReplayJob {
@@ -240,6 +243,14 @@ impl ReplayJob {
             self.after,
             REPLAY_PAGE,
         );
+        // A task stream's first round is rolled up: the missed text as one
+        // event, the current state, the end.
+        let mut catch_up = self
+            .subscription
+            .task_id
+            .is_some()
+            .then(TaskCatchUp::default);
+        let mut task_state = self.task_state.clone();
         loop {
             while !cursor.is_exhausted() {
                 for event in cursor.next_page().await? {
@@ -254,12 +265,22 @@ impl ReplayJob {
                         crate::telemetry::link_to(&tracing::Span::current(), origin);
                         links += 1;
                     }
-                    self.push(OutboundFrame::replayed(
-                        &event,
-                        sse_frame::encode_event(&event),
-                    ))
-                    .await?;
                     replayed.events += 1;
+                    match catch_up.as_mut() {
+                        Some(catch_up) => catch_up.add(event),
+                        None => {
+                            self.push(OutboundFrame::replayed(
+                                &event,
+                                sse_frame::encode_event(&event),
+                            ))
+                            .await?
+                        }
+                    }
+                }
+            }
+            if let Some(rolled) = catch_up.take() {
+                for frame in rolled.frames(task_state.take()) {
+                    self.push(frame).await?;
                 }
             }
             let hand_off = self

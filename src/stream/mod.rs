@@ -5,6 +5,7 @@
 //! depending on each other.
 
 mod body;
+pub mod catch_up;
 mod close;
 mod frame;
 pub mod hand_off;

@@ -222,11 +222,15 @@ struct TaskStream {
     stream: OpenStream,
     /// The task as the stream opened (the data of the opening `progress`).
     opening: Value,
+    /// The text the stream missed (all of it on a first connect), rolled up
+    /// into one `text` event under the id of the last missed one.
+    caught_up: Option<SseEvent>,
 }
 
 /// Opens `/tasks/{id}/events` (resuming after `last_event_id` if given),
-/// asserting the first frames: `connected`, then `progress` without an id
-/// carrying the task.
+/// asserting the first frames (CONTRACT §7): `connected`, at most one
+/// `text` event with an id carrying every missed delta, then `progress`
+/// without an id carrying the task.
 async fn open_task_stream(app: &TestApp, id: &str, last_event_id: Option<i64>) -> TaskStream {
     let last = last_event_id.map(|last| last.to_string());
     let headers: Vec<(&str, &str)> = last
@@ -237,15 +241,45 @@ async fn open_task_stream(app: &TestApp, id: &str, last_event_id: Option<i64>) -
     let mut stream = app
         .open_stream(&format!("/tasks/{id}/events"), &headers)
         .await;
-    let opening = stream
-        .next_message(SHORT)
-        .await
-        .unwrap_or_else(|| panic!("no opening progress on {id}'s stream: {:?}", stream.end()));
-    assert!(opening.is("progress"), "the second frame is {opening:?}");
+    let mut opening = next_opening_frame(&mut stream, id).await;
+    let mut caught_up = None;
+    if opening.is("text") {
+        assert!(
+            opening.id.is_some(),
+            "the rolled-up text has an id: {opening:?}"
+        );
+        caught_up = Some(opening);
+        opening = next_opening_frame(&mut stream, id).await;
+    }
+    assert!(opening.is("progress"), "the opening state is {opening:?}");
     assert_eq!(opening.id, None, "the opening state is no stored event");
     let opening = opening.json();
     assert_eq!(opening["task_id"], id, "{opening}");
-    TaskStream { stream, opening }
+    TaskStream {
+        stream,
+        opening,
+        caught_up,
+    }
+}
+
+async fn next_opening_frame(stream: &mut OpenStream, id: &str) -> SseEvent {
+    stream
+        .next_message(SHORT)
+        .await
+        .unwrap_or_else(|| panic!("no opening progress on {id}'s stream: {:?}", stream.end()))
+}
+
+/// Consecutive repeats removed: `/text` answers, per delta, the id of the
+/// event it went into, and deltas of one request share one.
+fn distinct(ids: &[i64]) -> Vec<i64> {
+    let mut ids = ids.to_vec();
+    ids.dedup();
+    ids
+}
+
+/// The text of `deltas` joined: what a reader must have read through them.
+fn chars(deltas: &[String]) -> usize {
+    deltas.iter().map(String::len).sum()
 }
 
 /// The events that are not heartbeats.
@@ -381,18 +415,19 @@ async fn publish_noise(app: &TestApp, other: &str, stop: &AtomicBool) -> usize {
     rounds
 }
 
-/// Reads messages until `count` `text` events have arrived; returns them all.
-async fn read_texts(stream: &mut OpenStream, count: usize) -> Vec<SseEvent> {
+/// Reads messages until `already` plus the text read reaches `length`
+/// bytes; returns them all.
+async fn read_text_until(stream: &mut OpenStream, already: usize, length: usize) -> Vec<SseEvent> {
     let mut events = Vec::new();
-    let mut texts = 0;
-    while texts < count {
+    let mut read = already;
+    while read < length {
         let event = stream.next_message(LONG).await.unwrap_or_else(|| {
             panic!(
-                "{texts} of {count} text events, then nothing (end: {:?})",
+                "{read} of {length} bytes of text, then nothing (end: {:?})",
                 stream.end()
             )
         });
-        texts += usize::from(event.is("text"));
+        read += text_of(std::slice::from_ref(&event)).len();
         events.push(event);
     }
     events
@@ -487,10 +522,11 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
     assert_eq!(watcher.stream.end(), Some(&StreamEnd::Finished));
     assert_only_task(&events, "t-1");
     let seen: Vec<&str> = events.iter().map(|e| e.event.as_deref().unwrap()).collect();
+    // The two deltas of the second request are one `text` event.
     assert_eq!(
         seen,
         [
-            "progress", "progress", "progress", "text", "text", "text", "complete"
+            "progress", "progress", "progress", "text", "text", "complete"
         ]
     );
     for (event, task) in events.iter().zip(&patched) {
@@ -499,8 +535,12 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
     assert_eq!(text_of(&events), "Hello world");
     let event_ids = ids(&events);
     assert_increasing(&event_ids, "t-1");
-    assert_eq!(event_ids[3..6], text_ids[..], "/text answers the event ids");
-    Finish::Complete.assert_last_event(&events[6], "t-1");
+    assert_eq!(
+        event_ids[3..5],
+        distinct(&text_ids)[..],
+        "/text answers the event ids"
+    );
+    Finish::Complete.assert_last_event(&events[5], "t-1");
 }
 
 #[actix_web::test]
@@ -585,11 +625,13 @@ async fn invalid_writes_are_refused_with_422_and_change_nothing() {
     );
     Finish::Complete.apply(&app, "t-bad").await;
     let mut stream = open_task_stream(&app, "t-bad", None).await;
+    assert!(stream.caught_up.is_none(), "no text was accepted");
+    assert_eq!(stream.opening["status"], "completed");
     let events = messages(stream.stream.read_to_end(SHORT).await);
     let seen: Vec<_> = events.iter().map(|e| e.event.as_deref()).collect();
     assert_eq!(
         seen,
-        [Some("progress"), Some("complete")],
+        [Some("complete")],
         "only the valid writes left events"
     );
 }
@@ -614,14 +656,15 @@ async fn a_finished_or_cancelled_task_refuses_every_write_with_409() {
             "{finish:?}"
         );
         let mut stream = open_task_stream(&app, &id, None).await;
+        let text = stream.caught_up.take().expect("the text written before");
+        assert_eq!(text_of(std::slice::from_ref(&text)), "a");
         let events = messages(stream.stream.read_to_end(SHORT).await);
         assert_eq!(
             events.len(),
-            2,
+            1,
             "no refused write left an event: {events:?}"
         );
-        assert!(events[0].is("text"));
-        finish.assert_last_event(&events[1], &id);
+        finish.assert_last_event(&events[0], &id);
     }
 }
 
@@ -740,12 +783,13 @@ async fn a_task_without_producer_writes_is_failed_as_orphaned() {
         Some(&StreamEnd::Finished),
         "the stream ends"
     );
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert!(events[0].is("text"));
-    assert!(events[1].is("error"), "{events:?}");
-    assert_eq!(events[1].json()["status"], "failed");
+    let text = watcher.caught_up.take().expect("the text written before");
+    assert_eq!(text_of(std::slice::from_ref(&text)), "the last word");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].is("error"), "{events:?}");
+    assert_eq!(events[0].json()["status"], "failed");
     assert!(
-        events[1].json()["error"]
+        events[0].json()["error"]
             .as_str()
             .unwrap()
             .contains("orphaned")
@@ -788,17 +832,21 @@ struct Dropped {
 }
 
 impl Dropper<'_> {
-    /// Reads `stream`; at each `(texts, posted)` of `drops` it drops the
-    /// stream once it has read `texts` text events in all, waits (as a
+    /// Reads `stream`; at each `(length, posted)` of `drops` it drops the
+    /// stream once it has read `length` bytes of text in all, waits (as a
     /// browser's retry delay) until `posted` deltas were posted, and resumes
     /// with `Last-Event-ID`. Reads the last stream to its end.
     async fn run(&self, mut stream: OpenStream, drops: &[(usize, usize)]) -> Dropped {
         let mut events = Vec::new();
         let mut resumes = Vec::new();
-        for &(texts, posted) in drops {
-            let read = events.iter().filter(|e: &&SseEvent| e.is("text")).count();
-            events.extend(read_texts(&mut stream, texts - read).await);
-            let last = events.last().and_then(SseEvent::id_number).expect("an id");
+        for &(length, posted) in drops {
+            let read = text_of(&events).len();
+            events.extend(read_text_until(&mut stream, read, length).await);
+            let last = events
+                .iter()
+                .rev()
+                .find_map(SseEvent::id_number)
+                .expect("an id");
             drop(stream);
             eventually(LONG, "the producer to go on", || async {
                 (self.posted.load(Ordering::SeqCst) >= posted).then_some(())
@@ -807,6 +855,7 @@ impl Dropper<'_> {
             let resumed = open_task_stream(self.app, self.id, Some(last)).await;
             self.connects.fetch_add(1, Ordering::SeqCst);
             resumes.push((self.posted.load(Ordering::SeqCst), resumed.opening));
+            events.extend(resumed.caught_up);
             stream = resumed.stream;
         }
         events.extend(messages(stream.read_to_end(LONG).await));
@@ -869,8 +918,11 @@ async fn a_resumed_task_stream_rebuilds_exactly_the_text_of_an_unbroken_one() {
     };
     let reader_a = async { messages(a.stream.read_to_end(LONG).await) };
     let (dropper_b, dropper_c) = (dropper(&b_connects), dropper(&c_connects));
-    let reader_b = dropper_b.run(b.stream, &[(50, 110), (150, 220)]);
-    let c_drops: Vec<_> = (1..GENERATION / 25).map(|n| (n * 25, 0)).collect();
+    let b_drops = [(chars(&deltas[..50]), 110), (chars(&deltas[..150]), 220)];
+    let reader_b = dropper_b.run(b.stream, &b_drops);
+    let c_drops: Vec<_> = (1..GENERATION / 25)
+        .map(|n| (chars(&deltas[..n * 25]), 0))
+        .collect();
     let reader_c = dropper_c.run(c.stream, &c_drops);
     let noise = publish_noise(&app, "noise", &stop_noise);
     let (events_a, b, c, produced, noise_rounds) =
@@ -888,14 +940,10 @@ async fn a_resumed_task_stream_rebuilds_exactly_the_text_of_an_unbroken_one() {
         assert_eq!(opening["status"], "running", "{opening}");
     }
     assert_eq!(c.resumes.len(), GENERATION / 25 - 1);
+    let ids_a: std::collections::BTreeSet<i64> = ids(&events_a).into_iter().collect();
     for (name, events) in [("A", &events_a), ("B", &b.events), ("C", &c.events)] {
         assert_only_task(events, id);
         assert_increasing(&ids(events), name);
-        assert_eq!(
-            events.iter().filter(|e| e.is("text")).count(),
-            GENERATION,
-            "{name}"
-        );
         assert!(
             events.last().unwrap().is("complete"),
             "{name} ends with complete"
@@ -904,16 +952,18 @@ async fn a_resumed_task_stream_rebuilds_exactly_the_text_of_an_unbroken_one() {
             text_of(events) == expected,
             "{name}'s text differs from what was posted"
         );
-        assert_eq!(ids(events), ids(&events_a), "{name} saw exactly A's events");
+        // A resume's rolled-up text carries the id of the last event it
+        // rolls up: every id a reader saw is one A saw live.
+        assert!(
+            ids(events).iter().all(|id| ids_a.contains(id)),
+            "{name} saw an event A did not"
+        );
     }
     assert_eq!(a.stream.end(), Some(&StreamEnd::Finished));
     assert_eq!(b.end, Some(StreamEnd::Finished));
     assert_eq!(c.end, Some(StreamEnd::Finished));
-    assert_eq!(
-        ids(&events_a)[..GENERATION],
-        produced[..],
-        "the ids /text answered"
-    );
+    let texts_a: Vec<i64> = ids(&events_a[..events_a.len() - 1]);
+    assert_eq!(texts_a, distinct(&produced), "the ids /text answered");
 }
 
 #[actix_web::test]
@@ -941,7 +991,8 @@ async fn a_page_opened_mid_generation_gets_the_text_so_far_then_the_rest_live() 
     // but posts the last 100 deltas only once the page has read the first
     // 100, so those certainly arrive live.
     let mut page = open_task_stream(&app, id, None).await;
-    let page_read = AtomicUsize::new(0);
+    // The text so far arrived as one event at once.
+    let page_read = AtomicUsize::new(100);
     let producer = async {
         let gates = [Gate {
             at: 200,
@@ -953,12 +1004,7 @@ async fn a_page_opened_mid_generation_gets_the_text_so_far_then_the_rest_live() 
         stop_noise.store(true, Ordering::SeqCst);
         ids
     };
-    let reader = async {
-        let mut events = read_texts(&mut page.stream, 100).await;
-        page_read.store(100, Ordering::SeqCst);
-        events.extend(messages(page.stream.read_to_end(LONG).await));
-        events
-    };
+    let reader = async { messages(page.stream.read_to_end(LONG).await) };
     let noise = publish_noise(&app, "noise", &stop_noise);
     let (rest, events, _) = tokio::join!(producer, reader, noise);
     produced.extend(rest);
@@ -966,19 +1012,27 @@ async fn a_page_opened_mid_generation_gets_the_text_so_far_then_the_rest_live() 
     // Assert
     assert_eq!(page.opening["status"], "running", "{}", page.opening);
     assert_only_task(&events, id);
+    let caught_up = page.caught_up.expect("the text so far, as one event");
     assert!(
-        text_of(&events[..100]) == deltas[..100].concat(),
-        "the page's first 100 events are the text so far"
+        text_of(std::slice::from_ref(&caught_up)) == deltas[..100].concat(),
+        "the page's first event is the text so far"
     );
+    assert_eq!(caught_up.id_number(), produced.get(99).copied());
+    let mut all = vec![caught_up];
+    all.extend(events);
     assert!(
-        text_of(&events) == deltas.concat(),
+        text_of(&all) == deltas.concat(),
         "the page shows the whole text"
     );
-    assert!(events.last().unwrap().is("complete"));
+    assert!(all.last().unwrap().is("complete"));
     assert_eq!(page.stream.end(), Some(&StreamEnd::Finished));
-    let event_ids = ids(&events);
+    let event_ids = ids(&all);
     assert_increasing(&event_ids, "page");
-    assert_eq!(event_ids[..GENERATION], produced[..]);
+    assert_eq!(
+        event_ids[1..event_ids.len() - 1],
+        distinct(&produced[100..])[..],
+        "the rest arrived live, one event per stored text event"
+    );
 }
 
 #[actix_web::test]
@@ -1000,24 +1054,31 @@ async fn a_task_stream_ends_with_its_task_and_a_caught_up_resume_gets_204() {
         let events = messages(live.stream.read_to_end(SHORT).await);
         assert_eq!(live.stream.end(), Some(&StreamEnd::Finished), "{finish:?}");
         assert_eq!(text_of(&events), "abc");
-        assert_eq!(events.len(), 4, "{events:?}");
-        finish.assert_last_event(&events[3], &id);
+        assert_eq!(events.len(), 3, "one text event per request: {events:?}");
+        finish.assert_last_event(&events[2], &id);
         let all_ids = ids(&events);
-        assert_eq!(all_ids[..3], text_ids[..]);
-        let last = all_ids[3];
+        assert_eq!(all_ids[..2], distinct(&text_ids)[..]);
+        let last = all_ids[2];
 
-        // A first connect to the finished task: its whole story, then the end.
+        // A first connect to the finished task: the whole text as one
+        // event, the final state, then the end.
         let mut late = open_task_stream(&app, &id, None).await;
         assert_eq!(late.opening, ended, "the opening state is the final one");
+        let whole = late.caught_up.take().expect("the text, rolled up");
+        assert_eq!(text_of(std::slice::from_ref(&whole)), "abc");
+        assert_eq!(whole.id_number(), Some(all_ids[1]));
         let replayed = messages(late.stream.read_to_end(SHORT).await);
         assert_eq!(late.stream.end(), Some(&StreamEnd::Finished));
-        assert_eq!(ids(&replayed), all_ids, "{finish:?}");
+        assert_eq!(ids(&replayed), [last], "{finish:?}");
 
         // A resume from the middle: the rest, then the end.
-        let mut middle = open_task_stream(&app, &id, Some(text_ids[1])).await;
+        let mut middle = open_task_stream(&app, &id, Some(all_ids[0])).await;
+        let rest_text = middle.caught_up.take().expect("the missed text");
+        assert_eq!(text_of(std::slice::from_ref(&rest_text)), "c");
+        assert_eq!(rest_text.id_number(), Some(all_ids[1]));
         let rest = messages(middle.stream.read_to_end(SHORT).await);
         assert_eq!(middle.stream.end(), Some(&StreamEnd::Finished));
-        assert_eq!(ids(&rest), all_ids[2..]);
+        assert_eq!(ids(&rest), [last]);
 
         // A resume with nothing new for this task (others' later events do
         // not count): 204, so EventSource stops reconnecting.

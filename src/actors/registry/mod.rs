@@ -39,10 +39,11 @@ use self::{
     stats::Counters,
     table::{Admission, ConnectionTable, Entry},
 };
+use super::live_tasks::TaskEnded;
 use crate::{
     domain::{
-        EventId, EventTypeCatalog, ProjectId, StoredEvent, SubscriptionView, TypeFilter, UserId,
-        now_ms, sse_frame,
+        EventId, EventTypeCatalog, ProjectId, StoredEvent, SubscriptionView, TaskId, TypeFilter,
+        UserId, now_ms, sse_frame,
     },
     stream::{
         Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame,
@@ -63,6 +64,9 @@ pub struct Registry {
     routed_through: EventId,
     /// To rebuild an empty table after a panic.
     limits: (usize, usize, usize),
+    /// Told of every task's last event routed here, from any instance, so
+    /// a task written to here learns at once that it ended elsewhere.
+    task_ends: Option<Recipient<TaskEnded>>,
 }
 
 impl Registry {
@@ -82,6 +86,7 @@ impl Registry {
             metrics,
             routed_through: EventId(0),
             limits: (max_connections, 0, queue_capacity),
+            task_ends: None,
         }
     }
 
@@ -155,6 +160,12 @@ impl Registry {
             .record_routed(event, routed.delivered, routed.slow.len() as u64);
         if let Some(span) = span {
             span.record("sse.deliveries", routed.delivered);
+        }
+        if let (Some(watcher), Some(task)) = (&self.task_ends, &event.task_id)
+            && event.ends_task()
+            && let Ok(task_id) = TaskId::parse(task.as_str())
+        {
+            watcher.do_send(TaskEnded { task_id });
         }
         for closer in routed.finished {
             closer.do_send(Close {
@@ -287,6 +298,21 @@ impl Handler<Route> for Registry {
                 registry.routed_through = registry.routed_through.max(highest);
             }
         });
+    }
+}
+
+/// From now on, tell `recipient` of every task's last event routed here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchTaskEnds {
+    pub recipient: Recipient<TaskEnded>,
+}
+
+impl Handler<WatchTaskEnds> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchTaskEnds, _: &mut Context<Self>) {
+        self.task_ends = Some(msg.recipient);
     }
 }
 

@@ -138,10 +138,10 @@ async fn generic_publish_cannot_write_into_a_task() {
     .await;
     assert_eq!(text.status().as_u16(), 202);
     let mut viewer = open_stream_as(&app, &format!("/tasks/{task}/events"), &alice).await;
-    let preamble = viewer.next_event(SHORT).await.expect("the task's state");
-    assert!(preamble.is("progress"));
     let replayed = viewer.next_event(SHORT).await.expect("the text so far");
     assert!(replayed.is("text"));
+    let state = viewer.next_event(SHORT).await.expect("the task's state");
+    assert!(state.is("progress"));
 
     // Another tenant: the task answers as unknown, whatever the type.
     for event_type in ["error", "complete", "progress", "text", "commit"] {

@@ -1,0 +1,400 @@
+//! `LiveTasks`: the one owner, on this instance, of the state of the tasks
+//! being written to.
+//!
+//! Every write to a task (progress, text, completion, failure, cancel) goes
+//! through it, one task at a time, in arrival order. The task's current
+//! state lives here in memory, so a token costs no read of the task row and
+//! no round trip of its own: text is appended to the task's pending text
+//! and flushed as one `text` event, together with the task's row, through
+//! the Persister's group commit. Deltas that arrive while the previous flush
+//! of the same task is still committing, or within `--text-coalesce-ms` of
+//! it, become one event. A delta carrying a `seq` at or below the task's
+//! last accepted one is a retry and is ignored.
+//!
+//! Across instances the store stays the arbiter: a flush writes the row
+//! only while the task is unfinished in the store, so a cancel written by
+//! another instance wins, and its `error` event (routed here like any
+//! event, see [`TaskEnded`]) makes this instance reload the task at once.
+
+mod ops;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
+use tokio::sync::{oneshot, watch};
+
+pub use ops::{Delta, TaskWritten};
+use ops::{Op, Reply};
+
+use super::persister::Persister;
+use crate::{
+    domain::{Task, TaskChange, TaskId, TaskStatus},
+    services::tasks::TaskServiceError,
+    store::EventStore,
+    telemetry::Metrics,
+};
+
+/// Tasks nobody wrote to for this long leave memory (they reload on the
+/// next write).
+const IDLE_EVICTION: Duration = Duration::from_secs(300);
+/// Writes a task may have waiting before its writers are told to slow down.
+pub const MAX_QUEUED_WRITES: usize = 4096;
+
+/// One task's state and the writes waiting for it.
+struct LiveTask {
+    task: Task,
+    ops: VecDeque<Op>,
+    /// A Persist of this task is on its way: the next waits for it, so the
+    /// task's events keep their order.
+    in_flight: bool,
+    /// When the last text flush went out (the coalescing window's start).
+    last_text_flush: Option<Instant>,
+    flush_timer: Option<SpawnHandle>,
+    status: watch::Sender<TaskStatus>,
+    touched: Instant,
+}
+
+impl LiveTask {
+    fn new(task: Task) -> Self {
+        let (status, _) = watch::channel(task.status);
+        Self {
+            task,
+            ops: VecDeque::new(),
+            in_flight: false,
+            last_text_flush: None,
+            flush_timer: None,
+            status,
+            touched: Instant::now(),
+        }
+    }
+}
+
+pub struct LiveTasks {
+    store: EventStore,
+    persister: Addr<Persister>,
+    tasks: HashMap<TaskId, LiveTask>,
+    coalesce: Duration,
+    metrics: Metrics,
+}
+
+impl LiveTasks {
+    pub fn new(
+        store: EventStore,
+        persister: Addr<Persister>,
+        coalesce: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            store,
+            persister,
+            tasks: HashMap::new(),
+            coalesce,
+            metrics,
+        }
+    }
+
+    /// Queues `op` for `task_id`, loading the task first if it is not in
+    /// memory.
+    fn enqueue(&mut self, task_id: TaskId, op: Op, ctx: &mut Context<Self>) {
+        if let Some(live) = self.tasks.get_mut(&task_id) {
+            if live.ops.len() >= MAX_QUEUED_WRITES {
+                op.refuse(TaskServiceError::Contended);
+                return;
+            }
+            live.touched = Instant::now();
+            live.ops.push_back(op);
+            self.pump(&task_id, ctx);
+            return;
+        }
+        let store = self.store.clone();
+        let id = task_id.clone();
+        ctx.spawn(
+            actix::fut::wrap_future(async move { store.task(&id).await }).map(
+                move |loaded, act: &mut Self, ctx| match loaded {
+                    // Loaded meanwhile by another write: that copy is newer.
+                    _ if act.tasks.contains_key(&task_id) => act.enqueue(task_id, op, ctx),
+                    Ok(Some(task)) => {
+                        act.tasks.insert(task_id.clone(), LiveTask::new(task));
+                        act.enqueue(task_id, op, ctx);
+                    }
+                    Ok(None) => op.refuse(TaskServiceError::NotFound),
+                    Err(error) => op.refuse(error.into()),
+                },
+            ),
+        );
+    }
+
+    /// Runs the task's next writes unless a Persist of it is on its way.
+    fn pump(&mut self, task_id: &TaskId, ctx: &mut Context<Self>) {
+        let coalesce = self.coalesce;
+        let Some(live) = self.tasks.get_mut(task_id) else {
+            return;
+        };
+        if live.in_flight || live.ops.is_empty() {
+            return;
+        }
+        // Text waits out the coalescing window after the last text flush,
+        // so deltas arriving within it become one event.
+        if matches!(live.ops.front(), Some(Op::Text { .. }))
+            && let Some(due) = live
+                .last_text_flush
+                .map(|at| at + coalesce)
+                .filter(|due| *due > Instant::now())
+        {
+            if live.flush_timer.is_none() {
+                let id = task_id.clone();
+                live.flush_timer = Some(ctx.run_later(due - Instant::now(), move |act, ctx| {
+                    if let Some(live) = act.tasks.get_mut(&id) {
+                        live.flush_timer = None;
+                        live.last_text_flush = None;
+                    }
+                    act.pump(&id, ctx);
+                }));
+            }
+            return;
+        }
+        let Some(write) = ops::next_write(live, &self.metrics) else {
+            return;
+        };
+        if write.is_text {
+            live.last_text_flush = Some(Instant::now());
+        }
+        live.in_flight = true;
+        let persist = self.persister.send(write.persist);
+        let id = task_id.clone();
+        ctx.spawn(
+            actix::fut::wrap_future(persist).map(move |sent, act: &mut Self, ctx| {
+                act.written(&id, write.replies, write.task, sent, ctx);
+            }),
+        );
+    }
+
+    /// A Persist of `task_id` came back: answer its writers, then go on.
+    fn written(
+        &mut self,
+        task_id: &TaskId,
+        replies: Vec<Reply>,
+        task: Task,
+        sent: Result<
+            Result<super::persister::Persisted, super::persister::PersistError>,
+            actix::MailboxError,
+        >,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(live) = self.tasks.get_mut(task_id) else {
+            return;
+        };
+        live.in_flight = false;
+        let outcome = sent
+            .map_err(|_| super::persister::PersistError::ShuttingDown)
+            .and_then(|persisted| persisted);
+        match outcome {
+            Ok(persisted) if persisted.stale_tasks.is_empty() => {
+                let id = persisted.ids.iter().rev().find_map(|id| *id);
+                live.status.send_replace(task.status);
+                for reply in replies {
+                    reply.answer(Ok(TaskWritten {
+                        task: task.clone(),
+                        ids: persisted.ids.clone(),
+                        text_id: id,
+                    }));
+                }
+                if task.status.is_terminal() {
+                    tracing::info!(task_id = %task_id, status = %task.status, "task finished");
+                }
+            }
+            Ok(_) => {
+                // Another instance finished the task: nothing was written.
+                // Reload it; these writers learn why from what it became.
+                tracing::info!(task_id = %task_id, "task finished by another instance");
+                self.reload(task_id.clone(), replies, ctx);
+                return;
+            }
+            Err(error) => {
+                // Nothing was stored: the memory goes back to the row.
+                for reply in replies {
+                    reply.answer(Err(error.clone().into()));
+                }
+                self.reload(task_id.clone(), Vec::new(), ctx);
+                return;
+            }
+        }
+        live.task = task;
+        self.pump(task_id, ctx);
+    }
+
+    /// Replaces the task's state with its row, then goes on with its writes;
+    /// `refused` are writers to tell why the row refuses them.
+    fn reload(&mut self, task_id: TaskId, refused: Vec<Reply>, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let id = task_id.clone();
+        if let Some(live) = self.tasks.get_mut(&task_id) {
+            live.in_flight = true;
+        }
+        ctx.spawn(
+            actix::fut::wrap_future(async move { store.task(&id).await }).map(
+                move |loaded, act: &mut Self, ctx| {
+                    let Some(live) = act.tasks.get_mut(&task_id) else {
+                        return;
+                    };
+                    live.in_flight = false;
+                    match loaded {
+                        Ok(Some(task)) => {
+                            for reply in refused {
+                                reply.answer(Err(ops::refusal(task.status)
+                                    .map_or(TaskServiceError::Contended, TaskServiceError::Task)));
+                            }
+                            live.status.send_replace(task.status);
+                            live.task = task;
+                        }
+                        // Gone, or unreadable: forget it; the next write loads it.
+                        _ => {
+                            let live = act.tasks.remove(&task_id).expect("checked above");
+                            for reply in refused {
+                                reply.answer(Err(TaskServiceError::Contended));
+                            }
+                            for op in live.ops {
+                                op.refuse(TaskServiceError::Contended);
+                            }
+                            return;
+                        }
+                    }
+                    act.pump(&task_id, ctx);
+                },
+            ),
+        );
+    }
+
+    fn evict_idle(&mut self) {
+        let now = Instant::now();
+        self.tasks.retain(|_, live| {
+            live.in_flight || !live.ops.is_empty() || now - live.touched < IDLE_EVICTION
+        });
+    }
+}
+
+impl Actor for LiveTasks {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(IDLE_EVICTION / 5, |act, _| act.evict_idle());
+    }
+}
+
+/// Apply a change (not text) to a task; answers once it is stored.
+#[derive(Message)]
+#[rtype(result = "Result<TaskWritten, TaskServiceError>")]
+pub struct ChangeTask {
+    pub task_id: TaskId,
+    pub change: TaskChange,
+}
+
+impl Handler<ChangeTask> for LiveTasks {
+    type Result = actix::ResponseFuture<Result<TaskWritten, TaskServiceError>>;
+
+    fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(
+            msg.task_id,
+            Op::Change {
+                change: msg.change,
+                reply: Reply::new(reply),
+            },
+            ctx,
+        );
+        Box::pin(async move {
+            answer.await.unwrap_or(Err(TaskServiceError::Persist(
+                crate::actors::persister::PersistError::ShuttingDown,
+            )))
+        })
+    }
+}
+
+/// Append text to a task; answers once it is stored (with the id of the
+/// `text` event it went into) or refused.
+#[derive(Message)]
+#[rtype(result = "Result<TaskWritten, TaskServiceError>")]
+pub struct AppendText {
+    pub task_id: TaskId,
+    pub deltas: Vec<Delta>,
+}
+
+impl Handler<AppendText> for LiveTasks {
+    type Result = actix::ResponseFuture<Result<TaskWritten, TaskServiceError>>;
+
+    fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(
+            msg.task_id,
+            Op::Text {
+                deltas: msg.deltas,
+                reply: Reply::new(reply),
+            },
+            ctx,
+        );
+        Box::pin(async move {
+            answer.await.unwrap_or(Err(TaskServiceError::Persist(
+                crate::actors::persister::PersistError::ShuttingDown,
+            )))
+        })
+    }
+}
+
+/// The task as this instance holds it in memory, if it does (fresher than
+/// its row while text is being written).
+#[derive(Message)]
+#[rtype(result = "Option<Task>")]
+pub struct PeekTask {
+    pub task_id: TaskId,
+}
+
+impl Handler<PeekTask> for LiveTasks {
+    type Result = Option<Task>;
+
+    fn handle(&mut self, msg: PeekTask, _: &mut Context<Self>) -> Option<Task> {
+        self.tasks.get(&msg.task_id).map(|live| live.task.clone())
+    }
+}
+
+/// The task's status as it changes here (a stored cancel, a reload after
+/// another instance ended it): an upload watches it to stop at once.
+#[derive(Message)]
+#[rtype(result = "Option<watch::Receiver<TaskStatus>>")]
+pub struct WatchTask {
+    pub task_id: TaskId,
+}
+
+impl Handler<WatchTask> for LiveTasks {
+    type Result = Option<watch::Receiver<TaskStatus>>;
+
+    fn handle(&mut self, msg: WatchTask, _: &mut Context<Self>) -> Self::Result {
+        self.tasks
+            .get(&msg.task_id)
+            .map(|live| live.status.subscribe())
+    }
+}
+
+/// A task's last event was routed (stored by this or another instance):
+/// if this instance holds the task as unfinished, it reloads it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TaskEnded {
+    pub task_id: TaskId,
+}
+
+impl Handler<TaskEnded> for LiveTasks {
+    type Result = ();
+
+    fn handle(&mut self, msg: TaskEnded, ctx: &mut Context<Self>) {
+        let unfinished = self
+            .tasks
+            .get(&msg.task_id)
+            .is_some_and(|live| !live.task.status.is_terminal() && !live.in_flight);
+        if unfinished {
+            self.reload(msg.task_id, Vec::new(), ctx);
+        }
+    }
+}

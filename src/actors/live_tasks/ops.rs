@@ -1,0 +1,185 @@
+//! The writes waiting for a task, and how the next of them become one
+//! Persist: a change with its events and the task's row, or every text
+//! delta queued back to back as one `text` event with the row.
+
+use tokio::sync::oneshot;
+
+use super::LiveTask;
+use crate::{
+    actors::persister::Persist,
+    domain::{EventId, Task, TaskChange, TaskError, TaskStatus, change_events, now_ms, text_event},
+    services::tasks::TaskServiceError,
+    telemetry::Metrics,
+};
+
+/// One piece of text from a producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub text: String,
+    /// The producer's sequence number: a delta at or below the task's last
+    /// accepted one is a retry and is ignored.
+    pub seq: Option<u64>,
+}
+
+/// A write's answer: the task after it, and what was stored.
+#[derive(Debug, Clone)]
+pub struct TaskWritten {
+    pub task: Task,
+    /// The ids of the events the write's Persist stored, in order.
+    pub ids: Vec<Option<EventId>>,
+    /// The `text` event the write's text went into (`None` when every
+    /// delta was a retry).
+    pub text_id: Option<EventId>,
+}
+
+pub(super) struct Reply(oneshot::Sender<Result<TaskWritten, TaskServiceError>>);
+
+impl Reply {
+    pub(super) fn new(sender: oneshot::Sender<Result<TaskWritten, TaskServiceError>>) -> Self {
+        Self(sender)
+    }
+
+    pub(super) fn answer(self, answer: Result<TaskWritten, TaskServiceError>) {
+        let _ = self.0.send(answer);
+    }
+}
+
+pub(super) enum Op {
+    Change { change: TaskChange, reply: Reply },
+    Text { deltas: Vec<Delta>, reply: Reply },
+}
+
+impl Op {
+    pub(super) fn refuse(self, error: TaskServiceError) {
+        match self {
+            Self::Change { reply, .. } | Self::Text { reply, .. } => reply.answer(Err(error)),
+        }
+    }
+}
+
+/// The next Persist of a task, and who waits for it.
+pub(super) struct Write {
+    pub persist: Persist,
+    pub replies: Vec<Reply>,
+    /// The task as it will be once stored.
+    pub task: Task,
+    pub is_text: bool,
+}
+
+/// Why a write is refused by the task's state.
+pub(super) fn refusal(status: TaskStatus) -> Option<TaskError> {
+    match status {
+        TaskStatus::Cancelled => Some(TaskError::Cancelled),
+        status if status.is_terminal() => Some(TaskError::Finished(status)),
+        _ => None,
+    }
+}
+
+/// Takes the task's next writes off its queue: a change, or the run of
+/// text writes at its front. Writes refused by the task's state, or whose
+/// deltas were all retries, are answered here. `None` when nothing is left
+/// to store.
+pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
+    loop {
+        match live.ops.pop_front()? {
+            Op::Change { change, reply } => {
+                // Strictly later than the last write, so the version always moves.
+                let now = now_ms().max(live.task.updated_at_ms + 1);
+                match live.task.apply(&change, now) {
+                    Err(error) => reply.answer(Err(error.into())),
+                    Ok(next) => {
+                        return Some(Write {
+                            persist: Persist {
+                                events: change_events(&next, &change),
+                                tasks: vec![next.clone()],
+                            },
+                            replies: vec![reply],
+                            task: next,
+                            is_text: false,
+                        });
+                    }
+                }
+            }
+            Op::Text { deltas, reply } => {
+                live.ops.push_front(Op::Text { deltas, reply });
+                if let Some(write) = text_write(live, metrics) {
+                    return Some(write);
+                }
+            }
+        }
+    }
+}
+
+/// Every text write at the front of the queue, as one `text` event.
+fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
+    let mut task = live.task.clone();
+    let mut text = String::new();
+    let mut replies = Vec::new();
+    let mut retries_only = Vec::new();
+    while let Some(Op::Text { .. }) = live.ops.front() {
+        let Some(Op::Text { deltas, reply }) = live.ops.pop_front() else {
+            unreachable!("the front is a text write");
+        };
+        if let Some(error) = refusal(task.status) {
+            reply.answer(Err(error.into()));
+            continue;
+        }
+        let mut accepted = false;
+        for delta in deltas {
+            if let (Some(seq), Some(last)) = (delta.seq, task.last_seq)
+                && seq <= last
+            {
+                continue;
+            }
+            if let Some(seq) = delta.seq {
+                task.last_seq = Some(seq);
+            }
+            text.push_str(&delta.text);
+            accepted = true;
+        }
+        if accepted {
+            replies.push(reply);
+        } else {
+            retries_only.push(reply);
+        }
+    }
+    if text.is_empty() {
+        for reply in replies.into_iter().chain(retries_only) {
+            reply.answer(Ok(TaskWritten {
+                task: task.clone(),
+                ids: Vec::new(),
+                text_id: None,
+            }));
+        }
+        live.task.last_seq = task.last_seq;
+        return None;
+    }
+    let now = now_ms().max(task.updated_at_ms + 1);
+    let before = task.clone();
+    let task = task
+        .apply(&TaskChange::Text, now)
+        .expect("the task's state was checked above");
+    record_token_timing(metrics, &before, &task);
+    replies.extend(retries_only);
+    Some(Write {
+        persist: Persist {
+            events: vec![text_event(&task, text)],
+            tasks: vec![task.clone()],
+        },
+        replies,
+        task,
+        is_text: true,
+    })
+}
+
+/// Time to first token (from creation) or the gap since the previous
+/// token, labelled with the task's type.
+fn record_token_timing(metrics: &Metrics, before: &Task, after: &Task) {
+    let task_type = after.task_type.as_deref().unwrap_or("untyped");
+    let now = after.last_token_at_ms.unwrap_or(after.updated_at_ms);
+    match before.last_token_at_ms {
+        None => metrics
+            .record_time_to_first_token(task_type, (now - before.created_at_ms) as f64 / 1000.0),
+        Some(previous) => metrics.record_token_gap(task_type, (now - previous) as f64 / 1000.0),
+    }
+}

@@ -1,0 +1,96 @@
+//! What a task's changes look like on its stream: the task as JSON (the
+//! API's answer and the `progress` event's data) and the events each change
+//! emits.
+
+use serde_json::{Value, json};
+
+use super::{ChatId, EventData, EventType, NewEvent, Task, TaskChange, TaskStatus, now_ms};
+
+/// The JSON of a task, as answered by the API and carried by `progress` events.
+pub fn task_json(task: &Task) -> Value {
+    json!({
+        "task_id": task.task_id.as_str(),
+        "status": task.status,
+        "progress": task.progress,
+        "stage": task.stage,
+        "message": task.message,
+        "result": task.result,
+        "error": task.error,
+        "project_id": task.project_id,
+        "task_type": task.task_type,
+        "chat_id": task.chat_id.as_ref().map(ChatId::as_str),
+        "created_at": super::rfc3339(task.created_at_ms),
+        "updated_at": super::rfc3339(task.updated_at_ms),
+    })
+}
+
+/// One event of `task`'s stream.
+pub fn task_event(task: &Task, event_type: &str, data: Value) -> NewEvent {
+    NewEvent {
+        event_type: EventType::parse(event_type).expect("task event types are well formed"),
+        data: EventData::trusted(data),
+        project_id: task.project_id.clone(),
+        user_id: None,
+        task_id: Some(task.task_id.as_ref_id()),
+        persist: true,
+        idempotency_key: None,
+        published_at_ms: now_ms(),
+        trace_context: None,
+    }
+}
+
+/// The `text` event carrying `delta`.
+pub fn text_event(task: &Task, delta: String) -> NewEvent {
+    task_event(
+        task,
+        "text",
+        json!({ "task_id": task.task_id.as_str(), "delta": delta }),
+    )
+}
+
+/// The events a change (not text: see [`text_event`]) emits, given the task
+/// after it.
+pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
+    let id = task.task_id.as_str();
+    let cancelled = || {
+        task_event(
+            task,
+            "error",
+            json!({ "task_id": id, "status": "cancelled", "error": "cancelled", "cancelled": true }),
+        )
+    };
+    match change {
+        // A PATCH that finishes the task ends it like the dedicated
+        // endpoints do, so watchers see `complete`/`error` and close.
+        TaskChange::Update { .. } => {
+            let mut events = vec![task_event(task, "progress", task_json(task))];
+            match task.status {
+                TaskStatus::Completed => events.push(task_event(
+                    task,
+                    "complete",
+                    json!({ "task_id": id, "status": "completed", "result": task.result }),
+                )),
+                TaskStatus::Failed => events.push(task_event(
+                    task,
+                    "error",
+                    json!({ "task_id": id, "status": "failed", "error": task.error }),
+                )),
+                TaskStatus::Cancelled => events.push(cancelled()),
+                TaskStatus::Pending | TaskStatus::Running => {}
+            }
+            events
+        }
+        TaskChange::Text => Vec::new(),
+        TaskChange::Complete { result } => vec![task_event(
+            task,
+            "complete",
+            json!({ "task_id": id, "status": "completed", "result": result }),
+        )],
+        TaskChange::Fail { error } => vec![task_event(
+            task,
+            "error",
+            json!({ "task_id": id, "status": "failed", "error": error }),
+        )],
+        TaskChange::Cancel => vec![cancelled()],
+    }
+}
