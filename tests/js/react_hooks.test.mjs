@@ -394,3 +394,18 @@ test("useEventStream reconnects after a drop, resumes after the last id and keep
   assert.ok(latest().closed, "a null query closes the stream");
   assert.equal(result.current.connectionState, "idle");
 });
+
+test("a `progress` event telling an ended status does not end the task before its `complete`: the text is whole when the status says so", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-13");
+  // What a (re)connect to a finished task may send: its state first, then the text it missed.
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("progress", { status: "completed", progress: 100, stage: "done" }, "1"));
+  assert.equal(result.current.status, "running", "not yet completed: the text is still to come");
+  assert.equal(result.current.progress, 100);
+  assert.ok(!latest().closed);
+  send(() => latest().emit("text", { delta: "All of it." }, "2"));
+  send(() => latest().emit("complete", { status: "completed", result: null }, "3"));
+  assert.equal(result.current.status, "completed");
+  assert.equal(result.current.text, "All of it.");
+});

@@ -122,6 +122,20 @@ function connected(s, connectionState) {
   return connectionState === "connected" && s.error && !(s.error instanceof TaskError) ? { ...s, error: null } : s;
 }
 
+const ENDED = new Set(["completed", "failed", "cancelled"]);
+
+/**
+ * The status a `progress` event may set. An ended status waits for the
+ * event that ends the stream (`complete`, `error`): a (re)connect to an
+ * ended task may send the task's state before the text it missed, and a
+ * page that shows "completed" must already have the whole text.
+ */
+function liveStatus(reported, previous) {
+  if (reported == null) return previous;
+  if (ENDED.has(reported)) return previous ?? "running";
+  return reported;
+}
+
 function initialTask(key) {
   return {
     key,
@@ -169,7 +183,7 @@ export function useTaskStream(taskId, options = {}) {
             ...s,
             task,
             progress: typeof task.progress === "number" ? task.progress : s.progress,
-            status: task.status ?? s.status,
+            status: liveStatus(task.status, s.status),
             stage: task.stage ?? null,
             message: task.message ?? null,
           }));
