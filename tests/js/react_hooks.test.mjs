@@ -409,3 +409,37 @@ test("a `progress` event telling an ended status does not end the task before it
   assert.equal(result.current.status, "completed");
   assert.equal(result.current.text, "All of it.");
 });
+
+test("useEventStream's disconnect() closes and keeps the events; reconnect() resumes after the last id", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({ event_types: ["commit"] }, { reconnectDelay: 100 });
+  const first = latest();
+  send(() => first.emit("connected", { connection_id: "c1", event_types: ["commit"] }));
+  send(() => first.emit("commit", { sha: "a1" }, "4"));
+  send(() => result.current.disconnect());
+  assert.ok(first.closed);
+  assert.equal(result.current.connectionState, "closed");
+  send(() => t.mock.timers.tick(600_000));
+  assert.equal(FakeEventSource.opened.length, 1);
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "4");
+  send(() => result.current.reconnect());
+  assert.ok(FakeEventSource.opened[1].closed, "reconnect() replaces the open stream");
+  assert.equal(FakeEventSource.opened.length, 3);
+  assert.deepEqual(result.current.events.map((e) => e.data.sha), ["a1"]);
+});
+
+test("useEventStream gives up after maxReconnectAttempts, and reconnect() starts the attempts over", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({ event_types: ["commit"] }, { reconnectDelay: 100, maxReconnectAttempts: 1 });
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "offline");
+  assert.match(result.current.error.message, /gave up after 1/);
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 3);
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "reconnecting", "a fresh attempt count");
+});

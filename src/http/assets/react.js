@@ -26,10 +26,6 @@ export const DEFAULT_OPTIONS = Object.freeze({
   maxEvents: 100,
 });
 
-// Frames about the stream itself, not about the application: useEventStream
-// does not list them among the events received.
-const STREAM_EVENTS = new Set(["connected", "heartbeat", "shutdown", "replay_truncated", "subscription_updated", "token_expired"]);
-
 function streamUrl(baseUrl, path) {
   return baseUrl ? `${String(baseUrl).replace(/\/+$/, "")}${path}` : path;
 }
@@ -337,7 +333,7 @@ export function useEventStream(query, options = {}) {
       // when the query names none).
       const listen = (types) => {
         for (const type of types || []) {
-          if (STREAM_EVENTS.has(type) || listening.has(type)) continue;
+          if (listening.has(type)) continue;
           listening.add(type);
           client.on(type, record(type));
         }

@@ -64,7 +64,8 @@ if (isServerEvent(someEvent)) {
   const data: string = someEvent.data;
   console.log(data);
 }
-console.log(state, lastId, connectionId, delay, taskId, cancelled, failedStatus);
+const snapshot: TaskSnapshot = { task_id: "gen-1", status: "running", progress: 5, stage: null };
+console.log(state, lastId, connectionId, delay, taskId, cancelled, failedStatus, snapshot);
 
 // @ts-expect-error a stream needs its URL
 new SseClient();
@@ -73,7 +74,7 @@ console.log(State.OPEN);
 // @ts-expect-error eventTypes is a list
 new SseClient("/sse/events", { eventTypes: "commit" });
 new SseClient("/tasks/gen-1/events", {
-  onProgress: (task: TaskSnapshot) => {
+  onProgress: (task) => {
     // @ts-expect-error the data of a progress event is a task: its progress is a number
     const wrongProgress: string | undefined = task.progress;
     console.log(wrongProgress);
