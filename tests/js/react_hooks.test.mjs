@@ -443,3 +443,13 @@ test("useEventStream gives up after maxReconnectAttempts, and reconnect() starts
   send(() => latest().fail());
   assert.equal(result.current.connectionState, "reconnecting", "a fresh attempt count");
 });
+
+test("new reconnect settings apply to the open stream from its next loss", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderTask("gen-14", { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  rerender({ id: "gen-14", opts: { autoReconnect: false } });
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect for a new setting");
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "offline");
+});

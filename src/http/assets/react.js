@@ -61,11 +61,12 @@ function connectionOptions(options) {
 /**
  * Holds one SseClient for `url` (none while `url` is null) for as long as
  * the component is mounted with that url and those connection options.
- * `setup(client, isCurrent)` registers the hook's handlers; `callbacks`
- * are the SseClient callbacks, called only while the client is current (a
- * replaced or unmounted client's late callbacks are dropped). The caller's
- * latest options are read at call time, so passing new callbacks on every
- * render neither reconnects nor calls a stale one.
+ * `callbacks` are the SseClient callbacks, each called with the caller's
+ * latest options first, and only while the client is current (a replaced
+ * or unmounted client's late callbacks are dropped); `setup(client, guard)`
+ * registers the hook's event handlers, wrapped the same way by `guard`.
+ * Reading the options at call time means new callbacks on every render
+ * neither reconnect nor leave a stale one called.
  */
 function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks, setup }) {
   const latest = useRef(options);
