@@ -147,7 +147,8 @@ async fn every_module_a_served_script_or_the_demo_page_imports_is_served_as_java
         .expect("the page has an import map");
     let map_text = &page[map_start..];
     let map_text = &map_text[map_text.find('>').unwrap() + 1..map_text.find("</script>").unwrap()];
-    let import_map: serde_json::Value = serde_json::from_str(map_text).expect("the import map is JSON");
+    let import_map: serde_json::Value =
+        serde_json::from_str(map_text).expect("the import map is JSON");
     let mapped = import_map["imports"].as_object().expect("imports");
     for name in ["react", "react-dom/client"] {
         assert!(mapped.contains_key(name), "the import map maps {name}");

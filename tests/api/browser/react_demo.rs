@@ -120,7 +120,10 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     let page = browser.script(READ_PAGE).await;
     assert_eq!(page["current"], json!(["reviewing"]), "{page}");
     assert_eq!(page["badge"], "connected", "{page}");
-    assert_eq!(page["finished"], false, "not finished before `complete`: {page}");
+    assert_eq!(
+        page["finished"], false,
+        "not finished before `complete`: {page}"
+    );
 
     // ...then the end.
     send(
@@ -149,7 +152,10 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     assert_eq!(page["typing"], false, "the typing indicator goes: {page}");
     assert_eq!(page["busy"], "false", "{page}");
     assert_eq!(page["badge"], "closed", "the stream ended: {page}");
-    assert_eq!(page["meta"], "Task react-demo: completed (4 tokens)", "{page}");
+    assert_eq!(
+        page["meta"], "Task react-demo: completed (4 tokens)",
+        "{page}"
+    );
     let screenshot = browser.screenshot("react-demo-completed.png").await;
     println!("screenshot: {}", screenshot.display());
 
@@ -193,6 +199,9 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     let page = browser.script(READ_PAGE).await;
     assert_eq!(page["text"], "Server-Sent Events stream text.", "{page}");
     assert_eq!(page["progress"], 100, "{page}");
-    assert_eq!(page["meta"], "Task react-demo: completed (4 tokens)", "{page}");
+    assert_eq!(
+        page["meta"], "Task react-demo: completed (4 tokens)",
+        "{page}"
+    );
     shutdown.trigger();
 }
