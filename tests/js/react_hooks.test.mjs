@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { FakeEventSource } from "./fake_event_source.mjs";
 import { loadReact } from "./jsdom_env.mjs";
 
-const { hooks, testing } = await loadReact();
+const { hooks, testing, React } = await loadReact();
 const { useTaskStream, useEventStream } = hooks;
 const { renderHook, act, cleanup } = testing;
 const { TaskError } = await import("../../src/http/assets/client.js");
@@ -452,4 +452,19 @@ test("new reconnect settings apply to the open stream from its next loss", (t) =
   assert.equal(FakeEventSource.opened.length, 1, "no reconnect for a new setting");
   send(() => latest().fail());
   assert.equal(result.current.connectionState, "offline");
+});
+
+test("under StrictMode (effects and state updaters run twice in development) one stream stays open and no text is doubled", (t) => {
+  fakeTime(t);
+  FakeEventSource.opened = [];
+  const { result } = renderHook(() => useTaskStream("gen-15", { EventSource: FakeEventSource }), {
+    wrapper: ({ children }) => React.createElement(React.StrictMode, null, children),
+  });
+  const open = FakeEventSource.opened.filter((source) => !source.closed);
+  assert.equal(open.length, 1, "the first mount's stream is closed by the re-run effect");
+  send(() => open[0].emit("connected", { connection_id: "c1" }));
+  send(() => open[0].emit("text", { delta: "once " }, "1"));
+  send(() => open[0].emit("text", { delta: "each" }, "2"));
+  assert.equal(result.current.text, "once each");
+  assert.equal(result.current.isConnected, true);
 });
