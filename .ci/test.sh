@@ -4,14 +4,17 @@
 # Runs every test target of the workspace (unit tests, the `api`
 # integration-test binary, the binaries, and the `bench/` load generator's
 # unit tests) with `cargo test --workspace --all-targets`, then the browser
-# client's unit tests with `node --test tests/js/`. The browser test drives
-# Debian's headless Chromium through chromedriver; both are installed here if
-# missing. The alert-rule tests (tests/api/operator_assets.rs) run promtool,
-# from Debian's `prometheus` package, also installed here if missing. Before
-# that it raises the open-file limit (stream tests hold many sockets) and
-# makes sure the local PostgreSQL and Redis answer, starting them only when
-# they are installed and silent. The cluster tests (tests/api/cluster) need
-# both: PostgreSQL at
+# side's tests with `node --test tests/js/` (the client, the React hooks
+# under real React and jsdom, the TypeScript declarations, the vendored
+# React), after `npm ci` in tests/js/ installs the packages its lock file
+# pins (skipped when node_modules already holds exactly that lock file's
+# install). The browser test drives Debian's headless Chromium through
+# chromedriver; both are installed here if missing. The alert-rule tests
+# (tests/api/operator_assets.rs) run promtool, from Debian's `prometheus`
+# package, also installed here if missing. Before that it raises the
+# open-file limit (stream tests hold many sockets) and makes sure the local
+# PostgreSQL and Redis answer, starting them only when they are installed
+# and silent. The cluster tests (tests/api/cluster) need both: PostgreSQL at
 # SSE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432, trust auth),
 # Redis at SSE_TEST_REDIS_URL (default redis://127.0.0.1:6379) and
 # `redis-server` on the PATH. A service that is installed but will not start
@@ -146,10 +149,30 @@ ensure_promtool() {
 }
 
 ensure_node() {
-    command -v node >/dev/null && return 0
-    command -v apt-get >/dev/null || fail "node is missing and apt-get is not available"
-    log "installing nodejs (Debian package)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+    command -v node >/dev/null && command -v npm >/dev/null && return 0
+    command -v apt-get >/dev/null || fail "node or npm is missing and apt-get is not available"
+    log "installing nodejs and npm (Debian packages)"
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+}
+
+# The npm packages of tests/js/ (React, jsdom, TypeScript, esbuild), exactly
+# as its lock file pins them. `npm ci` starts from an empty node_modules, so
+# a copy of the lock file left beside the install says when it is current.
+install_js_packages() {
+    local lock=tests/js/package-lock.json
+    local stamp=tests/js/node_modules/.ci-package-lock.json
+    if [[ -f "$stamp" ]] && cmp -s "$lock" "$stamp"; then
+        log "npm packages: installed as tests/js/package-lock.json pins them"
+        return 0
+    fi
+    log "npm ci in tests/js/"
+    # No install scripts: none of these packages needs one (esbuild finds
+    # its platform binary, an optional dependency, without its own).
+    (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    cp "$lock" "$stamp"
 }
 
 raise_open_file_limit
@@ -161,6 +184,8 @@ ensure_node
 
 log "cargo test --workspace --all-targets"
 cargo test --workspace --all-targets
+
+install_js_packages
 
 log "node --test tests/js/"
 node --test tests/js/

@@ -1,6 +1,11 @@
-//! `GET /` (the demo page), `GET /client.js` (the browser client), and
-//! `POST /demo/generations` (start the demo producer). The assets are
-//! compiled in: no build step, no external CDN.
+//! `GET /` (the demo page), the browser modules (`/client.js`, `/react.js`),
+//! their TypeScript declarations (`/client.d.ts`, `/react.d.ts`), the React
+//! the demo page runs on (`/vendor/…`), and `POST /demo/generations` (start
+//! the demo producer). The assets are compiled in: no build step at run
+//! time, and no external CDN (the broker and its browsers may have no
+//! internet). The React bundles are built from the npm packages by
+//! `tests/js/tools/vendor_react.mjs` and committed; `tests/js/vendor.test.mjs`
+//! fails when they are not that build.
 //!
 //! Every asset route also answers `HEAD` (tag `assets` in the OpenAPI
 //! document): link checkers, proxies and uptime probes ask with `HEAD`, and
@@ -15,6 +20,17 @@ use crate::{demo, error::ApiError, state::AppState};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const CLIENT_JS: &str = include_str!("assets/client.js");
+const CLIENT_D_TS: &str = include_str!("assets/client.d.ts");
+const REACT_JS: &str = include_str!("assets/react.js");
+const REACT_D_TS: &str = include_str!("assets/react.d.ts");
+const VENDOR_REACT_JS: &str = include_str!("assets/vendor/react.js");
+const VENDOR_REACT_DOM_CLIENT_JS: &str = include_str!("assets/vendor/react-dom-client.js");
+const VENDOR_REACT_SHARED_JS: &str = include_str!("assets/vendor/react-shared.js");
+
+/// How long browsers and proxies may reuse a module or declaration file:
+/// short, since the URLs carry no version and an upgraded broker must not
+/// meet a page that still runs the old modules for long.
+const ASSET_CACHE_CONTROL: &str = "public, max-age=300";
 
 /// The demo page: AI text streaming with progress and connection status.
 #[utoipa::path(tag = "assets", responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
@@ -25,14 +41,71 @@ pub async fn index() -> HttpResponse {
         .body(INDEX_HTML)
 }
 
+/// An ES module, as browsers require for `<script type="module">` and `import`.
+fn javascript(source: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, ASSET_CACHE_CONTROL))
+        .body(source)
+}
+
+/// A TypeScript declaration file: for editors and `tsc`, never run by a
+/// browser, which shows it as text.
+fn typescript(source: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/typescript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, ASSET_CACHE_CONTROL))
+        .body(source)
+}
+
 /// The browser client, an ES module.
 #[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
 #[route("/client.js", method = "GET", method = "HEAD")]
 pub async fn client_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(CLIENT_JS)
+    javascript(CLIENT_JS)
+}
+
+/// The TypeScript declarations of `/client.js`.
+#[utoipa::path(tag = "assets", responses((status = 200, description = "TypeScript declarations", content_type = "application/typescript", body = String)))]
+#[route("/client.d.ts", method = "GET", method = "HEAD")]
+pub async fn client_d_ts() -> HttpResponse {
+    typescript(CLIENT_D_TS)
+}
+
+/// The React hooks `useTaskStream` and `useEventStream`, an ES module that
+/// imports `react` (the application's own) and `./client.js`.
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/react.js", method = "GET", method = "HEAD")]
+pub async fn react_js() -> HttpResponse {
+    javascript(REACT_JS)
+}
+
+/// The TypeScript declarations of `/react.js`.
+#[utoipa::path(tag = "assets", responses((status = 200, description = "TypeScript declarations", content_type = "application/typescript", body = String)))]
+#[route("/react.d.ts", method = "GET", method = "HEAD")]
+pub async fn react_d_ts() -> HttpResponse {
+    typescript(REACT_D_TS)
+}
+
+/// React as an ES module, for the demo page's import map (`react`).
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/vendor/react.js", method = "GET", method = "HEAD")]
+pub async fn vendor_react() -> HttpResponse {
+    javascript(VENDOR_REACT_JS)
+}
+
+/// `react-dom/client` as an ES module, for the demo page's import map.
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/vendor/react-dom-client.js", method = "GET", method = "HEAD")]
+pub async fn vendor_react_dom_client() -> HttpResponse {
+    javascript(VENDOR_REACT_DOM_CLIENT_JS)
+}
+
+/// The chunk both vendored modules import: the page's one copy of React.
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/vendor/react-shared.js", method = "GET", method = "HEAD")]
+pub async fn vendor_react_shared() -> HttpResponse {
+    javascript(VENDOR_REACT_SHARED_JS)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

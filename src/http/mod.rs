@@ -41,5 +41,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(openapi::openapi_json)
         .service(assets::index)
         .service(assets::client_js)
+        .service(assets::client_d_ts)
+        .service(assets::react_js)
+        .service(assets::react_d_ts)
+        .service(assets::vendor_react)
+        .service(assets::vendor_react_dom_client)
+        .service(assets::vendor_react_shared)
         .service(assets::start_generation);
 }

@@ -1,6 +1,8 @@
-//! The static assets (`/`, `/client.js`, …): every one answers `HEAD` as it
-//! answers `GET`, minus the body. The asset routes are those the OpenAPI
-//! document tags `assets`, so a new asset is covered without editing this.
+//! The static assets (`/`, `/client.js`, `/react.js`, the `.d.ts` files, the
+//! vendored React, …): every one answers `HEAD` as it answers `GET`, minus
+//! the body, with the content type of its kind, and every module they
+//! import is served too. The asset routes are those the OpenAPI document
+//! tags `assets`, so a new asset is covered without editing this.
 
 use crate::helpers::spawn_app;
 
@@ -26,7 +28,16 @@ async fn every_static_asset_answers_head_with_the_headers_of_get_and_no_body() {
     let app = spawn_app().await;
     let assets = documented_assets(&app).await;
     let paths: Vec<&str> = assets.iter().map(|(path, _)| path.as_str()).collect();
-    for expected in ["/", "/client.js"] {
+    for expected in [
+        "/",
+        "/client.js",
+        "/client.d.ts",
+        "/react.js",
+        "/react.d.ts",
+        "/vendor/react.js",
+        "/vendor/react-dom-client.js",
+        "/vendor/react-shared.js",
+    ] {
         assert!(
             paths.contains(&expected),
             "{expected} is not tagged assets: {paths:?}"
@@ -67,5 +78,118 @@ async fn every_static_asset_answers_head_with_the_headers_of_get_and_no_body() {
             head.bytes().await.expect("HEAD body").is_empty(),
             "HEAD {path} sends no body"
         );
+    }
+}
+
+/// The content type an asset's path calls for.
+fn expected_content_type(path: &str) -> &'static str {
+    if path.ends_with(".d.ts") {
+        "application/typescript; charset=utf-8"
+    } else if path.ends_with(".js") {
+        "text/javascript; charset=utf-8"
+    } else {
+        "text/html; charset=utf-8"
+    }
+}
+
+#[actix_web::test]
+async fn every_static_asset_has_the_content_type_of_its_kind() {
+    let app = spawn_app().await;
+    for (path, _) in documented_assets(&app).await {
+        let response = app.get(&path).await;
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            expected_content_type(&path),
+            "GET {path}"
+        );
+    }
+}
+
+/// The module specifiers a script imports statically (`from "…"`), as
+/// written, whitespace or none before the quote (the vendored bundles are
+/// minified).
+fn imports(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("from") {
+        rest = &rest[at + "from".len()..];
+        let after = rest.trim_start();
+        if let Some(quoted) = after.strip_prefix('"')
+            && let Some(end) = quoted.find('"')
+        {
+            found.push(quoted[..end].to_owned());
+        }
+    }
+    found
+}
+
+/// `specifier` imported by the module at `path`, as a path on the broker;
+/// `None` for a bare specifier (an import map or bundler provides it).
+fn resolve(path: &str, specifier: &str) -> Option<String> {
+    if specifier.starts_with('/') {
+        Some(specifier.to_owned())
+    } else if let Some(relative) = specifier.strip_prefix("./") {
+        let directory = &path[..=path.rfind('/').expect("an absolute path")];
+        Some(format!("{directory}{relative}"))
+    } else {
+        None
+    }
+}
+
+#[actix_web::test]
+async fn every_module_a_served_script_or_the_demo_page_imports_is_served_as_javascript() {
+    // Arrange: the page's import map sends the bare names to the broker's
+    // own React; everything else a module imports is a path.
+    let app = spawn_app().await;
+    let page = app.get("/").await.text().await.expect("the page");
+    let map_start = page
+        .find(r#"<script type="importmap">"#)
+        .expect("the page has an import map");
+    let map_text = &page[map_start..];
+    let map_text = &map_text[map_text.find('>').unwrap() + 1..map_text.find("</script>").unwrap()];
+    let import_map: serde_json::Value =
+        serde_json::from_str(map_text).expect("the import map is JSON");
+    let mapped = import_map["imports"].as_object().expect("imports");
+    for name in ["react", "react-dom/client"] {
+        assert!(mapped.contains_key(name), "the import map maps {name}");
+    }
+    let mut pending: Vec<String> = mapped
+        .values()
+        .map(|target| target.as_str().expect("a path").to_owned())
+        .chain(["/react.js".to_owned()])
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+
+    // Act and assert: follow every import from there.
+    while let Some(path) = pending.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 200, "{path} is imported but not served");
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/javascript; charset=utf-8",
+            "{path}"
+        );
+        let source = response.text().await.expect("a module");
+        for specifier in imports(&source) {
+            match resolve(&path, &specifier) {
+                Some(target) => pending.push(target),
+                None => assert!(
+                    mapped.contains_key(&specifier),
+                    "{path} imports {specifier:?}, which the page's import map does not map"
+                ),
+            }
+        }
+    }
+    for module in [
+        "/react.js",
+        "/client.js",
+        "/vendor/react.js",
+        "/vendor/react-dom-client.js",
+        "/vendor/react-shared.js",
+    ] {
+        assert!(seen.contains(module), "{module} was reached: {seen:?}");
     }
 }

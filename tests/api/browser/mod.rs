@@ -9,8 +9,12 @@
 //! - `task_end`: a task cancelled mid-generation shows as cancelled, and
 //!   neither its stream nor a general stream in the same page reconnects
 //!   (the broker's `event: error` is not a network error).
+//! - `react_demo`: the page runs on `/react.js` and the React the broker
+//!   serves; a generation produced step by step shows its progress, stage,
+//!   text and status to completion, and again whole after a reload.
 
 mod dropped_stream;
+mod react_demo;
 mod task_end;
 
 use std::{

@@ -1,0 +1,151 @@
+// TypeScript declarations of /client.js, the sse-broker browser client.
+// Served at /client.d.ts; tests/js/types.test.mjs compiles a usage file
+// against them with `tsc --strict` and checks that they declare exactly the
+// values the module exports.
+
+/** Connection states, in `onStateChange` and `client.state`. */
+export declare const State: {
+  readonly IDLE: "idle";
+  readonly CONNECTING: "connecting";
+  readonly CONNECTED: "connected";
+  readonly RECONNECTING: "reconnecting";
+  readonly OFFLINE: "offline";
+  readonly CLOSED: "closed";
+};
+export type ConnectionState = (typeof State)[keyof typeof State];
+
+/** The delay before reconnect attempt `attempt` (0-based), ms: exponential, capped, with equal jitter. */
+export declare function backoffDelay(
+  attempt: number,
+  options?: { reconnectDelay?: number; maxReconnectDelay?: number },
+  random?: () => number,
+): number;
+
+/** True for an event the broker sent (a MessageEvent with string `data`), false for EventSource's own. */
+export declare function isServerEvent(event: Event | null | undefined): event is MessageEvent<string>;
+
+/** A task's lifecycle status, as the broker reports it. */
+export type TaskStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
+
+/** The data of a task's `event: error`: it failed, or was cancelled. */
+export interface TaskErrorData {
+  task_id?: string;
+  status?: "failed" | "cancelled";
+  error?: string | null;
+  cancelled?: boolean;
+  [key: string]: unknown;
+}
+
+/** What `onError` receives when the broker reports a task's end as `event: error`. */
+export declare class TaskError extends Error {
+  constructor(data: TaskErrorData | null | undefined);
+  readonly name: "TaskError";
+  /** The parsed payload of the `error` event. */
+  data: TaskErrorData | null | undefined;
+  cancelled: boolean;
+  taskId: string | undefined;
+  status: "failed" | "cancelled" | undefined;
+}
+
+/** The data of the `connected` frame that opens every stream. */
+export interface ConnectedData {
+  connection_id: string;
+  event_types: string[];
+  project_id: string | null;
+  [key: string]: unknown;
+}
+
+/** Why a stream was lost, and what happens next. */
+export interface DisconnectInfo {
+  reason: "network" | "heartbeat_timeout" | "shutdown";
+  willReconnect: boolean;
+  /** The wait before the next attempt, ms; null when giving up. */
+  delay: number | null;
+}
+
+/** A task as the broker sends it in `progress` events (and answers `GET /tasks/{id}`). */
+export interface TaskSnapshot {
+  task_id?: string;
+  status?: TaskStatus;
+  progress?: number;
+  stage?: string | null;
+  message?: string | null;
+  result?: unknown;
+  error?: string | null;
+  [key: string]: unknown;
+}
+
+/** Parsed event data: JSON, or the raw string when it is not JSON. */
+export type EventData = any;
+
+/** A minimal EventSource constructor, to inject a stand-in. */
+export interface EventSourceConstructor {
+  new (url: string, init?: { withCredentials?: boolean }): EventSource;
+}
+
+export interface SseClientOptions {
+  /** Event types to receive (sent as `event_types`); default all. */
+  eventTypes?: string[];
+  /** Sent as `project_id`. */
+  projectId?: string;
+  /** Sent as `access_token` (EventSource cannot set headers); prefer the HttpOnly `sse_token` cookie. */
+  accessToken?: string;
+  /** First backoff step, ms (default 1000). */
+  reconnectDelay?: number;
+  /** Backoff cap, ms (default 30000). */
+  maxReconnectDelay?: number;
+  /** Consecutive failures before going `offline` (default Infinity). */
+  maxReconnectAttempts?: number;
+  /** Silence after which the stream is presumed dead, ms (default 45000). */
+  heartbeatTimeout?: number;
+  /** Send cookies cross-origin (default false). */
+  withCredentials?: boolean;
+  /** Event types after which the client closes for good (e.g. a task's end). */
+  closeOn?: string[];
+  onConnect?: (data: ConnectedData) => void;
+  onDisconnect?: (info: DisconnectInfo) => void;
+  /**
+   * A lost stream given up on, an expired token, or, where `closeOn` has
+   * "error" (a TaskStream), the task's end as a TaskError with its data.
+   */
+  onError?: (error: Error | TaskError, data?: TaskErrorData, event?: MessageEvent<string>) => void;
+  /** `progress` (a task) and `progress_update` events. */
+  onProgress?: (data: TaskSnapshot, event: MessageEvent<string>) => void;
+  /** `text` events: `delta` is their `data.delta`. */
+  onText?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
+  /** An EventSource stand-in (tests). */
+  EventSource?: EventSourceConstructor;
+}
+
+/** An EventSource wrapper that survives network drops and resumes after the last id. */
+export declare class SseClient {
+  constructor(url: string, options?: SseClientOptions);
+  readonly url: string;
+  readonly options: SseClientOptions & Required<
+    Pick<
+      SseClientOptions,
+      "reconnectDelay" | "maxReconnectDelay" | "maxReconnectAttempts" | "heartbeatTimeout" | "withCredentials" | "closeOn"
+    >
+  >;
+  readonly state: ConnectionState;
+  /** The last event id seen: where a reconnect resumes. */
+  lastEventId: string | null;
+  /** The broker's id of the current stream, from its `connected` frame. */
+  connectionId: string | null;
+  /** Registers a handler for one event type; returns the function that removes it. */
+  on<T = EventData>(type: string, handler: (data: T, event: MessageEvent<string>) => void): () => boolean;
+  /** Opens the stream; a `closed` client starts its attempts over. */
+  connect(): this;
+  /** Closes the stream for good (no reconnect). */
+  close(): void;
+}
+
+/**
+ * A task's stream (`/tasks/{id}/events`): closes itself, without
+ * reconnecting, after `complete` or `error`.
+ */
+export declare class TaskStream extends SseClient {
+  constructor(taskId: string, options?: SseClientOptions);
+  readonly taskId: string;
+}

@@ -1,0 +1,129 @@
+// TypeScript declarations of /react.js, the sse-broker React hooks. Served
+// at /react.d.ts, beside /client.d.ts which it imports. Independent of
+// @types/react: the hooks take and return plain values.
+
+import type {
+  ConnectedData,
+  ConnectionState,
+  DisconnectInfo,
+  EventData,
+  EventSourceConstructor,
+  TaskError,
+  TaskErrorData,
+  TaskSnapshot,
+  TaskStatus,
+} from "./client.js";
+
+export type { ConnectedData, ConnectionState, DisconnectInfo, TaskErrorData, TaskSnapshot, TaskStatus } from "./client.js";
+
+/** The option defaults (CONTRACT §7). */
+export declare const DEFAULT_OPTIONS: {
+  readonly autoReconnect: true;
+  readonly maxReconnectAttempts: 3;
+  readonly reconnectDelay: 2000;
+  readonly maxEvents: 100;
+};
+
+export interface StreamOptions {
+  /** Reconnect after a network error (default true). */
+  autoReconnect?: boolean;
+  /** Consecutive failed reconnects before going `offline` (default 3). */
+  maxReconnectAttempts?: number;
+  /** First backoff step, ms (default 2000); it doubles per attempt, with jitter. */
+  reconnectDelay?: number;
+  /** Backoff cap, ms (default 30000). */
+  maxReconnectDelay?: number;
+  /** Silence after which the stream is presumed dead, ms (default 45000). */
+  heartbeatTimeout?: number;
+  /** The broker's origin when it is not the page's, e.g. "https://broker.example.com". */
+  baseUrl?: string;
+  /** Send cookies (the `sse_token` cookie) cross-origin. */
+  withCredentials?: boolean;
+  /** Sent as `access_token`; prefer the HttpOnly `sse_token` cookie. */
+  accessToken?: string;
+  /** Each `progress` event's data (a task); on a general stream `progress_update` too. */
+  onProgress?: (data: TaskSnapshot) => void;
+  /**
+   * A task's end (a TaskError: failed or cancelled; task streams only), or
+   * the connection given up on or its token expired (an Error).
+   */
+  onError?: (error: Error | TaskError, data?: TaskErrorData) => void;
+  onConnect?: (data: ConnectedData) => void;
+  /** A lost stream (not a closed one): why, and whether it reconnects. */
+  onDisconnect?: (info: DisconnectInfo) => void;
+  /** An EventSource stand-in (tests). */
+  EventSource?: EventSourceConstructor;
+}
+
+export interface StreamControls {
+  /** The connection's state: `idle` before any stream, `closed` after the end or disconnect(). */
+  connectionState: ConnectionState;
+  /** True while the stream is open and the broker has sent `connected`. */
+  isConnected: boolean;
+  /**
+   * Connects again now, from the last event id seen (no text or event is
+   * lost or doubled), with a fresh count of attempts. A no-op once a task
+   * has ended.
+   */
+  reconnect: () => void;
+  /** Closes the stream, keeping what was received; reconnect() resumes. */
+  disconnect: () => void;
+}
+
+export interface TaskStreamResult extends StreamControls {
+  /** The text so far: the `text` deltas appended in order. */
+  text: string;
+  /** 0–100: the latest `progress`, 100 once completed. */
+  progress: number;
+  /** The task's status; null before the broker has told it. */
+  status: TaskStatus | null;
+  stage: string | null;
+  message: string | null;
+  /** The latest `progress` event's data (the whole task). */
+  task: TaskSnapshot | null;
+  /** The `complete` event's `result`. */
+  result: unknown;
+  /** The task's end (TaskError), or the connection's failure (Error); null otherwise. */
+  error: Error | TaskError | null;
+}
+
+/** Follows the task `taskId` (`/tasks/{taskId}/events`); a falsy id opens nothing. */
+export declare function useTaskStream(taskId: string | null | undefined, options?: StreamOptions): TaskStreamResult;
+
+/** The query of `GET /sse/events`. */
+export interface EventStreamQuery {
+  /** An array, or a comma-separated string; default all types. */
+  event_types?: string | string[];
+  project_id?: string;
+  last_event_id?: string | number;
+  [param: string]: string | number | boolean | string[] | null | undefined;
+}
+
+export interface ReceivedEvent<T = EventData> {
+  type: string;
+  data: T;
+  /** The stream's last event id when it arrived (a `persist: false` event has none of its own). */
+  lastEventId: string | null;
+}
+
+export interface EventStreamOptions extends StreamOptions {
+  /** How many of the latest events `events` keeps (default 100). */
+  maxEvents?: number;
+}
+
+export interface EventStreamResult extends StreamControls {
+  /** The latest `maxEvents` events, oldest first (not the stream's own frames such as heartbeats). */
+  events: ReceivedEvent[];
+  lastEvent: ReceivedEvent | null;
+  /** The `text` deltas received, appended. */
+  text: string;
+  /** The latest `progress` or `progress_update` event's `progress`; null before one. */
+  progress: number | null;
+  /** The latest `status` carried by an event's data; null before one. */
+  status: string | null;
+  /** The connection given up on or its token expired; a task's `error` event is an event here. */
+  error: Error | null;
+}
+
+/** Follows `GET /sse/events` with `query`; null opens nothing. */
+export declare function useEventStream(query: EventStreamQuery | null | undefined, options?: EventStreamOptions): EventStreamResult;

@@ -1,0 +1,372 @@
+// sse-broker React hooks: follow a task's generation, or a general stream,
+// from a component. ES module; React is the caller's own import ("react"),
+// so the hooks run on the application's copy of React.
+//
+//   import { useTaskStream } from "/react.js";
+//   function Answer({ taskId }) {
+//     const { text, progress, status, error, isConnected } = useTaskStream(taskId);
+//     …
+//   }
+//
+// Both hooks are built on /client.js's SseClient, which owns everything
+// about the connection: reconnecting with backoff and resuming after the
+// last event id (so the broker replays exactly the missed events, text
+// included, and a reconnect never doubles text), the heartbeat watchdog,
+// and telling the broker's `event: error` (a task's end) from EventSource's
+// network error. The hooks only turn its callbacks into React state.
+
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { SseClient, TaskError } from "./client.js";
+
+/** The option defaults (CONTRACT §7). */
+export const DEFAULT_OPTIONS = Object.freeze({
+  autoReconnect: true,
+  maxReconnectAttempts: 3,
+  reconnectDelay: 2000,
+  maxEvents: 100,
+});
+
+function streamUrl(baseUrl, path) {
+  return baseUrl ? `${String(baseUrl).replace(/\/+$/, "")}${path}` : path;
+}
+
+/**
+ * The SseClient options the hook options ask for. Keys left unset stay
+ * absent: SseClient spreads its options over its defaults, and an
+ * `undefined` would replace a default.
+ */
+function reconnectOptions(options) {
+  const chosen = {
+    reconnectDelay: options.reconnectDelay ?? DEFAULT_OPTIONS.reconnectDelay,
+    // No automatic reconnect is SseClient giving up at the first loss.
+    maxReconnectAttempts:
+      options.autoReconnect === false ? 0 : options.maxReconnectAttempts ?? DEFAULT_OPTIONS.maxReconnectAttempts,
+    maxReconnectDelay: options.maxReconnectDelay,
+    heartbeatTimeout: options.heartbeatTimeout,
+  };
+  for (const key of Object.keys(chosen)) if (chosen[key] === undefined) delete chosen[key];
+  return chosen;
+}
+
+function connectionOptions(options) {
+  const chosen = {
+    accessToken: options.accessToken,
+    withCredentials: options.withCredentials,
+    EventSource: options.EventSource,
+  };
+  for (const key of Object.keys(chosen)) if (chosen[key] === undefined) delete chosen[key];
+  return chosen;
+}
+
+/**
+ * Holds one SseClient for `url` (none while `url` is null) for as long as
+ * the component is mounted with that url and those connection options.
+ * `callbacks` are the SseClient callbacks, each called with the caller's
+ * latest options first, and only while the client is current (a replaced
+ * or unmounted client's late callbacks are dropped); `setup(client, guard)`
+ * registers the hook's event handlers, wrapped the same way by `guard`.
+ * Reading the options at call time means new callbacks on every render
+ * neither reconnect nor leave a stale one called.
+ */
+function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks, setup }) {
+  const latest = useRef(options);
+  const clientRef = useRef(null);
+  useLayoutEffect(() => {
+    latest.current = options;
+    // Reconnect settings apply to the running client from its next loss on.
+    if (clientRef.current) Object.assign(clientRef.current.options, reconnectOptions(options));
+  });
+  const { accessToken, withCredentials, EventSource } = options;
+  const typesKey = eventTypes ? eventTypes.join(",") : "";
+
+  useEffect(() => {
+    if (url == null) return undefined;
+    let current = true;
+    const guard =
+      (callback) =>
+      (...args) => {
+        if (current) callback(latest.current, ...args);
+      };
+    const client = new SseClient(url, {
+      ...reconnectOptions(latest.current),
+      ...connectionOptions({ accessToken, withCredentials, EventSource }),
+      closeOn,
+      ...(typesKey ? { eventTypes: typesKey.split(",") } : {}),
+      ...(projectId ? { projectId } : {}),
+      ...Object.fromEntries(Object.entries(callbacks).map(([name, callback]) => [name, guard(callback)])),
+    });
+    setup(client, guard);
+    clientRef.current = client;
+    client.connect();
+    return () => {
+      current = false;
+      client.close();
+      if (clientRef.current === client) clientRef.current = null;
+    };
+    // The callbacks and setup read the latest options through `latest`; the
+    // stream is rebuilt only when where or how it connects changes.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [url, typesKey, projectId, accessToken, withCredentials, EventSource]);
+
+  return clientRef;
+}
+
+/**
+ * `s` once the stream is in `connectionState`: connected again, it is rid of
+ * a connection error (given up, token expired); a task's error stays.
+ */
+function connected(s, connectionState) {
+  return connectionState === "connected" && s.error && !(s.error instanceof TaskError) ? { ...s, error: null } : s;
+}
+
+const ENDED = new Set(["completed", "failed", "cancelled"]);
+
+/**
+ * The status a `progress` event may set. An ended status waits for the
+ * event that ends the stream (`complete`, `error`): a (re)connect to an
+ * ended task may send the task's state before the text it missed, and a
+ * page that shows "completed" must already have the whole text.
+ */
+function liveStatus(reported, previous) {
+  if (reported == null) return previous;
+  if (ENDED.has(reported)) return previous ?? "running";
+  return reported;
+}
+
+function initialTask(key) {
+  return {
+    key,
+    text: "",
+    progress: 0,
+    status: null,
+    stage: null,
+    message: null,
+    task: null,
+    result: null,
+    error: null,
+    connectionState: "idle",
+  };
+}
+
+/**
+ * Follows the task `taskId` on `/tasks/{taskId}/events`: its text (the
+ * deltas appended in order; on a (re)connect the broker sends what was
+ * missed), progress, status and the connection. The stream ends, without
+ * reconnecting, at the task's `complete` or `error` (failed or cancelled);
+ * `error` then holds a TaskError. A network error is not a task error: the
+ * stream reconnects (`autoReconnect`) with backoff, resuming after the last
+ * event id, and after `maxReconnectAttempts` failures in a row it goes
+ * `offline` and `error` holds that connection error. A falsy `taskId`
+ * opens nothing; a new one starts over; unmounting closes the stream.
+ */
+export function useTaskStream(taskId, options = {}) {
+  const key = taskId ? `${options.baseUrl || ""}|${taskId}` : null;
+  const [state, setState] = useState(() => initialTask(key));
+  const ended = useRef(false);
+  // Each update starts from a fresh state when the task changed, so a new
+  // task never shows the previous one's text, even for one render.
+  const update = useCallback((change) => setState((s) => change(s.key === key ? s : initialTask(key))), [key]);
+
+  const url = taskId ? streamUrl(options.baseUrl, `/tasks/${encodeURIComponent(taskId)}/events`) : null;
+  const clientRef = useSseClient(url, options, {
+    closeOn: ["complete", "error"],
+    callbacks: {
+      onStateChange: (_, connectionState) => update((s) => ({ ...connected(s, connectionState), connectionState })),
+      onConnect: (opts, data) => opts.onConnect && opts.onConnect(data),
+      onDisconnect: (opts, info) => opts.onDisconnect && opts.onDisconnect(info),
+      onProgress: (opts, task) => {
+        if (task && typeof task === "object") {
+          update((s) => ({
+            ...s,
+            task,
+            progress: typeof task.progress === "number" ? task.progress : s.progress,
+            status: liveStatus(task.status, s.status),
+            stage: task.stage ?? null,
+            message: task.message ?? null,
+          }));
+        }
+        if (opts.onProgress) opts.onProgress(task);
+      },
+      onText: (_, delta) => {
+        if (typeof delta === "string" && delta) update((s) => ({ ...s, text: s.text + delta }));
+      },
+      // The task's end (a TaskError), or the connection given up on or its
+      // token expired (an Error): SseClient reports no other.
+      onError: (opts, error, data) => {
+        if (error instanceof TaskError) {
+          ended.current = true;
+          update((s) => ({ ...s, error, status: error.status || (error.cancelled ? "cancelled" : "failed") }));
+        } else {
+          update((s) => ({ ...s, error }));
+        }
+        if (opts.onError) opts.onError(error, data);
+      },
+    },
+    setup: (client, guard) => {
+      ended.current = false;
+      client.on(
+        "complete",
+        guard((_, data) => {
+          ended.current = true;
+          const result = data && typeof data === "object" ? data.result ?? null : null;
+          update((s) => ({ ...s, status: "completed", progress: 100, result }));
+        }),
+      );
+    },
+  });
+
+  const reconnect = useCallback(() => {
+    const client = clientRef.current;
+    // After `complete` or `error` nothing more will come: a new stream would
+    // only be answered 204 and retried.
+    if (!client || ended.current) return;
+    client.close();
+    // A closed client starts over its attempts and resumes after its last id.
+    client.connect();
+  }, [clientRef]);
+  const disconnect = useCallback(() => {
+    if (clientRef.current) clientRef.current.close();
+  }, [clientRef]);
+
+  const current = state.key === key ? state : initialTask(key);
+  return {
+    text: current.text,
+    progress: current.progress,
+    status: current.status,
+    stage: current.stage,
+    message: current.message,
+    task: current.task,
+    result: current.result,
+    error: current.error,
+    connectionState: current.connectionState,
+    isConnected: current.connectionState === "connected",
+    reconnect,
+    disconnect,
+  };
+}
+
+function initialEvents(key) {
+  return {
+    key,
+    events: [],
+    lastEvent: null,
+    text: "",
+    progress: null,
+    status: null,
+    error: null,
+    connectionState: "idle",
+  };
+}
+
+/** `value` as a list of event types: an array, or a comma-separated string. */
+function typeList(value) {
+  if (value == null || value === "") return undefined;
+  const list = (Array.isArray(value) ? value : String(value).split(",")).map((type) => String(type).trim()).filter(Boolean);
+  return list.length ? list : undefined;
+}
+
+/**
+ * Follows `GET /sse/events` with the query `query` (`event_types`, an array
+ * or a comma-separated string, `project_id`, any other parameter of the
+ * stream); `null` opens nothing. Returns the events received (the last
+ * `maxEvents`, oldest first, each `{ type, data, lastEventId }`) and the
+ * last one; `progress`, `status` and `text` follow the `progress`,
+ * `progress_update`, `text`, `complete` and `error` events among them, of
+ * whichever tasks the filter lets through. A task's `error` event is one more
+ * event here, not this stream's error: `error` is only a connection given up
+ * on or an expired token. Reconnects like useTaskStream, without end.
+ */
+export function useEventStream(query, options = {}) {
+  const params = new URLSearchParams();
+  let eventTypes;
+  let projectId;
+  if (query) {
+    for (const name of Object.keys(query).sort()) {
+      const value = query[name];
+      if (value == null) continue;
+      // SseClient sends these two itself, and must know the types to listen to them.
+      if (name === "event_types") eventTypes = typeList(value);
+      else if (name === "project_id") projectId = String(value);
+      else params.set(name, Array.isArray(value) ? value.join(",") : String(value));
+    }
+  }
+  const search = params.toString();
+  const url = query ? streamUrl(options.baseUrl, `/sse/events${search ? `?${search}` : ""}`) : null;
+  const key = url === null ? null : `${url}|${eventTypes ? eventTypes.join(",") : ""}|${projectId || ""}`;
+  const [state, setState] = useState(() => initialEvents(key));
+  const update = useCallback((change) => setState((s) => change(s.key === key ? s : initialEvents(key))), [key]);
+
+  const clientRef = useSseClient(url, options, {
+    closeOn: [],
+    eventTypes,
+    projectId,
+    callbacks: {
+      onStateChange: (_, connectionState) => update((s) => ({ ...connected(s, connectionState), connectionState })),
+      onConnect: (opts, data) => opts.onConnect && opts.onConnect(data),
+      onDisconnect: (opts, info) => opts.onDisconnect && opts.onDisconnect(info),
+      onProgress: (opts, data) => opts.onProgress && opts.onProgress(data),
+      onError: (opts, error, data) => {
+        update((s) => ({ ...s, error }));
+        if (opts.onError) opts.onError(error, data);
+      },
+    },
+    setup: (client, guard) => {
+      const record = (type) =>
+        guard((opts, data, event) => {
+          const entry = { type, data, lastEventId: event.lastEventId || null };
+          const max = opts.maxEvents ?? DEFAULT_OPTIONS.maxEvents;
+          update((s) => {
+            const next = { ...s, events: [...s.events, entry].slice(-Math.max(1, max)), lastEvent: entry };
+            if (data && typeof data === "object") {
+              if ((type === "progress" || type === "progress_update") && typeof data.progress === "number") {
+                next.progress = data.progress;
+              }
+              if (type === "text" && typeof data.delta === "string") next.text = s.text + data.delta;
+              if (typeof data.status === "string") next.status = data.status;
+            }
+            return next;
+          });
+        });
+      const listening = new Set();
+      // EventSource surfaces only the named events listened to, and the
+      // broker names every event by its type: listen to each type the
+      // stream carries, which its `connected` frame lists (all of them
+      // when the query names none).
+      const listen = (types) => {
+        for (const type of types || []) {
+          if (listening.has(type)) continue;
+          listening.add(type);
+          client.on(type, record(type));
+        }
+      };
+      listen(eventTypes);
+      const follow = (data) => listen(data && data.event_types);
+      client.on("connected", follow);
+      client.on("subscription_updated", follow);
+    },
+  });
+
+  const reconnect = useCallback(() => {
+    const client = clientRef.current;
+    if (!client) return;
+    client.close();
+    client.connect();
+  }, [clientRef]);
+  const disconnect = useCallback(() => {
+    if (clientRef.current) clientRef.current.close();
+  }, [clientRef]);
+
+  const current = state.key === key ? state : initialEvents(key);
+  return {
+    events: current.events,
+    lastEvent: current.lastEvent,
+    text: current.text,
+    progress: current.progress,
+    status: current.status,
+    error: current.error,
+    connectionState: current.connectionState,
+    isConnected: current.connectionState === "connected",
+    reconnect,
+    disconnect,
+  };
+}

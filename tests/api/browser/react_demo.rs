@@ -1,0 +1,207 @@
+//! The demo page runs on React (`/react.js`'s `useTaskStream`, React served
+//! by the broker from `/vendor/`): a generation driven step by step by this
+//! test, as a producer would, shows on screen as it streams (progress bar,
+//! stage, text with the typing indicator, status, connection state), to its
+//! completion; a reload of the finished task shows it whole again.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Browser, start_broker};
+
+/// What the page shows, read in one round trip.
+const READ_PAGE: &str = "return { \
+    text: document.getElementById('text').textContent, \
+    progress: document.getElementById('progress').value, \
+    current: [...document.querySelectorAll('.stages li[data-current=\"true\"]')].map((li) => li.dataset.stage), \
+    done: [...document.querySelectorAll('.stages li[data-done=\"true\"]')].map((li) => li.dataset.stage), \
+    typing: getComputedStyle(document.getElementById('typing')).display !== 'none', \
+    busy: document.getElementById('output').getAttribute('aria-busy'), \
+    badge: document.getElementById('connection').dataset.state, \
+    meta: document.getElementById('meta').textContent, \
+    finished: document.body.dataset.done === 'true' }";
+
+async fn send(http: &reqwest::Client, method: reqwest::Method, url: String, body: Value) {
+    let response = http
+        .request(method.clone(), &url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    assert!(
+        response.status().is_success(),
+        "{method} {url}: {}",
+        response.status()
+    );
+}
+
+#[actix_web::test]
+async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
+    // Arrange: a task the test produces itself, and the page following it.
+    let (broker, _dir, shutdown) = start_broker().await;
+    let http = reqwest::Client::new();
+    let task = format!("{broker}/tasks/react-demo");
+    send(
+        &http,
+        reqwest::Method::POST,
+        format!("{broker}/tasks"),
+        json!({ "task_id": "react-demo" }),
+    )
+    .await;
+    let browser = Browser::launch().await;
+    browser.goto(&format!("{broker}/?task=react-demo")).await;
+    browser
+        .wait_for(
+            "return document.getElementById('connection').dataset.state === 'connected'",
+            Duration::from_secs(15),
+            "the React page to connect",
+        )
+        .await;
+
+    // Act and assert, step by step: progress first...
+    send(
+        &http,
+        reqwest::Method::PATCH,
+        task.clone(),
+        json!({ "status": "running", "progress": 25, "stage": "writing" }),
+    )
+    .await;
+    browser
+        .wait_for(
+            "return document.getElementById('progress').value === 25",
+            Duration::from_secs(5),
+            "the progress bar at 25",
+        )
+        .await;
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["current"], json!(["writing"]), "{page}");
+    assert_eq!(page["done"], json!(["thinking"]), "{page}");
+    assert_eq!(page["meta"], "Task react-demo", "{page}");
+    assert_eq!(page["typing"], true, "the typing indicator shows: {page}");
+    assert_eq!(page["busy"], "true", "{page}");
+
+    // ...then the text, delta by delta...
+    let deltas = ["Server-Sent ", "Events ", "stream ", "text."];
+    for (sent, delta) in deltas.iter().enumerate() {
+        send(
+            &http,
+            reqwest::Method::POST,
+            format!("{task}/text"),
+            json!({ "delta": delta }),
+        )
+        .await;
+        let expected: String = deltas[..=sent].concat();
+        browser
+            .wait_for(
+                &format!(
+                    "return document.getElementById('text').textContent === {}",
+                    json!(expected)
+                ),
+                Duration::from_secs(5),
+                "the text so far on screen",
+            )
+            .await;
+    }
+    send(
+        &http,
+        reqwest::Method::PATCH,
+        task.clone(),
+        json!({ "progress": 90, "stage": "reviewing" }),
+    )
+    .await;
+    browser
+        .wait_for(
+            "return document.getElementById('progress').value === 90",
+            Duration::from_secs(5),
+            "the progress bar at 90",
+        )
+        .await;
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["current"], json!(["reviewing"]), "{page}");
+    assert_eq!(page["badge"], "connected", "{page}");
+    assert_eq!(
+        page["finished"], false,
+        "not finished before `complete`: {page}"
+    );
+
+    // ...then the end.
+    send(
+        &http,
+        reqwest::Method::POST,
+        format!("{task}/complete"),
+        json!({ "result": { "tokens": 4 } }),
+    )
+    .await;
+    browser
+        .wait_for(
+            "return document.body.dataset.done === 'true'",
+            Duration::from_secs(5),
+            "the page to show the completion",
+        )
+        .await;
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["text"], "Server-Sent Events stream text.", "{page}");
+    assert_eq!(page["progress"], 100, "{page}");
+    assert_eq!(
+        page["done"],
+        json!(["thinking", "writing", "reviewing", "done"]),
+        "{page}"
+    );
+    assert_eq!(page["current"], json!([]), "{page}");
+    assert_eq!(page["typing"], false, "the typing indicator goes: {page}");
+    assert_eq!(page["busy"], "false", "{page}");
+    assert_eq!(page["badge"], "closed", "the stream ended: {page}");
+    assert_eq!(
+        page["meta"], "Task react-demo: completed (4 tokens)",
+        "{page}"
+    );
+    let screenshot = browser.screenshot("react-demo-completed.png").await;
+    println!("screenshot: {}", screenshot.display());
+
+    // It is React, served by the broker: the page loaded the hooks and the
+    // vendored React from the broker's origin, and nothing from elsewhere.
+    let loaded = browser
+        .script("return performance.getEntriesByType('resource').map((entry) => entry.name)")
+        .await;
+    let loaded: Vec<&str> = loaded
+        .as_array()
+        .expect("resource entries")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for module in [
+        "/react.js",
+        "/client.js",
+        "/vendor/react.js",
+        "/vendor/react-dom-client.js",
+        "/vendor/react-shared.js",
+    ] {
+        assert!(
+            loaded.contains(&format!("{broker}{module}").as_str()),
+            "{module} was not loaded: {loaded:?}"
+        );
+    }
+    assert!(
+        loaded.iter().all(|url| url.starts_with(&broker)),
+        "only the broker's own resources: {loaded:?}"
+    );
+
+    // A reload of the finished task shows it whole: the stream replays it.
+    browser.goto(&format!("{broker}/?task=react-demo")).await;
+    browser
+        .wait_for(
+            "return document.body.dataset.done === 'true'",
+            Duration::from_secs(10),
+            "the reloaded page to show the finished task",
+        )
+        .await;
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["text"], "Server-Sent Events stream text.", "{page}");
+    assert_eq!(page["progress"], 100, "{page}");
+    assert_eq!(
+        page["meta"], "Task react-demo: completed (4 tokens)",
+        "{page}"
+    );
+    shutdown.trigger();
+}

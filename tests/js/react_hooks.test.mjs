@@ -1,0 +1,470 @@
+// The React hooks of /react.js (src/http/assets/react.js), run by React
+// itself: real `react`, `react-dom` and @testing-library/react under jsdom
+// (`node --test tests/js/`, after `npm ci` in tests/js/). EventSource is
+// the FakeEventSource the client's tests use, which dispatches as a browser
+// does, and timers are mocked, so backoff timing is checked exactly.
+
+import { test, afterEach } from "node:test";
+import assert from "node:assert/strict";
+
+import { FakeEventSource } from "./fake_event_source.mjs";
+import { loadReact } from "./jsdom_env.mjs";
+
+const { hooks, testing, React } = await loadReact();
+const { useTaskStream, useEventStream } = hooks;
+const { renderHook, act, cleanup } = testing;
+const { TaskError } = await import("../../src/http/assets/client.js");
+
+afterEach(() => cleanup());
+
+/** Fake timers, and jitter pinned to its top so each backoff step is exact. */
+function fakeTime(t) {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  t.mock.method(Math, "random", () => 1);
+}
+
+function renderTask(taskId, options = {}) {
+  FakeEventSource.opened = [];
+  return renderHook(({ id, opts }) => useTaskStream(id, { EventSource: FakeEventSource, ...opts }), {
+    initialProps: { id: taskId, opts: options },
+  });
+}
+
+/** Runs `action` (events from the fake, timer ticks, hook calls) inside act(). */
+function send(action) {
+  act(() => {
+    action();
+  });
+}
+
+const latest = () => FakeEventSource.latest();
+const resumeId = (source) => new URL(source.url).searchParams.get("last_event_id");
+
+test("useTaskStream appends the text deltas in order and follows the task's progress", (t) => {
+  fakeTime(t);
+  const progressSeen = [];
+  const { result } = renderTask("gen-1", { onProgress: (task) => progressSeen.push(task.progress) });
+  assert.equal(FakeEventSource.opened.length, 1);
+  assert.equal(new URL(latest().url).pathname, "/tasks/gen-1/events");
+  assert.equal(result.current.connectionState, "connecting");
+  assert.equal(result.current.isConnected, false);
+
+  send(() => latest().emit("connected", { connection_id: "c1", event_types: [], project_id: null }));
+  assert.equal(result.current.isConnected, true);
+  assert.equal(result.current.connectionState, "connected");
+
+  send(() => latest().emit("progress", { task_id: "gen-1", status: "running", progress: 10, stage: "thinking", message: "…" }, "1"));
+  assert.equal(result.current.progress, 10);
+  assert.equal(result.current.status, "running");
+  assert.equal(result.current.stage, "thinking");
+  assert.equal(result.current.task.task_id, "gen-1");
+
+  send(() => latest().emit("text", { task_id: "gen-1", delta: "Hel" }, "2"));
+  send(() => {
+    // Two deltas in one batch of React updates: neither may be lost.
+    latest().emit("text", { task_id: "gen-1", delta: "lo, " }, "3");
+    latest().emit("text", { task_id: "gen-1", delta: "world" }, "4");
+  });
+  send(() => latest().emit("progress", { task_id: "gen-1", status: "running", progress: 60, stage: "writing" }, "5"));
+  assert.equal(result.current.text, "Hello, world");
+  assert.equal(result.current.progress, 60);
+  assert.equal(result.current.stage, "writing");
+  assert.deepEqual(progressSeen, [10, 60]);
+  assert.equal(result.current.error, null);
+});
+
+test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {
+  fakeTime(t);
+  const disconnects = [];
+  const { result } = renderTask("gen-2", { onDisconnect: (info) => disconnects.push(info) });
+  const source = latest();
+  send(() => source.emit("connected", { connection_id: "c1" }));
+  send(() => source.emit("text", { delta: "Done." }, "7"));
+  send(() => source.emit("complete", { task_id: "gen-2", status: "completed", result: { tokens: 2 } }, "8"));
+
+  assert.equal(result.current.status, "completed");
+  assert.equal(result.current.progress, 100);
+  assert.deepEqual(result.current.result, { tokens: 2 });
+  assert.equal(result.current.text, "Done.");
+  assert.ok(source.closed, "the EventSource is closed");
+  assert.equal(result.current.connectionState, "closed");
+  assert.equal(result.current.isConnected, false);
+  send(() => t.mock.timers.tick(60_000));
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 1, "no new stream after the task's end");
+  assert.deepEqual(disconnects, [], "the end of a task is not a lost connection");
+});
+
+test("a cancelled task's `error` reaches onError and `error`, ends the stream, and never reconnects", (t) => {
+  fakeTime(t);
+  const errors = [];
+  const { result } = renderTask("gen-3", { onError: (error, data) => errors.push({ error, data }) });
+  const source = latest();
+  send(() => source.emit("connected", { connection_id: "c1" }));
+  send(() => source.emit("progress", { status: "running", progress: 30 }, "1"));
+  send(() => source.emit("text", { delta: "Partial" }, "2"));
+  const cancelled = { task_id: "gen-3", status: "cancelled", error: "cancelled", cancelled: true };
+  send(() => source.emit("error", cancelled, "3"));
+
+  assert.equal(errors.length, 1, "onError is called once");
+  assert.ok(errors[0].error instanceof TaskError);
+  assert.equal(errors[0].error.cancelled, true);
+  assert.deepEqual(errors[0].data, cancelled);
+  assert.equal(result.current.error, errors[0].error);
+  assert.equal(result.current.status, "cancelled");
+  assert.equal(result.current.text, "Partial", "the partial text stays");
+  assert.ok(source.closed);
+  assert.equal(result.current.connectionState, "closed");
+  send(() => t.mock.timers.tick(60_000));
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect after the task's error");
+});
+
+test("a failed task's error message reaches `error` with the status `failed`", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-4");
+  send(() => latest().emit("error", { task_id: "gen-4", status: "failed", error: "model overloaded" }, "2"));
+  assert.equal(result.current.status, "failed");
+  assert.equal(result.current.error.message, "model overloaded");
+  assert.equal(result.current.error.name, "TaskError");
+  assert.ok(latest().closed);
+});
+
+test("a network error reconnects with backoff, resuming after the last id, up to maxReconnectAttempts, then reports the stream lost", (t) => {
+  fakeTime(t);
+  const disconnects = [];
+  const errors = [];
+  const { result } = renderTask("gen-5", {
+    onDisconnect: (info) => disconnects.push(info),
+    onError: (error) => errors.push(error),
+  });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("progress", { status: "running", progress: 20 }, "4"));
+  send(() => latest().emit("text", { delta: "Hel" }, "5"));
+  send(() => latest().fail());
+
+  assert.equal(result.current.connectionState, "reconnecting");
+  assert.equal(result.current.isConnected, false);
+  assert.deepEqual(errors, [], "a network error is not an error of the task");
+  assert.equal(result.current.error, null);
+  // The defaults: 3 attempts, 2000 ms doubling (jitter pinned to its top).
+  send(() => t.mock.timers.tick(1999));
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect before reconnectDelay");
+  send(() => t.mock.timers.tick(1));
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "5", "the reconnect resumes after the last id");
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(3999));
+  assert.equal(FakeEventSource.opened.length, 2, "the second wait doubles");
+  send(() => t.mock.timers.tick(1));
+  assert.equal(FakeEventSource.opened.length, 3);
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(8000));
+  assert.equal(FakeEventSource.opened.length, 4);
+  send(() => latest().fail());
+
+  assert.deepEqual(
+    disconnects.map((d) => [d.reason, d.willReconnect, d.delay]),
+    [
+      ["network", true, 2000],
+      ["network", true, 4000],
+      ["network", true, 8000],
+      ["network", false, null],
+    ],
+  );
+  assert.equal(result.current.connectionState, "offline");
+  assert.equal(result.current.isConnected, false);
+  assert.equal(errors.length, 1, "giving up is reported once");
+  assert.notEqual(errors[0].name, "TaskError");
+  assert.equal(result.current.error, errors[0]);
+  assert.equal(result.current.status, "running", "the task did not fail: only its stream");
+  assert.equal(result.current.text, "Hel");
+  send(() => t.mock.timers.tick(600_000));
+  assert.equal(FakeEventSource.opened.length, 4, "no attempt after giving up");
+});
+
+test("text is never doubled across a reconnect: the broker's rolled-up `text` after the last id is appended to what was kept", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-6", { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("text", { delta: "Hello" }, "5"));
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  assert.equal(resumeId(latest()), "5");
+  assert.equal(result.current.text, "Hello", "the text is kept while reconnecting");
+  // What the broker sends a resume after 5: the missed text in one event.
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("text", { delta: ", world" }, "9"));
+  send(() => latest().emit("progress", { status: "running", progress: 80 }));
+  assert.equal(result.current.text, "Hello, world");
+  assert.equal(result.current.isConnected, true);
+});
+
+test("with autoReconnect false a network error ends the stream at once", (t) => {
+  fakeTime(t);
+  const disconnects = [];
+  const { result } = renderTask("gen-7", { autoReconnect: false, onDisconnect: (info) => disconnects.push(info) });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(600_000));
+  assert.equal(FakeEventSource.opened.length, 1);
+  assert.equal(result.current.connectionState, "offline");
+  assert.deepEqual(disconnects.map((d) => d.willReconnect), [false]);
+});
+
+test("reconnect() opens a new stream at once, resuming after the last id, keeping the text, with fresh attempts", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-8", { maxReconnectAttempts: 1, reconnectDelay: 100 });
+  const first = latest();
+  send(() => first.emit("connected", { connection_id: "c1" }));
+  send(() => first.emit("text", { delta: "ab" }, "3"));
+  send(() => result.current.reconnect());
+  assert.ok(first.closed, "the old stream is closed");
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "3");
+  assert.equal(result.current.text, "ab");
+
+  // Given up on (one attempt allowed), then brought back by hand.
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "offline");
+  assert.equal(FakeEventSource.opened.length, 3);
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 4);
+  assert.equal(result.current.connectionState, "connecting");
+  send(() => latest().emit("connected", { connection_id: "c4" }));
+  assert.equal(result.current.error, null, "connected again: the connection error is gone");
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "reconnecting", "the attempts start over");
+  send(() => t.mock.timers.tick(100));
+  assert.equal(FakeEventSource.opened.length, 5);
+});
+
+test("disconnect() closes the stream and keeps the text; nothing reconnects until reconnect()", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-9", { reconnectDelay: 100 });
+  const source = latest();
+  send(() => source.emit("connected", { connection_id: "c1" }));
+  send(() => source.emit("text", { delta: "kept" }, "12"));
+  send(() => result.current.disconnect());
+  assert.ok(source.closed);
+  assert.equal(result.current.connectionState, "closed");
+  assert.equal(result.current.isConnected, false);
+  assert.equal(result.current.text, "kept");
+  send(() => t.mock.timers.tick(600_000));
+  assert.equal(FakeEventSource.opened.length, 1);
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "12");
+});
+
+test("unmounting closes the stream, and nothing reconnects afterwards", (t) => {
+  fakeTime(t);
+  const { result, unmount } = renderTask("gen-10", { reconnectDelay: 100 });
+  const source = latest();
+  send(() => source.emit("connected", { connection_id: "c1" }));
+  send(() => source.fail());
+  assert.equal(result.current.connectionState, "reconnecting");
+  unmount();
+  assert.ok(source.closed);
+  send(() => t.mock.timers.tick(600_000));
+  assert.equal(FakeEventSource.opened.length, 1, "the pending reconnect is cancelled");
+});
+
+test("a new taskId closes the old stream and starts the new task's text from nothing", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderTask("gen-a");
+  const first = latest();
+  send(() => first.emit("text", { delta: "old task" }, "3"));
+  rerender({ id: "gen-b", opts: {} });
+  assert.equal(result.current.text, "", "the new task does not show the old text");
+  assert.ok(first.closed);
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(new URL(latest().url).pathname, "/tasks/gen-b/events");
+  assert.equal(resumeId(latest()), null, "a new task is read from its start");
+  send(() => first.emit("text", { delta: "late" }, "4"));
+  send(() => latest().emit("text", { delta: "new" }, "1"));
+  assert.equal(result.current.text, "new");
+  rerender({ id: null, opts: {} });
+  assert.equal(result.current.connectionState, "idle");
+  assert.equal(FakeEventSource.opened.length, 2, "no task, no stream");
+});
+
+test("new callbacks on every render neither reconnect nor leave a stale callback called", (t) => {
+  fakeTime(t);
+  const seen = [];
+  const { rerender } = renderTask("gen-11", { onProgress: () => seen.push("first") });
+  rerender({ id: "gen-11", opts: { onProgress: () => seen.push("second") } });
+  send(() => latest().emit("progress", { status: "running", progress: 5 }, "1"));
+  assert.equal(FakeEventSource.opened.length, 1);
+  assert.deepEqual(seen, ["second"]);
+});
+
+test("baseUrl and accessToken shape the stream URL", (t) => {
+  fakeTime(t);
+  renderTask("gen 12", { baseUrl: "https://broker.example.com/", accessToken: "tok" });
+  const url = new URL(latest().url);
+  assert.equal(url.origin, "https://broker.example.com");
+  assert.equal(url.pathname, "/tasks/gen%2012/events");
+  assert.equal(url.searchParams.get("access_token"), "tok");
+});
+
+function renderEvents(query, options = {}) {
+  FakeEventSource.opened = [];
+  return renderHook(({ q, opts }) => useEventStream(q, { EventSource: FakeEventSource, ...opts }), {
+    initialProps: { q: query, opts: options },
+  });
+}
+
+test("useEventStream asks for its query and lists the events received, bounded, with the last one", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({ event_types: ["commit", "progress_update"], project_id: "p1" }, { maxEvents: 2 });
+  const url = new URL(latest().url);
+  assert.equal(url.pathname, "/sse/events");
+  assert.equal(url.searchParams.get("event_types"), "commit,progress_update");
+  assert.equal(url.searchParams.get("project_id"), "p1");
+  send(() => latest().emit("connected", { connection_id: "c1", event_types: ["commit", "progress_update"], project_id: "p1" }));
+  assert.equal(result.current.isConnected, true);
+  send(() => latest().emit("commit", { sha: "a1" }, "1"));
+  send(() => latest().emit("heartbeat", { ts: 1 }));
+  send(() => latest().emit("commit", { sha: "b2" }, "2"));
+  send(() => latest().emit("progress_update", { progress: 40, status: "running" }, "3"));
+
+  assert.deepEqual(
+    result.current.events.map((e) => [e.type, e.lastEventId]),
+    [
+      ["commit", "2"],
+      ["progress_update", "3"],
+    ],
+    "the last maxEvents events, without heartbeats",
+  );
+  assert.deepEqual(result.current.lastEvent, { type: "progress_update", data: { progress: 40, status: "running" }, lastEventId: "3" });
+  assert.equal(result.current.progress, 40);
+  assert.equal(result.current.status, "running");
+});
+
+test("useEventStream with no types listens to every type its `connected` frame lists", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({});
+  assert.equal(new URL(latest().url).searchParams.get("event_types"), null);
+  send(() => latest().emit("connected", { connection_id: "c1", event_types: ["risk_alert", "text"], project_id: null }));
+  send(() => latest().emit("risk_alert", { level: "high" }, "1"));
+  send(() => latest().emit("text", { delta: "to" }, "2"));
+  send(() => latest().emit("text", { delta: "ken" }, "3"));
+  assert.deepEqual(
+    result.current.events.map((e) => e.type),
+    ["risk_alert", "text", "text"],
+  );
+  assert.equal(result.current.text, "token");
+});
+
+test("on a general stream a task's `error` is one more event: no onError, no end, no reconnect", (t) => {
+  fakeTime(t);
+  const errors = [];
+  const { result } = renderEvents({ event_types: "error,commit" }, { onError: (e) => errors.push(e) });
+  const source = latest();
+  send(() => source.emit("connected", { connection_id: "c1", event_types: ["error", "commit"] }));
+  send(() => source.emit("error", { task_id: "t1", status: "failed", error: "boom" }, "1"));
+  send(() => source.emit("commit", { sha: "c3" }, "2"));
+  send(() => t.mock.timers.tick(10_000));
+  assert.deepEqual(errors, []);
+  assert.equal(result.current.error, null);
+  assert.equal(result.current.status, "failed");
+  assert.deepEqual(result.current.events.map((e) => e.type), ["error", "commit"]);
+  assert.equal(result.current.isConnected, true);
+  assert.equal(FakeEventSource.opened.length, 1);
+  assert.ok(!source.closed);
+});
+
+test("useEventStream reconnects after a drop, resumes after the last id and keeps its events; an equal query does not reconnect", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderEvents({ event_types: ["commit"] }, { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1", event_types: ["commit"] }));
+  send(() => latest().emit("commit", { sha: "a1" }, "8"));
+  rerender({ q: { event_types: ["commit"] }, opts: { reconnectDelay: 100 } });
+  assert.equal(FakeEventSource.opened.length, 1, "a new but equal query object keeps the stream");
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "8");
+  send(() => latest().emit("connected", { connection_id: "c2", event_types: ["commit"] }));
+  send(() => latest().emit("commit", { sha: "b2" }, "9"));
+  assert.deepEqual(result.current.events.map((e) => e.data.sha), ["a1", "b2"]);
+  rerender({ q: null, opts: {} });
+  assert.ok(latest().closed, "a null query closes the stream");
+  assert.equal(result.current.connectionState, "idle");
+});
+
+test("a `progress` event telling an ended status does not end the task before its `complete`: the text is whole when the status says so", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-13");
+  // What a (re)connect to a finished task may send: its state first, then the text it missed.
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("progress", { status: "completed", progress: 100, stage: "done" }, "1"));
+  assert.equal(result.current.status, "running", "not yet completed: the text is still to come");
+  assert.equal(result.current.progress, 100);
+  assert.ok(!latest().closed);
+  send(() => latest().emit("text", { delta: "All of it." }, "2"));
+  send(() => latest().emit("complete", { status: "completed", result: null }, "3"));
+  assert.equal(result.current.status, "completed");
+  assert.equal(result.current.text, "All of it.");
+});
+
+test("useEventStream's disconnect() closes and keeps the events; reconnect() resumes after the last id", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({ event_types: ["commit"] }, { reconnectDelay: 100 });
+  const first = latest();
+  send(() => first.emit("connected", { connection_id: "c1", event_types: ["commit"] }));
+  send(() => first.emit("commit", { sha: "a1" }, "4"));
+  send(() => result.current.disconnect());
+  assert.ok(first.closed);
+  assert.equal(result.current.connectionState, "closed");
+  send(() => t.mock.timers.tick(600_000));
+  assert.equal(FakeEventSource.opened.length, 1);
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "4");
+  send(() => result.current.reconnect());
+  assert.ok(FakeEventSource.opened[1].closed, "reconnect() replaces the open stream");
+  assert.equal(FakeEventSource.opened.length, 3);
+  assert.deepEqual(result.current.events.map((e) => e.data.sha), ["a1"]);
+});
+
+test("useEventStream gives up after maxReconnectAttempts, and reconnect() starts the attempts over", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({ event_types: ["commit"] }, { reconnectDelay: 100, maxReconnectAttempts: 1 });
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "offline");
+  assert.match(result.current.error.message, /gave up after 1/);
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 3);
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "reconnecting", "a fresh attempt count");
+});
+
+test("new reconnect settings apply to the open stream from its next loss", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderTask("gen-14", { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  rerender({ id: "gen-14", opts: { autoReconnect: false } });
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect for a new setting");
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "offline");
+});
+
+test("under StrictMode (effects and state updaters run twice in development) one stream stays open and no text is doubled", (t) => {
+  fakeTime(t);
+  FakeEventSource.opened = [];
+  const { result } = renderHook(() => useTaskStream("gen-15", { EventSource: FakeEventSource }), {
+    wrapper: ({ children }) => React.createElement(React.StrictMode, null, children),
+  });
+  const open = FakeEventSource.opened.filter((source) => !source.closed);
+  assert.equal(open.length, 1, "the first mount's stream is closed by the re-run effect");
+  send(() => open[0].emit("connected", { connection_id: "c1" }));
+  send(() => open[0].emit("text", { delta: "once " }, "1"));
+  send(() => open[0].emit("text", { delta: "each" }, "2"));
+  assert.equal(result.current.text, "once each");
+  assert.equal(result.current.isConnected, true);
+});

@@ -1,0 +1,149 @@
+// How an application uses /client.js and /react.js in TypeScript, written
+// against the served declarations (src/http/assets/client.d.ts and
+// react.d.ts). Never run: tests/js/types.test.mjs compiles it with
+// `tsc --noEmit --strict`. Each `@ts-expect-error` is a misuse the
+// declarations must refuse: if a declaration loosens (an `any`, a missing
+// field), the directive goes unused and the compile fails.
+
+import {
+  SseClient,
+  TaskStream,
+  TaskError,
+  State,
+  backoffDelay,
+  isServerEvent,
+  type ConnectionState,
+  type DisconnectInfo,
+  type TaskSnapshot,
+} from "../../../src/http/assets/client.js";
+import {
+  DEFAULT_OPTIONS,
+  useEventStream,
+  useTaskStream,
+  type EventStreamResult,
+  type ReceivedEvent,
+  type TaskStatus,
+  type TaskStreamResult,
+} from "../../../src/http/assets/react.js";
+
+/** True when A and B are the same type (not merely assignable). */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+function assertType<T extends true>(): T | void {}
+
+// --- /client.js ---------------------------------------------------------
+
+const client = new SseClient("/sse/events", {
+  eventTypes: ["commit"],
+  projectId: "p1",
+  reconnectDelay: 500,
+  maxReconnectAttempts: 5,
+  onConnect: ({ connection_id, event_types }) => console.log(connection_id.toUpperCase(), event_types.length),
+  onDisconnect: ({ reason, willReconnect, delay }: DisconnectInfo) => console.log(reason, willReconnect, delay ?? 0),
+  onStateChange: (state, previous) => console.log(previous, "→", state),
+  onProgress: (task) => console.log(task.progress, task.stage),
+  onText: (delta) => console.log(delta?.length),
+  onError: (error, data) => console.log(error.message, data?.status),
+});
+const off: () => boolean = client.on<{ sha: string }>("commit", (data, event) => console.log(data.sha, event.lastEventId));
+off();
+const connected: SseClient = client.connect();
+connected.close();
+const state: ConnectionState = client.state;
+assertType<Equals<ConnectionState, "idle" | "connecting" | "connected" | "reconnecting" | "offline" | "closed">>();
+assertType<Equals<typeof State.OFFLINE, "offline">>();
+const lastId: string | null = client.lastEventId;
+const connectionId: string | null = client.connectionId;
+const delay: number = backoffDelay(2, { reconnectDelay: 1000 }, () => 0.5);
+const stream = new TaskStream("gen-1", { onError: (error) => (error instanceof TaskError ? error.cancelled : false) });
+const taskId: string = stream.taskId;
+const failure = new TaskError({ status: "failed", error: "boom" });
+const cancelled: boolean = failure.cancelled;
+const failedStatus: "failed" | "cancelled" | undefined = failure.status;
+declare const someEvent: Event;
+if (isServerEvent(someEvent)) {
+  const data: string = someEvent.data;
+  console.log(data);
+}
+const snapshot: TaskSnapshot = { task_id: "gen-1", status: "running", progress: 5, stage: null };
+console.log(state, lastId, connectionId, delay, taskId, cancelled, failedStatus, snapshot);
+
+// @ts-expect-error a stream needs its URL
+new SseClient();
+// @ts-expect-error no such state
+console.log(State.OPEN);
+// @ts-expect-error eventTypes is a list
+new SseClient("/sse/events", { eventTypes: "commit" });
+new SseClient("/tasks/gen-1/events", {
+  onProgress: (task) => {
+    // @ts-expect-error the data of a progress event is a task: its progress is a number
+    const wrongProgress: string | undefined = task.progress;
+    console.log(wrongProgress);
+  },
+});
+
+// --- /react.js ------------------------------------------------------------
+
+export function Answer(taskId: string | null) {
+  const generation: TaskStreamResult = useTaskStream(taskId, {
+    autoReconnect: true,
+    maxReconnectAttempts: 3,
+    reconnectDelay: 2000,
+    baseUrl: "https://broker.example.com",
+    withCredentials: true,
+    onProgress: (task) => console.log(task.progress ?? 0, task.status),
+    onError: (error, data) => {
+      if (error instanceof TaskError) console.log(error.cancelled, data?.error);
+      else console.log("connection", error.message);
+    },
+    onConnect: ({ connection_id }) => console.log(connection_id),
+    onDisconnect: ({ willReconnect }) => console.log(willReconnect),
+  });
+  const { text, progress, status, error, isConnected, reconnect, disconnect, connectionState, stage, result } = generation;
+  const shown: string = text.trim();
+  const bar: number = Math.round(progress);
+  assertType<Equals<typeof status, TaskStatus | null>>();
+  assertType<Equals<TaskStatus, "pending" | "running" | "completed" | "failed" | "cancelled">>();
+  const failedMessage: string | undefined = error?.message;
+  const busy: boolean = isConnected && (status === "running" || status === "pending");
+  const again: void = reconnect();
+  const stop: void = disconnect();
+  const badge: ConnectionState = connectionState;
+  const stageName: string | null = stage;
+  console.log(shown, bar, failedMessage, busy, again, stop, badge, stageName, result);
+
+  // @ts-expect-error the text is a string
+  const textAsNumber: number = generation.text;
+  // @ts-expect-error a status is one of the task statuses
+  const wrongStatus: typeof status = "done";
+  // @ts-expect-error options are checked: autoReconnect is a boolean
+  useTaskStream("gen-1", { autoReconnect: "yes" });
+  // @ts-expect-error no such option
+  useTaskStream("gen-1", { reconnectDelays: 100 });
+  // @ts-expect-error the task id is a string
+  useTaskStream(42);
+  // @ts-expect-error onError may receive a plain Error (a lost connection), not always a TaskError
+  useTaskStream("gen-1", { onError: (e: TaskError) => console.log(e.cancelled) });
+  console.log(textAsNumber, wrongStatus);
+  return shown;
+}
+
+export function Feed() {
+  const feed: EventStreamResult = useEventStream(
+    { event_types: ["commit", "risk_alert"], project_id: "p1" },
+    { maxEvents: 50, autoReconnect: true, onError: (error) => console.log(error.message) },
+  );
+  const all = useEventStream({ event_types: "commit,risk_alert" });
+  const none = useEventStream(null);
+  const events: ReceivedEvent[] = feed.events;
+  const shas = events.filter((event) => event.type === "commit").map((event) => event.data.sha as string);
+  const last: string | null = feed.lastEvent ? feed.lastEvent.lastEventId : null;
+  const progress: number | null = feed.progress;
+  const maxReconnectAttempts: 3 = DEFAULT_OPTIONS.maxReconnectAttempts;
+  console.log(shas, last, progress, all.isConnected, none.connectionState, maxReconnectAttempts);
+
+  // @ts-expect-error a general stream's progress may be absent
+  const sure: number = feed.progress;
+  // @ts-expect-error the query's types are strings
+  useEventStream({ event_types: [1, 2] });
+  console.log(sure);
+}
