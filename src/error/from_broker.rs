@@ -13,6 +13,7 @@ use crate::{
         operations::OperationError,
         streams::{SubscriptionError, UpdateError},
         tasks::TaskServiceError,
+        uploads::UploadError,
     },
     store::StoreError,
 };
@@ -178,6 +179,19 @@ impl From<UpdateSubscriptionError> for ApiError {
                 ErrorCode::Forbidden,
                 "this connection belongs to another user",
             ),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        let message = error.to_string();
+        match error {
+            UploadError::Malformed { .. } => Self::new(ErrorCode::InvalidPayload, message),
+            UploadError::LineTooLong { .. } => Self::new(ErrorCode::PayloadTooLarge, message),
+            UploadError::Idle(_) => Self::new(ErrorCode::RequestTimeout, message),
+            UploadError::Body => Self::new(ErrorCode::MalformedRequest, message),
+            UploadError::Task(error) => error.into(),
         }
     }
 }

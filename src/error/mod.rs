@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidLastEventId,
     InvalidQuery,
     PayloadTooLarge,
+    UnsupportedMediaType,
     HeadersTooLarge,
     ConnectionNotFound,
     NotFound,
@@ -72,6 +73,7 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::ConnectionNotFound | Self::NotFound | Self::TaskNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -100,6 +102,7 @@ impl ErrorCode {
             Self::InvalidLastEventId => "invalid_last_event_id",
             Self::InvalidQuery => "invalid_query",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::HeadersTooLarge => "headers_too_large",
             Self::ConnectionNotFound => "connection_not_found",
             Self::NotFound => "not_found",

@@ -39,6 +39,15 @@ pub struct BodyLimit {
     pub read_timeout: std::time::Duration,
 }
 
+impl Default for BodyLimit {
+    fn default() -> Self {
+        Self {
+            max_bytes: 65_536,
+            read_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// A JSON request body of type `T`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);

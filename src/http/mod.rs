@@ -4,6 +4,7 @@
 mod assets;
 pub mod extract;
 mod fallback;
+mod generations;
 pub mod head_guard;
 mod health;
 mod history;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::fail_task)
         .service(tasks::cancel_task)
         .service(tasks::task_events)
+        .service(generations::upload)
         .service(health::health)
         .service(health::metrics)
         .service(openapi::openapi_json)

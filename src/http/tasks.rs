@@ -16,7 +16,7 @@ use crate::{
     auth::Principal,
     domain::{ChatId, EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type, sse_frame},
     error::{ApiError, ErrorCode},
-    services::tasks::{NewTask, task_json},
+    services::tasks::{Delta, NewTask, task_json},
     state::AppState,
     stream::StreamSocket,
 };
@@ -215,13 +215,35 @@ pub async fn update_task(
 pub struct TextRequest {
     /// One piece of text.
     pub delta: Option<String>,
-    /// Several pieces, in order, in one request.
-    pub deltas: Option<Vec<String>>,
+    /// `delta`'s sequence number: a delta at or below the task's last
+    /// accepted `seq` is a retry and is ignored.
+    pub seq: Option<u64>,
+    /// Several pieces, in order, in one request: strings, or
+    /// `{"delta", "seq"?}` objects.
+    pub deltas: Option<Vec<DeltaItem>>,
+}
+
+/// One of `deltas`: a string, or a delta with its sequence number.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DeltaItem {
+    Text(String),
+    Numbered { delta: String, seq: Option<u64> },
+}
+
+impl From<DeltaItem> for Delta {
+    fn from(item: DeltaItem) -> Self {
+        match item {
+            DeltaItem::Text(text) => Delta { text, seq: None },
+            DeltaItem::Numbered { delta, seq } => Delta { text: delta, seq },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TextResponse {
-    /// The id of each `text` event, in order.
+    /// Per delta, the id of the `text` event it went into (deltas of one
+    /// request share one; `null` for a retried `seq`).
     pub ids: Vec<Option<i64>>,
 }
 
@@ -245,10 +267,19 @@ pub async fn append_text(
     body: JsonBody<TextRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0;
-    let deltas: Vec<String> = request
-        .delta
+    let first = request.delta.map(|text| Delta {
+        text,
+        seq: request.seq,
+    });
+    let deltas: Vec<Delta> = first
         .into_iter()
-        .chain(request.deltas.unwrap_or_default())
+        .chain(
+            request
+                .deltas
+                .unwrap_or_default()
+                .into_iter()
+                .map(Delta::from),
+        )
         .collect();
     if deltas.is_empty() {
         return Err(ApiError::new(
@@ -262,9 +293,16 @@ pub async fn append_text(
             format!("at most {MAX_DELTAS} deltas per request"),
         ));
     }
-    let (_, ids) = apply(&state, &auth.principal, &id, TaskChange::Text, deltas).await?;
+    let count = deltas.len();
+    let written = state
+        .tasks
+        .append_visible(&auth.principal, &task_id(&id)?, deltas)
+        .await?;
+    // Deltas of one request go into one `text` event (or none, when every
+    // one was a retry): each answers that event's id.
+    let id = written.text_id.map(|id| id.0);
     Ok(HttpResponse::Accepted().json(TextResponse {
-        ids: ids.into_iter().map(|id| id.map(|id| id.0)).collect(),
+        ids: vec![id; count],
     }))
 }
 

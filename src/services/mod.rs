@@ -6,6 +6,7 @@
 //! - [`streams`]: who may watch what ([`streams::StreamService::subscription`]),
 //!   opening and changing streams.
 //! - [`tasks`]: the task API (progress, AI text, completion, orphans).
+//! - [`uploads`]: one upload per generation, applied line by line as it arrives.
 //! - [`operations`]: health, figures, the monitoring document, listing and
 //!   dropping streams, cleanup runs, metrics.
 
@@ -13,3 +14,4 @@ pub mod events;
 pub mod operations;
 pub mod streams;
 pub mod tasks;
+pub mod uploads;

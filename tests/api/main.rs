@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod config;
 mod error_format;
+mod generations;
 mod health_rules;
 mod helpers;
 mod janitor;

@@ -1,0 +1,294 @@
+//! One upload per generation (`POST /tasks/{id}/stream`): the body is read
+//! as it arrives and each line applied at once, so viewers see tokens live,
+//! not when the upload ends.
+//!
+//! The deltas of one chunk of the body go to the task as one write, and
+//! the next chunk is read once that write is stored: a producer faster than
+//! the store is slowed by TCP, and what piles up in the meantime is applied
+//! together. A cancel while the producer is between chunks ends the upload
+//! at once (409), so it stops paying for tokens; a line that does not parse
+//! ends it with 422 naming the line, the lines before it staying applied; a
+//! body that ends without a terminal line leaves the task running.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::watch;
+
+use super::tasks::{Delta, TaskService, TaskServiceError};
+use crate::{
+    auth::Principal,
+    domain::{
+        Instruction, SseParser, Task, TaskChange, TaskError, TaskId, TaskStatus, UploadFormat,
+        event_stream_data, ndjson_line,
+    },
+};
+
+/// What an upload did.
+#[derive(Debug)]
+pub struct UploadSummary {
+    pub task: Task,
+    /// Deltas accepted (a retried `seq` is not counted).
+    pub deltas: u64,
+    /// Characters of text those deltas carried.
+    pub chars: u64,
+}
+
+/// Bounds of one upload.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// The longest line (NDJSON) or event line (SSE), in bytes.
+    pub max_line_bytes: usize,
+    /// The longest a producer may send nothing.
+    pub idle: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("line {line}: {reason}")]
+    Malformed { line: u64, reason: String },
+    #[error("line {line} is longer than {limit} bytes")]
+    LineTooLong { line: u64, limit: usize },
+    #[error("the upload sent nothing for {} s", .0.as_secs())]
+    Idle(Duration),
+    #[error("the upload's body could not be read")]
+    Body,
+    #[error(transparent)]
+    Task(#[from] TaskServiceError),
+}
+
+/// Splits the body into instructions, numbered by line (NDJSON) or event
+/// (SSE).
+enum Reader {
+    NdJson {
+        pending: Vec<u8>,
+        line: u64,
+        max: usize,
+    },
+    EventStream {
+        parser: SseParser,
+        event: u64,
+        max: usize,
+    },
+}
+
+impl Reader {
+    fn new(format: UploadFormat, max: usize) -> Self {
+        match format {
+            UploadFormat::NdJson => Self::NdJson {
+                pending: Vec::new(),
+                line: 0,
+                max,
+            },
+            UploadFormat::EventStream => Self::EventStream {
+                parser: SseParser::with_max_line_bytes(max),
+                event: 0,
+                max,
+            },
+        }
+    }
+
+    /// The instructions of `chunk` (and what earlier chunks left unfinished);
+    /// `last` reads an unterminated final NDJSON line too. The instructions
+    /// before a malformed line come back with its error, so they are applied.
+    fn read(&mut self, chunk: &[u8], last: bool) -> (Vec<Instruction>, Option<UploadError>) {
+        let mut out = Vec::new();
+        let error = self.read_into(chunk, last, &mut out).err();
+        (out, error)
+    }
+
+    fn read_into(
+        &mut self,
+        chunk: &[u8],
+        last: bool,
+        out: &mut Vec<Instruction>,
+    ) -> Result<(), UploadError> {
+        match self {
+            Self::NdJson { pending, line, max } => {
+                pending.extend_from_slice(chunk);
+                let mut start = 0;
+                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                    *line += 1;
+                    out.push(ndjson(&pending[start..start + end], *line)?);
+                    start += end + 1;
+                }
+                pending.drain(..start);
+                if pending.len() > *max {
+                    return Err(UploadError::LineTooLong {
+                        line: *line + 1,
+                        limit: *max,
+                    });
+                }
+                if last && !pending.is_empty() {
+                    *line += 1;
+                    out.push(ndjson(pending, *line)?);
+                    pending.clear();
+                }
+            }
+            Self::EventStream { parser, event, max } => {
+                parser.push(chunk);
+                loop {
+                    match parser.next_event() {
+                        Ok(Some(sse)) => {
+                            *event += 1;
+                            let instruction = event_stream_data(&sse.data).map_err(|reason| {
+                                UploadError::Malformed {
+                                    line: *event,
+                                    reason,
+                                }
+                            })?;
+                            out.push(instruction);
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            return Err(UploadError::LineTooLong {
+                                line: *event + 1,
+                                limit: *max,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, UploadError> {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|_| UploadError::Malformed {
+        line,
+        reason: "the line is not UTF-8".into(),
+    })?;
+    ndjson_line(text).map_err(|reason| UploadError::Malformed { line, reason })
+}
+
+impl TaskService {
+    /// Applies an upload to a task `principal` may see.
+    #[tracing::instrument(name = "task.upload", skip_all, fields(task_id = %task_id, deltas, chars))]
+    pub async fn ingest<S, E>(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+        format: UploadFormat,
+        mut body: S,
+        limits: UploadLimits,
+    ) -> Result<UploadSummary, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let task = self.visible(principal, task_id).await?;
+        let task_id = task.task_id;
+        let mut reader = Reader::new(format, limits.max_line_bytes);
+        let mut status = self.watch(&task_id).await;
+        let (mut deltas, mut chars) = (0u64, 0u64);
+        let mut ended = false;
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(limits.idle, body.next()) => next,
+                () = cancelled(&mut status) => {
+                    return Err(TaskServiceError::Task(TaskError::Cancelled).into());
+                }
+            };
+            let (chunk, last) = match next {
+                Err(_) => return Err(UploadError::Idle(limits.idle)),
+                Ok(None) => (Bytes::new(), true),
+                Ok(Some(Err(_))) => return Err(UploadError::Body),
+                Ok(Some(Ok(chunk))) => (chunk, false),
+            };
+            let (instructions, malformed) = reader.read(&chunk, last);
+            let mut text = Vec::new();
+            for instruction in instructions {
+                match instruction {
+                    Instruction::Delta { text: delta, seq } => {
+                        chars += delta.chars().count() as u64;
+                        text.push(Delta { text: delta, seq });
+                    }
+                    Instruction::Nothing => {}
+                    // A stream that already said it is done (AI SDK `finish`
+                    // then `[DONE]`) has nothing more to complete.
+                    Instruction::Complete { .. } if ended => {}
+                    change => {
+                        deltas += self
+                            .append_counted(&task_id, std::mem::take(&mut text))
+                            .await?;
+                        ended |= matches!(
+                            change,
+                            Instruction::Complete { .. } | Instruction::Fail { .. }
+                        );
+                        self.change(&task_id, as_change(change), Vec::new()).await?;
+                    }
+                }
+            }
+            deltas += self.append_counted(&task_id, text).await?;
+            if let Some(error) = malformed {
+                return Err(error);
+            }
+            if last {
+                break;
+            }
+            if status.is_none() {
+                status = self.watch(&task_id).await;
+            }
+        }
+        tracing::Span::current().record("deltas", deltas);
+        tracing::Span::current().record("chars", chars);
+        Ok(UploadSummary {
+            task: self.get(&task_id).await?,
+            deltas,
+            chars,
+        })
+    }
+
+    /// Appends `deltas` unless there are none; answers how many were new.
+    async fn append_counted(
+        &self,
+        task_id: &TaskId,
+        deltas: Vec<Delta>,
+    ) -> Result<u64, TaskServiceError> {
+        if deltas.is_empty() {
+            return Ok(0);
+        }
+        let count = deltas.len() as u64;
+        let written = self.append(task_id, deltas).await?;
+        Ok(if written.text_id.is_some() { count } else { 0 })
+    }
+}
+
+fn as_change(instruction: Instruction) -> TaskChange {
+    match instruction {
+        Instruction::Progress {
+            progress,
+            stage,
+            message,
+        } => TaskChange::Update {
+            status: None,
+            progress,
+            stage,
+            message,
+            force: false,
+        },
+        Instruction::Complete { result } => TaskChange::Complete { result },
+        Instruction::Fail { error } => TaskChange::Fail { error },
+        Instruction::Delta { .. } | Instruction::Nothing => {
+            unreachable!("text is appended, nothing is skipped")
+        }
+    }
+}
+
+/// Resolves once the watched task is cancelled; never without a watch.
+async fn cancelled(status: &mut Option<watch::Receiver<TaskStatus>>) {
+    match status {
+        Some(status) => {
+            if status
+                .wait_for(|s| *s == TaskStatus::Cancelled)
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,345 @@
+//! AI generations (CONTRACT §7): one streamed upload per generation in the
+//! three formats, applied as it arrives; cancel answers the upload at once;
+//! malformed lines are named; `seq` retries are ignored; a late viewer gets
+//! the whole text in one event.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::helpers::{LONG, SHORT, SseEvent, TestApp, assert_error, spawn_app};
+
+/// Creates task `id`.
+async fn create(app: &TestApp, id: &str) {
+    let response = app.post_json("/tasks", &json!({ "task_id": id })).await;
+    assert_eq!(response.status().as_u16(), 201, "creating {id}");
+}
+
+/// An upload whose body the test writes piece by piece.
+struct Upload {
+    body: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    answer: actix_rt::task::JoinHandle<reqwest::Response>,
+}
+
+impl Upload {
+    fn start(app: &TestApp, id: &str, content_type: &str) -> Self {
+        let (body, chunks) = mpsc::channel(64);
+        let request = app
+            .api_client
+            .post(app.url(&format!("/tasks/{id}/stream")))
+            .header("Content-Type", content_type)
+            .body(reqwest::Body::wrap_stream(ReceiverStream::new(chunks)));
+        let answer = actix_rt::spawn(async move { request.send().await.expect("upload sent") });
+        Self { body, answer }
+    }
+
+    async fn send(&self, text: &str) {
+        self.body
+            .send(Ok(Bytes::from(text.to_owned())))
+            .await
+            .expect("the upload is open");
+    }
+
+    /// Ends the body; the broker's answer.
+    async fn finish(self) -> reqwest::Response {
+        drop(self.body);
+        tokio::time::timeout(LONG, self.answer)
+            .await
+            .expect("the upload is answered")
+            .expect("the upload task")
+    }
+}
+
+fn text_of(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.is("text"))
+        .map(|e| e.json()["delta"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn an_ndjson_upload_is_applied_line_by_line_while_it_is_still_open() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "gen").await;
+    let mut viewer = app.open_stream("/tasks/gen/events", &[]).await;
+    assert!(viewer.next_message(SHORT).await.unwrap().is("progress"));
+    let upload = Upload::start(&app, "gen", "application/x-ndjson");
+
+    // Act / Assert: a token is delivered before the upload ends.
+    upload
+        .send("{\"progress\": 10, \"stage\": \"writing\"}\n")
+        .await;
+    upload.send("{\"delta\": \"Hel\"}\n{\"del").await;
+    upload.send("ta\": \"lo \"}\n").await;
+    let mut seen = Vec::new();
+    while text_of(&seen) != "Hello " {
+        seen.push(
+            viewer
+                .next_message(SHORT)
+                .await
+                .expect("a token while the upload is open"),
+        );
+    }
+    assert!(
+        !upload.answer.is_finished(),
+        "answered before the body ended"
+    );
+    upload.send("{\"delta\": \"wörld\\n\", \"seq\": 7}\n").await;
+    upload.send("{\"delta\": \"wörld\\n\", \"seq\": 7}\n").await;
+    upload
+        .send("{\"complete\": {\"result\": {\"tokens\": 3}}}")
+        .await;
+    let answer = upload.finish().await;
+
+    // Assert
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("JSON");
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+    assert_eq!(answer["task"]["result"], json!({"tokens": 3}));
+    assert_eq!(
+        answer["deltas"], 3,
+        "the retried seq is not counted: {answer}"
+    );
+    seen.extend(viewer.read_to_end(SHORT).await);
+    assert_eq!(
+        text_of(&seen),
+        "Hello wörld\n",
+        "the retry did not double text"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e.is("progress") && e.json()["stage"] == "writing")
+    );
+    assert!(seen.last().unwrap().is("complete"), "{seen:?}");
+}
+
+#[actix_web::test]
+async fn an_openai_and_an_ai_sdk_stream_are_piped_straight_in() {
+    let app = spawn_app().await;
+    for (id, body, expected) in [
+        (
+            "openai",
+            concat!(
+                "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Server-\"}}]}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Sent Events\"},\"finish_reason\":null}]}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+                "data: [DONE]\n\n",
+            ),
+            "Server-Sent Events",
+        ),
+        (
+            "aisdk",
+            concat!(
+                "data: {\"type\":\"start\",\"messageId\":\"m1\"}\n\n",
+                "data: {\"type\":\"start-step\"}\n\n",
+                "data: {\"type\":\"text-start\",\"id\":\"t\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"Hello\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\", world\"}\n\n",
+                "data: {\"type\":\"text-end\",\"id\":\"t\"}\n\n",
+                "data: {\"type\":\"finish-step\"}\n\n",
+                "data: {\"type\":\"finish\"}\n\n",
+                "data: [DONE]\n\n",
+            ),
+            "Hello, world",
+        ),
+    ] {
+        create(&app, id).await;
+        let upload = Upload::start(&app, id, "text/event-stream");
+        // Split mid-event, as a proxy would.
+        let (head, tail) = body.split_at(body.len() / 2);
+        upload.send(head).await;
+        upload.send(tail).await;
+        let answer = upload.finish().await;
+        assert_eq!(answer.status().as_u16(), 200, "{id}");
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["task"]["status"], "completed", "{id}: {answer}");
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let events = late.read_to_end(SHORT).await;
+        assert_eq!(text_of(&events), expected, "{id}");
+    }
+}
+
+#[actix_web::test]
+async fn a_cancel_answers_the_open_upload_at_once_and_keeps_the_partial_text() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "cancelled").await;
+    let upload = Upload::start(&app, "cancelled", "application/x-ndjson");
+    upload.send("{\"delta\": \"partial \"}\n").await;
+    crate::helpers::eventually(SHORT, "the first token to be stored", || async {
+        let task = app.get_json("/tasks/cancelled").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act: a user cancels while the producer is still streaming.
+    let cancel = app.post_json("/tasks/cancelled/cancel", &json!({})).await;
+    assert_eq!(cancel.status().as_u16(), 200);
+
+    // Assert: the upload is answered at once, although its body is open.
+    let answer = tokio::time::timeout(SHORT, upload.answer)
+        .await
+        .expect("answered without waiting for the body")
+        .expect("the upload task");
+    assert_error(answer, 409, "task_cancelled").await;
+    let mut late = app.open_stream("/tasks/cancelled/events", &[]).await;
+    let events = late.read_to_end(SHORT).await;
+    assert_eq!(text_of(&events), "partial ");
+    let end = events.last().expect("the end");
+    assert!(
+        end.is("error") && end.json()["cancelled"] == true,
+        "{end:?}"
+    );
+    drop(upload.body);
+}
+
+#[actix_web::test]
+async fn a_malformed_line_is_named_and_what_came_before_stays() {
+    let app = spawn_app().await;
+    create(&app, "bad-line").await;
+    let upload = Upload::start(&app, "bad-line", "application/x-ndjson");
+    upload
+        .send("{\"delta\": \"kept \"}\n\n{\"delta\": 5}\n{\"delta\": \"lost\"}\n")
+        .await;
+    let answer = upload.finish().await;
+    let body = assert_error(answer, 422, "invalid_payload").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("line 3:"), "{message}");
+    let task = app.get_json("/tasks/bad-line").await;
+    assert_eq!(task["status"], "running", "the task goes on: {task}");
+    let mut late = app.open_stream("/tasks/bad-line/events", &[]).await;
+    let first = late.next_message(SHORT).await.unwrap();
+    assert_eq!(text_of(&[first]), "kept ");
+}
+
+#[actix_web::test]
+async fn an_upload_that_ends_without_a_terminal_line_leaves_the_task_running() {
+    let app = spawn_app().await;
+    create(&app, "open-end").await;
+    let upload = Upload::start(&app, "open-end", "application/x-ndjson");
+    upload.send("{\"delta\": \"a\"}\n{\"delta\": \"b\"}").await;
+    let answer = upload.finish().await;
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["task"]["status"], "running");
+    assert_eq!(
+        (answer["deltas"].as_u64(), answer["chars"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // Another upload goes on where it stopped.
+    let upload = Upload::start(&app, "open-end", "application/x-ndjson");
+    upload
+        .send("{\"delta\": \"c\"}\n{\"complete\": {}}\n")
+        .await;
+    assert_eq!(upload.finish().await.status().as_u16(), 200);
+    let mut late = app.open_stream("/tasks/open-end/events", &[]).await;
+    assert_eq!(text_of(&late.read_to_end(SHORT).await), "abc");
+}
+
+#[actix_web::test]
+async fn uploads_are_refused_as_the_contract_says() {
+    let app = spawn_app().await;
+    create(&app, "r").await;
+    let json_body = app
+        .post_raw(
+            "/tasks/r/stream",
+            "{\"delta\": \"x\"}",
+            Some("application/json"),
+        )
+        .await;
+    assert_error(json_body, 415, "unsupported_media_type").await;
+    let unknown = app
+        .post_raw(
+            "/tasks/nope/stream",
+            "{\"delta\": \"x\"}\n",
+            Some("application/x-ndjson"),
+        )
+        .await;
+    assert_error(unknown, 404, "task_not_found").await;
+    let bad_id = app
+        .post_raw("/tasks/a.b/stream", "", Some("application/x-ndjson"))
+        .await;
+    assert_error(bad_id, 400, "invalid_task_id").await;
+    let not_openai = app
+        .post_raw(
+            "/tasks/r/stream",
+            "data: {\"x\": 1}\n\n",
+            Some("text/event-stream"),
+        )
+        .await;
+    let body = assert_error(not_openai, 422, "invalid_payload").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 1:")
+    );
+    app.post_json("/tasks/r/complete", &json!({})).await;
+    let finished = app
+        .post_raw(
+            "/tasks/r/stream",
+            "{\"delta\": \"late\"}\n",
+            Some("application/x-ndjson"),
+        )
+        .await;
+    assert_error(finished, 409, "task_finished").await;
+}
+
+#[actix_web::test]
+async fn a_retried_seq_on_the_text_endpoint_never_doubles_text() {
+    let app = spawn_app().await;
+    create(&app, "retry").await;
+    for body in [
+        json!({"delta": "one ", "seq": 1}),
+        json!({"delta": "one ", "seq": 1}),
+        json!({"deltas": [{"delta": "two ", "seq": 2}, {"delta": "two ", "seq": 2}, "free "]}),
+        json!({"delta": "three", "seq": 3}),
+        json!({"delta": "one ", "seq": 1}),
+    ] {
+        let response = app.post_json("/tasks/retry/text", &body).await;
+        assert_eq!(response.status().as_u16(), 202, "{body}");
+    }
+    app.post_json("/tasks/retry/complete", &json!({})).await;
+    let mut late = app.open_stream("/tasks/retry/events", &[]).await;
+    assert_eq!(
+        text_of(&late.read_to_end(SHORT).await),
+        "one two free three"
+    );
+}
+
+#[actix_web::test]
+async fn a_late_viewer_of_a_long_finished_generation_gets_it_in_three_events() {
+    // Arrange: 2,000 tokens, uploaded in pieces.
+    let app = spawn_app().await;
+    create(&app, "long").await;
+    let upload = Upload::start(&app, "long", "application/x-ndjson");
+    let mut expected = String::new();
+    for n in 0..2000 {
+        let token = format!("t{n} ");
+        expected.push_str(&token);
+        upload
+            .send(&format!("{}\n", json!({ "delta": token })))
+            .await;
+        if n % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    upload.send("{\"complete\": {}}\n").await;
+    assert_eq!(upload.finish().await.status().as_u16(), 200);
+
+    // Act
+    let mut late = app.open_stream("/tasks/long/events", &[]).await;
+    let events = late.read_to_end(SHORT).await;
+
+    // Assert: the text, the state, the end.
+    let kinds: Vec<_> = events.iter().map(|e| e.event.as_deref()).collect();
+    assert_eq!(kinds, [Some("text"), Some("progress"), Some("complete")]);
+    assert!(text_of(&events) == expected, "the text is whole and exact");
+}
