@@ -130,7 +130,7 @@ impl Application {
         registry.do_send(WatchTaskEnds {
             recipient: live_tasks.clone().recipient(),
         });
-        let tasks = TaskService::new(store.clone(), live_tasks);
+        let tasks = TaskService::new(store.clone(), live_tasks, metrics.clone());
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         let (census, census_reader) = watch::channel(Arc::new(Census {
             // The store just opened and migrated: it answers.

@@ -23,6 +23,14 @@ pub enum UploadFormat {
 }
 
 impl UploadFormat {
+    /// The name metrics and logs give the format.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NdJson => "ndjson",
+            Self::EventStream => "event_stream",
+        }
+    }
+
     /// The format a `Content-Type` names; `None` for any other.
     pub fn from_content_type(content_type: &str) -> Option<Self> {
         let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();

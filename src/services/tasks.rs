@@ -17,6 +17,7 @@ use crate::{
     auth::Principal,
     domain::{ChatId, EventId, ProjectId, Task, TaskChange, TaskError, TaskId, TaskStatus, now_ms},
     store::{EventStore, StoreError},
+    telemetry::Metrics,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +54,18 @@ pub struct NewTask {
 pub struct TaskService {
     store: EventStore,
     live: Addr<LiveTasks>,
+    pub(super) metrics: Metrics,
 }
 
 pub use crate::domain::task_json;
 
 impl TaskService {
-    pub fn new(store: EventStore, live: Addr<LiveTasks>) -> Self {
-        Self { store, live }
+    pub fn new(store: EventStore, live: Addr<LiveTasks>, metrics: Metrics) -> Self {
+        Self {
+            store,
+            live,
+            metrics,
+        }
     }
 
     pub async fn create(&self, request: NewTask) -> Result<Task, TaskServiceError> {

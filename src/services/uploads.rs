@@ -166,8 +166,44 @@ fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, UploadError> {
 
 impl TaskService {
     /// Applies an upload to a task `principal` may see.
-    #[tracing::instrument(name = "task.upload", skip_all, fields(task_id = %task_id, deltas, chars))]
+    #[tracing::instrument(
+        name = "task.upload",
+        skip_all,
+        fields(task_id = %task_id, format = format.label(), deltas, chars, outcome)
+    )]
     pub async fn ingest<S, E>(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+        format: UploadFormat,
+        body: S,
+        limits: UploadLimits,
+    ) -> Result<UploadSummary, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        self.metrics.record_upload(format.label(), None);
+        let result = self
+            .apply_upload(principal, task_id, format, body, limits)
+            .await;
+        let outcome = outcome(&result);
+        self.metrics.record_upload(format.label(), Some(outcome));
+        let span = tracing::Span::current();
+        span.record("outcome", outcome);
+        match &result {
+            Ok(summary) => tracing::info!(
+                task_id = %task_id,
+                deltas = summary.deltas,
+                chars = summary.chars,
+                outcome,
+                "upload ended"
+            ),
+            Err(error) => tracing::info!(task_id = %task_id, outcome, %error, "upload ended"),
+        }
+        result
+    }
+
+    async fn apply_upload<S, E>(
         &self,
         principal: &Principal,
         task_id: &TaskId,
@@ -250,9 +286,27 @@ impl TaskService {
         if deltas.is_empty() {
             return Ok(0);
         }
-        let count = deltas.len() as u64;
         let written = self.append(task_id, deltas).await?;
-        Ok(if written.text_id.is_some() { count } else { 0 })
+        Ok(written.accepted as u64)
+    }
+}
+
+/// How an upload ended, as its metrics and logs name it.
+fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
+    match result {
+        Ok(summary) => match summary.task.status {
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            _ => "left_running",
+        },
+        Err(UploadError::Malformed { .. }) => "malformed",
+        Err(UploadError::LineTooLong { .. }) => "line_too_long",
+        Err(UploadError::Idle(_)) => "idle",
+        Err(UploadError::Body) => "aborted",
+        Err(UploadError::Task(TaskServiceError::Task(TaskError::Cancelled))) => "cancelled",
+        Err(UploadError::Task(TaskServiceError::NotFound)) => "not_found",
+        Err(UploadError::Task(TaskServiceError::Task(_))) => "refused",
+        Err(UploadError::Task(_)) => "unavailable",
     }
 }
 

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::helpers::{LONG, SHORT, SseEvent, TestApp, assert_error, spawn_app};
+use crate::helpers::{
+    LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, sample_sum, spawn_app,
+};
 
 /// Creates task `id`.
 async fn create(app: &TestApp, id: &str) {
@@ -116,6 +118,27 @@ async fn an_ndjson_upload_is_applied_line_by_line_while_it_is_still_open() {
             .any(|e| e.is("progress") && e.json()["stage"] == "writing")
     );
     assert!(seen.last().unwrap().is("complete"), "{seen:?}");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let uploads = [("format", "ndjson"), ("outcome", "completed")];
+    assert_eq!(
+        labelled_sum(&metrics, "sse_task_uploads_total", &uploads),
+        1.0
+    );
+    assert_eq!(
+        sample_sum(&metrics, "sse_task_uploads_open"),
+        0.0,
+        "{metrics}"
+    );
+    let retries = [("outcome", "retry")];
+    assert_eq!(
+        labelled_sum(&metrics, "sse_task_deltas_total", &retries),
+        1.0
+    );
+    let accepted = [("outcome", "accepted")];
+    assert_eq!(
+        labelled_sum(&metrics, "sse_task_deltas_total", &accepted),
+        3.0
+    );
 }
 
 #[actix_web::test]

@@ -5,12 +5,23 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SHORT, assert_error, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{SHORT, assert_error, eventually, sample_sum, spawn_app, spawn_app_with};
 
-/// Every route of the lead's table, with its methods: the OpenAPI document
-/// must describe each of them.
-const ROUTES: [(&str, &[&str]); 11] = [
+/// Every API route, with its methods: the OpenAPI document must describe
+/// each of them (static assets are checked in `assets.rs`).
+const ROUTES: [(&str, &[&str]); 22] = [
     ("/sse/events", &["get"]),
+    ("/sse/history", &["get"]),
+    ("/sse/connections/{connection_id}", &["delete"]),
+    ("/tasks", &["post"]),
+    ("/tasks/{id}", &["get", "head", "patch"]),
+    ("/tasks/{id}/events", &["get"]),
+    ("/tasks/{id}/text", &["post"]),
+    ("/tasks/{id}/stream", &["post"]),
+    ("/tasks/{id}/complete", &["post"]),
+    ("/tasks/{id}/fail", &["post"]),
+    ("/tasks/{id}/cancel", &["post"]),
+    ("/demo/generations", &["post"]),
     ("/sse/publish", &["post"]),
     ("/sse/test-event", &["post"]),
     ("/sse/subscribe", &["post"]),
@@ -72,19 +83,6 @@ async fn openapi_describes_every_route_and_no_route_that_does_not_exist() {
             "{path} is documented but not routed"
         );
     }
-}
-
-/// The sum of every sample of `metric` (all label sets).
-fn sample_sum(exposition: &str, metric: &str) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(metric)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[actix_web::test]

@@ -52,7 +52,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 32] = [
+const SPEC_METRICS: [(&str, Kind); 36] = [
     ("sse_connections_active", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -72,6 +72,10 @@ const SPEC_METRICS: [(&str, Kind); 32] = [
     ("sse_cleanup_duration_seconds", Kind::Histogram),
     ("sse_task_time_to_first_token_seconds", Kind::Histogram),
     ("sse_task_token_gap_seconds", Kind::Histogram),
+    ("sse_task_deltas_total", Kind::Counter),
+    ("sse_task_text_deltas_per_event", Kind::Histogram),
+    ("sse_task_uploads_total", Kind::Counter),
+    ("sse_task_uploads_open", Kind::Gauge),
     ("sse_delivery_lag_seconds", Kind::Histogram),
     ("sse_stream_queue_depth", Kind::Histogram),
     ("sse_connections_by_age", Kind::Gauge),
@@ -526,10 +530,19 @@ async fn drive_single_instance(app: &TestApp) -> Vec<OpenStream> {
         .as_str()
         .unwrap_or_else(|| panic!("no task_id in {task}"));
     let text_path = format!("/tasks/{task_id}/text");
-    for delta in ["Hel", "lo"] {
-        post_expecting(app, &text_path, &json!({"delta": delta}), 202).await;
+    for (seq, delta) in [(1, "Hel"), (2, "lo"), (2, "lo")] {
+        post_expecting(app, &text_path, &json!({"delta": delta, "seq": seq}), 202).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The rest of the generation as one upload, which completes the task.
+    let upload = app
+        .post_raw(
+            &format!("/tasks/{task_id}/stream"),
+            "{\"delta\": \" world\"}\n{\"complete\": {}}\n",
+            Some("application/x-ndjson"),
+        )
+        .await;
+    assert_eq!(upload.status().as_u16(), 200, "the upload is applied");
 
     // One Janitor run.
     post_expecting(app, "/sse/cleanup", &json!({}), 200).await;

@@ -200,6 +200,7 @@ impl LiveTasks {
                         task: task.clone(),
                         ids: persisted.ids.clone(),
                         text_id: id,
+                        accepted: 0,
                     }));
                 }
                 if task.status.is_terminal() {

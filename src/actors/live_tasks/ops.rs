@@ -30,17 +30,33 @@ pub struct TaskWritten {
     /// The `text` event the write's text went into (`None` when every
     /// delta was a retry).
     pub text_id: Option<EventId>,
+    /// The deltas of this writer's text write that were new (not retries).
+    pub accepted: usize,
 }
 
-pub(super) struct Reply(oneshot::Sender<Result<TaskWritten, TaskServiceError>>);
+pub(super) struct Reply {
+    sender: oneshot::Sender<Result<TaskWritten, TaskServiceError>>,
+    /// Set once the writer's deltas are sorted from retries.
+    accepted: usize,
+}
 
 impl Reply {
     pub(super) fn new(sender: oneshot::Sender<Result<TaskWritten, TaskServiceError>>) -> Self {
-        Self(sender)
+        Self {
+            sender,
+            accepted: 0,
+        }
     }
 
     pub(super) fn answer(self, answer: Result<TaskWritten, TaskServiceError>) {
-        let _ = self.0.send(answer);
+        // A writer whose deltas were all retries added nothing to the event
+        // its batch went into.
+        let answer = answer.map(|written| TaskWritten {
+            text_id: written.text_id.filter(|_| self.accepted > 0),
+            accepted: self.accepted,
+            ..written
+        });
+        let _ = self.sender.send(answer);
     }
 }
 
@@ -116,15 +132,16 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
     let mut text = String::new();
     let mut replies = Vec::new();
     let mut retries_only = Vec::new();
+    let (mut accepted, mut retried) = (0, 0);
     while let Some(Op::Text { .. }) = live.ops.front() {
-        let Some(Op::Text { deltas, reply }) = live.ops.pop_front() else {
+        let Some(Op::Text { deltas, mut reply }) = live.ops.pop_front() else {
             unreachable!("the front is a text write");
         };
         if let Some(error) = refusal(task.status) {
             reply.answer(Err(error.into()));
             continue;
         }
-        let mut accepted = false;
+        let offered = deltas.len();
         for delta in deltas {
             if let (Some(seq), Some(last)) = (delta.seq, task.last_seq)
                 && seq <= last
@@ -135,20 +152,24 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
                 task.last_seq = Some(seq);
             }
             text.push_str(&delta.text);
-            accepted = true;
+            reply.accepted += 1;
         }
-        if accepted {
+        accepted += reply.accepted;
+        retried += offered - reply.accepted;
+        if reply.accepted > 0 {
             replies.push(reply);
         } else {
             retries_only.push(reply);
         }
     }
+    metrics.record_deltas(accepted, retried);
     if text.is_empty() {
         for reply in replies.into_iter().chain(retries_only) {
             reply.answer(Ok(TaskWritten {
                 task: task.clone(),
                 ids: Vec::new(),
                 text_id: None,
+                accepted: 0,
             }));
         }
         live.task.last_seq = task.last_seq;

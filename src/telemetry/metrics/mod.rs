@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram, MeterProvider as _},
+    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
 };
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
@@ -68,6 +68,10 @@ struct Inner {
     replay_events: Counter<u64>,
     time_to_first_token: Histogram<f64>,
     token_gap: Histogram<f64>,
+    task_deltas: Counter<u64>,
+    text_event_deltas: Histogram<f64>,
+    uploads: Counter<u64>,
+    uploads_open: UpDownCounter<i64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -212,6 +216,25 @@ impl Metrics {
                     "s",
                     &LATENCY_BUCKETS,
                 ),
+                task_deltas: counter(
+                    "sse.task.deltas",
+                    "Text deltas written to tasks, by outcome (accepted, or retry: a seq at or \
+                     below the task's last, ignored)",
+                ),
+                text_event_deltas: histogram(
+                    "sse.task.text.deltas_per_event",
+                    "Deltas coalesced into one stored text event",
+                    "{delta}",
+                    &BATCH_SIZE_BUCKETS,
+                ),
+                uploads: counter(
+                    "sse.task.uploads",
+                    "Generation uploads (POST /tasks/{id}/stream) ended, by format and outcome",
+                ),
+                uploads_open: meter
+                    .i64_up_down_counter("sse.task.uploads.open")
+                    .with_description("Generation uploads being read now")
+                    .build(),
                 queue_depth: histogram(
                     "sse.stream.queue_depth",
                     "Frames waiting in each stream's queue, sampled every few seconds",

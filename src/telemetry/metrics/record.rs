@@ -117,6 +117,37 @@ impl Metrics {
         );
     }
 
+    /// One coalesced text write: `accepted` deltas went into one event,
+    /// `retried` were retries.
+    pub fn record_deltas(&self, accepted: usize, retried: usize) {
+        if accepted > 0 {
+            let outcome = [KeyValue::new("outcome", "accepted")];
+            self.inner.task_deltas.add(accepted as u64, &outcome);
+            self.inner.text_event_deltas.record(accepted as f64, &[]);
+        }
+        if retried > 0 {
+            let outcome = [KeyValue::new("outcome", "retry")];
+            self.inner.task_deltas.add(retried as u64, &outcome);
+        }
+    }
+
+    /// An upload began (`true`) or ended (`false`, with its outcome).
+    pub fn record_upload(&self, format: &'static str, outcome: Option<&'static str>) {
+        match outcome {
+            None => self.inner.uploads_open.add(1, &[]),
+            Some(outcome) => {
+                self.inner.uploads_open.add(-1, &[]);
+                self.inner.uploads.add(
+                    1,
+                    &[
+                        KeyValue::new("format", format),
+                        KeyValue::new("outcome", outcome),
+                    ],
+                );
+            }
+        }
+    }
+
     pub fn replay_events(&self) -> ReplayCounter<'_> {
         ReplayCounter(&self.inner.replay_events)
     }

@@ -372,6 +372,30 @@ pub fn brief(value: &Value) -> String {
 }
 
 /// Nothing internal (SQL, paths, panics) may reach a client.
+/// The sum of every sample of `metric` (all label sets).
+pub fn sample_sum(exposition: &str, metric: &str) -> f64 {
+    labelled_sum(exposition, metric, &[])
+}
+
+/// The sum of the samples of `metric` whose labels include every one of
+/// `labels`.
+pub fn labelled_sum(exposition: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(metric)?;
+            (rest.starts_with('{') || rest.starts_with(' ')).then_some(rest)
+        })
+        .filter(|rest| {
+            labels
+                .iter()
+                .all(|(name, value)| rest.contains(&format!("{name}=\"{value}\"")))
+        })
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub fn assert_no_internals(text: &str) {
     let lower = text.to_lowercase();
     for leak in [
