@@ -3,6 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::generation::Via;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sse-bench",
@@ -22,6 +24,8 @@ pub enum Mode {
     Idle(IdleArgs),
     /// Publishing with no stream open: events stored per second, request latency.
     Publish(PublishArgs),
+    /// AI generations: tokens per second, per-token latency, exact text, catch-up.
+    Tokens(TokensArgs),
 }
 
 impl Mode {
@@ -30,6 +34,7 @@ impl Mode {
             Mode::Fanout(args) => &args.common,
             Mode::Idle(args) => &args.common,
             Mode::Publish(args) => &args.common,
+            Mode::Tokens(args) => &args.common,
         }
     }
 }
@@ -137,6 +142,36 @@ pub struct PublishArgs {
     /// Keep-alive connections publishing in parallel.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     pub concurrency: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Generations (tasks) written at the same time.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub generations: u64,
+    /// Tokens per generation.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tokens: u64,
+    /// Bytes per token (ASCII).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub token_bytes: u64,
+    /// Tokens per second of each generation; 0 writes as fast as the broker takes them.
+    #[arg(long, default_value_t = 50)]
+    pub rate: u64,
+    /// How tokens are written: one streamed upload per generation, or one request each.
+    #[arg(long, value_enum, default_value_t = Via::Upload)]
+    pub via: Via,
+    /// Task streams per generation watching while it is written.
+    #[arg(long, default_value_t = 1)]
+    pub viewers: u64,
+    /// Task streams per generation opened after it completed (catch-up).
+    #[arg(long, default_value_t = 1)]
+    pub late_viewers: u64,
+    /// The broker's process id, to read its CPU time from /proc.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
 }
 
 /// Accepts exactly what the broker accepts as a type name (its own parser),

@@ -34,6 +34,16 @@
 //! - `publish`: publishes `--events` events over `--concurrency` connections
 //!   with no stream open, and reports events stored per second and the request
 //!   latency.
+//! - `tokens`: AI generations. `--generations` tasks written at once,
+//!   `--tokens` fixed-width tokens each at `--rate` tokens/s (0 = as fast as
+//!   the broker takes them), through one streamed NDJSON upload per
+//!   generation (`--via upload`, `POST /tasks/{id}/stream`) or one request
+//!   per token (`--via text`), with `--viewers` task streams each watching
+//!   and `--late-viewers` each opened after the end. It reports the tokens
+//!   accepted per second, per-token latency (producer's socket → viewer's
+//!   parser), whether every viewer read the exact text, the stored text
+//!   events and commits the text cost (`/metrics`), the late viewers' time
+//!   to catch up, and with `--broker-pid` the broker's CPU µs per token.
 //!
 //! With `--broker-pid` (fanout, idle) the broker's resident memory (`VmRSS` in
 //! `/proc/PID/status`) is sampled before the streams open, once all are
@@ -85,6 +95,8 @@
 //! - [`http1`]: the raw HTTP/1.1 client; [`sse`]: an event stream read over it.
 
 mod cli;
+mod cpu;
+mod generation;
 mod http1;
 mod latency;
 mod memory;
@@ -143,5 +155,6 @@ async fn run(mode: &Mode) -> Result<Verdict> {
         Mode::Fanout(args) => modes::fanout::run(args, target, deadline).await,
         Mode::Idle(args) => modes::idle::run(args, target, deadline).await,
         Mode::Publish(args) => modes::publish::run(args, target, deadline).await,
+        Mode::Tokens(args) => modes::tokens::run(args, target, deadline).await,
     }
 }

@@ -5,6 +5,7 @@
 
 mod body;
 mod head;
+mod upload;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -18,6 +19,7 @@ use url::{Host, Url};
 
 pub use body::BodyFraming;
 pub use head::{read_body, read_response_head};
+pub use upload::{ChunkedUpload, expect_status};
 
 /// A publish acknowledgement larger than this is refused.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -182,6 +184,15 @@ impl Client {
             ],
             body,
         );
+        self.exchange(&request).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Response> {
+        let request = self.target.request("GET", path, &[], &[]);
+        self.exchange(&request).await
+    }
+
+    async fn exchange(&mut self, request: &[u8]) -> Result<Response> {
         // Taken out so that an error drops the connection.
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
@@ -192,7 +203,7 @@ impl Client {
         };
         connection
             .socket
-            .write_all(&request)
+            .write_all(request)
             .await
             .context("sending the request")?;
         let mut head = read_response_head(&mut connection.socket, &mut connection.buf).await?;

@@ -1,8 +1,9 @@
-//! The three modes; each file runs its mode and defines its report.
+//! The modes; each file runs its mode and defines its report.
 
 pub mod fanout;
 pub mod idle;
 pub mod publish;
+pub mod tokens;
 
 /// File descriptors set aside for the runtime, stdio and stray sockets.
 const SPARE_FDS: u64 = 64;
