@@ -146,6 +146,13 @@ pub fn event_stream_data(data: &str) -> Result<Instruction, String> {
     if let Some(choices) = value.get("choices") {
         return openai_chunk(choices);
     }
+    // A provider's failure mid-stream: `data: {"error": {"message": ...}}`.
+    if let Some(error) = value.get("error").filter(|error| error.is_object()) {
+        let message = error.get("message").and_then(Value::as_str);
+        return Ok(Instruction::Fail {
+            error: message.unwrap_or("the model provider failed").to_owned(),
+        });
+    }
     match value.get("type").and_then(Value::as_str) {
         Some(part) => ai_sdk_part(part, &value),
         None => {
@@ -318,6 +325,12 @@ mod tests {
             })
         );
         assert!(event_stream_data(r#"{"type":"text-delta"}"#).is_err());
+        assert_eq!(
+            event_stream_data(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#),
+            Ok(Instruction::Fail {
+                error: "Rate limit reached".into()
+            })
+        );
         assert!(event_stream_data("not json").is_err());
     }
 

@@ -247,7 +247,8 @@ pub struct TextResponse {
     pub ids: Vec<Option<i64>>,
 }
 
-/// Append generated text; emits one `text` event per delta.
+/// Append generated text; emits `text` (deltas of one task arriving within
+/// `--text-coalesce-ms` share one event).
 #[utoipa::path(
     tag = "tasks",
     params(("id" = String, Path, description = "Task id")),

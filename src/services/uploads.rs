@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::tasks::{Delta, TaskService, TaskServiceError};
@@ -231,7 +231,7 @@ impl TaskService {
                 Err(_) => return Err(UploadError::Idle(limits.idle)),
                 Ok(None) => (Bytes::new(), true),
                 Ok(Some(Err(_))) => return Err(UploadError::Body),
-                Ok(Some(Ok(chunk))) => (chunk, false),
+                Ok(Some(Ok(chunk))) => with_ready_chunks(chunk, &mut body)?,
             };
             let (instructions, malformed) = reader.read(&chunk, last);
             let mut text = Vec::new();
@@ -289,6 +289,36 @@ impl TaskService {
         let written = self.append(task_id, deltas).await?;
         Ok(written.accepted as u64)
     }
+}
+
+/// Bytes of already-arrived body taken into one write.
+const READY_BYTES: usize = 64 * 1024;
+
+/// `first` and whatever more of the body has already arrived (up to
+/// [`READY_BYTES`]), and whether the body ended there. A producer that got
+/// ahead while the previous write was being stored (one token per TCP
+/// segment, say) is caught up with one write of all it sent meanwhile, not
+/// one write per segment.
+fn with_ready_chunks<S, E>(first: Bytes, body: &mut S) -> Result<(Bytes, bool), UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut gathered: Option<BytesMut> = None;
+    let mut last = false;
+    while gathered.as_ref().map_or(first.len(), BytesMut::len) < READY_BYTES {
+        match body.next().now_or_never() {
+            Some(Some(Ok(more))) => gathered
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&more),
+            Some(Some(Err(_))) => return Err(UploadError::Body),
+            Some(None) => {
+                last = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok((gathered.map_or(first, BytesMut::freeze), last))
 }
 
 /// How an upload ended, as its metrics and logs name it.

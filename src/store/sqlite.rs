@@ -13,7 +13,7 @@
 
 use std::{path::Path, time::Duration};
 
-use deadpool::Runtime;
+use deadpool::{Runtime, managed::QueueMode};
 use diesel::{
     OptionalExtension, connection::SimpleConnection as _, prelude::*, sqlite::SqliteConnection,
 };
@@ -43,10 +43,15 @@ const POOL_SIZE: usize = 4;
 /// the others wait for a writer instead of failing. WAL itself is a
 /// property of the file, set once by the migrations. NORMAL synchronous is
 /// durable across process crashes in WAL mode (only an OS crash can lose
-/// the last commits) and avoids an fsync per commit.
+/// the last commits) and avoids an fsync per commit. A group commit's
+/// multi-row INSERT keeps a statement journal; in memory it costs no file
+/// writes (on disk it was a sixth of a commit's CPU). A checkpoint every
+/// 4,000 pages (16 MiB of WAL) copies a hot page (the events' tail, a
+/// running task's row) once per checkpoint instead of four times.
 fn connection_pragmas(timeout: Duration) -> String {
     format!(
-        "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;",
         timeout.as_millis().max(1)
     )
 }
@@ -77,8 +82,13 @@ impl SqliteStore {
             path.to_string_lossy(),
             config,
         );
+        // The connection used last goes out first: in WAL mode a
+        // connection drops its whole page cache when another one has
+        // written since, so spreading work over the pool made nearly every
+        // commit start cold (a sixth of its CPU went to re-reading pages).
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(timeout))
             .create_timeout(Some(timeout))

@@ -19,6 +19,7 @@ mod janitor;
 mod observability;
 mod operator_assets;
 mod otlp;
+mod producers;
 mod publish;
 mod replay;
 mod restart;

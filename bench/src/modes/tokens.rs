@@ -173,7 +173,13 @@ fn rate_label(rate: u64) -> String {
 /// The [`STORE_METRICS`] now, summed over label sets; `None` when
 /// `/metrics` does not answer.
 async fn scrape(client: &mut Client, target: &Target) -> Option<[f64; 3]> {
-    let answer = client.get(&target.path("/metrics")).await.ok()?;
+    // A GET is safe to repeat: the first try may meet a keep-alive
+    // connection the broker closed while the run went on.
+    let path = target.path("/metrics");
+    let answer = match client.get(&path).await {
+        Ok(answer) => answer,
+        Err(_) => client.get(&path).await.ok()?,
+    };
     let text = std::str::from_utf8(&answer.body).ok()?;
     (answer.status == 200).then(|| {
         STORE_METRICS.map(|metric| {

@@ -1,0 +1,197 @@
+//! The integration guide's OpenAI-backed producer
+//! (`examples/openai_producer.mjs`), run under Node against the broker: it
+//! pipes a Chat Completions stream into the upload, and when a user cancels
+//! it stops the model call. The model provider is a loopback server speaking
+//! the Chat Completions streaming wire format (the real one costs money and
+//! is not reachable from the tests).
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+use crate::helpers::{LONG, SHORT, TestApp, eventually, spawn_app};
+
+/// How a streamed completion ended, as the provider saw it.
+#[derive(Debug, PartialEq)]
+enum Served {
+    /// Every chunk and `[DONE]` were written.
+    Whole,
+    /// The client went away after this many chunks.
+    ClientLeft(usize),
+}
+
+/// A Chat Completions endpoint that streams `tokens`, one chunk every
+/// `gap`, and reports how each response ended.
+async fn provider(tokens: Vec<String>, gap: Duration) -> (String, mpsc::UnboundedReceiver<Served>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (report, served) = mpsc::unbounded_channel();
+    actix_rt::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let outcome = serve_completion(socket, &tokens, gap).await;
+            let _ = report.send(outcome);
+        }
+    });
+    (base_url, served)
+}
+
+async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -> Served {
+    let mut reader = BufReader::new(socket);
+    let mut content_length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.expect("a request head");
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            content_length = value.trim().parse().expect("a length");
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut request = vec![0; content_length];
+    reader.read_exact(&mut request).await.expect("the request");
+    let request: serde_json::Value = serde_json::from_slice(&request).expect("JSON");
+    assert_eq!(request["stream"], true, "the producer asks for a stream");
+    let mut socket = reader.into_inner();
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                transfer-encoding: chunked\r\n\r\n";
+    if socket.write_all(head.as_bytes()).await.is_err() {
+        return Served::ClientLeft(0);
+    }
+    let role = r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+    let mut events = vec![role.to_owned()];
+    events.extend(tokens.iter().map(|token| {
+        serde_json::json!({
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null}],
+        })
+        .to_string()
+    }));
+    events.push(r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.into());
+    events.push("[DONE]".into());
+    for (sent, data) in events.iter().enumerate() {
+        let event = format!("data: {data}\n\n");
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        if socket.write_all(chunk.as_bytes()).await.is_err() {
+            return Served::ClientLeft(sent.saturating_sub(1));
+        }
+        tokio::time::sleep(gap).await;
+    }
+    let _ = socket.write_all(b"0\r\n\r\n").await;
+    Served::Whole
+}
+
+/// `node examples/openai_producer.mjs` against `app` and `provider`.
+fn producer(app: &TestApp, provider: &str) -> Child {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/openai_producer.mjs");
+    Command::new("node")
+        .arg(script)
+        .arg("Explain Server-Sent Events")
+        .env("BROKER_URL", &app.address)
+        .env("OPENAI_BASE_URL", provider)
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("CHAT_ID", "chat-1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (installed by .ci/test.sh)")
+}
+
+/// The task id the producer prints first (`URL/?task=ID`).
+async fn task_id_of(
+    child: &mut Child,
+) -> (
+    String,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(LONG, lines.next_line())
+        .await
+        .expect("the producer prints its task")
+        .expect("stdout")
+        .expect("a line");
+    let id = first.rsplit("?task=").next().expect("?task=").to_owned();
+    (id, lines)
+}
+
+async fn exit_code(child: &mut Child) -> i32 {
+    tokio::time::timeout(LONG, child.wait())
+        .await
+        .expect("the producer exits")
+        .expect("its status")
+        .code()
+        .expect("an exit code")
+}
+
+#[actix_web::test]
+async fn the_openai_producer_pipes_a_completion_into_a_task() {
+    // Arrange
+    let app = spawn_app().await;
+    let tokens: Vec<String> = ["Events ", "flow ", "one ", "way, ", "ünïcode ", "intact."]
+        .map(String::from)
+        .into();
+    let (provider_url, mut served) = provider(tokens.clone(), Duration::from_millis(30)).await;
+
+    // Act
+    let mut child = producer(&app, &provider_url);
+    let (task_id, mut stdout) = task_id_of(&mut child).await;
+    let mut viewer = app
+        .open_stream(&format!("/tasks/{task_id}/events"), &[])
+        .await;
+    let events = viewer.read_to_end(LONG).await;
+
+    // Assert
+    assert_eq!(exit_code(&mut child).await, 0);
+    let answer: serde_json::Value =
+        serde_json::from_str(&stdout.next_line().await.unwrap().expect("the answer")).unwrap();
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+    assert_eq!(answer["task"]["chat_id"], "chat-1", "{answer}");
+    assert_eq!(answer["deltas"], tokens.len(), "{answer}");
+    let text: String = events
+        .iter()
+        .filter(|e| e.is("text"))
+        .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, tokens.concat(), "the viewer's text is exact");
+    assert!(events.last().unwrap().is("complete"), "{events:?}");
+    assert_eq!(served.recv().await, Some(Served::Whole));
+}
+
+#[actix_web::test]
+async fn a_cancel_stops_the_producer_and_its_model_call() {
+    // Arrange: a long, slow completion.
+    let app = spawn_app().await;
+    let tokens: Vec<String> = (0..2000).map(|n| format!("t{n} ")).collect();
+    let (provider_url, mut served) = provider(tokens, Duration::from_millis(20)).await;
+    let mut child = producer(&app, &provider_url);
+    let (task_id, _stdout) = task_id_of(&mut child).await;
+    eventually(SHORT, "text arrives", || async {
+        let task = app.get_json(&format!("/tasks/{task_id}")).await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act
+    let cancel = app
+        .post_json(&format!("/tasks/{task_id}/cancel"), &serde_json::json!({}))
+        .await;
+    assert_eq!(cancel.status().as_u16(), 200);
+
+    // Assert: the producer learns at once and hangs up on the provider.
+    assert_eq!(exit_code(&mut child).await, 3, "exit status 3: cancelled");
+    let outcome = tokio::time::timeout(SHORT, served.recv())
+        .await
+        .expect("the provider's response ends soon after the cancel")
+        .expect("an outcome");
+    match outcome {
+        Served::ClientLeft(chunks) => assert!(chunks < 1000, "left after {chunks} chunks"),
+        Served::Whole => panic!("the model call ran to the end after the cancel"),
+    }
+}
