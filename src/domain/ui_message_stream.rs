@@ -15,7 +15,10 @@
 //!   reconciles: the message holds one progress part, always the latest
 //!   (a transient part would reach `onData` only, and a viewer who
 //!   reconnects would not find the progress in the message);
-//! - `complete` → `finish`, a failure → `error`, a cancel → `abort`, each
+//! - `complete` → `finish`, after the progress part moves to 100 (a
+//!   completed task's progress is 100, but `complete` carries no progress
+//!   event, and a live viewer's message must end as a later viewer's
+//!   does); a failure → `error`, a cancel → `abort`, each
 //!   after `text-end` when text was started (the SDK refuses a delta or an
 //!   end for a part it has not seen begin, and leaves an unended part
 //!   `streaming`), then `data: [DONE]`.
@@ -51,6 +54,8 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 #[derive(Debug)]
 pub struct UiMessageTranslator {
     message_id: String,
+    /// The data of the last `data-progress` part written.
+    progress: Option<Value>,
     started: bool,
     text_open: bool,
     finished: bool,
@@ -61,6 +66,7 @@ impl UiMessageTranslator {
     pub fn new(message_id: impl Into<String>) -> Self {
         Self {
             message_id: message_id.into(),
+            progress: None,
             started: false,
             text_open: false,
             finished: false,
@@ -83,14 +89,13 @@ impl UiMessageTranslator {
             "heartbeat" => out.put_slice(KEEP_ALIVE),
             "progress" => {
                 self.start(out);
-                let progress = json!({
-                    "progress": data["progress"],
-                    "stage": data["stage"],
-                    "message": data["message"],
-                });
-                part(
+                self.progress(
                     out,
-                    &json!({ "type": "data-progress", "id": PROGRESS_PART_ID, "data": progress }),
+                    json!({
+                        "progress": data["progress"],
+                        "stage": data["stage"],
+                        "message": data["message"],
+                    }),
                 );
             }
             "text" => {
@@ -107,7 +112,15 @@ impl UiMessageTranslator {
                     &json!({ "type": "text-delta", "id": TEXT_PART_ID, "delta": delta }),
                 );
             }
-            "complete" => self.finish(out, json!({ "type": "finish" })),
+            "complete" => {
+                if let Some(mut done) = self.progress.clone()
+                    && done["progress"].as_f64() != Some(100.0)
+                {
+                    done["progress"] = json!(100.0);
+                    self.progress(out, done);
+                }
+                self.finish(out, json!({ "type": "finish" }))
+            }
             "error" if data["cancelled"] == Value::Bool(true) => {
                 self.finish(out, json!({ "type": "abort" }))
             }
@@ -127,6 +140,15 @@ impl UiMessageTranslator {
                 &json!({ "type": "start", "messageId": self.message_id }),
             );
         }
+    }
+
+    /// The message's progress part, replaced by each one (its `id`).
+    fn progress(&mut self, out: &mut BytesMut, data: Value) {
+        part(
+            out,
+            &json!({ "type": "data-progress", "id": PROGRESS_PART_ID, "data": data }),
+        );
+        self.progress = Some(data);
     }
 
     /// The end: the open text part ended (its text kept), `terminal`, `[DONE]`.
@@ -198,6 +220,7 @@ mod tests {
                 json!(": heartbeat"),
                 json!({ "type": "text-delta", "id": "text", "delta": "lo\n" }),
                 json!({ "type": "data-progress", "id": "progress", "data": { "progress": 50.0, "stage": "writing", "message": null } }),
+                json!({ "type": "data-progress", "id": "progress", "data": { "progress": 100.0, "stage": "writing", "message": null } }),
                 json!({ "type": "text-end", "id": "text" }),
                 json!({ "type": "finish" }),
                 json!("[DONE]"),
