@@ -247,7 +247,7 @@ mod tests {
         ]);
 
         assert_eq!(
-            &cancelled[2..],
+            &cancelled[3..],
             [
                 json!({ "type": "text-end", "id": "text" }),
                 json!({ "type": "abort" }),
