@@ -10,7 +10,6 @@ use std::{
     io::{BufRead, BufReader, Read},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{create, end};
-use crate::helpers::{LONG, TestApp, spawn_app};
+use crate::helpers::{LONG, TestApp, eventually, spawn_app};
 
 /// Text that a careless encoder would break: line ends of every kind,
 /// quotes, a would-be SSE field, non-ASCII and astral characters.
@@ -230,13 +229,11 @@ async fn use_chat_resuming_mid_generation_gets_the_whole_text_once() {
     let upload = Upload::start(&app, "resumed-gen");
     upload.deltas(&PIECES[..4]).await;
     let first_half = PIECES[..4].concat();
-    loop {
+    eventually(LONG, "the first text to be stored", || async {
         let task = app.get_json("/tasks/resumed-gen").await;
-        if task["status"] == "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (task["status"] == "running").then_some(())
+    })
+    .await;
 
     // Act: what useChat({ resume: true }) does on mount, then the rest.
     let mut reader = Reader::start(&app, "resume", "chat-r");

@@ -142,6 +142,28 @@ async fn another_projects_task_is_unknown_and_its_chat_has_nothing_to_resume() {
         assert_error(forbidden, 403, "forbidden").await;
     }
 
+    // A chat task in no project is anyone's, a token of no project included.
+    let root = token("root", "subscribe publish", &["*"]);
+    let open = post_as(
+        &app,
+        "/tasks",
+        Some(&json!({ "task_id": "open", "chat_id": "open-chat" })),
+        Some(&root),
+    )
+    .await;
+    assert_eq!(open.status().as_u16(), 201);
+    let nobody = token("carol", "subscribe", &[]);
+    let authorization = format!("Bearer {nobody}");
+    let mut stream = UiStream::open_with(
+        &app,
+        "/chats/open-chat/stream",
+        &[("Authorization", authorization.as_str())],
+    )
+    .await;
+    assert_eq!(stream.take(1).await, [start("open")]);
+    let shared = get_as(&app, "/chats/shared-chat/stream", Some(&nobody)).await;
+    assert_eq!(shared.status().as_u16(), 204);
+
     // Alice reads both.
     for path in [
         "/tasks/alices/ui-message-stream",

@@ -419,7 +419,7 @@ async fn ui_message_streams_are_counted_apart_and_heartbeats_are_comments() {
     // Act: read raw bytes across a heartbeat.
     let mut body = response;
     let mut raw = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let deadline = tokio::time::Instant::now() + SHORT;
     while !raw.contains(": heartbeat\n\n") && tokio::time::Instant::now() < deadline {
         if let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, body.chunk()).await {
             raw.push_str(std::str::from_utf8(&chunk).unwrap());
