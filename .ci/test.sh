@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The project's test command: `bash .ci/test.sh`.
 #
-# Runs every test target of the workspace (unit tests, the `api`
-# integration-test binary, the binaries, and the `bench/` load generator's
-# unit tests) with `cargo test --workspace --all-targets`, then the browser
-# side's tests with `node --test tests/js/` (the client, the React hooks
-# under real React and jsdom, the TypeScript declarations, the vendored
-# React), after `npm ci` in tests/js/ installs the packages its lock file
+# Runs `npm ci` in tests/js/, which installs the packages its lock file
 # pins (skipped when node_modules already holds exactly that lock file's
-# install). The browser test drives Debian's headless Chromium through
+# install): the Rust tests need the `ai` package there. Then every test
+# target of the workspace (unit tests, the `api` integration-test binary,
+# the binaries, and the `bench/` load generator's unit tests) with
+# `cargo test --workspace --all-targets`, then the browser side's tests
+# with `node --test tests/js/` (the client, the React hooks under real
+# React and jsdom, the TypeScript declarations, the vendored React). The browser test drives Debian's headless Chromium through
 # chromedriver; both are installed here if missing. The alert-rule tests
 # (tests/api/operator_assets.rs) run promtool, from Debian's `prometheus`
 # package, also installed here if missing. Before that it raises the
@@ -158,7 +158,7 @@ ensure_node() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
 }
 
-# The npm packages of tests/js/ (React, jsdom, TypeScript, esbuild), exactly
+# The npm packages of tests/js/ (React, jsdom, TypeScript, esbuild, ai), exactly
 # as its lock file pins them. `npm ci` starts from an empty node_modules, so
 # a copy of the lock file left beside the install says when it is current.
 install_js_packages() {
@@ -182,10 +182,12 @@ ensure_chromium
 ensure_promtool
 ensure_node
 
+# Before the Rust tests: tests/api/ui_message_stream/ai_sdk.rs drives the
+# `ai` package from tests/js/node_modules.
+install_js_packages
+
 log "cargo test --workspace --all-targets"
 cargo test --workspace --all-targets
-
-install_js_packages
 
 log "node --test tests/js/"
 node --test tests/js/

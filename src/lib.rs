@@ -5,14 +5,15 @@
 //! - [`cli`], [`config`]: the command line and the one typed [`config::Settings`].
 //! - [`app`]: [`app::Application`] builds store, actors and HTTP server; [`shutdown`] drains them.
 //! - [`state`]: [`state::AppState`], what the HTTP edge reaches: the services.
-//! - [`domain`]: events, ids, subscriptions, the SSE frame encoder and parser; no I/O.
+//! - [`domain`]: events, ids, subscriptions, tasks, the SSE frame encoder and parser,
+//!   the AI SDK UI message stream's parts; no I/O.
 //! - [`services`]: the use cases between HTTP and actors: publishing, streams
 //!   (who may watch what), tasks.
 //! - [`actors`]: Registry, Connection (one per stream), Janitor, Persister, RedisBridge,
 //!   TaskReaper, HealthSampler.
 //! - [`store`]: the event store (SQLite or PostgreSQL); the only SQL.
 //! - [`stream`]: one open stream's own types (id, frames, counters, body, socket,
-//!   close reasons) and the resume hand-off; imports no actor.
+//!   close reasons, wire format) and the resume hand-off; imports no actor.
 //! - [`http`]: the thin actix-web edge, the route table, and the server whose head guard
 //!   checks every request head; [`error`] maps every error to HTTP (also library ones).
 //! - [`monitoring`]: the monitoring document and health rules.

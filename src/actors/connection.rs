@@ -24,7 +24,8 @@ use crate::{
     domain::{EventId, Subscription, SubscriptionView, UserId, now_ms, sse_frame},
     store::EventStore,
     stream::{
-        Close, CloseReason, ConnectionId, OutboundFrame, StreamBody, StreamParts, StreamSocket,
+        Close, CloseReason, ConnectionId, OutboundFrame, StreamBody, StreamFormat, StreamParts,
+        StreamSocket,
         hand_off::{ReplayError, ReplayJob},
     },
     telemetry::Metrics,
@@ -67,6 +68,8 @@ pub struct StreamOptions {
     pub owner: Option<UserId>,
     /// The plain-TCP socket under the stream, when there is one of its own.
     pub socket: Option<StreamSocket>,
+    /// How the client reads it (the log line's and the open counter's label).
+    pub format: StreamFormat,
 }
 
 pub struct Connection {
@@ -93,7 +96,7 @@ impl Connection {
     /// Admits a stream and starts its actor on the current worker; answers
     /// its id and the response body. `view` is what its `connected` frame
     /// tells the client about its subscription.
-    #[tracing::instrument(name = "open_stream", skip_all, fields(connection_id, resume_after = options.resume_after.map(|id| id.0)))]
+    #[tracing::instrument(name = "open_stream", skip_all, fields(connection_id, resume_after = options.resume_after.map(|id| id.0), format = options.format.as_str()))]
     pub async fn start(
         environment: &StreamEnvironment,
         subscription: Subscription,
@@ -138,6 +141,7 @@ impl Connection {
                 subscription: subscription.clone(),
                 owner: options.owner.clone(),
                 resuming: options.resume_after.is_some(),
+                format: options.format,
             })
             .await
             .map_err(|_| RegisterError::ShuttingDown)??;
@@ -145,7 +149,9 @@ impl Connection {
             connection_id = %id,
             user_id = subscription.viewer.user_id.as_ref().map(|u| u.as_str()),
             project_id = subscription.project_id.as_ref().map(|p| p.as_str()),
+            task_id = subscription.task_id.as_ref().map(|t| t.as_str()),
             resume_from = options.resume_after.map(|id| id.0),
+            format = options.format.as_str(),
             "stream opened"
         );
         context.run(Self {

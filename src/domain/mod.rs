@@ -11,6 +11,7 @@ pub mod sse_parser;
 pub mod subscription;
 pub mod task;
 pub mod task_events;
+pub mod ui_message_stream;
 
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
@@ -20,6 +21,7 @@ pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 pub use task_events::{change_events, task_json, text_event};
+pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 
 /// Client input quoted inside an error message: a JSON string literal, so
 /// a line break reads `\n` (never Rust's `\u{2028}` or `{:?}` escapes), cut

@@ -59,8 +59,8 @@ impl From<TaskError> for ApiError {
         let message = error.to_string();
         let code = match error {
             TaskError::InvalidId => ErrorCode::InvalidTaskId,
+            TaskError::InvalidChatId => ErrorCode::InvalidChatId,
             TaskError::InvalidType
-            | TaskError::InvalidChatId
             | TaskError::InvalidProgress
             | TaskError::ProgressBackwards { .. }
             | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,

@@ -38,6 +38,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     TaskNotFound,
     InvalidTaskId,
+    InvalidChatId,
     TaskExists,
     TaskCancelled,
     TaskFinished,
@@ -65,7 +66,8 @@ impl ErrorCode {
             | Self::MalformedRequest
             | Self::InvalidLastEventId
             | Self::InvalidQuery
-            | Self::InvalidTaskId => StatusCode::BAD_REQUEST,
+            | Self::InvalidTaskId
+            | Self::InvalidChatId => StatusCode::BAD_REQUEST,
             Self::TaskExists | Self::TaskCancelled | Self::TaskFinished | Self::Conflict => {
                 StatusCode::CONFLICT
             }
@@ -109,6 +111,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TaskNotFound => "task_not_found",
             Self::InvalidTaskId => "invalid_task_id",
+            Self::InvalidChatId => "invalid_chat_id",
             Self::TaskExists => "task_exists",
             Self::TaskCancelled => "task_cancelled",
             Self::TaskFinished => "task_finished",

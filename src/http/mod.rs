@@ -14,6 +14,7 @@ mod publish;
 pub mod server;
 pub mod streams;
 mod tasks;
+mod ui_streams;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -37,6 +38,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::fail_task)
         .service(tasks::cancel_task)
         .service(tasks::task_events)
+        .service(ui_streams::task_ui_message_stream)
+        .service(ui_streams::chat_stream)
         .service(generations::upload)
         .service(health::health)
         .service(health::metrics)

@@ -1,7 +1,9 @@
 //! `GET /sse/events`: open a stream.
 
 use actix_web::{
-    HttpRequest, HttpResponse, get,
+    HttpRequest, HttpResponse,
+    body::MessageBody,
+    get,
     http::{ConnectionType, Version, header},
     web,
 };
@@ -14,7 +16,7 @@ use crate::{
     error::ApiError,
     services::streams::StreamRequest,
     state::AppState,
-    stream::{StreamBody, StreamSocket},
+    stream::{StreamAborted, StreamSocket},
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -104,7 +106,10 @@ pub async fn open_stream(
 ///
 /// HTTP/1.0 has no chunked encoding: an HTTP/1.0 client gets the body
 /// delimited by the connection's close, as RFC 1945 defines it.
-pub fn event_stream_response(req: &HttpRequest, body: StreamBody) -> HttpResponse {
+pub fn event_stream_response(
+    req: &HttpRequest,
+    body: impl MessageBody<Error = StreamAborted> + 'static,
+) -> HttpResponse {
     let mut response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))

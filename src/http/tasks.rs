@@ -12,13 +12,12 @@ use super::{
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
-    actors::connection::StreamOptions,
     auth::Principal,
-    domain::{ChatId, EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type, sse_frame},
+    domain::{ChatId, EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type},
     error::{ApiError, ErrorCode},
     services::tasks::{Delta, NewTask, task_json},
     state::AppState,
-    stream::StreamSocket,
+    stream::{StreamFormat, StreamSocket},
 };
 
 /// Deltas accepted in one `/text` request.
@@ -423,22 +422,22 @@ pub async fn task_events(
     let task = visible_task(&state, &principal, &id).await?;
     let resume_after = resume_point(&req, &query)?;
     let subscription = state.streams.task_subscription(&principal, &task);
-    let finished = task.status.is_terminal();
-    if let (true, Some(after)) = (finished, resume_after)
+    if let (true, Some(after)) = (task.status.is_terminal(), resume_after)
         && !state.streams.stored_after(&subscription, after).await?
     {
         return Ok(HttpResponse::NoContent().finish());
     }
     // Charged only for a stream about to open (not for a 404 or a 204).
     state.limits.admit_stream(&req, &principal)?;
-    let options = StreamOptions {
-        resume_after: Some(resume_after.unwrap_or(EventId(0))),
-        token_expires_at: principal.expires_at,
-        preamble: Some(sse_frame::encode_control("progress", &task_json(&task))),
-        finish_after_replay: finished,
-        owner: principal.owner(),
-        socket: req.conn_data::<StreamSocket>().copied(),
-    };
-    let (_, body) = state.streams.open(subscription, options).await?;
+    let (_, body) = state
+        .streams
+        .open_task(
+            &principal,
+            &task,
+            resume_after.unwrap_or(EventId(0)),
+            StreamFormat::Sse,
+            req.conn_data::<StreamSocket>().copied(),
+        )
+        .await?;
     Ok(event_stream_response(&req, body))
 }

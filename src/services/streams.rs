@@ -5,6 +5,10 @@
 //! the event stream, the task stream and `/sse/history` all go through it,
 //! so visibility is decided once. Opening a stream hands the subscription
 //! to [`Connection::start`]; changing one goes to the Registry.
+//!
+//! A task's stream ([`StreamService::open_task`]) is one lifecycle in two
+//! formats: the broker's events (`/tasks/{id}/events`) and the same stream
+//! written as an AI SDK UI message stream ([`StreamService::open_task_messages`]).
 
 use actix::Addr;
 
@@ -16,10 +20,11 @@ use crate::{
     auth::Principal,
     domain::{
         EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
-        SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError,
+        SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError, sse_frame,
+        task_json,
     },
     store::{EventCursor, EventPage, StoreError},
-    stream::{ConnectionId, StreamBody},
+    stream::{ConnectionId, StreamBody, StreamFormat, StreamSocket, UiMessageBody},
 };
 
 /// What a caller asks to watch; every field as given on the wire.
@@ -177,6 +182,52 @@ impl StreamService {
     ) -> Result<(ConnectionId, StreamBody), RegisterError> {
         let view = SubscriptionView::of(&subscription, &self.catalog);
         Connection::start(&self.environment, subscription, &view, options).await
+    }
+
+    /// Opens the stream of `task` (which `principal` may see): its events
+    /// after `after` rolled up (all of them from 0), its current state, then
+    /// live events; it ends with the task.
+    pub async fn open_task(
+        &self,
+        principal: &Principal,
+        task: &Task,
+        after: EventId,
+        format: StreamFormat,
+        socket: Option<StreamSocket>,
+    ) -> Result<(ConnectionId, StreamBody), RegisterError> {
+        let options = StreamOptions {
+            resume_after: Some(after),
+            token_expires_at: principal.expires_at,
+            preamble: Some(sse_frame::encode_control("progress", &task_json(task))),
+            finish_after_replay: task.status.is_terminal(),
+            owner: principal.owner(),
+            socket,
+            format,
+        };
+        self.open(self.task_subscription(principal, task), options)
+            .await
+    }
+
+    /// The stream of `task` as an AI SDK UI message stream. Every open
+    /// replays from the start: the client resumes by reading the message
+    /// again (one delta with the text so far), not by event id.
+    #[tracing::instrument(name = "open_ui_message_stream", skip_all, fields(task_id = %task.task_id))]
+    pub async fn open_task_messages(
+        &self,
+        principal: &Principal,
+        task: &Task,
+        socket: Option<StreamSocket>,
+    ) -> Result<UiMessageBody, RegisterError> {
+        let (_, body) = self
+            .open_task(
+                principal,
+                task,
+                EventId(0),
+                StreamFormat::UiMessageStream,
+                socket,
+            )
+            .await?;
+        Ok(UiMessageBody::new(body, task.task_id.as_str()))
     }
 
     /// Changes a live stream's filter, for its owner.

@@ -15,7 +15,10 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{ChatId, EventId, ProjectId, Task, TaskChange, TaskError, TaskId, TaskStatus, now_ms},
+    domain::{
+        ChatId, EventId, ProjectAccess, ProjectId, Task, TaskChange, TaskError, TaskId, TaskStatus,
+        now_ms,
+    },
     store::{EventStore, StoreError},
     telemetry::Metrics,
 };
@@ -117,6 +120,32 @@ impl TaskService {
         match &task.project_id {
             Some(project) if !principal.may_access(project) => Err(TaskServiceError::NotFound),
             _ => Ok(task),
+        }
+    }
+
+    /// The newest unfinished task of `chat_id` that `principal` may see, as
+    /// it is now; `None` when the chat has none. The store decides which
+    /// task that is: it is the one truth across restarts and instances.
+    #[tracing::instrument(name = "task.chat_lookup", skip_all, fields(chat_id = %chat_id))]
+    pub async fn running_in_chat(
+        &self,
+        principal: &Principal,
+        chat_id: &ChatId,
+    ) -> Result<Option<Task>, TaskServiceError> {
+        let projects = match &principal.projects {
+            ProjectAccess::All => None,
+            ProjectAccess::Only(projects) => {
+                Some(projects.iter().map(ToString::to_string).collect())
+            }
+        };
+        let Some(task) = self.store.chat_running_task(chat_id, projects).await? else {
+            return Ok(None);
+        };
+        // This instance may hold it fresher than its row (text being written).
+        match self.visible(principal, &task.task_id).await {
+            Ok(task) => Ok(Some(task)),
+            Err(TaskServiceError::NotFound) => Ok(None),
+            Err(error) => Err(error),
         }
     }
 

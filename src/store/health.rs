@@ -28,6 +28,8 @@ pub enum Operation {
     PrunedThrough,
     Task,
     SilentTasks,
+    /// A chat's newest unfinished task (`GET /chats/{chat_id}/stream`).
+    ChatTask,
     /// The HealthSampler's re-check of failing reads.
     ReadProbe,
     Ping,
@@ -45,6 +47,7 @@ impl Operation {
             Self::PrunedThrough => "pruned_through",
             Self::Task => "task",
             Self::SilentTasks => "silent_tasks",
+            Self::ChatTask => "chat_task",
             Self::ReadProbe => "read_probe",
             Self::Ping => "ping",
         }
@@ -60,6 +63,7 @@ impl Operation {
             | Self::PrunedThrough
             | Self::Task
             | Self::SilentTasks
+            | Self::ChatTask
             | Self::ReadProbe => Some(Class::Read),
             // The ping is reported by `/health` itself; it touches no table,
             // so its success must not clear a failing read.

@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
-    domain::{EventId, NewEvent, StoredEvent, Task, TaskId},
+    domain::{ChatId, EventId, NewEvent, StoredEvent, Task, TaskId},
     telemetry::Metrics,
 };
 
@@ -320,6 +320,19 @@ impl EventStore {
         let task_type = task_type.map(str::to_owned);
         bounded!(self, Operation::SilentTasks, self.deadline(), |store, d| {
             store.silent_tasks(updated_before_ms, task_type, limit, &d)
+        })
+    }
+
+    /// The newest unfinished task of `chat_id` in no project or in one of
+    /// `projects` (`None`: any).
+    pub async fn chat_running_task(
+        &self,
+        chat_id: &ChatId,
+        projects: Option<Vec<String>>,
+    ) -> Result<Option<Task>, StoreError> {
+        let chat_id = chat_id.to_string();
+        bounded!(self, Operation::ChatTask, self.deadline(), |store, d| {
+            store.chat_running_task(chat_id, projects, &d)
         })
     }
 

@@ -268,6 +268,20 @@ impl PostgresStore {
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
+    pub async fn chat_running_task(
+        &self,
+        chat_id: String,
+        projects: Option<Vec<String>>,
+        deadline: &Deadline,
+    ) -> Result<Option<Task>, StoreError> {
+        let mut connection = self.connection(deadline).await?;
+        let row = queries::chat_running_task!(chat_id, projects)
+            .first(&mut connection)
+            .await
+            .optional()?;
+        Ok(row.and_then(TaskRow::into_domain))
+    }
+
     pub async fn ping(&self, deadline: &Deadline) -> Result<(), StoreError> {
         let mut connection = self.connection(deadline).await?;
         diesel::sql_query("SELECT 1")

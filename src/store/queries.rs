@@ -57,4 +57,28 @@ macro_rules! running_task {
     };
 }
 
-pub(super) use {events_after, running_task, silent_tasks};
+/// The newest unfinished task of chat `$chat_id` (a `String`) that is in
+/// no project or in one of `$projects` (an `Option<Vec<String>>`; `None`:
+/// any project). Expands to a boxed query of at most one
+/// [`TaskRow`](super::rows::TaskRow), served by the `tasks_chat` index.
+macro_rules! chat_running_task {
+    ($chat_id:expr, $projects:expr) => {{
+        let mut query = tasks::table
+            .filter(tasks::chat_id.eq($chat_id))
+            .filter(tasks::status.eq_any(["pending", "running"]))
+            .order((tasks::created_at_ms.desc(), tasks::task_id.desc()))
+            .limit(1)
+            .select(TaskRow::as_select())
+            .into_boxed();
+        if let Some(projects) = $projects {
+            query = query.filter(
+                tasks::project_id
+                    .is_null()
+                    .or(tasks::project_id.eq_any(projects)),
+            );
+        }
+        query
+    }};
+}
+
+pub(super) use {chat_running_task, events_after, running_task, silent_tasks};

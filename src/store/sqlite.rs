@@ -282,6 +282,22 @@ impl SqliteStore {
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
+    pub async fn chat_running_task(
+        &self,
+        chat_id: String,
+        projects: Option<Vec<String>>,
+        deadline: &Deadline,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = self
+            .read(deadline, move |c| {
+                queries::chat_running_task!(chat_id, projects)
+                    .first(c)
+                    .optional()
+            })
+            .await?;
+        Ok(row.and_then(TaskRow::into_domain))
+    }
+
     pub async fn ping(&self, deadline: &Deadline) -> Result<(), StoreError> {
         self.read(deadline, |c| {
             diesel::sql_query("SELECT 1").execute(c).map(drop)

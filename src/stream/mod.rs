@@ -7,15 +7,19 @@
 mod body;
 pub mod catch_up;
 mod close;
+mod format;
 mod frame;
 pub mod hand_off;
 mod id;
 mod socket;
 mod stats;
+mod ui_message;
 
 pub use body::{StreamAborted, StreamBody, StreamParts};
 pub use close::{Close, CloseReason};
+pub use format::StreamFormat;
 pub use frame::OutboundFrame;
 pub use id::ConnectionId;
 pub use socket::StreamSocket;
 pub use stats::ConnectionStats;
+pub use ui_message::UiMessageBody;

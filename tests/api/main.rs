@@ -28,3 +28,4 @@ mod slow_clients;
 mod store_timeouts;
 mod streams;
 mod tasks;
+mod ui_message_stream;

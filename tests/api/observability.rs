@@ -9,13 +9,15 @@ use crate::helpers::{SHORT, assert_error, eventually, sample_sum, spawn_app, spa
 
 /// Every API route, with its methods: the OpenAPI document must describe
 /// each of them (static assets are checked in `assets.rs`).
-const ROUTES: [(&str, &[&str]); 22] = [
+const ROUTES: [(&str, &[&str]); 24] = [
     ("/sse/events", &["get"]),
     ("/sse/history", &["get"]),
     ("/sse/connections/{connection_id}", &["delete"]),
     ("/tasks", &["post"]),
     ("/tasks/{id}", &["get", "head", "patch"]),
     ("/tasks/{id}/events", &["get"]),
+    ("/tasks/{id}/ui-message-stream", &["get"]),
+    ("/chats/{chat_id}/stream", &["get"]),
     ("/tasks/{id}/text", &["post"]),
     ("/tasks/{id}/stream", &["post"]),
     ("/tasks/{id}/complete", &["post"]),

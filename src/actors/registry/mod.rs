@@ -46,7 +46,7 @@ use crate::{
         UserId, now_ms, sse_frame,
     },
     stream::{
-        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame,
+        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, StreamFormat,
         hand_off::{HandOff, Offered, ReplayCaughtUp},
     },
     telemetry::Metrics,
@@ -206,6 +206,8 @@ pub struct Register {
     pub owner: Option<UserId>,
     /// Hold live events until the stream's replay catches up.
     pub resuming: bool,
+    /// How the client reads it: the label of the open counter.
+    pub format: StreamFormat,
 }
 
 impl Handler<Register> for Registry {
@@ -228,7 +230,7 @@ impl Handler<Register> for Registry {
             match admitted {
                 Ok(()) => {
                     registry.counters.total_connections += 1;
-                    registry.metrics.record_opened();
+                    registry.metrics.record_opened(msg.format);
                     registry
                         .metrics
                         .set_active_connections(registry.table.len());
@@ -460,6 +462,7 @@ mod tests {
                 },
                 owner: None,
                 resuming: false,
+                format: StreamFormat::Sse,
             },
             receiver,
         )

@@ -6,7 +6,7 @@ use super::{Metrics, ReplayCounter};
 use crate::{
     actors::janitor::CleanupError,
     domain::{StoredEvent, now_ms},
-    stream::CloseReason,
+    stream::{CloseReason, StreamFormat},
 };
 
 impl Metrics {
@@ -34,8 +34,10 @@ impl Metrics {
         self.inner.delivery_lag.clone()
     }
 
-    pub fn record_opened(&self) {
-        self.inner.connections_opened.add(1, &[]);
+    pub fn record_opened(&self, format: StreamFormat) {
+        self.inner
+            .connections_opened
+            .add(1, &[KeyValue::new("format", format.as_str())]);
     }
 
     pub fn record_registry_reset(&self) {

@@ -220,6 +220,7 @@ async fn a_task_of_another_project_answers_exactly_like_an_unknown_one() {
         ("POST", "/fail", Some(json!({"error": "x"}))),
         ("POST", "/cancel", None),
         ("GET", "/events", None),
+        ("GET", "/ui-message-stream", None),
     ] {
         let mut answers = Vec::new();
         for id in [task.as_str(), "no-such-task"] {

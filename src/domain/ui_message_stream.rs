@@ -1,0 +1,298 @@
+//! A task's stream as an AI SDK UI message stream: the protocol of the
+//! `ai` npm package's `useChat`, `DefaultChatTransport` and
+//! `readUIMessageStream` (response header `x-vercel-ai-ui-message-stream:
+//! v1`), so a chat UI follows a generation with no code of its own.
+//!
+//! [`UiMessageTranslator`] turns the events of a task's stream, as the task
+//! stream sends them (`connected`, the rolled-up catch-up, live events),
+//! into the protocol's parts, each a `data: {json}` event:
+//!
+//! - `connected` → `start` (the message id is the task id, so a reconnect
+//!   rebuilds the same message instead of adding one);
+//! - `text` → `text-start` before the first text, then `text-delta`: the
+//!   catch-up's one `text` event is one delta with all the text so far;
+//! - `progress` → `data-progress` with the id `progress`, which the SDK
+//!   reconciles: the message holds one progress part, always the latest
+//!   (a transient part would reach `onData` only, and a viewer who
+//!   reconnects would not find the progress in the message);
+//! - `complete` → `finish`, after the progress part moves to 100 (a
+//!   completed task's progress is 100, but `complete` carries no progress
+//!   event, and a live viewer's message must end as a later viewer's
+//!   does); a failure → `error`, a cancel → `abort`, each
+//!   after `text-end` when text was started (the SDK refuses a delta or an
+//!   end for a part it has not seen begin, and leaves an unended part
+//!   `streaming`), then `data: [DONE]`.
+//!
+//! Parts carry only the fields every protocol version since v5 knows: v5's
+//! schema refuses a part with an unknown field.
+//!
+//! Heartbeats become SSE comments, which the SDK's parser skips. Anything
+//! else (`shutdown`, `token_expired`, `replay_truncated`) has no part: the
+//! stream just ends without a terminal part, which the client sees as a
+//! disconnect it may resume from.
+
+use bytes::{BufMut, BytesMut};
+use serde_json::{Value, json};
+
+/// The response header naming the protocol, and its value.
+pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
+
+/// The id of the message's text part: a task writes one text.
+const TEXT_PART_ID: &str = "text";
+/// The id of the message's progress part (see the module doc).
+const PROGRESS_PART_ID: &str = "progress";
+/// The error text of a failure that gave no reason.
+const UNKNOWN_FAILURE: &str = "the generation failed";
+
+/// Skipped by the SDK's parser; keeps proxies from timing the stream out.
+const KEEP_ALIVE: &[u8] = b": heartbeat\n\n";
+/// The protocol's end marker, after the terminal part.
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// The parts of one viewer's UI message stream, from its task stream's
+/// events in order.
+#[derive(Debug)]
+pub struct UiMessageTranslator {
+    message_id: String,
+    /// The data of the last `data-progress` part written.
+    progress: Option<Value>,
+    started: bool,
+    text_open: bool,
+    finished: bool,
+}
+
+impl UiMessageTranslator {
+    /// The stream of the message `message_id` (the task id).
+    pub fn new(message_id: impl Into<String>) -> Self {
+        Self {
+            message_id: message_id.into(),
+            progress: None,
+            started: false,
+            text_open: false,
+            finished: false,
+        }
+    }
+
+    /// Whether the terminal part and `[DONE]` were written: nothing follows.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Appends to `out` the parts that the task stream's event `event_type`
+    /// with `data` becomes (none for some).
+    pub fn translate(&mut self, event_type: &str, data: &Value, out: &mut BytesMut) {
+        if self.finished {
+            return;
+        }
+        match event_type {
+            "connected" => self.start(out),
+            "heartbeat" => out.put_slice(KEEP_ALIVE),
+            "progress" => {
+                self.start(out);
+                self.progress(
+                    out,
+                    json!({
+                        "progress": data["progress"],
+                        "stage": data["stage"],
+                        "message": data["message"],
+                    }),
+                );
+            }
+            "text" => {
+                let delta = data["delta"].as_str().unwrap_or_default();
+                if delta.is_empty() {
+                    return;
+                }
+                self.start(out);
+                if !std::mem::replace(&mut self.text_open, true) {
+                    part(out, &json!({ "type": "text-start", "id": TEXT_PART_ID }));
+                }
+                part(
+                    out,
+                    &json!({ "type": "text-delta", "id": TEXT_PART_ID, "delta": delta }),
+                );
+            }
+            "complete" => {
+                if let Some(mut done) = self.progress.clone()
+                    && done["progress"].as_f64() != Some(100.0)
+                {
+                    done["progress"] = json!(100.0);
+                    self.progress(out, done);
+                }
+                self.finish(out, json!({ "type": "finish" }))
+            }
+            "error" if data["cancelled"] == Value::Bool(true) => {
+                self.finish(out, json!({ "type": "abort" }))
+            }
+            "error" => {
+                let reason = data["error"].as_str().unwrap_or(UNKNOWN_FAILURE);
+                self.finish(out, json!({ "type": "error", "errorText": reason }))
+            }
+            _ => {}
+        }
+    }
+
+    /// `start`, once, before any other part.
+    fn start(&mut self, out: &mut BytesMut) {
+        if !std::mem::replace(&mut self.started, true) {
+            part(
+                out,
+                &json!({ "type": "start", "messageId": self.message_id }),
+            );
+        }
+    }
+
+    /// The message's progress part, replaced by each one (its `id`).
+    fn progress(&mut self, out: &mut BytesMut, data: Value) {
+        part(
+            out,
+            &json!({ "type": "data-progress", "id": PROGRESS_PART_ID, "data": data }),
+        );
+        self.progress = Some(data);
+    }
+
+    /// The end: the open text part ended (its text kept), `terminal`, `[DONE]`.
+    fn finish(&mut self, out: &mut BytesMut, terminal: Value) {
+        self.start(out);
+        if std::mem::take(&mut self.text_open) {
+            part(out, &json!({ "type": "text-end", "id": TEXT_PART_ID }));
+        }
+        part(out, &terminal);
+        out.put_slice(DONE);
+        self.finished = true;
+    }
+}
+
+/// One part as one SSE event: compact JSON (no raw line break) on one
+/// `data:` line.
+fn part(out: &mut BytesMut, part: &Value) {
+    out.put_slice(b"data: ");
+    serde_json::to_writer(out.writer(), part).expect("a JSON value serializes");
+    out.put_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parts `events` become, as JSON (`[DONE]` and comments as strings).
+    fn parts(events: &[(&str, Value)]) -> Vec<Value> {
+        let mut translator = UiMessageTranslator::new("t1");
+        let mut out = BytesMut::new();
+        for (event_type, data) in events {
+            translator.translate(event_type, data, &mut out);
+        }
+        String::from_utf8(out.to_vec())
+            .unwrap()
+            .split("\n\n")
+            .filter(|event| !event.is_empty())
+            .map(|event| match event.strip_prefix("data: ") {
+                Some("[DONE]") => json!("[DONE]"),
+                Some(data) => serde_json::from_str(data).unwrap(),
+                None => json!(event),
+            })
+            .collect()
+    }
+
+    fn progress(value: f64) -> Value {
+        json!({ "task_id": "t1", "status": "running", "progress": value, "stage": "writing", "message": null })
+    }
+
+    #[test]
+    fn a_live_generation_is_start_text_progress_and_finish_then_done() {
+        let parts = parts(&[
+            ("connected", json!({ "connection_id": "c" })),
+            ("progress", progress(0.0)),
+            ("text", json!({ "delta": "Hel" })),
+            ("heartbeat", json!({ "ts": 1 })),
+            ("text", json!({ "delta": "lo\n" })),
+            ("progress", progress(50.0)),
+            ("complete", json!({ "status": "completed" })),
+        ]);
+
+        assert_eq!(
+            parts,
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "data-progress", "id": "progress", "data": { "progress": 0.0, "stage": "writing", "message": null } }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "Hel" }),
+                json!(": heartbeat"),
+                json!({ "type": "text-delta", "id": "text", "delta": "lo\n" }),
+                json!({ "type": "data-progress", "id": "progress", "data": { "progress": 50.0, "stage": "writing", "message": null } }),
+                json!({ "type": "data-progress", "id": "progress", "data": { "progress": 100.0, "stage": "writing", "message": null } }),
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "finish" }),
+                json!("[DONE]"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancel_ends_the_text_then_aborts_and_a_failure_says_why() {
+        let cancelled = parts(&[
+            ("connected", json!({})),
+            ("text", json!({ "delta": "partial" })),
+            (
+                "error",
+                json!({ "status": "cancelled", "error": "cancelled", "cancelled": true }),
+            ),
+        ]);
+        let failed = parts(&[
+            ("connected", json!({})),
+            (
+                "error",
+                json!({ "status": "failed", "error": "model overloaded" }),
+            ),
+        ]);
+
+        assert_eq!(
+            &cancelled[3..],
+            [
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "abort" }),
+                json!("[DONE]"),
+            ]
+        );
+        assert_eq!(
+            &failed[1..],
+            [
+                json!({ "type": "error", "errorText": "model overloaded" }),
+                json!("[DONE]"),
+            ],
+            "no text-end without a text-start"
+        );
+    }
+
+    #[test]
+    fn nothing_follows_the_end_and_empty_text_opens_no_part() {
+        let parts = parts(&[
+            ("connected", json!({})),
+            ("text", json!({ "delta": "" })),
+            ("complete", json!({})),
+            ("text", json!({ "delta": "late" })),
+            ("heartbeat", json!({})),
+        ]);
+
+        assert_eq!(
+            parts,
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "finish" }),
+                json!("[DONE]"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stream_cut_by_the_broker_has_no_terminal_part() {
+        let parts = parts(&[
+            ("connected", json!({})),
+            ("text", json!({ "delta": "Hi" })),
+            ("shutdown", json!({ "reason": "server_shutdown" })),
+        ]);
+
+        assert_eq!(parts.len(), 3, "{parts:?}");
+        assert!(!parts.contains(&json!("[DONE]")));
+    }
+}

@@ -1,0 +1,112 @@
+//! A generation as the AI SDK reads it: `GET /tasks/{id}/ui-message-stream`
+//! and `GET /chats/{chat_id}/stream`, the URL `useChat({ resume: true })`
+//! reconnects to (through `DefaultChatTransport`'s
+//! `prepareReconnectToStreamRequest`). Both are the task's stream written
+//! as a UI message stream (see `domain::ui_message_stream`); the chat's
+//! answers 204 when it has no running task, which the transport reads as
+//! "nothing to resume".
+
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::header::{HeaderName, HeaderValue},
+    web,
+};
+
+use super::{
+    extract::{Authenticated, Subscribe},
+    streams::event_stream_response,
+};
+use crate::{
+    auth::Principal,
+    domain::{ChatId, Task, TaskId, UI_MESSAGE_STREAM_HEADER},
+    error::ApiError,
+    state::AppState,
+    stream::StreamSocket,
+};
+
+/// Follow a task as an AI SDK UI message stream (`x-vercel-ai-ui-message-stream: v1`).
+///
+/// Every open begins with `start`, then the text so far as one `text-delta`
+/// (after `text-start`), then the task's progress as `data-progress`, then
+/// live parts; it ends with `finish` (completed), `error` (failed) or
+/// `abort` (cancelled, the text so far kept), then `data: [DONE]`. A
+/// finished task's stream is its whole message and its end.
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task's UI message stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Invalid task id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "No subscribe scope", body = crate::error::ErrorBody),
+        (status = 404, description = "No such task (or one outside the token's projects)", body = crate::error::ErrorBody),
+        (status = 429, description = "Rate limit or per-user stream cap reached; see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "Connection limit reached or shutting down", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/tasks/{id}/ui-message-stream")]
+pub async fn task_ui_message_stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let task_id = TaskId::parse(&id)?;
+    let task = state.tasks.visible(&auth.principal, &task_id).await?;
+    ui_message_stream(&req, &state, &auth.principal, &task).await
+}
+
+/// Resume a chat: the UI message stream of the chat's newest running task
+/// (created with this `chat_id`, visible to the caller), or 204 when it has
+/// none.
+#[utoipa::path(
+    tag = "tasks",
+    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks")),
+    responses(
+        (status = 200, description = "The UI message stream of the chat's newest running task", content_type = "text/event-stream", body = String),
+        (status = 204, description = "The chat has no running task: nothing to resume"),
+        (status = 400, description = "Invalid chat id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "No subscribe scope", body = crate::error::ErrorBody),
+        (status = 429, description = "Rate limit or per-user stream cap reached; see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "Connection limit reached or shutting down", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/chats/{chat_id}/stream")]
+pub async fn chat_stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    chat_id: web::Path<String>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let chat_id = ChatId::parse(&chat_id)?;
+    match state
+        .tasks
+        .running_in_chat(&auth.principal, &chat_id)
+        .await?
+    {
+        None => Ok(HttpResponse::NoContent().finish()),
+        Some(task) => ui_message_stream(&req, &state, &auth.principal, &task).await,
+    }
+}
+
+async fn ui_message_stream(
+    req: &HttpRequest,
+    state: &AppState,
+    principal: &Principal,
+    task: &Task,
+) -> Result<HttpResponse, ApiError> {
+    // Charged only for a stream about to open (not for a 404 or a 204).
+    state.limits.admit_stream(req, principal)?;
+    let body = state
+        .streams
+        .open_task_messages(principal, task, req.conn_data::<StreamSocket>().copied())
+        .await?;
+    let mut response = event_stream_response(req, body);
+    let (name, value) = UI_MESSAGE_STREAM_HEADER;
+    response.headers_mut().insert(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    );
+    Ok(response)
+}

@@ -1,0 +1,75 @@
+//! `UiMessageBody`: a task stream's body, written as an AI SDK UI message
+//! stream.
+//!
+//! It wraps the task stream's own [`StreamBody`], so the stream has one
+//! lifecycle whatever its format: the same Connection, registration,
+//! rolled-up catch-up, hand-off (no gap, no duplicate), heartbeats, close
+//! reasons and write accounting. Each frame the inner body yields is one
+//! SSE event of the broker's (encoded once, shared by every viewer); it is
+//! read back here and translated into parts by the domain's
+//! [`UiMessageTranslator`], per viewer, since each viewer's parts depend on
+//! what that viewer was sent before (`text-start` once).
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use actix_web::body::{BodySize, MessageBody};
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+use super::{StreamAborted, StreamBody};
+use crate::domain::{SseParser, UiMessageTranslator};
+
+pub struct UiMessageBody {
+    inner: StreamBody,
+    /// Reads the inner body's frames back into events; each frame is one
+    /// whole event, so nothing is ever left buffered between frames.
+    parser: SseParser,
+    translator: UiMessageTranslator,
+}
+
+impl UiMessageBody {
+    /// The UI message stream of the message `message_id` over `inner`.
+    pub fn new(inner: StreamBody, message_id: &str) -> Self {
+        Self {
+            inner,
+            parser: SseParser::new(),
+            translator: UiMessageTranslator::new(message_id),
+        }
+    }
+}
+
+impl MessageBody for UiMessageBody {
+    type Error = StreamAborted;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            // After `[DONE]` the inner body is still read to its end, so the
+            // stream closes as its task's (`task_finished`), not as a client
+            // that went away.
+            let frame = match ready!(Pin::new(&mut this.inner).poll_next(cx)) {
+                Some(Ok(frame)) => frame,
+                other => return Poll::Ready(other),
+            };
+            let mut out = BytesMut::new();
+            for event in this.parser.feed(&frame).unwrap_or_default() {
+                let data = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                this.translator
+                    .translate(event.event_type(), &data, &mut out);
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(out.freeze())));
+            }
+        }
+    }
+}

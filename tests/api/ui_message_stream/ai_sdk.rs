@@ -1,0 +1,314 @@
+//! The UI message stream read by the real `ai` npm package (pinned in
+//! tests/js/package.json, installed by `npm ci` there, which .ci/test.sh
+//! runs before the Rust tests): `tests/js/ai_sdk/ui_stream_reader.mjs`
+//! reads a broker's stream with the package's own parser, schema and
+//! message assembly (`readUIMessageStream`, `DefaultChatTransport`, the
+//! `AbstractChat` behind `useChat`) while the test uploads a generation,
+//! and the message it assembles must be the uploaded text, byte for byte.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{create, end};
+use crate::helpers::{LONG, TestApp, eventually, spawn_app};
+
+/// Text that a careless encoder would break: line ends of every kind,
+/// quotes, a would-be SSE field, non-ASCII and astral characters.
+const PIECES: [&str; 8] = [
+    "Hello",
+    ", \"world\"",
+    "\n\ndata: [DONE]\n\n",
+    "\r\nline\rbreaks",
+    " ünïcödé ",
+    "🦀 crabs",
+    "\u{2028}sep",
+    " end.",
+];
+
+fn tests_js() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+/// `node ui_stream_reader.mjs MODE BROKER ID`, its stdout read line by line.
+struct Reader {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Reader {
+    fn start(app: &TestApp, mode: &str, id: &str) -> Self {
+        let package = tests_js().join("node_modules/ai/package.json");
+        assert!(
+            package.exists(),
+            "{} is missing: run `npm ci` in tests/js (.ci/test.sh does, before the Rust tests)",
+            package.display()
+        );
+        let mut child = Command::new("node")
+            .arg(tests_js().join("ai_sdk/ui_stream_reader.mjs"))
+            .args([mode, &app.address, id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs (Debian's nodejs; .ci/test.sh installs it)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("the reader printed {line:?}: {e}"));
+                if sender.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next printed line, or a panic with the reader's stderr.
+    async fn next(&mut self) -> Value {
+        match tokio::time::timeout(LONG, self.lines.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("the reader exited early: {}", self.stderr()),
+            Err(_) => panic!("the reader printed nothing for {LONG:?}"),
+        }
+    }
+
+    /// Waits for a snapshot of the message whose text parts satisfy `done`.
+    async fn until_snapshot(&mut self, done: impl Fn(&str) -> bool) {
+        loop {
+            let line = self.next().await;
+            assert!(line.get("final").is_none(), "ended early: {line}");
+            if done(&text_of(&line["snapshot"])) {
+                return;
+            }
+        }
+    }
+
+    /// What the reader printed last, once it exits 0.
+    async fn finish(mut self) -> Value {
+        let last = loop {
+            let line = self.next().await;
+            if let Some(last) = line.get("final") {
+                break last.clone();
+            }
+        };
+        let status = self.child.wait().expect("the reader exits");
+        assert!(status.success(), "the reader failed: {}", self.stderr());
+        last
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text of a UI message's text parts.
+fn text_of(message: &Value) -> String {
+    message["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["type"] == "text")
+        .map(|p| p["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The message's one text part.
+fn text_part(message: &Value) -> &Value {
+    let texts: Vec<&Value> = message["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter(|p| p["type"] == "text")
+        .collect();
+    assert_eq!(texts.len(), 1, "one text part: {message}");
+    texts[0]
+}
+
+/// A generation uploaded through `POST /tasks/{id}/stream` (NDJSON), line by line.
+struct Upload {
+    lines: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    answer: actix_rt::task::JoinHandle<u16>,
+}
+
+impl Upload {
+    fn start(app: &TestApp, id: &str) -> Self {
+        let (lines, body) = mpsc::channel(16);
+        let request = app
+            .api_client
+            .post(app.url(&format!("/tasks/{id}/stream")))
+            .header("Content-Type", "application/x-ndjson")
+            .body(reqwest::Body::wrap_stream(ReceiverStream::new(body)));
+        let answer =
+            actix_rt::spawn(
+                async move { request.send().await.expect("upload sent").status().as_u16() },
+            );
+        Self { lines, answer }
+    }
+
+    async fn send(&self, line: Value) {
+        self.lines
+            .send(Ok(Bytes::from(format!("{line}\n"))))
+            .await
+            .expect("the upload is open");
+    }
+
+    async fn deltas(&self, pieces: &[&str]) {
+        for piece in pieces {
+            self.send(json!({ "delta": piece })).await;
+        }
+    }
+
+    async fn finish(self) -> u16 {
+        drop(self.lines);
+        self.answer.await.expect("the upload task")
+    }
+}
+
+#[actix_web::test]
+async fn the_ai_package_assembles_a_live_generation_byte_for_byte() {
+    // Arrange: the package is reading before the first token.
+    let app = spawn_app().await;
+    create(&app, "live-gen", Some("chat-live")).await;
+    let mut reader = Reader::start(&app, "task", "live-gen");
+    reader.until_snapshot(|_| true).await;
+
+    // Act
+    let upload = Upload::start(&app, "live-gen");
+    upload
+        .send(json!({ "progress": 10, "stage": "writing" }))
+        .await;
+    upload.deltas(&PIECES).await;
+    upload.send(json!({ "complete": {} })).await;
+    assert_eq!(upload.finish().await, 200);
+
+    // Assert
+    let last = reader.finish().await;
+    let message = &last["message"];
+    assert_eq!(last["errors"], json!([]), "{last}");
+    assert_eq!(message["id"], "live-gen");
+    assert_eq!(message["role"], "assistant");
+    let text = text_part(message);
+    assert_eq!(text["text"], PIECES.concat(), "byte for byte");
+    assert_eq!(text["state"], "done");
+    let progress = message["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "data-progress")
+        .collect::<Vec<_>>();
+    assert_eq!(progress.len(), 1, "reconciled into one part: {message}");
+    assert_eq!(progress[0]["data"]["progress"], 100.0, "{message}");
+}
+
+#[actix_web::test]
+async fn use_chat_resuming_mid_generation_gets_the_whole_text_once() {
+    // Arrange: half the text is written before the chat page (re)loads.
+    let app = spawn_app().await;
+    create(&app, "resumed-gen", Some("chat-r")).await;
+    let upload = Upload::start(&app, "resumed-gen");
+    upload.deltas(&PIECES[..4]).await;
+    let first_half = PIECES[..4].concat();
+    eventually(LONG, "the first text to be stored", || async {
+        let task = app.get_json("/tasks/resumed-gen").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act: what useChat({ resume: true }) does on mount, then the rest.
+    let mut reader = Reader::start(&app, "resume", "chat-r");
+    reader
+        .until_snapshot(|text| text.len() >= first_half.len())
+        .await;
+    upload.deltas(&PIECES[4..]).await;
+    upload.send(json!({ "complete": {} })).await;
+    assert_eq!(upload.finish().await, 200);
+
+    // Assert
+    let last = reader.finish().await;
+    let messages = last["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{last}");
+    assert_eq!(messages[0]["id"], "resumed-gen");
+    let text = text_part(&messages[0]);
+    assert_eq!(
+        text["text"],
+        PIECES.concat(),
+        "the text once, byte for byte"
+    );
+    assert_eq!(text["state"], "done");
+    assert_eq!(last["status"], "ready", "{last}");
+    assert_eq!(last["error"], Value::Null);
+    assert_eq!(last["finish"]["isError"], false);
+    assert_eq!(last["finish"]["isAbort"], false);
+}
+
+#[actix_web::test]
+async fn the_transport_finds_nothing_to_resume_in_an_idle_chat() {
+    let app = spawn_app().await;
+    create(&app, "finished-gen", Some("chat-idle")).await;
+    end(&app, "finished-gen", "complete", json!({})).await;
+
+    for chat in ["chat-idle", "never-used"] {
+        let reconnect = Reader::start(&app, "reconnect", chat).finish().await;
+        assert_eq!(reconnect, json!({ "stream": null }), "{chat}");
+        let resume = Reader::start(&app, "resume", chat).finish().await;
+        assert_eq!(resume["messages"], json!([]), "{chat}: {resume}");
+        assert_eq!(resume["status"], "ready");
+    }
+}
+
+#[actix_web::test]
+async fn a_cancel_keeps_the_partial_text_and_a_failure_is_the_chats_error() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "to-cancel", Some("chat-c")).await;
+    create(&app, "to-fail", Some("chat-f")).await;
+    for id in ["to-cancel", "to-fail"] {
+        super::write(&app, id, "partial ").await;
+    }
+    let mut cancelled = Reader::start(&app, "reconnect", "chat-c");
+    let mut failed = Reader::start(&app, "resume", "chat-f");
+    cancelled.until_snapshot(|text| text == "partial ").await;
+    failed.until_snapshot(|text| text == "partial ").await;
+
+    // Act
+    end(&app, "to-cancel", "cancel", Value::Null).await;
+    end(
+        &app,
+        "to-fail",
+        "fail",
+        json!({ "error": "model overloaded" }),
+    )
+    .await;
+
+    // Assert
+    let cancelled = cancelled.finish().await;
+    let text = text_part(&cancelled["message"]);
+    assert_eq!(text["text"], "partial ");
+    assert_eq!(text["state"], "done", "{cancelled}");
+    assert_eq!(cancelled["errors"], json!([]));
+    let failed = failed.finish().await;
+    assert_eq!(failed["status"], "error", "{failed}");
+    assert_eq!(failed["error"], "model overloaded");
+    assert_eq!(text_of(&failed["messages"][0]), "partial ");
+}

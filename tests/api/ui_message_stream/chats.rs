@@ -1,0 +1,228 @@
+//! `GET /chats/{chat_id}/stream`: the chat's newest running task, found in
+//! the store (so across restarts and instances), or 204; and who may read
+//! a UI message stream.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{UiStream, create, delta, end, start, text_end, text_start, write};
+use crate::{
+    auth::{get_as, post_as, spawn_secured_app, token},
+    cluster::harness::{
+        Node, SHORT as CLUSTER_WAIT, TestDb, cluster_name, settings, shared_redis_url,
+        wait_for_health,
+    },
+    helpers::{SHORT, TestApp, assert_error, spawn_app},
+};
+
+/// The status of `GET /chats/{chat}/stream`, for a chat expected to have no
+/// stream to resume.
+async fn chat_status(app: &TestApp, chat: &str) -> u16 {
+    app.get(&format!("/chats/{chat}/stream"))
+        .await
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn a_chat_streams_its_newest_running_task_and_answers_204_when_it_has_none() {
+    // Arrange
+    let app = spawn_app().await;
+    assert_eq!(chat_status(&app, "c1").await, 204, "an unknown chat");
+    create(&app, "older", Some("c1")).await;
+    write(&app, "older", "old").await;
+    // Distinct creation times: the order is the clock's, not the ids'.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    create(&app, "newer", Some("c1")).await;
+    write(&app, "newer", "new").await;
+    create(&app, "elsewhere", Some("c2")).await;
+
+    // Act / Assert: the newest running task of the chat.
+    let mut newest = UiStream::open(&app, "/chats/c1/stream").await;
+    assert_eq!(
+        newest.take(3).await,
+        [start("newer"), text_start(), delta("new")]
+    );
+    end(&app, "newer", "complete", json!({})).await;
+    let rest = newest.read_to_end(SHORT).await;
+    assert_eq!(
+        &rest[rest.len() - 3..],
+        [text_end(), json!({"type": "finish"}), json!("[DONE]")]
+    );
+
+    // The newer one finished: the older one is the chat's running task.
+    let mut older = UiStream::open(&app, "/chats/c1/stream").await;
+    assert_eq!(
+        older.take(3).await,
+        [start("older"), text_start(), delta("old")]
+    );
+    end(&app, "older", "cancel", Value::Null).await;
+    assert_eq!(chat_status(&app, "c1").await, 204, "no running task left");
+}
+
+#[actix_web::test]
+async fn a_chat_finds_its_running_task_after_a_restart() {
+    // Arrange
+    let mut app = spawn_app().await;
+    create(&app, "survivor", Some("chat-9")).await;
+    write(&app, "survivor", "before the restart").await;
+
+    // Act
+    app.restart().await;
+
+    // Assert
+    let mut resumed = UiStream::open(&app, "/chats/chat-9/stream").await;
+    let prefix = resumed.take(4).await;
+    assert_eq!(
+        prefix[..3],
+        [start("survivor"), text_start(), delta("before the restart")]
+    );
+    write(&app, "survivor", ", and after").await;
+    assert_eq!(resumed.take(1).await, [delta(", and after")]);
+}
+
+#[actix_web::test]
+async fn a_malformed_chat_id_is_400_in_the_path_and_in_a_new_task() {
+    let app = spawn_app().await;
+    let long = "c".repeat(129);
+
+    for chat in ["bad.id", "bad%20id", long.as_str()] {
+        let response = app.get(&format!("/chats/{chat}/stream")).await;
+        assert_error(response, 400, "invalid_chat_id").await;
+    }
+    let created = app
+        .post_json("/tasks", &json!({ "chat_id": "no spaces" }))
+        .await;
+    assert_error(created, 400, "invalid_chat_id").await;
+    let bad_task = app.get("/tasks/bad.id/ui-message-stream").await;
+    assert_error(bad_task, 400, "invalid_task_id").await;
+    let unknown = app.get("/tasks/nobody/ui-message-stream").await;
+    assert_error(unknown, 404, "task_not_found").await;
+}
+
+#[actix_web::test]
+async fn another_projects_task_is_unknown_and_its_chat_has_nothing_to_resume() {
+    // Arrange: alice's task in p1, in chat shared-chat.
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let created = post_as(
+        &app,
+        "/tasks",
+        Some(&json!({ "task_id": "alices", "project_id": "p1", "chat_id": "shared-chat" })),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(created.status().as_u16(), 201);
+
+    // Act / Assert: bob sees an unknown task and an idle chat.
+    let mut answers = Vec::new();
+    for id in ["alices", "no-such-task"] {
+        let response = get_as(&app, &format!("/tasks/{id}/ui-message-stream"), Some(&bob)).await;
+        answers.push((response.status().as_u16(), response.text().await.unwrap()));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "another project's task and an unknown one differ"
+    );
+    assert_eq!(answers[0].0, 404);
+    let chat = get_as(&app, "/chats/shared-chat/stream", Some(&bob)).await;
+    assert_eq!(chat.status().as_u16(), 204);
+
+    // No token, or no subscribe scope.
+    for path in [
+        "/tasks/alices/ui-message-stream",
+        "/chats/shared-chat/stream",
+    ] {
+        let anonymous = get_as(&app, path, None).await;
+        assert_error(anonymous, 401, "unauthorized").await;
+        let publisher = token("alice", "publish", &["p1"]);
+        let forbidden = get_as(&app, path, Some(&publisher)).await;
+        assert_error(forbidden, 403, "forbidden").await;
+    }
+
+    // A chat task in no project is anyone's, a token of no project included.
+    let root = token("root", "subscribe publish", &["*"]);
+    let open = post_as(
+        &app,
+        "/tasks",
+        Some(&json!({ "task_id": "open", "chat_id": "open-chat" })),
+        Some(&root),
+    )
+    .await;
+    assert_eq!(open.status().as_u16(), 201);
+    let nobody = token("carol", "subscribe", &[]);
+    let authorization = format!("Bearer {nobody}");
+    let mut stream = UiStream::open_with(
+        &app,
+        "/chats/open-chat/stream",
+        &[("Authorization", authorization.as_str())],
+    )
+    .await;
+    assert_eq!(stream.take(1).await, [start("open")]);
+    let shared = get_as(&app, "/chats/shared-chat/stream", Some(&nobody)).await;
+    assert_eq!(shared.status().as_u16(), 204);
+
+    // Alice reads both.
+    for path in [
+        "/tasks/alices/ui-message-stream",
+        "/chats/shared-chat/stream",
+    ] {
+        let authorization = format!("Bearer {alice}");
+        let mut stream =
+            UiStream::open_with(&app, path, &[("Authorization", authorization.as_str())]).await;
+        assert_eq!(stream.take(1).await, [start("alices")], "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn in_a_cluster_any_instance_resumes_a_chat_written_through_another() {
+    // Arrange: two instances on one PostgreSQL database and one Redis.
+    let db = TestDb::create().await;
+    let cluster = cluster_name();
+    let redis = shared_redis_url();
+    let a = Node::start(settings(db.database_url(), Some(&redis), &cluster, "a")).await;
+    let b = Node::start(settings(db.database_url(), Some(&redis), &cluster, "b")).await;
+    for node in [&a, &b] {
+        wait_for_health(node, CLUSTER_WAIT, "Redis up", |status, body| {
+            status == 200 && body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post =
+        |node: &Node, path: &str, body: Value| client.post(node.url(path)).json(&body).send();
+    let created = post(&a, "/tasks", json!({ "task_id": "shared", "chat_id": "c" }))
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let written = post(&a, "/tasks/shared/text", json!({ "delta": "from a" }))
+        .await
+        .unwrap();
+    assert_eq!(written.status().as_u16(), 202);
+
+    // Act: the chat resumed on b, the generation going on through a.
+    let response = client.get(b.url("/chats/c/stream")).send().await.unwrap();
+    let mut on_b = UiStream::new(response, "/chats/c/stream on b");
+    assert_eq!(
+        on_b.take(3).await,
+        [start("shared"), text_start(), delta("from a")]
+    );
+    on_b.take(1).await;
+    let more = post(&a, "/tasks/shared/text", json!({ "delta": "+" }))
+        .await
+        .unwrap();
+    assert_eq!(more.status().as_u16(), 202);
+    assert_eq!(on_b.next_part(CLUSTER_WAIT).await, Some(delta("+")));
+    let cancelled = post(&b, "/tasks/shared/cancel", Value::Null).await.unwrap();
+    assert_eq!(cancelled.status().as_u16(), 200);
+
+    // Assert
+    assert_eq!(
+        on_b.read_to_end(CLUSTER_WAIT).await,
+        [text_end(), json!({ "type": "abort" }), json!("[DONE]")]
+    );
+    let idle = client.get(a.url("/chats/c/stream")).send().await.unwrap();
+    assert_eq!(idle.status().as_u16(), 204);
+}

@@ -1,0 +1,147 @@
+//! A task's stream as an AI SDK UI message stream (CONTRACT §7):
+//! `GET /tasks/{id}/ui-message-stream` and `GET /chats/{chat_id}/stream`.
+//! Here the parts are read off the wire and checked one by one; `ai_sdk.rs`
+//! reads the same streams with the `ai` npm package itself.
+
+mod ai_sdk;
+mod chats;
+mod sequences;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{EventStream, SHORT, StreamEnd, TestApp};
+
+/// The `[DONE]` marker, as [`UiStream::next_part`] answers it.
+pub const DONE: &str = "[DONE]";
+
+/// An open UI message stream, read part by part.
+pub struct UiStream {
+    events: EventStream,
+}
+
+impl UiStream {
+    /// Opens `path`, asserting 200 and the protocol's headers.
+    pub async fn open(app: &TestApp, path: &str) -> Self {
+        Self::open_with(app, path, &[]).await
+    }
+
+    pub async fn open_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Self {
+        Self::new(app.stream_response(path, headers).await, path)
+    }
+
+    /// The stream `response` answered to `what`.
+    pub fn new(response: reqwest::Response, what: &str) -> Self {
+        let status = response.status().as_u16();
+        assert_eq!(status, 200, "GET {what}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(header("content-type").as_deref(), Some("text/event-stream"));
+        assert_eq!(
+            header("x-vercel-ai-ui-message-stream").as_deref(),
+            Some("v1")
+        );
+        Self {
+            events: EventStream::new(response),
+        }
+    }
+
+    /// The next part (`"[DONE]"` as a JSON string), or `None` when the
+    /// stream ended or `timeout` passed. Every event must be a bare `data:`
+    /// event: the SDK's parser reads each event's data as a part, whatever
+    /// its name or id.
+    pub async fn next_part(&mut self, timeout: Duration) -> Option<Value> {
+        let event = self.events.next_event(timeout).await?;
+        assert!(
+            event.event.is_none() && event.id.is_none(),
+            "a UI message stream event has only data: {event:?}"
+        );
+        if event.data == DONE {
+            return Some(json!(DONE));
+        }
+        Some(event.json())
+    }
+
+    /// Exactly `count` parts, in order.
+    pub async fn take(&mut self, count: usize) -> Vec<Value> {
+        let mut parts = Vec::with_capacity(count);
+        while parts.len() < count {
+            match self.next_part(SHORT).await {
+                Some(part) => parts.push(part),
+                None => panic!(
+                    "expected {count} parts, got {parts:#?} (end: {:?})",
+                    self.events.end()
+                ),
+            }
+        }
+        parts
+    }
+
+    /// Every part until the response ends, which it must within `timeout`.
+    pub async fn read_to_end(&mut self, timeout: Duration) -> Vec<Value> {
+        let parts: Vec<Value> = self
+            .events
+            .read_to_end(timeout)
+            .await
+            .iter()
+            .map(|e| {
+                if e.data == DONE {
+                    json!(DONE)
+                } else {
+                    e.json()
+                }
+            })
+            .collect();
+        assert_eq!(self.events.end(), Some(&StreamEnd::Finished));
+        parts
+    }
+}
+
+pub fn start(task: &str) -> Value {
+    json!({ "type": "start", "messageId": task })
+}
+
+pub fn text_start() -> Value {
+    json!({ "type": "text-start", "id": "text" })
+}
+
+pub fn delta(text: &str) -> Value {
+    json!({ "type": "text-delta", "id": "text", "delta": text })
+}
+
+pub fn text_end() -> Value {
+    json!({ "type": "text-end", "id": "text" })
+}
+
+pub fn progress(progress: f64, stage: Option<&str>) -> Value {
+    json!({ "type": "data-progress", "id": "progress", "data": { "progress": progress, "stage": stage, "message": null } })
+}
+
+/// Creates task `id` (in chat `chat`, if given).
+pub async fn create(app: &TestApp, id: &str, chat: Option<&str>) {
+    let mut body = json!({ "task_id": id });
+    if let Some(chat) = chat {
+        body["chat_id"] = json!(chat);
+    }
+    let response = app.post_json("/tasks", &body).await;
+    assert_eq!(response.status().as_u16(), 201, "creating {id}");
+}
+
+/// Appends `text` to task `id`.
+pub async fn write(app: &TestApp, id: &str, text: &str) {
+    let response = app
+        .post_json(&format!("/tasks/{id}/text"), &json!({ "delta": text }))
+        .await;
+    assert_eq!(response.status().as_u16(), 202, "text to {id}");
+}
+
+/// POSTs `/tasks/{id}/{action}` and asserts 200.
+pub async fn end(app: &TestApp, id: &str, action: &str, body: Value) {
+    let response = app.post_json(&format!("/tasks/{id}/{action}"), &body).await;
+    assert_eq!(response.status().as_u16(), 200, "{action} {id}");
+}

@@ -1,0 +1,137 @@
+// Reads a broker's AI SDK UI message stream with the `ai` package's own
+// code, as a chat UI would, and prints what the package made of it: one
+// JSON line per message snapshot ({"snapshot": message}) while it streams,
+// then one last line ({"final": ...}). Driven by the Rust integration tests
+// (tests/api/ui_message_stream/ai_sdk.rs), which compare it byte for byte
+// with what the producer uploaded.
+//
+//   node ui_stream_reader.mjs task      BROKER TASK_ID
+//       GET BROKER/tasks/TASK_ID/ui-message-stream, parsed by
+//       parseJsonEventStream against uiMessageChunkSchema (every part is
+//       validated), assembled by readUIMessageStream.
+//       final: {message, errors}
+//   node ui_stream_reader.mjs reconnect BROKER CHAT_ID
+//       DefaultChatTransport.reconnectToStream({chatId}) with
+//       prepareReconnectToStreamRequest pointed at BROKER/chats/{id}/stream;
+//       null (a 204) or a stream assembled by readUIMessageStream.
+//       final: {stream: null} or {message, errors}
+//   node ui_stream_reader.mjs resume    BROKER CHAT_ID
+//       What useChat({resume: true}) does on mount: a Chat (AbstractChat,
+//       the class useChat wraps) over that transport, chat.resumeStream().
+//       final: {messages, status, error, finish}
+//
+// Exits 1 with the reason on stderr when the package throws.
+
+import {
+  AbstractChat,
+  DefaultChatTransport,
+  parseJsonEventStream,
+  readUIMessageStream,
+  uiMessageChunkSchema,
+} from 'ai';
+
+const [mode, broker, id] = process.argv.slice(2);
+if (!['task', 'reconnect', 'resume'].includes(mode) || !broker || !id) {
+  console.error('usage: ui_stream_reader.mjs task|reconnect|resume BROKER ID');
+  process.exit(2);
+}
+
+const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+/** The transport a chat page would build, pointed at the broker. */
+function transport() {
+  return new DefaultChatTransport({
+    api: `${broker}/api/chat`,
+    prepareReconnectToStreamRequest: ({ id: chatId }) => ({
+      api: `${broker}/chats/${encodeURIComponent(chatId)}/stream`,
+    }),
+  });
+}
+
+/** Reads UI message chunks into one message, printing each snapshot. */
+async function assemble(chunks) {
+  const errors = [];
+  let message = null;
+  for await (const snapshot of readUIMessageStream({
+    stream: chunks,
+    onError: (error) => errors.push(error.message),
+  })) {
+    message = snapshot;
+    print({ snapshot });
+  }
+  return { message, errors };
+}
+
+async function readTask() {
+  const response = await fetch(`${broker}/tasks/${encodeURIComponent(id)}/ui-message-stream`);
+  if (!response.ok) throw new Error(`the broker answered ${response.status}`);
+  const header = response.headers.get('x-vercel-ai-ui-message-stream');
+  if (header !== 'v1') throw new Error(`x-vercel-ai-ui-message-stream is ${header}`);
+  const chunks = parseJsonEventStream({
+    stream: response.body,
+    schema: uiMessageChunkSchema,
+  }).pipeThrough(
+    new TransformStream({
+      transform(parsed, controller) {
+        if (!parsed.success) throw parsed.error;
+        controller.enqueue(parsed.value);
+      },
+    }),
+  );
+  return assemble(chunks);
+}
+
+async function reconnect() {
+  const stream = await transport().reconnectToStream({ chatId: id });
+  if (stream === null) return { stream: null };
+  return assemble(stream);
+}
+
+/** A chat state as plain arrays: what useChat keeps in React state. */
+class PlainState {
+  status = 'ready';
+  error = undefined;
+  messages = [];
+  pushMessage = (message) => {
+    this.messages = [...this.messages, message];
+    print({ snapshot: message });
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+  };
+  replaceMessage = (index, message) => {
+    this.messages = this.messages.with(index, message);
+    print({ snapshot: message });
+  };
+  snapshot = (thing) => structuredClone(thing);
+}
+
+class Chat extends AbstractChat {}
+
+async function resume() {
+  const state = new PlainState();
+  let finish = null;
+  const chat = new Chat({
+    id,
+    transport: transport(),
+    state,
+    onFinish: ({ isAbort, isDisconnect, isError, finishReason }) => {
+      finish = { isAbort, isDisconnect, isError, finishReason: finishReason ?? null };
+    },
+  });
+  await chat.resumeStream();
+  return {
+    messages: state.messages,
+    status: chat.status,
+    error: chat.error?.message ?? null,
+    finish,
+  };
+}
+
+try {
+  const read = { task: readTask, reconnect, resume }[mode];
+  print({ final: await read() });
+} catch (error) {
+  console.error(error?.stack ?? String(error));
+  process.exit(1);
+}
