@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::{
     domain::{TaskChange, TaskError, TaskId},
-    services::tasks::{NewTask, TaskService, TaskServiceError},
+    services::tasks::{NewTask, TaskService, TaskWriteError},
 };
 
 /// The `task_type` of demo tasks.
@@ -30,10 +30,7 @@ exactly once. Because SSE is plain HTTP, it passes through proxies and load bala
 block other protocols, as long as they do not buffer the response.";
 
 /// Creates a demo task and starts producing into it; returns its id.
-pub async fn start_generation(
-    tasks: TaskService,
-    prompt: &str,
-) -> Result<TaskId, TaskServiceError> {
+pub async fn start_generation(tasks: TaskService, prompt: &str) -> Result<TaskId, TaskWriteError> {
     let message = format!("prompt: {}", prompt.chars().take(200).collect::<String>());
     let task = tasks
         .create(NewTask {
@@ -46,7 +43,7 @@ pub async fn start_generation(
     let task_id = task.task_id.clone();
     actix_rt::spawn(async move {
         match produce(&tasks, &task.task_id).await {
-            Ok(()) | Err(TaskServiceError::Task(TaskError::Cancelled)) => {}
+            Ok(()) | Err(TaskWriteError::Task(TaskError::Cancelled)) => {}
             Err(error) => {
                 tracing::warn!(task_id = %task.task_id, error.message = %error, "demo generation stopped")
             }
@@ -65,7 +62,7 @@ fn update(progress: f64, stage: &str) -> TaskChange {
     }
 }
 
-async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskServiceError> {
+async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteError> {
     tasks
         .change(task_id, update(5.0, "thinking"), Vec::new())
         .await?;

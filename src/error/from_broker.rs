@@ -12,7 +12,7 @@ use crate::{
     services::{
         operations::OperationError,
         streams::{SubscriptionError, UpdateError},
-        tasks::TaskServiceError,
+        tasks::TaskWriteError,
         uploads::UploadError,
     },
     store::StoreError,
@@ -71,22 +71,20 @@ impl From<TaskError> for ApiError {
     }
 }
 
-impl From<TaskServiceError> for ApiError {
-    fn from(error: TaskServiceError) -> Self {
+impl From<TaskWriteError> for ApiError {
+    fn from(error: TaskWriteError) -> Self {
         match error {
-            TaskServiceError::NotFound => {
-                Self::new(ErrorCode::TaskNotFound, "no task with this id")
-            }
-            TaskServiceError::AlreadyExists => {
+            TaskWriteError::NotFound => Self::new(ErrorCode::TaskNotFound, "no task with this id"),
+            TaskWriteError::AlreadyExists => {
                 Self::new(ErrorCode::TaskExists, "a task with this id already exists")
             }
-            TaskServiceError::Task(error) => error.into(),
-            TaskServiceError::Contended => Self::new(
+            TaskWriteError::Task(error) => error.into(),
+            TaskWriteError::Contended => Self::new(
                 ErrorCode::Conflict,
                 "the task changed concurrently too often; retry",
             ),
-            TaskServiceError::Persist(error) => error.into(),
-            TaskServiceError::Store(error) => error.into(),
+            TaskWriteError::Persist(error) => error.into(),
+            TaskWriteError::Store(error) => error.into(),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     domain::{EventId, NewEvent, Task, TaskId, event::EventError},
     error::{ApiError, ErrorCode, plain},
     services::events::PublishEvent,
-    services::tasks::TaskServiceError,
+    services::tasks::TaskWriteError,
     state::AppState,
     stream::ConnectionId,
 };
@@ -85,7 +85,7 @@ async fn check_task_targets(
         };
         match state.tasks.visible(principal, &task_id).await {
             Ok(_) => {}
-            Err(TaskServiceError::NotFound) => return Err(unknown()),
+            Err(TaskWriteError::NotFound) => return Err(unknown()),
             Err(error) => return Err(error.into()),
         }
     }

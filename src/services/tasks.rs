@@ -8,7 +8,7 @@
 use actix::Addr;
 use tokio::sync::watch;
 
-pub use crate::actors::live_tasks::{Delta, TaskWritten};
+pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten};
 use crate::{
     actors::{
         live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask},
@@ -22,22 +22,6 @@ use crate::{
     store::{EventStore, StoreError},
     telemetry::Metrics,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum TaskServiceError {
-    #[error("no task with this id")]
-    NotFound,
-    #[error("a task with this id already exists")]
-    AlreadyExists,
-    #[error(transparent)]
-    Task(#[from] TaskError),
-    #[error("the task has too many writes waiting; retry")]
-    Contended,
-    #[error(transparent)]
-    Persist(#[from] PersistError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// A task to create; every field is optional.
 #[derive(Debug, Default)]
@@ -71,7 +55,7 @@ impl TaskService {
         }
     }
 
-    pub async fn create(&self, request: NewTask) -> Result<Task, TaskServiceError> {
+    pub async fn create(&self, request: NewTask) -> Result<Task, TaskWriteError> {
         let mut task = Task::new(
             request.task_id.unwrap_or_else(TaskId::generate),
             request.stage,
@@ -82,7 +66,7 @@ impl TaskService {
         task.task_type = request.task_type;
         task.chat_id = request.chat_id;
         if !self.store.insert_task(&task).await? {
-            return Err(TaskServiceError::AlreadyExists);
+            return Err(TaskWriteError::AlreadyExists);
         }
         tracing::info!(task_id = %task.task_id, task_type = task.task_type.as_deref(), "task created");
         Ok(task)
@@ -90,7 +74,7 @@ impl TaskService {
 
     /// The task as it is now: the one being written to, from memory (its
     /// row follows with each write), any other from the store.
-    pub async fn get(&self, task_id: &TaskId) -> Result<Task, TaskServiceError> {
+    pub async fn get(&self, task_id: &TaskId) -> Result<Task, TaskWriteError> {
         let live = self
             .live
             .send(PeekTask {
@@ -104,7 +88,7 @@ impl TaskService {
                 .store
                 .task(task_id)
                 .await?
-                .ok_or(TaskServiceError::NotFound),
+                .ok_or(TaskWriteError::NotFound),
         }
     }
 
@@ -115,10 +99,10 @@ impl TaskService {
         &self,
         principal: &Principal,
         task_id: &TaskId,
-    ) -> Result<Task, TaskServiceError> {
+    ) -> Result<Task, TaskWriteError> {
         let task = self.get(task_id).await?;
         match &task.project_id {
-            Some(project) if !principal.may_access(project) => Err(TaskServiceError::NotFound),
+            Some(project) if !principal.may_access(project) => Err(TaskWriteError::NotFound),
             _ => Ok(task),
         }
     }
@@ -131,7 +115,7 @@ impl TaskService {
         &self,
         principal: &Principal,
         chat_id: &ChatId,
-    ) -> Result<Option<Task>, TaskServiceError> {
+    ) -> Result<Option<Task>, TaskWriteError> {
         let projects = match &principal.projects {
             ProjectAccess::All => None,
             ProjectAccess::Only(projects) => {
@@ -144,7 +128,7 @@ impl TaskService {
         // This instance may hold it fresher than its row (text being written).
         match self.visible(principal, &task.task_id).await {
             Ok(task) => Ok(Some(task)),
-            Err(TaskServiceError::NotFound) => Ok(None),
+            Err(TaskWriteError::NotFound) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -156,7 +140,7 @@ impl TaskService {
         task_id: &TaskId,
         change: TaskChange,
         texts: Vec<String>,
-    ) -> Result<(Task, Vec<Option<EventId>>), TaskServiceError> {
+    ) -> Result<(Task, Vec<Option<EventId>>), TaskWriteError> {
         let task = self.visible(principal, task_id).await?;
         self.change(&task.task_id, change, texts).await
     }
@@ -170,7 +154,7 @@ impl TaskService {
         task_id: &TaskId,
         change: TaskChange,
         texts: Vec<String>,
-    ) -> Result<(Task, Vec<Option<EventId>>), TaskServiceError> {
+    ) -> Result<(Task, Vec<Option<EventId>>), TaskWriteError> {
         if change == TaskChange::Text {
             let count = texts.len();
             let deltas = texts
@@ -197,7 +181,7 @@ impl TaskService {
         &self,
         task_id: &TaskId,
         deltas: Vec<Delta>,
-    ) -> Result<TaskWritten, TaskServiceError> {
+    ) -> Result<TaskWritten, TaskWriteError> {
         self.live
             .send(AppendText {
                 task_id: task_id.clone(),
@@ -213,7 +197,7 @@ impl TaskService {
         principal: &Principal,
         task_id: &TaskId,
         deltas: Vec<Delta>,
-    ) -> Result<TaskWritten, TaskServiceError> {
+    ) -> Result<TaskWritten, TaskWriteError> {
         let task = self.visible(principal, task_id).await?;
         self.append(&task.task_id, deltas).await
     }
@@ -237,7 +221,7 @@ impl TaskService {
         silent_since_ms: i64,
         task_type: Option<&str>,
         reason: &str,
-    ) -> Result<usize, TaskServiceError> {
+    ) -> Result<usize, TaskWriteError> {
         let mut failed = 0;
         for task in self
             .store
@@ -253,7 +237,7 @@ impl TaskService {
                     tracing::warn!(task_id = %task.task_id, reason, "failed a task whose producer went silent");
                 }
                 // Finished or written meanwhile: nothing to do.
-                Err(TaskServiceError::Task(_)) => {}
+                Err(TaskWriteError::Task(_)) => {}
                 Err(error) => return Err(error),
             }
         }

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::watch;
 
-use super::tasks::{Delta, TaskService, TaskServiceError};
+use super::tasks::{Delta, TaskService, TaskWriteError};
 use crate::{
     auth::Principal,
     domain::{
@@ -55,7 +55,7 @@ pub enum UploadError {
     #[error("the upload's body could not be read")]
     Body,
     #[error(transparent)]
-    Task(#[from] TaskServiceError),
+    Task(#[from] TaskWriteError),
 }
 
 /// Splits the body into instructions, numbered by line (NDJSON) or event
@@ -224,7 +224,7 @@ impl TaskService {
             let next = tokio::select! {
                 next = tokio::time::timeout(limits.idle, body.next()) => next,
                 () = cancelled(&mut status) => {
-                    return Err(TaskServiceError::Task(TaskError::Cancelled).into());
+                    return Err(TaskWriteError::Task(TaskError::Cancelled).into());
                 }
             };
             let (chunk, last) = match next {
@@ -282,7 +282,7 @@ impl TaskService {
         &self,
         task_id: &TaskId,
         deltas: Vec<Delta>,
-    ) -> Result<u64, TaskServiceError> {
+    ) -> Result<u64, TaskWriteError> {
         if deltas.is_empty() {
             return Ok(0);
         }
@@ -333,9 +333,9 @@ fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
         Err(UploadError::LineTooLong { .. }) => "line_too_long",
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
-        Err(UploadError::Task(TaskServiceError::Task(TaskError::Cancelled))) => "cancelled",
-        Err(UploadError::Task(TaskServiceError::NotFound)) => "not_found",
-        Err(UploadError::Task(TaskServiceError::Task(_))) => "refused",
+        Err(UploadError::Task(TaskWriteError::Task(TaskError::Cancelled))) => "cancelled",
+        Err(UploadError::Task(TaskWriteError::NotFound)) => "not_found",
+        Err(UploadError::Task(TaskWriteError::Task(_))) => "refused",
         Err(UploadError::Task(_)) => "unavailable",
     }
 }

@@ -14,8 +14,9 @@
 //! Across instances the store stays the arbiter: a flush writes the row
 //! only while the task is unfinished in the store, so a cancel written by
 //! another instance wins, and its `error` event (routed here like any
-//! event, see [`TaskEnded`]) makes this instance reload the task at once.
+//! event, see [`TaskEnded`](super::registry::TaskEnded)) makes this instance reload the task at once.
 
+mod error;
 mod ops;
 
 use std::{
@@ -26,13 +27,13 @@ use std::{
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
 use tokio::sync::{oneshot, watch};
 
+pub use error::TaskWriteError;
 pub use ops::{Delta, TaskWritten};
 use ops::{Op, Reply};
 
-use super::persister::Persister;
+use super::{persister::Persister, registry::TaskEnded};
 use crate::{
     domain::{Task, TaskChange, TaskId, TaskStatus},
-    services::tasks::TaskServiceError,
     store::EventStore,
     telemetry::Metrics,
 };
@@ -101,7 +102,7 @@ impl LiveTasks {
     fn enqueue(&mut self, task_id: TaskId, op: Op, ctx: &mut Context<Self>) {
         if let Some(live) = self.tasks.get_mut(&task_id) {
             if live.ops.len() >= MAX_QUEUED_WRITES {
-                op.refuse(TaskServiceError::Contended);
+                op.refuse(TaskWriteError::Contended);
                 return;
             }
             live.touched = Instant::now();
@@ -120,7 +121,7 @@ impl LiveTasks {
                         act.tasks.insert(task_id.clone(), LiveTask::new(task));
                         act.enqueue(task_id, op, ctx);
                     }
-                    Ok(None) => op.refuse(TaskServiceError::NotFound),
+                    Ok(None) => op.refuse(TaskWriteError::NotFound),
                     Err(error) => op.refuse(error.into()),
                 },
             ),
@@ -246,7 +247,7 @@ impl LiveTasks {
                         Ok(Some(task)) => {
                             for reply in refused {
                                 reply.answer(Err(ops::refusal(task.status)
-                                    .map_or(TaskServiceError::Contended, TaskServiceError::Task)));
+                                    .map_or(TaskWriteError::Contended, TaskWriteError::Task)));
                             }
                             live.status.send_replace(task.status);
                             live.task = task;
@@ -255,10 +256,10 @@ impl LiveTasks {
                         _ => {
                             let live = act.tasks.remove(&task_id).expect("checked above");
                             for reply in refused {
-                                reply.answer(Err(TaskServiceError::Contended));
+                                reply.answer(Err(TaskWriteError::Contended));
                             }
                             for op in live.ops {
-                                op.refuse(TaskServiceError::Contended);
+                                op.refuse(TaskWriteError::Contended);
                             }
                             return;
                         }
@@ -287,14 +288,14 @@ impl Actor for LiveTasks {
 
 /// Apply a change (not text) to a task; answers once it is stored.
 #[derive(Message)]
-#[rtype(result = "Result<TaskWritten, TaskServiceError>")]
+#[rtype(result = "Result<TaskWritten, TaskWriteError>")]
 pub struct ChangeTask {
     pub task_id: TaskId,
     pub change: TaskChange,
 }
 
 impl Handler<ChangeTask> for LiveTasks {
-    type Result = actix::ResponseFuture<Result<TaskWritten, TaskServiceError>>;
+    type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
 
     fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
@@ -307,7 +308,7 @@ impl Handler<ChangeTask> for LiveTasks {
             ctx,
         );
         Box::pin(async move {
-            answer.await.unwrap_or(Err(TaskServiceError::Persist(
+            answer.await.unwrap_or(Err(TaskWriteError::Persist(
                 crate::actors::persister::PersistError::ShuttingDown,
             )))
         })
@@ -317,14 +318,14 @@ impl Handler<ChangeTask> for LiveTasks {
 /// Append text to a task; answers once it is stored (with the id of the
 /// `text` event it went into) or refused.
 #[derive(Message)]
-#[rtype(result = "Result<TaskWritten, TaskServiceError>")]
+#[rtype(result = "Result<TaskWritten, TaskWriteError>")]
 pub struct AppendText {
     pub task_id: TaskId,
     pub deltas: Vec<Delta>,
 }
 
 impl Handler<AppendText> for LiveTasks {
-    type Result = actix::ResponseFuture<Result<TaskWritten, TaskServiceError>>;
+    type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
 
     fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
@@ -337,7 +338,7 @@ impl Handler<AppendText> for LiveTasks {
             ctx,
         );
         Box::pin(async move {
-            answer.await.unwrap_or(Err(TaskServiceError::Persist(
+            answer.await.unwrap_or(Err(TaskWriteError::Persist(
                 crate::actors::persister::PersistError::ShuttingDown,
             )))
         })
@@ -376,14 +377,6 @@ impl Handler<WatchTask> for LiveTasks {
             .get(&msg.task_id)
             .map(|live| live.status.subscribe())
     }
-}
-
-/// A task's last event was routed (stored by this or another instance):
-/// if this instance holds the task as unfinished, it reloads it.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct TaskEnded {
-    pub task_id: TaskId,
 }
 
 impl Handler<TaskEnded> for LiveTasks {

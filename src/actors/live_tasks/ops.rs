@@ -4,11 +4,10 @@
 
 use tokio::sync::oneshot;
 
-use super::LiveTask;
+use super::{LiveTask, TaskWriteError};
 use crate::{
     actors::persister::Persist,
     domain::{EventId, Task, TaskChange, TaskError, TaskStatus, change_events, now_ms, text_event},
-    services::tasks::TaskServiceError,
     telemetry::Metrics,
 };
 
@@ -35,20 +34,20 @@ pub struct TaskWritten {
 }
 
 pub(super) struct Reply {
-    sender: oneshot::Sender<Result<TaskWritten, TaskServiceError>>,
+    sender: oneshot::Sender<Result<TaskWritten, TaskWriteError>>,
     /// Set once the writer's deltas are sorted from retries.
     accepted: usize,
 }
 
 impl Reply {
-    pub(super) fn new(sender: oneshot::Sender<Result<TaskWritten, TaskServiceError>>) -> Self {
+    pub(super) fn new(sender: oneshot::Sender<Result<TaskWritten, TaskWriteError>>) -> Self {
         Self {
             sender,
             accepted: 0,
         }
     }
 
-    pub(super) fn answer(self, answer: Result<TaskWritten, TaskServiceError>) {
+    pub(super) fn answer(self, answer: Result<TaskWritten, TaskWriteError>) {
         // A writer whose deltas were all retries added nothing to the event
         // its batch went into.
         let answer = answer.map(|written| TaskWritten {
@@ -66,7 +65,7 @@ pub(super) enum Op {
 }
 
 impl Op {
-    pub(super) fn refuse(self, error: TaskServiceError) {
+    pub(super) fn refuse(self, error: TaskWriteError) {
         match self {
             Self::Change { reply, .. } | Self::Text { reply, .. } => reply.answer(Err(error)),
         }

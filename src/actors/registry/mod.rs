@@ -39,7 +39,6 @@ use self::{
     stats::Counters,
     table::{Admission, ConnectionTable, Entry},
 };
-use super::live_tasks::TaskEnded;
 use crate::{
     domain::{
         EventId, EventTypeCatalog, ProjectId, StoredEvent, SubscriptionView, TaskId, TypeFilter,
@@ -301,6 +300,14 @@ impl Handler<Route> for Registry {
             }
         });
     }
+}
+
+/// A task's last event was routed (stored by this or another instance):
+/// if this instance holds the task as unfinished, it reloads it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TaskEnded {
+    pub task_id: TaskId,
 }
 
 /// From now on, tell `recipient` of every task's last event routed here.
