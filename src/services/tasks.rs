@@ -16,10 +16,9 @@ use crate::{
     },
     auth::Principal,
     domain::{
-        ChatId, EventId, ProjectAccess, ProjectId, Task, TaskChange, TaskError, TaskId, TaskStatus,
-        now_ms,
+        ChatId, EventId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms,
     },
-    store::{EventStore, StoreError},
+    store::EventStore,
     telemetry::Metrics,
 };
 
