@@ -1,15 +1,23 @@
-//! `POST /tasks/{id}/stream`: one upload per generation.
+//! How a producer writes a generation's text: one streamed upload
+//! (`POST /tasks/{id}/stream`), or a request per piece (`POST
+//! /tasks/{id}/text`).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, post, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::extract::{Authenticated, BodyLimit, Publish};
+use super::{
+    extract::{Authenticated, BodyLimit, JsonBody, Publish},
+    tasks::task_id,
+};
 use crate::{
     domain::{TaskId, UploadFormat, task_json},
     error::{ApiError, ErrorCode},
-    services::uploads::UploadLimits,
+    services::{tasks::Delta, uploads::UploadLimits},
     state::AppState,
 };
+
+/// Deltas accepted in one `/text` request.
+const MAX_DELTAS: usize = 1000;
 
 /// What an upload did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,5 +87,101 @@ pub async fn upload(
         task: task_json(&summary.task),
         deltas: summary.deltas,
         chars: summary.chars,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TextRequest {
+    /// One piece of text.
+    pub delta: Option<String>,
+    /// `delta`'s sequence number: a delta at or below the task's last
+    /// accepted `seq` is a retry and is ignored.
+    pub seq: Option<u64>,
+    /// Several pieces, in order, in one request: strings, or
+    /// `{"delta", "seq"?}` objects.
+    pub deltas: Option<Vec<DeltaItem>>,
+}
+
+/// One of `deltas`: a string, or a delta with its sequence number.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DeltaItem {
+    Text(String),
+    Numbered { delta: String, seq: Option<u64> },
+}
+
+impl From<DeltaItem> for Delta {
+    fn from(item: DeltaItem) -> Self {
+        match item {
+            DeltaItem::Text(text) => Delta { text, seq: None },
+            DeltaItem::Numbered { delta, seq } => Delta { text: delta, seq },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TextResponse {
+    /// Per delta, the id of the `text` event it went into (deltas of one
+    /// request share one; `null` for a retried `seq`).
+    pub ids: Vec<Option<i64>>,
+}
+
+/// Append generated text; emits `text` (deltas of one task arriving within
+/// `--text-coalesce-ms` share one event).
+#[utoipa::path(
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body = TextRequest,
+    responses(
+        (status = 202, description = "Stored and delivered", body = TextResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 409, description = "Cancelled (stop producing) or finished", body = crate::error::ErrorBody),
+        (status = 422, description = "No delta given, or a wrong field type", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/tasks/{id}/text")]
+pub async fn append_text(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Publish>,
+    body: JsonBody<TextRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let first = request.delta.map(|text| Delta {
+        text,
+        seq: request.seq,
+    });
+    let deltas: Vec<Delta> = first
+        .into_iter()
+        .chain(
+            request
+                .deltas
+                .unwrap_or_default()
+                .into_iter()
+                .map(Delta::from),
+        )
+        .collect();
+    if deltas.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "send `delta` (a string) or `deltas` (an array of strings)",
+        ));
+    }
+    if deltas.len() > MAX_DELTAS {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("at most {MAX_DELTAS} deltas per request"),
+        ));
+    }
+    let count = deltas.len();
+    let written = state
+        .tasks
+        .append_visible(&auth.principal, &task_id(&id)?, deltas)
+        .await?;
+    // Deltas of one request go into one `text` event (or none, when every
+    // one was a retry): each answers that event's id.
+    let id = written.text_id.map(|id| id.0);
+    Ok(HttpResponse::Accepted().json(TextResponse {
+        ids: vec![id; count],
     }))
 }

@@ -33,7 +33,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::get_task)
         .service(tasks::head_task)
         .service(tasks::update_task)
-        .service(tasks::append_text)
+        .service(generations::append_text)
         .service(tasks::complete_task)
         .service(tasks::fail_task)
         .service(tasks::cancel_task)
