@@ -270,6 +270,23 @@ impl LiveTasks {
         );
     }
 
+    /// Queues the write `op` builds around its reply; resolves with its
+    /// answer (`ShuttingDown` if the actor stops first).
+    fn submit(
+        &mut self,
+        task_id: TaskId,
+        op: impl FnOnce(Reply) -> Op,
+        ctx: &mut Context<Self>,
+    ) -> actix::ResponseFuture<Result<TaskWritten, TaskWriteError>> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(task_id, op(Reply::new(reply)), ctx);
+        Box::pin(async move {
+            answer.await.unwrap_or(Err(TaskWriteError::Persist(
+                super::persister::PersistError::ShuttingDown,
+            )))
+        })
+    }
+
     fn evict_idle(&mut self) {
         let now = Instant::now();
         self.tasks.retain(|_, live| {
@@ -298,20 +315,8 @@ impl Handler<ChangeTask> for LiveTasks {
     type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
 
     fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(
-            msg.task_id,
-            Op::Change {
-                change: msg.change,
-                reply: Reply::new(reply),
-            },
-            ctx,
-        );
-        Box::pin(async move {
-            answer.await.unwrap_or(Err(TaskWriteError::Persist(
-                crate::actors::persister::PersistError::ShuttingDown,
-            )))
-        })
+        let change = msg.change;
+        self.submit(msg.task_id, |reply| Op::Change { change, reply }, ctx)
     }
 }
 
@@ -328,20 +333,8 @@ impl Handler<AppendText> for LiveTasks {
     type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
 
     fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(
-            msg.task_id,
-            Op::Text {
-                deltas: msg.deltas,
-                reply: Reply::new(reply),
-            },
-            ctx,
-        );
-        Box::pin(async move {
-            answer.await.unwrap_or(Err(TaskWriteError::Persist(
-                crate::actors::persister::PersistError::ShuttingDown,
-            )))
-        })
+        let deltas = msg.deltas;
+        self.submit(msg.task_id, |reply| Op::Text { deltas, reply }, ctx)
     }
 }
 

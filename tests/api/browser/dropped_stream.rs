@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Browser, start_broker};
+use super::{Browser, get_json, live_streams, start_broker};
 
 #[actix_web::test]
 async fn the_demo_page_survives_a_dropped_stream_and_ends_with_the_whole_text() {
@@ -13,43 +13,17 @@ async fn the_demo_page_survives_a_dropped_stream_and_ends_with_the_whole_text() 
     let browser = Browser::launch().await;
 
     browser.goto(&format!("{broker}/")).await;
-    browser.click("#generate").await;
     // Some text is on screen and the stream is live.
-    browser
-        .wait_for(
-            "return document.getElementById('text').textContent.length > 40 && \
-             document.getElementById('connection').dataset.state === 'connected'",
-            Duration::from_secs(20),
-            "the first tokens",
-        )
-        .await;
-    let task_id = browser
-        .script("return new URLSearchParams(location.search).get('task')")
-        .await
-        .as_str()
-        .expect("the page names its task")
-        .to_owned();
+    let task_id = browser.start_demo_generation(40).await;
 
     // Drop the page's stream server-side, mid-generation.
-    let listing: Value = http
-        .get(format!("{broker}/sse/connections"))
-        .send()
+    let (stream_id, _) = live_streams(&http, &broker)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stream = listing["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["task_id"] == task_id.as_str())
+        .into_iter()
+        .find(|(_, task)| task.as_deref() == Some(task_id.as_str()))
         .expect("the page's task stream is listed");
     let dropped = http
-        .delete(format!(
-            "{broker}/sse/connections/{}",
-            stream["connection_id"].as_str().unwrap()
-        ))
+        .delete(format!("{broker}/sse/connections/{stream_id}"))
         .send()
         .await
         .unwrap();
@@ -66,27 +40,13 @@ async fn the_demo_page_survives_a_dropped_stream_and_ends_with_the_whole_text() 
     let on_screen = browser
         .script("return document.getElementById('text').textContent")
         .await;
-    let task: Value = http
-        .get(format!("{broker}/tasks/{task_id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task = get_json(&http, &format!("{broker}/tasks/{task_id}")).await;
     assert_eq!(task["status"], "completed");
     assert_eq!(
         on_screen, task["result"]["text"],
         "the page must show exactly the produced text: no gap, no repeated token"
     );
-    let stats: Value = http
-        .get(format!("{broker}/sse/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&http, &format!("{broker}/sse/stats")).await;
     assert_eq!(
         stats["closed_by_reason"]["disconnected"], 1,
         "the stream was dropped once"

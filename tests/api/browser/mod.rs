@@ -182,6 +182,27 @@ impl Browser {
         }
     }
 
+    /// On the demo page: starts a generation, waits until more than
+    /// `chars` characters of it are on screen over a live stream, and
+    /// answers its task id.
+    pub(super) async fn start_demo_generation(&self, chars: usize) -> String {
+        self.click("#generate").await;
+        self.wait_for(
+            &format!(
+                "return document.getElementById('text').textContent.length > {chars} && \
+                 document.getElementById('connection').dataset.state === 'connected'"
+            ),
+            Duration::from_secs(20),
+            "the first tokens",
+        )
+        .await;
+        self.script("return new URLSearchParams(location.search).get('task')")
+            .await
+            .as_str()
+            .expect("the page names its task")
+            .to_owned()
+    }
+
     pub(super) async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
         let encoded = self
@@ -219,4 +240,33 @@ pub(super) async fn start_broker() -> (
     let shutdown = app.shutdown_handle();
     actix_rt::spawn(app.run_until_stopped());
     (address, dir, shutdown)
+}
+
+pub(super) async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+/// The live streams the broker lists: `(connection_id, task_id)`.
+pub(super) async fn live_streams(
+    http: &reqwest::Client,
+    broker: &str,
+) -> Vec<(String, Option<String>)> {
+    let listing = get_json(http, &format!("{broker}/sse/connections")).await;
+    listing["connections"]
+        .as_array()
+        .expect("a connections array")
+        .iter()
+        .map(|c| {
+            (
+                c["connection_id"].as_str().unwrap_or_default().to_owned(),
+                c["task_id"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
 }

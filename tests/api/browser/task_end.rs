@@ -6,41 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Browser, start_broker};
+use super::{Browser, get_json, live_streams, start_broker};
 
 /// How long the broker must see no new stream to call the page settled: a
 /// client that mistook the event for a network error reconnects within
 /// `reconnectDelay` (500 ms on the demo page, a few seconds at most after
 /// backoff), and did so 19–24 times in 10–15 s.
 const SETTLED_FOR: Duration = Duration::from_secs(3);
-
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url)
-        .send()
-        .await
-        .expect("request sent")
-        .json()
-        .await
-        .expect("a JSON answer")
-}
-
-/// The live streams the broker lists: `(connection_id, task_id)`.
-async fn live_streams(http: &reqwest::Client, broker: &str) -> Vec<(String, Option<String>)> {
-    let listing = get_json(http, &format!("{broker}/sse/connections")).await;
-    listing["connections"]
-        .as_array()
-        .expect("a connections array")
-        .iter()
-        .map(|c| {
-            (
-                c["connection_id"].as_str().unwrap_or_default().to_owned(),
-                c["task_id"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
-}
 
 #[actix_web::test]
 async fn a_task_cancelled_mid_generation_shows_as_cancelled_and_no_stream_reconnects() {
@@ -68,21 +42,7 @@ async fn a_task_cancelled_mid_generation_shows_as_cancelled_and_no_stream_reconn
             "the general stream to connect",
         )
         .await;
-    browser.click("#generate").await;
-    browser
-        .wait_for(
-            "return document.getElementById('text').textContent.length > 20 && \
-             document.getElementById('connection').dataset.state === 'connected'",
-            Duration::from_secs(20),
-            "the first tokens",
-        )
-        .await;
-    let task_id = browser
-        .script("return new URLSearchParams(location.search).get('task')")
-        .await
-        .as_str()
-        .expect("the page names its task")
-        .to_owned();
+    let task_id = browser.start_demo_generation(20).await;
 
     // Act: cancel the task while it is still generating.
     let cancelled = http
