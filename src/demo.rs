@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::{
     domain::{TaskChange, TaskError, TaskId},
-    services::tasks::{NewTask, TaskService, TaskWriteError},
+    services::tasks::{Delta, NewTask, TaskService, TaskWriteError},
 };
 
 /// The `task_type` of demo tasks.
@@ -63,30 +63,28 @@ fn update(progress: f64, stage: &str) -> TaskChange {
 }
 
 async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteError> {
-    tasks
-        .change(task_id, update(5.0, "thinking"), Vec::new())
-        .await?;
+    tasks.change(task_id, update(5.0, "thinking")).await?;
     actix_rt::time::sleep(THINKING).await;
     let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();
     let total = tokens.len();
-    tasks
-        .change(task_id, update(10.0, "writing"), Vec::new())
-        .await?;
+    tasks.change(task_id, update(10.0, "writing")).await?;
     for (index, token) in tokens.iter().enumerate() {
         tasks
-            .change(task_id, TaskChange::Text, vec![(*token).to_owned()])
+            .append(
+                task_id,
+                vec![Delta {
+                    text: (*token).to_owned(),
+                    seq: None,
+                }],
+            )
             .await?;
         if index % 10 == 9 {
             let progress = 10.0 + 80.0 * (index + 1) as f64 / total as f64;
-            tasks
-                .change(task_id, update(progress, "writing"), Vec::new())
-                .await?;
+            tasks.change(task_id, update(progress, "writing")).await?;
         }
         actix_rt::time::sleep(TOKEN_INTERVAL).await;
     }
-    tasks
-        .change(task_id, update(95.0, "reviewing"), Vec::new())
-        .await?;
+    tasks.change(task_id, update(95.0, "reviewing")).await?;
     actix_rt::time::sleep(REVIEWING).await;
     let result = serde_json::json!({ "tokens": total, "text": ANSWER });
     tasks
@@ -95,7 +93,6 @@ async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteE
             TaskChange::Complete {
                 result: Some(result),
             },
-            Vec::new(),
         )
         .await?;
     Ok(())

@@ -162,13 +162,9 @@ async fn apply(
     principal: &Principal,
     raw_id: &str,
     change: TaskChange,
-    texts: Vec<String>,
-) -> Result<(Task, Vec<Option<EventId>>), ApiError> {
+) -> Result<Task, ApiError> {
     let id = task_id(raw_id)?;
-    Ok(state
-        .tasks
-        .change_visible(principal, &id, change, texts)
-        .await?)
+    Ok(state.tasks.change_visible(principal, &id, change).await?)
 }
 
 /// Update a task; emits `progress`.
@@ -203,7 +199,7 @@ pub async fn update_task(
         message: request.message,
         force: request.force.unwrap_or(false),
     };
-    let (task, _) = apply(&state, &auth.principal, &id, change, Vec::new()).await?;
+    let task = apply(&state, &auth.principal, &id, change).await?;
     Ok(HttpResponse::Ok().json(task_json(&task)))
 }
 
@@ -232,12 +228,11 @@ pub async fn complete_task(
     body: OptionalJsonBody<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let result = body.0.unwrap_or_default().result;
-    let (task, _) = apply(
+    let task = apply(
         &state,
         &auth.principal,
         &id,
         TaskChange::Complete { result },
-        Vec::new(),
     )
     .await?;
     Ok(HttpResponse::Ok().json(task_json(&task)))
@@ -270,7 +265,7 @@ pub async fn fail_task(
     let change = TaskChange::Fail {
         error: body.0.error,
     };
-    let (task, _) = apply(&state, &auth.principal, &id, change, Vec::new()).await?;
+    let task = apply(&state, &auth.principal, &id, change).await?;
     Ok(HttpResponse::Ok().json(task_json(&task)))
 }
 
@@ -290,7 +285,7 @@ pub async fn cancel_task(
     id: web::Path<String>,
     auth: Authenticated<Publish>,
 ) -> Result<HttpResponse, ApiError> {
-    let (task, _) = apply(&state, &auth.principal, &id, TaskChange::Cancel, Vec::new()).await?;
+    let task = apply(&state, &auth.principal, &id, TaskChange::Cancel).await?;
     Ok(HttpResponse::Ok().json(task_json(&task)))
 }
 

@@ -15,9 +15,7 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{
-        ChatId, EventId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms,
-    },
+    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
     store::EventStore,
     telemetry::Metrics,
 };
@@ -138,31 +136,19 @@ impl TaskService {
         principal: &Principal,
         task_id: &TaskId,
         change: TaskChange,
-        texts: Vec<String>,
-    ) -> Result<(Task, Vec<Option<EventId>>), TaskWriteError> {
+    ) -> Result<Task, TaskWriteError> {
         let task = self.visible(principal, task_id).await?;
-        self.change(&task.task_id, change, texts).await
+        self.change(&task.task_id, change).await
     }
 
-    /// Applies `change` (text: `texts`, one delta each) and stores its
-    /// events; returns the new task and, per event or per delta, the id it
-    /// was stored under.
+    /// Applies `change` (not text: see [`Self::append`]) and stores its
+    /// events; returns the task as stored.
     #[tracing::instrument(name = "task.change", skip_all, fields(task_id = %task_id))]
     pub async fn change(
         &self,
         task_id: &TaskId,
         change: TaskChange,
-        texts: Vec<String>,
-    ) -> Result<(Task, Vec<Option<EventId>>), TaskWriteError> {
-        if change == TaskChange::Text {
-            let count = texts.len();
-            let deltas = texts
-                .into_iter()
-                .map(|text| Delta { text, seq: None })
-                .collect();
-            let written = self.append(task_id, deltas).await?;
-            return Ok((written.task, vec![written.text_id; count]));
-        }
+    ) -> Result<Task, TaskWriteError> {
         let written = self
             .live
             .send(ChangeTask {
@@ -171,7 +157,7 @@ impl TaskService {
             })
             .await
             .map_err(|_| PersistError::ShuttingDown)??;
-        Ok((written.task, written.ids))
+        Ok(written.task)
     }
 
     /// Appends text; a delta whose `seq` is at or below the task's last
@@ -230,7 +216,7 @@ impl TaskService {
             let change = TaskChange::Fail {
                 error: reason.to_owned(),
             };
-            match self.change(&task.task_id, change, Vec::new()).await {
+            match self.change(&task.task_id, change).await {
                 Ok(_) => {
                     failed += 1;
                     tracing::warn!(task_id = %task.task_id, reason, "failed a task whose producer went silent");

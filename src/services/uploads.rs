@@ -238,7 +238,6 @@ impl TaskService {
             for instruction in instructions {
                 match instruction {
                     Instruction::Delta { text: delta, seq } => {
-                        chars += delta.chars().count() as u64;
                         text.push(Delta { text: delta, seq });
                     }
                     Instruction::Nothing => {}
@@ -246,26 +245,25 @@ impl TaskService {
                     // then `[DONE]`) has nothing more to complete.
                     Instruction::Complete { .. } if ended => {}
                     change => {
-                        deltas += self
+                        let (new, new_chars) = self
                             .append_counted(&task_id, std::mem::take(&mut text))
                             .await?;
+                        (deltas, chars) = (deltas + new, chars + new_chars);
                         ended |= matches!(
                             change,
                             Instruction::Complete { .. } | Instruction::Fail { .. }
                         );
-                        self.change(&task_id, as_change(change), Vec::new()).await?;
+                        self.change(&task_id, as_change(change)).await?;
                     }
                 }
             }
-            deltas += self.append_counted(&task_id, text).await?;
+            let (new, new_chars) = self.append_counted(&task_id, text).await?;
+            (deltas, chars) = (deltas + new, chars + new_chars);
             if let Some(error) = malformed {
                 return Err(error);
             }
             if last {
                 break;
-            }
-            if status.is_none() {
-                status = self.watch(&task_id).await;
             }
         }
         tracing::Span::current().record("deltas", deltas);
@@ -277,17 +275,18 @@ impl TaskService {
         })
     }
 
-    /// Appends `deltas` unless there are none; answers how many were new.
+    /// Appends `deltas` unless there are none; answers how many were new,
+    /// and the characters they carried.
     async fn append_counted(
         &self,
         task_id: &TaskId,
         deltas: Vec<Delta>,
-    ) -> Result<u64, TaskWriteError> {
+    ) -> Result<(u64, u64), TaskWriteError> {
         if deltas.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let written = self.append(task_id, deltas).await?;
-        Ok(written.accepted as u64)
+        Ok((written.accepted as u64, written.chars as u64))
     }
 }
 

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::helpers::{
     LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, sample_sum, spawn_app,
+    spawn_app_with,
 };
 
 /// Creates task `id`.
@@ -107,6 +108,7 @@ async fn an_ndjson_upload_is_applied_line_by_line_while_it_is_still_open() {
         answer["deltas"], 3,
         "the retried seq is not counted: {answer}"
     );
+    assert_eq!(answer["chars"], 12, "nor are its characters: {answer}");
     seen.extend(viewer.read_to_end(SHORT).await);
     assert_eq!(
         text_of(&seen),
@@ -220,6 +222,81 @@ async fn a_cancel_answers_the_open_upload_at_once_and_keeps_the_partial_text() {
         "{end:?}"
     );
     drop(upload.body);
+}
+
+#[actix_web::test]
+async fn a_cancel_before_the_first_line_answers_the_upload_at_once() {
+    // Arrange: an upload open on a task nobody wrote to yet (the model is
+    // still thinking), so this instance holds nothing of the task.
+    let app = spawn_app().await;
+    create(&app, "thinking").await;
+    let upload = Upload::start(&app, "thinking", "application/x-ndjson");
+    crate::helpers::eventually(SHORT, "the upload to be open", || async {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        (sample_sum(&metrics, "sse_task_uploads_open") == 1.0).then_some(())
+    })
+    .await;
+
+    // Act
+    let cancel = app.post_json("/tasks/thinking/cancel", &json!({})).await;
+    assert_eq!(cancel.status().as_u16(), 200);
+
+    // Assert: not at the next line, not at the idle timeout: now.
+    let answer = tokio::time::timeout(SHORT, upload.answer)
+        .await
+        .expect("answered although the producer sent nothing")
+        .expect("the upload task");
+    assert_error(answer, 409, "task_cancelled").await;
+    drop(upload.body);
+}
+
+/// Writes `delta` to task `id` and answers the id of its `text` event.
+async fn write_text(app: &TestApp, id: &str, delta: &str) -> i64 {
+    let answer = app
+        .post_json(&format!("/tasks/{id}/text"), &json!({ "delta": delta }))
+        .await;
+    assert_eq!(answer.status().as_u16(), 202);
+    let answer: Value = answer.json().await.expect("JSON");
+    answer["ids"][0].as_i64().expect("an id")
+}
+
+/// Writes "a", then "b" and, 100 ms later, "c" without waiting; answers
+/// the three ids and the text events a late viewer finds stored.
+async fn three_writes(app: &TestApp) -> ([i64; 3], Vec<String>) {
+    create(app, "window").await;
+    let a = write_text(app, "window", "a").await;
+    let (b, c) = tokio::join!(write_text(app, "window", "b"), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        write_text(app, "window", "c").await
+    });
+    let history = app
+        .get_json("/sse/history?event_types=text&limit=100")
+        .await;
+    let stored = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["data"]["delta"].as_str().expect("a delta").to_owned())
+        .collect();
+    ([a, b, c], stored)
+}
+
+#[actix_web::test]
+async fn deltas_within_the_coalescing_window_become_one_text_event() {
+    // A write right after a flush waits out the window; what arrives
+    // meanwhile goes into the same event.
+    let app = spawn_app_with(|s| s.text_coalesce = Duration::from_millis(400)).await;
+    let ([a, b, c], stored) = three_writes(&app).await;
+    assert_eq!(b, c, "b and c share one event");
+    assert!(a < b);
+    assert_eq!(stored, ["a", "bc"]);
+
+    // Without a window every write that finds nothing queued is its own
+    // event.
+    let app = spawn_app_with(|s| s.text_coalesce = Duration::ZERO).await;
+    let ([a, b, c], stored) = three_writes(&app).await;
+    assert!(a < b && b < c, "{a} {b} {c}");
+    assert_eq!(stored, ["a", "b", "c"]);
 }
 
 #[actix_web::test]

@@ -97,35 +97,53 @@ impl LiveTasks {
         }
     }
 
-    /// Queues `op` for `task_id`, loading the task first if it is not in
-    /// memory.
-    fn enqueue(&mut self, task_id: TaskId, op: Op, ctx: &mut Context<Self>) {
-        if let Some(live) = self.tasks.get_mut(&task_id) {
-            if live.ops.len() >= MAX_QUEUED_WRITES {
-                op.refuse(TaskWriteError::Contended);
-                return;
-            }
-            live.touched = Instant::now();
-            live.ops.push_back(op);
-            self.pump(&task_id, ctx);
-            return;
+    /// Runs `then` once `task_id` is held in memory, loading it from the
+    /// store first if need be, or with why it cannot be held.
+    fn with_live(
+        &mut self,
+        task_id: TaskId,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, TaskId, Result<(), TaskWriteError>, &mut Context<Self>) + 'static,
+    ) {
+        if self.tasks.contains_key(&task_id) {
+            return then(self, task_id, Ok(()), ctx);
         }
         let store = self.store.clone();
         let id = task_id.clone();
         ctx.spawn(
             actix::fut::wrap_future(async move { store.task(&id).await }).map(
-                move |loaded, act: &mut Self, ctx| match loaded {
-                    // Loaded meanwhile by another write: that copy is newer.
-                    _ if act.tasks.contains_key(&task_id) => act.enqueue(task_id, op, ctx),
-                    Ok(Some(task)) => {
-                        act.tasks.insert(task_id.clone(), LiveTask::new(task));
-                        act.enqueue(task_id, op, ctx);
-                    }
-                    Ok(None) => op.refuse(TaskWriteError::NotFound),
-                    Err(error) => op.refuse(error.into()),
+                move |loaded, act: &mut Self, ctx| {
+                    let held = match loaded {
+                        // Loaded meanwhile by another write: that copy is newer.
+                        _ if act.tasks.contains_key(&task_id) => Ok(()),
+                        Ok(Some(task)) => {
+                            act.tasks.insert(task_id.clone(), LiveTask::new(task));
+                            Ok(())
+                        }
+                        Ok(None) => Err(TaskWriteError::NotFound),
+                        Err(error) => Err(error.into()),
+                    };
+                    then(act, task_id, held, ctx);
                 },
             ),
         );
+    }
+
+    /// Queues `op` for `task_id`, loading the task first if it is not in
+    /// memory.
+    fn enqueue(&mut self, task_id: TaskId, op: Op, ctx: &mut Context<Self>) {
+        self.with_live(task_id, ctx, move |act, task_id, held, ctx| {
+            if let Err(error) = held {
+                return op.refuse(error);
+            }
+            let live = act.tasks.get_mut(&task_id).expect("held");
+            if live.ops.len() >= MAX_QUEUED_WRITES {
+                return op.refuse(TaskWriteError::Contended);
+            }
+            live.touched = Instant::now();
+            live.ops.push_back(op);
+            act.pump(&task_id, ctx);
+        });
     }
 
     /// Runs the task's next writes unless a Persist of it is on its way.
@@ -168,7 +186,7 @@ impl LiveTasks {
         let id = task_id.clone();
         ctx.spawn(
             actix::fut::wrap_future(persist).map(move |sent, act: &mut Self, ctx| {
-                act.written(&id, write.replies, write.task, sent, ctx);
+                act.written(&id, write.replies, write.task, write.is_text, sent, ctx);
             }),
         );
     }
@@ -179,6 +197,7 @@ impl LiveTasks {
         task_id: &TaskId,
         replies: Vec<Reply>,
         task: Task,
+        is_text: bool,
         sent: Result<
             Result<super::persister::Persisted, super::persister::PersistError>,
             actix::MailboxError,
@@ -194,15 +213,14 @@ impl LiveTasks {
             .and_then(|persisted| persisted);
         match outcome {
             Ok(persisted) if persisted.stale_tasks.is_empty() => {
-                let id = persisted.ids.iter().rev().find_map(|id| *id);
-                live.status.send_replace(task.status);
+                let text_id = is_text
+                    .then(|| persisted.ids.iter().rev().find_map(|id| *id))
+                    .flatten();
+                live.status.send_if_modified(|status| {
+                    std::mem::replace(status, task.status) != task.status
+                });
                 for reply in replies {
-                    reply.answer(Ok(TaskWritten {
-                        task: task.clone(),
-                        ids: persisted.ids.clone(),
-                        text_id: id,
-                        accepted: 0,
-                    }));
+                    reply.answer(Ok(TaskWritten::stored(task.clone(), text_id)));
                 }
                 if task.status.is_terminal() {
                     tracing::info!(task_id = %task_id, status = %task.status, "task finished");
@@ -289,8 +307,13 @@ impl LiveTasks {
 
     fn evict_idle(&mut self) {
         let now = Instant::now();
+        // A task someone watches (an open upload) stays: its watch must see
+        // a cancel.
         self.tasks.retain(|_, live| {
-            live.in_flight || !live.ops.is_empty() || now - live.touched < IDLE_EVICTION
+            live.in_flight
+                || !live.ops.is_empty()
+                || live.status.receiver_count() > 0
+                || now - live.touched < IDLE_EVICTION
         });
     }
 }
@@ -363,12 +386,20 @@ pub struct WatchTask {
 }
 
 impl Handler<WatchTask> for LiveTasks {
-    type Result = Option<watch::Receiver<TaskStatus>>;
+    type Result = actix::ResponseFuture<Option<watch::Receiver<TaskStatus>>>;
 
-    fn handle(&mut self, msg: WatchTask, _: &mut Context<Self>) -> Self::Result {
-        self.tasks
-            .get(&msg.task_id)
-            .map(|live| live.status.subscribe())
+    /// Loads the task if need be, so an upload that has not written yet
+    /// sees a cancel too; `None` only for a task that cannot be loaded.
+    fn handle(&mut self, msg: WatchTask, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.with_live(msg.task_id, ctx, move |act, task_id, held, _| {
+            let watch = held
+                .ok()
+                .and_then(|()| act.tasks.get(&task_id))
+                .map(|live| live.status.subscribe());
+            let _ = reply.send(watch);
+        });
+        Box::pin(async move { answer.await.ok().flatten() })
     }
 }
 

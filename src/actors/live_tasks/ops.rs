@@ -24,19 +24,33 @@ pub struct Delta {
 #[derive(Debug, Clone)]
 pub struct TaskWritten {
     pub task: Task,
-    /// The ids of the events the write's Persist stored, in order.
-    pub ids: Vec<Option<EventId>>,
     /// The `text` event the write's text went into (`None` when every
-    /// delta was a retry).
+    /// delta was a retry, or for a change).
     pub text_id: Option<EventId>,
     /// The deltas of this writer's text write that were new (not retries).
     pub accepted: usize,
+    /// The characters those deltas carried.
+    pub chars: usize,
+}
+
+impl TaskWritten {
+    /// What a writer is answered once its Persist is stored; its own
+    /// counts are filled in by [`Reply::answer`].
+    pub(super) fn stored(task: Task, text_id: Option<EventId>) -> Self {
+        Self {
+            task,
+            text_id,
+            accepted: 0,
+            chars: 0,
+        }
+    }
 }
 
 pub(super) struct Reply {
     sender: oneshot::Sender<Result<TaskWritten, TaskWriteError>>,
     /// Set once the writer's deltas are sorted from retries.
     accepted: usize,
+    chars: usize,
 }
 
 impl Reply {
@@ -44,6 +58,7 @@ impl Reply {
         Self {
             sender,
             accepted: 0,
+            chars: 0,
         }
     }
 
@@ -53,6 +68,7 @@ impl Reply {
         let answer = answer.map(|written| TaskWritten {
             text_id: written.text_id.filter(|_| self.accepted > 0),
             accepted: self.accepted,
+            chars: self.chars,
             ..written
         });
         let _ = self.sender.send(answer);
@@ -127,60 +143,50 @@ pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write
 
 /// Every text write at the front of the queue, as one `text` event.
 fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
-    let mut task = live.task.clone();
+    let refused = refusal(live.task.status);
+    let mut last_seq = live.task.last_seq;
     let mut text = String::new();
     let mut replies = Vec::new();
-    let mut retries_only = Vec::new();
     let (mut accepted, mut retried) = (0, 0);
     while let Some(Op::Text { .. }) = live.ops.front() {
         let Some(Op::Text { deltas, mut reply }) = live.ops.pop_front() else {
             unreachable!("the front is a text write");
         };
-        if let Some(error) = refusal(task.status) {
-            reply.answer(Err(error.into()));
+        if let Some(error) = &refused {
+            reply.answer(Err(error.clone().into()));
             continue;
         }
         let offered = deltas.len();
         for delta in deltas {
-            if let (Some(seq), Some(last)) = (delta.seq, task.last_seq)
+            if let (Some(seq), Some(last)) = (delta.seq, last_seq)
                 && seq <= last
             {
                 continue;
             }
-            if let Some(seq) = delta.seq {
-                task.last_seq = Some(seq);
-            }
+            last_seq = delta.seq.or(last_seq);
             text.push_str(&delta.text);
             reply.accepted += 1;
+            reply.chars += delta.text.chars().count();
         }
         accepted += reply.accepted;
         retried += offered - reply.accepted;
-        if reply.accepted > 0 {
-            replies.push(reply);
-        } else {
-            retries_only.push(reply);
-        }
+        replies.push(reply);
     }
     metrics.record_deltas(accepted, retried);
     if text.is_empty() {
-        for reply in replies.into_iter().chain(retries_only) {
-            reply.answer(Ok(TaskWritten {
-                task: task.clone(),
-                ids: Vec::new(),
-                text_id: None,
-                accepted: 0,
-            }));
+        live.task.last_seq = last_seq;
+        for reply in replies {
+            reply.answer(Ok(TaskWritten::stored(live.task.clone(), None)));
         }
-        live.task.last_seq = task.last_seq;
         return None;
     }
-    let now = now_ms().max(task.updated_at_ms + 1);
-    let before = task.clone();
-    let task = task
-        .apply(&TaskChange::Text, now)
+    let previous_token_at = live.task.last_token_at_ms;
+    let mut task = live
+        .task
+        .apply(&TaskChange::Text, now_ms().max(live.task.updated_at_ms + 1))
         .expect("the task's state was checked above");
-    record_token_timing(metrics, &before, &task);
-    replies.extend(retries_only);
+    task.last_seq = last_seq;
+    record_token_timing(metrics, previous_token_at, &task);
     Some(Write {
         persist: Persist {
             events: vec![text_event(&task, text)],
@@ -194,12 +200,12 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
 
 /// Time to first token (from creation) or the gap since the previous
 /// token, labelled with the task's type.
-fn record_token_timing(metrics: &Metrics, before: &Task, after: &Task) {
+fn record_token_timing(metrics: &Metrics, previous_token_at: Option<i64>, after: &Task) {
     let task_type = after.task_type.as_deref().unwrap_or("untyped");
     let now = after.last_token_at_ms.unwrap_or(after.updated_at_ms);
-    match before.last_token_at_ms {
+    match previous_token_at {
         None => metrics
-            .record_time_to_first_token(task_type, (now - before.created_at_ms) as f64 / 1000.0),
+            .record_time_to_first_token(task_type, (now - after.created_at_ms) as f64 / 1000.0),
         Some(previous) => metrics.record_token_gap(task_type, (now - previous) as f64 / 1000.0),
     }
 }
