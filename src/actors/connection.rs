@@ -1,7 +1,7 @@
 //! `Connection`: one actor per open stream.
 //!
 //! [`Connection::start`] admits a stream and starts its actor: it queues
-//! the stream's first frames (`connected`, then an optional preamble), so
+//! the stream's first frame (`connected`), so
 //! no live event can precede them, registers the stream with the Registry
 //! (which from then on fills its queue with shared, pre-encoded frames) and
 //! runs the actor on the worker serving the connection. The actor adds its
@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture,
 };
-use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +25,7 @@ use crate::{
     stream::{
         Close, CloseReason, ConnectionId, OutboundFrame, StreamBody, StreamFormat, StreamParts,
         StreamSocket,
+        catch_up::TaskState,
         hand_off::{ReplayError, ReplayJob},
     },
     telemetry::Metrics,
@@ -60,8 +60,9 @@ pub struct StreamOptions {
     pub resume_after: Option<EventId>,
     /// Unix seconds: close the stream then (token expiry).
     pub token_expires_at: Option<u64>,
-    /// A frame sent right after `connected` (a task's current state).
-    pub preamble: Option<Bytes>,
+    /// A task stream's state when it opened: sent after the text it missed
+    /// (see `stream::catch_up`).
+    pub task_state: Option<TaskState>,
     /// End the stream once the replay is done (a finished task).
     pub finish_after_replay: bool,
     /// The authenticated user: counts against `--max-streams-per-user`.
@@ -86,7 +87,7 @@ pub struct Connection {
     token_expires_at: Option<u64>,
     close_reason: CloseReason,
     /// A task stream's current state, sent by its replay after the text.
-    task_state: Option<Bytes>,
+    task_state: Option<TaskState>,
     /// The plain-TCP socket under the stream, reset when the broker closes
     /// the stream, so a client that stopped reading loses it at once.
     socket: Option<StreamSocket>,
@@ -118,18 +119,10 @@ impl Connection {
             &json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
             RECONNECT_HINT,
         );
-        // A task stream's state follows the text it missed (its replay
-        // sends it, see `stream::catch_up`); any other preamble comes first.
-        let (preamble, task_state) = match (&subscription.task_id, options.resume_after) {
-            (Some(_), Some(_)) => (None, options.preamble),
-            _ => (options.preamble, None),
-        };
-        for bytes in std::iter::once(connected).chain(preamble) {
-            parts
-                .queue
-                .try_send(OutboundFrame::control(bytes))
-                .expect("a new queue has room for its first frames");
-        }
+        parts
+            .queue
+            .try_send(OutboundFrame::control(connected))
+            .expect("a new queue has room for its first frame");
         let context = Context::<Self>::new();
         environment
             .registry
@@ -164,7 +157,7 @@ impl Connection {
             finish_after_replay: options.finish_after_replay,
             token_expires_at: options.token_expires_at,
             close_reason: CloseReason::ClientGone,
-            task_state,
+            task_state: options.task_state,
             socket: options.socket,
         });
         Ok((id, parts.body))

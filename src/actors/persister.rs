@@ -76,10 +76,9 @@ pub struct Persisted {
     /// One per event, in order: its id, `None` for `persist: false` and for
     /// an event of a task that was no longer running.
     pub ids: Vec<Option<EventId>>,
-    /// The publish's tasks that were no longer running in the store (another
-    /// instance finished them): neither their rows nor their events were
-    /// written.
-    pub stale_tasks: Vec<String>,
+    /// A task of the publish was no longer running in the store (another
+    /// instance finished it): neither its row nor its events were written.
+    pub stale: bool,
 }
 
 type Reply = oneshot::Sender<Result<Persisted, PersistError>>;
@@ -339,12 +338,10 @@ impl Persister {
         let mut replies = Vec::with_capacity(batch.len());
         let stale_tasks = committed.stale_tasks;
         for request in batch {
-            let stale: Vec<String> = request
+            let stale = request
                 .tasks
                 .iter()
-                .map(|t| t.task_id.to_string())
-                .filter(|t| stale_tasks.contains(t))
-                .collect();
+                .any(|t| stale_tasks.iter().any(|s| s == t.task_id.as_str()));
             let mut ids = Vec::with_capacity(request.events.len());
             for event in request.events {
                 if !event.persist {
@@ -362,13 +359,7 @@ impl Persister {
                     Some(InsertOutcome::Skipped) | None => ids.push(None),
                 }
             }
-            replies.push((
-                request.reply,
-                Persisted {
-                    ids,
-                    stale_tasks: stale,
-                },
-            ));
+            replies.push((request.reply, Persisted { ids, stale }));
         }
         // Routed even when the publishers were already told "unconfirmed":
         // what is stored is delivered.

@@ -81,15 +81,7 @@ pub fn foreign_error(error: &actix_web::Error) -> Option<ApiError> {
         return Some(cors_error(refusal));
     }
     if let Some(payload) = error.as_error::<PayloadError>() {
-        return Some(match payload {
-            PayloadError::Overflow => {
-                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
-            }
-            _ => ApiError::new(
-                ErrorCode::MalformedRequest,
-                "the request body could not be read: it ended early or its encoding is broken",
-            ),
-        });
+        return Some(payload.into());
     }
     Some(by_status(error.as_response_error()))
 }
@@ -164,6 +156,20 @@ fn by_status(error: &dyn ResponseError) -> ApiError {
                 ErrorCode::Internal,
                 "the broker could not answer this request, see its logs",
             )
+        }
+    }
+}
+
+impl From<&PayloadError> for ApiError {
+    fn from(error: &PayloadError) -> Self {
+        match error {
+            PayloadError::Overflow => {
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+            }
+            _ => ApiError::new(
+                ErrorCode::MalformedRequest,
+                "the request body could not be read: it ended early or its encoding is broken",
+            ),
         }
     }
 }

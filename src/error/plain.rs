@@ -31,6 +31,11 @@ pub enum JsonError {
 
 /// Parses a JSON body into `T`.
 pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    // Tracking the path allocates for every key of every body; only a
+    // refused body needs it, so it is parsed again to say where.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().clone();

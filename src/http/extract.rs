@@ -39,6 +39,15 @@ pub struct BodyLimit {
     pub read_timeout: std::time::Duration,
 }
 
+impl BodyLimit {
+    /// The limits the app was configured with (the defaults without).
+    pub fn of(req: &HttpRequest) -> Self {
+        req.app_data::<web::Data<Self>>()
+            .map(|limit| *limit.get_ref())
+            .unwrap_or_default()
+    }
+}
+
 impl Default for BodyLimit {
     fn default() -> Self {
         Self {
@@ -67,13 +76,7 @@ fn too_large(limit: usize) -> ApiError {
 /// client that trickles its body would otherwise hold its connection (and a
 /// worker's attention) for as long as it likes.
 async fn read_body(req: HttpRequest, payload: Payload) -> Result<web::BytesMut, ApiError> {
-    let limits = req.app_data::<web::Data<BodyLimit>>().map_or(
-        BodyLimit {
-            max_bytes: 65_536,
-            read_timeout: std::time::Duration::from_secs(30),
-        },
-        |l| *l.get_ref(),
-    );
+    let limits = BodyLimit::of(&req);
     tokio::time::timeout(
         limits.read_timeout,
         read_limited(&req, payload, limits.max_bytes),
@@ -107,10 +110,7 @@ async fn read_limited(
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|error| match error {
             PayloadError::Overflow => too_large(limit),
-            _ => ApiError::new(
-                ErrorCode::MalformedRequest,
-                "the request body could not be read: it ended early or its encoding is broken",
-            ),
+            other => ApiError::from(&other),
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));

@@ -71,10 +71,7 @@ pub async fn upload(
             "send the generation as application/x-ndjson or text/event-stream",
         )
     })?;
-    let body_limit = req
-        .app_data::<web::Data<BodyLimit>>()
-        .map(|limit| *limit.get_ref())
-        .unwrap_or_default();
+    let body_limit = BodyLimit::of(&req);
     let limits = UploadLimits {
         max_line_bytes: body_limit.max_bytes,
         idle: body_limit.read_timeout,

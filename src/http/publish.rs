@@ -55,36 +55,44 @@ async fn check_task_targets(
     principal: &Principal,
     events: &[NewEvent],
 ) -> Result<(), ApiError> {
-    for (position, event) in events.iter().enumerate() {
-        let Some(task_ref) = &event.task_id else {
-            continue;
-        };
-        let at = if events.len() > 1 {
+    let at = |position: usize| {
+        if events.len() > 1 {
             format!("event [{position}]: ")
         } else {
             String::new()
+        }
+    };
+    // Each task is looked up once, however many events of the batch name it.
+    let mut checked: Vec<&str> = Vec::new();
+    for (position, event) in events.iter().enumerate() {
+        let Some(task_ref) = &event.task_id else {
+            continue;
         };
         if Task::STREAM_EVENT_TYPES.contains(&event.event_type.as_str()) {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
                 format!(
-                    "{at}a `{}` event with task_id changes the task: send it through the task API \
+                    "{}a `{}` event with task_id changes the task: send it through the task API \
                      (PATCH /tasks/{{id}}, POST /tasks/{{id}}/text, /complete, /fail or /cancel)",
+                    at(position),
                     event.event_type
                 ),
             ));
         }
+        if checked.contains(&task_ref.as_str()) {
+            continue;
+        }
         let unknown = || {
             ApiError::new(
                 ErrorCode::TaskNotFound,
-                format!("{at}no task with this task_id"),
+                format!("{}no task with this task_id", at(position)),
             )
         };
         let Ok(task_id) = TaskId::parse(task_ref.as_str()) else {
             return Err(unknown());
         };
         match state.tasks.visible(principal, &task_id).await {
-            Ok(_) => {}
+            Ok(_) => checked.push(task_ref.as_str()),
             Err(TaskWriteError::NotFound) => return Err(unknown()),
             Err(error) => return Err(error.into()),
         }

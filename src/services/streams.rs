@@ -20,11 +20,13 @@ use crate::{
     auth::Principal,
     domain::{
         EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
-        SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError, sse_frame,
+        SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError, rfc3339, sse_frame,
         task_json,
     },
     store::{EventCursor, EventPage, StoreError},
-    stream::{ConnectionId, StreamBody, StreamFormat, StreamSocket, UiMessageBody},
+    stream::{
+        ConnectionId, StreamBody, StreamFormat, StreamSocket, UiMessageBody, catch_up::TaskState,
+    },
 };
 
 /// What a caller asks to watch; every field as given on the wire.
@@ -198,7 +200,10 @@ impl StreamService {
         let options = StreamOptions {
             resume_after: Some(after),
             token_expires_at: principal.expires_at,
-            preamble: Some(sse_frame::encode_control("progress", &task_json(task))),
+            task_state: Some(TaskState {
+                frame: sse_frame::encode_control("progress", &task_json(task)),
+                updated_at: rfc3339(task.updated_at_ms),
+            }),
             finish_after_replay: task.status.is_terminal(),
             owner: principal.owner(),
             socket,

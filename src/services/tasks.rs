@@ -15,7 +15,7 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
+    domain::{ChatId, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
     store::EventStore,
     telemetry::Metrics,
 };
@@ -113,12 +113,7 @@ impl TaskService {
         principal: &Principal,
         chat_id: &ChatId,
     ) -> Result<Option<Task>, TaskWriteError> {
-        let projects = match &principal.projects {
-            ProjectAccess::All => None,
-            ProjectAccess::Only(projects) => {
-                Some(projects.iter().map(ToString::to_string).collect())
-            }
-        };
+        let projects = principal.projects.to_list();
         let Some(task) = self.store.chat_running_task(chat_id, projects).await? else {
             return Ok(None);
         };

@@ -10,18 +10,29 @@ use serde_json::json;
 use super::OutboundFrame;
 use crate::domain::{EventType, StoredEvent, sse_frame};
 
+/// A task's state as read when its stream opened.
+#[derive(Debug, Clone)]
+pub struct TaskState {
+    /// The task as a `progress` frame (no id).
+    pub frame: Bytes,
+    /// When the task last changed, as its JSON says it (`updated_at`).
+    pub updated_at: String,
+}
+
 #[derive(Default)]
 pub struct TaskCatchUp {
     text: String,
     /// The last missed `text` event (its id and addressing carry the roll-up).
     last_text: Option<StoredEvent>,
+    /// The last missed `progress` event: the whole task, as it changed.
+    last_progress: Option<StoredEvent>,
     /// The task's `complete` or `error`, if it ended.
     end: Option<StoredEvent>,
 }
 
 impl TaskCatchUp {
-    /// Takes one replayed event of the task. Stored `progress` events are
-    /// superseded by the current state and dropped.
+    /// Takes one replayed event of the task. Of its `progress` events only
+    /// the last counts: each carries the whole task.
     pub fn add(&mut self, event: StoredEvent) {
         match event.event_type.as_str() {
             "text" => {
@@ -30,19 +41,17 @@ impl TaskCatchUp {
                 }
                 self.last_text = Some(event);
             }
+            "progress" => self.last_progress = Some(event),
             _ if event.ends_task() => self.end = Some(event),
             _ => {}
         }
     }
 
-    /// Whether the task's end was among the replayed events.
-    pub fn ended(&self) -> bool {
-        self.end.is_some()
-    }
-
-    /// The frames, in order: the rolled-up text, `state` (the task's
-    /// current `progress` frame), the end.
-    pub fn frames(self, state: Option<Bytes>) -> Vec<OutboundFrame> {
+    /// The frames, in order: the rolled-up text, the task's current state,
+    /// the end. The state is `state`, unless a stored `progress` is newer:
+    /// the state was read before the stream registered, so a change landing
+    /// in between reaches the viewer only through the store.
+    pub fn frames(self, state: Option<TaskState>) -> Vec<OutboundFrame> {
         let mut frames = Vec::with_capacity(3);
         if let Some(last) = self.last_text {
             let rolled = StoredEvent {
@@ -55,6 +64,19 @@ impl TaskCatchUp {
                 sse_frame::encode_event(&rolled),
             ));
         }
+        let stored_newer = |progress: &StoredEvent| {
+            let stored = progress.data.get("updated_at").and_then(|u| u.as_str());
+            // Both are fixed-width RFC 3339 in UTC: they order as strings.
+            state
+                .as_ref()
+                .is_none_or(|state| stored.is_some_and(|stored| stored > state.updated_at.as_str()))
+        };
+        let state = match self.last_progress {
+            Some(progress) if stored_newer(&progress) => {
+                Some(sse_frame::encode_control("progress", &progress.data))
+            }
+            _ => state.map(|state| state.frame),
+        };
         frames.extend(state.map(OutboundFrame::control));
         if let Some(end) = self.end {
             frames.push(OutboundFrame::replayed(&end, sse_frame::encode_event(&end)));
@@ -95,12 +117,12 @@ mod tests {
     fn missed_text_becomes_one_event_under_the_last_id_then_the_state_then_the_end() {
         let mut catch_up = TaskCatchUp::default();
         catch_up.add(event(3, "text", json!({"delta": "Hel"})));
-        catch_up.add(event(4, "progress", json!({"progress": 50})));
+        let progress = json!({"progress": 50, "updated_at": "2026-12-03T10:00:00.000Z"});
+        catch_up.add(event(4, "progress", progress));
         catch_up.add(event(5, "text", json!({"delta": "lo\nworld"})));
         catch_up.add(event(6, "complete", json!({"status": "completed"})));
-        assert!(catch_up.ended());
 
-        let frames = catch_up.frames(Some(Bytes::from_static(b"event: progress\ndata: {}\n\n")));
+        let frames = catch_up.frames(Some(state(60, "2026-12-03T10:00:01.000Z")));
 
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].event_id, Some(EventId(5)));
@@ -109,14 +131,40 @@ mod tests {
             json!({"task_id": "t1", "delta": "Hello\nworld"})
         );
         assert_eq!(frames[1].event_id, None);
+        assert_eq!(data(&frames[1])["progress"], 60, "the newer state");
         assert_eq!(frames[2].event_id, Some(EventId(6)));
         assert!(frames[2].ends_task);
     }
 
     #[test]
     fn nothing_missed_is_only_the_state() {
-        let frames = TaskCatchUp::default().frames(Some(Bytes::from_static(b"x")));
+        let frames = TaskCatchUp::default().frames(Some(state(10, "2026-12-03T10:00:00.000Z")));
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].event_id, None);
+        assert_eq!(data(&frames[0])["progress"], 10);
+    }
+
+    #[test]
+    fn a_change_stored_after_the_state_was_read_wins_over_it() {
+        // The stream read the task, then a PATCH landed before it
+        // registered: the PATCH's `progress` is only in the store.
+        let mut catch_up = TaskCatchUp::default();
+        let progress = json!({"progress": 70, "updated_at": "2026-12-03T10:00:02.000Z"});
+        catch_up.add(event(7, "progress", progress));
+
+        let frames = catch_up.frames(Some(state(60, "2026-12-03T10:00:01.000Z")));
+
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].event_id, None, "the state is sent without an id");
+        assert_eq!(data(&frames[0])["progress"], 70);
+    }
+
+    /// A task state frame saying `progress`, changed at `updated_at`.
+    fn state(progress: u32, updated_at: &str) -> TaskState {
+        let task = json!({"progress": progress, "updated_at": updated_at});
+        TaskState {
+            frame: sse_frame::encode_control("progress", &task),
+            updated_at: updated_at.to_owned(),
+        }
     }
 }

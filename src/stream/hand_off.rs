@@ -32,7 +32,10 @@ use actix::{Message, Recipient};
 use serde_json::json;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{ConnectionId, OutboundFrame, catch_up::TaskCatchUp};
+use super::{
+    ConnectionId, OutboundFrame,
+    catch_up::{TaskCatchUp, TaskState},
+};
 use crate::{
     domain::{EventId, Subscription, sse_frame},
     store::{EventCursor, EventStore, StoreError},
@@ -182,14 +185,6 @@ impl Delivery {
         };
         HandOff::Live { task_ended }
     }
-
-    /// Frames held for the hand-off.
-    pub fn held(&self) -> usize {
-        match self {
-            Self::Live { .. } => 0,
-            Self::Replaying { buffer, .. } => buffer.len(),
-        }
-    }
 }
 
 /// Why a replay stopped early.
@@ -221,7 +216,7 @@ pub struct ReplayJob {
     pub registry: Recipient<ReplayCaughtUp>,
     /// A task stream's current state (`progress`): its replay is rolled up
     /// (see `stream::catch_up`) and this frame follows the missed text.
-    pub task_state: Option<bytes::Bytes>,
+    pub task_state: Option<TaskState>,
 }
 
 impl ReplayJob {

@@ -212,7 +212,7 @@ impl LiveTasks {
             .map_err(|_| super::persister::PersistError::ShuttingDown)
             .and_then(|persisted| persisted);
         match outcome {
-            Ok(persisted) if persisted.stale_tasks.is_empty() => {
+            Ok(persisted) if !persisted.stale => {
                 let text_id = is_text
                     .then(|| persisted.ids.iter().rev().find_map(|id| *id))
                     .flatten();
