@@ -4,7 +4,6 @@
 
 pub mod event;
 pub mod event_type;
-pub mod generation_input;
 pub mod identifiers;
 pub mod sse_frame;
 pub mod sse_parser;
@@ -15,7 +14,6 @@ pub mod ui_message_stream;
 
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
-pub use generation_input::{Instruction, UploadFormat, event_stream_data, ndjson_line};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};

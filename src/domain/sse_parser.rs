@@ -62,6 +62,8 @@ pub struct SseParser {
     started: bool,
     /// Longest line accepted, terminator excluded.
     max_line_bytes: usize,
+    /// Lines completed so far.
+    lines: u64,
     event: EventBuilder,
 }
 
@@ -97,6 +99,7 @@ impl SseParser {
             after_cr: false,
             started: false,
             max_line_bytes: limit,
+            lines: 0,
             event: EventBuilder::default(),
         }
     }
@@ -134,10 +137,17 @@ impl SseParser {
             }
             let dispatched = self.event.line(line);
             self.read += end + 1;
+            self.lines += 1;
             if dispatched.is_some() {
                 return Ok(dispatched);
             }
         }
+    }
+
+    /// How many lines were completed so far: after an event is returned,
+    /// the number of the blank line that ended it.
+    pub fn lines_read(&self) -> u64 {
+        self.lines
     }
 
     /// Pushes `bytes` and returns every event they completed, in order.

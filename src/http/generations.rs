@@ -10,9 +10,9 @@ use super::{
     tasks::task_id,
 };
 use crate::{
-    domain::{TaskId, UploadFormat, task_json},
+    domain::{TaskId, task_json},
     error::{ApiError, ErrorCode},
-    services::{tasks::Delta, uploads::UploadLimits},
+    services::{generation_input::UploadFormat, tasks::Delta, uploads::UploadLimits},
     state::AppState,
 };
 

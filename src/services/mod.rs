@@ -6,11 +6,13 @@
 //! - [`streams`]: who may watch what ([`streams::StreamService::subscription`]),
 //!   opening and changing streams.
 //! - [`tasks`]: the task API (progress, AI text, completion, orphans).
-//! - [`uploads`]: one upload per generation, applied line by line as it arrives.
+//! - [`uploads`]: one upload per generation, applied line by line as it
+//!   arrives; [`generation_input`] reads its three formats.
 //! - [`operations`]: health, figures, the monitoring document, listing and
 //!   dropping streams, cleanup runs, metrics.
 
 pub mod events;
+pub mod generation_input;
 pub mod operations;
 pub mod streams;
 pub mod tasks;

@@ -16,13 +16,13 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::watch;
 
-use super::tasks::{Delta, TaskService, TaskWriteError};
+use super::{
+    generation_input::{Instruction, UploadFormat, event_stream_data, ndjson_line},
+    tasks::{Delta, TaskService, TaskWriteError},
+};
 use crate::{
     auth::Principal,
-    domain::{
-        Instruction, SseParser, Task, TaskChange, TaskError, TaskId, TaskStatus, UploadFormat,
-        event_stream_data, ndjson_line,
-    },
+    domain::{SseParser, Task, TaskChange, TaskError, TaskId, TaskStatus},
 };
 
 /// What an upload did.
@@ -58,8 +58,8 @@ pub enum UploadError {
     Task(#[from] TaskWriteError),
 }
 
-/// Splits the body into instructions, numbered by line (NDJSON) or event
-/// (SSE).
+/// Splits the body into instructions, each named by its line (an SSE
+/// event by its last line).
 enum Reader {
     NdJson {
         pending: Vec<u8>,
@@ -68,7 +68,6 @@ enum Reader {
     },
     EventStream {
         parser: SseParser,
-        event: u64,
         max: usize,
     },
 }
@@ -83,7 +82,6 @@ impl Reader {
             },
             UploadFormat::EventStream => Self::EventStream {
                 parser: SseParser::with_max_line_bytes(max),
-                event: 0,
                 max,
             },
         }
@@ -110,6 +108,12 @@ impl Reader {
                 let mut start = 0;
                 while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
                     *line += 1;
+                    if end > *max {
+                        return Err(UploadError::LineTooLong {
+                            line: *line,
+                            limit: *max,
+                        });
+                    }
                     out.push(ndjson(&pending[start..start + end], *line)?);
                     start += end + 1;
                 }
@@ -126,15 +130,16 @@ impl Reader {
                     pending.clear();
                 }
             }
-            Self::EventStream { parser, event, max } => {
+            Self::EventStream { parser, max } => {
                 parser.push(chunk);
                 loop {
                     match parser.next_event() {
                         Ok(Some(sse)) => {
-                            *event += 1;
+                            // Named by its last line: the blank line that
+                            // ended it is the one the parser just read.
                             let instruction = event_stream_data(&sse.data).map_err(|reason| {
                                 UploadError::Malformed {
-                                    line: *event,
+                                    line: parser.lines_read() - 1,
                                     reason,
                                 }
                             })?;
@@ -143,7 +148,7 @@ impl Reader {
                         Ok(None) => break,
                         Err(_) => {
                             return Err(UploadError::LineTooLong {
-                                line: *event + 1,
+                                line: parser.lines_read() + 1,
                                 limit: *max,
                             });
                         }

@@ -381,6 +381,25 @@ async fn uploads_are_refused_as_the_contract_says() {
             .unwrap()
             .starts_with("line 1:")
     );
+    // An SSE body is named by line too, not by event.
+    let third_event = app
+        .post_raw(
+            "/tasks/r/stream",
+            ": keep-alive\n\nevent: chunk\ndata: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"x\": 1}\n\n",
+            Some("text/event-stream"),
+        )
+        .await;
+    let body = assert_error(third_event, 422, "invalid_payload").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("line 6:"), "{message}");
+    // A whole line over the limit is refused like an unfinished one.
+    let long_line = format!("{{\"delta\": \"{}\"}}\n", "x".repeat(70_000));
+    let too_long = app
+        .post_raw("/tasks/r/stream", long_line, Some("application/x-ndjson"))
+        .await;
+    let body = assert_error(too_long, 413, "payload_too_large").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("line 1 "), "{message}");
     app.post_json("/tasks/r/complete", &json!({})).await;
     let finished = app
         .post_raw(

@@ -10,9 +10,14 @@
 //! - `text/event-stream` carrying an AI SDK UI message stream: `text-delta`
 //!   parts are deltas, `finish` completes, `error` fails; its other parts
 //!   (start, steps, reasoning, data, …) say nothing the task keeps.
+//!
+//! A line that does not read is refused in the words every JSON body gets
+//! (`error::plain`), naming the field.
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::error::plain::{self, JsonError};
 
 /// How the upload's body is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +40,7 @@ impl UploadFormat {
     pub fn from_content_type(content_type: &str) -> Option<Self> {
         let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
         match essence.as_str() {
-            "application/x-ndjson" | "application/jsonl" | "application/json-seq" => {
-                Some(Self::NdJson)
-            }
+            "application/x-ndjson" | "application/jsonl" => Some(Self::NdJson),
             "text/event-stream" => Some(Self::EventStream),
             _ => None,
         }
@@ -95,11 +98,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     if line.is_empty() {
         return Ok(Instruction::Nothing);
     }
-    let parsed: NdJsonLine = serde_json::from_str(line).map_err(|error| {
-        format!(
-            "not a JSON object of delta, progress, complete or fail ({})",
-            plain_serde(&error)
-        )
+    let parsed: NdJsonLine = plain::from_json_slice(line.as_bytes()).map_err(|error| {
+        let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
+        format!("not a JSON object of delta, progress, complete or fail: {reason}")
     })?;
     let kinds = [
         parsed.delta.is_some(),
@@ -141,8 +142,10 @@ pub fn event_stream_data(data: &str) -> Result<Instruction, String> {
     if data == "[DONE]" {
         return Ok(Instruction::Complete { result: None });
     }
-    let value: Value = serde_json::from_str(data)
-        .map_err(|error| format!("the event's data is not JSON ({})", plain_serde(&error)))?;
+    let value: Value = plain::from_json_slice(data.as_bytes()).map_err(|error| {
+        let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
+        format!("the event's data is not JSON: {reason}")
+    })?;
     if let Some(choices) = value.get("choices") {
         return openai_chunk(choices);
     }
@@ -193,25 +196,6 @@ fn ai_sdk_part(part: &str, value: &Value) -> Result<Instruction, String> {
         },
         _ => Instruction::Nothing,
     })
-}
-
-/// A serde_json error in words: its category and position, never its
-/// Rust-flavoured text.
-fn plain_serde(error: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match error.classify() {
-        Category::Syntax => "malformed JSON",
-        Category::Eof => "the JSON ends early",
-        Category::Data => {
-            if error.to_string().starts_with("unknown field") {
-                "an unknown field"
-            } else {
-                "a field of the wrong type"
-            }
-        }
-        Category::Io => "unreadable",
-    };
-    format!("{what} at column {}", error.column())
 }
 
 #[cfg(test)]
