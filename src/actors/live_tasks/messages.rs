@@ -1,0 +1,105 @@
+//! The messages LiveTasks answers: the writes, and what others may ask of
+//! a task it holds.
+
+use actix::{Context, Handler, Message};
+use tokio::sync::{oneshot, watch};
+
+use super::{
+    LiveTasks, TaskWriteError, TaskWritten,
+    ops::{Delta, Op},
+};
+use crate::{
+    actors::registry::TaskEnded,
+    domain::{Task, TaskChange, TaskId, TaskStatus},
+};
+
+/// Apply a change (not text) to a task; answers once it is stored.
+#[derive(Message)]
+#[rtype(result = "Result<TaskWritten, TaskWriteError>")]
+pub struct ChangeTask {
+    pub task_id: TaskId,
+    pub change: TaskChange,
+}
+
+impl Handler<ChangeTask> for LiveTasks {
+    type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
+
+    fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
+        let change = msg.change;
+        self.submit(msg.task_id, |reply| Op::Change { change, reply }, ctx)
+    }
+}
+
+/// Append text to a task; answers once it is stored (with the id of the
+/// `text` event it went into) or refused.
+#[derive(Message)]
+#[rtype(result = "Result<TaskWritten, TaskWriteError>")]
+pub struct AppendText {
+    pub task_id: TaskId,
+    pub deltas: Vec<Delta>,
+}
+
+impl Handler<AppendText> for LiveTasks {
+    type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
+
+    fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
+        let deltas = msg.deltas;
+        self.submit(msg.task_id, |reply| Op::Text { deltas, reply }, ctx)
+    }
+}
+
+/// The task as this instance holds it in memory, if it does (fresher than
+/// its row while text is being written).
+#[derive(Message)]
+#[rtype(result = "Option<Task>")]
+pub struct PeekTask {
+    pub task_id: TaskId,
+}
+
+impl Handler<PeekTask> for LiveTasks {
+    type Result = Option<Task>;
+
+    fn handle(&mut self, msg: PeekTask, _: &mut Context<Self>) -> Option<Task> {
+        self.tasks.get(&msg.task_id).map(|live| live.task.clone())
+    }
+}
+
+/// The task's status as it changes here (a stored cancel, a reload after
+/// another instance ended it): an upload watches it to stop at once.
+#[derive(Message)]
+#[rtype(result = "Option<watch::Receiver<TaskStatus>>")]
+pub struct WatchTask {
+    pub task_id: TaskId,
+}
+
+impl Handler<WatchTask> for LiveTasks {
+    type Result = actix::ResponseFuture<Option<watch::Receiver<TaskStatus>>>;
+
+    /// Loads the task if need be, so an upload that has not written yet
+    /// sees a cancel too; `None` only for a task that cannot be loaded.
+    fn handle(&mut self, msg: WatchTask, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.with_live(msg.task_id, ctx, move |act, task_id, held, _| {
+            let watch = held
+                .ok()
+                .and_then(|()| act.tasks.get(&task_id))
+                .map(|live| live.status.subscribe());
+            let _ = reply.send(watch);
+        });
+        Box::pin(async move { answer.await.ok().flatten() })
+    }
+}
+
+impl Handler<TaskEnded> for LiveTasks {
+    type Result = ();
+
+    fn handle(&mut self, msg: TaskEnded, ctx: &mut Context<Self>) {
+        let unfinished = self
+            .tasks
+            .get(&msg.task_id)
+            .is_some_and(|live| !live.task.status.is_terminal() && !live.in_flight);
+        if unfinished {
+            self.reload(msg.task_id, Vec::new(), ctx);
+        }
+    }
+}
