@@ -120,17 +120,16 @@ impl Application {
             },
             catalog,
         );
-        let live_tasks = LiveTasks::new(
-            store.clone(),
-            persister.clone(),
-            settings.text_coalesce,
-            metrics.clone(),
-        )
-        .start();
+        let live_tasks = LiveTasks::new(store.clone(), persister.clone(), metrics.clone()).start();
         registry.do_send(WatchTaskEnds {
             recipient: live_tasks.clone().recipient(),
         });
-        let tasks = TaskService::new(store.clone(), live_tasks, metrics.clone());
+        let tasks = TaskService::new(
+            store.clone(),
+            live_tasks,
+            metrics.clone(),
+            settings.text_coalesce,
+        );
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         let (census, census_reader) = watch::channel(Arc::new(Census {
             // The store just opened and migrated: it answers.

@@ -282,12 +282,14 @@ pub struct Settings {
     )]
     pub task_orphan_timeout: Duration,
 
-    /// Deltas of one task arriving within this many ms of its last text
-    /// event become one `text` event (0: only what arrives while the
-    /// previous one is being stored).
+    /// A streamed upload's deltas arriving within this many ms of its last
+    /// write become one `text` event (0: only what arrived meanwhile). Deltas
+    /// of several writers arriving while a write of the task is being stored
+    /// always become one.
     // Below a frame at 60 Hz: a reader sees no difference, while a model
     // streaming faster than 100 tokens a second stores and delivers fewer
-    // events.
+    // events. Only an upload is paced: a producer that waits for each
+    // answer of `/text` could not add to the window, only wait it out.
     #[arg(
         long = "text-coalesce-ms",
         env = "SSE_BROKER_TEXT_COALESCE_MS",

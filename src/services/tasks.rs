@@ -5,6 +5,8 @@
 //! group commit, then delivers the events (carrying `task_id`, so task
 //! streams receive them).
 
+use std::time::Duration;
+
 use actix::Addr;
 use tokio::sync::watch;
 
@@ -39,17 +41,30 @@ pub struct TaskService {
     store: EventStore,
     live: Addr<LiveTasks>,
     pub(super) metrics: Metrics,
+    /// `--text-coalesce-ms`, which paces a streamed upload's writes.
+    text_coalesce: Duration,
 }
 
 pub use crate::domain::task_json;
 
 impl TaskService {
-    pub fn new(store: EventStore, live: Addr<LiveTasks>, metrics: Metrics) -> Self {
+    pub fn new(
+        store: EventStore,
+        live: Addr<LiveTasks>,
+        metrics: Metrics,
+        text_coalesce: Duration,
+    ) -> Self {
         Self {
             store,
             live,
             metrics,
+            text_coalesce,
         }
+    }
+
+    /// How long an upload's text gathers before its next write.
+    pub(super) fn text_coalesce(&self) -> Duration {
+        self.text_coalesce
     }
 
     pub async fn create(&self, request: NewTask) -> Result<Task, TaskWriteError> {

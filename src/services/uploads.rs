@@ -2,10 +2,10 @@
 //! as it arrives and each line applied at once, so viewers see tokens live,
 //! not when the upload ends.
 //!
-//! The deltas of one chunk of the body go to the task as one write, and
-//! the next chunk is read once that write is stored: a producer faster than
-//! the store is slowed by TCP, and what piles up in the meantime is applied
-//! together. A cancel while the producer is between chunks ends the upload
+//! What has arrived of the body goes to the task as one write, and the
+//! body is read on once that write is stored and `--text-coalesce-ms` has
+//! passed since it started: a producer faster than that is slowed by TCP,
+//! and what piles up in the meantime is one write and one `text` event. A cancel while the producer is between chunks ends the upload
 //! at once (409), so it stops paying for tokens; a line that does not parse
 //! ends it with 422 naming the line, the lines before it staying applied; a
 //! body that ends without a terminal line leaves the task running.
@@ -238,6 +238,7 @@ impl TaskService {
                 Ok(Some(Err(_))) => return Err(UploadError::Body),
                 Ok(Some(Ok(chunk))) => with_ready_chunks(chunk, &mut body)?,
             };
+            let written_at = tokio::time::Instant::now();
             let (instructions, malformed) = reader.read(&chunk, last);
             let mut text = Vec::new();
             for instruction in instructions {
@@ -269,6 +270,14 @@ impl TaskService {
             }
             if last {
                 break;
+            }
+            // Let the producer's next deltas gather in the socket for the
+            // rest of the window: read together, they are one write.
+            tokio::select! {
+                () = tokio::time::sleep_until(written_at + self.text_coalesce()) => {}
+                () = cancelled(&mut status) => {
+                    return Err(TaskWriteError::Task(TaskError::Cancelled).into());
+                }
             }
         }
         tracing::Span::current().record("deltas", deltas);

@@ -250,53 +250,69 @@ async fn a_cancel_before_the_first_line_answers_the_upload_at_once() {
     drop(upload.body);
 }
 
-/// Writes `delta` to task `id` and answers the id of its `text` event.
-async fn write_text(app: &TestApp, id: &str, delta: &str) -> i64 {
-    let answer = app
-        .post_json(&format!("/tasks/{id}/text"), &json!({ "delta": delta }))
-        .await;
-    assert_eq!(answer.status().as_u16(), 202);
-    let answer: Value = answer.json().await.expect("JSON");
-    answer["ids"][0].as_i64().expect("an id")
-}
-
-/// Writes "a", then "b" and, 100 ms later, "c" without waiting; answers
-/// the three ids and the text events a late viewer finds stored.
-async fn three_writes(app: &TestApp) -> ([i64; 3], Vec<String>) {
-    create(app, "window").await;
-    let a = write_text(app, "window", "a").await;
-    let (b, c) = tokio::join!(write_text(app, "window", "b"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        write_text(app, "window", "c").await
-    });
+/// The stored `text` deltas, oldest first.
+async fn stored_text(app: &TestApp) -> Vec<String> {
     let history = app
         .get_json("/sse/history?event_types=text&limit=100")
         .await;
-    let stored = history["events"]
+    history["events"]
         .as_array()
         .expect("events")
         .iter()
         .map(|e| e["data"]["delta"].as_str().expect("a delta").to_owned())
-        .collect();
-    ([a, b, c], stored)
+        .collect()
+}
+
+/// Uploads "a"; once it is stored, "b" and, 100 ms later, "c"; answers the
+/// text events the store holds.
+async fn three_uploaded_deltas(app: &TestApp) -> Vec<String> {
+    create(app, "window").await;
+    let upload = Upload::start(app, "window", "application/x-ndjson");
+    upload.send("{\"delta\": \"a\"}\n").await;
+    crate::helpers::eventually(SHORT, "the first delta to be stored", || async {
+        (stored_text(app).await.len() == 1).then_some(())
+    })
+    .await;
+    upload.send("{\"delta\": \"b\"}\n").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    upload.send("{\"delta\": \"c\"}\n").await;
+    let answer = upload.finish().await;
+    assert_eq!(answer.status().as_u16(), 200);
+    stored_text(app).await
 }
 
 #[actix_web::test]
 async fn deltas_within_the_coalescing_window_become_one_text_event() {
-    // A write right after a flush waits out the window; what arrives
-    // meanwhile goes into the same event.
+    // An upload's next write waits out the window after its last one; what
+    // arrives meanwhile goes into the same event.
     let app = spawn_app_with(|s| s.text_coalesce = Duration::from_millis(400)).await;
-    let ([a, b, c], stored) = three_writes(&app).await;
-    assert_eq!(b, c, "b and c share one event");
-    assert!(a < b);
-    assert_eq!(stored, ["a", "bc"]);
+    assert_eq!(three_uploaded_deltas(&app).await, ["a", "bc"]);
 
-    // Without a window every write that finds nothing queued is its own
-    // event.
+    // Without a window every delta that finds nothing being stored is its
+    // own event.
     let app = spawn_app_with(|s| s.text_coalesce = Duration::ZERO).await;
-    let ([a, b, c], stored) = three_writes(&app).await;
-    assert!(a < b && b < c, "{a} {b} {c}");
-    assert_eq!(stored, ["a", "b", "c"]);
+    assert_eq!(three_uploaded_deltas(&app).await, ["a", "b", "c"]);
+}
+
+#[actix_web::test]
+async fn a_text_request_is_not_held_by_the_coalescing_window() {
+    // A producer waiting for each answer cannot add to a window, only wait
+    // it out: each request is stored at once.
+    let app = spawn_app_with(|s| s.text_coalesce = Duration::from_secs(2)).await;
+    create(&app, "requests").await;
+    let started = std::time::Instant::now();
+    for delta in ["a", "b", "c"] {
+        let answer = app
+            .post_json("/tasks/requests/text", &json!({ "delta": delta }))
+            .await;
+        assert_eq!(answer.status().as_u16(), 202);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "three requests took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored_text(&app).await, ["a", "b", "c"]);
 }
 
 #[actix_web::test]

@@ -7,14 +7,17 @@
 //! no round trip of its own: text is appended to the task's pending text
 //! and flushed as one `text` event, together with the task's row, through
 //! the Persister's group commit. Deltas that arrive while the previous flush
-//! of the same task is still committing, or within `--text-coalesce-ms` of
-//! it, become one event. A delta carrying a `seq` at or below the task's
-//! last accepted one is a retry and is ignored.
+//! of the same task is still committing become one event; nothing else is
+//! held back, so a producer waiting for each answer is never slowed (a
+//! streamed upload gathers its deltas itself, see `services::uploads`). A
+//! delta carrying a `seq` at or below the task's last accepted one is a
+//! retry and is ignored.
 //!
 //! Across instances the store stays the arbiter: a flush writes the row
 //! only while the task is unfinished in the store, so a cancel written by
 //! another instance wins, and its `error` event (routed here like any
-//! event, see [`TaskEnded`](crate::actors::registry::TaskEnded)) makes this instance reload the task at once.
+//! event, see [`TaskEnded`](crate::actors::registry::TaskEnded)) makes
+//! this instance reload the task at once.
 
 mod error;
 mod messages;
@@ -25,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, SpawnHandle};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
 use tokio::sync::{oneshot, watch};
 
 pub use error::TaskWriteError;
@@ -53,9 +56,6 @@ struct LiveTask {
     /// A Persist of this task is on its way: the next waits for it, so the
     /// task's events keep their order.
     in_flight: bool,
-    /// When the last text flush went out (the coalescing window's start).
-    last_text_flush: Option<Instant>,
-    flush_timer: Option<SpawnHandle>,
     status: watch::Sender<TaskStatus>,
     touched: Instant,
 }
@@ -67,8 +67,6 @@ impl LiveTask {
             task,
             ops: VecDeque::new(),
             in_flight: false,
-            last_text_flush: None,
-            flush_timer: None,
             status,
             touched: Instant::now(),
         }
@@ -79,22 +77,15 @@ pub struct LiveTasks {
     store: EventStore,
     persister: Addr<Persister>,
     tasks: HashMap<TaskId, LiveTask>,
-    coalesce: Duration,
     metrics: Metrics,
 }
 
 impl LiveTasks {
-    pub fn new(
-        store: EventStore,
-        persister: Addr<Persister>,
-        coalesce: Duration,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(store: EventStore, persister: Addr<Persister>, metrics: Metrics) -> Self {
         Self {
             store,
             persister,
             tasks: HashMap::new(),
-            coalesce,
             metrics,
         }
     }
@@ -150,39 +141,15 @@ impl LiveTasks {
 
     /// Runs the task's next writes unless a Persist of it is on its way.
     fn pump(&mut self, task_id: &TaskId, ctx: &mut Context<Self>) {
-        let coalesce = self.coalesce;
         let Some(live) = self.tasks.get_mut(task_id) else {
             return;
         };
         if live.in_flight || live.ops.is_empty() {
             return;
         }
-        // Text waits out the coalescing window after the last text flush,
-        // so deltas arriving within it become one event.
-        if matches!(live.ops.front(), Some(Op::Text { .. }))
-            && let Some(due) = live
-                .last_text_flush
-                .map(|at| at + coalesce)
-                .filter(|due| *due > Instant::now())
-        {
-            if live.flush_timer.is_none() {
-                let id = task_id.clone();
-                live.flush_timer = Some(ctx.run_later(due - Instant::now(), move |act, ctx| {
-                    if let Some(live) = act.tasks.get_mut(&id) {
-                        live.flush_timer = None;
-                        live.last_text_flush = None;
-                    }
-                    act.pump(&id, ctx);
-                }));
-            }
-            return;
-        }
         let Some(write) = ops::next_write(live, &self.metrics) else {
             return;
         };
-        if write.is_text {
-            live.last_text_flush = Some(Instant::now());
-        }
         live.in_flight = true;
         let persist = self.persister.send(write.persist);
         let id = task_id.clone();
