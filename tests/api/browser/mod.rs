@@ -18,6 +18,7 @@ mod react_demo;
 mod task_end;
 
 use std::{
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -51,10 +52,13 @@ impl Browser {
             "the browser test needs Debian's chromium and chromium-driver (bash .ci/test.sh installs them)"
         );
         let port = free_port();
+        // Its own process group: the Chromium it starts is in it too, and
+        // goes with it (killing chromedriver alone left Chromium running).
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let base = format!("http://127.0.0.1:{port}");
@@ -221,7 +225,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
         let _ = self.driver.wait();
     }
 }
