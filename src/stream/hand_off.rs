@@ -97,6 +97,11 @@ pub struct ReplayCaughtUp {
     pub last_replayed: EventId,
 }
 
+/// Drops the held frames the store can give again (those with an id).
+fn drop_stored(buffer: &mut VecDeque<OutboundFrame>) {
+    buffer.retain(|frame| frame.event_id.is_none());
+}
+
 impl Delivery {
     pub fn new(resuming: bool) -> Self {
         if resuming {
@@ -136,10 +141,14 @@ impl Delivery {
                 }
             }
             Self::Replaying { buffer, overflowed } => {
-                if buffer.len() >= buffer_capacity {
-                    buffer.clear();
+                if buffer.len() >= buffer_capacity && !*overflowed {
+                    drop_stored(buffer);
                     *overflowed = true;
-                } else if !*overflowed {
+                }
+                // Past an overflow the store has what carries an id; a frame
+                // without one (`subscription_updated`, a live-only event)
+                // exists nowhere else, so it is still held.
+                if buffer.len() < buffer_capacity && (!*overflowed || frame.event_id.is_none()) {
                     buffer.push_back(frame.clone());
                 }
                 Offered::Held
@@ -158,8 +167,18 @@ impl Delivery {
         };
         let mut queued_through = last_replayed;
         if *overflowed {
-            buffer.clear();
             *overflowed = false;
+            // The frames without an id go out now; the rest is re-read.
+            while let Some(frame) = buffer.pop_front() {
+                match queue.try_send(frame) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(frame)) => {
+                        buffer.push_front(frame);
+                        break;
+                    }
+                    Err(TrySendError::Closed(_)) => return HandOff::Gone,
+                }
+            }
             return HandOff::Overflowed { queued_through };
         }
         buffer.retain(|f| f.event_id.is_none_or(|id| id > last_replayed));
@@ -172,9 +191,11 @@ impl Delivery {
                     queued_through = id.unwrap_or(queued_through);
                     task_ended |= ends_task;
                 }
-                // The replay filled the queue: the rest is in the store.
-                Err(TrySendError::Full(_)) => {
-                    buffer.clear();
+                // The replay filled the queue: the rest is in the store,
+                // but for the frames without an id, kept for the next round.
+                Err(TrySendError::Full(frame)) => {
+                    buffer.push_front(frame);
+                    drop_stored(buffer);
                     return HandOff::Overflowed { queued_through };
                 }
                 Err(TrySendError::Closed(_)) => return HandOff::Gone,
@@ -383,6 +404,34 @@ mod tests {
             HandOff::Live { task_ended: false }
         );
         assert_eq!(drain(&mut queue), [5]);
+    }
+
+    #[test]
+    fn a_frame_without_an_id_survives_an_overflow() {
+        // A `subscription_updated` is in no store: the overflow that sends
+        // the replay back to the store must not lose it.
+        let (sender, mut queue) = mpsc::channel(16);
+        let mut delivery = Delivery::new(true);
+        let update = OutboundFrame::control(bytes::Bytes::from_static(
+            b"event: subscription_updated\ndata: {}\n\n",
+        ));
+        delivery.offer(&frame(1), &sender, 3);
+        delivery.offer(&update, &sender, 3);
+        for id in 2..=4 {
+            delivery.offer(&frame(id), &sender, 3);
+        }
+
+        let answer = delivery.caught_up(EventId(0), &sender);
+
+        assert_eq!(
+            answer,
+            HandOff::Overflowed {
+                queued_through: EventId(0)
+            }
+        );
+        let queued = queue.try_recv().expect("the update is queued");
+        assert_eq!(queued.bytes, update.bytes);
+        assert!(queue.try_recv().is_err(), "the stored frames are re-read");
     }
 
     #[test]

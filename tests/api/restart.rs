@@ -1,5 +1,5 @@
-//! A restart on the same SQLite file: stored events, ids and idempotency
-//! keys survive it.
+//! A restart on the same SQLite file: stored events, ids, idempotency keys
+//! and a task's last accepted `seq` survive it.
 
 use std::time::Duration;
 
@@ -76,6 +76,44 @@ async fn an_idempotency_key_is_remembered_across_a_restart() {
     let after = app.publish_one(&event).await;
     assert_eq!(after, before);
     stream.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[actix_web::test]
+async fn a_retried_seq_after_a_restart_is_still_ignored() {
+    // Arrange: seq 1-3 accepted, then the broker restarts, so the task is
+    // read back from its row.
+    let mut app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "gen"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let deltas = json!({"deltas": [
+        {"delta": "a", "seq": 1}, {"delta": "b", "seq": 2}, {"delta": "c", "seq": 3}
+    ]});
+    let written = app.post_json("/tasks/gen/text", &deltas).await;
+    assert_eq!(written.status().as_u16(), 202);
+    app.restart().await;
+
+    // Act: the producer retries its last write, then goes on.
+    let retried = app
+        .post_json("/tasks/gen/text", &json!({"delta": "c", "seq": 3}))
+        .await;
+    let retried: serde_json::Value = retried.json().await.expect("JSON");
+    let next = app
+        .post_json("/tasks/gen/text", &json!({"delta": "d", "seq": 4}))
+        .await;
+    assert_eq!(next.status().as_u16(), 202);
+
+    // Assert
+    assert_eq!(retried["ids"], json!([null]), "the retry is ignored");
+    app.post_json("/tasks/gen/complete", &json!({})).await;
+    let mut viewer = app.open_stream("/tasks/gen/events", &[]).await;
+    let text: String = viewer
+        .read_to_end(SHORT)
+        .await
+        .iter()
+        .filter(|e| e.is("text"))
+        .map(|e| e.json()["delta"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(text, "abcd");
 }
 
 #[actix_web::test]

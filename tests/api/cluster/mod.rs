@@ -541,3 +541,76 @@ async fn cluster_totals_add_up_the_streams_of_every_instance() {
         .await;
     }
 }
+
+/// A cancel written through one instance wins over a generation written
+/// through another: that instance's open upload is answered at once, its
+/// next write is refused, and no text lands after the cancel.
+#[actix_web::test]
+async fn a_cancel_on_one_instance_stops_the_generation_written_through_another() {
+    // Arrange: the task is written through a (held in a's memory) by an
+    // open upload.
+    let db = TestDb::create().await;
+    let nodes = start_cluster(&db, &shared_redis_url(), 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let created = client
+        .post(a.url("/tasks"))
+        .json(&json!({"task_id": "gen"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let (body, chunks) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+    let upload = client
+        .post(a.url("/tasks/gen/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(chunks),
+        ))
+        .send();
+    let upload = actix_rt::spawn(upload);
+    body.send(Ok("{\"delta\": \"kept\"}\n".into()))
+        .await
+        .unwrap();
+    poll(SHORT, "the first delta stored", || async {
+        match a.get_json("/tasks/gen").await {
+            (200, task) if task["status"] == "running" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // Act
+    let cancelled = client
+        .post(b.url("/tasks/gen/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status().as_u16(), 200);
+
+    // Assert: a's upload is answered without waiting for its body...
+    let answer = tokio::time::timeout(SHORT, upload)
+        .await
+        .expect("the upload on a is answered at once")
+        .expect("the upload task")
+        .expect("an answer");
+    assert_error(answer, 409, "task_cancelled").await;
+    drop(body);
+    // ...a write through a is refused...
+    let late = client
+        .post(a.url("/tasks/gen/text"))
+        .json(&json!({"delta": "late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(late, 409, "task_cancelled").await;
+    // ...and the stored text is what came before the cancel.
+    let (_, history) = a.get_json("/sse/history?event_types=text").await;
+    let texts: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["kept"]);
+}
