@@ -137,7 +137,13 @@ impl StreamService {
         after: EventId,
     ) -> Result<bool, StoreError> {
         let page = EventPage::for_subscription(subscription, after, 1);
-        Ok(!self.environment.store.events_after(page).await?.is_empty())
+        Ok(!self
+            .environment
+            .store
+            .events_after(page)
+            .await?
+            .events
+            .is_empty())
     }
 
     /// Up to `limit` stored events of `subscription` after `after`, oldest

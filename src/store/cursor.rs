@@ -83,11 +83,13 @@ impl EventCursor {
             return Ok(Vec::new());
         }
         let page = self.store.events_after(self.page.clone()).await?;
-        self.exhausted = (page.len() as i64) < self.page.limit;
-        if let Some(last) = page.iter().filter_map(|e| e.id).next_back() {
+        // Judged by the rows, not the events: a row that no longer decodes
+        // is skipped, not taken for the end of the store.
+        self.exhausted = (page.rows as i64) < self.page.limit;
+        if let Some(last) = page.last_id {
             self.page.after = last;
         }
-        Ok(page)
+        Ok(page.events)
     }
 
     /// Whether the last page read was the store's last.

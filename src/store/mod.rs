@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
-    domain::{ChatId, EventId, NewEvent, StoredEvent, Task, TaskId},
+    domain::{ChatId, EventId, NewEvent, Task, TaskId},
     telemetry::Metrics,
 };
 
@@ -33,6 +33,7 @@ pub use health::{
     ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
 };
 pub use migrations::run_migrations;
+pub use rows::EventRows;
 
 /// How long a publish's `idempotency_key` is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -244,7 +245,7 @@ impl EventStore {
 
     /// One page of stored events after `page.after`, oldest first.
     #[tracing::instrument(name = "store.events_after", skip_all, fields(db.system = self.backend(), after = page.after.0))]
-    pub async fn events_after(&self, page: EventPage) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn events_after(&self, page: EventPage) -> Result<EventRows, StoreError> {
         bounded!(self, Operation::EventsAfter, self.deadline(), |store, d| {
             store.events_after(page, &d)
         })

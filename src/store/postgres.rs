@@ -28,10 +28,10 @@ use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     queries,
-    rows::{EventRow, StoredEventRow, TaskRow},
+    rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
-use crate::domain::{EventId, StoredEvent, Task};
+use crate::domain::{EventId, Task};
 
 const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// The advisory lock that serializes event commits across instances ("SSEB").
@@ -136,15 +136,12 @@ impl PostgresStore {
         &self,
         page: EventPage,
         deadline: &Deadline,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<EventRows, StoreError> {
         let mut connection = self.connection(deadline).await?;
         let rows = queries::events_after!(page)
             .load::<StoredEventRow>(&mut connection)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(StoredEventRow::into_domain)
-            .collect())
+        Ok(rows.into())
     }
 
     pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {

@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 
 use super::schema::events;
-use crate::domain::{ChatId, NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId, TaskStatus};
+use crate::domain::{
+    ChatId, EventId, NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId, TaskStatus,
+};
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = events)]
@@ -64,6 +66,30 @@ impl StoredEventRow {
             created_at_ms: self.created_at_ms,
             trace_context: self.trace_context.as_deref(),
         })
+    }
+}
+
+/// A page of rows read after an id: the events that decoded, and how far
+/// the rows went (a row that did not decode still counts as read).
+#[derive(Debug, Default)]
+pub struct EventRows {
+    pub events: Vec<StoredEvent>,
+    /// Rows read, decoded or not: a page shorter than asked is the last.
+    pub rows: usize,
+    /// The id of the last row read.
+    pub last_id: Option<EventId>,
+}
+
+impl From<Vec<StoredEventRow>> for EventRows {
+    fn from(rows: Vec<StoredEventRow>) -> Self {
+        Self {
+            rows: rows.len(),
+            last_id: rows.last().map(|row| EventId(row.id)),
+            events: rows
+                .into_iter()
+                .filter_map(StoredEventRow::into_domain)
+                .collect(),
+        }
     }
 }
 

@@ -28,10 +28,10 @@ use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     queries,
-    rows::{EventRow, StoredEventRow, TaskRow},
+    rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
 };
-use crate::domain::{EventId, StoredEvent, Task};
+use crate::domain::{EventId, Task};
 
 type Connection = SyncConnectionWrapper<SqliteConnection>;
 
@@ -189,16 +189,13 @@ impl SqliteStore {
         &self,
         page: EventPage,
         deadline: &Deadline,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<EventRows, StoreError> {
         let rows = self
             .read(deadline, move |c| {
                 queries::events_after!(page).load::<StoredEventRow>(c)
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(StoredEventRow::into_domain)
-            .collect())
+        Ok(rows.into())
     }
 
     pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {

@@ -279,3 +279,45 @@ async fn a_resume_older_than_retention_first_receives_replay_truncated() {
         .expect("the live event replayed");
     assert_eq!(first.id_number(), Some(live), "{first:?}");
 }
+
+/// A stored row that no longer decodes (edited by hand) is skipped: the
+/// replay goes on past it, also when it sits in a full page.
+#[actix_web::test]
+async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    use sse_broker::config::DatabaseUrl;
+
+    // Arrange: 600 events (more than one replay page), the 100th broken.
+    let app = spawn_app().await;
+    let batch: Vec<_> = (0..600)
+        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
+        .collect();
+    let ids = app.publish_ok(&json!(batch)).await;
+    let broken = ids[99].expect("an id");
+    let DatabaseUrl::Sqlite { path } = &app.settings.database else {
+        panic!("an SQLite broker");
+    };
+    let mut connection =
+        SqliteConnection::establish(&path.to_string_lossy()).expect("the SQLite file opens");
+    diesel::sql_query(format!(
+        "UPDATE events SET data = 'not json' WHERE id = {broken}"
+    ))
+    .execute(&mut connection)
+    .expect("the row is edited");
+
+    // Act
+    let mut stream = app
+        .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+        .await;
+    let replayed = stream.take_messages(599, LONG).await;
+
+    // Assert
+    let expected: Vec<i64> = ids
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|id| *id != broken)
+        .collect();
+    let got: Vec<i64> = replayed.iter().filter_map(|e| e.id_number()).collect();
+    assert_eq!(got, expected);
+}
