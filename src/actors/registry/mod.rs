@@ -111,11 +111,12 @@ impl Registry {
 
     fn reset(&mut self) {
         let (connections, per_user, hand_off) = self.limits;
-        let open = std::mem::replace(
+        // A fresh table, not the old one cleared: a panic may have left
+        // the old one half-updated.
+        let mut open = std::mem::replace(
             &mut self.table,
             ConnectionTable::new(connections, per_user, hand_off),
         );
-        let mut open = open;
         let streams = open.drain();
         tracing::error!(
             streams = streams.len(),
