@@ -23,12 +23,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
-    SpawnHandle, WrapFuture,
-};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
+
+mod messages;
+mod pending;
+
+pub use messages::{Drain, Persist};
+use pending::{InFlight, PendingPublish};
+pub use pending::{PersistError, Persisted};
 
 use super::registry::Route;
 use crate::{
@@ -43,72 +47,6 @@ const MAX_BATCH: usize = 512;
 const MAX_COMMIT_LINKS: usize = 32;
 /// Rows deleted per retention transaction.
 const PRUNE_BATCH: i64 = 1000;
-
-/// Why a publish was not stored.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PersistError {
-    #[error("the event store is unavailable")]
-    StoreUnavailable,
-    /// Past the store timeout; nothing of the publish was stored.
-    #[error("the event store did not answer within {} ms", .0.as_millis())]
-    StoreTimeout(Duration),
-    /// The commit was sent but not confirmed in time: the events may be
-    /// stored (and then they are delivered).
-    #[error("the event store did not confirm the commit within {} ms", .0.as_millis())]
-    Unconfirmed(Duration),
-    #[error("the broker is shutting down")]
-    ShuttingDown,
-}
-
-impl From<StoreError> for PersistError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Timeout(budget) => Self::StoreTimeout(budget),
-            StoreError::CommitUnconfirmed(budget) => Self::Unconfirmed(budget),
-            _ => Self::StoreUnavailable,
-        }
-    }
-}
-
-/// What a stored publish answers.
-#[derive(Debug, Clone, Default)]
-pub struct Persisted {
-    /// One per event, in order: its id, `None` for `persist: false` and for
-    /// an event of a task that was no longer running.
-    pub ids: Vec<Option<EventId>>,
-    /// A task of the publish was no longer running in the store (another
-    /// instance finished it): neither its row nor its events were written.
-    pub stale: bool,
-}
-
-type Reply = oneshot::Sender<Result<Persisted, PersistError>>;
-
-struct PendingPublish {
-    events: Vec<NewEvent>,
-    /// Task rows written in the same transaction, if still unfinished.
-    tasks: Vec<Task>,
-    /// `None` once answered (a commit not confirmed in time).
-    reply: Option<Reply>,
-    queued_at: Instant,
-}
-
-impl PendingPublish {
-    fn answer(&mut self, answer: Result<Persisted, PersistError>) {
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(answer);
-        }
-    }
-}
-
-/// The batch whose write is in flight.
-struct InFlight {
-    /// Tells a late timer which batch it was set for.
-    seq: u64,
-    requests: Vec<PendingPublish>,
-    /// The timer that answers the publishers should the commit not be
-    /// confirmed; cancelled when the write ends (nearly always, in ms).
-    give_up: Option<SpawnHandle>,
-}
 
 pub struct Persister {
     store: EventStore,
@@ -400,54 +338,5 @@ impl Actor for Persister {
         let period = (self.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
         self.prune(ctx);
         ctx.run_interval(period, Self::prune);
-    }
-}
-
-/// Store (unless `persist: false`) and deliver these events, in order, and
-/// write these tasks' rows in the same transaction (each only if it is
-/// still unfinished in the store, and a stale task's events are skipped).
-/// Answers once they are stored and handed to the Registry.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Persisted, PersistError>")]
-pub struct Persist {
-    pub events: Vec<NewEvent>,
-    pub tasks: Vec<Task>,
-}
-
-impl Handler<Persist> for Persister {
-    type Result = ResponseFuture<Result<Persisted, PersistError>>;
-
-    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
-        if self.sealed {
-            return Box::pin(async { Err(PersistError::ShuttingDown) });
-        }
-        let (reply, answer) = oneshot::channel();
-        self.pending.push_back(PendingPublish {
-            events: msg.events,
-            tasks: msg.tasks,
-            reply: Some(reply),
-            queued_at: Instant::now(),
-        });
-        self.flush(ctx);
-        Box::pin(async move { answer.await.unwrap_or(Err(PersistError::ShuttingDown)) })
-    }
-}
-
-/// Stops taking publishes (later ones answer `ShuttingDown`, to be retried
-/// on another instance) and resolves once every queued one is stored and
-/// handed to the router. Answers the highest id it ever stored.
-#[derive(Debug, Message)]
-#[rtype(result = "Option<EventId>")]
-pub struct Drain;
-
-impl Handler<Drain> for Persister {
-    type Result = ResponseFuture<Option<EventId>>;
-
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        self.sealed = true;
-        let (done, wait) = oneshot::channel();
-        self.drain_waiters.push(done);
-        self.flush(ctx);
-        Box::pin(async move { wait.await.ok().flatten() })
     }
 }
