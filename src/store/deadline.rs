@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::StoreError;
+use super::{StoreError, health::Operation};
 
 const RUNNING: u8 = 0;
 const COMMITTING: u8 = 1;
@@ -134,6 +134,39 @@ impl Deadline {
     pub(super) fn is_abandoned(&self) -> bool {
         self.inner.state.load(Ordering::Acquire) == ABANDONED
     }
+}
+
+/// A worker task's result; a panicked or cancelled worker is an
+/// unavailable store.
+pub(super) fn joined_result<T>(
+    joined: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Result<T, StoreError> {
+    joined.unwrap_or_else(|error| {
+        Err(StoreError::Unavailable(format!(
+            "the store task failed: {error}"
+        )))
+    })
+}
+
+/// A commit reported as unconfirmed still ends some time: say how, so an
+/// operator can reconcile (the client was told it may have been stored).
+pub(super) fn report_late_outcome<T: Send + 'static>(
+    operation: Operation,
+    worker: tokio::task::JoinHandle<Result<T, StoreError>>,
+) {
+    tokio::spawn(async move {
+        match joined_result(worker.await) {
+            Ok(_) => tracing::warn!(
+                operation = operation.as_str(),
+                "a store commit reported as unconfirmed did commit"
+            ),
+            Err(error) => tracing::warn!(
+                operation = operation.as_str(),
+                error.message = %error,
+                "a store commit reported as unconfirmed did not commit"
+            ),
+        }
+    });
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use crate::{
 pub use batch_plan::{CommittedBatch, InsertOutcome};
 pub use cursor::{EventCursor, EventPage};
 pub use deadline::Deadline;
+use deadline::{joined_result, report_late_outcome};
 pub use health::{
     ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
 };
@@ -371,34 +372,3 @@ const COMMIT_WAIT_LIMIT: u32 = 10;
 /// The longest `/health` waits for the store's round trip, and the
 /// HealthSampler for its read probe.
 const PING_BUDGET: Duration = Duration::from_secs(2);
-
-fn joined_result<T>(
-    joined: Result<Result<T, StoreError>, tokio::task::JoinError>,
-) -> Result<T, StoreError> {
-    joined.unwrap_or_else(|error| {
-        Err(StoreError::Unavailable(format!(
-            "the store task failed: {error}"
-        )))
-    })
-}
-
-/// A commit reported as unconfirmed still ends some time: say how, so an
-/// operator can reconcile (the client was told it may have been stored).
-fn report_late_outcome<T: Send + 'static>(
-    operation: Operation,
-    worker: tokio::task::JoinHandle<Result<T, StoreError>>,
-) {
-    tokio::spawn(async move {
-        match joined_result(worker.await) {
-            Ok(_) => tracing::warn!(
-                operation = operation.as_str(),
-                "a store commit reported as unconfirmed did commit"
-            ),
-            Err(error) => tracing::warn!(
-                operation = operation.as_str(),
-                error.message = %error,
-                "a store commit reported as unconfirmed did not commit"
-            ),
-        }
-    });
-}

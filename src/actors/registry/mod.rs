@@ -21,6 +21,7 @@ mod operations;
 mod routing_index;
 pub mod stats;
 pub mod table;
+mod task_ends;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -34,6 +35,7 @@ pub use operations::{
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};
 pub use table::{RegisterError, UpdateSubscriptionError};
+pub use task_ends::{TaskEnded, WatchTaskEnds};
 
 use self::{
     stats::Counters,
@@ -300,29 +302,6 @@ impl Handler<Route> for Registry {
                 registry.routed_through = registry.routed_through.max(highest);
             }
         });
-    }
-}
-
-/// A task's last event was routed (stored by this or another instance):
-/// if this instance holds the task as unfinished, it reloads it.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct TaskEnded {
-    pub task_id: TaskId,
-}
-
-/// From now on, tell `recipient` of every task's last event routed here.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WatchTaskEnds {
-    pub recipient: Recipient<TaskEnded>,
-}
-
-impl Handler<WatchTaskEnds> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: WatchTaskEnds, _: &mut Context<Self>) {
-        self.task_ends = Some(msg.recipient);
     }
 }
 
