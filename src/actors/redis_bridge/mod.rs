@@ -22,16 +22,17 @@ use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler, WrapFuture,
 };
 use redis::{AsyncCommands, PushInfo, PushKind, aio::ConnectionManager};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 mod cluster_listing;
 mod ordering;
 mod presence;
+mod status;
 mod wire;
 
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
+pub use status::{BridgeStatus, InstancePresence, LinkState};
 use wire::{ControlRequest, Envelope, WireEvent};
 
 use super::registry::{Registry, Route};
@@ -55,44 +56,6 @@ const REPAIR_PAGE: i64 = 500;
 const REPAIR_RETRY: Duration = Duration::from_millis(500);
 /// Pages read by one repair; a longer backlog continues on the next tick.
 const REPAIR_MAX_PAGES: usize = 20;
-
-/// The state of the link to Redis.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkState {
-    #[default]
-    Connecting,
-    Up,
-    Down,
-}
-
-/// One instance's entry in Redis.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct InstancePresence {
-    pub instance_id: String,
-    pub active_connections: usize,
-    pub updated_at_ms: i64,
-}
-
-/// What the bridge knows, for `/health`, `/sse/stats` and monitoring.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct BridgeStatus {
-    pub state: LinkState,
-    pub last_error: Option<String>,
-    pub reconnects: u64,
-    pub last_routed_id: i64,
-    pub repairs: u64,
-    /// Every live instance's entry, this one included.
-    pub instances: Vec<InstancePresence>,
-    /// This instance's count as Redis held it before the latest refresh;
-    /// `None` when there is nothing to compare it with (see
-    /// `own_written_count`).
-    pub own_redis_count: Option<usize>,
-    /// The count this instance wrote in the refresh before that one: what
-    /// `own_redis_count` should be. `None` before two refreshes in a row on
-    /// one unbroken link.
-    pub own_written_count: Option<usize>,
-}
 
 pub struct RedisBridge {
     client: redis::Client,
