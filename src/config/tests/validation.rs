@@ -1,0 +1,112 @@
+//! Refusals and warnings: each names its source.
+
+use super::*;
+
+#[test]
+fn unknown_file_keys_are_refused() {
+    let (_file, path) = file("heartbeat = 20");
+    let refused = load(&["--config", &path], &[]);
+    assert!(
+        matches!(&refused, Err(ConfigError::ParseFile { message, .. }) if message.contains("`heartbeat`") && message.contains("`heartbeat_secs`")),
+        "{refused:?}"
+    );
+    let (_file, path) = file("config = \"other.toml\"");
+    assert!(
+        load(&["--config", &path], &[]).is_err(),
+        "--config is no key"
+    );
+}
+
+#[test]
+fn a_bad_value_names_its_source() {
+    let (_file, path) = file("heartbeat_secs = \"soon\"\nbind = \"somewhere\"");
+    let from_file = load(&["--config", &path, "--bind", "127.0.0.1:9"], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(from_file.contains("key heartbeat_secs"), "{from_file}");
+    let from_env = load(&[], &[("SSE_BROKER_STREAM_RATE_PER_IP", "2/day")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        from_env.starts_with("SSE_BROKER_STREAM_RATE_PER_IP: rate \"2/day\""),
+        "{from_env}"
+    );
+    let table = file("cors_origins = { any = true }");
+    assert!(load(&["--config", &table.1], &[]).is_err());
+    let flag = load(&["--log-format", "xml"], &[]).unwrap_err();
+    assert_eq!(flag.exit_code(), 1, "a bad value is a configuration error");
+}
+
+#[test]
+fn a_zero_interval_is_an_error() {
+    let Err(ConfigError::Invalid(errors)) = load(&["--cleanup-interval-secs", "0"], &[]) else {
+        panic!("expected an error");
+    };
+    assert!(errors[0].contains("cleanup_interval_secs"));
+}
+
+#[test]
+fn an_unparsable_url_is_an_error() {
+    assert!(load(&["--database-url", "mysql://x"], &[]).is_err());
+    assert!(load(&["--redis-url", "not a url"], &[]).is_err());
+    assert!(
+        load(&[], &[("REDIS_URL", "")])
+            .unwrap()
+            .0
+            .redis_url
+            .is_none()
+    );
+}
+
+#[test]
+fn a_zero_store_timeout_is_an_error_and_an_extreme_one_a_warning() {
+    let Err(ConfigError::Invalid(errors)) = load(&["--store-timeout-ms", "0"], &[]) else {
+        panic!("expected an error");
+    };
+    assert!(errors[0].contains("store_timeout_ms"), "{errors:?}");
+    for extreme in [50, 120_000] {
+        let (settings, warnings) =
+            load(&["--store-timeout-ms", &extreme.to_string()], &[]).unwrap();
+        assert_eq!(settings.store_timeout, Duration::from_millis(extreme));
+        assert!(
+            warnings.iter().any(|w| w.contains("store_timeout_ms")),
+            "{warnings:?}"
+        );
+    }
+}
+
+#[test]
+fn unwise_values_are_warnings() {
+    let (_, warnings) = load(
+        &[
+            "--cleanup-interval-secs",
+            "5",
+            "--cleanup-batch-size",
+            "500",
+            "--stale-threshold-secs",
+            "20",
+        ],
+        &[],
+    )
+    .unwrap();
+    let text = warnings.join("\n");
+    assert!(text.contains("outside the recommended 10-300"), "{text}");
+    assert!(text.contains("outside the recommended 1-100"), "{text}");
+    assert!(text.contains("under 3x heartbeat"), "{text}");
+}
+
+#[test]
+fn a_public_bind_without_auth_is_refused_unless_insecure() {
+    assert!(load(&["--bind", "0.0.0.0:8080"], &[]).is_err());
+    assert!(load(&["--bind", "0.0.0.0:8080", "--insecure-no-auth"], &[]).is_ok());
+    let (_file, path) = file("bind = \"0.0.0.0:8080\"\ninsecure_no_auth = true");
+    assert!(load(&["--config", &path], &[]).is_ok());
+}
+
+#[test]
+fn an_hs256_secret_under_32_bytes_is_an_error() {
+    let Err(ConfigError::Invalid(errors)) = load(&["--jwt-secret", "short"], &[]) else {
+        panic!("expected an error");
+    };
+    assert!(errors[0].contains("5 bytes"), "{errors:?}");
+}
