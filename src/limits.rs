@@ -31,6 +31,13 @@ pub enum Limit {
 }
 
 impl Limit {
+    pub const ALL: [Self; 4] = [
+        Self::StreamsPerIp,
+        Self::StreamsPerUser,
+        Self::PublishesPerUser,
+        Self::StreamsPerUserCap,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::StreamsPerIp => "streams_per_ip",
@@ -68,6 +75,7 @@ pub struct RateLimits {
 
 impl RateLimits {
     pub fn new(settings: &LimitSettings, metrics: Metrics) -> Self {
+        metrics.declare_rate_limits(&Limit::ALL.map(Limit::as_str));
         Self {
             streams_per_ip: settings.streams_per_ip.map(keyed),
             streams_per_user: settings.streams_per_user.map(keyed),

@@ -13,6 +13,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(verifier: Option<JwtVerifier>, metrics: Metrics) -> Self {
+        metrics.declare_auth_failure_reasons(&super::AuthError::LABELS);
         Self { verifier, metrics }
     }
 

@@ -161,6 +161,21 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every [`as_str`](Self::as_str) label, for the metrics to start at 0.
+    pub const LABELS: [&'static str; 11] = [
+        "missing",
+        "malformed",
+        "expired",
+        "not_yet_valid",
+        "bad_signature",
+        "wrong_audience_or_issuer",
+        "bad_claims",
+        "cookie_on_write",
+        "unknown_key",
+        "unsupported_crit",
+        "keys_unavailable",
+    ];
+
     /// Stable label for metrics.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -50,13 +50,18 @@ pub enum OverallHealth {
     Unhealthy,
 }
 
+/// One alert or warning, in the shape of the operators' monitoring guide:
+/// `{type, message, severity, value}`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Finding {
-    /// Stable rule name, e.g. `cleanup_error_rate`.
+    /// Stable rule name, e.g. `high_cleanup_error_rate`.
+    #[serde(rename = "type")]
     pub rule: &'static str,
+    pub message: String,
     /// `high` for alerts, `medium` for warnings.
     pub severity: &'static str,
-    pub message: String,
+    /// The figure the rule judged: a count, a percentage or seconds.
+    pub value: f64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -72,73 +77,79 @@ impl Snapshot {
     pub fn health(&self, thresholds: &HealthThresholds) -> HealthIndicators {
         let mut alerts = Vec::new();
         let mut warnings = Vec::new();
-        let alert = |rule, message: String| Finding {
+        let alert = |rule, message: String, value: f64| Finding {
             rule,
+            message,
             severity: "high",
-            message,
+            value,
         };
-        let warning = |rule, message: String| Finding {
+        let warning = |rule, message: String, value: f64| Finding {
             rule,
-            severity: "medium",
             message,
+            severity: "medium",
+            value,
         };
         if !self.store_ok {
             alerts.push(alert(
                 "store_unavailable",
-                "the event store does not answer".into(),
+                "The event store does not answer".into(),
+                0.0,
             ));
         }
         if let Some(stalled) = self.store.stalled() {
+            let secs = stalled.elapsed.as_secs_f64();
             alerts.push(alert(
                 "store_stalled",
                 format!(
-                    "a store {} has been waiting for {:.1} s, past the {} ms store timeout",
+                    "A store {} has been waiting for {secs:.1} s, past the {} ms store timeout",
                     stalled.operation,
-                    stalled.elapsed.as_secs_f64(),
                     self.store.timeout.as_millis()
                 ),
+                secs,
             ));
         }
         for (kind, class) in [("write", &self.store.writes), ("read", &self.store.reads)] {
             let Some(failure) = &class.failing else {
                 continue;
             };
+            let ago = failure.ago.as_secs_f64();
             let message = format!(
-                "the last store {kind} ({}) failed ({}) {:.0} s ago; no {kind} has succeeded since",
+                "The last store {kind} ({}) failed ({}) {ago:.0} s ago; no {kind} has succeeded since",
                 failure.operation,
                 failure.kind.as_str(),
-                failure.ago.as_secs_f64()
             );
             match StoreFailing::of(class) {
-                StoreFailing::Recently => alerts.push(alert("store_failing", message)),
-                StoreFailing::Earlier => warnings.push(warning("store_failing", message)),
+                StoreFailing::Recently => alerts.push(alert("store_failing", message, ago)),
+                StoreFailing::Earlier => warnings.push(warning("store_failing", message, ago)),
                 StoreFailing::No => {}
             }
         }
         if !self.cleanup.cleanup_task_running {
             alerts.push(alert(
                 "cleanup_not_running",
-                "the stale-connection cleanup is not running".into(),
+                "Periodic cleanup task is not running".into(),
+                0.0,
             ));
         }
+        // The thresholds are fractions (0-1), the rate a percentage.
         let error_rate = self.cleanup_error_rate();
-        if error_rate > thresholds.cleanup_error_rate_alert {
+        if error_rate > thresholds.cleanup_error_rate_alert * 100.0 {
             alerts.push(alert(
-                "cleanup_error_rate",
+                "high_cleanup_error_rate",
                 format!(
-                    "cleanup error rate {:.1}% is above {:.0}%",
-                    error_rate * 100.0,
+                    "High cleanup error rate: {error_rate:.1}% (above {:.0}%)",
                     thresholds.cleanup_error_rate_alert * 100.0
                 ),
+                error_rate,
             ));
-        } else if error_rate > thresholds.cleanup_error_rate_warning {
+        } else if error_rate > thresholds.cleanup_error_rate_warning * 100.0 {
             warnings.push(warning(
-                "cleanup_error_rate",
+                "elevated_error_rate",
                 format!(
-                    "cleanup error rate {:.1}% is above {:.0}%",
-                    error_rate * 100.0,
+                    "Elevated cleanup error rate: {error_rate:.1}% (above {:.0}%)",
                     thresholds.cleanup_error_rate_warning * 100.0
                 ),
+                error_rate,
             ));
         }
         if let Some(bridge) = &self.bridge {
@@ -152,16 +163,20 @@ impl Snapshot {
                     format!(
                         "Redis is unreachable ({reason}); serving local publishers and streams"
                     ),
+                    0.0,
                 ));
-            } else if let Some(mismatch) = self.connection_mismatch(thresholds.mismatch_tolerance) {
-                alerts.push(alert("connection_mismatch", mismatch));
+            } else if let Some((message, gap)) =
+                self.connection_mismatch(thresholds.mismatch_tolerance)
+            {
+                alerts.push(alert("connection_mismatch", message, gap as f64));
             }
         }
         let active = self.registry.active_connections;
         if active > thresholds.active_connections_warning {
             warnings.push(warning(
                 "high_connection_count",
-                format!("{active} active connections"),
+                format!("High connection count: {active}"),
+                active as f64,
             ));
         }
         let AgeBuckets {
@@ -169,14 +184,16 @@ impl Snapshot {
         } = self.registry.age_buckets;
         if stale > thresholds.stale_connections_warning {
             warnings.push(warning(
-                "stale_connections",
-                format!("{stale} stale connections"),
+                "stale_connection_accumulation",
+                format!("Stale connections accumulating: {stale}"),
+                stale as f64,
             ));
         }
         if very_old > thresholds.very_old_connections_warning {
             warnings.push(warning(
                 "very_old_connections",
-                format!("{very_old} connections older than 6 h"),
+                format!("Connections older than 6 hours detected: {very_old}"),
+                very_old as f64,
             ));
         }
         let overall_health = if !alerts.is_empty() {
@@ -416,7 +433,7 @@ mod tests {
         );
         assert_eq!(
             indicators.alerts[0].message,
-            "a store insert_batch has been waiting for 7.2 s, past the 5000 ms store timeout"
+            "A store insert_batch has been waiting for 7.2 s, past the 5000 ms store timeout"
         );
         assert_eq!(StoreCheck::of(&stuck, "postgresql").status, "stalled");
     }
@@ -446,8 +463,9 @@ mod tests {
         );
         assert_eq!(
             indicators.warnings[0].message,
-            "11 connections older than 6 h"
+            "Connections older than 6 hours detected: 11"
         );
+        assert_eq!(indicators.warnings[0].value, 11.0);
 
         // Configured: more than 2.
         let thresholds = HealthThresholds {
@@ -477,18 +495,18 @@ mod tests {
             &rate(6),
             OverallHealth::Degraded,
             &[],
-            &["cleanup_error_rate"],
+            &["elevated_error_rate"],
         );
         assert_health(
             &rate(10),
             OverallHealth::Degraded,
             &[],
-            &["cleanup_error_rate"],
+            &["elevated_error_rate"],
         );
         assert_health(
             &rate(11),
             OverallHealth::Unhealthy,
-            &["cleanup_error_rate"],
+            &["high_cleanup_error_rate"],
             &[],
         );
     }
@@ -506,7 +524,7 @@ mod tests {
         assert_health(
             &with_cleanup_runs(snapshot(0), 10, 2).health(&defaults()),
             OverallHealth::Unhealthy,
-            &["cleanup_error_rate"],
+            &["high_cleanup_error_rate"],
             &[],
         );
         assert_health(&rate(2), OverallHealth::Healthy, &[], &[]);
@@ -514,24 +532,24 @@ mod tests {
             &rate(3),
             OverallHealth::Degraded,
             &[],
-            &["cleanup_error_rate"],
+            &["elevated_error_rate"],
         );
         assert_health(
             &rate(5),
             OverallHealth::Degraded,
             &[],
-            &["cleanup_error_rate"],
+            &["elevated_error_rate"],
         );
         let alert = rate(6);
         assert_health(
             &alert,
             OverallHealth::Unhealthy,
-            &["cleanup_error_rate"],
+            &["high_cleanup_error_rate"],
             &[],
         );
         assert_eq!(
             alert.alerts[0].message,
-            "cleanup error rate 60.0% is above 50%"
+            "High cleanup error rate: 60.0% (above 50%)"
         );
     }
 
@@ -561,7 +579,7 @@ mod tests {
             &busy.health(&thresholds),
             OverallHealth::Degraded,
             &[],
-            &["high_connection_count", "stale_connections"],
+            &["high_connection_count", "stale_connection_accumulation"],
         );
     }
 
@@ -625,8 +643,10 @@ mod tests {
         );
         assert_eq!(
             alert.alerts[0].message,
-            "this instance wrote 200 active connections to Redis, 179 recorded there"
+            "Connection count mismatch: this instance wrote 200 active connections to Redis, \
+             179 recorded there"
         );
+        assert_eq!(alert.alerts[0].value, 21.0);
         // Nothing read back from Redis yet: nothing to compare.
         assert_health(
             &clustered(200, None, &defaults),

@@ -102,11 +102,12 @@ impl HealthSampler {
     fn publish_gauges(&self, snapshot: &Snapshot) {
         let metrics = &self.sources.metrics;
         let health = snapshot.health(&self.thresholds);
-        metrics.set_health_status(match health.overall_health {
+        let status = match health.overall_health {
             OverallHealth::Healthy => 0,
             OverallHealth::Degraded => 1,
             OverallHealth::Unhealthy => 2,
-        });
+        };
+        metrics.set_health_status(status, health.alerts.len());
         let last_run_secs = snapshot
             .cleanup
             .last_run_at_ms

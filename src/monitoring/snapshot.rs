@@ -79,12 +79,14 @@ impl Sources {
 }
 
 impl Snapshot {
+    /// Failed runs over all runs since start, in percent.
     pub fn cleanup_error_rate(&self) -> f64 {
-        ratio(self.cleanup.total_errors, self.cleanup.total_runs)
+        percent(self.cleanup.total_errors, self.cleanup.total_runs)
     }
 
+    /// Streams the cleanup failed to close over those it tried, in percent.
     pub fn connection_failure_rate(&self) -> f64 {
-        ratio(
+        percent(
             self.cleanup.total_failed,
             self.cleanup.total_cleaned + self.cleanup.total_failed,
         )
@@ -103,17 +105,28 @@ impl Snapshot {
     /// when the write did not stick: the key was evicted or expired, or
     /// another instance writes under this one's id. Right after a Redis
     /// outage there is nothing to compare (see `RedisBridge`).
-    pub fn connection_mismatch(&self, tolerance: usize) -> Option<String> {
+    /// The message and the gap when they differ by more than `tolerance`.
+    pub fn connection_mismatch(&self, tolerance: usize) -> Option<(String, usize)> {
         let bridge = self.bridge.as_ref()?;
         let in_redis = bridge.own_redis_count?;
         let written = bridge.own_written_count?;
         let tolerance = tolerance.max(written / 10);
-        (written.abs_diff(in_redis) > tolerance).then(|| {
-            format!(
-                "this instance wrote {written} active connections to Redis, {in_redis} recorded there"
+        let gap = written.abs_diff(in_redis);
+        (gap > tolerance).then(|| {
+            (
+                format!(
+                    "Connection count mismatch: this instance wrote {written} active connections \
+                     to Redis, {in_redis} recorded there"
+                ),
+                gap,
             )
         })
     }
+}
+
+/// `part` of `whole` in percent (0-100); 0 when `whole` is 0.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    ratio(part, whole) * 100.0
 }
 
 pub fn ratio(part: u64, whole: u64) -> f64 {

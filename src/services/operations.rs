@@ -173,7 +173,10 @@ impl OperationsService {
         Ok(self
             .actors
             .janitor
-            .send(RunCleanup { batch_size })
+            .send(RunCleanup {
+                batch_size,
+                periodic: false,
+            })
             .await??)
     }
 

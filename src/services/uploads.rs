@@ -334,6 +334,21 @@ where
     Ok((gathered.map_or(first, BytesMut::freeze), last))
 }
 
+/// Every name [`outcome`] gives, for the metrics to start at 0.
+pub(super) const OUTCOMES: [&str; 11] = [
+    "completed",
+    "failed",
+    "left_running",
+    "malformed",
+    "line_too_long",
+    "idle",
+    "aborted",
+    "cancelled",
+    "not_found",
+    "refused",
+    "unavailable",
+];
+
 /// How an upload ended, as its metrics and logs name it.
 fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
     match result {

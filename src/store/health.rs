@@ -36,6 +36,21 @@ pub enum Operation {
 }
 
 impl Operation {
+    pub const ALL: [Self; 12] = [
+        Self::InsertBatch,
+        Self::Prune,
+        Self::InsertTask,
+        Self::UpdateTask,
+        Self::EventsAfter,
+        Self::LatestId,
+        Self::PrunedThrough,
+        Self::Task,
+        Self::SilentTasks,
+        Self::ChatTask,
+        Self::ReadProbe,
+        Self::Ping,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InsertBatch => "insert_batch",
@@ -91,6 +106,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    pub const ALL: [Self; 3] = [Self::Timeout, Self::Unconfirmed, Self::Error];
+
     pub fn of(error: &StoreError) -> Self {
         match error {
             StoreError::Timeout(_) => Self::Timeout,

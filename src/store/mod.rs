@@ -121,6 +121,10 @@ impl EventStore {
                 Backend::Postgres(postgres::PostgresStore::open(url.expose_secret(), timeout)?)
             }
         };
+        metrics.declare_store_errors(
+            &health::Operation::ALL.map(health::Operation::as_str),
+            &health::FailureKind::ALL.map(health::FailureKind::as_str),
+        );
         Ok(Self {
             backend,
             timeout,

@@ -3,7 +3,7 @@
 //! that go stale, more streams than the warning allows, cleanup runs that
 //! overrun their interval, and a count in Redis that is not the broker's.
 //! Also the gauges the `HealthSampler` and the Registry write from the same
-//! rules (`sse_health_status`, `sse_connections_by_age`,
+//! rules (`sse_health_status`, `sse_stale_connections`,
 //! `sse_cleanup_error_rate`, `sse_redis_bridge_up`).
 //!
 //! Rules whose condition takes hours or a broken actor (very old streams,
@@ -118,7 +118,7 @@ fn finding<'a>(indicators: &'a Value, kind: &str, rule: &str) -> Option<&'a Valu
     indicators[kind]
         .as_array()?
         .iter()
-        .find(|finding| finding["rule"] == rule)
+        .find(|finding| finding["type"] == rule)
 }
 
 fn no_findings(indicators: &Value, kind: &str) -> bool {
@@ -203,25 +203,26 @@ async fn streams_idle_past_the_stale_threshold_degrade_health_until_they_close()
     );
 
     // Act: nothing but time, past the threshold.
-    let monitoring = wait_for_monitoring(&app, SHORT, "a stale_connections warning", |m| {
-        finding(&m["health_indicators"], "warnings", "stale_connections").is_some()
+    let monitoring = wait_for_monitoring(&app, SHORT, "a stale_connection_accumulation warning", |m| {
+        finding(&m["health_indicators"], "warnings", "stale_connection_accumulation").is_some()
     })
     .await;
 
     // Assert: a medium warning, degraded, /health 200 "degraded".
     let indicators = &monitoring["health_indicators"];
-    let warning = finding(indicators, "warnings", "stale_connections").unwrap();
+    let warning = finding(indicators, "warnings", "stale_connection_accumulation").unwrap();
     assert_eq!(warning["severity"], "medium", "{indicators}");
     assert!(
         warning["message"]
             .as_str()
-            .is_some_and(|m| m.contains("3 stale")),
+            .is_some_and(|m| m == "Stale connections accumulating: 3"),
         "{indicators}"
     );
+    assert_eq!(warning["value"], 3.0, "{indicators}");
     assert_eq!(indicators["overall_health"], "degraded", "{indicators}");
     assert!(no_findings(indicators, "alerts"), "{indicators}");
     assert_eq!(
-        monitoring["cleanup_stats"]["age_buckets"]["stale"], 3,
+        monitoring["cleanup_stats"]["stale"], 3,
         "{}",
         monitoring["cleanup_stats"]
     );
@@ -229,13 +230,13 @@ async fn streams_idle_past_the_stale_threshold_degrade_health_until_they_close()
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "degraded", "{body}");
     assert!(
-        finding(&body, "warnings", "stale_connections").is_some(),
+        finding(&body, "warnings", "stale_connection_accumulation").is_some(),
         "{body}"
     );
     wait_for_gauge(
         &app,
-        "sse_connections_by_age",
-        &[("bucket", "stale")],
+        "sse_stale_connections",
+        &[],
         "3 stale streams in the age gauge",
         |v| v == 3.0,
     )
@@ -257,8 +258,8 @@ async fn streams_idle_past_the_stale_threshold_degrade_health_until_they_close()
     assert!(no_findings(&body, "warnings"), "{body}");
     wait_for_gauge(
         &app,
-        "sse_connections_by_age",
-        &[("bucket", "stale")],
+        "sse_stale_connections",
+        &[],
         "no stale stream in the age gauge",
         |v| v == 0.0,
     )
@@ -330,7 +331,7 @@ async fn cleanup_runs_that_overrun_their_interval_raise_the_error_rate_alert_and
     .await;
     let before = app.monitoring().await["health_indicators"].clone();
     assert!(
-        finding(&before, "alerts", "cleanup_error_rate").is_none(),
+        finding(&before, "alerts", "high_cleanup_error_rate").is_none(),
         "{before}"
     );
 
@@ -344,17 +345,17 @@ async fn cleanup_runs_that_overrun_their_interval_raise_the_error_rate_alert_and
         "a failed cleanup run and an error rate above 10 %",
         |m| {
             let cleanup = &m["cleanup_stats"];
-            cleanup["total_errors"].as_u64().is_some_and(|n| n >= 1)
-                && cleanup["error_rate"].as_f64().is_some_and(|r| r > 0.10)
+            cleanup["cleanup_errors"].as_u64().is_some_and(|n| n >= 1)
+                && cleanup["error_rate"].as_f64().is_some_and(|r| r > 10.0)
         },
     )
     .await;
     let indicators = &monitoring["health_indicators"];
-    let alert = finding(indicators, "alerts", "cleanup_error_rate")
-        .unwrap_or_else(|| panic!("no cleanup_error_rate alert; found {indicators}"));
+    let alert = finding(indicators, "alerts", "high_cleanup_error_rate")
+        .unwrap_or_else(|| panic!("no high_cleanup_error_rate alert; found {indicators}"));
     assert_eq!(alert["severity"], "high", "{indicators}");
     assert!(
-        finding(indicators, "warnings", "cleanup_error_rate").is_none(),
+        finding(indicators, "warnings", "elevated_error_rate").is_none(),
         "an alert is not also a warning: {indicators}"
     );
     assert_eq!(indicators["overall_health"], "unhealthy", "{indicators}");
@@ -363,21 +364,21 @@ async fn cleanup_runs_that_overrun_their_interval_raise_the_error_rate_alert_and
     })
     .await;
     assert!(
-        finding(&body, "alerts", "cleanup_error_rate").is_some(),
+        finding(&body, "alerts", "high_cleanup_error_rate").is_some(),
         "{body}"
     );
     assert!(
         body["checks"]["cleanup"]["error_rate"]
             .as_f64()
-            .is_some_and(|r| r > 0.10),
+            .is_some_and(|r| r > 10.0),
         "{body}"
     );
     wait_for_gauge(
         &app,
         "sse_cleanup_error_rate",
         &[],
-        "an error rate above 0.1 in the gauge",
-        |v| v > 0.1,
+        "an error rate above 10 % in the gauge",
+        |v| v > 10.0,
     )
     .await;
     wait_for_gauge(&app, "sse_health_status", &[], "unhealthy (2)", |v| {
@@ -403,7 +404,7 @@ async fn a_count_in_redis_far_from_the_local_one_is_an_alert_until_the_broker_re
     wait_for_monitoring(&app, LONG, "Redis up, 1 stream recorded in Redis", |m| {
         let connections = &m["connection_stats"];
         connections["cluster"]["redis"] == "up"
-            && connections["redis_connections"] == 1
+            && connections["redis_connection_counters"] == 1
             && is_healthy(&m["health_indicators"])
     })
     .await;
@@ -465,7 +466,7 @@ async fn a_count_in_redis_far_from_the_local_one_is_an_alert_until_the_broker_re
     );
     assert_eq!(indicators["overall_health"], "unhealthy", "{indicators}");
     assert_eq!(
-        monitoring["connection_stats"]["redis_connections"], 500,
+        monitoring["connection_stats"]["redis_connection_counters"], 500,
         "{}",
         monitoring["connection_stats"]
     );
@@ -479,7 +480,7 @@ async fn a_count_in_redis_far_from_the_local_one_is_an_alert_until_the_broker_re
 
     // Assert 2: the broker rewrites its true count and the alert clears.
     wait_for_monitoring(&app, SHORT, "the mismatch to clear by itself", |m| {
-        m["connection_stats"]["redis_connections"] == 1 && is_healthy(&m["health_indicators"])
+        m["connection_stats"]["redis_connection_counters"] == 1 && is_healthy(&m["health_indicators"])
     })
     .await;
     wait_for_health(&app, "200 healthy again", |status, body| {
@@ -533,7 +534,7 @@ async fn a_hundred_streams_opened_at_once_never_make_health_answer_503() {
     wait_for_monitoring(&app, LONG, "Redis up, 0 streams recorded there", |m| {
         let connections = &m["connection_stats"];
         connections["cluster"]["redis"] == "up"
-            && connections["redis_connections"] == 0
+            && connections["redis_connection_counters"] == 0
             && is_healthy(&m["health_indicators"])
     })
     .await;
@@ -550,7 +551,7 @@ async fn a_hundred_streams_opened_at_once_never_make_health_answer_503() {
     assert_eq!(streams.len(), 100);
     assert_never_503("100 streams opened at once", &samples);
     wait_for_monitoring(&app, SHORT, "100 streams recorded in Redis, healthy", |m| {
-        m["connection_stats"]["redis_connections"] == 100 && is_healthy(&m["health_indicators"])
+        m["connection_stats"]["redis_connection_counters"] == 100 && is_healthy(&m["health_indicators"])
     })
     .await;
 }
@@ -562,7 +563,7 @@ async fn a_redis_restart_degrades_health_but_never_makes_it_503() {
     let app = clustered(&redis, "restart-a").await;
     let _streams = open_streams(&app, 20).await;
     wait_for_monitoring(&app, LONG, "20 streams recorded in Redis, healthy", |m| {
-        m["connection_stats"]["redis_connections"] == 20 && is_healthy(&m["health_indicators"])
+        m["connection_stats"]["redis_connection_counters"] == 20 && is_healthy(&m["health_indicators"])
     })
     .await;
 

@@ -69,9 +69,9 @@ async fn cleanup_closes_stale_streams_in_batches_and_the_statistics_add_up() {
     assert_eq!(stats["closed_by_reason"]["stale"], 7, "{stats}");
     let after = app.monitoring().await["cleanup_stats"].clone();
     let grew = |field: &str| after[field].as_u64().unwrap() - before[field].as_u64().unwrap();
-    assert_eq!(grew("total_runs"), 1, "{after}");
-    assert_eq!(grew("total_cleaned"), 7, "{after}");
-    assert_eq!(grew("total_failed"), 0, "{after}");
+    assert_eq!(grew("total_cleanups"), 1, "{after}");
+    assert_eq!(grew("total_connections_cleaned"), 7, "{after}");
+    assert_eq!(grew("failed_connections"), 0, "{after}");
     // The fresh stream is untouched and still live.
     app.publish_one(&json!({"event_type": "commit"})).await;
     let event = fresh
@@ -91,8 +91,8 @@ async fn cleanup_closes_stale_streams_in_batches_and_the_statistics_add_up() {
     assert_eq!(report["batches"], 0, "{report}");
     let again = app.monitoring().await["cleanup_stats"].clone();
     assert_eq!(
-        again["total_runs"].as_u64().unwrap(),
-        after["total_runs"].as_u64().unwrap() + 1
+        again["total_cleanups"].as_u64().unwrap(),
+        after["total_cleanups"].as_u64().unwrap() + 1
     );
 }
 
@@ -135,15 +135,15 @@ async fn the_janitor_runs_by_itself_every_cleanup_interval() {
         let app = &app;
         async move {
             let monitoring = app.monitoring().await;
-            (monitoring["cleanup_stats"]["total_cleaned"] == 2).then_some(monitoring)
+            (monitoring["cleanup_stats"]["total_connections_cleaned"] == 2).then_some(monitoring)
         }
     })
     .await;
 
     // Assert
     let cleanup = &monitoring["cleanup_stats"];
-    assert!(cleanup["total_runs"].as_u64().unwrap() >= 1, "{cleanup}");
-    assert_eq!(cleanup["total_failed"], 0, "{cleanup}");
+    assert!(cleanup["total_cleanups"].as_u64().unwrap() >= 1, "{cleanup}");
+    assert_eq!(cleanup["failed_connections"], 0, "{cleanup}");
     for stream in &mut streams {
         stream.read_to_end(SHORT).await;
     }

@@ -123,7 +123,7 @@ async fn metrics_use_sse_names_and_move_when_events_are_published() {
             - sample_sum(&before, "sse_events_published_total"),
         3.0
     );
-    assert_eq!(sample_sum(&after, "sse_connections_active"), 1.0, "{after}");
+    assert_eq!(sample_sum(&after, "sse_active_connections"), 1.0, "{after}");
     for line in after.lines().filter(|l| !l.is_empty()) {
         let name = line
             .strip_prefix("# HELP ")
@@ -300,7 +300,7 @@ async fn monitoring_reports_connections_cleanup_health_and_configuration() {
     let health = &monitoring["health_indicators"];
     assert_eq!(health["overall_health"], "healthy", "{health}");
     assert!(health["alerts"].is_array() && health["warnings"].is_array());
-    for field in ["total_runs", "total_cleaned", "total_failed"] {
+    for field in ["total_cleanups", "total_connections_cleaned", "failed_connections"] {
         assert!(
             monitoring["cleanup_stats"][field].is_u64(),
             "{field}: {monitoring}"

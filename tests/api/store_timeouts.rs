@@ -64,7 +64,7 @@ async fn wait_for_health(
 fn has_alert(body: &Value, rule: &str) -> bool {
     body["alerts"]
         .as_array()
-        .is_some_and(|alerts| alerts.iter().any(|a| a["rule"] == rule))
+        .is_some_and(|alerts| alerts.iter().any(|a| a["type"] == rule))
 }
 
 /// Every stored event's marker, read through `/sse/history`.

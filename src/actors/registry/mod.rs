@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 pub use operations::{
     ActiveConnections, Disconnect, FindStale, GetCounters, ListConnections, StaleConnection,
-    TakeCensus,
+    StaleScan, TakeCensus,
 };
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};

@@ -5,7 +5,7 @@ use actix::{Context, Handler, Message, MessageResult, Recipient};
 
 use super::{
     Registry,
-    stats::{ConnectionPage, RegistryStats},
+    stats::{ConnectionPage, HOUR_MS, RegistryStats},
     table::Entry,
 };
 use crate::{
@@ -127,11 +127,21 @@ pub struct StaleConnection {
 }
 
 /// Streams whose last successful write is older than the threshold, most
-/// idle first.
+/// idle first, with the figures the cleanup's log line reports.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<StaleConnection>")]
+#[rtype(result = "StaleScan")]
 pub struct FindStale {
     pub threshold_ms: i64,
+}
+
+/// What one pass over the streams found.
+#[derive(Debug, Default)]
+pub struct StaleScan {
+    pub stale: Vec<StaleConnection>,
+    /// Streams open when the scan ran.
+    pub total: usize,
+    /// Streams open for more than an hour.
+    pub long_lived: usize,
 }
 
 impl Handler<FindStale> for Registry {
@@ -139,19 +149,22 @@ impl Handler<FindStale> for Registry {
 
     fn handle(&mut self, msg: FindStale, _: &mut Context<Self>) -> Self::Result {
         let now = now_ms();
-        let mut stale: Vec<StaleConnection> = self
-            .table
-            .iter()
-            .filter_map(|entry| {
-                let idle_ms = now - entry.stats.last_write_ms();
-                (idle_ms >= msg.threshold_ms).then(|| StaleConnection {
+        let mut scan = StaleScan {
+            total: self.table.len(),
+            ..StaleScan::default()
+        };
+        for entry in self.table.iter() {
+            scan.long_lived += usize::from(now - entry.stats.connected_at_ms > HOUR_MS);
+            let idle_ms = now - entry.stats.last_write_ms();
+            if idle_ms >= msg.threshold_ms {
+                scan.stale.push(StaleConnection {
                     id: entry.id,
                     connection: entry.closer.clone(),
                     idle_ms,
-                })
-            })
-            .collect();
-        stale.sort_by_key(|s| std::cmp::Reverse(s.idle_ms));
-        MessageResult(stale)
+                });
+            }
+        }
+        scan.stale.sort_by_key(|s| std::cmp::Reverse(s.idle_ms));
+        MessageResult(scan)
     }
 }

@@ -65,7 +65,8 @@ pub struct AgeBuckets {
     pub very_old: usize,
 }
 
-const HOUR_MS: i64 = 3_600_000;
+/// A stream open longer than this is long-lived; six of them, very old.
+pub(super) const HOUR_MS: i64 = 3_600_000;
 
 impl RegistryStats {
     /// The counters, without a census: cheap whatever the number of streams.

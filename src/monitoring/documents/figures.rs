@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::{ClusterTotals, DocumentContext, StoreCheck};
 use crate::{
-    actors::registry::{AgeBuckets, RegistryStats},
+    actors::registry::RegistryStats,
     config::Settings,
     domain::{now_ms, rfc3339},
     monitoring::{HealthIndicators, Snapshot, snapshot::ratio},
@@ -62,9 +62,44 @@ pub struct MonitoringDocument {
     /// The event store: `checks.store` of `/health`.
     pub store_stats: StoreCheck,
     pub performance_metrics: PerformanceMetrics,
+    /// The settings as `check-config` prints them, secrets masked, with
+    /// the monitoring guide's names for the cleanup settings beside them.
+    pub configuration: ConfigurationView,
+}
+
+/// `configuration` of `/sse/monitoring`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigurationView {
+    pub cleanup_interval_seconds: u64,
+    pub cleanup_batch_size: usize,
+    pub stale_threshold_seconds: u64,
+    /// Always `true`: the Janitor runs whenever the broker does (a zero
+    /// interval is refused at start-up).
+    pub periodic_cleanup_enabled: bool,
+    /// Every other setting, under its configuration-file key.
+    #[serde(flatten)]
     #[schema(value_type = Object)]
-    /// The settings as `check-config` prints them, secrets masked.
-    pub configuration: Settings,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ConfigurationView {
+    fn of(settings: &Settings) -> Self {
+        let mut all = match serde_json::to_value(settings) {
+            Ok(serde_json::Value::Object(all)) => all,
+            // Settings is a struct of plain values: it always serializes
+            // to an object.
+            _ => serde_json::Map::new(),
+        };
+        // Shown once, under the guide's name.
+        all.remove("cleanup_batch_size");
+        Self {
+            cleanup_interval_seconds: settings.cleanup_interval.as_secs(),
+            cleanup_batch_size: settings.cleanup_batch_size,
+            stale_threshold_seconds: settings.stale_threshold.as_secs(),
+            periodic_cleanup_enabled: true,
+            settings: all,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,34 +116,45 @@ pub struct ConnectionStats {
     pub connections_closed_slow: u64,
     pub cleanup_task_running: bool,
     /// This instance's count as Redis holds it; `null` without Redis.
-    pub redis_connections: Option<usize>,
+    pub redis_connection_counters: Option<usize>,
     /// The count this instance last wrote to Redis.
     pub redis_connections_written: Option<usize>,
     pub cluster: Option<ClusterTotals>,
 }
 
+/// `cleanup_stats` of `/sse/monitoring`. Rates are percentages (0-100).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CleanupStatsView {
-    pub total_runs: u64,
-    pub total_cleaned: u64,
-    pub total_failed: u64,
-    pub total_errors: u64,
-    pub total_batches: u64,
-    /// Failed runs / runs, 0–1.
+    /// Cleanup runs since start, periodic and requested.
+    pub total_cleanups: u64,
+    pub total_connections_cleaned: u64,
+    /// Runs that failed: the Registry did not answer, or the run stopped at
+    /// its deadline with stale streams left.
+    pub cleanup_errors: u64,
+    /// Stale streams a run failed to close.
+    pub failed_connections: u64,
+    /// `cleanup_errors / total_cleanups`, in percent.
     pub error_rate: f64,
-    /// Failed closes / attempted closes, 0–1.
+    /// `failed_connections / (total_connections_cleaned + failed_connections)`, in percent.
     pub connection_failure_rate: f64,
+    /// `null` before the first run.
+    pub last_cleanup_duration_ms: Option<f64>,
+    pub connections_per_cleanup: f64,
+    /// Streams by age now (sampled once a second): no write for the stale
+    /// threshold, written recently, open > 1 h, open > 6 h.
+    pub stale: usize,
+    pub active: usize,
+    pub long_lived: usize,
+    pub very_old: usize,
+    pub total_batches: u64,
     /// RFC 3339.
     pub last_run_at: Option<String>,
-    pub last_cleanup_duration_ms: Option<f64>,
     pub last_cleaned: u64,
     pub last_failed: u64,
-    pub connections_per_cleanup: f64,
     pub cleanup_task_running: bool,
     pub interval_secs: u64,
     pub batch_size: usize,
     pub stale_threshold_secs: u64,
-    pub age_buckets: AgeBuckets,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,6 +169,15 @@ pub struct PerformanceMetrics {
     /// Publish→write lag per subscriber since start; `null` before the
     /// first live delivery.
     pub delivery_lag_ms: Option<LagQuantiles>,
+    /// Mean duration of a cleanup run since start (0 before the first).
+    pub avg_cleanup_duration_ms: f64,
+    /// Stale streams closed over those a run tried to close, in percent
+    /// (100 when none was tried).
+    pub cleanup_efficiency_rate: f64,
+    /// `cleanup_stats.error_rate`.
+    pub cleanup_error_rate: f64,
+    /// `cleanup_stats.connections_per_cleanup`.
+    pub connections_cleaned_per_operation: f64,
 }
 
 /// Quantiles in ms, interpolated within the histogram's buckets (as
@@ -141,6 +196,7 @@ impl MonitoringDocument {
         let r: &RegistryStats = &snapshot.registry;
         let c = &snapshot.cleanup;
         let uptime = snapshot.uptime_secs.max(1) as f64;
+        let connections_per_cleanup = ratio(c.total_cleaned, c.total_runs);
         Self {
             timestamp: rfc3339(now_ms()),
             service_name: "sse-broker",
@@ -156,7 +212,10 @@ impl MonitoringDocument {
                 closed_by_reason: r.closed_by_reason.clone(),
                 connections_closed_slow: r.connections_closed_slow,
                 cleanup_task_running: c.cleanup_task_running,
-                redis_connections: snapshot.bridge.as_ref().and_then(|b| b.own_redis_count),
+                redis_connection_counters: snapshot
+                    .bridge
+                    .as_ref()
+                    .and_then(|b| b.own_redis_count),
                 redis_connections_written: snapshot
                     .bridge
                     .as_ref()
@@ -164,23 +223,26 @@ impl MonitoringDocument {
                 cluster: ClusterTotals::of(snapshot),
             },
             cleanup_stats: CleanupStatsView {
-                total_runs: c.total_runs,
-                total_cleaned: c.total_cleaned,
-                total_failed: c.total_failed,
-                total_errors: c.total_errors,
-                total_batches: c.total_batches,
+                total_cleanups: c.total_runs,
+                total_connections_cleaned: c.total_cleaned,
+                cleanup_errors: c.total_errors,
+                failed_connections: c.total_failed,
                 error_rate: snapshot.cleanup_error_rate(),
                 connection_failure_rate: snapshot.connection_failure_rate(),
-                last_run_at: c.last_run_at_ms.map(rfc3339),
                 last_cleanup_duration_ms: c.last_cleanup_duration_ms,
+                connections_per_cleanup,
+                stale: r.age_buckets.stale,
+                active: r.age_buckets.active,
+                long_lived: r.age_buckets.long_lived,
+                very_old: r.age_buckets.very_old,
+                total_batches: c.total_batches,
+                last_run_at: c.last_run_at_ms.map(rfc3339),
                 last_cleaned: c.last_cleaned,
                 last_failed: c.last_failed,
-                connections_per_cleanup: ratio(c.total_cleaned, c.total_runs),
                 cleanup_task_running: c.cleanup_task_running,
                 interval_secs: c.interval_secs,
                 batch_size: c.batch_size,
                 stale_threshold_secs: c.stale_threshold_secs,
-                age_buckets: r.age_buckets.clone(),
             },
             health_indicators: snapshot.health(context.thresholds),
             store_stats: StoreCheck::of(snapshot, context.store_backend),
@@ -193,8 +255,16 @@ impl MonitoringDocument {
                 events_delivered_per_second: r.events_delivered as f64 / uptime,
                 events_by_type: r.events_by_type.clone(),
                 delivery_lag_ms: delivery_lag_quantiles(context.delivery_lag),
+                avg_cleanup_duration_ms: if c.total_runs == 0 {
+                    0.0
+                } else {
+                    c.total_duration_ms / c.total_runs as f64
+                },
+                cleanup_efficiency_rate: 100.0 - snapshot.connection_failure_rate(),
+                cleanup_error_rate: snapshot.cleanup_error_rate(),
+                connections_cleaned_per_operation: connections_per_cleanup,
             },
-            configuration: context.configuration.clone(),
+            configuration: ConfigurationView::of(context.configuration),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{
 
 use opentelemetry::{KeyValue, metrics::Meter};
 
-use super::{ABSENT, AGE_BUCKETS, Metrics, STORE_OPERATION_KINDS};
+use super::{ABSENT, Metrics, STORE_OPERATION_KINDS};
 use crate::actors::registry::AgeBuckets;
 
 /// Values sampled by the actors and read by the observable gauges at
@@ -17,14 +17,16 @@ use crate::actors::registry::AgeBuckets;
 #[derive(Debug)]
 pub(super) struct Sampled {
     active_connections: AtomicI64,
-    /// stale, active, long_lived, very_old.
-    by_age: [AtomicI64; 4],
+    stale: AtomicI64,
+    long_lived: AtomicI64,
+    very_old: AtomicI64,
     redis_connections: AtomicI64,
     redis_bridge_up: AtomicI64,
     cleanup_error_rate_bits: AtomicU64,
     cleanup_running: AtomicI64,
     cleanup_last_run_secs_bits: AtomicU64,
     health_status: AtomicI64,
+    health_alerts: AtomicI64,
     /// write, read: 0 no, 1 failing recently, 2 failing earlier.
     store_failing: [AtomicI64; 2],
     store_oldest_operation_secs_bits: AtomicU64,
@@ -34,13 +36,16 @@ impl Default for Sampled {
     fn default() -> Self {
         Self {
             active_connections: AtomicI64::new(0),
-            by_age: Default::default(),
+            stale: AtomicI64::new(0),
+            long_lived: AtomicI64::new(0),
+            very_old: AtomicI64::new(0),
             redis_connections: AtomicI64::new(ABSENT),
             redis_bridge_up: AtomicI64::new(ABSENT),
             cleanup_error_rate_bits: AtomicU64::new(0f64.to_bits()),
             cleanup_running: AtomicI64::new(0),
             cleanup_last_run_secs_bits: AtomicU64::new(0f64.to_bits()),
             health_status: AtomicI64::new(0),
+            health_alerts: AtomicI64::new(0),
             store_failing: Default::default(),
             store_oldest_operation_secs_bits: AtomicU64::new(0f64.to_bits()),
         }
@@ -52,26 +57,39 @@ impl Metrics {
         let source = sampled.clone();
         let labels = [instance.clone()];
         meter
-            .i64_observable_gauge("sse.connections.active")
+            .i64_observable_gauge("sse.active_connections")
             .with_description("Open streams on this instance")
             .with_callback(move |observer| {
                 observer.observe(source.active_connections.load(Ordering::Relaxed), &labels)
             })
             .build();
-        let source = sampled.clone();
-        let labels = AGE_BUCKETS.map(|bucket| [KeyValue::new("bucket", bucket)]);
-        meter
-            .i64_observable_gauge("sse.connections.by_age")
-            .with_description(
-                "Streams by age: stale (no write for the stale threshold), active (not stale), \
-                 long_lived (open > 1 h), very_old (open > 6 h)",
-            )
-            .with_callback(move |observer| {
-                for (count, labels) in source.by_age.iter().zip(&labels) {
-                    observer.observe(count.load(Ordering::Relaxed), labels);
-                }
-            })
-            .build();
+        let by_age: [(&'static str, &'static str, fn(&Sampled) -> &AtomicI64); 3] = [
+            (
+                "sse.stale_connections",
+                "Streams with no successful write for the stale threshold (sampled once a second)",
+                |s| &s.stale,
+            ),
+            (
+                "sse.long_lived_connections",
+                "Streams open for more than an hour",
+                |s| &s.long_lived,
+            ),
+            (
+                "sse.very_old_connections",
+                "Streams open for more than six hours",
+                |s| &s.very_old,
+            ),
+        ];
+        for (name, description, field) in by_age {
+            let source = sampled.clone();
+            meter
+                .i64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    observer.observe(field(&source).load(Ordering::Relaxed), &[])
+                })
+                .build();
+        }
         let source = sampled.clone();
         let labels = [instance];
         meter
@@ -98,7 +116,7 @@ impl Metrics {
         let source = sampled.clone();
         meter
             .f64_observable_gauge("sse.cleanup.error_rate")
-            .with_description("Failed cleanup runs over all cleanup runs since start (0-1)")
+            .with_description("Failed cleanup runs over all cleanup runs since start, in percent")
             .with_callback(move |observer| {
                 let bits = source.cleanup_error_rate_bits.load(Ordering::Relaxed);
                 observer.observe(f64::from_bits(bits), &[]);
@@ -152,12 +170,20 @@ impl Metrics {
                 observer.observe(f64::from_bits(bits), &[]);
             })
             .build();
-        let source = sampled;
+        let source = sampled.clone();
         meter
             .i64_observable_gauge("sse.health.status")
             .with_description("0 healthy, 1 degraded, 2 unhealthy (the /health rules)")
             .with_callback(move |observer| {
                 observer.observe(source.health_status.load(Ordering::Relaxed), &[])
+            })
+            .build();
+        let source = sampled;
+        meter
+            .i64_observable_gauge("sse.health.alerts")
+            .with_description("Health alerts raised now (the /health rules at severity high)")
+            .with_callback(move |observer| {
+                observer.observe(source.health_alerts.load(Ordering::Relaxed), &[])
             })
             .build();
     }
@@ -185,14 +211,14 @@ impl Metrics {
         ages: &AgeBuckets,
         queue_depths: impl Iterator<Item = usize>,
     ) {
-        let by_age = &self.inner.sampled.by_age;
-        for (slot, value) in
-            by_age
-                .iter()
-                .zip([ages.stale, ages.active, ages.long_lived, ages.very_old])
-        {
-            slot.store(value as i64, Ordering::Relaxed);
-        }
+        let sampled = &self.inner.sampled;
+        sampled.stale.store(ages.stale as i64, Ordering::Relaxed);
+        sampled
+            .long_lived
+            .store(ages.long_lived as i64, Ordering::Relaxed);
+        sampled
+            .very_old
+            .store(ages.very_old as i64, Ordering::Relaxed);
         for depth in queue_depths {
             self.inner.queue_depth.record(depth as f64, &[]);
         }
@@ -240,11 +266,12 @@ impl Metrics {
             .store(oldest_operation_secs.to_bits(), Ordering::Relaxed);
     }
 
-    /// 0 healthy, 1 degraded, 2 unhealthy.
-    pub fn set_health_status(&self, status: i64) {
-        self.inner
-            .sampled
-            .health_status
-            .store(status, Ordering::Relaxed);
+    /// 0 healthy, 1 degraded, 2 unhealthy, and how many alerts say so.
+    pub fn set_health_status(&self, status: i64, alerts: usize) {
+        let sampled = &self.inner.sampled;
+        sampled.health_status.store(status, Ordering::Relaxed);
+        sampled
+            .health_alerts
+            .store(alerts as i64, Ordering::Relaxed);
     }
 }

@@ -12,24 +12,19 @@ use opentelemetry::{
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 mod gauges;
+mod histograms;
 mod record;
+mod zeros;
 
 use gauges::Sampled;
+use histograms::{
+    CLEANUP_DURATION, HistogramSpec, LATENCY_BUCKETS, PUBLISH_LATENCY, QUEUE_DEPTH,
+    STORE_BATCH_SIZE, STORE_COMMIT_DURATION, TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN, TOKEN_GAP,
+};
 
-/// Seconds, from 0.5 ms to 30 s: publish→deliver and commit durations.
-const LATENCY_BUCKETS: [f64; 16] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
-    30.0,
-];
-const BATCH_SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 512.0];
-/// Frames waiting in one stream's queue (the default capacity is 1024).
-const QUEUE_DEPTH_BUCKETS: [f64; 10] = [
-    0.0, 1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 768.0, 1024.0,
-];
 /// Gauges absent until their source reports (Redis-only gauges).
 const ABSENT: i64 = -1;
 
-const AGE_BUCKETS: [&str; 4] = ["stale", "active", "long_lived", "very_old"];
 const STORE_OPERATION_KINDS: [&str; 2] = ["write", "read"];
 
 #[derive(Clone)]
@@ -62,7 +57,14 @@ struct Inner {
     store_commit_duration: Histogram<f64>,
     store_errors: Counter<u64>,
     cleanup_runs: Counter<u64>,
+    cleanup_errors: Counter<u64>,
     cleanup_cleaned: Counter<u64>,
+    /// The monitoring guide's `sse_total_connections_cleaned`: a Prometheus
+    /// counter of our own, because OpenTelemetry's exporter appends
+    /// `_total` to every counter name and would serve
+    /// `sse_total_connections_cleaned_total`. On `/metrics` only; OTLP
+    /// carries the same count as `sse.cleanup.cleaned`.
+    total_connections_cleaned: prometheus::IntCounter,
     cleanup_failed: Counter<u64>,
     cleanup_duration: Histogram<f64>,
     replay_events: Counter<u64>,
@@ -126,22 +128,30 @@ impl Metrics {
         registry
             .register(Box::new(delivery_lag.clone()))
             .expect("a fresh registry has no delivery lag histogram yet");
+        let total_connections_cleaned = prometheus::IntCounter::new(
+            "sse_total_connections_cleaned",
+            "Stale streams closed by the cleanup since start (the monitoring guide's name for \
+             sse_cleanup_cleaned_total)",
+        )
+        .expect("valid counter options");
+        registry
+            .register(Box::new(total_connections_cleaned.clone()))
+            .expect("a fresh registry has no cleaned counter yet");
         let counter = |name: &'static str, description: &'static str| {
             meter
                 .u64_counter(name)
                 .with_description(description)
                 .build()
         };
-        let histogram =
-            |name: &'static str, description: &'static str, unit: &'static str, buckets: &[f64]| {
-                meter
-                    .f64_histogram(name)
-                    .with_description(description)
-                    .with_unit(unit)
-                    .with_boundaries(buckets.to_vec())
-                    .build()
-            };
-        Self {
+        let histogram = |spec: &HistogramSpec| {
+            meter
+                .f64_histogram(spec.name)
+                .with_description(spec.description)
+                .with_unit(spec.unit)
+                .with_boundaries(spec.buckets.to_vec())
+                .build()
+        };
+        let metrics = Self {
             inner: Arc::new(Inner {
                 events_published: counter(
                     "sse.events.published",
@@ -161,31 +171,24 @@ impl Metrics {
                     "Times the Registry recovered from a panic by closing every stream",
                 ),
                 connections_closed: counter("sse.connections.closed", "Streams closed, by reason"),
-                publish_to_route_latency: histogram(
-                    "sse.publish.latency",
-                    "Publish request to hand-off to the streams' queues",
-                    "s",
-                    &LATENCY_BUCKETS,
-                ),
-                store_batch_size: histogram(
-                    "sse.store.batch.size",
-                    "Events per group commit",
-                    "{event}",
-                    &BATCH_SIZE_BUCKETS,
-                ),
-                store_commit_duration: histogram(
-                    "sse.store.commit.duration",
-                    "Duration of one group commit",
-                    "s",
-                    &LATENCY_BUCKETS,
-                ),
+                publish_to_route_latency: histogram(&PUBLISH_LATENCY),
+                store_batch_size: histogram(&STORE_BATCH_SIZE),
+                store_commit_duration: histogram(&STORE_COMMIT_DURATION),
                 store_errors: counter(
                     "sse.store.errors",
                     "Event-store operations that failed, by operation and kind (timeout: past \
                      --store-timeout-ms, nothing stored; unconfirmed: a commit not confirmed in \
                      time; error: the database refused or could not be reached)",
                 ),
-                cleanup_runs: counter("sse.cleanup.runs", "Janitor cleanup runs, by outcome"),
+                cleanup_runs: counter(
+                    "sse.cleanup",
+                    "Cleanup runs, periodic and requested (sse_cleanup_errors_total of them failed)",
+                ),
+                cleanup_errors: counter(
+                    "sse.cleanup.errors",
+                    "Cleanup runs that failed: the Registry did not answer, or the run stopped at \
+                     its deadline with stale streams left",
+                ),
                 cleanup_cleaned: counter(
                     "sse.cleanup.cleaned",
                     "Stale streams closed by the Janitor",
@@ -194,39 +197,19 @@ impl Metrics {
                     "sse.cleanup.failed",
                     "Stale streams the Janitor failed to close",
                 ),
-                cleanup_duration: histogram(
-                    "sse.cleanup.duration",
-                    "Duration of one cleanup run",
-                    "s",
-                    &LATENCY_BUCKETS,
-                ),
+                cleanup_duration: histogram(&CLEANUP_DURATION),
                 replay_events: counter(
                     "sse.replay.events",
                     "Stored events replayed to resuming streams",
                 ),
-                time_to_first_token: histogram(
-                    "sse.task.time_to_first_token",
-                    "Task creation to its first text, by task type",
-                    "s",
-                    &LATENCY_BUCKETS,
-                ),
-                token_gap: histogram(
-                    "sse.task.token_gap",
-                    "Time between consecutive text writes of a task, by task type",
-                    "s",
-                    &LATENCY_BUCKETS,
-                ),
+                time_to_first_token: histogram(&TIME_TO_FIRST_TOKEN),
+                token_gap: histogram(&TOKEN_GAP),
                 task_deltas: counter(
                     "sse.task.deltas",
                     "Text deltas written to tasks, by outcome (accepted, or retry: a seq at or \
                      below the task's last, ignored)",
                 ),
-                text_event_deltas: histogram(
-                    "sse.task.text.deltas_per_event",
-                    "Deltas coalesced into one stored text event",
-                    "{delta}",
-                    &BATCH_SIZE_BUCKETS,
-                ),
+                text_event_deltas: histogram(&TEXT_EVENT_DELTAS),
                 uploads: counter(
                     "sse.task.uploads",
                     "Generation uploads (POST /tasks/{id}/stream) ended, by format and outcome",
@@ -235,12 +218,7 @@ impl Metrics {
                     .i64_up_down_counter("sse.task.uploads.open")
                     .with_description("Generation uploads being read now")
                     .build(),
-                queue_depth: histogram(
-                    "sse.stream.queue_depth",
-                    "Frames waiting in each stream's queue, sampled every few seconds",
-                    "{frame}",
-                    &QUEUE_DEPTH_BUCKETS,
-                ),
+                queue_depth: histogram(&QUEUE_DEPTH),
                 rate_limited: counter("sse.rate_limited", "Requests refused with 429, by limit"),
                 auth_failures: counter("sse.auth.failures", "Requests refused with 401, by reason"),
                 jwks_refreshes: counter("sse.jwks.refreshes", "JWKS fetches, by outcome"),
@@ -253,15 +231,22 @@ impl Metrics {
                 sampled,
                 instance,
                 delivery_lag,
+                total_connections_cleaned,
             }),
-        }
+        };
+        metrics.start_at_zero();
+        metrics
     }
 
-    /// Prometheus text exposition of every instrument.
+    /// Prometheus text exposition of every instrument; histograms nothing
+    /// was recorded into yet are shown empty, as a Prometheus client shows
+    /// them, so that queries and alerts find them from start-up.
     pub fn render_prometheus(&self) -> Result<String, prometheus::Error> {
         use prometheus::Encoder;
+        let mut families = self.inner.registry.gather();
+        histograms::add_empty_histograms(&mut families);
         let mut buffer = Vec::new();
-        prometheus::TextEncoder::new().encode(&self.inner.registry.gather(), &mut buffer)?;
+        prometheus::TextEncoder::new().encode(&families, &mut buffer)?;
         Ok(String::from_utf8_lossy(&buffer).into_owned())
     }
 

@@ -91,15 +91,13 @@ impl Metrics {
         result: &Result<crate::actors::janitor::CleanupReport, CleanupError>,
         seconds: f64,
     ) {
-        let outcome = match result {
-            Ok(report) if report.complete => "ok",
-            _ => "error",
-        };
-        self.inner
-            .cleanup_runs
-            .add(1, &[KeyValue::new("outcome", outcome)]);
+        self.inner.cleanup_runs.add(1, &[]);
+        if !matches!(result, Ok(report) if report.complete) {
+            self.inner.cleanup_errors.add(1, &[]);
+        }
         if let Ok(report) = result {
             self.inner.cleanup_cleaned.add(report.cleaned, &[]);
+            self.inner.total_connections_cleaned.inc_by(report.cleaned);
             self.inner.cleanup_failed.add(report.failed, &[]);
         }
         self.inner.cleanup_duration.record(seconds, &[]);

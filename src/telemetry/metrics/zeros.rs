@@ -1,0 +1,108 @@
+//! Counters at 0 from start-up, for every label value known in advance.
+//!
+//! OpenTelemetry creates a series on its first measurement. A `rate()`
+//! panel over a counter that has never moved shows nothing, and an alert on
+//! it cannot fire from a clean start, so each counter is added 0 here for
+//! its label values. Values owned by another module (rate limits, auth
+//! failure reasons, store operations, upload outcomes) are declared by that
+//! module when it is built, through the `declare_*` methods.
+
+use opentelemetry::KeyValue;
+
+use super::Metrics;
+use crate::{
+    domain::EventTypeCatalog,
+    stream::{CloseReason, StreamFormat},
+};
+
+impl Metrics {
+    pub(super) fn start_at_zero(&self) {
+        let inner = &self.inner;
+        for format in StreamFormat::ALL {
+            inner
+                .connections_opened
+                .add(0, &[KeyValue::new("format", format.as_str())]);
+        }
+        for reason in CloseReason::ALL {
+            inner
+                .connections_closed
+                .add(0, &[KeyValue::new("reason", reason.as_str())]);
+        }
+        for event_type in EventTypeCatalog::BUILT_IN {
+            let attributes = [KeyValue::new("event_type", event_type)];
+            inner.events_published.add(0, &attributes);
+            inner.events_delivered.add(0, &attributes);
+            inner.events_dropped.add(0, &attributes);
+        }
+        for outcome in ["accepted", "retry"] {
+            inner
+                .task_deltas
+                .add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        for outcome in ["ok", "error"] {
+            inner
+                .jwks_refreshes
+                .add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        for counter in [
+            &inner.cleanup_runs,
+            &inner.cleanup_errors,
+            &inner.cleanup_cleaned,
+            &inner.cleanup_failed,
+            &inner.replay_events,
+            &inner.registry_resets,
+            &inner.redis_reconnects,
+        ] {
+            counter.add(0, &[]);
+        }
+        inner.uploads_open.add(0, &[]);
+    }
+
+    /// `sse_rate_limited_total` at 0 for each limit.
+    pub fn declare_rate_limits(&self, limits: &[&'static str]) {
+        for limit in limits {
+            self.inner
+                .rate_limited
+                .add(0, &[KeyValue::new("limit", *limit)]);
+        }
+    }
+
+    /// `sse_auth_failures_total` at 0 for each reason.
+    pub fn declare_auth_failure_reasons(&self, reasons: &[&'static str]) {
+        for reason in reasons {
+            self.inner
+                .auth_failures
+                .add(0, &[KeyValue::new("reason", *reason)]);
+        }
+    }
+
+    /// `sse_store_errors_total` at 0 for each operation and kind.
+    pub fn declare_store_errors(&self, operations: &[&'static str], kinds: &[&'static str]) {
+        for operation in operations {
+            for kind in kinds {
+                self.inner.store_errors.add(
+                    0,
+                    &[
+                        KeyValue::new("operation", *operation),
+                        KeyValue::new("kind", *kind),
+                    ],
+                );
+            }
+        }
+    }
+
+    /// `sse_task_uploads_total` at 0 for each format and outcome.
+    pub fn declare_upload_outcomes(&self, formats: &[&'static str], outcomes: &[&'static str]) {
+        for format in formats {
+            for outcome in outcomes {
+                self.inner.uploads.add(
+                    0,
+                    &[
+                        KeyValue::new("format", *format),
+                        KeyValue::new("outcome", *outcome),
+                    ],
+                );
+            }
+        }
+    }
+}
