@@ -55,7 +55,8 @@ impl TaskService {
         text_coalesce: Duration,
     ) -> Self {
         metrics.declare_upload_outcomes(
-            &super::generation_input::UploadFormat::ALL.map(super::generation_input::UploadFormat::label),
+            &super::generation_input::UploadFormat::ALL
+                .map(super::generation_input::UploadFormat::label),
             &super::uploads::OUTCOMES,
         );
         Self {

@@ -203,9 +203,19 @@ async fn streams_idle_past_the_stale_threshold_degrade_health_until_they_close()
     );
 
     // Act: nothing but time, past the threshold.
-    let monitoring = wait_for_monitoring(&app, SHORT, "a stale_connection_accumulation warning", |m| {
-        finding(&m["health_indicators"], "warnings", "stale_connection_accumulation").is_some()
-    })
+    let monitoring = wait_for_monitoring(
+        &app,
+        SHORT,
+        "a stale_connection_accumulation warning",
+        |m| {
+            finding(
+                &m["health_indicators"],
+                "warnings",
+                "stale_connection_accumulation",
+            )
+            .is_some()
+        },
+    )
     .await;
 
     // Assert: a medium warning, degraded, /health 200 "degraded".
@@ -480,7 +490,8 @@ async fn a_count_in_redis_far_from_the_local_one_is_an_alert_until_the_broker_re
 
     // Assert 2: the broker rewrites its true count and the alert clears.
     wait_for_monitoring(&app, SHORT, "the mismatch to clear by itself", |m| {
-        m["connection_stats"]["redis_connection_counters"] == 1 && is_healthy(&m["health_indicators"])
+        m["connection_stats"]["redis_connection_counters"] == 1
+            && is_healthy(&m["health_indicators"])
     })
     .await;
     wait_for_health(&app, "200 healthy again", |status, body| {
@@ -551,7 +562,8 @@ async fn a_hundred_streams_opened_at_once_never_make_health_answer_503() {
     assert_eq!(streams.len(), 100);
     assert_never_503("100 streams opened at once", &samples);
     wait_for_monitoring(&app, SHORT, "100 streams recorded in Redis, healthy", |m| {
-        m["connection_stats"]["redis_connection_counters"] == 100 && is_healthy(&m["health_indicators"])
+        m["connection_stats"]["redis_connection_counters"] == 100
+            && is_healthy(&m["health_indicators"])
     })
     .await;
 }
@@ -563,7 +575,8 @@ async fn a_redis_restart_degrades_health_but_never_makes_it_503() {
     let app = clustered(&redis, "restart-a").await;
     let _streams = open_streams(&app, 20).await;
     wait_for_monitoring(&app, LONG, "20 streams recorded in Redis, healthy", |m| {
-        m["connection_stats"]["redis_connection_counters"] == 20 && is_healthy(&m["health_indicators"])
+        m["connection_stats"]["redis_connection_counters"] == 20
+            && is_healthy(&m["health_indicators"])
     })
     .await;
 

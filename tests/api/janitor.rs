@@ -142,7 +142,10 @@ async fn the_janitor_runs_by_itself_every_cleanup_interval() {
 
     // Assert
     let cleanup = &monitoring["cleanup_stats"];
-    assert!(cleanup["total_cleanups"].as_u64().unwrap() >= 1, "{cleanup}");
+    assert!(
+        cleanup["total_cleanups"].as_u64().unwrap() >= 1,
+        "{cleanup}"
+    );
     assert_eq!(cleanup["failed_connections"], 0, "{cleanup}");
     for stream in &mut streams {
         stream.read_to_end(SHORT).await;

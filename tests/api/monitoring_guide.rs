@@ -47,7 +47,10 @@ const GUIDE_FIELDS: [(&str, Shape); 31] = [
     ("timestamp", Shape::Text),
     ("service_name", Shape::Text),
     ("connection_stats.active_connections", Shape::Count),
-    ("connection_stats.redis_connection_counters", Shape::NumberOrNull),
+    (
+        "connection_stats.redis_connection_counters",
+        Shape::NumberOrNull,
+    ),
     ("connection_stats.cleanup_task_running", Shape::Flag),
     ("cleanup_stats.total_cleanups", Shape::Count),
     ("cleanup_stats.total_connections_cleaned", Shape::Count),
@@ -137,7 +140,10 @@ async fn the_monitoring_document_has_every_field_of_the_guide_under_its_name_and
         "no Redis, no Redis counter"
     );
     let performance = &document["performance_metrics"];
-    assert_eq!(performance["cleanup_efficiency_rate"], 100.0, "{performance}");
+    assert_eq!(
+        performance["cleanup_efficiency_rate"], 100.0,
+        "{performance}"
+    );
     assert_eq!(
         performance["avg_cleanup_duration_ms"], cleanup["last_cleanup_duration_ms"],
         "one run: its duration is the mean"
@@ -209,14 +215,17 @@ fn is_completed_line(message: &str, cleaned: usize, total_before: usize) -> bool
         ("long_lived_connections", "0"),
     ];
     pairs.len() == expected.len()
-        && pairs.iter().zip(expected).all(|((key, value), (name, want))| {
-            *key == name
-                && if name == "duration_ms" {
-                    decimal(value, 2)
-                } else {
-                    *value == want
-                }
-        })
+        && pairs
+            .iter()
+            .zip(expected)
+            .all(|((key, value), (name, want))| {
+                *key == name
+                    && if name == "duration_ms" {
+                        decimal(value, 2)
+                    } else {
+                        *value == want
+                    }
+            })
 }
 
 /// `Periodic cleanup cycle: cleaned=3 connections, cycle_duration_ms=8.30,
@@ -233,10 +242,7 @@ fn is_periodic_line(message: &str) -> bool {
         "total_cleanups",
         "total_cleaned",
         "error_rate",
-    ] && pairs[0]
-        .1
-        .strip_suffix(" connections")
-        .is_some_and(count)
+    ] && pairs[0].1.strip_suffix(" connections").is_some_and(count)
         && decimal(pairs[1].1, 2)
         && count(pairs[2].1)
         && count(pairs[3].1)

@@ -212,10 +212,7 @@ impl MonitoringDocument {
                 closed_by_reason: r.closed_by_reason.clone(),
                 connections_closed_slow: r.connections_closed_slow,
                 cleanup_task_running: c.cleanup_task_running,
-                redis_connection_counters: snapshot
-                    .bridge
-                    .as_ref()
-                    .and_then(|b| b.own_redis_count),
+                redis_connection_counters: snapshot.bridge.as_ref().and_then(|b| b.own_redis_count),
                 redis_connections_written: snapshot
                     .bridge
                     .as_ref()
