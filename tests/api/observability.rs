@@ -300,7 +300,11 @@ async fn monitoring_reports_connections_cleanup_health_and_configuration() {
     let health = &monitoring["health_indicators"];
     assert_eq!(health["overall_health"], "healthy", "{health}");
     assert!(health["alerts"].is_array() && health["warnings"].is_array());
-    for field in ["total_cleanups", "total_connections_cleaned", "failed_connections"] {
+    for field in [
+        "total_cleanups",
+        "total_connections_cleaned",
+        "failed_connections",
+    ] {
         assert!(
             monitoring["cleanup_stats"][field].is_u64(),
             "{field}: {monitoring}"

@@ -206,8 +206,7 @@ async fn workload(app: &TestApp) -> Vec<EventStream> {
     let mut streams = vec![reader];
     for _ in 0..STALE_STREAMS {
         streams.push(
-            EventStream::connected(app.stream_response("/sse/events", &[]).await, "a viewer")
-                .await,
+            EventStream::connected(app.stream_response("/sse/events", &[]).await, "a viewer").await,
         );
     }
     streams
