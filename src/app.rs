@@ -177,6 +177,16 @@ impl Application {
         let listener =
             bind_listener(settings.bind).with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let tls = match settings.tls.files() {
+            Some((cert, key)) => {
+                let tls = http::tls::Tls::load(cert, key, metrics.clone())
+                    .context("loading the TLS certificate")?;
+                tls.watch_for_renewals();
+                Some(tls)
+            }
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let server = http::server::serve(
             state,
             ServerSettings {
@@ -186,12 +196,14 @@ impl Application {
                     read_timeout: settings.body_read_timeout,
                 },
                 cors_origins: settings.cors_origins.clone(),
+                tls,
             },
             listener,
         )?;
         tracing::info!(
             address = %settings.bind,
             port,
+            scheme,
             instance_id = %settings.instance_id,
             store = store.backend(),
             "sse-broker listening"

@@ -6,7 +6,8 @@
 //! the key `check-config` and `/sse/monitoring` show it under and, for a
 //! secret, the serializer that masks it. Its key in the TOML file is the
 //! long flag with `_`. Groups with rules of their own are flattened in from
-//! their own files: [`AuthSettings`], [`LimitSettings`], [`HealthThresholds`].
+//! their own files: [`AuthSettings`], [`LimitSettings`], [`HealthThresholds`],
+//! [`TlsSettings`].
 //!
 //! [`parse_layered`] resolves flag > env > file > default once, through
 //! clap, so a value from any source goes through the same parser (see
@@ -22,6 +23,7 @@ mod health;
 mod limits;
 mod load;
 mod masked;
+mod tls;
 mod validate;
 mod values;
 
@@ -36,6 +38,7 @@ pub use health::HealthThresholds;
 pub use limits::{LimitSettings, RateLimit};
 pub use load::{ConfigError, Environment, process_environment};
 pub use masked::masked_url;
+pub use tls::TlsSettings;
 pub use validate::Findings;
 pub use values::{CorsOrigins, DatabaseUrl, LogFormat};
 
@@ -95,6 +98,10 @@ pub struct Settings {
 
     #[command(flatten)]
     pub health: HealthThresholds,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsSettings,
 
     /// Heartbeat event period, in seconds.
     // Below any common proxy idle timeout (nginx: 60 s).

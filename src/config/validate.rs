@@ -144,6 +144,12 @@ impl Settings {
         if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
             errors.push("health cleanup error rates must be between 0 and 1".into());
         }
+        errors.extend(self.tls.errors());
+        for path in [&self.tls.cert, &self.tls.key].into_iter().flatten() {
+            if !path.is_file() {
+                errors.push(format!("{} is not a readable file", path.display()));
+            }
+        }
         errors
     }
 

@@ -14,6 +14,7 @@ mod publish;
 pub mod server;
 pub mod streams;
 mod tasks;
+pub mod tls;
 mod ui_streams;
 
 use utoipa_actix_web::service_config::ServiceConfig;

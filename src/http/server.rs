@@ -1,5 +1,6 @@
 //! The HTTP server: the app behind actix-http's HTTP/1 service, with a
-//! [`HeadGuard`] on every connection.
+//! [`HeadGuard`] on every connection; with TLS, behind its HTTP/1 and
+//! HTTP/2 service, the protocol chosen by ALPN (see [`super::tls`]).
 //!
 //! `actix_web::HttpServer` hands the raw `TcpStream` to actix-http, leaving
 //! no place to check a request head before actix-http answers it (with an
@@ -11,7 +12,7 @@
 use std::{net::TcpListener, time::Duration};
 
 use actix_cors::Cors;
-use actix_http::{HttpService, KeepAlive, error::DispatchError};
+use actix_http::{HttpServiceBuilder, KeepAlive, error::DispatchError};
 use actix_server::Server;
 use actix_service::{ServiceFactoryExt as _, fn_service, map_config};
 use actix_web::{App, dev::AppConfig, http::Method, middleware::from_fn, web};
@@ -24,6 +25,7 @@ use super::{
     fallback::{self, RouteTable},
     head_guard::{HeadGuard, RefusalMarker},
     openapi::{ApiDoc, OpenApiJson},
+    tls::{Tls, TlsConnection},
 };
 use crate::{
     config::CorsOrigins, state::AppState, stream::StreamSocket, telemetry::BrokerRootSpan,
@@ -41,6 +43,8 @@ pub struct ServerSettings {
     pub workers: usize,
     pub body_limit: extract::BodyLimit,
     pub cors_origins: CorsOrigins,
+    /// HTTPS (HTTP/2 and HTTP/1.1) instead of plain HTTP/1.1.
+    pub tls: Option<Tls>,
 }
 
 /// Starts serving `state`'s app on `listener`.
@@ -53,29 +57,14 @@ pub fn serve(
     let marker = RefusalMarker::generate();
     let builder = Server::build();
     let draining = builder.graceful_shutdown_signal();
-    let workers = settings.workers;
-    let server = builder
-        .workers(workers)
+    let builder = builder
+        .workers(settings.workers)
         .disable_signals()
         // Streams end by themselves during the drain; this bounds a stuck one.
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .listen("sse-broker", listener, move || {
-            let draining = draining.clone();
-            let http = HttpService::build()
-                .graceful_shutdown_signal(move || {
-                    let draining = draining.clone();
-                    async move { draining.notified().await }
-                })
-                .keep_alive(KeepAlive::default())
-                // The guard times the first head itself, so its 408 is JSON.
-                .client_request_timeout(Duration::ZERO)
-                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
-                // An EventSource client never half-closes: a read EOF means
-                // it left, so drop the stream now instead of at the next
-                // write (a heartbeat away), which frees its slot under
-                // `--max-connections` at once.
-                .h1_allow_half_closed(false)
-                .local_addr(address)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+    let server = match settings.tls.clone() {
+        None => builder.listen("sse-broker", listener, move || {
+            let http = http_service(draining.clone(), address)
                 // Streams keep their socket's descriptor, to release it when
                 // the broker closes a stream whose client stopped reading.
                 .on_connect_ext(|guard: &HeadGuard<actix_rt::net::TcpStream>, data| {
@@ -83,10 +72,8 @@ pub fn serve(
                 })
                 .h1(map_config(
                     app(state.clone(), settings.clone(), marker.clone()),
-                    |_| {
-                        // Only read for a request without a Host header (HTTP/1.0).
-                        AppConfig::default()
-                    },
+                    // Only read for a request without a Host header (HTTP/1.0).
+                    |_| AppConfig::default(),
                 ));
             let marker = marker.clone();
             fn_service(move |stream: actix_rt::net::TcpStream| {
@@ -97,9 +84,56 @@ pub fn serve(
                 }
             })
             .and_then(http)
-        })?
-        .run();
-    Ok(server)
+        })?,
+        Some(tls) => builder.listen("sse-broker-tls", listener, move || {
+            // A TLS socket is never reset from outside (see StreamSocket):
+            // over HTTP/2 it carries other streams too.
+            let http = http_service(draining.clone(), address).finish(map_config(
+                app(state.clone(), settings.clone(), marker.clone()),
+                |_| AppConfig::default(),
+            ));
+            let marker = marker.clone();
+            let tls = tls.clone();
+            fn_service(move |stream: actix_rt::net::TcpStream| {
+                let (marker, tls) = (marker.clone(), tls.clone());
+                async move {
+                    let peer = stream.peer_addr().ok();
+                    let (connection, protocol): (TlsConnection, _) =
+                        tls.accept(stream, marker).await?;
+                    Ok::<_, DispatchError>((connection, protocol, peer))
+                }
+            })
+            .and_then(http)
+        })?,
+    };
+    Ok(server.run())
+}
+
+/// The HTTP settings, the same over plain TCP and TLS.
+fn http_service<T, S>(
+    draining: actix_server::GracefulShutdownSignal,
+    address: std::net::SocketAddr,
+) -> HttpServiceBuilder<T, S>
+where
+    S: actix_service::ServiceFactory<actix_http::Request, Config = ()>,
+    S::Error: Into<actix_http::Response<actix_http::body::BoxBody>> + 'static,
+    S::InitError: std::fmt::Debug,
+    <S::Service as actix_service::Service<actix_http::Request>>::Future: 'static,
+{
+    HttpServiceBuilder::default()
+        .graceful_shutdown_signal(move || {
+            let draining = draining.clone();
+            async move { draining.notified().await }
+        })
+        .keep_alive(KeepAlive::default())
+        // The guard times the first head itself, so its 408 is JSON.
+        .client_request_timeout(Duration::ZERO)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        // An EventSource client never half-closes: a read EOF means it left,
+        // so drop the stream now instead of at the next write (a heartbeat
+        // away), which frees its slot under `--max-connections` at once.
+        .h1_allow_half_closed(false)
+        .local_addr(address)
 }
 
 /// One worker's app: the route table, shared data and middleware.

@@ -30,4 +30,5 @@ mod slow_clients;
 mod store_timeouts;
 mod streams;
 mod tasks;
+mod tls;
 mod ui_message_stream;

@@ -52,6 +52,9 @@ impl Default for Sampled {
     }
 }
 
+/// Which of [`Sampled`]'s age counts a gauge reads.
+type AgeField = fn(&Sampled) -> &AtomicI64;
+
 impl Metrics {
     pub(super) fn register_gauges(meter: &Meter, sampled: Arc<Sampled>, instance: KeyValue) {
         let source = sampled.clone();
@@ -63,7 +66,7 @@ impl Metrics {
                 observer.observe(source.active_connections.load(Ordering::Relaxed), &labels)
             })
             .build();
-        let by_age: [(&'static str, &'static str, fn(&Sampled) -> &AtomicI64); 3] = [
+        let by_age: [(&str, &str, AgeField); 3] = [
             (
                 "sse.stale_connections",
                 "Streams with no successful write for the stale threshold (sampled once a second)",

@@ -74,6 +74,8 @@ struct Inner {
     text_event_deltas: Histogram<f64>,
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
+    tls_reloads: Counter<u64>,
+    tls_handshake_failures: Counter<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -222,6 +224,14 @@ impl Metrics {
                 rate_limited: counter("sse.rate_limited", "Requests refused with 429, by limit"),
                 auth_failures: counter("sse.auth.failures", "Requests refused with 401, by reason"),
                 jwks_refreshes: counter("sse.jwks.refreshes", "JWKS fetches, by outcome"),
+                tls_reloads: counter(
+                    "sse.tls.reloads",
+                    "Certificate reloads (a file changed, or SIGHUP), by outcome",
+                ),
+                tls_handshake_failures: counter(
+                    "sse.tls.handshake_failures",
+                    "TLS handshakes that failed or timed out, by reason",
+                ),
                 redis_reconnects: counter(
                     "sse.redis_bridge.reconnects",
                     "Times the Redis link was lost and established again",

@@ -148,6 +148,20 @@ impl Metrics {
         }
     }
 
+    pub fn record_tls_reload(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.inner
+            .tls_reloads
+            .add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// `reason`: `error` (refused, or not TLS at all) or `timeout`.
+    pub fn record_tls_handshake_failure(&self, reason: &'static str) {
+        self.inner
+            .tls_handshake_failures
+            .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
     pub fn replay_events(&self) -> ReplayCounter<'_> {
         ReplayCounter(&self.inner.replay_events)
     }

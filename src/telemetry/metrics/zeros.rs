@@ -58,6 +58,20 @@ impl Metrics {
         inner.uploads_open.add(0, &[]);
     }
 
+    /// The TLS counters at 0, on a broker that serves HTTPS.
+    pub fn declare_tls(&self) {
+        for outcome in ["ok", "error"] {
+            self.inner
+                .tls_reloads
+                .add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        for reason in ["error", "timeout"] {
+            self.inner
+                .tls_handshake_failures
+                .add(0, &[KeyValue::new("reason", reason)]);
+        }
+    }
+
     /// `sse_rate_limited_total` at 0 for each limit.
     pub fn declare_rate_limits(&self, limits: &[&'static str]) {
         for limit in limits {

@@ -1,0 +1,183 @@
+//! The certificate the broker serves, swapped in place when its files
+//! change or on SIGHUP, so a renewal (certbot, cert-manager, a rotated
+//! secret) needs no restart and drops no stream.
+//!
+//! rustls asks [`Certificates`] for the certificate at every handshake, so
+//! a reload takes effect for the next connection; connections already open
+//! keep the session they negotiated. A file read half-written during a
+//! renewal fails to load: the certificate in use stays, and the next check
+//! (a second later) tries again.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::{Arc, PoisonError, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+
+use crate::telemetry::Metrics;
+
+/// How often the files' modification times are compared.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a certificate and key could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{0} holds no PEM certificate")]
+    NoCertificate(PathBuf),
+    #[error("no TLS protocol version is available: {0}")]
+    Protocols(rustls::Error),
+    #[error("the key in {key} does not fit the certificate in {cert}: {source}")]
+    Unusable {
+        cert: PathBuf,
+        key: PathBuf,
+        source: rustls::Error,
+    },
+}
+
+/// The certificate and key files, and what was loaded from them.
+#[derive(Debug)]
+pub struct Certificates {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Certificates {
+    /// Loads both files now: a broker with a broken certificate does not
+    /// start.
+    pub fn load(
+        cert: PathBuf,
+        key: PathBuf,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, CertificateError> {
+        let current = read(&cert, &key, &provider)?;
+        Ok(Self {
+            cert,
+            key,
+            provider,
+            current: RwLock::new(Arc::new(current)),
+        })
+    }
+
+    /// Reads the files again and serves what they hold from the next
+    /// handshake on; on failure keeps serving the current certificate.
+    pub fn reload(&self, why: &'static str, metrics: &Metrics) -> Result<(), CertificateError> {
+        match read(&self.cert, &self.key, &self.provider) {
+            Ok(loaded) => {
+                let chain = loaded.cert.len();
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
+                metrics.record_tls_reload(true);
+                tracing::info!(
+                    cert = %self.cert.display(),
+                    chain_certificates = chain,
+                    trigger = why,
+                    "TLS certificate reloaded"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                metrics.record_tls_reload(false);
+                tracing::warn!(
+                    error.message = %error,
+                    trigger = why,
+                    "TLS certificate reload failed; serving the previous certificate"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// Reloads whenever either file's modification time or size changes,
+    /// and on every SIGHUP. Runs until the broker stops.
+    pub async fn watch(self: Arc<Self>, metrics: Metrics) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(error.message = %error, "SIGHUP will not reload the certificate");
+                None
+            }
+        };
+        let mut seen = self.stamps();
+        let mut ticks = tokio::time::interval(CHECK_INTERVAL);
+        loop {
+            let why = tokio::select! {
+                _ = ticks.tick() => "file change",
+                Some(()) = async {
+                    match hangup.as_mut() {
+                        Some(signal) => signal.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => "SIGHUP",
+            };
+            let now = self.stamps();
+            if why == "SIGHUP" || now != seen {
+                // A failed load is retried at the next tick: `seen` moves
+                // only past a certificate that loaded.
+                if self.reload(why, &metrics).is_ok() {
+                    seen = now;
+                }
+            }
+        }
+    }
+
+    fn stamps(&self) -> [Option<(SystemTime, u64)>; 2] {
+        [&self.cert, &self.key].map(|path| {
+            let metadata = fs::metadata(path).ok()?;
+            Some((metadata.modified().ok()?, metadata.len()))
+        })
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+fn read(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, CertificateError> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| CertificateError::Read {
+            path: cert.to_owned(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(CertificateError::NoCertificate(cert.to_owned()));
+    }
+    let private_key =
+        PrivateKeyDer::from_pem_file(key).map_err(|source| CertificateError::Read {
+            path: key.to_owned(),
+            source,
+        })?;
+    CertifiedKey::from_der(chain, private_key, provider).map_err(|source| {
+        CertificateError::Unusable {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        }
+    })
+}

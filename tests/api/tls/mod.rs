@@ -1,0 +1,202 @@
+//! HTTPS in the broker (`--tls-cert`, `--tls-key`): HTTP/2 and HTTP/1.1 by
+//! ALPN over real TLS, streams alike over both, and a renewed certificate
+//! served without a restart (on a file change, and on SIGHUP). The browser
+//! side (twelve streams in one page) is in `browser/many_streams.rs`.
+
+mod renewal;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::helpers::{EventStream, LONG, SHORT, TestApp, spawn_app_with};
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`.
+pub struct TestCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The certificate itself, to tell which one a server presented.
+    pub der: Vec<u8>,
+}
+
+impl TestCertificate {
+    pub fn generate() -> Self {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .expect("a self-signed certificate");
+        Self {
+            cert_pem: cert.pem(),
+            key_pem: signing_key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
+    /// Writes `cert.pem` and `key.pem` into `dir`; answers their paths.
+    pub fn write_to(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert_pem).expect("the certificate written");
+        std::fs::write(&key, &self.key_pem).expect("the key written");
+        (cert, key)
+    }
+}
+
+/// A broker serving HTTPS with a fresh self-signed certificate.
+pub async fn spawn_tls_app() -> (TestApp, TestCertificate, tempfile::TempDir) {
+    let certificate = TestCertificate::generate();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (cert, key) = certificate.write_to(dir.path());
+    let app = spawn_app_with(|s| {
+        s.tls.cert = Some(cert);
+        s.tls.key = Some(key);
+    })
+    .await;
+    (app, certificate, dir)
+}
+
+/// A client that trusts any certificate (ours are self-signed), reports
+/// the one it saw, and speaks HTTP/2 when ALPN agrees, or only HTTP/1.1.
+pub fn tls_client(http1_only: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .pool_max_idle_per_host(0);
+    if http1_only {
+        builder = builder.http1_only();
+    }
+    builder.build().expect("a TLS client")
+}
+
+/// The certificate the server presented for `response`.
+pub fn presented(response: &reqwest::Response) -> Vec<u8> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("the server presented a certificate")
+        .to_vec()
+}
+
+pub fn https(app: &TestApp, path: &str) -> String {
+    format!("https://127.0.0.1:{}{path}", app.port)
+}
+
+/// Open streams, as `/sse/stats` over HTTPS says.
+pub async fn active_connections(app: &TestApp) -> u64 {
+    let stats: serde_json::Value = tls_client(false)
+        .get(https(app, "/sse/stats"))
+        .send()
+        .await
+        .expect("stats over HTTPS")
+        .json()
+        .await
+        .expect("JSON");
+    stats["active_connections"].as_u64().expect("a count")
+}
+
+#[actix_web::test]
+async fn https_speaks_http2_and_http11_by_alpn_and_streams_work_over_both() {
+    // Arrange
+    let (app, certificate, _dir) = spawn_tls_app().await;
+
+    for (http1_only, version) in [
+        (false, reqwest::Version::HTTP_2),
+        (true, reqwest::Version::HTTP_11),
+    ] {
+        let client = tls_client(http1_only);
+
+        // Act
+        let health = client
+            .get(https(&app, "/health"))
+            .send()
+            .await
+            .expect("an HTTPS answer");
+        let stream = client
+            .get(https(&app, "/sse/events"))
+            .send()
+            .await
+            .expect("a stream over HTTPS");
+        let stream_version = stream.version();
+        let mut stream = EventStream::connected(stream, "an HTTPS viewer").await;
+        let published = client
+            .post(https(&app, "/sse/publish"))
+            .json(&json!({"event_type": "commit", "data": {"over": format!("{version:?}")}}))
+            .send()
+            .await
+            .expect("a publish over HTTPS");
+
+        // Assert
+        assert_eq!(health.version(), version);
+        assert_eq!(health.status().as_u16(), 200);
+        assert_eq!(presented(&health), certificate.der, "our certificate");
+        assert_eq!(stream_version, version);
+        assert_eq!(published.status().as_u16(), 202);
+        let event = stream.next_message(SHORT).await.expect("the event arrives");
+        assert!(event.is("commit"), "{event:?}");
+        assert_eq!(event.json()["over"], format!("{version:?}"));
+    }
+}
+
+#[actix_web::test]
+async fn many_streams_share_one_http2_connection() {
+    // Arrange
+    let (app, _certificate, _dir) = spawn_tls_app().await;
+    let client = tls_client(false);
+
+    // Act: twelve streams through one client; HTTP/2 multiplexes them.
+    let mut streams = Vec::new();
+    for _ in 0..12 {
+        let response = client
+            .get(https(&app, "/sse/events"))
+            .send()
+            .await
+            .expect("a stream");
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        streams.push(EventStream::connected(response, "a viewer").await);
+    }
+    let published = client
+        .post(https(&app, "/sse/publish"))
+        .json(&json!({"event_type": "commit"}))
+        .send()
+        .await
+        .expect("a publish");
+    assert_eq!(published.status().as_u16(), 202);
+
+    // Assert
+    for stream in &mut streams {
+        let event = stream.next_message(SHORT).await.expect("every stream");
+        assert!(event.is("commit"));
+    }
+    assert_eq!(active_connections(&app).await, 12);
+    drop(streams);
+    crate::helpers::eventually(LONG, "the streams to close", || {
+        let app = &app;
+        async move { (active_connections(app).await == 0).then_some(()) }
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn plain_http_to_the_tls_port_gets_no_answer_and_the_broker_stays_up() {
+    // Arrange
+    let (app, _certificate, _dir) = spawn_tls_app().await;
+
+    // Act
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(SHORT)
+        .build()
+        .expect("a client")
+        .get(format!("http://127.0.0.1:{}/health", app.port))
+        .send()
+        .await;
+
+    // Assert
+    assert!(plain.is_err(), "plain HTTP is not served: {plain:?}");
+    let health = tls_client(false)
+        .get(https(&app, "/health"))
+        .send()
+        .await
+        .expect("HTTPS still answers");
+    assert_eq!(health.status().as_u16(), 200);
+}
