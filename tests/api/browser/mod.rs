@@ -9,11 +9,16 @@
 //! - `task_end`: a task cancelled mid-generation shows as cancelled, and
 //!   neither its stream nor a general stream in the same page reconnects
 //!   (the broker's `event: error` is not a network error).
+//! - `many_streams`: one page opens twelve `EventSource` streams; over
+//!   HTTPS (HTTP/2) every one is open and receives events, over plain
+//!   HTTP/1.1 the browser holds the seventh and later back (its cap of six
+//!   connections per origin).
 //! - `react_demo`: the page runs on `/react.js` and the React the broker
 //!   serves; a generation produced step by step shows its progress, stage,
 //!   text and status to completion, and again whole after a reload.
 
 mod dropped_stream;
+mod many_streams;
 mod react_demo;
 mod task_end;
 
@@ -47,6 +52,11 @@ pub(super) struct Browser {
 
 impl Browser {
     pub(super) async fn launch() -> Self {
+        Self::launch_with(&[]).await
+    }
+
+    /// [`Self::launch`] with extra Chromium flags.
+    pub(super) async fn launch_with(extra_args: &[&str]) -> Self {
         assert!(
             std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists(),
             "the browser test needs Debian's chromium and chromium-driver (bash .ci/test.sh installs them)"
@@ -80,7 +90,7 @@ impl Browser {
         }
         let profile = tempfile::tempdir().expect("a profile directory");
         // The flags keep Chromium off the (closed) network and quiet in CI.
-        let args = [
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -93,6 +103,7 @@ impl Browser {
             "--window-size=1000,900".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
