@@ -79,6 +79,8 @@ fn the_effective_configuration_keeps_its_keys() {
         "text_coalesce_ms",
         "instance_id",
         "log_format",
+        "tls_cert",
+        "tls_key",
     ];
     let mut sorted = keys.clone();
     sorted.sort_unstable();
