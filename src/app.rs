@@ -184,7 +184,10 @@ impl Application {
                 tls.watch_for_renewals();
                 Some(tls)
             }
-            None => None,
+            None => {
+                actix_rt::spawn(http::tls::ignore_hangups());
+                None
+            }
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let server = http::server::serve(

@@ -109,6 +109,19 @@ impl Tls {
     }
 }
 
+/// Without TLS there is nothing to reload, but SIGHUP must not stop the
+/// broker (its default action): a unit's `ExecReload` may send it to any
+/// instance.
+pub async fn ignore_hangups() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP received: nothing to reload (no --tls-cert)");
+    }
+}
+
 /// One accepted TLS connection, as the HTTP service reads it.
 pub enum TlsConnection {
     Http1(HeadGuard<TlsStream<TcpStream>>),

@@ -157,3 +157,34 @@ async fn sighup_reloads_a_certificate_the_file_check_cannot_see() {
         "{logs}"
     );
 }
+
+#[actix_web::test]
+async fn a_broker_without_tls_takes_sighup_in_its_stride() {
+    // Arrange: a unit's `ExecReload` may send SIGHUP to any instance.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut broker = BrokerProcess::spawn(&dir.path().join("events.db"), dir.path().join("log"));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    broker.wait_until_ready(&client).await;
+
+    // Act
+    broker.signal("HUP");
+
+    // Assert
+    eventually(SHORT, "the SIGHUP log line", || {
+        let logs = broker.logs();
+        async move {
+            logs.contains("SIGHUP received: nothing to reload")
+                .then_some(())
+        }
+    })
+    .await;
+    let health = client
+        .get(format!("{}/health", broker.address))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(health.status().as_u16(), 200);
+}
