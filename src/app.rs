@@ -25,7 +25,7 @@ use crate::{
         registry::{Registry, WatchTaskEnds},
         task_reaper::TaskReaper,
     },
-    auth::{Authenticator, JwtVerifier},
+    auth::{Authenticator, JwtVerifier, Tickets},
     config::Settings,
     domain::EventTypeCatalog,
     http::{self, extract::BodyLimit, server::ServerSettings},
@@ -166,12 +166,17 @@ impl Application {
             settings.clone(),
             metrics.clone(),
         );
+        let tickets = match &settings.redis_url {
+            Some(url) => Tickets::in_redis(settings.auth.ticket_ttl, url, &settings.cluster_name)
+                .context("the Redis URL for stream tickets")?,
+            None => Tickets::local(settings.auth.ticket_ttl),
+        };
         let state = AppState {
             events,
             streams,
             tasks,
             operations,
-            auth: Authenticator::new(verifier, metrics.clone()),
+            auth: Authenticator::new(verifier, tickets, metrics.clone()),
             limits,
         };
         let listener =

@@ -1,20 +1,41 @@
 //! `Authenticator`: a request's token to its [`Principal`], with every
 //! refusal counted by reason.
 
-use super::{AuthError, JwtVerifier, Principal};
+use super::{AuthError, IssuedTicket, JwtVerifier, Principal, Tickets};
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct Authenticator {
     /// `None` while authentication is off.
     verifier: Option<JwtVerifier>,
+    tickets: Tickets,
     metrics: Metrics,
 }
 
 impl Authenticator {
-    pub fn new(verifier: Option<JwtVerifier>, metrics: Metrics) -> Self {
+    pub fn new(verifier: Option<JwtVerifier>, tickets: Tickets, metrics: Metrics) -> Self {
         metrics.declare_auth_failure_reasons(&super::AuthError::LABELS);
-        Self { verifier, metrics }
+        Self {
+            verifier,
+            tickets,
+            metrics,
+        }
+    }
+
+    /// A stream ticket standing for `principal` (already authenticated).
+    pub async fn issue_ticket(&self, principal: &Principal) -> Result<IssuedTicket, AuthError> {
+        let issued = self.tickets.issue(principal).await;
+        self.metrics.record_ticket_issued(issued.is_ok());
+        issued
+    }
+
+    /// The caller a `?ticket=` names, once. With authentication off too:
+    /// an app that fetches tickets works the same in development.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal, AuthError> {
+        self.tickets.redeem(ticket).await.inspect_err(|error| {
+            self.metrics.record_auth_failure(error.as_str());
+            tracing::debug!(reason = error.as_str(), "ticket refused");
+        })
     }
 
     /// The caller of a request that carried `token` (or failed to carry

@@ -11,6 +11,7 @@
 mod authenticator;
 mod jwks;
 mod mint;
+mod tickets;
 mod verifier;
 
 use std::{
@@ -21,6 +22,7 @@ use std::{
 pub use authenticator::Authenticator;
 pub use jwks::JwksKeys;
 pub use mint::{MintError, TokenRequest, mint};
+pub use tickets::{IssuedTicket, Tickets};
 pub use verifier::{JwtVerifier, KeyError};
 
 use serde::{Deserialize, Serialize};
@@ -158,11 +160,16 @@ pub enum AuthError {
     /// No key set fetched yet: the caller may be fine, the broker cannot tell.
     #[error("the signing keys are not available yet; retry shortly")]
     KeysUnavailable,
+    /// Never says which: a guessed ticket learns nothing.
+    #[error("the ticket is unknown, used or expired")]
+    BadTicket,
+    #[error("stream tickets are not available right now; retry shortly")]
+    TicketsUnavailable,
 }
 
 impl AuthError {
     /// Every [`as_str`](Self::as_str) label, for the metrics to start at 0.
-    pub const LABELS: [&'static str; 11] = [
+    pub const LABELS: [&'static str; 13] = [
         "missing",
         "malformed",
         "expired",
@@ -174,6 +181,8 @@ impl AuthError {
         "unknown_key",
         "unsupported_crit",
         "keys_unavailable",
+        "bad_ticket",
+        "tickets_unavailable",
     ];
 
     /// Stable label for metrics.
@@ -190,6 +199,8 @@ impl AuthError {
             Self::UnknownKey => "unknown_key",
             Self::UnsupportedCritical => "unsupported_crit",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::BadTicket => "bad_ticket",
+            Self::TicketsUnavailable => "tickets_unavailable",
         }
     }
 }

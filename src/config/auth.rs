@@ -96,6 +96,19 @@ pub struct AuthSettings {
     #[arg(long = "jwt-issuer", env = "SSE_BROKER_JWT_ISSUER", global = true)]
     #[serde(rename = "jwt_issuer")]
     pub issuer: Option<String>,
+
+    /// Lifetime of a stream ticket (`POST /sse/tickets`), in seconds.
+    // Long enough for a page to fetch one and open its stream, short enough
+    // that one read from a log is useless (it is single-use anyway).
+    #[arg(
+        long = "ticket-ttl-secs",
+        env = "SSE_BROKER_TICKET_TTL_SECS",
+        global = true,
+        default_value = "30",
+        value_parser = seconds::parse
+    )]
+    #[serde(rename = "ticket_ttl_secs", serialize_with = "seconds::serialize")]
+    pub ticket_ttl: Duration,
 }
 
 impl Default for AuthSettings {

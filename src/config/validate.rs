@@ -102,6 +102,10 @@ impl Settings {
                 self.auth.jwks_refresh_interval.is_zero(),
                 "jwks_refresh_secs must be at least 1",
             ),
+            (
+                self.auth.ticket_ttl.is_zero(),
+                "ticket_ttl_secs must be at least 1",
+            ),
         ];
         let mut errors: Vec<String> = at_least_one
             .iter()

@@ -21,7 +21,8 @@ use crate::{
 impl From<crate::auth::AuthError> for ApiError {
     fn from(error: crate::auth::AuthError) -> Self {
         let code = match error {
-            crate::auth::AuthError::KeysUnavailable => ErrorCode::AuthUnavailable,
+            crate::auth::AuthError::KeysUnavailable
+            | crate::auth::AuthError::TicketsUnavailable => ErrorCode::AuthUnavailable,
             _ => ErrorCode::Unauthorized,
         };
         Self::new(code, error.to_string())

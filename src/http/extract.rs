@@ -224,10 +224,14 @@ pub fn project_param(
 /// A scope an endpoint requires, as a type: `Authenticated<Publish>`.
 pub trait RequiredScope {
     const SCOPE: Scope;
+    /// Whether a `?ticket=` may stand in for the token (stream opens only).
+    const TICKET: bool = false;
 }
 
-/// Streams and `/sse/subscribe`.
+/// Reading: history, tasks, `/sse/subscribe`.
 pub struct Subscribe;
+/// Opening a stream: the token, or a stream ticket in `?ticket=`.
+pub struct OpenStream;
 /// Publishing.
 pub struct Publish;
 /// Stats, listings, monitoring, cleanup.
@@ -235,6 +239,10 @@ pub struct Admin;
 
 impl RequiredScope for Subscribe {
     const SCOPE: Scope = Scope::Subscribe;
+}
+impl RequiredScope for OpenStream {
+    const SCOPE: Scope = Scope::Subscribe;
+    const TICKET: bool = true;
 }
 impl RequiredScope for Publish {
     const SCOPE: Scope = Scope::Publish;
@@ -283,6 +291,17 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     Ok(query.into_inner().remove("access_token"))
 }
 
+/// The `ticket` query parameter, where `S` takes one.
+fn find_ticket<S: RequiredScope>(req: &HttpRequest) -> Option<String> {
+    if !S::TICKET {
+        return None;
+    }
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()?
+        .into_inner()
+        .remove("ticket")
+}
+
 impl<S: RequiredScope> FromRequest for Authenticated<S> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -302,7 +321,10 @@ async fn authenticate<S: RequiredScope>(req: &HttpRequest) -> Result<Principal, 
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(Principal::anonymous());
     };
-    let principal = state.auth.principal(find_token(req)).await?;
+    let principal = match find_ticket::<S>(req) {
+        Some(ticket) => state.auth.redeem_ticket(&ticket).await?,
+        None => state.auth.principal(find_token(req)).await?,
+    };
     if !principal.has(S::SCOPE) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

@@ -21,6 +21,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(streams::open_stream)
+        .service(streams::issue_ticket)
         .service(publish::publish)
         .service(publish::test_event)
         .service(history::history)

@@ -1,17 +1,19 @@
-//! `GET /sse/events`: open a stream.
+//! `GET /sse/events`: open a stream; `POST /sse/tickets`: a single-use
+//! ticket to open one without a token in the URL.
 
 use actix_web::{
     HttpRequest, HttpResponse,
     body::MessageBody,
     get,
     http::{ConnectionType, Version, header},
-    web,
+    post, web,
 };
 use serde::Deserialize;
 
-use super::extract::{Authenticated, Query, Subscribe};
+use super::extract::{Authenticated, OpenStream, Query, Subscribe};
 use crate::{
     actors::connection::StreamOptions,
+    auth::IssuedTicket,
     domain::EventId,
     error::ApiError,
     services::streams::StreamRequest,
@@ -28,6 +30,8 @@ pub struct StreamQuery {
     pub project_id: Option<String>,
     /// Resume after this id (the `Last-Event-ID` header wins).
     pub last_event_id: Option<String>,
+    /// A stream ticket (`POST /sse/tickets`) instead of a token: single use.
+    pub ticket: Option<String>,
     /// With authentication off only: the identity whose private events this
     /// stream receives (development use).
     pub user_id: Option<String>,
@@ -75,7 +79,7 @@ pub async fn open_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: Query<StreamQuery>,
-    auth: Authenticated<Subscribe>,
+    auth: Authenticated<OpenStream>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
     let resume_after = resume_point(&req, &query)?;
@@ -99,6 +103,27 @@ pub async fn open_stream(
     };
     let (_, body) = state.streams.open(subscription, options).await?;
     Ok(event_stream_response(&req, body))
+}
+
+/// A stream ticket: what `EventSource` puts in its URL instead of the token.
+/// Single use, valid `--ticket-ttl-secs` (30 s by default) and never past
+/// the token's own expiry; with Redis, on any instance of the cluster.
+#[utoipa::path(
+    tag = "streams",
+    responses(
+        (status = 201, description = "The ticket; open the stream with `?ticket=`", body = IssuedTicket),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "No subscribe scope", body = crate::error::ErrorBody),
+        (status = 503, description = "The cluster's ticket store (Redis) does not answer", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/sse/tickets")]
+pub async fn issue_ticket(
+    state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let ticket = state.auth.issue_ticket(&auth.principal).await?;
+    Ok(HttpResponse::Created().json(ticket))
 }
 
 /// The response of every stream: SSE headers, identity encoding so no

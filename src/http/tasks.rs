@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::{
     extract::{
-        Authenticated, JsonBody, OptionalJsonBody, Publish, Query, Subscribe, project_param,
+        Authenticated, JsonBody, OpenStream, OptionalJsonBody, Publish, Query, Subscribe,
+        project_param,
     },
     streams::{StreamQuery, event_stream_response, resume_point},
 };
@@ -312,7 +313,7 @@ pub async fn task_events(
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: Query<StreamQuery>,
-    auth: Authenticated<Subscribe>,
+    auth: Authenticated<OpenStream>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
     let task = visible_task(&state, &principal, &id).await?;

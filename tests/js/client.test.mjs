@@ -164,3 +164,77 @@ test("close() stops every timer: no reconnect after an explicit close", (t) => {
 
 // Keep `mock` referenced for runners that tree-shake unused imports.
 void mock;
+
+test("with getTicket every (re)connect spends a fresh ticket and no token goes in the URL", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let issued = 0;
+  const c = client({
+    accessToken: "long-lived-token",
+    eventTypes: ["commit"],
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    getTicket: async () => `ticket-${++issued}`,
+  });
+  c.connect();
+  await new Promise((resolve) => setImmediate(resolve));
+  const first = new URL(FakeEventSource.latest().url);
+  assert.equal(first.searchParams.get("ticket"), "ticket-1");
+  assert.equal(first.searchParams.get("access_token"), null, "the token stays out of the URL");
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("commit", { n: 1 }, "7");
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  await new Promise((resolve) => setImmediate(resolve));
+  const second = new URL(FakeEventSource.latest().url);
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(second.searchParams.get("ticket"), "ticket-2", "a used ticket is never sent again");
+  assert.equal(second.searchParams.get("last_event_id"), "7");
+  c.close();
+});
+
+test("a failed ticket fetch is a lost connection, retried with backoff; close() voids a fetch under way", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const disconnects = [];
+  let calls = 0;
+  const c = client({
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    onDisconnect: (info) => disconnects.push(info.reason),
+    getTicket: async () => {
+      calls += 1;
+      if (calls === 1) throw new Error("401");
+      return "ticket-ok";
+    },
+  });
+  c.connect();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(FakeEventSource.opened.length, 0, "no stream without a ticket");
+  assert.deepEqual(disconnects, ["ticket"]);
+  t.mock.timers.tick(100);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("ticket"), "ticket-ok");
+  c.close();
+
+  let release;
+  const slow = client({ getTicket: () => new Promise((resolve) => (release = resolve)) });
+  slow.connect();
+  await new Promise((resolve) => setImmediate(resolve));
+  slow.close();
+  release("late-ticket");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(FakeEventSource.opened.length, 0, "a closed client opens nothing");
+});
+
+test("fetchTicket posts with the token in a header and answers the ticket", async () => {
+  const { fetchTicket } = await import("../../src/http/assets/client.js");
+  const seen = [];
+  const fakeFetch = async (url, init) => {
+    seen.push({ url, init });
+    return { ok: true, status: 201, json: async () => ({ ticket: "t-1", expires_at: 0 }) };
+  };
+  assert.equal(await fetchTicket("/sse/tickets", () => "tok", fakeFetch), "t-1");
+  assert.equal(seen[0].init.method, "POST");
+  assert.equal(seen[0].init.headers.Authorization, "Bearer tok");
+  const refused = async () => ({ ok: false, status: 401, json: async () => ({}) });
+  await assert.rejects(fetchTicket("/sse/tickets", "tok", refused), /401/);
+});

@@ -81,6 +81,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "log_format",
         "tls_cert",
         "tls_key",
+        "ticket_ttl_secs",
     ];
     let mut sorted = keys.clone();
     sorted.sort_unstable();

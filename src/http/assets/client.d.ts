@@ -22,6 +22,13 @@ export declare function backoffDelay(
 ): number;
 
 /** True for an event the broker sent (a MessageEvent with string `data`), false for EventSource's own. */
+/** `POST`s to the broker's `/sse/tickets` with the token in a header; resolves to the ticket. */
+export declare function fetchTicket(
+  url: string,
+  accessToken: string | (() => string | Promise<string>),
+  fetchImpl?: typeof fetch,
+): Promise<string>;
+
 export declare function isServerEvent(event: Event | null | undefined): event is MessageEvent<string>;
 
 /** A task's lifecycle status, as the broker reports it. */
@@ -90,6 +97,12 @@ export interface SseClientOptions {
   projectId?: string;
   /** Sent as `access_token` (EventSource cannot set headers); prefer the HttpOnly `sse_token` cookie. */
   accessToken?: string;
+  /**
+   * Called before every (re)connect; the stream opens with `?ticket=` (a
+   * single-use stream ticket) instead of a token in its URL. A rejection
+   * counts as a lost connection, retried with backoff. See `fetchTicket`.
+   */
+  getTicket?: () => string | Promise<string>;
   /** First backoff step, ms (default 1000). */
   reconnectDelay?: number;
   /** Backoff cap, ms (default 30000). */

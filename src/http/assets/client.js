@@ -60,6 +60,19 @@ export function isServerEvent(event) {
  * `event: error` (failed, cancelled, orphaned): `message` is the broker's
  * `error` text, `data` the parsed payload.
  */
+/**
+ * Asks the broker for a stream ticket (`POST /sse/tickets`), the token sent
+ * in a header: `getTicket: () => fetchTicket("/sse/tickets", token)`.
+ * `accessToken` may be a function, called each time (a renewed token).
+ */
+export async function fetchTicket(url, accessToken, fetchImpl = globalThis.fetch) {
+  const token = typeof accessToken === "function" ? await accessToken() : accessToken;
+  const response = await fetchImpl(url, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`the ticket request answered ${response.status}`);
+  const body = await response.json();
+  return body.ticket;
+}
+
 export class TaskError extends Error {
   constructor(data) {
     const cancelled = Boolean(data && data.cancelled);
@@ -78,6 +91,9 @@ export class SseClient {
    * @param {object} options
    * @param {string[]} [options.eventTypes]  event types to receive (default all)
    * @param {string} [options.projectId]
+   * @param {function} [options.getTicket]  () => ticket (or a promise of one), called before every
+   *   (re)connect: the stream opens with `?ticket=` instead of a token in its URL (see
+   *   `fetchTicket`); a failure counts as a lost connection and is retried with backoff
    * @param {string} [options.accessToken]  sent as `access_token` (EventSource cannot set headers);
    *   prefer the HttpOnly `sse_token` cookie where you can
    * @param {number} [options.reconnectDelay=1000]  first backoff step, ms
@@ -115,6 +131,8 @@ export class SseClient {
     this.connectionId = null;
     this.reconnectTimer = null;
     this.watchdogTimer = null;
+    /** The ticket fetch under way, if any: a newer one or close() voids it. */
+    this.opening = null;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -143,13 +161,15 @@ export class SseClient {
     this._setState(State.CLOSED);
   }
 
-  _streamUrl() {
+  _streamUrl(ticket) {
     const base = typeof location !== "undefined" ? location.href : "http://localhost/";
     const url = new URL(this.url, base);
     const { eventTypes, projectId, accessToken } = this.options;
     if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
     if (projectId) url.searchParams.set("project_id", projectId);
-    if (accessToken) url.searchParams.set("access_token", accessToken);
+    // A single-use ticket keeps the long-lived token out of the URL.
+    if (ticket) url.searchParams.set("ticket", ticket);
+    else if (accessToken) url.searchParams.set("access_token", accessToken);
     // A new EventSource does not send Last-Event-ID by itself: pass it on.
     if (this.lastEventId !== null) url.searchParams.set("last_event_id", this.lastEventId);
     return url.toString();
@@ -158,7 +178,27 @@ export class SseClient {
   _open() {
     this._teardown();
     this._setState(this.attempts === 0 ? State.CONNECTING : State.RECONNECTING);
-    const source = new this.EventSourceImpl(this._streamUrl(), { withCredentials: this.options.withCredentials });
+    if (!this.options.getTicket) {
+      this._openWith(null);
+      return;
+    }
+    // Each (re)connect spends a fresh ticket: a used one gets 401.
+    const opening = (this.opening = {});
+    Promise.resolve()
+      .then(() => (this.opening === opening ? this.options.getTicket() : null))
+      .then(
+        (ticket) => {
+          if (this.opening === opening && this._state !== State.CLOSED) this._openWith(ticket);
+        },
+        () => {
+          if (this.opening === opening && this._state !== State.CLOSED) this._lost("ticket");
+        },
+      );
+  }
+
+  _openWith(ticket) {
+    this.opening = null;
+    const source = new this.EventSourceImpl(this._streamUrl(ticket), { withCredentials: this.options.withCredentials });
     this.source = source;
     this.listenedTypes = new Set();
     source.onerror = (event) => {
@@ -265,6 +305,7 @@ export class SseClient {
   }
 
   _teardown() {
+    this.opening = null;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.watchdogTimer);
     this.reconnectTimer = null;

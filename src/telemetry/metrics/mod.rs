@@ -75,6 +75,7 @@ struct Inner {
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
     tls_reloads: Counter<u64>,
+    tickets_issued: Counter<u64>,
     tls_handshake_failures: Counter<u64>,
 }
 
@@ -224,6 +225,11 @@ impl Metrics {
                 rate_limited: counter("sse.rate_limited", "Requests refused with 429, by limit"),
                 auth_failures: counter("sse.auth.failures", "Requests refused with 401, by reason"),
                 jwks_refreshes: counter("sse.jwks.refreshes", "JWKS fetches, by outcome"),
+                tickets_issued: counter(
+                    "sse.tickets.issued",
+                    "Stream tickets asked for (POST /sse/tickets), by outcome; refused \
+                     redemptions count in sse.auth.failures (bad_ticket)",
+                ),
                 tls_reloads: counter(
                     "sse.tls.reloads",
                     "Certificate reloads (a file changed, or SIGHUP), by outcome",

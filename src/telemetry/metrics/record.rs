@@ -148,6 +148,13 @@ impl Metrics {
         }
     }
 
+    pub fn record_ticket_issued(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.inner
+            .tickets_issued
+            .add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
     pub fn record_tls_reload(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.inner

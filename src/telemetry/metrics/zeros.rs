@@ -40,9 +40,9 @@ impl Metrics {
                 .add(0, &[KeyValue::new("outcome", outcome)]);
         }
         for outcome in ["ok", "error"] {
-            inner
-                .jwks_refreshes
-                .add(0, &[KeyValue::new("outcome", outcome)]);
+            let outcome = [KeyValue::new("outcome", outcome)];
+            inner.jwks_refreshes.add(0, &outcome);
+            inner.tickets_issued.add(0, &outcome);
         }
         for counter in [
             &inner.cleanup_runs,

@@ -17,6 +17,7 @@ mod logs;
 mod rejections;
 mod scopes;
 mod tenants;
+mod tickets;
 mod visibility;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -1,0 +1,315 @@
+//! Stream tickets (`POST /sse/tickets`, `?ticket=`): a short-lived,
+//! single-use stand-in for the token in a stream's URL, carrying the
+//! token's subject, scopes, projects and expiry; single use across a
+//! cluster; never in the logs.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{SECRET, claims, now, root_token, sign, token, with_secret};
+use crate::{
+    cluster::harness::{self, Node},
+    helpers::{BrokerProcess, EventStream, SHORT, TestApp, assert_error, spawn_app_with},
+};
+
+async fn ticket_for(app: &TestApp, token: &str) -> Value {
+    let response = app
+        .api_client
+        .post(format!("{}/sse/tickets", app.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("a ticket request");
+    assert_eq!(response.status().as_u16(), 201, "a ticket is created");
+    response.json().await.expect("JSON")
+}
+
+async fn open_with_ticket(app: &TestApp, path: &str, ticket: &str) -> reqwest::Response {
+    app.api_client
+        .get(format!("{}{path}?ticket={ticket}", app.address))
+        .send()
+        .await
+        .expect("a stream request")
+}
+
+async fn secured_app(ttl: Duration) -> TestApp {
+    spawn_app_with(|s| {
+        with_secret(s);
+        s.auth.ticket_ttl = ttl;
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn a_ticket_opens_one_stream_once_and_forged_or_used_ones_get_401() {
+    // Arrange
+    let app = secured_app(Duration::from_secs(30)).await;
+    let issued = ticket_for(&app, &token("alice", "subscribe", &["*"])).await;
+    let ticket = issued["ticket"].as_str().expect("a ticket").to_owned();
+    let expires_at = issued["expires_at"].as_i64().expect("an expiry");
+
+    // Act
+    let first = open_with_ticket(&app, "/sse/events", &ticket).await;
+    let again = open_with_ticket(&app, "/sse/events", &ticket).await;
+    let forged = open_with_ticket(&app, "/sse/events", &"0".repeat(64)).await;
+
+    // Assert
+    assert!(
+        (now() + 25..=now() + 31).contains(&expires_at),
+        "thirty seconds by default: {issued}"
+    );
+    assert_eq!(first.status().as_u16(), 200);
+    let mut stream = EventStream::connected(first, "the ticket's stream").await;
+    app.api_client
+        .post(format!("{}/sse/publish", app.address))
+        .bearer_auth(root_token())
+        .json(&json!({"event_type": "commit", "data": {"n": 1}}))
+        .send()
+        .await
+        .expect("a publish");
+    let event = stream
+        .next_message(SHORT)
+        .await
+        .expect("the stream is live");
+    assert!(event.is("commit"));
+    assert_error(again, 401, "unauthorized").await;
+    assert_error(forged, 401, "unauthorized").await;
+}
+
+#[actix_web::test]
+async fn asking_for_a_ticket_needs_a_token_with_the_subscribe_scope() {
+    // Arrange
+    let app = secured_app(Duration::from_secs(30)).await;
+    let url = format!("{}/sse/tickets", app.address);
+
+    // Act
+    let anonymous = app.api_client.post(&url).send().await.expect("sent");
+    let publisher = app
+        .api_client
+        .post(&url)
+        .bearer_auth(token("backend", "publish", &["*"]))
+        .send()
+        .await
+        .expect("sent");
+    // A ticket is no token: it cannot ask for another one.
+    let issued = ticket_for(&app, &token("alice", "subscribe", &["*"])).await;
+    let by_ticket = app
+        .api_client
+        .post(format!(
+            "{url}?ticket={}",
+            issued["ticket"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .expect("sent");
+
+    // Assert
+    assert_error(anonymous, 401, "unauthorized").await;
+    assert_error(publisher, 403, "forbidden").await;
+    assert_error(by_ticket, 401, "unauthorized").await;
+}
+
+#[actix_web::test]
+async fn a_ticket_carries_its_tokens_projects_and_ends_with_it() {
+    // Arrange: a token for project `a` only, ending in 10 s.
+    let app = secured_app(Duration::from_secs(30)).await;
+    let mut short = claims("bob", "subscribe", &["a"]);
+    short["exp"] = json!(now() + 10);
+    let issued = ticket_for(&app, &sign(&short)).await;
+    let foreign = ticket_for(&app, &token("bob", "subscribe", &["a"])).await;
+
+    // Act
+    let stream = open_with_ticket(&app, "/sse/events", issued["ticket"].as_str().unwrap()).await;
+    let other_project = app
+        .api_client
+        .get(format!(
+            "{}/sse/events?project_id=b&ticket={}",
+            app.address,
+            foreign["ticket"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .expect("sent");
+
+    // Assert
+    assert!(
+        issued["expires_at"].as_i64().unwrap() <= now() + 10,
+        "never past the token: {issued}"
+    );
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut stream = EventStream::connected(stream, "bob's stream").await;
+    for project in ["b", "a"] {
+        app.api_client
+            .post(format!("{}/sse/publish", app.address))
+            .bearer_auth(root_token())
+            .json(&json!({"event_type": "commit", "project_id": project, "data": {"p": project}}))
+            .send()
+            .await
+            .expect("a publish");
+    }
+    let event = stream.next_message(SHORT).await.expect("project a's event");
+    assert_eq!(event.json()["p"], "a", "project b's event is not for bob");
+    assert_error(other_project, 403, "forbidden").await;
+}
+
+#[actix_web::test]
+async fn an_expired_ticket_gets_401() {
+    // Arrange
+    let app = secured_app(Duration::from_secs(1)).await;
+    let issued = ticket_for(&app, &token("carol", "subscribe", &["*"])).await;
+
+    // Act
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let late = open_with_ticket(&app, "/sse/events", issued["ticket"].as_str().unwrap()).await;
+
+    // Assert
+    assert_error(late, 401, "unauthorized").await;
+}
+
+#[actix_web::test]
+async fn a_ticket_opens_a_tasks_stream() {
+    // Arrange
+    let app = secured_app(Duration::from_secs(30)).await;
+    let task: Value = app
+        .api_client
+        .post(format!("{}/tasks", app.address))
+        .bearer_auth(root_token())
+        .json(&json!({"task_type": "tickets"}))
+        .send()
+        .await
+        .expect("a task")
+        .json()
+        .await
+        .expect("JSON");
+    let task_id = task["task_id"].as_str().expect("an id");
+    let issued = ticket_for(&app, &root_token()).await;
+
+    // Act
+    let stream = open_with_ticket(
+        &app,
+        &format!("/tasks/{task_id}/events"),
+        issued["ticket"].as_str().unwrap(),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut stream = EventStream::connected(stream, "the task's stream").await;
+    app.api_client
+        .post(format!("{}/tasks/{task_id}/text", app.address))
+        .bearer_auth(root_token())
+        .json(&json!({"delta": "hi"}))
+        .send()
+        .await
+        .expect("a delta");
+    // After the task's state (`progress`), its text.
+    let mut seen = Vec::new();
+    while let Some(event) = stream.next_message(SHORT).await {
+        let text = event.is("text");
+        seen.push(event);
+        if text {
+            return;
+        }
+    }
+    panic!("no text event on the task's stream: {seen:?}");
+}
+
+#[actix_web::test]
+async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_once() {
+    // Arrange: two instances on one Redis.
+    let cluster = harness::cluster_name();
+    let redis = harness::shared_redis_url();
+    let node = |id: &str| {
+        let mut settings = harness::settings(
+            sse_broker::config::DatabaseUrl::Sqlite {
+                path: std::env::temp_dir().join(format!("{cluster}-{id}.db")),
+            },
+            Some(&redis),
+            &cluster,
+            id,
+        );
+        with_secret(&mut settings);
+        settings
+    };
+    let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let issued: Value = client
+        .post(format!("{}/sse/tickets", a.address))
+        .bearer_auth(token("dave", "subscribe", &["*"]))
+        .send()
+        .await
+        .expect("a ticket")
+        .json()
+        .await
+        .expect("JSON");
+    let ticket = issued["ticket"].as_str().expect("a ticket");
+
+    // Act
+    let on_b = client
+        .get(format!("{}/sse/events?ticket={ticket}", b.address))
+        .send()
+        .await
+        .expect("sent");
+    let again_on_a = client
+        .get(format!("{}/sse/events?ticket={ticket}", a.address))
+        .send()
+        .await
+        .expect("sent");
+
+    // Assert
+    assert_eq!(on_b.status().as_u16(), 200, "instance b redeems a's ticket");
+    assert_error(again_on_a, 401, "unauthorized").await;
+    drop(on_b);
+    for id in ["a", "b"] {
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{cluster}-{id}.db")));
+    }
+}
+
+#[actix_web::test]
+async fn a_real_ticket_never_reaches_the_logs() {
+    // Arrange
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let mut broker = BrokerProcess::spawn_with(
+        &dir.path().join("events.db"),
+        dir.path().join("broker.log"),
+        &[],
+        &[("SSE_BROKER_JWT_SECRET", SECRET), ("RUST_LOG", "debug")],
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    broker.wait_until_ready(&client).await;
+    let issued: Value = client
+        .post(format!("{}/sse/tickets", broker.address))
+        .bearer_auth(token("erin", "subscribe", &["*"]))
+        .send()
+        .await
+        .expect("a ticket")
+        .json()
+        .await
+        .expect("JSON");
+    let ticket = issued["ticket"].as_str().expect("a ticket").to_owned();
+
+    // Act: used once (200), then again (401).
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let response = client
+            .get(format!("{}/sse/events?ticket={ticket}", broker.address))
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(response.status().as_u16());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Assert
+    assert_eq!(statuses, [200, 401]);
+    let logs = broker.logs();
+    assert!(!logs.contains(&ticket), "the ticket is in the log:\n{logs}");
+    assert!(logs.contains("ticket=REDACTED"), "{logs}");
+}
