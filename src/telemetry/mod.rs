@@ -1,9 +1,10 @@
 //! Telemetry, wired once: logs (text or JSON) with an `EnvFilter`, traces
-//! and metrics pushed over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//! and the Prometheus text served at `/metrics`.
+//! and metrics pushed over OTLP as the standard `OTEL_*` variables say (see
+//! [`otlp`]), and the Prometheus text served at `/metrics`.
 
 mod http_span;
 mod metrics;
+mod otlp;
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -11,7 +12,6 @@ use std::{
 };
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource, metrics::PeriodicReader, propagation::TraceContextPropagator,
     trace::SdkTracerProvider,
@@ -108,7 +108,8 @@ pub struct TelemetryGuard {
 
 impl TelemetryGuard {
     /// Flushes pending spans. The tonic exporter lives on the actix thread,
-    /// so this must run on a blocking thread or it stalls for its timeout.
+    /// so this must run on a blocking thread or it stalls for its timeout
+    /// (the HTTP one blocks on its own client thread either way).
     pub async fn shutdown(self) {
         if let Some(provider) = self.tracer_provider {
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
@@ -116,30 +117,22 @@ impl TelemetryGuard {
     }
 }
 
-fn otlp_endpoint() -> Option<String> {
-    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-}
-
 /// Installs the global tracing subscriber (logs, and OTLP spans when
 /// configured). Call once per process, inside the actix runtime.
 pub fn init_tracing(log_format: LogFormat, instance_id: &str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let tracer_provider = otlp_endpoint().and_then(|endpoint| {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-            .map_err(|e| eprintln!("OTLP span exporter disabled: {e}"))
-            .ok()?;
-        Some(
-            SdkTracerProvider::builder()
+    let plan = &otlp::OtlpEnv::get().traces;
+    let (tracer_provider, build_error) = match plan.export.as_ref().map(otlp::span_exporter) {
+        Some(Ok(exporter)) => {
+            let provider = SdkTracerProvider::builder()
                 .with_resource(resource(instance_id))
                 .with_batch_exporter(exporter)
-                .build(),
-        )
-    });
+                .build();
+            (Some(provider), None)
+        }
+        Some(Err(error)) => (None, Some(error)),
+        None => (None, None),
+    };
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     TRACES_EXPORTED.store(tracer_provider.is_some(), Ordering::Relaxed);
     let otel_layer = tracer_provider
@@ -155,18 +148,20 @@ pub fn init_tracing(log_format: LogFormat, instance_id: &str) -> TelemetryGuard 
     if let Err(error) = result {
         eprintln!("tracing already initialised: {error}");
     }
+    // Only now is there a subscriber to say how the export went.
+    plan.report(otlp::Signal::Traces, build_error.as_ref());
     TelemetryGuard { tracer_provider }
 }
 
-/// The OTLP metric reader, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// The OTLP metric reader, when the environment exports metrics.
 pub fn otlp_metric_reader() -> Option<PeriodicReader<opentelemetry_otlp::MetricExporter>> {
-    let endpoint = otlp_endpoint()?;
-    let exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .map_err(|e| tracing::warn!(error.message = %e, "OTLP metric exporter disabled"))
-        .ok()?;
+    let plan = &otlp::OtlpEnv::get().metrics;
+    let built = plan.export.as_ref().map(otlp::metric_exporter);
+    plan.report(
+        otlp::Signal::Metrics,
+        built.as_ref().and_then(|b| b.as_ref().err()),
+    );
+    let exporter = built?.ok()?;
     let mut reader = PeriodicReader::builder(exporter);
     if std::env::var_os("OTEL_METRIC_EXPORT_INTERVAL").is_none() {
         reader = reader.with_interval(OTLP_METRIC_INTERVAL);

@@ -33,10 +33,30 @@ pub enum Store {
 /// How to start one broker.
 pub struct BrokerSpec<'a> {
     pub instance_id: &'a str,
-    pub otlp_endpoint: &'a str,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, if set.
+    pub otlp_endpoint: Option<&'a str>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, if set (the broker's default is gRPC).
+    pub protocol: Option<&'a str>,
+    /// More environment: per-signal variables, headers...
+    pub env: Vec<(&'a str, String)>,
     pub store: Store,
     pub redis_url: Option<&'a str>,
     pub cluster_name: Option<&'a str>,
+}
+
+impl<'a> BrokerSpec<'a> {
+    /// A SQLite broker exporting to `otlp_endpoint` over the default protocol.
+    pub fn sqlite(instance_id: &'a str, otlp_endpoint: Option<&'a str>) -> Self {
+        Self {
+            instance_id,
+            otlp_endpoint,
+            protocol: None,
+            env: Vec::new(),
+            store: Store::Sqlite,
+            redis_url: None,
+            cluster_name: None,
+        }
+    }
 }
 
 /// A running `sse-broker` process.
@@ -51,9 +71,9 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts the binary with OTLP export to `spec.otlp_endpoint` (metrics
-    /// every 500 ms, spans batched every 100 ms) and waits until `/health`
-    /// answers 200.
+    /// Starts the binary with OTLP export as `spec` says (metrics every
+    /// 500 ms, spans batched every 100 ms) and waits until `/health` answers
+    /// 200.
     pub async fn start(spec: BrokerSpec<'_>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = dir.path().join("broker.log");
@@ -67,7 +87,6 @@ impl Broker {
         command
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--database-url", &database_url])
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", spec.otlp_endpoint)
             .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .env("SSE_BROKER_INSTANCE_ID", spec.instance_id)
@@ -75,6 +94,13 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("a log handle"))
             .stderr(log_file);
+        if let Some(endpoint) = spec.otlp_endpoint {
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        }
+        if let Some(protocol) = spec.protocol {
+            command.env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
+        }
+        command.envs(spec.env.iter().map(|(name, value)| (name, value)));
         if let Some(redis_url) = spec.redis_url {
             command.args(["--redis-url", redis_url]);
         }
@@ -184,6 +210,31 @@ impl Broker {
     pub async fn open_stream(&self, headers: &[(&str, &str)]) -> EventStream {
         let response = self.get("/sse/events", headers).await;
         EventStream::connected(response, &self.instance_id).await
+    }
+}
+
+impl Broker {
+    /// Sends SIGTERM and waits for the process to exit; panics with the
+    /// logs if it does not within `timeout`.
+    pub async fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {} did not exit within {timeout:?} of SIGTERM; logs:\n{}",
+                self.instance_id,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 }
 

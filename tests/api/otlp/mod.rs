@@ -1,8 +1,9 @@
 //! OTLP export, checked at the other end of the wire: the real broker
-//! binary pushes to an in-test OTLP/gRPC receiver, and the tests read what
-//! arrived. Held to the observability spec: metrics pushed with the
-//! resource `service.instance.id`; one server span per request named by its
-//! route template, with the `access_token` never exported; a `publish` span
+//! binary pushes to an in-test OTLP receiver (gRPC here; HTTP and the
+//! per-signal variables in `transports`), and the tests read what arrived.
+//! Held to the observability spec: metrics pushed with the resource
+//! `service.instance.id`; one server span per request named by its route
+//! template, with the `access_token` never exported; a `publish` span
 //! whose trace context travels with the event to a `deliver` span on every
 //! instance, and `replay` spans linked to the replayed events' traces.
 //!
@@ -11,7 +12,10 @@
 //! PostgreSQL and Redis, like the tests in `cluster` (see `services`).
 
 mod broker;
+mod http_receiver;
+mod received;
 mod receiver;
+mod transports;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -25,7 +29,8 @@ use crate::cluster::harness::{
 };
 use crate::helpers::SHORT;
 use broker::{Broker, BrokerSpec, Store, expect_message};
-use receiver::{OtlpReceiver, ReceivedMetric, ReceivedSpan, describe_spans};
+use received::{ReceivedMetric, ReceivedSpan, describe_spans};
+use receiver::OtlpReceiver;
 
 /// How long telemetry may take to arrive (metrics every 500 ms, spans every
 /// 100 ms; the queue-depth and health samples run every 5 s).
@@ -65,8 +70,8 @@ fn redis_is_up(status: u16, body: &Value) -> bool {
 /// on `/metrics` (the collector scrapes it, see `otel/collector.yaml`), not
 /// an OpenTelemetry instrument, whose histogram takes a mutex per record.
 /// `operator_assets` checks it on `/metrics`.
-const EXPECTED_METRICS: [&str; 13] = [
-    "sse_connections_active",
+const EXPECTED_METRICS: [&str; 15] = [
+    "sse_active_connections",
     "sse_connections_opened_total",
     "sse_events_published_total",
     "sse_events_delivered_total",
@@ -74,7 +79,9 @@ const EXPECTED_METRICS: [&str; 13] = [
     "sse_store_batch_size",
     "sse_store_commit_duration_seconds",
     "sse_stream_queue_depth",
-    "sse_connections_by_age",
+    "sse_stale_connections",
+    "sse_long_lived_connections",
+    "sse_very_old_connections",
     "sse_cleanup_error_rate",
     "sse_cleanup_running",
     "sse_cleanup_last_run_timestamp_seconds",
@@ -154,14 +161,14 @@ fn pushed_metrics_are_complete(
             &|v| v >= published,
         ),
         (
-            "sse_connections_active{instance} == 1",
-            value("sse_connections_active", &[("instance", instance_id)]),
+            "sse_active_connections{instance} == 1",
+            value("sse_active_connections", &[("instance", instance_id)]),
             &|v| v == 1.0,
         ),
         (
-            "sse_connections_by_age{bucket=active} == 1",
-            value("sse_connections_by_age", &[("bucket", "active")]),
-            &|v| v == 1.0,
+            "sse_long_lived_connections == 0 (the stream is seconds old)",
+            value("sse_long_lived_connections", &[]),
+            &|v| v == 0.0,
         ),
         (
             "sse_cleanup_running == 1",
@@ -198,7 +205,9 @@ async fn the_broker_pushes_its_metrics_over_otlp() {
     let instance_id = "otlp-metrics-1";
     let broker = Broker::start(BrokerSpec {
         instance_id,
-        otlp_endpoint: &endpoint,
+        otlp_endpoint: Some(&endpoint),
+        protocol: None,
+        env: Vec::new(),
         store: Store::Sqlite,
         redis_url: None,
         cluster_name: None,
@@ -225,7 +234,7 @@ async fn the_broker_pushes_its_metrics_over_otlp() {
         )
         .await;
     let names = receiver.metric_names();
-    for name in ["sse.events.published", "sse.connections.active"] {
+    for name in ["sse.events.published", "sse.active_connections"] {
         assert!(
             names.contains(name),
             "OTLP names keep their dots: {name} is not among {names:?}"
@@ -237,8 +246,8 @@ async fn the_broker_pushes_its_metrics_over_otlp() {
         "sse.events.published is {published:?} after {} publishes",
         ids.len()
     );
-    let active = receiver.metric_value_with("sse.connections.active", &[("instance", instance_id)]);
-    assert_eq!(active, Some(1.0), "sse.connections.active of {instance_id}");
+    let active = receiver.metric_value_with("sse.active_connections", &[("instance", instance_id)]);
+    assert_eq!(active, Some(1.0), "sse.active_connections of {instance_id}");
     let present_cluster_only: Vec<&str> = CLUSTER_ONLY_METRICS
         .into_iter()
         .filter(|name| latest.contains_key(*name))
@@ -286,7 +295,9 @@ async fn the_broker_exports_request_spans_without_the_token() {
     let instance_id = "otlp-spans-1";
     let broker = Broker::start(BrokerSpec {
         instance_id,
-        otlp_endpoint: &endpoint,
+        otlp_endpoint: Some(&endpoint),
+        protocol: None,
+        env: Vec::new(),
         store: Store::Sqlite,
         redis_url: None,
         cluster_name: None,
@@ -455,7 +466,9 @@ async fn one_trace_spans_publish_on_one_instance_and_delivery_on_another() {
     let cluster = unique_cluster_name();
     let spec = |instance_id| BrokerSpec {
         instance_id,
-        otlp_endpoint: &endpoint,
+        otlp_endpoint: Some(&endpoint),
+        protocol: None,
+        env: Vec::new(),
         store: Store::Postgres(db.url()),
         redis_url: Some(&redis_url),
         cluster_name: Some(&cluster),

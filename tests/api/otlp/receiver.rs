@@ -1,13 +1,16 @@
-//! `OtlpReceiver`: an OTLP/gRPC collector inside the test process.
+//! `OtlpReceiver`: an OpenTelemetry Collector inside the test process,
+//! speaking OTLP/gRPC or OTLP/HTTP.
 //!
-//! It serves the real `TraceService` and `MetricsService` of
-//! opentelemetry-proto over tonic, on `127.0.0.1` and a port of its own,
-//! and keeps every export request it receives. The brokers under test push
-//! to it exactly as they would push to an OpenTelemetry Collector.
+//! Over gRPC it serves the real `TraceService` and `MetricsService` of
+//! opentelemetry-proto with tonic; over HTTP, `POST /v1/traces` and
+//! `/v1/metrics` (see `http_receiver`). Either way it listens on
+//! `127.0.0.1` and a port of its own and keeps every export request it
+//! receives, with the request's headers. The brokers under test push to it
+//! exactly as they would push to a collector.
 //!
-//! The server runs on a thread of its own with its own tokio runtime, so it
-//! does not depend on the test's (current-thread, actix) runtime being
-//! polled, and keeps answering while a test blocks or awaits anything else.
+//! The server runs on a thread of its own with its own runtime, so it does
+//! not depend on the test's (current-thread, actix) runtime being polled,
+//! and keeps answering while a test blocks or awaits anything else.
 //! Dropping the receiver stops that runtime and every connection on it.
 
 use std::{
@@ -17,38 +20,60 @@ use std::{
     time::Duration,
 };
 
-use opentelemetry_proto::tonic::{
-    collector::{
-        metrics::v1::{
-            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-            metrics_service_server::{MetricsService, MetricsServiceServer},
-        },
-        trace::v1::{
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
-            trace_service_server::{TraceService, TraceServiceServer},
-        },
+use opentelemetry_proto::tonic::collector::{
+    metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        metrics_service_server::{MetricsService, MetricsServiceServer},
     },
-    common::v1::{AnyValue, KeyValue, any_value},
-    metrics::v1::{metric, number_data_point},
-    resource::v1::Resource,
-    trace::v1::span::SpanKind,
+    trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
 };
-use tokio::time::Instant;
+use tokio::{sync::oneshot, time::Instant};
+
+use super::{
+    http_receiver,
+    received::{self, ReceivedMetric, ReceivedSpan},
+};
 
 /// Everything the brokers exported so far, in the order it arrived.
 #[derive(Default)]
-struct Received {
-    traces: Vec<ExportTraceServiceRequest>,
-    metrics: Vec<ExportMetricsServiceRequest>,
+pub(super) struct Received {
+    pub traces: Vec<ExportTraceServiceRequest>,
+    pub metrics: Vec<ExportMetricsServiceRequest>,
+    /// The headers (gRPC metadata) of every export request.
+    pub headers: Vec<BTreeMap<String, String>>,
 }
 
-type Store = Arc<Mutex<Received>>;
+pub(super) type Store = Arc<Mutex<Received>>;
 
-fn lock(store: &Store) -> MutexGuard<'_, Received> {
+pub(super) fn lock(store: &Store) -> MutexGuard<'_, Received> {
     // A panicking test thread must not hide what was received.
     store
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Header names and values, names lowercase; values that are not text are
+/// left out.
+pub(super) fn header_map<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> BTreeMap<String, String> {
+    headers
+        .filter_map(|(name, value)| {
+            Some((name.to_owned(), std::str::from_utf8(value).ok()?.to_owned()))
+        })
+        .collect()
+}
+
+fn metadata_map<T>(request: &tonic::Request<T>) -> BTreeMap<String, String> {
+    let headers = request.metadata().clone().into_headers();
+    header_map(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )
 }
 
 struct Collector(Store);
@@ -59,7 +84,10 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        lock(&self.0).traces.push(request.into_inner());
+        let headers = metadata_map(&request);
+        let mut received = lock(&self.0);
+        received.headers.push(headers);
+        received.traces.push(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -70,24 +98,90 @@ impl MetricsService for Collector {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        lock(&self.0).metrics.push(request.into_inner());
+        let headers = metadata_map(&request);
+        let mut received = lock(&self.0);
+        received.headers.push(headers);
+        received.metrics.push(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
 
-/// A running in-test OTLP/gRPC collector.
-pub struct OtlpReceiver {
-    port: u16,
+/// Serves OTLP/gRPC on `listener` until `stopped` fires, over TLS with
+/// `tls` when given.
+fn serve_grpc(
+    tls: Option<tonic::transport::Identity>,
+    listener: std::net::TcpListener,
     store: Store,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: oneshot::Receiver<()>,
+) {
+    let collector = Arc::new(Collector(store));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the OTLP receiver");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .expect("the listener joins the receiver's runtime");
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(identity) = tls {
+            let config = tonic::transport::ServerTlsConfig::new().identity(identity);
+            builder = builder.tls_config(config).expect("the receiver's TLS");
+        }
+        let server = builder
+            .add_service(TraceServiceServer::from_arc(collector.clone()))
+            .add_service(MetricsServiceServer::from_arc(collector))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        tokio::select! {
+            result = server => {
+                if let Err(error) = result {
+                    eprintln!("the OTLP/gRPC receiver failed: {error}");
+                }
+            }
+            _ = stopped => {}
+        }
+    });
+    // Dropping the runtime here cancels every open connection.
+}
+
+/// A running in-test OTLP collector.
+pub struct OtlpReceiver {
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` over TLS.
+    endpoint: String,
+    store: Store,
+    stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl OtlpReceiver {
-    /// Binds `127.0.0.1:0` and serves OTLP traces and metrics on a thread of
-    /// its own. The socket listens when this returns: an exporter may
-    /// connect at once.
+    /// Binds `127.0.0.1:0` and serves OTLP/gRPC traces and metrics on a
+    /// thread of its own. The socket listens when this returns: an exporter
+    /// may connect at once.
     pub async fn start() -> Self {
+        Self::serve("http://127.0.0.1", |l, s, stop| {
+            serve_grpc(None, l, s, stop)
+        })
+    }
+
+    /// [`Self::start`] over TLS with this certificate (for `localhost`) and
+    /// key, both PEM: [`Self::endpoint`] is `https://localhost:PORT`.
+    pub async fn start_grpc_tls(cert_pem: &str, key_pem: &str) -> Self {
+        let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
+        Self::serve("https://localhost", |l, s, stop| {
+            serve_grpc(Some(identity), l, s, stop)
+        })
+    }
+
+    /// [`Self::start`] for OTLP/HTTP (protobuf or JSON bodies): the
+    /// exporter's `OTEL_EXPORTER_OTLP_ENDPOINT` is [`Self::endpoint`], a
+    /// per-signal one [`Self::signal_endpoint`].
+    pub async fn start_http() -> Self {
+        Self::serve("http://127.0.0.1", http_receiver::serve)
+    }
+
+    fn serve(
+        origin: &str,
+        serve: impl FnOnce(std::net::TcpListener, Store, oneshot::Receiver<()>) + Send + 'static,
+    ) -> Self {
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("the OTLP receiver binds a port");
         listener
@@ -95,165 +189,46 @@ impl OtlpReceiver {
             .expect("a non-blocking listener");
         let port = listener.local_addr().expect("a local address").port();
         let store = Store::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let collector = Arc::new(Collector(store.clone()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread_store = store.clone();
         let thread = std::thread::Builder::new()
             .name(format!("otlp-receiver-{port}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the OTLP receiver");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("the listener joins the receiver's runtime");
-                    let server = tonic::transport::Server::builder()
-                        .add_service(TraceServiceServer::from_arc(collector.clone()))
-                        .add_service(MetricsServiceServer::from_arc(collector))
-                        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-                    tokio::select! {
-                        result = server => {
-                            if let Err(error) = result {
-                                eprintln!("the OTLP receiver on port {port} failed: {error}");
-                            }
-                        }
-                        _ = stopped => {}
-                    }
-                });
-                // Dropping the runtime here cancels every open connection.
-            })
+            .spawn(move || serve(listener, thread_store, stopped))
             .expect("the OTLP receiver thread starts");
         Self {
-            port,
+            endpoint: format!("{origin}:{port}"),
             store,
             stop: Some(stop),
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:PORT`, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `http://127.0.0.1:PORT` (`https://localhost:PORT` over TLS), for
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.endpoint.clone()
+    }
+
+    /// `ENDPOINT/v1/traces` or `ENDPOINT/v1/metrics`: what an OTLP/HTTP
+    /// exporter posts to, and takes as it is from a per-signal variable.
+    pub fn signal_endpoint(&self, signal: &str) -> String {
+        format!("{}/v1/{signal}", self.endpoint())
+    }
+
+    /// The headers of every export request received so far.
+    pub fn request_headers(&self) -> Vec<BTreeMap<String, String>> {
+        lock(&self.store).headers.clone()
     }
 
     /// Every span received so far, flattened, in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        let received = lock(&self.store);
-        let mut spans = Vec::new();
-        for request in &received.traces {
-            for resource_spans in &request.resource_spans {
-                let resource = resource_attributes(resource_spans.resource.as_ref());
-                for scope_spans in &resource_spans.scope_spans {
-                    for span in &scope_spans.spans {
-                        spans.push(ReceivedSpan {
-                            trace_id: hex(&span.trace_id),
-                            span_id: hex(&span.span_id),
-                            parent_span_id: hex(&span.parent_span_id),
-                            name: span.name.clone(),
-                            kind: span_kind(span.kind),
-                            attributes: attributes(&span.attributes),
-                            resource: resource.clone(),
-                            links: span
-                                .links
-                                .iter()
-                                .map(|link| ReceivedLink {
-                                    trace_id: hex(&link.trace_id),
-                                    span_id: hex(&link.span_id),
-                                    attributes: attributes(&link.attributes),
-                                })
-                                .collect(),
-                            events: span
-                                .events
-                                .iter()
-                                .map(|event| ReceivedSpanEvent {
-                                    name: event.name.clone(),
-                                    attributes: attributes(&event.attributes),
-                                })
-                                .collect(),
-                            status_message: span
-                                .status
-                                .as_ref()
-                                .map(|status| status.message.clone())
-                                .unwrap_or_default(),
-                        });
-                    }
-                }
-            }
-        }
-        spans
+        received::spans_of(&lock(&self.store).traces)
     }
 
     /// Every metric received so far, one entry per metric per export, in
     /// arrival order.
     pub fn metrics(&self) -> Vec<ReceivedMetric> {
-        let received = lock(&self.store);
-        let mut metrics = Vec::new();
-        for (export, request) in received.metrics.iter().enumerate() {
-            for resource_metrics in &request.resource_metrics {
-                let resource = resource_attributes(resource_metrics.resource.as_ref());
-                for scope_metrics in &resource_metrics.scope_metrics {
-                    for metric in &scope_metrics.metrics {
-                        let (kind, points) = match &metric.data {
-                            Some(metric::Data::Gauge(gauge)) => {
-                                (MetricKind::Gauge, number_points(&gauge.data_points))
-                            }
-                            Some(metric::Data::Sum(sum)) => (
-                                MetricKind::Sum {
-                                    monotonic: sum.is_monotonic,
-                                },
-                                number_points(&sum.data_points),
-                            ),
-                            Some(metric::Data::Histogram(histogram)) => (
-                                MetricKind::Histogram,
-                                histogram
-                                    .data_points
-                                    .iter()
-                                    .map(|point| ReceivedPoint {
-                                        attributes: attributes(&point.attributes),
-                                        value: point.sum,
-                                        count: Some(point.count),
-                                    })
-                                    .collect(),
-                            ),
-                            Some(metric::Data::ExponentialHistogram(histogram)) => (
-                                MetricKind::Histogram,
-                                histogram
-                                    .data_points
-                                    .iter()
-                                    .map(|point| ReceivedPoint {
-                                        attributes: attributes(&point.attributes),
-                                        value: point.sum,
-                                        count: Some(point.count),
-                                    })
-                                    .collect(),
-                            ),
-                            Some(metric::Data::Summary(summary)) => (
-                                MetricKind::Summary,
-                                summary
-                                    .data_points
-                                    .iter()
-                                    .map(|point| ReceivedPoint {
-                                        attributes: attributes(&point.attributes),
-                                        value: Some(point.sum),
-                                        count: Some(point.count),
-                                    })
-                                    .collect(),
-                            ),
-                            None => (MetricKind::Empty, Vec::new()),
-                        };
-                        metrics.push(ReceivedMetric {
-                            export,
-                            name: metric.name.clone(),
-                            unit: metric.unit.clone(),
-                            kind,
-                            resource: resource.clone(),
-                            points,
-                        });
-                    }
-                }
-            }
-        }
-        metrics
+        received::metrics_of(&lock(&self.store).metrics)
     }
 
     /// The names of every metric received so far (OTLP names, with dots).
@@ -320,275 +295,4 @@ impl Drop for OtlpReceiver {
             let _ = thread.join();
         }
     }
-}
-
-/// One span as received, flattened out of its resource and scope.
-#[derive(Debug, Clone)]
-pub struct ReceivedSpan {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// 16 lowercase hex digits.
-    pub span_id: String,
-    /// 16 lowercase hex digits, or empty for a root span.
-    pub parent_span_id: String,
-    pub name: String,
-    /// `server`, `client`, `internal`, `producer`, `consumer` or `unspecified`.
-    pub kind: &'static str,
-    /// Attribute values as strings (numbers and booleans formatted).
-    pub attributes: BTreeMap<String, String>,
-    /// The exporting process's resource: `service.name`, `service.instance.id`...
-    pub resource: BTreeMap<String, String>,
-    pub links: Vec<ReceivedLink>,
-    pub events: Vec<ReceivedSpanEvent>,
-    pub status_message: String,
-}
-
-impl ReceivedSpan {
-    pub fn attribute(&self, key: &str) -> Option<&str> {
-        self.attributes.get(key).map(String::as_str)
-    }
-
-    /// The resource's `service.instance.id`.
-    pub fn instance(&self) -> Option<&str> {
-        self.resource.get("service.instance.id").map(String::as_str)
-    }
-
-    /// Every piece of text this span carries: name, attribute values, event
-    /// names and attributes, link attributes, status message, resource.
-    pub fn texts(&self) -> Vec<&str> {
-        let mut texts = vec![self.name.as_str(), self.status_message.as_str()];
-        texts.extend(self.attributes.iter().flat_map(|(k, v)| [k.as_str(), v]));
-        texts.extend(self.resource.iter().flat_map(|(k, v)| [k.as_str(), v]));
-        for event in &self.events {
-            texts.push(&event.name);
-            texts.extend(event.attributes.iter().flat_map(|(k, v)| [k.as_str(), v]));
-        }
-        for link in &self.links {
-            texts.extend(link.attributes.iter().flat_map(|(k, v)| [k.as_str(), v]));
-        }
-        texts
-    }
-}
-
-impl std::fmt::Display for ReceivedSpan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?} ({}) on {:?}: trace {} span {} parent {:?} attributes {:?}",
-            self.name,
-            self.kind,
-            self.instance().unwrap_or("?"),
-            self.trace_id,
-            self.span_id,
-            self.parent_span_id,
-            self.attributes
-        )?;
-        if !self.links.is_empty() {
-            let links: Vec<String> = self
-                .links
-                .iter()
-                .map(|l| format!("{}/{}", l.trace_id, l.span_id))
-                .collect();
-            write!(f, " links {links:?}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Every span of `spans`, one per line, for failure messages.
-pub fn describe_spans(spans: &[ReceivedSpan]) -> String {
-    if spans.is_empty() {
-        return "no spans received".to_owned();
-    }
-    let lines: Vec<String> = spans.iter().map(|span| format!("  {span}")).collect();
-    format!("{} spans received:\n{}", spans.len(), lines.join("\n"))
-}
-
-/// A span link: the context of another span.
-#[derive(Debug, Clone)]
-pub struct ReceivedLink {
-    pub trace_id: String,
-    pub span_id: String,
-    pub attributes: BTreeMap<String, String>,
-}
-
-/// An event recorded on a span (a `tracing` event inside it, for instance).
-#[derive(Debug, Clone)]
-pub struct ReceivedSpanEvent {
-    pub name: String,
-    pub attributes: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
-    Gauge,
-    Sum { monotonic: bool },
-    Histogram,
-    Summary,
-    Empty,
-}
-
-/// One metric of one export.
-#[derive(Debug, Clone)]
-pub struct ReceivedMetric {
-    /// Which export request (0, 1, ...) it came in.
-    pub export: usize,
-    pub name: String,
-    pub unit: String,
-    pub kind: MetricKind,
-    pub resource: BTreeMap<String, String>,
-    pub points: Vec<ReceivedPoint>,
-}
-
-/// One data point: the value of a sum or gauge; the sum and count of a
-/// histogram or summary.
-#[derive(Debug, Clone)]
-pub struct ReceivedPoint {
-    pub attributes: BTreeMap<String, String>,
-    pub value: Option<f64>,
-    pub count: Option<u64>,
-}
-
-impl ReceivedMetric {
-    /// The value of a sum or gauge added up over every data point.
-    pub fn value(&self) -> Option<f64> {
-        self.value_with(&[])
-    }
-
-    /// The value of a sum or gauge added up over the data points whose
-    /// attributes include every `(key, value)` of `with`; `None` when no
-    /// data point matches or the metric is not a sum or gauge.
-    pub fn value_with(&self, with: &[(&str, &str)]) -> Option<f64> {
-        if !matches!(self.kind, MetricKind::Gauge | MetricKind::Sum { .. }) {
-            return None;
-        }
-        let matching: Vec<f64> = self
-            .points
-            .iter()
-            .filter(|point| {
-                with.iter()
-                    .all(|(k, v)| point.attributes.get(*k).map(String::as_str) == Some(*v))
-            })
-            .filter_map(|point| point.value)
-            .collect();
-        (!matching.is_empty()).then(|| matching.iter().sum())
-    }
-
-    /// The name this metric gets in Prometheus through
-    /// opentelemetry-prometheus: invalid characters (the dots) become `_`,
-    /// a known unit adds its suffix (`s` → `_seconds`), and a monotonic sum
-    /// (a counter) adds `_total`. Unknown units and `{annotations}` add
-    /// nothing, as in the exporter.
-    pub fn prometheus_name(&self) -> String {
-        let mut name: String = self
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        if let Some(suffix) = prometheus_unit_suffix(&self.unit) {
-            name.push('_');
-            name.push_str(suffix);
-        }
-        if self.kind == (MetricKind::Sum { monotonic: true }) {
-            name.push_str("_total");
-        }
-        name
-    }
-}
-
-/// opentelemetry-prometheus's unit suffixes for the units a broker uses.
-fn prometheus_unit_suffix(unit: &str) -> Option<&'static str> {
-    Some(match unit {
-        "d" => "days",
-        "h" => "hours",
-        "min" => "minutes",
-        "s" => "seconds",
-        "ms" => "milliseconds",
-        "us" => "microseconds",
-        "ns" => "nanoseconds",
-        "By" | "B" => "bytes",
-        "KiBy" => "kibibytes",
-        "MiBy" => "mebibytes",
-        "1" => "ratio",
-        "%" => "percent",
-        _ => return None,
-    })
-}
-
-fn number_points(
-    points: &[opentelemetry_proto::tonic::metrics::v1::NumberDataPoint],
-) -> Vec<ReceivedPoint> {
-    points
-        .iter()
-        .map(|point| ReceivedPoint {
-            attributes: attributes(&point.attributes),
-            value: point.value.map(|value| match value {
-                number_data_point::Value::AsDouble(v) => v,
-                number_data_point::Value::AsInt(v) => v as f64,
-            }),
-            count: None,
-        })
-        .collect()
-}
-
-fn resource_attributes(resource: Option<&Resource>) -> BTreeMap<String, String> {
-    resource
-        .map(|resource| attributes(&resource.attributes))
-        .unwrap_or_default()
-}
-
-fn attributes(key_values: &[KeyValue]) -> BTreeMap<String, String> {
-    key_values
-        .iter()
-        .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
-        .collect()
-}
-
-fn any_value_text(value: Option<&AnyValue>) -> String {
-    match value.and_then(|v| v.value.as_ref()) {
-        None => String::new(),
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        Some(any_value::Value::BytesValue(bytes)) => hex(bytes),
-        Some(any_value::Value::ArrayValue(array)) => {
-            let items: Vec<String> = array
-                .values
-                .iter()
-                .map(|v| any_value_text(Some(v)))
-                .collect();
-            format!("[{}]", items.join(","))
-        }
-        Some(any_value::Value::KvlistValue(list)) => {
-            let items: Vec<String> = list
-                .values
-                .iter()
-                .map(|kv| format!("{}={}", kv.key, any_value_text(kv.value.as_ref())))
-                .collect();
-            format!("{{{}}}", items.join(","))
-        }
-        Some(any_value::Value::StringValueStrindex(index)) => format!("strindex:{index}"),
-    }
-}
-
-fn span_kind(kind: i32) -> &'static str {
-    match kind {
-        k if k == SpanKind::Internal as i32 => "internal",
-        k if k == SpanKind::Server as i32 => "server",
-        k if k == SpanKind::Client as i32 => "client",
-        k if k == SpanKind::Producer as i32 => "producer",
-        k if k == SpanKind::Consumer as i32 => "consumer",
-        _ => "unspecified",
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
