@@ -116,6 +116,7 @@ impl Application {
                 store: store.clone(),
                 heartbeat: settings.heartbeat,
                 queue_capacity: settings.queue_capacity,
+                token_refresh: settings.auth.token_refresh,
                 metrics: metrics.clone(),
             },
             catalog,

@@ -10,7 +10,7 @@
 //! it is told to (slow, stale, shutdown, an operator) or when its token
 //! expires, and deregisters in `stopping`, whatever the reason.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture,
@@ -23,8 +23,8 @@ use crate::{
     domain::{EventId, Subscription, SubscriptionView, UserId, now_ms, sse_frame},
     store::EventStore,
     stream::{
-        Close, CloseReason, ConnectionId, OutboundFrame, StreamBody, StreamFormat, StreamParts,
-        StreamSocket,
+        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, StreamBody, StreamFormat,
+        StreamParts, StreamSocket,
         catch_up::TaskState,
         hand_off::{ReplayError, ReplayJob},
     },
@@ -50,6 +50,8 @@ pub struct StreamEnvironment {
     pub store: EventStore,
     pub heartbeat: Duration,
     pub queue_capacity: usize,
+    /// `token_expiring` goes out this long before a stream's token expires.
+    pub token_refresh: Duration,
     pub metrics: Metrics,
 }
 
@@ -83,8 +85,11 @@ pub struct Connection {
     resume_after: Option<EventId>,
     /// End the stream after the replay (the stream of a finished task).
     finish_after_replay: bool,
-    /// Unix seconds: the stream closes then, so a revoked user stops reading.
-    token_expires_at: Option<u64>,
+    /// Its counters, and its token's expiry: the stream closes then, so a
+    /// revoked user stops reading, unless a renewal moved it later.
+    stats: Arc<ConnectionStats>,
+    /// The expiry `token_expiring` was sent for (0: none yet).
+    warned_for: u64,
     close_reason: CloseReason,
     /// A task stream's current state, sent by its replay after the text.
     task_state: Option<TaskState>,
@@ -114,6 +119,7 @@ impl Connection {
             options.resume_after,
             environment.metrics.delivery_lag(),
         );
+        parts.stats.set_token_expires_at(options.token_expires_at);
         let connected = sse_frame::encode_control_with_retry(
             "connected",
             &json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
@@ -155,7 +161,8 @@ impl Connection {
             subscription,
             resume_after: options.resume_after,
             finish_after_replay: options.finish_after_replay,
-            token_expires_at: options.token_expires_at,
+            stats: parts.stats.clone(),
+            warned_for: 0,
             close_reason: CloseReason::ClientGone,
             task_state: options.task_state,
             socket: options.socket,
@@ -225,6 +232,39 @@ impl Connection {
         }
     }
 
+    /// Closes the stream when its token expires, and says so
+    /// `--token-refresh-secs` before (`token_expiring`), so the client can
+    /// send a fresh token. The expiry is read again at each wake: a renewal
+    /// only moves it in the stream's stats, and this follows.
+    fn watch_token(&mut self, ctx: &mut Context<Self>) {
+        let Some(expires_at) = self.stats.token_expires_at() else {
+            return;
+        };
+        let now = crate::auth::unix_now();
+        if now >= expires_at {
+            self.close(CloseReason::TokenExpired, ctx);
+            return;
+        }
+        let warn_at = expires_at.saturating_sub(self.environment.token_refresh.as_secs());
+        if now >= warn_at && self.warned_for != expires_at {
+            self.warned_for = expires_at;
+            let frame =
+                sse_frame::encode_control("token_expiring", &json!({ "expires_at": expires_at }));
+            // Best effort: a full queue means a burst, and the close at the
+            // expiry still comes.
+            let _ = self.queue.try_send(OutboundFrame::control(frame));
+        }
+        let next = if self.warned_for == expires_at {
+            expires_at
+        } else {
+            warn_at
+        };
+        ctx.run_later(
+            Duration::from_secs(next.saturating_sub(now).max(1)),
+            Self::watch_token,
+        );
+    }
+
     fn start_replay(&mut self, after: EventId, ctx: &mut Context<Self>) {
         let job = ReplayJob {
             connection_id: self.id,
@@ -273,12 +313,7 @@ impl Actor for Connection {
         if let Some(after) = self.resume_after {
             self.start_replay(after, ctx);
         }
-        if let Some(expires_at) = self.token_expires_at {
-            let remaining = Duration::from_secs(expires_at.saturating_sub(crate::auth::unix_now()));
-            ctx.run_later(remaining, |act, ctx| {
-                act.close(CloseReason::TokenExpired, ctx)
-            });
-        }
+        self.watch_token(ctx);
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {

@@ -109,6 +109,19 @@ pub struct AuthSettings {
     )]
     #[serde(rename = "ticket_ttl_secs", serialize_with = "seconds::serialize")]
     pub ticket_ttl: Duration,
+
+    /// `event: token_expiring` goes to a stream this many seconds before its
+    /// token expires, for the client to send a fresh one.
+    // A minute: room for a token refresh round trip and a retry or two.
+    #[arg(
+        long = "token-refresh-secs",
+        env = "SSE_BROKER_TOKEN_REFRESH_SECS",
+        global = true,
+        default_value = "60",
+        value_parser = seconds::parse
+    )]
+    #[serde(rename = "token_refresh_secs", serialize_with = "seconds::serialize")]
+    pub token_refresh: Duration,
 }
 
 impl Default for AuthSettings {

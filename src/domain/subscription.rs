@@ -69,6 +69,16 @@ impl ProjectAccess {
         }
     }
 
+    /// Whether these grants include every project `other` grants (a
+    /// renewed token must not see less than the stream was opened for).
+    pub fn includes(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::All, _) => true,
+            (Self::Only(_), Self::All) => false,
+            (Self::Only(mine), Self::Only(theirs)) => theirs.is_subset(mine),
+        }
+    }
+
     /// The project ids, `None` for all (the wire form between instances).
     pub fn to_list(&self) -> Option<Vec<String>> {
         match self {

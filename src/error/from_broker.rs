@@ -6,7 +6,7 @@ use crate::{
     actors::{
         janitor::CleanupError,
         persister::PersistError,
-        registry::{RegisterError, UpdateSubscriptionError},
+        registry::{RegisterError, RenewError, UpdateSubscriptionError},
     },
     domain::{TaskError, event::EventError},
     services::{
@@ -179,6 +179,16 @@ impl From<UpdateSubscriptionError> for ApiError {
                 "this connection belongs to another user",
             ),
         }
+    }
+}
+
+impl From<RenewError> for ApiError {
+    fn from(error: RenewError) -> Self {
+        let code = match error {
+            RenewError::NotFound => ErrorCode::ConnectionNotFound,
+            RenewError::OtherSubject | RenewError::FewerProjects => ErrorCode::Forbidden,
+        };
+        Self::new(code, error.to_string())
     }
 }
 

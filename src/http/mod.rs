@@ -22,6 +22,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(streams::open_stream)
         .service(streams::issue_ticket)
+        .service(streams::renew_token)
         .service(publish::publish)
         .service(publish::test_event)
         .service(history::history)

@@ -15,10 +15,10 @@ use crate::{
     actors::connection::StreamOptions,
     auth::IssuedTicket,
     domain::EventId,
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     services::streams::StreamRequest,
     state::AppState,
-    stream::{StreamAborted, StreamSocket},
+    stream::{ConnectionId, StreamAborted, StreamSocket},
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -124,6 +124,35 @@ pub async fn issue_ticket(
 ) -> Result<HttpResponse, ApiError> {
     let ticket = state.auth.issue_ticket(&auth.principal).await?;
     Ok(HttpResponse::Created().json(ticket))
+}
+
+/// A fresh token for an open stream (after `event: token_expiring`): the
+/// stream lives on until the new token's expiry, without a reconnect. The
+/// token goes in `Authorization`, for the stream's own subject.
+#[utoipa::path(
+    tag = "streams",
+    params(("id" = String, Path, description = "The stream's connection_id (its `connected` event)")),
+    responses(
+        (status = 204, description = "The stream now ends with the new token"),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "A token for another subject, or granting fewer projects", body = crate::error::ErrorBody),
+        (status = 404, description = "No such stream on this instance", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/sse/connections/{id}/token")]
+pub async fn renew_token(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    auth: Authenticated<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ConnectionId::parse(&id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ConnectionNotFound,
+            "no live connection with this connection_id",
+        )
+    })?;
+    state.streams.renew_token(&auth.principal, id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The response of every stream: SSE headers, identity encoding so no

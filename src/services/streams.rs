@@ -15,7 +15,10 @@ use actix::Addr;
 use crate::{
     actors::{
         connection::{Connection, StreamEnvironment, StreamOptions},
-        registry::{RegisterError, Registry, UpdateSubscription, UpdateSubscriptionError},
+        registry::{
+            RegisterError, Registry, RenewError, RenewToken, UpdateSubscription,
+            UpdateSubscriptionError,
+        },
     },
     auth::Principal,
     domain::{
@@ -261,6 +264,26 @@ impl StreamService {
             .await
             .map_err(|_| UpdateSubscriptionError::UnknownConnection)??;
         Ok(view)
+    }
+}
+
+impl StreamService {
+    /// A fresh token for a live stream of this instance, from its subject:
+    /// the stream then lives until the new token's expiry.
+    pub async fn renew_token(
+        &self,
+        principal: &Principal,
+        id: ConnectionId,
+    ) -> Result<(), RenewError> {
+        self.registry()
+            .send(RenewToken {
+                id,
+                user_id: principal.user_id.clone(),
+                projects: principal.projects.clone(),
+                expires_at: principal.expires_at,
+            })
+            .await
+            .map_err(|_| RenewError::NotFound)?
     }
 }
 

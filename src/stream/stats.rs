@@ -15,6 +15,9 @@ pub struct ConnectionStats {
     last_event_id: AtomicI64,
     /// -1 until a live event is written.
     last_lag_ms: AtomicI64,
+    /// Unix seconds when the stream's token expires; 0: never. A renewed
+    /// token moves it later (`POST /sse/connections/{id}/token`).
+    token_expires_at: AtomicU64,
 }
 
 impl ConnectionStats {
@@ -26,6 +29,34 @@ impl ConnectionStats {
             events_sent: AtomicU64::new(0),
             last_event_id: AtomicI64::new(resume_after.map_or(0, |id| id.0)),
             last_lag_ms: AtomicI64::new(-1),
+            token_expires_at: AtomicU64::new(0),
+        }
+    }
+
+    /// When the stream's token expires (unix seconds); `None`: never.
+    pub fn token_expires_at(&self) -> Option<u64> {
+        Some(self.token_expires_at.load(Ordering::Relaxed)).filter(|at| *at > 0)
+    }
+
+    /// The stream's token expiry, at open; `None`: never.
+    pub fn set_token_expires_at(&self, expires_at: Option<u64>) {
+        self.token_expires_at
+            .store(expires_at.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// A fresh token's expiry; never earlier than the current one (a renewal
+    /// that lands after a later one does not shorten the stream). `None`:
+    /// a token without expiry.
+    pub fn extend_token(&self, expires_at: Option<u64>) {
+        match expires_at {
+            None => self.token_expires_at.store(0, Ordering::Relaxed),
+            Some(at) => {
+                let _ = self.token_expires_at.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |current| (current != 0 && at > current).then_some(at),
+                );
+            }
         }
     }
 

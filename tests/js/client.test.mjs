@@ -238,3 +238,49 @@ test("fetchTicket posts with the token in a header and answers the ticket", asyn
   const refused = async () => ({ ok: false, status: 401, json: async () => ({}) });
   await assert.rejects(fetchTicket("/sse/tickets", "tok", refused), /401/);
 });
+
+test("on token_expiring the client posts the app's fresh token for its stream, under the broker's path prefix", async () => {
+  const posted = [];
+  const c = new SseClient("https://app.test/broker/sse/events", {
+    EventSource: FakeEventSource,
+    getToken: async () => "fresh-token",
+    fetch: async (url, init) => {
+      posted.push({ url, init });
+      return { ok: true, status: 204 };
+    },
+  });
+  FakeEventSource.opened = [];
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c-9" });
+  FakeEventSource.latest().emit("token_expiring", { expires_at: 1900000000 });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(posted.length, 1);
+  assert.equal(posted[0].url, "https://app.test/broker/sse/connections/c-9/token");
+  assert.equal(posted[0].init.method, "POST");
+  assert.equal(posted[0].init.headers.Authorization, "Bearer fresh-token");
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect");
+  assert.equal(c.state, State.CONNECTED);
+  c.close();
+});
+
+test("with getTicket an expired token reconnects with a fresh ticket instead of failing", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  let issued = 0;
+  const c = client({
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    onError: (e) => errors.push(e.message),
+    getTicket: async () => `ticket-${++issued}`,
+  });
+  c.connect();
+  await new Promise((resolve) => setImmediate(resolve));
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("token_expired", { reason: "token_expired" });
+  t.mock.timers.tick(100);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(errors, []);
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("ticket"), "ticket-2");
+  c.close();
+});

@@ -29,8 +29,8 @@ use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use tokio::sync::mpsc;
 
 pub use operations::{
-    ActiveConnections, Disconnect, FindStale, GetCounters, ListConnections, StaleConnection,
-    StaleScan, TakeCensus,
+    ActiveConnections, Disconnect, FindStale, GetCounters, ListConnections, RenewError, RenewToken,
+    StaleConnection, StaleScan, TakeCensus,
 };
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};

@@ -9,7 +9,7 @@ use super::{
     table::Entry,
 };
 use crate::{
-    domain::{ProjectAccess, now_ms},
+    domain::{ProjectAccess, UserId, now_ms},
     stream::{Close, CloseReason, ConnectionId},
 };
 
@@ -102,6 +102,51 @@ impl Handler<Disconnect> for Registry {
             reason: CloseReason::Disconnected,
         });
         true
+    }
+}
+
+/// A fresh token for an open stream: the stream then lives until its
+/// expiry. Only the stream's own subject may renew it, with a token that
+/// grants at least the projects the stream was opened with.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RenewError>")]
+pub struct RenewToken {
+    pub id: ConnectionId,
+    pub user_id: Option<UserId>,
+    pub projects: ProjectAccess,
+    /// Unix seconds; `None`: a token without expiry.
+    pub expires_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RenewError {
+    #[error("no open stream with this id on this instance")]
+    NotFound,
+    #[error("the token is for another subject than the stream's")]
+    OtherSubject,
+    #[error("the token grants fewer projects than the stream was opened with; reconnect")]
+    FewerProjects,
+}
+
+impl Handler<RenewToken> for Registry {
+    type Result = Result<(), RenewError>;
+
+    fn handle(&mut self, msg: RenewToken, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.table.get(msg.id).ok_or(RenewError::NotFound)?;
+        let viewer = &entry.subscription.viewer;
+        if viewer.user_id != msg.user_id {
+            return Err(RenewError::OtherSubject);
+        }
+        if !msg.projects.includes(&viewer.projects) {
+            return Err(RenewError::FewerProjects);
+        }
+        entry.stats.extend_token(msg.expires_at);
+        tracing::info!(
+            connection_id = %msg.id,
+            expires_at = msg.expires_at,
+            "stream token renewed"
+        );
+        Ok(())
     }
 }
 

@@ -82,6 +82,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "tls_cert",
         "tls_key",
         "ticket_ttl_secs",
+        "token_refresh_secs",
     ];
     let mut sorted = keys.clone();
     sorted.sort_unstable();

@@ -103,6 +103,15 @@ export interface SseClientOptions {
    * counts as a lost connection, retried with backoff. See `fetchTicket`.
    */
   getTicket?: () => string | Promise<string>;
+  /**
+   * Called on `token_expiring`: the fresh token is posted to
+   * `/sse/connections/{id}/token` and the stream lives on without a
+   * reconnect. With `getTicket`, an expired stream reconnects instead of
+   * failing.
+   */
+  getToken?: () => string | Promise<string>;
+  /** Injectable for tests; default `globalThis.fetch`. */
+  fetch?: typeof fetch;
   /** First backoff step, ms (default 1000). */
   reconnectDelay?: number;
   /** Backoff cap, ms (default 30000). */

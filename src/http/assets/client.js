@@ -41,7 +41,15 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
   return Math.round(exponential / 2 + random() * (exponential / 2));
 }
 
-const BROKER_EVENTS = ["connected", "heartbeat", "shutdown", "replay_truncated", "subscription_updated", "token_expired"];
+const BROKER_EVENTS = [
+  "connected",
+  "heartbeat",
+  "shutdown",
+  "replay_truncated",
+  "subscription_updated",
+  "token_expiring",
+  "token_expired",
+];
 
 /**
  * True for an event the broker sent, false for one `EventSource` raised
@@ -94,6 +102,10 @@ export class SseClient {
    * @param {function} [options.getTicket]  () => ticket (or a promise of one), called before every
    *   (re)connect: the stream opens with `?ticket=` instead of a token in its URL (see
    *   `fetchTicket`); a failure counts as a lost connection and is retried with backoff
+   * @param {function} [options.getToken]  () => token (or a promise of one): on `token_expiring`
+   *   the client posts it to `/sse/connections/{id}/token` and the stream lives on without a
+   *   reconnect; with `getTicket`, an expired stream reconnects instead of failing
+   * @param {function} [options.fetch]  injectable for tests (default `globalThis.fetch`)
    * @param {string} [options.accessToken]  sent as `access_token` (EventSource cannot set headers);
    *   prefer the HttpOnly `sse_token` cookie where you can
    * @param {number} [options.reconnectDelay=1000]  first backoff step, ms
@@ -251,7 +263,16 @@ export class SseClient {
         // The broker is restarting: reconnect (to another instance) soon.
         this._lost("shutdown");
         break;
+      case "token_expiring":
+        this._renewToken();
+        break;
       case "token_expired":
+        if (this.options.getTicket) {
+          // A fresh ticket carries the app's fresh token: reconnect now.
+          this.attempts = 0;
+          this._lost("token_expired");
+          break;
+        }
         // Closed first, so an onError handler may reconnect with a new token.
         this.close();
         this._fail(new Error("token expired"));
@@ -302,6 +323,35 @@ export class SseClient {
 
   _fail(error, data, event) {
     if (this.options.onError) this.options.onError(error, data, event);
+  }
+
+  /** Sends the app's fresh token for this stream; on failure the stream ends at its expiry. */
+  _renewToken() {
+    const { getToken } = this.options;
+    const fetchImpl = this.options.fetch || globalThis.fetch;
+    const id = this.connectionId;
+    if (!getToken || !fetchImpl || !id) return;
+    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
+    const stream = new URL(this.url, base);
+    // The broker may sit under a path prefix: keep what comes before /sse/ or /tasks/.
+    const cut = stream.pathname.search(/\/(sse|tasks)\//);
+    const prefix = cut >= 0 ? stream.pathname.slice(0, cut) : "";
+    const url = new URL(`${prefix}/sse/connections/${encodeURIComponent(id)}/token`, stream);
+    Promise.resolve()
+      .then(() => getToken())
+      .then((token) =>
+        fetchImpl(url.toString(), {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}` },
+          credentials: this.options.withCredentials ? "include" : "same-origin",
+        }),
+      )
+      .then((response) => {
+        if (!response.ok) throw new Error(`token renewal answered ${response.status}`);
+      })
+      .catch(() => {
+        // Nothing to do: the stream ends at its token's expiry with token_expired.
+      });
   }
 
   _teardown() {

@@ -19,6 +19,10 @@ async fn a_stream_ends_with_token_expired_when_its_token_expires() {
     let token = sign(&short_lived);
     let mut stream = open_stream_as(&app, "/sse/events", &token).await;
     let long_lived = open_stream_as(&app, "/sse/events", &root_token()).await;
+    // Within --token-refresh-secs (60 s) of its expiry: warned at once.
+    let warning = stream.next_message(SHORT).await.expect("token_expiring");
+    assert!(warning.is("token_expiring"), "{warning:?}");
+    assert_eq!(warning.json()["expires_at"], exp);
 
     // Events still flow before expiry.
     let response = post_as(

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod logs;
 mod rejections;
+mod renewal;
 mod scopes;
 mod tenants;
 mod tickets;

@@ -148,6 +148,9 @@ async fn a_ticket_carries_its_tokens_projects_and_ends_with_it() {
             .await
             .expect("a publish");
     }
+    // Its token ends within --token-refresh-secs: the warning comes first.
+    let warning = stream.next_message(SHORT).await.expect("token_expiring");
+    assert!(warning.is("token_expiring"), "{warning:?}");
     let event = stream.next_message(SHORT).await.expect("project a's event");
     assert_eq!(event.json()["p"], "a", "project b's event is not for bob");
     assert_error(other_project, 403, "forbidden").await;

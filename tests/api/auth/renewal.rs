@@ -1,0 +1,147 @@
+//! A token renewed without a reconnect: `--token-refresh-secs` before its
+//! token expires a stream receives `event: token_expiring`, and a fresh
+//! token for the same subject, posted to `/sse/connections/{id}/token`,
+//! keeps it alive to the new expiry.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{claims, now, open_stream_as, post_as, root_token, sign, with_secret};
+use crate::helpers::{SHORT, TestApp, assert_error, spawn_app_with};
+
+/// A token for `sub` (subscribe, project `p1`) expiring in `secs`.
+fn expiring(sub: &str, secs: i64) -> (String, i64) {
+    let mut short = claims(sub, "subscribe", &["p1"]);
+    let exp = now() + secs;
+    short["exp"] = json!(exp);
+    (sign(&short), exp)
+}
+
+async fn renew(app: &TestApp, connection_id: &str, token: &str) -> reqwest::Response {
+    post_as(
+        app,
+        &format!("/sse/connections/{connection_id}/token"),
+        None,
+        Some(token),
+    )
+    .await
+}
+
+async fn publish_to_p1(app: &TestApp, n: u32) {
+    let response = post_as(
+        app,
+        "/sse/publish",
+        Some(&json!({"event_type": "commit", "project_id": "p1", "data": {"n": n}})),
+        Some(&root_token()),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 202);
+}
+
+#[actix_web::test]
+async fn a_fresh_token_for_the_same_subject_keeps_the_stream_past_the_old_expiry() {
+    // Arrange: a token 3 s from its end, warned 60 s ahead (the default).
+    let app = spawn_app_with(with_secret).await;
+    let (token, exp) = expiring("alice", 3);
+    let mut stream = open_stream_as(&app, "/sse/events", &token).await;
+
+    // Act 1: the warning.
+    let warning = stream.next_message(SHORT).await.expect("token_expiring");
+
+    // Assert 1
+    assert!(warning.is("token_expiring"), "{warning:?}");
+    assert_eq!(warning.json()["expires_at"], exp);
+    assert_eq!(warning.id, None, "a control frame has no id");
+
+    // Act 2: a fresh token for alice, an hour long.
+    let (fresh, fresh_exp) = expiring("alice", 3600);
+    let renewed = renew(&app, &stream.connection_id, &fresh).await;
+    assert_eq!(renewed.status().as_u16(), 204);
+    tokio::time::sleep(Duration::from_secs((exp - now()).max(0) as u64 + 2)).await;
+    publish_to_p1(&app, 1).await;
+
+    // Assert 2: alive past the old expiry, not warned again (the new one is
+    // an hour away).
+    let event = stream.next_message(SHORT).await.expect("still streaming");
+    assert!(event.is("commit"), "{event:?}");
+    assert_eq!(event.json()["n"], 1);
+    assert!(fresh_exp > exp);
+}
+
+#[actix_web::test]
+async fn without_a_fresh_token_the_stream_ends_at_its_expiry() {
+    // Arrange
+    let app = spawn_app_with(with_secret).await;
+    let (token, _) = expiring("bob", 2);
+    let mut stream = open_stream_as(&app, "/sse/events", &token).await;
+
+    // Act
+    let events = stream.read_to_end(Duration::from_secs(6)).await;
+
+    // Assert: warned, then ended.
+    let names: Vec<String> = events
+        .iter()
+        .filter(|e| !e.is_heartbeat())
+        .filter_map(|e| e.event.clone())
+        .collect();
+    assert_eq!(names, ["token_expiring", "token_expired"], "{events:?}");
+}
+
+#[actix_web::test]
+async fn the_warning_comes_token_refresh_secs_before_the_expiry() {
+    // Arrange: warned 2 s ahead of an expiry 5 s away.
+    let app = spawn_app_with(|s| {
+        with_secret(s);
+        s.auth.token_refresh = Duration::from_secs(2);
+    })
+    .await;
+    let (token, exp) = expiring("carol", 5);
+    let mut stream = open_stream_as(&app, "/sse/events", &token).await;
+
+    // Act
+    let early = stream.next_message(Duration::from_millis(2000)).await;
+    let warning = stream.next_message(SHORT).await.expect("token_expiring");
+
+    // Assert
+    assert!(
+        early.is_none(),
+        "nothing before the refresh window: {early:?}"
+    );
+    assert!(warning.is("token_expiring"));
+    let warned_at = now();
+    assert!(
+        (exp - 3..=exp - 1).contains(&warned_at),
+        "warned at {warned_at} for {exp}"
+    );
+}
+
+#[actix_web::test]
+async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refused() {
+    // Arrange
+    let app = spawn_app_with(with_secret).await;
+    let (token, _) = expiring("dave", 30);
+    let stream = open_stream_as(&app, "/sse/events", &token).await;
+    let id = stream.connection_id.clone();
+    let mut other_project = claims("dave", "subscribe", &["p2"]);
+    other_project["exp"] = json!(now() + 3600);
+
+    // Act
+    let other_subject = renew(&app, &id, &expiring("mallory", 3600).0).await;
+    let fewer_projects = renew(&app, &id, &sign(&other_project)).await;
+    let unknown = renew(&app, "00000000-0000-4000-8000-000000000000", &token).await;
+    let malformed = renew(&app, "not-an-id", &token).await;
+    let anonymous = app
+        .api_client
+        .post(app.url(&format!("/sse/connections/{id}/token")))
+        .send()
+        .await
+        .expect("sent");
+
+    // Assert
+    assert_error(other_subject, 403, "forbidden").await;
+    assert_error(fewer_projects, 403, "forbidden").await;
+    assert_error(unknown, 404, "connection_not_found").await;
+    assert_error(malformed, 404, "connection_not_found").await;
+    assert_error(anonymous, 401, "unauthorized").await;
+}
