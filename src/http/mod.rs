@@ -2,6 +2,7 @@
 //! answer. [`configure`] is the single route table (CONTRACT §4 order).
 
 mod assets;
+mod diagnose;
 pub mod extract;
 mod fallback;
 mod generations;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(streams::open_stream)
         .service(streams::issue_ticket)
         .service(streams::renew_token)
+        .service(diagnose::diagnose)
         .service(publish::publish)
         .service(publish::test_event)
         .service(history::history)

@@ -11,6 +11,7 @@ mod bad_input;
 mod browser;
 mod cluster;
 mod config;
+mod diagnose;
 mod error_format;
 mod generations;
 mod health_rules;

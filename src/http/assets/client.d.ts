@@ -22,6 +22,32 @@ export declare function backoffDelay(
 ): number;
 
 /** True for an event the broker sent (a MessageEvent with string `data`), false for EventSource's own. */
+/** What `diagnoseConnection` found on the way between page and broker. */
+export interface ConnectionDiagnosis {
+  /** Probes arrived spread out as sent, uncompressed, and the summary came. */
+  ok: boolean;
+  /** The probes arrived in one lump: a proxy or CDN buffers the stream. */
+  buffered: boolean;
+  /** The stream arrived compressed (Content-Encoding other than identity). */
+  compressed: boolean;
+  probes: number;
+  spreadMs: number;
+  expectedSpreadMs: number;
+  firstProbeMs: number | null;
+  /** `browser`: the page's next-hop protocol (`h2`, `http/1.1`); `broker`: what the broker saw. */
+  protocol: { browser: string | null; broker: string | null };
+  /** Forwarding headers the broker saw (`via`, `x-forwarded-for`, …). */
+  hops: string[];
+  problems: string[];
+  warnings: string[];
+}
+
+/** Runs `GET /sse/diagnose` and tells whether something on the way buffers, compresses or downgrades the stream. */
+export declare function diagnoseConnection(
+  url?: string,
+  options?: { fetch?: typeof fetch; headers?: Record<string, string> },
+): Promise<ConnectionDiagnosis>;
+
 /** `POST`s to the broker's `/sse/tickets` with the token in a header; resolves to the ticket. */
 export declare function fetchTicket(
   url: string,

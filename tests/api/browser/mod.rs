@@ -17,6 +17,7 @@
 //!   serves; a generation produced step by step shows its progress, stage,
 //!   text and status to completion, and again whole after a reload.
 
+mod diagnose;
 mod dropped_stream;
 mod many_streams;
 mod react_demo;

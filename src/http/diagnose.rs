@@ -1,0 +1,99 @@
+//! `GET /sse/diagnose`: a short, timed burst for a client to tell whether
+//! something between it and the broker holds the stream back.
+//!
+//! The commonest field failure of SSE is not in the broker: a proxy that
+//! buffers responses (nginx's default `proxy_buffering on`, a CDN) or
+//! compresses them (gzip on `text/event-stream`) delivers a stream's events
+//! in lumps, or only when it ends. This endpoint sends [`PROBES`] small
+//! events [`PROBE_INTERVAL`] apart, then a summary of what the broker saw
+//! of the request. A client that gets the probes spread out as sent is
+//! talking to the broker live; one that gets them all at once is not.
+//! `client.js`'s `diagnoseConnection` reads it and names the cause.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web::Bytes};
+use futures_util::stream;
+use serde_json::json;
+
+use super::extract::{Authenticated, OpenStream};
+use crate::{
+    domain::{now_ms, sse_frame},
+    error::ApiError,
+};
+
+/// Probe events per run.
+pub const PROBES: u32 = 6;
+/// Time between two probes.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Request headers that reveal a hop on the way (their presence, not their
+/// values, which may be addresses).
+const HOP_HEADERS: [&str; 6] = [
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "forwarded",
+    "cf-ray",
+    "x-real-ip",
+];
+
+/// The probes and the summary, as the wire carries them.
+#[utoipa::path(
+    tag = "streams",
+    responses(
+        (status = 200, description = "`probe` events 250 ms apart (`{seq, sent_at_ms}`), then one `summary` (`{probes, interval_ms, protocol, accept_encoding, hops}`); the stream then ends", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/sse/diagnose")]
+pub async fn diagnose(
+    req: HttpRequest,
+    _auth: Authenticated<OpenStream>,
+) -> Result<HttpResponse, ApiError> {
+    let protocol = format!("{:?}", req.version());
+    let headers = req.headers();
+    let accept_encoding = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let hops: Vec<&str> = HOP_HEADERS
+        .iter()
+        .copied()
+        .filter(|name| headers.contains_key(*name))
+        .collect();
+    let summary = sse_frame::encode_control(
+        "summary",
+        &json!({
+            "probes": PROBES,
+            "interval_ms": PROBE_INTERVAL.as_millis() as u64,
+            "protocol": protocol,
+            "accept_encoding": accept_encoding,
+            "hops": hops,
+        }),
+    );
+    tracing::info!(protocol = %protocol, hops = ?hops, "connection diagnosis requested");
+    let frames = stream::unfold(0u32, move |seq| {
+        let summary = summary.clone();
+        async move {
+            if seq > PROBES {
+                return None;
+            }
+            if seq > 0 {
+                actix_rt::time::sleep(PROBE_INTERVAL).await;
+            }
+            let frame = if seq == PROBES {
+                summary
+            } else {
+                sse_frame::encode_control("probe", &json!({ "seq": seq, "sent_at_ms": now_ms() }))
+            };
+            Some((Ok::<Bytes, ApiError>(frame), seq + 1))
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(frames))
+}

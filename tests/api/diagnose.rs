@@ -1,0 +1,77 @@
+//! `GET /sse/diagnose`: six probes 250 ms apart, then a summary of what the
+//! broker saw (protocol, hops), so a client can tell a live stream from one
+//! a proxy holds back. The browser side (`diagnoseConnection` of client.js,
+//! direct and through a buffering proxy) is in `browser/diagnose.rs`.
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    helpers::{EventStream, SHORT, spawn_app},
+    tls::{spawn_tls_app, tls_client},
+};
+
+/// Each event of a diagnosis with when it arrived.
+async fn read_diagnosis(mut stream: EventStream) -> Vec<(crate::helpers::SseEvent, Instant)> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.next_event(SHORT).await {
+        events.push((event, Instant::now()));
+    }
+    assert!(stream.end().is_some(), "the diagnosis ends by itself");
+    events
+}
+
+#[actix_web::test]
+async fn probes_arrive_spread_out_then_a_summary_and_the_stream_ends() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let response = app
+        .api_client
+        .get(app.url("/sse/diagnose"))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .expect("a diagnosis");
+    let content_type = response.headers()["content-type"].clone();
+    let events = read_diagnosis(EventStream::new(response)).await;
+
+    // Assert
+    assert_eq!(content_type, "text/event-stream");
+    let probes: Vec<_> = events.iter().filter(|(e, _)| e.is("probe")).collect();
+    assert_eq!(probes.len(), 6, "{events:?}");
+    for (seq, (probe, _)) in probes.iter().enumerate() {
+        assert_eq!(probe.json()["seq"], seq);
+    }
+    let spread = probes[5].1 - probes[0].1;
+    assert!(
+        spread >= Duration::from_millis(1000),
+        "sent 1250 ms apart, arrived {spread:?} apart"
+    );
+    let (summary, _) = events.last().expect("a summary");
+    assert!(summary.is("summary"), "{summary:?}");
+    let summary = summary.json();
+    assert_eq!(summary["probes"], 6);
+    assert_eq!(summary["interval_ms"], 250);
+    assert_eq!(summary["protocol"], "HTTP/1.1");
+    assert_eq!(summary["hops"], serde_json::json!(["x-forwarded-for"]));
+}
+
+#[actix_web::test]
+async fn over_https_the_summary_says_http2() {
+    // Arrange
+    let (app, _certificate, _dir) = spawn_tls_app().await;
+
+    // Act
+    let response = tls_client(false)
+        .get(crate::tls::https(&app, "/sse/diagnose"))
+        .send()
+        .await
+        .expect("a diagnosis");
+    let events = read_diagnosis(EventStream::new(response)).await;
+
+    // Assert
+    let (summary, _) = events.last().expect("a summary");
+    assert_eq!(summary.json()["protocol"], "HTTP/2.0");
+    assert_eq!(summary.json()["hops"], serde_json::json!([]));
+}
