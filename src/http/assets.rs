@@ -21,6 +21,7 @@ use crate::{demo, error::ApiError, state::AppState};
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const CLIENT_JS: &str = include_str!("assets/client.js");
 const CLIENT_D_TS: &str = include_str!("assets/client.d.ts");
+const TABS_JS: &str = include_str!("assets/tabs.js");
 const REACT_JS: &str = include_str!("assets/react.js");
 const REACT_D_TS: &str = include_str!("assets/react.d.ts");
 const VENDOR_REACT_JS: &str = include_str!("assets/vendor/react.js");
@@ -63,6 +64,13 @@ fn typescript(source: &'static str) -> HttpResponse {
 #[route("/client.js", method = "GET", method = "HEAD")]
 pub async fn client_js() -> HttpResponse {
     javascript(CLIENT_JS)
+}
+
+/// The tab sharing `/client.js` imports (one stream per URL for all tabs).
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/tabs.js", method = "GET", method = "HEAD")]
+pub async fn tabs_js() -> HttpResponse {
+    javascript(TABS_JS)
 }
 
 /// The TypeScript declarations of `/client.js`.

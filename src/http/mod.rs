@@ -51,6 +51,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(openapi::openapi_json)
         .service(assets::index)
         .service(assets::client_js)
+        .service(assets::tabs_js)
         .service(assets::client_d_ts)
         .service(assets::react_js)
         .service(assets::react_d_ts)

@@ -138,6 +138,14 @@ export interface SseClientOptions {
   getToken?: () => string | Promise<string>;
   /** Injectable for tests; default `globalThis.fetch`. */
   fetch?: typeof fetch;
+  /**
+   * One stream per URL for all tabs of this browser (default `true`): the
+   * tab holding a Web Lock opens it and passes its events to the others over
+   * a BroadcastChannel; when it closes, another tab resumes the stream.
+   * Without Web Locks or BroadcastChannel (or with an injected
+   * `EventSource`), one stream per tab.
+   */
+  shareAcrossTabs?: boolean;
   /** First backoff step, ms (default 1000). */
   reconnectDelay?: number;
   /** Backoff cap, ms (default 30000). */

@@ -20,6 +20,11 @@
 // uses for a network error. Only the latter is a lost connection. The
 // broker's reaches `on("error")` handlers; a TaskStream then closes for good
 // and calls `onError` with a TaskError.
+//
+// Tabs: the tabs of one browser share one stream per URL (./tabs.js); opt
+// out with `shareAcrossTabs: false`.
+
+import { TabMembership, canShareAcrossTabs, shareName } from "./tabs.js";
 
 /** Connection states, in `onStateChange` and `client.state`. */
 export const State = Object.freeze({
@@ -195,6 +200,8 @@ export class SseClient {
    * @param {function} [options.onProgress]  (data, event) for `progress` and `progress_update`
    * @param {function} [options.onText]  (delta, data, event) for `text`
    * @param {function} [options.onStateChange]  (state, previous)
+   * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL for all tabs of this browser
+   *   (Web Locks and BroadcastChannel; without them, or with an injected EventSource, one per tab)
    * @param {function} [options.EventSource]  injectable for tests
    */
   constructor(url, options = {}) {
@@ -218,6 +225,8 @@ export class SseClient {
     this.watchdogTimer = null;
     /** The ticket fetch under way, if any: a newer one or close() voids it. */
     this.opening = null;
+    /** This tab's share of the stream, when tabs share it. */
+    this.tabs = null;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -236,14 +245,60 @@ export class SseClient {
 
   connect() {
     if (this._state === State.CLOSED) this.attempts = 0;
+    if (this._sharesAcrossTabs()) {
+      if (!this.tabs) this._joinTabs();
+      return this;
+    }
     this._open();
     return this;
   }
 
-  /** Closes the stream for good (no reconnect). */
+  /** Closes the stream for good (no reconnect); a leader tab hands the stream on. */
   close() {
     this._teardown();
     this._setState(State.CLOSED);
+    if (this.tabs) this.tabs.leave();
+    this.tabs = null;
+  }
+
+  _sharesAcrossTabs() {
+    return this.options.shareAcrossTabs !== false && !this.options.EventSource && canShareAcrossTabs();
+  }
+
+  /** Waits for the stream's lock: the holder opens it, the others follow it. */
+  _joinTabs() {
+    this._setState(State.CONNECTING);
+    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
+    this.tabs = new TabMembership(shareName(new URL(this.url, base).href, this.options), {
+      onLeader: () => this._open(),
+      onMessage: (message) => this._fromTabs(message),
+    });
+  }
+
+  _isFollower() {
+    return this.tabs !== null && !this.tabs.leader;
+  }
+
+  /**
+   * What the other tabs posted: a newcomer's hello (the leader answers with
+   * its state), and the leader's events (each once) and state.
+   */
+  _fromTabs(message) {
+    if (!message || !this.tabs) return;
+    if (message.kind === "hello") {
+      if (this.tabs.leader) this.tabs.publish({ kind: "state", state: this._state });
+      return;
+    }
+    if (!this._isFollower()) return;
+    if (message.kind === "state") {
+      if (message.state !== State.CLOSED) this._setState(message.state);
+      return;
+    }
+    const { type, data, lastEventId } = message;
+    const seen = this.lastEventId;
+    // A new leader may replay what the old one already posted.
+    if (!BROKER_EVENTS.includes(type) && lastEventId && seen !== null && Number(lastEventId) <= Number(seen)) return;
+    this._dispatch(type, { type, data, lastEventId });
   }
 
   _streamUrl(ticket) {
@@ -316,7 +371,11 @@ export class SseClient {
   _dispatch(type, event) {
     if (!isServerEvent(event)) return;
     if (event.target && event.target !== this.source) return;
-    this._armWatchdog();
+    if (this.tabs && this.tabs.leader) {
+      this.tabs.publish({ kind: "event", type, data: event.data, lastEventId: event.lastEventId });
+    }
+    // A follower's liveness is the leader's to watch.
+    if (!this._isFollower()) this._armWatchdog();
     if (event.lastEventId) this.lastEventId = event.lastEventId;
     let data = event.data;
     try {
@@ -379,7 +438,8 @@ export class SseClient {
   }
 
   _lost(reason) {
-    if (this._state === State.CLOSED) return;
+    // A follower's stream is the leader's: only the leader reconnects.
+    if (this._state === State.CLOSED || this._isFollower()) return;
     this._teardown();
     if (this.attempts >= this.options.maxReconnectAttempts) {
       this._setState(State.OFFLINE);
@@ -403,7 +463,7 @@ export class SseClient {
     const { getToken } = this.options;
     const fetchImpl = this.options.fetch || globalThis.fetch;
     const id = this.connectionId;
-    if (!getToken || !fetchImpl || !id) return;
+    if (!getToken || !fetchImpl || !id || this._isFollower()) return;
     const base = typeof location !== "undefined" ? location.href : "http://localhost/";
     const stream = new URL(this.url, base);
     // The broker may sit under a path prefix: keep what comes before /sse/ or /tasks/.
@@ -444,6 +504,7 @@ export class SseClient {
     const previous = this._state;
     if (previous === state) return;
     this._state = state;
+    if (this.tabs && this.tabs.leader) this.tabs.publish({ kind: "state", state });
     if (this.options.onStateChange) this.options.onStateChange(state, previous);
   }
 }

@@ -21,6 +21,7 @@ mod diagnose;
 mod dropped_stream;
 mod many_streams;
 mod react_demo;
+mod tab_sharing;
 mod task_end;
 
 use std::{
@@ -174,6 +175,46 @@ impl Browser {
             json!({}),
         )
         .await;
+    }
+
+    /// The current tab's handle.
+    pub(super) async fn tab(&self) -> String {
+        let handle = self
+            .command(reqwest::Method::GET, "/window", Value::Null)
+            .await;
+        handle.as_str().expect("a window handle").to_owned()
+    }
+
+    /// Opens a tab in this browser (same profile) and switches to it.
+    pub(super) async fn new_tab(&self) -> String {
+        let created = self
+            .command(
+                reqwest::Method::POST,
+                "/window/new",
+                json!({ "type": "tab" }),
+            )
+            .await;
+        let handle = created["handle"]
+            .as_str()
+            .expect("a new tab's handle")
+            .to_owned();
+        self.switch_to(&handle).await;
+        handle
+    }
+
+    pub(super) async fn switch_to(&self, handle: &str) {
+        self.command(
+            reqwest::Method::POST,
+            "/window",
+            json!({ "handle": handle }),
+        )
+        .await;
+    }
+
+    /// Closes the current tab (the browser then has no current tab: switch).
+    pub(super) async fn close_tab(&self) {
+        self.command(reqwest::Method::DELETE, "/window", Value::Null)
+            .await;
     }
 
     pub(super) async fn script(&self, script: &str) -> Value {

@@ -1,0 +1,140 @@
+//! One stream for all the tabs of a browser (`client.js`, Web Locks and
+//! BroadcastChannel): three tabs of one profile, one stream at the broker,
+//! every event in every tab; the leader tab closes, another takes over and
+//! resumes, and no tab misses an event or sees one twice. With
+//! `shareAcrossTabs: false`, one stream per tab.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Browser;
+use crate::helpers::{TestApp, spawn_app};
+
+/// Loads a page of the broker's origin in the current tab and starts a
+/// client there that records the `n` of every `commit` it gets.
+async fn start_client(browser: &Browser, app: &TestApp, share: bool) {
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser
+        .script(&format!(
+            "window.got = []; window.state = 'idle'; \
+             import('/client.js').then(({{ SseClient }}) => {{ \
+               window.client = new SseClient('/sse/events', {{ \
+                 eventTypes: ['commit'], shareAcrossTabs: {share}, \
+                 onStateChange: (s) => {{ window.state = s; }}, \
+               }}); \
+               window.client.on('commit', (data) => window.got.push(data.n)); \
+               window.client.connect(); \
+             }}); \
+             return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "return window.state === 'connected'",
+            Duration::from_secs(10),
+            "the tab's client to be connected",
+        )
+        .await;
+}
+
+async fn received(browser: &Browser, tab: &str) -> Vec<u64> {
+    browser.switch_to(tab).await;
+    let got = browser.script("return window.got").await;
+    got.as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect()
+}
+
+/// Waits until `tab` holds exactly `expected` (in order).
+async fn wait_for_events(browser: &Browser, tab: &str, expected: &[u64]) {
+    browser.switch_to(tab).await;
+    let wanted = serde_json::to_string(expected).expect("JSON");
+    let result = tokio::time::timeout(
+        Duration::from_secs(15),
+        browser.wait_for(
+            &format!("return JSON.stringify(window.got) === '{wanted}'"),
+            Duration::from_secs(15),
+            "the tab's events",
+        ),
+    )
+    .await;
+    if result.is_err() {
+        panic!(
+            "tab {tab} holds {:?}, wanted {expected:?}",
+            received(browser, tab).await
+        );
+    }
+}
+
+async fn publish(app: &TestApp, numbers: std::ops::RangeInclusive<u64>) {
+    for n in numbers {
+        app.publish_one(&json!({"event_type": "commit", "data": {"n": n}}))
+            .await;
+    }
+}
+
+async fn active_streams(app: &TestApp) -> u64 {
+    app.stats().await["active_connections"]
+        .as_u64()
+        .expect("a count")
+}
+
+#[actix_web::test]
+async fn the_tabs_of_a_browser_share_one_stream_and_lose_nothing_when_the_leader_closes() {
+    // Arrange: three tabs; the first to connect leads.
+    let app = spawn_app().await;
+    let browser = Browser::launch().await;
+    let leader = browser.tab().await;
+    start_client(&browser, &app, true).await;
+    let second = browser.new_tab().await;
+    start_client(&browser, &app, true).await;
+    let third = browser.new_tab().await;
+    start_client(&browser, &app, true).await;
+
+    // Act 1
+    publish(&app, 1..=3).await;
+
+    // Assert 1: one stream, every event in every tab.
+    for tab in [&leader, &second, &third] {
+        wait_for_events(&browser, tab, &[1, 2, 3]).await;
+    }
+    assert_eq!(active_streams(&app).await, 1, "one stream for three tabs");
+
+    // Act 2: the leader goes; events keep coming meanwhile.
+    browser.switch_to(&leader).await;
+    browser.close_tab().await;
+    publish(&app, 4..=6).await;
+
+    // Assert 2: another tab took over, resumed, nothing lost or doubled.
+    for tab in [&second, &third] {
+        wait_for_events(&browser, tab, &[1, 2, 3, 4, 5, 6]).await;
+    }
+    publish(&app, 7..=7).await;
+    for tab in [&second, &third] {
+        wait_for_events(&browser, tab, &[1, 2, 3, 4, 5, 6, 7]).await;
+    }
+    assert_eq!(active_streams(&app).await, 1, "still one stream");
+}
+
+#[actix_web::test]
+async fn with_share_across_tabs_off_each_tab_has_its_own_stream() {
+    // Arrange
+    let app = spawn_app().await;
+    let browser = Browser::launch().await;
+    let first = browser.tab().await;
+    start_client(&browser, &app, false).await;
+    let second = browser.new_tab().await;
+    start_client(&browser, &app, false).await;
+
+    // Act
+    publish(&app, 1..=2).await;
+
+    // Assert
+    for tab in [&first, &second] {
+        wait_for_events(&browser, tab, &[1, 2]).await;
+    }
+    assert_eq!(active_streams(&app).await, 2);
+}
