@@ -120,7 +120,8 @@ impl Application {
                 metrics: metrics.clone(),
             },
             catalog,
-        );
+        )
+        .with_cluster(bridge.clone());
         let live_tasks = LiveTasks::new(store.clone(), persister.clone(), metrics.clone()).start();
         registry.do_send(WatchTaskEnds {
             recipient: live_tasks.clone().recipient(),

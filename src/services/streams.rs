@@ -15,6 +15,7 @@ use actix::Addr;
 use crate::{
     actors::{
         connection::{Connection, StreamEnvironment, StreamOptions},
+        redis_bridge::{RedisBridge, RenewClusterStream},
         registry::{
             RegisterError, Registry, RenewError, RenewToken, UpdateSubscription,
             UpdateSubscriptionError,
@@ -57,6 +58,8 @@ pub enum SubscriptionError {
 pub struct StreamService {
     environment: StreamEnvironment,
     catalog: EventTypeCatalog,
+    /// Cluster mode: where a renewal for a stream elsewhere goes.
+    cluster: Option<Addr<RedisBridge>>,
 }
 
 impl StreamService {
@@ -64,7 +67,15 @@ impl StreamService {
         Self {
             environment,
             catalog,
+            cluster: None,
         }
+    }
+
+    /// In cluster mode: renewals for streams of other instances go through
+    /// `bridge`.
+    pub fn with_cluster(mut self, bridge: Option<Addr<RedisBridge>>) -> Self {
+        self.cluster = bridge;
+        self
     }
 
     fn registry(&self) -> &Addr<Registry> {
@@ -270,20 +281,31 @@ impl StreamService {
 impl StreamService {
     /// A fresh token for a live stream of this instance, from its subject:
     /// the stream then lives until the new token's expiry.
+    /// In cluster mode a stream not found here is looked for on the other
+    /// instances.
     pub async fn renew_token(
         &self,
         principal: &Principal,
         id: ConnectionId,
     ) -> Result<(), RenewError> {
-        self.registry()
-            .send(RenewToken {
-                id,
-                user_id: principal.user_id.clone(),
-                projects: principal.projects.clone(),
-                expires_at: principal.expires_at,
-            })
+        let renewal = || RenewToken {
+            id,
+            user_id: principal.user_id.clone(),
+            projects: principal.projects.clone(),
+            expires_at: principal.expires_at,
+        };
+        let here = self
+            .registry()
+            .send(renewal())
             .await
-            .map_err(|_| RenewError::NotFound)?
+            .map_err(|_| RenewError::NotFound)?;
+        match (here, &self.cluster) {
+            (Err(RenewError::NotFound), Some(bridge)) => bridge
+                .send(RenewClusterStream(renewal()))
+                .await
+                .map_err(|_| RenewError::NotFound)?,
+            (here, _) => here,
+        }
     }
 }
 

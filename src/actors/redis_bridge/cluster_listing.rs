@@ -129,11 +129,29 @@ fn merge(replies: Vec<ConnectionsReply>, expected: usize, limit: usize, offset: 
 impl RedisBridge {
     /// Answers a control request from any instance (this one included).
     pub(super) fn answer_control(&mut self, request: ControlRequest, ctx: &mut Context<Self>) {
-        let ControlRequest::ListConnections {
-            reply_to,
-            limit,
-            projects,
-        } = request;
+        let (reply_to, limit, projects) = match request {
+            ControlRequest::ListConnections {
+                reply_to,
+                limit,
+                projects,
+            } => (reply_to, limit, projects),
+            ControlRequest::RenewToken {
+                reply_to,
+                connection_id,
+                user_id,
+                projects,
+                expires_at,
+            } => {
+                let renewal = super::cluster_renewal::renewal_of(
+                    &connection_id,
+                    user_id.as_deref(),
+                    projects.as_deref(),
+                    expires_at,
+                );
+                self.answer_renewal(reply_to, renewal, ctx);
+                return;
+            }
+        };
         let scope = ProjectAccess::from_list(projects.as_deref());
         let Some(mut publisher) = self.publisher.clone() else {
             return;

@@ -26,12 +26,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 mod cluster_listing;
+mod cluster_renewal;
 mod ordering;
 mod presence;
 mod status;
 mod wire;
 
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
+pub use cluster_renewal::RenewClusterStream;
 pub use status::{BridgeStatus, InstancePresence, LinkState};
 use wire::{ControlRequest, Envelope, WireEvent};
 

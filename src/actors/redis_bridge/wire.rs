@@ -70,6 +70,23 @@ pub(super) enum ControlRequest {
         #[serde(default)]
         projects: Option<Vec<String>>,
     },
+    /// Renew stream `connection_id` if it is here, and push how it went;
+    /// stay silent otherwise.
+    RenewToken {
+        reply_to: String,
+        connection_id: String,
+        user_id: Option<String>,
+        /// `None`: every project.
+        projects: Option<Vec<String>>,
+        expires_at: Option<u64>,
+    },
+}
+
+/// The holder's answer to `RenewToken`: `renewed`, `other_subject` or
+/// `fewer_projects`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct RenewalReply {
+    pub outcome: String,
 }
 
 /// One instance's answer to `ListConnections`.

@@ -145,3 +145,82 @@ async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refuse
     assert_error(malformed, 404, "connection_not_found").await;
     assert_error(anonymous, 401, "unauthorized").await;
 }
+
+#[actix_web::test]
+async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_where_it_is() {
+    use crate::cluster::harness::{self, Node};
+
+    // Arrange: two instances on one Redis; the stream on `a`.
+    let cluster = harness::cluster_name();
+    let redis = harness::shared_redis_url();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node = |id: &str| {
+        let mut settings = harness::settings(
+            sse_broker::config::DatabaseUrl::Sqlite {
+                path: dir.path().join(format!("{id}.db")),
+            },
+            Some(&redis),
+            &cluster,
+            id,
+        );
+        with_secret(&mut settings);
+        settings
+    };
+    let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let (token, exp) = expiring("erin", 3);
+    let response = client
+        .get(format!("{}/sse/events", a.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("a stream");
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream.next_event(SHORT).await.expect("connected");
+    let id = connected.json()["connection_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let warning = stream.next_message(SHORT).await.expect("token_expiring");
+    assert!(warning.is("token_expiring"));
+    let post = |token: String, id: String| {
+        let client = client.clone();
+        let address = b.address.clone();
+        async move {
+            client
+                .post(format!("{address}/sse/connections/{id}/token"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+
+    // Act: every renewal goes to `b`.
+    let foreign = post(expiring("mallory", 3600).0, id.clone()).await;
+    let unknown = post(
+        expiring("erin", 3600).0,
+        "00000000-0000-4000-8000-000000000000".into(),
+    )
+    .await;
+    let renewed = post(expiring("erin", 3600).0, id.clone()).await;
+
+    // Assert: `a` answered through the cluster; the stream outlives `exp`.
+    assert_error(foreign, 403, "forbidden").await;
+    assert_error(unknown, 404, "connection_not_found").await;
+    assert_eq!(renewed.status().as_u16(), 204);
+    tokio::time::sleep(Duration::from_secs((exp - now()).max(0) as u64 + 2)).await;
+    let published = client
+        .post(format!("{}/sse/publish", a.address))
+        .bearer_auth(root_token())
+        .json(&json!({"event_type": "commit", "project_id": "p1", "data": {"n": 9}}))
+        .send()
+        .await
+        .expect("a publish");
+    assert_eq!(published.status().as_u16(), 202);
+    let event = stream.next_message(SHORT).await.expect("still streaming");
+    assert!(event.is("commit"), "{event:?}");
+}

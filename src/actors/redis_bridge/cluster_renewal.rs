@@ -1,0 +1,144 @@
+//! `POST /sse/connections/{id}/token` for a stream on another instance.
+//!
+//! A renewal lands wherever the load balancer sends it, seldom on the
+//! instance holding the stream. The instance that got it, finding no such
+//! stream of its own, asks the cluster over the control channel; the one
+//! instance holding it renews it and pushes its outcome onto a reply list;
+//! the others stay silent. No reply within the timeout: no such stream.
+
+use std::time::Duration;
+
+use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, WrapFuture};
+use redis::AsyncCommands;
+
+use super::{
+    LinkState, RedisBridge,
+    wire::{ControlRequest, RenewalReply},
+};
+use crate::{
+    actors::registry::{RenewError, RenewToken},
+    domain::{ProjectAccess, UserId},
+    stream::ConnectionId,
+};
+
+/// How long the asking instance waits for the holder's answer.
+const RENEWAL_TIMEOUT: Duration = Duration::from_millis(1500);
+const REPLY_TTL_SECS: i64 = 10;
+
+/// Renew a stream that is not on this instance.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RenewError>")]
+pub struct RenewClusterStream(pub RenewToken);
+
+impl Handler<RenewClusterStream> for RedisBridge {
+    type Result = ResponseActFuture<Self, Result<(), RenewError>>;
+
+    fn handle(&mut self, msg: RenewClusterStream, _: &mut Context<Self>) -> Self::Result {
+        let RenewClusterStream(renewal) = msg;
+        let publisher = self
+            .publisher
+            .clone()
+            .filter(|_| self.state == LinkState::Up);
+        let client = self.client.clone();
+        let control = self.control_channel.clone();
+        let reply_to = format!(
+            "{}renewal:{}",
+            self.presence_prefix,
+            uuid::Uuid::new_v4().simple()
+        );
+        let ask = async move {
+            let mut publisher = publisher.ok_or(RenewError::NotFound)?;
+            let request = ControlRequest::RenewToken {
+                reply_to: reply_to.clone(),
+                connection_id: renewal.id.to_string(),
+                user_id: renewal.user_id.as_ref().map(|u| u.as_str().to_owned()),
+                projects: renewal.projects.to_list(),
+                expires_at: renewal.expires_at,
+            };
+            let payload = serde_json::to_string(&request).unwrap_or_default();
+            let unavailable = |error: redis::RedisError| {
+                tracing::warn!(error.message = %error, "cannot ask the cluster for a stream's renewal");
+                RenewError::NotFound
+            };
+            publisher
+                .publish::<_, _, i64>(&control, payload)
+                .await
+                .map_err(unavailable)?;
+            // BLPOP blocks its connection: one of its own.
+            let mut waiting = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(unavailable)?;
+            let popped: Option<(String, String)> = waiting
+                .blpop(&reply_to, RENEWAL_TIMEOUT.as_secs_f64())
+                .await
+                .map_err(unavailable)?;
+            let reply: RenewalReply = popped
+                .and_then(|(_, body)| serde_json::from_str(&body).ok())
+                .ok_or(RenewError::NotFound)?;
+            match reply.outcome.as_str() {
+                "renewed" => Ok(()),
+                "other_subject" => Err(RenewError::OtherSubject),
+                "fewer_projects" => Err(RenewError::FewerProjects),
+                _ => Err(RenewError::NotFound),
+            }
+        };
+        Box::pin(ask.into_actor(self).map(|result, _, _| result))
+    }
+}
+
+impl RedisBridge {
+    /// Renews the stream if it is on this instance, and says how it went;
+    /// says nothing otherwise.
+    pub(super) fn answer_renewal(
+        &mut self,
+        reply_to: String,
+        renewal: Option<RenewToken>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (Some(renewal), Some(mut publisher)) = (renewal, self.publisher.clone()) else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let answer = async move {
+            let outcome = match registry.send(renewal).await {
+                Ok(Ok(())) => "renewed",
+                Ok(Err(RenewError::OtherSubject)) => "other_subject",
+                Ok(Err(RenewError::FewerProjects)) => "fewer_projects",
+                Ok(Err(RenewError::NotFound)) | Err(_) => return Ok(()),
+            };
+            let body = serde_json::to_string(&RenewalReply {
+                outcome: outcome.to_owned(),
+            })
+            .unwrap_or_default();
+            publisher.rpush::<_, _, i64>(&reply_to, body).await?;
+            publisher
+                .expire::<_, i64>(&reply_to, REPLY_TTL_SECS)
+                .await?;
+            Ok::<_, redis::RedisError>(())
+        };
+        actix::AsyncContext::spawn(
+            ctx,
+            answer.into_actor(self).map(|result, _, _| {
+                if let Err(error) = result {
+                    tracing::warn!(error.message = %error, "cannot answer a stream renewal");
+                }
+            }),
+        );
+    }
+}
+
+/// The renewal a control request asks for, when it reads.
+pub(super) fn renewal_of(
+    connection_id: &str,
+    user_id: Option<&str>,
+    projects: Option<&[String]>,
+    expires_at: Option<u64>,
+) -> Option<RenewToken> {
+    Some(RenewToken {
+        id: ConnectionId::parse(connection_id)?,
+        user_id: user_id.map(UserId::parse).transpose().ok()?,
+        projects: ProjectAccess::from_list(projects),
+        expires_at,
+    })
+}
