@@ -28,8 +28,6 @@ pub enum UploadFormat {
 }
 
 impl UploadFormat {
-    pub const ALL: [Self; 2] = [Self::NdJson, Self::EventStream];
-
     /// The name metrics and logs give the format.
     pub fn label(self) -> &'static str {
         match self {

@@ -54,11 +54,6 @@ impl TaskService {
         metrics: Metrics,
         text_coalesce: Duration,
     ) -> Self {
-        metrics.declare_upload_outcomes(
-            &super::generation_input::UploadFormat::ALL
-                .map(super::generation_input::UploadFormat::label),
-            &super::uploads::OUTCOMES,
-        );
         Self {
             store,
             live,

@@ -334,22 +334,8 @@ where
     Ok((gathered.map_or(first, BytesMut::freeze), last))
 }
 
-/// Every name [`outcome`] gives, for the metrics to start at 0.
-pub(super) const OUTCOMES: [&str; 11] = [
-    "completed",
-    "failed",
-    "left_running",
-    "malformed",
-    "line_too_long",
-    "idle",
-    "aborted",
-    "cancelled",
-    "not_found",
-    "refused",
-    "unavailable",
-];
-
-/// How an upload ended, as its metrics and logs name it.
+/// How an upload ended, as its metrics and logs name it (each name starts
+/// at 0 in the metrics: `telemetry::metrics::zeros`).
 fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
     match result {
         Ok(summary) => match summary.task.status {

@@ -4,7 +4,7 @@
 //! panel over a counter that has never moved shows nothing, and an alert on
 //! it cannot fire from a clean start, so each counter is added 0 here for
 //! its label values. Values owned by another module (rate limits, auth
-//! failure reasons, store operations, upload outcomes) are declared by that
+//! failure reasons, store operations) are declared by that
 //! module when it is built, through the `declare_*` methods.
 
 use opentelemetry::KeyValue;
@@ -56,6 +56,30 @@ impl Metrics {
             counter.add(0, &[]);
         }
         inner.uploads_open.add(0, &[]);
+        // `services::uploads`' formats and outcomes.
+        for format in ["ndjson", "event_stream"] {
+            for outcome in [
+                "completed",
+                "failed",
+                "left_running",
+                "malformed",
+                "line_too_long",
+                "idle",
+                "aborted",
+                "cancelled",
+                "not_found",
+                "refused",
+                "unavailable",
+            ] {
+                inner.uploads.add(
+                    0,
+                    &[
+                        KeyValue::new("format", format),
+                        KeyValue::new("outcome", outcome),
+                    ],
+                );
+            }
+        }
     }
 
     /// The TLS counters at 0, on a broker that serves HTTPS.
@@ -99,21 +123,6 @@ impl Metrics {
                     &[
                         KeyValue::new("operation", *operation),
                         KeyValue::new("kind", *kind),
-                    ],
-                );
-            }
-        }
-    }
-
-    /// `sse_task_uploads_total` at 0 for each format and outcome.
-    pub fn declare_upload_outcomes(&self, formats: &[&'static str], outcomes: &[&'static str]) {
-        for format in formats {
-            for outcome in outcomes {
-                self.inner.uploads.add(
-                    0,
-                    &[
-                        KeyValue::new("format", *format),
-                        KeyValue::new("outcome", *outcome),
                     ],
                 );
             }
