@@ -143,7 +143,14 @@ pub fn init_tracing(log_format: LogFormat, instance_id: &str) -> TelemetryGuard 
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        // Colours only for a terminal: in a file or a journal the escape
+        // codes would sit between the words a log search looks for.
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
+            .try_init(),
     };
     if let Err(error) = result {
         eprintln!("tracing already initialised: {error}");

@@ -362,6 +362,10 @@ async fn the_cleanup_log_lines_are_the_guides_in_text_and_json() {
                     && m.contains("authentication is off")),
             "{format}: no validation warnings line listing the finding:\n{logs}"
         );
+        assert!(
+            !logs.contains('\u{1b}'),
+            "{format}: no terminal colour codes in a log file:\n{logs}"
+        );
         if json {
             let line = logs
                 .lines()

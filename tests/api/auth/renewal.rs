@@ -167,6 +167,13 @@ async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_wher
         settings
     };
     let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
+    // Both on the control channel before a renewal crosses it.
+    for node in [&a, &b] {
+        harness::wait_for_health(node, harness::LONG, "Redis up", |_, body| {
+            body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
