@@ -468,3 +468,19 @@ test("under StrictMode (effects and state updaters run twice in development) one
   assert.equal(result.current.text, "once each");
   assert.equal(result.current.isConnected, true);
 });
+
+test("useTaskStream opens its stream with a ticket from getTicket, and re-renders do not reopen it", async () => {
+  let issued = 0;
+  const options = { getTicket: async () => `ticket-${++issued}` };
+  const { rerender } = renderTask("gen-9", options);
+  await act(async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+  });
+  assert.equal(FakeEventSource.opened.length, 1);
+  assert.equal(new URL(latest().url).searchParams.get("ticket"), "ticket-1");
+  rerender({ id: "gen-9", opts: { getTicket: async () => "another" } });
+  await act(async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+  });
+  assert.equal(FakeEventSource.opened.length, 1, "a new getTicket function does not reopen the stream");
+});

@@ -41,6 +41,12 @@ export interface StreamOptions {
   withCredentials?: boolean;
   /** Sent as `access_token`; prefer the HttpOnly `sse_token` cookie. */
   accessToken?: string;
+  /** A fresh single-use stream ticket before each (re)connect (see `/client.js`'s `fetchTicket`). */
+  getTicket?: () => string | Promise<string>;
+  /** A fresh token on `token_expiring`: the stream is renewed without a reconnect. */
+  getToken?: () => string | Promise<string>;
+  /** `false`: one stream per tab instead of one per URL for all tabs (default `true`). */
+  shareAcrossTabs?: boolean;
   /** Each `progress` event's data (a task); on a general stream `progress_update` too. */
   onProgress?: (data: TaskSnapshot) => void;
   /**

@@ -76,7 +76,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     // Reconnect settings apply to the running client from its next loss on.
     if (clientRef.current) Object.assign(clientRef.current.options, reconnectOptions(options));
   });
-  const { accessToken, withCredentials, EventSource } = options;
+  const { accessToken, withCredentials, EventSource, shareAcrossTabs } = options;
   const typesKey = eventTypes ? eventTypes.join(",") : "";
 
   useEffect(() => {
@@ -90,6 +90,11 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     const client = new SseClient(url, {
       ...reconnectOptions(latest.current),
       ...connectionOptions({ accessToken, withCredentials, EventSource }),
+      // Called through the latest render's options: a new function each
+      // render must not reopen the stream.
+      ...(latest.current.getTicket ? { getTicket: () => latest.current.getTicket() } : {}),
+      ...(latest.current.getToken ? { getToken: () => latest.current.getToken() } : {}),
+      ...(shareAcrossTabs === false ? { shareAcrossTabs: false } : {}),
       closeOn,
       ...(typesKey ? { eventTypes: typesKey.split(",") } : {}),
       ...(projectId ? { projectId } : {}),
@@ -106,7 +111,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     // The callbacks and setup read the latest options through `latest`; the
     // stream is rebuilt only when where or how it connects changes.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [url, typesKey, projectId, accessToken, withCredentials, EventSource]);
+  }, [url, typesKey, projectId, accessToken, withCredentials, EventSource, shareAcrossTabs]);
 
   return clientRef;
 }
