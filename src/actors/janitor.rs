@@ -61,6 +61,36 @@ pub struct CleanupStats {
     pub stale_threshold_secs: u64,
 }
 
+impl CleanupStats {
+    /// Failed runs over all runs since start, in percent (0 before the first).
+    pub fn error_rate(&self) -> f64 {
+        percent(self.total_errors, self.total_runs)
+    }
+
+    /// Streams a run failed to close over those it tried, in percent.
+    pub fn connection_failure_rate(&self) -> f64 {
+        percent(self.total_failed, self.total_cleaned + self.total_failed)
+    }
+
+    /// Streams closed per run, on average.
+    pub fn connections_per_cleanup(&self) -> f64 {
+        share(self.total_cleaned as f64, self.total_runs)
+    }
+
+    /// Mean duration of a run, in ms (0 before the first).
+    pub fn avg_duration_ms(&self) -> f64 {
+        share(self.total_duration_ms, self.total_runs)
+    }
+}
+
+fn share(part: f64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part / whole as f64 }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    share(part as f64, whole) * 100.0
+}
+
 /// What one cleanup run did.
 #[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 pub struct CleanupReport {
@@ -295,11 +325,7 @@ impl Janitor {
             done.long_lived,
         );
         if periodic {
-            let error_rate = if stats.total_runs == 0 {
-                0.0
-            } else {
-                stats.total_errors as f64 * 100.0 / stats.total_runs as f64
-            };
+            let error_rate = stats.error_rate();
             tracing::info!(
                 "Periodic cleanup cycle: cleaned={} connections, cycle_duration_ms={duration_ms:.2}, \
                  total_cleanups={}, total_cleaned={}, error_rate={error_rate:.1}%",

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::{AuthError, Principal, Scope, unix_now};
-use crate::domain::{ProjectAccess, ProjectId, UserId};
+use crate::domain::{ProjectAccess, UserId};
 
 /// Outstanding tickets one instance holds in memory before it prunes the
 /// expired ones; past twice that it refuses new ones (a subscriber minting
@@ -64,12 +64,7 @@ impl Claims {
                 .iter()
                 .map(|s| s.as_str().to_owned())
                 .collect(),
-            projects: match &principal.projects {
-                ProjectAccess::All => None,
-                ProjectAccess::Only(projects) => {
-                    Some(projects.iter().map(|p| p.as_str().to_owned()).collect())
-                }
-            },
+            projects: principal.projects.to_list(),
             exp: principal.expires_at,
             authenticated: principal.authenticated,
             ticket_exp,
@@ -80,14 +75,8 @@ impl Claims {
     /// (written by another version, or tampered with in Redis).
     fn principal(&self) -> Option<Principal> {
         let scopes: Option<BTreeSet<Scope>> = self.scopes.iter().map(|s| Scope::parse(s)).collect();
-        let projects = match &self.projects {
-            None => ProjectAccess::All,
-            Some(list) => ProjectAccess::Only(Arc::new(
-                list.iter()
-                    .map(|p| ProjectId::parse(p).ok())
-                    .collect::<Option<_>>()?,
-            )),
-        };
+        // An id that does not parse (tampered with in Redis) grants nothing.
+        let projects = ProjectAccess::from_list(self.projects.as_deref());
         Some(Principal {
             user_id: self.sub.as_deref().map(UserId::parse).transpose().ok()?,
             scopes: scopes?,

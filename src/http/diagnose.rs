@@ -16,7 +16,10 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, web::Bytes};
 use futures_util::stream;
 use serde_json::json;
 
-use super::extract::{Authenticated, OpenStream};
+use super::{
+    extract::{Authenticated, OpenStream},
+    streams::event_stream_headers,
+};
 use crate::{
     domain::{now_ms, sse_frame},
     error::ApiError,
@@ -90,10 +93,6 @@ pub async fn diagnose(
             Some((Ok::<Bytes, ApiError>(frame), seq + 1))
         }
     });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(frames))
+    // The headers of a real stream: the probe must meet the same proxies.
+    Ok(event_stream_headers(&mut HttpResponse::Ok()).streaming(frames))
 }

@@ -293,10 +293,13 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
 
 /// The `ticket` query parameter, where `S` takes one.
 fn find_ticket<S: RequiredScope>(req: &HttpRequest) -> Option<String> {
-    if !S::TICKET {
+    let query = req.query_string();
+    // Most stream opens carry no ticket: spare them a second parse of the
+    // query (`find_token` may parse it too). A `%` may spell the name.
+    if !S::TICKET || !(query.contains("ticket") || query.contains('%')) {
         return None;
     }
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+    web::Query::<std::collections::HashMap<String, String>>::from_query(query)
         .ok()?
         .into_inner()
         .remove("ticket")

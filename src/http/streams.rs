@@ -2,7 +2,7 @@
 //! ticket to open one without a token in the URL.
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, HttpResponseBuilder,
     body::MessageBody,
     get,
     http::{ConnectionType, Version, header},
@@ -155,6 +155,16 @@ pub async fn renew_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The headers of every event stream: the SSE content type, identity
+/// encoding so no compression middleware buffers it, and no proxy buffering.
+pub fn event_stream_headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    response
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("X-Accel-Buffering", "no"))
+}
+
 /// The response of every stream: SSE headers, identity encoding so no
 /// compression middleware buffers it, and no proxy buffering.
 ///
@@ -164,12 +174,7 @@ pub fn event_stream_response(
     req: &HttpRequest,
     body: impl MessageBody<Error = StreamAborted> + 'static,
 ) -> HttpResponse {
-    let mut response = HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .body(body);
+    let mut response = event_stream_headers(&mut HttpResponse::Ok()).body(body);
     if req.version() < Version::HTTP_11 {
         response.head_mut().no_chunking(true);
         response

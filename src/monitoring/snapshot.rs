@@ -81,15 +81,12 @@ impl Sources {
 impl Snapshot {
     /// Failed runs over all runs since start, in percent.
     pub fn cleanup_error_rate(&self) -> f64 {
-        percent(self.cleanup.total_errors, self.cleanup.total_runs)
+        self.cleanup.error_rate()
     }
 
     /// Streams the cleanup failed to close over those it tried, in percent.
     pub fn connection_failure_rate(&self) -> f64 {
-        percent(
-            self.cleanup.total_failed,
-            self.cleanup.total_cleaned + self.cleanup.total_failed,
-        )
+        self.cleanup.connection_failure_rate()
     }
 
     /// Whether the Redis link is up (always, without Redis).
@@ -121,18 +118,5 @@ impl Snapshot {
                 gap,
             )
         })
-    }
-}
-
-/// `part` of `whole` in percent (0-100); 0 when `whole` is 0.
-pub fn percent(part: u64, whole: u64) -> f64 {
-    ratio(part, whole) * 100.0
-}
-
-pub fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
     }
 }

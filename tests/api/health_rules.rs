@@ -252,6 +252,14 @@ async fn streams_idle_past_the_stale_threshold_degrade_health_until_they_close()
     )
     .await;
     wait_for_gauge(&app, "sse_health_status", &[], "degraded (1)", |v| v == 1.0).await;
+    wait_for_gauge(
+        &app,
+        "sse_health_alerts",
+        &[],
+        "a warning is no alert",
+        |v| v == 0.0,
+    )
+    .await;
 
     // Act 2: the clients go away.
     drop(streams);
@@ -393,6 +401,24 @@ async fn cleanup_runs_that_overrun_their_interval_raise_the_error_rate_alert_and
     .await;
     wait_for_gauge(&app, "sse_health_status", &[], "unhealthy (2)", |v| {
         v == 2.0
+    })
+    .await;
+    // The guide's alert count and its 5-minute error rate's counters.
+    let alerts = indicators["alerts"].as_array().map_or(0, Vec::len) as f64;
+    wait_for_gauge(&app, "sse_health_alerts", &[], "the alerts counted", |v| {
+        v == alerts
+    })
+    .await;
+    let errors = wait_for_gauge(
+        &app,
+        "sse_cleanup_errors_total",
+        &[],
+        "failed runs counted",
+        |v| v >= 1.0,
+    )
+    .await;
+    wait_for_gauge(&app, "sse_cleanup_total", &[], "every run counted", |v| {
+        v >= errors
     })
     .await;
 }

@@ -72,6 +72,21 @@ async fn cleanup_closes_stale_streams_in_batches_and_the_statistics_add_up() {
     assert_eq!(grew("total_cleanups"), 1, "{after}");
     assert_eq!(grew("total_connections_cleaned"), 7, "{after}");
     assert_eq!(grew("failed_connections"), 0, "{after}");
+    // The guide's counter and ours count the same closes.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert_eq!(value("sse_total_connections_cleaned"), 7.0);
+    assert_eq!(value("sse_cleanup_cleaned_total"), 7.0);
     // The fresh stream is untouched and still live.
     app.publish_one(&json!({"event_type": "commit"})).await;
     let event = fresh

@@ -14,14 +14,12 @@ use serde_json::Value;
 
 use super::{
     LinkState, RedisBridge,
-    wire::{ConnectionsReply, ControlRequest},
+    wire::{ConnectionsReply, ControlRequest, push_reply},
 };
 use crate::{actors::registry::ListConnections, domain::ProjectAccess};
 
 /// How long the requester waits for every instance's reply.
 const GATHER_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Reply lists expire even if nobody reads them.
-const REPLY_TTL_SECS: i64 = 10;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterListingError {
@@ -179,11 +177,7 @@ impl RedisBridge {
                     .collect(),
             };
             let body = serde_json::to_string(&reply).unwrap_or_default();
-            publisher.rpush::<_, _, i64>(&reply_to, body).await?;
-            publisher
-                .expire::<_, i64>(&reply_to, REPLY_TTL_SECS)
-                .await?;
-            Ok::<_, redis::RedisError>(())
+            push_reply(&mut publisher, &reply_to, body).await
         };
         actix::AsyncContext::spawn(
             ctx,

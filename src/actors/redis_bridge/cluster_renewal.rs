@@ -13,7 +13,7 @@ use redis::AsyncCommands;
 
 use super::{
     LinkState, RedisBridge,
-    wire::{ControlRequest, RenewalReply},
+    wire::{ControlRequest, RenewalReply, push_reply},
 };
 use crate::{
     actors::registry::{RenewError, RenewToken},
@@ -23,7 +23,6 @@ use crate::{
 
 /// How long the asking instance waits for the holder's answer.
 const RENEWAL_TIMEOUT: Duration = Duration::from_millis(1500);
-const REPLY_TTL_SECS: i64 = 10;
 
 /// Renew a stream that is not on this instance.
 #[derive(Debug, Message)]
@@ -111,11 +110,7 @@ impl RedisBridge {
                 outcome: outcome.to_owned(),
             })
             .unwrap_or_default();
-            publisher.rpush::<_, _, i64>(&reply_to, body).await?;
-            publisher
-                .expire::<_, i64>(&reply_to, REPLY_TTL_SECS)
-                .await?;
-            Ok::<_, redis::RedisError>(())
+            push_reply(&mut publisher, &reply_to, body).await
         };
         actix::AsyncContext::spawn(
             ctx,

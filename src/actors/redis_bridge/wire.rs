@@ -96,3 +96,18 @@ pub(super) struct ConnectionsReply {
     pub total: usize,
     pub connections: Vec<Value>,
 }
+
+/// Replies to a control request expire even if nobody reads them.
+const REPLY_TTL_SECS: i64 = 10;
+
+/// Pushes one instance's answer onto the requester's reply list.
+pub(super) async fn push_reply(
+    publisher: &mut redis::aio::ConnectionManager,
+    reply_to: &str,
+    body: String,
+) -> redis::RedisResult<()> {
+    use redis::AsyncCommands;
+    publisher.rpush::<_, _, i64>(reply_to, body).await?;
+    publisher.expire::<_, i64>(reply_to, REPLY_TTL_SECS).await?;
+    Ok(())
+}

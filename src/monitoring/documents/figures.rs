@@ -10,7 +10,7 @@ use crate::{
     actors::registry::RegistryStats,
     config::Settings,
     domain::{now_ms, rfc3339},
-    monitoring::{HealthIndicators, Snapshot, snapshot::ratio},
+    monitoring::{HealthIndicators, Snapshot},
 };
 
 /// `GET /sse/stats`.
@@ -196,7 +196,7 @@ impl MonitoringDocument {
         let r: &RegistryStats = &snapshot.registry;
         let c = &snapshot.cleanup;
         let uptime = snapshot.uptime_secs.max(1) as f64;
-        let connections_per_cleanup = ratio(c.total_cleaned, c.total_runs);
+        let connections_per_cleanup = c.connections_per_cleanup();
         Self {
             timestamp: rfc3339(now_ms()),
             service_name: "sse-broker",
@@ -252,11 +252,7 @@ impl MonitoringDocument {
                 events_delivered_per_second: r.events_delivered as f64 / uptime,
                 events_by_type: r.events_by_type.clone(),
                 delivery_lag_ms: delivery_lag_quantiles(context.delivery_lag),
-                avg_cleanup_duration_ms: if c.total_runs == 0 {
-                    0.0
-                } else {
-                    c.total_duration_ms / c.total_runs as f64
-                },
+                avg_cleanup_duration_ms: c.avg_duration_ms(),
                 cleanup_efficiency_rate: 100.0 - snapshot.connection_failure_rate(),
                 cleanup_error_rate: snapshot.cleanup_error_rate(),
                 connections_cleaned_per_operation: connections_per_cleanup,

@@ -100,6 +100,7 @@ const ALL: [&HistogramSpec; 8] = [
 /// Adds an empty family (every bucket, the sum and the count at 0, no
 /// labels) for each declared histogram `families` lacks.
 pub(super) fn add_empty_histograms(families: &mut Vec<MetricFamily>) {
+    let gathered = families.len();
     for spec in ALL {
         let name = spec.prometheus_name();
         if families.iter().any(|family| family.name() == name) {
@@ -125,8 +126,11 @@ pub(super) fn add_empty_histograms(families: &mut Vec<MetricFamily>) {
         family.set_metric(vec![metric]);
         families.push(family);
     }
-    // The encoder writes families in the order given; keep it stable.
-    families.sort_by(|a, b| a.name().cmp(b.name()));
+    // The encoder writes families in the order given: keep the registry's
+    // name order once a histogram was added (after the first records, never).
+    if families.len() > gathered {
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+    }
 }
 
 #[cfg(test)]

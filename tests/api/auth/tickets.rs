@@ -13,16 +13,20 @@ use crate::{
     helpers::{BrokerProcess, EventStream, SHORT, TestApp, assert_error, spawn_app_with},
 };
 
-async fn ticket_for(app: &TestApp, token: &str) -> Value {
-    let response = app
-        .api_client
-        .post(format!("{}/sse/tickets", app.address))
+/// A ticket from the broker at `address` (201 asserted).
+async fn ticket_at(client: &reqwest::Client, address: &str, token: &str) -> Value {
+    let response = client
+        .post(format!("{address}/sse/tickets"))
         .bearer_auth(token)
         .send()
         .await
         .expect("a ticket request");
     assert_eq!(response.status().as_u16(), 201, "a ticket is created");
     response.json().await.expect("JSON")
+}
+
+async fn ticket_for(app: &TestApp, token: &str) -> Value {
+    ticket_at(&app.api_client, &app.address, token).await
 }
 
 async fn open_with_ticket(app: &TestApp, path: &str, ticket: &str) -> reqwest::Response {
@@ -223,10 +227,11 @@ async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_
     // Arrange: two instances on one Redis.
     let cluster = harness::cluster_name();
     let redis = harness::shared_redis_url();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let node = |id: &str| {
         let mut settings = harness::settings(
             sse_broker::config::DatabaseUrl::Sqlite {
-                path: std::env::temp_dir().join(format!("{cluster}-{id}.db")),
+                path: dir.path().join(format!("{id}.db")),
             },
             Some(&redis),
             &cluster,
@@ -240,15 +245,7 @@ async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_
         .no_proxy()
         .build()
         .expect("a client");
-    let issued: Value = client
-        .post(format!("{}/sse/tickets", a.address))
-        .bearer_auth(token("dave", "subscribe", &["*"]))
-        .send()
-        .await
-        .expect("a ticket")
-        .json()
-        .await
-        .expect("JSON");
+    let issued = ticket_at(&client, &a.address, &token("dave", "subscribe", &["*"])).await;
     let ticket = issued["ticket"].as_str().expect("a ticket");
 
     // Act
@@ -267,9 +264,6 @@ async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_
     assert_eq!(on_b.status().as_u16(), 200, "instance b redeems a's ticket");
     assert_error(again_on_a, 401, "unauthorized").await;
     drop(on_b);
-    for id in ["a", "b"] {
-        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{cluster}-{id}.db")));
-    }
 }
 
 #[actix_web::test]
@@ -287,15 +281,12 @@ async fn a_real_ticket_never_reaches_the_logs() {
         .build()
         .expect("a client");
     broker.wait_until_ready(&client).await;
-    let issued: Value = client
-        .post(format!("{}/sse/tickets", broker.address))
-        .bearer_auth(token("erin", "subscribe", &["*"]))
-        .send()
-        .await
-        .expect("a ticket")
-        .json()
-        .await
-        .expect("JSON");
+    let issued = ticket_at(
+        &client,
+        &broker.address,
+        &token("erin", "subscribe", &["*"]),
+    )
+    .await;
     let ticket = issued["ticket"].as_str().expect("a ticket").to_owned();
 
     // Act: used once (200), then again (401).
