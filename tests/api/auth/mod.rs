@@ -73,6 +73,36 @@ pub fn root_token() -> String {
     token("root", "subscribe publish admin", &["*"])
 }
 
+/// Two secured instances (`a`, `b`) of a fresh cluster on the shared Redis,
+/// their stores in `dir`, both with their Redis link up.
+pub async fn secured_cluster(
+    dir: &std::path::Path,
+) -> (crate::cluster::harness::Node, crate::cluster::harness::Node) {
+    use crate::cluster::harness::{self, Node};
+    let cluster = harness::cluster_name();
+    let redis = harness::shared_redis_url();
+    let node = |id: &str| {
+        let mut settings = harness::settings(
+            sse_broker::config::DatabaseUrl::Sqlite {
+                path: dir.join(format!("{id}.db")),
+            },
+            Some(&redis),
+            &cluster,
+            id,
+        );
+        with_secret(&mut settings);
+        settings
+    };
+    let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
+    for node in [&a, &b] {
+        harness::wait_for_health(node, harness::LONG, "Redis up", |_, body| {
+            body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    (a, b)
+}
+
 /// Turns authentication on with [`SECRET`].
 pub fn with_secret(settings: &mut Settings) {
     settings.auth.jwt_secrets = vec![secrecy::SecretString::from(SECRET)];

@@ -148,32 +148,9 @@ async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refuse
 
 #[actix_web::test]
 async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_where_it_is() {
-    use crate::cluster::harness::{self, Node};
-
     // Arrange: two instances on one Redis; the stream on `a`.
-    let cluster = harness::cluster_name();
-    let redis = harness::shared_redis_url();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let node = |id: &str| {
-        let mut settings = harness::settings(
-            sse_broker::config::DatabaseUrl::Sqlite {
-                path: dir.path().join(format!("{id}.db")),
-            },
-            Some(&redis),
-            &cluster,
-            id,
-        );
-        with_secret(&mut settings);
-        settings
-    };
-    let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
-    // Both on the control channel before a renewal crosses it.
-    for node in [&a, &b] {
-        harness::wait_for_health(node, harness::LONG, "Redis up", |_, body| {
-            body["checks"]["redis"]["status"] == "up"
-        })
-        .await;
-    }
+    let (a, b) = super::secured_cluster(dir.path()).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -8,10 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{SECRET, claims, now, root_token, sign, token, with_secret};
-use crate::{
-    cluster::harness::{self, Node},
-    helpers::{BrokerProcess, EventStream, SHORT, TestApp, assert_error, spawn_app_with},
-};
+use crate::helpers::{BrokerProcess, EventStream, SHORT, TestApp, assert_error, spawn_app_with};
 
 /// A ticket from the broker at `address` (201 asserted).
 async fn ticket_at(client: &reqwest::Client, address: &str, token: &str) -> Value {
@@ -225,22 +222,8 @@ async fn a_ticket_opens_a_tasks_stream() {
 #[actix_web::test]
 async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_once() {
     // Arrange: two instances on one Redis.
-    let cluster = harness::cluster_name();
-    let redis = harness::shared_redis_url();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let node = |id: &str| {
-        let mut settings = harness::settings(
-            sse_broker::config::DatabaseUrl::Sqlite {
-                path: dir.path().join(format!("{id}.db")),
-            },
-            Some(&redis),
-            &cluster,
-            id,
-        );
-        with_secret(&mut settings);
-        settings
-    };
-    let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
+    let (a, b) = super::secured_cluster(dir.path()).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
