@@ -9,7 +9,8 @@ use crate::generation::Via;
 #[command(
     name = "sse-bench",
     version,
-    about = "Load generator for sse-broker: fan-out latency, memory per idle stream, publish throughput (loopback only)"
+    about = "Load generator for sse-broker: fan-out latency, memory per idle stream, publish throughput, \
+             reconnect storms and churn soaks (loopback only)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,6 +27,12 @@ pub enum Mode {
     Publish(PublishArgs),
     /// AI generations: tokens per second, per-token latency, exact text, catch-up.
     Tokens(TokensArgs),
+    /// The saturated publish path: stored publishes/s, deliveries/s, latency, CPU per event.
+    Saturate(SaturateArgs),
+    /// A reconnect storm: every stream resumes at once and replays what it missed.
+    Storm(StormArgs),
+    /// A churn soak: streams reconnect all the time; broker RSS and fds over time.
+    Soak(SoakArgs),
 }
 
 impl Mode {
@@ -35,7 +42,20 @@ impl Mode {
             Mode::Idle(args) => &args.common,
             Mode::Publish(args) => &args.common,
             Mode::Tokens(args) => &args.common,
+            Mode::Saturate(args) => &args.common,
+            Mode::Storm(args) => &args.common,
+            Mode::Soak(args) => &args.common,
         }
+    }
+
+    /// `--timeout-secs`, or the mode's default: a soak is as long as it is
+    /// told to be, so its bound is its planned length plus a margin.
+    pub fn timeout_secs(&self) -> u64 {
+        const MARGIN_SECS: u64 = 120;
+        self.common().timeout_secs.unwrap_or(match self {
+            Mode::Soak(args) => args.secs + args.drain_secs + args.settle_secs + MARGIN_SECS,
+            _ => MARGIN_SECS,
+        })
     }
 }
 
@@ -48,9 +68,10 @@ pub struct CommonArgs {
     /// Bearer token sent with every request, for a broker with auth on.
     #[arg(long, env = "SSE_BENCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Upper bound on the whole run, in seconds.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout_secs: u64,
+    /// Upper bound on the whole run, in seconds [default: 120; soak: its
+    /// --secs, --drain-secs and --settle-secs plus 120].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_secs: Option<u64>,
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     pub json: bool,
@@ -170,6 +191,109 @@ pub struct TokensArgs {
     #[arg(long, default_value_t = 1)]
     pub late_viewers: u64,
     /// The broker's process id, to read its CPU time from /proc.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaturateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Event type to publish and subscribe to.
+    #[arg(long, default_value = "file_change", value_parser = parse_event_type)]
+    pub event_type: String,
+    /// Length of the `pad` string in each event's data.
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+    /// Streams subscribed to every event.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub streams: u64,
+    /// Keep-alive connections publishing one stored event per request.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub publishers: u64,
+    /// How long to publish, in seconds (unless --events is given).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub secs: u64,
+    /// Publish exactly this many events instead of publishing for --secs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: Option<u64>,
+    /// After the last acknowledgement, how long to wait for deliveries in flight.
+    #[arg(long, default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Streams being opened at once; more only overflows the listen backlog.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_concurrency: u64,
+    /// The broker's process id, to read its CPU time and memory from /proc.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct StormArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Streams that close and then all resume at once.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub streams: u64,
+    /// Events published while every stream is closed: what each one must replay.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: u64,
+    /// Keep-alive connections publishing the missed events.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub publishers: u64,
+    /// Streams being opened at once for the first time.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_concurrency: u64,
+    /// Streams reconnecting at once in the storm; 0: all of them.
+    #[arg(long, default_value_t = 0)]
+    pub reopen_concurrency: u64,
+    /// How long to wait for the seed event, and for the storm to catch up.
+    #[arg(long, default_value_t = 60)]
+    pub drain_secs: u64,
+    /// Period of the `GET /health` probe during the storm, in milliseconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_interval_ms: u64,
+    /// The broker's process id, to read its CPU time and memory from /proc.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+    /// Streams kept open (each one closed and resumed now and then).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub streams: u64,
+    /// Streams closed and resumed per second, round robin; 0: no churn.
+    #[arg(long, default_value_t = 50)]
+    pub churn: u64,
+    /// Publish rate in events per second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: u64,
+    /// Keep-alive connections publishing in parallel.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub publishers: u64,
+    /// How long to publish and churn, in seconds.
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub secs: u64,
+    /// Period of the broker samples (RSS, open fds), in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample_secs: u64,
+    /// After every stream is closed, how long to wait before the last sample.
+    #[arg(long, default_value_t = 10)]
+    pub settle_secs: u64,
+    /// After the last acknowledgement, how long to wait for deliveries in flight.
+    #[arg(long, default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Streams being opened at once at the start.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_concurrency: u64,
+    /// The broker's process id, to sample its RSS, fds and CPU time from /proc.
     #[arg(long)]
     pub broker_pid: Option<u32>,
 }

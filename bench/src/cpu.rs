@@ -1,6 +1,12 @@
-//! The broker's CPU time, read from `/proc/PID/stat` (`--broker-pid`).
+//! The broker's CPU time, read from `/proc/PID/stat` (`--broker-pid`), and
+//! the report part that divides it by what it bought.
+
+use std::fmt;
 
 use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::report::round3;
 
 /// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`), 100 on every
 /// Linux architecture the bench runs on.
@@ -18,6 +24,63 @@ pub fn cpu_seconds(pid: Option<u32>) -> Result<Option<f64>> {
     parse_stat(&stat)
         .map(Some)
         .with_context(|| format!("{path} has no utime and stime"))
+}
+
+/// The broker's CPU time over one phase of a run.
+pub struct CpuMeter {
+    pid: Option<u32>,
+    start: Option<f64>,
+}
+
+impl CpuMeter {
+    /// Starts the phase; without `--broker-pid` it measures nothing.
+    pub fn start(pid: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            pid,
+            start: cpu_seconds(pid)?,
+        })
+    }
+
+    /// CPU seconds the broker used since [`Self::start`].
+    pub fn seconds(&self) -> Result<Option<f64>> {
+        Ok(cpu_seconds(self.pid)?
+            .zip(self.start)
+            .map(|(now, start)| now - start))
+    }
+}
+
+/// The broker's CPU time over a phase, per unit of the work it did.
+#[derive(Debug, Serialize)]
+pub struct BrokerCpu {
+    pub seconds: f64,
+    pub micros_per_delivery: Option<f64>,
+    pub micros_per_publish: Option<f64>,
+}
+
+impl BrokerCpu {
+    /// `None` without `--broker-pid`.
+    pub fn of(seconds: Option<f64>, deliveries: u64, publishes: u64) -> Option<Self> {
+        let seconds = seconds?;
+        let per = |count: u64| (count > 0).then(|| round3(seconds * 1e6 / count as f64));
+        Some(Self {
+            seconds: round3(seconds),
+            micros_per_delivery: per(deliveries),
+            micros_per_publish: per(publishes),
+        })
+    }
+}
+
+impl fmt::Display for BrokerCpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} s user+system", self.seconds)?;
+        if let Some(micros) = self.micros_per_delivery {
+            write!(f, ", {micros} µs per delivery")?;
+        }
+        if let Some(micros) = self.micros_per_publish {
+            write!(f, ", {micros} µs per publish")?;
+        }
+        Ok(())
+    }
 }
 
 /// utime and stime are fields 14 and 15; the command name (field 2) is in
@@ -38,6 +101,14 @@ mod tests {
     fn utime_and_stime_are_read_past_a_name_with_spaces() {
         let stat = "4242 (sse broker) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 3 0";
         assert_eq!(parse_stat(stat), Some(1.75));
+    }
+
+    #[test]
+    fn cpu_is_divided_by_what_it_bought() {
+        let cpu = BrokerCpu::of(Some(0.5), 250_000, 0).unwrap();
+        assert_eq!(cpu.micros_per_delivery, Some(2.0));
+        assert_eq!(cpu.micros_per_publish, None);
+        assert!(BrokerCpu::of(None, 1, 1).is_none());
     }
 
     #[test]

@@ -96,7 +96,9 @@
 
 mod cli;
 mod cpu;
+mod fds;
 mod generation;
+mod health_probe;
 mod http1;
 mod latency;
 mod memory;
@@ -106,6 +108,7 @@ mod report;
 mod seq_set;
 mod sse;
 mod streams;
+mod trend;
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -149,12 +152,15 @@ fn main() -> ExitCode {
 
 async fn run(mode: &Mode) -> Result<Verdict> {
     let common = mode.common();
-    let deadline = Instant::now() + Duration::from_secs(common.timeout_secs);
+    let deadline = Instant::now() + Duration::from_secs(mode.timeout_secs());
     let target = Arc::new(Target::resolve(&common.url, common.token.as_deref()).await?);
     match mode {
         Mode::Fanout(args) => modes::fanout::run(args, target, deadline).await,
         Mode::Idle(args) => modes::idle::run(args, target, deadline).await,
         Mode::Publish(args) => modes::publish::run(args, target, deadline).await,
         Mode::Tokens(args) => modes::tokens::run(args, target, deadline).await,
+        Mode::Saturate(args) => modes::saturate::run(args, target, deadline).await,
+        Mode::Storm(args) => modes::storm::run(args, target, deadline).await,
+        Mode::Soak(args) => modes::soak::run(args, target, deadline).await,
     }
 }

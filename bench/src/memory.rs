@@ -1,13 +1,15 @@
 //! The broker's resident memory, read from `/proc` (`--broker-pid`).
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use tokio::{sync::watch, task::JoinHandle, time::interval};
 
 use crate::report::round3;
 
 /// Samples the broker's resident memory, when `--broker-pid` was given.
+#[derive(Debug, Clone, Copy)]
 pub struct MemoryProbe {
     pid: Option<u32>,
 }
@@ -36,6 +38,38 @@ impl MemoryProbe {
             .and_then(|kib| kib.parse().ok())
             .map(Some)
             .with_context(|| format!("{path} has no VmRSS line"))
+    }
+}
+
+/// The highest RSS seen by a task sampling it until [`PeakWatch::finish`]:
+/// a short peak (a storm) falls between the samples of a run's phases.
+pub struct PeakWatch {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<Option<u64>>>,
+}
+
+impl PeakWatch {
+    pub fn start(probe: MemoryProbe, period: Duration) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut peak = probe.sample()?;
+            let mut ticks = interval(period);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                    _ = ticks.tick() => peak = peak.max(probe.sample()?),
+                }
+            }
+            Ok(peak.max(probe.sample()?))
+        });
+        Self { stop, task }
+    }
+
+    /// The peak in KiB, or `None` without `--broker-pid`.
+    pub async fn finish(self) -> Result<Option<u64>> {
+        self.stop.send_replace(true);
+        self.task.await.context("the RSS sampling task failed")?
     }
 }
 

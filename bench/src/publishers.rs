@@ -28,13 +28,18 @@ pub struct PublishJob {
     event_type: String,
     run_id: u64,
     pad: String,
-    total_events: u64,
+    /// The seqs this job publishes.
+    seqs: Range<u64>,
     batch: u64,
     live_only: bool,
     /// Events per second; `None` publishes as fast as acknowledged.
     rate: Option<u64>,
+    /// No publisher takes new seqs from this moment (duration-bound runs).
+    stop_at: Option<Instant>,
     /// The next seq not yet taken by a publisher.
     next_seq: AtomicU64,
+    /// Events acknowledged so far, for progress lines while the job runs.
+    acked: AtomicU64,
 }
 
 impl PublishJob {
@@ -45,18 +50,43 @@ impl PublishJob {
         total_events: u64,
         rate: Option<u64>,
     ) -> Arc<Self> {
+        Self::with_seqs(target, payload, run_id, 0..total_events, rate, None)
+    }
+
+    /// A job publishing `seqs` (a later phase of a run starts past the
+    /// earlier phases' seqs), taking no new seq from `stop_at` on.
+    pub fn with_seqs(
+        target: &Arc<Target>,
+        payload: &PayloadArgs,
+        run_id: u64,
+        seqs: Range<u64>,
+        rate: Option<u64>,
+        stop_at: Option<Instant>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             target: Arc::clone(target),
             path: target.path("/sse/publish"),
             event_type: payload.event_type.clone(),
             run_id,
             pad: "x".repeat(payload.payload_bytes),
-            total_events,
+            next_seq: AtomicU64::new(seqs.start),
+            seqs,
             batch: payload.batch,
             live_only: payload.live_only,
             rate,
-            next_seq: AtomicU64::new(0),
+            stop_at,
+            acked: AtomicU64::new(0),
         })
+    }
+
+    /// Events acknowledged so far.
+    pub fn acked_so_far(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// How many seqs publishers took (each is sent once taken).
+    fn taken(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed).min(self.seqs.end) - self.seqs.start
     }
 
     /// Writes the request body for `seqs`: one event object, or an array
@@ -137,13 +167,20 @@ async fn run_publisher(
     };
     let mut body = String::new();
     loop {
-        let first = job.next_seq.fetch_add(job.batch, Ordering::Relaxed);
-        if first >= job.total_events {
+        // Checked before taking seqs, so that every seq taken is sent.
+        if job.stop_at.is_some_and(|stop_at| Instant::now() >= stop_at) {
             break;
         }
-        let seqs = first..(first + job.batch).min(job.total_events);
+        let first = job.next_seq.fetch_add(job.batch, Ordering::Relaxed);
+        if first >= job.seqs.end {
+            break;
+        }
+        let seqs = first..(first + job.batch).min(job.seqs.end);
         let due = match job.rate {
-            Some(rate) => schedule_start + Duration::from_secs_f64(first as f64 / rate as f64),
+            Some(rate) => {
+                let offset = (first - job.seqs.start) as f64 / rate as f64;
+                schedule_start + Duration::from_secs_f64(offset)
+            }
             None => Instant::now(),
         };
         if due >= deadline {
@@ -185,6 +222,7 @@ async fn run_publisher(
                 log.request_latency
                     .saturating_record(micros(now.duration_since(sent)));
                 log.last_ack = Some(now);
+                job.acked.fetch_add(ids as u64, Ordering::Relaxed);
                 log.acked.push(seqs);
             }
             Ok(ids) => log.note_error(format!(
@@ -199,6 +237,7 @@ async fn run_publisher(
 
 /// Every publisher connection's work, merged.
 pub struct PublishOutcome {
+    /// Seqs taken and sent (all of the job's, unless it was stopped early).
     pub events_requested: u64,
     pub acked: SeqSet,
     pub events_acked: u64,
@@ -222,8 +261,8 @@ pub async fn publish_all(
         .map(|_| tokio::spawn(run_publisher(Arc::clone(&job), schedule_start, deadline)))
         .collect();
     let mut outcome = PublishOutcome {
-        events_requested: job.total_events,
-        acked: SeqSet::new(job.total_events),
+        events_requested: 0,
+        acked: SeqSet::new(job.seqs.end),
         events_acked: 0,
         requests: 0,
         errors: 0,
@@ -254,7 +293,32 @@ pub async fn publish_all(
         outcome.first_send = earliest(outcome.first_send, log.first_send);
         outcome.last_ack = outcome.last_ack.max(log.last_ack);
     }
+    outcome.events_requested = job.taken();
     Ok(outcome)
+}
+
+impl PublishOutcome {
+    /// Adds a later phase's work (its seqs beyond this one's), so that
+    /// deliveries are checked against every phase at once.
+    pub fn absorb(&mut self, later: PublishOutcome) -> Result<()> {
+        let mut acked = later.acked;
+        acked.union_with(&self.acked);
+        self.acked = acked;
+        self.events_requested += later.events_requested;
+        self.events_acked += later.events_acked;
+        self.requests += later.requests;
+        self.errors += later.errors;
+        if self.first_error.is_none() {
+            self.first_error = later.first_error;
+        }
+        self.timed_out |= later.timed_out;
+        self.request_latency
+            .add(&later.request_latency)
+            .context("merging request latencies")?;
+        self.first_send = earliest(self.first_send, later.first_send);
+        self.last_ack = self.last_ack.max(later.last_ack);
+        Ok(())
+    }
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -295,6 +359,61 @@ mod tests {
             serde_json::json!({"event_type": "file_change",
             "data": {"run": 9, "seq": 4, "sent_us": 1234, "pad": "xxx"}})
         );
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_stop_time_takes_no_seqs() {
+        // Nothing listens on port 9: a publisher that ignored the stop
+        // time would show up as a failed request.
+        let url = Url::parse("http://127.0.0.1:9").unwrap();
+        let target = Arc::new(Target::resolve(&url, None).await.unwrap());
+        let job = PublishJob::with_seqs(
+            &target,
+            &payload(1, false),
+            9,
+            5..10,
+            None,
+            Some(Instant::now()),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let outcome = publish_all(job, 2, deadline).await.unwrap();
+        assert_eq!(
+            (outcome.events_requested, outcome.requests, outcome.errors),
+            (0, 0, 0)
+        );
+    }
+
+    fn outcome(capacity: u64, acked: &[u64], first_send: Instant) -> PublishOutcome {
+        let mut set = SeqSet::new(capacity);
+        acked.iter().for_each(|&seq| {
+            set.insert(seq);
+        });
+        PublishOutcome {
+            events_requested: acked.len() as u64 + 1,
+            acked: set,
+            events_acked: acked.len() as u64,
+            requests: acked.len() as u64 + 1,
+            errors: 1,
+            first_error: Some(format!("lost at {capacity}")),
+            timed_out: false,
+            request_latency: new_histogram().unwrap(),
+            first_send: Some(first_send),
+            last_ack: Some(first_send),
+        }
+    }
+
+    #[test]
+    fn a_later_phase_is_absorbed_into_the_earlier_one() {
+        let early = Instant::now();
+        let late = early + Duration::from_secs(1);
+        let mut seed = outcome(1, &[0], early);
+        seed.absorb(outcome(5, &[1, 2, 4], late)).unwrap();
+        assert_eq!(seed.acked.len(), 4);
+        assert!(!seed.acked.insert(0) && !seed.acked.insert(4) && seed.acked.insert(3));
+        assert_eq!((seed.events_acked, seed.events_requested), (4, 6));
+        assert_eq!((seed.requests, seed.errors), (6, 2));
+        assert_eq!(seed.first_error.as_deref(), Some("lost at 1"));
+        assert_eq!((seed.first_send, seed.last_ack), (Some(early), Some(late)));
     }
 
     #[tokio::test]

@@ -102,6 +102,10 @@ impl PublishStats {
     pub fn is_clean(&self) -> bool {
         self.errors == 0 && !self.timed_out && self.events_acked == self.events_requested
     }
+
+    pub fn events_per_sec(&self) -> Option<f64> {
+        self.events_per_sec
+    }
 }
 
 impl fmt::Display for PublishStats {
@@ -134,13 +138,18 @@ pub struct DeliveryStats {
     expected: u64,
     /// Frames of this run's events, duplicates included.
     received: u64,
+    /// Lost: acknowledged, never delivered to a stream.
     missing: u64,
     duplicates: u64,
     /// Delivered, but their publish request was never acknowledged.
     unexpected: u64,
+    /// Informational with several publishers: their requests race, so the
+    /// store may commit seqs in another order.
     seq_out_of_order: u64,
+    /// Out of order: an `id:` not above the stream's previous one.
     id_order_violations: u64,
     foreign_frames: u64,
+    streams: u64,
     streams_complete: u64,
     streams_closed_by_broker: u64,
     streams_failed: u64,
@@ -161,6 +170,7 @@ impl DeliveryStats {
             seq_out_of_order: 0,
             id_order_violations: 0,
             foreign_frames: 0,
+            streams: logs.len() as u64,
             streams_complete: 0,
             streams_closed_by_broker: 0,
             streams_failed: 0,
@@ -208,6 +218,21 @@ impl DeliveryStats {
             && self.streams_closed_by_broker == 0
             && self.streams_failed == 0
     }
+
+    /// Frames of this run's events received, duplicates included.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    pub fn deliveries_per_sec(&self) -> Option<f64> {
+        self.deliveries_per_sec
+    }
+
+    /// Lost, duplicated, out of order, and how the streams ended: the
+    /// lines every mode prints, without the throughput.
+    pub fn correctness(&self) -> Correctness<'_> {
+        Correctness(self)
+    }
 }
 
 impl fmt::Display for DeliveryStats {
@@ -220,25 +245,93 @@ impl fmt::Display for DeliveryStats {
             display_option(self.seconds),
             display_option(self.deliveries_per_sec)
         )?;
+        write!(f, "{:12}{}", "", self.correctness())
+    }
+}
+
+/// See [`DeliveryStats::correctness`].
+pub struct Correctness<'a>(&'a DeliveryStats);
+
+impl fmt::Display for Correctness<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.0;
         writeln!(
             f,
-            "{:12}missing {}, duplicates {}, unexpected {}, seq out of order {}, \
-             id order violations {}, foreign frames {}",
+            "lost {}, duplicated {}, out of order {} (ids not increasing); unexpected {}, \
+             foreign frames {}, seq reordered by racing publishers {} (informational)",
+            stats.missing,
+            stats.duplicates,
+            stats.id_order_violations,
+            stats.unexpected,
+            stats.foreign_frames,
+            stats.seq_out_of_order
+        )?;
+        writeln!(
+            f,
+            "{:12}streams complete {} of {}, closed by the broker {}, failed {}",
             "",
-            self.missing,
-            self.duplicates,
-            self.unexpected,
-            self.seq_out_of_order,
-            self.id_order_violations,
-            self.foreign_frames
+            stats.streams_complete,
+            stats.streams,
+            stats.streams_closed_by_broker,
+            stats.streams_failed
         )?;
+        if let Some(error) = &stats.first_stream_error {
+            writeln!(f, "{:12}first stream error: {error}", "")?;
+        }
+        Ok(())
+    }
+}
+
+/// How resuming streams fared across their connections.
+#[derive(Debug, Serialize)]
+pub struct ResumeStats {
+    /// Connections that reached their `connected` frame, every stream's.
+    connections: u64,
+    /// Reconnects the bench asked for.
+    reconnects_requested: u64,
+    /// Connections the broker ended or that failed, and refused reopens.
+    losses: u64,
+    streams_with_losses: u64,
+    first_loss: Option<String>,
+    /// `replay_truncated` frames: a resume found missed events gone.
+    replay_truncated: u64,
+    /// Frames of other types than the run's, `connected` and `heartbeat`.
+    other_frames: u64,
+}
+
+impl ResumeStats {
+    pub fn tally(logs: &[StreamLog]) -> Self {
+        Self {
+            connections: logs.iter().map(|log| log.connections).sum(),
+            reconnects_requested: logs.iter().map(|log| log.reconnects).sum(),
+            losses: logs.iter().map(|log| log.losses).sum(),
+            streams_with_losses: logs.iter().filter(|log| log.losses > 0).count() as u64,
+            first_loss: logs.iter().find_map(|log| log.first_loss.clone()),
+            replay_truncated: logs.iter().map(|log| log.replay_truncated).sum(),
+            other_frames: logs.iter().map(|log| log.other_frames).sum(),
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.losses == 0 && self.replay_truncated == 0
+    }
+}
+
+impl fmt::Display for ResumeStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:12}streams complete {}, closed by the broker {}, failed {}",
-            "", self.streams_complete, self.streams_closed_by_broker, self.streams_failed
+            "{} connections ({} reconnects asked for); {} lost or refused on {} streams; \
+             replay_truncated {}, other frames {}",
+            self.connections,
+            self.reconnects_requested,
+            self.losses,
+            self.streams_with_losses,
+            self.replay_truncated,
+            self.other_frames
         )?;
-        if let Some(error) = &self.first_stream_error {
-            writeln!(f, "{:12}first stream error: {error}", "")?;
+        if let Some(loss) = &self.first_loss {
+            writeln!(f, "{:12}first loss: {loss}", "")?;
         }
         Ok(())
     }

@@ -33,6 +33,14 @@ impl SeqSet {
             .sum()
     }
 
+    /// Adds every seq of `other`, which must not hold seqs beyond this
+    /// set's capacity (those are dropped).
+    pub fn union_with(&mut self, other: &SeqSet) {
+        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
+            *mine |= theirs;
+        }
+    }
+
     /// How many seqs are in both sets.
     pub fn common_with(&self, other: &SeqSet) -> u64 {
         self.words
@@ -59,5 +67,19 @@ mod tests {
         acked.insert(5);
         assert_eq!(seen.len(), 2);
         assert_eq!(seen.common_with(&acked), 1);
+    }
+
+    #[test]
+    fn a_union_keeps_both_sets_seqs() {
+        let mut later = SeqSet::new(200);
+        later.insert(150);
+        later.insert(3);
+        let mut earlier = SeqSet::new(70);
+        earlier.insert(3);
+        earlier.insert(69);
+        later.union_with(&earlier);
+        assert_eq!(later.len(), 3);
+        assert!(!later.insert(69));
+        assert!(!later.insert(150));
     }
 }

@@ -36,16 +36,26 @@ impl SseStream {
     /// Sends `GET path` and checks the answer is `200` with
     /// `text/event-stream`; an error answer's body goes into the error.
     pub async fn open(target: &Target, path: &str) -> Result<Self> {
+        Self::open_after(target, path, None).await
+    }
+
+    /// [`Self::open`], resuming after `last_event_id` the way an
+    /// `EventSource` reconnects: with a `Last-Event-ID` header.
+    pub async fn open_after(
+        target: &Target,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<Self> {
         let mut socket = target.connect().await?;
-        let request = target.request(
-            "GET",
-            path,
-            &[
-                ("Accept", "text/event-stream"),
-                ("Cache-Control", "no-cache"),
-            ],
-            &[],
-        );
+        let resume_from = last_event_id.map(|id| id.to_string());
+        let mut headers = vec![
+            ("Accept", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+        ];
+        if let Some(id) = &resume_from {
+            headers.push(("Last-Event-ID", id));
+        }
+        let request = target.request("GET", path, &headers, &[]);
         socket
             .write_all(&request)
             .await

@@ -174,6 +174,10 @@ impl Client {
         }
     }
 
+    pub fn target(&self) -> &Arc<Target> {
+        &self.target
+    }
+
     pub async fn post_json(&mut self, path: &str, body: &[u8]) -> Result<Response> {
         let request = self.target.request(
             "POST",

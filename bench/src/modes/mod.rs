@@ -3,6 +3,9 @@
 pub mod fanout;
 pub mod idle;
 pub mod publish;
+pub mod saturate;
+pub mod soak;
+pub mod storm;
 pub mod tokens;
 
 /// File descriptors set aside for the runtime, stdio and stray sockets.
