@@ -40,6 +40,7 @@ use crate::{
     shutdown::{self, Drainable, ShutdownHandle},
     state::AppState,
     store::EventStore,
+    stream::RecentFrames,
     telemetry::Metrics,
 };
 
@@ -70,6 +71,11 @@ impl Application {
             .await
             .context("opening the event store")?;
         let catalog = EventTypeCatalog::new(&settings.extra_event_types);
+        let recent = RecentFrames::new(
+            settings.replay_cache_events,
+            settings.replay_cache_mib.saturating_mul(1 << 20),
+            settings.retention,
+        );
         let registry = Registry::new(
             catalog.clone(),
             settings.max_connections,
@@ -78,6 +84,7 @@ impl Application {
             metrics.clone(),
         )
         .with_max_streams_per_user(settings.limits.max_streams_per_user)
+        .with_recent_frames(recent.clone())
         .start();
         let (bridge, bridge_status) = match &settings.redis_url {
             Some(url) => {
@@ -114,6 +121,7 @@ impl Application {
             StreamEnvironment {
                 registry: registry.clone(),
                 store: store.clone(),
+                recent,
                 heartbeat: settings.heartbeat,
                 queue_capacity: settings.queue_capacity,
                 token_refresh: settings.auth.token_refresh,

@@ -23,10 +23,10 @@ use crate::{
     domain::{EventId, Subscription, SubscriptionView, UserId, now_ms, sse_frame},
     store::EventStore,
     stream::{
-        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, StreamBody, StreamFormat,
-        StreamParts, StreamSocket,
+        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, RecentFrames, StreamBody,
+        StreamFormat, StreamParts, StreamSocket,
         catch_up::TaskState,
-        hand_off::{ReplayError, ReplayJob},
+        replay::{ReplayError, ReplayJob},
     },
     telemetry::Metrics,
 };
@@ -48,6 +48,8 @@ const STREAM_SEND_BUFFER_BYTES: usize = 64 * 1024;
 pub struct StreamEnvironment {
     pub registry: Addr<Registry>,
     pub store: EventStore,
+    /// The recently routed frames a resume is served from.
+    pub recent: RecentFrames,
     pub heartbeat: Duration,
     pub queue_capacity: usize,
     /// `token_expiring` goes out this long before a stream's token expires.
@@ -271,16 +273,14 @@ impl Connection {
             after,
             subscription: self.subscription.clone(),
             store: self.environment.store.clone(),
+            recent: self.environment.recent.clone(),
             queue: self.queue.clone(),
             registry: self.environment.registry.clone().recipient(),
             task_state: self.task_state.take(),
         };
         ctx.spawn(job.run().into_actor(self).map(|result, act, ctx| match result {
             Ok(replayed) => {
-                act.environment
-                    .metrics
-                    .replay_events()
-                    .add(replayed.events, &[]);
+                act.environment.metrics.record_replayed(&replayed);
                 let task_stream = act.subscription.task_id.is_some();
                 if act.finish_after_replay || (replayed.task_ended && task_stream) {
                     act.close(CloseReason::TaskFinished, ctx);

@@ -170,6 +170,28 @@ pub struct Settings {
     )]
     pub queue_capacity: usize,
 
+    /// Routed events kept in memory, encoded: a resume within them is
+    /// replayed without the store (0: every replay reads the store).
+    // A reconnect storm (a proxy restart) read from the store is one query
+    // per page per stream; 16,384 typical events are a few MiB.
+    #[arg(
+        long,
+        env = "SSE_BROKER_REPLAY_CACHE_EVENTS",
+        global = true,
+        default_value_t = 16_384
+    )]
+    pub replay_cache_events: usize,
+
+    /// Upper bound of the replay cache's memory, in MiB (frames and parsed
+    /// data); the oldest events leave first.
+    #[arg(
+        long,
+        env = "SSE_BROKER_REPLAY_CACHE_MIB",
+        global = true,
+        default_value_t = 64
+    )]
+    pub replay_cache_mib: usize,
+
     /// Extra event types, comma-separated.
     // `std::vec::Vec` (not `Vec`): one value, split by the parser, which
     // trims entries and skips empty ones; unset (the hidden empty default)

@@ -6,10 +6,12 @@
 //!    from the store, in [`Delivery::Replaying`]: from that moment every
 //!    live event that matches it is kept in a bounded buffer beside the
 //!    stream instead of its queue.
-//! 2. **Replay second.** The [`ReplayJob`] reads the store after the resume
-//!    point, page by page, and pushes each matching event into the stream's
-//!    queue, awaiting room (only this stream waits for its own client).
-//! 3. **De-duplicate by id.** When the store has nothing more, the job sends
+//! 2. **Replay second.** The [`ReplayJob`](super::replay::ReplayJob) reads
+//!    what came after the resume point (from the recently routed frames
+//!    kept in memory when they reach back that far, else from the store,
+//!    page by page) and pushes each matching event into the stream's queue,
+//!    awaiting room (only this stream waits for its own client).
+//! 3. **De-duplicate by id.** When nothing more is there, the job sends
 //!    [`ReplayCaughtUp`] with the last id it read. The Registry answers it
 //!    with [`Delivery::caught_up`]: buffered frames at or below that id were
 //!    replayed already and are dropped; the rest go into the queue, and the
@@ -28,24 +30,11 @@
 
 use std::collections::VecDeque;
 
-use actix::{Message, Recipient};
-use serde_json::json;
+use actix::Message;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{
-    ConnectionId, OutboundFrame,
-    catch_up::{TaskCatchUp, TaskState},
-};
-use crate::{
-    domain::{EventId, Subscription, sse_frame},
-    store::{EventCursor, EventStore, StoreError},
-};
-
-/// Stored events fetched per replay query.
-const REPLAY_PAGE: i64 = 500;
-/// Span links from one replay to the publishes it replays; a trace viewer
-/// shows a few, and an unbounded list would grow the span without limit.
-const MAX_REPLAY_LINKS: usize = 32;
+use super::{ConnectionId, OutboundFrame};
+use crate::domain::EventId;
 
 /// How a registered stream receives live events right now.
 #[derive(Debug)]
@@ -205,130 +194,6 @@ impl Delivery {
             replayed_through: Some(queued_through),
         };
         HandOff::Live { task_ended }
-    }
-}
-
-/// Why a replay stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("client went away during replay")]
-    ClientGone,
-    #[error("event store: {0}")]
-    Store(#[from] StoreError),
-    #[error("registry unavailable")]
-    Registry,
-}
-
-/// What a finished replay did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Replayed {
-    pub events: u64,
-    /// One of the events (replayed or handed over) ended the stream's task.
-    pub task_ended: bool,
-}
-
-/// Steps 2 and 3 of the hand-off for one stream (see the module doc).
-pub struct ReplayJob {
-    pub connection_id: ConnectionId,
-    pub after: EventId,
-    pub subscription: Subscription,
-    pub store: EventStore,
-    pub queue: mpsc::Sender<OutboundFrame>,
-    pub registry: Recipient<ReplayCaughtUp>,
-    /// A task stream's current state (`progress`): its replay is rolled up
-    /// (see `stream::catch_up`) and this frame follows the missed text.
-    pub task_state: Option<TaskState>,
-}
-
-impl ReplayJob {
-    #[tracing::instrument(name = "replay", skip_all, fields(connection_id = %self.connection_id, sse.replay.from_id = self.after.0, sse.replay.events))]
-    pub async fn run(self) -> Result<Replayed, ReplayError> {
-        let mut replayed = Replayed::default();
-        let mut links = 0usize;
-        let pruned_through = self.store.pruned_through().await?;
-        if self.after < pruned_through {
-            let frame = sse_frame::encode_control(
-                "replay_truncated",
-                &json!({ "last_event_id": self.after, "oldest_available_id": EventId(pruned_through.0 + 1) }),
-            );
-            self.push(OutboundFrame::control(frame)).await?;
-        }
-        let mut cursor = EventCursor::for_subscription(
-            self.store.clone(),
-            &self.subscription,
-            self.after,
-            REPLAY_PAGE,
-        );
-        // A task stream's first round is rolled up: the missed text as one
-        // event, the current state, the end.
-        let mut catch_up = self
-            .subscription
-            .task_id
-            .is_some()
-            .then(TaskCatchUp::default);
-        let mut task_state = self.task_state.clone();
-        loop {
-            while !cursor.is_exhausted() {
-                for event in cursor.next_page().await? {
-                    if !self.subscription.matches(&event) {
-                        continue;
-                    }
-                    replayed.task_ended |= event.ends_task();
-                    if let Some(origin) = &event.trace_context
-                        && links < MAX_REPLAY_LINKS
-                        && crate::telemetry::traces_exported()
-                    {
-                        crate::telemetry::link_to(&tracing::Span::current(), origin);
-                        links += 1;
-                    }
-                    replayed.events += 1;
-                    match catch_up.as_mut() {
-                        Some(catch_up) => catch_up.add(event),
-                        None => {
-                            self.push(OutboundFrame::replayed(
-                                &event,
-                                sse_frame::encode_event(&event),
-                            ))
-                            .await?
-                        }
-                    }
-                }
-            }
-            if let Some(rolled) = catch_up.take() {
-                for frame in rolled.frames(task_state.take()) {
-                    self.push(frame).await?;
-                }
-            }
-            let hand_off = self
-                .registry
-                .send(ReplayCaughtUp {
-                    id: self.connection_id,
-                    last_replayed: cursor.position(),
-                })
-                .await
-                .map_err(|_| ReplayError::Registry)?;
-            match hand_off {
-                HandOff::Live { task_ended } => {
-                    replayed.task_ended |= task_ended;
-                    break;
-                }
-                // Live events outran the hand-off buffer, or did not fit the
-                // queue: they are stored, so read on after the last frame
-                // actually queued, and hand off again.
-                HandOff::Overflowed { queued_through } => cursor.resume_from(queued_through),
-                HandOff::Gone => return Err(ReplayError::ClientGone),
-            }
-        }
-        tracing::Span::current().record("sse.replay.events", replayed.events);
-        Ok(replayed)
-    }
-
-    async fn push(&self, frame: OutboundFrame) -> Result<(), ReplayError> {
-        // Awaiting is fine here: only this stream waits for its own client.
-        self.queue
-            .send(frame)
-            .await
-            .map_err(|_| ReplayError::ClientGone)
     }
 }
 

@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::helpers::{LONG, SHORT, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{LONG, SHORT, eventually, labelled_sum, spawn_app, spawn_app_with};
 
 /// Events published by the background publishers before they stop.
 const AT_LEAST: usize = 1000;
@@ -59,9 +59,31 @@ enum ResumeVia {
     Query,
 }
 
-async fn a_resume_while_publishing_is_gapless(via: ResumeVia) {
+/// Where a resume is read from: the frames routed last, kept in memory
+/// (the default), or the store (the replay cache turned off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplaySource {
+    Memory,
+    Store,
+}
+
+impl ReplaySource {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Store => "store",
+        }
+    }
+}
+
+async fn a_resume_while_publishing_is_gapless(via: ResumeVia, source: ReplaySource) {
     // Arrange: a stream of commits, open before anything is published.
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        if source == ReplaySource::Store {
+            s.replay_cache_events = 0;
+        }
+    })
+    .await;
     let mut first = app.open_stream("/sse/events?event_types=commit", &[]).await;
     let resumed = Arc::new(AtomicBool::new(false));
     let publishers: Vec<_> = (0..PUBLISHERS)
@@ -83,6 +105,15 @@ async fn a_resume_while_publishing_is_gapless(via: ResumeVia) {
         .expect("an id");
     assert_eq!(first.last_event_id(), Some(last_seen.to_string().as_str()));
     drop(first);
+    // Commits certainly missed, whatever the publishers' pace: the resume
+    // has something to replay.
+    let mut missed = Vec::new();
+    for _ in 0..5 {
+        missed.push((
+            app.publish_one(&json!({"event_type": "commit"})).await,
+            true,
+        ));
+    }
     let mut second = match via {
         ResumeVia::Header => {
             app.open_stream(
@@ -100,7 +131,7 @@ async fn a_resume_while_publishing_is_gapless(via: ResumeVia) {
         }
     };
     resumed.store(true, Ordering::Relaxed);
-    let mut published = Vec::new();
+    let mut published = missed;
     for publisher in publishers {
         published.extend(publisher.await.expect("publisher task"));
     }
@@ -133,16 +164,95 @@ async fn a_resume_while_publishing_is_gapless(via: ResumeVia) {
     assert_eq!(union.len(), commits.len());
     assert_eq!(union, commits, "resumed via {via:?} from {last_seen}");
     second.assert_quiet(Duration::from_millis(300)).await;
+    // The replay was read where it should have been, and only there.
+    let exposition = app.get("/metrics").await.text().await.expect("/metrics");
+    let replayed = |source: ReplaySource| {
+        labelled_sum(
+            &exposition,
+            "sse_replay_events_total",
+            &[("source", source.label())],
+        )
+    };
+    let other = match source {
+        ReplaySource::Memory => ReplaySource::Store,
+        ReplaySource::Store => ReplaySource::Memory,
+    };
+    assert!(replayed(source) > 0.0, "nothing replayed from {source:?}");
+    assert_eq!(replayed(other), 0.0, "replayed from {other:?} too");
 }
 
 #[actix_web::test]
 async fn a_resume_with_the_last_event_id_header_while_publishing_has_no_gap_and_no_duplicate() {
-    a_resume_while_publishing_is_gapless(ResumeVia::Header).await;
+    a_resume_while_publishing_is_gapless(ResumeVia::Header, ReplaySource::Memory).await;
 }
 
 #[actix_web::test]
 async fn a_resume_with_the_last_event_id_query_while_publishing_has_no_gap_and_no_duplicate() {
-    a_resume_while_publishing_is_gapless(ResumeVia::Query).await;
+    a_resume_while_publishing_is_gapless(ResumeVia::Query, ReplaySource::Memory).await;
+}
+
+#[actix_web::test]
+async fn a_resume_read_from_the_store_while_publishing_has_no_gap_and_no_duplicate() {
+    a_resume_while_publishing_is_gapless(ResumeVia::Header, ReplaySource::Store).await;
+}
+
+#[actix_web::test]
+async fn a_resume_older_than_the_replay_cache_reads_the_store_and_one_inside_it_memory() {
+    // Arrange: a cache of 50 events, 200 published: the first 150 are in
+    // the store only.
+    let app = spawn_app_with(|s| s.replay_cache_events = 50).await;
+    let batch: Vec<_> = (0..200)
+        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
+        .collect();
+    let ids: Vec<i64> = app
+        .publish_ok(&json!(batch))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+
+    // Act: one stream resumes before the cache, one inside it.
+    let mut old = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &ids[19].to_string())])
+        .await;
+    let mut recent = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &ids[179].to_string())])
+        .await;
+
+    // Assert: each gets exactly what followed its resume point.
+    let got_old: Vec<i64> = old
+        .take_messages(180, LONG)
+        .await
+        .iter()
+        .filter_map(|e| e.id_number())
+        .collect();
+    assert_eq!(got_old, ids[20..]);
+    let got_recent: Vec<i64> = recent
+        .take_messages(20, LONG)
+        .await
+        .iter()
+        .filter_map(|e| e.id_number())
+        .collect();
+    assert_eq!(got_recent, ids[180..]);
+    old.assert_quiet(Duration::from_millis(200)).await;
+    recent.assert_quiet(Duration::from_millis(200)).await;
+    let exposition = app.get("/metrics").await.text().await.expect("/metrics");
+    assert_eq!(
+        labelled_sum(
+            &exposition,
+            "sse_replay_events_total",
+            &[("source", "store")]
+        ),
+        180.0
+    );
+    assert_eq!(
+        labelled_sum(
+            &exposition,
+            "sse_replay_events_total",
+            &[("source", "memory")]
+        ),
+        20.0
+    );
 }
 
 #[actix_web::test]
@@ -287,8 +397,9 @@ async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
     use sse_broker::config::DatabaseUrl;
 
-    // Arrange: 600 events (more than one replay page), the 100th broken.
-    let app = spawn_app().await;
+    // Arrange: 600 events (more than one replay page), the 100th broken; the
+    // replay cache off, or the resume would be served its intact copy.
+    let app = spawn_app_with(|s| s.replay_cache_events = 0).await;
     let batch: Vec<_> = (0..600)
         .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
         .collect();

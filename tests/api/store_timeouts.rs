@@ -225,11 +225,13 @@ async fn assert_resume_fails_fast(app: &TestApp, after: i64) {
 
 #[actix_web::test]
 async fn a_locked_events_table_refuses_publishes_history_and_resumes_within_the_store_timeout() {
-    // Arrange: a broker on PostgreSQL, a live stream, one stored event.
+    // Arrange: a broker on PostgreSQL, a live stream, one stored event; the
+    // replay cache off, so the resume below needs the store.
     let db = TestDb::create().await;
     let app = spawn_app_with(|s| {
         s.database = db.database_url();
         s.store_timeout = STORE_TIMEOUT;
+        s.replay_cache_events = 0;
     })
     .await;
     let mut live = app.open_stream("/sse/events", &[]).await;
@@ -519,4 +521,37 @@ async fn sqlite_writes_that_fail_make_health_unhealthy_until_a_write_succeeds() 
         },
     )
     .await;
+}
+
+#[actix_web::test]
+async fn a_resume_within_the_replay_cache_is_served_while_the_store_is_locked() {
+    // Arrange: a broker on PostgreSQL with its replay cache on (the default),
+    // three stored events.
+    let db = TestDb::create().await;
+    let app = spawn_app_with(|s| {
+        s.database = db.database_url();
+        s.store_timeout = STORE_TIMEOUT;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for marker in ["one", "two", "three"] {
+        ids.push(app.publish_one(&event(marker)).await);
+    }
+
+    // Act: another session locks `events`; a client resumes after the first.
+    let lock = PostgresLock::take(&db, "events", LOCK_HOLD).await;
+    let resumed = within_bound("a resume from memory under the lock", async {
+        let mut stream = app
+            .open_stream("/sse/events", &[("Last-Event-ID", &ids[0].to_string())])
+            .await;
+        stream.take_messages(2, SHORT).await
+    })
+    .await;
+
+    // Assert: it got what it missed from memory, exactly, while the store
+    // could not have answered.
+    let got: Vec<Option<i64>> = resumed.iter().map(|e| e.id_number()).collect();
+    assert_eq!(got, [Some(ids[1]), Some(ids[2])]);
+    assert_eq!(resumed[0].json()["marker"], "two");
+    lock.release().await;
 }

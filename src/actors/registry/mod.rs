@@ -18,6 +18,7 @@
 //! open into a 503.
 
 mod operations;
+mod routing;
 mod routing_index;
 pub mod stats;
 pub mod table;
@@ -32,6 +33,7 @@ pub use operations::{
     ActiveConnections, Disconnect, FindStale, GetCounters, ListConnections, RenewError, RenewToken,
     StaleConnection, StaleScan, TakeCensus,
 };
+pub use routing::{Route, RoutedThrough};
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};
 pub use table::{RegisterError, UpdateSubscriptionError};
@@ -43,11 +45,12 @@ use self::{
 };
 use crate::{
     domain::{
-        EventId, EventTypeCatalog, ProjectId, StoredEvent, SubscriptionView, TaskId, TypeFilter,
-        UserId, now_ms, sse_frame,
+        EventId, EventTypeCatalog, ProjectId, SubscriptionView, TypeFilter, UserId, now_ms,
+        sse_frame,
     },
     stream::{
-        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, StreamFormat,
+        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, RecentFrames,
+        StreamFormat,
         hand_off::{HandOff, Offered, ReplayCaughtUp},
     },
     telemetry::Metrics,
@@ -68,6 +71,8 @@ pub struct Registry {
     /// Told of every task's last event routed here, from any instance, so
     /// a task written to here learns at once that it ended elsewhere.
     task_ends: Option<Recipient<TaskEnded>>,
+    /// Every routed stored event goes here with its frame, for resumes.
+    recent: RecentFrames,
 }
 
 impl Registry {
@@ -88,7 +93,14 @@ impl Registry {
             routed_through: EventId(0),
             limits: (max_connections, 0, queue_capacity),
             task_ends: None,
+            recent: RecentFrames::new(0, 0, std::time::Duration::ZERO),
         }
+    }
+
+    /// Keeps what it routes in `recent`, where resumes read it.
+    pub fn with_recent_frames(mut self, recent: RecentFrames) -> Self {
+        self.recent = recent;
+        self
     }
 
     /// Caps simultaneous streams per user (0 = no cap).
@@ -135,51 +147,6 @@ impl Registry {
         self.counters.record_close(reason);
         self.metrics.record_closed(reason);
         entry.closer.do_send(Close { reason });
-    }
-
-    fn route(&mut self, event: &StoredEvent) {
-        // One span per routed event, child of the publisher's span, only
-        // when spans are exported: nothing is built otherwise.
-        let span = match &event.trace_context {
-            Some(parent) if crate::telemetry::traces_exported() => {
-                let span = tracing::info_span!(
-                    "deliver",
-                    sse.event.id = event.id.map(|id| id.0),
-                    sse.event.type = %event.event_type,
-                    sse.instance.id = %self.instance_id,
-                    sse.deliveries = tracing::field::Empty,
-                );
-                crate::telemetry::adopt_parent(&span, parent);
-                Some(span)
-            }
-            _ => None,
-        };
-        let frame = OutboundFrame::event(event, sse_frame::encode_event(event));
-        let routed = self.table.route(event, &frame);
-        self.counters
-            .record_routed(&event.event_type, routed.delivered);
-        self.metrics
-            .record_routed(event, routed.delivered, routed.slow.len() as u64);
-        if let Some(span) = span {
-            span.record("sse.deliveries", routed.delivered);
-        }
-        if let (Some(watcher), Some(task)) = (&self.task_ends, &event.task_id)
-            && event.ends_task()
-            && let Ok(task_id) = TaskId::parse(task.as_str())
-        {
-            watcher.do_send(TaskEnded { task_id });
-        }
-        for closer in routed.finished {
-            closer.do_send(Close {
-                reason: CloseReason::TaskFinished,
-            });
-        }
-        if !routed.slow.is_empty() {
-            self.metrics.set_active_connections(self.table.len());
-        }
-        for entry in routed.slow {
-            self.close_slow(entry);
-        }
     }
 
     fn close_slow(&mut self, entry: Entry<Recipient<Close>>) {
@@ -277,44 +244,6 @@ impl Handler<Unregister> for Registry {
                 "stream closed"
             );
         });
-    }
-}
-
-/// Deliver events, in id order, to every matching stream.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Route {
-    pub events: Vec<StoredEvent>,
-    /// The last id committed before these events (`None` when none of them
-    /// is stored); lets a cluster receiver detect a batch it missed.
-    pub previous_id: Option<EventId>,
-}
-
-impl Handler<Route> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: Route, _: &mut Context<Self>) {
-        self.guarded((), |registry| {
-            for event in &msg.events {
-                registry.route(event);
-            }
-            if let Some(highest) = msg.events.iter().filter_map(|e| e.id).max() {
-                registry.routed_through = registry.routed_through.max(highest);
-            }
-        });
-    }
-}
-
-/// The highest stored id routed to the streams so far.
-#[derive(Debug, Message)]
-#[rtype(result = "EventId")]
-pub struct RoutedThrough;
-
-impl Handler<RoutedThrough> for Registry {
-    type Result = MessageResult<RoutedThrough>;
-
-    fn handle(&mut self, _: RoutedThrough, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.routed_through)
     }
 }
 

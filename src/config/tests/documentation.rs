@@ -66,6 +66,8 @@ fn the_effective_configuration_keeps_its_keys() {
         "stale_threshold_secs",
         "max_connections",
         "queue_capacity",
+        "replay_cache_events",
+        "replay_cache_mib",
         "event_types",
         "cors_origins",
         "max_body_bytes",

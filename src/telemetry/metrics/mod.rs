@@ -85,15 +85,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// Replayed-event counter, exposed for the Connection actor.
-pub struct ReplayCounter<'a>(&'a Counter<u64>);
-
-impl ReplayCounter<'_> {
-    pub fn add(&self, value: u64, attributes: &[KeyValue]) {
-        self.0.add(value, attributes);
-    }
-}
-
 impl Metrics {
     /// Builds the meter provider: Prometheus pull (`/metrics`) always, OTLP
     /// push when `otlp` is given.
@@ -203,7 +194,8 @@ impl Metrics {
                 cleanup_duration: histogram(&CLEANUP_DURATION),
                 replay_events: counter(
                     "sse.replay.events",
-                    "Stored events replayed to resuming streams",
+                    "Stored events replayed to resuming streams, by source: the store, or the \
+                     recently routed frames kept in memory",
                 ),
                 time_to_first_token: histogram(&TIME_TO_FIRST_TOKEN),
                 token_gap: histogram(&TOKEN_GAP),

@@ -2,11 +2,11 @@
 
 use opentelemetry::KeyValue;
 
-use super::{Metrics, ReplayCounter};
+use super::Metrics;
 use crate::{
     actors::janitor::CleanupError,
     domain::{StoredEvent, now_ms},
-    stream::{CloseReason, StreamFormat},
+    stream::{CloseReason, StreamFormat, replay::Replayed},
 };
 
 impl Metrics {
@@ -169,7 +169,18 @@ impl Metrics {
             .add(1, &[KeyValue::new("reason", reason)]);
     }
 
-    pub fn replay_events(&self) -> ReplayCounter<'_> {
-        ReplayCounter(&self.inner.replay_events)
+    /// A finished replay: its events by where they were read, the store
+    /// or the recently routed frames in memory.
+    pub fn record_replayed(&self, replayed: &Replayed) {
+        for (source, events) in [
+            ("store", replayed.from_store),
+            ("memory", replayed.from_memory),
+        ] {
+            if events > 0 {
+                self.inner
+                    .replay_events
+                    .add(events, &[KeyValue::new("source", source)]);
+            }
+        }
     }
 }

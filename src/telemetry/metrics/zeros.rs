@@ -49,11 +49,15 @@ impl Metrics {
             &inner.cleanup_errors,
             &inner.cleanup_cleaned,
             &inner.cleanup_failed,
-            &inner.replay_events,
             &inner.registry_resets,
             &inner.redis_reconnects,
         ] {
             counter.add(0, &[]);
+        }
+        for source in ["store", "memory"] {
+            inner
+                .replay_events
+                .add(0, &[KeyValue::new("source", source)]);
         }
         inner.uploads_open.add(0, &[]);
         // `services::uploads`' formats and outcomes.

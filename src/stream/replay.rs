@@ -1,0 +1,223 @@
+//! `ReplayJob`: step 2 and 3 of the resume hand-off (see
+//! [`hand_off`](super::hand_off)) for one stream. It reads what the stream
+//! missed, from memory when the recently routed frames reach back to its
+//! resume point ([`RecentFrames`]), else from the store, pushes it into
+//! the stream's queue, then hands off to the Registry.
+
+use std::sync::Arc;
+
+use actix::Recipient;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{
+    ConnectionId, OutboundFrame,
+    catch_up::{TaskCatchUp, TaskState},
+    hand_off::{HandOff, ReplayCaughtUp},
+    recent::RecentFrames,
+};
+use crate::{
+    domain::{EventId, StoredEvent, Subscription, sse_frame},
+    store::{EventCursor, EventStore, StoreError},
+};
+
+/// Stored events fetched per replay query.
+const REPLAY_PAGE: i64 = 500;
+/// Events copied out of memory per read: small, so ten thousand streams
+/// resuming at once hold little between their queue's turns.
+const MEMORY_PAGE: usize = 64;
+/// Span links from one replay to the publishes it replays; a trace viewer
+/// shows a few, and an unbounded list would grow the span without limit.
+const MAX_REPLAY_LINKS: usize = 32;
+
+/// Why a replay stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("client went away during replay")]
+    ClientGone,
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    #[error("registry unavailable")]
+    Registry,
+}
+
+/// What a finished replay did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Events read from the store.
+    pub from_store: u64,
+    /// Events served from the recently routed frames in memory.
+    pub from_memory: u64,
+    /// One of the events (replayed or handed over) ended the stream's task.
+    pub task_ended: bool,
+}
+
+impl Replayed {
+    pub fn events(&self) -> u64 {
+        self.from_store + self.from_memory
+    }
+}
+
+/// Steps 2 and 3 of the hand-off for one stream.
+pub struct ReplayJob {
+    pub connection_id: ConnectionId,
+    pub after: EventId,
+    pub subscription: Subscription,
+    pub store: EventStore,
+    pub recent: RecentFrames,
+    pub queue: mpsc::Sender<OutboundFrame>,
+    pub registry: Recipient<ReplayCaughtUp>,
+    /// A task stream's current state (`progress`): its replay is rolled up
+    /// (see `stream::catch_up`) and this frame follows the missed text.
+    pub task_state: Option<TaskState>,
+}
+
+/// What a replay carries from one read to the next.
+struct Progress {
+    replayed: Replayed,
+    links: usize,
+    /// A task stream's first round is rolled up: the missed text as one
+    /// event, the current state, the end.
+    catch_up: Option<TaskCatchUp>,
+}
+
+impl ReplayJob {
+    #[tracing::instrument(name = "replay", skip_all, fields(connection_id = %self.connection_id, sse.replay.from_id = self.after.0, sse.replay.events, sse.replay.from_memory))]
+    pub async fn run(self) -> Result<Replayed, ReplayError> {
+        let mut progress = Progress {
+            replayed: Replayed::default(),
+            links: 0,
+            catch_up: self
+                .subscription
+                .task_id
+                .is_some()
+                .then(TaskCatchUp::default),
+        };
+        let mut task_state = self.task_state.clone();
+        let mut position = self.after;
+        let mut first_read = true;
+        loop {
+            position = self.read_after(position, first_read, &mut progress).await?;
+            first_read = false;
+            if let Some(rolled) = progress.catch_up.take() {
+                for frame in rolled.frames(task_state.take()) {
+                    self.push(frame).await?;
+                }
+            }
+            let hand_off = self
+                .registry
+                .send(ReplayCaughtUp {
+                    id: self.connection_id,
+                    last_replayed: position,
+                })
+                .await
+                .map_err(|_| ReplayError::Registry)?;
+            match hand_off {
+                HandOff::Live { task_ended } => {
+                    progress.replayed.task_ended |= task_ended;
+                    break;
+                }
+                // Live events outran the hand-off buffer, or did not fit the
+                // queue: they are stored, so read on after the last frame
+                // actually queued, and hand off again.
+                HandOff::Overflowed { queued_through } => position = queued_through,
+                HandOff::Gone => return Err(ReplayError::ClientGone),
+            }
+        }
+        let replayed = progress.replayed;
+        let span = tracing::Span::current();
+        span.record("sse.replay.events", replayed.events());
+        span.record("sse.replay.from_memory", replayed.from_memory);
+        Ok(replayed)
+    }
+
+    /// Replays every event after `after` there is now; answers the last id
+    /// read. Memory first: once it no longer reaches back far enough (the
+    /// resume point is older, or the window moved on meanwhile), the store.
+    async fn read_after(
+        &self,
+        after: EventId,
+        first_read: bool,
+        progress: &mut Progress,
+    ) -> Result<EventId, ReplayError> {
+        let mut position = after;
+        while let Some(page) = self
+            .recent
+            .page_after(position, &self.subscription, MEMORY_PAGE)
+        {
+            for recent in page.frames {
+                progress.replayed.from_memory += 1;
+                self.replay(recent.event, Some(recent.frame), progress)
+                    .await?;
+            }
+            position = page.through;
+            if page.exhausted {
+                return Ok(position);
+            }
+        }
+        // The store. Only a stream that missed events the window never had
+        // can have missed pruned ones.
+        if first_read || position != after {
+            let pruned_through = self.store.pruned_through().await?;
+            if position < pruned_through {
+                let frame = sse_frame::encode_control(
+                    "replay_truncated",
+                    &json!({ "last_event_id": position, "oldest_available_id": EventId(pruned_through.0 + 1) }),
+                );
+                self.push(OutboundFrame::control(frame)).await?;
+            }
+        }
+        let mut cursor = EventCursor::for_subscription(
+            self.store.clone(),
+            &self.subscription,
+            position,
+            REPLAY_PAGE,
+        );
+        while !cursor.is_exhausted() {
+            for event in cursor.next_page().await? {
+                if !self.subscription.matches(&event) {
+                    continue;
+                }
+                progress.replayed.from_store += 1;
+                self.replay(Arc::new(event), None, progress).await?;
+            }
+        }
+        Ok(cursor.position())
+    }
+
+    /// One missed event: into the task's catch-up, or its frame (`frame`
+    /// when already encoded) into the queue.
+    async fn replay(
+        &self,
+        event: Arc<StoredEvent>,
+        frame: Option<bytes::Bytes>,
+        progress: &mut Progress,
+    ) -> Result<(), ReplayError> {
+        progress.replayed.task_ended |= event.ends_task();
+        if let Some(origin) = &event.trace_context
+            && progress.links < MAX_REPLAY_LINKS
+            && crate::telemetry::traces_exported()
+        {
+            crate::telemetry::link_to(&tracing::Span::current(), origin);
+            progress.links += 1;
+        }
+        match progress.catch_up.as_mut() {
+            Some(catch_up) => {
+                catch_up.add(Arc::unwrap_or_clone(event));
+                Ok(())
+            }
+            None => {
+                let bytes = frame.unwrap_or_else(|| sse_frame::encode_event(&event));
+                self.push(OutboundFrame::replayed(&event, bytes)).await
+            }
+        }
+    }
+
+    async fn push(&self, frame: OutboundFrame) -> Result<(), ReplayError> {
+        // Awaiting is fine here: only this stream waits for its own client.
+        self.queue
+            .send(frame)
+            .await
+            .map_err(|_| ReplayError::ClientGone)
+    }
+}
