@@ -12,6 +12,15 @@ use crate::{
     store::{EventCursor, StoreError},
 };
 
+/// Whether a delivered batch follows on from everything routed before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chain {
+    /// Every stored event up to `last_routed` has been routed.
+    Known,
+    /// After a repair: the store may hold events nobody routed.
+    Unknown,
+}
+
 impl RedisBridge {
     /// Routes a batch unless it is already routed; repairs a gap first.
     pub(super) fn accept(&mut self, route: Route, ctx: &mut Context<Self>) {
@@ -22,11 +31,15 @@ impl RedisBridge {
         {
             self.repair(Some(route), ctx);
         } else {
-            self.deliver(route.events);
+            self.deliver(route.events, Chain::Known);
         }
     }
 
-    pub(super) fn deliver(&mut self, events: Vec<StoredEvent>) {
+    /// Routes what of `events` is new. With [`Chain::Known`] every stored
+    /// event up to `last_routed` was routed before, which the Registry's
+    /// recently routed frames rely on to serve resumes from memory.
+    pub(super) fn deliver(&mut self, events: Vec<StoredEvent>, chain: Chain) {
+        let previous = self.last_routed;
         let fresh: Vec<StoredEvent> = events
             .into_iter()
             .filter(|e| e.id.is_none_or(|id| id > self.last_routed))
@@ -37,7 +50,7 @@ impl RedisBridge {
         if !fresh.is_empty() {
             self.registry.do_send(Route {
                 events: fresh,
-                previous_id: None,
+                previous_id: (chain == Chain::Known).then_some(previous),
             });
         }
     }
@@ -72,7 +85,9 @@ impl RedisBridge {
                             "gap repaired from store"
                         );
                     }
-                    act.deliver(events);
+                    // A repair reads a bounded number of pages: what it
+                    // routes may not reach the batch that follows.
+                    act.deliver(events, Chain::Unknown);
                 }
                 Err(error) => {
                     // Delivering `then` now would move past the events we
@@ -84,7 +99,7 @@ impl RedisBridge {
                 }
             }
             if let Some(route) = then {
-                act.deliver(route.events);
+                act.deliver(route.events, Chain::Unknown);
             }
         }));
     }
