@@ -44,11 +44,41 @@
 //!   parser), whether every viewer read the exact text, the stored text
 //!   events and commits the text cost (`/metrics`), the late viewers' time
 //!   to catch up, and with `--broker-pid` the broker's CPU µs per token.
+//! - `saturate`: the saturated publish path. A fan-out run with `--streams`
+//!   streams (default 100) and `--publishers` unpaced keep-alive publishers
+//!   (default 16), one stored event per request, for `--secs` (or exactly
+//!   `--events`). It reports stored publishes/s acknowledged,
+//!   deliveries/s, publish → deliver and request latency, and with
+//!   `--broker-pid` the broker's CPU µs per delivery and per publish.
+//! - `storm`: a reconnect storm. `--streams` streams (default 10,000) open
+//!   and each receives one seed event, so that it has an id to resume from;
+//!   all close; `--events` events (default 1,000) are published with no
+//!   stream open (`--publishers`, `--batch`); then every stream reconnects
+//!   at once (`--reopen-concurrency`, 0 = all) with `Last-Event-ID` = the
+//!   last id it received. It reports how long until every stream held all
+//!   missed events (overall, and per stream p50/p99/max), lost, duplicated
+//!   and out-of-order deliveries, the latency of `GET /health` probed every
+//!   `--health-interval-ms` on its own connection meanwhile, and with
+//!   `--broker-pid` the broker's peak RSS and CPU time during the storm.
+//! - `soak`: churn for leak hunting. `--streams` streams (default 2,000)
+//!   stay open while `--churn` per second (default 50) close and resume
+//!   (round robin, each with `Last-Event-ID`) and publishers store `--rate`
+//!   events/s (default 100) for `--secs` (default 1,200). Every
+//!   `--sample-secs` one line: elapsed, broker RSS, broker open fds
+//!   (`/proc/PID/fd`), streams open, events published, deliveries. At the
+//!   end every stream closes and after `--settle-secs` the broker is sampled
+//!   once more. It reports RSS at start, after a minute, max, at the end
+//!   and after the close, the least-squares RSS trend over the run's second
+//!   half (MiB per 10 min), fds at start, end and after the close, and
+//!   whether every stream received every acknowledged event exactly once
+//!   across all its reconnects.
 //!
-//! With `--broker-pid` (fanout, idle) the broker's resident memory (`VmRSS` in
-//! `/proc/PID/status`) is sampled before the streams open, once all are
-//! connected, and at the end; memory per stream is
-//! `(after_open − before) / streams`.
+//! With `--broker-pid` (fanout, idle, saturate) the broker's resident memory
+//! (`VmRSS` in `/proc/PID/status`) is sampled before the streams open, once
+//! all are connected, and at the end; memory per stream is
+//! `(after_open − before) / streams`. Fanout and saturate also read its CPU
+//! time (user + system, `/proc/PID/stat`) over the publish and drain phase,
+//! divided by deliveries and by publishes.
 //!
 //! # Reading the numbers
 //!
@@ -62,9 +92,16 @@
 //!   schedule wanted it, so if the broker falls behind the schedule the wait
 //!   of the backlog is not counted (coordinated omission). The achieved
 //!   publish rate shows when that happens.
-//! - With more than one publisher connection the broker may commit events in
-//!   an order other than `seq`, so `seq_out_of_order` is informational.
-//!   `id:` values that do not increase on a stream are always a broker bug.
+//! - Every report shows lost (acknowledged, never delivered), duplicated
+//!   and out-of-order deliveries; all three must be 0. Out of order means an
+//!   `id:` not above the stream's previous one, also across a stream's
+//!   reconnects: that is always a broker bug. With more than one publisher
+//!   connection the broker may commit events in an order other than `seq`,
+//!   so `seq_out_of_order` is informational.
+//! - A stream that resumes (storm, soak) keeps one record across its
+//!   connections, so a replay that skips or repeats an event shows as lost
+//!   or duplicated. Connections the broker ends or refuses meanwhile are
+//!   resumed after 250 ms and counted as losses.
 //! - `run` is unique per invocation; frames of the right type from anyone
 //!   else are counted as `foreign_frames` and otherwise ignored.
 //! - Memory per stream means something only on a freshly started broker:
@@ -75,23 +112,28 @@
 //! # Safety rails
 //!
 //! Only loopback targets are accepted (127.0.0.0/8, ::1, `localhost`). Every
-//! loop is bounded by a count and by `--timeout-secs`. The soft
+//! loop is bounded by a count and by `--timeout-secs` (for a soak, by
+//! default its planned length plus two minutes). The soft
 //! `RLIMIT_NOFILE` is raised to the hard limit at start, with a warning when
 //! that is still below what the run needs.
 //!
 //! Exit status: 0 when the run completed cleanly; 2 when it completed but
 //! found faults (a delivery missing or duplicated, ids going backwards, a
-//! stream dropped or refused publishes); 1 on an error.
+//! stream dropped, refused publishes, a storm not caught up or a `/health`
+//! probe unanswered); 1 on an error.
 //!
 //! # Layout
 //!
 //! - [`cli`]: the flags of each mode; this file parses them and dispatches.
-//! - [`modes`]: one file per mode (`fanout`, `idle`, `publish`): the run and
-//!   its report.
-//! - [`streams`]: the stream readers and their checks; [`publishers`]: the
-//!   publisher connections and the `--rate` schedule.
+//! - [`modes`]: one file (or folder) per mode: the run and its report.
+//! - [`streams`]: the stream readers, their checks and their resumes;
+//!   [`publishers`]: the publisher connections and the `--rate` schedule;
+//!   [`health_probe`]: `GET /health` on a loop.
 //! - [`report`]: the shared report parts, text or JSON; [`latency`]: the
-//!   histograms; [`seq_set`]: which seqs arrived; [`memory`]: the broker's RSS.
+//!   histograms; [`seq_set`]: which seqs arrived; [`trend`]: least-squares
+//!   slopes.
+//! - The broker seen from `/proc`: [`memory`] (RSS), [`cpu`] (CPU time),
+//!   [`fds`] (open file descriptors).
 //! - [`http1`]: the raw HTTP/1.1 client; [`sse`]: an event stream read over it.
 
 mod cli;

@@ -59,6 +59,9 @@ pub struct StreamLog {
     pub id_order_violations: u64,
     /// Frames of the subscribed type that are not this run's events.
     pub foreign_frames: u64,
+    /// This run's events without an `id:` line: right for `--live-only`
+    /// events, a fault for stored ones (nothing to resume from).
+    pub without_id: u64,
     pub heartbeats: u64,
     /// `replay_truncated`: the broker no longer had every missed event.
     pub replay_truncated: u64,
@@ -93,6 +96,7 @@ impl StreamLog {
             seq_out_of_order: 0,
             id_order_violations: 0,
             foreign_frames: 0,
+            without_id: 0,
             heartbeats: 0,
             replay_truncated: 0,
             other_frames: 0,
@@ -149,9 +153,9 @@ impl StreamLog {
         let now = Instant::now();
         self.last_receive = Some(now);
 
-        if let Some(id) = frame.id.as_deref() {
+        match frame.id.as_deref() {
             // Ids are decimal integers; anything else cannot be in order.
-            match id.parse::<u64>() {
+            Some(id) => match id.parse::<u64>() {
                 Ok(id) => {
                     if self.last_id.is_some_and(|last| id <= last) {
                         self.id_order_violations += 1;
@@ -159,7 +163,8 @@ impl StreamLog {
                     self.last_id = Some(id);
                 }
                 Err(_) => self.id_order_violations += 1,
-            }
+            },
+            None => self.without_id += 1,
         }
 
         if !self.seen.insert(probe.seq) {
@@ -219,6 +224,9 @@ mod tests {
         assert_eq!(log.id_order_violations, 1);
         assert_eq!(log.seen.len(), 3);
         assert_eq!(context.unique_deliveries.load(Ordering::Relaxed), 3);
+        assert_eq!(log.without_id, 0);
+        log.observe(&frame("file_change", None, 2), &context);
+        assert_eq!((log.without_id, log.last_id()), (1, Some(12)));
     }
 
     #[tokio::test]

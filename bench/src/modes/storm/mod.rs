@@ -130,6 +130,7 @@ pub async fn run(args: &StormArgs, target: Arc<Target>, deadline: Instant) -> Re
     let logs = stop_streams(storm.tasks, storm.stop).await;
 
     let replayed = logs.iter().map(|log| log.received).sum::<u64>() - received_before;
+    let frames_without_id = logs.iter().map(|log| log.without_id).sum();
     let report = StormReport {
         mode: "storm",
         url: target.url().to_string(),
@@ -146,6 +147,7 @@ pub async fn run(args: &StormArgs, target: Arc<Target>, deadline: Instant) -> Re
         catch_up: CatchUpStats::of(&logs, caught_up.then_some(storm_seconds)),
         replayed_frames: replayed,
         expected_replayed_frames: streams * missed_acked,
+        frames_without_id,
         delivery: DeliveryStats::tally(&logs, &publish),
         resume: ResumeStats::tally(&logs),
         health,

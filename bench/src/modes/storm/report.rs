@@ -37,6 +37,9 @@ pub struct StormReport {
     pub replayed_frames: u64,
     /// Streams resumed × missed events acknowledged.
     pub expected_replayed_frames: u64,
+    /// Frames of this run's events (all stored: the seed's and the
+    /// replay's) without an `id:` line, which a client could not resume from.
+    pub frames_without_id: u64,
     /// Over the seed and the missed events, every stream's connections.
     pub delivery: DeliveryStats,
     pub resume: ResumeStats,
@@ -51,6 +54,7 @@ impl StormReport {
             && self.catch_up.caught_up == self.catch_up.streams
             && self.delivery.is_clean()
             && self.resume.is_clean()
+            && self.frames_without_id == 0
             && self.health.is_clean();
         if clean {
             Verdict::Clean
@@ -185,8 +189,12 @@ impl fmt::Display for StormReport {
         }
         writeln!(
             f,
-            "{:12}{} of {} expected frames, replayed as ordinary `id:` frames of the type",
-            "replay", self.replayed_frames, self.expected_replayed_frames
+            "{:12}{} of {} expected frames, as ordinary `{}` frames; {} without an `id:`",
+            "replay",
+            self.replayed_frames,
+            self.expected_replayed_frames,
+            self.event_type,
+            self.frames_without_id
         )?;
         write!(f, "{:12}{}", "correctness", self.delivery.correctness())?;
         write!(f, "{:12}{}", "resume", self.resume)?;
