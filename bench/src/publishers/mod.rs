@@ -1,5 +1,7 @@
 //! The publishers: `--publishers` keep-alive connections sharing one job.
 
+mod outcome;
+
 use std::{
     ops::Range,
     sync::{
@@ -10,15 +12,15 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use hdrhistogram::Histogram;
 use serde::Deserialize;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
+pub use self::outcome::PublishOutcome;
+use self::outcome::PublisherLog;
 use crate::{
     cli::PayloadArgs,
     http1::{self, Target},
     latency::{micros, new_histogram, unix_micros},
-    seq_set::SeqSet,
 };
 
 /// A publish run's fixed parameters, shared by its publisher connections.
@@ -128,25 +130,6 @@ struct PublishAccepted {
     ids: Vec<serde_json::Value>,
 }
 
-/// What one publisher connection did.
-struct PublisherLog {
-    acked: Vec<Range<u64>>,
-    requests: u64,
-    errors: u64,
-    first_error: Option<String>,
-    timed_out: bool,
-    request_latency: Histogram<u64>,
-    first_send: Option<Instant>,
-    last_ack: Option<Instant>,
-}
-
-impl PublisherLog {
-    fn note_error(&mut self, error: String) {
-        self.errors += 1;
-        self.first_error.get_or_insert(error);
-    }
-}
-
 /// Takes batches of seqs from the job until none are left, each at its slot
 /// in the `--rate` schedule, and publishes them on one keep-alive connection.
 async fn run_publisher(
@@ -235,21 +218,6 @@ async fn run_publisher(
     Ok(log)
 }
 
-/// Every publisher connection's work, merged.
-pub struct PublishOutcome {
-    /// Seqs taken and sent (all of the job's, unless it was stopped early).
-    pub events_requested: u64,
-    pub acked: SeqSet,
-    pub events_acked: u64,
-    pub requests: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    pub timed_out: bool,
-    pub request_latency: Histogram<u64>,
-    pub first_send: Option<Instant>,
-    pub last_ack: Option<Instant>,
-}
-
 /// Publishes the job over `connections` connections and waits for all of them.
 pub async fn publish_all(
     job: Arc<PublishJob>,
@@ -260,72 +228,12 @@ pub async fn publish_all(
     let publishers: Vec<_> = (0..connections)
         .map(|_| tokio::spawn(run_publisher(Arc::clone(&job), schedule_start, deadline)))
         .collect();
-    let mut outcome = PublishOutcome {
-        events_requested: 0,
-        acked: SeqSet::new(job.seqs.end),
-        events_acked: 0,
-        requests: 0,
-        errors: 0,
-        first_error: None,
-        timed_out: false,
-        request_latency: new_histogram()?,
-        first_send: None,
-        last_ack: None,
-    };
+    let mut outcome = PublishOutcome::empty(job.seqs.end)?;
     for publisher in publishers {
-        let log = publisher.await.context("a publisher task failed")??;
-        for seqs in log.acked {
-            outcome.events_acked += seqs.end - seqs.start;
-            seqs.for_each(|seq| {
-                outcome.acked.insert(seq);
-            });
-        }
-        outcome.requests += log.requests;
-        outcome.errors += log.errors;
-        if outcome.first_error.is_none() {
-            outcome.first_error = log.first_error;
-        }
-        outcome.timed_out |= log.timed_out;
-        outcome
-            .request_latency
-            .add(&log.request_latency)
-            .context("merging request latencies")?;
-        outcome.first_send = earliest(outcome.first_send, log.first_send);
-        outcome.last_ack = outcome.last_ack.max(log.last_ack);
+        outcome.add(publisher.await.context("a publisher task failed")??)?;
     }
     outcome.events_requested = job.taken();
     Ok(outcome)
-}
-
-impl PublishOutcome {
-    /// Adds a later phase's work (its seqs beyond this one's), so that
-    /// deliveries are checked against every phase at once.
-    pub fn absorb(&mut self, later: PublishOutcome) -> Result<()> {
-        let mut acked = later.acked;
-        acked.union_with(&self.acked);
-        self.acked = acked;
-        self.events_requested += later.events_requested;
-        self.events_acked += later.events_acked;
-        self.requests += later.requests;
-        self.errors += later.errors;
-        if self.first_error.is_none() {
-            self.first_error = later.first_error;
-        }
-        self.timed_out |= later.timed_out;
-        self.request_latency
-            .add(&later.request_latency)
-            .context("merging request latencies")?;
-        self.first_send = earliest(self.first_send, later.first_send);
-        self.last_ack = self.last_ack.max(later.last_ack);
-        Ok(())
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 #[cfg(test)]
@@ -381,39 +289,6 @@ mod tests {
             (outcome.events_requested, outcome.requests, outcome.errors),
             (0, 0, 0)
         );
-    }
-
-    fn outcome(capacity: u64, acked: &[u64], first_send: Instant) -> PublishOutcome {
-        let mut set = SeqSet::new(capacity);
-        acked.iter().for_each(|&seq| {
-            set.insert(seq);
-        });
-        PublishOutcome {
-            events_requested: acked.len() as u64 + 1,
-            acked: set,
-            events_acked: acked.len() as u64,
-            requests: acked.len() as u64 + 1,
-            errors: 1,
-            first_error: Some(format!("lost at {capacity}")),
-            timed_out: false,
-            request_latency: new_histogram().unwrap(),
-            first_send: Some(first_send),
-            last_ack: Some(first_send),
-        }
-    }
-
-    #[test]
-    fn a_later_phase_is_absorbed_into_the_earlier_one() {
-        let early = Instant::now();
-        let late = early + Duration::from_secs(1);
-        let mut seed = outcome(1, &[0], early);
-        seed.absorb(outcome(5, &[1, 2, 4], late)).unwrap();
-        assert_eq!(seed.acked.len(), 4);
-        assert!(!seed.acked.insert(0) && !seed.acked.insert(4) && seed.acked.insert(3));
-        assert_eq!((seed.events_acked, seed.events_requested), (4, 6));
-        assert_eq!((seed.requests, seed.errors), (6, 2));
-        assert_eq!(seed.first_error.as_deref(), Some("lost at 1"));
-        assert_eq!((seed.first_send, seed.last_ack), (Some(early), Some(late)));
     }
 
     #[tokio::test]
