@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{Context, Result, bail};
 use tokio::{
     sync::Notify,
-    time::{Instant, MissedTickBehavior, interval, sleep, sleep_until},
+    time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until},
 };
 
 use self::{
@@ -140,7 +140,10 @@ async fn churn(streams: Vec<Arc<Notify>>, per_sec: u64, until: Instant) {
     if per_sec == 0 || streams.is_empty() {
         return;
     }
-    let mut ticks = interval(Duration::from_secs_f64(1.0 / per_sec as f64));
+    let period = Duration::from_secs_f64(1.0 / per_sec as f64);
+    // The first reconnect one period in, not at once: the run's first
+    // sample then sees every stream open.
+    let mut ticks = interval_at(Instant::now() + period, period);
     // A late tick is not made up for: the rate is an average, not a debt.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     for stream in streams.iter().cycle() {
