@@ -204,12 +204,17 @@ mod tests {
     use super::*;
 
     fn frame(id: i64) -> OutboundFrame {
-        OutboundFrame {
+        frame_ending(id, false)
+    }
+
+    fn frame_ending(id: i64, ends_task: bool) -> OutboundFrame {
+        super::super::frame::Frame {
             bytes: Bytes::from(format!("id: {id}\n\n")),
             event_id: Some(EventId(id)),
-            ends_task: false,
+            ends_task,
             published_at_ms: 0,
         }
+        .into()
     }
 
     fn drain(queue: &mut mpsc::Receiver<OutboundFrame>) -> Vec<i64> {
@@ -322,8 +327,7 @@ mod tests {
     fn a_task_end_among_the_held_frames_is_reported() {
         let (sender, _queue) = mpsc::channel(8);
         let mut delivery = Delivery::new(true);
-        let mut last = frame(9);
-        last.ends_task = true;
+        let last = frame_ending(9, true);
         delivery.offer(&last, &sender, 8);
         assert_eq!(
             delivery.caught_up(EventId(8), &sender),

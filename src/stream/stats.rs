@@ -81,8 +81,13 @@ impl ConnectionStats {
     }
 
     /// `frame` was taken by the HTTP layer: it counts as written.
-    pub(super) fn record_write(&self, frame: &OutboundFrame, lag: &prometheus::Histogram) {
-        let now = now_ms();
+    /// `frame` was taken by actix at `now` (ms since the epoch).
+    pub(super) fn record_write(
+        &self,
+        frame: &OutboundFrame,
+        lag: &prometheus::Histogram,
+        now: i64,
+    ) {
         self.last_write_ms.store(now, Ordering::Relaxed);
         if let Some(id) = frame.event_id {
             self.events_sent.fetch_add(1, Ordering::Relaxed);

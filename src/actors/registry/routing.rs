@@ -54,7 +54,7 @@ impl Registry {
         for entry in routed.slow {
             self.close_slow(entry);
         }
-        frame.bytes
+        frame.bytes.clone()
     }
 }
 
