@@ -40,7 +40,7 @@ use crate::{
     shutdown::{self, Drainable, ShutdownHandle},
     state::AppState,
     store::EventStore,
-    stream::RecentFrames,
+    stream::{RecentFrames, replay::REPLAYS_AT_ONCE},
     telemetry::Metrics,
 };
 
@@ -122,6 +122,7 @@ impl Application {
                 registry: registry.clone(),
                 store: store.clone(),
                 recent,
+                replay_slots: Arc::new(tokio::sync::Semaphore::new(REPLAYS_AT_ONCE)),
                 heartbeat: settings.heartbeat,
                 queue_capacity: settings.queue_capacity,
                 token_refresh: settings.auth.token_refresh,

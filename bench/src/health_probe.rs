@@ -7,8 +7,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::{
-    sync::watch,
-    task::JoinHandle,
+    sync::{oneshot, watch},
     time::{Instant, MissedTickBehavior, interval, timeout},
 };
 
@@ -21,10 +20,12 @@ use crate::{
 /// starts on a fresh connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A probe loop running in its own task until [`HealthProbe::finish`].
+/// A probe loop running on its own thread until [`HealthProbe::finish`]:
+/// on the bench's runtime it would wait behind the bench's own work (ten
+/// thousand streams to read) and measure the bench, not the broker.
 pub struct HealthProbe {
     stop: watch::Sender<bool>,
-    task: JoinHandle<Result<HealthStats>>,
+    done: oneshot::Receiver<Result<HealthStats>>,
 }
 
 /// What the probes saw.
@@ -49,13 +50,29 @@ impl HealthProbe {
     pub fn start(target: &Arc<Target>, period: Duration) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let histogram = new_histogram()?;
-        let task = tokio::spawn(probe_loop(Arc::clone(target), period, stopped, histogram));
-        Ok(Self { stop, task })
+        let target = Arc::clone(target);
+        let (report, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("health-probe".into())
+            .spawn(move || {
+                let stats = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("the /health probe's runtime")
+                    .and_then(|runtime| {
+                        runtime.block_on(probe_loop(target, period, stopped, histogram))
+                    });
+                let _ = report.send(stats);
+            })
+            .context("starting the /health probe's thread")?;
+        Ok(Self { stop, done })
     }
 
     pub async fn finish(self) -> Result<HealthStats> {
         self.stop.send_replace(true);
-        self.task.await.context("the /health probe task failed")?
+        self.done
+            .await
+            .context("the /health probe's thread failed")?
     }
 }
 

@@ -50,6 +50,8 @@ pub struct StreamEnvironment {
     pub store: EventStore,
     /// The recently routed frames a resume is served from.
     pub recent: RecentFrames,
+    /// The instance's replay slots (`stream::replay::REPLAYS_AT_ONCE`).
+    pub replay_slots: Arc<tokio::sync::Semaphore>,
     pub heartbeat: Duration,
     pub queue_capacity: usize,
     /// `token_expiring` goes out this long before a stream's token expires.
@@ -274,6 +276,7 @@ impl Connection {
             subscription: self.subscription.clone(),
             store: self.environment.store.clone(),
             recent: self.environment.recent.clone(),
+            slots: self.environment.replay_slots.clone(),
             queue: self.queue.clone(),
             registry: self.environment.registry.clone().recipient(),
             task_state: self.task_state.take(),

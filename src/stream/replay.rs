@@ -4,11 +4,11 @@
 //! resume point ([`RecentFrames`]), else from the store, pushes it into
 //! the stream's queue, then hands off to the Registry.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix::Recipient;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::{
     ConnectionId, OutboundFrame,
@@ -26,6 +26,16 @@ const REPLAY_PAGE: i64 = 500;
 /// Events copied out of memory per read: small, so ten thousand streams
 /// resuming at once hold little between their queue's turns.
 const MEMORY_PAGE: usize = 64;
+/// Replays running at once on an instance. A reconnect storm is ten
+/// thousand streams each writing a thousand frames: all at once, every
+/// other request (`/health` included) waits behind a full round of them;
+/// 64 at a time keep the core as busy (measured in docs/performance.md).
+pub const REPLAYS_AT_ONCE: usize = 64;
+/// How long a finished replay keeps its slot while its client reads what
+/// was queued, at most.
+const READ_WAIT: Duration = Duration::from_secs(2);
+/// Frames still queued when a replay gives its slot up: live traffic.
+const QUEUED_AT_RELEASE: usize = 32;
 /// Span links from one replay to the publishes it replays; a trace viewer
 /// shows a few, and an unbounded list would grow the span without limit.
 const MAX_REPLAY_LINKS: usize = 32;
@@ -65,6 +75,8 @@ pub struct ReplayJob {
     pub subscription: Subscription,
     pub store: EventStore,
     pub recent: RecentFrames,
+    /// One of [`REPLAYS_AT_ONCE`] slots is held for the whole replay.
+    pub slots: Arc<Semaphore>,
     pub queue: mpsc::Sender<OutboundFrame>,
     pub registry: Recipient<ReplayCaughtUp>,
     /// A task stream's current state (`progress`): its replay is rolled up
@@ -84,6 +96,11 @@ struct Progress {
 impl ReplayJob {
     #[tracing::instrument(name = "replay", skip_all, fields(connection_id = %self.connection_id, sse.replay.from_id = self.after.0, sse.replay.events, sse.replay.from_memory))]
     pub async fn run(self) -> Result<Replayed, ReplayError> {
+        // Meanwhile the stream is registered: its live events wait in the
+        // hand-off buffer (or overflow to a re-read), nothing is lost.
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
+            return Err(ReplayError::Registry);
+        };
         let mut progress = Progress {
             replayed: Replayed::default(),
             links: 0,
@@ -124,6 +141,7 @@ impl ReplayJob {
                 HandOff::Gone => return Err(ReplayError::ClientGone),
             }
         }
+        self.until_read().await;
         let replayed = progress.replayed;
         let span = tracing::Span::current();
         span.record("sse.replay.events", replayed.events());
@@ -211,6 +229,19 @@ impl ReplayJob {
                 self.push(OutboundFrame::replayed(&event, bytes)).await
             }
         }
+    }
+
+    /// Waits (up to [`READ_WAIT`]) until the client has read what the replay
+    /// queued, so the slot spreads the writing of a storm, not only its
+    /// reading.
+    async fn until_read(&self) {
+        let free = self
+            .queue
+            .max_capacity()
+            .saturating_sub(QUEUED_AT_RELEASE)
+            .max(1);
+        // The permits go back at once: this only waits for room.
+        let _ = tokio::time::timeout(READ_WAIT, self.queue.reserve_many(free)).await;
     }
 
     async fn push(&self, frame: OutboundFrame) -> Result<(), ReplayError> {

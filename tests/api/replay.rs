@@ -432,3 +432,44 @@ async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
     let got: Vec<i64> = replayed.iter().filter_map(|e| e.id_number()).collect();
     assert_eq!(got, expected);
 }
+
+#[actix_web::test]
+async fn more_resumes_at_once_than_replay_slots_all_get_everything_exactly() {
+    // Arrange: 50 stored events, and more resuming streams than the
+    // instance replays at once, so some wait for a slot.
+    let app = spawn_app().await;
+    let batch: Vec<_> = (0..50)
+        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
+        .collect();
+    let ids: Vec<i64> = app
+        .publish_ok(&json!(batch))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let streams = sse_broker::stream::replay::REPLAYS_AT_ONCE + 44;
+
+    // Act: every stream resumes from before the first event at once.
+    let opened = futures_util::future::join_all(
+        (0..streams).map(|_| app.open_stream("/sse/events", &[("Last-Event-ID", "0")])),
+    )
+    .await;
+    let received =
+        futures_util::future::join_all(opened.into_iter().map(|mut stream| async move {
+            let got: Vec<i64> = stream
+                .take_messages(50, LONG)
+                .await
+                .iter()
+                .filter_map(|e| e.id_number())
+                .collect();
+            stream.assert_quiet(Duration::from_millis(100)).await;
+            got
+        }))
+        .await;
+
+    // Assert: every one of them got all 50, once, in order.
+    assert_eq!(received.len(), streams);
+    for got in received {
+        assert_eq!(got, ids);
+    }
+}
