@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::helpers::{LONG, SHORT, eventually, labelled_sum, spawn_app, spawn_app_with};
+use crate::helpers::{LONG, SHORT, TestApp, eventually, labelled_sum, spawn_app, spawn_app_with};
 
 /// Events published by the background publishers before they stop.
 const AT_LEAST: usize = 1000;
@@ -181,6 +181,21 @@ async fn a_resume_while_publishing_is_gapless(via: ResumeVia, source: ReplaySour
     assert_eq!(replayed(other), 0.0, "replayed from {other:?} too");
 }
 
+/// Publishes `count` commits (`{"n": 0..count}`) in one request; their ids.
+async fn publish_commits(app: &TestApp, count: usize) -> Vec<i64> {
+    let batch: Vec<_> = (0..count)
+        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
+        .collect();
+    let ids: Vec<i64> = app
+        .publish_ok(&json!(batch))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ids.len(), count, "every commit stored");
+    ids
+}
+
 #[actix_web::test]
 async fn a_resume_with_the_last_event_id_header_while_publishing_has_no_gap_and_no_duplicate() {
     a_resume_while_publishing_is_gapless(ResumeVia::Header, ReplaySource::Memory).await;
@@ -201,15 +216,7 @@ async fn a_resume_older_than_the_replay_cache_reads_the_store_and_one_inside_it_
     // Arrange: a cache of 50 events, 200 published: the first 150 are in
     // the store only.
     let app = spawn_app_with(|s| s.replay_cache_events = 50).await;
-    let batch: Vec<_> = (0..200)
-        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
-        .collect();
-    let ids: Vec<i64> = app
-        .publish_ok(&json!(batch))
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let ids = publish_commits(&app, 200).await;
 
     // Act: one stream resumes before the cache, one inside it.
     let mut old = app
@@ -400,11 +407,8 @@ async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
     // Arrange: 600 events (more than one replay page), the 100th broken; the
     // replay cache off, or the resume would be served its intact copy.
     let app = spawn_app_with(|s| s.replay_cache_events = 0).await;
-    let batch: Vec<_> = (0..600)
-        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
-        .collect();
-    let ids = app.publish_ok(&json!(batch)).await;
-    let broken = ids[99].expect("an id");
+    let ids = publish_commits(&app, 600).await;
+    let broken = ids[99];
     let DatabaseUrl::Sqlite { path } = &app.settings.database else {
         panic!("an SQLite broker");
     };
@@ -423,12 +427,7 @@ async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
     let replayed = stream.take_messages(599, LONG).await;
 
     // Assert
-    let expected: Vec<i64> = ids
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|id| *id != broken)
-        .collect();
+    let expected: Vec<i64> = ids.into_iter().filter(|id| *id != broken).collect();
     let got: Vec<i64> = replayed.iter().filter_map(|e| e.id_number()).collect();
     assert_eq!(got, expected);
 }
@@ -438,15 +437,7 @@ async fn more_resumes_at_once_than_replay_slots_all_get_everything_exactly() {
     // Arrange: 50 stored events, and more resuming streams than the
     // instance replays at once, so some wait for a slot.
     let app = spawn_app().await;
-    let batch: Vec<_> = (0..50)
-        .map(|n| json!({"event_type": "commit", "data": {"n": n}}))
-        .collect();
-    let ids: Vec<i64> = app
-        .publish_ok(&json!(batch))
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let ids = publish_commits(&app, 50).await;
     let streams = sse_broker::stream::replay::REPLAYS_AT_ONCE + 44;
 
     // Act: every stream resumes from before the first event at once.
