@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::DatabaseUrl,
-    domain::{ChatId, EventId, NewEvent, Task, TaskId},
+    domain::{ChatId, EventId, Task, TaskId},
     telemetry::Metrics,
 };
 
@@ -34,7 +34,7 @@ pub use health::{
     ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
 };
 pub use migrations::run_migrations;
-pub use rows::EventRows;
+pub use rows::{BatchRows, EventRows};
 
 /// How long a publish's `idempotency_key` is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -225,15 +225,16 @@ impl EventStore {
     /// is not stored (`Timeout`), unless its commit had already begun: then
     /// this waits for the commit's outcome, up to [`COMMIT_WAIT_LIMIT`]
     /// store timeouts (then `CommitUnconfirmed`).
-    #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = events.len()))]
+    #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = batch.events.len()))]
     pub async fn insert_batch(
         &self,
-        events: &[NewEvent],
-        tasks: &[Task],
+        batch: BatchRows,
         deadline: Deadline,
     ) -> Result<CommittedBatch, StoreError> {
-        let rows: Vec<rows::EventRow> = events.iter().map(rows::EventRow::from).collect();
-        let tasks: Vec<rows::TaskRow> = tasks.iter().map(rows::TaskRow::from).collect();
+        let BatchRows {
+            events: rows,
+            tasks,
+        } = batch;
         let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let d = deadline.clone();
         let work = match self.backend.clone() {

@@ -170,3 +170,31 @@ impl TaskRow {
         })
     }
 }
+
+/// A batch's rows, written from borrowed events and tasks while the caller
+/// still holds them: the events are serialised once, never cloned.
+pub struct BatchRows {
+    pub(super) events: Vec<EventRow>,
+    pub(super) tasks: Vec<TaskRow>,
+}
+
+impl BatchRows {
+    pub fn new<'a>(
+        events: impl IntoIterator<Item = &'a NewEvent>,
+        tasks: impl IntoIterator<Item = &'a Task>,
+    ) -> Self {
+        Self {
+            events: events.into_iter().map(EventRow::from).collect(),
+            tasks: tasks.into_iter().map(TaskRow::from).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.tasks.is_empty()
+    }
+
+    /// Events in the batch.
+    pub fn events(&self) -> usize {
+        self.events.len()
+    }
+}

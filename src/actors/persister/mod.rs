@@ -36,8 +36,8 @@ pub use pending::{PersistError, Persisted};
 
 use super::registry::Route;
 use crate::{
-    domain::{EventId, NewEvent, StoredEvent, Task, now_ms},
-    store::{CommittedBatch, Deadline, EventStore, InsertOutcome, StoreError},
+    domain::{EventId, StoredEvent, now_ms},
+    store::{BatchRows, CommittedBatch, Deadline, EventStore, InsertOutcome, StoreError},
     telemetry::Metrics,
 };
 
@@ -163,11 +163,26 @@ impl Persister {
             taken += request.events.len() + request.tasks.len();
             batch.push(request);
         }
-        let to_store: Vec<NewEvent> = batch
-            .iter()
-            .flat_map(|r| r.events.iter().filter(|e| e.persist).cloned())
-            .collect();
-        let tasks: Vec<Task> = batch.iter().flat_map(|r| r.tasks.iter().cloned()).collect();
+        let stored_events = || {
+            batch
+                .iter()
+                .flat_map(|r| r.events.iter().filter(|e| e.persist))
+        };
+        let rows = BatchRows::new(stored_events(), batch.iter().flat_map(|r| r.tasks.iter()));
+        // One span per group commit, linked to the publishes it stores, so a
+        // publish's trace shows the commit it waited for.
+        let span = if crate::telemetry::traces_exported() && rows.events() > 0 {
+            let span = tracing::info_span!("store_commit", sse.store.batch_size = rows.events());
+            for parent in stored_events()
+                .filter_map(|e| e.trace_context.as_ref())
+                .take(MAX_COMMIT_LINKS)
+            {
+                crate::telemetry::link_to(&span, parent);
+            }
+            span
+        } else {
+            tracing::Span::none()
+        };
         // The oldest publish's budget is the batch's: no publisher waits
         // longer than the store timeout for its answer.
         let deadline = Deadline::from_start(batch[0].queued_at, self.timeout());
@@ -180,26 +195,11 @@ impl Persister {
         });
         let store = self.store.clone();
         let started = Instant::now();
-        // One span per group commit, linked to the publishes it stores, so a
-        // publish's trace shows the commit it waited for.
-        let span = if crate::telemetry::traces_exported() && !to_store.is_empty() {
-            let span = tracing::info_span!("store_commit", sse.store.batch_size = to_store.len());
-            for parent in to_store
-                .iter()
-                .filter_map(|e| e.trace_context.as_ref())
-                .take(MAX_COMMIT_LINKS)
-            {
-                crate::telemetry::link_to(&span, parent);
-            }
-            span
-        } else {
-            tracing::Span::none()
-        };
         // Past the deadline the store returns, unless the commit was sent:
         // then answer the publishers one timeout later without waiting on.
         let give_up = deadline.remaining() + self.timeout();
         let write = async move {
-            if to_store.is_empty() && tasks.is_empty() {
+            if rows.is_empty() {
                 let nothing = CommittedBatch {
                     outcomes: Vec::new(),
                     previous_id: EventId(0),
@@ -207,9 +207,9 @@ impl Persister {
                 };
                 return Ok((nothing, 0));
             }
-            let count = to_store.len();
+            let count = rows.events();
             store
-                .insert_batch(&to_store, &tasks, deadline)
+                .insert_batch(rows, deadline)
                 .await
                 .map(|batch| (batch, count))
         }
