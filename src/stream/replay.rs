@@ -36,6 +36,8 @@ pub const REPLAYS_AT_ONCE: usize = 64;
 const READ_WAIT: Duration = Duration::from_secs(2);
 /// Frames still queued when a replay gives its slot up: live traffic.
 const QUEUED_AT_RELEASE: usize = 32;
+/// How often a finished replay looks whether its client has read it.
+const READ_POLL: Duration = Duration::from_millis(5);
 /// Span links from one replay to the publishes it replays; a trace viewer
 /// shows a few, and an unbounded list would grow the span without limit.
 const MAX_REPLAY_LINKS: usize = 32;
@@ -233,15 +235,18 @@ impl ReplayJob {
 
     /// Waits (up to [`READ_WAIT`]) until the client has read what the replay
     /// queued, so the slot spreads the writing of a storm, not only its
-    /// reading.
+    /// reading. It looks at the queue every few ms: reserving the room
+    /// instead would take every slot the client frees, and the Registry,
+    /// finding the queue full, would close the stream as slow.
     async fn until_read(&self) {
-        let free = self
-            .queue
-            .max_capacity()
-            .saturating_sub(QUEUED_AT_RELEASE)
-            .max(1);
-        // The permits go back at once: this only waits for room.
-        let _ = tokio::time::timeout(READ_WAIT, self.queue.reserve_many(free)).await;
+        let enough = self.queue.max_capacity().saturating_sub(QUEUED_AT_RELEASE);
+        let deadline = tokio::time::Instant::now() + READ_WAIT;
+        while self.queue.capacity() < enough
+            && !self.queue.is_closed()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(READ_POLL).await;
+        }
     }
 
     async fn push(&self, frame: OutboundFrame) -> Result<(), ReplayError> {

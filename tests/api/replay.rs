@@ -464,3 +464,74 @@ async fn more_resumes_at_once_than_replay_slots_all_get_everything_exactly() {
         assert_eq!(got, ids);
     }
 }
+
+#[actix_web::test]
+async fn live_events_while_a_replayed_backlog_is_being_read_never_close_the_stream() {
+    // Arrange: a backlog of 400 events of 8 KiB (more than the socket
+    // buffers hold, less than the stream's queue), and a publisher that
+    // keeps publishing while the resumed stream reads its backlog.
+    let app = spawn_app_with(|s| s.max_body_bytes = 1 << 20).await;
+    let pad = "x".repeat(8 * 1024);
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let batch: Vec<_> = (0..50)
+            .map(|_| json!({"event_type": "commit", "data": {"pad": pad}}))
+            .collect();
+        ids.extend(app.publish_ok(&json!(batch)).await.into_iter().flatten());
+    }
+    let mut stream = app
+        .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+        .await;
+    let publishing = Arc::new(AtomicBool::new(true));
+    let publisher = {
+        let (client, url, publishing) = (
+            app.api_client.clone(),
+            app.url("/sse/publish"),
+            publishing.clone(),
+        );
+        actix_rt::spawn(async move {
+            let mut live = Vec::new();
+            while publishing.load(Ordering::Relaxed) {
+                let answer: serde_json::Value = client
+                    .post(&url)
+                    .json(&json!({"event_type": "commit", "data": {"live": true}}))
+                    .send()
+                    .await
+                    .expect("publish")
+                    .json()
+                    .await
+                    .expect("publish answer");
+                live.push(answer["ids"][0].as_i64().expect("an id"));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            live
+        })
+    };
+
+    // Act: read the backlog and what was published meanwhile.
+    let backlog = stream.take_messages(ids.len(), LONG).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publishing.store(false, Ordering::Relaxed);
+    let live = publisher.await.expect("publisher");
+    let rest = stream.take_messages(live.len(), LONG).await;
+
+    // Assert: one unbroken stream with every event once, in order; none
+    // of it closed as slow.
+    let got: Vec<i64> = backlog
+        .iter()
+        .chain(&rest)
+        .filter_map(|e| e.id_number())
+        .collect();
+    ids.extend(&live);
+    assert_eq!(got, ids);
+    stream.assert_quiet(Duration::from_millis(200)).await;
+    let exposition = app.get("/metrics").await.text().await.expect("/metrics");
+    assert_eq!(
+        labelled_sum(
+            &exposition,
+            "sse_connections_closed_total",
+            &[("reason", "slow")]
+        ),
+        0.0
+    );
+}
