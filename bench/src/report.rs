@@ -154,6 +154,8 @@ pub struct DeliveryStats {
     streams_closed_by_broker: u64,
     streams_failed: u64,
     first_stream_error: Option<String>,
+    /// The first lost event found: its stream (in opening order) and seq.
+    first_lost: Option<(usize, u64)>,
     /// From the first publish request to the last delivery.
     seconds: Option<f64>,
     deliveries_per_sec: Option<f64>,
@@ -175,12 +177,19 @@ impl DeliveryStats {
             streams_closed_by_broker: 0,
             streams_failed: 0,
             first_stream_error: None,
+            first_lost: None,
             seconds: None,
             deliveries_per_sec: None,
         };
         let mut last_receive = None;
-        for log in logs {
+        for (stream, log) in logs.iter().enumerate() {
             let delivered = log.seen.common_with(&publish.acked);
+            if delivered < publish.events_acked && stats.first_lost.is_none() {
+                stats.first_lost = log
+                    .seen
+                    .first_missing_of(&publish.acked)
+                    .map(|seq| (stream, seq));
+            }
             stats.received += log.received;
             stats.missing += publish.events_acked - delivered;
             stats.duplicates += log.duplicates;
@@ -266,6 +275,9 @@ impl fmt::Display for Correctness<'_> {
             stats.foreign_frames,
             stats.seq_out_of_order
         )?;
+        if let Some((stream, seq)) = stats.first_lost {
+            writeln!(f, "{:12}first lost: stream #{stream} never received seq {seq}", "")?;
+        }
         writeln!(
             f,
             "{:12}streams complete {} of {}, closed by the broker {}, failed {}",

@@ -49,11 +49,36 @@ impl SeqSet {
             .map(|(mine, theirs)| u64::from((mine & theirs).count_ones()))
             .sum()
     }
+
+    /// The lowest seq of `other` this set lacks.
+    pub fn first_missing_of(&self, other: &SeqSet) -> Option<u64> {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .enumerate()
+            .find_map(|(word, (mine, theirs))| {
+                let missing = theirs & !mine;
+                (missing != 0).then(|| word as u64 * 64 + u64::from(missing.trailing_zeros()))
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_missing_seq_is_the_lowest_one_lacking() {
+        let (mut mine, mut theirs) = (SeqSet::new(200), SeqSet::new(200));
+        for seq in [3, 70, 130] {
+            theirs.insert(seq);
+        }
+        mine.insert(3);
+        assert_eq!(mine.first_missing_of(&theirs), Some(70));
+        mine.insert(70);
+        mine.insert(130);
+        assert_eq!(mine.first_missing_of(&theirs), None);
+    }
 
     #[test]
     fn seq_sets_count_duplicates_and_overlap() {
