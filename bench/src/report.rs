@@ -276,7 +276,11 @@ impl fmt::Display for Correctness<'_> {
             stats.seq_out_of_order
         )?;
         if let Some((stream, seq)) = stats.first_lost {
-            writeln!(f, "{:12}first lost: stream #{stream} never received seq {seq}", "")?;
+            writeln!(
+                f,
+                "{:12}first lost: stream #{stream} never received seq {seq}",
+                ""
+            )?;
         }
         writeln!(
             f,
