@@ -13,7 +13,8 @@ use redis::AsyncCommands;
 use serde_json::Value;
 
 use super::{
-    LinkState, RedisBridge,
+    RedisBridge,
+    control_call::ControlCall,
     wire::{ConnectionsReply, ControlRequest, push_reply},
 };
 use crate::{actors::registry::ListConnections, domain::ProjectAccess};
@@ -41,17 +42,12 @@ impl Handler<ListClusterConnections> for RedisBridge {
     type Result = ResponseActFuture<Self, Result<Value, ClusterListingError>>;
 
     fn handle(&mut self, msg: ListClusterConnections, _: &mut Context<Self>) -> Self::Result {
-        let publisher = self
-            .publisher
-            .clone()
-            .filter(|_| self.state == LinkState::Up);
-        let client = self.client.clone();
-        let control = self.control_channel.clone();
-        let reply_to = format!(
-            "{}reply:{}",
-            self.presence_prefix,
-            uuid::Uuid::new_v4().simple()
-        );
+        let ControlCall {
+            publisher,
+            client,
+            control,
+            reply_to,
+        } = self.control_call("reply");
         let expected = self.instances.len().max(1);
         let gather = async move {
             let Some(mut publisher) = publisher else {

@@ -12,7 +12,8 @@ use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, WrapFu
 use redis::AsyncCommands;
 
 use super::{
-    LinkState, RedisBridge,
+    RedisBridge,
+    control_call::ControlCall,
     wire::{ControlRequest, RenewalReply, push_reply},
 };
 use crate::{
@@ -34,17 +35,12 @@ impl Handler<RenewClusterStream> for RedisBridge {
 
     fn handle(&mut self, msg: RenewClusterStream, _: &mut Context<Self>) -> Self::Result {
         let RenewClusterStream(renewal) = msg;
-        let publisher = self
-            .publisher
-            .clone()
-            .filter(|_| self.state == LinkState::Up);
-        let client = self.client.clone();
-        let control = self.control_channel.clone();
-        let reply_to = format!(
-            "{}renewal:{}",
-            self.presence_prefix,
-            uuid::Uuid::new_v4().simple()
-        );
+        let ControlCall {
+            publisher,
+            client,
+            control,
+            reply_to,
+        } = self.control_call("renewal");
         let ask = async move {
             let mut publisher = publisher.ok_or(RenewError::NotFound)?;
             let request = ControlRequest::RenewToken {

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 mod cluster_listing;
 mod cluster_renewal;
+mod control_call;
 mod ordering;
 mod presence;
 mod status;
