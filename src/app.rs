@@ -85,6 +85,12 @@ impl Application {
         )
         .with_max_streams_per_user(settings.limits.max_streams_per_user)
         .with_recent_frames(recent.clone())
+        .with_routed_through(
+            store
+                .latest_id()
+                .await
+                .context("reading the last stored event id")?,
+        )
         .start();
         let (bridge, bridge_status) = match &settings.redis_url {
             Some(url) => {

@@ -23,8 +23,8 @@ use crate::{
     domain::{EventId, Subscription, SubscriptionView, UserId, now_ms, sse_frame},
     store::EventStore,
     stream::{
-        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, RecentFrames, StreamBody,
-        StreamFormat, StreamParts, StreamSocket,
+        Close, CloseReason, ConnectionId, ConnectionStats, Greeting, OutboundFrame, RecentFrames,
+        StreamBody, StreamFormat, StreamParts, StreamSocket,
         catch_up::TaskState,
         replay::{ReplayError, ReplayJob},
     },
@@ -124,15 +124,11 @@ impl Connection {
             environment.metrics.delivery_lag(),
         );
         parts.stats.set_token_expires_at(options.token_expires_at);
-        let connected = sse_frame::encode_control_with_retry(
-            "connected",
-            &json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
+        let greeting = Greeting::new(
+            json!({ "connection_id": id, "event_types": view.event_types, "project_id": view.project_id }),
             RECONNECT_HINT,
+            options.resume_after.is_none() && subscription.task_id.is_none(),
         );
-        parts
-            .queue
-            .try_send(OutboundFrame::control(connected))
-            .expect("a new queue has room for its first frame");
         let context = Context::<Self>::new();
         environment
             .registry
@@ -145,6 +141,7 @@ impl Connection {
                 owner: options.owner.clone(),
                 resuming: options.resume_after.is_some(),
                 format: options.format,
+                greeting,
             })
             .await
             .map_err(|_| RegisterError::ShuttingDown)??;

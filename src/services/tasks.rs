@@ -17,7 +17,7 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{ChatId, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
+    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
     store::EventStore,
     telemetry::Metrics,
 };
@@ -147,8 +147,8 @@ impl TaskService {
         task_id: &TaskId,
         change: TaskChange,
     ) -> Result<Task, TaskWriteError> {
-        let task = self.visible(principal, task_id).await?;
-        self.change(&task.task_id, change).await
+        self.change_within(task_id, change, principal.projects.clone())
+            .await
     }
 
     /// Applies `change` (not text: see [`Self::append`]) and stores its
@@ -159,11 +159,23 @@ impl TaskService {
         task_id: &TaskId,
         change: TaskChange,
     ) -> Result<Task, TaskWriteError> {
+        self.change_within(task_id, change, ProjectAccess::All)
+            .await
+    }
+
+    /// [`Self::change`] of a task in `access` (else `NotFound`).
+    async fn change_within(
+        &self,
+        task_id: &TaskId,
+        change: TaskChange,
+        access: ProjectAccess,
+    ) -> Result<Task, TaskWriteError> {
         let written = self
             .live
             .send(ChangeTask {
                 task_id: task_id.clone(),
                 change,
+                access,
             })
             .await
             .map_err(|_| PersistError::ShuttingDown)??;
@@ -177,10 +189,22 @@ impl TaskService {
         task_id: &TaskId,
         deltas: Vec<Delta>,
     ) -> Result<TaskWritten, TaskWriteError> {
+        self.append_within(task_id, deltas, ProjectAccess::All)
+            .await
+    }
+
+    /// [`Self::append`] to a task in `access` (else `NotFound`).
+    async fn append_within(
+        &self,
+        task_id: &TaskId,
+        deltas: Vec<Delta>,
+        access: ProjectAccess,
+    ) -> Result<TaskWritten, TaskWriteError> {
         self.live
             .send(AppendText {
                 task_id: task_id.clone(),
                 deltas,
+                access,
             })
             .await
             .map_err(|_| PersistError::ShuttingDown)?
@@ -193,8 +217,8 @@ impl TaskService {
         task_id: &TaskId,
         deltas: Vec<Delta>,
     ) -> Result<TaskWritten, TaskWriteError> {
-        let task = self.visible(principal, task_id).await?;
-        self.append(&task.task_id, deltas).await
+        self.append_within(task_id, deltas, principal.projects.clone())
+            .await
     }
 
     /// The task's status as its writes change it on this instance; `None`

@@ -14,6 +14,7 @@ mod queries;
 mod rows;
 mod schema;
 mod sqlite;
+mod task_update;
 
 use std::{sync::Arc, time::Duration};
 

@@ -30,6 +30,7 @@ use super::{
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
+    task_update::UpdateRunningTask,
 };
 use crate::domain::{EventId, Task};
 
@@ -108,10 +109,7 @@ impl PostgresStore {
                 let previous_id = latest_id(c).await?;
                 let mut stale_tasks = Vec::new();
                 for task in &tasks {
-                    let updated = diesel::update(queries::running_task!(task))
-                        .set(task)
-                        .execute(c)
-                        .await?;
+                    let updated = UpdateRunningTask(task).execute(c).await?;
                     if updated == 0 {
                         stale_tasks.push(task.task_id.clone());
                     }

@@ -46,17 +46,6 @@ macro_rules! silent_tasks {
     }};
 }
 
-/// The row of task `$row` (a `TaskRow`), if it is still unfinished: a
-/// write of a task's progress or text never overwrites an end another
-/// instance wrote meanwhile.
-macro_rules! running_task {
-    ($row:expr) => {
-        tasks::table
-            .find($row.task_id.clone())
-            .filter(tasks::status.eq_any(["pending", "running"]))
-    };
-}
-
 /// The newest unfinished task of chat `$chat_id` (a `String`) that is in
 /// no project or in one of `$projects` (an `Option<Vec<String>>`; `None`:
 /// any project). Expands to a boxed query of at most one
@@ -81,4 +70,4 @@ macro_rules! chat_running_task {
     }};
 }
 
-pub(super) use {chat_running_task, events_after, running_task, silent_tasks};
+pub(super) use {chat_running_task, events_after, silent_tasks};

@@ -30,6 +30,7 @@ use super::{
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
+    task_update::UpdateRunningTask,
 };
 use crate::domain::{EventId, Task};
 
@@ -163,11 +164,7 @@ impl SqliteStore {
             let previous_id = latest_id(c)?;
             let mut stale_tasks = Vec::new();
             for task in &tasks {
-                if diesel::update(queries::running_task!(task))
-                    .set(task)
-                    .execute(c)?
-                    == 0
-                {
+                if UpdateRunningTask(task).execute(c)? == 0 {
                     stale_tasks.push(task.task_id.clone());
                 }
             }

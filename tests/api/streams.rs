@@ -24,8 +24,9 @@ async fn the_first_frame_is_connected_with_a_retry_hint_and_the_subscription() {
     let connected = &stream.connected;
     assert_eq!(connected.retry.as_deref(), Some("3000"), "{connected:?}");
     assert_eq!(
-        connected.id, None,
-        "a control frame never moves the resume point"
+        connected.id.as_deref(),
+        Some("0"),
+        "a live start names its position: nothing stored yet"
     );
     let data = connected.json();
     let connection_id = data["connection_id"].as_str().expect("connection_id");
@@ -444,4 +445,56 @@ async fn an_http_1_0_client_gets_a_close_delimited_stream_not_chunks() {
         )),
         "{body:?}"
     );
+}
+
+#[actix_web::test]
+async fn a_stream_dropped_before_its_first_event_resumes_from_its_connected_id_without_a_gap() {
+    // Arrange: history the stream must not get, then a live start.
+    let app = spawn_app().await;
+    let before = publish_commit(&app, 0).await;
+    let stream = app.open_stream("/sse/events?event_types=commit", &[]).await;
+    let start = stream
+        .connected
+        .id
+        .clone()
+        .expect("a live start names its position");
+    assert_eq!(start, before.to_string(), "the last id stored before it");
+    drop(stream);
+
+    // Act: published while the client is away, then the browser's reconnect.
+    let missed = [publish_commit(&app, 1).await, publish_commit(&app, 2).await];
+    let mut resumed = app
+        .open_stream(
+            "/sse/events?event_types=commit",
+            &[("Last-Event-ID", &start)],
+        )
+        .await;
+
+    // Assert: exactly what was missed; a resumed stream's `connected` keeps
+    // the client's own resume point (no `id:`).
+    assert_eq!(resumed.connected.id, None, "{:?}", resumed.connected);
+    let got: Vec<i64> = resumed
+        .take_messages(2, SHORT)
+        .await
+        .iter()
+        .filter_map(|event| event.id_number())
+        .collect();
+    assert_eq!(got, missed);
+    resumed.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn a_live_start_after_a_restart_names_the_last_id_stored_before_it() {
+    let mut app = spawn_app().await;
+    let last = publish_commit(&app, 0).await;
+
+    app.restart().await;
+    let stream = app.open_stream("/sse/events", &[]).await;
+
+    assert_eq!(stream.connected.id, Some(last.to_string()));
+}
+
+async fn publish_commit(app: &crate::helpers::TestApp, n: u64) -> i64 {
+    app.publish_one(&json!({ "event_type": "commit", "data": { "n": n } }))
+        .await
 }

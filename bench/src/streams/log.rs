@@ -120,6 +120,14 @@ impl StreamLog {
         self.last_id
     }
 
+    /// Where a stream that has received none of this run's events resumes:
+    /// the position its `connected` frame named, if it named one.
+    pub fn start_after(&mut self, id: Option<u64>) {
+        if self.last_id.is_none() {
+            self.last_id = id;
+        }
+    }
+
     /// From the first connect attempt of the latest spawn to holding every
     /// seq of the catch-up target.
     pub fn catch_up_time(&self) -> Option<Duration> {

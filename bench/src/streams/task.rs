@@ -124,7 +124,12 @@ async fn connect(
     let started = Instant::now();
     log.first_attempt.get_or_insert(started);
     match open_connected_stream(context, log.last_id()).await {
-        Ok(stream) => Ok((stream, started.elapsed())),
+        Ok((stream, starts_after)) => {
+            // As an `EventSource` does: a stream that drops before its
+            // first event resumes from where its `connected` said it started.
+            log.start_after(starts_after);
+            Ok((stream, started.elapsed()))
+        }
         Err(error) => Err(format!("{error:#}")),
     }
 }
@@ -154,14 +159,18 @@ async fn read_connection(
 }
 
 /// Opens a stream (resuming after `last_event_id`) and waits for its first
-/// frame, which must be `connected`.
+/// frame, which must be `connected`; answers the id that frame carries (a
+/// stream that starts live is told where it starts).
 async fn open_connected_stream(
     context: &StreamContext,
     last_event_id: Option<u64>,
-) -> Result<SseStream> {
+) -> Result<(SseStream, Option<u64>)> {
     let mut stream = SseStream::open_after(&context.target, &context.path, last_event_id).await?;
     match stream.next_event().await? {
-        Some(frame) if frame.event_type() == "connected" => Ok(stream),
+        Some(frame) if frame.event_type() == "connected" => {
+            let starts_after = frame.id.as_deref().and_then(|id| id.parse().ok());
+            Ok((stream, starts_after))
+        }
         Some(frame) => bail!(
             "the first frame of the stream is `{}`, not `connected`",
             frame.event_type()

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     actors::registry::TaskEnded,
-    domain::{Task, TaskChange, TaskId, TaskStatus},
+    domain::{ProjectAccess, Task, TaskChange, TaskId, TaskStatus},
 };
 
 /// Apply a change (not text) to a task; answers once it is stored.
@@ -19,6 +19,8 @@ use crate::{
 pub struct ChangeTask {
     pub task_id: TaskId,
     pub change: TaskChange,
+    /// The writer's projects: a task outside them answers `NotFound`.
+    pub access: ProjectAccess,
 }
 
 impl Handler<ChangeTask> for LiveTasks {
@@ -26,7 +28,12 @@ impl Handler<ChangeTask> for LiveTasks {
 
     fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
         let change = msg.change;
-        self.submit(msg.task_id, |reply| Op::Change { change, reply }, ctx)
+        self.submit(
+            msg.task_id,
+            msg.access,
+            |reply| Op::Change { change, reply },
+            ctx,
+        )
     }
 }
 
@@ -37,6 +44,8 @@ impl Handler<ChangeTask> for LiveTasks {
 pub struct AppendText {
     pub task_id: TaskId,
     pub deltas: Vec<Delta>,
+    /// The writer's projects: a task outside them answers `NotFound`.
+    pub access: ProjectAccess,
 }
 
 impl Handler<AppendText> for LiveTasks {
@@ -44,7 +53,12 @@ impl Handler<AppendText> for LiveTasks {
 
     fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
         let deltas = msg.deltas;
-        self.submit(msg.task_id, |reply| Op::Text { deltas, reply }, ctx)
+        self.submit(
+            msg.task_id,
+            msg.access,
+            |reply| Op::Text { deltas, reply },
+            ctx,
+        )
     }
 }
 

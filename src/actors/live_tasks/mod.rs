@@ -38,7 +38,7 @@ use ops::{Op, Reply};
 
 use super::persister::Persister;
 use crate::{
-    domain::{Task, TaskId, TaskStatus},
+    domain::{ProjectAccess, Task, TaskId, TaskStatus},
     store::EventStore,
     telemetry::Metrics,
 };
@@ -123,13 +123,23 @@ impl LiveTasks {
     }
 
     /// Queues `op` for `task_id`, loading the task first if it is not in
-    /// memory.
-    fn enqueue(&mut self, task_id: TaskId, op: Op, ctx: &mut Context<Self>) {
+    /// memory. A task outside `access` answers exactly as an unknown one,
+    /// so task ids of other tenants cannot be probed; checking here saves
+    /// the writer a round trip to ask first.
+    fn enqueue(&mut self, task_id: TaskId, access: ProjectAccess, op: Op, ctx: &mut Context<Self>) {
         self.with_live(task_id, ctx, move |act, task_id, held, ctx| {
             if let Err(error) = held {
                 return op.refuse(error);
             }
             let live = act.tasks.get_mut(&task_id).expect("held");
+            if live
+                .task
+                .project_id
+                .as_ref()
+                .is_some_and(|project| !access.allows(project))
+            {
+                return op.refuse(TaskWriteError::NotFound);
+            }
             if live.ops.len() >= MAX_QUEUED_WRITES {
                 return op.refuse(TaskWriteError::Contended);
             }
@@ -262,11 +272,12 @@ impl LiveTasks {
     fn submit(
         &mut self,
         task_id: TaskId,
+        access: ProjectAccess,
         op: impl FnOnce(Reply) -> Op,
         ctx: &mut Context<Self>,
     ) -> actix::ResponseFuture<Result<TaskWritten, TaskWriteError>> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(task_id, op(Reply::new(reply)), ctx);
+        self.enqueue(task_id, access, op(Reply::new(reply)), ctx);
         Box::pin(async move {
             answer.await.unwrap_or(Err(TaskWriteError::Persist(
                 super::persister::PersistError::ShuttingDown,

@@ -49,7 +49,7 @@ use crate::{
         sse_frame,
     },
     stream::{
-        Close, CloseReason, ConnectionId, ConnectionStats, OutboundFrame, RecentFrames,
+        Close, CloseReason, ConnectionId, ConnectionStats, Greeting, OutboundFrame, RecentFrames,
         StreamFormat,
         hand_off::{HandOff, Offered, ReplayCaughtUp},
     },
@@ -95,6 +95,13 @@ impl Registry {
             task_ends: None,
             recent: RecentFrames::new(0, 0, std::time::Duration::ZERO),
         }
+    }
+
+    /// Starts from `latest`, the last id stored before this instance
+    /// started: a stream admitted before anything is routed starts there.
+    pub fn with_routed_through(mut self, latest: EventId) -> Self {
+        self.routed_through = latest;
+        self
     }
 
     /// Keeps what it routes in `recent`, where resumes read it.
@@ -177,6 +184,8 @@ pub struct Register {
     pub resuming: bool,
     /// How the client reads it: the label of the open counter.
     pub format: StreamFormat,
+    /// Its first frame, queued here so nothing routed comes before it.
+    pub greeting: Greeting,
 }
 
 impl Handler<Register> for Registry {
@@ -187,6 +196,10 @@ impl Handler<Register> for Registry {
             return Err(RegisterError::ShuttingDown);
         }
         self.guarded(Err(RegisterError::ShuttingDown), |registry| {
+            // A new queue has room; refused, the queue goes with the stream.
+            let _ = msg
+                .queue
+                .try_send(msg.greeting.frame(registry.routed_through));
             let admitted = registry.table.admit(Admission {
                 id: msg.id,
                 queue: msg.queue,
@@ -379,6 +392,11 @@ mod tests {
                 owner: None,
                 resuming: false,
                 format: StreamFormat::Sse,
+                greeting: Greeting::new(
+                    serde_json::json!({}),
+                    std::time::Duration::from_secs(3),
+                    true,
+                ),
             },
             receiver,
         )
@@ -407,5 +425,49 @@ mod tests {
         let (second, _second_queue) = register(&closes);
         assert_eq!(registry.send(second).await.unwrap(), Ok(()));
         assert_eq!(registry.send(ActiveConnections).await.unwrap(), 1);
+    }
+
+    fn first_frame(queue: &mut mpsc::Receiver<OutboundFrame>) -> String {
+        String::from_utf8(queue.try_recv().unwrap().bytes.to_vec()).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn a_new_stream_starts_at_the_last_id_routed_before_it_and_gets_everything_after() {
+        // Arrange: 7 was stored before this instance started.
+        let metrics = Metrics::new("unit", None);
+        let registry = Registry::new(EventTypeCatalog::new(&[]), 10, 8, "unit".into(), metrics)
+            .with_routed_through(EventId(7))
+            .start();
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let (first, mut first_queue) = register(&closes);
+
+        // Act
+        registry.send(first).await.unwrap().unwrap();
+        let event = crate::domain::StoredEvent {
+            id: Some(EventId(8)),
+            event_type: crate::domain::EventType::parse("commit").unwrap(),
+            data: serde_json::json!({}),
+            project_id: None,
+            user_id: None,
+            task_id: None,
+            created_at_ms: now_ms(),
+            trace_context: None,
+        };
+        registry
+            .send(Route {
+                events: vec![event],
+                previous_id: Some(EventId(7)),
+            })
+            .await
+            .unwrap();
+        let (second, mut second_queue) = register(&closes);
+        registry.send(second).await.unwrap().unwrap();
+
+        // Assert: each `connected` names the last id routed before it, and
+        // what is routed after it follows.
+        assert!(first_frame(&mut first_queue).contains("id: 7\nevent: connected\n"));
+        assert_eq!(first_queue.try_recv().unwrap().event_id, Some(EventId(8)));
+        assert!(first_frame(&mut second_queue).contains("id: 8\nevent: connected\n"));
+        assert!(second_queue.try_recv().is_err());
     }
 }

@@ -1,0 +1,92 @@
+//! The write of a running task's row that every group commit with task
+//! writes in it makes, once per task: the text path's hottest statement.
+//!
+//! diesel never keeps an `update(..).set(..)` prepared (its SQL could
+//! differ call to call), so SQLite parsed and planned it again for every
+//! token, and PostgreSQL paid an extra round trip to prepare it. This is
+//! the same statement with a fixed text: each pooled connection prepares it
+//! once and keeps it.
+
+use diesel::{
+    QueryResult, RunQueryDsl,
+    backend::Backend,
+    pg::Pg,
+    query_builder::{AstPass, QueryFragment, QueryId},
+    sql_types::{BigInt, Double, Nullable, Text},
+    sqlite::Sqlite,
+};
+
+use super::rows::TaskRow;
+
+/// `UPDATE tasks SET … WHERE task_id = ? AND status IN ('pending',
+/// 'running')`: the row of `.0`, written only while the task is unfinished
+/// in the store (a write of a task's progress or text never overwrites an
+/// end another instance wrote meanwhile). Executes to the rows updated, 0
+/// or 1.
+pub struct UpdateRunningTask<'a>(pub &'a TaskRow);
+
+impl QueryId for UpdateRunningTask<'_> {
+    type QueryId = UpdateRunningTask<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for UpdateRunningTask<'_> {}
+
+/// Writes the statement for a backend whose bind types cover the columns.
+fn walk<'b, DB>(row: &'b TaskRow, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()>
+where
+    DB: Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<Double>
+        + diesel::sql_types::HasSqlType<BigInt>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    f64: diesel::serialize::ToSql<Double, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
+    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
+{
+    out.push_sql("UPDATE tasks SET status = ");
+    out.push_bind_param::<Text, _>(&row.status)?;
+    out.push_sql(", progress = ");
+    out.push_bind_param::<Double, _>(&row.progress)?;
+    out.push_sql(", stage = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.stage)?;
+    out.push_sql(", message = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.message)?;
+    out.push_sql(", result = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.result)?;
+    out.push_sql(", error = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.error)?;
+    out.push_sql(", project_id = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.project_id)?;
+    out.push_sql(", created_at_ms = ");
+    out.push_bind_param::<BigInt, _>(&row.created_at_ms)?;
+    out.push_sql(", updated_at_ms = ");
+    out.push_bind_param::<BigInt, _>(&row.updated_at_ms)?;
+    out.push_sql(", task_type = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.task_type)?;
+    out.push_sql(", first_token_at_ms = ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&row.first_token_at_ms)?;
+    out.push_sql(", last_token_at_ms = ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&row.last_token_at_ms)?;
+    out.push_sql(", chat_id = ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.chat_id)?;
+    out.push_sql(", last_seq = ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&row.last_seq)?;
+    out.push_sql(" WHERE task_id = ");
+    out.push_bind_param::<Text, _>(&row.task_id)?;
+    out.push_sql(" AND status IN ('pending', 'running')");
+    Ok(())
+}
+
+impl QueryFragment<Sqlite> for UpdateRunningTask<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        walk(self.0, out)
+    }
+}
+
+impl QueryFragment<Pg> for UpdateRunningTask<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        walk(self.0, out)
+    }
+}
