@@ -9,6 +9,7 @@ mod cursor;
 mod deadline;
 mod health;
 mod migrations;
+mod pg_insert;
 mod postgres;
 mod queries;
 mod rows;

@@ -27,6 +27,7 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
+    pg_insert::InsertEventRows,
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
@@ -357,11 +358,9 @@ async fn insert_batch(
     let ids = if plan.fresh().is_empty() {
         Vec::new()
     } else {
-        diesel::insert_into(events::table)
-            .values(plan.fresh())
-            .returning(events::id)
-            .get_results(c)
-            .await?
+        let mut ids: Vec<i64> = InsertEventRows::new(plan.fresh()).load(c).await?;
+        ids.sort_unstable();
+        ids
     };
     plan.finish(ids)
         .ok_or(diesel::result::Error::RollbackTransaction)
