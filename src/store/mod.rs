@@ -11,11 +11,11 @@ mod health;
 mod migrations;
 mod pg_insert;
 mod postgres;
+mod prepared;
 mod queries;
 mod rows;
 mod schema;
 mod sqlite;
-mod task_update;
 
 use std::{sync::Arc, time::Duration};
 

@@ -28,10 +28,10 @@ use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     pg_insert::InsertEventRows,
+    prepared::UpdateRunningTask,
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
-    task_update::UpdateRunningTask,
 };
 use crate::domain::{EventId, Task};
 

@@ -27,10 +27,10 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
+    prepared::{InsertEventRow, UpdateRunningTask},
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
-    task_update::UpdateRunningTask,
 };
 use crate::domain::{EventId, Task};
 
@@ -351,10 +351,10 @@ fn insert_batch(
     let ids = if plan.fresh().is_empty() {
         Vec::new()
     } else {
-        diesel::insert_into(events::table)
-            .values(plan.fresh())
-            .returning(events::id)
-            .get_results(c)?
+        plan.fresh()
+            .iter()
+            .map(|row| InsertEventRow(row).get_result::<i64>(c))
+            .collect::<QueryResult<Vec<i64>>>()?
     };
     plan.finish(ids)
         .ok_or(diesel::result::Error::RollbackTransaction)
