@@ -10,6 +10,7 @@ mod deadline;
 mod health;
 mod migrations;
 mod pg_insert;
+mod pg_task_update;
 mod postgres;
 mod prepared;
 mod queries;

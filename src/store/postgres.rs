@@ -14,7 +14,7 @@
 //! both (`SET LOCAL`) to what is left of its [`Deadline`] and commits only
 //! if the caller still waits. The pool wait is bounded by the deadline too.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use deadpool::Runtime;
 use diesel::{OptionalExtension, prelude::*};
@@ -28,7 +28,7 @@ use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     pg_insert::InsertEventRows,
-    prepared::UpdateRunningTask,
+    pg_task_update::UpdateRunningTasks,
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
@@ -108,13 +108,20 @@ impl PostgresStore {
                 bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
                 let previous_id = latest_id(c).await?;
-                let mut stale_tasks = Vec::new();
-                for task in &tasks {
-                    let updated = UpdateRunningTask(task).execute(c).await?;
-                    if updated == 0 {
-                        stale_tasks.push(task.task_id.clone());
-                    }
-                }
+                let stale_tasks = if tasks.is_empty() {
+                    Vec::new()
+                } else {
+                    let written: HashSet<String> = UpdateRunningTasks::new(&tasks)
+                        .load(c)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    tasks
+                        .iter()
+                        .filter(|task| !written.contains(&task.task_id))
+                        .map(|task| task.task_id.clone())
+                        .collect()
+                };
                 let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms).await?;
                 deadline.begin_commit()?;
                 Ok(CommittedBatch {

@@ -1,11 +1,11 @@
 //! The statements every group commit runs, with a fixed text, so each
 //! pooled connection prepares them once and keeps them.
 //!
-//! - The write of a running task's row, once per task written in the
+//! - SQLite's write of a running task's row, once per task written in the
 //!   commit: the text path's hottest statement. diesel never keeps an
 //!   `update(..).set(..)` prepared (its SQL could differ call to call), so
-//!   SQLite parsed and planned it again for every token, and PostgreSQL
-//!   paid an extra round trip to prepare it.
+//!   SQLite parsed and planned it again for every token. (PostgreSQL
+//!   writes all of a commit's task rows in one statement: `pg_task_update`.)
 //! - SQLite's insert of one event, run once per event of the commit. A
 //!   multi-row `INSERT … VALUES` that can fail halfway (the unique
 //!   idempotency key) makes SQLite copy every page it touches into a
@@ -15,8 +15,6 @@
 
 use diesel::{
     QueryResult, RunQueryDsl,
-    backend::Backend,
-    pg::Pg,
     query_builder::{AstPass, Query, QueryFragment, QueryId},
     sql_types::{BigInt, Double, Nullable, Text},
     sqlite::Sqlite,
@@ -38,62 +36,41 @@ impl QueryId for UpdateRunningTask<'_> {
 
 impl<Conn> RunQueryDsl<Conn> for UpdateRunningTask<'_> {}
 
-/// Writes the statement for a backend whose bind types cover the columns.
-fn walk<'b, DB>(row: &'b TaskRow, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()>
-where
-    DB: Backend
-        + diesel::sql_types::HasSqlType<Text>
-        + diesel::sql_types::HasSqlType<Double>
-        + diesel::sql_types::HasSqlType<BigInt>,
-    String: diesel::serialize::ToSql<Text, DB>,
-    f64: diesel::serialize::ToSql<Double, DB>,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-    Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
-    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
-{
-    out.push_sql("UPDATE tasks SET status = ");
-    out.push_bind_param::<Text, _>(&row.status)?;
-    out.push_sql(", progress = ");
-    out.push_bind_param::<Double, _>(&row.progress)?;
-    out.push_sql(", stage = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.stage)?;
-    out.push_sql(", message = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.message)?;
-    out.push_sql(", result = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.result)?;
-    out.push_sql(", error = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.error)?;
-    out.push_sql(", project_id = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.project_id)?;
-    out.push_sql(", created_at_ms = ");
-    out.push_bind_param::<BigInt, _>(&row.created_at_ms)?;
-    out.push_sql(", updated_at_ms = ");
-    out.push_bind_param::<BigInt, _>(&row.updated_at_ms)?;
-    out.push_sql(", task_type = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.task_type)?;
-    out.push_sql(", first_token_at_ms = ");
-    out.push_bind_param::<Nullable<BigInt>, _>(&row.first_token_at_ms)?;
-    out.push_sql(", last_token_at_ms = ");
-    out.push_bind_param::<Nullable<BigInt>, _>(&row.last_token_at_ms)?;
-    out.push_sql(", chat_id = ");
-    out.push_bind_param::<Nullable<Text>, _>(&row.chat_id)?;
-    out.push_sql(", last_seq = ");
-    out.push_bind_param::<Nullable<BigInt>, _>(&row.last_seq)?;
-    out.push_sql(" WHERE task_id = ");
-    out.push_bind_param::<Text, _>(&row.task_id)?;
-    out.push_sql(" AND status IN ('pending', 'running')");
-    Ok(())
-}
-
 impl QueryFragment<Sqlite> for UpdateRunningTask<'_> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        walk(self.0, out)
-    }
-}
-
-impl QueryFragment<Pg> for UpdateRunningTask<'_> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        walk(self.0, out)
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        let row = self.0;
+        out.push_sql("UPDATE tasks SET status = ");
+        out.push_bind_param::<Text, _>(&row.status)?;
+        out.push_sql(", progress = ");
+        out.push_bind_param::<Double, _>(&row.progress)?;
+        out.push_sql(", stage = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.stage)?;
+        out.push_sql(", message = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.message)?;
+        out.push_sql(", result = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.result)?;
+        out.push_sql(", error = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.error)?;
+        out.push_sql(", project_id = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.project_id)?;
+        out.push_sql(", created_at_ms = ");
+        out.push_bind_param::<BigInt, _>(&row.created_at_ms)?;
+        out.push_sql(", updated_at_ms = ");
+        out.push_bind_param::<BigInt, _>(&row.updated_at_ms)?;
+        out.push_sql(", task_type = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.task_type)?;
+        out.push_sql(", first_token_at_ms = ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.first_token_at_ms)?;
+        out.push_sql(", last_token_at_ms = ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.last_token_at_ms)?;
+        out.push_sql(", chat_id = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.chat_id)?;
+        out.push_sql(", last_seq = ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.last_seq)?;
+        out.push_sql(" WHERE task_id = ");
+        out.push_bind_param::<Text, _>(&row.task_id)?;
+        out.push_sql(" AND status IN ('pending', 'running')");
+        Ok(())
     }
 }
 
