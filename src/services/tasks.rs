@@ -13,7 +13,7 @@ use tokio::sync::watch;
 pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten};
 use crate::{
     actors::{
-        live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask},
+        live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask, WriteAnswer},
         persister::PersistError,
     },
     auth::Principal,
@@ -170,16 +170,12 @@ impl TaskService {
         change: TaskChange,
         access: ProjectAccess,
     ) -> Result<Task, TaskWriteError> {
-        let written = self
-            .live
-            .send(ChangeTask {
-                task_id: task_id.clone(),
-                change,
-                access,
-            })
-            .await
-            .map_err(|_| PersistError::ShuttingDown)??;
-        Ok(written.task)
+        let answer = self.live.send(ChangeTask {
+            task_id: task_id.clone(),
+            change,
+            access,
+        });
+        Ok(written(answer.await).await?.task)
     }
 
     /// Appends text; a delta whose `seq` is at or below the task's last
@@ -200,14 +196,12 @@ impl TaskService {
         deltas: Vec<Delta>,
         access: ProjectAccess,
     ) -> Result<TaskWritten, TaskWriteError> {
-        self.live
-            .send(AppendText {
-                task_id: task_id.clone(),
-                deltas,
-                access,
-            })
-            .await
-            .map_err(|_| PersistError::ShuttingDown)?
+        let answer = self.live.send(AppendText {
+            task_id: task_id.clone(),
+            deltas,
+            access,
+        });
+        written(answer.await).await
     }
 
     /// [`Self::append`] to a task `principal` may see.
@@ -262,4 +256,15 @@ impl TaskService {
         }
         Ok(failed)
     }
+}
+
+/// The answer of a write sent to `LiveTasks`: `ShuttingDown` when its
+/// mailbox or the write's reply is gone.
+async fn written(
+    sent: Result<WriteAnswer, actix::MailboxError>,
+) -> Result<TaskWritten, TaskWriteError> {
+    let shutting_down = || TaskWriteError::Persist(PersistError::ShuttingDown);
+    sent.map_err(|_| shutting_down())?
+        .await
+        .unwrap_or_else(|_| Err(shutting_down()))
 }

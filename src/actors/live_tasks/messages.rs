@@ -1,7 +1,7 @@
 //! The messages LiveTasks answers: the writes, and what others may ask of
 //! a task it holds.
 
-use actix::{Context, Handler, Message};
+use actix::{Context, Handler, Message, MessageResult};
 use tokio::sync::{oneshot, watch};
 
 use super::{
@@ -13,9 +13,14 @@ use crate::{
     domain::{ProjectAccess, Task, TaskChange, TaskId, TaskStatus},
 };
 
+/// What a write resolves to once it is stored or refused. The handler
+/// answers the receiver at once rather than a future: actix would spawn a
+/// task per message to drive one, and this is the path of every token.
+pub type WriteAnswer = oneshot::Receiver<Result<TaskWritten, TaskWriteError>>;
+
 /// Apply a change (not text) to a task; answers once it is stored.
 #[derive(Message)]
-#[rtype(result = "Result<TaskWritten, TaskWriteError>")]
+#[rtype(result = "WriteAnswer")]
 pub struct ChangeTask {
     pub task_id: TaskId,
     pub change: TaskChange,
@@ -24,23 +29,23 @@ pub struct ChangeTask {
 }
 
 impl Handler<ChangeTask> for LiveTasks {
-    type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
+    type Result = MessageResult<ChangeTask>;
 
     fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
         let change = msg.change;
-        self.submit(
+        MessageResult(self.submit(
             msg.task_id,
             msg.access,
             |reply| Op::Change { change, reply },
             ctx,
-        )
+        ))
     }
 }
 
 /// Append text to a task; answers once it is stored (with the id of the
 /// `text` event it went into) or refused.
 #[derive(Message)]
-#[rtype(result = "Result<TaskWritten, TaskWriteError>")]
+#[rtype(result = "WriteAnswer")]
 pub struct AppendText {
     pub task_id: TaskId,
     pub deltas: Vec<Delta>,
@@ -49,16 +54,16 @@ pub struct AppendText {
 }
 
 impl Handler<AppendText> for LiveTasks {
-    type Result = actix::ResponseFuture<Result<TaskWritten, TaskWriteError>>;
+    type Result = MessageResult<AppendText>;
 
     fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
         let deltas = msg.deltas;
-        self.submit(
+        MessageResult(self.submit(
             msg.task_id,
             msg.access,
             |reply| Op::Text { deltas, reply },
             ctx,
-        )
+        ))
     }
 }
 

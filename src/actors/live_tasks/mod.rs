@@ -32,7 +32,7 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
 use tokio::sync::{oneshot, watch};
 
 pub use error::TaskWriteError;
-pub use messages::{AppendText, ChangeTask, PeekTask, WatchTask};
+pub use messages::{AppendText, ChangeTask, PeekTask, WatchTask, WriteAnswer};
 pub use ops::{Delta, TaskWritten};
 use ops::{Op, Reply};
 
@@ -267,22 +267,18 @@ impl LiveTasks {
         );
     }
 
-    /// Queues the write `op` builds around its reply; resolves with its
-    /// answer (`ShuttingDown` if the actor stops first).
+    /// Queues the write `op` builds around its reply; answers where its
+    /// answer will come (closed if the actor stops first).
     fn submit(
         &mut self,
         task_id: TaskId,
         access: ProjectAccess,
         op: impl FnOnce(Reply) -> Op,
         ctx: &mut Context<Self>,
-    ) -> actix::ResponseFuture<Result<TaskWritten, TaskWriteError>> {
+    ) -> WriteAnswer {
         let (reply, answer) = oneshot::channel();
         self.enqueue(task_id, access, op(Reply::new(reply)), ctx);
-        Box::pin(async move {
-            answer.await.unwrap_or(Err(TaskWriteError::Persist(
-                super::persister::PersistError::ShuttingDown,
-            )))
-        })
+        answer
     }
 
     fn evict_idle(&mut self) {
