@@ -29,25 +29,47 @@ use bytes::Bytes;
 
 use crate::domain::{EventId, StoredEvent, Subscription, now_ms};
 
-/// Bookkeeping per held event beyond its frame, for the byte bound.
-const ENTRY_OVERHEAD: usize = 256;
+/// Memory per held event beyond its frame's bytes, for the byte bound: the
+/// event's allocation, its queue slot, the frame's allocation slack and
+/// shared header. Measured: 16,384 held events of ~150-byte frames took
+/// 11.7 MiB of heap (21 MiB while every event kept its parsed data).
+const ENTRY_OVERHEAD: usize = 560;
 
 /// One held event: what `Subscription::matches` and a task's catch-up read,
 /// and the frame every stream gets.
 #[derive(Debug, Clone)]
 pub struct RecentFrame {
+    /// The event as routed, except that only a task's events keep their
+    /// `data` (a task stream's catch-up rolls their text up from it); any
+    /// other event's `data` is `Null`, as its frame carries it to every
+    /// reader. The parsed data was two thirds of a held event's memory.
     pub event: Arc<StoredEvent>,
     pub frame: Bytes,
 }
 
 impl RecentFrame {
+    fn held(mut event: StoredEvent, frame: Bytes) -> Self {
+        if event.task_id.is_none() {
+            event.data = serde_json::Value::Null;
+        }
+        Self {
+            event: Arc::new(event),
+            frame,
+        }
+    }
+
     fn id(&self) -> EventId {
         self.event.id.unwrap_or(EventId(0))
     }
 
     fn cost(&self) -> usize {
-        // The frame carries the data once; the parsed data about as much again.
-        self.frame.len() * 2 + ENTRY_OVERHEAD
+        // A kept `data` takes about twice its compact JSON once parsed.
+        let data = if self.event.task_id.is_some() {
+            self.frame.len() * 2
+        } else {
+            0
+        };
+        self.frame.len() + data + ENTRY_OVERHEAD
     }
 }
 
@@ -142,10 +164,7 @@ impl RecentFrames {
                 window.start_over(Some(id));
                 continue;
             }
-            let entry = RecentFrame {
-                event: Arc::new(event),
-                frame,
-            };
+            let entry = RecentFrame::held(event, frame);
             window.bytes += entry.cost();
             window.entries.push_back(entry);
         }

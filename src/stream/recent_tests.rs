@@ -115,7 +115,7 @@ fn the_window_is_bounded_by_count_and_bytes_and_moves_its_floor() {
         [7, 8, 9, 10]
     );
 
-    let one_entry = event(1, "commit", now_ms()).1.len() * 2 + ENTRY_OVERHEAD;
+    let one_entry = event(1, "commit", now_ms()).1.len() + ENTRY_OVERHEAD;
     let by_bytes = RecentFrames::new(100, one_entry * 3, DAY);
     by_bytes.extend(Some(EventId(0)), batch(1..=9));
     assert_eq!(by_bytes.len(), 3);
@@ -162,4 +162,30 @@ fn a_disabled_window_holds_nothing() {
     recent.extend(Some(EventId(0)), batch(1..=3));
     assert!(recent.is_empty());
     assert!(recent.page_after(EventId(0), &only("commit"), 10).is_none());
+}
+
+#[test]
+fn only_task_events_keep_their_data_every_event_keeps_its_frame() {
+    let recent = RecentFrames::new(100, usize::MAX, DAY);
+    let (plain, plain_frame) = event(1, "commit", now_ms());
+    let (mut task_event, task_frame) = event(2, "text", now_ms());
+    task_event.task_id = Some(crate::domain::TaskRef::parse("t-1").unwrap());
+    task_event.data = json!({ "delta": "hello" });
+    recent.extend(
+        Some(EventId(0)),
+        [
+            (plain, plain_frame.clone()),
+            (task_event, task_frame.clone()),
+        ],
+    );
+    let everything = Subscription {
+        event_types: TypeFilter::All,
+        ..only("commit")
+    };
+    let page = recent.page_after(EventId(0), &everything, 10).unwrap();
+    assert_eq!(ids(&page), [1, 2]);
+    assert_eq!(page.frames[0].frame, plain_frame);
+    assert_eq!(page.frames[0].event.data, serde_json::Value::Null);
+    assert_eq!(page.frames[1].frame, task_frame);
+    assert_eq!(page.frames[1].event.data, json!({ "delta": "hello" }));
 }

@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 42] = [
+const SPEC_METRICS: [(&str, Kind); 44] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -94,6 +94,8 @@ const SPEC_METRICS: [(&str, Kind); 42] = [
     ("sse_rate_limited_total", Kind::Counter),
     ("sse_auth_failures_total", Kind::Counter),
     ("sse_jwks_refreshes_total", Kind::Counter),
+    ("sse_heap_bytes", Kind::Gauge),
+    ("sse_heap_trims_total", Kind::Counter),
 ];
 
 /// Every health rule of `/health` with its severity, and the alert that

@@ -30,6 +30,8 @@ pub(super) struct Sampled {
     /// write, read: 0 no, 1 failing recently, 2 failing earlier.
     store_failing: [AtomicI64; 2],
     store_oldest_operation_secs_bits: AtomicU64,
+    /// In use, free inside the allocator (glibc only).
+    heap_bytes: [AtomicI64; 2],
 }
 
 impl Default for Sampled {
@@ -48,6 +50,7 @@ impl Default for Sampled {
             health_alerts: AtomicI64::new(0),
             store_failing: Default::default(),
             store_oldest_operation_secs_bits: AtomicU64::new(0f64.to_bits()),
+            heap_bytes: [AtomicI64::new(ABSENT), AtomicI64::new(ABSENT)],
         }
     }
 }
@@ -113,6 +116,23 @@ impl Metrics {
                 let value = source.redis_bridge_up.load(Ordering::Relaxed);
                 if value != ABSENT {
                     observer.observe(value, &[]);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .i64_observable_gauge("sse.heap")
+            .with_description(
+                "Heap memory by state: in_use by the broker, or free but kept by the allocator \
+                 (glibc only; free memory is handed back once it passes 8 MiB)",
+            )
+            .with_unit("By")
+            .with_callback(move |observer| {
+                for (state, value) in ["in_use", "free"].into_iter().zip(&source.heap_bytes) {
+                    let value = value.load(Ordering::Relaxed);
+                    if value != ABSENT {
+                        observer.observe(value, &[KeyValue::new("state", state)]);
+                    }
                 }
             })
             .build();
@@ -276,5 +296,13 @@ impl Metrics {
         sampled
             .health_alerts
             .store(alerts as i64, Ordering::Relaxed);
+    }
+
+    /// What the allocator holds, as the HeapTrimmer last read it.
+    pub fn set_heap_usage(&self, in_use: usize, free: usize) {
+        let sampled = &self.inner.sampled;
+        for (gauge, bytes) in sampled.heap_bytes.iter().zip([in_use, free]) {
+            gauge.store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
     }
 }

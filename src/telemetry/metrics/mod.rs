@@ -77,6 +77,7 @@ struct Inner {
     tls_reloads: Counter<u64>,
     tickets_issued: Counter<u64>,
     tls_handshake_failures: Counter<u64>,
+    heap_trims: Counter<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -233,6 +234,10 @@ impl Metrics {
                 redis_reconnects: counter(
                     "sse.redis_bridge.reconnects",
                     "Times the Redis link was lost and established again",
+                ),
+                heap_trims: counter(
+                    "sse.heap.trims",
+                    "Times free heap memory was handed back to the system (glibc's malloc_trim)",
                 ),
                 provider,
                 registry,

@@ -183,4 +183,9 @@ impl Metrics {
             }
         }
     }
+
+    /// Free heap memory was handed back to the system.
+    pub fn record_heap_trim(&self) {
+        self.inner.heap_trims.add(1, &[]);
+    }
 }

@@ -51,6 +51,7 @@ impl Metrics {
             &inner.cleanup_failed,
             &inner.registry_resets,
             &inner.redis_reconnects,
+            &inner.heap_trims,
         ] {
             counter.add(0, &[]);
         }
