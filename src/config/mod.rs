@@ -182,8 +182,8 @@ pub struct Settings {
     )]
     pub replay_cache_events: usize,
 
-    /// Upper bound of the replay cache's memory, in MiB (frames and parsed
-    /// data); the oldest events leave first.
+    /// Upper bound of the replay cache's memory, in MiB (its frames, and the
+    /// parsed data of task events); the oldest events leave first.
     #[arg(
         long,
         env = "SSE_BROKER_REPLAY_CACHE_MIB",
