@@ -25,7 +25,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::domain::{EventId, StoredEvent, Subscription, now_ms};
 
@@ -34,6 +34,14 @@ use crate::domain::{EventId, StoredEvent, Subscription, now_ms};
 /// shared header. Measured: 16,384 held events of ~150-byte frames took
 /// 11.7 MiB of heap (21 MiB while every event kept its parsed data).
 const ENTRY_OVERHEAD: usize = 560;
+
+/// Held frames are copied into shared blocks of this size. A frame of its
+/// own would be one small allocation per held event, made between the
+/// streams' buffers as events arrive; long after the streams close, those
+/// scattered blocks pin the pages their neighbours freed. Frames leave the
+/// window oldest first, so a block is freed whole once its last frame has
+/// left; at this size glibc usually maps it on its own.
+const FRAME_BLOCK_BYTES: usize = 256 * 1024;
 
 /// One held event: what `Subscription::matches` and a task's catch-up read,
 /// and the frame every stream gets.
@@ -91,6 +99,8 @@ struct Window {
     /// until the first batch with a known predecessor arrives.
     floor: Option<EventId>,
     bytes: usize,
+    /// Where the next held frame is copied (see [`FRAME_BLOCK_BYTES`]).
+    block: BytesMut,
 }
 
 impl Window {
@@ -102,6 +112,15 @@ impl Window {
         self.entries.clear();
         self.bytes = 0;
         self.floor = floor;
+    }
+
+    /// `frame`'s bytes, copied into the current block.
+    fn hold_frame(&mut self, frame: &[u8]) -> Bytes {
+        if self.block.capacity() - self.block.len() < frame.len() {
+            self.block = BytesMut::with_capacity(FRAME_BLOCK_BYTES.max(frame.len()));
+        }
+        self.block.extend_from_slice(frame);
+        self.block.split_to(frame.len()).freeze()
     }
 
     fn pop_oldest(&mut self) {
@@ -130,6 +149,7 @@ impl RecentFrames {
                 entries: VecDeque::new(),
                 floor: None,
                 bytes: 0,
+                block: BytesMut::new(),
             })),
             max_events,
             max_bytes,
@@ -164,6 +184,7 @@ impl RecentFrames {
                 window.start_over(Some(id));
                 continue;
             }
+            let frame = window.hold_frame(&frame);
             let entry = RecentFrame::held(event, frame);
             window.bytes += entry.cost();
             window.entries.push_back(entry);

@@ -189,3 +189,28 @@ fn only_task_events_keep_their_data_every_event_keeps_its_frame() {
     assert_eq!(page.frames[1].frame, task_frame);
     assert_eq!(page.frames[1].event.data, json!({ "delta": "hello" }));
 }
+
+#[test]
+fn frames_are_held_byte_for_byte_across_blocks() {
+    let recent = RecentFrames::new(10_000, usize::MAX, DAY);
+    // Small frames fill several blocks; one frame is larger than a block.
+    let frame_of = |id: i64| {
+        let size = if id == 500 {
+            FRAME_BLOCK_BYTES + 10
+        } else {
+            700 + id as usize % 50
+        };
+        Bytes::from(vec![b'a' + (id % 26) as u8; size])
+    };
+    let events: Vec<_> = (1..=1_000)
+        .map(|id| (event(id, "commit", now_ms()).0, frame_of(id)))
+        .collect();
+    recent.extend(Some(EventId(0)), events);
+    let page = recent
+        .page_after(EventId(0), &only("commit"), 2_000)
+        .unwrap();
+    assert_eq!(ids(&page), (1..=1_000).collect::<Vec<_>>());
+    for held in &page.frames {
+        assert_eq!(held.frame, frame_of(held.event.id.unwrap().0));
+    }
+}
