@@ -131,6 +131,7 @@ impl Application {
                 replay_slots: Arc::new(tokio::sync::Semaphore::new(REPLAYS_AT_ONCE)),
                 heartbeat: settings.heartbeat,
                 queue_capacity: settings.queue_capacity,
+                write_delay: settings.write_delay,
                 token_refresh: settings.auth.token_refresh,
                 metrics: metrics.clone(),
             },

@@ -54,6 +54,8 @@ pub struct StreamEnvironment {
     pub replay_slots: Arc<tokio::sync::Semaphore>,
     pub heartbeat: Duration,
     pub queue_capacity: usize,
+    /// `--write-delay-ms`: see `stream::body`.
+    pub write_delay: Duration,
     /// `token_expiring` goes out this long before a stream's token expires.
     pub token_refresh: Duration,
     pub metrics: Metrics,
@@ -122,6 +124,7 @@ impl Connection {
             environment.queue_capacity + 2,
             options.resume_after,
             environment.metrics.delivery_lag(),
+            environment.write_delay,
         );
         parts.stats.set_token_expires_at(options.token_expires_at);
         let greeting = Greeting::new(

@@ -21,7 +21,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use clap::{Arg, ArgAction, ArgMatches, Command, error::ErrorKind, parser::ValueSource};
+use clap::{
+    Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, error::ErrorKind,
+    parser::ValueSource,
+};
+
+use super::{DatabaseUrl, Settings};
 
 /// The id of the argument that names the file (`--config`).
 const CONFIG: &str = "config";
@@ -271,4 +276,51 @@ fn file_values(value: &toml::Value, repeatable: bool) -> Result<Vec<OsString>, S
         }
         value => Ok(vec![scalar(value)?.into()]),
     }
+}
+
+/// `argv` parsed by `command` into `T`, each setting from its flag, else its
+/// environment variable, else the config file, else its default.
+pub fn parse_layered<T: FromArgMatches>(
+    command: Command,
+    argv: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    environment: Environment,
+) -> Result<T, ConfigError> {
+    let matches = layered_matches(command, argv, environment)?;
+    Ok(T::from_arg_matches(&matches)?)
+}
+
+impl Settings {
+    /// The settings alone (no subcommands), from `argv` and `environment`
+    /// and the file they name; not yet validated.
+    pub fn parse_from(
+        argv: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+        environment: Environment,
+    ) -> Result<Self, ConfigError> {
+        parse_layered(
+            Self::augment_args(Command::new("sse-broker")),
+            argv,
+            environment,
+        )
+    }
+
+    /// Settings for tests and embedding: the defaults, a store of the
+    /// caller's choice, port 0, one worker.
+    pub fn for_tests(database: DatabaseUrl) -> Self {
+        let mut settings: Self = defaults();
+        settings.bind = "127.0.0.1:0".parse().expect("valid address");
+        settings.database = database;
+        settings.workers = 1;
+        settings
+    }
+}
+
+/// A group's built-in defaults, as declared on its fields: no flag, no
+/// environment, no file.
+pub(super) fn defaults<T: Args + FromArgMatches>() -> T {
+    parse_layered(
+        T::augment_args(Command::new("sse-broker")),
+        ["sse-broker"],
+        &|_| None,
+    )
+    .expect("the built-in defaults parse")
 }

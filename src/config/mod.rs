@@ -29,14 +29,14 @@ mod values;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Command, FromArgMatches};
 use secrecy::SecretString;
 use serde::Serialize;
 
 pub use auth::{AuthSettings, MIN_HS256_SECRET_BYTES};
 pub use health::HealthThresholds;
 pub use limits::{LimitSettings, RateLimit};
-pub use load::{ConfigError, Environment, process_environment};
+use load::defaults;
+pub use load::{ConfigError, Environment, parse_layered, process_environment};
 pub use masked::masked_url;
 pub use tls::TlsSettings;
 pub use validate::Findings;
@@ -169,6 +169,21 @@ pub struct Settings {
         default_value_t = 1024
     )]
     pub queue_capacity: usize,
+
+    /// Hold a frame reaching an idle stream this many ms, so the events
+    /// arriving meanwhile leave in the same write (0: write at once).
+    // Off by default: it adds its whole value to every event's latency; a
+    // hub fanning frequent events out to many streams trades a few ms for
+    // far fewer sends (docs/performance.md has the measurements).
+    #[arg(
+        long = "write-delay-ms",
+        env = "SSE_BROKER_WRITE_DELAY_MS",
+        global = true,
+        default_value = "0",
+        value_parser = millis::parse
+    )]
+    #[serde(rename = "write_delay_ms", serialize_with = "millis::serialize")]
+    pub write_delay: Duration,
 
     /// Routed events kept in memory, encoded: a resume within them is
     /// replayed without the store (0: every replay reads the store).
@@ -350,53 +365,6 @@ pub struct Settings {
         default_value_t = LogFormat::Text
     )]
     pub log_format: LogFormat,
-}
-
-/// `argv` parsed by `command` into `T`, each setting from its flag, else its
-/// environment variable, else the config file, else its default.
-pub fn parse_layered<T: FromArgMatches>(
-    command: Command,
-    argv: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
-    environment: Environment,
-) -> Result<T, ConfigError> {
-    let matches = load::layered_matches(command, argv, environment)?;
-    Ok(T::from_arg_matches(&matches)?)
-}
-
-impl Settings {
-    /// The settings alone (no subcommands), from `argv` and `environment`
-    /// and the file they name; not yet validated.
-    pub fn parse_from(
-        argv: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
-        environment: Environment,
-    ) -> Result<Self, ConfigError> {
-        parse_layered(
-            Self::augment_args(Command::new("sse-broker")),
-            argv,
-            environment,
-        )
-    }
-
-    /// Settings for tests and embedding: the defaults, a store of the
-    /// caller's choice, port 0, one worker.
-    pub fn for_tests(database: DatabaseUrl) -> Self {
-        let mut settings: Self = defaults();
-        settings.bind = "127.0.0.1:0".parse().expect("valid address");
-        settings.database = database;
-        settings.workers = 1;
-        settings
-    }
-}
-
-/// A group's built-in defaults, as declared on its fields: no flag, no
-/// environment, no file.
-fn defaults<T: Args + FromArgMatches>() -> T {
-    parse_layered(
-        T::augment_args(Command::new("sse-broker")),
-        ["sse-broker"],
-        &|_| None,
-    )
-    .expect("the built-in defaults parse")
 }
 
 #[cfg(test)]

@@ -112,6 +112,11 @@ impl Settings {
             .filter(|(zero, _)| *zero)
             .map(|(_, message)| (*message).to_owned())
             .collect();
+        // A held write is a batching window, not a pause: past a second it
+        // would starve heartbeats' purpose and look like a stall.
+        if self.write_delay > std::time::Duration::from_secs(1) {
+            errors.push("write_delay_ms must be at most 1000".into());
+        }
         if !self.auth.enabled() && !self.bind.ip().is_loopback() && !self.insecure_no_auth {
             errors.push(format!(
                 "refusing to bind {} with authentication off: configure --jwt-secret, \

@@ -56,6 +56,10 @@ pub struct SseParser {
     /// Pushed bytes; those before `read` are parsed already.
     buffer: Vec<u8>,
     read: usize,
+    /// Bytes from `read` on already searched for a line end without one: a
+    /// long line arriving in many small chunks is scanned once, not once
+    /// per chunk.
+    scanned: usize,
     /// The last line ended in a CR: an LF right after it ends no new line.
     after_cr: bool,
     /// A line has been completed already (the BOM can only lead the first).
@@ -96,6 +100,7 @@ impl SseParser {
         Self {
             buffer: Vec::new(),
             read: 0,
+            scanned: 0,
             after_cr: false,
             started: false,
             max_line_bytes: limit,
@@ -126,9 +131,13 @@ impl SseParser {
                 self.after_cr = false;
             }
             let rest = &self.buffer[self.read..];
-            let Some(end) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            let Some(end) =
+                memchr::memchr2(b'\r', b'\n', &rest[self.scanned..]).map(|at| self.scanned + at)
+            else {
+                self.scanned = rest.len();
                 return self.check_length(rest.len()).map(|()| None);
             };
+            self.scanned = 0;
             self.check_length(end)?;
             self.after_cr = rest[end] == b'\r';
             let mut line = &rest[..end];
@@ -186,8 +195,12 @@ impl EventBuilder {
             None => (line, &[][..]),
         };
         // A line end is ASCII, so no character straddles two lines and
-        // decoding line by line equals decoding the whole stream.
-        let value = String::from_utf8_lossy(value);
+        // decoding line by line equals decoding the whole stream. Valid
+        // UTF-8 (nearly always) takes the fast check, not the lossy walk.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match name {
             b"event" => self.event = Some(value.into_owned()),
             // The spec appends each line and a LF, then drops the last LF at

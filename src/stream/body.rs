@@ -5,12 +5,16 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::{Instant, Sleep},
+};
 
 use super::{CloseReason, ConnectionStats, OutboundFrame};
 use crate::domain::{EventId, now_ms};
@@ -30,6 +34,58 @@ pub struct StreamBody {
     abort: Option<oneshot::Receiver<CloseReason>>,
     stats: Arc<ConnectionStats>,
     delivery_lag: prometheus::Histogram,
+    /// `--write-delay-ms`, when set: see [`WriteDelay`].
+    delay: Option<WriteDelay>,
+}
+
+/// The opt-in write delay (`--write-delay-ms`): a frame reaching an idle
+/// stream waits this long, and whatever joins it meanwhile leaves in the
+/// same write: one `send` (and one wake-up of the client) for several
+/// events, at the price of that much latency. A backlog already queued
+/// behind a write leaves at once, so bursts and replays are never held
+/// more than once.
+struct WriteDelay {
+    delay: Duration,
+    /// The frame being held, until `timer` fires.
+    held: Option<OutboundFrame>,
+    /// Made at the first held frame, then reset: an idle stream pays nothing.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The last poll found frames waiting: the next ones go out unheld.
+    backlog: bool,
+}
+
+impl WriteDelay {
+    /// The first frame of the next write, once its delay is over; `None`
+    /// once the queue is closed and empty.
+    fn poll_first(
+        &mut self,
+        queue: &mut mpsc::Receiver<OutboundFrame>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<OutboundFrame>> {
+        if self.held.is_none() {
+            match queue.poll_recv(cx) {
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    self.backlog = false;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(frame)) if self.backlog => return Poll::Ready(Some(frame)),
+                Poll::Ready(Some(frame)) => {
+                    self.held = Some(frame);
+                    let until = Instant::now() + self.delay;
+                    match &mut self.timer {
+                        Some(timer) => timer.as_mut().reset(until),
+                        None => self.timer = Some(Box::pin(tokio::time::sleep_until(until))),
+                    }
+                }
+            }
+        }
+        if let Some(timer) = &mut self.timer {
+            ready!(timer.as_mut().poll(cx));
+        }
+        self.backlog = true;
+        Poll::Ready(self.held.take())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +111,12 @@ impl MessageBody for StreamBody {
                 Poll::Pending => {}
             }
         }
-        let first = match self.queue.poll_recv(cx) {
+        let this = &mut *self;
+        let polled = match &mut this.delay {
+            Some(delay) => delay.poll_first(&mut this.queue, cx),
+            None => this.queue.poll_recv(cx),
+        };
+        let first = match polled {
             Poll::Ready(Some(frame)) => frame,
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
@@ -91,10 +152,12 @@ pub struct StreamParts {
 }
 
 impl StreamParts {
+    /// `write_delay`: see [`WriteDelay`] (zero: every frame goes out at once).
     pub fn new(
         capacity: usize,
         resume_after: Option<EventId>,
         delivery_lag: prometheus::Histogram,
+        write_delay: Duration,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(capacity);
         let (abort, abort_receiver) = oneshot::channel();
@@ -105,10 +168,118 @@ impl StreamParts {
                 abort: Some(abort_receiver),
                 stats: stats.clone(),
                 delivery_lag,
+                delay: (!write_delay.is_zero()).then_some(WriteDelay {
+                    delay: write_delay,
+                    held: None,
+                    timer: None,
+                    backlog: false,
+                }),
             },
             queue,
             abort,
             stats,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use super::*;
+
+    fn parts(delay_ms: u64) -> StreamParts {
+        let lag = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("lag", "lag"))
+            .expect("valid histogram");
+        StreamParts::new(64, None, lag, Duration::from_millis(delay_ms))
+    }
+
+    fn frame(text: &str) -> OutboundFrame {
+        OutboundFrame::control(Bytes::from(text.to_owned()))
+    }
+
+    /// One poll of the body: what it would hand actix now.
+    async fn poll_once(body: &mut StreamBody) -> Poll<Option<Bytes>> {
+        poll_fn(|cx| {
+            Poll::Ready(
+                Pin::new(&mut *body)
+                    .poll_next(cx)
+                    .map(|next| next.map(|chunk| chunk.expect("not aborted"))),
+            )
+        })
+        .await
+    }
+
+    async fn send(parts: &StreamParts, text: &str) {
+        parts.queue.send(frame(text)).await.expect("queue open");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_delay_a_frame_goes_out_at_once() {
+        let mut parts = parts(0);
+        send(&parts, "a").await;
+        assert_eq!(
+            poll_once(&mut parts.body).await,
+            Poll::Ready(Some("a".into()))
+        );
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_reaching_an_idle_stream_waits_and_takes_what_joins_it() {
+        let mut parts = parts(50);
+        send(&parts, "a").await;
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        send(&parts, "b").await;
+        tokio::time::advance(Duration::from_millis(49)).await;
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            poll_once(&mut parts.body).await,
+            Poll::Ready(Some("ab".into()))
+        );
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        // Idle again: the next frame is held anew.
+        send(&parts, "c").await;
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(
+            poll_once(&mut parts.body).await,
+            Poll::Ready(Some("c".into()))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_behind_a_held_write_is_not_held_again() {
+        let mut parts = parts(50);
+        let kib = "x".repeat(1024);
+        for _ in 0..20 {
+            send(&parts, &kib).await;
+        }
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        let Poll::Ready(Some(first)) = poll_once(&mut parts.body).await else {
+            panic!("the held write goes out once its delay is over");
+        };
+        assert_eq!(first.len(), MAX_CHUNK_BYTES);
+        // The rest of the burst, at once: no second delay.
+        let Poll::Ready(Some(rest)) = poll_once(&mut parts.body).await else {
+            panic!("a backlog is not held");
+        };
+        assert_eq!(first.len() + rest.len(), 20 * 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_frame_still_goes_out_when_the_stream_ends() {
+        let mut parts = parts(50);
+        send(&parts, "last").await;
+        assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        let StreamParts {
+            mut body, queue, ..
+        } = parts;
+        drop(queue);
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(poll_once(&mut body).await, Poll::Ready(Some("last".into())));
+        assert_eq!(poll_once(&mut body).await, Poll::Ready(None));
     }
 }

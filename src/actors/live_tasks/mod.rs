@@ -162,27 +162,34 @@ impl LiveTasks {
         };
         live.in_flight = true;
         let persist = self.persister.send(write.persist);
-        let id = task_id.clone();
-        ctx.spawn(
-            actix::fut::wrap_future(persist).map(move |sent, act: &mut Self, ctx| {
-                act.written(&id, write.replies, write.task, write.is_text, sent, ctx);
-            }),
-        );
+        let task_id = task_id.clone();
+        let me = ctx.address();
+        // A task of its own waits for the Persister, not a future spawned
+        // on this actor: actix polls every future an actor spawned each
+        // time the actor wakes, so with a thousand generations in flight
+        // each token paid for a thousand polls.
+        actix::spawn(async move {
+            let sent = persist.await;
+            me.do_send(WriteReturned {
+                task_id,
+                replies: write.replies,
+                task: write.task,
+                is_text: write.is_text,
+                sent,
+            });
+        });
     }
 
-    /// A Persist of `task_id` came back: answer its writers, then go on.
-    fn written(
-        &mut self,
-        task_id: &TaskId,
-        replies: Vec<Reply>,
-        task: Task,
-        is_text: bool,
-        sent: Result<
-            Result<super::persister::Persisted, super::persister::PersistError>,
-            actix::MailboxError,
-        >,
-        ctx: &mut Context<Self>,
-    ) {
+    /// A Persist of a task came back: answer its writers, then go on.
+    fn written(&mut self, returned: WriteReturned, ctx: &mut Context<Self>) {
+        let WriteReturned {
+            task_id,
+            replies,
+            task,
+            is_text,
+            sent,
+        } = returned;
+        let task_id = &task_id;
         let Some(live) = self.tasks.get_mut(task_id) else {
             return;
         };
@@ -291,6 +298,28 @@ impl LiveTasks {
                 || live.status.receiver_count() > 0
                 || now - live.touched < IDLE_EVICTION
         });
+    }
+}
+
+/// A Persist of one task came back (from the task that waited for it).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct WriteReturned {
+    task_id: TaskId,
+    replies: Vec<Reply>,
+    task: Task,
+    is_text: bool,
+    sent: Result<
+        Result<super::persister::Persisted, super::persister::PersistError>,
+        actix::MailboxError,
+    >,
+}
+
+impl actix::Handler<WriteReturned> for LiveTasks {
+    type Result = ();
+
+    fn handle(&mut self, returned: WriteReturned, ctx: &mut Context<Self>) {
+        self.written(returned, ctx);
     }
 }
 

@@ -66,6 +66,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "stale_threshold_secs",
         "max_connections",
         "queue_capacity",
+        "write_delay_ms",
         "replay_cache_events",
         "replay_cache_mib",
         "event_types",

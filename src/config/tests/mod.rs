@@ -3,6 +3,7 @@
 
 use std::{collections::HashMap, ffi::OsString, io::Write, path::Path};
 
+use clap::{Args, Command};
 use secrecy::ExposeSecret;
 
 use super::*;
