@@ -97,18 +97,24 @@ impl SseStream {
         })
     }
 
+    /// The next event among the bytes already read, without reading more:
+    /// `None` when they hold no complete one.
+    pub fn next_buffered(&mut self) -> Result<Option<SseEvent>> {
+        if self.framing.decode(&mut self.raw, &mut self.body)? {
+            self.finished = true;
+        }
+        self.parser.push(&self.body);
+        self.body.clear();
+        Ok(self.parser.next_event()?)
+    }
+
     /// The next event, or `None` once the broker has ended the stream.
     ///
     /// Cancel-safe: all state lives in `self` and the only await is a
     /// `read_buf`, so it can sit in a `select!`.
     pub async fn next_event(&mut self) -> Result<Option<SseEvent>> {
         loop {
-            if self.framing.decode(&mut self.raw, &mut self.body)? {
-                self.finished = true;
-            }
-            self.parser.push(&self.body);
-            self.body.clear();
-            if let Some(event) = self.parser.next_event()? {
+            if let Some(event) = self.next_buffered()? {
                 return Ok(Some(event));
             }
             if self.finished {

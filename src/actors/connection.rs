@@ -123,7 +123,7 @@ impl Connection {
         let parts = StreamParts::new(
             environment.queue_capacity + 2,
             options.resume_after,
-            environment.metrics.delivery_lag(),
+            environment.metrics.stream_body(),
             environment.write_delay,
         );
         parts.stats.set_token_expires_at(options.token_expires_at);

@@ -17,7 +17,10 @@ use tokio::{
 };
 
 use super::{CloseReason, ConnectionStats, OutboundFrame};
-use crate::domain::{EventId, now_ms};
+use crate::{
+    domain::{EventId, now_ms},
+    telemetry::StreamBodyMetrics,
+};
 
 /// A burst of queued frames is joined into chunks of about this size: big
 /// enough to save per-chunk work, small enough for actix's write buffer.
@@ -33,7 +36,7 @@ pub struct StreamBody {
     queue: mpsc::Receiver<OutboundFrame>,
     abort: Option<oneshot::Receiver<CloseReason>>,
     stats: Arc<ConnectionStats>,
-    delivery_lag: prometheus::Histogram,
+    metrics: StreamBodyMetrics,
     /// `--write-delay-ms`, when set: see [`WriteDelay`].
     delay: Option<WriteDelay>,
 }
@@ -122,8 +125,10 @@ impl MessageBody for StreamBody {
             Poll::Pending => return Poll::Pending,
         };
         let now = now_ms();
-        self.stats.record_write(&first, &self.delivery_lag, now);
+        self.stats
+            .record_write(&first, &self.metrics.delivery_lag, now);
         let Ok(second) = self.queue.try_recv() else {
+            self.metrics.frames_per_write.observe(1.0);
             return Poll::Ready(Some(Ok(first.bytes.clone())));
         };
         // Everything already queued leaves as one chunk: one chunk header
@@ -131,13 +136,17 @@ impl MessageBody for StreamBody {
         let mut chunk = BytesMut::with_capacity(first.bytes.len() + second.bytes.len());
         chunk.extend_from_slice(&first.bytes);
         let mut next = Some(second);
+        let mut frames = 1u32;
         while let Some(frame) = next.take() {
-            self.stats.record_write(&frame, &self.delivery_lag, now);
+            self.stats
+                .record_write(&frame, &self.metrics.delivery_lag, now);
             chunk.extend_from_slice(&frame.bytes);
+            frames += 1;
             if chunk.len() < MAX_CHUNK_BYTES {
                 next = self.queue.try_recv().ok();
             }
         }
+        self.metrics.frames_per_write.observe(f64::from(frames));
         Poll::Ready(Some(Ok(chunk.freeze())))
     }
 }
@@ -156,7 +165,7 @@ impl StreamParts {
     pub fn new(
         capacity: usize,
         resume_after: Option<EventId>,
-        delivery_lag: prometheus::Histogram,
+        metrics: StreamBodyMetrics,
         write_delay: Duration,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(capacity);
@@ -167,7 +176,7 @@ impl StreamParts {
                 queue: receiver,
                 abort: Some(abort_receiver),
                 stats: stats.clone(),
-                delivery_lag,
+                metrics,
                 delay: (!write_delay.is_zero()).then_some(WriteDelay {
                     delay: write_delay,
                     held: None,
@@ -188,10 +197,17 @@ mod tests {
 
     use super::*;
 
+    fn histogram() -> prometheus::Histogram {
+        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "h"))
+            .expect("valid histogram")
+    }
+
     fn parts(delay_ms: u64) -> StreamParts {
-        let lag = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("lag", "lag"))
-            .expect("valid histogram");
-        StreamParts::new(64, None, lag, Duration::from_millis(delay_ms))
+        let metrics = StreamBodyMetrics {
+            delivery_lag: histogram(),
+            frames_per_write: histogram(),
+        };
+        StreamParts::new(64, None, metrics, Duration::from_millis(delay_ms))
     }
 
     fn frame(text: &str) -> OutboundFrame {
@@ -239,6 +255,11 @@ mod tests {
             Poll::Ready(Some("ab".into()))
         );
         assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);
+        let per_write = &parts.body.metrics.frames_per_write;
+        assert_eq!(
+            (per_write.get_sample_count(), per_write.get_sample_sum()),
+            (1, 2.0)
+        );
         // Idle again: the next frame is held anew.
         send(&parts, "c").await;
         assert_eq!(poll_once(&mut parts.body).await, Poll::Pending);

@@ -33,3 +33,4 @@ mod streams;
 mod tasks;
 mod tls;
 mod ui_message_stream;
+mod write_delay;

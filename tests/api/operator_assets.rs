@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 44] = [
+const SPEC_METRICS: [(&str, Kind); 45] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -78,6 +78,7 @@ const SPEC_METRICS: [(&str, Kind); 44] = [
     ("sse_task_uploads_total", Kind::Counter),
     ("sse_task_uploads_open", Kind::Gauge),
     ("sse_delivery_lag_seconds", Kind::Histogram),
+    ("sse_stream_frames_per_write", Kind::Histogram),
     ("sse_stream_queue_depth", Kind::Histogram),
     ("sse_stale_connections", Kind::Gauge),
     ("sse_long_lived_connections", Kind::Gauge),

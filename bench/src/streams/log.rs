@@ -13,6 +13,23 @@ use crate::{
     seq_set::SeqSet,
 };
 
+/// When the frames of one read arrived: one clock reading serves them all
+/// (they came in together), instead of two per frame.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Arrival {
+    unix_us: u64,
+    instant: Instant,
+}
+
+impl Arrival {
+    pub(super) fn now() -> Self {
+        Self {
+            unix_us: unix_micros(),
+            instant: Instant::now(),
+        }
+    }
+}
+
 /// The data of an event this bench published.
 #[derive(Debug, Deserialize)]
 struct Probe {
@@ -139,7 +156,13 @@ impl StreamLog {
         self.first_loss.get_or_insert(what);
     }
 
+    #[cfg(test)]
     pub(super) fn observe(&mut self, frame: &SseEvent, context: &StreamContext) {
+        self.observe_at(frame, context, Arrival::now());
+    }
+
+    /// Takes one frame that arrived `at`.
+    pub(super) fn observe_at(&mut self, frame: &SseEvent, context: &StreamContext, at: Arrival) {
         if frame.event_type() != context.event_type {
             match frame.event_type() {
                 "heartbeat" => self.heartbeats += 1,
@@ -156,9 +179,9 @@ impl StreamLog {
             }
         };
         self.latency
-            .record(unix_micros().saturating_sub(probe.sent_us));
+            .record(at.unix_us.saturating_sub(probe.sent_us));
         self.received += 1;
-        let now = Instant::now();
+        let now = at.instant;
         self.last_receive = Some(now);
 
         match frame.id.as_deref() {

@@ -13,7 +13,7 @@ use tokio::{
     time::{Instant, sleep},
 };
 
-use super::{StreamContext, StreamEnd, StreamLog};
+use super::{StreamContext, StreamEnd, StreamLog, log::Arrival};
 use crate::sse::SseStream;
 
 /// A resuming stream's pause after a lost connection or a refused reopen,
@@ -150,7 +150,21 @@ async fn read_connection(
             _ = &mut stopped => return ConnectionEnd::Stopped,
             () = reconnect.notified() => return ConnectionEnd::Reconnect,
             frame = stream.next_event() => match frame {
-                Ok(Some(frame)) => log.observe(&frame, context),
+                Ok(Some(frame)) => {
+                    // The rest of what that read brought, without a select
+                    // (and a fresh `notified()`) per frame.
+                    let arrival = Arrival::now();
+                    log.observe_at(&frame, context, arrival);
+                    loop {
+                        match stream.next_buffered() {
+                            Ok(Some(frame)) => log.observe_at(&frame, context, arrival),
+                            Ok(None) => break,
+                            Err(error) => {
+                                return ConnectionEnd::Lost(StreamEnd::Failed(format!("{error:#}")));
+                            }
+                        }
+                    }
+                }
                 Ok(None) => return ConnectionEnd::Lost(StreamEnd::ClosedByBroker),
                 Err(error) => return ConnectionEnd::Lost(StreamEnd::Failed(format!("{error:#}"))),
             },

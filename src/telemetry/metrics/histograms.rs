@@ -12,6 +12,9 @@ pub(super) const LATENCY_BUCKETS: [f64; 16] = [
     30.0,
 ];
 const BATCH_SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 512.0];
+/// Frames in one write of a stream body (a write is at most 16 KiB).
+pub(super) const FRAMES_PER_WRITE_BUCKETS: [f64; 10] =
+    [1.0, 2.0, 3.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 /// Frames waiting in one stream's queue (the default capacity is 1024).
 const QUEUE_DEPTH_BUCKETS: [f64; 10] = [
     0.0, 1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 768.0, 1024.0,

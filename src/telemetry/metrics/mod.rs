@@ -16,10 +16,13 @@ mod histograms;
 mod record;
 mod zeros;
 
+pub use record::StreamBodyMetrics;
+
 use gauges::Sampled;
 use histograms::{
-    CLEANUP_DURATION, HistogramSpec, LATENCY_BUCKETS, PUBLISH_LATENCY, QUEUE_DEPTH,
-    STORE_BATCH_SIZE, STORE_COMMIT_DURATION, TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN, TOKEN_GAP,
+    CLEANUP_DURATION, FRAMES_PER_WRITE_BUCKETS, HistogramSpec, LATENCY_BUCKETS, PUBLISH_LATENCY,
+    QUEUE_DEPTH, STORE_BATCH_SIZE, STORE_COMMIT_DURATION, TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN,
+    TOKEN_GAP,
 };
 
 /// Gauges absent until their source reports (Redis-only gauges).
@@ -41,6 +44,8 @@ struct Inner {
     /// every frame written, and its observe is lock-free (atomics) where
     /// the OpenTelemetry SDK's histogram takes a mutex per record.
     delivery_lag: prometheus::Histogram,
+    /// Frames per write of a stream body, the same way: one per write.
+    frames_per_write: prometheus::Histogram,
     queue_depth: Histogram<f64>,
     rate_limited: Counter<u64>,
     auth_failures: Counter<u64>,
@@ -123,6 +128,18 @@ impl Metrics {
         registry
             .register(Box::new(delivery_lag.clone()))
             .expect("a fresh registry has no delivery lag histogram yet");
+        let frames_per_write = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "sse_stream_frames_per_write",
+                "Frames a stream body hands its socket in one write (a burst, or what \
+                 joined a held frame under --write-delay-ms)",
+            )
+            .buckets(FRAMES_PER_WRITE_BUCKETS.to_vec()),
+        )
+        .expect("valid histogram options");
+        registry
+            .register(Box::new(frames_per_write.clone()))
+            .expect("a fresh registry has no frames-per-write histogram yet");
         let total_connections_cleaned = prometheus::IntCounter::new(
             "sse_total_connections_cleaned",
             "Stale streams closed by the cleanup since start (the monitoring guide's name for \
@@ -244,6 +261,7 @@ impl Metrics {
                 sampled,
                 instance,
                 delivery_lag,
+                frames_per_write,
                 total_connections_cleaned,
             }),
         };

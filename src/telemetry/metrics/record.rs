@@ -9,6 +9,17 @@ use crate::{
     stream::{CloseReason, StreamFormat, replay::Replayed},
 };
 
+/// What a stream body records for each write: lock-free histograms, as
+/// they run once per frame or per write of every stream.
+#[derive(Clone)]
+pub struct StreamBodyMetrics {
+    /// Event publish time to the frame handed to the socket
+    /// (`sse_delivery_lag_seconds`).
+    pub delivery_lag: prometheus::Histogram,
+    /// Frames in one write (`sse_stream_frames_per_write`).
+    pub frames_per_write: prometheus::Histogram,
+}
+
 impl Metrics {
     pub fn record_rate_limited(&self, limit: &'static str) {
         self.inner
@@ -29,9 +40,17 @@ impl Metrics {
             .add(1, &[KeyValue::new("outcome", outcome)]);
     }
 
-    /// The lock-free per-delivery lag histogram, for stream bodies.
+    /// The lock-free per-delivery lag histogram.
     pub fn delivery_lag(&self) -> prometheus::Histogram {
         self.inner.delivery_lag.clone()
+    }
+
+    /// The lock-free histograms a stream body records into.
+    pub fn stream_body(&self) -> StreamBodyMetrics {
+        StreamBodyMetrics {
+            delivery_lag: self.inner.delivery_lag.clone(),
+            frames_per_write: self.inner.frames_per_write.clone(),
+        }
     }
 
     pub fn record_opened(&self, format: StreamFormat) {
