@@ -37,8 +37,9 @@ pub struct StreamBody {
     abort: Option<oneshot::Receiver<CloseReason>>,
     stats: Arc<ConnectionStats>,
     metrics: StreamBodyMetrics,
-    /// `--write-delay-ms`, when set: see [`WriteDelay`].
-    delay: Option<WriteDelay>,
+    /// `--write-delay-ms`, when set: see [`WriteDelay`]. Boxed: a stream
+    /// without it carries one pointer, not the whole state.
+    delay: Option<Box<WriteDelay>>,
 }
 
 /// The opt-in write delay (`--write-delay-ms`): a frame reaching an idle
@@ -177,11 +178,13 @@ impl StreamParts {
                 abort: Some(abort_receiver),
                 stats: stats.clone(),
                 metrics,
-                delay: (!write_delay.is_zero()).then_some(WriteDelay {
-                    delay: write_delay,
-                    held: None,
-                    timer: None,
-                    backlog: false,
+                delay: (!write_delay.is_zero()).then(|| {
+                    Box::new(WriteDelay {
+                        delay: write_delay,
+                        held: None,
+                        timer: None,
+                        backlog: false,
+                    })
                 }),
             },
             queue,
