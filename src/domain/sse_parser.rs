@@ -378,6 +378,26 @@ id: 9\nevent: unfinished\ndata: lost";
     }
 
     #[test]
+    fn a_long_line_arriving_in_many_chunks_ends_where_its_line_end_is() {
+        let value = "x".repeat(10_000);
+        let stream = format!("data: {value}\r\ndata: y\n\n");
+        let mut parser = SseParser::with_max_line_bytes(10_006);
+        let mut events = Vec::new();
+        for chunk in stream.as_bytes().chunks(97) {
+            events.extend(parser.feed(chunk).unwrap());
+        }
+        assert_eq!(
+            events,
+            vec![event(None, None, &format!("{value}\ny"), None)]
+        );
+
+        // The limit still holds for a line that grows chunk by chunk.
+        let mut parser = SseParser::with_max_line_bytes(1000);
+        let too_long = (0..20).find_map(|_| parser.feed(&[b'x'; 97]).err());
+        assert_eq!(too_long, Some(SseParseError::LineTooLong { limit: 1000 }));
+    }
+
+    #[test]
     fn events_come_out_one_at_a_time() {
         let mut parser = SseParser::new();
         parser.push(b"data: 1\n\ndata: 2\n\ndata: 3");
