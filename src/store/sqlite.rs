@@ -201,7 +201,7 @@ impl SqliteStore {
                 broker_state::table
                     .find(PRUNED_THROUGH_KEY)
                     .select(broker_state::value)
-                    .get_result::<i64>(c)
+                    .first::<i64>(c)
                     .optional()
             })
             .await?;
@@ -235,7 +235,7 @@ impl SqliteStore {
                 tasks::table
                     .find(id)
                     .select(TaskRow::as_select())
-                    .get_result(c)
+                    .first(c)
                     .optional()
             })
             .await?;
@@ -300,10 +300,7 @@ impl SqliteStore {
     }
 }
 
-/// `SELECT max(id)`, without `first()`'s `LIMIT ?`: SQLite re-prepares a
-/// statement whose LIMIT is a bound parameter each time it runs (a
-/// fiftieth of a `/text` token's CPU, measured), and an aggregate is one
-/// row anyway.
+/// `SELECT max(id)`: an aggregate is one row, so no `first()` (`LIMIT ?`).
 fn latest_id(c: &mut SqliteConnection) -> QueryResult<EventId> {
     events::table
         .select(diesel::dsl::max(events::id))
@@ -334,8 +331,7 @@ fn insert_batch(
             let existing = events::table
                 .filter(events::idempotency_key.eq(key))
                 .select((events::id, events::created_at_ms))
-                // At most one row (a unique index): no `LIMIT ?`, see `latest_id`.
-                .get_result::<(i64, i64)>(c)
+                .first::<(i64, i64)>(c)
                 .optional()?;
             match existing {
                 Some((id, at)) if at >= dedupe_since_ms => {
@@ -390,4 +386,22 @@ fn prune_batch(c: &mut SqliteConnection, cutoff_ms: i64, batch: i64) -> QueryRes
         )
         .execute(c)?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::{Connection, dsl::sql, sql_types::Bool};
+
+    use super::*;
+
+    /// Without the query planner stability guarantee SQLite re-prepares a
+    /// statement with a bound `LIMIT` every time it runs (`.cargo/config.toml`).
+    #[test]
+    fn the_bundled_sqlite_keeps_plans_whatever_the_bound_values() {
+        let mut c = SqliteConnection::establish(":memory:").expect("an in-memory database");
+        let qpsg = diesel::select(sql::<Bool>("sqlite_compileoption_used('ENABLE_QPSG')"))
+            .get_result::<bool>(&mut c)
+            .expect("compile options are readable");
+        assert!(qpsg, "SQLite was built without SQLITE_ENABLE_QPSG");
+    }
 }
