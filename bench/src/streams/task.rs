@@ -149,27 +149,30 @@ async fn read_connection(
             // A dropped sender means the run is over too.
             _ = &mut stopped => return ConnectionEnd::Stopped,
             () = reconnect.notified() => return ConnectionEnd::Reconnect,
-            frame = stream.next_event() => match frame {
-                Ok(Some(frame)) => {
-                    // The rest of what that read brought, without a select
-                    // (and a fresh `notified()`) per frame.
-                    let arrival = Arrival::now();
+            frame = stream.next_event() => {
+                let mut frame = match frame {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return ConnectionEnd::Lost(StreamEnd::ClosedByBroker),
+                    Err(error) => return failed(&error),
+                };
+                // The rest of what that read brought, without a select (and
+                // a fresh `notified()`) per frame.
+                let arrival = Arrival::now();
+                loop {
                     log.observe_at(&frame, context, arrival);
-                    loop {
-                        match stream.next_buffered() {
-                            Ok(Some(frame)) => log.observe_at(&frame, context, arrival),
-                            Ok(None) => break,
-                            Err(error) => {
-                                return ConnectionEnd::Lost(StreamEnd::Failed(format!("{error:#}")));
-                            }
-                        }
-                    }
+                    frame = match stream.next_buffered() {
+                        Ok(Some(next)) => next,
+                        Ok(None) => break,
+                        Err(error) => return failed(&error),
+                    };
                 }
-                Ok(None) => return ConnectionEnd::Lost(StreamEnd::ClosedByBroker),
-                Err(error) => return ConnectionEnd::Lost(StreamEnd::Failed(format!("{error:#}"))),
-            },
+            }
         }
     }
+}
+
+fn failed(error: &anyhow::Error) -> ConnectionEnd {
+    ConnectionEnd::Lost(StreamEnd::Failed(format!("{error:#}")))
 }
 
 /// Opens a stream (resuming after `last_event_id`) and waits for its first
