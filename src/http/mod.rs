@@ -3,6 +3,7 @@
 
 mod assets;
 mod diagnose;
+mod drain_signal;
 pub mod extract;
 mod fallback;
 mod generations;

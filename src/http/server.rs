@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
 use super::{
+    drain_signal::DrainSignal,
     extract,
     fallback::{self, RouteTable},
     head_guard::{HeadGuard, RefusalMarker},
@@ -56,7 +57,8 @@ pub fn serve(
     let address = listener.local_addr()?;
     let marker = RefusalMarker::generate();
     let builder = Server::build();
-    let draining = builder.graceful_shutdown_signal();
+    let draining = DrainSignal::default();
+    draining.follow(builder.graceful_shutdown_signal());
     let builder = builder
         .workers(settings.workers)
         .disable_signals()
@@ -111,7 +113,7 @@ pub fn serve(
 
 /// The HTTP settings, the same over plain TCP and TLS.
 fn http_service<T, S>(
-    draining: actix_server::GracefulShutdownSignal,
+    draining: DrainSignal,
     address: std::net::SocketAddr,
 ) -> HttpServiceBuilder<T, S>
 where
@@ -121,10 +123,7 @@ where
     <S::Service as actix_service::Service<actix_http::Request>>::Future: 'static,
 {
     HttpServiceBuilder::default()
-        .graceful_shutdown_signal(move || {
-            let draining = draining.clone();
-            async move { draining.notified().await }
-        })
+        .graceful_shutdown_signal(move || draining.draining())
         .keep_alive(KeepAlive::default())
         // The guard times the first head itself, so its 408 is JSON.
         .client_request_timeout(Duration::ZERO)

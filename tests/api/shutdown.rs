@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::helpers::{BrokerProcess, EventStream, LONG, SHORT, StreamEnd, spawn_app};
 
@@ -41,6 +45,47 @@ async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
     assert!(
         refused.is_err(),
         "the stopped broker still answers: {refused:?}"
+    );
+}
+
+/// A kept-alive connection with nothing in flight is closed as soon as the
+/// drain starts. Both the keep-alive timeout and the shutdown timeout are
+/// 5 s, so only the drain signal closes it within the bound below.
+#[actix_web::test]
+async fn an_idle_kept_alive_connection_is_closed_as_the_drain_starts() {
+    let mut app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut idle = TcpStream::connect(&host).await.expect("connected");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\"status\"") {
+        let read = tokio::time::timeout(SHORT, idle.read(&mut buffer))
+            .await
+            .expect("an answer in time")
+            .expect("readable");
+        assert!(read > 0, "closed before answering: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+
+    let closed = async {
+        loop {
+            match idle.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let (_, closed) = tokio::join!(
+        app.stop(),
+        tokio::time::timeout(Duration::from_secs(3), closed)
+    );
+    assert!(
+        closed.is_ok(),
+        "the idle connection stayed open through the drain"
     );
 }
 

@@ -3,8 +3,10 @@
 //!
 //! Each connection sits in exactly one bucket set (its project key, then
 //! "all types" or one entry per type; task streams only under their task),
-//! so the candidates of one event never contain a connection twice. The
-//! final say is `Subscription::matches`.
+//! so the candidates of one event never contain a connection twice. A
+//! stream found by its project and type bucket already matches the event's
+//! type and project, so only its viewer's rights are left to check; a task
+//! stream (found by its task) still gets the full `Subscription::matches`.
 //!
 //! Streams are keyed by their slot in the connection table (a `usize`), so
 //! a candidate leads straight to its entry without hashing its id.
@@ -93,13 +95,20 @@ impl RoutingIndex {
         }
     }
 
-    /// Appends to `out` every connection that may want `event`.
-    pub fn candidates(&self, event: &StoredEvent, out: &mut Vec<StreamKey>) {
+    /// Appends to `out` every connection that may want `event`, and
+    /// answers how many of them, at the front, are task streams that still
+    /// need `Subscription::matches`. Every later one matches the event's
+    /// type and project already: only its viewer's rights remain to check
+    /// (`Viewer::can_see`). Skipping the rest of the filter per candidate
+    /// is most of routing's own cost on a wide fan-out.
+    pub fn candidates(&self, event: &StoredEvent, out: &mut Vec<StreamKey>) -> usize {
+        let start = out.len();
         if let Some(task) = &event.task_id
             && let Some(set) = self.by_task.get(task)
         {
             out.extend(set.iter().copied());
         }
+        let task_streams = out.len() - start;
         let mut collect = |key: &Option<ProjectId>| {
             if let Some(buckets) = self.by_project.get(key) {
                 out.extend(buckets.all_types.iter().copied());
@@ -112,6 +121,7 @@ impl RoutingIndex {
         if event.project_id.is_some() {
             collect(&event.project_id);
         }
+        task_streams
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,12 +187,21 @@ mod tests {
         ];
         for e in &events {
             let mut out = Vec::new();
-            index.candidates(e, &mut out);
+            let task_streams = index.candidates(e, &mut out);
             let unique: HashSet<_> = out.iter().copied().collect();
             assert_eq!(unique.len(), out.len(), "duplicate candidate for {e:?}");
             for (n, s) in subs.iter().enumerate() {
                 if s.matches(e) {
                     assert!(unique.contains(&id(n)), "missed {n} for {e:?}");
+                }
+            }
+            // What routing relies on to check only the viewer past the
+            // task streams: those candidates match the event but for it.
+            for (position, &key) in out.iter().enumerate() {
+                let s = &subs[key];
+                assert_eq!(position < task_streams, s.task_id.is_some(), "{e:?}");
+                if position >= task_streams {
+                    assert!(s.matches(e), "candidate {key} does not match {e:?}");
                 }
             }
         }

@@ -184,18 +184,25 @@ impl<C: Clone> ConnectionTable<C> {
     pub fn route(&mut self, event: &StoredEvent, frame: &OutboundFrame) -> Routed<C> {
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
-        self.index.candidates(event, &mut candidates);
+        let task_streams = self.index.candidates(event, &mut candidates);
+        // An event of no project and no user is for every viewer.
+        let for_everyone = event.project_id.is_none() && event.user_id.is_none();
         let mut routed = Routed {
             delivered: 0,
             slow: Vec::new(),
             finished: Vec::new(),
         };
         let mut full = Vec::new();
-        for &key in &candidates {
+        for (position, &key) in candidates.iter().enumerate() {
             let Some(entry) = self.entries.get_mut(key) else {
                 continue;
             };
-            if !entry.subscription.matches(event) {
+            let wanted = if position < task_streams {
+                entry.subscription.matches(event)
+            } else {
+                for_everyone || entry.subscription.viewer.can_see(event)
+            };
+            if !wanted {
                 continue;
             }
             match entry
@@ -272,7 +279,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::{EventType, TaskRef, Viewer},
+        domain::{EventType, ProjectAccess, TaskRef, Viewer},
         stream::hand_off::HandOff,
     };
 
@@ -406,6 +413,43 @@ mod tests {
 
         assert_eq!(everything.ids(), [1, 2]);
         assert_eq!(commits.ids(), [2]);
+    }
+
+    #[test]
+    fn a_stream_found_by_type_still_gets_only_what_its_viewer_may_see() {
+        let mut table = ConnectionTable::new(10, 0, 8);
+        let p1 = ProjectId::parse("p1").unwrap();
+        let mut only_p1 = subscription(&["commit"], None, None);
+        only_p1.viewer.projects =
+            ProjectAccess::Only(Arc::new(std::iter::once(p1.clone()).collect()));
+        let mut tenant = admit(&mut table, "p1", only_p1, 8, false).unwrap();
+        let mut alice = admit(
+            &mut table,
+            "alice",
+            subscription(&["commit"], None, Some("alice")),
+            8,
+            false,
+        )
+        .unwrap();
+        let commit = |id: i64, project: Option<&ProjectId>, user: Option<&str>| {
+            let (mut event, _) = event(id, "commit", None);
+            event.project_id = project.cloned();
+            event.user_id = user.map(|u| UserId::parse(u).unwrap());
+            let frame = OutboundFrame::event(&event, Bytes::from_static(b"frame"));
+            (event, frame)
+        };
+        let p2 = ProjectId::parse("p2").unwrap();
+        for (event, frame) in [
+            commit(1, None, None),
+            commit(2, Some(&p1), None),
+            commit(3, Some(&p2), None),
+            commit(4, None, Some("bob")),
+            commit(5, None, Some("alice")),
+        ] {
+            table.route(&event, &frame);
+        }
+        assert_eq!(tenant.ids(), [1, 2]);
+        assert_eq!(alice.ids(), [1, 2, 3, 5]);
     }
 
     #[test]
