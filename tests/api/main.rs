@@ -28,6 +28,7 @@ mod replay;
 mod restart;
 mod shutdown;
 mod slow_clients;
+mod sockets;
 mod store_timeouts;
 mod streams;
 mod tasks;

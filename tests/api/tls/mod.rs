@@ -200,3 +200,22 @@ async fn plain_http_to_the_tls_port_gets_no_answer_and_the_broker_stays_up() {
         .expect("HTTPS still answers");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[actix_web::test]
+async fn a_tls_connection_sends_each_write_at_once() {
+    // Arrange
+    let (app, _certificate, _dir) = spawn_tls_app().await;
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
+
+    // Act: a connection the broker accepted (its TLS handshake not begun)
+    let client = tokio::net::TcpStream::connect(server)
+        .await
+        .expect("connected");
+    let client = client.local_addr().expect("client address");
+
+    // Assert: `TCP_NODELAY` is set before the handshake, as on plain HTTP.
+    crate::helpers::eventually(SHORT, "TCP_NODELAY on the broker's socket", || async {
+        crate::sockets::server_side_nodelay(server, client).filter(|on| *on)
+    })
+    .await;
+}
