@@ -2,10 +2,11 @@
 //! as it arrives and each line applied at once, so viewers see tokens live,
 //! not when the upload ends.
 //!
-//! What has arrived of the body goes to the task as one write, and the
-//! body is read on once that write is stored and `--text-coalesce-ms` has
-//! passed since it started: a producer faster than that is slowed by TCP,
-//! and what piles up in the meantime is one write and one `text` event. A cancel while the producer is between chunks ends the upload
+//! What has arrived of the body goes to the task as one write. The next
+//! write waits until that one is stored and `--text-coalesce-ms` has passed
+//! since it started: what the producer sends in the meantime is one write
+//! and one `text` event, and a producer faster than that is slowed by TCP.
+//! A cancel while the producer is between chunks ends the upload
 //! at once (409), so it stops paying for tokens; a line that does not parse
 //! ends it with 422 naming the line, the lines before it staying applied; a
 //! body that ends without a terminal line leaves the task running.
@@ -225,6 +226,8 @@ impl TaskService {
         let mut status = self.watch(&task_id).await;
         let (mut deltas, mut chars) = (0u64, 0u64);
         let mut ended = false;
+        // The end of the coalescing window the last write opened.
+        let mut window_end: Option<tokio::time::Instant> = None;
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout(limits.idle, body.next()) => next,
@@ -232,13 +235,32 @@ impl TaskService {
                     return Err(TaskWriteError::Task(TaskError::Cancelled).into());
                 }
             };
-            let (chunk, last) = match next {
+            let first = match next {
                 Err(_) => return Err(UploadError::Idle(limits.idle)),
-                Ok(None) => (Bytes::new(), true),
+                Ok(None) => None,
                 Ok(Some(Err(_))) => return Err(UploadError::Body),
-                Ok(Some(Ok(chunk))) => with_ready_chunks(chunk, &mut body)?,
+                Ok(Some(Ok(chunk))) => Some(chunk),
+            };
+            // Deltas that came within the window wait out the rest of it,
+            // and what the producer sends meanwhile joins them: one write.
+            // A producer slower than the window pays no timer at all.
+            if first.is_some()
+                && let Some(end) = window_end
+                && tokio::time::Instant::now() < end
+            {
+                tokio::select! {
+                    () = tokio::time::sleep_until(end) => {}
+                    () = cancelled(&mut status) => {
+                        return Err(TaskWriteError::Task(TaskError::Cancelled).into());
+                    }
+                }
+            }
+            let (chunk, last) = match first {
+                None => (Bytes::new(), true),
+                Some(chunk) => with_ready_chunks(chunk, &mut body)?,
             };
             let written_at = tokio::time::Instant::now();
+            window_end = Some(written_at + self.text_coalesce());
             let (instructions, malformed) = reader.read(&chunk, last);
             let mut text = Vec::new();
             for instruction in instructions {
@@ -270,14 +292,6 @@ impl TaskService {
             }
             if last {
                 break;
-            }
-            // Let the producer's next deltas gather in the socket for the
-            // rest of the window: read together, they are one write.
-            tokio::select! {
-                () = tokio::time::sleep_until(written_at + self.text_coalesce()) => {}
-                () = cancelled(&mut status) => {
-                    return Err(TaskWriteError::Task(TaskError::Cancelled).into());
-                }
             }
         }
         tracing::Span::current().record("deltas", deltas);
