@@ -7,7 +7,8 @@
 //!   opening and changing streams.
 //! - [`tasks`]: the task API (progress, AI text, completion, orphans).
 //! - [`uploads`]: one upload per generation, applied line by line as it
-//!   arrives; [`generation_input`] reads its three formats.
+//!   arrives; `upload_reader` splits its body into instructions and
+//!   [`generation_input`] reads its three formats.
 //! - [`operations`]: health, figures, the monitoring document, listing and
 //!   dropping streams, cleanup runs, metrics.
 
@@ -16,4 +17,5 @@ pub mod generation_input;
 pub mod operations;
 pub mod streams;
 pub mod tasks;
+mod upload_reader;
 pub mod uploads;

@@ -18,12 +18,13 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::{
-    generation_input::{Instruction, UploadFormat, event_stream_data, ndjson_line},
+    generation_input::{Instruction, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError},
+    upload_reader::{ReadError, Reader},
 };
 use crate::{
     auth::Principal,
-    domain::{SseParser, Task, TaskChange, TaskError, TaskId, TaskStatus},
+    domain::{Task, TaskChange, TaskError, TaskId, TaskStatus},
 };
 
 /// What an upload did.
@@ -59,115 +60,13 @@ pub enum UploadError {
     Task(#[from] TaskWriteError),
 }
 
-/// Splits the body into instructions, each named by its line (an SSE
-/// event by its last line).
-enum Reader {
-    NdJson {
-        pending: Vec<u8>,
-        line: u64,
-        max: usize,
-    },
-    EventStream {
-        parser: SseParser,
-        max: usize,
-    },
-}
-
-impl Reader {
-    fn new(format: UploadFormat, max: usize) -> Self {
-        match format {
-            UploadFormat::NdJson => Self::NdJson {
-                pending: Vec::new(),
-                line: 0,
-                max,
-            },
-            UploadFormat::EventStream => Self::EventStream {
-                parser: SseParser::with_max_line_bytes(max),
-                max,
-            },
+impl From<ReadError> for UploadError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Malformed { line, reason } => Self::Malformed { line, reason },
+            ReadError::LineTooLong { line, limit } => Self::LineTooLong { line, limit },
         }
     }
-
-    /// The instructions of `chunk` (and what earlier chunks left unfinished);
-    /// `last` reads an unterminated final NDJSON line too. The instructions
-    /// before a malformed line come back with its error, so they are applied.
-    fn read(&mut self, chunk: &[u8], last: bool) -> (Vec<Instruction>, Option<UploadError>) {
-        let mut out = Vec::new();
-        let error = self.read_into(chunk, last, &mut out).err();
-        (out, error)
-    }
-
-    fn read_into(
-        &mut self,
-        chunk: &[u8],
-        last: bool,
-        out: &mut Vec<Instruction>,
-    ) -> Result<(), UploadError> {
-        match self {
-            Self::NdJson { pending, line, max } => {
-                pending.extend_from_slice(chunk);
-                let mut start = 0;
-                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-                    *line += 1;
-                    if end > *max {
-                        return Err(UploadError::LineTooLong {
-                            line: *line,
-                            limit: *max,
-                        });
-                    }
-                    out.push(ndjson(&pending[start..start + end], *line)?);
-                    start += end + 1;
-                }
-                pending.drain(..start);
-                if pending.len() > *max {
-                    return Err(UploadError::LineTooLong {
-                        line: *line + 1,
-                        limit: *max,
-                    });
-                }
-                if last && !pending.is_empty() {
-                    *line += 1;
-                    out.push(ndjson(pending, *line)?);
-                    pending.clear();
-                }
-            }
-            Self::EventStream { parser, max } => {
-                parser.push(chunk);
-                loop {
-                    match parser.next_event() {
-                        Ok(Some(sse)) => {
-                            // Named by its last line: the blank line that
-                            // ended it is the one the parser just read.
-                            let instruction = event_stream_data(&sse.data).map_err(|reason| {
-                                UploadError::Malformed {
-                                    line: parser.lines_read() - 1,
-                                    reason,
-                                }
-                            })?;
-                            out.push(instruction);
-                        }
-                        Ok(None) => break,
-                        Err(_) => {
-                            return Err(UploadError::LineTooLong {
-                                line: parser.lines_read() + 1,
-                                limit: *max,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, UploadError> {
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|_| UploadError::Malformed {
-        line,
-        reason: "the line is not UTF-8".into(),
-    })?;
-    ndjson_line(text).map_err(|reason| UploadError::Malformed { line, reason })
 }
 
 impl TaskService {
@@ -288,7 +187,7 @@ impl TaskService {
             let (new, new_chars) = self.append_counted(&task_id, text).await?;
             (deltas, chars) = (deltas + new, chars + new_chars);
             if let Some(error) = malformed {
-                return Err(error);
+                return Err(error.into());
             }
             if last {
                 break;
