@@ -13,7 +13,7 @@ use crate::{
         operations::OperationError,
         streams::{SubscriptionError, UpdateError},
         tasks::TaskWriteError,
-        uploads::UploadError,
+        uploads::{ReadError, UploadError},
     },
     store::StoreError,
 };
@@ -196,8 +196,12 @@ impl From<UploadError> for ApiError {
     fn from(error: UploadError) -> Self {
         let message = error.to_string();
         match error {
-            UploadError::Malformed { .. } => Self::new(ErrorCode::InvalidPayload, message),
-            UploadError::LineTooLong { .. } => Self::new(ErrorCode::PayloadTooLarge, message),
+            UploadError::Read(ReadError::Malformed { .. }) => {
+                Self::new(ErrorCode::InvalidPayload, message)
+            }
+            UploadError::Read(ReadError::LineTooLong { .. }) => {
+                Self::new(ErrorCode::PayloadTooLarge, message)
+            }
             UploadError::Idle(_) => Self::new(ErrorCode::RequestTimeout, message),
             UploadError::Body => Self::new(ErrorCode::MalformedRequest, message),
             UploadError::Task(error) => error.into(),

@@ -7,7 +7,7 @@ use crate::domain::SseParser;
 
 /// Why the body's next instruction cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ReadError {
+pub enum ReadError {
     #[error("line {line}: {reason}")]
     Malformed { line: u64, reason: String },
     #[error("line {line} is longer than {limit} bytes")]
@@ -19,6 +19,10 @@ pub(super) enum ReadError {
 pub(super) enum Reader {
     NdJson {
         pending: Vec<u8>,
+        /// The leading bytes of `pending` already searched for a line end:
+        /// a long line arriving in many chunks is scanned once, not once
+        /// per chunk.
+        scanned: usize,
         line: u64,
         max: usize,
     },
@@ -33,6 +37,7 @@ impl Reader {
         match format {
             UploadFormat::NdJson => Self::NdJson {
                 pending: Vec::new(),
+                scanned: 0,
                 line: 0,
                 max,
             },
@@ -63,21 +68,30 @@ impl Reader {
         out: &mut Vec<Instruction>,
     ) -> Result<(), ReadError> {
         match self {
-            Self::NdJson { pending, line, max } => {
+            Self::NdJson {
+                pending,
+                scanned,
+                line,
+                max,
+            } => {
                 pending.extend_from_slice(chunk);
                 let mut start = 0;
-                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                let mut from = *scanned;
+                while let Some(offset) = memchr::memchr(b'\n', &pending[from..]) {
+                    let end = from + offset;
                     *line += 1;
-                    if end > *max {
+                    if end - start > *max {
                         return Err(ReadError::LineTooLong {
                             line: *line,
                             limit: *max,
                         });
                     }
-                    out.push(ndjson(&pending[start..start + end], *line)?);
-                    start += end + 1;
+                    out.push(ndjson(&pending[start..end], *line)?);
+                    start = end + 1;
+                    from = start;
                 }
                 pending.drain(..start);
+                *scanned = pending.len();
                 if pending.len() > *max {
                     return Err(ReadError::LineTooLong {
                         line: *line + 1,
@@ -88,6 +102,7 @@ impl Reader {
                     *line += 1;
                     out.push(ndjson(pending, *line)?);
                     pending.clear();
+                    *scanned = 0;
                 }
             }
             Self::EventStream { parser, max } => {
@@ -127,4 +142,60 @@ fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, ReadError> {
         reason: "the line is not UTF-8".into(),
     })?;
     ndjson_line(text).map_err(|reason| ReadError::Malformed { line, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deltas(instructions: &[Instruction]) -> Vec<String> {
+        instructions
+            .iter()
+            .map(|i| match i {
+                Instruction::Delta { text, .. } => text.clone(),
+                other => panic!("not a delta: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ndjson_lines_split_anywhere_read_the_same() {
+        let body = "{\"delta\": \"a\"}\n{\"delta\": \"bc\"}\r\n{\"delta\": \"d\"}";
+        for split in 0..=body.len() {
+            let mut reader = Reader::new(UploadFormat::NdJson, 1024);
+            let (mut got, error) = reader.read(&body.as_bytes()[..split], false);
+            assert!(error.is_none(), "{error:?}");
+            let (rest, error) = reader.read(&body.as_bytes()[split..], true);
+            assert!(error.is_none(), "{error:?}");
+            got.extend(rest);
+            assert_eq!(deltas(&got), ["a", "bc", "d"], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_long_ndjson_line_in_many_chunks_is_read_whole_and_the_limit_holds() {
+        let text = "x".repeat(10_000);
+        let body = format!("{{\"delta\": \"{text}\"}}\n{{\"delta\": \"y\"}}\n");
+        let mut reader = Reader::new(UploadFormat::NdJson, 10_020);
+        let mut got = Vec::new();
+        for chunk in body.as_bytes().chunks(97) {
+            let (instructions, error) = reader.read(chunk, false);
+            assert!(error.is_none(), "{error:?}");
+            got.extend(instructions);
+        }
+        assert_eq!(deltas(&got), [text, "y".to_owned()]);
+
+        let mut reader = Reader::new(UploadFormat::NdJson, 1000);
+        let refused = (0..20).find_map(|_| reader.read(&[b'x'; 97], false).1);
+        assert!(
+            matches!(
+                refused,
+                Some(ReadError::LineTooLong {
+                    line: 1,
+                    limit: 1000
+                })
+            ),
+            "{refused:?}"
+        );
+    }
 }

@@ -17,10 +17,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::watch;
 
+pub use super::upload_reader::ReadError;
 use super::{
     generation_input::{Instruction, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError},
-    upload_reader::{ReadError, Reader},
+    upload_reader::Reader,
 };
 use crate::{
     auth::Principal,
@@ -48,25 +49,15 @@ pub struct UploadLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("line {line}: {reason}")]
-    Malformed { line: u64, reason: String },
-    #[error("line {line} is longer than {limit} bytes")]
-    LineTooLong { line: u64, limit: usize },
+    /// A line that does not parse, or is too long.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("the upload sent nothing for {} s", .0.as_secs())]
     Idle(Duration),
     #[error("the upload's body could not be read")]
     Body,
     #[error(transparent)]
     Task(#[from] TaskWriteError),
-}
-
-impl From<ReadError> for UploadError {
-    fn from(error: ReadError) -> Self {
-        match error {
-            ReadError::Malformed { line, reason } => Self::Malformed { line, reason },
-            ReadError::LineTooLong { line, limit } => Self::LineTooLong { line, limit },
-        }
-    }
 }
 
 impl TaskService {
@@ -256,8 +247,8 @@ fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
             TaskStatus::Failed => "failed",
             _ => "left_running",
         },
-        Err(UploadError::Malformed { .. }) => "malformed",
-        Err(UploadError::LineTooLong { .. }) => "line_too_long",
+        Err(UploadError::Read(ReadError::Malformed { .. })) => "malformed",
+        Err(UploadError::Read(ReadError::LineTooLong { .. })) => "line_too_long",
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
         Err(UploadError::Task(TaskWriteError::Task(TaskError::Cancelled))) => "cancelled",
