@@ -185,8 +185,6 @@ impl<C: Clone> ConnectionTable<C> {
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
         let task_streams = self.index.candidates(event, &mut candidates);
-        // An event of no project and no user is for every viewer.
-        let for_everyone = event.project_id.is_none() && event.user_id.is_none();
         let mut routed = Routed {
             delivered: 0,
             slow: Vec::new(),
@@ -200,7 +198,7 @@ impl<C: Clone> ConnectionTable<C> {
             let wanted = if position < task_streams {
                 entry.subscription.matches(event)
             } else {
-                for_everyone || entry.subscription.viewer.can_see(event)
+                entry.subscription.viewer.can_see(event)
             };
             if !wanted {
                 continue;
