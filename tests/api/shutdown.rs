@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::AsyncReadExt;
 
-use crate::helpers::{BrokerProcess, EventStream, LONG, SHORT, StreamEnd, spawn_app};
+use crate::helpers::{
+    BrokerProcess, EventStream, LONG, SHORT, StreamEnd, raw_http::open_until, spawn_app,
+};
 
 #[actix_web::test]
 async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
@@ -54,22 +53,14 @@ async fn a_graceful_shutdown_ends_every_stream_with_a_shutdown_event() {
 #[actix_web::test]
 async fn an_idle_kept_alive_connection_is_closed_as_the_drain_starts() {
     let mut app = spawn_app().await;
-    let host = app.address.trim_start_matches("http://").to_owned();
-    let mut idle = TcpStream::connect(&host).await.expect("connected");
-    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut answer = Vec::new();
+    let (mut idle, answer) = open_until(
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        "\"status\"",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let mut buffer = [0u8; 4096];
-    while !String::from_utf8_lossy(&answer).contains("\"status\"") {
-        let read = tokio::time::timeout(SHORT, idle.read(&mut buffer))
-            .await
-            .expect("an answer in time")
-            .expect("readable");
-        assert!(read > 0, "closed before answering: {answer:?}");
-        answer.extend_from_slice(&buffer[..read]);
-    }
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
 
     let closed = async {
         loop {

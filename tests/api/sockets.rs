@@ -7,12 +7,7 @@ use std::{
     os::fd::{BorrowedFd, RawFd},
 };
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-
-use crate::helpers::{SHORT, spawn_app};
+use crate::helpers::{raw_http::open_until, spawn_app};
 
 /// `TCP_NODELAY` of the broker's socket of the connection from `client`:
 /// the descriptor of this process (the broker runs in the test) bound to
@@ -38,26 +33,13 @@ pub fn server_side_nodelay(server: SocketAddr, client: SocketAddr) -> Option<boo
 #[actix_web::test]
 async fn a_stream_socket_sends_each_write_at_once() {
     let app = spawn_app().await;
-    let server: SocketAddr = app
-        .address
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the broker's address");
-    let mut client = TcpStream::connect(server).await.expect("connected");
-    client
-        .write_all(b"GET /sse/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !String::from_utf8_lossy(&head).contains("event: connected") {
-        let read = tokio::time::timeout(SHORT, client.read(&mut buffer))
-            .await
-            .expect("the stream's first frame in time")
-            .expect("readable");
-        assert!(read > 0, "closed: {:?}", String::from_utf8_lossy(&head));
-        head.extend_from_slice(&buffer[..read]);
-    }
+    let server = SocketAddr::from(([127, 0, 0, 1], app.port));
+    let (client, _) = open_until(
+        &app,
+        b"GET /sse/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        "event: connected",
+    )
+    .await;
 
     let nodelay = server_side_nodelay(server, client.local_addr().expect("client address"))
         .expect("the broker's socket of this connection");

@@ -61,6 +61,34 @@ pub async fn exchange(app: &TestApp, request: &[u8], wait: Duration) -> Vec<RawR
     parse_responses(&received)
 }
 
+/// Sends `request` on a new connection and reads until what came back
+/// contains `until` (within [`SHORT`]); answers the connection, still
+/// open, and what was read.
+pub async fn open_until(app: &TestApp, request: &[u8], until: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("a connection to the broker");
+    stream
+        .write_all(request)
+        .await
+        .expect("the request written");
+    let mut received = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while !String::from_utf8_lossy(&received).contains(until) {
+        let read = tokio::time::timeout(SHORT, stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no {until:?} within {SHORT:?}"))
+            .expect("readable");
+        assert!(
+            read > 0,
+            "closed before {until:?}: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&chunk[..read]);
+    }
+    (stream, String::from_utf8_lossy(&received).into_owned())
+}
+
 /// [`exchange`] for one request, asserting one response.
 pub async fn exchange_one(app: &TestApp, request: &[u8]) -> RawResponse {
     let mut responses = exchange(app, request, SHORT).await;
