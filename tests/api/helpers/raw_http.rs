@@ -39,13 +39,7 @@ impl RawResponse {
 /// Sends `request` as is and reads every response until the broker closes
 /// the connection (or `wait` passes without a byte).
 pub async fn exchange(app: &TestApp, request: &[u8], wait: Duration) -> Vec<RawResponse> {
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("a connection to the broker");
-    stream
-        .write_all(request)
-        .await
-        .expect("the request written");
+    let mut stream = send(app, request).await;
     let mut received = Vec::new();
     let mut chunk = vec![0_u8; 64 * 1024];
     loop {
@@ -65,13 +59,7 @@ pub async fn exchange(app: &TestApp, request: &[u8], wait: Duration) -> Vec<RawR
 /// contains `until` (within [`SHORT`]); answers the connection, still
 /// open, and what was read.
 pub async fn open_until(app: &TestApp, request: &[u8], until: &str) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("a connection to the broker");
-    stream
-        .write_all(request)
-        .await
-        .expect("the request written");
+    let mut stream = send(app, request).await;
     let mut received = Vec::new();
     let mut chunk = [0_u8; 4096];
     while !String::from_utf8_lossy(&received).contains(until) {
@@ -87,6 +75,18 @@ pub async fn open_until(app: &TestApp, request: &[u8], until: &str) -> (TcpStrea
         received.extend_from_slice(&chunk[..read]);
     }
     (stream, String::from_utf8_lossy(&received).into_owned())
+}
+
+/// A new connection to the broker with `request` written on it.
+async fn send(app: &TestApp, request: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("a connection to the broker");
+    stream
+        .write_all(request)
+        .await
+        .expect("the request written");
+    stream
 }
 
 /// [`exchange`] for one request, asserting one response.
