@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use actix::Addr;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten};
 use crate::{
     actors::{
-        live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask, WriteAnswer},
+        live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask},
         persister::PersistError,
     },
     auth::Principal,
@@ -170,12 +170,14 @@ impl TaskService {
         change: TaskChange,
         access: ProjectAccess,
     ) -> Result<Task, TaskWriteError> {
-        let answer = self.live.send(ChangeTask {
+        let (reply, answer) = oneshot::channel();
+        self.live.do_send(ChangeTask {
             task_id: task_id.clone(),
             change,
             access,
+            reply,
         });
-        Ok(written(answer.await).await?.task)
+        Ok(written(answer).await?.task)
     }
 
     /// Appends text; a delta whose `seq` is at or below the task's last
@@ -196,12 +198,14 @@ impl TaskService {
         deltas: Vec<Delta>,
         access: ProjectAccess,
     ) -> Result<TaskWritten, TaskWriteError> {
-        let answer = self.live.send(AppendText {
+        let (reply, answer) = oneshot::channel();
+        self.live.do_send(AppendText {
             task_id: task_id.clone(),
             deltas,
             access,
+            reply,
         });
-        written(answer.await).await
+        written(answer).await
     }
 
     /// [`Self::append`] to a task `principal` may see.
@@ -260,11 +264,11 @@ impl TaskService {
 
 /// The answer of a write sent to `LiveTasks`: `ShuttingDown` when its
 /// mailbox or the write's reply is gone.
+/// A write's answer; the actor gone before answering means shutting down.
 async fn written(
-    sent: Result<WriteAnswer, actix::MailboxError>,
+    answer: oneshot::Receiver<Result<TaskWritten, TaskWriteError>>,
 ) -> Result<TaskWritten, TaskWriteError> {
-    let shutting_down = || TaskWriteError::Persist(PersistError::ShuttingDown);
-    sent.map_err(|_| shutting_down())?
+    answer
         .await
-        .unwrap_or_else(|_| Err(shutting_down()))
+        .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
 }

@@ -74,17 +74,14 @@ impl QueryFragment<Sqlite> for UpdateRunningTask<'_> {
     }
 }
 
-/// `INSERT INTO events (…) VALUES (…) RETURNING id` of one row; loads the
-/// new id.
+/// `INSERT INTO events (…) VALUES (…)` of one row. Its id is not returned:
+/// `RETURNING` makes SQLite run the insert into an ephemeral table and read
+/// it back. The writer knows it anyway (see [`EventsSequence`]).
 pub struct InsertEventRow<'a>(pub &'a EventRow);
 
 impl QueryId for InsertEventRow<'_> {
     type QueryId = InsertEventRow<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for InsertEventRow<'_> {
-    type SqlType = BigInt;
 }
 
 impl<Conn> RunQueryDsl<Conn> for InsertEventRow<'_> {}
@@ -111,7 +108,32 @@ impl QueryFragment<Sqlite> for InsertEventRow<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&row.trace_context)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&row.created_at_ms)?;
-        out.push_sql(") RETURNING id");
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// The last id `AUTOINCREMENT` handed out for `events` (no row before the
+/// first insert). Under the write lock the next inserts get the ids after
+/// it, one by one: an AUTOINCREMENT id is the larger of this and the
+/// table's largest id, plus one, and the table's largest id never exceeds
+/// it.
+pub struct EventsSequence;
+
+impl QueryId for EventsSequence {
+    type QueryId = EventsSequence;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for EventsSequence {
+    type SqlType = BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for EventsSequence {}
+
+impl QueryFragment<Sqlite> for EventsSequence {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
         Ok(())
     }
 }

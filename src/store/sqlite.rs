@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
-    prepared::{InsertEventRow, UpdateRunningTask},
+    prepared::{EventsSequence, InsertEventRow, UpdateRunningTask},
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
@@ -161,17 +161,17 @@ impl SqliteStore {
     ) -> Result<CommittedBatch, StoreError> {
         self.write(deadline, move |c| {
             // Under the write lock: nothing can commit in between.
-            let previous_id = latest_id(c)?;
+            let previous_id = events_sequence(c)?;
             let mut stale_tasks = Vec::new();
             for task in &tasks {
                 if UpdateRunningTask(task).execute(c)? == 0 {
                     stale_tasks.push(task.task_id.clone());
                 }
             }
-            let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms)?;
+            let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
             Ok(CommittedBatch {
                 outcomes,
-                previous_id,
+                previous_id: EventId(previous_id),
                 stale_tasks,
             })
         })
@@ -308,11 +308,17 @@ fn latest_id(c: &mut SqliteConnection) -> QueryResult<EventId> {
         .map(|id| EventId(id.unwrap_or(0)))
 }
 
+/// The last id handed out to an event (0 before the first).
+fn events_sequence(c: &mut SqliteConnection) -> QueryResult<i64> {
+    Ok(EventsSequence.get_result::<i64>(c).optional()?.unwrap_or(0))
+}
+
 fn insert_batch(
     c: &mut SqliteConnection,
     rows: Vec<EventRow>,
     stale_tasks: &[String],
     dedupe_since_ms: i64,
+    last_id: i64,
 ) -> QueryResult<Vec<InsertOutcome>> {
     let mut plan = BatchPlan::new(rows.len());
     for (position, row) in rows.into_iter().enumerate() {
@@ -352,10 +358,16 @@ fn insert_batch(
     let ids = if plan.fresh().is_empty() {
         Vec::new()
     } else {
-        plan.fresh()
-            .iter()
-            .map(|row| InsertEventRow(row).get_result::<i64>(c))
-            .collect::<QueryResult<Vec<i64>>>()?
+        for row in plan.fresh() {
+            InsertEventRow(row).execute(c)?;
+        }
+        let inserted = plan.fresh().len() as i64;
+        // The ids are known, not guessed: checked against what SQLite
+        // recorded; any other answer rolls the batch back.
+        if events_sequence(c)? != last_id + inserted {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        (last_id + 1..=last_id + inserted).collect()
     };
     plan.finish(ids)
         .ok_or(diesel::result::Error::RollbackTransaction)

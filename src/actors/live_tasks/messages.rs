@@ -1,69 +1,69 @@
 //! The messages LiveTasks answers: the writes, and what others may ask of
 //! a task it holds.
 
-use actix::{Context, Handler, Message, MessageResult};
+use actix::{Context, Handler, Message};
 use tokio::sync::{oneshot, watch};
 
 use super::{
     LiveTasks, TaskWriteError, TaskWritten,
-    ops::{Delta, Op},
+    ops::{Delta, Op, Reply},
 };
 use crate::{
     actors::registry::TaskEnded,
     domain::{ProjectAccess, Task, TaskChange, TaskId, TaskStatus},
 };
 
-/// What a write resolves to once it is stored or refused. The handler
-/// answers the receiver at once rather than a future: actix would spawn a
-/// task per message to drive one, and this is the path of every token.
-pub type WriteAnswer = oneshot::Receiver<Result<TaskWritten, TaskWriteError>>;
+/// Where a write's answer goes once it is stored or refused. The writer
+/// sends its write with `do_send` and awaits the other end: no actix
+/// response channel, and no task spawned to drive a future, on the path of
+/// every token. Dropped unanswered (the actor stopped), the writer's end
+/// reads as closed.
+pub type WriteReply = oneshot::Sender<Result<TaskWritten, TaskWriteError>>;
 
 /// Apply a change (not text) to a task; answers once it is stored.
 #[derive(Message)]
-#[rtype(result = "WriteAnswer")]
+#[rtype(result = "()")]
 pub struct ChangeTask {
     pub task_id: TaskId,
     pub change: TaskChange,
     /// The writer's projects: a task outside them answers `NotFound`.
     pub access: ProjectAccess,
+    pub reply: WriteReply,
 }
 
 impl Handler<ChangeTask> for LiveTasks {
-    type Result = MessageResult<ChangeTask>;
+    type Result = ();
 
-    fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) -> Self::Result {
-        let change = msg.change;
-        MessageResult(self.submit(
-            msg.task_id,
-            msg.access,
-            |reply| Op::Change { change, reply },
-            ctx,
-        ))
+    fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) {
+        let op = Op::Change {
+            change: msg.change,
+            reply: Reply::new(msg.reply),
+        };
+        self.enqueue(msg.task_id, msg.access, op, ctx);
     }
 }
 
 /// Append text to a task; answers once it is stored (with the id of the
 /// `text` event it went into) or refused.
 #[derive(Message)]
-#[rtype(result = "WriteAnswer")]
+#[rtype(result = "()")]
 pub struct AppendText {
     pub task_id: TaskId,
     pub deltas: Vec<Delta>,
     /// The writer's projects: a task outside them answers `NotFound`.
     pub access: ProjectAccess,
+    pub reply: WriteReply,
 }
 
 impl Handler<AppendText> for LiveTasks {
-    type Result = MessageResult<AppendText>;
+    type Result = ();
 
-    fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) -> Self::Result {
-        let deltas = msg.deltas;
-        MessageResult(self.submit(
-            msg.task_id,
-            msg.access,
-            |reply| Op::Text { deltas, reply },
-            ctx,
-        ))
+    fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) {
+        let op = Op::Text {
+            deltas: msg.deltas,
+            reply: Reply::new(msg.reply),
+        };
+        self.enqueue(msg.task_id, msg.access, op, ctx);
     }
 }
 

@@ -29,14 +29,14 @@ use std::{
 };
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 pub use error::TaskWriteError;
-pub use messages::{AppendText, ChangeTask, PeekTask, WatchTask, WriteAnswer};
+pub use messages::{AppendText, ChangeTask, PeekTask, WatchTask, WriteReply};
 pub use ops::{Delta, TaskWritten};
 use ops::{Op, Reply};
 
-use super::persister::Persister;
+use super::persister::{PersistError, PersistThen, Persisted, Persister, Then};
 use crate::{
     domain::{ProjectAccess, Task, TaskId, TaskStatus},
     store::EventStore,
@@ -161,22 +161,29 @@ impl LiveTasks {
             return;
         };
         live.in_flight = true;
-        let persist = self.persister.send(write.persist);
         let task_id = task_id.clone();
         let me = ctx.address();
-        // A task of its own waits for the Persister, not a future spawned
-        // on this actor: actix polls every future an actor spawned each
-        // time the actor wakes, so with a thousand generations in flight
-        // each token paid for a thousand polls.
-        actix::spawn(async move {
-            let sent = persist.await;
-            me.do_send(WriteReturned {
-                task_id,
-                replies: write.replies,
-                task: write.task,
-                is_text: write.is_text,
-                sent,
-            });
+        let ops::Write {
+            persist,
+            replies,
+            task,
+            is_text,
+        } = write;
+        // The answer comes back as a message, not as a future spawned on
+        // this actor (actix polls every future an actor spawned each time
+        // it wakes: with a thousand generations in flight each token paid
+        // for a thousand polls), nor as a task of its own awaiting it.
+        self.persister.do_send(PersistThen {
+            persist,
+            then: Then::new(move |sent| {
+                me.do_send(WriteReturned {
+                    task_id,
+                    replies,
+                    task,
+                    is_text,
+                    sent,
+                })
+            }),
         });
     }
 
@@ -194,10 +201,7 @@ impl LiveTasks {
             return;
         };
         live.in_flight = false;
-        let outcome = sent
-            .map_err(|_| super::persister::PersistError::ShuttingDown)
-            .and_then(|persisted| persisted);
-        match outcome {
+        match sent {
             Ok(persisted) if !persisted.stale => {
                 let text_id = is_text
                     .then(|| persisted.ids.iter().rev().find_map(|id| *id))
@@ -274,20 +278,6 @@ impl LiveTasks {
         );
     }
 
-    /// Queues the write `op` builds around its reply; answers where its
-    /// answer will come (closed if the actor stops first).
-    fn submit(
-        &mut self,
-        task_id: TaskId,
-        access: ProjectAccess,
-        op: impl FnOnce(Reply) -> Op,
-        ctx: &mut Context<Self>,
-    ) -> WriteAnswer {
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(task_id, access, op(Reply::new(reply)), ctx);
-        answer
-    }
-
     fn evict_idle(&mut self) {
         let now = Instant::now();
         // A task someone watches (an open upload) stays: its watch must see
@@ -309,10 +299,7 @@ struct WriteReturned {
     replies: Vec<Reply>,
     task: Task,
     is_text: bool,
-    sent: Result<
-        Result<super::persister::Persisted, super::persister::PersistError>,
-        actix::MailboxError,
-    >,
+    sent: Result<Persisted, PersistError>,
 }
 
 impl actix::Handler<WriteReturned> for LiveTasks {

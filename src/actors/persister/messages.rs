@@ -5,7 +5,10 @@ use std::time::Instant;
 use actix::{Context, Handler, Message, ResponseFuture};
 use tokio::sync::oneshot;
 
-use super::{PendingPublish, PersistError, Persisted, Persister};
+use super::{
+    PendingPublish, PersistError, Persisted, Persister,
+    pending::{Reply, Then},
+};
 use crate::domain::{EventId, NewEvent, Task};
 
 /// Store (unless `persist: false`) and deliver these events, in order, and
@@ -27,14 +30,42 @@ impl Handler<Persist> for Persister {
             return Box::pin(async { Err(PersistError::ShuttingDown) });
         }
         let (reply, answer) = oneshot::channel();
+        self.queue(msg, Reply::Channel(reply), ctx);
+        Box::pin(async move { answer.await.unwrap_or(Err(PersistError::ShuttingDown)) })
+    }
+}
+
+/// A [`Persist`] whose answer is handed to `then`, on the Persister's
+/// thread, instead of awaited: the path of every text write, where a task
+/// spawned to await the answer and the channels carrying it cost more than
+/// the rest of the write in LiveTasks.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PersistThen {
+    pub persist: Persist,
+    pub then: Then,
+}
+
+impl Handler<PersistThen> for Persister {
+    type Result = ();
+
+    fn handle(&mut self, msg: PersistThen, ctx: &mut Context<Self>) {
+        if self.sealed {
+            return msg.then.call(Err(PersistError::ShuttingDown));
+        }
+        self.queue(msg.persist, Reply::Then(msg.then), ctx);
+    }
+}
+
+impl Persister {
+    fn queue(&mut self, persist: Persist, reply: Reply, ctx: &mut Context<Self>) {
         self.pending.push_back(PendingPublish {
-            events: msg.events,
-            tasks: msg.tasks,
+            events: persist.events,
+            tasks: persist.tasks,
             reply: Some(reply),
             queued_at: Instant::now(),
         });
         self.flush(ctx);
-        Box::pin(async move { answer.await.unwrap_or(Err(PersistError::ShuttingDown)) })
     }
 }
 

@@ -30,9 +30,9 @@ use tracing::Instrument as _;
 mod messages;
 mod pending;
 
-pub use messages::{Drain, Persist};
+pub use messages::{Drain, Persist, PersistThen};
 use pending::{InFlight, PendingPublish};
-pub use pending::{PersistError, Persisted};
+pub use pending::{PersistError, Persisted, Then};
 
 use super::registry::Route;
 use crate::{
@@ -309,7 +309,7 @@ impl Persister {
         }
         for (reply, persisted) in replies {
             if let Some(reply) = reply {
-                let _ = reply.send(Ok(persisted));
+                reply.send(Ok(persisted));
             }
         }
     }

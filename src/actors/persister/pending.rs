@@ -48,7 +48,49 @@ pub struct Persisted {
     pub stale: bool,
 }
 
-pub(super) type Reply = oneshot::Sender<Result<Persisted, PersistError>>;
+/// Where a publish's answer goes.
+pub(super) enum Reply {
+    /// A publisher awaiting it.
+    Channel(oneshot::Sender<Result<Persisted, PersistError>>),
+    /// A writer told on the Persister's thread ([`PersistThen`](super::PersistThen)).
+    Then(Then),
+}
+
+impl Reply {
+    pub(super) fn send(self, answer: Result<Persisted, PersistError>) {
+        match self {
+            Self::Channel(sender) => {
+                let _ = sender.send(answer);
+            }
+            Self::Then(then) => then.call(answer),
+        }
+    }
+}
+
+/// What a [`PersistThen`](super::PersistThen) does with its answer. Called
+/// exactly once: dropped unanswered (the Persister stopped with it queued),
+/// it is told `ShuttingDown`.
+pub struct Then(Option<Box<dyn FnOnce(Result<Persisted, PersistError>) + Send>>);
+
+impl Then {
+    pub fn new(then: impl FnOnce(Result<Persisted, PersistError>) + Send + 'static) -> Self {
+        Self(Some(Box::new(then)))
+    }
+
+    pub(super) fn call(mut self, answer: Result<Persisted, PersistError>) {
+        if let Some(then) = self.0.take() {
+            then(answer);
+        }
+    }
+}
+
+impl Drop for Then {
+    fn drop(&mut self) {
+        if let Some(then) = self.0.take() {
+            then(Err(PersistError::ShuttingDown));
+        }
+    }
+}
 
 pub(super) struct PendingPublish {
     pub(super) events: Vec<NewEvent>,
@@ -62,7 +104,7 @@ pub(super) struct PendingPublish {
 impl PendingPublish {
     pub(super) fn answer(&mut self, answer: Result<Persisted, PersistError>) {
         if let Some(reply) = self.reply.take() {
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
     }
 }
