@@ -5,7 +5,7 @@
 //! group commit, then delivers the events (carrying `task_id`, so task
 //! streams receive them).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix::Addr;
 use tokio::sync::{oneshot, watch};
@@ -177,7 +177,7 @@ impl TaskService {
             access,
             reply,
         });
-        Ok(written(answer).await?.task)
+        Ok(Arc::unwrap_or_clone(written(answer).await?.task))
     }
 
     /// Appends text; a delta whose `seq` is at or below the task's last

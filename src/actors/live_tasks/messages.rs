@@ -79,7 +79,7 @@ impl Handler<PeekTask> for LiveTasks {
     type Result = Option<Task>;
 
     fn handle(&mut self, msg: PeekTask, _: &mut Context<Self>) -> Option<Task> {
-        self.tasks.get(&msg.task_id).map(|live| live.task.clone())
+        self.tasks.get(&msg.task_id).map(|live| Task::clone(&live.task))
     }
 }
 

@@ -25,6 +25,7 @@ mod ops;
 
 use std::{
     collections::{HashMap, VecDeque},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -51,7 +52,7 @@ pub const MAX_QUEUED_WRITES: usize = 4096;
 
 /// One task's state and the writes waiting for it.
 struct LiveTask {
-    task: Task,
+    task: Arc<Task>,
     ops: VecDeque<Op>,
     /// A Persist of this task is on its way: the next waits for it, so the
     /// task's events keep their order.
@@ -64,7 +65,7 @@ impl LiveTask {
     fn new(task: Task) -> Self {
         let (status, _) = watch::channel(task.status);
         Self {
-            task,
+            task: Arc::new(task),
             ops: VecDeque::new(),
             in_flight: false,
             status,
@@ -258,7 +259,7 @@ impl LiveTasks {
                                     .map_or(TaskWriteError::Contended, TaskWriteError::Task)));
                             }
                             live.status.send_replace(task.status);
-                            live.task = task;
+                            live.task = Arc::new(task);
                         }
                         // Gone, or unreadable: forget it; the next write loads it.
                         _ => {
@@ -297,7 +298,7 @@ impl LiveTasks {
 struct WriteReturned {
     task_id: TaskId,
     replies: Vec<Reply>,
-    task: Task,
+    task: Arc<Task>,
     is_text: bool,
     sent: Result<Persisted, PersistError>,
 }

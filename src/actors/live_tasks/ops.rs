@@ -2,6 +2,8 @@
 //! Persist: a change with its events and the task's row, or every text
 //! delta queued back to back as one `text` event with the row.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use super::{LiveTask, TaskWriteError};
@@ -23,7 +25,8 @@ pub struct Delta {
 /// A write's answer: the task after it, and what was stored.
 #[derive(Debug, Clone)]
 pub struct TaskWritten {
-    pub task: Task,
+    /// Shared with LiveTasks' own copy: most writers never look at it.
+    pub task: Arc<Task>,
     /// The `text` event the write's text went into (`None` when every
     /// delta was a retry, or for a change).
     pub text_id: Option<EventId>,
@@ -36,7 +39,7 @@ pub struct TaskWritten {
 impl TaskWritten {
     /// What a writer is answered once its Persist is stored; its own
     /// counts are filled in by [`Reply::answer`].
-    pub(super) fn stored(task: Task, text_id: Option<EventId>) -> Self {
+    pub(super) fn stored(task: Arc<Task>, text_id: Option<EventId>) -> Self {
         Self {
             task,
             text_id,
@@ -93,7 +96,7 @@ pub(super) struct Write {
     pub persist: Persist,
     pub replies: Vec<Reply>,
     /// The task as it will be once stored.
-    pub task: Task,
+    pub task: Arc<Task>,
     pub is_text: bool,
 }
 
@@ -119,6 +122,7 @@ pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write
                 match live.task.apply(&change, now) {
                     Err(error) => reply.answer(Err(error.into())),
                     Ok(next) => {
+                        let next = Arc::new(next);
                         return Some(Write {
                             persist: Persist {
                                 events: change_events(&next, &change),
@@ -174,7 +178,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
     }
     metrics.record_deltas(accepted, retried);
     if text.is_empty() {
-        live.task.last_seq = last_seq;
+        Arc::make_mut(&mut live.task).last_seq = last_seq;
         for reply in replies {
             reply.answer(Ok(TaskWritten::stored(live.task.clone(), None)));
         }
@@ -187,6 +191,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
         .expect("the task's state was checked above");
     task.last_seq = last_seq;
     record_token_timing(metrics, previous_token_at, &task);
+    let task = Arc::new(task);
     Some(Write {
         persist: Persist {
             events: vec![text_event(&task, text)],

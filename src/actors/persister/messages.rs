@@ -1,6 +1,6 @@
 //! What the Persister is asked: store and route a publish, and drain.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use actix::{Context, Handler, Message, ResponseFuture};
 use tokio::sync::oneshot;
@@ -19,7 +19,7 @@ use crate::domain::{EventId, NewEvent, Task};
 #[rtype(result = "Result<Persisted, PersistError>")]
 pub struct Persist {
     pub events: Vec<NewEvent>,
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<Arc<Task>>,
 }
 
 impl Handler<Persist> for Persister {

@@ -168,7 +168,10 @@ impl Persister {
                 .iter()
                 .flat_map(|r| r.events.iter().filter(|e| e.persist))
         };
-        let rows = BatchRows::new(stored_events(), batch.iter().flat_map(|r| r.tasks.iter()));
+        let rows = BatchRows::new(
+            stored_events(),
+            batch.iter().flat_map(|r| r.tasks.iter().map(|t| &**t)),
+        );
         // One span per group commit, linked to the publishes it stores, so a
         // publish's trace shows the commit it waited for.
         let span = if crate::telemetry::traces_exported() && rows.events() > 0 {

@@ -1,7 +1,10 @@
 //! A publish waiting for its commit, the batch in flight, and what a
 //! publish is answered.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::SpawnHandle;
 use tokio::sync::oneshot;
@@ -95,7 +98,7 @@ impl Drop for Then {
 pub(super) struct PendingPublish {
     pub(super) events: Vec<NewEvent>,
     /// Task rows written in the same transaction, if still unfinished.
-    pub(super) tasks: Vec<Task>,
+    pub(super) tasks: Vec<Arc<Task>>,
     /// `None` once answered (a commit not confirmed in time).
     pub(super) reply: Option<Reply>,
     pub(super) queued_at: Instant,
