@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use super::StoreError;
 use crate::config::DatabaseUrl;
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub(super) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// Serializes migrations across instances ("SSEM").
 const MIGRATION_LOCK: i64 = 0x5353_454D;

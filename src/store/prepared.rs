@@ -14,10 +14,10 @@
 //!   (PostgreSQL inserts the batch in one statement: `pg_insert`.)
 
 use diesel::{
-    QueryResult, RunQueryDsl,
+    OptionalExtension, QueryResult, RunQueryDsl,
     query_builder::{AstPass, Query, QueryFragment, QueryId},
     sql_types::{BigInt, Double, Nullable, Text},
-    sqlite::Sqlite,
+    sqlite::{Sqlite, SqliteConnection},
 };
 
 use super::rows::{EventRow, TaskRow};
@@ -130,6 +130,13 @@ impl Query for EventsSequence {
 }
 
 impl<Conn> RunQueryDsl<Conn> for EventsSequence {}
+
+impl EventsSequence {
+    /// The last id handed out to an event (0 before the first).
+    pub fn read(c: &mut SqliteConnection) -> QueryResult<i64> {
+        Ok(Self.get_result::<i64>(c).optional()?.unwrap_or(0))
+    }
+}
 
 impl QueryFragment<Sqlite> for EventsSequence {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {

@@ -161,7 +161,7 @@ impl SqliteStore {
     ) -> Result<CommittedBatch, StoreError> {
         self.write(deadline, move |c| {
             // Under the write lock: nothing can commit in between.
-            let previous_id = events_sequence(c)?;
+            let previous_id = EventsSequence::read(c)?;
             let mut stale_tasks = Vec::new();
             for task in &tasks {
                 if UpdateRunningTask(task).execute(c)? == 0 {
@@ -308,11 +308,6 @@ fn latest_id(c: &mut SqliteConnection) -> QueryResult<EventId> {
         .map(|id| EventId(id.unwrap_or(0)))
 }
 
-/// The last id handed out to an event (0 before the first).
-fn events_sequence(c: &mut SqliteConnection) -> QueryResult<i64> {
-    Ok(EventsSequence.get_result::<i64>(c).optional()?.unwrap_or(0))
-}
-
 fn insert_batch(
     c: &mut SqliteConnection,
     rows: Vec<EventRow>,
@@ -364,7 +359,7 @@ fn insert_batch(
         let inserted = plan.fresh().len() as i64;
         // The ids are known, not guessed: checked against what SQLite
         // recorded; any other answer rolls the batch back.
-        if events_sequence(c)? != last_id + inserted {
+        if EventsSequence::read(c)? != last_id + inserted {
             return Err(diesel::result::Error::RollbackTransaction);
         }
         (last_id + 1..=last_id + inserted).collect()
@@ -403,8 +398,77 @@ fn prune_batch(c: &mut SqliteConnection, cutoff_ms: i64, batch: i64) -> QueryRes
 #[cfg(test)]
 mod tests {
     use diesel::{Connection, dsl::sql, sql_types::Bool};
+    use diesel_migrations::MigrationHarness;
 
     use super::*;
+
+    fn migrated() -> SqliteConnection {
+        let mut c = SqliteConnection::establish(":memory:").expect("an in-memory database");
+        c.run_pending_migrations(super::super::migrations::SQLITE_MIGRATIONS)
+            .expect("the migrations apply");
+        c
+    }
+
+    fn rows(count: usize) -> Vec<EventRow> {
+        (0..count)
+            .map(|n| EventRow {
+                event_type: "commit".into(),
+                data: format!("{{\"n\":{n}}}"),
+                project_id: None,
+                user_id: None,
+                task_id: None,
+                idempotency_key: None,
+                trace_context: None,
+                created_at_ms: 1,
+            })
+            .collect()
+    }
+
+    /// Commits `count` events as the Persister does; answers the last id
+    /// before them and the ids the batch answered.
+    fn commit(c: &mut SqliteConnection, count: usize) -> QueryResult<(i64, Vec<i64>)> {
+        c.immediate_transaction(|c| {
+            let last = EventsSequence::read(c)?;
+            let outcomes = insert_batch(c, rows(count), &[], 0, last)?;
+            let ids = outcomes
+                .into_iter()
+                .map(|o| o.id().expect("inserted").0)
+                .collect();
+            Ok((last, ids))
+        })
+    }
+
+    fn stored_ids(c: &mut SqliteConnection) -> Vec<i64> {
+        events::table
+            .select(events::id)
+            .order(events::id)
+            .load(c)
+            .expect("readable")
+    }
+
+    #[test]
+    fn a_batch_answers_the_ids_its_rows_were_stored_under_also_after_retention_emptied_the_table() {
+        let mut c = migrated();
+        assert_eq!(commit(&mut c, 3).expect("stored"), (0, vec![1, 2, 3]));
+        assert_eq!(stored_ids(&mut c), vec![1, 2, 3]);
+        assert_eq!(prune_batch(&mut c, i64::MAX, 100).expect("pruned"), 3);
+        // Ids are never reused: the next batch follows the last one handed
+        // out, not the (now empty) table's largest.
+        assert_eq!(commit(&mut c, 2).expect("stored"), (3, vec![4, 5]));
+        assert_eq!(stored_ids(&mut c), vec![4, 5]);
+    }
+
+    #[test]
+    fn a_batch_whose_ids_are_not_the_ones_expected_is_rolled_back() {
+        let mut c = migrated();
+        commit(&mut c, 2).expect("stored");
+        let wrong = c.immediate_transaction(|c| insert_batch(c, rows(2), &[], 0, 7));
+        assert!(
+            wrong.is_err(),
+            "ids 8 and 9 were answered for rows stored as 3 and 4"
+        );
+        assert_eq!(stored_ids(&mut c), vec![1, 2]);
+    }
 
     /// Without the query planner stability guarantee SQLite re-prepares a
     /// statement with a bound `LIMIT` every time it runs (`.cargo/config.toml`).

@@ -79,7 +79,9 @@ impl Handler<PeekTask> for LiveTasks {
     type Result = Option<Task>;
 
     fn handle(&mut self, msg: PeekTask, _: &mut Context<Self>) -> Option<Task> {
-        self.tasks.get(&msg.task_id).map(|live| Task::clone(&live.task))
+        self.tasks
+            .get(&msg.task_id)
+            .map(|live| Task::clone(&live.task))
     }
 }
 

@@ -70,17 +70,20 @@ impl Reply {
     }
 }
 
+/// What a publish is answered.
+pub type Answer = Result<Persisted, PersistError>;
+
 /// What a [`PersistThen`](super::PersistThen) does with its answer. Called
 /// exactly once: dropped unanswered (the Persister stopped with it queued),
 /// it is told `ShuttingDown`.
-pub struct Then(Option<Box<dyn FnOnce(Result<Persisted, PersistError>) + Send>>);
+pub struct Then(Option<Box<dyn FnOnce(Answer) + Send>>);
 
 impl Then {
-    pub fn new(then: impl FnOnce(Result<Persisted, PersistError>) + Send + 'static) -> Self {
+    pub fn new(then: impl FnOnce(Answer) + Send + 'static) -> Self {
         Self(Some(Box::new(then)))
     }
 
-    pub(super) fn call(mut self, answer: Result<Persisted, PersistError>) {
+    pub(super) fn call(mut self, answer: Answer) {
         if let Some(then) = self.0.take() {
             then(answer);
         }
@@ -120,4 +123,36 @@ pub(super) struct InFlight {
     /// The timer that answers the publishers should the commit not be
     /// confirmed; cancelled when the write ends (nearly always, in ms).
     pub(super) give_up: Option<SpawnHandle>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn recorder() -> (Then, Arc<Mutex<Vec<Answer>>>) {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        let then = Then::new(move |answer| sink.lock().expect("not poisoned").push(answer));
+        (then, heard)
+    }
+
+    #[test]
+    fn a_then_hears_its_answer_once() {
+        let (then, heard) = recorder();
+        Reply::Then(then).send(Ok(Persisted::default()));
+        let heard = heard.lock().expect("not poisoned");
+        assert_eq!(heard.len(), 1);
+        assert!(heard[0].is_ok());
+    }
+
+    #[test]
+    fn a_then_dropped_unanswered_hears_shutting_down() {
+        let (then, heard) = recorder();
+        drop(Reply::Then(then));
+        let heard = heard.lock().expect("not poisoned");
+        assert_eq!(heard.len(), 1);
+        assert!(matches!(heard[0], Err(PersistError::ShuttingDown)));
+    }
 }
