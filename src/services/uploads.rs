@@ -118,18 +118,34 @@ impl TaskService {
         let mut ended = false;
         // The end of the coalescing window the last write opened.
         let mut window_end: Option<tokio::time::Instant> = None;
+        // One cancel watch and one idle timer for the whole upload, not a
+        // new one per read: the timer is re-armed only when it goes off
+        // while the producer is still within its idle allowance.
+        let cancel = cancelled(&mut status);
+        tokio::pin!(cancel);
+        let idle = tokio::time::sleep(limits.idle);
+        tokio::pin!(idle);
         loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout(limits.idle, body.next()) => next,
-                () = cancelled(&mut status) => {
-                    return Err(TaskWriteError::Task(TaskError::Cancelled).into());
+            let waiting_since = tokio::time::Instant::now();
+            let next = loop {
+                tokio::select! {
+                    next = body.next() => break next,
+                    () = &mut cancel => {
+                        return Err(TaskWriteError::Task(TaskError::Cancelled).into());
+                    }
+                    () = &mut idle => {
+                        let due = waiting_since + limits.idle;
+                        if tokio::time::Instant::now() >= due {
+                            return Err(UploadError::Idle(limits.idle));
+                        }
+                        idle.as_mut().reset(due);
+                    }
                 }
             };
             let first = match next {
-                Err(_) => return Err(UploadError::Idle(limits.idle)),
-                Ok(None) => None,
-                Ok(Some(Err(_))) => return Err(UploadError::Body),
-                Ok(Some(Ok(chunk))) => Some(chunk),
+                None => None,
+                Some(Err(_)) => return Err(UploadError::Body),
+                Some(Ok(chunk)) => Some(chunk),
             };
             // Deltas that came within the window wait out the rest of it,
             // and what the producer sends meanwhile joins them: one write.
@@ -140,7 +156,7 @@ impl TaskService {
             {
                 tokio::select! {
                     () = tokio::time::sleep_until(end) => {}
-                    () = cancelled(&mut status) => {
+                    () = &mut cancel => {
                         return Err(TaskWriteError::Task(TaskError::Cancelled).into());
                     }
                 }

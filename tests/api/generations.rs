@@ -335,6 +335,34 @@ async fn a_malformed_line_is_named_and_what_came_before_stays() {
 }
 
 #[actix_web::test]
+async fn an_upload_is_cut_off_only_once_its_producer_is_silent_for_the_read_timeout() {
+    let app = spawn_app_with(|s| s.body_read_timeout = Duration::from_secs(1)).await;
+    create(&app, "slow-producer").await;
+    let upload = Upload::start(&app, "slow-producer", "application/x-ndjson");
+    // Slower than anyone would stream, never silent for the timeout: twice
+    // the timeout in all, and the upload stays open throughout.
+    for letter in ["a", "b", "c", "d", "e", "f"] {
+        upload.send(&format!("{{\"delta\": \"{letter}\"}}\n")).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(!upload.answer.is_finished(), "cut off while still sending");
+
+    // Then silent: answered 408 about a timeout later, the text kept.
+    let silent_since = std::time::Instant::now();
+    let answer = tokio::time::timeout(LONG, upload.answer)
+        .await
+        .expect("the silent upload is answered")
+        .expect("the upload task");
+    let waited = silent_since.elapsed();
+    assert_error(answer, 408, "request_timeout").await;
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(3),
+        "answered {waited:?} into the silence"
+    );
+    assert_eq!(stored_text(&app).await.concat(), "abcdef");
+}
+
+#[actix_web::test]
 async fn an_upload_that_ends_without_a_terminal_line_leaves_the_task_running() {
     let app = spawn_app().await;
     create(&app, "open-end").await;
