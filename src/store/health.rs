@@ -22,7 +22,6 @@ pub enum Operation {
     InsertBatch,
     Prune,
     InsertTask,
-    UpdateTask,
     EventsAfter,
     LatestId,
     PrunedThrough,
@@ -36,11 +35,10 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 11] = [
         Self::InsertBatch,
         Self::Prune,
         Self::InsertTask,
-        Self::UpdateTask,
         Self::EventsAfter,
         Self::LatestId,
         Self::PrunedThrough,
@@ -56,7 +54,6 @@ impl Operation {
             Self::InsertBatch => "insert_batch",
             Self::Prune => "prune",
             Self::InsertTask => "insert_task",
-            Self::UpdateTask => "update_task",
             Self::EventsAfter => "events_after",
             Self::LatestId => "latest_id",
             Self::PrunedThrough => "pruned_through",
@@ -70,9 +67,7 @@ impl Operation {
 
     fn class(self) -> Option<Class> {
         match self {
-            Self::InsertBatch | Self::Prune | Self::InsertTask | Self::UpdateTask => {
-                Some(Class::Write)
-            }
+            Self::InsertBatch | Self::Prune | Self::InsertTask => Some(Class::Write),
             Self::EventsAfter
             | Self::LatestId
             | Self::PrunedThrough
@@ -326,7 +321,7 @@ mod tests {
                 .is_some()
         );
 
-        health.begin(Operation::UpdateTask).finish(&Ok(()));
+        health.begin(Operation::InsertTask).finish(&Ok(()));
         assert!(
             health
                 .report(Duration::from_secs(5))

@@ -306,19 +306,6 @@ impl EventStore {
             .task(id, &d))
     }
 
-    /// Saves `task` if nobody changed it since `expected_updated_at_ms`
-    /// (optimistic concurrency); `false` when someone did.
-    pub async fn update_task(
-        &self,
-        task: &Task,
-        expected_updated_at_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let row = rows::TaskRow::from(task);
-        bounded!(self, Operation::UpdateTask, self.deadline(), |store, d| {
-            store.update_task(row, expected_updated_at_ms, &d)
-        })
-    }
-
     /// Unfinished tasks (of `task_type`, if given) with no write since
     /// `updated_before_ms`.
     pub async fn silent_tasks(

@@ -233,30 +233,6 @@ impl PostgresStore {
         Ok(row.and_then(TaskRow::into_domain))
     }
 
-    pub async fn update_task(
-        &self,
-        row: TaskRow,
-        expected_updated_at_ms: i64,
-        deadline: &Deadline,
-    ) -> Result<bool, StoreError> {
-        let mut connection = self.connection(deadline).await?;
-        connection
-            .transaction::<_, StoreError, _>(async |c| {
-                bound_transaction(c, deadline, "").await?;
-                let updated = diesel::update(
-                    tasks::table
-                        .find(row.task_id.clone())
-                        .filter(tasks::updated_at_ms.eq(expected_updated_at_ms)),
-                )
-                .set(&row)
-                .execute(c)
-                .await?;
-                deadline.begin_commit()?;
-                Ok(updated == 1)
-            })
-            .await
-    }
-
     pub async fn silent_tasks(
         &self,
         updated_before_ms: i64,

@@ -242,25 +242,6 @@ impl SqliteStore {
         Ok(row.and_then(TaskRow::into_domain))
     }
 
-    pub async fn update_task(
-        &self,
-        row: TaskRow,
-        expected_updated_at_ms: i64,
-        deadline: &Deadline,
-    ) -> Result<bool, StoreError> {
-        self.write(deadline, move |c| {
-            diesel::update(
-                tasks::table
-                    .find(row.task_id.clone())
-                    .filter(tasks::updated_at_ms.eq(expected_updated_at_ms)),
-            )
-            .set(&row)
-            .execute(c)
-            .map(|updated| updated == 1)
-        })
-        .await
-    }
-
     pub async fn silent_tasks(
         &self,
         updated_before_ms: i64,
