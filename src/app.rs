@@ -138,7 +138,13 @@ impl Application {
             catalog,
         )
         .with_cluster(bridge.clone());
-        let live_tasks = LiveTasks::new(store.clone(), persister.clone(), metrics.clone()).start();
+        let live_tasks = LiveTasks::new(
+            store.clone(),
+            persister.clone(),
+            metrics.clone(),
+            settings.task_orphan_timeout,
+        )
+        .start();
         registry.do_send(WatchTaskEnds {
             recipient: live_tasks.clone().recipient(),
         });

@@ -95,6 +95,8 @@ pub struct NewEvent {
     /// The publishing span's W3C `traceparent`, so delivery and replay on
     /// any instance join the publisher's trace.
     pub trace_context: Option<TraceParent>,
+    /// A `text` event's last producer `seq`, stored with it (never sent).
+    pub seq: Option<u64>,
 }
 
 /// An event as delivered: stored ones have an `id`, `persist: false` ones do not.

@@ -36,6 +36,7 @@ pub fn task_event(task: &Task, event_type: &str, data: Value) -> NewEvent {
         idempotency_key: None,
         published_at_ms: now_ms(),
         trace_context: None,
+        seq: None,
     }
 }
 

@@ -104,6 +104,7 @@ impl EventService {
             idempotency_key,
             published_at_ms: now_ms(),
             trace_context: None,
+            seq: None,
         })
     }
 
@@ -126,6 +127,7 @@ impl EventService {
             .send(Persist {
                 events,
                 tasks: Vec::new(),
+                checks: Vec::new(),
             })
             .await
             .map_err(|_| PersistError::ShuttingDown)??;

@@ -126,6 +126,7 @@ mod tests {
             idempotency_key: key.map(str::to_owned),
             trace_context: None,
             created_at_ms: 0,
+            seq: None,
         }
     }
 

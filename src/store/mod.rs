@@ -237,16 +237,23 @@ impl EventStore {
         let BatchRows {
             events: rows,
             tasks,
+            checks,
         } = batch;
         let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let d = deadline.clone();
         let work = match self.backend.clone() {
-            Backend::Sqlite(store) => {
-                async move { store.insert_batch(rows, tasks, dedupe_since_ms, &d).await }.boxed()
+            Backend::Sqlite(store) => async move {
+                store
+                    .insert_batch(rows, tasks, checks, dedupe_since_ms, &d)
+                    .await
             }
-            Backend::Postgres(store) => {
-                async move { store.insert_batch(rows, tasks, dedupe_since_ms, &d).await }.boxed()
+            .boxed(),
+            Backend::Postgres(store) => async move {
+                store
+                    .insert_batch(rows, tasks, checks, dedupe_since_ms, &d)
+                    .await
             }
+            .boxed(),
         };
         self.run_with(Operation::InsertBatch, deadline, true, work)
             .await
@@ -304,6 +311,21 @@ impl EventStore {
         let id = id.to_string();
         bounded!(self, Operation::Task, self.deadline(), |store, d| store
             .task(id, &d))
+    }
+
+    /// The task as a writer resumes it: its row, with the last producer
+    /// `seq` taken from its newest `text` event when that is later (a text
+    /// write does not rewrite the row each time, see `actors::live_tasks`).
+    pub async fn task_for_writing(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        let Some(mut task) = self.task(id).await? else {
+            return Ok(None);
+        };
+        let task_id = id.to_string();
+        let stored = bounded!(self, Operation::Task, self.deadline(), |store, d| store
+            .latest_text_seq(task_id, &d))?;
+        let stored = stored.and_then(|seq| u64::try_from(seq).ok());
+        task.last_seq = task.last_seq.max(stored);
+        Ok(Some(task))
     }
 
     /// Unfinished tasks (of `task_type`, if given) with no write since

@@ -27,6 +27,7 @@ pub struct InsertEventRows<'a> {
     idempotency_key: Vec<Option<&'a str>>,
     trace_context: Vec<Option<&'a str>>,
     created_at_ms: Vec<i64>,
+    seq: Vec<Option<i64>>,
 }
 
 impl<'a> InsertEventRows<'a> {
@@ -40,6 +41,7 @@ impl<'a> InsertEventRows<'a> {
             idempotency_key: rows.iter().map(|r| r.idempotency_key.as_deref()).collect(),
             trace_context: rows.iter().map(|r| r.trace_context.as_deref()).collect(),
             created_at_ms: rows.iter().map(|r| r.created_at_ms).collect(),
+            seq: rows.iter().map(|r| r.seq).collect(),
         }
     }
 }
@@ -60,9 +62,9 @@ impl QueryFragment<Pg> for InsertEventRows<'_> {
         // what RETURNING answers, whose order SQL leaves open.
         out.push_sql(
             "INSERT INTO events (event_type, data, project_id, user_id, task_id, \
-             idempotency_key, trace_context, created_at_ms) \
+             idempotency_key, trace_context, created_at_ms, seq) \
              SELECT event_type, data, project_id, user_id, task_id, idempotency_key, \
-             trace_context, created_at_ms FROM UNNEST(",
+             trace_context, created_at_ms, seq FROM UNNEST(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.event_type)?;
         out.push_sql("::text[], ");
@@ -79,9 +81,11 @@ impl QueryFragment<Pg> for InsertEventRows<'_> {
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.trace_context)?;
         out.push_sql("::text[], ");
         out.push_bind_param::<Array<BigInt>, _>(&self.created_at_ms)?;
+        out.push_sql("::int8[], ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.seq)?;
         out.push_sql(
             "::int8[]) WITH ORDINALITY AS e(event_type, data, project_id, user_id, task_id, \
-             idempotency_key, trace_context, created_at_ms, n) ORDER BY n RETURNING id",
+             idempotency_key, trace_context, created_at_ms, seq, n) ORDER BY n RETURNING id",
         );
         Ok(())
     }

@@ -98,6 +98,7 @@ impl PostgresStore {
         &self,
         rows: Vec<EventRow>,
         tasks: Vec<TaskRow>,
+        checks: Vec<String>,
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
@@ -108,7 +109,7 @@ impl PostgresStore {
                 bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
                 let previous_id = latest_id(c).await?;
-                let stale_tasks = if tasks.is_empty() {
+                let mut stale_tasks = if tasks.is_empty() {
                     Vec::new()
                 } else {
                     let written: HashSet<String> = UpdateRunningTasks::new(&tasks)
@@ -122,6 +123,18 @@ impl PostgresStore {
                         .map(|task| task.task_id.clone())
                         .collect()
                 };
+                if !checks.is_empty() {
+                    // FOR SHARE: a finish another instance is writing
+                    // commits before this read or after this batch, never
+                    // in between.
+                    let open: HashSet<String> = queries::unfinished_tasks!(&checks)
+                        .for_share()
+                        .load(c)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    stale_tasks.extend(checks.into_iter().filter(|t| !open.contains(t)));
+                }
                 let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms).await?;
                 deadline.begin_commit()?;
                 Ok(CommittedBatch {
@@ -231,6 +244,19 @@ impl PostgresStore {
             .await
             .optional()?;
         Ok(row.and_then(TaskRow::into_domain))
+    }
+
+    pub async fn latest_text_seq(
+        &self,
+        task_id: String,
+        deadline: &Deadline,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut connection = self.connection(deadline).await?;
+        let seq = queries::latest_text_seq!(task_id)
+            .first(&mut connection)
+            .await
+            .optional()?;
+        Ok(seq.flatten())
     }
 
     pub async fn silent_tasks(

@@ -91,7 +91,7 @@ impl QueryFragment<Sqlite> for InsertEventRow<'_> {
         let row = self.0;
         out.push_sql(
             "INSERT INTO events (event_type, data, project_id, user_id, task_id, \
-             idempotency_key, trace_context, created_at_ms) VALUES (",
+             idempotency_key, trace_context, created_at_ms, seq) VALUES (",
         );
         out.push_bind_param::<Text, _>(&row.event_type)?;
         out.push_sql(", ");
@@ -108,9 +108,49 @@ impl QueryFragment<Sqlite> for InsertEventRow<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&row.trace_context)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&row.created_at_ms)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.seq)?;
         out.push_sql(")");
         Ok(())
     }
+}
+
+/// `SELECT count(*) FROM tasks WHERE task_id = ? AND status IN ('pending',
+/// 'running')`: whether task `.0` is unfinished in the store, 0 or 1; the
+/// read a text write makes instead of writing the row (see
+/// `actors::live_tasks`).
+pub struct TaskUnfinished<'a>(pub &'a str);
+
+impl QueryId for TaskUnfinished<'_> {
+    type QueryId = TaskUnfinished<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for TaskUnfinished<'_> {
+    type SqlType = BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for TaskUnfinished<'_> {}
+
+impl QueryFragment<Sqlite> for TaskUnfinished<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("SELECT count(*) FROM tasks WHERE task_id = ");
+        out.push_bind_param::<Text, _>(self.0)?;
+        out.push_sql(" AND status IN ('pending', 'running')");
+        Ok(())
+    }
+}
+
+/// Which of `checks` are finished (or gone) in the store: a read under the
+/// write lock, as final as the conditional UPDATE's and writing no page.
+pub fn finished_of(c: &mut SqliteConnection, checks: Vec<String>) -> QueryResult<Vec<String>> {
+    let mut finished = Vec::new();
+    for task_id in checks {
+        if TaskUnfinished(&task_id).get_result::<i64>(c)? == 0 {
+            finished.push(task_id);
+        }
+    }
+    Ok(finished)
 }
 
 /// The last id `AUTOINCREMENT` handed out for `events` (no row before the

@@ -70,4 +70,27 @@ macro_rules! chat_running_task {
     }};
 }
 
-pub(super) use {chat_running_task, events_after, silent_tasks};
+/// The `seq` stored with task `$task_id`'s newest `text` event that has
+/// one. Expands to a query of `Option<i64>`s, newest first.
+macro_rules! latest_text_seq {
+    ($task_id:expr) => {{
+        events::table
+            .filter(events::task_id.eq($task_id))
+            .filter(events::seq.is_not_null())
+            .order(events::id.desc())
+            .select(events::seq)
+    }};
+}
+
+/// Which of tasks `$task_ids` (a `&[String]`) are unfinished in the store.
+/// Expands to a query of their ids.
+macro_rules! unfinished_tasks {
+    ($task_ids:expr) => {{
+        tasks::table
+            .filter(tasks::task_id.eq_any($task_ids))
+            .filter(tasks::status.eq_any(["pending", "running"]))
+            .select(tasks::task_id)
+    }};
+}
+
+pub(super) use {chat_running_task, events_after, latest_text_seq, silent_tasks, unfinished_tasks};

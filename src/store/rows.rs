@@ -19,6 +19,7 @@ pub struct EventRow {
     pub idempotency_key: Option<String>,
     pub trace_context: Option<String>,
     pub created_at_ms: i64,
+    pub seq: Option<i64>,
 }
 
 impl From<&NewEvent> for EventRow {
@@ -35,6 +36,7 @@ impl From<&NewEvent> for EventRow {
                 .map(|key| key.as_str().to_owned()),
             trace_context: event.trace_context.as_ref().map(|t| t.as_str().to_owned()),
             created_at_ms: event.published_at_ms,
+            seq: event.seq.and_then(|seq| i64::try_from(seq).ok()),
         }
     }
 }
@@ -176,16 +178,21 @@ impl TaskRow {
 pub struct BatchRows {
     pub(super) events: Vec<EventRow>,
     pub(super) tasks: Vec<TaskRow>,
+    /// Tasks whose events are stored only if the task is still unfinished
+    /// in the store, without writing its row.
+    pub(super) checks: Vec<String>,
 }
 
 impl BatchRows {
     pub fn new<'a>(
         events: impl IntoIterator<Item = &'a NewEvent>,
         tasks: impl IntoIterator<Item = &'a Task>,
+        checks: impl IntoIterator<Item = &'a TaskId>,
     ) -> Self {
         Self {
             events: events.into_iter().map(EventRow::from).collect(),
             tasks: tasks.into_iter().map(TaskRow::from).collect(),
+            checks: checks.into_iter().map(ToString::to_string).collect(),
         }
     }
 

@@ -18,6 +18,7 @@ diesel::table! {
         idempotency_key -> Nullable<Text>,
         trace_context -> Nullable<Text>,
         created_at_ms -> BigInt,
+        seq -> Nullable<BigInt>,
     }
 }
 

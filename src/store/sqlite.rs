@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
-    prepared::{EventsSequence, InsertEventRow, UpdateRunningTask},
+    prepared::{EventsSequence, InsertEventRow, UpdateRunningTask, finished_of},
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
@@ -156,6 +156,7 @@ impl SqliteStore {
         &self,
         rows: Vec<EventRow>,
         tasks: Vec<TaskRow>,
+        checks: Vec<String>,
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
@@ -168,6 +169,7 @@ impl SqliteStore {
                     stale_tasks.push(task.task_id.clone());
                 }
             }
+            stale_tasks.extend(finished_of(c, checks)?);
             let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
             Ok(CommittedBatch {
                 outcomes,
@@ -240,6 +242,19 @@ impl SqliteStore {
             })
             .await?;
         Ok(row.and_then(TaskRow::into_domain))
+    }
+
+    pub async fn latest_text_seq(
+        &self,
+        task_id: String,
+        deadline: &Deadline,
+    ) -> Result<Option<i64>, StoreError> {
+        let seq = self
+            .read(deadline, move |c| {
+                queries::latest_text_seq!(task_id).first(c).optional()
+            })
+            .await?;
+        Ok(seq.flatten())
     }
 
     pub async fn silent_tasks(
@@ -401,6 +416,7 @@ mod tests {
                 idempotency_key: None,
                 trace_context: None,
                 created_at_ms: 1,
+                seq: None,
             })
             .collect()
     }
@@ -437,6 +453,23 @@ mod tests {
         // out, not the (now empty) table's largest.
         assert_eq!(commit(&mut c, 2).expect("stored"), (3, vec![4, 5]));
         assert_eq!(stored_ids(&mut c), vec![4, 5]);
+    }
+
+    #[test]
+    fn a_checked_task_counts_as_finished_unless_it_is_pending_or_running() {
+        let mut c = migrated();
+        diesel::sql_query(
+            "INSERT INTO tasks (task_id, status, progress, created_at_ms, updated_at_ms) VALUES \
+             ('queued', 'pending', 0, 1, 1), ('writing', 'running', 0, 1, 1), \
+             ('stopped', 'cancelled', 0, 1, 1), ('done', 'completed', 100, 1, 1)",
+        )
+        .execute(&mut c)
+        .expect("tasks inserted");
+        let checks = ["queued", "writing", "stopped", "done", "unknown"].map(String::from);
+        assert_eq!(
+            finished_of(&mut c, checks.to_vec()).expect("readable"),
+            ["stopped", "done", "unknown"]
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ use crate::{
 /// Tasks nobody wrote to for this long leave memory (they reload on the
 /// next write).
 const IDLE_EVICTION: Duration = Duration::from_secs(300);
+/// The longest a running task's row may lag its text.
+const MAX_ROW_REFRESH: Duration = Duration::from_secs(1);
 /// Writes a task may have waiting before its writers are told to slow down.
 pub const MAX_QUEUED_WRITES: usize = 4096;
 
@@ -59,6 +61,9 @@ struct LiveTask {
     in_flight: bool,
     status: watch::Sender<TaskStatus>,
     touched: Instant,
+    /// When a write that wrote the task's row was made (`None`: the row may
+    /// be behind the memory, e.g. just loaded with a later `seq`).
+    row_written: Option<Instant>,
 }
 
 impl LiveTask {
@@ -70,6 +75,7 @@ impl LiveTask {
             in_flight: false,
             status,
             touched: Instant::now(),
+            row_written: None,
         }
     }
 }
@@ -79,15 +85,25 @@ pub struct LiveTasks {
     persister: Addr<Persister>,
     tasks: HashMap<TaskId, LiveTask>,
     metrics: Metrics,
+    /// How often a running task's row is rewritten while only text comes.
+    row_refresh: Duration,
 }
 
 impl LiveTasks {
-    pub fn new(store: EventStore, persister: Addr<Persister>, metrics: Metrics) -> Self {
+    /// `orphan_timeout`: silence after which the TaskReaper fails a task by
+    /// its row's `updated_at`, which text writes refresh well within it.
+    pub fn new(
+        store: EventStore,
+        persister: Addr<Persister>,
+        metrics: Metrics,
+        orphan_timeout: Duration,
+    ) -> Self {
         Self {
             store,
             persister,
             tasks: HashMap::new(),
             metrics,
+            row_refresh: (orphan_timeout / 4).min(MAX_ROW_REFRESH),
         }
     }
 
@@ -105,7 +121,7 @@ impl LiveTasks {
         let store = self.store.clone();
         let id = task_id.clone();
         ctx.spawn(
-            actix::fut::wrap_future(async move { store.task(&id).await }).map(
+            actix::fut::wrap_future(async move { store.task_for_writing(&id).await }).map(
                 move |loaded, act: &mut Self, ctx| {
                     let held = match loaded {
                         // Loaded meanwhile by another write: that copy is newer.
@@ -158,7 +174,7 @@ impl LiveTasks {
         if live.in_flight || live.ops.is_empty() {
             return;
         }
-        let Some(write) = ops::next_write(live, &self.metrics) else {
+        let Some(write) = ops::next_write(live, &self.metrics, self.row_refresh) else {
             return;
         };
         live.in_flight = true;
@@ -169,6 +185,7 @@ impl LiveTasks {
             replies,
             task,
             is_text,
+            row_at,
         } = write;
         // The answer comes back as a message, not as a future spawned on
         // this actor (actix polls every future an actor spawned each time
@@ -182,6 +199,7 @@ impl LiveTasks {
                     replies,
                     task,
                     is_text,
+                    row_at,
                     sent,
                 })
             }),
@@ -195,6 +213,7 @@ impl LiveTasks {
             replies,
             task,
             is_text,
+            row_at,
             sent,
         } = returned;
         let task_id = &task_id;
@@ -210,6 +229,7 @@ impl LiveTasks {
                 live.status.send_if_modified(|status| {
                     std::mem::replace(status, task.status) != task.status
                 });
+                live.row_written = row_at.or(live.row_written);
                 for reply in replies {
                     reply.answer(Ok(TaskWritten::stored(task.clone(), text_id)));
                 }
@@ -246,7 +266,7 @@ impl LiveTasks {
             live.in_flight = true;
         }
         ctx.spawn(
-            actix::fut::wrap_future(async move { store.task(&id).await }).map(
+            actix::fut::wrap_future(async move { store.task_for_writing(&id).await }).map(
                 move |loaded, act: &mut Self, ctx| {
                     let Some(live) = act.tasks.get_mut(&task_id) else {
                         return;
@@ -260,6 +280,7 @@ impl LiveTasks {
                             }
                             live.status.send_replace(task.status);
                             live.task = Arc::new(task);
+                            live.row_written = None;
                         }
                         // Gone, or unreadable: forget it; the next write loads it.
                         _ => {
@@ -300,6 +321,7 @@ struct WriteReturned {
     replies: Vec<Reply>,
     task: Arc<Task>,
     is_text: bool,
+    row_at: Option<Instant>,
     sent: Result<Persisted, PersistError>,
 }
 

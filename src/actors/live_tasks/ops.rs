@@ -2,7 +2,10 @@
 //! Persist: a change with its events and the task's row, or every text
 //! delta queued back to back as one `text` event with the row.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::oneshot;
 
@@ -97,6 +100,8 @@ pub(super) struct Write {
     pub replies: Vec<Reply>,
     /// The task as it will be once stored.
     pub task: Arc<Task>,
+    /// When the write was made, if it writes the task's row.
+    pub row_at: Option<Instant>,
     pub is_text: bool,
 }
 
@@ -113,7 +118,11 @@ pub(super) fn refusal(status: TaskStatus) -> Option<TaskError> {
 /// text writes at its front. Writes refused by the task's state, or whose
 /// deltas were all retries, are answered here. `None` when nothing is left
 /// to store.
-pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
+pub(super) fn next_write(
+    live: &mut LiveTask,
+    metrics: &Metrics,
+    row_refresh: Duration,
+) -> Option<Write> {
     loop {
         match live.ops.pop_front()? {
             Op::Change { change, reply } => {
@@ -127,9 +136,11 @@ pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write
                             persist: Persist {
                                 events: change_events(&next, &change),
                                 tasks: vec![next.clone()],
+                                checks: Vec::new(),
                             },
                             replies: vec![reply],
                             task: next,
+                            row_at: Some(Instant::now()),
                             is_text: false,
                         });
                     }
@@ -137,7 +148,7 @@ pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write
             }
             Op::Text { deltas, reply } => {
                 live.ops.push_front(Op::Text { deltas, reply });
-                if let Some(write) = text_write(live, metrics) {
+                if let Some(write) = text_write(live, metrics, row_refresh) {
                     return Some(write);
                 }
             }
@@ -145,8 +156,14 @@ pub(super) fn next_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write
     }
 }
 
-/// Every text write at the front of the queue, as one `text` event.
-fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
+/// Every text write at the front of the queue, as one `text` event. The
+/// task's row is written with it only when the task starts running or the
+/// row was last written `row_refresh` ago or more: between, only the store's
+/// check that the task is unfinished guards the event (a random page of the
+/// tasks table rewritten per event cost 8 % of a token's CPU), and the
+/// event carries the producer's `seq` itself (the row's catches up at the
+/// next refresh; `EventStore::task_for_writing` takes the later of both).
+fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> Option<Write> {
     let refused = refusal(live.task.status);
     let mut last_seq = live.task.last_seq;
     let mut text = String::new();
@@ -192,14 +209,27 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics) -> Option<Write> {
     task.last_seq = last_seq;
     record_token_timing(metrics, previous_token_at, &task);
     let task = Arc::new(task);
+    let with_row = live.task.status != TaskStatus::Running
+        || live
+            .row_written
+            .is_none_or(|at| at.elapsed() >= row_refresh);
+    let mut event = text_event(&task, text);
+    event.seq = task.last_seq;
+    let (tasks, checks) = if with_row {
+        (vec![task.clone()], Vec::new())
+    } else {
+        (Vec::new(), vec![task.task_id.clone()])
+    };
     Some(Write {
         persist: Persist {
-            events: vec![text_event(&task, text)],
-            tasks: vec![task.clone()],
+            events: vec![event],
+            tasks,
+            checks,
         },
         replies,
         task,
         is_text: true,
+        row_at: with_row.then(Instant::now),
     })
 }
 

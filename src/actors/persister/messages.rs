@@ -9,7 +9,7 @@ use super::{
     PendingPublish, PersistError, Persisted, Persister,
     pending::{Reply, Then},
 };
-use crate::domain::{EventId, NewEvent, Task};
+use crate::domain::{EventId, NewEvent, Task, TaskId};
 
 /// Store (unless `persist: false`) and deliver these events, in order, and
 /// write these tasks' rows in the same transaction (each only if it is
@@ -20,6 +20,9 @@ use crate::domain::{EventId, NewEvent, Task};
 pub struct Persist {
     pub events: Vec<NewEvent>,
     pub tasks: Vec<Arc<Task>>,
+    /// Tasks whose events are stored only while the task is unfinished in
+    /// the store, like those of `tasks`, but whose rows are not written.
+    pub checks: Vec<TaskId>,
 }
 
 impl Handler<Persist> for Persister {
@@ -62,6 +65,7 @@ impl Persister {
         self.pending.push_back(PendingPublish {
             events: persist.events,
             tasks: persist.tasks,
+            checks: persist.checks,
             reply: Some(reply),
             queued_at: Instant::now(),
         });

@@ -171,6 +171,7 @@ impl Persister {
         let rows = BatchRows::new(
             stored_events(),
             batch.iter().flat_map(|r| r.tasks.iter().map(|t| &**t)),
+            batch.iter().flat_map(|r| r.checks.iter()),
         );
         // One span per group commit, linked to the publishes it stores, so a
         // publish's trace shows the commit it waited for.
@@ -282,7 +283,9 @@ impl Persister {
             let stale = request
                 .tasks
                 .iter()
-                .any(|t| stale_tasks.iter().any(|s| s == t.task_id.as_str()));
+                .map(|t| &t.task_id)
+                .chain(&request.checks)
+                .any(|t| stale_tasks.iter().any(|s| s == t.as_str()));
             let mut ids = Vec::with_capacity(request.events.len());
             for event in request.events {
                 if !event.persist {

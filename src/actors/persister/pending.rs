@@ -10,7 +10,7 @@ use actix::SpawnHandle;
 use tokio::sync::oneshot;
 
 use crate::{
-    domain::{EventId, NewEvent, Task},
+    domain::{EventId, NewEvent, Task, TaskId},
     store::StoreError,
 };
 
@@ -102,6 +102,8 @@ pub(super) struct PendingPublish {
     pub(super) events: Vec<NewEvent>,
     /// Task rows written in the same transaction, if still unfinished.
     pub(super) tasks: Vec<Arc<Task>>,
+    /// Tasks checked, not written: see [`Persist`](super::Persist).
+    pub(super) checks: Vec<TaskId>,
     /// `None` once answered (a commit not confirmed in time).
     pub(super) reply: Option<Reply>,
     pub(super) queued_at: Instant,
