@@ -5,8 +5,10 @@
 //! through it, one task at a time, in arrival order. The task's current
 //! state lives here in memory, so a token costs no read of the task row and
 //! no round trip of its own: text is appended to the task's pending text
-//! and flushed as one `text` event, together with the task's row, through
-//! the Persister's group commit. Deltas that arrive while the previous flush
+//! and flushed as one `text` event through the Persister's group commit,
+//! with the task's row when it starts running and then at most once per
+//! `row_refresh` (the event carries the producer's `seq` meanwhile, see
+//! `ops::text_write`). Deltas that arrive while the previous flush
 //! of the same task is still committing become one event; nothing else is
 //! held back, so a producer waiting for each answer is never slowed (a
 //! streamed upload gathers its deltas itself, see `services::uploads`). A
@@ -14,7 +16,8 @@
 //! retry and is ignored.
 //!
 //! Across instances the store stays the arbiter: a flush writes the row
-//! only while the task is unfinished in the store, so a cancel written by
+//! (or, between refreshes, checks it) only while the task is unfinished in
+//! the store, so a cancel written by
 //! another instance wins, and its `error` event (routed here like any
 //! event, see [`TaskEnded`](crate::actors::registry::TaskEnded)) makes
 //! this instance reload the task at once.

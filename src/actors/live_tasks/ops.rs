@@ -1,6 +1,7 @@
 //! The writes waiting for a task, and how the next of them become one
 //! Persist: a change with its events and the task's row, or every text
-//! delta queued back to back as one `text` event with the row.
+//! delta queued back to back as one `text` event with the row or, between
+//! the row's refreshes, a check of it.
 
 use std::{
     sync::Arc,
@@ -160,7 +161,7 @@ pub(super) fn next_write(
 /// task's row is written with it only when the task starts running or the
 /// row was last written `row_refresh` ago or more: between, only the store's
 /// check that the task is unfinished guards the event (a random page of the
-/// tasks table rewritten per event cost 8 % of a token's CPU), and the
+/// tasks table rewritten per event cost 6–8 % of a token's CPU), and the
 /// event carries the producer's `seq` itself (the row's catches up at the
 /// next refresh; `EventStore::task_for_writing` takes the later of both).
 fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> Option<Write> {
