@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten};
 use crate::{
     actors::{
-        live_tasks::{AppendText, ChangeTask, LiveTasks, PeekTask, WatchTask},
+        live_tasks::{LiveTasks, PeekTask, WatchTask, WriteTask, Writing},
         persister::PersistError,
     },
     auth::Principal,
@@ -170,14 +170,8 @@ impl TaskService {
         change: TaskChange,
         access: ProjectAccess,
     ) -> Result<Task, TaskWriteError> {
-        let (reply, answer) = oneshot::channel();
-        self.live.do_send(ChangeTask {
-            task_id: task_id.clone(),
-            change,
-            access,
-            reply,
-        });
-        Ok(Arc::unwrap_or_clone(written(answer).await?.task))
+        let written = self.write(task_id, Writing::Change(change), access).await?;
+        Ok(Arc::unwrap_or_clone(written.task))
     }
 
     /// Appends text; a delta whose `seq` is at or below the task's last
@@ -198,14 +192,27 @@ impl TaskService {
         deltas: Vec<Delta>,
         access: ProjectAccess,
     ) -> Result<TaskWritten, TaskWriteError> {
+        self.write(task_id, Writing::Text(deltas), access).await
+    }
+
+    /// Hands `writing` to LiveTasks and waits for its answer; the actor
+    /// gone before answering means shutting down.
+    async fn write(
+        &self,
+        task_id: &TaskId,
+        writing: Writing,
+        access: ProjectAccess,
+    ) -> Result<TaskWritten, TaskWriteError> {
         let (reply, answer) = oneshot::channel();
-        self.live.do_send(AppendText {
+        self.live.do_send(WriteTask {
             task_id: task_id.clone(),
-            deltas,
+            writing,
             access,
             reply,
         });
-        written(answer).await
+        answer
+            .await
+            .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
     }
 
     /// [`Self::append`] to a task `principal` may see.
@@ -260,15 +267,4 @@ impl TaskService {
         }
         Ok(failed)
     }
-}
-
-/// The answer of a write sent to `LiveTasks`: `ShuttingDown` when its
-/// mailbox or the write's reply is gone.
-/// A write's answer; the actor gone before answering means shutting down.
-async fn written(
-    answer: oneshot::Receiver<Result<TaskWritten, TaskWriteError>>,
-) -> Result<TaskWritten, TaskWriteError> {
-    answer
-        .await
-        .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
 }

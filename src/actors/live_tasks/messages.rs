@@ -20,48 +20,35 @@ use crate::{
 /// reads as closed.
 pub type WriteReply = oneshot::Sender<Result<TaskWritten, TaskWriteError>>;
 
-/// Apply a change (not text) to a task; answers once it is stored.
+/// What a writer does to a task.
+pub enum Writing {
+    /// A change (not text).
+    Change(TaskChange),
+    /// Text; a delta whose `seq` is at or below the task's last accepted
+    /// one is a retry and is ignored.
+    Text(Vec<Delta>),
+}
+
+/// Write to a task; answers once the write is stored (for text, with the
+/// id of the `text` event it went into) or refused.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ChangeTask {
+pub struct WriteTask {
     pub task_id: TaskId,
-    pub change: TaskChange,
+    pub writing: Writing,
     /// The writer's projects: a task outside them answers `NotFound`.
     pub access: ProjectAccess,
     pub reply: WriteReply,
 }
 
-impl Handler<ChangeTask> for LiveTasks {
+impl Handler<WriteTask> for LiveTasks {
     type Result = ();
 
-    fn handle(&mut self, msg: ChangeTask, ctx: &mut Context<Self>) {
-        let op = Op::Change {
-            change: msg.change,
-            reply: Reply::new(msg.reply),
-        };
-        self.enqueue(msg.task_id, msg.access, op, ctx);
-    }
-}
-
-/// Append text to a task; answers once it is stored (with the id of the
-/// `text` event it went into) or refused.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AppendText {
-    pub task_id: TaskId,
-    pub deltas: Vec<Delta>,
-    /// The writer's projects: a task outside them answers `NotFound`.
-    pub access: ProjectAccess,
-    pub reply: WriteReply,
-}
-
-impl Handler<AppendText> for LiveTasks {
-    type Result = ();
-
-    fn handle(&mut self, msg: AppendText, ctx: &mut Context<Self>) {
-        let op = Op::Text {
-            deltas: msg.deltas,
-            reply: Reply::new(msg.reply),
+    fn handle(&mut self, msg: WriteTask, ctx: &mut Context<Self>) {
+        let reply = Reply::new(msg.reply);
+        let op = match msg.writing {
+            Writing::Change(change) => Op::Change { change, reply },
+            Writing::Text(deltas) => Op::Text { deltas, reply },
         };
         self.enqueue(msg.task_id, msg.access, op, ctx);
     }

@@ -36,7 +36,7 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
 use tokio::sync::watch;
 
 pub use error::TaskWriteError;
-pub use messages::{AppendText, ChangeTask, PeekTask, WatchTask, WriteReply};
+pub use messages::{PeekTask, WatchTask, WriteReply, WriteTask, Writing};
 pub use ops::{Delta, TaskWritten};
 use ops::{Op, Reply};
 
