@@ -127,7 +127,6 @@ impl EventService {
             .send(Persist {
                 events,
                 tasks: Vec::new(),
-                checks: Vec::new(),
             })
             .await
             .map_err(|_| PersistError::ShuttingDown)??;

@@ -183,13 +183,7 @@ impl LiveTasks {
         live.in_flight = true;
         let task_id = task_id.clone();
         let me = ctx.address();
-        let ops::Write {
-            persist,
-            replies,
-            task,
-            is_text,
-            row_at,
-        } = write;
+        let ops::Write { persist, awaiting } = write;
         // The answer comes back as a message, not as a future spawned on
         // this actor (actix polls every future an actor spawned each time
         // it wakes: with a thousand generations in flight each token paid
@@ -199,10 +193,7 @@ impl LiveTasks {
             then: Then::new(move |sent| {
                 me.do_send(WriteReturned {
                     task_id,
-                    replies,
-                    task,
-                    is_text,
-                    row_at,
+                    awaiting,
                     sent,
                 })
             }),
@@ -213,10 +204,13 @@ impl LiveTasks {
     fn written(&mut self, returned: WriteReturned, ctx: &mut Context<Self>) {
         let WriteReturned {
             task_id,
-            replies,
-            task,
-            is_text,
-            row_at,
+            awaiting:
+                ops::Awaiting {
+                    replies,
+                    task,
+                    row_at,
+                    is_text,
+                },
             sent,
         } = returned;
         let task_id = &task_id;
@@ -321,10 +315,7 @@ impl LiveTasks {
 #[rtype(result = "()")]
 struct WriteReturned {
     task_id: TaskId,
-    replies: Vec<Reply>,
-    task: Arc<Task>,
-    is_text: bool,
-    row_at: Option<Instant>,
+    awaiting: ops::Awaiting,
     sent: Result<Persisted, PersistError>,
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::{LiveTask, TaskWriteError};
 use crate::{
-    actors::persister::Persist,
+    actors::persister::{Persist, TaskWrite},
     domain::{EventId, Task, TaskChange, TaskError, TaskStatus, change_events, now_ms, text_event},
     telemetry::Metrics,
 };
@@ -98,6 +98,11 @@ impl Op {
 /// The next Persist of a task, and who waits for it.
 pub(super) struct Write {
     pub persist: Persist,
+    pub awaiting: Awaiting,
+}
+
+/// What waits for a write's Persist to come back.
+pub(super) struct Awaiting {
     pub replies: Vec<Reply>,
     /// The task as it will be once stored.
     pub task: Arc<Task>,
@@ -136,13 +141,14 @@ pub(super) fn next_write(
                         return Some(Write {
                             persist: Persist {
                                 events: change_events(&next, &change),
-                                tasks: vec![next.clone()],
-                                checks: Vec::new(),
+                                tasks: vec![TaskWrite::Row(next.clone())],
                             },
-                            replies: vec![reply],
-                            task: next,
-                            row_at: Some(Instant::now()),
-                            is_text: false,
+                            awaiting: Awaiting {
+                                replies: vec![reply],
+                                task: next,
+                                row_at: Some(Instant::now()),
+                                is_text: false,
+                            },
                         });
                     }
                 }
@@ -216,21 +222,22 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             .is_none_or(|at| at.elapsed() >= row_refresh);
     let mut event = text_event(&task, text);
     event.seq = task.last_seq;
-    let (tasks, checks) = if with_row {
-        (vec![task.clone()], Vec::new())
+    let guarded = if with_row {
+        TaskWrite::Row(task.clone())
     } else {
-        (Vec::new(), vec![task.task_id.clone()])
+        TaskWrite::Check(task.clone())
     };
     Some(Write {
         persist: Persist {
             events: vec![event],
-            tasks,
-            checks,
+            tasks: vec![guarded],
         },
-        replies,
-        task,
-        is_text: true,
-        row_at: with_row.then(Instant::now),
+        awaiting: Awaiting {
+            replies,
+            task,
+            is_text: true,
+            row_at: with_row.then(Instant::now),
+        },
     })
 }
 

@@ -19,10 +19,42 @@ use crate::domain::{EventId, NewEvent, Task, TaskId};
 #[rtype(result = "Result<Persisted, PersistError>")]
 pub struct Persist {
     pub events: Vec<NewEvent>,
-    pub tasks: Vec<Arc<Task>>,
-    /// Tasks whose events are stored only while the task is unfinished in
-    /// the store, like those of `tasks`, but whose rows are not written.
-    pub checks: Vec<TaskId>,
+    pub tasks: Vec<TaskWrite>,
+}
+
+/// A task of a [`Persist`]: its events are stored only while it is
+/// unfinished in the store.
+#[derive(Debug)]
+pub enum TaskWrite {
+    /// Its row is written too.
+    Row(Arc<Task>),
+    /// Its row is only checked (a text write between the row's refreshes,
+    /// see `actors::live_tasks`).
+    Check(Arc<Task>),
+}
+
+impl TaskWrite {
+    pub fn task(&self) -> &Task {
+        match self {
+            Self::Row(task) | Self::Check(task) => task,
+        }
+    }
+
+    /// The task whose row is written, if it is.
+    pub fn row(&self) -> Option<&Task> {
+        match self {
+            Self::Row(task) => Some(task),
+            Self::Check(_) => None,
+        }
+    }
+
+    /// The task whose row is only checked, if it is.
+    pub fn check(&self) -> Option<&TaskId> {
+        match self {
+            Self::Check(task) => Some(&task.task_id),
+            Self::Row(_) => None,
+        }
+    }
 }
 
 impl Handler<Persist> for Persister {
@@ -65,7 +97,6 @@ impl Persister {
         self.pending.push_back(PendingPublish {
             events: persist.events,
             tasks: persist.tasks,
-            checks: persist.checks,
             reply: Some(reply),
             queued_at: Instant::now(),
         });

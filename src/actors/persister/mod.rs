@@ -30,7 +30,7 @@ use tracing::Instrument as _;
 mod messages;
 mod pending;
 
-pub use messages::{Drain, Persist, PersistThen};
+pub use messages::{Drain, Persist, PersistThen, TaskWrite};
 use pending::{InFlight, PendingPublish};
 pub use pending::{PersistError, Persisted, Then};
 
@@ -170,8 +170,12 @@ impl Persister {
         };
         let rows = BatchRows::new(
             stored_events(),
-            batch.iter().flat_map(|r| r.tasks.iter().map(|t| &**t)),
-            batch.iter().flat_map(|r| r.checks.iter()),
+            batch
+                .iter()
+                .flat_map(|r| r.tasks.iter().filter_map(TaskWrite::row)),
+            batch
+                .iter()
+                .flat_map(|r| r.tasks.iter().filter_map(TaskWrite::check)),
         );
         // One span per group commit, linked to the publishes it stores, so a
         // publish's trace shows the commit it waited for.
@@ -283,9 +287,7 @@ impl Persister {
             let stale = request
                 .tasks
                 .iter()
-                .map(|t| &t.task_id)
-                .chain(&request.checks)
-                .any(|t| stale_tasks.iter().any(|s| s == t.as_str()));
+                .any(|t| stale_tasks.iter().any(|s| s == t.task().task_id.as_str()));
             let mut ids = Vec::with_capacity(request.events.len());
             for event in request.events {
                 if !event.persist {

@@ -1,16 +1,14 @@
 //! A publish waiting for its commit, the batch in flight, and what a
 //! publish is answered.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use actix::SpawnHandle;
 use tokio::sync::oneshot;
 
+use super::TaskWrite;
 use crate::{
-    domain::{EventId, NewEvent, Task, TaskId},
+    domain::{EventId, NewEvent},
     store::StoreError,
 };
 
@@ -101,9 +99,7 @@ impl Drop for Then {
 pub(super) struct PendingPublish {
     pub(super) events: Vec<NewEvent>,
     /// Task rows written in the same transaction, if still unfinished.
-    pub(super) tasks: Vec<Arc<Task>>,
-    /// Tasks checked, not written: see [`Persist`](super::Persist).
-    pub(super) checks: Vec<TaskId>,
+    pub(super) tasks: Vec<TaskWrite>,
     /// `None` once answered (a commit not confirmed in time).
     pub(super) reply: Option<Reply>,
     pub(super) queued_at: Instant,
