@@ -127,7 +127,10 @@ impl PostgresStore {
                     // FOR SHARE: a finish another instance is writing
                     // commits before this read or after this batch, never
                     // in between.
-                    let open: HashSet<String> = queries::unfinished_tasks!(&checks)
+                    let open: HashSet<String> = tasks::table
+                        .filter(tasks::task_id.eq_any(&checks))
+                        .filter(tasks::status.eq_any(["pending", "running"]))
+                        .select(tasks::task_id)
                         .for_share()
                         .load(c)
                         .await?

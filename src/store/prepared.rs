@@ -22,6 +22,10 @@ use diesel::{
 
 use super::rows::{EventRow, TaskRow};
 
+/// The condition that a task's row is unfinished, which a text or progress
+/// write needs of it (a finish another instance wrote wins).
+const UNFINISHED: &str = " AND status IN ('pending', 'running')";
+
 /// `UPDATE tasks SET … WHERE task_id = ? AND status IN ('pending',
 /// 'running')`: the row of `.0`, written only while the task is unfinished
 /// in the store (a write of a task's progress or text never overwrites an
@@ -69,7 +73,7 @@ impl QueryFragment<Sqlite> for UpdateRunningTask<'_> {
         out.push_bind_param::<Nullable<BigInt>, _>(&row.last_seq)?;
         out.push_sql(" WHERE task_id = ");
         out.push_bind_param::<Text, _>(&row.task_id)?;
-        out.push_sql(" AND status IN ('pending', 'running')");
+        out.push_sql(UNFINISHED);
         Ok(())
     }
 }
@@ -136,7 +140,7 @@ impl QueryFragment<Sqlite> for TaskUnfinished<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql("SELECT count(*) FROM tasks WHERE task_id = ");
         out.push_bind_param::<Text, _>(self.0)?;
-        out.push_sql(" AND status IN ('pending', 'running')");
+        out.push_sql(UNFINISHED);
         Ok(())
     }
 }

@@ -82,15 +82,4 @@ macro_rules! latest_text_seq {
     }};
 }
 
-/// Which of tasks `$task_ids` (a `&[String]`) are unfinished in the store.
-/// Expands to a query of their ids.
-macro_rules! unfinished_tasks {
-    ($task_ids:expr) => {{
-        tasks::table
-            .filter(tasks::task_id.eq_any($task_ids))
-            .filter(tasks::status.eq_any(["pending", "running"]))
-            .select(tasks::task_id)
-    }};
-}
-
-pub(super) use {chat_running_task, events_after, latest_text_seq, silent_tasks, unfinished_tasks};
+pub(super) use {chat_running_task, events_after, latest_text_seq, silent_tasks};

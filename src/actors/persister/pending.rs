@@ -52,13 +52,13 @@ pub struct Persisted {
 /// Where a publish's answer goes.
 pub(super) enum Reply {
     /// A publisher awaiting it.
-    Channel(oneshot::Sender<Result<Persisted, PersistError>>),
+    Channel(oneshot::Sender<Answer>),
     /// A writer told on the Persister's thread ([`PersistThen`](super::PersistThen)).
     Then(Then),
 }
 
 impl Reply {
-    pub(super) fn send(self, answer: Result<Persisted, PersistError>) {
+    pub(super) fn send(self, answer: Answer) {
         match self {
             Self::Channel(sender) => {
                 let _ = sender.send(answer);
@@ -106,7 +106,7 @@ pub(super) struct PendingPublish {
 }
 
 impl PendingPublish {
-    pub(super) fn answer(&mut self, answer: Result<Persisted, PersistError>) {
+    pub(super) fn answer(&mut self, answer: Answer) {
         if let Some(reply) = self.reply.take() {
             reply.send(answer);
         }
