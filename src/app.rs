@@ -155,7 +155,7 @@ impl Application {
             settings.text_coalesce,
         );
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        #[cfg(target_os = "linux")]
         crate::actors::heap_trimmer::HeapTrimmer::new(metrics.clone()).start();
         let (census, census_reader) = watch::channel(Arc::new(Census {
             // The store just opened and migrated: it answers.

@@ -1,18 +1,16 @@
-//! `HeapTrimmer`: hands the memory glibc's allocator holds free back to the
-//! operating system, and reports how much it holds.
+//! `HeapTrimmer`: hands the memory the allocator (jemalloc, see `lib.rs`)
+//! holds free back to the operating system, and reports how much it holds.
 //!
-//! glibc returns memory to the system only from the top of its heaps. Once
-//! thousands of streams have come and gone, their freed buffers lie between
-//! blocks still in use (the replay cache, long-lived streams), so the
-//! process keeps them resident: in a churn soak RSS stayed at its peak after
-//! every stream had closed, with most of it free inside the allocator.
-//! `malloc_trim` releases every whole free page wherever it lies. Every
-//! [`CHECK_EVERY`] this actor reads the allocator's counters into
-//! `sse_heap_bytes{state}` (so "leak or retention?" is a glance at a
-//! dashboard) and trims when at least [`TRIM_FREE_BYTES`] lie free.
+//! Once thousands of streams have come and gone, their freed buffers stay
+//! with the allocator as dirty pages. jemalloc returns them by itself only
+//! while it is busy (its decay runs on allocations), so a broker that fell
+//! quiet after a storm would keep them resident. Every [`CHECK_EVERY`] this
+//! actor reads the allocator's counters into `sse_heap_bytes{state}` (so
+//! "leak or retention?" is a glance at a dashboard) and purges every arena
+//! when at least [`TRIM_FREE_BYTES`] lie free.
 //!
-//! Only on glibc (Linux, `target_env = "gnu"`); other allocators manage
-//! this themselves, and the actor is not started there.
+//! Linux only (where jemalloc is the allocator); the actor is not started
+//! elsewhere.
 
 use std::time::{Duration, Instant};
 
@@ -20,39 +18,58 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use crate::telemetry::Metrics;
 
-/// How often the allocator's counters are read (a walk over its free lists:
-/// microseconds).
+/// How often the allocator's counters are read (a few `mallctl` reads).
 const CHECK_EVERY: Duration = Duration::from_secs(10);
-/// Free memory inside the allocator worth a trim. Below it the pages are
-/// likely reused soon, and a trim would only cost page faults later.
+/// Free memory inside the allocator worth a purge. Below it the pages are
+/// likely reused soon, and a purge would only cost page faults later.
 const TRIM_FREE_BYTES: usize = 8 << 20;
-/// At most one trim per this period: a trim locks each arena while it walks
-/// it.
+/// At most one purge per this period: it walks every arena's free pages.
 const TRIM_AT_MOST_EVERY: Duration = Duration::from_secs(30);
 
 /// What the allocator holds, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeapUsage {
+    /// Handed out to the broker.
     pub in_use: usize,
+    /// Resident in the allocator's pages but not handed out: freed blocks,
+    /// dirty pages kept for reuse, the allocator's own bookkeeping.
     pub free: usize,
 }
 
-/// The allocator's own count, summed over its arenas.
+/// The allocator's own count (its statistics are refreshed first: jemalloc
+/// caches them until told to).
 pub fn heap_usage() -> HeapUsage {
-    // SAFETY: `mallinfo2` only reads the allocator's statistics (taking
-    // each arena's lock); it has no preconditions.
-    let info = unsafe { libc::mallinfo2() };
-    HeapUsage {
-        // Blocks handed out from the heaps, and those mapped on their own.
-        in_use: info.uordblks + info.hblkhd,
-        free: info.fordblks,
-    }
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let read = || -> Result<HeapUsage, tikv_jemalloc_ctl::Error> {
+        epoch::advance()?;
+        let in_use = stats::allocated::read()?;
+        let resident = stats::resident::read()?;
+        Ok(HeapUsage {
+            in_use,
+            free: resident.saturating_sub(in_use),
+        })
+    };
+    read().unwrap_or(HeapUsage { in_use: 0, free: 0 })
 }
 
-/// Releases every whole free page back to the system; true when any was.
+/// Releases every arena's unused pages back to the system.
 fn trim() -> bool {
-    // SAFETY: `malloc_trim` takes each arena's lock; no preconditions.
-    unsafe { libc::malloc_trim(0) == 1 }
+    // `arena.<MALLCTL_ARENAS_ALL>.purge`: a control that takes and gives
+    // nothing, so it is called with null pointers (the ctl crate's typed
+    // writes pass a value).
+    const PURGE_ALL: &[u8] = b"arena.4096.purge\0";
+    // SAFETY: the name is NUL-terminated; a purge reads and writes no
+    // argument, which is what the null pointers and zero length say.
+    let status = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            PURGE_ALL.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    status == 0
 }
 
 /// The process's resident set, in bytes (`/proc/self/statm`).
@@ -89,7 +106,7 @@ impl HeapTrimmer {
             return;
         }
         self.trimming = true;
-        // Off the actor's thread: the trim takes a few milliseconds on a
+        // Off the actor's thread: the purge takes a few milliseconds on a
         // large heap, and this arbiter also runs the Registry.
         let trimmed = tokio::task::spawn_blocking(move || {
             let before = resident_bytes();
@@ -132,8 +149,8 @@ mod tests {
 
     #[test]
     fn freed_memory_shows_as_free_and_a_trim_returns_it_to_the_system() {
-        // Many small blocks, then every other one freed: the free half lies
-        // between blocks still in use, where glibc never returns it alone.
+        // Many small blocks, then all but one in 64 freed: the freed ones
+        // lie between blocks still in use.
         let mut blocks: Vec<Vec<u8>> = (0..40_000).map(|_| vec![1u8; 1024]).collect();
         let in_use = heap_usage();
         let mut kept = Vec::with_capacity(blocks.len() / 2);
@@ -154,7 +171,7 @@ mod tests {
         let after = resident_bytes().expect("statm readable");
         assert!(
             after + (16 << 20) <= before,
-            "a trim gives back the free pages between the kept blocks: {before} → {after} bytes"
+            "a purge gives back the free pages between the kept blocks: {before} → {after} bytes"
         );
         assert_eq!(kept.len(), 625);
     }

@@ -19,7 +19,7 @@
 //! - [`task_reaper::TaskReaper`] fails tasks whose producer went silent.
 //! - [`redis_bridge::RedisBridge`] (cluster mode) publishes committed
 //!   batches to Redis and routes what every instance published, in id order.
-//! - `heap_trimmer::HeapTrimmer` (glibc) hands the memory the allocator
+//! - `heap_trimmer::HeapTrimmer` (Linux) hands the memory the allocator
 //!   holds free back to the system and reports how much it holds.
 //! - [`live_tasks::LiveTasks`] owns the state of the tasks being written to:
 //!   every task write goes through it, text coalesced into one event per
@@ -28,7 +28,7 @@
 //! The health sampler lives with the rest of monitoring (`crate::monitoring`).
 
 pub mod connection;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(target_os = "linux")]
 pub mod heap_trimmer;
 pub mod janitor;
 pub mod live_tasks;

@@ -40,7 +40,7 @@ const ENTRY_OVERHEAD: usize = 560;
 /// streams' buffers as events arrive; long after the streams close, those
 /// scattered blocks pin the pages their neighbours freed. Frames leave the
 /// window oldest first, so a block is freed whole once its last frame has
-/// left; at this size glibc usually maps it on its own.
+/// left.
 const FRAME_BLOCK_BYTES: usize = 256 * 1024;
 
 /// One held event: what `Subscription::matches` and a task's catch-up read,

@@ -30,7 +30,7 @@ pub(super) struct Sampled {
     /// write, read: 0 no, 1 failing recently, 2 failing earlier.
     store_failing: [AtomicI64; 2],
     store_oldest_operation_secs_bits: AtomicU64,
-    /// In use, free inside the allocator (glibc only).
+    /// In use, free inside the allocator (Linux builds, jemalloc).
     heap_bytes: [AtomicI64; 2],
 }
 
@@ -124,7 +124,7 @@ impl Metrics {
             .i64_observable_gauge("sse.heap")
             .with_description(
                 "Heap memory by state: in_use by the broker, or free but kept by the allocator \
-                 (glibc only; free memory is handed back once it passes 8 MiB)",
+                 (Linux builds; free memory is handed back once it passes 8 MiB)",
             )
             .with_unit("By")
             .with_callback(move |observer| {

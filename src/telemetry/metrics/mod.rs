@@ -254,7 +254,7 @@ impl Metrics {
                 ),
                 heap_trims: counter(
                     "sse.heap.trims",
-                    "Times free heap memory was handed back to the system (glibc's malloc_trim)",
+                    "Times free heap memory was handed back to the system (jemalloc's arena purge)",
                 ),
                 provider,
                 registry,
