@@ -150,10 +150,13 @@ mod tests {
     #[test]
     fn freed_memory_shows_as_free_and_a_trim_returns_it_to_the_system() {
         // Many small blocks, then all but one in 64 freed: the freed ones
-        // lie between blocks still in use.
-        let mut blocks: Vec<Vec<u8>> = (0..40_000).map(|_| vec![1u8; 1024]).collect();
+        // lie between blocks still in use. The other tests of this process
+        // allocate and free meanwhile (the counters and RSS are the
+        // process's), hence a volume far above what they move.
+        const BLOCKS: usize = 160 * 1024;
+        let mut blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|_| vec![1u8; 1024]).collect();
         let in_use = heap_usage();
-        let mut kept = Vec::with_capacity(blocks.len() / 2);
+        let mut kept = Vec::with_capacity(BLOCKS / 64);
         for (i, block) in blocks.drain(..).enumerate() {
             if i % 64 != 0 {
                 drop(block);
@@ -163,16 +166,16 @@ mod tests {
         }
         let freed = heap_usage();
         assert!(
-            freed.free >= in_use.free + (30 << 20),
-            "about 39 MiB freed shows as free: {in_use:?} then {freed:?}"
+            freed.free >= in_use.free + (120 << 20),
+            "about 157 MiB freed shows as free: {in_use:?} then {freed:?}"
         );
         let before = resident_bytes().expect("statm readable");
-        trim();
+        assert!(trim(), "jemalloc accepts the purge");
         let after = resident_bytes().expect("statm readable");
         assert!(
-            after + (16 << 20) <= before,
+            after + (96 << 20) <= before,
             "a purge gives back the free pages between the kept blocks: {before} → {after} bytes"
         );
-        assert_eq!(kept.len(), 625);
+        assert_eq!(kept.len(), BLOCKS / 64);
     }
 }
