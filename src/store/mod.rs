@@ -5,6 +5,7 @@
 //! Callers are the Persister (the single writer), replay and history.
 
 mod batch_plan;
+mod checkpointer;
 mod cursor;
 mod deadline;
 mod health;
@@ -17,6 +18,7 @@ mod queries;
 mod rows;
 mod schema;
 mod sqlite;
+mod sqlite_settings;
 
 use std::{sync::Arc, time::Duration};
 
@@ -118,7 +120,7 @@ impl EventStore {
         run_migrations(database).await?;
         let backend = match database {
             DatabaseUrl::Sqlite { path } => {
-                Backend::Sqlite(sqlite::SqliteStore::open(path, timeout)?)
+                Backend::Sqlite(sqlite::SqliteStore::open(path, timeout, metrics.clone())?)
             }
             DatabaseUrl::Postgres { url } => {
                 Backend::Postgres(postgres::PostgresStore::open(url.expose_secret(), timeout)?)

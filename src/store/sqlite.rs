@@ -11,7 +11,7 @@
 //! wait; writes check their [`Deadline`] right before COMMIT and roll back
 //! when the caller has given up.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use deadpool::{Runtime, managed::QueueMode};
 use diesel::{
@@ -27,43 +27,31 @@ use futures_util::FutureExt;
 use super::{
     CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
+    checkpointer::Checkpointer,
     prepared::{EventsSequence, InsertEventRow, UpdateRunningTask, finished_of},
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
+    sqlite_settings::connection_pragmas,
 };
-use crate::domain::{EventId, Task};
+use crate::{
+    domain::{EventId, Task},
+    telemetry::Metrics,
+};
 
 type Connection = SyncConnectionWrapper<SqliteConnection>;
 
 const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// Readers run beside the single writer thanks to WAL.
 const POOL_SIZE: usize = 4;
-/// Per-connection settings. `busy_timeout` (the store timeout; each
-/// operation then narrows it to what is left of its budget) comes first so
-/// the others wait for a writer instead of failing. WAL itself is a
-/// property of the file, set once by the migrations. NORMAL synchronous is
-/// durable across process crashes in WAL mode (only an OS crash can lose
-/// the last commits) and avoids an fsync per commit. A group commit's
-/// multi-row INSERT keeps a statement journal; in memory it costs no file
-/// writes (on disk it was a sixth of a commit's CPU). A checkpoint every
-/// 4,000 pages (16 MiB of WAL) copies a hot page (the events' tail, a
-/// running task's row) once per checkpoint instead of four times.
-fn connection_pragmas(timeout: Duration) -> String {
-    format!(
-        "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;",
-        timeout.as_millis().max(1)
-    )
-}
-
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<Connection>,
+    checkpointer: Arc<Checkpointer>,
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path, timeout: Duration) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, timeout: Duration, metrics: Metrics) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<Connection>::default();
         let pragmas = connection_pragmas(timeout);
         config.custom_setup = Box::new(move |url| {
@@ -95,7 +83,8 @@ impl SqliteStore {
             .create_timeout(Some(timeout))
             .build()
             .map_err(|e| StoreError::Open(e.to_string()))?;
-        Ok(Self { pool })
+        let checkpointer = Arc::new(Checkpointer::start(path, metrics)?);
+        Ok(Self { pool, checkpointer })
     }
 
     /// Runs `task` on a pooled connection's blocking thread, within
@@ -133,12 +122,15 @@ impl SqliteStore {
         deadline: &Deadline,
         task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
     ) -> Result<R, StoreError> {
+        let checkpointer = Arc::clone(&self.checkpointer);
         self.with_connection(deadline, move |c, deadline| {
-            c.immediate_transaction::<_, StoreError, _>(|c| {
+            let written = c.immediate_transaction::<_, StoreError, _>(|c| {
                 let written = task(c)?;
                 deadline.begin_commit()?;
                 Ok(written)
-            })
+            })?;
+            checkpointer.committed(c);
+            Ok(written)
         })
         .await
     }

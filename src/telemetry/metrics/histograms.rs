@@ -58,6 +58,13 @@ pub(super) const STORE_COMMIT_DURATION: HistogramSpec = HistogramSpec {
     unit: "s",
     buckets: &LATENCY_BUCKETS,
 };
+pub(super) const STORE_CHECKPOINT_DURATION: HistogramSpec = HistogramSpec {
+    name: "sse.store.checkpoint.duration",
+    description: "Duration of one SQLite WAL checkpoint, by mode (passive: beside the writers; \
+                  writer: after a commit, the few frames left, so the WAL starts over)",
+    unit: "s",
+    buckets: &LATENCY_BUCKETS,
+};
 pub(super) const CLEANUP_DURATION: HistogramSpec = HistogramSpec {
     name: "sse.cleanup.duration",
     description: "Duration of one cleanup run",
@@ -89,10 +96,11 @@ pub(super) const QUEUE_DEPTH: HistogramSpec = HistogramSpec {
     buckets: &QUEUE_DEPTH_BUCKETS,
 };
 
-const ALL: [&HistogramSpec; 8] = [
+const ALL: [&HistogramSpec; 9] = [
     &PUBLISH_LATENCY,
     &STORE_BATCH_SIZE,
     &STORE_COMMIT_DURATION,
+    &STORE_CHECKPOINT_DURATION,
     &CLEANUP_DURATION,
     &TIME_TO_FIRST_TOKEN,
     &TOKEN_GAP,

@@ -21,8 +21,8 @@ pub use record::StreamBodyMetrics;
 use gauges::Sampled;
 use histograms::{
     CLEANUP_DURATION, FRAMES_PER_WRITE_BUCKETS, HistogramSpec, LATENCY_BUCKETS, PUBLISH_LATENCY,
-    QUEUE_DEPTH, STORE_BATCH_SIZE, STORE_COMMIT_DURATION, TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN,
-    TOKEN_GAP,
+    QUEUE_DEPTH, STORE_BATCH_SIZE, STORE_CHECKPOINT_DURATION, STORE_COMMIT_DURATION,
+    TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN, TOKEN_GAP,
 };
 
 /// Gauges absent until their source reports (Redis-only gauges).
@@ -60,6 +60,7 @@ struct Inner {
     publish_to_route_latency: Histogram<f64>,
     store_batch_size: Histogram<f64>,
     store_commit_duration: Histogram<f64>,
+    store_checkpoint_duration: Histogram<f64>,
     store_errors: Counter<u64>,
     cleanup_runs: Counter<u64>,
     cleanup_errors: Counter<u64>,
@@ -186,6 +187,7 @@ impl Metrics {
                 publish_to_route_latency: histogram(&PUBLISH_LATENCY),
                 store_batch_size: histogram(&STORE_BATCH_SIZE),
                 store_commit_duration: histogram(&STORE_COMMIT_DURATION),
+                store_checkpoint_duration: histogram(&STORE_CHECKPOINT_DURATION),
                 store_errors: counter(
                     "sse.store.errors",
                     "Event-store operations that failed, by operation and kind (timeout: past \

@@ -93,6 +93,13 @@ impl Metrics {
         self.inner.store_commit_duration.record(seconds, &[]);
     }
 
+    /// One SQLite WAL checkpoint: `mode` is `passive` or `writer`.
+    pub fn record_checkpoint(&self, mode: &'static str, seconds: f64) {
+        self.inner
+            .store_checkpoint_duration
+            .record(seconds, &[KeyValue::new("mode", mode)]);
+    }
+
     /// One failed store operation: `kind` is `timeout`, `unconfirmed` or
     /// `error`.
     pub fn record_store_error(&self, operation: &'static str, kind: &'static str) {
