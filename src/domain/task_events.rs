@@ -40,13 +40,17 @@ pub fn task_event(task: &Task, event_type: &str, data: Value) -> NewEvent {
     }
 }
 
-/// The `text` event carrying `delta`.
+/// The `text` event carrying `delta`, stored with the task's last producer
+/// `seq` (never sent), from which a restarted writer recovers it.
 pub fn text_event(task: &Task, delta: String) -> NewEvent {
-    task_event(
-        task,
-        "text",
-        json!({ "task_id": task.task_id.as_str(), "delta": delta }),
-    )
+    NewEvent {
+        seq: task.last_seq,
+        ..task_event(
+            task,
+            "text",
+            json!({ "task_id": task.task_id.as_str(), "delta": delta }),
+        )
+    }
 }
 
 /// The events a change (not text: see [`text_event`]) emits, given the task

@@ -134,7 +134,11 @@ impl Checkpointer {
     /// rest).
     pub fn committed(&self, connection: &mut SqliteConnection) {
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
-        if !self.shared.finish_wanted.swap(false, Ordering::AcqRel) {
+        // A load first: nearly every commit finds nothing wanted, and a
+        // swap would write the shared line each time.
+        if !self.shared.finish_wanted.load(Ordering::Acquire)
+            || !self.shared.finish_wanted.swap(false, Ordering::AcqRel)
+        {
             return;
         }
         let finished = checkpoint(connection, Mode::Writer, &self.metrics)

@@ -129,7 +129,7 @@ impl PostgresStore {
                     // in between.
                     let open: HashSet<String> = tasks::table
                         .filter(tasks::task_id.eq_any(&checks))
-                        .filter(tasks::status.eq_any(["pending", "running"]))
+                        .filter(tasks::status.eq_any(queries::UNFINISHED_STATUSES))
                         .select(tasks::task_id)
                         .for_share()
                         .load(c)

@@ -28,13 +28,17 @@ macro_rules! events_after {
     }};
 }
 
+/// The statuses of a task that is not finished: a write of its progress or
+/// text is stored only while its row has one of them.
+pub(super) const UNFINISHED_STATUSES: [&str; 2] = ["pending", "running"];
+
 /// Unfinished tasks (of `$task_type`, an `Option<String>`) with no write
 /// since `$updated_before_ms`, at most `$limit`. Expands to a boxed query of
 /// [`TaskRow`](super::rows::TaskRow)s.
 macro_rules! silent_tasks {
     ($updated_before_ms:expr, $task_type:expr, $limit:expr) => {{
         let mut query = tasks::table
-            .filter(tasks::status.eq_any(["pending", "running"]))
+            .filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES))
             .filter(tasks::updated_at_ms.lt($updated_before_ms))
             .limit($limit)
             .select(TaskRow::as_select())
@@ -54,7 +58,7 @@ macro_rules! chat_running_task {
     ($chat_id:expr, $projects:expr) => {{
         let mut query = tasks::table
             .filter(tasks::chat_id.eq($chat_id))
-            .filter(tasks::status.eq_any(["pending", "running"]))
+            .filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES))
             .order((tasks::created_at_ms.desc(), tasks::task_id.desc()))
             .limit(1)
             .select(TaskRow::as_select())

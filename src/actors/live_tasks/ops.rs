@@ -220,8 +220,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
         || live
             .row_written
             .is_none_or(|at| at.elapsed() >= row_refresh);
-    let mut event = text_event(&task, text);
-    event.seq = task.last_seq;
+    let event = text_event(&task, text);
     let guarded = if with_row {
         TaskWrite::Row(task.clone())
     } else {
