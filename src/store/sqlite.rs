@@ -19,7 +19,9 @@ use diesel::{
 };
 use diesel_async::{
     AsyncConnection, SimpleAsyncConnection,
-    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
+    },
     sync_connection_wrapper::SyncConnectionWrapper,
 };
 use futures_util::FutureExt;
@@ -53,6 +55,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub fn open(path: &Path, timeout: Duration, metrics: Metrics) -> Result<Self, StoreError> {
         let mut config = ManagerConfig::<Connection>::default();
+        // A database file cannot go away under an open connection, so the
+        // default check (`SELECT 1` on every checkout) only cost each
+        // commit and read one more trip to a blocking thread; a connection
+        // left broken by an error is still discarded.
+        config.recycling_method = RecyclingMethod::Fast;
         let pragmas = connection_pragmas(timeout);
         config.custom_setup = Box::new(move |url| {
             let url = url.to_owned();
