@@ -27,6 +27,8 @@ pub enum Mode {
     Publish(PublishArgs),
     /// AI generations: tokens per second, per-token latency, exact text, catch-up.
     Tokens(TokensArgs),
+    /// The most concurrent generations the broker holds within a token-latency p99.
+    Capacity(CapacityArgs),
     /// The saturated publish path: stored publishes/s, deliveries/s, latency, CPU per event.
     Saturate(SaturateArgs),
     /// A reconnect storm: every stream resumes at once and replays what it missed.
@@ -42,6 +44,7 @@ impl Mode {
             Mode::Idle(args) => &args.common,
             Mode::Publish(args) => &args.common,
             Mode::Tokens(args) => &args.common,
+            Mode::Capacity(args) => &args.load.common,
             Mode::Saturate(args) => &args.common,
             Mode::Storm(args) => &args.common,
             Mode::Soak(args) => &args.common,
@@ -60,7 +63,7 @@ impl Mode {
 }
 
 /// Options every mode takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Base URL of the broker. Only loopback hosts are accepted.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -69,7 +72,7 @@ pub struct CommonArgs {
     #[arg(long, env = "SSE_BENCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Upper bound on the whole run, in seconds [default: 120; soak: its
-    /// --secs, --drain-secs and --settle-secs plus 120].
+    /// --secs, --drain-secs and --settle-secs plus 120; capacity: each probe].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_secs: Option<u64>,
     /// Print one JSON object instead of the human-readable report.
@@ -165,7 +168,7 @@ pub struct PublishArgs {
     pub concurrency: u64,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TokensArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -193,6 +196,30 @@ pub struct TokensArgs {
     /// The broker's process id, to read its CPU time from /proc.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+}
+
+/// `tokens` runs at growing and then bisected `--generations`, each on the
+/// same broker, until the largest that stays within `--p99-ms` is known.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The load of each probe; its `--generations` is the first probe's.
+    #[command(flatten)]
+    pub load: TokensArgs,
+    /// A probe is within when every token was accepted, every viewer's text
+    /// was exact and the live viewers' token latency p99 is at most this.
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_ms: f64,
+    /// No probe above this many generations.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_generations: u64,
+    /// The search stops once the largest probe within and the smallest
+    /// beyond are this close.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resolution: u64,
+    /// Pause between probes, for the broker to close the last probe's
+    /// streams and catch up with its store.
+    #[arg(long, default_value_t = 5)]
+    pub settle_secs: u64,
 }
 
 #[derive(Debug, Args)]

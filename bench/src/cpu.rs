@@ -6,7 +6,7 @@ use std::fmt;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::report::round3;
+use crate::figures::round3;
 
 /// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`), 100 on every
 /// Linux architecture the bench runs on.

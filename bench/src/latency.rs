@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::round3;
+use crate::figures::round3;
 
 /// Highest latency the histograms resolve (one hour, in µs); larger values
 /// are clamped to it.

@@ -44,6 +44,16 @@
 //!   parser), whether every viewer read the exact text, the stored text
 //!   events and commits the text cost (`/metrics`), the late viewers' time
 //!   to catch up, and with `--broker-pid` the broker's CPU µs per token.
+//! - `capacity`: the most concurrent generations the broker holds within a
+//!   token-latency p99 (`--p99-ms`, default 50). Each probe is a whole
+//!   `tokens` run (same flags) at some `--generations`: the given count
+//!   first, doubling while probes stay within (every token accepted, every
+//!   viewer's text exact, live p99 at most the target), then bisecting
+//!   until the largest within and the smallest beyond are `--resolution`
+//!   apart (default 25), never above `--max-generations`. The probes share
+//!   the broker and its store, `--settle-secs` apart; `--timeout-secs`
+//!   bounds each. It reports every probe (tokens/s, p50/p99/p99.9, broker
+//!   µs per token and cores used) and the answer.
 //! - `saturate`: the saturated publish path. A fan-out run with `--streams`
 //!   streams (default 100) and `--publishers` unpaced keep-alive publishers
 //!   (default 16), one stored event per request, for `--secs` (or exactly
@@ -129,7 +139,8 @@
 //! - [`streams`]: the stream readers, their checks and their resumes;
 //!   [`publishers`]: the publisher connections and the `--rate` schedule;
 //!   [`health_probe`]: `GET /health` on a loop.
-//! - [`report`]: the shared report parts, text or JSON; [`latency`]: the
+//! - [`report`]: the shared report parts, text or JSON ([`figures`]: their
+//!   rounding); [`latency`]: the
 //!   histograms; [`seq_set`]: which seqs arrived; [`trend`]: least-squares
 //!   slopes.
 //! - The broker seen from `/proc`: [`memory`] (RSS), [`cpu`] (CPU time),
@@ -139,6 +150,7 @@
 mod cli;
 mod cpu;
 mod fds;
+mod figures;
 mod generation;
 mod health_probe;
 mod http1;
@@ -201,6 +213,10 @@ async fn run(mode: &Mode) -> Result<Verdict> {
         Mode::Idle(args) => modes::idle::run(args, target, deadline).await,
         Mode::Publish(args) => modes::publish::run(args, target, deadline).await,
         Mode::Tokens(args) => modes::tokens::run(args, target, deadline).await,
+        Mode::Capacity(args) => {
+            let probe_timeout = Duration::from_secs(mode.timeout_secs());
+            modes::tokens::capacity::run(args, target, probe_timeout).await
+        }
         Mode::Saturate(args) => modes::saturate::run(args, target, deadline).await,
         Mode::Storm(args) => modes::storm::run(args, target, deadline).await,
         Mode::Soak(args) => modes::soak::run(args, target, deadline).await,

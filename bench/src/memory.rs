@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::{sync::watch, task::JoinHandle, time::interval};
 
-use crate::report::round3;
+use crate::figures::round3;
 
 /// Samples the broker's resident memory, when `--broker-pid` was given.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,4 @@
-//! What the modes report: the parts the reports share, how they print, and
-//! the rounding every number goes through.
+//! What the modes report: the parts the reports share and how they print.
 
 use std::{
     fmt,
@@ -27,44 +26,10 @@ pub fn emit<R: Serialize + fmt::Display>(report: &R, json: bool) -> Result<()> {
     out.flush().context("writing the report")
 }
 
-pub fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
-}
-
-pub fn rate_per_sec(count: u64, seconds: f64) -> Option<f64> {
-    (seconds > 0.0).then(|| (count as f64 / seconds * 10.0).round() / 10.0)
-}
-
-/// How the streams opened.
-#[derive(Debug, Serialize)]
-pub struct ConnectStats {
-    pub streams: u64,
-    /// From the first connect to the last `connected` frame.
-    pub seconds: f64,
-    pub per_sec: Option<f64>,
-    /// Per stream: TCP connect to `connected` frame.
-    pub latency: Option<LatencySummary>,
-}
-
-impl fmt::Display for ConnectStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} connected in {} s ({} streams/s)",
-            self.streams,
-            self.seconds,
-            display_option(self.per_sec)
-        )?;
-        if let Some(latency) = &self.latency {
-            write!(
-                f,
-                "; per stream p50 {} ms, p99 {} ms, max {} ms",
-                latency.p50_ms, latency.p99_ms, latency.max_ms
-            )?;
-        }
-        Ok(())
-    }
-}
+pub use crate::{
+    figures::{display_option, rate_per_sec, round3},
+    streams::ConnectStats,
+};
 
 #[derive(Debug, Serialize)]
 pub struct PublishStats {
@@ -351,8 +316,4 @@ impl fmt::Display for ResumeStats {
         }
         Ok(())
     }
-}
-
-pub fn display_option<T: fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "n/a".to_owned(), |value| value.to_string())
 }

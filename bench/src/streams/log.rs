@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sse_broker::domain::SseEvent;
 use tokio::time::Instant;
 
-use super::StreamContext;
+use super::context::StreamContext;
 use crate::{
     latency::{LatencyRecorder, unix_micros},
     seq_set::SeqSet,

@@ -2,132 +2,34 @@
 //! and (for the modes that churn or storm) close and resume them with
 //! `Last-Event-ID`, keeping one [`StreamLog`] per stream across connections.
 
+mod connect_stats;
+mod context;
 mod log;
 mod task;
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Result, bail};
 use hdrhistogram::Histogram;
 use tokio::{
     sync::{Notify, Semaphore, mpsc, watch},
     task::JoinHandle,
-    time::{Instant, sleep, timeout_at},
+    time::{Instant, timeout_at},
 };
 
-pub use self::log::{StreamEnd, StreamLog};
 use self::task::{ConnectReport, run_stream};
+pub use self::{
+    connect_stats::ConnectStats,
+    context::StreamContext,
+    log::{StreamEnd, StreamLog},
+};
 use crate::{
-    http1::Target,
+    figures::{rate_per_sec, round3},
     latency::{LatencySummary, micros, new_histogram},
-    report::{ConnectStats, rate_per_sec, round3},
 };
 
-/// How often a wait for deliveries checks the count.
-const DELIVERY_POLL: Duration = Duration::from_millis(20);
 /// How long stream tasks get to hand back their logs after the stop signal.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// What every stream task of a run shares.
-pub struct StreamContext {
-    target: Arc<Target>,
-    /// Path and query of the stream request.
-    path: String,
-    event_type: String,
-    run_id: u64,
-    /// Events the run publishes: seqs are `0..events`.
-    events: u64,
-    /// Delivery latencies of every stream, in µs.
-    pub latency: Arc<Mutex<Histogram<u64>>>,
-    /// Deliveries of a seq a stream had not seen before, over all streams;
-    /// the drain phase is over when it reaches streams × events acknowledged.
-    pub unique_deliveries: AtomicU64,
-    /// Streams past their `connected` frame right now.
-    pub connected_now: AtomicU64,
-    /// A stream holding this many distinct seqs has caught up.
-    catch_up_target: AtomicU64,
-    /// Resume a lost connection (as an `EventSource` does) instead of
-    /// ending the stream there.
-    resume_lost: bool,
-}
-
-impl StreamContext {
-    /// A run's streams on `GET /sse/events?event_types=<event_type>`,
-    /// expecting the seqs `0..events` of run `run_id`.
-    pub fn new(
-        target: &Arc<Target>,
-        event_type: &str,
-        run_id: u64,
-        events: u64,
-    ) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self::build(
-            target, event_type, run_id, events, false,
-        )?))
-    }
-
-    /// [`Self::new`] for streams that resume after the last id they saw
-    /// when the broker ends or refuses them, counting each such loss.
-    pub fn resuming(
-        target: &Arc<Target>,
-        event_type: &str,
-        run_id: u64,
-        events: u64,
-    ) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self::build(
-            target, event_type, run_id, events, true,
-        )?))
-    }
-
-    fn build(
-        target: &Arc<Target>,
-        event_type: &str,
-        run_id: u64,
-        events: u64,
-        resume_lost: bool,
-    ) -> Result<Self> {
-        Ok(Self {
-            path: target.path(&format!("/sse/events?event_types={event_type}")),
-            target: Arc::clone(target),
-            event_type: event_type.to_owned(),
-            run_id,
-            events,
-            latency: Arc::new(Mutex::new(new_histogram()?)),
-            unique_deliveries: AtomicU64::new(0),
-            connected_now: AtomicU64::new(0),
-            catch_up_target: AtomicU64::new(u64::MAX),
-            resume_lost,
-        })
-    }
-
-    /// From now on a stream holding `seqs` distinct seqs has caught up.
-    pub fn set_catch_up_target(&self, seqs: u64) {
-        self.catch_up_target.store(seqs, Ordering::Relaxed);
-    }
-
-    fn catch_up_target(&self) -> u64 {
-        self.catch_up_target.load(Ordering::Relaxed)
-    }
-
-    /// Waits until the streams together hold `expected` distinct
-    /// deliveries; false when `until` came first.
-    pub async fn wait_for_deliveries(&self, expected: u64, until: Instant) -> bool {
-        loop {
-            if self.unique_deliveries.load(Ordering::Relaxed) >= expected {
-                return true;
-            }
-            if Instant::now() >= until {
-                return false;
-            }
-            sleep(DELIVERY_POLL).await;
-        }
-    }
-}
 
 /// Stream tasks that have been started, connected or not yet.
 pub struct SpawnedStreams {

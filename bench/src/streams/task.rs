@@ -13,7 +13,10 @@ use tokio::{
     time::{Instant, sleep},
 };
 
-use super::{StreamContext, StreamEnd, StreamLog, log::Arrival};
+use super::{
+    context::StreamContext,
+    log::{Arrival, StreamEnd, StreamLog},
+};
 use crate::sse::SseStream;
 
 /// A resuming stream's pause after a lost connection or a refused reopen,
