@@ -120,7 +120,10 @@ impl HeapTrimmer {
             let Ok((released, before, after, took)) = outcome else {
                 return;
             };
-            act.metrics.record_heap_trim();
+            // `sse_heap_trims_total` counts memory handed back, not attempts.
+            if released {
+                act.metrics.record_heap_trim();
+            }
             let mib = |bytes: Option<u64>| bytes.map_or(0.0, |b| b as f64 / f64::from(1 << 20));
             tracing::debug!(
                 released,

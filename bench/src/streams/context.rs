@@ -49,9 +49,7 @@ impl StreamContext {
         run_id: u64,
         events: u64,
     ) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self::build(
-            target, event_type, run_id, events, false,
-        )?))
+        Self::build(target, event_type, run_id, events, false)
     }
 
     /// [`Self::new`] for streams that resume after the last id they saw
@@ -62,9 +60,7 @@ impl StreamContext {
         run_id: u64,
         events: u64,
     ) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self::build(
-            target, event_type, run_id, events, true,
-        )?))
+        Self::build(target, event_type, run_id, events, true)
     }
 
     fn build(
@@ -73,8 +69,8 @@ impl StreamContext {
         run_id: u64,
         events: u64,
         resume_lost: bool,
-    ) -> Result<Self> {
-        Ok(Self {
+    ) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
             path: target.path(&format!("/sse/events?event_types={event_type}")),
             target: Arc::clone(target),
             event_type: event_type.to_owned(),
@@ -85,7 +81,7 @@ impl StreamContext {
             connected_now: AtomicU64::new(0),
             catch_up_target: AtomicU64::new(u64::MAX),
             resume_lost,
-        })
+        }))
     }
 
     /// From now on a stream holding `seqs` distinct seqs has caught up.
