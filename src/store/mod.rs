@@ -18,7 +18,9 @@ mod queries;
 mod rows;
 mod schema;
 mod sqlite;
+mod sqlite_retention;
 mod sqlite_settings;
+mod sqlite_task_index;
 
 use std::{sync::Arc, time::Duration};
 

@@ -23,6 +23,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    task_events (task_id, id) {
+        task_id -> Text,
+        id -> BigInt,
+    }
+}
+
+diesel::table! {
     tasks (task_id) {
         task_id -> Text,
         status -> Text,
@@ -42,4 +49,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(broker_state, events, tasks,);
+diesel::allow_tables_to_appear_in_same_query!(broker_state, events, task_events, tasks,);

@@ -34,7 +34,9 @@ use super::{
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
+    sqlite_retention,
     sqlite_settings::connection_pragmas,
+    sqlite_task_index::{self, TaskIndexer},
 };
 use crate::{
     domain::{EventId, Task},
@@ -43,13 +45,13 @@ use crate::{
 
 type Connection = SyncConnectionWrapper<SqliteConnection>;
 
-const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// Readers run beside the single writer thanks to WAL.
 const POOL_SIZE: usize = 4;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<Connection>,
     checkpointer: Arc<Checkpointer>,
+    task_index: Arc<TaskIndexer>,
 }
 
 impl SqliteStore {
@@ -91,7 +93,11 @@ impl SqliteStore {
             .build()
             .map_err(|e| StoreError::Open(e.to_string()))?;
         let checkpointer = Arc::new(Checkpointer::start(path, metrics)?);
-        Ok(Self { pool, checkpointer })
+        Ok(Self {
+            pool,
+            checkpointer,
+            task_index: Arc::default(),
+        })
     }
 
     /// Runs `task` on a pooled connection's blocking thread, within
@@ -159,6 +165,7 @@ impl SqliteStore {
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
+        let index_pass = self.task_index.claim_pass();
         self.write(deadline, move |c| {
             // Under the write lock: nothing can commit in between.
             let previous_id = EventsSequence::read(c)?;
@@ -170,6 +177,10 @@ impl SqliteStore {
             }
             stale_tasks.extend(finished_of(c, checks)?);
             let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
+            if index_pass {
+                let latest_id = EventsSequence::read(c)?;
+                sqlite_task_index::index_pass(c, latest_id)?;
+            }
             Ok(CommittedBatch {
                 outcomes,
                 previous_id: EventId(previous_id),
@@ -189,8 +200,9 @@ impl SqliteStore {
         deadline: &Deadline,
     ) -> Result<EventRows, StoreError> {
         let rows = self
-            .read(deadline, move |c| {
-                queries::events_after!(page).load::<StoredEventRow>(c)
+            .read(deadline, move |c| match page.task_id.clone() {
+                Some(task) => sqlite_task_index::task_events_after(c, task, page),
+                None => queries::events_after!(page).load::<StoredEventRow>(c),
             })
             .await?;
         Ok(rows.into())
@@ -200,7 +212,7 @@ impl SqliteStore {
         let value = self
             .read(deadline, |c| {
                 broker_state::table
-                    .find(PRUNED_THROUGH_KEY)
+                    .find(sqlite_retention::PRUNED_THROUGH_KEY)
                     .select(broker_state::value)
                     .first::<i64>(c)
                     .optional()
@@ -215,8 +227,10 @@ impl SqliteStore {
         batch: i64,
         deadline: &Deadline,
     ) -> Result<usize, StoreError> {
-        self.write(deadline, move |c| prune_batch(c, cutoff_ms, batch))
-            .await
+        self.write(deadline, move |c| {
+            sqlite_retention::prune_batch(c, cutoff_ms, batch)
+        })
+        .await
     }
 
     pub async fn insert_task(&self, row: TaskRow, deadline: &Deadline) -> Result<bool, StoreError> {
@@ -250,10 +264,10 @@ impl SqliteStore {
     ) -> Result<Option<i64>, StoreError> {
         let seq = self
             .read(deadline, move |c| {
-                queries::latest_text_seq!(task_id).first(c).optional()
+                sqlite_task_index::latest_text_seq(c, task_id)
             })
             .await?;
-        Ok(seq.flatten())
+        Ok(seq)
     }
 
     pub async fn silent_tasks(
@@ -363,41 +377,15 @@ fn insert_batch(
         .ok_or(diesel::result::Error::RollbackTransaction)
 }
 
-fn prune_batch(c: &mut SqliteConnection, cutoff_ms: i64, batch: i64) -> QueryResult<usize> {
-    let ids: Vec<i64> = events::table
-        .filter(events::created_at_ms.lt(cutoff_ms))
-        .order(events::id.asc())
-        .limit(batch)
-        .select(events::id)
-        .load(c)?;
-    let Some(&highest) = ids.last() else {
-        return Ok(0);
-    };
-    let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(c)?;
-    diesel::insert_into(broker_state::table)
-        .values((
-            broker_state::key.eq(PRUNED_THROUGH_KEY),
-            broker_state::value.eq(highest),
-        ))
-        .on_conflict(broker_state::key)
-        .do_update()
-        .set(
-            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "MAX(value, excluded.value)",
-            )),
-        )
-        .execute(c)?;
-    Ok(deleted)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use diesel::{Connection, dsl::sql, sql_types::Bool};
     use diesel_migrations::MigrationHarness;
 
     use super::*;
 
-    fn migrated() -> SqliteConnection {
+    /// A fresh in-memory database with every migration applied.
+    pub(in crate::store) fn migrated() -> SqliteConnection {
         let mut c = SqliteConnection::establish(":memory:").expect("an in-memory database");
         c.run_pending_migrations(super::super::migrations::SQLITE_MIGRATIONS)
             .expect("the migrations apply");
@@ -447,7 +435,10 @@ mod tests {
         let mut c = migrated();
         assert_eq!(commit(&mut c, 3).expect("stored"), (0, vec![1, 2, 3]));
         assert_eq!(stored_ids(&mut c), vec![1, 2, 3]);
-        assert_eq!(prune_batch(&mut c, i64::MAX, 100).expect("pruned"), 3);
+        assert_eq!(
+            sqlite_retention::prune_batch(&mut c, i64::MAX, 100).expect("pruned"),
+            3
+        );
         // Ids are never reused: the next batch follows the last one handed
         // out, not the (now empty) table's largest.
         assert_eq!(commit(&mut c, 2).expect("stored"), (3, vec![4, 5]));
