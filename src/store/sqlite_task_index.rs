@@ -113,18 +113,15 @@ pub(super) fn task_events_after(
         let mut rows: Vec<StoredEventRow> = Vec::new();
         let mut cursor = page.after.0;
         while cursor < through && (rows.len() as i64) < page.limit {
-            let ids: Vec<i64> = task_events::table
-                .filter(task_events::task_id.eq(&task))
-                .filter(task_events::id.gt(cursor))
-                .filter(task_events::id.le(through))
-                .order(task_events::id.asc())
-                .limit(IDS_PER_QUERY)
-                .select(task_events::id)
-                .load(c)?;
-            let Some(&last) = ids.last() else {
-                break;
+            let batch = || {
+                task_events::table
+                    .filter(task_events::task_id.eq(task.clone()))
+                    .filter(task_events::id.gt(cursor))
+                    .filter(task_events::id.le(through))
+                    .order(task_events::id.asc())
+                    .limit(IDS_PER_QUERY)
+                    .select(task_events::id)
             };
-            let exhausted = (ids.len() as i64) < IDS_PER_QUERY;
             let wanted = EventPage {
                 after: EventId(cursor),
                 limit: page.limit - rows.len() as i64,
@@ -132,10 +129,19 @@ pub(super) fn task_events_after(
             };
             rows.extend(
                 queries::events_after!(wanted)
-                    .filter(events::id.eq_any(ids))
+                    .filter(events::id.eq_any(batch()))
                     .load::<StoredEventRow>(c)?,
             );
-            cursor = if exhausted { through } else { last };
+            if (rows.len() as i64) >= page.limit {
+                break;
+            }
+            // Short: the filters left out some of the batch, or the index
+            // has no more. Only then is the batch itself read.
+            let ids: Vec<i64> = batch().load(c)?;
+            cursor = match ids.last() {
+                Some(&last) if ids.len() as i64 == IDS_PER_QUERY => last,
+                _ => through,
+            };
         }
         let missing = page.limit - rows.len() as i64;
         if missing > 0 {
@@ -470,7 +476,8 @@ mod tests {
         let plan: Vec<Step> = diesel::sql_query(
             "EXPLAIN QUERY PLAN SELECT id FROM events WHERE id > 0 AND event_type IN ('text') \
              AND task_id = 'a' AND id <= 100 AND id IN (SELECT id FROM task_events \
-             WHERE task_id = 'a' AND id > 0) ORDER BY id LIMIT 10",
+             WHERE task_id = 'a' AND id > 0 AND id <= 100 ORDER BY id LIMIT 512) \
+             ORDER BY id LIMIT 10",
         )
         .load(&mut c)
         .expect("a plan");
