@@ -92,11 +92,12 @@ impl SqliteStore {
             .create_timeout(Some(timeout))
             .build()
             .map_err(|e| StoreError::Open(e.to_string()))?;
+        let task_index = Arc::new(TaskIndexer::new(metrics.clone()));
         let checkpointer = Arc::new(Checkpointer::start(path, metrics)?);
         Ok(Self {
             pool,
             checkpointer,
-            task_index: Arc::default(),
+            task_index,
         })
     }
 
@@ -165,7 +166,10 @@ impl SqliteStore {
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
-        let index_pass = self.task_index.claim_pass();
+        let task_index = self
+            .task_index
+            .claim_pass()
+            .then(|| Arc::clone(&self.task_index));
         self.write(deadline, move |c| {
             // Under the write lock: nothing can commit in between.
             let previous_id = EventsSequence::read(c)?;
@@ -177,9 +181,9 @@ impl SqliteStore {
             }
             stale_tasks.extend(finished_of(c, checks)?);
             let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
-            if index_pass {
+            if let Some(task_index) = &task_index {
                 let latest_id = EventsSequence::read(c)?;
-                sqlite_task_index::index_pass(c, latest_id)?;
+                task_index.pass(c, latest_id)?;
             }
             Ok(CommittedBatch {
                 outcomes,

@@ -20,7 +20,10 @@
 //! (PostgreSQL keeps its plain index: it writes index pages into its WAL
 //! only once per checkpoint cycle.)
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::{
+    sync::atomic::{AtomicI64, Ordering},
+    time::Instant,
+};
 
 use diesel::{OptionalExtension, prelude::*, sql_types::BigInt, sqlite::SqliteConnection};
 
@@ -29,7 +32,10 @@ use super::{
     rows::StoredEventRow,
     schema::{broker_state, events, task_events},
 };
-use crate::domain::{EventId, now_ms};
+use crate::{
+    domain::{EventId, now_ms},
+    telemetry::Metrics,
+};
 
 /// The most often a writer indexes what was committed since the last pass;
 /// also the most a task's unindexed tail grows between passes while events
@@ -39,12 +45,31 @@ const PASS_EVERY_MS: i64 = 100;
 const INDEXED_THROUGH_KEY: &str = "task_indexed_through";
 
 /// When the last pass was claimed, shared by the store's connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct TaskIndexer {
     last_pass_ms: AtomicI64,
+    metrics: Metrics,
 }
 
 impl TaskIndexer {
+    pub(super) fn new(metrics: Metrics) -> Self {
+        Self {
+            last_pass_ms: AtomicI64::new(0),
+            metrics,
+        }
+    }
+
+    /// Runs a claimed pass in the caller's write transaction (see
+    /// [`index_pass`]), timed.
+    pub(super) fn pass(&self, c: &mut SqliteConnection, latest_id: i64) -> QueryResult<()> {
+        let started = Instant::now();
+        let indexed = index_pass(c, latest_id)?;
+        self.metrics
+            .record_task_index_pass(started.elapsed().as_secs_f64());
+        tracing::debug!(indexed, through = latest_id, "task index pass");
+        Ok(())
+    }
+
     /// Whether the caller, about to commit, should run a pass in its
     /// transaction; at most one caller per [`PASS_EVERY_MS`] is told so.
     pub(super) fn claim_pass(&self) -> bool {
@@ -59,16 +84,17 @@ impl TaskIndexer {
 }
 
 /// Indexes every task event above the mark, up to `latest_id` (the highest
-/// id handed out, the caller's own events included), and moves the mark.
-/// Runs inside the caller's write transaction.
-pub(super) fn index_pass(c: &mut SqliteConnection, latest_id: i64) -> QueryResult<()> {
+/// id handed out, the caller's own events included), and moves the mark;
+/// answers how many entries it added. Runs inside the caller's write
+/// transaction.
+pub(super) fn index_pass(c: &mut SqliteConnection, latest_id: i64) -> QueryResult<usize> {
     let through = indexed_through(c)?;
     if latest_id <= through {
-        return Ok(());
+        return Ok(0);
     }
     // OR IGNORE: a statement that cannot abort half-way needs no statement
     // journal, which would copy every page it touches once more.
-    diesel::sql_query(
+    let indexed = diesel::sql_query(
         "INSERT OR IGNORE INTO task_events (task_id, id) SELECT task_id, id FROM events \
          WHERE id > ? AND id <= ? AND task_id IS NOT NULL ORDER BY task_id, id",
     )
@@ -84,7 +110,7 @@ pub(super) fn index_pass(c: &mut SqliteConnection, latest_id: i64) -> QueryResul
         .do_update()
         .set(broker_state::value.eq(latest_id))
         .execute(c)?;
-    Ok(())
+    Ok(indexed)
 }
 
 fn indexed_through(c: &mut SqliteConnection) -> QueryResult<i64> {

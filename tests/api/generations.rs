@@ -506,3 +506,38 @@ async fn a_late_viewer_of_a_long_finished_generation_gets_it_in_three_events() {
     assert_eq!(kinds, [Some("text"), Some("progress"), Some("complete")]);
     assert!(text_of(&events) == expected, "the text is whole and exact");
 }
+
+#[actix_web::test]
+async fn a_task_is_replayed_whole_from_both_sides_of_an_index_pass() {
+    // Arrange: SQLite indexes a task's events in batches, at most every
+    // 100 ms (store/sqlite_task_index.rs). Text written 150 ms apart is
+    // indexed by the pass of the commit that stores it; text and the end
+    // written right after are found by scanning past the pass's mark.
+    let app = spawn_app().await;
+    create(&app, "halves").await;
+    for (n, delta) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        if n < 3 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let answer = app
+            .post_json("/tasks/halves/text", &json!({ "delta": delta }))
+            .await;
+        assert_eq!(answer.status().as_u16(), 202, "writing {delta}");
+    }
+    let answer = app.post_json("/tasks/halves/complete", &json!({})).await;
+    assert!(answer.status().is_success(), "{}", answer.status());
+
+    // Act
+    let mut late = app.open_stream("/tasks/halves/events", &[]).await;
+    let events = late.read_to_end(SHORT).await;
+
+    // Assert: every piece once, in order, and the passes measured.
+    let kinds: Vec<_> = events.iter().map(|e| e.event.as_deref()).collect();
+    assert_eq!(kinds, [Some("text"), Some("progress"), Some("complete")]);
+    assert_eq!(text_of(&events), "abcd");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        sample_sum(&metrics, "sse_store_task_index_duration_seconds_count") >= 3.0,
+        "{metrics}"
+    );
+}

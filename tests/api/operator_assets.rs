@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 46] = [
+const SPEC_METRICS: [(&str, Kind); 47] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -62,6 +62,7 @@ const SPEC_METRICS: [(&str, Kind); 46] = [
     ("sse_store_batch_size", Kind::Histogram),
     ("sse_store_commit_duration_seconds", Kind::Histogram),
     ("sse_store_checkpoint_duration_seconds", Kind::Histogram),
+    ("sse_store_task_index_duration_seconds", Kind::Histogram),
     ("sse_store_errors_total", Kind::Counter),
     ("sse_store_failing", Kind::Gauge),
     ("sse_store_oldest_operation_seconds", Kind::Gauge),

@@ -65,6 +65,13 @@ pub(super) const STORE_CHECKPOINT_DURATION: HistogramSpec = HistogramSpec {
     unit: "s",
     buckets: &LATENCY_BUCKETS,
 };
+pub(super) const STORE_TASK_INDEX_DURATION: HistogramSpec = HistogramSpec {
+    name: "sse.store.task_index.duration",
+    description: "Duration of one SQLite task index pass: the task events committed since the \
+                  last pass, indexed as one sorted batch inside a commit",
+    unit: "s",
+    buckets: &LATENCY_BUCKETS,
+};
 pub(super) const CLEANUP_DURATION: HistogramSpec = HistogramSpec {
     name: "sse.cleanup.duration",
     description: "Duration of one cleanup run",
@@ -96,11 +103,12 @@ pub(super) const QUEUE_DEPTH: HistogramSpec = HistogramSpec {
     buckets: &QUEUE_DEPTH_BUCKETS,
 };
 
-const ALL: [&HistogramSpec; 9] = [
+const ALL: [&HistogramSpec; 10] = [
     &PUBLISH_LATENCY,
     &STORE_BATCH_SIZE,
     &STORE_COMMIT_DURATION,
     &STORE_CHECKPOINT_DURATION,
+    &STORE_TASK_INDEX_DURATION,
     &CLEANUP_DURATION,
     &TIME_TO_FIRST_TOKEN,
     &TOKEN_GAP,

@@ -22,7 +22,7 @@ use gauges::Sampled;
 use histograms::{
     CLEANUP_DURATION, FRAMES_PER_WRITE_BUCKETS, HistogramSpec, LATENCY_BUCKETS, PUBLISH_LATENCY,
     QUEUE_DEPTH, STORE_BATCH_SIZE, STORE_CHECKPOINT_DURATION, STORE_COMMIT_DURATION,
-    TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN, TOKEN_GAP,
+    STORE_TASK_INDEX_DURATION, TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN, TOKEN_GAP,
 };
 
 /// Gauges absent until their source reports (Redis-only gauges).
@@ -61,6 +61,7 @@ struct Inner {
     store_batch_size: Histogram<f64>,
     store_commit_duration: Histogram<f64>,
     store_checkpoint_duration: Histogram<f64>,
+    store_task_index_duration: Histogram<f64>,
     store_errors: Counter<u64>,
     cleanup_runs: Counter<u64>,
     cleanup_errors: Counter<u64>,
@@ -188,6 +189,7 @@ impl Metrics {
                 store_batch_size: histogram(&STORE_BATCH_SIZE),
                 store_commit_duration: histogram(&STORE_COMMIT_DURATION),
                 store_checkpoint_duration: histogram(&STORE_CHECKPOINT_DURATION),
+                store_task_index_duration: histogram(&STORE_TASK_INDEX_DURATION),
                 store_errors: counter(
                     "sse.store.errors",
                     "Event-store operations that failed, by operation and kind (timeout: past \

@@ -100,6 +100,11 @@ impl Metrics {
             .record(seconds, &[KeyValue::new("mode", mode)]);
     }
 
+    /// One pass of SQLite's task index.
+    pub fn record_task_index_pass(&self, seconds: f64) {
+        self.inner.store_task_index_duration.record(seconds, &[]);
+    }
+
     /// One failed store operation: `kind` is `timeout`, `unconfirmed` or
     /// `error`.
     pub fn record_store_error(&self, operation: &'static str, kind: &'static str) {
