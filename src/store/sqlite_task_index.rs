@@ -5,8 +5,8 @@
 //! streaming at once, a group commit of N events dirtied N scattered index
 //! pages, and SQLite writes each dirtied page whole into the WAL and copies
 //! it back at the checkpoint. At 500 uploads × 50 tokens/s that index was
-//! three quarters of the store's page writes and a fifth of the broker's
-//! CPU per token (docs/performance.md, ninth sitting).
+//! three quarters of the store's page writes and about a sixth of the
+//! broker's CPU per token (docs/performance.md, ninth sitting).
 //!
 //! Here `task_events (task_id, id)` is filled by a writer, inside its own
 //! commit, at most every [`PASS_EVERY_MS`]: every task event committed since
