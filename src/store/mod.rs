@@ -18,6 +18,7 @@ mod queries;
 mod rows;
 mod schema;
 mod sqlite;
+mod sqlite_marks;
 mod sqlite_retention;
 mod sqlite_settings;
 mod sqlite_task_index;

@@ -33,8 +33,8 @@ use super::{
     prepared::{EventsSequence, InsertEventRow, UpdateRunningTask, finished_of},
     queries,
     rows::{EventRow, EventRows, StoredEventRow, TaskRow},
-    schema::{broker_state, events, tasks},
-    sqlite_retention,
+    schema::{events, tasks},
+    sqlite_marks, sqlite_retention,
     sqlite_settings::connection_pragmas,
     sqlite_task_index::{self, TaskIndexer},
 };
@@ -205,7 +205,7 @@ impl SqliteStore {
     ) -> Result<EventRows, StoreError> {
         let rows = self
             .read(deadline, move |c| match page.task_id.clone() {
-                Some(task) => sqlite_task_index::task_events_after(c, task, page),
+                Some(task) => sqlite_task_index::task_events_after(c, &task, page),
                 None => queries::events_after!(page).load::<StoredEventRow>(c),
             })
             .await?;
@@ -215,14 +215,10 @@ impl SqliteStore {
     pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
         let value = self
             .read(deadline, |c| {
-                broker_state::table
-                    .find(sqlite_retention::PRUNED_THROUGH_KEY)
-                    .select(broker_state::value)
-                    .first::<i64>(c)
-                    .optional()
+                sqlite_marks::read(c, sqlite_marks::PRUNED_THROUGH)
             })
             .await?;
-        Ok(EventId(value.unwrap_or(0)))
+        Ok(EventId(value))
     }
 
     pub async fn prune_batch(

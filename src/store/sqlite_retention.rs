@@ -4,13 +4,7 @@
 
 use diesel::{prelude::*, sqlite::SqliteConnection};
 
-use super::{
-    schema::{broker_state, events},
-    sqlite_task_index,
-};
-
-/// `broker_state` key: the highest event id retention deleted.
-pub(super) const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
+use super::{schema::events, sqlite_marks, sqlite_task_index};
 
 /// Deletes up to `batch` of the oldest events created before `cutoff_ms`;
 /// answers how many.
@@ -30,18 +24,6 @@ pub(super) fn prune_batch(
     };
     sqlite_task_index::forget(c, highest, cutoff_ms)?;
     let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(c)?;
-    diesel::insert_into(broker_state::table)
-        .values((
-            broker_state::key.eq(PRUNED_THROUGH_KEY),
-            broker_state::value.eq(highest),
-        ))
-        .on_conflict(broker_state::key)
-        .do_update()
-        .set(
-            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "MAX(value, excluded.value)",
-            )),
-        )
-        .execute(c)?;
+    sqlite_marks::raise(c, sqlite_marks::PRUNED_THROUGH, highest)?;
     Ok(deleted)
 }

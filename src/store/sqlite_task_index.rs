@@ -12,7 +12,7 @@
 //! commit, at most every [`PASS_EVERY_MS`]: every task event committed since
 //! the last pass, sorted by task, so a pass dirties about one page per
 //! task instead of one per event. Events after the last pass (their id
-//! above `task_indexed_through` in `broker_state`) are found by scanning
+//! above the `task_indexed_through` mark) are found by scanning
 //! the table's tail by id. A reader takes both parts in one transaction,
 //! so it sees the index and its mark as one commit left them: every event
 //! exactly once.
@@ -30,23 +30,22 @@ use diesel::{OptionalExtension, prelude::*, sql_types::BigInt, sqlite::SqliteCon
 use super::{
     EventPage, queries,
     rows::StoredEventRow,
-    schema::{broker_state, events, task_events},
+    schema::{events, task_events},
+    sqlite_marks,
 };
-use crate::{
-    domain::{EventId, now_ms},
-    telemetry::Metrics,
-};
+use crate::{domain::EventId, telemetry::Metrics};
 
 /// The most often a writer indexes what was committed since the last pass;
 /// also the most a task's unindexed tail grows between passes while events
 /// are being committed.
 const PASS_EVERY_MS: i64 = 100;
-/// `broker_state` key: the highest event id whose task is in `task_events`.
-const INDEXED_THROUGH_KEY: &str = "task_indexed_through";
 
 /// When the last pass was claimed, shared by the store's connections.
 #[derive(Debug)]
 pub(super) struct TaskIndexer {
+    /// Monotonic, so a wall clock set back cannot hold the passes off.
+    started: Instant,
+    /// Milliseconds after `started`.
     last_pass_ms: AtomicI64,
     metrics: Metrics,
 }
@@ -54,7 +53,9 @@ pub(super) struct TaskIndexer {
 impl TaskIndexer {
     pub(super) fn new(metrics: Metrics) -> Self {
         Self {
-            last_pass_ms: AtomicI64::new(0),
+            started: Instant::now(),
+            // The first commit runs a pass.
+            last_pass_ms: AtomicI64::new(-PASS_EVERY_MS),
             metrics,
         }
     }
@@ -73,7 +74,7 @@ impl TaskIndexer {
     /// Whether the caller, about to commit, should run a pass in its
     /// transaction; at most one caller per [`PASS_EVERY_MS`] is told so.
     pub(super) fn claim_pass(&self) -> bool {
-        let now = now_ms();
+        let now = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let last = self.last_pass_ms.load(Ordering::Relaxed);
         now - last >= PASS_EVERY_MS
             && self
@@ -101,25 +102,12 @@ pub(super) fn index_pass(c: &mut SqliteConnection, latest_id: i64) -> QueryResul
     .bind::<BigInt, _>(through)
     .bind::<BigInt, _>(latest_id)
     .execute(c)?;
-    diesel::insert_into(broker_state::table)
-        .values((
-            broker_state::key.eq(INDEXED_THROUGH_KEY),
-            broker_state::value.eq(latest_id),
-        ))
-        .on_conflict(broker_state::key)
-        .do_update()
-        .set(broker_state::value.eq(latest_id))
-        .execute(c)?;
+    sqlite_marks::raise(c, sqlite_marks::TASK_INDEXED_THROUGH, latest_id)?;
     Ok(indexed)
 }
 
 fn indexed_through(c: &mut SqliteConnection) -> QueryResult<i64> {
-    Ok(broker_state::table
-        .find(INDEXED_THROUGH_KEY)
-        .select(broker_state::value)
-        .first::<i64>(c)
-        .optional()?
-        .unwrap_or(0))
+    sqlite_marks::read(c, sqlite_marks::TASK_INDEXED_THROUGH)
 }
 
 /// Ids the index answers per query: a page is filled from at most this
@@ -127,11 +115,12 @@ fn indexed_through(c: &mut SqliteConnection) -> QueryResult<i64> {
 /// each page its own rows, not all the task's entries after it.
 const IDS_PER_QUERY: i64 = 512;
 
-/// One page of `task`'s stored events after `page.after` (narrowed by the
-/// page's other filters), oldest first: the indexed ones, then the tail.
+/// One page of the stored events of `task` (the page's task filter) after
+/// `page.after`, narrowed by the page's other filters, oldest first: the
+/// indexed ones, then the tail.
 pub(super) fn task_events_after(
     c: &mut SqliteConnection,
-    task: String,
+    task: &str,
     page: EventPage,
 ) -> QueryResult<Vec<StoredEventRow>> {
     c.transaction(|c| {
@@ -141,7 +130,7 @@ pub(super) fn task_events_after(
         while cursor < through && (rows.len() as i64) < page.limit {
             let batch = || {
                 task_events::table
-                    .filter(task_events::task_id.eq(task.clone()))
+                    .filter(task_events::task_id.eq(task))
                     .filter(task_events::id.gt(cursor))
                     .filter(task_events::id.le(through))
                     .order(task_events::id.asc())
@@ -250,7 +239,7 @@ mod tests {
     ) -> i64 {
         diesel::sql_query(
             "INSERT INTO events (event_type, data, task_id, created_at_ms, seq) \
-             VALUES (?, '{}', ?, 1, ?) RETURNING id",
+             VALUES (?, '{}', ?, 1, ?)",
         )
         .bind::<Text, _>(event_type)
         .bind::<diesel::sql_types::Nullable<Text>, _>(task)
@@ -275,7 +264,7 @@ mod tests {
     }
 
     fn ids(c: &mut SqliteConnection, page: EventPage) -> Vec<i64> {
-        task_events_after(c, "a".into(), page)
+        task_events_after(c, "a", page)
             .expect("readable")
             .into_iter()
             .map(|row| row.id)
@@ -402,6 +391,16 @@ mod tests {
             Some(41)
         );
         assert_eq!(latest_text_seq(&mut c, "b".into()).expect("readable"), None);
+    }
+
+    #[test]
+    fn one_commit_in_each_interval_is_told_to_run_a_pass_the_first_at_once() {
+        let indexer = TaskIndexer::new(Metrics::new("unit", None));
+        assert!(indexer.claim_pass(), "the first commit");
+        assert!(!indexer.claim_pass(), "a commit right after it");
+        std::thread::sleep(std::time::Duration::from_millis(PASS_EVERY_MS as u64 + 20));
+        assert!(indexer.claim_pass(), "a commit an interval later");
+        assert!(!indexer.claim_pass(), "and one right after that");
     }
 
     #[test]

@@ -513,8 +513,10 @@ async fn a_task_is_replayed_whole_from_both_sides_of_an_index_pass() {
     // 100 ms (store/sqlite_task_index.rs). Text written 150 ms apart is
     // indexed by the pass of the commit that stores it; text and the end
     // written right after are found by scanning past the pass's mark.
-    let app = spawn_app().await;
+    // Without the replay cache, so every replay reads the store.
+    let app = spawn_app_with(|s| s.replay_cache_events = 0).await;
     create(&app, "halves").await;
+    let mut ids = Vec::new();
     for (n, delta) in ["a", "b", "c", "d"].into_iter().enumerate() {
         if n < 3 {
             tokio::time::sleep(Duration::from_millis(150)).await;
@@ -523,6 +525,8 @@ async fn a_task_is_replayed_whole_from_both_sides_of_an_index_pass() {
             .post_json("/tasks/halves/text", &json!({ "delta": delta }))
             .await;
         assert_eq!(answer.status().as_u16(), 202, "writing {delta}");
+        let body: Value = answer.json().await.expect("json");
+        ids.push(body["ids"][0].as_i64().expect("the text event's id"));
     }
     let answer = app.post_json("/tasks/halves/complete", &json!({})).await;
     assert!(answer.status().is_success(), "{}", answer.status());
@@ -535,6 +539,19 @@ async fn a_task_is_replayed_whole_from_both_sides_of_an_index_pass() {
     let kinds: Vec<_> = events.iter().map(|e| e.event.as_deref()).collect();
     assert_eq!(kinds, [Some("text"), Some("progress"), Some("complete")]);
     assert_eq!(text_of(&events), "abcd");
+    // A resume from the first text (indexed) misses text on both sides.
+    let resumed_from = ids[0].to_string();
+    let mut resumed = app
+        .open_stream(
+            "/tasks/halves/events",
+            &[("Last-Event-ID", resumed_from.as_str())],
+        )
+        .await;
+    let missed = resumed.read_to_end(SHORT).await;
+    let kinds: Vec<_> = missed.iter().map(|e| e.event.as_deref()).collect();
+    assert_eq!(kinds, [Some("text"), Some("progress"), Some("complete")]);
+    assert_eq!(text_of(&missed), "bcd");
+    assert_eq!(missed[0].id.as_deref(), Some(ids[3].to_string().as_str()));
     let metrics = app.get("/metrics").await.text().await.expect("text");
     assert!(
         sample_sum(&metrics, "sse_store_task_index_duration_seconds_count") >= 3.0,

@@ -1,0 +1,38 @@
+//! SQLite's marks in `broker_state`: ids the store has reached and keeps
+//! across restarts. A mark only rises.
+
+use diesel::{OptionalExtension, prelude::*, sqlite::SqliteConnection};
+
+use super::schema::broker_state;
+
+/// The highest event id retention deleted (a resume from below it is told
+/// events were lost: `replay_truncated`).
+pub(super) const PRUNED_THROUGH: &str = "pruned_through_id";
+/// The highest event id whose task is in `task_events`
+/// (`sqlite_task_index`).
+pub(super) const TASK_INDEXED_THROUGH: &str = "task_indexed_through";
+
+/// Mark `key`, 0 while unset.
+pub(super) fn read(c: &mut SqliteConnection, key: &str) -> QueryResult<i64> {
+    Ok(broker_state::table
+        .find(key)
+        .select(broker_state::value)
+        .first::<i64>(c)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Raises mark `key` to `to` (a lower `to` leaves it where it is).
+pub(super) fn raise(c: &mut SqliteConnection, key: &str, to: i64) -> QueryResult<()> {
+    diesel::insert_into(broker_state::table)
+        .values((broker_state::key.eq(key), broker_state::value.eq(to)))
+        .on_conflict(broker_state::key)
+        .do_update()
+        .set(
+            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "MAX(value, excluded.value)",
+            )),
+        )
+        .execute(c)
+        .map(drop)
+}
