@@ -21,6 +21,7 @@ mod sqlite;
 mod sqlite_marks;
 mod sqlite_retention;
 mod sqlite_settings;
+mod sqlite_task_checks;
 mod sqlite_task_index;
 
 use std::{sync::Arc, time::Duration};

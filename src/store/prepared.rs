@@ -147,11 +147,11 @@ impl QueryFragment<Sqlite> for TaskUnfinished<'_> {
 
 /// Which of `checks` are finished (or gone) in the store: a read under the
 /// write lock, as final as the conditional UPDATE's and writing no page.
-pub fn finished_of(c: &mut SqliteConnection, checks: Vec<String>) -> QueryResult<Vec<String>> {
+pub fn finished_of(c: &mut SqliteConnection, checks: &[String]) -> QueryResult<Vec<String>> {
     let mut finished = Vec::new();
     for task_id in checks {
-        if TaskUnfinished(&task_id).get_result::<i64>(c)? == 0 {
-            finished.push(task_id);
+        if TaskUnfinished(task_id).get_result::<i64>(c)? == 0 {
+            finished.push(task_id.clone());
         }
     }
     Ok(finished)

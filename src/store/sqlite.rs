@@ -36,6 +36,7 @@ use super::{
     schema::{events, tasks},
     sqlite_marks, sqlite_retention,
     sqlite_settings::connection_pragmas,
+    sqlite_task_checks::TaskChecks,
     sqlite_task_index::{self, TaskIndexer},
 };
 use crate::{
@@ -52,6 +53,7 @@ pub struct SqliteStore {
     pool: Pool<Connection>,
     checkpointer: Arc<Checkpointer>,
     task_index: Arc<TaskIndexer>,
+    task_checks: Arc<TaskChecks>,
 }
 
 impl SqliteStore {
@@ -98,6 +100,7 @@ impl SqliteStore {
             pool,
             checkpointer,
             task_index,
+            task_checks: Arc::default(),
         })
     }
 
@@ -170,28 +173,44 @@ impl SqliteStore {
             .task_index
             .claim_pass()
             .then(|| Arc::clone(&self.task_index));
-        self.write(deadline, move |c| {
-            // Under the write lock: nothing can commit in between.
-            let previous_id = EventsSequence::read(c)?;
-            let mut stale_tasks = Vec::new();
-            for task in &tasks {
-                if UpdateRunningTask(task).execute(c)? == 0 {
-                    stale_tasks.push(task.task_id.clone());
+        let task_checks = Arc::clone(&self.task_checks);
+        let (committed, sequence) = self
+            .write(deadline, move |c| {
+                // Under the write lock: nothing can commit in between.
+                let previous_id = EventsSequence::read(c)?;
+                let checks = task_checks.to_run(previous_id, checks);
+                let mut stale_tasks = Vec::new();
+                for task in &tasks {
+                    if UpdateRunningTask(task).execute(c)? == 0 {
+                        stale_tasks.push(task.task_id.clone());
+                    }
                 }
-            }
-            stale_tasks.extend(finished_of(c, checks)?);
-            let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
-            if let Some(task_index) = &task_index {
-                let latest_id = EventsSequence::read(c)?;
-                task_index.pass(c, latest_id)?;
-            }
-            Ok(CommittedBatch {
-                outcomes,
-                previous_id: EventId(previous_id),
-                stale_tasks,
+                let finished = finished_of(c, &checks)?;
+                task_checks.ran(checks, &finished, tasks.iter().map(|t| t.task_id.as_str()));
+                stale_tasks.extend(finished);
+                let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
+                // AUTOINCREMENT leaves the sequence at the largest id inserted.
+                let sequence = outcomes
+                    .iter()
+                    .filter_map(|outcome| match outcome {
+                        InsertOutcome::Inserted(id) => Some(id.0),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(previous_id);
+                if let Some(task_index) = &task_index {
+                    task_index.pass(c, sequence)?;
+                }
+                let committed = CommittedBatch {
+                    outcomes,
+                    previous_id: EventId(previous_id),
+                    stale_tasks,
+                };
+                Ok((committed, sequence))
             })
-        })
-        .await
+            .await?;
+        self.task_checks.committed(sequence);
+        Ok(committed)
     }
 
     pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
@@ -457,7 +476,7 @@ pub(super) mod tests {
         .expect("tasks inserted");
         let checks = ["queued", "writing", "stopped", "done", "unknown"].map(String::from);
         assert_eq!(
-            finished_of(&mut c, checks.to_vec()).expect("readable"),
+            finished_of(&mut c, &checks).expect("readable"),
             ["stopped", "done", "unknown"]
         );
     }
