@@ -41,6 +41,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod local_wakes;
 pub mod monitoring;
 pub mod services;
 pub mod shutdown;

@@ -18,6 +18,7 @@ use crate::{
     },
     auth::Principal,
     domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
+    local_wakes::LocalWakes,
     store::EventStore,
     telemetry::Metrics,
 };
@@ -210,7 +211,8 @@ impl TaskService {
             access,
             reply,
         });
-        answer
+        // Answered from the actors' thread: through the worker's courier.
+        LocalWakes::new(answer)
             .await
             .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
     }
