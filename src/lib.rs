@@ -41,7 +41,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
-pub mod local_wakes;
 pub mod monitoring;
 pub mod services;
 pub mod shutdown;

@@ -66,8 +66,6 @@ pub fn serve(
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
     let server = match settings.tls.clone() {
         None => builder.listen("sse-broker", listener, move || {
-            // Run once on each worker's thread, inside its LocalSet.
-            crate::local_wakes::start_courier();
             let http = http_service(draining.clone(), address)
                 // Streams keep their socket's descriptor, to release it when
                 // the broker closes a stream whose client stopped reading.
@@ -91,7 +89,6 @@ pub fn serve(
             .and_then(http)
         })?,
         Some(tls) => builder.listen("sse-broker-tls", listener, move || {
-            crate::local_wakes::start_courier();
             // A TLS socket is never reset from outside (see StreamSocket):
             // over HTTP/2 it carries other streams too.
             let http = http_service(draining.clone(), address).finish(map_config(

@@ -18,7 +18,6 @@ use crate::{
     },
     auth::Principal,
     domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
-    local_wakes::LocalWakes,
     store::EventStore,
     telemetry::Metrics,
 };
@@ -211,8 +210,7 @@ impl TaskService {
             access,
             reply,
         });
-        // Answered from the actors' thread: through the worker's courier.
-        LocalWakes::new(answer)
+        answer
             .await
             .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
     }

@@ -19,7 +19,6 @@ use tokio::{
 use super::{CloseReason, ConnectionStats, OutboundFrame};
 use crate::{
     domain::{EventId, now_ms},
-    local_wakes::LocalWaker,
     telemetry::StreamBodyMetrics,
 };
 
@@ -41,9 +40,6 @@ pub struct StreamBody {
     /// `--write-delay-ms`, when set: see [`WriteDelay`]. Boxed: a stream
     /// without it carries one pointer, not the whole state.
     delay: Option<Box<WriteDelay>>,
-    /// The Registry hands frames over from the actors' thread: its wakes
-    /// go through the worker's courier (see [`crate::local_wakes`]).
-    waker: LocalWaker,
 }
 
 /// The opt-in write delay (`--write-delay-ms`): a frame reaching an idle
@@ -111,8 +107,6 @@ impl MessageBody for StreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let waker = self.waker.waker(cx);
-        let cx = &mut Context::from_waker(&waker);
         if let Some(abort) = self.abort.as_mut() {
             match Pin::new(abort).poll(cx) {
                 Poll::Ready(Ok(reason)) => return Poll::Ready(Some(Err(StreamAborted(reason)))),
@@ -192,7 +186,6 @@ impl StreamParts {
                         backlog: false,
                     })
                 }),
-                waker: LocalWaker::default(),
             },
             queue,
             abort,
