@@ -43,7 +43,15 @@ impl TaskChecks {
     /// as the store holds it: the checks that must still run.
     pub(super) fn to_run(&self, sequence: i64, checks: Vec<String>) -> Vec<String> {
         let mut state = self.lock();
-        if state.sequence.take() != Some(sequence) || state.unfinished.len() > MAX_REMEMBERED {
+        let left_at = state.sequence.take();
+        if left_at.is_some_and(|left_at| left_at != sequence) {
+            tracing::debug!(
+                left_at,
+                found = sequence,
+                "another writer added events: every task is checked again"
+            );
+        }
+        if left_at != Some(sequence) || state.unfinished.len() > MAX_REMEMBERED {
             state.unfinished.clear();
         }
         checks
