@@ -139,6 +139,12 @@ impl From<&Task> for TaskRow {
 }
 
 impl TaskRow {
+    /// Whether the row says the task is still pending or running (what the
+    /// store's conditional writes call unfinished).
+    pub fn is_unfinished(&self) -> bool {
+        TaskStatus::parse(&self.status).is_ok_and(|status| !status.is_terminal())
+    }
+
     pub fn into_domain(self) -> Option<Task> {
         Some(Task {
             task_id: TaskId::parse(&self.task_id).ok()?,

@@ -180,13 +180,16 @@ impl SqliteStore {
                 let previous_id = EventsSequence::read(c)?;
                 let checks = task_checks.to_run(previous_id, checks);
                 let mut stale_tasks = Vec::new();
+                let mut written = Vec::with_capacity(tasks.len());
                 for task in &tasks {
-                    if UpdateRunningTask(task).execute(c)? == 0 {
+                    let stored = UpdateRunningTask(task).execute(c)? == 1;
+                    if !stored {
                         stale_tasks.push(task.task_id.clone());
                     }
+                    written.push((task.task_id.as_str(), stored && task.is_unfinished()));
                 }
                 let finished = finished_of(c, &checks)?;
-                task_checks.ran(checks, &finished, tasks.iter().map(|t| t.task_id.as_str()));
+                task_checks.ran(checks, &finished, written);
                 stale_tasks.extend(finished);
                 let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
                 // AUTOINCREMENT leaves the sequence at the largest id inserted.

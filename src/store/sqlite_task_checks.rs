@@ -9,9 +9,9 @@
 //! point query per text event (a ninth of the store's CPU at 300 paced
 //! uploads) mostly re-read what the previous commit had just read.
 //!
-//! So a check is skipped when the same task was found unfinished by an
-//! earlier check of this store, its row was not written since, and no one
-//! else has added an event since: every write that finishes a task also
+//! So a check is skipped when the same task was last found unfinished by
+//! this store (by a check, or by a row write that left it unfinished) and
+//! no one else has added an event since: every write that finishes a task also
 //! stores its `complete` or `error` event, so another writer shows in the
 //! events' AUTOINCREMENT sequence moving past what this store's last batch
 //! left it at. Then everything known is forgotten and every task is
@@ -34,7 +34,8 @@ struct State {
     /// The events' sequence as this store's last committed batch left it;
     /// `None` while a batch is in flight or after one failed.
     sequence: Option<i64>,
-    /// Tasks an earlier check found unfinished, with no row write since.
+    /// Tasks this store last saw unfinished: by a check, or by a row write
+    /// that left them so.
     unfinished: HashSet<String>,
 }
 
@@ -60,18 +61,23 @@ impl TaskChecks {
             .collect()
     }
 
-    /// The batch's checks ran: `checked` less `finished` are unfinished in
-    /// the store; `rewritten` are the tasks whose rows the batch wrote
-    /// (finished by it, perhaps), to be checked again.
+    /// The batch's checks and row writes ran: `checked` less `finished`
+    /// are unfinished in the store; each of `written` is a task whose row
+    /// the batch wrote, and whether the row is unfinished now (`false`
+    /// also when the write found it finished).
     pub(super) fn ran<'a>(
         &self,
         checked: Vec<String>,
         finished: &[String],
-        rewritten: impl IntoIterator<Item = &'a str>,
+        written: impl IntoIterator<Item = (&'a str, bool)>,
     ) {
         let mut state = self.lock();
-        for task_id in rewritten {
-            state.unfinished.remove(task_id);
+        for (task_id, unfinished) in written {
+            if unfinished {
+                state.unfinished.insert(task_id.to_owned());
+            } else {
+                state.unfinished.remove(task_id);
+            }
         }
         state.unfinished.extend(
             checked
@@ -105,6 +111,16 @@ mod tests {
         names.iter().map(|n| (*n).to_owned()).collect()
     }
 
+    /// Checks that have found `task` unfinished in a batch that left the
+    /// events' sequence at `sequence`.
+    fn known_unfinished(task: &str, sequence: i64) -> TaskChecks {
+        let checks = TaskChecks::default();
+        assert_eq!(checks.to_run(sequence - 1, ids(&[task])), ids(&[task]));
+        checks.ran(ids(&[task]), &[], []);
+        checks.committed(sequence);
+        checks
+    }
+
     #[test]
     fn a_task_found_unfinished_is_not_checked_again_until_another_writer_adds_events() {
         let checks = TaskChecks::default();
@@ -120,23 +136,17 @@ mod tests {
     }
 
     #[test]
-    fn a_rewritten_row_is_checked_again() {
-        let checks = TaskChecks::default();
-        checks.to_run(1, ids(&["a"]));
-        checks.ran(ids(&["a"]), &[], []);
-        checks.committed(2);
+    fn a_row_written_finished_is_checked_again_and_one_written_unfinished_is_not() {
+        let checks = known_unfinished("a", 2);
         checks.to_run(2, Vec::new());
-        checks.ran(Vec::new(), &[], ["a"]);
+        checks.ran(Vec::new(), &[], [("a", false), ("b", true)]);
         checks.committed(3);
-        assert_eq!(checks.to_run(3, ids(&["a"])), ids(&["a"]));
+        assert_eq!(checks.to_run(3, ids(&["a", "b"])), ids(&["a"]));
     }
 
     #[test]
     fn after_a_batch_that_did_not_commit_everything_is_checked_again() {
-        let checks = TaskChecks::default();
-        checks.to_run(1, ids(&["a"]));
-        checks.ran(ids(&["a"]), &[], []);
-        checks.committed(2);
+        let checks = known_unfinished("a", 2);
         // This batch rolls back: `committed` is never called.
         assert!(checks.to_run(2, ids(&["a"])).is_empty());
         checks.ran(Vec::new(), &[], []);
