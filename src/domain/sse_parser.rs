@@ -48,6 +48,10 @@ pub enum SseParseError {
     /// A line is longer than the limit set with [`SseParser::with_max_line_bytes`].
     #[error("an SSE line is longer than {limit} bytes")]
     LineTooLong { limit: usize },
+    /// A line that is not UTF-8, from a parser made with
+    /// [`SseParser::refusing_invalid_utf8`].
+    #[error("an SSE line is not UTF-8")]
+    NotUtf8,
 }
 
 /// The incremental parser. After an error the stream is broken: drop the parser.
@@ -66,6 +70,8 @@ pub struct SseParser {
     started: bool,
     /// Longest line accepted, terminator excluded.
     max_line_bytes: usize,
+    /// Fail on a line that is not UTF-8 instead of replacing its bad bytes.
+    refuse_invalid_utf8: bool,
     /// Lines completed so far.
     lines: u64,
     event: EventBuilder,
@@ -104,8 +110,19 @@ impl SseParser {
             after_cr: false,
             started: false,
             max_line_bytes: limit,
+            refuse_invalid_utf8: false,
             lines: 0,
             event: EventBuilder::default(),
+        }
+    }
+
+    /// A parser that fails on a line that is not UTF-8, for input that is
+    /// kept as text (a producer's upload), where a replaced byte would be
+    /// a silent change of what was sent.
+    pub fn refusing_invalid_utf8(self) -> Self {
+        Self {
+            refuse_invalid_utf8: true,
+            ..self
         }
     }
 
@@ -143,6 +160,9 @@ impl SseParser {
             let mut line = &rest[..end];
             if !std::mem::replace(&mut self.started, true) {
                 line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
+            }
+            if self.refuse_invalid_utf8 && std::str::from_utf8(line).is_err() {
+                return Err(SseParseError::NotUtf8);
             }
             let dispatched = self.event.line(line);
             self.read += end + 1;
@@ -365,6 +385,19 @@ id: 9\nevent: unfinished\ndata: lost";
     fn invalid_utf8_is_replaced_not_fatal() {
         let parsed = parse_all(&[b"data: a\xFFb\n\n"]);
         assert_eq!(parsed[0].data, "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn a_parser_refusing_invalid_utf8_fails_on_the_line_and_keeps_what_came_before() {
+        let mut parser = SseParser::new().refusing_invalid_utf8();
+        assert_eq!(parser.feed(b"data: a\n\n").unwrap().len(), 1);
+        assert_eq!(parser.feed(b"data: a\xFFb\n"), Err(SseParseError::NotUtf8));
+        assert_eq!(parser.lines_read(), 2);
+        // A character split between two chunks is not an error.
+        let mut parser = SseParser::new().refusing_invalid_utf8();
+        parser.push(b"data: \xC3");
+        assert_eq!(parser.next_event(), Ok(None));
+        assert_eq!(parser.feed(b"\xA9\n\n").unwrap()[0].data, "\u{e9}");
     }
 
     #[test]

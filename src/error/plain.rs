@@ -31,12 +31,21 @@ pub enum JsonError {
 
 /// Parses a JSON body into `T`.
 pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    // JSON is UTF-8 throughout (RFC 8259); serde_json checks only the
+    // strings it keeps, so a bad byte in a field the type ignores would
+    // otherwise pass.
+    let text = std::str::from_utf8(bytes).map_err(|error| {
+        JsonError::Syntax(format!(
+            "the request body is not valid UTF-8 (byte {})",
+            error.valid_up_to() + 1
+        ))
+    })?;
     // Tracking the path allocates for every key of every body; only a
     // refused body needs it, so it is parsed again to say where.
-    if let Ok(value) = serde_json::from_slice(bytes) {
+    if let Ok(value) = serde_json::from_str(text) {
         return Ok(value);
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().clone();
         let inner = error.into_inner();
@@ -51,6 +60,18 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError
         .end()
         .map_err(|error| JsonError::Syntax(syntax_message(&error)))?;
     Ok(value)
+}
+
+/// Parses a JSON body that must be an object into `T`. serde also reads a
+/// struct from an array of its fields in order, so without this check `[5]`
+/// would pass for `{"result": 5}`.
+pub fn from_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        // Not JSON at all is still a syntax error.
+        from_json_slice::<serde::de::IgnoredAny>(bytes)?;
+        return Err(JsonError::Field("the body must be a JSON object".into()));
+    }
+    from_json_slice(bytes)
 }
 
 /// Reads `T` from an already parsed JSON value (one item of a batch).
@@ -363,6 +384,41 @@ mod tests {
             assert_eq!(message, expected, "{body}");
             assert_plain(&message);
         }
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    #[allow(dead_code)]
+    struct AllOptional {
+        result: Option<serde_json::Value>,
+    }
+
+    #[test]
+    fn an_object_body_refuses_other_json_and_tells_it_from_no_json() {
+        // serde alone reads `[5]` as `{"result": 5}`.
+        assert!(from_json_slice::<AllOptional>(b"[5]").is_ok());
+        for body in ["[5]", " [] ", "\"x\"", "5", "null"] {
+            assert_eq!(
+                from_json_object::<AllOptional>(body.as_bytes()).unwrap_err(),
+                JsonError::Field("the body must be a JSON object".into()),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            from_json_object::<AllOptional>(b"[5,"),
+            Err(JsonError::Syntax(_))
+        ));
+        assert!(from_json_object::<AllOptional>(b" {\"result\": 5}").is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_a_syntax_error_even_in_an_ignored_field() {
+        let body = b"{\"ignored\": \"a\xFF\"}";
+        assert!(serde_json::from_slice::<AllOptional>(body).is_ok());
+        assert_eq!(
+            from_json_object::<AllOptional>(body).unwrap_err(),
+            JsonError::Syntax("the request body is not valid UTF-8 (byte 15)".into())
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! [`JsonBody`] reads the body itself, whatever the `Content-Type` (a plain
 //! `curl -d` sends a form type), up to the configured limit, and tells a
-//! syntax error (400) from a wrong field type (422). [`Query`] reads a query
+//! syntax error or a body that is not UTF-8 (400) from a wrong field type or
+//! a body that is not an object (422); [`JsonDocument`] takes any JSON. [`Query`] reads a query
 //! string. Both name the field that failed in plain words
 //! (`crate::error::plain`).
 
-use std::{future::Future, marker::PhantomData, ops::Deref, pin::Pin};
+use std::{marker::PhantomData, ops::Deref};
 
 use actix_web::{
     FromRequest, HttpRequest,
@@ -20,6 +21,7 @@ use futures_util::{
     future::{LocalBoxFuture, Ready, ready},
 };
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::{
     auth::{AuthError, Principal, Scope},
@@ -57,13 +59,17 @@ impl Default for BodyLimit {
     }
 }
 
-/// A JSON request body of type `T`.
+/// A JSON request body that must be an object, read into `T`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-/// An optional JSON body: an empty body is `None`.
+/// An optional JSON object body: an empty body is `None`.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub Option<T>);
+
+/// A JSON body of any shape (publish's one event, or an array of them).
+#[derive(Debug)]
+pub struct JsonDocument(pub Value);
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -120,46 +126,69 @@ async fn read_limited(
     Ok(body)
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    plain::from_json_slice(bytes).map_err(|error| match error {
+fn field_or_syntax(error: JsonError) -> ApiError {
+    match error {
         JsonError::Field(message) => ApiError::new(ErrorCode::InvalidField, message),
         JsonError::Syntax(message) => ApiError::new(ErrorCode::MalformedJson, message),
-    })
+    }
+}
+
+/// Reads the whole body; `None` when it is empty or only whitespace.
+async fn read_json(req: HttpRequest, payload: Payload) -> Result<Option<web::BytesMut>, ApiError> {
+    let body = read_body(req, payload).await?;
+    Ok((!body.iter().all(u8::is_ascii_whitespace)).then_some(body))
+}
+
+fn empty_body() -> ApiError {
+    ApiError::new(
+        ErrorCode::MalformedJson,
+        "the request body is empty; send a JSON document",
+    )
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let payload = payload.take();
+        let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move {
-            let body = read_body(req, payload).await?;
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Err(ApiError::new(
-                    ErrorCode::MalformedJson,
-                    "the request body is empty; send a JSON document",
-                ));
-            }
-            parse_json(&body).map(JsonBody)
+            let body = read_json(req, payload).await?.ok_or_else(empty_body)?;
+            plain::from_json_object(&body)
+                .map(JsonBody)
+                .map_err(field_or_syntax)
         })
     }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let payload = payload.take();
+        let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move {
-            let body = read_body(req, payload).await?;
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(OptionalJsonBody(None));
+            match read_json(req, payload).await? {
+                None => Ok(OptionalJsonBody(None)),
+                Some(body) => plain::from_json_object(&body)
+                    .map(|value| OptionalJsonBody(Some(value)))
+                    .map_err(field_or_syntax),
             }
-            parse_json(&body).map(|v| OptionalJsonBody(Some(v)))
+        })
+    }
+}
+
+impl FromRequest for JsonDocument {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let body = read_json(req, payload).await?.ok_or_else(empty_body)?;
+            plain::from_json_slice(&body)
+                .map(JsonDocument)
+                .map_err(field_or_syntax)
         })
     }
 }

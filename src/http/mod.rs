@@ -18,6 +18,7 @@ pub mod streams;
 mod tasks;
 pub mod tls;
 mod ui_streams;
+mod unread_body;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{Authenticated, JsonBody, OptionalJsonBody, Publish, Subscribe};
+use super::extract::{Authenticated, JsonBody, JsonDocument, OptionalJsonBody, Publish, Subscribe};
 use crate::{
     auth::Principal,
     domain::{EventId, NewEvent, Task, TaskId, event::EventError},
@@ -156,7 +156,7 @@ fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
 pub async fn publish(
     state: web::Data<AppState>,
     auth: Authenticated<Publish>,
-    body: JsonBody<Value>,
+    body: JsonDocument,
 ) -> Result<HttpResponse, ApiError> {
     let events = parse_events(body.0)?
         .into_iter()

@@ -27,6 +27,7 @@ use super::{
     head_guard::{HeadGuard, RefusalMarker},
     openapi::{ApiDoc, OpenApiJson},
     tls::{Tls, TlsConnection},
+    unread_body,
 };
 use crate::{
     config::CorsOrigins, state::AppState, stream::StreamSocket, telemetry::BrokerRootSpan,
@@ -178,6 +179,7 @@ fn app(
         .app_data(extract::path_config())
         .app_data(web::Data::new(state.clone()))
         .default_service(web::to(fallback::no_route))
+        .wrap(from_fn(unread_body::close_after_early_answer))
         .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(fallback::catalogue_errors))
         .wrap(TracingLogger::<BrokerRootSpan>::new())

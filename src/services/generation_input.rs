@@ -98,7 +98,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     if line.is_empty() {
         return Ok(Instruction::Nothing);
     }
-    let parsed: NdJsonLine = plain::from_json_slice(line.as_bytes()).map_err(|error| {
+    let parsed: NdJsonLine = plain::from_json_object(line.as_bytes()).map_err(|error| {
         let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
         format!("not a JSON object of delta, progress, complete or fail: {reason}")
     })?;
@@ -169,15 +169,41 @@ fn openai_chunk(choices: &Value) -> Result<Instruction, String> {
     let choices = choices
         .as_array()
         .ok_or("choices must be an array of chunk choices")?;
-    let text: String = choices
-        .iter()
-        .filter_map(|choice| choice.pointer("/delta/content").and_then(Value::as_str))
-        .collect();
+    let mut text = String::new();
+    for (index, choice) in choices.iter().enumerate() {
+        // `null` or absent: a chunk of the role, a tool call or the finish reason.
+        match choice.pointer("/delta/content") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(content)) => text.push_str(content),
+            // Some OpenAI-compatible providers send content parts instead.
+            Some(Value::Array(parts)) if parts.iter().all(is_text_part) => {
+                parts
+                    .iter()
+                    .filter_map(|part| part.get("text").and_then(Value::as_str))
+                    .for_each(|part| text.push_str(part));
+            }
+            Some(_) => {
+                return Err(format!(
+                    "choices[{index}].delta.content must be a string, null or text parts"
+                ));
+            }
+        }
+    }
     Ok(if text.is_empty() {
         Instruction::Nothing
     } else {
         Instruction::Delta { text, seq: None }
     })
+}
+
+/// A content part (`{"type": "text", "text": "..."}`), or another kind of
+/// part (an image, reasoning) that carries no answer text.
+fn is_text_part(part: &Value) -> bool {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => part.get("text").is_some_and(Value::is_string),
+        Some(_) => true,
+        None => false,
+    }
 }
 
 fn ai_sdk_part(part: &str, value: &Value) -> Result<Instruction, String> {
@@ -250,6 +276,8 @@ mod tests {
             "{\"delta\": \"a\", \"complete\": {}}",
             "{\"seq\": 1}",
             "{\"delta\": \"a\", \"sequence\": 1}",
+            // serde reads a struct from an array of its fields, in order.
+            "[\"a\", null, null, null, null, null, null]",
         ] {
             let error = ndjson_line(bad).expect_err(bad);
             assert!(
@@ -271,10 +299,34 @@ mod tests {
         );
         let role_only = r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#;
         assert_eq!(event_stream_data(role_only), Ok(Instruction::Nothing));
+        let null_content =
+            r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}"#;
+        assert_eq!(event_stream_data(null_content), Ok(Instruction::Nothing));
+        let parts = r#"{"choices":[{"delta":{"content":[{"type":"text","text":"Hel"},{"type":"image_url","image_url":{}},{"type":"text","text":"lo"}]}}]}"#;
+        assert_eq!(
+            event_stream_data(parts),
+            Ok(Instruction::Delta {
+                text: "Hello".into(),
+                seq: None
+            })
+        );
         assert_eq!(
             event_stream_data("[DONE]"),
             Ok(Instruction::Complete { result: None })
         );
+    }
+
+    #[test]
+    fn an_openai_chunk_whose_content_is_not_text_is_refused_not_skipped() {
+        for bad in [
+            r#"{"choices":[{"delta":{"content":5}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":{"text":"b"}}}]}"#,
+            r#"{"choices":[{"delta":{"content":[{"type":"text","text":7}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":["loose text"]}}]}"#,
+        ] {
+            let error = event_stream_data(bad).expect_err(bad);
+            assert!(error.contains("delta.content must be"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! line so a refusal can say where. Chunks arrive split anywhere.
 
 use super::generation_input::{Instruction, UploadFormat, event_stream_data, ndjson_line};
-use crate::domain::SseParser;
+use crate::domain::{SseParseError, SseParser};
 
 /// Why the body's next instruction cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ impl Reader {
                 max,
             },
             UploadFormat::EventStream => Self::EventStream {
-                parser: SseParser::with_max_line_bytes(max),
+                parser: SseParser::with_max_line_bytes(max).refusing_invalid_utf8(),
                 max,
             },
         }
@@ -121,10 +121,16 @@ impl Reader {
                             out.push(instruction);
                         }
                         Ok(None) => break,
-                        Err(_) => {
+                        Err(SseParseError::LineTooLong { .. }) => {
                             return Err(ReadError::LineTooLong {
                                 line: parser.lines_read() + 1,
                                 limit: *max,
+                            });
+                        }
+                        Err(SseParseError::NotUtf8) => {
+                            return Err(ReadError::Malformed {
+                                line: parser.lines_read() + 1,
+                                reason: NOT_UTF8.into(),
                             });
                         }
                     }
@@ -135,11 +141,13 @@ impl Reader {
     }
 }
 
+const NOT_UTF8: &str = "the line is not UTF-8";
+
 fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {
         line,
-        reason: "the line is not UTF-8".into(),
+        reason: NOT_UTF8.into(),
     })?;
     ndjson_line(text).map_err(|reason| ReadError::Malformed { line, reason })
 }
@@ -197,5 +205,25 @@ mod tests {
             ),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_refused_by_number_in_either_format() {
+        let ndjson = b"{\"delta\": \"a\"}\n{\"delta\": \"\xFF\"}\n";
+        let sse = b"data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"a\"}\n\n\
+                    data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"\xFF\"}\n\n";
+        for (format, body, line) in [
+            (UploadFormat::NdJson, &ndjson[..], 2),
+            (UploadFormat::EventStream, &sse[..], 3),
+        ] {
+            let (instructions, error) = Reader::new(format, 1000).read(body, true);
+            assert_eq!(deltas(&instructions), ["a"], "{format:?}");
+            match error {
+                Some(ReadError::Malformed { line: at, reason }) => {
+                    assert_eq!((at, reason.as_str()), (line, NOT_UTF8), "{format:?}")
+                }
+                other => panic!("{format:?}: {other:?}"),
+            }
+        }
     }
 }

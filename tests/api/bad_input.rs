@@ -306,3 +306,68 @@ async fn a_body_that_trickles_in_is_cut_off_with_408_at_the_read_timeout() {
     let history = app.get_json("/sse/history").await;
     assert_eq!(history["events"], serde_json::json!([]), "{history}");
 }
+
+#[actix_web::test]
+async fn a_json_body_that_is_not_an_object_is_422_and_changes_nothing() {
+    // serde reads a struct from an array of its fields: `[5]` completed a
+    // task with result 5 before object bodies were required.
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "arrays"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    for (method, path, body) in [
+        ("POST", "/tasks/arrays/complete", "[5]"),
+        ("POST", "/tasks/arrays/fail", "[\"boom\"]"),
+        ("PATCH", "/tasks/arrays", "[null, null, null, null, null]"),
+        ("POST", "/tasks/arrays/text", "[\"a\"]"),
+        ("POST", "/tasks", "[\"other\"]"),
+        ("POST", "/sse/cleanup", "[5]"),
+        ("POST", "/sse/test-event", "[null, null, null, null, null]"),
+        ("POST", "/sse/test-event", "\"commit\""),
+    ] {
+        let response = app
+            .api_client
+            .request(method.parse().unwrap(), app.url(path))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let error = assert_error(response, 422, "invalid_field").await;
+        assert_eq!(
+            error["error"]["message"], "the body must be a JSON object",
+            "{method} {path} {body}"
+        );
+    }
+    let task = app.get_json("/tasks/arrays").await;
+    assert_eq!(
+        (&task["status"], &task["result"], &task["error"]),
+        (&json!("pending"), &Value::Null, &Value::Null),
+        "{task}"
+    );
+    assert_eq!(app.stats().await["events_published"], 0);
+}
+
+#[actix_web::test]
+async fn a_json_body_that_is_not_utf8_is_400_even_in_a_field_nobody_reads() {
+    let app = spawn_app().await;
+    for (path, body) in [
+        (
+            "/tasks",
+            &b"{\"task_id\": \"u\", \"note\": \"\xFF\xFE\"}"[..],
+        ),
+        ("/sse/test-event", &b"{\"extra\": \"\xC3\x28\"}"[..]),
+        (
+            "/sse/publish",
+            &b"{\"event_type\": \"commit\", \"x\": \"\xFF\"}"[..],
+        ),
+    ] {
+        let response = app
+            .post_raw(path, body.to_vec(), Some("application/json"))
+            .await;
+        let error = assert_error(response, 400, "malformed_json").await;
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("not valid UTF-8"), "{path}: {message}");
+    }
+    assert_eq!(app.get("/tasks/u").await.status().as_u16(), 404);
+    assert_eq!(app.stats().await["events_published"], 0);
+}

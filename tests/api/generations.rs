@@ -436,6 +436,31 @@ async fn uploads_are_refused_as_the_contract_says() {
     let body = assert_error(third_event, 422, "invalid_payload").await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("line 6:"), "{message}");
+    // An SSE upload is kept as text: a byte that is not UTF-8 is refused by
+    // line, not replaced, and a content that is not text is not skipped.
+    for (body, line) in [
+        (
+            &b"data: {\"choices\":[{\"delta\":{\"content\":\"a\xFF\"}}]}\n\n"[..],
+            1,
+        ),
+        (
+            &b"data: {\"type\":\"start\"}\n\ndata: {\"choices\":[{\"delta\":{\"content\":5}}]}\n\n"
+                [..],
+            3,
+        ),
+    ] {
+        let refused = app
+            .post_raw("/tasks/r/stream", body.to_vec(), Some("text/event-stream"))
+            .await;
+        let body = assert_error(refused, 422, "invalid_payload").await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("line {line}:")), "{message}");
+    }
+    assert_eq!(
+        stored_text(&app).await.concat(),
+        "a",
+        "only the first upload's delta"
+    );
     // A whole line over the limit is refused like an unfinished one.
     let long_line = format!("{{\"delta\": \"{}\"}}\n", "x".repeat(70_000));
     let too_long = app

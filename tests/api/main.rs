@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod config;
 mod diagnose;
+mod early_answers;
 mod error_format;
 mod generations;
 mod health_rules;
