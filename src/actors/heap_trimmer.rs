@@ -150,12 +150,9 @@ impl Actor for HeapTrimmer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn freed_memory_shows_as_free_and_a_trim_returns_it_to_the_system() {
-        // Many small blocks, then all but one in 64 freed: the freed ones
-        // lie between blocks still in use. The other tests of this process
-        // allocate and free meanwhile (the counters and RSS are the
-        // process's), hence a volume far above what they move.
+    /// Many small blocks, then all but one in 64 freed: the freed ones lie
+    /// between blocks still in use. `Err` says what fell short.
+    fn free_then_trim() -> Result<(), String> {
         const BLOCKS: usize = 160 * 1024;
         let mut blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|_| vec![1u8; 1024]).collect();
         let in_use = heap_usage();
@@ -168,17 +165,36 @@ mod tests {
             }
         }
         let freed = heap_usage();
-        assert!(
-            freed.free >= in_use.free + (120 << 20),
-            "about 157 MiB freed shows as free: {in_use:?} then {freed:?}"
-        );
+        if freed.free < in_use.free + (120 << 20) {
+            return Err(format!(
+                "about 157 MiB freed shows as free: {in_use:?} then {freed:?}"
+            ));
+        }
         let before = resident_bytes().expect("statm readable");
         assert!(trim(), "jemalloc accepts the purge");
         let after = resident_bytes().expect("statm readable");
-        assert!(
-            after + (96 << 20) <= before,
-            "a purge gives back the free pages between the kept blocks: {before} → {after} bytes"
-        );
         assert_eq!(kept.len(), BLOCKS / 64);
+        if after + (96 << 20) > before {
+            return Err(format!(
+                "a purge gives back the free pages between the kept blocks: {before} → {after} bytes"
+            ));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn freed_memory_shows_as_free_and_a_trim_returns_it_to_the_system() {
+        // The counters and RSS are the process's, and the other tests of
+        // this process allocate and free meanwhile: hence a volume far above
+        // what they move, and three tries. A trim that gives nothing back
+        // fails all three.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match free_then_trim() {
+                Ok(()) => return,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("three tries fell short: {failures:#?}");
     }
 }

@@ -99,6 +99,31 @@ pub struct TextRequest {
     pub deltas: Option<Vec<DeltaItem>>,
 }
 
+impl TextRequest {
+    /// The deltas in order. A request giving both forms, or a `seq` beside
+    /// `deltas` (which would number none of them), is refused rather than
+    /// read one way or the other.
+    fn into_deltas(self) -> Result<Vec<Delta>, ApiError> {
+        let invalid = |message: &str| ApiError::new(ErrorCode::InvalidField, message);
+        match (self.delta, self.deltas) {
+            (Some(text), None) => Ok(vec![Delta {
+                text,
+                seq: self.seq,
+            }]),
+            (None, Some(items)) if !items.is_empty() && self.seq.is_none() => {
+                Ok(items.into_iter().map(Delta::from).collect())
+            }
+            (None, Some(items)) if !items.is_empty() => Err(invalid(
+                "seq goes with delta; number each of deltas as {\"delta\", \"seq\"}",
+            )),
+            (Some(_), Some(_)) => Err(invalid("send delta or deltas, not both")),
+            (None, _) => Err(invalid(
+                "send `delta` (a string) or `deltas` (an array of strings)",
+            )),
+        }
+    }
+}
+
 /// One of `deltas`: a string, or a delta with its sequence number.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
@@ -143,27 +168,7 @@ pub async fn append_text(
     auth: Authenticated<Publish>,
     body: JsonBody<TextRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.0;
-    let first = request.delta.map(|text| Delta {
-        text,
-        seq: request.seq,
-    });
-    let deltas: Vec<Delta> = first
-        .into_iter()
-        .chain(
-            request
-                .deltas
-                .unwrap_or_default()
-                .into_iter()
-                .map(Delta::from),
-        )
-        .collect();
-    if deltas.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "send `delta` (a string) or `deltas` (an array of strings)",
-        ));
-    }
+    let deltas = body.0.into_deltas()?;
     if deltas.len() > MAX_DELTAS {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,

@@ -592,6 +592,8 @@ async fn invalid_writes_are_refused_with_422_and_change_nothing() {
         json!({"delta": null}),
         json!({"deltas": "abc"}),
         json!({"deltas": [1, 2]}),
+        json!({"delta": "a", "deltas": ["b"]}),
+        json!({"deltas": ["a"], "seq": 4}),
     ];
 
     // Act / Assert
