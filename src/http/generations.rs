@@ -158,7 +158,7 @@ pub struct TextResponse {
         (status = 202, description = "Stored and delivered", body = TextResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled (stop producing) or finished", body = crate::error::ErrorBody),
-        (status = 422, description = "No delta given, or a wrong field type", body = crate::error::ErrorBody),
+        (status = 422, description = "No delta given, delta and deltas together, or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/text")]
