@@ -266,6 +266,16 @@ impl<'de> Deserialize<'de> for EventTypeList {
             ) -> Result<EventTypeList, A::Error> {
                 let mut list = Vec::new();
                 while let Some(item) = items.next_element::<String>()? {
+                    // Blank entries of a string are skipped (`a,,b`, a
+                    // trailing comma), but a blank item of an array is a
+                    // mistake that would otherwise widen the filter to every
+                    // type when it is the only one.
+                    if item.trim().is_empty() {
+                        return Err(serde::de::Error::invalid_value(
+                            serde::de::Unexpected::Str(&item),
+                            &"an event type, not an empty string",
+                        ));
+                    }
                     list.push(item);
                 }
                 Ok(EventTypeList::List(list))

@@ -223,6 +223,18 @@ async fn subscribe_refuses_unknown_connections_and_unknown_types() {
         .post_json("/sse/subscribe", &json!({"event_types": ["commit"]}))
         .await;
     assert_error(response, 422, "invalid_field").await;
+    // A blank item would leave no type, which means every type.
+    for types in [json!([""]), json!(["commit", " "])] {
+        let response = app
+            .post_json(
+                "/sse/subscribe",
+                &json!({"connection_id": stream.connection_id, "event_types": types}),
+            )
+            .await;
+        let body = assert_error(response, 422, "invalid_field").await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("not an empty string"), "{message}");
+    }
 }
 
 #[actix_web::test]
