@@ -3,9 +3,9 @@
 //! [`JsonBody`] reads the body itself, whatever the `Content-Type` (a plain
 //! `curl -d` sends a form type), up to the configured limit, and tells a
 //! syntax error or a body that is not UTF-8 (400) from a wrong field type or
-//! a body that is not an object (422); [`JsonDocument`] takes any JSON. [`Query`] reads a query
-//! string. Both name the field that failed in plain words
-//! (`crate::error::plain`).
+//! a body that is not an object (422); [`JsonDocument`] takes any JSON.
+//! [`Query`] reads a query string. Both name the field that failed in plain
+//! words (`crate::error::plain`).
 
 use std::{marker::PhantomData, ops::Deref};
 
