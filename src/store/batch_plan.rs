@@ -27,6 +27,14 @@ impl InsertOutcome {
             Self::Skipped => None,
         }
     }
+
+    /// The id it was stored under now (not a duplicate's earlier one).
+    pub fn inserted(&self) -> Option<i64> {
+        match self {
+            Self::Inserted(id) => Some(id.0),
+            Self::Duplicate(_) | Self::Skipped => None,
+        }
+    }
 }
 
 /// A committed batch: one outcome per event, and the id of the last event

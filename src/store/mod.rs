@@ -17,6 +17,7 @@ mod prepared;
 mod queries;
 mod rows;
 mod schema;
+mod seq_checks;
 mod sqlite;
 mod sqlite_marks;
 mod sqlite_retention;
@@ -244,19 +245,20 @@ impl EventStore {
             events: rows,
             tasks,
             checks,
+            seq_checks,
         } = batch;
         let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let d = deadline.clone();
         let work = match self.backend.clone() {
             Backend::Sqlite(store) => async move {
                 store
-                    .insert_batch(rows, tasks, checks, dedupe_since_ms, &d)
+                    .insert_batch(rows, tasks, checks, seq_checks, dedupe_since_ms, &d)
                     .await
             }
             .boxed(),
             Backend::Postgres(store) => async move {
                 store
-                    .insert_batch(rows, tasks, checks, dedupe_since_ms, &d)
+                    .insert_batch(rows, tasks, checks, seq_checks, dedupe_since_ms, &d)
                     .await
             }
             .boxed(),

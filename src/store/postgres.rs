@@ -30,8 +30,9 @@ use super::{
     pg_insert::InsertEventRows,
     pg_task_update::UpdateRunningTasks,
     queries,
-    rows::{EventRow, EventRows, StoredEventRow, TaskRow},
+    rows::{EventRow, EventRows, SeqCheck, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
+    seq_checks,
 };
 use crate::domain::{EventId, Task};
 
@@ -97,8 +98,9 @@ impl PostgresStore {
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
-        tasks: Vec<TaskRow>,
+        mut tasks: Vec<TaskRow>,
         checks: Vec<String>,
+        seq_checks: Vec<SeqCheck>,
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
@@ -109,6 +111,9 @@ impl PostgresStore {
                 bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
                 let previous_id = latest_id(c).await?;
+                // Before the rows: an outdated writer's row is not written.
+                let outdated = seq_checks::outdated_pg(c, &seq_checks).await?;
+                tasks.retain(|task| !outdated.contains(&task.task_id));
                 let mut stale_tasks = if tasks.is_empty() {
                     Vec::new()
                 } else {
@@ -138,6 +143,7 @@ impl PostgresStore {
                         .collect();
                     stale_tasks.extend(checks.into_iter().filter(|t| !open.contains(t)));
                 }
+                stale_tasks.extend(outdated);
                 let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms).await?;
                 deadline.begin_commit()?;
                 Ok(CommittedBatch {

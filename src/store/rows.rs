@@ -187,6 +187,9 @@ pub struct BatchRows {
     /// Tasks whose events are stored only if the task is still unfinished
     /// in the store, without writing its row.
     pub(super) checks: Vec<String>,
+    /// Tasks written with numbered deltas, and the last `seq` their writer
+    /// knew: stale if the store holds a later one.
+    pub(super) seq_checks: Vec<SeqCheck>,
 }
 
 impl BatchRows {
@@ -194,11 +197,19 @@ impl BatchRows {
         events: impl IntoIterator<Item = &'a NewEvent>,
         tasks: impl IntoIterator<Item = &'a Task>,
         checks: impl IntoIterator<Item = &'a TaskId>,
+        seq_checks: impl IntoIterator<Item = (&'a TaskId, Option<u64>)>,
     ) -> Self {
         Self {
             events: events.into_iter().map(EventRow::from).collect(),
             tasks: tasks.into_iter().map(TaskRow::from).collect(),
             checks: checks.into_iter().map(ToString::to_string).collect(),
+            seq_checks: seq_checks
+                .into_iter()
+                .map(|(task_id, known)| SeqCheck {
+                    task_id: task_id.to_string(),
+                    known: known.and_then(|seq| i64::try_from(seq).ok()),
+                })
+                .collect(),
         }
     }
 
@@ -209,5 +220,24 @@ impl BatchRows {
     /// Events in the batch.
     pub fn events(&self) -> usize {
         self.events.len()
+    }
+}
+
+/// A task written with numbered deltas, and the last `seq` its writer knew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqCheck {
+    pub task_id: String,
+    pub known: Option<i64>,
+}
+
+impl SeqCheck {
+    /// Whether `stored`, the newest `seq` in the store, is one the writer
+    /// did not know: its deltas may repeat text already stored.
+    pub fn is_outdated_by(&self, stored: Option<i64>) -> bool {
+        match (stored, self.known) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(stored), Some(known)) => stored > known,
+        }
     }
 }

@@ -32,9 +32,9 @@ use super::{
     checkpointer::Checkpointer,
     prepared::{EventsSequence, InsertEventRow, UpdateRunningTask, finished_of},
     queries,
-    rows::{EventRow, EventRows, StoredEventRow, TaskRow},
+    rows::{EventRow, EventRows, SeqCheck, StoredEventRow, TaskRow},
     schema::{events, tasks},
-    sqlite_marks, sqlite_retention,
+    seq_checks, sqlite_marks, sqlite_retention,
     sqlite_settings::connection_pragmas,
     sqlite_task_checks::TaskChecks,
     sqlite_task_index::{self, TaskIndexer},
@@ -164,8 +164,9 @@ impl SqliteStore {
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
-        tasks: Vec<TaskRow>,
+        mut tasks: Vec<TaskRow>,
         checks: Vec<String>,
+        seq_checks: Vec<SeqCheck>,
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
@@ -179,7 +180,8 @@ impl SqliteStore {
                 // Under the write lock: nothing can commit in between.
                 let previous_id = EventsSequence::read(c)?;
                 let checks = task_checks.to_run(previous_id, checks);
-                let mut stale_tasks = Vec::new();
+                let mut stale_tasks = seq_checks::outdated_sqlite(c, &seq_checks, &task_checks)?;
+                tasks.retain(|task| !stale_tasks.contains(&task.task_id));
                 let mut written = Vec::with_capacity(tasks.len());
                 for task in &tasks {
                     let stored = UpdateRunningTask(task).execute(c)? == 1;
@@ -193,13 +195,7 @@ impl SqliteStore {
                 stale_tasks.extend(finished);
                 let outcomes = insert_batch(c, rows, &stale_tasks, dedupe_since_ms, previous_id)?;
                 // AUTOINCREMENT leaves the sequence at the largest id inserted.
-                let sequence = outcomes
-                    .iter()
-                    .filter_map(|outcome| match outcome {
-                        InsertOutcome::Inserted(id) => Some(id.0),
-                        _ => None,
-                    })
-                    .max()
+                let sequence = (outcomes.iter().filter_map(InsertOutcome::inserted).max())
                     .unwrap_or(previous_id);
                 if let Some(task_index) = &task_index {
                     task_index.pass(c, sequence)?;

@@ -37,6 +37,11 @@ struct State {
     /// Tasks this store last saw unfinished: by a check, or by a row write
     /// that left them so.
     unfinished: HashSet<String>,
+    /// A batch of this store has started before.
+    started: bool,
+    /// Another writer has added events since this store's first batch (or
+    /// a batch failed, which leaves it unknown): from then on for good.
+    others_seen: bool,
 }
 
 impl TaskChecks {
@@ -45,6 +50,10 @@ impl TaskChecks {
     pub(super) fn to_run(&self, sequence: i64, checks: Vec<String>) -> Vec<String> {
         let mut state = self.lock();
         let left_at = state.sequence.take();
+        if state.started && left_at != Some(sequence) {
+            state.others_seen = true;
+        }
+        state.started = true;
         if left_at.is_some_and(|left_at| left_at != sequence) {
             tracing::debug!(
                 left_at,
@@ -84,6 +93,12 @@ impl TaskChecks {
                 .into_iter()
                 .filter(|task_id| !finished.contains(task_id)),
         );
+    }
+
+    /// Whether another writer may have written tasks this store holds in
+    /// memory (see `seq_checks`).
+    pub(super) fn others_seen(&self) -> bool {
+        self.lock().others_seen
     }
 
     /// The batch committed and left the events' sequence at `sequence`.
@@ -194,7 +209,7 @@ mod tests {
             let store = store.clone();
             async move {
                 store
-                    .insert_batch(rows, tasks, checks, 0, &deadline())
+                    .insert_batch(rows, tasks, checks, Vec::new(), 0, &deadline())
                     .await
                     .expect("committed")
             }
@@ -215,5 +230,68 @@ mod tests {
         // Assert
         assert_eq!(late.stale_tasks, the_task());
         assert!(matches!(late.outcomes[..], [InsertOutcome::Skipped]));
+    }
+
+    #[actix_web::test]
+    async fn a_seq_another_process_accepted_makes_a_write_that_did_not_know_it_stale() {
+        use std::{sync::Arc, time::Duration};
+
+        use crate::{
+            config::DatabaseUrl,
+            domain::{Task, TaskChange, TaskId, text_event},
+            store::{
+                Deadline,
+                rows::{EventRow, SeqCheck, TaskRow},
+                run_migrations,
+                sqlite::SqliteStore,
+            },
+            telemetry::Metrics,
+        };
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("events.db");
+        run_migrations(&DatabaseUrl::Sqlite { path: path.clone() })
+            .await
+            .expect("migrated");
+        let open = || {
+            SqliteStore::open(&path, Duration::from_secs(5), Metrics::new("unit", None))
+                .expect("opened")
+        };
+        let (this, other) = (open(), open());
+        let deadline = || Deadline::after(Duration::from_secs(5));
+        let task = Task::new(TaskId::parse("gen").expect("an id"), None, None, None, 1);
+        this.insert_task(TaskRow::from(&task), &deadline())
+            .await
+            .expect("created");
+        let at_seq = |seq: u64| {
+            let mut task = task.apply(&TaskChange::Text, 2).expect("running");
+            task.last_seq = Some(seq);
+            Arc::new(task)
+        };
+        let numbered = |store: &SqliteStore, seq: u64, known: Option<i64>| {
+            let (store, task) = (store.clone(), at_seq(seq));
+            async move {
+                let rows = vec![EventRow::from(&text_event(&task, format!("<{seq}>")))];
+                let check = SeqCheck {
+                    task_id: "gen".into(),
+                    known,
+                };
+                store
+                    .insert_batch(rows, Vec::new(), Vec::new(), vec![check], 0, &deadline())
+                    .await
+                    .expect("committed")
+            }
+        };
+        assert!(numbered(&this, 1, None).await.stale_tasks.is_empty());
+
+        // Act: the other process accepts seq 2; this one, still knowing 1,
+        // is offered seq 2 again (a retry sent to both).
+        assert!(numbered(&other, 2, Some(1)).await.stale_tasks.is_empty());
+        let retried = numbered(&this, 2, Some(1)).await;
+
+        // Assert: nothing written; once it knows 2, seq 3 is.
+        assert_eq!(retried.stale_tasks, ["gen"]);
+        assert!(matches!(retried.outcomes[..], [InsertOutcome::Skipped]));
+        assert!(numbered(&this, 3, Some(2)).await.stale_tasks.is_empty());
     }
 }

@@ -210,6 +210,7 @@ impl LiveTasks {
                     task,
                     row_at,
                     is_text,
+                    requeue,
                 },
             sent,
         } = returned;
@@ -235,10 +236,26 @@ impl LiveTasks {
                 }
             }
             Ok(_) => {
-                // Another instance finished the task: nothing was written.
-                // Reload it; these writers learn why from what it became.
-                tracing::info!(task_id = %task_id, "task finished by another instance");
-                self.reload(task_id.clone(), replies, ctx);
+                // Another instance finished the task, or accepted `seq`s
+                // this one did not know: nothing was written. Reload it;
+                // numbered deltas are offered again to what it became, other
+                // writers learn from it why they are refused.
+                tracing::info!(task_id = %task_id, "task written by another instance: reloading it");
+                let (refused, again) = match requeue {
+                    Some(offered) => (
+                        Vec::new(),
+                        replies
+                            .into_iter()
+                            .zip(offered)
+                            .map(|(reply, deltas)| ops::Op::Text {
+                                deltas,
+                                reply: reply.restarted(),
+                            })
+                            .collect(),
+                    ),
+                    None => (replies, Vec::new()),
+                };
+                self.reload(task_id.clone(), refused, again, ctx);
                 return;
             }
             Err(error) => {
@@ -246,7 +263,7 @@ impl LiveTasks {
                 for reply in replies {
                     reply.answer(Err(error.clone().into()));
                 }
-                self.reload(task_id.clone(), Vec::new(), ctx);
+                self.reload(task_id.clone(), Vec::new(), Vec::new(), ctx);
                 return;
             }
         }
@@ -254,9 +271,15 @@ impl LiveTasks {
         self.pump(task_id, ctx);
     }
 
-    /// Replaces the task's state with its row, then goes on with its writes;
-    /// `refused` are writers to tell why the row refuses them.
-    fn reload(&mut self, task_id: TaskId, refused: Vec<Reply>, ctx: &mut Context<Self>) {
+    /// Replaces the task's state with its row, then goes on with its writes,
+    /// `again` first; `refused` are writers to tell why the row refuses them.
+    fn reload(
+        &mut self,
+        task_id: TaskId,
+        refused: Vec<Reply>,
+        again: Vec<ops::Op>,
+        ctx: &mut Context<Self>,
+    ) {
         let store = self.store.clone();
         let id = task_id.clone();
         if let Some(live) = self.tasks.get_mut(&task_id) {
@@ -278,6 +301,9 @@ impl LiveTasks {
                             live.status.send_replace(task.status);
                             live.task = Arc::new(task);
                             live.row_written = None;
+                            for op in again.into_iter().rev() {
+                                live.ops.push_front(op);
+                            }
                         }
                         // Gone, or unreadable: forget it; the next write loads it.
                         _ => {
@@ -285,7 +311,7 @@ impl LiveTasks {
                             for reply in refused {
                                 reply.answer(Err(TaskWriteError::Contended));
                             }
-                            for op in live.ops {
+                            for op in again.into_iter().chain(live.ops) {
                                 op.refuse(TaskWriteError::Contended);
                             }
                             return;

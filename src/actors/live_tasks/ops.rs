@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::{LiveTask, TaskWriteError};
 use crate::{
-    actors::persister::{Persist, TaskWrite},
+    actors::persister::{KnownSeq, Persist, TaskWrite},
     domain::{EventId, Task, TaskChange, TaskError, TaskStatus, change_events, now_ms, text_event},
     telemetry::Metrics,
 };
@@ -69,6 +69,11 @@ impl Reply {
         }
     }
 
+    /// The same writer, its counts cleared, for its deltas to be offered again.
+    pub(super) fn restarted(self) -> Self {
+        Self::new(self.sender)
+    }
+
     pub(super) fn answer(self, answer: Result<TaskWritten, TaskWriteError>) {
         // A writer whose deltas were all retries added nothing to the event
         // its batch went into.
@@ -109,6 +114,11 @@ pub(super) struct Awaiting {
     /// When the write was made, if it writes the task's row.
     pub row_at: Option<Instant>,
     pub is_text: bool,
+    /// For a write of numbered deltas, what each writer offered (in the
+    /// order of `replies`): if the store finds another instance accepted
+    /// later `seq`s meanwhile, they are offered again to the reloaded task,
+    /// which tells new deltas from retries.
+    pub requeue: Option<Vec<Vec<Delta>>>,
 }
 
 /// Why a write is refused by the task's state.
@@ -141,13 +151,14 @@ pub(super) fn next_write(
                         return Some(Write {
                             persist: Persist {
                                 events: change_events(&next, &change),
-                                tasks: vec![TaskWrite::Row(next.clone())],
+                                tasks: vec![TaskWrite::with_row(next.clone())],
                             },
                             awaiting: Awaiting {
                                 replies: vec![reply],
                                 task: next,
                                 row_at: Some(Instant::now()),
                                 is_text: false,
+                                requeue: None,
                             },
                         });
                     }
@@ -175,7 +186,8 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
     let mut last_seq = live.task.last_seq;
     let mut text = String::new();
     let mut replies = Vec::new();
-    let (mut accepted, mut retried) = (0, 0);
+    let mut offered_deltas = Vec::new();
+    let (mut accepted, mut retried, mut numbered) = (0, 0, false);
     while let Some(Op::Text { .. }) = live.ops.front() {
         let Some(Op::Text { deltas, mut reply }) = live.ops.pop_front() else {
             unreachable!("the front is a text write");
@@ -184,21 +196,22 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             reply.answer(Err(error.clone().into()));
             continue;
         }
-        let offered = deltas.len();
-        for delta in deltas {
+        for delta in &deltas {
             if let (Some(seq), Some(last)) = (delta.seq, last_seq)
                 && seq <= last
             {
                 continue;
             }
+            numbered |= delta.seq.is_some();
             last_seq = delta.seq.or(last_seq);
             text.push_str(&delta.text);
             reply.accepted += 1;
             reply.chars += delta.text.chars().count();
         }
         accepted += reply.accepted;
-        retried += offered - reply.accepted;
+        retried += deltas.len() - reply.accepted;
         replies.push(reply);
+        offered_deltas.push(deltas);
     }
     metrics.record_deltas(accepted, retried);
     if text.is_empty() {
@@ -221,11 +234,14 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             .row_written
             .is_none_or(|at| at.elapsed() >= row_refresh);
     let event = text_event(&task, text);
-    let guarded = if with_row {
-        TaskWrite::Row(task.clone())
+    let mut guarded = if with_row {
+        TaskWrite::with_row(task.clone())
     } else {
-        TaskWrite::Check(task.clone())
+        TaskWrite::checked(task.clone())
     };
+    if numbered {
+        guarded.seq_known = Some(KnownSeq(live.task.last_seq));
+    }
     Some(Write {
         persist: Persist {
             events: vec![event],
@@ -236,6 +252,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             task,
             is_text: true,
             row_at: with_row.then(Instant::now),
+            requeue: numbered.then_some(offered_deltas),
         },
     })
 }

@@ -23,37 +23,61 @@ pub struct Persist {
 }
 
 /// A task of a [`Persist`]: its events are stored only while it is
-/// unfinished in the store.
+/// unfinished in the store (and, for a write of numbered deltas, while the
+/// store holds no later `seq` than the writer knew).
 #[derive(Debug)]
-pub enum TaskWrite {
-    /// Its row is written too.
-    Row(Arc<Task>),
-    /// Its row is only checked (a text write between the row's refreshes,
-    /// see `actors::live_tasks`).
-    Check(Arc<Task>),
+pub struct TaskWrite {
+    pub task: Arc<Task>,
+    /// Its row is written too; otherwise it is only checked (a text write
+    /// between the row's refreshes, see `actors::live_tasks`).
+    pub with_row: bool,
+    /// For a text write whose deltas carried a `seq`: the task's last `seq`
+    /// as this instance knew it before them. Another instance may have
+    /// accepted later ones meanwhile (a producer's retry sent elsewhere):
+    /// then nothing of this write is stored and the writer reloads the task.
+    pub seq_known: Option<KnownSeq>,
 }
 
+/// The last `seq` a writer knew of a task (`None`: none yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownSeq(pub Option<u64>);
+
 impl TaskWrite {
-    pub fn task(&self) -> &Task {
-        match self {
-            Self::Row(task) | Self::Check(task) => task,
+    /// A write of the task's row.
+    pub fn with_row(task: Arc<Task>) -> Self {
+        Self {
+            task,
+            with_row: true,
+            seq_known: None,
         }
+    }
+
+    /// A write that only checks the row.
+    pub fn checked(task: Arc<Task>) -> Self {
+        Self {
+            task,
+            with_row: false,
+            seq_known: None,
+        }
+    }
+
+    pub fn task(&self) -> &Task {
+        &self.task
     }
 
     /// The task whose row is written, if it is.
     pub fn row(&self) -> Option<&Task> {
-        match self {
-            Self::Row(task) => Some(task),
-            Self::Check(_) => None,
-        }
+        self.with_row.then_some(&*self.task)
     }
 
     /// The task whose row is only checked, if it is.
     pub fn check(&self) -> Option<&TaskId> {
-        match self {
-            Self::Check(task) => Some(&task.task_id),
-            Self::Row(_) => None,
-        }
+        (!self.with_row).then_some(&self.task.task_id)
+    }
+
+    /// The task and the `seq` its writer knew, for a write of numbered deltas.
+    pub fn seq_check(&self) -> Option<(&TaskId, KnownSeq)> {
+        self.seq_known.map(|known| (&self.task.task_id, known))
     }
 }
 

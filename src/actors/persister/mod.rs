@@ -30,7 +30,7 @@ use tracing::Instrument as _;
 mod messages;
 mod pending;
 
-pub use messages::{Drain, Persist, PersistThen, TaskWrite};
+pub use messages::{Drain, KnownSeq, Persist, PersistThen, TaskWrite};
 use pending::{InFlight, PendingPublish};
 pub use pending::{PersistError, Persisted, Then};
 
@@ -176,6 +176,12 @@ impl Persister {
             batch
                 .iter()
                 .flat_map(|r| r.tasks.iter().filter_map(TaskWrite::check)),
+            batch.iter().flat_map(|r| {
+                r.tasks
+                    .iter()
+                    .filter_map(TaskWrite::seq_check)
+                    .map(|(task_id, KnownSeq(known))| (task_id, known))
+            }),
         );
         // One span per group commit, linked to the publishes it stores, so a
         // publish's trace shows the commit it waited for.
