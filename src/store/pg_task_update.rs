@@ -39,22 +39,25 @@ pub struct UpdateRunningTasks<'a> {
     last_token_at_ms: Vec<Option<i64>>,
     chat_id: Vec<Option<&'a str>>,
     last_seq: Vec<Option<i64>>,
+    /// The `updated_at_ms` each writer last wrote or read (see
+    /// `prepared::UpdateRunningTask`).
+    expected_version: Vec<Option<i64>>,
 }
 
 impl<'a> UpdateRunningTasks<'a> {
     /// The last row of each task wins, as it would written one by one.
-    pub fn new(rows: &'a [TaskRow]) -> Self {
+    pub fn new(rows: &'a [TaskRow], versions: &[Option<i64>]) -> Self {
         let last: HashMap<&str, usize> = rows
             .iter()
             .enumerate()
             .map(|(at, row)| (row.task_id.as_str(), at))
             .collect();
-        let rows: Vec<&TaskRow> = rows
+        let (rows, expected_version): (Vec<&TaskRow>, Vec<Option<i64>>) = rows
             .iter()
             .enumerate()
             .filter(|(at, row)| last[row.task_id.as_str()] == *at)
-            .map(|(_, row)| row)
-            .collect();
+            .map(|(at, row)| (row, versions.get(at).copied().flatten()))
+            .unzip();
         Self {
             task_id: rows.iter().map(|r| r.task_id.as_str()).collect(),
             status: rows.iter().map(|r| r.status.as_str()).collect(),
@@ -71,6 +74,7 @@ impl<'a> UpdateRunningTasks<'a> {
             last_token_at_ms: rows.iter().map(|r| r.last_token_at_ms).collect(),
             chat_id: rows.iter().map(|r| r.chat_id.as_deref()).collect(),
             last_seq: rows.iter().map(|r| r.last_seq).collect(),
+            expected_version,
         }
     }
 }
@@ -123,11 +127,14 @@ impl QueryFragment<Pg> for UpdateRunningTasks<'_> {
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.chat_id)?;
         out.push_sql("::text[], ");
         out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.last_seq)?;
+        out.push_sql("::int8[], ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.expected_version)?;
         out.push_sql(
             "::int8[]) AS u(task_id, status, progress, stage, message, result, error, \
              project_id, created_at_ms, updated_at_ms, task_type, first_token_at_ms, \
-             last_token_at_ms, chat_id, last_seq) \
+             last_token_at_ms, chat_id, last_seq, expected_version) \
              WHERE tasks.task_id = u.task_id AND tasks.status IN ('pending', 'running') \
+             AND tasks.updated_at_ms = COALESCE(u.expected_version, tasks.updated_at_ms) \
              RETURNING tasks.task_id",
         );
         Ok(())

@@ -98,7 +98,7 @@ impl PostgresStore {
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
-        mut tasks: Vec<TaskRow>,
+        mut tasks: Vec<(TaskRow, Option<i64>)>,
         checks: Vec<String>,
         seq_checks: Vec<SeqCheck>,
         dedupe_since_ms: i64,
@@ -113,11 +113,12 @@ impl PostgresStore {
                 let previous_id = latest_id(c).await?;
                 // Before the rows: an outdated writer's row is not written.
                 let outdated = seq_checks::outdated_pg(c, &seq_checks).await?;
-                tasks.retain(|task| !outdated.contains(&task.task_id));
+                tasks.retain(|(task, _)| !outdated.contains(&task.task_id));
+                let (tasks, versions): (Vec<TaskRow>, Vec<Option<i64>>) = tasks.into_iter().unzip();
                 let mut stale_tasks = if tasks.is_empty() {
                     Vec::new()
                 } else {
-                    let written: HashSet<String> = UpdateRunningTasks::new(&tasks)
+                    let written: HashSet<String> = UpdateRunningTasks::new(&tasks, &versions)
                         .load(c)
                         .await?
                         .into_iter()

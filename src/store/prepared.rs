@@ -31,7 +31,11 @@ const UNFINISHED: &str = " AND status IN ('pending', 'running')";
 /// in the store (a write of a task's progress or text never overwrites an
 /// end another instance wrote meanwhile). Executes to the rows updated, 0
 /// or 1.
-pub struct UpdateRunningTask<'a>(pub &'a TaskRow);
+///
+/// With an expected version, only a row whose `updated_at_ms` is still the
+/// one its writer last wrote or read is updated: a row another instance
+/// rewrote meanwhile is not overwritten from a stale memory.
+pub struct UpdateRunningTask<'a>(pub &'a TaskRow, pub Option<i64>);
 
 impl QueryId for UpdateRunningTask<'_> {
     type QueryId = UpdateRunningTask<'static>;
@@ -73,6 +77,11 @@ impl QueryFragment<Sqlite> for UpdateRunningTask<'_> {
         out.push_bind_param::<Nullable<BigInt>, _>(&row.last_seq)?;
         out.push_sql(" WHERE task_id = ");
         out.push_bind_param::<Text, _>(&row.task_id)?;
+        // One statement text whether or not a version is expected: it is
+        // prepared once.
+        out.push_sql(" AND updated_at_ms = COALESCE(");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.1)?;
+        out.push_sql(", updated_at_ms)");
         out.push_sql(UNFINISHED);
         Ok(())
     }

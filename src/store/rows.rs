@@ -183,7 +183,9 @@ impl TaskRow {
 /// still holds them: the events are serialised once, never cloned.
 pub struct BatchRows {
     pub(super) events: Vec<EventRow>,
-    pub(super) tasks: Vec<TaskRow>,
+    /// Rows to write, each with the `updated_at_ms` its writer expects to
+    /// find (see `prepared::UpdateRunningTask`).
+    pub(super) tasks: Vec<(TaskRow, Option<i64>)>,
     /// Tasks whose events are stored only if the task is still unfinished
     /// in the store, without writing its row.
     pub(super) checks: Vec<String>,
@@ -195,13 +197,15 @@ pub struct BatchRows {
 impl BatchRows {
     pub fn new<'a>(
         events: impl IntoIterator<Item = &'a NewEvent>,
-        tasks: impl IntoIterator<Item = &'a Task>,
+        tasks: impl IntoIterator<Item = (&'a Task, Option<i64>)>,
         checks: impl IntoIterator<Item = &'a TaskId>,
         seq_checks: impl IntoIterator<Item = (&'a TaskId, Option<u64>)>,
     ) -> Self {
         Self {
             events: events.into_iter().map(EventRow::from).collect(),
-            tasks: tasks.into_iter().map(TaskRow::from).collect(),
+            tasks: (tasks.into_iter())
+                .map(|(task, version)| (TaskRow::from(task), version))
+                .collect(),
             checks: checks.into_iter().map(ToString::to_string).collect(),
             seq_checks: seq_checks
                 .into_iter()

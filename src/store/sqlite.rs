@@ -164,7 +164,7 @@ impl SqliteStore {
     pub async fn insert_batch(
         &self,
         rows: Vec<EventRow>,
-        mut tasks: Vec<TaskRow>,
+        mut tasks: Vec<(TaskRow, Option<i64>)>,
         checks: Vec<String>,
         seq_checks: Vec<SeqCheck>,
         dedupe_since_ms: i64,
@@ -181,10 +181,10 @@ impl SqliteStore {
                 let previous_id = EventsSequence::read(c)?;
                 let checks = task_checks.to_run(previous_id, checks);
                 let mut stale_tasks = seq_checks::outdated_sqlite(c, &seq_checks, &task_checks)?;
-                tasks.retain(|task| !stale_tasks.contains(&task.task_id));
+                tasks.retain(|(task, _)| !stale_tasks.contains(&task.task_id));
                 let mut written = Vec::with_capacity(tasks.len());
-                for task in &tasks {
-                    let stored = UpdateRunningTask(task).execute(c)? == 1;
+                for (task, version) in &tasks {
+                    let stored = UpdateRunningTask(task, *version).execute(c)? == 1;
                     if !stored {
                         stale_tasks.push(task.task_id.clone());
                     }

@@ -205,11 +205,19 @@ mod tests {
             .expect("created");
         let running = Arc::new(task.apply(&TaskChange::Text, 2).expect("running"));
         let text = |delta: &str| vec![EventRow::from(&text_event(&running, delta.into()))];
+        let with_no_version = |tasks: Vec<TaskRow>| tasks.into_iter().map(|t| (t, None)).collect();
         let write = |store: &SqliteStore, rows, tasks: Vec<TaskRow>, checks: Vec<String>| {
             let store = store.clone();
             async move {
                 store
-                    .insert_batch(rows, tasks, checks, Vec::new(), 0, &deadline())
+                    .insert_batch(
+                        rows,
+                        with_no_version(tasks),
+                        checks,
+                        Vec::new(),
+                        0,
+                        &deadline(),
+                    )
                     .await
                     .expect("committed")
             }

@@ -107,7 +107,7 @@ impl Handler<TaskEnded> for LiveTasks {
             .get(&msg.task_id)
             .is_some_and(|live| !live.task.status.is_terminal() && !live.in_flight);
         if unfinished {
-            self.reload(msg.task_id, Vec::new(), Vec::new(), ctx);
+            self.reload(msg.task_id, Vec::new(), ctx);
         }
     }
 }

@@ -37,8 +37,8 @@ use tokio::sync::watch;
 
 pub use error::TaskWriteError;
 pub use messages::{PeekTask, WatchTask, WriteReply, WriteTask, Writing};
+use ops::Op;
 pub use ops::{Delta, TaskWritten};
-use ops::{Op, Reply};
 
 use super::persister::{PersistError, PersistThen, Persisted, Persister, Then};
 use crate::{
@@ -67,12 +67,15 @@ struct LiveTask {
     /// When a write that wrote the task's row was made (`None`: the row may
     /// be behind the memory, e.g. just loaded with a later `seq`).
     row_written: Option<Instant>,
+    /// The row's `updated_at_ms` as this instance last wrote or read it.
+    row_version: Option<i64>,
 }
 
 impl LiveTask {
     fn new(task: Task) -> Self {
         let (status, _) = watch::channel(task.status);
         Self {
+            row_version: Some(task.updated_at_ms),
             task: Arc::new(task),
             ops: VecDeque::new(),
             in_flight: false,
@@ -210,7 +213,7 @@ impl LiveTasks {
                     task,
                     row_at,
                     is_text,
-                    requeue,
+                    again,
                 },
             sent,
         } = returned;
@@ -228,6 +231,9 @@ impl LiveTasks {
                     std::mem::replace(status, task.status) != task.status
                 });
                 live.row_written = row_at.or(live.row_written);
+                if row_at.is_some() {
+                    live.row_version = Some(task.updated_at_ms);
+                }
                 for reply in replies {
                     reply.answer(Ok(TaskWritten::stored(task.clone(), text_id)));
                 }
@@ -236,26 +242,12 @@ impl LiveTasks {
                 }
             }
             Ok(_) => {
-                // Another instance finished the task, or accepted `seq`s
-                // this one did not know: nothing was written. Reload it;
-                // numbered deltas are offered again to what it became, other
-                // writers learn from it why they are refused.
+                // Another instance finished the task, rewrote its row or
+                // accepted `seq`s this one did not know: nothing was
+                // written. Reload it and ask the same again of what it
+                // became (a finished task refuses, with its reason).
                 tracing::info!(task_id = %task_id, "task written by another instance: reloading it");
-                let (refused, again) = match requeue {
-                    Some(offered) => (
-                        Vec::new(),
-                        replies
-                            .into_iter()
-                            .zip(offered)
-                            .map(|(reply, deltas)| ops::Op::Text {
-                                deltas,
-                                reply: reply.restarted(),
-                            })
-                            .collect(),
-                    ),
-                    None => (replies, Vec::new()),
-                };
-                self.reload(task_id.clone(), refused, again, ctx);
+                self.reload(task_id.clone(), again.ops(replies), ctx);
                 return;
             }
             Err(error) => {
@@ -263,7 +255,7 @@ impl LiveTasks {
                 for reply in replies {
                     reply.answer(Err(error.clone().into()));
                 }
-                self.reload(task_id.clone(), Vec::new(), Vec::new(), ctx);
+                self.reload(task_id.clone(), Vec::new(), ctx);
                 return;
             }
         }
@@ -272,14 +264,8 @@ impl LiveTasks {
     }
 
     /// Replaces the task's state with its row, then goes on with its writes,
-    /// `again` first; `refused` are writers to tell why the row refuses them.
-    fn reload(
-        &mut self,
-        task_id: TaskId,
-        refused: Vec<Reply>,
-        again: Vec<ops::Op>,
-        ctx: &mut Context<Self>,
-    ) {
+    /// `again` first.
+    fn reload(&mut self, task_id: TaskId, again: Vec<ops::Op>, ctx: &mut Context<Self>) {
         let store = self.store.clone();
         let id = task_id.clone();
         if let Some(live) = self.tasks.get_mut(&task_id) {
@@ -294,11 +280,8 @@ impl LiveTasks {
                     live.in_flight = false;
                     match loaded {
                         Ok(Some(task)) => {
-                            for reply in refused {
-                                reply.answer(Err(ops::refusal(task.status)
-                                    .map_or(TaskWriteError::Contended, TaskWriteError::Task)));
-                            }
                             live.status.send_replace(task.status);
+                            live.row_version = Some(task.updated_at_ms);
                             live.task = Arc::new(task);
                             live.row_written = None;
                             for op in again.into_iter().rev() {
@@ -308,9 +291,6 @@ impl LiveTasks {
                         // Gone, or unreadable: forget it; the next write loads it.
                         _ => {
                             let live = act.tasks.remove(&task_id).expect("checked above");
-                            for reply in refused {
-                                reply.answer(Err(TaskWriteError::Contended));
-                            }
                             for op in again.into_iter().chain(live.ops) {
                                 op.refuse(TaskWriteError::Contended);
                             }

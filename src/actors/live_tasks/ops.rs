@@ -114,11 +114,41 @@ pub(super) struct Awaiting {
     /// When the write was made, if it writes the task's row.
     pub row_at: Option<Instant>,
     pub is_text: bool,
-    /// For a write of numbered deltas, what each writer offered (in the
-    /// order of `replies`): if the store finds another instance accepted
-    /// later `seq`s meanwhile, they are offered again to the reloaded task,
-    /// which tells new deltas from retries.
-    pub requeue: Option<Vec<Vec<Delta>>>,
+    /// What the writers asked, to be asked again of the reloaded task if
+    /// the store finds the write stale (another instance rewrote the row
+    /// or accepted later `seq`s meanwhile: nothing of it was stored).
+    pub again: Again,
+}
+
+/// A stale write's request, as it is made again.
+pub(super) enum Again {
+    /// What each writer offered, in the order of the replies; the reloaded
+    /// task tells new deltas from retries.
+    Text(Vec<Vec<Delta>>),
+    Change(TaskChange),
+}
+
+impl Again {
+    /// The writes to queue again, one per reply.
+    pub(super) fn ops(self, replies: Vec<Reply>) -> Vec<Op> {
+        match self {
+            Self::Text(offered) => replies
+                .into_iter()
+                .zip(offered)
+                .map(|(reply, deltas)| Op::Text {
+                    deltas,
+                    reply: reply.restarted(),
+                })
+                .collect(),
+            Self::Change(change) => replies
+                .into_iter()
+                .map(|reply| Op::Change {
+                    change: change.clone(),
+                    reply: reply.restarted(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a write is refused by the task's state.
@@ -151,14 +181,17 @@ pub(super) fn next_write(
                         return Some(Write {
                             persist: Persist {
                                 events: change_events(&next, &change),
-                                tasks: vec![TaskWrite::with_row(next.clone())],
+                                tasks: vec![TaskWrite {
+                                    row_version: live.row_version,
+                                    ..TaskWrite::with_row(next.clone())
+                                }],
                             },
                             awaiting: Awaiting {
                                 replies: vec![reply],
                                 task: next,
                                 row_at: Some(Instant::now()),
                                 is_text: false,
-                                requeue: None,
+                                again: Again::Change(change),
                             },
                         });
                     }
@@ -235,7 +268,10 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             .is_none_or(|at| at.elapsed() >= row_refresh);
     let event = text_event(&task, text);
     let mut guarded = if with_row {
-        TaskWrite::with_row(task.clone())
+        TaskWrite {
+            row_version: live.row_version,
+            ..TaskWrite::with_row(task.clone())
+        }
     } else {
         TaskWrite::checked(task.clone())
     };
@@ -252,7 +288,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             task,
             is_text: true,
             row_at: with_row.then(Instant::now),
-            requeue: numbered.then_some(offered_deltas),
+            again: Again::Text(offered_deltas),
         },
     })
 }

@@ -31,6 +31,10 @@ pub struct TaskWrite {
     /// Its row is written too; otherwise it is only checked (a text write
     /// between the row's refreshes, see `actors::live_tasks`).
     pub with_row: bool,
+    /// The row's `updated_at_ms` as its writer last wrote or read it: a row
+    /// rewritten since by another instance is not overwritten (the write
+    /// is stale, and its writer reloads the task).
+    pub row_version: Option<i64>,
     /// For a text write whose deltas carried a `seq`: the task's last `seq`
     /// as this instance knew it before them. Another instance may have
     /// accepted later ones meanwhile (a producer's retry sent elsewhere):
@@ -48,6 +52,7 @@ impl TaskWrite {
         Self {
             task,
             with_row: true,
+            row_version: None,
             seq_known: None,
         }
     }
@@ -57,6 +62,7 @@ impl TaskWrite {
         Self {
             task,
             with_row: false,
+            row_version: None,
             seq_known: None,
         }
     }
@@ -65,9 +71,9 @@ impl TaskWrite {
         &self.task
     }
 
-    /// The task whose row is written, if it is.
-    pub fn row(&self) -> Option<&Task> {
-        self.with_row.then_some(&*self.task)
+    /// The task whose row is written, if it is, and the row version expected.
+    pub fn row(&self) -> Option<(&Task, Option<i64>)> {
+        self.with_row.then_some((&*self.task, self.row_version))
     }
 
     /// The task whose row is only checked, if it is.

@@ -7,7 +7,7 @@
 //! database and cluster name, so they run in parallel.
 
 pub(crate) mod harness;
-mod seq;
+mod shared_tasks;
 
 use std::{
     cell::{Cell, RefCell},

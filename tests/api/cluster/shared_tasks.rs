@@ -1,0 +1,121 @@
+//! A task written through several instances, each holding it in memory:
+//! a producer's `seq` holds across them (CONTRACT §7: a retried write never
+//! doubles text), and one instance's stale memory never overwrites what
+//! another wrote to the task's row.
+
+use serde_json::{Value, json};
+
+use super::{
+    harness::{Node, TestDb, shared_redis_url},
+    start_cluster,
+};
+
+/// `POST /tasks/gen/text` with one numbered delta: the id it answers
+/// (`None` for a delta ignored as a retry).
+async fn numbered(node: &Node, delta: &str, seq: u64) -> Option<i64> {
+    let response = reqwest::Client::new()
+        .post(node.url("/tasks/gen/text"))
+        .json(&json!({"delta": delta, "seq": seq}))
+        .send()
+        .await
+        .expect("the write sent");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON answer");
+    assert_eq!(status, 202, "seq {seq} on {}: {body}", node.url(""));
+    body["ids"][0].as_i64()
+}
+
+#[actix_web::test]
+async fn a_seq_accepted_on_one_instance_is_a_retry_on_another_that_wrote_the_task_before() {
+    // Arrange: both instances hold the task in memory, each having
+    // accepted a delta of it.
+    let db = TestDb::create().await;
+    let nodes = start_cluster(&db, &shared_redis_url(), 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let created = reqwest::Client::new()
+        .post(a.url("/tasks"))
+        .json(&json!({"task_id": "gen"}))
+        .send()
+        .await
+        .expect("created");
+    assert_eq!(created.status().as_u16(), 201);
+    assert!(numbered(b, "a", 1).await.is_some());
+    assert!(numbered(a, "b", 2).await.is_some());
+
+    // Act: b, which last knew seq 1, is sent the retry of seq 2; then the
+    // producer goes on, alternating instances.
+    let retried_on_b = numbered(b, "b", 2).await;
+    let retried_on_a = numbered(a, "a", 1).await;
+    let next_on_b = numbered(b, "c", 3).await;
+    let next_on_a = numbered(a, "d", 4).await;
+
+    // Assert: retries ignored, new deltas taken, the text exact.
+    assert_eq!((retried_on_b, retried_on_a), (None, None));
+    assert!(next_on_b.is_some() && next_on_a.is_some());
+    let (_, history) = a.get_json("/sse/history?event_types=text").await;
+    let texts: Vec<&str> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["data"]["delta"].as_str().expect("a delta"))
+        .collect();
+    assert_eq!(texts, ["a", "b", "c", "d"]);
+}
+
+#[actix_web::test]
+async fn a_progress_written_through_one_instance_survives_another_instances_row_refresh() {
+    // Arrange: b holds the task (it streamed a delta); a sets its progress;
+    // c never holds it, so it answers the task from the row.
+    let db = TestDb::create().await;
+    let nodes = start_cluster(&db, &shared_redis_url(), 3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let client = reqwest::Client::new();
+    let send = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    };
+    let created = send(
+        client
+            .post(a.url("/tasks"))
+            .json(&json!({"task_id": "gen"})),
+    )
+    .await;
+    assert_eq!(created.0, 201, "{created:?}");
+    let text = |node: &Node, delta: &str| {
+        client
+            .post(node.url("/tasks/gen/text"))
+            .json(&json!({ "delta": delta }))
+    };
+    assert_eq!(send(text(b, "a")).await.0, 202);
+    let patched = send(
+        client
+            .patch(a.url("/tasks/gen"))
+            .json(&json!({"progress": 40, "stage": "writing"})),
+    )
+    .await;
+    assert_eq!(patched.0, 200, "{patched:?}");
+
+    // Act: b's next delta, a row refresh later (once a second), rewrites
+    // the row from b's memory, which never saw the progress.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(send(text(b, "b")).await.0, 202);
+
+    // Assert: the row, and b's memory.
+    let (_, task) = c.get_json("/tasks/gen").await;
+    assert_eq!(
+        (&task["progress"], &task["stage"], &task["status"]),
+        (&json!(40.0), &json!("writing"), &json!("running")),
+        "{task}"
+    );
+    let (_, held) = b.get_json("/tasks/gen").await;
+    assert_eq!(held["progress"], json!(40.0), "{held}");
+    let (_, history) = a.get_json("/sse/history?event_types=text").await;
+    let texts: Vec<&str> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["data"]["delta"].as_str().expect("a delta"))
+        .collect();
+    assert_eq!(texts, ["a", "b"]);
+}
