@@ -14,7 +14,7 @@
 //! both (`SET LOCAL`) to what is left of its [`Deadline`] and commits only
 //! if the caller still waits. The pool wait is bounded by the deadline too.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use deadpool::Runtime;
 use diesel::{OptionalExtension, prelude::*};
@@ -32,7 +32,7 @@ use super::{
     queries,
     rows::{EventRow, EventRows, SeqCheck, StoredEventRow, TaskRow},
     schema::{broker_state, events, tasks},
-    seq_checks,
+    seq_checks::{self, OtherWriters},
 };
 use crate::domain::{EventId, Task};
 
@@ -46,6 +46,7 @@ type PooledConnection = deadpool::managed::Object<AsyncDieselConnectionManager<A
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool<AsyncPgConnection>,
+    other_writers: Arc<OtherWriters>,
 }
 
 impl PostgresStore {
@@ -80,7 +81,10 @@ impl PostgresStore {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(|e| StoreError::Open(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            other_writers: Arc::default(),
+        })
     }
 
     /// A pooled connection within `deadline`; nothing once the caller has
@@ -106,13 +110,14 @@ impl PostgresStore {
     ) -> Result<CommittedBatch, StoreError> {
         let take_commit_lock = format!(" SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK});");
         let mut connection = self.connection(deadline).await?;
-        connection
+        let committed = connection
             .transaction::<_, StoreError, _>(async |c| {
                 bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
                 let previous_id = latest_id(c).await?;
                 // Before the rows: an outdated writer's row is not written.
-                let outdated = seq_checks::outdated_pg(c, &seq_checks).await?;
+                let others_seen = self.other_writers.seen_by(previous_id.0);
+                let outdated = seq_checks::outdated_pg(c, &seq_checks, others_seen).await?;
                 tasks.retain(|(task, _)| !outdated.contains(&task.task_id));
                 let (tasks, versions): (Vec<TaskRow>, Vec<Option<i64>>) = tasks.into_iter().unzip();
                 let mut stale_tasks = if tasks.is_empty() {
@@ -153,7 +158,14 @@ impl PostgresStore {
                     stale_tasks,
                 })
             })
-            .await
+            .await?;
+        let newest = committed
+            .outcomes
+            .iter()
+            .filter_map(InsertOutcome::inserted)
+            .max();
+        (self.other_writers).committed(newest.unwrap_or(committed.previous_id.0));
+        Ok(committed)
     }
 
     pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {

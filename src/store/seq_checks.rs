@@ -11,9 +11,16 @@
 //! is ahead, nothing of that task is written in the batch and the writer
 //! reloads the task and offers the deltas again.
 //!
-//! PostgreSQL checks every such write (one statement per batch). On
-//! SQLite the only other writer is another process on the same file, so
-//! the check runs only once one has been seen (`sqlite_task_checks`).
+//! The check runs only once another writer has been seen adding events
+//! (PostgreSQL: another instance, [`OtherWriters`]; SQLite: another process
+//! on the same file, `sqlite_task_checks`): a lone instance never pays it,
+//! one of a cluster pays one statement per batch that holds numbered
+//! deltas.
+
+use std::sync::{
+    Mutex, PoisonError,
+    atomic::{AtomicBool, Ordering::Relaxed},
+};
 
 use diesel::{
     QueryResult, QueryableByName, SqliteConnection, sql_query,
@@ -22,6 +29,33 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::{rows::SeqCheck, sqlite_task_checks::TaskChecks, sqlite_task_index};
+
+/// Whether anyone but this store has added events since its first batch:
+/// the newest id a batch finds under the commit lock is not the one this
+/// store's last batch left. Once seen, for good (a task held in memory may
+/// have been written elsewhere at any time since).
+#[derive(Default)]
+pub(super) struct OtherWriters {
+    /// The newest id as this store's last batch left it.
+    left_at: Mutex<Option<i64>>,
+    seen: AtomicBool,
+}
+
+impl OtherWriters {
+    /// At a batch's start, under the commit lock, with the newest id.
+    pub(super) fn seen_by(&self, newest: i64) -> bool {
+        let left_at = *self.left_at.lock().unwrap_or_else(PoisonError::into_inner);
+        if left_at.is_some_and(|left_at| left_at != newest) && !self.seen.swap(true, Relaxed) {
+            tracing::info!("another instance writes to this store: numbered deltas are checked");
+        }
+        AtomicBool::load(&self.seen, Relaxed)
+    }
+
+    /// After a batch committed, leaving the newest id at `newest`.
+    pub(super) fn committed(&self, newest: i64) {
+        *self.left_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(newest);
+    }
+}
 
 #[derive(QueryableByName)]
 struct NewestSeq {
@@ -36,8 +70,9 @@ struct NewestSeq {
 pub(super) async fn outdated_pg(
     c: &mut AsyncPgConnection,
     checks: &[SeqCheck],
+    others_seen: bool,
 ) -> QueryResult<Vec<String>> {
-    if checks.is_empty() {
+    if checks.is_empty() || !others_seen {
         return Ok(Vec::new());
     }
     let ids: Vec<&str> = checks.iter().map(|check| check.task_id.as_str()).collect();
@@ -114,5 +149,17 @@ mod tests {
         assert!(!knew(Some(3)).is_outdated_by(Some(2)));
         assert!(knew(Some(3)).is_outdated_by(Some(4)));
         assert!(knew(None).is_outdated_by(Some(1)));
+    }
+
+    #[test]
+    fn other_writers_are_seen_once_the_newest_id_is_not_where_this_store_left_it() {
+        let writers = OtherWriters::default();
+        assert!(!writers.seen_by(40), "the first batch cannot tell");
+        writers.committed(45);
+        assert!(!writers.seen_by(45), "only this store wrote since");
+        writers.committed(50);
+        assert!(writers.seen_by(52), "someone else added 51 and 52");
+        writers.committed(53);
+        assert!(writers.seen_by(53), "for good");
     }
 }
