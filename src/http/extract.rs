@@ -126,17 +126,23 @@ async fn read_limited(
     Ok(body)
 }
 
-fn field_or_syntax(error: JsonError) -> ApiError {
-    match error {
-        JsonError::Field(message) => ApiError::new(ErrorCode::InvalidField, message),
-        JsonError::Syntax(message) => ApiError::new(ErrorCode::MalformedJson, message),
-    }
-}
-
-/// Reads the whole body; `None` when it is empty or only whitespace.
-async fn read_json(req: HttpRequest, payload: Payload) -> Result<Option<web::BytesMut>, ApiError> {
-    let body = read_body(req, payload).await?;
-    Ok((!body.iter().all(u8::is_ascii_whitespace)).then_some(body))
+/// Reads the whole body and parses it with `parse`; `None` for an empty body.
+fn parse_body<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    parse: fn(&[u8]) -> Result<T, JsonError>,
+) -> LocalBoxFuture<'static, Result<Option<T>, ApiError>> {
+    let (req, payload) = (req.clone(), payload.take());
+    Box::pin(async move {
+        let body = read_body(req, payload).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        parse(&body).map(Some).map_err(|error| match error {
+            JsonError::Field(message) => ApiError::new(ErrorCode::InvalidField, message),
+            JsonError::Syntax(message) => ApiError::new(ErrorCode::MalformedJson, message),
+        })
+    })
 }
 
 fn empty_body() -> ApiError {
@@ -151,13 +157,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let body = read_json(req, payload).await?.ok_or_else(empty_body)?;
-            plain::from_json_object(&body)
-                .map(JsonBody)
-                .map_err(field_or_syntax)
-        })
+        let body = parse_body(req, payload, plain::from_json_object);
+        Box::pin(async move { body.await?.map(JsonBody).ok_or_else(empty_body) })
     }
 }
 
@@ -166,15 +167,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            match read_json(req, payload).await? {
-                None => Ok(OptionalJsonBody(None)),
-                Some(body) => plain::from_json_object(&body)
-                    .map(|value| OptionalJsonBody(Some(value)))
-                    .map_err(field_or_syntax),
-            }
-        })
+        let body = parse_body(req, payload, plain::from_json_object);
+        Box::pin(async move { body.await.map(OptionalJsonBody) })
     }
 }
 
@@ -183,13 +177,8 @@ impl FromRequest for JsonDocument {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let body = read_json(req, payload).await?.ok_or_else(empty_body)?;
-            plain::from_json_slice(&body)
-                .map(JsonDocument)
-                .map_err(field_or_syntax)
-        })
+        let body = parse_body(req, payload, plain::from_json_slice);
+        Box::pin(async move { body.await?.map(JsonDocument).ok_or_else(empty_body) })
     }
 }
 

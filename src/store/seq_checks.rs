@@ -12,14 +12,17 @@
 //! reloads the task and offers the deltas again.
 //!
 //! The check runs only once another writer has been seen adding events
-//! (PostgreSQL: another instance, [`OtherWriters`]; SQLite: another process
-//! on the same file, `sqlite_task_checks`): a lone instance never pays it,
+//! ([`OtherWriters`]: another instance on PostgreSQL, another process on
+//! the same file on SQLite): a lone instance never pays it,
 //! one of a cluster pays one statement per batch that holds numbered
 //! deltas.
 
-use std::sync::{
-    Mutex, PoisonError,
-    atomic::{AtomicBool, Ordering::Relaxed},
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
 };
 
 use diesel::{
@@ -28,7 +31,7 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::{rows::SeqCheck, sqlite_task_checks::TaskChecks, sqlite_task_index};
+use super::{rows::SeqCheck, sqlite_task_index};
 
 /// Whether anyone but this store has added events since its first batch:
 /// the newest id a batch finds under the commit lock is not the one this
@@ -90,14 +93,14 @@ pub(super) async fn outdated_pg(
     Ok(outdated(checks, newest))
 }
 
-/// [`outdated_pg`] for SQLite, under the write lock: run only once
-/// another process has been seen writing to the file.
+/// [`outdated_pg`] for SQLite, under the write lock (the other writer can
+/// only be another process on the same file).
 pub(super) fn outdated_sqlite(
     c: &mut SqliteConnection,
     checks: &[SeqCheck],
-    task_checks: &TaskChecks,
+    others_seen: bool,
 ) -> QueryResult<Vec<String>> {
-    if checks.is_empty() || !task_checks.others_seen() {
+    if checks.is_empty() || !others_seen {
         return Ok(Vec::new());
     }
     let newest = checks
@@ -113,15 +116,11 @@ pub(super) fn outdated_sqlite(
 }
 
 fn outdated(checks: &[SeqCheck], newest: Vec<NewestSeq>) -> Vec<String> {
+    let newest: HashMap<String, Option<i64>> =
+        newest.into_iter().map(|n| (n.task_id, n.seq)).collect();
     let outdated: Vec<String> = checks
         .iter()
-        .filter(|check| {
-            let stored = newest
-                .iter()
-                .find(|n| n.task_id == check.task_id)
-                .and_then(|n| n.seq);
-            check.is_outdated_by(stored)
-        })
+        .filter(|check| check.is_outdated_by(newest.get(&check.task_id).copied().flatten()))
         .map(|check| check.task_id.clone())
         .collect();
     if !outdated.is_empty() {

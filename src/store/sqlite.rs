@@ -34,7 +34,8 @@ use super::{
     queries,
     rows::{EventRow, EventRows, SeqCheck, StoredEventRow, TaskRow},
     schema::{events, tasks},
-    seq_checks, sqlite_marks, sqlite_retention,
+    seq_checks::{self, OtherWriters},
+    sqlite_marks, sqlite_retention,
     sqlite_settings::connection_pragmas,
     sqlite_task_checks::TaskChecks,
     sqlite_task_index::{self, TaskIndexer},
@@ -54,6 +55,7 @@ pub struct SqliteStore {
     checkpointer: Arc<Checkpointer>,
     task_index: Arc<TaskIndexer>,
     task_checks: Arc<TaskChecks>,
+    other_writers: Arc<OtherWriters>,
 }
 
 impl SqliteStore {
@@ -101,6 +103,7 @@ impl SqliteStore {
             checkpointer,
             task_index,
             task_checks: Arc::default(),
+            other_writers: Arc::default(),
         })
     }
 
@@ -170,17 +173,16 @@ impl SqliteStore {
         dedupe_since_ms: i64,
         deadline: &Deadline,
     ) -> Result<CommittedBatch, StoreError> {
-        let task_index = self
-            .task_index
-            .claim_pass()
-            .then(|| Arc::clone(&self.task_index));
+        let task_index = (self.task_index.claim_pass()).then(|| Arc::clone(&self.task_index));
         let task_checks = Arc::clone(&self.task_checks);
+        let other_writers = Arc::clone(&self.other_writers);
         let (committed, sequence) = self
             .write(deadline, move |c| {
                 // Under the write lock: nothing can commit in between.
                 let previous_id = EventsSequence::read(c)?;
                 let checks = task_checks.to_run(previous_id, checks);
-                let mut stale_tasks = seq_checks::outdated_sqlite(c, &seq_checks, &task_checks)?;
+                let others_seen = other_writers.seen_by(previous_id);
+                let mut stale_tasks = seq_checks::outdated_sqlite(c, &seq_checks, others_seen)?;
                 tasks.retain(|(task, _)| !stale_tasks.contains(&task.task_id));
                 let mut written = Vec::with_capacity(tasks.len());
                 for (task, version) in &tasks {
@@ -209,6 +211,7 @@ impl SqliteStore {
             })
             .await?;
         self.task_checks.committed(sequence);
+        self.other_writers.committed(sequence);
         Ok(committed)
     }
 

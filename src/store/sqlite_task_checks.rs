@@ -37,11 +37,6 @@ struct State {
     /// Tasks this store last saw unfinished: by a check, or by a row write
     /// that left them so.
     unfinished: HashSet<String>,
-    /// A batch of this store has started before.
-    started: bool,
-    /// Another writer has added events since this store's first batch (or
-    /// a batch failed, which leaves it unknown): from then on for good.
-    others_seen: bool,
 }
 
 impl TaskChecks {
@@ -50,10 +45,6 @@ impl TaskChecks {
     pub(super) fn to_run(&self, sequence: i64, checks: Vec<String>) -> Vec<String> {
         let mut state = self.lock();
         let left_at = state.sequence.take();
-        if state.started && left_at != Some(sequence) {
-            state.others_seen = true;
-        }
-        state.started = true;
         if left_at.is_some_and(|left_at| left_at != sequence) {
             tracing::debug!(
                 left_at,
@@ -93,12 +84,6 @@ impl TaskChecks {
                 .into_iter()
                 .filter(|task_id| !finished.contains(task_id)),
         );
-    }
-
-    /// Whether another writer may have written tasks this store holds in
-    /// memory (see `seq_checks`).
-    pub(super) fn others_seen(&self) -> bool {
-        self.lock().others_seen
     }
 
     /// The batch committed and left the events' sequence at `sequence`.
@@ -169,22 +154,20 @@ mod tests {
         assert_eq!(checks.to_run(2, ids(&["a"])), ids(&["a"]));
     }
 
-    /// Two stores on one file, as two broker processes would be: a cancel
-    /// the second writes is seen by the first's next check, though the
-    /// first had found the task unfinished just before.
-    #[actix_rt::test]
-    async fn a_finish_another_process_wrote_is_seen_by_the_next_check() {
-        use std::{sync::Arc, time::Duration};
+    /// Two stores on one new SQLite file, as two broker processes would
+    /// be, and the task `gen` created through the first.
+    async fn two_stores_on_one_file() -> (
+        tempfile::TempDir,
+        crate::store::sqlite::SqliteStore,
+        crate::store::sqlite::SqliteStore,
+        crate::domain::Task,
+    ) {
+        use std::time::Duration;
 
         use crate::{
             config::DatabaseUrl,
-            domain::{Task, TaskChange, TaskId, text_event},
-            store::{
-                Deadline,
-                rows::{EventRow, TaskRow},
-                run_migrations,
-                sqlite::SqliteStore,
-            },
+            domain::{Task, TaskId},
+            store::{Deadline, rows::TaskRow, run_migrations, sqlite::SqliteStore},
             telemetry::Metrics,
         };
 
@@ -198,11 +181,35 @@ mod tests {
                 .expect("opened")
         };
         let (this, other) = (open(), open());
-        let deadline = || Deadline::after(Duration::from_secs(5));
         let task = Task::new(TaskId::parse("gen").expect("an id"), None, None, None, 1);
-        this.insert_task(TaskRow::from(&task), &deadline())
-            .await
-            .expect("created");
+        let created = this
+            .insert_task(
+                TaskRow::from(&task),
+                &Deadline::after(Duration::from_secs(5)),
+            )
+            .await;
+        created.expect("created");
+        (dir, this, other, task)
+    }
+
+    /// Two stores on one file, as two broker processes would be: a cancel
+    /// the second writes is seen by the first's next check, though the
+    /// first had found the task unfinished just before.
+    #[actix_rt::test]
+    async fn a_finish_another_process_wrote_is_seen_by_the_next_check() {
+        use std::{sync::Arc, time::Duration};
+
+        use crate::{
+            domain::{TaskChange, text_event},
+            store::{
+                Deadline,
+                rows::{EventRow, TaskRow},
+                sqlite::SqliteStore,
+            },
+        };
+
+        let (_dir, this, other, task) = two_stores_on_one_file().await;
+        let deadline = || Deadline::after(Duration::from_secs(5));
         let running = Arc::new(task.apply(&TaskChange::Text, 2).expect("running"));
         let text = |delta: &str| vec![EventRow::from(&text_event(&running, delta.into()))];
         let with_no_version = |tasks: Vec<TaskRow>| tasks.into_iter().map(|t| (t, None)).collect();
@@ -245,32 +252,16 @@ mod tests {
         use std::{sync::Arc, time::Duration};
 
         use crate::{
-            config::DatabaseUrl,
-            domain::{Task, TaskChange, TaskId, text_event},
+            domain::{TaskChange, text_event},
             store::{
                 Deadline,
-                rows::{EventRow, SeqCheck, TaskRow},
-                run_migrations,
+                rows::{EventRow, SeqCheck},
                 sqlite::SqliteStore,
             },
-            telemetry::Metrics,
         };
 
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("events.db");
-        run_migrations(&DatabaseUrl::Sqlite { path: path.clone() })
-            .await
-            .expect("migrated");
-        let open = || {
-            SqliteStore::open(&path, Duration::from_secs(5), Metrics::new("unit", None))
-                .expect("opened")
-        };
-        let (this, other) = (open(), open());
+        let (_dir, this, other, task) = two_stores_on_one_file().await;
         let deadline = || Deadline::after(Duration::from_secs(5));
-        let task = Task::new(TaskId::parse("gen").expect("an id"), None, None, None, 1);
-        this.insert_task(TaskRow::from(&task), &deadline())
-            .await
-            .expect("created");
         let at_seq = |seq: u64| {
             let mut task = task.apply(&TaskChange::Text, 2).expect("running");
             task.last_seq = Some(seq);

@@ -25,6 +25,17 @@ async fn numbered(node: &Node, delta: &str, seq: u64) -> Option<i64> {
     body["ids"][0].as_i64()
 }
 
+/// The deltas of the stored `text` events, oldest first.
+async fn stored_text(node: &Node) -> Vec<String> {
+    let (_, history) = node.get_json("/sse/history?event_types=text").await;
+    history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["data"]["delta"].as_str().expect("a delta").to_owned())
+        .collect()
+}
+
 #[actix_web::test]
 async fn a_seq_accepted_on_one_instance_is_a_retry_on_another_that_wrote_the_task_before() {
     // Arrange: both instances hold the task in memory, each having
@@ -52,14 +63,7 @@ async fn a_seq_accepted_on_one_instance_is_a_retry_on_another_that_wrote_the_tas
     // Assert: retries ignored, new deltas taken, the text exact.
     assert_eq!((retried_on_b, retried_on_a), (None, None));
     assert!(next_on_b.is_some() && next_on_a.is_some());
-    let (_, history) = a.get_json("/sse/history?event_types=text").await;
-    let texts: Vec<&str> = history["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["data"]["delta"].as_str().expect("a delta"))
-        .collect();
-    assert_eq!(texts, ["a", "b", "c", "d"]);
+    assert_eq!(stored_text(a).await, ["a", "b", "c", "d"]);
 }
 
 #[actix_web::test]
@@ -110,12 +114,5 @@ async fn a_progress_written_through_one_instance_survives_another_instances_row_
     );
     let (_, held) = b.get_json("/tasks/gen").await;
     assert_eq!(held["progress"], json!(40.0), "{held}");
-    let (_, history) = a.get_json("/sse/history?event_types=text").await;
-    let texts: Vec<&str> = history["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["data"]["delta"].as_str().expect("a delta"))
-        .collect();
-    assert_eq!(texts, ["a", "b"]);
+    assert_eq!(stored_text(a).await, ["a", "b"]);
 }
