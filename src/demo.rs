@@ -44,6 +44,10 @@ pub async fn start_generation(tasks: TaskService, prompt: &str) -> Result<TaskId
     actix_rt::spawn(async move {
         match produce(&tasks, &task.task_id).await {
             Ok(()) | Err(TaskWriteError::Task(TaskError::Cancelled)) => {}
+            // Someone finished the task meanwhile (its page, an API call).
+            Err(error @ TaskWriteError::Task(TaskError::Finished(_))) => {
+                tracing::info!(task_id = %task.task_id, error.message = %error, "demo generation stopped")
+            }
             Err(error) => {
                 tracing::warn!(task_id = %task.task_id, error.message = %error, "demo generation stopped")
             }

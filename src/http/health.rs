@@ -1,6 +1,6 @@
-//! `GET /health` and `GET /metrics`.
+//! `GET /health` (and `HEAD`) and `GET /metrics`.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, route, web};
 
 use crate::{
     error::{ApiError, ErrorCode},
@@ -8,8 +8,10 @@ use crate::{
     state::AppState,
 };
 
-/// Liveness and readiness: 200 unless unhealthy (503). Answers at once:
-/// it reads the instance's latest snapshot, never waits on an actor. The
+/// Liveness and readiness: 200 unless unhealthy (503); `HEAD` too, for
+/// load balancers that probe with it (actix-http sends a HEAD answer's
+/// headers without its body). Answers at once: it reads the instance's
+/// latest snapshot, never waits on an actor. The
 /// store check reads the outcomes of the store's real operations (failed or
 /// timed-out writes and reads, an operation stuck past the store timeout),
 /// not only a round trip.
@@ -20,7 +22,7 @@ use crate::{
         (status = 503, description = "Unhealthy", body = HealthDocument),
     )
 )]
-#[get("/health")]
+#[route("/health", method = "GET", method = "HEAD")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let document = state.operations.health();
     let mut response = match document.status {

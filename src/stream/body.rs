@@ -96,6 +96,17 @@ impl WriteDelay {
 #[error("stream closed by the broker: {}", .0.as_str())]
 pub struct StreamAborted(CloseReason);
 
+impl StreamAborted {
+    /// How its `Debug` begins, which is how actix-http logs the body's end.
+    pub const DEBUG_NAME: &'static str = "StreamAborted(";
+}
+
+impl From<CloseReason> for StreamAborted {
+    fn from(reason: CloseReason) -> Self {
+        Self(reason)
+    }
+}
+
 impl MessageBody for StreamBody {
     type Error = StreamAborted;
 

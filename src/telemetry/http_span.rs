@@ -6,7 +6,7 @@ use actix_web::{
     Error,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::HeaderMap,
+    http::{StatusCode, header::HeaderMap},
 };
 use opentelemetry::propagation::Extractor;
 use tracing::Span;
@@ -86,6 +86,32 @@ impl RootSpanBuilder for BrokerRootSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+        log_unsuccessful(outcome);
+    }
+}
+
+/// One line for a request answered with an error, at the level its status
+/// deserves (inside the request's span, so with its method, route and
+/// target). A client's mistake (4xx) is routine, counted by the metrics, and
+/// logged at DEBUG: a flood of bad requests must not flood the log or an
+/// error-log alert. A 500 is the broker's fault (ERROR); any other 5xx is
+/// the broker declining for now (a store timeout, shutting down: WARN).
+/// tracing-actix-web's own line (WARN for every 4xx) is compiled out.
+fn log_unsuccessful<B>(outcome: &Result<ServiceResponse<B>, Error>) {
+    let (status, error) = match outcome {
+        Ok(response) => match response.response().error() {
+            Some(error) => (response.status(), error),
+            None => return,
+        },
+        Err(error) => (error.as_response_error().status_code(), error),
+    };
+    let code = status.as_u16();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(http.status_code = code, error.message = %error, "request failed");
+    } else if status.is_server_error() {
+        tracing::warn!(http.status_code = code, error.message = %error, "request failed");
+    } else {
+        tracing::debug!(http.status_code = code, error.message = %error, "request refused");
     }
 }
 

@@ -2,6 +2,7 @@
 //! and metrics pushed over OTLP as the standard `OTEL_*` variables say (see
 //! [`otlp`]), and the Prometheus text served at `/metrics`.
 
+mod deliberate_closes;
 mod http_span;
 mod metrics;
 mod otlp;
@@ -138,7 +139,10 @@ pub fn init_tracing(log_format: LogFormat, instance_id: &str) -> TelemetryGuard 
     let otel_layer = tracer_provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sse-broker")));
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(deliberate_closes::DeliberateCloses)
+        .with(otel_layer);
     let result = match log_format {
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))

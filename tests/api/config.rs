@@ -118,3 +118,60 @@ fn an_impossible_value_stops_with_a_clear_message_and_exit_1() {
         "{stderr}"
     );
 }
+
+/// Each setting `--help` lists: its flag and its variable.
+fn settings_in_help() -> Vec<(String, Option<String>)> {
+    let output = broker_command()
+        .arg("--help")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success(), "--help failed");
+    let help = String::from_utf8(output.stdout).expect("UTF-8 help");
+    let mut settings: Vec<(String, Option<String>)> = Vec::new();
+    for line in help.lines().map(str::trim_start) {
+        if let Some(flag) = line.strip_prefix("--") {
+            let flag = flag.split([' ', '=', '<']).next().unwrap_or_default();
+            if !["help", "version", "config"].contains(&flag) {
+                settings.push((format!("--{flag}"), None));
+            }
+        }
+        if let (Some(at), Some(last)) = (line.find("[env: "), settings.last_mut())
+            && last.1.is_none()
+        {
+            let env = &line[at + "[env: ".len()..];
+            last.1 = env.split(['=', ']']).next().map(str::to_owned);
+        }
+    }
+    settings
+}
+
+#[test]
+fn every_setting_of_help_is_in_the_readmes_table_and_the_configuration_guide() {
+    let read = |path: &str| {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let (readme, guide) = (read("README.md"), read("docs/configuration.md"));
+    let settings = settings_in_help();
+    assert!(settings.len() > 40, "{settings:?}");
+
+    let missing: Vec<String> = settings
+        .iter()
+        .filter_map(|(flag, env)| {
+            let in_readme = readme.lines().any(|row| {
+                // The row's first cell names the flag (one row may name two).
+                row.split('|')
+                    .nth(1)
+                    .is_some_and(|cell| cell.contains(&format!("`{flag}`")))
+                    && env
+                        .as_ref()
+                        .is_none_or(|env| row.contains(&format!("`{env}`")))
+            });
+            let in_guide = guide.contains(&format!("`{flag}`"));
+            (!in_readme || !in_guide).then(|| {
+                format!("{flag} ({env:?}): README row {in_readme}, configuration.md {in_guide}")
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "undocumented settings: {missing:#?}");
+}

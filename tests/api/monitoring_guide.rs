@@ -452,3 +452,56 @@ async fn a_periodic_run_that_overruns_its_interval_logs_the_guides_error_line() 
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_refused_request_is_logged_at_debug_never_at_warn() {
+    // Arrange: the broker's own debug lines on, in JSON.
+    let dir = TempDir::new().unwrap();
+    let mut broker = BrokerProcess::spawn_with(
+        &dir.path().join("events.db"),
+        dir.path().join("refusals.log"),
+        &["--log-format", "json"],
+        &[("RUST_LOG", "info,sse_broker=debug")],
+    );
+    broker.wait_until_ready(&client()).await;
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", broker.port());
+
+    // Act: a malformed body (400) and an unknown task (404).
+    let malformed = client()
+        .post(url("/sse/publish"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(malformed.status().as_u16(), 400);
+    let unknown = client()
+        .get(url("/tasks/nosuch"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(unknown.status().as_u16(), 404);
+
+    // Assert: one DEBUG line each, with its status and route; nothing at
+    // WARN or above.
+    fn refused(status: u64, route: &str) -> impl Fn(&str) -> bool + '_ {
+        move |logs: &str| {
+            logs.lines().any(|line| {
+                let entry: Value = serde_json::from_str(line).unwrap_or_default();
+                entry["message"] == "request refused"
+                    && entry["level"] == "DEBUG"
+                    && entry["http.status_code"] == json!(status)
+                    && line.contains(route)
+            })
+        }
+    }
+    wait_for_log(&broker, "the 400's line", refused(400, "/sse/publish")).await;
+    wait_for_log(&broker, "the 404's line", refused(404, "/tasks/{id}")).await;
+    let logs = broker.logs();
+    let loud: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\""))
+        .filter(|line| !line.contains("authentication is off"))
+        .collect();
+    assert!(loud.is_empty(), "{loud:#?}");
+}

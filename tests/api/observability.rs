@@ -31,7 +31,7 @@ const ROUTES: [(&str, &[&str]); 24] = [
     ("/sse/connections", &["get"]),
     ("/sse/monitoring", &["get"]),
     ("/sse/cleanup", &["post"]),
-    ("/health", &["get"]),
+    ("/health", &["get", "head"]),
     ("/metrics", &["get"]),
     ("/openapi.json", &["get"]),
 ];
@@ -48,6 +48,22 @@ async fn health_is_200_and_healthy_with_its_checks() {
         !health["checks"].as_object().unwrap().is_empty(),
         "{health}"
     );
+}
+
+#[actix_web::test]
+async fn health_answers_head_with_its_status_and_no_body() {
+    let app = spawn_app().await;
+
+    let response = reqwest::Client::new()
+        .head(app.url("/health"))
+        .send()
+        .await
+        .expect("HEAD /health");
+
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert_eq!(content_type, "application/json");
+    assert_eq!(response.bytes().await.expect("the answer").len(), 0);
 }
 
 #[actix_web::test]

@@ -884,3 +884,29 @@ async fn a_single_instance_exports_every_metric_of_the_spec_but_the_cluster_ones
         "a fresh single instance lacks these series of the spec"
     );
 }
+
+#[actix_web::test]
+async fn the_metric_reference_names_every_series_a_broker_exports() {
+    // Arrange: the reference table of the monitoring guide.
+    let reference = read(MONITORING);
+    let documented = |name: &str| reference.contains(&format!("| `{name}`"));
+
+    // Act
+    let exported = exported_series().await.all();
+
+    // Assert: each series by its own name, or a histogram's by its family's.
+    let undocumented: Vec<&String> = exported
+        .iter()
+        .filter(|series| {
+            !documented(series)
+                && !["_bucket", "_sum", "_count"]
+                    .iter()
+                    .filter_map(|suffix| series.strip_suffix(suffix))
+                    .any(documented)
+        })
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "{MONITORING}'s metric reference lacks {undocumented:?}"
+    );
+}

@@ -116,3 +116,72 @@ async fn a_progress_written_through_one_instance_survives_another_instances_row_
     assert_eq!(held["progress"], json!(40.0), "{held}");
     assert_eq!(stored_text(a).await, ["a", "b"]);
 }
+
+#[actix_web::test]
+async fn a_change_through_an_instance_with_a_stale_memory_is_applied_to_the_row_another_wrote() {
+    // Arrange: b holds the task (it streamed a delta); a then sets its
+    // progress and stage, so b's memory of the row is stale.
+    let db = TestDb::create().await;
+    let nodes = start_cluster(&db, &shared_redis_url(), 3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let client = reqwest::Client::new();
+    let send = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    };
+    let created = send(
+        client
+            .post(a.url("/tasks"))
+            .json(&json!({"task_id": "gen"})),
+    )
+    .await;
+    assert_eq!(created.0, 201, "{created:?}");
+    let streamed = send(
+        client
+            .post(b.url("/tasks/gen/text"))
+            .json(&json!({"delta": "a"})),
+    )
+    .await;
+    assert_eq!(streamed.0, 202, "{streamed:?}");
+    let patched = send(
+        client
+            .patch(a.url("/tasks/gen"))
+            .json(&json!({"progress": 40, "stage": "writing"})),
+    )
+    .await;
+    assert_eq!(patched.0, 200, "{patched:?}");
+
+    // Act: a progress through b (its write is stale, so b reloads the task
+    // and asks the change again), then a completion through b.
+    let progressed = send(
+        client
+            .patch(b.url("/tasks/gen"))
+            .json(&json!({"progress": 60})),
+    )
+    .await;
+    let completed = send(
+        client
+            .post(b.url("/tasks/gen/complete"))
+            .json(&json!({"result": {"ok": true}})),
+    )
+    .await;
+
+    // Assert: both answered as if b had been current, and the row keeps
+    // a's stage beside b's progress and result.
+    assert_eq!(progressed.0, 200, "{progressed:?}");
+    let answered: Value = serde_json::from_str(&progressed.1).expect("a JSON task");
+    assert_eq!(
+        (&answered["progress"], &answered["stage"]),
+        (&json!(60.0), &json!("writing")),
+        "{answered}"
+    );
+    assert_eq!(completed.0, 200, "{completed:?}");
+    let (_, task) = c.get_json("/tasks/gen").await;
+    assert_eq!(
+        (&task["status"], &task["stage"], &task["result"]),
+        (&json!("completed"), &json!("writing"), &json!({"ok": true})),
+        "{task}"
+    );
+    assert_eq!(stored_text(a).await, ["a"]);
+}
