@@ -74,6 +74,15 @@ pub fn from_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonErro
     from_json_slice(bytes)
 }
 
+/// [`from_json_object`] for an optional body: JSON `null` is no body, as
+/// an empty one is (the document says `oneOf: [object, null]`).
+pub fn from_json_object_or_null<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, JsonError> {
+    if bytes.trim_ascii() == b"null" {
+        return Ok(None);
+    }
+    from_json_object(bytes).map(Some)
+}
+
 /// Reads `T` from an already parsed JSON value (one item of a batch).
 pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(value)

@@ -132,7 +132,12 @@ pub struct GenerationStarted {
 #[utoipa::path(
     tag = "demo",
     request_body(content = Option<GenerationRequest>, description = "Optional prompt"),
-    responses((status = 201, description = "The generation's task", body = GenerationStarted))
+    responses(
+        (status = 201, description = "The generation's task", body = GenerationStarted),
+        (status = 400, description = "Malformed JSON, or a body that is not UTF-8", body = crate::error::ErrorBody),
+        (status = 422, description = "A body that is not an object, or a `prompt` that is not text", body = crate::error::ErrorBody),
+        (status = 503, description = "The store did not answer in time", body = crate::error::ErrorBody),
+    )
 )]
 #[post("/demo/generations")]
 pub async fn start_generation(

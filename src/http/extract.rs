@@ -63,7 +63,7 @@ impl Default for BodyLimit {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-/// An optional JSON object body: an empty body is `None`.
+/// An optional JSON object body: an empty body, or JSON `null`, is `None`.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
@@ -167,8 +167,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = parse_body(req, payload, plain::from_json_object);
-        Box::pin(async move { body.await.map(OptionalJsonBody) })
+        let body = parse_body(req, payload, plain::from_json_object_or_null);
+        Box::pin(async move { body.await.map(|body| OptionalJsonBody(body.flatten())) })
     }
 }
 

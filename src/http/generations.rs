@@ -87,6 +87,7 @@ pub async fn upload(
     }))
 }
 
+/// Exactly one of `delta` (with its optional `seq`) and `deltas`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TextRequest {
     /// One piece of text.

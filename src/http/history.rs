@@ -24,6 +24,7 @@ pub struct HistoryQuery {
     /// Only events with a greater id.
     pub after: Option<String>,
     /// At most 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -31,7 +32,6 @@ pub struct HistoryQuery {
 pub struct HistoryEvent {
     pub id: i64,
     pub event_type: String,
-    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub project_id: Option<String>,
     pub user_id: Option<String>,

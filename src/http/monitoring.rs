@@ -27,6 +27,7 @@ pub async fn stats(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// At most 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     pub offset: Option<usize>,
     /// `cluster` (default when clustered) or `local`.
@@ -88,6 +89,7 @@ pub async fn monitoring(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CleanupRequest {
     /// Connections closed per batch; default the configured size (1–1000).
+    #[schema(minimum = 1, maximum = 1000)]
     pub batch_size: Option<usize>,
 }
 

@@ -2,7 +2,16 @@
 //! handlers' own `#[utoipa::path]` annotations as they are registered.
 
 use actix_web::{HttpResponse, get, web};
-use utoipa::OpenApi;
+use utoipa::{
+    OpenApi,
+    openapi::{
+        ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type,
+        path::{Operation, ParameterIn},
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
+    },
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +24,12 @@ use utoipa::OpenApi;
             (unknown path); 405 `method_not_allowed` (with `Allow`); 408 `request_timeout` \
             (first request head not complete in 5 s); 431 `headers_too_large` (headers over \
             32 KiB or more than 96 fields); 403 `cors_origin_not_allowed` or \
-            `cors_request_not_allowed` (a refused CORS preflight).",
+            `cors_request_not_allowed` (a refused CORS preflight); 503 `shutting_down`, \
+            `store_unavailable` or `store_outcome_unknown` (the store did not answer within \
+            `--store-timeout-ms`), `auth_unavailable` (signing keys not fetched yet), with \
+            `Retry-After` where a retry can help. Operations that need a token list 401 and \
+            403; a token goes in `Authorization: Bearer`, else the `access_token` query \
+            parameter, else (reads only) the `sse_token` cookie.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(crate::error::ErrorBody))
@@ -35,4 +49,144 @@ pub async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document.0.clone())
+}
+
+/// What every operation of a kind may answer, added once the handlers have
+/// described themselves, so a client generated from the document expects
+/// it: the ways to send a token (`securitySchemes`); for each operation that
+/// needs a token, its security and 401/403; for each operation on a task,
+/// 400 `invalid_task_id` and 404 `task_not_found`.
+pub fn complete(api: &mut utoipa::openapi::OpenApi) {
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        QUERY,
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            "access_token",
+            "The token in the query, for `EventSource` (which cannot send headers)",
+        ))),
+    );
+    components.add_security_scheme(
+        COOKIE,
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "sse_token",
+            "The token in a cookie: `GET` and `HEAD` only (never for writes: CSRF)",
+        ))),
+    );
+    for (path, item) in api.paths.paths.iter_mut() {
+        let methods = [
+            (&mut item.get, true),
+            (&mut item.head, true),
+            (&mut item.post, false),
+            (&mut item.put, false),
+            (&mut item.patch, false),
+            (&mut item.delete, false),
+        ];
+        for (operation, reads) in methods {
+            let Some(operation) = operation else {
+                continue;
+            };
+            if !is_open(path, operation, reads) {
+                secure(operation, reads);
+            }
+            constrain_path_ids(path, operation);
+            if path.starts_with("/tasks/{id}") {
+                may_answer(operation, "400", "Malformed task id (`invalid_task_id`)");
+                may_answer(operation, "404", "No such task (`task_not_found`)");
+            }
+        }
+    }
+}
+
+/// A task id or a chat id (`domain::task`'s rule).
+const TASK_OR_CHAT_ID: &str = "^[A-Za-z0-9_-]{1,128}$";
+/// A connection id: a UUID.
+const CONNECTION_ID: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// Gives each id in `path` the form its parser accepts.
+fn constrain_path_ids(path: &str, operation: &mut Operation) {
+    let pattern = if path.starts_with("/sse/connections/") {
+        CONNECTION_ID
+    } else {
+        TASK_OR_CHAT_ID
+    };
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter
+            && parameter.parameter_in == ParameterIn::Path
+        {
+            let form = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build();
+            parameter.schema = Some(RefOr::T(Schema::Object(form)));
+        }
+    }
+}
+
+const BEARER: &str = "bearer";
+const QUERY: &str = "access_token";
+const COOKIE: &str = "sse_token";
+
+/// Served to anyone (security.md, scope "none"): the probes, the metrics,
+/// this document, and the browser assets.
+fn is_open(path: &str, operation: &Operation, reads: bool) -> bool {
+    let asset = operation
+        .tags
+        .as_ref()
+        .is_some_and(|tags| tags.iter().any(|tag| tag == "assets"));
+    ["/health", "/metrics", "/openapi.json"].contains(&path) || (asset && reads)
+}
+
+fn secure(operation: &mut Operation, reads: bool) {
+    let mut ways = vec![
+        SecurityRequirement::new(BEARER, Vec::<String>::new()),
+        SecurityRequirement::new(QUERY, Vec::<String>::new()),
+    ];
+    if reads {
+        ways.push(SecurityRequirement::new(COOKIE, Vec::<String>::new()));
+    }
+    operation.security = Some(ways);
+    may_answer(
+        operation,
+        "401",
+        "No token, or a token that is not valid (`unauthorized`, with `WWW-Authenticate`)",
+    );
+    may_answer(
+        operation,
+        "403",
+        "The token lacks this operation's scope, or the project or connection is not its (`forbidden`)",
+    );
+}
+
+/// Adds `status` with an `ErrorBody` unless the operation lists it; a
+/// listed 400 that does not name the case gets it appended.
+fn may_answer(operation: &mut Operation, status: &str, description: &str) {
+    let responses = &mut operation.responses.responses;
+    match responses.get_mut(status) {
+        Some(RefOr::T(listed)) if status == "400" && !listed.description.contains(description) => {
+            listed.description = format!("{}; or: {description}", listed.description);
+        }
+        Some(_) => {}
+        None => {
+            let answer = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            responses.insert(status.to_owned(), RefOr::T(answer));
+        }
+    }
 }

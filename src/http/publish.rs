@@ -190,7 +190,6 @@ fn at_position(error: EventError, position: usize) -> ApiError {
 pub struct TestEvent {
     /// Default `system_status`.
     pub event_type: Option<String>,
-    #[schema(value_type = Object)]
     pub data: Option<Value>,
     pub project_id: Option<String>,
     pub user_id: Option<String>,
@@ -238,6 +237,8 @@ pub async fn test_event(
 
 /// Event types as a list or a comma-separated string.
 #[derive(Debug, utoipa::ToSchema)]
+// For the schema only (utoipa reads it): either form as it is, no tag.
+#[serde(untagged)]
 pub enum EventTypeList {
     List(Vec<String>),
     Csv(String),

@@ -25,7 +25,7 @@ use super::{
     extract,
     fallback::{self, RouteTable},
     head_guard::{HeadGuard, RefusalMarker},
-    openapi::{ApiDoc, OpenApiJson},
+    openapi::{self, ApiDoc, OpenApiJson},
     tls::{Tls, TlsConnection},
     unread_body,
 };
@@ -165,11 +165,12 @@ fn app(
         InitError = (),
     >,
 > {
-    let (app, api) = App::new()
+    let (app, mut api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(super::configure)
         .split_for_parts();
+    openapi::complete(&mut api);
     let routes = RouteTable::from_openapi(&api);
     let document = api.to_json().unwrap_or_else(|_| "{}".into());
     app.app_data(web::Data::new(OpenApiJson(document)))

@@ -62,7 +62,7 @@ pub(super) fn resume_point(
     tag = "streams",
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (digits)", pattern = "^[0-9]{1,19}$"),
     ),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),

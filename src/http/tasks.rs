@@ -33,7 +33,6 @@ pub struct TaskView {
     pub progress: f64,
     pub stage: Option<String>,
     pub message: Option<String>,
-    #[schema(value_type = Object)]
     pub result: Option<Value>,
     pub error: Option<String>,
     pub project_id: Option<String>,
@@ -149,8 +148,10 @@ pub async fn head_task(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UpdateTask {
     /// pending, running, completed, failed or cancelled.
+    #[schema(value_type = Option<crate::domain::TaskStatus>)]
     pub status: Option<String>,
     /// 0–100; never backwards unless `force`.
+    #[schema(minimum = 0, maximum = 100)]
     pub progress: Option<f64>,
     pub stage: Option<String>,
     pub message: Option<String>,
@@ -206,7 +207,6 @@ pub async fn update_task(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CompleteRequest {
-    #[schema(value_type = Object)]
     pub result: Option<Value>,
 }
 
@@ -299,7 +299,7 @@ pub async fn cancel_task(
     tag = "tasks",
     params(
         ("id" = String, Path, description = "Task id"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (digits)", pattern = "^[0-9]{1,19}$"),
     ),
     responses(
         (status = 200, description = "The task's event stream", content_type = "text/event-stream", body = String),

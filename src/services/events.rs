@@ -24,7 +24,6 @@ pub struct PublishEvent {
     /// `progress` 0–100) and `text` (needs a string `delta`). Absent = `{}`;
     /// an explicit `null` is carried as `null`.
     #[serde(default, deserialize_with = "present_value")]
-    #[schema(value_type = Object)]
     pub data: Option<Value>,
     pub project_id: Option<String>,
     /// Private event: delivered only to streams authenticated as this user.

@@ -383,3 +383,35 @@ async fn a_json_body_that_is_not_utf8_is_400_even_in_a_field_nobody_reads() {
     assert_eq!(app.get("/tasks/u").await.status().as_u16(), 404);
     assert_eq!(app.stats().await["events_published"], 0);
 }
+
+#[actix_web::test]
+async fn a_null_body_where_the_body_is_optional_is_no_body() {
+    // The document gives an optional body as `oneOf: [object, null]`.
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "nulls"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let send = |path: &'static str| {
+        app.api_client
+            .post(app.url(path))
+            .header("Content-Type", "application/json")
+            .body("null")
+            .send()
+    };
+
+    let test_event = send("/sse/test-event").await.expect("sent");
+    let cleanup = send("/sse/cleanup").await.expect("sent");
+    let complete = send("/tasks/nulls/complete").await.expect("sent");
+    let required = send("/tasks/nulls/fail").await.expect("sent");
+
+    assert_eq!(test_event.status().as_u16(), 202);
+    assert_eq!(cleanup.status().as_u16(), 200);
+    assert_eq!(complete.status().as_u16(), 200);
+    let task = app.get_json("/tasks/nulls").await;
+    assert_eq!(
+        (&task["status"], &task["result"]),
+        (&json!("completed"), &Value::Null),
+        "{task}"
+    );
+    // Where a body is required, `null` is not one.
+    assert_error(required, 422, "invalid_field").await;
+}

@@ -104,6 +104,43 @@ async fn openapi_describes_every_route_and_no_route_that_does_not_exist() {
 }
 
 #[actix_web::test]
+async fn openapi_gives_any_json_fields_no_type_and_optional_ones_as_optional() {
+    // A client generated from the document must accept a task's `result`
+    // of any JSON (null until it completes) and send `data` of any JSON.
+    let app = spawn_app().await;
+
+    let document = app.get_json("/openapi.json").await;
+
+    let schemas = &document["components"]["schemas"];
+    for (schema, field, optional) in [
+        ("TaskView", "result", true),
+        ("HistoryEvent", "data", false),
+        ("PublishEvent", "data", true),
+        ("TestEvent", "data", true),
+        ("CompleteRequest", "result", true),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert!(property.is_object(), "{schema}.{field}: {property}");
+        assert!(
+            property.get("type").is_none() && property.get("$ref").is_none(),
+            "{schema}.{field} is typed: {property}"
+        );
+        let required = schemas[schema]["required"]
+            .as_array()
+            .is_some_and(|required| required.contains(&json!(field)));
+        assert_eq!(required, !optional, "{schema}.{field} required: {required}");
+    }
+    // Either form of a subscription's types, as sent: no serde tag.
+    let forms: Vec<&Value> = schemas["EventTypeList"]["oneOf"]
+        .as_array()
+        .expect("oneOf")
+        .iter()
+        .map(|form| &form["type"])
+        .collect();
+    assert_eq!(forms, [&json!("array"), &json!("string")]);
+}
+
+#[actix_web::test]
 async fn metrics_use_sse_names_and_move_when_events_are_published() {
     // Arrange
     let app = spawn_app().await;

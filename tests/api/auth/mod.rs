@@ -8,6 +8,7 @@
 
 mod cli;
 mod cors;
+mod documented_statuses;
 mod expiry;
 mod jwks;
 mod key_pair;
