@@ -13,7 +13,11 @@ async fn a_credential_in_the_query_never_reaches_the_logs_whatever_its_spelling(
         &dir.path().join("events.db"),
         dir.path().join("broker.log"),
         &[],
-        &[("SSE_BROKER_JWT_SECRET", SECRET)],
+        // Refused requests are logged at debug ("request refused").
+        &[
+            ("SSE_BROKER_JWT_SECRET", SECRET),
+            ("RUST_LOG", "info,sse_broker=debug"),
+        ],
     );
     let client = reqwest::Client::new();
     broker.wait_until_ready(&client).await;
