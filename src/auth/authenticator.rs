@@ -22,6 +22,11 @@ impl Authenticator {
         }
     }
 
+    /// Whether requests need a token (a key is configured).
+    pub fn enabled(&self) -> bool {
+        self.verifier.is_some()
+    }
+
     /// A stream ticket standing for `principal` (already authenticated).
     pub async fn issue_ticket(&self, principal: &Principal) -> Result<IssuedTicket, AuthError> {
         let issued = self.tickets.issue(principal).await;

@@ -5,8 +5,10 @@ use actix_web::{HttpResponse, get, web};
 use utoipa::{
     OpenApi,
     openapi::{
-        ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type,
+        Components, ContentBuilder, Object, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema,
+        Type,
         path::{Operation, ParameterIn},
+        schema::SchemaType,
         security::{
             ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
         },
@@ -53,11 +55,47 @@ pub async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
 
 /// What every operation of a kind may answer, added once the handlers have
 /// described themselves, so a client generated from the document expects
-/// it: the ways to send a token (`securitySchemes`); for each operation that
-/// needs a token, its security and 401/403; for each operation on a task,
-/// 400 `invalid_task_id` and 404 `task_not_found`.
-pub fn complete(api: &mut utoipa::openapi::OpenApi) {
+/// it: with authentication on, the ways to send a token (`securitySchemes`)
+/// and, for each operation that needs a token, its security and 401/403;
+/// for each operation on a task, 400 `invalid_task_id` and 404
+/// `task_not_found`; the forms of ids and names, as their parsers take them.
+pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
     let components = api.components.get_or_insert_with(Default::default);
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::Object(object)) = schema {
+            constrain_named_fields(object);
+        }
+    }
+    if auth_enabled {
+        add_security_schemes(components);
+    }
+    for (path, item) in api.paths.paths.iter_mut() {
+        let methods = [
+            (&mut item.get, true),
+            (&mut item.head, true),
+            (&mut item.post, false),
+            (&mut item.put, false),
+            (&mut item.patch, false),
+            (&mut item.delete, false),
+        ];
+        for (operation, reads) in methods {
+            let Some(operation) = operation else {
+                continue;
+            };
+            if auth_enabled && !is_open(path, operation, reads) {
+                secure(operation, reads);
+            }
+            constrain_path_ids(path, operation);
+            constrain_query(operation);
+            if path.starts_with("/tasks/{id}") {
+                may_answer(operation, "400", "Malformed task id (`invalid_task_id`)");
+                may_answer(operation, "404", "No such task (`task_not_found`)");
+            }
+        }
+    }
+}
+
+fn add_security_schemes(components: &mut Components) {
     components.add_security_scheme(
         BEARER,
         SecurityScheme::Http(
@@ -81,27 +119,66 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi) {
             "The token in a cookie: `GET` and `HEAD` only (never for writes: CSRF)",
         ))),
     );
-    for (path, item) in api.paths.paths.iter_mut() {
-        let methods = [
-            (&mut item.get, true),
-            (&mut item.head, true),
-            (&mut item.post, false),
-            (&mut item.put, false),
-            (&mut item.patch, false),
-            (&mut item.delete, false),
-        ];
-        for (operation, reads) in methods {
-            let Some(operation) = operation else {
-                continue;
-            };
-            if !is_open(path, operation, reads) {
-                secure(operation, reads);
-            }
-            constrain_path_ids(path, operation);
-            if path.starts_with("/tasks/{id}") {
-                may_answer(operation, "400", "Malformed task id (`invalid_task_id`)");
-                may_answer(operation, "404", "No such task (`task_not_found`)");
-            }
+}
+
+/// An event type (`domain::event_type`'s rule).
+const EVENT_TYPE: &str = "^[a-z][a-z0-9_.-]{0,63}$";
+/// A project or user id (`domain::identifiers`' rule).
+const IDENTIFIER: &str = "^[A-Za-z0-9_.:@-]{1,128}$";
+/// A task type (`domain::task`'s rule: a metric label, so bounded).
+const TASK_TYPE: &str = "^[a-z0-9_.-]{1,64}$";
+/// An event id, as `after` and `Last-Event-ID` carry it.
+const EVENT_ID: &str = "^[0-9]{1,19}$";
+
+/// The form a text field or query parameter of each name takes wherever it
+/// appears, request or answer.
+const NAMED_FORMS: [(&str, &str); 8] = [
+    ("event_type", EVENT_TYPE),
+    ("project_id", IDENTIFIER),
+    ("user_id", IDENTIFIER),
+    ("task_id", TASK_OR_CHAT_ID),
+    ("chat_id", TASK_OR_CHAT_ID),
+    ("task_type", TASK_TYPE),
+    ("connection_id", CONNECTION_ID),
+    ("after", EVENT_ID),
+];
+
+fn form_of(name: &str) -> Option<&'static str> {
+    NAMED_FORMS
+        .iter()
+        .find_map(|(field, form)| (*field == name).then_some(*form))
+}
+
+/// Gives `schema` the form its name says, if it is text.
+fn constrain_text(schema: &mut RefOr<Schema>, name: &str) {
+    let (Some(form), RefOr::T(Schema::Object(object))) = (form_of(name), schema) else {
+        return;
+    };
+    let text = match &object.schema_type {
+        SchemaType::Type(kind) => *kind == Type::String,
+        SchemaType::Array(kinds) => kinds.contains(&Type::String),
+        SchemaType::AnyValue => false,
+    };
+    if text {
+        object.pattern = Some(form.to_owned());
+    }
+}
+
+/// [`NAMED_FORMS`] on the fields of one component schema.
+fn constrain_named_fields(object: &mut Object) {
+    for (name, property) in object.properties.iter_mut() {
+        constrain_text(property, name);
+    }
+}
+
+/// [`NAMED_FORMS`] on the query parameters of one operation.
+fn constrain_query(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter
+            && parameter.parameter_in == ParameterIn::Query
+            && let Some(schema) = parameter.schema.as_mut()
+        {
+            constrain_text(schema, &parameter.name);
         }
     }
 }

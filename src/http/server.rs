@@ -170,7 +170,7 @@ fn app(
         .openapi(ApiDoc::openapi())
         .configure(super::configure)
         .split_for_parts();
-    openapi::complete(&mut api);
+    openapi::complete(&mut api, state.auth.enabled());
     let routes = RouteTable::from_openapi(&api);
     let document = api.to_json().unwrap_or_else(|_| "{}".into());
     app.app_data(web::Data::new(OpenApiJson(document)))

@@ -219,6 +219,7 @@ pub struct CompleteRequest {
         (status = 200, description = "The completed task", body = TaskView),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled or finished", body = crate::error::ErrorBody),
+        (status = 422, description = "A body that is not a JSON object", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/complete")]

@@ -104,7 +104,7 @@ async fn openapi_describes_every_route_and_no_route_that_does_not_exist() {
 }
 
 #[actix_web::test]
-async fn openapi_gives_any_json_fields_no_type_and_optional_ones_as_optional() {
+async fn openapi_types_fields_as_the_broker_reads_and_writes_them() {
     // A client generated from the document must accept a task's `result`
     // of any JSON (null until it completes) and send `data` of any JSON.
     let app = spawn_app().await;
@@ -130,6 +130,34 @@ async fn openapi_gives_any_json_fields_no_type_and_optional_ones_as_optional() {
             .is_some_and(|required| required.contains(&json!(field)));
         assert_eq!(required, !optional, "{schema}.{field} required: {required}");
     }
+    // With authentication off nothing needs a token.
+    assert!(document["components"]["securitySchemes"].is_null());
+    let secured: Vec<&String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("an item")
+                .values()
+                .map(move |op| (path, op))
+        })
+        .filter(|(_, operation)| operation.get("security").is_some())
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        secured.is_empty(),
+        "secured without authentication: {secured:?}"
+    );
+    // Names hold their forms: an event type, a task id.
+    assert_eq!(
+        schemas["PublishEvent"]["properties"]["event_type"]["pattern"],
+        "^[a-z][a-z0-9_.-]{0,63}$"
+    );
+    assert_eq!(
+        schemas["CreateTask"]["properties"]["task_id"]["pattern"],
+        "^[A-Za-z0-9_-]{1,128}$"
+    );
     // Either form of a subscription's types, as sent: no serde tag.
     let forms: Vec<&Value> = schemas["EventTypeList"]["oneOf"]
         .as_array()

@@ -1,6 +1,6 @@
 //! `/openapi.json` against the broker's own answers: every status an
 //! operation gives a missing token, a token without its scope, a malformed
-//! id, an unknown id and a malformed body is one the document lists for
+//! id, an unknown id and a malformed or misshapen body is one the document lists for
 //! that operation (what a client generated from the document must expect).
 
 use std::time::Duration;
@@ -68,6 +68,12 @@ fn probes(path: &str, operation: &Value) -> Vec<Probe> {
             token: Some(root_token()),
             id: unknown,
             body: Some("{not json"),
+        });
+        probes.push(Probe {
+            what: "a body that is not an object",
+            token: Some(root_token()),
+            id: unknown,
+            body: Some("[null, null]"),
         });
     }
     probes
