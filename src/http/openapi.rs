@@ -132,7 +132,7 @@ const EVENT_ID: &str = "^[0-9]{1,19}$";
 
 /// The form a text field or query parameter of each name takes wherever it
 /// appears, request or answer.
-const NAMED_FORMS: [(&str, &str); 8] = [
+const NAMED_FORMS: [(&str, &str); 9] = [
     ("event_type", EVENT_TYPE),
     ("project_id", IDENTIFIER),
     ("user_id", IDENTIFIER),
@@ -141,6 +141,7 @@ const NAMED_FORMS: [(&str, &str); 8] = [
     ("task_type", TASK_TYPE),
     ("connection_id", CONNECTION_ID),
     ("after", EVENT_ID),
+    ("scope", "^(cluster|local)$"),
 ];
 
 fn form_of(name: &str) -> Option<&'static str> {
@@ -149,8 +150,9 @@ fn form_of(name: &str) -> Option<&'static str> {
         .find_map(|(field, form)| (*field == name).then_some(*form))
 }
 
-/// Gives `schema` the form its name says, if it is text.
-fn constrain_text(schema: &mut RefOr<Schema>, name: &str) {
+/// Gives `schema` the form its name says, if it is text (`or_empty`: or
+/// empty, read as absent).
+fn constrain_text(schema: &mut RefOr<Schema>, name: &str, or_empty: bool) {
     let (Some(form), RefOr::T(Schema::Object(object))) = (form_of(name), schema) else {
         return;
     };
@@ -160,14 +162,18 @@ fn constrain_text(schema: &mut RefOr<Schema>, name: &str) {
         SchemaType::AnyValue => false,
     };
     if text {
-        object.pattern = Some(form.to_owned());
+        object.pattern = Some(match or_empty {
+            // `^X$` → `^(X)?$`
+            true => format!("^({})?$", &form[1..form.len() - 1]),
+            false => form.to_owned(),
+        });
     }
 }
 
 /// [`NAMED_FORMS`] on the fields of one component schema.
 fn constrain_named_fields(object: &mut Object) {
     for (name, property) in object.properties.iter_mut() {
-        constrain_text(property, name);
+        constrain_text(property, name, false);
     }
 }
 
@@ -178,7 +184,9 @@ fn constrain_query(operation: &mut Operation) {
             && parameter.parameter_in == ParameterIn::Query
             && let Some(schema) = parameter.schema.as_mut()
         {
-            constrain_text(schema, &parameter.name);
+            // An empty project (`project_param`) or `after` is none.
+            let or_empty = ["project_id", "after"].contains(&parameter.name.as_str());
+            constrain_text(schema, &parameter.name, or_empty);
         }
     }
 }
