@@ -8,7 +8,7 @@ use utoipa::{
         Components, ContentBuilder, Object, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema,
         Type,
         path::{Operation, ParameterIn},
-        schema::SchemaType,
+        schema::{ArrayItems, SchemaType},
         security::{
             ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
         },
@@ -66,6 +66,7 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
             constrain_named_fields(object);
         }
     }
+    constrain_type_list(components);
     if auth_enabled {
         add_security_schemes(components);
     }
@@ -174,6 +175,21 @@ fn constrain_text(schema: &mut RefOr<Schema>, name: &str, or_empty: bool) {
 fn constrain_named_fields(object: &mut Object) {
     for (name, property) in object.properties.iter_mut() {
         constrain_text(property, name, false);
+    }
+}
+
+/// A subscription's type list as an array holds event types (as a
+/// comma-separated string it has no pattern: blank entries are skipped).
+fn constrain_type_list(components: &mut Components) {
+    let Some(RefOr::T(Schema::OneOf(forms))) = components.schemas.get_mut("EventTypeList") else {
+        return;
+    };
+    for form in &mut forms.items {
+        if let RefOr::T(Schema::Array(list)) = form
+            && let ArrayItems::RefOrSchema(item) = &mut list.items
+        {
+            constrain_text(item.as_mut(), "event_type", false);
+        }
     }
 }
 

@@ -166,6 +166,10 @@ async fn openapi_types_fields_as_the_broker_reads_and_writes_them() {
         .map(|form| &form["type"])
         .collect();
     assert_eq!(forms, [&json!("array"), &json!("string")]);
+    assert_eq!(
+        schemas["EventTypeList"]["oneOf"][0]["items"]["pattern"],
+        "^[a-z][a-z0-9_.-]{0,63}$"
+    );
 }
 
 #[actix_web::test]
