@@ -339,7 +339,7 @@ ensure_redis() {
 }
 
 # ---------------------------------------------------------------------------
-# Chromium, promtool, node
+# Chromium, promtool, curl, node
 # ---------------------------------------------------------------------------
 
 ensure_chromium() {
@@ -356,6 +356,15 @@ ensure_promtool() {
         command -v promtool >/dev/null || fail "promtool did not install"
     fi
     log "promtool: $(promtool --version 2>&1 | head -n 1)"
+}
+
+# tests/api/readme_walkthrough.rs runs the README's curl commands as written.
+ensure_curl() {
+    if ! command -v curl >/dev/null; then
+        apt_install "curl" curl
+        command -v curl >/dev/null || fail "curl did not install"
+    fi
+    log "curl: $(curl --version | head -n 1)"
 }
 
 ensure_node() {
@@ -390,6 +399,7 @@ main() {
     ensure_redis
     ensure_chromium
     ensure_promtool
+    ensure_curl
     ensure_node
 
     # Before the Rust tests: tests/api/ui_message_stream/ai_sdk.rs drives the

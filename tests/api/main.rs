@@ -25,6 +25,7 @@ mod otlp;
 mod producers;
 mod prometheus;
 mod publish;
+mod readme_walkthrough;
 mod replay;
 mod restart;
 mod shutdown;
