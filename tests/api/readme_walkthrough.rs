@@ -74,15 +74,21 @@ fn matches(shown: &str, line: &str) -> bool {
     true
 }
 
-/// Runs `step` against the broker at `address` (streams cut after a
-/// second), off the runtime the broker shares; its output lines, without
+/// Runs `step` against the broker at `address` (streams cut after two
+/// seconds), off the test's runtime; its output lines, without
 /// trailing blank ones.
 async fn run(step: &Step, address: &str) -> Vec<String> {
     let command = step
         .command
         .replace("localhost:8080", address)
-        .replace("curl -N", "curl -N --max-time 1")
         .replace("curl ", "curl -s --max-time 10 ");
+    // A stream never ends by itself: cut it once its catch-up has come (an
+    // upload, also `-N`, ends when its body does).
+    let command = if command.contains("--data-binary") {
+        command
+    } else {
+        command.replace(" -N", " -N --max-time 2")
+    };
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("bash")
             .arg("-c")
