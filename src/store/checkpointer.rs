@@ -301,15 +301,27 @@ mod tests {
     }
 
     /// The events in the database file alone, without its WAL: what
-    /// checkpoints have copied there.
+    /// checkpoints have copied there. A copy taken while a checkpoint is
+    /// writing the file can be torn (SQLite reads it as malformed), which
+    /// says nothing about the store: it is taken again.
     fn events_in_database_file(path: &Path, copy: &str) -> i64 {
         let copy = path.with_file_name(copy);
-        std::fs::copy(path, &copy).expect("the database file copies");
-        let mut c = SqliteConnection::establish(&copy.to_string_lossy()).expect("the copy opens");
-        diesel::sql_query("SELECT count(*) AS n FROM events")
-            .get_result::<Count>(&mut c)
-            .expect("the copy reads")
-            .n
+        let mut attempts = 0;
+        loop {
+            std::fs::copy(path, &copy).expect("the database file copies");
+            let mut c =
+                SqliteConnection::establish(&copy.to_string_lossy()).expect("the copy opens");
+            match diesel::sql_query("SELECT count(*) AS n FROM events").get_result::<Count>(&mut c)
+            {
+                Ok(count) => return count.n,
+                Err(error) if attempts < 20 => {
+                    attempts += 1;
+                    eprintln!("a torn copy ({error}); again");
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(error) => panic!("the copy reads: {error}"),
+            }
+        }
     }
 
     #[test]
