@@ -66,70 +66,21 @@ async fn a_seq_accepted_on_one_instance_is_a_retry_on_another_that_wrote_the_tas
     assert_eq!(stored_text(a).await, ["a", "b", "c", "d"]);
 }
 
-#[actix_web::test]
-async fn a_progress_written_through_one_instance_survives_another_instances_row_refresh() {
-    // Arrange: b holds the task (it streamed a delta); a sets its progress;
-    // c never holds it, so it answers the task from the row.
-    let db = TestDb::create().await;
-    let nodes = start_cluster(&db, &shared_redis_url(), 3).await;
-    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    let client = reqwest::Client::new();
-    let send = |request: reqwest::RequestBuilder| async move {
-        let response = request.send().await.expect("sent");
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap_or_default())
-    };
-    let created = send(
-        client
-            .post(a.url("/tasks"))
-            .json(&json!({"task_id": "gen"})),
-    )
-    .await;
-    assert_eq!(created.0, 201, "{created:?}");
-    let text = |node: &Node, delta: &str| {
-        client
-            .post(node.url("/tasks/gen/text"))
-            .json(&json!({ "delta": delta }))
-    };
-    assert_eq!(send(text(b, "a")).await.0, 202);
-    let patched = send(
-        client
-            .patch(a.url("/tasks/gen"))
-            .json(&json!({"progress": 40, "stage": "writing"})),
-    )
-    .await;
-    assert_eq!(patched.0, 200, "{patched:?}");
-
-    // Act: b's next delta, a row refresh later (once a second), rewrites
-    // the row from b's memory, which never saw the progress.
-    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
-    assert_eq!(send(text(b, "b")).await.0, 202);
-
-    // Assert: the row, and b's memory.
-    let (_, task) = c.get_json("/tasks/gen").await;
-    assert_eq!(
-        (&task["progress"], &task["stage"], &task["status"]),
-        (&json!(40.0), &json!("writing"), &json!("running")),
-        "{task}"
-    );
-    let (_, held) = b.get_json("/tasks/gen").await;
-    assert_eq!(held["progress"], json!(40.0), "{held}");
-    assert_eq!(stored_text(a).await, ["a", "b"]);
+/// Sends `request`: its status and body.
+async fn send(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
-#[actix_web::test]
-async fn a_change_through_an_instance_with_a_stale_memory_is_applied_to_the_row_another_wrote() {
-    // Arrange: b holds the task (it streamed a delta); a then sets its
-    // progress and stage, so b's memory of the row is stale.
-    let db = TestDb::create().await;
-    let nodes = start_cluster(&db, &shared_redis_url(), 3).await;
-    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+/// Three instances; task `gen` created through a, one delta streamed
+/// through b (so b holds the task in memory), then progress 40 and stage
+/// `writing` set through a: b's memory of the row is stale, and c never
+/// held the task (it answers from the row).
+async fn task_held_by_b_then_changed_through_a(db: &TestDb) -> Vec<Node> {
+    let nodes = start_cluster(db, &shared_redis_url(), 3).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
     let client = reqwest::Client::new();
-    let send = |request: reqwest::RequestBuilder| async move {
-        let response = request.send().await.expect("sent");
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap_or_default())
-    };
     let created = send(
         client
             .post(a.url("/tasks"))
@@ -151,6 +102,46 @@ async fn a_change_through_an_instance_with_a_stale_memory_is_applied_to_the_row_
     )
     .await;
     assert_eq!(patched.0, 200, "{patched:?}");
+    nodes
+}
+
+#[actix_web::test]
+async fn a_progress_written_through_one_instance_survives_another_instances_row_refresh() {
+    // Arrange
+    let db = TestDb::create().await;
+    let nodes = task_held_by_b_then_changed_through_a(&db).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let client = reqwest::Client::new();
+
+    // Act: b's next delta, a row refresh later (once a second), rewrites
+    // the row from b's memory, which never saw the progress.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let text = send(
+        client
+            .post(b.url("/tasks/gen/text"))
+            .json(&json!({"delta": "b"})),
+    );
+    assert_eq!(text.await.0, 202);
+
+    // Assert: the row, and b's memory.
+    let (_, task) = c.get_json("/tasks/gen").await;
+    assert_eq!(
+        (&task["progress"], &task["stage"], &task["status"]),
+        (&json!(40.0), &json!("writing"), &json!("running")),
+        "{task}"
+    );
+    let (_, held) = b.get_json("/tasks/gen").await;
+    assert_eq!(held["progress"], json!(40.0), "{held}");
+    assert_eq!(stored_text(a).await, ["a", "b"]);
+}
+
+#[actix_web::test]
+async fn a_change_through_an_instance_with_a_stale_memory_is_applied_to_the_row_another_wrote() {
+    // Arrange
+    let db = TestDb::create().await;
+    let nodes = task_held_by_b_then_changed_through_a(&db).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let client = reqwest::Client::new();
 
     // Act: a progress through b (its write is stale, so b reloads the task
     // and asks the change again), then a completion through b.
