@@ -54,12 +54,12 @@ pub struct HealthThresholds {
 
     /// Local and Redis connection counts may differ by this much, or 10 %,
     /// before the mismatch alert.
-    // Absorbs the opens and closes between two presence writes (2 s apart).
+    // The monitoring guide's gap of 10 (CONTRACT §9).
     #[arg(
         long = "health-mismatch-tolerance",
         env = "SSE_BROKER_HEALTH_MISMATCH_TOLERANCE",
         global = true,
-        default_value_t = 5
+        default_value_t = 10
     )]
     pub mismatch_tolerance: usize,
 }

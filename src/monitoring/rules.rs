@@ -614,15 +614,15 @@ mod tests {
         };
         let defaults = defaults();
 
-        // Few streams: the tolerance of 5 applies.
+        // Few streams: the tolerance of 10 applies (the guide's gap > 10).
         assert_health(
-            &clustered(3, Some(8), &defaults),
+            &clustered(3, Some(13), &defaults),
             OverallHealth::Healthy,
             &[],
             &[],
         );
         assert_health(
-            &clustered(3, Some(9), &defaults),
+            &clustered(3, Some(14), &defaults),
             OverallHealth::Unhealthy,
             &["connection_mismatch"],
             &[],

@@ -175,3 +175,335 @@ fn every_setting_of_help_is_in_the_readmes_table_and_the_configuration_guide() {
         .collect();
     assert!(missing.is_empty(), "undocumented settings: {missing:#?}");
 }
+
+/// One setting the contract names (§1, §7, §8): its flag, its environment
+/// variable, a value to give it, and what `check-config` must then show.
+struct Named {
+    flag: &'static str,
+    env: &'static str,
+    value: &'static str,
+    /// The key of the effective configuration, and the value it must hold.
+    key: &'static str,
+    shows: Value,
+}
+
+fn contract_settings() -> Vec<Named> {
+    use serde_json::json;
+    let named = |flag, env, value, key, shows| Named {
+        flag,
+        env,
+        value,
+        key,
+        shows,
+    };
+    vec![
+        named(
+            "--bind",
+            "SSE_BROKER_BIND",
+            "127.0.0.1:9191",
+            "bind",
+            json!("127.0.0.1:9191"),
+        ),
+        named(
+            "--database-url",
+            "DATABASE_URL",
+            "sqlite:///var/tmp/named.db",
+            "database_url",
+            json!("sqlite:///var/tmp/named.db"),
+        ),
+        named(
+            "--redis-url",
+            "REDIS_URL",
+            "redis://127.0.0.1:6390/",
+            "redis_url",
+            json!("redis://127.0.0.1:6390/"),
+        ),
+        named(
+            "--jwt-secret",
+            "SSE_BROKER_JWT_SECRET",
+            "a-secret-of-thirty-two-bytes-or-more",
+            "auth_enabled",
+            json!(true),
+        ),
+        named(
+            "--jwks-url",
+            "SSE_BROKER_JWKS_URL",
+            "http://127.0.0.1:1/jwks.json",
+            "jwks_url",
+            json!("http://127.0.0.1:1/jwks.json"),
+        ),
+        named(
+            "--heartbeat-secs",
+            "SSE_BROKER_HEARTBEAT_SECS",
+            "20",
+            "heartbeat_secs",
+            json!(20),
+        ),
+        named(
+            "--cleanup-interval-secs",
+            "SSE_BROKER_CLEANUP_INTERVAL_SECS",
+            "90",
+            "cleanup_interval_secs",
+            json!(90),
+        ),
+        named(
+            "--cleanup-batch-size",
+            "SSE_BROKER_CLEANUP_BATCH_SIZE",
+            "25",
+            "cleanup_batch_size",
+            json!(25),
+        ),
+        named(
+            "--stale-threshold-secs",
+            "SSE_BROKER_STALE_THRESHOLD_SECS",
+            "600",
+            "stale_threshold_secs",
+            json!(600),
+        ),
+        named(
+            "--max-connections",
+            "SSE_BROKER_MAX_CONNECTIONS",
+            "1234",
+            "max_connections",
+            json!(1234),
+        ),
+        named(
+            "--queue-capacity",
+            "SSE_BROKER_QUEUE_CAPACITY",
+            "77",
+            "queue_capacity",
+            json!(77),
+        ),
+        named(
+            "--event-types",
+            "SSE_BROKER_EVENT_TYPES",
+            "build_done,deploy_done",
+            "event_types",
+            json!(["build_done", "deploy_done"]),
+        ),
+        named(
+            "--cors-origins",
+            "SSE_BROKER_CORS_ORIGINS",
+            "https://a.example,https://b.example",
+            "cors_origins",
+            json!(["https://a.example", "https://b.example"]),
+        ),
+        named(
+            "--max-body-bytes",
+            "SSE_BROKER_MAX_BODY_BYTES",
+            "4096",
+            "max_body_bytes",
+            json!(4096),
+        ),
+        named(
+            "--retention",
+            "SSE_BROKER_RETENTION",
+            "2h",
+            "retention",
+            json!("2h"),
+        ),
+        named(
+            "--text-coalesce-ms",
+            "SSE_BROKER_TEXT_COALESCE_MS",
+            "25",
+            "text_coalesce_ms",
+            json!(25),
+        ),
+        named(
+            "--ticket-ttl-secs",
+            "SSE_BROKER_TICKET_TTL_SECS",
+            "45",
+            "ticket_ttl_secs",
+            json!(45),
+        ),
+        named(
+            "--token-refresh-secs",
+            "SSE_BROKER_TOKEN_REFRESH_SECS",
+            "90",
+            "token_refresh_secs",
+            json!(90),
+        ),
+    ]
+}
+
+/// The names the contract requires are the names the binary reads: each
+/// setting by its flag and by its environment variable (a renamed one
+/// would be refused as a flag, or silently ignored as a variable, and a
+/// deployment would run on the default).
+#[test]
+fn every_setting_the_contract_names_is_read_by_its_flag_and_its_variable() {
+    let mut failures = Vec::new();
+    for setting in contract_settings() {
+        let by_flag = effective(&[setting.flag, setting.value], &[]);
+        if by_flag[setting.key] != setting.shows {
+            failures.push(format!(
+                "{} {}: {} is {}",
+                setting.flag, setting.value, setting.key, by_flag[setting.key]
+            ));
+        }
+        let by_env = effective(&[], &[(setting.env, setting.value)]);
+        if by_env[setting.key] != setting.shows {
+            failures.push(format!(
+                "{}={}: {} is {}",
+                setting.env, setting.value, setting.key, by_env[setting.key]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// File-valued settings: the binary reads the path given by the flag or
+/// the variable (a missing file is named in the refusal).
+#[test]
+fn the_key_and_certificate_settings_are_read_by_their_flags_and_variables() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let missing = scratch.path().join("missing.pem");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    for (flag, env) in [
+        ("--jwt-public-key", "SSE_BROKER_JWT_PUBLIC_KEY"),
+        ("--tls-cert", "SSE_BROKER_TLS_CERT"),
+        ("--tls-key", "SSE_BROKER_TLS_KEY"),
+    ] {
+        for output in [
+            broker_command()
+                .args([flag, missing, "check-config"])
+                .output()
+                .expect("the binary runs"),
+            broker_command()
+                .arg("check-config")
+                .env(env, missing)
+                .output()
+                .expect("the binary runs"),
+        ] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{flag} / {env}: {stderr}");
+            assert!(
+                stderr.contains(missing) && stderr.contains("not a readable file"),
+                "{flag} / {env}: the refusal names the file: {stderr}"
+            );
+        }
+    }
+}
+
+/// With nothing set, the effective configuration is the contract's
+/// defaults (§1, §8; the coalescing window is the documented one).
+#[test]
+fn with_nothing_set_the_settings_are_the_contracts_defaults() {
+    use serde_json::json;
+    let defaults = effective(&[], &[]);
+    for (key, expected) in [
+        ("bind", json!("127.0.0.1:8080")),
+        ("database_url", json!("sqlite://data/sse-broker.db")),
+        ("redis_url", Value::Null),
+        ("auth_enabled", json!(false)),
+        ("jwks_url", Value::Null),
+        ("heartbeat_secs", json!(15)),
+        ("cleanup_interval_secs", json!(60)),
+        ("cleanup_batch_size", json!(10)),
+        ("stale_threshold_secs", json!(300)),
+        ("max_connections", json!(10000)),
+        ("queue_capacity", json!(1024)),
+        ("event_types", json!([])),
+        ("cors_origins", json!([])),
+        ("max_body_bytes", json!(65536)),
+        ("text_coalesce_ms", json!(10)),
+        ("ticket_ttl_secs", json!(30)),
+        ("token_refresh_secs", json!(60)),
+        ("tls_cert", Value::Null),
+        ("tls_key", Value::Null),
+    ] {
+        assert_eq!(defaults[key], expected, "default {key}: {defaults}");
+    }
+    // 24 hours, however the duration is spelled.
+    let retention = defaults["retention"].as_str().expect("retention");
+    assert!(
+        ["1day", "24h", "1d"].contains(&retention),
+        "default retention {retention}"
+    );
+}
+
+/// `check-config` prints every validation warning, and exits 0 on them:
+/// a stale threshold under twice the cleanup interval is one.
+#[test]
+fn check_config_prints_the_stale_threshold_warning_and_still_succeeds() {
+    let output = broker_command()
+        .args([
+            "--cleanup-interval-secs",
+            "100",
+            "--stale-threshold-secs",
+            "150",
+            "check-config",
+        ])
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|line| line.starts_with("warning:") && line.contains("stale_threshold"))
+        .unwrap_or_else(|| panic!("no stale-threshold warning in {stderr}"));
+    assert!(
+        warning.contains("2x cleanup_interval_secs") || warning.contains("2× cleanup"),
+        "the warning names the rule: {warning}"
+    );
+}
+
+/// `migrate` applies the store's migrations and exits; a second run finds
+/// nothing left to apply.
+#[test]
+fn migrate_applies_the_migrations_and_exits() {
+    use std::time::{Duration, Instant};
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let path = scratch.path().join("migrated.db");
+    let url = format!("sqlite://{}", path.display());
+    let run = || {
+        let started = Instant::now();
+        let output = broker_command()
+            .args(["--database-url", &url, "migrate"])
+            .output()
+            .expect("the binary runs");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "migrate returned"
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+
+    let first = run();
+    let applied: u32 = first
+        .trim()
+        .strip_prefix("applied ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {first:?}"));
+    assert!(applied >= 5, "{first}");
+    let tables = {
+        use diesel::{Connection, RunQueryDsl, SqliteConnection, sql_types::Text};
+        #[derive(diesel::QueryableByName)]
+        struct Table {
+            #[diesel(sql_type = Text)]
+            name: String,
+        }
+        let mut connection =
+            SqliteConnection::establish(&path.to_string_lossy()).expect("the migrated file opens");
+        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .load::<Table>(&mut connection)
+            .expect("its tables")
+            .into_iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+    };
+    for table in ["events", "tasks"] {
+        assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+    }
+
+    let second = run();
+    assert!(second.starts_with("applied 0 migration(s)"), "{second}");
+}

@@ -212,6 +212,11 @@ async fn a_wrong_query_parameter_is_named_in_plain_words() {
         ("/sse/history?limit=abc", "limit must be a whole number"),
         ("/sse/history?limit=-5", "limit must be a whole number"),
         (
+            "/sse/history?limit=1001",
+            "limit must be between 1 and 1000",
+        ),
+        ("/sse/history?limit=0", "limit must be between 1 and 1000"),
+        (
             "/sse/history?limit=1&limit=2",
             "limit is given more than once",
         ),

@@ -583,3 +583,56 @@ async fn a_task_is_replayed_whole_from_both_sides_of_an_index_pass() {
         "{metrics}"
     );
 }
+
+#[actix_web::test]
+async fn an_upload_that_says_the_generation_failed_fails_the_task_in_each_format() {
+    let app = spawn_app().await;
+    for (id, content_type, body, reason) in [
+        (
+            "failed-ndjson",
+            "application/x-ndjson",
+            "{\"delta\": \"Half an \"}\n{\"fail\": {\"error\": \"model down\"}}\n",
+            "model down",
+        ),
+        (
+            "failed-openai",
+            "text/event-stream",
+            concat!(
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Half an \"}}]}\n\n",
+                "data: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\"}}\n\n",
+            ),
+            "Rate limit reached",
+        ),
+        (
+            "failed-aisdk",
+            "text/event-stream",
+            concat!(
+                "data: {\"type\":\"start\"}\n\n",
+                "data: {\"type\":\"text-start\",\"id\":\"t\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"Half an \"}\n\n",
+                "data: {\"type\":\"error\",\"errorText\":\"rate limited\"}\n\n",
+            ),
+            "rate limited",
+        ),
+    ] {
+        create(&app, id).await;
+        let upload = Upload::start(&app, id, content_type);
+        upload.send(body).await;
+        let answer = upload.finish().await;
+
+        assert_eq!(answer.status().as_u16(), 200, "{id}");
+        let answer: Value = answer.json().await.expect("JSON");
+        assert_eq!(answer["task"]["status"], "failed", "{id}: {answer}");
+        assert_eq!(answer["task"]["error"], reason, "{id}: {answer}");
+        let task = app.get_json(&format!("/tasks/{id}")).await;
+        assert_eq!(task["status"], "failed", "{id}: {task}");
+        // A viewer opening it afterwards: the partial text, the state, the end.
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let events = late.read_to_end(SHORT).await;
+        assert_eq!(text_of(&events), "Half an ", "{id}");
+        let end = events.last().expect("the end");
+        assert!(end.is("error"), "{id}: {events:?}");
+        assert_eq!(end.json()["status"], "failed", "{id}: {end:?}");
+        assert_eq!(end.json()["error"], reason, "{id}: {end:?}");
+    }
+}

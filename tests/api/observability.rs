@@ -9,9 +9,12 @@ use crate::helpers::{SHORT, assert_error, eventually, sample_sum, spawn_app, spa
 
 /// Every API route, with its methods: the OpenAPI document must describe
 /// each of them (static assets are checked in `assets.rs`).
-const ROUTES: [(&str, &[&str]); 24] = [
+const ROUTES: [(&str, &[&str]); 27] = [
     ("/sse/events", &["get"]),
     ("/sse/history", &["get"]),
+    ("/sse/tickets", &["post"]),
+    ("/sse/diagnose", &["get"]),
+    ("/sse/connections/{id}/token", &["post"]),
     ("/sse/connections/{connection_id}", &["delete"]),
     ("/tasks", &["post"]),
     ("/tasks/{id}", &["get", "head", "patch"]),

@@ -271,3 +271,57 @@ async fn line_breaks_in_published_data_never_split_or_forge_a_frame() {
     );
     stream.assert_quiet(Duration::from_millis(200)).await;
 }
+
+/// The idempotency window is ten minutes: a key repeated at nine minutes
+/// is still the first event, one repeated past ten is a new event,
+/// stored and delivered. The stored rows are aged by hand, as the clock
+/// would have aged them.
+#[actix_web::test]
+async fn an_idempotency_key_is_remembered_for_ten_minutes_and_no_longer() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    use sse_broker::config::DatabaseUrl;
+
+    let app = spawn_app().await;
+    let DatabaseUrl::Sqlite { path } = &app.settings.database else {
+        panic!("an SQLite broker");
+    };
+    let mut connection =
+        SqliteConnection::establish(&path.to_string_lossy()).expect("the SQLite file opens");
+    let mut age = |id: i64, ms: i64| {
+        diesel::sql_query(format!(
+            "UPDATE events SET created_at_ms = created_at_ms - {ms} WHERE id = {id}"
+        ))
+        .execute(&mut connection)
+        .expect("the row is aged");
+    };
+    let event =
+        |key: &str| json!({"event_type": "commit", "data": {"key": key}, "idempotency_key": key});
+
+    let within = app.publish_one(&event("nine-minutes")).await;
+    age(within, 9 * 60_000);
+    let past = app.publish_one(&event("eleven-minutes")).await;
+    age(past, 10 * 60_000 + 60_000);
+    let mut stream = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &past.to_string())])
+        .await;
+
+    assert_eq!(
+        app.publish_one(&event("nine-minutes")).await,
+        within,
+        "a repeat within ten minutes answers the first id"
+    );
+    let again = app.publish_one(&event("eleven-minutes")).await;
+    assert!(
+        again > past,
+        "a repeat past ten minutes is a new event: {again} after {past}"
+    );
+    let delivered = stream
+        .next_message(crate::helpers::SHORT)
+        .await
+        .expect("the new event delivered");
+    assert_eq!(delivered.id_number(), Some(again), "{delivered:?}");
+    assert_eq!(delivered.json()["key"], "eleven-minutes", "{delivered:?}");
+    stream
+        .assert_quiet(std::time::Duration::from_millis(300))
+        .await;
+}

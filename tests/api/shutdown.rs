@@ -245,3 +245,57 @@ async fn every_publish_answered_with_an_id_is_delivered_before_the_shutdown_fram
         acknowledged.len()
     );
 }
+
+/// Ctrl-C (SIGINT) drains as SIGTERM does, and a task's stream gets the
+/// same goodbye as an event stream: its viewer reconnects and resumes.
+#[actix_web::test]
+async fn ctrl_c_sends_shutdown_to_event_and_task_streams_and_exits_zero() {
+    // Arrange: the real binary, an event stream and a task's stream.
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let mut broker = BrokerProcess::spawn(
+        &data_dir.path().join("x.db"),
+        data_dir.path().join("broker.log"),
+    );
+    broker.wait_until_ready(&client).await;
+    let created = client
+        .post(format!("{}/tasks", broker.address))
+        .json(&json!({"task_id": "interrupted"}))
+        .send()
+        .await
+        .expect("task created");
+    assert_eq!(created.status().as_u16(), 201);
+    let mut events = open_stream(&client, &broker, None).await;
+    let response = client
+        .get(format!("{}/tasks/interrupted/events", broker.address))
+        .send()
+        .await
+        .expect("task stream opened");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut task = EventStream::new(response);
+    assert!(
+        task.next_event(SHORT)
+            .await
+            .expect("connected")
+            .is("connected")
+    );
+
+    // Act
+    broker.signal("INT");
+
+    // Assert
+    for (what, stream) in [("event stream", &mut events), ("task stream", &mut task)] {
+        let frames = stream.read_to_end(LONG).await;
+        let last = frames
+            .last()
+            .unwrap_or_else(|| panic!("{what}: no frame before the end; logs:\n{}", broker.logs()));
+        assert!(last.is("shutdown"), "{what}: last frame {last:?}");
+        assert_eq!(last.retry.as_deref(), Some("1000"), "{what}");
+        assert_eq!(stream.end(), Some(&StreamEnd::Finished), "{what}");
+    }
+    let status = broker.wait_for_exit(LONG).await;
+    assert_eq!(status.code(), Some(0), "logs:\n{}", broker.logs());
+}

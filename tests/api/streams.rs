@@ -68,38 +68,47 @@ async fn an_unfiltered_stream_lists_every_type_and_no_project() {
 
 #[actix_web::test]
 async fn stream_headers_turn_off_buffering_and_compression() {
-    // Arrange
+    // Arrange: an event stream and a task's stream.
     let app = spawn_app().await;
+    let created = app
+        .post_json("/tasks", &json!({"task_id": "headers"}))
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
 
-    // Act: a client that would accept gzip.
+    for path in ["/sse/events", "/tasks/headers/events"] {
+        // Act: a client that would accept gzip.
+        let stream = app
+            .open_stream(path, &[("Accept-Encoding", "gzip, deflate, br")])
+            .await;
+
+        // Assert
+        let header = |name: &str| {
+            stream
+                .headers
+                .get(name)
+                .map(|v| v.to_str().expect("ASCII header").to_owned())
+        };
+        let content_type = header("content-type").expect("content-type");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{path}: {content_type}"
+        );
+        assert!(
+            header("cache-control").is_some_and(|v| v.contains("no-cache")),
+            "{path}: cache-control: {:?}",
+            header("cache-control")
+        );
+        assert_eq!(header("x-accel-buffering").as_deref(), Some("no"), "{path}");
+        let encoding = header("content-encoding");
+        assert!(
+            encoding.is_none() || encoding.as_deref() == Some("identity"),
+            "{path}: the stream is compressed: {encoding:?}"
+        );
+    }
+    // The body is plain text: the next frame parses too.
     let mut stream = app
         .open_stream("/sse/events", &[("Accept-Encoding", "gzip, deflate, br")])
         .await;
-
-    // Assert
-    let header = |name: &str| {
-        stream
-            .headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header").to_owned())
-    };
-    let content_type = header("content-type").expect("content-type");
-    assert!(
-        content_type.starts_with("text/event-stream"),
-        "{content_type}"
-    );
-    assert!(
-        header("cache-control").is_some_and(|v| v.contains("no-cache")),
-        "cache-control: {:?}",
-        header("cache-control")
-    );
-    assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
-    let encoding = header("content-encoding");
-    assert!(
-        encoding.is_none() || encoding.as_deref() == Some("identity"),
-        "the stream is compressed: {encoding:?}"
-    );
-    // The body is plain text: the next frame parses too.
     app.publish_one(&json!({"event_type": "commit"})).await;
     let event = stream.next_message(SHORT).await.expect("an event");
     assert_eq!(event.event.as_deref(), Some("commit"));
@@ -107,35 +116,51 @@ async fn stream_headers_turn_off_buffering_and_compression() {
 
 #[actix_web::test]
 async fn heartbeats_arrive_at_the_configured_period() {
-    // Arrange
+    // Arrange: an event stream, and a task's stream during a long silence
+    // of its producer (a model still thinking), which proxies and the
+    // Janitor must not take for a dead stream.
     let app = spawn_app_with(|s| s.heartbeat = Duration::from_secs(1)).await;
-    let mut stream = app.open_stream("/sse/events", &[]).await;
-    let opened = Instant::now();
+    let created = app
+        .post_json("/tasks", &json!({"task_id": "thinking"}))
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
 
-    // Act
-    let mut arrivals = Vec::new();
-    while arrivals.len() < 3 {
-        let event = stream
-            .next_event(Duration::from_secs(3))
-            .await
-            .unwrap_or_else(|| panic!("no heartbeat within 3 s; got {arrivals:?}"));
-        assert!(event.is_heartbeat(), "unexpected {event:?}");
-        assert_eq!(event.id, None);
-        let ts = event.json()["ts"].as_i64().expect("ts in ms");
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        assert!((now_ms - ts).abs() < 5_000, "ts {ts} is not now ({now_ms})");
-        arrivals.push(opened.elapsed());
-    }
+    for path in ["/sse/events", "/tasks/thinking/events"] {
+        let mut stream = app.open_stream(path, &[]).await;
+        let opened = Instant::now();
+        if path.starts_with("/tasks") {
+            let state = stream.next_message(SHORT).await.expect("the task's state");
+            assert!(state.is("progress"), "{path}: {state:?}");
+        }
 
-    // Assert: about one per second, neither bunched nor late.
-    let mut previous = Duration::ZERO;
-    for at in &arrivals {
-        let gap = *at - previous;
-        assert!(
-            gap >= Duration::from_millis(500) && gap <= Duration::from_millis(2_500),
-            "heartbeat gaps off a 1 s period: {arrivals:?}"
-        );
-        previous = *at;
+        // Act
+        let mut arrivals = Vec::new();
+        while arrivals.len() < 3 {
+            let event = stream
+                .next_event(Duration::from_secs(3))
+                .await
+                .unwrap_or_else(|| panic!("{path}: no heartbeat within 3 s; got {arrivals:?}"));
+            assert!(event.is_heartbeat(), "{path}: unexpected {event:?}");
+            assert_eq!(event.id, None, "{path}");
+            let ts = event.json()["ts"].as_i64().expect("ts in ms");
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            assert!(
+                (now_ms - ts).abs() < 5_000,
+                "{path}: ts {ts} is not now ({now_ms})"
+            );
+            arrivals.push(opened.elapsed());
+        }
+
+        // Assert: about one per second, neither bunched nor late.
+        let mut previous = Duration::ZERO;
+        for at in &arrivals {
+            let gap = *at - previous;
+            assert!(
+                gap >= Duration::from_millis(500) && gap <= Duration::from_millis(2_500),
+                "{path}: heartbeat gaps off a 1 s period: {arrivals:?}"
+            );
+            previous = *at;
+        }
     }
 }
 

@@ -43,15 +43,21 @@ const resumeId = (source) => new URL(source.url).searchParams.get("last_event_id
 test("useTaskStream appends the text deltas in order and follows the task's progress", (t) => {
   fakeTime(t);
   const progressSeen = [];
-  const { result } = renderTask("gen-1", { onProgress: (task) => progressSeen.push(task.progress) });
+  const connects = [];
+  const { result } = renderTask("gen-1", {
+    onProgress: (task) => progressSeen.push(task.progress),
+    onConnect: (data) => connects.push(data),
+  });
   assert.equal(FakeEventSource.opened.length, 1);
   assert.equal(new URL(latest().url).pathname, "/tasks/gen-1/events");
   assert.equal(result.current.connectionState, "connecting");
   assert.equal(result.current.isConnected, false);
 
+  assert.deepEqual(connects, [], "not connected before `connected`");
   send(() => latest().emit("connected", { connection_id: "c1", event_types: [], project_id: null }));
   assert.equal(result.current.isConnected, true);
   assert.equal(result.current.connectionState, "connected");
+  assert.deepEqual(connects.map((data) => data.connection_id), ["c1"], "onConnect once, with the `connected` data");
 
   send(() => latest().emit("progress", { task_id: "gen-1", status: "running", progress: 10, stage: "thinking", message: "…" }, "1"));
   assert.equal(result.current.progress, 10);
@@ -184,7 +190,8 @@ test("a network error reconnects with backoff, resuming after the last id, up to
 
 test("text is never doubled across a reconnect: the broker's rolled-up `text` after the last id is appended to what was kept", (t) => {
   fakeTime(t);
-  const { result } = renderTask("gen-6", { reconnectDelay: 100 });
+  const connects = [];
+  const { result } = renderTask("gen-6", { reconnectDelay: 100, onConnect: (data) => connects.push(data.connection_id) });
   send(() => latest().emit("connected", { connection_id: "c1" }));
   send(() => latest().emit("text", { delta: "Hello" }, "5"));
   send(() => latest().fail());
@@ -197,6 +204,7 @@ test("text is never doubled across a reconnect: the broker's rolled-up `text` af
   send(() => latest().emit("progress", { status: "running", progress: 80 }));
   assert.equal(result.current.text, "Hello, world");
   assert.equal(result.current.isConnected, true);
+  assert.deepEqual(connects, ["c1", "c2"], "onConnect again after the reconnect");
 });
 
 test("with autoReconnect false a network error ends the stream at once", (t) => {

@@ -606,4 +606,37 @@ mod tests {
         assert!(table.is_empty());
         assert!(admit(&mut table, "a2", alice(), 8, false).is_ok());
     }
+
+    /// The census's age buckets (CONTRACT §9): stale past the threshold
+    /// without a write, else active; long-lived past one hour, very old
+    /// past six, each counted by the stream's age when asked.
+    #[test]
+    fn the_census_buckets_streams_by_silence_and_age() {
+        use crate::actors::registry::stats::{Counters, RegistryStats};
+        const MINUTE_MS: i64 = 60_000;
+        let mut table = ConnectionTable::new(10, 0, 8);
+        let _stream = admit(&mut table, "s", subscription(&[], None, None), 8, false).unwrap();
+        let connected = table.iter().next().unwrap().stats.connected_at_ms;
+        let at = |minutes: i64| {
+            let stats = RegistryStats::census(
+                &Counters::default(),
+                &table,
+                5 * MINUTE_MS,
+                connected + minutes * MINUTE_MS,
+            );
+            let b = stats.age_buckets;
+            (b.stale, b.active, b.long_lived, b.very_old)
+        };
+
+        assert_eq!(at(1), (0, 1, 0, 0), "a minute old, written to at its start");
+        assert_eq!(at(5), (1, 0, 0, 0), "silent for the whole threshold: stale");
+        assert_eq!(at(59), (1, 0, 0, 0));
+        assert_eq!(at(61), (1, 0, 1, 0), "past an hour: long-lived");
+        assert_eq!(at(359), (1, 0, 1, 0));
+        assert_eq!(
+            at(361),
+            (1, 0, 1, 1),
+            "past six hours: very old, and long-lived"
+        );
+    }
 }

@@ -68,6 +68,8 @@ fn endpoints() -> Vec<Endpoint> {
         get("/health", Open, 200),
         get("/metrics", Open, 200),
         get("/openapi.json", Open, 200),
+        get("/", Open, 200),
+        get("/client.js", Open, 200),
     ]
 }
 
@@ -284,4 +286,186 @@ async fn only_the_owner_may_change_a_streams_subscription() {
     stream
         .assert_quiet(std::time::Duration::from_millis(200))
         .await;
+}
+
+/// One call on a task route, made against a fresh running task `id`.
+struct TaskCall {
+    method: reqwest::Method,
+    /// `{id}` stands for the task's id, in the path and the body.
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: &'static str,
+    needs: &'static str,
+    /// The status when the caller holds `needs`.
+    ok: u16,
+}
+
+fn task_calls() -> Vec<TaskCall> {
+    use reqwest::Method;
+    let call = |method, path, content_type, body, needs, ok| TaskCall {
+        method,
+        path,
+        content_type,
+        body,
+        needs,
+        ok,
+    };
+    let json = Some("application/json");
+    vec![
+        call(
+            Method::POST,
+            "/tasks",
+            json,
+            r#"{"task_id":"{id}-new"}"#,
+            "publish",
+            201,
+        ),
+        call(
+            Method::PATCH,
+            "/tasks/{id}",
+            json,
+            r#"{"progress":40}"#,
+            "publish",
+            200,
+        ),
+        call(
+            Method::POST,
+            "/tasks/{id}/text",
+            json,
+            r#"{"delta":"forged"}"#,
+            "publish",
+            202,
+        ),
+        call(
+            Method::POST,
+            "/tasks/{id}/stream",
+            Some("application/x-ndjson"),
+            "{\"delta\":\"forged\"}\n",
+            "publish",
+            200,
+        ),
+        call(
+            Method::POST,
+            "/tasks/{id}/complete",
+            json,
+            "{}",
+            "publish",
+            200,
+        ),
+        call(
+            Method::POST,
+            "/tasks/{id}/fail",
+            json,
+            r#"{"error":"x"}"#,
+            "publish",
+            200,
+        ),
+        call(Method::POST, "/tasks/{id}/cancel", None, "", "publish", 200),
+        call(Method::GET, "/tasks/{id}", None, "", "subscribe", 200),
+        call(Method::HEAD, "/tasks/{id}", None, "", "subscribe", 200),
+        call(
+            Method::GET,
+            "/tasks/{id}/events",
+            None,
+            "",
+            "subscribe",
+            200,
+        ),
+        call(
+            Method::GET,
+            "/tasks/{id}/ui-message-stream",
+            None,
+            "",
+            "subscribe",
+            200,
+        ),
+        call(Method::GET, "/chats/c-1/stream", None, "", "subscribe", 200),
+    ]
+}
+
+/// The task as the broker keeps it, read with every scope.
+async fn task_state(app: &TestApp, id: &str) -> Value {
+    let response = get_as(app, &format!("/tasks/{id}"), Some(&root_token())).await;
+    assert_eq!(response.status().as_u16(), 200, "GET /tasks/{id}");
+    let mut task: Value = response.json().await.expect("a task");
+    task.as_object_mut()
+        .expect("an object")
+        .remove("updated_at");
+    task
+}
+
+/// Task writes need `publish` and task reads `subscribe`, each exactly: a
+/// browser's subscribe-only token can neither forge nor cancel a
+/// generation, and a producer's publish-only token cannot read one. A
+/// refused call changes nothing.
+#[actix_web::test]
+async fn each_task_route_needs_exactly_its_scope() {
+    let app = spawn_secured_app().await;
+    let mut failures = Vec::new();
+    for (n, call) in task_calls().into_iter().enumerate() {
+        for scope in ["subscribe", "publish", "admin"] {
+            let id = format!("scoped-{n}-{scope}");
+            let created = post_as(
+                &app,
+                "/tasks",
+                Some(&json!({"task_id": id, "chat_id": "c-1"})),
+                Some(&root_token()),
+            )
+            .await;
+            assert_eq!(created.status().as_u16(), 201, "creating {id}");
+            let before = task_state(&app, &id).await;
+
+            let holder = token("alice", scope, &["*"]);
+            let mut request = app
+                .api_client
+                .request(
+                    call.method.clone(),
+                    app.url(&call.path.replace("{id}", &id)),
+                )
+                .bearer_auth(&holder)
+                .body(call.body.replace("{id}", &id));
+            if let Some(content_type) = call.content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.expect("request sent");
+            let status = response.status().as_u16();
+            let what = format!("{} {} with scope {scope}", call.method, call.path);
+            if scope == call.needs {
+                if status != call.ok {
+                    let text = response.text().await.unwrap_or_default();
+                    failures.push(format!("{what}: expected {}, got {status} {text}", call.ok));
+                }
+                continue;
+            }
+            if status != 403 {
+                failures.push(format!("{what}: expected 403, got {status}"));
+                continue;
+            }
+            if call.method == reqwest::Method::HEAD {
+                // No body to read: the status is the whole answer.
+            } else {
+                let body = assert_forbidden(response, &[&holder]).await;
+                if !body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(call.needs))
+                {
+                    failures.push(format!(
+                        "{what}: the 403 does not name {}: {body}",
+                        call.needs
+                    ));
+                }
+            }
+            let after = task_state(&app, &id).await;
+            if after != before {
+                failures.push(format!(
+                    "{what}: refused, yet the task changed: {before} → {after}"
+                ));
+            }
+            let new = get_as(&app, &format!("/tasks/{id}-new"), Some(&root_token())).await;
+            if new.status().as_u16() != 404 {
+                failures.push(format!("{what}: refused, yet task {id}-new exists"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
