@@ -133,6 +133,7 @@ impl Application {
                 queue_capacity: settings.queue_capacity,
                 write_delay: settings.write_delay,
                 token_refresh: settings.auth.token_refresh,
+                retention: settings.retention,
                 metrics: metrics.clone(),
             },
             catalog,

@@ -58,6 +58,8 @@ pub struct StreamEnvironment {
     pub write_delay: Duration,
     /// `token_expiring` goes out this long before a stream's token expires.
     pub token_refresh: Duration,
+    /// `--retention`: a task younger than this has all its events.
+    pub retention: Duration,
     pub metrics: Metrics,
 }
 
@@ -280,6 +282,7 @@ impl Connection {
             queue: self.queue.clone(),
             registry: self.environment.registry.clone().recipient(),
             task_state: self.task_state.take(),
+            retention: self.environment.retention,
         };
         ctx.spawn(job.run().into_actor(self).map(|result, act, ctx| match result {
             Ok(replayed) => {

@@ -135,6 +135,15 @@ pub fn encode_control(name: &str, data: &Value) -> Bytes {
     FrameBuilder::default().event(name).json_data(data).finish()
 }
 
+/// A control event that moves the client's resume point to `id`.
+pub fn encode_control_with_id(name: &str, id: EventId, data: &Value) -> Bytes {
+    FrameBuilder::default()
+        .id(id)
+        .event(name)
+        .json_data(data)
+        .finish()
+}
+
 /// A control event preceded by a `retry:` hint.
 pub fn encode_control_with_retry(name: &str, data: &Value, retry: Duration) -> Bytes {
     FrameBuilder::default()

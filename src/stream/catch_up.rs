@@ -17,6 +17,9 @@ pub struct TaskState {
     pub frame: Bytes,
     /// When the task last changed, as its JSON says it (`updated_at`).
     pub updated_at: String,
+    /// When the task was made: retention cannot have removed any of its
+    /// events while it is younger than retention.
+    pub created_at_ms: i64,
 }
 
 #[derive(Default)]
@@ -165,6 +168,7 @@ mod tests {
         TaskState {
             frame: sse_frame::encode_control("progress", &task),
             updated_at: updated_at.to_owned(),
+            created_at_ms: 0,
         }
     }
 }

@@ -250,6 +250,17 @@ impl RecentFrames {
         })
     }
 
+    /// The newest id routed through the window (`None` when off or empty).
+    pub fn newest_id(&self) -> Option<EventId> {
+        if !self.is_enabled() {
+            return None;
+        }
+        self.window
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .newest()
+    }
+
     /// Events held now.
     pub fn len(&self) -> usize {
         self.window

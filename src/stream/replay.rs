@@ -17,7 +17,7 @@ use super::{
     recent::RecentFrames,
 };
 use crate::{
-    domain::{EventId, StoredEvent, Subscription, sse_frame},
+    domain::{EventId, StoredEvent, Subscription, now_ms, sse_frame},
     store::{EventCursor, EventStore, StoreError},
 };
 
@@ -84,6 +84,8 @@ pub struct ReplayJob {
     /// A task stream's current state (`progress`): its replay is rolled up
     /// (see `stream::catch_up`) and this frame follows the missed text.
     pub task_state: Option<TaskState>,
+    /// `--retention`.
+    pub retention: Duration,
 }
 
 /// What a replay carries from one read to the next.
@@ -96,7 +98,7 @@ struct Progress {
 }
 
 impl ReplayJob {
-    #[tracing::instrument(name = "replay", skip_all, fields(connection_id = %self.connection_id, sse.replay.from_id = self.after.0, sse.replay.events, sse.replay.from_memory))]
+    #[tracing::instrument(name = "replay", skip_all, fields(connection_id = %self.connection_id, sse.replay.from_id = self.after.0, sse.replay.events, sse.replay.from_memory, sse.replay.reset_to))]
     pub async fn run(self) -> Result<Replayed, ReplayError> {
         // Meanwhile the stream is registered: its live events wait in the
         // hand-off buffer (or overflow to a re-read), nothing is lost.
@@ -113,7 +115,7 @@ impl ReplayJob {
                 .then(TaskCatchUp::default),
         };
         let mut task_state = self.task_state.clone();
-        let mut position = self.after;
+        let mut position = self.known_resume_point().await?;
         let mut first_read = true;
         loop {
             position = self.read_after(position, first_read, &mut progress).await?;
@@ -151,6 +153,55 @@ impl ReplayJob {
         Ok(replayed)
     }
 
+    /// The resume point, unless it is past every id the store ever gave
+    /// (a client of a store since wiped or restored from a backup, or of
+    /// another SQLite file): nothing after it would ever come, and live
+    /// events at or below it would be held back as already seen, so the
+    /// stream would stay silent. Such a stream is told (`replay_reset`,
+    /// whose `id:` is the new resume point) and resumes where the store
+    /// is: a task's stream from the start (its text rolls up), any other
+    /// at the newest id.
+    async fn known_resume_point(&self) -> Result<EventId, ReplayError> {
+        let after = self.after;
+        if after == EventId(0)
+            || self
+                .recent
+                .newest_id()
+                .is_some_and(|newest| after <= newest)
+        {
+            return Ok(after);
+        }
+        // Retention may have removed the newest rows: their ids were given.
+        let known = self
+            .store
+            .latest_id()
+            .await?
+            .max(self.store.pruned_through().await?);
+        if after <= known {
+            return Ok(after);
+        }
+        let resume = if self.subscription.task_id.is_some() {
+            EventId(0)
+        } else {
+            known
+        };
+        tracing::info!(
+            connection_id = %self.connection_id,
+            last_event_id = after.0,
+            latest_id = known.0,
+            resume_from = resume.0,
+            "resume point past the store's newest id: the stream resumes from the store's"
+        );
+        tracing::Span::current().record("sse.replay.reset_to", resume.0);
+        let frame = sse_frame::encode_control_with_id(
+            "replay_reset",
+            resume,
+            &json!({ "last_event_id": after, "latest_id": known }),
+        );
+        self.push(OutboundFrame::control(frame)).await?;
+        Ok(resume)
+    }
+
     /// Replays every event after `after` there is now; answers the last id
     /// read. Memory first: once it no longer reaches back far enough (the
     /// resume point is older, or the window moved on meanwhile), the store.
@@ -179,7 +230,7 @@ impl ReplayJob {
         // can have missed pruned ones.
         if first_read || position != after {
             let pruned_through = self.store.pruned_through().await?;
-            if position < pruned_through {
+            if position < pruned_through && !self.task_is_whole() {
                 let frame = sse_frame::encode_control(
                     "replay_truncated",
                     &json!({ "last_event_id": position, "oldest_available_id": EventId(pruned_through.0 + 1) }),
@@ -203,6 +254,16 @@ impl ReplayJob {
             }
         }
         Ok(cursor.position())
+    }
+
+    /// A task stream's task is younger than retention: none of its events
+    /// can have been removed, whatever else was (its stream from the start
+    /// is whole, though older events of other streams are gone).
+    fn task_is_whole(&self) -> bool {
+        let cutoff = now_ms() - self.retention.as_millis() as i64;
+        self.task_state
+            .as_ref()
+            .is_some_and(|task| task.created_at_ms > cutoff)
     }
 
     /// One missed event: into the task's catch-up, or its frame (`frame`

@@ -397,6 +397,113 @@ async fn a_resume_older_than_retention_first_receives_replay_truncated() {
     assert_eq!(first.id_number(), Some(live), "{first:?}");
 }
 
+/// A task younger than retention has all its events, however much else
+/// retention removed: its stream from the start says nothing of a gap.
+#[actix_web::test]
+async fn a_task_younger_than_retention_is_never_reported_truncated() {
+    // Arrange: events kept for two seconds, all pruned, then a new task.
+    let app = spawn_app_with(|s| s.retention = Duration::from_secs(2)).await;
+    let old = app.publish_one(&json!({"event_type": "commit"})).await;
+    eventually(LONG, "retention to prune the event", || async {
+        let mut probe = app
+            .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+            .await;
+        let first = probe.next_message(Duration::from_millis(300)).await?;
+        first.is("replay_truncated").then_some(())
+    })
+    .await;
+    let created = app.post_json("/tasks", &json!({"task_id": "young"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let text = app
+        .post_json("/tasks/young/text", &json!({"delta": "all here"}))
+        .await;
+    assert_eq!(text.status().as_u16(), 202);
+
+    // Act: its first viewer, and one resuming from before every id.
+    for resume in [None, Some(old.to_string())] {
+        let headers: Vec<(&str, &str)> = resume
+            .as_deref()
+            .map(|id| vec![("Last-Event-ID", id)])
+            .unwrap_or_default();
+        let mut stream = app.open_stream("/tasks/young/events", &headers).await;
+
+        // Assert: the text, then the state; no word of truncation.
+        let first = stream.next_message(SHORT).await.expect("the text");
+        assert!(first.is("text"), "resume {resume:?}: {first:?}");
+        assert_eq!(first.json()["delta"], "all here");
+        let state = stream.next_message(SHORT).await.expect("the state");
+        assert!(state.is("progress"), "resume {resume:?}: {state:?}");
+        stream.assert_quiet(Duration::from_millis(200)).await;
+    }
+}
+
+/// A resume point past every id the store gave (a store wiped or restored
+/// from a backup since the client saw it) would filter out every live
+/// event as already seen: the stream is told (`replay_reset`, whose `id:`
+/// moves the client's resume point) and resumes where the store is.
+#[actix_web::test]
+async fn a_resume_point_past_the_stores_newest_id_is_reset_and_live_events_flow() {
+    // Arrange: a few events, and a task with text.
+    let app = spawn_app().await;
+    let mut newest = 0;
+    for _ in 0..3 {
+        newest = app.publish_one(&json!({"event_type": "commit"})).await;
+    }
+    let created = app
+        .post_json("/tasks", &json!({"task_id": "restored"}))
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let text = app
+        .post_json("/tasks/restored/text", &json!({"delta": "before "}))
+        .await;
+    let text: serde_json::Value = text.json().await.expect("ids");
+    newest = newest.max(text["ids"][0].as_i64().expect("an id"));
+    let ahead = (newest + 1000).to_string();
+
+    // Act / Assert: an event stream resumes at the newest id.
+    let mut events = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &ahead)])
+        .await;
+    let reset = events.next_message(SHORT).await.expect("the reset");
+    assert!(reset.is("replay_reset"), "{reset:?}");
+    assert_eq!(
+        reset.id_number(),
+        Some(newest),
+        "the new resume point: {reset:?}"
+    );
+    assert_eq!(reset.json()["last_event_id"], newest + 1000);
+    assert_eq!(reset.json()["latest_id"], newest);
+    let live = app.publish_one(&json!({"event_type": "commit"})).await;
+    let event = events.next_message(SHORT).await.expect("the live event");
+    assert_eq!(event.id_number(), Some(live), "{event:?}");
+
+    // A task stream resumes from the task's start: its whole text rolled up.
+    let mut task = app
+        .open_stream("/tasks/restored/events", &[("Last-Event-ID", &ahead)])
+        .await;
+    let reset = task.next_message(SHORT).await.expect("the reset");
+    assert!(reset.is("replay_reset"), "{reset:?}");
+    assert_eq!(reset.id_number(), Some(0), "{reset:?}");
+    let text = task.next_message(SHORT).await.expect("the text");
+    assert!(text.is("text"), "{text:?}");
+    assert_eq!(text.json()["delta"], "before ");
+    let state = task.next_message(SHORT).await.expect("the state");
+    assert!(state.is("progress"), "{state:?}");
+    let more = app
+        .post_json("/tasks/restored/text", &json!({"delta": "and after"}))
+        .await;
+    assert_eq!(more.status().as_u16(), 202);
+    let live = task.next_message(SHORT).await.expect("the live text");
+    assert_eq!(live.json()["delta"], "and after", "{live:?}");
+
+    // A resume point the store knows is never reset.
+    let mut known = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &newest.to_string())])
+        .await;
+    let first = known.next_message(SHORT).await.expect("the event after it");
+    assert!(first.is("commit"), "{first:?}");
+}
+
 /// A stored row that no longer decodes (edited by hand) is skipped: the
 /// replay goes on past it, also when it sits in a full page.
 #[actix_web::test]

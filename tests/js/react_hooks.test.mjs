@@ -207,6 +207,24 @@ test("text is never doubled across a reconnect: the broker's rolled-up `text` af
   assert.deepEqual(connects, ["c1", "c2"], "onConnect again after the reconnect");
 });
 
+test("a `replay_reset` (the broker's store no longer knew the resume point) replaces the text with the whole text that follows", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-reset", { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("text", { delta: "Hello" }, "905"));
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  assert.equal(resumeId(latest()), "905");
+  // The broker's store was restored from a backup: it resumes the task from its start.
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("replay_reset", { last_event_id: 905, latest_id: 12 }, "0"));
+  send(() => latest().emit("text", { delta: "Hello, world" }, "11"));
+  assert.equal(result.current.text, "Hello, world", "not doubled");
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  assert.equal(resumeId(latest()), "11", "the next resume is from the new ids");
+});
+
 test("with autoReconnect false a network error ends the stream at once", (t) => {
   fakeTime(t);
   const disconnects = [];

@@ -51,6 +51,7 @@ const BROKER_EVENTS = [
   "heartbeat",
   "shutdown",
   "replay_truncated",
+  "replay_reset",
   "subscription_updated",
   "token_expiring",
   "token_expired",

@@ -209,6 +209,12 @@ export function useTaskStream(taskId, options = {}) {
     },
     setup: (client, guard) => {
       ended.current = false;
+      // The broker no longer knew the resume point (its store was replaced):
+      // the task's whole text comes again, so what was shown goes.
+      client.on(
+        "replay_reset",
+        guard(() => update((s) => ({ ...s, text: "" }))),
+      );
       client.on(
         "complete",
         guard((_, data) => {
