@@ -38,17 +38,21 @@ pub struct StreamQuery {
 }
 
 /// The value of `Last-Event-ID` (header first, then query); empty = none.
+/// An empty header gives way to the query (a browser never sends one
+/// empty; a proxy or client library that blanks it must not drop the
+/// resume point the query carries).
 pub(super) fn resume_point(
     req: &HttpRequest,
     query: &StreamQuery,
 ) -> Result<Option<EventId>, ApiError> {
+    let given = |raw: &&str| !raw.trim().is_empty();
     let header = req
         .headers()
         .get("Last-Event-ID")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    match header.or(query.last_event_id.as_deref()) {
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .filter(given);
+    match header.or(query.last_event_id.as_deref().filter(given)) {
         None => Ok(None),
-        Some(raw) if raw.trim().is_empty() => Ok(None),
         Some(raw) => Ok(Some(EventId::parse(raw)?)),
     }
 }

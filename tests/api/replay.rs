@@ -310,6 +310,21 @@ async fn the_header_wins_over_the_query() {
     let event = stream.next_message(SHORT).await.expect("a replayed event");
     assert_eq!(event.id_number(), Some(ids[3]));
     stream.assert_quiet(Duration::from_millis(200)).await;
+
+    // An empty header gives way to the query.
+    let mut blanked = app
+        .open_stream(
+            &format!("/sse/events?last_event_id={}", ids[1]),
+            &[("Last-Event-ID", "")],
+        )
+        .await;
+    let replayed: Vec<Option<i64>> = blanked
+        .take_messages(2, SHORT)
+        .await
+        .iter()
+        .map(|e| e.id_number())
+        .collect();
+    assert_eq!(replayed, [Some(ids[2]), Some(ids[3])]);
 }
 
 #[actix_web::test]
