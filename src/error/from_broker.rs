@@ -204,6 +204,9 @@ impl From<UploadError> for ApiError {
             }
             UploadError::Idle(_) => Self::new(ErrorCode::RequestTimeout, message),
             UploadError::Body => Self::new(ErrorCode::MalformedRequest, message),
+            // The task's own refusal, its code kept, its message naming the line.
+            UploadError::Line { error, .. } => Self::new(Self::from(error).code, message),
+            UploadError::Superseded => Self::new(ErrorCode::UploadSuperseded, message),
             UploadError::Task(error) => error.into(),
         }
     }

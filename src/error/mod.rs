@@ -42,6 +42,8 @@ pub enum ErrorCode {
     TaskExists,
     TaskCancelled,
     TaskFinished,
+    /// A newer upload to the task took over.
+    UploadSuperseded,
     Conflict,
     Unauthorized,
     Forbidden,
@@ -68,9 +70,11 @@ impl ErrorCode {
             | Self::InvalidQuery
             | Self::InvalidTaskId
             | Self::InvalidChatId => StatusCode::BAD_REQUEST,
-            Self::TaskExists | Self::TaskCancelled | Self::TaskFinished | Self::Conflict => {
-                StatusCode::CONFLICT
-            }
+            Self::TaskExists
+            | Self::TaskCancelled
+            | Self::TaskFinished
+            | Self::UploadSuperseded
+            | Self::Conflict => StatusCode::CONFLICT,
             Self::InvalidField | Self::UnknownEventType | Self::InvalidPayload => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -115,6 +119,7 @@ impl ErrorCode {
             Self::TaskExists => "task_exists",
             Self::TaskCancelled => "task_cancelled",
             Self::TaskFinished => "task_finished",
+            Self::UploadSuperseded => "upload_superseded",
             Self::Conflict => "conflict",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",

@@ -36,7 +36,9 @@ pub struct UploadAnswer {
 /// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"progress",
 /// "stage"?, "message"?}`, `{"complete": {"result"?}}`, `{"fail":
 /// {"error"}}`), or `text/event-stream` carrying an OpenAI Chat Completions
-/// stream or an AI SDK UI message stream, piped straight in.
+/// stream or an AI SDK UI message stream, piped straight in. A task has
+/// one upload at a time: a newer one (a retry) takes over from an older one
+/// still open, which is answered 409 `upload_superseded` at once.
 #[utoipa::path(
     tag = "tasks",
     params(("id" = String, Path, description = "Task id")),
@@ -45,10 +47,10 @@ pub struct UploadAnswer {
         (status = 200, description = "The body ended; everything in it is applied", body = UploadAnswer),
         (status = 404, description = "No such task", body = crate::error::ErrorBody),
         (status = 408, description = "The producer sent nothing for --body-read-timeout-secs", body = crate::error::ErrorBody),
-        (status = 409, description = "The task was cancelled (answered at once, the upload closed) or is finished", body = crate::error::ErrorBody),
+        (status = 409, description = "The task was cancelled (`task_cancelled`, answered at once, the upload closed), is finished (`task_finished`, naming the line), or a newer upload to it took over (`upload_superseded`, at once)", body = crate::error::ErrorBody),
         (status = 413, description = "A line over --max-body-bytes", body = crate::error::ErrorBody),
         (status = 415, description = "Neither NDJSON nor an event stream", body = crate::error::ErrorBody),
-        (status = 422, description = "A malformed line, named; the lines before it stay applied", body = crate::error::ErrorBody),
+        (status = 422, description = "A malformed line, or one the task refuses (a progress out of range or going backwards), named; the lines before it stay applied", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/stream")]

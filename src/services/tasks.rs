@@ -8,16 +8,16 @@
 use std::{sync::Arc, time::Duration};
 
 use actix::Addr;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten};
+pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten, UploadWatch};
 use crate::{
     actors::{
-        live_tasks::{LiveTasks, PeekTask, WatchTask, WriteTask, Writing},
+        live_tasks::{LiveTasks, OpenUpload, PeekTask, WriteTask, Writing},
         persister::PersistError,
     },
     auth::Principal,
-    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
+    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, now_ms},
     store::EventStore,
     telemetry::Metrics,
 };
@@ -226,11 +226,12 @@ impl TaskService {
             .await
     }
 
-    /// The task's status as its writes change it on this instance; `None`
-    /// while nobody writes to it here.
-    pub async fn watch(&self, task_id: &TaskId) -> Option<watch::Receiver<TaskStatus>> {
+    /// Claims the task's upload on this instance: its status as writes
+    /// change it, and whether a newer upload took over; `None` for a task
+    /// that cannot be loaded.
+    pub async fn open_upload(&self, task_id: &TaskId) -> Option<UploadWatch> {
         self.live
-            .send(WatchTask {
+            .send(OpenUpload {
                 task_id: task_id.clone(),
             })
             .await

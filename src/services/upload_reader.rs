@@ -48,14 +48,15 @@ impl Reader {
         }
     }
 
-    /// The instructions of `chunk` (and what earlier chunks left unfinished);
-    /// `last` reads an unterminated final NDJSON line too. The instructions
-    /// before a malformed line come back with its error, so they are applied.
+    /// The instructions of `chunk` (and what earlier chunks left unfinished),
+    /// each with its line; `last` reads an unterminated final NDJSON line
+    /// too. The instructions before a malformed line come back with its
+    /// error, so they are applied.
     pub(super) fn read(
         &mut self,
         chunk: &[u8],
         last: bool,
-    ) -> (Vec<Instruction>, Option<ReadError>) {
+    ) -> (Vec<(u64, Instruction)>, Option<ReadError>) {
         let mut out = Vec::new();
         let error = self.read_into(chunk, last, &mut out).err();
         (out, error)
@@ -65,7 +66,7 @@ impl Reader {
         &mut self,
         chunk: &[u8],
         last: bool,
-        out: &mut Vec<Instruction>,
+        out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
         match self {
             Self::NdJson {
@@ -86,7 +87,7 @@ impl Reader {
                             limit: *max,
                         });
                     }
-                    out.push(ndjson(&pending[start..end], *line)?);
+                    out.push((*line, ndjson(&pending[start..end], *line)?));
                     start = end + 1;
                     from = start;
                 }
@@ -100,7 +101,7 @@ impl Reader {
                 }
                 if last && !pending.is_empty() {
                     *line += 1;
-                    out.push(ndjson(pending, *line)?);
+                    out.push((*line, ndjson(pending, *line)?));
                     pending.clear();
                     *scanned = 0;
                 }
@@ -112,13 +113,10 @@ impl Reader {
                         Ok(Some(sse)) => {
                             // Named by its last line: the blank line that
                             // ended it is the one the parser just read.
-                            let instruction = event_stream_data(&sse.data).map_err(|reason| {
-                                ReadError::Malformed {
-                                    line: parser.lines_read() - 1,
-                                    reason,
-                                }
-                            })?;
-                            out.push(instruction);
+                            let line = parser.lines_read() - 1;
+                            let instruction = event_stream_data(&sse.data)
+                                .map_err(|reason| ReadError::Malformed { line, reason })?;
+                            out.push((line, instruction));
                         }
                         Ok(None) => break,
                         Err(SseParseError::LineTooLong { .. }) => {
@@ -156,10 +154,10 @@ fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, ReadError> {
 mod tests {
     use super::*;
 
-    fn deltas(instructions: &[Instruction]) -> Vec<String> {
+    fn deltas(instructions: &[(u64, Instruction)]) -> Vec<String> {
         instructions
             .iter()
-            .map(|i| match i {
+            .map(|(_, i)| match i {
                 Instruction::Delta { text, .. } => text.clone(),
                 other => panic!("not a delta: {other:?}"),
             })

@@ -8,19 +8,21 @@
 //! and one `text` event, and a producer faster than that is slowed by TCP.
 //! A cancel while the producer is between chunks ends the upload
 //! at once (409), so it stops paying for tokens; a line that does not parse
-//! ends it with 422 naming the line, the lines before it staying applied; a
-//! body that ends without a terminal line leaves the task running.
+//! or that the task refuses ends it naming the line, the lines before it
+//! staying applied; a body that ends without a terminal line leaves the
+//! task running. A task has one upload at a time on an instance: a newer
+//! one (a producer's retry) takes over, and the older ends at once (409
+//! `upload_superseded`), so two bodies never interleave their text.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
-use tokio::sync::watch;
 
 pub use super::upload_reader::ReadError;
 use super::{
     generation_input::{Instruction, UploadFormat},
-    tasks::{Delta, TaskService, TaskWriteError},
+    tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
     upload_reader::Reader,
 };
 use crate::{
@@ -56,8 +58,25 @@ pub enum UploadError {
     Idle(Duration),
     #[error("the upload's body could not be read")]
     Body,
+    /// The task refused what a line asked (a progress out of range or
+    /// going backwards, a write after the task finished).
+    #[error("line {line}: {error}")]
+    Line { line: u64, error: TaskError },
+    #[error("a newer upload to this task took over; this one stopped")]
+    Superseded,
     #[error(transparent)]
     Task(#[from] TaskWriteError),
+}
+
+/// `error` from applying line `line`: named by it when it is about what the
+/// line asked, not about the task or the store.
+fn at_line(line: u64, error: TaskWriteError) -> UploadError {
+    match error {
+        TaskWriteError::Task(error) if error != TaskError::Cancelled => {
+            UploadError::Line { line, error }
+        }
+        other => UploadError::Task(other),
+    }
 }
 
 impl TaskService {
@@ -113,7 +132,7 @@ impl TaskService {
         let task = self.visible(principal, task_id).await?;
         let task_id = task.task_id;
         let mut reader = Reader::new(format, limits.max_line_bytes);
-        let mut status = self.watch(&task_id).await;
+        let mut upload = self.open_upload(&task_id).await;
         let (mut deltas, mut chars) = (0u64, 0u64);
         let mut ended = false;
         // The end of the coalescing window the last write opened.
@@ -121,8 +140,8 @@ impl TaskService {
         // One cancel watch and one idle timer for the whole upload, not a
         // new one per read: the timer is re-armed only when it goes off
         // while the producer is still within its idle allowance.
-        let cancel = cancelled(&mut status);
-        tokio::pin!(cancel);
+        let stop = stopped(&mut upload);
+        tokio::pin!(stop);
         let idle = tokio::time::sleep(limits.idle);
         tokio::pin!(idle);
         loop {
@@ -130,9 +149,7 @@ impl TaskService {
             let next = loop {
                 tokio::select! {
                     next = body.next() => break next,
-                    () = &mut cancel => {
-                        return Err(TaskWriteError::Task(TaskError::Cancelled).into());
-                    }
+                    stop = &mut stop => return Err(stop),
                     () = &mut idle => {
                         let due = waiting_since + limits.idle;
                         if tokio::time::Instant::now() >= due {
@@ -156,9 +173,7 @@ impl TaskService {
             {
                 tokio::select! {
                     () = tokio::time::sleep_until(end) => {}
-                    () = &mut cancel => {
-                        return Err(TaskWriteError::Task(TaskError::Cancelled).into());
-                    }
+                    stop = &mut stop => return Err(stop),
                 }
             }
             let (chunk, last) = match first {
@@ -169,9 +184,15 @@ impl TaskService {
             window_end = Some(written_at + self.text_coalesce());
             let (instructions, malformed) = reader.read(&chunk, last);
             let mut text = Vec::new();
-            for instruction in instructions {
+            // The line of the first delta `text` holds: a refused write of
+            // them is named by it.
+            let mut text_from = 0;
+            for (line, instruction) in instructions {
                 match instruction {
                     Instruction::Delta { text: delta, seq } => {
+                        if text.is_empty() {
+                            text_from = line;
+                        }
                         text.push(Delta { text: delta, seq });
                     }
                     Instruction::Nothing => {}
@@ -181,17 +202,23 @@ impl TaskService {
                     change => {
                         let (new, new_chars) = self
                             .append_counted(&task_id, std::mem::take(&mut text))
-                            .await?;
+                            .await
+                            .map_err(|error| at_line(text_from, error))?;
                         (deltas, chars) = (deltas + new, chars + new_chars);
                         ended |= matches!(
                             change,
                             Instruction::Complete { .. } | Instruction::Fail { .. }
                         );
-                        self.change(&task_id, as_change(change)).await?;
+                        self.change(&task_id, as_change(change))
+                            .await
+                            .map_err(|error| at_line(line, error))?;
                     }
                 }
             }
-            let (new, new_chars) = self.append_counted(&task_id, text).await?;
+            let (new, new_chars) = self
+                .append_counted(&task_id, text)
+                .await
+                .map_err(|error| at_line(text_from, error))?;
             (deltas, chars) = (deltas + new, chars + new_chars);
             if let Some(error) = malformed {
                 return Err(error.into());
@@ -267,6 +294,12 @@ fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
         Err(UploadError::Read(ReadError::LineTooLong { .. })) => "line_too_long",
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
+        Err(UploadError::Superseded) => "superseded",
+        Err(UploadError::Line {
+            error: TaskError::Finished(_),
+            ..
+        }) => "refused",
+        Err(UploadError::Line { .. }) => "invalid_line",
         Err(UploadError::Task(TaskWriteError::Task(TaskError::Cancelled))) => "cancelled",
         Err(UploadError::Task(TaskWriteError::NotFound)) => "not_found",
         Err(UploadError::Task(TaskWriteError::Task(_))) => "refused",
@@ -295,18 +328,23 @@ fn as_change(instruction: Instruction) -> TaskChange {
     }
 }
 
-/// Resolves once the watched task is cancelled; never without a watch.
-async fn cancelled(status: &mut Option<watch::Receiver<TaskStatus>>) {
-    match status {
-        Some(status) => {
-            if status
-                .wait_for(|s| *s == TaskStatus::Cancelled)
-                .await
-                .is_err()
-            {
-                std::future::pending::<()>().await;
-            }
+/// Resolves once the task is cancelled or a newer upload takes over, with
+/// why; never without a watch.
+async fn stopped(upload: &mut Option<UploadWatch>) -> UploadError {
+    let Some(UploadWatch {
+        status,
+        current,
+        claim,
+    }) = upload
+    else {
+        return std::future::pending().await;
+    };
+    let claim = *claim;
+    tokio::select! {
+        Ok(_) = status.wait_for(|s| *s == TaskStatus::Cancelled) => {
+            TaskWriteError::Task(TaskError::Cancelled).into()
         }
-        None => std::future::pending().await,
+        Ok(_) = current.wait_for(|upload| *upload != claim) => UploadError::Superseded,
+        else => std::future::pending().await,
     }
 }

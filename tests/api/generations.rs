@@ -636,3 +636,97 @@ async fn an_upload_that_says_the_generation_failed_fails_the_task_in_each_format
         assert_eq!(end.json()["error"], reason, "{id}: {end:?}");
     }
 }
+
+#[actix_web::test]
+async fn a_line_the_task_refuses_is_named_and_what_came_before_stays() {
+    let app = spawn_app().await;
+    for (id, body, status, code, message) in [
+        (
+            "out-of-range",
+            "{\"delta\": \"kept \"}\n{\"progress\": 150}\n{\"delta\": \"lost\"}\n",
+            422,
+            "invalid_field",
+            "line 2: progress must be a number between 0 and 100",
+        ),
+        (
+            "backwards",
+            "{\"progress\": 50}\n{\"delta\": \"kept \"}\n{\"progress\": 10}\n",
+            422,
+            "invalid_field",
+            "line 3: progress may not go backwards",
+        ),
+        (
+            "after-the-end",
+            "{\"delta\": \"kept \"}\n{\"complete\": {}}\n{\"delta\": \"lost\"}\n",
+            409,
+            "task_finished",
+            "line 3: the task is already completed",
+        ),
+    ] {
+        create(&app, id).await;
+        let upload = Upload::start(&app, id, "application/x-ndjson");
+        upload.send(body).await;
+        let answer = upload.finish().await;
+
+        let refused = assert_error(answer, status, code).await;
+        let said = refused["error"]["message"].as_str().expect("a message");
+        assert!(said.starts_with(message), "{id}: {said}");
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let text = late.next_message(SHORT).await.expect("the text so far");
+        assert_eq!(text_of(&[text]), "kept ", "{id}");
+    }
+}
+
+#[actix_web::test]
+async fn a_newer_upload_takes_over_and_the_older_ends_at_once() {
+    // Arrange: an upload that wrote, and still looks open to the broker
+    // (its producer timed out and retries).
+    let app = spawn_app().await;
+    create(&app, "retried").await;
+    let first = Upload::start(&app, "retried", "application/x-ndjson");
+    first.send("{\"delta\": \"One \", \"seq\": 1}\n").await;
+    crate::helpers::eventually(SHORT, "the first token to be stored", || async {
+        let task = app.get_json("/tasks/retried").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act: the retry opens a second upload to the same task.
+    let second = Upload::start(&app, "retried", "application/x-ndjson");
+    second.send("{\"delta\": \"One \", \"seq\": 1}\n").await;
+
+    // Assert: the first is answered at once, its body still open.
+    let answer = tokio::time::timeout(SHORT, first.answer)
+        .await
+        .expect("the older upload answered without waiting for its body")
+        .expect("the upload task");
+    assert_error(answer, 409, "upload_superseded").await;
+    // What the older one sends now goes nowhere.
+    let _ = first
+        .body
+        .send(Ok(Bytes::from_static(b"{\"delta\": \"stale \"}\n")))
+        .await;
+    second
+        .send("{\"delta\": \"two\", \"seq\": 2}\n{\"complete\": {}}\n")
+        .await;
+    let answer = second.finish().await;
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("JSON");
+    assert_eq!(
+        answer["deltas"], 1,
+        "the repeated seq is not counted: {answer}"
+    );
+    let mut late = app.open_stream("/tasks/retried/events", &[]).await;
+    let events = late.read_to_end(SHORT).await;
+    assert_eq!(
+        text_of(&events),
+        "One two",
+        "no text of the older upload after the takeover"
+    );
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let superseded = [("format", "ndjson"), ("outcome", "superseded")];
+    assert_eq!(
+        labelled_sum(&metrics, "sse_task_uploads_total", &superseded),
+        1.0
+    );
+}

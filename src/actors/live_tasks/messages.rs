@@ -74,24 +74,44 @@ impl Handler<PeekTask> for LiveTasks {
 
 /// The task's status as it changes here (a stored cancel, a reload after
 /// another instance ended it): an upload watches it to stop at once.
+///
+/// It also claims the task's upload: the newest upload to a task is the
+/// one that writes, and an older one sees `current` move past its `claim`.
 #[derive(Message)]
-#[rtype(result = "Option<watch::Receiver<TaskStatus>>")]
-pub struct WatchTask {
+#[rtype(result = "Option<UploadWatch>")]
+pub struct OpenUpload {
     pub task_id: TaskId,
 }
 
-impl Handler<WatchTask> for LiveTasks {
-    type Result = actix::ResponseFuture<Option<watch::Receiver<TaskStatus>>>;
+/// What an open upload watches.
+pub struct UploadWatch {
+    pub status: watch::Receiver<TaskStatus>,
+    /// The claim of the task's newest upload.
+    pub current: watch::Receiver<u64>,
+    /// This upload's claim.
+    pub claim: u64,
+}
+
+impl Handler<OpenUpload> for LiveTasks {
+    type Result = actix::ResponseFuture<Option<UploadWatch>>;
 
     /// Loads the task if need be, so an upload that has not written yet
     /// sees a cancel too; `None` only for a task that cannot be loaded.
-    fn handle(&mut self, msg: WatchTask, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: OpenUpload, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
         self.with_live(msg.task_id, ctx, move |act, task_id, held, _| {
             let watch = held
                 .ok()
                 .and_then(|()| act.tasks.get(&task_id))
-                .map(|live| live.status.subscribe());
+                .map(|live| {
+                    let claim = *live.upload.borrow() + 1;
+                    live.upload.send_replace(claim);
+                    UploadWatch {
+                        status: live.status.subscribe(),
+                        current: live.upload.subscribe(),
+                        claim,
+                    }
+                });
             let _ = reply.send(watch);
         });
         Box::pin(async move { answer.await.ok().flatten() })

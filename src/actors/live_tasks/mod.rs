@@ -36,7 +36,7 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
 use tokio::sync::watch;
 
 pub use error::TaskWriteError;
-pub use messages::{PeekTask, WatchTask, WriteReply, WriteTask, Writing};
+pub use messages::{OpenUpload, PeekTask, UploadWatch, WriteReply, WriteTask, Writing};
 use ops::Op;
 pub use ops::{Delta, TaskWritten};
 
@@ -63,6 +63,8 @@ struct LiveTask {
     /// task's events keep their order.
     in_flight: bool,
     status: watch::Sender<TaskStatus>,
+    /// The claim of the task's newest upload (see [`OpenUpload`]).
+    upload: watch::Sender<u64>,
     touched: Instant,
     /// When a write that wrote the task's row was made (`None`: the row may
     /// be behind the memory, e.g. just loaded with a later `seq`).
@@ -80,6 +82,7 @@ impl LiveTask {
             ops: VecDeque::new(),
             in_flight: false,
             status,
+            upload: watch::Sender::new(0),
             touched: Instant::now(),
             row_written: None,
         }

@@ -72,6 +72,8 @@ impl Metrics {
                 "idle",
                 "aborted",
                 "cancelled",
+                "superseded",
+                "invalid_line",
                 "not_found",
                 "refused",
                 "unavailable",
