@@ -78,10 +78,34 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// Refuses a body sent with a `Content-Encoding` (gzip, br, …): the broker
+/// reads bodies as sent, so a compressed one would be taken for broken JSON
+/// and a plain one mislabelled would be read as if it were plain. 415, as
+/// RFC 9110 §15.5.16 has it, before any of the body is read.
+pub(super) fn uncompressed(req: &HttpRequest) -> Result<(), ApiError> {
+    let coded = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+    match coded {
+        None => Ok(()),
+        Some(coding) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "Content-Encoding {} is not supported; send the body uncompressed",
+                crate::domain::quoted_input(coding)
+            ),
+        )),
+    }
+}
+
 /// Reads the whole body, within the size limit and the read timeout: a
 /// client that trickles its body would otherwise hold its connection (and a
 /// worker's attention) for as long as it likes.
 async fn read_body(req: HttpRequest, payload: Payload) -> Result<web::BytesMut, ApiError> {
+    uncompressed(&req)?;
     let limits = BodyLimit::of(&req);
     tokio::time::timeout(
         limits.read_timeout,

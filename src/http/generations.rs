@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    extract::{Authenticated, BodyLimit, JsonBody, Publish},
+    extract::{Authenticated, BodyLimit, JsonBody, Publish, uncompressed},
     tasks::task_id,
 };
 use crate::{
@@ -49,7 +49,7 @@ pub struct UploadAnswer {
         (status = 408, description = "The producer sent nothing for --body-read-timeout-secs", body = crate::error::ErrorBody),
         (status = 409, description = "The task was cancelled (`task_cancelled`, answered at once, the upload closed), is finished (`task_finished`, naming the line), or a newer upload to it took over (`upload_superseded`, at once)", body = crate::error::ErrorBody),
         (status = 413, description = "A line over --max-body-bytes", body = crate::error::ErrorBody),
-        (status = 415, description = "Neither NDJSON nor an event stream", body = crate::error::ErrorBody),
+        (status = 415, description = "Neither NDJSON nor an event stream, or a compressed body (`Content-Encoding`)", body = crate::error::ErrorBody),
         (status = 422, description = "A malformed line, or one the task refuses (a progress out of range or going backwards), named; the lines before it stay applied", body = crate::error::ErrorBody),
     )
 )]
@@ -73,6 +73,7 @@ pub async fn upload(
             "send the generation as application/x-ndjson or text/event-stream",
         )
     })?;
+    uncompressed(&req)?;
     let body_limit = BodyLimit::of(&req);
     let limits = UploadLimits {
         max_line_bytes: body_limit.max_bytes,

@@ -25,7 +25,9 @@ use utoipa::{
             HTTP/1.1) or `invalid_query` (a query string over 16 KiB); 404 `not_found` \
             (unknown path); 405 `method_not_allowed` (with `Allow`); 408 `request_timeout` \
             (first request head not complete in 5 s); 431 `headers_too_large` (headers over \
-            32 KiB or more than 96 fields); 403 `cors_origin_not_allowed` or \
+            32 KiB or more than 96 fields); 415 `unsupported_media_type` (a request body \
+            sent with a `Content-Encoding`: bodies are read uncompressed); 403 \
+            `cors_origin_not_allowed` or \
             `cors_request_not_allowed` (a refused CORS preflight); 503 `shutting_down`, \
             `store_unavailable` or `store_outcome_unknown` (the store did not answer within \
             `--store-timeout-ms`), `auth_unavailable` (signing keys not fetched yet), with \

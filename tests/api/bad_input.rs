@@ -415,3 +415,61 @@ async fn a_null_body_where_the_body_is_optional_is_no_body() {
     // Where a body is required, `null` is not one.
     assert_error(required, 422, "invalid_field").await;
 }
+
+/// A body sent with a `Content-Encoding` is refused, 415, before it is
+/// read: a compressed body would be taken for broken JSON, and a plain one
+/// mislabelled would be read as if the label were not there.
+#[actix_web::test]
+async fn a_compressed_request_body_is_415_and_nothing_of_it_is_applied() {
+    let app = spawn_app().await;
+    let created = app
+        .post_json("/tasks", &json!({"task_id": "plain-only"}))
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let send = |path: &str, content_type: &str, encoding: &str, body: &str| {
+        app.api_client
+            .post(app.url(path))
+            .header("Content-Type", content_type)
+            .header("Content-Encoding", encoding)
+            .body(body.to_owned())
+            .send()
+    };
+    let event = r#"{"event_type": "commit", "data": {"n": 1}}"#;
+    for (path, content_type, encoding, body) in [
+        ("/sse/publish", "application/json", "gzip", event),
+        ("/sse/publish", "application/json", "br", event),
+        ("/sse/publish", "application/json", "identity, zstd", event),
+        (
+            "/tasks/plain-only/text",
+            "application/json",
+            "gzip",
+            r#"{"delta": "x"}"#,
+        ),
+        (
+            "/tasks/plain-only/stream",
+            "application/x-ndjson",
+            "deflate",
+            "{\"delta\": \"x\"}\n",
+        ),
+    ] {
+        let response = send(path, content_type, encoding, body)
+            .await
+            .expect("sent");
+        let refused = assert_error(response, 415, "unsupported_media_type").await;
+        let message = refused["error"]["message"].as_str().expect("a message");
+        assert!(
+            message.contains("Content-Encoding"),
+            "{path} {encoding}: {message}"
+        );
+    }
+    let history = app.get_json("/sse/history").await;
+    assert_eq!(history["events"], json!([]), "nothing was stored");
+    let task = app.get_json("/tasks/plain-only").await;
+    assert_eq!(task["status"], "pending", "nothing was written: {task}");
+
+    // `identity` is no coding at all.
+    let accepted = send("/sse/publish", "application/json", "identity", event)
+        .await
+        .expect("sent");
+    assert_eq!(accepted.status().as_u16(), 202);
+}
