@@ -1,6 +1,6 @@
 //! `GET /health` (and `HEAD`) and `GET /metrics`.
 
-use actix_web::{HttpResponse, get, route, web};
+use actix_web::{HttpResponse, route, web};
 
 use crate::{
     error::{ApiError, ErrorCode},
@@ -37,7 +37,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
-#[get("/metrics")]
+#[route("/metrics", method = "GET", method = "HEAD")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = state.operations.metrics_text().map_err(|e| {
         tracing::error!(error.message = %e, "rendering metrics failed");

@@ -1,7 +1,7 @@
 //! `GET /sse/history`: stored events as JSON, oldest first, with the same
 //! filters and visibility rules as a stream.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, route, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, Query, Subscribe};
@@ -74,7 +74,7 @@ impl From<StoredEvent> for HistoryEvent {
         (status = 503, description = "Event store unavailable", body = crate::error::ErrorBody),
     )
 )]
-#[get("/sse/history")]
+#[route("/sse/history", method = "GET", method = "HEAD")]
 pub async fn history(
     state: web::Data<AppState>,
     query: Query<HistoryQuery>,

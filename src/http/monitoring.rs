@@ -1,6 +1,6 @@
 //! `/sse/stats`, `/sse/connections`, `/sse/monitoring`, `POST /sse/cleanup`.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, post, route, web};
 use serde::Deserialize;
 
 use super::extract::{Admin, Authenticated, OptionalJsonBody, Query};
@@ -15,7 +15,7 @@ const MAX_PAGE: usize = 1000;
 
 /// Counters of this instance.
 #[utoipa::path(tag = "monitoring", responses((status = 200, description = "Counters", body = StatsDocument)))]
-#[get("/sse/stats")]
+#[route("/sse/stats", method = "GET", method = "HEAD")]
 pub async fn stats(
     state: web::Data<AppState>,
     _auth: Authenticated<Admin>,
@@ -43,7 +43,7 @@ pub struct PageQuery {
         (status = 400, description = "Bad paging (`limit`, `offset`, `scope`)", body = crate::error::ErrorBody),
     )
 )]
-#[get("/sse/connections")]
+#[route("/sse/connections", method = "GET", method = "HEAD")]
 pub async fn connections(
     state: web::Data<AppState>,
     query: Query<PageQuery>,
@@ -78,7 +78,7 @@ pub async fn connections(
 
 /// The detailed monitoring document.
 #[utoipa::path(tag = "monitoring", responses((status = 200, description = "Monitoring document", body = MonitoringDocument)))]
-#[get("/sse/monitoring")]
+#[route("/sse/monitoring", method = "GET", method = "HEAD")]
 pub async fn monitoring(
     state: web::Data<AppState>,
     _auth: Authenticated<Admin>,

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the
 //! handlers' own `#[utoipa::path]` annotations as they are registered.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, route, web};
 use utoipa::{
     OpenApi,
     openapi::{
@@ -48,7 +48,7 @@ pub struct OpenApiJson(pub String);
     tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-#[get("/openapi.json")]
+#[route("/openapi.json", method = "GET", method = "HEAD")]
 pub async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

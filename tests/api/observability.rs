@@ -11,7 +11,7 @@ use crate::helpers::{SHORT, assert_error, eventually, sample_sum, spawn_app, spa
 /// each of them (static assets are checked in `assets.rs`).
 const ROUTES: [(&str, &[&str]); 27] = [
     ("/sse/events", &["get"]),
-    ("/sse/history", &["get"]),
+    ("/sse/history", &["get", "head"]),
     ("/sse/tickets", &["post"]),
     ("/sse/diagnose", &["get"]),
     ("/sse/connections/{id}/token", &["post"]),
@@ -30,13 +30,13 @@ const ROUTES: [(&str, &[&str]); 27] = [
     ("/sse/publish", &["post"]),
     ("/sse/test-event", &["post"]),
     ("/sse/subscribe", &["post"]),
-    ("/sse/stats", &["get"]),
-    ("/sse/connections", &["get"]),
-    ("/sse/monitoring", &["get"]),
+    ("/sse/stats", &["get", "head"]),
+    ("/sse/connections", &["get", "head"]),
+    ("/sse/monitoring", &["get", "head"]),
     ("/sse/cleanup", &["post"]),
     ("/health", &["get", "head"]),
-    ("/metrics", &["get"]),
-    ("/openapi.json", &["get"]),
+    ("/metrics", &["get", "head"]),
+    ("/openapi.json", &["get", "head"]),
 ];
 
 #[actix_web::test]
@@ -53,20 +53,40 @@ async fn health_is_200_and_healthy_with_its_checks() {
     );
 }
 
+/// Every document an operator or a probe reads answers `HEAD` as `GET`
+/// does, headers and status, with no body (RFC 9110 §9.3.2).
 #[actix_web::test]
-async fn health_answers_head_with_its_status_and_no_body() {
+async fn operator_documents_answer_head_with_their_status_and_no_body() {
     let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/sse/history",
+        "/sse/stats",
+        "/sse/connections",
+        "/sse/monitoring",
+    ] {
+        let got = client.get(app.url(path)).send().await.expect("GET");
+        let head = client.head(app.url(path)).send().await.expect("HEAD");
 
-    let response = reqwest::Client::new()
-        .head(app.url("/health"))
+        assert_eq!(head.status(), got.status(), "{path}");
+        assert_eq!(head.status().as_u16(), 200, "{path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            got.headers().get("content-type"),
+            "{path}"
+        );
+        assert_eq!(head.bytes().await.expect("the answer").len(), 0, "{path}");
+    }
+    // Refusals too: the status GET would get.
+    let refused = client
+        .head(app.url("/sse/history?limit=0"))
         .send()
         .await
-        .expect("HEAD /health");
-
-    assert_eq!(response.status().as_u16(), 200);
-    let content_type = response.headers()["content-type"].to_str().unwrap();
-    assert_eq!(content_type, "application/json");
-    assert_eq!(response.bytes().await.expect("the answer").len(), 0);
+        .expect("HEAD");
+    assert_eq!(refused.status().as_u16(), 400);
 }
 
 #[actix_web::test]
