@@ -184,10 +184,12 @@ pub async fn append_text(
         .tasks
         .append_visible(&auth.principal, &task_id(&id)?, deltas)
         .await?;
-    // Deltas of one request go into one `text` event (or none, when every
-    // one was a retry): each answers that event's id.
+    // The new deltas of one request go into one `text` event: each answers
+    // that event's id, a retried one `null`.
     let id = written.text_id.map(|id| id.0);
     Ok(HttpResponse::Accepted().json(TextResponse {
-        ids: vec![id; count],
+        ids: (0..count)
+            .map(|n| id.filter(|_| written.accepted_each.get(n).copied().unwrap_or(true)))
+            .collect(),
     }))
 }

@@ -484,21 +484,43 @@ async fn uploads_are_refused_as_the_contract_says() {
 async fn a_retried_seq_on_the_text_endpoint_never_doubles_text() {
     let app = spawn_app().await;
     create(&app, "retry").await;
-    for body in [
-        json!({"delta": "one ", "seq": 1}),
-        json!({"delta": "one ", "seq": 1}),
-        json!({"deltas": [{"delta": "two ", "seq": 2}, {"delta": "two ", "seq": 2}, "free "]}),
-        json!({"delta": "three", "seq": 3}),
-        json!({"delta": "one ", "seq": 1}),
+    // Each delta answers the id of the event it went into, a retried one
+    // `null` (`N` stands for the request's event id).
+    for (body, answer) in [
+        (json!({"delta": "one ", "seq": 1}), vec!["N"]),
+        (json!({"delta": "one ", "seq": 1}), vec!["null"]),
+        (
+            json!({"deltas": [{"delta": "two ", "seq": 2}, {"delta": "two ", "seq": 2}, "free "]}),
+            vec!["N", "null", "N"],
+        ),
+        (
+            json!({"deltas": [{"delta": "two ", "seq": 2}, {"delta": "three ", "seq": 3}]}),
+            vec!["null", "N"],
+        ),
+        (
+            json!({"deltas": [{"delta": "four", "seq": 5}, {"delta": "late", "seq": 4}]}),
+            vec!["N", "null"],
+        ),
+        (json!({"delta": "one ", "seq": 1}), vec!["null"]),
     ] {
         let response = app.post_json("/tasks/retry/text", &body).await;
         assert_eq!(response.status().as_u16(), 202, "{body}");
+        let ids: Value = response.json().await.expect("ids");
+        let ids = ids["ids"].as_array().expect("ids").clone();
+        let shape: Vec<&str> = ids
+            .iter()
+            .map(|id| if id.is_null() { "null" } else { "N" })
+            .collect();
+        assert_eq!(shape, answer, "{body}: {ids:?}");
+        let distinct: std::collections::BTreeSet<i64> =
+            ids.iter().filter_map(Value::as_i64).collect();
+        assert!(distinct.len() <= 1, "one event per request: {ids:?}");
     }
     app.post_json("/tasks/retry/complete", &json!({})).await;
     let mut late = app.open_stream("/tasks/retry/events", &[]).await;
     assert_eq!(
         text_of(&late.read_to_end(SHORT).await),
-        "one two free three"
+        "one two free three four"
     );
 }
 

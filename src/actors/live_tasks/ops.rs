@@ -36,6 +36,9 @@ pub struct TaskWritten {
     pub text_id: Option<EventId>,
     /// The deltas of this writer's text write that were new (not retries).
     pub accepted: usize,
+    /// Per delta of this writer's text write, in order: new (`true`) or a
+    /// retry of a `seq` already accepted (`false`).
+    pub accepted_each: Vec<bool>,
     /// The characters those deltas carried.
     pub chars: usize,
 }
@@ -48,6 +51,7 @@ impl TaskWritten {
             task,
             text_id,
             accepted: 0,
+            accepted_each: Vec::new(),
             chars: 0,
         }
     }
@@ -57,6 +61,7 @@ pub(super) struct Reply {
     sender: oneshot::Sender<Result<TaskWritten, TaskWriteError>>,
     /// Set once the writer's deltas are sorted from retries.
     accepted: usize,
+    accepted_each: Vec<bool>,
     chars: usize,
 }
 
@@ -65,6 +70,7 @@ impl Reply {
         Self {
             sender,
             accepted: 0,
+            accepted_each: Vec::new(),
             chars: 0,
         }
     }
@@ -80,6 +86,7 @@ impl Reply {
         let answer = answer.map(|written| TaskWritten {
             text_id: written.text_id.filter(|_| self.accepted > 0),
             accepted: self.accepted,
+            accepted_each: self.accepted_each,
             chars: self.chars,
             ..written
         });
@@ -233,8 +240,10 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             if let (Some(seq), Some(last)) = (delta.seq, last_seq)
                 && seq <= last
             {
+                reply.accepted_each.push(false);
                 continue;
             }
+            reply.accepted_each.push(true);
             numbered |= delta.seq.is_some();
             last_seq = delta.seq.or(last_seq);
             text.push_str(&delta.text);
