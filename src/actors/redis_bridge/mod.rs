@@ -28,6 +28,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 mod cluster_listing;
 mod cluster_renewal;
 mod control_call;
+mod echoes;
 mod ordering;
 mod presence;
 mod status;
@@ -35,6 +36,7 @@ mod wire;
 
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
 pub use cluster_renewal::RenewClusterStream;
+use echoes::LocalDeliveries;
 pub use status::{BridgeStatus, InstancePresence, LinkState};
 use wire::{ControlRequest, Envelope, WireEvent};
 
@@ -76,6 +78,8 @@ pub struct RedisBridge {
     reconnects: u64,
     repairs: u64,
     last_routed: EventId,
+    /// This instance's batches it delivered itself, to drop their echoes.
+    local: LocalDeliveries,
     repairing: bool,
     connecting: bool,
     /// A PING on the subscriber is in flight (see `probe`).
@@ -136,6 +140,7 @@ impl RedisBridge {
             reconnects: 0,
             repairs: 0,
             last_routed: EventId(0),
+            local: LocalDeliveries::default(),
             repairing: false,
             connecting: false,
             probing: false,
@@ -260,8 +265,10 @@ impl RedisBridge {
         else {
             return self.accept(route, ctx);
         };
+        let batch = self.local.next_batch();
         let envelope = Envelope {
             origin: self.instance_id.clone(),
+            batch: Some(batch),
             previous_id: route.previous_id.map(|id| id.0),
             events: route.events.iter().map(WireEvent::from).collect(),
         };
@@ -277,9 +284,11 @@ impl RedisBridge {
         let send = async move { connection.publish::<_, _, i64>(channel, payload).await };
         ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
             if let Err(error) = result {
-                // Not known to be on the bus: deliver here; ids dedupe the
-                // echo should it arrive after all.
+                // Not known to be on the bus: deliver here. Should it
+                // arrive after all (a hang, not a refusal), its echo is
+                // dropped: by id, and by batch for events without one.
                 act.mark_down(format!("publish failed: {error}"));
+                act.local.delivered_here(batch);
                 act.accept(route, ctx);
             }
         }));
@@ -345,10 +354,14 @@ impl StreamHandler<PushInfo> for RedisBridge {
                         return;
                     }
                 };
+                let echo = self
+                    .local
+                    .take_echo(envelope.origin == self.instance_id, envelope.batch);
                 let events = envelope
                     .events
                     .into_iter()
                     .filter_map(WireEvent::into_domain)
+                    .filter(|event| !echo || event.id.is_some())
                     .collect();
                 self.accept(
                     Route {

@@ -24,6 +24,9 @@ pub(super) struct WireEvent {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Envelope {
     pub origin: String,
+    /// The origin's number for this batch (absent from older instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
     pub previous_id: Option<i64>,
     pub events: Vec<WireEvent>,
 }

@@ -219,6 +219,25 @@ impl RedisServer {
         )
     }
 
+    /// SIGSTOPs the server: it hangs, its connections stay open (a network
+    /// partition, as its clients see it), until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// SIGKILLs the server: every client connection breaks at once.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -7,6 +7,7 @@
 //! database and cluster name, so they run in parallel.
 
 pub(crate) mod harness;
+mod redis_hang;
 mod shared_tasks;
 
 use std::{
@@ -30,7 +31,7 @@ use harness::{
 };
 
 /// `count` instances `a`, `b`, ... of one new cluster on `db` and `redis_url`.
-async fn start_cluster(db: &TestDb, redis_url: &str, count: usize) -> Vec<Node> {
+pub(super) async fn start_cluster(db: &TestDb, redis_url: &str, count: usize) -> Vec<Node> {
     let cluster = cluster_name();
     let all = (0..count)
         .map(|i| {
@@ -43,7 +44,7 @@ async fn start_cluster(db: &TestDb, redis_url: &str, count: usize) -> Vec<Node> 
     Node::start_all(all).await
 }
 
-fn is_healthy_with_redis_up(status: u16, body: &Value) -> bool {
+pub(super) fn is_healthy_with_redis_up(status: u16, body: &Value) -> bool {
     status == 200 && body["status"] == "healthy" && body["checks"]["redis"]["status"] == "up"
 }
 
