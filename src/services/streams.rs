@@ -15,7 +15,7 @@ use actix::Addr;
 use crate::{
     actors::{
         connection::{Connection, StreamEnvironment, StreamOptions},
-        redis_bridge::{RedisBridge, RenewClusterStream},
+        redis_bridge::{RedisBridge, RenewClusterStream, UpdateClusterSubscription},
         registry::{
             RegisterError, Registry, RenewError, RenewToken, UpdateSubscription,
             UpdateSubscriptionError,
@@ -265,16 +265,26 @@ impl StreamService {
         project_id: Option<&str>,
     ) -> Result<SubscriptionView, UpdateError> {
         let (event_types, project_id) = self.filter(principal, event_types, project_id)?;
-        let view = self
+        let update = || UpdateSubscription {
+            id,
+            event_types: event_types.clone(),
+            project_id: project_id.clone(),
+            requester: principal.user_id.clone(),
+        };
+        let here = self
             .registry()
-            .send(UpdateSubscription {
-                id,
-                event_types,
-                project_id,
-                requester: principal.user_id.clone(),
-            })
+            .send(update())
             .await
-            .map_err(|_| UpdateSubscriptionError::UnknownConnection)??;
+            .map_err(|_| UpdateSubscriptionError::UnknownConnection)?;
+        // A stream on another instance of the cluster: asked there (no
+        // sticky sessions needed).
+        let view = match (here, &self.cluster) {
+            (Err(UpdateSubscriptionError::UnknownConnection), Some(bridge)) => bridge
+                .send(UpdateClusterSubscription(update()))
+                .await
+                .map_err(|_| UpdateSubscriptionError::UnknownConnection)??,
+            (here, _) => here?,
+        };
         Ok(view)
     }
 }

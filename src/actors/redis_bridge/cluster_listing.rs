@@ -145,6 +145,22 @@ impl RedisBridge {
                 self.answer_renewal(reply_to, renewal, ctx);
                 return;
             }
+            ControlRequest::UpdateSubscription {
+                reply_to,
+                connection_id,
+                requester,
+                event_types,
+                project_id,
+            } => {
+                let update = super::cluster_subscription::update_of(
+                    &connection_id,
+                    requester.as_deref(),
+                    event_types.as_deref(),
+                    project_id.as_deref(),
+                );
+                self.answer_subscription(reply_to, update, ctx);
+                return;
+            }
         };
         let scope = ProjectAccess::from_list(projects.as_deref());
         let Some(mut publisher) = self.publisher.clone() else {

@@ -6,14 +6,11 @@
 //! instance holding it renews it and pushes its outcome onto a reply list;
 //! the others stay silent. No reply within the timeout: no such stream.
 
-use std::time::Duration;
-
 use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, WrapFuture};
-use redis::AsyncCommands;
 
 use super::{
     RedisBridge,
-    control_call::ControlCall,
+    control_call::NoAnswer,
     wire::{ControlRequest, RenewalReply, push_reply},
 };
 use crate::{
@@ -21,9 +18,6 @@ use crate::{
     domain::{ProjectAccess, UserId},
     stream::ConnectionId,
 };
-
-/// How long the asking instance waits for the holder's answer.
-const RENEWAL_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Renew a stream that is not on this instance.
 #[derive(Debug, Message)]
@@ -35,42 +29,23 @@ impl Handler<RenewClusterStream> for RedisBridge {
 
     fn handle(&mut self, msg: RenewClusterStream, _: &mut Context<Self>) -> Self::Result {
         let RenewClusterStream(renewal) = msg;
-        let ControlCall {
-            publisher,
-            client,
-            control,
-            reply_to,
-        } = self.control_call("renewal");
+        let call = self.control_call("renewal");
         let ask = async move {
-            let mut publisher = publisher.ok_or(RenewError::NotFound)?;
-            let request = ControlRequest::RenewToken {
-                reply_to: reply_to.clone(),
-                connection_id: renewal.id.to_string(),
-                user_id: renewal.user_id.as_ref().map(|u| u.as_str().to_owned()),
-                projects: renewal.projects.to_list(),
-                expires_at: renewal.expires_at,
-            };
-            let payload = serde_json::to_string(&request).unwrap_or_default();
-            let unavailable = |error: redis::RedisError| {
-                tracing::warn!(error.message = %error, "cannot ask the cluster for a stream's renewal");
-                RenewError::NotFound
-            };
-            publisher
-                .publish::<_, _, i64>(&control, payload)
+            let reply: RenewalReply = call
+                .ask_holder(|reply_to| ControlRequest::RenewToken {
+                    reply_to,
+                    connection_id: renewal.id.to_string(),
+                    user_id: renewal.user_id.as_ref().map(|u| u.as_str().to_owned()),
+                    projects: renewal.projects.to_list(),
+                    expires_at: renewal.expires_at,
+                })
                 .await
-                .map_err(unavailable)?;
-            // BLPOP blocks its connection: one of its own.
-            let mut waiting = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(unavailable)?;
-            let popped: Option<(String, String)> = waiting
-                .blpop(&reply_to, RENEWAL_TIMEOUT.as_secs_f64())
-                .await
-                .map_err(unavailable)?;
-            let reply: RenewalReply = popped
-                .and_then(|(_, body)| serde_json::from_str(&body).ok())
-                .ok_or(RenewError::NotFound)?;
+                .map_err(|no_answer| {
+                    if let NoAnswer::Unavailable(error) = no_answer {
+                        tracing::warn!(error.message = %error, "cannot ask the cluster for a stream's renewal");
+                    }
+                    RenewError::NotFound
+                })?;
             match reply.outcome.as_str() {
                 "renewed" => Ok(()),
                 "other_subject" => Err(RenewError::OtherSubject),

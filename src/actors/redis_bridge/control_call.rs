@@ -1,10 +1,17 @@
 //! What a request to the whole cluster over the control channel needs
-//! (a listing, a renewal): the publisher while the link is up, a client
-//! for the blocking wait, the channel, and a reply list of its own.
+//! (a listing, a renewal, a subscription change): the publisher while the
+//! link is up, a client for the blocking wait, the channel, and a reply
+//! list of its own.
 
-use redis::aio::ConnectionManager;
+use std::time::Duration;
 
-use super::{LinkState, RedisBridge};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::de::DeserializeOwned;
+
+use super::{LinkState, RedisBridge, wire::ControlRequest};
+
+/// How long a request about one stream waits for the instance holding it.
+pub(super) const HOLDER_TIMEOUT: Duration = Duration::from_millis(1500);
 
 pub(super) struct ControlCall {
     /// `None` while the link to Redis is down.
@@ -13,6 +20,47 @@ pub(super) struct ControlCall {
     pub control: String,
     /// The list every instance pushes its answer onto.
     pub reply_to: String,
+}
+
+/// Why a request about one stream got no answer.
+#[derive(Debug)]
+pub(super) enum NoAnswer {
+    /// Nobody answered in time: no instance holds the stream.
+    Silence,
+    /// The link to Redis is down or failed meanwhile.
+    Unavailable(String),
+}
+
+impl ControlCall {
+    /// Publishes `request` (made for this call's reply list) and waits for
+    /// the one instance holding the stream it is about to answer.
+    pub(super) async fn ask_holder<R: DeserializeOwned>(
+        self,
+        request: impl FnOnce(String) -> ControlRequest,
+    ) -> Result<R, NoAnswer> {
+        let unavailable = |error: redis::RedisError| NoAnswer::Unavailable(error.to_string());
+        let mut publisher = self
+            .publisher
+            .ok_or_else(|| NoAnswer::Unavailable("not connected".into()))?;
+        let payload = serde_json::to_string(&request(self.reply_to.clone())).unwrap_or_default();
+        publisher
+            .publish::<_, _, i64>(&self.control, payload)
+            .await
+            .map_err(unavailable)?;
+        // BLPOP blocks its connection: one of its own.
+        let mut waiting = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(unavailable)?;
+        let popped: Option<(String, String)> = waiting
+            .blpop(&self.reply_to, HOLDER_TIMEOUT.as_secs_f64())
+            .await
+            .map_err(unavailable)?;
+        popped
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+            .ok_or(NoAnswer::Silence)
+    }
 }
 
 impl RedisBridge {

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 mod cluster_listing;
 mod cluster_renewal;
+mod cluster_subscription;
 mod control_call;
 mod echoes;
 mod ordering;
@@ -36,6 +37,7 @@ mod wire;
 
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
 pub use cluster_renewal::RenewClusterStream;
+pub use cluster_subscription::UpdateClusterSubscription;
 use echoes::LocalDeliveries;
 pub use status::{BridgeStatus, InstancePresence, LinkState};
 use wire::{ControlRequest, Envelope, WireEvent};

@@ -83,6 +83,17 @@ pub(super) enum ControlRequest {
         projects: Option<Vec<String>>,
         expires_at: Option<u64>,
     },
+    /// Change stream `connection_id`'s filter if it is here and
+    /// `requester` may (owns it, or authentication is off), and push the
+    /// new subscription; stay silent otherwise.
+    UpdateSubscription {
+        reply_to: String,
+        connection_id: String,
+        requester: Option<String>,
+        /// `None`: every type.
+        event_types: Option<Vec<String>>,
+        project_id: Option<String>,
+    },
 }
 
 /// The holder's answer to `RenewToken`: `renewed`, `other_subject` or
@@ -90,6 +101,17 @@ pub(super) enum ControlRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct RenewalReply {
     pub outcome: String,
+}
+
+/// The holder's answer to `UpdateSubscription`: `updated` (with the new
+/// subscription) or `not_owner`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SubscriptionReply {
+    pub outcome: String,
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
 }
 
 /// One instance's answer to `ListConnections`.

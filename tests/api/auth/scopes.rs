@@ -469,3 +469,86 @@ async fn each_task_route_needs_exactly_its_scope() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// In a cluster a subscription change may land on any instance (no sticky
+/// sessions): the instance holding the stream applies it, for its owner
+/// only, and an unknown stream is 404 everywhere.
+#[actix_web::test]
+async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_the_stream() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let (a, b) = super::secured_cluster(dir.path()).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let alice = token("alice", "subscribe", &["p1", "p3"]);
+    let bob = token("bob", "subscribe", &["*"]);
+    let publisher = token("svc", "publish", &["*"]);
+    let response = client
+        .get(format!("{}/sse/events?event_types=commit", a.address))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("a stream");
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream
+        .next_event(crate::helpers::SHORT)
+        .await
+        .expect("connected");
+    let id = connected.json()["connection_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let change = |token: &str, id: &str, project: &str| {
+        client
+            .post(format!("{}/sse/subscribe", b.address))
+            .bearer_auth(token)
+            .json(
+                &json!({"connection_id": id, "event_types": ["risk_alert"], "project_id": project}),
+            )
+            .send()
+    };
+
+    // Another user's change through b: 403, and the stream is untouched.
+    let by_bob = change(&bob, &id, "p1").await.expect("sent");
+    assert_forbidden(by_bob, &[&bob]).await;
+    // Alice's own, through b: applied on a.
+    let by_alice = change(&alice, &id, "p3").await.expect("sent");
+    assert_eq!(by_alice.status().as_u16(), 200);
+    let answer: Value = by_alice.json().await.expect("JSON");
+    assert_eq!(answer["event_types"], json!(["risk_alert"]), "{answer}");
+    assert_eq!(answer["project_id"], "p3", "{answer}");
+    let updated = stream
+        .next_message(crate::helpers::SHORT)
+        .await
+        .expect("a subscription_updated frame");
+    assert!(updated.is("subscription_updated"), "{updated:?}");
+    assert_eq!(updated.json()["project_id"], "p3", "{updated:?}");
+    for (event_type, project) in [("commit", "p3"), ("risk_alert", "p1"), ("risk_alert", "p3")] {
+        let published = client
+            .post(format!("{}/sse/publish", b.address))
+            .bearer_auth(&publisher)
+            .json(
+                &json!({"event_type": event_type, "project_id": project, "data": {"to": project}}),
+            )
+            .send()
+            .await
+            .expect("published");
+        assert_eq!(published.status().as_u16(), 202);
+    }
+    let delivered = stream
+        .next_message(crate::helpers::SHORT)
+        .await
+        .expect("the event the new filter lets through");
+    assert!(delivered.is("risk_alert"), "{delivered:?}");
+    assert_eq!(delivered.json()["to"], "p3", "{delivered:?}");
+    stream
+        .assert_quiet(std::time::Duration::from_millis(300))
+        .await;
+
+    // No such stream anywhere: 404.
+    let unknown = change(&alice, "00000000-0000-4000-8000-000000000000", "p1")
+        .await
+        .expect("sent");
+    crate::helpers::assert_error(unknown, 404, "connection_not_found").await;
+}
