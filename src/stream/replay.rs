@@ -158,9 +158,11 @@ impl ReplayJob {
     /// another SQLite file): nothing after it would ever come, and live
     /// events at or below it would be held back as already seen, so the
     /// stream would stay silent. Such a stream is told (`replay_reset`,
-    /// whose `id:` is the new resume point) and resumes where the store
-    /// is: a task's stream from the start (its text rolls up), any other
-    /// at the newest id.
+    /// whose `id:` is the new resume point, 0) and replays what the store
+    /// holds from its start: every id it holds is news to a client whose
+    /// ids came from another store (a wiped one's new events would
+    /// otherwise be lost; a restored backup's are sent again, which the
+    /// reset frame lets the client know). A task's text rolls up as ever.
     async fn known_resume_point(&self) -> Result<EventId, ReplayError> {
         let after = self.after;
         if after == EventId(0)
@@ -180,11 +182,7 @@ impl ReplayJob {
         if after <= known {
             return Ok(after);
         }
-        let resume = if self.subscription.task_id.is_some() {
-            EventId(0)
-        } else {
-            known
-        };
+        let resume = EventId(0);
         tracing::info!(
             connection_id = %self.connection_id,
             last_event_id = after.0,

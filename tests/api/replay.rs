@@ -455,14 +455,15 @@ async fn a_task_younger_than_retention_is_never_reported_truncated() {
 /// A resume point past every id the store gave (a store wiped or restored
 /// from a backup since the client saw it) would filter out every live
 /// event as already seen: the stream is told (`replay_reset`, whose `id:`
-/// moves the client's resume point) and resumes where the store is.
+/// moves the client's resume point to 0) and replays what the store holds
+/// from its start, then goes live.
 #[actix_web::test]
-async fn a_resume_point_past_the_stores_newest_id_is_reset_and_live_events_flow() {
+async fn a_resume_point_past_the_stores_newest_id_is_reset_and_the_store_replayed() {
     // Arrange: a few events, and a task with text.
     let app = spawn_app().await;
-    let mut newest = 0;
+    let mut commits = Vec::new();
     for _ in 0..3 {
-        newest = app.publish_one(&json!({"event_type": "commit"})).await;
+        commits.push(app.publish_one(&json!({"event_type": "commit"})).await);
     }
     let created = app
         .post_json("/tasks", &json!({"task_id": "restored"}))
@@ -472,22 +473,35 @@ async fn a_resume_point_past_the_stores_newest_id_is_reset_and_live_events_flow(
         .post_json("/tasks/restored/text", &json!({"delta": "before "}))
         .await;
     let text: serde_json::Value = text.json().await.expect("ids");
-    newest = newest.max(text["ids"][0].as_i64().expect("an id"));
+    let newest = text["ids"][0].as_i64().expect("an id");
     let ahead = (newest + 1000).to_string();
 
-    // Act / Assert: an event stream resumes at the newest id.
+    // Act / Assert: an event stream replays the store from its start.
     let mut events = app
-        .open_stream("/sse/events", &[("Last-Event-ID", &ahead)])
+        .open_stream(
+            "/sse/events?event_types=commit",
+            &[("Last-Event-ID", &ahead)],
+        )
         .await;
     let reset = events.next_message(SHORT).await.expect("the reset");
     assert!(reset.is("replay_reset"), "{reset:?}");
     assert_eq!(
         reset.id_number(),
-        Some(newest),
+        Some(0),
         "the new resume point: {reset:?}"
     );
     assert_eq!(reset.json()["last_event_id"], newest + 1000);
     assert_eq!(reset.json()["latest_id"], newest);
+    let replayed: Vec<Option<i64>> = events
+        .take_messages(3, SHORT)
+        .await
+        .iter()
+        .map(|e| e.id_number())
+        .collect();
+    assert_eq!(
+        replayed,
+        commits.iter().map(|id| Some(*id)).collect::<Vec<_>>()
+    );
     let live = app.publish_one(&json!({"event_type": "commit"})).await;
     let event = events.next_message(SHORT).await.expect("the live event");
     assert_eq!(event.id_number(), Some(live), "{event:?}");
@@ -513,10 +527,13 @@ async fn a_resume_point_past_the_stores_newest_id_is_reset_and_live_events_flow(
 
     // A resume point the store knows is never reset.
     let mut known = app
-        .open_stream("/sse/events", &[("Last-Event-ID", &newest.to_string())])
+        .open_stream(
+            "/sse/events?event_types=commit",
+            &[("Last-Event-ID", &commits[1].to_string())],
+        )
         .await;
     let first = known.next_message(SHORT).await.expect("the event after it");
-    assert!(first.is("commit"), "{first:?}");
+    assert_eq!(first.id_number(), Some(commits[2]), "{first:?}");
 }
 
 /// A stored row that no longer decodes (edited by hand) is skipped: the

@@ -284,3 +284,63 @@ test("with getTicket an expired token reconnects with a fresh ticket instead of 
   assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("ticket"), "ticket-2");
   c.close();
 });
+
+test("the stream listens to every type the broker says it carries, so each advances the resume id (and a leader tab passes it on)", () => {
+  const c = client();
+  c.connect();
+  const source = FakeEventSource.latest();
+  source.emit("connected", { connection_id: "c1", event_types: ["commit", "file_change"] });
+  source.emit("file_change", { path: "a.rs" }, "7");
+  assert.equal(c.lastEventId, "7", "a type no handler of this tab wants still counts");
+  source.emit("subscription_updated", { event_types: ["deploy_done"] });
+  source.emit("deploy_done", {}, "9");
+  assert.equal(c.lastEventId, "9");
+  c.close();
+});
+
+test("after `shutdown` the client waits for the broker's hint, and that wait is not a failed attempt", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  t.mock.method(Math, "random", () => 1);
+  const c = client({ reconnectDelay: 100, maxReconnectDelay: 100, maxReconnectAttempts: 1 });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("shutdown", { reason: "server_shutdown", reconnect_after_ms: 1000 });
+  t.mock.timers.tick(999);
+  assert.equal(FakeEventSource.opened.length, 1, "not before the hint");
+  t.mock.timers.tick(1);
+  assert.equal(FakeEventSource.opened.length, 2);
+  // The broker is still starting: that failure is the first attempt, not the second.
+  FakeEventSource.latest().fail();
+  assert.notEqual(c.state, State.OFFLINE);
+  t.mock.timers.tick(100);
+  assert.equal(FakeEventSource.opened.length, 3);
+  c.close();
+});
+
+test("a token renewed on `token_expiring` is the one a later reconnect carries", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const c = client({
+    accessToken: "first-token",
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    getToken: async () => "fresh-token",
+    fetch: async () => ({ ok: true, status: 204 }),
+  });
+  c.connect();
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("access_token"), "first-token");
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("token_expiring", { expires_at: 1900000000 });
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("access_token"), "fresh-token");
+  c.close();
+});
+
+test("a task's stream is not shared across tabs unless asked: each tab's first connect replays the text so far", () => {
+  assert.equal(new TaskStream("t-1").options.shareAcrossTabs, false);
+  assert.equal(new TaskStream("t-1", { shareAcrossTabs: true }).options.shareAcrossTabs, true);
+  assert.notEqual(new SseClient("/sse/events").options.shareAcrossTabs, false, "general streams share by default");
+});

@@ -389,12 +389,20 @@ export class SseClient {
       case "connected":
         this.attempts = 0;
         this.connectionId = data && data.connection_id;
+        this._listenToSubscribed(data);
         this._setState(State.CONNECTED);
         if (onConnect) onConnect(data);
         break;
+      case "subscription_updated":
+        this._listenToSubscribed(data);
+        break;
       case "shutdown":
-        // The broker is restarting: reconnect (to another instance) soon.
-        this._lost("shutdown");
+        // The broker is restarting: reconnect (to another instance) once
+        // its hint has passed. Not a failed attempt: a restart that takes
+        // a few seconds must not use up the attempts.
+        this.attempts = 0;
+        this._lost("shutdown", data && Number(data.reconnect_after_ms));
+        this.attempts = 0;
         break;
       case "token_expiring":
         this._renewToken();
@@ -430,6 +438,18 @@ export class SseClient {
     }
   }
 
+  /**
+   * A leader tab listens to every type its stream carries (the broker lists
+   * them in `connected` and `subscription_updated`), not only to the types
+   * its own handlers want: the other tabs' clients may want others.
+   */
+  _listenToSubscribed(data) {
+    if (!this.source || !data || !Array.isArray(data.event_types)) return;
+    for (const type of data.event_types) {
+      if (typeof type === "string" && type) this._listen(this.source, type);
+    }
+  }
+
   _armWatchdog() {
     clearTimeout(this.watchdogTimer);
     const timeout = this.options.heartbeatTimeout;
@@ -438,7 +458,7 @@ export class SseClient {
     }
   }
 
-  _lost(reason) {
+  _lost(reason, notBefore) {
     // A follower's stream is the leader's: only the leader reconnects.
     if (this._state === State.CLOSED || this._isFollower()) return;
     this._teardown();
@@ -448,7 +468,8 @@ export class SseClient {
       this._fail(new Error(`gave up after ${this.attempts} reconnect attempts`));
       return;
     }
-    const delay = backoffDelay(this.attempts, this.options);
+    const hinted = Number.isFinite(notBefore) && notBefore > 0 ? notBefore : 0;
+    const delay = Math.max(hinted, backoffDelay(this.attempts, this.options));
     this.attempts += 1;
     this._setState(State.RECONNECTING);
     if (this.options.onDisconnect) this.options.onDisconnect({ reason, willReconnect: true, delay });
@@ -478,11 +499,13 @@ export class SseClient {
           method: "POST",
           headers: { Authorization: `Bearer ${token}` },
           credentials: this.options.withCredentials ? "include" : "same-origin",
+        }).then((response) => {
+          if (!response.ok) throw new Error(`token renewal answered ${response.status}`);
+          // A later reconnect (without tickets) must carry the fresh token,
+          // not the one the stream was opened with.
+          if (this.options.accessToken && typeof token === "string") this.options.accessToken = token;
         }),
       )
-      .then((response) => {
-        if (!response.ok) throw new Error(`token renewal answered ${response.status}`);
-      })
       .catch(() => {
         // Nothing to do: the stream ends at its token's expiry with token_expired.
       });
@@ -514,11 +537,17 @@ export class SseClient {
  * A task's stream (`/tasks/{id}/events`): progress, text and the end of the
  * task. Closes itself, without reconnecting, after `complete` or `error`;
  * the `error` also reaches `onError` as a `TaskError`. A page opened or
- * reloaded mid-generation receives the whole text so far.
+ * reloaded mid-generation receives the whole text so far: each tab has its
+ * own stream (not shared across tabs unless `shareAcrossTabs: true`), as
+ * only its own first connect replays the task's text.
  */
 export class TaskStream extends SseClient {
   constructor(taskId, options = {}) {
-    super(`/tasks/${encodeURIComponent(taskId)}/events`, { closeOn: ["complete", "error"], ...options });
+    super(`/tasks/${encodeURIComponent(taskId)}/events`, {
+      closeOn: ["complete", "error"],
+      shareAcrossTabs: false,
+      ...options,
+    });
     this.taskId = taskId;
   }
 }
