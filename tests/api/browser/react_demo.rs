@@ -205,3 +205,57 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     );
     shutdown.trigger();
 }
+
+/// The demo's Cancel button cancels the generation for every viewer (the
+/// text so far kept, the page saying so); it is not a disconnect.
+#[actix_web::test]
+async fn the_demos_cancel_button_ends_the_generation_and_keeps_its_text() {
+    // Arrange: a running task with some text, the page following it.
+    let (broker, _dir, shutdown) = start_broker().await;
+    let http = reqwest::Client::new();
+    send(
+        &http,
+        reqwest::Method::POST,
+        format!("{broker}/tasks"),
+        json!({ "task_id": "to-cancel" }),
+    )
+    .await;
+    send(
+        &http,
+        reqwest::Method::POST,
+        format!("{broker}/tasks/to-cancel/text"),
+        json!({ "delta": "Half an " }),
+    )
+    .await;
+    let browser = Browser::launch().await;
+    browser.goto(&format!("{broker}/?task=to-cancel")).await;
+    browser
+        .wait_for(
+            "return document.getElementById('text').textContent === 'Half an '",
+            Duration::from_secs(15),
+            "the text so far on the page",
+        )
+        .await;
+
+    // Act
+    browser.click("#cancel").await;
+
+    // Assert
+    browser
+        .wait_for(
+            "return document.getElementById('meta').textContent === 'Task to-cancel: cancelled'",
+            Duration::from_secs(10),
+            "the page to say the generation was cancelled",
+        )
+        .await;
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["text"], "Half an ", "the text so far is kept: {page}");
+    assert_eq!(page["typing"], false, "{page}");
+    let task = super::get_json(&http, &format!("{broker}/tasks/to-cancel")).await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+    let gone = browser
+        .script("return document.getElementById('cancel') === null")
+        .await;
+    assert_eq!(gone, true, "no Cancel button for an ended task");
+    shutdown.trigger();
+}
