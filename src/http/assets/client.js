@@ -228,6 +228,8 @@ export class SseClient {
     this.opening = null;
     /** This tab's share of the stream, when tabs share it. */
     this.tabs = null;
+    /** A follower's read of what it missed while it was away (see `_joinTabs`). */
+    this.catchUp = null;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -256,6 +258,7 @@ export class SseClient {
 
   /** Closes the stream for good (no reconnect); a leader tab hands the stream on. */
   close() {
+    this.catchUp = null;
     this._teardown();
     this._setState(State.CLOSED);
     if (this.tabs) this.tabs.leave();
@@ -270,10 +273,75 @@ export class SseClient {
   _joinTabs() {
     this._setState(State.CONNECTING);
     const base = typeof location !== "undefined" ? location.href : "http://localhost/";
+    // A client that saw events before (closed, now connecting again) and
+    // ends up following another tab would miss what came in between: it
+    // reads that from the stored history while it holds the leader's
+    // events back. As the leader it resumes its own stream instead.
+    this.catchUp = this.lastEventId !== null ? { buffer: [] } : null;
     this.tabs = new TabMembership(shareName(new URL(this.url, base).href, this.options), {
-      onLeader: () => this._open(),
+      onLeader: () => {
+        this._endCatchUp();
+        this._open();
+      },
       onMessage: (message) => this._fromTabs(message),
     });
+    if (this.catchUp) this._catchUp(this.catchUp);
+  }
+
+  /**
+   * Reads the stored events after this client's last id from
+   * `/sse/history` (general streams only: a task's stream is not shared by
+   * default) and dispatches them, then the leader's events held meanwhile
+   * (each id once). On failure the gap stays, as it would have.
+   */
+  _catchUp(catchUp) {
+    const fetchImpl = this.options.fetch || globalThis.fetch;
+    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
+    const stream = new URL(this.url, base);
+    if (!fetchImpl || !stream.pathname.endsWith("/sse/events")) {
+      this._endCatchUp();
+      return;
+    }
+    const { eventTypes, projectId, accessToken, getToken, withCredentials } = this.options;
+    const page = (after) => {
+      const url = new URL(stream.pathname.replace(/\/sse\/events$/, "/sse/history"), stream);
+      url.searchParams.set("after", after);
+      url.searchParams.set("limit", "1000");
+      if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
+      if (projectId) url.searchParams.set("project_id", projectId);
+      return Promise.resolve(getToken ? getToken() : accessToken).then((token) =>
+        fetchImpl(url.toString(), {
+          headers: token ? { Authorization: `Bearer ${token}` } : {},
+          credentials: withCredentials ? "include" : "same-origin",
+        }).then((response) => {
+          if (!response.ok) throw new Error(`history answered ${response.status}`);
+          return response.json();
+        }),
+      );
+    };
+    const next = (after) =>
+      page(after).then((body) => {
+        if (this.catchUp !== catchUp) return undefined;
+        for (const event of body.events || []) {
+          this._fromTabs({ kind: "event", type: event.event_type, data: JSON.stringify(event.data), lastEventId: String(event.id) }, true);
+        }
+        return body.next_after != null ? next(body.next_after) : undefined;
+      });
+    next(this.lastEventId)
+      .catch(() => {
+        // The gap stays: the leader's events go on from here.
+      })
+      .then(() => {
+        if (this.catchUp === catchUp) this._endCatchUp();
+      });
+  }
+
+  /** Ends a catch-up: the leader's events held meanwhile go out, each id once. */
+  _endCatchUp() {
+    const catchUp = this.catchUp;
+    this.catchUp = null;
+    if (!catchUp) return;
+    for (const message of catchUp.buffer) this._fromTabs(message);
   }
 
   _isFollower() {
@@ -284,8 +352,12 @@ export class SseClient {
    * What the other tabs posted: a newcomer's hello (the leader answers with
    * its state), and the leader's events (each once) and state.
    */
-  _fromTabs(message) {
+  _fromTabs(message, fromHistory = false) {
     if (!message || !this.tabs) return;
+    if (this.catchUp && !fromHistory && message.kind === "event") {
+      this.catchUp.buffer.push(message);
+      return;
+    }
     if (message.kind === "hello") {
       if (this.tabs.leader) this.tabs.publish({ kind: "state", state: this._state });
       return;

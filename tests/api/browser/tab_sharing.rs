@@ -138,3 +138,39 @@ async fn with_share_across_tabs_off_each_tab_has_its_own_stream() {
     }
     assert_eq!(active_streams(&app).await, 2);
 }
+
+/// Another tab's client that was closed and connects again while a tab
+/// still leads the stream follows it again: what was published while it
+/// was away comes from the stored history, then the live events, each
+/// once and in order.
+#[actix_web::test]
+async fn a_tab_that_follows_again_after_a_close_catches_up_on_what_it_missed() {
+    // Arrange: two tabs, the first leads.
+    let app = spawn_app().await;
+    let browser = Browser::launch().await;
+    let leader = browser.tab().await;
+    start_client(&browser, &app, true).await;
+    let follower = browser.new_tab().await;
+    start_client(&browser, &app, true).await;
+    publish(&app, 1..=2).await;
+    for tab in [&leader, &follower] {
+        wait_for_events(&browser, tab, &[1, 2]).await;
+    }
+
+    // Act: the follower's client closes; events come meanwhile; it
+    // connects again (and follows the leader again), and more come.
+    browser.switch_to(&follower).await;
+    browser.script("window.client.close(); return true;").await;
+    publish(&app, 3..=5).await;
+    browser.switch_to(&follower).await;
+    browser
+        .script("window.client.connect(); return true;")
+        .await;
+    publish(&app, 6..=7).await;
+
+    // Assert
+    for tab in [&leader, &follower] {
+        wait_for_events(&browser, tab, &[1, 2, 3, 4, 5, 6, 7]).await;
+    }
+    assert_eq!(active_streams(&app).await, 1, "the follower follows again");
+}
