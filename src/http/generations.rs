@@ -189,7 +189,7 @@ pub async fn append_text(
     let id = written.text_id.map(|id| id.0);
     Ok(HttpResponse::Accepted().json(TextResponse {
         ids: (0..count)
-            .map(|n| id.filter(|_| written.accepted_each.get(n).copied().unwrap_or(true)))
+            .map(|n| id.filter(|_| written.retried_at.binary_search(&n).is_err()))
             .collect(),
     }))
 }

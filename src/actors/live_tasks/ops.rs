@@ -36,9 +36,10 @@ pub struct TaskWritten {
     pub text_id: Option<EventId>,
     /// The deltas of this writer's text write that were new (not retries).
     pub accepted: usize,
-    /// Per delta of this writer's text write, in order: new (`true`) or a
-    /// retry of a `seq` already accepted (`false`).
-    pub accepted_each: Vec<bool>,
+    /// The positions, among this writer's deltas, of the retries of a
+    /// `seq` already accepted (in order; empty, and allocating nothing,
+    /// when every delta was new, as nearly always).
+    pub retried_at: Vec<usize>,
     /// The characters those deltas carried.
     pub chars: usize,
 }
@@ -51,7 +52,7 @@ impl TaskWritten {
             task,
             text_id,
             accepted: 0,
-            accepted_each: Vec::new(),
+            retried_at: Vec::new(),
             chars: 0,
         }
     }
@@ -61,7 +62,7 @@ pub(super) struct Reply {
     sender: oneshot::Sender<Result<TaskWritten, TaskWriteError>>,
     /// Set once the writer's deltas are sorted from retries.
     accepted: usize,
-    accepted_each: Vec<bool>,
+    retried_at: Vec<usize>,
     chars: usize,
 }
 
@@ -70,7 +71,7 @@ impl Reply {
         Self {
             sender,
             accepted: 0,
-            accepted_each: Vec::new(),
+            retried_at: Vec::new(),
             chars: 0,
         }
     }
@@ -86,7 +87,7 @@ impl Reply {
         let answer = answer.map(|written| TaskWritten {
             text_id: written.text_id.filter(|_| self.accepted > 0),
             accepted: self.accepted,
-            accepted_each: self.accepted_each,
+            retried_at: self.retried_at,
             chars: self.chars,
             ..written
         });
@@ -236,14 +237,13 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             reply.answer(Err(error.clone().into()));
             continue;
         }
-        for delta in &deltas {
+        for (at, delta) in deltas.iter().enumerate() {
             if let (Some(seq), Some(last)) = (delta.seq, last_seq)
                 && seq <= last
             {
-                reply.accepted_each.push(false);
+                reply.retried_at.push(at);
                 continue;
             }
-            reply.accepted_each.push(true);
             numbered |= delta.seq.is_some();
             last_seq = delta.seq.or(last_seq);
             text.push_str(&delta.text);
