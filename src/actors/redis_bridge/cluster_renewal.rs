@@ -11,7 +11,7 @@ use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, WrapFu
 use super::{
     RedisBridge,
     control_call::NoAnswer,
-    wire::{ControlRequest, RenewalReply, push_reply},
+    wire::{ControlRequest, RenewalReply},
 };
 use crate::{
     actors::registry::{RenewError, RenewToken},
@@ -66,7 +66,7 @@ impl RedisBridge {
         renewal: Option<RenewToken>,
         ctx: &mut Context<Self>,
     ) {
-        let (Some(renewal), Some(mut publisher)) = (renewal, self.publisher.clone()) else {
+        let Some(renewal) = renewal else {
             return;
         };
         let registry = self.registry.clone();
@@ -75,22 +75,13 @@ impl RedisBridge {
                 Ok(Ok(())) => "renewed",
                 Ok(Err(RenewError::OtherSubject)) => "other_subject",
                 Ok(Err(RenewError::FewerProjects)) => "fewer_projects",
-                Ok(Err(RenewError::NotFound)) | Err(_) => return Ok(()),
+                Ok(Err(RenewError::NotFound)) | Err(_) => return None,
             };
-            let body = serde_json::to_string(&RenewalReply {
+            Some(RenewalReply {
                 outcome: outcome.to_owned(),
             })
-            .unwrap_or_default();
-            push_reply(&mut publisher, &reply_to, body).await
         };
-        actix::AsyncContext::spawn(
-            ctx,
-            answer.into_actor(self).map(|result, _, _| {
-                if let Err(error) = result {
-                    tracing::warn!(error.message = %error, "cannot answer a stream renewal");
-                }
-            }),
-        );
+        self.answer_as_holder(reply_to, "a stream renewal", answer, ctx);
     }
 }
 

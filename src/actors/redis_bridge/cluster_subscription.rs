@@ -13,7 +13,7 @@ use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, WrapFu
 use super::{
     RedisBridge,
     control_call::NoAnswer,
-    wire::{ControlRequest, SubscriptionReply, push_reply},
+    wire::{ControlRequest, SubscriptionReply},
 };
 use crate::{
     actors::registry::{UpdateSubscription, UpdateSubscriptionError},
@@ -78,39 +78,26 @@ impl RedisBridge {
         update: Option<UpdateSubscription>,
         ctx: &mut Context<Self>,
     ) {
-        let (Some(update), Some(mut publisher)) = (update, self.publisher.clone()) else {
+        let Some(update) = update else {
             return;
         };
         let registry = self.registry.clone();
         let answer = async move {
-            let reply = match registry.send(update).await {
-                Ok(Ok(view)) => SubscriptionReply {
+            match registry.send(update).await {
+                Ok(Ok(view)) => Some(SubscriptionReply {
                     outcome: "updated".to_owned(),
                     event_types: view.event_types,
                     project_id: view.project_id.map(|p| p.as_str().to_owned()),
-                },
-                Ok(Err(UpdateSubscriptionError::NotOwner)) => SubscriptionReply {
+                }),
+                Ok(Err(UpdateSubscriptionError::NotOwner)) => Some(SubscriptionReply {
                     outcome: "not_owner".to_owned(),
                     event_types: Vec::new(),
                     project_id: None,
-                },
-                Ok(Err(UpdateSubscriptionError::UnknownConnection)) | Err(_) => return Ok(()),
-            };
-            push_reply(
-                &mut publisher,
-                &reply_to,
-                serde_json::to_string(&reply).unwrap_or_default(),
-            )
-            .await
+                }),
+                Ok(Err(UpdateSubscriptionError::UnknownConnection)) | Err(_) => None,
+            }
         };
-        actix::AsyncContext::spawn(
-            ctx,
-            answer.into_actor(self).map(|result, _, _| {
-                if let Err(error) = result {
-                    tracing::warn!(error.message = %error, "cannot answer a subscription change");
-                }
-            }),
-        );
+        self.answer_as_holder(reply_to, "a subscription change", answer, ctx);
     }
 }
 

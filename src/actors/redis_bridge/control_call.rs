@@ -3,12 +3,16 @@
 //! link is up, a client for the blocking wait, the channel, and a reply
 //! list of its own.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use redis::{AsyncCommands, aio::ConnectionManager};
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 
-use super::{LinkState, RedisBridge, wire::ControlRequest};
+use super::{
+    LinkState, RedisBridge,
+    wire::{ControlRequest, push_reply},
+};
 
 /// How long a request about one stream waits for the instance holding it.
 pub(super) const HOLDER_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -64,6 +68,34 @@ impl ControlCall {
 }
 
 impl RedisBridge {
+    /// The holder's side of [`ControlCall::ask_holder`]: `answer` acts on
+    /// the stream if it is on this instance and yields the reply, pushed
+    /// onto `reply_to`; `None` (not here) stays silent. `what` names the
+    /// request in a failure's log line.
+    pub(super) fn answer_as_holder<R: Serialize>(
+        &mut self,
+        reply_to: String,
+        what: &'static str,
+        answer: impl Future<Output = Option<R>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(mut publisher) = self.publisher.clone() else {
+            return;
+        };
+        let reply = async move {
+            let Some(reply) = answer.await else {
+                return Ok(());
+            };
+            let body = serde_json::to_string(&reply).unwrap_or_default();
+            push_reply(&mut publisher, &reply_to, body).await
+        };
+        ctx.spawn(reply.into_actor(self).map(move |result, _, _| {
+            if let Err(error) = result {
+                tracing::warn!(error.message = %error, "cannot answer {what}");
+            }
+        }));
+    }
+
     /// A new call; `kind` names its reply list (`reply`, `renewal`).
     pub(super) fn control_call(&self, kind: &str) -> ControlCall {
         ControlCall {
