@@ -339,8 +339,3 @@ test("a token renewed on `token_expiring` is the one a later reconnect carries",
   c.close();
 });
 
-test("a task's stream is not shared across tabs unless asked: each tab's first connect replays the text so far", () => {
-  assert.equal(new TaskStream("t-1").options.shareAcrossTabs, false);
-  assert.equal(new TaskStream("t-1", { shareAcrossTabs: true }).options.shareAcrossTabs, true);
-  assert.notEqual(new SseClient("/sse/events").options.shareAcrossTabs, false, "general streams share by default");
-});

@@ -143,8 +143,8 @@ export interface SseClientOptions {
    * tab holding a Web Lock opens it and passes its events to the others over
    * a BroadcastChannel; when it closes, another tab resumes the stream.
    * Without Web Locks or BroadcastChannel (or with an injected
-   * `EventSource`), one stream per tab. `TaskStream` defaults to `false`:
-   * each tab's first connect replays the task's text so far.
+   * `EventSource`), one stream per tab. On a task's stream a tab joining
+   * later gets the stream so far from the tab holding it.
    */
   shareAcrossTabs?: boolean;
   /** First backoff step, ms (default 1000). */

@@ -46,6 +46,9 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
   return Math.round(exponential / 2 + random() * (exponential / 2));
 }
 
+/** How long a new tab on a task's shared stream waits for the leader's replay, ms. */
+const LEADER_REPLAY_WAIT = 1000;
+
 const BROKER_EVENTS = [
   "connected",
   "heartbeat",
@@ -230,6 +233,12 @@ export class SseClient {
     this.tabs = null;
     /** A follower's read of what it missed while it was away (see `_joinTabs`). */
     this.catchUp = null;
+    /**
+     * On a shared stream that ends (a task's), every event this tab has
+     * dispatched, so that as the leader it can give a tab joining later
+     * the stream so far: that tab's own first connect would have replayed it.
+     */
+    this.seen = null;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -259,6 +268,7 @@ export class SseClient {
   /** Closes the stream for good (no reconnect); a leader tab hands the stream on. */
   close() {
     this.catchUp = null;
+    this.seen = null;
     this._teardown();
     this._setState(State.CLOSED);
     if (this.tabs) this.tabs.leave();
@@ -277,7 +287,11 @@ export class SseClient {
     // ends up following another tab would miss what came in between: it
     // reads that from the stored history while it holds the leader's
     // events back. As the leader it resumes its own stream instead.
-    this.catchUp = this.lastEventId !== null ? { buffer: [] } : null;
+    const ends = this.options.closeOn.length > 0;
+    this.seen = ends ? [] : null;
+    // A new tab on a stream that ends waits for the leader's account of it
+    // so far (its `replay`), holding the leader's live events meanwhile.
+    this.catchUp = this.lastEventId !== null || ends ? { buffer: [], fromLeader: ends && this.lastEventId === null } : null;
     this.tabs = new TabMembership(shareName(new URL(this.url, base).href, this.options), {
       onLeader: () => {
         this._endCatchUp();
@@ -285,7 +299,13 @@ export class SseClient {
       },
       onMessage: (message) => this._fromTabs(message),
     });
-    if (this.catchUp) this._catchUp(this.catchUp);
+    if (this.catchUp && this.catchUp.fromLeader) {
+      // No leader to answer (or an older client.js): go on without it.
+      const catchUp = this.catchUp;
+      setTimeout(() => {
+        if (this.catchUp === catchUp) this._endCatchUp();
+      }, LEADER_REPLAY_WAIT);
+    } else if (this.catchUp) this._catchUp(this.catchUp);
   }
 
   /**
@@ -359,7 +379,16 @@ export class SseClient {
       return;
     }
     if (message.kind === "hello") {
-      if (this.tabs.leader) this.tabs.publish({ kind: "state", state: this._state });
+      if (!this.tabs.leader) return;
+      this.tabs.publish({ kind: "state", state: this._state });
+      if (this.seen) this.tabs.publish({ kind: "replay", to: message.from, events: this.seen });
+      return;
+    }
+    if (message.kind === "replay") {
+      const catchUp = this.catchUp;
+      if (message.to !== this.tabs.id || !catchUp || !catchUp.fromLeader) return;
+      for (const event of message.events || []) this._fromTabs(event, true);
+      if (this.catchUp === catchUp) this._endCatchUp();
       return;
     }
     if (!this._isFollower()) return;
@@ -450,6 +479,7 @@ export class SseClient {
     // A follower's liveness is the leader's to watch.
     if (!this._isFollower()) this._armWatchdog();
     if (event.lastEventId) this.lastEventId = event.lastEventId;
+    if (this.seen) this.seen.push({ kind: "event", type, data: event.data, lastEventId: event.lastEventId });
     let data = event.data;
     try {
       data = JSON.parse(event.data);
@@ -609,17 +639,12 @@ export class SseClient {
  * A task's stream (`/tasks/{id}/events`): progress, text and the end of the
  * task. Closes itself, without reconnecting, after `complete` or `error`;
  * the `error` also reaches `onError` as a `TaskError`. A page opened or
- * reloaded mid-generation receives the whole text so far: each tab has its
- * own stream (not shared across tabs unless `shareAcrossTabs: true`), as
- * only its own first connect replays the task's text.
+ * reloaded mid-generation receives the whole text so far (a tab that
+ * follows another tab's stream gets it from that tab).
  */
 export class TaskStream extends SseClient {
   constructor(taskId, options = {}) {
-    super(`/tasks/${encodeURIComponent(taskId)}/events`, {
-      closeOn: ["complete", "error"],
-      shareAcrossTabs: false,
-      ...options,
-    });
+    super(`/tasks/${encodeURIComponent(taskId)}/events`, { closeOn: ["complete", "error"], ...options });
     this.taskId = taskId;
   }
 }

@@ -45,7 +45,7 @@ export interface StreamOptions {
   getTicket?: () => string | Promise<string>;
   /** A fresh token on `token_expiring`: the stream is renewed without a reconnect. */
   getToken?: () => string | Promise<string>;
-  /** `false`: one stream per tab instead of one per URL for all tabs (default `true`; `useTaskStream`: `false`, as each tab's first connect replays the text so far). */
+  /** `false`: one stream per tab instead of one per URL for all tabs (default `true`). */
   shareAcrossTabs?: boolean;
   /** Each `progress` event's data (a task); on a general stream `progress_update` too. */
   onProgress?: (data: TaskSnapshot) => void;

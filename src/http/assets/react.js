@@ -173,10 +173,7 @@ export function useTaskStream(taskId, options = {}) {
   const update = useCallback((change) => setState((s) => change(s.key === key ? s : initialTask(key))), [key]);
 
   const url = taskId ? streamUrl(options.baseUrl, `/tasks/${encodeURIComponent(taskId)}/events`) : null;
-  // A task's stream is not shared across tabs unless asked: each tab's
-  // first connect must replay the task's text so far, which only its own
-  // stream brings (a tab following another's would see only what comes).
-  const clientRef = useSseClient(url, { shareAcrossTabs: false, ...options }, {
+  const clientRef = useSseClient(url, options, {
     closeOn: ["complete", "error"],
     callbacks: {
       onStateChange: (_, connectionState) => update((s) => ({ ...connected(s, connectionState), connectionState })),

@@ -46,10 +46,13 @@ export function shareName(url, { eventTypes, projectId, accessToken } = {}) {
 export class TabMembership {
   constructor(name, { onLeader, onMessage }) {
     this.leader = false;
+    /** Names this tab in a hello, so an answer meant for it alone can say so. */
+    this.id = Math.random().toString(36).slice(2);
     this.channel = new BroadcastChannel(name);
     this.channel.onmessage = (event) => onMessage(event.data);
-    // A leader, if there is one, answers with its state.
-    this.channel.postMessage({ kind: "hello" });
+    // A leader, if there is one, answers with its state (and, on a task's
+    // stream, what it has seen so far).
+    this.channel.postMessage({ kind: "hello", from: this.id });
     this.abort = new AbortController();
     this.release = null;
     navigator.locks

@@ -174,3 +174,84 @@ async fn a_tab_that_follows_again_after_a_close_catches_up_on_what_it_missed() {
     }
     assert_eq!(active_streams(&app).await, 1, "the follower follows again");
 }
+
+/// A task's stream shared by two tabs: the second, opened mid-generation,
+/// gets the text so far from the first (as its own first connect would
+/// have replayed it), then the rest live; one stream at the broker.
+#[actix_web::test]
+async fn a_tab_joining_a_shared_task_stream_gets_the_text_so_far_from_the_leader() {
+    // Arrange: a running task with text, followed by the first tab.
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "shared"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let write = |delta: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .post_json("/tasks/shared/text", &json!({ "delta": delta }))
+                .await;
+            assert_eq!(response.status().as_u16(), 202);
+        }
+    };
+    write("One ").await;
+    let follow = "window.text = ''; window.ended = false; \
+        import('/client.js').then(({ TaskStream }) => { \
+          window.client = new TaskStream('shared', { \
+            onText: (delta) => { window.text += delta; }, \
+          }); \
+          window.client.on('complete', () => { window.ended = true; }); \
+          window.client.connect(); \
+        }); \
+        return true;";
+    let browser = Browser::launch().await;
+    let first = browser.tab().await;
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser.script(follow).await;
+    browser
+        .wait_for(
+            "return window.text === 'One '",
+            Duration::from_secs(10),
+            "the first tab's text",
+        )
+        .await;
+    write("two ").await;
+    browser
+        .wait_for(
+            "return window.text === 'One two '",
+            Duration::from_secs(10),
+            "the first tab's live text",
+        )
+        .await;
+
+    // Act: a second tab opens the same task's stream mid-generation.
+    let second = browser.new_tab().await;
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser.script(follow).await;
+    browser
+        .wait_for(
+            "return window.text === 'One two '",
+            Duration::from_secs(10),
+            "the second tab's text so far",
+        )
+        .await;
+    write("three").await;
+    let completed = app.post_json("/tasks/shared/complete", &json!({})).await;
+    assert_eq!(completed.status().as_u16(), 200);
+
+    // Assert: both tabs hold the whole text once; one stream served them.
+    for tab in [&first, &second] {
+        browser.switch_to(tab).await;
+        browser
+            .wait_for(
+                "return window.ended && window.text === 'One two three'",
+                Duration::from_secs(10),
+                "the whole text, then the end",
+            )
+            .await;
+    }
+    let opened = crate::helpers::sample_sum(
+        &app.get("/metrics").await.text().await.expect("metrics"),
+        "sse_connections_opened_total",
+    );
+    assert_eq!(opened, 1.0, "one stream for both tabs");
+}
