@@ -364,6 +364,30 @@ impl Node {
         self.get_json("/health").await
     }
 
+    /// The sum of every sample of counter `name` (`/metrics`) whose labels
+    /// include all of `labels`.
+    pub async fn counter_sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .timeout(LONG)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics on {}: {e}", self.instance_id))
+            .text()
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+            .filter(|line| {
+                labels
+                    .iter()
+                    .all(|(label, value)| line.contains(&format!("{label}=\"{value}\"")))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn stats(&self) -> Value {
         let (status, body) = self.get_json("/sse/stats").await;
         assert_eq!(status, 200, "/sse/stats on {}: {body}", self.instance_id);

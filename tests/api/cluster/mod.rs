@@ -435,6 +435,13 @@ async fn an_unreachable_database_fails_publishes_fast_and_keeps_streams_open() {
     let stream = node.collect(None).await;
     let id = node.publish_one(&event("before", 0)).await;
     stream.wait_for_all(&BTreeSet::from([id]), SHORT).await;
+    const PING_ERRORS: &str = "sse_store_errors_total";
+    let ping = [("operation", "ping")];
+    assert_eq!(
+        node.counter_sum(PING_ERRORS, &ping).await,
+        0.0,
+        "failed store round trips before the database went away"
+    );
 
     // Act: the database disappears under the running instance.
     db.drop_now().await;
@@ -462,6 +469,22 @@ async fn an_unreachable_database_fails_publishes_fast_and_keeps_streams_open() {
     assert_eq!(
         health["checks"]["store"]["status"], "unavailable",
         "{health}"
+    );
+    // What alert SseBrokerStoreUnavailable watches: the health sampler's
+    // failed round trips, counted with no stream closed for the store.
+    let failed_pings = node.counter_sum(PING_ERRORS, &ping).await;
+    assert!(
+        failed_pings >= 1.0,
+        "failed round trips counted: {failed_pings}"
+    );
+    assert_eq!(
+        node.counter_sum(
+            "sse_connections_closed_total",
+            &[("reason", "store_unavailable")]
+        )
+        .await,
+        0.0,
+        "no stream was closed for the store, yet the alert's signal is there"
     );
     // The process still answers, and the open stream still beats.
     let stats = node.stats().await;
