@@ -6,7 +6,7 @@
 //! Limits are per instance. Behind a load balancer, a user's budget is the
 //! per-instance rate times the instances they reach.
 
-use std::{hash::Hash, net::IpAddr, num::NonZeroU32, time::Duration};
+use std::{fmt, hash::Hash, net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use actix_web::HttpRequest;
 use governor::{
@@ -85,21 +85,22 @@ impl RateLimits {
         }
     }
 
-    /// Admits one new stream from `req`'s client for `principal`.
-    pub fn admit_stream(
-        &self,
+    /// What one new stream from `req`'s client for `principal` will cost
+    /// against the stream rate limits, to be paid by the Registry once it
+    /// admits the stream.
+    pub fn stream_charge(
+        self: &Arc<Self>,
         req: &HttpRequest,
         principal: &Principal,
-    ) -> Result<(), RateLimited> {
-        if let (Some(limiter), Some(address)) = (&self.streams_per_ip, self.client_address(req)) {
-            self.check(limiter, &address, Limit::StreamsPerIp)?;
+    ) -> StreamCharge {
+        StreamCharge {
+            limits: self.clone(),
+            address: self.client_address(req),
+            user: principal
+                .user_id
+                .clone()
+                .filter(|_| principal.authenticated),
         }
-        if let (Some(limiter), Some(user)) = (&self.streams_per_user, &principal.user_id)
-            && principal.authenticated
-        {
-            self.check(limiter, user, Limit::StreamsPerUser)?;
-        }
-        Ok(())
     }
 
     /// Admits one publish (event, test event, task write) for `principal`.
@@ -165,6 +166,38 @@ impl RateLimits {
                 retry_after_secs: retry_after_secs(wait),
             }
         })
+    }
+}
+
+/// A new stream's charge against `--stream-rate-per-ip` and
+/// `--stream-rate-per-user`. The Registry pays it only once the stream has
+/// passed its own checks (the connection limit, the per-user cap, the
+/// drain), so a refused open uses up nothing of the client's budget.
+pub struct StreamCharge {
+    limits: Arc<RateLimits>,
+    address: Option<IpAddr>,
+    user: Option<UserId>,
+}
+
+impl StreamCharge {
+    pub fn pay(self) -> Result<(), RateLimited> {
+        let limits = &self.limits;
+        if let (Some(limiter), Some(address)) = (&limits.streams_per_ip, &self.address) {
+            limits.check(limiter, address, Limit::StreamsPerIp)?;
+        }
+        if let (Some(limiter), Some(user)) = (&limits.streams_per_user, &self.user) {
+            limits.check(limiter, user, Limit::StreamsPerUser)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StreamCharge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamCharge")
+            .field("address", &self.address)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 

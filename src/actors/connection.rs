@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::registry::{Register, RegisterError, Registry, Unregister};
 use crate::{
     domain::{EventId, Subscription, SubscriptionView, UserId, now_ms, sse_frame},
+    limits::StreamCharge,
     store::EventStore,
     stream::{
         Close, CloseReason, ConnectionId, ConnectionStats, Greeting, OutboundFrame, RecentFrames,
@@ -81,6 +82,9 @@ pub struct StreamOptions {
     pub socket: Option<StreamSocket>,
     /// How the client reads it (the log line's and the open counter's label).
     pub format: StreamFormat,
+    /// What the stream costs against the stream rate limits, paid once the
+    /// Registry admits it.
+    pub charge: Option<StreamCharge>,
 }
 
 pub struct Connection {
@@ -147,6 +151,7 @@ impl Connection {
                 resuming: options.resume_after.is_some(),
                 format: options.format,
                 greeting,
+                charge: options.charge,
             })
             .await
             .map_err(|_| RegisterError::ShuttingDown)??;

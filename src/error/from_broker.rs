@@ -163,6 +163,7 @@ impl From<RegisterError> for ApiError {
                 retry_after_secs: 1,
             }
             .into(),
+            RegisterError::RateLimited(limited) => limited.into(),
         }
     }
 }

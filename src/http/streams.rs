@@ -95,14 +95,15 @@ pub async fn open_stream(
             user_id: query.user_id.as_deref(),
         },
     )?;
-    // Charged only now: a refused request (bad filter, foreign project)
-    // opens nothing and costs nothing.
-    state.limits.admit_stream(&req, &principal)?;
+    // Charged by the Registry once it admits the stream: a refused request
+    // (bad filter, foreign project, a full broker, the per-user cap) opens
+    // nothing and costs nothing.
     let options = StreamOptions {
         resume_after,
         token_expires_at: principal.expires_at,
         owner: principal.owner(),
         socket: req.conn_data::<StreamSocket>().copied(),
+        charge: Some(state.limits.stream_charge(&req, &principal)),
         ..Default::default()
     };
     let (_, body) = state.streams.open(subscription, options).await?;

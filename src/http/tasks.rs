@@ -325,8 +325,8 @@ pub async fn task_events(
     {
         return Ok(HttpResponse::NoContent().finish());
     }
-    // Charged only for a stream about to open (not for a 404 or a 204).
-    state.limits.admit_stream(&req, &principal)?;
+    // Charged only for a stream the Registry admits (not for a 404, a 204
+    // or a refusal).
     let (_, body) = state
         .streams
         .open_task(
@@ -335,6 +335,7 @@ pub async fn task_events(
             resume_after.unwrap_or(EventId(0)),
             StreamFormat::Sse,
             req.conn_data::<StreamSocket>().copied(),
+            state.limits.stream_charge(&req, &principal),
         )
         .await?;
     Ok(event_stream_response(&req, body))

@@ -96,11 +96,16 @@ async fn ui_message_stream(
     principal: &Principal,
     task: &Task,
 ) -> Result<HttpResponse, ApiError> {
-    // Charged only for a stream about to open (not for a 404 or a 204).
-    state.limits.admit_stream(req, principal)?;
+    // Charged only for a stream the Registry admits (not for a 404, a 204
+    // or a refusal).
     let body = state
         .streams
-        .open_task_messages(principal, task, req.conn_data::<StreamSocket>().copied())
+        .open_task_messages(
+            principal,
+            task,
+            req.conn_data::<StreamSocket>().copied(),
+            state.limits.stream_charge(req, principal),
+        )
         .await?;
     let mut response = event_stream_response(req, body);
     let (name, value) = UI_MESSAGE_STREAM_HEADER;

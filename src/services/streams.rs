@@ -27,6 +27,7 @@ use crate::{
         SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError, rfc3339, sse_frame,
         task_json,
     },
+    limits::StreamCharge,
     store::{EventCursor, EventPage, StoreError},
     stream::{
         ConnectionId, StreamBody, StreamFormat, StreamSocket, UiMessageBody, catch_up::TaskState,
@@ -216,6 +217,7 @@ impl StreamService {
         after: EventId,
         format: StreamFormat,
         socket: Option<StreamSocket>,
+        charge: StreamCharge,
     ) -> Result<(ConnectionId, StreamBody), RegisterError> {
         let options = StreamOptions {
             resume_after: Some(after),
@@ -229,6 +231,7 @@ impl StreamService {
             owner: principal.owner(),
             socket,
             format,
+            charge: Some(charge),
         };
         self.open(self.task_subscription(principal, task), options)
             .await
@@ -243,6 +246,7 @@ impl StreamService {
         principal: &Principal,
         task: &Task,
         socket: Option<StreamSocket>,
+        charge: StreamCharge,
     ) -> Result<UiMessageBody, RegisterError> {
         let (_, body) = self
             .open_task(
@@ -251,6 +255,7 @@ impl StreamService {
                 EventId(0),
                 StreamFormat::UiMessageStream,
                 socket,
+                charge,
             )
             .await?;
         Ok(UiMessageBody::new(body, task.task_id.as_str()))

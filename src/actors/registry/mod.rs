@@ -186,6 +186,8 @@ pub struct Register {
     pub format: StreamFormat,
     /// Its first frame, queued here so nothing routed comes before it.
     pub greeting: Greeting,
+    /// Paid against the stream rate limits once admitted (`None`: free).
+    pub charge: Option<crate::limits::StreamCharge>,
 }
 
 impl Handler<Register> for Registry {
@@ -200,15 +202,28 @@ impl Handler<Register> for Registry {
             let _ = msg
                 .queue
                 .try_send(msg.greeting.frame(registry.routed_through));
-            let admitted = registry.table.admit(Admission {
-                id: msg.id,
-                queue: msg.queue,
-                closer: msg.connection,
-                stats: msg.stats,
-                subscription: msg.subscription,
-                owner: msg.owner,
-                resuming: msg.resuming,
-            });
+            let id = msg.id;
+            let admitted = registry
+                .table
+                .admit(Admission {
+                    id,
+                    queue: msg.queue,
+                    closer: msg.connection,
+                    stats: msg.stats,
+                    subscription: msg.subscription,
+                    owner: msg.owner,
+                    resuming: msg.resuming,
+                })
+                .and_then(|()| {
+                    // Charged only now, so a stream refused above costs
+                    // the client nothing of its rate budget.
+                    msg.charge
+                        .map_or(Ok(()), |charge| charge.pay())
+                        .map_err(|limited| {
+                            registry.table.remove(id);
+                            RegisterError::from(limited)
+                        })
+                });
             match admitted {
                 Ok(()) => {
                     registry.counters.total_connections += 1;
@@ -397,6 +412,7 @@ mod tests {
                     std::time::Duration::from_secs(3),
                     true,
                 ),
+                charge: None,
             },
             receiver,
         )

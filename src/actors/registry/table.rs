@@ -29,6 +29,9 @@ pub enum RegisterError {
     ShuttingDown,
     #[error("this user has too many open streams")]
     UserStreamLimit,
+    /// Admitted, but the stream rate limits refused to pay for it.
+    #[error(transparent)]
+    RateLimited(#[from] crate::limits::RateLimited),
 }
 
 /// Why a subscription change was refused.

@@ -501,6 +501,60 @@ async fn refused_stream_opens_use_none_of_the_budget() {
     assert_rate_limited(stream_as(&app, "/sse/events", &alice).await).await;
 }
 
+#[actix_web::test]
+async fn opens_refused_by_the_stream_cap_or_a_full_broker_use_none_of_the_budget() {
+    // Arrange: three opens a minute per address, two per user; one stream
+    // per user, two on the broker.
+    let app = spawn_secured_with(|s| {
+        s.limits.streams_per_ip = rate("3/min");
+        s.limits.streams_per_user = rate("2/min");
+        s.limits.max_streams_per_user = 1;
+        s.max_connections = 2;
+    })
+    .await;
+    create_task(&app, "t-1").await;
+    let alice = token("alice", "subscribe", &[]);
+    let bob = token("bob", "subscribe", &[]);
+    let carol = token("carol", "subscribe", &[]);
+    let root = root_token();
+    let open_streams = |count: u64| {
+        let (app, root) = (&app, &root);
+        eventually(SHORT, "the closed stream to be gone", move || async move {
+            let stats: Value = get_as(app, "/sse/stats", Some(root))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (stats["active_connections"] == count).then_some(())
+        })
+    };
+    let first = open_stream_as(&app, "/sse/events", &alice).await;
+
+    // Act: alice at her cap, on every kind of stream.
+    for path in [
+        "/sse/events",
+        "/tasks/t-1/events",
+        "/tasks/t-1/ui-message-stream",
+    ] {
+        assert_too_many_streams(stream_as(&app, path, &alice).await).await;
+    }
+    // The broker full: bob's stream is the second, carol's is refused.
+    let _bob = open_stream_as(&app, "/sse/events", &bob).await;
+    let full = stream_as(&app, "/sse/events", &carol).await;
+    assert_error(full, 503, "too_many_connections").await;
+
+    // Assert: the four refusals cost nothing. Alice's budget paid for one
+    // stream and the address's for two, so once her first is gone she
+    // opens a second (the address's third), and only then is she over.
+    drop(first);
+    open_streams(1).await;
+    let second = open_stream_as(&app, "/tasks/t-1/events", &alice).await;
+    drop(second);
+    open_streams(1).await;
+    assert_rate_limited(stream_as(&app, "/sse/events", &alice).await).await;
+    assert_rate_limited_total(&app, "streams_per_user_cap", 3.0).await;
+}
+
 // ---------------------------------------------------------------------------
 // Flags
 
