@@ -321,7 +321,7 @@ pub async fn task_events(
     let resume_after = resume_point(&req, &query)?;
     let subscription = state.streams.task_subscription(&principal, &task);
     if let (true, Some(after)) = (task.status.is_terminal(), resume_after)
-        && !state.streams.stored_after(&subscription, after).await?
+        && !state.streams.has_missed(&subscription, after).await?
     {
         return Ok(HttpResponse::NoContent().finish());
     }

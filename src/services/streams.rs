@@ -144,21 +144,21 @@ impl StreamService {
         Ok((event_types, project_id))
     }
 
-    /// Whether the store holds an event of `subscription` after `after`
-    /// (a finished task's resume with nothing new is answered 204).
-    pub async fn stored_after(
+    /// Whether a resume of `subscription` after `after` has anything to
+    /// send: a stored event after it, or a reset (`after` past the store's
+    /// newest id: the stream replays from the store's start). A finished
+    /// task's resume with neither is answered 204.
+    pub async fn has_missed(
         &self,
         subscription: &Subscription,
         after: EventId,
     ) -> Result<bool, StoreError> {
+        let store = &self.environment.store;
         let page = EventPage::for_subscription(subscription, after, 1);
-        Ok(!self
-            .environment
-            .store
-            .events_after(page)
-            .await?
-            .events
-            .is_empty())
+        if !store.events_after(page).await?.events.is_empty() {
+            return Ok(true);
+        }
+        Ok(after > store.latest_id().await?)
     }
 
     /// Up to `limit` stored events of `subscription` after `after`, oldest

@@ -534,6 +534,35 @@ async fn a_resume_point_past_the_stores_newest_id_is_reset_and_the_store_replaye
         .await;
     let first = known.next_message(SHORT).await.expect("the event after it");
     assert_eq!(first.id_number(), Some(commits[2]), "{first:?}");
+
+    // A finished task too: reset and its whole text, not a 204 ("nothing
+    // new"), which would leave the client with the text of another store.
+    let done = app.post_json("/tasks/restored/complete", &json!({})).await;
+    assert_eq!(done.status().as_u16(), 200);
+    let completed = task.read_to_end(SHORT).await;
+    let complete_id = completed
+        .iter()
+        .find(|e| e.is("complete"))
+        .and_then(|e| e.id_number())
+        .expect("the complete event, with its id");
+    let ahead = (complete_id + 1000).to_string();
+    let mut finished = app
+        .open_stream("/tasks/restored/events", &[("Last-Event-ID", &ahead)])
+        .await;
+    let reset = finished.next_message(SHORT).await.expect("the reset");
+    assert!(reset.is("replay_reset"), "{reset:?}");
+    let rest = finished.read_to_end(SHORT).await;
+    let text = rest.iter().find(|e| e.is("text")).expect("the text");
+    assert_eq!(text.json()["delta"], "before and after", "{rest:?}");
+    assert!(rest.iter().any(|e| e.is("complete")), "{rest:?}");
+    // At the task's last id, nothing is new: 204.
+    let response = app
+        .stream_response(
+            "/tasks/restored/events",
+            &[("Last-Event-ID", &complete_id.to_string())],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 204);
 }
 
 /// A stored row that no longer decodes (edited by hand) is skipped: the

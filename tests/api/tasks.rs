@@ -1088,14 +1088,14 @@ async fn a_task_stream_ends_with_its_task_and_a_caught_up_resume_gets_204() {
             .await;
         post_text(&app, "other", &["y".into()]).await;
         let path = format!("/tasks/{id}/events");
-        for after in [last, last + 1000] {
-            let header = after.to_string();
-            let response = app
-                .stream_response(&path, &[("Last-Event-ID", header.as_str())])
-                .await;
-            assert_eq!(response.status().as_u16(), 204, "{finish:?} after {after}");
-            assert!(response.bytes().await.unwrap().is_empty());
-        }
+        // (A resume point past the store's newest id is a reset, not
+        // "nothing new": see replay.rs.)
+        let header = last.to_string();
+        let response = app
+            .stream_response(&path, &[("Last-Event-ID", header.as_str())])
+            .await;
+        assert_eq!(response.status().as_u16(), 204, "{finish:?} after {last}");
+        assert!(response.bytes().await.unwrap().is_empty());
         let response = app
             .stream_response(&format!("{path}?last_event_id={last}"), &[])
             .await;
