@@ -5,6 +5,7 @@
 pub mod event;
 pub mod event_type;
 pub mod identifiers;
+pub mod producer_seq;
 pub mod sse_frame;
 pub mod sse_parser;
 pub mod subscription;
@@ -15,6 +16,7 @@ pub mod ui_message_stream;
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
+pub use producer_seq::ProducerSeq;
 pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};

@@ -48,6 +48,11 @@ pub enum SseParseError {
     /// A line is longer than the limit set with [`SseParser::with_max_line_bytes`].
     #[error("an SSE line is longer than {limit} bytes")]
     LineTooLong { limit: usize },
+    /// The `data` of the event being read (its lines joined) is longer
+    /// than that same limit: an event that never ends cannot grow memory
+    /// without bound either.
+    #[error("an SSE event's data is longer than {limit} bytes")]
+    EventTooLong { limit: usize },
     /// A line that is not UTF-8, from a parser made with
     /// [`SseParser::refusing_invalid_utf8`].
     #[error("an SSE line is not UTF-8")]
@@ -100,8 +105,9 @@ impl SseParser {
         Self::with_max_line_bytes(usize::MAX)
     }
 
-    /// A parser that fails on a line longer than `limit` bytes, so a stream
-    /// that never ends its line cannot grow memory without bound.
+    /// A parser that fails on a line, or an event's data, longer than
+    /// `limit` bytes, so a stream that never ends its line or its event
+    /// cannot grow memory without bound.
     pub fn with_max_line_bytes(limit: usize) -> Self {
         Self {
             buffer: Vec::new(),
@@ -155,22 +161,53 @@ impl SseParser {
                 return self.check_length(rest.len()).map(|()| None);
             };
             self.scanned = 0;
-            self.check_length(end)?;
             self.after_cr = rest[end] == b'\r';
-            let mut line = &rest[..end];
-            if !std::mem::replace(&mut self.started, true) {
-                line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
-            }
-            if self.refuse_invalid_utf8 && std::str::from_utf8(line).is_err() {
-                return Err(SseParseError::NotUtf8);
-            }
-            let dispatched = self.event.line(line);
-            self.read += end + 1;
-            self.lines += 1;
-            if dispatched.is_some() {
-                return Ok(dispatched);
+            if let Some(event) = self.complete_line(end, end + 1)? {
+                return Ok(Some(event));
             }
         }
+    }
+
+    /// Reads the line of `length` bytes at the read position, then moves
+    /// past it and its line end (`consumed` bytes in all).
+    fn complete_line(
+        &mut self,
+        length: usize,
+        consumed: usize,
+    ) -> Result<Option<SseEvent>, SseParseError> {
+        self.check_length(length)?;
+        let mut line = &self.buffer[self.read..self.read + length];
+        if !std::mem::replace(&mut self.started, true) {
+            line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
+        }
+        if self.refuse_invalid_utf8 && std::str::from_utf8(line).is_err() {
+            return Err(SseParseError::NotUtf8);
+        }
+        let dispatched = self.event.line(line);
+        self.read += consumed;
+        self.lines += 1;
+        if dispatched.is_none() {
+            self.check_event_length()?;
+        }
+        Ok(dispatched)
+    }
+
+    /// At the end of the stream: the event it leaves unfinished, read as
+    /// if a line end and a blank line followed. A browser discards such an
+    /// event (a dropped connection may have cut it); a producer's body
+    /// that ends cleanly ended there on purpose (`data: [DONE]` without
+    /// the blank line after it). Call after [`SseParser::next_event`]
+    /// returned `None`.
+    pub fn finish(&mut self) -> Result<Option<SseEvent>, SseParseError> {
+        // What is left has no line end (`next_event` took every line).
+        let left = self.buffer.len() - self.read;
+        self.scanned = 0;
+        if left > 0
+            && let Some(event) = self.complete_line(left, left)?
+        {
+            return Ok(Some(event));
+        }
+        Ok(self.event.dispatch())
     }
 
     /// How many lines were completed so far: after an event is returned,
@@ -188,6 +225,20 @@ impl SseParser {
     /// The spec's sticky last event ID: what a browser would resume from.
     pub fn last_event_id(&self) -> Option<&str> {
         self.event.last_event_id.as_deref()
+    }
+
+    fn check_event_length(&self) -> Result<(), SseParseError> {
+        if self
+            .event
+            .data
+            .as_ref()
+            .is_some_and(|data| data.len() > self.max_line_bytes)
+        {
+            return Err(SseParseError::EventTooLong {
+                limit: self.max_line_bytes,
+            });
+        }
+        Ok(())
     }
 
     fn check_length(&self, line_bytes: usize) -> Result<(), SseParseError> {
@@ -408,6 +459,39 @@ id: 9\nevent: unfinished\ndata: lost";
         assert_eq!(parser.feed(b"data: 123"), too_long);
         let mut parser = SseParser::with_max_line_bytes(8);
         assert_eq!(parser.feed(b"data: 123\n"), too_long);
+    }
+
+    #[test]
+    fn an_event_whose_joined_data_passes_the_limit_is_an_error() {
+        // Every line within 12 bytes; the data they join ("1234\n567\n8901") not.
+        let mut parser = SseParser::with_max_line_bytes(12);
+        assert_eq!(parser.feed(b"data: 1234\ndata: 567\n").unwrap(), vec![]);
+        assert_eq!(
+            parser.feed(b"data: 8901\n"),
+            Err(SseParseError::EventTooLong { limit: 12 })
+        );
+    }
+
+    #[test]
+    fn finish_reads_what_the_end_leaves_unfinished_as_a_complete_event() {
+        for (stream, data) in [
+            (&b"data: a\n\ndata: b\n"[..], "b"),
+            (&b"data: a\n\ndata: b"[..], "b"),
+            (&b"data: a\n\ndata: b\r"[..], "b"),
+        ] {
+            let mut parser = SseParser::new();
+            assert_eq!(
+                parser.feed(stream).unwrap(),
+                vec![event(None, None, "a", None)]
+            );
+            assert_eq!(parser.finish(), Ok(Some(event(None, None, data, None))));
+            assert_eq!(parser.finish(), Ok(None), "nothing twice");
+            assert_eq!(parser.next_event(), Ok(None));
+        }
+        // Nothing unfinished: nothing.
+        let mut parser = SseParser::new();
+        assert_eq!(parser.feed(b"data: a\n\n: comment\n").unwrap().len(), 1);
+        assert_eq!(parser.finish(), Ok(None));
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl From<UploadError> for ApiError {
             UploadError::Read(ReadError::Malformed { .. }) => {
                 Self::new(ErrorCode::InvalidPayload, message)
             }
-            UploadError::Read(ReadError::LineTooLong { .. }) => {
+            UploadError::Read(ReadError::LineTooLong { .. } | ReadError::EventTooLong { .. }) => {
                 Self::new(ErrorCode::PayloadTooLarge, message)
             }
             UploadError::Idle(_) => Self::new(ErrorCode::RequestTimeout, message),

@@ -10,7 +10,7 @@ use super::{
     tasks::task_id,
 };
 use crate::{
-    domain::{TaskId, task_json},
+    domain::{ProducerSeq, TaskId, task_json},
     error::{ApiError, ErrorCode},
     services::{generation_input::UploadFormat, tasks::Delta, uploads::UploadLimits},
     state::AppState,
@@ -97,7 +97,8 @@ pub struct TextRequest {
     pub delta: Option<String>,
     /// `delta`'s sequence number: a delta at or below the task's last
     /// accepted `seq` is a retry and is ignored.
-    pub seq: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
+    pub seq: Option<ProducerSeq>,
     /// Several pieces, in order, in one request: strings, or
     /// `{"delta", "seq"?}` objects.
     pub deltas: Option<Vec<DeltaItem>>,
@@ -112,7 +113,7 @@ impl TextRequest {
         match (self.delta, self.deltas) {
             (Some(text), None) => Ok(vec![Delta {
                 text,
-                seq: self.seq,
+                seq: self.seq.map(ProducerSeq::get),
             }]),
             (None, Some(items)) if !items.is_empty() && self.seq.is_none() => {
                 Ok(items.into_iter().map(Delta::from).collect())
@@ -133,14 +134,21 @@ impl TextRequest {
 #[serde(untagged)]
 pub enum DeltaItem {
     Text(String),
-    Numbered { delta: String, seq: Option<u64> },
+    Numbered {
+        delta: String,
+        #[schema(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
+        seq: Option<ProducerSeq>,
+    },
 }
 
 impl From<DeltaItem> for Delta {
     fn from(item: DeltaItem) -> Self {
         match item {
             DeltaItem::Text(text) => Delta { text, seq: None },
-            DeltaItem::Numbered { delta, seq } => Delta { text: delta, seq },
+            DeltaItem::Numbered { delta, seq } => Delta {
+                text: delta,
+                seq: seq.map(ProducerSeq::get),
+            },
         }
     }
 }

@@ -17,7 +17,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::plain::{self, JsonError};
+use crate::{
+    domain::ProducerSeq,
+    error::plain::{self, JsonError},
+};
 
 /// How the upload's body is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +77,7 @@ pub enum Instruction {
 #[serde(deny_unknown_fields)]
 struct NdJsonLine {
     delta: Option<String>,
-    seq: Option<u64>,
+    seq: Option<ProducerSeq>,
     progress: Option<f64>,
     stage: Option<String>,
     message: Option<String>,
@@ -119,7 +122,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     Ok(if let Some(text) = parsed.delta {
         Instruction::Delta {
             text,
-            seq: parsed.seq,
+            seq: parsed.seq.map(ProducerSeq::get),
         }
     } else if let Some(complete) = parsed.complete {
         Instruction::Complete {
@@ -164,13 +167,21 @@ pub fn event_stream_data(data: &str) -> Result<Instruction, String> {
     }
 }
 
-/// `choices[].delta.content` of a Chat Completions chunk, joined.
+/// `choices[].delta.content` of a Chat Completions chunk, joined: the
+/// first choice's (`index` 0, or no index). A request with `n` > 1 streams
+/// several answers in the same chunks; a task holds one.
 fn openai_chunk(choices: &Value) -> Result<Instruction, String> {
     let choices = choices
         .as_array()
         .ok_or("choices must be an array of chunk choices")?;
     let mut text = String::new();
     for (index, choice) in choices.iter().enumerate() {
+        if choice
+            .get("index")
+            .is_some_and(|choice_index| choice_index.as_u64() != Some(0))
+        {
+            continue;
+        }
         // `null` or absent: a chunk of the role, a tool call or the finish reason.
         match choice.pointer("/delta/content") {
             None | Some(Value::Null) => {}
@@ -314,6 +325,20 @@ mod tests {
             event_stream_data("[DONE]"),
             Ok(Instruction::Complete { result: None })
         );
+    }
+
+    #[test]
+    fn with_several_choices_only_the_first_answer_is_the_tasks_text() {
+        let both = r#"{"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"}}]}"#;
+        assert_eq!(
+            event_stream_data(both),
+            Ok(Instruction::Delta {
+                text: "a".into(),
+                seq: None
+            })
+        );
+        let second_only = r#"{"choices":[{"index":1,"delta":{"content":"b"}}]}"#;
+        assert_eq!(event_stream_data(second_only), Ok(Instruction::Nothing));
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub enum ReadError {
     Malformed { line: u64, reason: String },
     #[error("line {line} is longer than {limit} bytes")]
     LineTooLong { line: u64, limit: usize },
+    /// An SSE event whose `data` lines, joined, pass the limit (at line
+    /// `line`): the event is held whole until its blank line.
+    #[error("line {line}: the event's data is longer than {limit} bytes")]
+    EventTooLong { line: u64, limit: usize },
 }
 
 /// Splits the body into instructions, each named by its line (an SSE
@@ -49,8 +53,8 @@ impl Reader {
     }
 
     /// The instructions of `chunk` (and what earlier chunks left unfinished),
-    /// each with its line; `last` reads an unterminated final NDJSON line
-    /// too. The instructions before a malformed line come back with its
+    /// each with its line; `last` reads an unterminated final NDJSON line,
+    /// or SSE event, too. The instructions before a malformed line come back with its
     /// error, so they are applied.
     pub(super) fn read(
         &mut self,
@@ -108,12 +112,21 @@ impl Reader {
             }
             Self::EventStream { parser, max } => {
                 parser.push(chunk);
+                let mut finished = false;
                 loop {
-                    match parser.next_event() {
+                    let next = match parser.next_event() {
+                        Ok(None) if last && !finished => {
+                            finished = true;
+                            parser.finish()
+                        }
+                        next => next,
+                    };
+                    match next {
                         Ok(Some(sse)) => {
                             // Named by its last line: the blank line that
-                            // ended it is the one the parser just read.
-                            let line = parser.lines_read() - 1;
+                            // ended it is the one the parser just read
+                            // (none at the body's end).
+                            let line = parser.lines_read() - u64::from(!finished);
                             let instruction = event_stream_data(&sse.data)
                                 .map_err(|reason| ReadError::Malformed { line, reason })?;
                             out.push((line, instruction));
@@ -122,6 +135,12 @@ impl Reader {
                         Err(SseParseError::LineTooLong { .. }) => {
                             return Err(ReadError::LineTooLong {
                                 line: parser.lines_read() + 1,
+                                limit: *max,
+                            });
+                        }
+                        Err(SseParseError::EventTooLong { .. }) => {
+                            return Err(ReadError::EventTooLong {
+                                line: parser.lines_read(),
                                 limit: *max,
                             });
                         }
@@ -222,6 +241,43 @@ mod tests {
                 }
                 other => panic!("{format:?}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_event_stream_that_ends_without_its_blank_line_still_gives_its_last_event() {
+        for body in [
+            &b"data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"a\"}\n\ndata: [DONE]\n"[..],
+            &b"data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"a\"}\n\ndata: [DONE]"[..],
+        ] {
+            let mut reader = Reader::new(UploadFormat::EventStream, 1000);
+            // Not yet: more of the body may follow.
+            let (early, error) = reader.read(body, false);
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(deltas(&early), ["a"]);
+            assert_eq!(early.len(), 1, "{early:?}");
+            // The body's end ends the event.
+            let (rest, error) = reader.read(b"", true);
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(rest, [(3, Instruction::Complete { result: None })]);
+        }
+    }
+
+    #[test]
+    fn an_event_whose_data_lines_pass_the_limit_is_refused_at_the_line_that_passes_it() {
+        let mut reader = Reader::new(UploadFormat::EventStream, 100);
+        let line = format!("data: {}\n", "a".repeat(60));
+        let (none, error) = reader.read(line.as_bytes(), false);
+        assert!(none.is_empty() && error.is_none(), "{error:?}");
+        // Each line is within the limit; the event they build is not.
+        let (none, error) = reader.read(line.as_bytes(), false);
+        assert!(none.is_empty());
+        match error {
+            Some(ReadError::EventTooLong {
+                line: 2,
+                limit: 100,
+            }) => {}
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -7,14 +7,19 @@
 //! since it started: what the producer sends in the meantime is one write
 //! and one `text` event, and a producer faster than that is slowed by TCP.
 //! A cancel while the producer is between chunks ends the upload
-//! at once (409), so it stops paying for tokens; a line that does not parse
+//! at once (409), so it stops paying for tokens, and so does the task
+//! ending any other way (completed or failed by another call, failed by the
+//! orphan timeout); a line that does not parse
 //! or that the task refuses ends it naming the line, the lines before it
 //! staying applied; a body that ends without a terminal line leaves the
 //! task running. A task has one upload at a time on an instance: a newer
 //! one (a producer's retry) takes over, and the older ends at once (409
 //! `upload_superseded`), so two bodies never interleave their text.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -135,12 +140,15 @@ impl TaskService {
         let mut upload = self.open_upload(&task_id).await;
         let (mut deltas, mut chars) = (0u64, 0u64);
         let mut ended = false;
+        // Set before this upload's own terminal line is written, so the
+        // watch below does not take the task's end for someone else's.
+        let finishing = AtomicBool::new(false);
         // The end of the coalescing window the last write opened.
         let mut window_end: Option<tokio::time::Instant> = None;
         // One cancel watch and one idle timer for the whole upload, not a
         // new one per read: the timer is re-armed only when it goes off
         // while the producer is still within its idle allowance.
-        let stop = stopped(&mut upload);
+        let stop = stopped(&mut upload, &finishing);
         tokio::pin!(stop);
         let idle = tokio::time::sleep(limits.idle);
         tokio::pin!(idle);
@@ -205,10 +213,14 @@ impl TaskService {
                             .await
                             .map_err(|error| at_line(text_from, error))?;
                         (deltas, chars) = (deltas + new, chars + new_chars);
-                        ended |= matches!(
+                        let terminal = matches!(
                             change,
                             Instruction::Complete { .. } | Instruction::Fail { .. }
                         );
+                        if terminal {
+                            finishing.store(true, Ordering::Relaxed);
+                        }
+                        ended |= terminal;
                         self.change(&task_id, as_change(change))
                             .await
                             .map_err(|error| at_line(line, error))?;
@@ -291,7 +303,9 @@ fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
             _ => "left_running",
         },
         Err(UploadError::Read(ReadError::Malformed { .. })) => "malformed",
-        Err(UploadError::Read(ReadError::LineTooLong { .. })) => "line_too_long",
+        Err(UploadError::Read(ReadError::LineTooLong { .. } | ReadError::EventTooLong { .. })) => {
+            "line_too_long"
+        }
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
         Err(UploadError::Superseded) => "superseded",
@@ -328,9 +342,10 @@ fn as_change(instruction: Instruction) -> TaskChange {
     }
 }
 
-/// Resolves once the task is cancelled or a newer upload takes over, with
-/// why; never without a watch.
-async fn stopped(upload: &mut Option<UploadWatch>) -> UploadError {
+/// Resolves once the task ends other than by this upload's own terminal
+/// line (cancelled, or completed or failed elsewhere) or a newer upload
+/// takes over, with why; never without a watch.
+async fn stopped(upload: &mut Option<UploadWatch>, finishing: &AtomicBool) -> UploadError {
     let Some(UploadWatch {
         status,
         current,
@@ -340,10 +355,15 @@ async fn stopped(upload: &mut Option<UploadWatch>) -> UploadError {
         return std::future::pending().await;
     };
     let claim = *claim;
+    let ended_elsewhere = |status: &TaskStatus| {
+        *status == TaskStatus::Cancelled
+            || (status.is_terminal() && !finishing.load(Ordering::Relaxed))
+    };
     tokio::select! {
-        Ok(_) = status.wait_for(|s| *s == TaskStatus::Cancelled) => {
-            TaskWriteError::Task(TaskError::Cancelled).into()
-        }
+        Ok(status) = status.wait_for(ended_elsewhere) => match *status {
+            TaskStatus::Cancelled => TaskWriteError::Task(TaskError::Cancelled).into(),
+            ended => TaskWriteError::Task(TaskError::Finished(ended)).into(),
+        },
         Ok(_) = current.wait_for(|upload| *upload != claim) => UploadError::Superseded,
         else => std::future::pending().await,
     }

@@ -16,19 +16,19 @@ use crate::helpers::{
 };
 
 /// Creates task `id`.
-async fn create(app: &TestApp, id: &str) {
+pub(crate) async fn create(app: &TestApp, id: &str) {
     let response = app.post_json("/tasks", &json!({ "task_id": id })).await;
     assert_eq!(response.status().as_u16(), 201, "creating {id}");
 }
 
 /// An upload whose body the test writes piece by piece.
-struct Upload {
-    body: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    answer: actix_rt::task::JoinHandle<reqwest::Response>,
+pub(crate) struct Upload {
+    pub body: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pub answer: actix_rt::task::JoinHandle<reqwest::Response>,
 }
 
 impl Upload {
-    fn start(app: &TestApp, id: &str, content_type: &str) -> Self {
+    pub fn start(app: &TestApp, id: &str, content_type: &str) -> Self {
         let (body, chunks) = mpsc::channel(64);
         let request = app
             .api_client
@@ -39,7 +39,7 @@ impl Upload {
         Self { body, answer }
     }
 
-    async fn send(&self, text: &str) {
+    pub async fn send(&self, text: &str) {
         self.body
             .send(Ok(Bytes::from(text.to_owned())))
             .await
@@ -47,7 +47,7 @@ impl Upload {
     }
 
     /// Ends the body; the broker's answer.
-    async fn finish(self) -> reqwest::Response {
+    pub async fn finish(self) -> reqwest::Response {
         drop(self.body);
         tokio::time::timeout(LONG, self.answer)
             .await
@@ -56,7 +56,7 @@ impl Upload {
     }
 }
 
-fn text_of(events: &[SseEvent]) -> String {
+pub(crate) fn text_of(events: &[SseEvent]) -> String {
     events
         .iter()
         .filter(|e| e.is("text"))

@@ -15,6 +15,7 @@ mod diagnose;
 mod early_answers;
 mod error_format;
 mod generations;
+mod generations_edges;
 mod health_rules;
 mod helpers;
 mod janitor;

@@ -1,0 +1,204 @@
+//! AI generations at their edges: a task that ends while its upload is
+//! open, `seq` beyond what a store keeps, an SSE event that never ends, an
+//! SSE body whose last event has no blank line after it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    generations::{Upload, create, text_of},
+    helpers::{SHORT, TestApp, assert_error, eventually, sample_sum, spawn_app, spawn_app_with},
+};
+
+/// Waits until `count` uploads are open on the broker.
+async fn uploads_open(app: &TestApp, count: f64) {
+    eventually(SHORT, "the upload to be open", || async {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        (sample_sum(&metrics, "sse_task_uploads_open") == count).then_some(())
+    })
+    .await;
+}
+
+/// The upload's answer, which must come without the body ending.
+async fn answered_at_once(upload: Upload) -> reqwest::Response {
+    let answer = tokio::time::timeout(SHORT, upload.answer)
+        .await
+        .expect("answered while the body is still open")
+        .expect("the upload task");
+    drop(upload.body);
+    answer
+}
+
+#[actix_web::test]
+async fn a_task_completed_by_another_call_answers_its_open_upload_at_once() {
+    // Arrange: an upload open and streaming.
+    let app = spawn_app().await;
+    create(&app, "elsewhere").await;
+    let upload = Upload::start(&app, "elsewhere", "application/x-ndjson");
+    upload.send("{\"delta\": \"so far\"}\n").await;
+    eventually(SHORT, "the first token to be stored", || async {
+        let task = app.get_json("/tasks/elsewhere").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act: the task is completed by another call.
+    let done = app
+        .post_json(
+            "/tasks/elsewhere/complete",
+            &json!({"result": {"by": "api"}}),
+        )
+        .await;
+    assert_eq!(done.status().as_u16(), 200);
+
+    // Assert: the producer learns it now, not at its next line.
+    let answer = answered_at_once(upload).await;
+    let body = assert_error(answer, 409, "task_finished").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("completed")),
+        "{body}"
+    );
+    let mut late = app.open_stream("/tasks/elsewhere/events", &[]).await;
+    assert_eq!(text_of(&late.read_to_end(SHORT).await), "so far");
+}
+
+#[actix_web::test]
+async fn a_task_failed_by_the_orphan_timeout_answers_its_open_upload_at_once() {
+    // Arrange: a 1 s orphan timeout; an upload that keeps its connection
+    // open but sends nothing (within the 30 s read timeout).
+    let app = spawn_app_with(|s| s.task_orphan_timeout = Duration::from_secs(1)).await;
+    create(&app, "silent").await;
+    let upload = Upload::start(&app, "silent", "application/x-ndjson");
+    upload.send("{\"delta\": \"hello\"}\n").await;
+    uploads_open(&app, 1.0).await;
+
+    // Act: the reaper fails the task for its silence.
+    eventually(Duration::from_secs(10), "the task to be failed", || async {
+        let task = app.get_json("/tasks/silent").await;
+        (task["status"] == "failed").then_some(())
+    })
+    .await;
+
+    // Assert
+    let answer = answered_at_once(upload).await;
+    assert_error(answer, 409, "task_finished").await;
+    uploads_open(&app, 0.0).await;
+}
+
+#[actix_web::test]
+async fn an_upload_that_completes_its_task_itself_is_answered_200_at_its_end() {
+    // The watch for a task ended elsewhere must not take the upload's own
+    // terminal line for one: an AI SDK stream sends `finish`, then more.
+    let app = spawn_app().await;
+    create(&app, "own-end").await;
+    let upload = Upload::start(&app, "own-end", "text/event-stream");
+    upload
+        .send("data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"done\"}\n\n")
+        .await;
+    upload.send("data: {\"type\":\"finish\"}\n\n").await;
+    eventually(SHORT, "the task to be completed", || async {
+        let task = app.get_json("/tasks/own-end").await;
+        (task["status"] == "completed").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    upload.send("data: [DONE]\n\n").await;
+
+    let answer = upload.finish().await;
+    assert_eq!(answer.status().as_u16(), 200);
+    let summary: Value = answer.json().await.expect("the summary");
+    assert_eq!(summary["task"]["status"], "completed", "{summary}");
+}
+
+#[actix_web::test]
+async fn a_seq_beyond_what_the_store_keeps_is_refused_in_every_form() {
+    let app = spawn_app().await;
+    create(&app, "big-seq").await;
+    let expected = "a whole number from 0 to 9223372036854775807";
+    // 2^63 would be stored wrapped (negative), and after a restart every
+    // retry would count as new text.
+    for body in [
+        json!({"delta": "A", "seq": 9_223_372_036_854_775_808_u64}),
+        json!({"delta": "A", "seq": -1}),
+        json!({"deltas": [{"delta": "A", "seq": 9_223_372_036_854_775_808_u64}]}),
+    ] {
+        let response = app.post_json("/tasks/big-seq/text", &body).await;
+        let error = assert_error(response, 422, "invalid_field").await;
+        if body.get("delta").is_some() {
+            let message = error["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(expected), "{body}: {error}");
+        }
+    }
+    let upload = Upload::start(&app, "big-seq", "application/x-ndjson");
+    upload
+        .send("{\"delta\": \"B\", \"seq\": 9223372036854775808}\n")
+        .await;
+    let answer = upload.finish().await;
+    let error = assert_error(answer, 422, "invalid_payload").await;
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("line 1:") && message.contains(expected),
+        "{error}"
+    );
+    // The largest a store keeps is accepted, and a retry of it ignored.
+    for expected_ids in [true, false] {
+        let response = app
+            .post_json(
+                "/tasks/big-seq/text",
+                &json!({"delta": "C", "seq": 9_223_372_036_854_775_807_u64}),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 202);
+        let ids: Value = response.json().await.expect("ids");
+        assert_eq!(ids["ids"][0].is_i64(), expected_ids, "{ids}");
+    }
+    let task = app.get_json("/tasks/big-seq").await;
+    assert_eq!(
+        task["status"], "running",
+        "nothing but C was applied: {task}"
+    );
+}
+
+#[actix_web::test]
+async fn an_sse_event_that_never_ends_is_refused_at_the_body_limit() {
+    // Each line is short; the event's data they build passes 64 KiB.
+    let app = spawn_app_with(|s| s.max_body_bytes = 64 * 1024).await;
+    create(&app, "endless").await;
+    let upload = Upload::start(&app, "endless", "text/event-stream");
+    let line = format!("data: {}\n", "a".repeat(1000));
+    // 200 lines of 1 KB; the broker may stop reading (and answer) at any
+    // point past 64 of them.
+    for _ in 0..200 {
+        if upload.answer.is_finished() || upload.body.send(Ok(line.clone().into())).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let answer = upload.finish().await;
+    let error = assert_error(answer, 413, "payload_too_large").await;
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the event's data is longer than 65536 bytes"),
+        "{error}"
+    );
+}
+
+#[actix_web::test]
+async fn an_openai_stream_whose_done_has_no_blank_line_after_it_completes_the_task() {
+    let app = spawn_app().await;
+    create(&app, "no-blank").await;
+    let upload = Upload::start(&app, "no-blank", "text/event-stream");
+    upload
+        .send("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
+        .await;
+    upload.send("data: [DONE]\n").await;
+
+    let answer = upload.finish().await;
+    assert_eq!(answer.status().as_u16(), 200);
+    let summary: Value = answer.json().await.expect("the summary");
+    assert_eq!(summary["task"]["status"], "completed", "{summary}");
+    assert_eq!(summary["deltas"], 1, "{summary}");
+}
