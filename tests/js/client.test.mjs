@@ -339,3 +339,117 @@ test("a token renewed on `token_expiring` is the one a later reconnect carries",
   c.close();
 });
 
+
+/** A fetch stand-in answering `status` with a JSON error body; records what it was asked. */
+function refusingFetch(status, body, headers = {}) {
+  const asked = [];
+  const fetch = async (url, init) => {
+    asked.push({ url, init });
+    return {
+      ok: status >= 200 && status < 300,
+      status,
+      headers: { get: (name) => headers[name] ?? null },
+      json: async () => body,
+    };
+  };
+  return { fetch, asked };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+test("a stream the broker refuses for good ends with its status and code, not with reconnect attempts", async () => {
+  const errors = [];
+  const states = [];
+  const { fetch, asked } = refusingFetch(404, { error: { code: "task_not_found", message: "no task gen-1" } });
+  FakeEventSource.opened = [];
+  const c = new TaskStream("gen-1", {
+    EventSource: FakeEventSource,
+    fetch,
+    onError: (e) => errors.push(e),
+    onStateChange: (s) => states.push(s),
+  });
+  c.connect();
+  FakeEventSource.latest().refuse();
+  await settle();
+  assert.equal(asked.length, 1, "asked once why");
+  assert.equal(new URL(asked[0].url, "http://localhost/").pathname, "/tasks/gen-1/events");
+  assert.equal(asked[0].init.headers.Accept, "text/event-stream");
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].name, "StreamRefusedError");
+  assert.equal(errors[0].status, 404);
+  assert.equal(errors[0].code, "task_not_found");
+  assert.equal(errors[0].message, "no task gen-1");
+  assert.equal(c.state, State.CLOSED);
+  assert.equal(FakeEventSource.opened.length, 1, "never reconnected");
+});
+
+test("a refusal that may pass (503) is retried after its Retry-After, not before", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  const { fetch } = refusingFetch(503, { error: { code: "too_many_connections", message: "full" } }, { "Retry-After": "5" });
+  const c = client({ fetch, reconnectDelay: 100, onError: (e) => errors.push(e) });
+  c.connect();
+  FakeEventSource.latest().refuse();
+  await settle();
+  assert.equal(c.state, State.RECONNECTING);
+  t.mock.timers.tick(4999);
+  assert.equal(FakeEventSource.opened.length, 1, "not before Retry-After");
+  t.mock.timers.tick(1);
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.deepEqual(errors, []);
+  c.close();
+});
+
+test("a refusal the question no longer meets (the stream opens now) reconnects, and the question's stream is aborted", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let aborted = false;
+  const fetch = async (_url, init) => {
+    init.signal.addEventListener("abort", () => {
+      aborted = true;
+    });
+    return { ok: true, status: 200, headers: { get: () => null }, json: async () => null };
+  };
+  const c = client({ fetch, reconnectDelay: 100, maxReconnectDelay: 100 });
+  c.connect();
+  FakeEventSource.latest().refuse();
+  await settle();
+  assert.equal(aborted, true);
+  t.mock.timers.tick(100);
+  assert.equal(FakeEventSource.opened.length, 2);
+  c.close();
+});
+
+test("a 401 with getTicket is asked about with a fresh ticket and retried; without a way to a new token it ends the client", async () => {
+  let issued = 0;
+  const withTicket = refusingFetch(401, { error: { code: "unauthorized", message: "expired" } });
+  const c = client({ fetch: withTicket.fetch, getTicket: async () => `ticket-${++issued}` });
+  c.connect();
+  await settle();
+  FakeEventSource.latest().refuse();
+  await settle();
+  await settle();
+  assert.equal(new URL(withTicket.asked[0].url).searchParams.get("ticket"), "ticket-2", "not the spent ticket");
+  assert.equal(c.state, State.RECONNECTING);
+  c.close();
+
+  const errors = [];
+  const plain = refusingFetch(401, { error: { code: "unauthorized", message: "bad token" } });
+  const d = client({ fetch: plain.fetch, accessToken: "stale", onError: (e) => errors.push(e) });
+  d.connect();
+  FakeEventSource.latest().refuse();
+  await settle();
+  assert.equal(errors[0].code, "unauthorized");
+  assert.equal(d.state, State.CLOSED);
+});
+
+test("a network error (EventSource still connecting) is a lost connection, not a question", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { fetch, asked } = refusingFetch(404, {});
+  const c = client({ fetch, reconnectDelay: 100, maxReconnectDelay: 100 });
+  c.connect();
+  FakeEventSource.latest().fail();
+  await settle();
+  assert.equal(asked.length, 0);
+  assert.equal(c.state, State.RECONNECTING);
+  c.close();
+});

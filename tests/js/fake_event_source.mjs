@@ -19,6 +19,8 @@ export class FakeEventSource extends EventTarget {
     this.url = url;
     this.init = init;
     this.closed = false;
+    /** As EventSource's: 0 connecting, 1 open, 2 closed (given up by itself). */
+    this.readyState = 0;
     FakeEventSource.opened.push(this);
   }
 
@@ -82,7 +84,19 @@ export class FakeEventSource extends EventTarget {
 
   /** The connection opens, as EventSource reports it: a plain "open" Event. */
   open() {
+    this.readyState = 1;
     this.dispatchEvent(new Event("open"));
+  }
+
+  /**
+   * The broker answered with an HTTP error instead of a stream: EventSource
+   * gives up by itself (CLOSED) and raises a plain "error" Event, with no
+   * way to read the status.
+   */
+  refuse() {
+    if (this.closed) return;
+    this.readyState = 2;
+    this.dispatchEvent(new Event("error"));
   }
 
   static latest() {

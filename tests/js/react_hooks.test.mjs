@@ -135,6 +135,30 @@ test("a failed task's error message reaches `error` with the status `failed`", (
   assert.ok(latest().closed);
 });
 
+test("a task the broker does not know ends the hook with its StreamRefusedError, not with reconnect attempts", async () => {
+  const asked = [];
+  const fetch = async (url) => {
+    asked.push(url);
+    return {
+      ok: false,
+      status: 404,
+      headers: { get: () => null },
+      json: async () => ({ error: { code: "task_not_found", message: "no task gone-1" } }),
+    };
+  };
+  const { result } = renderTask("gone-1", { fetch });
+  await act(async () => {
+    latest().refuse();
+    await new Promise((resolve) => setImmediate(resolve));
+  });
+  assert.equal(asked.length, 1);
+  assert.equal(result.current.error.name, "StreamRefusedError");
+  assert.equal(result.current.error.code, "task_not_found");
+  assert.equal(result.current.error.status, 404);
+  assert.equal(result.current.isConnected, false);
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect");
+});
+
 test("a network error reconnects with backoff, resuming after the last id, up to maxReconnectAttempts, then reports the stream lost", (t) => {
   fakeTime(t);
   const disconnects = [];

@@ -80,6 +80,21 @@ export declare class TaskError extends Error {
   status: "failed" | "cancelled" | undefined;
 }
 
+/**
+ * What `onError` receives when the broker refuses to open the stream (an
+ * HTTP error answer, which `EventSource` cannot read: the client asks with
+ * `fetch`). A refusal that may pass (401 with `getTicket`/`getToken`, 408,
+ * 429, 5xx) is retried instead; this one ends the client.
+ */
+export declare class StreamRefusedError extends Error {
+  constructor(status: number, code?: string | null, message?: string);
+  readonly name: "StreamRefusedError";
+  /** The HTTP status: 400, 401, 403, 404, 422, … */
+  status: number;
+  /** The broker's error code: `task_not_found`, `forbidden`, `invalid_last_event_id`, … */
+  code: string | null;
+}
+
 /** The data of the `connected` frame that opens every stream. */
 export interface ConnectedData {
   connection_id: string;
@@ -90,7 +105,16 @@ export interface ConnectedData {
 
 /** Why a stream was lost, and what happens next. */
 export interface DisconnectInfo {
-  reason: "network" | "heartbeat_timeout" | "shutdown";
+  /**
+   * `network`: the connection dropped or could not be made;
+   * `heartbeat_timeout`: nothing arrived for `heartbeatTimeout`;
+   * `shutdown`: the broker is restarting; `ticket`: `getTicket` failed;
+   * `token_expired`: with `getTicket`, a fresh ticket is fetched;
+   * `refused`: the broker refused the stream (retried when the refusal may
+   * pass, else `willReconnect` is false and `onError` gets a
+   * StreamRefusedError).
+   */
+  reason: "network" | "heartbeat_timeout" | "shutdown" | "ticket" | "token_expired" | "refused";
   willReconnect: boolean;
   /** The wait before the next attempt, ms; null when giving up. */
   delay: number | null;
@@ -162,10 +186,12 @@ export interface SseClientOptions {
   onConnect?: (data: ConnectedData) => void;
   onDisconnect?: (info: DisconnectInfo) => void;
   /**
-   * A lost stream given up on, an expired token, or, where `closeOn` has
-   * "error" (a TaskStream), the task's end as a TaskError with its data.
+   * A lost stream given up on, an expired token, a stream the broker
+   * refused (a StreamRefusedError with its status and code), or, where
+   * `closeOn` has "error" (a TaskStream), the task's end as a TaskError with
+   * its data.
    */
-  onError?: (error: Error | TaskError, data?: TaskErrorData, event?: MessageEvent<string>) => void;
+  onError?: (error: Error | TaskError | StreamRefusedError, data?: TaskErrorData, event?: MessageEvent<string>) => void;
   /** `progress` (a task) and `progress_update` events. */
   onProgress?: (data: TaskSnapshot, event: MessageEvent<string>) => void;
   /** `text` events: `delta` is their `data.delta`. */

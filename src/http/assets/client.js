@@ -175,6 +175,27 @@ export class TaskError extends Error {
   }
 }
 
+/**
+ * The broker refused to open the stream: an HTTP error answer, which
+ * `EventSource` cannot read, so the client asks again with `fetch` to learn
+ * it. `status` is the HTTP status, `code` the broker's error code
+ * (`task_not_found`, `forbidden`, `invalid_last_event_id`, …).
+ */
+export class StreamRefusedError extends Error {
+  constructor(status, code, message) {
+    super(message || `the broker refused the stream (HTTP ${status})`);
+    this.name = "StreamRefusedError";
+    this.status = status;
+    this.code = code || null;
+  }
+}
+
+/** Refusals that a later attempt may not meet: retried like a lost connection. */
+function isPassing(status, options) {
+  if (status === 401) return Boolean(options.getTicket || options.getToken);
+  return status === 408 || status === 429 || status >= 500;
+}
+
 export class SseClient {
   /**
    * @param {string} url  stream URL, e.g. "/sse/events" or "/tasks/ID/events"
@@ -443,9 +464,14 @@ export class SseClient {
     const source = new this.EventSourceImpl(this._streamUrl(ticket), { withCredentials: this.options.withCredentials });
     this.source = source;
     this.listenedTypes = new Set();
+    this.streamOpened = false;
     source.onerror = (event) => {
       // A server `event: error` also lands here; _dispatch delivers it.
-      if (!isServerEvent(event)) this._lost("network");
+      if (isServerEvent(event)) return;
+      // EventSource gives up by itself (CLOSED) only on an answer that is
+      // not a stream; before `connected`, that is the broker's refusal.
+      if (!this.streamOpened && source.readyState === 2) this._askWhyRefused();
+      else this._lost("network");
     };
     // "message" and "error" go through _listen only, never also through
     // onmessage/onerror, so a handler never runs twice for one event.
@@ -489,6 +515,7 @@ export class SseClient {
     const { onConnect, onProgress, onText } = this.options;
     switch (type) {
       case "connected":
+        this.streamOpened = true;
         this.attempts = 0;
         this.connectionId = data && data.connection_id;
         this._listenToSubscribed(data);
@@ -576,6 +603,54 @@ export class SseClient {
     this._setState(State.RECONNECTING);
     if (this.options.onDisconnect) this.options.onDisconnect({ reason, willReconnect: true, delay });
     this.reconnectTimer = setTimeout(() => this._open(), delay);
+  }
+
+  /**
+   * Opens the same stream with `fetch`, only to read the refusal's status
+   * and error body: a refusal that will not pass (a bad id, an unknown
+   * task, a forbidden project) ends the client with a StreamRefusedError
+   * instead of reconnect attempts; one that may pass (429, 503, 401 with a
+   * way to a fresh token) is retried, after its Retry-After.
+   */
+  _askWhyRefused() {
+    const fetchImpl = this.options.fetch || globalThis.fetch;
+    this._teardown();
+    if (!fetchImpl) return this._lost("network");
+    const asking = (this.opening = {});
+    const current = () => this.opening === asking && this._state !== State.CLOSED;
+    const abort = typeof AbortController === "function" ? new AbortController() : null;
+    const credentials = this.options.withCredentials ? "include" : "same-origin";
+    Promise.resolve()
+      // A refused stream may have spent its ticket: the question needs one.
+      .then(() => (this.options.getTicket ? this.options.getTicket() : null))
+      .then((ticket) => {
+        if (!current()) return null;
+        const init = { headers: { Accept: "text/event-stream" }, credentials, signal: abort && abort.signal };
+        return fetchImpl(this._streamUrl(ticket), init);
+      })
+      .then(async (response) => {
+        if (!response || !current()) return;
+        const { status } = response;
+        if (status === 200) {
+          // It opens now: whatever refused it has passed. Reconnect.
+          if (abort) abort.abort();
+          return this._lost("network");
+        }
+        const body = status === 204 ? null : await response.json().catch(() => null);
+        if (!current()) return;
+        if (status === 204) return this.close(); // nothing (more) to stream
+        if (isPassing(status, this.options)) {
+          const retryAfter = Number(response.headers && response.headers.get("Retry-After"));
+          return this._lost("refused", retryAfter > 0 ? retryAfter * 1000 : undefined);
+        }
+        const error = (body && body.error) || {};
+        this.close();
+        if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
+        this._fail(new StreamRefusedError(status, error.code, error.message));
+      })
+      .catch(() => {
+        if (current()) this._lost("network");
+      });
   }
 
   _fail(error, data, event) {

@@ -8,6 +8,7 @@ import type {
   DisconnectInfo,
   EventData,
   EventSourceConstructor,
+  StreamRefusedError,
   TaskError,
   TaskErrorData,
   TaskSnapshot,
@@ -50,15 +51,18 @@ export interface StreamOptions {
   /** Each `progress` event's data (a task); on a general stream `progress_update` too. */
   onProgress?: (data: TaskSnapshot) => void;
   /**
-   * A task's end (a TaskError: failed or cancelled; task streams only), or
-   * the connection given up on or its token expired (an Error).
+   * A task's end (a TaskError: failed or cancelled; task streams only), the
+   * stream refused (a StreamRefusedError: an unknown task, a forbidden
+   * project), or the connection given up on or its token expired (an Error).
    */
-  onError?: (error: Error | TaskError, data?: TaskErrorData) => void;
+  onError?: (error: Error | TaskError | StreamRefusedError, data?: TaskErrorData) => void;
   onConnect?: (data: ConnectedData) => void;
   /** A lost stream (not a closed one): why, and whether it reconnects. */
   onDisconnect?: (info: DisconnectInfo) => void;
   /** An EventSource stand-in (tests). */
   EventSource?: EventSourceConstructor;
+  /** A fetch stand-in (tests): how the client asks why a stream was refused, and renews tokens. */
+  fetch?: typeof fetch;
 }
 
 export interface StreamControls {
@@ -89,8 +93,8 @@ export interface TaskStreamResult extends StreamControls {
   task: TaskSnapshot | null;
   /** The `complete` event's `result`. */
   result: unknown;
-  /** The task's end (TaskError), or the connection's failure (Error); null otherwise. */
-  error: Error | TaskError | null;
+  /** The task's end (TaskError), the stream refused (StreamRefusedError), or the connection's failure (Error); null otherwise. */
+  error: Error | TaskError | StreamRefusedError | null;
 }
 
 /** Follows the task `taskId` (`/tasks/{taskId}/events`); a falsy id opens nothing. */

@@ -94,6 +94,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
       // render must not reopen the stream.
       ...(latest.current.getTicket ? { getTicket: () => latest.current.getTicket() } : {}),
       ...(latest.current.getToken ? { getToken: () => latest.current.getToken() } : {}),
+      ...(latest.current.fetch ? { fetch: (...args) => latest.current.fetch(...args) } : {}),
       ...(shareAcrossTabs === false ? { shareAcrossTabs: false } : {}),
       closeOn,
       ...(typesKey ? { eventTypes: typesKey.split(",") } : {}),

@@ -16,11 +16,15 @@
 //! - `react_demo`: the page runs on `/react.js` and the React the broker
 //!   serves; a generation produced step by step shows its progress, stage,
 //!   text and status to completion, and again whole after a reload.
+//! - `refused_stream`: a stream the broker refuses (an unknown task, a bad
+//!   id) ends the client with the broker's code, no reconnect; a broker
+//!   that cannot be reached is retried.
 
 mod diagnose;
 mod dropped_stream;
 mod many_streams;
 mod react_demo;
+mod refused_stream;
 mod tab_sharing;
 mod task_end;
 

@@ -9,6 +9,7 @@ import {
   SseClient,
   TaskStream,
   TaskError,
+  StreamRefusedError,
   State,
   backoffDelay,
   isServerEvent,
@@ -147,3 +148,21 @@ export function Feed() {
   useEventStream({ event_types: [1, 2] });
   console.log(sure);
 }
+
+// A refused stream: its status and the broker's code.
+const refusing = new TaskStream("gen-2", {
+  onError: (error) => {
+    if (error instanceof StreamRefusedError) {
+      const status: number = error.status;
+      const code: string | null = error.code;
+      console.log(status, code);
+    }
+  },
+  onDisconnect: (info) => {
+    if (info.reason === "refused" && !info.willReconnect) console.log("refused for good");
+  },
+});
+refusing.connect();
+// @ts-expect-error a refusal's status is a number, not a string
+const badStatus: string = new StreamRefusedError(404, "task_not_found").status;
+void badStatus;
