@@ -179,6 +179,10 @@ impl From<UpdateSubscriptionError> for ApiError {
                 ErrorCode::Forbidden,
                 "this connection belongs to another user",
             ),
+            UpdateSubscriptionError::ProjectNotGranted => Self::new(
+                ErrorCode::Forbidden,
+                "the token this stream was opened with does not grant this project; reconnect with one that does",
+            ),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     },
     auth::Principal,
     domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, now_ms},
-    store::EventStore,
+    store::{ChatTasks, EventStore},
     telemetry::Metrics,
 };
 
@@ -129,7 +129,32 @@ impl TaskService {
         chat_id: &ChatId,
     ) -> Result<Option<Task>, TaskWriteError> {
         let projects = principal.projects.to_list();
-        let Some(task) = self.store.chat_running_task(chat_id, projects).await? else {
+        let in_projects = ChatTasks::InProjects(projects);
+        let found = match self
+            .store
+            .chat_task(chat_id, in_projects.clone(), true)
+            .await?
+        {
+            Some(task) => Some(task),
+            // A chat with a task in a project the caller may see is that
+            // project's: a task without a project (which any publisher may
+            // create, in any chat) never stands in for its tasks, so
+            // another tenant cannot put its text in this chat.
+            None if self
+                .store
+                .chat_task(chat_id, in_projects, false)
+                .await?
+                .is_some() =>
+            {
+                None
+            }
+            None => {
+                self.store
+                    .chat_task(chat_id, ChatTasks::Unprojected, true)
+                    .await?
+            }
+        };
+        let Some(task) = found else {
             return Ok(None);
         };
         // This instance may hold it fresher than its row (text being written).

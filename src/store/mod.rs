@@ -8,6 +8,7 @@ mod batch_plan;
 mod checkpointer;
 mod cursor;
 mod deadline;
+mod error;
 mod health;
 mod migrations;
 mod pg_insert;
@@ -40,35 +41,16 @@ pub use batch_plan::{CommittedBatch, InsertOutcome};
 pub use cursor::{EventCursor, EventPage};
 pub use deadline::Deadline;
 use deadline::{joined_result, report_late_outcome};
+pub use error::StoreError;
 pub use health::{
     ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
 };
 pub use migrations::run_migrations;
+pub use queries::ChatTasks;
 pub use rows::{BatchRows, EventRows};
 
 /// How long a publish's `idempotency_key` is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);
-
-/// Why the store could not answer. Messages never reach clients: the HTTP
-/// edge maps every variant to a 503.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Past the store timeout; nothing was committed, nor will be.
-    #[error("the event store did not answer within {} ms", .0.as_millis())]
-    Timeout(Duration),
-    /// The commit began before the store timeout but was not confirmed
-    /// within one more: it may or may not have been stored.
-    #[error("the event store did not confirm a commit within {} ms", .0.as_millis())]
-    CommitUnconfirmed(Duration),
-    #[error("could not open the event store: {0}")]
-    Open(String),
-    #[error("could not apply migrations: {0}")]
-    Migration(String),
-    #[error("no database connection available: {0}")]
-    Unavailable(String),
-    #[error("query failed")]
-    Query(#[from] diesel::result::Error),
-}
 
 /// The event store, whichever backend holds it. Cheap to clone.
 ///
@@ -350,16 +332,17 @@ impl EventStore {
         })
     }
 
-    /// The newest unfinished task of `chat_id` in no project or in one of
-    /// `projects` (`None`: any).
-    pub async fn chat_running_task(
+    /// The newest task of `chat_id` among `which`; only unfinished ones
+    /// when `running`.
+    pub async fn chat_task(
         &self,
         chat_id: &ChatId,
-        projects: Option<Vec<String>>,
+        which: ChatTasks,
+        running: bool,
     ) -> Result<Option<Task>, StoreError> {
         let chat_id = chat_id.to_string();
         bounded!(self, Operation::ChatTask, self.deadline(), |store, d| {
-            store.chat_running_task(chat_id, projects, &d)
+            store.chat_task(chat_id, which, running, &d)
         })
     }
 

@@ -25,7 +25,7 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 use super::{
-    CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
+    ChatTasks, CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     pg_insert::InsertEventRows,
     pg_task_update::UpdateRunningTasks,
@@ -295,14 +295,15 @@ impl PostgresStore {
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
-    pub async fn chat_running_task(
+    pub async fn chat_task(
         &self,
         chat_id: String,
-        projects: Option<Vec<String>>,
+        which: ChatTasks,
+        running: bool,
         deadline: &Deadline,
     ) -> Result<Option<Task>, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        let row = queries::chat_running_task!(chat_id, projects)
+        let row = queries::chat_task!(chat_id, which, running)
             .first(&mut connection)
             .await
             .optional()?;

@@ -3,6 +3,15 @@
 //! bounds; expanded in each backend's file, each is checked against that
 //! backend's SQL dialect like hand-written code.
 
+/// Which of a chat's tasks a lookup considers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTasks {
+    /// Tasks in a project: any (`None`), or one of these.
+    InProjects(Option<Vec<String>>),
+    /// Tasks in no project.
+    Unprojected,
+}
+
 /// One page of stored events after `page.after`, oldest first, narrowed
 /// by the page's type, project and task filters. Expands to a boxed query
 /// of [`StoredEventRow`](super::rows::StoredEventRow)s.
@@ -50,25 +59,31 @@ macro_rules! silent_tasks {
     }};
 }
 
-/// The newest unfinished task of chat `$chat_id` (a `String`) that is in
-/// no project or in one of `$projects` (an `Option<Vec<String>>`; `None`:
-/// any project). Expands to a boxed query of at most one
+/// The newest task of chat `$chat_id` (a `String`) among `$which` (a
+/// [`ChatTasks`]), only unfinished ones when `$running`.
+/// Expands to a boxed query of at most one
 /// [`TaskRow`](super::rows::TaskRow), served by the `tasks_chat` index.
-macro_rules! chat_running_task {
-    ($chat_id:expr, $projects:expr) => {{
+macro_rules! chat_task {
+    ($chat_id:expr, $which:expr, $running:expr) => {{
         let mut query = tasks::table
             .filter(tasks::chat_id.eq($chat_id))
-            .filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES))
             .order((tasks::created_at_ms.desc(), tasks::task_id.desc()))
             .limit(1)
             .select(TaskRow::as_select())
             .into_boxed();
-        if let Some(projects) = $projects {
-            query = query.filter(
-                tasks::project_id
-                    .is_null()
-                    .or(tasks::project_id.eq_any(projects)),
-            );
+        if $running {
+            query = query.filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES));
+        }
+        match $which {
+            super::queries::ChatTasks::InProjects(None) => {
+                query = query.filter(tasks::project_id.is_not_null())
+            }
+            super::queries::ChatTasks::InProjects(Some(projects)) => {
+                query = query.filter(tasks::project_id.eq_any(projects))
+            }
+            super::queries::ChatTasks::Unprojected => {
+                query = query.filter(tasks::project_id.is_null())
+            }
         }
         query
     }};
@@ -86,4 +101,4 @@ macro_rules! latest_text_seq {
     }};
 }
 
-pub(super) use {chat_running_task, events_after, latest_text_seq, silent_tasks};
+pub(super) use {chat_task, events_after, latest_text_seq, silent_tasks};

@@ -27,7 +27,7 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 use super::{
-    CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
+    ChatTasks, CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     checkpointer::Checkpointer,
     prepared::{EventsSequence, InsertEventRow, UpdateRunningTask, finished_of},
@@ -306,15 +306,16 @@ impl SqliteStore {
         Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
-    pub async fn chat_running_task(
+    pub async fn chat_task(
         &self,
         chat_id: String,
-        projects: Option<Vec<String>>,
+        which: ChatTasks,
+        running: bool,
         deadline: &Deadline,
     ) -> Result<Option<Task>, StoreError> {
         let row = self
             .read(deadline, move |c| {
-                queries::chat_running_task!(chat_id, projects)
+                queries::chat_task!(chat_id, which, running)
                     .first(c)
                     .optional()
             })

@@ -202,3 +202,42 @@ async fn an_openai_stream_whose_done_has_no_blank_line_after_it_completes_the_ta
     assert_eq!(summary["task"]["status"], "completed", "{summary}");
     assert_eq!(summary["deltas"], 1, "{summary}");
 }
+
+#[actix_web::test]
+async fn task_types_past_the_label_bound_share_one_series() {
+    // Arrange: one more task type than get series of their own, each with a
+    // first token.
+    use sse_broker::telemetry::MAX_TASK_TYPES;
+    let app = spawn_app().await;
+    for n in 0..=MAX_TASK_TYPES {
+        let id = format!("typed-{n}");
+        let created = app
+            .post_json(
+                "/tasks",
+                &json!({"task_id": id, "task_type": format!("type-{n}")}),
+            )
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+        let text = app
+            .post_json(&format!("/tasks/{id}/text"), &json!({"delta": "x"}))
+            .await;
+        assert_eq!(text.status().as_u16(), 202);
+    }
+
+    // Assert: the first types keep their names, the last is `other`.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let labels: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("sse_task_time_to_first_token_seconds_count{"))
+        .filter_map(|l| l.split("task_type=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(labels.len(), MAX_TASK_TYPES + 1, "{labels:?}");
+    assert!(
+        labels.contains("type-0") && labels.contains("other"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.contains(format!("type-{MAX_TASK_TYPES}").as_str()),
+        "{labels:?}"
+    );
+}

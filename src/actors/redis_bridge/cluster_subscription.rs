@@ -61,8 +61,7 @@ impl Handler<UpdateClusterSubscription> for RedisBridge {
                         .as_deref()
                         .and_then(|p| ProjectId::parse(p).ok()),
                 }),
-                "not_owner" => Err(UpdateSubscriptionError::NotOwner),
-                _ => Err(UpdateSubscriptionError::UnknownConnection),
+                refused => Err(refusal_of(refused)),
             }
         };
         Box::pin(ask.into_actor(self).map(|result, _, _| result))
@@ -89,15 +88,33 @@ impl RedisBridge {
                     event_types: view.event_types,
                     project_id: view.project_id.map(|p| p.as_str().to_owned()),
                 }),
-                Ok(Err(UpdateSubscriptionError::NotOwner)) => Some(SubscriptionReply {
-                    outcome: "not_owner".to_owned(),
+                Ok(Err(UpdateSubscriptionError::UnknownConnection)) | Err(_) => None,
+                Ok(Err(refused)) => Some(SubscriptionReply {
+                    outcome: refusal_name(refused).to_owned(),
                     event_types: Vec::new(),
                     project_id: None,
                 }),
-                Ok(Err(UpdateSubscriptionError::UnknownConnection)) | Err(_) => None,
             }
         };
         self.answer_as_holder(reply_to, "a subscription change", answer, ctx);
+    }
+}
+
+/// How the holder names a refusal in its reply.
+fn refusal_name(refused: UpdateSubscriptionError) -> &'static str {
+    match refused {
+        UpdateSubscriptionError::NotOwner => "not_owner",
+        UpdateSubscriptionError::ProjectNotGranted => "project_not_granted",
+        UpdateSubscriptionError::UnknownConnection => "unknown_connection",
+    }
+}
+
+/// The refusal a reply names (an unknown name: as if nobody held the stream).
+fn refusal_of(name: &str) -> UpdateSubscriptionError {
+    match name {
+        "not_owner" => UpdateSubscriptionError::NotOwner,
+        "project_not_granted" => UpdateSubscriptionError::ProjectNotGranted,
+        _ => UpdateSubscriptionError::UnknownConnection,
     }
 }
 

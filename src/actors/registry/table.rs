@@ -41,6 +41,11 @@ pub enum UpdateSubscriptionError {
     UnknownConnection,
     #[error("the connection belongs to another user")]
     NotOwner,
+    /// The project is granted by the caller's token, not by the one the
+    /// stream was opened with (which is what its events are checked
+    /// against): reconnect with a token that grants it.
+    #[error("the stream's token does not grant this project")]
+    ProjectNotGranted,
 }
 
 /// One open stream.
@@ -264,6 +269,12 @@ impl<C: Clone> ConnectionTable<C> {
         let entry = &mut self.entries[key];
         if requester.is_some() && requester != entry.subscription.viewer.user_id.as_ref() {
             return Err(UpdateSubscriptionError::NotOwner);
+        }
+        if project_id
+            .as_ref()
+            .is_some_and(|project| !entry.subscription.viewer.projects.allows(project))
+        {
+            return Err(UpdateSubscriptionError::ProjectNotGranted);
         }
         self.index.remove(key, &entry.subscription);
         entry.subscription.event_types = event_types;

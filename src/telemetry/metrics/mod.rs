@@ -14,9 +14,11 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 mod gauges;
 mod histograms;
 mod record;
+mod task_types;
 mod zeros;
 
 pub use record::StreamBodyMetrics;
+pub use task_types::MAX_TASK_TYPES;
 
 use gauges::Sampled;
 use histograms::{
@@ -77,6 +79,8 @@ struct Inner {
     replay_events: Counter<u64>,
     time_to_first_token: Histogram<f64>,
     token_gap: Histogram<f64>,
+    /// Their `task_type` labels, bounded.
+    task_types: task_types::TaskTypeLabels,
     task_deltas: Counter<u64>,
     text_event_deltas: Histogram<f64>,
     uploads: Counter<u64>,
@@ -221,6 +225,7 @@ impl Metrics {
                 ),
                 time_to_first_token: histogram(&TIME_TO_FIRST_TOKEN),
                 token_gap: histogram(&TOKEN_GAP),
+                task_types: task_types::TaskTypeLabels::default(),
                 task_deltas: counter(
                     "sse.task.deltas",
                     "Text deltas written to tasks, by outcome (accepted, or retry: a seq at or \

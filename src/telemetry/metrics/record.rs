@@ -135,17 +135,17 @@ impl Metrics {
     }
 
     pub fn record_time_to_first_token(&self, task_type: &str, seconds: f64) {
-        self.inner.time_to_first_token.record(
-            seconds.max(0.0),
-            &[KeyValue::new("task_type", task_type.to_owned())],
-        );
+        let label = self.inner.task_types.label(task_type);
+        self.inner
+            .time_to_first_token
+            .record(seconds.max(0.0), &[KeyValue::new("task_type", label)]);
     }
 
     pub fn record_token_gap(&self, task_type: &str, seconds: f64) {
-        self.inner.token_gap.record(
-            seconds.max(0.0),
-            &[KeyValue::new("task_type", task_type.to_owned())],
-        );
+        let label = self.inner.task_types.label(task_type);
+        self.inner
+            .token_gap
+            .record(seconds.max(0.0), &[KeyValue::new("task_type", label)]);
     }
 
     /// One coalesced text write: `accepted` deltas went into one event,

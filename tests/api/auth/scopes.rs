@@ -253,6 +253,18 @@ async fn publishing_to_a_project_outside_the_token_is_403_and_stores_nothing() {
     }
 }
 
+/// A subscription change to a project the stream's own token does not
+/// grant: 403, saying so.
+async fn assert_project_not_granted(response: reqwest::Response, token: &str) {
+    let refused = assert_forbidden(response, &[token]).await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not grant this project")),
+        "{refused}"
+    );
+}
+
 #[actix_web::test]
 async fn only_the_owner_may_change_a_streams_subscription() {
     let app = spawn_secured_app().await;
@@ -271,6 +283,11 @@ async fn only_the_owner_may_change_a_streams_subscription() {
     assert_forbidden(by_bob, &[&bob]).await;
     let outside = post_as(&app, "/sse/subscribe", Some(&change("p2")), Some(&alice)).await;
     assert_forbidden(outside, &[&alice]).await;
+    // Alice again, with a token of hers that grants p9: the stream's own
+    // token (what its events are checked against) does not.
+    let alice_p9 = token("alice", "subscribe", &["p9"]);
+    let other_grant = post_as(&app, "/sse/subscribe", Some(&change("p9")), Some(&alice_p9)).await;
+    assert_project_not_granted(other_grant, &alice_p9).await;
     let by_alice = post_as(&app, "/sse/subscribe", Some(&change("p3")), Some(&alice)).await;
     assert_eq!(by_alice.status().as_u16(), 200);
     let answer: Value = by_alice.json().await.unwrap();
@@ -509,9 +526,13 @@ async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_th
             .send()
     };
 
-    // Another user's change through b: 403, and the stream is untouched.
+    // Another user's change through b: 403, and the stream is untouched;
+    // so is alice's with a token that grants a project the stream's does not.
     let by_bob = change(&bob, &id, "p1").await.expect("sent");
     assert_forbidden(by_bob, &[&bob]).await;
+    let alice_p9 = token("alice", "subscribe", &["p9"]);
+    let other_grant = change(&alice_p9, &id, "p9").await.expect("sent");
+    assert_project_not_granted(other_grant, &alice_p9).await;
     // Alice's own, through b: applied on a.
     let by_alice = change(&alice, &id, "p3").await.expect("sent");
     assert_eq!(by_alice.status().as_u16(), 200);

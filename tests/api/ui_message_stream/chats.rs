@@ -177,6 +177,56 @@ async fn another_projects_task_is_unknown_and_its_chat_has_nothing_to_resume() {
 }
 
 #[actix_web::test]
+async fn a_task_in_no_project_never_stands_in_for_a_projects_chat() {
+    // Arrange: bob's generation in p2, in his chat; then alice, a tenant of
+    // p1 who learnt the chat's id, makes a newer task in no project (which
+    // any token sees) in the same chat, with text of her own.
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let make = |id: &'static str, project: Option<&'static str>, who: &String| {
+        let mut body = json!({ "task_id": id, "chat_id": "bobs-chat" });
+        if let Some(project) = project {
+            body["project_id"] = json!(project);
+        }
+        let (app, who) = (&app, who.clone());
+        async move {
+            let created = post_as(app, "/tasks", Some(&body), Some(&who)).await;
+            assert_eq!(created.status().as_u16(), 201, "{id}");
+            let text = json!({ "delta": format!("text of {id}") });
+            let written = post_as(app, &format!("/tasks/{id}/text"), Some(&text), Some(&who)).await;
+            assert_eq!(written.status().as_u16(), 202, "{id}");
+        }
+    };
+    make("bobs-answer", Some("p2"), &bob).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    make("forged", None, &alice).await;
+    let authorization = format!("Bearer {bob}");
+
+    // Act / Assert: bob's chat resumes his task, not the newer forged one.
+    let mut stream = UiStream::open_with(
+        &app,
+        "/chats/bobs-chat/stream",
+        &[("Authorization", authorization.as_str())],
+    )
+    .await;
+    assert_eq!(stream.take(1).await, [start("bobs-answer")]);
+    drop(stream);
+    // Once his generation is over, his chat has nothing to resume: still
+    // not alice's task.
+    let done = post_as(
+        &app,
+        "/tasks/bobs-answer/complete",
+        Some(&json!({})),
+        Some(&bob),
+    )
+    .await;
+    assert_eq!(done.status().as_u16(), 200);
+    let idle = get_as(&app, "/chats/bobs-chat/stream", Some(&bob)).await;
+    assert_eq!(idle.status().as_u16(), 204);
+}
+
+#[actix_web::test]
 async fn in_a_cluster_any_instance_resumes_a_chat_written_through_another() {
     // Arrange: two instances on one PostgreSQL database and one Redis.
     let db = TestDb::create().await;

@@ -1,0 +1,55 @@
+//! The `task_type` label: named by producers, so bounded here.
+
+use std::{
+    collections::HashSet,
+    sync::{Mutex, PoisonError},
+};
+
+/// Task types that get series of their own; later ones share [`OTHER`].
+/// A producer naming a type per task (or a tenant doing it on purpose)
+/// would otherwise grow `/metrics` without bound, and once the SDK's
+/// 2,000 series per instrument were used up, every type after them,
+/// other tenants' too, would vanish into its overflow series.
+pub const MAX_TASK_TYPES: usize = 50;
+/// The label of every task type past [`MAX_TASK_TYPES`].
+pub const OTHER: &str = "other";
+
+/// The task types seen so far, up to [`MAX_TASK_TYPES`].
+#[derive(Debug, Default)]
+pub(super) struct TaskTypeLabels {
+    seen: Mutex<HashSet<String>>,
+}
+
+impl TaskTypeLabels {
+    /// `task_type` itself while there is room for it, else [`OTHER`].
+    pub(super) fn label(&self, task_type: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(task_type) {
+            return task_type.to_owned();
+        }
+        if seen.len() < MAX_TASK_TYPES {
+            seen.insert(task_type.to_owned());
+            return task_type.to_owned();
+        }
+        OTHER.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_task_types_keep_their_names_and_later_ones_share_other() {
+        let labels = TaskTypeLabels::default();
+        for n in 0..MAX_TASK_TYPES {
+            assert_eq!(labels.label(&format!("type-{n}")), format!("type-{n}"));
+        }
+        assert_eq!(labels.label("one-too-many"), OTHER);
+        assert_eq!(
+            labels.label("type-0"),
+            "type-0",
+            "a known type keeps its name"
+        );
+    }
+}
