@@ -14,6 +14,7 @@ mod monitoring;
 pub mod openapi;
 mod publish;
 pub mod server;
+mod stream_heads;
 pub mod streams;
 mod tasks;
 pub mod tls;
@@ -24,6 +25,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(streams::open_stream)
+        .service(stream_heads::events_head)
         .service(streams::issue_ticket)
         .service(streams::renew_token)
         .service(diagnose::diagnose)
@@ -45,8 +47,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(tasks::fail_task)
         .service(tasks::cancel_task)
         .service(tasks::task_events)
+        .service(stream_heads::task_events_head)
         .service(ui_streams::task_ui_message_stream)
+        .service(stream_heads::task_ui_message_stream_head)
         .service(ui_streams::chat_stream)
+        .service(stream_heads::chat_stream_head)
         .service(generations::upload)
         .service(health::health)
         .service(health::metrics)

@@ -3,7 +3,7 @@
 
 use actix_web::{
     HttpRequest, HttpResponse, HttpResponseBuilder,
-    body::MessageBody,
+    body::{BodyStream, MessageBody},
     get,
     http::{ConnectionType, Version, header},
     post, web,
@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::extract::{Authenticated, OpenStream, Query, Subscribe};
 use crate::{
     actors::connection::StreamOptions,
-    auth::IssuedTicket,
-    domain::EventId,
+    auth::{IssuedTicket, Principal},
+    domain::{EventId, Subscription},
     error::{ApiError, ErrorCode},
     services::streams::StreamRequest,
     state::AppState,
@@ -86,15 +86,7 @@ pub async fn open_stream(
     auth: Authenticated<OpenStream>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
-    let resume_after = resume_point(&req, &query)?;
-    let subscription = state.streams.subscription(
-        &principal,
-        StreamRequest {
-            event_types: query.event_types.as_deref(),
-            project_id: query.project_id.as_deref(),
-            user_id: query.user_id.as_deref(),
-        },
-    )?;
+    let (subscription, resume_after) = checked_request(&req, &state, &query, &principal)?;
     // Charged by the Registry once it admits the stream: a refused request
     // (bad filter, foreign project, a full broker, the per-user cap) opens
     // nothing and costs nothing.
@@ -108,6 +100,34 @@ pub async fn open_stream(
     };
     let (_, body) = state.streams.open(subscription, options).await?;
     Ok(event_stream_response(&req, body))
+}
+
+/// What a stream request asks for, checked: its subscription (the filter,
+/// against the token) and its resume point. `GET` opens it; `HEAD` answers
+/// whether it would.
+pub(super) fn checked_request(
+    req: &HttpRequest,
+    state: &AppState,
+    query: &StreamQuery,
+    principal: &Principal,
+) -> Result<(Subscription, Option<EventId>), ApiError> {
+    let resume_after = resume_point(req, query)?;
+    let subscription = state.streams.subscription(
+        principal,
+        StreamRequest {
+            event_types: query.event_types.as_deref(),
+            project_id: query.project_id.as_deref(),
+            user_id: query.user_id.as_deref(),
+        },
+    )?;
+    Ok((subscription, resume_after))
+}
+
+/// A stream request's answer to `HEAD`: the headers `GET` would send, no
+/// stream behind them.
+pub(super) fn event_stream_head(req: &HttpRequest) -> HttpResponse {
+    let nothing = futures_util::stream::empty::<Result<web::Bytes, StreamAborted>>();
+    event_stream_response(req, BodyStream::new(nothing))
 }
 
 /// A stream ticket: what `EventSource` puts in its URL instead of the token.

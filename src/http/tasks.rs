@@ -291,6 +291,28 @@ pub async fn cancel_task(
     Ok(HttpResponse::Ok().json(task_json(&task)))
 }
 
+/// What a task stream's request asks for, checked: the task (visible to
+/// the caller) and the resume point; `None` when the task is finished and
+/// the client has all of it (204). `GET` opens it; `HEAD` answers whether
+/// it would.
+pub(super) async fn checked_task_stream(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    query: &StreamQuery,
+    principal: &Principal,
+) -> Result<Option<(Task, Option<EventId>)>, ApiError> {
+    let task = visible_task(state, principal, id).await?;
+    let resume_after = resume_point(req, query)?;
+    let subscription = state.streams.task_subscription(principal, &task);
+    if let (true, Some(after)) = (task.status.is_terminal(), resume_after)
+        && !state.streams.has_missed(&subscription, after).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some((task, resume_after)))
+}
+
 /// The task's stream: `connected`, its current state as `progress`, its
 /// stored events (all of them on a first connect, those after
 /// `Last-Event-ID` on a resume), then live ones. A finished task's stream
@@ -317,14 +339,11 @@ pub async fn task_events(
     auth: Authenticated<OpenStream>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
-    let task = visible_task(&state, &principal, &id).await?;
-    let resume_after = resume_point(&req, &query)?;
-    let subscription = state.streams.task_subscription(&principal, &task);
-    if let (true, Some(after)) = (task.status.is_terminal(), resume_after)
-        && !state.streams.has_missed(&subscription, after).await?
-    {
+    let Some((task, resume_after)) =
+        checked_task_stream(&req, &state, &id, &query, &principal).await?
+    else {
         return Ok(HttpResponse::NoContent().finish());
-    }
+    };
     // Charged only for a stream the Registry admits (not for a 404, a 204
     // or a refusal).
     let (_, body) = state

@@ -107,11 +107,16 @@ async fn ui_message_stream(
             state.limits.stream_charge(req, principal),
         )
         .await?;
-    let mut response = event_stream_response(req, body);
+    Ok(with_protocol_header(event_stream_response(req, body)))
+}
+
+/// A UI message stream's response: an event stream, and the header that
+/// names its protocol to the AI SDK.
+pub(super) fn with_protocol_header(mut response: HttpResponse) -> HttpResponse {
     let (name, value) = UI_MESSAGE_STREAM_HEADER;
     response.headers_mut().insert(
         HeaderName::from_static(name),
         HeaderValue::from_static(value),
     );
-    Ok(response)
+    response
 }

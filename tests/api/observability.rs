@@ -10,7 +10,7 @@ use crate::helpers::{SHORT, assert_error, eventually, sample_sum, spawn_app, spa
 /// Every API route, with its methods: the OpenAPI document must describe
 /// each of them (static assets are checked in `assets.rs`).
 const ROUTES: [(&str, &[&str]); 27] = [
-    ("/sse/events", &["get"]),
+    ("/sse/events", &["get", "head"]),
     ("/sse/history", &["get", "head"]),
     ("/sse/tickets", &["post"]),
     ("/sse/diagnose", &["get"]),
@@ -18,9 +18,9 @@ const ROUTES: [(&str, &[&str]); 27] = [
     ("/sse/connections/{connection_id}", &["delete"]),
     ("/tasks", &["post"]),
     ("/tasks/{id}", &["get", "head", "patch"]),
-    ("/tasks/{id}/events", &["get"]),
-    ("/tasks/{id}/ui-message-stream", &["get"]),
-    ("/chats/{chat_id}/stream", &["get"]),
+    ("/tasks/{id}/events", &["get", "head"]),
+    ("/tasks/{id}/ui-message-stream", &["get", "head"]),
+    ("/chats/{chat_id}/stream", &["get", "head"]),
     ("/tasks/{id}/text", &["post"]),
     ("/tasks/{id}/stream", &["post"]),
     ("/tasks/{id}/complete", &["post"]),

@@ -523,3 +523,74 @@ async fn publish_commit(app: &crate::helpers::TestApp, n: u64) -> i64 {
     app.publish_one(&json!({ "event_type": "commit", "data": { "n": n } }))
         .await
 }
+
+/// The stream URLs answer `HEAD` as `GET` would (RFC 9110 §9.3.2): the
+/// status and headers, no body, and no stream opened.
+#[actix_web::test]
+async fn stream_urls_answer_head_with_the_status_of_a_get_and_open_nothing() {
+    // Arrange: a running task in a chat, and a finished one.
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for (id, chat) in [("running", "chat-1"), ("finished", "chat-2")] {
+        let created = app
+            .post_json("/tasks", &json!({"task_id": id, "chat_id": chat}))
+            .await;
+        assert_eq!(created.status().as_u16(), 201);
+        let text = app
+            .post_json(&format!("/tasks/{id}/text"), &json!({"delta": "x"}))
+            .await;
+        assert_eq!(text.status().as_u16(), 202);
+    }
+    let done = app.post_json("/tasks/finished/complete", &json!({})).await;
+    assert_eq!(done.status().as_u16(), 200);
+    let last = app.get_json("/sse/history?limit=1000").await["events"]
+        .as_array()
+        .and_then(|events| events.last().cloned())
+        .and_then(|event| event["id"].as_i64())
+        .expect("the newest stored id");
+    let last = last.to_string();
+
+    // Act / Assert
+    for (path, resume, status) in [
+        ("/sse/events", None, 200),
+        ("/sse/events?event_types=commit,nope", None, 422),
+        ("/sse/events?last_event_id=abc", None, 400),
+        ("/tasks/running/events", None, 200),
+        ("/tasks/finished/events", None, 200),
+        ("/tasks/finished/events", Some(last.as_str()), 204),
+        ("/tasks/nobody/events", None, 404),
+        ("/tasks/running/ui-message-stream", None, 200),
+        ("/tasks/nobody/ui-message-stream", None, 404),
+        ("/chats/chat-1/stream", None, 200),
+        ("/chats/chat-2/stream", None, 204),
+        ("/chats/bad!id/stream", None, 400),
+    ] {
+        let mut head = client.head(app.url(path));
+        if let Some(resume) = resume {
+            head = head.header("Last-Event-ID", resume);
+        }
+        let head = head.send().await.expect("HEAD");
+        assert_eq!(head.status().as_u16(), status, "HEAD {path} {resume:?}");
+        if status == 200 {
+            assert_eq!(
+                head.headers()
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap()),
+                Some("text/event-stream"),
+                "{path}"
+            );
+            let ui = path.contains("ui-message-stream") || path.starts_with("/chats/");
+            assert_eq!(
+                head.headers().contains_key("x-vercel-ai-ui-message-stream"),
+                ui,
+                "{path}"
+            );
+        }
+        assert_eq!(head.bytes().await.expect("the answer").len(), 0, "{path}");
+    }
+    let stats = app.get_json("/sse/stats").await;
+    assert_eq!(
+        stats["total_connections"], 0,
+        "HEAD opened a stream: {stats}"
+    );
+}
