@@ -377,15 +377,7 @@ impl Node {
             .text()
             .await
             .unwrap_or_default();
-        text.lines()
-            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-            .filter(|line| {
-                labels
-                    .iter()
-                    .all(|(label, value)| line.contains(&format!("{label}=\"{value}\"")))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        crate::helpers::labelled_sum(&text, name, labels)
     }
 
     pub async fn stats(&self) -> Value {
