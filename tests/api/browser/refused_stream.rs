@@ -11,8 +11,9 @@ use serde_json::Value;
 use super::{Browser, start_broker};
 use crate::helpers::free_port;
 
-/// Opens a `TaskStream` in the page and records how it ends.
-async fn open_task_stream(browser: &Browser, url_or_task: &str, task: bool) {
+/// Opens a `TaskStream` (or an `SseClient` on a URL) in the page, shared
+/// across tabs or not, and records how it ends.
+async fn open_task_stream(browser: &Browser, url_or_task: &str, task: bool, share: bool) {
     let constructor = if task {
         format!("new TaskStream({url_or_task:?}, options)")
     } else {
@@ -23,7 +24,7 @@ async fn open_task_stream(browser: &Browser, url_or_task: &str, task: bool) {
             "window.ended = null; window.states = []; \
              import('/client.js').then(({{ SseClient, TaskStream }}) => {{ \
                const options = {{ reconnectDelay: 200, maxReconnectDelay: 200, maxReconnectAttempts: 2, \
-                 shareAcrossTabs: false, \
+                 shareAcrossTabs: {share}, \
                  onStateChange: (s) => window.states.push(s), \
                  onError: (e) => {{ window.ended = {{ name: e.name, status: e.status ?? null, \
                    code: e.code ?? null, message: e.message }}; }} }}; \
@@ -43,11 +44,14 @@ async fn a_refused_stream_ends_with_the_brokers_code_and_a_dead_broker_is_retrie
 
     // Act / Assert: an unknown task (404) and a bad task id (400) end the
     // client with the broker's own code, without reconnect attempts.
-    for (task, status, code) in [
-        ("no-such-task", 404, "task_not_found"),
-        ("bad!id", 400, "invalid_task_id"),
+    // The last in a client shared across tabs: the tab holding the
+    // stream is the one refused.
+    for (task, status, code, share) in [
+        ("no-such-task", 404, "task_not_found", false),
+        ("bad!id", 400, "invalid_task_id", false),
+        ("another-unknown-task", 404, "task_not_found", true),
     ] {
-        open_task_stream(&browser, task, true).await;
+        open_task_stream(&browser, task, true, share).await;
         let ended = browser
             .wait_for(
                 "return window.ended",
@@ -74,7 +78,7 @@ async fn a_refused_stream_ends_with_the_brokers_code_and_a_dead_broker_is_retrie
     // A port nobody listens on: a lost connection, retried until the
     // attempts run out (not a refusal).
     let dead = format!("http://127.0.0.1:{}/sse/events", free_port());
-    open_task_stream(&browser, &dead, false).await;
+    open_task_stream(&browser, &dead, false, false).await;
     let ended = browser
         .wait_for(
             "return window.ended",
