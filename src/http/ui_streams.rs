@@ -58,7 +58,9 @@ pub async fn task_ui_message_stream(
 
 /// Resume a chat: the UI message stream of the chat's newest running task
 /// (created with this `chat_id`, visible to the caller), or 204 when it has
-/// none.
+/// none. A chat with a task in a project the caller's token grants follows
+/// only its tasks in granted projects (a task without a project never
+/// stands in for them).
 #[utoipa::path(
     tag = "tasks",
     params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks")),
