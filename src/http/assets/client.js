@@ -48,6 +48,8 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
 
 /** How long a new tab on a task's shared stream waits for the leader's replay, ms. */
 const LEADER_REPLAY_WAIT = 1000;
+/** How long a leader tab whose stream ended keeps it from the others (see `TabMembership.leave`), ms. */
+const ENDED_HANDOFF_GRACE = 500;
 
 const BROKER_EVENTS = [
   "connected",
@@ -288,11 +290,15 @@ export class SseClient {
 
   /** Closes the stream for good (no reconnect); a leader tab hands the stream on. */
   close() {
+    this._close(0);
+  }
+
+  _close(handoffGrace) {
     this.catchUp = null;
     this.seen = null;
     this._teardown();
     this._setState(State.CLOSED);
-    if (this.tabs) this.tabs.leave();
+    if (this.tabs) this.tabs.leave(handoffGrace);
     this.tabs = null;
   }
 
@@ -310,9 +316,15 @@ export class SseClient {
     // events back. As the leader it resumes its own stream instead.
     const ends = this.options.closeOn.length > 0;
     this.seen = ends ? [] : null;
-    // A new tab on a stream that ends waits for the leader's account of it
-    // so far (its `replay`), holding the leader's live events meanwhile.
-    this.catchUp = this.lastEventId !== null || ends ? { buffer: [], fromLeader: ends && this.lastEventId === null } : null;
+    // A tab on a stream that ends (a task's) waits for the leader's account
+    // of it so far (its `replay`), holding the leader's live events
+    // meanwhile: a new tab, and one that saw part of it before, whose
+    // account then starts over (`replay_reset`: the rolled-up text cannot
+    // be cut where this tab left off).
+    this.catchUp =
+      ends || this.lastEventId !== null
+        ? { buffer: [], fromLeader: ends, rejoining: ends && this.lastEventId !== null }
+        : null;
     this.tabs = new TabMembership(shareName(new URL(this.url, base).href, this.options), {
       onLeader: () => {
         this._endCatchUp();
@@ -408,6 +420,11 @@ export class SseClient {
     if (message.kind === "replay") {
       const catchUp = this.catchUp;
       if (message.to !== this.tabs.id || !catchUp || !catchUp.fromLeader) return;
+      if (catchUp.rejoining) {
+        // As the broker's own reset: `id: 0`, then everything again.
+        const data = JSON.stringify({ last_event_id: Number(this.lastEventId), latest_id: null, rejoined: true });
+        this._dispatch("replay_reset", { type: "replay_reset", data, lastEventId: "0" });
+      }
       for (const event of message.events || []) this._fromTabs(event, true);
       if (this.catchUp === catchUp) this._endCatchUp();
       return;
@@ -560,7 +577,9 @@ export class SseClient {
     const handlers = this.handlers.get(type);
     if (handlers) for (const handler of handlers) handler(data, event);
     if (this.options.closeOn.includes(type)) {
-      this.close();
+      // The end went to the other tabs just now: they read it before one
+      // of them could take the stream up again.
+      this._close(ENDED_HANDOFF_GRACE);
       // Only where `error` ends the stream is it this client's error; on a
       // general stream it is one more event about some task.
       if (type === "error") this._fail(new TaskError(data), data, event);

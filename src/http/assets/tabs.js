@@ -40,8 +40,8 @@ export function shareName(url, { eventTypes, projectId, accessToken } = {}) {
 /**
  * One tab's membership: `onLeader()` runs when this tab holds the stream
  * (open the EventSource then), `onMessage(message)` for what the other
- * tabs post (a newcomer's `{kind: "hello"}`, the leader's events and state). `publish(message)` posts to the other tabs; `leave()` releases
- * everything (a leader's lock passes to a waiting tab).
+ * tabs post (a newcomer's `{kind: "hello"}`, the leader's events and state). `publish(message)` posts to the other tabs; `leave(grace)` releases
+ * everything (a leader's lock passes to a waiting tab, `grace` ms later).
  */
 export class TabMembership {
   constructor(name, { onLeader, onMessage }) {
@@ -76,11 +76,20 @@ export class TabMembership {
     if (this.leader) this.channel.postMessage(message);
   }
 
-  leave() {
+  /**
+   * `grace`: how long a leader keeps the lock after leaving. A leader whose
+   * stream ended (a task's end) posted that end just before: the waiting
+   * tabs read it before one of them could take the lock and open the
+   * stream again (the browser orders the lock's grant and the channel's
+   * messages independently).
+   */
+  leave(grace = 0) {
     this.abort.abort();
-    if (this.release) this.release();
+    const release = this.release;
     this.release = null;
     this.leader = false;
     this.channel.close();
+    if (release && grace > 0) setTimeout(release, grace);
+    else if (release) release();
   }
 }

@@ -255,3 +255,95 @@ async fn a_tab_joining_a_shared_task_stream_gets_the_text_so_far_from_the_leader
     );
     assert_eq!(opened, 1.0, "one stream for both tabs");
 }
+
+/// A tab on a shared task stream whose client closes, misses text, and
+/// follows again: the leader's account starts over (`replay_reset`, then
+/// the text so far rolled up), so the tab ends with the whole text once,
+/// no gap and nothing twice; still one stream at the broker.
+#[actix_web::test]
+async fn a_task_stream_tab_that_follows_again_after_a_close_has_the_whole_text() {
+    // Arrange: a running task followed by two tabs.
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "again"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let write = |delta: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .post_json("/tasks/again/text", &json!({ "delta": delta }))
+                .await;
+            assert_eq!(response.status().as_u16(), 202);
+        }
+    };
+    write("One ").await;
+    // A page that shows the text as the React hook does: a reset empties it.
+    let follow = "window.text = ''; window.resets = 0; \
+        import('/client.js').then(({ TaskStream }) => { \
+          window.client = new TaskStream('again', { \
+            onText: (delta) => { window.text += delta; }, \
+          }); \
+          window.client.on('replay_reset', () => { window.text = ''; window.resets += 1; }); \
+          window.client.connect(); \
+        }); \
+        return true;";
+    let browser = Browser::launch().await;
+    let first = browser.tab().await;
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser.script(follow).await;
+    let second = browser.new_tab().await;
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser.script(follow).await;
+    for tab in [&first, &second] {
+        browser.switch_to(tab).await;
+        browser
+            .wait_for(
+                "return window.text === 'One '",
+                Duration::from_secs(10),
+                "each tab's text",
+            )
+            .await;
+    }
+
+    // Act: the second tab's client closes; text comes meanwhile; it
+    // connects again and follows the first tab again.
+    browser.switch_to(&second).await;
+    browser.script("window.client.close(); return true;").await;
+    write("two ").await;
+    browser.switch_to(&first).await;
+    browser
+        .wait_for(
+            "return window.text === 'One two '",
+            Duration::from_secs(10),
+            "the leader's live text",
+        )
+        .await;
+    browser.switch_to(&second).await;
+    browser
+        .script("window.client.connect(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "return window.resets === 1 && window.text === 'One two '",
+            Duration::from_secs(10),
+            "the rejoining tab's text, started over",
+        )
+        .await;
+    write("three").await;
+
+    // Assert
+    for tab in [&first, &second] {
+        browser.switch_to(tab).await;
+        browser
+            .wait_for(
+                "return window.text === 'One two three'",
+                Duration::from_secs(10),
+                "the whole text once",
+            )
+            .await;
+    }
+    assert_eq!(
+        active_streams(&app).await,
+        1,
+        "the second tab follows again"
+    );
+}
