@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use crate::{
     generations::{Upload, create, text_of},
-    helpers::{SHORT, TestApp, assert_error, eventually, sample_sum, spawn_app, spawn_app_with},
+    helpers::{
+        BrokerProcess, SHORT, TestApp, assert_error, eventually, sample_sum, spawn_app,
+        spawn_app_with,
+    },
 };
 
 /// Waits until `count` uploads are open on the broker.
@@ -204,28 +207,37 @@ async fn an_openai_stream_whose_done_has_no_blank_line_after_it_completes_the_ta
 }
 
 #[actix_web::test]
-async fn task_types_past_the_label_bound_share_one_series() {
-    // Arrange: one more task type than get series of their own, each with a
-    // first token.
+async fn task_types_past_the_label_bound_share_one_series_and_say_so_once() {
+    // Arrange: the real binary (its log is read), and two more task types
+    // than get series of their own, each with a first token.
     use sse_broker::telemetry::MAX_TASK_TYPES;
-    let app = spawn_app().await;
-    for n in 0..=MAX_TASK_TYPES {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let mut broker =
+        BrokerProcess::spawn(&dir.path().join("events.db"), dir.path().join("broker.log"));
+    let client = reqwest::Client::new();
+    broker.wait_until_ready(&client).await;
+    let post = |path: String, body: Value| {
+        let request = client.post(format!("{}{path}", broker.address)).json(&body);
+        async move { request.send().await.expect("sent").status().as_u16() }
+    };
+    for n in 0..MAX_TASK_TYPES + 2 {
         let id = format!("typed-{n}");
-        let created = app
-            .post_json(
-                "/tasks",
-                &json!({"task_id": id, "task_type": format!("type-{n}")}),
-            )
-            .await;
-        assert_eq!(created.status().as_u16(), 201);
-        let text = app
-            .post_json(&format!("/tasks/{id}/text"), &json!({"delta": "x"}))
-            .await;
-        assert_eq!(text.status().as_u16(), 202);
+        let task = json!({"task_id": id, "task_type": format!("type-{n}")});
+        assert_eq!(post("/tasks".into(), task).await, 201);
+        let text = json!({"delta": "x"});
+        assert_eq!(post(format!("/tasks/{id}/text"), text).await, 202);
     }
 
-    // Assert: the first types keep their names, the last is `other`.
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    // Assert: the first types keep their names, the last two are `other`,
+    // and the log says so once, naming the first of them.
+    let metrics = client
+        .get(format!("{}/metrics", broker.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("the exposition");
     let labels: std::collections::BTreeSet<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("sse_task_time_to_first_token_seconds_count{"))
@@ -239,5 +251,15 @@ async fn task_types_past_the_label_bound_share_one_series() {
     assert!(
         !labels.contains(format!("type-{MAX_TASK_TYPES}").as_str()),
         "{labels:?}"
+    );
+    let logs = broker.logs();
+    let said: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("more task types than the metrics label"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains(&format!("type-{MAX_TASK_TYPES}")),
+        "{said:?}"
     );
 }

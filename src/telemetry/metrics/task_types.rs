@@ -17,19 +17,33 @@ pub const OTHER: &str = "other";
 /// The task types seen so far, up to [`MAX_TASK_TYPES`].
 #[derive(Debug, Default)]
 pub(super) struct TaskTypeLabels {
-    seen: Mutex<HashSet<String>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    named: HashSet<String>,
+    /// A type was labelled `other` already (said once in the log).
+    overflowed: bool,
 }
 
 impl TaskTypeLabels {
     /// `task_type` itself while there is room for it, else [`OTHER`].
     pub(super) fn label(&self, task_type: &str) -> String {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(task_type) {
+        if seen.named.contains(task_type) {
             return task_type.to_owned();
         }
-        if seen.len() < MAX_TASK_TYPES {
-            seen.insert(task_type.to_owned());
+        if seen.named.len() < MAX_TASK_TYPES {
+            seen.named.insert(task_type.to_owned());
             return task_type.to_owned();
+        }
+        if !std::mem::replace(&mut seen.overflowed, true) {
+            tracing::warn!(
+                task_type,
+                limit = MAX_TASK_TYPES,
+                "more task types than the metrics label; later ones are counted as task_type=\"other\""
+            );
         }
         OTHER.to_owned()
     }
