@@ -149,11 +149,13 @@ impl Application {
         registry.do_send(WatchTaskEnds {
             recipient: live_tasks.clone().recipient(),
         });
+        let shutdown = ShutdownHandle::new();
         let tasks = TaskService::new(
             store.clone(),
             live_tasks,
             metrics.clone(),
             settings.text_coalesce,
+            shutdown.clone(),
         );
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         #[cfg(target_os = "linux")]
@@ -251,7 +253,7 @@ impl Application {
                 registry,
             },
             metrics,
-            shutdown: ShutdownHandle::new(),
+            shutdown,
         })
     }
 

@@ -18,6 +18,7 @@ use crate::{
     },
     auth::Principal,
     domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, now_ms},
+    shutdown::ShutdownHandle,
     store::{ChatTasks, EventStore},
     telemetry::Metrics,
 };
@@ -43,6 +44,8 @@ pub struct TaskService {
     pub(super) metrics: Metrics,
     /// `--text-coalesce-ms`, which paces a streamed upload's writes.
     text_coalesce: Duration,
+    /// The instance's drain: open uploads are answered when it begins.
+    pub(super) draining: ShutdownHandle,
 }
 
 pub use crate::domain::task_json;
@@ -53,12 +56,14 @@ impl TaskService {
         live: Addr<LiveTasks>,
         metrics: Metrics,
         text_coalesce: Duration,
+        draining: ShutdownHandle,
     ) -> Self {
         Self {
             store,
             live,
             metrics,
             text_coalesce,
+            draining,
         }
     }
 

@@ -33,6 +33,7 @@ use super::{
 use crate::{
     auth::Principal,
     domain::{Task, TaskChange, TaskError, TaskId, TaskStatus},
+    shutdown::ShutdownHandle,
 };
 
 /// What an upload did.
@@ -69,6 +70,12 @@ pub enum UploadError {
     Line { line: u64, error: TaskError },
     #[error("a newer upload to this task took over; this one stopped")]
     Superseded,
+    /// The instance began its drain: what came before this answer is
+    /// applied; the rest goes to another instance, with its `seq`.
+    #[error(
+        "the broker is shutting down; the lines before this answer are applied: send the rest to another instance, numbered with seq"
+    )]
+    ShuttingDown,
     #[error(transparent)]
     Task(#[from] TaskWriteError),
 }
@@ -148,7 +155,7 @@ impl TaskService {
         // One cancel watch and one idle timer for the whole upload, not a
         // new one per read: the timer is re-armed only when it goes off
         // while the producer is still within its idle allowance.
-        let stop = stopped(&mut upload, &finishing);
+        let stop = stopped(&mut upload, &finishing, &self.draining);
         tokio::pin!(stop);
         let idle = tokio::time::sleep(limits.idle);
         tokio::pin!(idle);
@@ -309,6 +316,7 @@ fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
         Err(UploadError::Superseded) => "superseded",
+        Err(UploadError::ShuttingDown) => "shutting_down",
         Err(UploadError::Line {
             error: TaskError::Finished(_),
             ..
@@ -343,16 +351,21 @@ fn as_change(instruction: Instruction) -> TaskChange {
 }
 
 /// Resolves once the task ends other than by this upload's own terminal
-/// line (cancelled, or completed or failed elsewhere) or a newer upload
-/// takes over, with why; never without a watch.
-async fn stopped(upload: &mut Option<UploadWatch>, finishing: &AtomicBool) -> UploadError {
+/// line (cancelled, or completed or failed elsewhere), a newer upload takes
+/// over, or the instance begins its drain, with why.
+async fn stopped(
+    upload: &mut Option<UploadWatch>,
+    finishing: &AtomicBool,
+    draining: &ShutdownHandle,
+) -> UploadError {
     let Some(UploadWatch {
         status,
         current,
         claim,
     }) = upload
     else {
-        return std::future::pending().await;
+        draining.wait().await;
+        return UploadError::ShuttingDown;
     };
     let claim = *claim;
     let ended_elsewhere = |status: &TaskStatus| {
@@ -365,6 +378,7 @@ async fn stopped(upload: &mut Option<UploadWatch>, finishing: &AtomicBool) -> Up
             ended => TaskWriteError::Task(TaskError::Finished(ended)).into(),
         },
         Ok(_) = current.wait_for(|upload| *upload != claim) => UploadError::Superseded,
+        () = draining.wait() => UploadError::ShuttingDown,
         else => std::future::pending().await,
     }
 }

@@ -263,3 +263,63 @@ async fn task_types_past_the_label_bound_share_one_series_and_say_so_once() {
         "{said:?}"
     );
 }
+
+#[actix_web::test]
+async fn an_open_upload_is_answered_503_when_the_instance_drains_and_keeps_what_it_applied() {
+    // Arrange: an upload open and waiting for its producer (a model still
+    // thinking), one line applied.
+    let mut app = spawn_app().await;
+    create(&app, "draining").await;
+    let upload = Upload::start(&app, "draining", "application/x-ndjson");
+    upload.send("{\"delta\": \"before \", \"seq\": 1}\n").await;
+    eventually(SHORT, "the first line to be applied", || async {
+        let task = app.get_json("/tasks/draining").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act: the instance drains (SIGTERM), the upload still open; then it
+    // starts again (what the producer's retry will reach here).
+    let started = std::time::Instant::now();
+    app.restart().await;
+
+    // Assert: answered, not cut off: 503 shutting_down, with Retry-After,
+    // at the drain's start rather than the shutdown timeout's end.
+    let answer = tokio::time::timeout(SHORT, upload.answer)
+        .await
+        .expect("answered")
+        .expect("the upload task");
+    assert_eq!(
+        answer
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let error = assert_error(answer, 503, "shutting_down").await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lines before this answer are applied")),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the drain waited for the upload: {:?}",
+        started.elapsed()
+    );
+    drop(upload.body);
+    // The producer resumes on another instance (here: this one, restarted)
+    // with its seq: what was applied stays, a resent line is not doubled.
+    let resent = app
+        .post_json(
+            "/tasks/draining/text",
+            &json!({"deltas": [{"delta": "before ", "seq": 1}, {"delta": "after", "seq": 2}]}),
+        )
+        .await;
+    assert_eq!(resent.status().as_u16(), 202);
+    let done = app.post_json("/tasks/draining/complete", &json!({})).await;
+    assert_eq!(done.status().as_u16(), 200);
+    let mut late = app.open_stream("/tasks/draining/events", &[]).await;
+    assert_eq!(text_of(&late.read_to_end(SHORT).await), "before after");
+}

@@ -73,6 +73,7 @@ impl Metrics {
                 "aborted",
                 "cancelled",
                 "superseded",
+                "shutting_down",
                 "invalid_line",
                 "not_found",
                 "refused",
