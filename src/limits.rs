@@ -87,20 +87,27 @@ impl RateLimits {
 
     /// What one new stream from `req`'s client for `principal` will cost
     /// against the stream rate limits, to be paid by the Registry once it
-    /// admits the stream.
+    /// admits the stream; `None` when no stream rate applies (the default:
+    /// a connect then costs nothing here).
     pub fn stream_charge(
         self: &Arc<Self>,
         req: &HttpRequest,
         principal: &Principal,
-    ) -> StreamCharge {
-        StreamCharge {
+    ) -> Option<StreamCharge> {
+        let address = self
+            .streams_per_ip
+            .as_ref()
+            .and_then(|_| self.client_address(req));
+        let user = self
+            .streams_per_user
+            .as_ref()
+            .and_then(|_| principal.user_id.clone())
+            .filter(|_| principal.authenticated);
+        (address.is_some() || user.is_some()).then(|| StreamCharge {
             limits: self.clone(),
-            address: self.client_address(req),
-            user: principal
-                .user_id
-                .clone()
-                .filter(|_| principal.authenticated),
-        }
+            address,
+            user,
+        })
     }
 
     /// Admits one publish (event, test event, task write) for `principal`.

@@ -95,7 +95,7 @@ pub async fn open_stream(
         token_expires_at: principal.expires_at,
         owner: principal.owner(),
         socket: req.conn_data::<StreamSocket>().copied(),
-        charge: Some(state.limits.stream_charge(&req, &principal)),
+        charge: state.limits.stream_charge(&req, &principal),
         ..Default::default()
     };
     let (_, body) = state.streams.open(subscription, options).await?;

@@ -217,7 +217,7 @@ impl StreamService {
         after: EventId,
         format: StreamFormat,
         socket: Option<StreamSocket>,
-        charge: StreamCharge,
+        charge: Option<StreamCharge>,
     ) -> Result<(ConnectionId, StreamBody), RegisterError> {
         let options = StreamOptions {
             resume_after: Some(after),
@@ -231,7 +231,7 @@ impl StreamService {
             owner: principal.owner(),
             socket,
             format,
-            charge: Some(charge),
+            charge,
         };
         self.open(self.task_subscription(principal, task), options)
             .await
@@ -246,7 +246,7 @@ impl StreamService {
         principal: &Principal,
         task: &Task,
         socket: Option<StreamSocket>,
-        charge: StreamCharge,
+        charge: Option<StreamCharge>,
     ) -> Result<UiMessageBody, RegisterError> {
         let (_, body) = self
             .open_task(
