@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 /// Task types that get series of their own; later ones share [`OTHER`].
@@ -14,29 +14,41 @@ pub const MAX_TASK_TYPES: usize = 50;
 /// The label of every task type past [`MAX_TASK_TYPES`].
 pub const OTHER: &str = "other";
 
-/// The task types seen so far, up to [`MAX_TASK_TYPES`].
-#[derive(Debug, Default)]
+/// The task types seen so far, up to [`MAX_TASK_TYPES`]. Labels are shared
+/// strings: recording one (per text write) copies no text.
+#[derive(Debug)]
 pub(super) struct TaskTypeLabels {
     seen: Mutex<Seen>,
+    other: Arc<str>,
 }
 
 #[derive(Debug, Default)]
 struct Seen {
-    named: HashSet<String>,
+    named: HashSet<Arc<str>>,
     /// A type was labelled `other` already (said once in the log).
     overflowed: bool,
 }
 
+impl Default for TaskTypeLabels {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::default(),
+            other: Arc::from(OTHER),
+        }
+    }
+}
+
 impl TaskTypeLabels {
     /// `task_type` itself while there is room for it, else [`OTHER`].
-    pub(super) fn label(&self, task_type: &str) -> String {
+    pub(super) fn label(&self, task_type: &str) -> Arc<str> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.named.contains(task_type) {
-            return task_type.to_owned();
+        if let Some(named) = seen.named.get(task_type) {
+            return named.clone();
         }
         if seen.named.len() < MAX_TASK_TYPES {
-            seen.named.insert(task_type.to_owned());
-            return task_type.to_owned();
+            let named: Arc<str> = Arc::from(task_type);
+            seen.named.insert(named.clone());
+            return named;
         }
         if !std::mem::replace(&mut seen.overflowed, true) {
             tracing::warn!(
@@ -45,7 +57,7 @@ impl TaskTypeLabels {
                 "more task types than the metrics label; later ones are counted as task_type=\"other\""
             );
         }
-        OTHER.to_owned()
+        self.other.clone()
     }
 }
 
@@ -57,11 +69,11 @@ mod tests {
     fn the_first_task_types_keep_their_names_and_later_ones_share_other() {
         let labels = TaskTypeLabels::default();
         for n in 0..MAX_TASK_TYPES {
-            assert_eq!(labels.label(&format!("type-{n}")), format!("type-{n}"));
+            assert_eq!(&*labels.label(&format!("type-{n}")), format!("type-{n}"));
         }
-        assert_eq!(labels.label("one-too-many"), OTHER);
+        assert_eq!(&*labels.label("one-too-many"), OTHER);
         assert_eq!(
-            labels.label("type-0"),
+            &*labels.label("type-0"),
             "type-0",
             "a known type keeps its name"
         );
