@@ -146,16 +146,16 @@ impl TaskService {
         let mut reader = Reader::new(format, limits.max_line_bytes);
         let mut upload = self.open_upload(&task_id).await;
         let (mut deltas, mut chars) = (0u64, 0u64);
-        let mut ended = false;
-        // Set before this upload's own terminal line is written, so the
-        // watch below does not take the task's end for someone else's.
-        let finishing = AtomicBool::new(false);
+        // This upload ended its task (a `complete` or `fail` line): set
+        // before that line is written, so the watch below does not take the
+        // task's end for someone else's.
+        let ended = AtomicBool::new(false);
         // The end of the coalescing window the last write opened.
         let mut window_end: Option<tokio::time::Instant> = None;
         // One cancel watch and one idle timer for the whole upload, not a
         // new one per read: the timer is re-armed only when it goes off
         // while the producer is still within its idle allowance.
-        let stop = stopped(&mut upload, &finishing, &self.draining);
+        let stop = stopped(&mut upload, &ended, &self.draining);
         tokio::pin!(stop);
         let idle = tokio::time::sleep(limits.idle);
         tokio::pin!(idle);
@@ -213,21 +213,19 @@ impl TaskService {
                     Instruction::Nothing => {}
                     // A stream that already said it is done (AI SDK `finish`
                     // then `[DONE]`) has nothing more to complete.
-                    Instruction::Complete { .. } if ended => {}
+                    Instruction::Complete { .. } if ended.load(Ordering::Relaxed) => {}
                     change => {
                         let (new, new_chars) = self
                             .append_counted(&task_id, std::mem::take(&mut text))
                             .await
                             .map_err(|error| at_line(text_from, error))?;
                         (deltas, chars) = (deltas + new, chars + new_chars);
-                        let terminal = matches!(
+                        if matches!(
                             change,
                             Instruction::Complete { .. } | Instruction::Fail { .. }
-                        );
-                        if terminal {
-                            finishing.store(true, Ordering::Relaxed);
+                        ) {
+                            ended.store(true, Ordering::Relaxed);
                         }
-                        ended |= terminal;
                         self.change(&task_id, as_change(change))
                             .await
                             .map_err(|error| at_line(line, error))?;
@@ -355,7 +353,7 @@ fn as_change(instruction: Instruction) -> TaskChange {
 /// over, or the instance begins its drain, with why.
 async fn stopped(
     upload: &mut Option<UploadWatch>,
-    finishing: &AtomicBool,
+    ended_here: &AtomicBool,
     draining: &ShutdownHandle,
 ) -> UploadError {
     let Some(UploadWatch {
@@ -370,7 +368,7 @@ async fn stopped(
     let claim = *claim;
     let ended_elsewhere = |status: &TaskStatus| {
         *status == TaskStatus::Cancelled
-            || (status.is_terminal() && !finishing.load(Ordering::Relaxed))
+            || (status.is_terminal() && !ended_here.load(Ordering::Relaxed))
     };
     tokio::select! {
         Ok(status) = status.wait_for(ended_elsewhere) => match *status {
