@@ -145,9 +145,10 @@ impl StreamService {
     }
 
     /// Whether a resume of `subscription` after `after` has anything to
-    /// send: a stored event after it, or a reset (`after` past the store's
-    /// newest id: the stream replays from the store's start). A finished
-    /// task's resume with neither is answered 204.
+    /// send: a stored event after it, or a reset (`after` past every id the
+    /// store gave: the stream replays from the store's start, see
+    /// `stream::replay`). A finished task's resume with neither is answered
+    /// 204.
     pub async fn has_missed(
         &self,
         subscription: &Subscription,
@@ -158,7 +159,7 @@ impl StreamService {
         if !store.events_after(page).await?.events.is_empty() {
             return Ok(true);
         }
-        Ok(after > store.latest_id().await?)
+        Ok(after > store.highest_given_id().await?)
     }
 
     /// Up to `limit` stored events of `subscription` after `after`, oldest

@@ -273,6 +273,13 @@ impl EventStore {
         )
     }
 
+    /// The highest id the store ever gave: its newest event's, or, when
+    /// retention removed the newest rows, the highest it removed. A resume
+    /// point above it came from another store (wiped, restored, replaced).
+    pub async fn highest_given_id(&self) -> Result<EventId, StoreError> {
+        Ok(self.latest_id().await?.max(self.pruned_through().await?))
+    }
+
     /// Deletes events published before `cutoff_ms`, `batch` rows per
     /// transaction so writers are never locked out for long; each
     /// transaction is one bounded operation.

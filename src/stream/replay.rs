@@ -173,12 +173,7 @@ impl ReplayJob {
         {
             return Ok(after);
         }
-        // Retention may have removed the newest rows: their ids were given.
-        let known = self
-            .store
-            .latest_id()
-            .await?
-            .max(self.store.pruned_through().await?);
+        let known = self.store.highest_given_id().await?;
         if after <= known {
             return Ok(after);
         }
