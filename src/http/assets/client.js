@@ -655,13 +655,13 @@ export class SseClient {
           if (abort) abort.abort();
           return this._lost("network");
         }
-        const body = status === 204 ? null : await response.json().catch(() => null);
-        if (!current()) return;
         if (status === 204) return this.close(); // nothing (more) to stream
         if (isPassing(status, this.options)) {
           const retryAfter = Number(response.headers && response.headers.get("Retry-After"));
           return this._lost("refused", retryAfter > 0 ? retryAfter * 1000 : undefined);
         }
+        const body = await response.json().catch(() => null);
+        if (!current()) return;
         const error = (body && body.error) || {};
         this.close();
         if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
