@@ -76,6 +76,14 @@ async fn publish(app: &TestApp, numbers: std::ops::RangeInclusive<u64>) {
     }
 }
 
+/// Appends `delta` to task `task`'s text.
+async fn write_text(app: &TestApp, task: &str, delta: &str) {
+    let response = app
+        .post_json(&format!("/tasks/{task}/text"), &json!({ "delta": delta }))
+        .await;
+    assert_eq!(response.status().as_u16(), 202, "text for {task}");
+}
+
 async fn active_streams(app: &TestApp) -> u64 {
     app.stats().await["active_connections"]
         .as_u64()
@@ -184,15 +192,7 @@ async fn a_tab_joining_a_shared_task_stream_gets_the_text_so_far_from_the_leader
     let app = spawn_app().await;
     let created = app.post_json("/tasks", &json!({"task_id": "shared"})).await;
     assert_eq!(created.status().as_u16(), 201);
-    let write = |delta: &'static str| {
-        let app = &app;
-        async move {
-            let response = app
-                .post_json("/tasks/shared/text", &json!({ "delta": delta }))
-                .await;
-            assert_eq!(response.status().as_u16(), 202);
-        }
-    };
+    let write = |delta: &'static str| write_text(&app, "shared", delta);
     write("One ").await;
     let follow = "window.text = ''; window.ended = false; \
         import('/client.js').then(({ TaskStream }) => { \
@@ -266,15 +266,7 @@ async fn a_task_stream_tab_that_follows_again_after_a_close_has_the_whole_text()
     let app = spawn_app().await;
     let created = app.post_json("/tasks", &json!({"task_id": "again"})).await;
     assert_eq!(created.status().as_u16(), 201);
-    let write = |delta: &'static str| {
-        let app = &app;
-        async move {
-            let response = app
-                .post_json("/tasks/again/text", &json!({ "delta": delta }))
-                .await;
-            assert_eq!(response.status().as_u16(), 202);
-        }
-    };
+    let write = |delta: &'static str| write_text(&app, "again", delta);
     write("One ").await;
     // A page that shows the text as the React hook does: a reset empties it.
     let follow = "window.text = ''; window.resets = 0; \
