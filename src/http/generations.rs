@@ -29,20 +29,28 @@ pub struct UploadAnswer {
     pub deltas: u64,
     /// Characters of text they carried.
     pub chars: u64,
+    /// How the body was read: `ndjson`; for an event stream the stream it
+    /// was recognised as (`openai_chat`, `openai_responses`, `anthropic`,
+    /// `gemini`, `ai_sdk`), or `event_stream` when no event told (a stream
+    /// read here that gave no text is told by this).
+    #[schema(example = "anthropic")]
+    pub read_as: &'static str,
 }
 
 /// Upload a generation as it is produced: a streamed body, applied line by
 /// line as it arrives, so viewers see tokens live. `Content-Type` picks the
 /// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"progress",
 /// "stage"?, "message"?}`, `{"complete": {"result"?}}`, `{"fail":
-/// {"error"}}`), or `text/event-stream` carrying an OpenAI Chat Completions
-/// stream or an AI SDK UI message stream, piped straight in. A task has
+/// {"error"}}`), or `text/event-stream` carrying a model provider's
+/// streamed answer (OpenAI Chat Completions or Responses, Anthropic
+/// Messages, Gemini) or an AI SDK UI message stream, piped straight in,
+/// each told apart by its events' shape. A task has
 /// one upload at a time: a newer one (a retry) takes over from an older one
 /// still open, which is answered 409 `upload_superseded` at once.
 #[utoipa::path(
     tag = "tasks",
     params(("id" = String, Path, description = "Task id")),
-    request_body(content = String, content_type = "application/x-ndjson", description = "NDJSON lines, or text/event-stream (OpenAI or AI SDK)"),
+    request_body(content = String, content_type = "application/x-ndjson", description = "NDJSON lines, or text/event-stream (OpenAI Chat Completions or Responses, Anthropic, Gemini, AI SDK)"),
     responses(
         (status = 200, description = "The body ended; everything in it is applied", body = UploadAnswer),
         (status = 404, description = "No such task", body = crate::error::ErrorBody),
@@ -87,6 +95,7 @@ pub async fn upload(
         task: task_json(&summary.task),
         deltas: summary.deltas,
         chars: summary.chars,
+        read_as: summary.read_as,
     }))
 }
 

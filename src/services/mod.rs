@@ -7,15 +7,18 @@
 //!   opening and changing streams.
 //! - [`tasks`]: the task API (progress, AI text, completion, orphans).
 //! - [`uploads`]: one upload per generation, applied line by line as it
-//!   arrives; `upload_reader` splits its body into instructions and
-//!   [`generation_input`] reads its three formats.
+//!   arrives; `upload_reader` splits its body into instructions,
+//!   [`generation_input`] reads NDJSON lines and [`provider_events`] the
+//!   events of a provider's or the AI SDK's stream.
 //! - [`operations`]: health, figures, the monitoring document, listing and
 //!   dropping streams, cleanup runs, metrics.
 
 pub mod events;
 pub mod generation_input;
 pub mod operations;
+pub mod provider_events;
 pub mod streams;
 pub mod tasks;
+mod upload_error;
 mod upload_reader;
 pub mod uploads;

@@ -1,8 +1,12 @@
 //! The body of an upload as the instructions it carries: NDJSON lines, or
-//! the data of SSE events (OpenAI and AI SDK streams), each named by its
-//! line so a refusal can say where. Chunks arrive split anywhere.
+//! the data of SSE events (a model provider's or the AI SDK's stream), each
+//! named by its line so a refusal can say where. Chunks arrive split
+//! anywhere.
 
-use super::generation_input::{Instruction, UploadFormat, event_stream_data, ndjson_line};
+use super::{
+    generation_input::{Instruction, UploadFormat, ndjson_line},
+    provider_events::{Dialect, event_stream_data},
+};
 use crate::domain::{SseParseError, SseParser};
 
 /// Why the body's next instruction cannot be read.
@@ -33,6 +37,8 @@ pub(super) enum Reader {
     EventStream {
         parser: SseParser,
         max: usize,
+        /// Whose stream it is, as its first telling event said.
+        dialect: Option<Dialect>,
     },
 }
 
@@ -48,7 +54,19 @@ impl Reader {
             UploadFormat::EventStream => Self::EventStream {
                 parser: SseParser::with_max_line_bytes(max).refusing_invalid_utf8(),
                 max,
+                dialect: None,
             },
+        }
+    }
+
+    /// What the body was read as: `ndjson`, the dialect of its events, or
+    /// `event_stream` while none of them told.
+    pub(super) fn read_as(&self) -> &'static str {
+        match self {
+            Self::NdJson { .. } => UploadFormat::NdJson.label(),
+            Self::EventStream { dialect, .. } => {
+                dialect.map_or(UploadFormat::EventStream.label(), Dialect::label)
+            }
         }
     }
 
@@ -110,7 +128,11 @@ impl Reader {
                     *scanned = 0;
                 }
             }
-            Self::EventStream { parser, max } => {
+            Self::EventStream {
+                parser,
+                max,
+                dialect,
+            } => {
                 parser.push(chunk);
                 let mut finished = false;
                 loop {
@@ -127,9 +149,11 @@ impl Reader {
                             // ended it is the one the parser just read
                             // (none at the body's end).
                             let line = parser.lines_read() - u64::from(!finished);
-                            let instruction = event_stream_data(&sse.data)
+                            let read = event_stream_data(&sse.data)
                                 .map_err(|reason| ReadError::Malformed { line, reason })?;
-                            out.push((line, instruction));
+                            *dialect = dialect.or(read.dialect);
+                            out.push((line, read.instruction));
+                            out.extend(read.then.map(|then| (line, then)));
                         }
                         Ok(None) => break,
                         Err(SseParseError::LineTooLong { .. }) => {

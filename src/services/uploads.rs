@@ -14,7 +14,9 @@
 //! staying applied; a body that ends without a terminal line leaves the
 //! task running. A task has one upload at a time on an instance: a newer
 //! one (a producer's retry) takes over, and the older ends at once (409
-//! `upload_superseded`), so two bodies never interleave their text.
+//! `upload_superseded`), so two bodies never interleave their text. A
+//! producer whose connection breaks has its whole lines applied, not the
+//! one it was cut off in.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -23,13 +25,15 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
+use tracing::Instrument as _;
 
-pub use super::upload_reader::ReadError;
 use super::{
     generation_input::{Instruction, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
+    upload_error::{at_line, outcome},
     upload_reader::Reader,
 };
+pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
     domain::{Task, TaskChange, TaskError, TaskId, TaskStatus},
@@ -44,6 +48,8 @@ pub struct UploadSummary {
     pub deltas: u64,
     /// Characters of text those deltas carried.
     pub chars: u64,
+    /// What the body was read as (see `Reader::read_as`).
+    pub read_as: &'static str,
 }
 
 /// Bounds of one upload.
@@ -55,50 +61,43 @@ pub struct UploadLimits {
     pub idle: Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    /// A line that does not parse, or is too long.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    #[error("the upload sent nothing for {} s", .0.as_secs())]
-    Idle(Duration),
-    #[error("the upload's body could not be read")]
-    Body,
-    /// The task refused what a line asked (a progress out of range or
-    /// going backwards, a write after the task finished).
-    #[error("line {line}: {error}")]
-    Line { line: u64, error: TaskError },
-    #[error("a newer upload to this task took over; this one stopped")]
-    Superseded,
-    /// The instance began its drain: what came before this answer is
-    /// applied; the rest goes to another instance, with its `seq`.
-    #[error(
-        "the broker is shutting down; the lines before this answer are applied: send the rest to another instance, numbered with seq"
-    )]
-    ShuttingDown,
-    #[error(transparent)]
-    Task(#[from] TaskWriteError),
-}
-
-/// `error` from applying line `line`: named by it when it is about what the
-/// line asked, not about the task or the store.
-fn at_line(line: u64, error: TaskWriteError) -> UploadError {
-    match error {
-        TaskWriteError::Task(error) if error != TaskError::Cancelled => {
-            UploadError::Line { line, error }
-        }
-        other => UploadError::Task(other),
-    }
-}
-
 impl TaskService {
-    /// Applies an upload to a task `principal` may see.
+    /// Applies an upload to a task `principal` may see, in a task of its
+    /// own: a producer that disconnects makes actix drop the request's
+    /// handler, and the whole lines it had sent must still be applied (they
+    /// are in the body's buffer) and the upload's end recorded.
+    pub async fn ingest<S, E>(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+        format: UploadFormat,
+        body: S,
+        limits: UploadLimits,
+    ) -> Result<UploadSummary, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+        E: 'static,
+    {
+        let (service, principal, task_id) = (self.clone(), principal.clone(), task_id.clone());
+        let upload = async move {
+            service
+                .ingest_here(&principal, &task_id, format, body, limits)
+                .await
+        };
+        match actix_rt::spawn(upload.in_current_span()).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is stopping under it.
+            Err(_) => Err(UploadError::ShuttingDown),
+        }
+    }
+
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), deltas, chars, outcome)
+        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, outcome)
     )]
-    pub async fn ingest<S, E>(
+    async fn ingest_here<S, E>(
         &self,
         principal: &Principal,
         task_id: &TaskId,
@@ -113,7 +112,7 @@ impl TaskService {
         let result = self
             .apply_upload(principal, task_id, format, body, limits)
             .await;
-        let outcome = outcome(&result);
+        let outcome = outcome(result.as_ref().map(|summary| summary.task.status));
         self.metrics.record_upload(format.label(), Some(outcome));
         let span = tracing::Span::current();
         span.record("outcome", outcome);
@@ -122,6 +121,7 @@ impl TaskService {
                 task_id = %task_id,
                 deltas = summary.deltas,
                 chars = summary.chars,
+                read_as = summary.read_as,
                 outcome,
                 "upload ended"
             ),
@@ -144,6 +144,7 @@ impl TaskService {
         let task = self.visible(principal, task_id).await?;
         let task_id = task.task_id;
         let mut reader = Reader::new(format, limits.max_line_bytes);
+        let mut read_as = "";
         let mut upload = self.open_upload(&task_id).await;
         let (mut deltas, mut chars) = (0u64, 0u64);
         // This upload ended its task (a `complete` or `fail` line): set
@@ -191,13 +192,22 @@ impl TaskService {
                     stop = &mut stop => return Err(stop),
                 }
             }
-            let (chunk, last) = match first {
-                None => (Bytes::new(), true),
-                Some(chunk) => with_ready_chunks(chunk, &mut body)?,
+            let (chunk, state) = match first {
+                None => (Bytes::new(), BodyState::Ended),
+                Some(chunk) => with_ready_chunks(chunk, &mut body),
             };
+            // A broken body's last line may be cut short: only its whole
+            // lines are applied, as for a body still open.
+            let last = state == BodyState::Ended;
             let written_at = tokio::time::Instant::now();
             window_end = Some(written_at + self.text_coalesce());
             let (instructions, malformed) = reader.read(&chunk, last);
+            if reader.read_as() != read_as {
+                // Known from the first event that tells: an upload refused
+                // later is still logged with what it was read as.
+                read_as = reader.read_as();
+                tracing::Span::current().record("read_as", read_as);
+            }
             let mut text = Vec::new();
             // The line of the first delta `text` holds: a refused write of
             // them is named by it.
@@ -240,16 +250,21 @@ impl TaskService {
             if let Some(error) = malformed {
                 return Err(error.into());
             }
+            if state == BodyState::Broken {
+                return Err(UploadError::Body);
+            }
             if last {
                 break;
             }
         }
-        tracing::Span::current().record("deltas", deltas);
-        tracing::Span::current().record("chars", chars);
+        let span = tracing::Span::current();
+        span.record("deltas", deltas);
+        span.record("chars", chars);
         Ok(UploadSummary {
             task: self.get(&task_id).await?,
             deltas,
             chars,
+            read_as,
         })
     }
 
@@ -271,60 +286,46 @@ impl TaskService {
 /// Bytes of already-arrived body taken into one write.
 const READY_BYTES: usize = 64 * 1024;
 
+/// How much of the body there is after a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// More may come.
+    Open,
+    /// The body ended as it should (the chunked terminator).
+    Ended,
+    /// The connection broke (or the body could not be read) after what was
+    /// gathered: the whole lines in it are applied, then the upload ends.
+    Broken,
+}
+
 /// `first` and whatever more of the body has already arrived (up to
-/// [`READY_BYTES`]), and whether the body ended there. A producer that got
+/// [`READY_BYTES`]), and how the body stands after it. A producer that got
 /// ahead while the previous write was being stored (one token per TCP
 /// segment, say) is caught up with one write of all it sent meanwhile, not
 /// one write per segment.
-fn with_ready_chunks<S, E>(first: Bytes, body: &mut S) -> Result<(Bytes, bool), UploadError>
+fn with_ready_chunks<S, E>(first: Bytes, body: &mut S) -> (Bytes, BodyState)
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
     let mut gathered: Option<BytesMut> = None;
-    let mut last = false;
+    let mut state = BodyState::Open;
     while gathered.as_ref().map_or(first.len(), BytesMut::len) < READY_BYTES {
         match body.next().now_or_never() {
             Some(Some(Ok(more))) => gathered
                 .get_or_insert_with(|| BytesMut::from(&first[..]))
                 .extend_from_slice(&more),
-            Some(Some(Err(_))) => return Err(UploadError::Body),
+            Some(Some(Err(_))) => {
+                state = BodyState::Broken;
+                break;
+            }
             Some(None) => {
-                last = true;
+                state = BodyState::Ended;
                 break;
             }
             None => break,
         }
     }
-    Ok((gathered.map_or(first, BytesMut::freeze), last))
-}
-
-/// How an upload ended, as its metrics and logs name it (each name starts
-/// at 0 in the metrics: `telemetry::metrics::zeros`).
-fn outcome(result: &Result<UploadSummary, UploadError>) -> &'static str {
-    match result {
-        Ok(summary) => match summary.task.status {
-            TaskStatus::Completed => "completed",
-            TaskStatus::Failed => "failed",
-            _ => "left_running",
-        },
-        Err(UploadError::Read(ReadError::Malformed { .. })) => "malformed",
-        Err(UploadError::Read(ReadError::LineTooLong { .. } | ReadError::EventTooLong { .. })) => {
-            "line_too_long"
-        }
-        Err(UploadError::Idle(_)) => "idle",
-        Err(UploadError::Body) => "aborted",
-        Err(UploadError::Superseded) => "superseded",
-        Err(UploadError::ShuttingDown) => "shutting_down",
-        Err(UploadError::Line {
-            error: TaskError::Finished(_),
-            ..
-        }) => "refused",
-        Err(UploadError::Line { .. }) => "invalid_line",
-        Err(UploadError::Task(TaskWriteError::Task(TaskError::Cancelled))) => "cancelled",
-        Err(UploadError::Task(TaskWriteError::NotFound)) => "not_found",
-        Err(UploadError::Task(TaskWriteError::Task(_))) => "refused",
-        Err(UploadError::Task(_)) => "unavailable",
-    }
+    (gathered.map_or(first, BytesMut::freeze), state)
 }
 
 fn as_change(instruction: Instruction) -> TaskChange {

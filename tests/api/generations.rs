@@ -1,6 +1,7 @@
 //! AI generations (CONTRACT §7): one streamed upload per generation in the
-//! three formats, applied as it arrives; cancel answers the upload at once;
-//! malformed lines are named; `seq` retries are ignored; a late viewer gets
+//! contract's three formats (other providers' streams: `provider_streams`),
+//! applied as it arrives; cancel answers the upload at once; malformed lines
+//! are named; `seq` retries are ignored; a late viewer gets
 //! the whole text in one event.
 
 use std::time::Duration;
@@ -146,7 +147,7 @@ async fn an_ndjson_upload_is_applied_line_by_line_while_it_is_still_open() {
 #[actix_web::test]
 async fn an_openai_and_an_ai_sdk_stream_are_piped_straight_in() {
     let app = spawn_app().await;
-    for (id, body, expected) in [
+    for (id, body, expected, read_as) in [
         (
             "openai",
             concat!(
@@ -157,6 +158,7 @@ async fn an_openai_and_an_ai_sdk_stream_are_piped_straight_in() {
                 "data: [DONE]\n\n",
             ),
             "Server-Sent Events",
+            "openai_chat",
         ),
         (
             "aisdk",
@@ -172,6 +174,7 @@ async fn an_openai_and_an_ai_sdk_stream_are_piped_straight_in() {
                 "data: [DONE]\n\n",
             ),
             "Hello, world",
+            "ai_sdk",
         ),
     ] {
         create(&app, id).await;
@@ -184,6 +187,7 @@ async fn an_openai_and_an_ai_sdk_stream_are_piped_straight_in() {
         assert_eq!(answer.status().as_u16(), 200, "{id}");
         let answer: Value = answer.json().await.unwrap();
         assert_eq!(answer["task"]["status"], "completed", "{id}: {answer}");
+        assert_eq!(answer["read_as"], read_as, "{id}: {answer}");
         let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
         let events = late.read_to_end(SHORT).await;
         assert_eq!(text_of(&events), expected, "{id}");

@@ -1,6 +1,7 @@
 //! AI generations at their edges: a task that ends while its upload is
 //! open, `seq` beyond what a store keeps, an SSE event that never ends, an
-//! SSE body whose last event has no blank line after it.
+//! SSE body whose last event has no blank line after it, a producer whose
+//! connection breaks mid-body.
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use serde_json::{Value, json};
 use crate::{
     generations::{Upload, create, text_of},
     helpers::{
-        BrokerProcess, SHORT, TestApp, assert_error, eventually, sample_sum, spawn_app,
-        spawn_app_with,
+        BrokerProcess, SHORT, TestApp, assert_error, eventually, labelled_sum, sample_sum,
+        spawn_app, spawn_app_with,
     },
 };
 
@@ -322,4 +323,45 @@ async fn an_open_upload_is_answered_503_when_the_instance_drains_and_keeps_what_
     assert_eq!(done.status().as_u16(), 200);
     let mut late = app.open_stream("/tasks/draining/events", &[]).await;
     assert_eq!(text_of(&late.read_to_end(SHORT).await), "before after");
+}
+
+#[actix_web::test]
+async fn the_whole_lines_sent_before_a_producers_connection_broke_are_applied() {
+    // Arrange: a chunked upload whose one burst holds two whole lines and
+    // the start of a third, then the connection closes without the body's
+    // end (the producer crashed, or its own upstream failed mid-answer).
+    let app = spawn_app().await;
+    create(&app, "cut").await;
+    let lines = "{\"delta\": \"one \"}\n{\"delta\": \"two \"}\n{\"delta\": \"thr";
+    let request = format!(
+        "POST /tasks/cut/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{lines}\r\n",
+        lines.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+
+    // Act
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+        .await
+        .expect("write");
+    drop(socket);
+
+    // Assert: the two whole lines are the task's text; the cut one is not.
+    eventually(SHORT, "the upload to end as aborted", || async {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        let aborted = labelled_sum(
+            &metrics,
+            "sse_task_uploads_total",
+            &[("outcome", "aborted")],
+        );
+        (aborted == 1.0).then_some(())
+    })
+    .await;
+    let task = app.get_json("/tasks/cut").await;
+    assert_eq!(task["status"], "running", "{task}");
+    let mut late = app.open_stream("/tasks/cut/events", &[]).await;
+    let text = late.next_message(SHORT).await.expect("the text so far");
+    assert_eq!(text_of(&[text]), "one two ");
 }

@@ -25,6 +25,7 @@ mod operator_assets;
 mod otlp;
 mod producers;
 mod prometheus;
+mod provider_streams;
 mod publish;
 mod readme_walkthrough;
 mod replay;

@@ -1,0 +1,164 @@
+//! A model provider's streamed answer piped straight into
+//! `POST /tasks/{id}/stream` (`text/event-stream`): OpenAI Responses,
+//! Anthropic Messages and Gemini bodies as those APIs write them (event
+//! names, pings, reasoning and tool-use blocks around the text), read live
+//! by a viewer, the task ended by the stream's own end or failure, and the
+//! answer saying what the body was read as.
+
+use serde_json::Value;
+
+use crate::{
+    generations::{Upload, create, text_of},
+    helpers::{LONG, SHORT, TestApp, assert_error, spawn_app},
+};
+
+const RESPONSES: &str = concat!(
+    "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
+    "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"sequence_number\":1,\"output_index\":0,\"item\":{\"id\":\"rs_1\",\"type\":\"reasoning\",\"summary\":[]}}\n\n",
+    "event: response.reasoning_summary_text.delta\ndata: {\"type\":\"response.reasoning_summary_text.delta\",\"sequence_number\":2,\"item_id\":\"rs_1\",\"output_index\":0,\"summary_index\":0,\"delta\":\"thinking\"}\n\n",
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":3,\"item_id\":\"msg_1\",\"output_index\":1,\"content_index\":0,\"delta\":\"Streams \",\"logprobs\":[]}\n\n",
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"msg_1\",\"output_index\":1,\"content_index\":0,\"delta\":\"that last\",\"logprobs\":[]}\n\n",
+    "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"sequence_number\":5,\"item_id\":\"msg_1\",\"output_index\":1,\"content_index\":0,\"text\":\"Streams that last\"}\n\n",
+    "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":6,\"response\":{\"id\":\"resp_1\",\"status\":\"completed\"}}\n\n",
+);
+
+const ANTHROPIC: &str = concat!(
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"stop_reason\":null,\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Bonjour\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\", le monde 🌍\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+);
+
+// Gemini writes `\r\n` line ends and no end marker: the finish reason ends it.
+const GEMINI: &str = concat!(
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Let me think\",\"thought\": true}],\"role\": \"model\"},\"index\": 0}]}\r\n\r\n",
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Gemini \"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 5},\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n",
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"says hi\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 5,\"candidatesTokenCount\": 4}}\r\n\r\n",
+);
+
+/// Uploads `body` to a new task `id` in two pieces split mid-event while a
+/// viewer watches; the answer, and the text the viewer saw.
+async fn pipe(app: &TestApp, id: &str, body: &str) -> (u16, Value, String) {
+    create(app, id).await;
+    let mut viewer = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+    let upload = Upload::start(app, id, "text/event-stream");
+    let (head, tail) = body.split_at(body.len() / 2 + 3);
+    upload.send(head).await;
+    upload.send(tail).await;
+    let answer = upload.finish().await;
+    let status = answer.status().as_u16();
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    let events = viewer.read_to_end(LONG).await;
+    (status, answer, text_of(&events))
+}
+
+#[actix_web::test]
+async fn openai_responses_anthropic_and_gemini_streams_are_piped_straight_in() {
+    let app = spawn_app().await;
+    for (id, body, text, read_as) in [
+        (
+            "responses",
+            RESPONSES,
+            "Streams that last",
+            "openai_responses",
+        ),
+        ("anthropic", ANTHROPIC, "Bonjour, le monde 🌍", "anthropic"),
+        ("gemini", GEMINI, "Gemini says hi", "gemini"),
+    ] {
+        let (status, answer, seen) = pipe(&app, id, body).await;
+
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(answer["read_as"], read_as, "{id}: {answer}");
+        assert_eq!(answer["task"]["status"], "completed", "{id}: {answer}");
+        assert_eq!(answer["chars"], text.chars().count(), "{id}: {answer}");
+        assert_eq!(seen, text, "{id}: the viewer's text");
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        assert_eq!(text_of(&late.read_to_end(SHORT).await), text, "{id}: late");
+    }
+}
+
+#[actix_web::test]
+async fn each_providers_failure_fails_the_task_and_keeps_the_partial_text() {
+    let app = spawn_app().await;
+    for (id, body, reason) in [
+        (
+            "responses-failed",
+            concat!(
+                "data: {\"type\":\"response.output_text.delta\",\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"delta\":\"Half an \"}\n\n",
+                "data: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"The model failed\"}}}\n\n",
+            ),
+            "The model failed",
+        ),
+        (
+            "responses-error",
+            concat!(
+                "data: {\"type\":\"response.output_text.delta\",\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"delta\":\"Half an \"}\n\n",
+                "event: error\ndata: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"Slow down\",\"param\":null}\n\n",
+            ),
+            "Slow down",
+        ),
+        (
+            "anthropic-overloaded",
+            concat!(
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Half an \"}}\n\n",
+                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+            ),
+            "Overloaded",
+        ),
+        (
+            "gemini-exhausted",
+            concat!(
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Half an \"}],\"role\":\"model\"},\"index\":0}]}\n\n",
+                "data: {\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n",
+            ),
+            "Resource has been exhausted",
+        ),
+    ] {
+        let (status, answer, seen) = pipe(&app, id, body).await;
+
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(answer["task"]["status"], "failed", "{id}: {answer}");
+        assert_eq!(answer["task"]["error"], reason, "{id}: {answer}");
+        assert_eq!(seen, "Half an ", "{id}: the partial text is kept");
+    }
+}
+
+#[actix_web::test]
+async fn a_stream_nobody_here_knows_is_answered_with_what_it_was_read_as() {
+    // Arrange: events of kinds no dialect has (a future provider's).
+    let app = spawn_app().await;
+    let body = concat!(
+        "event: token\ndata: {\"type\":\"token\",\"value\":\"Hi\"}\n\n",
+        "event: done\ndata: {\"type\":\"done\"}\n\n",
+    );
+
+    create(&app, "unknown").await;
+
+    // Act
+    let upload = Upload::start(&app, "unknown", "text/event-stream");
+    upload.send(body).await;
+    let answer = upload.finish().await;
+
+    // Assert: nothing was taken for text, and the answer says so.
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    assert_eq!(answer["read_as"], "event_stream", "{answer}");
+    assert_eq!(answer["deltas"], 0, "{answer}");
+    assert_eq!(answer["task"]["status"], "pending", "{answer}");
+
+    // Data that is none of the streams read here is refused, naming its line.
+    create(&app, "not-a-chunk").await;
+    let upload = Upload::start(&app, "not-a-chunk", "text/event-stream");
+    upload.send("event: x\ndata: {\"text\":\"Hi\"}\n\n").await;
+    let body = assert_error(upload.finish().await, 422, "invalid_payload").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("line 2:"), "{body}");
+    assert!(message.contains("integration guide"), "{body}");
+}
