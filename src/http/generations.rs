@@ -44,7 +44,9 @@ pub struct UploadAnswer {
 /// {"error"}}`), or `text/event-stream` carrying a model provider's
 /// streamed answer (OpenAI Chat Completions or Responses, Anthropic
 /// Messages, Gemini) or an AI SDK UI message stream, piped straight in,
-/// each told apart by its events' shape. A task has
+/// each told apart by its events' shape; NDJSON lines may also be such a
+/// stream's chunks, as SDKs write them (`toReadableStream()`). A provider's
+/// error answer piped in unchecked fails the task with its message. A task has
 /// one upload at a time: a newer one (a retry) takes over from an older one
 /// still open, which is answered 409 `upload_superseded` at once.
 #[utoipa::path(

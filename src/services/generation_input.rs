@@ -66,6 +66,10 @@ pub enum Instruction {
     Fail {
         error: String,
     },
+    /// The producer stopped the generation (an AI SDK `abort` part, sent
+    /// when its stream is aborted): the task is cancelled, its text kept,
+    /// as by `POST /tasks/{id}/cancel`.
+    Cancel,
     /// A line or part the task keeps nothing of.
     Nothing,
 }

@@ -16,7 +16,7 @@
 //!   `finishReason` completes after the chunk's text; a blocked prompt
 //!   fails.
 //! - The AI SDK's UI message stream: `text-delta` parts are text, `finish`
-//!   completes, `error` and `abort` fail.
+//!   completes, `error` fails, `abort` cancels (the text kept).
 //!
 //! What carries no answer text (reasoning, tool calls, usage, pings, parts
 //! of kinds added later) is skipped; what claims to be text but is not a
@@ -63,11 +63,23 @@ pub struct EventRead {
 }
 
 impl EventRead {
-    fn one(instruction: Instruction, dialect: Option<Dialect>) -> Self {
+    pub(super) fn one(instruction: Instruction, dialect: Option<Dialect>) -> Self {
         Self {
             instruction,
             then: None,
             dialect,
+        }
+    }
+
+    /// A chunk's text (if any), then `end` (if any).
+    fn text_then(text: String, end: Option<Instruction>, dialect: Dialect) -> Self {
+        match delta_or_nothing(text) {
+            Instruction::Nothing => Self::one(end.unwrap_or(Instruction::Nothing), Some(dialect)),
+            delta => Self {
+                instruction: delta,
+                then: end,
+                dialect: Some(dialect),
+            },
         }
     }
 }
@@ -83,18 +95,13 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
         format!("the event's data is not JSON: {reason}")
     })?;
     if let Some(choices) = value.get("choices") {
-        return openai_chunk(choices).map(|i| EventRead::one(i, Some(Dialect::OpenAiChat)));
+        return openai_chunk(choices);
     }
     // A provider's failure mid-stream: `{"error": {"message": ...}}`
     // (OpenAI, Gemini) or `{"type": "error", "error": {...}}` (Anthropic).
-    if let Some(error) = value.get("error").filter(|error| error.is_object()) {
-        let message = error.get("message").and_then(Value::as_str);
-        return Ok(EventRead::one(
-            Instruction::Fail {
-                error: message.unwrap_or("the model provider failed").to_owned(),
-            },
-            None,
-        ));
+    if value.get("error").is_some_and(Value::is_object) {
+        let error = error_message(&value).unwrap_or("the model provider failed".to_owned());
+        return Ok(EventRead::one(Instruction::Fail { error }, None));
     }
     if ["candidates", "promptFeedback", "usageMetadata"]
         .iter()
@@ -115,14 +122,43 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
     ai_sdk_part(kind, &value)
 }
 
+/// A JSON line of a provider's stream sent as NDJSON (what the `openai` and
+/// `@anthropic-ai/sdk` packages' `toReadableStream()` write: one chunk or
+/// event per line), for a line that is not one of the broker's own. `None`
+/// when it reads as no provider's either, so the line is refused in the
+/// broker's own terms.
+pub fn provider_line(line: &str) -> Option<EventRead> {
+    let read = event_stream_data(line).ok()?;
+    let told = read.dialect.is_some() || matches!(read.instruction, Instruction::Fail { .. });
+    told.then_some(read)
+}
+
+/// The message of a provider's error object: `{"error": {"message"}}`
+/// (OpenAI, Anthropic, Gemini), `{"error": "..."}`, or the first of an
+/// array of them (Gemini answers errors as `[{"error": ...}]`).
+pub fn error_message(value: &Value) -> Option<String> {
+    let value = match value {
+        Value::Array(items) => items.first()?,
+        value => value,
+    };
+    match value.get("error")? {
+        Value::String(message) => Some(message.clone()),
+        error => error.get("message")?.as_str().map(str::to_owned),
+    }
+}
+
 /// `choices[].delta.content` of a Chat Completions chunk, joined: the
 /// first choice's (`index` 0, or no index). A request with `n` > 1 streams
-/// several answers in the same chunks; a task holds one.
-fn openai_chunk(choices: &Value) -> Result<Instruction, String> {
+/// several answers in the same chunks; a task holds one. The first choice's
+/// `finish_reason` ends it after the chunk's text: a stream written as JSON
+/// lines (an SDK's `toReadableStream()`) has no `[DONE]`; in an event
+/// stream the `[DONE]` after it has nothing left to end.
+fn openai_chunk(choices: &Value) -> Result<EventRead, String> {
     let choices = choices
         .as_array()
         .ok_or("choices must be an array of chunk choices")?;
     let mut text = String::new();
+    let mut finished = false;
     for (index, choice) in choices.iter().enumerate() {
         if choice
             .get("index")
@@ -130,6 +166,7 @@ fn openai_chunk(choices: &Value) -> Result<Instruction, String> {
         {
             continue;
         }
+        finished |= choice.get("finish_reason").is_some_and(Value::is_string);
         // `null` or absent: a chunk of the role, a tool call or the finish reason.
         match choice.pointer("/delta/content") {
             None | Some(Value::Null) => {}
@@ -148,7 +185,8 @@ fn openai_chunk(choices: &Value) -> Result<Instruction, String> {
             }
         }
     }
-    Ok(delta_or_nothing(text))
+    let end = finished.then_some(Instruction::Complete { result: None });
+    Ok(EventRead::text_then(text, end, Dialect::OpenAiChat))
 }
 
 /// A content part (`{"type": "text", "text": "..."}`), or another kind of
@@ -221,7 +259,6 @@ fn anthropic_event(kind: &str, value: &Value) -> Result<Option<Instruction>, Str
 /// text, then its end when the chunk carries a `finishReason` (Gemini sends
 /// no end marker of its own).
 fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
-    let dialect = Some(Dialect::Gemini);
     let candidates = match value.get("candidates") {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(candidates)) => candidates.as_slice(),
@@ -242,7 +279,7 @@ fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
             },
             None => Instruction::Nothing,
         };
-        return Ok(EventRead::one(instruction, dialect));
+        return Ok(EventRead::one(instruction, Some(Dialect::Gemini)));
     };
     let mut text = String::new();
     let parts = match candidate.pointer("/content/parts") {
@@ -269,14 +306,7 @@ fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         .and_then(Value::as_str)
         .is_some_and(|reason| reason != "FINISH_REASON_UNSPECIFIED");
     let end = finished.then_some(Instruction::Complete { result: None });
-    Ok(match delta_or_nothing(text) {
-        Instruction::Nothing => EventRead::one(end.unwrap_or(Instruction::Nothing), dialect),
-        delta => EventRead {
-            instruction: delta,
-            then: end,
-            dialect,
-        },
-    })
+    Ok(EventRead::text_then(text, end, Dialect::Gemini))
 }
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
@@ -300,9 +330,7 @@ fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String> {
             };
             return Ok(EventRead::one(Instruction::Fail { error }, dialect));
         }
-        "abort" => Instruction::Fail {
-            error: "the producer aborted the generation".into(),
-        },
+        "abort" => Instruction::Cancel,
         known if is_ai_sdk_kind(known) => Instruction::Nothing,
         _ => return Ok(EventRead::one(Instruction::Nothing, None)),
     };

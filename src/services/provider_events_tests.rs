@@ -46,9 +46,21 @@ fn an_openai_chat_stream_gives_its_content_deltas_and_completes_at_done() {
     assert_eq!(read(chunk), (delta("Hi"), Some(Dialect::OpenAiChat)));
     let role_only = r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#;
     assert_eq!(read(role_only).0, Instruction::Nothing);
-    let null_content =
-        r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}"#;
-    assert_eq!(read(null_content).0, Instruction::Nothing);
+    let finish = r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}"#;
+    assert_eq!(
+        read(finish).0,
+        COMPLETE,
+        "the first choice's finish ends it"
+    );
+    let last_words =
+        r#"{"choices":[{"index":0,"delta":{"content":"bye"},"finish_reason":"length"}]}"#;
+    let last = event_stream_data(last_words).unwrap();
+    assert_eq!(
+        (last.instruction, last.then),
+        (delta("bye"), Some(COMPLETE))
+    );
+    let other_choice_done = r#"{"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}"#;
+    assert_eq!(read(other_choice_done).0, Instruction::Nothing);
     let usage_only = r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}"#;
     assert_eq!(read(usage_only).0, Instruction::Nothing);
     let parts = r#"{"choices":[{"delta":{"content":[{"type":"text","text":"Hel"},{"type":"image_url","image_url":{}},{"type":"text","text":"lo"}]}}]}"#;
@@ -231,10 +243,7 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
         read(r#"{"type":"error","errorText":"rate limited"}"#),
         (fail("rate limited"), Some(Dialect::AiSdk))
     );
-    assert_eq!(
-        read(r#"{"type":"abort"}"#).0,
-        fail("the producer aborted the generation")
-    );
+    assert_eq!(read(r#"{"type":"abort"}"#).0, Instruction::Cancel);
     assert!(event_stream_data(r#"{"type":"text-delta"}"#).is_err());
     assert_eq!(
         read(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#).0,
@@ -256,4 +265,56 @@ fn data_that_is_no_known_stream_is_refused_in_plain_words() {
             "{bad}: {error}"
         );
     }
+}
+
+#[test]
+fn a_provider_chunk_sent_as_a_json_line_is_read_as_in_an_event_stream() {
+    let chunk = r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
+    let read = provider_line(chunk).expect("an OpenAI chunk");
+    assert_eq!(
+        (read.instruction, read.dialect),
+        (delta("Hi"), Some(Dialect::OpenAiChat))
+    );
+    let stop = r#"{"type":"message_stop"}"#;
+    assert_eq!(
+        provider_line(stop).expect("Anthropic").instruction,
+        COMPLETE
+    );
+    let error = r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#;
+    assert_eq!(
+        provider_line(error).expect("an error").instruction,
+        fail("Overloaded")
+    );
+    for not_a_provider in [
+        r#"{"detla":"x"}"#,
+        r#"{"type":"x","delta":"y"}"#,
+        "[DONE]",
+        "{",
+    ] {
+        assert!(provider_line(not_a_provider).is_none(), "{not_a_provider}");
+    }
+}
+
+#[test]
+fn a_providers_error_answer_gives_its_message() {
+    for (answer, message) in [
+        (
+            "{\n  \"error\": {\n    \"message\": \"Incorrect API key provided\",\n    \"type\": \"invalid_request_error\"\n  }\n}",
+            "Incorrect API key provided",
+        ),
+        (
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            "Overloaded",
+        ),
+        (
+            r#"[{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}]"#,
+            "Resource exhausted",
+        ),
+        (r#"{"error":"model not found"}"#, "model not found"),
+    ] {
+        let value: Value = serde_json::from_str(answer).expect(answer);
+        assert_eq!(error_message(&value).as_deref(), Some(message), "{answer}");
+    }
+    let not_an_error: Value = serde_json::from_str(r#"{"choices":[]}"#).unwrap();
+    assert_eq!(error_message(&not_an_error), None);
 }

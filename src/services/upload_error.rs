@@ -50,6 +50,7 @@ pub(super) fn outcome(ended: Result<TaskStatus, &UploadError>) -> &'static str {
         Ok(status) => match status {
             TaskStatus::Completed => "completed",
             TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
             _ => "left_running",
         },
         Err(UploadError::Read(ReadError::Malformed { .. })) => "malformed",

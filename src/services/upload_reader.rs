@@ -2,10 +2,18 @@
 //! the data of SSE events (a model provider's or the AI SDK's stream), each
 //! named by its line so a refusal can say where. Chunks arrive split
 //! anywhere.
+//!
+//! An NDJSON line that is not one of the broker's own may be a provider's
+//! chunk (an SDK's `toReadableStream()` writes its stream as JSON lines).
+//! An event-stream body that starts as JSON is not a stream but, nearly
+//! always, the provider's error answer piped in unchecked: it is read whole
+//! and fails the task with the provider's message.
+
+use serde_json::Value;
 
 use super::{
     generation_input::{Instruction, UploadFormat, ndjson_line},
-    provider_events::{Dialect, event_stream_data},
+    provider_events::{Dialect, EventRead, error_message, event_stream_data, provider_line},
 };
 use crate::domain::{SseParseError, SseParser};
 
@@ -24,7 +32,14 @@ pub enum ReadError {
 
 /// Splits the body into instructions, each named by its line (an SSE
 /// event by its last line).
-pub(super) enum Reader {
+pub(super) struct Reader {
+    body: Body,
+    /// Whose stream it is, as its first telling event or line said.
+    dialect: Option<Dialect>,
+    max: usize,
+}
+
+enum Body {
     NdJson {
         pending: Vec<u8>,
         /// The leading bytes of `pending` already searched for a line end:
@@ -32,41 +47,50 @@ pub(super) enum Reader {
         /// per chunk.
         scanned: usize,
         line: u64,
-        max: usize,
     },
     EventStream {
         parser: SseParser,
-        max: usize,
-        /// Whose stream it is, as its first telling event said.
-        dialect: Option<Dialect>,
+        /// What the body turned out to be, from its first byte that is not
+        /// white space.
+        shape: Shape,
     },
+}
+
+#[derive(PartialEq)]
+enum Shape {
+    Unknown,
+    Events,
+    /// JSON where events were expected, kept whole to be read at its end.
+    Json(Vec<u8>),
 }
 
 impl Reader {
     pub(super) fn new(format: UploadFormat, max: usize) -> Self {
-        match format {
-            UploadFormat::NdJson => Self::NdJson {
+        let body = match format {
+            UploadFormat::NdJson => Body::NdJson {
                 pending: Vec::new(),
                 scanned: 0,
                 line: 0,
-                max,
             },
-            UploadFormat::EventStream => Self::EventStream {
+            UploadFormat::EventStream => Body::EventStream {
                 parser: SseParser::with_max_line_bytes(max).refusing_invalid_utf8(),
-                max,
-                dialect: None,
+                shape: Shape::Unknown,
             },
+        };
+        Self {
+            body,
+            dialect: None,
+            max,
         }
     }
 
-    /// What the body was read as: `ndjson`, the dialect of its events, or
-    /// `event_stream` while none of them told.
+    /// What the body was read as: the dialect of its events or lines, or
+    /// its format (`ndjson`, `event_stream`) while none of them told.
     pub(super) fn read_as(&self) -> &'static str {
-        match self {
-            Self::NdJson { .. } => UploadFormat::NdJson.label(),
-            Self::EventStream { dialect, .. } => {
-                dialect.map_or(UploadFormat::EventStream.label(), Dialect::label)
-            }
+        match (self.dialect, &self.body) {
+            (Some(dialect), _) => dialect.label(),
+            (None, Body::NdJson { .. }) => UploadFormat::NdJson.label(),
+            (None, Body::EventStream { .. }) => UploadFormat::EventStream.label(),
         }
     }
 
@@ -90,12 +114,17 @@ impl Reader {
         last: bool,
         out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
-        match self {
-            Self::NdJson {
+        let (max, dialect) = (self.max, &mut self.dialect);
+        let mut take = |line: u64, read: EventRead| {
+            *dialect = dialect.or(read.dialect);
+            out.push((line, read.instruction));
+            out.extend(read.then.map(|then| (line, then)));
+        };
+        match &mut self.body {
+            Body::NdJson {
                 pending,
                 scanned,
                 line,
-                max,
             } => {
                 pending.extend_from_slice(chunk);
                 let mut start = 0;
@@ -103,36 +132,47 @@ impl Reader {
                 while let Some(offset) = memchr::memchr(b'\n', &pending[from..]) {
                     let end = from + offset;
                     *line += 1;
-                    if end - start > *max {
+                    if end - start > max {
                         return Err(ReadError::LineTooLong {
                             line: *line,
-                            limit: *max,
+                            limit: max,
                         });
                     }
-                    out.push((*line, ndjson(&pending[start..end], *line)?));
+                    take(*line, ndjson(&pending[start..end], *line)?);
                     start = end + 1;
                     from = start;
                 }
                 pending.drain(..start);
                 *scanned = pending.len();
-                if pending.len() > *max {
+                if pending.len() > max {
                     return Err(ReadError::LineTooLong {
                         line: *line + 1,
-                        limit: *max,
+                        limit: max,
                     });
                 }
                 if last && !pending.is_empty() {
                     *line += 1;
-                    out.push((*line, ndjson(pending, *line)?));
+                    take(*line, ndjson(pending, *line)?);
                     pending.clear();
                     *scanned = 0;
                 }
             }
-            Self::EventStream {
-                parser,
-                max,
-                dialect,
-            } => {
+            Body::EventStream { parser, shape } => {
+                if *shape == Shape::Unknown {
+                    *shape = shape_of(chunk, parser.lines_read())?;
+                }
+                if let Shape::Json(document) = shape {
+                    document.extend_from_slice(chunk);
+                    if document.len() > max {
+                        return Err(not_a_stream(
+                            "JSON longer than the limit (JSON lines, as an SDK's toReadableStream() writes them, go as application/x-ndjson)",
+                        ));
+                    }
+                    if last {
+                        take(1, EventRead::one(json_answer(document)?, None));
+                    }
+                    return Ok(());
+                }
                 parser.push(chunk);
                 let mut finished = false;
                 loop {
@@ -151,21 +191,19 @@ impl Reader {
                             let line = parser.lines_read() - u64::from(!finished);
                             let read = event_stream_data(&sse.data)
                                 .map_err(|reason| ReadError::Malformed { line, reason })?;
-                            *dialect = dialect.or(read.dialect);
-                            out.push((line, read.instruction));
-                            out.extend(read.then.map(|then| (line, then)));
+                            take(line, read);
                         }
                         Ok(None) => break,
                         Err(SseParseError::LineTooLong { .. }) => {
                             return Err(ReadError::LineTooLong {
                                 line: parser.lines_read() + 1,
-                                limit: *max,
+                                limit: max,
                             });
                         }
                         Err(SseParseError::EventTooLong { .. }) => {
                             return Err(ReadError::EventTooLong {
                                 line: parser.lines_read(),
-                                limit: *max,
+                                limit: max,
                             });
                         }
                         Err(SseParseError::NotUtf8) => {
@@ -184,13 +222,73 @@ impl Reader {
 
 const NOT_UTF8: &str = "the line is not UTF-8";
 
-fn ndjson(bytes: &[u8], line: u64) -> Result<Instruction, ReadError> {
+/// What an event-stream body is, from the first byte of `chunk` that is
+/// not white space (or a byte order mark): still unknown, events (a field
+/// name or a comment), or JSON. Anything else is refused at its line
+/// (`lines_before` lines came in earlier chunks).
+fn shape_of(chunk: &[u8], lines_before: u64) -> Result<Shape, ReadError> {
+    let blank = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | 0xEF | 0xBB | 0xBF);
+    let Some(at) = chunk.iter().position(|byte| !blank(byte)) else {
+        return Ok(Shape::Unknown);
+    };
+    match chunk[at] {
+        b'{' | b'[' => Ok(Shape::Json(Vec::new())),
+        byte if byte.is_ascii_alphabetic() || byte == b':' => Ok(Shape::Events),
+        _ => {
+            let line = lines_before + 1 + memchr::memchr_iter(b'\n', &chunk[..at]).count() as u64;
+            let start = String::from_utf8_lossy(&chunk[at..chunk.len().min(at + 40)]).into_owned();
+            Err(ReadError::Malformed {
+                line,
+                reason: format!(
+                    "the body is not an event stream: it begins {start:?} (an error page from the model provider or a proxy? check the provider's answer before piping it in)"
+                ),
+            })
+        }
+    }
+}
+
+/// A JSON body sent as an event stream, read whole: a provider's error
+/// answer fails the task with its message; JSON lines or another document
+/// are refused, saying what to send instead.
+fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
+    let text = std::str::from_utf8(document).map_err(|_| not_a_stream("JSON that is not UTF-8"))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => match error_message(&value) {
+            Some(error) => Ok(Instruction::Fail { error }),
+            None => Err(not_a_stream("a JSON document")),
+        },
+        Err(_)
+            if text.lines().all(|line| {
+                line.trim().is_empty() || serde_json::from_str::<Value>(line).is_ok()
+            }) =>
+        {
+            Err(not_a_stream(
+                "JSON lines (an SDK's toReadableStream()?): send them as application/x-ndjson",
+            ))
+        }
+        Err(_) => Err(not_a_stream("JSON that does not parse")),
+    }
+}
+
+fn not_a_stream(what: &str) -> ReadError {
+    ReadError::Malformed {
+        line: 1,
+        reason: format!("the body is not an event stream but {what}"),
+    }
+}
+
+/// One NDJSON line (without its line end): the broker's own, or a
+/// provider's chunk.
+fn ndjson(bytes: &[u8], line: u64) -> Result<EventRead, ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {
         line,
         reason: NOT_UTF8.into(),
     })?;
-    ndjson_line(text).map_err(|reason| ReadError::Malformed { line, reason })
+    match ndjson_line(text) {
+        Ok(instruction) => Ok(EventRead::one(instruction, None)),
+        Err(reason) => provider_line(text).ok_or(ReadError::Malformed { line, reason }),
+    }
 }
 
 #[cfg(test)]
@@ -303,5 +401,84 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The body read in one chunk: its instructions, the error, `read_as`.
+    fn read_whole(
+        format: UploadFormat,
+        body: &str,
+    ) -> (Vec<Instruction>, Option<String>, &'static str) {
+        let mut reader = Reader::new(format, 4096);
+        let (got, error) = reader.read(body.as_bytes(), true);
+        let instructions = got
+            .into_iter()
+            .map(|(_, instruction)| instruction)
+            .collect();
+        (instructions, error.map(|e| e.to_string()), reader.read_as())
+    }
+
+    #[test]
+    fn an_sdks_json_lines_are_read_as_the_providers_stream() {
+        let body = concat!(
+            "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n",
+            "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n",
+            "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n",
+        );
+        let (instructions, error, read_as) = read_whole(UploadFormat::NdJson, body);
+        assert_eq!(error, None);
+        assert_eq!(read_as, "openai_chat");
+        let delta = Instruction::Delta {
+            text: "Hi".into(),
+            seq: None,
+        };
+        let done = Instruction::Complete { result: None };
+        assert_eq!(instructions, [Instruction::Nothing, delta, done]);
+        // The broker's own lines are still refused in its own words.
+        let (_, error, _) = read_whole(UploadFormat::NdJson, "{\"delta\": 5}\n");
+        assert!(error.unwrap().contains("delta"));
+    }
+
+    #[test]
+    fn a_providers_error_answer_sent_as_an_event_stream_fails_the_task_with_its_message() {
+        let answer = "{\n    \"error\": {\n        \"message\": \"Incorrect API key provided\",\n        \"type\": \"invalid_request_error\"\n    }\n}\n";
+        for split in 0..=answer.len() {
+            let mut reader = Reader::new(UploadFormat::EventStream, 4096);
+            let (mut got, error) = reader.read(&answer.as_bytes()[..split], false);
+            assert!(
+                error.is_none() && got.is_empty(),
+                "split at {split}: {error:?}"
+            );
+            let (rest, error) = reader.read(&answer.as_bytes()[split..], true);
+            assert!(error.is_none(), "split at {split}: {error:?}");
+            got.extend(rest);
+            let fail = Instruction::Fail {
+                error: "Incorrect API key provided".into(),
+            };
+            assert_eq!(got, [(1, fail)], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn an_event_stream_body_that_is_no_stream_is_refused_saying_what_it_is() {
+        let (_, error, _) = read_whole(
+            UploadFormat::EventStream,
+            "\n<html><body>502 Bad Gateway</body></html>",
+        );
+        let error = error.expect("refused");
+        assert!(
+            error.starts_with("line 2: the body is not an event stream: it begins \"<html>"),
+            "{error}"
+        );
+        let lines = "{\"type\":\"message_start\"}\n{\"type\":\"message_stop\"}\n";
+        let (_, error, _) = read_whole(UploadFormat::EventStream, lines);
+        assert!(error.expect("refused").contains("application/x-ndjson"));
+        let (_, error, _) = read_whole(UploadFormat::EventStream, "{\"ok\": true}");
+        assert!(error.expect("refused").contains("a JSON document"));
+        // A comment or a field name first is a stream.
+        let (got, error, _) = read_whole(UploadFormat::EventStream, ": hi\n\ndata: [DONE]\n\n");
+        assert_eq!(
+            (got, error),
+            (vec![Instruction::Complete { result: None }], None)
+        );
     }
 }

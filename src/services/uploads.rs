@@ -232,7 +232,9 @@ impl TaskService {
                         (deltas, chars) = (deltas + new, chars + new_chars);
                         if matches!(
                             change,
-                            Instruction::Complete { .. } | Instruction::Fail { .. }
+                            Instruction::Complete { .. }
+                                | Instruction::Fail { .. }
+                                | Instruction::Cancel
                         ) {
                             ended.store(true, Ordering::Relaxed);
                         }
@@ -343,6 +345,7 @@ fn as_change(instruction: Instruction) -> TaskChange {
         },
         Instruction::Complete { result } => TaskChange::Complete { result },
         Instruction::Fail { error } => TaskChange::Fail { error },
+        Instruction::Cancel => TaskChange::Cancel,
         Instruction::Delta { .. } | Instruction::Nothing => {
             unreachable!("text is appended, nothing is skipped")
         }
@@ -367,10 +370,10 @@ async fn stopped(
         return UploadError::ShuttingDown;
     };
     let claim = *claim;
-    let ended_elsewhere = |status: &TaskStatus| {
-        *status == TaskStatus::Cancelled
-            || (status.is_terminal() && !ended_here.load(Ordering::Relaxed))
-    };
+    // Once this upload wrote its own end, a cancel that beat it is
+    // answered by that write's refusal.
+    let ended_elsewhere =
+        |status: &TaskStatus| status.is_terminal() && !ended_here.load(Ordering::Relaxed);
     tokio::select! {
         Ok(status) = status.wait_for(ended_elsewhere) => match *status {
             TaskStatus::Cancelled => TaskWriteError::Task(TaskError::Cancelled).into(),

@@ -5,11 +5,12 @@
 //! by a viewer, the task ended by the stream's own end or failure, and the
 //! answer saying what the body was read as.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
     generations::{Upload, create, text_of},
     helpers::{LONG, SHORT, TestApp, assert_error, spawn_app},
+    ui_message_stream::UiStream,
 };
 
 const RESPONSES: &str = concat!(
@@ -161,4 +162,119 @@ async fn a_stream_nobody_here_knows_is_answered_with_what_it_was_read_as() {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("line 2:"), "{body}");
     assert!(message.contains("integration guide"), "{body}");
+}
+
+#[actix_web::test]
+async fn an_sdks_json_lines_are_read_like_the_providers_stream() {
+    // What `@anthropic-ai/sdk`'s `stream.toReadableStream()` writes: one
+    // event per line, sent as NDJSON.
+    let app = spawn_app().await;
+    create(&app, "sdk-lines").await;
+    let upload = Upload::start(&app, "sdk-lines", "application/x-ndjson");
+    upload
+        .send(concat!(
+            "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":[]}}\n",
+            "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n",
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Line by \"}}\n",
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"line\"}}\n",
+            "{\"type\":\"message_stop\"}\n",
+        ))
+        .await;
+    let answer = upload.finish().await;
+
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    assert_eq!(answer["read_as"], "anthropic", "{answer}");
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+    let mut late = app.open_stream("/tasks/sdk-lines/events", &[]).await;
+    assert_eq!(text_of(&late.read_to_end(SHORT).await), "Line by line");
+}
+
+#[actix_web::test]
+async fn a_providers_error_answer_piped_in_unchecked_fails_the_task_with_its_message() {
+    // Arrange: what OpenAI answers a bad key, pretty-printed, sent on as if
+    // it were the stream.
+    let app = spawn_app().await;
+    create(&app, "bad-key").await;
+    let mut viewer = app.open_stream("/tasks/bad-key/events", &[]).await;
+    let upload = Upload::start(&app, "bad-key", "text/event-stream");
+
+    // Act
+    upload
+        .send(
+            "{\n    \"error\": {\n        \"message\": \"Incorrect API key provided: sk-abc.\",\n",
+        )
+        .await;
+    upload
+        .send("        \"type\": \"invalid_request_error\",\n        \"code\": \"invalid_api_key\"\n    }\n}\n")
+        .await;
+    let answer = upload.finish().await;
+
+    // Assert: the task failed with the provider's words, and its viewer
+    // was told (not left waiting for the orphan timeout).
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    assert_eq!(answer["task"]["status"], "failed", "{answer}");
+    assert_eq!(
+        answer["task"]["error"], "Incorrect API key provided: sk-abc.",
+        "{answer}"
+    );
+    let events = viewer.read_to_end(SHORT).await;
+    let end = events.last().expect("the end");
+    assert!(end.is("error"), "{events:?}");
+
+    // An error page is no stream, and the answer says where it starts.
+    create(&app, "bad-gateway").await;
+    let upload = Upload::start(&app, "bad-gateway", "text/event-stream");
+    upload
+        .send("<html><body>502 Bad Gateway</body></html>\n")
+        .await;
+    let body = assert_error(upload.finish().await, 422, "invalid_payload").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("line 1: the body is not an event stream: it begins \"<html>"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn an_ai_sdk_abort_cancels_the_task_and_its_viewers_see_abort() {
+    // Arrange: the app aborted `streamText` (its user pressed stop); the
+    // UI message stream it pipes in ends with an `abort` part.
+    let app = spawn_app().await;
+    create(&app, "aborted").await;
+    let upload = Upload::start(&app, "aborted", "text/event-stream");
+
+    // Act
+    upload
+        .send(concat!(
+            "data: {\"type\":\"start\"}\n\n",
+            "data: {\"type\":\"text-start\",\"id\":\"t\"}\n\n",
+            "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"Stopped here\"}\n\n",
+            "data: {\"type\":\"abort\"}\n\n",
+        ))
+        .await;
+    let answer = upload.finish().await;
+
+    // Assert: cancelled with the text kept, as a user's cancel would be.
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    assert_eq!(answer["task"]["status"], "cancelled", "{answer}");
+    let mut late = app.open_stream("/tasks/aborted/events", &[]).await;
+    let events = late.read_to_end(SHORT).await;
+    assert_eq!(text_of(&events), "Stopped here");
+    let end = events.last().expect("the end");
+    assert!(
+        end.is("error") && end.json()["cancelled"] == true,
+        "{end:?}"
+    );
+    let mut ui = UiStream::open(&app, "/tasks/aborted/ui-message-stream").await;
+    let kinds: Vec<Value> = ui
+        .read_to_end(SHORT)
+        .await
+        .iter()
+        .map(|part| part["type"].clone())
+        .collect();
+    assert!(kinds.contains(&json!("abort")), "{kinds:?}");
+    assert!(!kinds.contains(&json!("error")), "{kinds:?}");
 }
