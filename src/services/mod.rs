@@ -18,6 +18,7 @@ pub mod generation_input;
 pub mod operations;
 pub mod provider_events;
 pub mod streams;
+mod surrogate_pairs;
 pub mod tasks;
 mod upload_error;
 mod upload_reader;

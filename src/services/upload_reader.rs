@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::{
     generation_input::{Instruction, UploadFormat, ndjson_line},
     provider_events::{Dialect, EventRead, error_message, event_stream_data, provider_line},
+    surrogate_pairs::pair_split_characters,
 };
 use crate::domain::{SseParseError, SseParser};
 
@@ -36,6 +37,9 @@ pub(super) struct Reader {
     body: Body,
     /// Whose stream it is, as its first telling event or line said.
     dialect: Option<Dialect>,
+    /// The first half of a character split between two lines (see
+    /// `surrogate_pairs`), waiting for its second half.
+    half: Option<u16>,
     max: usize,
 }
 
@@ -80,6 +84,7 @@ impl Reader {
         Self {
             body,
             dialect: None,
+            half: None,
             max,
         }
     }
@@ -114,7 +119,7 @@ impl Reader {
         last: bool,
         out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
-        let (max, dialect) = (self.max, &mut self.dialect);
+        let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
         let mut take = |line: u64, read: EventRead| {
             *dialect = dialect.or(read.dialect);
             out.push((line, read.instruction));
@@ -138,7 +143,7 @@ impl Reader {
                             limit: max,
                         });
                     }
-                    take(*line, ndjson(&pending[start..end], *line)?);
+                    take(*line, ndjson(&pending[start..end], *line, half)?);
                     start = end + 1;
                     from = start;
                 }
@@ -152,7 +157,7 @@ impl Reader {
                 }
                 if last && !pending.is_empty() {
                     *line += 1;
-                    take(*line, ndjson(pending, *line)?);
+                    take(*line, ndjson(pending, *line, half)?);
                     pending.clear();
                     *scanned = 0;
                 }
@@ -189,7 +194,7 @@ impl Reader {
                             // ended it is the one the parser just read
                             // (none at the body's end).
                             let line = parser.lines_read() - u64::from(!finished);
-                            let read = event_stream_data(&sse.data)
+                            let read = split_characters_joined(half, &sse.data, event_stream_data)
                                 .map_err(|reason| ReadError::Malformed { line, reason })?;
                             take(line, read);
                         }
@@ -279,15 +284,37 @@ fn not_a_stream(what: &str) -> ReadError {
 
 /// One NDJSON line (without its line end): the broker's own, or a
 /// provider's chunk.
-fn ndjson(bytes: &[u8], line: u64) -> Result<EventRead, ReadError> {
+fn ndjson(bytes: &[u8], line: u64, half: &mut Option<u16>) -> Result<EventRead, ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {
         line,
         reason: NOT_UTF8.into(),
     })?;
-    match ndjson_line(text) {
+    let read = |text: &str| match ndjson_line(text) {
         Ok(instruction) => Ok(EventRead::one(instruction, None)),
-        Err(reason) => provider_line(text).ok_or(ReadError::Malformed { line, reason }),
+        Err(reason) => provider_line(text).ok_or(reason),
+    };
+    split_characters_joined(half, text, read)
+        .map_err(|reason| ReadError::Malformed { line, reason })
+}
+
+/// `read` of a JSON `line`; a line refused for half a character (a high
+/// or low surrogate escape alone) is read again with the halves joined
+/// across lines. A line read as it is drops a half still waiting.
+fn split_characters_joined<T>(
+    half: &mut Option<u16>,
+    line: &str,
+    read: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    match read(line) {
+        Ok(read) => {
+            *half = None;
+            Ok(read)
+        }
+        Err(reason) => match pair_split_characters(line, half) {
+            Some(joined) => read(&joined),
+            None => Err(reason),
+        },
     }
 }
 

@@ -365,3 +365,47 @@ async fn the_whole_lines_sent_before_a_producers_connection_broke_are_applied() 
     let text = late.next_message(SHORT).await.expect("the text so far");
     assert_eq!(text_of(&[text]), "one two ");
 }
+
+#[actix_web::test]
+async fn a_character_split_between_two_lines_arrives_whole() {
+    // Arrange: a JavaScript producer cutting its text by UTF-16 code unit
+    // writes each half of "👋🏽" as an escape of its own (JSON.stringify).
+    let app = spawn_app().await;
+    for (id, content_type, body) in [
+        (
+            "halves-ndjson",
+            "application/x-ndjson",
+            concat!(
+                "{\"delta\":\"Hi \\ud83d\"}\n",
+                "{\"delta\":\"\\udc4b\\ud83c\"}\n",
+                "{\"delta\":\"\\udffd!\"}\n",
+                "{\"delta\":\" \\udc4b\"}\n",
+                "{\"complete\":{}}\n",
+            ),
+        ),
+        (
+            "halves-ai-sdk",
+            "text/event-stream",
+            concat!(
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"Hi \\ud83d\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"\\udc4b\\ud83c\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"\\udffd!\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\" \\udc4b\"}\n\n",
+                "data: {\"type\":\"finish\"}\n\n",
+            ),
+        ),
+    ] {
+        create(&app, id).await;
+        let upload = Upload::start(&app, id, content_type);
+
+        // Act
+        upload.send(body).await;
+        let answer = upload.finish().await;
+
+        // Assert: the character whole; a half with no partner shows as U+FFFD.
+        assert_eq!(answer.status().as_u16(), 200, "{id}");
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let text = text_of(&late.read_to_end(SHORT).await);
+        assert_eq!(text, "Hi 👋🏽! \u{FFFD}", "{id}");
+    }
+}
