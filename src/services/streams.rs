@@ -227,6 +227,7 @@ impl StreamService {
                 frame: sse_frame::encode_control("progress", &task_json(task)),
                 updated_at: rfc3339(task.updated_at_ms),
                 created_at_ms: task.created_at_ms,
+                unfinished: !task.status.is_terminal(),
             }),
             finish_after_replay: task.status.is_terminal(),
             owner: principal.owner(),

@@ -208,11 +208,7 @@ impl PostgresStore {
         connection
             .transaction::<_, StoreError, _>(async |c| {
                 bound_transaction(c, deadline, "").await?;
-                let ids: Vec<i64> = events::table
-                    .filter(events::created_at_ms.lt(cutoff_ms))
-                    .order(events::id.asc())
-                    .limit(batch)
-                    .select(events::id)
+                let ids: Vec<i64> = queries::prunable_event_ids!(cutoff_ms, batch)
                     .load(c)
                     .await?;
                 let Some(&highest) = ids.last() else {

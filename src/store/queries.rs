@@ -41,6 +41,29 @@ macro_rules! events_after {
 /// text is stored only while its row has one of them.
 pub(super) const UNFINISHED_STATUSES: [&str; 2] = ["pending", "running"];
 
+/// The ids of up to `$batch` of the oldest events created before
+/// `$cutoff_ms` (an `i64`), sparing those of unfinished tasks: a generation
+/// that runs longer than retention keeps its whole text for the viewers who
+/// open it later; once it ends, its old events go with the next prune.
+/// Expands to a query of `i64`.
+macro_rules! prunable_event_ids {
+    ($cutoff_ms:expr, $batch:expr) => {{
+        let unfinished = tasks::table
+            .filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES))
+            .select(tasks::task_id.nullable());
+        events::table
+            .filter(events::created_at_ms.lt($cutoff_ms))
+            .filter(
+                events::task_id
+                    .is_null()
+                    .or(events::task_id.ne_all(unfinished)),
+            )
+            .order(events::id.asc())
+            .limit($batch)
+            .select(events::id)
+    }};
+}
+
 /// Unfinished tasks (of `$task_type`, an `Option<String>`) with no write
 /// since `$updated_before_ms`, at most `$limit`. Expands to a boxed query of
 /// [`TaskRow`](super::rows::TaskRow)s.
@@ -101,4 +124,4 @@ macro_rules! latest_text_seq {
     }};
 }
 
-pub(super) use {chat_task, events_after, latest_text_seq, silent_tasks};
+pub(super) use {chat_task, events_after, latest_text_seq, prunable_event_ids, silent_tasks};

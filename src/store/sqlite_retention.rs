@@ -1,10 +1,14 @@
-//! SQLite's retention: the oldest events deleted in batches, and the
-//! highest id deleted remembered (a resume from below it is told events
-//! were lost: `replay_truncated`).
+//! SQLite's retention: the oldest events deleted in batches (an unfinished
+//! task's spared), and the highest id deleted remembered (a resume from
+//! below it is told events were lost: `replay_truncated`, unless its task's
+//! events are all there).
 
 use diesel::{prelude::*, sqlite::SqliteConnection};
 
-use super::{schema::events, sqlite_marks, sqlite_task_index};
+use super::{
+    schema::{events, tasks},
+    sqlite_marks, sqlite_task_index,
+};
 
 /// Deletes up to `batch` of the oldest events created before `cutoff_ms`;
 /// answers how many.
@@ -13,12 +17,7 @@ pub(super) fn prune_batch(
     cutoff_ms: i64,
     batch: i64,
 ) -> QueryResult<usize> {
-    let ids: Vec<i64> = events::table
-        .filter(events::created_at_ms.lt(cutoff_ms))
-        .order(events::id.asc())
-        .limit(batch)
-        .select(events::id)
-        .load(c)?;
+    let ids: Vec<i64> = super::queries::prunable_event_ids!(cutoff_ms, batch).load(c)?;
     let Some(&highest) = ids.last() else {
         return Ok(0);
     };

@@ -211,11 +211,13 @@ pub(super) fn latest_text_seq(c: &mut SqliteConnection, task: String) -> QueryRe
 
 /// Forgets the index entries of the events retention is about to delete:
 /// those created before `cutoff_ms`, up to `highest` (the last id of its
-/// batch, which holds every such event up to there).
+/// batch, which holds every such event up to there), but an unfinished
+/// task's (see `prunable_event_ids!`).
 pub(super) fn forget(c: &mut SqliteConnection, highest: i64, cutoff_ms: i64) -> QueryResult<usize> {
     diesel::sql_query(
         "DELETE FROM task_events WHERE (task_id, id) IN (SELECT task_id, id FROM events \
-         WHERE id <= ? AND created_at_ms < ? AND task_id IS NOT NULL)",
+         WHERE id <= ? AND created_at_ms < ? AND task_id IS NOT NULL AND task_id NOT IN \
+         (SELECT task_id FROM tasks WHERE status IN ('pending', 'running')))",
     )
     .bind::<BigInt, _>(highest)
     .bind::<BigInt, _>(cutoff_ms)

@@ -20,6 +20,8 @@ pub struct TaskState {
     /// When the task was made: retention cannot have removed any of its
     /// events while it is younger than retention.
     pub created_at_ms: i64,
+    /// Retention spares every event of an unfinished task.
+    pub unfinished: bool,
 }
 
 #[derive(Default)]
@@ -169,6 +171,7 @@ mod tests {
             frame: sse_frame::encode_control("progress", &task),
             updated_at: updated_at.to_owned(),
             created_at_ms: 0,
+            unfinished: true,
         }
     }
 }

@@ -249,14 +249,15 @@ impl ReplayJob {
         Ok(cursor.position())
     }
 
-    /// A task stream's task is younger than retention: none of its events
-    /// can have been removed, whatever else was (its stream from the start
-    /// is whole, though older events of other streams are gone).
+    /// A task stream's task is unfinished (retention spares its events) or
+    /// younger than retention: none of its events can have been removed,
+    /// whatever else was (its stream from the start is whole, though older
+    /// events of other streams are gone).
     fn task_is_whole(&self) -> bool {
         let cutoff = now_ms() - self.retention.as_millis() as i64;
         self.task_state
             .as_ref()
-            .is_some_and(|task| task.created_at_ms > cutoff)
+            .is_some_and(|task| task.unfinished || task.created_at_ms > cutoff)
     }
 
     /// One missed event: into the task's catch-up, or its frame (`frame`

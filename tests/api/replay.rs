@@ -452,6 +452,51 @@ async fn a_task_younger_than_retention_is_never_reported_truncated() {
     }
 }
 
+/// Retention spares an unfinished task's events: a generation that runs
+/// longer than it keeps its whole text for a viewer who opens it later.
+#[actix_web::test]
+async fn a_generation_running_longer_than_retention_keeps_its_whole_text() {
+    // Arrange: events kept for one second; a generation's first text, then
+    // an event of no task, both pruned-old before the generation goes on.
+    let app = spawn_app_with(|s| s.retention = Duration::from_secs(1)).await;
+    let created = app.post_json("/tasks", &json!({"task_id": "long"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let early = app
+        .post_json("/tasks/long/text", &json!({"delta": "early "}))
+        .await;
+    assert_eq!(early.status().as_u16(), 202);
+    let other = app.publish_one(&json!({"event_type": "commit"})).await;
+    eventually(LONG, "retention to prune the other event", || async {
+        let mut probe = app
+            .open_stream("/sse/events", &[("Last-Event-ID", "0")])
+            .await;
+        let first = probe.next_message(Duration::from_millis(300)).await?;
+        (first.is("replay_truncated") && first.json()["oldest_available_id"] == other + 1)
+            .then_some(())
+    })
+    .await;
+    let late = app
+        .post_json("/tasks/long/text", &json!({"delta": "late"}))
+        .await;
+    assert_eq!(late.status().as_u16(), 202);
+
+    // Act: a new viewer, and one resuming from before every id.
+    for resume in [None, Some("0")] {
+        let headers: Vec<(&str, &str)> = resume
+            .map(|id| vec![("Last-Event-ID", id)])
+            .unwrap_or_default();
+        let mut stream = app.open_stream("/tasks/long/events", &headers).await;
+
+        // Assert: the whole text, then the state; no word of truncation.
+        let first = stream.next_message(SHORT).await.expect("the text");
+        assert!(first.is("text"), "resume {resume:?}: {first:?}");
+        assert_eq!(first.json()["delta"], "early late", "resume {resume:?}");
+        let state = stream.next_message(SHORT).await.expect("the state");
+        assert!(state.is("progress"), "resume {resume:?}: {state:?}");
+        stream.assert_quiet(Duration::from_millis(200)).await;
+    }
+}
+
 /// A resume point past every id the store gave (a store wiped or restored
 /// from a backup since the client saw it) would filter out every live
 /// event as already seen: the stream is told (`replay_reset`, whose `id:`

@@ -1,12 +1,15 @@
 //! A task written through several instances, each holding it in memory:
 //! a producer's `seq` holds across them (CONTRACT §7: a retried write never
 //! doubles text), and one instance's stale memory never overwrites what
-//! another wrote to the task's row.
+//! another wrote to the task's row. Retention on PostgreSQL spares a
+//! running generation's text.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{
-    harness::{Node, TestDb, shared_redis_url},
+    harness::{LONG, Node, TestDb, cluster_name, poll, settings, shared_redis_url},
     start_cluster,
 };
 
@@ -175,4 +178,63 @@ async fn a_change_through_an_instance_with_a_stale_memory_is_applied_to_the_row_
         "{task}"
     );
     assert_eq!(stored_text(a).await, ["a"]);
+}
+
+/// Retention on PostgreSQL spares an unfinished task's events, as on SQLite
+/// (`replay::a_generation_running_longer_than_retention_keeps_its_whole_text`),
+/// and takes them once the task has finished.
+#[actix_web::test]
+async fn retention_on_postgres_spares_a_running_generation_until_it_ends() {
+    // Arrange: events kept for one second; a generation's first text and an
+    // event of no task, both older than that before the generation goes on.
+    let db = TestDb::create().await;
+    let mut configured = settings(db.database_url(), None, &cluster_name(), "pg");
+    configured.retention = Duration::from_secs(1);
+    let node = Node::start(configured).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(node.url(path)).json(&body).send();
+    let created = post("/tasks", json!({"task_id": "gen"}))
+        .await
+        .expect("sent");
+    assert_eq!(created.status().as_u16(), 201);
+    numbered(&node, "early ", 1).await;
+    node.publish_one(&json!({"event_type": "commit"})).await;
+    let others_pruned = || async {
+        let (_, history) = node.get_json("/sse/history?event_types=commit").await;
+        let left = history["events"].as_array().map_or(0, Vec::len);
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(format!("{left} left"))
+        }
+    };
+    poll(
+        LONG,
+        "retention to prune the event of no task",
+        others_pruned,
+    )
+    .await;
+
+    // Act
+    numbered(&node, "late", 2).await;
+
+    // Assert: the running generation's text is whole.
+    assert_eq!(stored_text(&node).await, ["early ", "late"]);
+    // Once it ends, its old events go with the next prune.
+    let done = post("/tasks/gen/complete", json!({})).await.expect("sent");
+    assert_eq!(done.status().as_u16(), 200);
+    let text_pruned = || async {
+        let text = stored_text(&node).await;
+        if text.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{text:?}"))
+        }
+    };
+    poll(
+        LONG,
+        "retention to prune the finished task's text",
+        text_pruned,
+    )
+    .await;
 }
