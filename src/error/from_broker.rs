@@ -204,9 +204,11 @@ impl From<UploadError> for ApiError {
             UploadError::Read(ReadError::Malformed { .. }) => {
                 Self::new(ErrorCode::InvalidPayload, message)
             }
-            UploadError::Read(ReadError::LineTooLong { .. } | ReadError::EventTooLong { .. }) => {
-                Self::new(ErrorCode::PayloadTooLarge, message)
-            }
+            UploadError::Read(
+                ReadError::LineTooLong { .. }
+                | ReadError::EventTooLong { .. }
+                | ReadError::JsonTooLong { .. },
+            ) => Self::new(ErrorCode::PayloadTooLarge, message),
             UploadError::Idle(_) => Self::new(ErrorCode::RequestTimeout, message),
             UploadError::Body => Self::new(ErrorCode::MalformedRequest, message),
             // The task's own refusal, its code kept, its message naming the line.

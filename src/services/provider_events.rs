@@ -94,14 +94,14 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
         let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
         format!("the event's data is not JSON: {reason}")
     })?;
+    // A provider's failure mid-stream: `{"error": {"message": ...}}`
+    // (OpenAI, Gemini; OpenAI-compatible routers add it to a chunk with
+    // `choices`) or `{"type": "error", "error": {...}}` (Anthropic).
+    if value.get("error").is_some_and(Value::is_object) {
+        return Ok(EventRead::one(provider_failed(error_message(&value)), None));
+    }
     if let Some(choices) = value.get("choices") {
         return openai_chunk(choices);
-    }
-    // A provider's failure mid-stream: `{"error": {"message": ...}}`
-    // (OpenAI, Gemini) or `{"type": "error", "error": {...}}` (Anthropic).
-    if value.get("error").is_some_and(Value::is_object) {
-        let error = error_message(&value).unwrap_or("the model provider failed".to_owned());
-        return Ok(EventRead::one(Instruction::Fail { error }, None));
     }
     if ["candidates", "promptFeedback", "usageMetadata"]
         .iter()
@@ -128,6 +128,16 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
 /// when it reads as no provider's either, so the line is refused in the
 /// broker's own terms.
 pub fn provider_line(line: &str) -> Option<EventRead> {
+    // A line with the broker's own fields is the producer's, mistyped: it
+    // is refused in those terms, never read as something else.
+    let value: Value = serde_json::from_str(line).ok()?;
+    let own = ["seq", "progress", "stage", "complete", "fail"]
+        .iter()
+        .any(|field| value.get(field).is_some())
+        || value.get("delta").is_some_and(Value::is_string);
+    if own {
+        return None;
+    }
     let read = event_stream_data(line).ok()?;
     let told = read.dialect.is_some() || matches!(read.instruction, Instruction::Fail { .. });
     told.then_some(read)
@@ -141,9 +151,17 @@ pub fn error_message(value: &Value) -> Option<String> {
         Value::Array(items) => items.first()?,
         value => value,
     };
-    match value.get("error")? {
-        Value::String(message) => Some(message.clone()),
-        error => error.get("message")?.as_str().map(str::to_owned),
+    let message = match value.get("error")? {
+        Value::String(message) => message.as_str(),
+        error => error.get("message")?.as_str()?,
+    };
+    (!message.trim().is_empty()).then(|| message.to_owned())
+}
+
+/// A provider's failure, in its words when it gave some.
+fn provider_failed(message: Option<String>) -> Instruction {
+    Instruction::Fail {
+        error: message.unwrap_or_else(|| "the model provider failed".to_owned()),
     }
 }
 
@@ -166,7 +184,17 @@ fn openai_chunk(choices: &Value) -> Result<EventRead, String> {
         {
             continue;
         }
-        finished |= choice.get("finish_reason").is_some_and(Value::is_string);
+        match choice.get("finish_reason").and_then(Value::as_str) {
+            None | Some("") => {}
+            // OpenAI-compatible routers end a failed answer so.
+            Some("error") => {
+                return Ok(EventRead::one(
+                    provider_failed(None),
+                    Some(Dialect::OpenAiChat),
+                ));
+            }
+            Some(_) => finished = true,
+        }
         // `null` or absent: a chunk of the role, a tool call or the finish reason.
         match choice.pointer("/delta/content") {
             None | Some(Value::Null) => {}

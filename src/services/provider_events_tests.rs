@@ -256,6 +256,9 @@ fn data_that_is_no_known_stream_is_refused_in_plain_words() {
     for bad in [
         "not json",
         "[1, 2]",
+        "5",
+        "null",
+        "{}",
         r#"{"text": "hello"}"#,
         r#"{"type": 5}"#,
     ] {
@@ -265,6 +268,23 @@ fn data_that_is_no_known_stream_is_refused_in_plain_words() {
             "{bad}: {error}"
         );
     }
+}
+
+#[test]
+fn an_openai_compatible_chunk_carrying_an_error_fails_the_task() {
+    // OpenRouter's mid-stream error: the error beside a last choice.
+    let chunk = r#"{"object":"chat.completion.chunk","error":{"code":"server_error","message":"Provider disconnected unexpectedly"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}"#;
+    assert_eq!(read(chunk).0, fail("Provider disconnected unexpectedly"));
+    let reason_only = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}"#;
+    assert_eq!(read(reason_only).0, fail("the model provider failed"));
+    let empty_reason = r#"{"choices":[{"index":0,"delta":{"content":"go"},"finish_reason":""}]}"#;
+    assert_eq!(
+        read(empty_reason).0,
+        delta("go"),
+        "an empty finish_reason ends nothing"
+    );
+    let empty_message = r#"{"error":{"message":"  "}}"#;
+    assert_eq!(read(empty_message).0, fail("the model provider failed"));
 }
 
 #[test]
@@ -292,6 +312,15 @@ fn a_provider_chunk_sent_as_a_json_line_is_read_as_in_an_event_stream() {
         "{",
     ] {
         assert!(provider_line(not_a_provider).is_none(), "{not_a_provider}");
+    }
+    // A line with the broker's own fields is the producer's own, mistyped.
+    for own in [
+        r#"{"delta":"a","seq":1,"type":"text-delta"}"#,
+        r#"{"delta":"a","seq":1,"choices":[]}"#,
+        r#"{"fail":{"error":"mine"},"error":{"message":"theirs"}}"#,
+        r#"{"progress":50,"type":"message_stop"}"#,
+    ] {
+        assert!(provider_line(own).is_none(), "{own}");
     }
 }
 

@@ -4,70 +4,133 @@
 //! Multilingual Plane, an emoji say, into two halves, and `JSON.stringify`
 //! writes each half as an escape of its own: `{"delta":"\ud83d"}` then
 //! `{"delta":"\udc4b"}`. A browser joins them again; Rust strings cannot
-//! hold a half, so a line that carries one is rewritten before it is read:
-//! a high half that ends a string waits for the low half that starts the
-//! next string (of this line or the next: `Reader` drops a waiting half
-//! when a line without halves comes first), and the two become the
-//! character there. A half that finds no partner becomes U+FFFD, as a
-//! decoder shows it.
+//! hold a half, so a line that carries one is rewritten before it is read.
+//!
+//! Only text is joined: a high half that ends the value of a text field
+//! (`delta`, `content`, `text`: the fields the streams read here carry
+//! their text in) waits for the low half that starts the next text value,
+//! of this line or the next, and the two become the character there. Any
+//! other half (in a key, a stage, a result, or one its partner does not
+//! follow) becomes U+FFFD, as a decoder shows it.
 
-/// Rewrites the lone surrogate escapes of the JSON `line`; `None` when it
-/// has none (the line failed to parse for another reason). `pending` is a
-/// high half waiting for its low half: the previous line's, or an earlier
-/// string's of this line; set again when the line leaves one waiting.
-pub fn pair_split_characters(line: &str, pending: &mut Option<u16>) -> Option<String> {
+/// The fields whose string values are a stream's text.
+const TEXT_FIELDS: [&str; 3] = ["delta", "content", "text"];
+
+const REPLACEMENT: &str = "\\ufffd";
+
+/// A line's halves, joined.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// The line rewritten; `None` when it has no lone half (it failed to
+    /// parse for another reason).
+    pub line: Option<String>,
+    /// A waiting half found no low half to complete it (the one given, or
+    /// one of the line's own): it stands for U+FFFD before the line.
+    pub dropped: bool,
+    /// A high half that ends the line's last text value, for the next line.
+    pub waiting: Option<u16>,
+}
+
+/// Rewrites the lone surrogate escapes of the JSON `line`, given the high
+/// half `held` the previous line left waiting.
+pub fn pair_split_characters(line: &str, held: Option<u16>) -> Joined {
     let bytes = line.as_bytes();
     let mut out = String::with_capacity(line.len() + 12);
-    let (mut changed, mut copied_to, mut in_string, mut string_start) = (false, 0, false, 0);
+    let mut waiting = held;
+    // `waiting` is still the half given: a line that does not complete it
+    // drops it.
+    let mut waiting_from_before = held.is_some();
+    let (mut changed, mut dropped, mut copied_to) = (false, false, 0);
+    // The string being read: where its content starts, and whether it is a
+    // text field's value. `last_string`: the previous string's content, a
+    // key when a `:` follows it.
+    let mut string: Option<(usize, bool)> = None;
+    let mut last_string = (0, 0);
+    let mut after_colon = false;
     let mut at = 0;
     while at < bytes.len() {
+        let Some((start, is_text)) = string else {
+            match bytes[at] {
+                b'"' => {
+                    let key = &line[last_string.0..last_string.1];
+                    let is_text = after_colon && TEXT_FIELDS.contains(&key);
+                    string = Some((at + 1, is_text));
+                    // A text value that does not open with the low half
+                    // drops the half that waited for it.
+                    if is_text && waiting.is_some() && !opens_with_low_half(bytes, at + 1) {
+                        (waiting, waiting_from_before, dropped) = (None, false, true);
+                    }
+                }
+                b':' => after_colon = true,
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                _ => after_colon = false,
+            }
+            at += 1;
+            continue;
+        };
         match bytes[at] {
             b'"' => {
-                in_string = !in_string;
-                string_start = at + 1;
+                last_string = (start, at);
+                after_colon = false;
+                string = None;
                 at += 1;
             }
-            b'\\' if in_string => {
+            b'\\' => {
                 let Some(unit) = escape_unit(bytes, at) else {
                     at += 2; // another escape: `\"`, `\\`, `\n`, …
                     continue;
                 };
-                let escape_end = at + 6;
-                let (replacement, end) = match unit {
-                    0xD800..=0xDBFF => match escape_unit(bytes, escape_end) {
-                        Some(0xDC00..=0xDFFF) => (None, escape_end + 6), // a whole pair
-                        _ if bytes.get(escape_end) == Some(&b'"') => {
-                            *pending = Some(unit);
-                            (Some(String::new()), escape_end)
+                let end = at + 6;
+                let replacement = match unit {
+                    0xD800..=0xDBFF => match escape_unit(bytes, end) {
+                        Some(0xDC00..=0xDFFF) => {
+                            at = end + 6; // a whole pair
+                            continue;
                         }
-                        _ => (Some(REPLACEMENT.to_owned()), escape_end),
-                    },
-                    0xDC00..=0xDFFF => match pending.take() {
-                        Some(high) if at == string_start => {
-                            (Some(format!("\\u{high:04x}\\u{unit:04x}")), escape_end)
+                        _ if is_text && bytes.get(end) == Some(&b'"') => {
+                            (waiting, waiting_from_before) = (Some(unit), false);
+                            String::new()
                         }
-                        _ => (Some(REPLACEMENT.to_owned()), escape_end),
+                        _ => REPLACEMENT.to_owned(),
                     },
-                    _ => (None, escape_end),
+                    0xDC00..=0xDFFF => match waiting {
+                        Some(high) if is_text && at == start => {
+                            (waiting, waiting_from_before) = (None, false);
+                            format!("\\u{high:04x}\\u{unit:04x}")
+                        }
+                        _ => REPLACEMENT.to_owned(),
+                    },
+                    _ => {
+                        at = end;
+                        continue;
+                    }
                 };
-                if let Some(replacement) = replacement {
-                    out.push_str(&line[copied_to..at]);
-                    out.push_str(&replacement);
-                    copied_to = end;
-                    changed = true;
-                }
+                out.push_str(&line[copied_to..at]);
+                out.push_str(&replacement);
+                copied_to = end;
+                changed = true;
                 at = end;
             }
             _ => at += 1,
         }
     }
-    changed.then(|| {
-        out.push_str(&line[copied_to..]);
-        out
-    })
+    if waiting_from_before {
+        (waiting, dropped) = (None, true);
+    }
+    Joined {
+        line: changed.then(|| {
+            out.push_str(&line[copied_to..]);
+            out
+        }),
+        dropped,
+        waiting,
+    }
 }
 
-const REPLACEMENT: &str = "\\ufffd";
+/// Whether the string content starting at `at` opens with a low half.
+fn opens_with_low_half(bytes: &[u8], at: usize) -> bool {
+    matches!(escape_unit(bytes, at), Some(0xDC00..=0xDFFF))
+}
 
 /// The code unit of the `\uXXXX` escape at `at`, if there is one.
 fn escape_unit(bytes: &[u8], at: usize) -> Option<u16> {
@@ -80,59 +143,5 @@ fn escape_unit(bytes: &[u8], at: usize) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(line: &str, pending: &mut Option<u16>) -> String {
-        let line = pair_split_characters(line, pending).unwrap_or_else(|| line.to_owned());
-        let value: serde_json::Value = serde_json::from_str(&line).expect(&line);
-        value["delta"].as_str().expect("a delta").to_owned()
-    }
-
-    #[test]
-    fn a_character_split_between_two_lines_is_whole_in_the_second() {
-        let mut pending = None;
-        assert_eq!(read(r#"{"delta":"Hi \ud83d"}"#, &mut pending), "Hi ");
-        assert_eq!(pending, Some(0xD83D));
-        assert_eq!(
-            read(r#"{"delta":"\udc4b there"}"#, &mut pending),
-            "👋 there"
-        );
-        assert_eq!(pending, None);
-        // A whole delta of one half each, as a typing effect writes them.
-        assert_eq!(read(r#"{"delta":"\uD83C"}"#, &mut pending), "");
-        assert_eq!(read(r#"{"delta":"\uDDEB","seq":4}"#, &mut pending), "🇫");
-    }
-
-    #[test]
-    fn a_half_without_its_partner_becomes_the_replacement_character() {
-        let mut pending = None;
-        assert_eq!(read(r#"{"delta":"a\ud83db"}"#, &mut pending), "a\u{FFFD}b");
-        assert_eq!(read(r#"{"delta":"x\udc4b"}"#, &mut pending), "x\u{FFFD}");
-        assert_eq!(read(r#"{"delta":"\udc4b"}"#, &mut pending), "\u{FFFD}");
-        assert_eq!(pending, None);
-    }
-
-    #[test]
-    fn halves_in_two_strings_of_one_line_join_in_the_second() {
-        let mut pending = None;
-        let line = r#"["\ud83d","\udc4b"]"#;
-        let line = pair_split_characters(line, &mut pending).expect("rewritten");
-        let value: Vec<String> = serde_json::from_str(&line).expect(&line);
-        assert_eq!(value, ["", "👋"]);
-        assert_eq!(pending, None);
-    }
-
-    #[test]
-    fn lines_without_a_lone_half_are_left_alone() {
-        for line in [
-            r#"{"delta":"\ud83d\udc4b \u00e9 \\ud83d \"q\""}"#,
-            r#"{"delta":"plain"}"#,
-            r#"{"delta":"\u"}"#,
-        ] {
-            let mut pending = None;
-            assert_eq!(pair_split_characters(line, &mut pending), None, "{line}");
-            assert_eq!(pending, None, "{line}");
-        }
-    }
-}
+#[path = "surrogate_pairs_tests.rs"]
+mod tests;

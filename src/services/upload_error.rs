@@ -54,9 +54,11 @@ pub(super) fn outcome(ended: Result<TaskStatus, &UploadError>) -> &'static str {
             _ => "left_running",
         },
         Err(UploadError::Read(ReadError::Malformed { .. })) => "malformed",
-        Err(UploadError::Read(ReadError::LineTooLong { .. } | ReadError::EventTooLong { .. })) => {
-            "line_too_long"
-        }
+        Err(UploadError::Read(
+            ReadError::LineTooLong { .. }
+            | ReadError::EventTooLong { .. }
+            | ReadError::JsonTooLong { .. },
+        )) => "line_too_long",
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
         Err(UploadError::Superseded) => "superseded",

@@ -29,6 +29,9 @@ pub enum ReadError {
     /// `line`): the event is held whole until its blank line.
     #[error("line {line}: the event's data is longer than {limit} bytes")]
     EventTooLong { line: u64, limit: usize },
+    /// An event-stream body that is JSON (read whole) past the limit.
+    #[error("the body is JSON, not an event stream, and longer than {limit} bytes")]
+    JsonTooLong { limit: usize },
 }
 
 /// Splits the body into instructions, each named by its line (an SSE
@@ -60,9 +63,9 @@ enum Body {
     },
 }
 
-#[derive(PartialEq)]
 enum Shape {
-    Unknown,
+    /// Not told yet: the body so far, held until its first line is whole.
+    Unknown(Vec<u8>),
     Events,
     /// JSON where events were expected, kept whole to be read at its end.
     Json(Vec<u8>),
@@ -78,7 +81,7 @@ impl Reader {
             },
             UploadFormat::EventStream => Body::EventStream {
                 parser: SseParser::with_max_line_bytes(max).refusing_invalid_utf8(),
-                shape: Shape::Unknown,
+                shape: Shape::Unknown(Vec::new()),
             },
         };
         Self {
@@ -120,8 +123,11 @@ impl Reader {
         out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
         let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
-        let mut take = |line: u64, read: EventRead| {
+        let mut take = |line: u64, (read, dropped_half): (EventRead, bool)| {
             *dialect = dialect.or(read.dialect);
+            if dropped_half {
+                out.push((line, replacement_character()));
+            }
             out.push((line, read.instruction));
             out.extend(read.then.map(|then| (line, then)));
         };
@@ -163,18 +169,30 @@ impl Reader {
                 }
             }
             Body::EventStream { parser, shape } => {
-                if *shape == Shape::Unknown {
-                    *shape = shape_of(chunk, parser.lines_read())?;
+                let held;
+                let mut chunk = chunk;
+                if let Shape::Unknown(head) = shape {
+                    head.extend_from_slice(chunk);
+                    let Some((told, from)) = shape_of(head, last)? else {
+                        if head.len() > max {
+                            return Err(ReadError::LineTooLong {
+                                line: 1,
+                                limit: max,
+                            });
+                        }
+                        return Ok(());
+                    };
+                    held = std::mem::take(head);
+                    *shape = told;
+                    chunk = &held[from..];
                 }
                 if let Shape::Json(document) = shape {
                     document.extend_from_slice(chunk);
                     if document.len() > max {
-                        return Err(not_a_stream(
-                            "JSON longer than the limit (JSON lines, as an SDK's toReadableStream() writes them, go as application/x-ndjson)",
-                        ));
+                        return Err(ReadError::JsonTooLong { limit: max });
                     }
                     if last {
-                        take(1, EventRead::one(json_answer(document)?, None));
+                        take(1, (EventRead::one(json_answer(document)?, None), false));
                     }
                     return Ok(());
                 }
@@ -221,35 +239,50 @@ impl Reader {
                 }
             }
         }
+        if last && half.take().is_some() {
+            // The body ended with half a character waiting for the other.
+            let line = match &self.body {
+                Body::NdJson { line, .. } => *line,
+                Body::EventStream { parser, .. } => parser.lines_read(),
+            };
+            out.push((line, replacement_character()));
+        }
         Ok(())
     }
 }
 
 const NOT_UTF8: &str = "the line is not UTF-8";
 
-/// What an event-stream body is, from the first byte of `chunk` that is
-/// not white space (or a byte order mark): still unknown, events (a field
-/// name or a comment), or JSON. Anything else is refused at its line
-/// (`lines_before` lines came in earlier chunks).
-fn shape_of(chunk: &[u8], lines_before: u64) -> Result<Shape, ReadError> {
+/// What an event-stream body is, told by `head` (the body so far): JSON
+/// (its first byte that is not white space or a byte order mark opens an
+/// object or an array), or events (its first line is a comment or a field
+/// of the format: `data`, `event`, `id`, `retry`), with where what is kept
+/// of it starts; `None` until its first line is whole. Anything else (a
+/// proxy's error page, a plain-text error) is refused at its first line.
+fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>, ReadError> {
     let blank = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | 0xEF | 0xBB | 0xBF);
-    let Some(at) = chunk.iter().position(|byte| !blank(byte)) else {
-        return Ok(Shape::Unknown);
+    let Some(from) = head.iter().position(|byte| !blank(byte)) else {
+        return Ok(last.then_some((Shape::Events, 0)));
     };
-    match chunk[at] {
-        b'{' | b'[' => Ok(Shape::Json(Vec::new())),
-        byte if byte.is_ascii_alphabetic() || byte == b':' => Ok(Shape::Events),
-        _ => {
-            let line = lines_before + 1 + memchr::memchr_iter(b'\n', &chunk[..at]).count() as u64;
-            let start = String::from_utf8_lossy(&chunk[at..chunk.len().min(at + 40)]).into_owned();
-            Err(ReadError::Malformed {
-                line,
-                reason: format!(
-                    "the body is not an event stream: it begins {start:?} (an error page from the model provider or a proxy? check the provider's answer before piping it in)"
-                ),
-            })
-        }
+    if matches!(head[from], b'{' | b'[') {
+        return Ok(Some((Shape::Json(Vec::new()), from)));
     }
+    let rest = &head[from..];
+    let Some(end) = memchr::memchr2(b'\n', b'\r', rest).or(last.then_some(rest.len())) else {
+        return Ok(None);
+    };
+    let line = &rest[..end];
+    let field = line.split(|byte| *byte == b':').next().unwrap_or_default();
+    if line.starts_with(b":") || [&b"data"[..], b"event", b"id", b"retry"].contains(&field) {
+        return Ok(Some((Shape::Events, 0)));
+    }
+    let begins = String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned();
+    Err(ReadError::Malformed {
+        line: 1 + memchr::memchr_iter(b'\n', &head[..from]).count() as u64,
+        reason: format!(
+            "the body is not an event stream: it begins {begins:?} (an error from the model provider or a proxy? check the provider's answer before piping it in)"
+        ),
+    })
 }
 
 /// A JSON body sent as an event stream, read whole: a provider's error
@@ -284,7 +317,7 @@ fn not_a_stream(what: &str) -> ReadError {
 
 /// One NDJSON line (without its line end): the broker's own, or a
 /// provider's chunk.
-fn ndjson(bytes: &[u8], line: u64, half: &mut Option<u16>) -> Result<EventRead, ReadError> {
+fn ndjson(bytes: &[u8], line: u64, half: &mut Option<u16>) -> Result<(EventRead, bool), ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {
         line,
@@ -300,21 +333,32 @@ fn ndjson(bytes: &[u8], line: u64, half: &mut Option<u16>) -> Result<EventRead, 
 
 /// `read` of a JSON `line`; a line refused for half a character (a high
 /// or low surrogate escape alone) is read again with the halves joined
-/// across lines. A line read as it is drops a half still waiting.
+/// across lines. `true` beside it when a waiting half found no partner: a
+/// U+FFFD goes before the line.
 fn split_characters_joined<T>(
     half: &mut Option<u16>,
     line: &str,
     read: impl Fn(&str) -> Result<T, String>,
-) -> Result<T, String> {
+) -> Result<(T, bool), String> {
     match read(line) {
-        Ok(read) => {
-            *half = None;
-            Ok(read)
+        Ok(read) => Ok((read, half.take().is_some())),
+        Err(reason) => {
+            let joined = pair_split_characters(line, *half);
+            let Some(rewritten) = joined.line else {
+                return Err(reason);
+            };
+            let read = read(&rewritten)?;
+            *half = joined.waiting;
+            Ok((read, joined.dropped))
         }
-        Err(reason) => match pair_split_characters(line, half) {
-            Some(joined) => read(&joined),
-            None => Err(reason),
-        },
+    }
+}
+
+/// What half a character with no partner stands for.
+fn replacement_character() -> Instruction {
+    Instruction::Delta {
+        text: char::REPLACEMENT_CHARACTER.into(),
+        seq: None,
     }
 }
 
@@ -507,5 +551,82 @@ mod tests {
             (got, error),
             (vec![Instruction::Complete { result: None }], None)
         );
+    }
+
+    #[test]
+    fn a_body_that_is_no_stream_is_told_from_its_whole_first_line() {
+        for (body, begins) in [
+            ("Internal Server Error", "Internal Server Error"),
+            ("null\n", "null"),
+            (
+                "upstream connect error or disconnect/reset before headers",
+                "upstream connect error or disconnect/res",
+            ),
+        ] {
+            let (_, error, _) = read_whole(UploadFormat::EventStream, body);
+            let error = error.expect(body);
+            assert!(
+                error.contains(&format!("it begins {begins:?}")),
+                "{body}: {error}"
+            );
+        }
+        // Byte by byte, it is still told by its whole first line.
+        let page = "<!DOCTYPE html><html><body>502</body></html>\n";
+        let mut reader = Reader::new(UploadFormat::EventStream, 4096);
+        let mut refusal = None;
+        for (at, byte) in page.bytes().enumerate() {
+            let (_, error) = reader.read(&[byte], at + 1 == page.len());
+            if let Some(error) = error {
+                refusal = Some(error.to_string());
+                break;
+            }
+        }
+        let refusal = refusal.expect("refused");
+        assert!(
+            refusal.contains("it begins \"<!DOCTYPE html><html>"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn a_json_error_answer_after_a_byte_order_mark_still_fails_the_task() {
+        let (got, error, _) = read_whole(
+            UploadFormat::EventStream,
+            "\u{FEFF}{\"error\":{\"message\":\"bad key\"}}",
+        );
+        assert_eq!(error, None);
+        assert_eq!(
+            got,
+            [Instruction::Fail {
+                error: "bad key".into()
+            }]
+        );
+        let mut reader = Reader::new(UploadFormat::EventStream, 16);
+        let (_, error) = reader.read(b"{\"error\": {\"message\": \"long\"}}", false);
+        assert!(
+            matches!(error, Some(ReadError::JsonTooLong { limit: 16 })),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn half_a_character_no_line_completes_stands_as_the_replacement_character() {
+        let fffd = Instruction::Delta {
+            text: "\u{FFFD}".into(),
+            seq: None,
+        };
+        let a = Instruction::Delta {
+            text: "a".into(),
+            seq: None,
+        };
+        let done = Instruction::Complete { result: None };
+        // Before the next line, whatever it is.
+        let body = "{\"delta\":\"a\\ud83d\"}\n{\"complete\":{}}\n";
+        let (got, error, _) = read_whole(UploadFormat::NdJson, body);
+        assert_eq!(error, None);
+        assert_eq!(got, [a.clone(), fffd.clone(), done]);
+        // At the body's end.
+        let (got, _, _) = read_whole(UploadFormat::NdJson, "{\"delta\":\"a\\ud83d\"}\n");
+        assert_eq!(got, [a, fffd]);
     }
 }

@@ -222,8 +222,10 @@ impl TaskService {
                     }
                     Instruction::Nothing => {}
                     // A stream that already said it is done (AI SDK `finish`
-                    // then `[DONE]`) has nothing more to complete.
-                    Instruction::Complete { .. } if ended.load(Ordering::Relaxed) => {}
+                    // then `[DONE]`, or `abort` after it) has nothing more
+                    // to end.
+                    Instruction::Complete { .. } | Instruction::Cancel
+                        if ended.load(Ordering::Relaxed) => {}
                     change => {
                         let (new, new_chars) = self
                             .append_counted(&task_id, std::mem::take(&mut text))

@@ -114,6 +114,15 @@ async fn each_providers_failure_fails_the_task_and_keeps_the_partial_text() {
             "Overloaded",
         ),
         (
+            // OpenRouter's mid-stream error: the error beside a last choice.
+            "router-error",
+            concat!(
+                "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Half an \"}}]}\n\n",
+                "data: {\"object\":\"chat.completion.chunk\",\"error\":{\"code\":\"server_error\",\"message\":\"Provider disconnected\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n",
+            ),
+            "Provider disconnected",
+        ),
+        (
             "gemini-exhausted",
             concat!(
                 "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Half an \"}],\"role\":\"model\"},\"index\":0}]}\n\n",
@@ -223,6 +232,15 @@ async fn a_providers_error_answer_piped_in_unchecked_fails_the_task_with_its_mes
     let end = events.last().expect("the end");
     assert!(end.is("error"), "{events:?}");
 
+    // An error answer past the body limit is refused as too large.
+    create(&app, "huge-error").await;
+    let upload = Upload::start(&app, "huge-error", "text/event-stream");
+    let padding = "x".repeat(70_000);
+    upload
+        .send(&format!("{{\"error\": {{\"message\": \"{padding}\"}}}}"))
+        .await;
+    assert_error(upload.finish().await, 413, "payload_too_large").await;
+
     // An error page is no stream, and the answer says where it starts.
     create(&app, "bad-gateway").await;
     let upload = Upload::start(&app, "bad-gateway", "text/event-stream");
@@ -252,6 +270,7 @@ async fn an_ai_sdk_abort_cancels_the_task_and_its_viewers_see_abort() {
             "data: {\"type\":\"text-start\",\"id\":\"t\"}\n\n",
             "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"Stopped here\"}\n\n",
             "data: {\"type\":\"abort\"}\n\n",
+            "data: [DONE]\n\n",
         ))
         .await;
     let answer = upload.finish().await;
