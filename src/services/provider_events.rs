@@ -131,10 +131,10 @@ pub fn provider_line(line: &str) -> Option<EventRead> {
     // A line with the broker's own fields is the producer's, mistyped: it
     // is refused in those terms, never read as something else.
     let value: Value = serde_json::from_str(line).ok()?;
+    // (`delta` is a provider's field too: the Responses API's text event.)
     let own = ["seq", "progress", "stage", "complete", "fail"]
         .iter()
-        .any(|field| value.get(field).is_some())
-        || value.get("delta").is_some_and(Value::is_string);
+        .any(|field| value.get(field).is_some());
     if own {
         return None;
     }

@@ -295,6 +295,12 @@ fn a_provider_chunk_sent_as_a_json_line_is_read_as_in_an_event_stream() {
         (read.instruction, read.dialect),
         (delta("Hi"), Some(Dialect::OpenAiChat))
     );
+    let responses = r#"{"type":"response.output_text.delta","item_id":"m","output_index":0,"content_index":0,"delta":"Hel","sequence_number":4}"#;
+    let read = provider_line(responses).expect("a Responses event");
+    assert_eq!(
+        (read.instruction, read.dialect),
+        (delta("Hel"), Some(Dialect::OpenAiResponses))
+    );
     let stop = r#"{"type":"message_stop"}"#;
     assert_eq!(
         provider_line(stop).expect("Anthropic").instruction,
