@@ -58,9 +58,9 @@ pub struct UploadAnswer {
         (status = 404, description = "No such task", body = crate::error::ErrorBody),
         (status = 408, description = "The producer sent nothing for --body-read-timeout-secs", body = crate::error::ErrorBody),
         (status = 409, description = "The task was cancelled (`task_cancelled`, answered at once, the upload closed), is finished (`task_finished`, naming the line), or a newer upload to it took over (`upload_superseded`, at once)", body = crate::error::ErrorBody),
-        (status = 413, description = "A line over --max-body-bytes", body = crate::error::ErrorBody),
+        (status = 413, description = "A line over --max-body-bytes, or an event-stream body that is JSON (an error answer, read whole) past it", body = crate::error::ErrorBody),
         (status = 415, description = "Neither NDJSON nor an event stream, or a compressed body (`Content-Encoding`)", body = crate::error::ErrorBody),
-        (status = 422, description = "A malformed line, or one the task refuses (a progress out of range or going backwards), named; the lines before it stay applied", body = crate::error::ErrorBody),
+        (status = 422, description = "A malformed line, or one the task refuses (a progress out of range or going backwards), named; the lines before it stay applied. An event-stream body whose first line is no event-stream line (an error page) is named by how it begins", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/stream")]
