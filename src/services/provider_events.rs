@@ -96,12 +96,14 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
     })?;
     // A provider's failure mid-stream: `{"error": {"message": ...}}`
     // (OpenAI, Gemini; OpenAI-compatible routers add it to a chunk with
-    // `choices`) or `{"type": "error", "error": {...}}` (Anthropic).
-    if value.get("error").is_some_and(Value::is_object) {
-        return Ok(EventRead::one(provider_failed(error_message(&value)), None));
-    }
+    // `choices`, whose text comes first) or `{"type": "error", "error":
+    // {...}}` (Anthropic).
+    let failure = provider_error(&value);
     if let Some(choices) = value.get("choices") {
-        return openai_chunk(choices);
+        return openai_chunk(choices, failure);
+    }
+    if let Some(failure) = failure {
+        return Ok(EventRead::one(failure, None));
     }
     if ["candidates", "promptFeedback", "usageMetadata"]
         .iter()
@@ -143,10 +145,24 @@ pub fn provider_line(line: &str) -> Option<EventRead> {
     told.then_some(read)
 }
 
+/// The failure a provider's error says (`error` an object or a string, or
+/// the first of an array of them), in its words when it gave some; `None`
+/// when `value` is no error.
+pub fn provider_error(value: &Value) -> Option<Instruction> {
+    let first = match value {
+        Value::Array(items) => items.first()?,
+        value => value,
+    };
+    first
+        .get("error")
+        .is_some_and(|error| error.is_object() || error.is_string())
+        .then(|| provider_failed(error_message(value)))
+}
+
 /// The message of a provider's error object: `{"error": {"message"}}`
 /// (OpenAI, Anthropic, Gemini), `{"error": "..."}`, or the first of an
 /// array of them (Gemini answers errors as `[{"error": ...}]`).
-pub fn error_message(value: &Value) -> Option<String> {
+fn error_message(value: &Value) -> Option<String> {
     let value = match value {
         Value::Array(items) => items.first()?,
         value => value,
@@ -170,13 +186,14 @@ fn provider_failed(message: Option<String>) -> Instruction {
 /// several answers in the same chunks; a task holds one. The first choice's
 /// `finish_reason` ends it after the chunk's text: a stream written as JSON
 /// lines (an SDK's `toReadableStream()`) has no `[DONE]`; in an event
-/// stream the `[DONE]` after it has nothing left to end.
-fn openai_chunk(choices: &Value) -> Result<EventRead, String> {
+/// stream the `[DONE]` after it has nothing left to end. `failure`: an
+/// error beside the choices, which ends it after their text.
+fn openai_chunk(choices: &Value, failure: Option<Instruction>) -> Result<EventRead, String> {
     let choices = choices
         .as_array()
         .ok_or("choices must be an array of chunk choices")?;
     let mut text = String::new();
-    let mut finished = false;
+    let mut end = failure;
     for (index, choice) in choices.iter().enumerate() {
         if choice
             .get("index")
@@ -184,17 +201,12 @@ fn openai_chunk(choices: &Value) -> Result<EventRead, String> {
         {
             continue;
         }
-        match choice.get("finish_reason").and_then(Value::as_str) {
-            None | Some("") => {}
+        end = end.or(match choice.get("finish_reason").and_then(Value::as_str) {
+            None | Some("") => None,
             // OpenAI-compatible routers end a failed answer so.
-            Some("error") => {
-                return Ok(EventRead::one(
-                    provider_failed(None),
-                    Some(Dialect::OpenAiChat),
-                ));
-            }
-            Some(_) => finished = true,
-        }
+            Some("error") => Some(provider_failed(None)),
+            Some(_) => Some(Instruction::Complete { result: None }),
+        });
         // `null` or absent: a chunk of the role, a tool call or the finish reason.
         match choice.pointer("/delta/content") {
             None | Some(Value::Null) => {}
@@ -213,7 +225,6 @@ fn openai_chunk(choices: &Value) -> Result<EventRead, String> {
             }
         }
     }
-    let end = finished.then_some(Instruction::Complete { result: None });
     Ok(EventRead::text_then(text, end, Dialect::OpenAiChat))
 }
 

@@ -283,6 +283,24 @@ fn an_openai_compatible_chunk_carrying_an_error_fails_the_task() {
         delta("go"),
         "an empty finish_reason ends nothing"
     );
+    // The text of the chunk that fails comes first.
+    let last_words = r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"error"}]}"#;
+    let last = event_stream_data(last_words).unwrap();
+    assert_eq!(
+        (last.instruction, last.then),
+        (delta("a"), Some(fail("the model provider failed")))
+    );
+    let beside = r#"{"error":{"message":"m"},"choices":[{"index":0,"delta":{"content":"a"}}]}"#;
+    let beside = event_stream_data(beside).unwrap();
+    assert_eq!(
+        (beside.instruction, beside.then),
+        (delta("a"), Some(fail("m")))
+    );
+    assert_eq!(beside.dialect, Some(Dialect::OpenAiChat));
+    // An error as a string, beside choices or alone.
+    let string_error = r#"{"error":"str err","choices":[{"index":0,"delta":{}}]}"#;
+    assert_eq!(read(string_error).0, fail("str err"));
+    assert_eq!(read(r#"{"error":"Unauthorized"}"#).0, fail("Unauthorized"));
     let empty_message = r#"{"error":{"message":"  "}}"#;
     assert_eq!(read(empty_message).0, fail("the model provider failed"));
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     generation_input::{Instruction, UploadFormat, ndjson_line},
-    provider_events::{Dialect, EventRead, error_message, event_stream_data, provider_line},
+    provider_events::{Dialect, EventRead, event_stream_data, provider_error, provider_line},
     surrogate_pairs::pair_split_characters,
 };
 use crate::domain::{SseParseError, SseParser};
@@ -113,7 +113,23 @@ impl Reader {
     ) -> (Vec<(u64, Instruction)>, Option<ReadError>) {
         let mut out = Vec::new();
         let error = self.read_into(chunk, last, &mut out).err();
+        if error.is_some() {
+            // The lines before a refused one are applied, the half one of
+            // them left waiting too.
+            out.extend(self.waiting_half());
+        }
         (out, error)
+    }
+
+    /// Half a character waiting for a line that will not come (the body
+    /// broke, or a line was refused), as the U+FFFD it stands for.
+    pub(super) fn waiting_half(&mut self) -> Option<(u64, Instruction)> {
+        self.half.take()?;
+        let line = match &self.body {
+            Body::NdJson { line, .. } => *line,
+            Body::EventStream { parser, .. } => parser.lines_read(),
+        };
+        Some((line, replacement_character()))
     }
 
     fn read_into(
@@ -239,13 +255,9 @@ impl Reader {
                 }
             }
         }
-        if last && half.take().is_some() {
+        if last {
             // The body ended with half a character waiting for the other.
-            let line = match &self.body {
-                Body::NdJson { line, .. } => *line,
-                Body::EventStream { parser, .. } => parser.lines_read(),
-            };
-            out.push((line, replacement_character()));
+            out.extend(self.waiting_half());
         }
         Ok(())
     }
@@ -267,6 +279,13 @@ fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>, ReadError
     if matches!(head[from], b'{' | b'[') {
         return Ok(Some((Shape::Json(Vec::new()), from)));
     }
+    // The first line as the event-stream parser reads it: spaces before a
+    // field name make another field.
+    let break_or_mark = |byte: &u8| matches!(byte, b'\r' | b'\n' | 0xEF | 0xBB | 0xBF);
+    let from = head
+        .iter()
+        .position(|byte| !break_or_mark(byte))
+        .unwrap_or(from);
     let rest = &head[from..];
     let Some(end) = memchr::memchr2(b'\n', b'\r', rest).or(last.then_some(rest.len())) else {
         return Ok(None);
@@ -291,10 +310,7 @@ fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>, ReadError
 fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
     let text = std::str::from_utf8(document).map_err(|_| not_a_stream("JSON that is not UTF-8"))?;
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => match error_message(&value) {
-            Some(error) => Ok(Instruction::Fail { error }),
-            None => Err(not_a_stream("a JSON document")),
-        },
+        Ok(value) => provider_error(&value).ok_or_else(|| not_a_stream("a JSON document")),
         Err(_)
             if text.lines().all(|line| {
                 line.trim().is_empty() || serde_json::from_str::<Value>(line).is_ok()
@@ -628,5 +644,38 @@ mod tests {
         // At the body's end.
         let (got, _, _) = read_whole(UploadFormat::NdJson, "{\"delta\":\"a\\ud83d\"}\n");
         assert_eq!(got, [a, fffd]);
+    }
+
+    #[test]
+    fn a_refused_line_leaves_the_half_before_it_as_the_replacement_character() {
+        let (got, error, _) = read_whole(
+            UploadFormat::NdJson,
+            "{\"delta\":\"\\ud83d\"}\n{\"delta\":\n",
+        );
+        assert!(error.expect("refused").starts_with("line 2:"));
+        let fffd = Instruction::Delta {
+            text: "\u{FFFD}".into(),
+            seq: None,
+        };
+        let empty = Instruction::Delta {
+            text: String::new(),
+            seq: None,
+        };
+        assert_eq!(got, [empty, fffd]);
+    }
+
+    #[test]
+    fn spaces_before_the_first_field_are_no_event_stream() {
+        let (_, error, _) = read_whole(
+            UploadFormat::EventStream,
+            "\n   data: {\"type\":\"finish\"}\n\n",
+        );
+        let error = error.expect("refused");
+        assert!(error.contains("it begins \"   data:"), "{error}");
+        let (got, _, _) = read_whole(UploadFormat::EventStream, " {\"error\":{\"message\":\"\"}}");
+        let fail = Instruction::Fail {
+            error: "the model provider failed".into(),
+        };
+        assert_eq!(got, [fail]);
     }
 }

@@ -201,7 +201,10 @@ impl TaskService {
             let last = state == BodyState::Ended;
             let written_at = tokio::time::Instant::now();
             window_end = Some(written_at + self.text_coalesce());
-            let (instructions, malformed) = reader.read(&chunk, last);
+            let (mut instructions, malformed) = reader.read(&chunk, last);
+            if state == BodyState::Broken {
+                instructions.extend(reader.waiting_half());
+            }
             if reader.read_as() != read_as {
                 // Known from the first event that tells: an upload refused
                 // later is still logged with what it was read as.

@@ -327,43 +327,55 @@ async fn an_open_upload_is_answered_503_when_the_instance_drains_and_keeps_what_
 
 #[actix_web::test]
 async fn the_whole_lines_sent_before_a_producers_connection_broke_are_applied() {
-    // Arrange: a chunked upload whose one burst holds two whole lines and
-    // the start of a third, then the connection closes without the body's
-    // end (the producer crashed, or its own upstream failed mid-answer).
+    // Arrange: chunked uploads whose one burst holds whole lines and the
+    // start of another, then the connection closes without the body's end
+    // (the producer crashed, or its own upstream failed mid-answer). The
+    // second's last whole line ends with half a character.
     let app = spawn_app().await;
-    create(&app, "cut").await;
-    let lines = "{\"delta\": \"one \"}\n{\"delta\": \"two \"}\n{\"delta\": \"thr";
-    let request = format!(
-        "POST /tasks/cut/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{lines}\r\n",
-        lines.len()
-    );
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
+    let uploads = [
+        (
+            "cut",
+            "{\"delta\": \"one \"}\n{\"delta\": \"two \"}\n{\"delta\": \"thr",
+        ),
+        ("cut-half", "{\"delta\": \"x\\ud83d\"}\n{\"delta\": \"\\udc"),
+    ];
+    for (id, lines) in uploads {
+        create(&app, id).await;
+        let request = format!(
+            "POST /tasks/{id}/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n\
+             Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{lines}\r\n",
+            lines.len()
+        );
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
 
-    // Act
-    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
-        .await
-        .expect("write");
-    drop(socket);
+        // Act
+        tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+            .await
+            .expect("write");
+        drop(socket);
+    }
 
-    // Assert: the two whole lines are the task's text; the cut one is not.
-    eventually(SHORT, "the upload to end as aborted", || async {
+    // Assert: the whole lines are the tasks' text (the half waiting for the
+    // cut line as U+FFFD); the cut lines are not.
+    eventually(SHORT, "the uploads to end as aborted", || async {
         let metrics = app.get("/metrics").await.text().await.expect("metrics");
         let aborted = labelled_sum(
             &metrics,
             "sse_task_uploads_total",
             &[("outcome", "aborted")],
         );
-        (aborted == 1.0).then_some(())
+        (aborted == 2.0).then_some(())
     })
     .await;
-    let task = app.get_json("/tasks/cut").await;
-    assert_eq!(task["status"], "running", "{task}");
-    let mut late = app.open_stream("/tasks/cut/events", &[]).await;
-    let text = late.next_message(SHORT).await.expect("the text so far");
-    assert_eq!(text_of(&[text]), "one two ");
+    for (id, text) in [("cut", "one two "), ("cut-half", "x\u{FFFD}")] {
+        let task = app.get_json(&format!("/tasks/{id}")).await;
+        assert_eq!(task["status"], "running", "{task}");
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let seen = late.next_message(SHORT).await.expect("the text so far");
+        assert_eq!(text_of(&[seen]), text, "{id}");
+    }
 }
 
 #[actix_web::test]
