@@ -1,0 +1,59 @@
+//! Gemini's `streamGenerateContent?alt=sse` chunks.
+
+use serde_json::Value;
+
+use super::{Dialect, EventRead, Instruction};
+
+/// A chunk of Gemini's `streamGenerateContent`: the first candidate's
+/// text, then its end when the chunk carries a `finishReason` (Gemini sends
+/// no end marker of its own).
+pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
+    let candidates = match value.get("candidates") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(candidates)) => candidates.as_slice(),
+        Some(_) => return Err("candidates must be an array".into()),
+    };
+    let first = candidates.iter().find(|candidate| {
+        candidate
+            .get("index")
+            .is_none_or(|index| index.as_u64() == Some(0))
+    });
+    let Some(candidate) = first else {
+        let blocked = value
+            .pointer("/promptFeedback/blockReason")
+            .and_then(Value::as_str);
+        let instruction = match blocked {
+            Some(reason) => Instruction::Fail {
+                error: format!("the model provider blocked the prompt: {reason}"),
+            },
+            None => Instruction::Nothing,
+        };
+        return Ok(EventRead::one(instruction, Some(Dialect::Gemini)));
+    };
+    let mut text = String::new();
+    let parts = match candidate.pointer("/content/parts") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(parts)) => parts.as_slice(),
+        Some(_) => return Err("candidates[0].content.parts must be an array".into()),
+    };
+    for (index, part) in parts.iter().enumerate() {
+        if part.get("thought").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        match part.get("text") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(part_text)) => text.push_str(part_text),
+            Some(_) => {
+                return Err(format!(
+                    "candidates[0].content.parts[{index}].text must be a string"
+                ));
+            }
+        }
+    }
+    let finished = candidate
+        .get("finishReason")
+        .and_then(Value::as_str)
+        .is_some_and(|reason| reason != "FINISH_REASON_UNSPECIFIED");
+    let end = finished.then_some(Instruction::Complete { result: None });
+    Ok(EventRead::text_then(text, end, Dialect::Gemini))
+}

@@ -1,0 +1,211 @@
+//! The `data` of one event of a `text/event-stream` upload, read in the
+//! dialect of whoever wrote it. A producer pipes its model provider's
+//! streamed answer straight in, so each provider's stream is read as the
+//! provider writes it, told apart per event by its shape:
+//!
+//! - OpenAI Chat Completions (and the many APIs that copy it): `choices`;
+//!   `choices[].delta.content` of the first choice is text, `[DONE]`
+//!   completes.
+//! - OpenAI Responses: `type` `response.*`; `response.output_text.delta`
+//!   is text, `response.completed` and `response.incomplete` complete,
+//!   `response.failed` and an `error` event fail.
+//! - Anthropic Messages: `content_block_delta` with a `text_delta` is text,
+//!   `message_stop` completes, an `error` event fails.
+//! - Google Gemini (`streamGenerateContent?alt=sse`): `candidates`; the
+//!   first candidate's parts' `text` is text (thought parts are not), a
+//!   `finishReason` completes after the chunk's text; a blocked prompt
+//!   fails.
+//! - The AI SDK's UI message stream: `text-delta` parts are text, `finish`
+//!   completes, `error` fails, `abort` cancels (the text kept).
+//!
+//! What carries no answer text (reasoning, tool calls, usage, pings, parts
+//! of kinds added later) is skipped; what claims to be text but is not a
+//! string is refused, naming the field.
+
+mod ai_sdk;
+mod anthropic;
+mod gemini;
+mod openai;
+
+use serde_json::Value;
+
+use ai_sdk::ai_sdk_part;
+use anthropic::anthropic_event;
+use gemini::gemini_chunk;
+use openai::{openai_chunk, responses_event};
+
+use super::generation_input::Instruction;
+use crate::error::plain::{self, JsonError};
+
+/// Whose stream an event belongs to, once its shape tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAiChat,
+    OpenAiResponses,
+    Anthropic,
+    Gemini,
+    AiSdk,
+}
+
+impl Dialect {
+    /// The name answers, logs and docs give the dialect.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OpenAiChat => "openai_chat",
+            Self::OpenAiResponses => "openai_responses",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::AiSdk => "ai_sdk",
+        }
+    }
+}
+
+/// What one event asks of the task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRead {
+    pub instruction: Instruction,
+    /// A second instruction carried by the same event: a Gemini chunk
+    /// brings its last text and its end together.
+    pub then: Option<Instruction>,
+    /// `None` for an event any dialect may send (`[DONE]`, an error
+    /// object, a part of a kind nobody here knows).
+    pub dialect: Option<Dialect>,
+}
+
+impl EventRead {
+    pub(super) fn one(instruction: Instruction, dialect: Option<Dialect>) -> Self {
+        Self {
+            instruction,
+            then: None,
+            dialect,
+        }
+    }
+
+    /// A chunk's text (if any), then `end` (if any).
+    fn text_then(text: String, end: Option<Instruction>, dialect: Dialect) -> Self {
+        match delta_or_nothing(text) {
+            Instruction::Nothing => Self::one(end.unwrap_or(Instruction::Nothing), Some(dialect)),
+            delta => Self {
+                instruction: delta,
+                then: end,
+                dialect: Some(dialect),
+            },
+        }
+    }
+}
+
+/// Reads the `data` of one event of a provider's or the AI SDK's stream.
+pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Ok(EventRead::one(Instruction::Complete { result: None }, None));
+    }
+    let value: Value = plain::from_json_slice(data.as_bytes()).map_err(|error| {
+        let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
+        format!("the event's data is not JSON: {reason}")
+    })?;
+    // A provider's failure mid-stream: `{"error": {"message": ...}}`
+    // (OpenAI, Gemini; OpenAI-compatible routers add it to a chunk with
+    // `choices`, whose text comes first) or `{"type": "error", "error":
+    // {...}}` (Anthropic).
+    let failure = provider_error(&value);
+    if let Some(choices) = value.get("choices") {
+        return openai_chunk(choices, failure);
+    }
+    if let Some(failure) = failure {
+        return Ok(EventRead::one(failure, None));
+    }
+    if ["candidates", "promptFeedback", "usageMetadata"]
+        .iter()
+        .any(|key| value.get(key).is_some())
+    {
+        return gemini_chunk(&value);
+    }
+    let Some(kind) = value.get("type").and_then(Value::as_str) else {
+        return Err("the event is not a chunk of a stream read here: no choices, candidates or type (see the integration guide's formats)".into());
+    };
+    if let Some(event) = kind.strip_prefix("response.") {
+        return responses_event(event, &value)
+            .map(|i| EventRead::one(i, Some(Dialect::OpenAiResponses)));
+    }
+    if let Some(instruction) = anthropic_event(kind, &value)? {
+        return Ok(EventRead::one(instruction, Some(Dialect::Anthropic)));
+    }
+    ai_sdk_part(kind, &value)
+}
+
+/// A JSON line of a provider's stream sent as NDJSON (what the `openai` and
+/// `@anthropic-ai/sdk` packages' `toReadableStream()` write: one chunk or
+/// event per line), for a line that is not one of the broker's own. `None`
+/// when it reads as no provider's either, so the line is refused in the
+/// broker's own terms.
+pub fn provider_line(line: &str) -> Option<EventRead> {
+    // A line with the broker's own fields is the producer's, mistyped: it
+    // is refused in those terms, never read as something else.
+    let value: Value = serde_json::from_str(line).ok()?;
+    // (`delta` is a provider's field too: the Responses API's text event.)
+    let own = ["seq", "progress", "stage", "complete", "fail"]
+        .iter()
+        .any(|field| value.get(field).is_some());
+    if own {
+        return None;
+    }
+    let read = event_stream_data(line).ok()?;
+    let told = read.dialect.is_some() || matches!(read.instruction, Instruction::Fail { .. });
+    told.then_some(read)
+}
+
+/// The failure a provider's error says (`error` an object or a string, or
+/// the first of an array of them), in its words when it gave some; `None`
+/// when `value` is no error.
+pub fn provider_error(value: &Value) -> Option<Instruction> {
+    let first = match value {
+        Value::Array(items) => items.first()?,
+        value => value,
+    };
+    first
+        .get("error")
+        .is_some_and(|error| error.is_object() || error.is_string())
+        .then(|| provider_failed(error_message(value)))
+}
+
+/// The message of a provider's error object: `{"error": {"message"}}`
+/// (OpenAI, Anthropic, Gemini), `{"error": "..."}`, or the first of an
+/// array of them (Gemini answers errors as `[{"error": ...}]`).
+fn error_message(value: &Value) -> Option<String> {
+    let value = match value {
+        Value::Array(items) => items.first()?,
+        value => value,
+    };
+    let message = match value.get("error")? {
+        Value::String(message) => message.as_str(),
+        error => error.get("message")?.as_str()?,
+    };
+    (!message.trim().is_empty()).then(|| message.to_owned())
+}
+
+/// A provider's failure, in its words when it gave some.
+fn provider_failed(message: Option<String>) -> Instruction {
+    Instruction::Fail {
+        error: message.unwrap_or_else(|| "the model provider failed".to_owned()),
+    }
+}
+
+fn string_field(value: &Value, name: &str, what: &str) -> Result<String, String> {
+    value
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{what} needs {name} as a string"))
+}
+
+fn delta_or_nothing(text: String) -> Instruction {
+    if text.is_empty() {
+        Instruction::Nothing
+    } else {
+        Instruction::Delta { text, seq: None }
+    }
+}
+
+#[cfg(test)]
+mod tests;
