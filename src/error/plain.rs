@@ -128,6 +128,9 @@ fn syntax_message(error: &serde_json::Error) -> String {
         "a comma or a closing } is missing in an object"
     } else if message.starts_with("control character") {
         "a string holds a raw control character (escape it, as \\n)"
+    } else if message.contains("surrogate") || message.contains("end of hex escape") {
+        // serde_json's words for a leading surrogate escape with no trailing one after it.
+        "a string holds half a character (a lone UTF-16 surrogate escape such as \\ud83d): send whole characters"
     } else if message.contains("escape") || message.contains("unicode code point") {
         "a string holds an invalid escape sequence"
     } else if message.contains("number") {
@@ -476,6 +479,9 @@ mod tests {
             ("[1 2]", "a comma or a closing ] is missing in an array"),
             ("\"a\u{1}\"", "a string holds a raw control character"),
             (r#""\q""#, "a string holds an invalid escape sequence"),
+            (r#""\ud83d""#, "a string holds half a character"),
+            (r#""\ud83dx""#, "a string holds half a character"),
+            (r#""\udc4b""#, "a string holds half a character"),
         ] {
             let message = syntax_error(body);
             assert!(
