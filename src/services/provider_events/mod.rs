@@ -104,11 +104,16 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
         let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
         format!("the event's data is not JSON: {reason}")
     })?;
+    chunk(&value)
+}
+
+/// One chunk or event of a provider's or the AI SDK's stream, parsed.
+fn chunk(value: &Value) -> Result<EventRead, String> {
     // A provider's failure mid-stream: `{"error": {"message": ...}}`
     // (OpenAI, Gemini; OpenAI-compatible routers add it to a chunk with
     // `choices`, whose text comes first) or `{"type": "error", "error":
     // {...}}` (Anthropic).
-    let failure = provider_error(&value);
+    let failure = provider_error(value);
     if let Some(choices) = value.get("choices") {
         return openai_chunk(choices, failure);
     }
@@ -119,19 +124,19 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
         .iter()
         .any(|key| value.get(key).is_some())
     {
-        return gemini_chunk(&value);
+        return gemini_chunk(value);
     }
     let Some(kind) = value.get("type").and_then(Value::as_str) else {
         return Err("the event is not a chunk of a stream read here: no choices, candidates or type (see the integration guide's formats)".into());
     };
     if let Some(event) = kind.strip_prefix("response.") {
-        return responses_event(event, &value)
+        return responses_event(event, value)
             .map(|i| EventRead::one(i, Some(Dialect::OpenAiResponses)));
     }
-    if let Some(instruction) = anthropic_event(kind, &value)? {
+    if let Some(instruction) = anthropic_event(kind, value)? {
         return Ok(EventRead::one(instruction, Some(Dialect::Anthropic)));
     }
-    ai_sdk_part(kind, &value)
+    ai_sdk_part(kind, value)
 }
 
 /// A JSON line of a provider's stream sent as NDJSON (what the `openai` and
@@ -150,7 +155,7 @@ pub fn provider_line(line: &str) -> Option<EventRead> {
     if own {
         return None;
     }
-    let read = event_stream_data(line).ok()?;
+    let read = chunk(&value).ok()?;
     let told = read.dialect.is_some() || matches!(read.instruction, Instruction::Fail { .. });
     told.then_some(read)
 }
