@@ -109,23 +109,28 @@ impl TaskService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
         self.metrics.record_upload(format.label(), None);
+        let mut reader = Reader::new(format, limits.max_line_bytes);
         let result = self
-            .apply_upload(principal, task_id, format, body, limits)
+            .apply_upload(principal, task_id, &mut reader, body, limits)
             .await;
         let outcome = outcome(result.as_ref().map(|summary| summary.task.status));
         self.metrics.record_upload(format.label(), Some(outcome));
+        let read_as = reader.read_as();
         let span = tracing::Span::current();
         span.record("outcome", outcome);
+        span.record("read_as", read_as);
         match &result {
             Ok(summary) => tracing::info!(
                 task_id = %task_id,
                 deltas = summary.deltas,
                 chars = summary.chars,
-                read_as = summary.read_as,
+                read_as,
                 outcome,
                 "upload ended"
             ),
-            Err(error) => tracing::info!(task_id = %task_id, outcome, %error, "upload ended"),
+            Err(error) => {
+                tracing::info!(task_id = %task_id, outcome, read_as, %error, "upload ended");
+            }
         }
         result
     }
@@ -134,7 +139,7 @@ impl TaskService {
         &self,
         principal: &Principal,
         task_id: &TaskId,
-        format: UploadFormat,
+        reader: &mut Reader,
         mut body: S,
         limits: UploadLimits,
     ) -> Result<UploadSummary, UploadError>
@@ -143,8 +148,6 @@ impl TaskService {
     {
         let task = self.visible(principal, task_id).await?;
         let task_id = task.task_id;
-        let mut reader = Reader::new(format, limits.max_line_bytes);
-        let mut read_as = "";
         let mut upload = self.open_upload(&task_id).await;
         let (mut deltas, mut chars) = (0u64, 0u64);
         // This upload ended its task (a `complete` or `fail` line): set
@@ -204,12 +207,6 @@ impl TaskService {
             let (mut instructions, malformed) = reader.read(&chunk, last);
             if state == BodyState::Broken {
                 instructions.extend(reader.waiting_half());
-            }
-            if reader.read_as() != read_as {
-                // Known from the first event that tells: an upload refused
-                // later is still logged with what it was read as.
-                read_as = reader.read_as();
-                tracing::Span::current().record("read_as", read_as);
             }
             let mut text = Vec::new();
             // The line of the first delta `text` holds: a refused write of
@@ -271,7 +268,7 @@ impl TaskService {
             task: self.get(&task_id).await?,
             deltas,
             chars,
-            read_as,
+            read_as: reader.read_as(),
         })
     }
 
