@@ -21,7 +21,7 @@ pub(super) fn prune_batch(
     let Some(&highest) = ids.last() else {
         return Ok(0);
     };
-    sqlite_task_index::forget(c, highest, cutoff_ms)?;
+    sqlite_task_index::forget(c, &ids)?;
     let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(c)?;
     sqlite_marks::raise(c, sqlite_marks::PRUNED_THROUGH, highest)?;
     Ok(deleted)

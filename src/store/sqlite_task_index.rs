@@ -209,18 +209,15 @@ pub(super) fn latest_text_seq(c: &mut SqliteConnection, task: String) -> QueryRe
     })
 }
 
-/// Forgets the index entries of the events retention is about to delete:
-/// those created before `cutoff_ms`, up to `highest` (the last id of its
-/// batch, which holds every such event up to there), but an unfinished
-/// task's (see `prunable_event_ids!`).
-pub(super) fn forget(c: &mut SqliteConnection, highest: i64, cutoff_ms: i64) -> QueryResult<usize> {
+/// Forgets the index entries of the events `ids`, which retention is about
+/// to delete (each found by its task and id, through the events' key).
+pub(super) fn forget(c: &mut SqliteConnection, ids: &[i64]) -> QueryResult<usize> {
+    let ids = serde_json::to_string(ids).expect("integers serialize");
     diesel::sql_query(
         "DELETE FROM task_events WHERE (task_id, id) IN (SELECT task_id, id FROM events \
-         WHERE id <= ? AND created_at_ms < ? AND task_id IS NOT NULL AND task_id NOT IN \
-         (SELECT task_id FROM tasks WHERE status IN ('pending', 'running')))",
+         WHERE id IN (SELECT value FROM json_each(?)) AND task_id IS NOT NULL)",
     )
-    .bind::<BigInt, _>(highest)
-    .bind::<BigInt, _>(cutoff_ms)
+    .bind::<diesel::sql_types::Text, _>(ids)
     .execute(c)
 }
 
@@ -479,8 +476,15 @@ mod tests {
             .execute(&mut c)
             .expect("updated");
         let highest = of_a[2];
-        // Both tasks' entries up to there: a's first and third, b's first two.
-        assert_eq!(forget(&mut c, highest, 2).expect("forgotten"), 4);
+        // Retention's batch: the events up to there created before 2.
+        let batch: Vec<i64> = events::table
+            .filter(events::id.le(highest))
+            .filter(events::created_at_ms.lt(2))
+            .select(events::id)
+            .load(&mut c)
+            .expect("readable");
+        // Both tasks' entries in it: a's first and third, b's first two.
+        assert_eq!(forget(&mut c, &batch).expect("forgotten"), 4);
         let indexed: Vec<i64> = task_events::table
             .filter(task_events::id.le(highest))
             .select(task_events::id)
