@@ -11,14 +11,10 @@ use actix_web::{HttpRequest, HttpResponse, head, web};
 use super::{
     extract::{Authenticated, Query, Subscribe},
     streams::{StreamQuery, checked_request, event_stream_head},
-    tasks::checked_task_stream,
+    tasks::{checked_task_stream, visible_task},
     ui_streams::with_protocol_header,
 };
-use crate::{
-    domain::{ChatId, TaskId},
-    error::ApiError,
-    state::AppState,
-};
+use crate::{domain::ChatId, error::ApiError, state::AppState};
 
 /// Whether `GET /sse/events` with this request would open a stream.
 #[utoipa::path(
@@ -91,8 +87,7 @@ pub async fn task_ui_message_stream_head(
     id: web::Path<String>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
-    let task_id = TaskId::parse(&id)?;
-    state.tasks.visible(&auth.principal, &task_id).await?;
+    visible_task(&state, &auth.principal, &id).await?;
     Ok(with_protocol_header(event_stream_head(&req)))
 }
 

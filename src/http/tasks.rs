@@ -43,7 +43,7 @@ pub struct TaskView {
 }
 
 /// The task `raw_id` names, if `principal` may see it.
-async fn visible_task(
+pub(super) async fn visible_task(
     state: &AppState,
     principal: &Principal,
     raw_id: &str,

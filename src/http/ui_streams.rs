@@ -15,10 +15,11 @@ use actix_web::{
 use super::{
     extract::{Authenticated, Subscribe},
     streams::event_stream_response,
+    tasks::visible_task,
 };
 use crate::{
     auth::Principal,
-    domain::{ChatId, Task, TaskId, UI_MESSAGE_STREAM_HEADER},
+    domain::{ChatId, Task, UI_MESSAGE_STREAM_HEADER},
     error::ApiError,
     state::AppState,
     stream::StreamSocket,
@@ -51,8 +52,7 @@ pub async fn task_ui_message_stream(
     id: web::Path<String>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
-    let task_id = TaskId::parse(&id)?;
-    let task = state.tasks.visible(&auth.principal, &task_id).await?;
+    let task = visible_task(&state, &auth.principal, &id).await?;
     ui_message_stream(&req, &state, &auth.principal, &task).await
 }
 
