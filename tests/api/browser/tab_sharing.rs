@@ -84,6 +84,42 @@ async fn write_text(app: &TestApp, task: &str, delta: &str) {
     assert_eq!(response.status().as_u16(), 202, "text for {task}");
 }
 
+/// Loads a page of the broker's origin in the current tab that follows
+/// task `task`'s stream as the React hook shows it: its text in
+/// `window.text` (a `replay_reset` empties it, counted in
+/// `window.resets`), `window.ended` once it completes.
+async fn follow_task(browser: &Browser, app: &TestApp, task: &str) {
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser
+        .script(&format!(
+            "window.text = ''; window.resets = 0; window.ended = false; \
+             import('/client.js').then(({{ TaskStream }}) => {{ \
+               window.client = new TaskStream('{task}', {{ \
+                 onText: (delta) => {{ window.text += delta; }}, \
+               }}); \
+               window.client.on('replay_reset', () => {{ window.text = ''; window.resets += 1; }}); \
+               window.client.on('complete', () => {{ window.ended = true; }}); \
+               window.client.connect(); \
+             }}); \
+             return true;"
+        ))
+        .await;
+}
+
+/// Waits until `condition` holds in `tab` (the current tab when `None`).
+async fn shows(browser: &Browser, tab: Option<&str>, condition: &str, what: &str) {
+    if let Some(tab) = tab {
+        browser.switch_to(tab).await;
+    }
+    browser
+        .wait_for(
+            &format!("return {condition}"),
+            Duration::from_secs(10),
+            what,
+        )
+        .await;
+}
+
 async fn active_streams(app: &TestApp) -> u64 {
     app.stats().await["active_connections"]
         .as_u64()
@@ -194,60 +230,32 @@ async fn a_tab_joining_a_shared_task_stream_gets_the_text_so_far_from_the_leader
     assert_eq!(created.status().as_u16(), 201);
     let write = |delta: &'static str| write_text(&app, "shared", delta);
     write("One ").await;
-    let follow = "window.text = ''; window.ended = false; \
-        import('/client.js').then(({ TaskStream }) => { \
-          window.client = new TaskStream('shared', { \
-            onText: (delta) => { window.text += delta; }, \
-          }); \
-          window.client.on('complete', () => { window.ended = true; }); \
-          window.client.connect(); \
-        }); \
-        return true;";
     let browser = Browser::launch().await;
     let first = browser.tab().await;
-    browser.goto(&format!("{}/health", app.address)).await;
-    browser.script(follow).await;
-    browser
-        .wait_for(
-            "return window.text === 'One '",
-            Duration::from_secs(10),
-            "the first tab's text",
-        )
-        .await;
+    follow_task(&browser, &app, "shared").await;
+    shows(
+        &browser,
+        None,
+        "window.text === 'One '",
+        "the first tab's text",
+    )
+    .await;
     write("two ").await;
-    browser
-        .wait_for(
-            "return window.text === 'One two '",
-            Duration::from_secs(10),
-            "the first tab's live text",
-        )
-        .await;
+    let live = "window.text === 'One two '";
+    shows(&browser, None, live, "the first tab's live text").await;
 
     // Act: a second tab opens the same task's stream mid-generation.
     let second = browser.new_tab().await;
-    browser.goto(&format!("{}/health", app.address)).await;
-    browser.script(follow).await;
-    browser
-        .wait_for(
-            "return window.text === 'One two '",
-            Duration::from_secs(10),
-            "the second tab's text so far",
-        )
-        .await;
+    follow_task(&browser, &app, "shared").await;
+    shows(&browser, None, live, "the second tab's text so far").await;
     write("three").await;
     let completed = app.post_json("/tasks/shared/complete", &json!({})).await;
     assert_eq!(completed.status().as_u16(), 200);
 
     // Assert: both tabs hold the whole text once; one stream served them.
     for tab in [&first, &second] {
-        browser.switch_to(tab).await;
-        browser
-            .wait_for(
-                "return window.ended && window.text === 'One two three'",
-                Duration::from_secs(10),
-                "the whole text, then the end",
-            )
-            .await;
+        let whole = "window.ended && window.text === 'One two three'";
+        shows(&browser, Some(tab), whole, "the whole text, then the end").await;
     }
     let opened = crate::helpers::sample_sum(
         &app.get("/metrics").await.text().await.expect("metrics"),
@@ -268,32 +276,19 @@ async fn a_task_stream_tab_that_follows_again_after_a_close_has_the_whole_text()
     assert_eq!(created.status().as_u16(), 201);
     let write = |delta: &'static str| write_text(&app, "again", delta);
     write("One ").await;
-    // A page that shows the text as the React hook does: a reset empties it.
-    let follow = "window.text = ''; window.resets = 0; \
-        import('/client.js').then(({ TaskStream }) => { \
-          window.client = new TaskStream('again', { \
-            onText: (delta) => { window.text += delta; }, \
-          }); \
-          window.client.on('replay_reset', () => { window.text = ''; window.resets += 1; }); \
-          window.client.connect(); \
-        }); \
-        return true;";
     let browser = Browser::launch().await;
     let first = browser.tab().await;
-    browser.goto(&format!("{}/health", app.address)).await;
-    browser.script(follow).await;
+    follow_task(&browser, &app, "again").await;
     let second = browser.new_tab().await;
-    browser.goto(&format!("{}/health", app.address)).await;
-    browser.script(follow).await;
+    follow_task(&browser, &app, "again").await;
     for tab in [&first, &second] {
-        browser.switch_to(tab).await;
-        browser
-            .wait_for(
-                "return window.text === 'One '",
-                Duration::from_secs(10),
-                "each tab's text",
-            )
-            .await;
+        shows(
+            &browser,
+            Some(tab),
+            "window.text === 'One '",
+            "each tab's text",
+        )
+        .await;
     }
 
     // Act: the second tab's client closes; text comes meanwhile; it
@@ -301,37 +296,26 @@ async fn a_task_stream_tab_that_follows_again_after_a_close_has_the_whole_text()
     browser.switch_to(&second).await;
     browser.script("window.client.close(); return true;").await;
     write("two ").await;
-    browser.switch_to(&first).await;
-    browser
-        .wait_for(
-            "return window.text === 'One two '",
-            Duration::from_secs(10),
-            "the leader's live text",
-        )
-        .await;
+    let live = "window.text === 'One two '";
+    shows(&browser, Some(&first), live, "the leader's live text").await;
     browser.switch_to(&second).await;
     browser
         .script("window.client.connect(); return true;")
         .await;
-    browser
-        .wait_for(
-            "return window.resets === 1 && window.text === 'One two '",
-            Duration::from_secs(10),
-            "the rejoining tab's text, started over",
-        )
-        .await;
+    let started_over = "window.resets === 1 && window.text === 'One two '";
+    shows(
+        &browser,
+        None,
+        started_over,
+        "the rejoining tab's text, started over",
+    )
+    .await;
     write("three").await;
 
     // Assert
     for tab in [&first, &second] {
-        browser.switch_to(tab).await;
-        browser
-            .wait_for(
-                "return window.text === 'One two three'",
-                Duration::from_secs(10),
-                "the whole text once",
-            )
-            .await;
+        let whole = "window.text === 'One two three'";
+        shows(&browser, Some(tab), whole, "the whole text once").await;
     }
     assert_eq!(
         active_streams(&app).await,
