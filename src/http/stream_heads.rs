@@ -12,9 +12,9 @@ use super::{
     extract::{Authenticated, Query, Subscribe},
     streams::{StreamQuery, checked_request, event_stream_head},
     tasks::{checked_task_stream, visible_task},
-    ui_streams::with_protocol_header,
+    ui_streams::{running_in_chat, with_protocol_header},
 };
-use crate::{domain::ChatId, error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// Whether `GET /sse/events` with this request would open a stream.
 #[utoipa::path(
@@ -108,13 +108,8 @@ pub async fn chat_stream_head(
     chat_id: web::Path<String>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
-    let chat_id = ChatId::parse(&chat_id)?;
     Ok(
-        match state
-            .tasks
-            .running_in_chat(&auth.principal, &chat_id)
-            .await?
-        {
+        match running_in_chat(&state, &auth.principal, &chat_id).await? {
             None => HttpResponse::NoContent().finish(),
             Some(_) => with_protocol_header(event_stream_head(&req)),
         },

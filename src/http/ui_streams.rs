@@ -81,15 +81,21 @@ pub async fn chat_stream(
     chat_id: web::Path<String>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
-    let chat_id = ChatId::parse(&chat_id)?;
-    match state
-        .tasks
-        .running_in_chat(&auth.principal, &chat_id)
-        .await?
-    {
+    match running_in_chat(&state, &auth.principal, &chat_id).await? {
         None => Ok(HttpResponse::NoContent().finish()),
         Some(task) => ui_message_stream(&req, &state, &auth.principal, &task).await,
     }
+}
+
+/// The running task the chat `raw_chat_id` names for `principal` to follow,
+/// if any.
+pub(super) async fn running_in_chat(
+    state: &AppState,
+    principal: &Principal,
+    raw_chat_id: &str,
+) -> Result<Option<Task>, ApiError> {
+    let chat_id = ChatId::parse(raw_chat_id)?;
+    Ok(state.tasks.running_in_chat(principal, &chat_id).await?)
 }
 
 async fn ui_message_stream(
