@@ -54,6 +54,9 @@ try {
     body: JSON.stringify({
       model: process.env.OPENAI_MODEL ?? "gpt-4o-mini",
       stream: true,
+      // The token counts, in a last chunk: the broker keeps them in the
+      // task's result, which its answer below hands back.
+      stream_options: { include_usage: true },
       messages: [{ role: "user", content: prompt }],
     }),
   });

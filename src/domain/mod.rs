@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod event_type;
+pub mod finish_reason;
 pub mod identifiers;
 pub mod producer_seq;
 pub mod sse_frame;
@@ -15,6 +16,7 @@ pub mod ui_message_stream;
 
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
+pub use finish_reason::FinishReason;
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use producer_seq::ProducerSeq;
 pub use sse_parser::{SseEvent, SseParseError, SseParser};

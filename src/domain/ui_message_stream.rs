@@ -15,7 +15,9 @@
 //!   reconciles: the message holds one progress part, always the latest
 //!   (a transient part would reach `onData` only, and a viewer who
 //!   reconnects would not find the progress in the message);
-//! - `complete` → `finish`, after the progress part moves to 100 (a
+//! - `complete` → `finish` (with `messageMetadata.finishReason` when the
+//!   task's result says why the answer stopped), after the progress part
+//!   moves to 100 (a
 //!   completed task's progress is 100, but `complete` carries no progress
 //!   event, and a live viewer's message must end as a later viewer's
 //!   does); a failure → `error`, a cancel → `abort`, each
@@ -33,6 +35,8 @@
 
 use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
+
+use super::FinishReason;
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
@@ -119,7 +123,18 @@ impl UiMessageTranslator {
                     done["progress"] = json!(100.0);
                     self.progress(out, done);
                 }
-                self.finish(out, json!({ "type": "finish" }))
+                // Why the answer stopped, when its task's result says it:
+                // as the message's metadata, which every protocol version
+                // takes (the part's own `finishReason` came with v6, and
+                // v5 refuses a part with a field it does not know).
+                let finish = match FinishReason::in_result(&data["result"]) {
+                    Some(reason) => json!({
+                        "type": "finish",
+                        "messageMetadata": { "finishReason": reason.label() },
+                    }),
+                    None => json!({ "type": "finish" }),
+                };
+                self.finish(out, finish)
             }
             "error" if data["cancelled"] == Value::Bool(true) => {
                 self.finish(out, json!({ "type": "abort" }))
@@ -226,6 +241,36 @@ mod tests {
                 json!("[DONE]"),
             ]
         );
+    }
+
+    #[test]
+    fn a_finish_says_why_the_answer_stopped_when_the_result_does() {
+        let ending = |result: Value| {
+            let parts = parts(&[
+                ("connected", json!({})),
+                (
+                    "complete",
+                    json!({ "status": "completed", "result": result }),
+                ),
+            ]);
+            parts[parts.len() - 2].clone()
+        };
+
+        assert_eq!(
+            ending(json!({ "finish_reason": "length", "usage": { "output_tokens": 9 } })),
+            json!({ "type": "finish", "messageMetadata": { "finishReason": "length" } })
+        );
+        for unsaid in [
+            json!(null),
+            json!({ "finish_reason": "max_tokens" }),
+            json!({ "answer": 42 }),
+        ] {
+            assert_eq!(
+                ending(unsaid.clone()),
+                json!({ "type": "finish" }),
+                "{unsaid}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct TaskView {
     pub progress: f64,
     pub stage: Option<String>,
     pub message: Option<String>,
+    /// What the producer said the task produced. A task completed by a
+    /// model provider's stream (`POST /tasks/{id}/stream`) holds why the
+    /// answer stopped and the tokens it took: `finish_reason` (the AI
+    /// SDK's words: `stop`, `length`, `content-filter`, `tool-calls`,
+    /// `error`, `other`), `provider_finish_reason`, `usage`
+    /// (`input_tokens`, `output_tokens`, `total_tokens`), each when the
+    /// provider said it.
+    #[schema(example = json!({"finish_reason": "length", "provider_finish_reason": "max_tokens", "usage": {"input_tokens": 12, "output_tokens": 1024}}))]
     pub result: Option<Value>,
     pub error: Option<String>,
     pub project_id: Option<String>,
@@ -207,6 +215,9 @@ pub async fn update_task(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CompleteRequest {
+    /// Any JSON. A `finish_reason` in the AI SDK's words (`length`, …)
+    /// reaches the UI message stream's viewers as the message's
+    /// `metadata.finishReason`.
     pub result: Option<Value>,
 }
 

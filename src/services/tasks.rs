@@ -17,7 +17,10 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, now_ms},
+    domain::{
+        ChatId, FinishReason, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus,
+        now_ms,
+    },
     shutdown::ShutdownHandle,
     store::{ChatTasks, EventStore},
     telemetry::Metrics,
@@ -200,7 +203,23 @@ impl TaskService {
         change: TaskChange,
         access: ProjectAccess,
     ) -> Result<Task, TaskWriteError> {
+        let completes = matches!(
+            change,
+            TaskChange::Complete { .. }
+                | TaskChange::Update {
+                    status: Some(TaskStatus::Completed),
+                    ..
+                }
+        );
         let written = self.write(task_id, Writing::Change(change), access).await?;
+        if completes {
+            let reason = written
+                .task
+                .result
+                .as_ref()
+                .and_then(FinishReason::in_result);
+            self.metrics.record_task_finish(reason);
+        }
         Ok(Arc::unwrap_or_clone(written.task))
     }
 

@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::{
     generation_input::{Instruction, UploadFormat, ndjson_line},
-    provider_events::{Dialect, EventRead, event_stream_data, provider_error, provider_line},
+    provider_events::{
+        Dialect, Ending, EventRead, event_stream_data, provider_error, provider_line,
+    },
     surrogate_pairs::pair_split_characters,
 };
 use crate::domain::{SseParseError, SseParser};
@@ -43,6 +45,8 @@ pub(super) struct Reader {
     /// The first half of a character split between two lines (see
     /// `surrogate_pairs`), waiting for its second half.
     half: Option<u16>,
+    /// What a provider's events said of its answer's end, so far.
+    ending: Ending,
     max: usize,
 }
 
@@ -88,6 +92,7 @@ impl Reader {
             body,
             dialect: None,
             half: None,
+            ending: Ending::default(),
             max,
         }
     }
@@ -114,22 +119,27 @@ impl Reader {
         let mut out = Vec::new();
         let error = self.read_into(chunk, last, &mut out).err();
         if error.is_some() {
-            // The lines before a refused one are applied, the half one of
-            // them left waiting too.
-            out.extend(self.waiting_half());
+            // The lines before a refused one are applied, and so is what
+            // they left owing.
+            out.extend(self.left_over());
         }
         (out, error)
     }
 
-    /// Half a character waiting for a line that will not come (the body
-    /// broke, or a line was refused), as the U+FFFD it stands for.
-    pub(super) fn waiting_half(&mut self) -> Option<(u64, Instruction)> {
-        self.half.take()?;
+    /// What the body owes once it stops where it is (it ended, broke, or a
+    /// line was refused): half a character waiting for a line that will
+    /// not come, as the U+FFFD it stands for, and the completion of an
+    /// answer its provider said was whole but nothing ended.
+    pub(super) fn left_over(&mut self) -> Vec<(u64, Instruction)> {
         let line = match &self.body {
             Body::NdJson { line, .. } => *line,
             Body::EventStream { parser, .. } => parser.lines_read(),
         };
-        Some((line, replacement_character()))
+        let half = self.half.take().map(|_| replacement_character());
+        half.into_iter()
+            .chain(self.ending.at_body_end())
+            .map(|instruction| (line, instruction))
+            .collect()
     }
 
     fn read_into(
@@ -139,13 +149,17 @@ impl Reader {
         out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
         let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
+        let ending = &mut self.ending;
         let mut take = |line: u64, (read, dropped_half): (EventRead, bool)| {
             *dialect = dialect.or(read.dialect);
+            if let Some(note) = read.note {
+                ending.note(note);
+            }
             if dropped_half {
                 out.push((line, replacement_character()));
             }
-            out.push((line, read.instruction));
-            out.extend(read.then.map(|then| (line, then)));
+            out.push((line, ending.applied(read.instruction)));
+            out.extend(read.then.map(|then| (line, ending.applied(then))));
         };
         match &mut self.body {
             Body::NdJson {
@@ -256,8 +270,7 @@ impl Reader {
             }
         }
         if last {
-            // The body ended with half a character waiting for the other.
-            out.extend(self.waiting_half());
+            out.extend(self.left_over());
         }
         Ok(())
     }
@@ -518,8 +531,17 @@ mod tests {
             text: "Hi".into(),
             seq: None,
         };
-        let done = Instruction::Complete { result: None };
-        assert_eq!(instructions, [Instruction::Nothing, delta, done]);
+        // No `[DONE]` in JSON lines: the finish is noted, and the body's
+        // end completes the answer with it.
+        let done = Instruction::Complete {
+            result: Some(
+                serde_json::json!({ "finish_reason": "stop", "provider_finish_reason": "stop" }),
+            ),
+        };
+        assert_eq!(
+            instructions,
+            [Instruction::Nothing, delta, Instruction::Nothing, done]
+        );
         // The broker's own lines are still refused in its own words.
         let (_, error, _) = read_whole(UploadFormat::NdJson, "{\"delta\": 5}\n");
         assert!(error.unwrap().contains("delta"));
@@ -662,6 +684,67 @@ mod tests {
             seq: None,
         };
         assert_eq!(got, [empty, fffd]);
+    }
+
+    #[test]
+    fn an_openai_answer_completes_at_done_with_its_finish_reason_and_usage() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],\"usage\":null}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1,\"total_tokens\":10}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let whole = Instruction::Complete {
+            result: Some(serde_json::json!({
+                "finish_reason": "length",
+                "provider_finish_reason": "length",
+                "usage": { "input_tokens": 9, "output_tokens": 1, "total_tokens": 10 },
+            })),
+        };
+        let (instructions, error, _) = read_whole(UploadFormat::EventStream, body);
+        assert_eq!(error, None);
+        assert_eq!(instructions.last(), Some(&whole));
+        let ends = |instructions: &[Instruction]| {
+            instructions
+                .iter()
+                .filter(|i| matches!(i, Instruction::Complete { .. }))
+                .count()
+        };
+        assert_eq!(ends(&instructions), 1, "{instructions:?}");
+
+        // Cut after the usage chunk (the connection broke, or a line after
+        // it was refused): the answer was whole, and completes so.
+        let cut = body.find("data: [DONE]").unwrap();
+        let mut reader = Reader::new(UploadFormat::EventStream, 4096);
+        let (mut got, error) = reader.read(&body.as_bytes()[..cut], false);
+        assert!(error.is_none());
+        got.extend(reader.left_over());
+        let got: Vec<_> = got.into_iter().map(|(_, i)| i).collect();
+        assert_eq!(got.last(), Some(&whole));
+        assert_eq!(reader.left_over(), [], "owed once");
+        let refused = format!("{}data: {{not json\n\n", &body[..cut]);
+        let (instructions, error, _) = read_whole(UploadFormat::EventStream, &refused);
+        assert!(error.is_some());
+        assert_eq!(instructions.last(), Some(&whole));
+
+        // Before its finish, a body that ends leaves the task running.
+        let early = body
+            .find("data: {\"choices\":[{\"index\":0,\"delta\":{},")
+            .unwrap();
+        let (instructions, _, _) = read_whole(UploadFormat::EventStream, &body[..early]);
+        assert_eq!(ends(&instructions), 0, "{instructions:?}");
+        // A failure beside the finish owes nothing at the end.
+        let failed = format!(
+            "{}data: {{\"error\":{{\"message\":\"gone\"}},\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n",
+            &body[..early]
+        );
+        let (instructions, _, _) = read_whole(UploadFormat::EventStream, &failed);
+        assert_eq!(
+            instructions.last(),
+            Some(&Instruction::Fail {
+                error: "gone".into()
+            })
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use super::{
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
-    domain::{Task, TaskChange, TaskError, TaskId, TaskStatus},
+    domain::{FinishReason, Task, TaskChange, TaskError, TaskId, TaskStatus},
     shutdown::ShutdownHandle,
 };
 
@@ -95,7 +95,7 @@ impl TaskService {
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, outcome)
+        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, outcome, finish_reason)
     )]
     async fn ingest_here<S, E>(
         &self,
@@ -120,14 +120,27 @@ impl TaskService {
         span.record("outcome", outcome);
         span.record("read_as", read_as);
         match &result {
-            Ok(summary) => tracing::info!(
-                task_id = %task_id,
-                deltas = summary.deltas,
-                chars = summary.chars,
-                read_as,
-                outcome,
-                "upload ended"
-            ),
+            Ok(summary) => {
+                // Why the answer stopped, as the task's result says it.
+                let finish_reason = summary
+                    .task
+                    .result
+                    .as_ref()
+                    .and_then(FinishReason::in_result)
+                    .map(FinishReason::label);
+                if let Some(reason) = finish_reason {
+                    span.record("finish_reason", reason);
+                }
+                tracing::info!(
+                    task_id = %task_id,
+                    deltas = summary.deltas,
+                    chars = summary.chars,
+                    read_as,
+                    outcome,
+                    finish_reason,
+                    "upload ended"
+                );
+            }
             Err(error) => {
                 tracing::info!(task_id = %task_id, outcome, read_as, %error, "upload ended");
             }
@@ -206,7 +219,7 @@ impl TaskService {
             window_end = Some(written_at + self.text_coalesce());
             let (mut instructions, malformed) = reader.read(&chunk, last);
             if state == BodyState::Broken {
-                instructions.extend(reader.waiting_half());
+                instructions.extend(reader.left_over());
             }
             let mut text = Vec::new();
             // The line of the first delta `text` holds: a refused write of

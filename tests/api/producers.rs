@@ -74,6 +74,16 @@ async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -
         .to_string()
     }));
     events.push(r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.into());
+    // OpenAI counts the tokens after the finish, when asked to.
+    if request["stream_options"]["include_usage"] == true {
+        let usage = serde_json::json!({
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": {"prompt_tokens": 7, "completion_tokens": tokens.len(), "total_tokens": 7 + tokens.len()},
+        });
+        events.push(usage.to_string());
+    }
     events.push("[DONE]".into());
     for (sent, data) in events.iter().enumerate() {
         let event = format!("data: {data}\n\n");
@@ -154,6 +164,15 @@ async fn the_openai_producer_pipes_a_completion_into_a_task() {
     assert_eq!(answer["task"]["status"], "completed", "{answer}");
     assert_eq!(answer["task"]["chat_id"], "chat-1", "{answer}");
     assert_eq!(answer["deltas"], tokens.len(), "{answer}");
+    let ending = serde_json::json!({
+        "finish_reason": "stop",
+        "provider_finish_reason": "stop",
+        "usage": {"input_tokens": 7, "output_tokens": tokens.len(), "total_tokens": 7 + tokens.len()},
+    });
+    assert_eq!(
+        answer["task"]["result"], ending,
+        "the producer gets back the end of the stream it piped in"
+    );
     let text: String = events
         .iter()
         .filter(|e| e.is("text"))

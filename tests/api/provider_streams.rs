@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     generations::{Upload, create, text_of},
-    helpers::{LONG, SHORT, TestApp, assert_error, spawn_app},
+    helpers::{LONG, SHORT, TestApp, assert_error, labelled_sum, spawn_app},
     ui_message_stream::UiStream,
 };
 
@@ -35,6 +35,17 @@ const ANTHROPIC: &str = concat!(
     "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
     "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+);
+
+// An answer cut off at the token limit, its usage chunk after the finish
+// (`stream_options.include_usage`), as JSON lines have it without `[DONE]`
+// but here with it.
+const OPENAI_CUT_OFF: &str = concat!(
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Cut \"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"off\"},\"finish_reason\":\"length\"}],\"usage\":null}\n\n",
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}\n\n",
+    "data: [DONE]\n\n",
 );
 
 // Gemini writes `\r\n` line ends and no end marker: the finish reason ends it.
@@ -83,6 +94,93 @@ async fn openai_responses_anthropic_and_gemini_streams_are_piped_straight_in() {
         let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
         assert_eq!(text_of(&late.read_to_end(SHORT).await), text, "{id}: late");
     }
+}
+
+#[actix_web::test]
+async fn each_providers_stream_leaves_why_it_stopped_and_its_tokens_as_the_result() {
+    let app = spawn_app().await;
+    for (id, body, result) in [
+        (
+            "responses-end",
+            RESPONSES,
+            json!({ "finish_reason": "stop", "provider_finish_reason": "completed" }),
+        ),
+        (
+            "anthropic-end",
+            ANTHROPIC,
+            json!({
+                "finish_reason": "stop",
+                "provider_finish_reason": "end_turn",
+                "usage": { "input_tokens": 10, "output_tokens": 9 },
+            }),
+        ),
+        (
+            "gemini-end",
+            GEMINI,
+            json!({
+                "finish_reason": "stop",
+                "provider_finish_reason": "STOP",
+                "usage": { "input_tokens": 5, "output_tokens": 4 },
+            }),
+        ),
+        (
+            "chat-cut-off",
+            OPENAI_CUT_OFF,
+            json!({
+                "finish_reason": "length",
+                "provider_finish_reason": "length",
+                "usage": { "input_tokens": 9, "output_tokens": 2, "total_tokens": 11 },
+            }),
+        ),
+    ] {
+        let (status, answer, _) = pipe(&app, id, body).await;
+
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(answer["task"]["result"], result, "{id}: {answer}");
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let events = late.read_to_end(SHORT).await;
+        let complete = events.iter().find(|e| e.is("complete")).expect("complete");
+        assert_eq!(
+            complete.json()["result"],
+            result,
+            "{id}: the viewers' complete"
+        );
+    }
+    // The UI message stream says it as the message's metadata.
+    let mut ui = UiStream::open(&app, "/tasks/chat-cut-off/ui-message-stream").await;
+    let parts = ui.read_to_end(SHORT).await;
+    assert_eq!(
+        parts[parts.len() - 2],
+        json!({ "type": "finish", "messageMetadata": { "finishReason": "length" } }),
+        "{parts:?}"
+    );
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for (reason, count) in [("stop", 3.0), ("length", 1.0), ("content-filter", 0.0)] {
+        let labels = [("finish_reason", reason)];
+        assert_eq!(
+            labelled_sum(&metrics, "sse_task_finishes_total", &labels),
+            count,
+            "{reason}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn an_openai_refusal_is_the_text_viewers_read() {
+    let app = spawn_app().await;
+    let body = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"refusal\":\"\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't help \"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"with that.\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    let (status, answer, seen) = pipe(&app, "refused", body).await;
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+    assert_eq!(seen, "I can't help with that.");
 }
 
 #[actix_web::test]

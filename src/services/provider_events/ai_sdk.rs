@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EventRead, Instruction, string_field};
+use super::{Dialect, EndNote, EventRead, Instruction, string_field};
+use crate::domain::FinishReason;
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
@@ -14,7 +15,14 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
             text: string_field(value, "delta", "a text-delta part")?,
             seq: None,
         },
-        "finish" => Instruction::Complete { result: None },
+        // Its `finishReason` is already in the words a task keeps.
+        "finish" => {
+            let note = field("finishReason").and_then(|said| {
+                FinishReason::parse(&said).map(|reason| EndNote::finish(reason, &said, None))
+            });
+            let complete = Instruction::Complete { result: None };
+            return Ok(EventRead::one(complete, Some(Dialect::AiSdk)).noting(note));
+        }
         // The AI SDK's error part says `errorText`; the OpenAI Responses
         // API's error event (`{"type": "error", "code", "message"}`) too is
         // read here, as its type has no `response.` prefix.

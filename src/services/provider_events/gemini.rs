@@ -2,12 +2,23 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EventRead, Instruction};
+use super::{Dialect, EndNote, EventRead, Instruction, Usage};
+use crate::domain::FinishReason;
 
 /// A chunk of Gemini's `streamGenerateContent`: the first candidate's
 /// text, then its end when the chunk carries a `finishReason` (Gemini sends
 /// no end marker of its own).
 pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
+    let usage = value.get("usageMetadata").and_then(|usage| {
+        Usage::read(
+            usage,
+            [
+                "promptTokenCount",
+                "candidatesTokenCount",
+                "totalTokenCount",
+            ],
+        )
+    });
     let candidates = match value.get("candidates") {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(candidates)) => candidates.as_slice(),
@@ -28,7 +39,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
             },
             None => Instruction::Nothing,
         };
-        return Ok(EventRead::one(instruction, Some(Dialect::Gemini)));
+        return Ok(EventRead::one(instruction, Some(Dialect::Gemini)).noting(EndNote::usage(usage)));
     };
     let mut text = String::new();
     let parts = match candidate.pointer("/content/parts") {
@@ -53,7 +64,26 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
     let finished = candidate
         .get("finishReason")
         .and_then(Value::as_str)
-        .is_some_and(|reason| reason != "FINISH_REASON_UNSPECIFIED");
-    let end = finished.then_some(Instruction::Complete { result: None });
-    Ok(EventRead::text_then(text, end, Dialect::Gemini))
+        .filter(|reason| *reason != "FINISH_REASON_UNSPECIFIED");
+    let (end, note) = match finished {
+        Some(said) => (
+            Some(Instruction::Complete { result: None }),
+            Some(EndNote::finish(finish_reason(said), said, usage)),
+        ),
+        None => (None, EndNote::usage(usage)),
+    };
+    Ok(EventRead::text_then(text, end, Dialect::Gemini).noting(note))
+}
+
+/// A Gemini `finishReason` in the AI SDK's words.
+fn finish_reason(said: &str) -> FinishReason {
+    match said {
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            FinishReason::ContentFilter
+        }
+        "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
+        _ => FinishReason::Other,
+    }
 }

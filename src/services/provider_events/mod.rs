@@ -4,11 +4,12 @@
 //! provider writes it, told apart per event by its shape:
 //!
 //! - OpenAI Chat Completions (and the many APIs that copy it): `choices`;
-//!   `choices[].delta.content` of the first choice is text, `[DONE]`
-//!   completes.
+//!   `choices[].delta.content` (or `refusal`) of the first choice is text,
+//!   `[DONE]` completes (or, after a `finish_reason`, the body's end).
 //! - OpenAI Responses: `type` `response.*`; `response.output_text.delta`
-//!   is text, `response.completed` and `response.incomplete` complete,
-//!   `response.failed` and an `error` event fail.
+//!   (and `response.refusal.delta`) is text, `response.completed` and
+//!   `response.incomplete` complete, `response.failed` and an `error` event
+//!   fail.
 //! - Anthropic Messages: `content_block_delta` with a `text_delta` is text,
 //!   `message_stop` completes, an `error` event fails.
 //! - Google Gemini (`streamGenerateContent?alt=sse`): `candidates`; the
@@ -18,12 +19,15 @@
 //! - The AI SDK's UI message stream: `text-delta` parts are text, `finish`
 //!   completes, `error` fails, `abort` cancels (the text kept).
 //!
-//! What carries no answer text (reasoning, tool calls, usage, pings, parts
-//! of kinds added later) is skipped; what claims to be text but is not a
-//! string is refused, naming the field.
+//! A refusal is text: it is what the viewer should read. Why the answer
+//! stopped and the tokens it took are gathered into the task's result (see
+//! `ending`). What carries no answer text (reasoning, tool calls, pings,
+//! parts of kinds added later) is skipped; what claims to be text but is
+//! not a string is refused, naming the field.
 
 mod ai_sdk;
 mod anthropic;
+mod ending;
 mod gemini;
 mod openai;
 
@@ -33,6 +37,9 @@ use ai_sdk::ai_sdk_part;
 use anthropic::anthropic_event;
 use gemini::gemini_chunk;
 use openai::{openai_chunk, responses_event};
+
+pub use ending::Ending;
+use ending::{EndNote, Usage};
 
 use super::generation_input::Instruction;
 use crate::error::plain::{self, JsonError};
@@ -70,6 +77,8 @@ pub struct EventRead {
     /// `None` for an event any dialect may send (`[DONE]`, an error
     /// object, a part of a kind nobody here knows).
     pub dialect: Option<Dialect>,
+    /// What the event says of the answer's end (its reason, the tokens).
+    pub note: Option<EndNote>,
 }
 
 impl EventRead {
@@ -78,7 +87,12 @@ impl EventRead {
             instruction,
             then: None,
             dialect,
+            note: None,
         }
+    }
+
+    fn noting(self, note: Option<EndNote>) -> Self {
+        Self { note, ..self }
     }
 
     /// A chunk's text (if any), then `end` (if any).
@@ -89,6 +103,7 @@ impl EventRead {
                 instruction: delta,
                 then: end,
                 dialect: Some(dialect),
+                note: None,
             },
         }
     }
@@ -115,7 +130,7 @@ fn chunk(value: &Value) -> Result<EventRead, String> {
     // {...}}` (Anthropic).
     let failure = provider_error(value);
     if let Some(choices) = value.get("choices") {
-        return openai_chunk(choices, failure);
+        return openai_chunk(value, choices, failure);
     }
     if let Some(failure) = failure {
         return Ok(EventRead::one(failure, None));
@@ -130,11 +145,10 @@ fn chunk(value: &Value) -> Result<EventRead, String> {
         return Err("the event is not a chunk of a stream read here: no choices, candidates or type (see the integration guide's formats)".into());
     };
     if let Some(event) = kind.strip_prefix("response.") {
-        return responses_event(event, value)
-            .map(|i| EventRead::one(i, Some(Dialect::OpenAiResponses)));
+        return responses_event(event, value);
     }
-    if let Some(instruction) = anthropic_event(kind, value)? {
-        return Ok(EventRead::one(instruction, Some(Dialect::Anthropic)));
+    if let Some(read) = anthropic_event(kind, value)? {
+        return Ok(read);
     }
     ai_sdk_part(kind, value)
 }

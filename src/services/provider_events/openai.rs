@@ -3,16 +3,19 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EventRead, Instruction, provider_failed, string_field};
+use super::{Dialect, EndNote, EventRead, Instruction, Usage, provider_failed, string_field};
+use crate::domain::FinishReason;
 
-/// `choices[].delta.content` of a Chat Completions chunk, joined: the
-/// first choice's (`index` 0, or no index). A request with `n` > 1 streams
-/// several answers in the same chunks; a task holds one. The first choice's
-/// `finish_reason` ends it after the chunk's text: a stream written as JSON
-/// lines (an SDK's `toReadableStream()`) has no `[DONE]`; in an event
-/// stream the `[DONE]` after it has nothing left to end. `failure`: an
-/// error beside the choices, which ends it after their text.
+/// `choices[].delta.content` (and `refusal`) of a Chat Completions chunk,
+/// joined: the first choice's (`index` 0, or no index). A request with
+/// several choices (`n` over 1) streams several answers in the same
+/// chunks; a task holds one. The first choice's `finish_reason` is noted,
+/// not acted on: the usage chunk comes after it
+/// (`stream_options.include_usage`), and `[DONE]`, or the body's end (an
+/// SDK's `toReadableStream()` writes no `[DONE]`), ends the answer.
+/// `failure`: an error beside the choices, which ends it after their text.
 pub(super) fn openai_chunk(
+    chunk: &Value,
     choices: &Value,
     failure: Option<Instruction>,
 ) -> Result<EventRead, String> {
@@ -21,6 +24,7 @@ pub(super) fn openai_chunk(
         .ok_or("choices must be an array of chunk choices")?;
     let mut text = String::new();
     let mut end = failure;
+    let mut finish = None;
     for (index, choice) in choices.iter().enumerate() {
         if choice
             .get("index")
@@ -28,12 +32,12 @@ pub(super) fn openai_chunk(
         {
             continue;
         }
-        end = end.or(match choice.get("finish_reason").and_then(Value::as_str) {
-            None | Some("") => None,
+        match choice.get("finish_reason").and_then(Value::as_str) {
+            None | Some("") => {}
             // OpenAI-compatible routers end a failed answer so.
-            Some("error") => Some(provider_failed(None)),
-            Some(_) => Some(Instruction::Complete { result: None }),
-        });
+            Some("error") => end = end.or(Some(provider_failed(None))),
+            Some(said) => finish = finish.or(Some(said)),
+        }
         // `null` or absent: a chunk of the role, a tool call or the finish reason.
         match choice.pointer("/delta/content") {
             None | Some(Value::Null) => {}
@@ -51,8 +55,41 @@ pub(super) fn openai_chunk(
                 ));
             }
         }
+        match choice.pointer("/delta/refusal") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(refusal)) => text.push_str(refusal),
+            Some(_) => {
+                return Err(format!(
+                    "choices[{index}].delta.refusal must be a string or null"
+                ));
+            }
+        }
     }
-    Ok(EventRead::text_then(text, end, Dialect::OpenAiChat))
+    let usage = chunk.get("usage").and_then(|usage| {
+        Usage::read(
+            usage,
+            ["prompt_tokens", "completion_tokens", "total_tokens"],
+        )
+    });
+    let note = match finish {
+        Some(said) => Some(EndNote {
+            whole_at_body_end: true,
+            ..EndNote::finish(chat_finish_reason(said), said, usage)
+        }),
+        None => EndNote::usage(usage),
+    };
+    Ok(EventRead::text_then(text, end, Dialect::OpenAiChat).noting(note))
+}
+
+/// A Chat Completions `finish_reason` in the AI SDK's words.
+fn chat_finish_reason(said: &str) -> FinishReason {
+    match said {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        _ => FinishReason::Other,
+    }
 }
 
 /// A content part (`{"type": "text", "text": "..."}`), or another kind of
@@ -67,23 +104,47 @@ fn is_text_part(part: &Value) -> bool {
 
 /// An event of the OpenAI Responses API, `response.` cut off its type.
 /// Text deltas of every output item count (an answer may be split around a
-/// tool call); a refusal is not answer text.
-pub(super) fn responses_event(event: &str, value: &Value) -> Result<Instruction, String> {
-    Ok(match event {
-        "output_text.delta" => Instruction::Delta {
-            text: string_field(value, "delta", "a response.output_text.delta event")?,
-            seq: None,
-        },
-        // `incomplete`: cut short (the token limit, a content filter); what
-        // was written is the answer, as with a Chat Completions `length`.
-        "completed" | "incomplete" => Instruction::Complete { result: None },
-        "failed" => Instruction::Fail {
-            error: value
+/// tool call), a refusal's too.
+pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, String> {
+    let usage = || {
+        value
+            .pointer("/response/usage")
+            .and_then(|usage| Usage::read(usage, ["input_tokens", "output_tokens", "total_tokens"]))
+    };
+    let (instruction, note) = match event {
+        "output_text.delta" | "refusal.delta" => {
+            let what = format!("a response.{event} event");
+            let text = string_field(value, "delta", &what)?;
+            (Instruction::Delta { text, seq: None }, None)
+        }
+        "completed" => (
+            Instruction::Complete { result: None },
+            Some(EndNote::finish(FinishReason::Stop, "completed", usage())),
+        ),
+        // Cut short (the token limit, a content filter): what was written
+        // is the answer, as with a Chat Completions `length`.
+        "incomplete" => {
+            let said = value
+                .pointer("/response/incomplete_details/reason")
+                .and_then(Value::as_str)
+                .unwrap_or("incomplete");
+            let reason = match said {
+                "max_output_tokens" => FinishReason::Length,
+                "content_filter" => FinishReason::ContentFilter,
+                _ => FinishReason::Other,
+            };
+            let note = EndNote::finish(reason, said, usage());
+            (Instruction::Complete { result: None }, Some(note))
+        }
+        "failed" => {
+            let error = value
                 .pointer("/response/error/message")
                 .and_then(Value::as_str)
                 .unwrap_or("the model provider failed")
-                .to_owned(),
-        },
-        _ => Instruction::Nothing,
-    })
+                .to_owned();
+            (Instruction::Fail { error }, None)
+        }
+        _ => (Instruction::Nothing, None),
+    };
+    Ok(EventRead::one(instruction, Some(Dialect::OpenAiResponses)).noting(note))
 }

@@ -85,6 +85,7 @@ struct Inner {
     text_event_deltas: Histogram<f64>,
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
+    task_finishes: Counter<u64>,
     tls_reloads: Counter<u64>,
     tickets_issued: Counter<u64>,
     tls_handshake_failures: Counter<u64>,
@@ -240,6 +241,11 @@ impl Metrics {
                     .i64_up_down_counter("sse.task.uploads.open")
                     .with_description("Generation uploads being read now")
                     .build(),
+                task_finishes: counter(
+                    "sse.task.finishes",
+                    "Tasks completed, by why their answer stopped as their result says it \
+                     (finish_reason in the AI SDK's words; unsaid when it says none)",
+                ),
                 queue_depth: histogram(&QUEUE_DEPTH),
                 rate_limited: counter("sse.rate_limited", "Requests refused with 429, by limit"),
                 auth_failures: counter("sse.auth.failures", "Requests refused with 401, by reason"),

@@ -5,9 +5,12 @@ use opentelemetry::KeyValue;
 use super::Metrics;
 use crate::{
     actors::janitor::CleanupError,
-    domain::{StoredEvent, now_ms},
+    domain::{FinishReason, StoredEvent, now_ms},
     stream::{CloseReason, StreamFormat, replay::Replayed},
 };
+
+/// The `finish_reason` of a completed task whose result says none.
+pub(super) const UNSAID_FINISH_REASON: &str = "unsaid";
 
 /// What a stream body records for each write: lock-free histograms, as
 /// they run once per frame or per write of every stream.
@@ -160,6 +163,15 @@ impl Metrics {
             let outcome = [KeyValue::new("outcome", "retry")];
             self.inner.task_deltas.add(retried as u64, &outcome);
         }
+    }
+
+    /// A task completed; `reason`: why its answer stopped, as its result
+    /// says it.
+    pub fn record_task_finish(&self, reason: Option<FinishReason>) {
+        let label = reason.map_or(UNSAID_FINISH_REASON, FinishReason::label);
+        self.inner
+            .task_finishes
+            .add(1, &[KeyValue::new("finish_reason", label)]);
     }
 
     /// An upload began (`true`) or ended (`false`, with its outcome).

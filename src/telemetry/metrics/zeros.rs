@@ -9,9 +9,9 @@
 
 use opentelemetry::KeyValue;
 
-use super::Metrics;
+use super::{Metrics, record::UNSAID_FINISH_REASON};
 use crate::{
-    domain::EventTypeCatalog,
+    domain::{EventTypeCatalog, FinishReason},
     stream::{CloseReason, StreamFormat},
 };
 
@@ -61,6 +61,12 @@ impl Metrics {
                 .add(0, &[KeyValue::new("source", source)]);
         }
         inner.uploads_open.add(0, &[]);
+        let reasons = FinishReason::ALL.map(FinishReason::label);
+        for reason in reasons.into_iter().chain([UNSAID_FINISH_REASON]) {
+            inner
+                .task_finishes
+                .add(0, &[KeyValue::new("finish_reason", reason)]);
+        }
         // `services::uploads`' formats and outcomes.
         for format in ["ndjson", "event_stream"] {
             for outcome in [

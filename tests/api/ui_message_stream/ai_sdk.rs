@@ -241,7 +241,9 @@ async fn use_chat_resuming_mid_generation_gets_the_whole_text_once() {
         .until_snapshot(|text| text.len() >= first_half.len())
         .await;
     upload.deltas(&PIECES[4..]).await;
-    upload.send(json!({ "complete": {} })).await;
+    // Cut off at the token limit, as a provider's stream would say.
+    let result = json!({ "result": { "finish_reason": "length" } });
+    upload.send(json!({ "complete": result })).await;
     assert_eq!(upload.finish().await, 200);
 
     // Assert
@@ -249,6 +251,11 @@ async fn use_chat_resuming_mid_generation_gets_the_whole_text_once() {
     let messages = last["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 1, "{last}");
     assert_eq!(messages[0]["id"], "resumed-gen");
+    assert_eq!(
+        messages[0]["metadata"],
+        json!({ "finishReason": "length" }),
+        "why the answer stopped reaches the message: {last}"
+    );
     let text = text_part(&messages[0]);
     assert_eq!(
         text["text"],

@@ -1,0 +1,158 @@
+use super::*;
+use crate::domain::FinishReason;
+
+/// An Anthropic Messages stream (`stream: true`) with a thinking block
+/// before the text, as the API writes it.
+#[test]
+fn an_anthropic_stream_gives_its_text_deltas_and_completes_at_message_stop() {
+    let events = [
+        r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me see"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type": "ping"}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Bonjour"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":" 🌍"}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}"#,
+        r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\": \"Paris\"}"}}"#,
+        r#"{"type":"content_block_stop","index":2}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+        r#"{"type":"message_stop"}"#,
+    ];
+    assert_eq!(
+        replay(&events),
+        (
+            "Bonjour 🌍".to_owned(),
+            vec![COMPLETE],
+            vec![Dialect::Anthropic]
+        )
+    );
+    assert_eq!(
+        ended(&events),
+        Instruction::Complete {
+            result: Some(serde_json::json!({
+                "finish_reason": "stop",
+                "provider_finish_reason": "end_turn",
+                "usage": { "input_tokens": 12, "output_tokens": 15 },
+            }))
+        },
+        "input tokens from message_start, the rest from message_delta"
+    );
+    let overloaded =
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+    assert_eq!(read(overloaded).0, fail("Overloaded"));
+    let bad =
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}}"#;
+    let error = event_stream_data(bad).expect_err(bad);
+    assert!(error.contains("delta.text"), "{error}");
+}
+
+/// Gemini's `streamGenerateContent?alt=sse`: no end marker, the last chunk
+/// carries the `finishReason` (here with the chunk's last text).
+#[test]
+fn a_gemini_stream_gives_its_first_candidates_text_and_completes_at_its_finish_reason() {
+    let events = [
+        r#"{"candidates":[{"content":{"parts":[{"text":"Pondering…","thought":true}],"role":"model"},"index":0}],"modelVersion":"gemini-2.5-flash"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":"Hel"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":4}}"#,
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}],"role":"model"},"index":0}]}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":"lo"},{"text":"!","thoughtSignature":"Ej"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":3}}"#,
+    ];
+    assert_eq!(
+        replay(&events),
+        ("Hello!".to_owned(), vec![COMPLETE], vec![Dialect::Gemini])
+    );
+    let last = event_stream_data(events[3]).unwrap();
+    assert_eq!(
+        (last.instruction, last.then),
+        (delta("lo!"), Some(COMPLETE)),
+        "the chunk's text comes before its end"
+    );
+    assert_eq!(
+        ended(&events),
+        Instruction::Complete {
+            result: Some(serde_json::json!({
+                "finish_reason": "stop",
+                "provider_finish_reason": "STOP",
+                "usage": { "input_tokens": 4, "output_tokens": 3 },
+            }))
+        }
+    );
+    let finish_only = r#"{"candidates":[{"content":{"parts":[],"role":"model"},"finishReason":"MAX_TOKENS","index":0}]}"#;
+    assert_eq!(read(finish_only), (COMPLETE, Some(Dialect::Gemini)));
+    assert_eq!(
+        note(finish_only).and_then(|note| note.finish),
+        Some((FinishReason::Length, "MAX_TOKENS".to_owned()))
+    );
+    let two = r#"{"candidates":[{"content":{"parts":[{"text":"b"}]},"index":1},{"content":{"parts":[{"text":"a"}]},"index":0}]}"#;
+    assert_eq!(read(two).0, delta("a"));
+    let blocked =
+        r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#;
+    assert_eq!(
+        read(blocked).0,
+        fail("the model provider blocked the prompt: SAFETY")
+    );
+    let error = r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}"#;
+    assert_eq!(read(error).0, fail("Resource has been exhausted"));
+    for bad in [
+        r#"{"candidates":[{"content":{"parts":[{"text":3}]}}]}"#,
+        r#"{"candidates":{"content":{}}}"#,
+        r#"{"candidates":[{"content":{"parts":"text"}}]}"#,
+    ] {
+        assert!(event_stream_data(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
+    assert_eq!(
+        read(r#"{"type":"text-delta","id":"t1","delta":"lo"}"#),
+        (delta("lo"), Some(Dialect::AiSdk))
+    );
+    for quiet in [
+        r#"{"type":"start","messageId":"m1"}"#,
+        r#"{"type":"text-start","id":"t1"}"#,
+        r#"{"type":"start-step"}"#,
+        r#"{"type":"finish-step"}"#,
+        r#"{"type":"reasoning-delta","id":"r1","delta":"hmm"}"#,
+        r#"{"type":"tool-input-available","toolCallId":"c1","toolName":"f","input":{}}"#,
+        r#"{"type":"tool-output-error","toolCallId":"c1","errorText":"no"}"#,
+        r#"{"type":"source-url","sourceId":"s","url":"https://example.com"}"#,
+        r#"{"type":"data-weather","data":{}}"#,
+    ] {
+        assert_eq!(
+            read(quiet),
+            (Instruction::Nothing, Some(Dialect::AiSdk)),
+            "{quiet}"
+        );
+    }
+    assert_eq!(
+        read(r#"{"type":"some-future-part"}"#),
+        (Instruction::Nothing, None),
+        "a kind nobody here knows is skipped and names no dialect"
+    );
+    assert_eq!(read(r#"{"type":"finish"}"#).0, COMPLETE);
+    let cut = r#"{"type":"finish","finishReason":"length"}"#;
+    assert_eq!(read(cut).0, COMPLETE);
+    assert_eq!(
+        note(cut),
+        Some(EndNote::finish(FinishReason::Length, "length", None))
+    );
+    assert_eq!(
+        note(r#"{"type":"finish","finishReason":"max_tokens"}"#),
+        None,
+        "a reason in other words than the SDK's is no reason"
+    );
+    assert_eq!(
+        read(r#"{"type":"error","errorText":"rate limited"}"#),
+        (fail("rate limited"), Some(Dialect::AiSdk))
+    );
+    assert_eq!(read(r#"{"type":"abort"}"#).0, Instruction::Cancel);
+    assert!(event_stream_data(r#"{"type":"text-delta"}"#).is_err());
+    assert_eq!(
+        read(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#).0,
+        fail("Rate limit reached")
+    );
+}
