@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    domain::ProducerSeq,
+    domain::{ProducerSeq, TaskChange},
     error::plain::{self, JsonError},
 };
 
@@ -72,6 +72,32 @@ pub enum Instruction {
     Cancel,
     /// A line or part the task keeps nothing of.
     Nothing,
+}
+
+impl Instruction {
+    /// The change to the task this asks for: any but text (appended) and
+    /// nothing (skipped).
+    pub fn into_change(self) -> TaskChange {
+        match self {
+            Self::Progress {
+                progress,
+                stage,
+                message,
+            } => TaskChange::Update {
+                status: None,
+                progress,
+                stage,
+                message,
+                force: false,
+            },
+            Self::Complete { result } => TaskChange::Complete { result },
+            Self::Fail { error } => TaskChange::Fail { error },
+            Self::Cancel => TaskChange::Cancel,
+            Self::Delta { .. } | Self::Nothing => {
+                unreachable!("text is appended, nothing is skipped")
+            }
+        }
+    }
 }
 
 /// A line of NDJSON as the producer wrote it.

@@ -36,7 +36,7 @@ use super::{
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
-    domain::{FinishReason, Task, TaskChange, TaskError, TaskId, TaskStatus},
+    domain::{FinishReason, Task, TaskError, TaskId, TaskStatus},
     shutdown::ShutdownHandle,
 };
 
@@ -253,7 +253,7 @@ impl TaskService {
                         ) {
                             ended.store(true, Ordering::Relaxed);
                         }
-                        self.change(&task_id, as_change(change))
+                        self.change(&task_id, change.into_change())
                             .await
                             .map_err(|error| at_line(line, error))?;
                     }
@@ -343,28 +343,6 @@ where
         }
     }
     (gathered.map_or(first, BytesMut::freeze), state)
-}
-
-fn as_change(instruction: Instruction) -> TaskChange {
-    match instruction {
-        Instruction::Progress {
-            progress,
-            stage,
-            message,
-        } => TaskChange::Update {
-            status: None,
-            progress,
-            stage,
-            message,
-            force: false,
-        },
-        Instruction::Complete { result } => TaskChange::Complete { result },
-        Instruction::Fail { error } => TaskChange::Fail { error },
-        Instruction::Cancel => TaskChange::Cancel,
-        Instruction::Delta { .. } | Instruction::Nothing => {
-            unreachable!("text is appended, nothing is skipped")
-        }
-    }
 }
 
 /// Resolves once the task ends other than by this upload's own terminal
