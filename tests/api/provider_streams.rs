@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     generations::{Upload, create, text_of},
-    helpers::{LONG, SHORT, TestApp, assert_error, labelled_sum, spawn_app},
+    helpers::{LONG, SHORT, TestApp, assert_error, eventually, labelled_sum, spawn_app},
     ui_message_stream::UiStream,
 };
 
@@ -394,4 +394,94 @@ async fn an_ai_sdk_abort_cancels_the_task_and_its_viewers_see_abort() {
         .collect();
     assert!(kinds.contains(&json!("abort")), "{kinds:?}");
     assert!(!kinds.contains(&json!("error")), "{kinds:?}");
+}
+
+#[actix_web::test]
+async fn a_stream_that_said_its_finish_completes_though_its_end_marker_never_came() {
+    // Arrange: an OpenAI answer whose producer's connection breaks after
+    // the finish and usage chunks, before `[DONE]` (the break alone, after
+    // the chunks were read), and an Anthropic answer whose body ends after
+    // `message_delta`, before `message_stop`.
+    let app = spawn_app().await;
+    create(&app, "cut-after-finish").await;
+    let before_done = &OPENAI_CUT_OFF[..OPENAI_CUT_OFF.find("data: [DONE]").unwrap()];
+    let request = format!(
+        "POST /tasks/cut-after-finish/stream HTTP/1.1\r\nHost: x\r\nContent-Type: text/event-stream\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{before_done}\r\n",
+        before_done.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+        .await
+        .expect("write");
+    eventually(SHORT, "the text to be read", || async {
+        let task = app.get_json("/tasks/cut-after-finish").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+    let no_stop = &ANTHROPIC[..ANTHROPIC.find("event: message_stop").unwrap()];
+
+    // Act
+    drop(socket);
+    let (status, answer, _) = pipe(&app, "anthropic-no-stop", no_stop).await;
+
+    // Assert
+    let cut_off = json!({
+        "finish_reason": "length",
+        "provider_finish_reason": "length",
+        "usage": { "input_tokens": 9, "output_tokens": 2, "total_tokens": 11 },
+    });
+    let task = eventually(SHORT, "the broken upload to complete its task", || async {
+        let task = app.get_json("/tasks/cut-after-finish").await;
+        (task["status"] == "completed").then_some(task)
+    })
+    .await;
+    assert_eq!(task["result"], cut_off, "{task}");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+    assert_eq!(
+        answer["task"]["result"]["provider_finish_reason"],
+        "end_turn"
+    );
+}
+
+#[actix_web::test]
+async fn a_stop_is_read_as_the_ai_sdk_reads_it_a_tool_call_or_a_refusal() {
+    let app = spawn_app().await;
+    for (id, body, reason) in [
+        (
+            "gemini-tool",
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"weather\",\"args\":{\"city\":\"Paris\"}}}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}]}\r\n\r\n",
+            ("tool-calls", "STOP"),
+        ),
+        (
+            "responses-tool",
+            concat!(
+                "data: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"id\":\"fc_1\",\"type\":\"function_call\",\"name\":\"weather\",\"arguments\":\"\"}}\n\n",
+                "data: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":[]}}\n\n",
+            ),
+            ("tool-calls", "completed"),
+        ),
+        (
+            "chat-refusal",
+            concat!(
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"No.\"}}]}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+                "data: [DONE]\n\n",
+            ),
+            ("content-filter", "stop"),
+        ),
+    ] {
+        let (status, answer, _) = pipe(&app, id, body).await;
+
+        assert_eq!(status, 200, "{id}: {answer}");
+        let result = &answer["task"]["result"];
+        assert_eq!(
+            (&result["finish_reason"], &result["provider_finish_reason"]),
+            (&json!(reason.0), &json!(reason.1)),
+            "{id}: {answer}"
+        );
+    }
 }

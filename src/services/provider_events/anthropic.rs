@@ -10,11 +10,7 @@ use crate::domain::FinishReason;
 /// tokens come in `message_start` (input) and `message_delta` (output, and
 /// the `stop_reason`), before `message_stop` ends the answer.
 pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventRead>, String> {
-    let usage = |at: &str| {
-        value
-            .pointer(at)
-            .and_then(|usage| Usage::read(usage, ["input_tokens", "output_tokens", "total"]))
-    };
+    let usage = |at: &str| value.pointer(at).and_then(anthropic_usage);
     let mut note = None;
     let instruction = match kind {
         "content_block_delta" => match value.pointer("/delta/type").and_then(Value::as_str) {
@@ -63,10 +59,26 @@ pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventR
 /// An Anthropic `stop_reason` in the AI SDK's words.
 fn stop_reason(said: &str) -> FinishReason {
     match said {
-        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        // `pause_turn`: a long turn paused, to be sent back as it is.
+        "end_turn" | "stop_sequence" | "pause_turn" => FinishReason::Stop,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
         "tool_use" => FinishReason::ToolCalls,
         "refusal" => FinishReason::ContentFilter,
         _ => FinishReason::Other,
     }
+}
+
+/// Anthropic's counts, the input as every other provider counts it: with
+/// the tokens read from or written to the prompt cache, which Anthropic
+/// counts apart (OpenAI's `prompt_tokens` include its cached tokens).
+fn anthropic_usage(usage: &Value) -> Option<Usage> {
+    let count = |name: &str| usage.get(name).and_then(Value::as_u64);
+    let cached = ["cache_creation_input_tokens", "cache_read_input_tokens"]
+        .map(|name| count(name).unwrap_or(0));
+    let read = Usage {
+        input_tokens: count("input_tokens").map(|input| input + cached[0] + cached[1]),
+        output_tokens: count("output_tokens"),
+        total_tokens: None,
+    };
+    (read != Usage::default()).then_some(read)
 }

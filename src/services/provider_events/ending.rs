@@ -52,13 +52,18 @@ impl Usage {
 /// What one event says of the answer's end.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndNote {
-    /// The reason, and the provider's own word for it.
+    /// The reason, and the provider's own word for it. Once said, the
+    /// answer is whole when the body ends, though no event ends it (an
+    /// OpenAI Chat Completions stream written as JSON lines has no
+    /// `[DONE]`; a body may break just before its end marker).
     pub finish: Option<(FinishReason, String)>,
     pub usage: Option<Usage>,
-    /// The answer is whole once the body ends, though no event ends it
-    /// (an OpenAI Chat Completions stream written as JSON lines has no
-    /// `[DONE]`).
-    pub whole_at_body_end: bool,
+    /// The answer asks for a tool to be run, which some providers tell
+    /// only by the call itself, their reason staying "stop" (Gemini, the
+    /// Responses API).
+    pub asks_for_tools: bool,
+    /// The answer is a refusal, which OpenAI tells only by its text.
+    pub refuses: bool,
 }
 
 impl EndNote {
@@ -73,8 +78,24 @@ impl EndNote {
         Self {
             finish: Some((reason, said.to_owned())),
             usage,
-            whole_at_body_end: false,
+            ..Self::default()
         }
+    }
+
+    /// `note`, or an empty one, saying the answer asks for tools.
+    pub fn asking_for_tools(note: Option<Self>) -> Option<Self> {
+        Some(Self {
+            asks_for_tools: true,
+            ..note.unwrap_or_default()
+        })
+    }
+
+    /// `note`, or an empty one, saying the answer is a refusal.
+    pub fn refusing(note: Option<Self>) -> Option<Self> {
+        Some(Self {
+            refuses: true,
+            ..note.unwrap_or_default()
+        })
     }
 }
 
@@ -83,8 +104,9 @@ impl EndNote {
 pub struct Ending {
     finish: Option<(FinishReason, String)>,
     usage: Option<Usage>,
-    /// A note said the answer is whole at the body's end, and nothing has
-    /// ended the task since.
+    asks_for_tools: bool,
+    refuses: bool,
+    /// A finish was said, and nothing has ended the task since.
     whole_at_body_end: bool,
 }
 
@@ -92,11 +114,13 @@ impl Ending {
     pub fn note(&mut self, note: EndNote) {
         if note.finish.is_some() {
             self.finish = note.finish;
+            self.whole_at_body_end = true;
         }
         if let Some(usage) = note.usage {
             self.usage.get_or_insert_default().merge(usage);
         }
-        self.whole_at_body_end |= note.whole_at_body_end;
+        self.asks_for_tools |= note.asks_for_tools;
+        self.refuses |= note.refuses;
     }
 
     /// `instruction` as the body's end so far makes it: a completion
@@ -131,6 +155,13 @@ impl Ending {
     pub fn result(&self) -> Option<Value> {
         let mut result = Map::new();
         if let Some((reason, said)) = &self.finish {
+            // A stop is what the answer was: as the AI SDK reads the same
+            // stream.
+            let reason = match reason {
+                FinishReason::Stop if self.refuses => FinishReason::ContentFilter,
+                FinishReason::Stop if self.asks_for_tools => FinishReason::ToolCalls,
+                reason => *reason,
+            };
             result.insert("finish_reason".into(), json!(reason.label()));
             result.insert("provider_finish_reason".into(), json!(said));
         }

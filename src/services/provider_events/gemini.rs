@@ -42,6 +42,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         return Ok(EventRead::one(instruction, Some(Dialect::Gemini)).noting(EndNote::usage(usage)));
     };
     let mut text = String::new();
+    let mut asks_for_tools = false;
     let parts = match candidate.pointer("/content/parts") {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(parts)) => parts.as_slice(),
@@ -51,6 +52,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         if part.get("thought").and_then(Value::as_bool) == Some(true) {
             continue;
         }
+        asks_for_tools |= part.get("functionCall").is_some();
         match part.get("text") {
             None | Some(Value::Null) => {}
             Some(Value::String(part_text)) => text.push_str(part_text),
@@ -61,16 +63,23 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
             }
         }
     }
-    let finished = candidate
-        .get("finishReason")
-        .and_then(Value::as_str)
-        .filter(|reason| *reason != "FINISH_REASON_UNSPECIFIED");
-    let (end, note) = match finished {
-        Some(said) => (
-            Some(Instruction::Complete { result: None }),
-            Some(EndNote::finish(finish_reason(said), said, usage)),
-        ),
+    let (end, note) = match candidate.get("finishReason").and_then(Value::as_str) {
+        Some(said) => {
+            let note = EndNote::finish(finish_reason(said), said, usage);
+            // A reason left unspecified ends nothing by itself; the body's
+            // end does.
+            let ends = said != "FINISH_REASON_UNSPECIFIED";
+            (
+                ends.then_some(Instruction::Complete { result: None }),
+                Some(note),
+            )
+        }
         None => (None, EndNote::usage(usage)),
+    };
+    let note = if asks_for_tools {
+        EndNote::asking_for_tools(note)
+    } else {
+        note
     };
     Ok(EventRead::text_then(text, end, Dialect::Gemini).noting(note))
 }

@@ -25,6 +25,7 @@ pub(super) fn openai_chunk(
     let mut text = String::new();
     let mut end = failure;
     let mut finish = None;
+    let mut refuses = false;
     for (index, choice) in choices.iter().enumerate() {
         if choice
             .get("index")
@@ -57,7 +58,10 @@ pub(super) fn openai_chunk(
         }
         match choice.pointer("/delta/refusal") {
             None | Some(Value::Null) => {}
-            Some(Value::String(refusal)) => text.push_str(refusal),
+            Some(Value::String(refusal)) => {
+                refuses |= !refusal.is_empty();
+                text.push_str(refusal);
+            }
             Some(_) => {
                 return Err(format!(
                     "choices[{index}].delta.refusal must be a string or null"
@@ -72,11 +76,13 @@ pub(super) fn openai_chunk(
         )
     });
     let note = match finish {
-        Some(said) => Some(EndNote {
-            whole_at_body_end: true,
-            ..EndNote::finish(chat_finish_reason(said), said, usage)
-        }),
+        Some(said) => Some(EndNote::finish(chat_finish_reason(said), said, usage)),
         None => EndNote::usage(usage),
+    };
+    let note = if refuses {
+        EndNote::refusing(note)
+    } else {
+        note
     };
     Ok(EventRead::text_then(text, end, Dialect::OpenAiChat).noting(note))
 }
@@ -112,15 +118,31 @@ pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, S
             .and_then(|usage| Usage::read(usage, ["input_tokens", "output_tokens", "total_tokens"]))
     };
     let (instruction, note) = match event {
-        "output_text.delta" | "refusal.delta" => {
-            let what = format!("a response.{event} event");
-            let text = string_field(value, "delta", &what)?;
+        "output_text.delta" => {
+            let text = string_field(value, "delta", "a response.output_text.delta event")?;
             (Instruction::Delta { text, seq: None }, None)
         }
-        "completed" => (
-            Instruction::Complete { result: None },
-            Some(EndNote::finish(FinishReason::Stop, "completed", usage())),
-        ),
+        "refusal.delta" => {
+            let text = string_field(value, "delta", "a response.refusal.delta event")?;
+            let note = EndNote::refusing(None).filter(|_| !text.is_empty());
+            (Instruction::Delta { text, seq: None }, note)
+        }
+        "output_item.added" | "output_item.done" => {
+            let asks = value.get("item").is_some_and(is_tool_call);
+            (
+                Instruction::Nothing,
+                EndNote::asking_for_tools(None).filter(|_| asks),
+            )
+        }
+        "completed" => {
+            let output = value.pointer("/response/output").and_then(Value::as_array);
+            let asks = output.is_some_and(|items| items.iter().any(is_tool_call));
+            let note = EndNote {
+                asks_for_tools: asks,
+                ..EndNote::finish(FinishReason::Stop, "completed", usage())
+            };
+            (Instruction::Complete { result: None }, Some(note))
+        }
         // Cut short (the token limit, a content filter): what was written
         // is the answer, as with a Chat Completions `length`.
         "incomplete" => {
@@ -147,4 +169,13 @@ pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, S
         _ => (Instruction::Nothing, None),
     };
     Ok(EventRead::one(instruction, Some(Dialect::OpenAiResponses)).noting(note))
+}
+
+/// An output item that asks the caller to run a tool (the model stops for
+/// its result), as opposed to one the provider ran itself (a web search).
+fn is_tool_call(item: &Value) -> bool {
+    matches!(
+        item.get("type").and_then(Value::as_str),
+        Some("function_call" | "custom_tool_call" | "computer_call" | "local_shell_call")
+    )
 }

@@ -15,10 +15,7 @@ fn an_openai_chat_stream_gives_its_content_deltas_and_completes_at_done() {
     );
     assert_eq!(
         note(finish),
-        Some(EndNote {
-            whole_at_body_end: true,
-            ..EndNote::finish(FinishReason::Stop, "stop", None)
-        })
+        Some(EndNote::finish(FinishReason::Stop, "stop", None))
     );
     let last_words =
         r#"{"choices":[{"index":0,"delta":{"content":"bye"},"finish_reason":"length"}]}"#;
@@ -70,6 +67,26 @@ fn a_refusal_is_the_answers_text() {
     assert_eq!(
         read(responses),
         (delta("I can't"), Some(Dialect::OpenAiResponses))
+    );
+    let stopped = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+    let refused = Instruction::Complete {
+        result: Some(
+            serde_json::json!({ "finish_reason": "content-filter", "provider_finish_reason": "stop" }),
+        ),
+    };
+    assert_eq!(
+        ended(&[chat, stopped, "[DONE]"]),
+        refused,
+        "a refusal that stops is what the AI SDK calls it"
+    );
+    let empty_refusal = r#"{"choices":[{"index":0,"delta":{"content":"Sure","refusal":""}}]}"#;
+    assert_eq!(
+        ended(&[empty_refusal, stopped, "[DONE]"]),
+        Instruction::Complete {
+            result: Some(
+                serde_json::json!({ "finish_reason": "stop", "provider_finish_reason": "stop" })
+            ),
+        }
     );
     let not_text = r#"{"choices":[{"delta":{"refusal":{"text":"no"}}}]}"#;
     let error = event_stream_data(not_text).expect_err(not_text);
@@ -141,6 +158,18 @@ fn an_openai_responses_stream_gives_its_output_text_and_ends_with_the_response()
                 "usage": { "input_tokens": 5, "output_tokens": 7, "total_tokens": 12 },
             }))
         }
+    );
+    let called = r#"{"type":"response.completed","response":{"status":"completed","output":[{"type":"reasoning"},{"type":"function_call","name":"f","arguments":"{}"}]}}"#;
+    let searched = r#"{"type":"response.completed","response":{"status":"completed","output":[{"type":"web_search_call"},{"type":"message"}]}}"#;
+    let reason = |events: &[&str]| match ended(events) {
+        Instruction::Complete { result } => result.unwrap()["finish_reason"].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(reason(&[called]), "tool-calls");
+    assert_eq!(
+        reason(&[searched]),
+        "stop",
+        "a search the provider ran is no call for the caller"
     );
     let failed = r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"The model failed"}}}"#;
     assert_eq!(read(failed).0, fail("The model failed"));

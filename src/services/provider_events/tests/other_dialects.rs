@@ -41,6 +41,27 @@ fn an_anthropic_stream_gives_its_text_deltas_and_completes_at_message_stop() {
         },
         "input tokens from message_start, the rest from message_delta"
     );
+    assert_eq!(
+        ended(&events[..events.len() - 1]),
+        ended(&events),
+        "a body that ends after message_delta, before message_stop, completes so"
+    );
+    let cached = [
+        r#"{"type":"message_start","message":{"usage":{"input_tokens":25,"cache_creation_input_tokens":100,"cache_read_input_tokens":50,"output_tokens":1}}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"pause_turn","stop_sequence":null},"usage":{"output_tokens":7}}"#,
+        r#"{"type":"message_stop"}"#,
+    ];
+    assert_eq!(
+        ended(&cached),
+        Instruction::Complete {
+            result: Some(serde_json::json!({
+                "finish_reason": "stop",
+                "provider_finish_reason": "pause_turn",
+                "usage": { "input_tokens": 175, "output_tokens": 7 },
+            }))
+        },
+        "the input counts the prompt cache's tokens, as other providers count them"
+    );
     let overloaded =
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
     assert_eq!(read(overloaded).0, fail("Overloaded"));
@@ -74,11 +95,38 @@ fn a_gemini_stream_gives_its_first_candidates_text_and_completes_at_its_finish_r
         ended(&events),
         Instruction::Complete {
             result: Some(serde_json::json!({
+                "finish_reason": "tool-calls",
+                "provider_finish_reason": "STOP",
+                "usage": { "input_tokens": 4, "output_tokens": 3 },
+            }))
+        },
+        "a stop after a function call is the tool calls the AI SDK says it is"
+    );
+    assert_eq!(
+        ended(&[events[1], events[3]]),
+        Instruction::Complete {
+            result: Some(serde_json::json!({
                 "finish_reason": "stop",
                 "provider_finish_reason": "STOP",
                 "usage": { "input_tokens": 4, "output_tokens": 3 },
             }))
         }
+    );
+    let unspecified = r#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"FINISH_REASON_UNSPECIFIED","index":0}]}"#;
+    assert_eq!(
+        event_stream_data(unspecified).unwrap().then,
+        None,
+        "a reason left unspecified ends nothing by itself"
+    );
+    assert_eq!(
+        ended(&[unspecified]),
+        Instruction::Complete {
+            result: Some(serde_json::json!({
+                "finish_reason": "other",
+                "provider_finish_reason": "FINISH_REASON_UNSPECIFIED",
+            }))
+        },
+        "but the body's end after it completes"
     );
     let finish_only = r#"{"candidates":[{"content":{"parts":[],"role":"model"},"finishReason":"MAX_TOKENS","index":0}]}"#;
     assert_eq!(read(finish_only), (COMPLETE, Some(Dialect::Gemini)));
