@@ -6,14 +6,15 @@
 //! billed. The broker keeps both as the task's `result` (`finish_reason`,
 //! `provider_finish_reason`, `usage`), so the upload's answer hands them
 //! back to the producer and viewers read them off `complete` (the UI
-//! message stream's `finish` part carries `finishReason`, which `useChat`
-//! passes to `onFinish`).
+//! message stream's `finish` part carries the reason as the message's
+//! metadata).
 //!
-//! The reason is said in the AI SDK's words (see `FinishReason`), beside
-//! the provider's own. Providers say these things over several events
-//! (Anthropic's `message_delta` before its `message_stop`; OpenAI's usage
-//! chunk after the chunk with the finish reason), so they are gathered
-//! over the body.
+//! The reason is said in the AI SDK's words (see `FinishReason`), as the
+//! AI SDK reads the same stream, beside the provider's own. Providers say
+//! these things over several events (Anthropic's `message_delta` before
+//! its `message_stop`; OpenAI's usage chunk after the chunk with the
+//! finish reason; a Gemini function call chunks before its `STOP`), so
+//! they are gathered over the body.
 
 use serde_json::{Map, Value, json};
 

@@ -11,11 +11,12 @@
 //!   `response.incomplete` complete, `response.failed` and an `error` event
 //!   fail.
 //! - Anthropic Messages: `content_block_delta` with a `text_delta` is text,
-//!   `message_stop` completes, an `error` event fails.
+//!   `message_stop` (or, after `message_delta`'s `stop_reason`, the body's
+//!   end) completes, an `error` event fails.
 //! - Google Gemini (`streamGenerateContent?alt=sse`): `candidates`; the
 //!   first candidate's parts' `text` is text (thought parts are not), a
-//!   `finishReason` completes after the chunk's text; a blocked prompt
-//!   fails.
+//!   `finishReason` completes after the chunk's text (an unspecified one
+//!   at the body's end); a blocked prompt fails.
 //! - The AI SDK's UI message stream: `text-delta` parts are text, `finish`
 //!   completes, `error` fails, `abort` cancels (the text kept).
 //!
