@@ -120,6 +120,23 @@ export interface DisconnectInfo {
   delay: number | null;
 }
 
+/** Why a generated answer stopped, in the AI SDK's words. */
+export type FinishReason = "stop" | "length" | "content-filter" | "tool-calls" | "error" | "interrupted" | "other";
+
+/**
+ * The `result` of a task completed by a model provider's stream piped into
+ * `POST /tasks/{id}/stream`: why the answer stopped and the tokens it took,
+ * each key when the provider said it. Any other task's result is whatever
+ * JSON its producer wrote: narrow `result` to this where you know.
+ */
+export interface GenerationResult {
+  finish_reason?: FinishReason;
+  /** The provider's own word: `max_tokens`, `MAX_TOKENS`, `end_turn`, … */
+  provider_finish_reason?: string;
+  usage?: { input_tokens?: number; output_tokens?: number; total_tokens?: number };
+  [key: string]: unknown;
+}
+
 /** A task as the broker sends it in `progress` events (and answers `GET /tasks/{id}`). */
 export interface TaskSnapshot {
   task_id?: string;

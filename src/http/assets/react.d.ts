@@ -15,7 +15,16 @@ import type {
   TaskStatus,
 } from "./client.js";
 
-export type { ConnectedData, ConnectionState, DisconnectInfo, TaskErrorData, TaskSnapshot, TaskStatus } from "./client.js";
+export type {
+  ConnectedData,
+  ConnectionState,
+  DisconnectInfo,
+  FinishReason,
+  GenerationResult,
+  TaskErrorData,
+  TaskSnapshot,
+  TaskStatus,
+} from "./client.js";
 
 /** The option defaults (CONTRACT §7). */
 export declare const DEFAULT_OPTIONS: {
@@ -91,7 +100,7 @@ export interface TaskStreamResult extends StreamControls {
   message: string | null;
   /** The latest `progress` event's data (the whole task). */
   task: TaskSnapshot | null;
-  /** The `complete` event's `result`. */
+  /** The `complete` event's `result` (a `GenerationResult` for a task completed by a model provider's stream). */
   result: unknown;
   /** The task's end (TaskError), the stream refused (StreamRefusedError), or the connection's failure (Error); null otherwise. */
   error: Error | TaskError | StreamRefusedError | null;

@@ -22,6 +22,7 @@ import {
   useEventStream,
   useTaskStream,
   type EventStreamResult,
+  type GenerationResult,
   type ReceivedEvent,
   type TaskStatus,
   type TaskStreamResult,
@@ -111,6 +112,14 @@ export function Answer(taskId: string | null) {
   const badge: ConnectionState = connectionState;
   const stageName: string | null = stage;
   console.log(shown, bar, failedMessage, busy, again, stop, badge, stageName, result);
+  // A generation piped from a provider: why it stopped, what it cost.
+  const ending = result as GenerationResult | null;
+  const cutOff: boolean = ending?.finish_reason === "length";
+  const billed: number | undefined = ending?.usage?.output_tokens;
+  console.log(cutOff, billed);
+  // @ts-expect-error a finish reason is in the AI SDK's words
+  const providersWord: GenerationResult = { finish_reason: "max_tokens" };
+  console.log(providersWord);
 
   // @ts-expect-error the text is a string
   const textAsNumber: number = generation.text;
