@@ -57,6 +57,29 @@ impl Upload {
     }
 }
 
+/// An upload over a raw socket: its head and `body` as one chunk, the body
+/// left unended. Dropping the socket breaks the connection, as a producer
+/// that crashed (or whose own upstream failed) would.
+pub(crate) async fn upload_unended(
+    app: &TestApp,
+    id: &str,
+    content_type: &str,
+    body: &str,
+) -> tokio::net::TcpStream {
+    let request = format!(
+        "POST /tasks/{id}/stream HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n",
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+        .await
+        .expect("write");
+    socket
+}
+
 pub(crate) fn text_of(events: &[SseEvent]) -> String {
     events
         .iter()

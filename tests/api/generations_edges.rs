@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    generations::{Upload, create, text_of},
+    generations::{Upload, create, text_of, upload_unended},
     helpers::{
         BrokerProcess, SHORT, TestApp, assert_error, eventually, labelled_sum, sample_sum,
         spawn_app, spawn_app_with,
@@ -341,19 +341,9 @@ async fn the_whole_lines_sent_before_a_producers_connection_broke_are_applied() 
     ];
     for (id, lines) in uploads {
         create(&app, id).await;
-        let request = format!(
-            "POST /tasks/{id}/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n\
-             Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{lines}\r\n",
-            lines.len()
-        );
-        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-            .await
-            .expect("connect");
 
         // Act
-        tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
-            .await
-            .expect("write");
+        let socket = upload_unended(&app, id, "application/x-ndjson", lines).await;
         drop(socket);
     }
 

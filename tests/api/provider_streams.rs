@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    generations::{Upload, create, text_of},
+    generations::{Upload, create, text_of, upload_unended},
     helpers::{LONG, SHORT, TestApp, assert_error, eventually, labelled_sum, spawn_app},
     ui_message_stream::UiStream,
 };
@@ -405,17 +405,7 @@ async fn a_stream_that_said_its_finish_completes_though_its_end_marker_never_cam
     let app = spawn_app().await;
     create(&app, "cut-after-finish").await;
     let before_done = &OPENAI_CUT_OFF[..OPENAI_CUT_OFF.find("data: [DONE]").unwrap()];
-    let request = format!(
-        "POST /tasks/cut-after-finish/stream HTTP/1.1\r\nHost: x\r\nContent-Type: text/event-stream\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{before_done}\r\n",
-        before_done.len()
-    );
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
-    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
-        .await
-        .expect("write");
+    let socket = upload_unended(&app, "cut-after-finish", "text/event-stream", before_done).await;
     eventually(SHORT, "the text to be read", || async {
         let task = app.get_json("/tasks/cut-after-finish").await;
         (task["status"] == "running").then_some(())
