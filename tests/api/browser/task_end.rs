@@ -133,3 +133,57 @@ async fn a_task_cancelled_mid_generation_shows_as_cancelled_and_no_stream_reconn
     println!("screenshot: {}", screenshot.display());
     shutdown.trigger();
 }
+
+#[actix_web::test]
+async fn a_generation_cut_off_at_the_token_limit_says_so_with_its_tokens() {
+    // Arrange: a model provider's answer cut off at the token limit, piped
+    // into its task, its usage after the finish.
+    let (broker, _dir, shutdown) = start_broker().await;
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{broker}/tasks"))
+        .json(&json!({ "task_type": "chat" }))
+        .send()
+        .await
+        .expect("create sent")
+        .json()
+        .await
+        .expect("the task");
+    let task_id = created["task_id"].as_str().expect("an id").to_owned();
+    let body = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Server-Sent Events are\"},\"finish_reason\":\"length\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":4,\"total_tokens\":12}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let uploaded = http
+        .post(format!("{broker}/tasks/{task_id}/stream"))
+        .header("Content-Type", "text/event-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(uploaded.status(), 200);
+
+    // Act
+    let browser = Browser::launch().await;
+    browser.goto(&format!("{broker}/?task={task_id}")).await;
+
+    // Assert
+    let expected = format!("Task {task_id}: completed (4 tokens), cut off at the token limit");
+    browser
+        .wait_for(
+            &format!("return document.getElementById('meta').textContent === {expected:?}"),
+            Duration::from_secs(10),
+            "the page to say the answer was cut off",
+        )
+        .await;
+    let text = browser
+        .script("return document.getElementById('output').textContent")
+        .await;
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.contains("Server-Sent Events are")),
+        "{text}"
+    );
+    shutdown.trigger();
+}
