@@ -193,15 +193,15 @@ impl TaskService {
             };
             // A break on its own still owes what the lines before it left
             // (half a character, the end a provider said before its marker).
-            let first = match next {
-                None => Err(BodyState::Ended),
-                Some(Err(_)) => Err(BodyState::Broken),
-                Some(Ok(chunk)) => Ok(chunk),
+            let (first, without_chunk) = match next {
+                None => (None, BodyState::Ended),
+                Some(Err(_)) => (None, BodyState::Broken),
+                Some(Ok(chunk)) => (Some(chunk), BodyState::Open),
             };
             // Deltas that came within the window wait out the rest of it,
             // and what the producer sends meanwhile joins them: one write.
             // A producer slower than the window pays no timer at all.
-            if first.is_ok()
+            if first.is_some()
                 && let Some(end) = window_end
                 && tokio::time::Instant::now() < end
             {
@@ -211,8 +211,8 @@ impl TaskService {
                 }
             }
             let (chunk, state) = match first {
-                Err(state) => (Bytes::new(), state),
-                Ok(chunk) => with_ready_chunks(chunk, &mut body),
+                None => (Bytes::new(), without_chunk),
+                Some(chunk) => with_ready_chunks(chunk, &mut body),
             };
             // A broken body's last line may be cut short: only its whole
             // lines are applied, as for a body still open.
