@@ -9,16 +9,7 @@ use crate::domain::FinishReason;
 /// text, then its end when the chunk carries a `finishReason` (Gemini sends
 /// no end marker of its own).
 pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
-    let usage = value.get("usageMetadata").and_then(|usage| {
-        Usage::read(
-            usage,
-            [
-                "promptTokenCount",
-                "candidatesTokenCount",
-                "totalTokenCount",
-            ],
-        )
-    });
+    let usage = value.get("usageMetadata").and_then(gemini_usage);
     let candidates = match value.get("candidates") {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(candidates)) => candidates.as_slice(),
@@ -95,4 +86,22 @@ fn finish_reason(said: &str) -> FinishReason {
         "MALFORMED_FUNCTION_CALL" => FinishReason::Error,
         _ => FinishReason::Other,
     }
+}
+
+/// Gemini's counts, the output as every other provider counts it: with
+/// the thinking tokens, which Gemini counts apart (`thoughtsTokenCount`;
+/// OpenAI's `completion_tokens` and Anthropic's `output_tokens` include
+/// their reasoning), and billed as output.
+fn gemini_usage(usage: &Value) -> Option<Usage> {
+    let count = |name: &str| usage.get(name).and_then(Value::as_u64);
+    let thoughts = count("thoughtsTokenCount");
+    let read = Usage {
+        input_tokens: count("promptTokenCount"),
+        output_tokens: match (count("candidatesTokenCount"), thoughts) {
+            (None, None) => None,
+            (answer, thoughts) => Some(answer.unwrap_or(0) + thoughts.unwrap_or(0)),
+        },
+        total_tokens: count("totalTokenCount"),
+    };
+    (read != Usage::default()).then_some(read)
 }

@@ -112,6 +112,12 @@ fn a_gemini_stream_gives_its_first_candidates_text_and_completes_at_its_finish_r
             }))
         }
     );
+    let thinking = r#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":3,"thoughtsTokenCount":40,"totalTokenCount":52}}"#;
+    assert_eq!(
+        note(thinking).and_then(|note| note.usage),
+        Some(usage(9, 43, Some(52))),
+        "the output counts the thinking, as other providers count theirs"
+    );
     let unspecified = r#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"FINISH_REASON_UNSPECIFIED","index":0}]}"#;
     assert_eq!(
         event_stream_data(unspecified).unwrap().then,
