@@ -17,10 +17,7 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{
-        ChatId, FinishReason, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus,
-        now_ms,
-    },
+    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
     shutdown::ShutdownHandle,
     store::{ChatTasks, EventStore},
     telemetry::Metrics,
@@ -213,12 +210,8 @@ impl TaskService {
         );
         let written = self.write(task_id, Writing::Change(change), access).await?;
         if completes {
-            let reason = written
-                .task
-                .result
-                .as_ref()
-                .and_then(FinishReason::in_result);
-            self.metrics.record_task_finish(reason);
+            self.metrics
+                .record_task_finish(written.task.result.as_ref());
         }
         Ok(Arc::unwrap_or_clone(written.task))
     }

@@ -163,6 +163,15 @@ async fn each_providers_stream_leaves_why_it_stopped_and_its_tokens_as_the_resul
             "{reason}"
         );
     }
+    // Anthropic 10 + 9, Gemini 5 + 4, OpenAI 9 + 2 (Responses said none).
+    for (direction, tokens) in [("input", 24.0), ("output", 15.0)] {
+        let labels = [("direction", direction)];
+        assert_eq!(
+            labelled_sum(&metrics, "sse_task_tokens_total", &labels),
+            tokens,
+            "{direction}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -86,6 +86,7 @@ struct Inner {
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
     task_finishes: Counter<u64>,
+    task_tokens: Counter<u64>,
     tls_reloads: Counter<u64>,
     tickets_issued: Counter<u64>,
     tls_handshake_failures: Counter<u64>,
@@ -241,6 +242,11 @@ impl Metrics {
                     .i64_up_down_counter("sse.task.uploads.open")
                     .with_description("Generation uploads being read now")
                     .build(),
+                task_tokens: counter(
+                    "sse.task.tokens",
+                    "Tokens the model providers counted for completed tasks, as their results \
+                     say (usage.input_tokens, usage.output_tokens), by direction",
+                ),
                 task_finishes: counter(
                     "sse.task.finishes",
                     "Tasks completed, by why their answer stopped as their result says it \

@@ -165,13 +165,22 @@ impl Metrics {
         }
     }
 
-    /// A task completed; `reason`: why its answer stopped, as its result
-    /// says it.
-    pub fn record_task_finish(&self, reason: Option<FinishReason>) {
+    /// A task completed with `result`: why its answer stopped and the
+    /// tokens it took, as the result says them.
+    pub fn record_task_finish(&self, result: Option<&serde_json::Value>) {
+        let reason = result.and_then(FinishReason::in_result);
         let label = reason.map_or(UNSAID_FINISH_REASON, FinishReason::label);
         self.inner
             .task_finishes
             .add(1, &[KeyValue::new("finish_reason", label)]);
+        let usage = result.and_then(|result| result.get("usage"));
+        for (direction, field) in [("input", "input_tokens"), ("output", "output_tokens")] {
+            if let Some(tokens) = usage.and_then(|usage| usage.get(field)?.as_u64()) {
+                self.inner
+                    .task_tokens
+                    .add(tokens, &[KeyValue::new("direction", direction)]);
+            }
+        }
     }
 
     /// An upload began (`true`) or ended (`false`, with its outcome).

@@ -61,6 +61,11 @@ impl Metrics {
                 .add(0, &[KeyValue::new("source", source)]);
         }
         inner.uploads_open.add(0, &[]);
+        for direction in ["input", "output"] {
+            inner
+                .task_tokens
+                .add(0, &[KeyValue::new("direction", direction)]);
+        }
         let reasons = FinishReason::ALL.map(FinishReason::label);
         for reason in reasons.into_iter().chain([UNSAID_FINISH_REASON]) {
             inner
