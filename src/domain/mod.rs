@@ -2,9 +2,9 @@
 //! how it looks on the wire and how an SSE stream is read back. Nothing here
 //! knows about actix, diesel or HTTP.
 
+pub mod answer_end;
 pub mod event;
 pub mod event_type;
-pub mod finish_reason;
 pub mod identifiers;
 pub mod producer_seq;
 pub mod sse_frame;
@@ -14,9 +14,9 @@ pub mod task;
 pub mod task_events;
 pub mod ui_message_stream;
 
+pub use answer_end::{AnswerEnd, FinishReason, TokenUsage};
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
-pub use finish_reason::FinishReason;
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use producer_seq::ProducerSeq;
 pub use sse_parser::{SseEvent, SseParseError, SseParser};

@@ -36,7 +36,7 @@
 use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
-use super::FinishReason;
+use super::AnswerEnd;
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
@@ -127,7 +127,7 @@ impl UiMessageTranslator {
                 // as the message's metadata, which every protocol version
                 // takes (the part's own `finishReason` came with v6, and
                 // v5 refuses a part with a field it does not know).
-                let finish = match FinishReason::in_result(&data["result"]) {
+                let finish = match AnswerEnd::in_result(&data["result"]).reason {
                     Some(reason) => json!({
                         "type": "finish",
                         "messageMetadata": { "finishReason": reason.label() },

@@ -17,7 +17,9 @@ use crate::{
         persister::PersistError,
     },
     auth::Principal,
-    domain::{ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms},
+    domain::{
+        AnswerEnd, ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms,
+    },
     shutdown::ShutdownHandle,
     store::{ChatTasks, EventStore},
     telemetry::Metrics,
@@ -210,8 +212,9 @@ impl TaskService {
         );
         let written = self.write(task_id, Writing::Change(change), access).await?;
         if completes {
-            self.metrics
-                .record_task_finish(written.task.result.as_ref());
+            let result = written.task.result.as_ref();
+            let end = result.map(AnswerEnd::in_result).unwrap_or_default();
+            self.metrics.record_task_finish(&end);
         }
         Ok(Arc::unwrap_or_clone(written.task))
     }

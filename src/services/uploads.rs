@@ -36,7 +36,7 @@ use super::{
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
-    domain::{FinishReason, Task, TaskError, TaskId, TaskStatus},
+    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
     shutdown::ShutdownHandle,
 };
 
@@ -126,7 +126,7 @@ impl TaskService {
                     .task
                     .result
                     .as_ref()
-                    .and_then(FinishReason::in_result)
+                    .and_then(|result| AnswerEnd::in_result(result).reason)
                     .map(FinishReason::label);
                 if let Some(reason) = finish_reason {
                     span.record("finish_reason", reason);

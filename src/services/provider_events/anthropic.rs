@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, Usage, delta_or_nothing};
-use crate::domain::FinishReason;
+use super::{Dialect, EndNote, EventRead, Instruction, delta_or_nothing};
+use crate::domain::{FinishReason, TokenUsage};
 
 /// An event of Anthropic's Messages stream, or `None` when `kind` is not
 /// one (its `error` event is read with the other error objects). The
@@ -71,14 +71,14 @@ fn stop_reason(said: &str) -> FinishReason {
 /// Anthropic's counts, the input as every other provider counts it: with
 /// the tokens read from or written to the prompt cache, which Anthropic
 /// counts apart (OpenAI's `prompt_tokens` include its cached tokens).
-fn anthropic_usage(usage: &Value) -> Option<Usage> {
+fn anthropic_usage(usage: &Value) -> Option<TokenUsage> {
     let count = |name: &str| usage.get(name).and_then(Value::as_u64);
     let cached = ["cache_creation_input_tokens", "cache_read_input_tokens"]
         .map(|name| count(name).unwrap_or(0));
-    let read = Usage {
+    TokenUsage {
         input_tokens: count("input_tokens").map(|input| input + cached[0] + cached[1]),
         output_tokens: count("output_tokens"),
         total_tokens: None,
-    };
-    (read != Usage::default()).then_some(read)
+    }
+    .said()
 }

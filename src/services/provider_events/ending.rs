@@ -16,39 +16,10 @@
 //! finish reason; a Gemini function call chunks before its `STOP`), so
 //! they are gathered over the body.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::Instruction;
-use crate::domain::FinishReason;
-
-/// Tokens a provider counted for the answer; each count as it said it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub total_tokens: Option<u64>,
-}
-
-impl Usage {
-    /// The counts of `usage` under the names a provider gives them
-    /// (input, output, total); `None` when it holds none of them.
-    pub fn read(usage: &Value, names: [&str; 3]) -> Option<Self> {
-        let count = |name: &str| usage.get(name).and_then(Value::as_u64);
-        let read = Self {
-            input_tokens: count(names[0]),
-            output_tokens: count(names[1]),
-            total_tokens: count(names[2]),
-        };
-        (read != Self::default()).then_some(read)
-    }
-
-    /// `later`'s counts over these (a provider repeats or completes them).
-    fn merge(&mut self, later: Self) {
-        self.input_tokens = later.input_tokens.or(self.input_tokens);
-        self.output_tokens = later.output_tokens.or(self.output_tokens);
-        self.total_tokens = later.total_tokens.or(self.total_tokens);
-    }
-}
+use crate::domain::{AnswerEnd, FinishReason, TokenUsage};
 
 /// What one event says of the answer's end.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,7 +29,7 @@ pub struct EndNote {
     /// OpenAI Chat Completions stream written as JSON lines has no
     /// `[DONE]`; a body may break just before its end marker).
     pub finish: Option<(FinishReason, String)>,
-    pub usage: Option<Usage>,
+    pub usage: Option<TokenUsage>,
     /// The answer asks for a tool to be run, which some providers tell
     /// only by the call itself, their reason staying "stop" (Gemini, the
     /// Responses API).
@@ -68,14 +39,14 @@ pub struct EndNote {
 }
 
 impl EndNote {
-    pub fn usage(usage: Option<Usage>) -> Option<Self> {
+    pub fn usage(usage: Option<TokenUsage>) -> Option<Self> {
         usage.map(|usage| Self {
             usage: Some(usage),
             ..Self::default()
         })
     }
 
-    pub fn finish(reason: FinishReason, said: &str, usage: Option<Usage>) -> Self {
+    pub fn finish(reason: FinishReason, said: &str, usage: Option<TokenUsage>) -> Self {
         Self {
             finish: Some((reason, said.to_owned())),
             usage,
@@ -83,16 +54,23 @@ impl EndNote {
         }
     }
 
-    /// `note`, or an empty one, saying the answer asks for tools.
-    pub fn asking_for_tools(note: Option<Self>) -> Option<Self> {
+    /// `note`, saying besides that the answer asks for tools when
+    /// `asks`.
+    pub fn asking_for_tools(note: Option<Self>, asks: bool) -> Option<Self> {
+        if !asks {
+            return note;
+        }
         Some(Self {
             asks_for_tools: true,
             ..note.unwrap_or_default()
         })
     }
 
-    /// `note`, or an empty one, saying the answer is a refusal.
-    pub fn refusing(note: Option<Self>) -> Option<Self> {
+    /// `note`, saying besides that the answer is a refusal when `refuses`.
+    pub fn refusing(note: Option<Self>, refuses: bool) -> Option<Self> {
+        if !refuses {
+            return note;
+        }
         Some(Self {
             refuses: true,
             ..note.unwrap_or_default()
@@ -104,7 +82,7 @@ impl EndNote {
 #[derive(Debug, Default)]
 pub struct Ending {
     finish: Option<(FinishReason, String)>,
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
     asks_for_tools: bool,
     refuses: bool,
     /// A finish was said, and nothing has ended the task since.
@@ -117,8 +95,8 @@ impl Ending {
             self.finish = note.finish;
             self.whole_at_body_end = true;
         }
-        if let Some(usage) = note.usage {
-            self.usage.get_or_insert_default().merge(usage);
+        if let Some(later) = note.usage {
+            self.usage = Some(self.usage.unwrap_or_default().merged(later));
         }
         self.asks_for_tools |= note.asks_for_tools;
         self.refuses |= note.refuses;
@@ -154,31 +132,19 @@ impl Ending {
 
     /// The task's `result`: what is known of the end, `None` if nothing.
     pub fn result(&self) -> Option<Value> {
-        let mut result = Map::new();
-        if let Some((reason, said)) = &self.finish {
-            // A stop is what the answer was: as the AI SDK reads the same
-            // stream.
-            let reason = match reason {
-                FinishReason::Stop if self.refuses => FinishReason::ContentFilter,
-                FinishReason::Stop if self.asks_for_tools => FinishReason::ToolCalls,
-                reason => *reason,
-            };
-            result.insert("finish_reason".into(), json!(reason.label()));
-            result.insert("provider_finish_reason".into(), json!(said));
+        let (reason, said) = self.finish.clone().unzip();
+        // A stop is what the answer was: as the AI SDK reads the same
+        // stream.
+        let reason = reason.map(|reason| match reason {
+            FinishReason::Stop if self.refuses => FinishReason::ContentFilter,
+            FinishReason::Stop if self.asks_for_tools => FinishReason::ToolCalls,
+            reason => reason,
+        });
+        AnswerEnd {
+            reason,
+            provider_reason: said,
+            usage: self.usage,
         }
-        if let Some(usage) = self.usage {
-            let mut counts = Map::new();
-            for (name, count) in [
-                ("input_tokens", usage.input_tokens),
-                ("output_tokens", usage.output_tokens),
-                ("total_tokens", usage.total_tokens),
-            ] {
-                if let Some(count) = count {
-                    counts.insert(name.into(), json!(count));
-                }
-            }
-            result.insert("usage".into(), Value::Object(counts));
-        }
-        (!result.is_empty()).then_some(Value::Object(result))
+        .to_result()
     }
 }

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, Usage};
-use crate::domain::FinishReason;
+use super::{Dialect, EndNote, EventRead, Instruction};
+use crate::domain::{FinishReason, TokenUsage};
 
 /// A chunk of Gemini's `streamGenerateContent`: the first candidate's
 /// text, then its end when the chunk carries a `finishReason` (Gemini sends
@@ -67,11 +67,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         }
         None => (None, EndNote::usage(usage)),
     };
-    let note = if asks_for_tools {
-        EndNote::asking_for_tools(note)
-    } else {
-        note
-    };
+    let note = EndNote::asking_for_tools(note, asks_for_tools);
     Ok(EventRead::text_then(text, end, Dialect::Gemini).noting(note))
 }
 
@@ -92,16 +88,16 @@ fn finish_reason(said: &str) -> FinishReason {
 /// the thinking tokens, which Gemini counts apart (`thoughtsTokenCount`;
 /// OpenAI's `completion_tokens` and Anthropic's `output_tokens` include
 /// their reasoning), and billed as output.
-fn gemini_usage(usage: &Value) -> Option<Usage> {
+fn gemini_usage(usage: &Value) -> Option<TokenUsage> {
     let count = |name: &str| usage.get(name).and_then(Value::as_u64);
     let thoughts = count("thoughtsTokenCount");
-    let read = Usage {
+    TokenUsage {
         input_tokens: count("promptTokenCount"),
         output_tokens: match (count("candidatesTokenCount"), thoughts) {
             (None, None) => None,
             (answer, thoughts) => Some(answer.unwrap_or(0) + thoughts.unwrap_or(0)),
         },
         total_tokens: count("totalTokenCount"),
-    };
-    (read != Usage::default()).then_some(read)
+    }
+    .said()
 }

@@ -39,8 +39,8 @@ use anthropic::anthropic_event;
 use gemini::gemini_chunk;
 use openai::{openai_chunk, responses_event};
 
+use ending::EndNote;
 pub use ending::Ending;
-use ending::{EndNote, Usage};
 
 use super::generation_input::Instruction;
 use crate::error::plain::{self, JsonError};

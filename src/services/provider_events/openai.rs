@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, Usage, provider_failed, string_field};
-use crate::domain::FinishReason;
+use super::{Dialect, EndNote, EventRead, Instruction, provider_failed, string_field};
+use crate::domain::{FinishReason, TokenUsage};
 
 /// `choices[].delta.content` (and `refusal`) of a Chat Completions chunk,
 /// joined: the first choice's (`index` 0, or no index). A request with
@@ -70,7 +70,7 @@ pub(super) fn openai_chunk(
         }
     }
     let usage = chunk.get("usage").and_then(|usage| {
-        Usage::read(
+        TokenUsage::named(
             usage,
             ["prompt_tokens", "completion_tokens", "total_tokens"],
         )
@@ -79,11 +79,7 @@ pub(super) fn openai_chunk(
         Some(said) => Some(EndNote::finish(chat_finish_reason(said), said, usage)),
         None => EndNote::usage(usage),
     };
-    let note = if refuses {
-        EndNote::refusing(note)
-    } else {
-        note
-    };
+    let note = EndNote::refusing(note, refuses);
     Ok(EventRead::text_then(text, end, Dialect::OpenAiChat).noting(note))
 }
 
@@ -113,9 +109,9 @@ fn is_text_part(part: &Value) -> bool {
 /// tool call), a refusal's too.
 pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, String> {
     let usage = || {
-        value
-            .pointer("/response/usage")
-            .and_then(|usage| Usage::read(usage, ["input_tokens", "output_tokens", "total_tokens"]))
+        value.pointer("/response/usage").and_then(|usage| {
+            TokenUsage::named(usage, ["input_tokens", "output_tokens", "total_tokens"])
+        })
     };
     let (instruction, note) = match event {
         "output_text.delta" => {
@@ -124,15 +120,12 @@ pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, S
         }
         "refusal.delta" => {
             let text = string_field(value, "delta", "a response.refusal.delta event")?;
-            let note = EndNote::refusing(None).filter(|_| !text.is_empty());
+            let note = EndNote::refusing(None, !text.is_empty());
             (Instruction::Delta { text, seq: None }, note)
         }
         "output_item.added" | "output_item.done" => {
             let asks = value.get("item").is_some_and(is_tool_call);
-            (
-                Instruction::Nothing,
-                EndNote::asking_for_tools(None).filter(|_| asks),
-            )
+            (Instruction::Nothing, EndNote::asking_for_tools(None, asks))
         }
         "completed" => {
             let output = value.pointer("/response/output").and_then(Value::as_array);

@@ -5,7 +5,7 @@ use opentelemetry::KeyValue;
 use super::Metrics;
 use crate::{
     actors::janitor::CleanupError,
-    domain::{FinishReason, StoredEvent, now_ms},
+    domain::{AnswerEnd, FinishReason, StoredEvent, now_ms},
     stream::{CloseReason, StreamFormat, replay::Replayed},
 };
 
@@ -165,17 +165,19 @@ impl Metrics {
         }
     }
 
-    /// A task completed with `result`: why its answer stopped and the
-    /// tokens it took, as the result says them.
-    pub fn record_task_finish(&self, result: Option<&serde_json::Value>) {
-        let reason = result.and_then(FinishReason::in_result);
-        let label = reason.map_or(UNSAID_FINISH_REASON, FinishReason::label);
+    /// A task completed; `end`: why its answer stopped and the tokens it
+    /// took, as its result says them.
+    pub fn record_task_finish(&self, end: &AnswerEnd) {
+        let label = end.reason.map_or(UNSAID_FINISH_REASON, FinishReason::label);
         self.inner
             .task_finishes
             .add(1, &[KeyValue::new("finish_reason", label)]);
-        let usage = result.and_then(|result| result.get("usage"));
-        for (direction, field) in [("input", "input_tokens"), ("output", "output_tokens")] {
-            if let Some(tokens) = usage.and_then(|usage| usage.get(field)?.as_u64()) {
+        let usage = end.usage.unwrap_or_default();
+        for (direction, tokens) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            if let Some(tokens) = tokens {
                 self.inner
                     .task_tokens
                     .add(tokens, &[KeyValue::new("direction", direction)]);

@@ -4,6 +4,7 @@ mod openai;
 mod other_dialects;
 
 use super::*;
+use crate::domain::TokenUsage;
 
 pub(super) fn delta(text: &str) -> Instruction {
     Instruction::Delta {
@@ -25,8 +26,8 @@ pub(super) fn note(data: &str) -> Option<EndNote> {
     event_stream_data(data).unwrap().note
 }
 
-pub(super) fn usage(input: u64, output: u64, total: Option<u64>) -> Usage {
-    Usage {
+pub(super) fn usage(input: u64, output: u64, total: Option<u64>) -> TokenUsage {
+    TokenUsage {
         input_tokens: Some(input),
         output_tokens: Some(output),
         total_tokens: total,
