@@ -6,20 +6,24 @@
 use std::time::Duration;
 
 use crate::{
-    domain::{TaskChange, TaskError, TaskId},
+    domain::{TaskChange, TaskError, TaskId, TextKind},
     services::tasks::{Delta, NewTask, TaskService, TaskWriteError},
 };
 
 /// The `task_type` of demo tasks.
 pub const TASK_TYPE: &str = "demo";
 /// Longer than the demo producer ever stays silent (its longest pause is
-/// `THINKING`): a demo task silent for this long has lost its producer.
+/// `REVIEWING`): a demo task silent for this long has lost its producer.
 pub const MAX_SILENCE: Duration = Duration::from_secs(5);
 
 /// Between tokens: about 25 tokens per second, like a hosted model.
 const TOKEN_INTERVAL: Duration = Duration::from_millis(40);
-const THINKING: Duration = Duration::from_millis(600);
 const REVIEWING: Duration = Duration::from_millis(400);
+
+/// What the model "thinks" before it answers, streamed as its reasoning
+/// (a viewer shows it apart from the answer, as reasoning models' UIs do).
+const REASONING: &str = "The question is how a stream survives a dropped connection. Cover \
+EventSource's own reconnect, the Last-Event-ID header, and replay from a store; end with proxies.";
 
 const ANSWER: &str = "Server-Sent Events (SSE) keep one HTTP response open and let the server write \
 events into it as they happen. The browser's EventSource API parses the stream, dispatches each \
@@ -68,19 +72,20 @@ fn update(progress: f64, stage: &str) -> TaskChange {
 
 async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteError> {
     tasks.change(task_id, update(5.0, "thinking")).await?;
-    actix_rt::time::sleep(THINKING).await;
+    for token in REASONING.split_inclusive(' ') {
+        let thought = Delta {
+            kind: TextKind::Reasoning,
+            ..Delta::answer(token, None)
+        };
+        tasks.append(task_id, vec![thought]).await?;
+        actix_rt::time::sleep(TOKEN_INTERVAL).await;
+    }
     let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();
     let total = tokens.len();
     tasks.change(task_id, update(10.0, "writing")).await?;
     for (index, token) in tokens.iter().enumerate() {
         tasks
-            .append(
-                task_id,
-                vec![Delta {
-                    text: (*token).to_owned(),
-                    seq: None,
-                }],
-            )
+            .append(task_id, vec![Delta::answer(*token, None)])
             .await?;
         if index % 10 == 9 {
             let progress = 10.0 + 80.0 * (index + 1) as f64 / total as f64;

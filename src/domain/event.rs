@@ -37,7 +37,7 @@ pub struct EventData(Value);
 
 impl EventData {
     /// Typed payloads: `progress_update`/`progress` need `progress` in 0–100,
-    /// `text` needs a string `delta`. Other types take any JSON value.
+    /// `text` and `reasoning` need a string `delta`. Other types take any JSON value.
     pub fn validate(event_type: &EventType, data: Value) -> Result<Self, EventError> {
         match event_type.as_str() {
             "progress_update" | "progress" => {
@@ -56,10 +56,10 @@ impl EventData {
                     }
                 }
             }
-            "text" if !data.get("delta").is_some_and(Value::is_string) => {
-                return Err(EventError::InvalidPayload(
-                    "text needs data.delta as a string".into(),
-                ));
+            "text" | "reasoning" if !data.get("delta").is_some_and(Value::is_string) => {
+                return Err(EventError::InvalidPayload(format!(
+                    "{event_type} needs data.delta as a string"
+                )));
             }
             _ => {}
         }

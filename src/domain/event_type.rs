@@ -62,8 +62,8 @@ pub struct EventTypeCatalog {
 }
 
 impl EventTypeCatalog {
-    /// Types every broker accepts. The last four belong to task streams.
-    pub const BUILT_IN: [&'static str; 10] = [
+    /// Types every broker accepts. The last five belong to task streams.
+    pub const BUILT_IN: [&'static str; 11] = [
         "file_change",
         "commit",
         "progress_update",
@@ -72,6 +72,7 @@ impl EventTypeCatalog {
         "system_status",
         "progress",
         "text",
+        "reasoning",
         "complete",
         "error",
     ];

@@ -209,7 +209,8 @@ impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 4] = ["progress", "text", "complete", "error"];
+    pub const STREAM_EVENT_TYPES: [&'static str; 5] =
+        ["progress", "text", "reasoning", "complete", "error"];
 
     pub fn new(
         task_id: TaskId,

@@ -40,14 +40,45 @@ pub fn task_event(task: &Task, event_type: &str, data: Value) -> NewEvent {
     }
 }
 
-/// The `text` event carrying `delta`, stored with the task's last producer
-/// `seq` (never sent), from which a restarted writer recovers it.
-pub fn text_event(task: &Task, delta: String) -> NewEvent {
+/// What a piece of a generation's text is: the answer, or the model's
+/// reasoning (its thinking, before or between parts of the answer). Each
+/// kind is its own event type, so a viewer shows them apart and never
+/// mixes the thinking into the answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TextKind {
+    #[default]
+    Answer,
+    Reasoning,
+}
+
+impl TextKind {
+    /// The event type carrying text of this kind.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::Answer => "text",
+            Self::Reasoning => "reasoning",
+        }
+    }
+
+    /// The kind of text an event of `event_type` carries, if any.
+    pub fn of_event_type(event_type: &str) -> Option<Self> {
+        match event_type {
+            "text" => Some(Self::Answer),
+            "reasoning" => Some(Self::Reasoning),
+            _ => None,
+        }
+    }
+}
+
+/// The `text` (or `reasoning`) event carrying `delta`, stored with the
+/// task's last producer `seq` (never sent), from which a restarted writer
+/// recovers it.
+pub fn text_event(task: &Task, kind: TextKind, delta: String) -> NewEvent {
     NewEvent {
         seq: task.last_seq,
         ..task_event(
             task,
-            "text",
+            kind.event_type(),
             json!({ "task_id": task.task_id.as_str(), "delta": delta }),
         )
     }

@@ -11,6 +11,12 @@
 //!   rebuilds the same message instead of adding one);
 //! - `text` → `text-start` before the first text, then `text-delta`: the
 //!   catch-up's one `text` event is one delta with all the text so far;
+//! - `reasoning` → `reasoning-start`, `reasoning-delta`, the same way: a
+//!   reasoning part before the text part it precedes. A change of kind
+//!   ends the open part (`reasoning-end`, `text-end`) and begins one of the
+//!   other kind, so the parts follow the runs of the task's text (their
+//!   ids `text`, `reasoning`, then `text-2`, `reasoning-2`, …), live as on
+//!   a resume, whose catch-up rolls up one event per run;
 //! - `progress` → `data-progress` with the id `progress`, which the SDK
 //!   reconciles: the message holds one progress part, always the latest
 //!   (a transient part would reach `onData` only, and a viewer who
@@ -21,7 +27,7 @@
 //!   completed task's progress is 100, but `complete` carries no progress
 //!   event, and a live viewer's message must end as a later viewer's
 //!   does); a failure → `error`, a cancel → `abort`, each
-//!   after `text-end` when text was started (the SDK refuses a delta or an
+//!   after the open part's end (the SDK refuses a delta or an
 //!   end for a part it has not seen begin, and leaves an unended part
 //!   `streaming`), then `data: [DONE]`.
 //!
@@ -36,13 +42,11 @@
 use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
-use super::AnswerEnd;
+use super::{AnswerEnd, TextKind};
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
 
-/// The id of the message's text part: a task writes one text.
-const TEXT_PART_ID: &str = "text";
 /// The id of the message's progress part (see the module doc).
 const PROGRESS_PART_ID: &str = "progress";
 /// The error text of a failure that gave no reason.
@@ -61,7 +65,10 @@ pub struct UiMessageTranslator {
     /// The data of the last `data-progress` part written.
     progress: Option<Value>,
     started: bool,
-    text_open: bool,
+    /// The text or reasoning part being written, and its id.
+    open: Option<(TextKind, String)>,
+    /// The parts of each kind begun so far: text, reasoning.
+    begun: [usize; 2],
     finished: bool,
 }
 
@@ -72,7 +79,8 @@ impl UiMessageTranslator {
             message_id: message_id.into(),
             progress: None,
             started: false,
-            text_open: false,
+            open: None,
+            begun: [0, 0],
             finished: false,
         }
     }
@@ -102,18 +110,18 @@ impl UiMessageTranslator {
                     }),
                 );
             }
-            "text" => {
+            "text" | "reasoning" => {
                 let delta = data["delta"].as_str().unwrap_or_default();
                 if delta.is_empty() {
                     return;
                 }
+                let kind = TextKind::of_event_type(event_type).expect("a kind of text");
                 self.start(out);
-                if !std::mem::replace(&mut self.text_open, true) {
-                    part(out, &json!({ "type": "text-start", "id": TEXT_PART_ID }));
-                }
+                let id = self.open_part(kind, out);
+                let prefix = part_prefix(kind);
                 part(
                     out,
-                    &json!({ "type": "text-delta", "id": TEXT_PART_ID, "delta": delta }),
+                    &json!({ "type": format!("{prefix}-delta"), "id": id, "delta": delta }),
                 );
             }
             "complete" => {
@@ -166,15 +174,51 @@ impl UiMessageTranslator {
         self.progress = Some(data);
     }
 
-    /// The end: the open text part ended (its text kept), `terminal`, `[DONE]`.
+    /// The id of the open part of `kind`: the one open, or a new one begun
+    /// after the other kind's part is ended.
+    fn open_part(&mut self, kind: TextKind, out: &mut BytesMut) -> String {
+        if let Some((open_kind, id)) = &self.open
+            && *open_kind == kind
+        {
+            return id.clone();
+        }
+        self.end_part(out);
+        let prefix = part_prefix(kind);
+        let begun = &mut self.begun[usize::from(kind == TextKind::Reasoning)];
+        *begun += 1;
+        let id = match *begun {
+            1 => prefix.to_owned(),
+            n => format!("{prefix}-{n}"),
+        };
+        part(out, &json!({ "type": format!("{prefix}-start"), "id": id }));
+        self.open = Some((kind, id.clone()));
+        id
+    }
+
+    /// Ends the open text or reasoning part, if one is open (its text kept).
+    fn end_part(&mut self, out: &mut BytesMut) {
+        if let Some((kind, id)) = self.open.take() {
+            let prefix = part_prefix(kind);
+            part(out, &json!({ "type": format!("{prefix}-end"), "id": id }));
+        }
+    }
+
+    /// The end: the open part ended (its text kept), `terminal`, `[DONE]`.
     fn finish(&mut self, out: &mut BytesMut, terminal: Value) {
         self.start(out);
-        if std::mem::take(&mut self.text_open) {
-            part(out, &json!({ "type": "text-end", "id": TEXT_PART_ID }));
-        }
+        self.end_part(out);
         part(out, &terminal);
         out.put_slice(DONE);
         self.finished = true;
+    }
+}
+
+/// The protocol's name for the parts of a kind of text (`text-start`,
+/// `reasoning-delta`, …).
+fn part_prefix(kind: TextKind) -> &'static str {
+    match kind {
+        TextKind::Answer => "text",
+        TextKind::Reasoning => "reasoning",
     }
 }
 
@@ -211,6 +255,41 @@ mod tests {
 
     fn progress(value: f64) -> Value {
         json!({ "task_id": "t1", "status": "running", "progress": value, "stage": "writing", "message": null })
+    }
+
+    #[test]
+    fn reasoning_is_a_part_of_its_own_before_the_text_it_precedes() {
+        let parts = parts(&[
+            ("connected", json!({ "connection_id": "c" })),
+            ("reasoning", json!({ "delta": "Let me " })),
+            ("reasoning", json!({ "delta": "think." })),
+            ("text", json!({ "delta": "Four" })),
+            ("reasoning", json!({ "delta": "Sure?" })),
+            ("text", json!({ "delta": "." })),
+            ("error", json!({ "status": "cancelled", "cancelled": true })),
+        ]);
+
+        assert_eq!(
+            parts,
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "reasoning-start", "id": "reasoning" }),
+                json!({ "type": "reasoning-delta", "id": "reasoning", "delta": "Let me " }),
+                json!({ "type": "reasoning-delta", "id": "reasoning", "delta": "think." }),
+                json!({ "type": "reasoning-end", "id": "reasoning" }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "Four" }),
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "reasoning-start", "id": "reasoning-2" }),
+                json!({ "type": "reasoning-delta", "id": "reasoning-2", "delta": "Sure?" }),
+                json!({ "type": "reasoning-end", "id": "reasoning-2" }),
+                json!({ "type": "text-start", "id": "text-2" }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": "." }),
+                json!({ "type": "text-end", "id": "text-2" }),
+                json!({ "type": "abort" }),
+                json!("[DONE]"),
+            ]
+        );
     }
 
     #[test]

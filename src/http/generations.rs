@@ -10,7 +10,7 @@ use super::{
     tasks::task_id,
 };
 use crate::{
-    domain::{ProducerSeq, TaskId, task_json},
+    domain::{ProducerSeq, TaskId, TextKind, task_json},
     error::{ApiError, ErrorCode},
     services::{generation_input::UploadFormat, tasks::Delta, uploads::UploadLimits},
     state::AppState,
@@ -27,8 +27,11 @@ pub struct UploadAnswer {
     pub task: serde_json::Value,
     /// Deltas accepted (a retried `seq` is not counted).
     pub deltas: u64,
-    /// Characters of text they carried.
+    /// Characters of the answer's text they carried.
     pub chars: u64,
+    /// Characters of the model's reasoning they carried (read from the
+    /// providers' thinking, or NDJSON `{"reasoning"}` lines).
+    pub reasoning_chars: u64,
     /// How the body was read: `ndjson`; for an event stream the stream it
     /// was recognised as (`openai_chat`, `openai_responses`, `anthropic`,
     /// `gemini`, `ai_sdk`), or `event_stream` when no event told (a stream
@@ -97,81 +100,116 @@ pub async fn upload(
         task: task_json(&summary.task),
         deltas: summary.deltas,
         chars: summary.chars,
+        reasoning_chars: summary.reasoning_chars,
         read_as: summary.read_as,
     }))
 }
 
-/// Exactly one of `delta` (with its optional `seq`) and `deltas`.
+/// Exactly one of `delta`, `reasoning` (each with its optional `seq`) and
+/// `deltas`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TextRequest {
-    /// One piece of text.
+    /// One piece of the answer.
     pub delta: Option<String>,
-    /// `delta`'s sequence number: a delta at or below the task's last
-    /// accepted `seq` is a retry and is ignored.
+    /// One piece of the model's reasoning (its thinking), streamed as
+    /// `reasoning` events apart from the answer.
+    pub reasoning: Option<String>,
+    /// The piece's sequence number: a piece at or below the task's last
+    /// accepted `seq` is a retry and is ignored. One numbering for the
+    /// answer and the reasoning.
     #[schema(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
     pub seq: Option<ProducerSeq>,
-    /// Several pieces, in order, in one request: strings, or
-    /// `{"delta", "seq"?}` objects.
+    /// Several pieces, in order, in one request: strings (of the answer),
+    /// or `{"delta", "seq"?}` and `{"reasoning", "seq"?}` objects.
     pub deltas: Option<Vec<DeltaItem>>,
 }
 
 impl TextRequest {
-    /// The deltas in order. A request giving both forms, or a `seq` beside
+    /// The deltas in order. A request giving two forms, or a `seq` beside
     /// `deltas` (which would number none of them), is refused rather than
     /// read one way or the other.
     fn into_deltas(self) -> Result<Vec<Delta>, ApiError> {
         let invalid = |message: &str| ApiError::new(ErrorCode::InvalidField, message);
-        match (self.delta, self.deltas) {
-            (Some(text), None) => Ok(vec![Delta {
+        let seq = self.seq.map(ProducerSeq::get);
+        match (self.delta, self.reasoning, self.deltas) {
+            (Some(text), None, None) => Ok(vec![Delta::answer(text, seq)]),
+            (None, Some(text), None) => Ok(vec![Delta {
                 text,
-                seq: self.seq.map(ProducerSeq::get),
+                seq,
+                kind: TextKind::Reasoning,
             }]),
-            (None, Some(items)) if !items.is_empty() && self.seq.is_none() => {
-                Ok(items.into_iter().map(Delta::from).collect())
+            (None, None, Some(items)) if !items.is_empty() && seq.is_none() => {
+                items.into_iter().map(Delta::try_from).collect()
             }
-            (None, Some(items)) if !items.is_empty() => Err(invalid(
-                "seq goes with delta; number each of deltas as {\"delta\", \"seq\"}",
+            (None, None, Some(items)) if !items.is_empty() => Err(invalid(
+                "seq goes with delta or reasoning; number each of deltas as {\"delta\", \"seq\"}",
             )),
-            (Some(_), Some(_)) => Err(invalid("send delta or deltas, not both")),
-            (None, _) => Err(invalid(
-                "send `delta` (a string) or `deltas` (an array of strings)",
+            (None, None, _) => Err(invalid(
+                "send `delta` (a string), `reasoning` (a string) or `deltas` (an array of strings)",
             )),
+            _ => Err(invalid("send one of delta, reasoning and deltas")),
         }
     }
 }
 
-/// One of `deltas`: a string, or a delta with its sequence number.
+/// One of `deltas`: a string (of the answer), or a piece with its kind and
+/// sequence number.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum DeltaItem {
     Text(String),
-    Numbered {
-        delta: String,
-        #[schema(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
-        seq: Option<ProducerSeq>,
-    },
+    Numbered(NumberedDelta),
 }
 
-impl From<DeltaItem> for Delta {
-    fn from(item: DeltaItem) -> Self {
-        match item {
-            DeltaItem::Text(text) => Delta { text, seq: None },
-            DeltaItem::Numbered { delta, seq } => Delta {
-                text: delta,
-                seq: seq.map(ProducerSeq::get),
-            },
+/// `{"delta", "seq"?}` or `{"reasoning", "seq"?}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberedDelta {
+    delta: Option<String>,
+    reasoning: Option<String>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
+    seq: Option<ProducerSeq>,
+}
+
+impl TryFrom<DeltaItem> for Delta {
+    type Error = ApiError;
+
+    fn try_from(item: DeltaItem) -> Result<Self, ApiError> {
+        let NumberedDelta {
+            delta,
+            reasoning,
+            seq,
+        } = match item {
+            DeltaItem::Text(text) => return Ok(Delta::answer(text, None)),
+            DeltaItem::Numbered(numbered) => numbered,
+        };
+        let seq = seq.map(ProducerSeq::get);
+        match (delta, reasoning) {
+            (Some(text), None) => Ok(Delta::answer(text, seq)),
+            (None, Some(text)) => Ok(Delta {
+                text,
+                seq,
+                kind: TextKind::Reasoning,
+            }),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "each of deltas is a string, {\"delta\", \"seq\"?} or {\"reasoning\", \"seq\"?}",
+            )),
         }
     }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TextResponse {
-    /// Per delta, the id of the `text` event it went into (deltas of one
-    /// request share one; `null` for a retried `seq`).
+    /// Per delta, the id of the event it went into (`text`, or
+    /// `reasoning`), `null` for a retried `seq`. The pieces of one request
+    /// share one id: of the last event they went into, when a request
+    /// sends reasoning and answer both (a resume from it misses none).
     pub ids: Vec<Option<i64>>,
 }
 
-/// Append generated text; emits `text` (deltas of one task arriving within
+/// Append generated text; emits `text` for the answer and `reasoning` for
+/// the model's thinking (pieces of one kind of one task arriving within
 /// `--text-coalesce-ms` share one event).
 #[utoipa::path(
     tag = "tasks",
@@ -181,7 +219,7 @@ pub struct TextResponse {
         (status = 202, description = "Stored and delivered", body = TextResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 409, description = "Cancelled (stop producing) or finished", body = crate::error::ErrorBody),
-        (status = 422, description = "No delta given, delta and deltas together, or a wrong field type", body = crate::error::ErrorBody),
+        (status = 422, description = "No delta given, two of delta, reasoning and deltas together, or a wrong field type", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/text")]
@@ -203,8 +241,8 @@ pub async fn append_text(
         .tasks
         .append_visible(&auth.principal, &task_id(&id)?, deltas)
         .await?;
-    // The new deltas of one request go into one `text` event: each answers
-    // that event's id, a retried one `null`.
+    // The new deltas of one request go into one event (one per kind): each
+    // answers the last one's id, a retried one `null`.
     let id = written.text_id.map(|id| id.0);
     Ok(HttpResponse::Accepted().json(TextResponse {
         ids: (0..count)

@@ -3,6 +3,7 @@
 //! has at hand:
 //!
 //! - `application/x-ndjson`: `{"delta": "...", "seq"?: n}`,
+//!   `{"reasoning": "...", "seq"?: n}` (the model's thinking),
 //!   `{"progress": 0-100, "stage"?, "message"?}`, `{"complete": {"result"?}}`,
 //!   `{"fail": {"error": "..."}}`;
 //! - `text/event-stream` carrying a model provider's streamed answer
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    domain::{ProducerSeq, TaskChange},
+    domain::{ProducerSeq, TaskChange, TextKind},
     error::plain::{self, JsonError},
 };
 
@@ -51,9 +52,11 @@ impl UploadFormat {
 /// One thing the producer asks of the task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instruction {
+    /// Text to append: of the answer, or of the model's reasoning.
     Delta {
         text: String,
         seq: Option<u64>,
+        kind: TextKind,
     },
     Progress {
         progress: Option<f64>,
@@ -75,6 +78,24 @@ pub enum Instruction {
 }
 
 impl Instruction {
+    /// A piece of the answer, unnumbered.
+    pub fn answer(text: impl Into<String>) -> Self {
+        Self::Delta {
+            text: text.into(),
+            seq: None,
+            kind: TextKind::Answer,
+        }
+    }
+
+    /// A piece of the model's reasoning, unnumbered.
+    pub fn reasoning(text: impl Into<String>) -> Self {
+        Self::Delta {
+            text: text.into(),
+            seq: None,
+            kind: TextKind::Reasoning,
+        }
+    }
+
     /// The change to the task this asks for: any but text (appended) and
     /// nothing (skipped).
     pub fn into_change(self) -> TaskChange {
@@ -105,6 +126,7 @@ impl Instruction {
 #[serde(deny_unknown_fields)]
 struct NdJsonLine {
     delta: Option<String>,
+    reasoning: Option<String>,
     seq: Option<ProducerSeq>,
     progress: Option<f64>,
     stage: Option<String>,
@@ -131,26 +153,41 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     }
     let parsed: NdJsonLine = plain::from_json_object(line.as_bytes()).map_err(|error| {
         let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
-        format!("not a JSON object of delta, progress, complete or fail: {reason}")
+        format!("not a JSON object of delta, reasoning, progress, complete or fail: {reason}")
     })?;
     let kinds = [
         parsed.delta.is_some(),
+        parsed.reasoning.is_some(),
         parsed.progress.is_some() || parsed.stage.is_some() || parsed.message.is_some(),
         parsed.complete.is_some(),
         parsed.fail.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
-        0 => return Err("the line has none of delta, progress, complete or fail".into()),
+        0 => {
+            return Err("the line has none of delta, reasoning, progress, complete or fail".into());
+        }
         1 => {}
-        _ => return Err("the line mixes delta, progress, complete and fail; send one".into()),
+        _ => {
+            return Err(
+                "the line mixes delta, reasoning, progress, complete and fail; send one".into(),
+            );
+        }
     }
-    if parsed.seq.is_some() && parsed.delta.is_none() {
-        return Err("seq goes with a delta".into());
+    let seq = parsed.seq.map(ProducerSeq::get);
+    if seq.is_some() && parsed.delta.is_none() && parsed.reasoning.is_none() {
+        return Err("seq goes with a delta or a reasoning".into());
     }
     Ok(if let Some(text) = parsed.delta {
         Instruction::Delta {
             text,
-            seq: parsed.seq.map(ProducerSeq::get),
+            seq,
+            kind: TextKind::Answer,
+        }
+    } else if let Some(text) = parsed.reasoning {
+        Instruction::Delta {
+            text,
+            seq,
+            kind: TextKind::Reasoning,
         }
     } else if let Some(complete) = parsed.complete {
         Instruction::Complete {
@@ -179,7 +216,16 @@ mod tests {
             ndjson_line(r#"{"delta": "Hel", "seq": 3}"#),
             Ok(Instruction::Delta {
                 text: "Hel".into(),
-                seq: Some(3)
+                seq: Some(3),
+                kind: TextKind::Answer,
+            })
+        );
+        assert_eq!(
+            ndjson_line(r#"{"reasoning": "Let me think", "seq": 2}"#),
+            Ok(Instruction::Delta {
+                text: "Let me think".into(),
+                seq: Some(2),
+                kind: TextKind::Reasoning,
             })
         );
         assert_eq!(
@@ -217,10 +263,12 @@ mod tests {
             "{\"delta\": 5}",
             "{}",
             "{\"delta\": \"a\", \"complete\": {}}",
+            "{\"delta\": \"a\", \"reasoning\": \"b\"}",
+            "{\"reasoning\": 3}",
             "{\"seq\": 1}",
             "{\"delta\": \"a\", \"sequence\": 1}",
             // serde reads a struct from an array of its fields, in order.
-            "[\"a\", null, null, null, null, null, null]",
+            "[\"a\", null, null, null, null, null, null, null]",
         ] {
             let error = ndjson_line(bad).expect_err(bad);
             assert!(

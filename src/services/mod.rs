@@ -20,6 +20,7 @@ pub mod provider_events;
 pub mod streams;
 mod surrogate_pairs;
 pub mod tasks;
+mod upload_body;
 mod upload_error;
 mod upload_reader;
 pub mod uploads;

@@ -7,14 +7,22 @@
 //! hold a half, so a line that carries one is rewritten before it is read.
 //!
 //! Only text is joined: a high half that ends the value of a text field
-//! (`delta`, `content`, `text`: the fields the streams read here carry
+//! (`delta`, `content`, `text`, and the reasoning's `reasoning`,
+//! `reasoning_content`, `thinking`: the fields the streams read here carry
 //! their text in) waits for the low half that starts the next text value,
 //! of this line or the next, and the two become the character there. Any
 //! other half (in a key, a stage, a result, or one its partner does not
 //! follow) becomes U+FFFD, as a decoder shows it.
 
 /// The fields whose string values are a stream's text.
-const TEXT_FIELDS: [&str; 3] = ["delta", "content", "text"];
+const TEXT_FIELDS: [&str; 6] = [
+    "delta",
+    "content",
+    "text",
+    "reasoning",
+    "reasoning_content",
+    "thinking",
+];
 
 const REPLACEMENT: &str = "\\ufffd";
 

@@ -158,6 +158,10 @@ impl Reader {
             if dropped_half {
                 out.push((line, replacement_character()));
             }
+            out.extend(
+                read.reasoning
+                    .map(|text| (line, Instruction::reasoning(text))),
+            );
             out.push((line, ending.applied(read.instruction)));
             out.extend(read.then.map(|then| (line, ending.applied(then))));
         };
@@ -385,10 +389,7 @@ fn split_characters_joined<T>(
 
 /// What half a character with no partner stands for.
 fn replacement_character() -> Instruction {
-    Instruction::Delta {
-        text: char::REPLACEMENT_CHARACTER.into(),
-        seq: None,
-    }
+    Instruction::answer(char::REPLACEMENT_CHARACTER)
 }
 
 #[cfg(test)]
@@ -527,10 +528,7 @@ mod tests {
         let (instructions, error, read_as) = read_whole(UploadFormat::NdJson, body);
         assert_eq!(error, None);
         assert_eq!(read_as, "openai_chat");
-        let delta = Instruction::Delta {
-            text: "Hi".into(),
-            seq: None,
-        };
+        let delta = Instruction::answer("Hi");
         // No `[DONE]` in JSON lines: the finish is noted, and the body's
         // end completes the answer with it.
         let done = Instruction::Complete {
@@ -649,14 +647,8 @@ mod tests {
 
     #[test]
     fn half_a_character_no_line_completes_stands_as_the_replacement_character() {
-        let fffd = Instruction::Delta {
-            text: "\u{FFFD}".into(),
-            seq: None,
-        };
-        let a = Instruction::Delta {
-            text: "a".into(),
-            seq: None,
-        };
+        let fffd = Instruction::answer("\u{FFFD}");
+        let a = Instruction::answer("a");
         let done = Instruction::Complete { result: None };
         // Before the next line, whatever it is.
         let body = "{\"delta\":\"a\\ud83d\"}\n{\"complete\":{}}\n";
@@ -675,14 +667,8 @@ mod tests {
             "{\"delta\":\"\\ud83d\"}\n{\"delta\":\n",
         );
         assert!(error.expect("refused").starts_with("line 2:"));
-        let fffd = Instruction::Delta {
-            text: "\u{FFFD}".into(),
-            seq: None,
-        };
-        let empty = Instruction::Delta {
-            text: String::new(),
-            seq: None,
-        };
+        let fffd = Instruction::answer("\u{FFFD}");
+        let empty = Instruction::answer(String::new());
         assert_eq!(got, [empty, fffd]);
     }
 

@@ -23,13 +23,14 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, Stream, StreamExt};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tracing::Instrument as _;
 
 use super::{
     generation_input::{Instruction, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
+    upload_body::{BodyState, with_ready_chunks},
     upload_error::{at_line, outcome},
     upload_reader::Reader,
 };
@@ -46,8 +47,10 @@ pub struct UploadSummary {
     pub task: Task,
     /// Deltas accepted (a retried `seq` is not counted).
     pub deltas: u64,
-    /// Characters of text those deltas carried.
+    /// Characters of the answer's text those deltas carried.
     pub chars: u64,
+    /// Characters of the model's reasoning they carried.
+    pub reasoning_chars: u64,
     /// What the body was read as (see `Reader::read_as`).
     pub read_as: &'static str,
 }
@@ -95,7 +98,7 @@ impl TaskService {
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, outcome, finish_reason)
+        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, reasoning_chars, outcome, finish_reason)
     )]
     async fn ingest_here<S, E>(
         &self,
@@ -135,6 +138,7 @@ impl TaskService {
                     task_id = %task_id,
                     deltas = summary.deltas,
                     chars = summary.chars,
+                    reasoning_chars = summary.reasoning_chars,
                     read_as,
                     outcome,
                     finish_reason,
@@ -162,7 +166,7 @@ impl TaskService {
         let task = self.visible(principal, task_id).await?;
         let task_id = task.task_id;
         let mut upload = self.open_upload(&task_id).await;
-        let (mut deltas, mut chars) = (0u64, 0u64);
+        let mut counted = Counted::default();
         // This upload ended its task (a `complete` or `fail` line): set
         // before that line is written, so the watch below does not take the
         // task's end for someone else's.
@@ -229,11 +233,19 @@ impl TaskService {
             let mut text_from = 0;
             for (line, instruction) in instructions {
                 match instruction {
-                    Instruction::Delta { text: delta, seq } => {
+                    Instruction::Delta {
+                        text: delta,
+                        seq,
+                        kind,
+                    } => {
                         if text.is_empty() {
                             text_from = line;
                         }
-                        text.push(Delta { text: delta, seq });
+                        text.push(Delta {
+                            text: delta,
+                            seq,
+                            kind,
+                        });
                     }
                     Instruction::Nothing => {}
                     // A stream that already said it is done (AI SDK `finish`
@@ -242,11 +254,10 @@ impl TaskService {
                     Instruction::Complete { .. } | Instruction::Cancel
                         if ended.load(Ordering::Relaxed) => {}
                     change => {
-                        let (new, new_chars) = self
+                        counted += self
                             .append_counted(&task_id, std::mem::take(&mut text))
                             .await
                             .map_err(|error| at_line(text_from, error))?;
-                        (deltas, chars) = (deltas + new, chars + new_chars);
                         if matches!(
                             change,
                             Instruction::Complete { .. }
@@ -261,11 +272,10 @@ impl TaskService {
                     }
                 }
             }
-            let (new, new_chars) = self
+            counted += self
                 .append_counted(&task_id, text)
                 .await
                 .map_err(|error| at_line(text_from, error))?;
-            (deltas, chars) = (deltas + new, chars + new_chars);
             if let Some(error) = malformed {
                 return Err(error.into());
             }
@@ -277,12 +287,14 @@ impl TaskService {
             }
         }
         let span = tracing::Span::current();
-        span.record("deltas", deltas);
-        span.record("chars", chars);
+        span.record("deltas", counted.deltas);
+        span.record("chars", counted.chars);
+        span.record("reasoning_chars", counted.reasoning_chars);
         Ok(UploadSummary {
             task: self.get(&task_id).await?,
-            deltas,
-            chars,
+            deltas: counted.deltas,
+            chars: counted.chars,
+            reasoning_chars: counted.reasoning_chars,
             read_as: reader.read_as(),
         })
     }
@@ -293,58 +305,33 @@ impl TaskService {
         &self,
         task_id: &TaskId,
         deltas: Vec<Delta>,
-    ) -> Result<(u64, u64), TaskWriteError> {
+    ) -> Result<Counted, TaskWriteError> {
         if deltas.is_empty() {
-            return Ok((0, 0));
+            return Ok(Counted::default());
         }
         let written = self.append(task_id, deltas).await?;
-        Ok((written.accepted as u64, written.chars as u64))
+        Ok(Counted {
+            deltas: written.accepted as u64,
+            chars: written.chars as u64,
+            reasoning_chars: written.reasoning_chars as u64,
+        })
     }
 }
 
-/// Bytes of already-arrived body taken into one write.
-const READY_BYTES: usize = 64 * 1024;
-
-/// How much of the body there is after a read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyState {
-    /// More may come.
-    Open,
-    /// The body ended as it should (the chunked terminator).
-    Ended,
-    /// The connection broke (or the body could not be read) after what was
-    /// gathered: the whole lines in it are applied, then the upload ends.
-    Broken,
+/// What an upload's writes accepted so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counted {
+    deltas: u64,
+    chars: u64,
+    reasoning_chars: u64,
 }
 
-/// `first` and whatever more of the body has already arrived (up to
-/// [`READY_BYTES`]), and how the body stands after it. A producer that got
-/// ahead while the previous write was being stored (one token per TCP
-/// segment, say) is caught up with one write of all it sent meanwhile, not
-/// one write per segment.
-fn with_ready_chunks<S, E>(first: Bytes, body: &mut S) -> (Bytes, BodyState)
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-{
-    let mut gathered: Option<BytesMut> = None;
-    let mut state = BodyState::Open;
-    while gathered.as_ref().map_or(first.len(), BytesMut::len) < READY_BYTES {
-        match body.next().now_or_never() {
-            Some(Some(Ok(more))) => gathered
-                .get_or_insert_with(|| BytesMut::from(&first[..]))
-                .extend_from_slice(&more),
-            Some(Some(Err(_))) => {
-                state = BodyState::Broken;
-                break;
-            }
-            Some(None) => {
-                state = BodyState::Ended;
-                break;
-            }
-            None => break,
-        }
+impl std::ops::AddAssign for Counted {
+    fn add_assign(&mut self, more: Self) {
+        self.deltas += more.deltas;
+        self.chars += more.chars;
+        self.reasoning_chars += more.reasoning_chars;
     }
-    (gathered.map_or(first, BytesMut::freeze), state)
 }
 
 /// Resolves once the task ends other than by this upload's own terminal

@@ -200,7 +200,7 @@ mod tests {
         use std::{sync::Arc, time::Duration};
 
         use crate::{
-            domain::{TaskChange, text_event},
+            domain::{TaskChange, TextKind, text_event},
             store::{
                 Deadline,
                 rows::{EventRow, TaskRow},
@@ -211,7 +211,13 @@ mod tests {
         let (_dir, this, other, task) = two_stores_on_one_file().await;
         let deadline = || Deadline::after(Duration::from_secs(5));
         let running = Arc::new(task.apply(&TaskChange::Text, 2).expect("running"));
-        let text = |delta: &str| vec![EventRow::from(&text_event(&running, delta.into()))];
+        let text = |delta: &str| {
+            vec![EventRow::from(&text_event(
+                &running,
+                TextKind::Answer,
+                delta.into(),
+            ))]
+        };
         let with_no_version = |tasks: Vec<TaskRow>| tasks.into_iter().map(|t| (t, None)).collect();
         let write = |store: &SqliteStore, rows, tasks: Vec<TaskRow>, checks: Vec<String>| {
             let store = store.clone();
@@ -252,7 +258,7 @@ mod tests {
         use std::{sync::Arc, time::Duration};
 
         use crate::{
-            domain::{TaskChange, text_event},
+            domain::{TaskChange, TextKind, text_event},
             store::{
                 Deadline,
                 rows::{EventRow, SeqCheck},
@@ -270,7 +276,11 @@ mod tests {
         let numbered = |store: &SqliteStore, seq: u64, known: Option<i64>| {
             let (store, task) = (store.clone(), at_seq(seq));
             async move {
-                let rows = vec![EventRow::from(&text_event(&task, format!("<{seq}>")))];
+                let rows = vec![EventRow::from(&text_event(
+                    &task,
+                    TextKind::Answer,
+                    format!("<{seq}>"),
+                ))];
                 let check = SeqCheck {
                     task_id: "gen".into(),
                     known,

@@ -3,12 +3,18 @@
 //! deltas concatenated, under the id of the last of them), then the task's
 //! current state as `progress`, then the task's end if it ended. A late
 //! viewer of a 2,000-token answer gets three frames, not 2,000.
+//!
+//! A reasoning model's thinking (`reasoning` events) rolls up the same
+//! way, one event per run of one kind in the order they came: thinking
+//! then answer is two events. Each carries the id of the last event of its
+//! run, so a viewer cut off between them resumes from there with no gap
+//! and no duplicate, as the ids of a stream always increase.
 
 use bytes::Bytes;
 use serde_json::json;
 
 use super::OutboundFrame;
-use crate::domain::{EventType, StoredEvent, sse_frame};
+use crate::domain::{EventType, StoredEvent, TextKind, sse_frame};
 
 /// A task's state as read when its stream opened.
 #[derive(Debug, Clone)]
@@ -26,26 +32,42 @@ pub struct TaskState {
 
 #[derive(Default)]
 pub struct TaskCatchUp {
-    text: String,
-    /// The last missed `text` event (its id and addressing carry the roll-up).
-    last_text: Option<StoredEvent>,
+    /// The missed text, a run per stretch of one kind, in order.
+    runs: Vec<TextRun>,
     /// The last missed `progress` event: the whole task, as it changed.
     last_progress: Option<StoredEvent>,
     /// The task's `complete` or `error`, if it ended.
     end: Option<StoredEvent>,
 }
 
+/// Missed events of one kind of text, back to back.
+struct TextRun {
+    kind: TextKind,
+    text: String,
+    /// The run's last event (its id and addressing carry the roll-up).
+    last: StoredEvent,
+}
+
 impl TaskCatchUp {
     /// Takes one replayed event of the task. Of its `progress` events only
     /// the last counts: each carries the whole task.
     pub fn add(&mut self, event: StoredEvent) {
-        match event.event_type.as_str() {
-            "text" => {
-                if let Some(delta) = event.data.get("delta").and_then(|d| d.as_str()) {
-                    self.text.push_str(delta);
+        if let Some(kind) = TextKind::of_event_type(event.event_type.as_str()) {
+            let delta = event.data.get("delta").and_then(|d| d.as_str());
+            match self.runs.last_mut() {
+                Some(run) if run.kind == kind => {
+                    run.text.push_str(delta.unwrap_or_default());
+                    run.last = event;
                 }
-                self.last_text = Some(event);
+                _ => self.runs.push(TextRun {
+                    kind,
+                    text: delta.unwrap_or_default().to_owned(),
+                    last: event,
+                }),
             }
+            return;
+        }
+        match event.event_type.as_str() {
             "progress" => self.last_progress = Some(event),
             _ if event.ends_task() => self.end = Some(event),
             _ => {}
@@ -57,11 +79,11 @@ impl TaskCatchUp {
     /// the state was read before the stream registered, so a change landing
     /// in between reaches the viewer only through the store.
     pub fn frames(self, state: Option<TaskState>) -> Vec<OutboundFrame> {
-        let mut frames = Vec::with_capacity(3);
-        if let Some(last) = self.last_text {
+        let mut frames = Vec::with_capacity(self.runs.len() + 2);
+        for TextRun { kind, text, last } in self.runs {
             let rolled = StoredEvent {
-                data: json!({ "task_id": last.task_id, "delta": self.text }),
-                event_type: EventType::parse("text").expect("a well-formed type"),
+                data: json!({ "task_id": last.task_id, "delta": text }),
+                event_type: EventType::parse(kind.event_type()).expect("a well-formed type"),
                 ..last
             };
             frames.push(OutboundFrame::replayed(
@@ -139,6 +161,45 @@ mod tests {
         assert_eq!(data(&frames[1])["progress"], 60, "the newer state");
         assert_eq!(frames[2].event_id, Some(EventId(6)));
         assert!(frames[2].ends_task);
+    }
+
+    #[test]
+    fn missed_reasoning_and_answer_roll_up_a_run_each_in_order() {
+        let mut catch_up = TaskCatchUp::default();
+        catch_up.add(event(3, "reasoning", json!({"delta": "Let me "})));
+        catch_up.add(event(4, "reasoning", json!({"delta": "think."})));
+        catch_up.add(event(5, "text", json!({"delta": "Four"})));
+        catch_up.add(event(6, "text", json!({"delta": "."})));
+        catch_up.add(event(7, "reasoning", json!({"delta": "Check."})));
+        catch_up.add(event(8, "text", json!({"delta": " Yes."})));
+
+        let frames = catch_up.frames(None);
+
+        let got: Vec<_> = frames
+            .iter()
+            .map(|frame| {
+                let text = String::from_utf8(frame.bytes.to_vec()).unwrap();
+                let kind = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event: "))
+                    .unwrap()
+                    .to_owned();
+                (frame.event_id, kind, data(frame)["delta"].clone())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Some(EventId(4)),
+                    "reasoning".to_owned(),
+                    json!("Let me think.")
+                ),
+                (Some(EventId(6)), "text".to_owned(), json!("Four.")),
+                (Some(EventId(7)), "reasoning".to_owned(), json!("Check.")),
+                (Some(EventId(8)), "text".to_owned(), json!(" Yes.")),
+            ]
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod prometheus;
 mod provider_streams;
 mod publish;
 mod readme_walkthrough;
+mod reasoning;
 mod replay;
 mod restart;
 mod shutdown;

@@ -471,7 +471,10 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
         .map(|t| t.as_str().expect("a type").to_owned())
         .collect();
     types.sort();
-    assert_eq!(types, ["complete", "error", "progress", "text"]);
+    assert_eq!(
+        types,
+        ["complete", "error", "progress", "reasoning", "text"]
+    );
 
     // Act: the producer's whole life, with a refused backwards step.
     let mut patched = Vec::new();

@@ -109,6 +109,20 @@ test("a stream silent for heartbeatTimeout is presumed dead and replaced", (t) =
   c.close();
 });
 
+test("onReasoning receives the model's thinking, apart from onText's answer", () => {
+  const texts = [];
+  const thoughts = [];
+  const c = client({ onText: (delta) => texts.push(delta), onReasoning: (delta, data) => thoughts.push([delta, data.task_id]) });
+  c.connect();
+  const source = FakeEventSource.latest();
+  source.emit("reasoning", { task_id: "t", delta: "Let me think." }, "1");
+  source.emit("text", { task_id: "t", delta: "Four." }, "2");
+  assert.deepEqual(thoughts, [["Let me think.", "t"]]);
+  assert.deepEqual(texts, ["Four."]);
+  assert.equal(c.lastEventId, "2", "a reasoning event advances the resume id too");
+  c.close();
+});
+
 test("typed handlers, onText and onProgress receive parsed data", () => {
   const texts = [];
   const progress = [];

@@ -79,6 +79,27 @@ test("useTaskStream appends the text deltas in order and follows the task's prog
   assert.equal(result.current.error, null);
 });
 
+test("useTaskStream keeps the model's reasoning apart from the answer, and a reconnect doubles neither", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-r", { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("reasoning", { task_id: "gen-r", delta: "Two and " }, "2"));
+  send(() => latest().emit("reasoning", { task_id: "gen-r", delta: "two." }, "3"));
+  send(() => latest().emit("text", { task_id: "gen-r", delta: "Fo" }, "4"));
+  assert.equal(result.current.reasoning, "Two and two.");
+  assert.equal(result.current.text, "Fo");
+
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "4", "resumes after the last id, a reasoning id or a text id alike");
+  // What the broker sends a resume after 4: the missed text, rolled up.
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("text", { task_id: "gen-r", delta: "ur." }, "6"));
+  assert.equal(result.current.reasoning, "Two and two.");
+  assert.equal(result.current.text, "Four.");
+});
+
 test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {
   fakeTime(t);
   const disconnects = [];

@@ -227,9 +227,6 @@ impl LiveTasks {
         live.in_flight = false;
         match sent {
             Ok(persisted) if !persisted.stale => {
-                let text_id = is_text
-                    .then(|| persisted.ids.iter().rev().find_map(|id| *id))
-                    .flatten();
                 live.status.send_if_modified(|status| {
                     std::mem::replace(status, task.status) != task.status
                 });
@@ -238,6 +235,7 @@ impl LiveTasks {
                     live.row_version = Some(task.updated_at_ms);
                 }
                 for reply in replies {
+                    let text_id = is_text.then(|| reply.event_in(&persisted.ids)).flatten();
                     reply.answer(Ok(TaskWritten::stored(task.clone(), text_id)));
                 }
                 if task.status.is_terminal() {

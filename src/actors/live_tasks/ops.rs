@@ -13,7 +13,10 @@ use tokio::sync::oneshot;
 use super::{LiveTask, TaskWriteError};
 use crate::{
     actors::persister::{KnownSeq, Persist, TaskWrite},
-    domain::{EventId, Task, TaskChange, TaskError, TaskStatus, change_events, now_ms, text_event},
+    domain::{
+        EventId, Task, TaskChange, TaskError, TaskStatus, TextKind, change_events, now_ms,
+        text_event,
+    },
     telemetry::Metrics,
 };
 
@@ -22,8 +25,20 @@ use crate::{
 pub struct Delta {
     pub text: String,
     /// The producer's sequence number: a delta at or below the task's last
-    /// accepted one is a retry and is ignored.
+    /// accepted one is a retry and is ignored. One numbering for both kinds.
     pub seq: Option<u64>,
+    pub kind: TextKind,
+}
+
+impl Delta {
+    /// A piece of the answer.
+    pub fn answer(text: impl Into<String>, seq: Option<u64>) -> Self {
+        Self {
+            text: text.into(),
+            seq,
+            kind: TextKind::Answer,
+        }
+    }
 }
 
 /// A write's answer: the task after it, and what was stored.
@@ -31,8 +46,8 @@ pub struct Delta {
 pub struct TaskWritten {
     /// Shared with LiveTasks' own copy: most writers never look at it.
     pub task: Arc<Task>,
-    /// The `text` event the write's text went into (`None` when every
-    /// delta was a retry, or for a change).
+    /// The last event the write's text went into (`None` when every delta
+    /// was a retry, or for a change).
     pub text_id: Option<EventId>,
     /// The deltas of this writer's text write that were new (not retries).
     pub accepted: usize,
@@ -40,8 +55,10 @@ pub struct TaskWritten {
     /// `seq` already accepted (in order; empty, and allocating nothing,
     /// when every delta was new, as nearly always).
     pub retried_at: Vec<usize>,
-    /// The characters those deltas carried.
+    /// The characters those deltas carried: of the answer, and of the
+    /// reasoning.
     pub chars: usize,
+    pub reasoning_chars: usize,
 }
 
 impl TaskWritten {
@@ -54,6 +71,7 @@ impl TaskWritten {
             accepted: 0,
             retried_at: Vec::new(),
             chars: 0,
+            reasoning_chars: 0,
         }
     }
 }
@@ -64,6 +82,10 @@ pub(super) struct Reply {
     accepted: usize,
     retried_at: Vec<usize>,
     chars: usize,
+    reasoning_chars: usize,
+    /// Of the events the write stores, the last one this writer's text
+    /// went into (its position among them).
+    last_event: Option<usize>,
 }
 
 impl Reply {
@@ -73,7 +95,16 @@ impl Reply {
             accepted: 0,
             retried_at: Vec::new(),
             chars: 0,
+            reasoning_chars: 0,
+            last_event: None,
         }
+    }
+
+    /// The id of the last event this writer's text went into, of the ids
+    /// of the events its write stored.
+    pub(super) fn event_in(&self, ids: &[Option<EventId>]) -> Option<EventId> {
+        self.last_event
+            .and_then(|at| ids.get(at).copied().flatten())
     }
 
     /// The same writer, its counts cleared, for its deltas to be offered again.
@@ -89,6 +120,7 @@ impl Reply {
             accepted: self.accepted,
             retried_at: self.retried_at,
             chars: self.chars,
+            reasoning_chars: self.reasoning_chars,
             ..written
         });
         let _ = self.sender.send(answer);
@@ -215,7 +247,8 @@ pub(super) fn next_write(
     }
 }
 
-/// Every text write at the front of the queue, as one `text` event. The
+/// Every text write at the front of the queue, as one event per run of one
+/// kind (`text`, or `reasoning`): nearly always one `text` event. The
 /// task's row is written with it only when the task starts running or the
 /// row was last written `row_refresh` ago or more: between, only the store's
 /// check that the task is unfinished guards the event (a random page of the
@@ -225,10 +258,13 @@ pub(super) fn next_write(
 fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> Option<Write> {
     let refused = refusal(live.task.status);
     let mut last_seq = live.task.last_seq;
-    let mut text = String::new();
+    // Each run of one kind: its text and how many deltas made it.
+    let mut runs: Vec<(TextKind, String, usize)> = Vec::new();
+    // Per kind (the answer, the reasoning): deltas accepted, retried.
+    let mut counted = [(0, 0); 2];
     let mut replies = Vec::new();
     let mut offered_deltas = Vec::new();
-    let (mut accepted, mut retried, mut numbered) = (0, 0, false);
+    let mut numbered = false;
     while let Some(Op::Text { .. }) = live.ops.front() {
         let Some(Op::Text { deltas, mut reply }) = live.ops.pop_front() else {
             unreachable!("the front is a text write");
@@ -238,25 +274,44 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
             continue;
         }
         for (at, delta) in deltas.iter().enumerate() {
+            let count = &mut counted[usize::from(delta.kind == TextKind::Reasoning)];
             if let (Some(seq), Some(last)) = (delta.seq, last_seq)
                 && seq <= last
             {
                 reply.retried_at.push(at);
+                count.1 += 1;
                 continue;
             }
+            count.0 += 1;
             numbered |= delta.seq.is_some();
             last_seq = delta.seq.or(last_seq);
-            text.push_str(&delta.text);
+            if !delta.text.is_empty() {
+                match runs.last_mut() {
+                    Some((kind, text, made_of)) if *kind == delta.kind => {
+                        text.push_str(&delta.text);
+                        *made_of += 1;
+                    }
+                    _ => runs.push((delta.kind, delta.text.clone(), 1)),
+                }
+                reply.last_event = Some(runs.len() - 1);
+            }
             reply.accepted += 1;
-            reply.chars += delta.text.chars().count();
+            let chars = delta.text.chars().count();
+            match delta.kind {
+                TextKind::Answer => reply.chars += chars,
+                TextKind::Reasoning => reply.reasoning_chars += chars,
+            }
         }
-        accepted += reply.accepted;
-        retried += deltas.len() - reply.accepted;
         replies.push(reply);
         offered_deltas.push(deltas);
     }
-    metrics.record_deltas(accepted, retried);
-    if text.is_empty() {
+    for (kind, (accepted, retried)) in [TextKind::Answer, TextKind::Reasoning]
+        .into_iter()
+        .zip(counted)
+    {
+        metrics.record_deltas(kind, accepted, retried);
+    }
+    if runs.is_empty() {
         Arc::make_mut(&mut live.task).last_seq = last_seq;
         for reply in replies {
             reply.answer(Ok(TaskWritten::stored(live.task.clone(), None)));
@@ -275,7 +330,13 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
         || live
             .row_written
             .is_none_or(|at| at.elapsed() >= row_refresh);
-    let event = text_event(&task, text);
+    let events = runs
+        .into_iter()
+        .map(|(kind, text, made_of)| {
+            metrics.record_text_event(made_of);
+            text_event(&task, kind, text)
+        })
+        .collect();
     let mut guarded = if with_row {
         TaskWrite {
             row_version: live.row_version,
@@ -289,7 +350,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
     }
     Some(Write {
         persist: Persist {
-            events: vec![event],
+            events,
             tasks: vec![guarded],
         },
         awaiting: Awaiting {

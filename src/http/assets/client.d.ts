@@ -211,8 +211,10 @@ export interface SseClientOptions {
   onError?: (error: Error | TaskError | StreamRefusedError, data?: TaskErrorData, event?: MessageEvent<string>) => void;
   /** `progress` (a task) and `progress_update` events. */
   onProgress?: (data: TaskSnapshot, event: MessageEvent<string>) => void;
-  /** `text` events: `delta` is their `data.delta`. */
+  /** `text` events (the answer): `delta` is their `data.delta`. */
   onText?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  /** `reasoning` events (the model's thinking, apart from the answer): `delta` is their `data.delta`. */
+  onReasoning?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
   /** An EventSource stand-in (tests). */
   EventSource?: EventSourceConstructor;

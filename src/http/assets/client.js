@@ -225,7 +225,9 @@ export class SseClient {
    *   token, or, on a stream that `closeOn` "error" (a `TaskStream`), the task's end as a `TaskError`
    *   (with the parsed `data` also as the second argument)
    * @param {function} [options.onProgress]  (data, event) for `progress` and `progress_update`
-   * @param {function} [options.onText]  (delta, data, event) for `text`
+   * @param {function} [options.onText]  (delta, data, event) for `text`: a piece of the answer
+   * @param {function} [options.onReasoning]  (delta, data, event) for `reasoning`: a piece of the
+   *   model's thinking, apart from the answer
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL for all tabs of this browser
    *   (Web Locks and BroadcastChannel; without them, or with an injected EventSource, one per tab)
@@ -499,6 +501,7 @@ export class SseClient {
       "progress",
       "progress_update",
       "text",
+      "reasoning",
       ...(this.options.eventTypes || []),
       ...this.options.closeOn,
       ...this.handlers.keys(),
@@ -529,7 +532,7 @@ export class SseClient {
     } catch {
       // Not JSON: hand over the raw string.
     }
-    const { onConnect, onProgress, onText } = this.options;
+    const { onConnect, onProgress, onText, onReasoning } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -570,6 +573,9 @@ export class SseClient {
         break;
       case "text":
         if (onText) onText(data && data.delta, data, event);
+        break;
+      case "reasoning":
+        if (onReasoning) onReasoning(data && data.delta, data, event);
         break;
       default:
         break;

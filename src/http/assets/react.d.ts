@@ -92,6 +92,8 @@ export interface StreamControls {
 export interface TaskStreamResult extends StreamControls {
   /** The text so far: the `text` deltas appended in order. */
   text: string;
+  /** The model's reasoning so far (its thinking): the `reasoning` deltas appended in order; "" for a model that streams none. */
+  reasoning: string;
   /** 0–100: the latest `progress`, 100 once completed. */
   progress: number;
   /** The task's status; null before the broker has told it. */

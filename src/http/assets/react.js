@@ -4,7 +4,7 @@
 //
 //   import { useTaskStream } from "/react.js";
 //   function Answer({ taskId }) {
-//     const { text, progress, status, error, isConnected } = useTaskStream(taskId);
+//     const { text, reasoning, progress, status, error, isConnected } = useTaskStream(taskId);
 //     …
 //   }
 //
@@ -143,6 +143,7 @@ function initialTask(key) {
   return {
     key,
     text: "",
+    reasoning: "",
     progress: 0,
     status: null,
     stage: null,
@@ -157,7 +158,8 @@ function initialTask(key) {
 /**
  * Follows the task `taskId` on `/tasks/{taskId}/events`: its text (the
  * deltas appended in order; on a (re)connect the broker sends what was
- * missed), progress, status and the connection. The stream ends, without
+ * missed), the model's reasoning the same way (`reasoning`, apart from the
+ * answer), progress, status and the connection. The stream ends, without
  * reconnecting, at the task's `complete` or `error` (failed or cancelled);
  * `error` then holds a TaskError. A network error is not a task error: the
  * stream reconnects (`autoReconnect`) with backoff, resuming after the last
@@ -196,6 +198,9 @@ export function useTaskStream(taskId, options = {}) {
       onText: (_, delta) => {
         if (typeof delta === "string" && delta) update((s) => ({ ...s, text: s.text + delta }));
       },
+      onReasoning: (_, delta) => {
+        if (typeof delta === "string" && delta) update((s) => ({ ...s, reasoning: s.reasoning + delta }));
+      },
       // The task's end (a TaskError), or the connection given up on or its
       // token expired (an Error): SseClient reports no other.
       onError: (opts, error, data) => {
@@ -214,7 +219,7 @@ export function useTaskStream(taskId, options = {}) {
       // the task's whole text comes again, so what was shown goes.
       client.on(
         "replay_reset",
-        guard(() => update((s) => ({ ...s, text: "" }))),
+        guard(() => update((s) => ({ ...s, text: "", reasoning: "" }))),
       );
       client.on(
         "complete",
@@ -243,6 +248,7 @@ export function useTaskStream(taskId, options = {}) {
   const current = state.key === key ? state : initialTask(key);
   return {
     text: current.text,
+    reasoning: current.reasoning,
     progress: current.progress,
     status: current.status,
     stage: current.stage,

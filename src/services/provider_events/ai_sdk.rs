@@ -11,10 +11,10 @@ use crate::domain::FinishReason;
 pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String> {
     let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
     let instruction = match kind {
-        "text-delta" => Instruction::Delta {
-            text: string_field(value, "delta", "a text-delta part")?,
-            seq: None,
-        },
+        "text-delta" => Instruction::answer(string_field(value, "delta", "a text-delta part")?),
+        "reasoning-delta" => {
+            Instruction::reasoning(string_field(value, "delta", "a reasoning-delta part")?)
+        }
         // Its `finishReason` is already in the words a task keeps.
         "finish" => {
             let note = field("finishReason").and_then(|said| {

@@ -14,25 +14,35 @@ pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventR
     let mut note = None;
     let instruction = match kind {
         "content_block_delta" => match value.pointer("/delta/type").and_then(Value::as_str) {
-            Some("text_delta") => Instruction::Delta {
-                text: value
+            Some("text_delta") => Instruction::answer(
+                value
                     .pointer("/delta/text")
                     .and_then(Value::as_str)
-                    .ok_or("a text_delta needs delta.text as a string")?
-                    .to_owned(),
-                seq: None,
-            },
-            // thinking, its signature, a tool's input, citations
+                    .ok_or("a text_delta needs delta.text as a string")?,
+            ),
+            Some("thinking_delta") => Instruction::reasoning(
+                value
+                    .pointer("/delta/thinking")
+                    .and_then(Value::as_str)
+                    .ok_or("a thinking_delta needs delta.thinking as a string")?,
+            ),
+            // the thinking's signature, a tool's input, citations
             _ => Instruction::Nothing,
         },
         "content_block_start" => {
             let block = value.get("content_block");
-            let is_text = block
+            let kind = block
                 .and_then(|block| block.get("type"))
-                .and_then(Value::as_str)
-                == Some("text");
-            match block.and_then(|block| block.get("text")) {
-                Some(Value::String(text)) if is_text => delta_or_nothing(text.clone()),
+                .and_then(Value::as_str);
+            let field = |name: &str| match block.and_then(|block| block.get(name)) {
+                Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+                _ => None,
+            };
+            match kind {
+                Some("text") => delta_or_nothing(field("text").unwrap_or_default()),
+                Some("thinking") => {
+                    field("thinking").map_or(Instruction::Nothing, Instruction::reasoning)
+                }
                 _ => Instruction::Nothing,
             }
         }

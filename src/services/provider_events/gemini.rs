@@ -6,7 +6,7 @@ use super::{Dialect, EndNote, EventRead, Instruction};
 use crate::domain::{FinishReason, TokenUsage};
 
 /// A chunk of Gemini's `streamGenerateContent`: the first candidate's
-/// text, then its end when the chunk carries a `finishReason` (Gemini sends
+/// thoughts and text, then its end when the chunk carries a `finishReason` (Gemini sends
 /// no end marker of its own).
 pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
     let usage = value.get("usageMetadata").and_then(gemini_usage);
@@ -32,7 +32,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         };
         return Ok(EventRead::one(instruction, Some(Dialect::Gemini)).noting(EndNote::usage(usage)));
     };
-    let mut text = String::new();
+    let (mut text, mut reasoning) = (String::new(), String::new());
     let mut asks_for_tools = false;
     let parts = match candidate.pointer("/content/parts") {
         None | Some(Value::Null) => &[][..],
@@ -40,12 +40,12 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         Some(_) => return Err("candidates[0].content.parts must be an array".into()),
     };
     for (index, part) in parts.iter().enumerate() {
-        if part.get("thought").and_then(Value::as_bool) == Some(true) {
-            continue;
-        }
+        // A thought part's text is the model's thinking (its summary).
+        let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
         asks_for_tools |= part.get("functionCall").is_some();
         match part.get("text") {
             None | Some(Value::Null) => {}
+            Some(Value::String(part_text)) if thought => reasoning.push_str(part_text),
             Some(Value::String(part_text)) => text.push_str(part_text),
             Some(_) => {
                 return Err(format!(
@@ -68,7 +68,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         None => (None, EndNote::usage(usage)),
     };
     let note = EndNote::asking_for_tools(note, asks_for_tools);
-    Ok(EventRead::text_then(text, end, Dialect::Gemini).noting(note))
+    Ok(EventRead::text_then(reasoning, text, end, Dialect::Gemini).noting(note))
 }
 
 /// A Gemini `finishReason` in the AI SDK's words.

@@ -5,26 +5,34 @@
 //!
 //! - OpenAI Chat Completions (and the many APIs that copy it): `choices`;
 //!   `choices[].delta.content` (or `refusal`) of the first choice is text,
-//!   `[DONE]` completes (or, after a `finish_reason`, the body's end).
+//!   its `reasoning_content` (DeepSeek, vLLM, Qwen) or `reasoning`
+//!   (OpenRouter, Ollama, Groq) is reasoning, `[DONE]` completes (or, after
+//!   a `finish_reason`, the body's end).
 //! - OpenAI Responses: `type` `response.*`; `response.output_text.delta`
-//!   (and `response.refusal.delta`) is text, `response.completed` and
-//!   `response.incomplete` complete, `response.failed` and an `error` event
-//!   fail.
+//!   (and `response.refusal.delta`) is text,
+//!   `response.reasoning_summary_text.delta` and
+//!   `response.reasoning_text.delta` are reasoning, `response.completed`
+//!   and `response.incomplete` complete, `response.failed` and an `error`
+//!   event fail.
 //! - Anthropic Messages: `content_block_delta` with a `text_delta` is text,
-//!   `message_stop` (or, after `message_delta`'s `stop_reason`, the body's
-//!   end) completes, an `error` event fails.
+//!   with a `thinking_delta` reasoning, `message_stop` (or, after
+//!   `message_delta`'s `stop_reason`, the body's end) completes, an `error`
+//!   event fails.
 //! - Google Gemini (`streamGenerateContent?alt=sse`): `candidates`; the
-//!   first candidate's parts' `text` is text (thought parts are not), a
+//!   first candidate's parts' `text` is text, a thought part's reasoning, a
 //!   `finishReason` completes after the chunk's text (an unspecified one
 //!   at the body's end); a blocked prompt fails.
-//! - The AI SDK's UI message stream: `text-delta` parts are text, `finish`
-//!   completes, `error` fails, `abort` cancels (the text kept).
+//! - The AI SDK's UI message stream: `text-delta` parts are text,
+//!   `reasoning-delta` parts reasoning, `finish` completes, `error` fails,
+//!   `abort` cancels (the text kept).
 //!
-//! A refusal is text: it is what the viewer should read. Why the answer
+//! A refusal is text: it is what the viewer should read. Reasoning is kept
+//! apart from the answer (`reasoning` events), so a viewer can show the
+//! model thinking without mixing it into the answer. Why the answer
 //! stopped and the tokens it took are gathered into the task's result (see
-//! `ending`). What carries no answer text (reasoning, tool calls, pings,
-//! parts of kinds added later) is skipped; what claims to be text but is
-//! not a string is refused, naming the field.
+//! `ending`). What carries no text (tool calls, signatures, pings, parts
+//! of kinds added later) is skipped; what claims to be text but is not a
+//! string is refused, naming the field.
 
 mod ai_sdk;
 mod anthropic;
@@ -71,6 +79,10 @@ impl Dialect {
 /// What one event asks of the task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRead {
+    /// The model's reasoning the event carries beside its answer text (an
+    /// OpenAI-compatible chunk's `reasoning_content`, a Gemini chunk's
+    /// thought parts): it goes before `instruction`.
+    pub reasoning: Option<String>,
     pub instruction: Instruction,
     /// A second instruction carried by the same event: a Gemini chunk
     /// brings its last text and its end together.
@@ -85,6 +97,7 @@ pub struct EventRead {
 impl EventRead {
     pub(super) fn one(instruction: Instruction, dialect: Option<Dialect>) -> Self {
         Self {
+            reasoning: None,
             instruction,
             then: None,
             dialect,
@@ -96,11 +109,21 @@ impl EventRead {
         Self { note, ..self }
     }
 
-    /// A chunk's text (if any), then `end` (if any).
-    fn text_then(text: String, end: Option<Instruction>, dialect: Dialect) -> Self {
+    /// A chunk's reasoning and text (each if any), then `end` (if any).
+    fn text_then(
+        reasoning: String,
+        text: String,
+        end: Option<Instruction>,
+        dialect: Dialect,
+    ) -> Self {
+        let reasoning = (!reasoning.is_empty()).then_some(reasoning);
         match delta_or_nothing(text) {
-            Instruction::Nothing => Self::one(end.unwrap_or(Instruction::Nothing), Some(dialect)),
+            Instruction::Nothing => Self {
+                reasoning,
+                ..Self::one(end.unwrap_or(Instruction::Nothing), Some(dialect))
+            },
             delta => Self {
+                reasoning,
                 instruction: delta,
                 then: end,
                 dialect: Some(dialect),
@@ -164,7 +187,7 @@ pub fn provider_line(line: &str) -> Option<EventRead> {
     // is refused in those terms, never read as something else.
     let value: Value = serde_json::from_str(line).ok()?;
     // (`delta` is a provider's field too: the Responses API's text event.)
-    let own = ["seq", "progress", "stage", "complete", "fail"]
+    let own = ["seq", "reasoning", "progress", "stage", "complete", "fail"]
         .iter()
         .any(|field| value.get(field).is_some());
     if own {
@@ -223,7 +246,7 @@ fn delta_or_nothing(text: String) -> Instruction {
     if text.is_empty() {
         Instruction::Nothing
     } else {
-        Instruction::Delta { text, seq: None }
+        Instruction::answer(text)
     }
 }
 

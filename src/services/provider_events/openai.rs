@@ -23,6 +23,7 @@ pub(super) fn openai_chunk(
         .as_array()
         .ok_or("choices must be an array of chunk choices")?;
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut end = failure;
     let mut finish = None;
     let mut refuses = false;
@@ -56,6 +57,19 @@ pub(super) fn openai_chunk(
                 ));
             }
         }
+        // DeepSeek, vLLM and Qwen say `reasoning_content`; OpenRouter,
+        // Ollama and Groq `reasoning`. A provider sends one of them.
+        for field in ["reasoning_content", "reasoning"] {
+            match choice.get("delta").and_then(|delta| delta.get(field)) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(thought)) => reasoning.push_str(thought),
+                Some(_) => {
+                    return Err(format!(
+                        "choices[{index}].delta.{field} must be a string or null"
+                    ));
+                }
+            }
+        }
         match choice.pointer("/delta/refusal") {
             None | Some(Value::Null) => {}
             Some(Value::String(refusal)) => {
@@ -80,7 +94,7 @@ pub(super) fn openai_chunk(
         None => EndNote::usage(usage),
     };
     let note = EndNote::refusing(note, refuses);
-    Ok(EventRead::text_then(text, end, Dialect::OpenAiChat).noting(note))
+    Ok(EventRead::text_then(reasoning, text, end, Dialect::OpenAiChat).noting(note))
 }
 
 /// A Chat Completions `finish_reason` in the AI SDK's words.
@@ -116,12 +130,19 @@ pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, S
     let (instruction, note) = match event {
         "output_text.delta" => {
             let text = string_field(value, "delta", "a response.output_text.delta event")?;
-            (Instruction::Delta { text, seq: None }, None)
+            (Instruction::answer(text), None)
         }
         "refusal.delta" => {
             let text = string_field(value, "delta", "a response.refusal.delta event")?;
             let note = EndNote::refusing(None, !text.is_empty());
-            (Instruction::Delta { text, seq: None }, note)
+            (Instruction::answer(text), note)
+        }
+        // A reasoning model's summary of its thinking (what OpenAI shows),
+        // or the thinking itself (open-weight models served so).
+        "reasoning_summary_text.delta" | "reasoning_text.delta" => {
+            let what = format!("a response.{event} event");
+            let text = string_field(value, "delta", &what)?;
+            (Instruction::reasoning(text), None)
         }
         "output_item.added" | "output_item.done" => {
             let asks = value.get("item").is_some_and(is_tool_call);

@@ -92,7 +92,7 @@ pub(super) const TOKEN_GAP: HistogramSpec = HistogramSpec {
 };
 pub(super) const TEXT_EVENT_DELTAS: HistogramSpec = HistogramSpec {
     name: "sse.task.text.deltas_per_event",
-    description: "Deltas coalesced into one stored text event",
+    description: "Deltas coalesced into one stored text (or reasoning) event",
     unit: "{delta}",
     buckets: &BATCH_SIZE_BUCKETS,
 };

@@ -231,7 +231,8 @@ impl Metrics {
                 task_deltas: counter(
                     "sse.task.deltas",
                     "Text deltas written to tasks, by outcome (accepted, or retry: a seq at or \
-                     below the task's last, ignored)",
+                     below the task's last, ignored) and kind (text: the answer; reasoning: the \
+                     model's thinking)",
                 ),
                 text_event_deltas: histogram(&TEXT_EVENT_DELTAS),
                 uploads: counter(

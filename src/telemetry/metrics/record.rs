@@ -5,7 +5,7 @@ use opentelemetry::KeyValue;
 use super::Metrics;
 use crate::{
     actors::janitor::CleanupError,
-    domain::{AnswerEnd, FinishReason, StoredEvent, now_ms},
+    domain::{AnswerEnd, FinishReason, StoredEvent, TextKind, now_ms},
     stream::{CloseReason, StreamFormat, replay::Replayed},
 };
 
@@ -153,16 +153,21 @@ impl Metrics {
 
     /// One coalesced text write: `accepted` deltas went into one event,
     /// `retried` were retries.
-    pub fn record_deltas(&self, accepted: usize, retried: usize) {
-        if accepted > 0 {
-            let outcome = [KeyValue::new("outcome", "accepted")];
-            self.inner.task_deltas.add(accepted as u64, &outcome);
-            self.inner.text_event_deltas.record(accepted as f64, &[]);
+    pub fn record_deltas(&self, kind: TextKind, accepted: usize, retried: usize) {
+        for (outcome, count) in [("accepted", accepted), ("retry", retried)] {
+            if count > 0 {
+                let labels = [
+                    KeyValue::new("outcome", outcome),
+                    KeyValue::new("kind", kind.event_type()),
+                ];
+                self.inner.task_deltas.add(count as u64, &labels);
+            }
         }
-        if retried > 0 {
-            let outcome = [KeyValue::new("outcome", "retry")];
-            self.inner.task_deltas.add(retried as u64, &outcome);
-        }
+    }
+
+    /// A `text` or `reasoning` event stored with `deltas` deltas in it.
+    pub fn record_text_event(&self, deltas: usize) {
+        self.inner.text_event_deltas.record(deltas as f64, &[]);
     }
 
     /// A task completed; `end`: why its answer stopped and the tokens it

@@ -11,7 +11,7 @@ use opentelemetry::KeyValue;
 
 use super::{Metrics, record::UNSAID_FINISH_REASON};
 use crate::{
-    domain::{EventTypeCatalog, FinishReason},
+    domain::{EventTypeCatalog, FinishReason, TextKind},
     stream::{CloseReason, StreamFormat},
 };
 
@@ -35,9 +35,13 @@ impl Metrics {
             inner.events_dropped.add(0, &attributes);
         }
         for outcome in ["accepted", "retry"] {
-            inner
-                .task_deltas
-                .add(0, &[KeyValue::new("outcome", outcome)]);
+            for kind in [TextKind::Answer, TextKind::Reasoning] {
+                let labels = [
+                    KeyValue::new("outcome", outcome),
+                    KeyValue::new("kind", kind.event_type()),
+                ];
+                inner.task_deltas.add(0, &labels);
+            }
         }
         for outcome in ["ok", "error"] {
             let outcome = [KeyValue::new("outcome", outcome)];

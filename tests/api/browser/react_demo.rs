@@ -1,8 +1,9 @@
 //! The demo page runs on React (`/react.js`'s `useTaskStream`, React served
 //! by the broker from `/vendor/`): a generation driven step by step by this
 //! test, as a producer would, shows on screen as it streams (progress bar,
-//! stage, text with the typing indicator, status, connection state), to its
-//! completion; a reload of the finished task shows it whole again.
+//! stage, the model's thinking, text with the typing indicator, status,
+//! connection state), to its completion; a reload of the finished task
+//! shows it whole again.
 
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use super::{Browser, start_broker};
 /// What the page shows, read in one round trip.
 const READ_PAGE: &str = "return { \
     text: document.getElementById('text').textContent, \
+    reasoning: document.getElementById('reasoning-text')?.textContent ?? null, \
+    thinking: document.querySelector('#reasoning summary')?.textContent ?? null, \
+    reasoning_open: document.getElementById('reasoning')?.open ?? null, \
     progress: document.getElementById('progress').value, \
     current: [...document.querySelectorAll('.stages li[data-current=\"true\"]')].map((li) => li.dataset.stage), \
     done: [...document.querySelectorAll('.stages li[data-done=\"true\"]')].map((li) => li.dataset.stage), \
@@ -80,6 +84,33 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     assert_eq!(page["meta"], "Task react-demo", "{page}");
     assert_eq!(page["typing"], true, "the typing indicator shows: {page}");
     assert_eq!(page["busy"], "true", "{page}");
+    assert_eq!(
+        page["reasoning"],
+        Value::Null,
+        "no thinking shown before any: {page}"
+    );
+
+    // ...then the model's thinking, apart from the answer...
+    for thought in ["Explain ", "SSE ", "briefly."] {
+        send(
+            &http,
+            reqwest::Method::POST,
+            format!("{task}/text"),
+            json!({ "reasoning": thought }),
+        )
+        .await;
+    }
+    browser
+        .wait_for(
+            "return document.getElementById('reasoning-text')?.textContent === 'Explain SSE briefly.'",
+            Duration::from_secs(5),
+            "the thinking on screen",
+        )
+        .await;
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["thinking"], "Thinking…", "{page}");
+    assert_eq!(page["reasoning_open"], true, "open while it thinks: {page}");
+    assert_eq!(page["text"], "", "the thinking is not the answer: {page}");
 
     // ...then the text, delta by delta...
     let deltas = ["Server-Sent ", "Events ", "stream ", "text."];
@@ -142,6 +173,12 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
         .await;
     let page = browser.script(READ_PAGE).await;
     assert_eq!(page["text"], "Server-Sent Events stream text.", "{page}");
+    assert_eq!(page["reasoning"], "Explain SSE briefly.", "{page}");
+    assert_eq!(page["thinking"], "Thought it through", "{page}");
+    assert_eq!(
+        page["reasoning_open"], false,
+        "folded once the answer came: {page}"
+    );
     assert_eq!(page["progress"], 100, "{page}");
     assert_eq!(
         page["done"],
@@ -198,6 +235,7 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
         .await;
     let page = browser.script(READ_PAGE).await;
     assert_eq!(page["text"], "Server-Sent Events stream text.", "{page}");
+    assert_eq!(page["reasoning"], "Explain SSE briefly.", "{page}");
     assert_eq!(page["progress"], 100, "{page}");
     assert_eq!(
         page["meta"], "Task react-demo: completed (4 tokens)",

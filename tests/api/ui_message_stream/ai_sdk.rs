@@ -319,3 +319,52 @@ async fn a_cancel_keeps_the_partial_text_and_a_failure_is_the_chats_error() {
     assert_eq!(failed["error"], "model overloaded");
     assert_eq!(text_of(&failed["messages"][0]), "partial ");
 }
+
+/// The message's reasoning and text parts: each one's kind, text and state.
+fn text_parts(message: &Value) -> Vec<(String, String, String)> {
+    message["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter(|p| p["type"] == "text" || p["type"] == "reasoning")
+        .map(|p| {
+            let field = |name: &str| p[name].as_str().unwrap_or_default().to_owned();
+            (field("type"), field("text"), field("state"))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_ai_package_assembles_the_models_thinking_as_a_reasoning_part_live_and_late() {
+    // Arrange: the package is reading before the model starts thinking.
+    let app = spawn_app().await;
+    create(&app, "thinking-gen", Some("chat-think")).await;
+    let mut live = Reader::start(&app, "task", "thinking-gen");
+    live.until_snapshot(|_| true).await;
+
+    // Act
+    let upload = Upload::start(&app, "thinking-gen");
+    for thought in ["Two and two", " make four.\n"] {
+        upload.send(json!({ "reasoning": thought })).await;
+    }
+    upload.deltas(&PIECES[..3]).await;
+    upload.send(json!({ "complete": {} })).await;
+    assert_eq!(upload.finish().await, 200);
+
+    // Assert: a reasoning part, then the text part, each whole and done;
+    // a reader that comes later assembles the same from the catch-up.
+    let expected = vec![
+        (
+            "reasoning".to_owned(),
+            "Two and two make four.\n".to_owned(),
+            "done".to_owned(),
+        ),
+        ("text".to_owned(), PIECES[..3].concat(), "done".to_owned()),
+    ];
+    let live = live.finish().await;
+    assert_eq!(live["errors"], json!([]), "{live}");
+    assert_eq!(text_parts(&live["message"]), expected, "{live}");
+    let late = Reader::start(&app, "task", "thinking-gen").finish().await;
+    assert_eq!(late["errors"], json!([]), "{late}");
+    assert_eq!(text_parts(&late["message"]), expected, "{late}");
+}

@@ -102,6 +102,7 @@ export function Answer(taskId: string | null) {
   });
   const { text, progress, status, error, isConnected, reconnect, disconnect, connectionState, stage, result } = generation;
   const shown: string = text.trim();
+  const thinking: string = generation.reasoning;
   const bar: number = Math.round(progress);
   assertType<Equals<typeof status, TaskStatus | null>>();
   assertType<Equals<TaskStatus, "pending" | "running" | "completed" | "failed" | "cancelled">>();
@@ -111,7 +112,7 @@ export function Answer(taskId: string | null) {
   const stop: void = disconnect();
   const badge: ConnectionState = connectionState;
   const stageName: string | null = stage;
-  console.log(shown, bar, failedMessage, busy, again, stop, badge, stageName, result);
+  console.log(shown, thinking, bar, failedMessage, busy, again, stop, badge, stageName, result);
   // A generation piped from a provider: why it stopped, what it cost.
   const ending = result as GenerationResult | null;
   const cutOff: boolean = ending?.finish_reason === "length";

@@ -4,13 +4,10 @@ mod openai;
 mod other_dialects;
 
 use super::*;
-use crate::domain::TokenUsage;
+use crate::domain::{TextKind, TokenUsage};
 
 pub(super) fn delta(text: &str) -> Instruction {
-    Instruction::Delta {
-        text: text.into(),
-        seq: None,
-    }
+    Instruction::answer(text)
 }
 
 pub(super) const COMPLETE: Instruction = Instruction::Complete { result: None };
@@ -41,7 +38,8 @@ pub(super) fn read(data: &str) -> (Instruction, Option<Dialect>) {
     (read.instruction, read.dialect)
 }
 
-/// The events of a whole stream, as its text and how it ended.
+/// The events of a whole stream, as its text (the answer's: the thinking
+/// is kept apart) and how it ended.
 pub(super) fn replay(events: &[&str]) -> (String, Vec<Instruction>, Vec<Dialect>) {
     let (mut text, mut ends, mut dialects) = (String::new(), Vec::new(), Vec::new());
     for data in events {
@@ -49,8 +47,12 @@ pub(super) fn replay(events: &[&str]) -> (String, Vec<Instruction>, Vec<Dialect>
         dialects.extend(read.dialect);
         for instruction in std::iter::once(read.instruction).chain(read.then) {
             match instruction {
-                Instruction::Delta { text: piece, .. } => text.push_str(&piece),
-                Instruction::Nothing => {}
+                Instruction::Delta {
+                    text: piece,
+                    kind: TextKind::Answer,
+                    ..
+                } => text.push_str(&piece),
+                Instruction::Delta { .. } | Instruction::Nothing => {}
                 end => ends.push(end),
             }
         }
@@ -199,4 +201,60 @@ fn a_providers_error_answer_gives_its_message() {
     }
     let not_an_error: Value = serde_json::from_str(r#"{"choices":[]}"#).unwrap();
     assert_eq!(error_message(&not_an_error), None);
+}
+
+#[test]
+fn each_dialects_thinking_is_reasoning_kept_apart_from_the_text() {
+    let thinking = Instruction::reasoning("think");
+    for (data, dialect) in [
+        (
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"think"}}"#,
+            Dialect::Anthropic,
+        ),
+        (
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"think"}}"#,
+            Dialect::Anthropic,
+        ),
+        (
+            r#"{"type":"response.reasoning_summary_text.delta","item_id":"rs","delta":"think"}"#,
+            Dialect::OpenAiResponses,
+        ),
+        (
+            r#"{"type":"response.reasoning_text.delta","item_id":"rs","delta":"think"}"#,
+            Dialect::OpenAiResponses,
+        ),
+        (
+            r#"{"type":"reasoning-delta","id":"r","delta":"think"}"#,
+            Dialect::AiSdk,
+        ),
+    ] {
+        assert_eq!(read(data), (thinking.clone(), Some(dialect)), "{data}");
+    }
+    // A chunk with thinking and text both: the thinking first.
+    for (data, dialect) in [
+        (
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","content":"Hi"}}]}"#,
+            Dialect::OpenAiChat,
+        ),
+        (
+            r#"{"choices":[{"index":0,"delta":{"reasoning":"think","content":"Hi"}}]}"#,
+            Dialect::OpenAiChat,
+        ),
+        (
+            r#"{"candidates":[{"content":{"parts":[{"text":"think","thought":true},{"text":"Hi"}]},"index":0}]}"#,
+            Dialect::Gemini,
+        ),
+    ] {
+        let read = event_stream_data(data).unwrap();
+        assert_eq!(read.reasoning.as_deref(), Some("think"), "{data}");
+        assert_eq!(read.instruction, delta("Hi"), "{data}");
+        assert_eq!(read.dialect, Some(dialect), "{data}");
+    }
+    // Thinking that is not a string is refused, naming the field.
+    let error = event_stream_data(r#"{"choices":[{"index":0,"delta":{"reasoning_content":5}}]}"#)
+        .expect_err("refused");
+    assert!(error.contains("reasoning_content"), "{error}");
+    // The thinking's signature carries no text.
+    let signature = r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"Eq"}}"#;
+    assert_eq!(read(signature).0, Instruction::Nothing);
 }
