@@ -46,7 +46,7 @@ fn check_projects(principal: &Principal, events: &[NewEvent]) -> Result<(), ApiE
 
 /// An event naming a task must pass the task API's authorization, and may
 /// not change the task behind its back: the types of a task's stream
-/// (`progress`, `text`, `complete`, `error`) go through `/tasks/{id}/...`
+/// (`progress`, `text`, `reasoning`, `complete`, `error`) go through `/tasks/{id}/...`
 /// only, so a task's row and its stream always agree. Any other type may
 /// carry the `task_id` of a task the caller could write to; a task outside
 /// the caller's projects answers as an unknown one.

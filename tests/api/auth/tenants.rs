@@ -144,7 +144,14 @@ async fn generic_publish_cannot_write_into_a_task() {
     assert!(state.is("progress"));
 
     // Another tenant: the task answers as unknown, whatever the type.
-    for event_type in ["error", "complete", "progress", "text", "commit"] {
+    for event_type in [
+        "error",
+        "complete",
+        "progress",
+        "text",
+        "reasoning",
+        "commit",
+    ] {
         let mut data = json!({"error": "forged", "progress": 100, "delta": "forged"});
         data["by"] = json!("bob");
         let forged = post_as(
@@ -167,11 +174,11 @@ async fn generic_publish_cannot_write_into_a_task() {
         assert_error(forged, status, code).await;
     }
     // The owner too: a task's own event types go through the task API.
-    for event_type in ["error", "complete"] {
+    for event_type in ["error", "complete", "reasoning"] {
         let direct = post_as(
             &app,
             "/sse/publish",
-            Some(&json!({"event_type": event_type, "task_id": task, "data": {"error": "x"}})),
+            Some(&json!({"event_type": event_type, "task_id": task, "data": {"error": "x", "delta": "x"}})),
             Some(&alice),
         )
         .await;
