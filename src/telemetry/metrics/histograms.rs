@@ -80,13 +80,13 @@ pub(super) const CLEANUP_DURATION: HistogramSpec = HistogramSpec {
 };
 pub(super) const TIME_TO_FIRST_TOKEN: HistogramSpec = HistogramSpec {
     name: "sse.task.time_to_first_token",
-    description: "Task creation to its first text, by task type",
+    description: "Task creation to its first text or reasoning, by task type",
     unit: "s",
     buckets: &LATENCY_BUCKETS,
 };
 pub(super) const TOKEN_GAP: HistogramSpec = HistogramSpec {
     name: "sse.task.token_gap",
-    description: "Time between consecutive text writes of a task, by task type",
+    description: "Time between consecutive text (or reasoning) writes of a task, by task type",
     unit: "s",
     buckets: &LATENCY_BUCKETS,
 };
