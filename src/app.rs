@@ -231,6 +231,7 @@ impl Application {
                 body_limit: BodyLimit {
                     max_bytes: settings.max_body_bytes,
                     read_timeout: settings.body_read_timeout,
+                    max_upload_line_bytes: settings.max_upload_line_bytes,
                 },
                 cors_origins: settings.cors_origins.clone(),
                 tls,

@@ -243,6 +243,21 @@ pub struct Settings {
     )]
     pub max_body_bytes: usize,
 
+    /// The longest line (NDJSON) or event (an event stream's `data`) of a
+    /// generation upload (`POST /tasks/{id}/stream`) in bytes, then 413;
+    /// the body itself may be as long as the generation.
+    // A provider's closing events repeat its whole answer (OpenAI
+    // Responses' `response.completed` and `*.done` events carry all the
+    // text and reasoning summaries): 4 MiB holds an answer of the longest
+    // output any model streams, with its JSON escapes.
+    #[arg(
+        long,
+        env = "SSE_BROKER_MAX_UPLOAD_LINE_BYTES",
+        global = true,
+        default_value_t = 4 * 1024 * 1024
+    )]
+    pub max_upload_line_bytes: usize,
+
     /// Seconds a client has to send a whole request body, then 408.
     // A full 64 KiB body over a 20 kbit/s link; a client slower than that is
     // holding a connection open, not sending a request.

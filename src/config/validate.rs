@@ -83,6 +83,10 @@ impl Settings {
                 "max_body_bytes must be at least 1",
             ),
             (
+                self.max_upload_line_bytes == 0,
+                "max_upload_line_bytes must be at least 1",
+            ),
+            (
                 self.body_read_timeout.is_zero(),
                 "body_read_timeout_secs must be at least 1",
             ),

@@ -39,6 +39,8 @@ use crate::{
 pub struct BodyLimit {
     pub max_bytes: usize,
     pub read_timeout: std::time::Duration,
+    /// The longest line or event of a generation upload.
+    pub max_upload_line_bytes: usize,
 }
 
 impl BodyLimit {
@@ -55,6 +57,7 @@ impl Default for BodyLimit {
         Self {
             max_bytes: 65_536,
             read_timeout: std::time::Duration::from_secs(30),
+            max_upload_line_bytes: 4 * 1024 * 1024,
         }
     }
 }

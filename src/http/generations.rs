@@ -61,7 +61,7 @@ pub struct UploadAnswer {
         (status = 404, description = "No such task", body = crate::error::ErrorBody),
         (status = 408, description = "The producer sent nothing for --body-read-timeout-secs", body = crate::error::ErrorBody),
         (status = 409, description = "The task was cancelled (`task_cancelled`, answered at once, the upload closed), is finished (`task_finished`, naming the line), or a newer upload to it took over (`upload_superseded`, at once)", body = crate::error::ErrorBody),
-        (status = 413, description = "A line over --max-body-bytes, or an event-stream body that is JSON (an error answer, read whole) past it", body = crate::error::ErrorBody),
+        (status = 413, description = "A line or event over --max-upload-line-bytes, or an event-stream body that is JSON (an error answer, read whole) past it", body = crate::error::ErrorBody),
         (status = 415, description = "Neither NDJSON nor an event stream, or a compressed body (`Content-Encoding`)", body = crate::error::ErrorBody),
         (status = 422, description = "A malformed line, or one the task refuses (a progress out of range or going backwards), named; the lines before it stay applied. An event-stream body whose first line is no event-stream line (an error page) is named by how it begins", body = crate::error::ErrorBody),
     )
@@ -89,7 +89,7 @@ pub async fn upload(
     uncompressed(&req)?;
     let body_limit = BodyLimit::of(&req);
     let limits = UploadLimits {
-        max_line_bytes: body_limit.max_bytes,
+        max_line_bytes: body_limit.max_upload_line_bytes,
         idle: body_limit.read_timeout,
     };
     let summary = state
@@ -202,9 +202,9 @@ impl TryFrom<DeltaItem> for Delta {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TextResponse {
     /// Per delta, the id of the event it went into (`text`, or
-    /// `reasoning`), `null` for a retried `seq`. The pieces of one request
-    /// share one id: of the last event they went into, when a request
-    /// sends reasoning and answer both (a resume from it misses none).
+    /// `reasoning`: the pieces of one request share one event per run of
+    /// one kind), `null` for a retried `seq`. An empty piece answers the id
+    /// of the event the text around it went into (`null` if none did).
     pub ids: Vec<Option<i64>>,
 }
 
@@ -241,12 +241,11 @@ pub async fn append_text(
         .tasks
         .append_visible(&auth.principal, &task_id(&id)?, deltas)
         .await?;
-    // The new deltas of one request go into one event (one per kind): each
-    // answers the last one's id, a retried one `null`.
-    let id = written.text_id.map(|id| id.0);
+    // The new deltas of one request go into one event (one per run of one
+    // kind): each answers its own event's id, a retried one `null`.
     Ok(HttpResponse::Accepted().json(TextResponse {
         ids: (0..count)
-            .map(|n| id.filter(|_| written.retried_at.binary_search(&n).is_err()))
+            .map(|n| written.text_id_of(n).map(|id| id.0))
             .collect(),
     }))
 }

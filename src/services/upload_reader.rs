@@ -18,7 +18,7 @@ use super::{
     },
     surrogate_pairs::pair_split_characters,
 };
-use crate::domain::{SseParseError, SseParser};
+use crate::domain::{SseParseError, SseParser, TextKind};
 
 /// Why the body's next instruction cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub(super) struct Reader {
     dialect: Option<Dialect>,
     /// The first half of a character split between two lines (see
     /// `surrogate_pairs`), waiting for its second half.
-    half: Option<u16>,
+    half: Option<WaitingHalf>,
     /// What a provider's events said of its answer's end, so far.
     ending: Ending,
     max: usize,
@@ -135,7 +135,10 @@ impl Reader {
             Body::NdJson { line, .. } => *line,
             Body::EventStream { parser, .. } => parser.lines_read(),
         };
-        let half = self.half.take().map(|_| replacement_character());
+        let half = self
+            .half
+            .take()
+            .map(|half| replacement_character(half.kind));
         half.into_iter()
             .chain(self.ending.at_body_end())
             .map(|instruction| (line, instruction))
@@ -150,13 +153,13 @@ impl Reader {
     ) -> Result<(), ReadError> {
         let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
         let ending = &mut self.ending;
-        let mut take = |line: u64, (read, dropped_half): (EventRead, bool)| {
+        let mut take = |line: u64, (read, dropped_half): (EventRead, Option<TextKind>)| {
             *dialect = dialect.or(read.dialect);
             if let Some(note) = read.note {
                 ending.note(note);
             }
-            if dropped_half {
-                out.push((line, replacement_character()));
+            if let Some(kind) = dropped_half {
+                out.push((line, replacement_character(kind)));
             }
             out.extend(
                 read.reasoning
@@ -226,7 +229,7 @@ impl Reader {
                         return Err(ReadError::JsonTooLong { limit: max });
                     }
                     if last {
-                        take(1, (EventRead::one(json_answer(document)?, None), false));
+                        take(1, (EventRead::one(json_answer(document)?, None), None));
                     }
                     return Ok(());
                 }
@@ -350,7 +353,11 @@ fn not_a_stream(what: &str) -> ReadError {
 
 /// One NDJSON line (without its line end): the broker's own, or a
 /// provider's chunk.
-fn ndjson(bytes: &[u8], line: u64, half: &mut Option<u16>) -> Result<(EventRead, bool), ReadError> {
+fn ndjson(
+    bytes: &[u8],
+    line: u64,
+    half: &mut Option<WaitingHalf>,
+) -> Result<(EventRead, Option<TextKind>), ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {
         line,
@@ -364,32 +371,91 @@ fn ndjson(bytes: &[u8], line: u64, half: &mut Option<u16>) -> Result<(EventRead,
         .map_err(|reason| ReadError::Malformed { line, reason })
 }
 
+/// The first half of a character, cut off the end of a line's text of
+/// `kind`: it completes only text of the same kind.
+#[derive(Debug, Clone, Copy)]
+struct WaitingHalf {
+    high: u16,
+    kind: TextKind,
+}
+
 /// `read` of a JSON `line`; a line refused for half a character (a high
 /// or low surrogate escape alone) is read again with the halves joined
-/// across lines. `true` beside it when a waiting half found no partner: a
-/// U+FFFD goes before the line.
-fn split_characters_joined<T>(
-    half: &mut Option<u16>,
+/// across lines, never across kinds of text (the reasoning's half does not
+/// complete the answer's). Beside it, when a waiting half found no
+/// partner, the kind of the U+FFFD that goes before the line. A line with
+/// no text (progress, a provider's ping) leaves the half waiting.
+fn split_characters_joined(
+    half: &mut Option<WaitingHalf>,
     line: &str,
-    read: impl Fn(&str) -> Result<T, String>,
-) -> Result<(T, bool), String> {
-    match read(line) {
-        Ok(read) => Ok((read, half.take().is_some())),
-        Err(reason) => {
-            let joined = pair_split_characters(line, *half);
-            let Some(rewritten) = joined.line else {
-                return Err(reason);
-            };
-            let read = read(&rewritten)?;
-            *half = joined.waiting;
-            Ok((read, joined.dropped))
+    read: impl Fn(&str) -> Result<EventRead, String>,
+) -> Result<(EventRead, Option<TextKind>), String> {
+    let reason = match read(line) {
+        Ok(parsed) if carries_no_text(&parsed) => return Ok((parsed, None)),
+        Ok(parsed) => return Ok((parsed, half.take().map(|half| half.kind))),
+        Err(reason) => reason,
+    };
+    let held = *half;
+    let joined = pair_split_characters(line, held.map(|half| half.high));
+    let Some(rewritten) = joined.line else {
+        return Err(reason);
+    };
+    let parsed = read(&rewritten)?;
+    match held {
+        Some(held) if held.kind != text_kinds(&parsed).0 => {
+            // Each half stands alone: the held one in its own kind.
+            let alone = pair_split_characters(line, None);
+            let parsed = read(alone.line.as_deref().unwrap_or(line))?;
+            *half = waiting(alone.waiting, &parsed);
+            Ok((parsed, Some(held.kind)))
+        }
+        held => {
+            *half = waiting(joined.waiting, &parsed);
+            let dropped = joined
+                .dropped
+                .then(|| held.map_or(text_kinds(&parsed).0, |h| h.kind));
+            Ok((parsed, dropped))
         }
     }
 }
 
-/// What half a character with no partner stands for.
-fn replacement_character() -> Instruction {
-    Instruction::answer(char::REPLACEMENT_CHARACTER)
+/// The half a line left waiting, of the kind its last text is.
+fn waiting(high: Option<u16>, parsed: &EventRead) -> Option<WaitingHalf> {
+    high.map(|high| WaitingHalf {
+        high,
+        kind: text_kinds(parsed).1,
+    })
+}
+
+/// The kinds of a read's first and last text (the answer's when it has
+/// none): a chunk's reasoning comes before its answer.
+fn text_kinds(read: &EventRead) -> (TextKind, TextKind) {
+    let own = match &read.instruction {
+        Instruction::Delta { kind, .. } => Some(*kind),
+        _ => None,
+    };
+    let first = read.reasoning.as_ref().map(|_| TextKind::Reasoning).or(own);
+    let last = own.or(read.reasoning.as_ref().map(|_| TextKind::Reasoning));
+    (first.unwrap_or_default(), last.unwrap_or_default())
+}
+
+/// A read with no text that ends nothing: a half may wait across it.
+fn carries_no_text(read: &EventRead) -> bool {
+    read.reasoning.is_none()
+        && read.then.is_none()
+        && matches!(
+            read.instruction,
+            Instruction::Progress { .. } | Instruction::Nothing
+        )
+}
+
+/// What half a character with no partner stands for, in its kind of text.
+fn replacement_character(kind: TextKind) -> Instruction {
+    Instruction::Delta {
+        text: char::REPLACEMENT_CHARACTER.into(),
+        seq: None,
+        kind,
+    }
 }
 
 #[cfg(test)]
@@ -658,6 +724,47 @@ mod tests {
         // At the body's end.
         let (got, _, _) = read_whole(UploadFormat::NdJson, "{\"delta\":\"a\\ud83d\"}\n");
         assert_eq!(got, [a, fffd]);
+    }
+
+    #[test]
+    fn half_a_character_of_the_reasoning_never_crosses_into_the_answer() {
+        let thought = |text: &str| Instruction::reasoning(text);
+        let done = Instruction::Complete { result: None };
+        let progress = Instruction::Progress {
+            progress: Some(50.0),
+            stage: None,
+            message: None,
+        };
+        for (body, expected) in [
+            // Completed by the reasoning's next piece, across a progress line.
+            (
+                "{\"reasoning\":\"r\\ud83e\"}\n{\"progress\":50}\n{\"reasoning\":\"\\udd14s\"}\n",
+                vec![thought("r"), progress.clone(), thought("\u{1F914}s")],
+            ),
+            // Not completed: its U+FFFD is reasoning, before the end.
+            (
+                "{\"reasoning\":\"r\\ud83e\"}\n{\"complete\":{}}\n",
+                vec![thought("r"), thought("\u{FFFD}"), done.clone()],
+            ),
+            // The answer's low half does not complete the reasoning's high one.
+            (
+                "{\"reasoning\":\"r\\ud83e\"}\n{\"delta\":\"\\udd14t\"}\n",
+                vec![
+                    thought("r"),
+                    thought("\u{FFFD}"),
+                    Instruction::answer("\u{FFFD}t"),
+                ],
+            ),
+            // At the body's end.
+            (
+                "{\"reasoning\":\"r\\ud83e\"}\n",
+                vec![thought("r"), thought("\u{FFFD}")],
+            ),
+        ] {
+            let (got, error, _) = read_whole(UploadFormat::NdJson, body);
+            assert_eq!(error, None, "{body}");
+            assert_eq!(got, expected, "{body}");
+        }
     }
 
     #[test]

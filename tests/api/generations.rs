@@ -416,7 +416,7 @@ async fn an_upload_that_ends_without_a_terminal_line_leaves_the_task_running() {
 
 #[actix_web::test]
 async fn uploads_are_refused_as_the_contract_says() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.max_upload_line_bytes = 64 * 1024).await;
     create(&app, "r").await;
     let json_body = app
         .post_raw(

@@ -169,7 +169,7 @@ async fn a_seq_beyond_what_the_store_keeps_is_refused_in_every_form() {
 #[actix_web::test]
 async fn an_sse_event_that_never_ends_is_refused_at_the_body_limit() {
     // Each line is short; the event's data they build passes 64 KiB.
-    let app = spawn_app_with(|s| s.max_body_bytes = 64 * 1024).await;
+    let app = spawn_app_with(|s| s.max_upload_line_bytes = 64 * 1024).await;
     create(&app, "endless").await;
     let upload = Upload::start(&app, "endless", "text/event-stream");
     let line = format!("data: {}\n", "a".repeat(1000));

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use crate::{
     generations::{Upload, create, text_of, upload_unended},
-    helpers::{LONG, SHORT, TestApp, assert_error, eventually, labelled_sum, spawn_app},
+    helpers::{
+        LONG, SHORT, TestApp, assert_error, eventually, labelled_sum, spawn_app, spawn_app_with,
+    },
     ui_message_stream::UiStream,
 };
 
@@ -310,7 +312,7 @@ async fn an_sdks_json_lines_are_read_like_the_providers_stream() {
 async fn a_providers_error_answer_piped_in_unchecked_fails_the_task_with_its_message() {
     // Arrange: what OpenAI answers a bad key, pretty-printed, sent on as if
     // it were the stream.
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.max_upload_line_bytes = 64 * 1024).await;
     create(&app, "bad-key").await;
     let mut viewer = app.open_stream("/tasks/bad-key/events", &[]).await;
     let upload = Upload::start(&app, "bad-key", "text/event-stream");
@@ -483,4 +485,47 @@ async fn a_stop_is_read_as_the_ai_sdk_reads_it_a_tool_call_or_a_refusal() {
             "{id}: {answer}"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_long_responses_answer_completes_though_its_closing_events_repeat_it_whole() {
+    // Arrange: 100 KB of answer, which `response.output_text.done` and
+    // `response.completed` repeat on one line each, past a publish body.
+    let app = spawn_app().await;
+    let piece = "Streams that last. ".repeat(8);
+    let text = piece.repeat(700);
+    let delta = |sequence: usize| {
+        let event = json!({
+            "type": "response.output_text.delta", "sequence_number": sequence,
+            "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": piece,
+        });
+        format!("event: response.output_text.delta\ndata: {event}\n\n")
+    };
+    let mut body: String = (0..700).map(delta).collect();
+    let done = json!({
+        "type": "response.output_text.done", "sequence_number": 700,
+        "item_id": "msg_1", "output_index": 0, "content_index": 0, "text": text,
+    });
+    body.push_str(&format!(
+        "event: response.output_text.done\ndata: {done}\n\n"
+    ));
+    let completed = json!({
+        "type": "response.completed", "sequence_number": 701,
+        "response": {
+            "id": "resp_1", "status": "completed",
+            "output": [{ "type": "message", "content": [{ "type": "output_text", "text": text }] }],
+            "usage": { "input_tokens": 7, "output_tokens": 30000, "total_tokens": 30007 },
+        },
+    });
+    body.push_str(&format!("event: response.completed\ndata: {completed}\n\n"));
+    assert!(completed.to_string().len() > 100_000);
+
+    // Act
+    let (status, answer, seen) = pipe(&app, "long-responses", &body).await;
+
+    // Assert
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["task"]["status"], "completed");
+    assert_eq!(answer["task"]["result"]["usage"]["output_tokens"], 30000);
+    assert!(seen == text, "the viewer's text is the answer, once");
 }

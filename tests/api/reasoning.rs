@@ -153,11 +153,11 @@ async fn the_text_endpoint_takes_reasoning_and_numbers_it_with_the_answer() {
     assert_eq!(mixed.status().as_u16(), 202);
     let mixed: Value = mixed.json().await.unwrap();
 
-    // One id per request (of its last event), null for the retry.
+    // Each piece answers the id of its own event, null for the retry.
     let ids = mixed["ids"].as_array().expect("ids");
     assert!(first["ids"][0].as_i64().is_some(), "{first}");
     assert!(ids[0].as_i64() > first["ids"][0].as_i64(), "{mixed}");
-    assert_eq!(ids[0], ids[1], "{mixed}");
+    assert!(ids[1].as_i64() > ids[0].as_i64(), "two events: {mixed}");
     assert_eq!(ids[2], Value::Null, "a retried seq: {mixed}");
     app.post_json("/tasks/thinking-text/complete", &json!({}))
         .await;
@@ -165,8 +165,41 @@ async fn the_text_endpoint_takes_reasoning_and_numbers_it_with_the_answer() {
     let late = late.read_to_end(SHORT).await;
     assert_eq!(reasoning_of(&late), "Hmm. Yes.");
     assert_eq!(text_of(&late), "Answer");
-    let last_text = runs(&late).last().map(|run| run.1);
-    assert_eq!(last_text, ids[1].as_i64(), "the answered id is the text's");
+    let rolled: Vec<i64> = runs(&late).iter().map(|run| run.1).collect();
+    assert_eq!(
+        rolled,
+        [ids[0].as_i64().unwrap(), ids[1].as_i64().unwrap()],
+        "the answered ids are the reasoning's and the text's"
+    );
+
+    // Three runs in one request, and a resume from each answered id.
+    create(&app, "thinking-runs").await;
+    let interleaved = app
+        .post_json(
+            "/tasks/thinking-runs/text",
+            &json!({ "deltas": [{ "reasoning": "c" }, "d", "", { "reasoning": "e" }] }),
+        )
+        .await;
+    let interleaved: Value = interleaved.json().await.unwrap();
+    let ids: Vec<i64> = interleaved["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| id.as_i64().expect("an id"))
+        .collect();
+    assert!(ids[0] < ids[1] && ids[1] < ids[3], "{interleaved}");
+    assert_eq!(ids[2], ids[1], "an empty piece: the event around it");
+    app.post_json("/tasks/thinking-runs/complete", &json!({}))
+        .await;
+    for (after, reasoning, text) in [(ids[0], "e", "d"), (ids[1], "e", ""), (ids[3], "", "")] {
+        let resume = after.to_string();
+        let mut resumed = app
+            .open_stream("/tasks/thinking-runs/events", &[("Last-Event-ID", &resume)])
+            .await;
+        let resumed = resumed.read_to_end(SHORT).await;
+        assert_eq!(reasoning_of(&resumed), reasoning, "after {after}");
+        assert_eq!(text_of(&resumed), text, "after {after}");
+    }
 
     // Bad input: clear JSON errors, nothing stored.
     create(&app, "thinking-bad").await;

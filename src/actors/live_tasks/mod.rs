@@ -234,9 +234,9 @@ impl LiveTasks {
                 if row_at.is_some() {
                     live.row_version = Some(task.updated_at_ms);
                 }
+                let ids = is_text.then_some(persisted.ids.as_slice());
                 for reply in replies {
-                    let text_id = is_text.then(|| reply.event_in(&persisted.ids)).flatten();
-                    reply.answer(Ok(TaskWritten::stored(task.clone(), text_id)));
+                    reply.answer_stored(task.clone(), ids);
                 }
                 if task.status.is_terminal() {
                     tracing::info!(task_id = %task_id, status = %task.status, "task finished");

@@ -46,9 +46,11 @@ impl Delta {
 pub struct TaskWritten {
     /// Shared with LiveTasks' own copy: most writers never look at it.
     pub task: Arc<Task>,
-    /// The last event the write's text went into (`None` when every delta
-    /// was a retry, or for a change).
-    pub text_id: Option<EventId>,
+    /// The events this writer's text went into, in order: each one's id,
+    /// beside the position among the writer's deltas of its first delta in
+    /// it (empty when every delta was a retry, or for a change; one entry
+    /// unless the writer sent the answer and the reasoning both).
+    pub text_ids: Vec<(usize, EventId)>,
     /// The deltas of this writer's text write that were new (not retries).
     pub accepted: usize,
     /// The positions, among this writer's deltas, of the retries of a
@@ -64,15 +66,27 @@ pub struct TaskWritten {
 impl TaskWritten {
     /// What a writer is answered once its Persist is stored; its own
     /// counts are filled in by [`Reply::answer`].
-    pub(super) fn stored(task: Arc<Task>, text_id: Option<EventId>) -> Self {
+    pub(super) fn stored(task: Arc<Task>) -> Self {
         Self {
             task,
-            text_id,
+            text_ids: Vec::new(),
             accepted: 0,
             retried_at: Vec::new(),
             chars: 0,
             reasoning_chars: 0,
         }
+    }
+
+    /// The id of the event the writer's delta at `position` went into:
+    /// `None` for a retry. A delta with no text went into none: it answers
+    /// the event the text around it went into.
+    pub fn text_id_of(&self, position: usize) -> Option<EventId> {
+        if self.retried_at.binary_search(&position).is_ok() {
+            return None;
+        }
+        let after = self.text_ids.partition_point(|(from, _)| *from <= position);
+        let (_, id) = self.text_ids.get(after.saturating_sub(1))?;
+        Some(*id)
     }
 }
 
@@ -83,9 +97,10 @@ pub(super) struct Reply {
     retried_at: Vec<usize>,
     chars: usize,
     reasoning_chars: usize,
-    /// Of the events the write stores, the last one this writer's text
-    /// went into (its position among them).
-    last_event: Option<usize>,
+    /// Of the events the write stores, those this writer's text went
+    /// into: the position of its first delta in each, and the event's
+    /// (its place among them).
+    placed: Vec<(usize, usize)>,
 }
 
 impl Reply {
@@ -96,15 +111,34 @@ impl Reply {
             retried_at: Vec::new(),
             chars: 0,
             reasoning_chars: 0,
-            last_event: None,
+            placed: Vec::new(),
         }
     }
 
-    /// The id of the last event this writer's text went into, of the ids
-    /// of the events its write stored.
-    pub(super) fn event_in(&self, ids: &[Option<EventId>]) -> Option<EventId> {
-        self.last_event
-            .and_then(|at| ids.get(at).copied().flatten())
+    /// Notes that the writer's delta at `position` went into the write's
+    /// event `event` (its place among the write's events).
+    fn placed_in(&mut self, position: usize, event: usize) {
+        if self.placed.last().is_none_or(|(_, last)| *last != event) {
+            self.placed.push((position, event));
+        }
+    }
+
+    /// Answers the writer once its write is stored, `ids` the ids of the
+    /// write's events (`None` for a change, which stores no text).
+    pub(super) fn answer_stored(mut self, task: Arc<Task>, ids: Option<&[Option<EventId>]>) {
+        let placed = std::mem::take(&mut self.placed);
+        let text_ids = ids
+            .map(|ids| {
+                placed
+                    .into_iter()
+                    .filter_map(|(from, event)| Some((from, ids.get(event).copied().flatten()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.answer(Ok(TaskWritten {
+            text_ids,
+            ..TaskWritten::stored(task)
+        }));
     }
 
     /// The same writer, its counts cleared, for its deltas to be offered again.
@@ -113,10 +147,7 @@ impl Reply {
     }
 
     pub(super) fn answer(self, answer: Result<TaskWritten, TaskWriteError>) {
-        // A writer whose deltas were all retries added nothing to the event
-        // its batch went into.
         let answer = answer.map(|written| TaskWritten {
-            text_id: written.text_id.filter(|_| self.accepted > 0),
             accepted: self.accepted,
             retried_at: self.retried_at,
             chars: self.chars,
@@ -293,7 +324,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
                     }
                     _ => runs.push((delta.kind, delta.text.clone(), 1)),
                 }
-                reply.last_event = Some(runs.len() - 1);
+                reply.placed_in(at, runs.len() - 1);
             }
             reply.accepted += 1;
             let chars = delta.text.chars().count();
@@ -314,7 +345,7 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
     if runs.is_empty() {
         Arc::make_mut(&mut live.task).last_seq = last_seq;
         for reply in replies {
-            reply.answer(Ok(TaskWritten::stored(live.task.clone(), None)));
+            reply.answer(Ok(TaskWritten::stored(live.task.clone())));
         }
         return None;
     }

@@ -72,6 +72,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "event_types",
         "cors_origins",
         "max_body_bytes",
+        "max_upload_line_bytes",
         "body_read_timeout_secs",
         "retention",
         "store_timeout_ms",

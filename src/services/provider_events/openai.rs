@@ -58,16 +58,21 @@ pub(super) fn openai_chunk(
             }
         }
         // DeepSeek, vLLM and Qwen say `reasoning_content`; OpenRouter,
-        // Ollama and Groq `reasoning`. A provider sends one of them.
-        for field in ["reasoning_content", "reasoning"] {
-            match choice.get("delta").and_then(|delta| delta.get(field)) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(thought)) => reasoning.push_str(thought),
-                Some(_) => {
-                    return Err(format!(
-                        "choices[{index}].delta.{field} must be a string or null"
-                    ));
-                }
+        // Ollama and Groq `reasoning`; some servers both, with the same
+        // text: the first said is read, as the AI SDK reads it.
+        let said = ["reasoning_content", "reasoning"]
+            .into_iter()
+            .find_map(|field| {
+                let value = choice.get("delta")?.get(field)?;
+                (!value.is_null()).then_some((field, value))
+            });
+        match said {
+            None => {}
+            Some((_, Value::String(thought))) => reasoning.push_str(thought),
+            Some((field, _)) => {
+                return Err(format!(
+                    "choices[{index}].delta.{field} must be a string or null"
+                ));
             }
         }
         match choice.pointer("/delta/refusal") {

@@ -250,6 +250,12 @@ fn each_dialects_thinking_is_reasoning_kept_apart_from_the_text() {
         assert_eq!(read.instruction, delta("Hi"), "{data}");
         assert_eq!(read.dialect, Some(dialect), "{data}");
     }
+    // A server that says it under both names (vLLM keeps them in step)
+    // thinks it once: the first said is read, as the AI SDK reads it.
+    let both =
+        r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","reasoning":"think"}}]}"#;
+    let read_both = event_stream_data(both).unwrap();
+    assert_eq!(read_both.reasoning.as_deref(), Some("think"));
     // Thinking that is not a string is refused, naming the field.
     let error = event_stream_data(r#"{"choices":[{"index":0,"delta":{"reasoning_content":5}}]}"#)
         .expect_err("refused");
