@@ -22,5 +22,6 @@ mod surrogate_pairs;
 pub mod tasks;
 mod upload_body;
 mod upload_error;
+mod upload_halves;
 mod upload_reader;
 pub mod uploads;

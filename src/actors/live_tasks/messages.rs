@@ -6,7 +6,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::{
     LiveTasks, TaskWriteError, TaskWritten,
-    ops::{Delta, Op, Reply},
+    ops::{Delta, Op},
+    reply::Reply,
 };
 use crate::{
     actors::registry::TaskEnded,

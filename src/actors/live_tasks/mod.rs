@@ -25,6 +25,7 @@
 mod error;
 mod messages;
 mod ops;
+mod reply;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -37,8 +38,9 @@ use tokio::sync::watch;
 
 pub use error::TaskWriteError;
 pub use messages::{OpenUpload, PeekTask, UploadWatch, WriteReply, WriteTask, Writing};
+pub use ops::Delta;
 use ops::Op;
-pub use ops::{Delta, TaskWritten};
+pub use reply::TaskWritten;
 
 use super::persister::{PersistError, PersistThen, Persisted, Persister, Then};
 use crate::{
