@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::{
-    domain::{TaskChange, TaskError, TaskId, TextKind},
+    domain::{TaskChange, TaskError, TaskId},
     services::tasks::{Delta, NewTask, TaskService, TaskWriteError},
 };
 
@@ -73,11 +73,9 @@ fn update(progress: f64, stage: &str) -> TaskChange {
 async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteError> {
     tasks.change(task_id, update(5.0, "thinking")).await?;
     for token in REASONING.split_inclusive(' ') {
-        let thought = Delta {
-            kind: TextKind::Reasoning,
-            ..Delta::answer(token, None)
-        };
-        tasks.append(task_id, vec![thought]).await?;
+        tasks
+            .append(task_id, vec![Delta::reasoning(token, None)])
+            .await?;
         actix_rt::time::sleep(TOKEN_INTERVAL).await;
     }
     let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();

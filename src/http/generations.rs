@@ -10,7 +10,7 @@ use super::{
     tasks::task_id,
 };
 use crate::{
-    domain::{ProducerSeq, TaskId, TextKind, task_json},
+    domain::{ProducerSeq, TaskId, task_json},
     error::{ApiError, ErrorCode},
     services::{generation_input::UploadFormat, tasks::Delta, uploads::UploadLimits},
     state::AppState,
@@ -133,11 +133,7 @@ impl TextRequest {
         let seq = self.seq.map(ProducerSeq::get);
         match (self.delta, self.reasoning, self.deltas) {
             (Some(text), None, None) => Ok(vec![Delta::answer(text, seq)]),
-            (None, Some(text), None) => Ok(vec![Delta {
-                text,
-                seq,
-                kind: TextKind::Reasoning,
-            }]),
+            (None, Some(text), None) => Ok(vec![Delta::reasoning(text, seq)]),
             (None, None, Some(items)) if !items.is_empty() && seq.is_none() => {
                 items.into_iter().map(Delta::try_from).collect()
             }
@@ -186,11 +182,7 @@ impl TryFrom<DeltaItem> for Delta {
         let seq = seq.map(ProducerSeq::get);
         match (delta, reasoning) {
             (Some(text), None) => Ok(Delta::answer(text, seq)),
-            (None, Some(text)) => Ok(Delta {
-                text,
-                seq,
-                kind: TextKind::Reasoning,
-            }),
+            (None, Some(text)) => Ok(Delta::reasoning(text, seq)),
             _ => Err(ApiError::new(
                 ErrorCode::InvalidField,
                 "each of deltas is a string, {\"delta\", \"seq\"?} or {\"reasoning\", \"seq\"?}",

@@ -39,6 +39,14 @@ impl Delta {
             kind: TextKind::Answer,
         }
     }
+
+    /// A piece of the model's reasoning.
+    pub fn reasoning(text: impl Into<String>, seq: Option<u64>) -> Self {
+        Self {
+            kind: TextKind::Reasoning,
+            ..Self::answer(text, seq)
+        }
+    }
 }
 
 pub(super) enum Op {
