@@ -23,7 +23,7 @@ pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 pub use task_events::{TextKind, change_events, task_json, text_event};
-pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
+pub use ui_message_stream::{AiSdkMajor, UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 
 /// Client input quoted inside an error message: a JSON string literal, so
 /// a line break reads `\n` (never Rust's `\u{2028}` or `{:?}` escapes), cut

@@ -32,7 +32,9 @@
 //!   `streaming`), then `data: [DONE]`.
 //!
 //! Parts carry only the fields every protocol version since v5 knows: v5's
-//! schema refuses a part with an unknown field.
+//! schema refuses a part with an unknown field. A client that says it reads
+//! with `ai` 6 or later ([`AiSdkMajor`]) gets the `finish` part's own
+//! `finishReason` too, which `useChat`'s `onFinish` passes on.
 //!
 //! Heartbeats become SSE comments, which the SDK's parser skips. Anything
 //! else (`shutdown`, `token_expired`, `replay_truncated`) has no part: the
@@ -57,11 +59,36 @@ const KEEP_ALIVE: &[u8] = b": heartbeat\n\n";
 /// The protocol's end marker, after the terminal part.
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
+/// The major version of the `ai` package a viewer reads its stream with:
+/// a part carries a field only when that version knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AiSdkMajor(u16);
+
+impl AiSdkMajor {
+    /// The oldest version whose protocol the stream speaks (v5's
+    /// `x-vercel-ai-ui-message-stream: v1`): what a viewer that says
+    /// nothing gets.
+    pub const OLDEST: Self = Self(5);
+
+    /// A major version as a client gives it (`7`): 5 or later.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let major: u16 = raw.trim().parse().ok()?;
+        (major >= Self::OLDEST.0).then_some(Self(major))
+    }
+
+    /// Whether the `finish` part may say why the answer stopped itself
+    /// (`finishReason` came with v6).
+    fn has_finish_reason(self) -> bool {
+        self.0 >= 6
+    }
+}
+
 /// The parts of one viewer's UI message stream, from its task stream's
 /// events in order.
 #[derive(Debug)]
 pub struct UiMessageTranslator {
     message_id: String,
+    client: AiSdkMajor,
     /// The data of the last `data-progress` part written.
     progress: Option<Value>,
     started: bool,
@@ -73,10 +100,12 @@ pub struct UiMessageTranslator {
 }
 
 impl UiMessageTranslator {
-    /// The stream of the message `message_id` (the task id).
-    pub fn new(message_id: impl Into<String>) -> Self {
+    /// The stream of the message `message_id` (the task id), for a
+    /// viewer reading with `client`.
+    pub fn new(message_id: impl Into<String>, client: AiSdkMajor) -> Self {
         Self {
             message_id: message_id.into(),
+            client,
             progress: None,
             started: false,
             open: None,
@@ -133,15 +162,16 @@ impl UiMessageTranslator {
                 }
                 // Why the answer stopped, when its task's result says it:
                 // as the message's metadata, which every protocol version
-                // takes (the part's own `finishReason` came with v6, and
-                // v5 refuses a part with a field it does not know).
-                let finish = match AnswerEnd::in_result(&data["result"]).reason {
-                    Some(reason) => json!({
-                        "type": "finish",
-                        "messageMetadata": { "finishReason": reason.label() },
-                    }),
-                    None => json!({ "type": "finish" }),
-                };
+                // takes, and as the part's own `finishReason` for a client
+                // that knows it (it came with v6, and v5 refuses a part
+                // with a field it does not know).
+                let mut finish = json!({ "type": "finish" });
+                if let Some(reason) = AnswerEnd::in_result(&data["result"]).reason {
+                    finish["messageMetadata"] = json!({ "finishReason": reason.label() });
+                    if self.client.has_finish_reason() {
+                        finish["finishReason"] = json!(reason.label());
+                    }
+                }
                 self.finish(out, finish)
             }
             "error" if data["cancelled"] == Value::Bool(true) => {
@@ -236,7 +266,12 @@ mod tests {
 
     /// The parts `events` become, as JSON (`[DONE]` and comments as strings).
     fn parts(events: &[(&str, Value)]) -> Vec<Value> {
-        let mut translator = UiMessageTranslator::new("t1");
+        parts_for(AiSdkMajor::OLDEST, events)
+    }
+
+    /// The parts `events` become for a viewer reading with `client`.
+    fn parts_for(client: AiSdkMajor, events: &[(&str, Value)]) -> Vec<Value> {
+        let mut translator = UiMessageTranslator::new("t1", client);
         let mut out = BytesMut::new();
         for (event_type, data) in events {
             translator.translate(event_type, data, &mut out);
@@ -255,6 +290,33 @@ mod tests {
 
     fn progress(value: f64) -> Value {
         json!({ "task_id": "t1", "status": "running", "progress": value, "stage": "writing", "message": null })
+    }
+
+    #[test]
+    fn the_finish_part_says_its_reason_itself_to_a_client_that_knows_the_field() {
+        let cut_off = json!({ "status": "completed", "result": { "finish_reason": "length" } });
+        let events = [("connected", json!({})), ("complete", cut_off)];
+        let metadata = json!({ "finishReason": "length" });
+        for (client, finish) in [
+            (
+                AiSdkMajor::OLDEST,
+                json!({ "type": "finish", "messageMetadata": metadata }),
+            ),
+            (
+                AiSdkMajor::parse("6").unwrap(),
+                json!({ "type": "finish", "messageMetadata": metadata, "finishReason": "length" }),
+            ),
+        ] {
+            let parts = parts_for(client, &events);
+            assert_eq!(parts[parts.len() - 2], finish, "{client:?}");
+        }
+        // Nothing said, nothing added, whoever reads.
+        let plain = [("complete", json!({ "status": "completed" }))];
+        let parts = parts_for(AiSdkMajor::parse("7").unwrap(), &plain);
+        assert_eq!(parts[parts.len() - 2], json!({ "type": "finish" }));
+        for refused in ["4", "0", "-6", "six", "", "70000"] {
+            assert_eq!(AiSdkMajor::parse(refused), None, "{refused}");
+        }
     }
 
     #[test]

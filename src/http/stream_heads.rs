@@ -12,7 +12,7 @@ use super::{
     extract::{Authenticated, Query, Subscribe},
     streams::{StreamQuery, checked_request, event_stream_head},
     tasks::{checked_task_stream, visible_task},
-    ui_streams::{running_in_chat, with_protocol_header},
+    ui_streams::{UiStreamQuery, running_in_chat, with_protocol_header},
 };
 use crate::{error::ApiError, state::AppState};
 
@@ -74,9 +74,10 @@ pub async fn task_events_head(
 /// Whether `GET /tasks/{id}/ui-message-stream` would open a stream.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = String, Path, description = "Task id"), UiStreamQuery),
     responses(
         (status = 200, description = "A GET would open the task's UI message stream (its headers, no body)"),
+        (status = 400, description = "Invalid task id, or `ai_sdk` not a major version of 5 or later"),
         (status = 404, description = "No such task (or one outside the token's projects)"),
     )
 )]
@@ -85,8 +86,10 @@ pub async fn task_ui_message_stream_head(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    query: Query<UiStreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
+    query.client()?;
     visible_task(&state, &auth.principal, &id).await?;
     Ok(with_protocol_header(event_stream_head(&req)))
 }
@@ -94,11 +97,11 @@ pub async fn task_ui_message_stream_head(
 /// Whether the chat has a running task to resume (`GET` would stream it).
 #[utoipa::path(
     tag = "tasks",
-    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks")),
+    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks"), UiStreamQuery),
     responses(
         (status = 200, description = "The chat has a running task (the headers of its UI message stream, no body)"),
         (status = 204, description = "The chat has no running task: nothing to resume"),
-        (status = 400, description = "Invalid chat id"),
+        (status = 400, description = "Invalid chat id, or `ai_sdk` not a major version of 5 or later"),
     )
 )]
 #[head("/chats/{chat_id}/stream")]
@@ -106,8 +109,10 @@ pub async fn chat_stream_head(
     req: HttpRequest,
     state: web::Data<AppState>,
     chat_id: web::Path<String>,
+    query: Query<UiStreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
+    query.client()?;
     Ok(
         match running_in_chat(&state, &auth.principal, &chat_id).await? {
             None => HttpResponse::NoContent().finish(),

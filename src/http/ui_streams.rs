@@ -11,19 +11,46 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
     web,
 };
+use serde::Deserialize;
 
 use super::{
-    extract::{Authenticated, Subscribe},
+    extract::{Authenticated, Query, Subscribe},
     streams::event_stream_response,
     tasks::visible_task,
 };
 use crate::{
     auth::Principal,
-    domain::{ChatId, Task, UI_MESSAGE_STREAM_HEADER},
-    error::ApiError,
+    domain::{AiSdkMajor, ChatId, Task, UI_MESSAGE_STREAM_HEADER},
+    error::{ApiError, ErrorCode},
     state::AppState,
     stream::StreamSocket,
 };
+
+/// How the viewer reads the stream.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UiStreamQuery {
+    /// The major version of the `ai` package the client reads with (5 or
+    /// later; 5 when unset): from 6 on, the `finish` part carries its own
+    /// `finishReason`, which `useChat`'s `onFinish` passes on (v5 refuses
+    /// a part with a field it does not know).
+    #[param(value_type = Option<u16>, minimum = 5)]
+    pub ai_sdk: Option<String>,
+}
+
+impl UiStreamQuery {
+    pub(super) fn client(&self) -> Result<AiSdkMajor, ApiError> {
+        match self.ai_sdk.as_deref() {
+            None => Ok(AiSdkMajor::OLDEST),
+            Some(raw) => AiSdkMajor::parse(raw).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    "ai_sdk is the major version of the ai package the client reads with: 5 or later",
+                )
+            }),
+        }
+    }
+}
 
 /// Follow a task as an AI SDK UI message stream (`x-vercel-ai-ui-message-stream: v1`).
 ///
@@ -34,10 +61,10 @@ use crate::{
 /// finished task's stream is its whole message and its end.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = String, Path, description = "Task id"), UiStreamQuery),
     responses(
         (status = 200, description = "The task's UI message stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Invalid task id", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid task id, or `ai_sdk` not a major version of 5 or later", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "No subscribe scope", body = crate::error::ErrorBody),
         (status = 404, description = "No such task (or one outside the token's projects)", body = crate::error::ErrorBody),
@@ -50,10 +77,12 @@ pub async fn task_ui_message_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    query: Query<UiStreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
+    let client = query.client()?;
     let task = visible_task(&state, &auth.principal, &id).await?;
-    ui_message_stream(&req, &state, &auth.principal, &task).await
+    ui_message_stream(&req, &state, &auth.principal, &task, client).await
 }
 
 /// Resume a chat: the UI message stream of the chat's newest running task
@@ -63,11 +92,11 @@ pub async fn task_ui_message_stream(
 /// stands in for them).
 #[utoipa::path(
     tag = "tasks",
-    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks")),
+    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks"), UiStreamQuery),
     responses(
         (status = 200, description = "The UI message stream of the chat's newest running task", content_type = "text/event-stream", body = String),
         (status = 204, description = "The chat has no running task: nothing to resume"),
-        (status = 400, description = "Invalid chat id", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid chat id, or `ai_sdk` not a major version of 5 or later", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "No subscribe scope", body = crate::error::ErrorBody),
         (status = 429, description = "Rate limit or per-user stream cap reached; see Retry-After", body = crate::error::ErrorBody),
@@ -79,11 +108,13 @@ pub async fn chat_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
     chat_id: web::Path<String>,
+    query: Query<UiStreamQuery>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
+    let client = query.client()?;
     match running_in_chat(&state, &auth.principal, &chat_id).await? {
         None => Ok(HttpResponse::NoContent().finish()),
-        Some(task) => ui_message_stream(&req, &state, &auth.principal, &task).await,
+        Some(task) => ui_message_stream(&req, &state, &auth.principal, &task, client).await,
     }
 }
 
@@ -103,6 +134,7 @@ async fn ui_message_stream(
     state: &AppState,
     principal: &Principal,
     task: &Task,
+    client: AiSdkMajor,
 ) -> Result<HttpResponse, ApiError> {
     // Charged only for a stream the Registry admits (not for a 404, a 204
     // or a refusal).
@@ -111,6 +143,7 @@ async fn ui_message_stream(
         .open_task_messages(
             principal,
             task,
+            client,
             req.conn_data::<StreamSocket>().copied(),
             state.limits.stream_charge(req, principal),
         )

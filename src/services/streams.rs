@@ -23,7 +23,7 @@ use crate::{
     },
     auth::Principal,
     domain::{
-        EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
+        AiSdkMajor, EventId, EventType, EventTypeCatalog, ProjectId, StoredEvent, Subscription,
         SubscriptionView, Task, TypeFilter, UserId, Viewer, event::EventError, rfc3339, sse_frame,
         task_json,
     },
@@ -247,6 +247,7 @@ impl StreamService {
         &self,
         principal: &Principal,
         task: &Task,
+        client: AiSdkMajor,
         socket: Option<StreamSocket>,
         charge: Option<StreamCharge>,
     ) -> Result<UiMessageBody, RegisterError> {
@@ -260,7 +261,7 @@ impl StreamService {
                 charge,
             )
             .await?;
-        Ok(UiMessageBody::new(body, task.task_id.as_str()))
+        Ok(UiMessageBody::new(body, task.task_id.as_str(), client))
     }
 
     /// Changes a live stream's filter, for its owner.

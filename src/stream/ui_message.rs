@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use super::{StreamAborted, StreamBody};
-use crate::domain::{SseParser, UiMessageTranslator};
+use crate::domain::{AiSdkMajor, SseParser, UiMessageTranslator};
 
 pub struct UiMessageBody {
     inner: StreamBody,
@@ -31,12 +31,13 @@ pub struct UiMessageBody {
 }
 
 impl UiMessageBody {
-    /// The UI message stream of the message `message_id` over `inner`.
-    pub fn new(inner: StreamBody, message_id: &str) -> Self {
+    /// The UI message stream of the message `message_id` over `inner`,
+    /// for a viewer reading with `client`.
+    pub fn new(inner: StreamBody, message_id: &str, client: AiSdkMajor) -> Self {
         Self {
             inner,
             parser: SseParser::new(),
-            translator: UiMessageTranslator::new(message_id),
+            translator: UiMessageTranslator::new(message_id, client),
         }
     }
 }

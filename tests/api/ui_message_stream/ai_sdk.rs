@@ -45,6 +45,11 @@ struct Reader {
 
 impl Reader {
     fn start(app: &TestApp, mode: &str, id: &str) -> Self {
+        Self::start_with(app, mode, id, &[])
+    }
+
+    /// As [`Reader::start`], `query` added to the broker's URL.
+    fn start_with(app: &TestApp, mode: &str, id: &str, query: &[&str]) -> Self {
         let package = tests_js().join("node_modules/ai/package.json");
         assert!(
             package.exists(),
@@ -54,6 +59,7 @@ impl Reader {
         let mut child = Command::new("node")
             .arg(tests_js().join("ai_sdk/ui_stream_reader.mjs"))
             .args([mode, &app.address, id])
+            .args(query)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -367,4 +373,44 @@ async fn the_ai_package_assembles_the_models_thinking_as_a_reasoning_part_live_a
     let late = Reader::start(&app, "task", "thinking-gen").finish().await;
     assert_eq!(late["errors"], json!([]), "{late}");
     assert_eq!(text_parts(&late["message"]), expected, "{late}");
+}
+
+#[actix_web::test]
+async fn a_client_that_says_it_reads_with_ai_6_or_later_gets_the_finish_reason_in_on_finish() {
+    // Arrange: two chat pages resuming one generation, one saying its
+    // version of the package and one not.
+    let app = spawn_app().await;
+    create(&app, "versioned", Some("chat-v")).await;
+    super::write(&app, "versioned", "partial ").await;
+    let mut current = Reader::start_with(&app, "resume", "chat-v", &["ai_sdk=7"]);
+    let mut unsaid = Reader::start(&app, "resume", "chat-v");
+    current.until_snapshot(|text| text == "partial ").await;
+    unsaid.until_snapshot(|text| text == "partial ").await;
+
+    // Act: cut off at the token limit, as a provider's stream says it.
+    let result = json!({ "result": { "finish_reason": "length" } });
+    end(&app, "versioned", "complete", result).await;
+
+    // Assert: `onFinish` is told why by the part itself; a client that
+    // said nothing reads it off the metadata, its stream still valid.
+    let current = current.finish().await;
+    assert_eq!(current["finish"]["finishReason"], "length", "{current}");
+    let unsaid = unsaid.finish().await;
+    assert_eq!(unsaid["finish"]["finishReason"], Value::Null, "{unsaid}");
+    assert_eq!(unsaid["status"], "ready", "{unsaid}");
+    for read in [&current, &unsaid] {
+        let metadata = &read["messages"][0]["metadata"];
+        assert_eq!(metadata, &json!({ "finishReason": "length" }), "{read}");
+    }
+
+    // A version the stream does not speak is refused, GET and HEAD alike.
+    for query in ["ai_sdk=4", "ai_sdk=latest"] {
+        for path in ["/tasks/versioned/ui-message-stream", "/chats/chat-v/stream"] {
+            let url = app.url(&format!("{path}?{query}"));
+            let got = app.api_client.get(&url).send().await.expect("GET");
+            crate::helpers::assert_error(got, 400, "invalid_query").await;
+            let head = app.api_client.head(&url).send().await.expect("HEAD");
+            assert_eq!(head.status().as_u16(), 400, "HEAD {path}?{query}");
+        }
+    }
 }

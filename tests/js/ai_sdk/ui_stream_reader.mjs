@@ -20,6 +20,8 @@
 //       the class useChat wraps) over that transport, chat.resumeStream().
 //       final: {messages, status, error, finish}
 //
+// A fourth argument (`ai_sdk=7`) is added to the broker's URL as its query.
+//
 // Exits 1 with the reason on stderr when the package throws.
 
 import {
@@ -30,7 +32,8 @@ import {
   uiMessageChunkSchema,
 } from 'ai';
 
-const [mode, broker, id] = process.argv.slice(2);
+const [mode, broker, id, query] = process.argv.slice(2);
+const search = query ? `?${query}` : '';
 if (!['task', 'reconnect', 'resume'].includes(mode) || !broker || !id) {
   console.error('usage: ui_stream_reader.mjs task|reconnect|resume BROKER ID');
   process.exit(2);
@@ -43,7 +46,7 @@ function transport() {
   return new DefaultChatTransport({
     api: `${broker}/api/chat`,
     prepareReconnectToStreamRequest: ({ id: chatId }) => ({
-      api: `${broker}/chats/${encodeURIComponent(chatId)}/stream`,
+      api: `${broker}/chats/${encodeURIComponent(chatId)}/stream${search}`,
     }),
   });
 }
@@ -63,7 +66,7 @@ async function assemble(chunks) {
 }
 
 async function readTask() {
-  const response = await fetch(`${broker}/tasks/${encodeURIComponent(id)}/ui-message-stream`);
+  const response = await fetch(`${broker}/tasks/${encodeURIComponent(id)}/ui-message-stream${search}`);
   if (!response.ok) throw new Error(`the broker answered ${response.status}`);
   const header = response.headers.get('x-vercel-ai-ui-message-stream');
   if (header !== 'v1') throw new Error(`x-vercel-ai-ui-message-stream is ${header}`);
