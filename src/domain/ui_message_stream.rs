@@ -42,6 +42,7 @@
 //! disconnect it may resume from.
 
 use bytes::{BufMut, BytesMut};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{AnswerEnd, TextKind};
@@ -147,11 +148,7 @@ impl UiMessageTranslator {
                 let kind = TextKind::of_event_type(event_type).expect("a kind of text");
                 self.start(out);
                 let id = self.open_part(kind, out);
-                let prefix = part_prefix(kind);
-                part(
-                    out,
-                    &json!({ "type": format!("{prefix}-delta"), "id": id, "delta": delta }),
-                );
+                part(out, &TextPart::delta(kind, id, delta));
             }
             "complete" => {
                 if let Some(mut done) = self.progress.clone()
@@ -206,30 +203,30 @@ impl UiMessageTranslator {
 
     /// The id of the open part of `kind`: the one open, or a new one begun
     /// after the other kind's part is ended.
-    fn open_part(&mut self, kind: TextKind, out: &mut BytesMut) -> String {
-        if let Some((open_kind, id)) = &self.open
-            && *open_kind == kind
+    fn open_part(&mut self, kind: TextKind, out: &mut BytesMut) -> &str {
+        if self
+            .open
+            .as_ref()
+            .is_none_or(|(open_kind, _)| *open_kind != kind)
         {
-            return id.clone();
+            self.end_part(out);
+            let begun = &mut self.begun[usize::from(kind == TextKind::Reasoning)];
+            *begun += 1;
+            let name = TextPart::name(kind);
+            let id = match *begun {
+                1 => name.to_owned(),
+                n => format!("{name}-{n}"),
+            };
+            part(out, &TextPart::start(kind, &id));
+            self.open = Some((kind, id));
         }
-        self.end_part(out);
-        let prefix = part_prefix(kind);
-        let begun = &mut self.begun[usize::from(kind == TextKind::Reasoning)];
-        *begun += 1;
-        let id = match *begun {
-            1 => prefix.to_owned(),
-            n => format!("{prefix}-{n}"),
-        };
-        part(out, &json!({ "type": format!("{prefix}-start"), "id": id }));
-        self.open = Some((kind, id.clone()));
-        id
+        self.open.as_ref().map_or("", |(_, id)| id)
     }
 
     /// Ends the open text or reasoning part, if one is open (its text kept).
     fn end_part(&mut self, out: &mut BytesMut) {
         if let Some((kind, id)) = self.open.take() {
-            let prefix = part_prefix(kind);
-            part(out, &json!({ "type": format!("{prefix}-end"), "id": id }));
+            part(out, &TextPart::end(kind, &id));
         }
     }
 
@@ -243,18 +240,67 @@ impl UiMessageTranslator {
     }
 }
 
-/// The protocol's name for the parts of a kind of text (`text-start`,
-/// `reasoning-delta`, …).
-fn part_prefix(kind: TextKind) -> &'static str {
-    match kind {
-        TextKind::Answer => "text",
-        TextKind::Reasoning => "reasoning",
+/// A part of a text or reasoning part (`text-start`, `reasoning-delta`,
+/// …), written from borrowed fields: a token costs no JSON tree. The
+/// fields are in the order a JSON object of them is written.
+#[derive(Serialize)]
+struct TextPart<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<&'a str>,
+    id: &'a str,
+    #[serde(rename = "type")]
+    part_type: &'static str,
+}
+
+impl<'a> TextPart<'a> {
+    /// The protocol's name for the parts of a kind of text.
+    fn name(kind: TextKind) -> &'static str {
+        match kind {
+            TextKind::Answer => "text",
+            TextKind::Reasoning => "reasoning",
+        }
+    }
+
+    fn start(kind: TextKind, id: &'a str) -> Self {
+        let part_type = match kind {
+            TextKind::Answer => "text-start",
+            TextKind::Reasoning => "reasoning-start",
+        };
+        Self {
+            delta: None,
+            id,
+            part_type,
+        }
+    }
+
+    fn delta(kind: TextKind, id: &'a str, delta: &'a str) -> Self {
+        let part_type = match kind {
+            TextKind::Answer => "text-delta",
+            TextKind::Reasoning => "reasoning-delta",
+        };
+        Self {
+            delta: Some(delta),
+            id,
+            part_type,
+        }
+    }
+
+    fn end(kind: TextKind, id: &'a str) -> Self {
+        let part_type = match kind {
+            TextKind::Answer => "text-end",
+            TextKind::Reasoning => "reasoning-end",
+        };
+        Self {
+            delta: None,
+            id,
+            part_type,
+        }
     }
 }
 
 /// One part as one SSE event: compact JSON (no raw line break) on one
 /// `data:` line.
-fn part(out: &mut BytesMut, part: &Value) {
+fn part(out: &mut BytesMut, part: &impl Serialize) {
     out.put_slice(b"data: ");
     serde_json::to_writer(out.writer(), part).expect("a JSON value serializes");
     out.put_slice(b"\n\n");
