@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
 use tokio::sync::oneshot;
 
 use super::TaskWriteError;
@@ -18,7 +19,7 @@ pub struct TaskWritten {
     /// beside the position among the writer's deltas of its first delta in
     /// it (empty when every delta was a retry, or for a change; one entry
     /// unless the writer sent the answer and the reasoning both).
-    pub text_ids: Vec<(usize, EventId)>,
+    pub text_ids: SmallVec<[(usize, EventId); 1]>,
     /// The deltas of this writer's text write that were new (not retries).
     pub accepted: usize,
     /// The positions, among this writer's deltas, of the retries of a
@@ -37,7 +38,7 @@ impl TaskWritten {
     pub(super) fn stored(task: Arc<Task>) -> Self {
         Self {
             task,
-            text_ids: Vec::new(),
+            text_ids: SmallVec::new(),
             accepted: 0,
             retried_at: Vec::new(),
             chars: 0,
@@ -68,7 +69,7 @@ pub(super) struct Reply {
     /// Of the events the write stores, those this writer's text went
     /// into: the position of its first delta in each, and the event's
     /// (its place among them).
-    placed: Vec<(usize, usize)>,
+    placed: SmallVec<[(usize, usize); 1]>,
 }
 
 impl Reply {
@@ -79,7 +80,7 @@ impl Reply {
             retried_at: Vec::new(),
             chars: 0,
             reasoning_chars: 0,
-            placed: Vec::new(),
+            placed: SmallVec::new(),
         }
     }
 
