@@ -16,8 +16,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::tasks::Delta;
 use crate::{
-    domain::{ProducerSeq, TaskChange, TextKind},
+    domain::{ProducerSeq, TaskChange},
     error::plain::{self, JsonError},
 };
 
@@ -53,11 +54,7 @@ impl UploadFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instruction {
     /// Text to append: of the answer, or of the model's reasoning.
-    Delta {
-        text: String,
-        seq: Option<u64>,
-        kind: TextKind,
-    },
+    Delta(Delta),
     Progress {
         progress: Option<f64>,
         stage: Option<String>,
@@ -80,20 +77,12 @@ pub enum Instruction {
 impl Instruction {
     /// A piece of the answer, unnumbered.
     pub fn answer(text: impl Into<String>) -> Self {
-        Self::Delta {
-            text: text.into(),
-            seq: None,
-            kind: TextKind::Answer,
-        }
+        Self::Delta(Delta::answer(text, None))
     }
 
     /// A piece of the model's reasoning, unnumbered.
     pub fn reasoning(text: impl Into<String>) -> Self {
-        Self::Delta {
-            text: text.into(),
-            seq: None,
-            kind: TextKind::Reasoning,
-        }
+        Self::Delta(Delta::reasoning(text, None))
     }
 
     /// The change to the task this asks for: any but text (appended) and
@@ -178,17 +167,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         return Err("seq goes with a delta or a reasoning".into());
     }
     Ok(if let Some(text) = parsed.delta {
-        Instruction::Delta {
-            text,
-            seq,
-            kind: TextKind::Answer,
-        }
+        Instruction::Delta(Delta::answer(text, seq))
     } else if let Some(text) = parsed.reasoning {
-        Instruction::Delta {
-            text,
-            seq,
-            kind: TextKind::Reasoning,
-        }
+        Instruction::Delta(Delta::reasoning(text, seq))
     } else if let Some(complete) = parsed.complete {
         Instruction::Complete {
             result: complete.result,
@@ -214,19 +195,14 @@ mod tests {
     fn ndjson_lines_read_as_the_contract_names_them() {
         assert_eq!(
             ndjson_line(r#"{"delta": "Hel", "seq": 3}"#),
-            Ok(Instruction::Delta {
-                text: "Hel".into(),
-                seq: Some(3),
-                kind: TextKind::Answer,
-            })
+            Ok(Instruction::Delta(Delta::answer("Hel", Some(3))))
         );
         assert_eq!(
             ndjson_line(r#"{"reasoning": "Let me think", "seq": 2}"#),
-            Ok(Instruction::Delta {
-                text: "Let me think".into(),
-                seq: Some(2),
-                kind: TextKind::Reasoning,
-            })
+            Ok(Instruction::Delta(Delta::reasoning(
+                "Let me think",
+                Some(2)
+            )))
         );
         assert_eq!(
             ndjson_line(r#"{"progress": 40, "stage": "writing"}"#),

@@ -70,7 +70,7 @@ fn waiting(high: Option<u16>, parsed: &EventRead) -> Option<WaitingHalf> {
 /// none): a chunk's reasoning comes before its answer.
 fn text_kinds(read: &EventRead) -> (TextKind, TextKind) {
     let own = match &read.instruction {
-        Instruction::Delta { kind, .. } => Some(*kind),
+        Instruction::Delta(delta) => Some(delta.kind),
         _ => None,
     };
     let first = read.reasoning.as_ref().map(|_| TextKind::Reasoning).or(own);
@@ -90,9 +90,9 @@ fn carries_no_text(read: &EventRead) -> bool {
 
 /// What half a character with no partner stands for, in its kind of text.
 pub(super) fn replacement_character(kind: TextKind) -> Instruction {
-    Instruction::Delta {
-        text: char::REPLACEMENT_CHARACTER.into(),
-        seq: None,
-        kind,
+    let fffd = char::REPLACEMENT_CHARACTER;
+    match kind {
+        TextKind::Answer => Instruction::answer(fffd),
+        TextKind::Reasoning => Instruction::reasoning(fffd),
     }
 }

@@ -379,7 +379,7 @@ mod tests {
         instructions
             .iter()
             .map(|(_, i)| match i {
-                Instruction::Delta { text, .. } => text.clone(),
+                Instruction::Delta(delta) => delta.text.clone(),
                 other => panic!("not a delta: {other:?}"),
             })
             .collect()

@@ -233,19 +233,11 @@ impl TaskService {
             let mut text_from = 0;
             for (line, instruction) in instructions {
                 match instruction {
-                    Instruction::Delta {
-                        text: delta,
-                        seq,
-                        kind,
-                    } => {
+                    Instruction::Delta(delta) => {
                         if text.is_empty() {
                             text_from = line;
                         }
-                        text.push(Delta {
-                            text: delta,
-                            seq,
-                            kind,
-                        });
+                        text.push(delta);
                     }
                     Instruction::Nothing => {}
                     // A stream that already said it is done (AI SDK `finish`

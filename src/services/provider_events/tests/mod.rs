@@ -47,12 +47,10 @@ pub(super) fn replay(events: &[&str]) -> (String, Vec<Instruction>, Vec<Dialect>
         dialects.extend(read.dialect);
         for instruction in std::iter::once(read.instruction).chain(read.then) {
             match instruction {
-                Instruction::Delta {
-                    text: piece,
-                    kind: TextKind::Answer,
-                    ..
-                } => text.push_str(&piece),
-                Instruction::Delta { .. } | Instruction::Nothing => {}
+                Instruction::Delta(delta) if delta.kind == TextKind::Answer => {
+                    text.push_str(&delta.text)
+                }
+                Instruction::Delta(_) | Instruction::Nothing => {}
                 end => ends.push(end),
             }
         }
@@ -73,7 +71,7 @@ pub(super) fn ended(events: &[&str]) -> Instruction {
         }
         for instruction in std::iter::once(read.instruction).chain(read.then) {
             match ending.applied(instruction) {
-                Instruction::Delta { .. } | Instruction::Nothing => {}
+                Instruction::Delta(_) | Instruction::Nothing => {}
                 end => last = Some(end),
             }
         }
