@@ -44,7 +44,7 @@ pub fn task_event(task: &Task, event_type: &str, data: Value) -> NewEvent {
 /// reasoning (its thinking, before or between parts of the answer). Each
 /// kind is its own event type, so a viewer shows them apart and never
 /// mixes the thinking into the answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TextKind {
     #[default]
     Answer,

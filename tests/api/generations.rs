@@ -81,9 +81,14 @@ pub(crate) async fn upload_unended(
 }
 
 pub(crate) fn text_of(events: &[SseEvent]) -> String {
+    deltas_of(events, "text")
+}
+
+/// The `delta`s of the events of `event_type` (`text`, `reasoning`), joined.
+pub(crate) fn deltas_of(events: &[SseEvent], event_type: &str) -> String {
     events
         .iter()
-        .filter(|e| e.is("text"))
+        .filter(|e| e.is(event_type))
         .map(|e| e.json()["delta"].as_str().unwrap_or_default().to_owned())
         .collect()
 }

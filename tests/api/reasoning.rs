@@ -8,17 +8,13 @@
 use serde_json::{Value, json};
 
 use crate::{
-    generations::{Upload, create, text_of},
+    generations::{Upload, create, deltas_of, text_of},
     helpers::{LONG, SHORT, SseEvent, TestApp, assert_error, spawn_app},
 };
 
 /// The text of a stream's `reasoning` events, joined.
-pub(crate) fn reasoning_of(events: &[SseEvent]) -> String {
-    events
-        .iter()
-        .filter(|e| e.is("reasoning"))
-        .map(|e| e.json()["delta"].as_str().unwrap_or_default().to_owned())
-        .collect()
+fn reasoning_of(events: &[SseEvent]) -> String {
+    deltas_of(events, "reasoning")
 }
 
 /// Each frame's type, id and `delta`, for the ones that carry text.
