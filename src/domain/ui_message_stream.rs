@@ -148,7 +148,7 @@ impl UiMessageTranslator {
                 let kind = TextKind::of_event_type(event_type).expect("a kind of text");
                 self.start(out);
                 let id = self.open_part(kind, out);
-                part(out, &TextPart::delta(kind, id, delta));
+                part(out, &TextPart::new(kind, id, Step::Delta(delta)));
             }
             "complete" => {
                 if let Some(mut done) = self.progress.clone()
@@ -217,7 +217,7 @@ impl UiMessageTranslator {
                 1 => name.to_owned(),
                 n => format!("{name}-{n}"),
             };
-            part(out, &TextPart::start(kind, &id));
+            part(out, &TextPart::new(kind, &id, Step::Start));
             self.open = Some((kind, id));
         }
         self.open.as_ref().map_or("", |(_, id)| id)
@@ -226,7 +226,7 @@ impl UiMessageTranslator {
     /// Ends the open text or reasoning part, if one is open (its text kept).
     fn end_part(&mut self, out: &mut BytesMut) {
         if let Some((kind, id)) = self.open.take() {
-            part(out, &TextPart::end(kind, &id));
+            part(out, &TextPart::new(kind, &id, Step::End));
         }
     }
 
@@ -252,6 +252,14 @@ struct TextPart<'a> {
     part_type: &'static str,
 }
 
+/// Where a part is in its text or reasoning part.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Start,
+    Delta(&'a str),
+    End,
+}
+
 impl<'a> TextPart<'a> {
     /// The protocol's name for the parts of a kind of text.
     fn name(kind: TextKind) -> &'static str {
@@ -261,37 +269,21 @@ impl<'a> TextPart<'a> {
         }
     }
 
-    fn start(kind: TextKind, id: &'a str) -> Self {
-        let part_type = match kind {
-            TextKind::Answer => "text-start",
-            TextKind::Reasoning => "reasoning-start",
+    fn new(kind: TextKind, id: &'a str, step: Step<'a>) -> Self {
+        let part_type = match (kind, step) {
+            (TextKind::Answer, Step::Start) => "text-start",
+            (TextKind::Answer, Step::Delta(_)) => "text-delta",
+            (TextKind::Answer, Step::End) => "text-end",
+            (TextKind::Reasoning, Step::Start) => "reasoning-start",
+            (TextKind::Reasoning, Step::Delta(_)) => "reasoning-delta",
+            (TextKind::Reasoning, Step::End) => "reasoning-end",
+        };
+        let delta = match step {
+            Step::Delta(delta) => Some(delta),
+            Step::Start | Step::End => None,
         };
         Self {
-            delta: None,
-            id,
-            part_type,
-        }
-    }
-
-    fn delta(kind: TextKind, id: &'a str, delta: &'a str) -> Self {
-        let part_type = match kind {
-            TextKind::Answer => "text-delta",
-            TextKind::Reasoning => "reasoning-delta",
-        };
-        Self {
-            delta: Some(delta),
-            id,
-            part_type,
-        }
-    }
-
-    fn end(kind: TextKind, id: &'a str) -> Self {
-        let part_type = match kind {
-            TextKind::Answer => "text-end",
-            TextKind::Reasoning => "reasoning-end",
-        };
-        Self {
-            delta: None,
+            delta,
             id,
             part_type,
         }
