@@ -62,8 +62,8 @@ pub struct EventTypeCatalog {
 }
 
 impl EventTypeCatalog {
-    /// Types every broker accepts. The last five belong to task streams.
-    pub const BUILT_IN: [&'static str; 11] = [
+    /// Types every broker accepts. The last seven belong to task streams.
+    pub const BUILT_IN: [&'static str; 13] = [
         "file_change",
         "commit",
         "progress_update",
@@ -73,6 +73,8 @@ impl EventTypeCatalog {
         "progress",
         "text",
         "reasoning",
+        "tool_call",
+        "tool_result",
         "complete",
         "error",
     ];

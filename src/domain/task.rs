@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ProjectId, TaskRef};
+use super::{ProjectId, TaskRef, ToolEvent};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
@@ -203,14 +203,24 @@ pub enum TaskChange {
         error: String,
     },
     Cancel,
+    /// The model asked for a tool, or a tool answered: a pending task
+    /// starts running.
+    Tool(ToolEvent),
 }
 
 impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 5] =
-        ["progress", "text", "reasoning", "complete", "error"];
+    pub const STREAM_EVENT_TYPES: [&'static str; 7] = [
+        "progress",
+        "text",
+        "reasoning",
+        "tool_call",
+        "tool_result",
+        "complete",
+        "error",
+    ];
 
     pub fn new(
         task_id: TaskId,
@@ -292,6 +302,7 @@ impl Task {
                     _ => {}
                 }
             }
+            TaskChange::Tool(_) => next.status = TaskStatus::Running,
             TaskChange::Text => {
                 next.status = TaskStatus::Running;
                 next.first_token_at_ms.get_or_insert(now_ms);

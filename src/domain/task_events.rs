@@ -117,6 +117,7 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
             events
         }
         TaskChange::Text => Vec::new(),
+        TaskChange::Tool(tool) => vec![task_event(task, tool.event_type(), tool.data(id))],
         TaskChange::Complete { result } => vec![task_event(
             task,
             "complete",

@@ -17,6 +17,11 @@
 //!   other kind, so the parts follow the runs of the task's text (their
 //!   ids `text`, `reasoning`, then `text-2`, `reasoning-2`, …), live as on
 //!   a resume, whose catch-up rolls up one event per run;
+//! - `tool_call` → `tool-input-available` (the call whole: `toolCallId`,
+//!   `toolName`, `input`), after the open text part's end; `tool_result`
+//!   → `tool-output-available` or `tool-output-error`, only for a call the
+//!   stream has sent (the SDK refuses an output for a call it has not
+//!   seen, and a viewer's stream must not break on a producer's mistake);
 //! - `progress` → `data-progress` with the id `progress`, which the SDK
 //!   reconciles: the message holds one progress part, always the latest
 //!   (a transient part would reach `onData` only, and a viewer who
@@ -97,6 +102,8 @@ pub struct UiMessageTranslator {
     open: Option<(TextKind, String)>,
     /// The parts of each kind begun so far: text, reasoning.
     begun: [usize; 2],
+    /// The tool calls sent, by id: their results may follow.
+    tool_calls: Vec<String>,
     finished: bool,
 }
 
@@ -111,6 +118,7 @@ impl UiMessageTranslator {
             started: false,
             open: None,
             begun: [0, 0],
+            tool_calls: Vec::new(),
             finished: false,
         }
     }
@@ -150,6 +158,8 @@ impl UiMessageTranslator {
                 let id = self.open_part(kind, out);
                 part(out, &TextPart::new(kind, id, Step::Delta(delta)));
             }
+            "tool_call" => self.tool_call(data, out),
+            "tool_result" => self.tool_result(data, out),
             "complete" => {
                 if let Some(mut done) = self.progress.clone()
                     && done["progress"].as_f64() != Some(100.0)
@@ -199,6 +209,47 @@ impl UiMessageTranslator {
             &json!({ "type": "data-progress", "id": PROGRESS_PART_ID, "data": data }),
         );
         self.progress = Some(data);
+    }
+
+    /// A tool call, whole, as its own part after the open text's end.
+    fn tool_call(&mut self, data: &Value, out: &mut BytesMut) {
+        let Some(id) = data["tool_call_id"].as_str() else {
+            return;
+        };
+        self.start(out);
+        self.end_part(out);
+        part(
+            out,
+            &json!({
+                "type": "tool-input-available",
+                "toolCallId": id,
+                "toolName": data["tool_name"],
+                "input": data["input"],
+            }),
+        );
+        if !self.tool_calls.iter().any(|called| called == id) {
+            self.tool_calls.push(id.to_owned());
+        }
+    }
+
+    /// A tool's answer to a call this stream sent; none to another.
+    fn tool_result(&mut self, data: &Value, out: &mut BytesMut) {
+        let Some(id) = data["tool_call_id"].as_str() else {
+            return;
+        };
+        if !self.tool_calls.iter().any(|called| called == id) {
+            return;
+        }
+        self.end_part(out);
+        let answer = match data.get("error").and_then(Value::as_str) {
+            Some(error) => {
+                json!({ "type": "tool-output-error", "toolCallId": id, "errorText": error })
+            }
+            None => {
+                json!({ "type": "tool-output-available", "toolCallId": id, "output": data["output"] })
+            }
+        };
+        part(out, &answer);
     }
 
     /// The id of the open part of `kind`: the one open, or a new one begun
@@ -355,6 +406,47 @@ mod tests {
         for refused in ["4", "0", "-6", "six", "", "70000"] {
             assert_eq!(AiSdkMajor::parse(refused), None, "{refused}");
         }
+    }
+
+    #[test]
+    fn tool_calls_and_results_are_parts_between_the_text_parts() {
+        let call =
+            json!({ "tool_call_id": "c1", "tool_name": "weather", "input": { "city": "Oslo" } });
+        let parts = parts(&[
+            ("connected", json!({})),
+            ("text", json!({ "delta": "Looking." })),
+            ("tool_call", call),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "c1", "output": { "celsius": -3 } }),
+            ),
+            // A result for a call never sent would break the SDK: none.
+            ("tool_result", json!({ "tool_call_id": "c9", "output": 1 })),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "c1", "error": "timed out" }),
+            ),
+            ("text", json!({ "delta": "Cold." })),
+            ("complete", json!({ "status": "completed" })),
+        ]);
+
+        assert_eq!(
+            parts,
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "Looking." }),
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "tool-input-available", "toolCallId": "c1", "toolName": "weather", "input": { "city": "Oslo" } }),
+                json!({ "type": "tool-output-available", "toolCallId": "c1", "output": { "celsius": -3 } }),
+                json!({ "type": "tool-output-error", "toolCallId": "c1", "errorText": "timed out" }),
+                json!({ "type": "text-start", "id": "text-2" }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": "Cold." }),
+                json!({ "type": "text-end", "id": "text-2" }),
+                json!({ "type": "finish" }),
+                json!("[DONE]"),
+            ]
+        );
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct UploadAnswer {
     /// Characters of the model's reasoning they carried (read from the
     /// providers' thinking, or NDJSON `{"reasoning"}` lines).
     pub reasoning_chars: u64,
+    /// Tool calls the model made that were kept (`tool_call` events: an
+    /// NDJSON `{"tool_call"}` line, or a provider's or the AI SDK's call).
+    pub tool_calls: u64,
+    /// Tools' answers kept (`tool_result` events).
+    pub tool_results: u64,
     /// How the body was read: `ndjson`; for an event stream the stream it
     /// was recognised as (`openai_chat`, `openai_responses`, `anthropic`,
     /// `gemini`, `ai_sdk`), or `event_stream` when no event told (a stream
@@ -42,12 +47,14 @@ pub struct UploadAnswer {
 
 /// Upload a generation as it is produced: a streamed body, applied line by
 /// line as it arrives, so viewers see tokens live. `Content-Type` picks the
-/// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"progress",
-/// "stage"?, "message"?}`, `{"complete": {"result"?}}`, `{"fail":
-/// {"error"}}`), or `text/event-stream` carrying a model provider's
-/// streamed answer (OpenAI Chat Completions or Responses, Anthropic
-/// Messages, Gemini) or an AI SDK UI message stream, piped straight in,
-/// each told apart by its events' shape; NDJSON lines may also be such a
+/// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"reasoning",
+/// "seq"?}`, `{"progress", "stage"?, "message"?}`, `{"complete":
+/// {"result"?}}`, `{"fail": {"error"}}`, `{"tool_call": {"id", "name",
+/// "input"?}}`, `{"tool_result": {"id", "output"? | "error"?}}`), or
+/// `text/event-stream` carrying a model provider's streamed answer (OpenAI
+/// Chat Completions or Responses, Anthropic Messages, Gemini) or an AI SDK
+/// UI message stream, piped straight in, each told apart by its events'
+/// shape, its tool calls kept whole (`tool_call` events); NDJSON lines may also be such a
 /// stream's chunks, as SDKs write them (`toReadableStream()`). A provider's
 /// error answer piped in unchecked fails the task with its message. A task has
 /// one upload at a time: a newer one (a retry) takes over from an older one
@@ -101,6 +108,8 @@ pub async fn upload(
         deltas: summary.deltas,
         chars: summary.chars,
         reasoning_chars: summary.reasoning_chars,
+        tool_calls: summary.tool_calls,
+        tool_results: summary.tool_results,
         read_as: summary.read_as,
     }))
 }

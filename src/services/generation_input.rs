@@ -5,7 +5,8 @@
 //! - `application/x-ndjson`: `{"delta": "...", "seq"?: n}`,
 //!   `{"reasoning": "...", "seq"?: n}` (the model's thinking),
 //!   `{"progress": 0-100, "stage"?, "message"?}`, `{"complete": {"result"?}}`,
-//!   `{"fail": {"error": "..."}}`;
+//!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?}}`,
+//!   `{"tool_result": {"id", "output"? | "error"?}}`;
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
 //!   UI message stream, read event by event by [`super::provider_events`].
@@ -18,7 +19,7 @@ use serde_json::Value;
 
 use super::tasks::Delta;
 use crate::{
-    domain::{ProducerSeq, TaskChange},
+    domain::{ProducerSeq, TaskChange, ToolEvent, ToolOutcome},
     error::plain::{self, JsonError},
 };
 
@@ -70,6 +71,8 @@ pub enum Instruction {
     /// when its stream is aborted): the task is cancelled, its text kept,
     /// as by `POST /tasks/{id}/cancel`.
     Cancel,
+    /// A tool call the model made, or a tool's answer.
+    Tool(ToolEvent),
     /// A line or part the task keeps nothing of.
     Nothing,
 }
@@ -83,6 +86,14 @@ impl Instruction {
     /// A piece of the model's reasoning, unnumbered.
     pub fn reasoning(text: impl Into<String>) -> Self {
         Self::Delta(Delta::reasoning(text, None))
+    }
+
+    /// Whether this ends the task (completes, fails or cancels it).
+    pub fn ends_task(&self) -> bool {
+        matches!(
+            self,
+            Self::Complete { .. } | Self::Fail { .. } | Self::Cancel
+        )
     }
 
     /// The change to the task this asks for: any but text (appended) and
@@ -103,6 +114,7 @@ impl Instruction {
             Self::Complete { result } => TaskChange::Complete { result },
             Self::Fail { error } => TaskChange::Fail { error },
             Self::Cancel => TaskChange::Cancel,
+            Self::Tool(tool) => TaskChange::Tool(tool),
             Self::Delta { .. } | Self::Nothing => {
                 unreachable!("text is appended, nothing is skipped")
             }
@@ -122,6 +134,38 @@ struct NdJsonLine {
     message: Option<String>,
     complete: Option<CompleteBody>,
     fail: Option<FailBody>,
+    tool_call: Option<ToolCallBody>,
+    tool_result: Option<ToolResultBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolCallBody {
+    id: String,
+    name: String,
+    #[serde(default)]
+    input: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolResultBody {
+    id: String,
+    output: Option<Value>,
+    error: Option<String>,
+}
+
+impl ToolResultBody {
+    fn into_tool_event(self) -> Result<ToolEvent, String> {
+        let outcome = match (self.output, self.error) {
+            (Some(_), Some(_)) => {
+                return Err("a tool_result has an output or an error, not both".into());
+            }
+            (_, Some(error)) => ToolOutcome::Error(error),
+            (output, None) => ToolOutcome::Output(output.unwrap_or(Value::Null)),
+        };
+        ToolEvent::result(&self.id, outcome, "a tool_result")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +178,9 @@ struct FailBody {
     error: String,
 }
 
+/// The kinds of line a producer writes, as refusals list them.
+const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call or tool_result";
+
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     let line = line.trim();
@@ -142,7 +189,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     }
     let parsed: NdJsonLine = plain::from_json_object(line.as_bytes()).map_err(|error| {
         let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
-        format!("not a JSON object of delta, reasoning, progress, complete or fail: {reason}")
+        format!("not a JSON object of {KINDS}: {reason}")
     })?;
     let kinds = [
         parsed.delta.is_some(),
@@ -150,17 +197,13 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.progress.is_some() || parsed.stage.is_some() || parsed.message.is_some(),
         parsed.complete.is_some(),
         parsed.fail.is_some(),
+        parsed.tool_call.is_some(),
+        parsed.tool_result.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
-        0 => {
-            return Err("the line has none of delta, reasoning, progress, complete or fail".into());
-        }
+        0 => return Err(format!("the line has none of {KINDS}")),
         1 => {}
-        _ => {
-            return Err(
-                "the line mixes delta, reasoning, progress, complete and fail; send one".into(),
-            );
-        }
+        _ => return Err(format!("the line mixes two or more of {KINDS}; send one")),
     }
     let seq = parsed.seq.map(ProducerSeq::get);
     if seq.is_some() && parsed.delta.is_none() && parsed.reasoning.is_none() {
@@ -176,6 +219,15 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         }
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
+    } else if let Some(call) = parsed.tool_call {
+        Instruction::Tool(ToolEvent::call(
+            &call.id,
+            &call.name,
+            call.input,
+            "a tool_call",
+        )?)
+    } else if let Some(result) = parsed.tool_result {
+        Instruction::Tool(result.into_tool_event()?)
     } else {
         Instruction::Progress {
             progress: parsed.progress,
@@ -232,6 +284,56 @@ mod tests {
     }
 
     #[test]
+    fn tool_calls_and_results_read_as_tool_events() {
+        let call = ToolEvent::Call {
+            id: "c1".into(),
+            name: "weather".into(),
+            input: json!({"city": "Oslo"}),
+        };
+        assert_eq!(
+            ndjson_line(
+                r#"{"tool_call": {"id": "c1", "name": "weather", "input": {"city": "Oslo"}}}"#
+            ),
+            Ok(Instruction::Tool(call))
+        );
+        let bare = ndjson_line(r#"{"tool_call": {"id": "c2", "name": "now"}}"#);
+        assert!(
+            matches!(
+                &bare,
+                Ok(Instruction::Tool(ToolEvent::Call {
+                    input: Value::Null,
+                    ..
+                }))
+            ),
+            "{bare:?}"
+        );
+        let output = ToolOutcome::Output(json!({"celsius": -3}));
+        assert_eq!(
+            ndjson_line(r#"{"tool_result": {"id": "c1", "output": {"celsius": -3}}}"#),
+            Ok(Instruction::Tool(ToolEvent::Result {
+                id: "c1".into(),
+                outcome: output
+            }))
+        );
+        assert_eq!(
+            ndjson_line(r#"{"tool_result": {"id": "c1", "error": "no such city"}}"#),
+            Ok(Instruction::Tool(ToolEvent::Result {
+                id: "c1".into(),
+                outcome: ToolOutcome::Error("no such city".into())
+            }))
+        );
+        let both = ndjson_line(r#"{"tool_result": {"id": "c1", "output": 1, "error": "e"}}"#);
+        assert_eq!(
+            both,
+            Err("a tool_result has an output or an error, not both".into())
+        );
+        let blank = ndjson_line(r#"{"tool_call": {"id": "", "name": "weather"}}"#);
+        assert_eq!(blank, Err("a tool_call's id is blank".into()));
+        let mixed = ndjson_line(r#"{"delta": "a", "tool_call": {"id": "c", "name": "n"}}"#);
+        assert!(mixed.unwrap_err().starts_with("the line mixes"));
+    }
+
+    #[test]
     fn a_malformed_ndjson_line_is_refused_in_plain_words() {
         for bad in [
             "{\"delta\": ",
@@ -241,10 +343,13 @@ mod tests {
             "{\"delta\": \"a\", \"complete\": {}}",
             "{\"delta\": \"a\", \"reasoning\": \"b\"}",
             "{\"reasoning\": 3}",
+            "{\"tool_call\": {\"id\": \"c\"}}",
+            "{\"tool_call\": {\"id\": 1, \"name\": \"n\"}}",
+            "{\"tool_result\": {\"id\": \"c\", \"outcome\": 1}}",
             "{\"seq\": 1}",
             "{\"delta\": \"a\", \"sequence\": 1}",
             // serde reads a struct from an array of its fields, in order.
-            "[\"a\", null, null, null, null, null, null, null]",
+            "[\"a\", null, null, null, null, null, null, null, null, null]",
         ] {
             let error = ndjson_line(bad).expect_err(bad);
             assert!(

@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::{
     generation_input::{Instruction, UploadFormat, ndjson_line},
     provider_events::{
-        Dialect, Ending, EventRead, event_stream_data, provider_error, provider_line,
+        Dialect, Ending, EventRead, ToolCallAssembly, event_stream_data, provider_error,
+        provider_line,
     },
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
 };
@@ -47,6 +48,8 @@ pub(super) struct Reader {
     half: Option<WaitingHalf>,
     /// What a provider's events said of its answer's end, so far.
     ending: Ending,
+    /// The tool calls a provider is streaming in pieces.
+    tool_calls: ToolCallAssembly,
     max: usize,
 }
 
@@ -93,6 +96,7 @@ impl Reader {
             dialect: None,
             half: None,
             ending: Ending::default(),
+            tool_calls: ToolCallAssembly::default(),
             max,
         }
     }
@@ -139,7 +143,9 @@ impl Reader {
             .half
             .take()
             .map(|half| replacement_character(half.kind));
+        let tools = self.tool_calls.at_end().into_iter().map(Instruction::Tool);
         half.into_iter()
+            .chain(tools)
             .chain(self.ending.at_body_end())
             .map(|instruction| (line, instruction))
             .collect()
@@ -152,21 +158,21 @@ impl Reader {
         out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
         let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
-        let ending = &mut self.ending;
-        let mut take = |line: u64, (read, dropped_half): (EventRead, Option<TextKind>)| {
+        let (ending, tool_calls) = (&mut self.ending, &mut self.tool_calls);
+        let mut take = |line: u64, (mut read, dropped_half): (EventRead, Option<TextKind>)| {
             *dialect = dialect.or(read.dialect);
-            if let Some(note) = read.note {
+            if let Some(note) = read.note.take() {
                 ending.note(note);
             }
             if let Some(kind) = dropped_half {
                 out.push((line, replacement_character(kind)));
             }
+            let instructions = read.into_instructions(ending, tool_calls);
             out.extend(
-                read.reasoning
-                    .map(|text| (line, Instruction::reasoning(text))),
+                instructions
+                    .into_iter()
+                    .map(|instruction| (line, instruction)),
             );
-            out.push((line, ending.applied(read.instruction)));
-            out.extend(read.then.map(|then| (line, ending.applied(then))));
         };
         match &mut self.body {
             Body::NdJson {

@@ -37,7 +37,7 @@ use super::{
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
-    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
+    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus, ToolEventKind},
     shutdown::ShutdownHandle,
 };
 
@@ -51,6 +51,9 @@ pub struct UploadSummary {
     pub chars: u64,
     /// Characters of the model's reasoning they carried.
     pub reasoning_chars: u64,
+    /// Tool calls the model made, and tools' answers, kept.
+    pub tool_calls: u64,
+    pub tool_results: u64,
     /// What the body was read as (see `Reader::read_as`).
     pub read_as: &'static str,
 }
@@ -98,7 +101,7 @@ impl TaskService {
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, reasoning_chars, outcome, finish_reason)
+        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, outcome, finish_reason)
     )]
     async fn ingest_here<S, E>(
         &self,
@@ -139,6 +142,8 @@ impl TaskService {
                     deltas = summary.deltas,
                     chars = summary.chars,
                     reasoning_chars = summary.reasoning_chars,
+                    tool_calls = summary.tool_calls,
+                    tool_results = summary.tool_results,
                     read_as,
                     outcome,
                     finish_reason,
@@ -250,17 +255,20 @@ impl TaskService {
                             .append_counted(&task_id, std::mem::take(&mut text))
                             .await
                             .map_err(|error| at_line(text_from, error))?;
-                        if matches!(
-                            change,
-                            Instruction::Complete { .. }
-                                | Instruction::Fail { .. }
-                                | Instruction::Cancel
-                        ) {
+                        if change.ends_task() {
                             ended.store(true, Ordering::Relaxed);
                         }
+                        let tool = match &change {
+                            Instruction::Tool(tool) => Some(ToolEventKind::of(tool)),
+                            _ => None,
+                        };
                         self.change(&task_id, change.into_change())
                             .await
                             .map_err(|error| at_line(line, error))?;
+                        if let Some(tool) = tool {
+                            self.metrics.record_tool_event(tool);
+                            counted += Counted::of_tool(tool);
+                        }
                     }
                 }
             }
@@ -282,11 +290,15 @@ impl TaskService {
         span.record("deltas", counted.deltas);
         span.record("chars", counted.chars);
         span.record("reasoning_chars", counted.reasoning_chars);
+        span.record("tool_calls", counted.tool_calls);
+        span.record("tool_results", counted.tool_results);
         Ok(UploadSummary {
             task: self.get(&task_id).await?,
             deltas: counted.deltas,
             chars: counted.chars,
             reasoning_chars: counted.reasoning_chars,
+            tool_calls: counted.tool_calls,
+            tool_results: counted.tool_results,
             read_as: reader.read_as(),
         })
     }
@@ -306,6 +318,7 @@ impl TaskService {
             deltas: written.accepted as u64,
             chars: written.chars as u64,
             reasoning_chars: written.reasoning_chars as u64,
+            ..Counted::default()
         })
     }
 }
@@ -316,6 +329,20 @@ struct Counted {
     deltas: u64,
     chars: u64,
     reasoning_chars: u64,
+    tool_calls: u64,
+    tool_results: u64,
+}
+
+impl Counted {
+    /// One tool call, or one tool's answer.
+    fn of_tool(kind: ToolEventKind) -> Self {
+        let call = kind == ToolEventKind::Call;
+        Self {
+            tool_calls: u64::from(call),
+            tool_results: u64::from(!call),
+            ..Self::default()
+        }
+    }
 }
 
 impl std::ops::AddAssign for Counted {
@@ -323,6 +350,8 @@ impl std::ops::AddAssign for Counted {
         self.deltas += more.deltas;
         self.chars += more.chars;
         self.reasoning_chars += more.reasoning_chars;
+        self.tool_calls += more.tool_calls;
+        self.tool_results += more.tool_results;
     }
 }
 

@@ -9,12 +9,15 @@
 //! then answer is two events. Each carries the id of the last event of its
 //! run, so a viewer cut off between them resumes from there with no gap
 //! and no duplicate, as the ids of a stream always increase.
+//!
+//! Tool calls and results (`tool_call`, `tool_result`) are sent as they
+//! were, each in its place between the runs of text around it.
 
 use bytes::Bytes;
 use serde_json::json;
 
 use super::OutboundFrame;
-use crate::domain::{EventType, StoredEvent, TextKind, sse_frame};
+use crate::domain::{EventType, StoredEvent, TextKind, is_tool_event_type, sse_frame};
 
 /// A task's state as read when its stream opened.
 #[derive(Debug, Clone)]
@@ -32,12 +35,19 @@ pub struct TaskState {
 
 #[derive(Default)]
 pub struct TaskCatchUp {
-    /// The missed text, a run per stretch of one kind, in order.
-    runs: Vec<TextRun>,
+    /// The missed text, a run per stretch of one kind, and the tool events
+    /// between them, in order.
+    missed: Vec<Missed>,
     /// The last missed `progress` event: the whole task, as it changed.
     last_progress: Option<StoredEvent>,
     /// The task's `complete` or `error`, if it ended.
     end: Option<StoredEvent>,
+}
+
+enum Missed {
+    Text(TextRun),
+    /// A tool call or result, sent as it was.
+    Tool(StoredEvent),
 }
 
 /// Missed events of one kind of text, back to back.
@@ -54,41 +64,45 @@ impl TaskCatchUp {
     pub fn add(&mut self, event: StoredEvent) {
         if let Some(kind) = TextKind::of_event_type(event.event_type.as_str()) {
             let delta = event.data.get("delta").and_then(|d| d.as_str());
-            match self.runs.last_mut() {
-                Some(run) if run.kind == kind => {
+            match self.missed.last_mut() {
+                Some(Missed::Text(run)) if run.kind == kind => {
                     run.text.push_str(delta.unwrap_or_default());
                     run.last = event;
                 }
-                _ => self.runs.push(TextRun {
+                _ => self.missed.push(Missed::Text(TextRun {
                     kind,
                     text: delta.unwrap_or_default().to_owned(),
                     last: event,
-                }),
+                })),
             }
             return;
         }
         match event.event_type.as_str() {
             "progress" => self.last_progress = Some(event),
+            tool if is_tool_event_type(tool) => self.missed.push(Missed::Tool(event)),
             _ if event.ends_task() => self.end = Some(event),
             _ => {}
         }
     }
 
-    /// The frames, in order: the rolled-up text, the task's current state,
-    /// the end. The state is `state`, unless a stored `progress` is newer:
+    /// The frames, in order: the rolled-up text and the tool events, the
+    /// task's current state, the end. The state is `state`, unless a stored `progress` is newer:
     /// the state was read before the stream registered, so a change landing
     /// in between reaches the viewer only through the store.
     pub fn frames(self, state: Option<TaskState>) -> Vec<OutboundFrame> {
-        let mut frames = Vec::with_capacity(self.runs.len() + 2);
-        for TextRun { kind, text, last } in self.runs {
-            let rolled = StoredEvent {
-                data: json!({ "task_id": last.task_id, "delta": text }),
-                event_type: EventType::parse(kind.event_type()).expect("a well-formed type"),
-                ..last
+        let mut frames = Vec::with_capacity(self.missed.len() + 2);
+        for missed in self.missed {
+            let event = match missed {
+                Missed::Text(TextRun { kind, text, last }) => StoredEvent {
+                    data: json!({ "task_id": last.task_id, "delta": text }),
+                    event_type: EventType::parse(kind.event_type()).expect("a well-formed type"),
+                    ..last
+                },
+                Missed::Tool(event) => event,
             };
             frames.push(OutboundFrame::replayed(
-                &rolled,
-                sse_frame::encode_event(&rolled),
+                &event,
+                sse_frame::encode_event(&event),
             ));
         }
         let stored_newer = |progress: &StoredEvent| {
@@ -200,6 +214,28 @@ mod tests {
                 (Some(EventId(8)), "text".to_owned(), json!(" Yes.")),
             ]
         );
+    }
+
+    #[test]
+    fn tool_events_keep_their_place_between_the_runs_of_text() {
+        let mut catch_up = TaskCatchUp::default();
+        catch_up.add(event(3, "text", json!({"delta": "Let me "})));
+        catch_up.add(event(4, "text", json!({"delta": "look."})));
+        let call = json!({"tool_call_id": "c1", "tool_name": "weather", "input": {}});
+        catch_up.add(event(5, "tool_call", call.clone()));
+        let result = json!({"tool_call_id": "c1", "output": {"celsius": -3}});
+        catch_up.add(event(6, "tool_result", result.clone()));
+        catch_up.add(event(7, "text", json!({"delta": "It is "})));
+        catch_up.add(event(8, "text", json!({"delta": "cold."})));
+
+        let frames = catch_up.frames(None);
+
+        let ids: Vec<_> = frames.iter().map(|frame| frame.event_id).collect();
+        assert_eq!(ids, [4, 5, 6, 8].map(|id| Some(EventId(id))));
+        assert_eq!(data(&frames[0])["delta"], "Let me look.");
+        assert_eq!(data(&frames[1]), call);
+        assert_eq!(data(&frames[2]), result);
+        assert_eq!(data(&frames[3])["delta"], "It is cold.");
     }
 
     #[test]

@@ -38,5 +38,6 @@ mod store_timeouts;
 mod streams;
 mod tasks;
 mod tls;
+mod tool_calls;
 mod ui_message_stream;
 mod write_delay;

@@ -473,7 +473,15 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
     types.sort();
     assert_eq!(
         types,
-        ["complete", "error", "progress", "reasoning", "text"]
+        [
+            "complete",
+            "error",
+            "progress",
+            "reasoning",
+            "text",
+            "tool_call",
+            "tool_result"
+        ]
     );
 
     // Act: the producer's whole life, with a refused backwards step.

@@ -123,6 +123,26 @@ test("onReasoning receives the model's thinking, apart from onText's answer", ()
   c.close();
 });
 
+test("onToolCall and onToolResult receive the tool events' data, and advance the resume id", () => {
+  const seen = [];
+  const c = client({
+    onToolCall: (data) => seen.push(["call", data.tool_call_id, data.tool_name, data.input]),
+    onToolResult: (data) => seen.push(["result", data.tool_call_id, data.output ?? data.error]),
+  });
+  c.connect();
+  const source = FakeEventSource.latest();
+  source.emit("tool_call", { task_id: "t", tool_call_id: "c1", tool_name: "weather", input: { city: "Oslo" } }, "3");
+  source.emit("tool_result", { task_id: "t", tool_call_id: "c1", output: { celsius: -3 } }, "4");
+  source.emit("tool_result", { task_id: "t", tool_call_id: "c2", error: "down" }, "5");
+  assert.deepEqual(seen, [
+    ["call", "c1", "weather", { city: "Oslo" }],
+    ["result", "c1", { celsius: -3 }],
+    ["result", "c2", "down"],
+  ]);
+  assert.equal(c.lastEventId, "5");
+  c.close();
+});
+
 test("typed handlers, onText and onProgress receive parsed data", () => {
   const texts = [];
   const progress = [];

@@ -100,6 +100,30 @@ test("useTaskStream keeps the model's reasoning apart from the answer, and a rec
   assert.equal(result.current.text, "Four.");
 });
 
+test("useTaskStream keeps the tool calls in order, each with its answer once it comes", () => {
+  const { result } = renderTask("gen-t");
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("text", { task_id: "gen-t", delta: "Checking." }, "2"));
+  const call = (id, name, input) => ({ task_id: "gen-t", tool_call_id: id, tool_name: name, input });
+  send(() => latest().emit("tool_call", call("c1", "weather", { city: "Oslo" }), "3"));
+  send(() => latest().emit("tool_call", call("c2", "forecast", {}), "4"));
+  assert.deepEqual(result.current.toolCalls, [
+    { id: "c1", name: "weather", input: { city: "Oslo" }, state: "called" },
+    { id: "c2", name: "forecast", input: {}, state: "called" },
+  ]);
+  send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c2", error: "down" }, "5"));
+  send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c1", output: { celsius: -3 } }, "6"));
+  send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c9", output: 1 }, "7"));
+  assert.deepEqual(result.current.toolCalls, [
+    { id: "c1", name: "weather", input: { city: "Oslo" }, state: "done", output: { celsius: -3 } },
+    { id: "c2", name: "forecast", input: {}, state: "failed", error: "down" },
+  ]);
+  assert.equal(result.current.text, "Checking.");
+  // The store was replaced: everything comes again, nothing twice.
+  send(() => latest().emit("replay_reset", {}));
+  assert.deepEqual(result.current.toolCalls, []);
+});
+
 test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {
   fakeTime(t);
   const disconnects = [];

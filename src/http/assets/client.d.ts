@@ -152,6 +152,23 @@ export interface TaskSnapshot {
 /** Parsed event data: JSON, or the raw string when it is not JSON. */
 export type EventData = any;
 
+/** A `tool_call` event's data: the model asked for a tool to be run. */
+export interface ToolCallData {
+  task_id: string;
+  tool_call_id: string;
+  tool_name: string;
+  /** The tool's input as the model wrote it (JSON; the text itself when it is not JSON). */
+  input: unknown;
+}
+
+/** A `tool_result` event's data: a tool's answer, its `output` or, when it failed, its `error`. */
+export interface ToolResultData {
+  task_id: string;
+  tool_call_id: string;
+  output?: unknown;
+  error?: string;
+}
+
 /** A minimal EventSource constructor, to inject a stand-in. */
 export interface EventSourceConstructor {
   new (url: string, init?: { withCredentials?: boolean }): EventSource;
@@ -215,6 +232,10 @@ export interface SseClientOptions {
   onText?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `reasoning` events (the model's thinking, apart from the answer): `delta` is their `data.delta`. */
   onReasoning?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  /** `tool_call` events: the model asked for the tool `tool_name` to be run with `input`. */
+  onToolCall?: (data: ToolCallData, event: MessageEvent<string>) => void;
+  /** `tool_result` events: a tool's answer to the call `tool_call_id`, its `output` or its `error`. */
+  onToolResult?: (data: ToolResultData, event: MessageEvent<string>) => void;
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
   /** An EventSource stand-in (tests). */
   EventSource?: EventSourceConstructor;

@@ -228,6 +228,10 @@ export class SseClient {
    * @param {function} [options.onText]  (delta, data, event) for `text`: a piece of the answer
    * @param {function} [options.onReasoning]  (delta, data, event) for `reasoning`: a piece of the
    *   model's thinking, apart from the answer
+   * @param {function} [options.onToolCall]  (data, event) for `tool_call`: the model asked for a tool
+   *   (`data.tool_call_id`, `tool_name`, `input`)
+   * @param {function} [options.onToolResult]  (data, event) for `tool_result`: a tool's answer
+   *   (`data.tool_call_id`, and `output` or `error`)
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL for all tabs of this browser
    *   (Web Locks and BroadcastChannel; without them, or with an injected EventSource, one per tab)
@@ -502,6 +506,8 @@ export class SseClient {
       "progress_update",
       "text",
       "reasoning",
+      "tool_call",
+      "tool_result",
       ...(this.options.eventTypes || []),
       ...this.options.closeOn,
       ...this.handlers.keys(),
@@ -532,7 +538,7 @@ export class SseClient {
     } catch {
       // Not JSON: hand over the raw string.
     }
-    const { onConnect, onProgress, onText, onReasoning } = this.options;
+    const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -576,6 +582,12 @@ export class SseClient {
         break;
       case "reasoning":
         if (onReasoning) onReasoning(data && data.delta, data, event);
+        break;
+      case "tool_call":
+        if (onToolCall) onToolCall(data, event);
+        break;
+      case "tool_result":
+        if (onToolResult) onToolResult(data, event);
         break;
       default:
         break;

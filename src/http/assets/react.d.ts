@@ -89,11 +89,25 @@ export interface StreamControls {
   disconnect: () => void;
 }
 
+/** A tool call of a generation, as `useTaskStream` keeps it. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** The tool's input as the model wrote it. */
+  input: unknown;
+  /** `called` until the tool's answer comes: `done` (with `output`) or `failed` (with `error`). */
+  state: "called" | "done" | "failed";
+  output?: unknown;
+  error?: string;
+}
+
 export interface TaskStreamResult extends StreamControls {
   /** The text so far: the `text` deltas appended in order. */
   text: string;
   /** The model's reasoning so far (its thinking): the `reasoning` deltas appended in order; "" for a model that streams none. */
   reasoning: string;
+  /** The tools the model asked for, in the order it asked, each with its answer once it came. */
+  toolCalls: ToolCall[];
   /** 0–100: the latest `progress`, 100 once completed. */
   progress: number;
   /** The task's status; null before the broker has told it. */

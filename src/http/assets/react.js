@@ -139,11 +139,30 @@ function liveStatus(reported, previous) {
   return reported;
 }
 
+/** `calls` with the call `data` (a `tool_call`'s): added, or, for an id already called, replaced. */
+function withCall(calls, data) {
+  const call = { id: data.tool_call_id, name: data.tool_name, input: data.input, state: "called" };
+  const at = calls.findIndex((known) => known.id === call.id);
+  return at < 0 ? [...calls, call] : calls.map((known, i) => (i === at ? call : known));
+}
+
+/** `calls` with the tool's answer `data` (a `tool_result`'s) on its call; an answer to no call is left out. */
+function withResult(calls, data) {
+  return calls.map((call) => {
+    if (call.id !== data.tool_call_id) return call;
+    const { output, error, ...rest } = call;
+    return typeof data.error === "string"
+      ? { ...rest, state: "failed", error: data.error }
+      : { ...rest, state: "done", output: data.output };
+  });
+}
+
 function initialTask(key) {
   return {
     key,
     text: "",
     reasoning: "",
+    toolCalls: [],
     progress: 0,
     status: null,
     stage: null,
@@ -201,6 +220,14 @@ export function useTaskStream(taskId, options = {}) {
       onReasoning: (_, delta) => {
         if (typeof delta === "string" && delta) update((s) => ({ ...s, reasoning: s.reasoning + delta }));
       },
+      onToolCall: (_, call) => {
+        if (call && typeof call.tool_call_id === "string") update((s) => ({ ...s, toolCalls: withCall(s.toolCalls, call) }));
+      },
+      onToolResult: (_, answer) => {
+        if (answer && typeof answer.tool_call_id === "string") {
+          update((s) => ({ ...s, toolCalls: withResult(s.toolCalls, answer) }));
+        }
+      },
       // The task's end (a TaskError), or the connection given up on or its
       // token expired (an Error): SseClient reports no other.
       onError: (opts, error, data) => {
@@ -219,7 +246,7 @@ export function useTaskStream(taskId, options = {}) {
       // the task's whole text comes again, so what was shown goes.
       client.on(
         "replay_reset",
-        guard(() => update((s) => ({ ...s, text: "", reasoning: "" }))),
+        guard(() => update((s) => ({ ...s, text: "", reasoning: "", toolCalls: [] }))),
       );
       client.on(
         "complete",
@@ -249,6 +276,7 @@ export function useTaskStream(taskId, options = {}) {
   return {
     text: current.text,
     reasoning: current.reasoning,
+    toolCalls: current.toolCalls,
     progress: current.progress,
     status: current.status,
     stage: current.stage,

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, string_field};
-use crate::domain::FinishReason;
+use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece, string_field};
+use crate::domain::{FinishReason, ToolEvent, ToolOutcome};
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
@@ -35,10 +35,43 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
             return Ok(EventRead::one(Instruction::Fail { error }, dialect));
         }
         "abort" => Instruction::Cancel,
+        "tool-input-available"
+        | "tool-output-available"
+        | "tool-output-error"
+        | "tool-input-error" => {
+            let tools = tool_part(kind, value)?;
+            let read = EventRead::one(Instruction::Nothing, Some(Dialect::AiSdk));
+            return Ok(read.with_tools(tools.into_iter().map(ToolPiece::Whole).collect()));
+        }
         known if is_ai_sdk_kind(known) => Instruction::Nothing,
         _ => return Ok(EventRead::one(Instruction::Nothing, None)),
     };
     Ok(EventRead::one(instruction, Some(Dialect::AiSdk)))
+}
+
+/// A tool part: a call whose input is whole, a tool's output or failure,
+/// or a call whose input the app refused (the call, then its failure).
+fn tool_part(kind: &str, value: &Value) -> Result<Vec<ToolEvent>, String> {
+    let what = format!("a {kind} part");
+    let id = string_field(value, "toolCallId", &what)?;
+    let call = || {
+        let name = string_field(value, "toolName", &what)?;
+        let input = value.get("input").cloned().unwrap_or(Value::Null);
+        ToolEvent::call(&id, &name, input, &what)
+    };
+    let failed = || -> Result<ToolEvent, String> {
+        let error = string_field(value, "errorText", &what)?;
+        ToolEvent::result(&id, ToolOutcome::Error(error), &what)
+    };
+    Ok(match kind {
+        "tool-input-available" => vec![call()?],
+        "tool-input-error" => vec![call()?, failed()?],
+        "tool-output-error" => vec![failed()?],
+        _ => {
+            let output = value.get("output").cloned().unwrap_or(Value::Null);
+            vec![ToolEvent::result(&id, ToolOutcome::Output(output), &what)?]
+        }
+    })
 }
 
 /// The UI message stream's part kinds that carry nothing a task keeps.

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, delta_or_nothing};
+use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece, delta_or_nothing};
 use crate::domain::{FinishReason, TokenUsage};
 
 /// An event of Anthropic's Messages stream, or `None` when `kind` is not
@@ -12,6 +12,10 @@ use crate::domain::{FinishReason, TokenUsage};
 pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventRead>, String> {
     let usage = |at: &str| value.pointer(at).and_then(anthropic_usage);
     let mut note = None;
+    let mut tools = Vec::new();
+    // The content block an event is of: a tool call's pieces are told
+    // apart by it.
+    let block_index = || value.get("index").and_then(Value::as_u64).unwrap_or(0);
     let instruction = match kind {
         "content_block_delta" => match value.pointer("/delta/type").and_then(Value::as_str) {
             Some("text_delta") => Instruction::answer(
@@ -26,7 +30,18 @@ pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventR
                     .and_then(Value::as_str)
                     .ok_or("a thinking_delta needs delta.thinking as a string")?,
             ),
-            // the thinking's signature, a tool's input, citations
+            Some("input_json_delta") => {
+                let fragment = value
+                    .pointer("/delta/partial_json")
+                    .and_then(Value::as_str)
+                    .ok_or("an input_json_delta needs delta.partial_json as a string")?;
+                tools.push(ToolPiece::Input {
+                    index: block_index(),
+                    fragment: fragment.to_owned(),
+                });
+                Instruction::Nothing
+            }
+            // the thinking's signature, citations
             _ => Instruction::Nothing,
         },
         "content_block_start" => {
@@ -43,6 +58,16 @@ pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventR
                 Some("thinking") => {
                     field("thinking").map_or(Instruction::Nothing, Instruction::reasoning)
                 }
+                // A call of a tool the caller runs (a `server_tool_use`
+                // is run by Anthropic itself).
+                Some("tool_use") => {
+                    tools.push(ToolPiece::Begin {
+                        index: block_index(),
+                        id: field("id"),
+                        name: field("name"),
+                    });
+                    Instruction::Nothing
+                }
                 _ => Instruction::Nothing,
             }
         }
@@ -58,11 +83,19 @@ pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventR
             Instruction::Nothing
         }
         "message_stop" => Instruction::Complete { result: None },
-        "content_block_stop" | "ping" => Instruction::Nothing,
+        "content_block_stop" => {
+            tools.push(ToolPiece::End {
+                index: Some(block_index()),
+            });
+            Instruction::Nothing
+        }
+        "ping" => Instruction::Nothing,
         _ => return Ok(None),
     };
     Ok(Some(
-        EventRead::one(instruction, Some(Dialect::Anthropic)).noting(note),
+        EventRead::one(instruction, Some(Dialect::Anthropic))
+            .noting(note)
+            .with_tools(tools),
     ))
 }
 

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction};
-use crate::domain::{FinishReason, TokenUsage};
+use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece};
+use crate::domain::{FinishReason, TokenUsage, ToolEvent};
 
 /// A chunk of Gemini's `streamGenerateContent`: the first candidate's
 /// thoughts and text, then its end when the chunk carries a `finishReason` (Gemini sends
@@ -33,7 +33,7 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         return Ok(EventRead::one(instruction, Some(Dialect::Gemini)).noting(EndNote::usage(usage)));
     };
     let (mut text, mut reasoning) = (String::new(), String::new());
-    let mut asks_for_tools = false;
+    let mut tools = Vec::new();
     let parts = match candidate.pointer("/content/parts") {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(parts)) => parts.as_slice(),
@@ -42,7 +42,9 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
     for (index, part) in parts.iter().enumerate() {
         // A thought part's text is the model's thinking (its summary).
         let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
-        asks_for_tools |= part.get("functionCall").is_some();
+        if let Some(call) = part.get("functionCall").filter(|call| !call.is_null()) {
+            tools.push(function_call(call, index)?);
+        }
         match part.get("text") {
             None | Some(Value::Null) => {}
             Some(Value::String(part_text)) if thought => reasoning.push_str(part_text),
@@ -67,8 +69,31 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         }
         None => (None, EndNote::usage(usage)),
     };
-    let note = EndNote::asking_for_tools(note, asks_for_tools);
-    Ok(EventRead::text_then(reasoning, text, end, Dialect::Gemini).noting(note))
+    let note = EndNote::asking_for_tools(note, !tools.is_empty());
+    Ok(EventRead::text_then(reasoning, text, end, Dialect::Gemini)
+        .noting(note)
+        .with_tools(tools))
+}
+
+/// A part's `functionCall` (`name`, `args`, and an `id` only some
+/// versions give).
+fn function_call(call: &Value, index: usize) -> Result<ToolPiece, String> {
+    let at = format!("candidates[0].content.parts[{index}].functionCall");
+    let name = call
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{at} needs name as a string"))?;
+    let input = match call.get("args") {
+        None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
+        Some(args) => args.clone(),
+    };
+    Ok(match call.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => ToolPiece::Whole(ToolEvent::call(id, name, input, &at)?),
+        _ => ToolPiece::WithoutId {
+            name: name.to_owned(),
+            input,
+        },
+    })
 }
 
 /// A Gemini `finishReason` in the AI SDK's words.

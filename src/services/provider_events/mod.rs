@@ -28,17 +28,24 @@
 //!
 //! A refusal is text: it is what the viewer should read. Reasoning is kept
 //! apart from the answer (`reasoning` events), so a viewer can show the
-//! model thinking without mixing it into the answer. Why the answer
+//! model thinking without mixing it into the answer. The tool calls the
+//! model makes are kept whole, in order with the text (`tool_call`
+//! events; see `tool_calls`): Chat Completions' `delta.tool_calls`,
+//! Anthropic's `tool_use` blocks, the Responses API's finished
+//! `function_call` items, Gemini's `functionCall` parts, the AI SDK's
+//! `tool-input-available`; and the AI SDK's `tool-output-available` and
+//! `tool-output-error` are the tools' answers (`tool_result`). Why the answer
 //! stopped and the tokens it took are gathered into the task's result (see
-//! `ending`). What carries no text (tool calls, signatures, pings, parts
-//! of kinds added later) is skipped; what claims to be text but is not a
-//! string is refused, naming the field.
+//! `ending`). What carries nothing a task keeps (signatures, pings, a
+//! tool's input streaming in, parts of kinds added later) is skipped; what
+//! claims to be text but is not a string is refused, naming the field.
 
 mod ai_sdk;
 mod anthropic;
 mod ending;
 mod gemini;
 mod openai;
+mod tool_calls;
 
 use serde_json::Value;
 
@@ -49,6 +56,7 @@ use openai::{openai_chunk, responses_event};
 
 use ending::EndNote;
 pub use ending::Ending;
+pub use tool_calls::{ToolCallAssembly, ToolPiece};
 
 use super::generation_input::Instruction;
 use crate::error::plain::{self, JsonError};
@@ -84,6 +92,9 @@ pub struct EventRead {
     /// thought parts): it goes before `instruction`.
     pub reasoning: Option<String>,
     pub instruction: Instruction,
+    /// The pieces of tool calls (and results) the event carries, after
+    /// `instruction`'s text and before `then`'s end.
+    pub tools: Vec<ToolPiece>,
     /// A second instruction carried by the same event: a Gemini chunk
     /// brings its last text and its end together.
     pub then: Option<Instruction>,
@@ -99,6 +110,7 @@ impl EventRead {
         Self {
             reasoning: None,
             instruction,
+            tools: Vec::new(),
             then: None,
             dialect,
             note: None,
@@ -107,6 +119,42 @@ impl EventRead {
 
     fn noting(self, note: Option<EndNote>) -> Self {
         Self { note, ..self }
+    }
+
+    fn with_tools(self, tools: Vec<ToolPiece>) -> Self {
+        Self { tools, ..self }
+    }
+
+    /// What the event asks of the task, in order: its reasoning, its text,
+    /// the tool calls it completes, its end. `ending` gives an end what is
+    /// known of it; `tool_calls` holds the calls streaming in, of which an
+    /// end completes those still open.
+    pub fn into_instructions(
+        self,
+        ending: &mut Ending,
+        tool_calls: &mut ToolCallAssembly,
+    ) -> Vec<Instruction> {
+        let mut out: Vec<Instruction> = self
+            .reasoning
+            .map(Instruction::reasoning)
+            .into_iter()
+            .collect();
+        // The calls come after the text and before the end (a Gemini
+        // chunk may carry a call and its finish alone).
+        let (text, ends) = match self.instruction {
+            end if end.ends_task() => (None, [Some(end), self.then]),
+            text => (Some(text), [self.then, None]),
+        };
+        out.extend(text);
+        for piece in self.tools {
+            out.extend(tool_calls.take(piece).into_iter().map(Instruction::Tool));
+        }
+        for end in ends.into_iter().flatten() {
+            // A call still open when the answer ends is whole as it is.
+            out.extend(tool_calls.at_end().into_iter().map(Instruction::Tool));
+            out.push(ending.applied(end));
+        }
+        out
     }
 
     /// A chunk's reasoning and text (each if any), then `end` (if any).
@@ -125,6 +173,7 @@ impl EventRead {
             delta => Self {
                 reasoning,
                 instruction: delta,
+                tools: Vec::new(),
                 then: end,
                 dialect: Some(dialect),
                 note: None,
@@ -187,9 +236,18 @@ pub fn provider_line(line: &str) -> Option<EventRead> {
     // is refused in those terms, never read as something else.
     let value: Value = serde_json::from_str(line).ok()?;
     // (`delta` is a provider's field too: the Responses API's text event.)
-    let own = ["seq", "reasoning", "progress", "stage", "complete", "fail"]
-        .iter()
-        .any(|field| value.get(field).is_some());
+    let own = [
+        "seq",
+        "reasoning",
+        "progress",
+        "stage",
+        "complete",
+        "fail",
+        "tool_call",
+        "tool_result",
+    ]
+    .iter()
+    .any(|field| value.get(field).is_some());
     if own {
         return None;
     }

@@ -3,8 +3,11 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, provider_failed, string_field};
-use crate::domain::{FinishReason, TokenUsage};
+use super::{
+    Dialect, EndNote, EventRead, Instruction, ToolPiece, provider_failed, string_field,
+    tool_calls::input_of,
+};
+use crate::domain::{FinishReason, TokenUsage, ToolEvent};
 
 /// `choices[].delta.content` (and `refusal`) of a Chat Completions chunk,
 /// joined: the first choice's (`index` 0, or no index). A request with
@@ -27,6 +30,7 @@ pub(super) fn openai_chunk(
     let mut end = failure;
     let mut finish = None;
     let mut refuses = false;
+    let mut tools = Vec::new();
     for (index, choice) in choices.iter().enumerate() {
         if choice
             .get("index")
@@ -75,6 +79,9 @@ pub(super) fn openai_chunk(
                 ));
             }
         }
+        if let Some(delta) = choice.get("delta") {
+            tool_call_pieces(delta, index, &mut tools)?;
+        }
         match choice.pointer("/delta/refusal") {
             None | Some(Value::Null) => {}
             Some(Value::String(refusal)) => {
@@ -99,7 +106,67 @@ pub(super) fn openai_chunk(
         None => EndNote::usage(usage),
     };
     let note = EndNote::refusing(note, refuses);
-    Ok(EventRead::text_then(reasoning, text, end, Dialect::OpenAiChat).noting(note))
+    // Every call is whole once the choice says why it stopped.
+    if finish.is_some() || end.is_some() {
+        tools.push(ToolPiece::End { index: None });
+    }
+    Ok(
+        EventRead::text_then(reasoning, text, end, Dialect::OpenAiChat)
+            .noting(note)
+            .with_tools(tools),
+    )
+}
+
+/// The pieces of tool calls in a chunk choice's `delta`: `tool_calls`
+/// (`index`, and `id` and `function.name` in a call's first piece, then
+/// `function.arguments` fragments), or the older `function_call` (one
+/// call, no id).
+fn tool_call_pieces(delta: &Value, choice: usize, out: &mut Vec<ToolPiece>) -> Result<(), String> {
+    let calls = match delta.get("tool_calls") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(calls)) => calls.as_slice(),
+        Some(_) => {
+            return Err(format!(
+                "choices[{choice}].delta.tool_calls must be an array"
+            ));
+        }
+    };
+    let old = delta.get("function_call").filter(|call| !call.is_null());
+    let pieces = calls
+        .iter()
+        .enumerate()
+        .map(|(at, call)| {
+            let index = match call.get("index") {
+                None => at as u64,
+                Some(index) => index.as_u64().ok_or_else(|| {
+                    format!("choices[{choice}].delta.tool_calls[{at}].index must be a number")
+                })?,
+            };
+            Ok::<_, String>((index, call.get("id"), call.get("function")))
+        })
+        .chain(old.map(|call| Ok((0, None, Some(call)))));
+    for piece in pieces {
+        let (index, id, function) = piece?;
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+        let id = text(id);
+        let name = text(function.and_then(|function| function.get("name")));
+        if id.is_some() || name.is_some() {
+            out.push(ToolPiece::Begin { index, id, name });
+        }
+        match function.and_then(|function| function.get("arguments")) {
+            Some(Value::String(fragment)) if !fragment.is_empty() => out.push(ToolPiece::Input {
+                index,
+                fragment: fragment.clone(),
+            }),
+            None | Some(Value::Null | Value::String(_)) => {}
+            Some(_) => {
+                return Err(format!(
+                    "choices[{choice}].delta.tool_calls[{index}].function.arguments must be a string"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A Chat Completions `finish_reason` in the AI SDK's words.
@@ -149,9 +216,19 @@ pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, S
             let text = string_field(value, "delta", &what)?;
             (Instruction::reasoning(text), None)
         }
-        "output_item.added" | "output_item.done" => {
+        "output_item.added" => {
             let asks = value.get("item").is_some_and(is_tool_call);
             (Instruction::Nothing, EndNote::asking_for_tools(None, asks))
+        }
+        // A call is kept when its item is done: its arguments whole.
+        "output_item.done" => {
+            let item = value.get("item");
+            let asks = item.is_some_and(is_tool_call);
+            let tools = item.map(function_call).transpose()?.flatten();
+            let read = EventRead::one(Instruction::Nothing, Some(Dialect::OpenAiResponses));
+            return Ok(read
+                .noting(EndNote::asking_for_tools(None, asks))
+                .with_tools(tools.into_iter().map(ToolPiece::Whole).collect()));
         }
         "completed" => {
             let output = value.pointer("/response/output").and_then(Value::as_array);
@@ -188,6 +265,20 @@ pub(super) fn responses_event(event: &str, value: &Value) -> Result<EventRead, S
         _ => (Instruction::Nothing, None),
     };
     Ok(EventRead::one(instruction, Some(Dialect::OpenAiResponses)).noting(note))
+}
+
+/// The call a finished output item is, if it is a function call (or a
+/// custom tool's, whose input is free text).
+fn function_call(item: &Value) -> Result<Option<ToolEvent>, String> {
+    let what = "a function_call output item";
+    let input = match item.get("type").and_then(Value::as_str) {
+        Some("function_call") => input_of(string_field(item, "arguments", what)?),
+        Some("custom_tool_call") => item.get("input").cloned().unwrap_or(Value::Null),
+        _ => return Ok(None),
+    };
+    let id = string_field(item, "call_id", what)?;
+    let name = string_field(item, "name", what)?;
+    ToolEvent::call(&id, &name, input, what).map(Some)
 }
 
 /// An output item that asks the caller to run a tool (the model stops for

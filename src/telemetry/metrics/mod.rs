@@ -82,6 +82,7 @@ struct Inner {
     /// Their `task_type` labels, bounded.
     task_types: task_types::TaskTypeLabels,
     task_deltas: Counter<u64>,
+    task_tool_events: Counter<u64>,
     text_event_deltas: Histogram<f64>,
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
@@ -233,6 +234,11 @@ impl Metrics {
                     "Text deltas written to tasks, by outcome (accepted, or retry: a seq at or \
                      below the task's last, ignored) and kind (text: the answer; reasoning: the \
                      model's thinking)",
+                ),
+                task_tool_events: counter(
+                    "sse.task.tool_events",
+                    "Tool events kept on tasks, by kind: call (the model asked for a tool), \
+                     output (a tool answered), error (a tool failed)",
                 ),
                 text_event_deltas: histogram(&TEXT_EVENT_DELTAS),
                 uploads: counter(

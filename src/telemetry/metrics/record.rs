@@ -5,7 +5,7 @@ use opentelemetry::KeyValue;
 use super::Metrics;
 use crate::{
     actors::janitor::CleanupError,
-    domain::{AnswerEnd, FinishReason, StoredEvent, TextKind, now_ms},
+    domain::{AnswerEnd, FinishReason, StoredEvent, TextKind, ToolEventKind, now_ms},
     stream::{CloseReason, StreamFormat, replay::Replayed},
 };
 
@@ -163,6 +163,13 @@ impl Metrics {
                 self.inner.task_deltas.add(count as u64, &labels);
             }
         }
+    }
+
+    /// A tool call or a tool's answer kept on a task.
+    pub fn record_tool_event(&self, kind: ToolEventKind) {
+        self.inner
+            .task_tool_events
+            .add(1, &[KeyValue::new("kind", kind.label())]);
     }
 
     /// A `text` or `reasoning` event stored with `deltas` deltas in it.

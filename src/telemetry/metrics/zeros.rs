@@ -11,7 +11,7 @@ use opentelemetry::KeyValue;
 
 use super::{Metrics, record::UNSAID_FINISH_REASON};
 use crate::{
-    domain::{EventTypeCatalog, FinishReason, TextKind},
+    domain::{EventTypeCatalog, FinishReason, TextKind, ToolEventKind},
     stream::{CloseReason, StreamFormat},
 };
 
@@ -42,6 +42,10 @@ impl Metrics {
                 ];
                 inner.task_deltas.add(0, &labels);
             }
+        }
+        for kind in ToolEventKind::ALL {
+            let labels = [KeyValue::new("kind", kind.label())];
+            inner.task_tool_events.add(0, &labels);
         }
         for outcome in ["ok", "error"] {
             let outcome = [KeyValue::new("outcome", outcome)];

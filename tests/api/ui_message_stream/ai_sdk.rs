@@ -38,13 +38,13 @@ fn tests_js() -> PathBuf {
 }
 
 /// `node ui_stream_reader.mjs MODE BROKER ID`, its stdout read line by line.
-struct Reader {
+pub(super) struct Reader {
     child: Child,
     lines: mpsc::UnboundedReceiver<Value>,
 }
 
 impl Reader {
-    fn start(app: &TestApp, mode: &str, id: &str) -> Self {
+    pub(super) fn start(app: &TestApp, mode: &str, id: &str) -> Self {
         Self::start_with(app, mode, id, &[])
     }
 
@@ -89,7 +89,7 @@ impl Reader {
     }
 
     /// Waits for a snapshot of the message whose text parts satisfy `done`.
-    async fn until_snapshot(&mut self, done: impl Fn(&str) -> bool) {
+    pub(super) async fn until_snapshot(&mut self, done: impl Fn(&str) -> bool) {
         loop {
             let line = self.next().await;
             assert!(line.get("final").is_none(), "ended early: {line}");
@@ -100,7 +100,7 @@ impl Reader {
     }
 
     /// What the reader printed last, once it exits 0.
-    async fn finish(mut self) -> Value {
+    pub(super) async fn finish(mut self) -> Value {
         let last = loop {
             let line = self.next().await;
             if let Some(last) = line.get("final") {
@@ -152,13 +152,13 @@ fn text_part(message: &Value) -> &Value {
 }
 
 /// A generation uploaded through `POST /tasks/{id}/stream` (NDJSON), line by line.
-struct Upload {
+pub(super) struct Upload {
     lines: mpsc::Sender<Result<Bytes, std::io::Error>>,
     answer: actix_rt::task::JoinHandle<u16>,
 }
 
 impl Upload {
-    fn start(app: &TestApp, id: &str) -> Self {
+    pub(super) fn start(app: &TestApp, id: &str) -> Self {
         let (lines, body) = mpsc::channel(16);
         let request = app
             .api_client
@@ -172,7 +172,7 @@ impl Upload {
         Self { lines, answer }
     }
 
-    async fn send(&self, line: Value) {
+    pub(super) async fn send(&self, line: Value) {
         self.lines
             .send(Ok(Bytes::from(format!("{line}\n"))))
             .await
@@ -185,7 +185,7 @@ impl Upload {
         }
     }
 
-    async fn finish(self) -> u16 {
+    pub(super) async fn finish(self) -> u16 {
         drop(self.lines);
         self.answer.await.expect("the upload task")
     }

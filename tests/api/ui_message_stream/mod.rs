@@ -4,6 +4,7 @@
 //! reads the same streams with the `ai` npm package itself.
 
 mod ai_sdk;
+mod ai_sdk_tools;
 mod chats;
 mod sequences;
 

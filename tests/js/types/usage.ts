@@ -44,6 +44,8 @@ const client = new SseClient("/sse/events", {
   onStateChange: (state, previous) => console.log(previous, "→", state),
   onProgress: (task) => console.log(task.progress, task.stage),
   onText: (delta) => console.log(delta?.length),
+  onToolCall: (call) => console.log(call.tool_call_id, call.tool_name, call.input),
+  onToolResult: (answer) => console.log(answer.tool_call_id, answer.output ?? answer.error?.toUpperCase()),
   onError: (error, data) => console.log(error.message, data?.status),
 });
 const off: () => boolean = client.on<{ sha: string }>("commit", (data, event) => console.log(data.sha, event.lastEventId));
@@ -103,6 +105,10 @@ export function Answer(taskId: string | null) {
   const { text, progress, status, error, isConnected, reconnect, disconnect, connectionState, stage, result } = generation;
   const shown: string = text.trim();
   const thinking: string = generation.reasoning;
+  const tools: string[] = generation.toolCalls.map((call) =>
+    call.state === "failed" ? `${call.name}: ${call.error ?? ""}` : `${call.name} ${call.state}`,
+  );
+  console.log(tools);
   const bar: number = Math.round(progress);
   assertType<Equals<typeof status, TaskStatus | null>>();
   assertType<Equals<TaskStatus, "pending" | "running" | "completed" | "failed" | "cancelled">>();

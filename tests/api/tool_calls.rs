@@ -1,0 +1,347 @@
+//! A generation's tool calls kept and streamed: NDJSON `{"tool_call"}` and
+//! `{"tool_result"}` lines, and each provider's calls piped straight in
+//! (Chat Completions' streamed `tool_calls` fragments, Anthropic's
+//! `tool_use` blocks, the Responses API's `function_call` items, Gemini's
+//! `functionCall` parts, the AI SDK's tool parts), become `tool_call` and
+//! `tool_result` events in order with the text, live; a late or resuming
+//! viewer gets them in their places between the rolled-up runs of text.
+
+use serde_json::{Value, json};
+
+use crate::{
+    generations::{Upload, create, text_of},
+    helpers::{LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app},
+};
+
+/// Each frame that carries text or a tool event: its type, and the
+/// delta's text or the tool event's data less its `task_id`.
+fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter(|e| ["text", "tool_call", "tool_result"].iter().any(|t| e.is(t)))
+        .map(|e| {
+            let mut data = e.json();
+            let kind = e.event.clone().unwrap_or_default();
+            if kind == "text" {
+                return (kind, data["delta"].clone());
+            }
+            data.as_object_mut().expect("an object").remove("task_id");
+            (kind, data)
+        })
+        .collect()
+}
+
+/// The tool calls a stream carried: (id, name, input).
+fn calls(events: &[SseEvent]) -> Vec<(String, String, Value)> {
+    events
+        .iter()
+        .filter(|e| e.is("tool_call"))
+        .map(|e| {
+            let data = e.json();
+            let text = |field: &str| data[field].as_str().unwrap_or_default().to_owned();
+            (
+                text("tool_call_id"),
+                text("tool_name"),
+                data["input"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Uploads `body` as `content_type` to a new task `id` while a viewer
+/// watches: the answer, and what the viewer saw.
+async fn upload_watched(
+    app: &TestApp,
+    id: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Value, Vec<SseEvent>) {
+    create(app, id).await;
+    let mut viewer = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+    let upload = Upload::start(app, id, content_type);
+    // Split mid-line: the broker must join the pieces.
+    let (head, tail) = body.split_at(body.len() / 2 + 1);
+    upload.send(head).await;
+    upload.send(tail).await;
+    let answer = upload.finish().await;
+    let status = answer.status().as_u16();
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    (status, answer, viewer.read_to_end(LONG).await)
+}
+
+fn ndjson(lines: &[Value]) -> String {
+    lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
+#[actix_web::test]
+async fn tool_calls_and_results_stream_in_order_with_the_text_and_keep_their_place_on_resume() {
+    // Arrange: text, a call, its result, a failed call, more text.
+    let app = spawn_app().await;
+    let body = ndjson(&[
+        json!({ "delta": "Let me ", "seq": 1 }),
+        json!({ "delta": "check.", "seq": 2 }),
+        json!({ "tool_call": { "id": "c1", "name": "weather", "input": { "city": "Oslo" } } }),
+        json!({ "tool_result": { "id": "c1", "output": { "celsius": -3 } } }),
+        json!({ "tool_call": { "id": "c2", "name": "forecast" } }),
+        json!({ "tool_result": { "id": "c2", "error": "service down" } }),
+        json!({ "delta": "It is ", "seq": 3 }),
+        json!({ "delta": "cold.", "seq": 4 }),
+        json!({ "complete": {} }),
+    ]);
+
+    // Act
+    let (status, answer, live) = upload_watched(&app, "agent", "application/x-ndjson", &body).await;
+
+    // Assert: counted, and seen live in the order they came.
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["tool_calls"], 2, "{answer}");
+    assert_eq!(answer["tool_results"], 2, "{answer}");
+    assert_eq!(answer["deltas"], 4, "{answer}");
+    let expected = [
+        ("text", json!("Let me check.")),
+        (
+            "tool_call",
+            json!({ "tool_call_id": "c1", "tool_name": "weather", "input": { "city": "Oslo" } }),
+        ),
+        (
+            "tool_result",
+            json!({ "tool_call_id": "c1", "output": { "celsius": -3 } }),
+        ),
+        (
+            "tool_call",
+            json!({ "tool_call_id": "c2", "tool_name": "forecast", "input": null }),
+        ),
+        (
+            "tool_result",
+            json!({ "tool_call_id": "c2", "error": "service down" }),
+        ),
+        ("text", json!("It is cold.")),
+    ]
+    .map(|(kind, data)| (kind.to_owned(), data));
+    let joined = |pieces: Vec<(String, Value)>| -> Vec<(String, Value)> {
+        // Live text may come as several events: join each run.
+        let mut runs: Vec<(String, Value)> = Vec::new();
+        for (kind, data) in pieces {
+            match runs.last_mut() {
+                Some((last, Value::String(text))) if *last == "text" && kind == "text" => {
+                    text.push_str(data.as_str().unwrap_or_default());
+                }
+                _ => runs.push((kind, data)),
+            }
+        }
+        runs
+    };
+    assert_eq!(joined(pieces(&live)), expected);
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for (kind, count) in [("call", 2.0), ("output", 1.0), ("error", 1.0)] {
+        let labels = [("kind", kind)];
+        let counted = labelled_sum(&metrics, "sse_task_tool_events_total", &labels);
+        assert_eq!(counted, count, "{kind}");
+    }
+
+    // A late viewer: the runs rolled up, the tool events in their places.
+    let mut late = app.open_stream("/tasks/agent/events", &[]).await;
+    let late = late.read_to_end(SHORT).await;
+    assert_eq!(pieces(&late), expected, "one event per run, in order");
+    assert!(late.last().is_some_and(|e| e.is("complete")));
+
+    // A viewer cut off right after the first call resumes with its result.
+    let call_id = late
+        .iter()
+        .find(|e| e.is("tool_call"))
+        .and_then(|e| e.id.clone())
+        .expect("the call has an id");
+    let mut resumed = app
+        .open_stream("/tasks/agent/events", &[("Last-Event-ID", &call_id)])
+        .await;
+    let resumed = resumed.read_to_end(SHORT).await;
+    assert_eq!(pieces(&resumed), expected[2..], "nothing before it again");
+}
+
+// Two calls in parallel, their arguments streamed in fragments that
+// interleave, as OpenAI sends them; the finish reason ends both.
+const OPENAI_TOOL_CALLS: &str = concat!(
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"On it.\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\": \"}}]},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"time\",\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Oslo\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: [DONE]\n\n",
+);
+
+const ANTHROPIC_TOOL_USE: &str = concat!(
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"On it.\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"weather\",\"input\":{}}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Os\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"lo\\\"}\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":30}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+);
+
+const RESPONSES_FUNCTION_CALL: &str = concat!(
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"On it.\"}\n\n",
+    "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":1,\"item\":{\"type\":\"function_call\",\"id\":\"fc_1\",\"call_id\":\"call_r\",\"name\":\"weather\",\"arguments\":\"\"}}\n\n",
+    "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":1,\"delta\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}\n\n",
+    "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"output_index\":1,\"item\":{\"type\":\"function_call\",\"id\":\"fc_1\",\"call_id\":\"call_r\",\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\",\"status\":\"completed\"}}\n\n",
+    "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[{\"type\":\"function_call\",\"call_id\":\"call_r\",\"name\":\"weather\",\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}]}}\n\n",
+);
+
+// Gemini's calls come whole and, from most models, without an id.
+const GEMINI_FUNCTION_CALLS: &str = concat!(
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"On it.\"}],\"role\": \"model\"},\"index\": 0}]}\r\n\r\n",
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"weather\",\"args\": {\"city\": \"Oslo\"}}}, {\"functionCall\": {\"name\": \"time\"}}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}]}\r\n\r\n",
+);
+
+const AI_SDK_TOOLS: &str = concat!(
+    "data: {\"type\":\"start\",\"messageId\":\"m1\"}\n\n",
+    "data: {\"type\":\"text-start\",\"id\":\"0\"}\n\n",
+    "data: {\"type\":\"text-delta\",\"id\":\"0\",\"delta\":\"On it.\"}\n\n",
+    "data: {\"type\":\"text-end\",\"id\":\"0\"}\n\n",
+    "data: {\"type\":\"tool-input-start\",\"toolCallId\":\"call_s\",\"toolName\":\"weather\"}\n\n",
+    "data: {\"type\":\"tool-input-delta\",\"toolCallId\":\"call_s\",\"inputTextDelta\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}\n\n",
+    "data: {\"type\":\"tool-input-available\",\"toolCallId\":\"call_s\",\"toolName\":\"weather\",\"input\":{\"city\":\"Oslo\"}}\n\n",
+    "data: {\"type\":\"tool-output-available\",\"toolCallId\":\"call_s\",\"output\":{\"celsius\":-3}}\n\n",
+    "data: {\"type\":\"finish\"}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[actix_web::test]
+async fn each_providers_tool_calls_are_kept_whole_after_the_text_before_them() {
+    let app = spawn_app().await;
+    let oslo = json!({ "city": "Oslo" });
+    for (id, body, read_as, expected) in [
+        (
+            "openai-tools",
+            OPENAI_TOOL_CALLS,
+            "openai_chat",
+            vec![
+                ("call_a", "weather", oslo.clone()),
+                ("call_b", "time", json!({})),
+            ],
+        ),
+        (
+            "anthropic-tools",
+            ANTHROPIC_TOOL_USE,
+            "anthropic",
+            vec![("toolu_1", "weather", oslo.clone())],
+        ),
+        (
+            "responses-tools",
+            RESPONSES_FUNCTION_CALL,
+            "openai_responses",
+            vec![("call_r", "weather", oslo.clone())],
+        ),
+        (
+            "gemini-tools",
+            GEMINI_FUNCTION_CALLS,
+            "gemini",
+            vec![
+                ("call_1", "weather", oslo.clone()),
+                ("call_2", "time", json!({})),
+            ],
+        ),
+        (
+            "ai-sdk-tools",
+            AI_SDK_TOOLS,
+            "ai_sdk",
+            vec![("call_s", "weather", oslo.clone())],
+        ),
+    ] {
+        let (status, answer, live) = upload_watched(&app, id, "text/event-stream", body).await;
+
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(answer["read_as"], read_as, "{id}: {answer}");
+        assert_eq!(answer["tool_calls"], expected.len(), "{id}: {answer}");
+        let expected: Vec<(String, String, Value)> = expected
+            .into_iter()
+            .map(|(call, name, input)| (call.to_owned(), name.to_owned(), input))
+            .collect();
+        assert_eq!(calls(&live), expected, "{id}");
+        assert_eq!(text_of(&live), "On it.", "{id}");
+        let kinds: Vec<String> = pieces(&live).into_iter().map(|(kind, _)| kind).collect();
+        assert_eq!(
+            kinds[0], "text",
+            "{id}: the text before the calls comes first"
+        );
+        assert!(live.last().is_some_and(|e| e.is("complete")), "{id}");
+        let task = app.get_json(&format!("/tasks/{id}")).await;
+        assert_eq!(task["status"], "completed", "{id}");
+        if id != "ai-sdk-tools" {
+            assert_eq!(
+                task["result"]["finish_reason"], "tool-calls",
+                "{id}: {task}"
+            );
+        }
+    }
+    // The AI SDK's stream carries the tool's answer too.
+    let mut late = app.open_stream("/tasks/ai-sdk-tools/events", &[]).await;
+    let late = late.read_to_end(SHORT).await;
+    let result = late
+        .iter()
+        .find(|e| e.is("tool_result"))
+        .expect("the result");
+    assert_eq!(result.json()["output"], json!({ "celsius": -3 }));
+}
+
+#[actix_web::test]
+async fn a_malformed_tool_line_is_refused_naming_it_and_what_came_before_stays() {
+    let app = spawn_app().await;
+    let bad_part = "data: {\"type\":\"tool-input-available\",\"toolName\":\"w\",\"input\":{}}\n\n";
+    let cases = [
+        (
+            "no-name",
+            "application/x-ndjson",
+            ndjson(&[json!({ "tool_call": { "id": "c1" } })]),
+            "name",
+        ),
+        (
+            "blank-id",
+            "application/x-ndjson",
+            ndjson(&[json!({ "tool_call": { "id": " ", "name": "weather" } })]),
+            "id is blank",
+        ),
+        (
+            "both",
+            "application/x-ndjson",
+            ndjson(&[json!({ "tool_result": { "id": "c1", "output": 1, "error": "e" } })]),
+            "not both",
+        ),
+        (
+            "long-name",
+            "application/x-ndjson",
+            ndjson(&[json!({ "tool_call": { "id": "c1", "name": "n".repeat(257) } })]),
+            "longer than 256",
+        ),
+        (
+            "bad-part",
+            "text/event-stream",
+            bad_part.to_owned(),
+            "toolCallId",
+        ),
+    ];
+    for (id, content_type, bad, says) in cases {
+        create(&app, id).await;
+        let upload = Upload::start(&app, id, content_type);
+        let kept = match content_type {
+            "application/x-ndjson" => ndjson(&[json!({ "delta": "kept" })]),
+            _ => "data: {\"type\":\"text-delta\",\"id\":\"0\",\"delta\":\"kept\"}\n\n".to_owned(),
+        };
+        upload.send(&kept).await;
+        upload.send(&bad).await;
+        let body = assert_error(upload.finish().await, 422, "invalid_payload").await;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("line "), "{id}: {message}");
+        assert!(message.contains(says), "{id}: {message}");
+        // The task goes on: its catch-up is the text, then its state.
+        let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let late = late.take_messages(2, SHORT).await;
+        assert_eq!(text_of(&late), "kept", "{id}");
+        assert!(late[1].is("progress"), "{id}: {late:?}");
+    }
+}

@@ -1,0 +1,87 @@
+//! A generation's tool calls read by the real `ai` package: the UI
+//! message stream's `tool-input-available`, `tool-output-available` and
+//! `tool-output-error` parts, between the text parts, assembled by
+//! `readUIMessageStream` into the tool parts a chat UI renders (`tool-`
+//! and the tool's name, with its state, input and output), live and for a
+//! reader who comes after the generation ended.
+
+use serde_json::{Value, json};
+
+use super::{
+    ai_sdk::{Reader, Upload},
+    create,
+};
+use crate::helpers::spawn_app;
+
+/// The message's text and tool parts, as a chat UI renders them (the
+/// progress part and step markers left out).
+fn rendered(message: &Value) -> Vec<Value> {
+    message["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter_map(|part| {
+            let kind = part["type"].as_str().unwrap_or_default();
+            if kind == "text" {
+                return Some(json!({ "text": part["text"], "state": part["state"] }));
+            }
+            kind.starts_with("tool-").then(|| {
+                json!({
+                    "type": kind,
+                    "toolCallId": part["toolCallId"],
+                    "state": part["state"],
+                    "input": part["input"],
+                    "output": part["output"],
+                    "errorText": part["errorText"],
+                })
+            })
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_ai_package_assembles_tool_calls_and_results_between_the_text_live_and_late() {
+    // Arrange: the package is reading before the model says anything.
+    let app = spawn_app().await;
+    create(&app, "tool-gen", Some("chat-tools")).await;
+    let mut live = Reader::start(&app, "task", "tool-gen");
+    live.until_snapshot(|_| true).await;
+
+    // Act: text, a call and its output, a call whose tool failed, text.
+    let upload = Upload::start(&app, "tool-gen");
+    for line in [
+        json!({ "delta": "Let me check." }),
+        json!({ "tool_call": { "id": "c1", "name": "weather", "input": { "city": "Oslo" } } }),
+        json!({ "tool_result": { "id": "c1", "output": { "celsius": -3 } } }),
+        json!({ "tool_call": { "id": "c2", "name": "forecast", "input": {} } }),
+        json!({ "tool_result": { "id": "c2", "error": "service down" } }),
+        // A result for a call never made: kept on the task stream, but the
+        // package would refuse it, so the UI stream leaves it out.
+        json!({ "tool_result": { "id": "c9", "output": 1 } }),
+        json!({ "delta": "It is cold." }),
+        json!({ "complete": {} }),
+    ] {
+        upload.send(line).await;
+    }
+    assert_eq!(upload.finish().await, 200);
+
+    // Assert: the text, the two tool parts in their states, the text.
+    let expected = vec![
+        json!({ "text": "Let me check.", "state": "done" }),
+        json!({
+            "type": "tool-weather", "toolCallId": "c1", "state": "output-available",
+            "input": { "city": "Oslo" }, "output": { "celsius": -3 }, "errorText": null,
+        }),
+        json!({
+            "type": "tool-forecast", "toolCallId": "c2", "state": "output-error",
+            "input": {}, "output": null, "errorText": "service down",
+        }),
+        json!({ "text": "It is cold.", "state": "done" }),
+    ];
+    let live = live.finish().await;
+    assert_eq!(live["errors"], json!([]), "{live}");
+    assert_eq!(rendered(&live["message"]), expected, "{live}");
+    let late = Reader::start(&app, "task", "tool-gen").finish().await;
+    assert_eq!(late["errors"], json!([]), "{late}");
+    assert_eq!(rendered(&late["message"]), expected, "{late}");
+}
