@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, fmt, sync::Arc};
 
 use serde::Serialize;
 
-use super::{TypeFilter, event::EventError};
+use super::{Task, TypeFilter, event::EventError};
 
 /// An event type name: `[a-z][a-z0-9_.-]{0,63}`. Cheap to clone (shared).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,26 +62,23 @@ pub struct EventTypeCatalog {
 }
 
 impl EventTypeCatalog {
-    /// Types every broker accepts. The last seven belong to task streams.
-    pub const BUILT_IN: [&'static str; 13] = [
+    /// Types every broker accepts besides a task stream's own.
+    const GENERAL: [&'static str; 6] = [
         "file_change",
         "commit",
         "progress_update",
         "risk_alert",
         "task_update",
         "system_status",
-        "progress",
-        "text",
-        "reasoning",
-        "tool_call",
-        "tool_result",
-        "complete",
-        "error",
     ];
 
+    /// Types every broker accepts: the general ones, then a task stream's.
+    pub fn built_in() -> impl Iterator<Item = &'static str> {
+        Self::GENERAL.into_iter().chain(Task::STREAM_EVENT_TYPES)
+    }
+
     pub fn new(extra: &[EventType]) -> Self {
-        let mut known: BTreeSet<EventType> = Self::BUILT_IN
-            .iter()
+        let mut known: BTreeSet<EventType> = Self::built_in()
             .map(|name| EventType::parse(name).expect("built-in types are well formed"))
             .collect();
         known.extend(extra.iter().cloned());

@@ -28,7 +28,7 @@ impl Metrics {
                 .connections_closed
                 .add(0, &[KeyValue::new("reason", reason.as_str())]);
         }
-        for event_type in EventTypeCatalog::BUILT_IN {
+        for event_type in EventTypeCatalog::built_in() {
             let attributes = [KeyValue::new("event_type", event_type)];
             inner.events_published.add(0, &attributes);
             inner.events_delivered.add(0, &attributes);
