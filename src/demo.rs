@@ -1,12 +1,13 @@
 //! The built-in demo producer behind the page at `/`: it plays an AI model
-//! writing an answer token by token, at a realistic pace and in stages, into
+//! thinking, calling a tool, then writing an answer token by token, at a
+//! realistic pace and in stages, into
 //! an ordinary task, through the same `TaskService` a real producer's HTTP
 //! calls reach. It stops as soon as the task is cancelled.
 
 use std::time::Duration;
 
 use crate::{
-    domain::{TaskChange, TaskError, TaskId},
+    domain::{TaskChange, TaskError, TaskId, ToolEvent, ToolOutcome},
     services::tasks::{Delta, NewTask, TaskService, TaskWriteError},
 };
 
@@ -19,6 +20,9 @@ pub const MAX_SILENCE: Duration = Duration::from_secs(5);
 /// Between tokens: about 25 tokens per second, like a hosted model.
 const TOKEN_INTERVAL: Duration = Duration::from_millis(40);
 const REVIEWING: Duration = Duration::from_millis(400);
+/// How long the demo model's one tool takes to answer.
+const TOOL_RUN: Duration = Duration::from_millis(300);
+const TOOL_CALL_ID: &str = "call_demo_1";
 
 /// What the model "thinks" before it answers, streamed as its reasoning
 /// (a viewer shows it apart from the answer, as reasoning models' UIs do).
@@ -78,6 +82,20 @@ async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteE
             .await?;
         actix_rt::time::sleep(TOKEN_INTERVAL).await;
     }
+    // It looks something up, as an agent does, before it answers.
+    let call = ToolEvent::Call {
+        id: TOOL_CALL_ID.into(),
+        name: "search_docs".into(),
+        input: serde_json::json!({ "query": "EventSource Last-Event-ID reconnect" }),
+    };
+    tasks.change(task_id, TaskChange::Tool(call)).await?;
+    actix_rt::time::sleep(TOOL_RUN).await;
+    let found = serde_json::json!({ "results": 3, "top": "HTML Standard: server-sent events" });
+    let answer = ToolEvent::Result {
+        id: TOOL_CALL_ID.into(),
+        outcome: ToolOutcome::Output(found),
+    };
+    tasks.change(task_id, TaskChange::Tool(answer)).await?;
     let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();
     let total = tokens.len();
     tasks.change(task_id, update(10.0, "writing")).await?;

@@ -167,12 +167,9 @@ impl Reader {
             if let Some(kind) = dropped_half {
                 out.push((line, replacement_character(kind)));
             }
-            let instructions = read.into_instructions(ending, tool_calls);
-            out.extend(
-                instructions
-                    .into_iter()
-                    .map(|instruction| (line, instruction)),
-            );
+            read.emit_in_order(ending, tool_calls, |instruction| {
+                out.push((line, instruction));
+            });
         };
         match &mut self.body {
             Body::NdJson {

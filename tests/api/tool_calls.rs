@@ -345,3 +345,41 @@ async fn a_malformed_tool_line_is_refused_naming_it_and_what_came_before_stays()
         assert!(late[1].is("progress"), "{id}: {late:?}");
     }
 }
+
+#[actix_web::test]
+async fn the_demo_model_thinks_calls_a_tool_then_answers() {
+    let app = spawn_app().await;
+    let started = app
+        .post_json("/demo/generations", &json!({ "prompt": "tools" }))
+        .await;
+    assert_eq!(started.status().as_u16(), 201);
+    let started: Value = started.json().await.expect("the demo task");
+    let events_url = started["events_url"].as_str().expect("its stream");
+
+    let mut viewer = app.open_stream(events_url, &[]).await;
+    let seen = viewer.read_to_end(LONG).await;
+
+    // In order: thinking, the call, its answer, the text, the end.
+    let order: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| e.event.as_deref())
+        .filter(|kind| ["reasoning", "tool_call", "tool_result", "text", "complete"].contains(kind))
+        .fold(Vec::new(), |mut kinds, kind| {
+            if kinds.last() != Some(&kind) {
+                kinds.push(kind);
+            }
+            kinds
+        });
+    assert_eq!(
+        order,
+        ["reasoning", "tool_call", "tool_result", "text", "complete"]
+    );
+    let call = calls(&seen);
+    assert_eq!(call.len(), 1, "{call:?}");
+    assert_eq!(call[0].1, "search_docs");
+    let result = seen
+        .iter()
+        .find(|e| e.is("tool_result"))
+        .expect("the answer");
+    assert_eq!(result.json()["tool_call_id"], call[0].0.as_str());
+}

@@ -125,36 +125,40 @@ impl EventRead {
         Self { tools, ..self }
     }
 
-    /// What the event asks of the task, in order: its reasoning, its text,
-    /// the tool calls it completes, its end. `ending` gives an end what is
-    /// known of it; `tool_calls` holds the calls streaming in, of which an
-    /// end completes those still open.
-    pub fn into_instructions(
+    /// Gives `emit` what the event asks of the task, in order: its
+    /// reasoning, its text, the tool calls it completes, its end. `ending`
+    /// gives an end what is known of it; `tool_calls` holds the calls
+    /// streaming in, of which an end completes those still open.
+    pub fn emit_in_order(
         self,
         ending: &mut Ending,
         tool_calls: &mut ToolCallAssembly,
-    ) -> Vec<Instruction> {
-        let mut out: Vec<Instruction> = self
-            .reasoning
-            .map(Instruction::reasoning)
-            .into_iter()
-            .collect();
+        mut emit: impl FnMut(Instruction),
+    ) {
+        if let Some(reasoning) = self.reasoning {
+            emit(Instruction::reasoning(reasoning));
+        }
         // The calls come after the text and before the end (a Gemini
         // chunk may carry a call and its finish alone).
         let (text, ends) = match self.instruction {
             end if end.ends_task() => (None, [Some(end), self.then]),
             text => (Some(text), [self.then, None]),
         };
-        out.extend(text);
+        if let Some(text) = text {
+            emit(text);
+        }
         for piece in self.tools {
-            out.extend(tool_calls.take(piece).into_iter().map(Instruction::Tool));
+            for tool in tool_calls.take(piece) {
+                emit(Instruction::Tool(tool));
+            }
         }
         for end in ends.into_iter().flatten() {
             // A call still open when the answer ends is whole as it is.
-            out.extend(tool_calls.at_end().into_iter().map(Instruction::Tool));
-            out.push(ending.applied(end));
+            for tool in tool_calls.at_end() {
+                emit(Instruction::Tool(tool));
+            }
+            emit(ending.applied(end));
         }
-        out
     }
 
     /// A chunk's reasoning and text (each if any), then `end` (if any).

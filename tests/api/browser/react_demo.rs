@@ -1,7 +1,8 @@
 //! The demo page runs on React (`/react.js`'s `useTaskStream`, React served
 //! by the broker from `/vendor/`): a generation driven step by step by this
 //! test, as a producer would, shows on screen as it streams (progress bar,
-//! stage, the model's thinking, text with the typing indicator, status,
+//! stage, the model's thinking, a tool call and its answer, text with the
+//! typing indicator, status,
 //! connection state), to its completion; a reload of the finished task
 //! shows it whole again.
 
@@ -17,6 +18,7 @@ const READ_PAGE: &str = "return { \
     reasoning: document.getElementById('reasoning-text')?.textContent ?? null, \
     thinking: document.querySelector('#reasoning summary')?.textContent ?? null, \
     reasoning_open: document.getElementById('reasoning')?.open ?? null, \
+    tools: [...document.querySelectorAll('#tools li')].map((li) => [li.dataset.tool, li.dataset.state, li.textContent]), \
     progress: document.getElementById('progress').value, \
     current: [...document.querySelectorAll('.stages li[data-current=\"true\"]')].map((li) => li.dataset.stage), \
     done: [...document.querySelectorAll('.stages li[data-done=\"true\"]')].map((li) => li.dataset.stage), \
@@ -38,6 +40,20 @@ async fn send(http: &reqwest::Client, method: reqwest::Method, url: String, body
         "{method} {url}: {}",
         response.status()
     );
+}
+
+/// An NDJSON upload of `lines` to the task at `task`, whole; it ends
+/// without a terminal line, so the task goes on.
+async fn upload(http: &reqwest::Client, task: &str, lines: &[Value]) {
+    let body: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let response = http
+        .post(format!("{task}/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(response.status().as_u16(), 200, "the upload to {task}");
 }
 
 #[actix_web::test]
@@ -111,6 +127,33 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     assert_eq!(page["thinking"], "Thinking…", "{page}");
     assert_eq!(page["reasoning_open"], true, "open while it thinks: {page}");
     assert_eq!(page["text"], "", "the thinking is not the answer: {page}");
+
+    // ...then a tool call, running, then answered...
+    let call = json!({ "id": "c1", "name": "search_docs", "input": { "q": "sse" } });
+    upload(&http, &task, &[json!({ "tool_call": call })]).await;
+    browser
+        .wait_for(
+            "return document.querySelector('#tools li')?.dataset.state === 'called'",
+            Duration::from_secs(5),
+            "the tool call on screen",
+        )
+        .await;
+    let result = json!({ "id": "c1", "output": { "results": 3 } });
+    upload(&http, &task, &[json!({ "tool_result": result })]).await;
+    browser
+        .wait_for(
+            "return document.querySelector('#tools li')?.dataset.state === 'done'",
+            Duration::from_secs(5),
+            "the tool's answer on screen",
+        )
+        .await;
+    let answered = json!([[
+        "search_docs",
+        "done",
+        "search_docs({\"q\":\"sse\"}) → {\"results\":3}"
+    ]]);
+    let page = browser.script(READ_PAGE).await;
+    assert_eq!(page["tools"], answered, "{page}");
 
     // ...then the text, delta by delta...
     let deltas = ["Server-Sent ", "Events ", "stream ", "text."];
@@ -236,6 +279,7 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     let page = browser.script(READ_PAGE).await;
     assert_eq!(page["text"], "Server-Sent Events stream text.", "{page}");
     assert_eq!(page["reasoning"], "Explain SSE briefly.", "{page}");
+    assert_eq!(page["tools"], answered, "the tool call again: {page}");
     assert_eq!(page["progress"], 100, "{page}");
     assert_eq!(
         page["meta"], "Task react-demo: completed (4 tokens)",
