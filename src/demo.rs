@@ -83,18 +83,18 @@ async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteE
         actix_rt::time::sleep(TOKEN_INTERVAL).await;
     }
     // It looks something up, as an agent does, before it answers.
-    let call = ToolEvent::Call {
-        id: TOOL_CALL_ID.into(),
-        name: "search_docs".into(),
-        input: serde_json::json!({ "query": "EventSource Last-Event-ID reconnect" }),
-    };
+    let query = serde_json::json!({ "query": "EventSource Last-Event-ID reconnect" });
+    let call = ToolEvent::call(TOOL_CALL_ID, "search_docs", query, "the demo's call")
+        .expect("a well-formed call");
     tasks.change(task_id, TaskChange::Tool(call)).await?;
     actix_rt::time::sleep(TOOL_RUN).await;
     let found = serde_json::json!({ "results": 3, "top": "HTML Standard: server-sent events" });
-    let answer = ToolEvent::Result {
-        id: TOOL_CALL_ID.into(),
-        outcome: ToolOutcome::Output(found),
-    };
+    let answer = ToolEvent::result(
+        TOOL_CALL_ID,
+        ToolOutcome::Output(found),
+        "the demo's answer",
+    )
+    .expect("a well-formed answer");
     tasks.change(task_id, TaskChange::Tool(answer)).await?;
     let tokens: Vec<&str> = ANSWER.split_inclusive(' ').collect();
     let total = tokens.len();

@@ -24,7 +24,7 @@ pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 pub use task_events::{TextKind, change_events, task_json, text_event};
-pub use tool_events::{ToolEvent, ToolEventKind, ToolOutcome, is_tool_event_type};
+pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
 pub use ui_message_stream::{AiSdkMajor, UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 
 /// Client input quoted inside an error message: a JSON string literal, so

@@ -17,9 +17,62 @@ pub enum ToolEvent {
         id: String,
         name: String,
         input: Value,
+        flags: ToolFlags,
+        /// Why the input was refused (it did not match the tool's schema):
+        /// the call is shown failed and is never run.
+        input_error: Option<String>,
     },
     /// The tool's answer to the call `id`: its output, or why it failed.
-    Result { id: String, outcome: ToolOutcome },
+    Result {
+        id: String,
+        outcome: ToolOutcome,
+        flags: ToolFlags,
+    },
+}
+
+/// What the AI SDK says of a call or an answer besides it, kept so a chat
+/// UI reading the task treats it as the SDK's own stream would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToolFlags {
+    /// Run by the model provider itself (a web search): the app's client
+    /// must not run it.
+    pub provider_executed: bool,
+    /// A tool not in the app's static tool set (an MCP tool): shown as a
+    /// `dynamic-tool` part.
+    pub dynamic: bool,
+    /// An answer the tool will replace (a streaming tool's progress).
+    pub preliminary: bool,
+}
+
+impl ToolFlags {
+    /// The flags `data` (a tool event's, or an AI SDK part's under the
+    /// SDK's names) says.
+    pub fn read(data: &Value, names: [&str; 3]) -> Self {
+        let set = |name: &str| data.get(name).and_then(Value::as_bool) == Some(true);
+        Self {
+            provider_executed: set(names[0]),
+            dynamic: set(names[1]),
+            preliminary: set(names[2]),
+        }
+    }
+
+    /// The names a tool event's data gives them.
+    pub const EVENT_NAMES: [&'static str; 3] = ["provider_executed", "dynamic", "preliminary"];
+    /// The names the AI SDK's parts give them.
+    pub const AI_SDK_NAMES: [&'static str; 3] = ["providerExecuted", "dynamic", "preliminary"];
+
+    /// Adds the flags that are set to `object` under `names`.
+    pub fn write(self, object: &mut Value, names: [&str; 3]) {
+        for (name, set) in
+            names
+                .into_iter()
+                .zip([self.provider_executed, self.dynamic, self.preliminary])
+        {
+            if set {
+                object[name] = Value::Bool(true);
+            }
+        }
+    }
 }
 
 /// What a tool run gave.
@@ -37,6 +90,8 @@ impl ToolEvent {
             id: label(id, "id", what)?,
             name: label(name, "name", what)?,
             input,
+            flags: ToolFlags::default(),
+            input_error: None,
         })
     }
 
@@ -45,7 +100,21 @@ impl ToolEvent {
         Ok(Self::Result {
             id: label(id, "id", what)?,
             outcome,
+            flags: ToolFlags::default(),
         })
+    }
+
+    /// The same event, `flags` said of it.
+    pub fn flagged(mut self, said: ToolFlags) -> Self {
+        match &mut self {
+            Self::Call { flags, .. } | Self::Result { flags, .. } => *flags = said,
+        }
+        self
+    }
+
+    /// Whether this is a tool's final answer (not a preliminary one).
+    pub fn is_final_result(&self) -> bool {
+        matches!(self, Self::Result { flags, .. } if !flags.preliminary)
     }
 
     /// The event type carrying it.
@@ -58,22 +127,44 @@ impl ToolEvent {
 
     /// The event's data, for the task `task_id`.
     pub fn data(&self, task_id: &str) -> Value {
-        match self {
-            Self::Call { id, name, input } => json!({
-                "task_id": task_id,
-                "tool_call_id": id,
-                "tool_name": name,
-                "input": input,
-            }),
+        let (mut data, flags) = match self {
+            Self::Call {
+                id,
+                name,
+                input,
+                flags,
+                input_error,
+            } => {
+                let mut data = json!({
+                    "task_id": task_id,
+                    "tool_call_id": id,
+                    "tool_name": name,
+                    "input": input,
+                });
+                if let Some(error) = input_error {
+                    data["input_error"] = json!(error);
+                }
+                (data, flags)
+            }
             Self::Result {
                 id,
                 outcome: ToolOutcome::Output(output),
-            } => json!({ "task_id": task_id, "tool_call_id": id, "output": output }),
+                flags,
+            } => (
+                json!({ "task_id": task_id, "tool_call_id": id, "output": output }),
+                flags,
+            ),
             Self::Result {
                 id,
                 outcome: ToolOutcome::Error(error),
-            } => json!({ "task_id": task_id, "tool_call_id": id, "error": error }),
-        }
+                flags,
+            } => (
+                json!({ "task_id": task_id, "tool_call_id": id, "error": error }),
+                flags,
+            ),
+        };
+        flags.write(&mut data, ToolFlags::EVENT_NAMES);
+        data
     }
 }
 

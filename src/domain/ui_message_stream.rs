@@ -18,7 +18,10 @@
 //!   ids `text`, `reasoning`, then `text-2`, `reasoning-2`, …), live as on
 //!   a resume, whose catch-up rolls up one event per run;
 //! - `tool_call` → `tool-input-available` (the call whole: `toolCallId`,
-//!   `toolName`, `input`), after the open text part's end; `tool_result`
+//!   `toolName`, `input`; `tool-input-error` with `errorText` for a call
+//!   whose input was refused), with the flags the producer's SDK said
+//!   (`providerExecuted`, `dynamic`; `preliminary` on an answer), after
+//!   the open text part's end; `tool_result`
 //!   → `tool-output-available` or `tool-output-error`, only for a call the
 //!   stream has sent (the SDK refuses an output for a call it has not
 //!   seen, and a viewer's stream must not break on a producer's mistake);
@@ -50,7 +53,7 @@ use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{AnswerEnd, TextKind};
+use super::{AnswerEnd, TextKind, ToolFlags};
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
@@ -218,15 +221,18 @@ impl UiMessageTranslator {
         };
         self.start(out);
         self.end_part(out);
-        part(
-            out,
-            &json!({
-                "type": "tool-input-available",
-                "toolCallId": id,
-                "toolName": data["tool_name"],
-                "input": data["input"],
-            }),
-        );
+        let mut call = json!({
+            "type": "tool-input-available",
+            "toolCallId": id,
+            "toolName": data["tool_name"],
+            "input": data["input"],
+        });
+        if let Some(error) = data.get("input_error").and_then(Value::as_str) {
+            call["type"] = json!("tool-input-error");
+            call["errorText"] = json!(error);
+        }
+        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut call, ToolFlags::AI_SDK_NAMES);
+        part(out, &call);
         if !self.tool_calls.iter().any(|called| called == id) {
             self.tool_calls.push(id.to_owned());
         }
@@ -241,7 +247,7 @@ impl UiMessageTranslator {
             return;
         }
         self.end_part(out);
-        let answer = match data.get("error").and_then(Value::as_str) {
+        let mut answer = match data.get("error").and_then(Value::as_str) {
             Some(error) => {
                 json!({ "type": "tool-output-error", "toolCallId": id, "errorText": error })
             }
@@ -249,6 +255,7 @@ impl UiMessageTranslator {
                 json!({ "type": "tool-output-available", "toolCallId": id, "output": data["output"] })
             }
         };
+        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut answer, ToolFlags::AI_SDK_NAMES);
         part(out, &answer);
     }
 
@@ -445,6 +452,43 @@ mod tests {
                 json!({ "type": "text-end", "id": "text-2" }),
                 json!({ "type": "finish" }),
                 json!("[DONE]"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tool_parts_flags_and_a_refused_input_reach_the_sdk_under_its_names() {
+        let parts = parts(&[
+            (
+                "tool_call",
+                json!({ "tool_call_id": "ws", "tool_name": "web_search", "input": {}, "provider_executed": true }),
+            ),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "ws", "output": 1, "provider_executed": true }),
+            ),
+            (
+                "tool_call",
+                json!({ "tool_call_id": "m", "tool_name": "mcp_x", "input": {}, "dynamic": true }),
+            ),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "m", "output": { "done": 1 }, "preliminary": true }),
+            ),
+            (
+                "tool_call",
+                json!({ "tool_call_id": "w", "tool_name": "weather", "input": { "city": 42 }, "input_error": "city: not a string" }),
+            ),
+        ]);
+
+        assert_eq!(
+            parts[1..],
+            [
+                json!({ "type": "tool-input-available", "toolCallId": "ws", "toolName": "web_search", "input": {}, "providerExecuted": true }),
+                json!({ "type": "tool-output-available", "toolCallId": "ws", "output": 1, "providerExecuted": true }),
+                json!({ "type": "tool-input-available", "toolCallId": "m", "toolName": "mcp_x", "input": {}, "dynamic": true }),
+                json!({ "type": "tool-output-available", "toolCallId": "m", "output": { "done": 1 }, "preliminary": true }),
+                json!({ "type": "tool-input-error", "toolCallId": "w", "toolName": "weather", "input": { "city": 42 }, "errorText": "city: not a string" }),
             ]
         );
     }

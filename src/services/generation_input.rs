@@ -5,8 +5,9 @@
 //! - `application/x-ndjson`: `{"delta": "...", "seq"?: n}`,
 //!   `{"reasoning": "...", "seq"?: n}` (the model's thinking),
 //!   `{"progress": 0-100, "stage"?, "message"?}`, `{"complete": {"result"?}}`,
-//!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?}}`,
-//!   `{"tool_result": {"id", "output"? | "error"?}}`;
+//!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?,
+//!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
+//!   | "error"?, "preliminary"?}}`;
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
 //!   UI message stream, read event by event by [`super::provider_events`].
@@ -19,7 +20,7 @@ use serde_json::Value;
 
 use super::tasks::Delta;
 use crate::{
-    domain::{ProducerSeq, TaskChange, ToolEvent, ToolOutcome},
+    domain::{ProducerSeq, TaskChange, ToolEvent, ToolFlags, ToolOutcome},
     error::plain::{self, JsonError},
 };
 
@@ -145,6 +146,10 @@ struct ToolCallBody {
     name: String,
     #[serde(default)]
     input: Value,
+    #[serde(default)]
+    provider_executed: bool,
+    #[serde(default)]
+    dynamic: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +158,8 @@ struct ToolResultBody {
     id: String,
     output: Option<Value>,
     error: Option<String>,
+    #[serde(default)]
+    preliminary: bool,
 }
 
 impl ToolResultBody {
@@ -164,7 +171,11 @@ impl ToolResultBody {
             (_, Some(error)) => ToolOutcome::Error(error),
             (output, None) => ToolOutcome::Output(output.unwrap_or(Value::Null)),
         };
-        ToolEvent::result(&self.id, outcome, "a tool_result")
+        let flags = ToolFlags {
+            preliminary: self.preliminary,
+            ..ToolFlags::default()
+        };
+        Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?.flagged(flags))
     }
 }
 
@@ -220,12 +231,13 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
-        Instruction::Tool(ToolEvent::call(
-            &call.id,
-            &call.name,
-            call.input,
-            "a tool_call",
-        )?)
+        let flags = ToolFlags {
+            provider_executed: call.provider_executed,
+            dynamic: call.dynamic,
+            ..ToolFlags::default()
+        };
+        let tool = ToolEvent::call(&call.id, &call.name, call.input, "a tool_call")?;
+        Instruction::Tool(tool.flagged(flags))
     } else if let Some(result) = parsed.tool_result {
         Instruction::Tool(result.into_tool_event()?)
     } else {
@@ -285,11 +297,7 @@ mod tests {
 
     #[test]
     fn tool_calls_and_results_read_as_tool_events() {
-        let call = ToolEvent::Call {
-            id: "c1".into(),
-            name: "weather".into(),
-            input: json!({"city": "Oslo"}),
-        };
+        let call = ToolEvent::call("c1", "weather", json!({"city": "Oslo"}), "x").unwrap();
         assert_eq!(
             ndjson_line(
                 r#"{"tool_call": {"id": "c1", "name": "weather", "input": {"city": "Oslo"}}}"#
@@ -310,17 +318,15 @@ mod tests {
         let output = ToolOutcome::Output(json!({"celsius": -3}));
         assert_eq!(
             ndjson_line(r#"{"tool_result": {"id": "c1", "output": {"celsius": -3}}}"#),
-            Ok(Instruction::Tool(ToolEvent::Result {
-                id: "c1".into(),
-                outcome: output
-            }))
+            Ok(Instruction::Tool(
+                ToolEvent::result("c1", output, "x").unwrap()
+            ))
         );
         assert_eq!(
             ndjson_line(r#"{"tool_result": {"id": "c1", "error": "no such city"}}"#),
-            Ok(Instruction::Tool(ToolEvent::Result {
-                id: "c1".into(),
-                outcome: ToolOutcome::Error("no such city".into())
-            }))
+            Ok(Instruction::Tool(
+                ToolEvent::result("c1", ToolOutcome::Error("no such city".into()), "x").unwrap()
+            ))
         );
         let both = ndjson_line(r#"{"tool_result": {"id": "c1", "output": 1, "error": "e"}}"#);
         assert_eq!(

@@ -82,7 +82,7 @@ fn text_kinds(read: &EventRead) -> (TextKind, TextKind) {
 fn carries_no_text(read: &EventRead) -> bool {
     read.reasoning.is_none()
         && read.then.is_none()
-        && read.tools.is_empty()
+        && read.pieces.is_empty()
         && matches!(
             read.instruction,
             Instruction::Progress { .. } | Instruction::Nothing

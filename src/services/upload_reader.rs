@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::{
     generation_input::{Instruction, UploadFormat, ndjson_line},
     provider_events::{
-        Dialect, Ending, EventRead, ToolCallAssembly, event_stream_data, provider_error,
-        provider_line,
+        Dialect, Ending, EventRead, ToolCallAssembly, ToolCallError, event_stream_data,
+        provider_error, provider_line,
     },
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
 };
@@ -96,7 +96,7 @@ impl Reader {
             dialect: None,
             half: None,
             ending: Ending::default(),
-            tool_calls: ToolCallAssembly::default(),
+            tool_calls: ToolCallAssembly::new(max),
             max,
         }
     }
@@ -143,9 +143,14 @@ impl Reader {
             .half
             .take()
             .map(|half| replacement_character(half.kind));
-        let tools = self.tool_calls.at_end().into_iter().map(Instruction::Tool);
+        let abandoned = self.tool_calls.abandon();
+        if abandoned > 0 {
+            tracing::info!(
+                tool_calls = abandoned,
+                "the upload stopped before its tool calls were whole; they are dropped"
+            );
+        }
         half.into_iter()
-            .chain(tools)
             .chain(self.ending.at_body_end())
             .map(|instruction| (line, instruction))
             .collect()
@@ -159,7 +164,9 @@ impl Reader {
     ) -> Result<(), ReadError> {
         let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
         let (ending, tool_calls) = (&mut self.ending, &mut self.tool_calls);
-        let mut take = |line: u64, (mut read, dropped_half): (EventRead, Option<TextKind>)| {
+        let mut take = |line: u64,
+                        (mut read, dropped_half): (EventRead, Option<TextKind>)|
+         -> Result<(), ReadError> {
             *dialect = dialect.or(read.dialect);
             if let Some(note) = read.note.take() {
                 ending.note(note);
@@ -169,7 +176,11 @@ impl Reader {
             }
             read.emit_in_order(ending, tool_calls, |instruction| {
                 out.push((line, instruction));
-            });
+            })
+            .map_err(|error| match error {
+                ToolCallError::Invalid(reason) => ReadError::Malformed { line, reason },
+                ToolCallError::TooLong { limit } => ReadError::EventTooLong { line, limit },
+            })
         };
         match &mut self.body {
             Body::NdJson {
@@ -189,7 +200,7 @@ impl Reader {
                             limit: max,
                         });
                     }
-                    take(*line, ndjson(&pending[start..end], *line, half)?);
+                    take(*line, ndjson(&pending[start..end], *line, half)?)?;
                     start = end + 1;
                     from = start;
                 }
@@ -203,7 +214,7 @@ impl Reader {
                 }
                 if last && !pending.is_empty() {
                     *line += 1;
-                    take(*line, ndjson(pending, *line, half)?);
+                    take(*line, ndjson(pending, *line, half)?)?;
                     pending.clear();
                     *scanned = 0;
                 }
@@ -232,7 +243,7 @@ impl Reader {
                         return Err(ReadError::JsonTooLong { limit: max });
                     }
                     if last {
-                        take(1, (EventRead::one(json_answer(document)?, None), None));
+                        take(1, (EventRead::one(json_answer(document)?, None), None))?;
                     }
                     return Ok(());
                 }
@@ -254,7 +265,7 @@ impl Reader {
                             let line = parser.lines_read() - u64::from(!finished);
                             let read = split_characters_joined(half, &sse.data, event_stream_data)
                                 .map_err(|reason| ReadError::Malformed { line, reason })?;
-                            take(line, read);
+                            take(line, read)?;
                         }
                         Ok(None) => break,
                         Err(SseParseError::LineTooLong { .. }) => {

@@ -37,7 +37,9 @@ use super::{
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
-    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus, ToolEventKind},
+    domain::{
+        AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus, ToolEvent, ToolEventKind,
+    },
     shutdown::ShutdownHandle,
 };
 
@@ -258,7 +260,13 @@ impl TaskService {
                         if change.ends_task() {
                             ended.store(true, Ordering::Relaxed);
                         }
+                        // A preliminary answer (a tool's progress) is no answer yet.
                         let tool = match &change {
+                            Instruction::Tool(ToolEvent::Result { flags, .. })
+                                if flags.preliminary =>
+                            {
+                                None
+                            }
                             Instruction::Tool(tool) => Some(ToolEventKind::of(tool)),
                             _ => None,
                         };

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::{
     generations::{Upload, create, text_of},
-    helpers::{LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app},
+    helpers::{
+        LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app, spawn_app_with,
+    },
 };
 
 /// Each frame that carries text or a tool event: its type, and the
@@ -242,8 +244,9 @@ async fn each_providers_tool_calls_are_kept_whole_after_the_text_before_them() {
             GEMINI_FUNCTION_CALLS,
             "gemini",
             vec![
-                ("call_1", "weather", oslo.clone()),
-                ("call_2", "time", json!({})),
+                // No ids: made up, the upload's own (checked below).
+                ("", "weather", oslo.clone()),
+                ("", "time", json!({})),
             ],
         ),
         (
@@ -262,7 +265,16 @@ async fn each_providers_tool_calls_are_kept_whole_after_the_text_before_them() {
             .into_iter()
             .map(|(call, name, input)| (call.to_owned(), name.to_owned(), input))
             .collect();
-        assert_eq!(calls(&live), expected, "{id}");
+        let mut seen = calls(&live);
+        if id == "gemini-tools" {
+            let ids: Vec<String> = seen
+                .iter_mut()
+                .map(|call| std::mem::take(&mut call.0))
+                .collect();
+            assert!(ids.iter().all(|made| made.starts_with("call_")), "{ids:?}");
+            assert_ne!(ids[0], ids[1], "{ids:?}");
+        }
+        assert_eq!(seen, expected, "{id}");
         assert_eq!(text_of(&live), "On it.", "{id}");
         let kinds: Vec<String> = pieces(&live).into_iter().map(|(kind, _)| kind).collect();
         assert_eq!(
@@ -382,4 +394,147 @@ async fn the_demo_model_thinks_calls_a_tool_then_answers() {
         .find(|e| e.is("tool_result"))
         .expect("the answer");
     assert_eq!(result.json()["tool_call_id"], call[0].0.as_str());
+}
+
+/// The upload `body` to a new task `id`: its status and answer, and its
+/// stream's tool calls (read after: the task may still run).
+async fn upload_then_calls(
+    app: &TestApp,
+    id: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Value, Vec<(String, String, Value)>, String) {
+    create(app, id).await;
+    let upload = Upload::start(app, id, content_type);
+    upload.send(body).await;
+    let answer = upload.finish().await;
+    let status = answer.status().as_u16();
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    let history = app
+        .get_json("/sse/history?limit=1000&event_types=tool_call,text")
+        .await;
+    let (mut calls, mut text) = (Vec::new(), String::new());
+    for event in history["events"].as_array().expect("events") {
+        let data = &event["data"];
+        if data["task_id"] != id {
+            continue;
+        }
+        match event["event_type"].as_str() {
+            Some("text") => text.push_str(data["delta"].as_str().unwrap_or_default()),
+            _ => calls.push((
+                data["tool_call_id"].as_str().unwrap_or_default().to_owned(),
+                data["tool_name"].as_str().unwrap_or_default().to_owned(),
+                data["input"].clone(),
+            )),
+        }
+    }
+    (status, answer, calls, text)
+}
+
+fn openai_chunk(delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({ "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] });
+    format!("data: {chunk}\n\n")
+}
+
+#[actix_web::test]
+async fn providers_quirks_keep_each_call_whole_and_apart() {
+    let app = spawn_app().await;
+    let call = |id: &str, name: &str, arguments: &str| json!({ "tool_calls": [{ "index": 0, "id": id, "function": { "name": name, "arguments": arguments } }] });
+
+    // Servers that number every parallel call 0: each new id is a new call.
+    let zero = [
+        openai_chunk(call("c1", "a", "{\"x\":1}"), None),
+        openai_chunk(call("c2", "b", "{\"y\":2}"), None),
+        openai_chunk(json!({}), Some("tool_calls")),
+    ]
+    .concat();
+    let (status, _, got, _) =
+        upload_then_calls(&app, "index-zero", "text/event-stream", &zero).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        got,
+        [
+            ("c1".to_owned(), "a".to_owned(), json!({"x": 1})),
+            ("c2".to_owned(), "b".to_owned(), json!({"y": 2})),
+        ]
+    );
+
+    // A body that stops before the provider said the call was done keeps
+    // its text, not half a call.
+    let cut = [
+        openai_chunk(json!({ "content": "Hi" }), None),
+        openai_chunk(call("c1", "weather", "{\"city\":\"Pa"), None),
+    ]
+    .concat();
+    let (status, _, got, text) =
+        upload_then_calls(&app, "cut-call", "text/event-stream", &cut).await;
+    assert_eq!((status, got, text.as_str()), (200, vec![], "Hi"));
+
+    // Anthropic's own tools (`server_tool_use`) are no call of the app's;
+    // a block's input given whole at its start is kept.
+    let event = |value: Value| format!("data: {value}\n\n");
+    let anthropic = [
+        event(json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {} } })),
+        event(json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "input_json_delta", "partial_json": "{\"query\":\"q\"}" } })),
+        event(json!({ "type": "content_block_stop", "index": 0 })),
+        event(json!({ "type": "content_block_start", "index": 1, "content_block": { "type": "tool_use", "id": "toolu_1", "name": "f", "input": { "a": 1 } } })),
+        event(json!({ "type": "content_block_stop", "index": 1 })),
+        event(json!({ "type": "message_stop" })),
+    ]
+    .concat();
+    let (status, _, got, _) =
+        upload_then_calls(&app, "server-tools", "text/event-stream", &anthropic).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        got,
+        [("toolu_1".to_owned(), "f".to_owned(), json!({"a": 1}))]
+    );
+
+    // Gemini: the text after a call in one chunk comes after it.
+    let gemini = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"A \"}, {\"functionCall\": {\"id\": \"g1\", \"name\": \"f\", \"args\": {}}}, {\"text\": \"B\"}]}, \"index\": 0}]}\n\n";
+    create(&app, "gemini-order").await;
+    let mut viewer = app.open_stream("/tasks/gemini-order/events", &[]).await;
+    let upload = Upload::start(&app, "gemini-order", "text/event-stream");
+    upload.send(gemini).await;
+    upload.send("data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \".\"}]}, \"finishReason\": \"STOP\", \"index\": 0}]}\n\n").await;
+    assert_eq!(upload.finish().await.status().as_u16(), 200);
+    let order: Vec<(String, Value)> = pieces(&viewer.read_to_end(LONG).await);
+    let kinds: Vec<&str> = order.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"text"), "{order:?}");
+    assert_eq!(order[0].1, "A ", "{order:?}");
+    assert_eq!(order[1].0, "tool_call", "{order:?}");
+    let after: String = order[2..]
+        .iter()
+        .map(|(_, d)| d.as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(after, "B.", "{order:?}");
+}
+
+#[actix_web::test]
+async fn a_providers_call_too_long_or_misnamed_is_refused_naming_its_line() {
+    let app = spawn_app_with(|s| s.max_upload_line_bytes = 2048).await;
+    let call = |name: &str, arguments: &str| json!({ "tool_calls": [{ "index": 0, "id": "c1", "function": { "name": name, "arguments": arguments } }] });
+    let misnamed = [
+        openai_chunk(call(&"n".repeat(300), "{}"), None),
+        openai_chunk(json!({}), Some("tool_calls")),
+    ]
+    .concat();
+    create(&app, "misnamed").await;
+    let upload = Upload::start(&app, "misnamed", "text/event-stream");
+    upload.send(&misnamed).await;
+    let body = assert_error(upload.finish().await, 422, "invalid_payload").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("longer than 256"), "{message}");
+
+    // Fragments of one call add up to no more than a line may hold.
+    create(&app, "long-call").await;
+    let upload = Upload::start(&app, "long-call", "text/event-stream");
+    upload.send(&openai_chunk(call("f", "[\"a"), None)).await;
+    let fragment =
+        json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "a".repeat(1000) } }] });
+    for _ in 0..3 {
+        upload.send(&openai_chunk(fragment.clone(), None)).await;
+    }
+    let answer = upload.finish().await;
+    assert_eq!(answer.status().as_u16(), 413);
 }

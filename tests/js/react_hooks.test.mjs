@@ -119,6 +119,20 @@ test("useTaskStream keeps the tool calls in order, each with its answer once it 
     { id: "c2", name: "forecast", input: {}, state: "failed", error: "down" },
   ]);
   assert.equal(result.current.text, "Checking.");
+  // A streaming tool's progress, then its answer; a call whose input was refused.
+  send(() => latest().emit("tool_call", call("c3", "crawl", {}), "8"));
+  send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c3", output: { pages: 1 }, preliminary: true }, "9"));
+  assert.deepEqual(result.current.toolCalls[2], { id: "c3", name: "crawl", input: {}, state: "called", output: { pages: 1 } });
+  send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c3", output: { pages: 4 } }, "10"));
+  assert.deepEqual(result.current.toolCalls[2], { id: "c3", name: "crawl", input: {}, state: "done", output: { pages: 4 } });
+  send(() => latest().emit("tool_call", { ...call("c4", "weather", { city: 42 }), input_error: "city: not a string" }, "11"));
+  assert.deepEqual(result.current.toolCalls[3], {
+    id: "c4",
+    name: "weather",
+    input: { city: 42 },
+    state: "failed",
+    error: "city: not a string",
+  });
   // The store was replaced: everything comes again, nothing twice.
   send(() => latest().emit("replay_reset", {}));
   assert.deepEqual(result.current.toolCalls, []);

@@ -159,6 +159,12 @@ export interface ToolCallData {
   tool_name: string;
   /** The tool's input as the model wrote it (JSON; the text itself when it is not JSON). */
   input: unknown;
+  /** Why the input was refused (it did not match the tool's schema): the call is never run. */
+  input_error?: string;
+  /** Run by the model provider itself (a web search): not for the app to run. */
+  provider_executed?: true;
+  /** A tool outside the app's static tool set (an MCP tool). */
+  dynamic?: true;
 }
 
 /** A `tool_result` event's data: a tool's answer, its `output` or, when it failed, its `error`. */
@@ -167,6 +173,8 @@ export interface ToolResultData {
   tool_call_id: string;
   output?: unknown;
   error?: string;
+  /** An answer the tool will replace (a streaming tool's progress). */
+  preliminary?: true;
 }
 
 /** A minimal EventSource constructor, to inject a stand-in. */

@@ -95,7 +95,10 @@ export interface ToolCall {
   name: string;
   /** The tool's input as the model wrote it. */
   input: unknown;
-  /** `called` until the tool's answer comes: `done` (with `output`) or `failed` (with `error`). */
+  /**
+   * `called` until the tool's answer comes: `done` (with `output`) or `failed` (with `error`; also a
+   * call whose input was refused). A preliminary answer sets `output` while the call stays `called`.
+   */
   state: "called" | "done" | "failed";
   output?: unknown;
   error?: string;

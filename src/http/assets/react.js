@@ -139,21 +139,29 @@ function liveStatus(reported, previous) {
   return reported;
 }
 
-/** `calls` with the call `data` (a `tool_call`'s): added, or, for an id already called, replaced. */
+/**
+ * `calls` with the call `data` (a `tool_call`'s): added, or, for an id already called, replaced. A call
+ * whose input was refused (`input_error`) is failed at once.
+ */
 function withCall(calls, data) {
-  const call = { id: data.tool_call_id, name: data.tool_name, input: data.input, state: "called" };
+  const refused = typeof data.input_error === "string";
+  const call = refused
+    ? { id: data.tool_call_id, name: data.tool_name, input: data.input, state: "failed", error: data.input_error }
+    : { id: data.tool_call_id, name: data.tool_name, input: data.input, state: "called" };
   const at = calls.findIndex((known) => known.id === call.id);
   return at < 0 ? [...calls, call] : calls.map((known, i) => (i === at ? call : known));
 }
 
-/** `calls` with the tool's answer `data` (a `tool_result`'s) on its call; an answer to no call is left out. */
+/**
+ * `calls` with the tool's answer `data` (a `tool_result`'s) on its call; an answer to no call is left
+ * out. A preliminary answer (a streaming tool's progress) shows as the output of a call still running.
+ */
 function withResult(calls, data) {
   return calls.map((call) => {
     if (call.id !== data.tool_call_id) return call;
     const { output, error, ...rest } = call;
-    return typeof data.error === "string"
-      ? { ...rest, state: "failed", error: data.error }
-      : { ...rest, state: "done", output: data.output };
+    if (typeof data.error === "string") return { ...rest, state: "failed", error: data.error };
+    return { ...rest, state: data.preliminary === true ? "called" : "done", output: data.output };
   });
 }
 

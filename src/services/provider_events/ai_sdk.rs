@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece, string_field};
-use crate::domain::{FinishReason, ToolEvent, ToolOutcome};
+use crate::domain::{FinishReason, ToolEvent, ToolFlags, ToolOutcome};
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
@@ -39,9 +39,9 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
         | "tool-output-available"
         | "tool-output-error"
         | "tool-input-error" => {
-            let tools = tool_part(kind, value)?;
+            let tool = tool_part(kind, value)?;
             let read = EventRead::one(Instruction::Nothing, Some(Dialect::AiSdk));
-            return Ok(read.with_tools(tools.into_iter().map(ToolPiece::Whole).collect()));
+            return Ok(read.with_tools(vec![ToolPiece::Whole(tool)]));
         }
         known if is_ai_sdk_kind(known) => Instruction::Nothing,
         _ => return Ok(EventRead::one(Instruction::Nothing, None)),
@@ -49,9 +49,10 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
     Ok(EventRead::one(instruction, Some(Dialect::AiSdk)))
 }
 
-/// A tool part: a call whose input is whole, a tool's output or failure,
-/// or a call whose input the app refused (the call, then its failure).
-fn tool_part(kind: &str, value: &Value) -> Result<Vec<ToolEvent>, String> {
+/// A tool part: a call whose input is whole, a call whose input the app
+/// refused (kept with why), a tool's output or failure; with the flags the
+/// part says (`providerExecuted`, `dynamic`, `preliminary`).
+fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
     let what = format!("a {kind} part");
     let id = string_field(value, "toolCallId", &what)?;
     let call = || {
@@ -59,19 +60,23 @@ fn tool_part(kind: &str, value: &Value) -> Result<Vec<ToolEvent>, String> {
         let input = value.get("input").cloned().unwrap_or(Value::Null);
         ToolEvent::call(&id, &name, input, &what)
     };
-    let failed = || -> Result<ToolEvent, String> {
-        let error = string_field(value, "errorText", &what)?;
-        ToolEvent::result(&id, ToolOutcome::Error(error), &what)
-    };
-    Ok(match kind {
-        "tool-input-available" => vec![call()?],
-        "tool-input-error" => vec![call()?, failed()?],
-        "tool-output-error" => vec![failed()?],
+    let error = || string_field(value, "errorText", &what);
+    let tool = match kind {
+        "tool-input-available" => call()?,
+        "tool-input-error" => {
+            let mut refused = call()?;
+            if let ToolEvent::Call { input_error, .. } = &mut refused {
+                *input_error = Some(error()?);
+            }
+            refused
+        }
+        "tool-output-error" => ToolEvent::result(&id, ToolOutcome::Error(error()?), &what)?,
         _ => {
             let output = value.get("output").cloned().unwrap_or(Value::Null);
-            vec![ToolEvent::result(&id, ToolOutcome::Output(output), &what)?]
+            ToolEvent::result(&id, ToolOutcome::Output(output), &what)?
         }
-    })
+    };
+    Ok(tool.flagged(ToolFlags::read(value, ToolFlags::AI_SDK_NAMES)))
 }
 
 /// The UI message stream's part kinds that carry nothing a task keeps.

@@ -61,10 +61,16 @@ pub(super) fn anthropic_event(kind: &str, value: &Value) -> Result<Option<EventR
                 // A call of a tool the caller runs (a `server_tool_use`
                 // is run by Anthropic itself).
                 Some("tool_use") => {
+                    // Its input comes in deltas; a gateway replaying a
+                    // finished message may give it whole here instead.
+                    let given = block
+                        .and_then(|block| block.get("input"))
+                        .filter(|input| input.as_object().is_none_or(|input| !input.is_empty()));
                     tools.push(ToolPiece::Begin {
                         index: block_index(),
                         id: field("id"),
                         name: field("name"),
+                        input: given.cloned(),
                     });
                     Instruction::Nothing
                 }

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece};
-use crate::domain::{FinishReason, TokenUsage, ToolEvent};
+use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece};
+use crate::domain::{FinishReason, TextKind, TokenUsage, ToolEvent};
 
 /// A chunk of Gemini's `streamGenerateContent`: the first candidate's
 /// thoughts and text, then its end when the chunk carries a `finishReason` (Gemini sends
@@ -33,7 +33,10 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         return Ok(EventRead::one(instruction, Some(Dialect::Gemini)).noting(EndNote::usage(usage)));
     };
     let (mut text, mut reasoning) = (String::new(), String::new());
-    let mut tools = Vec::new();
+    // From the first call on, the parts in their order: text after a call
+    // comes after it.
+    let mut after_call: Vec<Piece> = Vec::new();
+    let mut calls = 0;
     let parts = match candidate.pointer("/content/parts") {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(parts)) => parts.as_slice(),
@@ -43,10 +46,19 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         // A thought part's text is the model's thinking (its summary).
         let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
         if let Some(call) = part.get("functionCall").filter(|call| !call.is_null()) {
-            tools.push(function_call(call, index)?);
+            after_call.push(Piece::Tool(function_call(call, index)?));
+            calls += 1;
         }
+        let kind = if thought {
+            TextKind::Reasoning
+        } else {
+            TextKind::Answer
+        };
         match part.get("text") {
             None | Some(Value::Null) => {}
+            Some(Value::String(part_text)) if calls > 0 => {
+                text_after_call(&mut after_call, kind, part_text)
+            }
             Some(Value::String(part_text)) if thought => reasoning.push_str(part_text),
             Some(Value::String(part_text)) => text.push_str(part_text),
             Some(_) => {
@@ -69,10 +81,26 @@ pub(super) fn gemini_chunk(value: &Value) -> Result<EventRead, String> {
         }
         None => (None, EndNote::usage(usage)),
     };
-    let note = EndNote::asking_for_tools(note, !tools.is_empty());
+    let note = EndNote::asking_for_tools(note, calls > 0);
     Ok(EventRead::text_then(reasoning, text, end, Dialect::Gemini)
         .noting(note)
-        .with_tools(tools))
+        .with_pieces(after_call))
+}
+
+/// Text of `kind` after a call: onto the text just before it if of the
+/// same kind, else a piece of its own.
+fn text_after_call(pieces: &mut Vec<Piece>, kind: TextKind, text: &str) {
+    if let Some(Piece::Text(Instruction::Delta(delta))) = pieces.last_mut()
+        && delta.kind == kind
+    {
+        delta.text.push_str(text);
+        return;
+    }
+    let delta = match kind {
+        TextKind::Answer => Instruction::answer(text),
+        TextKind::Reasoning => Instruction::reasoning(text),
+    };
+    pieces.push(Piece::Text(delta));
 }
 
 /// A part's `functionCall` (`name`, `args`, and an `id` only some

@@ -56,7 +56,7 @@ use openai::{openai_chunk, responses_event};
 
 use ending::EndNote;
 pub use ending::Ending;
-pub use tool_calls::{ToolCallAssembly, ToolPiece};
+pub use tool_calls::{ToolCallAssembly, ToolCallError, ToolPiece};
 
 use super::generation_input::Instruction;
 use crate::error::plain::{self, JsonError};
@@ -92,9 +92,10 @@ pub struct EventRead {
     /// thought parts): it goes before `instruction`.
     pub reasoning: Option<String>,
     pub instruction: Instruction,
-    /// The pieces of tool calls (and results) the event carries, after
-    /// `instruction`'s text and before `then`'s end.
-    pub tools: Vec<ToolPiece>,
+    /// What the event carries after `instruction`'s text and before
+    /// `then`'s end, in order: pieces of tool calls (and results), and text
+    /// that comes after a call (a Gemini chunk's parts).
+    pub pieces: Vec<Piece>,
     /// A second instruction carried by the same event: a Gemini chunk
     /// brings its last text and its end together.
     pub then: Option<Instruction>,
@@ -110,7 +111,7 @@ impl EventRead {
         Self {
             reasoning: None,
             instruction,
-            tools: Vec::new(),
+            pieces: Vec::new(),
             then: None,
             dialect,
             note: None,
@@ -122,7 +123,11 @@ impl EventRead {
     }
 
     fn with_tools(self, tools: Vec<ToolPiece>) -> Self {
-        Self { tools, ..self }
+        self.with_pieces(tools.into_iter().map(Piece::Tool).collect())
+    }
+
+    fn with_pieces(self, pieces: Vec<Piece>) -> Self {
+        Self { pieces, ..self }
     }
 
     /// Gives `emit` what the event asks of the task, in order: its
@@ -134,7 +139,7 @@ impl EventRead {
         ending: &mut Ending,
         tool_calls: &mut ToolCallAssembly,
         mut emit: impl FnMut(Instruction),
-    ) {
+    ) -> Result<(), ToolCallError> {
         if let Some(reasoning) = self.reasoning {
             emit(Instruction::reasoning(reasoning));
         }
@@ -147,18 +152,24 @@ impl EventRead {
         if let Some(text) = text {
             emit(text);
         }
-        for piece in self.tools {
-            for tool in tool_calls.take(piece) {
-                emit(Instruction::Tool(tool));
+        for piece in self.pieces {
+            match piece {
+                Piece::Tool(piece) => {
+                    for tool in tool_calls.take(piece)? {
+                        emit(Instruction::Tool(tool));
+                    }
+                }
+                Piece::Text(text) => emit(text),
             }
         }
         for end in ends.into_iter().flatten() {
             // A call still open when the answer ends is whole as it is.
-            for tool in tool_calls.at_end() {
+            for tool in tool_calls.at_end()? {
                 emit(Instruction::Tool(tool));
             }
             emit(ending.applied(end));
         }
+        Ok(())
     }
 
     /// A chunk's reasoning and text (each if any), then `end` (if any).
@@ -177,13 +188,20 @@ impl EventRead {
             delta => Self {
                 reasoning,
                 instruction: delta,
-                tools: Vec::new(),
+                pieces: Vec::new(),
                 then: end,
                 dialect: Some(dialect),
                 note: None,
             },
         }
     }
+}
+
+/// What an event carries after its first text, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Tool(ToolPiece),
+    Text(Instruction),
 }
 
 /// Reads the `data` of one event of a provider's or the AI SDK's stream.

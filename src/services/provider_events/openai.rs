@@ -151,7 +151,12 @@ fn tool_call_pieces(delta: &Value, choice: usize, out: &mut Vec<ToolPiece>) -> R
         let id = text(id);
         let name = text(function.and_then(|function| function.get("name")));
         if id.is_some() || name.is_some() {
-            out.push(ToolPiece::Begin { index, id, name });
+            out.push(ToolPiece::Begin {
+                index,
+                id,
+                name,
+                input: None,
+            });
         }
         match function.and_then(|function| function.get("arguments")) {
             Some(Value::String(fragment)) if !fragment.is_empty() => out.push(ToolPiece::Input {

@@ -85,3 +85,52 @@ async fn the_ai_package_assembles_tool_calls_and_results_between_the_text_live_a
     assert_eq!(late["errors"], json!([]), "{late}");
     assert_eq!(rendered(&late["message"]), expected, "{late}");
 }
+
+#[actix_web::test]
+async fn the_ai_sdks_tool_flags_piped_in_reach_the_ai_package_reading_the_task() {
+    // Arrange: an app's UI message stream (as JSON lines) with a tool the
+    // provider ran, an MCP tool streaming its output, a refused input.
+    let app = spawn_app().await;
+    create(&app, "flag-gen", None).await;
+    let upload = Upload::start(&app, "flag-gen");
+    for part in [
+        json!({ "type": "tool-input-available", "toolCallId": "ws1", "toolName": "web_search", "input": { "q": "x" }, "providerExecuted": true }),
+        json!({ "type": "tool-output-available", "toolCallId": "ws1", "output": { "hits": 2 }, "providerExecuted": true }),
+        json!({ "type": "tool-input-available", "toolCallId": "m1", "toolName": "mcp_lookup", "input": {}, "dynamic": true }),
+        json!({ "type": "tool-output-available", "toolCallId": "m1", "output": { "step": 1 }, "preliminary": true, "dynamic": true }),
+        json!({ "type": "tool-output-available", "toolCallId": "m1", "output": { "step": 2 }, "dynamic": true }),
+        json!({ "type": "tool-input-error", "toolCallId": "w1", "toolName": "weather", "input": { "city": 42 }, "errorText": "city must be a string" }),
+        json!({ "type": "finish" }),
+    ] {
+        upload.send(part).await;
+    }
+    assert_eq!(upload.finish().await, 200);
+
+    // Act
+    let read = Reader::start(&app, "task", "flag-gen").finish().await;
+
+    // Assert: the parts the SDK's own stream would have made.
+    assert_eq!(read["errors"], json!([]), "{read}");
+    let tools: Vec<Value> = read["message"]["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter(|part| part.get("toolCallId").is_some())
+        .map(|part| {
+            json!({
+                "type": part["type"], "toolCallId": part["toolCallId"], "state": part["state"],
+                "providerExecuted": part["providerExecuted"], "output": part["output"],
+                "preliminary": part["preliminary"], "errorText": part["errorText"],
+            })
+        })
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            json!({ "type": "tool-web_search", "toolCallId": "ws1", "state": "output-available", "providerExecuted": true, "output": { "hits": 2 }, "preliminary": null, "errorText": null }),
+            json!({ "type": "dynamic-tool", "toolCallId": "m1", "state": "output-available", "providerExecuted": null, "output": { "step": 2 }, "preliminary": null, "errorText": null }),
+            json!({ "type": "tool-weather", "toolCallId": "w1", "state": "output-error", "providerExecuted": null, "output": null, "preliminary": null, "errorText": "city must be a string" }),
+        ],
+        "{read}"
+    );
+}
