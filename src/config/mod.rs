@@ -245,7 +245,8 @@ pub struct Settings {
 
     /// The longest line (NDJSON) or event (an event stream's `data`) of a
     /// generation upload (`POST /tasks/{id}/stream`) in bytes, then 413;
-    /// the body itself may be as long as the generation.
+    /// the body itself may be as long as the generation. Also the longest
+    /// input of a tool call a provider streams in fragments.
     // A provider's closing events repeat its whole answer (OpenAI
     // Responses' `response.completed` and `*.done` events carry all the
     // text and reasoning summaries): 4 MiB holds an answer of the longest
