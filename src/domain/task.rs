@@ -212,11 +212,12 @@ impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 7] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 8] = [
         "progress",
         "text",
         "reasoning",
         "tool_call",
+        "tool_approval",
         "tool_result",
         "complete",
         "error",

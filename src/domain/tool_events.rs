@@ -28,6 +28,9 @@ pub enum ToolEvent {
         outcome: ToolOutcome,
         flags: ToolFlags,
     },
+    /// The call `id` waits for a person to approve it (the AI SDK's
+    /// human-in-the-loop tools), under the approval `approval_id`.
+    ApprovalRequest { id: String, approval_id: String },
 }
 
 /// What the AI SDK says of a call or an answer besides it, kept so a chat
@@ -80,6 +83,8 @@ impl ToolFlags {
 pub enum ToolOutcome {
     Output(Value),
     Error(String),
+    /// The person asked refused the call: it was never run.
+    Denied,
 }
 
 impl ToolEvent {
@@ -108,8 +113,17 @@ impl ToolEvent {
     pub fn flagged(mut self, said: ToolFlags) -> Self {
         match &mut self {
             Self::Call { flags, .. } | Self::Result { flags, .. } => *flags = said,
+            Self::ApprovalRequest { .. } => {}
         }
         self
+    }
+
+    /// A request for approval of the call `id`, both checked.
+    pub fn approval_request(id: &str, approval_id: &str, what: &str) -> Result<Self, String> {
+        Ok(Self::ApprovalRequest {
+            id: label(id, "id", what)?,
+            approval_id: label(approval_id, "approval id", what)?,
+        })
     }
 
     /// Whether this is a tool's final answer (not a preliminary one).
@@ -122,6 +136,7 @@ impl ToolEvent {
         match self {
             Self::Call { .. } => "tool_call",
             Self::Result { .. } => "tool_result",
+            Self::ApprovalRequest { .. } => "tool_approval",
         }
     }
 
@@ -162,6 +177,17 @@ impl ToolEvent {
                 json!({ "task_id": task_id, "tool_call_id": id, "error": error }),
                 flags,
             ),
+            Self::Result {
+                id,
+                outcome: ToolOutcome::Denied,
+                flags,
+            } => (
+                json!({ "task_id": task_id, "tool_call_id": id, "denied": true }),
+                flags,
+            ),
+            Self::ApprovalRequest { id, approval_id } => {
+                return json!({ "task_id": task_id, "tool_call_id": id, "approval_id": approval_id });
+            }
         };
         flags.write(&mut data, ToolFlags::EVENT_NAMES);
         data
@@ -174,10 +200,18 @@ pub enum ToolEventKind {
     Call,
     Output,
     Error,
+    Denied,
+    Approval,
 }
 
 impl ToolEventKind {
-    pub const ALL: [Self; 3] = [Self::Call, Self::Output, Self::Error];
+    pub const ALL: [Self; 5] = [
+        Self::Call,
+        Self::Output,
+        Self::Error,
+        Self::Denied,
+        Self::Approval,
+    ];
 
     pub fn of(tool: &ToolEvent) -> Self {
         match tool {
@@ -190,6 +224,11 @@ impl ToolEventKind {
                 outcome: ToolOutcome::Error(_),
                 ..
             } => Self::Error,
+            ToolEvent::Result {
+                outcome: ToolOutcome::Denied,
+                ..
+            } => Self::Denied,
+            ToolEvent::ApprovalRequest { .. } => Self::Approval,
         }
     }
 
@@ -198,13 +237,15 @@ impl ToolEventKind {
             Self::Call => "call",
             Self::Output => "output",
             Self::Error => "error",
+            Self::Denied => "denied",
+            Self::Approval => "approval",
         }
     }
 }
 
 /// Whether `event_type` is one of a tool event's.
 pub fn is_tool_event_type(event_type: &str) -> bool {
-    matches!(event_type, "tool_call" | "tool_result")
+    matches!(event_type, "tool_call" | "tool_result" | "tool_approval")
 }
 
 /// An id or a name: not blank, not longer than [`MAX_TOOL_LABEL_CHARS`].

@@ -21,7 +21,10 @@
 //!   `toolName`, `input`; `tool-input-error` with `errorText` for a call
 //!   whose input was refused), with the flags the producer's SDK said
 //!   (`providerExecuted`, `dynamic`; `preliminary` on an answer), after
-//!   the open text part's end; `tool_result`
+//!   the open text part's end; `tool_approval` → `tool-approval-request`
+//!   and a denied `tool_result` → `tool-output-denied`, to a client that
+//!   says it reads with `ai` 6 or later (a v5 client gets no approval and
+//!   the denial as `tool-output-error`); `tool_result`
 //!   → `tool-output-available` or `tool-output-error`, only for a call the
 //!   stream has sent (the SDK refuses an output for a call it has not
 //!   seen, and a viewer's stream must not break on a producer's mistake);
@@ -60,6 +63,8 @@ pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stre
 
 /// The id of the message's progress part (see the module doc).
 const PROGRESS_PART_ID: &str = "progress";
+/// What a denied tool call's answer says to a client that knows no denial.
+const DENIED: &str = "the tool call was denied";
 /// The error text of a failure that gave no reason.
 const UNKNOWN_FAILURE: &str = "the generation failed";
 
@@ -88,6 +93,13 @@ impl AiSdkMajor {
     /// Whether the `finish` part may say why the answer stopped itself
     /// (`finishReason` came with v6).
     fn has_finish_reason(self) -> bool {
+        self.0 >= 6
+    }
+
+    /// Whether the stream may carry a tool's approval parts
+    /// (`tool-approval-request`, `tool-output-denied`: v6's
+    /// human-in-the-loop tools; v5's schema refuses them).
+    fn has_tool_approvals(self) -> bool {
         self.0 >= 6
     }
 }
@@ -163,6 +175,7 @@ impl UiMessageTranslator {
             }
             "tool_call" => self.tool_call(data, out),
             "tool_result" => self.tool_result(data, out),
+            "tool_approval" => self.tool_approval(data, out),
             "complete" => {
                 if let Some(mut done) = self.progress.clone()
                     && done["progress"].as_f64() != Some(100.0)
@@ -247,9 +260,17 @@ impl UiMessageTranslator {
             return;
         }
         self.end_part(out);
+        let denied = data["denied"] == Value::Bool(true);
         let mut answer = match data.get("error").and_then(Value::as_str) {
             Some(error) => {
                 json!({ "type": "tool-output-error", "toolCallId": id, "errorText": error })
+            }
+            None if denied && self.client.has_tool_approvals() => {
+                json!({ "type": "tool-output-denied", "toolCallId": id })
+            }
+            // v5 knows no denial: the call failed, as far as it can tell.
+            None if denied => {
+                json!({ "type": "tool-output-error", "toolCallId": id, "errorText": DENIED })
             }
             None => {
                 json!({ "type": "tool-output-available", "toolCallId": id, "output": data["output"] })
@@ -257,6 +278,25 @@ impl UiMessageTranslator {
         };
         ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut answer, ToolFlags::AI_SDK_NAMES);
         part(out, &answer);
+    }
+
+    /// A call waiting for a person's approval, to a client that knows
+    /// approvals and for a call this stream sent; nothing otherwise (the
+    /// call stays `input-available` until its answer).
+    fn tool_approval(&mut self, data: &Value, out: &mut BytesMut) {
+        let (Some(id), Some(approval_id)) =
+            (data["tool_call_id"].as_str(), data["approval_id"].as_str())
+        else {
+            return;
+        };
+        if !self.client.has_tool_approvals() || !self.tool_calls.iter().any(|called| called == id) {
+            return;
+        }
+        self.end_part(out);
+        part(
+            out,
+            &json!({ "type": "tool-approval-request", "approvalId": approval_id, "toolCallId": id }),
+        );
     }
 
     /// The id of the open part of `kind`: the one open, or a new one begun
@@ -490,6 +530,42 @@ mod tests {
                 json!({ "type": "tool-output-available", "toolCallId": "m", "output": { "done": 1 }, "preliminary": true }),
                 json!({ "type": "tool-input-error", "toolCallId": "w", "toolName": "weather", "input": { "city": 42 }, "errorText": "city: not a string" }),
             ]
+        );
+    }
+
+    #[test]
+    fn an_approval_and_a_denial_reach_a_client_that_knows_them_and_no_other() {
+        let events = [
+            (
+                "tool_call",
+                json!({ "tool_call_id": "d", "tool_name": "delete_file", "input": {} }),
+            ),
+            (
+                "tool_approval",
+                json!({ "tool_call_id": "d", "approval_id": "a1" }),
+            ),
+            // An approval for a call never sent: none, for any client.
+            (
+                "tool_approval",
+                json!({ "tool_call_id": "x", "approval_id": "a2" }),
+            ),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "d", "denied": true }),
+            ),
+        ];
+        let v7 = parts_for(AiSdkMajor::parse("7").unwrap(), &events);
+        assert_eq!(
+            v7[2..],
+            [
+                json!({ "type": "tool-approval-request", "approvalId": "a1", "toolCallId": "d" }),
+                json!({ "type": "tool-output-denied", "toolCallId": "d" }),
+            ]
+        );
+        let v5 = parts_for(AiSdkMajor::OLDEST, &events);
+        assert_eq!(
+            v5[2..],
+            [json!({ "type": "tool-output-error", "toolCallId": "d", "errorText": DENIED })]
         );
     }
 

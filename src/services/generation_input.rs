@@ -7,7 +7,8 @@
 //!   `{"progress": 0-100, "stage"?, "message"?}`, `{"complete": {"result"?}}`,
 //!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?,
 //!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
-//!   | "error"?, "preliminary"?}}`;
+//!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
+//!   "approval_id"}}`;
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
 //!   UI message stream, read event by event by [`super::provider_events`].
@@ -137,6 +138,14 @@ struct NdJsonLine {
     fail: Option<FailBody>,
     tool_call: Option<ToolCallBody>,
     tool_result: Option<ToolResultBody>,
+    tool_approval: Option<ToolApprovalBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolApprovalBody {
+    id: String,
+    approval_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,16 +169,20 @@ struct ToolResultBody {
     error: Option<String>,
     #[serde(default)]
     preliminary: bool,
+    /// The person asked refused the call.
+    #[serde(default)]
+    denied: bool,
 }
 
 impl ToolResultBody {
     fn into_tool_event(self) -> Result<ToolEvent, String> {
-        let outcome = match (self.output, self.error) {
-            (Some(_), Some(_)) => {
-                return Err("a tool_result has an output or an error, not both".into());
+        let outcome = match (self.output, self.error, self.denied) {
+            (None, None, true) => ToolOutcome::Denied,
+            (Some(_), Some(_), _) | (_, Some(_), true) | (Some(_), _, true) => {
+                return Err("a tool_result has one of output, error and denied".into());
             }
-            (_, Some(error)) => ToolOutcome::Error(error),
-            (output, None) => ToolOutcome::Output(output.unwrap_or(Value::Null)),
+            (_, Some(error), false) => ToolOutcome::Error(error),
+            (output, None, false) => ToolOutcome::Output(output.unwrap_or(Value::Null)),
         };
         let flags = ToolFlags {
             preliminary: self.preliminary,
@@ -190,7 +203,8 @@ struct FailBody {
 }
 
 /// The kinds of line a producer writes, as refusals list them.
-const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call or tool_result";
+const KINDS: &str =
+    "delta, reasoning, progress, complete, fail, tool_call, tool_result or tool_approval";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -210,6 +224,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.fail.is_some(),
         parsed.tool_call.is_some(),
         parsed.tool_result.is_some(),
+        parsed.tool_approval.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
         0 => return Err(format!("the line has none of {KINDS}")),
@@ -240,6 +255,13 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::Tool(tool.flagged(flags))
     } else if let Some(result) = parsed.tool_result {
         Instruction::Tool(result.into_tool_event()?)
+    } else if let Some(approval) = parsed.tool_approval {
+        let what = "a tool_approval";
+        Instruction::Tool(ToolEvent::approval_request(
+            &approval.id,
+            &approval.approval_id,
+            what,
+        )?)
     } else {
         Instruction::Progress {
             progress: parsed.progress,
@@ -331,7 +353,19 @@ mod tests {
         let both = ndjson_line(r#"{"tool_result": {"id": "c1", "output": 1, "error": "e"}}"#);
         assert_eq!(
             both,
-            Err("a tool_result has an output or an error, not both".into())
+            Err("a tool_result has one of output, error and denied".into())
+        );
+        assert_eq!(
+            ndjson_line(r#"{"tool_result": {"id": "c1", "denied": true}}"#),
+            Ok(Instruction::Tool(
+                ToolEvent::result("c1", ToolOutcome::Denied, "x").unwrap()
+            ))
+        );
+        assert_eq!(
+            ndjson_line(r#"{"tool_approval": {"id": "c1", "approval_id": "a1"}}"#),
+            Ok(Instruction::Tool(
+                ToolEvent::approval_request("c1", "a1", "x").unwrap()
+            ))
         );
         let blank = ndjson_line(r#"{"tool_call": {"id": "", "name": "weather"}}"#);
         assert_eq!(blank, Err("a tool_call's id is blank".into()));
@@ -355,7 +389,7 @@ mod tests {
             "{\"seq\": 1}",
             "{\"delta\": \"a\", \"sequence\": 1}",
             // serde reads a struct from an array of its fields, in order.
-            "[\"a\", null, null, null, null, null, null, null, null, null]",
+            "[\"a\", null, null, null, null, null, null, null, null, null, null]",
         ] {
             let error = ndjson_line(bad).expect_err(bad);
             assert!(

@@ -21,6 +21,7 @@ pub mod streams;
 mod surrogate_pairs;
 pub mod tasks;
 mod upload_body;
+mod upload_counts;
 mod upload_error;
 mod upload_halves;
 mod upload_reader;

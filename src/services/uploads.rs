@@ -31,15 +31,14 @@ use super::{
     generation_input::{Instruction, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
     upload_body::{BodyState, with_ready_chunks},
+    upload_counts::{Counted, counted_tool},
     upload_error::{at_line, outcome},
     upload_reader::Reader,
 };
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
-    domain::{
-        AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus, ToolEvent, ToolEventKind,
-    },
+    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
     shutdown::ShutdownHandle,
 };
 
@@ -260,16 +259,7 @@ impl TaskService {
                         if change.ends_task() {
                             ended.store(true, Ordering::Relaxed);
                         }
-                        // A preliminary answer (a tool's progress) is no answer yet.
-                        let tool = match &change {
-                            Instruction::Tool(ToolEvent::Result { flags, .. })
-                                if flags.preliminary =>
-                            {
-                                None
-                            }
-                            Instruction::Tool(tool) => Some(ToolEventKind::of(tool)),
-                            _ => None,
-                        };
+                        let tool = counted_tool(&change);
                         self.change(&task_id, change.into_change())
                             .await
                             .map_err(|error| at_line(line, error))?;
@@ -328,38 +318,6 @@ impl TaskService {
             reasoning_chars: written.reasoning_chars as u64,
             ..Counted::default()
         })
-    }
-}
-
-/// What an upload's writes accepted so far.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counted {
-    deltas: u64,
-    chars: u64,
-    reasoning_chars: u64,
-    tool_calls: u64,
-    tool_results: u64,
-}
-
-impl Counted {
-    /// One tool call, or one tool's answer.
-    fn of_tool(kind: ToolEventKind) -> Self {
-        let call = kind == ToolEventKind::Call;
-        Self {
-            tool_calls: u64::from(call),
-            tool_results: u64::from(!call),
-            ..Self::default()
-        }
-    }
-}
-
-impl std::ops::AddAssign for Counted {
-    fn add_assign(&mut self, more: Self) {
-        self.deltas += more.deltas;
-        self.chars += more.chars;
-        self.reasoning_chars += more.reasoning_chars;
-        self.tool_calls += more.tool_calls;
-        self.tool_results += more.tool_results;
     }
 }
 

@@ -479,6 +479,7 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
             "progress",
             "reasoning",
             "text",
+            "tool_approval",
             "tool_call",
             "tool_result"
         ]

@@ -322,7 +322,7 @@ async fn a_malformed_tool_line_is_refused_naming_it_and_what_came_before_stays()
             "both",
             "application/x-ndjson",
             ndjson(&[json!({ "tool_result": { "id": "c1", "output": 1, "error": "e" } })]),
-            "not both",
+            "one of output, error and denied",
         ),
         (
             "long-name",

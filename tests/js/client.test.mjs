@@ -128,18 +128,21 @@ test("onToolCall and onToolResult receive the tool events' data, and advance the
   const c = client({
     onToolCall: (data) => seen.push(["call", data.tool_call_id, data.tool_name, data.input]),
     onToolResult: (data) => seen.push(["result", data.tool_call_id, data.output ?? data.error]),
+    onToolApproval: (data) => seen.push(["approval", data.tool_call_id, data.approval_id]),
   });
   c.connect();
   const source = FakeEventSource.latest();
   source.emit("tool_call", { task_id: "t", tool_call_id: "c1", tool_name: "weather", input: { city: "Oslo" } }, "3");
   source.emit("tool_result", { task_id: "t", tool_call_id: "c1", output: { celsius: -3 } }, "4");
   source.emit("tool_result", { task_id: "t", tool_call_id: "c2", error: "down" }, "5");
+  source.emit("tool_approval", { task_id: "t", tool_call_id: "c3", approval_id: "ap1" }, "6");
   assert.deepEqual(seen, [
     ["call", "c1", "weather", { city: "Oslo" }],
     ["result", "c1", { celsius: -3 }],
     ["result", "c2", "down"],
+    ["approval", "c3", "ap1"],
   ]);
-  assert.equal(c.lastEventId, "5");
+  assert.equal(c.lastEventId, "6");
   c.close();
 });
 

@@ -133,6 +133,13 @@ test("useTaskStream keeps the tool calls in order, each with its answer once it 
     state: "failed",
     error: "city: not a string",
   });
+  // A call waiting for a person's approval, then refused.
+  send(() => latest().emit("tool_call", call("c5", "delete_file", { path: "/tmp/x" }), "12"));
+  send(() => latest().emit("tool_approval", { task_id: "gen-t", tool_call_id: "c5", approval_id: "ap1" }, "13"));
+  assert.equal(result.current.toolCalls[4].state, "approval-requested");
+  assert.equal(result.current.toolCalls[4].approvalId, "ap1");
+  send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c5", denied: true }, "14"));
+  assert.deepEqual(result.current.toolCalls[4], { id: "c5", name: "delete_file", input: { path: "/tmp/x" }, state: "denied" });
   // The store was replaced: everything comes again, nothing twice.
   send(() => latest().emit("replay_reset", {}));
   assert.deepEqual(result.current.toolCalls, []);

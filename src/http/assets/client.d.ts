@@ -175,6 +175,15 @@ export interface ToolResultData {
   error?: string;
   /** An answer the tool will replace (a streaming tool's progress). */
   preliminary?: true;
+  /** The person asked refused the call: it was never run. */
+  denied?: true;
+}
+
+/** A `tool_approval` event's data: a call waits for a person to approve it. */
+export interface ToolApprovalData {
+  task_id: string;
+  tool_call_id: string;
+  approval_id: string;
 }
 
 /** A minimal EventSource constructor, to inject a stand-in. */
@@ -244,6 +253,8 @@ export interface SseClientOptions {
   onToolCall?: (data: ToolCallData, event: MessageEvent<string>) => void;
   /** `tool_result` events: a tool's answer to the call `tool_call_id`, its `output` or its `error`. */
   onToolResult?: (data: ToolResultData, event: MessageEvent<string>) => void;
+  /** `tool_approval` events: the call `tool_call_id` waits for a person's approval. */
+  onToolApproval?: (data: ToolApprovalData, event: MessageEvent<string>) => void;
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
   /** An EventSource stand-in (tests). */
   EventSource?: EventSourceConstructor;

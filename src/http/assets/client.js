@@ -231,7 +231,9 @@ export class SseClient {
    * @param {function} [options.onToolCall]  (data, event) for `tool_call`: the model asked for a tool
    *   (`data.tool_call_id`, `tool_name`, `input`)
    * @param {function} [options.onToolResult]  (data, event) for `tool_result`: a tool's answer
-   *   (`data.tool_call_id`, and `output` or `error`)
+   *   (`data.tool_call_id`, and `output`, `error` or `denied`)
+   * @param {function} [options.onToolApproval]  (data, event) for `tool_approval`: a call waits for a
+   *   person's approval (`data.tool_call_id`, `approval_id`)
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL for all tabs of this browser
    *   (Web Locks and BroadcastChannel; without them, or with an injected EventSource, one per tab)
@@ -508,6 +510,7 @@ export class SseClient {
       "reasoning",
       "tool_call",
       "tool_result",
+      "tool_approval",
       ...(this.options.eventTypes || []),
       ...this.options.closeOn,
       ...this.handlers.keys(),
@@ -538,7 +541,7 @@ export class SseClient {
     } catch {
       // Not JSON: hand over the raw string.
     }
-    const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult } = this.options;
+    const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -588,6 +591,9 @@ export class SseClient {
         break;
       case "tool_result":
         if (onToolResult) onToolResult(data, event);
+        break;
+      case "tool_approval":
+        if (onToolApproval) onToolApproval(data, event);
         break;
       default:
         break;

@@ -98,8 +98,11 @@ export interface ToolCall {
   /**
    * `called` until the tool's answer comes: `done` (with `output`) or `failed` (with `error`; also a
    * call whose input was refused). A preliminary answer sets `output` while the call stays `called`.
+   * A call waiting for a person is `approval-requested` until its answer, or `denied`.
    */
-  state: "called" | "done" | "failed";
+  state: "called" | "approval-requested" | "done" | "failed" | "denied";
+  /** While `approval-requested`: the approval's id, for the app's own approve/deny request. */
+  approvalId?: string;
   output?: unknown;
   error?: string;
 }

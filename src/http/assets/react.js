@@ -160,9 +160,18 @@ function withResult(calls, data) {
   return calls.map((call) => {
     if (call.id !== data.tool_call_id) return call;
     const { output, error, ...rest } = call;
-    if (typeof data.error === "string") return { ...rest, state: "failed", error: data.error };
-    return { ...rest, state: data.preliminary === true ? "called" : "done", output: data.output };
+    const { approvalId, ...answered } = rest;
+    if (data.denied === true) return { ...answered, state: "denied" };
+    if (typeof data.error === "string") return { ...answered, state: "failed", error: data.error };
+    return { ...answered, state: data.preliminary === true ? "called" : "done", output: data.output };
   });
+}
+
+/** `calls` with the call `data` names (a `tool_approval`'s) waiting for a person's approval. */
+function withApproval(calls, data) {
+  return calls.map((call) =>
+    call.id === data.tool_call_id ? { ...call, state: "approval-requested", approvalId: data.approval_id } : call,
+  );
 }
 
 function initialTask(key) {
@@ -230,6 +239,11 @@ export function useTaskStream(taskId, options = {}) {
       },
       onToolCall: (_, call) => {
         if (call && typeof call.tool_call_id === "string") update((s) => ({ ...s, toolCalls: withCall(s.toolCalls, call) }));
+      },
+      onToolApproval: (_, approval) => {
+        if (approval && typeof approval.tool_call_id === "string") {
+          update((s) => ({ ...s, toolCalls: withApproval(s.toolCalls, approval) }));
+        }
       },
       onToolResult: (_, answer) => {
         if (answer && typeof answer.tool_call_id === "string") {

@@ -38,7 +38,9 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
         "tool-input-available"
         | "tool-output-available"
         | "tool-output-error"
-        | "tool-input-error" => {
+        | "tool-input-error"
+        | "tool-output-denied"
+        | "tool-approval-request" => {
             let tool = tool_part(kind, value)?;
             let read = EventRead::one(Instruction::Nothing, Some(Dialect::AiSdk));
             return Ok(read.with_tools(vec![ToolPiece::Whole(tool)]));
@@ -71,6 +73,11 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
             refused
         }
         "tool-output-error" => ToolEvent::result(&id, ToolOutcome::Error(error()?), &what)?,
+        "tool-output-denied" => ToolEvent::result(&id, ToolOutcome::Denied, &what)?,
+        "tool-approval-request" => {
+            let approval_id = string_field(value, "approvalId", &what)?;
+            ToolEvent::approval_request(&id, &approval_id, &what)?
+        }
         _ => {
             let output = value.get("output").cloned().unwrap_or(Value::Null);
             ToolEvent::result(&id, ToolOutcome::Output(output), &what)?

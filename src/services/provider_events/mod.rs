@@ -267,6 +267,7 @@ pub fn provider_line(line: &str) -> Option<EventRead> {
         "fail",
         "tool_call",
         "tool_result",
+        "tool_approval",
     ]
     .iter()
     .any(|field| value.get(field).is_some());

@@ -174,7 +174,14 @@ async fn generic_publish_cannot_write_into_a_task() {
         assert_error(forged, status, code).await;
     }
     // The owner too: a task's own event types go through the task API.
-    for event_type in ["error", "complete", "reasoning", "tool_call", "tool_result"] {
+    for event_type in [
+        "error",
+        "complete",
+        "reasoning",
+        "tool_call",
+        "tool_result",
+        "tool_approval",
+    ] {
         let direct = post_as(
             &app,
             "/sse/publish",

@@ -49,7 +49,7 @@ impl Reader {
     }
 
     /// As [`Reader::start`], `query` added to the broker's URL.
-    fn start_with(app: &TestApp, mode: &str, id: &str, query: &[&str]) -> Self {
+    pub(super) fn start_with(app: &TestApp, mode: &str, id: &str, query: &[&str]) -> Self {
         let package = tests_js().join("node_modules/ai/package.json");
         assert!(
             package.exists(),

@@ -134,3 +134,46 @@ async fn the_ai_sdks_tool_flags_piped_in_reach_the_ai_package_reading_the_task()
         "{read}"
     );
 }
+
+#[actix_web::test]
+async fn a_call_waiting_for_approval_then_denied_reaches_an_ai_7_reader_and_an_ai_5_reader_unbroken()
+ {
+    // Arrange: an app's stream with a tool that needs a person's approval.
+    let app = spawn_app().await;
+    create(&app, "approval-gen", None).await;
+    let upload = Upload::start(&app, "approval-gen");
+    for part in [
+        json!({ "type": "tool-input-available", "toolCallId": "d1", "toolName": "delete_file", "input": { "path": "/tmp/x" } }),
+        json!({ "type": "tool-approval-request", "approvalId": "ap1", "toolCallId": "d1" }),
+        json!({ "type": "tool-output-denied", "toolCallId": "d1" }),
+        json!({ "type": "finish" }),
+    ] {
+        upload.send(part).await;
+    }
+    assert_eq!(upload.finish().await, 200);
+
+    // Act: a reader that says it runs ai 7, and one that says nothing (v5's stream).
+    let v7 = Reader::start_with(&app, "task", "approval-gen", &["ai_sdk=7"])
+        .finish()
+        .await;
+    let v5 = Reader::start(&app, "task", "approval-gen").finish().await;
+
+    // Assert
+    let tool = |read: &Value| -> Value {
+        read["message"]["parts"]
+            .as_array()
+            .expect("parts")
+            .iter()
+            .find(|part| part["toolCallId"] == "d1")
+            .cloned()
+            .unwrap_or_else(|| panic!("no tool part: {read}"))
+    };
+    assert_eq!(v7["errors"], json!([]), "{v7}");
+    let denied = tool(&v7);
+    assert_eq!(denied["state"], "output-denied", "{denied}");
+    assert_eq!(denied["approval"]["id"], "ap1", "{denied}");
+    assert_eq!(v5["errors"], json!([]), "{v5}");
+    let failed = tool(&v5);
+    assert_eq!(failed["state"], "output-error", "{failed}");
+    assert_eq!(failed["errorText"], "the tool call was denied", "{failed}");
+}

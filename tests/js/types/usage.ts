@@ -46,6 +46,7 @@ const client = new SseClient("/sse/events", {
   onText: (delta) => console.log(delta?.length),
   onToolCall: (call) => console.log(call.tool_call_id, call.tool_name, call.input),
   onToolResult: (answer) => console.log(answer.tool_call_id, answer.output ?? answer.error?.toUpperCase()),
+  onToolApproval: (approval) => console.log(approval.tool_call_id, approval.approval_id.length),
   onError: (error, data) => console.log(error.message, data?.status),
 });
 const off: () => boolean = client.on<{ sha: string }>("commit", (data, event) => console.log(data.sha, event.lastEventId));
