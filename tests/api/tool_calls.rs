@@ -469,6 +469,20 @@ async fn providers_quirks_keep_each_call_whole_and_apart() {
     let (status, _, got, text) =
         upload_then_calls(&app, "cut-call", "text/event-stream", &cut).await;
     assert_eq!((status, got, text.as_str()), (200, vec![], "Hi"));
+    // So does a stream that fails mid-call.
+    let failed = [
+        cut.as_str(),
+        "data: {\"error\": {\"message\": \"boom\"}}\n\n",
+    ]
+    .concat();
+    let (status, answer, got, text) =
+        upload_then_calls(&app, "failed-call", "text/event-stream", &failed).await;
+    assert_eq!(
+        (status, got, text.as_str()),
+        (200, vec![], "Hi"),
+        "{answer}"
+    );
+    assert_eq!(answer["task"]["status"], "failed", "{answer}");
 
     // Anthropic's own tools (`server_tool_use`) are no call of the app's;
     // a block's input given whole at its start is kept.

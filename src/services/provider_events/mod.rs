@@ -163,9 +163,14 @@ impl EventRead {
             }
         }
         for end in ends.into_iter().flatten() {
-            // A call still open when the answer ends is whole as it is.
-            for tool in tool_calls.at_end()? {
-                emit(Instruction::Tool(tool));
+            // A call still open when the answer completes is whole as it
+            // is; one open when it fails or is cancelled is half a call.
+            if matches!(end, Instruction::Complete { .. }) {
+                for tool in tool_calls.at_end()? {
+                    emit(Instruction::Tool(tool));
+                }
+            } else {
+                tool_calls.abandon();
             }
             emit(ending.applied(end));
         }

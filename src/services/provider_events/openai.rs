@@ -107,7 +107,7 @@ pub(super) fn openai_chunk(
     };
     let note = EndNote::refusing(note, refuses);
     // Every call is whole once the choice says why it stopped.
-    if finish.is_some() || end.is_some() {
+    if finish.is_some() {
         tools.push(ToolPiece::End { index: None });
     }
     Ok(
