@@ -126,11 +126,6 @@ impl ToolEvent {
         })
     }
 
-    /// Whether this is a tool's final answer (not a preliminary one).
-    pub fn is_final_result(&self) -> bool {
-        matches!(self, Self::Result { flags, .. } if !flags.preliminary)
-    }
-
     /// The event type carrying it.
     pub fn event_type(&self) -> &'static str {
         match self {
