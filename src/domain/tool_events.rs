@@ -156,30 +156,16 @@ impl ToolEvent {
                 }
                 (data, flags)
             }
-            Self::Result {
-                id,
-                outcome: ToolOutcome::Output(output),
-                flags,
-            } => (
-                json!({ "task_id": task_id, "tool_call_id": id, "output": output }),
-                flags,
-            ),
-            Self::Result {
-                id,
-                outcome: ToolOutcome::Error(error),
-                flags,
-            } => (
-                json!({ "task_id": task_id, "tool_call_id": id, "error": error }),
-                flags,
-            ),
-            Self::Result {
-                id,
-                outcome: ToolOutcome::Denied,
-                flags,
-            } => (
-                json!({ "task_id": task_id, "tool_call_id": id, "denied": true }),
-                flags,
-            ),
+            Self::Result { id, outcome, flags } => {
+                let mut data = json!({ "task_id": task_id, "tool_call_id": id });
+                let (field, value) = match outcome {
+                    ToolOutcome::Output(output) => ("output", output.clone()),
+                    ToolOutcome::Error(error) => ("error", json!(error)),
+                    ToolOutcome::Denied => ("denied", Value::Bool(true)),
+                };
+                data[field] = value;
+                (data, flags)
+            }
             Self::ApprovalRequest { id, approval_id } => {
                 return json!({ "task_id": task_id, "tool_call_id": id, "approval_id": approval_id });
             }

@@ -246,9 +246,15 @@ impl UiMessageTranslator {
         }
         ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut call, ToolFlags::AI_SDK_NAMES);
         part(out, &call);
-        if !self.tool_calls.iter().any(|called| called == id) {
+        if !self.has_sent_call(id) {
             self.tool_calls.push(id.to_owned());
         }
+    }
+
+    /// Whether this stream sent the call `id`: the SDK refuses an answer
+    /// or an approval for a call it has not seen.
+    fn has_sent_call(&self, id: &str) -> bool {
+        self.tool_calls.iter().any(|called| called == id)
     }
 
     /// A tool's answer to a call this stream sent; none to another.
@@ -256,7 +262,7 @@ impl UiMessageTranslator {
         let Some(id) = data["tool_call_id"].as_str() else {
             return;
         };
-        if !self.tool_calls.iter().any(|called| called == id) {
+        if !self.has_sent_call(id) {
             return;
         }
         self.end_part(out);
@@ -289,7 +295,7 @@ impl UiMessageTranslator {
         else {
             return;
         };
-        if !self.client.has_tool_approvals() || !self.tool_calls.iter().any(|called| called == id) {
+        if !self.client.has_tool_approvals() || !self.has_sent_call(id) {
             return;
         }
         self.end_part(out);

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece};
 use crate::domain::{FinishReason, TextKind, TokenUsage, ToolEvent};
+use crate::services::tasks::Delta;
 
 /// A chunk of Gemini's `streamGenerateContent`: the first candidate's
 /// thoughts and text, then its end when the chunk carries a `finishReason` (Gemini sends
@@ -96,11 +97,11 @@ fn text_after_call(pieces: &mut Vec<Piece>, kind: TextKind, text: &str) {
         delta.text.push_str(text);
         return;
     }
-    let delta = match kind {
-        TextKind::Answer => Instruction::answer(text),
-        TextKind::Reasoning => Instruction::reasoning(text),
-    };
-    pieces.push(Piece::Text(delta));
+    pieces.push(Piece::Text(Instruction::Delta(Delta {
+        text: text.to_owned(),
+        seq: None,
+        kind,
+    })));
 }
 
 /// A part's `functionCall` (`name`, `args`, and an `id` only some
