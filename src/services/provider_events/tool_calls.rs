@@ -54,8 +54,8 @@ pub struct ToolCallAssembly {
     /// The longest input kept, in bytes: what a line may hold.
     max_input: usize,
     /// Made-up ids: a prefix of this upload's own (another upload to the
-    /// task makes up others), then a count.
-    made_up_prefix: String,
+    /// task makes up others), made with the first, then a count.
+    made_up_prefix: Option<String>,
     made_up: u64,
 }
 
@@ -70,11 +70,10 @@ struct OpenCall {
 
 impl ToolCallAssembly {
     pub fn new(max_input: usize) -> Self {
-        let unique = uuid::Uuid::new_v4().simple().to_string();
         Self {
             open: BTreeMap::new(),
             max_input,
-            made_up_prefix: format!("call_{}", &unique[..8]),
+            made_up_prefix: None,
             made_up: 0,
         }
     }
@@ -164,8 +163,13 @@ impl ToolCallAssembly {
         input: Value,
     ) -> Result<ToolEvent, ToolCallError> {
         let id = id.filter(|id| !id.is_empty()).unwrap_or_else(|| {
+            // Only calls without an id pay for a random prefix.
+            let prefix = self.made_up_prefix.get_or_insert_with(|| {
+                let unique = uuid::Uuid::new_v4().simple().to_string();
+                format!("call_{}", &unique[..8])
+            });
             self.made_up += 1;
-            format!("{}_{}", self.made_up_prefix, self.made_up)
+            format!("{prefix}_{}", self.made_up)
         });
         let name = name
             .filter(|name| !name.is_empty())
