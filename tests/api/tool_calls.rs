@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::{
     generations::{Upload, create, text_of},
     helpers::{
-        LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app, spawn_app_with,
+        EventStream, LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app,
+        spawn_app_with,
     },
 };
 
@@ -158,6 +159,28 @@ async fn tool_calls_and_results_stream_in_order_with_the_text_and_keep_their_pla
         .await;
     let resumed = resumed.read_to_end(SHORT).await;
     assert_eq!(pieces(&resumed), expected[2..], "nothing before it again");
+
+    // CONTRACT §6: resuming at any id the late viewer saw gives exactly
+    // what came after it: no gap, no duplicate, the order kept.
+    let seen: Vec<(String, usize)> = late
+        .iter()
+        .filter(|e| e.id.is_some())
+        .scan(0, |pieces_before, e| {
+            *pieces_before += pieces(std::slice::from_ref(e)).len();
+            Some((e.id.clone().expect("an id"), *pieces_before))
+        })
+        .collect();
+    for (id, before) in seen {
+        let response = app
+            .stream_response("/tasks/agent/events", &[("Last-Event-ID", &id)])
+            .await;
+        let after = match response.status().as_u16() {
+            // Nothing newer than a finished task's last event.
+            204 => Vec::new(),
+            _ => pieces(&EventStream::new(response).read_to_end(SHORT).await),
+        };
+        assert_eq!(after, expected[before..], "resumed after {id}");
+    }
 }
 
 // Two calls in parallel, their arguments streamed in fragments that
