@@ -10,6 +10,8 @@
 //! formats: the broker's events (`/tasks/{id}/events`) and the same stream
 //! written as an AI SDK UI message stream ([`StreamService::open_task_messages`]).
 
+use std::sync::LazyLock;
+
 use actix::Addr;
 
 use crate::{
@@ -110,12 +112,17 @@ impl StreamService {
     /// The subscription of a task's stream: its events of the task's own
     /// types. The caller's access to the task is checked by the caller.
     pub fn task_subscription(&self, principal: &Principal, task: &Task) -> Subscription {
-        Subscription {
-            event_types: TypeFilter::only(
+        // One filter shared by every task stream: a stream holds a reference
+        // to it, not a set of its own.
+        static TASK_STREAM_TYPES: LazyLock<TypeFilter> = LazyLock::new(|| {
+            TypeFilter::only(
                 Task::STREAM_EVENT_TYPES
                     .iter()
                     .map(|t| EventType::parse(t).expect("task event types are well formed")),
-            ),
+            )
+        });
+        Subscription {
+            event_types: TASK_STREAM_TYPES.clone(),
             project_id: None,
             task_id: Some(task.task_id.as_ref_id()),
             viewer: principal.viewer(),
