@@ -2,6 +2,7 @@
 //! how it looks on the wire and how an SSE stream is read back. Nothing here
 //! knows about actix, diesel or HTTP.
 
+pub mod ai_sdk_major;
 pub mod answer_end;
 pub mod event;
 pub mod event_type;
@@ -15,6 +16,7 @@ pub mod task_events;
 pub mod tool_events;
 pub mod ui_message_stream;
 
+pub use ai_sdk_major::AiSdkMajor;
 pub use answer_end::{AnswerEnd, FinishReason, TokenUsage};
 pub use event::{EventData, NewEvent, RawEvent, StoredEvent};
 pub use event_type::{EventType, EventTypeCatalog};
@@ -25,7 +27,7 @@ pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
 pub use task_events::{TextKind, change_events, task_json, text_event};
 pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
-pub use ui_message_stream::{AiSdkMajor, UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
+pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 
 /// Client input quoted inside an error message: a JSON string literal, so
 /// a line break reads `\n` (never Rust's `\u{2028}` or `{:?}` escapes), cut

@@ -56,6 +56,7 @@ use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::ai_sdk_major::AiSdkMajor;
 use super::{AnswerEnd, TextKind, ToolFlags};
 
 /// The response header naming the protocol, and its value.
@@ -72,37 +73,6 @@ const UNKNOWN_FAILURE: &str = "the generation failed";
 const KEEP_ALIVE: &[u8] = b": heartbeat\n\n";
 /// The protocol's end marker, after the terminal part.
 const DONE: &[u8] = b"data: [DONE]\n\n";
-
-/// The major version of the `ai` package a viewer reads its stream with:
-/// a part carries a field only when that version knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AiSdkMajor(u16);
-
-impl AiSdkMajor {
-    /// The oldest version whose protocol the stream speaks (v5's
-    /// `x-vercel-ai-ui-message-stream: v1`): what a viewer that says
-    /// nothing gets.
-    pub const OLDEST: Self = Self(5);
-
-    /// A major version as a client gives it (`7`): 5 or later.
-    pub fn parse(raw: &str) -> Option<Self> {
-        let major: u16 = raw.trim().parse().ok()?;
-        (major >= Self::OLDEST.0).then_some(Self(major))
-    }
-
-    /// Whether the `finish` part may say why the answer stopped itself
-    /// (`finishReason` came with v6).
-    fn has_finish_reason(self) -> bool {
-        self.0 >= 6
-    }
-
-    /// Whether the stream may carry a tool's approval parts
-    /// (`tool-approval-request`, `tool-output-denied`: v6's
-    /// human-in-the-loop tools; v5's schema refuses them).
-    fn has_tool_approvals(self) -> bool {
-        self.0 >= 6
-    }
-}
 
 /// The parts of one viewer's UI message stream, from its task stream's
 /// events in order.

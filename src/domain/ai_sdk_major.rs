@@ -1,0 +1,34 @@
+//! The major version of the `ai` package a viewer of a UI message stream
+//! says it reads with (`?ai_sdk=7`): which parts and fields its schema
+//! takes.
+
+/// The major version of the `ai` package a viewer reads its stream with:
+/// a part carries a field only when that version knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AiSdkMajor(u16);
+
+impl AiSdkMajor {
+    /// The oldest version whose protocol the stream speaks (v5's
+    /// `x-vercel-ai-ui-message-stream: v1`): what a viewer that says
+    /// nothing gets.
+    pub const OLDEST: Self = Self(5);
+
+    /// A major version as a client gives it (`7`): 5 or later.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let major: u16 = raw.trim().parse().ok()?;
+        (major >= Self::OLDEST.0).then_some(Self(major))
+    }
+
+    /// Whether the `finish` part may say why the answer stopped itself
+    /// (`finishReason` came with v6).
+    pub(super) fn has_finish_reason(self) -> bool {
+        self.0 >= 6
+    }
+
+    /// Whether the stream may carry a tool's approval parts
+    /// (`tool-approval-request`, `tool-output-denied`: v6's
+    /// human-in-the-loop tools; v5's schema refuses them).
+    pub(super) fn has_tool_approvals(self) -> bool {
+        self.0 >= 6
+    }
+}
