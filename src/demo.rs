@@ -87,6 +87,12 @@ async fn produce(tasks: &TaskService, task_id: &TaskId) -> Result<(), TaskWriteE
     let call = ToolEvent::call(TOOL_CALL_ID, "search_docs", query, "the demo's call")
         .expect("a well-formed call");
     tasks.change(task_id, TaskChange::Tool(call)).await?;
+    // The model's call ends with the call: its answer is the next step.
+    let asked_for_tools = serde_json::json!({ "finish_reason": "tool-calls" });
+    let step_end = TaskChange::StepEnd {
+        result: Some(asked_for_tools),
+    };
+    tasks.change(task_id, step_end).await?;
     actix_rt::time::sleep(TOOL_RUN).await;
     let found = serde_json::json!({ "results": 3, "top": "HTML Standard: server-sent events" });
     let answer = ToolEvent::result(

@@ -25,7 +25,9 @@ pub use producer_seq::ProducerSeq;
 pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
-pub use task_events::{TextKind, change_events, task_json, text_event};
+pub use task_events::{
+    STEP_END_EVENT_TYPE, TextKind, change_events, keeps_its_place, task_json, text_event,
+};
 pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
 pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ProjectId, TaskRef, ToolEvent};
+use super::{ProjectId, STEP_END_EVENT_TYPE, TaskRef, ToolEvent};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
@@ -206,19 +206,26 @@ pub enum TaskChange {
     /// The model asked for a tool, or a tool answered: a pending task
     /// starts running.
     Tool(ToolEvent),
+    /// One step of a multi-step answer ended (one model call of an agent's
+    /// loop): the answer goes on. `result`: the step's end as a
+    /// completion's result says it (why it stopped, the tokens it took).
+    StepEnd {
+        result: Option<Value>,
+    },
 }
 
 impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 8] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 9] = [
         "progress",
         "text",
         "reasoning",
         "tool_call",
         "tool_approval",
         "tool_result",
+        STEP_END_EVENT_TYPE,
         "complete",
         "error",
     ];
@@ -303,7 +310,7 @@ impl Task {
                     _ => {}
                 }
             }
-            TaskChange::Tool(_) => next.status = TaskStatus::Running,
+            TaskChange::Tool(_) | TaskChange::StepEnd { .. } => next.status = TaskStatus::Running,
             TaskChange::Text => {
                 next.status = TaskStatus::Running;
                 next.first_token_at_ms.get_or_insert(now_ms);

@@ -24,6 +24,17 @@ pub fn task_json(task: &Task) -> Value {
     })
 }
 
+/// The event that ends one step of a multi-step answer (`{"task_id",
+/// "result"}`): the answer goes on after it.
+pub const STEP_END_EVENT_TYPE: &str = "step_end";
+
+/// Whether a task stream's event of `event_type` keeps its place among the
+/// runs of text when a catch-up rolls them up: a tool event or a step's
+/// end, each between the text before and after it.
+pub fn keeps_its_place(event_type: &str) -> bool {
+    event_type == STEP_END_EVENT_TYPE || super::is_tool_event_type(event_type)
+}
+
 /// One event of `task`'s stream.
 pub fn task_event(task: &Task, event_type: &str, data: Value) -> NewEvent {
     NewEvent {
@@ -118,6 +129,11 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
         }
         TaskChange::Text => Vec::new(),
         TaskChange::Tool(tool) => vec![task_event(task, tool.event_type(), tool.data(id))],
+        TaskChange::StepEnd { result } => vec![task_event(
+            task,
+            STEP_END_EVENT_TYPE,
+            json!({ "task_id": id, "result": result }),
+        )],
         TaskChange::Complete { result } => vec![task_event(
             task,
             "complete",

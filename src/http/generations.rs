@@ -6,13 +6,17 @@ use actix_web::{HttpRequest, HttpResponse, http::header, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    extract::{Authenticated, BodyLimit, JsonBody, Publish, uncompressed},
+    extract::{Authenticated, BodyLimit, JsonBody, Publish, Query, uncompressed},
     tasks::task_id,
 };
 use crate::{
     domain::{ProducerSeq, TaskId, task_json},
     error::{ApiError, ErrorCode},
-    services::{generation_input::UploadFormat, tasks::Delta, uploads::UploadLimits},
+    services::{
+        generation_input::{UploadEnds, UploadFormat},
+        tasks::Delta,
+        uploads::UploadLimits,
+    },
     state::AppState,
 };
 
@@ -37,12 +41,29 @@ pub struct UploadAnswer {
     pub tool_calls: u64,
     /// Tools' answers kept (`tool_result` events).
     pub tool_results: u64,
+    /// Steps of the answer ended (`step_end` events: an AI SDK
+    /// `finish-step`, an NDJSON `{"step_end"}` line, or the stream's end
+    /// under `?ends=step`).
+    pub step_ends: u64,
     /// How the body was read: `ndjson`; for an event stream the stream it
     /// was recognised as (`openai_chat`, `openai_responses`, `anthropic`,
     /// `gemini`, `ai_sdk`), or `event_stream` when no event told (a stream
     /// read here that gave no text is told by this).
     #[schema(example = "anthropic")]
     pub read_as: &'static str,
+}
+
+/// What an upload's query may say.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// What the stream's end marker (`[DONE]`, `message_stop`, the AI
+    /// SDK's `finish`, an NDJSON `complete`) ends: `task` (the default)
+    /// completes the task; `step` ends one step of an answer that goes on
+    /// (one model call of an agent's loop: a `step_end` event, the task
+    /// left running for the next call's upload).
+    #[param(inline)]
+    pub ends: Option<UploadEnds>,
 }
 
 /// Upload a generation as it is produced: a streamed body, applied line by
@@ -58,10 +79,14 @@ pub struct UploadAnswer {
 /// stream's chunks, as SDKs write them (`toReadableStream()`). A provider's
 /// error answer piped in unchecked fails the task with its message. A task has
 /// one upload at a time: a newer one (a retry) takes over from an older one
-/// still open, which is answered 409 `upload_superseded` at once.
+/// still open, which is answered 409 `upload_superseded` at once. An
+/// agent's answer of several model calls keeps its steps apart: the AI
+/// SDK's `finish-step`, an NDJSON `{"step_end": {"result"?}}` line, or
+/// (`?ends=step`) the stream's own end each give a `step_end` event, the
+/// task left running for the next step's upload.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = String, Path, description = "Task id"), UploadQuery),
     request_body(content = String, content_type = "application/x-ndjson", description = "NDJSON lines, or text/event-stream (OpenAI Chat Completions or Responses, Anthropic, Gemini, AI SDK)"),
     responses(
         (status = 200, description = "The body ended; everything in it is applied", body = UploadAnswer),
@@ -79,9 +104,11 @@ pub async fn upload(
     state: web::Data<AppState>,
     id: web::Path<String>,
     auth: Authenticated<Publish>,
+    query: Query<UploadQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let task_id = TaskId::parse(&id)?;
+    let ends = query.ends.unwrap_or_default();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -101,7 +128,7 @@ pub async fn upload(
     };
     let summary = state
         .tasks
-        .ingest(&auth.principal, &task_id, format, body, limits)
+        .ingest(&auth.principal, &task_id, format, ends, body, limits)
         .await?;
     Ok(HttpResponse::Ok().json(UploadAnswer {
         task: task_json(&summary.task),
@@ -110,6 +137,7 @@ pub async fn upload(
         reasoning_chars: summary.reasoning_chars,
         tool_calls: summary.tool_calls,
         tool_results: summary.tool_results,
+        step_ends: summary.step_ends,
         read_as: summary.read_as,
     }))
 }

@@ -8,7 +8,7 @@
 //!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?,
 //!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
 //!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
-//!   "approval_id"}}`;
+//!   "approval_id"}}`, `{"step_end": {"result"?}}`;
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
 //!   UI message stream, read event by event by [`super::provider_events`].
@@ -53,6 +53,18 @@ impl UploadFormat {
     }
 }
 
+/// What the end marker of a provider's stream (`[DONE]`, `message_stop`,
+/// the AI SDK's `finish`, …) ends: the task (by default), or one step of
+/// an answer that goes on (`?ends=step`: one model call of an agent's
+/// loop, whose next call is uploaded after the tools ran).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadEnds {
+    #[default]
+    Task,
+    Step,
+}
+
 /// One thing the producer asks of the task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instruction {
@@ -75,6 +87,11 @@ pub enum Instruction {
     Cancel,
     /// A tool call the model made, or a tool's answer.
     Tool(ToolEvent),
+    /// One step of the answer ended (an AI SDK `finish-step`, an NDJSON
+    /// `step_end`, a provider's end under `?ends=step`); more follows.
+    StepEnd {
+        result: Option<Value>,
+    },
     /// A line or part the task keeps nothing of.
     Nothing,
 }
@@ -88,6 +105,18 @@ impl Instruction {
     /// A piece of the model's reasoning, unnumbered.
     pub fn reasoning(text: impl Into<String>) -> Self {
         Self::Delta(Delta::reasoning(text, None))
+    }
+
+    /// This instruction as an upload under `ends` applies it: under
+    /// `?ends=step` a stream's end marker ends a step, not the task, and
+    /// nothing when `step_just_ended` (the AI SDK's `finish-step` before
+    /// its `finish`).
+    pub fn under(self, ends: UploadEnds, step_just_ended: bool) -> Self {
+        match self {
+            Self::Complete { .. } if ends == UploadEnds::Step && step_just_ended => Self::Nothing,
+            Self::Complete { result } if ends == UploadEnds::Step => Self::StepEnd { result },
+            other => other,
+        }
     }
 
     /// Whether this ends the task (completes, fails or cancels it).
@@ -117,6 +146,7 @@ impl Instruction {
             Self::Fail { error } => TaskChange::Fail { error },
             Self::Cancel => TaskChange::Cancel,
             Self::Tool(tool) => TaskChange::Tool(tool),
+            Self::StepEnd { result } => TaskChange::StepEnd { result },
             Self::Delta { .. } | Self::Nothing => {
                 unreachable!("text is appended, nothing is skipped")
             }
@@ -139,6 +169,7 @@ struct NdJsonLine {
     tool_call: Option<ToolCallBody>,
     tool_result: Option<ToolResultBody>,
     tool_approval: Option<ToolApprovalBody>,
+    step_end: Option<CompleteBody>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +223,7 @@ impl ToolResultBody {
     }
 }
 
+/// A `complete` or a `step_end`: how the answer or the step ended.
 #[derive(Debug, Default, Deserialize)]
 struct CompleteBody {
     result: Option<Value>,
@@ -203,8 +235,8 @@ struct FailBody {
 }
 
 /// The kinds of line a producer writes, as refusals list them.
-const KINDS: &str =
-    "delta, reasoning, progress, complete, fail, tool_call, tool_result or tool_approval";
+const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
+                     tool_approval or step_end";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -225,6 +257,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.tool_call.is_some(),
         parsed.tool_result.is_some(),
         parsed.tool_approval.is_some(),
+        parsed.step_end.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
         0 => return Err(format!("the line has none of {KINDS}")),
@@ -242,6 +275,10 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     } else if let Some(complete) = parsed.complete {
         Instruction::Complete {
             result: complete.result,
+        }
+    } else if let Some(step) = parsed.step_end {
+        Instruction::StepEnd {
+            result: step.result,
         }
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
@@ -276,6 +313,41 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_step_end_line_is_kept_and_a_streams_end_ends_a_step_under_ends_step() {
+        assert_eq!(
+            ndjson_line(r#"{"step_end": {}}"#),
+            Ok(Instruction::StepEnd { result: None })
+        );
+        let reason = json!({ "finish_reason": "tool-calls" });
+        assert_eq!(
+            ndjson_line(r#"{"step_end": {"result": {"finish_reason": "tool-calls"}}}"#),
+            Ok(Instruction::StepEnd {
+                result: Some(reason.clone())
+            })
+        );
+        let complete = || Instruction::Complete {
+            result: Some(reason.clone()),
+        };
+        // By default a stream's end completes the task.
+        assert_eq!(complete().under(UploadEnds::Task, false), complete());
+        assert_eq!(complete().under(UploadEnds::Task, true), complete());
+        // Under `?ends=step` it ends a step, unless one just ended.
+        assert_eq!(
+            complete().under(UploadEnds::Step, false),
+            Instruction::StepEnd {
+                result: Some(reason.clone())
+            }
+        );
+        assert_eq!(
+            complete().under(UploadEnds::Step, true),
+            Instruction::Nothing
+        );
+        // Anything else is as it was: a failure still fails the task.
+        let fail = Instruction::Fail { error: "x".into() };
+        assert_eq!(fail.clone().under(UploadEnds::Step, false), fail);
+    }
 
     #[test]
     fn ndjson_lines_read_as_the_contract_names_them() {

@@ -11,6 +11,7 @@ pub(super) struct Counted {
     pub reasoning_chars: u64,
     pub tool_calls: u64,
     pub tool_results: u64,
+    pub step_ends: u64,
 }
 
 impl Counted {
@@ -36,6 +37,7 @@ impl std::ops::AddAssign for Counted {
         self.reasoning_chars += more.reasoning_chars;
         self.tool_calls += more.tool_calls;
         self.tool_results += more.tool_results;
+        self.step_ends += more.step_ends;
     }
 }
 

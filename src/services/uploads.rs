@@ -16,7 +16,8 @@
 //! one (a producer's retry) takes over, and the older ends at once (409
 //! `upload_superseded`), so two bodies never interleave their text. A
 //! producer whose connection breaks has its whole lines applied, not the
-//! one it was cut off in.
+//! one it was cut off in. Under `?ends=step` a provider's end marker ends
+//! one step of an agent's answer (a `step_end` event) instead of the task.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -28,7 +29,7 @@ use futures_util::{Stream, StreamExt};
 use tracing::Instrument as _;
 
 use super::{
-    generation_input::{Instruction, UploadFormat},
+    generation_input::{Instruction, UploadEnds, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
     upload_body::{BodyState, with_ready_chunks},
     upload_counts::{Counted, counted_tool},
@@ -55,6 +56,8 @@ pub struct UploadSummary {
     /// Tool calls the model made, and tools' answers, kept.
     pub tool_calls: u64,
     pub tool_results: u64,
+    /// Steps of the answer ended (`step_end` events).
+    pub step_ends: u64,
     /// What the body was read as (see `Reader::read_as`).
     pub read_as: &'static str,
 }
@@ -78,6 +81,7 @@ impl TaskService {
         principal: &Principal,
         task_id: &TaskId,
         format: UploadFormat,
+        ends: UploadEnds,
         body: S,
         limits: UploadLimits,
     ) -> Result<UploadSummary, UploadError>
@@ -88,7 +92,7 @@ impl TaskService {
         let (service, principal, task_id) = (self.clone(), principal.clone(), task_id.clone());
         let upload = async move {
             service
-                .ingest_here(&principal, &task_id, format, body, limits)
+                .ingest_here(&principal, &task_id, format, ends, body, limits)
                 .await
         };
         match actix_rt::spawn(upload.in_current_span()).await {
@@ -102,13 +106,14 @@ impl TaskService {
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, outcome, finish_reason)
+        fields(task_id = %task_id, format = format.label(), ends = ?ends, read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, step_ends, outcome, finish_reason)
     )]
     async fn ingest_here<S, E>(
         &self,
         principal: &Principal,
         task_id: &TaskId,
         format: UploadFormat,
+        ends: UploadEnds,
         body: S,
         limits: UploadLimits,
     ) -> Result<UploadSummary, UploadError>
@@ -118,7 +123,7 @@ impl TaskService {
         self.metrics.record_upload(format.label(), None);
         let mut reader = Reader::new(format, limits.max_line_bytes);
         let result = self
-            .apply_upload(principal, task_id, &mut reader, body, limits)
+            .apply_upload(principal, task_id, (&mut reader, ends), body, limits)
             .await;
         let outcome = outcome(result.as_ref().map(|summary| summary.task.status));
         self.metrics.record_upload(format.label(), Some(outcome));
@@ -145,6 +150,7 @@ impl TaskService {
                     reasoning_chars = summary.reasoning_chars,
                     tool_calls = summary.tool_calls,
                     tool_results = summary.tool_results,
+                    step_ends = summary.step_ends,
                     read_as,
                     outcome,
                     finish_reason,
@@ -162,7 +168,7 @@ impl TaskService {
         &self,
         principal: &Principal,
         task_id: &TaskId,
-        reader: &mut Reader,
+        (reader, ends): (&mut Reader, UploadEnds),
         mut body: S,
         limits: UploadLimits,
     ) -> Result<UploadSummary, UploadError>
@@ -177,6 +183,9 @@ impl TaskService {
         // before that line is written, so the watch below does not take the
         // task's end for someone else's.
         let ended = AtomicBool::new(false);
+        // The last instruction applied ended a step: a stream's end marker
+        // right after its own `finish-step` ends nothing more.
+        let mut step_just_ended = false;
         // The end of the coalescing window the last write opened.
         let mut window_end: Option<tokio::time::Instant> = None;
         // One cancel watch and one idle timer for the whole upload, not a
@@ -238,6 +247,10 @@ impl TaskService {
             // them is named by it.
             let mut text_from = 0;
             for (line, instruction) in instructions {
+                let instruction = instruction.under(ends, step_just_ended);
+                if !matches!(instruction, Instruction::Nothing) {
+                    step_just_ended = matches!(instruction, Instruction::StepEnd { .. });
+                }
                 match instruction {
                     Instruction::Delta(delta) => {
                         if text.is_empty() {
@@ -260,12 +273,25 @@ impl TaskService {
                             ended.store(true, Ordering::Relaxed);
                         }
                         let tool = counted_tool(&change);
+                        let step_end = match &change {
+                            Instruction::StepEnd { result } => Some(
+                                result
+                                    .as_ref()
+                                    .map(AnswerEnd::in_result)
+                                    .unwrap_or_default(),
+                            ),
+                            _ => None,
+                        };
                         self.change(&task_id, change.into_change())
                             .await
                             .map_err(|error| at_line(line, error))?;
                         if let Some(tool) = tool {
                             self.metrics.record_tool_event(tool);
                             counted += Counted::of_tool(tool);
+                        }
+                        if let Some(end) = step_end {
+                            self.metrics.record_step_end(&end);
+                            counted.step_ends += 1;
                         }
                     }
                 }
@@ -290,6 +316,7 @@ impl TaskService {
         span.record("reasoning_chars", counted.reasoning_chars);
         span.record("tool_calls", counted.tool_calls);
         span.record("tool_results", counted.tool_results);
+        span.record("step_ends", counted.step_ends);
         Ok(UploadSummary {
             task: self.get(&task_id).await?,
             deltas: counted.deltas,
@@ -297,6 +324,7 @@ impl TaskService {
             reasoning_chars: counted.reasoning_chars,
             tool_calls: counted.tool_calls,
             tool_results: counted.tool_results,
+            step_ends: counted.step_ends,
             read_as: reader.read_as(),
         })
     }

@@ -10,14 +10,15 @@
 //! run, so a viewer cut off between them resumes from there with no gap
 //! and no duplicate, as the ids of a stream always increase.
 //!
-//! Tool calls and results (`tool_call`, `tool_result`) are sent as they
-//! were, each in its place between the runs of text around it.
+//! Tool calls and results (`tool_call`, `tool_result`) and the ends of an
+//! agent's steps (`step_end`) are sent as they were, each in its place
+//! between the runs of text around it.
 
 use bytes::Bytes;
 use serde_json::json;
 
 use super::OutboundFrame;
-use crate::domain::{EventType, StoredEvent, TextKind, is_tool_event_type, sse_frame};
+use crate::domain::{EventType, StoredEvent, TextKind, keeps_its_place, sse_frame};
 
 /// A task's state as read when its stream opened.
 #[derive(Debug, Clone)]
@@ -36,7 +37,7 @@ pub struct TaskState {
 #[derive(Default)]
 pub struct TaskCatchUp {
     /// The missed text, a run per stretch of one kind, and the tool events
-    /// between them, in order.
+    /// and step ends between them, in order.
     missed: Vec<Missed>,
     /// The last missed `progress` event: the whole task, as it changed.
     last_progress: Option<StoredEvent>,
@@ -46,8 +47,8 @@ pub struct TaskCatchUp {
 
 enum Missed {
     Text(TextRun),
-    /// A tool call or result, sent as it was.
-    Tool(StoredEvent),
+    /// A tool event or a step's end, sent as it was.
+    InPlace(StoredEvent),
 }
 
 /// Missed events of one kind of text, back to back.
@@ -79,7 +80,7 @@ impl TaskCatchUp {
         }
         match event.event_type.as_str() {
             "progress" => self.last_progress = Some(event),
-            tool if is_tool_event_type(tool) => self.missed.push(Missed::Tool(event)),
+            kept if keeps_its_place(kept) => self.missed.push(Missed::InPlace(event)),
             _ if event.ends_task() => self.end = Some(event),
             _ => {}
         }
@@ -98,7 +99,7 @@ impl TaskCatchUp {
                     event_type: EventType::parse(kind.event_type()).expect("a well-formed type"),
                     ..last
                 },
-                Missed::Tool(event) => event,
+                Missed::InPlace(event) => event,
             };
             frames.push(OutboundFrame::replayed(
                 &event,
@@ -217,25 +218,28 @@ mod tests {
     }
 
     #[test]
-    fn tool_events_keep_their_place_between_the_runs_of_text() {
+    fn tool_events_and_step_ends_keep_their_place_between_the_runs_of_text() {
         let mut catch_up = TaskCatchUp::default();
         catch_up.add(event(3, "text", json!({"delta": "Let me "})));
         catch_up.add(event(4, "text", json!({"delta": "look."})));
         let call = json!({"tool_call_id": "c1", "tool_name": "weather", "input": {}});
         catch_up.add(event(5, "tool_call", call.clone()));
+        let step_end = json!({"result": {"finish_reason": "tool-calls"}});
+        catch_up.add(event(6, "step_end", step_end.clone()));
         let result = json!({"tool_call_id": "c1", "output": {"celsius": -3}});
-        catch_up.add(event(6, "tool_result", result.clone()));
-        catch_up.add(event(7, "text", json!({"delta": "It is "})));
-        catch_up.add(event(8, "text", json!({"delta": "cold."})));
+        catch_up.add(event(7, "tool_result", result.clone()));
+        catch_up.add(event(8, "text", json!({"delta": "It is "})));
+        catch_up.add(event(9, "text", json!({"delta": "cold."})));
 
         let frames = catch_up.frames(None);
 
         let ids: Vec<_> = frames.iter().map(|frame| frame.event_id).collect();
-        assert_eq!(ids, [4, 5, 6, 8].map(|id| Some(EventId(id))));
+        assert_eq!(ids, [4, 5, 6, 7, 9].map(|id| Some(EventId(id))));
         assert_eq!(data(&frames[0])["delta"], "Let me look.");
         assert_eq!(data(&frames[1]), call);
-        assert_eq!(data(&frames[2]), result);
-        assert_eq!(data(&frames[3])["delta"], "It is cold.");
+        assert_eq!(data(&frames[2]), step_end);
+        assert_eq!(data(&frames[3]), result);
+        assert_eq!(data(&frames[4])["delta"], "It is cold.");
     }
 
     #[test]

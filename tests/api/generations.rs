@@ -84,6 +84,22 @@ pub(crate) fn text_of(events: &[SseEvent]) -> String {
     deltas_of(events, "text")
 }
 
+/// `(type, data)` pieces of a stream with each run of `text` pieces (their
+/// data the delta) joined into one: live text may come as several events
+/// where a late viewer's comes rolled up, so the two compare.
+pub(crate) fn joined_text_runs(pieces: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    let mut runs: Vec<(String, Value)> = Vec::new();
+    for (kind, data) in pieces {
+        match runs.last_mut() {
+            Some((last, Value::String(text))) if *last == "text" && kind == "text" => {
+                text.push_str(data.as_str().unwrap_or_default());
+            }
+            _ => runs.push((kind, data)),
+        }
+    }
+    runs
+}
+
 /// The `delta`s of the events of `event_type` (`text`, `reasoning`), joined.
 pub(crate) fn deltas_of(events: &[SseEvent], event_type: &str) -> String {
     events

@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 50] = [
+const SPEC_METRICS: [(&str, Kind); 51] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -77,6 +77,7 @@ const SPEC_METRICS: [(&str, Kind); 50] = [
     ("sse_task_token_gap_seconds", Kind::Histogram),
     ("sse_task_deltas_total", Kind::Counter),
     ("sse_task_tool_events_total", Kind::Counter),
+    ("sse_task_step_ends_total", Kind::Counter),
     ("sse_task_text_deltas_per_event", Kind::Histogram),
     ("sse_task_uploads_total", Kind::Counter),
     ("sse_task_uploads_open", Kind::Gauge),

@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    generations::{Upload, create, text_of},
+    generations::{Upload, create, joined_text_runs, text_of},
     helpers::{
         EventStream, LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app,
         spawn_app_with,
@@ -121,20 +121,7 @@ async fn tool_calls_and_results_stream_in_order_with_the_text_and_keep_their_pla
         ("text", json!("It is cold.")),
     ]
     .map(|(kind, data)| (kind.to_owned(), data));
-    let joined = |pieces: Vec<(String, Value)>| -> Vec<(String, Value)> {
-        // Live text may come as several events: join each run.
-        let mut runs: Vec<(String, Value)> = Vec::new();
-        for (kind, data) in pieces {
-            match runs.last_mut() {
-                Some((last, Value::String(text))) if *last == "text" && kind == "text" => {
-                    text.push_str(data.as_str().unwrap_or_default());
-                }
-                _ => runs.push((kind, data)),
-            }
-        }
-        runs
-    };
-    assert_eq!(joined(pieces(&live)), expected);
+    assert_eq!(joined_text_runs(pieces(&live)), expected);
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
     for (kind, count) in [("call", 2.0), ("output", 1.0), ("error", 1.0)] {
         let labels = [("kind", kind)];
@@ -185,7 +172,7 @@ async fn tool_calls_and_results_stream_in_order_with_the_text_and_keep_their_pla
 
 // Two calls in parallel, their arguments streamed in fragments that
 // interleave, as OpenAI sends them; the finish reason ends both.
-const OPENAI_TOOL_CALLS: &str = concat!(
+pub(crate) const OPENAI_TOOL_CALLS: &str = concat!(
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"On it.\"},\"finish_reason\":null}]}\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\": \"}}]},\"finish_reason\":null}]}\n\n",
@@ -195,7 +182,7 @@ const OPENAI_TOOL_CALLS: &str = concat!(
     "data: [DONE]\n\n",
 );
 
-const ANTHROPIC_TOOL_USE: &str = concat!(
+pub(crate) const ANTHROPIC_TOOL_USE: &str = concat!(
     "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
     "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
     "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"On it.\"}}\n\n",
@@ -209,7 +196,7 @@ const ANTHROPIC_TOOL_USE: &str = concat!(
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
 );
 
-const RESPONSES_FUNCTION_CALL: &str = concat!(
+pub(crate) const RESPONSES_FUNCTION_CALL: &str = concat!(
     "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"On it.\"}\n\n",
     "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":1,\"item\":{\"type\":\"function_call\",\"id\":\"fc_1\",\"call_id\":\"call_r\",\"name\":\"weather\",\"arguments\":\"\"}}\n\n",
     "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":1,\"delta\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}\n\n",
@@ -218,12 +205,12 @@ const RESPONSES_FUNCTION_CALL: &str = concat!(
 );
 
 // Gemini's calls come whole and, from most models, without an id.
-const GEMINI_FUNCTION_CALLS: &str = concat!(
+pub(crate) const GEMINI_FUNCTION_CALLS: &str = concat!(
     "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"On it.\"}],\"role\": \"model\"},\"index\": 0}]}\r\n\r\n",
     "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"weather\",\"args\": {\"city\": \"Oslo\"}}}, {\"functionCall\": {\"name\": \"time\"}}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}]}\r\n\r\n",
 );
 
-const AI_SDK_TOOLS: &str = concat!(
+pub(crate) const AI_SDK_TOOLS: &str = concat!(
     "data: {\"type\":\"start\",\"messageId\":\"m1\"}\n\n",
     "data: {\"type\":\"text-start\",\"id\":\"0\"}\n\n",
     "data: {\"type\":\"text-delta\",\"id\":\"0\",\"delta\":\"On it.\"}\n\n",
@@ -382,7 +369,7 @@ async fn a_malformed_tool_line_is_refused_naming_it_and_what_came_before_stays()
 }
 
 #[actix_web::test]
-async fn the_demo_model_thinks_calls_a_tool_then_answers() {
+async fn the_demo_model_thinks_calls_a_tool_then_answers_in_a_second_step() {
     let app = spawn_app().await;
     let started = app
         .post_json("/demo/generations", &json!({ "prompt": "tools" }))
@@ -394,21 +381,29 @@ async fn the_demo_model_thinks_calls_a_tool_then_answers() {
     let mut viewer = app.open_stream(events_url, &[]).await;
     let seen = viewer.read_to_end(LONG).await;
 
-    // In order: thinking, the call, its answer, the text, the end.
+    // In order: thinking, the call and the end of the model's step, the
+    // tool's answer, the text, the end.
+    let kinds = [
+        "reasoning",
+        "tool_call",
+        "step_end",
+        "tool_result",
+        "text",
+        "complete",
+    ];
     let order: Vec<&str> = seen
         .iter()
         .filter_map(|e| e.event.as_deref())
-        .filter(|kind| ["reasoning", "tool_call", "tool_result", "text", "complete"].contains(kind))
+        .filter(|kind| kinds.contains(kind))
         .fold(Vec::new(), |mut kinds, kind| {
             if kinds.last() != Some(&kind) {
                 kinds.push(kind);
             }
             kinds
         });
-    assert_eq!(
-        order,
-        ["reasoning", "tool_call", "tool_result", "text", "complete"]
-    );
+    assert_eq!(order, kinds);
+    let step_end = seen.iter().find(|e| e.is("step_end")).expect("a step");
+    assert_eq!(step_end.json()["result"]["finish_reason"], "tool-calls");
     let call = calls(&seen);
     assert_eq!(call.len(), 1, "{call:?}");
     assert_eq!(call[0].1, "search_docs");

@@ -129,6 +129,7 @@ test("onToolCall and onToolResult receive the tool events' data, and advance the
     onToolCall: (data) => seen.push(["call", data.tool_call_id, data.tool_name, data.input]),
     onToolResult: (data) => seen.push(["result", data.tool_call_id, data.output ?? data.error]),
     onToolApproval: (data) => seen.push(["approval", data.tool_call_id, data.approval_id]),
+    onStepEnd: (data) => seen.push(["step", data.result && data.result.finish_reason]),
   });
   c.connect();
   const source = FakeEventSource.latest();
@@ -136,13 +137,15 @@ test("onToolCall and onToolResult receive the tool events' data, and advance the
   source.emit("tool_result", { task_id: "t", tool_call_id: "c1", output: { celsius: -3 } }, "4");
   source.emit("tool_result", { task_id: "t", tool_call_id: "c2", error: "down" }, "5");
   source.emit("tool_approval", { task_id: "t", tool_call_id: "c3", approval_id: "ap1" }, "6");
+  source.emit("step_end", { task_id: "t", result: { finish_reason: "tool-calls" } }, "7");
   assert.deepEqual(seen, [
     ["call", "c1", "weather", { city: "Oslo" }],
     ["result", "c1", { celsius: -3 }],
     ["result", "c2", "down"],
     ["approval", "c3", "ap1"],
+    ["step", "tool-calls"],
   ]);
-  assert.equal(c.lastEventId, "6");
+  assert.equal(c.lastEventId, "7");
   c.close();
 });
 

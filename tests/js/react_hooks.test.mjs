@@ -100,7 +100,7 @@ test("useTaskStream keeps the model's reasoning apart from the answer, and a rec
   assert.equal(result.current.text, "Four.");
 });
 
-test("useTaskStream keeps the tool calls in order, each with its answer once it comes", () => {
+test("useTaskStream keeps the tool calls in order, each with its answer once it comes, and the steps' ends", () => {
   const { result } = renderTask("gen-t");
   send(() => latest().emit("connected", { connection_id: "c1" }));
   send(() => latest().emit("text", { task_id: "gen-t", delta: "Checking." }, "2"));
@@ -140,9 +140,16 @@ test("useTaskStream keeps the tool calls in order, each with its answer once it 
   assert.equal(result.current.toolCalls[4].approvalId, "ap1");
   send(() => latest().emit("tool_result", { task_id: "gen-t", tool_call_id: "c5", denied: true }, "14"));
   assert.deepEqual(result.current.toolCalls[4], { id: "c5", name: "delete_file", input: { path: "/tmp/x" }, state: "denied" });
+  // An agent's steps: each end kept in order, with what its producer said.
+  assert.deepEqual(result.current.steps, []);
+  const usage = { input_tokens: 9, output_tokens: 4 };
+  send(() => latest().emit("step_end", { task_id: "gen-t", result: { finish_reason: "tool-calls", usage } }, "15"));
+  send(() => latest().emit("step_end", { task_id: "gen-t", result: null }, "16"));
+  assert.deepEqual(result.current.steps, [{ finish_reason: "tool-calls", usage }, null]);
   // The store was replaced: everything comes again, nothing twice.
   send(() => latest().emit("replay_reset", {}));
   assert.deepEqual(result.current.toolCalls, []);
+  assert.deepEqual(result.current.steps, []);
 });
 
 test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {

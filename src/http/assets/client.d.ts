@@ -186,6 +186,18 @@ export interface ToolApprovalData {
   approval_id: string;
 }
 
+/** A `step_end` event's data: one step of an agent's answer (one model call) ended; more follows. */
+export interface StepEndData {
+  task_id: string;
+  /** Why the step stopped and the tokens it took, when its producer said them. */
+  result: {
+    finish_reason?: string;
+    provider_finish_reason?: string;
+    usage?: { input_tokens?: number; output_tokens?: number; [key: string]: unknown };
+    [key: string]: unknown;
+  } | null;
+}
+
 /** A minimal EventSource constructor, to inject a stand-in. */
 export interface EventSourceConstructor {
   new (url: string, init?: { withCredentials?: boolean }): EventSource;
@@ -255,6 +267,8 @@ export interface SseClientOptions {
   onToolResult?: (data: ToolResultData, event: MessageEvent<string>) => void;
   /** `tool_approval` events: the call `tool_call_id` waits for a person's approval. */
   onToolApproval?: (data: ToolApprovalData, event: MessageEvent<string>) => void;
+  /** `step_end` events: one step of an agent's answer ended (`data.result`: why, and its usage). */
+  onStepEnd?: (data: StepEndData, event: MessageEvent<string>) => void;
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
   /** An EventSource stand-in (tests). */
   EventSource?: EventSourceConstructor;

@@ -234,6 +234,8 @@ export class SseClient {
    *   (`data.tool_call_id`, and `output`, `error` or `denied`)
    * @param {function} [options.onToolApproval]  (data, event) for `tool_approval`: a call waits for a
    *   person's approval (`data.tool_call_id`, `approval_id`)
+   * @param {function} [options.onStepEnd]  (data, event) for `step_end`: one step of an agent's
+   *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL for all tabs of this browser
    *   (Web Locks and BroadcastChannel; without them, or with an injected EventSource, one per tab)
@@ -511,6 +513,7 @@ export class SseClient {
       "tool_call",
       "tool_result",
       "tool_approval",
+      "step_end",
       ...(this.options.eventTypes || []),
       ...this.options.closeOn,
       ...this.handlers.keys(),
@@ -541,7 +544,8 @@ export class SseClient {
     } catch {
       // Not JSON: hand over the raw string.
     }
-    const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval } = this.options;
+    const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval, onStepEnd } =
+      this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -594,6 +598,9 @@ export class SseClient {
         break;
       case "tool_approval":
         if (onToolApproval) onToolApproval(data, event);
+        break;
+      case "step_end":
+        if (onStepEnd) onStepEnd(data, event);
         break;
       default:
         break;

@@ -8,6 +8,7 @@ import type {
   DisconnectInfo,
   EventData,
   EventSourceConstructor,
+  StepEndData,
   StreamRefusedError,
   TaskError,
   TaskErrorData,
@@ -21,6 +22,7 @@ export type {
   DisconnectInfo,
   FinishReason,
   GenerationResult,
+  StepEndData,
   TaskErrorData,
   TaskSnapshot,
   TaskStatus,
@@ -114,6 +116,11 @@ export interface TaskStreamResult extends StreamControls {
   reasoning: string;
   /** The tools the model asked for, in the order it asked, each with its answer once it came. */
   toolCalls: ToolCall[];
+  /**
+   * The steps of the answer that ended so far (an agent's model calls, each a `step_end` event), in
+   * order: each its result (why it stopped, the tokens it took) or null when its producer said none.
+   */
+  steps: StepEndData["result"][];
   /** 0–100: the latest `progress`, 100 once completed. */
   progress: number;
   /** The task's status; null before the broker has told it. */

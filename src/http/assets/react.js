@@ -180,6 +180,7 @@ function initialTask(key) {
     text: "",
     reasoning: "",
     toolCalls: [],
+    steps: [],
     progress: 0,
     status: null,
     stage: null,
@@ -250,6 +251,10 @@ export function useTaskStream(taskId, options = {}) {
           update((s) => ({ ...s, toolCalls: withResult(s.toolCalls, answer) }));
         }
       },
+      onStepEnd: (_, step) => {
+        const result = step && typeof step === "object" ? step.result ?? null : null;
+        update((s) => ({ ...s, steps: [...s.steps, result] }));
+      },
       // The task's end (a TaskError), or the connection given up on or its
       // token expired (an Error): SseClient reports no other.
       onError: (opts, error, data) => {
@@ -268,7 +273,7 @@ export function useTaskStream(taskId, options = {}) {
       // the task's whole text comes again, so what was shown goes.
       client.on(
         "replay_reset",
-        guard(() => update((s) => ({ ...s, text: "", reasoning: "", toolCalls: [] }))),
+        guard(() => update((s) => ({ ...s, text: "", reasoning: "", toolCalls: [], steps: [] }))),
       );
       client.on(
         "complete",
@@ -299,6 +304,7 @@ export function useTaskStream(taskId, options = {}) {
     text: current.text,
     reasoning: current.reasoning,
     toolCalls: current.toolCalls,
+    steps: current.steps,
     progress: current.progress,
     status: current.status,
     stage: current.stage,

@@ -35,6 +35,9 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
             return Ok(EventRead::one(Instruction::Fail { error }, dialect));
         }
         "abort" => Instruction::Cancel,
+        // One model call of a multi-step answer ended; the next may follow
+        // (`start-step` is where it begins: nothing to keep).
+        "finish-step" => Instruction::StepEnd { result: None },
         "tool-input-available"
         | "tool-output-available"
         | "tool-output-error"
@@ -89,8 +92,6 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
 /// The UI message stream's part kinds that carry nothing a task keeps.
 fn is_ai_sdk_kind(kind: &str) -> bool {
     const PREFIXES: [&str; 6] = ["text-", "reasoning-", "tool-", "source-", "data-", "file"];
-    matches!(
-        kind,
-        "start" | "start-step" | "finish-step" | "message-metadata"
-    ) || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
+    matches!(kind, "start" | "start-step" | "message-metadata")
+        || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
 }

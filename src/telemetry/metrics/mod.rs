@@ -87,6 +87,7 @@ struct Inner {
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
     task_finishes: Counter<u64>,
+    task_step_ends: Counter<u64>,
     task_tokens: Counter<u64>,
     tls_reloads: Counter<u64>,
     tickets_issued: Counter<u64>,
@@ -258,6 +259,11 @@ impl Metrics {
                     "sse.task.finishes",
                     "Tasks completed, by why their answer stopped as their result says it \
                      (finish_reason in the AI SDK's words; unsaid when it says none)",
+                ),
+                task_step_ends: counter(
+                    "sse.task.step_ends",
+                    "Steps of multi-step answers ended (one model call of an agent's loop), \
+                     by why the step stopped (finish_reason; unsaid when it says none)",
                 ),
                 queue_depth: histogram(&QUEUE_DEPTH),
                 rate_limited: counter("sse.rate_limited", "Requests refused with 429, by limit"),

@@ -177,6 +177,15 @@ impl Metrics {
         self.inner.text_event_deltas.record(deltas as f64, &[]);
     }
 
+    /// One step of a multi-step answer ended; `end`: why it stopped, as
+    /// the step's result says it.
+    pub fn record_step_end(&self, end: &AnswerEnd) {
+        let label = end.reason.map_or(UNSAID_FINISH_REASON, FinishReason::label);
+        self.inner
+            .task_step_ends
+            .add(1, &[KeyValue::new("finish_reason", label)]);
+    }
+
     /// A task completed; `end`: why its answer stopped and the tokens it
     /// took, as its result says them.
     pub fn record_task_finish(&self, end: &AnswerEnd) {

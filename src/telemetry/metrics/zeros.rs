@@ -76,9 +76,9 @@ impl Metrics {
         }
         let reasons = FinishReason::ALL.map(FinishReason::label);
         for reason in reasons.into_iter().chain([UNSAID_FINISH_REASON]) {
-            inner
-                .task_finishes
-                .add(0, &[KeyValue::new("finish_reason", reason)]);
+            let labels = [KeyValue::new("finish_reason", reason)];
+            inner.task_finishes.add(0, &labels);
+            inner.task_step_ends.add(0, &labels);
         }
         // `services::uploads`' formats and outcomes.
         for format in ["ndjson", "event_stream"] {

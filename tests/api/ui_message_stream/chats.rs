@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{UiStream, create, delta, end, start, text_end, text_start, write};
+use super::{
+    UiStream, create, delta, end, finish_step, progress, start, start_step, text_end, text_start,
+    write,
+};
 use crate::{
     auth::{get_as, post_as, spawn_secured_app, token},
     cluster::harness::{
@@ -41,21 +44,27 @@ async fn a_chat_streams_its_newest_running_task_and_answers_204_when_it_has_none
     // Act / Assert: the newest running task of the chat.
     let mut newest = UiStream::open(&app, "/chats/c1/stream").await;
     assert_eq!(
-        newest.take(3).await,
-        [start("newer"), text_start(), delta("new")]
+        newest.take(4).await,
+        [start("newer"), start_step(), text_start(), delta("new")]
     );
     end(&app, "newer", "complete", json!({})).await;
     let rest = newest.read_to_end(SHORT).await;
     assert_eq!(
-        &rest[rest.len() - 3..],
-        [text_end(), json!({"type": "finish"}), json!("[DONE]")]
+        &rest[rest.len() - 5..],
+        [
+            text_end(),
+            finish_step(),
+            progress(100.0, None),
+            json!({"type": "finish"}),
+            json!("[DONE]")
+        ]
     );
 
     // The newer one finished: the older one is the chat's running task.
     let mut older = UiStream::open(&app, "/chats/c1/stream").await;
     assert_eq!(
-        older.take(3).await,
-        [start("older"), text_start(), delta("old")]
+        older.take(4).await,
+        [start("older"), start_step(), text_start(), delta("old")]
     );
     end(&app, "older", "cancel", Value::Null).await;
     assert_eq!(chat_status(&app, "c1").await, 204, "no running task left");
@@ -73,10 +82,15 @@ async fn a_chat_finds_its_running_task_after_a_restart() {
 
     // Assert
     let mut resumed = UiStream::open(&app, "/chats/chat-9/stream").await;
-    let prefix = resumed.take(4).await;
+    let prefix = resumed.take(5).await;
     assert_eq!(
-        prefix[..3],
-        [start("survivor"), text_start(), delta("before the restart")]
+        prefix[..4],
+        [
+            start("survivor"),
+            start_step(),
+            text_start(),
+            delta("before the restart")
+        ]
     );
     write(&app, "survivor", ", and after").await;
     assert_eq!(resumed.take(1).await, [delta(", and after")]);
@@ -256,8 +270,8 @@ async fn in_a_cluster_any_instance_resumes_a_chat_written_through_another() {
     let response = client.get(b.url("/chats/c/stream")).send().await.unwrap();
     let mut on_b = UiStream::new(response, "/chats/c/stream on b");
     assert_eq!(
-        on_b.take(3).await,
-        [start("shared"), text_start(), delta("from a")]
+        on_b.take(4).await,
+        [start("shared"), start_step(), text_start(), delta("from a")]
     );
     on_b.take(1).await;
     let more = post(&a, "/tasks/shared/text", json!({ "delta": "+" }))

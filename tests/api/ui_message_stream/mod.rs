@@ -4,6 +4,7 @@
 //! reads the same streams with the `ai` npm package itself.
 
 mod ai_sdk;
+mod ai_sdk_steps;
 mod ai_sdk_tools;
 mod chats;
 mod sequences;
@@ -105,6 +106,16 @@ impl UiStream {
 
 pub fn start(task: &str) -> Value {
     json!({ "type": "start", "messageId": task })
+}
+
+/// The beginning of a step of the answer: before its first text.
+pub fn start_step() -> Value {
+    json!({ "type": "start-step" })
+}
+
+/// A step's end: after its text's end, before `finish`.
+pub fn finish_step() -> Value {
+    json!({ "type": "finish-step" })
 }
 
 pub fn text_start() -> Value {

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{DONE, UiStream, create, delta, end, progress, start, text_end, text_start, write};
+use super::{
+    DONE, UiStream, create, delta, end, finish_step, progress, start, start_step, text_end,
+    text_start, write,
+};
 use crate::helpers::{LONG, SHORT, eventually, labelled_sum, spawn_app};
 
 /// The text the `text-delta` parts of `parts` carry.
@@ -32,7 +35,10 @@ async fn a_live_generation_is_its_exact_part_sequence() {
 
     // Act / Assert: each write shows as it is made.
     write(&app, "live", "Hel").await;
-    assert_eq!(viewer.take(2).await, [text_start(), delta("Hel")]);
+    assert_eq!(
+        viewer.take(3).await,
+        [start_step(), text_start(), delta("Hel")]
+    );
     write(&app, "live", "lo, \"wörld\"\n").await;
     assert_eq!(viewer.take(1).await, [delta("lo, \"wörld\"\n")]);
     let patched = app
@@ -56,8 +62,9 @@ async fn a_live_generation_is_its_exact_part_sequence() {
     assert_eq!(
         viewer.read_to_end(SHORT).await,
         [
-            progress(100.0, Some("writing")),
             text_end(),
+            finish_step(),
+            progress(100.0, Some("writing")),
             json!({ "type": "finish" }),
             json!(DONE),
         ]
@@ -78,9 +85,10 @@ async fn a_reconnect_mid_generation_begins_with_the_text_so_far_in_one_delta() {
 
     // Assert: one grammar-valid prefix, then live deltas only.
     assert_eq!(
-        viewer.take(4).await,
+        viewer.take(5).await,
         [
             start("mid"),
+            start_step(),
             text_start(),
             delta("Hello wor"),
             progress(0.0, None),
@@ -92,8 +100,9 @@ async fn a_reconnect_mid_generation_begins_with_the_text_so_far_in_one_delta() {
     assert_eq!(
         viewer.read_to_end(SHORT).await,
         [
-            progress(100.0, None),
             text_end(),
+            finish_step(),
+            progress(100.0, None),
             json!({ "type": "finish" }),
             json!(DONE),
         ]
@@ -166,10 +175,12 @@ async fn a_finished_task_is_its_whole_message_then_its_end() {
         parts,
         [
             start("done"),
+            start_step(),
             text_start(),
             delta("All of it."),
             progress(100.0, None),
             text_end(),
+            finish_step(),
             json!({ "type": "finish" }),
             json!(DONE),
         ]
@@ -186,10 +197,10 @@ async fn a_failure_ends_with_error_and_a_cancel_with_abort_for_every_viewer_keep
     let mut first = UiStream::open(&app, "/tasks/cancelled/ui-message-stream").await;
     write(&app, "fails", "Half").await;
     write(&app, "cancelled", "Part").await;
-    failing.take(4).await;
-    first.take(4).await;
+    failing.take(5).await;
+    first.take(5).await;
     let mut second = UiStream::open(&app, "/tasks/cancelled/ui-message-stream").await;
-    second.take(4).await;
+    second.take(5).await;
 
     // Act
     end(

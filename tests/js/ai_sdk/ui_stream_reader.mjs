@@ -24,13 +24,9 @@
 //
 // Exits 1 with the reason on stderr when the package throws.
 
-import {
-  AbstractChat,
-  DefaultChatTransport,
-  parseJsonEventStream,
-  readUIMessageStream,
-  uiMessageChunkSchema,
-} from 'ai';
+import { AbstractChat, DefaultChatTransport, readUIMessageStream } from 'ai';
+
+import { uiChunks } from './ui_chunks.mjs';
 
 const [mode, broker, id, query] = process.argv.slice(2);
 const search = query ? `?${query}` : '';
@@ -70,18 +66,7 @@ async function readTask() {
   if (!response.ok) throw new Error(`the broker answered ${response.status}`);
   const header = response.headers.get('x-vercel-ai-ui-message-stream');
   if (header !== 'v1') throw new Error(`x-vercel-ai-ui-message-stream is ${header}`);
-  const chunks = parseJsonEventStream({
-    stream: response.body,
-    schema: uiMessageChunkSchema,
-  }).pipeThrough(
-    new TransformStream({
-      transform(parsed, controller) {
-        if (!parsed.success) throw parsed.error;
-        controller.enqueue(parsed.value);
-      },
-    }),
-  );
-  return assemble(chunks);
+  return assemble(uiChunks(response.body));
 }
 
 async function reconnect() {

@@ -47,6 +47,7 @@ const client = new SseClient("/sse/events", {
   onToolCall: (call) => console.log(call.tool_call_id, call.tool_name, call.input),
   onToolResult: (answer) => console.log(answer.tool_call_id, answer.output ?? answer.error?.toUpperCase()),
   onToolApproval: (approval) => console.log(approval.tool_call_id, approval.approval_id.length),
+  onStepEnd: (step) => console.log(step.task_id, step.result?.finish_reason, step.result?.usage?.output_tokens),
   onError: (error, data) => console.log(error.message, data?.status),
 });
 const off: () => boolean = client.on<{ sha: string }>("commit", (data, event) => console.log(data.sha, event.lastEventId));
@@ -110,6 +111,8 @@ export function Answer(taskId: string | null) {
     call.state === "failed" ? `${call.name}: ${call.error ?? ""}` : `${call.name} ${call.state}`,
   );
   console.log(tools);
+  const tokens: number = generation.steps.reduce((sum, step) => sum + (step?.usage?.output_tokens ?? 0), 0);
+  console.log(tokens, generation.steps[0]?.finish_reason);
   const bar: number = Math.round(progress);
   assertType<Equals<typeof status, TaskStatus | null>>();
   assertType<Equals<TaskStatus, "pending" | "running" | "completed" | "failed" | "cancelled">>();

@@ -28,6 +28,13 @@
 //!   → `tool-output-available` or `tool-output-error`, only for a call the
 //!   stream has sent (the SDK refuses an output for a call it has not
 //!   seen, and a viewer's stream must not break on a producer's mistake);
+//! - the message's steps (one model call each, of an agent's loop):
+//!   `start-step` before the first text, reasoning or tool call of each,
+//!   `finish-step` at its end, as the SDK's own stream has them, so the
+//!   message holds its `step-start` parts and `onStepFinish` runs. A
+//!   `step_end` ends the open part; its `finish-step` waits for what comes
+//!   next, so the tools' answers that follow stay in the step that called
+//!   them (as in the SDK's stream) and the last step ends before `finish`;
 //! - `progress` → `data-progress` with the id `progress`, which the SDK
 //!   reconciles: the message holds one progress part, always the latest
 //!   (a transient part would reach `onData` only, and a viewer who
@@ -53,11 +60,14 @@
 //! disconnect it may resume from.
 
 use bytes::{BufMut, BytesMut};
-use serde::Serialize;
 use serde_json::{Value, json};
 
+mod parts;
+
+use parts::{Phase, TextPart, part};
+
 use super::ai_sdk_major::AiSdkMajor;
-use super::{AnswerEnd, TextKind, ToolFlags};
+use super::{AnswerEnd, STEP_END_EVENT_TYPE, TextKind, ToolFlags};
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
@@ -89,7 +99,19 @@ pub struct UiMessageTranslator {
     begun: [usize; 2],
     /// The tool calls sent, by id: their results may follow.
     tool_calls: Vec<String>,
+    step: StepState,
     finished: bool,
+}
+
+/// Where the message's current step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepState {
+    /// No step has begun (nothing but progress so far).
+    NotBegun,
+    Open,
+    /// A `step_end` came: `finish-step` is owed before the next step's
+    /// first part, or before `finish`.
+    Ended,
 }
 
 impl UiMessageTranslator {
@@ -104,6 +126,7 @@ impl UiMessageTranslator {
             open: None,
             begun: [0, 0],
             tool_calls: Vec::new(),
+            step: StepState::NotBegun,
             finished: false,
         }
     }
@@ -139,14 +162,20 @@ impl UiMessageTranslator {
                     return;
                 }
                 let kind = TextKind::of_event_type(event_type).expect("a kind of text");
-                self.start(out);
+                self.begin_step(out);
                 let id = self.open_part(kind, out);
-                part(out, &TextPart::new(kind, id, Step::Delta(delta)));
+                part(out, &TextPart::new(kind, id, Phase::Delta(delta)));
             }
             "tool_call" => self.tool_call(data, out),
             "tool_result" => self.tool_result(data, out),
             "tool_approval" => self.tool_approval(data, out),
+            // A step's end with no step open says nothing.
+            STEP_END_EVENT_TYPE if self.step == StepState::Open => {
+                self.end_part(out);
+                self.step = StepState::Ended;
+            }
             "complete" => {
+                self.finish_step(out);
                 if let Some(mut done) = self.progress.clone()
                     && done["progress"].as_f64() != Some(100.0)
                 {
@@ -188,6 +217,28 @@ impl UiMessageTranslator {
         }
     }
 
+    /// `start-step` before a step's first part: after the owed
+    /// `finish-step` of the step that ended, if one did.
+    fn begin_step(&mut self, out: &mut BytesMut) {
+        self.start(out);
+        match self.step {
+            StepState::Open => return,
+            StepState::Ended => part(out, &json!({ "type": "finish-step" })),
+            StepState::NotBegun => {}
+        }
+        part(out, &json!({ "type": "start-step" }));
+        self.step = StepState::Open;
+    }
+
+    /// `finish-step` for a step open or ended, its open part ended first.
+    fn finish_step(&mut self, out: &mut BytesMut) {
+        if self.step != StepState::NotBegun {
+            self.end_part(out);
+            part(out, &json!({ "type": "finish-step" }));
+            self.step = StepState::NotBegun;
+        }
+    }
+
     /// The message's progress part, replaced by each one (its `id`).
     fn progress(&mut self, out: &mut BytesMut, data: Value) {
         part(
@@ -202,7 +253,7 @@ impl UiMessageTranslator {
         let Some(id) = data["tool_call_id"].as_str() else {
             return;
         };
-        self.start(out);
+        self.begin_step(out);
         self.end_part(out);
         let mut call = json!({
             "type": "tool-input-available",
@@ -291,7 +342,7 @@ impl UiMessageTranslator {
                 1 => name.to_owned(),
                 n => format!("{name}-{n}"),
             };
-            part(out, &TextPart::new(kind, &id, Step::Start));
+            part(out, &TextPart::new(kind, &id, Phase::Start));
             self.open = Some((kind, id));
         }
         self.open.as_ref().map_or("", |(_, id)| id)
@@ -300,76 +351,24 @@ impl UiMessageTranslator {
     /// Ends the open text or reasoning part, if one is open (its text kept).
     fn end_part(&mut self, out: &mut BytesMut) {
         if let Some((kind, id)) = self.open.take() {
-            part(out, &TextPart::new(kind, &id, Step::End));
+            part(out, &TextPart::new(kind, &id, Phase::End));
         }
     }
 
-    /// The end: the open part ended (its text kept), `terminal`, `[DONE]`.
+    /// The end: the open part ended (its text kept), the owed
+    /// `finish-step` of a step that did end, `terminal`, `[DONE]`. A step
+    /// still open when the task fails or is cancelled never finished.
     fn finish(&mut self, out: &mut BytesMut, terminal: Value) {
         self.start(out);
         self.end_part(out);
+        if self.step == StepState::Ended {
+            part(out, &json!({ "type": "finish-step" }));
+            self.step = StepState::NotBegun;
+        }
         part(out, &terminal);
         out.put_slice(DONE);
         self.finished = true;
     }
-}
-
-/// A part of a text or reasoning part (`text-start`, `reasoning-delta`,
-/// …), written from borrowed fields: a token costs no JSON tree. The
-/// fields are in the order a JSON object of them is written.
-#[derive(Serialize)]
-struct TextPart<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta: Option<&'a str>,
-    id: &'a str,
-    #[serde(rename = "type")]
-    part_type: &'static str,
-}
-
-/// Where a part is in its text or reasoning part.
-#[derive(Clone, Copy)]
-enum Step<'a> {
-    Start,
-    Delta(&'a str),
-    End,
-}
-
-impl<'a> TextPart<'a> {
-    /// The protocol's name for the parts of a kind of text.
-    fn name(kind: TextKind) -> &'static str {
-        match kind {
-            TextKind::Answer => "text",
-            TextKind::Reasoning => "reasoning",
-        }
-    }
-
-    fn new(kind: TextKind, id: &'a str, step: Step<'a>) -> Self {
-        let part_type = match (kind, step) {
-            (TextKind::Answer, Step::Start) => "text-start",
-            (TextKind::Answer, Step::Delta(_)) => "text-delta",
-            (TextKind::Answer, Step::End) => "text-end",
-            (TextKind::Reasoning, Step::Start) => "reasoning-start",
-            (TextKind::Reasoning, Step::Delta(_)) => "reasoning-delta",
-            (TextKind::Reasoning, Step::End) => "reasoning-end",
-        };
-        let delta = match step {
-            Step::Delta(delta) => Some(delta),
-            Step::Start | Step::End => None,
-        };
-        Self {
-            delta,
-            id,
-            part_type,
-        }
-    }
-}
-
-/// One part as one SSE event: compact JSON (no raw line break) on one
-/// `data:` line.
-fn part(out: &mut BytesMut, part: &impl Serialize) {
-    out.put_slice(b"data: ");
-    serde_json::to_writer(out.writer(), part).expect("a JSON value serializes");
-    out.put_slice(b"\n\n");
 }
 
 #[cfg(test)]
@@ -457,6 +456,7 @@ mod tests {
             parts,
             [
                 json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "start-step" }),
                 json!({ "type": "text-start", "id": "text" }),
                 json!({ "type": "text-delta", "id": "text", "delta": "Looking." }),
                 json!({ "type": "text-end", "id": "text" }),
@@ -466,6 +466,7 @@ mod tests {
                 json!({ "type": "text-start", "id": "text-2" }),
                 json!({ "type": "text-delta", "id": "text-2", "delta": "Cold." }),
                 json!({ "type": "text-end", "id": "text-2" }),
+                json!({ "type": "finish-step" }),
                 json!({ "type": "finish" }),
                 json!("[DONE]"),
             ]
@@ -498,7 +499,7 @@ mod tests {
         ]);
 
         assert_eq!(
-            parts[1..],
+            parts[2..],
             [
                 json!({ "type": "tool-input-available", "toolCallId": "ws", "toolName": "web_search", "input": {}, "providerExecuted": true }),
                 json!({ "type": "tool-output-available", "toolCallId": "ws", "output": 1, "providerExecuted": true }),
@@ -532,7 +533,7 @@ mod tests {
         ];
         let v7 = parts_for(AiSdkMajor::parse("7").unwrap(), &events);
         assert_eq!(
-            v7[2..],
+            v7[3..],
             [
                 json!({ "type": "tool-approval-request", "approvalId": "a1", "toolCallId": "d" }),
                 json!({ "type": "tool-output-denied", "toolCallId": "d" }),
@@ -540,7 +541,7 @@ mod tests {
         );
         let v5 = parts_for(AiSdkMajor::OLDEST, &events);
         assert_eq!(
-            v5[2..],
+            v5[3..],
             [json!({ "type": "tool-output-error", "toolCallId": "d", "errorText": DENIED })]
         );
     }
@@ -561,6 +562,7 @@ mod tests {
             parts,
             [
                 json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "start-step" }),
                 json!({ "type": "reasoning-start", "id": "reasoning" }),
                 json!({ "type": "reasoning-delta", "id": "reasoning", "delta": "Let me " }),
                 json!({ "type": "reasoning-delta", "id": "reasoning", "delta": "think." }),
@@ -597,13 +599,15 @@ mod tests {
             [
                 json!({ "type": "start", "messageId": "t1" }),
                 json!({ "type": "data-progress", "id": "progress", "data": { "progress": 0.0, "stage": "writing", "message": null } }),
+                json!({ "type": "start-step" }),
                 json!({ "type": "text-start", "id": "text" }),
                 json!({ "type": "text-delta", "id": "text", "delta": "Hel" }),
                 json!(": heartbeat"),
                 json!({ "type": "text-delta", "id": "text", "delta": "lo\n" }),
                 json!({ "type": "data-progress", "id": "progress", "data": { "progress": 50.0, "stage": "writing", "message": null } }),
-                json!({ "type": "data-progress", "id": "progress", "data": { "progress": 100.0, "stage": "writing", "message": null } }),
                 json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "finish-step" }),
+                json!({ "type": "data-progress", "id": "progress", "data": { "progress": 100.0, "stage": "writing", "message": null } }),
                 json!({ "type": "finish" }),
                 json!("[DONE]"),
             ]
@@ -659,7 +663,7 @@ mod tests {
         ]);
 
         assert_eq!(
-            &cancelled[3..],
+            &cancelled[4..],
             [
                 json!({ "type": "text-end", "id": "text" }),
                 json!({ "type": "abort" }),
@@ -697,6 +701,95 @@ mod tests {
     }
 
     #[test]
+    fn each_step_is_between_its_start_and_finish_and_tool_answers_stay_in_the_step_that_called() {
+        let call = json!({ "tool_call_id": "c1", "tool_name": "weather", "input": {} });
+        let answer = json!({ "tool_call_id": "c1", "output": 1 });
+        let step_end = json!({ "task_id": "t1", "result": { "finish_reason": "tool-calls" } });
+        let stepped = parts(&[
+            ("connected", json!({})),
+            ("text", json!({ "delta": "Looking." })),
+            ("tool_call", call),
+            (STEP_END_EVENT_TYPE, step_end.clone()),
+            // The tool ran after the model's call ended: still its step.
+            ("tool_result", answer),
+            ("progress", progress(50.0)),
+            ("text", json!({ "delta": "Cold." })),
+            (STEP_END_EVENT_TYPE, step_end.clone()),
+            // A step's end with no step open says nothing.
+            (STEP_END_EVENT_TYPE, step_end),
+            ("complete", json!({ "status": "completed" })),
+        ]);
+
+        let kinds: Vec<_> = stepped
+            .iter()
+            .map(|part| part["type"].as_str().unwrap_or("[DONE]").to_owned())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start",
+                "start-step",
+                "text-start",
+                "text-delta",
+                "text-end",
+                "tool-input-available",
+                "tool-output-available",
+                "data-progress",
+                "finish-step",
+                "start-step",
+                "text-start",
+                "text-delta",
+                "text-end",
+                "finish-step",
+                "data-progress",
+                "finish",
+                "[DONE]",
+            ]
+        );
+        // A failure after a step's end still owes that step its end.
+        let after_step = parts(&[
+            ("text", json!({ "delta": "Hal" })),
+            (STEP_END_EVENT_TYPE, json!({ "result": null })),
+            (
+                "error",
+                json!({ "status": "failed", "error": "overloaded" }),
+            ),
+        ]);
+        let kinds: Vec<_> = after_step.iter().map(|p| p["type"].clone()).collect();
+        assert_eq!(
+            kinds[4..],
+            [
+                json!("text-end"),
+                json!("finish-step"),
+                json!("error"),
+                json!(null)
+            ]
+        );
+        // A failure mid-step ends the open text, with no finish-step (the
+        // step never finished).
+        let failed = parts(&[
+            ("text", json!({ "delta": "Hal" })),
+            (
+                "error",
+                json!({ "status": "failed", "error": "overloaded" }),
+            ),
+        ]);
+        let kinds: Vec<_> = failed.iter().map(|p| p["type"].clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                json!("start"),
+                json!("start-step"),
+                json!("text-start"),
+                json!("text-delta"),
+                json!("text-end"),
+                json!("error"),
+                json!(null),
+            ]
+        );
+    }
+
+    #[test]
     fn a_stream_cut_by_the_broker_has_no_terminal_part() {
         let parts = parts(&[
             ("connected", json!({})),
@@ -704,7 +797,7 @@ mod tests {
             ("shutdown", json!({ "reason": "server_shutdown" })),
         ]);
 
-        assert_eq!(parts.len(), 3, "{parts:?}");
+        assert_eq!(parts.len(), 4, "{parts:?}");
         assert!(!parts.contains(&json!("[DONE]")));
     }
 }

@@ -1,0 +1,94 @@
+//! An agent's steps read by the real `ai` package: the SDK's own
+//! `streamText` runs a two-step agent (a mock model that reasons, calls a
+//! tool, then answers with its output; `tests/js/ai_sdk/agent_stream.mjs`),
+//! its `toUIMessageStreamResponse()` body is piped into the broker as an
+//! app would, and what `readUIMessageStream` assembles from the broker's UI
+//! message stream, live and late, must be the message the SDK assembles
+//! from its own stream: the same parts in the same steps (`step-start`),
+//! the tool's answer in the step that called it.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::{ai_sdk::Reader, create};
+use crate::helpers::spawn_app;
+
+/// The SDK's own agent: its UI message stream's body, and the message the
+/// SDK assembles from it.
+fn sdk_agent() -> (String, Value) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/ai_sdk/agent_stream.mjs");
+    let output = Command::new("node")
+        .arg(script)
+        .output()
+        .expect("node runs (Debian's nodejs; .ci/test.sh installs it)");
+    assert!(
+        output.status.success(),
+        "the SDK's agent failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    let body = printed["body"].as_str().expect("the body").to_owned();
+    (body, printed["message"].clone())
+}
+
+/// A message's parts with what is only one stream's own left out: the ids
+/// of reasoning parts (each stream numbers its parts its own way) and the
+/// broker's progress part (every task has a progress, which the broker's
+/// stream carries as a `data-progress` part; the SDK's stream has none).
+fn parts(message: &Value) -> Vec<Value> {
+    let mut parts = message["parts"].as_array().expect("parts").clone();
+    parts.retain(|part| part["type"] != "data-progress");
+    for part in &mut parts {
+        if part["type"] == "reasoning" {
+            part.as_object_mut().expect("an object").remove("id");
+        }
+    }
+    parts
+}
+
+#[actix_web::test]
+async fn the_sdks_own_agent_piped_in_reads_back_as_the_sdks_own_message_live_and_late() {
+    // Arrange: the SDK's agent, and a reader following the task before it
+    // starts.
+    let (body, sdk_message) = sdk_agent();
+    let steps = parts(&sdk_message)
+        .iter()
+        .filter(|part| part["type"] == "step-start")
+        .count();
+    assert_eq!(
+        steps, 2,
+        "the SDK's own message has two steps: {sdk_message}"
+    );
+    let app = spawn_app().await;
+    create(&app, "agent-gen", Some("chat-agent")).await;
+    let mut live = Reader::start_with(&app, "task", "agent-gen", &["ai_sdk=7"]);
+    live.until_snapshot(|_| true).await;
+
+    // Act: the app pipes the SDK's response body into the broker.
+    let answer = app
+        .api_client
+        .post(app.url("/tasks/agent-gen/stream"))
+        .header("Content-Type", "text/event-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    assert_eq!(answer["step_ends"], 2, "{answer}");
+    assert_eq!(answer["tool_calls"], 1, "{answer}");
+    assert_eq!(answer["tool_results"], 1, "{answer}");
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+
+    // Assert: live and late, the SDK's own parts.
+    let live = live.finish().await;
+    assert_eq!(live["errors"], json!([]), "{live}");
+    assert_eq!(parts(&live["message"]), parts(&sdk_message), "live");
+    let late = Reader::start_with(&app, "task", "agent-gen", &["ai_sdk=7"])
+        .finish()
+        .await;
+    assert_eq!(late["errors"], json!([]), "{late}");
+    assert_eq!(parts(&late["message"]), parts(&sdk_message), "late");
+}
