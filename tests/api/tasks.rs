@@ -478,6 +478,7 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
             "error",
             "progress",
             "reasoning",
+            "step_end",
             "text",
             "tool_approval",
             "tool_call",

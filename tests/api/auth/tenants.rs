@@ -181,6 +181,7 @@ async fn generic_publish_cannot_write_into_a_task() {
         "tool_call",
         "tool_result",
         "tool_approval",
+        "step_end",
     ] {
         let direct = post_as(
             &app,
