@@ -107,18 +107,6 @@ impl Instruction {
         Self::Delta(Delta::reasoning(text, None))
     }
 
-    /// This instruction as an upload under `ends` applies it: under
-    /// `?ends=step` a stream's end marker ends a step, not the task, and
-    /// nothing when `step_just_ended` (the AI SDK's `finish-step` before
-    /// its `finish`).
-    pub fn under(self, ends: UploadEnds, step_just_ended: bool) -> Self {
-        match self {
-            Self::Complete { .. } if ends == UploadEnds::Step && step_just_ended => Self::Nothing,
-            Self::Complete { result } if ends == UploadEnds::Step => Self::StepEnd { result },
-            other => other,
-        }
-    }
-
     /// Whether this ends the task (completes, fails or cancels it).
     pub fn ends_task(&self) -> bool {
         matches!(
@@ -315,7 +303,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_step_end_line_is_kept_and_a_streams_end_ends_a_step_under_ends_step() {
+    fn a_step_end_line_is_read_with_its_result_or_none() {
         assert_eq!(
             ndjson_line(r#"{"step_end": {}}"#),
             Ok(Instruction::StepEnd { result: None })
@@ -324,29 +312,9 @@ mod tests {
         assert_eq!(
             ndjson_line(r#"{"step_end": {"result": {"finish_reason": "tool-calls"}}}"#),
             Ok(Instruction::StepEnd {
-                result: Some(reason.clone())
+                result: Some(reason)
             })
         );
-        let complete = || Instruction::Complete {
-            result: Some(reason.clone()),
-        };
-        // By default a stream's end completes the task.
-        assert_eq!(complete().under(UploadEnds::Task, false), complete());
-        assert_eq!(complete().under(UploadEnds::Task, true), complete());
-        // Under `?ends=step` it ends a step, unless one just ended.
-        assert_eq!(
-            complete().under(UploadEnds::Step, false),
-            Instruction::StepEnd {
-                result: Some(reason.clone())
-            }
-        );
-        assert_eq!(
-            complete().under(UploadEnds::Step, true),
-            Instruction::Nothing
-        );
-        // Anything else is as it was: a failure still fails the task.
-        let fail = Instruction::Fail { error: "x".into() };
-        assert_eq!(fail.clone().under(UploadEnds::Step, false), fail);
     }
 
     #[test]

@@ -25,4 +25,5 @@ mod upload_counts;
 mod upload_error;
 mod upload_halves;
 mod upload_reader;
+mod upload_steps;
 pub mod uploads;

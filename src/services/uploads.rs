@@ -35,6 +35,7 @@ use super::{
     upload_counts::{Counted, counted_tool},
     upload_error::{at_line, outcome},
     upload_reader::Reader,
+    upload_steps::StepEnds,
 };
 pub use super::{upload_error::UploadError, upload_reader::ReadError};
 use crate::{
@@ -183,9 +184,7 @@ impl TaskService {
         // before that line is written, so the watch below does not take the
         // task's end for someone else's.
         let ended = AtomicBool::new(false);
-        // The last instruction applied ended a step: a stream's end marker
-        // right after its own `finish-step` ends nothing more.
-        let mut step_just_ended = false;
+        let mut step_ends = StepEnds::new(ends);
         // The end of the coalescing window the last write opened.
         let mut window_end: Option<tokio::time::Instant> = None;
         // One cancel watch and one idle timer for the whole upload, not a
@@ -246,11 +245,7 @@ impl TaskService {
             // The line of the first delta `text` holds: a refused write of
             // them is named by it.
             let mut text_from = 0;
-            for (line, instruction) in instructions {
-                let instruction = instruction.under(ends, step_just_ended);
-                if !matches!(instruction, Instruction::Nothing) {
-                    step_just_ended = matches!(instruction, Instruction::StepEnd { .. });
-                }
+            for (line, instruction) in step_ends.apply(instructions) {
                 match instruction {
                     Instruction::Delta(delta) => {
                         if text.is_empty() {

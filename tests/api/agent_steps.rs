@@ -260,7 +260,8 @@ async fn each_providers_end_under_ends_step_ends_a_step_after_its_calls_and_leav
 }
 
 #[actix_web::test]
-async fn an_ai_sdk_stream_keeps_its_own_steps_and_its_finish_ends_no_step_twice() {
+async fn an_ai_sdk_stream_keeps_its_own_steps_and_its_finish_gives_the_last_its_reason_ending_no_step_twice()
+ {
     // Arrange: two steps as the SDK writes them, each closed by its own
     // `finish-step`, then `finish`.
     let app = spawn_app().await;
@@ -310,6 +311,14 @@ async fn an_ai_sdk_stream_keeps_its_own_steps_and_its_finish_ends_no_step_twice(
             expected.push("complete");
         }
         assert_eq!(kinds, expected, "{id}");
+        // `finish-step` says no reason; the `finish` right after the last
+        // one does, and that step keeps it.
+        let reasons: Vec<_> = events
+            .iter()
+            .filter(|e| e.is("step_end"))
+            .map(|e| e.json()["result"]["finish_reason"].clone())
+            .collect();
+        assert_eq!(reasons, [Value::Null, json!("stop")], "{id}");
     }
 }
 

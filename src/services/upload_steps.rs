@@ -1,0 +1,159 @@
+//! The ends of an upload's steps (one model call each, of an agent's
+//! answer): what a stream's end marker ends under `?ends=step`, and the
+//! reason a step's end keeps.
+
+use super::generation_input::{Instruction, UploadEnds};
+
+/// Applies an upload's `ends` to what it reads, one read at a time.
+#[derive(Debug)]
+pub(super) struct StepEnds {
+    ends: UploadEnds,
+    /// The last instruction applied ended a step.
+    just_ended: bool,
+}
+
+impl StepEnds {
+    pub fn new(ends: UploadEnds) -> Self {
+        Self {
+            ends,
+            just_ended: false,
+        }
+    }
+
+    /// One read's instructions as the upload applies them, in order, with
+    /// what asks nothing left out:
+    ///
+    /// - under `?ends=step` the stream's end marker ends a step, not the
+    ///   task, and nothing more when the stream's own step end (the AI SDK's
+    ///   `finish-step`) just ended it;
+    /// - a step's end that says no result takes the result of the end
+    ///   marker right after it in the same read (why the call stopped, the
+    ///   tokens it took: the AI SDK says them on `finish`, never on
+    ///   `finish-step`), whatever `ends` says.
+    pub fn apply(&mut self, read: Vec<(u64, Instruction)>) -> Vec<(u64, Instruction)> {
+        let mut applied: Vec<(u64, Instruction)> = Vec::with_capacity(read.len());
+        for (line, instruction) in read {
+            let instruction = match instruction {
+                Instruction::Nothing => continue,
+                Instruction::Complete { result } if self.just_ended => {
+                    if let Some((_, Instruction::StepEnd { result: step })) = applied.last_mut()
+                        && step.is_none()
+                    {
+                        step.clone_from(&result);
+                    }
+                    match self.ends {
+                        UploadEnds::Step => continue,
+                        UploadEnds::Task => Instruction::Complete { result },
+                    }
+                }
+                Instruction::Complete { result } if self.ends == UploadEnds::Step => {
+                    Instruction::StepEnd { result }
+                }
+                other => other,
+            };
+            self.just_ended = matches!(instruction, Instruction::StepEnd { .. });
+            applied.push((line, instruction));
+        }
+        applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn complete() -> Instruction {
+        Instruction::Complete {
+            result: Some(json!({ "finish_reason": "tool-calls" })),
+        }
+    }
+
+    fn step_end(result: Option<serde_json::Value>) -> Instruction {
+        Instruction::StepEnd { result }
+    }
+
+    fn numbered(instructions: Vec<Instruction>) -> Vec<(u64, Instruction)> {
+        (1..).zip(instructions).collect()
+    }
+
+    fn applied(ends: UploadEnds, reads: Vec<Vec<Instruction>>) -> Vec<Instruction> {
+        let mut steps = StepEnds::new(ends);
+        reads
+            .into_iter()
+            .flat_map(|read| steps.apply(numbered(read)))
+            .map(|(_, instruction)| instruction)
+            .collect()
+    }
+
+    #[test]
+    fn by_default_a_streams_end_completes_the_task() {
+        let text = Instruction::answer("Hi");
+        assert_eq!(
+            applied(UploadEnds::Task, vec![vec![text.clone(), complete()]]),
+            [text, complete()]
+        );
+    }
+
+    #[test]
+    fn under_ends_step_a_streams_end_ends_a_step_and_a_failure_still_fails() {
+        let fail = Instruction::Fail { error: "x".into() };
+        assert_eq!(
+            applied(
+                UploadEnds::Step,
+                vec![vec![complete()], vec![Instruction::Nothing, fail.clone()]]
+            ),
+            [
+                step_end(Some(json!({ "finish_reason": "tool-calls" }))),
+                fail
+            ]
+        );
+    }
+
+    #[test]
+    fn the_end_marker_after_a_finish_step_gives_that_step_its_reason_and_ends_nothing_more() {
+        let reason = Some(json!({ "finish_reason": "tool-calls" }));
+        // The AI SDK's `finish-step`, `finish` (with its reason), `[DONE]`.
+        let sdk = vec![step_end(None), Instruction::Nothing, complete()];
+        assert_eq!(
+            applied(UploadEnds::Step, vec![sdk.clone()]),
+            [step_end(reason.clone())]
+        );
+        assert_eq!(
+            applied(UploadEnds::Task, vec![sdk]),
+            [step_end(reason), complete()]
+        );
+        // A step end that says its own result keeps it.
+        let own = Some(json!({ "finish_reason": "stop" }));
+        assert_eq!(
+            applied(
+                UploadEnds::Task,
+                vec![vec![step_end(own.clone()), complete()]]
+            ),
+            [step_end(own), complete()]
+        );
+        // Read apart, the step's end is already applied: the end marker
+        // still ends nothing more.
+        assert_eq!(
+            applied(
+                UploadEnds::Step,
+                vec![vec![step_end(None)], vec![complete()]]
+            ),
+            [step_end(None)]
+        );
+        // Something between them: the end marker ends a step of its own.
+        let text = Instruction::answer("more");
+        assert_eq!(
+            applied(
+                UploadEnds::Step,
+                vec![vec![step_end(None), text.clone(), complete()]]
+            ),
+            [
+                step_end(None),
+                text,
+                step_end(Some(json!({ "finish_reason": "tool-calls" })))
+            ]
+        );
+    }
+}
