@@ -30,13 +30,17 @@ impl StepEnds {
     ///   marker right after it in the same read (why the call stopped, the
     ///   tokens it took: the AI SDK says them on `finish`, never on
     ///   `finish-step`), whatever `ends` says.
-    pub fn apply(&mut self, read: Vec<(u64, Instruction)>) -> Vec<(u64, Instruction)> {
-        let mut applied: Vec<(u64, Instruction)> = Vec::with_capacity(read.len());
-        for (line, instruction) in read {
+    ///
+    /// In place: a token's read allocates nothing here.
+    pub fn apply(&mut self, read: &mut Vec<(u64, Instruction)>) {
+        let mut kept: usize = 0;
+        for next in 0..read.len() {
+            let (line, instruction) = std::mem::replace(&mut read[next], (0, Instruction::Nothing));
             let instruction = match instruction {
                 Instruction::Nothing => continue,
                 Instruction::Complete { result } if self.just_ended => {
-                    if let Some((_, Instruction::StepEnd { result: step })) = applied.last_mut()
+                    if let Some((_, Instruction::StepEnd { result: step })) =
+                        kept.checked_sub(1).map(|last| &mut read[last])
                         && step.is_none()
                     {
                         step.clone_from(&result);
@@ -52,9 +56,10 @@ impl StepEnds {
                 other => other,
             };
             self.just_ended = matches!(instruction, Instruction::StepEnd { .. });
-            applied.push((line, instruction));
+            read[kept] = (line, instruction);
+            kept += 1;
         }
-        applied
+        read.truncate(kept);
     }
 }
 
@@ -82,7 +87,11 @@ mod tests {
         let mut steps = StepEnds::new(ends);
         reads
             .into_iter()
-            .flat_map(|read| steps.apply(numbered(read)))
+            .flat_map(|read| {
+                let mut read = numbered(read);
+                steps.apply(&mut read);
+                read
+            })
             .map(|(_, instruction)| instruction)
             .collect()
     }

@@ -245,7 +245,8 @@ impl TaskService {
             // The line of the first delta `text` holds: a refused write of
             // them is named by it.
             let mut text_from = 0;
-            for (line, instruction) in step_ends.apply(instructions) {
+            step_ends.apply(&mut instructions);
+            for (line, instruction) in instructions {
                 match instruction {
                     Instruction::Delta(delta) => {
                         if text.is_empty() {
