@@ -2,6 +2,8 @@
 //! answer): what a stream's end marker ends under `?ends=step`, and the
 //! reason a step's end keeps.
 
+use serde_json::Value;
+
 use super::generation_input::{Instruction, UploadEnds};
 
 /// Applies an upload's `ends` to what it reads, one read at a time.
@@ -26,10 +28,13 @@ impl StepEnds {
     /// - under `?ends=step` the stream's end marker ends a step, not the
     ///   task, and nothing more when the stream's own step end (the AI SDK's
     ///   `finish-step`) just ended it;
-    /// - a step's end that says no result takes the result of the end
-    ///   marker right after it in the same read (why the call stopped, the
-    ///   tokens it took: the AI SDK says them on `finish`, never on
-    ///   `finish-step`), whatever `ends` says.
+    /// - a step's end that says no result takes the end marker's right
+    ///   after it in the same read (the AI SDK says why a call stopped on
+    ///   `finish`, never on `finish-step`): all of it when the marker ends
+    ///   nothing more (`?ends=step`), and without its `usage` when the
+    ///   marker completes the task, so that the tokens a step took are
+    ///   said once, by the step's end or by the completion, and a sum of
+    ///   them all is the answer's.
     ///
     /// In place: a token's read allocates nothing here.
     pub fn apply(&mut self, read: &mut Vec<(u64, Instruction)>) {
@@ -44,6 +49,11 @@ impl StepEnds {
                         && step.is_none()
                     {
                         step.clone_from(&result);
+                        if self.ends == UploadEnds::Task
+                            && let Some(Value::Object(said)) = step
+                        {
+                            said.remove("usage");
+                        }
                     }
                     match self.ends {
                         UploadEnds::Step => continue,
@@ -132,6 +142,27 @@ mod tests {
         assert_eq!(
             applied(UploadEnds::Task, vec![sdk]),
             [step_end(reason), complete()]
+        );
+        // Completing the task, the marker keeps the tokens: each is said
+        // once.
+        let with_usage = Instruction::Complete {
+            result: Some(json!({ "finish_reason": "stop", "usage": { "output_tokens": 7 } })),
+        };
+        assert_eq!(
+            applied(
+                UploadEnds::Task,
+                vec![vec![step_end(None), with_usage.clone()]]
+            ),
+            [
+                step_end(Some(json!({ "finish_reason": "stop" }))),
+                with_usage.clone()
+            ]
+        );
+        assert_eq!(
+            applied(UploadEnds::Step, vec![vec![step_end(None), with_usage]]),
+            [step_end(Some(
+                json!({ "finish_reason": "stop", "usage": { "output_tokens": 7 } })
+            ))]
         );
         // A step end that says its own result keeps it.
         let own = Some(json!({ "finish_reason": "stop" }));

@@ -203,13 +203,18 @@ async fn an_agents_model_calls_uploaded_with_ends_step_are_one_answer_in_steps_l
         assert_eq!(after, expected[before..], "resumed after {id}");
     }
 
-    // Counted by why each step stopped.
+    // Counted by why each step stopped; each step's tokens counted once.
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
     let labels = [("finish_reason", "tool-calls")];
     assert_eq!(
         labelled_sum(&metrics, "sse_task_step_ends_total", &labels),
         1.0
     );
+    for (direction, tokens) in [("input", 20.0 + 35.0), ("output", 9.0 + 7.0)] {
+        let labels = [("direction", direction)];
+        let counted = labelled_sum(&metrics, "sse_task_tokens_total", &labels);
+        assert_eq!(counted, tokens, "{direction}");
+    }
 }
 
 #[actix_web::test]

@@ -252,8 +252,9 @@ impl Metrics {
                     .build(),
                 task_tokens: counter(
                     "sse.task.tokens",
-                    "Tokens the model providers counted for completed tasks, as their results \
-                     say (usage.input_tokens, usage.output_tokens), by direction",
+                    "Tokens the model providers counted for completed tasks and the ended steps \
+                     of agents' answers, as their results say (usage.input_tokens, \
+                     usage.output_tokens), by direction",
                 ),
                 task_finishes: counter(
                     "sse.task.finishes",

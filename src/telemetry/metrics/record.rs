@@ -178,12 +178,14 @@ impl Metrics {
     }
 
     /// One step of a multi-step answer ended; `end`: why it stopped, as
-    /// the step's result says it.
+    /// the step's result says it. Its tokens count with the completions' (`sse.task.tokens`): a
+    /// step's are said once, by its end or by the task's completion.
     pub fn record_step_end(&self, end: &AnswerEnd) {
         let label = end.reason.map_or(UNSAID_FINISH_REASON, FinishReason::label);
         self.inner
             .task_step_ends
             .add(1, &[KeyValue::new("finish_reason", label)]);
+        self.record_tokens(end);
     }
 
     /// A task completed; `end`: why its answer stopped and the tokens it
@@ -193,6 +195,11 @@ impl Metrics {
         self.inner
             .task_finishes
             .add(1, &[KeyValue::new("finish_reason", label)]);
+        self.record_tokens(end);
+    }
+
+    /// The tokens an answer's end says it took, by direction.
+    fn record_tokens(&self, end: &AnswerEnd) {
         let usage = end.usage.unwrap_or_default();
         for (direction, tokens) in [
             ("input", usage.input_tokens),
