@@ -210,7 +210,20 @@ impl TaskService {
                     ..
                 }
         );
+        // Metered once written, from what the producer said of the step.
+        let step_end = match &change {
+            TaskChange::StepEnd { result } => Some(
+                result
+                    .as_ref()
+                    .map(AnswerEnd::in_result)
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
         let written = self.write(task_id, Writing::Change(change), access).await?;
+        if let Some(end) = step_end {
+            self.metrics.record_step_end(&end);
+        }
         if completes {
             let result = written.task.result.as_ref();
             let end = result.map(AnswerEnd::in_result).unwrap_or_default();

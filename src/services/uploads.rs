@@ -269,15 +269,7 @@ impl TaskService {
                             ended.store(true, Ordering::Relaxed);
                         }
                         let tool = counted_tool(&change);
-                        let step_end = match &change {
-                            Instruction::StepEnd { result } => Some(
-                                result
-                                    .as_ref()
-                                    .map(AnswerEnd::in_result)
-                                    .unwrap_or_default(),
-                            ),
-                            _ => None,
-                        };
+                        let step_end = matches!(change, Instruction::StepEnd { .. });
                         self.change(&task_id, change.into_change())
                             .await
                             .map_err(|error| at_line(line, error))?;
@@ -285,10 +277,7 @@ impl TaskService {
                             self.metrics.record_tool_event(tool);
                             counted += Counted::of_tool(tool);
                         }
-                        if let Some(end) = step_end {
-                            self.metrics.record_step_end(&end);
-                            counted.step_ends += 1;
-                        }
+                        counted.step_ends += u64::from(step_end);
                     }
                 }
             }

@@ -404,6 +404,13 @@ async fn the_demo_model_thinks_calls_a_tool_then_answers_in_a_second_step() {
     assert_eq!(order, kinds);
     let step_end = seen.iter().find(|e| e.is("step_end")).expect("a step");
     assert_eq!(step_end.json()["result"]["finish_reason"], "tool-calls");
+    // Metered as any step's end, though no upload wrote it.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let labels = [("finish_reason", "tool-calls")];
+    assert_eq!(
+        labelled_sum(&metrics, "sse_task_step_ends_total", &labels),
+        1.0
+    );
     let call = calls(&seen);
     assert_eq!(call.len(), 1, "{call:?}");
     assert_eq!(call[0].1, "search_docs");
