@@ -5,6 +5,7 @@
 //! those one after another. A single binary links once and runs every test
 //! on the harness's thread pool. The shared helpers live in `helpers/`.
 
+mod agent_producer;
 mod agent_steps;
 mod assets;
 mod auth;

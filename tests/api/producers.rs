@@ -40,7 +40,9 @@ async fn provider(tokens: Vec<String>, gap: Duration) -> (String, mpsc::Unbounde
     (base_url, served)
 }
 
-async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -> Served {
+/// Reads one HTTP request with a JSON body off `socket`: the body, and the
+/// socket to answer on.
+pub(crate) async fn json_request(socket: TcpStream) -> (serde_json::Value, TcpStream) {
     let mut reader = BufReader::new(socket);
     let mut content_length = 0;
     loop {
@@ -55,9 +57,13 @@ async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -
     }
     let mut request = vec![0; content_length];
     reader.read_exact(&mut request).await.expect("the request");
-    let request: serde_json::Value = serde_json::from_slice(&request).expect("JSON");
+    let request = serde_json::from_slice(&request).expect("JSON");
+    (request, reader.into_inner())
+}
+
+async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -> Served {
+    let (request, mut socket) = json_request(socket).await;
     assert_eq!(request["stream"], true, "the producer asks for a stream");
-    let mut socket = reader.into_inner();
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
                 transfer-encoding: chunked\r\n\r\n";
     if socket.write_all(head.as_bytes()).await.is_err() {
