@@ -177,6 +177,16 @@ impl TaskService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
         let task = self.visible(principal, task_id).await?;
+        // A task already over refuses the upload at once, its body unread,
+        // as any write to it is refused: named by no line, whichever came
+        // first of the body's first line and the task's end watch.
+        match task.status {
+            TaskStatus::Cancelled => return Err(TaskWriteError::Task(TaskError::Cancelled).into()),
+            ended @ (TaskStatus::Completed | TaskStatus::Failed) => {
+                return Err(TaskWriteError::Task(TaskError::Finished(ended)).into());
+            }
+            TaskStatus::Pending | TaskStatus::Running => {}
+        }
         let task_id = task.task_id;
         let mut upload = self.open_upload(&task_id).await;
         let mut counted = Counted::default();

@@ -70,6 +70,47 @@ async fn a_task_completed_by_another_call_answers_its_open_upload_at_once() {
 }
 
 #[actix_web::test]
+async fn an_upload_to_a_task_already_over_is_refused_at_once_and_the_same_every_time() {
+    let app = spawn_app().await;
+    for (end, body, code, message) in [
+        (
+            "complete",
+            json!({}),
+            "task_finished",
+            "the task is already completed; it accepts no more writes",
+        ),
+        (
+            "fail",
+            json!({ "error": "x" }),
+            "task_finished",
+            "the task is already failed; it accepts no more writes",
+        ),
+        (
+            "cancel",
+            json!({}),
+            "task_cancelled",
+            "the task was cancelled; stop producing",
+        ),
+    ] {
+        // Arrange: the task ended before the upload.
+        let id = format!("over-{end}");
+        create(&app, &id).await;
+        let ended = app.post_json(&format!("/tasks/{id}/{end}"), &body).await;
+        assert_eq!(ended.status().as_u16(), 200, "{end}");
+
+        for attempt in 0..5 {
+            // Act: an upload whose body has not even begun.
+            let upload = Upload::start(&app, &id, "application/x-ndjson");
+            let answer = answered_at_once(upload).await;
+
+            // Assert: refused before any line, in the same words each time.
+            let refused = assert_error(answer, 409, code).await;
+            assert_eq!(refused["error"]["message"], message, "{end} #{attempt}");
+        }
+    }
+}
+
+#[actix_web::test]
 async fn a_task_failed_by_the_orphan_timeout_answers_its_open_upload_at_once() {
     // Arrange: a 1 s orphan timeout; an upload that keeps its connection
     // open but sends nothing (within the 30 s read timeout).
