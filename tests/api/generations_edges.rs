@@ -34,6 +34,23 @@ async fn answered_at_once(upload: Upload) -> reqwest::Response {
     answer
 }
 
+/// The broker's whole answer on `socket` (head and a JSON body), read
+/// while the request's body is still open.
+async fn read_answer(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buffer = [0; 4096];
+    while !String::from_utf8_lossy(&answer).trim_end().ends_with("}}") {
+        let read = tokio::time::timeout(SHORT, socket.read(&mut buffer))
+            .await
+            .expect("answered while the body is still open")
+            .expect("a read");
+        assert!(read > 0, "closed before a whole answer: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8(answer).expect("UTF-8")
+}
+
 #[actix_web::test]
 async fn a_task_completed_by_another_call_answers_its_open_upload_at_once() {
     // Arrange: an upload open and streaming.
@@ -99,12 +116,20 @@ async fn an_upload_to_a_task_already_over_is_refused_at_once_and_the_same_every_
         assert_eq!(ended.status().as_u16(), 200, "{end}");
 
         for attempt in 0..5 {
-            // Act: an upload whose body has not even begun.
-            let upload = Upload::start(&app, &id, "application/x-ndjson");
-            let answer = answered_at_once(upload).await;
+            // Act: an upload whose first line comes with its head, its body
+            // left open.
+            let lines = "{\"delta\": \"late\"}\n{\"step_end\": {}}\n";
+            let mut socket = upload_unended(&app, &id, "application/x-ndjson", lines).await;
+            let answer = read_answer(&mut socket).await;
 
             // Assert: refused before any line, in the same words each time.
-            let refused = assert_error(answer, 409, code).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 409"),
+                "{end} #{attempt}: {answer}"
+            );
+            let json = &answer[answer.find('{').expect("a JSON body")..];
+            let refused: Value = serde_json::from_str(json).expect("a JSON error");
+            assert_eq!(refused["error"]["code"], code, "{end} #{attempt}");
             assert_eq!(refused["error"]["message"], message, "{end} #{attempt}");
         }
     }
