@@ -12,6 +12,8 @@ pub(super) struct StepEnds {
     ends: UploadEnds,
     /// The last instruction applied ended a step.
     just_ended: bool,
+    /// The stream ended the task (failed, cancelled or completed it).
+    ended_task: bool,
 }
 
 impl StepEnds {
@@ -19,12 +21,15 @@ impl StepEnds {
         Self {
             ends,
             just_ended: false,
+            ended_task: false,
         }
     }
 
     /// One read's instructions as the upload applies them, in order, with
     /// what asks nothing left out:
     ///
+    /// - the end marker of a stream that already ended the task (an error,
+    ///   then `[DONE]`) ends nothing more;
     /// - under `?ends=step` the stream's end marker ends a step, not the
     ///   task, and nothing more when the stream's own step end (the AI SDK's
     ///   `finish-step`) just ended it;
@@ -43,6 +48,7 @@ impl StepEnds {
             let (line, instruction) = std::mem::replace(&mut read[next], (0, Instruction::Nothing));
             let instruction = match instruction {
                 Instruction::Nothing => continue,
+                Instruction::Complete { .. } if self.ended_task => continue,
                 Instruction::Complete { result } if self.just_ended => {
                     if let Some((_, Instruction::StepEnd { result: step })) =
                         kept.checked_sub(1).map(|last| &mut read[last])
@@ -66,6 +72,7 @@ impl StepEnds {
                 other => other,
             };
             self.just_ended = matches!(instruction, Instruction::StepEnd { .. });
+            self.ended_task |= instruction.ends_task();
             read[kept] = (line, instruction);
             kept += 1;
         }
@@ -125,9 +132,17 @@ mod tests {
             ),
             [
                 step_end(Some(json!({ "finish_reason": "tool-calls" }))),
-                fail
+                fail.clone()
             ]
         );
+        // A stream that failed the task, then says `[DONE]`: nothing more
+        // to end, in either mode.
+        for ends in [UploadEnds::Step, UploadEnds::Task] {
+            assert_eq!(
+                applied(ends, vec![vec![fail.clone()], vec![complete()]]),
+                std::slice::from_ref(&fail)
+            );
+        }
     }
 
     #[test]

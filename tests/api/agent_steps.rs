@@ -265,6 +265,40 @@ async fn each_providers_end_under_ends_step_ends_a_step_after_its_calls_and_leav
 }
 
 #[actix_web::test]
+async fn under_ends_step_a_failure_still_fails_the_task() {
+    // Arrange: a model call that breaks off with an error after some text.
+    let app = spawn_app().await;
+    create(&app, "broken").await;
+    let body = [
+        openai_chunk(json!({ "content": "Half" }), None),
+        format!(
+            "data: {}\n\n",
+            json!({ "error": { "message": "overloaded" } })
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+
+    // Act
+    let (status, answer) = upload(&app, "broken", "?ends=step", "text/event-stream", &body).await;
+
+    // Assert: failed, not a step ended; its viewers get the end.
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["task"]["status"], "failed", "{answer}");
+    assert_eq!(answer["step_ends"], 0, "{answer}");
+    let events = app
+        .open_stream("/tasks/broken/events", &[])
+        .await
+        .read_to_end(SHORT)
+        .await;
+    assert_eq!(text_of(&events), "Half");
+    assert!(!events.iter().any(|e| e.is("step_end")), "{events:?}");
+    let end = events.last().expect("the end");
+    assert!(end.is("error"), "{events:?}");
+    assert_eq!(end.json()["error"], "overloaded");
+}
+
+#[actix_web::test]
 async fn an_ai_sdk_stream_keeps_its_own_steps_and_its_finish_gives_the_last_its_reason_ending_no_step_twice()
  {
     // Arrange: two steps as the SDK writes them, each closed by its own
