@@ -15,7 +15,7 @@ use crate::{
     services::{
         generation_input::{UploadEnds, UploadFormat},
         tasks::Delta,
-        uploads::UploadLimits,
+        uploads::{Counted, UploadLimits},
     },
     state::AppState,
 };
@@ -29,22 +29,9 @@ pub struct UploadAnswer {
     /// The task after the upload.
     #[schema(value_type = crate::http::tasks::TaskView)]
     pub task: serde_json::Value,
-    /// Deltas accepted (a retried `seq` is not counted).
-    pub deltas: u64,
-    /// Characters of the answer's text they carried.
-    pub chars: u64,
-    /// Characters of the model's reasoning they carried (read from the
-    /// providers' thinking, or NDJSON `{"reasoning"}` lines).
-    pub reasoning_chars: u64,
-    /// Tool calls the model made that were kept (`tool_call` events: an
-    /// NDJSON `{"tool_call"}` line, or a provider's or the AI SDK's call).
-    pub tool_calls: u64,
-    /// Tools' answers kept (`tool_result` events).
-    pub tool_results: u64,
-    /// Steps of the answer ended (`step_end` events: an AI SDK
-    /// `finish-step`, an NDJSON `{"step_end"}` line, or the stream's end
-    /// under `?ends=step`).
-    pub step_ends: u64,
+    /// What its writes accepted.
+    #[serde(flatten)]
+    pub counts: Counted,
     /// How the body was read: `ndjson`; for an event stream the stream it
     /// was recognised as (`openai_chat`, `openai_responses`, `anthropic`,
     /// `gemini`, `ai_sdk`), or `event_stream` when no event told (a stream
@@ -132,12 +119,7 @@ pub async fn upload(
         .await?;
     Ok(HttpResponse::Ok().json(UploadAnswer {
         task: task_json(&summary.task),
-        deltas: summary.deltas,
-        chars: summary.chars,
-        reasoning_chars: summary.reasoning_chars,
-        tool_calls: summary.tool_calls,
-        tool_results: summary.tool_results,
-        step_ends: summary.step_ends,
+        counts: summary.counts,
         read_as: summary.read_as,
     }))
 }

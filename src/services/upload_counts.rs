@@ -1,20 +1,43 @@
 //! What an upload's writes accepted so far: its answer's counts.
 
+use serde::Serialize;
+
 use super::generation_input::Instruction;
 use crate::domain::{ToolEvent, ToolEventKind};
 
-/// What an upload's writes accepted so far.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Counted {
+/// What an upload's writes accepted so far: the counts of its answer, its
+/// log line and its span.
+#[derive(Debug, Default, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct Counted {
+    /// Deltas accepted (a retried `seq` is not counted).
     pub deltas: u64,
+    /// Characters of the answer's text they carried.
     pub chars: u64,
+    /// Characters of the model's reasoning they carried (read from the
+    /// providers' thinking, or NDJSON `{"reasoning"}` lines).
     pub reasoning_chars: u64,
+    /// Tool calls the model made that were kept (`tool_call` events: an
+    /// NDJSON `{"tool_call"}` line, or a provider's or the AI SDK's call).
     pub tool_calls: u64,
+    /// Tools' answers kept (`tool_result` events).
     pub tool_results: u64,
+    /// Steps of the answer ended (`step_end` events: an AI SDK
+    /// `finish-step`, an NDJSON `{"step_end"}` line, or the stream's end
+    /// under `?ends=step`).
     pub step_ends: u64,
 }
 
 impl Counted {
+    /// The counts as the upload's span's fields.
+    pub(super) fn record_in(&self, span: &tracing::Span) {
+        span.record("deltas", self.deltas);
+        span.record("chars", self.chars);
+        span.record("reasoning_chars", self.reasoning_chars);
+        span.record("tool_calls", self.tool_calls);
+        span.record("tool_results", self.tool_results);
+        span.record("step_ends", self.step_ends);
+    }
+
     /// One tool event: a call, an answer, or neither (an approval asked).
     pub fn of_tool(kind: ToolEventKind) -> Self {
         let (calls, results) = match kind {

@@ -32,12 +32,12 @@ use super::{
     generation_input::{Instruction, UploadEnds, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
     upload_body::{BodyState, with_ready_chunks},
-    upload_counts::{Counted, counted_tool},
+    upload_counts::counted_tool,
     upload_error::{at_line, outcome},
     upload_reader::Reader,
     upload_steps::StepEnds,
 };
-pub use super::{upload_error::UploadError, upload_reader::ReadError};
+pub use super::{upload_counts::Counted, upload_error::UploadError, upload_reader::ReadError};
 use crate::{
     auth::Principal,
     domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
@@ -48,17 +48,8 @@ use crate::{
 #[derive(Debug)]
 pub struct UploadSummary {
     pub task: Task,
-    /// Deltas accepted (a retried `seq` is not counted).
-    pub deltas: u64,
-    /// Characters of the answer's text those deltas carried.
-    pub chars: u64,
-    /// Characters of the model's reasoning they carried.
-    pub reasoning_chars: u64,
-    /// Tool calls the model made, and tools' answers, kept.
-    pub tool_calls: u64,
-    pub tool_results: u64,
-    /// Steps of the answer ended (`step_end` events).
-    pub step_ends: u64,
+    /// What its writes accepted.
+    pub counts: Counted,
     /// What the body was read as (see `Reader::read_as`).
     pub read_as: &'static str,
 }
@@ -146,12 +137,12 @@ impl TaskService {
                 }
                 tracing::info!(
                     task_id = %task_id,
-                    deltas = summary.deltas,
-                    chars = summary.chars,
-                    reasoning_chars = summary.reasoning_chars,
-                    tool_calls = summary.tool_calls,
-                    tool_results = summary.tool_results,
-                    step_ends = summary.step_ends,
+                    deltas = summary.counts.deltas,
+                    chars = summary.counts.chars,
+                    reasoning_chars = summary.counts.reasoning_chars,
+                    tool_calls = summary.counts.tool_calls,
+                    tool_results = summary.counts.tool_results,
+                    step_ends = summary.counts.step_ends,
                     read_as,
                     outcome,
                     finish_reason,
@@ -305,21 +296,10 @@ impl TaskService {
                 break;
             }
         }
-        let span = tracing::Span::current();
-        span.record("deltas", counted.deltas);
-        span.record("chars", counted.chars);
-        span.record("reasoning_chars", counted.reasoning_chars);
-        span.record("tool_calls", counted.tool_calls);
-        span.record("tool_results", counted.tool_results);
-        span.record("step_ends", counted.step_ends);
+        counted.record_in(&tracing::Span::current());
         Ok(UploadSummary {
             task: self.get(&task_id).await?,
-            deltas: counted.deltas,
-            chars: counted.chars,
-            reasoning_chars: counted.reasoning_chars,
-            tool_calls: counted.tool_calls,
-            tool_results: counted.tool_results,
-            step_ends: counted.step_ends,
+            counts: counted,
             read_as: reader.read_as(),
         })
     }
