@@ -12,12 +12,13 @@
 use serde_json::Value;
 
 use super::{
-    generation_input::{Instruction, UploadFormat, ndjson_line},
+    generation_input::{Instruction, UploadEnds, UploadFormat, ndjson_line},
     provider_events::{
         Dialect, Ending, EventRead, ToolCallAssembly, ToolCallError, event_stream_data,
         provider_error, provider_line,
     },
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
+    upload_steps::StepEnds,
 };
 use crate::domain::{SseParseError, SseParser, TextKind};
 
@@ -50,6 +51,8 @@ pub(super) struct Reader {
     ending: Ending,
     /// The tool calls a provider is streaming in pieces.
     tool_calls: ToolCallAssembly,
+    /// What the stream's end marker ends, and the reason a step keeps.
+    steps: StepEnds,
     max: usize,
 }
 
@@ -79,7 +82,9 @@ enum Shape {
 }
 
 impl Reader {
-    pub(super) fn new(format: UploadFormat, max: usize) -> Self {
+    /// A reader of a body in `format`, lines up to `max` bytes, whose end
+    /// marker ends what `ends` says.
+    pub(super) fn new(format: UploadFormat, max: usize, ends: UploadEnds) -> Self {
         let body = match format {
             UploadFormat::NdJson => Body::NdJson {
                 pending: Vec::new(),
@@ -97,6 +102,7 @@ impl Reader {
             half: None,
             ending: Ending::default(),
             tool_calls: ToolCallAssembly::new(max),
+            steps: StepEnds::new(ends),
             max,
         }
     }
@@ -125,8 +131,9 @@ impl Reader {
         if error.is_some() {
             // The lines before a refused one are applied, and so is what
             // they left owing.
-            out.extend(self.left_over());
+            out.extend(self.owed());
         }
+        self.steps.apply(&mut out);
         (out, error)
     }
 
@@ -135,6 +142,13 @@ impl Reader {
     /// not come, as the U+FFFD it stands for, and the completion of an
     /// answer its provider said was whole but nothing ended.
     pub(super) fn left_over(&mut self) -> Vec<(u64, Instruction)> {
+        let mut out = self.owed();
+        self.steps.apply(&mut out);
+        out
+    }
+
+    /// [`Self::left_over`] before the step rules.
+    fn owed(&mut self) -> Vec<(u64, Instruction)> {
         let line = match &self.body {
             Body::NdJson { line, .. } => *line,
             Body::EventStream { parser, .. } => parser.lines_read(),
@@ -291,7 +305,7 @@ impl Reader {
             }
         }
         if last {
-            out.extend(self.left_over());
+            out.extend(self.owed());
         }
         Ok(())
     }
@@ -403,7 +417,7 @@ mod tests {
     fn ndjson_lines_split_anywhere_read_the_same() {
         let body = "{\"delta\": \"a\"}\n{\"delta\": \"bc\"}\r\n{\"delta\": \"d\"}";
         for split in 0..=body.len() {
-            let mut reader = Reader::new(UploadFormat::NdJson, 1024);
+            let mut reader = Reader::new(UploadFormat::NdJson, 1024, UploadEnds::Task);
             let (mut got, error) = reader.read(&body.as_bytes()[..split], false);
             assert!(error.is_none(), "{error:?}");
             let (rest, error) = reader.read(&body.as_bytes()[split..], true);
@@ -417,7 +431,7 @@ mod tests {
     fn a_long_ndjson_line_in_many_chunks_is_read_whole_and_the_limit_holds() {
         let text = "x".repeat(10_000);
         let body = format!("{{\"delta\": \"{text}\"}}\n{{\"delta\": \"y\"}}\n");
-        let mut reader = Reader::new(UploadFormat::NdJson, 10_020);
+        let mut reader = Reader::new(UploadFormat::NdJson, 10_020, UploadEnds::Task);
         let mut got = Vec::new();
         for chunk in body.as_bytes().chunks(97) {
             let (instructions, error) = reader.read(chunk, false);
@@ -426,7 +440,7 @@ mod tests {
         }
         assert_eq!(deltas(&got), [text, "y".to_owned()]);
 
-        let mut reader = Reader::new(UploadFormat::NdJson, 1000);
+        let mut reader = Reader::new(UploadFormat::NdJson, 1000, UploadEnds::Task);
         let refused = (0..20).find_map(|_| reader.read(&[b'x'; 97], false).1);
         assert!(
             matches!(
@@ -449,7 +463,8 @@ mod tests {
             (UploadFormat::NdJson, &ndjson[..], 2),
             (UploadFormat::EventStream, &sse[..], 3),
         ] {
-            let (instructions, error) = Reader::new(format, 1000).read(body, true);
+            let (instructions, error) =
+                Reader::new(format, 1000, UploadEnds::Task).read(body, true);
             assert_eq!(deltas(&instructions), ["a"], "{format:?}");
             match error {
                 Some(ReadError::Malformed { line: at, reason }) => {
@@ -466,7 +481,7 @@ mod tests {
             &b"data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"a\"}\n\ndata: [DONE]\n"[..],
             &b"data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"a\"}\n\ndata: [DONE]"[..],
         ] {
-            let mut reader = Reader::new(UploadFormat::EventStream, 1000);
+            let mut reader = Reader::new(UploadFormat::EventStream, 1000, UploadEnds::Task);
             // Not yet: more of the body may follow.
             let (early, error) = reader.read(body, false);
             assert!(error.is_none(), "{error:?}");
@@ -481,7 +496,7 @@ mod tests {
 
     #[test]
     fn an_event_whose_data_lines_pass_the_limit_is_refused_at_the_line_that_passes_it() {
-        let mut reader = Reader::new(UploadFormat::EventStream, 100);
+        let mut reader = Reader::new(UploadFormat::EventStream, 100, UploadEnds::Task);
         let line = format!("data: {}\n", "a".repeat(60));
         let (none, error) = reader.read(line.as_bytes(), false);
         assert!(none.is_empty() && error.is_none(), "{error:?}");
@@ -502,7 +517,7 @@ mod tests {
         format: UploadFormat,
         body: &str,
     ) -> (Vec<Instruction>, Option<String>, &'static str) {
-        let mut reader = Reader::new(format, 4096);
+        let mut reader = Reader::new(format, 4096, UploadEnds::Task);
         let (got, error) = reader.read(body.as_bytes(), true);
         let instructions = got
             .into_iter()
@@ -542,7 +557,7 @@ mod tests {
     fn a_providers_error_answer_sent_as_an_event_stream_fails_the_task_with_its_message() {
         let answer = "{\n    \"error\": {\n        \"message\": \"Incorrect API key provided\",\n        \"type\": \"invalid_request_error\"\n    }\n}\n";
         for split in 0..=answer.len() {
-            let mut reader = Reader::new(UploadFormat::EventStream, 4096);
+            let mut reader = Reader::new(UploadFormat::EventStream, 4096, UploadEnds::Task);
             let (mut got, error) = reader.read(&answer.as_bytes()[..split], false);
             assert!(
                 error.is_none() && got.is_empty(),
@@ -601,7 +616,7 @@ mod tests {
         }
         // Byte by byte, it is still told by its whole first line.
         let page = "<!DOCTYPE html><html><body>502</body></html>\n";
-        let mut reader = Reader::new(UploadFormat::EventStream, 4096);
+        let mut reader = Reader::new(UploadFormat::EventStream, 4096, UploadEnds::Task);
         let mut refusal = None;
         for (at, byte) in page.bytes().enumerate() {
             let (_, error) = reader.read(&[byte], at + 1 == page.len());
@@ -630,7 +645,7 @@ mod tests {
                 error: "bad key".into()
             }]
         );
-        let mut reader = Reader::new(UploadFormat::EventStream, 16);
+        let mut reader = Reader::new(UploadFormat::EventStream, 16, UploadEnds::Task);
         let (_, error) = reader.read(b"{\"error\": {\"message\": \"long\"}}", false);
         assert!(
             matches!(error, Some(ReadError::JsonTooLong { limit: 16 })),
@@ -735,7 +750,7 @@ mod tests {
         // Cut after the usage chunk (the connection broke, or a line after
         // it was refused): the answer was whole, and completes so.
         let cut = body.find("data: [DONE]").unwrap();
-        let mut reader = Reader::new(UploadFormat::EventStream, 4096);
+        let mut reader = Reader::new(UploadFormat::EventStream, 4096, UploadEnds::Task);
         let (mut got, error) = reader.read(&body.as_bytes()[..cut], false);
         assert!(error.is_none());
         got.extend(reader.left_over());

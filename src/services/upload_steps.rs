@@ -25,8 +25,8 @@ impl StepEnds {
         }
     }
 
-    /// One read's instructions as the upload applies them, in order, with
-    /// what asks nothing left out:
+    /// One read's instructions, in place, as the upload applies them (an
+    /// instruction that ends nothing more becomes `Nothing`):
     ///
     /// - the end marker of a stream that already ended the task (an error,
     ///   then `[DONE]`) ends nothing more;
@@ -40,43 +40,50 @@ impl StepEnds {
     ///   marker completes the task, so that the tokens a step took are
     ///   said once, by the step's end or by the completion, and a sum of
     ///   them all is the answer's.
-    ///
-    /// In place: a token's read allocates nothing here.
-    pub fn apply(&mut self, read: &mut Vec<(u64, Instruction)>) {
-        let mut kept: usize = 0;
+    pub fn apply(&mut self, read: &mut [(u64, Instruction)]) {
         for next in 0..read.len() {
-            let (line, instruction) = std::mem::replace(&mut read[next], (0, Instruction::Nothing));
-            let instruction = match instruction {
+            let (earlier, rest) = read.split_at_mut(next);
+            let instruction = &mut rest[0].1;
+            match instruction {
                 Instruction::Nothing => continue,
-                Instruction::Complete { .. } if self.ended_task => continue,
+                Instruction::Complete { .. } if self.ended_task => {
+                    *instruction = Instruction::Nothing;
+                    continue;
+                }
                 Instruction::Complete { result } if self.just_ended => {
-                    if let Some((_, Instruction::StepEnd { result: step })) =
-                        kept.checked_sub(1).map(|last| &mut read[last])
-                        && step.is_none()
+                    let step = earlier
+                        .iter_mut()
+                        .rev()
+                        .find(|(_, earlier)| !matches!(earlier, Instruction::Nothing));
+                    if let Some((
+                        _,
+                        Instruction::StepEnd {
+                            result: step @ None,
+                        },
+                    )) = step
                     {
-                        step.clone_from(&result);
+                        step.clone_from(result);
                         if self.ends == UploadEnds::Task
                             && let Some(Value::Object(said)) = step
                         {
                             said.remove("usage");
                         }
                     }
-                    match self.ends {
-                        UploadEnds::Step => continue,
-                        UploadEnds::Task => Instruction::Complete { result },
+                    if self.ends == UploadEnds::Step {
+                        *instruction = Instruction::Nothing;
+                        continue;
                     }
                 }
                 Instruction::Complete { result } if self.ends == UploadEnds::Step => {
-                    Instruction::StepEnd { result }
+                    *instruction = Instruction::StepEnd {
+                        result: result.take(),
+                    };
                 }
-                other => other,
-            };
+                _ => {}
+            }
             self.just_ended = matches!(instruction, Instruction::StepEnd { .. });
             self.ended_task |= instruction.ends_task();
-            read[kept] = (line, instruction);
-            kept += 1;
         }
-        read.truncate(kept);
     }
 }
 
@@ -110,6 +117,8 @@ mod tests {
                 read
             })
             .map(|(_, instruction)| instruction)
+            // What asks nothing the upload skips.
+            .filter(|instruction| *instruction != Instruction::Nothing)
             .collect()
     }
 

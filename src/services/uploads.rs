@@ -35,7 +35,6 @@ use super::{
     upload_counts::counted_tool,
     upload_error::{at_line, outcome},
     upload_reader::Reader,
-    upload_steps::StepEnds,
 };
 pub use super::{upload_counts::Counted, upload_error::UploadError, upload_reader::ReadError};
 use crate::{
@@ -113,9 +112,9 @@ impl TaskService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
         self.metrics.record_upload(format.label(), None);
-        let mut reader = Reader::new(format, limits.max_line_bytes);
+        let mut reader = Reader::new(format, limits.max_line_bytes, ends);
         let result = self
-            .apply_upload(principal, task_id, (&mut reader, ends), body, limits)
+            .apply_upload(principal, task_id, &mut reader, body, limits)
             .await;
         let outcome = outcome(result.as_ref().map(|summary| summary.task.status));
         self.metrics.record_upload(format.label(), Some(outcome));
@@ -160,7 +159,7 @@ impl TaskService {
         &self,
         principal: &Principal,
         task_id: &TaskId,
-        (reader, ends): (&mut Reader, UploadEnds),
+        reader: &mut Reader,
         mut body: S,
         limits: UploadLimits,
     ) -> Result<UploadSummary, UploadError>
@@ -185,7 +184,6 @@ impl TaskService {
         // before that line is written, so the watch below does not take the
         // task's end for someone else's.
         let ended = AtomicBool::new(false);
-        let mut step_ends = StepEnds::new(ends);
         // The end of the coalescing window the last write opened.
         let mut window_end: Option<tokio::time::Instant> = None;
         // One cancel watch and one idle timer for the whole upload, not a
@@ -246,7 +244,6 @@ impl TaskService {
             // The line of the first delta `text` holds: a refused write of
             // them is named by it.
             let mut text_from = 0;
-            step_ends.apply(&mut instructions);
             for (line, instruction) in instructions {
                 match instruction {
                     Instruction::Delta(delta) => {
