@@ -28,8 +28,9 @@ impl StepEnds {
     /// One read's instructions, in place, as the upload applies them (an
     /// instruction that ends nothing more becomes `Nothing`):
     ///
-    /// - the end marker of a stream that already ended the task (an error,
-    ///   then `[DONE]`) ends nothing more;
+    /// - a stream that already ended the task ends nothing more: its end
+    ///   marker after an error (`[DONE]`), the AI SDK's `[DONE]` after
+    ///   `finish`, its `abort` after that;
     /// - under `?ends=step` the stream's end marker ends a step, not the
     ///   task, and nothing more when the stream's own step end (the AI SDK's
     ///   `finish-step`) just ended it;
@@ -46,7 +47,7 @@ impl StepEnds {
             let instruction = &mut rest[0].1;
             match instruction {
                 Instruction::Nothing => continue,
-                Instruction::Complete { .. } if self.ended_task => {
+                Instruction::Complete { .. } | Instruction::Cancel if self.ended_task => {
                     *instruction = Instruction::Nothing;
                     continue;
                 }
@@ -145,10 +146,13 @@ mod tests {
             ]
         );
         // A stream that failed the task, then says `[DONE]`: nothing more
-        // to end, in either mode.
+        // to end, in either mode; nor does an `abort` after it.
         for ends in [UploadEnds::Step, UploadEnds::Task] {
             assert_eq!(
-                applied(ends, vec![vec![fail.clone()], vec![complete()]]),
+                applied(
+                    ends,
+                    vec![vec![fail.clone()], vec![complete(), Instruction::Cancel]]
+                ),
                 std::slice::from_ref(&fail)
             );
         }

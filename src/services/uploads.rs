@@ -252,12 +252,9 @@ impl TaskService {
                         }
                         text.push(delta);
                     }
+                    // Includes what a stream that already ended its task
+                    // says of its end again (see `upload_steps`).
                     Instruction::Nothing => {}
-                    // A stream that already said it is done (AI SDK `finish`
-                    // then `[DONE]`, or `abort` after it) has nothing more
-                    // to end.
-                    Instruction::Complete { .. } | Instruction::Cancel
-                        if ended.load(Ordering::Relaxed) => {}
                     change => {
                         counted += self
                             .append_counted(&task_id, std::mem::take(&mut text))
