@@ -24,7 +24,9 @@ pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, 
 pub use producer_seq::ProducerSeq;
 pub use sse_parser::{SseEvent, SseParseError, SseParser};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
-pub use task::{ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, parse_task_type};
+pub use task::{
+    ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, check_task_text, parse_task_type,
+};
 pub use task_events::{
     STEP_END_EVENT_TYPE, TextKind, change_events, keeps_its_place, task_json, text_event,
 };

@@ -27,6 +27,8 @@ pub enum TaskError {
         super::quoted_input(.0)
     )]
     UnknownStatus(String),
+    #[error("{field} may not contain the NUL character (U+0000)")]
+    NulInText { field: &'static str },
     #[error("the task was cancelled; stop producing")]
     Cancelled,
     #[error("the task is already {0}; it accepts no more writes")]
@@ -168,6 +170,17 @@ pub struct Task {
     pub last_seq: Option<u64>,
 }
 
+/// Refuses a NUL in a task's own text (`stage`, `message`, `error`): its
+/// row keeps them as text columns, and PostgreSQL's text cannot hold one,
+/// so one store would keep what the other fails on. Event payloads (text
+/// deltas, results) are JSON, where it travels escaped.
+pub fn check_task_text(field: &'static str, value: Option<&str>) -> Result<(), TaskError> {
+    match value {
+        Some(value) if value.contains('\0') => Err(TaskError::NulInText { field }),
+        _ => Ok(()),
+    }
+}
+
 /// Parses a task type: `[a-z0-9_.-]{1,64}` (a metric label, so bounded).
 pub fn parse_task_type(raw: &str) -> Result<String, TaskError> {
     let ok = !raw.is_empty()
@@ -287,6 +300,8 @@ impl Task {
                     }
                     next.progress = *progress;
                 }
+                check_task_text("stage", stage.as_deref())?;
+                check_task_text("message", message.as_deref())?;
                 if let Some(stage) = stage {
                     next.stage = Some(stage.clone());
                 }
@@ -322,6 +337,7 @@ impl Task {
                 next.result = result.clone();
             }
             TaskChange::Fail { error } => {
+                check_task_text("error", Some(error))?;
                 next.status = TaskStatus::Failed;
                 next.error = Some(error.clone());
             }

@@ -64,7 +64,8 @@ impl From<TaskError> for ApiError {
             TaskError::InvalidType
             | TaskError::InvalidProgress
             | TaskError::ProgressBackwards { .. }
-            | TaskError::UnknownStatus(_) => ErrorCode::InvalidField,
+            | TaskError::UnknownStatus(_)
+            | TaskError::NulInText { .. } => ErrorCode::InvalidField,
             TaskError::Cancelled => ErrorCode::TaskCancelled,
             TaskError::Finished(_) => ErrorCode::TaskFinished,
         };

@@ -22,6 +22,8 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const CLIENT_JS: &str = include_str!("assets/client.js");
 const CLIENT_D_TS: &str = include_str!("assets/client.d.ts");
 const TABS_JS: &str = include_str!("assets/tabs.js");
+const STREAM_REQUESTS_JS: &str = include_str!("assets/stream_requests.js");
+const DIAGNOSE_JS: &str = include_str!("assets/diagnose.js");
 const REACT_JS: &str = include_str!("assets/react.js");
 const REACT_D_TS: &str = include_str!("assets/react.d.ts");
 const VENDOR_REACT_JS: &str = include_str!("assets/vendor/react.js");
@@ -71,6 +73,21 @@ pub async fn client_js() -> HttpResponse {
 #[route("/tabs.js", method = "GET", method = "HEAD")]
 pub async fn tabs_js() -> HttpResponse {
     javascript(TABS_JS)
+}
+
+/// The requests `/client.js` makes beside its stream (tickets, history,
+/// a refusal's reason, token renewal).
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/stream_requests.js", method = "GET", method = "HEAD")]
+pub async fn stream_requests_js() -> HttpResponse {
+    javascript(STREAM_REQUESTS_JS)
+}
+
+/// The path check `/client.js` re-exports (`diagnoseConnection`).
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[route("/diagnose.js", method = "GET", method = "HEAD")]
+pub async fn diagnose_js() -> HttpResponse {
+    javascript(DIAGNOSE_JS)
 }
 
 /// The TypeScript declarations of `/client.js`.

@@ -59,6 +59,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(assets::index)
         .service(assets::client_js)
         .service(assets::tabs_js)
+        .service(assets::stream_requests_js)
+        .service(assets::diagnose_js)
         .service(assets::client_d_ts)
         .service(assets::react_js)
         .service(assets::react_d_ts)

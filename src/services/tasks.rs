@@ -18,7 +18,8 @@ use crate::{
     },
     auth::Principal,
     domain::{
-        AnswerEnd, ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus, now_ms,
+        AnswerEnd, ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus,
+        check_task_text, now_ms,
     },
     shutdown::ShutdownHandle,
     store::{ChatTasks, EventStore},
@@ -75,6 +76,8 @@ impl TaskService {
     }
 
     pub async fn create(&self, request: NewTask) -> Result<Task, TaskWriteError> {
+        check_task_text("stage", request.stage.as_deref())?;
+        check_task_text("message", request.message.as_deref())?;
         let mut task = Task::new(
             request.task_id.unwrap_or_else(TaskId::generate),
             request.stage,

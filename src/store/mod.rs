@@ -12,6 +12,7 @@ mod error;
 mod health;
 mod migrations;
 mod pg_insert;
+mod pg_marks;
 mod pg_task_update;
 mod postgres;
 mod prepared;

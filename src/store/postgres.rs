@@ -28,15 +28,15 @@ use super::{
     ChatTasks, CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     pg_insert::InsertEventRows,
+    pg_marks,
     pg_task_update::UpdateRunningTasks,
     queries,
     rows::{EventRow, EventRows, SeqCheck, StoredEventRow, TaskRow},
-    schema::{broker_state, events, tasks},
+    schema::{events, tasks},
     seq_checks::{self, OtherWriters},
 };
 use crate::domain::{EventId, Task};
 
-const PRUNED_THROUGH_KEY: &str = "pruned_through_id";
 /// The advisory lock that serializes event commits across instances ("SSEB").
 const COMMIT_ORDER_LOCK: i64 = 0x5353_4542;
 const POOL_SIZE: usize = 8;
@@ -114,7 +114,7 @@ impl PostgresStore {
             .transaction::<_, StoreError, _>(async |c| {
                 bound_transaction(c, deadline, &take_commit_lock).await?;
                 // Under the lock: the last id committed before this batch.
-                let previous_id = latest_id(c).await?;
+                let previous_id = pg_marks::latest_id(c).await?;
                 // Before the rows: an outdated writer's row is not written.
                 let others_seen = self.other_writers.seen_by(previous_id.0);
                 let outdated = seq_checks::outdated_pg(c, &seq_checks, others_seen).await?;
@@ -170,7 +170,7 @@ impl PostgresStore {
 
     pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        Ok(latest_id(&mut connection).await?)
+        Ok(pg_marks::latest_id(&mut connection).await?)
     }
 
     pub async fn events_after(
@@ -187,13 +187,9 @@ impl PostgresStore {
 
     pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        let value = broker_state::table
-            .find(PRUNED_THROUGH_KEY)
-            .select(broker_state::value)
-            .first::<i64>(&mut connection)
-            .await
-            .optional()?;
-        Ok(EventId(value.unwrap_or(0)))
+        Ok(EventId(
+            pg_marks::read(&mut connection, pg_marks::PRUNED_THROUGH).await?,
+        ))
     }
 
     /// One id-ordered batch of the retention delete, its own short
@@ -217,20 +213,7 @@ impl PostgresStore {
                 let deleted = diesel::delete(events::table.filter(events::id.eq_any(&ids)))
                     .execute(c)
                     .await?;
-                diesel::insert_into(broker_state::table)
-                    .values((
-                        broker_state::key.eq(PRUNED_THROUGH_KEY),
-                        broker_state::value.eq(highest),
-                    ))
-                    .on_conflict(broker_state::key)
-                    .do_update()
-                    .set(
-                        broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                            "GREATEST(broker_state.value, excluded.value)",
-                        )),
-                    )
-                    .execute(c)
-                    .await?;
+                pg_marks::raise(c, pg_marks::PRUNED_THROUGH, highest).await?;
                 deadline.begin_commit()?;
                 Ok(deleted)
             })
@@ -330,14 +313,6 @@ async fn bound_transaction(
     ))
     .await?;
     Ok(())
-}
-
-async fn latest_id(c: &mut AsyncPgConnection) -> QueryResult<EventId> {
-    events::table
-        .select(diesel::dsl::max(events::id))
-        .first::<Option<i64>>(c)
-        .await
-        .map(|id| EventId(id.unwrap_or(0)))
 }
 
 async fn insert_batch(

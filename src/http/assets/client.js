@@ -22,9 +22,15 @@
 // and calls `onError` with a TaskError.
 //
 // Tabs: the tabs of one browser share one stream per URL (./tabs.js); opt
-// out with `shareAcrossTabs: false`.
+// out with `shareAcrossTabs: false`. The requests beside the stream are in
+// ./stream_requests.js, the path check (`diagnoseConnection`) in
+// ./diagnose.js; this module re-exports what a page imports.
 
-import { TabMembership, canShareAcrossTabs, shareName } from "./tabs.js";
+import { SharedStream, canShareAcrossTabs, shareName } from "./tabs.js";
+import { askWhyRefused, fetchTicket, pageBase, readStoredEvents, renewStreamToken } from "./stream_requests.js";
+
+export { diagnoseConnection } from "./diagnose.js";
+export { fetchTicket };
 
 /** Connection states, in `onStateChange` and `client.state`. */
 export const State = Object.freeze({
@@ -46,8 +52,6 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
   return Math.round(exponential / 2 + random() * (exponential / 2));
 }
 
-/** How long a new tab on a task's shared stream waits for the leader's replay, ms. */
-const LEADER_REPLAY_WAIT = 1000;
 /** How long a leader tab whose stream ended keeps it from the others (see `TabMembership.leave`), ms. */
 const ENDED_HANDOFF_GRACE = 500;
 
@@ -79,92 +83,6 @@ export function isServerEvent(event) {
  * `event: error` (failed, cancelled, orphaned): `message` is the broker's
  * `error` text, `data` the parsed payload.
  */
-/**
- * Asks the broker for a stream ticket (`POST /sse/tickets`), the token sent
- * in a header: `getTicket: () => fetchTicket("/sse/tickets", token)`.
- * `accessToken` may be a function, called each time (a renewed token).
- */
-export async function fetchTicket(url, accessToken, fetchImpl = globalThis.fetch) {
-  const token = typeof accessToken === "function" ? await accessToken() : accessToken;
-  const response = await fetchImpl(url, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) throw new Error(`the ticket request answered ${response.status}`);
-  const body = await response.json();
-  return body.ticket;
-}
-
-/**
- * Checks the path between this page and the broker: `/sse/diagnose` sends
- * six probes 250 ms apart and a summary, and this watches when they arrive.
- * A proxy that buffers (nginx's `proxy_buffering on`, a CDN) or compresses
- * the stream delivers them in one lump. Resolves to `{ok, buffered,
- * compressed, probes, spreadMs, expectedSpreadMs, firstProbeMs, protocol:
- * {browser, broker}, hops, problems, warnings}`.
- */
-export async function diagnoseConnection(url = "/sse/diagnose", { fetch: fetchImpl = globalThis.fetch, headers = {} } = {}) {
-  const base = typeof location !== "undefined" ? location.href : "http://localhost/";
-  const target = new URL(url, base).toString();
-  const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
-  const started = now();
-  const response = await fetchImpl(target, { headers: { Accept: "text/event-stream", ...headers }, cache: "no-store" });
-  if (!response.ok) throw new Error(`the diagnosis answered ${response.status}`);
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  const arrivals = [];
-  let buffer = "";
-  let summary = null;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    const at = now();
-    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-      const frame = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let type = "message";
-      const data = [];
-      for (const line of frame.split("\n")) {
-        if (line.startsWith("event:")) type = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (type === "probe") arrivals.push(at);
-      else if (type === "summary") summary = JSON.parse(data.join("\n"));
-    }
-  }
-  const expected = summary ? summary.probes : 6;
-  const expectedSpreadMs = (expected - 1) * (summary ? summary.interval_ms : 250);
-  const spreadMs = arrivals.length > 1 ? arrivals[arrivals.length - 1] - arrivals[0] : 0;
-  // Sent 1.25 s apart: arriving within half of that is a lump.
-  const buffered = arrivals.length < 2 || spreadMs < expectedSpreadMs / 2;
-  const encoding = response.headers.get("content-encoding");
-  const compressed = Boolean(encoding && encoding !== "identity");
-  const entries = typeof performance !== "undefined" && performance.getEntriesByName ? performance.getEntriesByName(target) : [];
-  const entry = entries[entries.length - 1];
-  const browserProtocol = (entry && entry.nextHopProtocol) || null;
-  const problems = [];
-  const warnings = [];
-  if (buffered) {
-    problems.push("something between the browser and the broker buffers the stream: events arrive in one lump (nginx: proxy_buffering off on the stream locations)");
-  }
-  if (compressed) problems.push(`the stream is compressed on the way (${encoding}): leave text/event-stream out of gzip`);
-  if (!summary) problems.push("the diagnosis was cut short: its summary never came");
-  if (browserProtocol === "http/1.1") {
-    warnings.push("the browser reaches the broker over HTTP/1.1: at most six streams per origin (serve HTTP/2 over TLS)");
-  }
-  return {
-    ok: !buffered && !compressed && Boolean(summary),
-    buffered,
-    compressed,
-    probes: arrivals.length,
-    spreadMs: Math.round(spreadMs),
-    expectedSpreadMs,
-    firstProbeMs: arrivals.length ? Math.round(arrivals[0] - started) : null,
-    protocol: { browser: browserProtocol, broker: summary ? summary.protocol : null },
-    hops: summary ? summary.hops : [],
-    problems,
-    warnings,
-  };
-}
-
 export class TaskError extends Error {
   constructor(data) {
     const cancelled = Boolean(data && data.cancelled);
@@ -190,12 +108,6 @@ export class StreamRefusedError extends Error {
     this.status = status;
     this.code = code || null;
   }
-}
-
-/** Refusals that a later attempt may not meet: retried like a lost connection. */
-function isPassing(status, options) {
-  if (status === 401) return Boolean(options.getTicket || options.getToken);
-  return status === 408 || status === 429 || status >= 500;
 }
 
 export class SseClient {
@@ -262,16 +174,8 @@ export class SseClient {
     this.watchdogTimer = null;
     /** The ticket fetch under way, if any: a newer one or close() voids it. */
     this.opening = null;
-    /** This tab's share of the stream, when tabs share it. */
+    /** This tab's share of the stream (a `SharedStream`), when tabs share it. */
     this.tabs = null;
-    /** A follower's read of what it missed while it was away (see `_joinTabs`). */
-    this.catchUp = null;
-    /**
-     * On a shared stream that ends (a task's), every event this tab has
-     * dispatched, so that as the leader it can give a tab joining later
-     * the stream so far: that tab's own first connect would have replayed it.
-     */
-    this.seen = null;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -304,8 +208,6 @@ export class SseClient {
   }
 
   _close(handoffGrace) {
-    this.catchUp = null;
-    this.seen = null;
     this._teardown();
     this._setState(State.CLOSED);
     if (this.tabs) this.tabs.leave(handoffGrace);
@@ -319,141 +221,26 @@ export class SseClient {
   /** Waits for the stream's lock: the holder opens it, the others follow it. */
   _joinTabs() {
     this._setState(State.CONNECTING);
-    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
-    // A client that saw events before (closed, now connecting again) and
-    // ends up following another tab would miss what came in between: it
-    // reads that from the stored history while it holds the leader's
-    // events back. As the leader it resumes its own stream instead.
-    const ends = this.options.closeOn.length > 0;
-    this.seen = ends ? [] : null;
-    // A tab on a stream that ends (a task's) waits for the leader's account
-    // of it so far (its `replay`), holding the leader's live events
-    // meanwhile: a new tab, and one that saw part of it before, whose
-    // account then starts over (`replay_reset`: the rolled-up text cannot
-    // be cut where this tab left off).
-    this.catchUp =
-      ends || this.lastEventId !== null
-        ? { buffer: [], fromLeader: ends, rejoining: ends && this.lastEventId !== null }
-        : null;
-    this.tabs = new TabMembership(shareName(new URL(this.url, base).href, this.options), {
-      onLeader: () => {
-        this._endCatchUp();
-        this._open();
+    this.tabs = new SharedStream(shareName(new URL(this.url, pageBase()).href, this.options), {
+      ends: this.options.closeOn.length > 0,
+      lastEventId: () => this.lastEventId,
+      state: () => this._state,
+      brokerEvents: BROKER_EVENTS,
+      dispatch: (type, event) => this._dispatch(type, event),
+      open: () => this._open(),
+      mirrorState: (state) => {
+        if (state !== State.CLOSED) this._setState(state);
       },
-      onMessage: (message) => this._fromTabs(message),
+      readHistory: (after, onEvent, wanted) => readStoredEvents(this.url, after, this.options, onEvent, wanted),
     });
-    if (this.catchUp && this.catchUp.fromLeader) {
-      // No leader to answer (or an older client.js): go on without it.
-      const catchUp = this.catchUp;
-      setTimeout(() => {
-        if (this.catchUp === catchUp) this._endCatchUp();
-      }, LEADER_REPLAY_WAIT);
-    } else if (this.catchUp) this._catchUp(this.catchUp);
-  }
-
-  /**
-   * Reads the stored events after this client's last id from
-   * `/sse/history` (general streams only: a task's stream is not shared by
-   * default) and dispatches them, then the leader's events held meanwhile
-   * (each id once). On failure the gap stays, as it would have.
-   */
-  _catchUp(catchUp) {
-    const fetchImpl = this.options.fetch || globalThis.fetch;
-    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
-    const stream = new URL(this.url, base);
-    if (!fetchImpl || !stream.pathname.endsWith("/sse/events")) {
-      this._endCatchUp();
-      return;
-    }
-    const { eventTypes, projectId, accessToken, getToken, withCredentials } = this.options;
-    const page = (after) => {
-      const url = new URL(stream.pathname.replace(/\/sse\/events$/, "/sse/history"), stream);
-      url.searchParams.set("after", after);
-      url.searchParams.set("limit", "1000");
-      if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
-      if (projectId) url.searchParams.set("project_id", projectId);
-      return Promise.resolve(getToken ? getToken() : accessToken).then((token) =>
-        fetchImpl(url.toString(), {
-          headers: token ? { Authorization: `Bearer ${token}` } : {},
-          credentials: withCredentials ? "include" : "same-origin",
-        }).then((response) => {
-          if (!response.ok) throw new Error(`history answered ${response.status}`);
-          return response.json();
-        }),
-      );
-    };
-    const next = (after) =>
-      page(after).then((body) => {
-        if (this.catchUp !== catchUp) return undefined;
-        for (const event of body.events || []) {
-          this._fromTabs({ kind: "event", type: event.event_type, data: JSON.stringify(event.data), lastEventId: String(event.id) }, true);
-        }
-        return body.next_after != null ? next(body.next_after) : undefined;
-      });
-    next(this.lastEventId)
-      .catch(() => {
-        // The gap stays: the leader's events go on from here.
-      })
-      .then(() => {
-        if (this.catchUp === catchUp) this._endCatchUp();
-      });
-  }
-
-  /** Ends a catch-up: the leader's events held meanwhile go out, each id once. */
-  _endCatchUp() {
-    const catchUp = this.catchUp;
-    this.catchUp = null;
-    if (!catchUp) return;
-    for (const message of catchUp.buffer) this._fromTabs(message);
   }
 
   _isFollower() {
     return this.tabs !== null && !this.tabs.leader;
   }
 
-  /**
-   * What the other tabs posted: a newcomer's hello (the leader answers with
-   * its state), and the leader's events (each once) and state.
-   */
-  _fromTabs(message, fromHistory = false) {
-    if (!message || !this.tabs) return;
-    if (this.catchUp && !fromHistory && message.kind === "event") {
-      this.catchUp.buffer.push(message);
-      return;
-    }
-    if (message.kind === "hello") {
-      if (!this.tabs.leader) return;
-      this.tabs.publish({ kind: "state", state: this._state });
-      if (this.seen) this.tabs.publish({ kind: "replay", to: message.from, events: this.seen });
-      return;
-    }
-    if (message.kind === "replay") {
-      const catchUp = this.catchUp;
-      if (message.to !== this.tabs.id || !catchUp || !catchUp.fromLeader) return;
-      if (catchUp.rejoining) {
-        // As the broker's own reset: `id: 0`, then everything again.
-        const data = JSON.stringify({ last_event_id: Number(this.lastEventId), latest_id: null, rejoined: true });
-        this._dispatch("replay_reset", { type: "replay_reset", data, lastEventId: "0" });
-      }
-      for (const event of message.events || []) this._fromTabs(event, true);
-      if (this.catchUp === catchUp) this._endCatchUp();
-      return;
-    }
-    if (!this._isFollower()) return;
-    if (message.kind === "state") {
-      if (message.state !== State.CLOSED) this._setState(message.state);
-      return;
-    }
-    const { type, data, lastEventId } = message;
-    const seen = this.lastEventId;
-    // A new leader may replay what the old one already posted.
-    if (!BROKER_EVENTS.includes(type) && lastEventId && seen !== null && Number(lastEventId) <= Number(seen)) return;
-    this._dispatch(type, { type, data, lastEventId });
-  }
-
   _streamUrl(ticket) {
-    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
-    const url = new URL(this.url, base);
+    const url = new URL(this.url, pageBase());
     const { eventTypes, projectId, accessToken } = this.options;
     if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
     if (projectId) url.searchParams.set("project_id", projectId);
@@ -531,13 +318,10 @@ export class SseClient {
   _dispatch(type, event) {
     if (!isServerEvent(event)) return;
     if (event.target && event.target !== this.source) return;
-    if (this.tabs && this.tabs.leader) {
-      this.tabs.publish({ kind: "event", type, data: event.data, lastEventId: event.lastEventId });
-    }
+    if (this.tabs) this.tabs.dispatched(type, event);
     // A follower's liveness is the leader's to watch.
     if (!this._isFollower()) this._armWatchdog();
     if (event.lastEventId) this.lastEventId = event.lastEventId;
-    if (this.seen) this.seen.push({ kind: "event", type, data: event.data, lastEventId: event.lastEventId });
     let data = event.data;
     try {
       data = JSON.parse(event.data);
@@ -663,40 +447,19 @@ export class SseClient {
    * way to a fresh token) is retried, after its Retry-After.
    */
   _askWhyRefused() {
-    const fetchImpl = this.options.fetch || globalThis.fetch;
     this._teardown();
-    if (!fetchImpl) return this._lost("network");
+    if (!(this.options.fetch || globalThis.fetch)) return this._lost("network");
     const asking = (this.opening = {});
     const current = () => this.opening === asking && this._state !== State.CLOSED;
-    const abort = typeof AbortController === "function" ? new AbortController() : null;
-    const credentials = this.options.withCredentials ? "include" : "same-origin";
-    Promise.resolve()
-      // A refused stream may have spent its ticket: the question needs one.
-      .then(() => (this.options.getTicket ? this.options.getTicket() : null))
-      .then((ticket) => {
-        if (!current()) return null;
-        const init = { headers: { Accept: "text/event-stream" }, credentials, signal: abort && abort.signal };
-        return fetchImpl(this._streamUrl(ticket), init);
-      })
-      .then(async (response) => {
-        if (!response || !current()) return;
-        const { status } = response;
-        if (status === 200) {
-          // It opens now: whatever refused it has passed. Reconnect.
-          if (abort) abort.abort();
-          return this._lost("network");
-        }
-        if (status === 204) return this.close(); // nothing (more) to stream
-        if (isPassing(status, this.options)) {
-          const retryAfter = Number(response.headers && response.headers.get("Retry-After"));
-          return this._lost("refused", retryAfter > 0 ? retryAfter * 1000 : undefined);
-        }
-        const body = await response.json().catch(() => null);
-        if (!current()) return;
-        const error = (body && body.error) || {};
+    askWhyRefused((ticket) => this._streamUrl(ticket), this.options, current)
+      .then((verdict) => {
+        if (!verdict || !current()) return;
+        if (verdict.opens) return this._lost("network");
+        if (verdict.ended) return this.close(); // nothing (more) to stream
+        if (!verdict.status) return this._lost("refused", verdict.retryAfterMs);
         this.close();
         if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
-        this._fail(new StreamRefusedError(status, error.code, error.message));
+        this._fail(new StreamRefusedError(verdict.status, verdict.code, verdict.message));
       })
       .catch(() => {
         if (current()) this._lost("network");
@@ -709,30 +472,14 @@ export class SseClient {
 
   /** Sends the app's fresh token for this stream; on failure the stream ends at its expiry. */
   _renewToken() {
-    const { getToken } = this.options;
-    const fetchImpl = this.options.fetch || globalThis.fetch;
     const id = this.connectionId;
-    if (!getToken || !fetchImpl || !id || this._isFollower()) return;
-    const base = typeof location !== "undefined" ? location.href : "http://localhost/";
-    const stream = new URL(this.url, base);
-    // The broker may sit under a path prefix: keep what comes before /sse/ or /tasks/.
-    const cut = stream.pathname.search(/\/(sse|tasks)\//);
-    const prefix = cut >= 0 ? stream.pathname.slice(0, cut) : "";
-    const url = new URL(`${prefix}/sse/connections/${encodeURIComponent(id)}/token`, stream);
-    Promise.resolve()
-      .then(() => getToken())
-      .then((token) =>
-        fetchImpl(url.toString(), {
-          method: "POST",
-          headers: { Authorization: `Bearer ${token}` },
-          credentials: this.options.withCredentials ? "include" : "same-origin",
-        }).then((response) => {
-          if (!response.ok) throw new Error(`token renewal answered ${response.status}`);
-          // A later reconnect (without tickets) must carry the fresh token,
-          // not the one the stream was opened with.
-          if (this.options.accessToken && typeof token === "string") this.options.accessToken = token;
-        }),
-      )
+    if (!this.options.getToken || !(this.options.fetch || globalThis.fetch) || !id || this._isFollower()) return;
+    renewStreamToken(this.url, id, this.options)
+      .then((token) => {
+        // A later reconnect (without tickets) must carry the fresh token,
+        // not the one the stream was opened with.
+        if (this.options.accessToken && typeof token === "string") this.options.accessToken = token;
+      })
       .catch(() => {
         // Nothing to do: the stream ends at its token's expiry with token_expired.
       });
@@ -755,7 +502,7 @@ export class SseClient {
     const previous = this._state;
     if (previous === state) return;
     this._state = state;
-    if (this.tabs && this.tabs.leader) this.tabs.publish({ kind: "state", state });
+    if (this.tabs && this.tabs.leader) this.tabs.publishState(state);
     if (this.options.onStateChange) this.options.onStateChange(state, previous);
   }
 }

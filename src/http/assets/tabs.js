@@ -93,3 +93,157 @@ export class TabMembership {
     else if (release) release();
   }
 }
+
+/** How long a new tab on a stream that ends waits for the leader's replay, ms. */
+const LEADER_REPLAY_WAIT = 1000;
+
+/**
+ * One client's share of a stream that tabs share: its `TabMembership` and
+ * what the tabs tell each other. The leader posts every event it
+ * dispatches and its state, and answers a newcomer's hello; a follower
+ * dispatches the leader's events, each id once, and mirrors its state.
+ *
+ * `host` is the client: `ends` (its stream ends, as a task's does),
+ * `lastEventId()`, `state()`, `brokerEvents` (types without a resume id),
+ * `dispatch(type, event)`, `open()` (this tab leads now: open the
+ * EventSource), `mirrorState(state)` (the leader's, on a follower), and
+ * `readHistory(after, onEvent, wanted)` (stored events, or null where
+ * there is none to read; see `readStoredEvents`).
+ */
+export class SharedStream {
+  constructor(name, host) {
+    this.host = host;
+    const lastEventId = host.lastEventId();
+    // On a stream that ends, every event this tab has dispatched, so that
+    // as the leader it can give a tab joining later the stream so far:
+    // that tab's own first connect would have replayed it.
+    this.seen = host.ends ? [] : null;
+    // A client that saw events before (closed, now connecting again) and
+    // ends up following another tab would miss what came in between: it
+    // reads that from the stored history while it holds the leader's
+    // events back. As the leader it resumes its own stream instead.
+    // A tab on a stream that ends waits for the leader's account of it so
+    // far (its `replay`), holding the leader's live events meanwhile: a
+    // new tab, and one that saw part of it before, whose account then
+    // starts over (`replay_reset`: the rolled-up text cannot be cut where
+    // this tab left off).
+    this.catchUp =
+      host.ends || lastEventId !== null
+        ? { buffer: [], fromLeader: host.ends, rejoining: host.ends && lastEventId !== null }
+        : null;
+    this.left = false;
+    this.membership = new TabMembership(name, {
+      onLeader: () => {
+        this._endCatchUp();
+        host.open();
+      },
+      onMessage: (message) => this._receive(message),
+    });
+    const catchUp = this.catchUp;
+    if (catchUp && catchUp.fromLeader) {
+      // No leader to answer (or an older client.js): go on without it.
+      setTimeout(() => {
+        if (this.catchUp === catchUp) this._endCatchUp();
+      }, LEADER_REPLAY_WAIT);
+    } else if (catchUp) this._readHistory(catchUp);
+  }
+
+  get leader() {
+    return this.membership.leader;
+  }
+
+  /** What this client dispatched: the leader passes it on; kept for a later tab. */
+  dispatched(type, event) {
+    const message = { kind: "event", type, data: event.data, lastEventId: event.lastEventId };
+    if (this.membership.leader) this.membership.publish(message);
+    if (this.seen) this.seen.push(message);
+  }
+
+  /** The leader's state, for its followers. */
+  publishState(state) {
+    this.membership.publish({ kind: "state", state });
+  }
+
+  /** Leaves for good; a leader's stream passes to a waiting tab `grace` ms later. */
+  leave(grace) {
+    this.left = true;
+    this.catchUp = null;
+    this.seen = null;
+    this.membership.leave(grace);
+  }
+
+  /**
+   * Dispatches the stored events after this client's last id, then the
+   * leader's events held meanwhile (each id once). On failure the gap
+   * stays, as it would have.
+   */
+  _readHistory(catchUp) {
+    const wanted = () => this.catchUp === catchUp;
+    const reading = this.host.readHistory(
+      this.host.lastEventId(),
+      (message) => this._receive(message, true),
+      wanted,
+    );
+    if (!reading) {
+      this._endCatchUp();
+      return;
+    }
+    reading
+      .catch(() => {
+        // The gap stays: the leader's events go on from here.
+      })
+      .then(() => {
+        if (wanted()) this._endCatchUp();
+      });
+  }
+
+  /** Ends a catch-up: the leader's events held meanwhile go out, each id once. */
+  _endCatchUp() {
+    const catchUp = this.catchUp;
+    this.catchUp = null;
+    if (!catchUp) return;
+    for (const message of catchUp.buffer) this._receive(message);
+  }
+
+  /**
+   * What the other tabs posted: a newcomer's hello (the leader answers with
+   * its state, and on a stream that ends with what it has seen), a replay
+   * meant for this tab, and the leader's events and state.
+   */
+  _receive(message, fromHistory = false) {
+    if (!message || this.left) return;
+    const { host, membership } = this;
+    if (this.catchUp && !fromHistory && message.kind === "event") {
+      this.catchUp.buffer.push(message);
+      return;
+    }
+    if (message.kind === "hello") {
+      if (!membership.leader) return;
+      this.publishState(host.state());
+      if (this.seen) membership.publish({ kind: "replay", to: message.from, events: this.seen });
+      return;
+    }
+    if (message.kind === "replay") {
+      const catchUp = this.catchUp;
+      if (message.to !== membership.id || !catchUp || !catchUp.fromLeader) return;
+      if (catchUp.rejoining) {
+        // As the broker's own reset: `id: 0`, then everything again.
+        const data = JSON.stringify({ last_event_id: Number(host.lastEventId()), latest_id: null, rejoined: true });
+        host.dispatch("replay_reset", { type: "replay_reset", data, lastEventId: "0" });
+      }
+      for (const event of message.events || []) this._receive(event, true);
+      if (this.catchUp === catchUp) this._endCatchUp();
+      return;
+    }
+    if (membership.leader) return;
+    if (message.kind === "state") {
+      host.mirrorState(message.state);
+      return;
+    }
+    const { type, data, lastEventId } = message;
+    const seen = host.lastEventId();
+    // A new leader may replay what the old one already posted.
+    if (!host.brokerEvents.includes(type) && lastEventId && seen !== null && Number(lastEventId) <= Number(seen)) return;
+    host.dispatch(type, { type, data, lastEventId });
+  }
+}

@@ -7,6 +7,7 @@
 //! database and cluster name, so they run in parallel.
 
 pub(crate) mod harness;
+mod postgres_store;
 mod redis_hang;
 mod shared_tasks;
 

@@ -1,0 +1,56 @@
+//! PostgreSQL's marks in `broker_state`, and the newest committed id they
+//! complete. A mark only rises.
+
+use diesel::{OptionalExtension, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::schema::broker_state;
+use crate::domain::EventId;
+
+/// The highest event id retention deleted (a resume from below it is told
+/// events were lost: `replay_truncated`).
+pub(super) const PRUNED_THROUGH: &str = "pruned_through_id";
+
+/// Mark `key`, 0 while unset.
+pub(super) async fn read(c: &mut AsyncPgConnection, key: &str) -> QueryResult<i64> {
+    Ok(broker_state::table
+        .find(key)
+        .select(broker_state::value)
+        .first::<i64>(c)
+        .await
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Raises mark `key` to `to` (a lower `to` leaves it where it is).
+pub(super) async fn raise(c: &mut AsyncPgConnection, key: &str, to: i64) -> QueryResult<()> {
+    diesel::insert_into(broker_state::table)
+        .values((broker_state::key.eq(key), broker_state::value.eq(to)))
+        .on_conflict(broker_state::key)
+        .do_update()
+        .set(
+            broker_state::value.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "GREATEST(broker_state.value, excluded.value)",
+            )),
+        )
+        .execute(c)
+        .await
+        .map(drop)
+}
+
+/// The last id committed: the newest row's, or, once retention has
+/// removed every row up to it, the newest pruned one's. Ids come from a
+/// sequence that never goes back, but an emptied table's `MAX(id)` does:
+/// a batch would then claim a predecessor older than events already
+/// routed, and a resume point inside the gap would be served from memory
+/// without its `replay_truncated`. One statement, so a prune committing
+/// meanwhile is seen either wholly or not at all.
+pub(super) async fn latest_id(c: &mut AsyncPgConnection) -> QueryResult<EventId> {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "GREATEST(COALESCE((SELECT MAX(id) FROM events), 0), \
+         COALESCE((SELECT value FROM broker_state WHERE key = '{PRUNED_THROUGH}'), 0))"
+    )))
+    .get_result::<i64>(c)
+    .await
+    .map(EventId)
+}
