@@ -64,6 +64,23 @@ impl Application {
     }
 
     pub async fn build_with_metrics(settings: Settings, metrics: Metrics) -> anyhow::Result<Self> {
+        // What most often stops a start (the port taken, a certificate that
+        // does not fit its key) is checked before any actor starts.
+        let listener =
+            bind_listener(settings.bind).with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let tls = match settings.tls.files() {
+            Some((cert, key)) => {
+                let tls = http::tls::Tls::load(cert, key, metrics.clone())
+                    .context("loading the TLS certificate")?;
+                tls.watch_for_renewals();
+                Some(tls)
+            }
+            None => {
+                actix_rt::spawn(http::tls::ignore_hangups());
+                None
+            }
+        };
         let verifier =
             JwtVerifier::from_settings(&settings.auth, &metrics).context("loading the JWT key")?;
         let limits = Arc::new(RateLimits::new(&settings.limits, metrics.clone()));
@@ -207,21 +224,6 @@ impl Application {
             operations,
             auth: Authenticator::new(verifier, tickets, metrics.clone()),
             limits,
-        };
-        let listener =
-            bind_listener(settings.bind).with_context(|| format!("binding {}", settings.bind))?;
-        let port = listener.local_addr()?.port();
-        let tls = match settings.tls.files() {
-            Some((cert, key)) => {
-                let tls = http::tls::Tls::load(cert, key, metrics.clone())
-                    .context("loading the TLS certificate")?;
-                tls.watch_for_renewals();
-                Some(tls)
-            }
-            None => {
-                actix_rt::spawn(http::tls::ignore_hangups());
-                None
-            }
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let server = http::server::serve(

@@ -58,7 +58,16 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
                 tracing::warn!(error.message = %error, "cannot raise the open-file limit")
             }
         }
-        let application = Application::build(settings).await?;
+        let application = match Application::build(settings).await {
+            Ok(application) => application,
+            Err(error) => {
+                // Actors a failed build started have not run yet: one turn
+                // lets them start inside the runtime, which otherwise
+                // starts them while dropping them, outside it (a panic).
+                tokio::task::yield_now().await;
+                return Err(error);
+            }
+        };
         let trigger = application.shutdown_handle();
         actix_web::rt::spawn(async move {
             shutdown::signal().await;

@@ -119,6 +119,57 @@ fn an_impossible_value_stops_with_a_clear_message_and_exit_1() {
     );
 }
 
+/// A start that fails once the store is open (the port taken, a key that
+/// does not fit its certificate) ends with its one clear message and exit
+/// 1: no panic of an actor dropped before it ever ran.
+#[test]
+fn a_start_that_fails_late_says_why_once_and_panics_nowhere() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let port = taken.local_addr().expect("its address").port();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let database = format!("sqlite://{}", dir.path().join("events.db").display());
+    let certificate = dir.path().join("cert.pem");
+    let other_key = dir.path().join("key.pem");
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("a cert");
+    let unrelated = rcgen::KeyPair::generate().expect("a key");
+    std::fs::write(&certificate, issued.cert.pem()).expect("cert written");
+    std::fs::write(&other_key, unrelated.serialize_pem()).expect("key written");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let free_port = free.local_addr().expect("its address").port();
+    drop(free);
+    let cases = [
+        (
+            vec!["--bind".to_owned(), format!("127.0.0.1:{port}")],
+            format!("error: binding 127.0.0.1:{port}"),
+        ),
+        (
+            vec![
+                "--bind".to_owned(),
+                format!("127.0.0.1:{free_port}"),
+                "--tls-cert".to_owned(),
+                certificate.display().to_string(),
+                "--tls-key".to_owned(),
+                other_key.display().to_string(),
+            ],
+            "error: loading the TLS certificate".to_owned(),
+        ),
+    ];
+
+    for (args, reason) in cases {
+        let output = broker_command()
+            .args(&args)
+            .args(["--database-url", &database])
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("the binary runs");
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&reason), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 /// Each setting `--help` lists: its flag and its variable.
 fn settings_in_help() -> Vec<(String, Option<String>)> {
     let output = broker_command()
