@@ -129,12 +129,23 @@ fn log_validation(settings: &Settings, warnings: &[String]) {
             warnings.join("; ")
         );
     }
+    if !settings.auth.enabled() {
+        tracing::warn!("{AUTH_OFF_WARNING}");
+    }
 }
+
+/// Said apart from the validation's findings: a mode chosen (no key
+/// configured), not a setting out of its range, so a valid configuration
+/// without auth still logs the operators' success line.
+const AUTH_OFF_WARNING: &str = "authentication is off: no JWT key configured; every caller has every scope and sees every project";
 
 fn check_config(settings: &Settings, warnings: &[String]) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(settings)?);
     for warning in warnings {
         eprintln!("warning: {warning}");
+    }
+    if !settings.auth.enabled() {
+        eprintln!("warning: {AUTH_OFF_WARNING}");
     }
     Ok(())
 }

@@ -207,9 +207,6 @@ impl Settings {
                  publishers wait that long on a stalled store, longer than most HTTP clients"
             ));
         }
-        if !self.auth.enabled() {
-            warnings.push("authentication is off: no JWT key configured".into());
-        }
         if let Some(url) = &self.auth.jwks_url
             && url.scheme() == "http"
             && !url.host_str().is_some_and(is_loopback_host)
