@@ -95,6 +95,21 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
                 may_answer(operation, "404", "No such task (`task_not_found`)");
             }
         }
+        name_head_apart(item);
+    }
+}
+
+/// A route that answers GET and HEAD is one handler, so both operations
+/// come out with its name as `operationId`, which OpenAPI requires to be
+/// unique in the document (validators refuse it, and code generators make
+/// two methods of one name): the HEAD one gets `_head` appended.
+fn name_head_apart(item: &mut utoipa::openapi::PathItem) {
+    let get_id = item.get.as_ref().and_then(|get| get.operation_id.clone());
+    if let Some(head) = item.head.as_mut()
+        && let Some(id) = head.operation_id.as_mut()
+        && get_id.as_ref() == Some(id)
+    {
+        id.push_str("_head");
     }
 }
 

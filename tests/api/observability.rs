@@ -112,6 +112,20 @@ async fn openapi_describes_every_route_and_no_route_that_does_not_exist() {
             );
         }
     }
+    // Every operationId is unique, as OpenAPI requires (GET and HEAD of one
+    // handler included).
+    let mut ids = std::collections::BTreeMap::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("a path item") {
+            if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
+                let earlier = ids.insert(id.to_owned(), format!("{method} {path}"));
+                assert!(
+                    earlier.is_none(),
+                    "operationId {id} of {method} {path} is also {earlier:?}'s"
+                );
+            }
+        }
+    }
     // Every documented GET without a path parameter is served.
     for (path, item) in paths {
         if path.contains('{') || item.get("get").is_none() {
