@@ -184,6 +184,11 @@ impl From<UpdateSubscriptionError> for ApiError {
                 ErrorCode::Forbidden,
                 "the token this stream was opened with does not grant this project; reconnect with one that does",
             ),
+            UpdateSubscriptionError::TaskStream => Self::new(
+                ErrorCode::Conflict,
+                "this connection is a task's stream: it carries that task's events until its end, \
+                 and its filter cannot change; open /sse/events for other events",
+            ),
         }
     }
 }

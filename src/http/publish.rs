@@ -312,6 +312,7 @@ pub struct SubscribeResponse {
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "Another user's connection, or project outside the token", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown connection", body = crate::error::ErrorBody),
+        (status = 409, description = "A task's stream (`conflict`): it follows its task, its filter cannot change", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type, a missing field or a wrong field type", body = crate::error::ErrorBody),
     )
 )]

@@ -237,6 +237,42 @@ async fn subscribe_refuses_unknown_connections_and_unknown_types() {
     }
 }
 
+/// A task's stream follows its task to its end: a subscription change
+/// would keep `complete` from it (the stream would never end) and open it
+/// to other events. Refused; the stream still ends with its task.
+#[actix_web::test]
+async fn subscribe_refuses_a_tasks_stream_which_still_ends_with_its_task() {
+    // Arrange
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "t1"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let mut stream = app.open_stream("/tasks/t1/events", &[]).await;
+
+    // Act
+    let response = app
+        .post_json(
+            "/sse/subscribe",
+            &json!({"connection_id": stream.connection_id, "event_types": ["progress_update"]}),
+        )
+        .await;
+
+    // Assert
+    let body = assert_error(response, 409, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("task's stream"),
+        "{body}"
+    );
+    let completed = app.post_json("/tasks/t1/complete", &json!({})).await;
+    assert_eq!(completed.status().as_u16(), 200);
+    let events = stream.read_to_end(SHORT).await;
+    let types: Vec<_> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert!(!types.contains(&"subscription_updated"), "{types:?}");
+    assert_eq!(types.last(), Some(&"complete"), "{types:?}");
+}
+
 #[actix_web::test]
 async fn cleanup_refuses_a_bad_batch_size() {
     let app = spawn_app().await;

@@ -106,6 +106,7 @@ fn refusal_name(refused: UpdateSubscriptionError) -> &'static str {
         UpdateSubscriptionError::NotOwner => "not_owner",
         UpdateSubscriptionError::ProjectNotGranted => "project_not_granted",
         UpdateSubscriptionError::UnknownConnection => "unknown_connection",
+        UpdateSubscriptionError::TaskStream => "task_stream",
     }
 }
 
@@ -114,6 +115,7 @@ fn refusal_of(name: &str) -> UpdateSubscriptionError {
     match name {
         "not_owner" => UpdateSubscriptionError::NotOwner,
         "project_not_granted" => UpdateSubscriptionError::ProjectNotGranted,
+        "task_stream" => UpdateSubscriptionError::TaskStream,
         _ => UpdateSubscriptionError::UnknownConnection,
     }
 }

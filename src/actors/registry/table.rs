@@ -46,6 +46,11 @@ pub enum UpdateSubscriptionError {
     /// against): reconnect with a token that grants it.
     #[error("the stream's token does not grant this project")]
     ProjectNotGranted,
+    /// A task's stream carries its task's events and ends with it: another
+    /// filter would keep it from its end (`complete`, `error`) and open it
+    /// to events of no task.
+    #[error("a task's stream follows its task; its filter cannot change")]
+    TaskStream,
 }
 
 /// One open stream.
@@ -275,6 +280,9 @@ impl<C: Clone> ConnectionTable<C> {
             .is_some_and(|project| !entry.subscription.viewer.projects.allows(project))
         {
             return Err(UpdateSubscriptionError::ProjectNotGranted);
+        }
+        if entry.subscription.task_id.is_some() {
+            return Err(UpdateSubscriptionError::TaskStream);
         }
         self.index.remove(key, &entry.subscription);
         entry.subscription.event_types = event_types;
