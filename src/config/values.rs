@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, Serializer};
 
 use super::masked;
-use crate::domain::EventType;
+use crate::domain::{CONTROL_EVENT_TYPES, EventType};
 
 /// Where events are stored.
 #[derive(Debug, Clone)]
@@ -130,11 +130,19 @@ pub(super) fn secret(raw: &str) -> Result<SecretString, Infallible> {
     Ok(SecretString::from(raw.to_owned()))
 }
 
-/// Comma-separated event types; empty entries are skipped.
+/// Comma-separated event types; empty entries are skipped, and the names
+/// of the broker's own frames refused.
 pub(super) fn event_types(raw: &str) -> Result<Vec<EventType>, String> {
     split_csv(raw)
         .iter()
-        .map(|name| EventType::parse(name).map_err(|e| format!("event type: {e}")))
+        .map(|name| {
+            if CONTROL_EVENT_TYPES.contains(&name.as_str()) {
+                return Err(format!(
+                    "event type {name:?} is the name of the broker's own frames; choose another"
+                ));
+            }
+            EventType::parse(name).map_err(|e| format!("event type: {e}"))
+        })
         .collect()
 }
 

@@ -55,6 +55,21 @@ impl Serialize for EventType {
     }
 }
 
+/// The names of the broker's own frames on a stream (its connection, its
+/// end, its resume, its token): never a publishable type, or a publisher
+/// could tell every client to reconnect, or pose as the broker.
+pub const CONTROL_EVENT_TYPES: [&str; 9] = [
+    "connected",
+    "heartbeat",
+    "shutdown",
+    "server_shutdown",
+    "replay_truncated",
+    "replay_reset",
+    "subscription_updated",
+    "token_expiring",
+    "token_expired",
+];
+
 /// The event types this broker accepts: the built-in set plus `--event-types`.
 #[derive(Debug, Clone)]
 pub struct EventTypeCatalog {

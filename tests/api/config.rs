@@ -119,6 +119,51 @@ fn an_impossible_value_stops_with_a_clear_message_and_exit_1() {
     );
 }
 
+/// An extra event type named like one of the broker's own frames would let
+/// any publisher send `shutdown` or `connected` to every stream: refused
+/// from a flag, the environment and the file alike.
+#[test]
+fn an_extra_event_type_named_like_a_control_frame_is_refused() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("broker.toml");
+    std::fs::write(&file, "event_types = \"deploy, token_expired\"\n").expect("written");
+    let flag = broker_command()
+        .args(["--event-types", "deploy,shutdown", "check-config"])
+        .output()
+        .expect("the binary runs");
+    let env = broker_command()
+        .env("SSE_BROKER_EVENT_TYPES", "heartbeat")
+        .arg("check-config")
+        .output()
+        .expect("the binary runs");
+    let from_file = broker_command()
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config")
+        .output()
+        .expect("the binary runs");
+
+    for (output, name) in [
+        (flag, "shutdown"),
+        (env, "heartbeat"),
+        (from_file, "token_expired"),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "\"{name}\" is the name of the broker's own frames"
+            )),
+            "{stderr}"
+        );
+    }
+    let allowed = broker_command()
+        .args(["--event-types", "deploy,shutdown_notice", "check-config"])
+        .output()
+        .expect("the binary runs");
+    assert!(allowed.status.success(), "{allowed:?}");
+}
+
 /// A start that fails once the store is open (the port taken, a key that
 /// does not fit its certificate) ends with its one clear message and exit
 /// 1: no panic of an actor dropped before it ever ran.
