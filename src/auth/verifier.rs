@@ -37,6 +37,14 @@ pub enum KeyError {
     },
     #[error("the JWT public key {0} is neither an RSA nor an EC (P-256) PEM public key")]
     Parse(String),
+    /// Read as a key, a private key verifies nothing the broker's clients
+    /// send (every token would be refused), and it does not belong on a
+    /// verifier's disk.
+    #[error(
+        "the JWT public key {0} holds a private key; give its public half \
+         (openssl pkey -in KEY -pubout)"
+    )]
+    PrivateKey(String),
     #[error(
         "an HS256 secret is {0} bytes; at least {min} are needed (RFC 7518 section 3.2)",
         min = crate::config::MIN_HS256_SECRET_BYTES
@@ -72,6 +80,9 @@ impl JwtVerifier {
                 path: path.display().to_string(),
                 source,
             })?;
+            if String::from_utf8_lossy(&pem).contains("PRIVATE KEY-----") {
+                return Err(KeyError::PrivateKey(path.display().to_string()));
+            }
             let key = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
                 (key, Algorithm::RS256)
             } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {

@@ -164,3 +164,28 @@ async fn a_public_key_that_is_not_a_pem_key_stops_the_build() {
         "the key material is echoed: {error}"
     );
 }
+
+/// A private key given as the public one (a common slip: both files sit
+/// side by side) would start a broker that refuses every token, even those
+/// it signs: the build stops, naming the file and the fix.
+#[actix_web::test]
+async fn a_private_key_given_as_the_public_key_stops_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in [Algorithm::RS256, Algorithm::ES256] {
+        let key = KeyPair::generate(dir.path(), &format!("{algorithm:?}"), algorithm);
+        let mut settings =
+            sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
+                path: dir.path().join("events.db"),
+            });
+        settings.auth.jwt_public_keys = vec![key.private_path.clone()];
+
+        let built = sse_broker::app::Application::build(settings).await;
+
+        let error = format!("{:#}", built.err().expect("the broker refuses to build"));
+        assert!(
+            error.contains(&key.private_path.display().to_string())
+                && error.contains("holds a private key"),
+            "{algorithm:?}: {error}"
+        );
+    }
+}
