@@ -308,9 +308,11 @@ pub struct Authenticated<S> {
 fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+        // The scheme's name is case-insensitive (RFC 7235 section 2.1).
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or(AuthError::Malformed)?;
         return Ok(Some(token.trim().to_owned()));
     }

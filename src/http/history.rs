@@ -77,8 +77,8 @@ impl From<StoredEvent> for HistoryEvent {
 #[route("/sse/history", method = "GET", method = "HEAD")]
 pub async fn history(
     state: web::Data<AppState>,
-    query: Query<HistoryQuery>,
     auth: Authenticated<Subscribe>,
+    query: Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {

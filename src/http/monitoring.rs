@@ -46,8 +46,8 @@ pub struct PageQuery {
 #[route("/sse/connections", method = "GET", method = "HEAD")]
 pub async fn connections(
     state: web::Data<AppState>,
-    query: Query<PageQuery>,
     auth: Authenticated<Admin>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     // An admin acts within its token's projects unless they are `["*"]`.
     let scope = auth.principal.projects;

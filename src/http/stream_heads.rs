@@ -35,8 +35,8 @@ use crate::{error::ApiError, state::AppState};
 pub async fn events_head(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: Query<StreamQuery>,
     auth: Authenticated<Subscribe>,
+    query: Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     checked_request(&req, &state, &query, &auth.principal)?;
     Ok(event_stream_head(&req))
@@ -59,9 +59,9 @@ pub async fn events_head(
 pub async fn task_events_head(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
     id: web::Path<String>,
     query: Query<StreamQuery>,
-    auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(
         match checked_task_stream(&req, &state, &id, &query, &auth.principal).await? {
@@ -85,9 +85,9 @@ pub async fn task_events_head(
 pub async fn task_ui_message_stream_head(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
     id: web::Path<String>,
     query: Query<UiStreamQuery>,
-    auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     query.client()?;
     visible_task(&state, &auth.principal, &id).await?;
@@ -108,9 +108,9 @@ pub async fn task_ui_message_stream_head(
 pub async fn chat_stream_head(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
     chat_id: web::Path<String>,
     query: Query<UiStreamQuery>,
-    auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     query.client()?;
     Ok(

@@ -82,8 +82,8 @@ pub(super) fn resume_point(
 pub async fn open_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: Query<StreamQuery>,
     auth: Authenticated<OpenStream>,
+    query: Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
     let (subscription, resume_after) = checked_request(&req, &state, &query, &principal)?;

@@ -345,9 +345,9 @@ pub(super) async fn checked_task_stream(
 pub async fn task_events(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: Authenticated<OpenStream>,
     id: web::Path<String>,
     query: Query<StreamQuery>,
-    auth: Authenticated<OpenStream>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth.principal;
     let Some((task, resume_after)) =

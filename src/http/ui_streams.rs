@@ -76,9 +76,9 @@ impl UiStreamQuery {
 pub async fn task_ui_message_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
     id: web::Path<String>,
     query: Query<UiStreamQuery>,
-    auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let client = query.client()?;
     let task = visible_task(&state, &auth.principal, &id).await?;
@@ -107,9 +107,9 @@ pub async fn task_ui_message_stream(
 pub async fn chat_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: Authenticated<Subscribe>,
     chat_id: web::Path<String>,
     query: Query<UiStreamQuery>,
-    auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let client = query.client()?;
     match running_in_chat(&state, &auth.principal, &chat_id).await? {

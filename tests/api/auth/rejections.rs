@@ -136,7 +136,18 @@ fn refused_tokens() -> Vec<(&'static str, String)> {
 async fn a_request_without_a_token_is_401_with_a_bearer_challenge() {
     let app = spawn_secured_app().await;
 
-    for path in ["/sse/events", "/sse/history", "/sse/stats"] {
+    // A malformed query waits behind the missing token: whoever may not
+    // call is told so first (a 400 would answer a stranger's question).
+    for path in [
+        "/sse/events",
+        "/sse/history",
+        "/sse/stats",
+        "/sse/history?limit=abc",
+        "/sse/connections?offset=x",
+        "/sse/events?event_types=nope",
+        "/tasks/t1/ui-message-stream?ai_sdk=x",
+        "/chats/c1/stream?ai_sdk=x",
+    ] {
         let response = get_as(&app, path, None).await;
         let body = assert_unauthorized(response, &[]).await;
         assert!(
@@ -332,6 +343,17 @@ async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
 
     for (source, response) in [("header", header), ("cookie", cookie), ("query", query)] {
         assert_eq!(response.status().as_u16(), 200, "token in the {source}");
+    }
+    // The scheme's name in any case (RFC 7235 section 2.1).
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = app
+            .api_client
+            .get(app.url("/sse/history"))
+            .header("Authorization", format!("{scheme} {good}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "scheme {scheme}");
     }
     // A stream authenticated by the query string, as EventSource does it.
     let stream = app
