@@ -104,6 +104,20 @@ async fn the_monitoring_document_has_every_field_of_the_guide_under_its_name_and
     })
     .await;
     let _viewer = open(&app).await;
+    // Before any run, too, every field has its shape (no `null` number),
+    // but the time of the last run, which there is not.
+    let fresh = app.monitoring().await;
+    assert_eq!(at(&fresh, "cleanup_stats.last_run_at"), &Value::Null);
+    let wrong_fresh: Vec<String> = GUIDE_FIELDS
+        .iter()
+        .filter(|(path, _)| *path != "cleanup_stats.last_run_at")
+        .filter(|(path, shape)| !shape.holds(at(&fresh, path)))
+        .map(|(path, shape)| format!("{path}: {shape:?}, found {}", at(&fresh, path)))
+        .collect();
+    assert!(
+        wrong_fresh.is_empty(),
+        "before the first run: {wrong_fresh:#?}\n{fresh:#}"
+    );
     let run = app.post_json("/sse/cleanup", &json!({})).await;
     assert_eq!(run.status().as_u16(), 200);
 

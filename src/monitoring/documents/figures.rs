@@ -137,8 +137,9 @@ pub struct CleanupStatsView {
     pub error_rate: f64,
     /// `failed_connections / (total_connections_cleaned + failed_connections)`, in percent.
     pub connection_failure_rate: f64,
-    /// `null` before the first run.
-    pub last_cleanup_duration_ms: Option<f64>,
+    /// 0 before the first run (`last_run_at` is `null` then): the guide's
+    /// shape is a number, and dashboards read it as one.
+    pub last_cleanup_duration_ms: f64,
     pub connections_per_cleanup: f64,
     /// Streams by age now (sampled once a second): no write for the stale
     /// threshold, written recently, open > 1 h, open > 6 h.
@@ -226,7 +227,7 @@ impl MonitoringDocument {
                 failed_connections: c.total_failed,
                 error_rate: snapshot.cleanup_error_rate(),
                 connection_failure_rate: snapshot.connection_failure_rate(),
-                last_cleanup_duration_ms: c.last_cleanup_duration_ms,
+                last_cleanup_duration_ms: c.last_cleanup_duration_ms.unwrap_or(0.0),
                 connections_per_cleanup,
                 stale: r.age_buckets.stale,
                 active: r.age_buckets.active,
