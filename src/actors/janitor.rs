@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::registry::{FindStale, Registry};
+use super::registry::{FindStale, Registry, Unregister};
 use crate::{
     domain::now_ms,
     stream::{Close, CloseReason},
@@ -224,6 +224,15 @@ impl Handler<RunCleanup> for Janitor {
                     match result {
                         Ok(()) => {
                             report.cleaned += 1;
+                            // Off the table now, not when the stream's own
+                            // word arrives from its thread (whichever comes
+                            // second does nothing): a run right after this
+                            // one must not find it again and count it
+                            // failed, nor in its totals.
+                            registry.do_send(Unregister {
+                                id: stale.id,
+                                reason: CloseReason::Stale,
+                            });
                             tracing::info!(connection_id = %stale.id, idle_ms = stale.idle_ms, "closed stale stream");
                         }
                         Err(_) => report.failed += 1,

@@ -111,6 +111,62 @@ async fn cleanup_closes_stale_streams_in_batches_and_the_statistics_add_up() {
     );
 }
 
+/// The streams a run closed are off the table when it answers: the
+/// counts say so at once, and a run right after finds none of them again
+/// (a stream still closing was counted a second time, as failed).
+#[actix_web::test]
+async fn a_run_right_after_another_finds_none_of_the_streams_it_closed() {
+    // Arrange
+    let app = spawn_app_with(stale_quickly).await;
+    let mut stale = Vec::new();
+    for _ in 0..40 {
+        stale.push(app.open_stream("/sse/events", &[]).await);
+    }
+    wait_out_the_threshold().await;
+
+    // Act
+    let first: Value = app
+        .post_json("/sse/cleanup", &json!({"batch_size": 20}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let active = app.stats().await["active_connections"].clone();
+    let second: Value = app
+        .post_json("/sse/cleanup", &json!({"batch_size": 1}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+
+    // Assert
+    assert_eq!(
+        (first["cleaned"].as_u64(), first["failed"].as_u64()),
+        (Some(40), Some(0)),
+        "{first}"
+    );
+    assert_eq!(
+        active, 0,
+        "closed streams still counted right after the run"
+    );
+    assert_eq!(
+        (second["cleaned"].as_u64(), second["failed"].as_u64()),
+        (Some(0), Some(0)),
+        "{second}"
+    );
+    let cleanup = app.monitoring().await["cleanup_stats"].clone();
+    assert_eq!(cleanup["failed_connections"], 0, "{cleanup}");
+    assert_eq!(cleanup["total_connections_cleaned"], 40, "{cleanup}");
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["closed_by_reason"]["stale"], 40,
+        "each close counted once: {stats}"
+    );
+    for stream in &mut stale {
+        stream.read_to_end(SHORT).await;
+    }
+}
+
 #[actix_web::test]
 async fn a_cleanup_without_a_body_uses_the_configured_batch_size() {
     let app = spawn_app_with(|s| {
