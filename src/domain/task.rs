@@ -27,6 +27,8 @@ pub enum TaskError {
         super::quoted_input(.0)
     )]
     UnknownStatus(String),
+    #[error("a {from} task cannot go back to pending")]
+    BackToPending { from: TaskStatus },
     #[error("{field} may not contain the NUL character (U+0000)")]
     NulInText { field: &'static str },
     #[error("the task was cancelled; stop producing")]
@@ -300,6 +302,9 @@ impl Task {
                     }
                     next.progress = *progress;
                 }
+                if *status == Some(TaskStatus::Pending) && self.status != TaskStatus::Pending {
+                    return Err(TaskError::BackToPending { from: self.status });
+                }
                 check_task_text("stage", stage.as_deref())?;
                 check_task_text("message", message.as_deref())?;
                 if let Some(stage) = stage {
@@ -391,6 +396,46 @@ mod tests {
         assert_eq!(
             running.apply(&progress(101.0, false), 2),
             Err(TaskError::InvalidProgress)
+        );
+    }
+
+    #[test]
+    fn a_started_task_never_goes_back_to_pending() {
+        let to = |status| TaskChange::Update {
+            status: Some(status),
+            progress: None,
+            stage: None,
+            message: None,
+            force: true,
+        };
+        let pending = task().apply(&to(TaskStatus::Pending), 1).unwrap();
+        assert_eq!(pending.status, TaskStatus::Pending);
+        let running = pending.apply(&to(TaskStatus::Running), 2).unwrap();
+        assert_eq!(
+            running.apply(&to(TaskStatus::Pending), 3),
+            Err(TaskError::BackToPending {
+                from: TaskStatus::Running
+            })
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_tasks_own_text_is_refused() {
+        let update = TaskChange::Update {
+            status: None,
+            progress: None,
+            stage: Some("a\0b".into()),
+            message: None,
+            force: false,
+        };
+        assert_eq!(
+            task().apply(&update, 1),
+            Err(TaskError::NulInText { field: "stage" })
+        );
+        let fail = TaskChange::Fail { error: "\0".into() };
+        assert_eq!(
+            task().apply(&fail, 1),
+            Err(TaskError::NulInText { field: "error" })
         );
     }
 

@@ -65,7 +65,8 @@ impl From<TaskError> for ApiError {
             | TaskError::InvalidProgress
             | TaskError::ProgressBackwards { .. }
             | TaskError::UnknownStatus(_)
-            | TaskError::NulInText { .. } => ErrorCode::InvalidField,
+            | TaskError::NulInText { .. }
+            | TaskError::BackToPending { .. } => ErrorCode::InvalidField,
             TaskError::Cancelled => ErrorCode::TaskCancelled,
             TaskError::Finished(_) => ErrorCode::TaskFinished,
         };

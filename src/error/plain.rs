@@ -107,10 +107,39 @@ fn message_of(error: &serde_json::Error) -> String {
     }
 }
 
+/// [`from_json_object`] for one line of an NDJSON body: a syntax error
+/// says the column, in words about the line (the caller names the line).
+pub fn from_json_line<T: DeserializeOwned>(line: &str) -> Result<T, JsonError> {
+    from_json_object(line.as_bytes()).map_err(|error| match error {
+        JsonError::Syntax(_) => match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            Err(error) => JsonError::Syntax(format!(
+                "not valid JSON: {} (column {})",
+                syntax_reason(&error),
+                error.column()
+            )),
+            Ok(_) => JsonError::Field("the line must be a JSON object".into()),
+        },
+        JsonError::Field(_) if !line.trim_start().starts_with('{') => {
+            JsonError::Field("the line must be a JSON object".into())
+        }
+        field => field,
+    })
+}
+
 /// A JSON syntax error, with where it is in words a reader can use.
 fn syntax_message(error: &serde_json::Error) -> String {
+    format!(
+        "the request body is not valid JSON: {} (line {}, column {})",
+        syntax_reason(error),
+        error.line(),
+        error.column()
+    )
+}
+
+/// What is wrong, in words a reader can use.
+fn syntax_reason(error: &serde_json::Error) -> &'static str {
     let message = message_of(error);
-    let reason = if error.classify() == Category::Eof {
+    if error.classify() == Category::Eof {
         "it ends before the document is complete"
     } else if message == "trailing comma" {
         "a comma comes right before a closing bracket"
@@ -139,12 +168,7 @@ fn syntax_message(error: &serde_json::Error) -> String {
         "it is nested too deeply"
     } else {
         "it is not well-formed JSON"
-    };
-    format!(
-        "the request body is not valid JSON: {reason} (line {}, column {})",
-        error.line(),
-        error.column()
-    )
+    }
 }
 
 /// `path` as a client wrote it (`event_types[2]`, `data.progress`), or

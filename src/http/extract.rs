@@ -250,11 +250,16 @@ pub fn project_param(
     principal: &Principal,
     raw: Option<&str>,
 ) -> Result<Option<ProjectId>, ApiError> {
-    let Some(project) = raw
-        .filter(|p| !p.is_empty())
-        .map(ProjectId::parse)
-        .transpose()?
-    else {
+    project_field(principal, raw.filter(|p| !p.is_empty()))
+}
+
+/// [`project_param`] for a JSON body's `project_id`, where `""` is a value
+/// (refused, as `/sse/publish` refuses it), not a query left empty.
+pub fn project_field(
+    principal: &Principal,
+    raw: Option<&str>,
+) -> Result<Option<ProjectId>, ApiError> {
+    let Some(project) = raw.map(ProjectId::parse).transpose()? else {
         return Ok(None);
     };
     if !principal.may_access(&project) {

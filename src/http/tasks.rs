@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{
     extract::{
         Authenticated, JsonBody, OpenStream, OptionalJsonBody, Publish, Query, Subscribe,
-        project_param,
+        project_field,
     },
     streams::{StreamQuery, event_stream_response, resume_point},
 };
@@ -92,7 +92,7 @@ pub async fn create_task(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0.unwrap_or_default();
     let id = request.task_id.as_deref().map(task_id).transpose()?;
-    let project_id = project_param(&auth.principal, request.project_id.as_deref())?;
+    let project_id = project_field(&auth.principal, request.project_id.as_deref())?;
     let task = state
         .tasks
         .create(NewTask {

@@ -232,7 +232,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     if line.is_empty() {
         return Ok(Instruction::Nothing);
     }
-    let parsed: NdJsonLine = plain::from_json_object(line.as_bytes()).map_err(|error| {
+    let parsed: NdJsonLine = plain::from_json_line(line).map_err(|error| {
         let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
         format!("not a JSON object of {KINDS}: {reason}")
     })?;
@@ -315,6 +315,23 @@ mod tests {
                 result: Some(reason)
             })
         );
+    }
+
+    #[test]
+    fn a_malformed_line_is_described_as_a_line_with_its_column() {
+        let broken = ndjson_line(r#"{"delta": x}"#).unwrap_err();
+        assert!(
+            broken.ends_with(
+                "not valid JSON: a value is not JSON (strings need double quotes) (column 11)"
+            ),
+            "{broken}"
+        );
+        assert!(
+            !broken.contains("body") && !broken.contains("line 1"),
+            "{broken}"
+        );
+        let array = ndjson_line(r#"["delta"]"#).unwrap_err();
+        assert!(array.ends_with("the line must be a JSON object"), "{array}");
     }
 
     #[test]

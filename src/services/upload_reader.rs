@@ -387,6 +387,12 @@ fn ndjson(
     half: &mut Option<WaitingHalf>,
 ) -> Result<(EventRead, Option<TextKind>), ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    // A byte order mark some writers (Windows tools, .NET) put first: not
+    // JSON, but not the producer's mistake either; the SSE forms drop it too.
+    let bytes = match line {
+        1 => bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
+        _ => bytes,
+    };
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {
         line,
         reason: NOT_UTF8.into(),
@@ -411,6 +417,18 @@ mod tests {
                 other => panic!("not a delta: {other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_dropped_and_nowhere_else() {
+        let body = "\u{feff}{\"delta\":\"a\"}\n\u{feff}{\"delta\":\"b\"}\n";
+        let mut reader = Reader::new(UploadFormat::NdJson, 1024, UploadEnds::Task);
+        let (got, error) = reader.read(body.as_bytes(), true);
+        assert_eq!(deltas(&got), ["a"]);
+        assert!(
+            matches!(error, Some(ReadError::Malformed { line: 2, .. })),
+            "{error:?}"
+        );
     }
 
     #[test]

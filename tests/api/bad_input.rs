@@ -509,3 +509,62 @@ async fn a_compressed_request_body_is_415_and_nothing_of_it_is_applied() {
         .expect("sent");
     assert_eq!(accepted.status().as_u16(), 202);
 }
+
+/// A task's fields refuse what they cannot hold: a project id of "" (as
+/// `/sse/publish` refuses it), and a started task going back to pending.
+#[actix_web::test]
+async fn a_task_refuses_an_empty_project_and_a_way_back_to_pending() {
+    // Arrange
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "t1"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let patch = |body: Value| {
+        app.api_client
+            .patch(app.url("/tasks/t1"))
+            .json(&body)
+            .send()
+    };
+    let started = patch(json!({"progress": 10})).await.expect("sent");
+    assert_eq!(started.status().as_u16(), 200);
+
+    // Act
+    let empty_project = app
+        .post_json("/tasks", &json!({"task_id": "t2", "project_id": ""}))
+        .await;
+    let back = patch(json!({"status": "pending"})).await.expect("sent");
+
+    // Assert
+    assert_error(empty_project, 422, "invalid_field").await;
+    let body = assert_error(back, 422, "invalid_field").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot go back to pending"),
+        "{body}"
+    );
+    assert_eq!(app.get_json("/tasks/t1").await["status"], "running");
+    assert_eq!(app.get("/tasks/t2").await.status().as_u16(), 404);
+}
+
+/// A byte order mark before an NDJSON upload's first line (Windows tools
+/// and .NET write one) is not the producer's JSON: it is dropped.
+#[actix_web::test]
+async fn an_upload_that_begins_with_a_byte_order_mark_is_read() {
+    let app = spawn_app().await;
+    let created = app.post_json("/tasks", &json!({"task_id": "t1"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+
+    let response = app
+        .api_client
+        .post(app.url("/tasks/t1/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body("\u{feff}{\"delta\":\"Hi\"}\n{\"complete\":{}}\n")
+        .send()
+        .await
+        .expect("sent");
+
+    assert_eq!(response.status().as_u16(), 200);
+    let task = app.get_json("/tasks/t1").await;
+    assert_eq!(task["status"], "completed", "{task}");
+}
