@@ -25,5 +25,6 @@ mod upload_counts;
 mod upload_error;
 mod upload_halves;
 mod upload_reader;
+mod upload_shape;
 mod upload_steps;
 pub mod uploads;

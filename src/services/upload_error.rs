@@ -1,10 +1,27 @@
-//! How an upload can end other than with `200`, and the name its metrics
+//! How an upload can end other than with `200` (a body that cannot be read,
+//! a refused line, ...), and the name its metrics
 //! and logs give each ending.
 
 use std::time::Duration;
 
-use super::{tasks::TaskWriteError, upload_reader::ReadError};
+use super::tasks::TaskWriteError;
 use crate::domain::{TaskError, TaskStatus};
+
+/// Why the body's next instruction cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("line {line}: {reason}")]
+    Malformed { line: u64, reason: String },
+    #[error("line {line} is longer than {limit} bytes")]
+    LineTooLong { line: u64, limit: usize },
+    /// An SSE event whose `data` lines, joined, pass the limit (at line
+    /// `line`): the event is held whole until its blank line.
+    #[error("line {line}: the event's data is longer than {limit} bytes")]
+    EventTooLong { line: u64, limit: usize },
+    /// An event-stream body that is JSON (read whole) past the limit.
+    #[error("the body is JSON, not an event stream, and longer than {limit} bytes")]
+    JsonTooLong { limit: usize },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {

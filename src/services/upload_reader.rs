@@ -9,34 +9,18 @@
 //! always, the provider's error answer piped in unchecked: it is read whole
 //! and fails the task with the provider's message.
 
-use serde_json::Value;
-
 use super::{
     generation_input::{Instruction, UploadEnds, UploadFormat, ndjson_line},
     provider_events::{
         Dialect, Ending, EventRead, ToolCallAssembly, ToolCallError, event_stream_data,
-        provider_error, provider_line,
+        provider_line,
     },
+    upload_error::ReadError,
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
+    upload_shape::{Shape, json_answer, shape_of},
     upload_steps::StepEnds,
 };
 use crate::domain::{SseParseError, SseParser, TextKind};
-
-/// Why the body's next instruction cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("line {line}: {reason}")]
-    Malformed { line: u64, reason: String },
-    #[error("line {line} is longer than {limit} bytes")]
-    LineTooLong { line: u64, limit: usize },
-    /// An SSE event whose `data` lines, joined, pass the limit (at line
-    /// `line`): the event is held whole until its blank line.
-    #[error("line {line}: the event's data is longer than {limit} bytes")]
-    EventTooLong { line: u64, limit: usize },
-    /// An event-stream body that is JSON (read whole) past the limit.
-    #[error("the body is JSON, not an event stream, and longer than {limit} bytes")]
-    JsonTooLong { limit: usize },
-}
 
 /// Splits the body into instructions, each named by its line (an SSE
 /// event by its last line).
@@ -71,14 +55,6 @@ enum Body {
         /// white space.
         shape: Shape,
     },
-}
-
-enum Shape {
-    /// Not told yet: the body so far, held until its first line is whole.
-    Unknown(Vec<u8>),
-    Events,
-    /// JSON where events were expected, kept whole to be read at its end.
-    Json(Vec<u8>),
 }
 
 impl Reader {
@@ -312,72 +288,6 @@ impl Reader {
 }
 
 const NOT_UTF8: &str = "the line is not UTF-8";
-
-/// What an event-stream body is, told by `head` (the body so far): JSON
-/// (its first byte that is not white space or a byte order mark opens an
-/// object or an array), or events (its first line is a comment or a field
-/// of the format: `data`, `event`, `id`, `retry`), with where what is kept
-/// of it starts; `None` until its first line is whole. Anything else (a
-/// proxy's error page, a plain-text error) is refused at its first line.
-fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>, ReadError> {
-    let blank = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | 0xEF | 0xBB | 0xBF);
-    let Some(from) = head.iter().position(|byte| !blank(byte)) else {
-        return Ok(last.then_some((Shape::Events, 0)));
-    };
-    if matches!(head[from], b'{' | b'[') {
-        return Ok(Some((Shape::Json(Vec::new()), from)));
-    }
-    // The first line as the event-stream parser reads it: spaces before a
-    // field name make another field.
-    let break_or_mark = |byte: &u8| matches!(byte, b'\r' | b'\n' | 0xEF | 0xBB | 0xBF);
-    let from = head
-        .iter()
-        .position(|byte| !break_or_mark(byte))
-        .unwrap_or(from);
-    let rest = &head[from..];
-    let Some(end) = memchr::memchr2(b'\n', b'\r', rest).or(last.then_some(rest.len())) else {
-        return Ok(None);
-    };
-    let line = &rest[..end];
-    let field = line.split(|byte| *byte == b':').next().unwrap_or_default();
-    if line.starts_with(b":") || [&b"data"[..], b"event", b"id", b"retry"].contains(&field) {
-        return Ok(Some((Shape::Events, 0)));
-    }
-    let begins = String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned();
-    Err(ReadError::Malformed {
-        line: 1 + memchr::memchr_iter(b'\n', &head[..from]).count() as u64,
-        reason: format!(
-            "the body is not an event stream: it begins {begins:?} (an error from the model provider or a proxy? check the provider's answer before piping it in)"
-        ),
-    })
-}
-
-/// A JSON body sent as an event stream, read whole: a provider's error
-/// answer fails the task with its message; JSON lines or another document
-/// are refused, saying what to send instead.
-fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
-    let text = std::str::from_utf8(document).map_err(|_| not_a_stream("JSON that is not UTF-8"))?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(value) => provider_error(&value).ok_or_else(|| not_a_stream("a JSON document")),
-        Err(_)
-            if text.lines().all(|line| {
-                line.trim().is_empty() || serde_json::from_str::<Value>(line).is_ok()
-            }) =>
-        {
-            Err(not_a_stream(
-                "JSON lines (an SDK's toReadableStream()?): send them as application/x-ndjson",
-            ))
-        }
-        Err(_) => Err(not_a_stream("JSON that does not parse")),
-    }
-}
-
-fn not_a_stream(what: &str) -> ReadError {
-    ReadError::Malformed {
-        line: 1,
-        reason: format!("the body is not an event stream but {what}"),
-    }
-}
 
 /// One NDJSON line (without its line end): the broker's own, or a
 /// provider's chunk.

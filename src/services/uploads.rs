@@ -36,7 +36,10 @@ use super::{
     upload_error::{at_line, outcome},
     upload_reader::Reader,
 };
-pub use super::{upload_counts::Counted, upload_error::UploadError, upload_reader::ReadError};
+pub use super::{
+    upload_counts::Counted,
+    upload_error::{ReadError, UploadError},
+};
 use crate::{
     auth::Principal,
     domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
