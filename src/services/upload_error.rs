@@ -1,6 +1,6 @@
-//! How an upload can end other than with `200` (a body that cannot be read,
-//! a refused line, ...), and the name its metrics
-//! and logs give each ending.
+//! How an upload can end other than with `200` (a body that cannot be
+//! read, a refused line, ...), and the name its metrics and logs give each
+//! ending.
 
 use std::time::Duration;
 
