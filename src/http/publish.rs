@@ -185,7 +185,8 @@ fn at_position(error: EventError, position: usize) -> ApiError {
     }
 }
 
-/// A development event; every field is optional.
+/// A development event; every field is optional, and each means what it
+/// means on `/sse/publish`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TestEvent {
     /// Default `system_status`.
@@ -193,7 +194,9 @@ pub struct TestEvent {
     pub data: Option<Value>,
     pub project_id: Option<String>,
     pub user_id: Option<String>,
+    pub task_id: Option<String>,
     pub persist: Option<bool>,
+    pub idempotency_key: Option<String>,
 }
 
 /// Publish one event for development.
@@ -201,8 +204,9 @@ pub struct TestEvent {
     tag = "publish",
     request_body(content = Option<TestEvent>, description = "Optional; defaults to a system_status event"),
     responses(
-        (status = 202, description = "Stored and delivered", body = TestEventResponse),
+        (status = 202, description = "Stored and delivered (a repeated idempotency_key: the first id)", body = TestEventResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+        (status = 404, description = "No task with this task_id", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid event", body = crate::error::ErrorBody),
     )
 )]
@@ -221,14 +225,15 @@ pub async fn test_event(
             )),
             project_id: test.project_id,
             user_id: test.user_id,
-            task_id: None,
+            task_id: test.task_id,
             persist: test.persist,
-            idempotency_key: None,
+            idempotency_key: test.idempotency_key,
         },
         auth.principal.user_id.as_ref(),
     )?;
     let events = vec![event];
     check_projects(&auth.principal, &events)?;
+    check_task_targets(&state, &auth.principal, &events).await?;
     let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(TestEventResponse {
         id: ids.into_iter().next().flatten().map(|id| id.0),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SHORT, spawn_app};
+use crate::helpers::{SHORT, assert_error, spawn_app};
 
 #[actix_web::test]
 async fn a_published_event_reaches_a_stream_with_its_id_type_and_compact_data() {
@@ -168,6 +168,45 @@ async fn the_test_event_defaults_to_system_status() {
     assert_eq!(events[0].id_number(), Some(id));
     assert_eq!(events[1].event.as_deref(), Some("risk_alert"));
     assert_eq!(events[1].json(), json!({"x": 1}));
+}
+
+/// The test event's fields mean what they mean on `/sse/publish`: a
+/// repeated idempotency key is stored and delivered once (the first id),
+/// a wrong type for it is 422, and a task_id must name a task.
+#[actix_web::test]
+async fn the_test_event_keeps_the_publish_rules_for_its_fields() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let keyed = json!({"idempotency_key": "same"});
+
+    // Act
+    let first: Value = app
+        .post_json("/sse/test-event", &keyed)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let again: Value = app
+        .post_json("/sse/test-event", &keyed)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let wrong_type = app
+        .post_json("/sse/test-event", &json!({"idempotency_key": 5}))
+        .await;
+    let unknown_task = app
+        .post_json("/sse/test-event", &json!({"task_id": "nope"}))
+        .await;
+
+    // Assert
+    assert_eq!(first["id"], again["id"], "{first} {again}");
+    assert_error(wrong_type, 422, "invalid_field").await;
+    assert_error(unknown_task, 404, "task_not_found").await;
+    let delivered = stream.take_messages(1, SHORT).await;
+    assert_eq!(delivered[0].id_number(), first["id"].as_i64());
+    stream.assert_quiet(Duration::from_millis(200)).await;
 }
 
 #[actix_web::test]
