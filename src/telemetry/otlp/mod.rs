@@ -9,12 +9,12 @@
 //! the spec's default is `http/protobuf`, but earlier releases spoke gRPC
 //! to whatever endpoint was set, and deployments rely on that.
 //!
-//! Only the protocol is decided here. Endpoints, headers, timeouts and
-//! compression are read by opentelemetry-otlp itself from the same
-//! variables (the HTTP exporter appends `/v1/traces` or `/v1/metrics` to the
-//! general endpoint and takes a per-signal one as it is), so nothing is
-//! passed twice; the endpoint computed here only names, in the start-up
-//! log, the URL the exporter will use.
+//! The protocol is decided here, and over HTTP the URL: the general
+//! endpoint with `/v1/traces` or `/v1/metrics` on its path (before any
+//! query, where opentelemetry-otlp would append it to the query), or a
+//! per-signal one as it is. Headers and timeouts are read by
+//! opentelemetry-otlp itself from the same variables; compression is not
+//! built in, and asking for it is said at start-up.
 
 use std::{fmt, sync::OnceLock};
 
@@ -26,6 +26,7 @@ use opentelemetry_otlp::{
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 const INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
+const COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
 const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 /// The OTLP/HTTP port: a gRPC exporter pointed there fails every export.
 const OTLP_HTTP_PORT: u16 = 4318;
@@ -120,13 +121,22 @@ pub enum Finding {
          set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf if that endpoint speaks OTLP/HTTP"
     )]
     GrpcToHttpPort { signal: Signal },
+    #[error(
+        "{variable}={value:?}: compression is not built into this broker; {signal} are \
+         exported uncompressed"
+    )]
+    Uncompressed {
+        signal: Signal,
+        variable: String,
+        value: String,
+    },
 }
 
 impl Finding {
     /// Logs the finding: an error when it turned a signal off.
     fn log(&self) {
         match self {
-            Self::GrpcToHttpPort { .. } => tracing::warn!("{self}"),
+            Self::GrpcToHttpPort { .. } | Self::Uncompressed { .. } => tracing::warn!("{self}"),
             _ => tracing::error!("{self}"),
         }
     }
@@ -223,14 +233,29 @@ fn resolve_signal(signal: Signal, var: &impl Fn(&str) -> Option<String>) -> Sign
     if protocol_var.is_none() && port(&endpoint) == Some(OTLP_HTTP_PORT) {
         findings.push(Finding::GrpcToHttpPort { signal });
     }
+    let compression = [signal.var(COMPRESSION), COMPRESSION.to_owned()]
+        .into_iter()
+        .find_map(|name| var(&name).map(|value| (name, value)));
+    if let Some((variable, value)) = compression
+        && !value.eq_ignore_ascii_case("none")
+    {
+        findings.push(Finding::Uncompressed {
+            signal,
+            variable,
+            value,
+        });
+    }
     let endpoint = match (protocol, own_endpoint.is_some()) {
         (_, true) | (Protocol::Grpc, false) => endpoint,
+        // The signal's path goes on the URL's path, before any query.
         (_, false) => {
-            let path = format!("v1/{signal}");
-            match endpoint.ends_with('/') {
-                true => format!("{endpoint}{path}"),
-                false => format!("{endpoint}/{path}"),
-            }
+            let (base, query) = match endpoint.split_once('?') {
+                Some((base, query)) => (base, Some(query)),
+                None => (endpoint.as_str(), None),
+            };
+            let slash = if base.ends_with('/') { "" } else { "/" };
+            let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+            format!("{base}{slash}v1/{signal}{query}")
         }
     };
     let endpoint = match (protocol, endpoint.contains("://")) {
@@ -356,6 +381,7 @@ pub fn span_exporter(export: &SignalExport) -> Result<SpanExporter, ExporterBuil
     builder
         .with_http()
         .with_protocol(http_protocol(export.protocol))
+        .with_endpoint(&export.endpoint)
         .build()
 }
 
@@ -373,6 +399,7 @@ pub fn metric_exporter(export: &SignalExport) -> Result<MetricExporter, Exporter
     builder
         .with_http()
         .with_protocol(http_protocol(export.protocol))
+        .with_endpoint(&export.endpoint)
         .build()
 }
 

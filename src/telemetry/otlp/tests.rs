@@ -180,3 +180,46 @@ fn masked_endpoints_hide_userinfo_and_query() {
     );
     assert_eq!(masked("http://127.0.0.1:4317"), "http://127.0.0.1:4317");
 }
+
+#[test]
+fn the_signals_path_goes_on_the_urls_path_before_its_query() {
+    let env = resolve(&[
+        (ENDPOINT, "http://c:4318/base?tok=1"),
+        (PROTOCOL, "http/protobuf"),
+    ]);
+    assert_eq!(
+        env.traces.export,
+        export(Protocol::HttpProtobuf, "http://c:4318/base/v1/traces?tok=1")
+    );
+    assert_eq!(
+        env.metrics.export,
+        export(
+            Protocol::HttpProtobuf,
+            "http://c:4318/base/v1/metrics?tok=1"
+        )
+    );
+}
+
+#[test]
+fn asking_for_compression_is_said_and_the_export_goes_on_uncompressed() {
+    let env = resolve(&[
+        (ENDPOINT, "http://c:4318"),
+        (PROTOCOL, "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+    ]);
+    assert!(env.traces.export.is_some());
+    assert_eq!(
+        env.traces.findings,
+        [Finding::Uncompressed {
+            signal: Signal::Traces,
+            variable: "OTEL_EXPORTER_OTLP_COMPRESSION".into(),
+            value: "gzip".into(),
+        }]
+    );
+    assert!(
+        env.metrics.findings.is_empty(),
+        "{:?}",
+        env.metrics.findings
+    );
+}
