@@ -39,12 +39,36 @@ fn main() -> ExitCode {
 /// and help, with their usage hints.
 fn refused(error: ConfigError) -> ExitCode {
     match &error {
-        ConfigError::CommandLine(clap_error) => {
-            let _ = clap_error.print();
-        }
+        ConfigError::CommandLine(clap_error) => match secret_value_refusal(clap_error) {
+            Some(message) => eprintln!("error: {message}"),
+            None => {
+                let _ = clap_error.print();
+            }
+        },
         _ => eprintln!("error: {error}"),
     }
     ExitCode::from(error.exit_code())
+}
+
+/// A refused value of a setting that may hold a password (a URL), said
+/// without the value, which clap's own message repeats (the environment and
+/// the file's refusals never do).
+fn secret_value_refusal(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let may_hold_a_password = ["--database-url", "--redis-url", "--jwks-url"]
+        .iter()
+        .any(|name| arg.starts_with(name));
+    if !may_hold_a_password {
+        return None;
+    }
+    let reason = std::error::Error::source(error).map_or_else(String::new, ToString::to_string);
+    Some(format!("invalid value for '{arg}': {reason}"))
 }
 
 fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {

@@ -3,15 +3,28 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 
-use super::{Audience, Claims, unix_now};
-use crate::config::AuthSettings;
+use super::{Audience, Claims, Scope, unix_now};
+use crate::{
+    config::AuthSettings,
+    domain::{ProjectId, UserId},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
     #[error("no signing key: configure --jwt-secret, or pass --private-key for RS256/ES256")]
     NoKey,
-    #[error("the private key is neither an RSA nor a P-256 PKCS#8 PEM key")]
+    #[error("the private key is neither an RSA nor a P-256 PKCS#8 PEM private key")]
     BadKey,
+    #[error("--sub: {0}")]
+    BadSubject(String),
+    #[error("--scope: {0:?} is not a scope (subscribe, publish, admin)")]
+    UnknownScope(String),
+    #[error("--scope: at least one scope (subscribe, publish, admin)")]
+    NoScope,
+    #[error("--project: {0}")]
+    BadProject(String),
+    #[error("--ttl: a token lives at least 1 second")]
+    ZeroTtl,
     #[error("signing failed: {0}")]
     Sign(jsonwebtoken::errors::Error),
 }
@@ -28,6 +41,7 @@ pub struct TokenRequest<'a> {
 /// Signs a token with the configured HS256 secret, or with a PEM private key
 /// (RS256 for RSA, ES256 for P-256).
 pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, MintError> {
+    check(request)?;
     let now = unix_now();
     let claims = Claims {
         sub: request.sub.to_owned(),
@@ -41,6 +55,10 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
     };
     let (algorithm, key) = match (request.private_key_pem, auth.jwt_secrets.first()) {
         (Some(pem), _) => {
+            // A public key parses as one too, then fails to sign.
+            if !String::from_utf8_lossy(pem).contains("PRIVATE KEY-----") {
+                return Err(MintError::BadKey);
+            }
             if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
                 (Algorithm::RS256, key)
             } else if let Ok(key) = EncodingKey::from_ec_pem(pem) {
@@ -56,4 +74,23 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
         (None, None) => return Err(MintError::NoKey),
     };
     jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(MintError::Sign)
+}
+
+/// What the broker would refuse in the token, refused before it is made.
+fn check(request: &TokenRequest<'_>) -> Result<(), MintError> {
+    UserId::parse(request.sub).map_err(|e| MintError::BadSubject(e.to_string()))?;
+    let mut scopes = request.scope.split_whitespace().peekable();
+    if scopes.peek().is_none() {
+        return Err(MintError::NoScope);
+    }
+    if let Some(unknown) = scopes.find(|scope| Scope::parse(scope).is_none()) {
+        return Err(MintError::UnknownScope(unknown.to_owned()));
+    }
+    for project in request.projects.iter().filter(|p| p.as_str() != "*") {
+        ProjectId::parse(project).map_err(|e| MintError::BadProject(e.to_string()))?;
+    }
+    if request.ttl_secs == 0 {
+        return Err(MintError::ZeroTtl);
+    }
+    Ok(())
 }

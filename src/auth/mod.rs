@@ -75,7 +75,7 @@ impl Scope {
         }
     }
 
-    fn parse(raw: &str) -> Option<Self> {
+    pub(super) fn parse(raw: &str) -> Option<Self> {
         match raw {
             "subscribe" => Some(Self::Subscribe),
             "publish" => Some(Self::Publish),

@@ -6,6 +6,7 @@
 use secrecy::ExposeSecret;
 
 use super::{ConfigError, DatabaseUrl, MIN_HS256_SECRET_BYTES, Settings};
+use crate::domain::MAX_EVENTS_PER_PUBLISH;
 
 /// Under this, ordinary commits under load (fsync, a busy PostgreSQL) risk
 /// being refused.
@@ -193,6 +194,13 @@ impl Settings {
                  be closed as stale",
                 self.stale_threshold.as_secs(),
                 self.heartbeat.as_secs()
+            ));
+        }
+        if self.queue_capacity < MAX_EVENTS_PER_PUBLISH {
+            warnings.push(format!(
+                "queue_capacity={} is under the largest publish ({MAX_EVENTS_PER_PUBLISH} events \
+                 in one array): one such publish closes every stream it reaches as slow",
+                self.queue_capacity
             ));
         }
         let store_timeout_ms = self.store_timeout.as_millis();

@@ -32,12 +32,34 @@ impl DatabaseUrl {
             if path.is_empty() {
                 return Err("sqlite:// needs a file path".into());
             }
+            if path.starts_with(":memory:") {
+                return Err(
+                    "an in-memory SQLite store is not supported: stored events must \
+                            outlive the process (a resume reads them); give a file path"
+                        .into(),
+                );
+            }
+            if path.contains('?') {
+                return Err(
+                    "sqlite:// takes a file path, without a query: the broker sets \
+                            SQLite's options itself"
+                        .into(),
+                );
+            }
             return Ok(Self::Sqlite {
                 path: PathBuf::from(path),
             });
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+            let url = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+            let host_in_query = url.query_pairs().any(|(key, _)| key == "host");
+            if url.host_str().is_none_or(str::is_empty) && !host_in_query {
+                return Err(
+                    "a postgres:// URL needs a host: postgres://USER@HOST:5432/DATABASE \
+                            (or ?host=/run/postgresql for a socket)"
+                        .into(),
+                );
+            }
             return Ok(Self::Postgres {
                 url: SecretString::from(raw.to_owned()),
             });

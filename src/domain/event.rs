@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use super::{EventId, EventType, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 
+/// Events accepted in one publish request (one array): a stream may
+/// receive that many at once.
+pub const MAX_EVENTS_PER_PUBLISH: usize = 1000;
+
 /// Why a publisher's event was refused. Mapped to HTTP in `crate::error`.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {

@@ -26,6 +26,10 @@ pub struct HistoryQuery {
     /// At most 1000; default 100.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// With authentication off only: the identity whose private events are
+    /// listed too, as a stream with the same `user_id` receives them
+    /// (development use).
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -101,7 +105,7 @@ pub async fn history(
         StreamRequest {
             event_types: query.event_types.as_deref(),
             project_id: query.project_id.as_deref(),
-            user_id: None,
+            user_id: query.user_id.as_deref(),
         },
     )?;
     let (events, next_after) = state.streams.history(&subscription, after, limit).await?;

@@ -7,16 +7,13 @@ use serde_json::{Value, json};
 use super::extract::{Authenticated, JsonBody, JsonDocument, OptionalJsonBody, Publish, Subscribe};
 use crate::{
     auth::Principal,
-    domain::{EventId, NewEvent, Task, TaskId, event::EventError},
+    domain::{EventId, MAX_EVENTS_PER_PUBLISH, NewEvent, Task, TaskId, event::EventError},
     error::{ApiError, ErrorCode, plain},
     services::events::PublishEvent,
     services::tasks::TaskWriteError,
     state::AppState,
     stream::ConnectionId,
 };
-
-/// Events accepted in one publish request.
-const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PublishResponse {
@@ -117,9 +114,9 @@ fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
             ErrorCode::InvalidField,
             "the array of events is empty",
         )),
-        Value::Array(items) if items.len() > MAX_EVENTS_PER_REQUEST => Err(ApiError::new(
+        Value::Array(items) if items.len() > MAX_EVENTS_PER_PUBLISH => Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("at most {MAX_EVENTS_PER_REQUEST} events per request"),
+            format!("at most {MAX_EVENTS_PER_PUBLISH} events per request"),
         )),
         Value::Array(items) => items
             .into_iter()

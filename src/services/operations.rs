@@ -162,7 +162,10 @@ impl OperationsService {
                 scope,
             })
             .await?;
-        Ok(ConnectionListing::Local(page))
+        Ok(ConnectionListing::Local(ConnectionPage {
+            complete: self.actors.bridge.is_none(),
+            ..page
+        }))
     }
 
     /// One cleanup run now (see `Janitor`).

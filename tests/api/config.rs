@@ -164,6 +164,49 @@ fn an_extra_event_type_named_like_a_control_frame_is_refused() {
     assert!(allowed.status.success(), "{allowed:?}");
 }
 
+/// A store URL the broker cannot keep events in, or one without a host,
+/// is refused with the reason; a refused URL's password never echoes.
+#[test]
+fn a_database_url_that_cannot_hold_the_events_is_refused_saying_why() {
+    let cases = [
+        ("sqlite::memory:", "in-memory SQLite store is not supported"),
+        ("sqlite://events.db?mode=rwc", "without a query"),
+        ("postgres:///events", "needs a host"),
+    ];
+    for (url, reason) in cases {
+        let flag = broker_command()
+            .args(["--database-url", url, "check-config"])
+            .output()
+            .expect("the binary runs");
+        let env = broker_command()
+            .env("DATABASE_URL", url)
+            .arg("check-config")
+            .output()
+            .expect("the binary runs");
+        for output in [flag, env] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_ne!(output.status.code(), Some(0), "{url}: {stderr}");
+            assert!(stderr.contains(reason), "{url}: {stderr}");
+        }
+    }
+    for (flag, url) in [
+        ("--database-url", "postgres://bob:hunter2@[bad/db"),
+        ("--redis-url", "rediss://:hunter2@[bad:6379"),
+    ] {
+        let output = broker_command()
+            .args([flag, url, "check-config"])
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{flag}: {stderr}");
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{flag} echoes its password: {stderr}"
+        );
+    }
+}
+
 /// A start that fails once the store is open (the port taken, a key that
 /// does not fit its certificate) ends with its one clear message and exit
 /// 1: no panic of an actor dropped before it ever ran.

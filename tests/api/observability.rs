@@ -332,6 +332,9 @@ async fn connections_lists_live_streams_a_page_at_a_time() {
     // Act
     let first_page = app.get_json("/sse/connections?limit=2&offset=0").await;
     let second_page = app.get_json("/sse/connections?limit=2&offset=2").await;
+    // One instance alone: its streams are all the streams there are.
+    assert_eq!(first_page["scope"], "instance");
+    assert_eq!(first_page["complete"], true);
 
     // Assert
     assert_eq!(first_page["total"], 3);

@@ -304,6 +304,19 @@ async fn private_events_reach_only_the_user_they_name() {
     for stream in [&mut anonymous, &mut alice, &mut bob] {
         stream.assert_quiet(Duration::from_millis(200)).await;
     }
+    // The history follows the same rule as the streams.
+    let history_tags = |page: Value| -> Vec<String> {
+        page["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["data"]["tag"].as_str().expect("tag").to_owned())
+            .collect()
+    };
+    let as_alice = app.get_json("/sse/history?user_id=alice").await;
+    let as_nobody = app.get_json("/sse/history").await;
+    assert_eq!(history_tags(as_alice), ["a", "public"]);
+    assert_eq!(history_tags(as_nobody), ["public"]);
 }
 
 #[actix_web::test]

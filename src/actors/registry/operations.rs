@@ -141,9 +141,12 @@ impl Handler<RenewToken> for Registry {
             return Err(RenewError::FewerProjects);
         }
         entry.stats.extend_token(msg.expires_at);
+        // The stream's expiry now: a renewal never shortens it, so it may
+        // be later than the token just sent.
         tracing::info!(
             connection_id = %msg.id,
-            expires_at = msg.expires_at,
+            expires_at = entry.stats.token_expires_at(),
+            token_expires_at = msg.expires_at,
             "stream token renewed"
         );
         Ok(())

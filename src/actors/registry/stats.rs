@@ -165,6 +165,12 @@ pub struct ConnectionPage {
     pub total: usize,
     pub limit: usize,
     pub offset: usize,
+    /// `instance`: this instance's streams (a cluster's listing says
+    /// `cluster`).
+    pub scope: &'static str,
+    /// Whether these are all the streams there are: `false` on an instance
+    /// of a cluster (the others' are not in it, as while Redis is down).
+    pub complete: bool,
 }
 
 impl ConnectionPage {
@@ -207,6 +213,8 @@ impl ConnectionPage {
             total,
             limit,
             offset,
+            scope: "instance",
+            complete: true,
         }
     }
 }

@@ -231,3 +231,38 @@ fn an_hs256_secret_under_32_bytes_stops_start_up_with_a_clear_error() {
         }
     }
 }
+
+/// A token the broker would refuse is not minted: an unknown scope, no
+/// scope, a subject or project that is not one, a lifetime of 0 seconds,
+/// a public key given to sign with. Each says which and exits 1.
+#[test]
+fn the_token_subcommand_refuses_what_the_broker_would() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let public_key = scratch.path().join("public.pem");
+    let pair =
+        super::key_pair::KeyPair::generate(scratch.path(), "es", jsonwebtoken::Algorithm::ES256);
+    std::fs::write(&public_key, &pair.public_pem).expect("written");
+    let public_key = public_key.display().to_string();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--scope", "subscribe fly"], "\"fly\" is not a scope"),
+        (&["--scope", " "], "at least one scope"),
+        (&["--sub", ""], "--sub:"),
+        (&["--project", ""], "--project:"),
+        (&["--ttl", "0"], "at least 1 second"),
+        (&["--private-key", &public_key], "PEM private key"),
+    ];
+
+    for (extra, reason) in cases {
+        let mut args = vec!["--jwt-secret", SECRET, "token"];
+        if !extra.contains(&"--sub") {
+            args.extend(["--sub", "alice"]);
+        }
+        args.extend_from_slice(extra);
+        let output = broker(&args, &[]);
+
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains(reason), "{extra:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{extra:?}: a token was printed");
+    }
+}

@@ -255,6 +255,14 @@ async fn a_redis_outage_degrades_then_recovers_without_loss_or_duplicates() {
             &published,
         );
     }
+    // The listing of streams says it is one instance's, not the cluster's.
+    let (status, listing) = a.get_json("/sse/connections").await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(
+        (&listing["scope"], &listing["complete"]),
+        (&json!("instance"), &json!(false)),
+        "{listing}"
+    );
     for node in &nodes {
         let (_, health) = node.health().await;
         assert_eq!(health["checks"]["redis"]["status"], "down", "{health}");
