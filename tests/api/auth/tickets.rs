@@ -219,6 +219,41 @@ async fn a_ticket_opens_a_tasks_stream() {
     panic!("no text event on the task's stream: {seen:?}");
 }
 
+/// The AI SDK's streams open with a ticket too (a page may read them with
+/// `EventSource`, or fetch without its token in a header), once.
+#[actix_web::test]
+async fn a_ticket_opens_a_tasks_ui_message_stream_and_a_chats_once() {
+    // Arrange
+    let app = secured_app(Duration::from_secs(30)).await;
+    let created = app
+        .api_client
+        .post(format!("{}/tasks", app.address))
+        .bearer_auth(root_token())
+        .json(&json!({"task_id": "t1", "chat_id": "c1"}))
+        .send()
+        .await
+        .expect("a task");
+    assert_eq!(created.status().as_u16(), 201);
+
+    for path in ["/tasks/t1/ui-message-stream", "/chats/c1/stream"] {
+        let issued = ticket_for(&app, &root_token()).await;
+        let ticket = issued["ticket"].as_str().unwrap();
+
+        // Act
+        let first = open_with_ticket(&app, path, ticket).await;
+        let again = open_with_ticket(&app, path, ticket).await;
+
+        // Assert
+        assert_eq!(first.status().as_u16(), 200, "{path}");
+        assert_eq!(
+            first.headers()["x-vercel-ai-ui-message-stream"],
+            "v1",
+            "{path}"
+        );
+        assert_error(again, 401, "unauthorized").await;
+    }
+}
+
 #[actix_web::test]
 async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_once() {
     // Arrange: two instances on one Redis.
