@@ -122,7 +122,10 @@ impl Settings {
         if self.write_delay > std::time::Duration::from_secs(1) {
             errors.push("write_delay_ms must be at most 1000".into());
         }
-        if !self.auth.enabled() && !self.bind.ip().is_loopback() && !self.insecure_no_auth {
+        if !self.auth.enabled()
+            && !self.bind.ip().to_canonical().is_loopback()
+            && !self.insecure_no_auth
+        {
             errors.push(format!(
                 "refusing to bind {} with authentication off: configure --jwt-secret, \
                  --jwt-public-key or --jwks-url, or pass --insecure-no-auth",

@@ -142,13 +142,18 @@ fn check_config_refuses_a_public_bind_without_authentication() {
         text(&insecure.stderr)
     );
 
-    let loopback = broker(&["check-config", "--bind", "127.0.0.1:0"], &[]);
-    assert_eq!(
-        loopback.status.code(),
-        Some(0),
-        "{}",
-        text(&loopback.stderr)
-    );
+    // Loopback in every form: IPv4, IPv6, and IPv4 mapped into IPv6.
+    for address in ["127.0.0.1:0", "[::1]:0", "[::ffff:127.0.0.1]:0"] {
+        let loopback = broker(&["check-config", "--bind", address], &[]);
+        assert_eq!(
+            loopback.status.code(),
+            Some(0),
+            "{address}: {}",
+            text(&loopback.stderr)
+        );
+    }
+    let mapped_public = broker(&["check-config", "--bind", "[::ffff:10.0.0.1]:0"], &[]);
+    assert_eq!(mapped_public.status.code(), Some(1));
 }
 
 #[test]
