@@ -1,10 +1,14 @@
 //! PostgreSQL's marks in `broker_state`, and the newest committed id they
 //! complete. A mark only rises.
 
-use diesel::{OptionalExtension, prelude::*};
+use diesel::{
+    OptionalExtension,
+    prelude::*,
+    sql_types::{BigInt, Nullable},
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::schema::broker_state;
+use super::schema::{broker_state, events};
 use crate::domain::EventId;
 
 /// The highest event id retention deleted (a resume from below it is told
@@ -38,18 +42,37 @@ pub(super) async fn raise(c: &mut AsyncPgConnection, key: &str, to: i64) -> Quer
         .map(drop)
 }
 
+diesel::define_sql_function! {
+    /// SQL's `GREATEST`.
+    fn greatest(a: BigInt, b: BigInt) -> BigInt;
+}
+
+diesel::define_sql_function! {
+    /// SQL's `COALESCE`, of a nullable number and its default.
+    fn coalesce(value: Nullable<BigInt>, default: BigInt) -> BigInt;
+}
+
 /// The last id committed: the newest row's, or, once retention has
 /// removed every row up to it, the newest pruned one's. Ids come from a
 /// sequence that never goes back, but an emptied table's `MAX(id)` does:
 /// a batch would then claim a predecessor older than events already
 /// routed, and a resume point inside the gap would be served from memory
 /// without its `replay_truncated`. One statement, so a prune committing
-/// meanwhile is seen either wholly or not at all.
+/// meanwhile is seen either wholly or not at all; built from the query
+/// builder, so it is prepared once per connection (it runs in every
+/// commit), not parsed each time as SQL text would be.
 pub(super) async fn latest_id(c: &mut AsyncPgConnection) -> QueryResult<EventId> {
-    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-        "GREATEST(COALESCE((SELECT MAX(id) FROM events), 0), \
-         COALESCE((SELECT value FROM broker_state WHERE key = '{PRUNED_THROUGH}'), 0))"
-    )))
+    let newest_row = events::table
+        .select(diesel::dsl::max(events::id))
+        .single_value();
+    let pruned_through = broker_state::table
+        .find(PRUNED_THROUGH)
+        .select(broker_state::value)
+        .single_value();
+    diesel::select(greatest(
+        coalesce(newest_row, 0_i64),
+        coalesce(pruned_through, 0_i64),
+    ))
     .get_result::<i64>(c)
     .await
     .map(EventId)
