@@ -158,12 +158,13 @@ impl Tickets {
             Book::Redis { prefix, .. } => {
                 let value =
                     serde_json::to_string(&claims).map_err(|_| AuthError::TicketsUnavailable)?;
-                let mut connection = self.redis().await?;
                 let key = format!("{prefix}{ticket}");
-                connection
-                    .set_ex::<_, _, ()>(&key, value, expires_at - now)
-                    .await
-                    .map_err(|error| unavailable(&error))?;
+                let seconds = expires_at - now;
+                self.with_redis(|mut connection| {
+                    let (key, value) = (key.clone(), value.clone());
+                    async move { connection.set_ex::<_, _, ()>(key, value, seconds).await }
+                })
+                .await?;
             }
         }
         Ok(IssuedTicket { ticket, expires_at })
@@ -182,11 +183,13 @@ impl Tickets {
                 if ticket.len() != 64 || !ticket.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(AuthError::BadTicket);
                 }
-                let mut connection = self.redis().await?;
-                let value: Option<String> = connection
-                    .get_del(format!("{prefix}{ticket}"))
-                    .await
-                    .map_err(|error| unavailable(&error))?;
+                let key = format!("{prefix}{ticket}");
+                let value: Option<String> = self
+                    .with_redis(|mut connection| {
+                        let key = key.clone();
+                        async move { connection.get_del(key).await }
+                    })
+                    .await?;
                 value.and_then(|value| serde_json::from_str(&value).ok())
             }
         };
@@ -194,6 +197,26 @@ impl Tickets {
             .filter(|claims| claims.ticket_exp > unix_now())
             .and_then(|claims| claims.principal())
             .ok_or(AuthError::BadTicket)
+    }
+
+    /// Runs `command`, once more if the connection turned out to be gone:
+    /// the manager learns of a Redis restart from the first command after
+    /// it, which fails (a broken pipe) while the next one reconnects.
+    async fn with_redis<T, F, Fut>(&self, command: F) -> Result<T, AuthError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.redis().await?;
+        match command(connection.clone()).await {
+            Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                tracing::info!(error.message = %error, "stream tickets: the Redis connection was gone; trying again");
+                command(connection)
+                    .await
+                    .map_err(|error| unavailable(&error))
+            }
+            result => result.map_err(|error| unavailable(&error)),
+        }
     }
 
     async fn redis(&self) -> Result<ConnectionManager, AuthError> {

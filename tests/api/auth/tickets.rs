@@ -284,6 +284,50 @@ async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_
     drop(on_b);
 }
 
+/// After Redis restarts, the first ticket asked for is issued, and redeemed:
+/// the connection the tickets keep learns of the restart from that first
+/// command (a broken pipe) and the command is tried again, not refused.
+#[actix_web::test]
+async fn after_redis_restarts_the_first_ticket_is_issued_and_redeemed() {
+    use crate::cluster::harness::{self, Node, RedisServer};
+    // Arrange: one instance on a Redis of its own, tickets used once.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut redis = RedisServer::start().await;
+    let mut settings = harness::settings(
+        sse_broker::config::DatabaseUrl::Sqlite {
+            path: dir.path().join("events.db"),
+        },
+        Some(&redis.url()),
+        &harness::cluster_name(),
+        "a",
+    );
+    with_secret(&mut settings);
+    let node = Node::start(settings).await;
+    let redis_up = |_: u16, body: &Value| body["checks"]["redis"]["status"] == "up";
+    harness::wait_for_health(&node, harness::LONG, "Redis up", redis_up).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let token = token("erin", "subscribe", &["*"]);
+    ticket_at(&client, &node.address, &token).await;
+
+    // Act: Redis goes away and comes back; the bridge sees it first.
+    redis.kill();
+    redis.restart().await;
+    harness::wait_for_health(&node, harness::LONG, "Redis up again", redis_up).await;
+    let issued = ticket_at(&client, &node.address, &token).await;
+    let ticket = issued["ticket"].as_str().expect("a ticket");
+    let stream = client
+        .get(format!("{}/sse/events?ticket={ticket}", node.address))
+        .send()
+        .await
+        .expect("sent");
+
+    // Assert
+    assert_eq!(stream.status().as_u16(), 200);
+}
+
 #[actix_web::test]
 async fn a_real_ticket_never_reaches_the_logs() {
     // Arrange
