@@ -186,6 +186,7 @@ impl Application {
             census: census_reader,
             cleanup: janitor_stats,
             bridge: bridge_status,
+            jwks: verifier.as_ref().and_then(|v| v.jwks().cloned()),
             store: store.clone(),
             metrics: metrics.clone(),
             started_at: Instant::now(),

@@ -127,6 +127,11 @@ impl JwtVerifier {
     }
 
     /// Verifies against the keys at hand, without fetching.
+    /// The keys from the JWKS endpoint, when one is configured.
+    pub fn jwks(&self) -> Option<&JwksKeys> {
+        self.jwks.as_ref()
+    }
+
     pub fn verify_with_current_keys(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.crit.is_some() {

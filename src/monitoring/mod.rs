@@ -16,4 +16,4 @@ mod snapshot;
 
 pub use rules::{Finding, HealthIndicators, OverallHealth, STORE_FAILURE_HOLD, StoreFailing};
 pub use sampler::HealthSampler;
-pub use snapshot::{Census, Snapshot, Sources};
+pub use snapshot::{Census, JwksState, Snapshot, Sources};

@@ -171,6 +171,15 @@ impl Snapshot {
                 alerts.push(alert("connection_mismatch", message, gap as f64));
             }
         }
+        if self.jwks.is_some_and(|jwks| jwks.keys.is_none()) {
+            warnings.push(warning(
+                "signing_keys_unavailable",
+                "No signing keys fetched from the JWKS endpoint yet; tokens that need them get \
+                 503 auth_unavailable"
+                    .into(),
+                0.0,
+            ));
+        }
         let active = self.registry.active_connections;
         if active > thresholds.active_connections_warning {
             warnings.push(warning(
@@ -221,7 +230,7 @@ mod tests {
     use super::*;
     use crate::{
         actors::{janitor::CleanupStats, redis_bridge::BridgeStatus, registry::RegistryStats},
-        monitoring::documents::StoreCheck,
+        monitoring::{JwksState, documents::StoreCheck},
         store::{FailureKind, FailureReport, InFlight, StoreHealthReport},
     };
 
@@ -256,6 +265,7 @@ mod tests {
             },
             uptime_secs: 60,
             bridge: None,
+            jwks: None,
         }
     }
 
@@ -602,6 +612,27 @@ mod tests {
                 .message
                 .contains("connection refused"),
             "{indicators:?}"
+        );
+    }
+
+    #[test]
+    fn signing_keys_never_fetched_from_a_jwks_endpoint_are_a_warning() {
+        let mut waiting = snapshot(1);
+        waiting.jwks = Some(JwksState { keys: None });
+        let mut fetched = snapshot(1);
+        fetched.jwks = Some(JwksState { keys: Some(2) });
+
+        assert_health(
+            &waiting.health(&defaults()),
+            OverallHealth::Degraded,
+            &[],
+            &["signing_keys_unavailable"],
+        );
+        assert_health(
+            &fetched.health(&defaults()),
+            OverallHealth::Healthy,
+            &[],
+            &[],
         );
     }
 

@@ -20,6 +20,7 @@ use crate::{
         redis_bridge::{BridgeStatus, LinkState},
         registry::RegistryStats,
     },
+    auth::JwksKeys,
     store::{EventStore, StoreHealthReport},
     telemetry::Metrics,
 };
@@ -46,6 +47,16 @@ pub struct Snapshot {
     pub uptime_secs: u64,
     /// `None` unless clustered.
     pub bridge: Option<BridgeStatus>,
+    /// `None` unless signing keys come from a JWKS endpoint.
+    pub jwks: Option<JwksState>,
+}
+
+/// The signing keys of a JWKS endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksState {
+    /// Keys in the set last fetched; `None` before a fetch has succeeded
+    /// (tokens that need them get 503 `auth_unavailable`).
+    pub keys: Option<usize>,
 }
 
 /// Where a [`Snapshot`] comes from. Cheap to clone.
@@ -54,6 +65,7 @@ pub struct Sources {
     pub census: watch::Receiver<Arc<Census>>,
     pub cleanup: watch::Receiver<CleanupStats>,
     pub bridge: Option<watch::Receiver<BridgeStatus>>,
+    pub jwks: Option<JwksKeys>,
     pub store: EventStore,
     pub metrics: Metrics,
     pub started_at: Instant,
@@ -74,6 +86,9 @@ impl Sources {
             store: self.store.health(),
             uptime_secs: self.started_at.elapsed().as_secs(),
             bridge: self.bridge.as_ref().map(|status| status.borrow().clone()),
+            jwks: self.jwks.as_ref().map(|jwks| JwksState {
+                keys: jwks.current().map(|set| set.len()),
+            }),
         }
     }
 }

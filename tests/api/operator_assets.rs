@@ -108,7 +108,7 @@ const SPEC_METRICS: [(&str, Kind); 51] = [
 /// Every health rule of `/health` with its severity, and the alert that
 /// stands for it. `store_failing` is a rule at both
 /// levels.
-const HEALTH_RULES: [(&str, &str, &str); 12] = [
+const HEALTH_RULES: [(&str, &str, &str); 13] = [
     ("connection_mismatch", "high", "SseBrokerConnectionMismatch"),
     (
         "high_cleanup_error_rate",
@@ -141,6 +141,11 @@ const HEALTH_RULES: [(&str, &str, &str); 12] = [
         "SseBrokerVeryOldConnections",
     ),
     ("redis_unavailable", "medium", "SseBrokerRedisDown"),
+    (
+        "signing_keys_unavailable",
+        "medium",
+        "SseBrokerSigningKeysUnavailable",
+    ),
 ];
 
 /// The overall status (`sse_health_status`) has an alert per level too.

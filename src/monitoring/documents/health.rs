@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use super::{DocumentContext, StoreCheck};
 use crate::{
     actors::redis_bridge::LinkState,
-    monitoring::{OverallHealth, Snapshot, rules::Finding},
+    monitoring::{JwksState, OverallHealth, Snapshot, rules::Finding},
 };
 
 /// `GET /health`.
@@ -25,6 +25,17 @@ pub struct HealthChecks {
     pub registry: RegistryCheck,
     pub cleanup: CleanupCheck,
     pub redis: RedisCheck,
+    pub jwks: JwksCheck,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JwksCheck {
+    /// `disabled` (no JWKS endpoint configured), `ok` (a set fetched) or
+    /// `unavailable` (no fetch has succeeded yet).
+    pub status: &'static str,
+    /// Keys in the set last fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -89,6 +100,17 @@ impl HealthDocument {
                     error_rate: snapshot.cleanup_error_rate(),
                 },
                 redis,
+                jwks: match snapshot.jwks {
+                    None => JwksCheck {
+                        status: "disabled",
+                        keys: None,
+                    },
+                    Some(JwksState { keys: None }) => JwksCheck {
+                        status: "unavailable",
+                        keys: None,
+                    },
+                    Some(JwksState { keys }) => JwksCheck { status: "ok", keys },
+                },
             },
             alerts: indicators.alerts,
             warnings: indicators.warnings,

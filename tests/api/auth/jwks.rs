@@ -219,6 +219,20 @@ async fn before_the_first_successful_fetch_a_token_gets_503_auth_unavailable() {
         .parse()
         .unwrap_or_else(|e| panic!("Retry-After {retry_after:?} is not seconds: {e}"));
     assert!(retry_after >= 1, "Retry-After: {retry_after}");
+    // The instance says so: degraded, with the reason.
+    let health = app.get_json("/health").await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["checks"]["jwks"]["status"], "unavailable",
+        "{health}"
+    );
+    let warnings: Vec<&str> = health["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["type"].as_str())
+        .collect();
+    assert_eq!(warnings, ["signing_keys_unavailable"], "{health}");
 
     // Once the endpoint answers, the same token works without a restart.
     jwks.set_failing(false);
@@ -228,6 +242,16 @@ async fn before_the_first_successful_fetch_a_token_gets_503_auth_unavailable() {
         "the token to be accepted once the endpoint is up",
     )
     .await;
+    let health = app.get_json("/health").await;
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(
+        (
+            &health["checks"]["jwks"]["status"],
+            &health["checks"]["jwks"]["keys"]
+        ),
+        (&serde_json::json!("ok"), &serde_json::json!(1)),
+        "{health}"
+    );
 }
 
 #[actix_web::test]
