@@ -8,7 +8,7 @@ use sse_broker::{
     auth::{self, TokenRequest},
     cli::{Cli, Command, TokenArgs},
     config::{self, ConfigError, Settings},
-    shutdown, store, telemetry,
+    http, shutdown, store, telemetry,
 };
 
 fn main() -> ExitCode {
@@ -163,7 +163,14 @@ fn log_validation(settings: &Settings, warnings: &[String]) {
 /// without auth still logs the operators' success line.
 const AUTH_OFF_WARNING: &str = "authentication is off: no JWT key configured; every caller has every scope and sees every project";
 
+/// The configuration as `serve` would run it: the files it names are read
+/// too (keys, certificate), so what would stop a start stops this.
 fn check_config(settings: &Settings, warnings: &[String]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    auth::static_keys(&settings.auth).context("loading the JWT key")?;
+    if let Some((cert, key)) = settings.tls.files() {
+        http::tls::Tls::check(cert, key).context("loading the TLS certificate")?;
+    }
     println!("{}", serde_json::to_string_pretty(settings)?);
     for warning in warnings {
         eprintln!("warning: {warning}");

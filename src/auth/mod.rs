@@ -23,7 +23,7 @@ pub use authenticator::Authenticator;
 pub use jwks::JwksKeys;
 pub use mint::{MintError, TokenRequest, mint};
 pub use tickets::{IssuedTicket, Tickets};
-pub use verifier::{JwtVerifier, KeyError};
+pub use verifier::{JwtVerifier, KeyError, static_keys};
 
 use serde::{Deserialize, Serialize};
 

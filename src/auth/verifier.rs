@@ -60,38 +60,62 @@ pub struct JwtVerifier {
     validations: Arc<HashMap<Algorithm, Validation>>,
 }
 
+/// The configured secrets and public keys, read and checked: what
+/// `check-config` loads too, so it refuses what `serve` would.
+pub fn static_keys(auth: &AuthSettings) -> Result<Vec<(DecodingKey, Algorithm)>, KeyError> {
+    let mut keys = Vec::new();
+    for secret in &auth.jwt_secrets {
+        let length = secret.expose_secret().len();
+        if length < crate::config::MIN_HS256_SECRET_BYTES {
+            return Err(KeyError::WeakSecret(length));
+        }
+        keys.push((
+            DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            Algorithm::HS256,
+        ));
+    }
+    for path in &auth.jwt_public_keys {
+        let named = || path.display().to_string();
+        let pem = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: named(),
+            source,
+        })?;
+        if String::from_utf8_lossy(&pem).contains("PRIVATE KEY-----") {
+            return Err(KeyError::PrivateKey(named()));
+        }
+        let key = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+            (key, Algorithm::RS256)
+        } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+            if !is_on_p256(&pem) {
+                return Err(KeyError::Parse(named()));
+            }
+            (key, Algorithm::ES256)
+        } else {
+            return Err(KeyError::Parse(named()));
+        };
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Whether an EC public key's PEM (the key, or a certificate of it) is on
+/// P-256, the one curve of ES256: jsonwebtoken reads a key on any curve,
+/// which then verifies no token at all.
+fn is_on_p256(pem: &[u8]) -> bool {
+    use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, pem::PemObject};
+    /// The DER of the object identifier of P-256 (prime256v1).
+    const P256: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+    let der = SubjectPublicKeyInfoDer::from_pem_slice(pem)
+        .map(|key| key.to_vec())
+        .or_else(|_| CertificateDer::from_pem_slice(pem).map(|cert| cert.to_vec()));
+    der.is_ok_and(|der| der.windows(P256.len()).any(|window| window == P256))
+}
+
 impl JwtVerifier {
     /// `None` when no key is configured (authentication off). With a JWKS
     /// URL this starts the fetcher, so call it inside the actix system.
     pub fn from_settings(auth: &AuthSettings, metrics: &Metrics) -> Result<Option<Self>, KeyError> {
-        let mut static_keys = Vec::new();
-        for secret in &auth.jwt_secrets {
-            let length = secret.expose_secret().len();
-            if length < crate::config::MIN_HS256_SECRET_BYTES {
-                return Err(KeyError::WeakSecret(length));
-            }
-            static_keys.push((
-                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-                Algorithm::HS256,
-            ));
-        }
-        for path in &auth.jwt_public_keys {
-            let pem = std::fs::read(path).map_err(|source| KeyError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            if String::from_utf8_lossy(&pem).contains("PRIVATE KEY-----") {
-                return Err(KeyError::PrivateKey(path.display().to_string()));
-            }
-            let key = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-                (key, Algorithm::RS256)
-            } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-                (key, Algorithm::ES256)
-            } else {
-                return Err(KeyError::Parse(path.display().to_string()));
-            };
-            static_keys.push(key);
-        }
+        let static_keys = static_keys(auth)?;
         let jwks = auth.jwks_url.clone().map(|url| {
             JwksKeys::start(
                 url,

@@ -67,6 +67,16 @@ impl Tls {
         })
     }
 
+    /// Reads the certificate and key as [`Self::load`] does, serving
+    /// nothing: `check-config` refuses what a start would.
+    pub fn check(
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    ) -> Result<(), CertificateError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Certificates::load(cert, key, provider).map(drop)
+    }
+
     /// Watches the files and SIGHUP for a renewed certificate; call once,
     /// on the broker's main runtime.
     pub fn watch_for_renewals(&self) {

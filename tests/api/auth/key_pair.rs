@@ -38,6 +38,8 @@ impl KeyPair {
         let key_options: &[&str] = match algorithm {
             Algorithm::RS256 => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
             Algorithm::ES256 => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            // A curve the broker does not verify with (ES256 is P-256 only).
+            Algorithm::ES384 => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
             other => panic!("no key generation for {other:?}"),
         };
         let mut genpkey = vec!["genpkey"];

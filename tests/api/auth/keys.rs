@@ -189,3 +189,66 @@ async fn a_private_key_given_as_the_public_key_stops_the_build() {
         );
     }
 }
+
+/// An EC public key on another curve than P-256 reads as a key, then
+/// verifies no token (ES256 is P-256 only): the build stops, naming it.
+#[actix_web::test]
+async fn an_ec_public_key_on_another_curve_stops_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate(dir.path(), "p384", Algorithm::ES384);
+    let mut settings =
+        sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
+            path: dir.path().join("events.db"),
+        });
+    settings.auth.jwt_public_keys = vec![key.public_path.clone()];
+
+    let built = sse_broker::app::Application::build(settings).await;
+
+    let error = format!("{:#}", built.err().expect("the broker refuses to build"));
+    assert!(
+        error.contains("p384.pub.pem") && error.contains("P-256"),
+        "{error}"
+    );
+}
+
+/// `check-config` reads the keys and the certificate a start would, and
+/// refuses what would stop it: a private key as the public one, a key
+/// that does not fit its certificate.
+#[test]
+fn check_config_refuses_the_key_files_a_start_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate(dir.path(), "rs", Algorithm::RS256);
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("a cert");
+    let unrelated = rcgen::KeyPair::generate().expect("a key");
+    let (cert, other_key) = (dir.path().join("cert.pem"), dir.path().join("other.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("written");
+    std::fs::write(&other_key, unrelated.serialize_pem()).expect("written");
+    let check = |args: &[&std::ffi::OsStr]| {
+        crate::helpers::broker_command()
+            .args(args)
+            .arg("check-config")
+            .output()
+            .expect("the binary runs")
+    };
+
+    let private_as_public = check(&["--jwt-public-key".as_ref(), key.private_path.as_os_str()]);
+    let mismatched = check(&[
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        other_key.as_os_str(),
+    ]);
+
+    for (output, reason) in [
+        (private_as_public, "holds a private key"),
+        (mismatched, "loading the TLS certificate"),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{reason}: {stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{reason}: the configuration was printed"
+        );
+    }
+}
