@@ -97,7 +97,12 @@ impl StreamService {
             principal.viewer()
         } else {
             Viewer {
-                user_id: request.user_id.map(UserId::parse).transpose()?,
+                // Empty is unset, as an empty project_id is.
+                user_id: request
+                    .user_id
+                    .filter(|user| !user.is_empty())
+                    .map(UserId::parse)
+                    .transpose()?,
                 ..Viewer::anonymous()
             }
         };

@@ -315,8 +315,14 @@ async fn private_events_reach_only_the_user_they_name() {
     };
     let as_alice = app.get_json("/sse/history?user_id=alice").await;
     let as_nobody = app.get_json("/sse/history").await;
+    let as_empty = app.get_json("/sse/history?user_id=").await;
     assert_eq!(history_tags(as_alice), ["a", "public"]);
     assert_eq!(history_tags(as_nobody), ["public"]);
+    assert_eq!(
+        history_tags(as_empty),
+        ["public"],
+        "an empty user_id is unset"
+    );
 }
 
 #[actix_web::test]
