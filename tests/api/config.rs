@@ -255,6 +255,13 @@ fn a_start_that_fails_late_says_why_once_and_panics_nowhere() {
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(&reason), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        // The cause is said once, not again as the error's source.
+        let error_line = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        let (_, cause) = error_line.rsplit_once(": ").unwrap_or_default();
+        assert_eq!(error_line.matches(cause).count(), 1, "{error_line}");
     }
 }
 

@@ -30,20 +30,22 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Why a certificate and key could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {
-    #[error("reading {path}: {source}")]
+    // Each says its cause itself (logs print the message alone), so the
+    // cause is not also a `source` that error reports would print twice.
+    #[error("reading {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: rustls::pki_types::pem::Error,
+        cause: rustls::pki_types::pem::Error,
     },
     #[error("{0} holds no PEM certificate")]
     NoCertificate(PathBuf),
     #[error("no TLS protocol version is available: {0}")]
     Protocols(rustls::Error),
-    #[error("the key in {key} does not fit the certificate in {cert}: {source}")]
+    #[error("the key in {key} does not fit the certificate in {cert}: {cause}")]
     Unusable {
         cert: PathBuf,
         key: PathBuf,
-        source: rustls::Error,
+        cause: rustls::Error,
     },
 }
 
@@ -161,23 +163,23 @@ fn read(
 ) -> Result<CertifiedKey, CertificateError> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| CertificateError::Read {
+        .map_err(|cause| CertificateError::Read {
             path: cert.to_owned(),
-            source,
+            cause,
         })?;
     if chain.is_empty() {
         return Err(CertificateError::NoCertificate(cert.to_owned()));
     }
     let private_key =
-        PrivateKeyDer::from_pem_file(key).map_err(|source| CertificateError::Read {
+        PrivateKeyDer::from_pem_file(key).map_err(|cause| CertificateError::Read {
             path: key.to_owned(),
-            source,
+            cause,
         })?;
-    CertifiedKey::from_der(chain, private_key, provider).map_err(|source| {
+    CertifiedKey::from_der(chain, private_key, provider).map_err(|cause| {
         CertificateError::Unusable {
             cert: cert.to_owned(),
             key: key.to_owned(),
-            source,
+            cause,
         }
     })
 }
