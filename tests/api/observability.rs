@@ -126,6 +126,26 @@ async fn openapi_describes_every_route_and_no_route_that_does_not_exist() {
             }
         }
     }
+    // A HEAD never spends a ticket, so none lists one; a stream's GET does.
+    let names = |method: &str, path: &str| -> Vec<String> {
+        paths[path][method]["parameters"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(names("get", "/sse/events").contains(&"ticket".to_owned()));
+    for (path, item) in paths {
+        if item.get("head").is_some() {
+            assert!(
+                !names("head", path).contains(&"ticket".to_owned()),
+                "HEAD {path}"
+            );
+        }
+    }
     // Every documented GET without a path parameter is served.
     for (path, item) in paths {
         if path.contains('{') || item.get("get").is_none() {

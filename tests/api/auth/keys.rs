@@ -140,6 +140,18 @@ async fn the_token_subcommand_signs_with_a_private_key_for_a_public_key_broker()
     assert_eq!(response.status().as_u16(), 200);
 }
 
+/// Why a broker given `public_key` as its JWT public key refuses to build
+/// (it must refuse), its store in `dir`.
+async fn refusal_with_public_key(dir: &std::path::Path, public_key: &std::path::Path) -> String {
+    let mut settings =
+        sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
+            path: dir.join("events.db"),
+        });
+    settings.auth.jwt_public_keys = vec![public_key.to_owned()];
+    let built = sse_broker::app::Application::build(settings).await;
+    format!("{:#}", built.err().expect("the broker refuses to build"))
+}
+
 #[actix_web::test]
 async fn a_public_key_that_is_not_a_pem_key_stops_the_build() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,15 +161,9 @@ async fn a_public_key_that_is_not_a_pem_key_stops_the_build() {
         "-----BEGIN PUBLIC KEY-----\nbm9wZQ==\n-----END PUBLIC KEY-----\n",
     )
     .unwrap();
-    let mut settings =
-        sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
-            path: dir.path().join("events.db"),
-        });
-    settings.auth.jwt_public_keys = vec![path];
 
-    let built = sse_broker::app::Application::build(settings).await;
+    let error = refusal_with_public_key(dir.path(), &path).await;
 
-    let error = format!("{:#}", built.err().expect("the broker refuses to build"));
     assert!(error.contains("not-a-key.pem"), "{error}");
     assert!(
         !error.contains("bm9wZQ"),
@@ -173,15 +179,9 @@ async fn a_private_key_given_as_the_public_key_stops_the_build() {
     let dir = tempfile::tempdir().unwrap();
     for algorithm in [Algorithm::RS256, Algorithm::ES256] {
         let key = KeyPair::generate(dir.path(), &format!("{algorithm:?}"), algorithm);
-        let mut settings =
-            sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
-                path: dir.path().join("events.db"),
-            });
-        settings.auth.jwt_public_keys = vec![key.private_path.clone()];
 
-        let built = sse_broker::app::Application::build(settings).await;
+        let error = refusal_with_public_key(dir.path(), &key.private_path).await;
 
-        let error = format!("{:#}", built.err().expect("the broker refuses to build"));
         assert!(
             error.contains(&key.private_path.display().to_string())
                 && error.contains("holds a private key"),
@@ -196,15 +196,9 @@ async fn a_private_key_given_as_the_public_key_stops_the_build() {
 async fn an_ec_public_key_on_another_curve_stops_the_build() {
     let dir = tempfile::tempdir().unwrap();
     let key = KeyPair::generate(dir.path(), "p384", Algorithm::ES384);
-    let mut settings =
-        sse_broker::config::Settings::for_tests(sse_broker::config::DatabaseUrl::Sqlite {
-            path: dir.path().join("events.db"),
-        });
-    settings.auth.jwt_public_keys = vec![key.public_path.clone()];
 
-    let built = sse_broker::app::Application::build(settings).await;
+    let error = refusal_with_public_key(dir.path(), &key.public_path).await;
 
-    let error = format!("{:#}", built.err().expect("the broker refuses to build"));
     assert!(
         error.contains("p384.pub.pem") && error.contains("P-256"),
         "{error}"
