@@ -1,9 +1,9 @@
 //! Token minting for local use (`sse-broker token`).
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 
-use super::{Audience, Claims, Scope, unix_now};
+use super::{Audience, Claims, Scope, static_keys, unix_now};
 use crate::{
     config::AuthSettings,
     domain::{ProjectId, UserId},
@@ -25,6 +25,13 @@ pub enum MintError {
     BadProject(String),
     #[error("--ttl: a token lives at least 1 second")]
     ZeroTtl,
+    #[error(
+        "--private-key: its public half is not among the configured --jwt-public-key files; \
+         this broker would refuse the token"
+    )]
+    NotAConfiguredKey,
+    #[error("{0}")]
+    PublicKeys(String),
     #[error("signing failed: {0}")]
     Sign(jsonwebtoken::errors::Error),
 }
@@ -73,7 +80,34 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
         ),
         (None, None) => return Err(MintError::NoKey),
     };
-    jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(MintError::Sign)
+    let token =
+        jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(MintError::Sign)?;
+    if request.private_key_pem.is_some() && !auth.jwt_public_keys.is_empty() {
+        check_against_public_keys(auth, &token, algorithm)?;
+    }
+    Ok(token)
+}
+
+/// A token signed with a private key whose public half is not among the
+/// configured `--jwt-public-key`s would be refused by this broker: not
+/// printed. (Without public keys, a JWKS endpoint may hold it: unchecked.)
+fn check_against_public_keys(
+    auth: &AuthSettings,
+    token: &str,
+    algorithm: Algorithm,
+) -> Result<(), MintError> {
+    let keys = static_keys(auth).map_err(|error| MintError::PublicKeys(error.to_string()))?;
+    let mut validation = Validation::new(algorithm);
+    validation.validate_aud = false;
+    let verified = keys
+        .iter()
+        .filter(|(_, key_algorithm)| *key_algorithm == algorithm)
+        .any(|(key, _)| jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).is_ok());
+    if verified {
+        Ok(())
+    } else {
+        Err(MintError::NotAConfiguredKey)
+    }
 }
 
 /// What the broker would refuse in the token, refused before it is made.

@@ -140,6 +140,41 @@ async fn the_token_subcommand_signs_with_a_private_key_for_a_public_key_broker()
     assert_eq!(response.status().as_u16(), 200);
 }
 
+/// With the broker's public keys configured, `token` signs only with a
+/// private key whose public half is among them: a token from another key
+/// would be refused by the broker it is minted for.
+#[test]
+fn the_token_subcommand_refuses_a_private_key_the_configured_broker_would_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = KeyPair::generate(dir.path(), "ours", Algorithm::ES256);
+    let other = KeyPair::generate(dir.path(), "other", Algorithm::ES256);
+    let mint = |private: &std::path::Path| {
+        crate::helpers::broker_command()
+            .arg("--jwt-public-key")
+            .arg(&ours.public_path)
+            .args(["token", "--sub", "alice", "--private-key"])
+            .arg(private)
+            .output()
+            .unwrap()
+    };
+
+    let matching = mint(&ours.private_path);
+    let unrelated = mint(&other.private_path);
+
+    assert!(
+        matching.status.success(),
+        "{}",
+        String::from_utf8_lossy(&matching.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&unrelated.stderr);
+    assert_eq!(unrelated.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not among the configured --jwt-public-key"),
+        "{stderr}"
+    );
+    assert!(unrelated.stdout.is_empty(), "a token was printed");
+}
+
 /// Why a broker given `public_key` as its JWT public key refuses to build
 /// (it must refuse), its store in `dir`.
 async fn refusal_with_public_key(dir: &std::path::Path, public_key: &std::path::Path) -> String {
