@@ -17,7 +17,7 @@ use futures_util::stream;
 use serde_json::json;
 
 use super::{
-    extract::{Authenticated, OpenStream},
+    extract::{Authenticated, OpenStream, TicketQuery},
     streams::event_stream_headers,
 };
 use crate::{
@@ -44,7 +44,7 @@ const HOP_HEADERS: [&str; 6] = [
 /// The probes and the summary, as the wire carries them.
 #[utoipa::path(
     tag = "streams",
-    params(("ticket" = Option<String>, Query, description = "A stream ticket (POST /sse/tickets) instead of a token: single use")),
+    params(TicketQuery),
     responses(
         (status = 200, description = "`probe` events 250 ms apart (`{seq, sent_at_ms}`), then one `summary` (`{probes, interval_ms, protocol, accept_encoding, hops}`); the stream then ends", content_type = "text/event-stream", body = String),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),

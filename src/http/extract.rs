@@ -290,6 +290,16 @@ pub struct Admin;
 impl RequiredScope for Subscribe {
     const SCOPE: Scope = Scope::Subscribe;
 }
+/// The query parameter [`OpenStream`] takes a ticket from, for the
+/// document: `params(TicketQuery)` on each operation whose handler asks
+/// for `Authenticated<OpenStream>` (a `HEAD` never does: it would spend it).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TicketQuery {
+    /// A stream ticket (`POST /sse/tickets`) instead of a token: single use.
+    pub ticket: Option<String>,
+}
+
 impl RequiredScope for OpenStream {
     const SCOPE: Scope = Scope::Subscribe;
     const TICKET: bool = true;

@@ -96,18 +96,6 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
             }
         }
         name_head_apart(item);
-        no_ticket_on_head(item);
-    }
-}
-
-/// A `HEAD` of a stream answers what its `GET` would, but never spends a
-/// single-use ticket (it is refused 401): the query the two share lists
-/// `ticket`, which `HEAD` does not take.
-fn no_ticket_on_head(item: &mut utoipa::openapi::PathItem) {
-    if let Some(parameters) = item.head.as_mut().and_then(|head| head.parameters.as_mut()) {
-        parameters.retain(
-            |parameter| !matches!(parameter, RefOr::T(parameter) if parameter.name == "ticket"),
-        );
     }
 }
 

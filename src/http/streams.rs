@@ -10,7 +10,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::extract::{Authenticated, OpenStream, Query, Subscribe};
+use super::extract::{Authenticated, OpenStream, Query, Subscribe, TicketQuery};
 use crate::{
     actors::connection::StreamOptions,
     auth::{IssuedTicket, Principal},
@@ -30,8 +30,6 @@ pub struct StreamQuery {
     pub project_id: Option<String>,
     /// Resume after this id (the `Last-Event-ID` header wins).
     pub last_event_id: Option<String>,
-    /// A stream ticket (`POST /sse/tickets`) instead of a token: single use.
-    pub ticket: Option<String>,
     /// With authentication off only: the identity whose private events this
     /// stream receives (development use).
     pub user_id: Option<String>,
@@ -66,6 +64,7 @@ pub(super) fn resume_point(
     tag = "streams",
     params(
         StreamQuery,
+        TicketQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (digits)", pattern = "^[0-9]{1,19}$"),
     ),
     responses(

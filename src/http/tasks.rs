@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{
     extract::{
         Authenticated, JsonBody, OpenStream, OptionalJsonBody, Publish, Query, Subscribe,
-        project_field,
+        TicketQuery, project_field,
     },
     streams::{StreamQuery, event_stream_response, resume_point},
 };
@@ -335,7 +335,7 @@ pub(super) async fn checked_task_stream(
         ("id" = String, Path, description = "Task id"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (digits)", pattern = "^[0-9]{1,19}$"),
         ("last_event_id" = Option<String>, Query, description = "Resume after this id (the Last-Event-ID header wins)", pattern = "^[0-9]{1,19}$"),
-        ("ticket" = Option<String>, Query, description = "A stream ticket (POST /sse/tickets) instead of a token: single use"),
+        TicketQuery,
     ),
     responses(
         (status = 200, description = "The task's event stream", content_type = "text/event-stream", body = String),

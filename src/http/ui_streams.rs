@@ -14,7 +14,7 @@ use actix_web::{
 use serde::Deserialize;
 
 use super::{
-    extract::{Authenticated, OpenStream, Query},
+    extract::{Authenticated, OpenStream, Query, TicketQuery},
     streams::event_stream_response,
     tasks::visible_task,
 };
@@ -61,7 +61,7 @@ impl UiStreamQuery {
 /// finished task's stream is its whole message and its end.
 #[utoipa::path(
     tag = "tasks",
-    params(("id" = String, Path, description = "Task id"), UiStreamQuery, ("ticket" = Option<String>, Query, description = "A stream ticket (POST /sse/tickets) instead of a token: single use")),
+    params(("id" = String, Path, description = "Task id"), UiStreamQuery, TicketQuery),
     responses(
         (status = 200, description = "The task's UI message stream", content_type = "text/event-stream", body = String),
         (status = 400, description = "Invalid task id, or `ai_sdk` not a major version of 5 or later", body = crate::error::ErrorBody),
@@ -92,7 +92,7 @@ pub async fn task_ui_message_stream(
 /// stands in for them).
 #[utoipa::path(
     tag = "tasks",
-    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks"), UiStreamQuery, ("ticket" = Option<String>, Query, description = "A stream ticket (POST /sse/tickets) instead of a token: single use")),
+    params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks"), UiStreamQuery, TicketQuery),
     responses(
         (status = 200, description = "The UI message stream of the chat's newest running task", content_type = "text/event-stream", body = String),
         (status = 204, description = "The chat has no running task: nothing to resume"),
