@@ -1,9 +1,9 @@
 //! Token minting for local use (`sse-broker token`).
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 
-use super::{Audience, Claims, Scope, static_keys, unix_now};
+use super::{Audience, Claims, JwtVerifier, Scope, unix_now};
 use crate::{
     config::AuthSettings,
     domain::{ProjectId, UserId},
@@ -82,32 +82,17 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
     };
     let token =
         jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(MintError::Sign)?;
+    // Signed with a private key whose public half is not among the
+    // configured ones, the token would be refused: not printed. (Without
+    // public keys, a JWKS endpoint may hold it: unchecked.)
     if request.private_key_pem.is_some() && !auth.jwt_public_keys.is_empty() {
-        check_against_public_keys(auth, &token, algorithm)?;
+        let verifier = JwtVerifier::of_static_keys(auth)
+            .map_err(|error| MintError::PublicKeys(error.to_string()))?;
+        if verifier.is_some_and(|verifier| verifier.verify_with_current_keys(&token).is_err()) {
+            return Err(MintError::NotAConfiguredKey);
+        }
     }
     Ok(token)
-}
-
-/// A token signed with a private key whose public half is not among the
-/// configured `--jwt-public-key`s would be refused by this broker: not
-/// printed. (Without public keys, a JWKS endpoint may hold it: unchecked.)
-fn check_against_public_keys(
-    auth: &AuthSettings,
-    token: &str,
-    algorithm: Algorithm,
-) -> Result<(), MintError> {
-    let keys = static_keys(auth).map_err(|error| MintError::PublicKeys(error.to_string()))?;
-    let mut validation = Validation::new(algorithm);
-    validation.validate_aud = false;
-    let verified = keys
-        .iter()
-        .filter(|(_, key_algorithm)| *key_algorithm == algorithm)
-        .any(|(key, _)| jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).is_ok());
-    if verified {
-        Ok(())
-    } else {
-        Err(MintError::NotAConfiguredKey)
-    }
 }
 
 /// What the broker would refuse in the token, refused before it is made.

@@ -124,18 +124,33 @@ impl JwtVerifier {
                 metrics.clone(),
             )
         });
+        Ok(Self::with_keys(auth, static_keys, jwks))
+    }
+
+    /// A verifier of the configured secrets and public keys alone, no
+    /// JWKS fetcher (no actix system needed): how `sse-broker token`
+    /// checks what it minted as the broker would.
+    pub fn of_static_keys(auth: &AuthSettings) -> Result<Option<Self>, KeyError> {
+        Ok(Self::with_keys(auth, static_keys(auth)?, None))
+    }
+
+    fn with_keys(
+        auth: &AuthSettings,
+        static_keys: Vec<(DecodingKey, Algorithm)>,
+        jwks: Option<JwksKeys>,
+    ) -> Option<Self> {
         if static_keys.is_empty() && jwks.is_none() {
-            return Ok(None);
+            return None;
         }
         let validations = ALGORITHMS
             .iter()
             .map(|&algorithm| (algorithm, validation(algorithm, auth)))
             .collect();
-        Ok(Some(Self {
+        Some(Self {
             static_keys: Arc::new(static_keys),
             jwks,
             validations: Arc::new(validations),
-        }))
+        })
     }
 
     /// Verifies `token`; a `kid` missing from the JWKS set first refreshes
@@ -150,12 +165,12 @@ impl JwtVerifier {
         }
     }
 
-    /// Verifies against the keys at hand, without fetching.
     /// The keys from the JWKS endpoint, when one is configured.
     pub fn jwks(&self) -> Option<&JwksKeys> {
         self.jwks.as_ref()
     }
 
+    /// Verifies against the keys at hand, without fetching.
     pub fn verify_with_current_keys(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.crit.is_some() {
