@@ -54,6 +54,18 @@ impl Signal {
         general.replacen("OTLP_", &format!("OTLP_{upper}_"), 1)
     }
 
+    /// The signal's own variable for `general`, else `general`: the one
+    /// set, with its value.
+    fn setting(
+        self,
+        general: &str,
+        var: &impl Fn(&str) -> Option<String>,
+    ) -> Option<(String, String)> {
+        [self.var(general), general.to_owned()]
+            .into_iter()
+            .find_map(|name| var(&name).map(|value| (name, value)))
+    }
+
     fn exporter_var(self) -> &'static str {
         match self {
             Self::Traces => "OTEL_TRACES_EXPORTER",
@@ -216,9 +228,7 @@ fn resolve_signal(signal: Signal, var: &impl Fn(&str) -> Option<String>) -> Sign
     let Some(endpoint) = own_endpoint.clone().or_else(|| var(ENDPOINT)) else {
         return off(None);
     };
-    let protocol_var = [signal.var(PROTOCOL), PROTOCOL.to_owned()]
-        .into_iter()
-        .find_map(|name| var(&name).map(|value| (name, value)));
+    let protocol_var = signal.setting(PROTOCOL, var);
     let protocol = match &protocol_var {
         None => Protocol::Grpc,
         Some((variable, value)) => match Protocol::parse(value) {
@@ -236,10 +246,7 @@ fn resolve_signal(signal: Signal, var: &impl Fn(&str) -> Option<String>) -> Sign
     if protocol_var.is_none() && port(&endpoint) == Some(OTLP_HTTP_PORT) {
         findings.push(Finding::GrpcToHttpPort { signal });
     }
-    let compression = [signal.var(COMPRESSION), COMPRESSION.to_owned()]
-        .into_iter()
-        .find_map(|name| var(&name).map(|value| (name, value)));
-    if let Some((variable, value)) = compression
+    if let Some((variable, value)) = signal.setting(COMPRESSION, var)
         && !value.eq_ignore_ascii_case("none")
     {
         findings.push(Finding::Uncompressed {
@@ -264,9 +271,9 @@ fn resolve_signal(signal: Signal, var: &impl Fn(&str) -> Option<String>) -> Sign
     let endpoint = match (protocol, endpoint.contains("://")) {
         // As tonic resolves a schemeless endpoint: TLS unless insecure.
         (Protocol::Grpc, false) => {
-            let insecure = var(&signal.var(INSECURE))
-                .or_else(|| var(INSECURE))
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let insecure = signal
+                .setting(INSECURE, var)
+                .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
             let scheme = if insecure { "http" } else { "https" };
             format!("{scheme}://{endpoint}")
         }
