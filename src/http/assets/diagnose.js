@@ -3,6 +3,8 @@
 // compress text/event-stream are the usual reason a stream "works" but its
 // events arrive late and in lumps; this tells the page so.
 
+import { pageBase } from "./stream_requests.js";
+
 /**
  * Checks the path between this page and the broker: `/sse/diagnose` sends
  * six probes 250 ms apart and a summary, and this watches when they arrive.
@@ -12,8 +14,7 @@
  * {browser, broker}, hops, problems, warnings}`.
  */
 export async function diagnoseConnection(url = "/sse/diagnose", { fetch: fetchImpl = globalThis.fetch, headers = {} } = {}) {
-  const base = typeof location !== "undefined" ? location.href : "http://localhost/";
-  const target = new URL(url, base).toString();
+  const target = new URL(url, pageBase()).toString();
   const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
   const started = now();
   const response = await fetchImpl(target, { headers: { Accept: "text/event-stream", ...headers }, cache: "no-store" });
