@@ -40,6 +40,9 @@ async fn a_chat_streams_its_newest_running_task_and_answers_204_when_it_has_none
     create(&app, "newer", Some("c1")).await;
     write(&app, "newer", "new").await;
     create(&app, "elsewhere", Some("c2")).await;
+    // A task not yet written to is the chat's too: a reconnect right after
+    // a send finds the answer about to come.
+    assert_eq!(chat_status(&app, "c2").await, 200, "a pending task");
 
     // Act / Assert: the newest running task of the chat.
     let mut newest = UiStream::open(&app, "/chats/c1/stream").await;
