@@ -93,10 +93,7 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
             }
         };
         let trigger = application.shutdown_handle();
-        actix_web::rt::spawn(async move {
-            shutdown::signal().await;
-            trigger.trigger();
-        });
+        actix_web::rt::spawn(shutdown::on_signals(trigger));
         let metrics = application.metrics().clone();
         let result = application.run_until_stopped().await;
         let _ = tokio::task::spawn_blocking(move || metrics.shutdown_blocking()).await;

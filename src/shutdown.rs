@@ -50,8 +50,32 @@ impl ShutdownHandle {
     }
 }
 
+/// The signal that asked the broker to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Terminate,
+    Interrupt,
+}
+
+impl StopSignal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Terminate => "SIGTERM",
+            Self::Interrupt => "SIGINT",
+        }
+    }
+
+    /// The shell's convention for a process ended by this signal (128 + n).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Terminate => 143,
+            Self::Interrupt => 130,
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
-pub async fn signal() {
+pub async fn signal() -> StopSignal {
     #[cfg(unix)]
     {
         let mut terminate =
@@ -60,18 +84,35 @@ pub async fn signal() {
                 Err(error) => {
                     tracing::error!(error.message = %error, "cannot listen for SIGTERM");
                     let _ = tokio::signal::ctrl_c().await;
-                    return;
+                    return StopSignal::Interrupt;
                 }
             };
         tokio::select! {
-            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+            _ = terminate.recv() => StopSignal::Terminate,
+            _ = tokio::signal::ctrl_c() => StopSignal::Interrupt,
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        StopSignal::Interrupt
     }
+}
+
+/// The first signal starts the drain; a second one ends the process at
+/// once, as an operator pressing Ctrl-C twice expects. Nothing acknowledged
+/// is lost (a publish is answered after its commit); the streams just get
+/// no `shutdown` frame and reconnect on their own.
+pub async fn on_signals(trigger: ShutdownHandle) {
+    let first = signal().await;
+    tracing::info!(signal = first.name(), "shutting down");
+    trigger.trigger();
+    let second = signal().await;
+    tracing::warn!(
+        signal = second.name(),
+        "second signal during the drain: exiting now, without the drain"
+    );
+    std::process::exit(second.exit_code());
 }
 
 /// How long the drain waits for stored events to reach the streams before

@@ -25,6 +25,8 @@ pub enum MintError {
     BadProject(String),
     #[error("--ttl: a token lives at least 1 second")]
     ZeroTtl,
+    #[error("--ttl: a token lives at most {MAX_TTL_SECS} seconds (10 years)")]
+    TtlTooLong,
     #[error(
         "--private-key: its public half is not among the configured --jwt-public-key files; \
          this broker would refuse the token"
@@ -35,6 +37,10 @@ pub enum MintError {
     #[error("signing failed: {0}")]
     Sign(jsonwebtoken::errors::Error),
 }
+
+/// Longer lifetimes are refused: they are no longer a lifetime, and past
+/// `u64` the expiry would wrap into the past.
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// What to put in a minted token.
 pub struct TokenRequest<'a> {
@@ -110,6 +116,9 @@ fn check(request: &TokenRequest<'_>) -> Result<(), MintError> {
     }
     if request.ttl_secs == 0 {
         return Err(MintError::ZeroTtl);
+    }
+    if request.ttl_secs > MAX_TTL_SECS {
+        return Err(MintError::TtlTooLong);
     }
     Ok(())
 }

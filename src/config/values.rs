@@ -180,12 +180,19 @@ pub(super) fn ip_addresses(raw: &str) -> Result<Vec<IpAddr>, String> {
         .collect()
 }
 
+/// Past this, a typo (`--workers 100000`) would start that many threads,
+/// each with its own runtime, before the broker could say anything.
+const MAX_WORKERS: usize = 1024;
+
 /// `0` is one worker per core.
-pub(super) fn worker_count(raw: &str) -> Result<usize, std::num::ParseIntError> {
-    Ok(match raw.parse()? {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        workers => workers,
-    })
+pub(super) fn worker_count(raw: &str) -> Result<usize, String> {
+    match raw.parse().map_err(|e| format!("{e}"))? {
+        0 => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        workers if workers > MAX_WORKERS => Err(format!(
+            "at most {MAX_WORKERS} worker threads (0 = one per core)"
+        )),
+        workers => Ok(workers),
+    }
 }
 
 /// Empty draws a random name, so instances that were given none still
@@ -286,6 +293,9 @@ mod tests {
     fn zero_workers_is_one_per_core() {
         assert!(worker_count("0").unwrap() >= 1);
         assert_eq!(worker_count("3").unwrap(), 3);
+        assert_eq!(worker_count("1024").unwrap(), 1024);
+        assert!(worker_count("1025").unwrap_err().contains("at most 1024"));
+        assert!(worker_count("-1").is_err());
     }
 
     #[test]

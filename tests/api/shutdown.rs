@@ -299,3 +299,51 @@ async fn ctrl_c_sends_shutdown_to_event_and_task_streams_and_exits_zero() {
     let status = broker.wait_for_exit(LONG).await;
     assert_eq!(status.code(), Some(0), "logs:\n{}", broker.logs());
 }
+
+/// A drain waits up to its timeout for requests in flight; an operator
+/// who presses Ctrl-C again does not wait: the process ends at once with
+/// the shell's code for the signal, saying why.
+#[actix_web::test]
+async fn a_second_signal_during_the_drain_exits_at_once() {
+    // Arrange: the real binary with a request whose body never finishes,
+    // which keeps the drain waiting.
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let mut broker = BrokerProcess::spawn(
+        &data_dir.path().join("x.db"),
+        data_dir.path().join("broker.log"),
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    broker.wait_until_ready(&client).await;
+    let mut in_flight = tokio::net::TcpStream::connect(("127.0.0.1", broker.port()))
+        .await
+        .expect("connected");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut in_flight,
+        b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"event_type\":",
+    )
+    .await
+    .expect("half a request sent");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Act: SIGTERM starts the drain, which the request holds up.
+    broker.signal("TERM");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        broker.exited().is_none(),
+        "the drain did not wait for the request in flight; logs:\n{}",
+        broker.logs()
+    );
+    broker.signal("INT");
+
+    // Assert: gone well within the drain's 5 s timeout.
+    let status = broker.wait_for_exit(Duration::from_secs(2)).await;
+    assert_eq!(status.code(), Some(130), "logs:\n{}", broker.logs());
+    let logs = broker.logs();
+    assert!(
+        logs.contains("second signal during the drain") && logs.contains("SIGINT"),
+        "{logs}"
+    );
+}

@@ -238,7 +238,8 @@ fn an_hs256_secret_under_32_bytes_stops_start_up_with_a_clear_error() {
 }
 
 /// A token the broker would refuse is not minted: an unknown scope, no
-/// scope, a subject or project that is not one, a lifetime of 0 seconds,
+/// scope, a subject or project that is not one, a lifetime of 0 seconds or
+/// of more than 10 years,
 /// a public key given to sign with. Each says which and exits 1.
 #[test]
 fn the_token_subcommand_refuses_what_the_broker_would() {
@@ -248,12 +249,17 @@ fn the_token_subcommand_refuses_what_the_broker_would() {
         super::key_pair::KeyPair::generate(scratch.path(), "es", jsonwebtoken::Algorithm::ES256);
     std::fs::write(&public_key, &pair.public_pem).expect("written");
     let public_key = public_key.display().to_string();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--scope", "subscribe fly"], "\"fly\" is not a scope"),
         (&["--scope", " "], "at least one scope"),
         (&["--sub", ""], "--sub:"),
         (&["--project", ""], "--project:"),
         (&["--ttl", "0"], "at least 1 second"),
+        (&["--ttl", "315360001"], "at most 315360000 seconds"),
+        (
+            &["--ttl", "18446744073709551615"],
+            "at most 315360000 seconds",
+        ),
         (&["--private-key", &public_key], "PEM private key"),
     ];
 
