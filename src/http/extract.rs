@@ -5,17 +5,12 @@
 //! syntax error or a body that is not UTF-8 (400) from a wrong field type or
 //! a body that is not an object (422); [`JsonDocument`] takes any JSON.
 //! [`Query`] reads a query string. Both name the field that failed in plain
-//! words (`crate::error::plain`).
+//! words (`crate::error::plain`). The caller's identity is read by
+//! [`Authenticated`], re-exported from `super::authenticated`.
 
-use std::{marker::PhantomData, ops::Deref};
+use std::ops::Deref;
 
-use actix_web::{
-    FromRequest, HttpRequest,
-    dev::Payload,
-    error::PayloadError,
-    http::{Method, header},
-    web,
-};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, error::PayloadError, http::header, web};
 use futures_util::{
     StreamExt,
     future::{LocalBoxFuture, Ready, ready},
@@ -23,14 +18,16 @@ use futures_util::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use super::authenticated::{
+    Admin, Authenticated, OpenStream, Publish, RequiredScope, Subscribe, TicketQuery,
+};
 use crate::{
-    auth::{AuthError, Principal, Scope},
+    auth::Principal,
     domain::ProjectId,
     error::{
         ApiError, ErrorCode,
         plain::{self, JsonError},
     },
-    state::AppState,
 };
 
 /// The body limits, shared with the extractors through app data: its size,
@@ -269,136 +266,4 @@ pub fn project_field(
         ));
     }
     Ok(Some(project))
-}
-
-/// A scope an endpoint requires, as a type: `Authenticated<Publish>`.
-pub trait RequiredScope {
-    const SCOPE: Scope;
-    /// Whether a `?ticket=` may stand in for the token (stream opens only).
-    const TICKET: bool = false;
-}
-
-/// Reading: history, tasks, `/sse/subscribe`.
-pub struct Subscribe;
-/// Opening a stream: the token, or a stream ticket in `?ticket=`.
-pub struct OpenStream;
-/// Publishing.
-pub struct Publish;
-/// Stats, listings, monitoring, cleanup.
-pub struct Admin;
-
-impl RequiredScope for Subscribe {
-    const SCOPE: Scope = Scope::Subscribe;
-}
-/// The query parameter [`OpenStream`] takes a ticket from, for the
-/// document: `params(TicketQuery)` on each operation whose handler asks
-/// for `Authenticated<OpenStream>` (a `HEAD` never does: it would spend it).
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TicketQuery {
-    /// A stream ticket (`POST /sse/tickets`) instead of a token: single use.
-    pub ticket: Option<String>,
-}
-
-impl RequiredScope for OpenStream {
-    const SCOPE: Scope = Scope::Subscribe;
-    const TICKET: bool = true;
-}
-impl RequiredScope for Publish {
-    const SCOPE: Scope = Scope::Publish;
-}
-impl RequiredScope for Admin {
-    const SCOPE: Scope = Scope::Admin;
-}
-
-/// The verified caller, holding scope `S`. With authentication off every
-/// caller is the anonymous principal with every scope.
-pub struct Authenticated<S> {
-    pub principal: Principal,
-    scope: PhantomData<S>,
-}
-
-/// The token, from `Authorization: Bearer`, else the `sse_token` cookie,
-/// else the `access_token` query parameter (EventSource cannot set headers).
-fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
-        // The scheme's name is case-insensitive (RFC 7235 section 2.1).
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token)
-            .ok_or(AuthError::Malformed)?;
-        return Ok(Some(token.trim().to_owned()));
-    }
-    for cookies in req.headers().get_all(header::COOKIE) {
-        let Ok(cookies) = cookies.to_str() else {
-            continue;
-        };
-        for pair in cookies.split(';') {
-            if let Some(token) = pair.trim().strip_prefix("sse_token=") {
-                // A browser attaches cookies to cross-site form posts too:
-                // the cookie is for EventSource (GET), never for writes, so
-                // no other site can publish with a visitor's cookie (CSRF).
-                if !matches!(*req.method(), Method::GET | Method::HEAD) {
-                    return Err(AuthError::CookieOnWrite);
-                }
-                return Ok(Some(token.to_owned()));
-            }
-        }
-    }
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .map_err(|_| AuthError::Malformed)?;
-    Ok(query.into_inner().remove("access_token"))
-}
-
-/// The `ticket` query parameter, where `S` takes one.
-fn find_ticket<S: RequiredScope>(req: &HttpRequest) -> Option<String> {
-    let query = req.query_string();
-    // Most stream opens carry no ticket: spare them a second parse of the
-    // query (`find_token` may parse it too). A `%` may spell the name.
-    if !S::TICKET || !(query.contains("ticket") || query.contains('%')) {
-        return None;
-    }
-    web::Query::<std::collections::HashMap<String, String>>::from_query(query)
-        .ok()?
-        .into_inner()
-        .remove("ticket")
-}
-
-impl<S: RequiredScope> FromRequest for Authenticated<S> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            authenticate::<S>(&req).await.map(|principal| Self {
-                principal,
-                scope: PhantomData,
-            })
-        })
-    }
-}
-
-async fn authenticate<S: RequiredScope>(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let Some(state) = req.app_data::<web::Data<AppState>>() else {
-        return Ok(Principal::anonymous());
-    };
-    let principal = match find_ticket::<S>(req) {
-        Some(ticket) => state.auth.redeem_ticket(&ticket).await?,
-        None => state.auth.principal(find_token(req)).await?,
-    };
-    if !principal.has(S::SCOPE) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("this endpoint needs the `{}` scope", S::SCOPE.as_str()),
-        ));
-    }
-    // Every `publish`-scoped endpoint is a write: one budget covers them all.
-    if S::SCOPE == Scope::Publish {
-        state.limits.admit_publish(&principal)?;
-    }
-    Ok(principal)
 }

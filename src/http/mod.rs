@@ -2,6 +2,7 @@
 //! answer. [`configure`] is the single route table (CONTRACT §4 order).
 
 mod assets;
+mod authenticated;
 mod diagnose;
 mod drain_signal;
 pub mod extract;
