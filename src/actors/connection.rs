@@ -139,6 +139,10 @@ impl Connection {
             options.resume_after.is_none() && subscription.task_id.is_none(),
         );
         let context = Context::<Self>::new();
+        let registering = Registering {
+            id,
+            registry: Some(environment.registry.clone()),
+        };
         environment
             .registry
             .send(Register {
@@ -155,6 +159,7 @@ impl Connection {
             })
             .await
             .map_err(|_| RegisterError::ShuttingDown)??;
+        registering.done();
         tracing::info!(
             connection_id = %id,
             user_id = subscription.viewer.user_id.as_ref().map(|u| u.as_str()),
@@ -333,6 +338,36 @@ impl Actor for Connection {
             reason: self.close_reason,
         });
         actix::Running::Stop
+    }
+}
+
+/// A registration in flight. A client that closes its connection while
+/// the Registry is admitting its stream makes actix drop the request's
+/// handler, and with it the actor that was about to run: the Registry
+/// would then keep a stream no actor will ever close or deregister (it
+/// holds a place under `--max-connections` and the user's cap for good).
+/// Dropped before [`Registering::done`], it deregisters the stream.
+struct Registering {
+    id: ConnectionId,
+    registry: Option<Addr<Registry>>,
+}
+
+impl Registering {
+    fn done(mut self) {
+        self.registry = None;
+    }
+}
+
+impl Drop for Registering {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.take() {
+            // After the `Register` in the Registry's mailbox, or in place of
+            // one never delivered: an unknown id is a no-op.
+            registry.do_send(Unregister {
+                id: self.id,
+                reason: CloseReason::ClientGone,
+            });
+        }
     }
 }
 

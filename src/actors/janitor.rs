@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler, Message,
-    WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler, MailboxError,
+    Message, WrapFuture,
 };
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -235,7 +235,17 @@ impl Handler<RunCleanup> for Janitor {
                             });
                             tracing::info!(connection_id = %stale.id, idle_ms = stale.idle_ms, "closed stale stream");
                         }
-                        Err(_) => report.failed += 1,
+                        // No actor behind the stream any more: nothing
+                        // will deregister it but this run.
+                        Err(MailboxError::Closed) => {
+                            report.cleaned += 1;
+                            registry.do_send(Unregister {
+                                id: stale.id,
+                                reason: CloseReason::Stale,
+                            });
+                            tracing::warn!(connection_id = %stale.id, idle_ms = stale.idle_ms, "removed a stale stream whose actor was gone");
+                        }
+                        Err(MailboxError::Timeout) => report.failed += 1,
                     }
                 }
                 report.batches += 1;

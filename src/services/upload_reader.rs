@@ -329,6 +329,33 @@ mod tests {
             .collect()
     }
 
+    /// The `openai` package's `toReadableStream()` writes one chunk per
+    /// line; cut by UTF-16 unit, a chunk's text may hold half a character.
+    #[test]
+    fn json_lines_sent_as_an_event_stream_are_refused_saying_to_send_ndjson() {
+        let halves = concat!(
+            "{\"choices\":[{\"delta\":{\"content\":\"Hi \\ud83d\"}}]}\n",
+            "{\"choices\":[{\"delta\":{\"content\":\"\\udc4b\"}}]}\n",
+        );
+        let whole = "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n{\"choices\":[]}\n";
+        let broken = "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n{\"choices\":\n";
+        for (body, says) in [
+            (halves, "send them as application/x-ndjson"),
+            (whole, "send them as application/x-ndjson"),
+            (broken, "JSON that does not parse"),
+        ] {
+            let mut reader = Reader::new(UploadFormat::EventStream, 1 << 16, UploadEnds::Task);
+            let (got, error) = reader.read(body.as_bytes(), true);
+            assert!(got.is_empty(), "{got:?}");
+            match error {
+                Some(ReadError::Malformed { line: 1, reason }) => {
+                    assert!(reason.contains(says), "{body:?}: {reason}")
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn a_byte_order_mark_before_the_first_line_is_dropped_and_nowhere_else() {
         let body = "\u{feff}{\"delta\":\"a\"}\n\u{feff}{\"delta\":\"b\"}\n";

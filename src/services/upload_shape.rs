@@ -3,10 +3,12 @@
 //! answer piped in unchecked, read whole), or neither (a proxy's error
 //! page), refused at once.
 
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::{
-    generation_input::Instruction, provider_events::provider_error, upload_error::ReadError,
+    generation_input::Instruction, provider_events::provider_error,
+    surrogate_pairs::pair_split_characters, upload_error::ReadError,
 };
 
 /// What an event-stream body turned out to be, from its first byte that
@@ -66,9 +68,9 @@ pub(super) fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
     match serde_json::from_str::<Value>(text) {
         Ok(value) => provider_error(&value).ok_or_else(|| not_a_stream("a JSON document")),
         Err(_)
-            if text.lines().all(|line| {
-                line.trim().is_empty() || serde_json::from_str::<Value>(line).is_ok()
-            }) =>
+            if text
+                .lines()
+                .all(|line| line.trim().is_empty() || is_json_line(line)) =>
         {
             Err(not_a_stream(
                 "JSON lines (an SDK's toReadableStream()?): send them as application/x-ndjson",
@@ -76,6 +78,15 @@ pub(super) fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
         }
         Err(_) => Err(not_a_stream("JSON that does not parse")),
     }
+}
+
+/// A JSON line, also one whose text a JavaScript producer cut between the
+/// halves of a character (`"\ud83d"`): JSON to `JSON.parse`, not to serde.
+fn is_json_line(line: &str) -> bool {
+    serde_json::from_str::<IgnoredAny>(line).is_ok()
+        || pair_split_characters(line, None)
+            .line
+            .is_some_and(|joined| serde_json::from_str::<IgnoredAny>(&joined).is_ok())
 }
 
 fn not_a_stream(what: &str) -> ReadError {

@@ -309,6 +309,38 @@ async fn streams_past_max_connections_are_503_until_one_closes() {
     .await;
 }
 
+/// A client that sends its request and leaves at once (a reload, a flaky
+/// network) may leave while the Registry admits its stream. Its place under
+/// `--max-connections` must come back: before, about a quarter of such
+/// streams stayed registered with no actor behind them, for good, until
+/// they filled the broker.
+#[actix_web::test]
+async fn streams_whose_clients_leave_at_once_give_their_places_back() {
+    use tokio::io::AsyncWriteExt;
+    // Arrange
+    let app = spawn_app_with(|s| s.max_connections = 50).await;
+
+    // Act: 300 requests, each client gone as soon as it has sent.
+    for _ in 0..300 {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connected");
+        socket
+            .write_all(b"GET /sse/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("request sent");
+    }
+
+    // Assert: every place is given back, and a stream opens.
+    eventually(SHORT, "no stream left open", || {
+        let app = &app;
+        async move { (app.stats().await["active_connections"] == 0).then_some(()) }
+    })
+    .await;
+    let stream = app.stream_response("/sse/events", &[]).await;
+    assert_eq!(stream.status().as_u16(), 200);
+}
+
 #[actix_web::test]
 async fn a_body_that_trickles_in_is_cut_off_with_408_at_the_read_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

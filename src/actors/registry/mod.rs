@@ -118,6 +118,25 @@ impl Registry {
         self
     }
 
+    /// Removes a stream from the table and counts its close; an id no
+    /// longer there (a slow stream, removed and counted when detected; a
+    /// second word of the same close) does nothing.
+    fn forget(&mut self, id: ConnectionId, reason: CloseReason) {
+        let Some(entry) = self.table.remove(id) else {
+            return;
+        };
+        self.counters.record_close(reason);
+        self.metrics.record_closed(reason);
+        self.metrics.set_active_connections(self.table.len());
+        tracing::info!(
+            connection_id = %id,
+            reason = reason.as_str(),
+            events_sent = entry.stats.events_sent(),
+            duration_secs = (now_ms() - entry.stats.connected_at_ms) as f64 / 1000.0,
+            "stream closed"
+        );
+    }
+
     /// Runs one handler's work; a panic in it resets the Registry instead
     /// of stopping it (see the module doc) and answers `fallback`.
     fn guarded<R>(&mut self, fallback: R, work: impl FnOnce(&mut Self) -> R) -> R {
@@ -254,24 +273,7 @@ impl Handler<Unregister> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
-        self.guarded((), |registry| {
-            // Slow streams were already removed (and counted) when detected.
-            let Some(entry) = registry.table.remove(msg.id) else {
-                return;
-            };
-            registry.counters.record_close(msg.reason);
-            registry.metrics.record_closed(msg.reason);
-            registry
-                .metrics
-                .set_active_connections(registry.table.len());
-            tracing::info!(
-                connection_id = %msg.id,
-                reason = msg.reason.as_str(),
-                events_sent = entry.stats.events_sent(),
-                duration_secs = (now_ms() - entry.stats.connected_at_ms) as f64 / 1000.0,
-                "stream closed"
-            );
-        });
+        self.guarded((), |registry| registry.forget(msg.id, msg.reason));
     }
 }
 
@@ -353,7 +355,7 @@ impl Handler<Shutdown> for Registry {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use actix::{Actor, Context, Handler, Message};
+    use actix::{Actor, AsyncContext, Context, Handler, Message};
 
     use super::*;
     use crate::domain::{Subscription, TypeFilter, Viewer};
@@ -441,6 +443,67 @@ mod tests {
         let (second, _second_queue) = register(&closes);
         assert_eq!(registry.send(second).await.unwrap(), Ok(()));
         assert_eq!(registry.send(ActiveConnections).await.unwrap(), 1);
+    }
+
+    /// Registered, but its actor is gone before it ever ran: what a
+    /// client leaving during its admission used to leave behind.
+    fn register_orphan(closes: &Arc<Mutex<Vec<CloseReason>>>) -> (Register, ConnectionId) {
+        let (mut registration, _) = register(closes);
+        let never_run = Context::<ClosedWith>::new();
+        registration.connection = never_run.address().recipient();
+        let id = registration.id;
+        (registration, id)
+    }
+
+    #[actix_rt::test]
+    async fn a_stream_whose_actor_is_gone_is_removed_by_the_janitor_and_by_an_operator() {
+        // Arrange: two such streams, stale at once.
+        let metrics = Metrics::new("unit", None);
+        let registry = Registry::new(
+            EventTypeCatalog::new(&[]),
+            10,
+            8,
+            "unit".into(),
+            metrics.clone(),
+        )
+        .start();
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let (first, _) = register_orphan(&closes);
+        let (second, second_id) = register_orphan(&closes);
+        registry.send(first).await.unwrap().unwrap();
+        registry.send(second).await.unwrap().unwrap();
+        assert_eq!(registry.send(ActiveConnections).await.unwrap(), 2);
+
+        // Act: an operator disconnects one; the Janitor runs.
+        let found = registry
+            .send(operations::Disconnect {
+                id: second_id,
+                scope: crate::domain::ProjectAccess::All,
+            })
+            .await
+            .unwrap();
+        let janitor = crate::actors::janitor::Janitor::new(
+            registry.clone(),
+            std::time::Duration::from_secs(3600),
+            10,
+            std::time::Duration::ZERO,
+            metrics,
+        )
+        .start();
+        let report = janitor
+            .send(crate::actors::janitor::RunCleanup {
+                batch_size: None,
+                periodic: false,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+
+        // Assert: both gone from the table, the Janitor's one counted
+        // cleaned, not failed.
+        assert!(found);
+        assert_eq!((report.cleaned, report.failed), (1, 0), "{report:?}");
+        assert_eq!(registry.send(ActiveConnections).await.unwrap(), 0);
     }
 
     fn first_frame(queue: &mut mpsc::Receiver<OutboundFrame>) -> String {

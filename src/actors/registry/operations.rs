@@ -98,9 +98,14 @@ impl Handler<Disconnect> for Registry {
             return false;
         };
         tracing::info!(connection_id = %msg.id, "operator disconnected a stream");
-        entry.closer.do_send(Close {
-            reason: CloseReason::Disconnected,
-        });
+        if entry.closer.connected() {
+            entry.closer.do_send(Close {
+                reason: CloseReason::Disconnected,
+            });
+        } else {
+            // No actor to close it, and so none to deregister it.
+            self.forget(msg.id, CloseReason::Disconnected);
+        }
         true
     }
 }
