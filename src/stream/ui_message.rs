@@ -19,7 +19,7 @@ use actix_web::body::{BodySize, MessageBody};
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-use super::{StreamAborted, StreamBody};
+use super::{CloseReason, StreamAborted, StreamBody};
 use crate::domain::{AiSdkMajor, SseParser, UiMessageTranslator};
 
 pub struct UiMessageBody {
@@ -28,6 +28,9 @@ pub struct UiMessageBody {
     /// whole event, so nothing is ever left buffered between frames.
     parser: SseParser,
     translator: UiMessageTranslator,
+    /// The broker closed the stream before its message ended: once what
+    /// came before is written, the response is cut off.
+    cut_off: Option<CloseReason>,
 }
 
 impl UiMessageBody {
@@ -38,6 +41,7 @@ impl UiMessageBody {
             inner,
             parser: SseParser::new(),
             translator: UiMessageTranslator::new(message_id, client),
+            cut_off: None,
         }
     }
 }
@@ -54,6 +58,9 @@ impl MessageBody for UiMessageBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = &mut *self;
+        if let Some(reason) = this.cut_off {
+            return Poll::Ready(Some(Err(reason.into())));
+        }
         loop {
             // After `[DONE]` the inner body is still read to its end, so the
             // stream closes as its task's (`task_finished`), not as a client
@@ -64,6 +71,12 @@ impl MessageBody for UiMessageBody {
             };
             let mut out = BytesMut::new();
             for event in this.parser.feed(&frame).unwrap_or_default() {
+                if let Some(reason) = cut_off_by(event.event_type())
+                    && !this.translator.is_finished()
+                {
+                    this.cut_off = Some(reason);
+                    break;
+                }
                 let data = serde_json::from_str(&event.data).unwrap_or(Value::Null);
                 this.translator
                     .translate(event.event_type(), &data, &mut out);
@@ -71,6 +84,24 @@ impl MessageBody for UiMessageBody {
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(out.freeze())));
             }
+            if let Some(reason) = this.cut_off {
+                return Poll::Ready(Some(Err(reason.into())));
+            }
         }
+    }
+}
+
+/// The broker's frames that end a stream before its task does. An SSE
+/// client reads them and reconnects; the AI SDK has no part for them, and
+/// reads a response that simply ends as a message that is complete
+/// (`useChat`'s `onFinish` without `isDisconnect`, its status `ready`):
+/// an answer cut short by a restart would pass for the whole answer. So
+/// the response is cut off instead, without its last chunk, which the SDK
+/// reads as the dropped connection it is (status `error`; a reload resumes).
+fn cut_off_by(event_type: &str) -> Option<CloseReason> {
+    match event_type {
+        "shutdown" => Some(CloseReason::Shutdown),
+        "token_expired" => Some(CloseReason::TokenExpired),
+        _ => None,
     }
 }

@@ -55,9 +55,10 @@
 //! `finishReason` too, which `useChat`'s `onFinish` passes on.
 //!
 //! Heartbeats become SSE comments, which the SDK's parser skips. Anything
-//! else (`shutdown`, `token_expired`, `replay_truncated`) has no part: the
-//! stream just ends without a terminal part, which the client sees as a
-//! disconnect it may resume from.
+//! else (`shutdown`, `token_expired`, `replay_truncated`) has no part; the
+//! two that end a stream early make its body cut the response off
+//! (`stream::ui_message`), which the client sees as a disconnect it may
+//! resume from.
 
 use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};

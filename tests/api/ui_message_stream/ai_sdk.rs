@@ -326,6 +326,30 @@ async fn a_cancel_keeps_the_partial_text_and_a_failure_is_the_chats_error() {
     assert_eq!(text_of(&failed["messages"][0]), "partial ");
 }
 
+/// A restart of the broker mid-answer must not pass for the answer's end:
+/// the AI SDK reads a response that simply ends as a finished message, so
+/// the broker cuts the response off, which `useChat` reads as the dropped
+/// connection it is (and a reload resumes elsewhere).
+#[actix_web::test]
+async fn a_shutdown_mid_answer_is_a_dropped_connection_to_use_chat_not_its_end() {
+    // Arrange: a chat page reading a running generation.
+    let mut app = spawn_app().await;
+    create(&app, "cut-short", Some("chat-s")).await;
+    super::write(&app, "cut-short", "partial ").await;
+    let mut reader = Reader::start(&app, "resume", "chat-s");
+    reader.until_snapshot(|text| text == "partial ").await;
+
+    // Act
+    app.stop().await;
+
+    // Assert
+    let last = reader.finish().await;
+    assert_eq!(last["status"], "error", "{last}");
+    assert_eq!(last["finish"]["isError"], true, "{last}");
+    assert_eq!(last["finish"]["finishReason"], Value::Null, "{last}");
+    assert_eq!(text_of(&last["messages"][0]), "partial ");
+}
+
 /// The message's reasoning and text parts: each one's kind, text and state.
 fn text_parts(message: &Value) -> Vec<(String, String, String)> {
     message["parts"]
