@@ -52,6 +52,7 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
                 )
                 .map_err(|e| StoreError::Open(e.to_string()))?;
+                check_writable(&mut connection, &path)?;
                 Ok(applied)
             })
             .await
@@ -78,5 +79,42 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?
         }
+    }
+}
+
+/// SQLite opens a file it may not write (mode 0444, another owner) read
+/// only, without a word: the broker would start, say it is healthy and
+/// refuse every publish. A statement that writes nothing still needs the
+/// write lock, and is refused on such a file.
+fn check_writable(connection: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
+    diesel::connection::SimpleConnection::batch_execute(connection, "DELETE FROM events WHERE 0")
+        .map_err(|e| StoreError::Open(format!("cannot write {path}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_the_broker_cannot_write_is_refused_at_start() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("events.db");
+        let database = DatabaseUrl::Sqlite { path: path.clone() };
+        run_migrations(&database).await.unwrap();
+        let path = path.display().to_string();
+
+        let mut writable = SqliteConnection::establish(&path).unwrap();
+        let mut read_only = SqliteConnection::establish(&format!("file:{path}?mode=ro")).unwrap();
+
+        assert!(check_writable(&mut writable, &path).is_ok());
+        let refused = check_writable(&mut read_only, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("cannot write") && refused.contains("readonly"),
+            "{refused}"
+        );
     }
 }
