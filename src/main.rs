@@ -7,7 +7,7 @@ use sse_broker::{
     app::Application,
     auth::{self, TokenRequest},
     cli::{Cli, Command, TokenArgs},
-    config::{self, ConfigError, Settings},
+    config::{self, ConfigError, DatabaseUrl, Settings},
     http, shutdown, store, telemetry,
 };
 
@@ -82,6 +82,14 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
                 tracing::warn!(error.message = %error, "cannot raise the open-file limit")
             }
         }
+        // One serving process per SQLite file (`store::InstanceLock`).
+        let _instance = match &settings.database {
+            DatabaseUrl::Sqlite { path } => Some(anyhow::Context::context(
+                store::InstanceLock::acquire(path),
+                "opening the event store",
+            )?),
+            DatabaseUrl::Postgres { .. } => None,
+        };
         let application = match Application::build(settings).await {
             Ok(application) => application,
             Err(error) => {

@@ -21,6 +21,7 @@ mod rows;
 mod schema;
 mod seq_checks;
 mod sqlite;
+mod sqlite_lock;
 mod sqlite_marks;
 mod sqlite_retention;
 mod sqlite_settings;
@@ -49,6 +50,7 @@ pub use health::{
 pub use migrations::run_migrations;
 pub use queries::ChatTasks;
 pub use rows::{BatchRows, EventRows};
+pub use sqlite_lock::InstanceLock;
 
 /// How long a publish's `idempotency_key` is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);

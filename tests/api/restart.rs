@@ -166,3 +166,37 @@ async fn a_demo_generation_cut_off_by_a_restart_is_failed_soon_after_it() {
         "{task}"
     );
 }
+
+/// Two brokers on one SQLite file would each route only their own events
+/// while their ids interleave: a client's resume point would skip the
+/// other's for good. The second stops at start, saying why; once the
+/// first has stopped, the file is free again.
+#[actix_web::test]
+async fn a_second_broker_on_the_same_sqlite_file_stops_at_start() {
+    use crate::helpers::BrokerProcess;
+    // Arrange
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let database = scratch.path().join("shared.db");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let mut first = BrokerProcess::spawn(&database, scratch.path().join("first.log"));
+    first.wait_until_ready(&client).await;
+
+    // Act
+    let mut second = BrokerProcess::spawn(&database, scratch.path().join("second.log"));
+    let status = second.wait_for_exit(SHORT).await;
+
+    // Assert
+    assert_eq!(status.code(), Some(1), "{}", second.logs());
+    assert!(
+        second.logs().contains("another sse-broker serves"),
+        "{}",
+        second.logs()
+    );
+    first.sigterm();
+    assert_eq!(first.wait_for_exit(SHORT).await.code(), Some(0));
+    let mut third = BrokerProcess::spawn(&database, scratch.path().join("third.log"));
+    third.wait_until_ready(&client).await;
+}
