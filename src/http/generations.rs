@@ -104,7 +104,7 @@ pub async fn upload(
     let format = UploadFormat::from_content_type(content_type).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "send the generation as application/x-ndjson or text/event-stream",
+            "send the generation as application/x-ndjson (or application/jsonl) or text/event-stream",
         )
     })?;
     uncompressed(&req)?;
