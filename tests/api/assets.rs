@@ -193,3 +193,56 @@ async fn every_module_a_served_script_or_the_demo_page_imports_is_served_as_java
         assert!(seen.contains(module), "{module} was reached: {seen:?}");
     }
 }
+
+/// The integration guide tells a bundled application which files to copy
+/// (a `for f in …; do curl` line). A module missing from it breaks the
+/// application's build (`Could not resolve "./tabs.js"`), so the list must
+/// hold every module `/react.js` reaches by a relative import.
+#[actix_web::test]
+async fn the_guides_copy_list_holds_every_module_the_hooks_import() {
+    // Arrange
+    let app = spawn_app().await;
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guides/integration.md"),
+    )
+    .expect("the integration guide");
+    let line = guide
+        .lines()
+        .find(|line| line.trim_start().starts_with("for f in ") && line.contains("curl"))
+        .expect("the guide's copy loop");
+    let listed: std::collections::BTreeSet<String> = line
+        .trim_start()
+        .trim_start_matches("for f in ")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|file| format!("/{file}"))
+        .collect();
+
+    // Act: every module reached from /react.js by a relative import.
+    let mut pending = vec!["/react.js".to_owned()];
+    let mut reached = std::collections::BTreeSet::new();
+    while let Some(path) = pending.pop() {
+        if !reached.insert(path.clone()) {
+            continue;
+        }
+        let source = app.get(&path).await.text().await.expect("a module");
+        pending.extend(
+            imports(&source)
+                .iter()
+                .filter(|specifier| specifier.starts_with("./"))
+                .filter_map(|specifier| resolve(&path, specifier)),
+        );
+    }
+
+    // Assert
+    let missing: Vec<_> = reached.difference(&listed).collect();
+    assert!(missing.is_empty(), "the guide's list lacks {missing:?}: {line}");
+    for file in &listed {
+        assert_eq!(app.get(file).await.status(), 200, "{file} is listed, not served");
+    }
+    for types in ["/client.d.ts", "/react.d.ts"] {
+        assert!(listed.contains(types), "the list lacks {types}: {line}");
+    }
+}

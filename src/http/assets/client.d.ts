@@ -21,7 +21,6 @@ export declare function backoffDelay(
   random?: () => number,
 ): number;
 
-/** True for an event the broker sent (a MessageEvent with string `data`), false for EventSource's own. */
 /** What `diagnoseConnection` found on the way between page and broker. */
 export interface ConnectionDiagnosis {
   /** Probes arrived spread out as sent, uncompressed, and the summary came. */
@@ -55,6 +54,7 @@ export declare function fetchTicket(
   fetchImpl?: typeof fetch,
 ): Promise<string>;
 
+/** True for an event the broker sent (a MessageEvent with string `data`), false for EventSource's own. */
 export declare function isServerEvent(event: Event | null | undefined): event is MessageEvent<string>;
 
 /** A task's lifecycle status, as the broker reports it. */
@@ -258,9 +258,9 @@ export interface SseClientOptions {
   /** `progress` (a task) and `progress_update` events. */
   onProgress?: (data: TaskSnapshot, event: MessageEvent<string>) => void;
   /** `text` events (the answer): `delta` is their `data.delta`. */
-  onText?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  onText?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `reasoning` events (the model's thinking, apart from the answer): `delta` is their `data.delta`. */
-  onReasoning?: (delta: string | undefined, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  onReasoning?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `tool_call` events: the model asked for the tool `tool_name` to be run with `input`. */
   onToolCall?: (data: ToolCallData, event: MessageEvent<string>) => void;
   /** `tool_result` events: a tool's answer to the call `tool_call_id`, its `output` or its `error`. */

@@ -369,10 +369,10 @@ export class SseClient {
         if (onProgress) onProgress(data, event);
         break;
       case "text":
-        if (onText) onText(data && data.delta, data, event);
+        if (onText) onText(textOf(data), data, event);
         break;
       case "reasoning":
-        if (onReasoning) onReasoning(data && data.delta, data, event);
+        if (onReasoning) onReasoning(textOf(data), data, event);
         break;
       case "tool_call":
         if (onToolCall) onToolCall(data, event);
@@ -519,4 +519,9 @@ export class TaskStream extends SseClient {
     super(`/tasks/${encodeURIComponent(taskId)}/events`, { closeOn: ["complete", "error"], ...options });
     this.taskId = taskId;
   }
+}
+
+/** A `text` or `reasoning` event's piece of text: always a string. */
+function textOf(data) {
+  return data && typeof data.delta === "string" ? data.delta : "";
 }
