@@ -139,18 +139,19 @@ for (let step = 1; step <= MAX_STEPS; step += 1) {
   // The broker and this agent read the same stream: the broker ends one
   // step at its [DONE], and the task runs on.
   const [toBroker, toAgent] = upstream.body.tee();
+  // The agent's reading ends with the step's stream; on a cancel it is
+  // abandoned (the model call is aborted under it).
+  const reading = readCompletion(toAgent);
+  reading.catch(() => {});
   let uploaded;
-  let said;
   try {
-    [uploaded, said] = await Promise.all([
-      fetch(`${broker}/tasks/${task.task_id}/stream?ends=step`, {
-        method: "POST",
-        duplex: "half",
-        headers: { ...auth, "content-type": "text/event-stream" },
-        body: toBroker,
-      }),
-      readCompletion(toAgent),
-    ]);
+    // Answered when the step's stream ends, or at once (409) on a cancel.
+    uploaded = await fetch(`${broker}/tasks/${task.task_id}/stream?ends=step`, {
+      method: "POST",
+      duplex: "half",
+      headers: { ...auth, "content-type": "text/event-stream" },
+      body: endsOnAbort(toBroker),
+    });
   } catch (error) {
     // The broker closed the upload before reading all of it: ask it why.
     model.abort();
@@ -164,6 +165,7 @@ for (let step = 1; step <= MAX_STEPS; step += 1) {
     console.log(JSON.stringify(upload));
     process.exit(upload.error?.code === "task_cancelled" ? 3 : 1);
   }
+  const said = await reading;
 
   const calls = said.calls.filter(Boolean);
   if (calls.length === 0) {
@@ -215,3 +217,22 @@ for (let step = 1; step <= MAX_STEPS; step += 1) {
 await brokerJson(`/tasks/${task.task_id}/fail`, { error: `no answer after ${MAX_STEPS} model calls` });
 console.error(`no answer after ${MAX_STEPS} model calls`);
 process.exit(1);
+
+// The model's body as the upload's, ending (not failing) once the model call
+// is aborted: Node's fetch throws an uncaught AbortError, which ends the
+// process, when a request body it is still sending fails after the answer.
+function endsOnAbort(body) {
+  const reader = body.getReader();
+  return new ReadableStream({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch {
+        controller.close();
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}

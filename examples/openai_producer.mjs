@@ -79,7 +79,7 @@ try {
     method: "POST",
     duplex: "half",
     headers: { ...auth, "content-type": "text/event-stream" },
-    body: upstream.body,
+    body: endsOnAbort(upstream.body),
   });
 } catch (error) {
   // The broker closed the upload before reading all of it: ask it why.
@@ -92,4 +92,23 @@ const body = await answer.json();
 console.log(JSON.stringify(body));
 if (answer.ok) process.exit(0);
 model.abort();
-process.exit(body.error?.code === "task_cancelled" ? 3 : 1);
+process.exitCode = body.error?.code === "task_cancelled" ? 3 : 1;
+
+// The model's body as the upload's, ending (not failing) once the model call
+// is aborted: Node's fetch throws an uncaught AbortError, which ends the
+// process, when a request body it is still sending fails after the answer.
+function endsOnAbort(body) {
+  const reader = body.getReader();
+  return new ReadableStream({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch {
+        controller.close();
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}

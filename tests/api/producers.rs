@@ -18,7 +18,7 @@ use crate::helpers::{LONG, SHORT, TestApp, eventually, spawn_app};
 
 /// How a streamed completion ended, as the provider saw it.
 #[derive(Debug, PartialEq)]
-enum Served {
+pub(crate) enum Served {
     /// Every chunk and `[DONE]` were written.
     Whole,
     /// The client went away after this many chunks.
@@ -27,7 +27,10 @@ enum Served {
 
 /// A Chat Completions endpoint that streams `tokens`, one chunk every
 /// `gap`, and reports how each response ended.
-async fn provider(tokens: Vec<String>, gap: Duration) -> (String, mpsc::UnboundedReceiver<Served>) {
+pub(crate) async fn provider(
+    tokens: Vec<String>,
+    gap: Duration,
+) -> (String, mpsc::UnboundedReceiver<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
     let (report, served) = mpsc::unbounded_channel();
@@ -105,7 +108,12 @@ async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -
 
 /// `node examples/openai_producer.mjs` against `app` and `provider`.
 fn producer(app: &TestApp, provider: &str) -> Child {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/openai_producer.mjs");
+    example(app, provider, "openai_producer.mjs")
+}
+
+/// `node examples/SCRIPT` against `app` and `provider`.
+pub(crate) fn example(app: &TestApp, provider: &str, script: &str) -> Child {
+    let script = format!("{}/examples/{script}", env!("CARGO_MANIFEST_DIR"));
     Command::new("node")
         .arg(script)
         .arg("Explain Server-Sent Events")
@@ -121,7 +129,7 @@ fn producer(app: &TestApp, provider: &str) -> Child {
 }
 
 /// The task id the producer prints first (`URL/?task=ID`).
-async fn task_id_of(
+pub(crate) async fn task_id_of(
     child: &mut Child,
 ) -> (
     String,
@@ -137,7 +145,7 @@ async fn task_id_of(
     (id, lines)
 }
 
-async fn exit_code(child: &mut Child) -> i32 {
+pub(crate) async fn exit_code(child: &mut Child) -> i32 {
     tokio::time::timeout(LONG, child.wait())
         .await
         .expect("the producer exits")
