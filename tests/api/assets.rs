@@ -238,9 +238,16 @@ async fn the_guides_copy_list_holds_every_module_the_hooks_import() {
 
     // Assert
     let missing: Vec<_> = reached.difference(&listed).collect();
-    assert!(missing.is_empty(), "the guide's list lacks {missing:?}: {line}");
+    assert!(
+        missing.is_empty(),
+        "the guide's list lacks {missing:?}: {line}"
+    );
     for file in &listed {
-        assert_eq!(app.get(file).await.status(), 200, "{file} is listed, not served");
+        assert_eq!(
+            app.get(file).await.status(),
+            200,
+            "{file} is listed, not served"
+        );
     }
     for types in ["/client.d.ts", "/react.d.ts"] {
         assert!(listed.contains(types), "the list lacks {types}: {line}");

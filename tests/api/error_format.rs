@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     TestApp, assert_error,
-    raw_http::{exchange, exchange_one},
+    raw_http::{exchange, exchange_one, parse_responses},
     spawn_app,
 };
 
@@ -127,6 +127,51 @@ async fn a_stalled_first_head_is_408_and_an_idle_connection_closes_quietly() {
         started.elapsed() < wait,
         "the idle connection was not closed"
     );
+}
+
+/// actix-http times only a connection's first head; the guard times every
+/// head from its first byte, so a kept-alive connection cannot be held by
+/// a second head sent a byte at a time (each byte kept actix-http's own
+/// keep-alive timer from closing it).
+#[actix_web::test]
+async fn a_later_head_trickled_on_a_kept_alive_connection_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let wait = Duration::from_secs(12);
+    let socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connected");
+    let (mut reading, mut writing) = socket.into_split();
+
+    // A first request, then a second head a byte every 400 ms, never done.
+    let started = Instant::now();
+    let trickle = actix_rt::spawn(async move {
+        let first = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nX-Slow: ";
+        if writing.write_all(first).await.is_err() {
+            return;
+        }
+        while started.elapsed() < Duration::from_secs(12) {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            if writing.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut received = Vec::new();
+    let mut chunk = vec![0_u8; 16 * 1024];
+    while let Ok(Ok(read @ 1..)) = tokio::time::timeout(wait, reading.read(&mut chunk)).await {
+        received.extend_from_slice(&chunk[..read]);
+    }
+    trickle.abort();
+
+    let answers = parse_responses(&received);
+    assert!(
+        started.elapsed() < wait,
+        "still open after {wait:?}: {answers:?}"
+    );
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0].status, 200, "{answers:?}");
+    assert_plain(&answers[1].assert_error(408, "request_timeout"));
 }
 
 #[actix_web::test]

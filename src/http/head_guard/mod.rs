@@ -50,7 +50,9 @@ pub const REFUSAL_HEADER: &str = "x-sse-broker-refusal";
 
 /// How long a new connection may take to send its first complete head
 /// (actix-http's `client_request_timeout` default, which the guard takes
-/// over so the 408 is JSON too).
+/// over so the 408 is JSON too), and a kept-alive connection each later
+/// head, from its first byte: actix-http times only the first, so a client
+/// could otherwise trickle a second head a byte a second, for good.
 pub const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bytes read per socket read.
@@ -110,8 +112,9 @@ pub struct HeadGuard<IO> {
     framing: Framing,
     scan: HeadScan,
     marker: RefusalMarker,
-    /// Until the first head is complete.
-    first_head_deadline: Option<Pin<Box<Sleep>>>,
+    /// Until the head arriving is complete: the first from the connection's
+    /// start, a later one from its first byte.
+    head_deadline: Option<Pin<Box<Sleep>>>,
     drained: usize,
     eof: bool,
 }
@@ -130,7 +133,7 @@ impl<IO> HeadGuard<IO> {
             framing: Framing::Head,
             scan: HeadScan::default(),
             marker,
-            first_head_deadline: Some(Box::pin(tokio::time::sleep(FIRST_HEAD_TIMEOUT))),
+            head_deadline: Some(Box::pin(tokio::time::sleep(FIRST_HEAD_TIMEOUT))),
             drained: 0,
             eof: false,
         }
@@ -143,7 +146,13 @@ impl<IO> HeadGuard<IO> {
             match &mut self.framing {
                 Framing::Head => {
                     let verdict = match self.scan.feed(pending) {
-                        Scan::Incomplete => return,
+                        Scan::Incomplete => {
+                            if self.head_deadline.is_none() {
+                                self.head_deadline =
+                                    Some(Box::pin(tokio::time::sleep(FIRST_HEAD_TIMEOUT)));
+                            }
+                            return;
+                        }
                         Scan::Complete(len) => head::check(&pending[..len]).map(|next| (len, next)),
                         Scan::Refused(refusal) => Err(refusal),
                     };
@@ -152,7 +161,7 @@ impl<IO> HeadGuard<IO> {
                             self.ready += len;
                             self.framing = next;
                             self.scan = HeadScan::default();
-                            self.first_head_deadline = None;
+                            self.head_deadline = None;
                         }
                         Err(refusal) => self.refuse(refusal),
                     }
@@ -192,7 +201,7 @@ impl<IO> HeadGuard<IO> {
         self.buf.extend_from_slice(request.as_bytes());
         self.ready = self.buf.len();
         self.framing = Framing::Refused;
-        self.first_head_deadline = None;
+        self.head_deadline = None;
     }
 }
 
@@ -228,17 +237,17 @@ impl<IO: AsyncRead + Unpin> HeadGuard<IO> {
         Poll::Pending
     }
 
-    /// The first head is late: refuse it (408), or close a connection
-    /// that never sent a byte (a browser's preconnect) without an answer.
-    fn first_head_late(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = &mut self.first_head_deadline else {
+    /// A head is late: refuse it (408), or close a connection that never
+    /// sent a byte (a browser's preconnect) without an answer.
+    fn head_late(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = &mut self.head_deadline else {
             return false;
         };
         if deadline.as_mut().poll(cx).is_pending() {
             return false;
         }
         if self.buf.is_empty() {
-            self.first_head_deadline = None;
+            self.head_deadline = None;
             self.eof = true;
         } else {
             self.refuse(Refusal::HeadTimeout);
@@ -281,7 +290,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeadGuard<IO> {
                 }
                 Poll::Ready(Ok(_)) => this.advance(),
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                Poll::Pending if this.first_head_late(cx) => {}
+                Poll::Pending if this.head_late(cx) => {}
                 Poll::Pending => return Poll::Pending,
             }
         }

@@ -96,7 +96,8 @@ pub async fn exchange_one(app: &TestApp, request: &[u8]) -> RawResponse {
     responses.remove(0)
 }
 
-fn parse_responses(mut bytes: &[u8]) -> Vec<RawResponse> {
+/// The responses in `bytes`, read off a raw connection.
+pub fn parse_responses(mut bytes: &[u8]) -> Vec<RawResponse> {
     let mut responses = Vec::new();
     while !bytes.is_empty() {
         let mut fields = [httparse::EMPTY_HEADER; 64];
