@@ -16,8 +16,8 @@ use tokio::{
 };
 
 use crate::{
-    helpers::{LONG, SHORT, eventually, spawn_app},
-    producers::{Served, example, exit_code, json_request, provider, task_id_of},
+    helpers::{LONG, spawn_app},
+    producers::{cancelled_mid_answer, json_request},
 };
 
 /// A Chat Completions endpoint playing a model that calls `weather` for
@@ -187,33 +187,6 @@ async fn the_openai_agent_answers_in_two_steps_of_one_task_with_the_tools_answer
 /// its end first (it reads the same stream, through a tee).
 #[actix_web::test]
 async fn a_cancel_mid_step_stops_the_agent_and_its_model_call_at_once() {
-    // Arrange: a long, slow answer in the first step.
     let app = spawn_app().await;
-    let tokens: Vec<String> = (0..2000).map(|n| format!("t{n} ")).collect();
-    let (model_url, mut served) = provider(tokens, std::time::Duration::from_millis(20)).await;
-    let mut child = example(&app, &model_url, "openai_agent.mjs");
-    let (task_id, _stdout) = task_id_of(&mut child).await;
-    eventually(SHORT, "text arrives", || async {
-        let task = app.get_json(&format!("/tasks/{task_id}")).await;
-        (task["status"] == "running").then_some(())
-    })
-    .await;
-
-    // Act
-    let cancel = app
-        .post_json(&format!("/tasks/{task_id}/cancel"), &json!({}))
-        .await;
-    assert_eq!(cancel.status().as_u16(), 200);
-
-    // Assert: exit 3 (cancelled), and the model's answer cut off, both well
-    // before its 40 s would have run out.
-    assert_eq!(exit_code(&mut child).await, 3, "exit status 3: cancelled");
-    let outcome = tokio::time::timeout(SHORT, served.recv())
-        .await
-        .expect("the model's response ends soon after the cancel")
-        .expect("an outcome");
-    match outcome {
-        Served::ClientLeft(chunks) => assert!(chunks < 1000, "left after {chunks} chunks"),
-        Served::Whole => panic!("the model call ran to the end after the cancel"),
-    }
+    cancelled_mid_answer(&app, "openai_agent.mjs").await;
 }

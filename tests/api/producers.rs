@@ -18,7 +18,7 @@ use crate::helpers::{LONG, SHORT, TestApp, eventually, spawn_app};
 
 /// How a streamed completion ended, as the provider saw it.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Served {
+enum Served {
     /// Every chunk and `[DONE]` were written.
     Whole,
     /// The client went away after this many chunks.
@@ -27,10 +27,7 @@ pub(crate) enum Served {
 
 /// A Chat Completions endpoint that streams `tokens`, one chunk every
 /// `gap`, and reports how each response ended.
-pub(crate) async fn provider(
-    tokens: Vec<String>,
-    gap: Duration,
-) -> (String, mpsc::UnboundedReceiver<Served>) {
+async fn provider(tokens: Vec<String>, gap: Duration) -> (String, mpsc::UnboundedReceiver<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
     let (report, served) = mpsc::unbounded_channel();
@@ -112,7 +109,7 @@ fn producer(app: &TestApp, provider: &str) -> Child {
 }
 
 /// `node examples/SCRIPT` against `app` and `provider`.
-pub(crate) fn example(app: &TestApp, provider: &str, script: &str) -> Child {
+fn example(app: &TestApp, provider: &str, script: &str) -> Child {
     let script = format!("{}/examples/{script}", env!("CARGO_MANIFEST_DIR"));
     Command::new("node")
         .arg(script)
@@ -129,7 +126,7 @@ pub(crate) fn example(app: &TestApp, provider: &str, script: &str) -> Child {
 }
 
 /// The task id the producer prints first (`URL/?task=ID`).
-pub(crate) async fn task_id_of(
+async fn task_id_of(
     child: &mut Child,
 ) -> (
     String,
@@ -145,7 +142,7 @@ pub(crate) async fn task_id_of(
     (id, lines)
 }
 
-pub(crate) async fn exit_code(child: &mut Child) -> i32 {
+async fn exit_code(child: &mut Child) -> i32 {
     tokio::time::timeout(LONG, child.wait())
         .await
         .expect("the producer exits")
@@ -199,11 +196,18 @@ async fn the_openai_producer_pipes_a_completion_into_a_task() {
 
 #[actix_web::test]
 async fn a_cancel_stops_the_producer_and_its_model_call() {
-    // Arrange: a long, slow completion.
     let app = spawn_app().await;
+    cancelled_mid_answer(&app, "openai_producer.mjs").await;
+}
+
+/// Runs `node examples/SCRIPT` against a long, slow completion, cancels
+/// its task once text arrives, and asserts that the script learns at once
+/// (exit status 3) and hangs up on the model (well before its 40 s).
+pub(crate) async fn cancelled_mid_answer(app: &TestApp, script: &str) {
+    // Arrange
     let tokens: Vec<String> = (0..2000).map(|n| format!("t{n} ")).collect();
     let (provider_url, mut served) = provider(tokens, Duration::from_millis(20)).await;
-    let mut child = producer(&app, &provider_url);
+    let mut child = example(app, &provider_url, script);
     let (task_id, _stdout) = task_id_of(&mut child).await;
     eventually(SHORT, "text arrives", || async {
         let task = app.get_json(&format!("/tasks/{task_id}")).await;
@@ -217,14 +221,18 @@ async fn a_cancel_stops_the_producer_and_its_model_call() {
         .await;
     assert_eq!(cancel.status().as_u16(), 200);
 
-    // Assert: the producer learns at once and hangs up on the provider.
-    assert_eq!(exit_code(&mut child).await, 3, "exit status 3: cancelled");
+    // Assert
+    assert_eq!(
+        exit_code(&mut child).await,
+        3,
+        "{script}: exit status 3, cancelled"
+    );
     let outcome = tokio::time::timeout(SHORT, served.recv())
         .await
-        .expect("the provider's response ends soon after the cancel")
+        .expect("the model's response ends soon after the cancel")
         .expect("an outcome");
     match outcome {
         Served::ClientLeft(chunks) => assert!(chunks < 1000, "left after {chunks} chunks"),
-        Served::Whole => panic!("the model call ran to the end after the cancel"),
+        Served::Whole => panic!("{script}: the model call ran to the end after the cancel"),
     }
 }
