@@ -180,9 +180,8 @@ pub(super) fn ip_addresses(raw: &str) -> Result<Vec<IpAddr>, String> {
         .collect()
 }
 
-/// Past this, a typo (`--workers 100000`) would start that many threads,
-/// each with its own runtime, before the broker could say anything.
-const MAX_WORKERS: usize = 1024;
+/// actix-server's own limit: past it, the server panics at start.
+const MAX_WORKERS: usize = 512;
 
 /// `0` is one worker per core.
 pub(super) fn worker_count(raw: &str) -> Result<usize, String> {
@@ -293,8 +292,8 @@ mod tests {
     fn zero_workers_is_one_per_core() {
         assert!(worker_count("0").unwrap() >= 1);
         assert_eq!(worker_count("3").unwrap(), 3);
-        assert_eq!(worker_count("1024").unwrap(), 1024);
-        assert!(worker_count("1025").unwrap_err().contains("at most 1024"));
+        assert_eq!(worker_count("512").unwrap(), 512);
+        assert!(worker_count("513").unwrap_err().contains("at most 512"));
         assert!(worker_count("-1").is_err());
     }
 

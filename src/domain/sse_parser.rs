@@ -57,6 +57,11 @@ pub enum SseParseError {
     /// [`SseParser::refusing_invalid_utf8`].
     #[error("an SSE line is not UTF-8")]
     NotUtf8,
+    /// A line that begins like JSON (`{` or `[`), from a parser made with
+    /// [`SseParser::refusing_json_lines`]: no field is named so, and the
+    /// spec would ignore it, silently.
+    #[error("an SSE line is JSON, not a field")]
+    JsonLine,
 }
 
 /// The incremental parser. After an error the stream is broken: drop the parser.
@@ -77,6 +82,7 @@ pub struct SseParser {
     max_line_bytes: usize,
     /// Fail on a line that is not UTF-8 instead of replacing its bad bytes.
     refuse_invalid_utf8: bool,
+    refuse_json_lines: bool,
     /// Lines completed so far.
     lines: u64,
     event: EventBuilder,
@@ -117,6 +123,7 @@ impl SseParser {
             started: false,
             max_line_bytes: limit,
             refuse_invalid_utf8: false,
+            refuse_json_lines: false,
             lines: 0,
             event: EventBuilder::default(),
         }
@@ -128,6 +135,16 @@ impl SseParser {
     pub fn refusing_invalid_utf8(self) -> Self {
         Self {
             refuse_invalid_utf8: true,
+            ..self
+        }
+    }
+
+    /// A parser that fails on a line beginning with `{` or `[`, for a
+    /// producer's upload: JSON lines sent as an event stream would
+    /// otherwise be ignored line by line, the whole upload lost in silence.
+    pub fn refusing_json_lines(self) -> Self {
+        Self {
+            refuse_json_lines: true,
             ..self
         }
     }
@@ -182,6 +199,9 @@ impl SseParser {
         }
         if self.refuse_invalid_utf8 && std::str::from_utf8(line).is_err() {
             return Err(SseParseError::NotUtf8);
+        }
+        if self.refuse_json_lines && matches!(line.first(), Some(b'{' | b'[')) {
+            return Err(SseParseError::JsonLine);
         }
         let dispatched = self.event.line(line);
         self.read += consumed;

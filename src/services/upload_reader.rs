@@ -68,7 +68,9 @@ impl Reader {
                 line: 0,
             },
             UploadFormat::EventStream => Body::EventStream {
-                parser: SseParser::with_max_line_bytes(max).refusing_invalid_utf8(),
+                parser: SseParser::with_max_line_bytes(max)
+                    .refusing_invalid_utf8()
+                    .refusing_json_lines(),
                 shape: Shape::Unknown(Vec::new()),
             },
         };
@@ -276,6 +278,12 @@ impl Reader {
                                 reason: NOT_UTF8.into(),
                             });
                         }
+                        Err(SseParseError::JsonLine) => {
+                            return Err(ReadError::Malformed {
+                                line: parser.lines_read() + 1,
+                                reason: JSON_LINE.into(),
+                            });
+                        }
                     }
                 }
             }
@@ -288,6 +296,7 @@ impl Reader {
 }
 
 const NOT_UTF8: &str = "the line is not UTF-8";
+const JSON_LINE: &str = "the line is JSON, not an event-stream field (an SDK's toReadableStream()?): send JSON lines as application/x-ndjson";
 
 /// One NDJSON line (without its line end): the broker's own, or a
 /// provider's chunk.
@@ -353,6 +362,27 @@ mod tests {
                 }
                 other => panic!("{body:?}: {other:?}"),
             }
+        }
+    }
+
+    /// After a first line that is an event stream's (a comment, an
+    /// event), JSON lines were ignored as unknown fields: the upload was
+    /// answered 200 with nothing applied.
+    #[test]
+    fn a_json_line_inside_an_event_stream_is_refused_naming_it() {
+        let body = concat!(
+            ": keep-alive\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "{\"choices\":[{\"delta\":{\"content\":\" there\"}}]}\n",
+        );
+        let mut reader = Reader::new(UploadFormat::EventStream, 1 << 16, UploadEnds::Task);
+        let (got, error) = reader.read(body.as_bytes(), true);
+        assert_eq!(deltas(&got), ["Hi"]);
+        match error {
+            Some(ReadError::Malformed { line: 5, reason }) => {
+                assert!(reason.contains("application/x-ndjson"), "{reason}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

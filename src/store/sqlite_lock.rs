@@ -22,12 +22,12 @@ pub struct InstanceLock {
 
 impl InstanceLock {
     pub fn acquire(database: &Path) -> Result<Self, StoreError> {
-        let path = lock_path(database);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Open(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        let path = lock_path(&resolved(database));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -47,6 +47,23 @@ impl InstanceLock {
                 path.display()
             ))),
         }
+    }
+}
+
+/// The file a path names, through symbolic links (of the file and of its
+/// directories), so that two spellings of one file take one lock. A file
+/// not created yet resolves through its directory.
+fn resolved(database: &Path) -> PathBuf {
+    if let Ok(file) = database.canonicalize() {
+        return file;
+    }
+    let directory = match database.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match (directory.canonicalize(), database.file_name()) {
+        (Ok(directory), Some(name)) => directory.join(name),
+        _ => database.to_owned(),
     }
 }
 
@@ -72,5 +89,19 @@ mod tests {
 
         assert!(refused.contains("another sse-broker serves"), "{refused}");
         assert!(again.is_ok(), "{again:?}");
+    }
+
+    #[test]
+    fn a_symbolic_link_to_the_file_takes_the_same_lock() {
+        let scratch = tempfile::tempdir().unwrap();
+        let database = scratch.path().join("events.db");
+        std::fs::write(&database, b"").unwrap();
+        let link = scratch.path().join("link.db");
+        std::os::unix::fs::symlink(&database, &link).unwrap();
+
+        let _first = InstanceLock::acquire(&database).unwrap();
+        let through_the_link = InstanceLock::acquire(&link);
+
+        assert!(through_the_link.is_err(), "{through_the_link:?}");
     }
 }
