@@ -30,7 +30,10 @@ use super::{
     unread_body,
 };
 use crate::{
-    config::CorsOrigins, state::AppState, stream::StreamSocket, telemetry::BrokerRootSpan,
+    config::CorsOrigins,
+    state::AppState,
+    stream::StreamSocket,
+    telemetry::{BrokerRootSpan, ClientAddress},
 };
 
 /// How long a draining server waits for open connections.
@@ -173,7 +176,12 @@ fn app(
     openapi::complete(&mut api, state.auth.enabled());
     let routes = RouteTable::from_openapi(&api);
     let document = api.to_json().unwrap_or_else(|_| "{}".into());
+    let limits = state.limits.clone();
+    let client_address = ClientAddress(std::sync::Arc::new(move |req: &actix_web::HttpRequest| {
+        limits.client_address(req)
+    }));
     app.app_data(web::Data::new(OpenApiJson(document)))
+        .app_data(web::Data::new(client_address))
         .app_data(web::Data::new(routes))
         .app_data(web::Data::new(marker))
         .app_data(web::Data::new(settings.body_limit))

@@ -2,8 +2,10 @@
 //! (`access_token`, `ticket`, however percent-encoded) redacted from the logged target (EventSource clients put tokens in the
 //! query), and the caller's W3C `traceparent` adopted as parent.
 
+use std::{net::IpAddr, sync::Arc};
+
 use actix_web::{
-    Error,
+    Error, HttpRequest,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     http::{StatusCode, header::HeaderMap},
@@ -56,20 +58,33 @@ pub fn redacted_target(path: &str, query: &str) -> String {
     format!("{path}?{}", query.join("&"))
 }
 
+/// How the broker tells a request's client (the rate limits' rule: the TCP
+/// peer, or the forwarded address a trusted proxy gives), handed to the
+/// span as app data, so that a log line names the client the limits count
+/// and not, behind nginx, nginx.
+#[derive(Clone)]
+pub struct ClientAddress(pub Arc<dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync>);
+
 impl RootSpanBuilder for BrokerRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned());
         let method = request.method().as_str();
+        let peer = request.peer_addr().map(|a| a.ip());
+        let client = request
+            .app_data::<actix_web::web::Data<ClientAddress>>()
+            .and_then(|client_address| (client_address.0)(request.request()))
+            .or(peer);
         let span = tracing::info_span!(
             "HTTP request",
             http.method = %method,
             http.route = %route,
             http.target = %redacted_target(request.path(), request.query_string()),
-            // The TCP peer: X-Forwarded-For is whatever the client wrote
-            // unless a trusted proxy set it (see `limits::client_address`).
-            http.client_ip = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            // The client as the rate limits see it; the TCP peer beside it
+            // (X-Forwarded-For counts only from a trusted proxy).
+            http.client_ip = %client.map(|ip| ip.to_string()).unwrap_or_default(),
+            network.peer.address = %peer.map(|ip| ip.to_string()).unwrap_or_default(),
             http.status_code = tracing::field::Empty,
             otel.name = %format!("{method} {route}"),
             otel.kind = "server",

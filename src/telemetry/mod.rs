@@ -19,7 +19,7 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
-pub use http_span::BrokerRootSpan;
+pub use http_span::{BrokerRootSpan, ClientAddress};
 pub use metrics::{MAX_TASK_TYPES, Metrics, StreamBodyMetrics};
 
 use crate::{config::LogFormat, domain::TraceParent};

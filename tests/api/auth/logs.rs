@@ -66,3 +66,49 @@ async fn a_credential_in_the_query_never_reaches_the_logs_whatever_its_spelling(
     }
     assert!(!logs.contains(ticket), "a ticket reached the logs:\n{logs}");
 }
+
+/// Behind a trusted proxy a request's log lines name the client the rate
+/// limits count (the forwarded address), and the proxy beside it; before,
+/// every line named the proxy, so a client refused by
+/// `--stream-rate-per-ip` could not be found in the logs.
+#[actix_web::test]
+async fn behind_a_trusted_proxy_a_request_is_logged_with_its_client() {
+    // Arrange
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let mut broker = BrokerProcess::spawn_with(
+        &dir.path().join("events.db"),
+        dir.path().join("broker.log"),
+        &["--trusted-proxies", "127.0.0.1"],
+        &[],
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    broker.wait_until_ready(&client).await;
+
+    // Act: a stream opened through the "proxy", whose client is 203.0.113.7
+    // (the left entry is whatever the client wrote, so never the client).
+    let response = client
+        .get(format!("{}/sse/events", broker.address))
+        .header("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+        .send()
+        .await
+        .expect("a stream");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream
+        .next_event(crate::helpers::SHORT)
+        .await
+        .expect("connected");
+    assert!(connected.is("connected"));
+
+    // Assert
+    let logs = broker.logs();
+    let opened = logs
+        .lines()
+        .find(|line| line.contains("stream opened"))
+        .unwrap_or_else(|| panic!("no `stream opened` line: {logs}"));
+    assert!(opened.contains("http.client_ip=203.0.113.7"), "{opened}");
+    assert!(opened.contains("network.peer.address=127.0.0.1"), "{opened}");
+}
