@@ -63,7 +63,10 @@ pub fn redacted_target(path: &str, query: &str) -> String {
 /// span as app data, so that a log line names the client the limits count
 /// and not, behind nginx, nginx.
 #[derive(Clone)]
-pub struct ClientAddress(pub Arc<dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync>);
+pub struct ClientAddress(pub Arc<ClientAddressRule>);
+
+/// The rule behind [`ClientAddress`].
+pub type ClientAddressRule = dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync;
 
 impl RootSpanBuilder for BrokerRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {

@@ -110,5 +110,8 @@ async fn behind_a_trusted_proxy_a_request_is_logged_with_its_client() {
         .find(|line| line.contains("stream opened"))
         .unwrap_or_else(|| panic!("no `stream opened` line: {logs}"));
     assert!(opened.contains("http.client_ip=203.0.113.7"), "{opened}");
-    assert!(opened.contains("network.peer.address=127.0.0.1"), "{opened}");
+    assert!(
+        opened.contains("network.peer.address=127.0.0.1"),
+        "{opened}"
+    );
 }
