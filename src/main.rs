@@ -84,10 +84,7 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
         }
         // One serving process per SQLite file (`store::InstanceLock`).
         let _instance = match &settings.database {
-            DatabaseUrl::Sqlite { path } => Some(anyhow::Context::context(
-                store::InstanceLock::acquire(path),
-                "opening the event store",
-            )?),
+            DatabaseUrl::Sqlite { path } => Some(store::InstanceLock::acquire(path)?),
             DatabaseUrl::Postgres { .. } => None,
         };
         let application = match Application::build(settings).await {
