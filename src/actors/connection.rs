@@ -141,7 +141,7 @@ impl Connection {
         let context = Context::<Self>::new();
         let registering = Registering {
             id,
-            registry: Some(environment.registry.clone()),
+            registry: Some(&environment.registry),
         };
         environment
             .registry
@@ -347,18 +347,18 @@ impl Actor for Connection {
 /// would then keep a stream no actor will ever close or deregister (it
 /// holds a place under `--max-connections` and the user's cap for good).
 /// Dropped before [`Registering::done`], it deregisters the stream.
-struct Registering {
+struct Registering<'a> {
     id: ConnectionId,
-    registry: Option<Addr<Registry>>,
+    registry: Option<&'a Addr<Registry>>,
 }
 
-impl Registering {
+impl Registering<'_> {
     fn done(mut self) {
         self.registry = None;
     }
 }
 
-impl Drop for Registering {
+impl Drop for Registering<'_> {
     fn drop(&mut self) {
         if let Some(registry) = self.registry.take() {
             // After the `Register` in the Registry's mailbox, or in place of
