@@ -221,31 +221,29 @@ impl Handler<RunCleanup> for Janitor {
                 }))
                 .await;
                 for (stale, result) in batch.iter().zip(results) {
-                    match result {
-                        Ok(()) => {
-                            report.cleaned += 1;
-                            // Off the table now, not when the stream's own
-                            // word arrives from its thread (whichever comes
-                            // second does nothing): a run right after this
-                            // one must not find it again and count it
-                            // failed, nor in its totals.
-                            registry.do_send(Unregister {
-                                id: stale.id,
-                                reason: CloseReason::Stale,
-                            });
-                            tracing::info!(connection_id = %stale.id, idle_ms = stale.idle_ms, "closed stale stream");
+                    // Closed, or no actor behind the stream any more
+                    // (nothing else will deregister it): off the table now,
+                    // not when the stream's own word arrives from its
+                    // thread (whichever comes second does nothing), so a
+                    // run right after this one does not find it again and
+                    // count it failed.
+                    let actor_gone = match result {
+                        Ok(()) => false,
+                        Err(MailboxError::Closed) => true,
+                        Err(MailboxError::Timeout) => {
+                            report.failed += 1;
+                            continue;
                         }
-                        // No actor behind the stream any more: nothing
-                        // will deregister it but this run.
-                        Err(MailboxError::Closed) => {
-                            report.cleaned += 1;
-                            registry.do_send(Unregister {
-                                id: stale.id,
-                                reason: CloseReason::Stale,
-                            });
-                            tracing::warn!(connection_id = %stale.id, idle_ms = stale.idle_ms, "removed a stale stream whose actor was gone");
-                        }
-                        Err(MailboxError::Timeout) => report.failed += 1,
+                    };
+                    report.cleaned += 1;
+                    registry.do_send(Unregister {
+                        id: stale.id,
+                        reason: CloseReason::Stale,
+                    });
+                    if actor_gone {
+                        tracing::warn!(connection_id = %stale.id, idle_ms = stale.idle_ms, "removed a stale stream whose actor was gone");
+                    } else {
+                        tracing::info!(connection_id = %stale.id, idle_ms = stale.idle_ms, "closed stale stream");
                     }
                 }
                 report.batches += 1;
