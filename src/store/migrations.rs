@@ -5,6 +5,8 @@
 //! harness calls `block_in_place`, which panics on actix's current-thread
 //! runtime.
 
+use std::path::Path;
+
 use diesel::{Connection, SqliteConnection};
 use diesel_async::{AsyncPgConnection, async_connection_wrapper::AsyncConnectionWrapper};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -22,11 +24,7 @@ const MIGRATION_LOCK: i64 = 0x5353_454D;
 pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError> {
     match database {
         DatabaseUrl::Sqlite { path } => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Open(format!("cannot create {}: {e}", parent.display()))
-                })?;
-            }
+            create_parent_directory(path)?;
             let path = path.to_string_lossy().into_owned();
             tokio::task::spawn_blocking(move || {
                 let mut connection = SqliteConnection::establish(&path)
@@ -79,6 +77,16 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?
         }
+    }
+}
+
+/// The directory a SQLite file goes in, created if missing (the default
+/// `sqlite://data/sse-broker.db` needs no set-up).
+pub(super) fn create_parent_directory(database: &Path) -> Result<(), StoreError> {
+    match database.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", parent.display()))),
+        None => Ok(()),
     }
 }
 

@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::StoreError;
+use super::{StoreError, migrations::create_parent_directory};
 
 /// Held while the broker serves; dropped, the file is free again.
 #[derive(Debug)]
@@ -22,11 +22,7 @@ pub struct InstanceLock {
 
 impl InstanceLock {
     pub fn acquire(database: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Open(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
+        create_parent_directory(database)?;
         let path = lock_path(&resolved(database));
         let file = OpenOptions::new()
             .create(true)
