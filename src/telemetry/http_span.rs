@@ -68,6 +68,19 @@ pub struct ClientAddress(pub Arc<ClientAddressRule>);
 /// The rule behind [`ClientAddress`].
 pub type ClientAddressRule = dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync;
 
+/// An address for a span field, or nothing; written straight into the
+/// record, with no string of its own per request.
+struct MaybeIp(Option<IpAddr>);
+
+impl std::fmt::Display for MaybeIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 impl RootSpanBuilder for BrokerRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let route = request
@@ -86,8 +99,8 @@ impl RootSpanBuilder for BrokerRootSpan {
             http.target = %redacted_target(request.path(), request.query_string()),
             // The client as the rate limits see it; the TCP peer beside it
             // (X-Forwarded-For counts only from a trusted proxy).
-            http.client_ip = %client.map(|ip| ip.to_string()).unwrap_or_default(),
-            network.peer.address = %peer.map(|ip| ip.to_string()).unwrap_or_default(),
+            http.client_ip = %MaybeIp(client),
+            network.peer.address = %MaybeIp(peer),
             http.status_code = tracing::field::Empty,
             otel.name = %format!("{method} {route}"),
             otel.kind = "server",
