@@ -36,6 +36,7 @@ use crate::{
         operations::{OperatedActors, OperationsService},
         streams::StreamService,
         tasks::TaskService,
+        upload_memory::UploadMemory,
     },
     shutdown::{self, Drainable, ShutdownHandle},
     state::AppState,
@@ -173,6 +174,7 @@ impl Application {
             metrics.clone(),
             settings.text_coalesce,
             shutdown.clone(),
+            UploadMemory::new(settings.upload_memory_mib * 1024 * 1024, metrics.clone()),
         );
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         #[cfg(target_os = "linux")]

@@ -259,6 +259,21 @@ pub struct Settings {
     )]
     pub max_upload_line_bytes: usize,
 
+    /// Memory, in MiB, that all generation uploads together may hold in
+    /// unfinished lines beyond 64 KiB each; an upload that needs more is
+    /// refused with 503 (`upload_memory_full`).
+    // Each upload may hold a line of --max-upload-line-bytes (4 MiB) until
+    // it ends, and nothing else bounds how many do so at once. A token or
+    // a provider's chunk is far below the free 64 KiB; 256 MiB holds 64
+    // answers' closing events of the longest output at once.
+    #[arg(
+        long,
+        env = "SSE_BROKER_UPLOAD_MEMORY_MIB",
+        global = true,
+        default_value_t = 256
+    )]
+    pub upload_memory_mib: usize,
+
     /// Seconds a client has to send a whole request body, then 408.
     // A full 64 KiB body over a 20 kbit/s link; a client slower than that is
     // holding a connection open, not sending a request.

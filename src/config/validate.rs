@@ -88,6 +88,10 @@ impl Settings {
                 "max_upload_line_bytes must be at least 1",
             ),
             (
+                self.upload_memory_mib == 0,
+                "upload_memory_mib must be at least 1",
+            ),
+            (
                 self.body_read_timeout.is_zero(),
                 "body_read_timeout_secs must be at least 1",
             ),

@@ -64,6 +64,16 @@ pub enum SseParseError {
     JsonLine,
 }
 
+/// A buffer kept after a long line is given back once the line is read:
+/// a stream that sent one long line does not hold its size for good.
+pub fn shrink_after_long_line(buffer: &mut Vec<u8>) {
+    const KEEP: usize = 16 * 1024;
+    let keep = buffer.len().max(KEEP);
+    if buffer.capacity() > 4 * keep {
+        buffer.shrink_to(keep);
+    }
+}
+
 /// The incremental parser. After an error the stream is broken: drop the parser.
 #[derive(Debug)]
 pub struct SseParser {
@@ -156,6 +166,19 @@ impl SseParser {
         self.buffer.drain(..self.read);
         self.read = 0;
         self.buffer.extend_from_slice(bytes);
+        shrink_after_long_line(&mut self.buffer);
+    }
+
+    /// Bytes the parser holds: its buffer and the event being read.
+    pub fn held_bytes(&self) -> usize {
+        let event = &self.event;
+        let capacity = |field: &Option<String>| field.as_ref().map_or(0, String::capacity);
+        self.buffer.capacity()
+            + capacity(&event.data)
+            + capacity(&event.event)
+            + capacity(&event.id)
+            + capacity(&event.retry)
+            + capacity(&event.last_event_id)
     }
 
     /// The next complete event in the bytes pushed so far, or `None` until

@@ -221,6 +221,7 @@ impl From<UploadError> for ApiError {
             // The task's own refusal, its code kept, its message naming the line.
             UploadError::Line { error, .. } => Self::new(Self::from(error).code, message),
             UploadError::Superseded => Self::new(ErrorCode::UploadSuperseded, message),
+            UploadError::MemoryFull(_) => Self::new(ErrorCode::UploadMemoryFull, message),
             UploadError::ShuttingDown => Self::new(ErrorCode::ShuttingDown, message),
             UploadError::Task(error) => error.into(),
         }

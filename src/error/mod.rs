@@ -44,6 +44,8 @@ pub enum ErrorCode {
     TaskFinished,
     /// A newer upload to the task took over.
     UploadSuperseded,
+    /// The uploads' memory budget is spent.
+    UploadMemoryFull,
     Conflict,
     Unauthorized,
     Forbidden,
@@ -93,6 +95,7 @@ impl ErrorCode {
             | Self::ShuttingDown
             | Self::StoreUnavailable
             | Self::StoreOutcomeUnknown
+            | Self::UploadMemoryFull
             | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,6 +123,7 @@ impl ErrorCode {
             Self::TaskCancelled => "task_cancelled",
             Self::TaskFinished => "task_finished",
             Self::UploadSuperseded => "upload_superseded",
+            Self::UploadMemoryFull => "upload_memory_full",
             Self::Conflict => "conflict",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",

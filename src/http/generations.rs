@@ -83,6 +83,7 @@ pub struct UploadQuery {
         (status = 413, description = "A line or event over --max-upload-line-bytes, or an event-stream body that is JSON (an error answer, read whole) past it", body = crate::error::ErrorBody),
         (status = 415, description = "Neither NDJSON nor an event stream, or a compressed body (`Content-Encoding`)", body = crate::error::ErrorBody),
         (status = 422, description = "A malformed line, or one the task refuses (a progress out of range or going backwards), named; the lines before it stay applied. An event-stream body whose first line is no event-stream line (an error page) is named by how it begins", body = crate::error::ErrorBody),
+        (status = 503, description = "The instance began its drain (`shutting_down`), the store did not answer (`store_unavailable`), or the uploads' memory budget for unfinished lines is spent (`upload_memory_full`, --upload-memory-mib); the lines before the answer are applied. See Retry-After", body = crate::error::ErrorBody),
     )
 )]
 #[post("/tasks/{id}/stream")]

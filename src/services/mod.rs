@@ -8,6 +8,7 @@
 //! - [`tasks`]: the task API (progress, AI text, completion, orphans).
 //! - [`uploads`]: one upload per generation, applied line by line as it
 //!   arrives; `upload_reader` splits its body into instructions,
+//!   [`upload_memory`] bounds what all uploads hold in unfinished lines,
 //!   [`generation_input`] reads NDJSON lines and [`provider_events`] the
 //!   events of a provider's or the AI SDK's stream.
 //! - [`operations`]: health, figures, the monitoring document, listing and
@@ -24,6 +25,7 @@ mod upload_body;
 mod upload_counts;
 mod upload_error;
 mod upload_halves;
+pub mod upload_memory;
 mod upload_reader;
 mod upload_shape;
 mod upload_steps;

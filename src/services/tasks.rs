@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use actix::Addr;
 use tokio::sync::oneshot;
 
+use super::upload_memory::UploadMemory;
 pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten, UploadWatch};
 use crate::{
     actors::{
@@ -49,6 +50,8 @@ pub struct TaskService {
     text_coalesce: Duration,
     /// The instance's drain: open uploads are answered when it begins.
     pub(super) draining: ShutdownHandle,
+    /// What all uploads may hold in unfinished lines.
+    pub(super) upload_memory: UploadMemory,
 }
 
 pub use crate::domain::task_json;
@@ -60,6 +63,7 @@ impl TaskService {
         metrics: Metrics,
         text_coalesce: Duration,
         draining: ShutdownHandle,
+        upload_memory: UploadMemory,
     ) -> Self {
         Self {
             store,
@@ -67,6 +71,7 @@ impl TaskService {
             metrics,
             text_coalesce,
             draining,
+            upload_memory,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::tasks::TaskWriteError;
+use super::{tasks::TaskWriteError, upload_memory::UploadMemoryFull};
 use crate::domain::{TaskError, TaskStatus};
 
 /// Why the body's next instruction cannot be read.
@@ -44,6 +44,10 @@ pub enum UploadError {
         "the broker is shutting down; the lines before this answer are applied: send the rest to another instance, numbered with seq"
     )]
     ShuttingDown,
+    /// The uploads' memory budget could not cover this upload's unfinished
+    /// line: what came before it is applied.
+    #[error(transparent)]
+    MemoryFull(#[from] UploadMemoryFull),
     #[error(transparent)]
     Task(#[from] TaskWriteError),
 }
@@ -76,6 +80,7 @@ pub(super) fn outcome(ended: Result<TaskStatus, &UploadError>) -> &'static str {
             | ReadError::EventTooLong { .. }
             | ReadError::JsonTooLong { .. },
         )) => "line_too_long",
+        Err(UploadError::MemoryFull(_)) => "memory_full",
         Err(UploadError::Idle(_)) => "idle",
         Err(UploadError::Body) => "aborted",
         Err(UploadError::Superseded) => "superseded",

@@ -20,7 +20,7 @@ use super::{
     upload_shape::{Shape, json_answer, shape_of},
     upload_steps::StepEnds,
 };
-use crate::domain::{SseParseError, SseParser, TextKind};
+use crate::domain::{SseParseError, SseParser, TextKind, shrink_after_long_line};
 
 /// Splits the body into instructions, each named by its line (an SSE
 /// event by its last line).
@@ -83,6 +83,24 @@ impl Reader {
             steps: StepEnds::new(ends),
             max,
         }
+    }
+
+    /// Bytes the reader holds of what has not made an instruction yet:
+    /// an unfinished line or event, a body not yet told apart, the inputs
+    /// of tool calls still streaming (what the uploads' memory budget
+    /// counts).
+    pub(super) fn held_bytes(&self) -> usize {
+        let body = match &self.body {
+            Body::NdJson { pending, .. } => pending.capacity(),
+            Body::EventStream { parser, shape } => {
+                parser.held_bytes()
+                    + match shape {
+                        Shape::Unknown(held) | Shape::Json(held) => held.capacity(),
+                        Shape::Events => 0,
+                    }
+            }
+        };
+        body + self.tool_calls.held_bytes()
     }
 
     /// What the body was read as: the dialect of its events or lines, or
@@ -197,6 +215,7 @@ impl Reader {
                     from = start;
                 }
                 pending.drain(..start);
+                shrink_after_long_line(pending);
                 *scanned = pending.len();
                 if pending.len() > max {
                     return Err(ReadError::LineTooLong {
@@ -336,6 +355,36 @@ mod tests {
                 other => panic!("not a delta: {other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_long_line_is_held_while_it_lasts_and_given_back_once_read() {
+        let text = "a".repeat(1 << 20);
+        for format in [UploadFormat::NdJson, UploadFormat::EventStream] {
+            let (line, end) = match format {
+                UploadFormat::NdJson => (format!("{{\"delta\": \"{text}\"}}"), "\n"),
+                UploadFormat::EventStream => (
+                    format!("data: {{\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"{text}\"}}"),
+                    "\n\n",
+                ),
+            };
+            let mut reader = Reader::new(format, 4 << 20, UploadEnds::default());
+            let (read, error) = reader.read(line.as_bytes(), false);
+            assert!(read.is_empty() && error.is_none(), "{format:?}");
+            assert!(
+                reader.held_bytes() > 1 << 20,
+                "{format:?}: held while unfinished"
+            );
+            let (read, error) = reader.read(end.as_bytes(), false);
+            assert_eq!(read.len(), 1, "{format:?}: {error:?}");
+            let (read, _) = reader.read(b"", false);
+            assert!(read.is_empty());
+            assert!(
+                reader.held_bytes() <= 64 * 1024,
+                "{format:?}: {} bytes kept after the line",
+                reader.held_bytes()
+            );
+        }
     }
 
     /// The `openai` package's `toReadableStream()` writes one chunk per

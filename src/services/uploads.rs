@@ -182,6 +182,7 @@ impl TaskService {
         }
         let task_id = task.task_id;
         let mut upload = self.open_upload(&task_id).await;
+        let mut memory = self.upload_memory.hold();
         let mut counted = Counted::default();
         // This upload ended its task (a `complete` or `fail` line): set
         // before that line is written, so the watch below does not take the
@@ -243,6 +244,9 @@ impl TaskService {
             if state == BodyState::Broken {
                 instructions.extend(reader.left_over());
             }
+            // Checked once what was read is applied: the lines before the
+            // one that cannot be held are kept, as for a malformed one.
+            let held = memory.cover(reader.held_bytes());
             let mut text = Vec::new();
             // The line of the first delta `text` holds: a refused write of
             // them is named by it.
@@ -285,6 +289,15 @@ impl TaskService {
                 .map_err(|error| at_line(text_from, error))?;
             if let Some(error) = malformed {
                 return Err(error.into());
+            }
+            if let Err(full) = held {
+                tracing::warn!(
+                    task_id = %task_id,
+                    held_bytes = reader.held_bytes(),
+                    uploads_held_bytes = self.upload_memory.held(),
+                    "upload refused: the uploads' memory budget is spent"
+                );
+                return Err(full.into());
             }
             if state == BodyState::Broken {
                 return Err(UploadError::Body);

@@ -24,6 +24,13 @@ async fn uploads_open(app: &TestApp, count: f64) {
     .await;
 }
 
+/// The text of task `id` so far, as a late viewer gets it (rolled up).
+async fn text_so_far(app: &TestApp, id: &str) -> String {
+    let mut late = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+    let seen = late.next_message(SHORT).await.expect("the text so far");
+    text_of(&[seen])
+}
+
 /// The upload's answer, which must come without the body ending.
 async fn answered_at_once(upload: Upload) -> reqwest::Response {
     let answer = tokio::time::timeout(SHORT, upload.answer)
@@ -476,4 +483,65 @@ async fn a_character_split_between_two_lines_arrives_whole() {
         let text = text_of(&late.read_to_end(SHORT).await);
         assert_eq!(text, "Hi 👋🏽! \u{FFFD}", "{id}");
     }
+}
+
+#[actix_web::test]
+async fn uploads_holding_long_lines_share_one_memory_budget_and_give_it_back() {
+    // Arrange: a budget of 1 MiB for what all uploads hold beyond their
+    // free 64 KiB each; two uploads, each with a whole line applied, then a
+    // long line left unfinished.
+    let app = spawn_app_with(|s| s.upload_memory_mib = 1).await;
+    create(&app, "holds-some").await;
+    create(&app, "holds-more").await;
+    let first = Upload::start(&app, "holds-some", "application/x-ndjson");
+    first.send("{\"delta\": \"first \"}\n").await;
+    first
+        .send(&format!("{{\"delta\": \"{}", "a".repeat(300 * 1024)))
+        .await;
+    eventually(SHORT, "the first upload's line to be held", || async {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        (sample_sum(&metrics, "sse_task_uploads_memory_bytes") >= 256.0 * 1024.0).then_some(())
+    })
+    .await;
+    let second = Upload::start(&app, "holds-more", "application/x-ndjson");
+    second.send("{\"delta\": \"kept\"}\n").await;
+
+    // Act: the second's unfinished line needs more than is left.
+    for _ in 0..9 {
+        second.send(&"b".repeat(100 * 1024)).await;
+    }
+
+    // Assert: refused with 503 and a retry hint, the whole line before it
+    // applied; the first upload, within the budget, goes on.
+    let refused = answered_at_once(second).await;
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_error(refused, 503, "upload_memory_full").await;
+    assert_eq!(text_so_far(&app, "holds-more").await, "kept");
+    first.send("\"}\n{\"complete\": {}}\n").await;
+    let answer = first.finish().await;
+    assert_eq!(answer.status(), 200);
+    let expected = format!("first {}", "a".repeat(300 * 1024));
+    assert_eq!(text_so_far(&app, "holds-some").await, expected);
+
+    // Assert: both gave their part back, and the same long line now fits.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert_eq!(sample_sum(&metrics, "sse_task_uploads_memory_bytes"), 0.0);
+    assert_eq!(
+        labelled_sum(
+            &metrics,
+            "sse_task_uploads_total",
+            &[("outcome", "memory_full")]
+        ),
+        1.0
+    );
+    let again = Upload::start(&app, "holds-more", "application/x-ndjson");
+    again
+        .send(&format!("{{\"delta\": \" {}\"}}\n", "b".repeat(900 * 1024)))
+        .await;
+    again.send("{\"complete\": {}}\n").await;
+    assert_eq!(again.finish().await.status(), 200);
+    assert_eq!(
+        text_so_far(&app, "holds-more").await,
+        format!("kept {}", "b".repeat(900 * 1024))
+    );
 }

@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 51] = [
+const SPEC_METRICS: [(&str, Kind); 52] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -81,6 +81,7 @@ const SPEC_METRICS: [(&str, Kind); 51] = [
     ("sse_task_text_deltas_per_event", Kind::Histogram),
     ("sse_task_uploads_total", Kind::Counter),
     ("sse_task_uploads_open", Kind::Gauge),
+    ("sse_task_uploads_memory_bytes", Kind::Gauge),
     ("sse_task_finishes_total", Kind::Counter),
     ("sse_task_tokens_total", Kind::Counter),
     ("sse_delivery_lag_seconds", Kind::Histogram),

@@ -73,6 +73,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "cors_origins",
         "max_body_bytes",
         "max_upload_line_bytes",
+        "upload_memory_mib",
         "body_read_timeout_secs",
         "retention",
         "store_timeout_ms",

@@ -69,6 +69,11 @@ struct OpenCall {
 }
 
 impl ToolCallAssembly {
+    /// Bytes of the inputs the open calls gathered so far.
+    pub fn held_bytes(&self) -> usize {
+        self.open.values().map(|call| call.input.capacity()).sum()
+    }
+
     pub fn new(max_input: usize) -> Self {
         Self {
             open: BTreeMap::new(),

@@ -86,6 +86,7 @@ struct Inner {
     text_event_deltas: Histogram<f64>,
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
+    upload_memory: UpDownCounter<i64>,
     task_finishes: Counter<u64>,
     task_step_ends: Counter<u64>,
     task_tokens: Counter<u64>,
@@ -249,6 +250,14 @@ impl Metrics {
                 uploads_open: meter
                     .i64_up_down_counter("sse.task.uploads.open")
                     .with_description("Generation uploads being read now")
+                    .build(),
+                upload_memory: meter
+                    .i64_up_down_counter("sse.task.uploads.memory")
+                    .with_unit("By")
+                    .with_description(
+                        "Bytes of unfinished lines uploads hold beyond their free 64 KiB each, \
+                         against --upload-memory-mib",
+                    )
                     .build(),
                 task_tokens: counter(
                     "sse.task.tokens",

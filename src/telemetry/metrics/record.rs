@@ -230,6 +230,12 @@ impl Metrics {
         }
     }
 
+    /// Uploads took (positive) or gave back (negative) `bytes` of their
+    /// memory budget.
+    pub fn record_upload_memory(&self, bytes: i64) {
+        self.inner.upload_memory.add(bytes, &[]);
+    }
+
     pub fn record_ticket_issued(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.inner

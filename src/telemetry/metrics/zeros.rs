@@ -69,6 +69,7 @@ impl Metrics {
                 .add(0, &[KeyValue::new("source", source)]);
         }
         inner.uploads_open.add(0, &[]);
+        inner.upload_memory.add(0, &[]);
         for direction in ["input", "output"] {
             inner
                 .task_tokens
