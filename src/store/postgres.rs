@@ -10,7 +10,9 @@
 //! The store timeout is enforced by PostgreSQL itself, so a transaction
 //! that waits too long really aborts instead of committing after the caller
 //! gave up: every session starts with `statement_timeout` and
-//! `lock_timeout` at the store timeout, and every write transaction narrows
+//! `lock_timeout` at the store timeout (and, so that a stalled instance
+//! cannot keep the commit-order lock, `idle_in_transaction_session_timeout`
+//! too), and every write transaction narrows
 //! both (`SET LOCAL`) to what is left of its [`Deadline`] and commits only
 //! if the caller still waits. The pool wait is bounded by the deadline too.
 
@@ -54,8 +56,14 @@ impl PostgresStore {
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
         // A read that outlives its caller's deadline (the caller answered
         // 503 already) is cancelled by the server within one more timeout.
+        // A write transaction holds the commit-order lock that every
+        // instance's commits wait for: a session left idle inside one (its
+        // instance stalled, or cut off from the database without a FIN)
+        // is ended by the server within one timeout, so one instance's
+        // stall cannot stop publishing on all of them for good.
         let session = format!(
-            "SET statement_timeout = {ms}; SET lock_timeout = {ms};",
+            "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
+             SET idle_in_transaction_session_timeout = {ms};",
             ms = timeout.as_millis().max(1)
         );
         config.custom_setup = Box::new(move |url| {

@@ -28,7 +28,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     cluster::harness::RedisServer,
-    helpers::{LONG, TestApp, spawn_app_with},
+    helpers::{LONG, TestApp, spawn_app, spawn_app_with},
 };
 
 pub(crate) const RULES: &str = "grafana/alerts/sse-broker.rules.yml";
@@ -919,4 +919,42 @@ async fn the_metric_reference_names_every_series_a_broker_exports() {
         undocumented.is_empty(),
         "{MONITORING}'s metric reference lacks {undocumented:?}"
     );
+}
+
+#[actix_web::test]
+async fn every_upload_outcome_the_reference_names_is_served_from_start_up() {
+    // Arrange: the outcomes the reference lists for `sse_task_uploads_total`
+    // (each a backticked word after `outcome` =, up to the column's end).
+    let reference = read(MONITORING);
+    let row = reference
+        .lines()
+        .find(|line| line.starts_with("| `sse_task_uploads_total`"))
+        .expect("the uploads counter's row");
+    let labels = row.split('|').nth(3).expect("the labels column");
+    let outcomes: Vec<&str> = labels
+        .split("`outcome` =")
+        .nth(1)
+        .expect("the outcomes")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .collect();
+    assert!(outcomes.len() >= 10, "{outcomes:?}");
+
+    // Act
+    let app = spawn_app().await;
+    let text = metrics_text(&app).await;
+
+    // Assert: a `rate()` of each has its series from the first scrape.
+    let missing: Vec<&&str> = outcomes
+        .iter()
+        .filter(|outcome| {
+            !text.lines().any(|line| {
+                line.starts_with("sse_task_uploads_total{")
+                    && line.contains(&format!("outcome=\"{outcome}\""))
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "not served at start-up: {missing:?}");
 }

@@ -89,6 +89,7 @@ impl Metrics {
                 "left_running",
                 "malformed",
                 "line_too_long",
+                "memory_full",
                 "idle",
                 "aborted",
                 "cancelled",

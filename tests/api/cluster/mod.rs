@@ -10,6 +10,7 @@ pub(crate) mod harness;
 mod postgres_store;
 mod redis_hang;
 mod shared_tasks;
+mod stalled_instance;
 
 use std::{
     cell::{Cell, RefCell},
