@@ -482,6 +482,65 @@ test("a 401 with getTicket is asked about with a fresh ticket and retried; witho
   assert.equal(d.state, State.CLOSED);
 });
 
+test("a 401 on a reconnect with accessToken and getToken opens again with a fresh token, not the expired one", async (t) => {
+  // The token expired while the network was down: no `token_expiring`
+  // reached the client, so only the refusal tells it.
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  let issued = 0;
+  const { fetch } = refusingFetch(401, { error: { code: "unauthorized", message: "token expired" } });
+  const c = client({
+    fetch,
+    accessToken: "expired-token",
+    getToken: async () => `fresh-${++issued}`,
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    onError: (e) => errors.push(e),
+  });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  FakeEventSource.latest().refuse();
+  await settle();
+  t.mock.timers.tick(100);
+  await settle();
+  await settle();
+  assert.equal(FakeEventSource.opened.length, 3);
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("access_token"), "fresh-1");
+  FakeEventSource.latest().emit("connected", { connection_id: "c2" });
+  assert.equal(c.state, State.CONNECTED);
+  assert.deepEqual(errors, []);
+  // Later drops reuse the fresh token without asking again.
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("access_token"), "fresh-1");
+  assert.equal(issued, 1);
+  c.close();
+});
+
+test("with accessToken and getToken, `token_expired` reconnects with a fresh token instead of failing", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  const c = client({
+    accessToken: "old-token",
+    getToken: async () => "new-token",
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    onError: (e) => errors.push(e.message),
+  });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("token_expired", { reason: "token_expired" });
+  t.mock.timers.tick(100);
+  await settle();
+  await settle();
+  assert.deepEqual(errors, []);
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("access_token"), "new-token");
+  c.close();
+});
+
 test("a network error (EventSource still connecting) is a lost connection, not a question", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const { fetch, asked } = refusingFetch(404, {});

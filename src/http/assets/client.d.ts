@@ -109,12 +109,14 @@ export interface DisconnectInfo {
    * `network`: the connection dropped or could not be made;
    * `heartbeat_timeout`: nothing arrived for `heartbeatTimeout`;
    * `shutdown`: the broker is restarting; `ticket`: `getTicket` failed;
-   * `token_expired`: with `getTicket`, a fresh ticket is fetched;
+   * `token`: `getToken` failed, when a refused `accessToken` asked it for
+   * a new one; `token_expired`: with `getTicket`, a fresh ticket is
+   * fetched (with `accessToken` and `getToken`, a fresh token);
    * `refused`: the broker refused the stream (retried when the refusal may
    * pass, else `willReconnect` is false and `onError` gets a
    * StreamRefusedError).
    */
-  reason: "network" | "heartbeat_timeout" | "shutdown" | "ticket" | "token_expired" | "refused";
+  reason: "network" | "heartbeat_timeout" | "shutdown" | "ticket" | "token" | "token_expired" | "refused";
   willReconnect: boolean;
   /** The wait before the next attempt, ms; null when giving up. */
   delay: number | null;
@@ -220,7 +222,9 @@ export interface SseClientOptions {
    * Called on `token_expiring`: the fresh token is posted to
    * `/sse/connections/{id}/token` and the stream lives on without a
    * reconnect. With `getTicket`, an expired stream reconnects instead of
-   * failing.
+   * failing; so does one opened with `accessToken`, with a token from
+   * `getToken`, which a reconnect the broker refused with 401 (the token
+   * expired while the network was down) also opens with.
    */
   getToken?: () => string | Promise<string>;
   /** Injectable for tests; default `globalThis.fetch`. */

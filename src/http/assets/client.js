@@ -121,7 +121,9 @@ export class SseClient {
    *   `fetchTicket`); a failure counts as a lost connection and is retried with backoff
    * @param {function} [options.getToken]  () => token (or a promise of one): on `token_expiring`
    *   the client posts it to `/sse/connections/{id}/token` and the stream lives on without a
-   *   reconnect; with `getTicket`, an expired stream reconnects instead of failing
+   *   reconnect; with `getTicket`, an expired stream reconnects instead of failing, and so does
+   *   one opened with `accessToken`, which then opens with a token from `getToken` (as does a
+   *   reconnect the broker refused with 401: the token expired while the network was down)
    * @param {function} [options.fetch]  injectable for tests (default `globalThis.fetch`)
    * @param {string} [options.accessToken]  sent as `access_token` (EventSource cannot set headers);
    *   prefer the HttpOnly `sse_token` cookie where you can
@@ -176,6 +178,8 @@ export class SseClient {
     this.opening = null;
     /** This tab's share of the stream (a `SharedStream`), when tabs share it. */
     this.tabs = null;
+    /** The broker refused `accessToken` (401, or `token_expired`): the next open asks `getToken`. */
+    this.tokenRefused = false;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -256,7 +260,8 @@ export class SseClient {
     this._teardown();
     this._setState(this.attempts === 0 ? State.CONNECTING : State.RECONNECTING);
     if (!this.options.getTicket) {
-      this._openWith(null);
+      if (this.tokenRefused && this._renewsAccessToken()) this._openWithFreshToken();
+      else this._openWith(null);
       return;
     }
     // Each (re)connect spends a fresh ticket: a used one gets 401.
@@ -269,6 +274,31 @@ export class SseClient {
         },
         () => {
           if (this.opening === opening && this._state !== State.CLOSED) this._lost("ticket");
+        },
+      );
+  }
+
+  /** A stream opened with `accessToken` can get a fresh one from `getToken`. */
+  _renewsAccessToken() {
+    return Boolean(this.options.accessToken && this.options.getToken);
+  }
+
+  /** Opens with a token from `getToken` (the one it had was refused); a failure is a lost connection. */
+  _openWithFreshToken() {
+    const opening = (this.opening = {});
+    Promise.resolve()
+      .then(() => (this.opening === opening ? this.options.getToken() : null))
+      .then(
+        (token) => {
+          if (this.opening !== opening || this._state === State.CLOSED) return;
+          if (typeof token === "string" && token) {
+            this.options.accessToken = token;
+            this.tokenRefused = false;
+          }
+          this._openWith(null);
+        },
+        () => {
+          if (this.opening === opening && this._state !== State.CLOSED) this._lost("token");
         },
       );
   }
@@ -354,8 +384,10 @@ export class SseClient {
         this._renewToken();
         break;
       case "token_expired":
-        if (this.options.getTicket) {
-          // A fresh ticket carries the app's fresh token: reconnect now.
+        if (this.options.getTicket || this._renewsAccessToken()) {
+          // A fresh ticket carries the app's fresh token, or the app gives
+          // one (its renewal did not reach the broker in time): reconnect now.
+          this.tokenRefused = !this.options.getTicket;
           this.attempts = 0;
           this._lost("token_expired");
           break;
@@ -456,7 +488,11 @@ export class SseClient {
         if (!verdict || !current()) return;
         if (verdict.opens) return this._lost("network");
         if (verdict.ended) return this.close(); // nothing (more) to stream
-        if (!verdict.status) return this._lost("refused", verdict.retryAfterMs);
+        if (!verdict.status) {
+          // A token that expired while the stream was away: ask for a new one.
+          if (verdict.unauthorized) this.tokenRefused = true;
+          return this._lost("refused", verdict.retryAfterMs);
+        }
         this.close();
         if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
         this._fail(new StreamRefusedError(verdict.status, verdict.code, verdict.message));

@@ -75,8 +75,8 @@ function isPassing(status, options) {
  * Opens a refused stream's URL again with `fetch`, only to read what
  * `EventSource` cannot: the refusal's status and error body. Resolves to a
  * verdict: `{opens: true}` (whatever refused it has passed), `{ended:
- * true}` (204: nothing more to stream), `{retryAfterMs}` (a refusal that
- * may pass: 429, 503, 401 with a way to a fresh token), or `{status, code,
+ * true}` (204: nothing more to stream), `{retryAfterMs, unauthorized}` (a
+ * refusal that may pass: 429, 503, 401 with a way to a fresh token), or `{status, code,
  * message}` (one that will not: a bad id, an unknown task, a forbidden
  * project); null when `current()` no longer holds.
  */
@@ -102,7 +102,7 @@ export function askWhyRefused(streamUrlFor, options, current) {
         if (status === 204) return { ended: true };
         if (isPassing(status, options)) {
           const retryAfter = Number(response.headers && response.headers.get("Retry-After"));
-          return { retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined };
+          return { retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined, unauthorized: status === 401 };
         }
         const body = await response.json().catch(() => null);
         const error = (body && body.error) || {};
