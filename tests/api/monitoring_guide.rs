@@ -538,3 +538,84 @@ async fn a_refused_request_is_logged_at_debug_never_at_warn() {
         .collect();
     assert!(loud.is_empty(), "{loud:#?}");
 }
+
+#[actix_web::test]
+async fn streams_closed_as_slow_and_at_shutdown_have_their_stream_closed_line() {
+    // Arrange: a stream whose reader never reads (a queue of 4 frames), and
+    // one that does.
+    let dir = TempDir::new().expect("a directory");
+    let mut broker = BrokerProcess::spawn_with(
+        &dir.path().join("events.db"),
+        dir.path().join("closes.log"),
+        &["--log-format", "json", "--queue-capacity", "4"],
+        &[],
+    );
+    broker.wait_until_ready(&client()).await;
+    let address = broker.address.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("a connection");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stalled,
+        format!("GET /sse/events HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("a request");
+    let mut stream = client()
+        .get(format!("{}/sse/events", broker.address))
+        .send()
+        .await
+        .expect("a stream");
+    let reader = actix_rt::spawn(async move { while let Ok(Some(_)) = stream.chunk().await {} });
+    wait_for_log(&broker, "both streams opened", |logs| {
+        logs.matches("stream opened").count() >= 2
+    })
+    .await;
+
+    // Act: events too big for the stalled reader's socket, then SIGTERM.
+    let big = "x".repeat(50 * 1024);
+    for n in 0..30 {
+        let answer = client()
+            .post(format!("{}/sse/publish", broker.address))
+            .json(&json!({"event_type": "system_status", "data": {"n": n, "pad": big}}))
+            .send()
+            .await
+            .expect("a publish");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+    wait_for_log(&broker, "the slow close", |logs| {
+        logs.contains("closing slow stream")
+    })
+    .await;
+    broker.sigterm();
+    broker.wait_for_exit(LONG).await;
+    reader.abort();
+    drop(stalled);
+
+    // Assert: one `stream closed` line per close, with its reason and fields.
+    let closes: Vec<Value> = broker
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["message"] == "stream closed")
+        .collect();
+    let reasons: Vec<&str> = closes
+        .iter()
+        .map(|entry| entry["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "slow").count(),
+        1,
+        "{closes:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "shutdown").count(),
+        1,
+        "{closes:?}"
+    );
+    for entry in &closes {
+        assert!(entry["connection_id"].is_string(), "{entry}");
+        assert!(entry["events_sent"].is_u64(), "{entry}");
+        assert!(entry["duration_secs"].is_f64(), "{entry}");
+    }
+}

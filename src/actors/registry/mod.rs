@@ -128,13 +128,7 @@ impl Registry {
         self.counters.record_close(reason);
         self.metrics.record_closed(reason);
         self.metrics.set_active_connections(self.table.len());
-        tracing::info!(
-            connection_id = %id,
-            reason = reason.as_str(),
-            events_sent = entry.stats.events_sent(),
-            duration_secs = (now_ms() - entry.stats.connected_at_ms) as f64 / 1000.0,
-            "stream closed"
-        );
+        log_closed(&entry, reason);
     }
 
     /// Runs one handler's work; a panic in it resets the Registry instead
@@ -169,9 +163,12 @@ impl Registry {
         self.metrics.set_active_connections(0);
     }
 
+    /// Closes a stream already out of the table (slow, shutdown, a reset):
+    /// counted and logged here, as `forget` does for the others.
     fn close(&mut self, entry: Entry<Recipient<Close>>, reason: CloseReason) {
         self.counters.record_close(reason);
         self.metrics.record_closed(reason);
+        log_closed(&entry, reason);
         entry.closer.do_send(Close { reason });
     }
 
@@ -180,6 +177,17 @@ impl Registry {
         tracing::info!(connection_id = %entry.id, reason = "slow", queued = entry.queued(), "closing slow stream");
         self.close(entry, CloseReason::Slow);
     }
+}
+
+/// The one `stream closed` line of a stream, whatever closed it.
+fn log_closed<C>(entry: &Entry<C>, reason: CloseReason) {
+    tracing::info!(
+        connection_id = %entry.id,
+        reason = reason.as_str(),
+        events_sent = entry.stats.events_sent(),
+        duration_secs = (now_ms() - entry.stats.connected_at_ms) as f64 / 1000.0,
+        "stream closed"
+    );
 }
 
 impl Actor for Registry {
