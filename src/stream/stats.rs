@@ -89,8 +89,12 @@ impl ConnectionStats {
         now: i64,
     ) {
         self.last_write_ms.store(now, Ordering::Relaxed);
-        if let Some(id) = frame.event_id {
+        // Every published event counts, stored or not (`persist: false`
+        // has no id but a publish time); the broker's own frames do not.
+        if frame.event_id.is_some() || frame.published_at_ms > 0 {
             self.events_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(id) = frame.event_id {
             self.last_event_id.store(id.0, Ordering::Relaxed);
         }
         if frame.published_at_ms > 0 {

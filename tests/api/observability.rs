@@ -348,6 +348,18 @@ async fn connections_lists_live_streams_a_page_at_a_time() {
     for stream in &mut streams[..2] {
         stream.next_message(SHORT).await.expect("the commit");
     }
+    // An event not stored is sent as well: counted, though it moves no
+    // resume point.
+    let answer = app
+        .publish(&json!({"event_type": "commit", "project_id": "p1", "persist": false}))
+        .await;
+    assert!(answer.status().is_success(), "{}", answer.status());
+    for stream in &mut streams[..2] {
+        stream
+            .next_message(SHORT)
+            .await
+            .expect("the unstored commit");
+    }
 
     // Act
     let first_page = app.get_json("/sse/connections?limit=2&offset=0").await;
@@ -407,7 +419,7 @@ async fn connections_lists_live_streams_a_page_at_a_time() {
     assert_eq!(filtered["event_types"], json!(["commit"]));
     assert_eq!(filtered["project_id"], "p1");
     assert_eq!(filtered["last_event_id"], id);
-    assert_eq!(filtered["events_sent"], 1);
+    assert_eq!(filtered["events_sent"], 2);
     // Publish time to the frame handed to this client: a live delivery on
     // loopback, so well under the test's timeout.
     let lag = filtered["lag_ms"]
