@@ -271,7 +271,12 @@ impl Connection {
             let _ = self.queue.try_send(OutboundFrame::control(frame));
         }
         let next = if self.warned_for == expires_at {
-            expires_at
+            // A renewal moves the expiry without a word to this actor: look
+            // again within a quarter of the warning window, so the new
+            // token's warning comes at most that late, not at the old
+            // expiry (which may be nearly the new one's).
+            let look_again = (self.environment.token_refresh.as_secs() / 4).max(1);
+            expires_at.min(now + look_again)
         } else {
             warn_at
         };

@@ -118,6 +118,47 @@ async fn the_warning_comes_token_refresh_secs_before_the_expiry() {
 }
 
 #[actix_web::test]
+async fn a_renewed_token_is_warned_about_token_refresh_secs_before_its_own_expiry() {
+    // Arrange: warned 8 s ahead; a token 9 s long, renewed on its warning
+    // with one 10 s long, which expires 2 s after the first would have.
+    let app = spawn_app_with(|s| {
+        with_secret(s);
+        s.auth.token_refresh = Duration::from_secs(8);
+    })
+    .await;
+    let (token, first_exp) = expiring("erin", 9);
+    let mut stream = open_stream_as(&app, "/sse/events", &token).await;
+    let warning = stream.next_message(SHORT).await.expect("token_expiring");
+    assert_eq!(warning.json()["expires_at"], first_exp);
+
+    // Act
+    let (fresh, fresh_exp) = expiring("erin", 10);
+    assert_eq!(
+        renew(&app, &stream.connection_id, &fresh)
+            .await
+            .status()
+            .as_u16(),
+        204
+    );
+    let second = stream
+        .next_message(Duration::from_secs(12))
+        .await
+        .expect("a second token_expiring");
+
+    // Assert: warned for the new expiry about 8 s before it (within the
+    // watcher's look-again step of 2 s and the seconds' rounding), not at
+    // the first token's expiry, 2 s before the new one.
+    assert!(second.is("token_expiring"), "{second:?}");
+    assert_eq!(second.json()["expires_at"], fresh_exp);
+    let warned_at = now();
+    assert!(
+        warned_at <= fresh_exp - 4,
+        "warned at {warned_at}, {} s before the new expiry {fresh_exp}",
+        fresh_exp - warned_at
+    );
+}
+
+#[actix_web::test]
 async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refused() {
     // Arrange
     let app = spawn_app_with(with_secret).await;
