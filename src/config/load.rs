@@ -174,7 +174,7 @@ impl Setting {
             (self.env.to_string_lossy().into_owned(), vec![text])
         } else if let Some(value) = file.keys.remove(&self.key) {
             let origin = format!("config file {}, key {}", file.path.display(), self.key);
-            match file_values(&value, self.repeatable) {
+            match file_values(&value, &self.key, self.repeatable) {
                 Ok(values) => (origin, values),
                 Err(message) => return Err(ConfigError::Value { origin, message }),
             }
@@ -253,9 +253,15 @@ impl ConfigFile {
     }
 }
 
+/// The settings whose one value is a comma-separated list: in the file, a
+/// list is that value too (the repeatable ones take a list as well).
+const COMMA_LISTS: [&str; 3] = ["event_types", "cors_origins", "trusted_proxies"];
+
 /// A file value as the text a flag would carry: a list is one value per
-/// entry for a repeatable setting, else one comma-separated value.
-fn file_values(value: &toml::Value, repeatable: bool) -> Result<Vec<OsString>, String> {
+/// entry for a repeatable setting, one comma-separated value for a list
+/// setting, and refused for any other (`retention = ["2h"]` is a mistake,
+/// not `2h`).
+fn file_values(value: &toml::Value, key: &str, repeatable: bool) -> Result<Vec<OsString>, String> {
     fn scalar(value: &toml::Value) -> Result<String, String> {
         match value {
             toml::Value::String(text) => Ok(text.clone()),
@@ -266,6 +272,9 @@ fn file_values(value: &toml::Value, repeatable: bool) -> Result<Vec<OsString>, S
         }
     }
     match value {
+        toml::Value::Array(_) if !repeatable && !COMMA_LISTS.contains(&key) => {
+            Err("expected one value (a string, a number or a boolean), not a list".into())
+        }
         toml::Value::Array(items) => {
             let items = items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
             Ok(if repeatable {

@@ -68,6 +68,10 @@ impl Settings {
                 "cleanup_batch_size must be at least 1",
             ),
             (
+                self.cluster_name.trim().is_empty(),
+                "cluster_name must not be empty (it namespaces the Redis channel and keys)",
+            ),
+            (
                 self.stale_threshold.is_zero(),
                 "stale_threshold_secs must be at least 1",
             ),

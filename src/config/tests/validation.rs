@@ -38,6 +38,37 @@ fn a_bad_value_names_its_source() {
 }
 
 #[test]
+fn a_list_is_refused_for_a_single_value_and_taken_for_a_list_setting() {
+    for text in [
+        "retention = [\"2h\"]",
+        "bind = [\"127.0.0.1:9\"]",
+        "max_connections = [\"7\"]",
+        "heartbeat_secs = [1, 30]",
+    ] {
+        let (_file, path) = file(text);
+        let refused = load(&["--config", &path], &[]).unwrap_err().to_string();
+        assert!(refused.contains("not a list"), "{text}: {refused}");
+    }
+    let (_file, path) = file(
+        "event_types = [\"deploy\", \"audit\"]\ntrusted_proxies = [\"10.0.0.1\"]\njwt_secret = [\"a-secret-of-at-least-thirty-two-bytes!!\"]",
+    );
+    let (settings, _) = load(&["--config", &path], &[]).expect("lists where lists belong");
+    assert!(
+        types(&settings).contains(&"deploy"),
+        "{:?}",
+        types(&settings)
+    );
+}
+
+#[test]
+fn an_empty_cluster_name_is_an_error() {
+    let Err(ConfigError::Invalid(errors)) = load(&["--cluster-name", ""], &[]) else {
+        panic!("expected an error");
+    };
+    assert!(errors[0].contains("cluster_name"), "{errors:?}");
+}
+
+#[test]
 fn a_zero_interval_is_an_error() {
     let Err(ConfigError::Invalid(errors)) = load(&["--cleanup-interval-secs", "0"], &[]) else {
         panic!("expected an error");
