@@ -519,6 +519,63 @@ test("a 401 on a reconnect with accessToken and getToken opens again with a fres
   c.close();
 });
 
+test("a 401 on the last reconnect attempt still asks getToken; a getToken that cannot help is given up on", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  let issued = 0;
+  const { fetch } = refusingFetch(401, { error: { code: "unauthorized", message: "token expired" } });
+  const c = client({
+    fetch,
+    accessToken: "expired-token",
+    getToken: async () => (++issued, "still-expired"),
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    maxReconnectAttempts: 2,
+    onError: (e) => errors.push(e.message),
+  });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  // The network is down for two attempts: the last one left meets the 401.
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  FakeEventSource.latest().fail();
+  t.mock.timers.tick(100);
+  FakeEventSource.latest().refuse();
+  await settle();
+  assert.notEqual(c.state, State.OFFLINE, "a stale token is no failed attempt");
+  t.mock.timers.tick(100);
+  await settle();
+  await settle();
+  assert.equal(issued, 1, "getToken asked");
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("access_token"), "still-expired");
+  // What getToken gave is refused too, again and again: counted, then given up.
+  for (let round = 0; round < 4 && c.state !== State.OFFLINE; round += 1) {
+    FakeEventSource.latest().refuse();
+    await settle();
+    t.mock.timers.tick(100);
+    await settle();
+    await settle();
+  }
+  assert.equal(c.state, State.OFFLINE);
+  assert.match(errors.at(-1), /gave up after 2 reconnect attempts/);
+  assert.ok(issued <= 3, `getToken asked ${issued} times`);
+});
+
+test("with autoReconnect off (no attempts), `token_expired` ends the client with a token-expired error", () => {
+  const errors = [];
+  const c = client({
+    accessToken: "old-token",
+    getToken: async () => "new-token",
+    maxReconnectAttempts: 0,
+    onError: (e) => errors.push(e.message),
+  });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("token_expired", { reason: "token_expired" });
+  assert.deepEqual(errors, ["token expired"]);
+  assert.equal(c.state, State.CLOSED);
+});
+
 test("with accessToken and getToken, `token_expired` reconnects with a fresh token instead of failing", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const errors = [];

@@ -180,6 +180,8 @@ export class SseClient {
     this.tabs = null;
     /** The broker refused `accessToken` (401, or `token_expired`): the next open asks `getToken`. */
     this.tokenRefused = false;
+    /** The token in use came from `getToken` after a refusal, and no stream has opened with it yet. */
+    this.freshTokenUntried = false;
     this._state = State.IDLE;
     this.EventSourceImpl = this.options.EventSource || globalThis.EventSource;
   }
@@ -291,10 +293,11 @@ export class SseClient {
       .then(
         (token) => {
           if (this.opening !== opening || this._state === State.CLOSED) return;
-          if (typeof token === "string" && token) {
-            this.options.accessToken = token;
-            this.tokenRefused = false;
-          }
+          if (typeof token === "string" && token) this.options.accessToken = token;
+          // Asked once per refusal: a refusal of what it gave counts as a
+          // failed attempt, so a `getToken` that cannot help is given up on.
+          this.tokenRefused = false;
+          this.freshTokenUntried = true;
           this._openWith(null);
         },
         () => {
@@ -364,6 +367,7 @@ export class SseClient {
       case "connected":
         this.streamOpened = true;
         this.attempts = 0;
+        this.freshTokenUntried = false;
         this.connectionId = data && data.connection_id;
         this._listenToSubscribed(data);
         this._setState(State.CONNECTED);
@@ -384,7 +388,9 @@ export class SseClient {
         this._renewToken();
         break;
       case "token_expired":
-        if (this.options.getTicket || this._renewsAccessToken()) {
+        // Reconnecting is allowed (not `autoReconnect: false`, i.e. no
+        // attempts at all), and there is a way to a fresh token.
+        if (this.options.maxReconnectAttempts > 0 && (this.options.getTicket || this._renewsAccessToken())) {
           // A fresh ticket carries the app's fresh token, or the app gives
           // one (its renewal did not reach the broker in time): reconnect now.
           this.tokenRefused = !this.options.getTicket;
@@ -489,8 +495,13 @@ export class SseClient {
         if (verdict.opens) return this._lost("network");
         if (verdict.ended) return this.close(); // nothing (more) to stream
         if (!verdict.status) {
-          // A token that expired while the stream was away: ask for a new one.
-          if (verdict.unauthorized) this.tokenRefused = true;
+          if (verdict.unauthorized && this._renewsAccessToken()) {
+            // A token that expired while the stream was away: ask for a new
+            // one. The broker answered, so this is no failed attempt, unless
+            // the token refused was already a fresh one.
+            if (!this.freshTokenUntried) this.attempts = 0;
+            this.tokenRefused = true;
+          }
           return this._lost("refused", verdict.retryAfterMs);
         }
         this.close();
