@@ -223,9 +223,28 @@ impl From<UploadError> for ApiError {
             UploadError::Superseded => Self::new(ErrorCode::UploadSuperseded, message),
             UploadError::MemoryFull(_) => Self::new(ErrorCode::UploadMemoryFull, message),
             UploadError::ShuttingDown => Self::new(ErrorCode::ShuttingDown, message),
-            UploadError::Task(error) => error.into(),
+            UploadError::Task(error) => mid_upload(error.into()),
         }
     }
+}
+
+/// A store failure in the middle of an upload: unlike a publish, what the
+/// lines before it wrote is stored (and delivered); only this write is not,
+/// or may not be.
+fn mid_upload(refusal: ApiError) -> ApiError {
+    let this_write = match refusal.code {
+        ErrorCode::StoreUnavailable => "was not stored",
+        ErrorCode::StoreOutcomeUnknown => "may have been stored",
+        _ => return refusal,
+    };
+    let cause = refusal.message.split(';').next().unwrap_or_default();
+    ApiError::new(
+        refusal.code,
+        format!(
+            "{cause}; the lines before this write are applied, this write {this_write}: \
+             send the rest again, numbered with seq"
+        ),
+    )
 }
 
 impl From<SubscriptionError> for ApiError {

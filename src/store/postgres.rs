@@ -59,12 +59,16 @@ impl PostgresStore {
         // A write transaction holds the commit-order lock that every
         // instance's commits wait for: a session left idle inside one (its
         // instance stalled, or cut off from the database without a FIN)
-        // is ended by the server within one timeout, so one instance's
-        // stall cannot stop publishing on all of them for good.
+        // is ended by the server within half a timeout (a healthy
+        // transaction idles for microseconds between its statements), so
+        // one instance's stall cannot stop publishing on all of them, and
+        // the commits already waiting for the lock get it before their own
+        // timeout.
         let session = format!(
             "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
-             SET idle_in_transaction_session_timeout = {ms};",
-            ms = timeout.as_millis().max(1)
+             SET idle_in_transaction_session_timeout = {idle_ms};",
+            ms = timeout.as_millis().max(1),
+            idle_ms = (timeout.as_millis() / 2).max(1)
         );
         config.custom_setup = Box::new(move |url| {
             let url = url.to_owned();

@@ -302,6 +302,41 @@ async fn a_locked_events_table_refuses_publishes_history_and_resumes_within_the_
 }
 
 #[actix_web::test]
+async fn an_upload_whose_write_the_store_refuses_says_the_lines_before_it_are_applied() {
+    // Arrange: an upload on PostgreSQL with one line applied.
+    let db = TestDb::create().await;
+    let app = spawn_app_with(|s| {
+        s.database = db.database_url();
+        s.store_timeout = STORE_TIMEOUT;
+    })
+    .await;
+    crate::generations::create(&app, "mid-upload").await;
+    let upload = crate::generations::Upload::start(&app, "mid-upload", "application/x-ndjson");
+    upload.send("{\"delta\": \"stored \"}\n").await;
+    eventually(SHORT, "the first line applied", || async {
+        let task = app.get_json("/tasks/mid-upload").await;
+        (task["status"] == "running").then_some(())
+    })
+    .await;
+
+    // Act: the next line's write meets a locked events table.
+    let lock = PostgresLock::take(&db, "events", LOCK_HOLD).await;
+    upload.send("{\"delta\": \"refused\"}\n").await;
+    let answer = within_bound("the upload's answer", upload.finish()).await;
+
+    // Assert: 503, saying what a producer must do, not "nothing was published".
+    let body = assert_store_unavailable(answer).await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the lines before this write are applied")
+            && message.contains("seq")
+            && !message.contains("nothing was"),
+        "{message}"
+    );
+    lock.release().await;
+}
+
+#[actix_web::test]
 async fn a_task_write_under_a_locked_tasks_table_is_refused_and_not_applied_later() {
     // Arrange
     let db = TestDb::create().await;
