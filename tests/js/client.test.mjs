@@ -482,21 +482,28 @@ test("a 401 with getTicket is asked about with a fresh ticket and retried; witho
   assert.equal(d.state, State.CLOSED);
 });
 
-test("a 401 on a reconnect with accessToken and getToken opens again with a fresh token, not the expired one", async (t) => {
-  // The token expired while the network was down: no `token_expiring`
-  // reached the client, so only the refusal tells it.
-  t.mock.timers.enable({ apis: ["setTimeout"] });
+/** A client opened with an expired `accessToken`, whose reconnects the broker refuses with 401. */
+function expiredTokenClient(getToken, options = {}) {
   const errors = [];
-  let issued = 0;
   const { fetch } = refusingFetch(401, { error: { code: "unauthorized", message: "token expired" } });
   const c = client({
     fetch,
     accessToken: "expired-token",
-    getToken: async () => `fresh-${++issued}`,
+    getToken: async () => getToken(),
     reconnectDelay: 100,
     maxReconnectDelay: 100,
     onError: (e) => errors.push(e),
+    ...options,
   });
+  return { c, errors };
+}
+
+test("a 401 on a reconnect with accessToken and getToken opens again with a fresh token, not the expired one", async (t) => {
+  // The token expired while the network was down: no `token_expiring`
+  // reached the client, so only the refusal tells it.
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let issued = 0;
+  const { c, errors } = expiredTokenClient(() => `fresh-${++issued}`);
   c.connect();
   FakeEventSource.latest().emit("connected", { connection_id: "c1" });
   FakeEventSource.latest().fail();
@@ -521,18 +528,8 @@ test("a 401 on a reconnect with accessToken and getToken opens again with a fres
 
 test("a 401 on the last reconnect attempt still asks getToken; a getToken that cannot help is given up on", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
-  const errors = [];
   let issued = 0;
-  const { fetch } = refusingFetch(401, { error: { code: "unauthorized", message: "token expired" } });
-  const c = client({
-    fetch,
-    accessToken: "expired-token",
-    getToken: async () => (++issued, "still-expired"),
-    reconnectDelay: 100,
-    maxReconnectDelay: 100,
-    maxReconnectAttempts: 2,
-    onError: (e) => errors.push(e.message),
-  });
+  const { c, errors } = expiredTokenClient(() => (++issued, "still-expired"), { maxReconnectAttempts: 2 });
   c.connect();
   FakeEventSource.latest().emit("connected", { connection_id: "c1" });
   // The network is down for two attempts: the last one left meets the 401.
@@ -557,7 +554,7 @@ test("a 401 on the last reconnect attempt still asks getToken; a getToken that c
     await settle();
   }
   assert.equal(c.state, State.OFFLINE);
-  assert.match(errors.at(-1), /gave up after 2 reconnect attempts/);
+  assert.match(errors.at(-1).message, /gave up after 2 reconnect attempts/);
   assert.ok(issued <= 3, `getToken asked ${issued} times`);
 });
 
