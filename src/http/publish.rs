@@ -185,6 +185,7 @@ fn at_position(error: EventError, position: usize) -> ApiError {
 /// A development event; every field is optional, and each means what it
 /// means on `/sse/publish`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TestEvent {
     /// Default `system_status`.
     pub event_type: Option<String>,
@@ -290,6 +291,7 @@ impl<'de> Deserialize<'de> for EventTypeList {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
     pub connection_id: String,
     /// Empty = every type.

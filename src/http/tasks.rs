@@ -60,6 +60,7 @@ pub(super) async fn visible_task(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// `[A-Za-z0-9_-]{1,128}`; generated when absent.
     pub task_id: Option<String>,
@@ -154,6 +155,7 @@ pub async fn head_task(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateTask {
     /// pending, running, completed, failed or cancelled.
     #[schema(value_type = Option<crate::domain::TaskStatus>)]
@@ -214,6 +216,7 @@ pub async fn update_task(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     /// Any JSON. A `finish_reason` in the AI SDK's words (`length`, …)
     /// reaches the UI message stream's viewers as the message's
@@ -252,6 +255,7 @@ pub async fn complete_task(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FailRequest {
     pub error: String,
 }

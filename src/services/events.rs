@@ -16,6 +16,9 @@ use crate::{
 
 /// One event as a publisher sends it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+// A misspelt field (`projectId`) must not pass unseen: ignored, it
+// would send a tenant's event to every tenant.
+#[serde(deny_unknown_fields)]
 pub struct PublishEvent {
     /// A built-in type or one from `--event-types`.
     #[schema(example = "progress_update")]

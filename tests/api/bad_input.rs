@@ -50,6 +50,55 @@ async fn wrong_field_types_and_a_missing_event_type_are_422_invalid_field() {
 }
 
 #[actix_web::test]
+async fn a_misspelt_field_is_422_naming_it_and_nothing_is_stored_or_sent() {
+    // Ignored, `projectId` would have made a tenant's event everyone's.
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    let writes: [(&str, Value, &str); 6] = [
+        (
+            "/sse/publish",
+            json!({"event_type": "commit", "projectId": "p1"}),
+            "projectId",
+        ),
+        (
+            "/sse/publish",
+            json!([{"event_type": "commit", "user": "bob"}]),
+            "user",
+        ),
+        ("/sse/test-event", json!({"userId": "bob"}), "userId"),
+        (
+            "/tasks",
+            json!({"task_id": "typo", "projectId": "p1"}),
+            "projectId",
+        ),
+        ("/tasks/typo/complete", json!({"resutl": {}}), "resutl"),
+        (
+            "/sse/subscribe",
+            json!({"connection_id": stream.connection_id, "event_types": [], "projectid": "p1"}),
+            "projectid",
+        ),
+    ];
+    for (path, body, field) in writes {
+        let response = app.post_json(path, &body).await;
+        let refused = assert_error(response, 422, "invalid_field").await;
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field) && message.contains("is not a known field"),
+            "{path}: {message}"
+        );
+    }
+    assert_eq!(app.get("/tasks/typo").await.status().as_u16(), 404);
+    let history = app.get_json("/sse/history").await;
+    assert_eq!(history["events"], json!([]), "{history}");
+    assert!(
+        stream
+            .next_message(Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+}
+
+#[actix_web::test]
 async fn an_unknown_event_type_is_422_with_the_list_of_valid_types() {
     let app = spawn_app_with(|s| {
         s.extra_event_types = vec![sse_broker::domain::EventType::parse("deploy").unwrap()];
