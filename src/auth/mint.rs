@@ -111,6 +111,11 @@ fn check(request: &TokenRequest<'_>) -> Result<(), MintError> {
     if let Some(unknown) = scopes.find(|scope| Scope::parse(scope).is_none()) {
         return Err(MintError::UnknownScope(unknown.to_owned()));
     }
+    if request.projects.len() > 1 && request.projects.iter().any(|p| p == "*") {
+        return Err(MintError::BadProject(
+            "\"*\" grants every project alone; it cannot be listed with other ids".into(),
+        ));
+    }
     for project in request.projects.iter().filter(|p| p.as_str() != "*") {
         ProjectId::parse(project).map_err(|e| MintError::BadProject(e.to_string()))?;
     }

@@ -268,6 +268,31 @@ mod tests {
     }
 
     #[test]
+    fn every_project_is_star_alone_and_a_star_among_ids_is_refused() {
+        let verifier = verifier(&settings());
+        let all = verifier
+            .verify_with_current_keys(&token("admin", &["*"], 60))
+            .unwrap();
+        assert!(all.may_access(&ProjectId::parse("any").unwrap()));
+        assert!(matches!(
+            verifier.verify_with_current_keys(&token("admin", &["pA", "*"], 60)),
+            Err(AuthError::BadClaims(_))
+        ));
+        let mixed = ["pA".to_owned(), "*".to_owned()];
+        let refused = mint(
+            &settings(),
+            &TokenRequest {
+                sub: "alice",
+                scope: "admin",
+                projects: &mixed,
+                ttl_secs: 60,
+                private_key_pem: None,
+            },
+        );
+        assert!(refused.is_err(), "not minted either");
+    }
+
+    #[test]
     fn an_expired_token_is_refused() {
         let verifier = verifier(&settings());
         assert_eq!(

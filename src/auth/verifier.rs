@@ -290,6 +290,13 @@ fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
         .filter_map(Scope::parse)
         .collect();
     let projects = if claims.projects.iter().any(|p| p == "*") {
+        // `["pA", "*"]` is a mistake in the issuer, not a grant of all: "*"
+        // stands alone.
+        if claims.projects.len() > 1 {
+            return Err(AuthError::BadClaims(
+                "projects holds \"*\" beside other ids; [\"*\"] alone grants every project",
+            ));
+        }
         ProjectAccess::All
     } else {
         ProjectAccess::Only(Arc::new(
