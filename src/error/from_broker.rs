@@ -92,29 +92,84 @@ impl From<TaskWriteError> for ApiError {
     }
 }
 
-impl From<PersistError> for ApiError {
-    fn from(error: PersistError) -> Self {
-        match error {
-            PersistError::StoreUnavailable => Self::new(
+/// A store failure: its code, and its cause in words. Each kind of request
+/// says what the failure means for it (nothing published, nothing changed,
+/// the lines before it applied).
+struct StoreFailure {
+    code: ErrorCode,
+    cause: String,
+}
+
+impl StoreFailure {
+    fn of_persist(error: &PersistError) -> Option<Self> {
+        let (code, cause) = match error {
+            PersistError::StoreUnavailable => (
                 ErrorCode::StoreUnavailable,
-                "the event store is unavailable; nothing was published, retry later",
+                "the event store is unavailable".to_owned(),
             ),
-            PersistError::StoreTimeout(budget) => Self::new(
+            PersistError::StoreTimeout(budget) => (
                 ErrorCode::StoreUnavailable,
                 format!(
-                    "the event store did not answer within {} ms; nothing was published, retry later",
+                    "the event store did not answer within {} ms",
                     budget.as_millis()
                 ),
             ),
-            PersistError::Unconfirmed(budget) => Self::new(
+            PersistError::Unconfirmed(budget) => (
                 ErrorCode::StoreOutcomeUnknown,
                 format!(
-                    "the event store did not confirm the write within {} ms; it may have been \
-                     published: retry with the same idempotency_key to find out",
+                    "the event store did not confirm the write within {} ms",
                     budget.as_millis()
                 ),
             ),
-            PersistError::ShuttingDown => Self::new(
+            PersistError::ShuttingDown => return None,
+        };
+        Some(Self { code, cause })
+    }
+
+    fn of_store(error: &StoreError) -> Self {
+        tracing::error!(error.message = %error, error.cause_chain = ?error, "event store error");
+        let (code, cause) = match error {
+            StoreError::Timeout(budget) => (
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "the event store did not answer within {} ms",
+                    budget.as_millis()
+                ),
+            ),
+            StoreError::CommitUnconfirmed(budget) => (
+                ErrorCode::StoreOutcomeUnknown,
+                format!(
+                    "the event store did not confirm the write within {} ms",
+                    budget.as_millis()
+                ),
+            ),
+            _ => (
+                ErrorCode::StoreUnavailable,
+                "the event store is unavailable".to_owned(),
+            ),
+        };
+        Self { code, cause }
+    }
+
+    /// The answer: `unavailable` follows the cause when nothing was
+    /// stored, `unknown` when it may have been.
+    fn answer(self, unavailable: &str, unknown: &str) -> ApiError {
+        let meaning = match self.code {
+            ErrorCode::StoreOutcomeUnknown => unknown,
+            _ => unavailable,
+        };
+        ApiError::new(self.code, format!("{}; {meaning}", self.cause))
+    }
+}
+
+impl From<PersistError> for ApiError {
+    fn from(error: PersistError) -> Self {
+        match StoreFailure::of_persist(&error) {
+            Some(failure) => failure.answer(
+                "nothing was published, retry later",
+                "it may have been published: retry with the same idempotency_key to find out",
+            ),
+            None => Self::new(
                 ErrorCode::ShuttingDown,
                 "the broker is shutting down; retry on another instance",
             ),
@@ -124,28 +179,10 @@ impl From<PersistError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(error.message = %error, error.cause_chain = ?error, "event store error");
-        match error {
-            StoreError::Timeout(budget) => Self::new(
-                ErrorCode::StoreUnavailable,
-                format!(
-                    "the event store did not answer within {} ms; nothing was changed, retry later",
-                    budget.as_millis()
-                ),
-            ),
-            StoreError::CommitUnconfirmed(budget) => Self::new(
-                ErrorCode::StoreOutcomeUnknown,
-                format!(
-                    "the event store did not confirm the write within {} ms; it may have been \
-                     applied, read it back before retrying",
-                    budget.as_millis()
-                ),
-            ),
-            _ => Self::new(
-                ErrorCode::StoreUnavailable,
-                "the event store is unavailable, retry later",
-            ),
-        }
+        StoreFailure::of_store(&error).answer(
+            "nothing was changed, retry later",
+            "it may have been applied, read it back before retrying",
+        )
     }
 }
 
@@ -223,7 +260,7 @@ impl From<UploadError> for ApiError {
             UploadError::Superseded => Self::new(ErrorCode::UploadSuperseded, message),
             UploadError::MemoryFull(_) => Self::new(ErrorCode::UploadMemoryFull, message),
             UploadError::ShuttingDown => Self::new(ErrorCode::ShuttingDown, message),
-            UploadError::Task(error) => mid_upload(error.into()),
+            UploadError::Task(error) => mid_upload(error),
         }
     }
 }
@@ -231,20 +268,21 @@ impl From<UploadError> for ApiError {
 /// A store failure in the middle of an upload: unlike a publish, what the
 /// lines before it wrote is stored (and delivered); only this write is not,
 /// or may not be.
-fn mid_upload(refusal: ApiError) -> ApiError {
-    let this_write = match refusal.code {
-        ErrorCode::StoreUnavailable => "was not stored",
-        ErrorCode::StoreOutcomeUnknown => "may have been stored",
-        _ => return refusal,
+fn mid_upload(error: TaskWriteError) -> ApiError {
+    let failure = match &error {
+        TaskWriteError::Persist(persist) => StoreFailure::of_persist(persist),
+        TaskWriteError::Store(store) => Some(StoreFailure::of_store(store)),
+        _ => None,
     };
-    let cause = refusal.message.split(';').next().unwrap_or_default();
-    ApiError::new(
-        refusal.code,
-        format!(
-            "{cause}; the lines before this write are applied, this write {this_write}: \
-             send the rest again, numbered with seq"
+    match failure {
+        Some(failure) => failure.answer(
+            "the lines before this write are applied, this write was not stored: \
+             send the rest again, numbered with seq",
+            "the lines before this write are applied, this write may have been stored: \
+             send the rest again, numbered with seq",
         ),
-    )
+        None => error.into(),
+    }
 }
 
 impl From<SubscriptionError> for ApiError {
