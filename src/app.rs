@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::{
     actors::{
         connection::StreamEnvironment,
+        home::ActorHome,
         janitor::Janitor,
         live_tasks::LiveTasks,
         persister::Persister,
@@ -94,6 +95,7 @@ impl Application {
             settings.replay_cache_mib.saturating_mul(1 << 20),
             settings.retention,
         );
+        let home = ActorHome::for_workers(settings.workers);
         let registry = Registry::new(
             catalog.clone(),
             settings.max_connections,
@@ -108,8 +110,8 @@ impl Application {
                 .latest_id()
                 .await
                 .context("reading the last stored event id")?,
-        )
-        .start();
+        );
+        let registry = home.start(registry);
         let (bridge, bridge_status) = match &settings.redis_url {
             Some(url) => {
                 let bridge = RedisBridge::new(
@@ -121,7 +123,7 @@ impl Application {
                     metrics.clone(),
                 )?;
                 let status = bridge.status();
-                (Some(bridge.start()), Some(status))
+                (Some(home.start(bridge)), Some(status))
             }
             None => (None, None),
         };
@@ -129,8 +131,12 @@ impl Application {
             Some(bridge) => bridge.clone().recipient(),
             None => registry.clone().recipient(),
         };
-        let persister =
-            Persister::new(store.clone(), router, settings.retention, metrics.clone()).start();
+        let persister = home.start(Persister::new(
+            store.clone(),
+            router,
+            settings.retention,
+            metrics.clone(),
+        ));
         let janitor = Janitor::new(
             registry.clone(),
             settings.cleanup_interval,
@@ -157,13 +163,12 @@ impl Application {
             catalog,
         )
         .with_cluster(bridge.clone());
-        let live_tasks = LiveTasks::new(
+        let live_tasks = home.start(LiveTasks::new(
             store.clone(),
             persister.clone(),
             metrics.clone(),
             settings.task_orphan_timeout,
-        )
-        .start();
+        ));
         registry.do_send(WatchTaskEnds {
             recipient: live_tasks.clone().recipient(),
         });
@@ -240,6 +245,7 @@ impl Application {
                 },
                 cors_origins: settings.cors_origins.clone(),
                 tls,
+                actor_home: home.clone(),
             },
             listener,
         )?;
@@ -249,6 +255,7 @@ impl Application {
             scheme,
             instance_id = %settings.instance_id,
             store = store.backend(),
+            actors_thread = home.thread(),
             "sse-broker listening"
         );
         Ok(Self {

@@ -26,10 +26,13 @@
 //!   flush, group-committed with the task's row.
 //!
 //! The health sampler lives with the rest of monitoring (`crate::monitoring`).
+//! [`home::ActorHome`] decides which thread the delivery path's actors run
+//! on.
 
 pub mod connection;
 #[cfg(target_os = "linux")]
 pub mod heap_trimmer;
+pub mod home;
 pub mod janitor;
 pub mod live_tasks;
 pub mod persister;

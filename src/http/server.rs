@@ -30,6 +30,7 @@ use super::{
     unread_body,
 };
 use crate::{
+    actors::home::ActorHome,
     config::CorsOrigins,
     state::AppState,
     stream::StreamSocket,
@@ -50,6 +51,8 @@ pub struct ServerSettings {
     pub cors_origins: CorsOrigins,
     /// HTTPS (HTTP/2 and HTTP/1.1) instead of plain HTTP/1.1.
     pub tls: Option<Tls>,
+    /// Settled by the worker as it builds its app (see [`ActorHome`]).
+    pub actor_home: ActorHome,
 }
 
 /// Starts serving `state`'s app on `listener`.
@@ -70,6 +73,7 @@ pub fn serve(
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
     let server = match settings.tls.clone() {
         None => builder.listen("sse-broker", listener, move || {
+            settings.actor_home.settle();
             let http = http_service(draining.clone(), address)
                 // Streams keep their socket's descriptor, to release it when
                 // the broker closes a stream whose client stopped reading.
@@ -93,6 +97,7 @@ pub fn serve(
             .and_then(http)
         })?,
         Some(tls) => builder.listen("sse-broker-tls", listener, move || {
+            settings.actor_home.settle();
             // A TLS socket is never reset from outside (see StreamSocket):
             // over HTTP/2 it carries other streams too.
             let http = http_service(draining.clone(), address).finish(map_config(
