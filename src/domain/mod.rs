@@ -22,7 +22,7 @@ pub use event::{EventData, MAX_EVENTS_PER_PUBLISH, NewEvent, RawEvent, StoredEve
 pub use event_type::{CONTROL_EVENT_TYPES, EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use producer_seq::ProducerSeq;
-pub use sse_parser::{SseEvent, SseParseError, SseParser, shrink_after_long_line};
+pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};
 pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
 pub use task::{
     ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, check_task_text, parse_task_type,

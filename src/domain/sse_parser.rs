@@ -64,6 +64,25 @@ pub enum SseParseError {
     JsonLine,
 }
 
+/// Appends `bytes` to a buffer that may hold a long unfinished line.
+/// Past [`DOUBLING_UP_TO`] it grows by an eighth, not twice its size: the
+/// uploads' memory budget counts what buffers hold, and a doubled buffer
+/// could hold nearly twice its line (a 900 KiB line in 1.4 MiB), so a line
+/// well within the budget was refused. Growth stays geometric, so a line
+/// arriving in small chunks is still copied only a few times over.
+pub fn extend_held(buffer: &mut Vec<u8>, bytes: &[u8]) {
+    let needed = buffer.len() + bytes.len();
+    if needed > buffer.capacity() && needed > DOUBLING_UP_TO {
+        let grown = needed.max(buffer.capacity() + buffer.capacity() / 8);
+        buffer.reserve_exact(grown - buffer.len());
+    }
+    buffer.extend_from_slice(bytes);
+}
+
+/// Below this a buffer grows as `Vec` grows it (doubling): tokens and
+/// providers' chunks never reach it.
+const DOUBLING_UP_TO: usize = 64 * 1024;
+
 /// A buffer kept after a long line is given back once the line is read:
 /// a stream that sent one long line does not hold its size for good.
 pub fn shrink_after_long_line(buffer: &mut Vec<u8>) {
@@ -165,7 +184,7 @@ impl SseParser {
         // this moves a few bytes, not the stream.
         self.buffer.drain(..self.read);
         self.read = 0;
-        self.buffer.extend_from_slice(bytes);
+        extend_held(&mut self.buffer, bytes);
         shrink_after_long_line(&mut self.buffer);
     }
 
@@ -392,6 +411,35 @@ id: 9\nevent: unfinished\ndata: lost";
             event(None, Some("heartbeat"), "{\"ts\":1}", None),
             event(Some(""), None, "", None),
         ]
+    }
+
+    #[test]
+    fn a_long_buffer_holds_little_more_than_its_bytes_however_they_arrive() {
+        // Doubling took a 700 KiB first chunk and 200 KiB more to 1.4 MiB.
+        for chunks in [
+            vec![700 * 1024, 200 * 1024],
+            vec![8 * 1024; 113],
+            vec![1 << 20],
+        ] {
+            let mut buffer = Vec::new();
+            let mut copies = 0;
+            for size in &chunks {
+                let before = buffer.capacity();
+                extend_held(&mut buffer, &vec![b'a'; *size]);
+                copies += usize::from(buffer.capacity() != before);
+            }
+            let len = buffer.len();
+            assert!(
+                buffer.capacity() <= len + len / 8 + 64 * 1024,
+                "{len} bytes in {} ({chunks:?})",
+                buffer.capacity()
+            );
+            assert!(copies <= 40, "grown {copies} times");
+        }
+        // Small buffers grow as Vec grows them.
+        let mut small = Vec::new();
+        extend_held(&mut small, b"token");
+        assert_eq!(small, b"token");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::{
     upload_shape::{Shape, json_answer, shape_of},
     upload_steps::StepEnds,
 };
-use crate::domain::{SseParseError, SseParser, TextKind, shrink_after_long_line};
+use crate::domain::{SseParseError, SseParser, TextKind, extend_held, shrink_after_long_line};
 
 /// Splits the body into instructions, each named by its line (an SSE
 /// event by its last line).
@@ -198,7 +198,7 @@ impl Reader {
                 scanned,
                 line,
             } => {
-                pending.extend_from_slice(chunk);
+                extend_held(pending, chunk);
                 let mut start = 0;
                 let mut from = *scanned;
                 while let Some(offset) = memchr::memchr(b'\n', &pending[from..]) {
@@ -234,7 +234,7 @@ impl Reader {
                 let held;
                 let mut chunk = chunk;
                 if let Shape::Unknown(head) = shape {
-                    head.extend_from_slice(chunk);
+                    extend_held(head, chunk);
                     let Some((told, from)) = shape_of(head, last)? else {
                         if head.len() > max {
                             return Err(ReadError::LineTooLong {
@@ -249,7 +249,7 @@ impl Reader {
                     chunk = &held[from..];
                 }
                 if let Shape::Json(document) = shape {
-                    document.extend_from_slice(chunk);
+                    extend_held(document, chunk);
                     if document.len() > max {
                         return Err(ReadError::JsonTooLong { limit: max });
                     }
@@ -710,6 +710,7 @@ mod tests {
             progress: Some(50.0),
             stage: None,
             message: None,
+            force: false,
         };
         for (body, expected) in [
             // Completed by the reasoning's next piece, across a progress line.
