@@ -64,26 +64,31 @@ try {
   upstream = { ok: false, status: 0, text: async () => String(error.cause ?? error) };
 }
 if (!upstream.ok) {
-  // The viewers learn at once; otherwise the orphan timeout would end it.
   const detail = (await upstream.text()).slice(0, 500);
-  await brokerJson(`/tasks/${task.task_id}/fail`, {
-    error: `the model provider answered ${upstream.status}: ${detail}`,
-  });
+  await failTask(`the model provider answered ${upstream.status}: ${detail}`);
   console.error(`model call failed: ${upstream.status}`);
   process.exit(1);
 }
 
+const piped = modelBody(upstream.body, model.signal);
 let answer;
 try {
   answer = await fetch(`${broker}/tasks/${task.task_id}/stream`, {
     method: "POST",
     duplex: "half",
     headers: { ...auth, "content-type": "text/event-stream" },
-    body: endsOnAbort(upstream.body),
+    body: piped.stream,
   });
 } catch (error) {
-  // The broker closed the upload before reading all of it: ask it why.
   model.abort();
+  if (piped.broken) {
+    // What arrived before the break is applied (the viewers have it).
+    const why = String(piped.broken.cause?.message ?? piped.broken.message ?? piped.broken);
+    await failTask(`the model's stream broke off: ${why}`);
+    console.error(`the model's stream broke off: ${why}`);
+    process.exit(1);
+  }
+  // The broker closed the upload before reading all of it: ask it why.
   const state = await (await fetch(`${broker}/tasks/${task.task_id}`, { headers: auth })).json();
   console.log(JSON.stringify({ task: state, upload_error: String(error.cause ?? error) }));
   process.exit(state.status === "cancelled" ? 3 : 1);
@@ -94,21 +99,38 @@ if (answer.ok) process.exit(0);
 model.abort();
 process.exitCode = body.error?.code === "task_cancelled" ? 3 : 1;
 
-// The model's body as the upload's, ending (not failing) once the model call
-// is aborted: Node's fetch throws an uncaught AbortError, which ends the
-// process, when a request body it is still sending fails after the answer.
-function endsOnAbort(body) {
+// The model's body as the upload's. Once the model call is aborted (a
+// cancel) it ends rather than fails: Node's fetch throws an uncaught
+// AbortError, which ends the process, when a request body it is still
+// sending fails after the answer. A model stream that breaks off by itself
+// (the provider or a proxy cut it) fails the upload instead, and `broken`
+// keeps why, to fail the task with.
+function modelBody(body, signal) {
   const reader = body.getReader();
-  return new ReadableStream({
+  const piped = { broken: null };
+  piped.stream = new ReadableStream({
     async pull(controller) {
       try {
         const { value, done } = await reader.read();
         if (done) controller.close();
         else controller.enqueue(value);
-      } catch {
-        controller.close();
+      } catch (error) {
+        if (signal.aborted) return controller.close();
+        piped.broken = error;
+        controller.error(error);
       }
     },
     cancel: (reason) => reader.cancel(reason),
   });
+  return piped;
+}
+
+// Ends the task as failed (the viewers learn at once; otherwise the orphan
+// timeout would end it), unless it ended meanwhile.
+async function failTask(why) {
+  try {
+    await brokerJson(`/tasks/${task.task_id}/fail`, { error: why });
+  } catch (error) {
+    console.error(String(error.message ?? error));
+  }
 }

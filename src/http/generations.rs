@@ -56,7 +56,7 @@ pub struct UploadQuery {
 /// Upload a generation as it is produced: a streamed body, applied line by
 /// line as it arrives, so viewers see tokens live. `Content-Type` picks the
 /// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"reasoning",
-/// "seq"?}`, `{"progress", "stage"?, "message"?}`, `{"complete":
+/// "seq"?}`, `{"progress", "stage"?, "message"?, "force"?}`, `{"complete":
 /// {"result"?}}`, `{"fail": {"error"}}`, `{"tool_call": {"id", "name",
 /// "input"?}}`, `{"tool_result": {"id", "output"? | "error"?}}`), or
 /// `text/event-stream` carrying a model provider's streamed answer (OpenAI

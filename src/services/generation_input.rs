@@ -4,7 +4,7 @@
 //!
 //! - `application/x-ndjson`: `{"delta": "...", "seq"?: n}`,
 //!   `{"reasoning": "...", "seq"?: n}` (the model's thinking),
-//!   `{"progress": 0-100, "stage"?, "message"?}`, `{"complete": {"result"?}}`,
+//!   `{"progress": 0-100, "stage"?, "message"?, "force"?}`, `{"complete": {"result"?}}`,
 //!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?,
 //!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
 //!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
@@ -74,6 +74,8 @@ pub enum Instruction {
         progress: Option<f64>,
         stage: Option<String>,
         message: Option<String>,
+        /// A lower progress resets it rather than being refused.
+        force: bool,
     },
     Complete {
         result: Option<Value>,
@@ -123,12 +125,13 @@ impl Instruction {
                 progress,
                 stage,
                 message,
+                force,
             } => TaskChange::Update {
                 status: None,
                 progress,
                 stage,
                 message,
-                force: false,
+                force,
             },
             Self::Complete { result } => TaskChange::Complete { result },
             Self::Fail { error } => TaskChange::Fail { error },
@@ -152,6 +155,7 @@ struct NdJsonLine {
     progress: Option<f64>,
     stage: Option<String>,
     message: Option<String>,
+    force: Option<bool>,
     complete: Option<CompleteBody>,
     fail: Option<FailBody>,
     tool_call: Option<ToolCallBody>,
@@ -256,6 +260,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     if seq.is_some() && parsed.delta.is_none() && parsed.reasoning.is_none() {
         return Err("seq goes with a delta or a reasoning".into());
     }
+    if parsed.force.is_some() && parsed.progress.is_none() {
+        return Err("force goes with a progress".into());
+    }
     Ok(if let Some(text) = parsed.delta {
         Instruction::Delta(Delta::answer(text, seq))
     } else if let Some(text) = parsed.reasoning {
@@ -292,6 +299,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
             progress: parsed.progress,
             stage: parsed.stage,
             message: parsed.message,
+            force: parsed.force.unwrap_or(false),
         }
     })
 }
@@ -352,8 +360,22 @@ mod tests {
             Ok(Instruction::Progress {
                 progress: Some(40.0),
                 stage: Some("writing".into()),
-                message: None
+                message: None,
+                force: false,
             })
+        );
+        assert_eq!(
+            ndjson_line(r#"{"progress": 10, "force": true}"#),
+            Ok(Instruction::Progress {
+                progress: Some(10.0),
+                stage: None,
+                message: None,
+                force: true,
+            })
+        );
+        assert_eq!(
+            ndjson_line(r#"{"stage": "again", "force": true}"#),
+            Err("force goes with a progress".into())
         );
         assert_eq!(
             ndjson_line(r#"{"complete": {"result": {"n": 1}}}"#),

@@ -708,6 +708,35 @@ async fn an_upload_that_says_the_generation_failed_fails_the_task_in_each_format
 }
 
 #[actix_web::test]
+async fn an_upload_resets_progress_with_force_as_a_patch_does() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "phases").await;
+
+    // Act: the refusal of a lower progress names "force": the upload takes it.
+    let upload = Upload::start(&app, "phases", "application/x-ndjson");
+    upload
+        .send("{\"progress\": 80, \"stage\": \"draft\"}\n{\"progress\": 5, \"stage\": \"revise\", \"force\": true}\n")
+        .await;
+    let answer = upload.finish().await;
+
+    // Assert
+    assert_eq!(answer.status().as_u16(), 200);
+    let task = app.get_json("/tasks/phases").await;
+    assert_eq!(task["progress"], 5.0, "{task}");
+    assert_eq!(task["stage"], "revise", "{task}");
+    let misplaced = Upload::start(&app, "phases", "application/x-ndjson");
+    misplaced
+        .send("{\"delta\": \"x\", \"force\": true}\n")
+        .await;
+    let refused = assert_error(misplaced.finish().await, 422, "invalid_payload").await;
+    assert_eq!(
+        refused["error"]["message"], "line 1: force goes with a progress",
+        "{refused}"
+    );
+}
+
+#[actix_web::test]
 async fn a_line_the_task_refuses_is_named_and_what_came_before_stays() {
     let app = spawn_app().await;
     for (id, body, status, code, message) in [

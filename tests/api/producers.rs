@@ -23,17 +23,29 @@ enum Served {
     Whole,
     /// The client went away after this many chunks.
     ClientLeft(usize),
+    /// The provider broke the connection off after this many chunks.
+    CutOff(usize),
 }
 
 /// A Chat Completions endpoint that streams `tokens`, one chunk every
 /// `gap`, and reports how each response ended.
 async fn provider(tokens: Vec<String>, gap: Duration) -> (String, mpsc::UnboundedReceiver<Served>) {
+    provider_cutting_off(tokens, gap, None).await
+}
+
+/// [`provider`], breaking each response off (no last chunk, the socket
+/// closed) after `cut_after` chunks when given.
+async fn provider_cutting_off(
+    tokens: Vec<String>,
+    gap: Duration,
+    cut_after: Option<usize>,
+) -> (String, mpsc::UnboundedReceiver<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
     let (report, served) = mpsc::unbounded_channel();
     actix_rt::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            let outcome = serve_completion(socket, &tokens, gap).await;
+            let outcome = serve_completion(socket, &tokens, gap, cut_after).await;
             let _ = report.send(outcome);
         }
     });
@@ -61,7 +73,12 @@ pub(crate) async fn json_request(socket: TcpStream) -> (serde_json::Value, TcpSt
     (request, reader.into_inner())
 }
 
-async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -> Served {
+async fn serve_completion(
+    socket: TcpStream,
+    tokens: &[String],
+    gap: Duration,
+    cut_after: Option<usize>,
+) -> Served {
     let (request, mut socket) = json_request(socket).await;
     assert_eq!(request["stream"], true, "the producer asks for a stream");
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
@@ -92,6 +109,9 @@ async fn serve_completion(socket: TcpStream, tokens: &[String], gap: Duration) -
     }
     events.push("[DONE]".into());
     for (sent, data) in events.iter().enumerate() {
+        if cut_after == Some(sent) {
+            return Served::CutOff(sent);
+        }
         let event = format!("data: {data}\n\n");
         let chunk = format!("{:x}\r\n{event}\r\n", event.len());
         if socket.write_all(chunk.as_bytes()).await.is_err() {
@@ -233,6 +253,59 @@ pub(crate) async fn cancelled_mid_answer(app: &TestApp, script: &str) {
         .expect("an outcome");
     match outcome {
         Served::ClientLeft(chunks) => assert!(chunks < 1000, "left after {chunks} chunks"),
-        Served::Whole => panic!("{script}: the model call ran to the end after the cancel"),
+        other => panic!("{script}: the model call ended otherwise after the cancel: {other:?}"),
     }
+}
+
+#[actix_web::test]
+async fn a_model_stream_broken_off_fails_the_task_with_why() {
+    let app = spawn_app().await;
+    for script in ["openai_producer.mjs", "openai_agent.mjs"] {
+        model_stream_broken_off(&app, script).await;
+    }
+}
+
+/// Runs `node examples/SCRIPT` against a completion the provider breaks off
+/// after a few chunks (no `[DONE]`, no finish): the script must fail the
+/// task, saying so, keep the text that arrived, and exit 1, rather than
+/// leave the task running for the orphan timeout.
+async fn model_stream_broken_off(app: &TestApp, script: &str) {
+    // Arrange
+    let tokens: Vec<String> = (0..50).map(|n| format!("t{n} ")).collect();
+    let (provider_url, mut served) =
+        provider_cutting_off(tokens.clone(), Duration::from_millis(10), Some(6)).await;
+
+    // Act
+    let mut child = example(app, &provider_url, script);
+    let (task_id, _stdout) = task_id_of(&mut child).await;
+    let code = exit_code(&mut child).await;
+
+    // Assert
+    assert_eq!(served.recv().await, Some(Served::CutOff(6)));
+    assert_eq!(code, 1, "{script}: exit status 1, failed");
+    let task = app.get_json(&format!("/tasks/{task_id}")).await;
+    assert_eq!(task["status"], "failed", "{script}: {task}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the model's stream broke off"),
+        "{script}: {task}"
+    );
+    let mut viewer = app
+        .open_stream(&format!("/tasks/{task_id}/events"), &[])
+        .await;
+    let events = viewer.read_to_end(LONG).await;
+    let text: String = events
+        .iter()
+        .filter(|e| e.is("text"))
+        .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
+        .collect();
+    // The role chunk, then five tokens, arrived before the cut.
+    assert_eq!(
+        text,
+        tokens[..5].concat(),
+        "{script}: the text that arrived is kept"
+    );
+    let last = events.last().unwrap();
+    assert!(last.is("error"), "{script}: {events:?}");
+    assert_eq!(last.json()["error"], task["error"], "{script}");
 }
