@@ -31,7 +31,9 @@ pub enum EventError {
     InvalidPayload(String),
     #[error("{field} must be 1 to 128 letters, digits or _ . : @ -")]
     InvalidIdentifier { field: &'static str },
-    #[error("Last-Event-ID must be a non-negative decimal integer")]
+    #[error(
+        "Last-Event-ID (or ?last_event_id) must be a decimal integer from 0 to 9223372036854775807"
+    )]
     InvalidEventId,
 }
 

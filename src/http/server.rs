@@ -199,6 +199,18 @@ fn app(
         .wrap(TracingLogger::<BrokerRootSpan>::new())
 }
 
+/// The answers' headers a page on an allowed origin may read, beyond the
+/// few a browser always shows it: the wait a 429 or 503 asks for (which
+/// `/client.js` reads), a task's state on `HEAD /tasks/{id}`, a 405's
+/// methods, a 401's scheme.
+const EXPOSED_HEADERS: [&str; 5] = [
+    "retry-after",
+    "x-task-status",
+    "x-task-progress",
+    "allow",
+    "www-authenticate",
+];
+
 fn cors(origins: &CorsOrigins) -> Cors {
     let methods = [
         Method::GET,
@@ -215,12 +227,14 @@ fn cors(origins: &CorsOrigins) -> Cors {
             .send_wildcard()
             .allowed_methods(methods)
             .allow_any_header()
+            .expose_headers(EXPOSED_HEADERS)
             .max_age(3600),
         CorsOrigins::Exact(list) => list
             .iter()
             .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
             .allowed_methods(methods)
             .allow_any_header()
+            .expose_headers(EXPOSED_HEADERS)
             .supports_credentials()
             .max_age(3600),
     }

@@ -224,11 +224,18 @@ async fn a_body_over_the_limit_is_413_payload_too_large() {
 #[actix_web::test]
 async fn a_non_numeric_last_event_id_is_400() {
     let app = spawn_app().await;
-    for bad in ["abc", "-1", "1.5", "12abc", "0x10"] {
+    for bad in ["abc", "-1", "1.5", "12abc", "0x10", "9223372036854775808"] {
         let header = app
             .stream_response("/sse/events", &[("Last-Event-ID", bad)])
             .await;
-        assert_error(header, 400, "invalid_last_event_id").await;
+        let refused = assert_error(header, 400, "invalid_last_event_id").await;
+        // Names both ways of giving it, and the range (one past it is a
+        // non-negative integer too).
+        assert_eq!(
+            refused["error"]["message"],
+            "Last-Event-ID (or ?last_event_id) must be a decimal integer from 0 to 9223372036854775807",
+            "{bad}"
+        );
         let query = app
             .stream_response(&format!("/sse/events?last_event_id={bad}"), &[])
             .await;

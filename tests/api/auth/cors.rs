@@ -140,13 +140,26 @@ async fn actual_requests_carry_cors_headers_only_for_an_allowed_origin() {
         allowed.headers()
     );
 
-    // A refusal is readable by the allowed page too.
+    // A refusal is readable by the allowed page too, with the headers that
+    // say what to do next (a browser hides any other than a few otherwise).
     let refused = request(ALLOWED, None).await.unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     assert_eq!(
         header(&refused, "access-control-allow-origin").as_deref(),
         Some(ALLOWED)
     );
+    let exposed = header(&refused, "access-control-expose-headers")
+        .unwrap_or_default()
+        .to_lowercase();
+    for name in [
+        "retry-after",
+        "x-task-status",
+        "x-task-progress",
+        "allow",
+        "www-authenticate",
+    ] {
+        assert!(exposed.contains(name), "{name} not exposed: {exposed:?}");
+    }
 
     // The browser of another origin gets nothing it may read (without an
     // allow-origin header, a lone allow-credentials grants nothing).
