@@ -28,7 +28,7 @@ pub use task::{
     ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, check_task_text, parse_task_type,
 };
 pub use task_events::{
-    STEP_END_EVENT_TYPE, TextKind, change_events, keeps_its_place, task_json, text_event,
+    STEP_END_EVENT_TYPE, TextKind, change_events, end_of, keeps_its_place, task_json, text_event,
 };
 pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
 pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::{ChatId, EventData, EventType, NewEvent, Task, TaskChange, TaskStatus, now_ms};
+use super::{
+    ChatId, EventData, EventType, NewEvent, StoredEvent, Task, TaskChange, TaskStatus, now_ms,
+};
 
 /// The JSON of a task, as answered by the API and carried by `progress` events.
 pub fn task_json(task: &Task) -> Value {
@@ -93,6 +95,34 @@ pub fn text_event(task: &Task, kind: TextKind, delta: String) -> NewEvent {
             json!({ "task_id": task.task_id.as_str(), "delta": delta }),
         )
     }
+}
+
+/// The end of a finished task (`complete`, or `error` for a failure or a
+/// cancel) as its row tells it, unstored and without an id: what a viewer
+/// is sent when retention has removed the stored end, so its stream still
+/// ends as a finished task's does.
+pub fn end_of(task: &Task) -> Option<StoredEvent> {
+    let change = match task.status {
+        TaskStatus::Completed => TaskChange::Complete {
+            result: task.result.clone(),
+        },
+        TaskStatus::Failed => TaskChange::Fail {
+            error: task.error.clone().unwrap_or_default(),
+        },
+        TaskStatus::Cancelled => TaskChange::Cancel,
+        TaskStatus::Pending | TaskStatus::Running => return None,
+    };
+    let end = change_events(task, &change).pop()?;
+    Some(StoredEvent {
+        id: None,
+        event_type: end.event_type,
+        data: end.data.into_value(),
+        project_id: end.project_id,
+        user_id: end.user_id,
+        task_id: end.task_id,
+        created_at_ms: task.updated_at_ms,
+        trace_context: None,
+    })
 }
 
 /// The events a change (not text: see [`text_event`]) emits, given the task

@@ -240,6 +240,7 @@ impl StreamService {
                 updated_at: rfc3339(task.updated_at_ms),
                 created_at_ms: task.created_at_ms,
                 unfinished: !task.status.is_terminal(),
+                end: crate::domain::end_of(task),
             }),
             finish_after_replay: task.status.is_terminal(),
             owner: principal.owner(),

@@ -21,6 +21,7 @@ mod rows;
 mod schema;
 mod seq_checks;
 mod sqlite;
+mod sqlite_file_watch;
 mod sqlite_lock;
 mod sqlite_marks;
 mod sqlite_retention;

@@ -13,18 +13,10 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use deadpool::{Runtime, managed::QueueMode};
 use diesel::{
     OptionalExtension, connection::SimpleConnection as _, prelude::*, sqlite::SqliteConnection,
 };
-use diesel_async::{
-    AsyncConnection, SimpleAsyncConnection,
-    pooled_connection::{
-        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
-    },
-    sync_connection_wrapper::SyncConnectionWrapper,
-};
-use futures_util::FutureExt;
+use diesel_async::pooled_connection::deadpool::Pool;
 
 use super::{
     ChatTasks, CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
@@ -35,8 +27,9 @@ use super::{
     rows::{EventRow, EventRows, SeqCheck, StoredEventRow, TaskRow},
     schema::{events, tasks},
     seq_checks::{self, OtherWriters},
+    sqlite_file_watch::FileWatch,
     sqlite_marks, sqlite_retention,
-    sqlite_settings::connection_pragmas,
+    sqlite_settings::{Connection, connection_pool},
     sqlite_task_checks::TaskChecks,
     sqlite_task_index::{self, TaskIndexer},
 };
@@ -45,13 +38,11 @@ use crate::{
     telemetry::Metrics,
 };
 
-type Connection = SyncConnectionWrapper<SqliteConnection>;
-
-/// Readers run beside the single writer thanks to WAL.
-const POOL_SIZE: usize = 4;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<Connection>,
+    /// Refuses writes once the file at the path is not the one opened.
+    file: Arc<FileWatch>,
     checkpointer: Arc<Checkpointer>,
     task_index: Arc<TaskIndexer>,
     task_checks: Arc<TaskChecks>,
@@ -60,46 +51,12 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub fn open(path: &Path, timeout: Duration, metrics: Metrics) -> Result<Self, StoreError> {
-        let mut config = ManagerConfig::<Connection>::default();
-        // A database file cannot go away under an open connection, so the
-        // default check (`SELECT 1` on every checkout) only cost each
-        // commit and read one more trip to a blocking thread; a connection
-        // left broken by an error is still discarded.
-        config.recycling_method = RecyclingMethod::Fast;
-        let pragmas = connection_pragmas(timeout);
-        config.custom_setup = Box::new(move |url| {
-            let url = url.to_owned();
-            let pragmas = pragmas.clone();
-            async move {
-                let mut connection = Connection::establish(&url).await?;
-                connection
-                    .batch_execute(&pragmas)
-                    .await
-                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(connection)
-            }
-            .boxed()
-        });
-        let manager = AsyncDieselConnectionManager::<Connection>::new_with_config(
-            path.to_string_lossy(),
-            config,
-        );
-        // The connection used last goes out first: in WAL mode a
-        // connection drops its whole page cache when another one has
-        // written since, so spreading work over the pool made nearly every
-        // commit start cold (a sixth of its CPU went to re-reading pages).
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .queue_mode(QueueMode::Lifo)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .build()
-            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let pool = connection_pool(path, timeout)?;
         let task_index = Arc::new(TaskIndexer::new(metrics.clone()));
         let checkpointer = Arc::new(Checkpointer::start(path, metrics)?);
         Ok(Self {
             pool,
+            file: Arc::new(FileWatch::new(path)),
             checkpointer,
             task_index,
             task_checks: Arc::default(),
@@ -143,7 +100,9 @@ impl SqliteStore {
         task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
     ) -> Result<R, StoreError> {
         let checkpointer = Arc::clone(&self.checkpointer);
+        let file = Arc::clone(&self.file);
         self.with_connection(deadline, move |c, deadline| {
+            file.check()?;
             let written = c.immediate_transaction::<_, StoreError, _>(|c| {
                 let written = task(c)?;
                 deadline.begin_commit()?;

@@ -32,6 +32,9 @@ pub struct TaskState {
     pub created_at_ms: i64,
     /// Retention spares every event of an unfinished task.
     pub unfinished: bool,
+    /// A finished task's end as its row tells it (no id), sent when the
+    /// stored end is not among the replayed events (retention removed it).
+    pub end: Option<StoredEvent>,
 }
 
 #[derive(Default)]
@@ -90,7 +93,10 @@ impl TaskCatchUp {
     /// task's current state, the end. The state is `state`, unless a stored `progress` is newer:
     /// the state was read before the stream registered, so a change landing
     /// in between reaches the viewer only through the store.
-    pub fn frames(self, state: Option<TaskState>) -> Vec<OutboundFrame> {
+    pub fn frames(self, mut state: Option<TaskState>) -> Vec<OutboundFrame> {
+        let end = self
+            .end
+            .or_else(|| state.as_mut().and_then(|state| state.end.take()));
         let mut frames = Vec::with_capacity(self.missed.len() + 2);
         for missed in self.missed {
             let event = match missed {
@@ -120,7 +126,7 @@ impl TaskCatchUp {
             _ => state.map(|state| state.frame),
         };
         frames.extend(state.map(OutboundFrame::control));
-        if let Some(end) = self.end {
+        if let Some(end) = end {
             frames.push(OutboundFrame::replayed(&end, sse_frame::encode_event(&end)));
         }
         frames
@@ -243,6 +249,40 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_tasks_end_removed_by_retention_is_sent_as_its_row_says() {
+        let ended = |stored_end: Option<StoredEvent>| {
+            let mut catch_up = TaskCatchUp::default();
+            catch_up.add(event(9, "text", json!({"delta": "kept"})));
+            if let Some(stored) = stored_end {
+                catch_up.add(stored);
+            }
+            let row_end = StoredEvent {
+                id: None,
+                ..event(0, "complete", json!({"status": "completed", "from": "row"}))
+            };
+            let finished = TaskState {
+                unfinished: false,
+                end: Some(row_end),
+                ..state(100, "2026-12-03T10:00:00.000Z")
+            };
+            catch_up.frames(Some(finished))
+        };
+
+        // Pruned: the row's end, without an id, ends the stream.
+        let frames = ended(None);
+        assert_eq!(frames.len(), 3);
+        let last = frames.last().unwrap();
+        assert!(last.ends_task);
+        assert_eq!(last.event_id, None);
+        assert_eq!(data(last)["from"], "row");
+
+        // Stored: the stored end, once.
+        let frames = ended(Some(event(10, "complete", json!({"status": "completed"}))));
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[2].event_id, Some(EventId(10)));
+    }
+
+    #[test]
     fn nothing_missed_is_only_the_state() {
         let frames = TaskCatchUp::default().frames(Some(state(10, "2026-12-03T10:00:00.000Z")));
         assert_eq!(frames.len(), 1);
@@ -273,6 +313,7 @@ mod tests {
             updated_at: updated_at.to_owned(),
             created_at_ms: 0,
             unfinished: true,
+            end: None,
         }
     }
 }

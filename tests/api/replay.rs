@@ -412,6 +412,51 @@ async fn a_resume_older_than_retention_first_receives_replay_truncated() {
     assert_eq!(first.id_number(), Some(live), "{first:?}");
 }
 
+/// A finished task older than retention has lost its events, its end
+/// with them: its streams still end as a finished task's do, with the end
+/// its row keeps (`complete` and its result; `finish` then `[DONE]`),
+/// rather than with the state alone (which left an `EventSource`, and
+/// `/client.js`, reconnecting for good).
+#[actix_web::test]
+async fn a_finished_task_whose_events_retention_removed_still_ends() {
+    // Arrange: a task completed, then all its events pruned.
+    let app = spawn_app_with(|s| s.retention = Duration::from_secs(1)).await;
+    let created = app.post_json("/tasks", &json!({"task_id": "old"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    app.post_json("/tasks/old/text", &json!({"delta": "gone"}))
+        .await;
+    let done = app
+        .post_json("/tasks/old/complete", &json!({"result": {"n": 1}}))
+        .await;
+    assert_eq!(done.status().as_u16(), 200);
+    eventually(LONG, "retention to prune the task's events", || async {
+        let mut probe = app.open_stream("/tasks/old/events", &[]).await;
+        let first = probe.next_message(Duration::from_millis(300)).await?;
+        first.is("replay_truncated").then_some(())
+    })
+    .await;
+
+    // Act
+    let mut stream = app.open_stream("/tasks/old/events", &[]).await;
+    let events = stream.read_to_end(SHORT).await;
+    let ui = app.get("/tasks/old/ui-message-stream").await;
+    let ui = ui.text().await.expect("the UI message stream");
+
+    // Assert
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(
+        kinds,
+        ["replay_truncated", "progress", "complete"],
+        "{events:?}"
+    );
+    let end = events.last().unwrap();
+    assert_eq!(end.id, None, "the row's end has no id");
+    assert_eq!(end.json()["status"], "completed");
+    assert_eq!(end.json()["result"], json!({"n": 1}));
+    assert!(ui.contains(r#""type":"finish""#), "{ui}");
+    assert!(ui.trim_end().ends_with("data: [DONE]"), "{ui}");
+}
+
 /// A task younger than retention has all its events, however much else
 /// retention removed: its stream from the start says nothing of a gap.
 #[actix_web::test]

@@ -1,11 +1,14 @@
 //! A restart on the same SQLite file: stored events, ids, idempotency keys
-//! and a task's last accepted `seq` survive it.
+//! and a task's last accepted `seq` survive it; and a file deleted under a
+//! running broker takes no acknowledged write with it.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{SHORT, spawn_app};
+use sse_broker::config::DatabaseUrl;
+
+use crate::helpers::{SHORT, assert_error, eventually, spawn_app};
 
 #[actix_web::test]
 async fn events_published_before_a_restart_replay_after_it() {
@@ -199,4 +202,36 @@ async fn a_second_broker_on_the_same_sqlite_file_stops_at_start() {
     assert_eq!(first.wait_for_exit(SHORT).await.code(), Some(0));
     let mut third = BrokerProcess::spawn(&database, scratch.path().join("third.log"));
     third.wait_until_ready(&client).await;
+}
+
+/// SQLite keeps writing to the file it opened: deleted or replaced under a
+/// running broker, every write went on being acknowledged into a file
+/// nothing reads again, lost at the next start. The broker refuses them.
+#[actix_web::test]
+async fn writes_to_a_sqlite_file_deleted_while_running_are_refused_not_lost() {
+    // Arrange
+    let app = spawn_app().await;
+    app.publish_one(&json!({"event_type": "commit"})).await;
+    let DatabaseUrl::Sqlite { path } = &app.settings.database else {
+        panic!("the tests' store is SQLite");
+    };
+
+    // Act
+    for file in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{file}", path.display()));
+    }
+
+    // Assert: within the watch's second, publishes are refused as the
+    // store being unavailable (the log says why), for good; /health says
+    // unhealthy.
+    let refused = eventually(SHORT, "a publish to be refused", || async {
+        let answer = app.publish(&json!({"event_type": "commit"})).await;
+        (answer.status().as_u16() == 503).then_some(answer)
+    })
+    .await;
+    assert_error(refused, 503, "store_unavailable").await;
+    let again = app.publish(&json!({"event_type": "commit"})).await;
+    assert_error(again, 503, "store_unavailable").await;
+    let health = app.get("/health").await;
+    assert_eq!(health.status().as_u16(), 503);
 }
