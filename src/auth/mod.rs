@@ -137,6 +137,10 @@ pub enum AuthError {
     Missing,
     #[error("the token is malformed")]
     Malformed,
+    /// Counted as `malformed`: which of two tokens a proxy or client meant
+    /// cannot be told, so neither is taken.
+    #[error("two tokens were sent (Authorization twice, or access_token twice); send one")]
+    TwoTokens,
     #[error("the token has expired")]
     Expired,
     #[error("the token is not valid yet")]
@@ -189,7 +193,7 @@ impl AuthError {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Missing => "missing",
-            Self::Malformed => "malformed",
+            Self::Malformed | Self::TwoTokens => "malformed",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::BadSignature => "bad_signature",

@@ -69,7 +69,11 @@ pub struct Authenticated<S> {
 /// The token, from `Authorization: Bearer`, else the `sse_token` cookie,
 /// else the `access_token` query parameter (EventSource cannot set headers).
 fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+    let mut authorizations = req.headers().get_all(header::AUTHORIZATION);
+    if let Some(value) = authorizations.next() {
+        if authorizations.next().is_some() {
+            return Err(AuthError::TwoTokens);
+        }
         let value = value.to_str().map_err(|_| AuthError::Malformed)?;
         // The scheme's name is case-insensitive (RFC 7235 section 2.1).
         let token = value
@@ -95,10 +99,16 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
             }
         }
     }
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .map_err(|_| AuthError::Malformed)?;
-    Ok(query.into_inner().remove("access_token"))
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| AuthError::Malformed)?;
+    let mut tokens = query
+        .into_inner()
+        .into_iter()
+        .filter(|(name, _)| name == "access_token");
+    match (tokens.next(), tokens.next()) {
+        (Some(_), Some(_)) => Err(AuthError::TwoTokens),
+        (token, _) => Ok(token.map(|(_, token)| token)),
+    }
 }
 
 /// The `ticket` query parameter, where `S` takes one.

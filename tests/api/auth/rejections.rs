@@ -400,6 +400,46 @@ async fn the_header_wins_over_the_cookie_and_the_cookie_over_the_query() {
     }
 }
 
+/// Two tokens in one request (a proxy adding its own, a client library
+/// appending a second `access_token`) are refused: which one was meant
+/// cannot be told, and taking either let the order of query parameters
+/// decide which tenant's stream opened.
+#[actix_web::test]
+async fn two_tokens_in_one_place_are_refused_whichever_is_good() {
+    let app = spawn_secured_app().await;
+    let narrow = token("alice", "subscribe", &["p1"]);
+    let wide = root_token();
+    for (first, second) in [(&narrow, &wide), (&wide, &narrow)] {
+        let query = app
+            .api_client
+            .get(app.url("/sse/history"))
+            .query(&[("access_token", first), ("access_token", second)])
+            .send()
+            .await
+            .unwrap();
+        let headers = app
+            .api_client
+            .get(app.url("/sse/history"))
+            .header("Authorization", format!("Bearer {first}"))
+            .header("Authorization", format!("Bearer {second}"))
+            .send()
+            .await
+            .unwrap();
+        for (source, response) in [("query", query), ("headers", headers)] {
+            let body: Value = {
+                assert_eq!(response.status().as_u16(), 401, "{source}");
+                response.json().await.unwrap()
+            };
+            assert_eq!(body["error"]["code"], "unauthorized", "{source}: {body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with("two tokens were sent"),
+                "{source}: {body}"
+            );
+        }
+    }
+}
+
 #[actix_web::test]
 async fn a_refused_stream_sends_no_event_stream() {
     let app = spawn_secured_app().await;
