@@ -25,6 +25,7 @@ mod monitoring_guide;
 mod observability;
 mod operator_assets;
 mod otlp;
+mod pipelining;
 mod producers;
 mod prometheus;
 mod provider_streams;

@@ -23,6 +23,14 @@
 //! does). A connection it cannot follow (a WebSocket upgrade, CONNECT, a
 //! chunked body actix-http will fail) is passed through untouched from then
 //! on; actix-http's own limits still bound its memory.
+//!
+//! A pipelined request (sent before the answer to the one before it) is
+//! held back until that answer has begun to be written. actix-http's codec
+//! keeps the method, version and connection type of the last request it
+//! decoded, and encodes an answer with them: decoding the next request
+//! first gave a `HEAD` answer its body (the client then read that body as
+//! the next answer's status line) and a `GET` answer none, and let a request
+//! behind a `Connection: close` answer run.
 
 mod chunked;
 pub mod head;
@@ -31,7 +39,7 @@ use std::{
     io,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -117,6 +125,11 @@ pub struct HeadGuard<IO> {
     head_deadline: Option<Pin<Box<Sleep>>>,
     drained: usize,
     eof: bool,
+    /// Something was written since the last head was handed on: the next
+    /// head may follow (see the module docs on pipelining).
+    answered: bool,
+    /// The dispatcher's read, waiting for that write.
+    held_read: Option<Waker>,
 }
 
 impl<IO> HeadGuard<IO> {
@@ -136,6 +149,24 @@ impl<IO> HeadGuard<IO> {
             head_deadline: Some(Box::pin(tokio::time::sleep(FIRST_HEAD_TIMEOUT))),
             drained: 0,
             eof: false,
+            answered: true,
+            held_read: None,
+        }
+    }
+
+    /// A pipelined head waits for the answer to the request before it.
+    fn holding(&self) -> bool {
+        self.framing == Framing::Head && !self.answered && self.ready < self.buf.len()
+    }
+
+    /// Bytes went out: an answer has begun, a held head may follow.
+    fn wrote(&mut self, written: &Poll<io::Result<usize>>) {
+        if !self.answered && matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.answered = true;
+            self.advance();
+            if let Some(read) = self.held_read.take() {
+                read.wake();
+            }
         }
     }
 
@@ -144,6 +175,7 @@ impl<IO> HeadGuard<IO> {
         while self.ready < self.buf.len() && self.framing != Framing::Refused {
             let pending = &self.buf[self.ready..];
             match &mut self.framing {
+                Framing::Head if !self.answered => return,
                 Framing::Head => {
                     let verdict = match self.scan.feed(pending) {
                         Scan::Incomplete => {
@@ -159,6 +191,7 @@ impl<IO> HeadGuard<IO> {
                     match verdict {
                         Ok((len, next)) => {
                             self.ready += len;
+                            self.answered = false;
                             self.framing = next;
                             self.scan = HeadScan::default();
                             self.head_deadline = None;
@@ -279,6 +312,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeadGuard<IO> {
             if this.framing == Framing::Refused {
                 return this.drain(cx);
             }
+            if this.holding() {
+                this.held_read = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             if this.eof || out.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
@@ -303,7 +340,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<IO> {
         cx: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, bytes)
+        let written = Pin::new(&mut self.io).poll_write(cx, bytes);
+        self.wrote(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -311,7 +350,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.wrote(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -339,13 +380,14 @@ mod tests {
     use super::*;
 
     /// What the dispatcher would read when a client sends `input` and
-    /// closes its side.
+    /// closes its sending side, answering (a byte) after each read.
     async fn through_guard(input: Vec<u8>) -> (Vec<u8>, RefusalMarker) {
         let marker = RefusalMarker::generate();
-        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (_answers, mut requests) = tokio::io::split(client);
         let mut guard = HeadGuard::new(server, marker.clone());
-        client.write_all(&input).await.unwrap();
-        drop(client);
+        requests.write_all(&input).await.unwrap();
+        requests.shutdown().await.unwrap();
         let mut seen = Vec::new();
         let mut chunk = [0_u8; 1000];
         loop {
@@ -356,8 +398,35 @@ mod tests {
                 Ok(Ok(n)) => seen.extend_from_slice(&chunk[..n]),
                 Ok(Err(error)) => panic!("{error}"),
             }
+            guard.write_all(b"x").await.unwrap();
         }
         (seen, marker)
+    }
+
+    #[tokio::test]
+    async fn a_pipelined_request_waits_until_the_answer_before_it_begins() {
+        let first = b"HEAD /sse/stats HTTP/1.1\r\nHost: x\r\n\r\n";
+        let second = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (_answers, mut requests) = tokio::io::split(client);
+        let mut guard = HeadGuard::new(server, RefusalMarker::generate());
+        requests
+            .write_all(&[&first[..], second].concat())
+            .await
+            .unwrap();
+        let mut chunk = [0_u8; 1000];
+
+        let n = guard.read(&mut chunk).await.unwrap();
+        assert_eq!(&chunk[..n], first);
+        let early = tokio::time::timeout(Duration::from_millis(100), guard.read(&mut chunk)).await;
+        assert!(early.is_err(), "handed on before the first answer began");
+
+        guard.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(1), guard.read(&mut chunk))
+            .await
+            .expect("handed on once the answer began")
+            .unwrap();
+        assert_eq!(&chunk[..n], second);
     }
 
     #[tokio::test]
