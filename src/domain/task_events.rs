@@ -114,14 +114,8 @@ pub fn end_of(task: &Task) -> Option<StoredEvent> {
     };
     let end = change_events(task, &change).pop()?;
     Some(StoredEvent {
-        id: None,
-        event_type: end.event_type,
-        data: end.data.into_value(),
-        project_id: end.project_id,
-        user_id: end.user_id,
-        task_id: end.task_id,
         created_at_ms: task.updated_at_ms,
-        trace_context: None,
+        ..StoredEvent::from_new(end, None)
     })
 }
 

@@ -239,7 +239,6 @@ impl StreamService {
                 frame: sse_frame::encode_control("progress", &task_json(task)),
                 updated_at: rfc3339(task.updated_at_ms),
                 created_at_ms: task.created_at_ms,
-                unfinished: !task.status.is_terminal(),
                 end: crate::domain::end_of(task),
             }),
             finish_after_replay: task.status.is_terminal(),

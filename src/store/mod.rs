@@ -11,6 +11,7 @@ mod deadline;
 mod error;
 mod health;
 mod migrations;
+mod periodic;
 mod pg_insert;
 mod pg_marks;
 mod pg_task_update;

@@ -13,14 +13,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        OnceLock,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Instant,
+    sync::OnceLock,
 };
 
-use super::StoreError;
+use super::{StoreError, periodic::Periodic};
 
 /// How often a write looks at the path; writes between two looks trust the
 /// last one.
@@ -31,9 +27,7 @@ const CHECK_EVERY_MS: i64 = 1000;
 pub(super) struct FileWatch {
     path: PathBuf,
     opened: Option<FileId>,
-    started: Instant,
-    /// Milliseconds after `started` of the last look.
-    last_check_ms: AtomicI64,
+    looks: Periodic,
     /// Set once the file was found gone or replaced: for good.
     lost: OnceLock<String>,
 }
@@ -50,8 +44,7 @@ impl FileWatch {
         Self {
             path: path.to_owned(),
             opened: file_id(path),
-            started: Instant::now(),
-            last_check_ms: AtomicI64::new(-CHECK_EVERY_MS),
+            looks: Periodic::new(CHECK_EVERY_MS),
             lost: OnceLock::new(),
         }
     }
@@ -62,17 +55,7 @@ impl FileWatch {
         if let Some(why) = self.lost.get() {
             return Err(StoreError::Unavailable(why.clone()));
         }
-        let now = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let last = self.last_check_ms.load(Ordering::Relaxed);
-        if now - last < CHECK_EVERY_MS
-            || self
-                .last_check_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return Ok(());
-        }
-        let Some(opened) = self.opened else {
+        let Some(opened) = self.opened.filter(|_| self.looks.claim()) else {
             return Ok(());
         };
         let what = match file_id(&self.path) {
@@ -119,9 +102,7 @@ mod tests {
 
     /// Lets the next write look again.
     fn look_again(watch: &FileWatch) {
-        watch
-            .last_check_ms
-            .store(-CHECK_EVERY_MS, Ordering::Relaxed);
+        watch.looks.expire();
     }
 
     #[test]

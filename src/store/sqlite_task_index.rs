@@ -20,15 +20,14 @@
 //! (PostgreSQL keeps its plain index: it writes index pages into its WAL
 //! only once per checkpoint cycle.)
 
-use std::{
-    sync::atomic::{AtomicI64, Ordering},
-    time::Instant,
-};
+use std::time::Instant;
 
 use diesel::{OptionalExtension, prelude::*, sql_types::BigInt, sqlite::SqliteConnection};
 
 use super::{
-    EventPage, queries,
+    EventPage,
+    periodic::Periodic,
+    queries,
     rows::StoredEventRow,
     schema::{events, task_events},
     sqlite_marks,
@@ -43,19 +42,15 @@ const PASS_EVERY_MS: i64 = 100;
 /// When the last pass was claimed, shared by the store's connections.
 #[derive(Debug)]
 pub(super) struct TaskIndexer {
-    /// Monotonic, so a wall clock set back cannot hold the passes off.
-    started: Instant,
-    /// Milliseconds after `started`.
-    last_pass_ms: AtomicI64,
+    passes: Periodic,
     metrics: Metrics,
 }
 
 impl TaskIndexer {
     pub(super) fn new(metrics: Metrics) -> Self {
         Self {
-            started: Instant::now(),
             // The first commit runs a pass.
-            last_pass_ms: AtomicI64::new(-PASS_EVERY_MS),
+            passes: Periodic::new(PASS_EVERY_MS),
             metrics,
         }
     }
@@ -74,13 +69,7 @@ impl TaskIndexer {
     /// Whether the caller, about to commit, should run a pass in its
     /// transaction; at most one caller per [`PASS_EVERY_MS`] is told so.
     pub(super) fn claim_pass(&self) -> bool {
-        let now = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let last = self.last_pass_ms.load(Ordering::Relaxed);
-        now - last >= PASS_EVERY_MS
-            && self
-                .last_pass_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        self.passes.claim()
     }
 }
 

@@ -30,10 +30,9 @@ pub struct TaskState {
     /// When the task was made: retention cannot have removed any of its
     /// events while it is younger than retention.
     pub created_at_ms: i64,
-    /// Retention spares every event of an unfinished task.
-    pub unfinished: bool,
     /// A finished task's end as its row tells it (no id), sent when the
-    /// stored end is not among the replayed events (retention removed it).
+    /// stored end is not among the replayed events (retention removed it);
+    /// `None` while the task is unfinished, which retention spares.
     pub end: Option<StoredEvent>,
 }
 
@@ -261,7 +260,6 @@ mod tests {
                 ..event(0, "complete", json!({"status": "completed", "from": "row"}))
             };
             let finished = TaskState {
-                unfinished: false,
                 end: Some(row_end),
                 ..state(100, "2026-12-03T10:00:00.000Z")
             };
@@ -312,7 +310,6 @@ mod tests {
             frame: sse_frame::encode_control("progress", &task),
             updated_at: updated_at.to_owned(),
             created_at_ms: 0,
-            unfinished: true,
             end: None,
         }
     }

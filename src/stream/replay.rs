@@ -257,7 +257,7 @@ impl ReplayJob {
         let cutoff = now_ms() - self.retention.as_millis() as i64;
         self.task_state
             .as_ref()
-            .is_some_and(|task| task.unfinished || task.created_at_ms > cutoff)
+            .is_some_and(|task| task.end.is_none() || task.created_at_ms > cutoff)
     }
 
     /// One missed event: into the task's catch-up, or its frame (`frame`
