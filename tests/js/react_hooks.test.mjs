@@ -432,6 +432,53 @@ test("baseUrl and accessToken shape the stream URL", (t) => {
   assert.equal(url.searchParams.get("access_token"), "tok");
 });
 
+test("a new accessToken or withCredentials reopens the stream after the last id: the text is never doubled", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderTask("gen-15", { accessToken: "tok-a" });
+  const first = latest();
+  send(() => first.emit("connected", { connection_id: "c1" }));
+  send(() => first.emit("text", { delta: "Hel" }, "2"));
+  send(() => first.emit("text", { delta: "lo" }, "3"));
+
+  rerender({ id: "gen-15", opts: { accessToken: "tok-b" } });
+  assert.ok(first.closed, "the stream with the old token is closed");
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(new URL(latest().url).searchParams.get("access_token"), "tok-b");
+  assert.equal(resumeId(latest()), "3", "the new stream resumes after what is shown");
+  // What the broker sends a resume after 3: only what came since.
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("text", { delta: ", world" }, "4"));
+  assert.equal(result.current.text, "Hello, world");
+
+  rerender({ id: "gen-15", opts: { accessToken: "tok-b", withCredentials: true } });
+  assert.equal(FakeEventSource.opened.length, 3);
+  assert.equal(resumeId(latest()), "4");
+  send(() => latest().emit("complete", { task_id: "gen-15", status: "completed", result: null }, "5"));
+  assert.equal(result.current.status, "completed");
+
+  // Ended: a token refreshed afterwards opens nothing (the broker would
+  // have nothing more to send), and what is shown stays.
+  rerender({ id: "gen-15", opts: { accessToken: "tok-c", withCredentials: true } });
+  assert.equal(FakeEventSource.opened.length, 3, "no stream after the task's end");
+  assert.equal(result.current.text, "Hello, world");
+  assert.equal(result.current.status, "completed");
+});
+
+test("useEventStream reopened with a new accessToken resumes after the last id", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderEvents({ event_types: ["commit"] }, { accessToken: "tok-a" });
+  send(() => latest().emit("connected", { connection_id: "c1", event_types: ["commit"] }));
+  send(() => latest().emit("commit", { sha: "a1" }, "8"));
+  rerender({ q: { event_types: ["commit"] }, opts: { accessToken: "tok-b" } });
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(resumeId(latest()), "8", "what is published during the switch is not skipped");
+  send(() => latest().emit("commit", { sha: "b2" }, "9"));
+  assert.deepEqual(result.current.events.map((e) => e.data.sha), ["a1", "b2"]);
+  // Another query is another stream: read from now, not from the old id.
+  rerender({ q: { event_types: ["deploy"] }, opts: { accessToken: "tok-b" } });
+  assert.equal(resumeId(latest()), null);
+});
+
 function renderEvents(query, options = {}) {
   FakeEventSource.opened = [];
   return renderHook(({ q, opts }) => useEventStream(q, { EventSource: FakeEventSource, ...opts }), {

@@ -71,6 +71,12 @@ function connectionOptions(options) {
 function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks, setup }) {
   const latest = useRef(options);
   const clientRef = useRef(null);
+  // Where the last client got to. A stream reopened for the same url, types
+  // and project (a refreshed `accessToken`, new credentials) resumes after
+  // it: starting over would replay what is already shown (a task's text
+  // twice) or, on a general stream, skip what came during the switch. A
+  // stream that reached its end (`closeOn`) is not reopened at all.
+  const reached = useRef(null);
   useLayoutEffect(() => {
     latest.current = options;
     // Reconnect settings apply to the running client from its next loss on.
@@ -81,7 +87,11 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
 
   useEffect(() => {
     if (url == null) return undefined;
+    const stream = `${url}|${typesKey}|${projectId || ""}`;
+    const before = reached.current && reached.current.stream === stream ? reached.current : null;
+    if (before && before.ended) return undefined;
     let current = true;
+    let ended = false;
     const guard =
       (callback) =>
       (...args) => {
@@ -101,11 +111,14 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
       ...(projectId ? { projectId } : {}),
       ...Object.fromEntries(Object.entries(callbacks).map(([name, callback]) => [name, guard(callback)])),
     });
+    if (before) client.lastEventId = before.lastEventId;
+    for (const type of closeOn) client.on(type, () => (ended = true));
     setup(client, guard);
     clientRef.current = client;
     client.connect();
     return () => {
       current = false;
+      reached.current = { stream, lastEventId: client.lastEventId, ended };
       client.close();
       if (clientRef.current === client) clientRef.current = null;
     };
