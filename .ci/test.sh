@@ -25,7 +25,8 @@
 #   is started on 127.0.0.1:6379 without persistence;
 # - Debian's headless Chromium and chromedriver (the browser test), promtool
 #   from Debian's `prometheus` (the alert-rule tests in
-#   tests/api/operator_assets.rs), node and npm;
+#   tests/api/operator_assets.rs), nginx (the documented proxy configuration,
+#   tests/api/proxies.rs), node and npm;
 # - the npm packages tests/js/package-lock.json pins (`npm ci`, skipped when
 #   node_modules already holds exactly that install): the Rust tests need
 #   the `ai` package there.
@@ -358,6 +359,15 @@ ensure_promtool() {
     log "promtool: $(promtool --version 2>&1 | head -n 1)"
 }
 
+# tests/api/proxies.rs runs docs/proxies.md's nginx configuration.
+ensure_nginx() {
+    if [[ ! -x /usr/sbin/nginx ]] && ! command -v nginx >/dev/null; then
+        apt_install "nginx" --no-install-recommends nginx
+        [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || fail "nginx did not install"
+    fi
+    log "nginx: $( (/usr/sbin/nginx -v || nginx -v) 2>&1 | head -n 1)"
+}
+
 # tests/api/readme_walkthrough.rs runs the README's curl commands as written.
 ensure_curl() {
     if ! command -v curl >/dev/null; then
@@ -399,6 +409,7 @@ main() {
     ensure_redis
     ensure_chromium
     ensure_promtool
+    ensure_nginx
     ensure_curl
     ensure_node
 

@@ -139,7 +139,7 @@ pub enum AuthError {
     Malformed,
     /// Counted as `malformed`: which of two tokens a proxy or client meant
     /// cannot be told, so neither is taken.
-    #[error("two tokens were sent (Authorization twice, or access_token twice); send one")]
+    #[error("two tokens were sent (Authorization, access_token or ticket twice); send one")]
     TwoTokens,
     #[error("the token has expired")]
     Expired,

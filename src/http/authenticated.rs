@@ -111,18 +111,27 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     }
 }
 
-/// The `ticket` query parameter, where `S` takes one.
-fn find_ticket<S: RequiredScope>(req: &HttpRequest) -> Option<String> {
+/// The `ticket` query parameter, where `S` takes one. Two are refused, as
+/// two tokens are: taking either would let their order decide whose
+/// stream opens.
+fn find_ticket<S: RequiredScope>(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     let query = req.query_string();
     // Most stream opens carry no ticket: spare them a second parse of the
     // query (`find_token` may parse it too). A `%` may spell the name.
     if !S::TICKET || !(query.contains("ticket") || query.contains('%')) {
-        return None;
+        return Ok(None);
     }
-    web::Query::<std::collections::HashMap<String, String>>::from_query(query)
-        .ok()?
+    let Ok(query) = web::Query::<Vec<(String, String)>>::from_query(query) else {
+        return Ok(None);
+    };
+    let mut tickets = query
         .into_inner()
-        .remove("ticket")
+        .into_iter()
+        .filter(|(name, _)| name == "ticket");
+    match (tickets.next(), tickets.next()) {
+        (Some(_), Some(_)) => Err(AuthError::TwoTokens),
+        (ticket, _) => Ok(ticket.map(|(_, ticket)| ticket)),
+    }
 }
 
 impl<S: RequiredScope> FromRequest for Authenticated<S> {
@@ -144,7 +153,7 @@ async fn authenticate<S: RequiredScope>(req: &HttpRequest) -> Result<Principal, 
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(Principal::anonymous());
     };
-    let principal = match find_ticket::<S>(req) {
+    let principal = match find_ticket::<S>(req)? {
         Some(ticket) => state.auth.redeem_ticket(&ticket).await?,
         None => state.auth.principal(find_token(req)).await?,
     };

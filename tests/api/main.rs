@@ -29,6 +29,7 @@ mod pipelining;
 mod producers;
 mod prometheus;
 mod provider_streams;
+mod proxies;
 mod publish;
 mod readme_walkthrough;
 mod reasoning;

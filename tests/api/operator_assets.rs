@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 52] = [
+const SPEC_METRICS: [(&str, Kind); 53] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -94,6 +94,7 @@ const SPEC_METRICS: [(&str, Kind); 52] = [
     ("sse_cleanup_error_rate", Kind::Gauge),
     ("sse_cleanup_running", Kind::Gauge),
     ("sse_cleanup_last_run_timestamp_seconds", Kind::Gauge),
+    ("sse_start_time_seconds", Kind::Gauge),
     ("sse_redis_bridge_up", Kind::Gauge),
     ("sse_redis_bridge_reconnects_total", Kind::Counter),
     ("sse_health_status", Kind::Gauge),

@@ -7,7 +7,10 @@
 //!   and every series it names exists in Prometheus;
 //! - the stale-connection alert goes pending, then firing, when its
 //!   condition is produced for real (60 streams silent past the stale
-//!   threshold, more than the rule's 50).
+//!   threshold, more than the rule's 50);
+//! - a broker killed outright (nothing of its own can say so) raises
+//!   SseBrokerInstanceDown, and started twice more on its port,
+//!   SseBrokerRestarting.
 
 use std::{
     collections::BTreeSet,
@@ -20,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::{
-    helpers::{EventStream, LONG, TestApp, free_port, spawn_app_with},
+    helpers::{BrokerProcess, EventStream, LONG, TestApp, free_port, spawn_app_with},
     operator_assets::{
         CLUSTER_ONLY, RULES, alert_rules, dashboard, dashboard_queries, repo_path, sse_identifiers,
     },
@@ -357,4 +360,108 @@ async fn prometheus_evaluates_every_guide_dashboard_and_alert_query_and_fires_an
             .any(|w| w["type"] == "stale_connection_accumulation"),
         "the broker's own rule agrees: {health}"
     );
+}
+
+/// Whether Prometheus holds `alert` for the scrape target on `port`, in one
+/// of `states`.
+async fn alert_active(prometheus: &Prometheus, alert: &str, port: u16, states: &[&str]) -> bool {
+    prometheus.api("alerts", &[]).await.is_ok_and(|data| {
+        data["alerts"].as_array().into_iter().flatten().any(|a| {
+            a["labels"]["alertname"] == alert
+                && a["labels"]["instance"] == format!("127.0.0.1:{port}")
+                && a["labels"]["severity"] == "high"
+                && a["state"].as_str().is_some_and(|s| states.contains(&s))
+        })
+    })
+}
+
+#[actix_web::test]
+async fn a_killed_broker_raises_instance_down_and_one_that_keeps_starting_raises_restarting() {
+    // Arrange: a broker process scraped by Prometheus.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let database = dir.path().join("events.db");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let start = |port: u16, n: usize| {
+        BrokerProcess::spawn_on(
+            port,
+            &database,
+            dir.path().join(format!("broker-{n}.log")),
+            &[],
+            &[],
+        )
+    };
+    let mut broker =
+        BrokerProcess::spawn_with(&database, dir.path().join("broker-0.log"), &[], &[]);
+    broker.wait_until_ready(&client).await;
+    let port = broker.port();
+    let prometheus = Prometheus::start(&format!("127.0.0.1:{port}"), &repo_path(RULES)).await;
+    let scraped = |starts: usize| {
+        let prometheus = &prometheus;
+        async move {
+            prometheus
+                .query(&format!(
+                    "count_over_time(sse_start_time_seconds[10m]) > 0 and changes(sse_start_time_seconds[10m]) >= {}",
+                    starts - 1
+                ))
+                .await
+                .is_ok_and(|data| data["result"].as_array().is_some_and(|r| !r.is_empty()))
+        }
+    };
+    prometheus
+        .wait("a scrape of the broker", |_| scraped(1))
+        .await;
+    assert!(
+        !alert_active(
+            &prometheus,
+            "SseBrokerInstanceDown",
+            port,
+            &["pending", "firing"]
+        )
+        .await,
+        "a broker that answers is not down"
+    );
+
+    // Act 1: kill it outright; it cannot say anything.
+    broker.signal("KILL");
+    broker.wait_for_exit(LONG).await;
+
+    // Assert 1: its failed scrapes raise the alert (pending for its minute).
+    prometheus
+        .wait("SseBrokerInstanceDown for the killed broker", |p| {
+            alert_active(p, "SseBrokerInstanceDown", port, &["pending", "firing"])
+        })
+        .await;
+
+    // Act 2: it comes back on its port, then crashes and comes back again:
+    // each start scraped, so `up` never stays 0 for long.
+    for n in 1..=2 {
+        let mut again = start(port, n);
+        again.wait_until_ready(&client).await;
+        prometheus
+            .wait("a scrape of the restarted broker", |_| scraped(n + 1))
+            .await;
+        if n == 1 {
+            again.signal("KILL");
+            again.wait_for_exit(LONG).await;
+        } else {
+            broker = again;
+        }
+    }
+
+    // Assert 2: three starts within 15 minutes are a crash loop; the
+    // instance down is over once it answers again.
+    prometheus
+        .wait("SseBrokerRestarting firing", |p| {
+            alert_active(p, "SseBrokerRestarting", port, &["firing"])
+        })
+        .await;
+    prometheus
+        .wait("SseBrokerInstanceDown resolved", |p| async move {
+            !alert_active(p, "SseBrokerInstanceDown", port, &["pending", "firing"]).await
+        })
+        .await;
+    drop(broker);
 }

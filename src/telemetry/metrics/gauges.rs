@@ -153,6 +153,17 @@ impl Metrics {
                 observer.observe(source.cleanup_running.load(Ordering::Relaxed), &[])
             })
             .build();
+        // When this process started: a value that changes marks a restart,
+        // so a crash loop shows even when every start scrapes fine.
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        meter
+            .f64_observable_gauge("sse.start_time")
+            .with_description("Unix time at which this broker process started")
+            .with_unit("s")
+            .with_callback(move |observer| observer.observe(started_at, &[]))
+            .build();
         let source = sampled.clone();
         meter
             .f64_observable_gauge("sse.cleanup.last_run_timestamp")

@@ -369,3 +369,48 @@ async fn a_real_ticket_never_reaches_the_logs() {
     assert!(!logs.contains(&ticket), "the ticket is in the log:\n{logs}");
     assert!(logs.contains("ticket=REDACTED"), "{logs}");
 }
+
+/// Two tickets in one URL are refused as two tokens are: taking the first
+/// or the last would let their order decide whose stream opens. Neither is
+/// spent.
+#[actix_web::test]
+async fn two_tickets_in_one_url_are_refused_and_neither_is_spent() {
+    // Arrange
+    let app = secured_app(Duration::from_secs(30)).await;
+    let alice = ticket_for(&app, &token("alice", "subscribe", &["p1"])).await;
+    let bob = ticket_for(&app, &token("bob", "subscribe", &["p2"])).await;
+    let (alice, bob) = (
+        alice["ticket"].as_str().expect("a ticket").to_owned(),
+        bob["ticket"].as_str().expect("a ticket").to_owned(),
+    );
+
+    // Act
+    let both = app
+        .api_client
+        .get(format!(
+            "{}/sse/events?ticket={alice}&ticket={bob}",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("a stream request");
+
+    // Assert
+    let status = both.status().as_u16();
+    let body: Value = both.json().await.expect("JSON");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("two tokens were sent")),
+        "{body}"
+    );
+    for ticket in [&alice, &bob] {
+        let alone = open_with_ticket(&app, "/sse/events", ticket).await;
+        assert_eq!(
+            alone.status().as_u16(),
+            200,
+            "an unspent ticket still opens its stream"
+        );
+    }
+}

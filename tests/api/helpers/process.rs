@@ -27,7 +27,17 @@ impl BrokerProcess {
 
     /// [`Self::spawn`] with extra flags and environment variables.
     pub fn spawn_with(database: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::spawn_on(free_port(), database, log, args, env)
+    }
+
+    /// [`Self::spawn_with`] on `port` (a restart where the last one listened).
+    pub fn spawn_on(
+        port: u16,
+        database: &Path,
+        log: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_file = File::create(&log).expect("a log file");
         let mut command = broker_command();
         command
