@@ -341,3 +341,31 @@ async fn the_demos_cancel_button_ends_the_generation_and_keeps_its_text() {
     assert_eq!(gone, true, "no Cancel button for an ended task");
     shutdown.trigger();
 }
+
+#[actix_web::test]
+async fn the_demo_page_says_an_unknown_task_was_refused_not_that_its_connection_was_lost() {
+    // Arrange
+    let (broker, _dir, shutdown) = start_broker().await;
+    let browser = Browser::launch().await;
+
+    // Act
+    browser.goto(&format!("{broker}/?task=no-such-task")).await;
+
+    // Assert: the broker's own reason, no "connection lost".
+    let meta = browser
+        .wait_for(
+            "const meta = document.getElementById('meta').textContent; \
+             return meta !== 'Task no-such-task' && meta",
+            Duration::from_secs(15),
+            "the page to say how its stream ended",
+        )
+        .await;
+    let meta = meta.as_str().unwrap_or_default().to_owned();
+    assert!(
+        meta.starts_with("Task no-such-task: ") && meta.contains("no task"),
+        "{meta}"
+    );
+    assert!(!meta.contains("connection lost"), "{meta}");
+    drop(browser);
+    shutdown.trigger();
+}
