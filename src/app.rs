@@ -230,7 +230,12 @@ impl Application {
             streams,
             tasks,
             operations,
-            auth: Authenticator::new(verifier, tickets, metrics.clone()),
+            auth: Authenticator::new(
+                verifier,
+                tickets,
+                metrics.clone(),
+                settings.auth.publish_within_projects,
+            ),
             limits,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };

@@ -2,7 +2,7 @@
 //! refusal counted by reason.
 
 use super::{AuthError, IssuedTicket, JwtVerifier, Principal, Tickets};
-use crate::telemetry::Metrics;
+use crate::{domain::ProjectAccess, telemetry::Metrics};
 
 #[derive(Clone)]
 pub struct Authenticator {
@@ -10,15 +10,24 @@ pub struct Authenticator {
     verifier: Option<JwtVerifier>,
     tickets: Tickets,
     metrics: Metrics,
+    /// `--publish-within-projects`: a token that does not grant every
+    /// project writes only within its projects.
+    confine_publishers: bool,
 }
 
 impl Authenticator {
-    pub fn new(verifier: Option<JwtVerifier>, tickets: Tickets, metrics: Metrics) -> Self {
+    pub fn new(
+        verifier: Option<JwtVerifier>,
+        tickets: Tickets,
+        metrics: Metrics,
+        confine_publishers: bool,
+    ) -> Self {
         metrics.declare_auth_failure_reasons(&super::AuthError::LABELS);
         Self {
             verifier,
             tickets,
             metrics,
+            confine_publishers,
         }
     }
 
@@ -58,6 +67,11 @@ impl Authenticator {
             Ok(None) => Err(AuthError::Missing),
             Err(error) => Err(error),
         };
+        let verified = verified.map(|mut principal| {
+            principal.confined =
+                self.confine_publishers && matches!(principal.projects, ProjectAccess::Only(_));
+            principal
+        });
         verified.inspect_err(|error| {
             self.metrics.record_auth_failure(error.as_str());
             tracing::debug!(reason = error.as_str(), "token refused");

@@ -27,7 +27,7 @@ pub use verifier::{JwtVerifier, KeyError, static_keys};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ProjectAccess, ProjectId, UserId, Viewer};
+use crate::domain::{ProjectAccess, ProjectId, UserId, Viewer, WriteAccess};
 
 /// The claims the broker reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +95,9 @@ pub struct Principal {
     /// Unix seconds; streams are closed when the token expires.
     pub expires_at: Option<u64>,
     pub authenticated: bool,
+    /// Writes only within its projects: no event and no task without one
+    /// (`--publish-within-projects`, for a token that does not grant `*`).
+    pub confined: bool,
 }
 
 impl Principal {
@@ -106,6 +109,7 @@ impl Principal {
             projects: ProjectAccess::All,
             expires_at: None,
             authenticated: false,
+            confined: false,
         }
     }
 
@@ -120,6 +124,11 @@ impl Principal {
 
     pub fn may_access(&self, project: &ProjectId) -> bool {
         self.projects.allows(project)
+    }
+
+    /// The tasks this caller may write to.
+    pub fn write_access(&self) -> WriteAccess {
+        WriteAccess::new(self.projects.clone(), self.confined)
     }
 
     pub fn viewer(&self) -> Viewer {

@@ -83,6 +83,8 @@ impl Claims {
             projects,
             expires_at: self.exp,
             authenticated: self.authenticated,
+            // A ticket opens a stream, which writes nothing.
+            confined: false,
         })
     }
 }

@@ -314,5 +314,7 @@ fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
         projects,
         expires_at: Some(claims.exp),
         authenticated: true,
+        // Set by the Authenticator, which knows the broker's setting.
+        confined: false,
     })
 }

@@ -122,6 +122,17 @@ pub struct AuthSettings {
     )]
     #[serde(rename = "token_refresh_secs", serialize_with = "seconds::serialize")]
     pub token_refresh: Duration,
+
+    /// A token that does not grant every project publishes, and writes
+    /// tasks, only within its projects: no event or task without a project.
+    // Off by default: events without a project reach every stream, and a
+    // one-tenant deployment's backends rely on publishing them.
+    #[arg(
+        long = "publish-within-projects",
+        env = "SSE_BROKER_PUBLISH_WITHIN_PROJECTS",
+        global = true
+    )]
+    pub publish_within_projects: bool,
 }
 
 impl Default for AuthSettings {

@@ -23,7 +23,9 @@ pub use event_type::{CONTROL_EVENT_TYPES, EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use producer_seq::ProducerSeq;
 pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};
-pub use subscription::{ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer};
+pub use subscription::{
+    ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer, WriteAccess,
+};
 pub use task::{
     ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, check_task_text, parse_task_type,
 };

@@ -38,6 +38,37 @@ impl TypeFilter {
     }
 }
 
+/// The tasks a writer may write to: those of the projects it is granted,
+/// and those of no project unless it is confined to its projects
+/// (`--publish-within-projects`).
+#[derive(Debug, Clone)]
+pub struct WriteAccess {
+    projects: ProjectAccess,
+    unprojected: bool,
+}
+
+impl WriteAccess {
+    /// The broker's own writes: any task.
+    pub fn all() -> Self {
+        Self {
+            projects: ProjectAccess::All,
+            unprojected: true,
+        }
+    }
+
+    pub fn new(projects: ProjectAccess, confined: bool) -> Self {
+        Self {
+            projects,
+            unprojected: !confined,
+        }
+    }
+
+    /// Whether a task of `project` (or of none) may be written.
+    pub fn allows(&self, project: Option<&ProjectId>) -> bool {
+        project.map_or(self.unprojected, |project| self.projects.allows(project))
+    }
+}
+
 /// The projects a viewer's token grants (`projects` claim).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProjectAccess {

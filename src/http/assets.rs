@@ -16,7 +16,11 @@ use actix_web::{HttpResponse, http::header, post, route, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, OptionalJsonBody, Publish};
-use crate::{demo, error::ApiError, state::AppState};
+use crate::{
+    demo,
+    error::{ApiError, ErrorCode},
+    state::AppState,
+};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const CLIENT_JS: &str = include_str!("assets/client.js");
@@ -152,6 +156,7 @@ pub struct GenerationStarted {
     responses(
         (status = 201, description = "The generation's task", body = GenerationStarted),
         (status = 400, description = "Malformed JSON, or a body that is not UTF-8", body = crate::error::ErrorBody),
+        (status = 403, description = "No publish scope, or a token kept within its projects (the demo's tasks have none)", body = crate::error::ErrorBody),
         (status = 422, description = "A body that is not an object, or a `prompt` that is not text", body = crate::error::ErrorBody),
         (status = 503, description = "The store did not answer in time", body = crate::error::ErrorBody),
     )
@@ -159,9 +164,16 @@ pub struct GenerationStarted {
 #[post("/demo/generations")]
 pub async fn start_generation(
     state: web::Data<AppState>,
-    _auth: Authenticated<Publish>,
+    auth: Authenticated<Publish>,
     body: OptionalJsonBody<GenerationRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // The demo's tasks have no project.
+    if auth.principal.confined {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            super::publish::CONFINED,
+        ));
+    }
     let prompt = body.0.unwrap_or_default().prompt.unwrap_or_default();
     let task_id = demo::start_generation(state.tasks.clone(), &prompt).await?;
     Ok(HttpResponse::Created().json(GenerationStarted {

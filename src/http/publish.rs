@@ -26,8 +26,12 @@ pub struct TestEventResponse {
     pub id: Option<i64>,
 }
 
-/// A publisher may only publish to the projects its token grants.
+/// A publisher may only publish to the projects its token grants, and, when
+/// confined to them, never without one.
 fn check_projects(principal: &Principal, events: &[NewEvent]) -> Result<(), ApiError> {
+    if principal.confined && events.iter().any(|e| e.project_id.is_none()) {
+        return Err(ApiError::new(ErrorCode::Forbidden, CONFINED));
+    }
     match events
         .iter()
         .filter_map(|e| e.project_id.as_ref())
@@ -40,6 +44,10 @@ fn check_projects(principal: &Principal, events: &[NewEvent]) -> Result<(), ApiE
         None => Ok(()),
     }
 }
+
+/// Why a confined publisher's write without a project is refused.
+pub(super) const CONFINED: &str = "this broker keeps a token that does not grant every project \
+     within its projects (--publish-within-projects): give a project_id the token grants";
 
 /// An event naming a task must pass the task API's authorization, and may
 /// not change the task behind its back: the types of a task's stream
@@ -88,7 +96,7 @@ async fn check_task_targets(
         let Ok(task_id) = TaskId::parse(task_ref.as_str()) else {
             return Err(unknown());
         };
-        match state.tasks.visible(principal, &task_id).await {
+        match state.tasks.writable(principal, &task_id).await {
             Ok(_) => checked.push(task_ref.as_str()),
             Err(TaskWriteError::NotFound) => return Err(unknown()),
             Err(error) => return Err(error.into()),

@@ -10,12 +10,13 @@ use super::{
         Authenticated, JsonBody, OpenStream, OptionalJsonBody, Publish, Query, Subscribe,
         TicketQuery, project_field,
     },
+    publish::CONFINED,
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
     auth::Principal,
     domain::{ChatId, EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type},
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     services::tasks::{NewTask, task_json},
     state::AppState,
     stream::{StreamFormat, StreamSocket},
@@ -81,6 +82,7 @@ pub struct CreateTask {
     responses(
         (status = 201, description = "The new task", body = TaskView),
         (status = 400, description = "Invalid task id, or malformed JSON", body = crate::error::ErrorBody),
+        (status = 403, description = "No publish scope, a project outside the token, or none where the broker keeps tokens within their projects", body = crate::error::ErrorBody),
         (status = 409, description = "The id is taken", body = crate::error::ErrorBody),
         (status = 422, description = "A wrong field type, or an invalid task_type", body = crate::error::ErrorBody),
     )
@@ -94,6 +96,9 @@ pub async fn create_task(
     let request = body.0.unwrap_or_default();
     let id = request.task_id.as_deref().map(task_id).transpose()?;
     let project_id = project_field(&auth.principal, request.project_id.as_deref())?;
+    if project_id.is_none() && auth.principal.confined {
+        return Err(ApiError::new(ErrorCode::Forbidden, CONFINED));
+    }
     let task = state
         .tasks
         .create(NewTask {

@@ -19,7 +19,7 @@ use crate::{
     },
     auth::Principal,
     domain::{
-        AnswerEnd, ChatId, ProjectAccess, ProjectId, Task, TaskChange, TaskId, TaskStatus,
+        AnswerEnd, ChatId, ProjectId, Task, TaskChange, TaskId, TaskStatus, WriteAccess,
         check_task_text, now_ms,
     },
     shutdown::ShutdownHandle,
@@ -134,6 +134,22 @@ impl TaskService {
         }
     }
 
+    /// The task, if `principal` may write to it: one it may see, and, for a
+    /// caller confined to its projects, one of them. Any other answers as
+    /// an unknown one.
+    pub async fn writable(
+        &self,
+        principal: &Principal,
+        task_id: &TaskId,
+    ) -> Result<Task, TaskWriteError> {
+        let task = self.visible(principal, task_id).await?;
+        if principal.write_access().allows(task.project_id.as_ref()) {
+            Ok(task)
+        } else {
+            Err(TaskWriteError::NotFound)
+        }
+    }
+
     /// The newest unfinished task of `chat_id` that `principal` may see, as
     /// it is now; `None` when the chat has none. The store decides which
     /// task that is: it is the one truth across restarts and instances.
@@ -180,14 +196,14 @@ impl TaskService {
         }
     }
 
-    /// [`Self::change`] of a task `principal` may see.
+    /// [`Self::change`] of a task `principal` may write to.
     pub async fn change_visible(
         &self,
         principal: &Principal,
         task_id: &TaskId,
         change: TaskChange,
     ) -> Result<Task, TaskWriteError> {
-        self.change_within(task_id, change, principal.projects.clone())
+        self.change_within(task_id, change, principal.write_access())
             .await
     }
 
@@ -199,7 +215,7 @@ impl TaskService {
         task_id: &TaskId,
         change: TaskChange,
     ) -> Result<Task, TaskWriteError> {
-        self.change_within(task_id, change, ProjectAccess::All)
+        self.change_within(task_id, change, WriteAccess::all())
             .await
     }
 
@@ -208,7 +224,7 @@ impl TaskService {
         &self,
         task_id: &TaskId,
         change: TaskChange,
-        access: ProjectAccess,
+        access: WriteAccess,
     ) -> Result<Task, TaskWriteError> {
         let completes = matches!(
             change,
@@ -247,7 +263,7 @@ impl TaskService {
         task_id: &TaskId,
         deltas: Vec<Delta>,
     ) -> Result<TaskWritten, TaskWriteError> {
-        self.append_within(task_id, deltas, ProjectAccess::All)
+        self.append_within(task_id, deltas, WriteAccess::all())
             .await
     }
 
@@ -256,7 +272,7 @@ impl TaskService {
         &self,
         task_id: &TaskId,
         deltas: Vec<Delta>,
-        access: ProjectAccess,
+        access: WriteAccess,
     ) -> Result<TaskWritten, TaskWriteError> {
         self.write(task_id, Writing::Text(deltas), access).await
     }
@@ -267,7 +283,7 @@ impl TaskService {
         &self,
         task_id: &TaskId,
         writing: Writing,
-        access: ProjectAccess,
+        access: WriteAccess,
     ) -> Result<TaskWritten, TaskWriteError> {
         let (reply, answer) = oneshot::channel();
         self.live.do_send(WriteTask {
@@ -281,14 +297,14 @@ impl TaskService {
             .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
     }
 
-    /// [`Self::append`] to a task `principal` may see.
+    /// [`Self::append`] to a task `principal` may write to.
     pub async fn append_visible(
         &self,
         principal: &Principal,
         task_id: &TaskId,
         deltas: Vec<Delta>,
     ) -> Result<TaskWritten, TaskWriteError> {
-        self.append_within(task_id, deltas, principal.projects.clone())
+        self.append_within(task_id, deltas, principal.write_access())
             .await
     }
 

@@ -169,7 +169,7 @@ impl TaskService {
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
-        let task = self.visible(principal, task_id).await?;
+        let task = self.writable(principal, task_id).await?;
         // A task already over refuses the upload at once, its body unread,
         // as any write to it is refused: named by no line, whichever came
         // first of the body's first line and the task's end watch.

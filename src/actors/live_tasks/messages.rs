@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     actors::registry::TaskEnded,
-    domain::{ProjectAccess, Task, TaskChange, TaskId, TaskStatus},
+    domain::{Task, TaskChange, TaskId, TaskStatus, WriteAccess},
 };
 
 /// Where a write's answer goes once it is stored or refused. The writer
@@ -37,8 +37,8 @@ pub enum Writing {
 pub struct WriteTask {
     pub task_id: TaskId,
     pub writing: Writing,
-    /// The writer's projects: a task outside them answers `NotFound`.
-    pub access: ProjectAccess,
+    /// What the writer may write to: a task outside it answers `NotFound`.
+    pub access: WriteAccess,
     pub reply: WriteReply,
 }
 

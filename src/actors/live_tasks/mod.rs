@@ -44,7 +44,7 @@ pub use reply::TaskWritten;
 
 use super::persister::{PersistError, PersistThen, Persisted, Persister, Then};
 use crate::{
-    domain::{ProjectAccess, Task, TaskId, TaskStatus},
+    domain::{Task, TaskId, TaskStatus, WriteAccess},
     store::EventStore,
     telemetry::Metrics,
 };
@@ -154,18 +154,13 @@ impl LiveTasks {
     /// memory. A task outside `access` answers exactly as an unknown one,
     /// so task ids of other tenants cannot be probed; checking here saves
     /// the writer a round trip to ask first.
-    fn enqueue(&mut self, task_id: TaskId, access: ProjectAccess, op: Op, ctx: &mut Context<Self>) {
+    fn enqueue(&mut self, task_id: TaskId, access: WriteAccess, op: Op, ctx: &mut Context<Self>) {
         self.with_live(task_id, ctx, move |act, task_id, held, ctx| {
             if let Err(error) = held {
                 return op.refuse(error);
             }
             let live = act.tasks.get_mut(&task_id).expect("held");
-            if live
-                .task
-                .project_id
-                .as_ref()
-                .is_some_and(|project| !access.allows(project))
-            {
+            if !access.allows(live.task.project_id.as_ref()) {
                 return op.refuse(TaskWriteError::NotFound);
             }
             if live.ops.len() >= MAX_QUEUED_WRITES {

@@ -345,3 +345,136 @@ async fn an_admin_lists_and_drops_only_the_streams_of_its_projects() {
         .expect("the p2 stream still receives");
     assert!(event.is("commit"), "{event:?}");
 }
+
+/// `POST` of a raw body (an upload) as `token`.
+async fn upload_as(app: &TestApp, task_id: &str, token: &str, body: &str) -> reqwest::Response {
+    app.api_client
+        .post(app.url(&format!("/tasks/{task_id}/stream")))
+        .bearer_auth(token)
+        .header("Content-Type", "application/x-ndjson")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// With `--publish-within-projects` a token that does not grant `*` writes
+/// nothing outside its projects: no event and no task without a project,
+/// and a shared task (one without a project) answers as an unknown one.
+/// Without the setting (the default) the same writes are taken, as the
+/// contract says; a `*` token is never confined; reading is unchanged.
+#[actix_web::test]
+async fn publish_within_projects_keeps_a_tenants_writes_inside_its_projects() {
+    let confined = crate::helpers::spawn_app_with(|s| {
+        super::with_secret(s);
+        s.auth.publish_within_projects = true;
+    })
+    .await;
+    let open = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    let root = super::root_token();
+    let without_project = json!({"event_type": "risk_alert", "data": {"to": "every tenant"}});
+    let private = json!({"event_type": "system_status", "user_id": "bob", "data": {}});
+    let within = json!({"event_type": "risk_alert", "project_id": "p1", "data": {}});
+
+    // Default: a project-scoped token may publish without a project.
+    publish_as(&open, &alice, &without_project).await;
+
+    // Confined: refused without a project (alone or in a batch), taken with one.
+    for (path, body) in [
+        ("/sse/publish", without_project.clone()),
+        ("/sse/publish", private.clone()),
+        (
+            "/sse/publish",
+            json!([within.clone(), without_project.clone()]),
+        ),
+        (
+            "/sse/test-event",
+            json!({"event_type": "commit", "data": {}}),
+        ),
+        ("/tasks", json!({})),
+        ("/demo/generations", json!({"prompt": "hello"})),
+    ] {
+        let response = post_as(&confined, path, Some(&body), Some(&alice)).await;
+        let error = assert_error(response, 403, "forbidden").await;
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("--publish-within-projects")),
+            "{path} {body}: {error}"
+        );
+    }
+    publish_as(&confined, &alice, &within).await;
+    let created = post_as(
+        &confined,
+        "/tasks",
+        Some(&json!({"project_id": "p1"})),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(created.status().as_u16(), 201);
+    // A `*` token is not confined.
+    publish_as(&confined, &root, &without_project).await;
+
+    // A shared task (made by a `*` token, no project): alice may still read
+    // it, but writes to it answer as to an unknown task.
+    let shared: Value = post_as(&confined, "/tasks", Some(&json!({})), Some(&root))
+        .await
+        .json()
+        .await
+        .expect("a task");
+    let shared = shared["task_id"].as_str().expect("an id").to_owned();
+    let read = get_as(&confined, &format!("/tasks/{shared}"), Some(&alice)).await;
+    assert_eq!(
+        read.status().as_u16(),
+        200,
+        "reading a shared task is unchanged"
+    );
+    for (path, body) in [
+        (
+            format!("/tasks/{shared}/text"),
+            Some(json!({"delta": "tenant text"})),
+        ),
+        (format!("/tasks/{shared}/cancel"), None),
+        (format!("/tasks/{shared}/complete"), Some(json!({}))),
+    ] {
+        let response = post_as(&confined, &path, body.as_ref(), Some(&alice)).await;
+        assert_error(response, 404, "task_not_found").await;
+    }
+    let patched = confined
+        .api_client
+        .patch(confined.url(&format!("/tasks/{shared}")))
+        .bearer_auth(&alice)
+        .json(&json!({"progress": 50}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_error(patched, 404, "task_not_found").await;
+    let uploaded = upload_as(&confined, &shared, &alice, "{\"delta\": \"x\"}\n").await;
+    assert_error(uploaded, 404, "task_not_found").await;
+    let tagged = json!({"event_type": "commit", "project_id": "p1", "task_id": shared, "data": {}});
+    let response = post_as(&confined, "/sse/publish", Some(&tagged), Some(&alice)).await;
+    assert_error(response, 404, "task_not_found").await;
+    let task = get_as(&confined, &format!("/tasks/{shared}"), Some(&root)).await;
+    let task: Value = task.json().await.expect("the task");
+    assert_eq!(
+        task["status"], "pending",
+        "nothing of alice's reached it: {task}"
+    );
+
+    // The same writes without the setting are taken.
+    let shared_open: Value = post_as(&open, "/tasks", Some(&json!({})), Some(&root))
+        .await
+        .json()
+        .await
+        .expect("a task");
+    let shared_open = shared_open["task_id"].as_str().expect("an id");
+    let text = post_as(
+        &open,
+        &format!("/tasks/{shared_open}/text"),
+        Some(&json!({"delta": "tenant text"})),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(text.status().as_u16(), 202);
+}
