@@ -121,13 +121,14 @@ pub async fn cleanup(
 }
 
 /// Drop one live stream now, as a network failure would; the client
-/// reconnects and resumes with `Last-Event-ID`.
+/// reconnects and resumes with `Last-Event-ID`. In cluster mode, on
+/// whichever instance holds it.
 #[utoipa::path(
     tag = "monitoring",
     params(("connection_id" = String, Path, description = "A connection_id from /sse/connections")),
     responses(
         (status = 204, description = "The stream was dropped"),
-        (status = 404, description = "No such stream on this instance", body = crate::error::ErrorBody),
+        (status = 404, description = "No such stream (in cluster mode, on any instance), or one the token's projects do not cover", body = crate::error::ErrorBody),
     )
 )]
 #[delete("/sse/connections/{connection_id}")]
@@ -139,7 +140,7 @@ pub async fn disconnect(
     let not_found = || {
         ApiError::new(
             ErrorCode::ConnectionNotFound,
-            "no live connection with this connection_id here",
+            "no live connection with this connection_id",
         )
     };
     let id = ConnectionId::parse(&connection_id).ok_or_else(not_found)?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{
     actors::{
         janitor::{CleanupError, CleanupReport, Janitor, RunCleanup},
-        redis_bridge::{ListClusterConnections, RedisBridge},
+        redis_bridge::{DropClusterStream, ListClusterConnections, RedisBridge},
         registry::{ConnectionPage, Disconnect, GetCounters, ListConnections, Registry},
     },
     config::{HealthThresholds, Settings},
@@ -183,13 +183,23 @@ impl OperationsService {
             .await??)
     }
 
-    /// Drops a stream `scope` covers; `false` when there is none here.
+    /// Drops a stream `scope` covers; `false` when there is none. In
+    /// cluster mode a stream not found here is looked for on the other
+    /// instances (as `GET /sse/connections` lists them all).
     pub async fn disconnect(
         &self,
         id: ConnectionId,
         scope: ProjectAccess,
     ) -> Result<bool, OperationError> {
-        Ok(self.actors.registry.send(Disconnect { id, scope }).await?)
+        let drop = || Disconnect {
+            id,
+            scope: scope.clone(),
+        };
+        let here = self.actors.registry.send(drop()).await?;
+        match &self.actors.bridge {
+            Some(bridge) if !here => Ok(bridge.send(DropClusterStream(drop())).await?),
+            _ => Ok(here),
+        }
     }
 
     /// The Prometheus text exposition.

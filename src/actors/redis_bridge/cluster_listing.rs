@@ -161,6 +161,15 @@ impl RedisBridge {
                 self.answer_subscription(reply_to, update, ctx);
                 return;
             }
+            ControlRequest::DropConnection {
+                reply_to,
+                connection_id,
+                projects,
+            } => {
+                let drop = super::cluster_drop::drop_of(&connection_id, projects.as_deref());
+                self.answer_drop(reply_to, drop, ctx);
+                return;
+            }
         };
         let scope = ProjectAccess::from_list(projects.as_deref());
         let Some(mut publisher) = self.publisher.clone() else {

@@ -25,6 +25,7 @@ use redis::{AsyncCommands, PushInfo, PushKind, aio::ConnectionManager};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+mod cluster_drop;
 mod cluster_listing;
 mod cluster_renewal;
 mod cluster_subscription;
@@ -35,6 +36,7 @@ mod presence;
 mod status;
 mod wire;
 
+pub use cluster_drop::DropClusterStream;
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
 pub use cluster_renewal::RenewClusterStream;
 pub use cluster_subscription::UpdateClusterSubscription;

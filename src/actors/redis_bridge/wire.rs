@@ -94,12 +94,26 @@ pub(super) enum ControlRequest {
         event_types: Option<Vec<String>>,
         project_id: Option<String>,
     },
+    /// Drop stream `connection_id` if it is here and an operator with
+    /// `projects` covers it, and push that; stay silent otherwise.
+    DropConnection {
+        reply_to: String,
+        connection_id: String,
+        /// `None`: every project.
+        projects: Option<Vec<String>>,
+    },
 }
 
 /// The holder's answer to `RenewToken`: `renewed`, `other_subject` or
 /// `fewer_projects`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct RenewalReply {
+    pub outcome: String,
+}
+
+/// The holder's answer to `DropConnection`: `dropped`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct DropReply {
     pub outcome: String,
 }
 

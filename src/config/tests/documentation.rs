@@ -57,6 +57,7 @@ fn the_effective_configuration_keeps_its_keys() {
         "stream_rate_per_ip",
         "stream_rate_per_user",
         "publish_rate_per_user",
+        "publish_within_projects",
         "max_streams_per_user",
         "trusted_proxies",
         "health",

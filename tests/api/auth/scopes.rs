@@ -573,3 +573,69 @@ async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_th
         .expect("sent");
     crate::helpers::assert_error(unknown, 404, "connection_not_found").await;
 }
+
+/// In a cluster an operator's `DELETE /sse/connections/{id}` may land on
+/// any instance, as `GET /sse/connections` lists every instance's streams:
+/// the instance holding the stream drops it if the operator's projects
+/// cover it; otherwise, and for an unknown stream, 404 everywhere.
+#[actix_web::test]
+async fn in_a_cluster_an_operators_drop_reaching_another_instance_drops_the_stream() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let (a, b) = super::secured_cluster(dir.path()).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let alice = token("alice", "subscribe", &["p1"]);
+    let response = client
+        .get(format!("{}/sse/events?project_id=p1", a.address))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("a stream");
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream
+        .next_event(crate::helpers::SHORT)
+        .await
+        .expect("connected");
+    let id = connected.json()["connection_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let drop = |token: String, id: String| {
+        client
+            .delete(format!("{}/sse/connections/{id}", b.address))
+            .bearer_auth(token)
+            .send()
+    };
+
+    // An operator of another project, through b: as if there were no such stream.
+    let other = drop(token("ops-p2", "admin", &["p2"]), id.clone())
+        .await
+        .expect("sent");
+    assert_eq!(other.status().as_u16(), 404);
+    let unknown = drop(root_token(), uuid_like()).await.expect("sent");
+    assert_eq!(unknown.status().as_u16(), 404);
+    stream
+        .assert_quiet(std::time::Duration::from_millis(300))
+        .await;
+
+    // An operator covering it, through b: dropped on a.
+    let dropped = drop(token("ops-p1", "admin", &["p1"]), id.clone())
+        .await
+        .expect("sent");
+    assert_eq!(dropped.status().as_u16(), 204);
+    let rest = stream.read_to_end(crate::helpers::SHORT).await;
+    assert!(
+        rest.iter().all(|e| !e.is("connected")),
+        "nothing but what was queued: {rest:?}"
+    );
+    assert!(stream.end().is_some(), "the stream on a ended");
+    let again = drop(root_token(), id).await.expect("sent");
+    assert_eq!(again.status().as_u16(), 404, "gone from the cluster");
+}
+
+/// A connection id of the right form that no stream has.
+fn uuid_like() -> String {
+    "00000000-0000-4000-8000-000000000000".to_owned()
+}

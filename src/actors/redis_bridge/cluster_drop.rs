@@ -1,0 +1,81 @@
+//! `DELETE /sse/connections/{id}` for a stream on another instance.
+//!
+//! Like a renewal (see `cluster_renewal`): the instance the request landed
+//! on, holding no such stream, asks the cluster over the control channel;
+//! the one instance holding it drops it, if the operator's projects cover
+//! it, and pushes that onto a reply list; the others stay silent. No reply
+//! within the timeout: no such stream (or none the operator may drop).
+
+use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, WrapFuture};
+
+use super::{
+    RedisBridge,
+    control_call::NoAnswer,
+    wire::{ControlRequest, DropReply},
+};
+use crate::{actors::registry::Disconnect, domain::ProjectAccess, stream::ConnectionId};
+
+/// Drop a stream that is not on this instance; answers whether one was.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct DropClusterStream(pub Disconnect);
+
+impl Handler<DropClusterStream> for RedisBridge {
+    type Result = ResponseActFuture<Self, bool>;
+
+    fn handle(&mut self, msg: DropClusterStream, _: &mut Context<Self>) -> Self::Result {
+        let DropClusterStream(drop) = msg;
+        let call = self.control_call("drop");
+        let ask = async move {
+            let reply = call
+                .ask_holder::<DropReply>(|reply_to| ControlRequest::DropConnection {
+                    reply_to,
+                    connection_id: drop.id.to_string(),
+                    projects: drop.scope.to_list(),
+                })
+                .await;
+            match reply {
+                Ok(reply) => reply.outcome == DROPPED,
+                Err(NoAnswer::Silence) => false,
+                Err(NoAnswer::Unavailable(error)) => {
+                    tracing::warn!(error.message = %error, "cannot ask the cluster to drop a stream");
+                    false
+                }
+            }
+        };
+        Box::pin(ask.into_actor(self).map(|dropped, _, _| dropped))
+    }
+}
+
+/// The holder's word for a stream it dropped.
+const DROPPED: &str = "dropped";
+
+impl RedisBridge {
+    /// Drops the stream if it is on this instance and the operator covers
+    /// it, and says so; says nothing otherwise.
+    pub(super) fn answer_drop(
+        &mut self,
+        reply_to: String,
+        drop: Option<Disconnect>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(drop) = drop else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let answer = async move {
+            matches!(registry.send(drop).await, Ok(true)).then(|| DropReply {
+                outcome: DROPPED.to_owned(),
+            })
+        };
+        self.answer_as_holder(reply_to, "a stream's drop", answer, ctx);
+    }
+}
+
+/// The drop a control request asks for, when it reads.
+pub(super) fn drop_of(connection_id: &str, projects: Option<&[String]>) -> Option<Disconnect> {
+    Some(Disconnect {
+        id: ConnectionId::parse(connection_id)?,
+        scope: ProjectAccess::from_list(projects),
+    })
+}
