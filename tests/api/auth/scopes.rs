@@ -501,21 +501,12 @@ async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_th
     let alice = token("alice", "subscribe", &["p1", "p3"]);
     let bob = token("bob", "subscribe", &["*"]);
     let publisher = token("svc", "publish", &["*"]);
-    let response = client
-        .get(format!("{}/sse/events?event_types=commit", a.address))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .expect("a stream");
-    let mut stream = crate::helpers::EventStream::new(response);
-    let connected = stream
-        .next_event(crate::helpers::SHORT)
-        .await
-        .expect("connected");
-    let id = connected.json()["connection_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let (mut stream, id) = stream_with_id(
+        &client,
+        &format!("{}/sse/events?event_types=commit", a.address),
+        &alice,
+    )
+    .await;
     let change = |token: &str, id: &str, project: &str| {
         client
             .post(format!("{}/sse/subscribe", b.address))
@@ -587,21 +578,12 @@ async fn in_a_cluster_an_operators_drop_reaching_another_instance_drops_the_stre
         .build()
         .expect("a client");
     let alice = token("alice", "subscribe", &["p1"]);
-    let response = client
-        .get(format!("{}/sse/events?project_id=p1", a.address))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .expect("a stream");
-    let mut stream = crate::helpers::EventStream::new(response);
-    let connected = stream
-        .next_event(crate::helpers::SHORT)
-        .await
-        .expect("connected");
-    let id = connected.json()["connection_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let (mut stream, id) = stream_with_id(
+        &client,
+        &format!("{}/sse/events?project_id=p1", a.address),
+        &alice,
+    )
+    .await;
     let drop = |token: String, id: String| {
         client
             .delete(format!("{}/sse/connections/{id}", b.address))
@@ -633,6 +615,30 @@ async fn in_a_cluster_an_operators_drop_reaching_another_instance_drops_the_stre
     assert!(stream.end().is_some(), "the stream on a ended");
     let again = drop(root_token(), id).await.expect("sent");
     assert_eq!(again.status().as_u16(), 404, "gone from the cluster");
+}
+
+/// A stream opened at `url` as `token`, and its connection id.
+async fn stream_with_id(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> (crate::helpers::EventStream, String) {
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("a stream");
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream
+        .next_event(crate::helpers::SHORT)
+        .await
+        .expect("connected");
+    let id = connected.json()["connection_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    (stream, id)
 }
 
 /// A connection id of the right form that no stream has.
