@@ -170,11 +170,14 @@ const AUTH_OFF_WARNING: &str = "authentication is off: no JWT key configured; ev
 fn check_config(settings: &Settings, warnings: &[String]) -> anyhow::Result<()> {
     use anyhow::Context as _;
     auth::static_keys(&settings.auth).context("loading the JWT key")?;
-    if let Some((cert, key)) = settings.tls.files() {
-        http::tls::Tls::check(cert, key).context("loading the TLS certificate")?;
-    }
+    let certificate = match settings.tls.files() {
+        Some((cert, key)) => {
+            http::tls::Tls::check(cert, key).context("loading the TLS certificate")?
+        }
+        None => None,
+    };
     println!("{}", serde_json::to_string_pretty(settings)?);
-    for warning in warnings {
+    for warning in warnings.iter().chain(&certificate) {
         eprintln!("warning: {warning}");
     }
     if !settings.auth.enabled() {

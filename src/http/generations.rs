@@ -74,7 +74,7 @@ pub struct UploadQuery {
 #[utoipa::path(
     tag = "tasks",
     params(("id" = String, Path, description = "Task id"), UploadQuery),
-    request_body(content = String, content_type = "application/x-ndjson", description = "NDJSON lines, or text/event-stream (OpenAI Chat Completions or Responses, Anthropic, Gemini, AI SDK)"),
+    request_body(content((String = "application/x-ndjson"), (String = "application/jsonl"), (String = "text/event-stream")), description = "NDJSON lines, or text/event-stream (OpenAI Chat Completions or Responses, Anthropic, Gemini, AI SDK)"),
     responses(
         (status = 200, description = "The body ended; everything in it is applied", body = UploadAnswer),
         (status = 404, description = "No such task", body = crate::error::ErrorBody),

@@ -74,22 +74,26 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
     }
     for (path, item) in api.paths.paths.iter_mut() {
         let methods = [
-            (&mut item.get, true),
-            (&mut item.head, true),
-            (&mut item.post, false),
-            (&mut item.put, false),
-            (&mut item.patch, false),
-            (&mut item.delete, false),
+            (&mut item.get, "get"),
+            (&mut item.head, "head"),
+            (&mut item.post, "post"),
+            (&mut item.put, "put"),
+            (&mut item.patch, "patch"),
+            (&mut item.delete, "delete"),
         ];
-        for (operation, reads) in methods {
+        for (operation, method) in methods {
             let Some(operation) = operation else {
                 continue;
             };
-            if auth_enabled && !is_open(path, operation, reads) {
+            let reads = matches!(method, "get" | "head");
+            let open = is_open(path, operation, reads);
+            if auth_enabled && !open {
                 secure(operation, reads);
             }
+            limits_and_outages(path, operation, method, open);
             constrain_path_ids(path, operation);
             constrain_query(operation);
+            headers_never_null(operation);
             if path.starts_with("/tasks/{id}") {
                 may_answer(operation, "400", "Malformed task id (`invalid_task_id`)");
                 may_answer(operation, "404", "No such task (`task_not_found`)");
@@ -150,7 +154,7 @@ const EVENT_ID: &str = "^[0-9]{1,19}$";
 
 /// The form a text field or query parameter of each name takes wherever it
 /// appears, request or answer.
-const NAMED_FORMS: [(&str, &str); 9] = [
+const NAMED_FORMS: [(&str, &str); 8] = [
     ("event_type", EVENT_TYPE),
     ("project_id", IDENTIFIER),
     ("user_id", IDENTIFIER),
@@ -159,8 +163,12 @@ const NAMED_FORMS: [(&str, &str); 9] = [
     ("task_type", TASK_TYPE),
     ("connection_id", CONNECTION_ID),
     ("after", EVENT_ID),
-    ("scope", "^(cluster|local)$"),
 ];
+
+/// Forms of query parameters whose name means something else in answers
+/// (`?scope=cluster|local` asks; a listing's `scope` says `cluster` or
+/// `instance`).
+const QUERY_FORMS: [(&str, &str); 1] = [("scope", "^(cluster|local)$")];
 
 fn form_of(name: &str) -> Option<&'static str> {
     NAMED_FORMS
@@ -220,8 +228,91 @@ fn constrain_query(operation: &mut Operation) {
             // An empty project (`project_param`) or `after` is none.
             let or_empty = ["project_id", "after"].contains(&parameter.name.as_str());
             constrain_text(schema, &parameter.name, or_empty);
+            if let (Some((_, form)), RefOr::T(Schema::Object(object))) = (
+                QUERY_FORMS.iter().find(|(name, _)| *name == parameter.name),
+                schema,
+            ) {
+                object.pattern = Some((*form).to_owned());
+            }
         }
     }
+}
+
+/// A header is text or absent, never `null`: an optional header's schema
+/// is its type alone (its absence is `required: false`).
+fn headers_never_null(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter
+            && parameter.parameter_in == ParameterIn::Header
+            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+            && let SchemaType::Array(kinds) = &object.schema_type
+        {
+            let kinds: Vec<Type> = kinds
+                .iter()
+                .filter(|k| **k != Type::Null)
+                .cloned()
+                .collect();
+            if let [kind] = &kinds[..] {
+                object.schema_type = SchemaType::Type(kind.clone());
+            }
+        }
+    }
+}
+
+/// The answers every operation of a kind may give whatever its handler
+/// says (the broker's limits and its store), so a client generated from
+/// the document has a branch for each.
+fn limits_and_outages(path: &str, operation: &mut Operation, method: &str, open: bool) {
+    if operation.request_body.is_some() {
+        may_answer(
+            operation,
+            "408",
+            "The body did not arrive within --body-read-timeout-secs (`request_timeout`)",
+        );
+        may_answer(
+            operation,
+            "413",
+            "The body is over --max-body-bytes (`payload_too_large`)",
+        );
+    }
+    let opens_stream = method == "get"
+        && operation.responses.responses.get("200").is_some_and(|answer| {
+            matches!(answer, RefOr::T(answer) if answer.content.contains_key("text/event-stream"))
+        });
+    if opens_stream {
+        may_answer(
+            operation,
+            "429",
+            "Too many new streams for this address or user, or too many open (`rate_limited`, \
+             `too_many_streams`; `Retry-After`)",
+        );
+    }
+    if is_publish_scoped(path, method) {
+        may_answer(
+            operation,
+            "429",
+            "The publisher's write budget (--publish-rate-per-user) is spent (`rate_limited`, \
+             `Retry-After`)",
+        );
+    }
+    if !open {
+        may_answer(
+            operation,
+            "503",
+            "Not now: the store did not answer in time (`store_unavailable`), the instance is \
+             full (`too_many_connections`) or shutting down (`shutting_down`), or its signing \
+             keys are not fetched yet (`auth_unavailable`); `Retry-After`",
+        );
+    }
+}
+
+/// The writes of the `publish` scope (`authenticated.rs`: one rate budget
+/// covers them all).
+fn is_publish_scoped(path: &str, method: &str) -> bool {
+    method != "get"
+        && method != "head"
+        && (path.starts_with("/tasks")
+            || ["/sse/publish", "/sse/test-event", "/demo/generations"].contains(&path))
 }
 
 /// A task id or a chat id (`domain::task`'s rule).

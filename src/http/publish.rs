@@ -151,6 +151,7 @@ fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "No publish scope, or project outside the token", body = crate::error::ErrorBody),
+        (status = 404, description = "An event's `task_id` names no task the token may write to (`task_not_found`)", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the limit", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid event", body = crate::error::ErrorBody),
         (status = 429, description = "Publish rate limit of this user reached; see Retry-After", body = crate::error::ErrorBody),

@@ -34,7 +34,7 @@ pub struct UiStreamQuery {
     /// later; 5 when unset): from 6 on, the `finish` part carries its own
     /// `finishReason`, which `useChat`'s `onFinish` passes on (v5 refuses
     /// a part with a field it does not know).
-    #[param(value_type = Option<u16>, minimum = 5)]
+    #[param(value_type = Option<u16>, minimum = 5, maximum = 65535)]
     pub ai_sdk: Option<String>,
 }
 
@@ -45,7 +45,8 @@ impl UiStreamQuery {
             Some(raw) => AiSdkMajor::parse(raw).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidQuery,
-                    "ai_sdk is the major version of the ai package the client reads with: 5 or later",
+                    "ai_sdk is the major version of the ai package the client reads with: \
+                     a whole number from 5 to 65535",
                 )
             }),
         }

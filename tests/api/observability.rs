@@ -481,3 +481,109 @@ async fn an_unknown_route_is_a_json_404() {
     )
     .await;
 }
+
+/// What the broker's limits and outages make any operation of a kind
+/// answer is in the document, so a generated client has a branch for it;
+/// and the document's forms hold for what the broker really sends.
+#[actix_web::test]
+async fn openapi_lists_the_limits_and_outages_every_operation_may_answer() {
+    let app = spawn_app().await;
+    let document = app.get_json("/openapi.json").await;
+    let operation = |path: &str, method: &str| document["paths"][path][method].clone();
+    let lists = |path: &str, method: &str, status: &str| {
+        operation(path, method)["responses"].get(status).is_some()
+    };
+
+    // Every write of the publish scope may be rate limited; every body may
+    // be too large or too slow; every stream open may be refused for its
+    // rate or a full instance; everything but the open documents may meet
+    // an unavailable store.
+    let mut missing = Vec::new();
+    for (path, method) in [
+        ("/sse/publish", "post"),
+        ("/sse/test-event", "post"),
+        ("/tasks", "post"),
+        ("/tasks/{id}", "patch"),
+        ("/tasks/{id}/text", "post"),
+        ("/tasks/{id}/stream", "post"),
+        ("/tasks/{id}/complete", "post"),
+        ("/tasks/{id}/fail", "post"),
+        ("/tasks/{id}/cancel", "post"),
+        ("/demo/generations", "post"),
+    ] {
+        for status in ["429", "503"] {
+            if !lists(path, method, status) {
+                missing.push(format!("{method} {path}: {status}"));
+            }
+        }
+    }
+    for (path, method) in [
+        ("/tasks", "post"),
+        ("/tasks/{id}/text", "post"),
+        ("/sse/subscribe", "post"),
+    ] {
+        for status in ["408", "413"] {
+            if !lists(path, method, status) {
+                missing.push(format!("{method} {path}: {status}"));
+            }
+        }
+    }
+    for path in [
+        "/sse/events",
+        "/tasks/{id}/events",
+        "/tasks/{id}/ui-message-stream",
+        "/chats/{chat_id}/stream",
+    ] {
+        for status in ["429", "503"] {
+            if !lists(path, "get", status) {
+                missing.push(format!("get {path}: {status}"));
+            }
+        }
+    }
+    assert!(
+        lists("/sse/publish", "post", "404"),
+        "an event naming an unknown task"
+    );
+    assert!(missing.is_empty(), "not in the document: {missing:#?}");
+
+    // An upload takes each of the formats the broker reads.
+    let formats = operation("/tasks/{id}/stream", "post")["requestBody"]["content"].clone();
+    for format in [
+        "application/x-ndjson",
+        "application/jsonl",
+        "text/event-stream",
+    ] {
+        assert!(formats.get(format).is_some(), "{format} in {formats}");
+    }
+    // A header is text or absent, never null.
+    let last_event_id = operation("/sse/events", "get")["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "Last-Event-ID")
+        .expect("the header")
+        .clone();
+    assert_eq!(last_event_id["schema"]["type"], "string", "{last_event_id}");
+
+    // A single instance's listing says `scope: "instance"`, and the
+    // document's form of that field takes it.
+    let listing = app.get_json("/sse/connections").await;
+    let scope = listing["scope"].as_str().expect("a scope").to_owned();
+    let form = &document["components"]["schemas"]["ConnectionPage"]["properties"]["scope"];
+    if let Some(pattern) = form["pattern"].as_str() {
+        let allowed: Vec<&str> = pattern
+            .trim_start_matches("^(")
+            .trim_end_matches(")$")
+            .split('|')
+            .collect();
+        assert!(allowed.contains(&scope.as_str()), "{scope} against {form}");
+    }
+    let query = operation("/sse/connections", "get")["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "scope")
+        .expect("the scope parameter")
+        .clone();
+    assert_eq!(query["schema"]["pattern"], "^(cluster|local)$", "{query}");
+}

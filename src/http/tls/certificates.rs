@@ -26,6 +26,8 @@ use crate::telemetry::Metrics;
 
 /// How often the files' modification times are compared.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A certificate this close to its end is said to be expiring.
+const EXPIRY_NOTICE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// Why a certificate and key could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,9 @@ impl Certificates {
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, CertificateError> {
         let current = read(&cert, &key, &provider)?;
+        if let Some(problem) = validity_problem(&cert, &current, SystemTime::now()) {
+            tracing::warn!(cert = %cert.display(), "{problem}");
+        }
         Ok(Self {
             cert,
             key,
@@ -81,6 +86,9 @@ impl Certificates {
         match read(&self.cert, &self.key, &self.provider) {
             Ok(loaded) => {
                 let chain = loaded.cert.len();
+                if let Some(problem) = validity_problem(&self.cert, &loaded, SystemTime::now()) {
+                    tracing::warn!(cert = %self.cert.display(), trigger = why, "{problem}");
+                }
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
                 metrics.record_tls_reload(true);
                 tracing::info!(
@@ -137,6 +145,16 @@ impl Certificates {
         }
     }
 
+    /// [`validity_problem`] of the certificate served now.
+    pub fn validity_problem(&self, cert: &Path) -> Option<String> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        validity_problem(cert, &current, SystemTime::now())
+    }
+
     fn stamps(&self) -> [Option<(SystemTime, u64)>; 2] {
         [&self.cert, &self.key].map(|path| {
             let metadata = fs::metadata(path).ok()?;
@@ -153,6 +171,36 @@ impl ResolvesServerCert for Certificates {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
         )
+    }
+}
+
+/// What is wrong with the served (first) certificate's validity period at
+/// `now`, if anything: expired, not valid yet, or expiring within
+/// [`EXPIRY_NOTICE`]. Clients refuse the first two; rustls serves any.
+pub fn validity_problem(cert: &Path, loaded: &CertifiedKey, now: SystemTime) -> Option<String> {
+    leaf_problem(cert, loaded.cert.first()?, now)
+}
+
+fn leaf_problem(cert: &Path, leaf: &[u8], now: SystemTime) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    let validity = parsed.validity();
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
+    let (from, until) = (validity.not_before, validity.not_after);
+    let path = cert.display();
+    if now > until.timestamp() {
+        Some(format!(
+            "the TLS certificate in {path} expired on {until}: clients refuse it"
+        ))
+    } else if now < from.timestamp() {
+        Some(format!(
+            "the TLS certificate in {path} is not valid before {from}: clients refuse it until then"
+        ))
+    } else if until.timestamp() - now < EXPIRY_NOTICE.as_secs() as i64 {
+        Some(format!(
+            "the TLS certificate in {path} expires on {until}, in less than 14 days: renew it"
+        ))
+    } else {
+        None
     }
 }
 
@@ -182,4 +230,40 @@ fn read(
             cause,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate valid from `from` to `until`, DER.
+    fn certificate(from: (i32, u8, u8), until: (i32, u8, u8)) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+        let key = rcgen::KeyPair::generate().expect("a key");
+        params.self_signed(&key).expect("signed").der().to_vec()
+    }
+
+    /// 2026-06-01, midday.
+    fn june_2026() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_315_200)
+    }
+
+    #[test]
+    fn a_certificate_outside_or_near_the_end_of_its_validity_is_said() {
+        let path = Path::new("cert.pem");
+        let said = |from, until| leaf_problem(path, &certificate(from, until), june_2026());
+
+        let expired = said((2025, 1, 1), (2026, 1, 1)).expect("expired");
+        assert!(
+            expired.contains("expired on") && expired.contains("cert.pem"),
+            "{expired}"
+        );
+        let early = said((2026, 9, 1), (2027, 9, 1)).expect("not yet valid");
+        assert!(early.contains("not valid before"), "{early}");
+        let ending = said((2025, 6, 1), (2026, 6, 10)).expect("expiring");
+        assert!(ending.contains("in less than 14 days"), "{ending}");
+        assert_eq!(said((2026, 1, 1), (2027, 1, 1)), None, "valid for months");
+    }
 }

@@ -68,13 +68,16 @@ impl Tls {
     }
 
     /// Reads the certificate and key as [`Self::load`] does, serving
-    /// nothing: `check-config` refuses what a start would.
+    /// nothing: `check-config` refuses what a start would, and answers what
+    /// a start would warn of (a certificate outside its validity period or
+    /// near its end).
     pub fn check(
         cert: std::path::PathBuf,
         key: std::path::PathBuf,
-    ) -> Result<(), CertificateError> {
+    ) -> Result<Option<String>, CertificateError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Certificates::load(cert, key, provider).map(drop)
+        let loaded = Certificates::load(cert.clone(), key, provider)?;
+        Ok(loaded.validity_problem(&cert))
     }
 
     /// Watches the files and SIGHUP for a renewed certificate; call once,
