@@ -175,7 +175,7 @@ impl Application {
         let shutdown = ShutdownHandle::new();
         let tasks = TaskService::new(
             store.clone(),
-            live_tasks,
+            live_tasks.clone(),
             metrics.clone(),
             settings.text_coalesce,
             shutdown.clone(),
@@ -267,6 +267,7 @@ impl Application {
             port,
             server,
             drain: Drainable {
+                live_tasks,
                 persister,
                 registry,
             },

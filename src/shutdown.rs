@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::{
     actors::{
+        live_tasks::{FlushHeld, LiveTasks},
         persister::{Drain, Persister},
         registry::{Registry, RoutedThrough, Shutdown},
     },
@@ -17,6 +18,8 @@ use crate::{
 
 /// What the drain stops, in order: the publishes, then the streams.
 pub struct Drainable {
+    /// Writes the text uploads hold back before the Persister stops.
+    pub live_tasks: Addr<LiveTasks>,
     pub persister: Addr<Persister>,
     pub registry: Addr<Registry>,
 }
@@ -125,6 +128,8 @@ const DELIVERY_GRACE: Duration = Duration::from_secs(2);
 /// (in-flight requests finish, streams end once their last frame is written).
 pub async fn drain(server: ServerHandle, state: &Drainable) {
     server.pause().await;
+    // Its writes reach the Persister's mailbox ahead of the Drain.
+    let _ = state.live_tasks.send(FlushHeld).await;
     let last_stored = state.persister.send(Drain).await.ok().flatten();
     tracing::info!("pending events stored; new publishes refused");
     if let Some(last_stored) = last_stored {

@@ -72,7 +72,7 @@ fn is_task_id(raw: &str) -> bool {
 }
 
 /// A task id: `[A-Za-z0-9_-]{1,128}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId(String);
 
 impl TaskId {

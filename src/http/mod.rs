@@ -13,6 +13,7 @@ mod health;
 mod history;
 mod monitoring;
 pub mod openapi;
+mod openapi_answers;
 mod publish;
 pub mod server;
 mod stream_heads;

@@ -263,8 +263,32 @@ impl TaskService {
         task_id: &TaskId,
         deltas: Vec<Delta>,
     ) -> Result<TaskWritten, TaskWriteError> {
-        self.append_within(task_id, deltas, WriteAccess::all())
+        self.append_within(task_id, deltas, WriteAccess::all(), None)
             .await
+    }
+
+    /// Queues `deltas` for a streamed upload now, held in the task's queue
+    /// until `hold_until` at the latest (its coalescing window; the upload
+    /// releases it sooner, see [`Self::release_text`]), unless another
+    /// write queues behind it or the instance drains: from now on it comes
+    /// before anything written to the task after it. Answers once stored.
+    pub(super) fn queue_text(
+        &self,
+        task_id: &TaskId,
+        deltas: Vec<Delta>,
+        hold_until: std::time::Instant,
+    ) -> WriteAnswer {
+        let writing = Writing::Text {
+            deltas,
+            hold_until: Some(hold_until),
+        };
+        self.send_write(task_id, writing, WriteAccess::all())
+    }
+
+    /// Writes the text an upload queued with [`Self::queue_text`] now, as
+    /// one event.
+    pub(super) async fn release_text(&self, task_id: &TaskId) -> Result<(), TaskWriteError> {
+        self.append(task_id, Vec::new()).await.map(drop)
     }
 
     /// [`Self::append`] to a task in `access` (else `NotFound`).
@@ -273,18 +297,24 @@ impl TaskService {
         task_id: &TaskId,
         deltas: Vec<Delta>,
         access: WriteAccess,
+        hold_until: Option<std::time::Instant>,
     ) -> Result<TaskWritten, TaskWriteError> {
-        self.write(task_id, Writing::Text(deltas), access).await
+        self.write(task_id, Writing::Text { deltas, hold_until }, access)
+            .await
     }
 
-    /// Hands `writing` to LiveTasks and waits for its answer; the actor
-    /// gone before answering means shutting down.
+    /// Hands `writing` to LiveTasks and waits for its answer.
     async fn write(
         &self,
         task_id: &TaskId,
         writing: Writing,
         access: WriteAccess,
     ) -> Result<TaskWritten, TaskWriteError> {
+        self.send_write(task_id, writing, access).await
+    }
+
+    /// Hands `writing` to LiveTasks now; its answer to await.
+    fn send_write(&self, task_id: &TaskId, writing: Writing, access: WriteAccess) -> WriteAnswer {
         let (reply, answer) = oneshot::channel();
         self.live.do_send(WriteTask {
             task_id: task_id.clone(),
@@ -292,9 +322,7 @@ impl TaskService {
             access,
             reply,
         });
-        answer
-            .await
-            .unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
+        WriteAnswer(answer)
     }
 
     /// [`Self::append`] to a task `principal` may write to.
@@ -304,7 +332,7 @@ impl TaskService {
         task_id: &TaskId,
         deltas: Vec<Delta>,
     ) -> Result<TaskWritten, TaskWriteError> {
-        self.append_within(task_id, deltas, principal.write_access())
+        self.append_within(task_id, deltas, principal.write_access(), None)
             .await
     }
 
@@ -349,5 +377,24 @@ impl TaskService {
             }
         }
         Ok(failed)
+    }
+}
+
+/// The answer to a write handed to LiveTasks: the actor gone before
+/// answering means shutting down.
+pub(super) struct WriteAnswer(oneshot::Receiver<Result<TaskWritten, TaskWriteError>>);
+
+impl std::future::IntoFuture for WriteAnswer {
+    type Output = Result<TaskWritten, TaskWriteError>;
+    type IntoFuture = futures_util::future::Map<
+        oneshot::Receiver<Result<TaskWritten, TaskWriteError>>,
+        fn(Result<Result<TaskWritten, TaskWriteError>, oneshot::error::RecvError>) -> Self::Output,
+    >;
+
+    fn into_future(self) -> Self::IntoFuture {
+        use futures_util::FutureExt as _;
+        self.0.map(|answer| {
+            answer.unwrap_or(Err(TaskWriteError::Persist(PersistError::ShuttingDown)))
+        })
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::generation_input::Instruction;
+use super::{generation_input::Instruction, tasks::TaskWritten};
 use crate::domain::{ToolEvent, ToolEventKind};
 
 /// What an upload's writes accepted so far: the counts of its answer, its
@@ -36,6 +36,16 @@ impl Counted {
         span.record("tool_calls", self.tool_calls);
         span.record("tool_results", self.tool_results);
         span.record("step_ends", self.step_ends);
+    }
+
+    /// What one text write accepted.
+    pub fn of_text(written: &TaskWritten) -> Self {
+        Self {
+            deltas: written.accepted as u64,
+            chars: written.chars as u64,
+            reasoning_chars: written.reasoning_chars as u64,
+            ..Self::default()
+        }
     }
 
     /// One tool event: a call, an answer, or neither (an approval asked).

@@ -2,10 +2,11 @@
 //! as it arrives and each line applied at once, so viewers see tokens live,
 //! not when the upload ends.
 //!
-//! What has arrived of the body goes to the task as one write. The next
-//! write waits until that one is stored and `--text-coalesce-ms` has passed
-//! since it started: what the producer sends in the meantime is one write
-//! and one `text` event, and a producer faster than that is slowed by TCP.
+//! What has arrived of the body goes to the task as one write. Text that
+//! comes within `--text-coalesce-ms` of the last write's start is queued to
+//! the task at once but held there until the window ends, with what comes
+//! meanwhile: one `text` event, and nothing written to the task later (a
+//! cancel, a fail, the drain) overtakes it (see `upload_held`).
 //! A cancel while the producer is between chunks ends the upload
 //! at once (409), so it stops paying for tokens, and so does the task
 //! ending any other way (completed or failed by another call, failed by the
@@ -30,11 +31,13 @@ use tracing::Instrument as _;
 
 use super::{
     generation_input::{Instruction, UploadEnds, UploadFormat},
-    tasks::{Delta, TaskService, TaskWriteError, UploadWatch},
+    tasks::{Delta, TaskService, TaskWriteError},
     upload_body::{BodyState, with_ready_chunks},
     upload_counts::counted_tool,
     upload_error::{at_line, outcome},
+    upload_held::{HeldText, sleep_until_some},
     upload_reader::Reader,
+    upload_stop::stopped,
 };
 pub use super::{
     upload_counts::Counted,
@@ -43,7 +46,6 @@ pub use super::{
 use crate::{
     auth::Principal,
     domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
-    shutdown::ShutdownHandle,
 };
 
 /// What an upload did.
@@ -197,12 +199,25 @@ impl TaskService {
         tokio::pin!(stop);
         let idle = tokio::time::sleep(limits.idle);
         tokio::pin!(idle);
+        // Text queued within the current window, held until it ends.
+        let mut held = HeldText::default();
         loop {
             let waiting_since = tokio::time::Instant::now();
             let next = loop {
                 tokio::select! {
                     next = body.next() => break next,
-                    stop = &mut stop => return Err(stop),
+                    stop = &mut stop => {
+                        // What was queued comes before what stopped it:
+                        // settled, so the answer follows what it applied.
+                        let settled = held.settle().await;
+                        counted += settled.unwrap_or_default();
+                        return Err(stop);
+                    }
+                    () = sleep_until_some(window_end), if !held.is_empty() => {
+                        // The window is over: what it gathered is one write.
+                        counted += held.release(self, &task_id).await?;
+                        window_end = Some(tokio::time::Instant::now() + self.text_coalesce());
+                    }
                     () = &mut idle => {
                         let due = waiting_since + limits.idle;
                         if tokio::time::Instant::now() >= due {
@@ -219,18 +234,6 @@ impl TaskService {
                 Some(Err(_)) => (None, BodyState::Broken),
                 Some(Ok(chunk)) => (Some(chunk), BodyState::Open),
             };
-            // Deltas that came within the window wait out the rest of it,
-            // and what the producer sends meanwhile joins them: one write.
-            // A producer slower than the window pays no timer at all.
-            if first.is_some()
-                && let Some(end) = window_end
-                && tokio::time::Instant::now() < end
-            {
-                tokio::select! {
-                    () = tokio::time::sleep_until(end) => {}
-                    stop = &mut stop => return Err(stop),
-                }
-            }
             let (chunk, state) = match first {
                 None => (Bytes::new(), without_chunk),
                 Some(chunk) => with_ready_chunks(chunk, &mut body),
@@ -238,15 +241,44 @@ impl TaskService {
             // A broken body's last line may be cut short: only its whole
             // lines are applied, as for a body still open.
             let last = state == BodyState::Ended;
-            let written_at = tokio::time::Instant::now();
-            window_end = Some(written_at + self.text_coalesce());
             let (mut instructions, malformed) = reader.read(&chunk, last);
             if state == BodyState::Broken {
                 instructions.extend(reader.left_over());
             }
             // Checked once what was read is applied: the lines before the
             // one that cannot be held are kept, as for a malformed one.
-            let held = memory.cover(reader.held_bytes());
+            let budget = memory.cover(reader.held_bytes());
+            // Text only, within the window the last write opened: queued
+            // now, held until the window ends with what comes meanwhile (one
+            // event), and from now on ahead of anything written to the task
+            // after it. A producer slower than the window is never held.
+            let now = tokio::time::Instant::now();
+            if let Some(end) = window_end.filter(|end| *end > now)
+                && state == BodyState::Open
+                && malformed.is_none()
+                && budget.is_ok()
+                && instructions
+                    .iter()
+                    .all(|(_, i)| matches!(i, Instruction::Delta(_) | Instruction::Nothing))
+            {
+                let mut lines = instructions.into_iter().filter_map(|(line, i)| match i {
+                    Instruction::Delta(delta) => Some((line, delta)),
+                    _ => None,
+                });
+                if let Some((line, delta)) = lines.next() {
+                    let deltas = std::iter::once(delta)
+                        .chain(lines.map(|(_, d)| d))
+                        .collect();
+                    // The upload releases it at `end`; the later limit
+                    // only frees it should the upload vanish first.
+                    let limit = (end + self.text_coalesce()).into_std();
+                    held.push(line, self.queue_text(&task_id, deltas, limit));
+                }
+                continue;
+            }
+            // Anything else goes as it comes: its first write behind what
+            // was held takes that along (text: as one event).
+            window_end = Some(tokio::time::Instant::now() + self.text_coalesce());
             let mut text = Vec::new();
             // The line of the first delta `text` holds: a refused write of
             // them is named by it.
@@ -263,18 +295,22 @@ impl TaskService {
                     // says of its end again (see `upload_steps`).
                     Instruction::Nothing => {}
                     change => {
-                        counted += self
+                        let written = self
                             .append_counted(&task_id, std::mem::take(&mut text))
                             .await
-                            .map_err(|error| at_line(text_from, error))?;
+                            .map_err(|error| at_line(text_from, error));
+                        counted += held.before(self, &task_id, written).await?;
                         if change.ends_task() {
                             ended.store(true, Ordering::Relaxed);
                         }
                         let tool = counted_tool(&change);
                         let step_end = matches!(change, Instruction::StepEnd { .. });
-                        self.change(&task_id, change.into_change())
+                        let changed = self
+                            .change(&task_id, change.into_change())
                             .await
-                            .map_err(|error| at_line(line, error))?;
+                            .map(|_| Counted::default())
+                            .map_err(|error| at_line(line, error));
+                        counted += held.before(self, &task_id, changed).await?;
                         if let Some(tool) = tool {
                             self.metrics.record_tool_event(tool);
                             counted += Counted::of_tool(tool);
@@ -283,14 +319,15 @@ impl TaskService {
                     }
                 }
             }
-            counted += self
+            let written = self
                 .append_counted(&task_id, text)
                 .await
-                .map_err(|error| at_line(text_from, error))?;
+                .map_err(|error| at_line(text_from, error));
+            counted += held.before(self, &task_id, written).await?;
             if let Some(error) = malformed {
                 return Err(error.into());
             }
-            if let Err(full) = held {
+            if let Err(full) = budget {
                 tracing::warn!(
                     task_id = %task_id,
                     held_bytes = reader.held_bytes(),
@@ -324,45 +361,6 @@ impl TaskService {
         if deltas.is_empty() {
             return Ok(Counted::default());
         }
-        let written = self.append(task_id, deltas).await?;
-        Ok(Counted {
-            deltas: written.accepted as u64,
-            chars: written.chars as u64,
-            reasoning_chars: written.reasoning_chars as u64,
-            ..Counted::default()
-        })
-    }
-}
-
-/// Resolves once the task ends other than by this upload's own terminal
-/// line (cancelled, or completed or failed elsewhere), a newer upload takes
-/// over, or the instance begins its drain, with why.
-async fn stopped(
-    upload: &mut Option<UploadWatch>,
-    ended_here: &AtomicBool,
-    draining: &ShutdownHandle,
-) -> UploadError {
-    let Some(UploadWatch {
-        status,
-        current,
-        claim,
-    }) = upload
-    else {
-        draining.wait().await;
-        return UploadError::ShuttingDown;
-    };
-    let claim = *claim;
-    // Once this upload wrote its own end, a cancel that beat it is
-    // answered by that write's refusal.
-    let ended_elsewhere =
-        |status: &TaskStatus| status.is_terminal() && !ended_here.load(Ordering::Relaxed);
-    tokio::select! {
-        Ok(status) = status.wait_for(ended_elsewhere) => match *status {
-            TaskStatus::Cancelled => TaskWriteError::Task(TaskError::Cancelled).into(),
-            ended => TaskWriteError::Task(TaskError::Finished(ended)).into(),
-        },
-        Ok(_) = current.wait_for(|upload| *upload != claim) => UploadError::Superseded,
-        () = draining.wait() => UploadError::ShuttingDown,
-        else => std::future::pending().await,
+        Ok(Counted::of_text(&self.append(task_id, deltas).await?))
     }
 }

@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod cluster;
+mod coalescing;
 mod config;
 mod diagnose;
 mod early_answers;

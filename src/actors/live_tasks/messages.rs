@@ -26,8 +26,14 @@ pub enum Writing {
     /// A change (not text).
     Change(TaskChange),
     /// Text; a delta whose `seq` is at or below the task's last accepted
-    /// one is a retry and is ignored.
-    Text(Vec<Delta>),
+    /// one is a retry and is ignored. `hold_until`: a streamed upload's
+    /// coalescing window, which the text waits out in the task's queue
+    /// unless something queues behind it (so another writer's end, or the
+    /// drain, never overtakes text that arrived first).
+    Text {
+        deltas: Vec<Delta>,
+        hold_until: Option<std::time::Instant>,
+    },
 }
 
 /// Write to a task; answers once the write is stored (for text, with the
@@ -49,9 +55,27 @@ impl Handler<WriteTask> for LiveTasks {
         let reply = Reply::new(msg.reply);
         let op = match msg.writing {
             Writing::Change(change) => Op::Change { change, reply },
-            Writing::Text(deltas) => Op::Text { deltas, reply },
+            Writing::Text { deltas, hold_until } => Op::Text {
+                deltas,
+                reply,
+                hold_until,
+            },
         };
         self.enqueue(msg.task_id, msg.access, op, ctx);
+    }
+}
+
+/// The instance drains: write every upload's held text now (before the
+/// Persister stops taking writes), and hold none from here on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushHeld;
+
+impl Handler<FlushHeld> for LiveTasks {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushHeld, ctx: &mut Context<Self>) {
+        self.flush_held(ctx);
     }
 }
 

@@ -23,6 +23,7 @@
 //! this instance reload the task at once.
 
 mod error;
+mod holds;
 mod messages;
 mod ops;
 mod reply;
@@ -37,7 +38,7 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
 use tokio::sync::watch;
 
 pub use error::TaskWriteError;
-pub use messages::{OpenUpload, PeekTask, UploadWatch, WriteReply, WriteTask, Writing};
+pub use messages::{FlushHeld, OpenUpload, PeekTask, UploadWatch, WriteReply, WriteTask, Writing};
 pub use ops::Delta;
 use ops::Op;
 pub use reply::TaskWritten;
@@ -95,6 +96,8 @@ pub struct LiveTasks {
     store: EventStore,
     persister: Addr<Persister>,
     tasks: HashMap<TaskId, LiveTask>,
+    /// Uploads' text waiting out its coalescing window.
+    holds: holds::Holds,
     metrics: Metrics,
     /// How often a running task's row is rewritten while only text comes.
     row_refresh: Duration,
@@ -113,6 +116,7 @@ impl LiveTasks {
             store,
             persister,
             tasks: HashMap::new(),
+            holds: holds::Holds::default(),
             metrics,
             row_refresh: (orphan_timeout / 4).min(MAX_ROW_REFRESH),
         }
@@ -178,6 +182,25 @@ impl LiveTasks {
             return;
         };
         if live.in_flight || live.ops.is_empty() {
+            return;
+        }
+        // An upload's text waits out its window in the queue, with what the
+        // upload queues meanwhile; anything else queued behind it (another
+        // writer's change or text, the upload's release) or the drain
+        // writes it at once, first: text that arrived first is never
+        // overtaken, and goes as one event.
+        let now = Instant::now();
+        if let Some(ops::Op::Text {
+            hold_until: Some(until),
+            ..
+        }) = live.ops.front()
+            && *until > now
+            && !self.holds.flushing
+            && live.ops.iter().all(ops::Op::is_held)
+        {
+            if let Some(delay) = self.holds.add(task_id.clone(), *until, now) {
+                ctx.run_later(delay, |act, ctx| act.release_due(ctx));
+            }
             return;
         }
         let Some(write) = ops::next_write(live, &self.metrics, self.row_refresh) else {
@@ -299,6 +322,27 @@ impl LiveTasks {
                 },
             ),
         );
+    }
+
+    /// Writes the held text whose window is over, and sets the timer for
+    /// the next.
+    fn release_due(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        for task_id in self.holds.take_due(now) {
+            self.pump(&task_id, ctx);
+        }
+        if let Some(delay) = self.holds.rearm(now) {
+            ctx.run_later(delay, |act, ctx| act.release_due(ctx));
+        }
+    }
+
+    /// The instance drains: every held text is written now, and nothing is
+    /// held from here on.
+    fn flush_held(&mut self, ctx: &mut Context<Self>) {
+        self.holds.flushing = true;
+        for task_id in self.holds.take_all() {
+            self.pump(&task_id, ctx);
+        }
     }
 
     fn evict_idle(&mut self) {

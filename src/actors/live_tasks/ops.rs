@@ -50,11 +50,31 @@ impl Delta {
 }
 
 pub(super) enum Op {
-    Change { change: TaskChange, reply: Reply },
-    Text { deltas: Vec<Delta>, reply: Reply },
+    Change {
+        change: TaskChange,
+        reply: Reply,
+    },
+    Text {
+        deltas: Vec<Delta>,
+        reply: Reply,
+        /// A streamed upload's coalescing window: alone at the front of
+        /// the queue, the text waits until then (see `LiveTasks::pump`).
+        hold_until: Option<Instant>,
+    },
 }
 
 impl Op {
+    /// An upload's text waiting out its coalescing window.
+    pub(super) fn is_held(&self) -> bool {
+        matches!(
+            self,
+            Self::Text {
+                hold_until: Some(_),
+                ..
+            }
+        )
+    }
+
     pub(super) fn refuse(self, error: TaskWriteError) {
         match self {
             Self::Change { reply, .. } | Self::Text { reply, .. } => reply.answer(Err(error)),
@@ -100,6 +120,7 @@ impl Again {
                 .map(|(reply, deltas)| Op::Text {
                     deltas,
                     reply: reply.restarted(),
+                    hold_until: None,
                 })
                 .collect(),
             Self::Change(change) => replies
@@ -159,8 +180,16 @@ pub(super) fn next_write(
                     }
                 }
             }
-            Op::Text { deltas, reply } => {
-                live.ops.push_front(Op::Text { deltas, reply });
+            Op::Text {
+                deltas,
+                reply,
+                hold_until,
+            } => {
+                live.ops.push_front(Op::Text {
+                    deltas,
+                    reply,
+                    hold_until,
+                });
                 if let Some(write) = text_write(live, metrics, row_refresh) {
                     return Some(write);
                 }
@@ -188,7 +217,10 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
     let mut offered_deltas = Vec::new();
     let mut numbered = false;
     while let Some(Op::Text { .. }) = live.ops.front() {
-        let Some(Op::Text { deltas, mut reply }) = live.ops.pop_front() else {
+        let Some(Op::Text {
+            deltas, mut reply, ..
+        }) = live.ops.pop_front()
+        else {
             unreachable!("the front is a text write");
         };
         if let Some(error) = &refused {
