@@ -95,7 +95,9 @@ try {
 }
 const body = await answer.json();
 console.log(JSON.stringify(body));
-if (answer.ok) process.exit(0);
+// A 200 tells what the stream did to the task: a provider's error event
+// mid-answer failed it.
+if (answer.ok) process.exit(body.task?.status === "failed" ? 1 : 0);
 model.abort();
 process.exitCode = body.error?.code === "task_cancelled" ? 3 : 1;
 

@@ -126,8 +126,10 @@ pub async fn upload(
 }
 
 /// Exactly one of `delta`, `reasoning` (each with its optional `seq`) and
-/// `deltas`.
+/// `deltas`. A field it does not know is refused, as an upload's line
+/// refuses it: a misspelt `seq` ignored would let a retry double text.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TextRequest {
     /// One piece of the answer.
     pub delta: Option<String>,

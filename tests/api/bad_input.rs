@@ -54,7 +54,7 @@ async fn a_misspelt_field_is_422_naming_it_and_nothing_is_stored_or_sent() {
     // Ignored, `projectId` would have made a tenant's event everyone's.
     let app = spawn_app().await;
     let mut stream = app.open_stream("/sse/events", &[]).await;
-    let writes: [(&str, Value, &str); 6] = [
+    let writes: [(&str, Value, &str); 7] = [
         (
             "/sse/publish",
             json!({"event_type": "commit", "projectId": "p1"}),
@@ -72,6 +72,11 @@ async fn a_misspelt_field_is_422_naming_it_and_nothing_is_stored_or_sent() {
             "projectId",
         ),
         ("/tasks/typo/complete", json!({"resutl": {}}), "resutl"),
+        (
+            "/tasks/typo/text",
+            json!({"delta": "a", "sequence": 1}),
+            "sequence",
+        ),
         (
             "/sse/subscribe",
             json!({"connection_id": stream.connection_id, "event_types": [], "projectid": "p1"}),

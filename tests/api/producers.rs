@@ -89,12 +89,16 @@ async fn serve_completion(
     let role = r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
     let mut events = vec![role.to_owned()];
     events.extend(tokens.iter().map(|token| {
-        serde_json::json!({
-            "id": "c1",
-            "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null}],
-        })
-        .to_string()
+        match token.strip_prefix(PROVIDER_ERROR) {
+            // The provider gives up mid-answer, as OpenAI-compatible APIs say it.
+            Some(message) => serde_json::json!({"error": {"message": message}}).to_string(),
+            None => serde_json::json!({
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null}],
+            })
+            .to_string(),
+        }
     }));
     events.push(r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.into());
     // OpenAI counts the tokens after the finish, when asked to.
@@ -122,6 +126,10 @@ async fn serve_completion(
     let _ = socket.write_all(b"0\r\n\r\n").await;
     Served::Whole
 }
+
+/// A token that the test provider sends as an error event instead, with
+/// the rest of it as the message.
+const PROVIDER_ERROR: &str = "\u{0}error:";
 
 /// `node examples/openai_producer.mjs` against `app` and `provider`.
 fn producer(app: &TestApp, provider: &str) -> Child {
@@ -212,6 +220,31 @@ async fn the_openai_producer_pipes_a_completion_into_a_task() {
     assert_eq!(text, tokens.concat(), "the viewer's text is exact");
     assert!(events.last().unwrap().is("complete"), "{events:?}");
     assert_eq!(served.recv().await, Some(Served::Whole));
+}
+
+/// A provider that reports an error mid-answer (a `data: {"error"}` event,
+/// answered 200) fails the task; the producer says so by its exit status,
+/// 1, not 0.
+#[actix_web::test]
+async fn a_provider_error_mid_answer_fails_the_task_and_the_producer_exits_1() {
+    let app = spawn_app().await;
+    let tokens = vec![
+        "Half ".to_owned(),
+        format!("{PROVIDER_ERROR}overloaded"),
+        "never".to_owned(),
+    ];
+    let (provider_url, _served) = provider(tokens, Duration::from_millis(10)).await;
+
+    let mut child = producer(&app, &provider_url);
+    let (task_id, mut stdout) = task_id_of(&mut child).await;
+    let code = exit_code(&mut child).await;
+
+    let answer: serde_json::Value =
+        serde_json::from_str(&stdout.next_line().await.unwrap().expect("the answer")).unwrap();
+    assert_eq!(answer["task"]["status"], "failed", "{answer}");
+    assert_eq!(code, 1, "exit status 1, failed: {answer}");
+    let task = app.get_json(&format!("/tasks/{task_id}")).await;
+    assert_eq!(task["status"], "failed", "{task}");
 }
 
 #[actix_web::test]
