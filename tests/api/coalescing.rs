@@ -9,22 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    generations::{Upload, create},
+    generations::{Upload, create, stored_text, text_deltas},
     helpers::{BrokerProcess, LONG, SHORT, TestApp, eventually, spawn_app_with},
 };
-
-/// The stored `text` deltas of every task, oldest first.
-async fn stored_text(app: &TestApp) -> Vec<String> {
-    let history = app
-        .get_json("/sse/history?event_types=text&limit=100")
-        .await;
-    history["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["data"]["delta"].as_str().expect("a delta").to_owned())
-        .collect()
-}
 
 /// Uploads "a" and waits until it is stored: the next text is within the
 /// window that write opened.
@@ -158,11 +145,5 @@ async fn text_within_the_window_is_stored_before_a_shutdown_answers_the_upload()
         .json()
         .await
         .expect("JSON");
-    let text: String = history["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["data"]["delta"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(text, "ab", "{history}");
+    assert_eq!(text_deltas(&history).concat(), "ab", "{history}");
 }

@@ -299,10 +299,15 @@ async fn a_cancel_before_the_first_line_answers_the_upload_at_once() {
 }
 
 /// The stored `text` deltas, oldest first.
-async fn stored_text(app: &TestApp) -> Vec<String> {
+pub(crate) async fn stored_text(app: &TestApp) -> Vec<String> {
     let history = app
         .get_json("/sse/history?event_types=text&limit=100")
         .await;
+    text_deltas(&history)
+}
+
+/// The deltas of the `text` events of a `/sse/history` answer, in order.
+pub(crate) fn text_deltas(history: &Value) -> Vec<String> {
     history["events"]
         .as_array()
         .expect("events")

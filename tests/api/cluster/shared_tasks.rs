@@ -31,12 +31,7 @@ async fn numbered(node: &Node, delta: &str, seq: u64) -> Option<i64> {
 /// The deltas of the stored `text` events, oldest first.
 async fn stored_text(node: &Node) -> Vec<String> {
     let (_, history) = node.get_json("/sse/history?event_types=text").await;
-    history["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["data"]["delta"].as_str().expect("a delta").to_owned())
-        .collect()
+    crate::generations::text_deltas(&history)
 }
 
 #[actix_web::test]
