@@ -15,6 +15,11 @@ pub enum MintError {
     NoKey,
     #[error("the private key is neither an RSA nor a P-256 PKCS#8 PEM private key")]
     BadKey,
+    #[error(
+        "the private key is a SEC1 EC key (`BEGIN EC PRIVATE KEY`); ES256 takes PKCS#8: \
+         `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8` converts it"
+    )]
+    Sec1Key,
     #[error("--sub: {0}")]
     BadSubject(String),
     #[error("--scope: {0:?} is not a scope (subscribe, publish, admin)")]
@@ -76,6 +81,8 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
                 (Algorithm::RS256, key)
             } else if let Ok(key) = EncodingKey::from_ec_pem(pem) {
                 (Algorithm::ES256, key)
+            } else if String::from_utf8_lossy(pem).contains("BEGIN EC PRIVATE KEY") {
+                return Err(MintError::Sec1Key);
             } else {
                 return Err(MintError::BadKey);
             }

@@ -49,6 +49,13 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid TOML: {message}")]
     ParseFile { path: PathBuf, message: String },
+    /// Valid TOML with a key no setting has: a typo, most often.
+    #[error("config file {path}: unknown key `{key}`: {hint}")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        hint: String,
+    },
     /// A value from the environment or the file its setting cannot parse.
     #[error("{origin}: {message}")]
     Value { origin: String, message: String },
@@ -239,18 +246,29 @@ impl ConfigFile {
         let known = || settings.iter().filter(|s| s.id != CONFIG).map(|s| &s.key);
         match self.keys.keys().find(|key| !known().any(|k| k == *key)) {
             None => Ok(()),
-            Some(key) => Err(ConfigError::ParseFile {
+            Some(key) => Err(ConfigError::UnknownKey {
                 path: self.path.clone(),
-                message: format!(
-                    "unknown key `{key}`, expected one of {}",
-                    known()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                key: key.clone(),
+                hint: match closest_key(key, known()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => "a key is a flag's long name with `_` for `-` \
+                             (`--heartbeat-secs` is `heartbeat_secs`); \
+                             `sse-broker --help` lists them"
+                        .to_owned(),
+                },
             }),
         }
     }
+}
+
+/// The known key most like `key`, if one is close enough to be the
+/// intended one.
+fn closest_key<'k>(key: &str, known: impl Iterator<Item = &'k String>) -> Option<&'k String> {
+    known
+        .map(|k| (strsim::jaro_winkler(key, k), k))
+        .filter(|(similarity, _)| *similarity >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }
 
 /// The settings whose one value is a comma-separated list: in the file, a

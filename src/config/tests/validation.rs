@@ -7,8 +7,19 @@ fn unknown_file_keys_are_refused() {
     let (_file, path) = file("heartbeat = 20");
     let refused = load(&["--config", &path], &[]);
     assert!(
-        matches!(&refused, Err(ConfigError::ParseFile { message, .. }) if message.contains("`heartbeat`") && message.contains("`heartbeat_secs`")),
+        matches!(&refused, Err(ConfigError::UnknownKey { key, hint, .. }) if key == "heartbeat" && hint.contains("`heartbeat_secs`")),
         "{refused:?}"
+    );
+    let message = refused.unwrap_err().to_string();
+    assert!(
+        !message.contains("TOML"),
+        "the file is valid TOML: {message}"
+    );
+    let (_file, path) = file("colour = \"blue\"");
+    let far = load(&["--config", &path], &[]).unwrap_err().to_string();
+    assert!(
+        far.contains("unknown key `colour`") && far.contains("--help"),
+        "{far}"
     );
     let (_file, path) = file("config = \"other.toml\"");
     assert!(

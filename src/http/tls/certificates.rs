@@ -5,8 +5,8 @@
 //! rustls asks [`Certificates`] for the certificate at every handshake, so
 //! a reload takes effect for the next connection; connections already open
 //! keep the session they negotiated. A file read half-written during a
-//! renewal fails to load: the certificate in use stays, and the next check
-//! (a second later) tries again.
+//! renewal fails to load: the certificate in use stays, and the next change
+//! of either file (checked every second) is tried, as is SIGHUP.
 
 use std::{
     fs,
@@ -26,6 +26,9 @@ use crate::telemetry::Metrics;
 
 /// How often the files' modification times are compared.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often files that failed to load are tried again while they do not
+/// change (a change is tried at the next check).
+const FAILED_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 /// A certificate this close to its end is said to be expiring.
 const EXPIRY_NOTICE: Duration = Duration::from_secs(14 * 24 * 3600);
 
@@ -123,6 +126,10 @@ impl Certificates {
             }
         };
         let mut seen = self.stamps();
+        // The files of the last failed load, and when it failed: the same
+        // broken files are tried again only now and then, so a broken pair
+        // left in place does not log a warning every second.
+        let mut failed: Option<([Option<(SystemTime, u64)>; 2], tokio::time::Instant)> = None;
         let mut ticks = tokio::time::interval(CHECK_INTERVAL);
         loop {
             let why = tokio::select! {
@@ -135,11 +142,18 @@ impl Certificates {
                 } => "SIGHUP",
             };
             let now = self.stamps();
-            if why == "SIGHUP" || now != seen {
-                // A failed load is retried at the next tick: `seen` moves
-                // only past a certificate that loaded.
-                if self.reload(why, &metrics).is_ok() {
-                    seen = now;
+            let retry_due = match &failed {
+                Some((stamps, at)) => *stamps != now || at.elapsed() >= FAILED_RETRY_INTERVAL,
+                None => true,
+            };
+            if why == "SIGHUP" || (now != seen && retry_due) {
+                // `seen` moves only past a certificate that loaded.
+                match self.reload(why, &metrics) {
+                    Ok(()) => {
+                        seen = now;
+                        failed = None;
+                    }
+                    Err(_) => failed = Some((now, tokio::time::Instant::now())),
                 }
             }
         }

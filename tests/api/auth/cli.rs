@@ -240,7 +240,8 @@ fn an_hs256_secret_under_32_bytes_stops_start_up_with_a_clear_error() {
 /// A token the broker would refuse is not minted: an unknown scope, no
 /// scope, a subject or project that is not one, a lifetime of 0 seconds or
 /// of more than 10 years,
-/// a public key given to sign with. Each says which and exits 1.
+/// a public key given to sign with, a SEC1 EC key (how to convert it).
+/// Each says which and exits 1.
 #[test]
 fn the_token_subcommand_refuses_what_the_broker_would() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
@@ -249,7 +250,19 @@ fn the_token_subcommand_refuses_what_the_broker_would() {
         super::key_pair::KeyPair::generate(scratch.path(), "es", jsonwebtoken::Algorithm::ES256);
     std::fs::write(&public_key, &pair.public_pem).expect("written");
     let public_key = public_key.display().to_string();
-    let cases: [(&[&str], &str); 8] = [
+    // `openssl ecparam -genkey`'s form of an EC key.
+    let sec1_key = scratch.path().join("sec1.pem");
+    let converted = std::process::Command::new("openssl")
+        .args(["ec", "-in"])
+        .arg(&pair.private_path)
+        .arg("-out")
+        .arg(&sec1_key)
+        .output()
+        .expect("the openssl CLI");
+    assert!(converted.status.success(), "{converted:?}");
+    assert!(text(&std::fs::read(&sec1_key).expect("read")).contains("BEGIN EC PRIVATE KEY"));
+    let sec1_key = sec1_key.display().to_string();
+    let cases: [(&[&str], &str); 9] = [
         (&["--scope", "subscribe fly"], "\"fly\" is not a scope"),
         (&["--scope", " "], "at least one scope"),
         (&["--sub", ""], "--sub:"),
@@ -261,6 +274,10 @@ fn the_token_subcommand_refuses_what_the_broker_would() {
             "at most 315360000 seconds",
         ),
         (&["--private-key", &public_key], "PEM private key"),
+        (
+            &["--private-key", &sec1_key],
+            "openssl pkcs8 -topk8 -nocrypt",
+        ),
     ];
 
     for (extra, reason) in cases {

@@ -188,3 +188,54 @@ async fn a_broker_without_tls_takes_sighup_in_its_stride() {
         .expect("still serving");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[actix_web::test]
+async fn a_broken_pair_left_in_place_is_said_once_and_a_fixed_one_loads() {
+    // Arrange
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (first, second, third) = (
+        TestCertificate::generate(),
+        TestCertificate::generate(),
+        TestCertificate::generate(),
+    );
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &first.cert_pem).expect("written");
+    std::fs::write(&key, &first.key_pem).expect("written");
+    let cert_arg = cert.display().to_string();
+    let key_arg = key.display().to_string();
+    let broker = BrokerProcess::spawn_with(
+        &dir.path().join("events.db"),
+        dir.path().join("broker.log"),
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+        &[],
+    );
+    let port = broker.port();
+    eventually(LONG, "the broker over HTTPS", || async move {
+        certificate_at(port).await
+    })
+    .await;
+
+    // Act: a certificate whose key is another's, left so for 4 checks.
+    replace(&cert, &second.cert_pem);
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let failures = broker
+        .logs()
+        .matches("TLS certificate reload failed")
+        .count();
+    replace(&cert, &third.cert_pem);
+    replace(&key, &third.key_pem);
+
+    // Assert
+    assert_eq!(
+        failures,
+        1,
+        "one warning, not one a second: {}",
+        broker.logs()
+    );
+    assert_eq!(certificate_at(port).await, Some(first.der.clone()));
+    eventually(SHORT, "the fixed pair", || {
+        let expected = third.der.clone();
+        async move { (certificate_at(port).await == Some(expected)).then_some(()) }
+    })
+    .await;
+}
