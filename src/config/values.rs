@@ -212,12 +212,30 @@ fn split_csv(raw: &str) -> Vec<String> {
         .collect()
 }
 
+/// The longest period any setting takes. Longer ones are a way of saying
+/// "never" that the broker's clock arithmetic (milliseconds since 1970 in
+/// an `i64`) cannot hold: refused, so "never" is spelt 100 years at most.
+/// (humantime's year: 365.25 days, so `100years` is taken.)
+const MAX_PERIOD: Duration = Duration::from_secs(100 * 31_557_600);
+
+fn at_most_max(period: Duration, raw: &str) -> Result<Duration, String> {
+    if period > MAX_PERIOD {
+        Err(format!(
+            "{raw} is longer than the longest period a setting takes, 100 years ({} s)",
+            MAX_PERIOD.as_secs()
+        ))
+    } else {
+        Ok(period)
+    }
+}
+
 /// A period given in whole seconds (`--heartbeat-secs`).
 pub(super) mod seconds {
     use super::*;
 
-    pub fn parse(raw: &str) -> Result<Duration, std::num::ParseIntError> {
-        raw.parse().map(Duration::from_secs)
+    pub fn parse(raw: &str) -> Result<Duration, String> {
+        let secs: u64 = raw.parse().map_err(|e| format!("{e}"))?;
+        at_most_max(Duration::from_secs(secs), raw)
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -229,8 +247,9 @@ pub(super) mod seconds {
 pub(super) mod millis {
     use super::*;
 
-    pub fn parse(raw: &str) -> Result<Duration, std::num::ParseIntError> {
-        raw.parse().map(Duration::from_millis)
+    pub fn parse(raw: &str) -> Result<Duration, String> {
+        let millis: u64 = raw.parse().map_err(|e| format!("{e}"))?;
+        at_most_max(Duration::from_millis(millis), raw)
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -243,8 +262,9 @@ pub(super) mod human {
     use super::*;
 
     pub fn parse(raw: &str) -> Result<Duration, String> {
-        humantime::parse_duration(raw)
-            .map_err(|_| format!("{raw:?} is not a duration like 24h or 90m"))
+        let period = humantime::parse_duration(raw)
+            .map_err(|_| format!("{raw:?} is not a duration like 24h or 90m"))?;
+        at_most_max(period, raw)
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -152,3 +152,37 @@ fn an_hs256_secret_under_32_bytes_is_an_error() {
     };
     assert!(errors[0].contains("5 bytes"), "{errors:?}");
 }
+
+/// Periods past what the clock arithmetic holds (milliseconds since 1970 in
+/// an `i64`) wrapped: a retention of a billion years pruned everything at
+/// start-up, a huge heartbeat panicked. Every period setting refuses more
+/// than 100 years, naming its source; 100 years itself is taken.
+#[test]
+fn a_period_longer_than_a_century_is_refused() {
+    for (flag, value) in [
+        ("--retention", "1000000000years"),
+        ("--heartbeat-secs", "18446744073709551615"),
+        ("--cleanup-interval-secs", "9223372036854775807"),
+        ("--task-orphan-timeout-secs", "18446744073709551615"),
+        ("--ticket-ttl-secs", "3155760001"),
+        ("--store-timeout-ms", "18446744073709551615"),
+    ] {
+        let refused = load(&[flag, value], &[]).unwrap_err();
+        let message = refused.to_string();
+        assert!(message.contains("100 years"), "{flag} {value}: {message}");
+        assert_eq!(refused.exit_code(), 1, "{flag}");
+    }
+    let from_env = load(&[], &[("SSE_BROKER_RETENTION", "300000000years")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        from_env.starts_with("SSE_BROKER_RETENTION:") && from_env.contains("100 years"),
+        "{from_env}"
+    );
+    let (settings, _) = load(
+        &["--retention", "100years", "--task-orphan-timeout-secs", "3155760000"],
+        &[],
+    )
+    .expect("a century is taken");
+    assert_eq!(settings.retention.as_secs(), 3_155_760_000);
+}
