@@ -140,6 +140,19 @@ impl Settings {
                 self.bind
             ));
         }
+        // Empty most often comes from a template's line left blank; taken
+        // as given it would refuse every token that names an audience or
+        // issuer, and accept only one naming "".
+        for (name, value) in [
+            ("jwt_audience", &self.auth.audience),
+            ("jwt_issuer", &self.auth.issuer),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                errors.push(format!(
+                    "{name} is empty: unset it to accept any, or give the value tokens carry"
+                ));
+            }
+        }
         if let Some(url) = &self.auth.jwks_url
             && !matches!(url.scheme(), "http" | "https")
         {

@@ -93,13 +93,38 @@ pub enum CorsOrigins {
 
 impl CorsOrigins {
     /// Comma-separated origins; `*` anywhere allows any; empty allows none.
-    pub fn parse(raw: &str) -> Result<Self, Infallible> {
+    /// Each is kept as a browser writes its `Origin` header
+    /// (`https://app.example.com`, lower case, no default port), so a
+    /// trailing `/` or capitals in the setting do not make it never match.
+    pub fn parse(raw: &str) -> Result<Self, String> {
         Ok(match split_csv(raw) {
             origins if origins.is_empty() => Self::None,
             origins if origins.iter().any(|o| o == "*") => Self::Any,
-            origins => Self::Exact(origins),
+            origins => Self::Exact(
+                origins
+                    .iter()
+                    .map(|origin| web_origin(origin))
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
+}
+
+/// `raw` as the `Origin` header a browser on that site sends.
+fn web_origin(raw: &str) -> Result<String, String> {
+    let refused =
+        |why: &str| format!("{raw:?} is not a web origin like https://app.example.com: {why}");
+    let url = url::Url::parse(raw).map_err(|e| refused(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refused("the scheme is not http or https"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(refused("an origin has no path, query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refused("an origin has no user name or password"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// As the list it was given as: `[]`, `["*"]` or the origins.
@@ -298,6 +323,25 @@ mod tests {
             CorsOrigins::parse("https://a,https://b").unwrap(),
             CorsOrigins::Exact(vec!["https://a".into(), "https://b".into()])
         );
+        assert_eq!(
+            CorsOrigins::parse("HTTPS://App.Example.com/, http://localhost:5173, https://b:443")
+                .unwrap(),
+            CorsOrigins::Exact(vec![
+                "https://app.example.com".into(),
+                "http://localhost:5173".into(),
+                "https://b".into()
+            ])
+        );
+        for bad in [
+            "not a url",
+            "https://a/app",
+            "ftp://a",
+            "https://a?x=1",
+            "https://u:p@a",
+        ] {
+            let refused = CorsOrigins::parse(bad).unwrap_err();
+            assert!(refused.contains("not a web origin"), "{bad}: {refused}");
+        }
     }
 
     #[test]

@@ -180,9 +180,32 @@ fn a_period_longer_than_a_century_is_refused() {
         "{from_env}"
     );
     let (settings, _) = load(
-        &["--retention", "100years", "--task-orphan-timeout-secs", "3155760000"],
+        &[
+            "--retention",
+            "100years",
+            "--task-orphan-timeout-secs",
+            "3155760000",
+        ],
         &[],
     )
     .expect("a century is taken");
     assert_eq!(settings.retention.as_secs(), 3_155_760_000);
+}
+
+/// An empty audience or issuer (an env file's line left blank) would have
+/// refused every token the broker's own `token` command mints.
+#[test]
+fn an_empty_audience_or_issuer_is_an_error() {
+    for (variable, key) in [
+        ("SSE_BROKER_JWT_AUDIENCE", "jwt_audience"),
+        ("SSE_BROKER_JWT_ISSUER", "jwt_issuer"),
+    ] {
+        let Err(ConfigError::Invalid(errors)) = load(&[], &[(variable, " ")]) else {
+            panic!("{variable}: expected an error");
+        };
+        assert!(errors.iter().any(|e| e.starts_with(key)), "{errors:?}");
+        let (_file, path) = file(&format!("{key} = \"\""));
+        assert!(load(&["--config", &path], &[]).is_err(), "{key} in a file");
+    }
+    assert!(load(&["--jwt-audience", "sse-broker"], &[]).is_ok());
 }

@@ -32,6 +32,9 @@ const FAILED_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 /// A certificate this close to its end is said to be expiring.
 const EXPIRY_NOTICE: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// The certificate's and the key's modification time and size.
+type FileStamps = [Option<(SystemTime, u64)>; 2];
+
 /// Why a certificate and key could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {
@@ -129,7 +132,7 @@ impl Certificates {
         // The files of the last failed load, and when it failed: the same
         // broken files are tried again only now and then, so a broken pair
         // left in place does not log a warning every second.
-        let mut failed: Option<([Option<(SystemTime, u64)>; 2], tokio::time::Instant)> = None;
+        let mut failed: Option<(FileStamps, tokio::time::Instant)> = None;
         let mut ticks = tokio::time::interval(CHECK_INTERVAL);
         loop {
             let why = tokio::select! {
@@ -169,7 +172,7 @@ impl Certificates {
         validity_problem(cert, &current, SystemTime::now())
     }
 
-    fn stamps(&self) -> [Option<(SystemTime, u64)>; 2] {
+    fn stamps(&self) -> FileStamps {
         [&self.cert, &self.key].map(|path| {
             let metadata = fs::metadata(path).ok()?;
             Some((metadata.modified().ok()?, metadata.len()))
