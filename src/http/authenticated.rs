@@ -84,11 +84,14 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
         return Ok(Some(token.trim().to_owned()));
     }
     for cookies in req.headers().get_all(header::COOKIE) {
-        let Ok(cookies) = cookies.to_str() else {
-            continue;
-        };
-        for pair in cookies.split(';') {
-            if let Some(token) = pair.trim().strip_prefix("sse_token=") {
+        // By bytes: another cookie of the site may hold non-ASCII bytes
+        // (`city=Zürich`), which must not hide ours; a token is ASCII.
+        for pair in cookies.as_bytes().split(|&b| b == b';') {
+            if let Some(token) = pair
+                .trim_ascii()
+                .strip_prefix(b"sse_token=")
+                .and_then(|token| std::str::from_utf8(token).ok())
+            {
                 // A browser attaches cookies to cross-site form posts too:
                 // the cookie is for EventSource (GET), never for writes, so
                 // no other site can publish with a visitor's cookie (CSRF).

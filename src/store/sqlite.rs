@@ -290,12 +290,22 @@ impl SqliteStore {
     }
 }
 
-/// `SELECT max(id)`: an aggregate is one row, so no `first()` (`LIMIT ?`).
+/// The last id committed: the newest row's, or, once retention has removed
+/// every row up to it, the newest pruned one's (as PostgreSQL's
+/// `pg_marks::latest_id`). An emptied table's `max(id)` goes back to 0: a
+/// restarted instance would then admit streams at id 0 and tell a client
+/// resuming from there that events were lost. One read transaction, so a
+/// prune committing meanwhile is seen wholly or not at all.
 fn latest_id(c: &mut SqliteConnection) -> QueryResult<EventId> {
-    events::table
-        .select(diesel::dsl::max(events::id))
-        .get_result::<Option<i64>>(c)
-        .map(|id| EventId(id.unwrap_or(0)))
+    diesel::Connection::transaction(c, |c| {
+        // An aggregate is one row, so no `first()` (`LIMIT ?`).
+        let newest_row = events::table
+            .select(diesel::dsl::max(events::id))
+            .get_result::<Option<i64>>(c)?
+            .unwrap_or(0);
+        let pruned_through = sqlite_marks::read(c, sqlite_marks::PRUNED_THROUGH)?;
+        Ok(EventId(newest_row.max(pruned_through)))
+    })
 }
 
 fn insert_batch(

@@ -235,3 +235,46 @@ async fn writes_to_a_sqlite_file_deleted_while_running_are_refused_not_lost() {
     let health = app.get("/health").await;
     assert_eq!(health.status().as_u16(), 503);
 }
+
+/// Retention emptied the table; after a restart a stream is admitted at
+/// the last id the store gave, not at 0: resuming from its `connected` id
+/// must not be told events were lost (an emptied table's `max(id)` is 0).
+#[actix_web::test]
+async fn a_restart_on_a_store_retention_emptied_admits_streams_at_the_last_id() {
+    // Arrange
+    let mut app = crate::helpers::spawn_app_with(|s| s.retention = Duration::from_secs(1)).await;
+    let mut last = 0;
+    for _ in 0..3 {
+        last = app.publish_one(&json!({"event_type": "commit"})).await;
+    }
+    eventually(
+        crate::helpers::LONG,
+        "retention to prune every event",
+        || {
+            let history = app.api_client.get(app.url("/sse/history")).send();
+            async move {
+                let page: serde_json::Value = history.await.ok()?.json().await.ok()?;
+                page["events"].as_array()?.is_empty().then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Act
+    app.restart().await;
+
+    // Assert
+    let response = app.stream_response("/sse/events", &[]).await;
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream.next_event(SHORT).await.expect("the connected frame");
+    assert!(connected.is("connected"), "{connected:?}");
+    assert_eq!(
+        connected.id_number(),
+        Some(last),
+        "admitted at the last id given"
+    );
+    let mut resumed = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &last.to_string())])
+        .await;
+    resumed.assert_quiet(Duration::from_millis(300)).await;
+}

@@ -96,6 +96,10 @@ pub struct RedisBridge {
     /// The count written by the last successful refresh, and the link
     /// epoch it was written in.
     last_written: Option<(usize, u64)>,
+    /// A presence refresh is under way: the next tick skips, so two never
+    /// interleave (the second's read landing before the first's write would
+    /// compare a fresh count with an old key: a false mismatch).
+    presence_refreshing: bool,
     /// Counts the link's failures. Redis may lose our key with its data
     /// (a restart): a key read back in another epoch than it was written
     /// in proves nothing.
@@ -152,6 +156,7 @@ impl RedisBridge {
             own_redis_count: None,
             own_written_count: None,
             last_written: None,
+            presence_refreshing: false,
             link_epoch: 0,
             status: watch::Sender::new(BridgeStatus::default()),
             metrics,

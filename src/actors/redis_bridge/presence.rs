@@ -5,14 +5,21 @@
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use redis::AsyncCommands;
 
-use super::{InstancePresence, PRESENCE_TTL_SECS, RedisBridge};
+use super::{InstancePresence, PRESENCE_PERIOD, PRESENCE_TTL_SECS, RedisBridge};
+
+/// The longest a presence refresh may take before it counts as failed.
+const PRESENCE_REFRESH_LIMIT: std::time::Duration = PRESENCE_PERIOD.saturating_mul(5);
 use crate::{actors::registry::ActiveConnections, domain::now_ms};
 
 impl RedisBridge {
     pub(super) fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
+        if self.presence_refreshing {
+            return;
+        }
         let Some(publisher) = self.publisher.clone() else {
             return;
         };
+        self.presence_refreshing = true;
         let registry = self.registry.clone();
         let instance_id = self.instance_id.clone();
         let prefix = self.presence_prefix.clone();
@@ -69,35 +76,54 @@ impl RedisBridge {
                 .collect();
             Ok::<_, redis::RedisError>((instances, seen, active))
         };
-        ctx.spawn(
-            refresh
-                .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok((mut instances, seen, written)) => {
-                        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-                        act.instances = instances;
-                        // Compare what Redis held with what we wrote there
-                        // last, only when both happened on one unbroken
-                        // link; then a missing key was evicted or expired
-                        // and counts as zero.
-                        let unbroken = act.link_epoch == epoch;
-                        let previous = act
-                            .last_written
-                            .filter(|(_, written_in)| unbroken && *written_in == epoch);
-                        match previous {
-                            Some((previous, _)) => {
-                                act.own_written_count = Some(previous);
-                                act.own_redis_count = Some(seen.unwrap_or(0));
-                            }
-                            None => {
-                                act.own_written_count = None;
-                                act.own_redis_count = seen;
-                            }
-                        }
-                        act.last_written = unbroken.then_some((written, epoch));
+        // A refresh stuck on a stalled link must not hold off every later
+        // one: past the limit it counts as a failed one.
+        let bounded = async move {
+            tokio::time::timeout(PRESENCE_REFRESH_LIMIT, refresh)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "presence refresh timed out",
+                    )))
+                })
+        };
+        ctx.spawn(bounded.into_actor(self).map(move |result, act, _| {
+            act.presence_refreshing = false;
+            act.record_presence(result, epoch);
+        }));
+    }
+
+    fn record_presence(
+        &mut self,
+        result: Result<(Vec<InstancePresence>, Option<usize>, usize), redis::RedisError>,
+        epoch: u64,
+    ) {
+        match result {
+            Ok((mut instances, seen, written)) => {
+                instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+                self.instances = instances;
+                // Compare what Redis held with what we wrote there
+                // last, only when both happened on one unbroken
+                // link; then a missing key was evicted or expired
+                // and counts as zero.
+                let unbroken = self.link_epoch == epoch;
+                let previous = self
+                    .last_written
+                    .filter(|(_, written_in)| unbroken && *written_in == epoch);
+                match previous {
+                    Some((previous, _)) => {
+                        self.own_written_count = Some(previous);
+                        self.own_redis_count = Some(seen.unwrap_or(0));
                     }
-                    Err(error) => act.mark_down(format!("presence update failed: {error}")),
-                }),
-        );
+                    None => {
+                        self.own_written_count = None;
+                        self.own_redis_count = seen;
+                    }
+                }
+                self.last_written = unbroken.then_some((written, epoch));
+            }
+            Err(error) => self.mark_down(format!("presence update failed: {error}")),
+        }
     }
 }

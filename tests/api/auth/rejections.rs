@@ -341,7 +341,30 @@ async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
         .await
         .unwrap();
 
-    for (source, response) in [("header", header), ("cookie", cookie), ("query", query)] {
+    // Another cookie of the site with non-ASCII bytes (UTF-8, Latin-1).
+    let mut beside_non_ascii = Vec::new();
+    for other in [&b"city=Z\xc3\xbcrich"[..], b"name=Jos\xe9"] {
+        let mut cookies = other.to_vec();
+        cookies.extend_from_slice(format!("; sse_token={good}").as_bytes());
+        let value = reqwest::header::HeaderValue::from_bytes(&cookies).expect("a header value");
+        beside_non_ascii.push(
+            app.api_client
+                .get(app.url("/sse/history"))
+                .header("Cookie", value)
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let [utf8, latin1] = <[_; 2]>::try_from(beside_non_ascii).expect("two");
+
+    for (source, response) in [
+        ("header", header),
+        ("cookie", cookie),
+        ("query", query),
+        ("cookie beside a UTF-8 one", utf8),
+        ("cookie beside a Latin-1 one", latin1),
+    ] {
         assert_eq!(response.status().as_u16(), 200, "token in the {source}");
     }
     // The scheme's name in any case (RFC 7235 section 2.1).

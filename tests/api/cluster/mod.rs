@@ -9,6 +9,7 @@
 pub(crate) mod harness;
 mod postgres_store;
 mod redis_hang;
+mod redis_restart;
 mod shared_tasks;
 mod stalled_instance;
 
