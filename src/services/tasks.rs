@@ -351,6 +351,18 @@ impl TaskService {
 
     /// Fails unfinished tasks (of `task_type`, if given) whose producer has
     /// been silent since `silent_since_ms`, with `reason`; returns how many.
+    /// The store's latest run of failures, as wall-clock times in ms: when
+    /// it began and when it last failed (see [`EventStore::latest_failures`]).
+    pub fn store_outage_ms(&self) -> Option<(i64, i64)> {
+        let now = now_ms();
+        self.store.latest_failures().map(|run| {
+            (
+                now - run.began_ago.as_millis() as i64,
+                now - run.last_ago.as_millis() as i64,
+            )
+        })
+    }
+
     pub async fn fail_silent(
         &self,
         silent_since_ms: i64,

@@ -157,6 +157,19 @@ struct State {
     in_flight: HashMap<u64, (Operation, Instant)>,
     writes: ClassState,
     reads: ClassState,
+    /// The first and the last failure of the latest run.
+    failure_run: Option<(Instant, Instant)>,
+}
+
+/// Failures closer than this are one outage, whatever succeeded between
+/// them (during a write lock reads succeed; a flapping link alternates).
+pub const FAILURE_RUN_GAP: Duration = Duration::from_secs(30);
+
+/// See [`StoreHealth::latest_failures`].
+#[derive(Debug, Clone, Copy)]
+pub struct FailureRun {
+    pub began_ago: Duration,
+    pub last_ago: Duration,
 }
 
 /// Shared by every clone of one `EventStore`.
@@ -201,6 +214,18 @@ impl StoreHealth {
         }
     }
 
+    /// The latest run of failures (reads or writes, whatever succeeded in
+    /// between): how long ago it began and how long ago its last failure
+    /// was. Failures less than [`FAILURE_RUN_GAP`] apart are one run.
+    pub fn latest_failures(&self) -> Option<FailureRun> {
+        let state = self.lock();
+        let run = state.failure_run?;
+        Some(FailureRun {
+            began_ago: run.0.elapsed(),
+            last_ago: run.1.elapsed(),
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Plain bookkeeping: a panic elsewhere leaves nothing half-written.
         self.state
@@ -235,7 +260,13 @@ impl InFlightGuard {
                     at: now,
                     operation: self.operation,
                     kind: FailureKind::of(error),
-                })
+                });
+                state.failure_run = match state.failure_run {
+                    Some((began, last)) if now.duration_since(last) < FAILURE_RUN_GAP => {
+                        Some((began, now))
+                    }
+                    _ => Some((now, now)),
+                };
             }
         }
     }

@@ -47,7 +47,8 @@ pub use deadline::Deadline;
 use deadline::{joined_result, report_late_outcome};
 pub use error::StoreError;
 pub use health::{
-    ClassReport, FailureKind, FailureReport, InFlight, Operation, StoreHealth, StoreHealthReport,
+    ClassReport, FailureKind, FailureReport, FailureRun, InFlight, Operation, StoreHealth,
+    StoreHealthReport,
 };
 pub use migrations::run_migrations;
 pub use queries::ChatTasks;
@@ -145,6 +146,12 @@ impl EventStore {
     /// What the operations of this store said lately, for `/health`.
     pub fn health(&self) -> StoreHealthReport {
         self.health.report(self.timeout)
+    }
+
+    /// The latest run of failed operations (reads or writes), whatever
+    /// succeeded since; `None` if none ever failed.
+    pub fn latest_failures(&self) -> Option<FailureRun> {
+        self.health.latest_failures()
     }
 
     /// Waits for `work` (spawned, so never dropped half-way) until

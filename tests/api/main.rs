@@ -25,6 +25,7 @@ mod janitor;
 mod monitoring_guide;
 mod observability;
 mod operator_assets;
+mod orphans;
 mod otlp;
 mod pipelining;
 mod producers;

@@ -160,12 +160,12 @@ impl PostgresLock {
 /// Another connection to the broker's SQLite file holds its write lock
 /// (`BEGIN IMMEDIATE`, as a backup tool or the `sqlite3` shell would) until
 /// `hold` has passed.
-struct SqliteWriterLock {
+pub(crate) struct SqliteWriterLock {
     released: tokio::task::JoinHandle<()>,
 }
 
 impl SqliteWriterLock {
-    async fn take(app: &TestApp, hold: Duration) -> Self {
+    pub(crate) async fn take(app: &TestApp, hold: Duration) -> Self {
         let path = sqlite_path(app);
         let (taken, is_taken) = oneshot::channel();
         let released = tokio::task::spawn_blocking(move || {
@@ -183,7 +183,7 @@ impl SqliteWriterLock {
         Self { released }
     }
 
-    async fn release(self) {
+    pub(crate) async fn release(self) {
         self.released.await.expect("the lock holder ended");
     }
 }

@@ -1,0 +1,81 @@
+//! The orphan timeout counts a producer's silence, not the store's: a
+//! producer retrying through a store outage longer than the timeout keeps
+//! its task, and a producer that really stopped still loses it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{
+    helpers::{TestApp, eventually, spawn_app_with},
+    store_timeouts::SqliteWriterLock,
+};
+
+const ORPHAN_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn write_text(app: &TestApp, task: &str, n: u32) -> u16 {
+    app.post_json(
+        &format!("/tasks/{task}/text"),
+        &json!({"delta": format!("{n} "), "seq": n}),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+async fn status_of(app: &TestApp, task: &str) -> String {
+    app.get_json(&format!("/tasks/{task}")).await["status"]
+        .as_str()
+        .expect("a status")
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn a_store_outage_longer_than_the_orphan_timeout_fails_no_retrying_producer() {
+    // Arrange
+    let app = spawn_app_with(|s| {
+        s.task_orphan_timeout = ORPHAN_TIMEOUT;
+        s.store_timeout = Duration::from_millis(300);
+    })
+    .await;
+    for task in ["retrying", "stopped"] {
+        assert_eq!(
+            app.post_json("/tasks", &json!({"task_id": task}))
+                .await
+                .status()
+                .as_u16(),
+            201
+        );
+    }
+    assert_eq!(write_text(&app, "retrying", 1).await, 202);
+    assert_eq!(write_text(&app, "stopped", 1).await, 202);
+
+    // Act: the store refuses writes for 4 s (twice the timeout); the
+    // producer's retries are refused; it backs off 1.5 s after the outage.
+    let lock = SqliteWriterLock::take(&app, Duration::from_secs(4)).await;
+    let mut refused = 0;
+    for _ in 0..5 {
+        if write_text(&app, "retrying", 2).await == 503 {
+            refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    lock.release().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let retried = write_text(&app, "retrying", 2).await;
+
+    // Assert: the retry lands; the task runs.
+    assert!(refused >= 3, "the store refused the writes: {refused}");
+    assert_eq!(retried, 202, "the retry after the outage is taken");
+    assert_eq!(status_of(&app, "retrying").await, "running");
+    // The producer that stopped is failed, a timeout after the outage.
+    eventually(
+        ORPHAN_TIMEOUT * 3,
+        "the stopped producer's task failed",
+        || {
+            let app = &app;
+            async move { (status_of(app, "stopped").await == "failed").then_some(()) }
+        },
+    )
+    .await;
+}
