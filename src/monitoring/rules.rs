@@ -28,7 +28,8 @@ pub enum StoreFailing {
     No = 0,
     /// The last one failed within [`STORE_FAILURE_HOLD`]: an alert.
     Recently = 1,
-    /// The last one failed longer ago, and none was tried since: a warning.
+    /// The last one failed longer ago, and none was tried since; or the
+    /// write probe succeeded since: a warning.
     Earlier = 2,
 }
 
@@ -36,6 +37,7 @@ impl StoreFailing {
     pub fn of(class: &ClassReport) -> Self {
         match &class.failing {
             None => Self::No,
+            Some(failure) if failure.probed_ok_since => Self::Earlier,
             Some(failure) if failure.ago <= STORE_FAILURE_HOLD => Self::Recently,
             Some(_) => Self::Earlier,
         }
@@ -113,8 +115,13 @@ impl Snapshot {
                 continue;
             };
             let ago = failure.ago.as_secs_f64();
+            let since = if failure.probed_ok_since {
+                "; the broker's own test write has succeeded since"
+            } else {
+                ""
+            };
             let message = format!(
-                "The last store {kind} ({}) failed ({}) {ago:.0} s ago; no {kind} has succeeded since",
+                "The last store {kind} ({}) failed ({}) {ago:.0} s ago; no {kind} has succeeded since{since}",
                 failure.operation,
                 failure.kind.as_str(),
             );
@@ -291,6 +298,7 @@ mod tests {
                 operation,
                 kind,
                 ago: Duration::from_secs(ago_secs),
+                probed_ok_since: false,
             }),
         }
     }
@@ -397,6 +405,27 @@ mod tests {
             OverallHealth::Degraded,
             &[],
             &["store_failing"],
+        );
+
+        // A second ago, but the broker's test write succeeded since.
+        let mut probed = failure("insert_batch", FailureKind::Error, 1);
+        if let Some(report) = probed.failing.as_mut() {
+            report.probed_ok_since = true;
+        }
+        failing.store.writes = probed;
+        let indicators = failing.health(&defaults());
+        assert_health(
+            &indicators,
+            OverallHealth::Degraded,
+            &[],
+            &["store_failing"],
+        );
+        assert!(
+            indicators.warnings[0]
+                .message
+                .contains("test write has succeeded"),
+            "{}",
+            indicators.warnings[0].message
         );
     }
 

@@ -80,10 +80,14 @@ impl HealthSampler {
                 .await
                 .ok()?;
             let store_ok = store.ping().await.is_ok();
-            // Writes clear their own failures (every publish is one); reads
-            // are rare, so the sampler re-checks failing ones itself.
-            if store.health().reads.failing.is_some() {
+            // Failing operations are re-checked here: reads are rare, and
+            // writes stop where a load balancer took the instance out.
+            let health = store.health();
+            if health.reads.failing.is_some() {
                 let _ = store.probe_reads().await;
+            }
+            if health.writes.failing.is_some() {
+                let _ = store.probe_writes().await;
             }
             Some(Census { registry, store_ok })
         };

@@ -31,11 +31,13 @@ pub enum Operation {
     ChatTask,
     /// The HealthSampler's re-check of failing reads.
     ReadProbe,
+    /// The HealthSampler's re-check of failing writes: one small write.
+    WriteProbe,
     Ping,
 }
 
 impl Operation {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::InsertBatch,
         Self::Prune,
         Self::InsertTask,
@@ -46,6 +48,7 @@ impl Operation {
         Self::SilentTasks,
         Self::ChatTask,
         Self::ReadProbe,
+        Self::WriteProbe,
         Self::Ping,
     ];
 
@@ -61,13 +64,16 @@ impl Operation {
             Self::SilentTasks => "silent_tasks",
             Self::ChatTask => "chat_task",
             Self::ReadProbe => "read_probe",
+            Self::WriteProbe => "write_probe",
             Self::Ping => "ping",
         }
     }
 
     fn class(self) -> Option<Class> {
         match self {
-            Self::InsertBatch | Self::Prune | Self::InsertTask => Some(Class::Write),
+            Self::InsertBatch | Self::Prune | Self::InsertTask | Self::WriteProbe => {
+                Some(Class::Write)
+            }
             Self::EventsAfter
             | Self::LatestId
             | Self::PrunedThrough
@@ -131,6 +137,10 @@ struct Failure {
 struct ClassState {
     last_ok: Option<Instant>,
     last_failure: Option<Failure>,
+    /// The write probe's last success. It proves the store takes a write,
+    /// not that the write that failed would pass now (a trigger on
+    /// `events`, say): it makes a failure a warning, it does not clear it.
+    last_probe_ok: Option<Instant>,
 }
 
 impl ClassState {
@@ -143,6 +153,7 @@ impl ClassState {
                 operation: failure.operation.as_str(),
                 kind: failure.kind,
                 ago: now.saturating_duration_since(failure.at),
+                probed_ok_since: self.last_probe_ok.is_some_and(|ok| ok > failure.at),
             });
         ClassReport {
             last_ok_ago: self.last_ok.map(|ok| now.saturating_duration_since(ok)),
@@ -254,6 +265,7 @@ impl InFlightGuard {
             Class::Read => &mut state.reads,
         };
         match result {
+            Ok(_) if self.operation == Operation::WriteProbe => outcomes.last_probe_ok = Some(now),
             Ok(_) => outcomes.last_ok = Some(now),
             Err(error) => {
                 outcomes.last_failure = Some(Failure {
@@ -314,6 +326,8 @@ pub struct FailureReport {
     pub operation: &'static str,
     pub kind: FailureKind,
     pub ago: Duration,
+    /// The write probe succeeded after it: the store takes writes again.
+    pub probed_ok_since: bool,
 }
 
 #[derive(Debug, Clone)]

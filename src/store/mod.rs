@@ -382,6 +382,18 @@ impl EventStore {
             .latest_id(&d))
     }
 
+    /// One small write (a mark in `broker_state`), within [`PING_BUDGET`]:
+    /// after writes failed, the HealthSampler calls this to find out whether
+    /// they work again, so an idle instance (or one a load balancer took out
+    /// of rotation) does not wait for a publisher to prove it well, and one
+    /// whose writes still fail (a full disk, a deleted SQLite file) stays
+    /// unhealthy instead of fading to degraded.
+    pub async fn probe_writes(&self) -> Result<(), StoreError> {
+        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
+        bounded!(self, Operation::WriteProbe, deadline, |store, d| store
+            .probe_write(&d))
+    }
+
     fn deadline(&self) -> Deadline {
         Deadline::after(self.timeout)
     }

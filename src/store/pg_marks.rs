@@ -15,6 +15,10 @@ use crate::domain::EventId;
 /// events were lost: `replay_truncated`).
 pub(super) const PRUNED_THROUGH: &str = "pruned_through_id";
 
+/// When the health sampler's write probe last wrote (its row is what it
+/// writes; nothing reads it).
+pub(super) const WRITE_PROBE: &str = "write_probe_at_ms";
+
 /// Mark `key`, 0 while unset.
 pub(super) async fn read(c: &mut AsyncPgConnection, key: &str) -> QueryResult<i64> {
     Ok(broker_state::table

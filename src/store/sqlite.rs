@@ -174,6 +174,13 @@ impl SqliteStore {
         Ok(committed)
     }
 
+    pub async fn probe_write(&self, deadline: &Deadline) -> Result<(), StoreError> {
+        self.write(deadline, |c| {
+            sqlite_marks::raise(c, sqlite_marks::WRITE_PROBE, crate::domain::now_ms())
+        })
+        .await
+    }
+
     pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
         self.read(deadline, latest_id).await
     }

@@ -12,6 +12,10 @@ pub(super) const PRUNED_THROUGH: &str = "pruned_through_id";
 /// (`sqlite_task_index`).
 pub(super) const TASK_INDEXED_THROUGH: &str = "task_indexed_through";
 
+/// When the health sampler's write probe last wrote (its row is what it
+/// writes; nothing reads it).
+pub(super) const WRITE_PROBE: &str = "write_probe_at_ms";
+
 /// Mark `key`, 0 while unset.
 pub(super) fn read(c: &mut SqliteConnection, key: &str) -> QueryResult<i64> {
     Ok(broker_state::table

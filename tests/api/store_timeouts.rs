@@ -467,7 +467,16 @@ async fn a_publish_behind_another_sqlite_writer_is_refused_within_the_timeout_an
     // Act 2: the lock is released.
     lock.release().await;
 
-    // Assert 2: never stored, never delivered; publishing works again.
+    // Assert 2: back in a load balancer's rotation (200) within seconds,
+    // with no client's write (the broker's own test write proves it);
+    // never stored, never delivered; publishing works again.
+    wait_for_health(
+        &app,
+        SHORT,
+        "200 without a client's write",
+        |status, body| status == 200 && body["status"] != "unhealthy",
+    )
+    .await;
     let after = app.publish_one(&event("after")).await;
     assert!(after > before);
     assert_eq!(stored_markers(&app).await, ["before", "after"]);
@@ -482,8 +491,9 @@ async fn a_publish_behind_another_sqlite_writer_is_refused_within_the_timeout_an
 
 #[actix_web::test]
 async fn sqlite_writes_that_fail_make_health_unhealthy_until_a_write_succeeds() {
-    // Arrange: a healthy broker, then a trigger in its SQLite file that
-    // refuses every insert into `events`, as a full disk would.
+    // Arrange: a healthy broker, then triggers in its SQLite file that
+    // refuse every insert into `events` and `broker_state` (which the
+    // broker's own test write uses), as a full disk would.
     let app = spawn_app_with(|s| s.store_timeout = STORE_TIMEOUT).await;
     app.publish_one(&event("before")).await;
     let (status, body) = health(&app).await;
@@ -496,9 +506,11 @@ async fn sqlite_writes_that_fail_make_health_unhealthy_until_a_write_succeeds() 
     outside
         .batch_execute(
             "CREATE TRIGGER refuse_events BEFORE INSERT ON events \
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END; \
+             CREATE TRIGGER refuse_state BEFORE INSERT ON broker_state \
              BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
         )
-        .expect("the trigger is created");
+        .expect("the triggers are created");
 
     // Act
     let refused = app.publish(&event("refused")).await;
@@ -534,8 +546,8 @@ async fn sqlite_writes_that_fail_make_health_unhealthy_until_a_write_succeeds() 
 
     // Act 2: the cause goes away; the next write succeeds.
     outside
-        .batch_execute("DROP TRIGGER refuse_events")
-        .expect("the trigger is dropped");
+        .batch_execute("DROP TRIGGER refuse_events; DROP TRIGGER refuse_state")
+        .expect("the triggers are dropped");
     app.publish_one(&event("after")).await;
 
     // Assert 2: healthy again, and the gauge agrees.
