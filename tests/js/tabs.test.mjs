@@ -1,5 +1,6 @@
 // The tab-sharing helpers of src/http/assets/tabs.js: which clients share a
-// stream. The sharing itself runs in Chromium (tests/api/browser/tab_sharing.rs).
+// stream. The sharing itself runs in Chromium (tests/api/browser/tab_sharing.rs),
+// and with stand-ins for the browser's parts in tab_sharing.test.mjs.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";

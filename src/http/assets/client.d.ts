@@ -107,7 +107,9 @@ export interface ConnectedData {
 export interface DisconnectInfo {
   /**
    * `network`: the connection dropped or could not be made;
-   * `heartbeat_timeout`: nothing arrived for `heartbeatTimeout`;
+   * `heartbeat_timeout`: nothing arrived for `heartbeatTimeout` (on a tab
+   * that follows another tab's stream: nor did that tab answer, so this
+   * one opens its own stream);
    * `shutdown`: the broker is restarting; `ticket`: `getTicket` failed;
    * `token`: `getToken` failed, when a refused `accessToken` asked it for
    * a new one; `token_expired`: with `getTicket`, a fresh ticket is
@@ -233,6 +235,11 @@ export interface SseClientOptions {
    * One stream per URL for all tabs of this browser (default `true`): the
    * tab holding a Web Lock opens it and passes its events to the others over
    * a BroadcastChannel; when it closes, another tab resumes the stream.
+   * Tabs share only with the same URL, filters and `accessToken` (a token
+   * minted per page load means a stream per tab). The other tabs get
+   * `onConnect`, `connectionId`, `onDisconnect` and `onError` too; one
+   * that hears nothing from the holding tab for `heartbeatTimeout`, and no
+   * answer to a ping (a frozen tab keeps the lock), opens its own stream.
    * Without Web Locks or BroadcastChannel (or with an injected
    * `EventSource`), one stream per tab. On a task's stream a tab joining
    * later gets the stream so far from the tab holding it.
@@ -250,7 +257,9 @@ export interface SseClientOptions {
   withCredentials?: boolean;
   /** Event types after which the client closes for good (e.g. a task's end). */
   closeOn?: string[];
+  /** Each `connected` frame; a tab joining a shared stream later gets the current one. */
   onConnect?: (data: ConnectedData) => void;
+  /** Each lost stream (a shared one: in every tab). */
   onDisconnect?: (info: DisconnectInfo) => void;
   /**
    * A lost stream given up on, an expired token, a stream the broker
@@ -291,11 +300,15 @@ export declare class SseClient {
   readonly state: ConnectionState;
   /** The last event id seen: where a reconnect resumes. */
   lastEventId: string | null;
-  /** The broker's id of the current stream, from its `connected` frame. */
+  /** The broker's id of the current stream, from its `connected` frame (in every tab sharing it). */
   connectionId: string | null;
   /** Registers a handler for one event type; returns the function that removes it. */
   on<T = EventData>(type: string, handler: (data: T, event: MessageEvent<string>) => void): () => boolean;
-  /** Opens the stream; a `closed` client starts its attempts over. */
+  /**
+   * Opens the stream; a `closed` or `offline` client starts again, its
+   * attempts over, and resumes from `lastEventId`. On a tab that follows
+   * another tab's stream given up on, that tab starts it again.
+   */
   connect(): this;
   /** Closes the stream for good (no reconnect). */
   close(): void;

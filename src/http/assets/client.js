@@ -27,10 +27,19 @@
 // ./diagnose.js; this module re-exports what a page imports.
 
 import { SharedStream, canShareAcrossTabs, shareName } from "./tabs.js";
-import { askWhyRefused, fetchTicket, pageBase, readStoredEvents, renewStreamToken } from "./stream_requests.js";
+import {
+  StreamRefusedError,
+  askWhyRefused,
+  fetchTicket,
+  filteredStreamUrl,
+  pageBase,
+  readStoredEvents,
+  renewStreamToken,
+  subscribedFilter,
+} from "./stream_requests.js";
 
 export { diagnoseConnection } from "./diagnose.js";
-export { fetchTicket };
+export { StreamRefusedError, fetchTicket };
 
 /** Connection states, in `onStateChange` and `client.state`. */
 export const State = Object.freeze({
@@ -54,6 +63,18 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
 
 /** How long a leader tab whose stream ended keeps it from the others (see `TabMembership.leave`), ms. */
 const ENDED_HANDOFF_GRACE = 500;
+
+/** The types the `on…` options take (onProgress, onText, …). */
+const CALLBACK_EVENTS = [
+  "progress",
+  "progress_update",
+  "text",
+  "reasoning",
+  "tool_call",
+  "tool_result",
+  "tool_approval",
+  "step_end",
+];
 
 const BROKER_EVENTS = [
   "connected",
@@ -92,21 +113,6 @@ export class TaskError extends Error {
     this.cancelled = cancelled;
     this.taskId = data && data.task_id;
     this.status = data && data.status;
-  }
-}
-
-/**
- * The broker refused to open the stream: an HTTP error answer, which
- * `EventSource` cannot read, so the client asks again with `fetch` to learn
- * it. `status` is the HTTP status, `code` the broker's error code
- * (`task_not_found`, `forbidden`, `invalid_last_event_id`, …).
- */
-export class StreamRefusedError extends Error {
-  constructor(status, code, message) {
-    super(message || `the broker refused the stream (HTTP ${status})`);
-    this.name = "StreamRefusedError";
-    this.status = status;
-    this.code = code || null;
   }
 }
 
@@ -151,8 +157,9 @@ export class SseClient {
    * @param {function} [options.onStepEnd]  (data, event) for `step_end`: one step of an agent's
    *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
    * @param {function} [options.onStateChange]  (state, previous)
-   * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL for all tabs of this browser
-   *   (Web Locks and BroadcastChannel; without them, or with an injected EventSource, one per tab)
+   * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL, filters and accessToken for all
+   *   tabs of this browser (Web Locks and BroadcastChannel; without them, or with an injected
+   *   EventSource, one per tab)
    * @param {function} [options.EventSource]  injectable for tests
    */
   constructor(url, options = {}) {
@@ -178,6 +185,10 @@ export class SseClient {
     this.opening = null;
     /** This tab's share of the stream (a `SharedStream`), when tabs share it. */
     this.tabs = null;
+    /** A follower that left a leader which stopped answering: its own stream until close(). */
+    this.ownStream = false;
+    /** The filter of the last `subscription_updated` (see `subscribedFilter`): reconnects keep it. */
+    this.subscribed = null;
     /** The broker refused `accessToken` (401, or `token_expired`): the next open asks `getToken`. */
     this.tokenRefused = false;
     /** The token in use came from `getToken` after a refusal, and no stream has opened with it yet. */
@@ -198,13 +209,18 @@ export class SseClient {
     return () => this.handlers.get(type).delete(handler);
   }
 
+  /** Opens the stream; a `closed` or `offline` client starts again, with its attempts over. */
   connect() {
-    if (this._state === State.CLOSED) this.attempts = 0;
-    if (this._sharesAcrossTabs()) {
-      if (!this.tabs) this._joinTabs();
-      return this;
+    const gaveUp = this._state === State.OFFLINE;
+    if (gaveUp || this._state === State.CLOSED) this.attempts = 0;
+    if (!this._sharesAcrossTabs()) this._open();
+    else if (!this.tabs) this._joinTabs();
+    else if (gaveUp && this.tabs.leader) this._open();
+    else if (gaveUp) {
+      // The leader gave up on the stream, for every tab: ask it to start again.
+      this._setState(State.CONNECTING);
+      this.tabs.restart();
     }
-    this._open();
     return this;
   }
 
@@ -218,10 +234,12 @@ export class SseClient {
     this._setState(State.CLOSED);
     if (this.tabs) this.tabs.leave(handoffGrace);
     this.tabs = null;
+    this.ownStream = false;
   }
 
   _sharesAcrossTabs() {
-    return this.options.shareAcrossTabs !== false && !this.options.EventSource && canShareAcrossTabs();
+    const { shareAcrossTabs, EventSource } = this.options;
+    return shareAcrossTabs !== false && !EventSource && !this.ownStream && canShareAcrossTabs();
   }
 
   /** Waits for the stream's lock: the holder opens it, the others follow it. */
@@ -231,25 +249,54 @@ export class SseClient {
       ends: this.options.closeOn.length > 0,
       lastEventId: () => this.lastEventId,
       state: () => this._state,
+      heartbeatTimeout: () => this.options.heartbeatTimeout,
       brokerEvents: BROKER_EVENTS,
       dispatch: (type, event) => this._dispatch(type, event),
       open: () => this._open(),
       mirrorState: (state) => {
         if (state !== State.CLOSED) this._setState(state);
       },
-      readHistory: (after, onEvent, wanted) => readStoredEvents(this.url, after, this.options, onEvent, wanted),
+      // The leader's stream is this tab's too: its loss is reported here as well.
+      lost: (info, failure) => {
+        if (this.options.onDisconnect) this.options.onDisconnect(info);
+        if (failure) this._fail(new Error(failure));
+      },
+      restart: () => {
+        if (this._state === State.OFFLINE) this.connect();
+      },
+      leaderSilent: () => this._leaveSilentLeader(),
+      readHistory: (after, onEvent, wanted) =>
+        readStoredEvents(this._filteredUrl(), after, this.options, onEvent, wanted),
     });
+  }
+
+  /**
+   * The leader's tab stopped answering (frozen in the background, it still
+   * holds the lock): this tab stops following it, for good, and opens its
+   * own stream after its own last id, so nothing is lost or repeated; the
+   * old leader's later posts no longer reach it. Not while given up: that
+   * waits for connect().
+   */
+  _leaveSilentLeader() {
+    if (!this._isFollower() || this._state === State.OFFLINE) return;
+    this.tabs.leave(0);
+    this.tabs = null;
+    this.ownStream = true;
+    this.attempts = 0;
+    this._lost("heartbeat_timeout");
   }
 
   _isFollower() {
     return this.tabs !== null && !this.tabs.leader;
   }
 
+  _filteredUrl() {
+    return filteredStreamUrl(this.url, this.options, this.subscribed);
+  }
+
   _streamUrl(ticket) {
-    const url = new URL(this.url, pageBase());
-    const { eventTypes, projectId, accessToken } = this.options;
-    if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
-    if (projectId) url.searchParams.set("project_id", projectId);
+    const url = this._filteredUrl();
+    const { accessToken } = this.options;
     // A single-use ticket keeps the long-lived token out of the URL.
     if (ticket) url.searchParams.set("ticket", ticket);
     else if (accessToken) url.searchParams.set("access_token", accessToken);
@@ -258,9 +305,10 @@ export class SseClient {
     return url.toString();
   }
 
-  _open() {
+  /** `reconnecting`: a reconnect's attempt, which stays `reconnecting` until `connected`. */
+  _open(reconnecting = false) {
     this._teardown();
-    this._setState(this.attempts === 0 ? State.CONNECTING : State.RECONNECTING);
+    this._setState(reconnecting || this.attempts > 0 ? State.RECONNECTING : State.CONNECTING);
     if (!this.options.getTicket) {
       if (this.tokenRefused && this._renewsAccessToken()) this._openWithFreshToken();
       else this._openWith(null);
@@ -325,19 +373,8 @@ export class SseClient {
     for (const type of [...BROKER_EVENTS, "message", "error"]) this._listen(source, type);
     // EventSource only surfaces named events someone listens to: listen to
     // every type this client asked for, so each one advances the resume id.
-    const wanted = [
-      "progress",
-      "progress_update",
-      "text",
-      "reasoning",
-      "tool_call",
-      "tool_result",
-      "tool_approval",
-      "step_end",
-      ...(this.options.eventTypes || []),
-      ...this.options.closeOn,
-      ...this.handlers.keys(),
-    ];
+    const { eventTypes, closeOn } = this.options;
+    const wanted = [...CALLBACK_EVENTS, ...(eventTypes || []), ...closeOn, ...this.handlers.keys()];
     for (const type of wanted) this._listen(source, type);
     this._armWatchdog();
   }
@@ -352,7 +389,7 @@ export class SseClient {
     if (!isServerEvent(event)) return;
     if (event.target && event.target !== this.source) return;
     if (this.tabs) this.tabs.dispatched(type, event);
-    // A follower's liveness is the leader's to watch.
+    // A follower watches the leader instead (SharedStream), not the stream.
     if (!this._isFollower()) this._armWatchdog();
     if (event.lastEventId) this.lastEventId = event.lastEventId;
     let data = event.data;
@@ -374,6 +411,9 @@ export class SseClient {
         if (onConnect) onConnect(data);
         break;
       case "subscription_updated":
+        // A filter changed with POST /sse/subscribe: a reconnect (and a
+        // tab's catch-up) must ask for it, not for the one first given.
+        this.subscribed = subscribedFilter(data, this.subscribed);
         this._listenToSubscribed(data);
         break;
       case "shutdown":
@@ -465,16 +505,23 @@ export class SseClient {
     this._teardown();
     if (this.attempts >= this.options.maxReconnectAttempts) {
       this._setState(State.OFFLINE);
-      if (this.options.onDisconnect) this.options.onDisconnect({ reason, willReconnect: false, delay: null });
-      this._fail(new Error(`gave up after ${this.attempts} reconnect attempts`));
+      const error = new Error(`gave up after ${this.attempts} reconnect attempts`);
+      this._disconnected({ reason, willReconnect: false, delay: null }, error);
+      this._fail(error);
       return;
     }
     const hinted = Number.isFinite(notBefore) && notBefore > 0 ? notBefore : 0;
     const delay = Math.max(hinted, backoffDelay(this.attempts, this.options));
     this.attempts += 1;
     this._setState(State.RECONNECTING);
-    if (this.options.onDisconnect) this.options.onDisconnect({ reason, willReconnect: true, delay });
-    this.reconnectTimer = setTimeout(() => this._open(), delay);
+    this._disconnected({ reason, willReconnect: true, delay });
+    this.reconnectTimer = setTimeout(() => this._open(true), delay);
+  }
+
+  /** A lost stream, for onDisconnect; a leader tells its followers first (a callback may close it). */
+  _disconnected(info, failure) {
+    if (this.tabs && this.tabs.leader) this.tabs.publishLoss(info, failure ? failure.message : null);
+    if (this.options.onDisconnect) this.options.onDisconnect(info);
   }
 
   /**

@@ -1,8 +1,10 @@
 // sse-broker browser client: the requests a stream's client makes beside
 // its EventSource (imported by /client.js): a ticket before a connect, the
-// stored history a rejoining tab missed, why a stream was refused, and a
-// fresh token for a live stream. Each takes the client's options
-// (`fetch`, `accessToken`, `getToken`, `withCredentials`, filters).
+// stored history a rejoining tab missed, why a stream was refused (and the
+// StreamRefusedError that says so), and a fresh token for a live stream;
+// and the stream's filter, which the stream and the history share. Each
+// takes the client's options (`fetch`, `accessToken`, `getToken`,
+// `withCredentials`, filters).
 
 /** The page's address, against which relative stream URLs resolve. */
 export function pageBase() {
@@ -27,23 +29,67 @@ export async function fetchTicket(url, accessToken, fetchImpl = globalThis.fetch
 }
 
 /**
+ * The query parameters of a stream's filter that `/sse/history` takes too
+ * (the broker's `StreamQuery` and `HistoryQuery`).
+ */
+const FILTER_PARAMS = ["event_types", "project_id", "user_id"];
+
+/**
+ * A stream's URL with its filter and nothing else (no credentials, no
+ * resume id): the URL's own query, then the options' `eventTypes` and
+ * `projectId`, then `subscribed`, the filter the broker last reported in
+ * `subscription_updated` (see `subscribedFilter`): a `POST /sse/subscribe`
+ * changed the stream's filter, and a reconnect must keep it.
+ */
+export function filteredStreamUrl(streamUrl, { eventTypes, projectId }, subscribed) {
+  const url = new URL(streamUrl, pageBase());
+  if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
+  if (projectId) url.searchParams.set("project_id", projectId);
+  for (const [name, value] of Object.entries(subscribed || {})) {
+    if (value) url.searchParams.set(name, value);
+    else url.searchParams.delete(name);
+  }
+  return url;
+}
+
+/**
+ * The filter a `subscription_updated` frame reports (`{connection_id,
+ * event_types, project_id}`), merged over `previous`, as query parameters:
+ * a null value drops the parameter (no project, or every type).
+ */
+export function subscribedFilter(data, previous) {
+  if (!data || typeof data !== "object") return previous;
+  const filter = { ...previous };
+  if (Array.isArray(data.event_types)) {
+    filter.event_types = data.event_types.filter((type) => typeof type === "string" && type).join(",") || null;
+  }
+  if ("project_id" in data) {
+    filter.project_id = typeof data.project_id === "string" && data.project_id ? data.project_id : null;
+  }
+  return filter;
+}
+
+/**
  * Reads the stored events after `after` that a general stream
- * (`…/sse/events`) with these filters carries, from `/sse/history`, a page
- * at a time, each as `onEvent({kind: "event", type, data, lastEventId})`,
- * while `wanted()` holds. Null where there is no history to read: a task's
- * stream, or no `fetch`.
+ * (`…/sse/events`, its filter in its query: see `filteredStreamUrl`)
+ * carries, from `/sse/history`, a page at a time, each as
+ * `onEvent({kind: "event", type, data, lastEventId})`, while `wanted()`
+ * holds. Null where there is no history to read: a task's stream, or no
+ * `fetch`.
  */
 export function readStoredEvents(streamUrl, after, options, onEvent, wanted) {
   const fetchImpl = options.fetch || globalThis.fetch;
   const stream = new URL(streamUrl, pageBase());
   if (!fetchImpl || !stream.pathname.endsWith("/sse/events")) return null;
-  const { eventTypes, projectId, accessToken, getToken } = options;
+  const { accessToken, getToken } = options;
   const page = (from) => {
     const url = new URL(stream.pathname.replace(/\/sse\/events$/, "/sse/history"), stream);
+    // Exactly the stream's filter: another type or project is not this stream's.
+    for (const name of FILTER_PARAMS) {
+      if (stream.searchParams.has(name)) url.searchParams.set(name, stream.searchParams.get(name));
+    }
     url.searchParams.set("after", from);
     url.searchParams.set("limit", "1000");
-    if (eventTypes && eventTypes.length) url.searchParams.set("event_types", eventTypes.join(","));
-    if (projectId) url.searchParams.set("project_id", projectId);
     return Promise.resolve(getToken ? getToken() : accessToken).then((token) =>
       fetchImpl(url.toString(), {
         headers: token ? { Authorization: `Bearer ${token}` } : {},
@@ -63,6 +109,21 @@ export function readStoredEvents(streamUrl, after, options, onEvent, wanted) {
       return body.next_after != null ? next(body.next_after) : undefined;
     });
   return next(after);
+}
+
+/**
+ * The broker refused to open the stream: an HTTP error answer, which
+ * `EventSource` cannot read, so the client asks again with `fetch` to learn
+ * it. `status` is the HTTP status, `code` the broker's error code
+ * (`task_not_found`, `forbidden`, `invalid_last_event_id`, …).
+ */
+export class StreamRefusedError extends Error {
+  constructor(status, code, message) {
+    super(message || `the broker refused the stream (HTTP ${status})`);
+    this.name = "StreamRefusedError";
+    this.status = status;
+    this.code = code || null;
+  }
 }
 
 /** Refusals that a later attempt may not meet: retried like a lost connection. */

@@ -6,7 +6,10 @@
 // (tab closed, client closed) the browser hands the lock to a waiting tab,
 // which opens the stream after the last id it saw: the broker replays the
 // rest, and every tab drops an event id it has already seen, so no tab
-// misses an event or sees one twice.
+// misses an event or sees one twice. A follower that hears nothing from the
+// leader for `heartbeatTimeout` asks it; a leader that does not answer (a
+// frozen tab still holds the lock) is left behind: the follower opens its
+// own stream.
 
 /** Whether this browser can share (Web Locks and BroadcastChannel). */
 export function canShareAcrossTabs() {
@@ -40,8 +43,10 @@ export function shareName(url, { eventTypes, projectId, accessToken } = {}) {
 /**
  * One tab's membership: `onLeader()` runs when this tab holds the stream
  * (open the EventSource then), `onMessage(message)` for what the other
- * tabs post (a newcomer's `{kind: "hello"}`, the leader's events and state). `publish(message)` posts to the other tabs; `leave(grace)` releases
- * everything (a leader's lock passes to a waiting tab, `grace` ms later).
+ * tabs post (a newcomer's `{kind: "hello"}`, the leader's events and
+ * state). `publish(message)` posts to the other tabs as the leader,
+ * `ask(message)` as any tab; `leave(grace)` releases everything (a
+ * leader's lock passes to a waiting tab, `grace` ms later).
  */
 export class TabMembership {
   constructor(name, { onLeader, onMessage }) {
@@ -52,7 +57,7 @@ export class TabMembership {
     this.channel.onmessage = (event) => onMessage(event.data);
     // A leader, if there is one, answers with its state (and, on a task's
     // stream, what it has seen so far).
-    this.channel.postMessage({ kind: "hello", from: this.id });
+    this.ask({ kind: "hello" });
     this.abort = new AbortController();
     this.release = null;
     navigator.locks
@@ -74,6 +79,11 @@ export class TabMembership {
 
   publish(message) {
     if (this.leader) this.channel.postMessage(message);
+  }
+
+  /** A question to the leader, signed so that its answer can be meant for this tab alone. */
+  ask(message) {
+    this.channel.postMessage({ ...message, from: this.id });
   }
 
   /**
@@ -98,15 +108,30 @@ export class TabMembership {
 const LEADER_REPLAY_WAIT = 1000;
 
 /**
+ * How long a follower that heard nothing for `heartbeatTimeout` waits for
+ * the leader's answer to its ping, ms. A live leader answers at once, even
+ * from a background tab (messages are not throttled as timers are); only a
+ * frozen or hung one misses it.
+ */
+const LEADER_PROBE_WAIT = 5000;
+
+/**
  * One client's share of a stream that tabs share: its `TabMembership` and
  * what the tabs tell each other. The leader posts every event it
- * dispatches and its state, and answers a newcomer's hello; a follower
- * dispatches the leader's events, each id once, and mirrors its state.
+ * dispatches (heartbeats too), its state and each loss of its stream, and
+ * answers a newcomer's hello (with the current `connected` frame) and a
+ * follower's ping; a follower dispatches the leader's events, each id
+ * once, mirrors its state, reports its losses as its own, and watches that
+ * the leader is there.
  *
  * `host` is the client: `ends` (its stream ends, as a task's does),
- * `lastEventId()`, `state()`, `brokerEvents` (types without a resume id),
- * `dispatch(type, event)`, `open()` (this tab leads now: open the
- * EventSource), `mirrorState(state)` (the leader's, on a follower), and
+ * `lastEventId()`, `state()`, `heartbeatTimeout()`, `brokerEvents` (types
+ * without a resume id), `dispatch(type, event)`, `open()` (this tab leads
+ * now: open the EventSource), `mirrorState(state)` (the leader's, on a
+ * follower), `lost(info, failure)` (the leader lost the stream: `info` as
+ * `onDisconnect`'s, `failure` the message of the error it gave up with, or
+ * null), `restart()` (a tab joins or asks: start again if given up),
+ * `leaderSilent()` (the leader did not answer: leave it), and
  * `readHistory(after, onEvent, wanted)` (stored events, or null where
  * there is none to read; see `readStoredEvents`).
  */
@@ -132,13 +157,18 @@ export class SharedStream {
         ? { buffer: [], fromLeader: host.ends, rejoining: host.ends && lastEventId !== null }
         : null;
     this.left = false;
+    /** The last `connected` frame dispatched: a tab joining later gets it from the leader. */
+    this.greeting = null;
+    this.watchdog = null;
     this.membership = new TabMembership(name, {
       onLeader: () => {
+        this._stopWatchdog();
         this._endCatchUp();
         host.open();
       },
-      onMessage: (message) => this._receive(message),
+      onMessage: (message) => this._fromChannel(message),
     });
+    this._armWatchdog();
     const catchUp = this.catchUp;
     if (catchUp && catchUp.fromLeader) {
       // No leader to answer (or an older client.js): go on without it.
@@ -157,6 +187,7 @@ export class SharedStream {
     const message = { kind: "event", type, data: event.data, lastEventId: event.lastEventId };
     if (this.membership.leader) this.membership.publish(message);
     if (this.seen) this.seen.push(message);
+    if (type === "connected") this.greeting = message;
   }
 
   /** The leader's state, for its followers. */
@@ -164,12 +195,55 @@ export class SharedStream {
     this.membership.publish({ kind: "state", state });
   }
 
+  /** The leader lost its stream (and gave up, with `failure`): its followers lost it too. */
+  publishLoss(info, failure = null) {
+    this.membership.publish({ kind: "lost", info, failure });
+  }
+
+  /** A follower's connect() on a stream the leader gave up on: the leader starts again. */
+  restart() {
+    this.membership.ask({ kind: "restart" });
+    this._armWatchdog();
+  }
+
   /** Leaves for good; a leader's stream passes to a waiting tab `grace` ms later. */
   leave(grace) {
     this.left = true;
     this.catchUp = null;
     this.seen = null;
+    this._stopWatchdog();
     this.membership.leave(grace);
+  }
+
+  /**
+   * A follower's watch on the leader: silence for `heartbeatTimeout` (the
+   * leader passes on every heartbeat, so a live stream is never that
+   * silent) asks the leader with a ping; no answer means the leader's tab
+   * is frozen or hung, and still holds the lock.
+   */
+  _armWatchdog() {
+    this._stopWatchdog();
+    const timeout = this.host.heartbeatTimeout();
+    if (this.left || this.leader || !(timeout > 0 && Number.isFinite(timeout))) return;
+    this.watchdog = setTimeout(() => {
+      this.membership.ask({ kind: "ping" });
+      this.watchdog = setTimeout(() => {
+        this.watchdog = null;
+        if (!this.left && !this.leader) this.host.leaderSilent();
+      }, LEADER_PROBE_WAIT);
+    }, timeout);
+  }
+
+  _stopWatchdog() {
+    clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+
+  /** A message from the channel: anything the leader posts shows it is there. */
+  _fromChannel(message) {
+    if (this.left || !message) return;
+    if (!["hello", "ping", "restart"].includes(message.kind)) this._armWatchdog();
+    this._receive(message);
   }
 
   /**
@@ -207,8 +281,10 @@ export class SharedStream {
 
   /**
    * What the other tabs posted: a newcomer's hello (the leader answers with
-   * its state, and on a stream that ends with what it has seen), a replay
-   * meant for this tab, and the leader's events and state.
+   * its state, and on a stream that ends with what it has seen, on another
+   * with the `connected` frame of its stream), a follower's ping (the
+   * leader answers with its state) or request to start again, a replay or
+   * greeting meant for this tab, and the leader's events, state and losses.
    */
   _receive(message, fromHistory = false) {
     if (!message || this.left) return;
@@ -219,8 +295,30 @@ export class SharedStream {
     }
     if (message.kind === "hello") {
       if (!membership.leader) return;
+      // A tab's connect() is a wish for the stream: one given up on starts again.
+      host.restart();
       this.publishState(host.state());
       if (this.seen) membership.publish({ kind: "replay", to: message.from, events: this.seen });
+      else if (this.greeting && host.state() === "connected") {
+        // With where the stream is now: a newcomer that has seen nothing
+        // resumes from there if it has to open a stream itself.
+        const lastEventId = host.lastEventId();
+        membership.publish({ kind: "greeting", to: message.from, event: this.greeting, lastEventId });
+      }
+      return;
+    }
+    if (message.kind === "ping" || message.kind === "restart") {
+      if (!membership.leader) return;
+      if (message.kind === "restart") host.restart();
+      // Also after a restart that was not needed: the asker set its own state.
+      this.publishState(host.state());
+      return;
+    }
+    if (message.kind === "greeting") {
+      if (message.to !== membership.id || membership.leader || !message.event) return;
+      // The frame's own id is where the stream started, behind this tab.
+      const lastEventId = host.lastEventId() === null ? message.lastEventId || "" : "";
+      host.dispatch("connected", { type: "connected", data: message.event.data, lastEventId });
       return;
     }
     if (message.kind === "replay") {
@@ -238,6 +336,10 @@ export class SharedStream {
     if (membership.leader) return;
     if (message.kind === "state") {
       host.mirrorState(message.state);
+      return;
+    }
+    if (message.kind === "lost") {
+      host.lost(message.info, message.failure);
       return;
     }
     const { type, data, lastEventId } = message;
