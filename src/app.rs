@@ -70,7 +70,8 @@ impl Application {
         // does not fit its key) is checked before any actor starts.
         let listener =
             bind_listener(settings.bind).with_context(|| format!("binding {}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        let bound = listener.local_addr()?;
+        let port = bound.port();
         let tls = match settings.tls.files() {
             Some((cert, key)) => {
                 let tls = http::tls::Tls::load(cert, key, metrics.clone())
@@ -255,7 +256,8 @@ impl Application {
             listener,
         )?;
         tracing::info!(
-            address = %settings.bind,
+            // The address bound: with port 0 asked, the one the system gave.
+            address = %bound,
             port,
             scheme,
             instance_id = %settings.instance_id,

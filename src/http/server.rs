@@ -203,8 +203,12 @@ fn app(
 /// few a browser always shows it: the wait a 429 or 503 asks for (which
 /// `/client.js` reads), a task's state on `HEAD /tasks/{id}`, a 405's
 /// methods, a 401's scheme.
-const EXPOSED_HEADERS: [&str; 5] = [
+const EXPOSED_HEADERS: [&str; 7] = [
     "retry-after",
+    // `diagnoseConnection` reads them to tell a compressing or buffering
+    // proxy; cross-origin they are hidden unless exposed.
+    "content-encoding",
+    "x-accel-buffering",
     "x-task-status",
     "x-task-progress",
     "allow",

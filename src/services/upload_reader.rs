@@ -15,6 +15,7 @@ use super::{
         Dialect, Ending, EventRead, ToolCallAssembly, ToolCallError, event_stream_data,
         provider_line,
     },
+    tasks::Delta,
     upload_error::ReadError,
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
     upload_shape::{Shape, json_answer, shape_of},
@@ -33,6 +34,10 @@ pub(super) struct Reader {
     half: Option<WaitingHalf>,
     /// What a provider's events said of its answer's end, so far.
     ending: Ending,
+    /// The highest `seq` accepted so far (the task's when the upload
+    /// began, then this upload's): a line at or below it is a retry,
+    /// skipped whole before it can touch a waiting half character.
+    seq_floor: Option<u64>,
     /// The tool calls a provider is streaming in pieces.
     tool_calls: ToolCallAssembly,
     /// What the stream's end marker ends, and the reason a step keeps.
@@ -78,11 +83,20 @@ impl Reader {
             body,
             dialect: None,
             half: None,
+            seq_floor: None,
             ending: Ending::default(),
             tool_calls: ToolCallAssembly::new(max),
             steps: StepEnds::new(ends),
             max,
         }
+    }
+
+    /// The task's last accepted `seq` when the upload began: a retried
+    /// upload's lines up to it are skipped here, as LiveTasks would ignore
+    /// them, so half a character on a skipped line neither completes nor
+    /// stands for one on a line that counts.
+    pub(super) fn skip_seq_through(&mut self, accepted: Option<u64>) {
+        self.seq_floor = accepted;
     }
 
     /// Bytes the reader holds of what has not made an instruction yet:
@@ -173,6 +187,7 @@ impl Reader {
         out: &mut Vec<(u64, Instruction)>,
     ) -> Result<(), ReadError> {
         let (max, dialect, half) = (self.max, &mut self.dialect, &mut self.half);
+        let seq_floor = &mut self.seq_floor;
         let (ending, tool_calls) = (&mut self.ending, &mut self.tool_calls);
         let mut take = |line: u64,
                         (mut read, dropped_half): (EventRead, Option<TextKind>)|
@@ -210,7 +225,7 @@ impl Reader {
                             limit: max,
                         });
                     }
-                    take(*line, ndjson(&pending[start..end], *line, half)?)?;
+                    take(*line, ndjson(&pending[start..end], *line, half, seq_floor)?)?;
                     start = end + 1;
                     from = start;
                 }
@@ -225,7 +240,7 @@ impl Reader {
                 }
                 if last && !pending.is_empty() {
                     *line += 1;
-                    take(*line, ndjson(pending, *line, half)?)?;
+                    take(*line, ndjson(pending, *line, half, seq_floor)?)?;
                     pending.clear();
                     *scanned = 0;
                 }
@@ -323,6 +338,7 @@ fn ndjson(
     bytes: &[u8],
     line: u64,
     half: &mut Option<WaitingHalf>,
+    seq_floor: &mut Option<u64>,
 ) -> Result<(EventRead, Option<TextKind>), ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     // A byte order mark some writers (Windows tools, .NET) put first: not
@@ -339,8 +355,19 @@ fn ndjson(
         Ok(instruction) => Ok(EventRead::one(instruction, None)),
         Err(reason) => provider_line(text).ok_or(reason),
     };
-    split_characters_joined(half, text, read)
-        .map_err(|reason| ReadError::Malformed { line, reason })
+    let waiting = *half;
+    let (read, dropped) = split_characters_joined(half, text, read)
+        .map_err(|reason| ReadError::Malformed { line, reason })?;
+    let Instruction::Delta(Delta { seq: Some(seq), .. }) = &read.instruction else {
+        return Ok((read, dropped));
+    };
+    if seq_floor.is_some_and(|floor| *seq <= floor) {
+        // A retry: as if the line were not there.
+        *half = waiting;
+        return Ok((EventRead::one(Instruction::Nothing, None), None));
+    }
+    *seq_floor = Some(*seq);
+    Ok((read, dropped))
 }
 
 #[cfg(test)]
@@ -444,6 +471,43 @@ mod tests {
         assert!(
             matches!(error, Some(ReadError::Malformed { line: 2, .. })),
             "{error:?}"
+        );
+    }
+
+    /// The texts a body's lines give, a retry's skipped lines left out.
+    fn texts_read(accepted_seq: Option<u64>, body: &str) -> Vec<String> {
+        let mut reader = Reader::new(UploadFormat::NdJson, 1024, UploadEnds::Task);
+        reader.skip_seq_through(accepted_seq);
+        let (got, error) = reader.read(body.as_bytes(), true);
+        assert!(error.is_none(), "{error:?}");
+        let texts: Vec<(u64, Instruction)> = got
+            .into_iter()
+            .filter(|(_, instruction)| *instruction != Instruction::Nothing)
+            .collect();
+        deltas(&texts)
+    }
+
+    #[test]
+    fn a_retried_line_is_skipped_whole_with_its_half_character() {
+        // Sent twice (a retry), then the character's second half.
+        let retried = "{\"delta\":\"a\\ud83d\",\"seq\":1}\n\
+                       {\"delta\":\"a\\ud83d\",\"seq\":1}\n\
+                       {\"delta\":\"\\ude00\",\"seq\":2}\n";
+        assert_eq!(texts_read(None, retried), ["a", "\u{1F600}"]);
+        // The retried line is another text with the same seq.
+        let other = "{\"delta\":\"a\\ud83d\",\"seq\":1}\n\
+                     {\"delta\":\"zzz\",\"seq\":1}\n\
+                     {\"delta\":\"\\ude00b\",\"seq\":2}\n";
+        assert_eq!(texts_read(None, other), ["a", "\u{1F600}b"]);
+        // A new upload resending from seq 1, which the task accepted: the
+        // second half alone stands for a character, as a half alone does.
+        let resent = "{\"delta\":\"a\\ud83d\",\"seq\":1}\n\
+                      {\"delta\":\"\\ude00b\",\"seq\":2}\n";
+        assert_eq!(texts_read(Some(1), resent), ["\u{FFFD}b"]);
+        // Lines without seq are never skipped.
+        assert_eq!(
+            texts_read(Some(5), "{\"delta\":\"x\"}\n{\"delta\":\"x\"}\n"),
+            ["x", "x"]
         );
     }
 

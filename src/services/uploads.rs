@@ -182,6 +182,7 @@ impl TaskService {
             }
             TaskStatus::Pending | TaskStatus::Running => {}
         }
+        reader.skip_seq_through(task.last_seq);
         let task_id = task.task_id;
         let mut upload = self.open_upload(&task_id).await;
         let mut memory = self.upload_memory.hold();

@@ -183,7 +183,7 @@ impl ReplayJob {
             last_event_id = after.0,
             latest_id = known.0,
             resume_from = resume.0,
-            "resume point past the store's newest id: the stream resumes from the store's"
+            "resume point past the store's newest id: the stream replays the store from its start"
         );
         tracing::Span::current().record("sse.replay.reset_to", resume.0);
         let frame = sse_frame::encode_control_with_id(
