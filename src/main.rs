@@ -77,7 +77,16 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
         let telemetry = telemetry::init_tracing(settings.log_format, &settings.instance_id);
         log_validation(&settings, &warnings);
         match open_files {
-            Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
+            Ok(limit) => {
+                tracing::info!(open_files = limit, "open-file limit");
+                if let Some(warning) = open_file_shortfall(settings.max_connections, limit) {
+                    tracing::warn!(
+                        open_files = limit,
+                        max_connections = settings.max_connections,
+                        "{warning}"
+                    );
+                }
+            }
             Err(error) => {
                 tracing::warn!(error.message = %error, "cannot raise the open-file limit")
             }
@@ -186,8 +195,40 @@ fn check_config(settings: &Settings, warnings: &[String]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Descriptors kept beside the streams: the store's and Redis's
+/// connections, the listener, files, and sockets of requests being answered.
+const SPARE_OPEN_FILES: u64 = 100;
+
+/// What to say when `--max-connections` streams cannot all have a socket
+/// under `limit` open files: past the limit, accepting fails (the client
+/// sees a reset, `/health` may not answer) instead of a 503.
+fn open_file_shortfall(max_connections: usize, limit: u64) -> Option<String> {
+    let needed = (max_connections as u64).saturating_add(SPARE_OPEN_FILES);
+    (needed > limit).then(|| {
+        format!(
+            "max_connections={max_connections} needs about {needed} open files, above the \
+             limit of {limit}: past ~{} streams new connections fail instead of answering 503; \
+             raise the limit (LimitNOFILE=, ulimit -n) or lower --max-connections",
+            limit.saturating_sub(SPARE_OPEN_FILES)
+        )
+    })
+}
+
 /// Every stream holds a socket: lift the soft open-file limit to the hard
 /// one (often 1024 → 65536 or more) so `--max-connections` is reachable.
 fn raise_open_file_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_file_shortfall;
+
+    #[test]
+    fn max_connections_past_the_open_file_limit_is_said() {
+        let said = open_file_shortfall(10_000, 1024).expect("a warning");
+        assert!(said.contains("10100") && said.contains("~924"), "{said}");
+        assert_eq!(open_file_shortfall(900, 1024), None);
+        assert!(open_file_shortfall(usize::MAX, 1 << 20).is_some());
+    }
 }

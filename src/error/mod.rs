@@ -203,6 +203,12 @@ impl ResponseError for ApiError {
             error.extend(details.clone());
         }
         let mut response = HttpResponse::build(self.status_code());
+        // A full instance frees the socket at once: kept alive, each refused
+        // client would hold a file descriptor through the keep-alive, and a
+        // reconnect burst would spend the headroom kept for accepting.
+        if self.code == ErrorCode::TooManyConnections {
+            response.force_close();
+        }
         if self.code == ErrorCode::Unauthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }

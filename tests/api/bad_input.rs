@@ -359,6 +359,22 @@ async fn streams_past_max_connections_are_503_until_one_closes() {
 
     // Assert
     assert_error(third, 503, "too_many_connections").await;
+    // The refusal frees its socket at once: kept alive through the
+    // keep-alive, refused clients would spend the file descriptors.
+    let started = std::time::Instant::now();
+    let raw = crate::helpers::raw_http::exchange(
+        &app,
+        b"GET /sse/events HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    raw[0].assert_error(503, "too_many_connections");
+    assert_eq!(raw[0].header("connection"), Some("close"), "{raw:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the broker closed the connection"
+    );
     drop(first);
     eventually(SHORT, "a free slot after a stream closed", || {
         let app = &app;
