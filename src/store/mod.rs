@@ -14,6 +14,7 @@ mod migrations;
 mod periodic;
 mod pg_insert;
 mod pg_marks;
+mod pg_probes;
 mod pg_task_update;
 mod postgres;
 mod prepared;
@@ -101,6 +102,8 @@ macro_rules! bounded {
         $store.run($operation, deadline, work).await
     }};
 }
+
+mod probes;
 
 impl EventStore {
     /// Opens the store and applies pending migrations. Every operation is
@@ -365,35 +368,6 @@ impl EventStore {
         })
     }
 
-    /// A cheap round trip, for `/health`: bounded by [`PING_BUDGET`] too, so
-    /// a probe gets its answer before a load balancer's own timeout.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
-        bounded!(self, Operation::Ping, deadline, |store, d| store.ping(&d))
-    }
-
-    /// Reads the newest id, within [`PING_BUDGET`], as a read of its own:
-    /// replays and history are rare, so after reads failed the HealthSampler
-    /// calls this to find out whether they work again, instead of leaving
-    /// the failure standing until some client resumes.
-    pub async fn probe_reads(&self) -> Result<EventId, StoreError> {
-        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
-        bounded!(self, Operation::ReadProbe, deadline, |store, d| store
-            .latest_id(&d))
-    }
-
-    /// One small write (a mark in `broker_state`), within [`PING_BUDGET`]:
-    /// after writes failed, the HealthSampler calls this to find out whether
-    /// they work again, so an idle instance (or one a load balancer took out
-    /// of rotation) does not wait for a publisher to prove it well, and one
-    /// whose writes still fail (a full disk, a deleted SQLite file) stays
-    /// unhealthy instead of fading to degraded.
-    pub async fn probe_writes(&self) -> Result<(), StoreError> {
-        let deadline = Deadline::after(self.timeout.min(PING_BUDGET));
-        bounded!(self, Operation::WriteProbe, deadline, |store, d| store
-            .probe_write(&d))
-    }
-
     fn deadline(&self) -> Deadline {
         Deadline::after(self.timeout)
     }
@@ -407,7 +381,3 @@ impl EventStore {
 /// commit-order lock (SQLite: the write lock) until it ends, so nothing
 /// commits before it.
 const COMMIT_WAIT_LIMIT: u32 = 10;
-
-/// The longest `/health` waits for the store's round trip, and the
-/// HealthSampler for its read probe.
-const PING_BUDGET: Duration = Duration::from_secs(2);

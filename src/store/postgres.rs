@@ -40,7 +40,7 @@ use super::{
 use crate::domain::{EventId, Task};
 
 /// The advisory lock that serializes event commits across instances ("SSEB").
-const COMMIT_ORDER_LOCK: i64 = 0x5353_4542;
+pub(super) const COMMIT_ORDER_LOCK: i64 = 0x5353_4542;
 const POOL_SIZE: usize = 8;
 
 type PooledConnection = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -101,7 +101,10 @@ impl PostgresStore {
 
     /// A pooled connection within `deadline`; nothing once the caller has
     /// given up.
-    async fn connection(&self, deadline: &Deadline) -> Result<PooledConnection, StoreError> {
+    pub(super) async fn connection(
+        &self,
+        deadline: &Deadline,
+    ) -> Result<PooledConnection, StoreError> {
         if deadline.is_abandoned() {
             return Err(StoreError::Timeout(deadline.budget()));
         }
@@ -232,25 +235,6 @@ impl PostgresStore {
             .await
     }
 
-    pub async fn probe_write(&self, deadline: &Deadline) -> Result<(), StoreError> {
-        let mut connection = self.connection(deadline).await?;
-        connection
-            .transaction::<_, StoreError, _>(async |c| {
-                // The locks a batch takes: the commit order's, and the one
-                // every insert and task update takes (a table another
-                // session locked fails the probe as it fails them).
-                let locks = format!(
-                    " SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}); \
-                     LOCK TABLE events, tasks IN ROW EXCLUSIVE MODE;"
-                );
-                bound_transaction(c, deadline, &locks).await?;
-                pg_marks::raise(c, pg_marks::WRITE_PROBE, crate::domain::now_ms()).await?;
-                deadline.begin_commit()?;
-                Ok(())
-            })
-            .await
-    }
-
     pub async fn insert_task(&self, row: TaskRow, deadline: &Deadline) -> Result<bool, StoreError> {
         let mut connection = self.connection(deadline).await?;
         connection
@@ -319,21 +303,13 @@ impl PostgresStore {
             .optional()?;
         Ok(row.and_then(TaskRow::into_domain))
     }
-
-    pub async fn ping(&self, deadline: &Deadline) -> Result<(), StoreError> {
-        let mut connection = self.connection(deadline).await?;
-        diesel::sql_query("SELECT 1")
-            .execute(&mut connection)
-            .await?;
-        Ok(())
-    }
 }
 
 /// The first statement of every write transaction: PostgreSQL itself
 /// cancels whatever waits on a lock or runs past what is left of
 /// `deadline`, and the transaction rolls back. `then` (a lock to take,
 /// say) rides in the same round trip.
-async fn bound_transaction(
+pub(super) async fn bound_transaction(
     c: &mut AsyncPgConnection,
     deadline: &Deadline,
     then: &str,

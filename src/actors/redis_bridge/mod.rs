@@ -51,10 +51,6 @@ use crate::{domain::EventId, store::EventStore, telemetry::Metrics};
 // `{cluster}:events` is the channel every instance publishes to and
 // subscribes to; `{cluster}:control` carries scatter/gather requests;
 // `{cluster}:instance:{id}` holds each instance's presence.
-/// How often this instance writes its connection count; it expires after
-/// three missed writes, so a dead instance drops out of cluster totals.
-const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
-const PRESENCE_TTL_SECS: u64 = 6;
 /// How often the status readers see is refreshed.
 const STATUS_PERIOD: Duration = Duration::from_secs(1);
 /// While Redis is down, how often the store is read for other instances' events.
@@ -96,9 +92,8 @@ pub struct RedisBridge {
     /// The count written by the last successful refresh, and the link
     /// epoch it was written in.
     last_written: Option<(usize, u64)>,
-    /// A presence refresh is under way: the next tick skips, so two never
-    /// interleave (the second's read landing before the first's write would
-    /// compare a fresh count with an old key: a false mismatch).
+    /// A presence refresh is under way: two interleaved would compare a
+    /// fresh count with an old key (a false mismatch).
     presence_refreshing: bool,
     /// Counts the link's failures. Redis may lose our key with its data
     /// (a restart): a key read back in another epoch than it was written
@@ -336,7 +331,7 @@ impl Actor for RedisBridge {
                 act.repair(None, ctx);
             }
         });
-        ctx.run_interval(PRESENCE_PERIOD, Self::refresh_presence);
+        ctx.run_interval(presence::PRESENCE_PERIOD, Self::refresh_presence);
     }
 }
 

@@ -5,10 +5,16 @@
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use redis::AsyncCommands;
 
-use super::{InstancePresence, PRESENCE_PERIOD, PRESENCE_TTL_SECS, RedisBridge};
+use std::time::Duration;
 
+use super::{InstancePresence, RedisBridge};
+
+/// How often this instance writes its connection count; it expires after
+/// three missed writes, so a dead instance drops out of cluster totals.
+pub(super) const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
+const PRESENCE_TTL_SECS: u64 = 6;
 /// The longest a presence refresh may take before it counts as failed.
-const PRESENCE_REFRESH_LIMIT: std::time::Duration = PRESENCE_PERIOD.saturating_mul(5);
+const PRESENCE_REFRESH_LIMIT: Duration = PRESENCE_PERIOD.saturating_mul(5);
 use crate::{actors::registry::ActiveConnections, domain::now_ms};
 
 impl RedisBridge {
