@@ -25,7 +25,19 @@ impl From<crate::auth::AuthError> for ApiError {
             | crate::auth::AuthError::TicketsUnavailable => ErrorCode::AuthUnavailable,
             _ => ErrorCode::Unauthorized,
         };
-        Self::new(code, error.to_string())
+        let bearer_error = match error {
+            crate::auth::AuthError::Missing
+            | crate::auth::AuthError::KeysUnavailable
+            | crate::auth::AuthError::TicketsUnavailable => None,
+            crate::auth::AuthError::Malformed
+            | crate::auth::AuthError::TwoTokens
+            | crate::auth::AuthError::CookieOnWrite => Some("invalid_request"),
+            _ => Some("invalid_token"),
+        };
+        Self {
+            bearer_error,
+            ..Self::new(code, error.to_string())
+        }
     }
 }
 

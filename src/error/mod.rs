@@ -151,6 +151,9 @@ pub struct ApiError {
     /// Extra machine-readable fields merged into the error object
     /// (e.g. `valid_types` for an unknown event type).
     pub details: Option<serde_json::Map<String, Value>>,
+    /// The `error` of a 401's `WWW-Authenticate: Bearer` challenge (RFC 6750
+    /// section 3.1): `invalid_token` when a token was sent and refused.
+    pub bearer_error: Option<&'static str>,
 }
 
 /// The JSON error body.
@@ -179,6 +182,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            bearer_error: None,
         }
     }
 
@@ -210,7 +214,11 @@ impl ResponseError for ApiError {
             response.force_close();
         }
         if self.code == ErrorCode::Unauthorized {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+            let challenge = match self.bearer_error {
+                Some(error) => format!("Bearer error=\"{error}\""),
+                None => "Bearer".to_owned(),
+            };
+            response.insert_header(("WWW-Authenticate", challenge));
         }
         if let Some(Value::Array(methods)) =
             self.details.as_ref().and_then(|d| d.get("allowed_methods"))

@@ -47,7 +47,9 @@ pub struct HistoryEvent {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub events: Vec<HistoryEvent>,
-    /// Pass as `after` for the next page; `null` when this page is the end.
+    /// Pass as `after` for the next page; `null` when this page came short
+    /// of `limit` (the end). A full page always gives one, even when it
+    /// happens to hold the last events: the next page is then empty.
     pub next_after: Option<i64>,
 }
 

@@ -32,9 +32,10 @@ use utoipa::{
             `cors_request_not_allowed` (a refused CORS preflight); 503 `shutting_down`, \
             `store_unavailable` or `store_outcome_unknown` (the store did not answer within \
             `--store-timeout-ms`), `auth_unavailable` (signing keys not fetched yet), with \
-            `Retry-After` where a retry can help. Operations that need a token list 401 and \
-            403; a token goes in `Authorization: Bearer`, else the `access_token` query \
-            parameter, else (reads only) the `sse_token` cookie.",
+            `Retry-After` where a retry can help. The document describes the broker that \
+            serves it: with authentication on, operations that need a token list 401 and \
+            403 and their security; a token goes in `Authorization: Bearer`, else the \
+            `access_token` query parameter, else (reads only) the `sse_token` cookie.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(crate::error::ErrorBody))

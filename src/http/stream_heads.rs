@@ -65,7 +65,7 @@ pub async fn task_events_head(
 ) -> Result<HttpResponse, ApiError> {
     Ok(
         match checked_task_stream(&req, &state, &id, &query, &auth.principal).await? {
-            None => HttpResponse::NoContent().finish(),
+            None => super::streams::no_stream(),
             Some(_) => event_stream_head(&req),
         },
     )
@@ -115,7 +115,7 @@ pub async fn chat_stream_head(
     query.client()?;
     Ok(
         match running_in_chat(&state, &auth.principal, &chat_id).await? {
-            None => HttpResponse::NoContent().finish(),
+            None => super::streams::no_stream(),
             Some(_) => with_protocol_header(event_stream_head(&req)),
         },
     )

@@ -44,9 +44,17 @@ pub(super) fn resume_point(
     query: &StreamQuery,
 ) -> Result<Option<EventId>, ApiError> {
     let given = |raw: &&str| !raw.trim().is_empty();
-    let header = req
-        .headers()
-        .get("Last-Event-ID")
+    let mut headers = req.headers().get_all("Last-Event-ID");
+    let first = headers.next();
+    if headers.next().is_some() {
+        // Which one the client meant cannot be told (as for a repeated
+        // `last_event_id` in the query).
+        return Err(ApiError::new(
+            ErrorCode::InvalidLastEventId,
+            "two Last-Event-ID headers were sent; send one",
+        ));
+    }
+    let header = first
         .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .filter(given);
     match header.or(query.last_event_id.as_deref().filter(given)) {
@@ -177,6 +185,16 @@ pub async fn renew_token(
     })?;
     state.streams.renew_token(&auth.principal, id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The answer that there is no stream to open (a task over, a chat with
+/// nothing running): 204 tells an EventSource to stop reconnecting.
+/// `no-store`: a 204 is cacheable by default, and it depends on state that
+/// changes (and on `Last-Event-ID`), so no cache may answer a later open.
+pub fn no_stream() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 /// The headers of every event stream: the SSE content type, identity

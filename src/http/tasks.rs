@@ -153,10 +153,12 @@ pub async fn head_task(
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
     let task = visible_task(&state, &auth.principal, &id).await?;
+    // The GET's body, which the server leaves unsent: the headers then say
+    // what a GET's do (RFC 9110 section 9.3.2), `Content-Length` included.
     Ok(HttpResponse::Ok()
         .insert_header(("X-Task-Status", task.status.as_str()))
         .insert_header(("X-Task-Progress", task.progress.to_string()))
-        .finish())
+        .json(task_json(&task)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -364,7 +366,7 @@ pub async fn task_events(
     let Some((task, resume_after)) =
         checked_task_stream(&req, &state, &id, &query, &principal).await?
     else {
-        return Ok(HttpResponse::NoContent().finish());
+        return Ok(super::streams::no_stream());
     };
     // Charged only for a stream the Registry admits (not for a 404, a 204
     // or a refusal).

@@ -114,7 +114,7 @@ pub async fn chat_stream(
 ) -> Result<HttpResponse, ApiError> {
     let client = query.client()?;
     match running_in_chat(&state, &auth.principal, &chat_id).await? {
-        None => Ok(HttpResponse::NoContent().finish()),
+        None => Ok(super::streams::no_stream()),
         Some(task) => ui_message_stream(&req, &state, &auth.principal, &task, client).await,
     }
 }

@@ -35,8 +35,8 @@ pub(super) struct Reader {
     /// What a provider's events said of its answer's end, so far.
     ending: Ending,
     /// The highest `seq` accepted so far (the task's when the upload
-    /// began, then this upload's): a line at or below it is a retry,
-    /// skipped whole before it can touch a waiting half character.
+    /// began, then this upload's): a line at or below it is a retry, which
+    /// must not touch a waiting half character.
     seq_floor: Option<u64>,
     /// The tool calls a provider is streaming in pieces.
     tool_calls: ToolCallAssembly,
@@ -92,9 +92,10 @@ impl Reader {
     }
 
     /// The task's last accepted `seq` when the upload began: a retried
-    /// upload's lines up to it are skipped here, as LiveTasks would ignore
-    /// them, so half a character on a skipped line neither completes nor
-    /// stands for one on a line that counts.
+    /// upload's lines up to it, which LiveTasks ignores, leave the half
+    /// character waiting from the line before untouched, so half a
+    /// character on an ignored line neither completes nor stands for one on
+    /// a line that counts.
     pub(super) fn skip_seq_through(&mut self, accepted: Option<u64>) {
         self.seq_floor = accepted;
     }
@@ -362,9 +363,10 @@ fn ndjson(
         return Ok((read, dropped));
     };
     if seq_floor.is_some_and(|floor| *seq <= floor) {
-        // A retry: as if the line were not there.
+        // A retry, which LiveTasks ignores (and counts): its text never
+        // lands, so neither may its effect on the half waiting before it.
         *half = waiting;
-        return Ok((EventRead::one(Instruction::Nothing, None), None));
+        return Ok((read, None));
     }
     *seq_floor = Some(*seq);
     Ok((read, dropped))
@@ -474,17 +476,26 @@ mod tests {
         );
     }
 
-    /// The texts a body's lines give, a retry's skipped lines left out.
+    /// The texts a body's lines give that LiveTasks would apply (a
+    /// delta whose seq is not above the last one applied is ignored).
     fn texts_read(accepted_seq: Option<u64>, body: &str) -> Vec<String> {
         let mut reader = Reader::new(UploadFormat::NdJson, 1024, UploadEnds::Task);
         reader.skip_seq_through(accepted_seq);
         let (got, error) = reader.read(body.as_bytes(), true);
         assert!(error.is_none(), "{error:?}");
-        let texts: Vec<(u64, Instruction)> = got
+        let mut last = accepted_seq;
+        let applied: Vec<(u64, Instruction)> = got
             .into_iter()
-            .filter(|(_, instruction)| *instruction != Instruction::Nothing)
+            .filter(|(_, instruction)| match instruction {
+                Instruction::Delta(Delta { seq: Some(seq), .. }) => {
+                    let fresh = last.is_none_or(|last| *seq > last);
+                    last = last.max(Some(*seq));
+                    fresh
+                }
+                _ => true,
+            })
             .collect();
-        deltas(&texts)
+        deltas(&applied)
     }
 
     #[test]

@@ -19,6 +19,27 @@ pub enum StoreError {
     Migration(String),
     #[error("no database connection available: {0}")]
     Unavailable(String),
-    #[error("query failed")]
-    Query(#[from] diesel::result::Error),
+    /// The database's own words, in the message: logs of a failing
+    /// prune or replay must say why (`database disk image is malformed`).
+    /// Not a `source`, so a log line's cause chain does not repeat it.
+    #[error("query failed: {0}")]
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Query(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_query_says_the_databases_words_once() {
+        let error = StoreError::from(diesel::result::Error::NotFound);
+        assert_eq!(error.to_string(), "query failed: Record not found");
+        assert!(std::error::Error::source(&error).is_none());
+    }
 }

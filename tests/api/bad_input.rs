@@ -246,6 +246,18 @@ async fn a_non_numeric_last_event_id_is_400() {
             .await;
         assert_error(query, 400, "invalid_last_event_id").await;
     }
+    // Two headers: which one was meant cannot be told.
+    let two = app
+        .stream_response(
+            "/sse/events",
+            &[("Last-Event-ID", "5"), ("Last-Event-ID", "7")],
+        )
+        .await;
+    let refused = assert_error(two, 400, "invalid_last_event_id").await;
+    assert_eq!(
+        refused["error"]["message"], "two Last-Event-ID headers were sent; send one",
+        "{refused}"
+    );
 }
 
 #[actix_web::test]

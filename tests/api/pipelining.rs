@@ -125,3 +125,47 @@ async fn a_request_pipelined_behind_an_answer_that_closes_is_not_run() {
     })
     .await;
 }
+
+/// `request` sent, then the sending side closed (`nc -N`, `socat`); what
+/// the broker answers before it closes, within a few seconds.
+async fn half_closed_exchange(app: &TestApp, request: &[u8]) -> Vec<RawResponse> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("a connection");
+    socket.write_all(request).await.expect("the request sent");
+    socket.shutdown().await.expect("the sending side closed");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(SHORT, socket.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the broker closes after its answer");
+    parse_responses(&answer)
+}
+
+/// A client that closes its sending side after its request still gets the
+/// answer (RFC 9112 section 9.6): a publish was stored but its id never
+/// told, so a retry without an idempotency key doubled it.
+#[actix_web::test]
+async fn a_request_whose_sender_half_closed_is_answered() {
+    // Arrange
+    let app = spawn_app().await;
+    let body = r#"{"event_type":"task_update","data":{"n":1}}"#;
+    let publish = format!(
+        "POST /sse/publish HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+
+    // Act
+    let published = half_closed_exchange(&app, publish.as_bytes()).await;
+    let stats = half_closed_exchange(&app, b"GET /sse/stats HTTP/1.0\r\n\r\n").await;
+
+    // Assert
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0].status, 202, "{published:?}");
+    let id = serde_json::from_str::<serde_json::Value>(&published[0].body).expect("JSON")["ids"][0]
+        .as_i64()
+        .expect("the stored event's id");
+    let history = app.get_json("/sse/history?event_types=task_update").await;
+    assert_eq!(history["events"][0]["id"], id, "{history}");
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert_eq!(stats[0].status, 200, "{stats:?}");
+}

@@ -462,6 +462,15 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
     }
     assert_eq!(app.get_json("/tasks/t-1").await, created);
     assert_eq!(head_ok(&app, "t-1").await, ("pending".into(), "0".into()));
+    // HEAD says what GET's headers say, its body left out.
+    let (get, head) = (
+        call(&app, "t-1", Call::Get).await,
+        call(&app, "t-1", Call::Head).await,
+    );
+    for name in ["content-length", "content-type"] {
+        assert_eq!(get.headers().get(name), head.headers().get(name), "{name}");
+    }
+    assert!(head.bytes().await.expect("no body").is_empty());
     let mut watcher = open_task_stream(&app, "t-1", None).await;
     assert_eq!(watcher.opening, created);
     let mut types: Vec<String> = watcher.stream.connected.json()["event_types"]

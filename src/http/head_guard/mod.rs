@@ -316,6 +316,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeadGuard<IO> {
                 this.held_read = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            if this.eof && !this.answered && this.framing == Framing::Head {
+                // The client sent its whole request and closed its sending
+                // side (`nc -N`, a socket's `shutdown(SHUT_WR)`): the end
+                // of its input waits for the answer to begin, or the
+                // dispatcher would drop the connection with the answer
+                // unsent (a publish stored, its id never told).
+                this.held_read = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             if this.eof || out.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
@@ -401,6 +410,55 @@ mod tests {
             guard.write_all(b"x").await.unwrap();
         }
         (seen, marker)
+    }
+
+    #[tokio::test]
+    async fn a_half_closed_request_sees_its_end_once_its_answer_begins() {
+        let request = b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (_answers, mut requests) = tokio::io::split(client);
+        let mut guard = HeadGuard::new(server, RefusalMarker::generate());
+        requests.write_all(request).await.unwrap();
+        requests.shutdown().await.unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0_u8; 1000];
+        while seen.len() < request.len() {
+            let n = guard.read(&mut chunk).await.unwrap();
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(seen, request);
+
+        let before_answer =
+            tokio::time::timeout(Duration::from_millis(100), guard.read(&mut chunk)).await;
+        assert!(before_answer.is_err(), "the end is held: {before_answer:?}");
+        guard.write_all(b"HTTP/1.1 202 Accepted\r\n").await.unwrap();
+        let after_answer = tokio::time::timeout(Duration::from_millis(100), guard.read(&mut chunk))
+            .await
+            .expect("the end, once the answer began");
+        assert_eq!(after_answer.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_by_the_close_ends_at_once() {
+        let request = b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}";
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (_answers, mut requests) = tokio::io::split(client);
+        let mut guard = HeadGuard::new(server, RefusalMarker::generate());
+        requests.write_all(request).await.unwrap();
+        requests.shutdown().await.unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0_u8; 1000];
+        loop {
+            let n = tokio::time::timeout(Duration::from_millis(100), guard.read(&mut chunk))
+                .await
+                .expect("never held: the body will not come")
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(seen, request);
     }
 
     #[tokio::test]

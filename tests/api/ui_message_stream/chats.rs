@@ -20,12 +20,22 @@ use crate::{
 };
 
 /// The status of `GET /chats/{chat}/stream`, for a chat expected to have no
-/// stream to resume.
+/// stream to resume; a 204 must not be cached (what runs changes).
 async fn chat_status(app: &TestApp, chat: &str) -> u16 {
-    app.get(&format!("/chats/{chat}/stream"))
-        .await
-        .status()
-        .as_u16()
+    let answer = app.get(&format!("/chats/{chat}/stream")).await;
+    let status = answer.status().as_u16();
+    if status == 204 {
+        assert_eq!(
+            answer
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{:?}",
+            answer.headers()
+        );
+    }
+    status
 }
 
 #[actix_web::test]
