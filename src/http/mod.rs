@@ -22,6 +22,7 @@ mod tasks;
 pub mod tls;
 mod ui_streams;
 mod unread_body;
+mod upgrades;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 

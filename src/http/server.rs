@@ -27,7 +27,7 @@ use super::{
     head_guard::{HeadGuard, RefusalMarker},
     openapi::{self, ApiDoc, OpenApiJson},
     tls::{Tls, TlsConnection},
-    unread_body,
+    unread_body, upgrades,
 };
 use crate::{
     actors::home::ActorHome,
@@ -194,6 +194,7 @@ fn app(
         .app_data(web::Data::new(state.clone()))
         .default_service(web::to(fallback::no_route))
         .wrap(from_fn(unread_body::close_after_early_answer))
+        .wrap(from_fn(upgrades::close_instead_of_upgrading))
         .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(fallback::catalogue_errors))
         .wrap(TracingLogger::<BrokerRootSpan>::new())

@@ -169,3 +169,28 @@ async fn a_request_whose_sender_half_closed_is_answered() {
     assert_eq!(stats.len(), 1, "{stats:?}");
     assert_eq!(stats[0].status, 200, "{stats:?}");
 }
+
+/// `curl --http2` over plain HTTP asks to upgrade to h2c; the broker
+/// switches to nothing, and says the connection closes after its answer
+/// (actix-http answered `connection: upgrade`, then closed without a word,
+/// and a request sent behind it was never answered).
+#[actix_web::test]
+async fn an_h2c_upgrade_request_gets_an_answer_that_closes_its_connection() {
+    // Arrange
+    let app = spawn_app().await;
+    let upgrade = b"GET /health HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+        Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
+
+    // Act
+    let answers = exchange(&app, upgrade, Duration::from_secs(3)).await;
+
+    // Assert
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].status, 200, "{answers:?}");
+    assert_eq!(
+        answers[0].header("connection"),
+        Some("close"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[0].header("upgrade"), None, "{answers:?}");
+}
