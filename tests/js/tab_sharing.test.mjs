@@ -6,16 +6,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { SseClient, State } from "../../src/http/assets/client.js";
+import { SseClient, State, TaskStream } from "../../src/http/assets/client.js";
 import { FakeEventSource } from "./fake_event_source.mjs";
 import { FakeBroadcastChannel, installTabs, settle } from "./fake_tabs.mjs";
 
 /**
  * Shared tabs for one test: `tab(options)` makes a tab's client of
- * `url` that records what reaches it in `tab.seen`. Timers are mocked;
+ * `url` (a task's id for a `TaskStream`) that records what reaches it in `tab.seen`. Timers are mocked;
  * Math.random is 1, so each backoff is its full step.
  */
-function tabs(t, url = "/sse/events") {
+function tabs(t, url = "/sse/events", Client = SseClient) {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   t.mock.method(Math, "random", () => 1);
   const restore = installTabs();
@@ -29,7 +29,7 @@ function tabs(t, url = "/sse/events") {
   });
   return (options = {}) => {
     const seen = { commits: [], connects: [], disconnects: [], errors: [], states: [] };
-    const client = new SseClient(url, {
+    const client = new Client(url, {
       // No history unless a test gives some: never the network.
       fetch: historyServer([]).fetch,
       onConnect: (data) => seen.connects.push(data.connection_id),
@@ -295,4 +295,277 @@ test("a closed tab's client leaves the share: nothing reaches it, and its channe
   assert.deepEqual(b.seen.commits, []);
   assert.ok(channel.closed);
   assert.ok(!FakeBroadcastChannel.channels.has(channel));
+});
+
+/** A task's text as one tab's `onText` put it together, and every `replay_reset` it saw. */
+function answerOf(options = {}) {
+  const answer = { text: "", resets: [], progress: [] };
+  return {
+    answer,
+    options: {
+      onText: (delta) => {
+        answer.text += delta;
+      },
+      onProgress: (data) => answer.progress.push(data.percent),
+      ...options,
+    },
+  };
+}
+
+test("a follower gets the leader's live-only events (no `id:` line: they show the id before them)", async (t) => {
+  const tab = tabs(t);
+  const a = tab();
+  const b = tab();
+  const notes = { a: [], b: [] };
+  a.on("note", (data) => notes.a.push(data.n));
+  b.on("note", (data) => notes.b.push(data.n));
+  const source = await share(a, b);
+  source.emit("commit", { n: 1 }, "11");
+  // `persist: false`: EventSource gives each the last id it saw, 11.
+  for (const n of [1, 2, 3]) source.emit("note", { n }, "11");
+  source.emit("commit", { n: 2 }, "12");
+  source.emit("note", { n: 4 }, "12");
+  await settle();
+  assert.deepEqual(notes.a, [1, 2, 3, 4]);
+  assert.deepEqual(notes.b, [1, 2, 3, 4]);
+  assert.deepEqual(b.seen.commits, [11, 12]);
+});
+
+test("a rejoining follower's catch-up neither doubles the stored events nor drops the live-only ones", async (t) => {
+  const tab = tabs(t);
+  const history = historyServer([{ id: 12, event_type: "commit", data: {} }]);
+  const a = tab({ fetch: history.fetch });
+  const b = tab({ fetch: history.fetch });
+  const notes = [];
+  // The leader's stream carries the type only when someone asks for it.
+  a.on("note", () => {});
+  b.on("note", (data) => notes.push(data.n));
+  const source = await share(a, b);
+  source.emit("commit", { n: 1 }, "11");
+  await settle();
+  b.close();
+  b.connect();
+  // Held back while b reads the history: the stored 12 comes from both, the note only from the leader.
+  source.emit("commit", { n: 2 }, "12");
+  source.emit("note", { n: 1 }, "12");
+  await settle();
+  assert.deepEqual(b.seen.commits, [11, 12]);
+  assert.deepEqual(notes, [1]);
+});
+
+test("a task's followers get the `progress` snapshot after the leader's reconnect (no `id:` line, it shows the text's)", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const one = answerOf();
+  const two = answerOf();
+  const a = tab(one.options);
+  const b = tab(two.options);
+  const source = await share(a, b);
+  source.emit("text", { delta: "Hel" }, "20");
+  source.emit("progress", { percent: 10 }, "20");
+  await settle();
+  source.fail();
+  t.mock.timers.tick(1000);
+  const again = FakeEventSource.latest();
+  assert.notEqual(again, source);
+  assert.equal(new URL(again.url).searchParams.get("last_event_id"), "20");
+  again.emit("connected", { connection_id: "c2" });
+  // The broker's first round: the missed text rolled up, then the state.
+  again.emit("text", { delta: "lo" }, "22");
+  again.emit("progress", { percent: 50 }, "22");
+  await settle();
+  for (const { answer } of [one, two]) {
+    assert.equal(answer.text, "Hello");
+    assert.deepEqual(answer.progress, [10, 50]);
+  }
+});
+
+test("a task follower's close() then connect() takes the text up where it left off, without repeating it", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const one = answerOf();
+  const two = answerOf();
+  const a = tab(one.options);
+  const b = tab(two.options);
+  const resets = [];
+  b.on("replay_reset", (data) => resets.push(data));
+  const source = await share(a, b);
+  source.emit("text", { delta: "The " }, "30");
+  source.emit("text", { delta: "answer " }, "31");
+  await settle();
+  b.close();
+  source.emit("text", { delta: "is " }, "32");
+  source.emit("progress", { percent: 60 }, "32");
+  source.emit("text", { delta: "42" }, "33");
+  b.connect();
+  await settle();
+  assert.deepEqual(resets, []);
+  assert.equal(two.answer.text, "The answer is 42");
+  assert.equal(one.answer.text, "The answer is 42");
+  assert.deepEqual(two.answer.progress, [60]);
+  assert.equal(b.state, State.CONNECTED);
+  assert.equal(b.lastEventId, "33");
+  source.emit("text", { delta: "." }, "34");
+  await settle();
+  assert.equal(two.answer.text, "The answer is 42.");
+});
+
+test("a task follower whose last id falls inside the leader's rolled-up text starts over after a `replay_reset`", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const two = answerOf();
+  const b = tab(two.options);
+  b.on("replay_reset", () => {
+    two.answer.text = "";
+  });
+  // b alone, then closed at 31.
+  b.connect();
+  await settle();
+  const own = FakeEventSource.latest();
+  own.emit("connected", { connection_id: "c1" });
+  own.emit("text", { delta: "The " }, "30");
+  own.emit("text", { delta: "answer " }, "31");
+  b.close();
+  await settle();
+  // A new tab leads, from the start: the broker rolls up 30 to 32 into one.
+  const a = tab();
+  a.connect();
+  await settle();
+  const source = FakeEventSource.latest();
+  source.emit("connected", { connection_id: "c2" });
+  source.emit("text", { delta: "The answer is " }, "32");
+  await settle();
+  b.connect();
+  await settle();
+  assert.ok(!b.tabs.leader);
+  assert.equal(two.answer.text, "The answer is ");
+});
+
+test("a late joiner of a task's stream gets the current connection's onConnect once, and the leader keeps no heartbeats", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const one = answerOf();
+  const two = answerOf();
+  const a = tab(one.options);
+  const b = tab(two.options);
+  const source = await share(a);
+  source.emit("text", { delta: "a" }, "40");
+  for (let i = 0; i < 5; i += 1) source.emit("heartbeat", {});
+  source.fail();
+  t.mock.timers.tick(1000);
+  const again = FakeEventSource.latest();
+  again.emit("connected", { connection_id: "c2" });
+  again.emit("text", { delta: "b" }, "41");
+  again.emit("heartbeat", {});
+  assert.deepEqual(
+    a.tabs.seen.map((m) => m.type),
+    ["text", "text"],
+  );
+  b.connect();
+  await settle();
+  assert.deepEqual(b.seen.connects, ["c2"]);
+  assert.equal(b.connectionId, "c2");
+  assert.equal(two.answer.text, "ab");
+});
+
+test("a task leader's frames for late joiners stay bounded: long text rolls up, and a late joiner still gets all of it", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const two = answerOf();
+  const a = tab();
+  const b = tab(two.options);
+  const source = await share(a);
+  let text = "";
+  for (let i = 1; i <= 2500; i += 1) {
+    source.emit("text", { task_id: "t1", delta: `${i} ` }, String(i));
+    source.emit("progress", { percent: i / 25 }, String(i));
+    text += `${i} `;
+  }
+  assert.ok(a.tabs.seen.length <= 1000, `kept ${a.tabs.seen.length} frames`);
+  b.connect();
+  await settle();
+  assert.equal(two.answer.text, text);
+  assert.equal(two.answer.progress.at(-1), 100);
+  assert.equal(b.lastEventId, "2500");
+});
+
+test("a tab joining after POST /sse/subscribe changed the shared stream reopens it with that filter when it leads", async (t) => {
+  const tab = tabs(t);
+  const a = tab({ eventTypes: ["commit"] });
+  const b = tab({ eventTypes: ["commit"] });
+  const source = await share(a);
+  source.emit("subscription_updated", { connection_id: "c1", event_types: ["commit", "risk_alert"], project_id: "p1" });
+  source.emit("commit", { n: 1 }, "11");
+  b.connect();
+  await settle();
+  assert.ok(!b.tabs.leader);
+  assert.deepEqual(b.seen.connects, ["c1"]);
+  a.close();
+  await settle();
+  assert.ok(b.tabs.leader);
+  const query = new URL(FakeEventSource.latest().url).searchParams;
+  assert.equal(query.get("event_types"), "commit,risk_alert");
+  assert.equal(query.get("project_id"), "p1");
+  assert.equal(query.get("last_event_id"), "11");
+});
+
+test("a rejoining follower with getTicket only opens its own stream after its last id instead of a history read it cannot make", async (t) => {
+  const tab = tabs(t);
+  const history = historyServer([{ id: 12, event_type: "commit", data: {} }]);
+  const options = { fetch: history.fetch, getTicket: async () => "tk" };
+  const a = tab(options);
+  const b = tab(options);
+  await settle();
+  const source = await share(a, b);
+  source.emit("commit", { n: 1 }, "11");
+  await settle();
+  b.close();
+  source.emit("commit", { n: 2 }, "12");
+  b.connect();
+  await settle();
+  assert.equal(history.asked.length, 0, "no request that would be refused");
+  assert.equal(b.tabs, null);
+  const own = FakeEventSource.latest();
+  assert.notEqual(own, source);
+  const query = new URL(own.url).searchParams;
+  assert.equal(query.get("ticket"), "tk");
+  assert.equal(query.get("last_event_id"), "11");
+  own.emit("connected", { connection_id: "c2" });
+  own.emit("commit", { n: 2 }, "12");
+  source.emit("commit", { n: 3 }, "13");
+  own.emit("commit", { n: 3 }, "13");
+  await settle();
+  assert.deepEqual(b.seen.commits, [11, 12, 13]);
+  assert.deepEqual(b.seen.errors, []);
+  assert.equal(b.state, State.CONNECTED);
+});
+
+test("a rejoining follower whose history read fails opens its own stream after its last id: no gap", async (t) => {
+  const tab = tabs(t);
+  const refused = async () => ({ ok: false, status: 401, json: async () => ({}) });
+  const a = tab({ fetch: refused, getToken: async () => "token" });
+  const b = tab({ fetch: refused, getToken: async () => "token" });
+  const source = await share(a, b);
+  source.emit("commit", { n: 1 }, "11");
+  await settle();
+  b.close();
+  source.emit("commit", { n: 2 }, "12");
+  b.connect();
+  await settle();
+  const own = FakeEventSource.latest();
+  assert.notEqual(own, source);
+  assert.equal(new URL(own.url).searchParams.get("last_event_id"), "11");
+  own.emit("connected", { connection_id: "c2" });
+  own.emit("commit", { n: 2 }, "12");
+  assert.deepEqual(b.seen.commits, [11, 12]);
+});
+
+test("a lone rejoining tab with getTicket only leads and shares, rather than leave for a stream of its own", async (t) => {
+  const tab = tabs(t);
+  const options = { getTicket: async () => "tk" };
+  const b = tab(options);
+  b.connect();
+  await settle();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("commit", { n: 1 }, "11");
+  b.close();
+  b.connect();
+  await settle();
+  assert.ok(b.tabs && b.tabs.leader);
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("last_event_id"), "11");
 });

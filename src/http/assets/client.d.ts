@@ -202,6 +202,23 @@ export interface StepEndData {
   } | null;
 }
 
+/**
+ * A `replay_reset` event's data (`client.on("replay_reset", …)`): what the
+ * client had is to be replaced, as the stream starts over from `id: 0` and
+ * a task's whole text comes again. From the broker when it no longer knows
+ * the resume point (its store was replaced); from another tab
+ * (`rejoined: true`, `latest_id: null`) when a task stream's client
+ * connects again and its last id falls inside text that tab got rolled up.
+ */
+export interface ReplayResetData {
+  /** The resume point the client had. */
+  last_event_id: number;
+  /** The store's newest id, from the broker; null from another tab. */
+  latest_id: number | null;
+  /** Present when another tab sharing the stream sent it. */
+  rejoined?: true;
+}
+
 /** A minimal EventSource constructor, to inject a stand-in. */
 export interface EventSourceConstructor {
   new (url: string, init?: { withCredentials?: boolean }): EventSource;
@@ -242,7 +259,14 @@ export interface SseClientOptions {
    * answer to a ping (a frozen tab keeps the lock), opens its own stream.
    * Without Web Locks or BroadcastChannel (or with an injected
    * `EventSource`), one stream per tab. On a task's stream a tab joining
-   * later gets the stream so far from the tab holding it.
+   * later gets the stream so far from the tab holding it, and one that
+   * connects again takes it up where it left off (or, where that falls
+   * inside text the holding tab got rolled up, gets `replay_reset`, see
+   * `ReplayResetData`, and the whole text again). A `POST /sse/subscribe`
+   * on the shared connection changes the stream of every tab sharing it. A
+   * closed client that connects again reads what it missed from
+   * `/sse/history`; with `getTicket` and no token (or when that read
+   * fails) it opens a stream of its own after its last id instead.
    */
   shareAcrossTabs?: boolean;
   /** First backoff step, ms (default 1000). */

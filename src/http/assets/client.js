@@ -265,6 +265,7 @@ export class SseClient {
         if (this._state === State.OFFLINE) this.connect();
       },
       leaderSilent: () => this._leaveSilentLeader(),
+      catchUpFailed: () => this._leaveForOwnStream(),
       readHistory: (after, onEvent, wanted) =>
         readStoredEvents(this._filteredUrl(), after, this.options, onEvent, wanted),
     });
@@ -284,6 +285,21 @@ export class SseClient {
     this.ownStream = true;
     this.attempts = 0;
     this._lost("heartbeat_timeout");
+  }
+
+  /**
+   * A rejoining follower could not read the events it missed (a client
+   * with `getTicket` only has no credentials for /sse/history): it opens
+   * its own stream after its own last id, which the broker replays from
+   * there, rather than follow with a gap. Its own until close().
+   */
+  _leaveForOwnStream() {
+    if (!this._isFollower()) return;
+    this.tabs.leave(0);
+    this.tabs = null;
+    this.ownStream = true;
+    this.attempts = 0;
+    this._open();
   }
 
   _isFollower() {
@@ -360,6 +376,8 @@ export class SseClient {
     this.source = source;
     this.listenedTypes = new Set();
     this.streamOpened = false;
+    /** The last event's `lastEventId` on this EventSource, which starts with "": see `_carriesOwnId`. */
+    this.sourceLastId = "";
     source.onerror = (event) => {
       // A server `event: error` also lands here; _dispatch delivers it.
       if (isServerEvent(event)) return;
@@ -388,7 +406,8 @@ export class SseClient {
   _dispatch(type, event) {
     if (!isServerEvent(event)) return;
     if (event.target && event.target !== this.source) return;
-    if (this.tabs) this.tabs.dispatched(type, event);
+    const ownId = this._carriesOwnId(event);
+    if (this.tabs) this.tabs.dispatched(type, event, ownId);
     // A follower watches the leader instead (SharedStream), not the stream.
     if (!this._isFollower()) this._armWatchdog();
     if (event.lastEventId) this.lastEventId = event.lastEventId;
@@ -477,6 +496,19 @@ export class SseClient {
       // general stream it is one more event about some task.
       if (type === "error") this._fail(new TaskError(data), data, event);
     }
+  }
+
+  /**
+   * Whether the event came with its own `id:` line. EventSource gives one
+   * without the id before it on this stream ("" on a new one), and a
+   * frame's own id always differs from that (the broker's ids only grow).
+   * An event from another tab (no target) says so itself.
+   */
+  _carriesOwnId(event) {
+    if (!event.target) return event.ownId !== false;
+    const own = event.lastEventId !== this.sourceLastId;
+    this.sourceLastId = event.lastEventId;
+    return own;
   }
 
   /**

@@ -75,13 +75,19 @@ export function subscribedFilter(data, previous) {
  * carries, from `/sse/history`, a page at a time, each as
  * `onEvent({kind: "event", type, data, lastEventId})`, while `wanted()`
  * holds. Null where there is no history to read: a task's stream, or no
- * `fetch`.
+ * `fetch`. Rejects, without asking, a client with `getTicket` and no token:
+ * /sse/history takes no ticket, and a page that needs tickets is taken to
+ * have no cookie (the caller's fallback, a stream of its own, loses
+ * nothing either way).
  */
 export function readStoredEvents(streamUrl, after, options, onEvent, wanted) {
   const fetchImpl = options.fetch || globalThis.fetch;
   const stream = new URL(streamUrl, pageBase());
   if (!fetchImpl || !stream.pathname.endsWith("/sse/events")) return null;
-  const { accessToken, getToken } = options;
+  const { accessToken, getToken, getTicket } = options;
+  if (getTicket && !accessToken && !getToken) {
+    return Promise.reject(new Error("no credentials for /sse/history: only getTicket"));
+  }
   const page = (from) => {
     const url = new URL(stream.pathname.replace(/\/sse\/events$/, "/sse/history"), stream);
     // Exactly the stream's filter: another type or project is not this stream's.

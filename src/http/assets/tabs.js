@@ -116,6 +116,32 @@ const LEADER_REPLAY_WAIT = 1000;
 const LEADER_PROBE_WAIT = 5000;
 
 /**
+ * How many frames a leader of a stream that ends keeps for a later tab
+ * before it rolls the text up (see `SharedStream._keep`).
+ */
+const SEEN_LIMIT = 1000;
+
+/**
+ * Two frames of text (or of reasoning) in a row as one, covering both (the
+ * first one's `after`, the second one's id); null for any other pair.
+ */
+function rollUp(first, second) {
+  const rolls = (m) => (m.type === "text" || m.type === "reasoning") && m.ownId !== false && m.lastEventId;
+  if (first.type !== second.type || !rolls(first) || !rolls(second)) return null;
+  let a;
+  let b;
+  try {
+    a = JSON.parse(first.data);
+    b = JSON.parse(second.data);
+  } catch {
+    return null;
+  }
+  if (!a || !b || typeof a.delta !== "string" || typeof b.delta !== "string") return null;
+  const data = JSON.stringify({ ...b, delta: a.delta + b.delta });
+  return { ...second, data, after: first.after };
+}
+
+/**
  * One client's share of a stream that tabs share: its `TabMembership` and
  * what the tabs tell each other. The leader posts every event it
  * dispatches (heartbeats too), its state and each loss of its stream, and
@@ -131,9 +157,10 @@ const LEADER_PROBE_WAIT = 5000;
  * follower), `lost(info, failure)` (the leader lost the stream: `info` as
  * `onDisconnect`'s, `failure` the message of the error it gave up with, or
  * null), `restart()` (a tab joins or asks: start again if given up),
- * `leaderSilent()` (the leader did not answer: leave it), and
+ * `leaderSilent()` (the leader did not answer: leave it),
  * `readHistory(after, onEvent, wanted)` (stored events, or null where
- * there is none to read; see `readStoredEvents`).
+ * there is none to read; see `readStoredEvents`) and `catchUpFailed()`
+ * (that read failed: leave, for a stream of its own).
  */
 export class SharedStream {
   constructor(name, host) {
@@ -143,22 +170,33 @@ export class SharedStream {
     // as the leader it can give a tab joining later the stream so far:
     // that tab's own first connect would have replayed it.
     this.seen = host.ends ? [] : null;
+    this.seenLimit = SEEN_LIMIT;
     // A client that saw events before (closed, now connecting again) and
     // ends up following another tab would miss what came in between: it
     // reads that from the stored history while it holds the leader's
     // events back. As the leader it resumes its own stream instead.
     // A tab on a stream that ends waits for the leader's account of it so
     // far (its `replay`), holding the leader's live events meanwhile: a
-    // new tab, and one that saw part of it before, whose account then
-    // starts over (`replay_reset`: the rolled-up text cannot be cut where
-    // this tab left off).
+    // new tab, and one that saw part of it before, which takes it up where
+    // it left off (or, where a rolled-up text cannot be cut there, starts
+    // over after a `replay_reset`).
     this.catchUp =
       host.ends || lastEventId !== null
         ? { buffer: [], fromLeader: host.ends, rejoining: host.ends && lastEventId !== null }
         : null;
     this.left = false;
+    /** A leader answered this tab (a follower's catch-up that failed waits for it: see `_catchUpFailed`). */
+    this.leaderHeard = false;
     /** The last `connected` frame dispatched: a tab joining later gets it from the leader. */
     this.greeting = null;
+    /**
+     * The last `subscription_updated` dispatched: a POST /sse/subscribe
+     * changed the stream of every tab, and a tab joining later must reopen
+     * it with that filter should it lead.
+     */
+    this.subscription = null;
+    /** The id of the last stream event (not the broker's own) this tab dispatched: see `dispatched`. */
+    this.position = lastEventId;
     this.watchdog = null;
     this.membership = new TabMembership(name, {
       onLeader: () => {
@@ -182,12 +220,51 @@ export class SharedStream {
     return this.membership.leader;
   }
 
-  /** What this client dispatched: the leader passes it on; kept for a later tab. */
-  dispatched(type, event) {
-    const message = { kind: "event", type, data: event.data, lastEventId: event.lastEventId };
+  /**
+   * What this client dispatched: the leader passes it on; kept for a later
+   * tab. `ownId`: the frame had its own `id:` line. One without (a
+   * `persist: false` event, a task's `progress` snapshot) still shows the id
+   * before it, as EventSource keeps it: a follower must not take it for one
+   * it has already seen. `after`: this tab's position before the frame, so
+   * a rejoining tab can tell whether the frame (a rolled-up text) also
+   * covers events it already has.
+   */
+  dispatched(type, event, ownId = true) {
+    const message = { kind: "event", type, data: event.data, lastEventId: event.lastEventId, ownId, after: this.position };
     if (this.membership.leader) this.membership.publish(message);
-    if (this.seen) this.seen.push(message);
     if (type === "connected") this.greeting = message;
+    else if (type === "subscription_updated") this.subscription = message;
+    if (type === "replay_reset") this.position = null;
+    else if (ownId && event.lastEventId && !this.host.brokerEvents.includes(type)) this.position = event.lastEventId;
+    // A late joiner needs the stream's frames, not every (dead) connection's
+    // greeting nor the heartbeats: those would only grow the list.
+    if (this.seen && type !== "connected" && type !== "heartbeat") this._keep(message);
+  }
+
+  /**
+   * Keeps a frame for a later tab, bounded: past `SEEN_LIMIT` frames each
+   * run of text (or reasoning) deltas is rolled up into one, as the broker
+   * rolls up a task's text for a new viewer, and only the latest id-less
+   * `progress` snapshot stays (each replaces the one before).
+   */
+  _keep(message) {
+    const seen = this.seen;
+    seen.push(message);
+    if (seen.length <= this.seenLimit) return;
+    let latestSnapshot = null;
+    for (const m of seen) if (m.type === "progress" && m.ownId === false) latestSnapshot = m;
+    const kept = [];
+    for (const m of seen) {
+      if (m.type === "progress" && m.ownId === false && m !== latestSnapshot) continue;
+      const previous = kept[kept.length - 1];
+      const rolled = previous && rollUp(previous, m);
+      if (rolled) kept[kept.length - 1] = rolled;
+      else kept.push(m);
+    }
+    this.seen = kept;
+    // What does not roll up (tool calls, stored progress) stays: rolling
+    // up again only once as many more came, not at every frame.
+    this.seenLimit = Math.max(SEEN_LIMIT, kept.length * 2);
   }
 
   /** The leader's state, for its followers. */
@@ -242,14 +319,19 @@ export class SharedStream {
   /** A message from the channel: anything the leader posts shows it is there. */
   _fromChannel(message) {
     if (this.left || !message) return;
-    if (!["hello", "ping", "restart"].includes(message.kind)) this._armWatchdog();
-    this._receive(message);
+    if (!["hello", "ping", "restart"].includes(message.kind)) {
+      this._armWatchdog();
+      this.leaderHeard = true;
+      if (this.catchUp && this.catchUp.failed) this._catchUpFailed(this.catchUp);
+    }
+    if (!this.left) this._receive(message);
   }
 
   /**
    * Dispatches the stored events after this client's last id, then the
-   * leader's events held meanwhile (each id once). On failure the gap
-   * stays, as it would have.
+   * leader's events held meanwhile (each id once). A read that fails (no
+   * credentials for /sse/history: a client with `getTicket` only) would
+   * leave a gap: see `_catchUpFailed`.
    */
   _readHistory(catchUp) {
     const wanted = () => this.catchUp === catchUp;
@@ -262,13 +344,26 @@ export class SharedStream {
       this._endCatchUp();
       return;
     }
-    reading
-      .catch(() => {
-        // The gap stays: the leader's events go on from here.
-      })
-      .then(() => {
+    reading.then(
+      () => {
         if (wanted()) this._endCatchUp();
-      });
+      },
+      () => {
+        if (wanted()) this._catchUpFailed(catchUp);
+      },
+    );
+  }
+
+  /**
+   * The history this follower missed could not be read: it opens its own
+   * stream after its last id instead, which the broker replays from there,
+   * so nothing is lost. Only once a leader has answered: a tab that gets
+   * the lock meanwhile resumes its stream as the leader, and shares it.
+   */
+  _catchUpFailed(catchUp) {
+    catchUp.failed = true;
+    if (this.left || this.leader || this.catchUp !== catchUp || !this.leaderHeard) return;
+    this.host.catchUpFailed();
   }
 
   /** Ends a catch-up: the leader's events held meanwhile go out, each id once. */
@@ -298,12 +393,22 @@ export class SharedStream {
       // A tab's connect() is a wish for the stream: one given up on starts again.
       host.restart();
       this.publishState(host.state());
-      if (this.seen) membership.publish({ kind: "replay", to: message.from, events: this.seen });
-      else if (this.greeting && host.state() === "connected") {
+      // The current connection's greeting only, first: an older one names a dead connection.
+      const greeting = this.greeting && host.state() === "connected" ? this.greeting : null;
+      if (this.seen) {
+        const events = greeting ? [greeting, ...this.seen] : this.seen;
+        membership.publish({ kind: "replay", to: message.from, events });
+      } else if (greeting || this.subscription) {
         // With where the stream is now: a newcomer that has seen nothing
         // resumes from there if it has to open a stream itself.
         const lastEventId = host.lastEventId();
-        membership.publish({ kind: "greeting", to: message.from, event: this.greeting, lastEventId });
+        membership.publish({
+          kind: "greeting",
+          to: message.from,
+          event: greeting,
+          subscription: this.subscription,
+          lastEventId,
+        });
       }
       return;
     }
@@ -315,21 +420,34 @@ export class SharedStream {
       return;
     }
     if (message.kind === "greeting") {
-      if (message.to !== membership.id || membership.leader || !message.event) return;
+      if (message.to !== membership.id || membership.leader) return;
       // The frame's own id is where the stream started, behind this tab.
       const lastEventId = host.lastEventId() === null ? message.lastEventId || "" : "";
-      host.dispatch("connected", { type: "connected", data: message.event.data, lastEventId });
+      if (message.event) host.dispatch("connected", { type: "connected", data: message.event.data, lastEventId });
+      // The filter a POST /sse/subscribe gave the stream before this tab
+      // came: should this tab lead, it reopens the stream with it.
+      const { subscription } = message;
+      if (subscription) {
+        host.dispatch("subscription_updated", { type: "subscription_updated", data: subscription.data, lastEventId: "" });
+      }
       return;
     }
     if (message.kind === "replay") {
       const catchUp = this.catchUp;
       if (message.to !== membership.id || !catchUp || !catchUp.fromLeader) return;
-      if (catchUp.rejoining) {
-        // As the broker's own reset: `id: 0`, then everything again.
+      const events = message.events || [];
+      const from = catchUp.rejoining ? this._resumeAt(events) : 0;
+      if (from === null) {
+        // A rolled-up text covers both what this tab has and what it
+        // missed, and cannot be cut where it left off. As the broker's own
+        // reset: `id: 0`, then everything again.
         const data = JSON.stringify({ last_event_id: Number(host.lastEventId()), latest_id: null, rejoined: true });
         host.dispatch("replay_reset", { type: "replay_reset", data, lastEventId: "0" });
       }
-      for (const event of message.events || []) this._receive(event, true);
+      events.forEach((event, index) => {
+        // A rejoining tab had the frames before where it left off; the new connection's greeting it has not.
+        if (index >= (from || 0) || event.type === "connected") this._receive(event, true);
+      });
       if (this.catchUp === catchUp) this._endCatchUp();
       return;
     }
@@ -343,9 +461,35 @@ export class SharedStream {
       return;
     }
     const { type, data, lastEventId } = message;
+    const ownId = message.ownId !== false;
     const seen = host.lastEventId();
-    // A new leader may replay what the old one already posted.
-    if (!host.brokerEvents.includes(type) && lastEventId && seen !== null && Number(lastEventId) <= Number(seen)) return;
-    host.dispatch(type, { type, data, lastEventId });
+    // A new leader may replay what the old one already posted. A frame
+    // without its own id (a live-only event, a `progress` snapshot) only
+    // shows the id before it: it is never one this tab has seen.
+    const stored = ownId && !host.brokerEvents.includes(type);
+    if (stored && lastEventId && seen !== null && Number(lastEventId) <= Number(seen)) return;
+    host.dispatch(type, { type, data, lastEventId, ownId });
+  }
+
+  /**
+   * Where a rejoining tab takes up a leader's replay: the index after the
+   * last frame it already has, or null when the first frame it lacks also
+   * covers some it has (a rolled-up text: its `after` is before this tab's
+   * last id), or comes from a leader that does not say.
+   */
+  _resumeAt(events) {
+    const last = Number(this.host.lastEventId());
+    let from = 0;
+    for (let index = 0; index < events.length; index += 1) {
+      const event = events[index];
+      if (event.ownId === false || !event.lastEventId || this.host.brokerEvents.includes(event.type)) continue;
+      if (Number(event.lastEventId) <= last) {
+        from = index + 1;
+        continue;
+      }
+      const after = event.after == null ? null : Number(event.after);
+      return after !== null && after >= last ? from : null;
+    }
+    return from;
   }
 }

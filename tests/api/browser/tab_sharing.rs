@@ -265,9 +265,10 @@ async fn a_tab_joining_a_shared_task_stream_gets_the_text_so_far_from_the_leader
 }
 
 /// A tab on a shared task stream whose client closes, misses text, and
-/// follows again: the leader's account starts over (`replay_reset`, then
-/// the text so far rolled up), so the tab ends with the whole text once,
-/// no gap and nothing twice; still one stream at the broker.
+/// follows again: it takes the leader's frames up after its own last id
+/// (no `replay_reset`, no text repeated: an app appending each delta shows
+/// it once), so the tab ends with the whole text once, no gap and nothing
+/// twice; still one stream at the broker.
 #[actix_web::test]
 async fn a_task_stream_tab_that_follows_again_after_a_close_has_the_whole_text() {
     // Arrange: a running task followed by two tabs.
@@ -302,12 +303,12 @@ async fn a_task_stream_tab_that_follows_again_after_a_close_has_the_whole_text()
     browser
         .script("window.client.connect(); return true;")
         .await;
-    let started_over = "window.resets === 1 && window.text === 'One two '";
+    let taken_up = "window.resets === 0 && window.text === 'One two '";
     shows(
         &browser,
         None,
-        started_over,
-        "the rejoining tab's text, started over",
+        taken_up,
+        "the rejoining tab's text, taken up where it left off",
     )
     .await;
     write("three").await;
