@@ -153,7 +153,8 @@ impl ClassState {
                 operation: failure.operation.as_str(),
                 kind: failure.kind,
                 ago: now.saturating_duration_since(failure.at),
-                probed_ok_since: self.last_probe_ok.is_some_and(|ok| ok > failure.at),
+                probed_ok_since: self.last_probe_ok.is_some_and(|ok| ok > failure.at)
+                    && now.saturating_duration_since(failure.at) >= PROBE_TRUSTED_AFTER,
             });
         ClassReport {
             last_ok_ago: self.last_ok.map(|ok| now.saturating_duration_since(ok)),
@@ -171,6 +172,13 @@ struct State {
     /// The first and the last failure of the latest run.
     failure_run: Option<(Instant, Instant)>,
 }
+
+/// How long after a write's failure the write probe's success is taken
+/// as a sign the store takes writes again. A small probe can pass where
+/// real writes still fail (a full disk has room for one small row), so a
+/// store refusing every publish stays an alert while publishes come at
+/// least this often.
+pub const PROBE_TRUSTED_AFTER: Duration = Duration::from_secs(5);
 
 /// Failures closer than this are one outage, whatever succeeded between
 /// them (during a write lock reads succeed; a flapping link alternates).
@@ -266,6 +274,10 @@ impl InFlightGuard {
         };
         match result {
             Ok(_) if self.operation == Operation::WriteProbe => outcomes.last_probe_ok = Some(now),
+            // A prune that found nothing to delete wrote nothing: on a full
+            // disk or under a trigger refusing inserts it succeeds all the
+            // same, and must not clear the failure of the writes that fail.
+            Ok(_) if self.operation == Operation::Prune => {}
             Ok(_) => outcomes.last_ok = Some(now),
             Err(error) => {
                 outcomes.last_failure = Some(Failure {
@@ -355,9 +367,18 @@ mod tests {
         assert_eq!(failing.kind, FailureKind::Timeout);
         assert!(report.reads.failing.is_none());
 
-        // A read or a ping does not vouch for writes.
+        // A read or a ping does not vouch for writes, nor does a prune
+        // (one that deleted nothing wrote nothing), nor the write probe,
+        // which only makes the failure a warning once it is old enough.
         health.begin(Operation::EventsAfter).finish(&Ok(()));
         health.begin(Operation::Ping).finish(&Ok(()));
+        health.begin(Operation::Prune).finish(&Ok(()));
+        health.begin(Operation::WriteProbe).finish(&Ok(()));
+        let failing = health.report(Duration::from_secs(5)).writes.failing;
+        assert!(
+            failing.is_some_and(|f| !f.probed_ok_since),
+            "a probe right after the failure proves nothing yet"
+        );
         assert!(
             health
                 .report(Duration::from_secs(5))

@@ -470,13 +470,18 @@ async fn a_publish_behind_another_sqlite_writer_is_refused_within_the_timeout_an
     // Assert 2: back in a load balancer's rotation (200) within seconds,
     // with no client's write (the broker's own test write proves it);
     // never stored, never delivered; publishing works again.
-    wait_for_health(
+    // (The probe is trusted 5 s after the last failure; it was 30 s.)
+    let body = wait_for_health(
         &app,
-        SHORT,
+        Duration::from_secs(12),
         "200 without a client's write",
         |status, body| status == 200 && body["status"] != "unhealthy",
     )
     .await;
+    assert_eq!(
+        body["status"], "degraded",
+        "healthy at the next write: {body}"
+    );
     let after = app.publish_one(&event("after")).await;
     assert!(after > before);
     assert_eq!(stored_markers(&app).await, ["before", "after"]);
@@ -601,4 +606,47 @@ async fn a_resume_within_the_replay_cache_is_served_while_the_store_is_locked() 
     assert_eq!(got, [Some(ids[1]), Some(ids[2])]);
     assert_eq!(resumed[0].json()["marker"], "two");
     lock.release().await;
+}
+
+/// Writes the store refuses while the broker's small test write and the
+/// retention prune (which deletes nothing) pass, as on a nearly full disk:
+/// under traffic the instance stays unhealthy; without it, degraded at
+/// most, never healthy until a real write succeeds (a prune that deleted
+/// nothing made it healthy, and it flapped between 503 and 200).
+#[actix_web::test]
+async fn writes_refused_while_small_writes_pass_never_look_healthy() {
+    // Arrange: prunes every second.
+    let app = spawn_app_with(|s| {
+        s.store_timeout = STORE_TIMEOUT;
+        s.retention = Duration::from_secs(10);
+    })
+    .await;
+    app.publish_one(&event("before")).await;
+    let mut outside = SqliteConnection::establish(&sqlite_path(&app)).expect("the SQLite file");
+    outside
+        .batch_execute(
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON events \
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .expect("the trigger is created");
+
+    // Act and assert: a publish every 2 s for 8 s; /health never 200.
+    for _ in 0..4 {
+        assert_store_unavailable(app.publish(&event("refused")).await).await;
+        for _ in 0..4 {
+            let (status, body) = health(&app).await;
+            assert_eq!(status, 503, "under refused traffic: {body}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    // Without traffic: degraded once the probe is trusted, never healthy.
+    wait_for_health(&app, Duration::from_secs(10), "degraded", |status, body| {
+        status == 200 && body["status"] == "degraded"
+    })
+    .await;
+    for _ in 0..6 {
+        let (_, body) = health(&app).await;
+        assert_ne!(body["status"], "healthy", "{body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -569,3 +569,29 @@ test("a lone rejoining tab with getTicket only leads and shares, rather than lea
   assert.ok(b.tabs && b.tabs.leader);
   assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("last_event_id"), "11");
 });
+
+test("a live-only frame held back during a follower's catch-up does not move its resume point back: no stored event twice", async (t) => {
+  const tab = tabs(t);
+  const stored = [12, 13, 14, 15].map((id) => ({ id, event_type: "commit", data: {} }));
+  const history = historyServer(stored);
+  const a = tab({ fetch: history.fetch });
+  const b = tab({ fetch: history.fetch });
+  a.on("note", () => {});
+  b.on("note", () => {});
+  const source = await share(a, b);
+  source.emit("commit", { n: 1 }, "11");
+  await settle();
+  b.close();
+  source.emit("commit", {}, "12");
+  source.emit("commit", {}, "13");
+  await settle();
+  b.connect();
+  // Held back while b reads the history (which has 12 to 15): a note
+  // showing the id before it (13), then 14 and 15 again.
+  source.emit("note", { n: 1 }, "13");
+  source.emit("commit", {}, "14");
+  source.emit("commit", {}, "15");
+  await settle();
+  assert.deepEqual(b.seen.commits, [11, 12, 13, 14, 15]);
+  assert.equal(b.lastEventId, "15");
+});

@@ -95,6 +95,11 @@ const BROKER_EVENTS = [
  * `EventSource`'s own. A server event is a `MessageEvent` and always has
  * string `data`; `EventSource`'s own `error` and `open` are plain `Event`s.
  */
+/** Whether event id `id` comes before `current` (both decimal strings). */
+function isBehind(id, current) {
+  return current !== null && current !== "" && Number(id) < Number(current);
+}
+
 export function isServerEvent(event) {
   return event != null && typeof event.data === "string";
 }
@@ -410,7 +415,13 @@ export class SseClient {
     if (this.tabs) this.tabs.dispatched(type, event, ownId);
     // A follower watches the leader instead (SharedStream), not the stream.
     if (!this._isFollower()) this._armWatchdog();
-    if (event.lastEventId) this.lastEventId = event.lastEventId;
+    // Only a frame's own id moves the resume point, and never back: an
+    // id-less frame (live-only, a snapshot, a heartbeat) carries the id
+    // before it, which a follower may get after newer stored events.
+    const movesBack = type !== "replay_reset" && isBehind(event.lastEventId, this.lastEventId);
+    if (ownId && event.lastEventId && !movesBack) {
+      this.lastEventId = event.lastEventId;
+    }
     let data = event.data;
     try {
       data = JSON.parse(event.data);
