@@ -595,3 +595,30 @@ test("a live-only frame held back during a follower's catch-up does not move its
   assert.deepEqual(b.seen.commits, [11, 12, 13, 14, 15]);
   assert.equal(b.lastEventId, "15");
 });
+
+test("a late joiner of a task whose leader does not answer in time opens its own stream from the start: the whole text, not its middle", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const one = answerOf();
+  const two = answerOf();
+  const a = tab({ ...one.options, heartbeatTimeout: Infinity });
+  const b = tab(two.options);
+  const source = await share(a);
+  source.emit("text", { delta: "a" }, "40");
+  await settle();
+  // The leader's page is busy: it neither answers nor passes anything on.
+  channelOf(a).frozen = true;
+  b.connect();
+  await settle();
+  source.emit("text", { delta: "b" }, "41");
+  t.mock.timers.tick(5_000);
+  await settle();
+  t.mock.timers.tick(1_000);
+  await settle();
+  const own = FakeEventSource.latest();
+  assert.notEqual(own, source, "a stream of its own");
+  assert.equal(new URL(own.url).searchParams.get("last_event_id"), null, "from the start");
+  own.emit("connected", { connection_id: "c2" });
+  own.emit("text", { delta: "ab" }, "41");
+  await settle();
+  assert.equal(two.answer.text, "ab");
+});

@@ -104,8 +104,15 @@ export class TabMembership {
   }
 }
 
-/** How long a new tab on a stream that ends waits for the leader's replay, ms. */
-const LEADER_REPLAY_WAIT = 1000;
+/**
+ * How long a new tab on a stream that ends waits for the leader's replay,
+ * ms, before it opens a stream of its own. A leader answers within
+ * milliseconds unless its page is busy (a long task on its main thread);
+ * without a leader, the lock comes to this tab at once (and with it its
+ * own stream). Going on without the replay would show the text from the
+ * middle, and a replay arriving later could not be merged.
+ */
+const LEADER_REPLAY_WAIT = 5000;
 
 /**
  * How long a follower that heard nothing for `heartbeatTimeout` waits for
@@ -209,9 +216,12 @@ export class SharedStream {
     this._armWatchdog();
     const catchUp = this.catchUp;
     if (catchUp && catchUp.fromLeader) {
-      // No leader to answer (or an older client.js): go on without it.
+      // A leader that does not answer (a page busy that long, an older
+      // client.js): a stream of this tab's own, so nothing is missed.
       setTimeout(() => {
-        if (this.catchUp === catchUp) this._endCatchUp();
+        if (this.catchUp !== catchUp || this.left || this.leader) return;
+        catchUp.failed = true;
+        this.host.catchUpFailed();
       }, LEADER_REPLAY_WAIT);
     } else if (catchUp) this._readHistory(catchUp);
   }
