@@ -622,3 +622,18 @@ test("a late joiner of a task whose leader does not answer in time opens its own
   await settle();
   assert.equal(two.answer.text, "ab");
 });
+
+test("a general stream with closeOn starts live in a later tab, as its own first connect would: no old events, none kept", async (t) => {
+  const tab = tabs(t);
+  const a = tab({ closeOn: ["risk_alert"] });
+  const b = tab({ closeOn: ["risk_alert"] });
+  const source = await share(a);
+  for (let id = 11; id <= 13; id += 1) source.emit("commit", {}, String(id));
+  await settle();
+  assert.equal(a.tabs.seen, null, "nothing kept for later tabs");
+  b.connect();
+  await settle();
+  source.emit("commit", {}, "14");
+  await settle();
+  assert.deepEqual(b.seen.commits, [14]);
+});

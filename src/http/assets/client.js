@@ -95,6 +95,9 @@ const BROKER_EVENTS = [
  * `EventSource`'s own. A server event is a `MessageEvent` and always has
  * string `data`; `EventSource`'s own `error` and `open` are plain `Event`s.
  */
+/** A task's stream, also behind a proxy's path prefix. */
+const TASK_STREAM_PATH = /\/tasks\/[^/]+\/events$/;
+
 /** Whether event id `id` comes before `current` (both decimal strings). */
 function isBehind(id, current) {
   return current !== null && current !== "" && Number(id) < Number(current);
@@ -251,7 +254,10 @@ export class SseClient {
   _joinTabs() {
     this._setState(State.CONNECTING);
     this.tabs = new SharedStream(shareName(new URL(this.url, pageBase()).href, this.options), {
-      ends: this.options.closeOn.length > 0,
+      // A task's stream replays the task from its start to a first
+      // connect, so a later tab needs the leader's account of it; any
+      // other stream starts live (a `closeOn` does not change that).
+      ends: TASK_STREAM_PATH.test(new URL(this.url, pageBase()).pathname),
       lastEventId: () => this.lastEventId,
       state: () => this._state,
       heartbeatTimeout: () => this.options.heartbeatTimeout,
