@@ -412,14 +412,25 @@ mod tests {
         (seen, marker)
     }
 
+    /// A guard over a connection whose client sent `request` and closed
+    /// its sending side; beside it, the client's reading side, kept open.
+    async fn half_closed(
+        request: &[u8],
+    ) -> (
+        HeadGuard<tokio::io::DuplexStream>,
+        tokio::io::ReadHalf<tokio::io::DuplexStream>,
+    ) {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (answers, mut requests) = tokio::io::split(client);
+        requests.write_all(request).await.unwrap();
+        requests.shutdown().await.unwrap();
+        (HeadGuard::new(server, RefusalMarker::generate()), answers)
+    }
+
     #[tokio::test]
     async fn a_half_closed_request_sees_its_end_once_its_answer_begins() {
         let request = b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
-        let (client, server) = tokio::io::duplex(1 << 16);
-        let (_answers, mut requests) = tokio::io::split(client);
-        let mut guard = HeadGuard::new(server, RefusalMarker::generate());
-        requests.write_all(request).await.unwrap();
-        requests.shutdown().await.unwrap();
+        let (mut guard, _answers) = half_closed(request).await;
         let mut seen = Vec::new();
         let mut chunk = [0_u8; 1000];
         while seen.len() < request.len() {
@@ -441,11 +452,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_cut_short_by_the_close_ends_at_once() {
         let request = b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}";
-        let (client, server) = tokio::io::duplex(1 << 16);
-        let (_answers, mut requests) = tokio::io::split(client);
-        let mut guard = HeadGuard::new(server, RefusalMarker::generate());
-        requests.write_all(request).await.unwrap();
-        requests.shutdown().await.unwrap();
+        let (mut guard, _answers) = half_closed(request).await;
         let mut seen = Vec::new();
         let mut chunk = [0_u8; 1000];
         loop {

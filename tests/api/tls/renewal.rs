@@ -106,6 +106,24 @@ fn set_modified(path: &Path, time: SystemTime) {
         .expect("the modification time set");
 }
 
+/// A broker process serving `cert` and `key` from `dir`, once it answers
+/// over HTTPS.
+async fn https_broker(dir: &Path, cert: &Path, key: &Path) -> BrokerProcess {
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let broker = BrokerProcess::spawn_with(
+        &dir.join("events.db"),
+        dir.join("broker.log"),
+        &["--tls-cert", &cert, "--tls-key", &key],
+        &[],
+    );
+    let port = broker.port();
+    eventually(LONG, "the broker over HTTPS", || async move {
+        certificate_at(port).await
+    })
+    .await;
+    broker
+}
+
 #[actix_web::test]
 async fn sighup_reloads_a_certificate_the_file_check_cannot_see() {
     // Arrange: files of one size whose times are put back after the
@@ -115,19 +133,8 @@ async fn sighup_reloads_a_certificate_the_file_check_cannot_see() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, padded(&first.cert_pem, 4096)).expect("written");
     std::fs::write(&key, padded(&first.key_pem, 1024)).expect("written");
-    let cert_arg = cert.display().to_string();
-    let key_arg = key.display().to_string();
-    let broker = BrokerProcess::spawn_with(
-        &dir.path().join("events.db"),
-        dir.path().join("broker.log"),
-        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
-        &[],
-    );
+    let broker = https_broker(dir.path(), &cert, &key).await;
     let port = broker.port();
-    eventually(LONG, "the broker over HTTPS", || async move {
-        certificate_at(port).await
-    })
-    .await;
     assert_eq!(certificate_at(port).await, Some(first.der.clone()));
     let times = (modified(&cert), modified(&key));
     std::fs::write(&cert, padded(&second.cert_pem, 4096)).expect("written");
@@ -201,19 +208,8 @@ async fn a_broken_pair_left_in_place_is_said_once_and_a_fixed_one_loads() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, &first.cert_pem).expect("written");
     std::fs::write(&key, &first.key_pem).expect("written");
-    let cert_arg = cert.display().to_string();
-    let key_arg = key.display().to_string();
-    let broker = BrokerProcess::spawn_with(
-        &dir.path().join("events.db"),
-        dir.path().join("broker.log"),
-        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
-        &[],
-    );
+    let broker = https_broker(dir.path(), &cert, &key).await;
     let port = broker.port();
-    eventually(LONG, "the broker over HTTPS", || async move {
-        certificate_at(port).await
-    })
-    .await;
 
     // Act: a certificate whose key is another's, left so for 4 checks.
     replace(&cert, &second.cert_pem);
