@@ -94,6 +94,29 @@ enum Class {
     Read,
 }
 
+/// What an operation's success says about the failures of its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Success {
+    /// It did what failed: the failure is over.
+    Clears,
+    /// The write probe: the store takes a small write, which a failing
+    /// write may still not fit (a nearly full disk). A warning, not a cure.
+    Probed,
+    /// A prune that found nothing to delete wrote nothing: on a full disk
+    /// or under a trigger refusing inserts it succeeds all the same.
+    ProvesNothing,
+}
+
+impl Operation {
+    fn success(self) -> Success {
+        match self {
+            Self::WriteProbe => Success::Probed,
+            Self::Prune => Success::ProvesNothing,
+            _ => Success::Clears,
+        }
+    }
+}
+
 /// How an operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -273,12 +296,11 @@ impl InFlightGuard {
             Class::Read => &mut state.reads,
         };
         match result {
-            Ok(_) if self.operation == Operation::WriteProbe => outcomes.last_probe_ok = Some(now),
-            // A prune that found nothing to delete wrote nothing: on a full
-            // disk or under a trigger refusing inserts it succeeds all the
-            // same, and must not clear the failure of the writes that fail.
-            Ok(_) if self.operation == Operation::Prune => {}
-            Ok(_) => outcomes.last_ok = Some(now),
+            Ok(_) => match self.operation.success() {
+                Success::Clears => outcomes.last_ok = Some(now),
+                Success::Probed => outcomes.last_probe_ok = Some(now),
+                Success::ProvesNothing => {}
+            },
             Err(error) => {
                 outcomes.last_failure = Some(Failure {
                     at: now,
