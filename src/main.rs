@@ -110,8 +110,7 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
         actix_web::rt::spawn(shutdown::on_signals(trigger));
         let metrics = application.metrics().clone();
         let result = application.run_until_stopped().await;
-        let _ = tokio::task::spawn_blocking(move || metrics.shutdown_blocking()).await;
-        telemetry.shutdown().await;
+        telemetry.shutdown(metrics).await;
         tracing::info!("bye");
         result
     })

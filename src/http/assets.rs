@@ -12,7 +12,16 @@
 //! actix routes a `#[get]` to GET only. actix-http sends a HEAD answer's
 //! headers (`Content-Length` included) without its body.
 
-use actix_web::{HttpResponse, http::header, post, route, web};
+use std::{
+    hash::{DefaultHasher, Hasher},
+    sync::OnceLock,
+};
+
+use actix_web::{
+    HttpMessage, HttpRequest, HttpResponse,
+    http::header::{self, ETag, EntityTag, IfNoneMatch},
+    post, route, web,
+};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, OptionalJsonBody, Publish};
@@ -22,119 +31,180 @@ use crate::{
     state::AppState,
 };
 
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const CLIENT_JS: &str = include_str!("assets/client.js");
-const CLIENT_D_TS: &str = include_str!("assets/client.d.ts");
-const TABS_JS: &str = include_str!("assets/tabs.js");
-const STREAM_REQUESTS_JS: &str = include_str!("assets/stream_requests.js");
-const DIAGNOSE_JS: &str = include_str!("assets/diagnose.js");
-const REACT_JS: &str = include_str!("assets/react.js");
-const REACT_D_TS: &str = include_str!("assets/react.d.ts");
-const VENDOR_REACT_JS: &str = include_str!("assets/vendor/react.js");
-const VENDOR_REACT_DOM_CLIENT_JS: &str = include_str!("assets/vendor/react-dom-client.js");
-const VENDOR_REACT_SHARED_JS: &str = include_str!("assets/vendor/react-shared.js");
+static INDEX_HTML: Asset = Asset::new(include_str!("assets/index.html"));
+static CLIENT_JS: Asset = Asset::new(include_str!("assets/client.js"));
+static CLIENT_D_TS: Asset = Asset::new(include_str!("assets/client.d.ts"));
+static TABS_JS: Asset = Asset::new(include_str!("assets/tabs.js"));
+static STREAM_REQUESTS_JS: Asset = Asset::new(include_str!("assets/stream_requests.js"));
+static DIAGNOSE_JS: Asset = Asset::new(include_str!("assets/diagnose.js"));
+static REACT_JS: Asset = Asset::new(include_str!("assets/react.js"));
+static REACT_D_TS: Asset = Asset::new(include_str!("assets/react.d.ts"));
+static VENDOR_REACT_JS: Asset = Asset::new(include_str!("assets/vendor/react.js"));
+static VENDOR_REACT_DOM_CLIENT_JS: Asset =
+    Asset::new(include_str!("assets/vendor/react-dom-client.js"));
+static VENDOR_REACT_SHARED_JS: Asset = Asset::new(include_str!("assets/vendor/react-shared.js"));
 
 /// How long browsers and proxies may reuse a module or declaration file:
 /// short, since the URLs carry no version and an upgraded broker must not
 /// meet a page that still runs the old modules for long.
 const ASSET_CACHE_CONTROL: &str = "public, max-age=300";
 
+/// A compiled-in file and its entity tag, made on first use: a browser
+/// revalidating after `max-age` gets `304` instead of the whole file
+/// (React's bundle is ~200 KB).
+struct Asset {
+    source: &'static str,
+    etag: OnceLock<EntityTag>,
+}
+
+impl Asset {
+    const fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            etag: OnceLock::new(),
+        }
+    }
+
+    /// A strong tag: the content's hash, so it changes with the file and
+    /// with nothing else (the same build on every instance tags alike).
+    fn etag(&self) -> &EntityTag {
+        self.etag.get_or_init(|| {
+            let mut hasher = DefaultHasher::new();
+            hasher.write(self.source.as_bytes());
+            EntityTag::new_strong(format!("{:016x}", hasher.finish()))
+        })
+    }
+
+    /// `200` with the file, or `304` when the request's `If-None-Match`
+    /// names it (RFC 9110 §13.1.2: a weak comparison).
+    fn answer(
+        &self,
+        req: &HttpRequest,
+        content_type: &str,
+        cache_control: Option<&str>,
+    ) -> HttpResponse {
+        let etag = self.etag();
+        let unchanged = match req.get_header::<IfNoneMatch>() {
+            Some(IfNoneMatch::Any) => true,
+            Some(IfNoneMatch::Items(tags)) => tags.iter().any(|tag| tag.weak_eq(etag)),
+            None => false,
+        };
+        let mut response = if unchanged {
+            HttpResponse::NotModified()
+        } else {
+            HttpResponse::Ok()
+        };
+        response.insert_header(ETag(etag.clone()));
+        if let Some(cache_control) = cache_control {
+            response.insert_header((header::CACHE_CONTROL, cache_control));
+        }
+        if unchanged {
+            response.finish()
+        } else {
+            response.content_type(content_type).body(self.source)
+        }
+    }
+}
+
 /// The demo page: AI text streaming with progress and connection status.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+#[utoipa::path(tag = "assets", responses(
+    (status = 200, description = "HTML page", content_type = "text/html", body = String),
+    (status = 304, description = "`If-None-Match` names the page's `ETag`"),
+))]
 #[route("/", method = "GET", method = "HEAD")]
-pub async fn index() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(INDEX_HTML)
+pub async fn index(req: HttpRequest) -> HttpResponse {
+    INDEX_HTML.answer(&req, "text/html; charset=utf-8", None)
 }
 
 /// An ES module, as browsers require for `<script type="module">` and `import`.
-fn javascript(source: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, ASSET_CACHE_CONTROL))
-        .body(source)
+fn javascript(req: &HttpRequest, asset: &'static Asset) -> HttpResponse {
+    asset.answer(
+        req,
+        "text/javascript; charset=utf-8",
+        Some(ASSET_CACHE_CONTROL),
+    )
 }
 
 /// A TypeScript declaration file: for editors and `tsc`, never run by a
 /// browser, which shows it as text.
-fn typescript(source: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/typescript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, ASSET_CACHE_CONTROL))
-        .body(source)
+fn typescript(req: &HttpRequest, asset: &'static Asset) -> HttpResponse {
+    asset.answer(
+        req,
+        "application/typescript; charset=utf-8",
+        Some(ASSET_CACHE_CONTROL),
+    )
 }
 
 /// The browser client, an ES module.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/client.js", method = "GET", method = "HEAD")]
-pub async fn client_js() -> HttpResponse {
-    javascript(CLIENT_JS)
+pub async fn client_js(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &CLIENT_JS)
 }
 
 /// The tab sharing `/client.js` imports (one stream per URL for all tabs).
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/tabs.js", method = "GET", method = "HEAD")]
-pub async fn tabs_js() -> HttpResponse {
-    javascript(TABS_JS)
+pub async fn tabs_js(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &TABS_JS)
 }
 
 /// The requests `/client.js` makes beside its stream (tickets, history,
 /// a refusal's reason, token renewal).
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/stream_requests.js", method = "GET", method = "HEAD")]
-pub async fn stream_requests_js() -> HttpResponse {
-    javascript(STREAM_REQUESTS_JS)
+pub async fn stream_requests_js(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &STREAM_REQUESTS_JS)
 }
 
 /// The path check `/client.js` re-exports (`diagnoseConnection`).
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/diagnose.js", method = "GET", method = "HEAD")]
-pub async fn diagnose_js() -> HttpResponse {
-    javascript(DIAGNOSE_JS)
+pub async fn diagnose_js(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &DIAGNOSE_JS)
 }
 
 /// The TypeScript declarations of `/client.js`.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "TypeScript declarations", content_type = "application/typescript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "TypeScript declarations", content_type = "application/typescript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/client.d.ts", method = "GET", method = "HEAD")]
-pub async fn client_d_ts() -> HttpResponse {
-    typescript(CLIENT_D_TS)
+pub async fn client_d_ts(req: HttpRequest) -> HttpResponse {
+    typescript(&req, &CLIENT_D_TS)
 }
 
 /// The React hooks `useTaskStream` and `useEventStream`, an ES module that
 /// imports `react` (the application's own) and `./client.js`.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/react.js", method = "GET", method = "HEAD")]
-pub async fn react_js() -> HttpResponse {
-    javascript(REACT_JS)
+pub async fn react_js(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &REACT_JS)
 }
 
 /// The TypeScript declarations of `/react.js`.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "TypeScript declarations", content_type = "application/typescript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "TypeScript declarations", content_type = "application/typescript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/react.d.ts", method = "GET", method = "HEAD")]
-pub async fn react_d_ts() -> HttpResponse {
-    typescript(REACT_D_TS)
+pub async fn react_d_ts(req: HttpRequest) -> HttpResponse {
+    typescript(&req, &REACT_D_TS)
 }
 
 /// React as an ES module, for the demo page's import map (`react`).
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/vendor/react.js", method = "GET", method = "HEAD")]
-pub async fn vendor_react() -> HttpResponse {
-    javascript(VENDOR_REACT_JS)
+pub async fn vendor_react(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &VENDOR_REACT_JS)
 }
 
 /// `react-dom/client` as an ES module, for the demo page's import map.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/vendor/react-dom-client.js", method = "GET", method = "HEAD")]
-pub async fn vendor_react_dom_client() -> HttpResponse {
-    javascript(VENDOR_REACT_DOM_CLIENT_JS)
+pub async fn vendor_react_dom_client(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &VENDOR_REACT_DOM_CLIENT_JS)
 }
 
 /// The chunk both vendored modules import: the page's one copy of React.
-#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String)))]
+#[utoipa::path(tag = "assets", responses((status = 200, description = "JavaScript module", content_type = "text/javascript", body = String), (status = 304, description = "`If-None-Match` names its `ETag`")))]
 #[route("/vendor/react-shared.js", method = "GET", method = "HEAD")]
-pub async fn vendor_react_shared() -> HttpResponse {
-    javascript(VENDOR_REACT_SHARED_JS)
+pub async fn vendor_react_shared(req: HttpRequest) -> HttpResponse {
+    javascript(&req, &VENDOR_REACT_SHARED_JS)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

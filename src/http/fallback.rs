@@ -21,6 +21,8 @@ use actix_web::{
 };
 
 use super::head_guard::{REFUSAL_HEADER, RefusalMarker};
+use actix_cors::CorsError;
+
 use crate::error::{ApiError, ErrorCode, foreign_error};
 
 /// Every route's path pattern and methods, read from the OpenAPI document
@@ -101,7 +103,14 @@ pub async fn catalogue_errors(
             let foreign = response.response().error().and_then(foreign_error);
             match foreign {
                 Some(error) => {
-                    let (request, original) = response.into_parts();
+                    let cors_refusal = response
+                        .response()
+                        .error()
+                        .is_some_and(|e| e.as_error::<CorsError>().is_some());
+                    let (request, mut original) = response.into_parts();
+                    if cors_refusal {
+                        vary_on_cors_request(original.headers_mut());
+                    }
                     let rendered = rerender(original.headers(), error);
                     Ok(ServiceResponse::new(request, rendered))
                 }
@@ -112,7 +121,10 @@ pub async fn catalogue_errors(
         // replaced by ours, which the dispatcher renders.
         Err(error) => match foreign_error(&error) {
             Some(api) => {
-                let headers = error.error_response().headers().clone();
+                let mut headers = error.error_response().headers().clone();
+                if error.as_error::<CorsError>().is_some() {
+                    vary_on_cors_request(&mut headers);
+                }
                 let mut replaced = Error::from(api);
                 replaced.add_response_mapper(move |mut response| {
                     keep_library_headers(&headers, response.headers_mut());
@@ -142,6 +154,21 @@ fn rerender(library_headers: &HeaderMap, error: ApiError) -> HttpResponse {
 
 /// Copies the headers of a library's response that ours lacks, except
 /// those that described its body.
+/// A CORS refusal depends on the request's `Origin` (and, for a
+/// preflight, on what it asks to send), as much as a grant does: without
+/// `Vary` a shared cache could serve one origin's refusal to another that
+/// is allowed. actix-cors sets it on its grants only.
+fn vary_on_cors_request(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::VARY) {
+        headers.insert(
+            header::VARY,
+            header::HeaderValue::from_static(
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
+        );
+    }
+}
+
 fn keep_library_headers(library: &HeaderMap, ours: &mut HeaderMap) {
     let own: Vec<header::HeaderName> = ours.keys().cloned().collect();
     for (name, value) in library {

@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(streams::issue_ticket)
         .service(streams::renew_token)
         .service(diagnose::diagnose)
+        .service(stream_heads::diagnose_head)
         .service(publish::publish)
         .service(publish::test_event)
         .service(history::history)

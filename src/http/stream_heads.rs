@@ -120,3 +120,18 @@ pub async fn chat_stream_head(
         },
     )
 }
+
+/// Whether `GET /sse/diagnose` would run (its headers, no probes): a
+/// monitor checking the path's headers without waiting out the burst.
+#[utoipa::path(
+    tag = "streams",
+    responses(
+        (status = 200, description = "A GET would run the diagnosis (its headers, no body)"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "No subscribe scope"),
+    )
+)]
+#[head("/sse/diagnose")]
+pub async fn diagnose_head(req: HttpRequest, _auth: Authenticated<Subscribe>) -> HttpResponse {
+    event_stream_head(&req)
+}

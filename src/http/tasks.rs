@@ -71,7 +71,7 @@ pub struct CreateTask {
     pub message: Option<String>,
     pub project_id: Option<String>,
     /// `[A-Za-z0-9_-]{1,128}`: the conversation the generation belongs to
-    /// (`GET /chats/{chat_id}/stream` follows its newest running task).
+    /// (`GET /chats/{chat_id}/stream` follows its newest task while it runs).
     pub chat_id: Option<String>,
 }
 

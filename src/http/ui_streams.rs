@@ -86,7 +86,7 @@ pub async fn task_ui_message_stream(
     ui_message_stream(&req, &state, &auth.principal, &task, client).await
 }
 
-/// Resume a chat: the UI message stream of the chat's newest running task
+/// Resume a chat: the UI message stream of the chat's newest task, while it runs
 /// (created with this `chat_id`, visible to the caller), or 204 when it has
 /// none. A chat with a task in a project the caller's token grants follows
 /// only its tasks in granted projects (a task without a project never
@@ -95,7 +95,7 @@ pub async fn task_ui_message_stream(
     tag = "tasks",
     params(("chat_id" = String, Path, description = "Chat id, as given to POST /tasks"), UiStreamQuery, TicketQuery),
     responses(
-        (status = 200, description = "The UI message stream of the chat's newest running task", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The UI message stream of the chat's newest task, which has not finished", content_type = "text/event-stream", body = String),
         (status = 204, description = "The chat has no running task: nothing to resume"),
         (status = 400, description = "Invalid chat id, or `ai_sdk` not a major version of 5 or later", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),

@@ -152,9 +152,14 @@ impl TaskService {
         }
     }
 
-    /// The newest unfinished task of `chat_id` that `principal` may see, as
-    /// it is now; `None` when the chat has none. The store decides which
-    /// task that is: it is the one truth across restarts and instances.
+    /// The task a chat client resuming `chat_id` follows, as it is now:
+    /// the chat's newest task that `principal` may see, while it is
+    /// unfinished; `None` when it has finished or the chat has none. An
+    /// older task still running is an earlier turn's answer (its producer
+    /// gone, say): streamed to a resuming chat it would appear as the
+    /// newest reply, after the answer that replaced it. The store decides
+    /// which task is newest: it is the one truth across restarts and
+    /// instances.
     #[tracing::instrument(name = "task.chat_lookup", skip_all, fields(chat_id = %chat_id))]
     pub async fn running_in_chat(
         &self,
@@ -162,38 +167,33 @@ impl TaskService {
         chat_id: &ChatId,
     ) -> Result<Option<Task>, TaskWriteError> {
         let projects = principal.projects.to_list();
-        let in_projects = ChatTasks::InProjects(projects);
-        let found = match self
+        let newest = match self
             .store
-            .chat_task(chat_id, in_projects.clone(), true)
+            .chat_task(chat_id, ChatTasks::InProjects(projects))
             .await?
         {
-            Some(task) => Some(task),
             // A chat with a task in a project the caller may see is that
             // project's: a task without a project (which any publisher may
             // create, in any chat) never stands in for its tasks, so
             // another tenant cannot put its text in this chat.
-            None if self
+            Some(task) => task,
+            None => match self
                 .store
-                .chat_task(chat_id, in_projects, false)
+                .chat_task(chat_id, ChatTasks::Unprojected)
                 .await?
-                .is_some() =>
             {
-                None
-            }
-            None => {
-                self.store
-                    .chat_task(chat_id, ChatTasks::Unprojected, true)
-                    .await?
-            }
+                Some(task) => task,
+                None => return Ok(None),
+            },
         };
-        let Some(task) = found else {
+        if newest.status.is_terminal() {
             return Ok(None);
-        };
-        // This instance may hold it fresher than its row (text being written).
-        match self.visible(principal, &task.task_id).await {
-            Ok(task) => Ok(Some(task)),
-            Err(TaskWriteError::NotFound) => Ok(None),
+        }
+        // This instance may hold it fresher than its row (text being
+        // written, or the end not yet committed).
+        match self.visible(principal, &newest.task_id).await {
+            Ok(task) if !task.status.is_terminal() => Ok(Some(task)),
+            Ok(_) | Err(TaskWriteError::NotFound) => Ok(None),
             Err(error) => Err(error),
         }
     }

@@ -27,7 +27,7 @@ pub enum Operation {
     PrunedThrough,
     Task,
     SilentTasks,
-    /// A chat's newest unfinished task (`GET /chats/{chat_id}/stream`).
+    /// A chat's newest task (`GET /chats/{chat_id}/stream`).
     ChatTask,
     /// The HealthSampler's re-check of failing reads.
     ReadProbe,

@@ -29,6 +29,8 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             tokio::task::spawn_blocking(move || {
                 let mut connection = SqliteConnection::establish(&path)
                     .map_err(|e| StoreError::Open(e.to_string()))?;
+                // Before anything changes the file (WAL is a lasting mode).
+                check_ours(&mut connection, &path)?;
                 // WAL is persistent: readers never block the writer, and the
                 // pool's connections need not switch modes (which takes a lock).
                 diesel::connection::SimpleConnection::batch_execute(
@@ -83,10 +85,77 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
 /// The directory a SQLite file goes in, created if missing (the default
 /// `sqlite://data/sse-broker.db` needs no set-up).
 pub(super) fn create_parent_directory(database: &Path) -> Result<(), StoreError> {
-    match database.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", parent.display()))),
-        None => Ok(()),
+    let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    // create_dir_all says only "File exists" when a file is in the way.
+    if let Some(file) = parent
+        .ancestors()
+        .find(|a| a.metadata().is_ok_and(|m| !m.is_dir()))
+    {
+        return Err(StoreError::Open(format!(
+            "cannot put {} in {}: {} is a file, not a directory",
+            database.display(),
+            parent.display(),
+            file.display()
+        )));
+    }
+    std::fs::create_dir_all(parent)
+        .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", parent.display())))
+}
+
+/// The version diesel records for the first SQLite migration: a file
+/// that has it was made by the broker.
+const FIRST_SQLITE_MIGRATION: &str = "20261123000001";
+
+#[derive(diesel::QueryableByName)]
+struct Names {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    names: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+/// A `--database-url` naming another program's SQLite file (a typo, a
+/// copied command line) must not get the broker's tables added to it, nor
+/// have the broker prune and rewrite it: a file with tables is the broker's
+/// only when its migration record says so. An empty or new file is taken.
+fn check_ours(connection: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    let unreadable =
+        |e: diesel::result::Error| StoreError::Open(format!("cannot read {path}: {e}"));
+    let tables = diesel::sql_query(
+        "SELECT group_concat(name, ', ') AS names FROM (SELECT name FROM sqlite_master \
+         WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
+    )
+    .get_result::<Names>(connection)
+    .map_err(unreadable)?
+    .names;
+    let Some(tables) = tables else {
+        return Ok(());
+    };
+    let recorded = tables
+        .split(", ")
+        .any(|t| t == "__diesel_schema_migrations")
+        && diesel::sql_query(
+            "SELECT count(*) AS count FROM __diesel_schema_migrations WHERE version = ?",
+        )
+        .bind::<diesel::sql_types::Text, _>(FIRST_SQLITE_MIGRATION)
+        .get_result::<Count>(connection)
+        .map_err(unreadable)?
+        .count
+            > 0;
+    if recorded {
+        Ok(())
+    } else {
+        Err(StoreError::Open(format!(
+            "{path} is another program's database (its tables: {tables}); \
+             give the broker a file of its own"
+        )))
     }
 }
 
@@ -104,6 +173,88 @@ mod tests {
     use diesel::Connection;
 
     use super::*;
+
+    #[tokio::test]
+    async fn another_programs_database_is_refused_and_left_as_it_was() {
+        let scratch = tempfile::tempdir().unwrap();
+        for (name, setup) in [
+            (
+                "app.db",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY); CREATE TABLE orders (id INTEGER);",
+            ),
+            (
+                "other-diesel.db",
+                "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+                 run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP); \
+                 INSERT INTO __diesel_schema_migrations (version) VALUES ('20200101000000'); \
+                 CREATE TABLE posts (id INTEGER PRIMARY KEY);",
+            ),
+        ] {
+            let path = scratch.path().join(name);
+            let mut other = SqliteConnection::establish(&path.display().to_string()).unwrap();
+            diesel::connection::SimpleConnection::batch_execute(&mut other, setup).unwrap();
+            drop(other);
+
+            let refused = run_migrations(&DatabaseUrl::Sqlite { path: path.clone() })
+                .await
+                .unwrap_err()
+                .to_string();
+
+            assert!(
+                refused.contains("another program's database") && refused.contains("posts")
+                    || refused.contains("orders, users"),
+                "{name}: {refused}"
+            );
+            let mut reopened = SqliteConnection::establish(&path.display().to_string()).unwrap();
+            let tables = diesel::RunQueryDsl::get_result::<Names>(
+                diesel::sql_query(
+                    "SELECT group_concat(name, ', ') AS names FROM sqlite_master WHERE type = 'table'",
+                ),
+                &mut reopened,
+            )
+            .unwrap()
+            .names
+            .unwrap();
+            assert!(
+                !tables.contains("events"),
+                "{name}: the broker's tables were added: {tables}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_where_the_directory_should_be_is_named() {
+        let scratch = tempfile::tempdir().unwrap();
+        let file = scratch.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+
+        let refused = create_parent_directory(&file.join("sub/events.db"))
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            refused.contains(&format!("{} is a file, not a directory", file.display())),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_brokers_own_file_and_an_empty_one_are_taken() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("empty.db");
+        std::fs::File::create(&path).unwrap();
+        let database = DatabaseUrl::Sqlite { path };
+
+        assert!(
+            run_migrations(&database).await.unwrap() > 0,
+            "an empty file is migrated"
+        );
+        assert_eq!(
+            run_migrations(&database).await.unwrap(),
+            0,
+            "and is the broker's after"
+        );
+    }
 
     #[tokio::test]
     async fn a_file_the_broker_cannot_write_is_refused_at_start() {

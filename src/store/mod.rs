@@ -354,17 +354,15 @@ impl EventStore {
         })
     }
 
-    /// The newest task of `chat_id` among `which`; only unfinished ones
-    /// when `running`.
+    /// The newest task of `chat_id` among `which`, whatever its status.
     pub async fn chat_task(
         &self,
         chat_id: &ChatId,
         which: ChatTasks,
-        running: bool,
     ) -> Result<Option<Task>, StoreError> {
         let chat_id = chat_id.to_string();
         bounded!(self, Operation::ChatTask, self.deadline(), |store, d| {
-            store.chat_task(chat_id, which, running, &d)
+            store.chat_task(chat_id, which, &d)
         })
     }
 

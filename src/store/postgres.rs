@@ -293,11 +293,10 @@ impl PostgresStore {
         &self,
         chat_id: String,
         which: ChatTasks,
-        running: bool,
         deadline: &Deadline,
     ) -> Result<Option<Task>, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        let row = queries::chat_task!(chat_id, which, running)
+        let row = queries::chat_task!(chat_id, which)
             .first(&mut connection)
             .await
             .optional()?;

@@ -83,20 +83,17 @@ macro_rules! silent_tasks {
 }
 
 /// The newest task of chat `$chat_id` (a `String`) among `$which` (a
-/// [`ChatTasks`]), only unfinished ones when `$running`.
+/// [`ChatTasks`]), whatever its status.
 /// Expands to a boxed query of at most one
 /// [`TaskRow`](super::rows::TaskRow), served by the `tasks_chat` index.
 macro_rules! chat_task {
-    ($chat_id:expr, $which:expr, $running:expr) => {{
+    ($chat_id:expr, $which:expr) => {{
         let mut query = tasks::table
             .filter(tasks::chat_id.eq($chat_id))
             .order((tasks::created_at_ms.desc(), tasks::task_id.desc()))
             .limit(1)
             .select(TaskRow::as_select())
             .into_boxed();
-        if $running {
-            query = query.filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES));
-        }
         match $which {
             super::queries::ChatTasks::InProjects(None) => {
                 query = query.filter(tasks::project_id.is_not_null())

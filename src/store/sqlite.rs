@@ -276,14 +276,11 @@ impl SqliteStore {
         &self,
         chat_id: String,
         which: ChatTasks,
-        running: bool,
         deadline: &Deadline,
     ) -> Result<Option<Task>, StoreError> {
         let row = self
             .read(deadline, move |c| {
-                queries::chat_task!(chat_id, which, running)
-                    .first(c)
-                    .optional()
+                queries::chat_task!(chat_id, which).first(c).optional()
             })
             .await?;
         Ok(row.and_then(TaskRow::into_domain))

@@ -2,7 +2,8 @@
 //! vendored React, …): every one answers `HEAD` as it answers `GET`, minus
 //! the body, with the content type of its kind, and every module they
 //! import is served too. The asset routes are those the OpenAPI document
-//! tags `assets`, so a new asset is covered without editing this.
+//! tags `assets`, so a new asset is covered without editing this. Each
+//! carries an `ETag`, and a revalidation that names it is answered `304`.
 
 use crate::helpers::spawn_app;
 
@@ -77,6 +78,70 @@ async fn every_static_asset_answers_head_with_the_headers_of_get_and_no_body() {
         assert!(
             head.bytes().await.expect("HEAD body").is_empty(),
             "HEAD {path} sends no body"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_browser_revalidating_an_unchanged_asset_gets_304_without_the_file() {
+    // Arrange
+    let app = spawn_app().await;
+    let conditional = |path: &str, tag: &str| {
+        app.api_client
+            .get(app.url(path))
+            .header("if-none-match", tag)
+            .send()
+    };
+
+    for (path, item) in documented_assets(&app).await {
+        let first = app.get(&path).await;
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+            "{path}: a strong tag, {etag}"
+        );
+        assert!(
+            item["get"]["responses"].get("304").is_some(),
+            "{path}: 304 documented"
+        );
+
+        // Act
+        let same = conditional(&path, &etag).await.expect("sent");
+        let weak = conditional(&path, &format!("W/{etag}, \"other\""))
+            .await
+            .expect("sent");
+        let any = conditional(&path, "*").await.expect("sent");
+        let stale = conditional(&path, "\"0123456789abcdef\"")
+            .await
+            .expect("sent");
+
+        // Assert
+        for (what, answer) in [
+            ("its tag", same),
+            ("its weak tag in a list", weak),
+            ("*", any),
+        ] {
+            assert_eq!(answer.status().as_u16(), 304, "{path} with {what}");
+            assert_eq!(
+                answer.headers()["etag"].to_str().unwrap(),
+                etag,
+                "{path} with {what}"
+            );
+            assert_eq!(
+                answer.headers().get("cache-control"),
+                first.headers().get("cache-control"),
+                "{path} with {what}: the 304 renews the same freshness"
+            );
+            assert!(
+                answer.bytes().await.unwrap().is_empty(),
+                "{path} with {what}"
+            );
+        }
+        assert_eq!(stale.status().as_u16(), 200, "{path} with another tag");
+        assert_eq!(
+            stale.bytes().await.unwrap(),
+            first.bytes().await.unwrap(),
+            "{path}: the whole file again"
         );
     }
 }

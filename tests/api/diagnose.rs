@@ -75,3 +75,32 @@ async fn over_https_the_summary_says_http2() {
     assert_eq!(summary.json()["protocol"], "HTTP/2.0");
     assert_eq!(summary.json()["hops"], serde_json::json!([]));
 }
+
+#[actix_web::test]
+async fn head_answers_the_streams_headers_at_once_and_checks_the_token() {
+    // Arrange
+    let app = crate::auth::spawn_secured_app().await;
+    let head = |token: Option<String>| {
+        let mut request = app.api_client.head(app.url("/sse/diagnose"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    // Act
+    let started = Instant::now();
+    let allowed = head(Some(crate::auth::token("alice", "subscribe", &["*"])))
+        .await
+        .expect("an answer");
+    let took = started.elapsed();
+    let anonymous = head(None).await.expect("an answer");
+
+    // Assert: a GET's headers, without waiting out the 1.5 s burst.
+    assert_eq!(allowed.status().as_u16(), 200);
+    assert_eq!(allowed.headers()["content-type"], "text/event-stream");
+    assert_eq!(allowed.headers()["cache-control"], "no-cache");
+    assert!(took < Duration::from_millis(1000), "took {took:?}");
+    assert_eq!(allowed.bytes().await.expect("no body").len(), 0);
+    assert_eq!(anonymous.status().as_u16(), 401);
+}

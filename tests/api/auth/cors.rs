@@ -88,6 +88,12 @@ async fn a_disallowed_origin_fails_the_preflight() {
         );
         assert_eq!(header(&response, "access-control-allow-credentials"), None);
         assert_eq!(status, 403, "{origin}");
+        // Another origin's answer differs: no cache may reuse this one.
+        assert!(
+            header(&response, "vary").is_some_and(|v| v.to_lowercase().contains("origin")),
+            "{origin}: {:?}",
+            response.headers()
+        );
         let body = assert_error(response, 403, "cors_origin_not_allowed").await;
         assert!(
             body["error"]["message"]
@@ -105,6 +111,12 @@ async fn a_method_outside_the_allowed_list_fails_the_preflight_with_json() {
     let response = preflight(&app, "/sse/publish", ALLOWED, "PUT").await;
 
     assert_eq!(header(&response, "access-control-allow-methods"), None);
+    assert!(
+        header(&response, "vary")
+            .is_some_and(|v| v.to_lowercase().contains("access-control-request-method")),
+        "{:?}",
+        response.headers()
+    );
     assert_error(response, 403, "cors_request_not_allowed").await;
 }
 

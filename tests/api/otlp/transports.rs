@@ -292,3 +292,33 @@ async fn an_https_grpc_endpoint_is_trusted_through_the_system_roots() {
     assert_published_metric_arrives(&receiver).await;
     assert_request_span_arrives(&broker, &receiver).await;
 }
+
+#[actix_web::test]
+async fn a_collector_that_never_answers_holds_the_exit_for_the_flush_budget_only() {
+    // Arrange: a collector address that takes connections (the kernel
+    // completes the handshake) and never reads or answers them.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let endpoint = format!("http://{}", black_hole.local_addr().expect("an address"));
+    let mut broker = Broker::start(BrokerSpec::sqlite("otlp-black-hole-1", Some(&endpoint))).await;
+    broker.publish_one(&commit("t1"), &[]).await;
+    broker.get("/health", &[]).await;
+
+    // Act
+    let started = std::time::Instant::now();
+    let status = broker.terminate(EXIT).await;
+    let took = started.elapsed();
+
+    // Assert: the 3 s budget and the drain, not the exporters' own
+    // timeouts one after the other (~11 s before).
+    let logs = without_colours(&broker.logs());
+    assert!(status.success(), "exit {status}; logs:\n{logs}");
+    assert!(
+        took < Duration::from_secs(6),
+        "exited after {took:?}; logs:\n{logs}"
+    );
+    assert!(
+        logs.contains("the OTLP collector did not take the last spans and metrics in time"),
+        "the lost flush is not logged:\n{logs}"
+    );
+    drop(black_hole);
+}

@@ -1,5 +1,5 @@
-//! `GET /chats/{chat_id}/stream`: the chat's newest running task, found in
-//! the store (so across restarts and instances), or 204; and who may read
+//! `GET /chats/{chat_id}/stream`: the chat's newest task while it runs,
+//! found in the store (so across restarts and instances), or 204; and who may read
 //! a UI message stream.
 
 use std::time::Duration;
@@ -39,7 +39,7 @@ async fn chat_status(app: &TestApp, chat: &str) -> u16 {
 }
 
 #[actix_web::test]
-async fn a_chat_streams_its_newest_running_task_and_answers_204_when_it_has_none() {
+async fn a_chat_streams_its_newest_task_while_it_runs_and_answers_204_after() {
     // Arrange
     let app = spawn_app().await;
     assert_eq!(chat_status(&app, "c1").await, 204, "an unknown chat");
@@ -54,7 +54,7 @@ async fn a_chat_streams_its_newest_running_task_and_answers_204_when_it_has_none
     // a send finds the answer about to come.
     assert_eq!(chat_status(&app, "c2").await, 200, "a pending task");
 
-    // Act / Assert: the newest running task of the chat.
+    // Act / Assert: the newest task of the chat.
     let mut newest = UiStream::open(&app, "/chats/c1/stream").await;
     assert_eq!(
         newest.take(4).await,
@@ -73,14 +73,21 @@ async fn a_chat_streams_its_newest_running_task_and_answers_204_when_it_has_none
         ]
     );
 
-    // The newer one finished: the older one is the chat's running task.
-    let mut older = UiStream::open(&app, "/chats/c1/stream").await;
+    // The newest one finished: an older task still running is an earlier
+    // turn's answer, never the one a resuming chat shows last.
+    assert_eq!(chat_status(&app, "c1").await, 204, "the newest task ended");
+    let mut older = UiStream::open(&app, "/tasks/older/ui-message-stream").await;
     assert_eq!(
         older.take(4).await,
-        [start("older"), start_step(), text_start(), delta("old")]
+        [start("older"), start_step(), text_start(), delta("old")],
+        "the older task itself is still readable"
     );
-    end(&app, "older", "cancel", Value::Null).await;
-    assert_eq!(chat_status(&app, "c1").await, 204, "no running task left");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    create(&app, "newest", Some("c1")).await;
+    let mut newest = UiStream::open(&app, "/chats/c1/stream").await;
+    assert_eq!(newest.take(1).await, [start("newest")]);
+    end(&app, "newest", "cancel", Value::Null).await;
+    assert_eq!(chat_status(&app, "c1").await, 204, "the newest task ended");
 }
 
 #[actix_web::test]
