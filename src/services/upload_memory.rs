@@ -11,13 +11,20 @@
 //! refused (`503 upload_memory_full`) after the lines it had read are
 //! applied. Blocks go back as soon as the upload's buffers shrink, and all
 //! of them when it ends.
+//!
+//! One producer (a token's subject, with authentication on) may hold at
+//! most half the budget across its uploads: on a broker shared by tenants,
+//! one tenant's long lines leave the other half to everyone else.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
-use crate::telemetry::Metrics;
+use crate::{domain::UserId, telemetry::Metrics};
 
 /// What every upload holds without counting it.
 pub const FREE_BYTES: usize = 64 * 1024;
@@ -35,16 +42,23 @@ pub struct UploadMemory {
 struct Budget {
     limit: usize,
     held: AtomicUsize,
+    /// What each producer holds; only touched when an upload takes or
+    /// gives back a block, never per token.
+    by_owner: Mutex<HashMap<UserId, usize>>,
     metrics: Metrics,
 }
 
 /// The budget an upload could not get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the uploads' memory budget ({limit_mib} MiB of unfinished lines, --upload-memory-mib) is spent; the lines before this answer are applied: retry the rest, numbered with seq"
-)]
-pub struct UploadMemoryFull {
-    pub limit_mib: usize,
+pub enum UploadMemoryFull {
+    #[error(
+        "the uploads' memory budget ({limit_mib} MiB of unfinished lines, --upload-memory-mib) is spent; the lines before this answer are applied: retry the rest, numbered with seq"
+    )]
+    Budget { limit_mib: usize },
+    #[error(
+        "this producer's uploads hold half the uploads' memory budget ({limit_mib} MiB of unfinished lines, --upload-memory-mib), the most one producer may; the lines before this answer are applied: retry the rest, numbered with seq, once its other uploads have finished their lines"
+    )]
+    OwnerShare { limit_mib: usize },
 }
 
 impl UploadMemory {
@@ -54,6 +68,7 @@ impl UploadMemory {
             inner: Arc::new(Budget {
                 limit: limit_bytes,
                 held: AtomicUsize::new(0),
+                by_owner: Mutex::default(),
                 metrics,
             }),
         }
@@ -64,31 +79,61 @@ impl UploadMemory {
         self.inner.held.load(Ordering::Relaxed)
     }
 
-    /// The part of the budget one upload holds, nothing to begin with.
-    pub fn hold(&self) -> UploadMemoryHold {
+    /// The part of the budget one upload of `owner` holds, nothing to
+    /// begin with. `None` (authentication off): no producer's share applies.
+    pub fn hold(&self, owner: Option<UserId>) -> UploadMemoryHold {
         UploadMemoryHold {
             budget: self.clone(),
+            owner,
             blocks: 0,
         }
     }
 
-    /// Takes `bytes` unless that would pass the limit.
-    fn take(&self, bytes: usize) -> Result<(), UploadMemoryFull> {
+    /// Takes `bytes` for `owner` unless that would pass the limit or the
+    /// owner's share.
+    fn take(&self, owner: Option<&UserId>, bytes: usize) -> Result<(), UploadMemoryFull> {
         let budget = &self.inner;
+        let limit_mib = budget.limit.div_ceil(1024 * 1024);
+        let mut by_owner = owner.map(|_| {
+            budget
+                .by_owner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        });
+        if let (Some(owner), Some(by_owner)) = (owner, &by_owner) {
+            let held = by_owner.get(owner).copied().unwrap_or(0);
+            if held + bytes > budget.limit / 2 {
+                return Err(UploadMemoryFull::OwnerShare { limit_mib });
+            }
+        }
         budget
             .held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
                 held.checked_add(bytes)
                     .filter(|&after| after <= budget.limit)
             })
-            .map_err(|_| UploadMemoryFull {
-                limit_mib: budget.limit.div_ceil(1024 * 1024),
-            })?;
+            .map_err(|_| UploadMemoryFull::Budget { limit_mib })?;
+        if let (Some(owner), Some(by_owner)) = (owner, &mut by_owner) {
+            *by_owner.entry(owner.clone()).or_default() += bytes;
+        }
         budget.metrics.record_upload_memory(bytes as i64);
         Ok(())
     }
 
-    fn give_back(&self, bytes: usize) {
+    fn give_back(&self, owner: Option<&UserId>, bytes: usize) {
+        if let Some(owner) = owner {
+            let mut by_owner = self
+                .inner
+                .by_owner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(held) = by_owner.get_mut(owner) {
+                *held = held.saturating_sub(bytes);
+                if *held == 0 {
+                    by_owner.remove(owner);
+                }
+            }
+        }
         self.inner.held.fetch_sub(bytes, Ordering::Relaxed);
         self.inner.metrics.record_upload_memory(-(bytes as i64));
     }
@@ -97,6 +142,7 @@ impl UploadMemory {
 /// What one upload holds of the budget; given back when dropped.
 pub struct UploadMemoryHold {
     budget: UploadMemory,
+    owner: Option<UserId>,
     blocks: usize,
 }
 
@@ -107,9 +153,11 @@ impl UploadMemoryHold {
     pub fn cover(&mut self, bytes: usize) -> Result<(), UploadMemoryFull> {
         let needed = bytes.saturating_sub(FREE_BYTES).div_ceil(BLOCK_BYTES);
         if needed > self.blocks {
-            self.budget.take((needed - self.blocks) * BLOCK_BYTES)?;
+            self.budget
+                .take(self.owner.as_ref(), (needed - self.blocks) * BLOCK_BYTES)?;
         } else if needed < self.blocks {
-            self.budget.give_back((self.blocks - needed) * BLOCK_BYTES);
+            self.budget
+                .give_back(self.owner.as_ref(), (self.blocks - needed) * BLOCK_BYTES);
         }
         self.blocks = needed;
         Ok(())
@@ -119,7 +167,8 @@ impl UploadMemoryHold {
 impl Drop for UploadMemoryHold {
     fn drop(&mut self) {
         if self.blocks > 0 {
-            self.budget.give_back(self.blocks * BLOCK_BYTES);
+            self.budget
+                .give_back(self.owner.as_ref(), self.blocks * BLOCK_BYTES);
         }
     }
 }
@@ -135,7 +184,7 @@ mod tests {
     #[test]
     fn the_free_part_takes_nothing_and_more_takes_whole_blocks() {
         let memory = budget(4);
-        let mut hold = memory.hold();
+        let mut hold = memory.hold(None);
         hold.cover(FREE_BYTES).unwrap();
         assert_eq!(memory.held(), 0);
         hold.cover(FREE_BYTES + 1).unwrap();
@@ -149,12 +198,12 @@ mod tests {
     #[test]
     fn an_upload_past_the_budget_is_refused_and_keeps_what_it_held() {
         let memory = budget(3);
-        let mut first = memory.hold();
+        let mut first = memory.hold(None);
         first.cover(FREE_BYTES + 2 * BLOCK_BYTES).unwrap();
-        let mut second = memory.hold();
+        let mut second = memory.hold(None);
         assert_eq!(
             second.cover(FREE_BYTES + 2 * BLOCK_BYTES),
-            Err(UploadMemoryFull { limit_mib: 1 })
+            Err(UploadMemoryFull::Budget { limit_mib: 1 })
         );
         assert_eq!(memory.held(), 2 * BLOCK_BYTES, "a refusal takes nothing");
         second.cover(FREE_BYTES + BLOCK_BYTES).unwrap();
@@ -164,5 +213,45 @@ mod tests {
         second.cover(FREE_BYTES + 3 * BLOCK_BYTES).unwrap();
         drop(second);
         assert_eq!(memory.held(), 0);
+    }
+
+    #[test]
+    fn one_producer_holds_at_most_half_and_leaves_the_rest_to_others() {
+        let memory = budget(8);
+        let alice = || Some(UserId::parse("alice").unwrap());
+        let mut first = memory.hold(alice());
+        first.cover(FREE_BYTES + 3 * BLOCK_BYTES).unwrap();
+        let mut second = memory.hold(alice());
+        assert_eq!(
+            second.cover(FREE_BYTES + 2 * BLOCK_BYTES),
+            Err(UploadMemoryFull::OwnerShare { limit_mib: 1 }),
+            "3 + 2 blocks of alice's would pass half of 8"
+        );
+        second.cover(FREE_BYTES + BLOCK_BYTES).unwrap();
+
+        let mut bob = memory.hold(Some(UserId::parse("bob").unwrap()));
+        bob.cover(FREE_BYTES + 4 * BLOCK_BYTES).unwrap();
+        assert_eq!(memory.held(), 8 * BLOCK_BYTES);
+
+        drop(first);
+        second.cover(FREE_BYTES + 4 * BLOCK_BYTES).unwrap();
+        assert!(
+            memory.hold(alice()).cover(FREE_BYTES + 1).is_err(),
+            "alice holds her half again"
+        );
+        drop((second, bob));
+        assert_eq!(memory.held(), 0);
+        assert!(
+            memory.inner.by_owner.lock().unwrap().is_empty(),
+            "no owner kept once it holds nothing"
+        );
+    }
+
+    #[test]
+    fn without_authentication_the_whole_budget_is_one_producers() {
+        let memory = budget(4);
+        let mut anonymous = memory.hold(None);
+        anonymous.cover(FREE_BYTES + 4 * BLOCK_BYTES).unwrap();
+        assert_eq!(memory.held(), 4 * BLOCK_BYTES);
     }
 }

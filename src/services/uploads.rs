@@ -36,6 +36,7 @@ use super::{
     upload_counts::counted_tool,
     upload_error::{at_line, outcome},
     upload_held::{HeldText, sleep_until_some},
+    upload_memory::UploadMemoryFull,
     upload_reader::Reader,
     upload_stop::stopped,
 };
@@ -45,7 +46,7 @@ pub use super::{
 };
 use crate::{
     auth::Principal,
-    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus},
+    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus, UserId},
 };
 
 /// What an upload did.
@@ -185,7 +186,7 @@ impl TaskService {
         reader.skip_seq_through(task.last_seq);
         let task_id = task.task_id;
         let mut upload = self.open_upload(&task_id).await;
-        let mut memory = self.upload_memory.hold();
+        let mut memory = self.upload_memory.hold(principal.owner());
         let mut counted = Counted::default();
         // This upload ended its task (a `complete` or `fail` line): set
         // before that line is written, so the watch below does not take the
@@ -329,11 +330,18 @@ impl TaskService {
                 return Err(error.into());
             }
             if let Err(full) = budget {
+                let spent = match full {
+                    UploadMemoryFull::Budget { .. } => "the uploads' memory budget is spent",
+                    UploadMemoryFull::OwnerShare { .. } => {
+                        "its producer holds half the uploads' memory budget"
+                    }
+                };
                 tracing::warn!(
                     task_id = %task_id,
+                    user_id = principal.owner().as_ref().map(UserId::as_str),
                     held_bytes = reader.held_bytes(),
                     uploads_held_bytes = self.upload_memory.held(),
-                    "upload refused: the uploads' memory budget is spent"
+                    "upload refused: {spent}"
                 );
                 return Err(full.into());
             }

@@ -30,12 +30,20 @@ pub(crate) struct Upload {
 
 impl Upload {
     pub fn start(app: &TestApp, id: &str, content_type: &str) -> Self {
+        Self::start_as(app, id, content_type, None)
+    }
+
+    /// [`Self::start`] with `token` as its bearer.
+    pub fn start_as(app: &TestApp, id: &str, content_type: &str, token: Option<&str>) -> Self {
         let (body, chunks) = mpsc::channel(64);
-        let request = app
+        let mut request = app
             .api_client
             .post(app.url(&format!("/tasks/{id}/stream")))
             .header("Content-Type", content_type)
             .body(reqwest::Body::wrap_stream(ReceiverStream::new(chunks)));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         let answer = actix_rt::spawn(async move { request.send().await.expect("upload sent") });
         Self { body, answer }
     }

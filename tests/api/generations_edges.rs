@@ -486,6 +486,60 @@ async fn a_character_split_between_two_lines_arrives_whole() {
 }
 
 #[actix_web::test]
+async fn one_producer_holds_at_most_half_the_memory_budget() {
+    // Arrange: a 1 MiB budget; alice's first upload holds 300 KiB of an
+    // unfinished line (5 blocks of 64 KiB beyond its free part).
+    let app = spawn_app_with(|s| {
+        crate::auth::with_secret(s);
+        s.upload_memory_mib = 1;
+    })
+    .await;
+    let root = crate::auth::root_token();
+    for id in ["alice-1", "alice-2", "bob-1"] {
+        let created =
+            crate::auth::post_as(&app, "/tasks", Some(&json!({"task_id": id})), Some(&root)).await;
+        assert_eq!(created.status().as_u16(), 201, "{id}");
+    }
+    let alice = crate::auth::token("alice", "publish", &["*"]);
+    let bob = crate::auth::token("bob", "publish", &["*"]);
+    let long_line = |fill: &str| format!("{{\"delta\": \"{}", fill.repeat(300 * 1024));
+    let first = Upload::start_as(&app, "alice-1", "application/x-ndjson", Some(&alice));
+    first.send(&long_line("a")).await;
+    eventually(SHORT, "alice's first line to be held", || async {
+        let metrics = crate::auth::get_as(&app, "/metrics", Some(&root))
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        (sample_sum(&metrics, "sse_task_uploads_memory_bytes") >= 256.0 * 1024.0).then_some(())
+    })
+    .await;
+
+    // Act: alice's second upload would take her past half (512 KiB);
+    // bob's, as large, is within what is left.
+    let second = Upload::start_as(&app, "alice-2", "application/x-ndjson", Some(&alice));
+    second.send("{\"delta\": \"kept\"}\n").await;
+    second.send(&long_line("b")).await;
+    let third = Upload::start_as(&app, "bob-1", "application/x-ndjson", Some(&bob));
+    third.send(&long_line("c")).await;
+    third.send("\"}\n{\"complete\": {}}\n").await;
+
+    // Assert
+    let refused = answered_at_once(second).await;
+    let body = assert_error(refused, 503, "upload_memory_full").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("this producer's uploads hold half")),
+        "{body}"
+    );
+    let answer = third.finish().await;
+    assert_eq!(answer.status(), 200, "bob's upload is within the budget");
+    first.send("\"}\n{\"complete\": {}}\n").await;
+    assert_eq!(first.finish().await.status(), 200, "alice's first goes on");
+}
+
+#[actix_web::test]
 async fn uploads_holding_long_lines_share_one_memory_budget_and_give_it_back() {
     // Arrange: a budget of 1 MiB for what all uploads hold beyond their
     // free 64 KiB each; two uploads, each with a whole line applied, then a
