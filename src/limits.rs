@@ -28,14 +28,16 @@ pub enum Limit {
     StreamsPerUser,
     PublishesPerUser,
     StreamsPerUserCap,
+    TicketsPerUser,
 }
 
 impl Limit {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::StreamsPerIp,
         Self::StreamsPerUser,
         Self::PublishesPerUser,
         Self::StreamsPerUserCap,
+        Self::TicketsPerUser,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Limit {
             Self::StreamsPerUser => "streams_per_user",
             Self::PublishesPerUser => "publishes_per_user",
             Self::StreamsPerUserCap => "streams_per_user_cap",
+            Self::TicketsPerUser => "tickets_per_user",
         }
     }
 }
@@ -62,6 +65,7 @@ fn describe(limit: Limit) -> &'static str {
         Limit::StreamsPerUser => "too many new streams for this user",
         Limit::PublishesPerUser => "too many publishes for this user",
         Limit::StreamsPerUserCap => "this user has too many open streams",
+        Limit::TicketsPerUser => "too many stream tickets for this user",
     }
 }
 
@@ -69,6 +73,11 @@ pub struct RateLimits {
     streams_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     streams_per_user: Option<DefaultKeyedRateLimiter<UserId>>,
     publishes_per_user: Option<DefaultKeyedRateLimiter<UserId>>,
+    /// Stream tickets, at the rate of `--stream-rate-per-user` but counted
+    /// apart (a stream opened with a ticket is charged as a stream too): a
+    /// subscriber minting tickets in a loop would otherwise fill the
+    /// instance's ticket book, or Redis, and deny every other user theirs.
+    tickets_per_user: Option<DefaultKeyedRateLimiter<UserId>>,
     trusted_proxies: Vec<IpAddr>,
     metrics: Metrics,
 }
@@ -80,6 +89,7 @@ impl RateLimits {
             streams_per_ip: settings.streams_per_ip.map(keyed),
             streams_per_user: settings.streams_per_user.map(keyed),
             publishes_per_user: settings.publishes_per_user.map(keyed),
+            tickets_per_user: settings.streams_per_user.map(keyed),
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics,
         }
@@ -120,6 +130,14 @@ impl RateLimits {
         Ok(())
     }
 
+    /// Admits one stream ticket for `principal`.
+    pub fn admit_ticket(&self, principal: &Principal) -> Result<(), RateLimited> {
+        if let (Some(limiter), Some(user)) = (&self.tickets_per_user, principal.owner()) {
+            self.check(limiter, &user, Limit::TicketsPerUser)?;
+        }
+        Ok(())
+    }
+
     /// The client's address: the TCP peer, or, when the peer is a trusted
     /// proxy, the rightmost `X-Forwarded-For` hop that is not one. The
     /// leftmost entries are whatever the client wrote, so never those.
@@ -150,9 +168,13 @@ impl RateLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        for limiter in [&self.streams_per_user, &self.publishes_per_user]
-            .into_iter()
-            .flatten()
+        for limiter in [
+            &self.streams_per_user,
+            &self.publishes_per_user,
+            &self.tickets_per_user,
+        ]
+        .into_iter()
+        .flatten()
         {
             limiter.retain_recent();
             limiter.shrink_to_fit();

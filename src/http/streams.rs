@@ -146,6 +146,7 @@ pub(super) fn event_stream_head(req: &HttpRequest) -> HttpResponse {
         (status = 201, description = "The ticket; open the stream with `?ticket=`", body = IssuedTicket),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "No subscribe scope", body = crate::error::ErrorBody),
+        (status = 429, description = "This user's tickets came faster than `--stream-rate-per-user`; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "The cluster's ticket store (Redis) does not answer", body = crate::error::ErrorBody),
     )
 )]
@@ -154,6 +155,7 @@ pub async fn issue_ticket(
     state: web::Data<AppState>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.admit_ticket(&auth.principal)?;
     let ticket = state.auth.issue_ticket(&auth.principal).await?;
     Ok(HttpResponse::Created().json(ticket))
 }

@@ -195,6 +195,36 @@ async fn a_user_opening_streams_too_fast_gets_429_with_retry_after_and_recovers(
 }
 
 #[actix_web::test]
+async fn a_user_minting_tickets_too_fast_gets_429_and_others_still_get_theirs() {
+    // Arrange: tickets at the stream rate, counted apart from streams.
+    let app = spawn_secured_with(|s| s.limits.streams_per_user = rate("3/min")).await;
+    let alice = token("alice", "subscribe", &[]);
+    let bob = token("bob", "subscribe", &[]);
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        let issued = send_as(&app, Method::POST, "/sse/tickets", None, &alice).await;
+        assert_eq!(issued.status().as_u16(), 201);
+        let body: Value = issued.json().await.expect("a ticket");
+        tickets.push(body["ticket"].as_str().expect("a ticket").to_owned());
+    }
+
+    // Act
+    let refused = send_as(&app, Method::POST, "/sse/tickets", None, &alice).await;
+    let bobs = send_as(&app, Method::POST, "/sse/tickets", None, &bob).await;
+
+    // Assert
+    assert_rate_limited(refused).await;
+    assert_eq!(bobs.status().as_u16(), 201, "bob has a budget of his own");
+    assert_rate_limited_total(&app, "tickets_per_user", 1.0).await;
+    // A ticket minted within the rate opens its stream (charged as one).
+    let opened = app
+        .stream_response(&format!("/sse/events?ticket={}", tickets[0]), &[])
+        .await;
+    assert_eq!(opened.status().as_u16(), 200);
+    assert_rate_limited_total(&app, "streams_per_user", 0.0).await;
+}
+
+#[actix_web::test]
 async fn a_user_publishing_too_fast_gets_429_and_the_refused_event_is_not_stored() {
     // Arrange
     let app = spawn_secured_with(|s| s.limits.publishes_per_user = rate("3/s")).await;
