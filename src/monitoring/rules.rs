@@ -110,6 +110,10 @@ impl Snapshot {
                 secs,
             ));
         }
+        // Writes and reads failing together are one `store_failing` entry
+        // per list, whose message names both: an entry's name is its key.
+        let (mut recent, mut earlier): (Vec<(String, f64)>, Vec<(String, f64)>) =
+            Default::default();
         for (kind, class) in [("write", &self.store.writes), ("read", &self.store.reads)] {
             let Some(failure) = &class.failing else {
                 continue;
@@ -126,10 +130,16 @@ impl Snapshot {
                 failure.kind.as_str(),
             );
             match StoreFailing::of(class) {
-                StoreFailing::Recently => alerts.push(alert("store_failing", message, ago)),
-                StoreFailing::Earlier => warnings.push(warning("store_failing", message, ago)),
+                StoreFailing::Recently => recent.push((message, ago)),
+                StoreFailing::Earlier => earlier.push((message, ago)),
                 StoreFailing::No => {}
             }
+        }
+        if let Some((message, ago)) = joined(recent) {
+            alerts.push(alert("store_failing", message, ago));
+        }
+        if let Some((message, ago)) = joined(earlier) {
+            warnings.push(warning("store_failing", message, ago));
         }
         if !self.cleanup.cleanup_task_running {
             alerts.push(alert(
@@ -225,6 +235,13 @@ impl Snapshot {
             warnings,
         }
     }
+}
+
+/// Messages joined into one, with the most recent of their ages.
+fn joined(parts: Vec<(String, f64)>) -> Option<(String, f64)> {
+    let ago = parts.iter().map(|(_, ago)| *ago).reduce(f64::min)?;
+    let messages: Vec<String> = parts.into_iter().map(|(message, _)| message).collect();
+    Some((messages.join("; "), ago))
 }
 
 #[cfg(test)]
@@ -427,6 +444,29 @@ mod tests {
             "{}",
             indicators.warnings[0].message
         );
+    }
+
+    #[test]
+    fn failed_writes_and_reads_are_one_store_failing_alert_naming_both() {
+        let mut failing = snapshot(0);
+        failing.store.writes = failure("insert_batch", FailureKind::Timeout, 3);
+        failing.store.reads = failure("events_after", FailureKind::Error, 1);
+
+        let indicators = failing.health(&defaults());
+
+        assert_health(
+            &indicators,
+            OverallHealth::Unhealthy,
+            &["store_failing"],
+            &[],
+        );
+        let only = &indicators.alerts[0];
+        assert!(
+            only.message.contains("insert_batch") && only.message.contains("events_after"),
+            "{}",
+            only.message
+        );
+        assert_eq!(only.value, 1.0, "the most recent failure's age");
     }
 
     #[test]
