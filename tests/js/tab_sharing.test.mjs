@@ -438,6 +438,34 @@ test("a task follower whose last id falls inside the leader's rolled-up text sta
   assert.equal(two.answer.text, "The answer is ");
 });
 
+test("a task follower starting over gets the new connection's `connected` before the `replay_reset`, as the broker sends them", async (t) => {
+  const tab = tabs(t, "t1", TaskStream);
+  const order = [];
+  const b = tab({ onConnect: (data) => order.push(`connected ${data.connection_id}`) });
+  b.on("replay_reset", () => order.push("replay_reset"));
+  b.on("text", (data) => order.push(`text ${data.delta}`));
+  b.connect();
+  await settle();
+  const own = FakeEventSource.latest();
+  own.emit("connected", { connection_id: "c1" });
+  own.emit("text", { delta: "The " }, "30");
+  b.close();
+  await settle();
+  const a = tab();
+  a.connect();
+  await settle();
+  const source = FakeEventSource.latest();
+  source.emit("connected", { connection_id: "c2" });
+  source.emit("text", { delta: "The answer" }, "32");
+  order.length = 0;
+
+  b.connect();
+  await settle();
+
+  assert.ok(!b.tabs.leader);
+  assert.deepEqual(order, ["connected c2", "replay_reset", "text The answer"]);
+});
+
 test("a late joiner of a task's stream gets the current connection's onConnect once, and the leader keeps no heartbeats", async (t) => {
   const tab = tabs(t, "t1", TaskStream);
   const one = answerOf();
@@ -502,6 +530,27 @@ test("a tab joining after POST /sse/subscribe changed the shared stream reopens 
   assert.equal(query.get("event_types"), "commit,risk_alert");
   assert.equal(query.get("project_id"), "p1");
   assert.equal(query.get("last_event_id"), "11");
+});
+
+test("a tab joining after the leader reconnected learns the subscription's filter on the live connection, not the dead one", async (t) => {
+  const tab = tabs(t);
+  const a = tab({ eventTypes: ["commit"] });
+  const updates = [];
+  const b = tab({ eventTypes: ["commit"] });
+  b.on("subscription_updated", (data) => updates.push(data));
+  const source = await share(a);
+  source.emit("subscription_updated", { connection_id: "c1", event_types: ["commit", "risk_alert"], project_id: "p1" });
+  source.fail();
+  t.mock.timers.tick(1000);
+  const again = FakeEventSource.latest();
+  again.emit("connected", { connection_id: "c2", event_types: ["commit", "risk_alert"] }, "11");
+
+  b.connect();
+  await settle();
+
+  assert.ok(!b.tabs.leader);
+  assert.deepEqual(b.seen.connects, ["c2"]);
+  assert.deepEqual(updates, [{ connection_id: "c2", event_types: ["commit", "risk_alert"], project_id: "p1" }]);
 });
 
 test("a rejoining follower with getTicket only opens its own stream after its last id instead of a history read it cannot make", async (t) => {

@@ -169,6 +169,24 @@ function rollUp(first, second) {
  * there is none to read; see `readStoredEvents`) and `catchUpFailed()`
  * (that read failed: leave, for a stream of its own).
  */
+/**
+ * A kept `subscription_updated` frame as it holds for the current
+ * connection: the filter a POST /sse/subscribe set lives on across the
+ * leader's reconnects, but its `connection_id` named the connection of the
+ * time. A late joiner must learn the live one.
+ */
+function onConnection(subscription, greeting) {
+  if (!greeting) return subscription;
+  try {
+    const { connection_id: current } = JSON.parse(greeting.data);
+    const data = JSON.parse(subscription.data);
+    if (!current || data.connection_id === current) return subscription;
+    return { ...subscription, data: JSON.stringify({ ...data, connection_id: current }) };
+  } catch {
+    return subscription;
+  }
+}
+
 export class SharedStream {
   constructor(name, host) {
     this.host = host;
@@ -416,7 +434,7 @@ export class SharedStream {
           kind: "greeting",
           to: message.from,
           event: greeting,
-          subscription: this.subscription,
+          subscription: this.subscription && onConnection(this.subscription, greeting),
           lastEventId,
         });
       }
@@ -447,6 +465,9 @@ export class SharedStream {
       if (message.to !== membership.id || !catchUp || !catchUp.fromLeader) return;
       const events = message.events || [];
       const from = catchUp.rejoining ? this._resumeAt(events) : 0;
+      // The new connection's greeting first, as the broker sends it: a
+      // rejoining tab has the frames before where it left off, not it.
+      events.filter((event) => event.type === "connected").forEach((event) => this._receive(event, true));
       if (from === null) {
         // A rolled-up text covers both what this tab has and what it
         // missed, and cannot be cut where it left off. As the broker's own
@@ -455,8 +476,7 @@ export class SharedStream {
         host.dispatch("replay_reset", { type: "replay_reset", data, lastEventId: "0" });
       }
       events.forEach((event, index) => {
-        // A rejoining tab had the frames before where it left off; the new connection's greeting it has not.
-        if (index >= (from || 0) || event.type === "connected") this._receive(event, true);
+        if (index >= (from || 0) && event.type !== "connected") this._receive(event, true);
       });
       if (this.catchUp === catchUp) this._endCatchUp();
       return;
