@@ -112,8 +112,8 @@ impl Snapshot {
         }
         // Writes and reads failing together are one `store_failing` entry
         // per list, whose message names both: an entry's name is its key.
-        let (mut recent, mut earlier): (Vec<(String, f64)>, Vec<(String, f64)>) =
-            Default::default();
+        let mut recent: Vec<(String, f64)> = Vec::new();
+        let mut earlier: Vec<(String, f64)> = Vec::new();
         for (kind, class) in [("write", &self.store.writes), ("read", &self.store.reads)] {
             let Some(failure) = &class.failing else {
                 continue;
