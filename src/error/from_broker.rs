@@ -222,14 +222,14 @@ impl From<RegisterError> for ApiError {
 impl From<UpdateSubscriptionError> for ApiError {
     fn from(error: UpdateSubscriptionError) -> Self {
         match error {
-            UpdateSubscriptionError::UnknownConnection => Self::new(
-                ErrorCode::ConnectionNotFound,
-                "no live connection with this connection_id",
-            ),
-            UpdateSubscriptionError::NotOwner => Self::new(
-                ErrorCode::Forbidden,
-                "this connection belongs to another user",
-            ),
+            // Another user's stream is answered as one that does not exist:
+            // a 403 would confirm that a leaked connection id is live.
+            UpdateSubscriptionError::UnknownConnection | UpdateSubscriptionError::NotOwner => {
+                Self::new(
+                    ErrorCode::ConnectionNotFound,
+                    "no live connection with this connection_id",
+                )
+            }
             UpdateSubscriptionError::ProjectNotGranted => Self::new(
                 ErrorCode::Forbidden,
                 "the token this stream was opened with does not grant this project; reconnect with one that does",

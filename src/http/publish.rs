@@ -323,8 +323,8 @@ pub struct SubscribeResponse {
         (status = 200, description = "The new filter", body = SubscribeResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
-        (status = 403, description = "Another user's connection, or project outside the token", body = crate::error::ErrorBody),
-        (status = 404, description = "Unknown connection", body = crate::error::ErrorBody),
+        (status = 403, description = "A project outside the token, or outside the token the stream was opened with", body = crate::error::ErrorBody),
+        (status = 404, description = "No live connection with this id, or another user's (answered alike)", body = crate::error::ErrorBody),
         (status = 409, description = "A task's stream (`conflict`): it follows its task, its filter cannot change", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type, a missing field or a wrong field type", body = crate::error::ErrorBody),
     )

@@ -14,7 +14,20 @@ pub struct EventPage {
     pub event_types: Option<Vec<String>>,
     pub project_id: Option<String>,
     pub task_id: Option<String>,
+    /// Only the events this viewer may see; `None`: every event.
+    pub visible_to: Option<Visibility>,
     pub limit: i64,
+}
+
+/// A viewer's visibility as SQL can apply it: events of no project or of
+/// `projects` (`None`: any), private events only of `user_id`. Without it
+/// a tenant's history read other tenants' events only to drop them, a
+/// page at a time: on a store holding 300,000 events of another project,
+/// `limit=1` took 5.6 s on SQLite and 118 s on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Visibility {
+    pub projects: Option<Vec<String>>,
+    pub user_id: Option<String>,
 }
 
 impl EventPage {
@@ -27,6 +40,16 @@ impl EventPage {
             },
             project_id: subscription.project_id.as_ref().map(ToString::to_string),
             task_id: subscription.task_id.as_ref().map(ToString::to_string),
+            // A task's stream was checked against its viewer when it
+            // opened, and its events are read through the task's own index.
+            visible_to: subscription.task_id.is_none().then(|| Visibility {
+                projects: subscription.viewer.projects.to_list(),
+                user_id: subscription
+                    .viewer
+                    .user_id
+                    .as_ref()
+                    .map(ToString::to_string),
+            }),
             limit,
         }
     }
@@ -48,6 +71,7 @@ impl EventCursor {
                 event_types: None,
                 project_id: None,
                 task_id: None,
+                visible_to: None,
                 limit: page_size,
             },
         )
@@ -107,5 +131,88 @@ impl EventCursor {
     pub fn resume_from(&mut self, after: EventId) {
         self.page.after = self.page.after.max(after);
         self.exhausted = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::{prelude::*, sql_types::Nullable, sql_types::Text};
+
+    use super::*;
+    use crate::{
+        domain::{ProjectAccess, ProjectId, UserId, Viewer},
+        store::{queries, rows::StoredEventRow, schema::events, sqlite::tests::migrated},
+    };
+
+    fn insert(c: &mut SqliteConnection, project: Option<&str>, user: Option<&str>) -> i64 {
+        diesel::sql_query(
+            "INSERT INTO events (event_type, data, project_id, user_id, created_at_ms) \
+             VALUES ('commit', '{}', ?, ?, 1)",
+        )
+        .bind::<Nullable<Text>, _>(project)
+        .bind::<Nullable<Text>, _>(user)
+        .execute(c)
+        .expect("stored");
+        events::table
+            .select(diesel::dsl::max(events::id))
+            .first::<Option<i64>>(c)
+            .expect("readable")
+            .expect("one event")
+    }
+
+    fn page_for(c: &mut SqliteConnection, viewer: Viewer, limit: i64) -> Vec<i64> {
+        let subscription = Subscription {
+            event_types: TypeFilter::All,
+            project_id: None,
+            task_id: None,
+            viewer,
+        };
+        queries::events_after!(EventPage::for_subscription(
+            &subscription,
+            EventId(0),
+            limit
+        ))
+        .load::<StoredEventRow>(c)
+        .expect("a page")
+        .into_iter()
+        .map(|row| row.id)
+        .collect()
+    }
+
+    #[test]
+    fn a_page_holds_only_what_its_viewer_may_see_however_much_else_comes_first() {
+        let mut c = migrated();
+        for _ in 0..50 {
+            insert(&mut c, Some("pA"), None);
+        }
+        let alices = insert(&mut c, Some("pB"), Some("alice"));
+        let project_b = insert(&mut c, Some("pB"), None);
+        let everyones = insert(&mut c, None, None);
+        let bob = |projects: ProjectAccess| Viewer {
+            user_id: Some(UserId::parse("bob").unwrap()),
+            projects,
+        };
+        let only_b = || {
+            ProjectAccess::Only(std::sync::Arc::new(
+                [ProjectId::parse("pB").unwrap()].into(),
+            ))
+        };
+
+        // One row asked for is the first one bob may see, not the first of
+        // another project's 50 before it.
+        assert_eq!(page_for(&mut c, bob(only_b()), 1), [project_b]);
+        assert_eq!(page_for(&mut c, bob(only_b()), 10), [project_b, everyones]);
+        let alice = Viewer {
+            user_id: Some(UserId::parse("alice").unwrap()),
+            projects: only_b(),
+        };
+        assert_eq!(page_for(&mut c, alice, 10), [alices, project_b, everyones]);
+        let no_projects = bob(ProjectAccess::Only(std::sync::Arc::new(Default::default())));
+        assert_eq!(page_for(&mut c, no_projects, 10), [everyones]);
+        assert_eq!(
+            page_for(&mut c, Viewer::anonymous(), 100).len(),
+            52,
+            "every project, no private event"
+        );
     }
 }

@@ -33,6 +33,19 @@ macro_rules! events_after {
         if let Some(task) = page.task_id {
             query = query.filter(events::task_id.eq(task));
         }
+        if let Some(visibility) = page.visible_to {
+            if let Some(projects) = visibility.projects {
+                query = query.filter(
+                    events::project_id
+                        .is_null()
+                        .or(events::project_id.eq_any(projects)),
+                );
+            }
+            query = match visibility.user_id {
+                Some(user) => query.filter(events::user_id.is_null().or(events::user_id.eq(user))),
+                None => query.filter(events::user_id.is_null()),
+            };
+        }
         query
     }};
 }

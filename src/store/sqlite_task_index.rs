@@ -247,6 +247,7 @@ mod tests {
             event_types: types.map(|t| t.iter().map(ToString::to_string).collect()),
             project_id: None,
             task_id: Some("a".into()),
+            visible_to: None,
             limit,
         }
     }

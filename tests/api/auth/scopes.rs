@@ -7,7 +7,7 @@ use super::{
     assert_forbidden, assert_unauthorized, get_as, open_stream_as, post_as, root_token,
     spawn_secured_app, token,
 };
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_error};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Needs {
@@ -279,8 +279,17 @@ async fn only_the_owner_may_change_a_streams_subscription() {
         })
     };
 
+    // Another user's stream is answered as an unknown one: a leaked
+    // connection id is not confirmed live.
     let by_bob = post_as(&app, "/sse/subscribe", Some(&change("p1")), Some(&bob)).await;
-    assert_forbidden(by_bob, &[&bob]).await;
+    let unknown =
+        json!({"connection_id": "00000000-0000-4000-8000-000000000000", "event_types": ["commit"]});
+    let no_such = post_as(&app, "/sse/subscribe", Some(&unknown), Some(&bob)).await;
+    let by_bob = assert_error(by_bob, 404, "connection_not_found").await;
+    assert_eq!(
+        by_bob,
+        assert_error(no_such, 404, "connection_not_found").await
+    );
     let outside = post_as(&app, "/sse/subscribe", Some(&change("p2")), Some(&alice)).await;
     assert_forbidden(outside, &[&alice]).await;
     // Alice again, with a token of hers that grants p9: the stream's own
@@ -517,10 +526,11 @@ async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_th
             .send()
     };
 
-    // Another user's change through b: 403, and the stream is untouched;
-    // so is alice's with a token that grants a project the stream's does not.
+    // Another user's change through b: 404, as for no stream, and the
+    // stream is untouched; alice's with a token that grants a project the
+    // stream's does not is 403.
     let by_bob = change(&bob, &id, "p1").await.expect("sent");
-    assert_forbidden(by_bob, &[&bob]).await;
+    assert_error(by_bob, 404, "connection_not_found").await;
     let alice_p9 = token("alice", "subscribe", &["p9"]);
     let other_grant = change(&alice_p9, &id, "p9").await.expect("sent");
     assert_project_not_granted(other_grant, &alice_p9).await;
