@@ -86,7 +86,7 @@ impl Reader {
             seq_floor: None,
             ending: Ending::default(),
             tool_calls: ToolCallAssembly::new(max),
-            steps: StepEnds::new(ends),
+            steps: StepEnds::new(ends, format == UploadFormat::EventStream),
             max,
         }
     }

@@ -14,14 +14,20 @@ pub(super) struct StepEnds {
     just_ended: bool,
     /// The stream ended the task (failed, cancelled or completed it).
     ended_task: bool,
+    /// An end said again ends nothing more: a provider's stream says its
+    /// end more than once (an error, then `[DONE]`). An NDJSON producer
+    /// writes each line on purpose: its second end is refused (409) as any
+    /// write to an ended task is, not dropped behind a 200.
+    repeated_end_is_quiet: bool,
 }
 
 impl StepEnds {
-    pub fn new(ends: UploadEnds) -> Self {
+    pub fn new(ends: UploadEnds, repeated_end_is_quiet: bool) -> Self {
         Self {
             ends,
             just_ended: false,
             ended_task: false,
+            repeated_end_is_quiet,
         }
     }
 
@@ -47,7 +53,9 @@ impl StepEnds {
             let instruction = &mut rest[0].1;
             match instruction {
                 Instruction::Nothing => continue,
-                Instruction::Complete { .. } | Instruction::Cancel if self.ended_task => {
+                Instruction::Complete { .. } | Instruction::Cancel
+                    if self.ended_task && self.repeated_end_is_quiet =>
+                {
                     *instruction = Instruction::Nothing;
                     continue;
                 }
@@ -109,7 +117,7 @@ mod tests {
     }
 
     fn applied(ends: UploadEnds, reads: Vec<Vec<Instruction>>) -> Vec<Instruction> {
-        let mut steps = StepEnds::new(ends);
+        let mut steps = StepEnds::new(ends, true);
         reads
             .into_iter()
             .flat_map(|read| {

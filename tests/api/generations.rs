@@ -774,6 +774,23 @@ async fn a_line_the_task_refuses_is_named_and_what_came_before_stays() {
             "task_finished",
             "line 3: the task is already completed",
         ),
+        // A second end is a write to an ended task like any other: never
+        // a 200 that dropped it (a provider stream's end said again after
+        // an error is another matter: see provider_streams.rs).
+        (
+            "complete-after-fail",
+            "{\"delta\": \"kept \"}\n{\"fail\": {\"error\": \"first\"}}\n{\"complete\": {}}\n",
+            409,
+            "task_finished",
+            "line 3: the task is already failed",
+        ),
+        (
+            "complete-twice",
+            "{\"delta\": \"kept \"}\n{\"complete\": {\"result\": {\"n\": 1}}}\n{\"complete\": {\"result\": {\"n\": 2}}}\n",
+            409,
+            "task_finished",
+            "line 3: the task is already completed",
+        ),
     ] {
         create(&app, id).await;
         let upload = Upload::start(&app, id, "application/x-ndjson");
