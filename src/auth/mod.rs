@@ -33,10 +33,19 @@ use crate::domain::{ProjectAccess, ProjectId, UserId, Viewer, WriteAccess};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
+    #[serde(deserialize_with = "numeric_date::whole")]
     pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date::optional"
+    )]
     pub iat: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date::optional"
+    )]
     pub nbf: Option<u64>,
     /// Space-separated: `subscribe`, `publish`, `admin`.
     #[serde(default)]
@@ -48,6 +57,56 @@ pub struct Claims {
     pub aud: Option<Audience>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+}
+
+/// NumericDate claims (RFC 7519 §2) read as whole seconds, a fraction cut
+/// off: a fraction is valid there, and issuers writing `time.time()` send
+/// one (jsonwebtoken's own check of `exp` and `nbf` takes it; a `u64`
+/// field here refused the whole token as malformed).
+mod numeric_date {
+    use std::fmt;
+
+    use serde::{
+        Deserialize, Deserializer,
+        de::{Error, Visitor},
+    };
+
+    struct Seconds;
+
+    impl Visitor<'_> for Seconds {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a NumericDate: seconds since 1970")
+        }
+
+        fn visit_u64<E: Error>(self, seconds: u64) -> Result<u64, E> {
+            Ok(seconds)
+        }
+
+        fn visit_i64<E: Error>(self, seconds: i64) -> Result<u64, E> {
+            u64::try_from(seconds).map_err(|_| E::custom("a NumericDate before 1970"))
+        }
+
+        fn visit_f64<E: Error>(self, seconds: f64) -> Result<u64, E> {
+            if seconds.is_finite() && seconds >= 0.0 {
+                // Saturates past u64::MAX: never, as an integer that large is.
+                Ok(seconds as u64)
+            } else {
+                Err(E::custom("a NumericDate is seconds since 1970"))
+            }
+        }
+    }
+
+    pub fn whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_any(Seconds)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        struct Whole(#[serde(deserialize_with = "whole")] u64);
+        Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(seconds)| seconds))
+    }
 }
 
 /// The `aud` claim: one audience or several (RFC 7519 §4.1.3).

@@ -277,6 +277,9 @@ fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
             AuthError::WrongAudienceOrIssuer
         }
         ErrorKind::MissingRequiredClaim(_) => AuthError::BadClaims("exp and sub are required"),
+        ErrorKind::InvalidClaimFormat(_) => {
+            AuthError::BadClaims("exp and nbf must be NumericDates: seconds since 1970")
+        }
         _ => AuthError::Malformed,
     }
 }

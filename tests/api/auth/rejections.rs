@@ -7,7 +7,7 @@ use super::{
     SECRET, assert_unauthorized, claims, get_as, now, root_token, sign, sign_hs256_with,
     spawn_secured_app, token,
 };
-use crate::helpers::{SHORT, spawn_app_with};
+use crate::helpers::{SHORT, assert_error, spawn_app_with};
 
 /// base64url without padding, as JWT segments are encoded.
 fn b64(bytes: &[u8]) -> String {
@@ -130,6 +130,43 @@ fn refused_tokens() -> Vec<(&'static str, String)> {
             .unwrap(),
         ),
     ]
+}
+
+#[actix_web::test]
+async fn a_fractional_numeric_date_is_read_as_its_whole_seconds() {
+    // RFC 7519 §2 allows a fraction; issuers writing `time.time()` send one.
+    let app = spawn_secured_app().await;
+    let with = |claim: &str, value: f64| sign(&root_claims_with(|c| c[claim] = json!(value)));
+    let now = now() as f64;
+    for (what, token) in [
+        ("a fractional exp ahead", with("exp", now + 600.5)),
+        ("a fractional nbf behind", with("nbf", now - 0.5)),
+        ("a fractional iat", with("iat", now - 0.25)),
+    ] {
+        let answer = get_as(&app, "/sse/history", Some(&token)).await;
+        assert_eq!(answer.status().as_u16(), 200, "{what}");
+    }
+    for (what, token, says) in [
+        (
+            "a fractional exp an hour ago",
+            with("exp", now - 3600.5),
+            "expired",
+        ),
+        (
+            "a fractional nbf an hour ahead",
+            with("nbf", now + 3600.5),
+            "not valid yet",
+        ),
+    ] {
+        let answer = get_as(&app, "/sse/history", Some(&token)).await;
+        let body = assert_error(answer, 401, "unauthorized").await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{what}: {body}"
+        );
+    }
 }
 
 #[actix_web::test]
