@@ -120,12 +120,12 @@ impl Snapshot {
             };
             let ago = failure.ago.as_secs_f64();
             let since = if failure.probed_ok_since {
-                "; the broker's own test write has succeeded since"
+                format!("the broker's own test {kind} has succeeded since, no other {kind} yet")
             } else {
-                ""
+                format!("no {kind} has succeeded since")
             };
             let message = format!(
-                "The last store {kind} ({}) failed ({}) {ago:.0} s ago; no {kind} has succeeded since{since}",
+                "The last store {kind} ({}) failed ({}) {ago:.0} s ago; {since}",
                 failure.operation,
                 failure.kind.as_str(),
             );
@@ -437,12 +437,10 @@ mod tests {
             &[],
             &["store_failing"],
         );
+        let message = &indicators.warnings[0].message;
         assert!(
-            indicators.warnings[0]
-                .message
-                .contains("test write has succeeded"),
-            "{}",
-            indicators.warnings[0].message
+            message.contains("test write has succeeded") && !message.contains("no write has"),
+            "{message}"
         );
     }
 
