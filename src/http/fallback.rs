@@ -8,6 +8,7 @@
 //!   (a refused CORS preflight is 400 plain text there), keeping the headers
 //!   the libraries set (`Vary`, CORS).
 
+use actix_cors::CorsError;
 use actix_web::{
     Error, HttpRequest, HttpResponse, ResponseError,
     body::{BoxBody, MessageBody},
@@ -21,8 +22,6 @@ use actix_web::{
 };
 
 use super::head_guard::{REFUSAL_HEADER, RefusalMarker};
-use actix_cors::CorsError;
-
 use crate::error::{ApiError, ErrorCode, foreign_error};
 
 /// Every route's path pattern and methods, read from the OpenAPI document
@@ -152,8 +151,6 @@ fn rerender(library_headers: &HeaderMap, error: ApiError) -> HttpResponse {
     response
 }
 
-/// Copies the headers of a library's response that ours lacks, except
-/// those that described its body.
 /// A CORS refusal depends on the request's `Origin` (and, for a
 /// preflight, on what it asks to send), as much as a grant does: without
 /// `Vary` a shared cache could serve one origin's refusal to another that
@@ -169,6 +166,8 @@ fn vary_on_cors_request(headers: &mut HeaderMap) {
     }
 }
 
+/// Copies the headers of a library's response that ours lacks, except
+/// those that described its body.
 fn keep_library_headers(library: &HeaderMap, ours: &mut HeaderMap) {
     let own: Vec<header::HeaderName> = ours.keys().cloned().collect();
     for (name, value) in library {
