@@ -279,6 +279,70 @@ test("fetchTicket posts with the token in a header and answers the ticket", asyn
   await assert.rejects(fetchTicket("/sse/tickets", "tok", refused), /401/);
 });
 
+/** A `fetch` refusing every ticket request with `status` and the broker's error body. */
+function refusingTickets(status, code, message) {
+  const asked = [];
+  const fetch = async (url) => {
+    asked.push(url);
+    return { ok: false, status, json: async () => ({ error: { code, message } }) };
+  };
+  return { fetch, asked };
+}
+
+test("a ticket request refused with 401 is retried, and giving up names it: not only 'gave up after N attempts'", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { fetchTicket } = await import("../../src/http/assets/client.js");
+  const broker = refusingTickets(401, "unauthorized", "the token has expired");
+  const errors = [];
+  const disconnects = [];
+  const c = client({
+    reconnectDelay: 100,
+    maxReconnectDelay: 100,
+    maxReconnectAttempts: 2,
+    getTicket: () => fetchTicket("/sse/tickets", "expired-token", broker.fetch),
+    onError: (error) => errors.push(error),
+    onDisconnect: (info) => disconnects.push([info.reason, info.willReconnect]),
+  });
+  c.connect();
+  for (let i = 0; i < 3; i += 1) {
+    await new Promise((resolve) => setImmediate(resolve));
+    t.mock.timers.tick(100);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+
+  assert.equal(broker.asked.length, 3, "the first try and two retries");
+  assert.deepEqual(disconnects, [["ticket", true], ["ticket", true], ["ticket", false]]);
+  assert.equal(c.state, State.OFFLINE);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0].message, /gave up after 2 reconnect attempts: the ticket request answered 401: the token has expired/);
+  assert.equal(errors[0].cause.status, 401);
+  assert.equal(errors[0].cause.code, "unauthorized");
+});
+
+test("a ticket request refused with 403 ends the client at once with the refusal", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { fetchTicket, StreamRefusedError } = await import("../../src/http/assets/client.js");
+  const broker = refusingTickets(403, "forbidden", "this endpoint needs the `subscribe` scope");
+  const errors = [];
+  const disconnects = [];
+  const c = client({
+    getTicket: () => fetchTicket("/sse/tickets", "publish-only", broker.fetch),
+    onError: (error) => errors.push(error),
+    onDisconnect: (info) => disconnects.push([info.reason, info.willReconnect]),
+  });
+  c.connect();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.mock.timers.tick(60_000);
+  await new Promise((resolve) => setImmediate(resolve));
+
+  assert.equal(broker.asked.length, 1, "no retry can pass");
+  assert.equal(c.state, State.CLOSED);
+  assert.deepEqual(disconnects, [["refused", false]]);
+  assert.ok(errors[0] instanceof StreamRefusedError, String(errors[0]));
+  assert.equal(errors[0].status, 403);
+  assert.match(errors[0].message, /subscribe/);
+});
+
 test("on token_expiring the client posts the app's fresh token for its stream, under the broker's path prefix", async () => {
   const posted = [];
   const c = new SseClient("https://app.test/broker/sse/events", {

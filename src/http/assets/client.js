@@ -32,6 +32,7 @@ import {
   askWhyRefused,
   fetchTicket,
   filteredStreamUrl,
+  isPassingTicketFailure,
   pageBase,
   readStoredEvents,
   renewStreamToken,
@@ -349,8 +350,13 @@ export class SseClient {
         (ticket) => {
           if (this.opening === opening && this._state !== State.CLOSED) this._openWith(ticket);
         },
-        () => {
-          if (this.opening === opening && this._state !== State.CLOSED) this._lost("ticket");
+        (failure) => {
+          if (this.opening !== opening || this._state === State.CLOSED) return;
+          if (isPassingTicketFailure(failure)) return this._lost("ticket", undefined, failure);
+          // No retry gets a ticket (no `subscribe` scope): as a refused stream.
+          this.close();
+          if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
+          this._fail(failure);
         },
       );
   }
@@ -548,13 +554,15 @@ export class SseClient {
     }
   }
 
-  _lost(reason, notBefore) {
+  /** `cause`: what failed, when known (a refused ticket request), named if the client gives up. */
+  _lost(reason, notBefore, cause) {
     // A follower's stream is the leader's: only the leader reconnects.
     if (this._state === State.CLOSED || this._isFollower()) return;
     this._teardown();
     if (this.attempts >= this.options.maxReconnectAttempts) {
       this._setState(State.OFFLINE);
-      const error = new Error(`gave up after ${this.attempts} reconnect attempts`);
+      const why = cause && cause.message ? `: ${cause.message}` : "";
+      const error = new Error(`gave up after ${this.attempts} reconnect attempts${why}`, cause ? { cause } : undefined);
       this._disconnected({ reason, willReconnect: false, delay: null }, error);
       this._fail(error);
       return;

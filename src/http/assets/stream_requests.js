@@ -18,12 +18,23 @@ function credentials(options) {
 /**
  * Asks the broker for a stream ticket (`POST /sse/tickets`), the token sent
  * in a header: `getTicket: () => fetchTicket("/sse/tickets", token)`.
- * `accessToken` may be a function, called each time (a renewed token).
+ * `accessToken` may be a function, called each time (a renewed token). A
+ * refusal rejects with a StreamRefusedError carrying the broker's status
+ * and reason (`the ticket request answered 401: the token has expired`),
+ * which the client reports when it gives up, or at once when no retry can
+ * pass (403: no `subscribe` scope).
  */
 export async function fetchTicket(url, accessToken, fetchImpl = globalThis.fetch) {
   const token = typeof accessToken === "function" ? await accessToken() : accessToken;
   const response = await fetchImpl(url, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) throw new Error(`the ticket request answered ${response.status}`);
+  if (!response.ok) {
+    const body = await Promise.resolve()
+      .then(() => response.json())
+      .catch(() => null);
+    const { code, message } = (body && body.error) || {};
+    const said = `the ticket request answered ${response.status}${message ? `: ${message}` : ""}`;
+    throw new StreamRefusedError(response.status, code, said);
+  }
   const body = await response.json();
   return body.ticket;
 }
@@ -130,6 +141,16 @@ export class StreamRefusedError extends Error {
     this.status = status;
     this.code = code || null;
   }
+}
+
+/**
+ * A refused ticket request a later one may not meet (401: the app's token
+ * function may give a fresh token; 429, 5xx), or a client's own `getTicket`
+ * failing without a status: retried like a lost connection.
+ */
+export function isPassingTicketFailure(error) {
+  const status = error instanceof StreamRefusedError ? error.status : null;
+  return status === null || status === 401 || status === 408 || status === 429 || status >= 500;
 }
 
 /** Refusals that a later attempt may not meet: retried like a lost connection. */
