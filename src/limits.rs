@@ -6,7 +6,17 @@
 //! Limits are per instance. Behind a load balancer, a user's budget is the
 //! per-instance rate times the instances they reach.
 
-use std::{fmt, hash::Hash, net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    hash::Hash,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use actix_web::HttpRequest;
 use governor::{
@@ -78,6 +88,8 @@ pub struct RateLimits {
     /// subscriber minting tickets in a loop would otherwise fill the
     /// instance's ticket book, or Redis, and deny every other user theirs.
     tickets_per_user: Option<DefaultKeyedRateLimiter<UserId>>,
+    /// `GET /sse/diagnose` runs now: see [`DIAGNOSES_AT_ONCE`].
+    diagnoses: AtomicUsize,
     trusted_proxies: Vec<IpAddr>,
     metrics: Metrics,
 }
@@ -90,6 +102,7 @@ impl RateLimits {
             streams_per_user: settings.streams_per_user.map(keyed),
             publishes_per_user: settings.publishes_per_user.map(keyed),
             tickets_per_user: settings.streams_per_user.map(keyed),
+            diagnoses: AtomicUsize::new(0),
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics,
         }
@@ -128,6 +141,17 @@ impl RateLimits {
             self.check(limiter, user, Limit::PublishesPerUser)?;
         }
         Ok(())
+    }
+
+    /// A slot for one `GET /sse/diagnose`, held until its stream ends or is
+    /// dropped; `None` when [`DIAGNOSES_AT_ONCE`] run.
+    pub fn start_diagnosis(self: &Arc<Self>) -> Option<DiagnosisSlot> {
+        self.diagnoses
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |running| {
+                (running < DIAGNOSES_AT_ONCE).then_some(running + 1)
+            })
+            .ok()
+            .map(|_| DiagnosisSlot(self.clone()))
     }
 
     /// Admits one stream ticket for `principal`.
@@ -195,6 +219,20 @@ impl RateLimits {
                 retry_after_secs: retry_after_secs(wait),
             }
         })
+    }
+}
+
+/// Diagnoses an instance runs at once. Each holds its connection for its
+/// 1.5 s burst outside the Registry's count of streams: without a cap a
+/// client could hold connections past `--max-connections` through it.
+pub const DIAGNOSES_AT_ONCE: usize = 32;
+
+/// One running diagnosis, counted until dropped.
+pub struct DiagnosisSlot(Arc<RateLimits>);
+
+impl Drop for DiagnosisSlot {
+    fn drop(&mut self) {
+        self.0.diagnoses.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -50,7 +50,13 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError
         let path = error.path().clone();
         let inner = error.into_inner();
         match inner.classify() {
-            Category::Data => JsonError::Field(describe(&path, &message_of(&inner), "the body")),
+            // serde stops at the first field it refuses (an unknown key)
+            // before it reads the rest: a document broken further on is
+            // malformed JSON all the same, and says so.
+            Category::Data => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(syntax) => JsonError::Syntax(syntax_message(&syntax)),
+                Ok(_) => JsonError::Field(describe(&path, &message_of(&inner), "the body")),
+            },
             Category::Syntax | Category::Eof | Category::Io => {
                 JsonError::Syntax(syntax_message(&inner))
             }
@@ -472,6 +478,26 @@ mod tests {
         );
         let variant = field_error::<Strict>(json!({"status": "paused"}));
         assert_eq!(variant, "status must be one of: running, done");
+    }
+
+    #[test]
+    fn a_broken_document_is_malformed_even_when_a_field_before_the_break_is_unknown() {
+        for body in [
+            &br#"{"a":"#[..],
+            br#"{"a":1}}}}"#,
+            br#"{"delta":"x","zz":[[["#,
+        ] {
+            let refused = from_json_slice::<Strict>(body).unwrap_err();
+            assert!(
+                matches!(refused, JsonError::Syntax(_)),
+                "{}: {refused:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(matches!(
+            from_json_slice::<Strict>(br#"{"a":1}"#),
+            Err(JsonError::Field(_))
+        ));
     }
 
     #[test]

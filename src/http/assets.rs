@@ -208,6 +208,7 @@ pub async fn vendor_react_shared(req: HttpRequest) -> HttpResponse {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GenerationRequest {
     pub prompt: Option<String>,
 }
@@ -227,7 +228,7 @@ pub struct GenerationStarted {
         (status = 201, description = "The generation's task", body = GenerationStarted),
         (status = 400, description = "Malformed JSON, or a body that is not UTF-8", body = crate::error::ErrorBody),
         (status = 403, description = "No publish scope, or a token kept within its projects (the demo's tasks have none)", body = crate::error::ErrorBody),
-        (status = 422, description = "A body that is not an object, or a `prompt` that is not text", body = crate::error::ErrorBody),
+        (status = 422, description = "A body that is not an object, a `prompt` that is not text, or a field it does not know", body = crate::error::ErrorBody),
         (status = 503, description = "The store did not answer in time", body = crate::error::ErrorBody),
     )
 )]

@@ -12,7 +12,11 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, web::Bytes};
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::header,
+    web::{self, Bytes},
+};
 use futures_util::stream;
 use serde_json::json;
 
@@ -21,8 +25,10 @@ use super::{
     streams::event_stream_headers,
 };
 use crate::{
+    actors::registry::RegisterError,
     domain::{now_ms, sse_frame},
     error::ApiError,
+    state::AppState,
 };
 
 /// Probe events per run.
@@ -48,13 +54,23 @@ const HOP_HEADERS: [&str; 6] = [
     responses(
         (status = 200, description = "`probe` events 250 ms apart (`{seq, sent_at_ms}`), then one `summary` (`{probes, interval_ms, protocol, accept_encoding, hops}`); the stream then ends", content_type = "text/event-stream", body = String),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 429, description = "New streams of this address or user came faster than --stream-rate-per-ip / --stream-rate-per-user (a diagnosis counts as one); see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "The instance runs as many diagnoses as it takes at once (`too_many_connections`), or it is shutting down; see Retry-After", body = crate::error::ErrorBody),
     )
 )]
 #[get("/sse/diagnose")]
 pub async fn diagnose(
     req: HttpRequest,
-    _auth: Authenticated<OpenStream>,
+    state: web::Data<AppState>,
+    auth: Authenticated<OpenStream>,
 ) -> Result<HttpResponse, ApiError> {
+    // A diagnosis is a short stream: capped apart (it is not in the
+    // Registry's count), and charged as one against the stream rates once
+    // it has its place, as a stream is once admitted.
+    let running = state.limits.start_diagnosis().ok_or(RegisterError::Full)?;
+    if let Some(charge) = state.limits.stream_charge(&req, &auth.principal) {
+        charge.pay()?;
+    }
     let protocol = format!("{:?}", req.version());
     let headers = req.headers();
     let accept_encoding = headers
@@ -79,6 +95,7 @@ pub async fn diagnose(
     tracing::info!(protocol = %protocol, hops = ?hops, "connection diagnosis requested");
     let frames = stream::unfold(0u32, move |seq| {
         let summary = summary.clone();
+        let _running = &running;
         async move {
             if seq > PROBES {
                 return None;

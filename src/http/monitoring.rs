@@ -87,6 +87,7 @@ pub async fn monitoring(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CleanupRequest {
     /// Connections closed per batch; default the configured size (1–1000).
     #[schema(minimum = 1, maximum = 1000)]
@@ -100,7 +101,7 @@ pub struct CleanupRequest {
     responses(
         (status = 200, description = "What the run did", body = crate::actors::janitor::CleanupReport),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
-        (status = 422, description = "Bad batch size", body = crate::error::ErrorBody),
+        (status = 422, description = "Bad batch size, or a field it does not know", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/cleanup")]

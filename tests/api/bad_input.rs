@@ -23,6 +23,16 @@ async fn malformed_json_is_400_malformed_json() {
             .await;
         assert_error(response, 400, "malformed_json").await;
     }
+    // A field refused before the break is not the answer: the document is
+    // malformed whatever its first key.
+    for (path, body) in [
+        ("/tasks", r#"{"a":"#),
+        ("/tasks", r#"{"a":1}}}}"#),
+        ("/sse/test-event", r#"{"zz":[[["#),
+    ] {
+        let response = app.post_raw(path, body, Some("application/json")).await;
+        assert_error(response, 400, "malformed_json").await;
+    }
 }
 
 #[actix_web::test]
@@ -54,7 +64,7 @@ async fn a_misspelt_field_is_422_naming_it_and_nothing_is_stored_or_sent() {
     // Ignored, `projectId` would have made a tenant's event everyone's.
     let app = spawn_app().await;
     let mut stream = app.open_stream("/sse/events", &[]).await;
-    let writes: [(&str, Value, &str); 7] = [
+    let writes: [(&str, Value, &str); 9] = [
         (
             "/sse/publish",
             json!({"event_type": "commit", "projectId": "p1"}),
@@ -82,6 +92,8 @@ async fn a_misspelt_field_is_422_naming_it_and_nothing_is_stored_or_sent() {
             json!({"connection_id": stream.connection_id, "event_types": [], "projectid": "p1"}),
             "projectid",
         ),
+        ("/sse/cleanup", json!({"batchsize": 5}), "batchsize"),
+        ("/demo/generations", json!({"promt": "x"}), "promt"),
     ];
     for (path, body, field) in writes {
         let response = app.post_json(path, &body).await;

@@ -104,3 +104,46 @@ async fn head_answers_the_streams_headers_at_once_and_checks_the_token() {
     assert_eq!(allowed.bytes().await.expect("no body").len(), 0);
     assert_eq!(anonymous.status().as_u16(), 401);
 }
+
+#[actix_web::test]
+async fn a_diagnosis_counts_as_a_stream_against_the_rates_and_its_own_cap() {
+    // Arrange
+    let app = crate::helpers::spawn_app_with(|s| {
+        crate::auth::with_secret(s);
+        s.limits.streams_per_user = sse_broker::config::RateLimit::parse("2/min").unwrap();
+    })
+    .await;
+    let diagnose = |user: &str| {
+        app.api_client
+            .get(app.url("/sse/diagnose"))
+            .bearer_auth(crate::auth::token(user, "subscribe", &["*"]))
+            .send()
+    };
+
+    // Act / Assert: the user's stream rate.
+    for _ in 0..2 {
+        assert_eq!(
+            diagnose("alice").await.expect("sent").status().as_u16(),
+            200
+        );
+    }
+    let limited = diagnose("alice").await.expect("sent");
+    crate::helpers::assert_error(limited, 429, "rate_limited").await;
+
+    // Act / Assert: the instance's cap, whatever the users.
+    let mut running = Vec::new();
+    for n in 0..sse_broker::limits::DIAGNOSES_AT_ONCE {
+        let answer = diagnose(&format!("user-{n}")).await.expect("sent");
+        assert_eq!(answer.status().as_u16(), 200, "diagnosis {n}");
+        running.push(answer);
+    }
+    let full = diagnose("one-more").await.expect("sent");
+    crate::helpers::assert_error(full, 503, "too_many_connections").await;
+    // A diagnosis that ends gives its place back.
+    drop(running.pop());
+    crate::helpers::eventually(SHORT, "a place given back", || async {
+        let answer = diagnose("later").await.ok()?;
+        (answer.status().as_u16() == 200).then_some(())
+    })
+    .await;
+}
