@@ -66,6 +66,14 @@ impl HealthSampler {
         if self.ticks.is_multiple_of(FORGET_IDLE_KEYS_EVERY) {
             self.limits.forget_idle_keys();
         }
+        // On the clock, whether or not the last census is back: the store's
+        // part of the verdict is kept by its operations, not by the census,
+        // and a census waiting on a failing store (its round trip and
+        // probes, a store timeout each) held the gauges, and the alerts
+        // read from them, 15-20 s behind `/health`.
+        if self.ticks.is_multiple_of(GAUGES_EVERY) {
+            self.publish_gauges(&self.sources.snapshot());
+        }
         // A store that hangs must not pile up samples.
         if self.sampling {
             return;
@@ -91,12 +99,13 @@ impl HealthSampler {
             }
             Some(Census { registry, store_ok })
         };
-        let gauges = self.ticks.is_multiple_of(GAUGES_EVERY) || self.ticks == 1;
+        // The first census is published as soon as it is taken.
+        let first = self.ticks == 1;
         ctx.spawn(take.into_actor(self).map(move |census, sampler, _| {
             sampler.sampling = false;
             if let Some(census) = census {
                 sampler.census.send_replace(Arc::new(census));
-                if gauges {
+                if first {
                     sampler.publish_gauges(&sampler.sources.snapshot());
                 }
             }

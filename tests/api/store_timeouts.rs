@@ -650,3 +650,37 @@ async fn writes_refused_while_small_writes_pass_never_look_healthy() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[actix_web::test]
+async fn the_health_gauges_follow_a_failing_store_within_their_period_while_probes_wait() {
+    // Arrange: a store timeout long enough that the sampler's own probe of
+    // the writes waits most of a gauge period each time (as on a
+    // PostgreSQL table lock or a partition).
+    let app = spawn_app_with(|s| s.store_timeout = Duration::from_millis(4500)).await;
+    let lock = SqliteWriterLock::take(&app, Duration::from_secs(15)).await;
+
+    // Act
+    assert_store_unavailable(app.publish(&event("refused")).await).await;
+    let refused_at = std::time::Instant::now();
+
+    // Assert: the gauges the alert rules read say so within their 5 s
+    // period, as /health does at once (they lagged 15-20 s, and could miss
+    // the whole outage, when published only after a census came back).
+    eventually(
+        Duration::from_secs(7),
+        "sse_store_failing{kind=write} 1",
+        || async {
+            metric(&app, "sse_store_failing", &[("kind", "write")])
+                .await
+                .filter(|v| *v == 1.0)
+        },
+    )
+    .await;
+    assert_eq!(metric(&app, "sse_health_status", &[]).await, Some(2.0));
+    assert!(
+        refused_at.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        refused_at.elapsed()
+    );
+    lock.release().await;
+}
