@@ -96,9 +96,15 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
             DatabaseUrl::Sqlite { path } => Some(store::InstanceLock::acquire(path)?),
             DatabaseUrl::Postgres { .. } => None,
         };
+        let json_logs = settings.log_format == config::LogFormat::Json;
         let application = match Application::build(settings).await {
             Ok(application) => application,
             Err(error) => {
+                // A JSON log pipeline reads only JSON: the reason the start
+                // failed is its most wanted line (stderr says it too).
+                if json_logs {
+                    tracing::error!(error.message = %format!("{error:#}"), "the broker could not start");
+                }
                 // Actors a failed build started have not run yet: one turn
                 // lets them start inside the runtime, which otherwise
                 // starts them while dropping them, outside it (a panic).

@@ -336,6 +336,15 @@ pub async fn subscribe(
     body: JsonBody<SubscribeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0;
+    // As on /sse/publish and /tasks: a JSON body says "every project" by
+    // leaving the field out (or null), never with "" (a query string's
+    // empty parameter is unset, as forms send it).
+    if request.project_id.as_deref() == Some("") {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "project_id may not be empty; leave it out, or null, for every project",
+        ));
+    }
     let id = ConnectionId::parse(&request.connection_id).ok_or_else(|| {
         ApiError::new(
             ErrorCode::ConnectionNotFound,

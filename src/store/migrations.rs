@@ -62,7 +62,7 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             let url = url.expose_secret().to_owned();
             tokio::task::spawn_blocking(move || {
                 let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-                    .map_err(|e| StoreError::Open(e.to_string()))?;
+                    .map_err(|e| unreachable_postgres(&url, &e))?;
                 // Instances starting together on a fresh database would race
                 // on CREATE TABLE; the session lock lets one migrate at a time.
                 diesel::RunQueryDsl::execute(
@@ -80,6 +80,32 @@ pub async fn run_migrations(database: &DatabaseUrl) -> Result<usize, StoreError>
             .map_err(|e| StoreError::Migration(e.to_string()))?
         }
     }
+}
+
+/// A failed first connection to PostgreSQL, with what an operator needs:
+/// diesel-async keeps only the driver's top line ("error connecting to
+/// server"), so the address (password masked) and the system's reason for
+/// a TCP connection to it are added. Only on the way to an error.
+fn unreachable_postgres(url: &str, error: &dyn std::fmt::Display) -> StoreError {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Ok(parsed) = url::Url::parse(url) else {
+        return StoreError::Open(error.to_string());
+    };
+    let host = parsed.host_str().unwrap_or("localhost");
+    let port = parsed.port().unwrap_or(5432);
+    let reason = match (host, port).to_socket_addrs() {
+        Err(resolving) => Some(format!("cannot resolve {host}: {resolving}")),
+        Ok(mut addresses) => addresses.next().and_then(|address| {
+            TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))
+                .err()
+                .map(|refused| format!("{address}: {refused}"))
+        }),
+    };
+    let masked = crate::config::masked_url(&parsed);
+    StoreError::Open(match reason {
+        Some(reason) => format!("{error} ({masked}; {reason})"),
+        None => format!("{error} ({masked})"),
+    })
 }
 
 /// The directory a SQLite file goes in, created if missing (the default
@@ -220,6 +246,23 @@ mod tests {
                 "{name}: the broker's tables were added: {tables}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_is_named_with_the_systems_reason_and_no_password() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = format!("postgres://app:s3cret@127.0.0.1:{port}/events");
+        let database = DatabaseUrl::parse(&url).unwrap();
+
+        let refused = run_migrations(&database).await.unwrap_err().to_string();
+
+        assert!(
+            refused.contains(&format!("127.0.0.1:{port}")) && refused.contains("refused"),
+            "{refused}"
+        );
+        assert!(!refused.contains("s3cret"), "{refused}");
     }
 
     #[test]

@@ -308,6 +308,20 @@ async fn subscribe_refuses_unknown_connections_and_unknown_types() {
         .post_json("/sse/subscribe", &json!({"event_types": ["commit"]}))
         .await;
     assert_error(response, 422, "invalid_field").await;
+    // "" is no project id: it would have cleared the stream's filter.
+    let response = app
+        .post_json(
+            "/sse/subscribe",
+            &json!({"connection_id": stream.connection_id, "event_types": ["commit"], "project_id": ""}),
+        )
+        .await;
+    let refused = assert_error(response, 422, "invalid_field").await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("project_id")),
+        "{refused}"
+    );
     // A blank item would leave no type, which means every type.
     for types in [json!([""]), json!(["commit", " "])] {
         let response = app

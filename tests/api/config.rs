@@ -653,3 +653,37 @@ fn migrate_applies_the_migrations_and_exits() {
     let second = run();
     assert!(second.starts_with("applied 0 migration(s)"), "{second}");
 }
+
+#[test]
+fn an_unreachable_database_at_start_is_named_in_the_json_log_and_on_stderr() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = closed.local_addr().expect("an address").port();
+    drop(closed);
+    let output = broker_command()
+        .args(["--bind", "127.0.0.1:0"])
+        .args([
+            "--database-url",
+            &format!("postgres://app:s3cret@127.0.0.1:{port}/events"),
+        ])
+        .env("SSE_BROKER_LOG_FORMAT", "json")
+        .output()
+        .expect("the binary runs");
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let address = format!("127.0.0.1:{port}");
+    assert!(
+        stderr.contains("error:") && stderr.contains(&address) && stderr.contains("refused"),
+        "{stderr}"
+    );
+    let logged = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "the broker could not start")
+        .unwrap_or_else(|| panic!("no JSON line for the failed start:\n{stdout}\n{stderr}"));
+    let reason = logged["error.message"].as_str().unwrap_or_default();
+    assert!(reason.contains(&address), "{logged}");
+    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"));
+}
