@@ -352,7 +352,7 @@ export class SseClient {
         },
         (failure) => {
           if (this.opening !== opening || this._state === State.CLOSED) return;
-          if (isPassingTicketFailure(failure)) return this._lost("ticket", undefined, failure);
+          if (isPassingTicketFailure(failure, this.options)) return this._lost("ticket", undefined, failure);
           // No retry gets a ticket (no `subscribe` scope): as a refused stream.
           this.close();
           if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });

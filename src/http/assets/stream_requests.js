@@ -144,13 +144,13 @@ export class StreamRefusedError extends Error {
 }
 
 /**
- * A refused ticket request a later one may not meet (401: the app's token
- * function may give a fresh token; 429, 5xx), or a client's own `getTicket`
- * failing without a status: retried like a lost connection.
+ * A `getTicket` failure a later call may not meet: a refusal that may pass
+ * as a stream's may (401: the app's token function may give a fresh token;
+ * 408, 429, 5xx), or a failure without a status (the network, the app's
+ * own code): retried like a lost connection.
  */
-export function isPassingTicketFailure(error) {
-  const status = error instanceof StreamRefusedError ? error.status : null;
-  return status === null || status === 401 || status === 408 || status === 429 || status >= 500;
+export function isPassingTicketFailure(error, options) {
+  return !(error instanceof StreamRefusedError) || isPassing(error.status, options);
 }
 
 /** Refusals that a later attempt may not meet: retried like a lost connection. */
