@@ -408,6 +408,28 @@ test("a task follower's close() then connect() takes the text up where it left o
   assert.equal(two.answer.text, "The answer is 42.");
 });
 
+/**
+ * Task tab `b` alone on its own stream (connection c1) gets `texts` (each
+ * `[delta, id]`), then closes; a new tab of `tab` leads from the start, its
+ * connection c2 rolling all of it up to id 32 as `rolledUp`: b's last id
+ * falls inside that one event.
+ */
+async function leaveInsideRolledUpText(tab, b, texts, rolledUp) {
+  b.connect();
+  await settle();
+  const own = FakeEventSource.latest();
+  own.emit("connected", { connection_id: "c1" });
+  for (const [delta, id] of texts) own.emit("text", { delta }, id);
+  b.close();
+  await settle();
+  const a = tab();
+  a.connect();
+  await settle();
+  const source = FakeEventSource.latest();
+  source.emit("connected", { connection_id: "c2" });
+  source.emit("text", { delta: rolledUp }, "32");
+}
+
 test("a task follower whose last id falls inside the leader's rolled-up text starts over after a `replay_reset`", async (t) => {
   const tab = tabs(t, "t1", TaskStream);
   const two = answerOf();
@@ -415,22 +437,9 @@ test("a task follower whose last id falls inside the leader's rolled-up text sta
   b.on("replay_reset", () => {
     two.answer.text = "";
   });
-  // b alone, then closed at 31.
-  b.connect();
-  await settle();
-  const own = FakeEventSource.latest();
-  own.emit("connected", { connection_id: "c1" });
-  own.emit("text", { delta: "The " }, "30");
-  own.emit("text", { delta: "answer " }, "31");
-  b.close();
-  await settle();
-  // A new tab leads, from the start: the broker rolls up 30 to 32 into one.
-  const a = tab();
-  a.connect();
-  await settle();
-  const source = FakeEventSource.latest();
-  source.emit("connected", { connection_id: "c2" });
-  source.emit("text", { delta: "The answer is " }, "32");
+  // b alone, then closed at 31; a new tab leads from the start, where the
+  // broker rolls up 30 to 32 into one.
+  await leaveInsideRolledUpText(tab, b, [["The ", "30"], ["answer ", "31"]], "The answer is ");
   await settle();
   b.connect();
   await settle();
@@ -444,19 +453,7 @@ test("a task follower starting over gets the new connection's `connected` before
   const b = tab({ onConnect: (data) => order.push(`connected ${data.connection_id}`) });
   b.on("replay_reset", () => order.push("replay_reset"));
   b.on("text", (data) => order.push(`text ${data.delta}`));
-  b.connect();
-  await settle();
-  const own = FakeEventSource.latest();
-  own.emit("connected", { connection_id: "c1" });
-  own.emit("text", { delta: "The " }, "30");
-  b.close();
-  await settle();
-  const a = tab();
-  a.connect();
-  await settle();
-  const source = FakeEventSource.latest();
-  source.emit("connected", { connection_id: "c2" });
-  source.emit("text", { delta: "The answer" }, "32");
+  await leaveInsideRolledUpText(tab, b, [["The ", "30"]], "The answer");
   order.length = 0;
 
   b.connect();
