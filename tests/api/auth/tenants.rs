@@ -478,3 +478,93 @@ async fn publish_within_projects_keeps_a_tenants_writes_inside_its_projects() {
     .await;
     assert_eq!(text.status().as_u16(), 202);
 }
+
+/// What the store hands one tenant when its resume (the replay cache off,
+/// so read from the store) and its history page through another tenant's
+/// events: exactly the events its token may see, in order, each once
+/// (CONTRACT §5, §6). The store narrows each page in SQL by the viewer's
+/// projects and user, so a page is never spent on events it must drop.
+#[actix_web::test]
+async fn a_resume_and_history_from_the_store_carry_exactly_what_the_token_may_see() {
+    // Arrange: interleaved events of two projects, none, and private ones.
+    let app = crate::helpers::spawn_app_with(|s| {
+        super::with_secret(s);
+        s.replay_cache_events = 0;
+    })
+    .await;
+    let publisher = token("svc", "publish", &["*"]);
+    let first = publish_as(&app, &publisher, &json!({"event_type": "commit"})).await;
+    let mut visible_to_bob = Vec::new();
+    for n in 0..40 {
+        let (project, user) = match n % 5 {
+            0 => (Some("pA"), None),
+            1 => (Some("pB"), None),
+            2 => (None, None),
+            3 => (Some("pB"), Some("alice")),
+            _ => (Some("pB"), Some("bob")),
+        };
+        let mut event = json!({"event_type": "commit", "data": {"n": n}});
+        if let Some(project) = project {
+            event["project_id"] = json!(project);
+        }
+        if let Some(user) = user {
+            event["user_id"] = json!(user);
+        }
+        let id = publish_as(&app, &publisher, &event).await;
+        if project != Some("pA") && user != Some("alice") {
+            visible_to_bob.push(id);
+        }
+    }
+    let bob = token("bob", "subscribe", &["pB"]);
+
+    // Act: a resume from the first event, and history a page of one at a time.
+    let authorization = format!("Bearer {bob}");
+    let first_id = first.to_string();
+    let mut resumed = app
+        .open_stream(
+            "/sse/events",
+            &[
+                ("Authorization", &authorization),
+                ("Last-Event-ID", &first_id),
+            ],
+        )
+        .await;
+    let replayed: Vec<i64> = resumed
+        .take_messages(visible_to_bob.len(), SHORT)
+        .await
+        .iter()
+        .filter_map(|event| event.id_number())
+        .collect();
+    let mut paged = Vec::new();
+    let mut after = first;
+    loop {
+        let page = get_as(
+            &app,
+            &format!("/sse/history?after={after}&limit=1"),
+            Some(&bob),
+        )
+        .await;
+        let page: Value = page.json().await.expect("a page");
+        paged.extend(
+            page["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["id"].as_i64().expect("an id")),
+        );
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+
+    // Assert
+    assert_eq!(replayed, visible_to_bob, "the resume");
+    resumed
+        .assert_quiet(std::time::Duration::from_millis(300))
+        .await;
+    assert_eq!(
+        paged, visible_to_bob,
+        "the history, a page of one at a time"
+    );
+}
