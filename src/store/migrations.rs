@@ -132,7 +132,18 @@ pub(super) fn create_parent_directory(database: &Path) -> Result<(), StoreError>
 
 /// The version diesel records for the first SQLite migration: a file
 /// that has it was made by the broker.
-const FIRST_SQLITE_MIGRATION: &str = "20261123000001";
+fn first_sqlite_migration() -> Result<String, StoreError> {
+    use diesel::migration::MigrationSource;
+    let migrations = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    // Versions are digits of one length (a date and a number): the least
+    // string is the first migration, whatever order they are listed in.
+    migrations
+        .iter()
+        .map(|migration| migration.name().version().to_string())
+        .min()
+        .ok_or_else(|| StoreError::Migration("no SQLite migrations are embedded".into()))
+}
 
 #[derive(diesel::QueryableByName)]
 struct Names {
@@ -170,7 +181,7 @@ fn check_ours(connection: &mut SqliteConnection, path: &str) -> Result<(), Store
         && diesel::sql_query(
             "SELECT count(*) AS count FROM __diesel_schema_migrations WHERE version = ?",
         )
-        .bind::<diesel::sql_types::Text, _>(FIRST_SQLITE_MIGRATION)
+        .bind::<diesel::sql_types::Text, _>(first_sqlite_migration()?)
         .get_result::<Count>(connection)
         .map_err(unreadable)?
         .count
