@@ -135,12 +135,7 @@ impl RateLimits {
 
     /// Admits one publish (event, test event, task write) for `principal`.
     pub fn admit_publish(&self, principal: &Principal) -> Result<(), RateLimited> {
-        if let (Some(limiter), Some(user)) = (&self.publishes_per_user, &principal.user_id)
-            && principal.authenticated
-        {
-            self.check(limiter, user, Limit::PublishesPerUser)?;
-        }
-        Ok(())
+        self.check_user(&self.publishes_per_user, principal, Limit::PublishesPerUser)
     }
 
     /// A slot for one `GET /sse/diagnose`, held until its stream ends or is
@@ -156,10 +151,23 @@ impl RateLimits {
 
     /// Admits one stream ticket for `principal`.
     pub fn admit_ticket(&self, principal: &Principal) -> Result<(), RateLimited> {
-        if let (Some(limiter), Some(user)) = (&self.tickets_per_user, principal.owner()) {
-            self.check(limiter, &user, Limit::TicketsPerUser)?;
+        self.check_user(&self.tickets_per_user, principal, Limit::TicketsPerUser)
+    }
+
+    /// `limiter`'s check of `principal`'s subject, when the limit is on and
+    /// the caller authenticated (without authentication no one has one).
+    fn check_user(
+        &self,
+        limiter: &Option<DefaultKeyedRateLimiter<UserId>>,
+        principal: &Principal,
+        limit: Limit,
+    ) -> Result<(), RateLimited> {
+        match (limiter, &principal.user_id) {
+            (Some(limiter), Some(user)) if principal.authenticated => {
+                self.check(limiter, user, limit)
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The client's address: the TCP peer, or, when the peer is a trusted
