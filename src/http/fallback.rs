@@ -102,16 +102,9 @@ pub async fn catalogue_errors(
             let foreign = response.response().error().and_then(foreign_error);
             match foreign {
                 Some(error) => {
-                    let cors_refusal = response
-                        .response()
-                        .error()
-                        .is_some_and(|e| e.as_error::<CorsError>().is_some());
-                    let (request, mut original) = response.into_parts();
-                    if cors_refusal {
-                        vary_on_cors_request(original.headers_mut());
-                    }
-                    let rendered = rerender(original.headers(), error);
-                    Ok(ServiceResponse::new(request, rendered))
+                    let (request, original) = response.into_parts();
+                    let headers = library_headers(original.error(), original.headers());
+                    Ok(ServiceResponse::new(request, rerender(&headers, error)))
                 }
                 None => Ok(response.map_into_boxed_body()),
             }
@@ -120,10 +113,7 @@ pub async fn catalogue_errors(
         // replaced by ours, which the dispatcher renders.
         Err(error) => match foreign_error(&error) {
             Some(api) => {
-                let mut headers = error.error_response().headers().clone();
-                if error.as_error::<CorsError>().is_some() {
-                    vary_on_cors_request(&mut headers);
-                }
+                let headers = library_headers(Some(&error), error.error_response().headers());
                 let mut replaced = Error::from(api);
                 replaced.add_response_mapper(move |mut response| {
                     keep_library_headers(&headers, response.headers_mut());
@@ -151,12 +141,15 @@ fn rerender(library_headers: &HeaderMap, error: ApiError) -> HttpResponse {
     response
 }
 
-/// A CORS refusal depends on the request's `Origin` (and, for a
-/// preflight, on what it asks to send), as much as a grant does: without
-/// `Vary` a shared cache could serve one origin's refusal to another that
-/// is allowed. actix-cors sets it on its grants only.
-fn vary_on_cors_request(headers: &mut HeaderMap) {
-    if !headers.contains_key(header::VARY) {
+/// The headers a library's refusal (`error`) set, to keep on ours. A CORS
+/// refusal depends on the request's `Origin` (and, for a preflight, on what
+/// it asks to send) as much as a grant does: without `Vary` a shared cache
+/// could serve one origin's refusal to another that is allowed, and
+/// actix-cors sets it on its grants only.
+fn library_headers(error: Option<&Error>, headers: &HeaderMap) -> HeaderMap {
+    let mut headers = headers.clone();
+    let cors_refusal = error.is_some_and(|e| e.as_error::<CorsError>().is_some());
+    if cors_refusal && !headers.contains_key(header::VARY) {
         headers.insert(
             header::VARY,
             header::HeaderValue::from_static(
@@ -164,6 +157,7 @@ fn vary_on_cors_request(headers: &mut HeaderMap) {
             ),
         );
     }
+    headers
 }
 
 /// Copies the headers of a library's response that ours lacks, except
