@@ -93,9 +93,10 @@ pub async fn diagnose(
         }),
     );
     tracing::info!(protocol = %protocol, hops = ?hops, "connection diagnosis requested");
-    let frames = stream::unfold(0u32, move |seq| {
+    // The slot rides in the stream's state: given back when the burst ends,
+    // or when the client leaves and the stream is dropped.
+    let frames = stream::unfold((0u32, running), move |(seq, running)| {
         let summary = summary.clone();
-        let _running = &running;
         async move {
             if seq > PROBES {
                 return None;
@@ -108,7 +109,7 @@ pub async fn diagnose(
             } else {
                 sse_frame::encode_control("probe", &json!({ "seq": seq, "sent_at_ms": now_ms() }))
             };
-            Some((Ok::<Bytes, ApiError>(frame), seq + 1))
+            Some((Ok::<Bytes, ApiError>(frame), (seq + 1, running)))
         }
     });
     // The headers of a real stream: the probe must meet the same proxies.
