@@ -292,10 +292,7 @@ export class SseClient {
    */
   _leaveSilentLeader() {
     if (!this._isFollower() || this._state === State.OFFLINE) return;
-    this.tabs.leave(0);
-    this.tabs = null;
-    this.ownStream = true;
-    this.attempts = 0;
+    this._leaveTabs();
     this._lost("heartbeat_timeout");
   }
 
@@ -307,11 +304,16 @@ export class SseClient {
    */
   _leaveForOwnStream() {
     if (!this._isFollower()) return;
+    this._leaveTabs();
+    this._open();
+  }
+
+  /** Stops following the shared stream: this tab's own stream until close(), with all its attempts. */
+  _leaveTabs() {
     this.tabs.leave(0);
     this.tabs = null;
     this.ownStream = true;
     this.attempts = 0;
-    this._open();
   }
 
   _isFollower() {
@@ -354,9 +356,7 @@ export class SseClient {
           if (this.opening !== opening || this._state === State.CLOSED) return;
           if (isPassingTicketFailure(failure, this.options)) return this._lost("ticket", undefined, failure);
           // No retry gets a ticket (no `subscribe` scope): as a refused stream.
-          this.close();
-          if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
-          this._fail(failure);
+          this._endRefused(failure);
         },
       );
   }
@@ -608,13 +608,18 @@ export class SseClient {
           }
           return this._lost("refused", verdict.retryAfterMs);
         }
-        this.close();
-        if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
-        this._fail(new StreamRefusedError(verdict.status, verdict.code, verdict.message));
+        this._endRefused(new StreamRefusedError(verdict.status, verdict.code, verdict.message));
       })
       .catch(() => {
         if (current()) this._lost("network");
       });
+  }
+
+  /** A refusal no retry passes: the client ends, saying why. */
+  _endRefused(error) {
+    this.close();
+    if (this.options.onDisconnect) this.options.onDisconnect({ reason: "refused", willReconnect: false, delay: null });
+    this._fail(error);
   }
 
   _fail(error, data, event) {
