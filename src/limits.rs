@@ -6,23 +6,14 @@
 //! Limits are per instance. Behind a load balancer, a user's budget is the
 //! per-instance rate times the instances they reach.
 
-use std::{
-    fmt,
-    hash::Hash,
-    net::IpAddr,
-    num::NonZeroU32,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{fmt, hash::Hash, net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use actix_web::HttpRequest;
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     auth::Principal,
@@ -88,8 +79,8 @@ pub struct RateLimits {
     /// subscriber minting tickets in a loop would otherwise fill the
     /// instance's ticket book, or Redis, and deny every other user theirs.
     tickets_per_user: Option<DefaultKeyedRateLimiter<UserId>>,
-    /// `GET /sse/diagnose` runs now: see [`DIAGNOSES_AT_ONCE`].
-    diagnoses: AtomicUsize,
+    /// The places of `GET /sse/diagnose`s: see [`DIAGNOSES_AT_ONCE`].
+    diagnoses: Arc<Semaphore>,
     trusted_proxies: Vec<IpAddr>,
     metrics: Metrics,
 }
@@ -102,7 +93,7 @@ impl RateLimits {
             streams_per_user: settings.streams_per_user.map(keyed),
             publishes_per_user: settings.publishes_per_user.map(keyed),
             tickets_per_user: settings.streams_per_user.map(keyed),
-            diagnoses: AtomicUsize::new(0),
+            diagnoses: Arc::new(Semaphore::new(DIAGNOSES_AT_ONCE)),
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics,
         }
@@ -138,15 +129,10 @@ impl RateLimits {
         self.check_user(&self.publishes_per_user, principal, Limit::PublishesPerUser)
     }
 
-    /// A slot for one `GET /sse/diagnose`, held until its stream ends or is
-    /// dropped; `None` when [`DIAGNOSES_AT_ONCE`] run.
-    pub fn start_diagnosis(self: &Arc<Self>) -> Option<DiagnosisSlot> {
-        self.diagnoses
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |running| {
-                (running < DIAGNOSES_AT_ONCE).then_some(running + 1)
-            })
-            .ok()
-            .map(|_| DiagnosisSlot(self.clone()))
+    /// A place for one `GET /sse/diagnose`, held until dropped (its stream
+    /// ends or is dropped); `None` when [`DIAGNOSES_AT_ONCE`] run.
+    pub fn start_diagnosis(&self) -> Option<OwnedSemaphorePermit> {
+        self.diagnoses.clone().try_acquire_owned().ok()
     }
 
     /// Admits one stream ticket for `principal`.
@@ -234,15 +220,6 @@ impl RateLimits {
 /// 1.5 s burst outside the Registry's count of streams: without a cap a
 /// client could hold connections past `--max-connections` through it.
 pub const DIAGNOSES_AT_ONCE: usize = 32;
-
-/// One running diagnosis, counted until dropped.
-pub struct DiagnosisSlot(Arc<RateLimits>);
-
-impl Drop for DiagnosisSlot {
-    fn drop(&mut self) {
-        self.0.diagnoses.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// A new stream's charge against `--stream-rate-per-ip` and
 /// `--stream-rate-per-user`. The Registry pays it only once the stream has
