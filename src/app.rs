@@ -97,6 +97,14 @@ impl Application {
             settings.retention,
         );
         let home = ActorHome::for_workers(settings.workers);
+        // Live streams get what is committed after this id, and the Registry
+        // and the bridge must agree on it before a stream can open: an
+        // event committed by another instance between their two readings
+        // would be past every stream's replay and before the bridge's start.
+        let routed_through = store
+            .latest_id()
+            .await
+            .context("reading the last stored event id")?;
         let registry = Registry::new(
             catalog.clone(),
             settings.max_connections,
@@ -106,12 +114,7 @@ impl Application {
         )
         .with_max_streams_per_user(settings.limits.max_streams_per_user)
         .with_recent_frames(recent.clone())
-        .with_routed_through(
-            store
-                .latest_id()
-                .await
-                .context("reading the last stored event id")?,
-        );
+        .with_routed_through(routed_through);
         let registry = home.start(registry);
         let (bridge, bridge_status) = match &settings.redis_url {
             Some(url) => {
@@ -121,6 +124,7 @@ impl Application {
                     settings.instance_id.clone(),
                     registry.clone(),
                     store.clone(),
+                    routed_through,
                     metrics.clone(),
                 )?;
                 let status = bridge.status();

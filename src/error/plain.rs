@@ -204,7 +204,7 @@ fn field_name(path: &Path) -> Option<String> {
 }
 
 /// A field name as sent: bare when it looks like one, else quoted.
-fn field_label(key: &str) -> String {
+pub fn field_label(key: &str) -> String {
     let plain = !key.is_empty()
         && key.len() <= 64
         && key

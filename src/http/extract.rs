@@ -16,7 +16,6 @@ use futures_util::{
     future::{LocalBoxFuture, Ready, ready},
 };
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 pub use super::authenticated::{
     Admin, Authenticated, OpenStream, Publish, RequiredScope, Subscribe, TicketQuery,
@@ -67,9 +66,10 @@ pub struct JsonBody<T>(pub T);
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
-/// A JSON body of any shape (publish's one event, or an array of them).
+/// A JSON body of any shape, read into `T` (publish's one event, or an
+/// array of them).
 #[derive(Debug)]
-pub struct JsonDocument(pub Value);
+pub struct JsonDocument<T>(pub T);
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -196,7 +196,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     }
 }
 
-impl FromRequest for JsonDocument {
+impl<T: DeserializeOwned + 'static> FromRequest for JsonDocument<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 

@@ -5,6 +5,7 @@ mod assets;
 mod authenticated;
 mod diagnose;
 mod drain_signal;
+mod event_document;
 pub mod extract;
 mod fallback;
 mod generations;

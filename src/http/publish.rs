@@ -4,7 +4,10 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{Authenticated, JsonBody, JsonDocument, OptionalJsonBody, Publish, Subscribe};
+use super::{
+    event_document::{EventDocument, RepeatedKey},
+    extract::{Authenticated, JsonBody, JsonDocument, OptionalJsonBody, Publish, Subscribe},
+};
 use crate::{
     auth::Principal,
     domain::{EventId, MAX_EVENTS_PER_PUBLISH, NewEvent, Task, TaskId, event::EventError},
@@ -110,14 +113,21 @@ fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
 }
 
 /// Reads one event or an array of events, naming the position of a bad one.
-fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
+fn parse_events(body: EventDocument) -> Result<Vec<PublishEvent>, ApiError> {
+    if let Some(RepeatedKey { position, key }) = body.repeated_key {
+        let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("{at}{} is given more than once", plain::field_label(&key)),
+        ));
+    }
     let decode = |value: Value, position: Option<usize>| {
         plain::from_json_value::<PublishEvent>(value).map_err(|message| {
             let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
             ApiError::new(ErrorCode::InvalidField, format!("{at}{message}"))
         })
     };
-    match body {
+    match body.value {
         Value::Array(items) if items.is_empty() => Err(ApiError::new(
             ErrorCode::InvalidField,
             "the array of events is empty",
@@ -162,7 +172,7 @@ fn parse_events(body: Value) -> Result<Vec<PublishEvent>, ApiError> {
 pub async fn publish(
     state: web::Data<AppState>,
     auth: Authenticated<Publish>,
-    body: JsonDocument,
+    body: JsonDocument<EventDocument>,
 ) -> Result<HttpResponse, ApiError> {
     let events = parse_events(body.0)?
         .into_iter()

@@ -116,6 +116,48 @@ async fn a_misspelt_field_is_422_naming_it_and_nothing_is_stored_or_sent() {
 }
 
 #[actix_web::test]
+async fn a_publish_that_gives_a_field_twice_is_422_naming_it_and_nothing_is_stored() {
+    // Kept, the last `project_id` would decide where the event goes while a
+    // reader of the body (or a proxy's check) saw the first.
+    let app = spawn_app().await;
+    let mut stream = app.open_stream("/sse/events", &[]).await;
+    for (body, message) in [
+        (
+            r#"{"event_type":"commit","project_id":"p1","project_id":"p2"}"#,
+            "project_id is given more than once",
+        ),
+        (
+            r#"[{"event_type":"commit"},{"event_type":"commit","persist":true,"persist":false}]"#,
+            "event [1]: persist is given more than once",
+        ),
+    ] {
+        let response = app
+            .post_raw("/sse/publish", body, Some("application/json"))
+            .await;
+        let refused = assert_error(response, 422, "invalid_field").await;
+        assert_eq!(refused["error"]["message"], message, "{body}");
+    }
+    // A payload's own keys are its business, as on every other endpoint.
+    let response = app
+        .post_raw(
+            "/sse/publish",
+            r#"{"event_type":"commit","data":{"k":1,"k":2}}"#,
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    let delivered = stream.next_message(SHORT).await.expect("the event").json();
+    assert_eq!(delivered["k"], 2, "{delivered}");
+    stream.assert_quiet(Duration::from_millis(300)).await;
+    let history = app.get_json("/sse/history").await;
+    assert_eq!(
+        history["events"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+}
+
+#[actix_web::test]
 async fn an_unknown_event_type_is_422_with_the_list_of_valid_types() {
     let app = spawn_app_with(|s| {
         s.extra_event_types = vec![sse_broker::domain::EventType::parse("deploy").unwrap()];

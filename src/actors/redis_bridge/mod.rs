@@ -111,12 +111,15 @@ pub enum BridgeError {
 }
 
 impl RedisBridge {
+    /// `routed_through`: the last id stored before any stream could open,
+    /// the Registry's starting point too; live routing begins after it.
     pub fn new(
         redis_url: &str,
         cluster_name: &str,
         instance_id: String,
         registry: Addr<Registry>,
         store: EventStore,
+        routed_through: EventId,
         metrics: Metrics,
     ) -> Result<Self, BridgeError> {
         // Automatic resubscription after a reconnect needs RESP3 pushes.
@@ -142,7 +145,7 @@ impl RedisBridge {
             last_error: None,
             reconnects: 0,
             repairs: 0,
-            last_routed: EventId(0),
+            last_routed: routed_through,
             local: LocalDeliveries::default(),
             repairing: false,
             connecting: false,
@@ -303,18 +306,7 @@ impl Actor for RedisBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Start after everything already stored: live streams only get new events.
-        let store = self.store.clone();
-        ctx.wait(
-            async move { store.latest_id().await }
-                .into_actor(self)
-                .map(|result, act, _| match result {
-                    Ok(latest) => act.last_routed = latest,
-                    Err(error) => {
-                        tracing::error!(error.message = %error, "cannot read the latest event id")
-                    }
-                }),
-        );
+        self.publish_status();
         self.connect(ctx);
         // The routed id and repair count move with every batch: readers
         // see them at most this late, without a message per batch.

@@ -7,6 +7,7 @@
 //! database and cluster name, so they run in parallel.
 
 pub(crate) mod harness;
+mod joining_instance;
 mod postgres_store;
 mod redis_hang;
 mod redis_restart;
