@@ -27,7 +27,7 @@ use crate::{
         Close, CloseReason, ConnectionId, ConnectionStats, Greeting, OutboundFrame, RecentFrames,
         StreamBody, StreamFormat, StreamParts, StreamSocket,
         catch_up::TaskState,
-        replay::{ReplayError, ReplayJob},
+        replay::{REPLAY_STALL, ReplayBudget, ReplayError, ReplayJob},
     },
     telemetry::Metrics,
 };
@@ -298,6 +298,7 @@ impl Connection {
             registry: self.environment.registry.clone().recipient(),
             task_state: self.task_state.take(),
             retention: self.environment.retention,
+            budget: ReplayBudget::default(),
         };
         ctx.spawn(job.run().into_actor(self).map(|result, act, ctx| match result {
             Ok(replayed) => {
@@ -308,6 +309,10 @@ impl Connection {
                 }
             }
             Err(ReplayError::ClientGone) => act.close(CloseReason::ClientGone, ctx),
+            Err(ReplayError::Stalled) => {
+                tracing::info!(connection_id = %act.id, stall_secs = REPLAY_STALL.as_secs(), "the client read none of its replay in time: closed as slow");
+                act.close(CloseReason::Slow, ctx);
+            }
             Err(error) => {
                 tracing::warn!(connection_id = %act.id, error.message = %error, "replay failed, closing stream");
                 act.close(CloseReason::StoreUnavailable, ctx);

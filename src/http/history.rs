@@ -47,9 +47,10 @@ pub struct HistoryEvent {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub events: Vec<HistoryEvent>,
-    /// Pass as `after` for the next page; `null` when this page came short
-    /// of `limit` (the end). A full page always gives one, even when it
-    /// happens to hold the last events: the next page is then empty.
+    /// Pass as `after` for the next page; `null` at the end. A full page
+    /// always gives one, even when it happens to hold the last events (the
+    /// next page is then empty); so does a page that ends before `limit`
+    /// because its events are large (about 1 MiB of event data a page).
     pub next_after: Option<i64>,
 }
 

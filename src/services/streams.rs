@@ -36,6 +36,11 @@ use crate::{
     },
 };
 
+/// About how much event data one `/sse/history` answer carries: a page of
+/// 1,000 events of 60 KB would be 60 MB held for as long as its client
+/// takes to read it. A heavier page ends early, with `next_after` set.
+pub const HISTORY_PAGE_BYTES: usize = 1 << 20;
+
 /// What a caller asks to watch; every field as given on the wire.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StreamRequest<'a> {
@@ -174,9 +179,10 @@ impl StreamService {
         Ok(after > store.highest_given_id().await?)
     }
 
-    /// Up to `limit` stored events of `subscription` after `after`, oldest
-    /// first, and the `after` of the next page (`None` when this one is the
-    /// store's last).
+    /// Stored events after `after` that `subscription` may see, oldest
+    /// first: at most `limit`, and no more pages than make about
+    /// [`HISTORY_PAGE_BYTES`] of event data. Answers the id to go on from,
+    /// unless the store has no more.
     pub async fn history(
         &self,
         subscription: &Subscription,
@@ -188,12 +194,20 @@ impl StreamService {
             subscription,
             after,
             limit as i64,
-        );
+        )
+        // Store reads of a quarter of the answer each: the last one takes
+        // it past the bound by at most that much.
+        .weighing(HISTORY_PAGE_BYTES / 4);
         // Visibility is applied after the query, so read pages until the
-        // answer is full or the store is exhausted.
-        let mut events = Vec::with_capacity(limit);
+        // answer is full, heavy enough, or the store is exhausted.
+        let mut events = Vec::with_capacity(limit.min(64));
         let mut position = after;
+        let mut heavy = false;
         while events.len() < limit && !cursor.is_exhausted() {
+            if cursor.bytes_read() >= HISTORY_PAGE_BYTES {
+                heavy = true;
+                break;
+            }
             for event in cursor.next_page().await? {
                 let Some(id) = event.id else { continue };
                 if events.len() == limit {
@@ -205,8 +219,12 @@ impl StreamService {
                 }
             }
         }
-        // A full page may have a successor; a short one is the end.
-        let next_after = (events.len() == limit).then_some(position);
+        if heavy {
+            // Rows read that did not decode still move the next page on.
+            position = position.max(cursor.position());
+        }
+        // A full or heavy page may have a successor; a short one is the end.
+        let next_after = (events.len() == limit || heavy).then_some(position);
         Ok((events, next_after))
     }
 

@@ -59,7 +59,17 @@ pub struct EventCursor {
     store: EventStore,
     page: EventPage,
     exhausted: bool,
+    /// Set by [`EventCursor::weighing`]: the page's size in rows follows
+    /// the events' size, so that a page weighs about this many bytes.
+    page_bytes: Option<usize>,
+    /// The most rows a page may have (the size asked for).
+    max_rows: i64,
+    bytes_read: usize,
 }
+
+/// Rows of a weighed cursor's first page, before the events' size is known:
+/// at the largest event a body may carry (64 KiB by default) 1 MiB.
+const FIRST_WEIGHED_PAGE: i64 = 16;
 
 impl EventCursor {
     /// Every stored event after `after`, `page_size` rows per query.
@@ -95,9 +105,21 @@ impl EventCursor {
     fn over(store: EventStore, page: EventPage) -> Self {
         Self {
             store,
+            max_rows: page.limit,
             page,
             exhausted: false,
+            page_bytes: None,
+            bytes_read: 0,
         }
+    }
+
+    /// Pages of about `page_bytes` of event data (never more rows than
+    /// asked): a page of 500 events of 60 KB would be 30 MB, held by one
+    /// request or one resuming stream while its client reads.
+    pub fn weighing(mut self, page_bytes: usize) -> Self {
+        self.page_bytes = Some(page_bytes.max(1));
+        self.page.limit = self.max_rows.min(FIRST_WEIGHED_PAGE);
+        self
     }
 
     /// The next page, oldest first; empty once the store has nothing more.
@@ -113,7 +135,19 @@ impl EventCursor {
         if let Some(last) = page.last_id {
             self.page.after = last;
         }
+        self.bytes_read += page.data_bytes;
+        if let Some(budget) = self.page_bytes
+            && page.rows > 0
+        {
+            let per_row = (page.data_bytes / page.rows).max(1);
+            self.page.limit = ((budget / per_row) as i64).clamp(1, self.max_rows);
+        }
         Ok(page.events)
+    }
+
+    /// The event data read so far, in bytes (as stored).
+    pub fn bytes_read(&self) -> usize {
+        self.bytes_read
     }
 
     /// Whether the last page read was the store's last.

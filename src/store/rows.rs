@@ -80,12 +80,15 @@ pub struct EventRows {
     pub rows: usize,
     /// The id of the last row read.
     pub last_id: Option<EventId>,
+    /// The rows' `data` as stored, in bytes: what the page weighs.
+    pub data_bytes: usize,
 }
 
 impl From<Vec<StoredEventRow>> for EventRows {
     fn from(rows: Vec<StoredEventRow>) -> Self {
         Self {
             rows: rows.len(),
+            data_bytes: rows.iter().map(|row| row.data.len()).sum(),
             last_id: rows.last().map(|row| EventId(row.id)),
             events: rows
                 .into_iter()

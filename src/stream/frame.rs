@@ -3,6 +3,7 @@
 use std::{ops::Deref, sync::Arc};
 
 use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::domain::{EventId, StoredEvent};
 
@@ -24,6 +25,9 @@ pub struct Frame {
     /// Publish time (ms since the epoch) of a live event, 0 otherwise:
     /// the start of this subscriber's delivery lag.
     pub published_at_ms: i64,
+    /// A replayed frame read from the store is this stream's own copy: its
+    /// share of the replay's byte budget, given back once it is written.
+    pub replay_share: Option<OwnedSemaphorePermit>,
 }
 
 impl Deref for OutboundFrame {
@@ -48,6 +52,7 @@ impl OutboundFrame {
             event_id: None,
             ends_task: false,
             published_at_ms: 0,
+            replay_share: None,
         }
         .into()
     }
@@ -59,6 +64,7 @@ impl OutboundFrame {
             event_id: event.id,
             ends_task: event.ends_task(),
             published_at_ms: event.created_at_ms,
+            replay_share: None,
         }
         .into()
     }
@@ -71,7 +77,18 @@ impl OutboundFrame {
             event_id: event.id,
             ends_task: event.ends_task(),
             published_at_ms: 0,
+            replay_share: None,
         }
         .into()
+    }
+
+    /// This frame holding `share` of a replay's budget until it is written.
+    /// A frame other streams share too costs this stream nothing: it keeps
+    /// no share.
+    pub fn holding(mut self, share: OwnedSemaphorePermit) -> Self {
+        if let Some(frame) = Arc::get_mut(&mut self.0) {
+            frame.replay_share = Some(share);
+        }
+        self
     }
 }

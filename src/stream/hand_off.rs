@@ -213,6 +213,7 @@ mod tests {
             event_id: Some(EventId(id)),
             ends_task,
             published_at_ms: 0,
+            replay_share: None,
         }
         .into()
     }

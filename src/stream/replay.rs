@@ -38,6 +38,17 @@ const READ_WAIT: Duration = Duration::from_secs(2);
 const QUEUED_AT_RELEASE: usize = 32;
 /// How often a finished replay looks whether its client has read it.
 const READ_POLL: Duration = Duration::from_millis(5);
+/// A replay whose client takes none of it for this long is closed as slow
+/// (it resumes from what it got): waiting longer would hold a replay slot,
+/// a page read from the store and the queued frames for as long as a
+/// client cares not to read.
+pub const REPLAY_STALL: Duration = Duration::from_secs(15);
+/// The bytes of its own frames (read from the store, rolled up) a replay
+/// may have queued and not yet written; the queue's length alone would
+/// let a thousand queued events of 60 KB hold 60 MB for one stream.
+const QUEUED_REPLAY_BYTES: usize = 1 << 20;
+/// About how much event data one store read of a replay carries.
+const REPLAY_PAGE_BYTES: usize = 1 << 20;
 /// Span links from one replay to the publishes it replays; a trace viewer
 /// shows a few, and an unbounded list would grow the span without limit.
 const MAX_REPLAY_LINKS: usize = 32;
@@ -47,6 +58,8 @@ const MAX_REPLAY_LINKS: usize = 32;
 pub enum ReplayError {
     #[error("client went away during replay")]
     ClientGone,
+    #[error("the client read none of its replay for {} s", REPLAY_STALL.as_secs())]
+    Stalled,
     #[error("event store: {0}")]
     Store(#[from] StoreError),
     #[error("registry unavailable")]
@@ -86,6 +99,18 @@ pub struct ReplayJob {
     pub task_state: Option<TaskState>,
     /// `--retention`.
     pub retention: Duration,
+    /// What of [`QUEUED_REPLAY_BYTES`] the replay's own queued frames hold.
+    pub budget: ReplayBudget,
+}
+
+/// The replay's own frames waiting in its stream's queue, in bytes.
+#[derive(Debug, Clone)]
+pub struct ReplayBudget(Arc<Semaphore>);
+
+impl Default for ReplayBudget {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(QUEUED_REPLAY_BYTES)))
+    }
 }
 
 /// What a replay carries from one read to the next.
@@ -122,7 +147,7 @@ impl ReplayJob {
             first_read = false;
             if let Some(rolled) = progress.catch_up.take() {
                 for frame in rolled.frames(task_state.take()) {
-                    self.push(frame).await?;
+                    self.push_own(frame).await?;
                 }
             }
             let hand_off = self
@@ -191,7 +216,7 @@ impl ReplayJob {
             resume,
             &json!({ "last_event_id": after, "latest_id": known }),
         );
-        self.push(OutboundFrame::control(frame)).await?;
+        self.push_own(OutboundFrame::control(frame)).await?;
         Ok(resume)
     }
 
@@ -228,7 +253,7 @@ impl ReplayJob {
                     "replay_truncated",
                     &json!({ "last_event_id": position, "oldest_available_id": EventId(pruned_through.0 + 1) }),
                 );
-                self.push(OutboundFrame::control(frame)).await?;
+                self.push_own(OutboundFrame::control(frame)).await?;
             }
         }
         let mut cursor = EventCursor::for_subscription(
@@ -236,7 +261,8 @@ impl ReplayJob {
             &self.subscription,
             position,
             REPLAY_PAGE,
-        );
+        )
+        .weighing(REPLAY_PAGE_BYTES);
         while !cursor.is_exhausted() {
             for event in cursor.next_page().await? {
                 if !self.subscription.matches(&event) {
@@ -281,10 +307,15 @@ impl ReplayJob {
                 catch_up.add(Arc::unwrap_or_clone(event));
                 Ok(())
             }
-            None => {
-                let bytes = frame.unwrap_or_else(|| sse_frame::encode_event(&event));
-                self.push(OutboundFrame::replayed(&event, bytes)).await
-            }
+            // A frame of the recently routed ones is shared with every
+            // stream that got it live; one encoded here is this stream's.
+            None => match frame {
+                Some(shared) => self.push(OutboundFrame::replayed(&event, shared)).await,
+                None => {
+                    let own = sse_frame::encode_event(&event);
+                    self.push_own(OutboundFrame::replayed(&event, own)).await
+                }
+            },
         }
     }
 
@@ -304,11 +335,28 @@ impl ReplayJob {
         }
     }
 
+    /// Queues a frame only this stream holds, once the frames of its own
+    /// already queued leave room in the budget for it (a larger one waits
+    /// for all of it).
+    async fn push_own(&self, frame: OutboundFrame) -> Result<(), ReplayError> {
+        let weight = frame.bytes.len().clamp(1, QUEUED_REPLAY_BYTES) as u32;
+        let share = tokio::time::timeout(
+            REPLAY_STALL,
+            self.budget.0.clone().acquire_many_owned(weight),
+        )
+        .await
+        .map_err(|_| ReplayError::Stalled)?
+        .map_err(|_| ReplayError::ClientGone)?;
+        self.push(frame.holding(share)).await
+    }
+
     async fn push(&self, frame: OutboundFrame) -> Result<(), ReplayError> {
-        // Awaiting is fine here: only this stream waits for its own client.
-        self.queue
-            .send(frame)
-            .await
-            .map_err(|_| ReplayError::ClientGone)
+        // Awaiting is fine here: only this stream waits for its own client,
+        // for as long as it reads at all.
+        match tokio::time::timeout(REPLAY_STALL, self.queue.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(ReplayError::ClientGone),
+            Err(_stalled) => Err(ReplayError::Stalled),
+        }
     }
 }

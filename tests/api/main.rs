@@ -20,6 +20,7 @@ mod error_format;
 mod generations;
 mod generations_edges;
 mod health_rules;
+mod heavy_pages;
 mod helpers;
 mod janitor;
 mod monitoring_guide;

@@ -116,6 +116,12 @@ async fn a_slow_client_is_closed_and_counted_while_a_healthy_stream_keeps_receiv
 /// with a small receive buffer so that the broker's side fills quickly.
 /// Returns the connection and its local port, once the stream is open.
 async fn stalled_client(app: &TestApp) -> (tokio::net::TcpStream, u16) {
+    stalled_client_of(app, "").await
+}
+
+/// [`stalled_client`] whose request carries `headers` (each line ending
+/// in CRLF).
+async fn stalled_client_of(app: &TestApp, headers: &str) -> (tokio::net::TcpStream, u16) {
     let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
     socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
     let mut client = socket
@@ -123,12 +129,10 @@ async fn stalled_client(app: &TestApp) -> (tokio::net::TcpStream, u16) {
         .await
         .expect("connected");
     let port = client.local_addr().expect("a local address").port();
-    tokio::io::AsyncWriteExt::write_all(
-        &mut client,
-        b"GET /sse/events HTTP/1.1\r\nHost: broker\r\n\r\n",
-    )
-    .await
-    .expect("request sent");
+    let request = format!("GET /sse/events HTTP/1.1\r\nHost: broker\r\n{headers}\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut client, request.as_bytes())
+        .await
+        .expect("request sent");
     eventually(SHORT, "the stream to open", || async move {
         (app.stats().await["active_connections"] == 1).then_some(())
     })
@@ -236,5 +240,57 @@ async fn a_reader_that_stops_is_closed_before_megabytes_pile_up_for_it() {
         published_bytes <= 1 << 20,
         "{published_bytes} bytes went out before the stalled reader was noticed"
     );
+    drop(client);
+}
+
+/// A resuming stream whose client reads nothing once held its replay (a
+/// store page of up to 500 events, a replay slot of 64, its queued frames)
+/// until the stale check, minutes later: 100 such streams of one user held
+/// gigabytes. It is now closed as slow once it has taken none of its
+/// replay for `REPLAY_STALL` (15 s), and its socket released.
+#[actix_web::test]
+async fn a_resuming_stream_whose_client_reads_none_of_its_replay_is_closed_as_slow() {
+    // Arrange: 18 MB stored, far more than the sockets' buffers take; the
+    // replay reads the store (no recently routed frames).
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 256 * 1024;
+        s.replay_cache_events = 0;
+    })
+    .await;
+    let pad = "r".repeat(60_000);
+    for batch in 0..75 {
+        let events: Vec<_> = (0..4)
+            .map(|n| json!({"event_type": "commit", "data": {"n": batch * 4 + n, "pad": pad}}))
+            .collect();
+        app.publish_ok(&json!(events)).await;
+    }
+
+    // Act: resume from the start and read nothing.
+    let started = std::time::Instant::now();
+    let (client, client_port) = stalled_client_of(&app, "Last-Event-ID: 0\r\n").await;
+
+    // Assert: closed as slow after the stall allowance, not left open.
+    let stats = eventually(
+        std::time::Duration::from_secs(40),
+        "the stalled replay to be closed",
+        || {
+            let app = &app;
+            async move {
+                let stats = app.stats().await;
+                (stats["active_connections"] == 0).then_some(stats)
+            }
+        },
+    )
+    .await;
+    let waited = started.elapsed();
+    assert_eq!(stats["closed_by_reason"]["slow"], 1, "{stats}");
+    assert!(
+        waited >= std::time::Duration::from_secs(14),
+        "closed after {waited:?}: a replay the client reads at all is not slow"
+    );
+    eventually(SHORT, "the broker to release the socket", || async move {
+        server_socket(app.port, client_port).is_none().then_some(())
+    })
+    .await;
     drop(client);
 }
