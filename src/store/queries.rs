@@ -54,22 +54,40 @@ macro_rules! events_after {
 /// text is stored only while its row has one of them.
 pub(super) const UNFINISHED_STATUSES: [&str; 2] = ["pending", "running"];
 
+/// The types of the event that ends a task (`StoredEvent::ends_task`).
+pub(super) const TASK_END_TYPES: [&str; 2] = ["complete", "error"];
+
 /// The ids of up to `$batch` of the oldest events created before
 /// `$cutoff_ms` (an `i64`), sparing those of unfinished tasks: a generation
 /// that runs longer than retention keeps its whole text for the viewers who
-/// open it later; once it ends, its old events go with the next prune.
+/// open it later; once it ends, its old events go with the next prune, but
+/// for its end, kept as long as its row: a client that resumes after the
+/// rest is gone still gets the end with its id, and a resume past it is
+/// still told there is nothing more (204), not sent the end again. An
+/// event published with an idempotency key is kept for the key's window
+/// ([`IDEMPOTENCY_WINDOW`](super::IDEMPOTENCY_WINDOW)) even when retention
+/// is shorter: the key lives on its row, and a retry within the window must
+/// still find it.
 /// Expands to a query of `i64`.
 macro_rules! prunable_event_ids {
     ($cutoff_ms:expr, $batch:expr) => {{
+        let cutoff_ms: i64 = $cutoff_ms;
+        let keys_cutoff_ms =
+            cutoff_ms.min(crate::domain::now_ms() - super::IDEMPOTENCY_WINDOW.as_millis() as i64);
         let unfinished = tasks::table
             .filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES))
             .select(tasks::task_id.nullable());
         events::table
-            .filter(events::created_at_ms.lt($cutoff_ms))
+            .filter(events::created_at_ms.lt(cutoff_ms))
             .filter(
-                events::task_id
+                events::idempotency_key
                     .is_null()
-                    .or(events::task_id.ne_all(unfinished)),
+                    .or(events::created_at_ms.lt(keys_cutoff_ms)),
+            )
+            .filter(
+                events::task_id.is_null().or(events::task_id
+                    .ne_all(unfinished)
+                    .and(events::event_type.ne_all(super::queries::TASK_END_TYPES))),
             )
             .order(events::id.asc())
             .limit($batch)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SHORT, assert_error, spawn_app};
+use crate::helpers::{LONG, SHORT, assert_error, eventually, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn a_published_event_reaches_a_stream_with_its_id_type_and_compact_data() {
@@ -363,4 +363,39 @@ async fn an_idempotency_key_is_remembered_for_ten_minutes_and_no_longer() {
     stream
         .assert_quiet(std::time::Duration::from_millis(300))
         .await;
+}
+
+/// A retention shorter than the idempotency window does not shorten the
+/// window: the key lives on the event's row, so retention spares a keyed
+/// event for ten minutes, and a retry within them is still the first one.
+#[actix_web::test]
+async fn a_retention_shorter_than_ten_minutes_still_remembers_keys_for_ten() {
+    let app = spawn_app_with(|s| s.retention = Duration::from_secs(1)).await;
+    let keyed = json!({"event_type": "commit", "data": {"n": 1}, "idempotency_key": "ret-1"});
+    let first = app.publish_one(&keyed).await;
+    let unkeyed = app.publish_one(&json!({"event_type": "commit"})).await;
+    eventually(
+        LONG,
+        "retention to prune the event without a key",
+        || async {
+            let history = app.get_json("/sse/history").await;
+            let ids: Vec<i64> = history["events"]
+                .as_array()?
+                .iter()
+                .filter_map(|e| e["id"].as_i64())
+                .collect();
+            (!ids.contains(&unkeyed)).then_some(ids)
+        },
+    )
+    .await;
+    let mut stream = app
+        .open_stream("/sse/events", &[("Last-Event-ID", &unkeyed.to_string())])
+        .await;
+
+    assert_eq!(
+        app.publish_one(&keyed).await,
+        first,
+        "the retry is the first event"
+    );
+    stream.assert_quiet(Duration::from_millis(300)).await;
 }

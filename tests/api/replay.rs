@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{LONG, SHORT, TestApp, eventually, labelled_sum, spawn_app, spawn_app_with};
 
@@ -423,7 +423,12 @@ async fn a_finished_task_whose_events_retention_removed_still_ends() {
     let app = spawn_app_with(|s| s.retention = Duration::from_secs(1)).await;
     let created = app.post_json("/tasks", &json!({"task_id": "old"})).await;
     assert_eq!(created.status().as_u16(), 201);
-    app.post_json("/tasks/old/text", &json!({"delta": "gone"}))
+    let text = app
+        .post_json("/tasks/old/text", &json!({"delta": "gone"}))
+        .await;
+    let text: Value = text.json().await.expect("a JSON answer");
+    let text_id = text["ids"][0].as_i64().expect("the text event's id");
+    app.post_json("/tasks/old/text", &json!({"delta": " too"}))
         .await;
     let done = app
         .post_json("/tasks/old/complete", &json!({"result": {"n": 1}}))
@@ -450,11 +455,38 @@ async fn a_finished_task_whose_events_retention_removed_still_ends() {
         "{events:?}"
     );
     let end = events.last().unwrap();
-    assert_eq!(end.id, None, "the row's end has no id");
     assert_eq!(end.json()["status"], "completed");
     assert_eq!(end.json()["result"], json!({"n": 1}));
     assert!(ui.contains(r#""type":"finish""#), "{ui}");
     assert!(ui.trim_end().ends_with("data: [DONE]"), "{ui}");
+
+    // The end is kept with its id, so an EventSource reconnecting after it
+    // is told there is nothing more (204) instead of being sent it again,
+    // and one that resumes from before it (the text it missed pruned)
+    // still gets it.
+    let end_id = end.id_number().expect("the end keeps its id");
+    assert!(end_id > text_id, "{events:?}");
+    let past_end = app
+        .stream_response(
+            "/tasks/old/events",
+            &[("Last-Event-ID", &end_id.to_string())],
+        )
+        .await;
+    assert_eq!(past_end.status().as_u16(), 204);
+    let mut missed_end = app
+        .open_stream(
+            "/tasks/old/events",
+            &[("Last-Event-ID", &text_id.to_string())],
+        )
+        .await;
+    let resumed = missed_end.read_to_end(SHORT).await;
+    let kinds: Vec<&str> = resumed.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(
+        kinds,
+        ["replay_truncated", "progress", "complete"],
+        "{resumed:?}"
+    );
+    assert_eq!(resumed.last().and_then(|e| e.id_number()), Some(end_id));
 }
 
 /// A task younger than retention has all its events, however much else
