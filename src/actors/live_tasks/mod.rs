@@ -309,11 +309,16 @@ impl LiveTasks {
                                 live.ops.push_front(op);
                             }
                         }
-                        // Gone, or unreadable: forget it; the next write loads it.
-                        _ => {
+                        // Gone, or unreadable: forget it; the next write loads
+                        // it. Unreadable is the store's failure (503, retry),
+                        // not a race between writers (409).
+                        failed => {
                             let live = act.tasks.remove(&task_id).expect("checked above");
                             for op in again.into_iter().chain(live.ops) {
-                                op.refuse(TaskWriteError::Contended);
+                                op.refuse(match &failed {
+                                    Err(error) => TaskWriteError::Store(error.for_another()),
+                                    Ok(_) => TaskWriteError::NotFound,
+                                });
                             }
                             return;
                         }

@@ -144,3 +144,78 @@ async fn a_nul_in_a_tasks_text_is_422_and_leaves_the_store_healthy() {
     assert_eq!(task["message"], Value::Null, "{task}");
     assert_eq!(task["error"], Value::Null, "{task}");
 }
+
+/// One producer writing one request after another through a store stall
+/// gets 503 (retry) for each write the stall stops, never 409 `conflict`:
+/// that one says writers raced, which one producer per task never sees,
+/// and a worker that takes a 409 for "stop" would abandon a healthy job.
+#[actix_web::test]
+async fn one_producers_writes_through_a_store_stall_are_503_and_never_409() {
+    let db = TestDb::create().await;
+    let node = start_alone(&db, |s| s.store_timeout = Duration::from_millis(700)).await;
+    let client = reqwest::Client::new();
+    let write = |method: reqwest::Method, path: &str, body: Value| {
+        let request = client.request(method, node.url(path)).json(&body);
+        async move {
+            let response = request.send().await.expect("an answer");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+    };
+    let (created, body) = write(
+        reqwest::Method::POST,
+        "/tasks",
+        json!({"task_id": "stalled"}),
+    )
+    .await;
+    assert_eq!(created, 201, "{body}");
+    // A write before the stall: the task is in the instance's memory.
+    let (started, body) = write(
+        reqwest::Method::PATCH,
+        "/tasks/stalled",
+        json!({"progress": 5}),
+    )
+    .await;
+    assert_eq!(started, 200, "{body}");
+    let (locker, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .expect("a session of its own");
+    actix_rt::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE events, tasks IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("the tables locked");
+
+    let mut answers = Vec::new();
+    for progress in 1..=4 {
+        answers.push(
+            write(
+                reqwest::Method::PATCH,
+                "/tasks/stalled",
+                json!({"progress": progress * 10}),
+            )
+            .await,
+        );
+    }
+    locker.batch_execute("COMMIT").await.expect("unlocked");
+
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "a write the stall stopped: {body}");
+        assert!(body.contains("store_unavailable"), "{body}");
+    }
+    let recovered = poll(LONG, "a write after the stall", || async {
+        let (status, body) = write(
+            reqwest::Method::PATCH,
+            "/tasks/stalled",
+            json!({"progress": 50}),
+        )
+        .await;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("{status}: {body}"))
+        }
+    })
+    .await;
+    assert!(recovered.contains("\"progress\":50"), "{recovered}");
+}
