@@ -51,10 +51,14 @@ impl ControlCall {
             .publish::<_, _, i64>(&self.control, payload)
             .await
             .map_err(unavailable)?;
-        // BLPOP blocks its connection: one of its own.
+        // BLPOP blocks its connection: one of its own, whose response
+        // timeout outlasts the wait (redis' default, 500 ms, would end a
+        // silence as an error, and miss a holder answering after it).
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(HOLDER_TIMEOUT + Duration::from_secs(1)));
         let mut waiting = self
             .client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(unavailable)?;
         let popped: Option<(String, String)> = waiting

@@ -568,11 +568,19 @@ async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_th
         .assert_quiet(std::time::Duration::from_millis(300))
         .await;
 
-    // No such stream anywhere: 404.
+    // No such stream anywhere: 404, once the cluster was given its whole
+    // 1.5 s to answer. (Redis' default response timeout, 500 ms, once
+    // ended the wait early as an error: a holder answering later was lost.)
+    let asked = std::time::Instant::now();
     let unknown = change(&alice, "00000000-0000-4000-8000-000000000000", "p1")
         .await
         .expect("sent");
+    let waited = asked.elapsed();
     crate::helpers::assert_error(unknown, 404, "connection_not_found").await;
+    assert!(
+        waited >= std::time::Duration::from_millis(1400),
+        "the holders were given {waited:?} to answer"
+    );
 }
 
 /// In a cluster an operator's `DELETE /sse/connections/{id}` may land on
