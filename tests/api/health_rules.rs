@@ -677,3 +677,51 @@ async fn monitoring_shows_the_configured_health_thresholds() {
         monitoring["health_indicators"]
     );
 }
+
+/// `sse_redis_bridge_up` moves with the link, as `/health` does: read right
+/// after `/health` says the link went down (or came back), the gauge says
+/// so too. It once waited for the sampler's next turn, up to 5 s.
+#[actix_web::test]
+async fn the_redis_link_gauge_moves_with_the_link_not_with_the_sampler() {
+    let mut redis = RedisServer::start().await;
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(SecretString::from(redis.url()));
+        s.cluster_name = format!("link-{}", uuid::Uuid::new_v4().simple());
+    })
+    .await;
+    wait_for_gauge(&app, "sse_redis_bridge_up", &[], "the link up (1)", |v| {
+        v == 1.0
+    })
+    .await;
+    let link_is = |up: bool| {
+        let app = &app;
+        async move {
+            try_poll(LONG, Duration::from_millis(20), || async move {
+                let health: Value = app.get("/health").await.json().await.expect("JSON");
+                let redis = &health["checks"]["redis"]["status"];
+                if (*redis == "up") == up {
+                    Ok(())
+                } else {
+                    Err(format!("{health}"))
+                }
+            })
+            .await
+            .unwrap_or_else(|seen| panic!("/health never said the link is up={up}: {seen}"));
+            let text = app.get("/metrics").await.text().await.unwrap_or_default();
+            sample(&text, "sse_redis_bridge_up", &[])
+        }
+    };
+
+    redis.kill();
+    assert_eq!(
+        link_is(false).await,
+        Some(0.0),
+        "the gauge when /health says down"
+    );
+    redis.restart().await;
+    assert_eq!(
+        link_is(true).await,
+        Some(1.0),
+        "the gauge when /health says up"
+    );
+}

@@ -186,6 +186,9 @@ impl RedisBridge {
         }
         self.state = LinkState::Down;
         self.last_error = Some(reason);
+        // The gauge moves with the link, as /health does, not at the
+        // sampler's next turn (up to 5 s later).
+        self.metrics.set_redis_bridge(false, None);
         self.publish_status();
     }
 
@@ -254,6 +257,7 @@ impl RedisBridge {
         let was_down = self.state == LinkState::Down;
         self.state = LinkState::Up;
         self.last_error = None;
+        self.metrics.set_redis_bridge(true, None);
         if was_down {
             self.reconnects += 1;
             self.metrics.record_redis_reconnect();
