@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::Snapshot;
 use crate::{
-    actors::redis_bridge::LinkState, actors::registry::AgeBuckets, config::HealthThresholds,
+    actors::redis_bridge::{FOREIGN_WARNING_FOR, LinkState},
+    actors::registry::AgeBuckets,
+    config::HealthThresholds,
     store::ClassReport,
 };
 
@@ -170,6 +172,20 @@ impl Snapshot {
             ));
         }
         if let Some(bridge) = &self.bridge {
+            if let Some(foreign) = bridge
+                .foreign
+                .as_ref()
+                .filter(|seen| seen.at.elapsed() < FOREIGN_WARNING_FOR)
+            {
+                warnings.push(warning(
+                    "foreign_deployment",
+                    format!(
+                        "Another deployment (instance {}, storing in another database) uses                          this cluster's Redis channels; its messages are ignored ({} so far).                          Give each deployment its own --cluster-name",
+                        foreign.instance_id, foreign.ignored
+                    ),
+                    foreign.ignored as f64,
+                ));
+            }
             if bridge.state != LinkState::Up {
                 let reason = bridge
                     .last_error
@@ -305,6 +321,7 @@ mod tests {
             instances: Vec::new(),
             own_redis_count: in_redis,
             own_written_count: written,
+            foreign: None,
         }
     }
 
@@ -657,6 +674,41 @@ mod tests {
             OverallHealth::Degraded,
             &[],
             &["high_connection_count", "stale_connection_accumulation"],
+        );
+    }
+
+    #[test]
+    fn another_deployments_recent_messages_are_a_warning_until_they_stop() {
+        let mut clustered = snapshot(0);
+        let mut status = bridge(LinkState::Up, None, None);
+        status.foreign = Some(crate::actors::redis_bridge::ForeignSighting {
+            instance_id: "staging-1".into(),
+            ignored: 3,
+            at: std::time::Instant::now(),
+        });
+        clustered.bridge = Some(status.clone());
+        let indicators = clustered.health(&defaults());
+        assert_health(
+            &indicators,
+            OverallHealth::Degraded,
+            &[],
+            &["foreign_deployment"],
+        );
+        assert!(
+            indicators.warnings[0].message.contains("staging-1"),
+            "{indicators:?}"
+        );
+
+        let long_ago = std::time::Instant::now() - FOREIGN_WARNING_FOR;
+        if let Some(seen) = status.foreign.as_mut() {
+            seen.at = long_ago;
+        }
+        clustered.bridge = Some(status);
+        assert_health(
+            &clustered.health(&defaults()),
+            OverallHealth::Healthy,
+            &[],
+            &[],
         );
     }
 

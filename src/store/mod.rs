@@ -71,6 +71,8 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);
 #[derive(Clone)]
 pub struct EventStore {
     backend: Backend,
+    /// A shared (PostgreSQL) database's identity; see [`EventStore::identity`].
+    identity: Option<i64>,
     timeout: Duration,
     health: Arc<StoreHealth>,
     metrics: Metrics,
@@ -122,16 +124,28 @@ impl EventStore {
                 Backend::Postgres(postgres::PostgresStore::open(url.expose_secret(), timeout)?)
             }
         };
+        let identity = match &backend {
+            Backend::Postgres(store) => Some(store.identity(&Deadline::after(timeout)).await?),
+            Backend::Sqlite(_) => None,
+        };
         metrics.declare_store_errors(
             &health::Operation::ALL.map(health::Operation::as_str),
             &health::FailureKind::ALL.map(health::FailureKind::as_str),
         );
         Ok(Self {
             backend,
+            identity,
             timeout,
             health: Arc::default(),
             metrics,
         })
+    }
+
+    /// Which database this is, as every instance sharing it knows it (a
+    /// random number the first one drew); `None` for SQLite, a file of one
+    /// instance's own.
+    pub fn identity(&self) -> Option<i64> {
+        self.identity
     }
 
     pub fn backend(&self) -> &'static str {

@@ -19,6 +19,22 @@ pub(super) const PRUNED_THROUGH: &str = "pruned_through_id";
 /// writes; nothing reads it).
 pub(super) const WRITE_PROBE: &str = "write_probe_at_ms";
 
+/// This database's identity in a cluster: a random number drawn by the
+/// first instance to open it, so instances can tell their own deployment's
+/// messages on a Redis shared with another one.
+pub(super) const STORE_IDENTITY: &str = "store_identity";
+
+/// Sets `key` to `value` unless it is set (it keeps the first value drawn).
+pub(super) async fn set_once(c: &mut AsyncPgConnection, key: &str, value: i64) -> QueryResult<()> {
+    diesel::insert_into(broker_state::table)
+        .values((broker_state::key.eq(key), broker_state::value.eq(value)))
+        .on_conflict(broker_state::key)
+        .do_nothing()
+        .execute(c)
+        .await
+        .map(drop)
+}
+
 /// Mark `key`, 0 while unset.
 pub(super) async fn read(c: &mut AsyncPgConnection, key: &str) -> QueryResult<i64> {
     Ok(broker_state::table

@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 53] = [
+const SPEC_METRICS: [(&str, Kind); 54] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -97,6 +97,7 @@ const SPEC_METRICS: [(&str, Kind); 53] = [
     ("sse_start_time_seconds", Kind::Gauge),
     ("sse_redis_bridge_up", Kind::Gauge),
     ("sse_redis_bridge_reconnects_total", Kind::Counter),
+    ("sse_redis_bridge_foreign_messages_total", Kind::Counter),
     ("sse_health_status", Kind::Gauge),
     ("sse_health_alerts", Kind::Gauge),
     ("sse_registry_resets_total", Kind::Counter),
@@ -110,8 +111,9 @@ const SPEC_METRICS: [(&str, Kind); 53] = [
 /// Every health rule of `/health` with its severity, and the alert that
 /// stands for it. `store_failing` is a rule at both
 /// levels.
-const HEALTH_RULES: [(&str, &str, &str); 13] = [
+const HEALTH_RULES: [(&str, &str, &str); 14] = [
     ("connection_mismatch", "high", "SseBrokerConnectionMismatch"),
+    ("foreign_deployment", "medium", "SseBrokerForeignDeployment"),
     (
         "high_cleanup_error_rate",
         "high",

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     RedisBridge,
-    control_call::ControlCall,
+    control_call::waiting_connection,
     wire::{ConnectionsReply, ControlRequest, push_reply},
 };
 use crate::{actors::registry::ListConnections, domain::ProjectAccess};
@@ -42,32 +42,24 @@ impl Handler<ListClusterConnections> for RedisBridge {
     type Result = ResponseActFuture<Self, Result<Value, ClusterListingError>>;
 
     fn handle(&mut self, msg: ListClusterConnections, _: &mut Context<Self>) -> Self::Result {
-        let ControlCall {
-            publisher,
-            client,
-            control,
-            reply_to,
-        } = self.control_call("reply");
+        let call = self.control_call("reply");
         let expected = self.instances.len().max(1);
         let gather = async move {
-            let Some(mut publisher) = publisher else {
+            let Some(mut publisher) = call.publisher.clone() else {
                 return Err(ClusterListingError::Unavailable("not connected".into()));
             };
             let unavailable =
                 |e: redis::RedisError| ClusterListingError::Unavailable(e.to_string());
-            let request = ControlRequest::ListConnections {
-                reply_to: reply_to.clone(),
+            let payload = call.payload(ControlRequest::ListConnections {
+                reply_to: call.reply_to.clone(),
                 limit: msg.offset + msg.limit,
                 projects: msg.scope.to_list(),
-            };
-            let payload = serde_json::to_string(&request).unwrap_or_default();
+            });
             publisher
-                .publish::<_, _, i64>(&control, payload)
+                .publish::<_, _, i64>(&call.control, payload)
                 .await
                 .map_err(unavailable)?;
-            // BLPOP blocks its connection: use one of its own, not the shared one.
-            let mut waiting = client
-                .get_multiplexed_async_connection()
+            let mut waiting = waiting_connection(&call.client, GATHER_TIMEOUT)
                 .await
                 .map_err(unavailable)?;
             let deadline = Instant::now() + GATHER_TIMEOUT;
@@ -80,7 +72,7 @@ impl Handler<ListClusterConnections> for RedisBridge {
                     break;
                 }
                 let popped: Option<(String, String)> = waiting
-                    .blpop(&reply_to, remaining)
+                    .blpop(&call.reply_to, remaining)
                     .await
                     .map_err(unavailable)?;
                 let Some((_, body)) = popped else { break };

@@ -11,7 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
     LinkState, RedisBridge,
-    wire::{ControlRequest, push_reply},
+    wire::{ControlMessage, ControlRequest, push_reply},
 };
 
 /// How long a request about one stream waits for the instance holding it.
@@ -24,6 +24,23 @@ pub(super) struct ControlCall {
     pub control: String,
     /// The list every instance pushes its answer onto.
     pub reply_to: String,
+    /// Who asks, from which store: see `strangers`.
+    pub origin: String,
+    pub store: Option<i64>,
+}
+
+/// A connection of its own for a BLPOP of up to `wait` (it blocks its
+/// connection), whose response timeout outlasts the wait: redis' default,
+/// 500 ms, would end a silence as an error, and miss an answer after it.
+pub(super) async fn waiting_connection(
+    client: &redis::Client,
+    wait: Duration,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(wait + Duration::from_secs(1)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
 }
 
 /// Why a request about one stream got no answer.
@@ -36,6 +53,16 @@ pub(super) enum NoAnswer {
 }
 
 impl ControlCall {
+    /// `request` as published: with who asks, from which store.
+    pub(super) fn payload(&self, request: ControlRequest) -> String {
+        serde_json::to_string(&ControlMessage {
+            store: self.store,
+            origin: Some(self.origin.clone()),
+            request,
+        })
+        .unwrap_or_default()
+    }
+
     /// Publishes `request` (made for this call's reply list) and waits for
     /// the one instance holding the stream it is about to answer.
     pub(super) async fn ask_holder<R: DeserializeOwned>(
@@ -43,22 +70,15 @@ impl ControlCall {
         request: impl FnOnce(String) -> ControlRequest,
     ) -> Result<R, NoAnswer> {
         let unavailable = |error: redis::RedisError| NoAnswer::Unavailable(error.to_string());
+        let payload = self.payload(request(self.reply_to.clone()));
         let mut publisher = self
             .publisher
             .ok_or_else(|| NoAnswer::Unavailable("not connected".into()))?;
-        let payload = serde_json::to_string(&request(self.reply_to.clone())).unwrap_or_default();
         publisher
             .publish::<_, _, i64>(&self.control, payload)
             .await
             .map_err(unavailable)?;
-        // BLPOP blocks its connection: one of its own, whose response
-        // timeout outlasts the wait (redis' default, 500 ms, would end a
-        // silence as an error, and miss a holder answering after it).
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(HOLDER_TIMEOUT + Duration::from_secs(1)));
-        let mut waiting = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+        let mut waiting = waiting_connection(&self.client, HOLDER_TIMEOUT)
             .await
             .map_err(unavailable)?;
         let popped: Option<(String, String)> = waiting
@@ -114,6 +134,8 @@ impl RedisBridge {
                 self.presence_prefix,
                 uuid::Uuid::new_v4().simple()
             ),
+            origin: self.instance_id.clone(),
+            store: self.strangers.own_store(),
         }
     }
 }

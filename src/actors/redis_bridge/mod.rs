@@ -34,6 +34,7 @@ mod echoes;
 mod ordering;
 mod presence;
 mod status;
+mod strangers;
 mod wire;
 
 pub use cluster_drop::DropClusterStream;
@@ -42,7 +43,9 @@ pub use cluster_renewal::RenewClusterStream;
 pub use cluster_subscription::UpdateClusterSubscription;
 use echoes::LocalDeliveries;
 pub use status::{BridgeStatus, InstancePresence, LinkState};
-use wire::{ControlRequest, Envelope, WireEvent};
+use strangers::Strangers;
+pub use strangers::{FOREIGN_WARNING_FOR, ForeignSighting};
+use wire::{ControlMessage, Envelope, WireEvent};
 
 use super::registry::{Registry, Route};
 use crate::{domain::EventId, store::EventStore, telemetry::Metrics};
@@ -101,6 +104,8 @@ pub struct RedisBridge {
     link_epoch: u64,
     /// Where readers find the link's status (see [`RedisBridge::status`]).
     status: watch::Sender<BridgeStatus>,
+    /// Messages of another deployment, and malformed ones.
+    strangers: Strangers,
     metrics: Metrics,
 }
 
@@ -131,6 +136,7 @@ impl RedisBridge {
             format!("{redis_url}?protocol=resp3")
         };
         let client = redis::Client::open(url).map_err(|e| BridgeError::Url(e.to_string()))?;
+        let strangers = Strangers::new(store.identity(), metrics.clone());
         Ok(Self {
             client,
             channel: format!("{cluster_name}:events"),
@@ -157,6 +163,7 @@ impl RedisBridge {
             presence_refreshing: false,
             link_epoch: 0,
             status: watch::Sender::new(BridgeStatus::default()),
+            strangers,
             metrics,
         })
     }
@@ -176,6 +183,7 @@ impl RedisBridge {
             instances: self.instances.clone(),
             own_redis_count: self.own_redis_count,
             own_written_count: self.own_written_count,
+            foreign: self.strangers.sighting(),
         });
     }
 
@@ -279,6 +287,7 @@ impl RedisBridge {
         let batch = self.local.next_batch();
         let envelope = Envelope {
             origin: self.instance_id.clone(),
+            store: self.strangers.own_store(),
             batch: Some(batch),
             previous_id: route.previous_id.map(|id| id.0),
             events: route.events.iter().map(WireEvent::from).collect(),
@@ -339,21 +348,24 @@ impl StreamHandler<PushInfo> for RedisBridge {
                     return;
                 };
                 if message.get_channel_name() == self.control_channel {
-                    match serde_json::from_slice::<ControlRequest>(message.get_payload_bytes()) {
-                        Ok(request) => self.answer_control(request, ctx),
-                        Err(error) => {
-                            tracing::warn!(error.message = %error, "ignoring a malformed control request")
+                    match serde_json::from_slice::<ControlMessage>(message.get_payload_bytes()) {
+                        Ok(control) => {
+                            let origin = control.origin.as_deref().unwrap_or("unnamed");
+                            if self.strangers.admit(control.store, origin) {
+                                self.answer_control(control.request, ctx);
+                            }
                         }
+                        Err(error) => self.strangers.malformed("control", &error),
                     }
                     return;
                 }
                 let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
                     Ok(envelope) => envelope,
-                    Err(error) => {
-                        tracing::warn!(error.message = %error, "ignoring a malformed message on the bus");
-                        return;
-                    }
+                    Err(error) => return self.strangers.malformed("events", &error),
                 };
+                if !self.strangers.admit(envelope.store, &envelope.origin) {
+                    return;
+                }
                 let echo = self
                     .local
                     .take_echo(envelope.origin == self.instance_id, envelope.batch);

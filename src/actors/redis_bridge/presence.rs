@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 
 use std::time::Duration;
 
-use super::{InstancePresence, RedisBridge};
+use super::{InstancePresence, RedisBridge, wire::PresenceRecord};
 
 /// How often this instance writes its connection count; it expires after
 /// three missed writes, so a dead instance drops out of cluster totals.
@@ -30,13 +30,17 @@ impl RedisBridge {
         let instance_id = self.instance_id.clone();
         let prefix = self.presence_prefix.clone();
         let epoch = self.link_epoch;
+        let store = self.strangers.own_store();
         let refresh = async move {
             let active = registry.send(ActiveConnections).await.unwrap_or(0);
             let mut connection = publisher;
-            let own = InstancePresence {
-                instance_id: instance_id.clone(),
-                active_connections: active,
-                updated_at_ms: now_ms(),
+            let own = PresenceRecord {
+                presence: InstancePresence {
+                    instance_id: instance_id.clone(),
+                    active_connections: active,
+                    updated_at_ms: now_ms(),
+                },
+                store,
             };
             let key = format!("{prefix}{instance_id}");
             // What the cluster has believed about us since the last write:
@@ -44,8 +48,8 @@ impl RedisBridge {
             // shows up here as a count that is not ours.
             let seen: Option<String> = connection.get(&key).await?;
             let seen = seen
-                .and_then(|raw| serde_json::from_str::<InstancePresence>(&raw).ok())
-                .map(|presence| presence.active_connections);
+                .and_then(|raw| serde_json::from_str::<PresenceRecord>(&raw).ok())
+                .map(|record| record.presence.active_connections);
             let body = serde_json::to_string(&own).unwrap_or_default();
             connection
                 .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
@@ -75,7 +79,7 @@ impl RedisBridge {
                     .query_async(&mut connection)
                     .await?
             };
-            let instances: Vec<InstancePresence> = values
+            let instances: Vec<PresenceRecord> = values
                 .into_iter()
                 .flatten()
                 .filter_map(|v| serde_json::from_str(&v).ok())
@@ -102,11 +106,20 @@ impl RedisBridge {
 
     fn record_presence(
         &mut self,
-        result: Result<(Vec<InstancePresence>, Option<usize>, usize), redis::RedisError>,
+        result: Result<(Vec<PresenceRecord>, Option<usize>, usize), redis::RedisError>,
         epoch: u64,
     ) {
         match result {
-            Ok((mut instances, seen, written)) => {
+            Ok((records, seen, written)) => {
+                // Another deployment's instances are not this cluster's.
+                let mut instances: Vec<InstancePresence> = records
+                    .into_iter()
+                    .filter(|record| {
+                        self.strangers
+                            .admit(record.store, &record.presence.instance_id)
+                    })
+                    .map(|record| record.presence)
+                    .collect();
                 instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
                 self.instances = instances;
                 // Compare what Redis held with what we wrote there

@@ -39,4 +39,7 @@ pub struct BridgeStatus {
     /// `own_redis_count` should be. `None` before two refreshes in a row on
     /// one unbroken link.
     pub own_written_count: Option<usize>,
+    /// The latest message of another deployment seen on this cluster's
+    /// channels (see `strangers`).
+    pub foreign: Option<super::ForeignSighting>,
 }

@@ -24,6 +24,10 @@ pub(super) struct WireEvent {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Envelope {
     pub origin: String,
+    /// The origin's store identity (see `strangers`); absent from SQLite
+    /// stores and older instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<i64>,
     /// The origin's number for this batch (absent from older instances).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<u64>,
@@ -59,6 +63,28 @@ impl WireEvent {
             trace_context: self.traceparent.as_deref(),
         })
     }
+}
+
+/// A control request as sent: the request, and who sent it from which
+/// store (both absent from older instances).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ControlMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(flatten)]
+    pub request: ControlRequest,
+}
+
+/// An instance's presence record as written to Redis: what `/sse/stats`
+/// shows of it, and its store (see `strangers`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct PresenceRecord {
+    #[serde(flatten)]
+    pub presence: super::InstancePresence,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<i64>,
 }
 
 /// A request every instance answers by pushing its reply onto `reply_to`.

@@ -275,6 +275,10 @@ impl Metrics {
         self.inner.redis_reconnects.add(1, &[]);
     }
 
+    pub fn record_foreign_message(&self) {
+        self.inner.redis_foreign_messages.add(1, &[]);
+    }
+
     pub fn set_cleanup_state(&self, running: bool, error_rate: f64, last_run_unix_secs: f64) {
         let sampled = &self.inner.sampled;
         sampled

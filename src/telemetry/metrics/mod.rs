@@ -53,6 +53,7 @@ struct Inner {
     auth_failures: Counter<u64>,
     jwks_refreshes: Counter<u64>,
     redis_reconnects: Counter<u64>,
+    redis_foreign_messages: Counter<u64>,
     events_published: Counter<u64>,
     events_delivered: Counter<u64>,
     events_dropped: Counter<u64>,
@@ -295,6 +296,11 @@ impl Metrics {
                 redis_reconnects: counter(
                     "sse.redis_bridge.reconnects",
                     "Times the Redis link was lost and established again",
+                ),
+                redis_foreign_messages: counter(
+                    "sse.redis_bridge.foreign_messages",
+                    "Messages and presence records of another deployment (instances storing in \
+                     another database) on this cluster's Redis channels, ignored",
                 ),
                 heap_trims: counter(
                     "sse.heap.trims",

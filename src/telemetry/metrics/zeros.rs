@@ -59,6 +59,7 @@ impl Metrics {
             &inner.cleanup_failed,
             &inner.registry_resets,
             &inner.redis_reconnects,
+            &inner.redis_foreign_messages,
             &inner.heap_trims,
         ] {
             counter.add(0, &[]);

@@ -13,6 +13,7 @@ mod redis_hang;
 mod redis_restart;
 mod shared_tasks;
 mod stalled_instance;
+mod two_deployments;
 
 use std::{
     cell::{Cell, RefCell},

@@ -1,0 +1,79 @@
+//! Two deployments on one Redis with the same cluster name (staging beside
+//! production, both left at the default name): neither sees the other's
+//! events or instances, each keeps delivering its own, and `/health` warns.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{
+    harness::{
+        LONG, Node, SHORT, TestDb, cluster_name, poll, settings, shared_redis_url, wait_for_health,
+    },
+    is_healthy_with_redis_up,
+};
+
+#[actix_web::test]
+async fn a_deployment_on_another_database_sharing_the_cluster_name_is_ignored_and_reported() {
+    let (production_db, staging_db) = (TestDb::create().await, TestDb::create().await);
+    let (cluster, redis) = (cluster_name(), shared_redis_url());
+    let production = Node::start(settings(
+        production_db.database_url(),
+        Some(&redis),
+        &cluster,
+        "prod-1",
+    ))
+    .await;
+    let staging = Node::start(settings(
+        staging_db.database_url(),
+        Some(&redis),
+        &cluster,
+        "staging-1",
+    ))
+    .await;
+    for node in [&production, &staging] {
+        wait_for_health(node, SHORT, "Redis up", |status, body| {
+            status == 200 && body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    let mut watching_staging = staging.open_stream(None).await;
+
+    // Production's event, with an id from its own database, and staging's.
+    production
+        .publish_one(&json!({"event_type": "commit", "project_id": "secret", "data": {"prod": "confidential"}}))
+        .await;
+    let own = staging
+        .publish_one(&json!({"event_type": "commit", "data": {"staging": 1}}))
+        .await;
+
+    let first = watching_staging
+        .next_message(LONG)
+        .await
+        .expect("staging's own event");
+    assert_eq!(first.id_number(), Some(own), "{first:?}");
+    assert_eq!(first.json()["staging"], 1, "{first:?}");
+    watching_staging
+        .assert_quiet(Duration::from_millis(500))
+        .await;
+
+    let health = poll(LONG, "staging to warn of the other deployment", || async {
+        let (status, body) = staging.health().await;
+        let warned = body["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["type"] == "foreign_deployment"));
+        if status == 200 && warned {
+            Ok(body)
+        } else {
+            Err(format!("{status}: {body}"))
+        }
+    })
+    .await;
+    assert!(health.to_string().contains("prod-1"), "{health}");
+    let stats = staging.stats().await;
+    assert!(!stats.to_string().contains("prod-1"), "{stats}");
+    assert!(
+        !is_healthy_with_redis_up(200, &health),
+        "degraded, not healthy: {health}"
+    );
+}
