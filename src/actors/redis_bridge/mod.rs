@@ -18,10 +18,8 @@
 
 use std::time::Duration;
 
-use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler, WrapFuture,
-};
-use redis::{AsyncCommands, PushInfo, PushKind, aio::ConnectionManager};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture};
+use redis::{AsyncCommands, PushInfo, aio::ConnectionManager};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -31,6 +29,7 @@ mod cluster_renewal;
 mod cluster_subscription;
 mod control_call;
 mod echoes;
+mod inbound;
 mod ordering;
 mod presence;
 mod status;
@@ -45,7 +44,7 @@ use echoes::LocalDeliveries;
 pub use status::{BridgeStatus, InstancePresence, LinkState};
 use strangers::Strangers;
 pub use strangers::{FOREIGN_WARNING_FOR, ForeignSighting};
-use wire::{ControlMessage, Envelope, WireEvent};
+use wire::{Envelope, WireEvent};
 
 use super::registry::{Registry, Route};
 use crate::{domain::EventId, store::EventStore, telemetry::Metrics};
@@ -337,64 +336,6 @@ impl Actor for RedisBridge {
             }
         });
         ctx.run_interval(presence::PRESENCE_PERIOD, Self::refresh_presence);
-    }
-}
-
-impl StreamHandler<PushInfo> for RedisBridge {
-    fn handle(&mut self, push: PushInfo, ctx: &mut Context<Self>) {
-        match push.kind {
-            PushKind::Message => {
-                let Some(message) = redis::Msg::from_push_info(push) else {
-                    return;
-                };
-                if message.get_channel_name() == self.control_channel {
-                    match serde_json::from_slice::<ControlMessage>(message.get_payload_bytes()) {
-                        Ok(control) => {
-                            let origin = control.origin.as_deref().unwrap_or("unnamed");
-                            if self.strangers.admit(control.store, origin) {
-                                self.answer_control(control.request, ctx);
-                            }
-                        }
-                        Err(error) => self.strangers.malformed("control", &error),
-                    }
-                    return;
-                }
-                let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
-                    Ok(envelope) => envelope,
-                    Err(error) => return self.strangers.malformed("events", &error),
-                };
-                if !self.strangers.admit(envelope.store, &envelope.origin) {
-                    return;
-                }
-                let echo = self
-                    .local
-                    .take_echo(envelope.origin == self.instance_id, envelope.batch);
-                let events = envelope
-                    .events
-                    .into_iter()
-                    .filter_map(WireEvent::into_domain)
-                    .filter(|event| !echo || event.id.is_some())
-                    .collect();
-                self.accept(
-                    Route {
-                        events,
-                        previous_id: envelope.previous_id.map(EventId),
-                    },
-                    ctx,
-                );
-            }
-            PushKind::Disconnection => self.mark_down("connection to Redis lost".into()),
-            PushKind::Subscribe if self.state != LinkState::Up => self.link_up(ctx),
-            _ => {}
-        }
-    }
-
-    /// The push channel never ends while the subscriber lives; if it does,
-    /// reconnect from scratch.
-    fn finished(&mut self, _: &mut Context<Self>) {
-        self.subscriber = None;
-        self.publisher = None;
-        self.mark_down("subscription ended".into());
     }
 }
 
