@@ -195,8 +195,9 @@ impl StreamService {
             after,
             limit as i64,
         )
-        // Store reads of a quarter of the answer each: the last one takes
-        // it past the bound by at most that much.
+        // Store reads of a quarter of the answer each, each narrowed to
+        // what is left by what the rows so far weighed: events of mixed
+        // sizes may still take it somewhat past the bound.
         .weighing(HISTORY_PAGE_BYTES / 4);
         // Visibility is applied after the query, so read pages until the
         // answer is full, heavy enough, or the store is exhausted.
@@ -204,10 +205,15 @@ impl StreamService {
         let mut position = after;
         let mut heavy = false;
         while events.len() < limit && !cursor.is_exhausted() {
-            if cursor.bytes_read() >= HISTORY_PAGE_BYTES {
+            let Some(left) = HISTORY_PAGE_BYTES.checked_sub(cursor.bytes_read()) else {
+                heavy = true;
+                break;
+            };
+            if left == 0 {
                 heavy = true;
                 break;
             }
+            cursor.narrow_next_page(left);
             for event in cursor.next_page().await? {
                 let Some(id) = event.id else { continue };
                 if events.len() == limit {

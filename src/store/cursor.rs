@@ -65,6 +65,8 @@ pub struct EventCursor {
     /// The most rows a page may have (the size asked for).
     max_rows: i64,
     bytes_read: usize,
+    /// What a row of the last page weighed on average, in bytes.
+    per_row: Option<usize>,
 }
 
 /// Rows of a weighed cursor's first page, before the events' size is known:
@@ -110,6 +112,7 @@ impl EventCursor {
             exhausted: false,
             page_bytes: None,
             bytes_read: 0,
+            per_row: None,
         }
     }
 
@@ -140,9 +143,18 @@ impl EventCursor {
             && page.rows > 0
         {
             let per_row = (page.data_bytes / page.rows).max(1);
+            self.per_row = Some(per_row);
             self.page.limit = ((budget / per_row) as i64).clamp(1, self.max_rows);
         }
         Ok(page.events)
+    }
+
+    /// The next page of a weighed cursor weighs about `bytes` at most (at
+    /// least one row), by what the rows of the last one weighed.
+    pub fn narrow_next_page(&mut self, bytes: usize) {
+        if let Some(per_row) = self.per_row {
+            self.page.limit = self.page.limit.min(((bytes / per_row) as i64).max(1));
+        }
     }
 
     /// The event data read so far, in bytes (as stored).
