@@ -187,6 +187,15 @@ impl Connection {
     }
 
     fn send_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        // A client stuck in the middle of a large frame (a task's rolled-up
+        // text) takes nothing more, and the frame is all in memory: it is
+        // slow, as a replay's client that takes none of it.
+        if let Some(since) = self.stats.stuck_mid_frame_since_ms()
+            && now_ms() - since >= REPLAY_STALL.as_millis() as i64
+        {
+            tracing::info!(connection_id = %self.id, stall_secs = REPLAY_STALL.as_secs(), "the client read nothing of a large frame in time: closed as slow");
+            return self.close(CloseReason::Slow, ctx);
+        }
         let frame = OutboundFrame::control(sse_frame::encode_control(
             "heartbeat",
             &json!({ "ts": now_ms() }),

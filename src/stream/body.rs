@@ -25,6 +25,13 @@ use crate::{
 /// A burst of queued frames is joined into chunks of about this size: big
 /// enough to save per-chunk work, small enough for actix's write buffer.
 const MAX_CHUNK_BYTES: usize = 16 * 1024;
+/// A larger frame (a task's rolled-up text: the whole answer) goes to
+/// actix in pieces of this size, each taken only once actix's buffer has
+/// room: a client that stops reading then stops taking pieces, which the
+/// stream's actor sees (`ConnectionStats::stuck_mid_frame_since_ms`) and
+/// closes as slow, instead of leaving the whole frame in actix's buffer
+/// until the stale check.
+const FRAME_PIECE_BYTES: usize = 64 * 1024;
 
 /// The `text/event-stream` response body of one stream.
 ///
@@ -40,6 +47,8 @@ pub struct StreamBody {
     /// `--write-delay-ms`, when set: see [`WriteDelay`]. Boxed: a stream
     /// without it carries one pointer, not the whole state.
     delay: Option<Box<WriteDelay>>,
+    /// What actix has yet to take of a frame larger than a piece.
+    rest: Option<Bytes>,
 }
 
 /// The opt-in write delay (`--write-delay-ms`): a frame reaching an idle
@@ -126,6 +135,9 @@ impl MessageBody for StreamBody {
                 Poll::Pending => {}
             }
         }
+        if let Some(rest) = self.rest.take() {
+            return Poll::Ready(Some(Ok(self.piece_of(rest))));
+        }
         let this = &mut *self;
         let polled = match &mut this.delay {
             Some(delay) => delay.poll_first(&mut this.queue, cx),
@@ -139,6 +151,10 @@ impl MessageBody for StreamBody {
         let now = now_ms();
         self.stats
             .record_write(&first, &self.metrics.delivery_lag, now);
+        if first.bytes.len() > FRAME_PIECE_BYTES {
+            self.metrics.frames_per_write.observe(1.0);
+            return Poll::Ready(Some(Ok(self.piece_of(first.bytes.clone()))));
+        }
         let Ok(second) = self.queue.try_recv() else {
             self.metrics.frames_per_write.observe(1.0);
             return Poll::Ready(Some(Ok(first.bytes.clone())));
@@ -161,6 +177,35 @@ impl MessageBody for StreamBody {
         self.metrics.frames_per_write.observe(f64::from(frames));
         Poll::Ready(Some(Ok(chunk.freeze())))
     }
+}
+
+impl StreamBody {
+    fn piece_of(&mut self, bytes: Bytes) -> Bytes {
+        next_piece(&self.stats, &mut self.rest, bytes)
+    }
+
+    /// The stream's counters (the UI message stream's body pieces its own
+    /// large parts with them).
+    pub(super) fn stats(&self) -> &ConnectionStats {
+        &self.stats
+    }
+}
+
+/// The next piece of `bytes` for actix, keeping what is left in `rest` for
+/// the next poll; marks the stream as in the middle of a frame meanwhile.
+pub(super) fn next_piece(
+    stats: &ConnectionStats,
+    rest: &mut Option<Bytes>,
+    mut bytes: Bytes,
+) -> Bytes {
+    if bytes.len() <= FRAME_PIECE_BYTES {
+        stats.frame_done();
+        return bytes;
+    }
+    let piece = bytes.split_to(FRAME_PIECE_BYTES);
+    stats.mid_frame(now_ms());
+    *rest = Some(bytes);
+    piece
 }
 
 /// The halves of a new stream: the body goes into the HTTP response, the
@@ -197,6 +242,7 @@ impl StreamParts {
                         backlog: false,
                     })
                 }),
+                rest: None,
             },
             queue,
             abort,
@@ -242,6 +288,37 @@ mod tests {
 
     async fn send(parts: &StreamParts, text: &str) {
         parts.queue.send(frame(text)).await.expect("queue open");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_larger_than_a_piece_goes_out_piece_by_piece_and_alone() {
+        let mut parts = parts(0);
+        let large: String = (0..200_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        send(&parts, &large).await;
+        send(&parts, "after").await;
+        let mut taken = Vec::new();
+        while taken.iter().map(Bytes::len).sum::<usize>() < large.len() {
+            let Poll::Ready(Some(piece)) = poll_once(&mut parts.body).await else {
+                panic!("the large frame stopped after {} pieces", taken.len());
+            };
+            assert!(piece.len() <= FRAME_PIECE_BYTES, "{}", piece.len());
+            let whole = taken.iter().map(Bytes::len).sum::<usize>() + piece.len() >= large.len();
+            assert_eq!(
+                parts.stats.stuck_mid_frame_since_ms().is_some(),
+                !whole,
+                "marked in the middle of the frame only"
+            );
+            taken.push(piece);
+        }
+        assert_eq!(taken.len(), 4);
+        assert_eq!(taken.concat(), large.as_bytes());
+        assert_eq!(
+            poll_once(&mut parts.body).await,
+            Poll::Ready(Some("after".into())),
+            "the next frame after the whole large one"
+        );
     }
 
     #[tokio::test(start_paused = true)]

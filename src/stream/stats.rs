@@ -18,6 +18,9 @@ pub struct ConnectionStats {
     /// Unix seconds when the stream's token expires; 0: never. A renewed
     /// token moves it later (`POST /sse/connections/{id}/token`).
     token_expires_at: AtomicU64,
+    /// When actix last took a piece of a large frame it has not taken
+    /// whole yet (ms since the epoch); 0 between frames.
+    mid_frame_since_ms: AtomicI64,
 }
 
 impl ConnectionStats {
@@ -30,7 +33,24 @@ impl ConnectionStats {
             last_event_id: AtomicI64::new(resume_after.map_or(0, |id| id.0)),
             last_lag_ms: AtomicI64::new(-1),
             token_expires_at: AtomicU64::new(0),
+            mid_frame_since_ms: AtomicI64::new(0),
         }
+    }
+
+    /// Actix took a piece of a large frame at `now`, and more is left.
+    pub(super) fn mid_frame(&self, now: i64) {
+        self.mid_frame_since_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Actix took the last piece of a large frame.
+    pub(super) fn frame_done(&self) {
+        self.mid_frame_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Since when the client has taken nothing of a large frame begun
+    /// (ms since the epoch): a client that stopped reading in its middle.
+    pub fn stuck_mid_frame_since_ms(&self) -> Option<i64> {
+        Some(self.mid_frame_since_ms.load(Ordering::Relaxed)).filter(|at| *at > 0)
     }
 
     /// When the stream's token expires (unix seconds); `None`: never.

@@ -19,7 +19,7 @@ use actix_web::body::{BodySize, MessageBody};
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-use super::{CloseReason, StreamAborted, StreamBody};
+use super::{CloseReason, StreamAborted, StreamBody, body::next_piece};
 use crate::domain::{AiSdkMajor, SseParser, UiMessageTranslator};
 
 pub struct UiMessageBody {
@@ -31,6 +31,9 @@ pub struct UiMessageBody {
     /// The broker closed the stream before its message ended: once what
     /// came before is written, the response is cut off.
     cut_off: Option<CloseReason>,
+    /// What actix has yet to take of a large part (a rolled-up text), given
+    /// in pieces as the inner body gives its frames (see `body`).
+    rest: Option<Bytes>,
 }
 
 impl UiMessageBody {
@@ -42,6 +45,7 @@ impl UiMessageBody {
             parser: SseParser::new(),
             translator: UiMessageTranslator::new(message_id, client),
             cut_off: None,
+            rest: None,
         }
     }
 }
@@ -58,6 +62,13 @@ impl MessageBody for UiMessageBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = &mut *self;
+        if let Some(rest) = this.rest.take() {
+            return Poll::Ready(Some(Ok(next_piece(
+                this.inner.stats(),
+                &mut this.rest,
+                rest,
+            ))));
+        }
         if let Some(reason) = this.cut_off {
             return Poll::Ready(Some(Err(reason.into())));
         }
@@ -82,7 +93,8 @@ impl MessageBody for UiMessageBody {
                     .translate(event.event_type(), &data, &mut out);
             }
             if !out.is_empty() {
-                return Poll::Ready(Some(Ok(out.freeze())));
+                let out = next_piece(this.inner.stats(), &mut this.rest, out.freeze());
+                return Poll::Ready(Some(Ok(out)));
             }
             if let Some(reason) = this.cut_off {
                 return Poll::Ready(Some(Err(reason.into())));

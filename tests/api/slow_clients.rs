@@ -116,12 +116,19 @@ async fn a_slow_client_is_closed_and_counted_while_a_healthy_stream_keeps_receiv
 /// with a small receive buffer so that the broker's side fills quickly.
 /// Returns the connection and its local port, once the stream is open.
 async fn stalled_client(app: &TestApp) -> (tokio::net::TcpStream, u16) {
-    stalled_client_of(app, "").await
+    stalled_client_of(app, "/sse/events", "").await
 }
 
-/// [`stalled_client`] whose request carries `headers` (each line ending
-/// in CRLF).
-async fn stalled_client_of(app: &TestApp, headers: &str) -> (tokio::net::TcpStream, u16) {
+/// [`stalled_client`] of `path` whose request carries `headers` (each line
+/// ending in CRLF).
+async fn stalled_client_of(
+    app: &TestApp,
+    path: &str,
+    headers: &str,
+) -> (tokio::net::TcpStream, u16) {
+    let open_before = app.stats().await["active_connections"]
+        .as_u64()
+        .unwrap_or_default();
     let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
     socket.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
     let mut client = socket
@@ -129,12 +136,12 @@ async fn stalled_client_of(app: &TestApp, headers: &str) -> (tokio::net::TcpStre
         .await
         .expect("connected");
     let port = client.local_addr().expect("a local address").port();
-    let request = format!("GET /sse/events HTTP/1.1\r\nHost: broker\r\n{headers}\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: broker\r\n{headers}\r\n");
     tokio::io::AsyncWriteExt::write_all(&mut client, request.as_bytes())
         .await
         .expect("request sent");
     eventually(SHORT, "the stream to open", || async move {
-        (app.stats().await["active_connections"] == 1).then_some(())
+        (app.stats().await["active_connections"].as_u64() > Some(open_before)).then_some(())
     })
     .await;
     (client, port)
@@ -267,7 +274,8 @@ async fn a_resuming_stream_whose_client_reads_none_of_its_replay_is_closed_as_sl
 
     // Act: resume from the start and read nothing.
     let started = std::time::Instant::now();
-    let (client, client_port) = stalled_client_of(&app, "Last-Event-ID: 0\r\n").await;
+    let (client, client_port) =
+        stalled_client_of(&app, "/sse/events", "Last-Event-ID: 0\r\n").await;
 
     // Assert: closed as slow after the stall allowance, not left open.
     let stats = eventually(
@@ -293,4 +301,68 @@ async fn a_resuming_stream_whose_client_reads_none_of_its_replay_is_closed_as_sl
     })
     .await;
     drop(client);
+}
+
+/// A task's stream rolls the text a viewer missed into one frame: 3 MB
+/// here (one part of the UI message stream). A viewer that reads none of
+/// it once left the whole frame in actix's write buffer until the stale
+/// check (5 minutes). The frame now
+/// goes out in pieces, and a client that takes none for 15 s is closed as
+/// slow at its next heartbeat; a client that reads gets the text whole.
+#[actix_web::test]
+async fn a_task_viewer_that_reads_none_of_its_rolled_up_text_is_closed_as_slow() {
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 256 * 1024;
+        s.heartbeat = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let created = app.post_json("/tasks", &json!({"task_id": "big"})).await;
+    assert_eq!(created.status().as_u16(), 201);
+    let piece: String = (0..60_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    for _ in 0..50 {
+        let written = app
+            .post_json("/tasks/big/text", &json!({ "delta": piece }))
+            .await;
+        assert_eq!(written.status().as_u16(), 202);
+    }
+
+    let started = std::time::Instant::now();
+    let (client, client_port) = stalled_client_of(&app, "/tasks/big/events", "").await;
+    let (ui_client, ui_port) = stalled_client_of(&app, "/tasks/big/ui-message-stream", "").await;
+    let mut reader = app.open_stream("/tasks/big/events", &[]).await;
+    let text = reader.next_message(LONG).await.expect("the rolled-up text");
+    assert!(text.is("text"), "{text:?}");
+    assert_eq!(
+        text.json()["delta"].as_str().map(str::len),
+        Some(50 * piece.len()),
+        "the reader's text is whole"
+    );
+
+    let stats = eventually(
+        std::time::Duration::from_secs(40),
+        "the stalled viewer to be closed",
+        || {
+            let app = &app;
+            async move {
+                let stats = app.stats().await;
+                (stats["closed_by_reason"]["slow"] == 2).then_some(stats)
+            }
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(14),
+        "closed after {:?}: {stats}",
+        started.elapsed()
+    );
+    assert_eq!(stats["active_connections"], 1, "the reader stays: {stats}");
+    eventually(SHORT, "the broker to release the sockets", || async move {
+        (server_socket(app.port, client_port).is_none()
+            && server_socket(app.port, ui_port).is_none())
+        .then_some(())
+    })
+    .await;
+    drop((client, ui_client));
 }
