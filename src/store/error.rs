@@ -26,21 +26,6 @@ pub enum StoreError {
     Query(diesel::result::Error),
 }
 
-impl StoreError {
-    /// The same failure, for another of the writes it stops (the database's
-    /// error, which cannot be copied, as its words).
-    pub fn for_another(&self) -> Self {
-        match self {
-            Self::Timeout(waited) => Self::Timeout(*waited),
-            Self::CommitUnconfirmed(waited) => Self::CommitUnconfirmed(*waited),
-            Self::Open(reason) => Self::Open(reason.clone()),
-            Self::Migration(reason) => Self::Migration(reason.clone()),
-            Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
-            Self::Query(error) => Self::Unavailable(error.to_string()),
-        }
-    }
-}
-
 impl From<diesel::result::Error> for StoreError {
     fn from(error: diesel::result::Error) -> Self {
         Self::Query(error)

@@ -299,6 +299,8 @@ impl LiveTasks {
                         return;
                     };
                     live.in_flight = false;
+                    // Each refused write gets its own copy of why.
+                    let loaded = loaded.map_err(PersistError::from);
                     match loaded {
                         Ok(Some(task)) => {
                             live.status.send_replace(task.status);
@@ -316,7 +318,7 @@ impl LiveTasks {
                             let live = act.tasks.remove(&task_id).expect("checked above");
                             for op in again.into_iter().chain(live.ops) {
                                 op.refuse(match &failed {
-                                    Err(error) => TaskWriteError::Store(error.for_another()),
+                                    Err(error) => TaskWriteError::Persist(error.clone()),
                                     Ok(_) => TaskWriteError::NotFound,
                                 });
                             }
