@@ -10,6 +10,10 @@ use super::{EventId, EventType, IdempotencyKey, ProjectId, TaskRef, TraceParent,
 
 /// Events accepted in one publish request (one array): a stream may
 /// receive that many at once.
+/// The types of a task's last event, with its `task_id` (see
+/// [`StoredEvent::ends_task`]).
+pub const TASK_END_TYPES: [&str; 2] = ["complete", "error"];
+
 pub const MAX_EVENTS_PER_PUBLISH: usize = 1000;
 
 /// Why a publisher's event was refused. Mapped to HTTP in `crate::error`.
@@ -152,7 +156,7 @@ impl StoredEvent {
 
     /// A task's last event: `complete`, or `error` (failed, cancelled).
     pub fn ends_task(&self) -> bool {
-        self.task_id.is_some() && matches!(self.event_type.as_str(), "complete" | "error")
+        self.task_id.is_some() && TASK_END_TYPES.contains(&self.event_type.as_str())
     }
 
     pub fn from_new(event: NewEvent, id: Option<EventId>) -> Self {

@@ -18,7 +18,9 @@ pub mod ui_message_stream;
 
 pub use ai_sdk_major::AiSdkMajor;
 pub use answer_end::{AnswerEnd, FinishReason, TokenUsage};
-pub use event::{EventData, MAX_EVENTS_PER_PUBLISH, NewEvent, RawEvent, StoredEvent};
+pub use event::{
+    EventData, MAX_EVENTS_PER_PUBLISH, NewEvent, RawEvent, StoredEvent, TASK_END_TYPES,
+};
 pub use event_type::{CONTROL_EVENT_TYPES, EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use producer_seq::ProducerSeq;

@@ -59,6 +59,11 @@ pub use sqlite_lock::InstanceLock;
 /// How long a publish's `idempotency_key` is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+/// Since when (ms since the epoch) a key published is still remembered.
+fn keys_remembered_since_ms() -> i64 {
+    crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64
+}
+
 /// The event store, whichever backend holds it. Cheap to clone.
 ///
 /// Every operation is bounded by the store timeout: it runs in a task of
@@ -258,7 +263,7 @@ impl EventStore {
             checks,
             seq_checks,
         } = batch;
-        let dedupe_since_ms = crate::domain::now_ms() - IDEMPOTENCY_WINDOW.as_millis() as i64;
+        let dedupe_since_ms = keys_remembered_since_ms();
         let d = deadline.clone();
         let work = match self.backend.clone() {
             Backend::Sqlite(store) => async move {

@@ -54,9 +54,6 @@ macro_rules! events_after {
 /// text is stored only while its row has one of them.
 pub(super) const UNFINISHED_STATUSES: [&str; 2] = ["pending", "running"];
 
-/// The types of the event that ends a task (`StoredEvent::ends_task`).
-pub(super) const TASK_END_TYPES: [&str; 2] = ["complete", "error"];
-
 /// The ids of up to `$batch` of the oldest events created before
 /// `$cutoff_ms` (an `i64`), sparing those of unfinished tasks: a generation
 /// that runs longer than retention keeps its whole text for the viewers who
@@ -72,8 +69,7 @@ pub(super) const TASK_END_TYPES: [&str; 2] = ["complete", "error"];
 macro_rules! prunable_event_ids {
     ($cutoff_ms:expr, $batch:expr) => {{
         let cutoff_ms: i64 = $cutoff_ms;
-        let keys_cutoff_ms =
-            cutoff_ms.min(crate::domain::now_ms() - super::IDEMPOTENCY_WINDOW.as_millis() as i64);
+        let keys_cutoff_ms = cutoff_ms.min(super::keys_remembered_since_ms());
         let unfinished = tasks::table
             .filter(tasks::status.eq_any(super::queries::UNFINISHED_STATUSES))
             .select(tasks::task_id.nullable());
@@ -87,7 +83,7 @@ macro_rules! prunable_event_ids {
             .filter(
                 events::task_id.is_null().or(events::task_id
                     .ne_all(unfinished)
-                    .and(events::event_type.ne_all(super::queries::TASK_END_TYPES))),
+                    .and(events::event_type.ne_all(crate::domain::TASK_END_TYPES))),
             )
             .order(events::id.asc())
             .limit($batch)
