@@ -31,7 +31,7 @@ const MAX_CHUNK_BYTES: usize = 16 * 1024;
 /// stream's actor sees (`ConnectionStats::stuck_mid_frame_since_ms`) and
 /// closes as slow, instead of leaving the whole frame in actix's buffer
 /// until the stale check.
-const FRAME_PIECE_BYTES: usize = 64 * 1024;
+pub(super) const FRAME_PIECE_BYTES: usize = 64 * 1024;
 
 /// The `text/event-stream` response body of one stream.
 ///
@@ -191,8 +191,10 @@ impl StreamBody {
     }
 }
 
-/// The next piece of `bytes` for actix, keeping what is left in `rest` for
-/// the next poll; marks the stream as in the middle of a frame meanwhile.
+/// The next piece of `bytes` (a frame larger than a piece, or what is left
+/// of one) for actix, keeping what is left in `rest` for the next poll;
+/// marks the stream as in the middle of a frame meanwhile. Ordinary frames
+/// do not come here: they touch no mark.
 pub(super) fn next_piece(
     stats: &ConnectionStats,
     rest: &mut Option<Bytes>,

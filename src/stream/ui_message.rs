@@ -19,7 +19,10 @@ use actix_web::body::{BodySize, MessageBody};
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-use super::{CloseReason, StreamAborted, StreamBody, body::next_piece};
+use super::{
+    CloseReason, StreamAborted, StreamBody,
+    body::{FRAME_PIECE_BYTES, next_piece},
+};
 use crate::domain::{AiSdkMajor, SseParser, UiMessageTranslator};
 
 pub struct UiMessageBody {
@@ -92,9 +95,12 @@ impl MessageBody for UiMessageBody {
                 this.translator
                     .translate(event.event_type(), &data, &mut out);
             }
+            if out.len() > FRAME_PIECE_BYTES {
+                let piece = next_piece(this.inner.stats(), &mut this.rest, out.freeze());
+                return Poll::Ready(Some(Ok(piece)));
+            }
             if !out.is_empty() {
-                let out = next_piece(this.inner.stats(), &mut this.rest, out.freeze());
-                return Poll::Ready(Some(Ok(out)));
+                return Poll::Ready(Some(Ok(out.freeze())));
             }
             if let Some(reason) = this.cut_off {
                 return Poll::Ready(Some(Err(reason.into())));
