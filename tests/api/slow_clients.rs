@@ -339,6 +339,22 @@ async fn a_task_viewer_that_reads_none_of_its_rolled_up_text_is_closed_as_slow()
         Some(50 * piece.len()),
         "the reader's text is whole"
     );
+    let ui = app
+        .stream_response("/tasks/big/ui-message-stream", &[])
+        .await;
+    assert_eq!(ui.status().as_u16(), 200);
+    let mut ui_reader = crate::helpers::EventStream::new(ui);
+    loop {
+        let part = ui_reader.next_event(LONG).await.expect("a part").json();
+        if part["type"] == "text-delta" {
+            assert_eq!(
+                part["delta"].as_str().map(str::len),
+                Some(50 * piece.len()),
+                "the UI message stream's reader gets the text whole, in pieces"
+            );
+            break;
+        }
+    }
 
     let stats = eventually(
         std::time::Duration::from_secs(40),
@@ -357,7 +373,7 @@ async fn a_task_viewer_that_reads_none_of_its_rolled_up_text_is_closed_as_slow()
         "closed after {:?}: {stats}",
         started.elapsed()
     );
-    assert_eq!(stats["active_connections"], 1, "the reader stays: {stats}");
+    assert_eq!(stats["active_connections"], 2, "the readers stay: {stats}");
     eventually(SHORT, "the broker to release the sockets", || async move {
         (server_socket(app.port, client_port).is_none()
             && server_socket(app.port, ui_port).is_none())
