@@ -187,7 +187,12 @@ mod tests {
     use super::*;
     use crate::{
         domain::{ProjectAccess, ProjectId, UserId, Viewer},
-        store::{queries, rows::StoredEventRow, schema::events, sqlite::tests::migrated},
+        store::{
+            queries,
+            rows::StoredEventRow,
+            schema::events,
+            sqlite::tests::{migrated, newest_id},
+        },
     };
 
     fn insert(c: &mut SqliteConnection, project: Option<&str>, user: Option<&str>) -> i64 {
@@ -199,11 +204,7 @@ mod tests {
         .bind::<Nullable<Text>, _>(user)
         .execute(c)
         .expect("stored");
-        events::table
-            .select(diesel::dsl::max(events::id))
-            .first::<Option<i64>>(c)
-            .expect("readable")
-            .expect("one event")
+        newest_id(c)
     }
 
     fn page_for(c: &mut SqliteConnection, viewer: Viewer, limit: i64) -> Vec<i64> {

@@ -387,6 +387,15 @@ pub(super) mod tests {
         c
     }
 
+    /// The id of the newest event row (a test's last insert).
+    pub(in crate::store) fn newest_id(c: &mut SqliteConnection) -> i64 {
+        events::table
+            .select(diesel::dsl::max(events::id))
+            .first::<Option<i64>>(c)
+            .expect("readable")
+            .expect("one event")
+    }
+
     fn rows(count: usize) -> Vec<EventRow> {
         (0..count)
             .map(|n| EventRow {

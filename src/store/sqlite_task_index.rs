@@ -216,7 +216,7 @@ mod tests {
     use diesel_migrations::MigrationHarness;
 
     use super::*;
-    use crate::store::sqlite::tests::migrated;
+    use crate::store::sqlite::tests::{migrated, newest_id};
 
     /// Stores one event of `task` (or of none); answers its id.
     fn store(
@@ -234,11 +234,7 @@ mod tests {
         .bind::<diesel::sql_types::Nullable<BigInt>, _>(seq)
         .execute(c)
         .expect("stored");
-        events::table
-            .select(diesel::dsl::max(events::id))
-            .first::<Option<i64>>(c)
-            .expect("readable")
-            .expect("one event")
+        newest_id(c)
     }
 
     fn page(after: i64, limit: i64, types: Option<&[&str]>) -> EventPage {
