@@ -95,6 +95,42 @@ test("tabs share one stream: one EventSource, every event in every tab", async (
   assert.equal(b.state, State.CONNECTED);
 });
 
+test("clients with getTicket and no token open a stream each: a ticket does not say whose stream it is", async (t) => {
+  // Two users signed in side by side (a token kept per tab), each fetching
+  // tickets with their own token: sharing would show bob alice's events.
+  const tab = tabs(t);
+  const alice = tab({ getTicket: () => "ticket-alice" });
+  const bob = tab({ getTicket: () => "ticket-bob" });
+  alice.connect();
+  bob.connect();
+  await settle();
+  const urls = FakeEventSource.opened.map((source) => source.url);
+  assert.equal(urls.length, 2, `one stream each: ${urls}`);
+  assert.ok(urls.some((url) => url.includes("ticket=ticket-alice")));
+  assert.ok(urls.some((url) => url.includes("ticket=ticket-bob")));
+  FakeEventSource.opened.find((source) => source.url.includes("ticket-alice")).emit("commit", { n: 1 }, "11");
+  await settle();
+  assert.deepEqual(alice.seen.commits, [11]);
+  assert.deepEqual(bob.seen.commits, [], "nothing of alice's stream reaches bob");
+});
+
+test("clients with getTicket share when they name the same shareKey, and not across keys", async (t) => {
+  const tab = tabs(t);
+  const alice = tab({ getTicket: () => "ticket-alice-1", shareKey: "alice" });
+  const aliceAgain = tab({ getTicket: () => "ticket-alice-2", shareKey: "alice" });
+  const bob = tab({ getTicket: () => "ticket-bob", shareKey: "bob" });
+  const source = await share(alice, aliceAgain);
+  bob.connect();
+  await settle();
+  assert.equal(FakeEventSource.opened.length, 2, "alice's tabs share; bob has his own");
+  assert.ok(bob.tabs.leader, "bob leads a share of his own");
+  source.emit("commit", { n: 1 }, "11");
+  await settle();
+  assert.deepEqual(alice.seen.commits, [11]);
+  assert.deepEqual(aliceAgain.seen.commits, [11]);
+  assert.deepEqual(bob.seen.commits, []);
+});
+
 test("a follower joining late gets onConnect and connectionId from the leader's `connected` frame, and its position", async (t) => {
   const tab = tabs(t);
   const a = tab();
@@ -553,7 +589,7 @@ test("a tab joining after the leader reconnected learns the subscription's filte
 test("a rejoining follower with getTicket only opens its own stream after its last id instead of a history read it cannot make", async (t) => {
   const tab = tabs(t);
   const history = historyServer([{ id: 12, event_type: "commit", data: {} }]);
-  const options = { fetch: history.fetch, getTicket: async () => "tk" };
+  const options = { fetch: history.fetch, getTicket: async () => "tk", shareKey: "alice" };
   const a = tab(options);
   const b = tab(options);
   await settle();
@@ -603,7 +639,7 @@ test("a rejoining follower whose history read fails opens its own stream after i
 
 test("a lone rejoining tab with getTicket only leads and shares, rather than leave for a stream of its own", async (t) => {
   const tab = tabs(t);
-  const options = { getTicket: async () => "tk" };
+  const options = { getTicket: async () => "tk", shareKey: "alice" };
   const b = tab(options);
   b.connect();
   await settle();

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { shareName, canShareAcrossTabs } from "../../src/http/assets/tabs.js";
+import { shareName, canShareAcrossTabs, saysWhoseStream } from "../../src/http/assets/tabs.js";
 
 test("clients of one URL, filters and token share; another token, filter or URL does not", () => {
   const url = "https://app.test/sse/events";
@@ -16,6 +16,24 @@ test("clients of one URL, filters and token share; another token, filter or URL 
   assert.notEqual(alice, shareName(url, { eventTypes: ["commit"], projectId: "p1", accessToken: "token-alice" }));
   assert.notEqual(alice, shareName(`${url}?x=1`, { eventTypes: ["commit"], accessToken: "token-alice" }));
   assert.ok(!alice.includes("token-alice"), "the token itself is not in the name");
+});
+
+test("a shareKey is part of the name, hashed", () => {
+  const url = "https://app.test/sse/events";
+  const alice = shareName(url, { shareKey: "alice@example.com" });
+  assert.equal(alice, shareName(url, { shareKey: "alice@example.com" }));
+  assert.notEqual(alice, shareName(url, { shareKey: "bob@example.com" }));
+  assert.notEqual(alice, shareName(url, {}));
+  assert.ok(!alice.includes("alice@example.com"));
+});
+
+test("only a client whose options say whose stream it is may share: getTicket alone does not", () => {
+  const getTicket = () => "ticket";
+  assert.equal(saysWhoseStream({}), true, "a cookie is the same in every tab");
+  assert.equal(saysWhoseStream({ accessToken: "token" }), true);
+  assert.equal(saysWhoseStream({ getTicket }), false);
+  assert.equal(saysWhoseStream({ getTicket, accessToken: "token" }), true);
+  assert.equal(saysWhoseStream({ getTicket, shareKey: "alice" }), true);
 });
 
 test("without Web Locks (Node has none) tabs do not share", () => {

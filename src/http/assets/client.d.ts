@@ -252,8 +252,11 @@ export interface SseClientOptions {
    * One stream per URL for all tabs of this browser (default `true`): the
    * tab holding a Web Lock opens it and passes its events to the others over
    * a BroadcastChannel; when it closes, another tab resumes the stream.
-   * Tabs share only with the same URL, filters and `accessToken` (a token
-   * minted per page load means a stream per tab). The other tabs get
+   * Tabs share only with the same URL, filters, `accessToken` and
+   * `shareKey` (a token minted per page load means a stream per tab); a
+   * client with `getTicket` and no `accessToken` shares only when it has a
+   * `shareKey`, since a ticket does not say whose stream it is and two
+   * users' tabs must not share. The other tabs get
    * `onConnect`, `connectionId`, `onDisconnect` and `onError` too; one
    * that hears nothing from the holding tab for `heartbeatTimeout`, and no
    * answer to a ping (a frozen tab keeps the lock), opens its own stream.
@@ -269,6 +272,12 @@ export interface SseClientOptions {
    * fails) it opens a stream of its own after its last id instead.
    */
   shareAcrossTabs?: boolean;
+  /**
+   * Whose stream this is (a user or session id, not a secret): tabs share
+   * a stream only with the same key. What lets clients that authenticate
+   * with `getTicket` alone share one; give each signed-in user their own.
+   */
+  shareKey?: string;
   /** First backoff step, ms (default 1000). */
   reconnectDelay?: number;
   /** Backoff cap, ms (default 30000). */

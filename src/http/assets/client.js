@@ -26,7 +26,7 @@
 // ./stream_requests.js, the path check (`diagnoseConnection`) in
 // ./diagnose.js; this module re-exports what a page imports.
 
-import { SharedStream, canShareAcrossTabs, shareName } from "./tabs.js";
+import { SharedStream, canShareAcrossTabs, saysWhoseStream, shareName } from "./tabs.js";
 import {
   StreamRefusedError,
   askWhyRefused,
@@ -168,7 +168,9 @@ export class SseClient {
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL, filters and accessToken for all
    *   tabs of this browser (Web Locks and BroadcastChannel; without them, or with an injected
-   *   EventSource, one per tab)
+   *   EventSource, one per tab); with `getTicket` and no `accessToken`, only with a `shareKey`
+   * @param {string} [options.shareKey]  whose stream this is (a user or session id): tabs share
+   *   only with the same key; what lets clients that use `getTicket` share
    * @param {function} [options.EventSource]  injectable for tests
    */
   constructor(url, options = {}) {
@@ -248,7 +250,13 @@ export class SseClient {
 
   _sharesAcrossTabs() {
     const { shareAcrossTabs, EventSource } = this.options;
-    return shareAcrossTabs !== false && !EventSource && !this.ownStream && canShareAcrossTabs();
+    return (
+      shareAcrossTabs !== false &&
+      !EventSource &&
+      !this.ownStream &&
+      saysWhoseStream(this.options) &&
+      canShareAcrossTabs()
+    );
   }
 
   /** Waits for the stream's lock: the holder opens it, the others follow it. */

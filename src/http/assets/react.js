@@ -82,7 +82,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     // Reconnect settings apply to the running client from its next loss on.
     if (clientRef.current) Object.assign(clientRef.current.options, reconnectOptions(options));
   });
-  const { accessToken, withCredentials, EventSource, shareAcrossTabs } = options;
+  const { accessToken, withCredentials, EventSource, shareAcrossTabs, shareKey } = options;
   const typesKey = eventTypes ? eventTypes.join(",") : "";
 
   useEffect(() => {
@@ -106,6 +106,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
       ...(latest.current.getToken ? { getToken: () => latest.current.getToken() } : {}),
       ...(latest.current.fetch ? { fetch: (...args) => latest.current.fetch(...args) } : {}),
       ...(shareAcrossTabs === false ? { shareAcrossTabs: false } : {}),
+      ...(shareKey != null ? { shareKey } : {}),
       closeOn,
       ...(typesKey ? { eventTypes: typesKey.split(",") } : {}),
       ...(projectId ? { projectId } : {}),
@@ -125,7 +126,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     // The callbacks and setup read the latest options through `latest`; the
     // stream is rebuilt only when where or how it connects changes.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [url, typesKey, projectId, accessToken, withCredentials, EventSource, shareAcrossTabs]);
+  }, [url, typesKey, projectId, accessToken, withCredentials, EventSource, shareAcrossTabs, shareKey]);
 
   return clientRef;
 }

@@ -35,9 +35,26 @@ function hash(text) {
  * The name of the lock and channel shared by the clients of one stream:
  * the same URL, filters and credentials (two users' tabs never share).
  */
-export function shareName(url, { eventTypes, projectId, accessToken } = {}) {
-  const filters = [(eventTypes || []).join(","), projectId || "", accessToken ? hash(accessToken) : ""];
+export function shareName(url, { eventTypes, projectId, accessToken, shareKey } = {}) {
+  const filters = [
+    (eventTypes || []).join(","),
+    projectId || "",
+    accessToken ? hash(accessToken) : "",
+    shareKey != null ? hash(String(shareKey)) : "",
+  ];
   return `sse-broker:${url}|${filters.join("|")}`;
+}
+
+/**
+ * Whether `options` say whose stream it is well enough to share it. A
+ * ticket names no one the name could hold: tabs of one browser signed in as
+ * different users (a token kept per tab) would otherwise join one stream
+ * opened with the first tab's ticket, and the second user would read the
+ * first's events. Such a client shares only with a `shareKey` saying whose
+ * it is. A token is in the name; a cookie is the same in every tab.
+ */
+export function saysWhoseStream({ getTicket, accessToken, shareKey } = {}) {
+  return !getTicket || Boolean(accessToken) || shareKey != null;
 }
 
 /**

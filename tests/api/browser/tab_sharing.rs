@@ -2,14 +2,18 @@
 //! BroadcastChannel): three tabs of one profile, one stream at the broker,
 //! every event in every tab; the leader tab closes, another takes over and
 //! resumes, and no tab misses an event or sees one twice. With
-//! `shareAcrossTabs: false`, one stream per tab.
+//! `shareAcrossTabs: false`, one stream per tab; two users' tabs with
+//! tickets never share.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::Browser;
-use crate::helpers::{TestApp, spawn_app};
+use crate::{
+    auth::{get_as, post_as, root_token, spawn_secured_app, token},
+    helpers::{TestApp, spawn_app},
+};
 
 /// Loads a page of the broker's origin in the current tab and starts a
 /// client there that records the `n` of every `commit` it gets.
@@ -181,6 +185,79 @@ async fn with_share_across_tabs_off_each_tab_has_its_own_stream() {
         wait_for_events(&browser, tab, &[1, 2]).await;
     }
     assert_eq!(active_streams(&app).await, 2);
+}
+
+/// Loads a page in the current tab whose client opens `/sse/events` with
+/// tickets fetched with `token` (a token kept per tab, as an account
+/// switcher keeps it), `share_key` passed through when given.
+async fn start_ticket_client(browser: &Browser, app: &TestApp, token: &str, share_key: &str) {
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser
+        .script(&format!(
+            "window.got = []; window.state = 'idle'; \
+             import('/client.js').then(({{ SseClient, fetchTicket }}) => {{ \
+               window.client = new SseClient('/sse/events', {{ \
+                 eventTypes: ['commit'], {share_key} \
+                 getTicket: () => fetchTicket('/sse/tickets', '{token}'), \
+                 onStateChange: (s) => {{ window.state = s; }}, \
+               }}); \
+               window.client.on('commit', (data) => window.got.push(data.n)); \
+               window.client.connect(); \
+             }}); \
+             return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "return window.state === 'connected'",
+            Duration::from_secs(10),
+            "the tab's client to be connected",
+        )
+        .await;
+}
+
+/// Publishes `commit {n}` into `project` as an administrator.
+async fn publish_into(app: &TestApp, project: &str, n: u64) {
+    let event = json!({"event_type": "commit", "project_id": project, "data": {"n": n}});
+    let response = post_as(app, "/sse/publish", Some(&event), Some(&root_token())).await;
+    assert_eq!(response.status().as_u16(), 202, "publish into {project}");
+}
+
+/// Two users signed in side by side in one browser (a token per tab), both
+/// opening `/sse/events` with tickets: a ticket does not say whose stream
+/// it is, so each tab has a stream of its own and sees only its own
+/// tenant's events; with a `shareKey` per user, one user's tabs share.
+#[actix_web::test]
+async fn tabs_of_two_users_with_tickets_never_share_a_stream() {
+    // Arrange: alice (project pa) and bob (project pb), one tab each, then
+    // a second tab of alice's naming her as the key, and a third of bob's.
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe", &["pa"]);
+    let bob = token("bob", "subscribe", &["pb"]);
+    let browser = Browser::launch().await;
+    let alice_tab = browser.tab().await;
+    start_ticket_client(&browser, &app, &alice, "").await;
+    let bob_tab = browser.new_tab().await;
+    start_ticket_client(&browser, &app, &bob, "").await;
+    let alice_keyed = browser.new_tab().await;
+    start_ticket_client(&browser, &app, &alice, "shareKey: 'alice',").await;
+    let alice_keyed_again = browser.new_tab().await;
+    start_ticket_client(&browser, &app, &alice, "shareKey: 'alice',").await;
+
+    // Act
+    publish_into(&app, "pa", 1).await;
+    publish_into(&app, "pb", 2).await;
+    publish_into(&app, "pa", 3).await;
+
+    // Assert: each user's own events only; alice's keyed tabs share one
+    // stream, so three streams for four tabs.
+    for tab in [&alice_tab, &alice_keyed, &alice_keyed_again] {
+        wait_for_events(&browser, tab, &[1, 3]).await;
+    }
+    wait_for_events(&browser, &bob_tab, &[2]).await;
+    let streams = get_as(&app, "/sse/stats", Some(&root_token())).await;
+    let streams: Value = streams.json().await.expect("JSON");
+    assert_eq!(streams["active_connections"], 3, "{streams}");
 }
 
 /// Another tab's client that was closed and connects again while a tab

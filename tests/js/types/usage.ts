@@ -79,6 +79,10 @@ new SseClient();
 console.log(State.OPEN);
 // @ts-expect-error eventTypes is a list
 new SseClient("/sse/events", { eventTypes: "commit" });
+// Tickets alone say nothing about whose stream it is: tabs share by key.
+new SseClient("/sse/events", { getTicket: () => "ticket", shareKey: "user-42" });
+// @ts-expect-error the key is a string (an id)
+new SseClient("/sse/events", { getTicket: () => "ticket", shareKey: 42 });
 new SseClient("/tasks/gen-1/events", {
   onProgress: (task) => {
     // @ts-expect-error the data of a progress event is a task: its progress is a number
@@ -155,12 +159,13 @@ export function Feed() {
   );
   const all = useEventStream({ event_types: "commit,risk_alert" });
   const none = useEventStream(null);
+  const mine = useEventStream({}, { getTicket: async () => "ticket", shareKey: "user-42" });
   const events: ReceivedEvent[] = feed.events;
   const shas = events.filter((event) => event.type === "commit").map((event) => event.data.sha as string);
   const last: string | null = feed.lastEvent ? feed.lastEvent.lastEventId : null;
   const progress: number | null = feed.progress;
   const maxReconnectAttempts: 3 = DEFAULT_OPTIONS.maxReconnectAttempts;
-  console.log(shas, last, progress, all.isConnected, none.connectionState, maxReconnectAttempts);
+  console.log(shas, last, progress, all.isConnected, none.connectionState, mine.isConnected, maxReconnectAttempts);
 
   // @ts-expect-error a general stream's progress may be absent
   const sure: number = feed.progress;
