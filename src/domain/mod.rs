@@ -37,6 +37,11 @@ pub use task_events::{
 pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
 pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 
+/// The UTF-8 byte order mark some writers (Windows tools, .NET) put before
+/// a document: not JSON, but not the sender's mistake either (RFC 8259 §8.1
+/// lets a parser ignore it), so bodies and uploads drop it.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Client input quoted inside an error message: a JSON string literal, so
 /// a line break reads `\n` (never Rust's `\u{2028}` or `{:?}` escapes), cut
 /// at 64 characters so a message stays readable.

@@ -13,7 +13,9 @@
 use std::time::Duration;
 
 use actix_web::{
-    HttpRequest, HttpResponse, get,
+    HttpRequest, HttpResponse,
+    body::BodyStream,
+    get,
     http::header,
     web::{self, Bytes},
 };
@@ -22,7 +24,7 @@ use serde_json::json;
 
 use super::{
     extract::{Authenticated, OpenStream, TicketQuery},
-    streams::event_stream_headers,
+    streams::event_stream_response,
 };
 use crate::{
     actors::registry::RegisterError,
@@ -112,6 +114,7 @@ pub async fn diagnose(
             Some((Ok::<Bytes, ApiError>(frame), (seq + 1, running)))
         }
     });
-    // The headers of a real stream: the probe must meet the same proxies.
-    Ok(event_stream_headers(&mut HttpResponse::Ok()).streaming(frames))
+    // The headers and framing of a real stream (close-delimited for an
+    // HTTP/1.0 client): the probe must meet the same proxies.
+    Ok(event_stream_response(&req, BodyStream::new(frames)))
 }

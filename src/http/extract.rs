@@ -159,10 +159,11 @@ fn parse_body<T: 'static>(
     let (req, payload) = (req.clone(), payload.take());
     Box::pin(async move {
         let body = read_body(req, payload).await?;
+        let body = body.strip_prefix(crate::domain::UTF8_BOM).unwrap_or(&body);
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        parse(&body).map(Some).map_err(|error| match error {
+        parse(body).map(Some).map_err(|error| match error {
             JsonError::Field(message) => ApiError::new(ErrorCode::InvalidField, message),
             JsonError::Syntax(message) => ApiError::new(ErrorCode::MalformedJson, message),
         })

@@ -214,10 +214,7 @@ pub fn event_stream_headers(response: &mut HttpResponseBuilder) -> &mut HttpResp
 ///
 /// HTTP/1.0 has no chunked encoding: an HTTP/1.0 client gets the body
 /// delimited by the connection's close, as RFC 1945 defines it.
-pub fn event_stream_response(
-    req: &HttpRequest,
-    body: impl MessageBody<Error = StreamAborted> + 'static,
-) -> HttpResponse {
+pub fn event_stream_response(req: &HttpRequest, body: impl MessageBody + 'static) -> HttpResponse {
     let mut response = event_stream_headers(&mut HttpResponse::Ok()).body(body);
     if req.version() < Version::HTTP_11 {
         response.head_mut().no_chunking(true);

@@ -342,10 +342,9 @@ fn ndjson(
     seq_floor: &mut Option<u64>,
 ) -> Result<(EventRead, Option<TextKind>), ReadError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    // A byte order mark some writers (Windows tools, .NET) put first: not
-    // JSON, but not the producer's mistake either; the SSE forms drop it too.
+    // The SSE forms drop a leading BOM too.
     let bytes = match line {
-        1 => bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
+        1 => bytes.strip_prefix(crate::domain::UTF8_BOM).unwrap_or(bytes),
         _ => bytes,
     };
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::Malformed {

@@ -757,3 +757,39 @@ async fn an_upload_that_begins_with_a_byte_order_mark_is_read() {
     let task = app.get_json("/tasks/t1").await;
     assert_eq!(task["status"], "completed", "{task}");
 }
+
+/// A byte order mark before a JSON body (RFC 8259 §8.1 lets a parser
+/// ignore it) is dropped, as an upload's is: the publish, the task's
+/// creation and its write go through; a BOM alone is an empty body.
+#[actix_web::test]
+async fn a_json_body_that_begins_with_a_byte_order_mark_is_read() {
+    let app = spawn_app().await;
+    let send = |path: &'static str, body: &'static str| {
+        app.post_raw(
+            path,
+            format!("\u{feff}{body}").into_bytes(),
+            Some("application/json"),
+        )
+    };
+
+    let published = send("/sse/publish", r#"{"event_type":"commit","data":{"n":1}}"#).await;
+    let created = send("/tasks", r#"{"task_id":"b1"}"#).await;
+    let written = send("/tasks/b1/text", r#"{"delta":"Hi"}"#).await;
+    let nothing = send("/sse/publish", "").await;
+
+    assert_eq!(published.status().as_u16(), 202);
+    assert_eq!(created.status().as_u16(), 201);
+    assert_eq!(written.status().as_u16(), 202);
+    let error = assert_error(nothing, 400, "malformed_json").await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("empty"),
+        "{error}"
+    );
+    let history = app.get_json("/sse/history?event_types=commit").await;
+    assert_eq!(history["events"][0]["data"], json!({"n": 1}), "{history}");
+    let text = app.get_json("/sse/history?event_types=text").await;
+    assert_eq!(text["events"][0]["data"]["delta"], "Hi", "{text}");
+}

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::{
     helpers::{EventStream, SHORT, spawn_app},
     tls::{spawn_tls_app, tls_client},
@@ -55,6 +57,44 @@ async fn probes_arrive_spread_out_then_a_summary_and_the_stream_ends() {
     assert_eq!(summary["interval_ms"], 250);
     assert_eq!(summary["protocol"], "HTTP/1.1");
     assert_eq!(summary["hops"], serde_json::json!(["x-forwarded-for"]));
+}
+
+/// HTTP/1.0 has no chunked encoding (RFC 9112 §6.1): the diagnosis, as
+/// every stream, is delimited by the connection's close.
+#[actix_web::test]
+async fn an_http_1_0_client_gets_a_close_delimited_diagnosis_not_chunks() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connected");
+
+    // Act: the whole answer, up to the close.
+    socket
+        .write_all(b"GET /sse/diagnose HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut received))
+        .await
+        .expect("the diagnosis ends within 10 s")
+        .expect("a read");
+
+    // Assert: no chunk framing; the frames are the body itself.
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(
+        body.starts_with("event: probe\ndata: {"),
+        "chunk framing in {body:?}"
+    );
+    assert_eq!(body.matches("event: probe\n").count(), 6, "{body:?}");
+    assert!(
+        body.contains("\"protocol\":\"HTTP/1.0\"") && body.ends_with("\n\n"),
+        "{body:?}"
+    );
 }
 
 #[actix_web::test]
