@@ -134,8 +134,13 @@ pub fn from_json_line<T: DeserializeOwned>(line: &str) -> Result<T, JsonError> {
 
 /// A JSON syntax error, with where it is in words a reader can use.
 fn syntax_message(error: &serde_json::Error) -> String {
+    syntax_error_in("the request body", error)
+}
+
+/// A JSON syntax error in `what` (`the event's data`), with where it is.
+pub fn syntax_error_in(what: &str, error: &serde_json::Error) -> String {
     format!(
-        "the request body is not valid JSON: {} (line {}, column {})",
+        "{what} is not valid JSON: {} (line {}, column {})",
         syntax_reason(error),
         error.line(),
         error.column()

@@ -3,11 +3,15 @@
 //! monitoring answers ([`super::Sources`]); every few seconds it also
 //! writes the health rules' inputs and verdict into the gauges
 //! (`sse_health_status`, the cleanup error rate and state, the Redis link,
-//! the store's `sse_store_failing` and `sse_store_oldest_operation_seconds`),
+//! the store's `sse_store_failing` and `sse_store_oldest_operation_seconds`;
+//! `sse_store_up` after each round trip),
 //! so Prometheus alerts fire from pushed or scraped metrics alone. It also
 //! lets the rate limiters forget idle keys.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use tokio::sync::watch;
@@ -37,6 +41,10 @@ pub struct HealthSampler {
     limits: Arc<RateLimits>,
     ticks: u32,
     sampling: bool,
+    /// Since when the store's round trip has failed (`None`: it answers),
+    /// so that an outage is logged where it begins and ends, with or
+    /// without traffic to log it.
+    store_silent_since: Option<Instant>,
 }
 
 impl HealthSampler {
@@ -58,6 +66,7 @@ impl HealthSampler {
             limits,
             ticks: 0,
             sampling: false,
+            store_silent_since: None,
         }
     }
 
@@ -87,7 +96,7 @@ impl HealthSampler {
                 .send(TakeCensus { stale_threshold_ms })
                 .await
                 .ok()?;
-            let store_ok = store.ping().await.is_ok();
+            let store_failure = store.ping().await.err().map(|error| error.to_string());
             // Failing operations are re-checked here: reads are rare, and
             // writes stop where a load balancer took the instance out.
             let health = store.health();
@@ -97,19 +106,46 @@ impl HealthSampler {
             if health.writes.failing.is_some() {
                 let _ = store.probe_writes().await;
             }
-            Some(Census { registry, store_ok })
+            let store_ok = store_failure.is_none();
+            Some((Census { registry, store_ok }, store_failure))
         };
         // The first census is published as soon as it is taken.
         let first = self.ticks == 1;
         ctx.spawn(take.into_actor(self).map(move |census, sampler, _| {
             sampler.sampling = false;
-            if let Some(census) = census {
+            if let Some((census, store_failure)) = census {
+                sampler.note_store_answer(store_failure);
                 sampler.census.send_replace(Arc::new(census));
                 if first {
                     sampler.publish_gauges(&sampler.sources.snapshot());
                 }
             }
         }));
+    }
+
+    /// The store's round trip, in `sse_store_up` at once (an alert's `for`
+    /// needs the state, not a count of failures), and in the log where an
+    /// outage begins and ends: an idle instance has no publish to fail.
+    fn note_store_answer(&mut self, failure: Option<String>) {
+        self.sources.metrics.set_store_up(failure.is_none());
+        match (self.store_silent_since, failure) {
+            (None, Some(error)) => {
+                tracing::warn!(
+                    error = %error,
+                    "the event store does not answer its health round trip; publishes and task \
+                     writes are refused until it does"
+                );
+                self.store_silent_since = Some(Instant::now());
+            }
+            (Some(since), None) => {
+                tracing::info!(
+                    silent_for_secs = since.elapsed().as_secs_f64(),
+                    "the event store answers its health round trip again"
+                );
+                self.store_silent_since = None;
+            }
+            _ => {}
+        }
     }
 
     fn publish_gauges(&self, snapshot: &Snapshot) {

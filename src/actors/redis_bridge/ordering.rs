@@ -5,7 +5,7 @@
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
-use super::{REPAIR_MAX_PAGES, REPAIR_PAGE, REPAIR_RETRY, RedisBridge};
+use super::{LinkState, REPAIR_MAX_PAGES, REPAIR_PAGE, REPAIR_RETRY, RedisBridge};
 use crate::{
     actors::registry::Route,
     domain::StoredEvent,
@@ -77,12 +77,24 @@ impl RedisBridge {
             act.repairing = false;
             match result {
                 Ok(events) => {
-                    if !events.is_empty() {
+                    let to_id = events.last().and_then(|e| e.id).map(|id| id.0);
+                    // With the link down, reading the store is how other
+                    // instances' events arrive (every TAIL_PERIOD): news
+                    // only where the link is up and a batch found a gap.
+                    let read = events.len();
+                    if read > 0 && act.state == LinkState::Up {
                         tracing::info!(
-                            events = events.len(),
+                            events = read,
                             from_id = after.0 + 1,
-                            to_id = events.last().and_then(|e| e.id).map(|id| id.0),
+                            to_id,
                             "gap repaired from store"
+                        );
+                    } else if read > 0 {
+                        tracing::debug!(
+                            events = read,
+                            from_id = after.0 + 1,
+                            to_id,
+                            "events read from the store while the redis link is down"
                         );
                     }
                     // A repair reads a bounded number of pages: what it

@@ -59,7 +59,7 @@ pub use ending::Ending;
 pub use tool_calls::{ToolCallAssembly, ToolCallError, ToolPiece};
 
 use super::generation_input::Instruction;
-use crate::error::plain::{self, JsonError};
+use crate::error::plain;
 
 /// Whose stream an event belongs to, once its shape tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,10 +215,8 @@ pub fn event_stream_data(data: &str) -> Result<EventRead, String> {
     if data == "[DONE]" {
         return Ok(EventRead::one(Instruction::Complete { result: None }, None));
     }
-    let value: Value = plain::from_json_slice(data.as_bytes()).map_err(|error| {
-        let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
-        format!("the event's data is not JSON: {reason}")
-    })?;
+    let value: Value = serde_json::from_str(data)
+        .map_err(|error| plain::syntax_error_in("the event's data", &error))?;
     chunk(&value)
 }
 

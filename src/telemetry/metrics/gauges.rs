@@ -27,6 +27,8 @@ pub(super) struct Sampled {
     cleanup_last_run_secs_bits: AtomicU64,
     health_status: AtomicI64,
     health_alerts: AtomicI64,
+    /// The health sampler's last round trip to the store answered.
+    store_up: AtomicI64,
     /// write, read: 0 no, 1 failing recently, 2 failing earlier.
     store_failing: [AtomicI64; 2],
     store_oldest_operation_secs_bits: AtomicU64,
@@ -48,6 +50,7 @@ impl Default for Sampled {
             cleanup_last_run_secs_bits: AtomicU64::new(0f64.to_bits()),
             health_status: AtomicI64::new(0),
             health_alerts: AtomicI64::new(0),
+            store_up: AtomicI64::new(1),
             store_failing: Default::default(),
             store_oldest_operation_secs_bits: AtomicU64::new(0f64.to_bits()),
             heap_bytes: [AtomicI64::new(ABSENT), AtomicI64::new(ABSENT)],
@@ -206,6 +209,17 @@ impl Metrics {
             .build();
         let source = sampled.clone();
         meter
+            .i64_observable_gauge("sse.store.up")
+            .with_description(
+                "1 while the event store answers the health round trip (once a second), 0 while \
+                 it does not",
+            )
+            .with_callback(move |observer| {
+                observer.observe(source.store_up.load(Ordering::Relaxed), &[])
+            })
+            .build();
+        let source = sampled.clone();
+        meter
             .i64_observable_gauge("sse.health.status")
             .with_description("0 healthy, 1 degraded, 2 unhealthy (the /health rules)")
             .with_callback(move |observer| {
@@ -302,6 +316,14 @@ impl Metrics {
         sampled
             .store_oldest_operation_secs_bits
             .store(oldest_operation_secs.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether the health sampler's last round trip to the store answered.
+    pub fn set_store_up(&self, up: bool) {
+        self.inner
+            .sampled
+            .store_up
+            .store(i64::from(up), Ordering::Relaxed);
     }
 
     /// 0 healthy, 1 degraded, 2 unhealthy, and how many alerts say so.

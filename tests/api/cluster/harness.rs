@@ -112,6 +112,33 @@ impl TestDb {
         format!("{}/{}", postgres_base(), self.name)
     }
 
+    /// Refuses new sessions on the database and closes those open (the
+    /// brokers' pools included), until [`Self::reopen`]: an outage the
+    /// database comes back from.
+    pub async fn close_for_now(&self) {
+        admin_client()
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+                self.name
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("closing {}: {e}", self.name));
+    }
+
+    /// Takes sessions on the database again after [`Self::close_for_now`].
+    pub async fn reopen(&self) {
+        admin_client()
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                self.name
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("reopening {}: {e}", self.name));
+    }
+
     /// Drops the database now, closing every session on it (the brokers'
     /// pools included): PostgreSQL becomes unreachable for them.
     pub async fn drop_now(&self) {

@@ -13,6 +13,7 @@ mod redis_hang;
 mod redis_restart;
 mod shared_tasks;
 mod stalled_instance;
+mod store_outage;
 mod two_deployments;
 
 use std::{
@@ -455,6 +456,7 @@ async fn an_unreachable_database_fails_publishes_fast_and_keeps_streams_open() {
         0.0,
         "failed store round trips before the database went away"
     );
+    assert_eq!(node.counter_sum("sse_store_up", &[]).await, 1.0);
 
     // Act: the database disappears under the running instance.
     db.drop_now().await;
@@ -484,7 +486,9 @@ async fn an_unreachable_database_fails_publishes_fast_and_keeps_streams_open() {
         "{health}"
     );
     // What alert SseBrokerStoreUnavailable watches: the health sampler's
-    // failed round trips, counted with no stream closed for the store.
+    // round trip failing (each one counted too), with no stream closed for
+    // the store.
+    assert_eq!(node.counter_sum("sse_store_up", &[]).await, 0.0);
     let failed_pings = node.counter_sum(PING_ERRORS, &ping).await;
     assert!(
         failed_pings >= 1.0,

@@ -38,14 +38,27 @@ impl BrokerProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        let database_url = format!("sqlite://{}", database.display());
+        Self::launch(port, &database_url, log, args, env)
+    }
+
+    /// [`Self::spawn`] on the store at `database_url` (a `postgres://` one).
+    pub fn spawn_on_store(database_url: &str, log: PathBuf) -> Self {
+        Self::launch(free_port(), database_url, log, &[], &[])
+    }
+
+    fn launch(
+        port: u16,
+        database_url: &str,
+        log: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_file = File::create(&log).expect("a log file");
         let mut command = broker_command();
         command
             .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args([
-                "--database-url",
-                &format!("sqlite://{}", database.display()),
-            ])
+            .args(["--database-url", database_url])
             .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
