@@ -51,7 +51,7 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 54] = [
+const SPEC_METRICS: [(&str, Kind); 55] = [
     ("sse_active_connections", Kind::Gauge),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
@@ -64,6 +64,7 @@ const SPEC_METRICS: [(&str, Kind); 54] = [
     ("sse_store_checkpoint_duration_seconds", Kind::Histogram),
     ("sse_store_task_index_duration_seconds", Kind::Histogram),
     ("sse_store_errors_total", Kind::Counter),
+    ("sse_store_up", Kind::Gauge),
     ("sse_store_failing", Kind::Gauge),
     ("sse_store_oldest_operation_seconds", Kind::Gauge),
     ("sse_replay_events_total", Kind::Counter),
