@@ -18,13 +18,19 @@ use crate::{
 /// Loads a page of the broker's origin in the current tab and starts a
 /// client there that records the `n` of every `commit` it gets.
 async fn start_client(browser: &Browser, app: &TestApp, share: bool) {
+    start_client_with(browser, app, &format!("shareAcrossTabs: {share},")).await;
+}
+
+/// [`start_client`] with `options` (JavaScript properties, each ending in
+/// a comma) added to the client's; `fetchTicket` is in scope for them.
+async fn start_client_with(browser: &Browser, app: &TestApp, options: &str) {
     browser.goto(&format!("{}/health", app.address)).await;
     browser
         .script(&format!(
             "window.got = []; window.state = 'idle'; \
-             import('/client.js').then(({{ SseClient }}) => {{ \
+             import('/client.js').then(({{ SseClient, fetchTicket }}) => {{ \
                window.client = new SseClient('/sse/events', {{ \
-                 eventTypes: ['commit'], shareAcrossTabs: {share}, \
+                 eventTypes: ['commit'], {options} \
                  onStateChange: (s) => {{ window.state = s; }}, \
                }}); \
                window.client.on('commit', (data) => window.got.push(data.n)); \
@@ -187,33 +193,12 @@ async fn with_share_across_tabs_off_each_tab_has_its_own_stream() {
     assert_eq!(active_streams(&app).await, 2);
 }
 
-/// Loads a page in the current tab whose client opens `/sse/events` with
-/// tickets fetched with `token` (a token kept per tab, as an account
-/// switcher keeps it), `share_key` passed through when given.
+/// Starts a client whose stream opens with tickets fetched with `token` (a
+/// token kept per tab, as an account switcher keeps it), with
+/// `share_key` (a property and its comma, or nothing).
 async fn start_ticket_client(browser: &Browser, app: &TestApp, token: &str, share_key: &str) {
-    browser.goto(&format!("{}/health", app.address)).await;
-    browser
-        .script(&format!(
-            "window.got = []; window.state = 'idle'; \
-             import('/client.js').then(({{ SseClient, fetchTicket }}) => {{ \
-               window.client = new SseClient('/sse/events', {{ \
-                 eventTypes: ['commit'], {share_key} \
-                 getTicket: () => fetchTicket('/sse/tickets', '{token}'), \
-                 onStateChange: (s) => {{ window.state = s; }}, \
-               }}); \
-               window.client.on('commit', (data) => window.got.push(data.n)); \
-               window.client.connect(); \
-             }}); \
-             return true;"
-        ))
-        .await;
-    browser
-        .wait_for(
-            "return window.state === 'connected'",
-            Duration::from_secs(10),
-            "the tab's client to be connected",
-        )
-        .await;
+    let options = format!("{share_key} getTicket: () => fetchTicket('/sse/tickets', '{token}'),");
+    start_client_with(browser, app, &options).await;
 }
 
 /// Publishes `commit {n}` into `project` as an administrator.
