@@ -194,18 +194,29 @@ impl Reader {
                         (mut read, dropped_half): (EventRead, Option<TextKind>)|
          -> Result<(), ReadError> {
             *dialect = dialect.or(read.dialect);
+            // A refused line applies nothing of itself, neither its text
+            // nor its end (a finish said on it would complete the task at
+            // the body's end): what it said of the end is taken back.
+            let before = read.note.as_ref().map(|_| ending.clone());
             if let Some(note) = read.note.take() {
                 ending.note(note);
             }
             if let Some(kind) = dropped_half {
                 out.push((line, replacement_character(kind)));
             }
+            let applied = out.len();
             read.emit_in_order(ending, tool_calls, |instruction| {
                 out.push((line, instruction));
             })
-            .map_err(|error| match error {
-                ToolCallError::Invalid(reason) => ReadError::Malformed { line, reason },
-                ToolCallError::TooLong { limit } => ReadError::EventTooLong { line, limit },
+            .map_err(|error| {
+                out.truncate(applied);
+                if let Some(before) = before {
+                    *ending = before;
+                }
+                match error {
+                    ToolCallError::Invalid(reason) => ReadError::Malformed { line, reason },
+                    ToolCallError::TooLong { limit } => ReadError::EventTooLong { line, limit },
+                }
             })
         };
         match &mut self.body {

@@ -577,3 +577,42 @@ async fn a_providers_call_too_long_or_misnamed_is_refused_naming_its_line() {
     let answer = upload.finish().await;
     assert_eq!(answer.status().as_u16(), 413);
 }
+
+/// A refused line applies nothing of itself: a chunk with text, a call
+/// whose name is too long and its finish is refused whole, so the task
+/// keeps running with only what came before, and the producer can fail it.
+#[actix_web::test]
+async fn a_refused_chunk_neither_writes_its_text_nor_completes_the_task() {
+    let app = spawn_app().await;
+    let body = [
+        openai_chunk(json!({ "content": "Before. " }), None),
+        openai_chunk(
+            json!({ "content": "Refused.", "tool_calls": [{ "index": 0, "id": "c1", "type": "function", "function": { "name": "n".repeat(300), "arguments": "{}" } }] }),
+            Some("tool_calls"),
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+
+    let (status, answer, calls, text) =
+        upload_then_calls(&app, "refused-chunk", "text/event-stream", &body).await;
+
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("line 3:")),
+        "{answer}"
+    );
+    assert_eq!(text, "Before. ");
+    assert!(calls.is_empty(), "{calls:?}");
+    let task = app.get_json("/tasks/refused-chunk").await;
+    assert_eq!(task["status"], "running", "{task}");
+    let failed = app
+        .post_json(
+            "/tasks/refused-chunk/fail",
+            &json!({"error": "the provider's stream was refused"}),
+        )
+        .await;
+    assert_eq!(failed.status().as_u16(), 200);
+}

@@ -79,7 +79,7 @@ impl EndNote {
 }
 
 /// What the events of one body said of its end, gathered.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Ending {
     finish: Option<(FinishReason, String)>,
     usage: Option<TokenUsage>,
