@@ -24,16 +24,20 @@ test("a shareKey is part of the name, hashed", () => {
   assert.equal(alice, shareName(url, { shareKey: "alice@example.com" }));
   assert.notEqual(alice, shareName(url, { shareKey: "bob@example.com" }));
   assert.notEqual(alice, shareName(url, {}));
+  assert.equal(shareName(url, { shareKey: "" }), shareName(url, {}), "an empty key is no key");
   assert.ok(!alice.includes("alice@example.com"));
 });
 
-test("only a client whose options say whose stream it is may share: getTicket alone does not", () => {
+test("only a client whose options say whose stream it is may share: a token or a key, not a cookie or a ticket", () => {
   const getTicket = () => "ticket";
-  assert.equal(saysWhoseStream({}), true, "a cookie is the same in every tab");
+  assert.equal(saysWhoseStream({}), false, "a cookie changes under an open tab when another user signs in");
   assert.equal(saysWhoseStream({ accessToken: "token" }), true);
   assert.equal(saysWhoseStream({ getTicket }), false);
   assert.equal(saysWhoseStream({ getTicket, accessToken: "token" }), true);
   assert.equal(saysWhoseStream({ getTicket, shareKey: "alice" }), true);
+  assert.equal(saysWhoseStream({ shareKey: "alice" }), true);
+  assert.equal(saysWhoseStream({ shareKey: "" }), false, "an empty key is no key");
+  assert.equal(saysWhoseStream({ getTicket, shareKey: "" }), false);
 });
 
 test("without Web Locks (Node has none) tabs do not share", () => {

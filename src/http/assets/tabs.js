@@ -40,21 +40,22 @@ export function shareName(url, { eventTypes, projectId, accessToken, shareKey } 
     (eventTypes || []).join(","),
     projectId || "",
     accessToken ? hash(accessToken) : "",
-    shareKey != null ? hash(String(shareKey)) : "",
+    shareKey ? hash(String(shareKey)) : "",
   ];
   return `sse-broker:${url}|${filters.join("|")}`;
 }
 
 /**
- * Whether `options` say whose stream it is well enough to share it. A
- * ticket names no one the name could hold: tabs of one browser signed in as
- * different users (a token kept per tab) would otherwise join one stream
- * opened with the first tab's ticket, and the second user would read the
- * first's events. Such a client shares only with a `shareKey` saying whose
- * it is. A token is in the name; a cookie is the same in every tab.
+ * Whether `options` say whose stream it is, as sharing it needs: an
+ * `accessToken` (in the name), or a `shareKey` naming its user. Nothing
+ * else does: a ticket names no one the name could hold, and a cookie is
+ * the browser's, not the tab's, and changes under a tab that leads (a
+ * sign-out and another user's sign-in): a tab opened after it would
+ * follow the first user's stream and read their events. An empty key is
+ * no key (`user?.id ?? ""` before the user is known).
  */
-export function saysWhoseStream({ getTicket, accessToken, shareKey } = {}) {
-  return !getTicket || Boolean(accessToken) || shareKey != null;
+export function saysWhoseStream({ accessToken, shareKey } = {}) {
+  return Boolean(accessToken) || Boolean(shareKey);
 }
 
 /**

@@ -18,7 +18,8 @@ use crate::{
 /// Loads a page of the broker's origin in the current tab and starts a
 /// client there that records the `n` of every `commit` it gets.
 async fn start_client(browser: &Browser, app: &TestApp, share: bool) {
-    start_client_with(browser, app, &format!("shareAcrossTabs: {share},")).await;
+    let options = format!("shareAcrossTabs: {share}, shareKey: 'user-1',");
+    start_client_with(browser, app, &options).await;
 }
 
 /// [`start_client`] with `options` (JavaScript properties, each ending in
@@ -104,7 +105,7 @@ async fn follow_task(browser: &Browser, app: &TestApp, task: &str) {
         .script(&format!(
             "window.text = ''; window.resets = 0; window.ended = false; \
              import('/client.js').then(({{ TaskStream }}) => {{ \
-               window.client = new TaskStream('{task}', {{ \
+               window.client = new TaskStream('{task}', {{ shareKey: 'user-1', \
                  onText: (delta) => {{ window.text += delta; }}, \
                }}); \
                window.client.on('replay_reset', () => {{ window.text = ''; window.resets += 1; }}); \
@@ -201,6 +202,18 @@ async fn start_ticket_client(browser: &Browser, app: &TestApp, token: &str, shar
     start_client_with(browser, app, &options).await;
 }
 
+/// Signs the browser in as `token`'s user (the `sse_token` cookie, the
+/// browser's for every tab) and starts a client relying on it alone.
+async fn start_cookie_client(browser: &Browser, app: &TestApp, token: &str) {
+    browser.goto(&format!("{}/health", app.address)).await;
+    browser
+        .script(&format!(
+            "document.cookie = 'sse_token={token}; path=/'; return true;"
+        ))
+        .await;
+    start_client_with(browser, app, "").await;
+}
+
 /// Publishes `commit {n}` into `project` as an administrator.
 async fn publish_into(app: &TestApp, project: &str, n: u64) {
     let event = json!({"event_type": "commit", "project_id": project, "data": {"n": n}});
@@ -243,6 +256,31 @@ async fn tabs_of_two_users_with_tickets_never_share_a_stream() {
     let streams = get_as(&app, "/sse/stats", Some(&root_token())).await;
     let streams: Value = streams.json().await.expect("JSON");
     assert_eq!(streams["active_connections"], 3, "{streams}");
+}
+
+/// One user signs out and another signs in while the first's tab stays
+/// open: the cookie changes under it, and a tab opened now must not follow
+/// the stream the first tab opened with the first user's cookie.
+#[actix_web::test]
+async fn a_tab_opened_after_another_user_signs_in_does_not_follow_the_first_users_stream() {
+    // Arrange
+    let app = spawn_secured_app().await;
+    let browser = Browser::launch().await;
+    let alice_tab = browser.tab().await;
+    start_cookie_client(&browser, &app, &token("alice", "subscribe", &["pa"])).await;
+    let bob_tab = browser.new_tab().await;
+    start_cookie_client(&browser, &app, &token("bob", "subscribe", &["pb"])).await;
+
+    // Act
+    publish_into(&app, "pa", 1).await;
+    publish_into(&app, "pb", 2).await;
+
+    // Assert: a stream each, each with its own user's events.
+    wait_for_events(&browser, &alice_tab, &[1]).await;
+    wait_for_events(&browser, &bob_tab, &[2]).await;
+    let streams = get_as(&app, "/sse/stats", Some(&root_token())).await;
+    let streams: Value = streams.json().await.expect("JSON");
+    assert_eq!(streams["active_connections"], 2, "{streams}");
 }
 
 /// Another tab's client that was closed and connects again while a tab
