@@ -169,7 +169,12 @@ for (let step = 1; step <= MAX_STEPS; step += 1) {
   if (!uploaded.ok) {
     model.abort();
     console.log(JSON.stringify(upload));
-    process.exit(upload.error?.code === "task_cancelled" ? 3 : 1);
+    if (upload.error?.code === "task_cancelled") process.exit(3);
+    // Refused (a line the broker could not take, 422; a line too long,
+    // 413): what came before it is applied, and the task would run on
+    // until the orphan timeout; end it now, with the broker's words.
+    await failTask(`the broker refused the model's stream: ${upload.error?.message ?? uploaded.status}`);
+    process.exit(1);
   }
   const said = await reading;
 

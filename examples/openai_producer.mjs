@@ -99,6 +99,12 @@ console.log(JSON.stringify(body));
 // mid-answer failed it.
 if (answer.ok) process.exit(body.task?.status === "failed" ? 1 : 0);
 model.abort();
+// Refused (a line the broker could not take, 422; a line too long, 413):
+// what came before it is applied, and the task would run on until the
+// orphan timeout; end it now, with the broker's words.
+if (body.error?.code !== "task_cancelled") {
+  await failTask(`the broker refused the model's stream: ${body.error?.message ?? answer.status}`);
+}
 process.exitCode = body.error?.code === "task_cancelled" ? 3 : 1;
 
 // The model's body as the upload's. Once the model call is aborted (a

@@ -92,6 +92,10 @@ async fn serve_completion(
         match token.strip_prefix(PROVIDER_ERROR) {
             // The provider gives up mid-answer, as OpenAI-compatible APIs say it.
             Some(message) => serde_json::json!({"error": {"message": message}}).to_string(),
+            // A chunk the broker cannot take: its content is no text.
+            None if token == REFUSED_CHUNK => {
+                r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":7}}]}"#.to_owned()
+            }
             None => serde_json::json!({
                 "id": "c1",
                 "object": "chat.completion.chunk",
@@ -130,6 +134,9 @@ async fn serve_completion(
 /// A token that the test provider sends as an error event instead, with
 /// the rest of it as the message.
 const PROVIDER_ERROR: &str = "\u{0}error:";
+
+/// A token that the test provider sends as a chunk the broker refuses.
+const REFUSED_CHUNK: &str = "\u{0}refused";
 
 /// `node examples/openai_producer.mjs` against `app` and `provider`.
 fn producer(app: &TestApp, provider: &str) -> Child {
@@ -252,6 +259,35 @@ async fn a_provider_error_mid_answer_fails_the_task_and_the_producer_exits_1() {
     let task = app.get_json(&format!("/tasks/{task_id}")).await;
     assert_eq!(task["status"], "failed", "{task}");
     assert_eq!(task["error"], "overloaded", "{task}");
+}
+
+/// A chunk the broker refuses (422: the lines before it are applied) ends
+/// the task as failed at once, with the broker's words, rather than leave
+/// it running until the orphan timeout; each example exits 1.
+#[actix_web::test]
+async fn a_chunk_the_broker_refuses_fails_the_task_and_the_producer_exits_1() {
+    let app = spawn_app().await;
+    for script in ["openai_producer.mjs", "openai_agent.mjs"] {
+        let tokens = vec![
+            "Half ".to_owned(),
+            REFUSED_CHUNK.to_owned(),
+            "never".to_owned(),
+        ];
+        let (provider_url, _served) = provider(tokens, Duration::from_millis(10)).await;
+
+        let mut child = example(&app, &provider_url, script);
+        let (task_id, _stdout) = task_id_of(&mut child).await;
+        let code = exit_code(&mut child).await;
+
+        assert_eq!(code, 1, "{script}");
+        let task = app.get_json(&format!("/tasks/{task_id}")).await;
+        assert_eq!(task["status"], "failed", "{script}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("the broker refused the model's stream: line "),
+            "{script}: {error}"
+        );
+    }
 }
 
 #[actix_web::test]
