@@ -38,13 +38,24 @@ pub(super) fn connection_pool(
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         let pragmas = pragmas.clone();
-        async move {
+        // Opening is blocking work on a blocking thread, which diesel-async
+        // waits out with `block_in_place` when the future waiting for it is
+        // dropped: a panic on actix's current-thread runtime. Deadpool drops
+        // a creation past its create timeout (a stalled disk), and a caller
+        // its checkout at its deadline; a task of its own finishes opening
+        // whatever becomes of the wait (a connection nobody took is closed).
+        let opening = tokio::spawn(async move {
             let mut connection = Connection::establish(&url).await?;
             connection
                 .batch_execute(&pragmas)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(connection)
+        });
+        async move {
+            opening.await.unwrap_or_else(|failed| {
+                Err(diesel::ConnectionError::BadConnection(failed.to_string()))
+            })
         }
         .boxed()
     });
