@@ -39,6 +39,7 @@ impl StoreFailing {
     pub fn of(class: &ClassReport) -> Self {
         match &class.failing {
             None => Self::No,
+            Some(failure) if failure.file_damaged => Self::Recently,
             Some(failure) if failure.probed_ok_since => Self::Earlier,
             Some(failure) if failure.ago <= STORE_FAILURE_HOLD => Self::Recently,
             Some(_) => Self::Earlier,
@@ -121,7 +122,11 @@ impl Snapshot {
                 continue;
             };
             let ago = failure.ago.as_secs_f64();
-            let since = if failure.probed_ok_since {
+            let since = if failure.file_damaged {
+                "the SQLite file is damaged (database disk image is malformed): stop the \
+                 broker and restore the file from a backup"
+                    .to_owned()
+            } else if failure.probed_ok_since {
                 format!("the broker's own test {kind} has succeeded since, no other {kind} yet")
             } else {
                 format!("no {kind} has succeeded since")
@@ -333,6 +338,7 @@ mod tests {
                 kind,
                 ago: Duration::from_secs(ago_secs),
                 probed_ok_since: false,
+                file_damaged: false,
             }),
         }
     }
@@ -407,6 +413,30 @@ mod tests {
             OverallHealth::Unhealthy,
             &["store_unavailable"],
             &[],
+        );
+    }
+
+    #[test]
+    fn a_store_file_found_damaged_is_an_alert_however_long_ago() {
+        let mut damaged = snapshot(0);
+        let mut report = failure("events_after", FailureKind::Error, 3600);
+        if let Some(failing) = report.failing.as_mut() {
+            failing.file_damaged = true;
+        }
+        damaged.store.reads = report;
+
+        let indicators = damaged.health(&defaults());
+
+        assert_health(
+            &indicators,
+            OverallHealth::Unhealthy,
+            &["store_failing"],
+            &[],
+        );
+        let message = &indicators.alerts[0].message;
+        assert!(
+            message.contains("damaged") && message.contains("backup"),
+            "{message}"
         );
     }
 

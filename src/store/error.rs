@@ -26,6 +26,22 @@ pub enum StoreError {
     Query(diesel::result::Error),
 }
 
+impl StoreError {
+    /// SQLite says its file is damaged (`SQLITE_CORRUPT`, `SQLITE_NOTADB`):
+    /// pages of it cannot be read, and no later success elsewhere in the
+    /// file says otherwise.
+    pub fn says_file_damaged(&self) -> bool {
+        match self {
+            Self::Query(diesel::result::Error::DatabaseError(_, info)) => {
+                let message = info.message();
+                message.contains("database disk image is malformed")
+                    || message.contains("file is not a database")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for StoreError {
     fn from(error: diesel::result::Error) -> Self {
         Self::Query(error)
@@ -35,6 +51,21 @@ impl From<diesel::result::Error> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sqlites_words_for_a_damaged_file_say_it_is_damaged() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let said = |message: &str| {
+            StoreError::Query(Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(message.to_owned()),
+            ))
+        };
+        assert!(said("database disk image is malformed").says_file_damaged());
+        assert!(said("file is not a database").says_file_damaged());
+        assert!(!said("database or disk is full").says_file_damaged());
+        assert!(!StoreError::Timeout(std::time::Duration::from_secs(5)).says_file_damaged());
+    }
 
     #[test]
     fn a_failed_query_says_the_databases_words_once() {

@@ -178,6 +178,7 @@ impl ClassState {
                 ago: now.saturating_duration_since(failure.at),
                 probed_ok_since: self.last_probe_ok.is_some_and(|ok| ok > failure.at)
                     && now.saturating_duration_since(failure.at) >= PROBE_TRUSTED_AFTER,
+                file_damaged: false,
             });
         ClassReport {
             last_ok_ago: self.last_ok.map(|ok| now.saturating_duration_since(ok)),
@@ -194,6 +195,9 @@ struct State {
     reads: ClassState,
     /// The first and the last failure of the latest run.
     failure_run: Option<(Instant, Instant)>,
+    /// An operation that found the file damaged: its kind fails from then
+    /// on, whatever succeeds, until the broker restarts on a mended file.
+    damaged: Option<Failure>,
 }
 
 /// How long after a write's failure the write probe's success is taken
@@ -247,10 +251,24 @@ impl StoreHealth {
                 operation: operation.as_str(),
                 elapsed: now.saturating_duration_since(*started),
             });
+        let (mut writes, mut reads) = (state.writes.report(now), state.reads.report(now));
+        if let Some(damage) = state.damaged {
+            let class = match damage.operation.class() {
+                Some(Class::Write) => &mut writes,
+                _ => &mut reads,
+            };
+            class.failing = Some(FailureReport {
+                operation: damage.operation.as_str(),
+                kind: damage.kind,
+                ago: now.saturating_duration_since(damage.at),
+                probed_ok_since: false,
+                file_damaged: true,
+            });
+        }
         StoreHealthReport {
             timeout,
-            writes: state.writes.report(now),
-            reads: state.reads.report(now),
+            writes,
+            reads,
             in_flight: state.in_flight.len(),
             oldest_in_flight,
         }
@@ -302,11 +320,15 @@ impl InFlightGuard {
                 Success::ProvesNothing => {}
             },
             Err(error) => {
-                outcomes.last_failure = Some(Failure {
+                let failure = Failure {
                     at: now,
                     operation: self.operation,
                     kind: FailureKind::of(error),
-                });
+                };
+                outcomes.last_failure = Some(failure);
+                if error.says_file_damaged() && state.damaged.is_none() {
+                    state.damaged = Some(failure);
+                }
                 state.failure_run = match state.failure_run {
                     Some((began, last)) if now.duration_since(last) < FAILURE_RUN_GAP => {
                         Some((began, now))
@@ -362,6 +384,9 @@ pub struct FailureReport {
     pub ago: Duration,
     /// The write probe succeeded after it: the store takes writes again.
     pub probed_ok_since: bool,
+    /// It found the SQLite file damaged: failing until a restart, however
+    /// long ago.
+    pub file_damaged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -417,6 +442,28 @@ mod tests {
                 .failing
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_read_that_found_the_file_damaged_fails_whatever_succeeds_after_it() {
+        let health = Arc::new(StoreHealth::default());
+        let damaged: Result<(), StoreError> =
+            Err(StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new("database disk image is malformed".to_owned()),
+            )));
+
+        health.begin(Operation::EventsAfter).finish(&damaged);
+        // Pages elsewhere in the file still read and take writes.
+        health.begin(Operation::ReadProbe).finish(&Ok(()));
+        health.begin(Operation::EventsAfter).finish(&Ok(()));
+        health.begin(Operation::InsertBatch).finish(&Ok(()));
+
+        let report = health.report(Duration::from_secs(5));
+        let failing = report.reads.failing.expect("still failing");
+        assert!(failing.file_damaged);
+        assert_eq!(failing.operation, "events_after");
+        assert!(report.writes.failing.is_none());
     }
 
     #[test]

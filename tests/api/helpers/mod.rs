@@ -96,7 +96,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 impl TestApp {
     /// Builds and runs a broker with `self.settings` on a new random port.
-    async fn start(&mut self) {
+    pub async fn start(&mut self) {
         assert!(self.running.is_none(), "the broker is already running");
         let application = Application::build(self.settings.clone())
             .await
