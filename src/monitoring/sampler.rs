@@ -96,16 +96,25 @@ impl HealthSampler {
                 .send(TakeCensus { stale_threshold_ms })
                 .await
                 .ok()?;
-            let store_failure = store.ping().await.err().map(|error| error.to_string());
             // Failing operations are re-checked here: reads are rare, and
-            // writes stop where a load balancer took the instance out.
+            // writes stop where a load balancer took the instance out. All
+            // at once, so a hanging store (2 s each) still gets a round
+            // trip every 2 s, not one per the three checks' sum.
             let health = store.health();
-            if health.reads.failing.is_some() {
-                let _ = store.probe_reads().await;
-            }
-            if health.writes.failing.is_some() {
-                let _ = store.probe_writes().await;
-            }
+            let (ping, _, _) = futures_util::join!(
+                store.ping(),
+                async {
+                    if health.reads.failing.is_some() {
+                        let _ = store.probe_reads().await;
+                    }
+                },
+                async {
+                    if health.writes.failing.is_some() {
+                        let _ = store.probe_writes().await;
+                    }
+                },
+            );
+            let store_failure = ping.err().map(|error| error.to_string());
             let store_ok = store_failure.is_none();
             Some((Census { registry, store_ok }, store_failure))
         };

@@ -69,6 +69,11 @@ impl Operation {
         }
     }
 
+    /// The health sampler's own checks: the round trip and the probes.
+    pub fn checks_health(self) -> bool {
+        matches!(self, Self::Ping | Self::ReadProbe | Self::WriteProbe)
+    }
+
     fn class(self) -> Option<Class> {
         match self {
             Self::InsertBatch | Self::Prune | Self::InsertTask | Self::WriteProbe => {

@@ -233,10 +233,23 @@ impl EventStore {
             let kind = FailureKind::of(error);
             self.metrics
                 .record_store_error(operation.as_str(), kind.as_str());
-            if kind != FailureKind::Error {
+            let budget = match error {
+                StoreError::Timeout(budget) | StoreError::CommitUnconfirmed(budget) => *budget,
+                _ => self.timeout,
+            };
+            // The health checks' timeouts repeat every second while the
+            // store hangs; the health sampler logs where that begins and ends.
+            if kind != FailureKind::Error && operation.checks_health() {
+                tracing::debug!(
+                    operation = operation.as_str(),
+                    timeout_ms = budget.as_millis() as u64,
+                    outcome = kind.as_str(),
+                    "store operation timed out"
+                );
+            } else if kind != FailureKind::Error {
                 tracing::warn!(
                     operation = operation.as_str(),
-                    timeout_ms = self.timeout.as_millis() as u64,
+                    timeout_ms = budget.as_millis() as u64,
                     outcome = kind.as_str(),
                     "store operation timed out"
                 );
