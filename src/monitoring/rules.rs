@@ -185,7 +185,9 @@ impl Snapshot {
                 warnings.push(warning(
                     "foreign_deployment",
                     format!(
-                        "Another deployment (instance {}, storing in another database) uses                          this cluster's Redis channels; its messages are ignored ({} so far).                          Give each deployment its own --cluster-name",
+                        "Another deployment (instance {}, storing in another database) uses this \
+                         cluster's Redis channels; its messages are ignored ({} so far). Give \
+                         each deployment its own --cluster-name",
                         foreign.instance_id, foreign.ignored
                     ),
                     foreign.ignored as f64,
@@ -727,6 +729,10 @@ mod tests {
         assert!(
             indicators.warnings[0].message.contains("staging-1"),
             "{indicators:?}"
+        );
+        assert!(
+            !indicators.warnings[0].message.contains("  "),
+            "one sentence, no runs of spaces: {indicators:?}"
         );
 
         let long_ago = std::time::Instant::now() - FOREIGN_WARNING_FOR;
