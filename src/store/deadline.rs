@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{StoreError, health::Operation};
+use super::{Operation, StoreError};
 
 const RUNNING: u8 = 0;
 const COMMITTING: u8 = 1;

@@ -5,12 +5,14 @@
 //! Callers are the Persister (the single writer), replay and history.
 
 mod batch_plan;
+mod bounded_run;
 mod checkpointer;
 mod cursor;
 mod deadline;
 mod error;
 mod health;
 mod migrations;
+mod operation;
 mod periodic;
 mod pg_insert;
 mod pg_marks;
@@ -33,7 +35,7 @@ mod sqlite_task_index;
 
 use std::{sync::Arc, time::Duration};
 
-use futures_util::{FutureExt, future::BoxFuture};
+use futures_util::FutureExt;
 use secrecy::ExposeSecret;
 
 use crate::{
@@ -45,13 +47,12 @@ use crate::{
 pub use batch_plan::{CommittedBatch, InsertOutcome};
 pub use cursor::{EventCursor, EventPage};
 pub use deadline::Deadline;
-use deadline::{joined_result, report_late_outcome};
 pub use error::StoreError;
 pub use health::{
-    ClassReport, FailureKind, FailureReport, FailureRun, InFlight, Operation, StoreHealth,
-    StoreHealthReport,
+    ClassReport, FailureReport, FailureRun, InFlight, StoreHealth, StoreHealthReport,
 };
 pub use migrations::run_migrations;
+pub use operation::{FailureKind, Operation};
 pub use queries::ChatTasks;
 pub use rows::{BatchRows, EventRows};
 pub use sqlite_lock::InstanceLock;
@@ -134,8 +135,8 @@ impl EventStore {
             Backend::Sqlite(_) => None,
         };
         metrics.declare_store_errors(
-            &health::Operation::ALL.map(health::Operation::as_str),
-            &health::FailureKind::ALL.map(health::FailureKind::as_str),
+            &Operation::ALL.map(Operation::as_str),
+            &FailureKind::ALL.map(FailureKind::as_str),
         );
         Ok(Self {
             backend,
@@ -176,93 +177,10 @@ impl EventStore {
         self.health.latest_failures()
     }
 
-    /// Waits for `work` (spawned, so never dropped half-way) until
-    /// `deadline`. Past it: `Timeout` if the work had not begun to commit
-    /// (it will not commit now); if it had, its outcome, waited for up to
-    /// one more store timeout, or with `wait_for_commit` up to
-    /// [`COMMIT_WAIT_LIMIT`] store timeouts (the Persister, which must know
-    /// whether a batch is stored before it moves on).
-    async fn run<T: Send + 'static>(
-        &self,
-        operation: Operation,
-        deadline: Deadline,
-        work: BoxFuture<'static, Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        self.run_with(operation, deadline, false, work).await
-    }
-
-    async fn run_with<T: Send + 'static>(
-        &self,
-        operation: Operation,
-        deadline: Deadline,
-        wait_for_commit: bool,
-        work: BoxFuture<'static, Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let in_flight = self.health.begin(operation);
-        let mut worker = tokio::spawn(work);
-        let until = tokio::time::Instant::from_std(deadline.instant());
-        let result = match tokio::time::timeout_at(until, &mut worker).await {
-            Ok(joined) => joined_result(joined),
-            Err(_) if deadline.abandon() => Err(StoreError::Timeout(deadline.budget())),
-            // The commit was sent before the deadline: its outcome decides.
-            Err(_) => {
-                let limit = if wait_for_commit {
-                    self.timeout * COMMIT_WAIT_LIMIT
-                } else {
-                    self.timeout
-                };
-                match tokio::time::timeout(limit, &mut worker).await {
-                    Ok(joined) => joined_result(joined),
-                    Err(_) => {
-                        report_late_outcome(operation, worker);
-                        Err(StoreError::CommitUnconfirmed(self.timeout))
-                    }
-                }
-            }
-        };
-        // A failure once the budget is spent is the timeout's doing (the
-        // database gave up on the lock or busy wait we bounded by it).
-        let result = result.map_err(|error| match error {
-            StoreError::Query(_) | StoreError::Unavailable(_) if deadline.is_past() => {
-                tracing::debug!(operation = operation.as_str(), error.message = %error, "store operation failed at its deadline");
-                StoreError::Timeout(deadline.budget())
-            }
-            other => other,
-        });
-        if let Err(error) = &result {
-            let kind = FailureKind::of(error);
-            self.metrics
-                .record_store_error(operation.as_str(), kind.as_str());
-            let budget = match error {
-                StoreError::Timeout(budget) | StoreError::CommitUnconfirmed(budget) => *budget,
-                _ => self.timeout,
-            };
-            // The health checks' timeouts repeat every second while the
-            // store hangs; the health sampler logs where that begins and ends.
-            if kind != FailureKind::Error && operation.checks_health() {
-                tracing::debug!(
-                    operation = operation.as_str(),
-                    timeout_ms = budget.as_millis() as u64,
-                    outcome = kind.as_str(),
-                    "store operation timed out"
-                );
-            } else if kind != FailureKind::Error {
-                tracing::warn!(
-                    operation = operation.as_str(),
-                    timeout_ms = budget.as_millis() as u64,
-                    outcome = kind.as_str(),
-                    "store operation timed out"
-                );
-            }
-        }
-        in_flight.finish(&result);
-        result
-    }
-
     /// Stores a batch in one transaction and returns one outcome per event,
     /// in order. Ids are assigned in commit order. Past `deadline` the batch
     /// is not stored (`Timeout`), unless its commit had already begun: then
-    /// this waits for the commit's outcome, up to [`COMMIT_WAIT_LIMIT`]
+    /// this waits for the commit's outcome, up to [`bounded_run::COMMIT_WAIT_LIMIT`]
     /// store timeouts (then `CommitUnconfirmed`).
     #[tracing::instrument(name = "store.insert_batch", skip_all, fields(db.system = self.backend(), batch_size = batch.events.len()))]
     pub async fn insert_batch(
@@ -402,12 +320,3 @@ impl EventStore {
         Deadline::after(self.timeout)
     }
 }
-
-/// How many store timeouts the Persister waits for a commit it has sent
-/// before it gives up and moves on. A COMMIT the database cancels ends
-/// within one; one that hangs longer has lost its connection (a partition
-/// mid-commit), and waiting for TCP to notice would stop publishing for
-/// minutes. Moving on keeps ids in order: the lost transaction holds the
-/// commit-order lock (SQLite: the write lock) until it ends, so nothing
-/// commits before it.
-const COMMIT_WAIT_LIMIT: u32 = 10;
