@@ -131,6 +131,13 @@ async fn shows(browser: &Browser, tab: Option<&str>, condition: &str, what: &str
         .await;
 }
 
+/// [`active_streams`] on a broker with auth on.
+async fn active_streams_as_admin(app: &TestApp) -> u64 {
+    let stats = get_as(app, "/sse/stats", Some(&root_token())).await;
+    let stats: Value = stats.json().await.expect("JSON");
+    stats["active_connections"].as_u64().expect("a count")
+}
+
 async fn active_streams(app: &TestApp) -> u64 {
     app.stats().await["active_connections"]
         .as_u64()
@@ -253,9 +260,7 @@ async fn tabs_of_two_users_with_tickets_never_share_a_stream() {
         wait_for_events(&browser, tab, &[1, 3]).await;
     }
     wait_for_events(&browser, &bob_tab, &[2]).await;
-    let streams = get_as(&app, "/sse/stats", Some(&root_token())).await;
-    let streams: Value = streams.json().await.expect("JSON");
-    assert_eq!(streams["active_connections"], 3, "{streams}");
+    assert_eq!(active_streams_as_admin(&app).await, 3);
 }
 
 /// One user signs out and another signs in while the first's tab stays
@@ -278,9 +283,7 @@ async fn a_tab_opened_after_another_user_signs_in_does_not_follow_the_first_user
     // Assert: a stream each, each with its own user's events.
     wait_for_events(&browser, &alice_tab, &[1]).await;
     wait_for_events(&browser, &bob_tab, &[2]).await;
-    let streams = get_as(&app, "/sse/stats", Some(&root_token())).await;
-    let streams: Value = streams.json().await.expect("JSON");
-    assert_eq!(streams["active_connections"], 2, "{streams}");
+    assert_eq!(active_streams_as_admin(&app).await, 2);
 }
 
 /// Another tab's client that was closed and connects again while a tab
