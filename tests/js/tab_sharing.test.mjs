@@ -32,8 +32,6 @@ function tabs(t, url = "/sse/events", Client = SseClient) {
     const client = new Client(url, {
       // No history unless a test gives some: never the network.
       fetch: historyServer([]).fetch,
-      // Whose stream it is: only a client that says so shares.
-      shareKey: "alice",
       onConnect: (data) => seen.connects.push(data.connection_id),
       onDisconnect: (info) => seen.disconnects.push([info.reason, info.willReconnect]),
       onError: (error) => seen.errors.push(error.message),
@@ -114,20 +112,6 @@ test("clients with getTicket and no token open a stream each: a ticket does not 
   await settle();
   assert.deepEqual(alice.seen.commits, [11]);
   assert.deepEqual(bob.seen.commits, [], "nothing of alice's stream reaches bob");
-});
-
-test("clients on the cookie (no credentials in their options) open a stream each without a shareKey", async (t) => {
-  // The cookie is the browser's: another user's sign-in changes it under
-  // the tab that leads, and a tab opened then would follow that stream.
-  const tab = tabs(t);
-  const first = tab({ shareKey: undefined });
-  const second = tab({ shareKey: undefined });
-  first.connect();
-  second.connect();
-  await settle();
-  assert.equal(FakeEventSource.opened.length, 2);
-  assert.equal(first.tabs, null);
-  assert.equal(second.tabs, null);
 });
 
 test("clients with getTicket share when they name the same shareKey, and not across keys", async (t) => {

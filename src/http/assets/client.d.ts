@@ -252,13 +252,13 @@ export interface SseClientOptions {
    * One stream per URL for all tabs of this browser (default `true`): the
    * tab holding a Web Lock opens it and passes its events to the others over
    * a BroadcastChannel; when it closes, another tab resumes the stream.
-   * Only a client that says whose stream it is shares: one with an
-   * `accessToken` or a `shareKey`; tabs share only with the same URL,
-   * filters, `accessToken` and `shareKey` (a token minted per page load
-   * means a stream per tab). A cookie or a ticket does not say whose
-   * stream it is (a cookie changes under an open tab when another user
-   * signs in), so such clients, and clients with auth off, share only
-   * with a `shareKey`. The other tabs get
+   * Tabs share only with the same URL, filters, `accessToken` and
+   * `shareKey` (a token minted per page load means a stream per tab). A
+   * ticket does not say whose stream it opens, so a client with
+   * `getTicket` and no `accessToken` shares only with a `shareKey`. The
+   * `sse_token` cookie is the browser's: where another user can sign in
+   * while a tab stays open, give a `shareKey` (the user's id), or a tab
+   * opened then follows the first user's stream. The other tabs get
    * `onConnect`, `connectionId`, `onDisconnect` and `onError` too; one
    * that hears nothing from the holding tab for `heartbeatTimeout`, and no
    * answer to a ping (a frozen tab keeps the lock), opens its own stream.
@@ -276,10 +276,9 @@ export interface SseClientOptions {
   shareAcrossTabs?: boolean;
   /**
    * Whose stream this is (a user or session id, not a secret): tabs share
-   * a stream only with the same key. What lets clients on the `sse_token`
-   * cookie, on `getTicket` alone, or with auth off share one (with auth
-   * off, any constant); give each signed-in user their own. An empty
-   * string is no key.
+   * a stream only with the same key. What lets clients on `getTicket`
+   * alone share one, and keeps two users' tabs apart on the `sse_token`
+   * cookie; give each signed-in user their own. An empty string is no key.
    */
   shareKey?: string;
   /** First backoff step, ms (default 1000). */

@@ -168,9 +168,10 @@ export class SseClient {
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL, filters and accessToken for all
    *   tabs of this browser (Web Locks and BroadcastChannel; without them, or with an injected
-   *   EventSource, one per tab); only a client with an `accessToken` or a `shareKey` shares
+   *   EventSource, one per tab); with `getTicket` and no `accessToken`, only with a `shareKey`
    * @param {string} [options.shareKey]  whose stream this is (a user or session id): tabs share
-   *   only with the same key; what lets clients on a cookie, `getTicket`, or no auth share
+   *   only with the same key; what lets `getTicket` clients share, and keeps two users' tabs
+   *   apart on the cookie
    * @param {function} [options.EventSource]  injectable for tests
    */
   constructor(url, options = {}) {

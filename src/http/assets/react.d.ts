@@ -59,7 +59,7 @@ export interface StreamOptions {
   getToken?: () => string | Promise<string>;
   /** `false`: one stream per tab instead of one per URL for all tabs (default `true`). */
   shareAcrossTabs?: boolean;
-  /** Whose stream this is (a user or session id): tabs share only with the same key; without an `accessToken` (the cookie, `getTicket`, auth off), tabs share only with one. */
+  /** Whose stream this is (a user or session id): tabs share only with the same key; with `getTicket` and no `accessToken`, tabs share only with one; on the cookie, it keeps two users' tabs apart. */
   shareKey?: string;
   /** Each `progress` event's data (a task); on a general stream `progress_update` too. */
   onProgress?: (data: TaskSnapshot) => void;

@@ -46,16 +46,17 @@ export function shareName(url, { eventTypes, projectId, accessToken, shareKey } 
 }
 
 /**
- * Whether `options` say whose stream it is, as sharing it needs: an
- * `accessToken` (in the name), or a `shareKey` naming its user. Nothing
- * else does: a ticket names no one the name could hold, and a cookie is
- * the browser's, not the tab's, and changes under a tab that leads (a
- * sign-out and another user's sign-in): a tab opened after it would
- * follow the first user's stream and read their events. An empty key is
- * no key (`user?.id ?? ""` before the user is known).
+ * Whether a client may share its stream with the other tabs. One opened
+ * with tickets alone may not unless a `shareKey` says whose it is: a ticket
+ * names no one the name could hold, and tabs of two users (an account
+ * switcher, a token kept per tab) would join one stream opened with the
+ * first tab's ticket. A token is in the name. A cookie is the browser's,
+ * so cookie clients share as the contract has it; an application where
+ * another user can sign in while a tab stays open gives a `shareKey`. An
+ * empty key is no key (`user?.id ?? ""` before the user is known).
  */
-export function saysWhoseStream({ accessToken, shareKey } = {}) {
-  return Boolean(accessToken) || Boolean(shareKey);
+export function saysWhoseStream({ getTicket, accessToken, shareKey } = {}) {
+  return !getTicket || Boolean(accessToken) || Boolean(shareKey);
 }
 
 /**

@@ -24,7 +24,7 @@ async fn open_task_stream(browser: &Browser, url_or_task: &str, task: bool, shar
             "window.ended = null; window.states = []; \
              import('/client.js').then(({{ SseClient, TaskStream }}) => {{ \
                const options = {{ reconnectDelay: 200, maxReconnectDelay: 200, maxReconnectAttempts: 2, \
-                 shareAcrossTabs: {share}, shareKey: 'user-1', \
+                 shareAcrossTabs: {share}, \
                  onStateChange: (s) => window.states.push(s), \
                  onError: (e) => {{ window.ended = {{ name: e.name, status: e.status ?? null, \
                    code: e.code ?? null, message: e.message }}; }} }}; \

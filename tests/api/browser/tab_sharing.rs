@@ -18,8 +18,7 @@ use crate::{
 /// Loads a page of the broker's origin in the current tab and starts a
 /// client there that records the `n` of every `commit` it gets.
 async fn start_client(browser: &Browser, app: &TestApp, share: bool) {
-    let options = format!("shareAcrossTabs: {share}, shareKey: 'user-1',");
-    start_client_with(browser, app, &options).await;
+    start_client_with(browser, app, &format!("shareAcrossTabs: {share},")).await;
 }
 
 /// [`start_client`] with `options` (JavaScript properties, each ending in
@@ -105,7 +104,7 @@ async fn follow_task(browser: &Browser, app: &TestApp, task: &str) {
         .script(&format!(
             "window.text = ''; window.resets = 0; window.ended = false; \
              import('/client.js').then(({{ TaskStream }}) => {{ \
-               window.client = new TaskStream('{task}', {{ shareKey: 'user-1', \
+               window.client = new TaskStream('{task}', {{ \
                  onText: (delta) => {{ window.text += delta; }}, \
                }}); \
                window.client.on('replay_reset', () => {{ window.text = ''; window.resets += 1; }}); \
@@ -210,15 +209,16 @@ async fn start_ticket_client(browser: &Browser, app: &TestApp, token: &str, shar
 }
 
 /// Signs the browser in as `token`'s user (the `sse_token` cookie, the
-/// browser's for every tab) and starts a client relying on it alone.
-async fn start_cookie_client(browser: &Browser, app: &TestApp, token: &str) {
+/// browser's for every tab) and starts a client relying on it, saying
+/// whose stream it is with `share_key` (a property and its comma).
+async fn start_cookie_client(browser: &Browser, app: &TestApp, token: &str, share_key: &str) {
     browser.goto(&format!("{}/health", app.address)).await;
     browser
         .script(&format!(
             "document.cookie = 'sse_token={token}; path=/'; return true;"
         ))
         .await;
-    start_client_with(browser, app, "").await;
+    start_client_with(browser, app, share_key).await;
 }
 
 /// Publishes `commit {n}` into `project` as an administrator.
@@ -264,17 +264,20 @@ async fn tabs_of_two_users_with_tickets_never_share_a_stream() {
 }
 
 /// One user signs out and another signs in while the first's tab stays
-/// open: the cookie changes under it, and a tab opened now must not follow
-/// the stream the first tab opened with the first user's cookie.
+/// open: the cookie changes under it, and a tab opened now, given the
+/// signed-in user's `shareKey` as the guide says, must not follow the
+/// stream the first tab opened with the first user's cookie.
 #[actix_web::test]
 async fn a_tab_opened_after_another_user_signs_in_does_not_follow_the_first_users_stream() {
     // Arrange
     let app = spawn_secured_app().await;
     let browser = Browser::launch().await;
     let alice_tab = browser.tab().await;
-    start_cookie_client(&browser, &app, &token("alice", "subscribe", &["pa"])).await;
+    let alice = token("alice", "subscribe", &["pa"]);
+    start_cookie_client(&browser, &app, &alice, "shareKey: 'alice',").await;
     let bob_tab = browser.new_tab().await;
-    start_cookie_client(&browser, &app, &token("bob", "subscribe", &["pb"])).await;
+    let bob = token("bob", "subscribe", &["pb"]);
+    start_cookie_client(&browser, &app, &bob, "shareKey: 'bob',").await;
 
     // Act
     publish_into(&app, "pa", 1).await;
