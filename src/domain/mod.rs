@@ -13,6 +13,7 @@ pub mod sse_parser;
 pub mod subscription;
 pub mod task;
 pub mod task_events;
+mod task_ids;
 pub mod tool_events;
 pub mod ui_message_stream;
 
@@ -29,7 +30,8 @@ pub use subscription::{
     ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer, WriteAccess,
 };
 pub use task::{
-    ChatId, Task, TaskChange, TaskError, TaskId, TaskStatus, check_task_text, parse_task_type,
+    ChatId, MessageId, Task, TaskChange, TaskError, TaskId, TaskStatus, check_task_text,
+    parse_task_type,
 };
 pub use task_events::{
     STEP_END_EVENT_TYPE, TextKind, change_events, end_of, keeps_its_place, task_json, text_event,

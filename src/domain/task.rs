@@ -8,7 +8,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ProjectId, STEP_END_EVENT_TYPE, TaskRef, ToolEvent};
+pub use super::task_ids::{ChatId, MessageId, TaskId};
+use super::{ProjectId, STEP_END_EVENT_TYPE, ToolEvent};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
@@ -16,6 +17,8 @@ pub enum TaskError {
     InvalidId,
     #[error("a chat_id is 1 to 128 letters, digits, _ or -")]
     InvalidChatId,
+    #[error("a message_id is 1 to 128 letters, digits, _ or -")]
+    InvalidMessageId,
     #[error("task_type must be 1 to 64 lowercase letters, digits or _ . -")]
     InvalidType,
     #[error("progress must be a number between 0 and 100")]
@@ -35,73 +38,6 @@ pub enum TaskError {
     Cancelled,
     #[error("the task is already {0}; it accepts no more writes")]
     Finished(TaskStatus),
-}
-
-/// A chat id: `[A-Za-z0-9_-]{1,128}`, the conversation a generation
-/// belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChatId(String);
-
-impl ChatId {
-    pub fn parse(raw: &str) -> Result<Self, TaskError> {
-        if is_task_id(raw) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(TaskError::InvalidChatId)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ChatId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `[A-Za-z0-9_-]{1,128}`: the grammar of task and chat ids.
-fn is_task_id(raw: &str) -> bool {
-    !raw.is_empty()
-        && raw.len() <= 128
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A task id: `[A-Za-z0-9_-]{1,128}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskId(String);
-
-impl TaskId {
-    pub fn parse(raw: &str) -> Result<Self, TaskError> {
-        if is_task_id(raw) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(TaskError::InvalidId)
-        }
-    }
-
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The same id as carried on events.
-    pub fn as_ref_id(&self) -> TaskRef {
-        TaskRef::parse(&self.0).expect("a task id is a valid event task_id")
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -167,6 +103,10 @@ pub struct Task {
     pub last_token_at_ms: Option<i64>,
     /// The conversation this generation belongs to.
     pub chat_id: Option<ChatId>,
+    /// The id of the assistant message the generation writes, when the
+    /// producer named one: a turn that continues a message (after a tool
+    /// approval, say) names that message. `None`: the task id.
+    pub message_id: Option<MessageId>,
     /// The highest producer sequence number accepted with a delta: a delta
     /// at or below it is a retry and is ignored.
     pub last_seq: Option<u64>,
@@ -267,6 +207,7 @@ impl Task {
             first_token_at_ms: None,
             last_token_at_ms: None,
             chat_id: None,
+            message_id: None,
             last_seq: None,
         }
     }

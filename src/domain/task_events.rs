@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    ChatId, EventData, EventType, NewEvent, StoredEvent, Task, TaskChange, TaskStatus, now_ms,
+    ChatId, EventData, EventType, MessageId, NewEvent, StoredEvent, Task, TaskChange, TaskStatus,
+    now_ms,
 };
 
 /// The JSON of a task, as answered by the API and carried by `progress` events.
@@ -21,6 +22,7 @@ pub fn task_json(task: &Task) -> Value {
         "project_id": task.project_id,
         "task_type": task.task_type,
         "chat_id": task.chat_id.as_ref().map(ChatId::as_str),
+        "message_id": task.message_id.as_ref().map(MessageId::as_str),
         "created_at": super::rfc3339(task.created_at_ms),
         "updated_at": super::rfc3339(task.updated_at_ms),
     })

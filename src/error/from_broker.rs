@@ -11,7 +11,7 @@ use crate::{
     domain::{TaskError, event::EventError},
     services::{
         operations::OperationError,
-        streams::{SubscriptionError, UpdateError},
+        streams::{OpenMessageError, SubscriptionError, UpdateError},
         tasks::TaskWriteError,
         uploads::{ReadError, UploadError},
     },
@@ -73,6 +73,7 @@ impl From<TaskError> for ApiError {
         let code = match error {
             TaskError::InvalidId => ErrorCode::InvalidTaskId,
             TaskError::InvalidChatId => ErrorCode::InvalidChatId,
+            TaskError::InvalidMessageId => ErrorCode::InvalidMessageId,
             TaskError::InvalidType
             | TaskError::InvalidProgress
             | TaskError::ProgressBackwards { .. }
@@ -215,6 +216,15 @@ impl From<RegisterError> for ApiError {
             }
             .into(),
             RegisterError::RateLimited(limited) => limited.into(),
+        }
+    }
+}
+
+impl From<OpenMessageError> for ApiError {
+    fn from(error: OpenMessageError) -> Self {
+        match error {
+            OpenMessageError::Register(error) => error.into(),
+            OpenMessageError::Store(error) => error.into(),
         }
     }
 }

@@ -39,6 +39,7 @@ pub enum ErrorCode {
     TaskNotFound,
     InvalidTaskId,
     InvalidChatId,
+    InvalidMessageId,
     TaskExists,
     TaskCancelled,
     TaskFinished,
@@ -71,7 +72,8 @@ impl ErrorCode {
             | Self::InvalidLastEventId
             | Self::InvalidQuery
             | Self::InvalidTaskId
-            | Self::InvalidChatId => StatusCode::BAD_REQUEST,
+            | Self::InvalidChatId
+            | Self::InvalidMessageId => StatusCode::BAD_REQUEST,
             Self::TaskExists
             | Self::TaskCancelled
             | Self::TaskFinished
@@ -119,6 +121,7 @@ impl ErrorCode {
             Self::TaskNotFound => "task_not_found",
             Self::InvalidTaskId => "invalid_task_id",
             Self::InvalidChatId => "invalid_chat_id",
+            Self::InvalidMessageId => "invalid_message_id",
             Self::TaskExists => "task_exists",
             Self::TaskCancelled => "task_cancelled",
             Self::TaskFinished => "task_finished",

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::Principal,
-    domain::{ChatId, EventId, Task, TaskChange, TaskId, TaskStatus, parse_task_type},
+    domain::{ChatId, EventId, MessageId, Task, TaskChange, TaskId, TaskStatus, parse_task_type},
     error::{ApiError, ErrorCode},
     services::tasks::{NewTask, task_json},
     state::AppState,
@@ -47,6 +47,9 @@ pub struct TaskView {
     pub project_id: Option<String>,
     pub task_type: Option<String>,
     pub chat_id: Option<String>,
+    /// The assistant message the task writes, as given at its creation
+    /// (`null`: the task id is the message's id).
+    pub message_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -73,6 +76,14 @@ pub struct CreateTask {
     /// `[A-Za-z0-9_-]{1,128}`: the conversation the generation belongs to
     /// (`GET /chats/{chat_id}/stream` follows its newest task while it runs).
     pub chat_id: Option<String>,
+    /// `[A-Za-z0-9_-]{1,128}`: the id of the assistant message the task
+    /// writes, its UI message stream's `messageId` (the task id when
+    /// absent). A turn that continues a message (the AI SDK's next request
+    /// after a tool approval or a client-side tool's output) names the
+    /// message it continues: its stream then carries the answers to that
+    /// message's earlier tool calls, and a chat resuming it gets the whole
+    /// message, the earlier tasks' parts first.
+    pub message_id: Option<String>,
 }
 
 /// Create a task.
@@ -81,7 +92,7 @@ pub struct CreateTask {
     request_body(content = Option<CreateTask>, description = "Optional"),
     responses(
         (status = 201, description = "The new task", body = TaskView),
-        (status = 400, description = "Invalid task id, or malformed JSON", body = crate::error::ErrorBody),
+        (status = 400, description = "Invalid task, chat or message id, or malformed JSON", body = crate::error::ErrorBody),
         (status = 403, description = "No publish scope, a project outside the token, or none where the broker keeps tokens within their projects", body = crate::error::ErrorBody),
         (status = 409, description = "The id is taken", body = crate::error::ErrorBody),
         (status = 422, description = "A wrong field type, or an invalid task_type", body = crate::error::ErrorBody),
@@ -112,6 +123,11 @@ pub async fn create_task(
             message: request.message,
             project_id,
             chat_id: request.chat_id.as_deref().map(ChatId::parse).transpose()?,
+            message_id: request
+                .message_id
+                .as_deref()
+                .map(MessageId::parse)
+                .transpose()?,
         })
         .await?;
     Ok(HttpResponse::Created().json(task_json(&task)))

@@ -83,7 +83,7 @@ pub async fn task_ui_message_stream(
 ) -> Result<HttpResponse, ApiError> {
     let client = query.client()?;
     let task = visible_task(&state, &auth.principal, &id).await?;
-    ui_message_stream(&req, &state, &auth.principal, &task, client).await
+    ui_message_stream(&req, &state, &auth.principal, &task, None, client).await
 }
 
 /// Resume a chat: the UI message stream of the chat's newest task, while it runs
@@ -115,7 +115,16 @@ pub async fn chat_stream(
     let client = query.client()?;
     match running_in_chat(&state, &auth.principal, &chat_id).await? {
         None => Ok(super::streams::no_stream()),
-        Some(task) => ui_message_stream(&req, &state, &auth.principal, &task, client).await,
+        Some(task) => {
+            // A resuming chat rebuilds the message from nothing: a turn
+            // that continues a message comes after its earlier parts.
+            let earlier = state
+                .tasks
+                .earlier_in_message(&auth.principal, &task)
+                .await?;
+            let earlier = Some(earlier.as_slice());
+            ui_message_stream(&req, &state, &auth.principal, &task, earlier, client).await
+        }
     }
 }
 
@@ -135,6 +144,7 @@ async fn ui_message_stream(
     state: &AppState,
     principal: &Principal,
     task: &Task,
+    earlier: Option<&[Task]>,
     client: AiSdkMajor,
 ) -> Result<HttpResponse, ApiError> {
     // Charged only for a stream the Registry admits (not for a 404, a 204
@@ -144,6 +154,7 @@ async fn ui_message_stream(
         .open_task_messages(
             principal,
             task,
+            earlier,
             client,
             req.conn_data::<StreamSocket>().copied(),
             state.limits.stream_charge(req, principal),

@@ -33,6 +33,7 @@ use crate::{
     store::{EventCursor, EventPage, StoreError},
     stream::{
         ConnectionId, StreamBody, StreamFormat, StreamSocket, UiMessageBody, catch_up::TaskState,
+        message_parts,
     },
 };
 
@@ -259,12 +260,7 @@ impl StreamService {
         let options = StreamOptions {
             resume_after: Some(after),
             token_expires_at: principal.expires_at,
-            task_state: Some(TaskState {
-                frame: sse_frame::encode_control("progress", &task_json(task)),
-                updated_at: rfc3339(task.updated_at_ms),
-                created_at_ms: task.created_at_ms,
-                end: crate::domain::end_of(task),
-            }),
+            task_state: Some(task_state(task)),
             finish_after_replay: task.status.is_terminal(),
             owner: principal.owner(),
             socket,
@@ -277,16 +273,38 @@ impl StreamService {
 
     /// The stream of `task` as an AI SDK UI message stream. Every open
     /// replays from the start: the client resumes by reading the message
-    /// again (one delta with the text so far), not by event id.
-    #[tracing::instrument(name = "open_ui_message_stream", skip_all, fields(task_id = %task.task_id))]
+    /// again (one delta with the text so far), not by event id. A task
+    /// that continues a message (`message_id`) is that message's stream:
+    /// for a reader that holds the message (`earlier` `None`), with the
+    /// answers to its earlier calls; for one that rebuilds it, after the
+    /// parts of `earlier`, the finished tasks that wrote it before.
+    #[tracing::instrument(name = "open_ui_message_stream", skip_all, fields(task_id = %task.task_id, message_id))]
     pub async fn open_task_messages(
         &self,
         principal: &Principal,
         task: &Task,
+        earlier: Option<&[Task]>,
         client: AiSdkMajor,
         socket: Option<StreamSocket>,
         charge: Option<StreamCharge>,
-    ) -> Result<UiMessageBody, RegisterError> {
+    ) -> Result<UiMessageBody, OpenMessageError> {
+        // Read before the stream registers: a store that does not answer
+        // costs no connection slot.
+        let earlier = match (&task.message_id, earlier) {
+            (Some(_), Some(tasks)) => {
+                let tasks = tasks
+                    .iter()
+                    .map(|earlier| {
+                        (
+                            self.task_subscription(principal, earlier),
+                            task_state(earlier),
+                        )
+                    })
+                    .collect();
+                Some(message_parts::earlier_frames(&self.environment.store, tasks).await?)
+            }
+            _ => None,
+        };
         let (_, body) = self
             .open_task(
                 principal,
@@ -297,7 +315,13 @@ impl StreamService {
                 charge,
             )
             .await?;
-        Ok(UiMessageBody::new(body, task.task_id.as_str(), client))
+        Ok(match &task.message_id {
+            None => UiMessageBody::new(body, task.task_id.as_str(), client),
+            Some(message_id) => {
+                tracing::Span::current().record("message_id", message_id.as_str());
+                UiMessageBody::continuing(body, message_id.as_str(), client, earlier)
+            }
+        })
     }
 
     /// Changes a live stream's filter, for its owner.
@@ -371,4 +395,24 @@ pub enum UpdateError {
     Subscription(#[from] SubscriptionError),
     #[error(transparent)]
     Registry(#[from] UpdateSubscriptionError),
+}
+
+/// A task's state as its stream opens with it.
+fn task_state(task: &Task) -> TaskState {
+    TaskState {
+        frame: sse_frame::encode_control("progress", &task_json(task)),
+        updated_at: rfc3339(task.updated_at_ms),
+        created_at_ms: task.created_at_ms,
+        end: crate::domain::end_of(task),
+    }
+}
+
+/// Why a UI message stream did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenMessageError {
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// The earlier parts of the continued message could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

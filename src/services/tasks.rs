@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use actix::Addr;
 use tokio::sync::oneshot;
 
+mod continued;
 mod reaping;
 
 use super::upload_memory::UploadMemory;
@@ -21,7 +22,7 @@ use crate::{
     },
     auth::Principal,
     domain::{
-        AnswerEnd, ChatId, ProjectId, Task, TaskChange, TaskId, TaskStatus, WriteAccess,
+        AnswerEnd, ChatId, MessageId, ProjectId, Task, TaskChange, TaskId, TaskStatus, WriteAccess,
         check_task_text, now_ms,
     },
     shutdown::ShutdownHandle,
@@ -41,6 +42,8 @@ pub struct NewTask {
     pub project_id: Option<ProjectId>,
     /// The conversation the generation belongs to.
     pub chat_id: Option<ChatId>,
+    /// The assistant message it writes (see [`Task::message_id`]).
+    pub message_id: Option<MessageId>,
 }
 
 #[derive(Clone)]
@@ -94,10 +97,16 @@ impl TaskService {
         );
         task.task_type = request.task_type;
         task.chat_id = request.chat_id;
+        task.message_id = request.message_id;
         if !self.store.insert_task(&task).await? {
             return Err(TaskWriteError::AlreadyExists);
         }
-        tracing::info!(task_id = %task.task_id, task_type = task.task_type.as_deref(), "task created");
+        tracing::info!(
+            task_id = %task.task_id,
+            task_type = task.task_type.as_deref(),
+            continues_message = task.message_id.as_ref().map(MessageId::as_str),
+            "task created"
+        );
         Ok(task)
     }
 

@@ -28,6 +28,7 @@ impl Operation {
             | Self::Task
             | Self::SilentTasks
             | Self::ChatTask
+            | Self::MessageTasks
             | Self::ReadProbe => Some(Class::Read),
             // The ping is reported by `/health` itself; it touches no table,
             // so its success must not clear a failing read.

@@ -53,7 +53,7 @@ pub use health::{
 };
 pub use migrations::run_migrations;
 pub use operation::{FailureKind, Operation};
-pub use queries::ChatTasks;
+pub use queries::{ChatTasks, EarlierTasks};
 pub use rows::{BatchRows, EventRows};
 pub use sqlite_lock::InstanceLock;
 
@@ -314,6 +314,17 @@ impl EventStore {
         bounded!(self, Operation::ChatTask, self.deadline(), |store, d| {
             store.chat_task(chat_id, which, &d)
         })
+    }
+
+    /// The tasks that wrote the earlier parts of a continued message,
+    /// oldest first (see [`EarlierTasks`]).
+    pub async fn message_tasks(&self, earlier: EarlierTasks) -> Result<Vec<Task>, StoreError> {
+        bounded!(
+            self,
+            Operation::MessageTasks,
+            self.deadline(),
+            |store, d| { store.message_tasks(earlier, &d) }
+        )
     }
 
     fn deadline(&self) -> Deadline {

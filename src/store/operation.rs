@@ -16,6 +16,8 @@ pub enum Operation {
     SilentTasks,
     /// A chat's newest task (`GET /chats/{chat_id}/stream`).
     ChatTask,
+    /// The tasks that wrote a continued message's earlier parts.
+    MessageTasks,
     /// The HealthSampler's re-check of failing reads.
     ReadProbe,
     /// The HealthSampler's re-check of failing writes: one small write.
@@ -24,7 +26,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::InsertBatch,
         Self::Prune,
         Self::InsertTask,
@@ -34,6 +36,7 @@ impl Operation {
         Self::Task,
         Self::SilentTasks,
         Self::ChatTask,
+        Self::MessageTasks,
         Self::ReadProbe,
         Self::WriteProbe,
         Self::Ping,
@@ -50,6 +53,7 @@ impl Operation {
             Self::Task => "task",
             Self::SilentTasks => "silent_tasks",
             Self::ChatTask => "chat_task",
+            Self::MessageTasks => "message_tasks",
             Self::ReadProbe => "read_probe",
             Self::WriteProbe => "write_probe",
             Self::Ping => "ping",

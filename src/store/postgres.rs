@@ -27,7 +27,7 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 use super::{
-    ChatTasks, CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
+    ChatTasks, CommittedBatch, Deadline, EarlierTasks, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     pg_insert::InsertEventRows,
     pg_marks,
@@ -310,6 +310,18 @@ impl PostgresStore {
             .await
             .optional()?;
         Ok(row.and_then(TaskRow::into_domain))
+    }
+
+    pub async fn message_tasks(
+        &self,
+        earlier: EarlierTasks,
+        deadline: &Deadline,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut connection = self.connection(deadline).await?;
+        let rows = queries::message_tasks!(earlier)
+            .load(&mut connection)
+            .await?;
+        Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 }
 

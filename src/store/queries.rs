@@ -136,6 +136,39 @@ macro_rules! chat_task {
     }};
 }
 
+/// The tasks that wrote the earlier parts of assistant message
+/// `$earlier.message_id` of chat `$earlier.chat_id`, oldest first: each task of
+/// the chat in the same project created with that `message_id`, and the
+/// task whose own id it is (a message's first task names none), created
+/// no later than `$earlier.before_ms`, but not `$earlier.except`. Expands to a
+/// boxed query of [`TaskRow`](super::rows::TaskRow)s, served by the
+/// `tasks_chat` index.
+macro_rules! message_tasks {
+    ($earlier:expr) => {{
+        let earlier: $crate::store::EarlierTasks = $earlier;
+        let mut query = tasks::table
+            .filter(tasks::chat_id.eq(earlier.chat_id))
+            .filter(tasks::created_at_ms.le(earlier.before_ms))
+            .filter(tasks::task_id.ne(earlier.except))
+            .filter(
+                tasks::message_id
+                    .eq(earlier.message_id.clone())
+                    .or(tasks::task_id
+                        .eq(earlier.message_id)
+                        .and(tasks::message_id.is_null())),
+            )
+            .order((tasks::created_at_ms.asc(), tasks::task_id.asc()))
+            .limit(earlier.limit)
+            .select(TaskRow::as_select())
+            .into_boxed();
+        query = match earlier.project_id {
+            Some(project) => query.filter(tasks::project_id.eq(project)),
+            None => query.filter(tasks::project_id.is_null()),
+        };
+        query
+    }};
+}
+
 /// The `seq` stored with task `$task_id`'s newest `text` event that has
 /// one. Expands to a query of `Option<i64>`s, newest first.
 macro_rules! latest_text_seq {
@@ -148,4 +181,20 @@ macro_rules! latest_text_seq {
     }};
 }
 
-pub(super) use {chat_task, events_after, latest_text_seq, prunable_event_ids, silent_tasks};
+pub(super) use {
+    chat_task, events_after, latest_text_seq, message_tasks, prunable_event_ids, silent_tasks,
+};
+
+/// Which tasks wrote the earlier parts of a message (see `message_tasks!`).
+#[derive(Debug, Clone)]
+pub struct EarlierTasks {
+    pub chat_id: String,
+    pub message_id: String,
+    /// The project of the task that continues the message: only tasks of
+    /// the same project (or, for one of none, of none) count.
+    pub project_id: Option<String>,
+    pub before_ms: i64,
+    /// The continuing task itself.
+    pub except: String,
+    pub limit: i64,
+}

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 
 use super::schema::events;
 use crate::domain::{
-    ChatId, EventId, NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId, TaskStatus,
+    ChatId, EventId, MessageId, NewEvent, ProjectId, RawEvent, StoredEvent, Task, TaskId,
+    TaskStatus,
 };
 
 #[derive(Debug, Clone, Insertable)]
@@ -117,6 +118,7 @@ pub struct TaskRow {
     pub last_token_at_ms: Option<i64>,
     pub chat_id: Option<String>,
     pub last_seq: Option<i64>,
+    pub message_id: Option<String>,
 }
 
 impl From<&Task> for TaskRow {
@@ -137,6 +139,7 @@ impl From<&Task> for TaskRow {
             last_token_at_ms: task.last_token_at_ms,
             chat_id: task.chat_id.as_ref().map(ToString::to_string),
             last_seq: task.last_seq.map(|seq| seq as i64),
+            message_id: task.message_id.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -178,6 +181,12 @@ impl TaskRow {
                 .transpose()
                 .ok()?,
             last_seq: self.last_seq.and_then(|seq| u64::try_from(seq).ok()),
+            message_id: self
+                .message_id
+                .as_deref()
+                .map(MessageId::parse)
+                .transpose()
+                .ok()?,
         })
     }
 }

@@ -46,6 +46,7 @@ diesel::table! {
         last_token_at_ms -> Nullable<BigInt>,
         chat_id -> Nullable<Text>,
         last_seq -> Nullable<BigInt>,
+        message_id -> Nullable<Text>,
     }
 }
 

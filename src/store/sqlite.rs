@@ -19,7 +19,7 @@ use diesel::{
 use diesel_async::pooled_connection::deadpool::Pool;
 
 use super::{
-    ChatTasks, CommittedBatch, Deadline, EventPage, InsertOutcome, StoreError,
+    ChatTasks, CommittedBatch, Deadline, EarlierTasks, EventPage, InsertOutcome, StoreError,
     batch_plan::BatchPlan,
     checkpointer::Checkpointer,
     prepared::{EventsSequence, InsertEventRow, UpdateRunningTask, finished_of},
@@ -284,6 +284,17 @@ impl SqliteStore {
             })
             .await?;
         Ok(row.and_then(TaskRow::into_domain))
+    }
+
+    pub async fn message_tasks(
+        &self,
+        earlier: EarlierTasks,
+        deadline: &Deadline,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows = self
+            .read(deadline, move |c| queries::message_tasks!(earlier).load(c))
+            .await?;
+        Ok(rows.into_iter().filter_map(TaskRow::into_domain).collect())
     }
 
     pub async fn ping(&self, deadline: &Deadline) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ mod frame;
 mod greeting;
 pub mod hand_off;
 mod id;
+pub mod message_parts;
 mod recent;
 pub mod replay;
 mod socket;

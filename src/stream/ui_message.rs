@@ -37,19 +37,63 @@ pub struct UiMessageBody {
     /// What actix has yet to take of a large part (a rolled-up text), given
     /// in pieces as the inner body gives its frames (see `body`).
     rest: Option<Bytes>,
+    /// The frames of the earlier tasks of a continued message, rolled up
+    /// (see `message_parts`): translated before the inner body's first.
+    earlier: Option<Bytes>,
 }
 
 impl UiMessageBody {
     /// The UI message stream of the message `message_id` over `inner`,
     /// for a viewer reading with `client`.
     pub fn new(inner: StreamBody, message_id: &str, client: AiSdkMajor) -> Self {
+        Self::with_translator(inner, UiMessageTranslator::new(message_id, client), None)
+    }
+
+    /// The stream of a task that continues the message `message_id`.
+    /// `earlier`, the frames of the tasks that wrote its earlier parts
+    /// (see `message_parts`), for a reader that rebuilds the message from
+    /// nothing (a resuming chat); `None` for one that holds it (the chat
+    /// that asked for the turn), to which the answers to the message's
+    /// earlier tool calls are sent as well.
+    pub fn continuing(
+        inner: StreamBody,
+        message_id: &str,
+        client: AiSdkMajor,
+        earlier: Option<Bytes>,
+    ) -> Self {
+        let translator = UiMessageTranslator::new(message_id, client);
+        match earlier {
+            Some(frames) => Self::with_translator(inner, translator, Some(frames)),
+            None => Self::with_translator(inner, translator.continuing(), None),
+        }
+    }
+
+    fn with_translator(
+        inner: StreamBody,
+        translator: UiMessageTranslator,
+        earlier: Option<Bytes>,
+    ) -> Self {
         Self {
             inner,
             parser: SseParser::new(),
-            translator: UiMessageTranslator::new(message_id, client),
+            translator,
             cut_off: None,
             rest: None,
+            earlier,
         }
+    }
+
+    /// The parts of the message's earlier tasks, once, before anything
+    /// else: each of their frames is one whole event.
+    fn take_earlier(&mut self) -> Option<Bytes> {
+        let frames = self.earlier.take()?;
+        let mut out = BytesMut::new();
+        for event in self.parser.feed(&frames).unwrap_or_default() {
+            let data = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            self.translator
+                .translate_earlier(event.event_type(), &data, &mut out);
+        }
+        Some(out.freeze())
     }
 }
 
@@ -74,6 +118,10 @@ impl MessageBody for UiMessageBody {
         }
         if let Some(reason) = this.cut_off {
             return Poll::Ready(Some(Err(reason.into())));
+        }
+        if let Some(earlier) = this.take_earlier().filter(|parts| !parts.is_empty()) {
+            let piece = next_piece(this.inner.stats(), &mut this.rest, earlier);
+            return Poll::Ready(Some(Ok(piece)));
         }
         loop {
             // After `[DONE]` the inner body is still read to its end, so the

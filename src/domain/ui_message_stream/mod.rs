@@ -7,8 +7,9 @@
 //! stream sends them (`connected`, the rolled-up catch-up, live events),
 //! into the protocol's parts, each a `data: {json}` event:
 //!
-//! - `connected` → `start` (the message id is the task id, so a reconnect
-//!   rebuilds the same message instead of adding one);
+//! - `connected` → `start` (the message id is the task's `message_id`, or
+//!   else its id, so a reconnect rebuilds the same message instead of
+//!   adding one, and a turn that continues a message continues it);
 //! - `text` → `text-start` before the first text, then `text-delta`: the
 //!   catch-up's one `text` event is one delta with all the text so far;
 //! - `reasoning` → `reasoning-start`, `reasoning-delta`, the same way: a
@@ -27,7 +28,11 @@
 //!   the denial as `tool-output-error`); `tool_result`
 //!   → `tool-output-available` or `tool-output-error`, only for a call the
 //!   stream has sent (the SDK refuses an output for a call it has not
-//!   seen, and a viewer's stream must not break on a producer's mistake);
+//!   seen, and a viewer's stream must not break on a producer's mistake),
+//!   or, in a stream that continues a message its reader holds, for one of
+//!   that message's earlier calls; the answer to a call whose approval the
+//!   stream asked for comes after `tool-approval-response` (`approved`
+//!   unless the call was denied), so the message keeps the decision;
 //! - the message's steps (one model call each, of an agent's loop):
 //!   `start-step` before the first text, reasoning or tool call of each,
 //!   `finish-step` at its end, as the SDK's own stream has them, so the
@@ -64,11 +69,12 @@ use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
 mod parts;
+mod tools;
 
 use parts::{Phase, TextPart, part};
 
 use super::ai_sdk_major::AiSdkMajor;
-use super::{AnswerEnd, STEP_END_EVENT_TYPE, TextKind, ToolFlags};
+use super::{AnswerEnd, STEP_END_EVENT_TYPE, TextKind};
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
@@ -100,6 +106,12 @@ pub struct UiMessageTranslator {
     begun: [usize; 2],
     /// The tool calls sent, by id: their results may follow.
     tool_calls: Vec<String>,
+    /// The approvals asked, as (call id, approval id): the call's answer
+    /// says how it was decided.
+    approvals: Vec<(String, String)>,
+    /// The stream continues a message its reader holds (see
+    /// [`Self::continuing`]).
+    continues: bool,
     step: StepState,
     finished: bool,
 }
@@ -116,7 +128,7 @@ enum StepState {
 }
 
 impl UiMessageTranslator {
-    /// The stream of the message `message_id` (the task id), for a
+    /// The stream of the message `message_id` (the task's), for a
     /// viewer reading with `client`.
     pub fn new(message_id: impl Into<String>, client: AiSdkMajor) -> Self {
         Self {
@@ -127,8 +139,33 @@ impl UiMessageTranslator {
             open: None,
             begun: [0, 0],
             tool_calls: Vec::new(),
+            approvals: Vec::new(),
+            continues: false,
             step: StepState::NotBegun,
             finished: false,
+        }
+    }
+
+    /// The stream of a task that continues a message its reader already
+    /// holds (the AI SDK's chat, which continues its last assistant
+    /// message after a tool approval or a browser-side tool's output): the
+    /// answers to that message's earlier calls, which this stream did not
+    /// carry, are sent too, as the SDK's own continuation sends them.
+    pub fn continuing(mut self) -> Self {
+        self.continues = true;
+        self
+    }
+
+    /// Appends to `out` the parts of an event of an earlier task of the
+    /// message (a continued message rebuilt for a resuming reader; see
+    /// `services::tasks::continued`): as [`Self::translate`], except that
+    /// the earlier task's end only ends its step (the message goes on in
+    /// the next task), and its progress is left to the latest task's.
+    pub fn translate_earlier(&mut self, event_type: &str, data: &Value, out: &mut BytesMut) {
+        match event_type {
+            "connected" | "heartbeat" | "progress" => {}
+            "complete" | "error" => self.finish_step(out),
+            _ => self.translate(event_type, data, out),
         }
     }
 
@@ -247,84 +284,6 @@ impl UiMessageTranslator {
             &json!({ "type": "data-progress", "id": PROGRESS_PART_ID, "data": data }),
         );
         self.progress = Some(data);
-    }
-
-    /// A tool call, whole, as its own part after the open text's end.
-    fn tool_call(&mut self, data: &Value, out: &mut BytesMut) {
-        let Some(id) = data["tool_call_id"].as_str() else {
-            return;
-        };
-        self.begin_step(out);
-        self.end_part(out);
-        let mut call = json!({
-            "type": "tool-input-available",
-            "toolCallId": id,
-            "toolName": data["tool_name"],
-            "input": data["input"],
-        });
-        if let Some(error) = data.get("input_error").and_then(Value::as_str) {
-            call["type"] = json!("tool-input-error");
-            call["errorText"] = json!(error);
-        }
-        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut call, ToolFlags::AI_SDK_NAMES);
-        part(out, &call);
-        if !self.has_sent_call(id) {
-            self.tool_calls.push(id.to_owned());
-        }
-    }
-
-    /// Whether this stream sent the call `id`: the SDK refuses an answer
-    /// or an approval for a call it has not seen.
-    fn has_sent_call(&self, id: &str) -> bool {
-        self.tool_calls.iter().any(|called| called == id)
-    }
-
-    /// A tool's answer to a call this stream sent; none to another.
-    fn tool_result(&mut self, data: &Value, out: &mut BytesMut) {
-        let Some(id) = data["tool_call_id"].as_str() else {
-            return;
-        };
-        if !self.has_sent_call(id) {
-            return;
-        }
-        self.end_part(out);
-        let denied = data["denied"] == Value::Bool(true);
-        let mut answer = match data.get("error").and_then(Value::as_str) {
-            Some(error) => {
-                json!({ "type": "tool-output-error", "toolCallId": id, "errorText": error })
-            }
-            None if denied && self.client.has_tool_approvals() => {
-                json!({ "type": "tool-output-denied", "toolCallId": id })
-            }
-            // v5 knows no denial: the call failed, as far as it can tell.
-            None if denied => {
-                json!({ "type": "tool-output-error", "toolCallId": id, "errorText": DENIED })
-            }
-            None => {
-                json!({ "type": "tool-output-available", "toolCallId": id, "output": data["output"] })
-            }
-        };
-        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut answer, ToolFlags::AI_SDK_NAMES);
-        part(out, &answer);
-    }
-
-    /// A call waiting for a person's approval, to a client that knows
-    /// approvals and for a call this stream sent; nothing otherwise (the
-    /// call stays `input-available` until its answer).
-    fn tool_approval(&mut self, data: &Value, out: &mut BytesMut) {
-        let (Some(id), Some(approval_id)) =
-            (data["tool_call_id"].as_str(), data["approval_id"].as_str())
-        else {
-            return;
-        };
-        if !self.client.has_tool_approvals() || !self.has_sent_call(id) {
-            return;
-        }
-        self.end_part(out);
-        part(
-            out,
-            &json!({ "type": "tool-approval-request", "approvalId": approval_id, "toolCallId": id }),
-        );
     }
 
     /// The id of the open part of `kind`: the one open, or a new one begun
@@ -537,6 +496,7 @@ mod tests {
             v7[3..],
             [
                 json!({ "type": "tool-approval-request", "approvalId": "a1", "toolCallId": "d" }),
+                json!({ "type": "tool-approval-response", "approvalId": "a1", "approved": false }),
                 json!({ "type": "tool-output-denied", "toolCallId": "d" }),
             ]
         );
@@ -544,6 +504,135 @@ mod tests {
         assert_eq!(
             v5[3..],
             [json!({ "type": "tool-output-error", "toolCallId": "d", "errorText": DENIED })]
+        );
+    }
+
+    #[test]
+    fn an_approved_calls_answer_says_the_approval_first_once() {
+        let events = [
+            (
+                "tool_call",
+                json!({ "tool_call_id": "w", "tool_name": "weather", "input": {} }),
+            ),
+            (
+                "tool_approval",
+                json!({ "tool_call_id": "w", "approval_id": "a1" }),
+            ),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "w", "output": 1, "preliminary": true }),
+            ),
+            ("tool_result", json!({ "tool_call_id": "w", "output": 2 })),
+        ];
+        let parts = parts_for(AiSdkMajor::parse("6").unwrap(), &events);
+        assert_eq!(
+            parts[4..],
+            [
+                json!({ "type": "tool-approval-response", "approvalId": "a1", "approved": true }),
+                json!({ "type": "tool-output-available", "toolCallId": "w", "output": 1, "preliminary": true }),
+                json!({ "type": "tool-output-available", "toolCallId": "w", "output": 2 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_continuing_stream_answers_the_earlier_calls_of_its_message_and_no_other_does() {
+        let events = [
+            ("connected", json!({})),
+            (
+                "tool_result",
+                json!({ "tool_call_id": "earlier", "output": { "celsius": -3 } }),
+            ),
+            ("text", json!({ "delta": "It is -3." })),
+        ];
+        let mut translator =
+            UiMessageTranslator::new("m1", AiSdkMajor::parse("7").unwrap()).continuing();
+        let mut out = BytesMut::new();
+        for (event_type, data) in &events {
+            translator.translate(event_type, data, &mut out);
+        }
+        let written = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            written.starts_with(concat!(
+                "data: {\"messageId\":\"m1\",\"type\":\"start\"}\n\n",
+                "data: {\"output\":{\"celsius\":-3},\"toolCallId\":\"earlier\",\"type\":\"tool-output-available\"}\n\n",
+                "data: {\"type\":\"start-step\"}\n\n",
+            )),
+            "{written}"
+        );
+        // A stream of a message of its own has no such call: no answer.
+        let own = parts_for(AiSdkMajor::parse("7").unwrap(), &events);
+        assert!(
+            own.iter()
+                .all(|part| part["type"] != "tool-output-available"),
+            "{own:?}"
+        );
+    }
+
+    #[test]
+    fn an_earlier_tasks_end_only_ends_its_step_and_its_progress_gives_way() {
+        let mut translator = UiMessageTranslator::new("m1", AiSdkMajor::parse("7").unwrap());
+        let mut out = BytesMut::new();
+        let earlier = [
+            ("text", json!({ "delta": "Let me check." })),
+            (
+                "tool_call",
+                json!({ "tool_call_id": "w", "tool_name": "weather", "input": {} }),
+            ),
+            (
+                "tool_approval",
+                json!({ "tool_call_id": "w", "approval_id": "a1" }),
+            ),
+            (STEP_END_EVENT_TYPE, json!({})),
+            ("progress", progress(100.0)),
+            ("complete", json!({ "status": "completed" })),
+        ];
+        for (event_type, data) in &earlier {
+            translator.translate_earlier(event_type, data, &mut out);
+        }
+        let latest = [
+            ("connected", json!({})),
+            ("progress", progress(0.0)),
+            ("tool_result", json!({ "tool_call_id": "w", "output": 5 })),
+            ("text", json!({ "delta": "It is 5." })),
+            ("complete", json!({ "status": "completed" })),
+        ];
+        for (event_type, data) in &latest {
+            translator.translate(event_type, data, &mut out);
+        }
+        let parts: Vec<Value> = String::from_utf8(out.to_vec())
+            .unwrap()
+            .split("\n\n")
+            .filter_map(|event| event.strip_prefix("data: "))
+            .map(|data| serde_json::from_str(data).unwrap_or(json!(data)))
+            .collect();
+        let progress_part = |value: f64| {
+            json!({ "type": "data-progress", "id": "progress", "data": {
+                "progress": value, "stage": "writing", "message": null } })
+        };
+        assert_eq!(
+            parts,
+            [
+                json!({ "type": "start", "messageId": "m1" }),
+                json!({ "type": "start-step" }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "Let me check." }),
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "tool-input-available", "toolCallId": "w", "toolName": "weather", "input": {} }),
+                json!({ "type": "tool-approval-request", "approvalId": "a1", "toolCallId": "w" }),
+                json!({ "type": "finish-step" }),
+                progress_part(0.0),
+                json!({ "type": "tool-approval-response", "approvalId": "a1", "approved": true }),
+                json!({ "type": "tool-output-available", "toolCallId": "w", "output": 5 }),
+                json!({ "type": "start-step" }),
+                json!({ "type": "text-start", "id": "text-2" }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": "It is 5." }),
+                json!({ "type": "text-end", "id": "text-2" }),
+                json!({ "type": "finish-step" }),
+                progress_part(100.0),
+                json!({ "type": "finish" }),
+                json!("[DONE]"),
+            ]
         );
     }
 

@@ -1,0 +1,108 @@
+//! The tool parts of a UI message stream: calls, their answers, and the
+//! approvals they wait for.
+
+use bytes::BytesMut;
+use serde_json::{Value, json};
+
+use super::{DENIED, UiMessageTranslator, part};
+use crate::domain::ToolFlags;
+
+impl UiMessageTranslator {
+    /// A tool call, whole, as its own part after the open text's end.
+    pub(super) fn tool_call(&mut self, data: &Value, out: &mut BytesMut) {
+        let Some(id) = data["tool_call_id"].as_str() else {
+            return;
+        };
+        self.begin_step(out);
+        self.end_part(out);
+        let mut call = json!({
+            "type": "tool-input-available",
+            "toolCallId": id,
+            "toolName": data["tool_name"],
+            "input": data["input"],
+        });
+        if let Some(error) = data.get("input_error").and_then(Value::as_str) {
+            call["type"] = json!("tool-input-error");
+            call["errorText"] = json!(error);
+        }
+        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut call, ToolFlags::AI_SDK_NAMES);
+        part(out, &call);
+        if !self.has_sent_call(id) {
+            self.tool_calls.push(id.to_owned());
+        }
+    }
+
+    /// Whether this stream sent the call `id`: the SDK refuses an answer
+    /// or an approval for a call it has not seen.
+    fn has_sent_call(&self, id: &str) -> bool {
+        self.tool_calls.iter().any(|called| called == id)
+    }
+
+    /// A tool's answer to a call this stream sent, or to one of the
+    /// message's earlier calls when the stream continues a message; none
+    /// to another.
+    pub(super) fn tool_result(&mut self, data: &Value, out: &mut BytesMut) {
+        let Some(id) = data["tool_call_id"].as_str() else {
+            return;
+        };
+        if !self.has_sent_call(id) && !self.continues {
+            return;
+        }
+        self.end_part(out);
+        let denied = data["denied"] == Value::Bool(true);
+        self.approval_decided(id, !denied, out);
+        let mut answer = match data.get("error").and_then(Value::as_str) {
+            Some(error) => {
+                json!({ "type": "tool-output-error", "toolCallId": id, "errorText": error })
+            }
+            None if denied && self.client.has_tool_approvals() => {
+                json!({ "type": "tool-output-denied", "toolCallId": id })
+            }
+            // v5 knows no denial: the call failed, as far as it can tell.
+            None if denied => {
+                json!({ "type": "tool-output-error", "toolCallId": id, "errorText": DENIED })
+            }
+            None => {
+                json!({ "type": "tool-output-available", "toolCallId": id, "output": data["output"] })
+            }
+        };
+        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut answer, ToolFlags::AI_SDK_NAMES);
+        part(out, &answer);
+    }
+
+    /// A call waiting for a person's approval, to a client that knows
+    /// approvals and for a call this stream sent; nothing otherwise (the
+    /// call stays `input-available` until its answer).
+    pub(super) fn tool_approval(&mut self, data: &Value, out: &mut BytesMut) {
+        let (Some(id), Some(approval_id)) =
+            (data["tool_call_id"].as_str(), data["approval_id"].as_str())
+        else {
+            return;
+        };
+        if !self.client.has_tool_approvals() || !self.has_sent_call(id) {
+            return;
+        }
+        self.end_part(out);
+        part(
+            out,
+            &json!({ "type": "tool-approval-request", "approvalId": approval_id, "toolCallId": id }),
+        );
+        self.approvals.push((id.to_owned(), approval_id.to_owned()));
+    }
+
+    /// Before the answer to a call whose approval this stream asked for:
+    /// how the approval was decided, as the SDK's message keeps it
+    /// (`approval.approved`). The broker learns no decision itself; the
+    /// answer tells it: an output or a failure of the tool means it ran,
+    /// so it was approved; a denial, that it was not. Sent once per call.
+    fn approval_decided(&mut self, id: &str, approved: bool, out: &mut BytesMut) {
+        let Some(at) = self.approvals.iter().position(|(call, _)| call == id) else {
+            return;
+        };
+        let (_, approval_id) = self.approvals.swap_remove(at);
+        part(
+            out,
+            &json!({ "type": "tool-approval-response", "approvalId": approval_id, "approved": approved }),
+        );
+    }
+}

@@ -1,0 +1,188 @@
+// A chat turn that waits for a person's approval, run with the `ai`
+// package's own Chat (the class `useChat` wraps): the user asks, the model
+// (a mock) says it will look and calls a tool that needs approval; the
+// person approves (`addToolApprovalResponse`), and the chat sends again on
+// its own (`sendAutomaticallyWhen`); the app's `streamText` runs the tool
+// and the model answers. The SDK continues the assistant message it has:
+// the second stream carries that message's id and, first, the approved
+// call's output.
+//
+//   node approval_turn.mjs sdk
+//       The chat's transport answers with the app's own stream, as a
+//       Next.js route returning `toUIMessageStreamResponse()` would.
+//   node approval_turn.mjs broker BROKER CHAT_ID
+//       The transport does what docs/guides/ai-sdk.md's route does: a task
+//       per request (`chat_id`, and `message_id` when the request
+//       continues an assistant message), the app's stream uploaded to it,
+//       the answer read from the broker's `/tasks/{id}/ui-message-stream`.
+//
+// Prints one JSON line: {messages, status, error, bodies, tasks}: the
+// chat's messages at the end, the app's UI message stream of each turn
+// (what it uploads), and (broker) the task of each turn.
+
+import {
+  AbstractChat,
+  convertToModelMessages,
+  jsonSchema,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+  stepCountIs,
+  streamText,
+  tool,
+} from 'ai';
+import { MockLanguageModelV3, convertArrayToReadableStream } from 'ai/test';
+
+import { uiChunks } from './ui_chunks.mjs';
+
+const [mode, broker, chatId] = process.argv.slice(2);
+if (!['sdk', 'broker'].includes(mode) || (mode === 'broker' && (!broker || !chatId))) {
+  console.error('usage: approval_turn.mjs sdk | broker BROKER CHAT_ID');
+  process.exit(2);
+}
+
+const usage = (input, output) => ({
+  inputTokens: { total: input, noCache: input, cacheRead: undefined, cacheWrite: undefined },
+  outputTokens: { total: output, text: output, reasoning: undefined },
+});
+
+// Call 1 says it will look and calls the tool, which needs approval; call 2
+// (after the approval, the tool's output in its prompt) answers.
+const calls = [
+  [
+    { type: 'stream-start', warnings: [] },
+    { type: 'text-start', id: 't1' },
+    { type: 'text-delta', id: 't1', delta: 'Let me ' },
+    { type: 'text-delta', id: 't1', delta: 'check.' },
+    { type: 'text-end', id: 't1' },
+    { type: 'tool-call', toolCallId: 'call-1', toolName: 'weather', input: '{"city":"Oslo"}' },
+    { type: 'finish', finishReason: { unified: 'tool-calls', raw: 'tool_calls' }, usage: usage(20, 9) },
+  ],
+  [
+    { type: 'stream-start', warnings: [] },
+    { type: 'text-start', id: 't2' },
+    { type: 'text-delta', id: 't2', delta: 'It is ' },
+    { type: 'text-delta', id: 't2', delta: '-3 °C in Oslo.' },
+    { type: 'text-end', id: 't2' },
+    { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage: usage(35, 7) },
+  ],
+];
+let call = 0;
+const model = new MockLanguageModelV3({
+  doStream: async () => ({ stream: convertArrayToReadableStream(calls[call++]) }),
+});
+
+const tools = {
+  weather: tool({
+    description: 'The weather in a city',
+    inputSchema: jsonSchema({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }),
+    needsApproval: true,
+    execute: async ({ city }) => ({ city, celsius: -3 }),
+  }),
+};
+
+const bodies = [];
+const tasks = [];
+
+/** The app's route: the model's answer to `messages` as a UI message stream body. */
+async function appStream(messages) {
+  const result = streamText({
+    model,
+    messages: await convertToModelMessages(messages),
+    tools,
+    stopWhen: stepCountIs(5),
+  });
+  const body = await result.toUIMessageStreamResponse({ originalMessages: messages }).text();
+  bodies.push(body);
+  return body;
+}
+
+async function brokerFetch(path, init = {}) {
+  const response = await fetch(`${broker}${path}`, init);
+  if (!response.ok) throw new Error(`${path}: the broker answered ${response.status} ${await response.text()}`);
+  return response;
+}
+
+/** The guide's route against the broker: a task, the upload, the broker's stream. */
+async function brokerStream(messages) {
+  const last = messages.at(-1);
+  const continued = last?.role === 'assistant' ? last.id : undefined;
+  const task = await brokerFetch('/tasks', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ chat_id: chatId, task_type: 'chat', message_id: continued }),
+  }).then((r) => r.json());
+  tasks.push(task);
+  const body = await appStream(messages);
+  await brokerFetch(`/tasks/${task.task_id}/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/event-stream' },
+    body,
+  });
+  const response = await brokerFetch(`/tasks/${task.task_id}/ui-message-stream?ai_sdk=7`);
+  return response.body;
+}
+
+class Transport {
+  async sendMessages({ messages }) {
+    const body =
+      mode === 'sdk' ? new Response(await appStream(messages)).body : await brokerStream(messages);
+    return uiChunks(body);
+  }
+  async reconnectToStream() {
+    return null;
+  }
+}
+
+class PlainState {
+  status = 'ready';
+  error = undefined;
+  messages = [];
+  pushMessage = (message) => {
+    this.messages = [...this.messages, message];
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+  };
+  replaceMessage = (index, message) => {
+    this.messages = this.messages.with(index, message);
+  };
+  snapshot = (thing) => structuredClone(thing);
+}
+
+class Chat extends AbstractChat {}
+
+/** Resolves once the chat is ready again after `act` (its sends included). */
+async function settle(chat) {
+  for (let waited = 0; waited < 200; waited++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    if (chat.status === 'ready' || chat.status === 'error') return;
+  }
+  throw new Error(`the chat is still ${chat.status}`);
+}
+
+try {
+  const state = new PlainState();
+  const chat = new Chat({
+    id: chatId ?? 'chat-approval',
+    transport: new Transport(),
+    state,
+    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+  });
+  await chat.sendMessage({ text: 'What is the weather in Oslo?' });
+  await settle(chat);
+  const waiting = state.messages.at(-1)?.parts.find((part) => part.state === 'approval-requested');
+  if (!waiting) throw new Error(`no approval asked: ${JSON.stringify(state.messages)}`);
+  await chat.addToolApprovalResponse({ id: waiting.approval.id, approved: true });
+  await settle(chat);
+  process.stdout.write(
+    `${JSON.stringify({
+      messages: state.messages,
+      status: chat.status,
+      error: chat.error?.message ?? null,
+      bodies,
+      tasks,
+    })}\n`,
+  );
+} catch (error) {
+  console.error(error?.stack ?? String(error));
+  process.exit(1);
+}
