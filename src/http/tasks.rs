@@ -76,13 +76,9 @@ pub struct CreateTask {
     /// `[A-Za-z0-9_-]{1,128}`: the conversation the generation belongs to
     /// (`GET /chats/{chat_id}/stream` follows its newest task while it runs).
     pub chat_id: Option<String>,
-    /// `[A-Za-z0-9_-]{1,128}`: the id of the assistant message the task
-    /// writes, its UI message stream's `messageId` (the task id when
-    /// absent). A turn that continues a message (the AI SDK's next request
-    /// after a tool approval or a client-side tool's output) names the
-    /// message it continues: its stream then carries the answers to that
-    /// message's earlier tool calls, and a chat resuming it gets the whole
-    /// message, the earlier tasks' parts first.
+    /// `[A-Za-z0-9_-]{1,128}`: the assistant message the task writes (its
+    /// UI message stream's `messageId`; the task id when absent). A turn
+    /// that continues a message (after a tool approval) names that message.
     pub message_id: Option<String>,
 }
 

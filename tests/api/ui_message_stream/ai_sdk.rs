@@ -33,7 +33,7 @@ const PIECES: [&str; 8] = [
     " end.",
 ];
 
-fn tests_js() -> PathBuf {
+pub(super) fn tests_js() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
@@ -129,7 +129,7 @@ impl Drop for Reader {
 }
 
 /// The text of a UI message's text parts.
-fn text_of(message: &Value) -> String {
+pub(super) fn text_of(message: &Value) -> String {
     message["parts"]
         .as_array()
         .into_iter()
@@ -159,11 +159,16 @@ pub(super) struct Upload {
 
 impl Upload {
     pub(super) fn start(app: &TestApp, id: &str) -> Self {
+        Self::start_as(app, id, "application/x-ndjson")
+    }
+
+    /// An upload whose body is `content_type`, written with [`Self::send_raw`].
+    pub(super) fn start_as(app: &TestApp, id: &str, content_type: &str) -> Self {
         let (lines, body) = mpsc::channel(16);
         let request = app
             .api_client
             .post(app.url(&format!("/tasks/{id}/stream")))
-            .header("Content-Type", "application/x-ndjson")
+            .header("Content-Type", content_type)
             .body(reqwest::Body::wrap_stream(ReceiverStream::new(body)));
         let answer =
             actix_rt::spawn(
@@ -175,6 +180,14 @@ impl Upload {
     pub(super) async fn send(&self, line: Value) {
         self.lines
             .send(Ok(Bytes::from(format!("{line}\n"))))
+            .await
+            .expect("the upload is open");
+    }
+
+    /// `text` as it is, as the next piece of the body.
+    pub(super) async fn send_raw(&self, text: &str) {
+        self.lines
+            .send(Ok(Bytes::from(text.to_owned())))
             .await
             .expect("the upload is open");
     }

@@ -7,6 +7,7 @@ mod ai_sdk;
 mod ai_sdk_steps;
 mod ai_sdk_tools;
 mod chats;
+mod continued;
 mod sequences;
 
 use std::time::Duration;

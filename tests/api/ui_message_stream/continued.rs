@@ -1,0 +1,295 @@
+//! A chat turn that continues an assistant message: the AI SDK's next
+//! request after a tool approval, which the SDK alone answers by
+//! continuing the message it has (the same id, the approved call's output
+//! first). Here the continuation is a task created with `message_id`: the
+//! chat that asked for it must end with one message, as the SDK's own chat
+//! does, and a chat resuming it must rebuild the whole message, the
+//! earlier task's parts first. Driven with the real `ai` package's Chat
+//! (`tests/js/ai_sdk/approval_turn.mjs`).
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::{
+    UiStream,
+    ai_sdk::{Reader, Upload, tests_js},
+    create, delta, finish_step, progress, start, start_step, text_end, text_start,
+};
+use crate::{
+    auth::{post_as, spawn_secured_app, token},
+    helpers::{SHORT, TestApp, assert_error, spawn_app},
+};
+
+/// `node approval_turn.mjs ARGS`, its one JSON line; run off the test's
+/// runtime, since the broker under test may be serving it.
+async fn approval_turn(args: Vec<String>) -> Value {
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(tests_js().join("ai_sdk/approval_turn.mjs"))
+            .args(args)
+            .output()
+            .expect("node runs (Debian's nodejs; .ci/test.sh installs it)")
+    })
+    .await
+    .expect("the script's thread");
+    assert!(
+        output.status.success(),
+        "the approval turn failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON line")
+}
+
+/// A message's parts, to compare two runs: the broker's progress part left
+/// out, and of an approval only its decision (the SDK draws a new approval
+/// id each run).
+fn comparable_parts(message: &Value) -> Vec<Value> {
+    let mut parts = message["parts"].as_array().expect("parts").clone();
+    parts.retain(|part| part["type"] != "data-progress");
+    for part in &mut parts {
+        if let Some(approval) = part.get_mut("approval") {
+            assert!(approval["id"].is_string(), "{approval}");
+            approval.as_object_mut().expect("an object").remove("id");
+        }
+    }
+    parts
+}
+
+/// The turns of the SDK's own chat: its final assistant message and the
+/// UI message stream its app wrote for each of the two requests.
+async fn sdk_alone() -> (Value, Vec<String>) {
+    let sdk = approval_turn(vec!["sdk".into()]).await;
+    assert_eq!(sdk["status"], "ready", "{sdk}");
+    let messages = sdk["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "the SDK continues its message: {sdk}");
+    let bodies = sdk["bodies"]
+        .as_array()
+        .expect("bodies")
+        .iter()
+        .map(|body| body.as_str().expect("a body").to_owned())
+        .collect();
+    (messages[1].clone(), bodies)
+}
+
+#[actix_web::test]
+async fn an_approved_tools_turn_continues_the_chats_message_as_the_sdk_alone_does() {
+    let (sdk_message, _) = sdk_alone().await;
+    let app = spawn_app().await;
+
+    let turn = approval_turn(vec![
+        "broker".into(),
+        app.address.clone(),
+        "chat-approval".into(),
+    ])
+    .await;
+
+    assert_eq!(turn["status"], "ready", "{turn}");
+    assert_eq!(turn["error"], Value::Null, "{turn}");
+    let tasks = turn["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 2, "a task per request: {turn}");
+    assert_eq!(tasks[0]["message_id"], Value::Null);
+    assert_eq!(
+        tasks[1]["message_id"], tasks[0]["task_id"],
+        "the second request continues the first task's message"
+    );
+    let messages = turn["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "one assistant message, not two: {turn}");
+    assert_eq!(messages[1]["id"], tasks[0]["task_id"]);
+    assert_eq!(
+        comparable_parts(&messages[1]),
+        comparable_parts(&sdk_message),
+        "the message the SDK alone ends with"
+    );
+}
+
+#[actix_web::test]
+async fn a_chat_resuming_a_continued_turn_rebuilds_the_whole_message_once() {
+    // Arrange: the first request's task, finished, waiting for the
+    // approval; the second's, halfway through its answer.
+    let (sdk_message, bodies) = sdk_alone().await;
+    let app = spawn_app().await;
+    create(&app, "turn-1", Some("chat-resumed")).await;
+    let first = app
+        .api_client
+        .post(app.url("/tasks/turn-1/stream"))
+        .header("Content-Type", "text/event-stream")
+        .body(bodies[0].clone())
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(first.status().as_u16(), 200);
+    let created = app
+        .post_json(
+            "/tasks",
+            &json!({ "task_id": "turn-2", "chat_id": "chat-resumed", "message_id": "turn-1" }),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let (before, after) = bodies[1]
+        .split_once("data: {\"type\":\"text-delta\",\"id\":\"t2\",\"delta\":\"-3")
+        .expect("the second answer's last delta");
+    let upload = Upload::start_as(&app, "turn-2", "text/event-stream");
+    upload.send_raw(before).await;
+
+    // Act: what useChat({ resume: true }) does on mount, then the rest.
+    let mut reader = Reader::start_with(&app, "resume", "chat-resumed", &["ai_sdk=7"]);
+    reader
+        .until_snapshot(|text| text == "Let me check.It is ")
+        .await;
+    upload
+        .send_raw(&format!(
+            "data: {{\"type\":\"text-delta\",\"id\":\"t2\",\"delta\":\"-3{after}"
+        ))
+        .await;
+    assert_eq!(upload.finish().await, 200);
+
+    // Assert
+    let last = reader.finish().await;
+    assert_eq!(last["status"], "ready", "{last}");
+    assert_eq!(last["error"], Value::Null, "{last}");
+    let messages = last["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{last}");
+    assert_eq!(messages[0]["id"], "turn-1");
+    assert_eq!(
+        comparable_parts(&messages[0]),
+        comparable_parts(&sdk_message),
+        "the whole message, each part once"
+    );
+}
+
+/// `task` created by `as_token`, `text` written, and completed unless
+/// `running`.
+async fn task_as(app: &TestApp, as_token: &str, task: Value, text: &str, running: bool) {
+    let id = task["task_id"].as_str().expect("an id").to_owned();
+    let created = post_as(app, "/tasks", Some(&task), Some(as_token)).await;
+    assert_eq!(created.status().as_u16(), 201, "{task}");
+    let written = post_as(
+        app,
+        &format!("/tasks/{id}/text"),
+        Some(&json!({ "delta": text })),
+        Some(as_token),
+    )
+    .await;
+    assert_eq!(written.status().as_u16(), 202);
+    if !running {
+        let completed = post_as(app, &format!("/tasks/{id}/complete"), None, Some(as_token)).await;
+        assert_eq!(completed.status().as_u16(), 200);
+    }
+}
+
+#[actix_web::test]
+async fn another_projects_task_never_joins_a_rebuilt_message() {
+    // Arrange: alice's message in p1 (two tasks); in the same chat and
+    // naming the same message, a task of bob's project and one of none.
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let root = token("root", "subscribe publish", &["*"]);
+    let task = |id: &str, project: Option<&str>, message: Option<&str>| json!({ "task_id": id, "project_id": project, "chat_id": "shared", "message_id": message });
+    task_as(
+        &app,
+        &alice,
+        task("first", Some("p1"), None),
+        "Alice asks. ",
+        false,
+    )
+    .await;
+    task_as(
+        &app,
+        &bob,
+        task("bobs", Some("p2"), Some("first")),
+        "Bob's. ",
+        false,
+    )
+    .await;
+    task_as(
+        &app,
+        &root,
+        task("nobodys", None, Some("first")),
+        "None's. ",
+        false,
+    )
+    .await;
+    task_as(
+        &app,
+        &alice,
+        task("second", Some("p1"), Some("first")),
+        "Alice goes on.",
+        true,
+    )
+    .await;
+
+    // Act
+    let authorization = format!("Bearer {alice}");
+    let mut stream = UiStream::open_with(
+        &app,
+        "/chats/shared/stream",
+        &[("Authorization", authorization.as_str())],
+    )
+    .await;
+
+    // Assert: alice's two tasks as one message, nothing of the others.
+    let text_2 = |phase: &str| json!({ "type": format!("text-{phase}"), "id": "text-2" });
+    let mut delta_2 = text_2("delta");
+    delta_2["delta"] = json!("Alice goes on.");
+    assert_eq!(
+        stream.take(10).await,
+        [
+            start("first"),
+            start_step(),
+            text_start(),
+            delta("Alice asks. "),
+            text_end(),
+            finish_step(),
+            start_step(),
+            text_2("start"),
+            delta_2,
+            progress(0.0, None),
+        ]
+    );
+    let completed = post_as(&app, "/tasks/second/complete", None, Some(&alice)).await;
+    assert_eq!(completed.status().as_u16(), 200);
+    assert_eq!(
+        stream.read_to_end(SHORT).await,
+        [
+            text_2("end"),
+            finish_step(),
+            progress(100.0, None),
+            json!({ "type": "finish" }),
+            json!(super::DONE),
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn a_message_id_is_an_id_and_the_task_shows_it() {
+    let app = spawn_app().await;
+    for bad in [json!(""), json!("a b"), json!("x".repeat(129)), json!(7)] {
+        let refused = app
+            .post_json("/tasks", &json!({ "chat_id": "c", "message_id": bad }))
+            .await;
+        let status = refused.status().as_u16();
+        if bad.is_string() {
+            assert_error(refused, 400, "invalid_message_id").await;
+        } else {
+            assert_eq!(status, 422, "a wrong type: {bad}");
+        }
+    }
+    let created = app
+        .post_json(
+            "/tasks",
+            &json!({ "chat_id": "c", "message_id": "msg-1_A" }),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let task: Value = created.json().await.expect("the task");
+    assert_eq!(task["message_id"], "msg-1_A");
+    let id = task["task_id"].as_str().expect("an id");
+    assert_eq!(
+        app.get_json(&format!("/tasks/{id}")).await["message_id"],
+        "msg-1_A"
+    );
+    let mut stream = UiStream::open(&app, &format!("/tasks/{id}/ui-message-stream")).await;
+    assert_eq!(stream.take(1).await, [start("msg-1_A")]);
+}
