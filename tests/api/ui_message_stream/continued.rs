@@ -21,13 +21,26 @@ use crate::{
     helpers::{SHORT, TestApp, assert_error, spawn_app},
 };
 
-/// `node approval_turn.mjs ARGS`, its one JSON line; run off the test's
-/// runtime, since the broker under test may be serving it.
-async fn approval_turn(args: Vec<String>) -> Value {
+/// How the person answers the approval.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Approve,
+    Deny,
+}
+
+/// `node approval_turn.mjs ARGS`, the person's answer `decision`: its one
+/// JSON line; run off the test's runtime, since the broker under test may
+/// be serving it.
+async fn approval_turn(decision: Decision, args: Vec<String>) -> Value {
     let output = actix_web::rt::task::spawn_blocking(move || {
+        let answer = match decision {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        };
         Command::new("node")
             .arg(tests_js().join("ai_sdk/approval_turn.mjs"))
             .args(args)
+            .env("APPROVAL", answer)
             .output()
             .expect("node runs (Debian's nodejs; .ci/test.sh installs it)")
     })
@@ -58,8 +71,8 @@ fn comparable_parts(message: &Value) -> Vec<Value> {
 
 /// The turns of the SDK's own chat: its final assistant message and the
 /// UI message stream its app wrote for each of the two requests.
-async fn sdk_alone() -> (Value, Vec<String>) {
-    let sdk = approval_turn(vec!["sdk".into()]).await;
+async fn sdk_alone(decision: Decision) -> (Value, Vec<String>) {
+    let sdk = approval_turn(decision, vec!["sdk".into()]).await;
     assert_eq!(sdk["status"], "ready", "{sdk}");
     let messages = sdk["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 2, "the SDK continues its message: {sdk}");
@@ -74,14 +87,22 @@ async fn sdk_alone() -> (Value, Vec<String>) {
 
 #[actix_web::test]
 async fn an_approved_tools_turn_continues_the_chats_message_as_the_sdk_alone_does() {
-    let (sdk_message, _) = sdk_alone().await;
+    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Decision::Approve).await;
+}
+
+#[actix_web::test]
+async fn a_denied_tools_turn_continues_the_chats_message_as_the_sdk_alone_does() {
+    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Decision::Deny).await;
+}
+
+async fn the_turn_continues_the_chats_message_as_the_sdk_alone_does(decision: Decision) {
+    let (sdk_message, _) = sdk_alone(decision).await;
     let app = spawn_app().await;
 
-    let turn = approval_turn(vec![
-        "broker".into(),
-        app.address.clone(),
-        "chat-approval".into(),
-    ])
+    let turn = approval_turn(
+        decision,
+        vec!["broker".into(), app.address.clone(), "chat-approval".into()],
+    )
     .await;
 
     assert_eq!(turn["status"], "ready", "{turn}");
@@ -99,15 +120,24 @@ async fn an_approved_tools_turn_continues_the_chats_message_as_the_sdk_alone_doe
     assert_eq!(
         comparable_parts(&messages[1]),
         comparable_parts(&sdk_message),
-        "the message the SDK alone ends with"
+        "{decision:?}: the message the SDK alone ends with"
     );
 }
 
 #[actix_web::test]
-async fn a_chat_resuming_a_continued_turn_rebuilds_the_whole_message_once() {
+async fn a_chat_resuming_an_approved_turn_rebuilds_the_whole_message_once() {
+    a_resumed_turn_rebuilds_the_whole_message_once(Decision::Approve).await;
+}
+
+#[actix_web::test]
+async fn a_chat_resuming_a_denied_turn_rebuilds_the_whole_message_once() {
+    a_resumed_turn_rebuilds_the_whole_message_once(Decision::Deny).await;
+}
+
+async fn a_resumed_turn_rebuilds_the_whole_message_once(decision: Decision) {
     // Arrange: the first request's task, finished, waiting for the
     // approval; the second's, halfway through its answer.
-    let (sdk_message, bodies) = sdk_alone().await;
+    let (sdk_message, bodies) = sdk_alone(decision).await;
     let app = spawn_app().await;
     create(&app, "turn-1", Some("chat-resumed")).await;
     let first = app
@@ -154,7 +184,7 @@ async fn a_chat_resuming_a_continued_turn_rebuilds_the_whole_message_once() {
     assert_eq!(
         comparable_parts(&messages[0]),
         comparable_parts(&sdk_message),
-        "the whole message, each part once"
+        "{decision:?}: the whole message, each part once"
     );
 }
 

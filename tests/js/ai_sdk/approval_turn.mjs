@@ -16,6 +16,9 @@
 //       continues an assistant message), the app's stream uploaded to it,
 //       the answer read from the broker's `/tasks/{id}/ui-message-stream`.
 //
+// With APPROVAL=deny in the environment the person denies the call
+// instead: the app's stream then answers it `tool-output-denied`.
+//
 // Prints one JSON line: {messages, status, error, bodies, tasks}: the
 // chat's messages at the end, the app's UI message stream of each turn
 // (what it uploads), and (broker) the task of each turn.
@@ -171,7 +174,8 @@ try {
   await settle(chat);
   const waiting = state.messages.at(-1)?.parts.find((part) => part.state === 'approval-requested');
   if (!waiting) throw new Error(`no approval asked: ${JSON.stringify(state.messages)}`);
-  await chat.addToolApprovalResponse({ id: waiting.approval.id, approved: true });
+  const approved = process.env.APPROVAL !== 'deny';
+  await chat.addToolApprovalResponse({ id: waiting.approval.id, approved });
   await settle(chat);
   process.stdout.write(
     `${JSON.stringify({
