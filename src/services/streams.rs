@@ -135,7 +135,9 @@ impl StreamService {
         });
         Subscription {
             event_types: TASK_STREAM_TYPES.clone(),
-            project_id: None,
+            // Its task's project: every event of the task carries it, and
+            // an operator of that project lists and drops the stream.
+            project_id: task.project_id.clone(),
             task_id: Some(task.task_id.as_ref_id()),
             viewer: principal.viewer(),
         }

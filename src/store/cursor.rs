@@ -38,7 +38,13 @@ impl EventPage {
                 TypeFilter::All => None,
                 TypeFilter::Only(types) => Some(types.iter().map(ToString::to_string).collect()),
             },
-            project_id: subscription.project_id.as_ref().map(ToString::to_string),
+            // A task's events all carry its project: the task filter alone
+            // picks them (and keeps the query on the task's index).
+            project_id: subscription
+                .project_id
+                .as_ref()
+                .filter(|_| subscription.task_id.is_none())
+                .map(ToString::to_string),
             task_id: subscription.task_id.as_ref().map(ToString::to_string),
             // A task's stream was checked against its viewer when it
             // opened, and its events are read through the task's own index.

@@ -280,16 +280,31 @@ async fn an_admin_lists_and_drops_only_the_streams_of_its_projects() {
     let mut p2_filtered = open_stream_as(&app, "/sse/events?project_id=p2", &p2_user).await;
     let p1_unfiltered = open_stream_as(&app, "/sse/events", &p1_user).await;
     let _all_projects = open_stream_as(&app, "/sse/events", &everywhere).await;
+    // A task's stream is its task's project's, whoever opened it.
+    let maker = token("maker", "publish", &["*"]);
+    let p1_task = create_task_as(&app, &maker, "p1").await;
+    let p2_task = create_task_as(&app, &maker, "p2").await;
+    let p1_task_stream =
+        open_stream_as(&app, &format!("/tasks/{p1_task}/events"), &everywhere).await;
+    let _p2_task_stream =
+        open_stream_as(&app, &format!("/tasks/{p2_task}/events"), &everywhere).await;
     let p1_admin = token("ops-p1", "admin", &["p1"]);
     let root = token("ops", "admin", &["*"]);
     let listed = |token: String| {
         let app = &app;
+        let p1_task = &p1_task;
         async move {
             let page: Value = get_as(app, "/sse/connections", Some(&token))
                 .await
                 .json()
                 .await
                 .expect("a listing");
+            for connection in page["connections"].as_array().expect("connections") {
+                if let Some(task) = connection["task_id"].as_str() {
+                    let project = if task == p1_task { "p1" } else { "p2" };
+                    assert_eq!(connection["project_id"], project, "{connection}");
+                }
+            }
             let mut ids: Vec<String> = page["connections"]
                 .as_array()
                 .expect("connections")
@@ -323,12 +338,13 @@ async fn an_admin_lists_and_drops_only_the_streams_of_its_projects() {
     let mut expected = vec![
         p1_filtered.connection_id.clone(),
         p1_unfiltered.connection_id.clone(),
+        p1_task_stream.connection_id.clone(),
     ];
     expected.sort();
     assert_eq!(p1_view, expected, "the p1 admin's listing");
-    assert_eq!(p1_total, Some(2));
-    assert_eq!(root_view.len(), 4, "a `*` admin sees every stream");
-    assert_eq!(root_total, Some(4));
+    assert_eq!(p1_total, Some(3));
+    assert_eq!(root_view.len(), 6, "a `*` admin sees every stream");
+    assert_eq!(root_total, Some(6));
     assert_error(drop_foreign, 404, "connection_not_found").await;
     assert_eq!(drop_own.status().as_u16(), 204);
     // The foreign stream is untouched and still receives events.
