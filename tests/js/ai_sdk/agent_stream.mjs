@@ -12,12 +12,9 @@
 import { jsonSchema, readUIMessageStream, stepCountIs, streamText, tool } from 'ai';
 import { MockLanguageModelV3, convertArrayToReadableStream } from 'ai/test';
 
+import { usage } from './chat_kit.mjs';
 import { uiChunks } from './ui_chunks.mjs';
 
-const usage = (input, output) => ({
-  inputTokens: { total: input, noCache: input, cacheRead: undefined, cacheWrite: undefined },
-  outputTokens: { total: output, text: output, reasoning: undefined },
-});
 
 // Step 1 reasons, says it will look, and calls the tool; step 2 answers.
 const steps = [

@@ -34,6 +34,7 @@ import {
 } from 'ai';
 import { MockLanguageModelV3, convertArrayToReadableStream } from 'ai/test';
 
+import { PlainState, usage } from './chat_kit.mjs';
 import { uiChunks } from './ui_chunks.mjs';
 
 const [mode, broker, chatId] = process.argv.slice(2);
@@ -42,10 +43,6 @@ if (!['sdk', 'broker'].includes(mode) || (mode === 'broker' && (!broker || !chat
   process.exit(2);
 }
 
-const usage = (input, output) => ({
-  inputTokens: { total: input, noCache: input, cacheRead: undefined, cacheWrite: undefined },
-  outputTokens: { total: output, text: output, reasoning: undefined },
-});
 
 // Call 1 says it will look and calls the tool, which needs approval; call 2
 // (after the approval, the tool's output in its prompt) answers.
@@ -135,25 +132,9 @@ class Transport {
   }
 }
 
-class PlainState {
-  status = 'ready';
-  error = undefined;
-  messages = [];
-  pushMessage = (message) => {
-    this.messages = [...this.messages, message];
-  };
-  popMessage = () => {
-    this.messages = this.messages.slice(0, -1);
-  };
-  replaceMessage = (index, message) => {
-    this.messages = this.messages.with(index, message);
-  };
-  snapshot = (thing) => structuredClone(thing);
-}
-
 class Chat extends AbstractChat {}
 
-/** Resolves once the chat is ready again after `act` (its sends included). */
+/** Resolves once the chat is ready again, its automatic sends included. */
 async function settle(chat) {
   for (let waited = 0; waited < 200; waited++) {
     await new Promise((resolve) => setTimeout(resolve, 25));

@@ -26,6 +26,7 @@
 
 import { AbstractChat, DefaultChatTransport, readUIMessageStream } from 'ai';
 
+import { PlainState } from './chat_kit.mjs';
 import { uiChunks } from './ui_chunks.mjs';
 
 const [mode, broker, id, query] = process.argv.slice(2);
@@ -75,29 +76,11 @@ async function reconnect() {
   return assemble(stream);
 }
 
-/** A chat state as plain arrays: what useChat keeps in React state. */
-class PlainState {
-  status = 'ready';
-  error = undefined;
-  messages = [];
-  pushMessage = (message) => {
-    this.messages = [...this.messages, message];
-    print({ snapshot: message });
-  };
-  popMessage = () => {
-    this.messages = this.messages.slice(0, -1);
-  };
-  replaceMessage = (index, message) => {
-    this.messages = this.messages.with(index, message);
-    print({ snapshot: message });
-  };
-  snapshot = (thing) => structuredClone(thing);
-}
 
 class Chat extends AbstractChat {}
 
 async function resume() {
-  const state = new PlainState();
+  const state = new PlainState((message) => print({ snapshot: message }));
   let finish = null;
   const chat = new Chat({
     id,
