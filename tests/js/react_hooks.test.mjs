@@ -600,6 +600,16 @@ test("useEventStream's disconnect() closes and keeps the events; reconnect() res
   assert.deepEqual(result.current.events.map((e) => e.data.sha), ["a1"]);
 });
 
+test("with autoReconnect off a lost stream says so, not that it gave up after 0 attempts", (t) => {
+  fakeTime(t);
+  const { result } = renderEvents({ event_types: ["commit"] }, { autoReconnect: false });
+  send(() => latest().emit("connected", { connection_id: "c1", event_types: ["commit"] }));
+  send(() => latest().fail());
+  assert.equal(result.current.connectionState, "offline");
+  assert.equal(FakeEventSource.opened.length, 1, "no reconnect");
+  assert.match(result.current.error.message, /^the stream was lost \(\w+\) and reconnecting is off$/);
+});
+
 test("useEventStream gives up after maxReconnectAttempts, and reconnect() starts the attempts over", (t) => {
   fakeTime(t);
   const { result } = renderEvents({ event_types: ["commit"] }, { reconnectDelay: 100, maxReconnectAttempts: 1 });

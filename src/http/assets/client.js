@@ -571,7 +571,12 @@ export class SseClient {
     if (this.attempts >= this.options.maxReconnectAttempts) {
       this._setState(State.OFFLINE);
       const why = cause && cause.message ? `: ${cause.message}` : "";
-      const error = new Error(`gave up after ${this.attempts} reconnect attempts${why}`, cause ? { cause } : undefined);
+      // With reconnecting off there was nothing to give up on: say what happened.
+      const what =
+        this.options.maxReconnectAttempts > 0
+          ? `gave up after ${this.attempts} reconnect attempts`
+          : `the stream was lost (${reason}) and reconnecting is off`;
+      const error = new Error(`${what}${why}`, cause ? { cause } : undefined);
       this._disconnected({ reason, willReconnect: false, delay: null }, error);
       this._fail(error);
       return;
