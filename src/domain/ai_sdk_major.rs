@@ -31,4 +31,11 @@ impl AiSdkMajor {
     pub(super) fn has_tool_approvals(self) -> bool {
         self.0 >= 6
     }
+
+    /// Whether the stream may say how an approval was decided
+    /// (`tool-approval-response`: a part of v7's stream; v6's schema
+    /// refuses it, and knows the name only as a model message's part).
+    pub(super) fn has_approval_responses(self) -> bool {
+        self.0 >= 7
+    }
 }

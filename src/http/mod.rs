@@ -19,6 +19,7 @@ mod publish;
 pub mod server;
 mod stream_heads;
 pub mod streams;
+mod task_create;
 mod tasks;
 pub mod tls;
 mod ui_streams;
@@ -43,7 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(monitoring::disconnect)
         .service(monitoring::monitoring)
         .service(monitoring::cleanup)
-        .service(tasks::create_task)
+        .service(task_create::create_task)
         .service(tasks::get_task)
         .service(tasks::head_task)
         .service(tasks::update_task)

@@ -1,4 +1,4 @@
-//! The task API: `/tasks`, `/tasks/{id}` (GET, HEAD, PATCH), `/text`,
+//! The task API: `/tasks/{id}` (GET, HEAD, PATCH), `/text`,
 //! `/complete`, `/fail`, `/cancel`, and the task's stream `/events`.
 
 use actix_web::{HttpRequest, HttpResponse, get, head, patch, post, web};
@@ -8,16 +8,15 @@ use serde_json::Value;
 use super::{
     extract::{
         Authenticated, JsonBody, OpenStream, OptionalJsonBody, Publish, Query, Subscribe,
-        TicketQuery, project_field,
+        TicketQuery,
     },
-    publish::CONFINED,
     streams::{StreamQuery, event_stream_response, resume_point},
 };
 use crate::{
     auth::Principal,
-    domain::{ChatId, EventId, MessageId, Task, TaskChange, TaskId, TaskStatus, parse_task_type},
-    error::{ApiError, ErrorCode},
-    services::tasks::{NewTask, task_json},
+    domain::{EventId, Task, TaskChange, TaskId, TaskStatus},
+    error::ApiError,
+    services::tasks::task_json,
     state::AppState,
     stream::{StreamFormat, StreamSocket},
 };
@@ -61,72 +60,6 @@ pub(super) async fn visible_task(
     raw_id: &str,
 ) -> Result<Task, ApiError> {
     Ok(state.tasks.visible(principal, &task_id(raw_id)?).await?)
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTask {
-    /// `[A-Za-z0-9_-]{1,128}`; generated when absent.
-    pub task_id: Option<String>,
-    /// `[a-z0-9_.-]{1,64}`, e.g. `chat`: labels the task's latency metrics.
-    pub task_type: Option<String>,
-    pub stage: Option<String>,
-    pub message: Option<String>,
-    pub project_id: Option<String>,
-    /// `[A-Za-z0-9_-]{1,128}`: the conversation the generation belongs to
-    /// (`GET /chats/{chat_id}/stream` follows its newest task while it runs).
-    pub chat_id: Option<String>,
-    /// `[A-Za-z0-9_-]{1,128}`: the assistant message the task writes (its
-    /// UI message stream's `messageId`; the task id when absent). A turn
-    /// that continues a message (after a tool approval) names that message.
-    pub message_id: Option<String>,
-}
-
-/// Create a task.
-#[utoipa::path(
-    tag = "tasks",
-    request_body(content = Option<CreateTask>, description = "Optional"),
-    responses(
-        (status = 201, description = "The new task", body = TaskView),
-        (status = 400, description = "Invalid task, chat or message id, or malformed JSON", body = crate::error::ErrorBody),
-        (status = 403, description = "No publish scope, a project outside the token, or none where the broker keeps tokens within their projects", body = crate::error::ErrorBody),
-        (status = 409, description = "The id is taken", body = crate::error::ErrorBody),
-        (status = 422, description = "A wrong field type, or an invalid task_type", body = crate::error::ErrorBody),
-    )
-)]
-#[post("/tasks")]
-pub async fn create_task(
-    state: web::Data<AppState>,
-    auth: Authenticated<Publish>,
-    body: OptionalJsonBody<CreateTask>,
-) -> Result<HttpResponse, ApiError> {
-    let request = body.0.unwrap_or_default();
-    let id = request.task_id.as_deref().map(task_id).transpose()?;
-    let project_id = project_field(&auth.principal, request.project_id.as_deref())?;
-    if project_id.is_none() && auth.principal.confined {
-        return Err(ApiError::new(ErrorCode::Forbidden, CONFINED));
-    }
-    let task = state
-        .tasks
-        .create(NewTask {
-            task_id: id,
-            task_type: request
-                .task_type
-                .as_deref()
-                .map(parse_task_type)
-                .transpose()?,
-            stage: request.stage,
-            message: request.message,
-            project_id,
-            chat_id: request.chat_id.as_deref().map(ChatId::parse).transpose()?,
-            message_id: request
-                .message_id
-                .as_deref()
-                .map(MessageId::parse)
-                .transpose()?,
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(task_json(&task)))
 }
 
 /// A task's current state.

@@ -184,9 +184,11 @@ struct ToolCallBody {
     dynamic: bool,
 }
 
+/// A tool's answer: an upload's `tool_result` line, and one of the
+/// answers a continuing turn's task is created with.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ToolResultBody {
+pub struct ToolResultBody {
     id: String,
     output: Option<Value>,
     error: Option<String>,
@@ -195,6 +197,38 @@ struct ToolResultBody {
     /// The person asked refused the call.
     #[serde(default)]
     denied: bool,
+}
+
+/// Answers a task may be created with, at most.
+pub const MAX_CREATED_ANSWERS: usize = 64;
+
+/// The answers a task that continues a message is created with
+/// (`POST /tasks`'s `tool_results`): what the message's calls got outside
+/// the broker (the page's own tools), so a chat resuming the turn has
+/// them. Only a continuing task (`continues`) has such calls to answer.
+pub fn continued_answers(
+    continues: bool,
+    answers: Vec<ToolResultBody>,
+) -> Result<Vec<ToolEvent>, String> {
+    if answers.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !continues {
+        return Err(
+            "tool_results answer the calls of the message a task continues: \
+                    give its message_id"
+                .into(),
+        );
+    }
+    if answers.len() > MAX_CREATED_ANSWERS {
+        return Err(format!(
+            "at most {MAX_CREATED_ANSWERS} tool_results; send more as the upload's tool_result lines"
+        ));
+    }
+    answers
+        .into_iter()
+        .map(ToolResultBody::into_tool_event)
+        .collect()
 }
 
 impl ToolResultBody {

@@ -22,8 +22,8 @@ use crate::{
     },
     auth::Principal,
     domain::{
-        AnswerEnd, ChatId, MessageId, ProjectId, Task, TaskChange, TaskId, TaskStatus, WriteAccess,
-        check_task_text, now_ms,
+        AnswerEnd, ChatId, MessageId, ProjectId, Task, TaskChange, TaskId, TaskStatus, ToolEvent,
+        WriteAccess, check_task_text, now_ms,
     },
     shutdown::ShutdownHandle,
     store::{ChatTasks, EventStore},
@@ -44,6 +44,9 @@ pub struct NewTask {
     pub chat_id: Option<ChatId>,
     /// The assistant message it writes (see [`Task::message_id`]).
     pub message_id: Option<MessageId>,
+    /// The answers its message's calls got outside the broker, stored
+    /// first (see `generation_input::continued_answers`).
+    pub tool_results: Vec<ToolEvent>,
 }
 
 #[derive(Clone)]
@@ -105,8 +108,12 @@ impl TaskService {
             task_id = %task.task_id,
             task_type = task.task_type.as_deref(),
             continues_message = task.message_id.as_ref().map(MessageId::as_str),
+            answers = request.tool_results.len(),
             "task created"
         );
+        for answer in request.tool_results {
+            task = self.change(&task.task_id, TaskChange::Tool(answer)).await?;
+        }
         Ok(task)
     }
 

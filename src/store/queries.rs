@@ -136,11 +136,12 @@ macro_rules! chat_task {
     }};
 }
 
-/// The tasks that wrote the earlier parts of assistant message
+/// The finished tasks that wrote the earlier parts of assistant message
 /// `$earlier.message_id` of chat `$earlier.chat_id`, oldest first: each task of
 /// the chat in the same project created with that `message_id`, and the
 /// task whose own id it is (a message's first task names none), created
-/// no later than `$earlier.before_ms`, but not `$earlier.except`. Expands to a
+/// no later than `$earlier.before_ms`, but not `$earlier.except`. An
+/// unfinished one is left out before the limit counts. Expands to a
 /// boxed query of [`TaskRow`](super::rows::TaskRow)s, served by the
 /// `tasks_chat` index.
 macro_rules! message_tasks {
@@ -150,6 +151,7 @@ macro_rules! message_tasks {
             .filter(tasks::chat_id.eq(earlier.chat_id))
             .filter(tasks::created_at_ms.le(earlier.before_ms))
             .filter(tasks::task_id.ne(earlier.except))
+            .filter(tasks::status.ne_all(super::queries::UNFINISHED_STATUSES))
             .filter(
                 tasks::message_id
                     .eq(earlier.message_id.clone())

@@ -109,6 +109,8 @@ pub struct UiMessageTranslator {
     /// The approvals asked, as (call id, approval id): the call's answer
     /// says how it was decided.
     approvals: Vec<(String, String)>,
+    /// The final answer given to each call, as (call id, its part).
+    answers: Vec<(String, String)>,
     /// The stream continues a message its reader holds (see
     /// [`Self::continuing`]).
     continues: bool,
@@ -140,6 +142,7 @@ impl UiMessageTranslator {
             begun: [0, 0],
             tool_calls: Vec::new(),
             approvals: Vec::new(),
+            answers: Vec::new(),
             continues: false,
             step: StepState::NotBegun,
             finished: false,
@@ -524,7 +527,10 @@ mod tests {
             ),
             ("tool_result", json!({ "tool_call_id": "w", "output": 2 })),
         ];
-        let parts = parts_for(AiSdkMajor::parse("6").unwrap(), &events);
+        // v6 knows approvals but refuses the decision's part: the answer alone.
+        let v6 = parts_for(AiSdkMajor::parse("6").unwrap(), &events);
+        assert_eq!(v6[4]["type"], "tool-output-available", "{v6:?}");
+        let parts = parts_for(AiSdkMajor::parse("7").unwrap(), &events);
         assert_eq!(
             parts[4..],
             [
@@ -533,6 +539,24 @@ mod tests {
                 json!({ "type": "tool-output-available", "toolCallId": "w", "output": 2 }),
             ]
         );
+    }
+
+    #[test]
+    fn an_answer_given_again_the_same_is_not_sent_again_and_a_new_one_is() {
+        let call = json!({ "tool_call_id": "w", "tool_name": "weather", "input": {} });
+        let answer = |output: i64| json!({ "tool_call_id": "w", "output": output });
+        let parts = parts(&[
+            ("tool_call", call),
+            ("tool_result", answer(1)),
+            ("tool_result", answer(1)),
+            ("tool_result", answer(2)),
+        ]);
+        let outputs: Vec<&Value> = parts
+            .iter()
+            .filter(|part| part["type"] == "tool-output-available")
+            .map(|part| &part["output"])
+            .collect();
+        assert_eq!(outputs, [&json!(1), &json!(2)]);
     }
 
     #[test]

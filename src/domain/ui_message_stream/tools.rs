@@ -40,7 +40,9 @@ impl UiMessageTranslator {
 
     /// A tool's answer to a call this stream sent, or to one of the
     /// message's earlier calls when the stream continues a message; none
-    /// to another.
+    /// to another. An answer the stream already gave the call, the same to
+    /// the byte, is not given again: a continuing turn's task may be
+    /// created with answers an earlier task of the message already holds.
     pub(super) fn tool_result(&mut self, data: &Value, out: &mut BytesMut) {
         let Some(id) = data["tool_call_id"].as_str() else {
             return;
@@ -48,9 +50,7 @@ impl UiMessageTranslator {
         if !self.has_sent_call(id) && !self.continues {
             return;
         }
-        self.end_part(out);
         let denied = data["denied"] == Value::Bool(true);
-        self.approval_decided(id, !denied, out);
         let mut answer = match data.get("error").and_then(Value::as_str) {
             Some(error) => {
                 json!({ "type": "tool-output-error", "toolCallId": id, "errorText": error })
@@ -66,8 +66,31 @@ impl UiMessageTranslator {
                 json!({ "type": "tool-output-available", "toolCallId": id, "output": data["output"] })
             }
         };
-        ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut answer, ToolFlags::AI_SDK_NAMES);
+        let flags = ToolFlags::read(data, ToolFlags::EVENT_NAMES);
+        flags.write(&mut answer, ToolFlags::AI_SDK_NAMES);
+        if !flags.preliminary && self.repeats_answer(id, &answer) {
+            return;
+        }
+        self.end_part(out);
+        self.approval_decided(id, !denied, out);
         part(out, &answer);
+    }
+
+    /// Whether `answer` is the final answer this stream last gave call
+    /// `id`; if not, it becomes that answer.
+    fn repeats_answer(&mut self, id: &str, answer: &Value) -> bool {
+        let encoded = answer.to_string();
+        match self.answers.iter_mut().find(|(call, _)| call == id) {
+            Some((_, given)) if *given == encoded => true,
+            Some((_, given)) => {
+                *given = encoded;
+                false
+            }
+            None => {
+                self.answers.push((id.to_owned(), encoded));
+                false
+            }
+        }
     }
 
     /// A call waiting for a person's approval, to a client that knows
@@ -96,6 +119,9 @@ impl UiMessageTranslator {
     /// answer tells it: an output or a failure of the tool means it ran,
     /// so it was approved; a denial, that it was not. Sent once per call.
     fn approval_decided(&mut self, id: &str, approved: bool, out: &mut BytesMut) {
+        if !self.client.has_approval_responses() {
+            return;
+        }
         let Some(at) = self.approvals.iter().position(|(call, _)| call == id) else {
             return;
         };

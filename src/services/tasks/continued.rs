@@ -45,10 +45,9 @@ impl TaskService {
             except: task.task_id.to_string(),
             limit: MAX_EARLIER_TASKS,
         };
-        let mut tasks = self.store.message_tasks(earlier).await?;
+        let tasks = self.store.message_tasks(earlier).await?;
         let found = tasks.len();
-        tasks.retain(|earlier| earlier.status.is_terminal());
-        tracing::Span::current().record("sse.message.earlier_tasks", tasks.len());
+        tracing::Span::current().record("sse.message.earlier_tasks", found);
         if found as i64 == MAX_EARLIER_TASKS {
             tracing::warn!(
                 task_id = %task.task_id,

@@ -1,11 +1,11 @@
 //! A chat turn that continues an assistant message: the AI SDK's next
-//! request after a tool approval, which the SDK alone answers by
-//! continuing the message it has (the same id, the approved call's output
-//! first). Here the continuation is a task created with `message_id`: the
+//! request after a tool approval, a denial or a page's own tool output,
+//! which the SDK alone answers by continuing the message it has (the same
+//! id; the approved call's output first). Here the continuation is a task created with `message_id`: the
 //! chat that asked for it must end with one message, as the SDK's own chat
 //! does, and a chat resuming it must rebuild the whole message, the
 //! earlier task's parts first. Driven with the real `ai` package's Chat
-//! (`tests/js/ai_sdk/approval_turn.mjs`).
+//! (`tests/js/ai_sdk/continued_turn.mjs`).
 
 use std::process::Command;
 
@@ -21,26 +21,30 @@ use crate::{
     helpers::{SHORT, TestApp, assert_error, spawn_app},
 };
 
-/// How the person answers the approval.
-#[derive(Debug, Clone, Copy)]
-enum Decision {
+/// Why the chat continues its message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Turn {
+    /// The person approves the tool's call; the app's server runs it.
     Approve,
+    /// The person denies it.
     Deny,
+    /// The page runs the tool itself (`addToolOutput`).
+    PageTool,
 }
 
-/// `node approval_turn.mjs ARGS`, the person's answer `decision`: its one
-/// JSON line; run off the test's runtime, since the broker under test may
-/// be serving it.
-async fn approval_turn(decision: Decision, args: Vec<String>) -> Value {
+/// `node continued_turn.mjs ARGS` for `turn`: its one JSON line; run off
+/// the test's runtime, since the broker under test may be serving it.
+async fn continued_turn(turn: Turn, args: Vec<String>) -> Value {
     let output = actix_web::rt::task::spawn_blocking(move || {
-        let answer = match decision {
-            Decision::Approve => "approve",
-            Decision::Deny => "deny",
+        let turn = match turn {
+            Turn::Approve => "approve",
+            Turn::Deny => "deny",
+            Turn::PageTool => "page",
         };
         Command::new("node")
-            .arg(tests_js().join("ai_sdk/approval_turn.mjs"))
+            .arg(tests_js().join("ai_sdk/continued_turn.mjs"))
             .args(args)
-            .env("APPROVAL", answer)
+            .env("TURN", turn)
             .output()
             .expect("node runs (Debian's nodejs; .ci/test.sh installs it)")
     })
@@ -48,7 +52,7 @@ async fn approval_turn(decision: Decision, args: Vec<String>) -> Value {
     .expect("the script's thread");
     assert!(
         output.status.success(),
-        "the approval turn failed: {}",
+        "the continued turn failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("one JSON line")
@@ -71,8 +75,8 @@ fn comparable_parts(message: &Value) -> Vec<Value> {
 
 /// The turns of the SDK's own chat: its final assistant message and the
 /// UI message stream its app wrote for each of the two requests.
-async fn sdk_alone(decision: Decision) -> (Value, Vec<String>) {
-    let sdk = approval_turn(decision, vec!["sdk".into()]).await;
+async fn sdk_alone(turn: Turn) -> (Value, Vec<String>) {
+    let sdk = continued_turn(turn, vec!["sdk".into()]).await;
     assert_eq!(sdk["status"], "ready", "{sdk}");
     let messages = sdk["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 2, "the SDK continues its message: {sdk}");
@@ -87,21 +91,30 @@ async fn sdk_alone(decision: Decision) -> (Value, Vec<String>) {
 
 #[actix_web::test]
 async fn an_approved_tools_turn_continues_the_chats_message_as_the_sdk_alone_does() {
-    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Decision::Approve).await;
+    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Turn::Approve).await;
 }
 
 #[actix_web::test]
 async fn a_denied_tools_turn_continues_the_chats_message_as_the_sdk_alone_does() {
-    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Decision::Deny).await;
+    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Turn::Deny).await;
 }
 
-async fn the_turn_continues_the_chats_message_as_the_sdk_alone_does(decision: Decision) {
-    let (sdk_message, _) = sdk_alone(decision).await;
+#[actix_web::test]
+async fn a_page_tools_turn_continues_the_chats_message_as_the_sdk_alone_does() {
+    the_turn_continues_the_chats_message_as_the_sdk_alone_does(Turn::PageTool).await;
+}
+
+async fn the_turn_continues_the_chats_message_as_the_sdk_alone_does(kind: Turn) {
+    let (sdk_message, _) = sdk_alone(kind).await;
     let app = spawn_app().await;
 
-    let turn = approval_turn(
-        decision,
-        vec!["broker".into(), app.address.clone(), "chat-approval".into()],
+    let turn = continued_turn(
+        kind,
+        vec![
+            "broker".into(),
+            app.address.clone(),
+            "chat-continued".into(),
+        ],
     )
     .await;
 
@@ -120,24 +133,29 @@ async fn the_turn_continues_the_chats_message_as_the_sdk_alone_does(decision: De
     assert_eq!(
         comparable_parts(&messages[1]),
         comparable_parts(&sdk_message),
-        "{decision:?}: the message the SDK alone ends with"
+        "{kind:?}: the message the SDK alone ends with"
     );
 }
 
 #[actix_web::test]
 async fn a_chat_resuming_an_approved_turn_rebuilds_the_whole_message_once() {
-    a_resumed_turn_rebuilds_the_whole_message_once(Decision::Approve).await;
+    a_resumed_turn_rebuilds_the_whole_message_once(Turn::Approve).await;
 }
 
 #[actix_web::test]
 async fn a_chat_resuming_a_denied_turn_rebuilds_the_whole_message_once() {
-    a_resumed_turn_rebuilds_the_whole_message_once(Decision::Deny).await;
+    a_resumed_turn_rebuilds_the_whole_message_once(Turn::Deny).await;
 }
 
-async fn a_resumed_turn_rebuilds_the_whole_message_once(decision: Decision) {
+#[actix_web::test]
+async fn a_chat_resuming_a_page_tools_turn_rebuilds_the_whole_message_once() {
+    a_resumed_turn_rebuilds_the_whole_message_once(Turn::PageTool).await;
+}
+
+async fn a_resumed_turn_rebuilds_the_whole_message_once(turn: Turn) {
     // Arrange: the first request's task, finished, waiting for the
     // approval; the second's, halfway through its answer.
-    let (sdk_message, bodies) = sdk_alone(decision).await;
+    let (sdk_message, bodies) = sdk_alone(turn).await;
     let app = spawn_app().await;
     create(&app, "turn-1", Some("chat-resumed")).await;
     let first = app
@@ -149,12 +167,16 @@ async fn a_resumed_turn_rebuilds_the_whole_message_once(decision: Decision) {
         .await
         .expect("upload sent");
     assert_eq!(first.status().as_u16(), 200);
-    let created = app
-        .post_json(
-            "/tasks",
-            &json!({ "task_id": "turn-2", "chat_id": "chat-resumed", "message_id": "turn-1" }),
-        )
-        .await;
+    // The page's own tool's output is in its message only: the route
+    // hands it over with the task.
+    let mut continuing =
+        json!({ "task_id": "turn-2", "chat_id": "chat-resumed", "message_id": "turn-1" });
+    if turn == Turn::PageTool {
+        let output = sdk_message["parts"][2]["output"].clone();
+        assert_eq!(output["celsius"], -3, "the page's output: {sdk_message}");
+        continuing["tool_results"] = json!([{ "id": "call-1", "output": output }]);
+    }
+    let created = app.post_json("/tasks", &continuing).await;
     assert_eq!(created.status().as_u16(), 201);
     let (before, after) = bodies[1]
         .split_once("data: {\"type\":\"text-delta\",\"id\":\"t2\",\"delta\":\"-3")
@@ -184,7 +206,7 @@ async fn a_resumed_turn_rebuilds_the_whole_message_once(decision: Decision) {
     assert_eq!(
         comparable_parts(&messages[0]),
         comparable_parts(&sdk_message),
-        "{decision:?}: the whole message, each part once"
+        "{turn:?}: the whole message, each part once"
     );
 }
 
@@ -322,4 +344,85 @@ async fn a_message_id_is_an_id_and_the_task_shows_it() {
     );
     let mut stream = UiStream::open(&app, &format!("/tasks/{id}/ui-message-stream")).await;
     assert_eq!(stream.take(1).await, [start("msg-1_A")]);
+    // Answers go with a message to continue, and are answers.
+    let answer = json!({ "id": "call-1", "output": 1 });
+    let many: Vec<Value> = (0..65).map(|_| answer.clone()).collect();
+    for (body, says) in [
+        (json!({ "tool_results": [answer] }), "give its message_id"),
+        (
+            json!({ "message_id": "m", "tool_results": [{ "id": "c", "output": 1, "error": "e" }] }),
+            "one of output, error and denied",
+        ),
+        (
+            json!({ "message_id": "m", "tool_results": many }),
+            "at most 64",
+        ),
+        (
+            json!({ "message_id": "m", "tool_results": [{ "output": 1 }] }),
+            "id",
+        ),
+    ] {
+        let refused = app.post_json("/tasks", &body).await;
+        assert_eq!(refused.status().as_u16(), 422, "{body}");
+        let error: Value = refused.json().await.expect("an error body");
+        assert_eq!(error["error"]["code"], "invalid_field", "{error}");
+        let message = error["error"]["message"].as_str().expect("a message");
+        assert!(message.contains(says), "{message}");
+    }
+}
+
+#[actix_web::test]
+async fn unfinished_tasks_of_a_message_take_no_place_among_its_earlier_parts() {
+    // Arrange: the message's first task, then as many strays of it left
+    // pending as a resume sends earlier tasks, then a finished one.
+    let app = spawn_app().await;
+    let task = |id: &str, message: Option<&str>| json!({ "task_id": id, "chat_id": "strays", "message_id": message });
+    let write_and_end = |id: &'static str, text: &'static str, end: bool| {
+        let app = &app;
+        async move {
+            super::write(app, id, text).await;
+            if end {
+                let completed = app
+                    .post_json(&format!("/tasks/{id}/complete"), &json!({}))
+                    .await;
+                assert_eq!(completed.status().as_u16(), 200);
+            }
+        }
+    };
+    assert_eq!(
+        app.post_json("/tasks", &task("first", None)).await.status(),
+        201
+    );
+    write_and_end("first", "First. ", true).await;
+    for n in 0..64 {
+        let stray = task(&format!("stray-{n}"), Some("first"));
+        assert_eq!(app.post_json("/tasks", &stray).await.status(), 201);
+    }
+    assert_eq!(
+        app.post_json("/tasks", &task("later", Some("first")))
+            .await
+            .status(),
+        201
+    );
+    write_and_end("later", "Later. ", true).await;
+    assert_eq!(
+        app.post_json("/tasks", &task("latest", Some("first")))
+            .await
+            .status(),
+        201
+    );
+    write_and_end("latest", "Latest.", false).await;
+
+    // Act
+    let mut stream = UiStream::open(&app, "/chats/strays/stream").await;
+
+    // Assert: each finished earlier task's text, then the running one's.
+    let mut texts = Vec::new();
+    while texts.len() < 3 {
+        let part = stream.next_part(SHORT).await.expect("the rebuilt message");
+        if part["type"] == "text-delta" {
+            texts.push(part["delta"].as_str().expect("a delta").to_owned());
+        }
+    }
+    assert_eq!(texts, ["First. ", "Later. ", "Latest."]);
 }

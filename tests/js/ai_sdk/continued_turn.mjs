@@ -1,23 +1,25 @@
-// A chat turn that waits for a person's approval, run with the `ai`
+// A chat turn that continues an assistant message, run with the `ai`
 // package's own Chat (the class `useChat` wraps): the user asks, the model
-// (a mock) says it will look and calls a tool that needs approval; the
-// person approves (`addToolApprovalResponse`), and the chat sends again on
-// its own (`sendAutomaticallyWhen`); the app's `streamText` runs the tool
-// and the model answers. The SDK continues the assistant message it has:
-// the second stream carries that message's id and, first, the approved
-// call's output.
+// (a mock) says it will look and calls a tool. With TURN=approve (the
+// default) the tool needs approval: the person approves
+// (`addToolApprovalResponse`), the chat sends again on its own
+// (`sendAutomaticallyWhen`), the app's `streamText` runs the tool and the
+// model answers. TURN=deny: the person denies it, and the app's stream
+// answers it `tool-output-denied`. TURN=page: the page runs the tool
+// itself (`onToolCall`, `addToolOutput`) and the chat sends its output.
+// The SDK continues the assistant message it has: the second stream
+// carries that message's id (and, after an approval, first the call's
+// output).
 //
-//   node approval_turn.mjs sdk
+//   node continued_turn.mjs sdk
 //       The chat's transport answers with the app's own stream, as a
 //       Next.js route returning `toUIMessageStreamResponse()` would.
-//   node approval_turn.mjs broker BROKER CHAT_ID
+//   node continued_turn.mjs broker BROKER CHAT_ID
 //       The transport does what docs/guides/ai-sdk.md's route does: a task
-//       per request (`chat_id`, and `message_id` when the request
-//       continues an assistant message), the app's stream uploaded to it,
-//       the answer read from the broker's `/tasks/{id}/ui-message-stream`.
-//
-// With APPROVAL=deny in the environment the person denies the call
-// instead: the app's stream then answers it `tool-output-denied`.
+//       per request (`chat_id`; `message_id` and the page's tool outputs,
+//       `tool_results`, when the request continues an assistant message),
+//       the app's stream uploaded to it, the answer read from the broker's
+//       `/tasks/{id}/ui-message-stream`.
 //
 // Prints one JSON line: {messages, status, error, bodies, tasks}: the
 // chat's messages at the end, the app's UI message stream of each turn
@@ -27,7 +29,10 @@ import {
   AbstractChat,
   convertToModelMessages,
   jsonSchema,
+  getToolName,
+  isToolUIPart,
   lastAssistantMessageIsCompleteWithApprovalResponses,
+  lastAssistantMessageIsCompleteWithToolCalls,
   stepCountIs,
   streamText,
   tool,
@@ -39,7 +44,7 @@ import { uiChunks } from './ui_chunks.mjs';
 
 const [mode, broker, chatId] = process.argv.slice(2);
 if (!['sdk', 'broker'].includes(mode) || (mode === 'broker' && (!broker || !chatId))) {
-  console.error('usage: approval_turn.mjs sdk | broker BROKER CHAT_ID');
+  console.error('usage: continued_turn.mjs sdk | broker BROKER CHAT_ID');
   process.exit(2);
 }
 
@@ -70,14 +75,18 @@ const model = new MockLanguageModelV3({
   doStream: async () => ({ stream: convertArrayToReadableStream(calls[call++]) }),
 });
 
+const turn = process.env.TURN ?? 'approve';
+if (!['approve', 'deny', 'page'].includes(turn)) throw new Error(`TURN=${turn}`);
+const weather = async ({ city }) => ({ city, celsius: -3 });
+const inputSchema = jsonSchema({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] });
 const tools = {
-  weather: tool({
-    description: 'The weather in a city',
-    inputSchema: jsonSchema({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }),
-    needsApproval: true,
-    execute: async ({ city }) => ({ city, celsius: -3 }),
-  }),
+  weather:
+    turn === 'page'
+      ? tool({ description: 'The weather in a city, as the page sees it', inputSchema })
+      : tool({ description: 'The weather in a city', inputSchema, needsApproval: true, execute: weather }),
 };
+/** The tools the page runs itself: their outputs are in the message only. */
+const PAGE_TOOLS = new Set(turn === 'page' ? ['weather'] : []);
 
 const bodies = [];
 const tasks = [];
@@ -104,11 +113,26 @@ async function brokerFetch(path, init = {}) {
 /** The guide's route against the broker: a task, the upload, the broker's stream. */
 async function brokerStream(messages) {
   const last = messages.at(-1);
-  const continued = last?.role === 'assistant' ? last.id : undefined;
+  const continued = last?.role === 'assistant' ? last : undefined;
+  const answered = (continued?.parts ?? []).filter(
+    (part) =>
+      isToolUIPart(part) &&
+      PAGE_TOOLS.has(getToolName(part)) &&
+      (part.state === 'output-available' || part.state === 'output-error'),
+  );
   const task = await brokerFetch('/tasks', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ chat_id: chatId, task_type: 'chat', message_id: continued }),
+    body: JSON.stringify({
+      chat_id: chatId,
+      task_type: 'chat',
+      message_id: continued?.id,
+      tool_results: answered.map((part) =>
+        part.state === 'output-error'
+          ? { id: part.toolCallId, error: part.errorText }
+          : { id: part.toolCallId, output: part.output },
+      ),
+    }),
   }).then((r) => r.json());
   tasks.push(task);
   const body = await appStream(messages);
@@ -149,15 +173,27 @@ try {
     id: chatId ?? 'chat-approval',
     transport: new Transport(),
     state,
-    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+    sendAutomaticallyWhen:
+      turn === 'page'
+        ? lastAssistantMessageIsCompleteWithToolCalls
+        : lastAssistantMessageIsCompleteWithApprovalResponses,
+    // Not awaited: the chat waits for the call's handler before it takes
+    // the output.
+    onToolCall: ({ toolCall }) => {
+      if (turn !== 'page' || toolCall.toolName !== 'weather') return;
+      weather(toolCall.input).then((output) =>
+        chat.addToolOutput({ tool: 'weather', toolCallId: toolCall.toolCallId, output }),
+      );
+    },
   });
   await chat.sendMessage({ text: 'What is the weather in Oslo?' });
   await settle(chat);
-  const waiting = state.messages.at(-1)?.parts.find((part) => part.state === 'approval-requested');
-  if (!waiting) throw new Error(`no approval asked: ${JSON.stringify(state.messages)}`);
-  const approved = process.env.APPROVAL !== 'deny';
-  await chat.addToolApprovalResponse({ id: waiting.approval.id, approved });
-  await settle(chat);
+  if (turn !== 'page') {
+    const waiting = state.messages.at(-1)?.parts.find((part) => part.state === 'approval-requested');
+    if (!waiting) throw new Error(`no approval asked: ${JSON.stringify(state.messages)}`);
+    await chat.addToolApprovalResponse({ id: waiting.approval.id, approved: turn === 'approve' });
+    await settle(chat);
+  }
   process.stdout.write(
     `${JSON.stringify({
       messages: state.messages,
