@@ -23,7 +23,7 @@ use crate::{
     domain::{AiSdkMajor, ChatId, Task, UI_MESSAGE_STREAM_HEADER},
     error::{ApiError, ErrorCode},
     state::AppState,
-    stream::StreamSocket,
+    stream::{MessageReader, StreamSocket},
 };
 
 /// How the viewer reads the stream.
@@ -83,7 +83,15 @@ pub async fn task_ui_message_stream(
 ) -> Result<HttpResponse, ApiError> {
     let client = query.client()?;
     let task = visible_task(&state, &auth.principal, &id).await?;
-    ui_message_stream(&req, &state, &auth.principal, &task, None, client).await
+    ui_message_stream(
+        &req,
+        &state,
+        &auth.principal,
+        &task,
+        MessageReader::Holding,
+        client,
+    )
+    .await
 }
 
 /// Resume a chat: the UI message stream of the chat's newest task, while it runs
@@ -115,15 +123,11 @@ pub async fn chat_stream(
     let client = query.client()?;
     match running_in_chat(&state, &auth.principal, &chat_id).await? {
         None => Ok(super::streams::no_stream()),
+        // A resuming chat rebuilds the message from nothing: a turn that
+        // continues a message comes after its earlier parts.
         Some(task) => {
-            // A resuming chat rebuilds the message from nothing: a turn
-            // that continues a message comes after its earlier parts.
-            let earlier = state
-                .tasks
-                .earlier_in_message(&auth.principal, &task)
-                .await?;
-            let earlier = Some(earlier.as_slice());
-            ui_message_stream(&req, &state, &auth.principal, &task, earlier, client).await
+            let reader = MessageReader::Rebuilding;
+            ui_message_stream(&req, &state, &auth.principal, &task, reader, client).await
         }
     }
 }
@@ -144,9 +148,12 @@ async fn ui_message_stream(
     state: &AppState,
     principal: &Principal,
     task: &Task,
-    earlier: Option<&[Task]>,
+    reader: MessageReader,
     client: AiSdkMajor,
 ) -> Result<HttpResponse, ApiError> {
+    // The earlier tasks of the message a task continues: the reader is
+    // sent them, or holds them and gets the answers to their calls.
+    let earlier = state.tasks.earlier_in_message(principal, task).await?;
     // Charged only for a stream the Registry admits (not for a 404, a 204
     // or a refusal).
     let body = state
@@ -154,7 +161,7 @@ async fn ui_message_stream(
         .open_task_messages(
             principal,
             task,
-            earlier,
+            (&earlier, reader),
             client,
             req.conn_data::<StreamSocket>().copied(),
             state.limits.stream_charge(req, principal),

@@ -222,7 +222,8 @@ pub fn continued_answers(
     }
     if answers.len() > MAX_CREATED_ANSWERS {
         return Err(format!(
-            "at most {MAX_CREATED_ANSWERS} tool_results; send more as the upload's tool_result lines"
+            "at most {MAX_CREATED_ANSWERS} tool_results; send those of the message's last step \
+             (an earlier turn's task holds the others)"
         ));
     }
     answers

@@ -28,4 +28,4 @@ pub use id::ConnectionId;
 pub use recent::{RecentFrame, RecentFrames, RecentPage};
 pub use socket::StreamSocket;
 pub use stats::ConnectionStats;
-pub use ui_message::UiMessageBody;
+pub use ui_message::{MessageReader, UiMessageBody};

@@ -49,22 +49,35 @@ impl UiMessageBody {
         Self::with_translator(inner, UiMessageTranslator::new(message_id, client), None)
     }
 
-    /// The stream of a task that continues the message `message_id`.
-    /// `earlier`, the frames of the tasks that wrote its earlier parts
-    /// (see `message_parts`), for a reader that rebuilds the message from
-    /// nothing (a resuming chat); `None` for one that holds it (the chat
-    /// that asked for the turn), to which the answers to the message's
-    /// earlier tool calls are sent as well.
+    /// The stream of a task that continues the message `message_id`,
+    /// whose earlier parts the tasks of `earlier` wrote (their frames, see
+    /// `message_parts`). A reader that rebuilds the message from nothing
+    /// (a resuming chat) is sent them first. One that holds them (the chat
+    /// that asked for the turn) is not, but the stream knows the calls
+    /// they made, so it sends the answers to those calls and to no other.
+    /// With no earlier frames (no chat to find them in, or pruned) such a
+    /// reader is trusted to hold the calls its answers are for.
     pub fn continuing(
         inner: StreamBody,
         message_id: &str,
         client: AiSdkMajor,
-        earlier: Option<Bytes>,
+        earlier: Bytes,
+        reader: MessageReader,
     ) -> Self {
         let translator = UiMessageTranslator::new(message_id, client);
-        match earlier {
-            Some(frames) => Self::with_translator(inner, translator, Some(frames)),
-            None => Self::with_translator(inner, translator.continuing(), None),
+        match reader {
+            MessageReader::Rebuilding => Self::with_translator(inner, translator, Some(earlier)),
+            MessageReader::Holding if earlier.is_empty() => {
+                Self::with_translator(inner, translator.continuing(), None)
+            }
+            MessageReader::Holding => {
+                let mut body = Self::with_translator(inner, translator, None);
+                for event in body.parser.feed(&earlier).unwrap_or_default() {
+                    let data = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                    body.translator.hold_earlier(event.event_type(), &data);
+                }
+                body
+            }
         }
     }
 
@@ -155,6 +168,17 @@ impl MessageBody for UiMessageBody {
             }
         }
     }
+}
+
+/// Who reads a continued message's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageReader {
+    /// The chat that asked for the turn: it holds the message's earlier
+    /// parts (`/tasks/{id}/ui-message-stream`).
+    Holding,
+    /// A resuming chat: it rebuilds the message from nothing
+    /// (`/chats/{chat_id}/stream`).
+    Rebuilding,
 }
 
 /// The broker's frames that end a stream before its task does. An SSE

@@ -172,6 +172,16 @@ impl UiMessageTranslator {
         }
     }
 
+    /// Takes an event of an earlier task of the message that the reader
+    /// already holds: nothing is written, but the stream knows what the
+    /// reader has (the calls it may get answers to, the answers given,
+    /// the approvals asked), and begins with `start` all the same.
+    pub fn hold_earlier(&mut self, event_type: &str, data: &Value) {
+        let mut held = BytesMut::new();
+        self.translate_earlier(event_type, data, &mut held);
+        self.started = false;
+    }
+
     /// Whether the terminal part and `[DONE]` were written: nothing follows.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -590,6 +600,36 @@ mod tests {
             own.iter()
                 .all(|part| part["type"] != "tool-output-available"),
             "{own:?}"
+        );
+    }
+
+    #[test]
+    fn a_reader_holding_the_earlier_parts_gets_answers_to_their_calls_only() {
+        let mut translator = UiMessageTranslator::new("m1", AiSdkMajor::parse("7").unwrap());
+        let call = |id: &str| json!({ "tool_call_id": id, "tool_name": "locate", "input": {} });
+        let answer = |id: &str, output: i64| json!({ "tool_call_id": id, "output": output });
+        translator.hold_earlier("text", &json!({ "delta": "Let me look." }));
+        translator.hold_earlier("tool_call", &call("c1"));
+        translator.hold_earlier("tool_call", &call("c2"));
+        translator.hold_earlier("tool_result", &answer("c2", 2));
+        translator.hold_earlier("complete", &json!({ "status": "completed" }));
+        let mut out = BytesMut::new();
+        for (event_type, data) in [
+            ("connected", json!({})),
+            ("tool_result", answer("nobodys", 0)),
+            ("tool_result", answer("c1", 1)),
+            ("tool_result", answer("c2", 2)),
+        ] {
+            translator.translate(event_type, &data, &mut out);
+        }
+        let written = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            written,
+            concat!(
+                "data: {\"messageId\":\"m1\",\"type\":\"start\"}\n\n",
+                "data: {\"output\":1,\"toolCallId\":\"c1\",\"type\":\"tool-output-available\"}\n\n",
+            ),
+            "start, then only the answer the reader lacks to a call it has"
         );
     }
 

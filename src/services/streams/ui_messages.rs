@@ -8,32 +8,31 @@ use crate::{
     domain::{AiSdkMajor, EventId, Task},
     limits::StreamCharge,
     store::StoreError,
-    stream::{StreamFormat, StreamSocket, UiMessageBody, message_parts},
+    stream::{MessageReader, StreamFormat, StreamSocket, UiMessageBody, message_parts},
 };
 
 impl StreamService {
     /// The stream of `task` as an AI SDK UI message stream. Every open
     /// replays from the start: the client resumes by reading the message
     /// again (one delta with the text so far), not by event id. A task
-    /// that continues a message (`message_id`) is that message's stream:
-    /// for a reader that holds the message (`earlier` `None`), with the
-    /// answers to its earlier calls; for one that rebuilds it, after the
-    /// parts of `earlier`, the finished tasks that wrote it before.
+    /// that continues a message (`message_id`) is that message's stream,
+    /// `earlier` the finished tasks that wrote it before (see
+    /// [`UiMessageBody::continuing`] for what `reader` changes).
     #[tracing::instrument(name = "open_ui_message_stream", skip_all, fields(task_id = %task.task_id, message_id))]
     pub async fn open_task_messages(
         &self,
         principal: &Principal,
         task: &Task,
-        earlier: Option<&[Task]>,
+        (earlier, reader): (&[Task], MessageReader),
         client: AiSdkMajor,
         socket: Option<StreamSocket>,
         charge: Option<StreamCharge>,
     ) -> Result<UiMessageBody, OpenMessageError> {
         // Read before the stream registers: a store that does not answer
         // costs no connection slot.
-        let earlier = match (&task.message_id, earlier) {
-            (Some(_), Some(tasks)) => {
-                let tasks = tasks
+        let earlier = match &task.message_id {
+            Some(_) => {
+                let tasks = earlier
                     .iter()
                     .map(|earlier| {
                         (
@@ -42,9 +41,9 @@ impl StreamService {
                         )
                     })
                     .collect();
-                Some(message_parts::earlier_frames(&self.environment.store, tasks).await?)
+                message_parts::earlier_frames(&self.environment.store, tasks).await?
             }
-            _ => None,
+            None => Default::default(),
         };
         let (_, body) = self
             .open_task(
@@ -60,7 +59,7 @@ impl StreamService {
             None => UiMessageBody::new(body, task.task_id.as_str(), client),
             Some(message_id) => {
                 tracing::Span::current().record("message_id", message_id.as_str());
-                UiMessageBody::continuing(body, message_id.as_str(), client, earlier)
+                UiMessageBody::continuing(body, message_id.as_str(), client, earlier, reader)
             }
         })
     }

@@ -18,6 +18,10 @@ use super::{
 };
 use crate::{
     auth::{post_as, spawn_secured_app, token},
+    cluster::harness::{
+        Node, SHORT as CLUSTER_WAIT, TestDb, cluster_name, settings, shared_redis_url,
+        wait_for_health,
+    },
     helpers::{SHORT, TestApp, assert_error, spawn_app},
 };
 
@@ -425,4 +429,145 @@ async fn unfinished_tasks_of_a_message_take_no_place_among_its_earlier_parts() {
         }
     }
     assert_eq!(texts, ["First. ", "Later. ", "Latest."]);
+}
+
+#[actix_web::test]
+async fn in_a_cluster_on_postgres_another_instance_rebuilds_a_continued_message() {
+    // Arrange: two instances on one PostgreSQL database and one Redis; the
+    // message's first task written through a, its continuation created on b
+    // with the answer the page gave the first task's call.
+    let db = TestDb::create().await;
+    let cluster = cluster_name();
+    let redis = shared_redis_url();
+    let a = Node::start(settings(db.database_url(), Some(&redis), &cluster, "a")).await;
+    let b = Node::start(settings(db.database_url(), Some(&redis), &cluster, "b")).await;
+    for node in [&a, &b] {
+        wait_for_health(node, CLUSTER_WAIT, "Redis up", |status, body| {
+            status == 200 && body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post =
+        |node: &Node, path: &str, body: Value| client.post(node.url(path)).json(&body).send();
+    let created = post(&a, "/tasks", json!({ "task_id": "t-1", "chat_id": "c" }))
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let lines = [
+        json!({ "delta": "First. " }),
+        json!({ "tool_call": { "id": "c1", "name": "locate", "input": {} } }),
+        json!({ "complete": {} }),
+    ]
+    .map(|line| format!("{line}\n"))
+    .concat();
+    let uploaded = client
+        .post(a.url("/tasks/t-1/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status().as_u16(), 200);
+    let continuing = json!({
+        "task_id": "t-2", "chat_id": "c", "message_id": "t-1",
+        "tool_results": [{ "id": "c1", "output": { "lat": 59.9 } }],
+    });
+    let created = post(&b, "/tasks", continuing).await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let task: Value = created.json().await.unwrap();
+    assert_eq!(task["status"], "running", "its answers began it: {task}");
+    let written = post(&a, "/tasks/t-2/text", json!({ "delta": "Second." }))
+        .await
+        .unwrap();
+    assert_eq!(written.status().as_u16(), 202);
+
+    // Act
+    let response = client.get(b.url("/chats/c/stream")).send().await.unwrap();
+    let mut on_b = UiStream::new(response, "/chats/c/stream on b");
+
+    // Assert: the first task's parts, the page's answer, then the second's.
+    let text_2 = |phase: &str| json!({ "type": format!("text-{phase}"), "id": "text-2" });
+    let mut second = text_2("delta");
+    second["delta"] = json!("Second.");
+    assert_eq!(
+        on_b.take(12).await,
+        [
+            start("t-1"),
+            start_step(),
+            text_start(),
+            delta("First. "),
+            text_end(),
+            json!({ "type": "tool-input-available", "toolCallId": "c1", "toolName": "locate", "input": {} }),
+            finish_step(),
+            json!({ "type": "tool-output-available", "toolCallId": "c1", "output": { "lat": 59.9 } }),
+            start_step(),
+            text_2("start"),
+            second,
+            progress(0.0, None),
+        ]
+    );
+    let on_a: Value = client
+        .get(a.url("/tasks/t-2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(on_a["message_id"], "t-1");
+}
+
+#[actix_web::test]
+async fn the_chat_that_asked_gets_answers_to_its_messages_calls_and_to_no_other() {
+    // Arrange: a message's first task with a call; its continuation made
+    // with the page's answer, an answer to a call of no task, and the
+    // answer again.
+    let app = spawn_app().await;
+    create(&app, "asked-1", Some("asking")).await;
+    let lines = [
+        json!({ "delta": "Let me look. " }),
+        json!({ "tool_call": { "id": "c1", "name": "locate", "input": {} } }),
+        json!({ "complete": {} }),
+    ]
+    .map(|line| format!("{line}\n"))
+    .concat();
+    let uploaded = app
+        .api_client
+        .post(app.url("/tasks/asked-1/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(uploaded.status().as_u16(), 200);
+    let answers = json!([
+        { "id": "nobodys", "output": 0 },
+        { "id": "c1", "output": { "lat": 1 } },
+        { "id": "c1", "output": { "lat": 1 } },
+    ]);
+    let created = app
+        .post_json(
+            "/tasks",
+            &json!({ "task_id": "asked-2", "chat_id": "asking", "message_id": "asked-1", "tool_results": answers }),
+        )
+        .await;
+    assert_eq!(created.status().as_u16(), 201);
+    super::write(&app, "asked-2", "Found it.").await;
+
+    // Act: what the route answers the chat with.
+    let mut stream = UiStream::open(&app, "/tasks/asked-2/ui-message-stream").await;
+
+    // Assert
+    assert_eq!(
+        stream.take(6).await,
+        [
+            start("asked-1"),
+            json!({ "type": "tool-output-available", "toolCallId": "c1", "output": { "lat": 1 } }),
+            start_step(),
+            json!({ "type": "text-start", "id": "text-2" }),
+            json!({ "type": "text-delta", "id": "text-2", "delta": "Found it." }),
+            progress(0.0, None),
+        ]
+    );
 }

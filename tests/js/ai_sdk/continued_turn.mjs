@@ -114,12 +114,17 @@ async function brokerFetch(path, init = {}) {
 async function brokerStream(messages) {
   const last = messages.at(-1);
   const continued = last?.role === 'assistant' ? last : undefined;
-  const answered = (continued?.parts ?? []).filter(
-    (part) =>
-      isToolUIPart(part) &&
-      PAGE_TOOLS.has(getToolName(part)) &&
-      (part.state === 'output-available' || part.state === 'output-error'),
-  );
+  // The page's outputs in the message's last step, as the guide's route
+  // sends them.
+  const parts = continued?.parts ?? [];
+  const answered = parts
+    .slice(parts.findLastIndex((part) => part.type === 'step-start'))
+    .filter(
+      (part) =>
+        isToolUIPart(part) &&
+        PAGE_TOOLS.has(getToolName(part)) &&
+        (part.state === 'output-available' || part.state === 'output-error'),
+    );
   const task = await brokerFetch('/tasks', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
