@@ -53,7 +53,7 @@ impl TaskService {
                 task_id = %task.task_id,
                 message_id = %message_id,
                 kept = found,
-                "a continued message has more earlier tasks than a resume sends: its latest parts before this task are left out"
+                "a continued message has as many earlier tasks as a resume sends, or more: any later ones before this task are left out"
             );
         }
         Ok(tasks)

@@ -200,12 +200,19 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `GET`, sent again once if the pooled connection it went out on was
+    /// closed under it: the broker may end an idle kept-alive connection
+    /// at the moment the client reuses it (hyper reports an incomplete
+    /// message), which a GET may simply retry.
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
-        self.api_client
-            .get(self.url(path_and_query))
-            .send()
-            .await
-            .expect("request sent")
+        let send = || self.api_client.get(self.url(path_and_query)).send();
+        match send().await {
+            Ok(response) => response,
+            Err(error) if error.is_request() && !error.is_timeout() => {
+                send().await.expect("request sent")
+            }
+            Err(error) => panic!("request sent: {error:?}"),
+        }
     }
 
     /// `GET` a JSON document, asserting 200.
