@@ -3,6 +3,7 @@
 
 mod assets;
 mod authenticated;
+mod chat_cancel;
 mod diagnose;
 mod drain_signal;
 mod event_document;
@@ -57,6 +58,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(ui_streams::task_ui_message_stream)
         .service(stream_heads::task_ui_message_stream_head)
         .service(ui_streams::chat_stream)
+        .service(chat_cancel::cancel_chat)
         .service(stream_heads::chat_stream_head)
         .service(generations::upload)
         .service(health::health)

@@ -9,7 +9,7 @@ use crate::helpers::{SHORT, assert_error, eventually, sample_sum, spawn_app, spa
 
 /// Every API route, with its methods: the OpenAPI document must describe
 /// each of them (static assets are checked in `assets.rs`).
-const ROUTES: [(&str, &[&str]); 27] = [
+const ROUTES: [(&str, &[&str]); 28] = [
     ("/sse/events", &["get", "head"]),
     ("/sse/history", &["get", "head"]),
     ("/sse/tickets", &["post"]),
@@ -21,6 +21,7 @@ const ROUTES: [(&str, &[&str]); 27] = [
     ("/tasks/{id}/events", &["get", "head"]),
     ("/tasks/{id}/ui-message-stream", &["get", "head"]),
     ("/chats/{chat_id}/stream", &["get", "head"]),
+    ("/chats/{chat_id}/cancel", &["post"]),
     ("/tasks/{id}/text", &["post"]),
     ("/tasks/{id}/stream", &["post"]),
     ("/tasks/{id}/complete", &["post"]),

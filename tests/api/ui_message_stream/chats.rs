@@ -310,3 +310,57 @@ async fn in_a_cluster_any_instance_resumes_a_chat_written_through_another() {
     let idle = client.get(a.url("/chats/c/stream")).send().await.unwrap();
     assert_eq!(idle.status().as_u16(), 204);
 }
+
+#[actix_web::test]
+async fn a_chat_cancels_its_running_generation_by_its_chat_id() {
+    // Arrange: a chat whose newest task runs, behind a finished one.
+    let app = spawn_secured_app().await;
+    let alice = token("alice", "subscribe publish", &["p1"]);
+    for (id, running) in [("old", false), ("new", true)] {
+        let task = json!({ "task_id": id, "project_id": "p1", "chat_id": "c" });
+        assert_eq!(
+            post_as(&app, "/tasks", Some(&task), Some(&alice))
+                .await
+                .status(),
+            201
+        );
+        let text = json!({ "delta": "words" });
+        let written = post_as(
+            &app,
+            &format!("/tasks/{id}/text"),
+            Some(&text),
+            Some(&alice),
+        )
+        .await;
+        assert_eq!(written.status(), 202);
+        if !running {
+            let done = post_as(&app, &format!("/tasks/{id}/complete"), None, Some(&alice)).await;
+            assert_eq!(done.status(), 200);
+        }
+    }
+    // Another tenant's token, or one that may not write, cancels nothing.
+    let bob = token("bob", "subscribe publish", &["p2"]);
+    let foreign = post_as(&app, "/chats/c/cancel", None, Some(&bob)).await;
+    assert_error(foreign, 404, "task_not_found").await;
+    let reader = token("alice", "subscribe", &["p1"]);
+    let forbidden = post_as(&app, "/chats/c/cancel", None, Some(&reader)).await;
+    assert_error(forbidden, 403, "forbidden").await;
+
+    // Act
+    let cancelled = post_as(&app, "/chats/c/cancel", None, Some(&alice)).await;
+
+    // Assert: the newest task, cancelled with its text; then nothing runs.
+    assert_eq!(cancelled.status(), 200);
+    let task: Value = cancelled.json().await.expect("the task");
+    assert_eq!(task["task_id"], "new");
+    assert_eq!(task["status"], "cancelled");
+    let old = get_as(&app, "/tasks/old", Some(&alice)).await;
+    assert_eq!(
+        old.json::<Value>().await.expect("a task")["status"],
+        "completed"
+    );
+    let again = post_as(&app, "/chats/c/cancel", None, Some(&alice)).await;
+    assert_error(again, 404, "task_not_found").await;
+    let bad = post_as(&app, "/chats/bad!id/cancel", None, Some(&alice)).await;
+    assert_error(bad, 400, "invalid_chat_id").await;
+}
