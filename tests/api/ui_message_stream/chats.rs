@@ -12,10 +12,7 @@ use super::{
 };
 use crate::{
     auth::{get_as, post_as, spawn_secured_app, token},
-    cluster::harness::{
-        Node, SHORT as CLUSTER_WAIT, TestDb, cluster_name, settings, shared_redis_url,
-        wait_for_health,
-    },
+    cluster::harness::{Node, SHORT as CLUSTER_WAIT},
     helpers::{SHORT, TestApp, assert_error, spawn_app},
 };
 
@@ -263,17 +260,7 @@ async fn a_task_in_no_project_never_stands_in_for_a_projects_chat() {
 #[actix_web::test]
 async fn in_a_cluster_any_instance_resumes_a_chat_written_through_another() {
     // Arrange: two instances on one PostgreSQL database and one Redis.
-    let db = TestDb::create().await;
-    let cluster = cluster_name();
-    let redis = shared_redis_url();
-    let a = Node::start(settings(db.database_url(), Some(&redis), &cluster, "a")).await;
-    let b = Node::start(settings(db.database_url(), Some(&redis), &cluster, "b")).await;
-    for node in [&a, &b] {
-        wait_for_health(node, CLUSTER_WAIT, "Redis up", |status, body| {
-            status == 200 && body["checks"]["redis"]["status"] == "up"
-        })
-        .await;
-    }
+    let (_db, a, b) = super::two_instances().await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let post =
         |node: &Node, path: &str, body: Value| client.post(node.url(path)).json(&body).send();

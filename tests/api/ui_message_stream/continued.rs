@@ -18,10 +18,7 @@ use super::{
 };
 use crate::{
     auth::{post_as, spawn_secured_app, token},
-    cluster::harness::{
-        Node, SHORT as CLUSTER_WAIT, TestDb, cluster_name, settings, shared_redis_url,
-        wait_for_health,
-    },
+    cluster::harness::Node,
     helpers::{SHORT, TestApp, assert_error, spawn_app},
 };
 
@@ -436,17 +433,7 @@ async fn in_a_cluster_on_postgres_another_instance_rebuilds_a_continued_message(
     // Arrange: two instances on one PostgreSQL database and one Redis; the
     // message's first task written through a, its continuation created on b
     // with the answer the page gave the first task's call.
-    let db = TestDb::create().await;
-    let cluster = cluster_name();
-    let redis = shared_redis_url();
-    let a = Node::start(settings(db.database_url(), Some(&redis), &cluster, "a")).await;
-    let b = Node::start(settings(db.database_url(), Some(&redis), &cluster, "b")).await;
-    for node in [&a, &b] {
-        wait_for_health(node, CLUSTER_WAIT, "Redis up", |status, body| {
-            status == 200 && body["checks"]["redis"]["status"] == "up"
-        })
-        .await;
-    }
+    let (_db, a, b) = super::two_instances().await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let post =
         |node: &Node, path: &str, body: Value| client.post(node.url(path)).json(&body).send();

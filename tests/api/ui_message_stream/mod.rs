@@ -14,7 +14,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{EventStream, SHORT, StreamEnd, TestApp};
+use crate::{
+    cluster::harness::{
+        Node, SHORT as CLUSTER_WAIT, TestDb, cluster_name, settings, shared_redis_url,
+        wait_for_health,
+    },
+    helpers::{EventStream, SHORT, StreamEnd, TestApp},
+};
 
 /// The `[DONE]` marker, as [`UiStream::next_part`] answers it.
 pub const DONE: &str = "[DONE]";
@@ -133,6 +139,23 @@ pub fn text_end() -> Value {
 
 pub fn progress(progress: f64, stage: Option<&str>) -> Value {
     json!({ "type": "data-progress", "id": "progress", "data": { "progress": progress, "stage": stage, "message": null } })
+}
+
+/// Two instances on one fresh PostgreSQL database and the shared Redis,
+/// each up with its Redis link; the database lives as long as the first.
+pub async fn two_instances() -> (TestDb, Node, Node) {
+    let db = TestDb::create().await;
+    let cluster = cluster_name();
+    let redis = shared_redis_url();
+    let a = Node::start(settings(db.database_url(), Some(&redis), &cluster, "a")).await;
+    let b = Node::start(settings(db.database_url(), Some(&redis), &cluster, "b")).await;
+    for node in [&a, &b] {
+        wait_for_health(node, CLUSTER_WAIT, "Redis up", |status, body| {
+            status == 200 && body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    (db, a, b)
 }
 
 /// Creates task `id` (in chat `chat`, if given).
