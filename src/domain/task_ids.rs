@@ -1,88 +1,61 @@
-//! The ids a task is known by: its own, its chat's, and its message's.
+//! The ids a task is known by: its own, its chat's, and its message's. All
+//! three have one grammar, `[A-Za-z0-9_-]{1,128}` (the AI SDK's generated
+//! chat and message ids fit it), and differ in the error a bad one gives.
 
 use std::fmt;
 
 use super::{TaskError, TaskRef};
 
-/// A chat id: `[A-Za-z0-9_-]{1,128}`, the conversation a generation
-/// belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChatId(String);
+/// An id of the task grammar: its type, what it is, and the error a value
+/// outside the grammar gives.
+macro_rules! task_grammar_id {
+    ($(#[$doc:meta])* $name:ident, $invalid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
 
-impl ChatId {
-    pub fn parse(raw: &str) -> Result<Self, TaskError> {
-        if is_task_id(raw) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(TaskError::InvalidChatId)
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, TaskError> {
+                if is_task_id(raw) {
+                    Ok(Self(raw.to_owned()))
+                } else {
+                    Err($invalid)
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ChatId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The id of the assistant message a generation writes, as a chat client
-/// (the AI SDK's `useChat`) keys it: `[A-Za-z0-9_-]{1,128}`, as the SDK's
-/// generated ids are.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MessageId(String);
-
-impl MessageId {
-    pub fn parse(raw: &str) -> Result<Self, TaskError> {
-        if is_task_id(raw) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(TaskError::InvalidMessageId)
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    };
 }
 
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `[A-Za-z0-9_-]{1,128}`: the grammar of task and chat ids.
-fn is_task_id(raw: &str) -> bool {
-    !raw.is_empty()
-        && raw.len() <= 128
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A task id: `[A-Za-z0-9_-]{1,128}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskId(String);
+task_grammar_id!(
+    /// A task id.
+    TaskId,
+    TaskError::InvalidId
+);
+task_grammar_id!(
+    /// A chat id: the conversation a generation belongs to.
+    ChatId,
+    TaskError::InvalidChatId
+);
+task_grammar_id!(
+    /// The id of the assistant message a generation writes, as a chat
+    /// client (the AI SDK's `useChat`) keys it.
+    MessageId,
+    TaskError::InvalidMessageId
+);
 
 impl TaskId {
-    pub fn parse(raw: &str) -> Result<Self, TaskError> {
-        if is_task_id(raw) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(TaskError::InvalidId)
-        }
-    }
-
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// The same id as carried on events.
@@ -91,8 +64,11 @@ impl TaskId {
     }
 }
 
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// `[A-Za-z0-9_-]{1,128}`: the grammar of task, chat and message ids.
+fn is_task_id(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
