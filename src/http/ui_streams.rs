@@ -153,7 +153,7 @@ async fn ui_message_stream(
 ) -> Result<HttpResponse, ApiError> {
     // The earlier tasks of the message a task continues: the reader is
     // sent them, or holds them and gets the answers to their calls.
-    let earlier = state.tasks.earlier_in_message(principal, task).await?;
+    let earlier = state.tasks.earlier_in_message(task).await?;
     // Charged only for a stream the Registry admits (not for a 404, a 204
     // or a refusal).
     let body = state

@@ -5,7 +5,7 @@
 //! so it is sent the earlier tasks' parts first.
 
 use super::{TaskService, TaskWriteError};
-use crate::{auth::Principal, domain::Task, store::EarlierTasks};
+use crate::{domain::Task, store::EarlierTasks};
 
 /// Earlier tasks of one message sent to a resuming chat, at most: a tool
 /// loop of this many approvals is past what a chat page shows as one
@@ -18,25 +18,14 @@ impl TaskService {
     /// project created with the same `message_id` before it, and the task
     /// whose id the message bears. None when `task` names no message or
     /// no chat. A task of another project never counts (another tenant
-    /// cannot put its text into this message), nor one `principal` may
-    /// not see, nor one still unfinished (a stray whose stream would not
-    /// end before this task's begins).
+    /// cannot put its text into this message, and whoever may see `task`
+    /// may see its project's), nor one still unfinished (a stray whose
+    /// stream would not end before this task's begins).
     #[tracing::instrument(name = "task.message_lookup", skip_all, fields(task_id = %task.task_id, sse.message.earlier_tasks))]
-    pub async fn earlier_in_message(
-        &self,
-        principal: &Principal,
-        task: &Task,
-    ) -> Result<Vec<Task>, TaskWriteError> {
+    pub async fn earlier_in_message(&self, task: &Task) -> Result<Vec<Task>, TaskWriteError> {
         let (Some(message_id), Some(chat_id)) = (&task.message_id, &task.chat_id) else {
             return Ok(Vec::new());
         };
-        if task
-            .project_id
-            .as_ref()
-            .is_some_and(|project| !principal.may_access(project))
-        {
-            return Ok(Vec::new());
-        }
         let earlier = EarlierTasks {
             chat_id: chat_id.to_string(),
             message_id: message_id.to_string(),
