@@ -288,6 +288,11 @@ async fn an_admin_lists_and_drops_only_the_streams_of_its_projects() {
         open_stream_as(&app, &format!("/tasks/{p1_task}/events"), &everywhere).await;
     let _p2_task_stream =
         open_stream_as(&app, &format!("/tasks/{p2_task}/events"), &everywhere).await;
+    // Its `connected` frame says so (CONTRACT §3: connection_id,
+    // event_types, project_id).
+    let greeting = p1_task_stream.connected.json();
+    assert_eq!(greeting["project_id"], "p1", "{greeting}");
+    assert!(greeting["connection_id"].is_string(), "{greeting}");
     let p1_admin = token("ops-p1", "admin", &["p1"]);
     let root = token("ops", "admin", &["*"]);
     let listed = |token: String| {
