@@ -123,8 +123,8 @@ impl Snapshot {
             };
             let ago = failure.ago.as_secs_f64();
             let since = if failure.file_damaged {
-                "the SQLite file is damaged (database disk image is malformed): stop the \
-                 broker and restore the file from a backup"
+                "the SQLite file is damaged (SQLite finds it malformed, or not a database): \
+                 stop the broker and restore the file from a backup"
                     .to_owned()
             } else if failure.probed_ok_since {
                 format!("the broker's own test {kind} has succeeded since, no other {kind} yet")
