@@ -4,6 +4,7 @@
 
 pub mod ai_sdk_major;
 pub mod answer_end;
+pub mod answer_parts;
 pub mod event;
 pub mod event_type;
 pub mod identifiers;
@@ -19,6 +20,7 @@ pub mod ui_message_stream;
 
 pub use ai_sdk_major::AiSdkMajor;
 pub use answer_end::{AnswerEnd, FinishReason, TokenUsage};
+pub use answer_parts::{ANSWER_PART_EVENT_TYPES, AnswerPart, Cited, is_answer_part_event_type};
 pub use event::{
     EventData, MAX_EVENTS_PER_PUBLISH, NewEvent, RawEvent, StoredEvent, TASK_END_TYPES,
 };

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use super::task_ids::{ChatId, MessageId, TaskId};
-use super::{ProjectId, STEP_END_EVENT_TYPE, ToolEvent};
+use super::{AnswerPart, ProjectId, STEP_END_EVENT_TYPE, ToolEvent};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
@@ -161,6 +161,9 @@ pub enum TaskChange {
     /// The model asked for a tool, or a tool answered: a pending task
     /// starts running.
     Tool(ToolEvent),
+    /// A source the answer cites, a file it made, or an app's data part:
+    /// a pending task starts running.
+    Part(AnswerPart),
     /// One step of a multi-step answer ended (one model call of an agent's
     /// loop): the answer goes on. `result`: the step's end as a
     /// completion's result says it (why it stopped, the tokens it took).
@@ -173,13 +176,16 @@ impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 9] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 12] = [
         "progress",
         "text",
         "reasoning",
         "tool_call",
         "tool_approval",
         "tool_result",
+        "source",
+        "file",
+        "data_part",
         STEP_END_EVENT_TYPE,
         "complete",
         "error",
@@ -271,7 +277,9 @@ impl Task {
                     _ => {}
                 }
             }
-            TaskChange::Tool(_) | TaskChange::StepEnd { .. } => next.status = TaskStatus::Running,
+            TaskChange::Tool(_) | TaskChange::Part(_) | TaskChange::StepEnd { .. } => {
+                next.status = TaskStatus::Running
+            }
             TaskChange::Text => {
                 next.status = TaskStatus::Running;
                 next.first_token_at_ms.get_or_insert(now_ms);

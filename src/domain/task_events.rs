@@ -33,10 +33,13 @@ pub fn task_json(task: &Task) -> Value {
 pub const STEP_END_EVENT_TYPE: &str = "step_end";
 
 /// Whether a task stream's event of `event_type` keeps its place among the
-/// runs of text when a catch-up rolls them up: a tool event or a step's
-/// end, each between the text before and after it.
+/// runs of text when a catch-up rolls them up: a tool event, an answer's
+/// source, file or data part, or a step's end, each between the text
+/// before and after it.
 pub fn keeps_its_place(event_type: &str) -> bool {
-    event_type == STEP_END_EVENT_TYPE || super::is_tool_event_type(event_type)
+    event_type == STEP_END_EVENT_TYPE
+        || super::is_tool_event_type(event_type)
+        || super::is_answer_part_event_type(event_type)
 }
 
 /// One event of `task`'s stream.
@@ -155,6 +158,7 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
         }
         TaskChange::Text => Vec::new(),
         TaskChange::Tool(tool) => vec![task_event(task, tool.event_type(), tool.data(id))],
+        TaskChange::Part(part) => vec![task_event(task, part.event_type(), part.data_of(id))],
         TaskChange::StepEnd { result } => vec![task_event(
             task,
             STEP_END_EVENT_TYPE,

@@ -230,7 +230,7 @@ pub fn is_tool_event_type(event_type: &str) -> bool {
 }
 
 /// An id or a name: not blank, not longer than [`MAX_TOOL_LABEL_CHARS`].
-fn label(value: &str, field: &str, what: &str) -> Result<String, String> {
+pub(super) fn label(value: &str, field: &str, what: &str) -> Result<String, String> {
     if value.trim().is_empty() {
         return Err(format!("{what}'s {field} is blank"));
     }

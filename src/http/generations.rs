@@ -58,11 +58,16 @@ pub struct UploadQuery {
 /// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"reasoning",
 /// "seq"?}`, `{"progress", "stage"?, "message"?, "force"?}`, `{"complete":
 /// {"result"?}}`, `{"fail": {"error"}}`, `{"tool_call": {"id", "name",
-/// "input"?}}`, `{"tool_result": {"id", "output"? | "error"?}}`), or
+/// "input"?}}`, `{"tool_result": {"id", "output"? | "error"?}}`, an
+/// answer's sources, files and data parts: `{"source": {"id", "url"? |
+/// "media_type"?, "title"?, "filename"?}}`, `{"file": {"url",
+/// "media_type"}}`, `{"data_part": {"name", "id"?, "data", "transient"?}}`), or
 /// `text/event-stream` carrying a model provider's streamed answer (OpenAI
 /// Chat Completions or Responses, Anthropic Messages, Gemini) or an AI SDK
 /// UI message stream, piped straight in, each told apart by its events'
-/// shape, its tool calls kept whole (`tool_call` events); NDJSON lines may also be such a
+/// shape, its tool calls kept whole (`tool_call` events), an AI SDK stream's
+/// `source-url`, `source-document`, `file` and `data-*` parts kept as
+/// `source`, `file` and `data_part` events; NDJSON lines may also be such a
 /// stream's chunks, as SDKs write them (`toReadableStream()`). A provider's
 /// error answer piped in unchecked fails the task with its message. A task has
 /// one upload at a time: a newer one (a retry) takes over from an older one

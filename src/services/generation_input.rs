@@ -8,7 +8,8 @@
 //!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?,
 //!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
 //!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
-//!   "approval_id"}}`, `{"step_end": {"result"?}}`;
+//!   "approval_id"}}`, `{"step_end": {"result"?}}`, and an answer's
+//!   sources, files and data parts (`super::answer_part_lines`);
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
 //!   UI message stream, read event by event by [`super::provider_events`].
@@ -19,9 +20,12 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::tasks::Delta;
+use super::{
+    answer_part_lines::{DataPartBody, FileBody, SourceBody},
+    tasks::Delta,
+};
 use crate::{
-    domain::{ProducerSeq, TaskChange, ToolEvent, ToolFlags, ToolOutcome},
+    domain::{AnswerPart, ProducerSeq, TaskChange, ToolEvent, ToolFlags, ToolOutcome},
     error::plain::{self, JsonError},
 };
 
@@ -89,6 +93,8 @@ pub enum Instruction {
     Cancel,
     /// A tool call the model made, or a tool's answer.
     Tool(ToolEvent),
+    /// A source the answer cites, a file it made, an app's data part.
+    Part(AnswerPart),
     /// One step of the answer ended (an AI SDK `finish-step`, an NDJSON
     /// `step_end`, a provider's end under `?ends=step`); more follows.
     StepEnd {
@@ -137,6 +143,7 @@ impl Instruction {
             Self::Fail { error } => TaskChange::Fail { error },
             Self::Cancel => TaskChange::Cancel,
             Self::Tool(tool) => TaskChange::Tool(tool),
+            Self::Part(part) => TaskChange::Part(part),
             Self::StepEnd { result } => TaskChange::StepEnd { result },
             Self::Delta { .. } | Self::Nothing => {
                 unreachable!("text is appended, nothing is skipped")
@@ -162,6 +169,9 @@ struct NdJsonLine {
     tool_result: Option<ToolResultBody>,
     tool_approval: Option<ToolApprovalBody>,
     step_end: Option<CompleteBody>,
+    source: Option<SourceBody>,
+    file: Option<FileBody>,
+    data_part: Option<DataPartBody>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,7 +273,7 @@ struct FailBody {
 
 /// The kinds of line a producer writes, as refusals list them.
 const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
-                     tool_approval or step_end";
+                     tool_approval, step_end, source, file or data_part";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -285,6 +295,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.tool_result.is_some(),
         parsed.tool_approval.is_some(),
         parsed.step_end.is_some(),
+        parsed.source.is_some(),
+        parsed.file.is_some(),
+        parsed.data_part.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
         0 => return Err(format!("the line has none of {KINDS}")),
@@ -322,6 +335,12 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::Tool(tool.flagged(flags))
     } else if let Some(result) = parsed.tool_result {
         Instruction::Tool(result.into_tool_event()?)
+    } else if let Some(source) = parsed.source {
+        Instruction::Part(source.into_part()?)
+    } else if let Some(file) = parsed.file {
+        Instruction::Part(file.into_part()?)
+    } else if let Some(data) = parsed.data_part {
+        Instruction::Part(data.into_part()?)
     } else if let Some(approval) = parsed.tool_approval {
         let what = "a tool_approval";
         Instruction::Tool(ToolEvent::approval_request(
@@ -488,6 +507,71 @@ mod tests {
     }
 
     #[test]
+    fn sources_files_and_data_parts_read_as_answer_parts() {
+        let part = |line: &str| match ndjson_line(line) {
+            Ok(Instruction::Part(part)) => Ok(part),
+            other => Err(format!("{other:?}")),
+        };
+        let page = AnswerPart::url_source("s1", "https://e.com", Some("E".into()), "x").unwrap();
+        assert_eq!(
+            part(r#"{"source": {"id": "s1", "url": "https://e.com", "title": "E"}}"#),
+            Ok(page)
+        );
+        let doc =
+            AnswerPart::document_source("s2", "application/pdf", "Q3", Some("q3.pdf".into()), "x");
+        assert_eq!(
+            part(
+                r#"{"source": {"id": "s2", "media_type": "application/pdf", "title": "Q3", "filename": "q3.pdf"}}"#
+            ),
+            Ok(doc.unwrap())
+        );
+        let file = AnswerPart::file("data:image/png;base64,AA==", "image/png", "x").unwrap();
+        assert_eq!(
+            part(r#"{"file": {"url": "data:image/png;base64,AA==", "media_type": "image/png"}}"#),
+            Ok(file)
+        );
+        let data = AnswerPart::data("weather", Some("w1"), json!({"c": 3}), true, "x").unwrap();
+        assert_eq!(
+            part(
+                r#"{"data_part": {"name": "weather", "id": "w1", "data": {"c": 3}, "transient": true}}"#
+            ),
+            Ok(data)
+        );
+        for (bad, says) in [
+            (r#"{"source": {"id": "s"}}"#, "one of the two"),
+            (
+                r#"{"source": {"id": "s", "url": "u", "media_type": "text/plain"}}"#,
+                "one of the two",
+            ),
+            (
+                r#"{"source": {"id": "s", "url": "u", "filename": "f"}}"#,
+                "one of the two",
+            ),
+            (
+                r#"{"source": {"id": "s", "media_type": "text/plain"}}"#,
+                "needs a title",
+            ),
+            (
+                r#"{"source": {"id": "", "url": "u"}}"#,
+                "a source's id is blank",
+            ),
+            (r#"{"file": {"url": "u"}}"#, "media_type"),
+            (r#"{"data_part": {"name": "weather"}}"#, "data"),
+            (
+                r#"{"data_part": {"name": " ", "data": 1}}"#,
+                "a data_part's name is blank",
+            ),
+            (
+                r#"{"data_part": {"name": "w", "data": 1}, "delta": "a"}"#,
+                "the line mixes",
+            ),
+        ] {
+            let error = part(bad).expect_err(bad);
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn a_malformed_ndjson_line_is_refused_in_plain_words() {
         for bad in [
             "{\"delta\": ",
@@ -500,6 +584,8 @@ mod tests {
             "{\"tool_call\": {\"id\": \"c\"}}",
             "{\"tool_call\": {\"id\": 1, \"name\": \"n\"}}",
             "{\"tool_result\": {\"id\": \"c\", \"outcome\": 1}}",
+            "{\"source\": {\"id\": 1, \"url\": \"u\"}}",
+            "{\"data_part\": {\"name\": \"w\", \"data\": 1, \"transient\": \"yes\"}}",
             "{\"seq\": 1}",
             "{\"delta\": \"a\", \"sequence\": 1}",
             // serde reads a struct from an array of its fields, in order.

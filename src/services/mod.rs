@@ -14,6 +14,7 @@
 //! - [`operations`]: health, figures, the monitoring document, listing and
 //!   dropping streams, cleanup runs, metrics.
 
+mod answer_part_lines;
 pub mod events;
 pub mod generation_input;
 pub mod operations;

@@ -21,6 +21,9 @@ pub struct Counted {
     pub tool_calls: u64,
     /// Tools' answers kept (`tool_result` events).
     pub tool_results: u64,
+    /// Sources, files and data parts kept (`source`, `file` and
+    /// `data_part` events).
+    pub parts: u64,
     /// Steps of the answer ended (`step_end` events: an AI SDK
     /// `finish-step`, an NDJSON `{"step_end"}` line, or the stream's end
     /// under `?ends=step`).
@@ -35,6 +38,7 @@ impl Counted {
         span.record("reasoning_chars", self.reasoning_chars);
         span.record("tool_calls", self.tool_calls);
         span.record("tool_results", self.tool_results);
+        span.record("parts", self.parts);
         span.record("step_ends", self.step_ends);
     }
 
@@ -70,6 +74,7 @@ impl std::ops::AddAssign for Counted {
         self.reasoning_chars += more.reasoning_chars;
         self.tool_calls += more.tool_calls;
         self.tool_results += more.tool_results;
+        self.parts += more.parts;
         self.step_ends += more.step_ends;
     }
 }

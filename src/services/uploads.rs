@@ -103,7 +103,7 @@ impl TaskService {
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), ends = ?ends, read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, step_ends, outcome, finish_reason)
+        fields(task_id = %task_id, format = format.label(), ends = ?ends, read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, parts, step_ends, outcome, finish_reason)
     )]
     async fn ingest_here<S, E>(
         &self,
@@ -147,6 +147,7 @@ impl TaskService {
                     reasoning_chars = summary.counts.reasoning_chars,
                     tool_calls = summary.counts.tool_calls,
                     tool_results = summary.counts.tool_results,
+                    parts = summary.counts.parts,
                     step_ends = summary.counts.step_ends,
                     read_as,
                     outcome,
@@ -306,6 +307,10 @@ impl TaskService {
                             ended.store(true, Ordering::Relaxed);
                         }
                         let tool = counted_tool(&change);
+                        let part = match &change {
+                            Instruction::Part(part) => Some(part.kind_label()),
+                            _ => None,
+                        };
                         let step_end = matches!(change, Instruction::StepEnd { .. });
                         let changed = self
                             .change(&task_id, change.into_change())
@@ -316,6 +321,10 @@ impl TaskService {
                         if let Some(tool) = tool {
                             self.metrics.record_tool_event(tool);
                             counted += Counted::of_tool(tool);
+                        }
+                        if let Some(kind) = part {
+                            self.metrics.record_answer_part(kind);
+                            counted.parts += 1;
                         }
                         counted.step_ends += u64::from(step_end);
                     }

@@ -248,6 +248,29 @@ mod tests {
     }
 
     #[test]
+    fn sources_files_and_data_parts_keep_their_place_between_the_runs_of_text() {
+        let mut catch_up = TaskCatchUp::default();
+        catch_up.add(event(3, "text", json!({"delta": "Oslo "})));
+        let source = json!({"source_id": "s1", "url": "https://e.com"});
+        catch_up.add(event(4, "source", source.clone()));
+        catch_up.add(event(5, "text", json!({"delta": "is "})));
+        let file = json!({"url": "data:,", "media_type": "text/plain"});
+        catch_up.add(event(6, "file", file.clone()));
+        let card = json!({"name": "weather", "data": {"c": 3}});
+        catch_up.add(event(7, "data_part", card.clone()));
+        catch_up.add(event(8, "text", json!({"delta": "cold."})));
+
+        let frames = catch_up.frames(None);
+
+        let ids: Vec<_> = frames.iter().map(|frame| frame.event_id).collect();
+        assert_eq!(ids, [3, 4, 5, 6, 7, 8].map(|id| Some(EventId(id))));
+        assert_eq!(data(&frames[1]), source);
+        assert_eq!(data(&frames[3]), file);
+        assert_eq!(data(&frames[4]), card);
+        assert_eq!(data(&frames[5])["delta"], "cold.");
+    }
+
+    #[test]
     fn a_finished_tasks_end_removed_by_retention_is_sent_as_its_row_says() {
         let ended = |stored_end: Option<StoredEvent>| {
             let mut catch_up = TaskCatchUp::default();

@@ -152,6 +152,46 @@ test("useTaskStream keeps the tool calls in order, each with its answer once it 
   assert.deepEqual(result.current.steps, []);
 });
 
+test("useTaskStream keeps an answer's sources, files and data parts as the AI SDK's message does; onData sees every data part", () => {
+  const seen = [];
+  const { result } = renderTask("gen-p", { onData: (part) => seen.push(part) });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  const at = (data) => ({ task_id: "gen-p", ...data });
+  send(() => latest().emit("data_part", at({ name: "status", data: "searching", transient: true }), "2"));
+  send(() => latest().emit("data_part", at({ name: "weather", id: "w1", data: { state: "loading" } }), "3"));
+  send(() => latest().emit("source", at({ source_id: "s1", url: "https://met.no", title: "MET" }), "4"));
+  send(() => latest().emit("text", at({ delta: "Cold." }), "5"));
+  send(() => latest().emit("source", at({ source_id: "s2", media_type: "application/pdf", title: "Q3", filename: "q3.pdf" }), "6"));
+  send(() => latest().emit("file", at({ url: "data:image/png;base64,AA==", media_type: "image/png" }), "7"));
+  send(() => latest().emit("data_part", at({ name: "weather", id: "w1", data: { state: "done", celsius: -3 } }), "8"));
+  send(() => latest().emit("data_part", at({ name: "note", data: 1 }), "9"));
+  send(() => latest().emit("data_part", at({ name: "note", data: 2 }), "10"));
+  assert.deepEqual(result.current.sources, [
+    { id: "s1", url: "https://met.no", title: "MET" },
+    { id: "s2", mediaType: "application/pdf", title: "Q3", filename: "q3.pdf" },
+  ]);
+  assert.deepEqual(result.current.files, [{ url: "data:image/png;base64,AA==", mediaType: "image/png" }]);
+  // One weather card updated in place; the transient status not kept; parts without id each their own.
+  assert.deepEqual(result.current.dataParts, [
+    { name: "weather", id: "w1", data: { state: "done", celsius: -3 } },
+    { name: "note", data: 1 },
+    { name: "note", data: 2 },
+  ]);
+  assert.deepEqual(
+    seen.map((part) => [part.name, part.data]),
+    [
+      ["status", "searching"],
+      ["weather", { state: "loading" }],
+      ["weather", { state: "done", celsius: -3 }],
+      ["note", 1],
+      ["note", 2],
+    ],
+  );
+  assert.equal(result.current.text, "Cold.");
+  send(() => latest().emit("replay_reset", {}));
+  assert.deepEqual([result.current.sources, result.current.files, result.current.dataParts], [[], [], []]);
+});
+
 test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {
   fakeTime(t);
   const disconnects = [];

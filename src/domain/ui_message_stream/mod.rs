@@ -33,6 +33,9 @@
 //!   that message's earlier calls; the answer to a call whose approval the
 //!   stream asked for comes after `tool-approval-response` (`approved`
 //!   unless the call was denied), so the message keeps the decision;
+//! - `source` → `source-url` or `source-document`, `file` → `file`,
+//!   `data_part` → `data-<name>` (with its `id` and `transient`), in place,
+//!   the open text part left open (`answer_parts`);
 //! - the message's steps (one model call each, of an agent's loop):
 //!   `start-step` before the first text, reasoning or tool call of each,
 //!   `finish-step` at its end, as the SDK's own stream has them, so the
@@ -68,6 +71,7 @@
 use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
+mod answer_parts;
 mod parts;
 mod tools;
 
@@ -220,6 +224,7 @@ impl UiMessageTranslator {
             "tool_call" => self.tool_call(data, out),
             "tool_result" => self.tool_result(data, out),
             "tool_approval" => self.tool_approval(data, out),
+            "source" | "file" | "data_part" => self.answer_part(event_type, data, out),
             // A step's end with no step open says nothing.
             STEP_END_EVENT_TYPE if self.step == StepState::Open => {
                 self.end_part(out);

@@ -190,6 +190,35 @@ export interface ToolApprovalData {
   approval_id: string;
 }
 
+/** A `source` event's data: a source the answer cites, a web page (`url`) or a document (`media_type`). */
+export interface SourceData {
+  task_id: string;
+  source_id: string;
+  url?: string;
+  title?: string;
+  media_type?: string;
+  filename?: string;
+}
+
+/** A `file` event's data: a file the model made, by URL (often a `data:` URL). */
+export interface FileData {
+  task_id: string;
+  url: string;
+  media_type: string;
+}
+
+/**
+ * A `data_part` event's data: an app's own part (the AI SDK's `data-<name>`). A later part of the same
+ * `name` and `id` replaces it; a `transient` one is news for the moment, not kept in the answer.
+ */
+export interface DataPartData {
+  task_id: string;
+  name: string;
+  id?: string;
+  data: unknown;
+  transient?: true;
+}
+
 /** A `step_end` event's data: one step of an agent's answer (one model call) ended; more follows. */
 export interface StepEndData {
   task_id: string;
@@ -316,6 +345,12 @@ export interface SseClientOptions {
   onToolResult?: (data: ToolResultData, event: MessageEvent<string>) => void;
   /** `tool_approval` events: the call `tool_call_id` waits for a person's approval. */
   onToolApproval?: (data: ToolApprovalData, event: MessageEvent<string>) => void;
+  /** `source` events: a source the answer cites. */
+  onSource?: (data: SourceData, event: MessageEvent<string>) => void;
+  /** `file` events: a file the model made. */
+  onFile?: (data: FileData, event: MessageEvent<string>) => void;
+  /** `data_part` events: an app's own data part. */
+  onDataPart?: (data: DataPartData, event: MessageEvent<string>) => void;
   /** `step_end` events: one step of an agent's answer ended (`data.result`: why, and its usage). */
   onStepEnd?: (data: StepEndData, event: MessageEvent<string>) => void;
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;

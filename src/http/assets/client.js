@@ -74,6 +74,9 @@ const CALLBACK_EVENTS = [
   "tool_call",
   "tool_result",
   "tool_approval",
+  "source",
+  "file",
+  "data_part",
   "step_end",
 ];
 
@@ -163,6 +166,12 @@ export class SseClient {
    *   (`data.tool_call_id`, and `output`, `error` or `denied`)
    * @param {function} [options.onToolApproval]  (data, event) for `tool_approval`: a call waits for a
    *   person's approval (`data.tool_call_id`, `approval_id`)
+   * @param {function} [options.onSource]  (data, event) for `source`: a source the answer cites
+   *   (`data.source_id`, `url`, or `media_type` and `filename` of a document; `title`)
+   * @param {function} [options.onFile]  (data, event) for `file`: a file the model made (`data.url`,
+   *   often a `data:` URL, and `media_type`)
+   * @param {function} [options.onDataPart]  (data, event) for `data_part`: an app's own data part
+   *   (`data.name`, `data`, `id` when a later one replaces it, `transient` when it is not kept)
    * @param {function} [options.onStepEnd]  (data, event) for `step_end`: one step of an agent's
    *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
    * @param {function} [options.onStateChange]  (state, previous)
@@ -451,6 +460,7 @@ export class SseClient {
     }
     const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval, onStepEnd } =
       this.options;
+    const { onSource, onFile, onDataPart } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -511,6 +521,15 @@ export class SseClient {
         break;
       case "tool_approval":
         if (onToolApproval) onToolApproval(data, event);
+        break;
+      case "source":
+        if (onSource) onSource(data, event);
+        break;
+      case "file":
+        if (onFile) onFile(data, event);
+        break;
+      case "data_part":
+        if (onDataPart) onDataPart(data, event);
         break;
       case "step_end":
         if (onStepEnd) onStepEnd(data, event);

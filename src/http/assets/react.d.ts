@@ -5,6 +5,7 @@
 import type {
   ConnectedData,
   ConnectionState,
+  DataPartData,
   DisconnectInfo,
   EventData,
   EventSourceConstructor,
@@ -19,9 +20,12 @@ import type {
 export type {
   ConnectedData,
   ConnectionState,
+  DataPartData,
   DisconnectInfo,
+  FileData,
   FinishReason,
   GenerationResult,
+  SourceData,
   StepEndData,
   TaskErrorData,
   TaskSnapshot,
@@ -118,6 +122,12 @@ export interface TaskStreamResult extends StreamControls {
   reasoning: string;
   /** The tools the model asked for, in the order it asked, each with its answer once it came. */
   toolCalls: ToolCall[];
+  /** The sources the answer cites, in the order they came (one per `source_id`). */
+  sources: AnswerSource[];
+  /** The files the model made, in the order they came. */
+  files: AnswerFile[];
+  /** The app's own data parts, in the order they began; a later one of the same name and id replaced its data. Transient ones are not kept (see `onData`). */
+  dataParts: AnswerDataPart[];
   /**
    * The steps of the answer that ended so far (an agent's model calls, each a `step_end` event), in
    * order: each its result (why it stopped, the tokens it took) or null when its producer said none.
@@ -137,8 +147,37 @@ export interface TaskStreamResult extends StreamControls {
   error: Error | TaskError | StreamRefusedError | null;
 }
 
+/** A source the answer cites, as `useTaskStream` keeps it. */
+export interface AnswerSource {
+  id: string;
+  /** A web page's URL; absent for a document. */
+  url?: string;
+  title?: string;
+  /** A document's media type; absent for a web page. */
+  mediaType?: string;
+  filename?: string;
+}
+
+/** A file the model made. */
+export interface AnswerFile {
+  url: string;
+  mediaType: string;
+}
+
+/** An app's own data part (the AI SDK's `data-<name>`). */
+export interface AnswerDataPart {
+  name: string;
+  id?: string;
+  data: unknown;
+}
+
+export interface TaskStreamOptions extends StreamOptions {
+  /** Each data part as it comes, transient ones included (which `dataParts` does not keep). */
+  onData?: (part: DataPartData) => void;
+}
+
 /** Follows the task `taskId` (`/tasks/{taskId}/events`); a falsy id opens nothing. */
-export declare function useTaskStream(taskId: string | null | undefined, options?: StreamOptions): TaskStreamResult;
+export declare function useTaskStream(taskId: string | null | undefined, options?: TaskStreamOptions): TaskStreamResult;
 
 /** The query of `GET /sse/events`. */
 export interface EventStreamQuery {

@@ -181,6 +181,28 @@ function withResult(calls, data) {
   });
 }
 
+/** `sources` with the source `data` (a `source` event's): added, or, for an id already cited, replaced. */
+function withSource(sources, data) {
+  const source = { id: data.source_id };
+  for (const [ours, theirs] of [["url", "url"], ["title", "title"], ["media_type", "mediaType"], ["filename", "filename"]]) {
+    if (typeof data[ours] === "string") source[theirs] = data[ours];
+  }
+  const at = sources.findIndex((known) => known.id === source.id);
+  return at < 0 ? [...sources, source] : sources.map((known, i) => (i === at ? source : known));
+}
+
+/**
+ * `parts` with the data part `data` (a `data_part` event's), as the AI SDK keeps them: one of the
+ * same name and id replaces the data in place; one without id is added; a transient one is not kept.
+ */
+function withDataPart(parts, data) {
+  if (data.transient === true) return parts;
+  const part = { name: data.name, data: data.data };
+  if (typeof data.id === "string") part.id = data.id;
+  const at = part.id === undefined ? -1 : parts.findIndex((known) => known.name === part.name && known.id === part.id);
+  return at < 0 ? [...parts, part] : parts.map((known, i) => (i === at ? part : known));
+}
+
 /** `calls` with the call `data` names (a `tool_approval`'s) waiting for a person's approval. */
 function withApproval(calls, data) {
   return calls.map((call) =>
@@ -194,6 +216,9 @@ function initialTask(key) {
     text: "",
     reasoning: "",
     toolCalls: [],
+    sources: [],
+    files: [],
+    dataParts: [],
     steps: [],
     progress: 0,
     status: null,
@@ -265,6 +290,19 @@ export function useTaskStream(taskId, options = {}) {
           update((s) => ({ ...s, toolCalls: withResult(s.toolCalls, answer) }));
         }
       },
+      onSource: (_, source) => {
+        if (source && typeof source.source_id === "string") update((s) => ({ ...s, sources: withSource(s.sources, source) }));
+      },
+      onFile: (_, file) => {
+        if (file && typeof file.url === "string") {
+          update((s) => ({ ...s, files: [...s.files, { url: file.url, mediaType: file.media_type }] }));
+        }
+      },
+      onDataPart: (opts, part) => {
+        if (!part || typeof part.name !== "string") return;
+        update((s) => ({ ...s, dataParts: withDataPart(s.dataParts, part) }));
+        if (opts.onData) opts.onData(part);
+      },
       onStepEnd: (_, step) => {
         const result = step && typeof step === "object" ? step.result ?? null : null;
         update((s) => ({ ...s, steps: [...s.steps, result] }));
@@ -287,7 +325,9 @@ export function useTaskStream(taskId, options = {}) {
       // the task's whole text comes again, so what was shown goes.
       client.on(
         "replay_reset",
-        guard(() => update((s) => ({ ...s, text: "", reasoning: "", toolCalls: [], steps: [] }))),
+        guard(() =>
+          update((s) => ({ ...s, text: "", reasoning: "", toolCalls: [], sources: [], files: [], dataParts: [], steps: [] })),
+        ),
       );
       client.on(
         "complete",
@@ -318,6 +358,9 @@ export function useTaskStream(taskId, options = {}) {
     text: current.text,
     reasoning: current.reasoning,
     toolCalls: current.toolCalls,
+    sources: current.sources,
+    files: current.files,
+    dataParts: current.dataParts,
     steps: current.steps,
     progress: current.progress,
     status: current.status,

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece, string_field};
-use crate::domain::{FinishReason, ToolEvent, ToolFlags, ToolOutcome};
+use crate::domain::{AnswerPart, FinishReason, ToolEvent, ToolFlags, ToolOutcome};
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
@@ -48,6 +48,22 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
             let read = EventRead::one(Instruction::Nothing, Some(Dialect::AiSdk));
             return Ok(read.with_tools(vec![ToolPiece::Whole(tool)]));
         }
+        "source-url" | "source-document" | "file" => Instruction::Part(answer_part(kind, value)?),
+        // An app's own part (`writer.write({type: "data-…"})`). Ours,
+        // `data-progress` under the id `progress`, is what the task's
+        // progress already says: kept once, as progress.
+        data if data.starts_with("data-") => {
+            let name = &data["data-".len()..];
+            let id = value.get("id").and_then(Value::as_str);
+            if name == "progress" && id == Some("progress") {
+                Instruction::Nothing
+            } else {
+                let what = format!("a {data} part");
+                let transient = value.get("transient").and_then(Value::as_bool) == Some(true);
+                let content = value.get("data").cloned().unwrap_or(Value::Null);
+                Instruction::Part(AnswerPart::data(name, id, content, transient, &what)?)
+            }
+        }
         known if is_ai_sdk_kind(known) => Instruction::Nothing,
         _ => return Ok(EventRead::one(Instruction::Nothing, None)),
     };
@@ -87,6 +103,29 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
         }
     };
     Ok(tool.flagged(ToolFlags::read(value, ToolFlags::AI_SDK_NAMES)))
+}
+
+/// A source the answer cites, or a file it made.
+fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
+    let what = format!("a {kind} part");
+    let optional = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+    match kind {
+        "source-url" => {
+            let id = string_field(value, "sourceId", &what)?;
+            let url = string_field(value, "url", &what)?;
+            AnswerPart::url_source(&id, &url, optional("title"), &what)
+        }
+        "source-document" => {
+            let id = string_field(value, "sourceId", &what)?;
+            let media_type = string_field(value, "mediaType", &what)?;
+            let title = string_field(value, "title", &what)?;
+            AnswerPart::document_source(&id, &media_type, &title, optional("filename"), &what)
+        }
+        _ => {
+            let url = string_field(value, "url", &what)?;
+            AnswerPart::file(&url, &string_field(value, "mediaType", &what)?, &what)
+        }
+    }
 }
 
 /// The UI message stream's part kinds that carry nothing a task keeps.

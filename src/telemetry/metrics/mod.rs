@@ -84,6 +84,7 @@ struct Inner {
     task_types: task_types::TaskTypeLabels,
     task_deltas: Counter<u64>,
     task_tool_events: Counter<u64>,
+    task_answer_parts: Counter<u64>,
     text_event_deltas: Histogram<f64>,
     uploads: Counter<u64>,
     uploads_open: UpDownCounter<i64>,
@@ -242,6 +243,12 @@ impl Metrics {
                     "sse.task.tool_events",
                     "Tool events kept on tasks, by kind: call (the model asked for a tool), \
                      output (a tool answered), error (a tool failed)",
+                ),
+                task_answer_parts: counter(
+                    "sse.task.answer_parts",
+                    "Sources, files and data parts kept on tasks' answers, by kind: source \
+                     (a cited page or document), file (one the model made), data (an app's own \
+                     data part)",
                 ),
                 text_event_deltas: histogram(&TEXT_EVENT_DELTAS),
                 uploads: counter(

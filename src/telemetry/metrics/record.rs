@@ -172,6 +172,13 @@ impl Metrics {
             .add(1, &[KeyValue::new("kind", kind.label())]);
     }
 
+    /// A source, a file or a data part (`kind`) kept on a task.
+    pub fn record_answer_part(&self, kind: &'static str) {
+        self.inner
+            .task_answer_parts
+            .add(1, &[KeyValue::new("kind", kind)]);
+    }
+
     /// A `text` or `reasoning` event stored with `deltas` deltas in it.
     pub fn record_text_event(&self, deltas: usize) {
         self.inner.text_event_deltas.record(deltas as f64, &[]);

@@ -11,7 +11,7 @@ use opentelemetry::KeyValue;
 
 use super::{Metrics, record::UNSAID_FINISH_REASON};
 use crate::{
-    domain::{EventTypeCatalog, FinishReason, TextKind, ToolEventKind},
+    domain::{AnswerPart, EventTypeCatalog, FinishReason, TextKind, ToolEventKind},
     stream::{CloseReason, StreamFormat},
 };
 
@@ -46,6 +46,11 @@ impl Metrics {
         for kind in ToolEventKind::ALL {
             let labels = [KeyValue::new("kind", kind.label())];
             inner.task_tool_events.add(0, &labels);
+        }
+        for kind in AnswerPart::KIND_LABELS {
+            inner
+                .task_answer_parts
+                .add(0, &[KeyValue::new("kind", kind)]);
         }
         for outcome in ["ok", "error"] {
             let outcome = [KeyValue::new("outcome", outcome)];

@@ -6,6 +6,7 @@
 mod ai_sdk;
 mod ai_sdk_steps;
 mod ai_sdk_tools;
+mod answer_parts;
 mod chats;
 mod continued;
 mod sequences;

@@ -9,7 +9,8 @@
 //       GET BROKER/tasks/TASK_ID/ui-message-stream, parsed by
 //       parseJsonEventStream against uiMessageChunkSchema (every part is
 //       validated), assembled by readUIMessageStream.
-//       final: {message, errors}
+//       final: {message, errors, data}: `data` the data parts the reader
+//       got, transient ones included (what a chat's `onData` sees)
 //   node ui_stream_reader.mjs reconnect BROKER CHAT_ID
 //       DefaultChatTransport.reconnectToStream({chatId}) with
 //       prepareReconnectToStreamRequest pointed at BROKER/chats/{id}/stream;
@@ -51,15 +52,24 @@ function transport() {
 /** Reads UI message chunks into one message, printing each snapshot. */
 async function assemble(chunks) {
   const errors = [];
+  const data = [];
   let message = null;
+  const noted = chunks.pipeThrough(
+    new TransformStream({
+      transform(chunk, controller) {
+        if (chunk.type.startsWith('data-') && chunk.type !== 'data-progress') data.push(chunk);
+        controller.enqueue(chunk);
+      },
+    }),
+  );
   for await (const snapshot of readUIMessageStream({
-    stream: chunks,
+    stream: noted,
     onError: (error) => errors.push(error.message),
   })) {
     message = snapshot;
     print({ snapshot });
   }
-  return { message, errors };
+  return { message, errors, data };
 }
 
 async function readTask() {

@@ -1,5 +1,6 @@
 use super::*;
-use crate::domain::FinishReason;
+use crate::domain::{AnswerPart, FinishReason};
+use serde_json::json;
 
 /// An Anthropic Messages stream (`stream: true`) with a thinking block
 /// before the text, as the API writes it.
@@ -160,6 +161,62 @@ fn a_gemini_stream_gives_its_first_candidates_text_and_completes_at_its_finish_r
 }
 
 #[test]
+fn an_ai_sdk_streams_sources_files_and_data_parts_are_kept() {
+    let part = |json: &str| match read(json) {
+        (Instruction::Part(part), Some(Dialect::AiSdk)) => part,
+        other => panic!("{json}: {other:?}"),
+    };
+    let page = r#"{"type":"source-url","sourceId":"s1","url":"https://e.com","title":"E","providerMetadata":{}}"#;
+    assert_eq!(
+        part(page),
+        AnswerPart::url_source("s1", "https://e.com", Some("E".into()), "x").unwrap()
+    );
+    let doc =
+        r#"{"type":"source-document","sourceId":"s2","mediaType":"application/pdf","title":"Q3"}"#;
+    assert_eq!(
+        part(doc),
+        AnswerPart::document_source("s2", "application/pdf", "Q3", None, "x").unwrap()
+    );
+    let file = r#"{"type":"file","url":"data:image/png;base64,AA==","mediaType":"image/png"}"#;
+    assert_eq!(
+        part(file),
+        AnswerPart::file("data:image/png;base64,AA==", "image/png", "x").unwrap()
+    );
+    let data = r#"{"type":"data-weather","id":"w1","data":{"c":3},"transient":true}"#;
+    assert_eq!(
+        part(data),
+        AnswerPart::data("weather", Some("w1"), json!({"c": 3}), true, "x").unwrap()
+    );
+    // Another id than the broker's own progress part is the app's.
+    let theirs = r#"{"type":"data-progress","id":"upload","data":1}"#;
+    assert_eq!(
+        part(theirs),
+        AnswerPart::data("progress", Some("upload"), json!(1), false, "x").unwrap()
+    );
+    for (bad, says) in [
+        (
+            r#"{"type":"source-url","sourceId":"s"}"#,
+            "a source-url part needs url",
+        ),
+        (
+            r#"{"type":"source-document","sourceId":"s","mediaType":"t"}"#,
+            "needs title",
+        ),
+        (
+            r#"{"type":"file","url":"u"}"#,
+            "a file part needs mediaType",
+        ),
+        (
+            r#"{"type":"data-","data":1}"#,
+            "a data- part's name is blank",
+        ),
+    ] {
+        let error = event_stream_data(bad).expect_err(bad);
+        assert!(error.contains(says), "{bad}: {error}");
+    }
+}
+
+#[test]
 fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
     assert_eq!(
         read(r#"{"type":"text-delta","id":"t1","delta":"lo"}"#),
@@ -173,8 +230,8 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
         r#"{"type":"reasoning-end","id":"r1"}"#,
         r#"{"type":"tool-input-available","toolCallId":"c1","toolName":"f","input":{}}"#,
         r#"{"type":"tool-output-error","toolCallId":"c1","errorText":"no"}"#,
-        r#"{"type":"source-url","sourceId":"s","url":"https://example.com"}"#,
-        r#"{"type":"data-weather","data":{}}"#,
+        r#"{"type":"data-progress","id":"progress","data":{"progress":5}}"#,
+        r#"{"type":"message-metadata","messageMetadata":{}}"#,
     ] {
         assert_eq!(
             read(quiet),

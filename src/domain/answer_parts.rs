@@ -1,0 +1,233 @@
+//! What an answer carries besides its text and its tools: the sources it
+//! cites (a web page, a document), the files it made (an image), and an
+//! app's own data parts (a "searching…" status, a weather card's data).
+//! The AI SDK streams them as `source-url`, `source-document`, `file` and
+//! `data-*` parts, and a chat UI renders them beside the text, so a task
+//! keeps each as an event of its stream, in order with its text: a viewer
+//! who joins late or resumes gets them in their place.
+
+use serde_json::{Value, json};
+
+use super::tool_events::label;
+
+/// The event types of a task's answer parts.
+pub const ANSWER_PART_EVENT_TYPES: [&str; 3] = ["source", "file", "data_part"];
+
+/// One part of an answer beside its text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerPart {
+    /// A source the answer cites, under the producer's id for it.
+    Source {
+        id: String,
+        cited: Cited,
+        title: Option<String>,
+    },
+    /// A file the model made, by URL (a `data:` URL, often).
+    File { url: String, media_type: String },
+    /// An app's own part `data-<name>`. Parts of one name with one `id`
+    /// are one part in the message, each replacing the one before;
+    /// a transient one reaches a live reader's `onData` and is not kept in
+    /// its message.
+    Data {
+        name: String,
+        id: Option<String>,
+        data: Value,
+        transient: bool,
+    },
+}
+
+/// What a source cites.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cited {
+    Url(String),
+    Document {
+        media_type: String,
+        filename: Option<String>,
+    },
+}
+
+impl AnswerPart {
+    /// A source citing a URL, its id checked (`what` names it in a refusal).
+    pub fn url_source(
+        id: &str,
+        url: &str,
+        title: Option<String>,
+        what: &str,
+    ) -> Result<Self, String> {
+        Ok(Self::Source {
+            id: label(id, "id", what)?,
+            cited: Cited::Url(not_blank(url, "url", what)?),
+            title,
+        })
+    }
+
+    /// A source citing a document; a document is named by its title.
+    pub fn document_source(
+        id: &str,
+        media_type: &str,
+        title: &str,
+        filename: Option<String>,
+        what: &str,
+    ) -> Result<Self, String> {
+        Ok(Self::Source {
+            id: label(id, "id", what)?,
+            cited: Cited::Document {
+                media_type: label(media_type, "media type", what)?,
+                filename,
+            },
+            title: Some(not_blank(title, "title", what)?),
+        })
+    }
+
+    /// A file, its URL and media type checked.
+    pub fn file(url: &str, media_type: &str, what: &str) -> Result<Self, String> {
+        Ok(Self::File {
+            url: not_blank(url, "url", what)?,
+            media_type: label(media_type, "media type", what)?,
+        })
+    }
+
+    /// A data part `data-<name>`, its name (and id, if any) checked.
+    pub fn data(
+        name: &str,
+        id: Option<&str>,
+        data: Value,
+        transient: bool,
+        what: &str,
+    ) -> Result<Self, String> {
+        Ok(Self::Data {
+            name: label(name, "name", what)?,
+            id: id.map(|id| label(id, "id", what)).transpose()?,
+            data,
+            transient,
+        })
+    }
+
+    /// The event type carrying it.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Source { .. } => "source",
+            Self::File { .. } => "file",
+            Self::Data { .. } => "data_part",
+        }
+    }
+
+    /// What it is, as metrics label it.
+    pub fn kind_label(&self) -> &'static str {
+        match self {
+            Self::Source { .. } => "source",
+            Self::File { .. } => "file",
+            Self::Data { .. } => "data",
+        }
+    }
+
+    /// The labels [`Self::kind_label`] gives.
+    pub const KIND_LABELS: [&'static str; 3] = ["source", "file", "data"];
+
+    /// The event's data, for the task `task_id`.
+    pub fn data_of(&self, task_id: &str) -> Value {
+        match self {
+            Self::Source { id, cited, title } => {
+                let mut data = json!({ "task_id": task_id, "source_id": id });
+                match cited {
+                    Cited::Url(url) => data["url"] = json!(url),
+                    Cited::Document {
+                        media_type,
+                        filename,
+                    } => {
+                        data["media_type"] = json!(media_type);
+                        if let Some(filename) = filename {
+                            data["filename"] = json!(filename);
+                        }
+                    }
+                }
+                if let Some(title) = title {
+                    data["title"] = json!(title);
+                }
+                data
+            }
+            Self::File { url, media_type } => {
+                json!({ "task_id": task_id, "url": url, "media_type": media_type })
+            }
+            Self::Data {
+                name,
+                id,
+                data,
+                transient,
+            } => {
+                let mut event = json!({ "task_id": task_id, "name": name, "data": data });
+                if let Some(id) = id {
+                    event["id"] = json!(id);
+                }
+                if *transient {
+                    event["transient"] = Value::Bool(true);
+                }
+                event
+            }
+        }
+    }
+}
+
+/// Whether `event_type` is one of an answer part's.
+pub fn is_answer_part_event_type(event_type: &str) -> bool {
+    ANSWER_PART_EVENT_TYPES.contains(&event_type)
+}
+
+/// A URL or a title: not blank (its length is the line's limit).
+fn not_blank(value: &str, field: &str, what: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(format!("{what}'s {field} is blank"));
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_part_becomes_the_event_viewers_read() {
+        let page = AnswerPart::url_source("s1", "https://example.com/a", Some("A".into()), "x");
+        let page = page.unwrap();
+        assert_eq!(page.event_type(), "source");
+        assert_eq!(
+            page.data_of("t1"),
+            json!({"task_id": "t1", "source_id": "s1", "url": "https://example.com/a", "title": "A"})
+        );
+        let doc = AnswerPart::document_source("s2", "application/pdf", "Q3", None, "x").unwrap();
+        assert_eq!(
+            doc.data_of("t1"),
+            json!({"task_id": "t1", "source_id": "s2", "media_type": "application/pdf", "title": "Q3"})
+        );
+        let file = AnswerPart::file("data:image/png;base64,AA==", "image/png", "x").unwrap();
+        assert_eq!((file.event_type(), file.kind_label()), ("file", "file"));
+        assert_eq!(file.data_of("t1")["media_type"], "image/png");
+        let data = AnswerPart::data("weather", Some("w1"), json!({"c": 3}), true, "x").unwrap();
+        assert_eq!(data.event_type(), "data_part");
+        assert_eq!(
+            data.data_of("t1"),
+            json!({"task_id": "t1", "name": "weather", "id": "w1", "data": {"c": 3}, "transient": true})
+        );
+        let plain = AnswerPart::data("status", None, json!("searching"), false, "x").unwrap();
+        assert_eq!(
+            plain.data_of("t1"),
+            json!({"task_id": "t1", "name": "status", "data": "searching"})
+        );
+    }
+
+    #[test]
+    fn blank_ids_urls_names_and_titles_are_refused_naming_them() {
+        let blank_url = AnswerPart::url_source("s1", " ", None, "a source");
+        assert_eq!(blank_url, Err("a source's url is blank".into()));
+        let blank_id = AnswerPart::url_source("", "https://e.com", None, "a source");
+        assert_eq!(blank_id, Err("a source's id is blank".into()));
+        let untitled = AnswerPart::document_source("s", "text/plain", "", None, "a source");
+        assert_eq!(untitled, Err("a source's title is blank".into()));
+        let nameless = AnswerPart::data("", None, Value::Null, false, "a data part");
+        assert_eq!(nameless, Err("a data part's name is blank".into()));
+        let long = "n".repeat(300);
+        let error = AnswerPart::data("x", Some(&long), Value::Null, false, "d").unwrap_err();
+        assert!(error.contains("id is longer than 256"), "{error}");
+        assert!(AnswerPart::file("u", " ", "a file").is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! An upload's NDJSON lines for what an answer carries besides its text:
+//! `{"source": {"id", "url"?, "title"?, "media_type"?, "filename"?}}`,
+//! `{"file": {"url", "media_type"}}` and `{"data_part": {"name", "id"?,
+//! "data", "transient"?}}`, as the AI SDK's `source-url` /
+//! `source-document`, `file` and `data-*` parts say them.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::AnswerPart;
+
+/// A source the answer cites: a URL, or a document (its media type and
+/// title, and perhaps its file name).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SourceBody {
+    id: String,
+    url: Option<String>,
+    title: Option<String>,
+    media_type: Option<String>,
+    filename: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileBody {
+    url: String,
+    media_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DataPartBody {
+    name: String,
+    id: Option<String>,
+    /// Required: a data part without data says nothing (`null` is data).
+    data: Value,
+    #[serde(default)]
+    transient: bool,
+}
+
+impl SourceBody {
+    pub(super) fn into_part(self) -> Result<AnswerPart, String> {
+        const WHAT: &str = "a source";
+        match (self.url, self.media_type) {
+            (Some(url), None) if self.filename.is_none() => {
+                AnswerPart::url_source(&self.id, &url, self.title, WHAT)
+            }
+            (None, Some(media_type)) => {
+                let title = self.title.ok_or("a document source needs a title")?;
+                AnswerPart::document_source(&self.id, &media_type, &title, self.filename, WHAT)
+            }
+            _ => Err(
+                "a source cites a url, or a document by media_type and title \
+                      (and perhaps filename): one of the two"
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl FileBody {
+    pub(super) fn into_part(self) -> Result<AnswerPart, String> {
+        AnswerPart::file(&self.url, &self.media_type, "a file")
+    }
+}
+
+impl DataPartBody {
+    pub(super) fn into_part(self) -> Result<AnswerPart, String> {
+        let id = self.id.as_deref();
+        AnswerPart::data(&self.name, id, self.data, self.transient, "a data_part")
+    }
+}
