@@ -77,8 +77,8 @@ fn keys_remembered_since_ms() -> i64 {
 #[derive(Clone)]
 pub struct EventStore {
     backend: Backend,
-    /// A shared (PostgreSQL) database's identity; see [`EventStore::identity`].
-    identity: Option<i64>,
+    /// The database's identity; see [`EventStore::identity`].
+    identity: i64,
     timeout: Duration,
     health: Arc<StoreHealth>,
     metrics: Metrics,
@@ -131,8 +131,8 @@ impl EventStore {
             }
         };
         let identity = match &backend {
-            Backend::Postgres(store) => Some(store.identity(&Deadline::after(timeout)).await?),
-            Backend::Sqlite(_) => None,
+            Backend::Postgres(store) => store.identity(&Deadline::after(timeout)).await?,
+            Backend::Sqlite(store) => store.identity(&Deadline::after(timeout)).await?,
         };
         metrics.declare_store_errors(
             &Operation::ALL.map(Operation::as_str),
@@ -147,10 +147,9 @@ impl EventStore {
         })
     }
 
-    /// Which database this is, as every instance sharing it knows it (a
-    /// random number the first one drew); `None` for SQLite, a file of one
-    /// instance's own.
-    pub fn identity(&self) -> Option<i64> {
+    /// Which database (or SQLite file) this is, as every instance sharing
+    /// it knows it: a random number the first one drew.
+    pub fn identity(&self) -> i64 {
         self.identity
     }
 

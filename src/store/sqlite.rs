@@ -181,6 +181,16 @@ impl SqliteStore {
         .await
     }
 
+    /// The file's identity, drawn once (see `sqlite_marks::STORE_IDENTITY`).
+    pub async fn identity(&self, deadline: &Deadline) -> Result<i64, StoreError> {
+        let drawn = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64 | 1;
+        self.write(deadline, move |c| {
+            sqlite_marks::set_once(c, sqlite_marks::STORE_IDENTITY, drawn)?;
+            sqlite_marks::read(c, sqlite_marks::STORE_IDENTITY)
+        })
+        .await
+    }
+
     pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {
         self.read(deadline, latest_id).await
     }

@@ -16,6 +16,22 @@ pub(super) const TASK_INDEXED_THROUGH: &str = "task_indexed_through";
 /// writes; nothing reads it).
 pub(super) const WRITE_PROBE: &str = "write_probe_at_ms";
 
+/// This file's identity in a cluster's messages: a random number drawn by
+/// the first instance to open it (see `pg_marks::STORE_IDENTITY`). An
+/// instance on another SQLite file that shares a Redis by mistake is then
+/// another deployment, not one whose ids collide with ours.
+pub(super) const STORE_IDENTITY: &str = "store_identity";
+
+/// Sets `key` to `value` unless it is set (it keeps the first value drawn).
+pub(super) fn set_once(c: &mut SqliteConnection, key: &str, value: i64) -> QueryResult<()> {
+    diesel::insert_into(broker_state::table)
+        .values((broker_state::key.eq(key), broker_state::value.eq(value)))
+        .on_conflict(broker_state::key)
+        .do_nothing()
+        .execute(c)
+        .map(drop)
+}
+
 /// Mark `key`, 0 while unset.
 pub(super) fn read(c: &mut SqliteConnection, key: &str) -> QueryResult<i64> {
     Ok(broker_state::table

@@ -135,7 +135,7 @@ impl RedisBridge {
             format!("{redis_url}?protocol=resp3")
         };
         let client = redis::Client::open(url).map_err(|e| BridgeError::Url(e.to_string()))?;
-        let strangers = Strangers::new(store.identity(), metrics.clone());
+        let strangers = Strangers::new(Some(store.identity()), metrics.clone());
         Ok(Self {
             client,
             channel: format!("{cluster_name}:events"),

@@ -8,8 +8,10 @@
 //! deployment's streams. Every message and presence record therefore says
 //! which database its instance stores in ([`EventStore::identity`]); one
 //! from another database is ignored, counted, logged at most once a minute,
-//! and `/health` warns while they keep coming. A message that says nothing
-//! (an SQLite store, an instance of an older version) is taken as ours.
+//! and `/health` warns while they keep coming. An SQLite file has an
+//! identity of its own too: an instance on another file (which would hand
+//! out colliding ids) is another deployment. A message that says nothing
+//! (an instance of an older version) is taken as ours.
 //!
 //! [`EventStore::identity`]: crate::store::EventStore::identity
 

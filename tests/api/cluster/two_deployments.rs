@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use sse_broker::config::DatabaseUrl;
 
 use super::{
     harness::{
@@ -76,4 +77,69 @@ async fn a_deployment_on_another_database_sharing_the_cluster_name_is_ignored_an
         !is_healthy_with_redis_up(200, &health),
         "degraded, not healthy: {health}"
     );
+}
+
+/// A developer's instance on its own SQLite file, pointed at production's
+/// Redis with the default cluster name: its events (ids from its own file,
+/// ahead of production's) must neither reach production's streams nor
+/// make production drop its own next events as already routed.
+#[actix_web::test]
+async fn an_instance_on_an_sqlite_file_sharing_the_cluster_name_is_another_deployment() {
+    let production_db = TestDb::create().await;
+    let (cluster, redis) = (cluster_name(), shared_redis_url());
+    let production = Node::start(settings(
+        production_db.database_url(),
+        Some(&redis),
+        &cluster,
+        "prod-1",
+    ))
+    .await;
+    let dev_dir = tempfile::tempdir().expect("a temporary directory");
+    let dev_file = DatabaseUrl::Sqlite {
+        path: dev_dir.path().join("dev.db"),
+    };
+    let dev = Node::start(settings(dev_file, Some(&redis), &cluster, "devbox")).await;
+    for node in [&production, &dev] {
+        wait_for_health(node, SHORT, "Redis up", |status, body| {
+            status == 200 && body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    let mut watching_production = production.open_stream(None).await;
+
+    // The developer's file runs ahead of production's ids.
+    for n in 0..20 {
+        dev.publish_one(&json!({"event_type": "commit", "data": {"dev": n}}))
+            .await;
+    }
+    let own = production
+        .publish_one(&json!({"event_type": "commit", "data": {"prod": 1}}))
+        .await;
+
+    let first = watching_production
+        .next_message(LONG)
+        .await
+        .expect("production's own event");
+    assert_eq!(first.id_number(), Some(own), "{first:?}");
+    assert_eq!(first.json()["prod"], 1, "{first:?}");
+    watching_production
+        .assert_quiet(Duration::from_millis(500))
+        .await;
+    poll(
+        LONG,
+        "production to warn of the other deployment",
+        || async {
+            let (status, body) = production.health().await;
+            let warned = body["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|w| w["type"] == "foreign_deployment" && w.to_string().contains("devbox"))
+            });
+            if warned {
+                Ok(())
+            } else {
+                Err(format!("{status}: {body}"))
+            }
+        },
+    )
+    .await;
 }
