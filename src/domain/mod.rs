@@ -36,7 +36,8 @@ pub use task::{
     parse_task_type,
 };
 pub use task_events::{
-    STEP_END_EVENT_TYPE, TextKind, change_events, end_of, keeps_its_place, task_json, text_event,
+    STEP_END_EVENT_TYPE, TextKind, change_events, end_of, keeps_its_place, started_event,
+    task_json, text_event,
 };
 pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
 pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};

@@ -88,6 +88,15 @@ impl TextKind {
     }
 }
 
+/// The `progress` event saying a pending task now runs, when `after` is the
+/// task that its first text, tool event or step made of one `before` it
+/// was pending: a viewer following it live learns what a late one reads
+/// off the task (`running`), not only the text.
+pub fn started_event(before: TaskStatus, after: &Task) -> Option<NewEvent> {
+    (before == TaskStatus::Pending && after.status == TaskStatus::Running)
+        .then(|| task_event(after, "progress", task_json(after)))
+}
+
 /// The `text` (or `reasoning`) event carrying `delta`, stored with the
 /// task's last producer `seq` (never sent), from which a restarted writer
 /// recovers it.

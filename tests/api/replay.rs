@@ -588,9 +588,21 @@ async fn a_resume_point_past_the_stores_newest_id_is_reset_and_the_store_replaye
         commits.push(app.publish_one(&json!({"event_type": "commit"})).await);
     }
     let created = app
-        .post_json("/tasks", &json!({"task_id": "restored"}))
+        .post_json(
+            "/tasks",
+            &json!({"task_id": "restored", "stage": "writing"}),
+        )
         .await;
     assert_eq!(created.status().as_u16(), 201);
+    // Running before its text: the text is then the store's newest event.
+    let running = app
+        .api_client
+        .patch(app.url("/tasks/restored"))
+        .json(&json!({"status": "running"}))
+        .send()
+        .await
+        .expect("the PATCH is answered");
+    assert_eq!(running.status().as_u16(), 200);
     let text = app
         .post_json("/tasks/restored/text", &json!({"delta": "before "}))
         .await;

@@ -484,9 +484,12 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
         types,
         [
             "complete",
+            "data_part",
             "error",
+            "file",
             "progress",
             "reasoning",
+            "source",
             "step_end",
             "text",
             "tool_approval",
@@ -986,7 +989,9 @@ async fn a_resumed_task_stream_rebuilds_exactly_the_text_of_an_unbroken_one() {
     assert_eq!(a.stream.end(), Some(&StreamEnd::Finished));
     assert_eq!(b.end, Some(StreamEnd::Finished));
     assert_eq!(c.end, Some(StreamEnd::Finished));
-    let texts_a: Vec<i64> = ids(&events_a[..events_a.len() - 1]);
+    // Of A's events, the text ones (not the task's start nor its end).
+    let text_events: Vec<SseEvent> = events_a.iter().filter(|e| e.is("text")).cloned().collect();
+    let texts_a: Vec<i64> = ids(&text_events);
     assert_eq!(texts_a, distinct(&produced), "the ids /text answered");
 }
 
@@ -1067,6 +1072,7 @@ async fn a_task_stream_ends_with_its_task_and_a_caught_up_resume_gets_204() {
         // Arrange: a live stream on a task that produces three deltas.
         let id = format!("done-{finish:?}");
         create_task(&app, &json!({ "task_id": id })).await;
+        patch_ok(&app, &id, &json!({ "status": "running" })).await;
         let mut live = open_task_stream(&app, &id, None).await;
         let mut text_ids = post_text(&app, &id, &["a".into(), "b".into()]).await;
         text_ids.extend(post_text(&app, &id, &["c".into()]).await);
@@ -1136,6 +1142,7 @@ async fn a_patch_that_finishes_a_task_ends_its_streams_like_the_dedicated_endpoi
         // Arrange: a running task with a live stream.
         let id = format!("patched-{status}");
         create_task(&app, &json!({ "task_id": id })).await;
+        patch_ok(&app, &id, &json!({ "status": "running" })).await;
         let mut live = open_task_stream(&app, &id, None).await;
         post_text(&app, &id, &["a".into()]).await;
 
@@ -1170,5 +1177,55 @@ async fn a_patch_that_finishes_a_task_ends_its_streams_like_the_dedicated_endpoi
             },
         )
         .await;
+    }
+}
+
+/// A viewer following a pending task live learns that it runs when its
+/// first text comes (or its first tool event), as a late viewer reads it
+/// off the task: one `progress` saying `running`, and none for text after.
+#[actix_web::test]
+async fn a_live_viewer_hears_a_pending_task_start_running_with_its_first_text() {
+    let app = spawn_app().await;
+    for (id, first) in [
+        ("starts-with-text", json!({ "delta": "Hello" })),
+        (
+            "starts-with-a-tool",
+            json!({ "tool_call": { "id": "c1", "name": "weather" } }),
+        ),
+    ] {
+        let created = app.post_json("/tasks", &json!({ "task_id": id })).await;
+        assert_eq!(created.status().as_u16(), 201);
+        let mut viewer = app.open_stream(&format!("/tasks/{id}/events"), &[]).await;
+        let opening = viewer.next_message(SHORT).await.expect("the task's state");
+        assert_eq!(opening.json()["status"], "pending", "{opening:?}");
+
+        let body = format!("{first}\n{}\n", json!({ "delta": " world" }));
+        let uploaded = app
+            .api_client
+            .post(app.url(&format!("/tasks/{id}/stream")))
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("upload sent");
+        assert_eq!(uploaded.status().as_u16(), 200);
+
+        let mut seen = Vec::new();
+        while let Some(event) = viewer.next_message(Duration::from_millis(500)).await {
+            seen.push(event);
+        }
+        let progress: Vec<_> = seen.iter().filter(|e| e.is("progress")).collect();
+        assert_eq!(progress.len(), 1, "{id}: {seen:?}");
+        assert_eq!(progress[0].json()["status"], "running", "{id}: {seen:?}");
+        assert!(
+            progress[0].id.is_some(),
+            "stored, so a resume has it: {seen:?}"
+        );
+        let text: String = seen
+            .iter()
+            .filter(|e| e.is("text"))
+            .map(|e| e.json()["delta"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(text.ends_with("world"), "{id}: {seen:?}");
     }
 }

@@ -15,7 +15,8 @@ use super::{
 use crate::{
     actors::persister::{KnownSeq, Persist, TaskWrite},
     domain::{
-        Task, TaskChange, TaskError, TaskStatus, TextKind, change_events, now_ms, text_event,
+        Task, TaskChange, TaskError, TaskStatus, TextKind, change_events, now_ms, started_event,
+        text_event,
     },
     telemetry::Metrics,
 };
@@ -161,9 +162,19 @@ pub(super) fn next_write(
                     Err(error) => reply.answer(Err(error.into())),
                     Ok(next) => {
                         let next = Arc::new(next);
+                        // An update says the state itself; any other change
+                        // that starts the task says it first.
+                        let started = match change {
+                            TaskChange::Update { .. } => None,
+                            _ => started_event(live.task.status, &next),
+                        };
+                        let events = started
+                            .into_iter()
+                            .chain(change_events(&next, &change))
+                            .collect();
                         return Some(Write {
                             persist: Persist {
-                                events: change_events(&next, &change),
+                                events,
                                 tasks: vec![TaskWrite {
                                     row_version: live.row_version,
                                     ..TaskWrite::with_row(next.clone())
@@ -284,12 +295,15 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
         || live
             .row_written
             .is_none_or(|at| at.elapsed() >= row_refresh);
+    // After the text: the replies place their deltas by the events' order.
+    let started = started_event(live.task.status, &task);
     let events = runs
         .into_iter()
         .map(|(kind, text, made_of)| {
             metrics.record_text_event(made_of);
             text_event(&task, kind, text)
         })
+        .chain(started)
         .collect();
     let mut guarded = if with_row {
         TaskWrite {

@@ -202,14 +202,16 @@ impl UiMessageTranslator {
             "heartbeat" => out.put_slice(KEEP_ALIVE),
             "progress" => {
                 self.start(out);
-                self.progress(
-                    out,
-                    json!({
-                        "progress": data["progress"],
-                        "stage": data["stage"],
-                        "message": data["message"],
-                    }),
-                );
+                let progress = json!({
+                    "progress": data["progress"],
+                    "stage": data["stage"],
+                    "message": data["message"],
+                });
+                // A change of status alone (the task began running) changes
+                // nothing the part shows.
+                if self.progress.as_ref() != Some(&progress) {
+                    self.progress(out, progress);
+                }
             }
             "text" | "reasoning" => {
                 let delta = data["delta"].as_str().unwrap_or_default();
