@@ -504,6 +504,34 @@ test("a new accessToken or withCredentials reopens the stream after the last id:
   assert.equal(result.current.status, "completed");
 });
 
+test("after disconnect() a refreshed token opens nothing until reconnect(), which resumes with it; another task opens", (t) => {
+  fakeTime(t);
+  const { result, rerender } = renderTask("gen-16", { accessToken: "tok-a" });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  send(() => latest().emit("text", { delta: "Hel" }, "2"));
+  send(() => result.current.disconnect());
+  assert.equal(result.current.connectionState, "closed");
+
+  rerender({ id: "gen-16", opts: { accessToken: "tok-b" } });
+  rerender({ id: "gen-16", opts: { accessToken: "tok-b", withCredentials: true } });
+  assert.equal(FakeEventSource.opened.length, 1, "the stream the user closed stays closed");
+  assert.equal(result.current.text, "Hel");
+
+  send(() => result.current.reconnect());
+  assert.equal(FakeEventSource.opened.length, 2);
+  assert.equal(new URL(latest().url).searchParams.get("access_token"), "tok-b");
+  assert.equal(resumeId(latest()), "2", "resumes after what is shown");
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("text", { delta: "lo" }, "3"));
+  assert.equal(result.current.text, "Hello");
+
+  // Closed again, then another task: a new subject, opened at once.
+  send(() => result.current.disconnect());
+  rerender({ id: "gen-17", opts: { accessToken: "tok-b", withCredentials: true } });
+  assert.equal(FakeEventSource.opened.length, 3);
+  assert.match(latest().url, /gen-17/);
+});
+
 test("useEventStream reopened with a new accessToken resumes after the last id", (t) => {
   fakeTime(t);
   const { result, rerender } = renderEvents({ event_types: ["commit"] }, { accessToken: "tok-a" });

@@ -93,7 +93,7 @@ export interface StreamControls {
    * has ended.
    */
   reconnect: () => void;
-  /** Closes the stream, keeping what was received; reconnect() resumes. */
+  /** Closes the stream, keeping what was received; reconnect() resumes (a refreshed token does not). */
   disconnect: () => void;
 }
 

@@ -77,6 +77,9 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
   // twice) or, on a general stream, skip what came during the switch. A
   // stream that reached its end (`closeOn`) is not reopened at all.
   const reached = useRef(null);
+  // disconnect() was called: a stream reopened for the same url, types and
+  // project (a refreshed token) stays closed until reconnect().
+  const held = useRef(false);
   useLayoutEffect(() => {
     latest.current = options;
     // Reconnect settings apply to the running client from its next loss on.
@@ -90,6 +93,8 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     const stream = `${url}|${typesKey}|${projectId || ""}`;
     const before = reached.current && reached.current.stream === stream ? reached.current : null;
     if (before && before.ended) return undefined;
+    // Another task or query is not the stream the user closed.
+    if (!before) held.current = false;
     let current = true;
     let ended = false;
     const guard =
@@ -116,7 +121,7 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     for (const type of closeOn) client.on(type, () => (ended = true));
     setup(client, guard);
     clientRef.current = client;
-    client.connect();
+    if (!held.current) client.connect();
     return () => {
       current = false;
       reached.current = { stream, lastEventId: client.lastEventId, ended };
@@ -128,7 +133,19 @@ function useSseClient(url, options, { closeOn, eventTypes, projectId, callbacks,
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [url, typesKey, projectId, accessToken, withCredentials, EventSource, shareAcrossTabs, shareKey]);
 
-  return clientRef;
+  const reconnect = useCallback(() => {
+    held.current = false;
+    const client = clientRef.current;
+    if (!client) return;
+    client.close();
+    // A closed client starts over its attempts and resumes after its last id.
+    client.connect();
+  }, []);
+  const disconnect = useCallback(() => {
+    held.current = true;
+    if (clientRef.current) clientRef.current.close();
+  }, []);
+  return { clientRef, reconnect, disconnect };
 }
 
 /**
@@ -252,7 +269,7 @@ export function useTaskStream(taskId, options = {}) {
   const update = useCallback((change) => setState((s) => change(s.key === key ? s : initialTask(key))), [key]);
 
   const url = taskId ? streamUrl(options.baseUrl, `/tasks/${encodeURIComponent(taskId)}/events`) : null;
-  const clientRef = useSseClient(url, options, {
+  const { reconnect: reconnectStream, disconnect } = useSseClient(url, options, {
     closeOn: ["complete", "error"],
     callbacks: {
       onStateChange: (_, connectionState) => update((s) => ({ ...connected(s, connectionState), connectionState })),
@@ -341,17 +358,10 @@ export function useTaskStream(taskId, options = {}) {
   });
 
   const reconnect = useCallback(() => {
-    const client = clientRef.current;
     // After `complete` or `error` nothing more will come: a new stream would
     // only be answered 204 and retried.
-    if (!client || ended.current) return;
-    client.close();
-    // A closed client starts over its attempts and resumes after its last id.
-    client.connect();
-  }, [clientRef]);
-  const disconnect = useCallback(() => {
-    if (clientRef.current) clientRef.current.close();
-  }, [clientRef]);
+    if (!ended.current) reconnectStream();
+  }, [reconnectStream]);
 
   const current = state.key === key ? state : initialTask(key);
   return {
@@ -427,7 +437,7 @@ export function useEventStream(query, options = {}) {
   const [state, setState] = useState(() => initialEvents(key));
   const update = useCallback((change) => setState((s) => change(s.key === key ? s : initialEvents(key))), [key]);
 
-  const clientRef = useSseClient(url, options, {
+  const { reconnect, disconnect } = useSseClient(url, options, {
     closeOn: [],
     eventTypes,
     projectId,
@@ -477,15 +487,6 @@ export function useEventStream(query, options = {}) {
     },
   });
 
-  const reconnect = useCallback(() => {
-    const client = clientRef.current;
-    if (!client) return;
-    client.close();
-    client.connect();
-  }, [clientRef]);
-  const disconnect = useCallback(() => {
-    if (clientRef.current) clientRef.current.close();
-  }, [clientRef]);
 
   const current = state.key === key ? state : initialEvents(key);
   return {
