@@ -17,7 +17,10 @@ use tokio::sync::oneshot;
 
 use crate::{
     cluster::harness::TestDb,
-    helpers::{OpenStream, SHORT, TestApp, assert_error, eventually, spawn_app_with},
+    helpers::{
+        BrokerProcess, OpenStream, SHORT, TestApp, assert_error, eventually, labelled_sum,
+        spawn_app_with,
+    },
 };
 
 /// Short, so the tests are quick; the bounds below are this plus a margin.
@@ -428,6 +431,123 @@ async fn a_commit_under_way_at_the_timeout_is_reported_stored_and_the_queue_behi
     tokio::time::sleep(STORE_TIMEOUT).await;
     assert_eq!(stored_markers(&app).await, ["committed"]);
     live.assert_quiet(Duration::from_millis(300)).await;
+}
+
+/// A commit that outlasts the Persister's patience (its deadline and one
+/// more store timeout): the publisher hears 503 `store_outcome_unknown`,
+/// the store error is counted as `unconfirmed`, and once the commit ends
+/// its outcome is logged for the operator to reconcile, the event
+/// delivered if stored and a retry with the same key given its id.
+#[actix_web::test]
+async fn a_commit_confirmed_after_its_publisher_was_answered_is_counted_and_its_outcome_logged() {
+    // Arrange: a broker process (its log is read) whose COMMITs of events
+    // take 3 s (a deferred constraint trigger runs at COMMIT).
+    let db = TestDb::create().await;
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let mut broker = BrokerProcess::spawn_on_store_with(
+        &db.url(),
+        scratch.path().join("broker.log"),
+        &["--store-timeout-ms", &STORE_TIMEOUT.as_millis().to_string()],
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    broker.wait_until_ready(&client).await;
+    let (admin, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .expect("a second session on the test database");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    admin
+        .batch_execute(
+            "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON events \
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+        )
+        .await
+        .expect("the trigger is created");
+    let publish = || {
+        client
+            .post(format!("{}/sse/publish", broker.address))
+            .json(&json!({"event_type": "system_status", "data": {"marker": "late"}, "idempotency_key": "late-1"}))
+            .send()
+    };
+
+    // Act
+    let answered = publish().await.expect("the publish is answered");
+
+    // Assert: unknown to the publisher, counted, then the outcome logged.
+    assert_error(answered, 503, "store_outcome_unknown").await;
+    let metrics = client
+        .get(format!("{}/metrics", broker.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let unconfirmed = labelled_sum(
+        &metrics,
+        "sse_store_errors_total",
+        &[("operation", "insert_batch"), ("kind", "unconfirmed")],
+    );
+    assert_eq!(unconfirmed, 1.0, "counted once");
+    let outcome = eventually(
+        Duration::from_secs(15),
+        "the commit's outcome in the log",
+        || async {
+            let logs = broker.logs();
+            if logs.contains("a store commit reported as unconfirmed did commit") {
+                Some(true)
+            } else if logs.contains("a store commit reported as unconfirmed did not commit") {
+                Some(false)
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    admin
+        .batch_execute("DROP TRIGGER slow_commit ON events")
+        .await
+        .expect("dropped");
+    let retried = publish().await.expect("the retry is answered");
+    assert_eq!(retried.status().as_u16(), 202);
+    let retried: Value = retried.json().await.expect("ids");
+    let stored = client
+        .get(format!("{}/sse/history?limit=10", broker.address))
+        .send()
+        .await
+        .expect("history")
+        .json::<Value>()
+        .await
+        .expect("a page");
+    let ids: Vec<_> = stored["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [retried["ids"][0].clone()],
+        "one event, whichever way the commit went: {stored}"
+    );
+    if outcome {
+        let line = broker
+            .logs()
+            .lines()
+            .find(|l| l.contains("did commit"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            line.contains(&format!("first_id={}", retried["ids"][0])),
+            "{line}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

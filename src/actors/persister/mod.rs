@@ -31,13 +31,16 @@ mod messages;
 mod pending;
 
 pub use messages::{Drain, KnownSeq, Persist, PersistThen, TaskWrite};
-use pending::{InFlight, PendingPublish};
+use pending::{InFlight, PendingPublish, report_unconfirmed_outcome};
 pub use pending::{PersistError, Persisted, Then};
 
 use super::registry::Route;
 use crate::{
     domain::{EventId, StoredEvent, now_ms},
-    store::{BatchRows, CommittedBatch, Deadline, EventStore, InsertOutcome, StoreError},
+    store::{
+        BatchRows, CommittedBatch, Deadline, EventStore, FailureKind, InsertOutcome, Operation,
+        StoreError,
+    },
     telemetry::Metrics,
 };
 
@@ -206,6 +209,7 @@ impl Persister {
             seq,
             requests: batch,
             give_up: None,
+            answered_unconfirmed: false,
         });
         let store = self.store.clone();
         let started = Instant::now();
@@ -229,15 +233,18 @@ impl Persister {
         }
         .instrument(span);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
-            let batch = match act.in_flight.take() {
+            let (batch, answered_unconfirmed) = match act.in_flight.take() {
                 Some(in_flight) => {
                     if let Some(timer) = in_flight.give_up {
                         ctx.cancel_future(timer);
                     }
-                    in_flight.requests
+                    (in_flight.requests, in_flight.answered_unconfirmed)
                 }
-                None => Vec::new(),
+                None => (Vec::new(), false),
             };
+            if answered_unconfirmed {
+                report_unconfirmed_outcome(&result, started);
+            }
             act.complete(batch, result, started);
             act.flush(ctx);
         }));
@@ -258,6 +265,11 @@ impl Persister {
         tracing::error!(
             timeout_ms = timeout.as_millis() as u64,
             "a publish batch's commit is not confirmed; answering its publishers, still waiting for the outcome"
+        );
+        in_flight.answered_unconfirmed = true;
+        self.metrics.record_store_error(
+            Operation::InsertBatch.as_str(),
+            FailureKind::Unconfirmed.as_str(),
         );
         for request in &mut in_flight.requests {
             request.answer(Err(PersistError::Unconfirmed(timeout)));

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::TaskWrite;
 use crate::{
     domain::{EventId, NewEvent},
-    store::StoreError,
+    store::{CommittedBatch, InsertOutcome, Operation, StoreError},
 };
 
 /// Why a publish was not stored.
@@ -121,6 +121,45 @@ pub(super) struct InFlight {
     /// The timer that answers the publishers should the commit not be
     /// confirmed; cancelled when the write ends (nearly always, in ms).
     pub(super) give_up: Option<SpawnHandle>,
+    /// Its publishers were told the commit is unconfirmed: its outcome,
+    /// when it comes, is logged for the operator to reconcile.
+    pub(super) answered_unconfirmed: bool,
+}
+
+/// How a batch whose publishers were told "unconfirmed" ended: an
+/// operator reconciles by it (a stored batch is delivered all the same; its
+/// publishers' retries with an idempotency key get its ids).
+pub(super) fn report_unconfirmed_outcome(
+    result: &Result<(CommittedBatch, usize), StoreError>,
+    started: Instant,
+) {
+    let after_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok((committed, stored)) => {
+            let ids = committed
+                .outcomes
+                .iter()
+                .filter_map(|outcome| match outcome {
+                    InsertOutcome::Inserted(id) => Some(id.0),
+                    _ => None,
+                });
+            let (first_id, last_id) = (ids.clone().min(), ids.max());
+            tracing::warn!(
+                operation = Operation::InsertBatch.as_str(),
+                stored,
+                first_id,
+                last_id,
+                after_ms,
+                "a store commit reported as unconfirmed did commit"
+            );
+        }
+        Err(error) => tracing::warn!(
+            operation = Operation::InsertBatch.as_str(),
+            error.message = %error,
+            after_ms,
+            "a store commit reported as unconfirmed did not commit"
+        ),
+    }
 }
 
 #[cfg(test)]

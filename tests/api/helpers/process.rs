@@ -47,6 +47,11 @@ impl BrokerProcess {
         Self::launch(free_port(), database_url, log, &[], &[])
     }
 
+    /// [`Self::spawn_on_store`] with extra flags.
+    pub fn spawn_on_store_with(database_url: &str, log: PathBuf, args: &[&str]) -> Self {
+        Self::launch(free_port(), database_url, log, args, &[])
+    }
+
     fn launch(
         port: u16,
         database_url: &str,
