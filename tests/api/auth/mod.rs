@@ -74,23 +74,20 @@ pub fn root_token() -> String {
     token("root", "subscribe publish admin", &["*"])
 }
 
-/// Two secured instances (`a`, `b`) of a fresh cluster on the shared Redis,
-/// their stores in `dir`, both with their Redis link up.
-pub async fn secured_cluster(
-    dir: &std::path::Path,
-) -> (crate::cluster::harness::Node, crate::cluster::harness::Node) {
-    use crate::cluster::harness::{self, Node};
+/// Two secured instances (`a`, `b`) of a fresh cluster on the shared Redis
+/// and a fresh PostgreSQL database (kept while the returned `TestDb`
+/// lives), both with their Redis link up.
+pub async fn secured_cluster() -> (
+    crate::cluster::harness::Node,
+    crate::cluster::harness::Node,
+    crate::cluster::harness::TestDb,
+) {
+    use crate::cluster::harness::{self, Node, TestDb};
     let cluster = harness::cluster_name();
     let redis = harness::shared_redis_url();
+    let store = TestDb::create().await;
     let node = |id: &str| {
-        let mut settings = harness::settings(
-            sse_broker::config::DatabaseUrl::Sqlite {
-                path: dir.join(format!("{id}.db")),
-            },
-            Some(&redis),
-            &cluster,
-            id,
-        );
+        let mut settings = harness::settings(store.database_url(), Some(&redis), &cluster, id);
         with_secret(&mut settings);
         settings
     };
@@ -101,7 +98,7 @@ pub async fn secured_cluster(
         })
         .await;
     }
-    (a, b)
+    (a, b, store)
 }
 
 /// Turns authentication on with [`SECRET`].

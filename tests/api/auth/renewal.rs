@@ -191,8 +191,7 @@ async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refuse
 #[actix_web::test]
 async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_where_it_is() {
     // Arrange: two instances on one Redis; the stream on `a`.
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (a, b) = super::secured_cluster(dir.path()).await;
+    let (a, b, _store) = super::secured_cluster().await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

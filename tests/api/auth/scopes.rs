@@ -501,8 +501,7 @@ async fn each_task_route_needs_exactly_its_scope() {
 /// only, and an unknown stream is 404 everywhere.
 #[actix_web::test]
 async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_the_stream() {
-    let dir = tempfile::tempdir().expect("a scratch directory");
-    let (a, b) = super::secured_cluster(dir.path()).await;
+    let (a, b, _store) = super::secured_cluster().await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -589,8 +588,7 @@ async fn in_a_cluster_a_subscription_change_reaching_another_instance_changes_th
 /// cover it; otherwise, and for an unknown stream, 404 everywhere.
 #[actix_web::test]
 async fn in_a_cluster_an_operators_drop_reaching_another_instance_drops_the_stream() {
-    let dir = tempfile::tempdir().expect("a scratch directory");
-    let (a, b) = super::secured_cluster(dir.path()).await;
+    let (a, b, _store) = super::secured_cluster().await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

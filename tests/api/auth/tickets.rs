@@ -257,8 +257,7 @@ async fn a_ticket_opens_a_tasks_ui_message_stream_and_a_chats_once() {
 #[actix_web::test]
 async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_once() {
     // Arrange: two instances on one Redis.
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (a, b) = super::secured_cluster(dir.path()).await;
+    let (a, b, _store) = super::secured_cluster().await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
