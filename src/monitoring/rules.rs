@@ -193,6 +193,21 @@ impl Snapshot {
                     foreign.ignored as f64,
                 ));
             }
+            // Two processes with one id write one presence record: their
+            // counts disagree by design, which says nothing of either.
+            let id_clash = bridge
+                .id_clash_at
+                .is_some_and(|at| at.elapsed() < FOREIGN_WARNING_FOR);
+            if id_clash {
+                warnings.push(warning(
+                    "duplicate_instance_id",
+                    "Another process runs with this instance's --instance-id and writes its \
+                     presence record: the connection counts in Redis and the cluster's views of \
+                     this instance are unreliable. Give each instance its own --instance-id"
+                        .into(),
+                    0.0,
+                ));
+            }
             if bridge.state != LinkState::Up {
                 let reason = bridge
                     .last_error
@@ -205,8 +220,9 @@ impl Snapshot {
                     ),
                     0.0,
                 ));
-            } else if let Some((message, gap)) =
-                self.connection_mismatch(thresholds.mismatch_tolerance)
+            } else if !id_clash
+                && let Some((message, gap)) =
+                    self.connection_mismatch(thresholds.mismatch_tolerance)
             {
                 alerts.push(alert("connection_mismatch", message, gap as f64));
             }
@@ -329,6 +345,7 @@ mod tests {
             own_redis_count: in_redis,
             own_written_count: written,
             foreign: None,
+            id_clash_at: None,
         }
     }
 
@@ -744,6 +761,35 @@ mod tests {
             &clustered.health(&defaults()),
             OverallHealth::Healthy,
             &[],
+            &[],
+        );
+    }
+
+    #[test]
+    fn two_processes_with_one_instance_id_are_a_warning_naming_it_not_a_mismatch_alert() {
+        let mut clustered = snapshot(6);
+        let mut status = bridge(LinkState::Up, Some(6), Some(20));
+        status.id_clash_at = Some(std::time::Instant::now());
+        clustered.bridge = Some(status.clone());
+        let indicators = clustered.health(&defaults());
+        assert_health(
+            &indicators,
+            OverallHealth::Degraded,
+            &[],
+            &["duplicate_instance_id"],
+        );
+        assert!(
+            indicators.warnings[0].message.contains("--instance-id"),
+            "{indicators:?}"
+        );
+
+        // Once the other process is gone, the counts are compared again.
+        status.id_clash_at = Some(std::time::Instant::now() - FOREIGN_WARNING_FOR);
+        clustered.bridge = Some(status);
+        assert_health(
+            &clustered.health(&defaults()),
+            OverallHealth::Unhealthy,
+            &["connection_mismatch"],
             &[],
         );
     }

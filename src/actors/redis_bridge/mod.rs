@@ -183,6 +183,7 @@ impl RedisBridge {
             own_redis_count: self.own_redis_count,
             own_written_count: self.own_written_count,
             foreign: self.strangers.sighting(),
+            id_clash_at: self.strangers.id_clash_at(),
         });
     }
 

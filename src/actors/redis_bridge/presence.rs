@@ -17,6 +17,17 @@ const PRESENCE_TTL_SECS: u64 = 6;
 const PRESENCE_REFRESH_LIMIT: Duration = PRESENCE_PERIOD.saturating_mul(5);
 use crate::{actors::registry::ActiveConnections, domain::now_ms};
 
+/// What one presence refresh read and wrote.
+struct PresenceRead {
+    /// Every instance's record, this one's included.
+    records: Vec<PresenceRecord>,
+    /// This instance's record as read before the write: its count, and the
+    /// process that wrote it.
+    own: Option<(usize, Option<u64>)>,
+    /// The count written.
+    written: usize,
+}
+
 impl RedisBridge {
     pub(super) fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
         if self.presence_refreshing {
@@ -31,6 +42,7 @@ impl RedisBridge {
         let prefix = self.presence_prefix.clone();
         let epoch = self.link_epoch;
         let store = self.strangers.own_store();
+        let writer = self.strangers.own_writer();
         let refresh = async move {
             let active = registry.send(ActiveConnections).await.unwrap_or(0);
             let mut connection = publisher;
@@ -41,6 +53,7 @@ impl RedisBridge {
                     updated_at_ms: now_ms(),
                 },
                 store,
+                writer: Some(writer),
             };
             let key = format!("{prefix}{instance_id}");
             // What the cluster has believed about us since the last write:
@@ -49,7 +62,7 @@ impl RedisBridge {
             let seen: Option<String> = connection.get(&key).await?;
             let seen = seen
                 .and_then(|raw| serde_json::from_str::<PresenceRecord>(&raw).ok())
-                .map(|record| record.presence.active_connections);
+                .map(|record| (record.presence.active_connections, record.writer));
             let body = serde_json::to_string(&own).unwrap_or_default();
             connection
                 .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
@@ -84,7 +97,11 @@ impl RedisBridge {
                 .flatten()
                 .filter_map(|v| serde_json::from_str(&v).ok())
                 .collect();
-            Ok::<_, redis::RedisError>((instances, seen, active))
+            Ok::<_, redis::RedisError>(PresenceRead {
+                records: instances,
+                own: seen,
+                written: active,
+            })
         };
         // A refresh stuck on a stalled link must not hold off every later
         // one: past the limit it counts as a failed one.
@@ -104,13 +121,17 @@ impl RedisBridge {
         }));
     }
 
-    fn record_presence(
-        &mut self,
-        result: Result<(Vec<PresenceRecord>, Option<usize>, usize), redis::RedisError>,
-        epoch: u64,
-    ) {
+    fn record_presence(&mut self, result: Result<PresenceRead, redis::RedisError>, epoch: u64) {
         match result {
-            Ok((records, seen, written)) => {
+            Ok(PresenceRead {
+                records,
+                own: seen,
+                written,
+            }) => {
+                let seen = seen.map(|(count, writer)| {
+                    self.strangers.own_record_read(writer, &self.instance_id);
+                    count
+                });
                 // Another deployment's instances are not this cluster's.
                 let mut instances: Vec<InstancePresence> = records
                     .into_iter()

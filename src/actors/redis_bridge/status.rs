@@ -42,4 +42,8 @@ pub struct BridgeStatus {
     /// The latest message of another deployment seen on this cluster's
     /// channels (see `strangers`).
     pub foreign: Option<super::ForeignSighting>,
+    /// When another process last wrote this instance's presence record
+    /// (two instances with one `--instance-id`; see `strangers`).
+    #[serde(skip)]
+    pub id_clash_at: Option<std::time::Instant>,
 }

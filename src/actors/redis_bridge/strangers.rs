@@ -40,21 +40,59 @@ pub struct ForeignSighting {
 /// What the bridge knows of messages that are not its deployment's.
 pub(super) struct Strangers {
     own_store: Option<i64>,
+    /// This process's random number on its presence record: a record under
+    /// this instance's id with another one was written by another process
+    /// started with the same `--instance-id`.
+    own_writer: u64,
     metrics: Metrics,
     sighting: Option<ForeignSighting>,
+    id_clash_at: Option<Instant>,
     foreign_log: Throttle,
     malformed_log: Throttle,
+    clash_log: Throttle,
 }
 
 impl Strangers {
     pub(super) fn new(own_store: Option<i64>, metrics: Metrics) -> Self {
         Self {
             own_store,
+            own_writer: uuid::Uuid::new_v4().as_u64_pair().0,
             metrics,
             sighting: None,
+            id_clash_at: None,
             foreign_log: Throttle::default(),
             malformed_log: Throttle::default(),
+            clash_log: Throttle::default(),
         }
+    }
+
+    /// The number this process writes on its presence record.
+    pub(super) fn own_writer(&self) -> u64 {
+        self.own_writer
+    }
+
+    /// This instance's presence record as read back, `writer` the process
+    /// that wrote it: another one than this means two instances share
+    /// `instance_id`, and their counts (and the connection mismatch they
+    /// show) say nothing. Noted, counted, logged at most once a minute.
+    pub(super) fn own_record_read(&mut self, writer: Option<u64>, instance_id: &str) {
+        if writer.is_none_or(|writer| writer == self.own_writer) {
+            return;
+        }
+        self.id_clash_at = Some(Instant::now());
+        self.metrics.record_instance_id_clash();
+        if let Some(unlogged) = self.clash_log.due() {
+            tracing::error!(
+                instance_id,
+                unlogged,
+                "another process runs with this instance's id and writes its presence record: \
+                 give each instance its own --instance-id"
+            );
+        }
+    }
+
+    pub(super) fn id_clash_at(&self) -> Option<Instant> {
+        self.id_clash_at
     }
 
     /// The store identity this instance's messages carry.

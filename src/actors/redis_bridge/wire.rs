@@ -85,6 +85,10 @@ pub(super) struct PresenceRecord {
     pub presence: super::InstancePresence,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<i64>,
+    /// The writing process's own random number (see `strangers`): another
+    /// one on this instance's record is another process with its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<u64>,
 }
 
 /// A request every instance answers by pushing its reply onto `reply_to`.

@@ -83,6 +83,7 @@ impl Registry {
         instance_id: String,
         metrics: Metrics,
     ) -> Self {
+        metrics.set_max_connections(max_connections);
         Self {
             table: ConnectionTable::new(max_connections, 0, queue_capacity),
             catalog,
@@ -222,6 +223,7 @@ impl Handler<Register> for Registry {
 
     fn handle(&mut self, msg: Register, _: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
+            self.metrics.record_refused_stream("shutting_down");
             return Err(RegisterError::ShuttingDown);
         }
         self.guarded(Err(RegisterError::ShuttingDown), |registry| {
@@ -262,6 +264,7 @@ impl Handler<Register> for Registry {
                 Err(RegisterError::UserStreamLimit) => registry
                     .metrics
                     .record_rate_limited(crate::limits::Limit::StreamsPerUserCap.as_str()),
+                Err(RegisterError::Full) => registry.metrics.record_refused_stream("full"),
                 Err(_) => {}
             }
             admitted

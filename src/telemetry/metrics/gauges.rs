@@ -17,6 +17,8 @@ use crate::actors::registry::AgeBuckets;
 #[derive(Debug)]
 pub(super) struct Sampled {
     active_connections: AtomicI64,
+    /// `--max-connections`, once the Registry is built.
+    max_connections: AtomicI64,
     stale: AtomicI64,
     long_lived: AtomicI64,
     very_old: AtomicI64,
@@ -40,6 +42,7 @@ impl Default for Sampled {
     fn default() -> Self {
         Self {
             active_connections: AtomicI64::new(0),
+            max_connections: AtomicI64::new(ABSENT),
             stale: AtomicI64::new(0),
             long_lived: AtomicI64::new(0),
             very_old: AtomicI64::new(0),
@@ -108,6 +111,20 @@ impl Metrics {
                 let value = source.redis_connections.load(Ordering::Relaxed);
                 if value != ABSENT {
                     observer.observe(value, &labels);
+                }
+            })
+            .build();
+        let source = sampled.clone();
+        meter
+            .i64_observable_gauge("sse.connections.max")
+            .with_description(
+                "The streams this instance admits at once (--max-connections): beyond it, new \
+                 streams get 503 too_many_connections",
+            )
+            .with_callback(move |observer| {
+                let value = source.max_connections.load(Ordering::Relaxed);
+                if value != ABSENT {
+                    observer.observe(value, &[]);
                 }
             })
             .build();
@@ -245,6 +262,13 @@ impl Metrics {
             .max(0) as usize
     }
 
+    pub fn set_max_connections(&self, max: usize) {
+        self.inner
+            .sampled
+            .max_connections
+            .store(i64::try_from(max).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     pub fn set_active_connections(&self, count: usize) {
         self.inner
             .sampled
@@ -291,6 +315,10 @@ impl Metrics {
 
     pub fn record_foreign_message(&self) {
         self.inner.redis_foreign_messages.add(1, &[]);
+    }
+
+    pub fn record_instance_id_clash(&self) {
+        self.inner.redis_instance_id_clashes.add(1, &[]);
     }
 
     pub fn set_cleanup_state(&self, running: bool, error_rate: f64, last_run_unix_secs: f64) {

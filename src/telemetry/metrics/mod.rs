@@ -54,10 +54,12 @@ struct Inner {
     jwks_refreshes: Counter<u64>,
     redis_reconnects: Counter<u64>,
     redis_foreign_messages: Counter<u64>,
+    redis_instance_id_clashes: Counter<u64>,
     events_published: Counter<u64>,
     events_delivered: Counter<u64>,
     events_dropped: Counter<u64>,
     connections_opened: Counter<u64>,
+    connections_refused: Counter<u64>,
     registry_resets: Counter<u64>,
     connections_closed: Counter<u64>,
     publish_to_route_latency: Histogram<f64>,
@@ -191,6 +193,11 @@ impl Metrics {
                     "Frames not delivered because a stream's queue was full",
                 ),
                 connections_opened: counter("sse.connections.opened", "Streams opened"),
+                connections_refused: counter(
+                    "sse.connections.refused",
+                    "New streams the instance refused itself, by reason: full (at \
+                     --max-connections: 503 too_many_connections) or shutting_down",
+                ),
                 registry_resets: counter(
                     "sse.registry.resets",
                     "Times the Registry recovered from a panic by closing every stream",
@@ -308,6 +315,11 @@ impl Metrics {
                     "sse.redis_bridge.foreign_messages",
                     "Messages and presence records of another deployment (instances storing in \
                      another database) on this cluster's Redis channels, ignored",
+                ),
+                redis_instance_id_clashes: counter(
+                    "sse.redis_bridge.instance_id_clashes",
+                    "Presence refreshes that found this instance's presence record written by \
+                     another process: two instances run with one --instance-id",
                 ),
                 heap_trims: counter(
                     "sse.heap.trims",

@@ -56,6 +56,14 @@ impl Metrics {
         }
     }
 
+    /// A new stream refused by the instance itself: `reason` is `full`
+    /// (at `--max-connections`) or `shutting_down`.
+    pub fn record_refused_stream(&self, reason: &'static str) {
+        self.inner
+            .connections_refused
+            .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
     pub fn record_opened(&self, format: StreamFormat) {
         self.inner
             .connections_opened

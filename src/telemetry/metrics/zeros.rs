@@ -47,6 +47,11 @@ impl Metrics {
             let labels = [KeyValue::new("kind", kind.label())];
             inner.task_tool_events.add(0, &labels);
         }
+        for reason in ["full", "shutting_down"] {
+            inner
+                .connections_refused
+                .add(0, &[KeyValue::new("reason", reason)]);
+        }
         for kind in AnswerPart::KIND_LABELS {
             inner
                 .task_answer_parts
@@ -65,6 +70,7 @@ impl Metrics {
             &inner.registry_resets,
             &inner.redis_reconnects,
             &inner.redis_foreign_messages,
+            &inner.redis_instance_id_clashes,
             &inner.heap_trims,
         ] {
             counter.add(0, &[]);

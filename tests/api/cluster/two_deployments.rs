@@ -143,3 +143,38 @@ async fn an_instance_on_an_sqlite_file_sharing_the_cluster_name_is_another_deplo
     )
     .await;
 }
+
+/// Two instances started with one `--instance-id` (cloned hosts, one
+/// hostname) write one presence record: each says so on `/health` as a
+/// warning naming the flag, and neither turns unhealthy (a load balancer
+/// would take both out) over the counts that disagree because of it.
+#[actix_web::test]
+async fn an_instance_id_used_twice_is_a_warning_on_both_not_an_outage() {
+    let db = TestDb::create().await;
+    let (cluster, redis) = (cluster_name(), shared_redis_url());
+    let first = Node::start(settings(db.database_url(), Some(&redis), &cluster, "twin")).await;
+    let second = Node::start(settings(db.database_url(), Some(&redis), &cluster, "twin")).await;
+    let mut streams = Vec::new();
+    for _ in 0..15 {
+        streams.push(second.open_stream(None).await);
+    }
+    for node in [&first, &second] {
+        let body = wait_for_health(node, LONG, "the clash reported", |_, body| {
+            body["warnings"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|w| w["type"] == "duplicate_instance_id"))
+        })
+        .await;
+        assert!(body.to_string().contains("--instance-id"), "{body}");
+    }
+    // Past several presence refreshes, both still serve and say 200.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for node in [&first, &second] {
+        let (status, body) = node.health().await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            !body.to_string().contains("connection_mismatch"),
+            "the clash explains the counts: {body}"
+        );
+    }
+}
