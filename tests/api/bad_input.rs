@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SHORT, assert_error, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{SHORT, assert_error, eventually, labelled_sum, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn malformed_json_is_400_malformed_json() {
@@ -455,6 +455,15 @@ async fn streams_past_max_connections_are_503_until_one_closes() {
         started.elapsed() < Duration::from_secs(2),
         "the broker closed the connection"
     );
+    // An operator sees it: both refusals counted, beside the cap itself.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let refused = labelled_sum(
+        &metrics,
+        "sse_connections_refused_total",
+        &[("reason", "full")],
+    );
+    assert_eq!(refused, 2.0, "counted");
+    assert_eq!(labelled_sum(&metrics, "sse_connections_max", &[]), 2.0);
     drop(first);
     eventually(SHORT, "a free slot after a stream closed", || {
         let app = &app;

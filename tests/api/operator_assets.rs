@@ -51,8 +51,12 @@ enum Kind {
 
 /// Every metric family of the observability spec, as Prometheus names them
 /// on `GET /metrics`.
-const SPEC_METRICS: [(&str, Kind); 55] = [
+const SPEC_METRICS: [(&str, Kind); 59] = [
     ("sse_active_connections", Kind::Gauge),
+    ("sse_connections_max", Kind::Gauge),
+    ("sse_connections_refused_total", Kind::Counter),
+    ("sse_redis_bridge_instance_id_clashes_total", Kind::Counter),
+    ("sse_task_answer_parts_total", Kind::Counter),
     ("sse_connections_opened_total", Kind::Counter),
     ("sse_connections_closed_total", Kind::Counter),
     ("sse_events_published_total", Kind::Counter),
@@ -112,9 +116,14 @@ const SPEC_METRICS: [(&str, Kind); 55] = [
 /// Every health rule of `/health` with its severity, and the alert that
 /// stands for it. `store_failing` is a rule at both
 /// levels.
-const HEALTH_RULES: [(&str, &str, &str); 14] = [
+const HEALTH_RULES: [(&str, &str, &str); 15] = [
     ("connection_mismatch", "high", "SseBrokerConnectionMismatch"),
     ("foreign_deployment", "medium", "SseBrokerForeignDeployment"),
+    (
+        "duplicate_instance_id",
+        "medium",
+        "SseBrokerDuplicateInstanceId",
+    ),
     (
         "high_cleanup_error_rate",
         "high",

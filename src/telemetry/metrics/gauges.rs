@@ -67,6 +67,7 @@ type AgeField = fn(&Sampled) -> &AtomicI64;
 impl Metrics {
     pub(super) fn register_gauges(meter: &Meter, sampled: Arc<Sampled>, instance: KeyValue) {
         let source = sampled.clone();
+        let max_labels = [instance.clone()];
         let labels = [instance.clone()];
         meter
             .i64_observable_gauge("sse.active_connections")
@@ -124,7 +125,7 @@ impl Metrics {
             .with_callback(move |observer| {
                 let value = source.max_connections.load(Ordering::Relaxed);
                 if value != ABSENT {
-                    observer.observe(value, &[]);
+                    observer.observe(value, &max_labels);
                 }
             })
             .build();
