@@ -504,6 +504,42 @@ test("a refusal that may pass (503) is retried after its Retry-After, not before
   c.close();
 });
 
+test("giving up on refusals that may pass names the broker's last words, not only the attempts", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  const body = { error: { code: "rate_limited", message: "too many open streams for this user" } };
+  const { fetch } = refusingFetch(429, body, { "Retry-After": "1" });
+  const c = client({ fetch, reconnectDelay: 100, maxReconnectAttempts: 2, onError: (e) => errors.push(e) });
+  c.connect();
+  for (let round = 0; round < 4 && c.state !== State.OFFLINE; round += 1) {
+    FakeEventSource.latest().refuse();
+    await settle();
+    t.mock.timers.tick(1000);
+  }
+  assert.equal(c.state, State.OFFLINE);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0].message, /^gave up after 2 reconnect attempts: too many open streams for this user$/);
+  assert.equal(errors[0].cause.name, "StreamRefusedError");
+  assert.deepEqual([errors[0].cause.status, errors[0].cause.code], [429, "rate_limited"]);
+});
+
+test("giving up when the question itself fails (the network, a CORS refusal) names the failure", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const errors = [];
+  const fetch = async () => {
+    throw new TypeError("Failed to fetch");
+  };
+  const c = client({ fetch, reconnectDelay: 100, maxReconnectAttempts: 1, onError: (e) => errors.push(e) });
+  c.connect();
+  for (let round = 0; round < 3 && c.state !== State.OFFLINE; round += 1) {
+    FakeEventSource.latest().refuse();
+    await settle();
+    t.mock.timers.tick(200);
+  }
+  assert.equal(c.state, State.OFFLINE);
+  assert.match(errors[0].message, /^gave up after 1 reconnect attempts: Failed to fetch$/);
+});
+
 test("a refusal the question no longer meets (the stream opens now) reconnects, and the question's stream is aborted", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   let aborted = false;

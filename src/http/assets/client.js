@@ -639,12 +639,13 @@ export class SseClient {
             if (!this.freshTokenUntried) this.attempts = 0;
             this.tokenRefused = true;
           }
-          return this._lost("refused", verdict.retryAfterMs);
+          return this._lost("refused", verdict.retryAfterMs, verdict.refusal);
         }
         this._endRefused(new StreamRefusedError(verdict.status, verdict.code, verdict.message));
       })
-      .catch(() => {
-        if (current()) this._lost("network");
+      .catch((error) => {
+        // Not even an answer: the network, or a page origin the broker's CORS does not list.
+        if (current()) this._lost("network", undefined, error);
       });
   }
 

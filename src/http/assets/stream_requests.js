@@ -188,12 +188,17 @@ export function askWhyRefused(streamUrlFor, options, current) {
           return { opens: true };
         }
         if (status === 204) return { ended: true };
-        if (isPassing(status, options)) {
-          const retryAfter = Number(response.headers && response.headers.get("Retry-After"));
-          return { retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined, unauthorized: status === 401 };
-        }
         const body = await response.json().catch(() => null);
         const error = (body && body.error) || {};
+        if (isPassing(status, options)) {
+          const retryAfter = Number(response.headers && response.headers.get("Retry-After"));
+          return {
+            retryAfterMs: retryAfter > 0 ? retryAfter * 1000 : undefined,
+            unauthorized: status === 401,
+            // Named should the client give up: "too many streams" is not the network.
+            refusal: new StreamRefusedError(status, error.code, error.message),
+          };
+        }
         return { status, code: error.code, message: error.message };
       })
   );
