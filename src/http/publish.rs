@@ -24,6 +24,19 @@ pub struct PublishResponse {
     pub ids: Vec<Option<i64>>,
 }
 
+// The body of `POST /sse/publish` for the OpenAPI document: the handler
+// reads it as an `EventDocument` (which also refuses repeated keys), so
+// this type only gives the schema. Its doc comment is the schema's.
+/// One event, or an array of up to 1000 (`MAX_EVENTS_PER_PUBLISH`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // the variants are the schema's `oneOf`, never built
+enum PublishBody {
+    One(PublishEvent),
+    /// 1 to 1000 events, stored and delivered in order.
+    Many(Vec<PublishEvent>),
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestEventResponse {
     pub id: Option<i64>,
@@ -155,7 +168,7 @@ fn parse_events(body: EventDocument) -> Result<Vec<PublishEvent>, ApiError> {
 /// to the streams, with one id per event.
 #[utoipa::path(
     tag = "publish",
-    request_body(content = PublishEvent, description = "One event, or an array of events"),
+    request_body(content = inline(PublishBody), description = "One event, or an array of 1 to 1000 events, stored and delivered in order"),
     responses(
         (status = 202, description = "Stored and delivered", body = PublishResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),

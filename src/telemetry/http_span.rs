@@ -2,7 +2,7 @@
 //! (`access_token`, `ticket`, however percent-encoded) redacted from the logged target (EventSource clients put tokens in the
 //! query), and the caller's W3C `traceparent` adopted as parent.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use actix_web::{
     Error, HttpRequest,
@@ -14,6 +14,8 @@ use opentelemetry::propagation::Extractor;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::LogThrottle;
 
 pub struct BrokerRootSpan;
 
@@ -126,9 +128,13 @@ impl RootSpanBuilder for BrokerRootSpan {
 /// target). A client's mistake (4xx) is routine, counted by the metrics, and
 /// logged at DEBUG: a flood of bad requests must not flood the log or an
 /// error-log alert. A 500 is the broker's fault (ERROR); any other 5xx is
-/// the broker declining for now (a store timeout, shutting down: WARN).
-/// tracing-actix-web's own line (WARN for every 4xx) is compiled out.
+/// the broker declining for now (a store timeout, shutting down, full:
+/// WARN), which comes in floods while it lasts (every retry of every
+/// client): one such line a second, with how many were held back, the rest
+/// at DEBUG. tracing-actix-web's own line (WARN for every 4xx) is compiled
+/// out.
 fn log_unsuccessful<B>(outcome: &Result<ServiceResponse<B>, Error>) {
+    static DECLINED: LogThrottle = LogThrottle::new(Duration::from_secs(1));
     let (status, error) = match outcome {
         Ok(response) => match response.response().error() {
             Some(error) => (response.status(), error),
@@ -140,7 +146,14 @@ fn log_unsuccessful<B>(outcome: &Result<ServiceResponse<B>, Error>) {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(http.status_code = code, error.message = %error, "request failed");
     } else if status.is_server_error() {
-        tracing::warn!(http.status_code = code, error.message = %error, "request failed");
+        match DECLINED.due() {
+            Some(held_back) => {
+                tracing::warn!(http.status_code = code, error.message = %error, held_back, "request failed");
+            }
+            None => {
+                tracing::debug!(http.status_code = code, error.message = %error, "request failed")
+            }
+        }
     } else {
         tracing::debug!(http.status_code = code, error.message = %error, "request refused");
     }

@@ -4,6 +4,7 @@
 
 mod deliberate_closes;
 mod http_span;
+mod log_throttle;
 mod metrics;
 mod otlp;
 
@@ -20,6 +21,7 @@ use opentelemetry_sdk::{
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 pub use http_span::{BrokerRootSpan, ClientAddress};
+pub use log_throttle::LogThrottle;
 pub use metrics::{MAX_TASK_TYPES, Metrics, StreamBodyMetrics};
 
 use crate::{config::LogFormat, domain::TraceParent};

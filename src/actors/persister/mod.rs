@@ -41,7 +41,7 @@ use crate::{
         BatchRows, CommittedBatch, Deadline, EventStore, FailureKind, InsertOutcome, Operation,
         StoreError,
     },
-    telemetry::Metrics,
+    telemetry::{LogThrottle, Metrics},
 };
 
 /// Events per transaction; bigger batches stop paying off in latency.
@@ -285,7 +285,18 @@ impl Persister {
         let (committed, stored) = match result {
             Ok(ok) => ok,
             Err(error) => {
-                tracing::error!(error.message = %error, error.cause_chain = ?error, "storing a publish batch failed");
+                // Every batch fails while the store is down: a line every
+                // ten seconds, with how many more failed (each counted by
+                // sse_store_errors_total).
+                static FAILED: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+                match FAILED.due() {
+                    Some(held_back) => {
+                        tracing::error!(error.message = %error, error.cause_chain = ?error, held_back, "storing a publish batch failed")
+                    }
+                    None => {
+                        tracing::debug!(error.message = %error, "storing a publish batch failed")
+                    }
+                }
                 let answer = PersistError::from(error);
                 for request in &mut batch {
                     request.answer(Err(answer.clone()));

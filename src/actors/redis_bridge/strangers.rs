@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogThrottle, Metrics};
 
 /// How long `/health` keeps warning after the last foreign message.
 pub const FOREIGN_WARNING_FOR: Duration = Duration::from_secs(120);
@@ -47,9 +47,9 @@ pub(super) struct Strangers {
     metrics: Metrics,
     sighting: Option<ForeignSighting>,
     id_clash_at: Option<Instant>,
-    foreign_log: Throttle,
-    malformed_log: Throttle,
-    clash_log: Throttle,
+    foreign_log: LogThrottle,
+    malformed_log: LogThrottle,
+    clash_log: LogThrottle,
 }
 
 impl Strangers {
@@ -60,9 +60,9 @@ impl Strangers {
             metrics,
             sighting: None,
             id_clash_at: None,
-            foreign_log: Throttle::default(),
-            malformed_log: Throttle::default(),
-            clash_log: Throttle::default(),
+            foreign_log: LogThrottle::new(LOG_EVERY),
+            malformed_log: LogThrottle::new(LOG_EVERY),
+            clash_log: LogThrottle::new(LOG_EVERY),
         }
     }
 
@@ -145,30 +145,6 @@ impl Strangers {
     }
 }
 
-/// Lets a log line through at most once per [`LOG_EVERY`], counting the
-/// ones held back.
-#[derive(Debug, Default)]
-struct Throttle {
-    last: Option<Instant>,
-    held_back: u64,
-}
-
-impl Throttle {
-    /// `Some(lines held back since the last one)` when one may be logged now.
-    fn due(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < LOG_EVERY)
-        {
-            self.held_back += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.held_back))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,17 +161,10 @@ mod tests {
         let seen = strangers.sighting().expect("noted");
         assert_eq!((seen.instance_id.as_str(), seen.ignored), ("staging-2", 2));
 
-        let mut sqlite = Strangers::new(None, metrics());
-        assert!(sqlite.admit(Some(8), "b"), "an SQLite instance cannot tell");
-    }
-
-    #[test]
-    fn a_throttled_line_goes_out_once_then_counts_what_it_held_back() {
-        let mut throttle = Throttle::default();
-        assert_eq!(throttle.due(), Some(0));
-        assert_eq!(throttle.due(), None);
-        assert_eq!(throttle.due(), None);
-        throttle.last = Some(Instant::now() - LOG_EVERY);
-        assert_eq!(throttle.due(), Some(2));
+        let mut older = Strangers::new(None, metrics());
+        assert!(
+            older.admit(Some(8), "b"),
+            "an instance without an identity cannot tell"
+        );
     }
 }
