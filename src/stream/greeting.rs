@@ -30,6 +30,12 @@ impl Greeting {
         }
     }
 
+    /// The id the frame gives the client as its resume point, for a stream
+    /// admitted once everything up to `routed_through` was routed.
+    pub fn resume_point(&self, routed_through: EventId) -> Option<EventId> {
+        (self.starts_live && routed_through.0 > 0).then_some(routed_through)
+    }
+
     /// The frame, for a stream admitted once everything up to
     /// `routed_through` was routed.
     pub fn frame(&self, routed_through: EventId) -> OutboundFrame {

@@ -93,6 +93,14 @@ impl ConnectionStats {
         self.events_sent.load(Ordering::Relaxed)
     }
 
+    /// The stream's `connected` frame told the client `id` as where it
+    /// resumes from: listed as its last event id until an event follows.
+    pub fn greeted_with(&self, id: EventId) {
+        let _ = self
+            .last_event_id
+            .compare_exchange(0, id.0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     pub fn last_event_id(&self) -> Option<EventId> {
         match self.last_event_id.load(Ordering::Relaxed) {
             0 => None,

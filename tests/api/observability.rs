@@ -434,6 +434,24 @@ async fn connections_lists_live_streams_a_page_at_a_time() {
     assert_eq!(private["lag_ms"], Value::Null, "no live event written yet");
 }
 
+/// A stream opened after events were published is told, in its
+/// `connected` frame's `id:`, where it resumes from; the listing says the
+/// same before any event follows, as the client's resume point.
+#[actix_web::test]
+async fn a_fresh_streams_listed_last_event_id_is_the_id_its_connected_frame_gave() {
+    let app = spawn_app().await;
+    let newest = app.publish_one(&json!({"event_type": "commit"})).await;
+    let stream = app.open_stream("/sse/events", &[]).await;
+    assert_eq!(stream.connected.id_number(), Some(newest));
+
+    let page = app.get_json("/sse/connections").await;
+
+    let listed = &page["connections"][0];
+    assert_eq!(listed["connection_id"], stream.connection_id.as_str());
+    assert_eq!(listed["last_event_id"], newest, "{listed}");
+    assert_eq!(listed["events_sent"], 0, "{listed}");
+}
+
 #[actix_web::test]
 async fn monitoring_reports_connections_cleanup_health_and_configuration() {
     let app = spawn_app().await;

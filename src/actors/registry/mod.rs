@@ -231,6 +231,9 @@ impl Handler<Register> for Registry {
             let _ = msg
                 .queue
                 .try_send(msg.greeting.frame(registry.routed_through));
+            if let Some(id) = msg.greeting.resume_point(registry.routed_through) {
+                msg.stats.greeted_with(id);
+            }
             let id = msg.id;
             let admitted = registry
                 .table

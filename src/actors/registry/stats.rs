@@ -149,6 +149,9 @@ pub struct ConnectionInfo {
     pub connected_at: String,
     /// RFC 3339: the last successful write to the client.
     pub last_activity_at: String,
+    /// The client's resume point: the id of the last event written to it,
+    /// or, before one, the one its `connected` frame or `Last-Event-ID`
+    /// gave.
     pub last_event_id: Option<i64>,
     /// Frames waiting in this stream's queue.
     pub queued: usize,
