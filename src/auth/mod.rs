@@ -205,6 +205,10 @@ pub enum AuthError {
     Missing,
     #[error("the token is malformed")]
     Malformed,
+    /// Counted as `malformed`: an `Authorization` header of another scheme
+    /// (`Basic …`) or with no scheme at all.
+    #[error("the Authorization header must be `Bearer <token>`")]
+    NotBearer,
     /// Counted as `malformed`: which of two tokens a proxy or client meant
     /// cannot be told, so neither is taken.
     #[error("two tokens were sent (Authorization, access_token or ticket twice); send one")]
@@ -261,7 +265,7 @@ impl AuthError {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Missing => "missing",
-            Self::Malformed | Self::TwoTokens => "malformed",
+            Self::Malformed | Self::NotBearer | Self::TwoTokens => "malformed",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::BadSignature => "bad_signature",

@@ -30,6 +30,7 @@ impl From<crate::auth::AuthError> for ApiError {
             | crate::auth::AuthError::KeysUnavailable
             | crate::auth::AuthError::TicketsUnavailable => None,
             crate::auth::AuthError::Malformed
+            | crate::auth::AuthError::NotBearer
             | crate::auth::AuthError::TwoTokens
             | crate::auth::AuthError::CookieOnWrite => Some("invalid_request"),
             _ => Some("invalid_token"),

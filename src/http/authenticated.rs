@@ -80,7 +80,7 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token)
-            .ok_or(AuthError::Malformed)?;
+            .ok_or(AuthError::NotBearer)?;
         return Ok(Some(token.trim().to_owned()));
     }
     for cookies in req.headers().get_all(header::COOKIE) {

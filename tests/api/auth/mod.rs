@@ -154,6 +154,7 @@ pub async fn assert_unauthorized(response: reqwest::Response, secrets: &[&str]) 
         "Bearer"
     } else if [
         "the token is malformed",
+        "the Authorization header must be",
         "two tokens",
         "the sse_token cookie",
     ]
