@@ -115,6 +115,14 @@ pub async fn diagnose(
         }
     });
     // The headers and framing of a real stream (close-delimited for an
-    // HTTP/1.0 client): the probe must meet the same proxies.
-    Ok(event_stream_response(&req, BodyStream::new(frames)))
+    // HTTP/1.0 client): the probe must meet the same proxies. A page on
+    // another origin reads the protocol its browser used for the probe
+    // (`nextHopProtocol`) only if the response allows it; the probe's
+    // timing tells nothing of anyone's data.
+    let mut response = event_stream_response(&req, BodyStream::new(frames));
+    response.headers_mut().insert(
+        header::HeaderName::from_static("timing-allow-origin"),
+        header::HeaderValue::from_static("*"),
+    );
+    Ok(response)
 }

@@ -36,10 +36,13 @@ async fn probes_arrive_spread_out_then_a_summary_and_the_stream_ends() {
         .await
         .expect("a diagnosis");
     let content_type = response.headers()["content-type"].clone();
+    // A page on another origin may read the protocol its browser used.
+    let timing = response.headers().get("timing-allow-origin").cloned();
     let events = read_diagnosis(EventStream::new(response)).await;
 
     // Assert
     assert_eq!(content_type, "text/event-stream");
+    assert_eq!(timing.as_ref().map(|v| v.as_bytes()), Some(&b"*"[..]));
     let probes: Vec<_> = events.iter().filter(|(e, _)| e.is("probe")).collect();
     assert_eq!(probes.len(), 6, "{events:?}");
     for (seq, (probe, _)) in probes.iter().enumerate() {
