@@ -83,3 +83,42 @@ test("connect() on a closed client starts as `connecting`, its attempts over", (
   assert.equal(c.state, State.RECONNECTING);
   c.close();
 });
+
+test("an offline client starts again when the browser comes back online; a closed one, or one with reconnecting off, does not", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  t.mock.method(Math, "random", () => 1);
+  // The browser's window: an EventTarget that fires `online`.
+  const window = new EventTarget();
+  globalThis.addEventListener = window.addEventListener.bind(window);
+  globalThis.removeEventListener = window.removeEventListener.bind(window);
+  t.after(() => {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+  });
+  const online = () => window.dispatchEvent(new Event("online"));
+
+  const c = client({ eventTypes: ["commit"], maxReconnectAttempts: 1, reconnectDelay: 500 });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c1" });
+  FakeEventSource.latest().emit("commit", { n: 1 }, "7");
+  giveUp(t, c);
+  online();
+  assert.equal(c.state, State.CONNECTING, "started again");
+  assert.equal(new URL(FakeEventSource.latest().url).searchParams.get("last_event_id"), "7");
+  const opened = FakeEventSource.opened.length;
+  online();
+  assert.equal(FakeEventSource.opened.length, opened, "an online event while connecting opens nothing more");
+
+  giveUp(t, c);
+  c.close();
+  online();
+  assert.equal(c.state, State.CLOSED, "closed stays closed");
+
+  const off = client({ maxReconnectAttempts: 0 });
+  off.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c2" });
+  FakeEventSource.latest().fail();
+  assert.equal(off.state, State.OFFLINE);
+  online();
+  assert.equal(off.state, State.OFFLINE, "reconnecting off: nothing starts it but connect()");
+});

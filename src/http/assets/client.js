@@ -675,6 +675,25 @@ export class SseClient {
       });
   }
 
+  /**
+   * While `offline` (reconnecting given up on), the browser coming back
+   * online starts the client again, its attempts over: a dashboard left open
+   * through a network outage comes back by itself. Not with reconnecting off.
+   */
+  _watchOnline(offline) {
+    const target = globalThis;
+    if (typeof target.addEventListener !== "function") return;
+    if (offline && !this.onlineListener && this.options.maxReconnectAttempts > 0) {
+      this.onlineListener = () => {
+        if (this._state === State.OFFLINE) this.connect();
+      };
+      target.addEventListener("online", this.onlineListener);
+    } else if (!offline && this.onlineListener) {
+      target.removeEventListener("online", this.onlineListener);
+      this.onlineListener = null;
+    }
+  }
+
   _teardown() {
     this.opening = null;
     clearTimeout(this.reconnectTimer);
@@ -692,6 +711,7 @@ export class SseClient {
     const previous = this._state;
     if (previous === state) return;
     this._state = state;
+    this._watchOnline(state === State.OFFLINE);
     if (this.tabs && this.tabs.leader) this.tabs.publishState(state);
     if (this.options.onStateChange) this.options.onStateChange(state, previous);
   }
