@@ -109,6 +109,24 @@ pub(crate) fn joined_text_runs(pieces: Vec<(String, Value)>) -> Vec<(String, Val
 }
 
 /// The `delta`s of the events of `event_type` (`text`, `reasoning`), joined.
+/// Each frame of one of `kinds`: its type, and for text the delta's text,
+/// for any other its data less its `task_id`.
+pub(crate) fn pieces_of(events: &[SseEvent], kinds: &[&str]) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter(|e| kinds.iter().any(|kind| e.is(kind)))
+        .map(|e| {
+            let mut data = e.json();
+            let kind = e.event.clone().unwrap_or_default();
+            if kind == "text" {
+                return (kind, data["delta"].clone());
+            }
+            data.as_object_mut().expect("an object").remove("task_id");
+            (kind, data)
+        })
+        .collect()
+}
+
 pub(crate) fn deltas_of(events: &[SseEvent], event_type: &str) -> String {
     events
         .iter()

@@ -9,29 +9,16 @@
 use serde_json::{Value, json};
 
 use crate::{
-    generations::{Upload, create, joined_text_runs, text_of},
+    generations::{Upload, create, joined_text_runs, pieces_of, text_of},
     helpers::{
         EventStream, LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app,
         spawn_app_with,
     },
 };
 
-/// Each frame that carries text or a tool event: its type, and the
-/// delta's text or the tool event's data less its `task_id`.
+/// Each frame that carries text or a tool event (see [`pieces_of`]).
 fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
-    events
-        .iter()
-        .filter(|e| ["text", "tool_call", "tool_result"].iter().any(|t| e.is(t)))
-        .map(|e| {
-            let mut data = e.json();
-            let kind = e.event.clone().unwrap_or_default();
-            if kind == "text" {
-                return (kind, data["delta"].clone());
-            }
-            data.as_object_mut().expect("an object").remove("task_id");
-            (kind, data)
-        })
-        .collect()
+    pieces_of(events, &["text", "tool_call", "tool_result"])
 }
 
 /// The tool calls a stream carried: (id, name, input).

@@ -7,8 +7,6 @@
 //! from its own stream: the same parts in the same steps (`step-start`),
 //! the tool's answer in the step that called it.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use super::{ai_sdk::Reader, create};
@@ -17,18 +15,7 @@ use crate::helpers::spawn_app;
 /// The SDK's own agent: its UI message stream's body, and the message the
 /// SDK assembles from it.
 fn sdk_agent() -> (String, Value) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/ai_sdk/agent_stream.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .output()
-        .expect("node runs (Debian's nodejs; .ci/test.sh installs it)");
-    assert!(
-        output.status.success(),
-        "the SDK's agent failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    let printed = super::sdk_script("agent_stream.mjs");
     let body = printed["body"].as_str().expect("the body").to_owned();
     (body, printed["message"].clone())
 }
@@ -37,7 +24,7 @@ fn sdk_agent() -> (String, Value) {
 /// of reasoning parts (each stream numbers its parts its own way) and the
 /// broker's progress part (every task has a progress, which the broker's
 /// stream carries as a `data-progress` part; the SDK's stream has none).
-fn parts(message: &Value) -> Vec<Value> {
+pub(super) fn parts(message: &Value) -> Vec<Value> {
     let mut parts = message["parts"].as_array().expect("parts").clone();
     parts.retain(|part| part["type"] != "data-progress");
     for part in &mut parts {

@@ -8,41 +8,20 @@
 //! `data_part` lines reach the task stream in order with the text, and a
 //! late or resuming viewer gets each in its place.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
-use super::ai_sdk::Reader;
+use super::{ai_sdk::Reader, ai_sdk_steps::parts};
 use crate::{
-    generations::{Upload, create},
+    generations::{Upload, create, pieces_of},
     helpers::{EventStream, LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app},
 };
 
 /// The SDK's own answer: its UI message stream's body, the message the
 /// SDK assembles from it, and the data parts its reader got.
 fn sdk_answer() -> (String, Value, Value) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/js/ai_sdk/answer_parts_stream.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .output()
-        .expect("node runs (Debian's nodejs; .ci/test.sh installs it)");
-    assert!(
-        output.status.success(),
-        "the SDK's answer failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    let printed = super::sdk_script("answer_parts_stream.mjs");
     let body = printed["body"].as_str().expect("the body").to_owned();
     (body, printed["message"].clone(), printed["data"].clone())
-}
-
-/// A message's parts less the broker's own progress part (the SDK's
-/// stream has none).
-fn parts(message: &Value) -> Vec<Value> {
-    let mut parts = message["parts"].as_array().expect("parts").clone();
-    parts.retain(|part| part["type"] != "data-progress");
-    parts
 }
 
 #[actix_web::test]
@@ -101,26 +80,9 @@ async fn an_sdk_apps_sources_file_and_data_parts_read_back_as_the_sdks_own_messa
     }
 }
 
-/// Each frame that carries text or an answer part: its type, and the
-/// delta's text or the part's data less its `task_id`.
+/// Each frame that carries text or an answer part (see `pieces_of`).
 fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
-    events
-        .iter()
-        .filter(|e| {
-            ["text", "source", "file", "data_part"]
-                .iter()
-                .any(|t| e.is(t))
-        })
-        .map(|e| {
-            let mut data = e.json();
-            let kind = e.event.clone().unwrap_or_default();
-            if kind == "text" {
-                return (kind, data["delta"].clone());
-            }
-            data.as_object_mut().expect("an object").remove("task_id");
-            (kind, data)
-        })
-        .collect()
+    pieces_of(events, &["text", "source", "file", "data_part"])
 }
 
 async fn read_task(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Vec<SseEvent> {

@@ -11,7 +11,7 @@ mod chats;
 mod continued;
 mod sequences;
 
-use std::time::Duration;
+use std::{process::Command, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -181,4 +181,23 @@ pub async fn write(app: &TestApp, id: &str, text: &str) {
 pub async fn end(app: &TestApp, id: &str, action: &str, body: Value) {
     let response = app.post_json(&format!("/tasks/{id}/{action}"), &body).await;
     assert_eq!(response.status().as_u16(), 200, "{action} {id}");
+}
+
+/// Runs `tests/js/ai_sdk/{script}`, a script of the `ai` package's own
+/// code that prints one JSON line (the SDK's stream and what it makes of
+/// it), and returns that line.
+pub fn sdk_script(script: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/js/ai_sdk")
+        .join(script);
+    let output = Command::new("node")
+        .arg(path)
+        .output()
+        .expect("node runs (Debian's nodejs; .ci/test.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON line")
 }
