@@ -68,6 +68,13 @@ impl FileBody {
 impl DataPartBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
         let id = self.id.as_deref();
+        if self.name == "progress" && id == Some("progress") {
+            return Err(
+                "the data part progress of id progress is the task's own progress: \
+                        send a progress line, or give your part another id"
+                    .into(),
+            );
+        }
         AnswerPart::data(&self.name, id, self.data, self.transient, "a data_part")
     }
 }

@@ -562,6 +562,10 @@ mod tests {
                 "a data_part's name is blank",
             ),
             (
+                r#"{"data_part": {"name": "progress", "id": "progress", "data": 1}}"#,
+                "the task's own progress",
+            ),
+            (
                 r#"{"data_part": {"name": "w", "data": 1}, "delta": "a"}"#,
                 "the line mixes",
             ),

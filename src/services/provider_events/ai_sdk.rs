@@ -54,12 +54,22 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
         // progress already says: kept once, as progress.
         data if data.starts_with("data-") => {
             let name = &data["data-".len()..];
-            let id = value.get("id").and_then(Value::as_str);
+            let what = format!("a {data} part");
+            // As the SDK's own schema has them: refused otherwise, as the
+            // SDK's reader would refuse the part.
+            let id = match value.get("id") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) => Some(id.as_str()),
+                Some(_) => return Err(format!("{what}'s id must be a string")),
+            };
+            let transient = match value.get("transient") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(transient)) => *transient,
+                Some(_) => return Err(format!("{what}'s transient must be true or false")),
+            };
             if name == "progress" && id == Some("progress") {
                 Instruction::Nothing
             } else {
-                let what = format!("a {data} part");
-                let transient = value.get("transient").and_then(Value::as_bool) == Some(true);
                 let content = value.get("data").cloned().unwrap_or(Value::Null);
                 Instruction::Part(AnswerPart::data(name, id, content, transient, &what)?)
             }

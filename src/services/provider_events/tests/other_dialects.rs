@@ -210,6 +210,14 @@ fn an_ai_sdk_streams_sources_files_and_data_parts_are_kept() {
             r#"{"type":"data-","data":1}"#,
             "a data- part's name is blank",
         ),
+        (
+            r#"{"type":"data-x","id":5,"data":1}"#,
+            "a data-x part's id must be a string",
+        ),
+        (
+            r#"{"type":"data-x","data":1,"transient":"y"}"#,
+            "transient must be true or false",
+        ),
     ] {
         let error = event_stream_data(bad).expect_err(bad);
         assert!(error.contains(says), "{bad}: {error}");
