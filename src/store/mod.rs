@@ -32,6 +32,7 @@ mod sqlite_retention;
 mod sqlite_settings;
 mod sqlite_task_checks;
 mod sqlite_task_index;
+mod store_identity;
 
 use std::{sync::Arc, time::Duration};
 
@@ -122,17 +123,18 @@ impl EventStore {
         metrics: Metrics,
     ) -> Result<Self, StoreError> {
         run_migrations(database).await?;
-        let backend = match database {
+        let deadline = Deadline::after(timeout);
+        let (backend, identity) = match database {
             DatabaseUrl::Sqlite { path } => {
-                Backend::Sqlite(sqlite::SqliteStore::open(path, timeout, metrics.clone())?)
+                let store = sqlite::SqliteStore::open(path, timeout, metrics.clone())?;
+                let identity = store.identity(path, &deadline).await?;
+                (Backend::Sqlite(store), identity)
             }
             DatabaseUrl::Postgres { url } => {
-                Backend::Postgres(postgres::PostgresStore::open(url.expose_secret(), timeout)?)
+                let store = postgres::PostgresStore::open(url.expose_secret(), timeout)?;
+                let identity = store.identity(&deadline).await?;
+                (Backend::Postgres(store), identity)
             }
-        };
-        let identity = match &backend {
-            Backend::Postgres(store) => store.identity(&Deadline::after(timeout)).await?,
-            Backend::Sqlite(store) => store.identity(&Deadline::after(timeout)).await?,
         };
         metrics.declare_store_errors(
             &Operation::ALL.map(Operation::as_str),

@@ -19,11 +19,6 @@ pub(super) const PRUNED_THROUGH: &str = "pruned_through_id";
 /// writes; nothing reads it).
 pub(super) const WRITE_PROBE: &str = "write_probe_at_ms";
 
-/// This database's identity in a cluster: a random number drawn by the
-/// first instance to open it, so instances can tell their own deployment's
-/// messages on a Redis shared with another one.
-pub(super) const STORE_IDENTITY: &str = "store_identity";
-
 /// Sets `key` to `value` unless it is set (it keeps the first value drawn).
 pub(super) async fn set_once(c: &mut AsyncPgConnection, key: &str, value: i64) -> QueryResult<()> {
     diesel::insert_into(broker_state::table)
@@ -33,6 +28,78 @@ pub(super) async fn set_once(c: &mut AsyncPgConnection, key: &str, value: i64) -
         .execute(c)
         .await
         .map(drop)
+}
+
+/// Where the database is: the server's own identifier where the role may
+/// read it (a copy restored on another server under the same name), and
+/// the database's name.
+pub(super) async fn place(c: &mut AsyncPgConnection) -> QueryResult<String> {
+    use diesel::sql_types::Text;
+    let with_server = diesel::select(diesel::dsl::sql::<Text>(
+        "(SELECT system_identifier::text FROM pg_control_system()) || '/' || current_database()",
+    ))
+    .get_result(c)
+    .await;
+    match with_server {
+        Ok(place) => Ok(place),
+        Err(_) => {
+            diesel::select(diesel::dsl::sql::<Text>("current_database()"))
+                .get_result(c)
+                .await
+        }
+    }
+}
+
+/// The database's identity (see `store_identity`), in a transaction of its
+/// own.
+pub(super) async fn identity(c: &mut AsyncPgConnection) -> QueryResult<i64> {
+    use diesel_async::AsyncConnection;
+    let place = place(c).await?;
+    let here = super::store_identity::place_mark(&place);
+    let (identity, redrawn) = c
+        .transaction::<_, diesel::result::Error, _>(async |c| claim_identity(c, here).await)
+        .await?;
+    if redrawn {
+        super::store_identity::log_redrawn(&place);
+    }
+    Ok(identity)
+}
+
+/// The store's identity, drawn again when the store's place is not the one
+/// it was drawn for (see `store_identity`). In the caller's transaction:
+/// the place's row is locked, so instances starting together on a copy
+/// draw one identity between them. `true` when it was drawn again.
+pub(super) async fn claim_identity(
+    c: &mut AsyncPgConnection,
+    here: i64,
+) -> QueryResult<(i64, bool)> {
+    use super::store_identity::{STORE_IDENTITY, STORE_PLACE, drawn, is_copy};
+    let recorded: Option<i64> = broker_state::table
+        .find(STORE_PLACE)
+        .select(broker_state::value)
+        .for_update()
+        .first(c)
+        .await
+        .optional()?;
+    let copy = is_copy(recorded, here);
+    if copy {
+        diesel::update(broker_state::table.find(STORE_IDENTITY))
+            .set(broker_state::value.eq(drawn()))
+            .execute(c)
+            .await?;
+    }
+    diesel::insert_into(broker_state::table)
+        .values((
+            broker_state::key.eq(STORE_PLACE),
+            broker_state::value.eq(here),
+        ))
+        .on_conflict(broker_state::key)
+        .do_update()
+        .set(broker_state::value.eq(here))
+        .execute(c)
+        .await?;
+    set_once(c, STORE_IDENTITY, drawn()).await?;
+    Ok((read(c, STORE_IDENTITY).await?, copy))
 }
 
 /// Mark `key`, 0 while unset.

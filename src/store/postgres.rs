@@ -200,13 +200,11 @@ impl PostgresStore {
         Ok(rows.into())
     }
 
-    /// This database's identity ([`pg_marks::STORE_IDENTITY`]), drawn by
-    /// the first instance that asks.
+    /// This database's identity (`store_identity`), drawn by the first
+    /// instance that asks, and again by the first in another place (a copy).
     pub async fn identity(&self, deadline: &Deadline) -> Result<i64, StoreError> {
         let mut connection = self.connection(deadline).await?;
-        let drawn = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64 | 1;
-        pg_marks::set_once(&mut connection, pg_marks::STORE_IDENTITY, drawn).await?;
-        Ok(pg_marks::read(&mut connection, pg_marks::STORE_IDENTITY).await?)
+        Ok(pg_marks::identity(&mut connection).await?)
     }
 
     pub async fn pruned_through(&self, deadline: &Deadline) -> Result<EventId, StoreError> {

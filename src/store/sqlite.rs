@@ -32,6 +32,7 @@ use super::{
     sqlite_settings::{Connection, connection_pool},
     sqlite_task_checks::TaskChecks,
     sqlite_task_index::{self, TaskIndexer},
+    store_identity,
 };
 use crate::{
     domain::{EventId, Task},
@@ -181,14 +182,18 @@ impl SqliteStore {
         .await
     }
 
-    /// The file's identity, drawn once (see `sqlite_marks::STORE_IDENTITY`).
-    pub async fn identity(&self, deadline: &Deadline) -> Result<i64, StoreError> {
-        let drawn = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64 | 1;
-        self.write(deadline, move |c| {
-            sqlite_marks::set_once(c, sqlite_marks::STORE_IDENTITY, drawn)?;
-            sqlite_marks::read(c, sqlite_marks::STORE_IDENTITY)
-        })
-        .await
+    /// The file's identity (`store_identity`), drawn once, and again for
+    /// a copy of the file (another device or inode).
+    pub async fn identity(&self, path: &Path, deadline: &Deadline) -> Result<i64, StoreError> {
+        let place = store_identity::file_place(path);
+        let here = store_identity::place_mark(&place);
+        let (identity, redrawn) = self
+            .write(deadline, move |c| sqlite_marks::claim_identity(c, here))
+            .await?;
+        if redrawn {
+            store_identity::log_redrawn(&place);
+        }
+        Ok(identity)
     }
 
     pub async fn latest_id(&self, deadline: &Deadline) -> Result<EventId, StoreError> {

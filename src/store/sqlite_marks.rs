@@ -16,12 +16,6 @@ pub(super) const TASK_INDEXED_THROUGH: &str = "task_indexed_through";
 /// writes; nothing reads it).
 pub(super) const WRITE_PROBE: &str = "write_probe_at_ms";
 
-/// This file's identity in a cluster's messages: a random number drawn by
-/// the first instance to open it (see `pg_marks::STORE_IDENTITY`). An
-/// instance on another SQLite file that shares a Redis by mistake is then
-/// another deployment, not one whose ids collide with ours.
-pub(super) const STORE_IDENTITY: &str = "store_identity";
-
 /// Sets `key` to `value` unless it is set (it keeps the first value drawn).
 pub(super) fn set_once(c: &mut SqliteConnection, key: &str, value: i64) -> QueryResult<()> {
     diesel::insert_into(broker_state::table)
@@ -30,6 +24,35 @@ pub(super) fn set_once(c: &mut SqliteConnection, key: &str, value: i64) -> Query
         .do_nothing()
         .execute(c)
         .map(drop)
+}
+
+/// The file's identity, drawn again when the file is not the one it was
+/// drawn for (see `store_identity`); in the caller's write transaction.
+/// `true` when it was drawn again.
+pub(super) fn claim_identity(c: &mut SqliteConnection, here: i64) -> QueryResult<(i64, bool)> {
+    use super::store_identity::{STORE_IDENTITY, STORE_PLACE, drawn, is_copy};
+    let recorded: Option<i64> = broker_state::table
+        .find(STORE_PLACE)
+        .select(broker_state::value)
+        .first(c)
+        .optional()?;
+    let copy = is_copy(recorded, here);
+    if copy {
+        diesel::update(broker_state::table.find(STORE_IDENTITY))
+            .set(broker_state::value.eq(drawn()))
+            .execute(c)?;
+    }
+    diesel::insert_into(broker_state::table)
+        .values((
+            broker_state::key.eq(STORE_PLACE),
+            broker_state::value.eq(here),
+        ))
+        .on_conflict(broker_state::key)
+        .do_update()
+        .set(broker_state::value.eq(here))
+        .execute(c)?;
+    set_once(c, STORE_IDENTITY, drawn())?;
+    Ok((read(c, STORE_IDENTITY)?, copy))
 }
 
 /// Mark `key`, 0 while unset.

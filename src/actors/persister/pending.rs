@@ -153,6 +153,15 @@ pub(super) fn report_unconfirmed_outcome(
                 "a store commit reported as unconfirmed did commit"
             );
         }
+        // Past ten store timeouts the Persister moves on (ids stay in
+        // order): the store logs how the commit ends, and events it stored
+        // reach only streams that resume from before them.
+        Err(StoreError::CommitUnconfirmed(_)) => tracing::error!(
+            operation = Operation::InsertBatch.as_str(),
+            after_ms,
+            "a store commit reported as unconfirmed is still unconfirmed; publishing goes on \
+             without it, and should it commit its events are not delivered live"
+        ),
         Err(error) => tracing::warn!(
             operation = Operation::InsertBatch.as_str(),
             error.message = %error,

@@ -128,8 +128,18 @@ impl RedisBridge {
                 own: seen,
                 written,
             }) => {
+                let unbroken = self.link_epoch == epoch;
+                let previous = self
+                    .last_written
+                    .filter(|(_, written_in)| unbroken && *written_in == epoch);
                 let seen = seen.map(|(count, writer)| {
-                    self.strangers.own_record_read(writer, &self.instance_id);
+                    // Only a record this process wrote at its last refresh,
+                    // since overwritten, tells of another process: the one a
+                    // new process finds first may be its predecessor's (a
+                    // restart under the same id, within the record's expiry).
+                    if previous.is_some() {
+                        self.strangers.own_record_read(writer, &self.instance_id);
+                    }
                     count
                 });
                 // Another deployment's instances are not this cluster's.
@@ -147,10 +157,6 @@ impl RedisBridge {
                 // last, only when both happened on one unbroken
                 // link; then a missing key was evicted or expired
                 // and counts as zero.
-                let unbroken = self.link_epoch == epoch;
-                let previous = self
-                    .last_written
-                    .filter(|(_, written_in)| unbroken && *written_in == epoch);
                 match previous {
                     Some((previous, _)) => {
                         self.own_written_count = Some(previous);

@@ -178,3 +178,133 @@ async fn an_instance_id_used_twice_is_a_warning_on_both_not_an_outage() {
         );
     }
 }
+
+/// A restart under the same `--instance-id` (a deploy) finds its
+/// predecessor's presence record, signed by another process, still in
+/// Redis for a few seconds: that is no second instance, and says nothing.
+#[actix_web::test]
+async fn a_restart_under_the_same_instance_id_is_no_duplicate() {
+    let db = TestDb::create().await;
+    let (cluster, redis) = (cluster_name(), shared_redis_url());
+    let first = Node::start(settings(
+        db.database_url(),
+        Some(&redis),
+        &cluster,
+        "deploy",
+    ))
+    .await;
+    wait_for_health(&first, LONG, "the presence written twice", |_, body| {
+        body["checks"]["redis"]["status"] == "up"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(first);
+
+    let second = Node::start(settings(
+        db.database_url(),
+        Some(&redis),
+        &cluster,
+        "deploy",
+    ))
+    .await;
+
+    // Past three presence refreshes of the new process.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (status, body) = second.health().await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_string().contains("duplicate_instance_id"),
+        "a restart is no duplicate: {body}"
+    );
+}
+
+/// Staging restored from production's dump carries production's store
+/// identity in `broker_state`. Started elsewhere (another database), it
+/// draws one of its own, so sharing production's Redis and cluster name it
+/// is another deployment: its events never reach production's streams,
+/// nor make production drop its own.
+#[actix_web::test]
+async fn a_database_restored_from_anothers_dump_is_another_deployment() {
+    let (production_db, staging_db) = (TestDb::create().await, TestDb::create().await);
+    let (cluster, redis) = (cluster_name(), shared_redis_url());
+    // Staging's schema, then production's marks as its dump would bring them.
+    drop(
+        Node::start(settings(
+            staging_db.database_url(),
+            None,
+            &cluster,
+            "schema",
+        ))
+        .await,
+    );
+    let production = Node::start(settings(
+        production_db.database_url(),
+        Some(&redis),
+        &cluster,
+        "prod-1",
+    ))
+    .await;
+    let client = |db: &TestDb| {
+        let url = db.url();
+        async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("a session");
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+    };
+    let (from, to) = (client(&production_db).await, client(&staging_db).await);
+    for row in from
+        .query(
+            "SELECT key, value FROM broker_state WHERE key LIKE 'store_%'",
+            &[],
+        )
+        .await
+        .expect("production's marks")
+    {
+        let (key, value): (String, i64) = (row.get(0), row.get(1));
+        to.execute(
+            "INSERT INTO broker_state (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )
+        .await
+        .expect("the mark restored");
+    }
+    let staging = Node::start(settings(
+        staging_db.database_url(),
+        Some(&redis),
+        &cluster,
+        "staging-1",
+    ))
+    .await;
+    for node in [&production, &staging] {
+        wait_for_health(node, SHORT, "Redis up", |status, body| {
+            status == 200 && body["checks"]["redis"]["status"] == "up"
+        })
+        .await;
+    }
+    let mut watching_production = production.open_stream(None).await;
+
+    for n in 0..5 {
+        staging
+            .publish_one(&json!({"event_type": "commit", "data": {"staging": n}}))
+            .await;
+    }
+    let own = production
+        .publish_one(&json!({"event_type": "commit", "data": {"prod": 1}}))
+        .await;
+
+    let first = watching_production
+        .next_message(LONG)
+        .await
+        .expect("production's own event");
+    assert_eq!(first.id_number(), Some(own), "{first:?}");
+    assert_eq!(first.json()["prod"], 1, "{first:?}");
+    watching_production
+        .assert_quiet(Duration::from_millis(500))
+        .await;
+}
