@@ -178,7 +178,7 @@ fn parse_events(body: EventDocument) -> Result<Vec<PublishEvent>, ApiError> {
         (status = 413, description = "Body over the limit", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid event", body = crate::error::ErrorBody),
         (status = 429, description = "Publish rate limit of this user reached; see Retry-After", body = crate::error::ErrorBody),
-        (status = 503, description = "Event store unavailable", body = crate::error::ErrorBody),
+        (status = 503, description = "The event store did not answer in time, nothing was published (`store_unavailable`), or a commit was sent and not confirmed, so the events may be stored (`store_outcome_unknown`: retry with the same idempotency_key); see Retry-After", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/publish")]

@@ -1227,5 +1227,12 @@ async fn a_live_viewer_hears_a_pending_task_start_running_with_its_first_text() 
             .map(|e| e.json()["delta"].as_str().unwrap_or_default().to_owned())
             .collect();
         assert!(text.ends_with("world"), "{id}: {seen:?}");
+        // The start comes first: no text is read while the task says pending.
+        let first_text = seen.iter().position(|e| e.is("text")).expect("text");
+        let start = seen
+            .iter()
+            .position(|e| e.is("progress"))
+            .expect("the start");
+        assert!(start < first_text, "{id}: {seen:?}");
     }
 }

@@ -507,7 +507,7 @@ test("a refusal that may pass (503) is retried after its Retry-After, not before
 test("giving up on refusals that may pass names the broker's last words, not only the attempts", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const errors = [];
-  const body = { error: { code: "rate_limited", message: "too many open streams for this user" } };
+  const body = { error: { code: "rate_limited", message: "this user has too many open streams; retry in 1 s" } };
   const { fetch } = refusingFetch(429, body, { "Retry-After": "1" });
   const c = client({ fetch, reconnectDelay: 100, maxReconnectAttempts: 2, onError: (e) => errors.push(e) });
   c.connect();
@@ -518,7 +518,7 @@ test("giving up on refusals that may pass names the broker's last words, not onl
   }
   assert.equal(c.state, State.OFFLINE);
   assert.equal(errors.length, 1);
-  assert.match(errors[0].message, /^gave up after 2 reconnect attempts: too many open streams for this user$/);
+  assert.match(errors[0].message, /^gave up after 2 reconnect attempts: this user has too many open streams; retry in 1 s$/);
   assert.equal(errors[0].cause.name, "StreamRefusedError");
   assert.deepEqual([errors[0].cause.status, errors[0].cause.code], [429, "rate_limited"]);
 });

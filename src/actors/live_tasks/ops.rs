@@ -295,15 +295,20 @@ fn text_write(live: &mut LiveTask, metrics: &Metrics, row_refresh: Duration) -> 
         || live
             .row_written
             .is_none_or(|at| at.elapsed() >= row_refresh);
-    // After the text: the replies place their deltas by the events' order.
+    // The task's start before its first text, as a change's comes before
+    // the change: a viewer never reads text of a task it holds pending.
     let started = started_event(live.task.status, &task);
-    let events = runs
+    if started.is_some() {
+        for reply in &mut replies {
+            reply.shift_placed(1);
+        }
+    }
+    let events = started
         .into_iter()
-        .map(|(kind, text, made_of)| {
+        .chain(runs.into_iter().map(|(kind, text, made_of)| {
             metrics.record_text_event(made_of);
             text_event(&task, kind, text)
-        })
-        .chain(started)
+        }))
         .collect();
     let mut guarded = if with_row {
         TaskWrite {

@@ -92,6 +92,14 @@ impl Reply {
         }
     }
 
+    /// The write's events gained `by` events ahead of those this writer's
+    /// text went into.
+    pub(super) fn shift_placed(&mut self, by: usize) {
+        for (_, event) in &mut self.placed {
+            *event += by;
+        }
+    }
+
     /// Answers the writer once its write is stored, `ids` the ids of the
     /// write's events (`None` for a change, which stores no text).
     pub(super) fn answer_stored(mut self, task: Arc<Task>, ids: Option<&[Option<EventId>]>) {
