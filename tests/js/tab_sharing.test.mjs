@@ -719,3 +719,29 @@ test("a general stream with closeOn starts live in a later tab, as its own first
   await settle();
   assert.deepEqual(b.seen.commits, [14]);
 });
+
+test("a follower's give-up error says what the leader's says, its cause included (the broker's refusal, status and code)", async (t) => {
+  const tab = tabs(t);
+  const history = historyServer([]).fetch;
+  const body = { error: { code: "too_many_streams", message: "this user has too many open streams; retry in 1 s" } };
+  const fetch = async (url, init) =>
+    url.includes("/sse/history")
+      ? history(url, init)
+      : { ok: false, status: 429, headers: { get: (name) => (name === "Retry-After" ? "1" : null) }, json: async () => body };
+  const errors = [];
+  const options = { maxReconnectAttempts: 1, reconnectDelay: 500, fetch };
+  const a = tab(options);
+  const b = tab({ ...options, onError: (error) => errors.push(error) });
+  await share(a, b);
+  for (let round = 0; round < 4 && a.state !== State.OFFLINE; round += 1) {
+    FakeEventSource.latest().refuse();
+    await settle();
+    t.mock.timers.tick(1000);
+    await settle();
+  }
+  assert.equal(a.state, State.OFFLINE);
+  assert.equal(errors.length, 1, "the follower heard the leader give up");
+  assert.match(errors[0].message, /^gave up after 1 reconnect attempts: this user has too many open streams/);
+  assert.equal(errors[0].cause.name, "StreamRefusedError");
+  assert.deepEqual([errors[0].cause.status, errors[0].cause.code], [429, "too_many_streams"]);
+});

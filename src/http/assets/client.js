@@ -65,6 +65,29 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
 /** How long a leader tab whose stream ended keeps it from the others (see `TabMembership.leave`), ms. */
 const ENDED_HANDOFF_GRACE = 500;
 
+/**
+ * The error a leader tab gave up with, as its followers get it over the
+ * channel (plain data): its message, and its cause's name, status, code and
+ * message, so a follower's error says as much as the leader's.
+ */
+function describeFailure(error) {
+  const cause = error.cause;
+  return {
+    message: error.message,
+    cause: cause ? { name: cause.name, status: cause.status, code: cause.code, message: cause.message } : null,
+  };
+}
+
+/** A follower's copy of the leader's give-up error (see `describeFailure`; a bare message from an older tab). */
+function sharedFailure(failure) {
+  if (typeof failure === "string") return new Error(failure);
+  const { cause } = failure;
+  let rebuilt;
+  if (cause && cause.name === "StreamRefusedError") rebuilt = new StreamRefusedError(cause.status, cause.code, cause.message);
+  else if (cause) rebuilt = Object.assign(new Error(cause.message), { name: cause.name });
+  return new Error(failure.message, rebuilt ? { cause: rebuilt } : undefined);
+}
+
 /** The types the `on…` options take (onProgress, onText, …). */
 const CALLBACK_EVENTS = [
   "progress",
@@ -289,7 +312,7 @@ export class SseClient {
       // The leader's stream is this tab's too: its loss is reported here as well.
       lost: (info, failure) => {
         if (this.options.onDisconnect) this.options.onDisconnect(info);
-        if (failure) this._fail(new Error(failure));
+        if (failure) this._fail(sharedFailure(failure));
       },
       restart: () => {
         if (this._state === State.OFFLINE) this.connect();
@@ -610,7 +633,7 @@ export class SseClient {
 
   /** A lost stream, for onDisconnect; a leader tells its followers first (a callback may close it). */
   _disconnected(info, failure) {
-    if (this.tabs && this.tabs.leader) this.tabs.publishLoss(info, failure ? failure.message : null);
+    if (this.tabs && this.tabs.leader) this.tabs.publishLoss(info, failure ? describeFailure(failure) : null);
     if (this.options.onDisconnect) this.options.onDisconnect(info);
   }
 

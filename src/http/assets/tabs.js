@@ -181,8 +181,8 @@ function rollUp(first, second) {
  * without a resume id), `dispatch(type, event)`, `open()` (this tab leads
  * now: open the EventSource), `mirrorState(state)` (the leader's, on a
  * follower), `lost(info, failure)` (the leader lost the stream: `info` as
- * `onDisconnect`'s, `failure` the message of the error it gave up with, or
- * null), `restart()` (a tab joins or asks: start again if given up),
+ * `onDisconnect`'s, `failure` the error it gave up with as plain data,
+ * its message and its cause's, or null), `restart()` (a tab joins or asks: start again if given up),
  * `leaderSilent()` (the leader did not answer: leave it),
  * `readHistory(after, onEvent, wanted)` (stored events, or null where
  * there is none to read; see `readStoredEvents`) and `catchUpFailed()`
