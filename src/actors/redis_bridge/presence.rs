@@ -17,13 +17,19 @@ const PRESENCE_TTL_SECS: u64 = 6;
 const PRESENCE_REFRESH_LIMIT: Duration = PRESENCE_PERIOD.saturating_mul(5);
 use crate::{actors::registry::ActiveConnections, domain::now_ms};
 
+/// Who wrote the record under this instance's id.
+struct OwnRecord {
+    writer: Option<u64>,
+    store: Option<i64>,
+}
+
 /// What one presence refresh read and wrote.
 struct PresenceRead {
     /// Every instance's record, this one's included.
     records: Vec<PresenceRecord>,
-    /// This instance's record as read before the write: its count, and the
-    /// process that wrote it.
-    own: Option<(usize, Option<u64>)>,
+    /// This instance's record as read before the write: its count, and who
+    /// wrote it.
+    own: Option<(usize, OwnRecord)>,
     /// The count written.
     written: usize,
 }
@@ -62,7 +68,13 @@ impl RedisBridge {
             let seen: Option<String> = connection.get(&key).await?;
             let seen = seen
                 .and_then(|raw| serde_json::from_str::<PresenceRecord>(&raw).ok())
-                .map(|record| (record.presence.active_connections, record.writer));
+                .map(|record| {
+                    let own = OwnRecord {
+                        writer: record.writer,
+                        store: record.store,
+                    };
+                    (record.presence.active_connections, own)
+                });
             let body = serde_json::to_string(&own).unwrap_or_default();
             connection
                 .set_ex::<_, _, ()>(&key, body, PRESENCE_TTL_SECS)
@@ -132,13 +144,18 @@ impl RedisBridge {
                 let previous = self
                     .last_written
                     .filter(|(_, written_in)| unbroken && *written_in == epoch);
-                let seen = seen.map(|(count, writer)| {
-                    // Only a record this process wrote at its last refresh,
-                    // since overwritten, tells of another process: the one a
-                    // new process finds first may be its predecessor's (a
-                    // restart under the same id, within the record's expiry).
-                    if previous.is_some() {
-                        self.strangers.own_record_read(writer, &self.instance_id);
+                let seen = seen.map(|(count, own)| {
+                    // Another deployment's instance under our id is noted
+                    // as such, and as another process with our id.
+                    let foreign = !self.strangers.admit(own.store, &self.instance_id);
+                    // Otherwise only a record this process wrote at its last
+                    // refresh, since overwritten, tells of another process:
+                    // the one a new process finds first may be its
+                    // predecessor's (a restart under the same id, within the
+                    // record's expiry).
+                    if foreign || previous.is_some() {
+                        self.strangers
+                            .own_record_read(own.writer, &self.instance_id);
                     }
                     count
                 });

@@ -308,3 +308,42 @@ async fn a_database_restored_from_anothers_dump_is_another_deployment() {
         .assert_quiet(Duration::from_millis(500))
         .await;
 }
+
+/// Another deployment's instance started with one of ours' id writes its
+/// presence record over ours: ours says both, another deployment and
+/// another process with its id, and neither turns it unhealthy.
+#[actix_web::test]
+async fn another_deployments_instance_under_our_id_is_named_as_both() {
+    let production_db = TestDb::create().await;
+    let (cluster, redis) = (cluster_name(), shared_redis_url());
+    let production = Node::start(settings(
+        production_db.database_url(),
+        Some(&redis),
+        &cluster,
+        "web-1",
+    ))
+    .await;
+    let dev_dir = tempfile::tempdir().expect("a temporary directory");
+    let dev_file = DatabaseUrl::Sqlite {
+        path: dev_dir.path().join("dev.db"),
+    };
+    let _dev = Node::start(settings(dev_file, Some(&redis), &cluster, "web-1")).await;
+    let mut streams = Vec::new();
+    for _ in 0..15 {
+        streams.push(production.open_stream(None).await);
+    }
+
+    let body = wait_for_health(&production, LONG, "both warnings", |_, body| {
+        let warned = |kind: &str| {
+            body["warnings"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|w| w["type"] == kind))
+        };
+        warned("foreign_deployment") && warned("duplicate_instance_id")
+    })
+    .await;
+
+    assert!(!body.to_string().contains("connection_mismatch"), "{body}");
+    let (status, _) = production.health().await;
+    assert_eq!(status, 200);
+}
