@@ -66,8 +66,13 @@ impl EventStore {
         });
         if let Err(error) = &result {
             let kind = FailureKind::of(error);
-            self.metrics
-                .record_store_error(operation.as_str(), kind.as_str());
+            // A caller that waits for the commit (the Persister) counts it
+            // unconfirmed itself, when it answers its publishers so, one
+            // timeout in: counted here too, one batch would count twice.
+            if !(wait_for_commit && kind == FailureKind::Unconfirmed) {
+                self.metrics
+                    .record_store_error(operation.as_str(), kind.as_str());
+            }
             let budget = match error {
                 StoreError::Timeout(budget) | StoreError::CommitUnconfirmed(budget) => *budget,
                 _ => self.timeout,
