@@ -34,9 +34,9 @@ impl UiMessageTranslator {
                 json!({ "type": format!("data-{name}"), "data": data["data"] })
             }
         };
-        for (ours, theirs) in [("title", "title"), ("filename", "filename"), ("id", "id")] {
-            if let Some(value) = data.get(ours).filter(|value| value.is_string()) {
-                written[theirs] = value.clone();
+        for name in ["title", "filename", "id"] {
+            if let Some(value) = data.get(name).filter(|value| value.is_string()) {
+                written[name] = value.clone();
             }
         }
         if data["transient"] == Value::Bool(true) {
