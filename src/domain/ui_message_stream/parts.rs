@@ -62,3 +62,11 @@ pub(super) fn part(out: &mut BytesMut, part: &impl Serialize) {
     serde_json::to_writer(out.writer(), part).expect("a JSON value serializes");
     out.put_slice(b"\n\n");
 }
+
+/// A part already encoded as JSON (one line: `serde_json` escapes line
+/// breaks inside strings).
+pub(super) fn encoded_part(out: &mut BytesMut, json: &str) {
+    out.put_slice(b"data: ");
+    out.put_slice(json.as_bytes());
+    out.put_slice(b"\n\n");
+}

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::{DENIED, UiMessageTranslator, part};
+use super::{DENIED, UiMessageTranslator, part, parts::encoded_part};
 use crate::domain::ToolFlags;
 
 impl UiMessageTranslator {
@@ -68,26 +68,27 @@ impl UiMessageTranslator {
         };
         let flags = ToolFlags::read(data, ToolFlags::EVENT_NAMES);
         flags.write(&mut answer, ToolFlags::AI_SDK_NAMES);
-        if !flags.preliminary && self.repeats_answer(id, &answer) {
+        // Encoded once: compared with the answer given before, and written.
+        let encoded = answer.to_string();
+        if !flags.preliminary && self.repeats_answer(id, &encoded) {
             return;
         }
         self.end_part(out);
         self.approval_decided(id, !denied, out);
-        part(out, &answer);
+        encoded_part(out, &encoded);
     }
 
-    /// Whether `answer` is the final answer this stream last gave call
+    /// Whether `encoded` is the final answer this stream last gave call
     /// `id`; if not, it becomes that answer.
-    fn repeats_answer(&mut self, id: &str, answer: &Value) -> bool {
-        let encoded = answer.to_string();
+    fn repeats_answer(&mut self, id: &str, encoded: &str) -> bool {
         match self.answers.iter_mut().find(|(call, _)| call == id) {
-            Some((_, given)) if *given == encoded => true,
+            Some((_, given)) if given == encoded => true,
             Some((_, given)) => {
-                *given = encoded;
+                encoded.clone_into(given);
                 false
             }
             None => {
-                self.answers.push((id.to_owned(), encoded));
+                self.answers.push((id.to_owned(), encoded.to_owned()));
                 false
             }
         }
