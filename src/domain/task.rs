@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use super::task_ids::{ChatId, MessageId, TaskId};
-use super::{AnswerPart, ProjectId, STEP_END_EVENT_TYPE, ToolEvent};
+use super::{AnswerPart, ProjectId, STEP_END_EVENT_TYPE, TextKind, ToolEvent};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
@@ -164,6 +164,10 @@ pub enum TaskChange {
     /// A source the answer cites, a file it made, or an app's data part:
     /// a pending task starts running.
     Part(AnswerPart),
+    /// A part of the answer's text, or of its reasoning, ended where more
+    /// of the same kind follows as a part of its own (see
+    /// [`TextKind::end_event_type`]).
+    TextEnd(TextKind),
     /// One step of a multi-step answer ended (one model call of an agent's
     /// loop): the answer goes on. `result`: the step's end as a
     /// completion's result says it (why it stopped, the tokens it took).
@@ -176,10 +180,12 @@ impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 12] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 14] = [
         "progress",
         "text",
         "reasoning",
+        "text_end",
+        "reasoning_end",
         "tool_call",
         "tool_approval",
         "tool_result",
@@ -277,9 +283,10 @@ impl Task {
                     _ => {}
                 }
             }
-            TaskChange::Tool(_) | TaskChange::Part(_) | TaskChange::StepEnd { .. } => {
-                next.status = TaskStatus::Running
-            }
+            TaskChange::Tool(_)
+            | TaskChange::Part(_)
+            | TaskChange::TextEnd(_)
+            | TaskChange::StepEnd { .. } => next.status = TaskStatus::Running,
             TaskChange::Text => {
                 next.status = TaskStatus::Running;
                 next.first_token_at_ms.get_or_insert(now_ms);

@@ -34,10 +34,12 @@ pub const STEP_END_EVENT_TYPE: &str = "step_end";
 
 /// Whether a task stream's event of `event_type` keeps its place among the
 /// runs of text when a catch-up rolls them up: a tool event, an answer's
-/// source, file or data part, or a step's end, each between the text
-/// before and after it.
+/// source, file or data part, a step's end, or a text part's end, each
+/// between the text before and after it (two parts' text never rolls up
+/// into one).
 pub fn keeps_its_place(event_type: &str) -> bool {
     event_type == STEP_END_EVENT_TYPE
+        || TextKind::of_end_event_type(event_type).is_some()
         || super::is_tool_event_type(event_type)
         || super::is_answer_part_event_type(event_type)
 }
@@ -83,6 +85,25 @@ impl TextKind {
         match event_type {
             "text" => Some(Self::Answer),
             "reasoning" => Some(Self::Reasoning),
+            _ => None,
+        }
+    }
+
+    /// The event type ending a part of text of this kind: the text after
+    /// it is a part of its own (a paragraph the producer's SDK wrote
+    /// apart), not more of the one before.
+    pub fn end_event_type(self) -> &'static str {
+        match self {
+            Self::Answer => "text_end",
+            Self::Reasoning => "reasoning_end",
+        }
+    }
+
+    /// The kind of text whose part an event of `event_type` ends, if any.
+    pub fn of_end_event_type(event_type: &str) -> Option<Self> {
+        match event_type {
+            "text_end" => Some(Self::Answer),
+            "reasoning_end" => Some(Self::Reasoning),
             _ => None,
         }
     }
@@ -168,6 +189,13 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
         TaskChange::Text => Vec::new(),
         TaskChange::Tool(tool) => vec![task_event(task, tool.event_type(), tool.data(id))],
         TaskChange::Part(part) => vec![task_event(task, part.event_type(), part.data_of(id))],
+        TaskChange::TextEnd(kind) => {
+            vec![task_event(
+                task,
+                kind.end_event_type(),
+                json!({ "task_id": id }),
+            )]
+        }
         TaskChange::StepEnd { result } => vec![task_event(
             task,
             STEP_END_EVENT_TYPE,

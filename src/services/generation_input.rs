@@ -25,7 +25,7 @@ use super::{
     tasks::Delta,
 };
 use crate::{
-    domain::{AnswerPart, ProducerSeq, TaskChange, ToolEvent, ToolFlags, ToolOutcome},
+    domain::{AnswerPart, ProducerSeq, TaskChange, TextKind, ToolEvent, ToolFlags, ToolOutcome},
     error::plain::{self, JsonError},
 };
 
@@ -95,6 +95,10 @@ pub enum Instruction {
     Tool(ToolEvent),
     /// A source the answer cites, a file it made, an app's data part.
     Part(AnswerPart),
+    /// A part of the text of this kind ended (an AI SDK `text-end` or
+    /// `reasoning-end`): what follows of the same kind is a part of its
+    /// own. `upload_text_parts` keeps only the ends that tell something.
+    TextEnd(TextKind),
     /// One step of the answer ended (an AI SDK `finish-step`, an NDJSON
     /// `step_end`, a provider's end under `?ends=step`); more follows.
     StepEnd {
@@ -145,6 +149,7 @@ impl Instruction {
             Self::Tool(tool) => TaskChange::Tool(tool),
             Self::Part(part) => TaskChange::Part(part),
             Self::StepEnd { result } => TaskChange::StepEnd { result },
+            Self::TextEnd(kind) => TaskChange::TextEnd(kind),
             Self::Delta { .. } | Self::Nothing => {
                 unreachable!("text is appended, nothing is skipped")
             }

@@ -32,4 +32,5 @@ mod upload_reader;
 mod upload_shape;
 mod upload_steps;
 mod upload_stop;
+mod upload_text_parts;
 pub mod uploads;

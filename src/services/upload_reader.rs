@@ -20,6 +20,7 @@ use super::{
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
     upload_shape::{Shape, json_answer, shape_of},
     upload_steps::StepEnds,
+    upload_text_parts::TextPartEnds,
 };
 use crate::domain::{SseParseError, SseParser, TextKind, extend_held, shrink_after_long_line};
 
@@ -42,6 +43,8 @@ pub(super) struct Reader {
     tool_calls: ToolCallAssembly,
     /// What the stream's end marker ends, and the reason a step keeps.
     steps: StepEnds,
+    /// Where the parts of text end.
+    text_parts: TextPartEnds,
     max: usize,
 }
 
@@ -87,6 +90,7 @@ impl Reader {
             ending: Ending::default(),
             tool_calls: ToolCallAssembly::new(max),
             steps: StepEnds::new(ends, format == UploadFormat::EventStream),
+            text_parts: TextPartEnds::default(),
             max,
         }
     }
@@ -145,6 +149,7 @@ impl Reader {
             out.extend(self.owed());
         }
         self.steps.apply(&mut out);
+        self.text_parts.apply(&mut out);
         (out, error)
     }
 
@@ -155,6 +160,7 @@ impl Reader {
     pub(super) fn left_over(&mut self) -> Vec<(u64, Instruction)> {
         let mut out = self.owed();
         self.steps.apply(&mut out);
+        self.text_parts.apply(&mut out);
         out
     }
 

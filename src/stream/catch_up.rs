@@ -271,6 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn a_text_parts_end_keeps_two_parts_text_apart() {
+        let mut catch_up = TaskCatchUp::default();
+        catch_up.add(event(3, "text", json!({"delta": "One"})));
+        catch_up.add(event(4, "text", json!({"delta": "."})));
+        catch_up.add(event(5, "text_end", json!({})));
+        catch_up.add(event(6, "text", json!({"delta": "Two."})));
+        catch_up.add(event(7, "reasoning", json!({"delta": "Hm."})));
+        catch_up.add(event(8, "reasoning_end", json!({})));
+        catch_up.add(event(9, "reasoning", json!({"delta": "Yes."})));
+
+        let frames = catch_up.frames(None);
+
+        let ids: Vec<_> = frames.iter().map(|frame| frame.event_id).collect();
+        assert_eq!(ids, [4, 5, 6, 7, 8, 9].map(|id| Some(EventId(id))));
+        assert_eq!(data(&frames[0])["delta"], "One.");
+        assert_eq!(data(&frames[2])["delta"], "Two.");
+        assert_eq!(data(&frames[5])["delta"], "Yes.");
+    }
+
+    #[test]
     fn a_finished_tasks_end_removed_by_retention_is_sent_as_its_row_says() {
         let ended = |stored_end: Option<StoredEvent>| {
             let mut catch_up = TaskCatchUp::default();

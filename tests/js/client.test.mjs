@@ -123,6 +123,24 @@ test("onReasoning receives the model's thinking, apart from onText's answer", ()
   c.close();
 });
 
+test("onTextEnd and onReasoningEnd say where a part of text ends, and advance the resume id", () => {
+  const seen = [];
+  const c = client({
+    onText: (delta) => seen.push(["text", delta]),
+    onTextEnd: (data) => seen.push(["text_end", data.task_id]),
+    onReasoningEnd: (data) => seen.push(["reasoning_end", data.task_id]),
+  });
+  c.connect();
+  const source = FakeEventSource.latest();
+  source.emit("reasoning_end", { task_id: "t" }, "1");
+  source.emit("text", { task_id: "t", delta: "One." }, "2");
+  source.emit("text_end", { task_id: "t" }, "3");
+  source.emit("text", { task_id: "t", delta: "Two." }, "4");
+  assert.deepEqual(seen, [["reasoning_end", "t"], ["text", "One."], ["text_end", "t"], ["text", "Two."]]);
+  assert.equal(c.lastEventId, "4");
+  c.close();
+});
+
 test("onToolCall and onToolResult receive the tool events' data, and advance the resume id", () => {
   const seen = [];
   const c = client({

@@ -112,6 +112,43 @@ mod tests {
     }
 
     #[test]
+    fn a_text_parts_end_parts_the_text_after_it_from_the_text_before() {
+        let text = |delta: &str| ("text", json!({ "task_id": "t1", "delta": delta }));
+        let end = |kind: &'static str| (kind, json!({ "task_id": "t1" }));
+        let source = json!({ "task_id": "t1", "source_id": "s1", "url": "https://e.com" });
+        let events = [
+            ("connected", json!({})),
+            text("One."),
+            end("text_end"),
+            ("source", source),
+            text("Two."),
+            // The end of a part of the other kind, or of none, ends nothing.
+            end("reasoning_end"),
+            text(" More."),
+            end("text_end"),
+            end("text_end"),
+            text("Three."),
+        ];
+        assert_eq!(
+            parts(&events),
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "start-step" }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "One." }),
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "source-url", "sourceId": "s1", "url": "https://e.com" }),
+                json!({ "type": "text-start", "id": "text-2" }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": "Two." }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": " More." }),
+                json!({ "type": "text-end", "id": "text-2" }),
+                json!({ "type": "text-start", "id": "text-3" }),
+                json!({ "type": "text-delta", "id": "text-3", "delta": "Three." }),
+            ]
+        );
+    }
+
+    #[test]
     fn a_data_part_comes_where_it_came_with_its_id_and_transience() {
         let events = [
             ("connected", json!({})),

@@ -18,6 +18,9 @@
 //!   other kind, so the parts follow the runs of the task's text (their
 //!   ids `text`, `reasoning`, then `text-2`, `reasoning-2`, …), live as on
 //!   a resume, whose catch-up rolls up one event per run;
+//! - `text_end`, `reasoning_end` → the open part's end (`text-end`,
+//!   `reasoning-end`), when it is of that kind: the text after it is a
+//!   part of its own, as the producer's SDK wrote it;
 //! - `tool_call` → `tool-input-available` (the call whole: `toolCallId`,
 //!   `toolName`, `input`; `tool-input-error` with `errorText` for a call
 //!   whose input was refused), with the flags the producer's SDK said
@@ -227,6 +230,12 @@ impl UiMessageTranslator {
             "tool_result" => self.tool_result(data, out),
             "tool_approval" => self.tool_approval(data, out),
             "source" | "file" | "data_part" => self.answer_part(event_type, data, out),
+            "text_end" | "reasoning_end" => {
+                let kind = TextKind::of_end_event_type(event_type).expect("a kind of text");
+                if self.open.as_ref().is_some_and(|(open, _)| *open == kind) {
+                    self.end_part(out);
+                }
+            }
             // A step's end with no step open says nothing.
             STEP_END_EVENT_TYPE if self.step == StepState::Open => {
                 self.end_part(out);

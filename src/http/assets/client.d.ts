@@ -339,6 +339,10 @@ export interface SseClientOptions {
   onText?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `reasoning` events (the model's thinking, apart from the answer): `delta` is their `data.delta`. */
   onReasoning?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  /** `text_end` events: the answer's text so far is a part of its own; the next `text` begins another. */
+  onTextEnd?: (data: { task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  /** `reasoning_end` events: the same for the model's reasoning. */
+  onReasoningEnd?: (data: { task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `tool_call` events: the model asked for the tool `tool_name` to be run with `input`. */
   onToolCall?: (data: ToolCallData, event: MessageEvent<string>) => void;
   /** `tool_result` events: a tool's answer to the call `tool_call_id`, its `output` or its `error`. */

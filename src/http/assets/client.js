@@ -94,6 +94,8 @@ const CALLBACK_EVENTS = [
   "progress_update",
   "text",
   "reasoning",
+  "text_end",
+  "reasoning_end",
   "tool_call",
   "tool_result",
   "tool_approval",
@@ -183,6 +185,10 @@ export class SseClient {
    * @param {function} [options.onText]  (delta, data, event) for `text`: a piece of the answer
    * @param {function} [options.onReasoning]  (delta, data, event) for `reasoning`: a piece of the
    *   model's thinking, apart from the answer
+   * @param {function} [options.onTextEnd]  (data, event) for `text_end`: the answer's text so far is
+   *   a part of its own (a paragraph its producer wrote apart); the next `text` begins another
+   * @param {function} [options.onReasoningEnd]  (data, event) for `reasoning_end`: the same for the
+   *   reasoning
    * @param {function} [options.onToolCall]  (data, event) for `tool_call`: the model asked for a tool
    *   (`data.tool_call_id`, `tool_name`, `input`)
    * @param {function} [options.onToolResult]  (data, event) for `tool_result`: a tool's answer
@@ -483,7 +489,7 @@ export class SseClient {
     }
     const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval, onStepEnd } =
       this.options;
-    const { onSource, onFile, onDataPart } = this.options;
+    const { onSource, onFile, onDataPart, onTextEnd, onReasoningEnd } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -535,6 +541,12 @@ export class SseClient {
         break;
       case "reasoning":
         if (onReasoning) onReasoning(textOf(data), data, event);
+        break;
+      case "text_end":
+        if (onTextEnd) onTextEnd(data, event);
+        break;
+      case "reasoning_end":
+        if (onReasoningEnd) onReasoningEnd(data, event);
         break;
       case "tool_call":
         if (onToolCall) onToolCall(data, event);

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece, string_field};
-use crate::domain::{AnswerPart, FinishReason, ToolEvent, ToolFlags, ToolOutcome};
+use crate::domain::{AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolOutcome};
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
@@ -35,6 +35,9 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
             return Ok(EventRead::one(Instruction::Fail { error }, dialect));
         }
         "abort" => Instruction::Cancel,
+        // The text that follows (after a source, say) is a part of its own.
+        "text-end" => Instruction::TextEnd(TextKind::Answer),
+        "reasoning-end" => Instruction::TextEnd(TextKind::Reasoning),
         // One model call of a multi-step answer ended; the next may follow
         // (`start-step` is where it begins: nothing to keep).
         "finish-step" => Instruction::StepEnd { result: None },

@@ -10,6 +10,7 @@ mod answer_parts;
 mod chats;
 mod continued;
 mod sequences;
+mod text_parts;
 
 use std::{process::Command, time::Duration};
 

@@ -47,6 +47,8 @@ const client = new SseClient("/sse/events", {
   onToolCall: (call) => console.log(call.tool_call_id, call.tool_name, call.input),
   onToolResult: (answer) => console.log(answer.tool_call_id, answer.output ?? answer.error?.toUpperCase()),
   onToolApproval: (approval) => console.log(approval.tool_call_id, approval.approval_id.length),
+  onTextEnd: (end) => console.log(end.task_id),
+  onReasoningEnd: (end) => console.log(end.task_id),
   onStepEnd: (step) => console.log(step.task_id, step.result?.finish_reason, step.result?.usage?.output_tokens),
   onError: (error, data) => console.log(error.message, data?.status),
 });

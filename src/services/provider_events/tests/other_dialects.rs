@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{AnswerPart, FinishReason};
+use crate::domain::{AnswerPart, FinishReason, TextKind};
 use serde_json::json;
 
 /// An Anthropic Messages stream (`stream: true`) with a thinking block
@@ -235,7 +235,6 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
         r#"{"type":"text-start","id":"t1"}"#,
         r#"{"type":"start-step"}"#,
         r#"{"type":"reasoning-start","id":"r1"}"#,
-        r#"{"type":"reasoning-end","id":"r1"}"#,
         r#"{"type":"tool-input-available","toolCallId":"c1","toolName":"f","input":{}}"#,
         r#"{"type":"tool-output-error","toolCallId":"c1","errorText":"no"}"#,
         r#"{"type":"data-progress","id":"progress","data":{"progress":5}}"#,
@@ -245,6 +244,16 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
             read(quiet),
             (Instruction::Nothing, Some(Dialect::AiSdk)),
             "{quiet}"
+        );
+    }
+    // A part's end is read (the upload keeps it where it parts text).
+    for (end, kind) in [
+        ("text-end", TextKind::Answer),
+        ("reasoning-end", TextKind::Reasoning),
+    ] {
+        assert_eq!(
+            read(&format!(r#"{{"type":"{end}","id":"p1"}}"#)),
+            (Instruction::TextEnd(kind), Some(Dialect::AiSdk))
         );
     }
     // A step's end is kept: more of the answer may follow it.

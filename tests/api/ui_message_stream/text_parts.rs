@@ -1,0 +1,122 @@
+//! An answer the `ai` package writes in several parts of text and of
+//! reasoning (`tests/js/ai_sdk/text_parts_stream.mjs`: two thoughts, two
+//! paragraphs with a source cited between them, a third paragraph right
+//! after the second), piped into the broker as an app would, must come
+//! back to a reader of the broker, live and late, as the message the SDK
+//! assembles from its own stream: each part apart, the source between the
+//! paragraphs it came between. The task stream keeps a `text_end` or
+//! `reasoning_end` only where it parts text from what follows, and a
+//! catch-up never rolls two parts' text into one.
+
+use serde_json::{Value, json};
+
+use super::{ai_sdk::Reader, ai_sdk_steps::parts};
+use crate::{
+    generations::pieces_of,
+    helpers::{EventStream, LONG, SseEvent, TestApp, spawn_app},
+};
+
+/// Each frame that carries text or parts it (see `pieces_of`).
+fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
+    let kinds = ["text", "reasoning", "text_end", "reasoning_end", "source"];
+    pieces_of(events, &kinds)
+}
+
+async fn read_task(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Vec<SseEvent> {
+    let response = app
+        .stream_response(&format!("/tasks/{id}/events"), headers)
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    EventStream::new(response).read_to_end(LONG).await
+}
+
+#[actix_web::test]
+async fn an_answer_in_several_text_parts_reads_back_part_by_part_live_late_and_resumed() {
+    // Arrange: the SDK's answer, and a reader following the task before it
+    // starts.
+    let printed = super::sdk_script("text_parts_stream.mjs");
+    let body = printed["body"].as_str().expect("the body").to_owned();
+    let sdk_message = printed["message"].clone();
+    let texts: Vec<_> = parts(&sdk_message)
+        .iter()
+        .filter(|part| part["type"] == "text")
+        .map(|part| part["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            json!("Oslo is cold."),
+            json!("It snows tonight."),
+            json!("Wear a hat.")
+        ],
+        "{sdk_message}"
+    );
+    let app = spawn_app().await;
+    super::create(&app, "paragraphs", None).await;
+    let mut live = Reader::start_with(&app, "task", "paragraphs", &["ai_sdk=7"]);
+    live.until_snapshot(|_| true).await;
+
+    // Act: the app pipes the SDK's response body into the broker.
+    let answer = app
+        .api_client
+        .post(app.url("/tasks/paragraphs/stream"))
+        .header("Content-Type", "text/event-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.expect("a JSON answer");
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+
+    // Assert: live and late, the SDK's own parts.
+    let live = live.finish().await;
+    assert_eq!(live["errors"], json!([]), "{live}");
+    assert_eq!(parts(&live["message"]), parts(&sdk_message), "live");
+    let late = Reader::start_with(&app, "task", "paragraphs", &["ai_sdk=5"])
+        .finish()
+        .await;
+    assert_eq!(late["errors"], json!([]), "{late}");
+    assert_eq!(parts(&late["message"]), parts(&sdk_message), "late");
+
+    // The task stream: the ends kept where they part text, the text of
+    // each part rolled up on its own; none before the answer's end.
+    let text = |t: &str| ("text".to_owned(), json!(t));
+    let reasoning = |t: &str| ("reasoning".to_owned(), json!({ "delta": t }));
+    let end = |kind: &str| (kind.to_owned(), json!({}));
+    let source = (
+        "source".to_owned(),
+        json!({ "source_id": "src-1", "url": "https://met.no/oslo", "title": "MET Norway" }),
+    );
+    let events = read_task(&app, "paragraphs", &[]).await;
+    assert_eq!(
+        pieces(&events),
+        [
+            reasoning("The user wants Oslo."),
+            end("reasoning_end"),
+            reasoning("Check the forecast."),
+            text("Oslo is cold."),
+            end("text_end"),
+            source.clone(),
+            text("It snows tonight."),
+            end("text_end"),
+            text("Wear a hat."),
+        ]
+    );
+    // A viewer that saw the first paragraph's end resumes after it.
+    let after_first = events
+        .iter()
+        .find(|e| e.is("text_end"))
+        .and_then(|e| e.id.clone())
+        .expect("the end's id");
+    let resumed = read_task(&app, "paragraphs", &[("Last-Event-ID", &after_first)]).await;
+    assert_eq!(
+        pieces(&resumed),
+        [
+            source,
+            text("It snows tonight."),
+            end("text_end"),
+            text("Wear a hat."),
+        ]
+    );
+}
