@@ -104,6 +104,13 @@ impl Reader {
         self.seq_floor = accepted;
     }
 
+    /// The upload continues a task that has text already: a part's end
+    /// before this upload's first text parts the two (see
+    /// `upload_text_parts`).
+    pub(super) fn after_earlier_text(&mut self) {
+        self.text_parts.after_earlier_text();
+    }
+
     /// Bytes the reader holds of what has not made an instruction yet:
     /// an unfinished line or event, a body not yet told apart, the inputs
     /// of tool calls still streaming (what the uploads' memory budget
@@ -150,6 +157,9 @@ impl Reader {
         }
         self.steps.apply(&mut out);
         self.text_parts.apply(&mut out);
+        if last || error.is_some() {
+            self.text_parts.stop(&mut out);
+        }
         (out, error)
     }
 
@@ -161,6 +171,7 @@ impl Reader {
         let mut out = self.owed();
         self.steps.apply(&mut out);
         self.text_parts.apply(&mut out);
+        self.text_parts.stop(&mut out);
         out
     }
 

@@ -9,6 +9,13 @@
 //! otherwise land after the text that follows it. An end followed by
 //! anything that ends the part anyway is dropped, and most answers store
 //! none.
+//!
+//! An answer may come in several uploads (one dropped and the rest sent
+//! again, one per step): an end still waiting when an upload stops is kept
+//! then, since what follows comes in another upload, and an upload that
+//! continues a task with text takes an end before its first text as
+//! parting that text from the task's (it cannot know which part the task's
+//! stream holds open; an end that parts nothing is ignored by viewers).
 
 use crate::domain::TextKind;
 
@@ -18,14 +25,34 @@ use super::generation_input::Instruction;
 /// time: an end waits for what comes next, in this read or a later one.
 #[derive(Debug, Default)]
 pub(super) struct TextPartEnds {
-    /// The kind of the part a viewer's stream holds open: text of it came
-    /// last, and nothing ended it since.
-    open: Option<TextKind>,
-    /// The open part's end, read but not yet kept, with its line.
-    waiting: Option<u64>,
+    open: Open,
+    /// An end read but not yet kept: its line and the kind it ends.
+    waiting: Option<(u64, TextKind)>,
+}
+
+/// The part a viewer's stream holds open.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    #[default]
+    None,
+    /// Text of this kind came last, and nothing ended it since.
+    Kind(TextKind),
+    /// The task had text before this upload: a part of either kind may be.
+    Unknown,
+}
+
+impl Open {
+    fn may_be(self, kind: TextKind) -> bool {
+        self == Self::Unknown || self == Self::Kind(kind)
+    }
 }
 
 impl TextPartEnds {
+    /// The upload continues a task that has text already.
+    pub fn after_earlier_text(&mut self) {
+        self.open = Open::Unknown;
+    }
+
     /// One read's instructions, in place: each `TextEnd` taken out, and
     /// put back before the instruction that needs it. Most reads (a token
     /// each) are left as they are, with nothing moved or allocated.
@@ -45,50 +72,51 @@ impl TextPartEnds {
         }
     }
 
+    /// The upload stops here: an end still waiting is kept, as what
+    /// follows it would come in another upload.
+    pub fn stop(&mut self, read: &mut Vec<(u64, Instruction)>) {
+        if let Some((line, kind)) = self.waiting.take() {
+            read.push((line, Instruction::TextEnd(kind)));
+            self.open = Open::None;
+        }
+    }
+
     /// What becomes of `instruction`, read on `line`.
     fn take(&mut self, line: u64, instruction: &Instruction) -> Verdict {
         match instruction {
             Instruction::TextEnd(kind) => {
-                if self.open == Some(*kind) {
-                    self.waiting = Some(line);
+                if self.open.may_be(*kind) {
+                    self.waiting = Some((line, *kind));
                 }
                 return Verdict::Drop;
             }
             Instruction::Delta(delta) if delta.text.is_empty() => {}
             Instruction::Delta(delta) => {
-                let end = if self.open == Some(delta.kind) {
-                    self.waiting_end()
-                } else {
-                    Verdict::Keep
+                let end = match self.waiting.take() {
+                    Some((line, kind)) if kind == delta.kind => Verdict::EndFirst(line, kind),
+                    _ => Verdict::Keep,
                 };
-                self.waiting = None;
-                self.open = Some(delta.kind);
+                self.open = Open::Kind(delta.kind);
                 return end;
             }
             // A part written inside a part of text leaves it open.
-            Instruction::Part(_) => return self.waiting_end(),
+            Instruction::Part(_) => {
+                if let Some((line, kind)) = self.waiting.take() {
+                    self.open = Open::None;
+                    return Verdict::EndFirst(line, kind);
+                }
+            }
             Instruction::Progress { .. } | Instruction::Nothing => {}
             Instruction::Tool(_)
             | Instruction::StepEnd { .. }
             | Instruction::Complete { .. }
             | Instruction::Fail { .. }
             | Instruction::Cancel => {
-                self.open = None;
+                self.open = Open::None;
                 self.waiting = None;
             }
         }
         Verdict::Keep
-    }
-
-    /// The waiting end, where it tells something: before what comes next.
-    fn waiting_end(&mut self) -> Verdict {
-        match (self.waiting.take(), self.open.take()) {
-            (Some(line), Some(kind)) => Verdict::EndFirst(line, kind),
-            (_, open) => {
-                self.open = open;
-                Verdict::Keep
-            }
-        }
     }
 }
 
@@ -177,6 +205,71 @@ mod tests {
                 answer("Three.")
             ]
         );
+    }
+
+    /// Each upload's reads applied, the upload stopping after its last;
+    /// each upload after the first continues the task's text.
+    fn uploads(uploads: Vec<Vec<Instruction>>) -> Vec<Vec<Instruction>> {
+        uploads
+            .into_iter()
+            .enumerate()
+            .map(|(at, upload)| {
+                let mut ends = TextPartEnds::default();
+                if at > 0 {
+                    ends.after_earlier_text();
+                }
+                let mut read: Vec<(u64, Instruction)> =
+                    upload.into_iter().map(|i| (1, i)).collect();
+                ends.apply(&mut read);
+                ends.stop(&mut read);
+                read.into_iter()
+                    .map(|(_, instruction)| instruction)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_answer_cut_into_two_uploads_at_a_parts_end_keeps_it() {
+        let complete = Instruction::Complete { result: None };
+        // The first upload stops after the end: it is kept then.
+        let after_the_end = uploads(vec![
+            vec![answer("One."), end(TextKind::Answer)],
+            vec![answer("Two."), complete.clone()],
+        ]);
+        assert_eq!(
+            after_the_end,
+            [
+                vec![answer("One."), end(TextKind::Answer)],
+                vec![answer("Two."), complete.clone()]
+            ]
+        );
+        // The first upload stops before the end: the next one's end parts
+        // its text from the task's, of either kind.
+        for kind in [TextKind::Answer, TextKind::Reasoning] {
+            let more = Instruction::Delta(crate::services::tasks::Delta {
+                text: "Two.".into(),
+                seq: None,
+                kind,
+            });
+            let before_the_end = uploads(vec![
+                vec![answer("One.")],
+                vec![end(kind), more.clone(), complete.clone()],
+            ]);
+            assert_eq!(
+                before_the_end[1],
+                [end(kind), more, complete.clone()],
+                "{kind:?}"
+            );
+        }
+        // An upload that ends its task, or only text, stores no end.
+        let whole = uploads(vec![vec![
+            answer("One."),
+            end(TextKind::Answer),
+            complete.clone(),
+        ]]);
+        assert_eq!(whole, [vec![answer("One."), complete]]);
+        assert_eq!(uploads(vec![vec![answer("One.")]]), [vec![answer("One.")]]);
     }
 
     #[test]

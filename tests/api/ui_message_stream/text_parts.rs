@@ -120,3 +120,47 @@ async fn an_answer_in_several_text_parts_reads_back_part_by_part_live_late_and_r
         ]
     );
 }
+
+#[actix_web::test]
+async fn an_answer_cut_into_two_uploads_at_a_parts_end_keeps_its_parts_apart() {
+    // Arrange: the SDK's answer, cut just before and just after its first
+    // paragraph's end (a dropped upload, the rest sent again).
+    let printed = super::sdk_script("text_parts_stream.mjs");
+    let body = printed["body"].as_str().expect("the body");
+    let sdk_message = printed["message"].clone();
+    let events: Vec<&str> = body.split_inclusive("\n\n").collect();
+    let end = events
+        .iter()
+        .position(|event| event.contains(r#""type":"text-end","id":"t1""#))
+        .expect("the first paragraph's end");
+    let app = spawn_app().await;
+
+    for (task, cut) in [("cut-before-end", end), ("cut-after-end", end + 1)] {
+        super::create(&app, task, None).await;
+
+        // Act: two uploads, the first with no end of the answer.
+        for (upload, status) in [
+            (events[..cut].concat(), "running"),
+            (events[cut..].concat(), "completed"),
+        ] {
+            let answer = app
+                .api_client
+                .post(app.url(&format!("/tasks/{task}/stream")))
+                .header("Content-Type", "text/event-stream")
+                .body(upload)
+                .send()
+                .await
+                .expect("upload sent");
+            assert_eq!(answer.status().as_u16(), 200, "{task}");
+            let answer: Value = answer.json().await.expect("a JSON answer");
+            assert_eq!(answer["task"]["status"], status, "{task}: {answer}");
+        }
+
+        // Assert: the SDK's own parts, the paragraphs apart.
+        let late = Reader::start_with(&app, "task", task, &["ai_sdk=7"])
+            .finish()
+            .await;
+        assert_eq!(late["errors"], json!([]), "{late}");
+        assert_eq!(parts(&late["message"]), parts(&sdk_message), "{task}");
+    }
+}
