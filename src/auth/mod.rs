@@ -368,6 +368,55 @@ mod tests {
         assert!(refused.is_err(), "not minted either");
     }
 
+    /// A token signed with the unit key, of these claims.
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"unit-test-secret-0123456789abcdefghij"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_signed_claim_that_does_not_read_is_named_as_invalid_not_as_a_malformed_token() {
+        let verifier = verifier(&settings());
+        let exp = unix_now() + 60;
+        let refused = |claims: serde_json::Value| {
+            let error = verifier
+                .verify_with_current_keys(&signed(claims.clone()))
+                .expect_err("refused");
+            assert!(
+                matches!(error, AuthError::BadClaims(_)),
+                "{claims}: {error:?}"
+            );
+            error.to_string()
+        };
+        for wrong_type in [
+            serde_json::json!({ "sub": 123, "exp": exp }),
+            serde_json::json!({ "sub": "a", "exp": exp, "projects": "p1" }),
+            serde_json::json!({ "sub": "a", "exp": exp, "scope": ["subscribe"] }),
+            serde_json::json!({ "sub": "a", "exp": exp, "aud": 5 }),
+        ] {
+            assert!(refused(wrong_type).contains("wrong type"));
+        }
+        assert!(refused(serde_json::json!({ "sub": "a" })).ends_with("exp is required"));
+        for bad_date in [
+            serde_json::json!({ "sub": "a", "exp": "soon" }),
+            serde_json::json!({ "sub": "a", "exp": 1e20 }),
+            serde_json::json!({ "sub": "a", "exp": -1 }),
+            serde_json::json!({ "sub": "a", "exp": exp, "nbf": -1 }),
+        ] {
+            let message = refused(bad_date.clone());
+            assert!(
+                message.contains("must be NumericDates"),
+                "{bad_date}: {message}"
+            );
+        }
+        let message = refused(serde_json::json!({ "exp": exp }));
+        assert!(message.ends_with("sub is required, a string"), "{message}");
+    }
+
     #[test]
     fn an_expired_token_is_refused() {
         let verifier = verifier(&settings());

@@ -264,6 +264,11 @@ fn validation(algorithm: Algorithm, auth: &AuthSettings) -> Validation {
     validation
 }
 
+/// What a token whose `exp` or `nbf` does not read is told.
+const NUMERIC_DATES: &str =
+    "exp and nbf must be NumericDates: whole seconds since 1970, below 2^64";
+const SUB_REQUIRED: &str = "sub is required, a string";
+
 fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
     use jsonwebtoken::errors::ErrorKind;
     match error.kind() {
@@ -276,9 +281,29 @@ fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
         ErrorKind::MissingRequiredClaim(claim) if claim == "aud" || claim == "iss" => {
             AuthError::WrongAudienceOrIssuer
         }
-        ErrorKind::MissingRequiredClaim(_) => AuthError::BadClaims("exp and sub are required"),
-        ErrorKind::InvalidClaimFormat(_) => {
-            AuthError::BadClaims("exp and nbf must be NumericDates: seconds since 1970")
+        // jsonwebtoken says "missing" of a claim it cannot read as well.
+        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => {
+            AuthError::BadClaims(NUMERIC_DATES)
+        }
+        ErrorKind::MissingRequiredClaim(_) => AuthError::BadClaims(SUB_REQUIRED),
+        ErrorKind::InvalidClaimFormat(_) => AuthError::BadClaims(NUMERIC_DATES),
+        // The header was read before, and the signature checked: what does
+        // not read is a signed claim missing or of the wrong type, not a
+        // malformed token (RFC 6750 §3.1: `invalid_token`). serde's words
+        // tell which (they are its own, never the claim's value).
+        ErrorKind::Json(error) => {
+            let said = error.to_string();
+            AuthError::BadClaims(if said.starts_with("missing field `exp`") {
+                "exp is required"
+            } else if said.starts_with("missing field `sub`") {
+                SUB_REQUIRED
+            } else if said.contains("NumericDate") {
+                NUMERIC_DATES
+            } else {
+                "a claim has the wrong type: sub is a string, exp and nbf are NumericDates, \
+                 scope is a string of space-separated scopes, projects an array of ids, aud \
+                 a string or an array of them, iss a string"
+            })
         }
         _ => AuthError::Malformed,
     }

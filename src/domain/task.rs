@@ -253,7 +253,8 @@ impl Task {
                             to: *progress,
                         });
                     }
-                    next.progress = *progress;
+                    // `-0.0` is `0.0` (it compares equal), never shown as `-0.0`.
+                    next.progress = if *progress == 0.0 { 0.0 } else { *progress };
                 }
                 if *status == Some(TaskStatus::Pending) && self.status != TaskStatus::Pending {
                     return Err(TaskError::BackToPending { from: self.status });
@@ -353,6 +354,8 @@ mod tests {
             running.apply(&progress(101.0, false), 2),
             Err(TaskError::InvalidProgress)
         );
+        let zero = task().apply(&progress(-0.0, false), 1).unwrap().progress;
+        assert!(zero == 0.0 && zero.is_sign_positive(), "{zero}");
     }
 
     #[test]

@@ -90,6 +90,13 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
             if let Some(token) = pair
                 .trim_ascii()
                 .strip_prefix(b"sse_token=")
+                // RFC 6265 §4.1.1: a cookie's value may come in double quotes.
+                .map(|token| {
+                    token
+                        .strip_prefix(b"\"")
+                        .and_then(|quoted| quoted.strip_suffix(b"\""))
+                        .unwrap_or(token)
+                })
                 .and_then(|token| std::str::from_utf8(token).ok())
             {
                 // A browser attaches cookies to cross-site form posts too:

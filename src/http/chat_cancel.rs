@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::TaskChange,
     error::{ApiError, ErrorCode},
-    services::tasks::task_json,
+    services::tasks::{TaskWriteError, task_json},
     state::AppState,
 };
 
@@ -36,16 +36,25 @@ pub async fn cancel_chat(
     chat_id: web::Path<String>,
     auth: Authenticated<Publish>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(running) = running_in_chat(&state, &auth.principal, &chat_id).await? else {
-        return Err(ApiError::new(
+    let nothing_to_cancel = || {
+        ApiError::new(
             ErrorCode::TaskNotFound,
             "the chat has no running task to cancel",
-        ));
+        )
     };
+    let Some(running) = running_in_chat(&state, &auth.principal, &chat_id).await? else {
+        return Err(nothing_to_cancel());
+    };
+    // A task the caller may follow but not write (a shared task, under
+    // `--publish-within-projects`) is, to its cancel, none: the same words.
     let task = state
         .tasks
         .change_visible(&auth.principal, &running.task_id, TaskChange::Cancel)
-        .await?;
+        .await
+        .map_err(|error| match error {
+            TaskWriteError::NotFound => nothing_to_cancel(),
+            other => other.into(),
+        })?;
     tracing::info!(chat_id = %chat_id, task_id = %task.task_id, "chat's generation cancelled");
     Ok(HttpResponse::Ok().json(task_json(&task)))
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::extract::{Authenticated, OpenStream, Query, Subscribe, TicketQuery};
 use crate::{
-    actors::connection::StreamOptions,
+    actors::{connection::StreamOptions, registry::RenewError},
     auth::{IssuedTicket, Principal},
     domain::{EventId, Subscription},
     error::{ApiError, ErrorCode},
@@ -169,8 +169,8 @@ pub async fn issue_ticket(
     responses(
         (status = 204, description = "The stream now ends with the new token"),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
-        (status = 403, description = "A token for another subject, or granting fewer projects", body = crate::error::ErrorBody),
-        (status = 404, description = "No such stream on this instance", body = crate::error::ErrorBody),
+        (status = 403, description = "A token granting fewer projects than the stream was opened with", body = crate::error::ErrorBody),
+        (status = 404, description = "No such stream open, or one of another subject", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/connections/{id}/token")]
@@ -179,12 +179,7 @@ pub async fn renew_token(
     id: web::Path<String>,
     auth: Authenticated<Subscribe>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ConnectionId::parse(&id).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ConnectionNotFound,
-            "no live connection with this connection_id",
-        )
-    })?;
+    let id = ConnectionId::parse(&id).ok_or(RenewError::NotFound)?;
     state.streams.renew_token(&auth.principal, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

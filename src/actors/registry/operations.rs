@@ -125,7 +125,7 @@ pub struct RenewToken {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RenewError {
-    #[error("no open stream with this id on this instance")]
+    #[error("no open stream with this connection_id")]
     NotFound,
     #[error("the token is for another subject than the stream's")]
     OtherSubject,
@@ -140,6 +140,11 @@ impl Handler<RenewToken> for Registry {
         let entry = self.table.get(msg.id).ok_or(RenewError::NotFound)?;
         let viewer = &entry.subscription.viewer;
         if viewer.user_id != msg.user_id {
+            // Answered as no stream at all; the log keeps what it was.
+            tracing::warn!(
+                connection_id = %msg.id,
+                "stream token renewal refused: the token is for another subject"
+            );
             return Err(RenewError::OtherSubject);
         }
         if !msg.projects.includes(&viewer.projects) {

@@ -374,6 +374,14 @@ async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
         .send()
         .await
         .unwrap();
+    // RFC 6265 §4.1.1: a value in double quotes.
+    let quoted = app
+        .api_client
+        .get(app.url("/sse/history"))
+        .header("Cookie", format!("sse_token=\"{good}\""))
+        .send()
+        .await
+        .unwrap();
     let query = app
         .api_client
         .get(app.url("/sse/history"))
@@ -402,6 +410,7 @@ async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
     for (source, response) in [
         ("header", header),
         ("cookie", cookie),
+        ("quoted cookie", quoted),
         ("query", query),
         ("cookie beside a UTF-8 one", utf8),
         ("cookie beside a Latin-1 one", latin1),

@@ -473,6 +473,34 @@ async fn publish_within_projects_keeps_a_tenants_writes_inside_its_projects() {
     assert_error(patched, 404, "task_not_found").await;
     let uploaded = upload_as(&confined, &shared, &alice, "{\"delta\": \"x\"}\n").await;
     assert_error(uploaded, 404, "task_not_found").await;
+    // A shared chat's running task: its cancel by chat answers as a chat
+    // with nothing running, in the same words.
+    let chat_task: Value = post_as(
+        &confined,
+        "/tasks",
+        Some(&json!({"chat_id": "shared-chat"})),
+        Some(&root),
+    )
+    .await
+    .json()
+    .await
+    .expect("a task");
+    let chat_task = chat_task["task_id"].as_str().expect("an id");
+    let started = post_as(
+        &confined,
+        &format!("/tasks/{chat_task}/text"),
+        Some(&json!({"delta": "running"})),
+        Some(&root),
+    )
+    .await;
+    assert_eq!(started.status().as_u16(), 202);
+    let mut refusals = Vec::new();
+    for chat in ["shared-chat", "no-such-chat"] {
+        let path = format!("/chats/{chat}/cancel");
+        let response = post_as(&confined, &path, None, Some(&alice)).await;
+        refusals.push(assert_error(response, 404, "task_not_found").await);
+    }
+    assert_eq!(refusals[0], refusals[1], "{refusals:?}");
     let tagged = json!({"event_type": "commit", "project_id": "p1", "task_id": shared, "data": {}});
     let response = post_as(&confined, "/sse/publish", Some(&tagged), Some(&alice)).await;
     assert_error(response, 404, "task_not_found").await;
