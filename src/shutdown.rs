@@ -131,7 +131,9 @@ pub async fn drain(server: ServerHandle, state: &Drainable) {
     // Its writes reach the Persister's mailbox ahead of the Drain.
     let _ = state.live_tasks.send(FlushHeld).await;
     let last_stored = state.persister.send(Drain).await.ok().flatten();
-    tracing::info!("pending events stored; new publishes refused");
+    // "Answered", not "stored": a batch the store refused was answered
+    // with its error, and logged as such.
+    tracing::info!("every pending publish answered; new publishes refused");
     if let Some(last_stored) = last_stored {
         deliver_stored(state, last_stored).await;
     }

@@ -194,7 +194,7 @@ impl From<PersistError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         StoreFailure::of_store(&error).answer(
-            "nothing was changed, retry later",
+            "retry later (a request answered this way changed nothing)",
             "it may have been applied, read it back before retrying",
         )
     }

@@ -220,6 +220,17 @@ impl Snapshot {
                     ),
                     0.0,
                 ));
+            } else if let Some(reason) = &bridge.presence_refused {
+                warnings.push(warning(
+                    "redis_presence_refused",
+                    format!(
+                        "Redis refuses this instance's presence writes ({reason}): events still \
+                         flow between instances, but the cluster's connection totals and the \
+                         presence check are stale. Free memory in Redis (maxmemory) or make it \
+                         writable"
+                    ),
+                    0.0,
+                ));
             } else if !id_clash
                 && let Some((message, gap)) =
                     self.connection_mismatch(thresholds.mismatch_tolerance)
@@ -344,6 +355,8 @@ mod tests {
             instances: Vec::new(),
             own_redis_count: in_redis,
             own_written_count: written,
+            own_record_misses: if written == in_redis { 0 } else { 2 },
+            presence_refused: None,
             foreign: None,
             id_clash_at: None,
         }
@@ -903,6 +916,44 @@ mod tests {
             &["connection_mismatch"],
             &[],
         );
+    }
+
+    #[test]
+    fn a_record_lost_once_is_no_mismatch_and_a_refused_write_is_a_warning() {
+        let defaults = defaults();
+        let with = |change: &dyn Fn(&mut BridgeStatus)| {
+            let mut snapshot = snapshot(15);
+            let mut bridge = bridge(LinkState::Up, Some(15), Some(0));
+            change(&mut bridge);
+            snapshot.bridge = Some(bridge);
+            snapshot.health(&defaults)
+        };
+        // A FLUSHALL: the record was gone at one refresh, rewritten since.
+        assert_health(
+            &with(&|bridge| bridge.own_record_misses = 1),
+            OverallHealth::Healthy,
+            &[],
+            &[],
+        );
+        assert_health(
+            &with(&|bridge| bridge.own_record_misses = 2),
+            OverallHealth::Unhealthy,
+            &["connection_mismatch"],
+            &[],
+        );
+        // Redis at maxmemory: the link is up, the writes refused.
+        let refused = with(&|bridge| {
+            bridge.presence_refused = Some("OOM command not allowed".into());
+            bridge.own_written_count = None;
+            bridge.own_redis_count = None;
+        });
+        assert_health(
+            &refused,
+            OverallHealth::Degraded,
+            &[],
+            &["redis_presence_refused"],
+        );
+        assert!(refused.warnings[0].message.contains("OOM"), "{refused:?}");
     }
 
     #[test]

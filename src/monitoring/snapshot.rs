@@ -117,9 +117,15 @@ impl Snapshot {
     /// when the write did not stick: the key was evicted or expired, or
     /// another instance writes under this one's id. Right after a Redis
     /// outage there is nothing to compare (see `RedisBridge`).
-    /// The message and the gap when they differ by more than `tolerance`.
+    /// The message and the gap when they differ by more than `tolerance`
+    /// at two refreshes in a row: once alone is a flush or a lost key,
+    /// which the refresh rewrote (every instance sees one `FLUSHALL` at
+    /// once, and a load balancer must not take them all out for it).
     pub fn connection_mismatch(&self, tolerance: usize) -> Option<(String, usize)> {
         let bridge = self.bridge.as_ref()?;
+        if bridge.own_record_misses < 2 {
+            return None;
+        }
         let in_redis = bridge.own_redis_count?;
         let written = bridge.own_written_count?;
         let tolerance = tolerance.max(written / 10);

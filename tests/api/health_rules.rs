@@ -1,7 +1,7 @@
 //! The health rules of `/sse/monitoring` (`health_indicators`) and
 //! `/health`, each flipped by producing its condition for real: streams
 //! that go stale, more streams than the warning allows, cleanup runs that
-//! overrun their interval, and a count in Redis that is not the broker's.
+//! overrun their interval (the cluster's side, Redis: `redis_health`).
 //! Also the gauges the `HealthSampler` and the Registry write from the same
 //! rules (`sse_health_status`, `sse_stale_connections`,
 //! `sse_cleanup_error_rate`, `sse_redis_bridge_up`).
@@ -16,15 +16,10 @@ use std::{
 };
 
 use futures_util::{StreamExt, stream};
-use redis::AsyncCommands;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use sse_broker::config::HealthThresholds;
 
-use crate::{
-    cluster::harness::RedisServer,
-    helpers::{LONG, OpenStream, SHORT, TestApp, spawn_app_with},
-};
+use crate::helpers::{LONG, OpenStream, SHORT, TestApp, spawn_app_with};
 
 /// The Registry samples stream ages and the HealthSampler the verdict every
 /// 5 s: two periods and some margin.
@@ -36,7 +31,11 @@ const GAUGE_WAIT: Duration = Duration::from_secs(12);
 
 /// Polls `probe` every `every` until it returns `Ok`; `Err` with the last
 /// thing it saw after `timeout`.
-async fn try_poll<T, F, Fut>(timeout: Duration, every: Duration, mut probe: F) -> Result<T, String>
+pub(crate) async fn try_poll<T, F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: F,
+) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -52,7 +51,7 @@ where
 }
 
 /// Polls `/sse/monitoring` every `every` until `accept` holds for it.
-async fn try_monitoring(
+pub(crate) async fn try_monitoring(
     app: &TestApp,
     timeout: Duration,
     every: Duration,
@@ -76,7 +75,7 @@ async fn try_monitoring(
 
 /// Polls `/sse/monitoring` until `accept` holds; panics with the
 /// `health_indicators` (and the statistics behind them) last seen.
-async fn wait_for_monitoring(
+pub(crate) async fn wait_for_monitoring(
     app: &TestApp,
     timeout: Duration,
     what: &str,
@@ -88,7 +87,7 @@ async fn wait_for_monitoring(
 }
 
 /// `GET /health`: status and body.
-async fn health(app: &TestApp) -> (u16, Value) {
+pub(crate) async fn health(app: &TestApp) -> (u16, Value) {
     let response = app.get("/health").await;
     let status = response.status().as_u16();
     let text = response.text().await.expect("a /health body");
@@ -97,7 +96,11 @@ async fn health(app: &TestApp) -> (u16, Value) {
 }
 
 /// Polls `/health` until `accept(status, body)`; panics with the last answer.
-async fn wait_for_health(app: &TestApp, what: &str, accept: impl Fn(u16, &Value) -> bool) -> Value {
+pub(crate) async fn wait_for_health(
+    app: &TestApp,
+    what: &str,
+    accept: impl Fn(u16, &Value) -> bool,
+) -> Value {
     try_poll(SHORT, Duration::from_millis(25), || async {
         let (status, body) = health(app).await;
         if accept(status, &body) {
@@ -114,7 +117,7 @@ async fn wait_for_health(app: &TestApp, what: &str, accept: impl Fn(u16, &Value)
 
 /// The finding of `rule` among `health_indicators[kind]` (`alerts` or
 /// `warnings`); `/health` lists them under the same names.
-fn finding<'a>(indicators: &'a Value, kind: &str, rule: &str) -> Option<&'a Value> {
+pub(crate) fn finding<'a>(indicators: &'a Value, kind: &str, rule: &str) -> Option<&'a Value> {
     indicators[kind]
         .as_array()?
         .iter()
@@ -125,14 +128,14 @@ fn no_findings(indicators: &Value, kind: &str) -> bool {
     indicators[kind].as_array().is_some_and(Vec::is_empty)
 }
 
-fn is_healthy(indicators: &Value) -> bool {
+pub(crate) fn is_healthy(indicators: &Value) -> bool {
     indicators["overall_health"] == "healthy"
         && no_findings(indicators, "alerts")
         && no_findings(indicators, "warnings")
 }
 
 /// The value of the sample `name{labels...}` in a Prometheus exposition.
-fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     exposition
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -149,7 +152,7 @@ fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
 }
 
 /// Polls `/metrics` until the sample `name{labels}` satisfies `accept`.
-async fn wait_for_gauge(
+pub(crate) async fn wait_for_gauge(
     app: &TestApp,
     name: &str,
     labels: &[(&str, &str)],
@@ -171,7 +174,7 @@ async fn wait_for_gauge(
 }
 
 /// `count` streams opened at once, each past its `connected` frame.
-async fn open_streams(app: &TestApp, count: usize) -> Vec<OpenStream> {
+pub(crate) async fn open_streams(app: &TestApp, count: usize) -> Vec<OpenStream> {
     stream::iter(0..count)
         .map(|_| app.open_stream("/sse/events", &[]))
         .buffer_unordered(50)
@@ -423,219 +426,6 @@ async fn cleanup_runs_that_overrun_their_interval_raise_the_error_rate_alert_and
     .await;
 }
 
-#[actix_web::test]
-async fn a_count_in_redis_far_from_the_local_one_is_an_alert_until_the_broker_rewrites_it() {
-    // Arrange: a clustered broker on a private Redis, one stream, its count
-    // read back from Redis as 1.
-    let redis = RedisServer::start().await;
-    let cluster_name = format!("health-{}", uuid::Uuid::new_v4().simple());
-    let instance_id = "mismatch-a";
-    let app = spawn_app_with(|s| {
-        s.redis_url = Some(SecretString::from(redis.url()));
-        s.cluster_name = cluster_name.clone();
-        s.instance_id = instance_id.into();
-    })
-    .await;
-    let _stream = app.open_stream("/sse/events", &[]).await;
-    wait_for_monitoring(&app, LONG, "Redis up, 1 stream recorded in Redis", |m| {
-        let connections = &m["connection_stats"];
-        connections["cluster"]["redis"] == "up"
-            && connections["redis_connection_counters"] == 1
-            && is_healthy(&m["health_indicators"])
-    })
-    .await;
-    wait_for_gauge(&app, "sse_redis_bridge_up", &[], "the link up (1)", |v| {
-        v == 1.0
-    })
-    .await;
-    wait_for_gauge(
-        &app,
-        "sse_connections_redis",
-        &[("instance", instance_id)],
-        "1 stream recorded in Redis",
-        |v| v == 1.0,
-    )
-    .await;
-    let mut redis_client = redis::Client::open(redis.url())
-        .expect("a Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection to the private Redis");
-    let key = format!("{cluster_name}:instance:{instance_id}");
-
-    // Act: someone else writes 500 under this instance's key. The bridge
-    // reads it at its next refresh (every 2 s). Should our write land
-    // between the bridge's read and its own write, it is lost: write again.
-    let mut alerted = Err(String::new());
-    for _attempt in 0..3 {
-        let presence = json!({
-            "instance_id": instance_id,
-            "active_connections": 500,
-            "updated_at_ms": chrono::Utc::now().timestamp_millis(),
-        });
-        let () = redis_client
-            .set(&key, presence.to_string())
-            .await
-            .expect("SET the presence key");
-        alerted = try_monitoring(
-            &app,
-            Duration::from_secs(3),
-            Duration::from_millis(100),
-            |m| finding(&m["health_indicators"], "alerts", "connection_mismatch").is_some(),
-        )
-        .await;
-        if alerted.is_ok() {
-            break;
-        }
-    }
-    let monitoring = alerted.unwrap_or_else(|last| {
-        panic!("no connection_mismatch alert after 500 was written in Redis; last: {last}")
-    });
-
-    // Assert: a high alert, unhealthy, /health 503.
-    let indicators = &monitoring["health_indicators"];
-    let alert = finding(indicators, "alerts", "connection_mismatch").unwrap();
-    assert_eq!(alert["severity"], "high", "{indicators}");
-    assert!(
-        alert["message"].as_str().is_some_and(|m| m.contains("500")),
-        "{indicators}"
-    );
-    assert_eq!(indicators["overall_health"], "unhealthy", "{indicators}");
-    assert_eq!(
-        monitoring["connection_stats"]["redis_connection_counters"], 500,
-        "{}",
-        monitoring["connection_stats"]
-    );
-    let body = wait_for_health(&app, "503 with connection_mismatch", |status, body| {
-        status == 503
-            && body["status"] == "unhealthy"
-            && finding(body, "alerts", "connection_mismatch").is_some()
-    })
-    .await;
-    assert_eq!(body["checks"]["redis"]["status"], "up", "{body}");
-
-    // Assert 2: the broker rewrites its true count and the alert clears.
-    wait_for_monitoring(&app, SHORT, "the mismatch to clear by itself", |m| {
-        m["connection_stats"]["redis_connection_counters"] == 1
-            && is_healthy(&m["health_indicators"])
-    })
-    .await;
-    wait_for_health(&app, "200 healthy again", |status, body| {
-        status == 200 && body["status"] == "healthy"
-    })
-    .await;
-}
-
-/// A broker clustered over `redis`, on its own cluster name.
-async fn clustered(redis: &RedisServer, instance_id: &str) -> TestApp {
-    let cluster_name = format!("health-{}", uuid::Uuid::new_v4().simple());
-    spawn_app_with(|s| {
-        s.redis_url = Some(SecretString::from(redis.url()));
-        s.cluster_name = cluster_name;
-        s.instance_id = instance_id.into();
-    })
-    .await
-}
-
-/// `/health` every 100 ms for `period`: each answer's status and body.
-async fn sample_health(app: &TestApp, period: Duration) -> Vec<(u16, Value)> {
-    let deadline = Instant::now() + period;
-    let mut samples = Vec::new();
-    while Instant::now() < deadline {
-        samples.push(health(app).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    samples
-}
-
-/// Asserts no sample was a 503; names the first that was.
-fn assert_never_503(what: &str, samples: &[(u16, Value)]) {
-    let failures: Vec<&(u16, Value)> = samples
-        .iter()
-        .filter(|(status, _)| *status == 503)
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{what}: {} of {} /health samples answered 503; the first: {}",
-        failures.len(),
-        samples.len(),
-        failures[0].1
-    );
-}
-
-#[actix_web::test]
-async fn a_hundred_streams_opened_at_once_never_make_health_answer_503() {
-    // Arrange: a clustered broker whose presence count (0) is in Redis.
-    let redis = RedisServer::start().await;
-    let app = clustered(&redis, "burst-a").await;
-    wait_for_monitoring(&app, LONG, "Redis up, 0 streams recorded there", |m| {
-        let connections = &m["connection_stats"];
-        connections["cluster"]["redis"] == "up"
-            && connections["redis_connection_counters"] == 0
-            && is_healthy(&m["health_indicators"])
-    })
-    .await;
-
-    // Act: 100 streams at once, /health sampled every 100 ms meanwhile and
-    // for 5 s (two presence refreshes and more).
-    let (streams, samples) = futures_util::future::join(
-        open_streams(&app, 100),
-        sample_health(&app, Duration::from_secs(5)),
-    )
-    .await;
-
-    // Assert: never 503; the count in Redis catches up by itself.
-    assert_eq!(streams.len(), 100);
-    assert_never_503("100 streams opened at once", &samples);
-    wait_for_monitoring(&app, SHORT, "100 streams recorded in Redis, healthy", |m| {
-        m["connection_stats"]["redis_connection_counters"] == 100
-            && is_healthy(&m["health_indicators"])
-    })
-    .await;
-}
-
-#[actix_web::test]
-async fn a_redis_restart_degrades_health_but_never_makes_it_503() {
-    // Arrange: 20 streams, their count written to Redis and read back.
-    let mut redis = RedisServer::start().await;
-    let app = clustered(&redis, "restart-a").await;
-    let _streams = open_streams(&app, 20).await;
-    wait_for_monitoring(&app, LONG, "20 streams recorded in Redis, healthy", |m| {
-        m["connection_stats"]["redis_connection_counters"] == 20
-            && is_healthy(&m["health_indicators"])
-    })
-    .await;
-
-    // Act: Redis is killed, comes back on the same port 2 s later (empty:
-    // it keeps nothing on disk), while /health is sampled every 100 ms
-    // through the outage and for 8 s after it.
-    let outage = async {
-        redis.kill();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        redis.restart().await;
-    };
-    let (_, samples) =
-        futures_util::future::join(outage, sample_health(&app, Duration::from_secs(10))).await;
-
-    // Assert: degraded (200) while Redis was down, as the docs promise, and
-    // never 503, during the outage or after it.
-    assert_never_503("a Redis restart", &samples);
-    assert!(
-        samples.iter().any(|(status, body)| *status == 200
-            && body["status"] == "degraded"
-            && body["checks"]["redis"]["status"] == "down"),
-        "the outage never showed as degraded: {:?}",
-        samples
-            .iter()
-            .map(|(_, b)| &b["status"])
-            .collect::<Vec<_>>()
-    );
-    wait_for_health(&app, "healthy with Redis up", |status, body| {
-        status == 200 && body["status"] == "healthy" && body["checks"]["redis"]["status"] == "up"
-    })
-    .await;
-}
-
 // ---------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------
@@ -675,53 +465,5 @@ async fn monitoring_shows_the_configured_health_thresholds() {
         is_healthy(&monitoring["health_indicators"]),
         "{}",
         monitoring["health_indicators"]
-    );
-}
-
-/// `sse_redis_bridge_up` moves with the link, as `/health` does: read right
-/// after `/health` says the link went down (or came back), the gauge says
-/// so too. It once waited for the sampler's next turn, up to 5 s.
-#[actix_web::test]
-async fn the_redis_link_gauge_moves_with_the_link_not_with_the_sampler() {
-    let mut redis = RedisServer::start().await;
-    let app = spawn_app_with(|s| {
-        s.redis_url = Some(SecretString::from(redis.url()));
-        s.cluster_name = format!("link-{}", uuid::Uuid::new_v4().simple());
-    })
-    .await;
-    wait_for_gauge(&app, "sse_redis_bridge_up", &[], "the link up (1)", |v| {
-        v == 1.0
-    })
-    .await;
-    let link_is = |up: bool| {
-        let app = &app;
-        async move {
-            try_poll(LONG, Duration::from_millis(20), || async move {
-                let health: Value = app.get("/health").await.json().await.expect("JSON");
-                let redis = &health["checks"]["redis"]["status"];
-                if (*redis == "up") == up {
-                    Ok(())
-                } else {
-                    Err(format!("{health}"))
-                }
-            })
-            .await
-            .unwrap_or_else(|seen| panic!("/health never said the link is up={up}: {seen}"));
-            let text = app.get("/metrics").await.text().await.unwrap_or_default();
-            sample(&text, "sse_redis_bridge_up", &[])
-        }
-    };
-
-    redis.kill();
-    assert_eq!(
-        link_is(false).await,
-        Some(0.0),
-        "the gauge when /health says down"
-    );
-    redis.restart().await;
-    assert_eq!(
-        link_is(true).await,
-        Some(1.0),
-        "the gauge when /health says up"
     );
 }

@@ -36,6 +36,7 @@ mod proxies;
 mod publish;
 mod readme_walkthrough;
 mod reasoning;
+mod redis_health;
 mod replay;
 mod restart;
 mod shutdown;

@@ -116,7 +116,7 @@ const SPEC_METRICS: [(&str, Kind); 59] = [
 /// Every health rule of `/health` with its severity, and the alert that
 /// stands for it. `store_failing` is a rule at both
 /// levels.
-const HEALTH_RULES: [(&str, &str, &str); 15] = [
+const HEALTH_RULES: [(&str, &str, &str); 16] = [
     ("connection_mismatch", "high", "SseBrokerConnectionMismatch"),
     ("foreign_deployment", "medium", "SseBrokerForeignDeployment"),
     (
@@ -155,6 +155,8 @@ const HEALTH_RULES: [(&str, &str, &str); 15] = [
         "SseBrokerVeryOldConnections",
     ),
     ("redis_unavailable", "medium", "SseBrokerRedisDown"),
+    // Redis answers, refusing writes: the overall `degraded` stands for it.
+    ("redis_presence_refused", "medium", "SseBrokerDegraded"),
     (
         "signing_keys_unavailable",
         "medium",

@@ -91,6 +91,10 @@ pub struct RedisBridge {
     /// and what this instance had written there: `None` when not comparable.
     own_redis_count: Option<usize>,
     own_written_count: Option<usize>,
+    /// See [`BridgeStatus::own_record_misses`].
+    own_record_misses: u32,
+    /// See [`BridgeStatus::presence_refused`].
+    presence_refused: Option<String>,
     /// The count written by the last successful refresh, and the link
     /// epoch it was written in.
     last_written: Option<(usize, u64)>,
@@ -158,6 +162,8 @@ impl RedisBridge {
             instances: Vec::new(),
             own_redis_count: None,
             own_written_count: None,
+            own_record_misses: 0,
+            presence_refused: None,
             last_written: None,
             presence_refreshing: false,
             link_epoch: 0,
@@ -182,6 +188,8 @@ impl RedisBridge {
             instances: self.instances.clone(),
             own_redis_count: self.own_redis_count,
             own_written_count: self.own_written_count,
+            own_record_misses: self.own_record_misses,
+            presence_refused: self.presence_refused.clone(),
             foreign: self.strangers.sighting(),
             id_clash_at: self.strangers.id_clash_at(),
         });
@@ -270,6 +278,9 @@ impl RedisBridge {
             self.reconnects += 1;
             self.metrics.record_redis_reconnect();
             tracing::info!(reconnects = self.reconnects, "redis link up");
+        } else {
+            // The first link since start: the operator sees cluster mode came up.
+            tracing::info!(channel = %self.channel, "redis link up: clustered");
         }
         self.publish_status();
         // Anything published while we were not subscribed is in the store.

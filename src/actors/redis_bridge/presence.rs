@@ -15,7 +15,7 @@ pub(super) const PRESENCE_PERIOD: Duration = Duration::from_secs(2);
 const PRESENCE_TTL_SECS: u64 = 6;
 /// The longest a presence refresh may take before it counts as failed.
 const PRESENCE_REFRESH_LIMIT: Duration = PRESENCE_PERIOD.saturating_mul(5);
-use crate::{actors::registry::ActiveConnections, domain::now_ms};
+use crate::{actors::registry::ActiveConnections, domain::now_ms, telemetry::LogThrottle};
 
 /// Who wrote the record under this instance's id.
 struct OwnRecord {
@@ -174,10 +174,13 @@ impl RedisBridge {
                 // last, only when both happened on one unbroken
                 // link; then a missing key was evicted or expired
                 // and counts as zero.
+                self.presence_taken();
                 match previous {
                     Some((previous, _)) => {
+                        let held = seen.unwrap_or(0);
+                        self.own_record_read(previous, held);
                         self.own_written_count = Some(previous);
-                        self.own_redis_count = Some(seen.unwrap_or(0));
+                        self.own_redis_count = Some(held);
                     }
                     None => {
                         self.own_written_count = None;
@@ -186,7 +189,77 @@ impl RedisBridge {
                 }
                 self.last_written = unbroken.then_some((written, epoch));
             }
+            // Redis answered, refusing the write: the link is up (events
+            // still flow), and reconnecting would change nothing.
+            Err(error) if error.code().is_some() => self.presence_refused(error.to_string()),
             Err(error) => self.mark_down(format!("presence update failed: {error}")),
         }
     }
+
+    /// Compares what this instance's record held with what it had written
+    /// there (one unbroken link between), and says when they part.
+    fn own_record_read(&mut self, written: usize, held: usize) {
+        if written == held {
+            if self.own_record_misses >= 2 {
+                tracing::info!(
+                    written,
+                    "this instance's presence record in Redis holds again"
+                );
+            }
+            self.own_record_misses = 0;
+            return;
+        }
+        self.own_record_misses += 1;
+        let misses = self.own_record_misses;
+        // A flush or a lost key is rewritten at once: said once; a record
+        // that does not stick is what /health reports, said each minute.
+        if misses == 2 {
+            tracing::error!(
+                written,
+                in_redis = held,
+                "this instance's presence record in Redis did not hold what it wrote, twice in a \
+                 row: evicted (maxmemory), expired, or written by another process under this \
+                 --instance-id; /health reports connection_mismatch"
+            );
+        } else if let Some(held_back) = MISSED_RECORD_LOG.due() {
+            tracing::warn!(
+                written,
+                in_redis = held,
+                consecutive = misses,
+                held_back,
+                "this instance's presence record in Redis did not hold what it wrote (a flush, \
+                 an eviction, or another process under this --instance-id); written again"
+            );
+        }
+    }
+
+    /// Redis refused the presence write with `reason`: nothing to compare
+    /// until it takes one again.
+    fn presence_refused(&mut self, reason: String) {
+        if let Some(held_back) = REFUSED_LOG.due() {
+            tracing::warn!(
+                reason = %reason,
+                held_back,
+                "redis refuses this instance's presence writes (the link is up, events flow): \
+                 cluster totals and the connection check are stale until it takes them"
+            );
+        }
+        self.presence_refused = Some(reason);
+        self.last_written = None;
+        self.own_written_count = None;
+        self.own_redis_count = None;
+        self.own_record_misses = 0;
+        self.publish_status();
+    }
+
+    /// A presence write went through.
+    fn presence_taken(&mut self) {
+        if self.presence_refused.take().is_some() {
+            tracing::info!("redis takes this instance's presence writes again");
+        }
+    }
 }
+
+/// The presence lines that may repeat at every refresh (every 2 s).
+static MISSED_RECORD_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(60));
+static REFUSED_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(60));

@@ -39,6 +39,14 @@ pub struct BridgeStatus {
     /// `own_redis_count` should be. `None` before two refreshes in a row on
     /// one unbroken link.
     pub own_written_count: Option<usize>,
+    /// Refreshes in a row at which this instance's record did not hold what
+    /// it had written: one alone is a flush or a lost key, rewritten at
+    /// once; two in a row is a record that does not stick.
+    pub own_record_misses: u32,
+    /// Redis answers but refuses this instance's presence writes (`OOM`,
+    /// `READONLY`, …), with its words: events still flow, the cluster's
+    /// totals and the record's check are stale.
+    pub presence_refused: Option<String>,
     /// The latest message of another deployment seen on this cluster's
     /// channels (see `strangers`).
     pub foreign: Option<super::ForeignSighting>,
