@@ -326,6 +326,11 @@ async fn an_idempotency_key_is_remembered_for_ten_minutes_and_no_longer() {
     };
     let mut connection =
         SqliteConnection::establish(&path.to_string_lossy()).expect("the SQLite file opens");
+    // The broker writes the file too (its probes, a checkpoint): wait for
+    // its lock, as the broker's own connections do.
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut connection)
+        .expect("the busy timeout set");
     let mut age = |id: i64, ms: i64| {
         diesel::sql_query(format!(
             "UPDATE events SET created_at_ms = created_at_ms - {ms} WHERE id = {id}"

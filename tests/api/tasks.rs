@@ -489,9 +489,11 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
             "file",
             "progress",
             "reasoning",
+            "reasoning_end",
             "source",
             "step_end",
             "text",
+            "text_end",
             "tool_approval",
             "tool_call",
             "tool_result"

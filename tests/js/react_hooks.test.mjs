@@ -192,6 +192,27 @@ test("useTaskStream keeps an answer's sources, files and data parts as the AI SD
   assert.deepEqual([result.current.sources, result.current.files, result.current.dataParts], [[], [], []]);
 });
 
+test("useTaskStream keeps the text in the parts its producer wrote apart, across a reconnect", (t) => {
+  fakeTime(t);
+  const { result } = renderTask("gen-parts", { reconnectDelay: 100 });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  const at = (data) => ({ task_id: "gen-parts", ...data });
+  send(() => latest().emit("text", at({ delta: "Oslo is " }), "2"));
+  send(() => latest().emit("text", at({ delta: "cold." }), "3"));
+  send(() => latest().emit("text_end", at({}), "4"));
+  // The connection drops after the end: the resumed text begins a new part.
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("text", at({ delta: "It snows." }), "5"));
+  send(() => latest().emit("text_end", at({}), "6"));
+  send(() => latest().emit("text", at({ delta: "Wear a hat." }), "7"));
+  assert.deepEqual(result.current.textParts, ["Oslo is cold.", "It snows.", "Wear a hat."]);
+  assert.equal(result.current.text, result.current.textParts.join(""));
+  send(() => latest().emit("replay_reset", {}));
+  assert.deepEqual([result.current.text, result.current.textParts], ["", []]);
+});
+
 test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {
   fakeTime(t);
   const disconnects = [];

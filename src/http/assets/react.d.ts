@@ -118,6 +118,11 @@ export interface ToolCall {
 export interface TaskStreamResult extends StreamControls {
   /** The text so far: the `text` deltas appended in order. */
   text: string;
+  /**
+   * The same text in the parts its producer wrote apart (paragraphs an AI SDK app streamed as
+   * separate text parts, ended by `text_end` events): `textParts.join("")` is `text`.
+   */
+  textParts: string[];
   /** The model's reasoning so far (its thinking): the `reasoning` deltas appended in order; "" for a model that streams none. */
   reasoning: string;
   /** The tools the model asked for, in the order it asked, each with its answer once it came. */

@@ -227,10 +227,20 @@ function withApproval(calls, data) {
   );
 }
 
+/** The text's parts after `delta`: appended to the last, or a new one after a part's end. */
+function withText(state, delta) {
+  const parts = state.textParts;
+  if (!parts.length || state.textPartEnded) return [...parts, delta];
+  return [...parts.slice(0, -1), parts[parts.length - 1] + delta];
+}
+
 function initialTask(key) {
   return {
     key,
     text: "",
+    textParts: [],
+    // A `text_end` came: the next text begins a part of its own.
+    textPartEnded: false,
     reasoning: "",
     toolCalls: [],
     sources: [],
@@ -289,8 +299,11 @@ export function useTaskStream(taskId, options = {}) {
         if (opts.onProgress) opts.onProgress(task);
       },
       onText: (_, delta) => {
-        if (typeof delta === "string" && delta) update((s) => ({ ...s, text: s.text + delta }));
+        if (typeof delta === "string" && delta) {
+          update((s) => ({ ...s, text: s.text + delta, textParts: withText(s, delta), textPartEnded: false }));
+        }
       },
+      onTextEnd: () => update((s) => ({ ...s, textPartEnded: true })),
       onReasoning: (_, delta) => {
         if (typeof delta === "string" && delta) update((s) => ({ ...s, reasoning: s.reasoning + delta }));
       },
@@ -343,7 +356,18 @@ export function useTaskStream(taskId, options = {}) {
       client.on(
         "replay_reset",
         guard(() =>
-          update((s) => ({ ...s, text: "", reasoning: "", toolCalls: [], sources: [], files: [], dataParts: [], steps: [] })),
+          update((s) => ({
+            ...s,
+            text: "",
+            textParts: [],
+            textPartEnded: false,
+            reasoning: "",
+            toolCalls: [],
+            sources: [],
+            files: [],
+            dataParts: [],
+            steps: [],
+          })),
         ),
       );
       client.on(
@@ -366,6 +390,7 @@ export function useTaskStream(taskId, options = {}) {
   const current = state.key === key ? state : initialTask(key);
   return {
     text: current.text,
+    textParts: current.textParts,
     reasoning: current.reasoning,
     toolCalls: current.toolCalls,
     sources: current.sources,

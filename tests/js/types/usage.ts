@@ -113,6 +113,7 @@ export function Answer(taskId: string | null) {
   const { text, progress, status, error, isConnected, reconnect, disconnect, connectionState, stage, result } = generation;
   const shown: string = text.trim();
   const thinking: string = generation.reasoning;
+  const paragraphs: string[] = generation.textParts;
   const tools: string[] = generation.toolCalls.map((call) =>
     call.state === "failed" ? `${call.name}: ${call.error ?? ""}` : `${call.name} ${call.state}`,
   );
@@ -128,7 +129,7 @@ export function Answer(taskId: string | null) {
   const stop: void = disconnect();
   const badge: ConnectionState = connectionState;
   const stageName: string | null = stage;
-  console.log(shown, thinking, bar, failedMessage, busy, again, stop, badge, stageName, result);
+  console.log(shown, thinking, paragraphs, bar, failedMessage, busy, again, stop, badge, stageName, result);
   // A generation piped from a provider: why it stopped, what it cost.
   const ending = result as GenerationResult | null;
   const cutOff: boolean = ending?.finish_reason === "length";
