@@ -310,13 +310,9 @@ mod tests {
 
     fn token(scope: &str, projects: &[&str], ttl: i64) -> String {
         let now = unix_now() as i64;
-        let claims = serde_json::json!({"sub": "alice", "exp": now + ttl, "scope": scope, "projects": projects});
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"unit-test-secret-0123456789abcdefghij"),
+        signed(
+            serde_json::json!({"sub": "alice", "exp": now + ttl, "scope": scope, "projects": projects}),
         )
-        .unwrap()
     }
 
     #[test]

@@ -234,9 +234,9 @@ function withText(state, delta) {
   return [...parts.slice(0, -1), parts[parts.length - 1] + delta];
 }
 
-function initialTask(key) {
+/** A task's answer before anything of it came (or after a `replay_reset`). */
+function noAnswer() {
   return {
-    key,
     text: "",
     textParts: [],
     // A `text_end` came: the next text begins a part of its own.
@@ -247,6 +247,13 @@ function initialTask(key) {
     files: [],
     dataParts: [],
     steps: [],
+  };
+}
+
+function initialTask(key) {
+  return {
+    key,
+    ...noAnswer(),
     progress: 0,
     status: null,
     stage: null,
@@ -356,18 +363,7 @@ export function useTaskStream(taskId, options = {}) {
       client.on(
         "replay_reset",
         guard(() =>
-          update((s) => ({
-            ...s,
-            text: "",
-            textParts: [],
-            textPartEnded: false,
-            reasoning: "",
-            toolCalls: [],
-            sources: [],
-            files: [],
-            dataParts: [],
-            steps: [],
-          })),
+          update((s) => ({ ...s, ...noAnswer() })),
         ),
       );
       client.on(

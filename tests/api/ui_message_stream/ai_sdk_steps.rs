@@ -54,16 +54,7 @@ async fn the_sdks_own_agent_piped_in_reads_back_as_the_sdks_own_message_live_and
     live.until_snapshot(|_| true).await;
 
     // Act: the app pipes the SDK's response body into the broker.
-    let answer = app
-        .api_client
-        .post(app.url("/tasks/agent-gen/stream"))
-        .header("Content-Type", "text/event-stream")
-        .body(body)
-        .send()
-        .await
-        .expect("upload sent");
-    assert_eq!(answer.status().as_u16(), 200);
-    let answer: Value = answer.json().await.expect("a JSON answer");
+    let answer = super::pipe_in(&app, "agent-gen", body).await;
     assert_eq!(answer["step_ends"], 2, "{answer}");
     assert_eq!(answer["tool_calls"], 1, "{answer}");
     assert_eq!(answer["tool_results"], 1, "{answer}");

@@ -48,16 +48,7 @@ async fn an_sdk_apps_sources_file_and_data_parts_read_back_as_the_sdks_own_messa
     live.until_snapshot(|_| true).await;
 
     // Act: the app pipes the SDK's response body into the broker.
-    let answer = app
-        .api_client
-        .post(app.url("/tasks/parts-gen/stream"))
-        .header("Content-Type", "text/event-stream")
-        .body(body)
-        .send()
-        .await
-        .expect("upload sent");
-    assert_eq!(answer.status().as_u16(), 200);
-    let answer: Value = answer.json().await.expect("a JSON answer");
+    let answer = super::pipe_in(&app, "parts-gen", body).await;
     // Four data parts, two sources, one file.
     assert_eq!(answer["parts"], 7, "{answer}");
     assert_eq!(answer["task"]["status"], "completed", "{answer}");

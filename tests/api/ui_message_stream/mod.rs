@@ -187,6 +187,21 @@ pub async fn end(app: &TestApp, id: &str, action: &str, body: Value) {
 /// Runs `tests/js/ai_sdk/{script}`, a script of the `ai` package's own
 /// code that prints one JSON line (the SDK's stream and what it makes of
 /// it), and returns that line.
+/// Pipes `body`, an AI SDK UI message stream, into the task `id` as an
+/// app does (`POST /tasks/{id}/stream`): the upload's 200 answer.
+pub async fn pipe_in(app: &TestApp, id: &str, body: impl Into<reqwest::Body>) -> Value {
+    let answer = app
+        .api_client
+        .post(app.url(&format!("/tasks/{id}/stream")))
+        .header("Content-Type", "text/event-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(answer.status().as_u16(), 200, "the upload to {id}");
+    answer.json().await.expect("a JSON answer")
+}
+
 pub fn sdk_script(script: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/js/ai_sdk")

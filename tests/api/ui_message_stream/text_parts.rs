@@ -57,16 +57,7 @@ async fn an_answer_in_several_text_parts_reads_back_part_by_part_live_late_and_r
     live.until_snapshot(|_| true).await;
 
     // Act: the app pipes the SDK's response body into the broker.
-    let answer = app
-        .api_client
-        .post(app.url("/tasks/paragraphs/stream"))
-        .header("Content-Type", "text/event-stream")
-        .body(body)
-        .send()
-        .await
-        .expect("upload sent");
-    assert_eq!(answer.status().as_u16(), 200);
-    let answer: Value = answer.json().await.expect("a JSON answer");
+    let answer = super::pipe_in(&app, "paragraphs", body).await;
     assert_eq!(answer["task"]["status"], "completed", "{answer}");
 
     // Assert: live and late, the SDK's own parts.
@@ -143,16 +134,7 @@ async fn an_answer_cut_into_two_uploads_at_a_parts_end_keeps_its_parts_apart() {
             (events[..cut].concat(), "running"),
             (events[cut..].concat(), "completed"),
         ] {
-            let answer = app
-                .api_client
-                .post(app.url(&format!("/tasks/{task}/stream")))
-                .header("Content-Type", "text/event-stream")
-                .body(upload)
-                .send()
-                .await
-                .expect("upload sent");
-            assert_eq!(answer.status().as_u16(), 200, "{task}");
-            let answer: Value = answer.json().await.expect("a JSON answer");
+            let answer = super::pipe_in(&app, task, upload).await;
             assert_eq!(answer["task"]["status"], status, "{task}: {answer}");
         }
 
