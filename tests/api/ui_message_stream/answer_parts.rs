@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ai_sdk::Reader, ai_sdk_steps::parts};
 use crate::{
     generations::{Upload, create, pieces_of},
-    helpers::{EventStream, LONG, SHORT, SseEvent, TestApp, assert_error, labelled_sum, spawn_app},
+    helpers::{LONG, SHORT, SseEvent, assert_error, labelled_sum, spawn_app},
 };
 
 /// The SDK's own answer: its UI message stream's body, the message the
@@ -76,14 +76,6 @@ fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
     pieces_of(events, &["text", "source", "file", "data_part"])
 }
 
-async fn read_task(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Vec<SseEvent> {
-    let response = app
-        .stream_response(&format!("/tasks/{id}/events"), headers)
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
-    EventStream::new(response).read_to_end(LONG).await
-}
-
 #[actix_web::test]
 async fn ndjson_sources_files_and_data_parts_stream_in_place_and_keep_it_on_resume() {
     // Arrange
@@ -138,7 +130,7 @@ async fn ndjson_sources_files_and_data_parts_stream_in_place_and_keep_it_on_resu
         ]
     );
     // A late viewer: the runs of text rolled up around the parts.
-    let late = read_task(&app, "ndjson-parts", &[]).await;
+    let late = super::read_task(&app, "ndjson-parts", &[]).await;
     assert_eq!(
         pieces(&late),
         [
@@ -155,7 +147,7 @@ async fn ndjson_sources_files_and_data_parts_stream_in_place_and_keep_it_on_resu
         .find(|e| e.is("source"))
         .and_then(|e| e.id.clone())
         .expect("the source's id");
-    let resumed = read_task(&app, "ndjson-parts", &[("Last-Event-ID", &after_source)]).await;
+    let resumed = super::read_task(&app, "ndjson-parts", &[("Last-Event-ID", &after_source)]).await;
     assert_eq!(
         pieces(&resumed),
         [

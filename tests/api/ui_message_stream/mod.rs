@@ -21,7 +21,7 @@ use crate::{
         Node, SHORT as CLUSTER_WAIT, TestDb, cluster_name, settings, shared_redis_url,
         wait_for_health,
     },
-    helpers::{EventStream, SHORT, StreamEnd, TestApp},
+    helpers::{EventStream, LONG, SHORT, SseEvent, StreamEnd, TestApp},
 };
 
 /// The `[DONE]` marker, as [`UiStream::next_part`] answers it.
@@ -200,6 +200,16 @@ pub async fn pipe_in(app: &TestApp, id: &str, body: impl Into<reqwest::Body>) ->
         .expect("upload sent");
     assert_eq!(answer.status().as_u16(), 200, "the upload to {id}");
     answer.json().await.expect("a JSON answer")
+}
+
+/// A task's whole stream (`/tasks/{id}/events`) to its end, opened with
+/// `headers`.
+pub async fn read_task(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Vec<SseEvent> {
+    let response = app
+        .stream_response(&format!("/tasks/{id}/events"), headers)
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    EventStream::new(response).read_to_end(LONG).await
 }
 
 pub fn sdk_script(script: &str) -> Value {

@@ -13,21 +13,13 @@ use serde_json::{Value, json};
 use super::{ai_sdk::Reader, ai_sdk_steps::parts};
 use crate::{
     generations::pieces_of,
-    helpers::{EventStream, LONG, SseEvent, TestApp, spawn_app},
+    helpers::{SseEvent, spawn_app},
 };
 
 /// Each frame that carries text or parts it (see `pieces_of`).
 fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
     let kinds = ["text", "reasoning", "text_end", "reasoning_end", "source"];
     pieces_of(events, &kinds)
-}
-
-async fn read_task(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Vec<SseEvent> {
-    let response = app
-        .stream_response(&format!("/tasks/{id}/events"), headers)
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
-    EventStream::new(response).read_to_end(LONG).await
 }
 
 #[actix_web::test]
@@ -79,7 +71,7 @@ async fn an_answer_in_several_text_parts_reads_back_part_by_part_live_late_and_r
         "source".to_owned(),
         json!({ "source_id": "src-1", "url": "https://met.no/oslo", "title": "MET Norway" }),
     );
-    let events = read_task(&app, "paragraphs", &[]).await;
+    let events = super::read_task(&app, "paragraphs", &[]).await;
     assert_eq!(
         pieces(&events),
         [
@@ -100,7 +92,7 @@ async fn an_answer_in_several_text_parts_reads_back_part_by_part_live_late_and_r
         .find(|e| e.is("text_end"))
         .and_then(|e| e.id.clone())
         .expect("the end's id");
-    let resumed = read_task(&app, "paragraphs", &[("Last-Event-ID", &after_first)]).await;
+    let resumed = super::read_task(&app, "paragraphs", &[("Last-Event-ID", &after_first)]).await;
     assert_eq!(
         pieces(&resumed),
         [
