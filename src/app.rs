@@ -183,6 +183,7 @@ impl Application {
             live_tasks.clone(),
             metrics.clone(),
             settings.text_coalesce,
+            settings.task_orphan_timeout,
             shutdown.clone(),
             UploadMemory::new(settings.upload_memory_mib * 1024 * 1024, metrics.clone()),
         );

@@ -168,6 +168,11 @@ pub enum TaskChange {
     /// of the same kind follows as a part of its own (see
     /// [`TextKind::end_event_type`]).
     TextEnd(TextKind),
+    /// The producer is still there: its upload is open and sending, with
+    /// nothing a task keeps (a provider's pings while its model searches or
+    /// thinks). Only the row's `updated_at` moves, so the TaskReaper does
+    /// not take the task for orphaned; no event.
+    KeepAlive,
     /// One step of a multi-step answer ended (one model call of an agent's
     /// loop): the answer goes on. `result`: the step's end as a
     /// completion's result says it (why it stopped, the tokens it took).
@@ -288,6 +293,7 @@ impl Task {
             | TaskChange::Part(_)
             | TaskChange::TextEnd(_)
             | TaskChange::StepEnd { .. } => next.status = TaskStatus::Running,
+            TaskChange::KeepAlive => {}
             TaskChange::Text => {
                 next.status = TaskStatus::Running;
                 next.first_token_at_ms.get_or_insert(now_ms);

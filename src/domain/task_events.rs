@@ -186,7 +186,7 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
             }
             events
         }
-        TaskChange::Text => Vec::new(),
+        TaskChange::Text | TaskChange::KeepAlive => Vec::new(),
         TaskChange::Tool(tool) => vec![task_event(task, tool.event_type(), tool.data(id))],
         TaskChange::Part(part) => vec![task_event(task, part.event_type(), part.data_of(id))],
         TaskChange::TextEnd(kind) => {

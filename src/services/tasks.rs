@@ -56,6 +56,10 @@ pub struct TaskService {
     pub(super) metrics: Metrics,
     /// `--text-coalesce-ms`, which paces a streamed upload's writes.
     text_coalesce: Duration,
+    /// How long an open upload that sends nothing a task keeps (a
+    /// provider's pings) may leave its task's row unwritten: well within
+    /// `--task-orphan-timeout-secs`, so a live producer is never reaped.
+    upload_keep_alive: Duration,
     /// The instance's drain: open uploads are answered when it begins.
     pub(super) draining: ShutdownHandle,
     /// What all uploads may hold in unfinished lines.
@@ -70,6 +74,7 @@ impl TaskService {
         live: Addr<LiveTasks>,
         metrics: Metrics,
         text_coalesce: Duration,
+        orphan_timeout: Duration,
         draining: ShutdownHandle,
         upload_memory: UploadMemory,
     ) -> Self {
@@ -78,6 +83,7 @@ impl TaskService {
             live,
             metrics,
             text_coalesce,
+            upload_keep_alive: orphan_timeout / 4,
             draining,
             upload_memory,
         }
@@ -86,6 +92,10 @@ impl TaskService {
     /// How long an upload's text gathers before its next write.
     pub(super) fn text_coalesce(&self) -> Duration {
         self.text_coalesce
+    }
+
+    pub(super) fn upload_keep_alive(&self) -> Duration {
+        self.upload_keep_alive
     }
 
     pub async fn create(&self, request: NewTask) -> Result<Task, TaskWriteError> {

@@ -46,7 +46,7 @@ pub use super::{
 };
 use crate::{
     auth::Principal,
-    domain::{AnswerEnd, FinishReason, Task, TaskError, TaskId, TaskStatus, UserId},
+    domain::{AnswerEnd, FinishReason, Task, TaskChange, TaskError, TaskId, TaskStatus, UserId},
 };
 
 /// What an upload did.
@@ -207,6 +207,8 @@ impl TaskService {
         tokio::pin!(idle);
         // Text queued within the current window, held until it ends.
         let mut held = HeldText::default();
+        // When this upload last wrote to its task (or began).
+        let mut last_write = tokio::time::Instant::now();
         loop {
             let waiting_since = tokio::time::Instant::now();
             let next = loop {
@@ -254,11 +256,27 @@ impl TaskService {
             // Checked once what was read is applied: the lines before the
             // one that cannot be held are kept, as for a malformed one.
             let budget = memory.cover(reader.held_bytes());
+            let now = tokio::time::Instant::now();
+            if instructions
+                .iter()
+                .any(|(_, i)| !matches!(i, Instruction::Nothing))
+            {
+                last_write = now;
+            } else if !chunk.is_empty()
+                && held.is_empty()
+                && now.duration_since(last_write) >= self.upload_keep_alive()
+            {
+                // The producer sends, but nothing a task keeps (a model
+                // searching or thinking behind a provider's pings): the
+                // task's row says it is alive, or the reaper would fail it.
+                self.change(&task_id, TaskChange::KeepAlive).await?;
+                tracing::debug!(task_id = %task_id, "upload kept its task alive");
+                last_write = now;
+            }
             // Text only, within the window the last write opened: queued
             // now, held until the window ends with what comes meanwhile (one
             // event), and from now on ahead of anything written to the task
             // after it. A producer slower than the window is never held.
-            let now = tokio::time::Instant::now();
             if let Some(end) = window_end.filter(|end| *end > now)
                 && state == BodyState::Open
                 && malformed.is_none()

@@ -1,12 +1,14 @@
 //! The orphan timeout counts a producer's silence, not the store's: a
 //! producer retrying through a store outage longer than the timeout keeps
-//! its task, and a producer that really stopped still loses it.
+//! its task, and a producer that really stopped still loses it. An upload
+//! that stays open and sends, if only a provider's pings, is no silence.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::{
+    generations::{Upload, create},
     helpers::{TestApp, eventually, spawn_app_with},
     store_timeouts::SqliteWriterLock,
 };
@@ -78,4 +80,42 @@ async fn a_store_outage_longer_than_the_orphan_timeout_fails_no_retrying_produce
         },
     )
     .await;
+}
+
+#[actix_web::test]
+async fn an_upload_sending_only_a_providers_pings_keeps_its_task_past_the_orphan_timeout() {
+    // Arrange: a model that searches for three orphan timeouts before it
+    // answers, its provider pinging meanwhile (Anthropic's `ping` events).
+    let app = spawn_app_with(|s| s.task_orphan_timeout = ORPHAN_TIMEOUT).await;
+    create(&app, "searching").await;
+    let upload = Upload::start(&app, "searching", "text/event-stream");
+    upload
+        .send("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[]}}\n\n")
+        .await;
+
+    // Act
+    let pinging_for = ORPHAN_TIMEOUT * 3;
+    let started = std::time::Instant::now();
+    while started.elapsed() < pinging_for {
+        upload
+            .send("event: ping\ndata: {\"type\": \"ping\"}\n\n")
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let still = status_of(&app, "searching").await;
+    upload
+        .send("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Found it.\"}}\n\n")
+        .await;
+    upload
+        .send("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+        .await;
+    let answer = upload.finish().await;
+
+    // Assert: never taken for orphaned; the answer whole.
+    assert_eq!(still, "pending", "alive after {pinging_for:?} of pings");
+    assert_eq!(answer.status().as_u16(), 200);
+    let summary: serde_json::Value = answer.json().await.expect("the summary");
+    assert_eq!(summary["task"]["status"], "completed", "{summary}");
+    let events = crate::ui_message_stream::read_task(&app, "searching", &[]).await;
+    assert_eq!(crate::generations::deltas_of(&events, "text"), "Found it.");
 }
