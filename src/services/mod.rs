@@ -28,6 +28,7 @@ mod upload_error;
 mod upload_halves;
 mod upload_held;
 pub mod upload_memory;
+mod upload_pulse;
 mod upload_reader;
 mod upload_shape;
 mod upload_steps;

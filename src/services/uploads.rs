@@ -37,6 +37,7 @@ use super::{
     upload_error::{at_line, outcome},
     upload_held::{HeldText, sleep_until_some},
     upload_memory::UploadMemoryFull,
+    upload_pulse::Pulse,
     upload_reader::Reader,
     upload_stop::stopped,
 };
@@ -207,8 +208,7 @@ impl TaskService {
         tokio::pin!(idle);
         // Text queued within the current window, held until it ends.
         let mut held = HeldText::default();
-        // When this upload last wrote to its task (or began).
-        let mut last_write = tokio::time::Instant::now();
+        let mut pulse = Pulse::new(self.upload_keep_alive());
         loop {
             let waiting_since = tokio::time::Instant::now();
             let next = loop {
@@ -256,23 +256,11 @@ impl TaskService {
             // Checked once what was read is applied: the lines before the
             // one that cannot be held are kept, as for a malformed one.
             let budget = memory.cover(reader.held_bytes());
-            let now = tokio::time::Instant::now();
-            if instructions
-                .iter()
-                .any(|(_, i)| !matches!(i, Instruction::Nothing))
-            {
-                last_write = now;
-            } else if !chunk.is_empty()
-                && held.is_empty()
-                && now.duration_since(last_write) >= self.upload_keep_alive()
-            {
-                // The producer sends, but nothing a task keeps (a model
-                // searching or thinking behind a provider's pings): the
-                // task's row says it is alive, or the reaper would fail it.
+            if pulse.due(chunk.len(), &instructions, !held.is_empty()) {
                 self.change(&task_id, TaskChange::KeepAlive).await?;
                 tracing::debug!(task_id = %task_id, "upload kept its task alive");
-                last_write = now;
             }
+            let now = tokio::time::Instant::now();
             // Text only, within the window the last write opened: queued
             // now, held until the window ends with what comes meanwhile (one
             // event), and from now on ahead of anything written to the task
