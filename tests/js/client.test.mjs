@@ -209,6 +209,14 @@ test("a task stream closes itself after its task completes, without reconnecting
   assert.equal(FakeEventSource.opened.length, 1);
 });
 
+test("a task stream on another origin opens there, with its baseUrl", () => {
+  FakeEventSource.opened = [];
+  const stream = new TaskStream("gen 1", { EventSource: FakeEventSource, baseUrl: "https://sse.example.com/broker/" });
+  stream.connect();
+  assert.match(FakeEventSource.latest().url, /^https:\/\/sse\.example\.com\/broker\/tasks\/gen%201\/events/);
+  stream.close();
+});
+
 test("close() stops every timer: no reconnect after an explicit close", (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const c = client({ reconnectDelay: 10 });

@@ -213,6 +213,24 @@ test("useTaskStream keeps the text in the parts its producer wrote apart, across
   assert.deepEqual([result.current.text, result.current.textParts], ["", []]);
 });
 
+test("useTaskStream's textParts part where the AI SDK's chat does: at a tool event, a step's end or thinking", () => {
+  const { result } = renderTask("gen-agent");
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  const at = (data) => ({ task_id: "gen-agent", ...data });
+  const text = (delta, id) => send(() => latest().emit("text", at({ delta }), id));
+  text("Let me look.", "2");
+  send(() => latest().emit("tool_call", at({ tool_call_id: "c1", tool_name: "search", input: {} }), "3"));
+  text("Searching", "4");
+  send(() => latest().emit("tool_result", at({ tool_call_id: "c1", output: 3 }), "5"));
+  text("Found 3.", "6");
+  send(() => latest().emit("step_end", at({ result: null }), "7"));
+  text("So:", "8");
+  send(() => latest().emit("reasoning", at({ delta: "Hm." }), "9"));
+  text(" three.", "10");
+  assert.deepEqual(result.current.textParts, ["Let me look.", "Searching", "Found 3.", "So:", " three."]);
+  assert.equal(result.current.text, result.current.textParts.join(""));
+});
+
 test("`complete` ends the stream without reconnecting, and reconnect() stays a no-op", (t) => {
   fakeTime(t);
   const disconnects = [];

@@ -18,6 +18,14 @@ test("clients of one URL, filters and token share; another token, filter or URL 
   assert.ok(!alice.includes("token-alice"), "the token itself is not in the name");
 });
 
+test("a client that sends the cookie shares only with one that does too", () => {
+  const url = "https://broker.test/tasks/t1/events";
+  const withCookie = shareName(url, { shareKey: "alice", withCredentials: true });
+  assert.equal(withCookie, shareName(url, { shareKey: "alice", withCredentials: true }));
+  assert.notEqual(withCookie, shareName(url, { shareKey: "alice" }));
+  assert.equal(shareName(url, { withCredentials: false }), shareName(url, {}));
+});
+
 test("a shareKey is part of the name, hashed", () => {
   const url = "https://app.test/sse/events";
   const alice = shareName(url, { shareKey: "alice@example.com" });

@@ -393,7 +393,12 @@ export declare class SseClient {
  * A task's stream (`/tasks/{id}/events`): closes itself, without
  * reconnecting, after `complete` or `error`.
  */
+export interface TaskStreamOptions extends SseClientOptions {
+  /** The broker's origin (and path prefix) when it is not the page's, e.g. `https://sse.example.com`. */
+  baseUrl?: string;
+}
+
 export declare class TaskStream extends SseClient {
-  constructor(taskId: string, options?: SseClientOptions);
+  constructor(taskId: string, options?: TaskStreamOptions);
   readonly taskId: string;
 }

@@ -760,8 +760,16 @@ export class SseClient {
  * follows another tab's stream gets it from that tab).
  */
 export class TaskStream extends SseClient {
+  /**
+   * @param {string} taskId
+   * @param {object} [options]  SseClient's, and `baseUrl`: the broker's origin (and path prefix)
+   *   when it is not the page's, as the React hooks take it
+   */
   constructor(taskId, options = {}) {
-    super(`/tasks/${encodeURIComponent(taskId)}/events`, { closeOn: ["complete", "error"], ...options });
+    const { baseUrl, ...rest } = options;
+    const path = `/tasks/${encodeURIComponent(taskId)}/events`;
+    const url = baseUrl ? `${String(baseUrl).replace(/\/+$/, "")}${path}` : path;
+    super(url, { closeOn: ["complete", "error"], ...rest });
     this.taskId = taskId;
   }
 }

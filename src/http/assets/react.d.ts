@@ -119,8 +119,9 @@ export interface TaskStreamResult extends StreamControls {
   /** The text so far: the `text` deltas appended in order. */
   text: string;
   /**
-   * The same text in the parts its producer wrote apart (paragraphs an AI SDK app streamed as
-   * separate text parts, ended by `text_end` events): `textParts.join("")` is `text`.
+   * The same text in its parts, as the AI SDK's chat shows them: a new part after each `text_end`
+   * (paragraphs an AI SDK app streamed apart), tool call or answer, step's end, or reasoning.
+   * `textParts.join("")` is `text`.
    */
   textParts: string[];
   /** The model's reasoning so far (its thinking): the `reasoning` deltas appended in order; "" for a model that streams none. */

@@ -311,20 +311,27 @@ export function useTaskStream(taskId, options = {}) {
         }
       },
       onTextEnd: () => update((s) => ({ ...s, textPartEnded: true })),
+      // What ends the open part of text where the UI message stream ends
+      // it (thinking, a tool event, a step's end), so `textParts` are the
+      // parts `useChat` shows.
       onReasoning: (_, delta) => {
-        if (typeof delta === "string" && delta) update((s) => ({ ...s, reasoning: s.reasoning + delta }));
+        if (typeof delta === "string" && delta) {
+          update((s) => ({ ...s, reasoning: s.reasoning + delta, textPartEnded: true }));
+        }
       },
       onToolCall: (_, call) => {
-        if (call && typeof call.tool_call_id === "string") update((s) => ({ ...s, toolCalls: withCall(s.toolCalls, call) }));
+        if (call && typeof call.tool_call_id === "string") {
+          update((s) => ({ ...s, toolCalls: withCall(s.toolCalls, call), textPartEnded: true }));
+        }
       },
       onToolApproval: (_, approval) => {
         if (approval && typeof approval.tool_call_id === "string") {
-          update((s) => ({ ...s, toolCalls: withApproval(s.toolCalls, approval) }));
+          update((s) => ({ ...s, toolCalls: withApproval(s.toolCalls, approval), textPartEnded: true }));
         }
       },
       onToolResult: (_, answer) => {
         if (answer && typeof answer.tool_call_id === "string") {
-          update((s) => ({ ...s, toolCalls: withResult(s.toolCalls, answer) }));
+          update((s) => ({ ...s, toolCalls: withResult(s.toolCalls, answer), textPartEnded: true }));
         }
       },
       onSource: (_, source) => {
@@ -342,7 +349,7 @@ export function useTaskStream(taskId, options = {}) {
       },
       onStepEnd: (_, step) => {
         const result = step && typeof step === "object" ? step.result ?? null : null;
-        update((s) => ({ ...s, steps: [...s.steps, result] }));
+        update((s) => ({ ...s, steps: [...s.steps, result], textPartEnded: true }));
       },
       // The task's end (a TaskError), or the connection given up on or its
       // token expired (an Error): SseClient reports no other.

@@ -33,14 +33,17 @@ function hash(text) {
 
 /**
  * The name of the lock and channel shared by the clients of one stream:
- * the same URL, filters and credentials (two users' tabs never share).
+ * the same URL, filters and credentials (two users' tabs never share, and
+ * a client that sends the cookie never leads one that does not: its stream
+ * would end the other's at the next hand-over).
  */
-export function shareName(url, { eventTypes, projectId, accessToken, shareKey } = {}) {
+export function shareName(url, { eventTypes, projectId, accessToken, shareKey, withCredentials } = {}) {
   const filters = [
     (eventTypes || []).join(","),
     projectId || "",
     accessToken ? hash(accessToken) : "",
     shareKey ? hash(String(shareKey)) : "",
+    withCredentials ? "cookie" : "",
   ];
   return `sse-broker:${url}|${filters.join("|")}`;
 }

@@ -62,6 +62,8 @@ assertType<Equals<typeof State.OFFLINE, "offline">>();
 const lastId: string | null = client.lastEventId;
 const connectionId: string | null = client.connectionId;
 const delay: number = backoffDelay(2, { reconnectDelay: 1000 }, () => 0.5);
+const elsewhere = new TaskStream("gen-1", { baseUrl: "https://sse.example.com" });
+console.log(elsewhere.taskId);
 const stream = new TaskStream("gen-1", { onError: (error) => (error instanceof TaskError ? error.cancelled : false) });
 const taskId: string = stream.taskId;
 const failure = new TaskError({ status: "failed", error: "boom" });
