@@ -39,6 +39,11 @@ pub enum MintError {
     NotAConfiguredKey,
     #[error("{0}")]
     PublicKeys(String),
+    #[error(
+        "the private key is an EC key on another curve than P-256; ES256 takes P-256: \
+         openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem"
+    )]
+    NotP256,
     #[error("signing failed: {0}")]
     Sign(jsonwebtoken::errors::Error),
 }
@@ -93,8 +98,13 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
         ),
         (None, None) => return Err(MintError::NoKey),
     };
-    let token =
-        jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(MintError::Sign)?;
+    let token = jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).map_err(|error| {
+        // `from_ec_pem` takes a key on any curve; only signing tells.
+        match error.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey => MintError::NotP256,
+            _ => MintError::Sign(error),
+        }
+    })?;
     // Signed with a private key whose public half is not among the
     // configured ones, the token would be refused: not printed. (Without
     // public keys, a JWKS endpoint may hold it: unchecked.)

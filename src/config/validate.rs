@@ -8,6 +8,10 @@ use secrecy::ExposeSecret;
 use super::{ConfigError, DatabaseUrl, MIN_HS256_SECRET_BYTES, Settings};
 use crate::domain::MAX_EVENTS_PER_PUBLISH;
 
+/// The longest `--jwt-leeway-secs`: a day of clock skew.
+const MAX_JWT_LEEWAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The longest `--store-timeout-ms`: PostgreSQL's `statement_timeout` limit.
+const MAX_STORE_TIMEOUT_MS: u128 = i32::MAX as u128;
 /// Under this, ordinary commits under load (fsync, a busy PostgreSQL) risk
 /// being refused.
 const STORE_TIMEOUT_WARN_BELOW_MS: u128 = 100;
@@ -129,6 +133,24 @@ impl Settings {
         // would starve heartbeats' purpose and look like a stall.
         if self.write_delay > std::time::Duration::from_secs(1) {
             errors.push("write_delay_ms must be at most 1000".into());
+        }
+        // Clock skew, not a lifetime: past a day it is a mistake, and past
+        // the Unix time itself the check of `exp` wraps into refusing every
+        // token as expired.
+        if self.auth.leeway > MAX_JWT_LEEWAY {
+            errors.push(format!(
+                "jwt_leeway_secs must be at most {} (a day): it is the clock skew tolerated \
+                 on exp and nbf; a token's lifetime is its exp",
+                MAX_JWT_LEEWAY.as_secs()
+            ));
+        }
+        // PostgreSQL's statement_timeout and lock_timeout take at most
+        // 2^31 - 1 ms, and the broker sets both to what is left of it.
+        if self.store_timeout.as_millis() > MAX_STORE_TIMEOUT_MS {
+            errors.push(format!(
+                "store_timeout_ms must be at most {MAX_STORE_TIMEOUT_MS} (about 24.8 days, \
+                 PostgreSQL's longest statement_timeout)"
+            ));
         }
         if !self.auth.enabled()
             && !self.bind.ip().to_canonical().is_loopback()

@@ -115,6 +115,27 @@ fn a_zero_store_timeout_is_an_error_and_an_extreme_one_a_warning() {
             "{warnings:?}"
         );
     }
+    // Past PostgreSQL's statement_timeout, a start would fail on the store.
+    assert!(load(&["--store-timeout-ms", "2147483647"], &[]).is_ok());
+    let Err(ConfigError::Invalid(errors)) = load(&["--store-timeout-ms", "2147483648"], &[]) else {
+        panic!("expected an error");
+    };
+    assert!(errors[0].contains("at most 2147483647"), "{errors:?}");
+}
+
+#[test]
+fn a_jwt_leeway_past_a_day_is_an_error() {
+    assert!(load(&["--jwt-leeway-secs", "86400"], &[]).is_ok());
+    // Past the Unix time it would refuse every token as expired.
+    for too_long in ["86401", "3155760000"] {
+        let Err(ConfigError::Invalid(errors)) = load(&["--jwt-leeway-secs", too_long], &[]) else {
+            panic!("expected an error for {too_long}");
+        };
+        assert!(
+            errors[0].contains("jwt_leeway_secs must be at most 86400"),
+            "{errors:?}"
+        );
+    }
 }
 
 #[test]

@@ -240,7 +240,8 @@ fn an_hs256_secret_under_32_bytes_stops_start_up_with_a_clear_error() {
 /// A token the broker would refuse is not minted: an unknown scope, no
 /// scope, a subject or project that is not one, a lifetime of 0 seconds or
 /// of more than 10 years,
-/// a public key given to sign with, a SEC1 EC key (how to convert it).
+/// a public key given to sign with, a SEC1 EC key (how to convert it), an
+/// EC key on another curve than P-256.
 /// Each says which and exits 1.
 #[test]
 fn the_token_subcommand_refuses_what_the_broker_would() {
@@ -262,7 +263,10 @@ fn the_token_subcommand_refuses_what_the_broker_would() {
     assert!(converted.status.success(), "{converted:?}");
     assert!(text(&std::fs::read(&sec1_key).expect("read")).contains("BEGIN EC PRIVATE KEY"));
     let sec1_key = sec1_key.display().to_string();
-    let cases: [(&[&str], &str); 9] = [
+    let p384 =
+        super::key_pair::KeyPair::generate(scratch.path(), "p384", jsonwebtoken::Algorithm::ES384);
+    let p384_key = p384.private_path.display().to_string();
+    let cases: [(&[&str], &str); 10] = [
         (&["--scope", "subscribe fly"], "\"fly\" is not a scope"),
         (&["--scope", " "], "at least one scope"),
         (&["--sub", ""], "--sub:"),
@@ -278,6 +282,7 @@ fn the_token_subcommand_refuses_what_the_broker_would() {
             &["--private-key", &sec1_key],
             "openssl pkcs8 -topk8 -nocrypt",
         ),
+        (&["--private-key", &p384_key], "ES256 takes P-256"),
     ];
 
     for (extra, reason) in cases {
