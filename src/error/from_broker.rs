@@ -279,6 +279,7 @@ impl From<UploadError> for ApiError {
             UploadError::Read(
                 ReadError::LineTooLong { .. }
                 | ReadError::EventTooLong { .. }
+                | ReadError::ToolInputTooLong { .. }
                 | ReadError::JsonTooLong { .. },
             ) => Self::new(ErrorCode::PayloadTooLarge, message),
             UploadError::Idle(_) => Self::new(ErrorCode::RequestTimeout, message),

@@ -18,6 +18,13 @@ pub enum ReadError {
     /// `line`): the event is held whole until its blank line.
     #[error("line {line}: the event's data is longer than {limit} bytes")]
     EventTooLong { line: u64, limit: usize },
+    /// A tool call's input, gathered from its provider's pieces (no one of
+    /// them long), past the longest a line may be.
+    #[error(
+        "line {line}: tool call {id:?}'s input, gathered from its pieces, is longer than {limit} \
+         bytes (--max-upload-line-bytes)"
+    )]
+    ToolInputTooLong { line: u64, id: String, limit: usize },
     /// An event-stream body that is JSON (read whole) past the limit.
     #[error("the body is JSON, not an event stream, and longer than {limit} bytes")]
     JsonTooLong { limit: usize },
@@ -78,6 +85,7 @@ pub(super) fn outcome(ended: Result<TaskStatus, &UploadError>) -> &'static str {
         Err(UploadError::Read(
             ReadError::LineTooLong { .. }
             | ReadError::EventTooLong { .. }
+            | ReadError::ToolInputTooLong { .. }
             | ReadError::JsonTooLong { .. },
         )) => "line_too_long",
         Err(UploadError::MemoryFull(_)) => "memory_full",

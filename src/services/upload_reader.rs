@@ -232,7 +232,9 @@ impl Reader {
                 }
                 match error {
                     ToolCallError::Invalid(reason) => ReadError::Malformed { line, reason },
-                    ToolCallError::TooLong { limit } => ReadError::EventTooLong { line, limit },
+                    ToolCallError::TooLong { id, limit } => {
+                        ReadError::ToolInputTooLong { line, id, limit }
+                    }
                 }
             })
         };

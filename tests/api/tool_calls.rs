@@ -561,8 +561,12 @@ async fn a_providers_call_too_long_or_misnamed_is_refused_naming_its_line() {
     for _ in 0..3 {
         upload.send(&openai_chunk(fragment.clone(), None)).await;
     }
-    let answer = upload.finish().await;
-    assert_eq!(answer.status().as_u16(), 413);
+    let body = assert_error(upload.finish().await, 413, "payload_too_large").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("tool call \"c1\"'s input") && message.contains("longer than 2048"),
+        "names the call, not a line no longer than the others: {message}"
+    );
 }
 
 /// A refused line applies nothing of itself: a chunk with text, a call

@@ -43,8 +43,9 @@ pub enum ToolPiece {
 pub enum ToolCallError {
     /// Its id or name is not one a task keeps.
     Invalid(String),
-    /// Its input grew past the longest a line may be.
-    TooLong { limit: usize },
+    /// Its input grew past the longest a line may be: the call's id (or
+    /// `""` while its provider has not said it) and the limit.
+    TooLong { id: String, limit: usize },
 }
 
 /// The calls begun and not yet complete, by index.
@@ -116,6 +117,7 @@ impl ToolCallAssembly {
                 if let Some(call) = self.open.get_mut(&index) {
                     if call.input.len() + fragment.len() > self.max_input {
                         return Err(ToolCallError::TooLong {
+                            id: call.id.clone().unwrap_or_default(),
                             limit: self.max_input,
                         });
                     }
@@ -325,7 +327,10 @@ mod tests {
         calls.take(input(0, "{\"a\":")).unwrap();
         assert_eq!(
             calls.take(input(0, "12345}")),
-            Err(ToolCallError::TooLong { limit: 8 })
+            Err(ToolCallError::TooLong {
+                id: "c".into(),
+                limit: 8
+            })
         );
         let mut calls = assembly();
         calls.take(begin(0, "c", &"n".repeat(300))).unwrap();
