@@ -104,9 +104,7 @@ impl Reader {
         self.seq_floor = accepted;
     }
 
-    /// The upload continues a task that has text already: a part's end
-    /// before this upload's first text parts the two (see
-    /// `upload_text_parts`).
+    /// The upload continues a task that has text already (see `upload_text_parts`).
     pub(super) fn after_earlier_text(&mut self) {
         self.text_parts.after_earlier_text();
     }
