@@ -8,7 +8,8 @@
 //!   `{"fail": {"error": "..."}}`, `{"tool_call": {"id", "name", "input"?,
 //!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
 //!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
-//!   "approval_id"}}`, `{"step_end": {"result"?}}`, and an answer's
+//!   "approval_id"}}`, `{"step_end": {"result"?}}`, `{"text_end": {}}` and
+//!   `{"reasoning_end": {}}` (a part of text ends), and an answer's
 //!   sources, files and data parts (`super::answer_part_lines`);
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
@@ -174,6 +175,8 @@ struct NdJsonLine {
     tool_result: Option<ToolResultBody>,
     tool_approval: Option<ToolApprovalBody>,
     step_end: Option<CompleteBody>,
+    text_end: Option<PartEndBody>,
+    reasoning_end: Option<PartEndBody>,
     source: Option<SourceBody>,
     file: Option<FileBody>,
     data_part: Option<DataPartBody>,
@@ -276,9 +279,15 @@ struct FailBody {
     error: String,
 }
 
+/// `{"text_end": {}}`: the part of text written so far ends; the next text
+/// is a part of its own (`upload_text_parts` keeps it where it parts text).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartEndBody {}
+
 /// The kinds of line a producer writes, as refusals list them.
 const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
-                     tool_approval, step_end, source, file or data_part";
+                     tool_approval, step_end, text_end, reasoning_end, source, file or data_part";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -300,6 +309,8 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.tool_result.is_some(),
         parsed.tool_approval.is_some(),
         parsed.step_end.is_some(),
+        parsed.text_end.is_some(),
+        parsed.reasoning_end.is_some(),
         parsed.source.is_some(),
         parsed.file.is_some(),
         parsed.data_part.is_some(),
@@ -328,6 +339,10 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::StepEnd {
             result: step.result,
         }
+    } else if parsed.text_end.is_some() {
+        Instruction::TextEnd(TextKind::Answer)
+    } else if parsed.reasoning_end.is_some() {
+        Instruction::TextEnd(TextKind::Reasoning)
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
@@ -382,6 +397,25 @@ mod tests {
                 result: Some(reason)
             })
         );
+    }
+
+    #[test]
+    fn a_part_end_line_is_read_as_the_end_of_its_kind_and_takes_nothing_else() {
+        assert_eq!(
+            ndjson_line(r#"{"text_end": {}}"#),
+            Ok(Instruction::TextEnd(TextKind::Answer))
+        );
+        assert_eq!(
+            ndjson_line(r#"{"reasoning_end": {}}"#),
+            Ok(Instruction::TextEnd(TextKind::Reasoning))
+        );
+        for refused in [
+            r#"{"text_end": true}"#,
+            r#"{"text_end": {"id": "t1"}}"#,
+            r#"{"text_end": {}, "delta": "x"}"#,
+        ] {
+            assert!(ndjson_line(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

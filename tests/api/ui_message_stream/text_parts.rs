@@ -138,3 +138,55 @@ async fn an_answer_cut_into_two_uploads_at_a_parts_end_keeps_its_parts_apart() {
         assert_eq!(parts(&late["message"]), parts(&sdk_message), "{task}");
     }
 }
+
+#[actix_web::test]
+async fn an_ndjson_producer_parts_its_text_with_text_end_lines() {
+    // Arrange: paragraphs ended by `text_end`, one end that parts nothing.
+    let app = spawn_app().await;
+    super::create(&app, "ndjson-paragraphs", None).await;
+    let body = [
+        json!({ "reasoning": "Plan." }),
+        json!({ "reasoning_end": {} }),
+        json!({ "delta": "One." }),
+        json!({ "text_end": {} }),
+        json!({ "delta": "Two." }),
+        json!({ "text_end": {} }),
+        json!({ "complete": {} }),
+    ]
+    .iter()
+    .map(|line| format!("{line}\n"))
+    .collect::<String>();
+
+    // Act
+    let answer = app
+        .api_client
+        .post(app.url("/tasks/ndjson-paragraphs/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("upload sent");
+
+    // Assert: the end that parts the paragraphs is kept; the reasoning's
+    // (the text ends it) and the last (the answer's end does) are not.
+    assert_eq!(answer.status().as_u16(), 200);
+    let events = super::read_task(&app, "ndjson-paragraphs", &[]).await;
+    assert_eq!(
+        pieces(&events),
+        [
+            ("reasoning".to_owned(), json!({ "delta": "Plan." })),
+            ("text".to_owned(), json!("One.")),
+            ("text_end".to_owned(), json!({})),
+            ("text".to_owned(), json!("Two.")),
+        ]
+    );
+    let late = Reader::start_with(&app, "task", "ndjson-paragraphs", &["ai_sdk=7"])
+        .finish()
+        .await;
+    let texts: Vec<_> = parts(&late["message"])
+        .iter()
+        .filter(|part| part["type"] == "text")
+        .map(|part| part["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("One."), json!("Two.")], "{late}");
+}
