@@ -104,11 +104,6 @@ impl Reader {
         self.seq_floor = accepted;
     }
 
-    /// The upload continues a task that has text already (see `upload_text_parts`).
-    pub(super) fn after_earlier_text(&mut self) {
-        self.text_parts.after_earlier_text();
-    }
-
     /// Bytes the reader holds of what has not made an instruction yet:
     /// an unfinished line or event, a body not yet told apart, the inputs
     /// of tool calls still streaming (what the uploads' memory budget
@@ -153,9 +148,10 @@ impl Reader {
             // they left owing.
             out.extend(self.owed());
         }
-        self.steps.apply(&mut out);
+        let stopping = last || error.is_some();
+        self.steps.apply(&mut out, stopping);
         self.text_parts.apply(&mut out);
-        if last || error.is_some() {
+        if stopping {
             self.text_parts.stop(&mut out);
         }
         (out, error)
@@ -167,7 +163,7 @@ impl Reader {
     /// answer its provider said was whole but nothing ended.
     pub(super) fn left_over(&mut self) -> Vec<(u64, Instruction)> {
         let mut out = self.owed();
-        self.steps.apply(&mut out);
+        self.steps.apply(&mut out, true);
         self.text_parts.apply(&mut out);
         self.text_parts.stop(&mut out);
         out

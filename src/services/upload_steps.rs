@@ -19,15 +19,26 @@ pub(super) struct StepEnds {
     /// writes each line on purpose: its second end is refused (409) as any
     /// write to an ended task is, not dropped behind a 200.
     repeated_end_is_quiet: bool,
+    /// A stream's step end that said no result, last of its read: held
+    /// back until the next read, whose first instruction may be the end
+    /// marker that says it (the AI SDK's `finish` right after its
+    /// `finish-step`, which a live stream often sends in a packet of its
+    /// own). Only a stream's: an NDJSON `step_end` is written whole.
+    holds: bool,
+    held: Option<(u64, Instruction)>,
 }
 
 impl StepEnds {
-    pub fn new(ends: UploadEnds, repeated_end_is_quiet: bool) -> Self {
+    /// `from_a_stream`: the body is a provider's or the AI SDK's stream
+    /// (`text/event-stream`), not a producer's own NDJSON lines.
+    pub fn new(ends: UploadEnds, from_a_stream: bool) -> Self {
         Self {
             ends,
             just_ended: false,
             ended_task: false,
-            repeated_end_is_quiet,
+            repeated_end_is_quiet: from_a_stream,
+            holds: from_a_stream,
+            held: None,
         }
     }
 
@@ -47,7 +58,27 @@ impl StepEnds {
     ///   marker completes the task, so that the tokens a step took are
     ///   said once, by the step's end or by the completion, and a sum of
     ///   them all is the answer's.
-    pub fn apply(&mut self, read: &mut [(u64, Instruction)]) {
+    ///
+    /// `stopping`: the upload reads nothing after this, so nothing is held.
+    pub fn apply(&mut self, read: &mut Vec<(u64, Instruction)>, stopping: bool) {
+        if let Some(held) = self.held.take() {
+            read.insert(0, held);
+        }
+        self.apply_in_place(read);
+        if !self.holds || stopping {
+            return;
+        }
+        let last = read
+            .iter()
+            .rposition(|(_, instruction)| *instruction != Instruction::Nothing);
+        if let Some(at) = last
+            && matches!(read[at].1, Instruction::StepEnd { result: None })
+        {
+            self.held = Some(read.remove(at));
+        }
+    }
+
+    fn apply_in_place(&mut self, read: &mut [(u64, Instruction)]) {
         for next in 0..read.len() {
             let (earlier, rest) = read.split_at_mut(next);
             let instruction = &mut rest[0].1;
@@ -118,11 +149,13 @@ mod tests {
 
     fn applied(ends: UploadEnds, reads: Vec<Vec<Instruction>>) -> Vec<Instruction> {
         let mut steps = StepEnds::new(ends, true);
+        let count = reads.len();
         reads
             .into_iter()
-            .flat_map(|read| {
+            .enumerate()
+            .flat_map(|(at, read)| {
                 let mut read = numbered(read);
-                steps.apply(&mut read);
+                steps.apply(&mut read, at + 1 == count);
                 read
             })
             .map(|(_, instruction)| instruction)
@@ -209,13 +242,26 @@ mod tests {
             ),
             [step_end(own), complete()]
         );
-        // Read apart, the step's end is already applied: the end marker
-        // still ends nothing more.
+        // Read apart (a live stream's `finish` in a packet of its own), the
+        // step's end waits for it: the same.
+        for ends in [UploadEnds::Step, UploadEnds::Task] {
+            let apart = applied(
+                ends,
+                vec![
+                    vec![Instruction::answer("Hi"), step_end(None)],
+                    vec![Instruction::Nothing],
+                    vec![complete()],
+                ],
+            );
+            let whole = applied(
+                ends,
+                vec![vec![Instruction::answer("Hi"), step_end(None), complete()]],
+            );
+            assert_eq!(apart, whole, "{ends:?}");
+        }
+        // The upload stops after the step's end: it is applied then.
         assert_eq!(
-            applied(
-                UploadEnds::Step,
-                vec![vec![step_end(None)], vec![complete()]]
-            ),
+            applied(UploadEnds::Step, vec![vec![step_end(None)]]),
             [step_end(None)]
         );
         // Something between them: the end marker ends a step of its own.

@@ -11,11 +11,13 @@
 //! none.
 //!
 //! An answer may come in several uploads (one dropped and the rest sent
-//! again, one per step): an end still waiting when an upload stops is kept
-//! then, since what follows comes in another upload, and an upload that
-//! continues a task with text takes an end before its first text as
-//! parting that text from the task's (it cannot know which part the task's
-//! stream holds open; an end that parts nothing is ignored by viewers).
+//! again, one per step, each to any instance): an end still waiting when
+//! an upload stops is kept then, since what follows comes in another
+//! upload, and an end before an upload's first text is taken as parting
+//! that text from the task's. An upload cannot know which part the task's
+//! stream holds open (another instance may have written its text since
+//! this one last saw it), and an end that parts nothing is ignored by
+//! viewers; a first upload never begins with an end.
 
 use crate::domain::TextKind;
 
@@ -33,11 +35,12 @@ pub(super) struct TextPartEnds {
 /// The part a viewer's stream holds open.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Open {
-    #[default]
     None,
     /// Text of this kind came last, and nothing ended it since.
     Kind(TextKind),
-    /// The task had text before this upload: a part of either kind may be.
+    /// Before the upload's first instruction: the task's own text may end
+    /// in a part of either kind.
+    #[default]
     Unknown,
 }
 
@@ -48,11 +51,6 @@ impl Open {
 }
 
 impl TextPartEnds {
-    /// The upload continues a task that has text already.
-    pub fn after_earlier_text(&mut self) {
-        self.open = Open::Unknown;
-    }
-
     /// One read's instructions, in place: each `TextEnd` taken out, and
     /// put back before the instruction that needs it. Most reads (a token
     /// each) are left as they are, with nothing moved or allocated.
@@ -207,17 +205,12 @@ mod tests {
         );
     }
 
-    /// Each upload's reads applied, the upload stopping after its last;
-    /// each upload after the first continues the task's text.
+    /// Each upload's reads applied, the upload stopping after its last.
     fn uploads(uploads: Vec<Vec<Instruction>>) -> Vec<Vec<Instruction>> {
         uploads
             .into_iter()
-            .enumerate()
-            .map(|(at, upload)| {
+            .map(|upload| {
                 let mut ends = TextPartEnds::default();
-                if at > 0 {
-                    ends.after_earlier_text();
-                }
                 let mut read: Vec<(u64, Instruction)> =
                     upload.into_iter().map(|i| (1, i)).collect();
                 ends.apply(&mut read);

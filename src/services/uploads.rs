@@ -186,9 +186,6 @@ impl TaskService {
             TaskStatus::Pending | TaskStatus::Running => {}
         }
         reader.skip_seq_through(task.last_seq);
-        if task.first_token_at_ms.is_some() {
-            reader.after_earlier_text();
-        }
         let task_id = task.task_id;
         let mut upload = self.open_upload(&task_id).await;
         let mut memory = self.upload_memory.hold(principal.owner());

@@ -631,14 +631,13 @@ fn migrate_applies_the_migrations_and_exits() {
         .unwrap_or_else(|| panic!("no count in {first:?}"));
     assert!(applied >= 5, "{first}");
     let tables = {
-        use diesel::{Connection, RunQueryDsl, SqliteConnection, sql_types::Text};
+        use diesel::{RunQueryDsl, sql_types::Text};
         #[derive(diesel::QueryableByName)]
         struct Table {
             #[diesel(sql_type = Text)]
             name: String,
         }
-        let mut connection =
-            SqliteConnection::establish(&path.to_string_lossy()).expect("the migrated file opens");
+        let mut connection = crate::helpers::outside_sqlite(&path.to_string_lossy());
         diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table'")
             .load::<Table>(&mut connection)
             .expect("its tables")

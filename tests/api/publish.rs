@@ -317,20 +317,14 @@ async fn line_breaks_in_published_data_never_split_or_forge_a_frame() {
 /// would have aged them.
 #[actix_web::test]
 async fn an_idempotency_key_is_remembered_for_ten_minutes_and_no_longer() {
-    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    use diesel::RunQueryDsl;
     use sse_broker::config::DatabaseUrl;
 
     let app = spawn_app().await;
     let DatabaseUrl::Sqlite { path } = &app.settings.database else {
         panic!("an SQLite broker");
     };
-    let mut connection =
-        SqliteConnection::establish(&path.to_string_lossy()).expect("the SQLite file opens");
-    // The broker writes the file too (its probes, a checkpoint): wait for
-    // its lock, as the broker's own connections do.
-    diesel::sql_query("PRAGMA busy_timeout = 5000")
-        .execute(&mut connection)
-        .expect("the busy timeout set");
+    let mut connection = crate::helpers::outside_sqlite(&path.to_string_lossy());
     let mut age = |id: i64, ms: i64| {
         diesel::sql_query(format!(
             "UPDATE events SET created_at_ms = created_at_ms - {ms} WHERE id = {id}"

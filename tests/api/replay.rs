@@ -703,7 +703,7 @@ async fn a_resume_point_past_the_stores_newest_id_is_reset_and_the_store_replaye
 /// replay goes on past it, also when it sits in a full page.
 #[actix_web::test]
 async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
-    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    use diesel::RunQueryDsl;
     use sse_broker::config::DatabaseUrl;
 
     // Arrange: 600 events (more than one replay page), the 100th broken; the
@@ -714,8 +714,7 @@ async fn a_row_that_no_longer_decodes_is_skipped_and_the_replay_goes_on() {
     let DatabaseUrl::Sqlite { path } = &app.settings.database else {
         panic!("an SQLite broker");
     };
-    let mut connection =
-        SqliteConnection::establish(&path.to_string_lossy()).expect("the SQLite file opens");
+    let mut connection = crate::helpers::outside_sqlite(&path.to_string_lossy());
     diesel::sql_query(format!(
         "UPDATE events SET data = 'not json' WHERE id = {broken}"
     ))

@@ -318,9 +318,8 @@ async fn a_sqlite_file_found_damaged_keeps_health_unhealthy_whatever_succeeds_af
     // checkpoint is busy and leaves the WAL, so it is tried again.
     let wal_bytes = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
     for _ in 0..50 {
-        use diesel::{Connection, RunQueryDsl, sqlite::SqliteConnection};
-        let mut connection =
-            SqliteConnection::establish(&path.to_string_lossy()).expect("the file opens");
+        use diesel::RunQueryDsl;
+        let mut connection = crate::helpers::outside_sqlite(&path.to_string_lossy());
         diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut connection)
             .expect("checkpointed");

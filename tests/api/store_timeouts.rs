@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::{Connection as _, SqliteConnection, connection::SimpleConnection as _};
+use diesel::connection::SimpleConnection as _;
 use serde_json::{Value, json};
 use sse_broker::config::DatabaseUrl;
 use tokio::sync::oneshot;
@@ -172,7 +172,7 @@ impl SqliteWriterLock {
         let path = sqlite_path(app);
         let (taken, is_taken) = oneshot::channel();
         let released = tokio::task::spawn_blocking(move || {
-            let mut connection = SqliteConnection::establish(&path).expect("the SQLite file opens");
+            let mut connection = crate::helpers::outside_sqlite(&path);
             connection
                 .batch_execute("BEGIN IMMEDIATE")
                 .expect("the write lock is taken");
@@ -627,7 +627,7 @@ async fn sqlite_writes_that_fail_make_health_unhealthy_until_a_write_succeeds() 
         (200, &json!("healthy")),
         "{body}"
     );
-    let mut outside = SqliteConnection::establish(&sqlite_path(&app)).expect("the SQLite file");
+    let mut outside = crate::helpers::outside_sqlite(&sqlite_path(&app));
     outside
         .batch_execute(
             "CREATE TRIGGER refuse_events BEFORE INSERT ON events \
@@ -742,7 +742,7 @@ async fn writes_refused_while_small_writes_pass_never_look_healthy() {
     })
     .await;
     app.publish_one(&event("before")).await;
-    let mut outside = SqliteConnection::establish(&sqlite_path(&app)).expect("the SQLite file");
+    let mut outside = crate::helpers::outside_sqlite(&sqlite_path(&app));
     outside
         .batch_execute(
             "CREATE TRIGGER refuse_events BEFORE INSERT ON events \

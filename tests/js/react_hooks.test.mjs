@@ -227,7 +227,10 @@ test("useTaskStream's textParts part where the AI SDK's chat does: at a tool eve
   text("So:", "8");
   send(() => latest().emit("reasoning", at({ delta: "Hm." }), "9"));
   text(" three.", "10");
-  assert.deepEqual(result.current.textParts, ["Let me look.", "Searching", "Found 3.", "So:", " three."]);
+  // An answer to a call never made ends nothing, as the UI message stream leaves it out.
+  send(() => latest().emit("tool_result", at({ tool_call_id: "ghost", output: 1 }), "11"));
+  text(" Done.", "12");
+  assert.deepEqual(result.current.textParts, ["Let me look.", "Searching", "Found 3.", "So:", " three. Done."]);
   assert.equal(result.current.text, result.current.textParts.join(""));
 });
 

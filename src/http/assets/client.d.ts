@@ -224,7 +224,7 @@ export interface StepEndData {
   task_id: string;
   /** Why the step stopped and the tokens it took, when its producer said them. */
   result: {
-    finish_reason?: string;
+    finish_reason?: FinishReason;
     provider_finish_reason?: string;
     usage?: { input_tokens?: number; output_tokens?: number; [key: string]: unknown };
     [key: string]: unknown;

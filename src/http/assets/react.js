@@ -220,6 +220,11 @@ function withDataPart(parts, data) {
   return at < 0 ? [...parts, part] : parts.map((known, i) => (i === at ? part : known));
 }
 
+/** Whether the model asked for the call `id`. */
+function hasCall(calls, id) {
+  return calls.some((call) => call.id === id);
+}
+
 /** `calls` with the call `data` names (a `tool_approval`'s) waiting for a person's approval. */
 function withApproval(calls, data) {
   return calls.map((call) =>
@@ -324,14 +329,24 @@ export function useTaskStream(taskId, options = {}) {
           update((s) => ({ ...s, toolCalls: withCall(s.toolCalls, call), textPartEnded: true }));
         }
       },
+      // An answer or approval for a call never made is no part of the
+      // message (the UI message stream leaves it out): nothing ends.
       onToolApproval: (_, approval) => {
         if (approval && typeof approval.tool_call_id === "string") {
-          update((s) => ({ ...s, toolCalls: withApproval(s.toolCalls, approval), textPartEnded: true }));
+          update((s) => ({
+            ...s,
+            toolCalls: withApproval(s.toolCalls, approval),
+            textPartEnded: s.textPartEnded || hasCall(s.toolCalls, approval.tool_call_id),
+          }));
         }
       },
       onToolResult: (_, answer) => {
         if (answer && typeof answer.tool_call_id === "string") {
-          update((s) => ({ ...s, toolCalls: withResult(s.toolCalls, answer), textPartEnded: true }));
+          update((s) => ({
+            ...s,
+            toolCalls: withResult(s.toolCalls, answer),
+            textPartEnded: s.textPartEnded || hasCall(s.toolCalls, answer.tool_call_id),
+          }));
         }
       },
       onSource: (_, source) => {

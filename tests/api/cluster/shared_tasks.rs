@@ -233,3 +233,71 @@ async fn retention_on_postgres_spares_a_running_generation_until_it_ends() {
     )
     .await;
 }
+
+/// An AI SDK answer in two uploads to one instance, text written through
+/// the other between them: the second upload's opening `text-end` parts
+/// the text before it from its own, though its instance last saw the task
+/// with no text.
+#[actix_web::test]
+async fn a_text_parts_end_opening_an_upload_holds_though_another_instance_wrote_the_text() {
+    // Arrange: `a` saw the task's first upload (no text); `b` wrote the
+    // first paragraph.
+    let db = TestDb::create().await;
+    let nodes = start_cluster(&db, &shared_redis_url(), 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let client = reqwest::Client::new();
+    let upload = |node: &Node, parts: &[Value]| {
+        let body: String = parts
+            .iter()
+            .map(|part| format!("data: {part}\n\n"))
+            .collect();
+        client
+            .post(node.url("/tasks/paragraphs/stream"))
+            .header("Content-Type", "text/event-stream")
+            .body(body)
+            .send()
+    };
+    let created = client
+        .post(a.url("/tasks"))
+        .json(&json!({"task_id": "paragraphs"}))
+        .send()
+        .await
+        .expect("created");
+    assert_eq!(created.status().as_u16(), 201);
+    let first = upload(
+        a,
+        &[json!({"type": "start"}), json!({"type": "start-step"})],
+    );
+    assert_eq!(first.await.expect("sent").status().as_u16(), 200);
+    let written = client
+        .post(b.url("/tasks/paragraphs/text"))
+        .json(&json!({"delta": "One."}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(written.status().as_u16(), 202);
+
+    // Act: the rest of the answer, to `a`.
+    let rest = [
+        json!({"type": "text-end", "id": "t1"}),
+        json!({"type": "text-start", "id": "t2"}),
+        json!({"type": "text-delta", "id": "t2", "delta": "Two."}),
+        json!({"type": "text-end", "id": "t2"}),
+        json!({"type": "finish-step"}),
+        json!({"type": "finish"}),
+    ];
+    assert_eq!(upload(a, &rest).await.expect("sent").status().as_u16(), 200);
+
+    // Assert: the paragraphs apart in the store, as every viewer reads them.
+    let (_, history) = b
+        .get_json("/sse/history?event_types=text,text_end&limit=10")
+        .await;
+    let kinds: Vec<_> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds, ["text", "text_end", "text"], "{history}");
+    assert_eq!(stored_text(b).await, ["One.", "Two."]);
+}

@@ -444,3 +444,16 @@ pub fn broker_command() -> std::process::Command {
     }
     command
 }
+
+/// A connection of the test's own to a broker's SQLite file, waiting up to
+/// 5 s for the file's write lock as the broker's connections do: the
+/// broker writes it too (its probes, a checkpoint), and without the wait
+/// the test's write fails at once with "database is locked".
+pub fn outside_sqlite(path: &str) -> diesel::SqliteConnection {
+    use diesel::{Connection, RunQueryDsl};
+    let mut connection = diesel::SqliteConnection::establish(path).expect("the SQLite file opens");
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut connection)
+        .expect("the busy timeout set");
+    connection
+}

@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use super::{ai_sdk::Reader, create};
-use crate::helpers::spawn_app;
+use crate::{generations::Upload, helpers::spawn_app};
 
 /// The SDK's own agent: its UI message stream's body, and the message the
 /// SDK assembles from it.
@@ -69,4 +69,49 @@ async fn the_sdks_own_agent_piped_in_reads_back_as_the_sdks_own_message_live_and
         .await;
     assert_eq!(late["errors"], json!([]), "{late}");
     assert_eq!(parts(&late["message"]), parts(&sdk_message), "late");
+}
+
+/// A live stream often sends the `finish` right after a `finish-step` in
+/// a packet of its own: the step's end still keeps the reason `finish`
+/// says, as when both come in one read.
+#[actix_web::test]
+async fn a_finish_read_apart_from_its_finish_step_still_gives_the_step_its_reason() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "apart", None).await;
+    let upload = Upload::start(&app, "apart", "text/event-stream");
+    let parts = |parts: &[Value]| -> String {
+        parts
+            .iter()
+            .map(|part| format!("data: {part}\n\n"))
+            .collect()
+    };
+
+    // Act: the step, then (100 ms later, a read of its own) the finish.
+    upload
+        .send(&parts(&[
+            json!({"type": "start"}),
+            json!({"type": "start-step"}),
+            json!({"type": "text-start", "id": "t"}),
+            json!({"type": "text-delta", "id": "t", "delta": "Hi"}),
+            json!({"type": "text-end", "id": "t"}),
+            json!({"type": "finish-step"}),
+        ]))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    upload
+        .send(&parts(&[json!({"type": "finish", "finishReason": "stop"})]))
+        .await;
+    upload.send("data: [DONE]\n\n").await;
+    let answer = upload.finish().await;
+
+    // Assert
+    assert_eq!(answer.status().as_u16(), 200);
+    let events = super::read_task(&app, "apart", &[]).await;
+    let step_ends: Vec<_> = events
+        .iter()
+        .filter(|event| event.is("step_end"))
+        .map(|event| event.json()["result"]["finish_reason"].clone())
+        .collect();
+    assert_eq!(step_ends, [json!("stop")]);
 }

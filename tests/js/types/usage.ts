@@ -16,6 +16,7 @@ import {
   type ConnectionState,
   type DisconnectInfo,
   type TaskSnapshot,
+  type FinishReason,
 } from "../../../src/http/assets/client.js";
 import {
   DEFAULT_OPTIONS,
@@ -121,7 +122,8 @@ export function Answer(taskId: string | null) {
   );
   console.log(tools);
   const tokens: number = generation.steps.reduce((sum, step) => sum + (step?.usage?.output_tokens ?? 0), 0);
-  console.log(tokens, generation.steps[0]?.finish_reason);
+  const lastReason: FinishReason | undefined = generation.steps[0]?.finish_reason;
+  console.log(tokens, lastReason);
   const bar: number = Math.round(progress);
   assertType<Equals<typeof status, TaskStatus | null>>();
   assertType<Equals<TaskStatus, "pending" | "running" | "completed" | "failed" | "cancelled">>();
