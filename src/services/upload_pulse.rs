@@ -23,16 +23,16 @@ impl Pulse {
         }
     }
 
-    /// Takes a read of `bytes` that gave `instructions`; whether the task's
-    /// row is due a keep-alive now. `holding`: text waits to be written,
-    /// which will write the row itself.
+    /// Takes a read of `bytes` that gave `instructions` at `now`; whether
+    /// the task's row is due a keep-alive. `holding`: text waits to be
+    /// written, which will write the row itself.
     pub fn due(
         &mut self,
+        now: Instant,
         bytes: usize,
         instructions: &[(u64, Instruction)],
         holding: bool,
     ) -> bool {
-        let now = Instant::now();
         let writes = instructions
             .iter()
             .any(|(_, instruction)| !matches!(instruction, Instruction::Nothing));

@@ -14,17 +14,17 @@ pub(super) struct StepEnds {
     just_ended: bool,
     /// The stream ended the task (failed, cancelled or completed it).
     ended_task: bool,
-    /// An end said again ends nothing more: a provider's stream says its
-    /// end more than once (an error, then `[DONE]`). An NDJSON producer
-    /// writes each line on purpose: its second end is refused (409) as any
-    /// write to an ended task is, not dropped behind a 200.
-    repeated_end_is_quiet: bool,
-    /// A stream's step end that said no result, last of its read: held
-    /// back until the next read, whose first instruction may be the end
-    /// marker that says it (the AI SDK's `finish` right after its
+    /// The body is a provider's or the AI SDK's stream, not a producer's
+    /// own NDJSON lines. Then an end said again ends nothing more (a
+    /// provider says its end more than once: an error, then `[DONE]`; an
+    /// NDJSON producer writes each line on purpose, and its second end is
+    /// refused, 409, as any write to an ended task is), and a step end
+    /// that says no result, last of its read, is held back (`held`).
+    from_a_stream: bool,
+    /// Held until the next read, whose first instruction may be the end
+    /// marker that says its result (the AI SDK's `finish` right after its
     /// `finish-step`, which a live stream often sends in a packet of its
-    /// own). Only a stream's: an NDJSON `step_end` is written whole.
-    holds: bool,
+    /// own).
     held: Option<(u64, Instruction)>,
 }
 
@@ -36,8 +36,7 @@ impl StepEnds {
             ends,
             just_ended: false,
             ended_task: false,
-            repeated_end_is_quiet: from_a_stream,
-            holds: from_a_stream,
+            from_a_stream,
             held: None,
         }
     }
@@ -65,7 +64,7 @@ impl StepEnds {
             read.insert(0, held);
         }
         self.apply_in_place(read);
-        if !self.holds || stopping {
+        if !self.from_a_stream || stopping {
             return;
         }
         let last = read
@@ -85,7 +84,7 @@ impl StepEnds {
             match instruction {
                 Instruction::Nothing => continue,
                 Instruction::Complete { .. } | Instruction::Cancel
-                    if self.ended_task && self.repeated_end_is_quiet =>
+                    if self.ended_task && self.from_a_stream =>
                 {
                     *instruction = Instruction::Nothing;
                     continue;

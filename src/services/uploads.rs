@@ -253,11 +253,12 @@ impl TaskService {
             // Checked once what was read is applied: the lines before the
             // one that cannot be held are kept, as for a malformed one.
             let budget = memory.cover(reader.held_bytes());
-            if pulse.due(chunk.len(), &instructions, !held.is_empty()) {
+            // One clock read per read of the body, for the pulse and the window.
+            let now = tokio::time::Instant::now();
+            if pulse.due(now, chunk.len(), &instructions, !held.is_empty()) {
                 self.change(&task_id, TaskChange::KeepAlive).await?;
                 tracing::debug!(task_id = %task_id, "upload kept its task alive");
             }
-            let now = tokio::time::Instant::now();
             // Text only, within the window the last write opened: queued
             // now, held until the window ends with what comes meanwhile (one
             // event), and from now on ahead of anything written to the task
