@@ -186,7 +186,8 @@ impl Application {
             settings.task_orphan_timeout,
             shutdown.clone(),
             UploadMemory::new(settings.upload_memory_mib * 1024 * 1024, metrics.clone()),
-        );
+        )
+        .with_rows_shared(settings.redis_url.is_some());
         TaskReaper::new(tasks.clone(), settings.task_orphan_timeout).start();
         #[cfg(target_os = "linux")]
         crate::actors::heap_trimmer::HeapTrimmer::new(metrics.clone()).start();

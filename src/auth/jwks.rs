@@ -93,6 +93,7 @@ impl JwksKeys {
             refresh_interval,
             min_refresh_interval,
             last_attempt: None,
+            last_ended: None,
             last_success: None,
             metrics,
         }
@@ -111,7 +112,12 @@ impl JwksKeys {
     /// Fetches now unless a fetch happened within the minimum interval;
     /// resolves once the set is as fresh as it is allowed to be.
     pub async fn refresh_for_unknown_kid(&self) {
-        let _ = self.fetcher.send(RefreshNow).await;
+        let _ = self
+            .fetcher
+            .send(RefreshNow {
+                asked_at: Instant::now(),
+            })
+            .await;
     }
 }
 
@@ -124,6 +130,8 @@ pub struct JwksFetcher {
     refresh_interval: Duration,
     min_refresh_interval: Duration,
     last_attempt: Option<Instant>,
+    /// When the last fetch ended, well or not.
+    last_ended: Option<Instant>,
     last_success: Option<Instant>,
     metrics: Metrics,
 }
@@ -167,6 +175,7 @@ impl JwksFetcher {
     }
 
     fn apply(&mut self, result: Result<KeySet, FetchError>) {
+        self.last_ended = Some(Instant::now());
         match result {
             Ok(set) => {
                 tracing::info!(keys = set.len(), url = %self.masked_url, "jwks refreshed");
@@ -202,19 +211,26 @@ impl Actor for JwksFetcher {
     }
 }
 
-/// Fetch unless one happened within the minimum interval.
+/// Fetch unless one happened within the minimum interval, or ended since
+/// the request asked.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct RefreshNow;
+struct RefreshNow {
+    asked_at: Instant,
+}
 
 impl Handler<RefreshNow> for JwksFetcher {
     type Result = AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, _: RefreshNow, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, asked: RefreshNow, _: &mut Self::Context) -> Self::Result {
         let recent = self
             .last_attempt
             .is_some_and(|at| at.elapsed() < self.min_refresh_interval);
-        if recent {
+        // Requests that came while a fetch ran wait for it, then for no
+        // other: each its own fetch, in turn, made the n-th wait n fetches
+        // (a minute behind a hanging identity provider).
+        let fetched_since = self.last_ended.is_some_and(|at| at >= asked.asked_at);
+        if recent || fetched_since {
             return AtomicResponse::new(Box::pin(actix::fut::ready(())));
         }
         AtomicResponse::new(Box::pin(self.fetch()))

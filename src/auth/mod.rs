@@ -9,6 +9,7 @@
 //! checked by the `Authenticated<S>` extractor in `http::extract`.
 
 mod authenticator;
+mod claim_types;
 mod jwks;
 mod mint;
 mod tickets;
@@ -388,13 +389,26 @@ mod tests {
             );
             error.to_string()
         };
-        for wrong_type in [
-            serde_json::json!({ "sub": 123, "exp": exp }),
-            serde_json::json!({ "sub": "a", "exp": exp, "projects": "p1" }),
-            serde_json::json!({ "sub": "a", "exp": exp, "scope": ["subscribe"] }),
-            serde_json::json!({ "sub": "a", "exp": exp, "aud": 5 }),
+        for (wrong_type, named) in [
+            (
+                serde_json::json!({ "sub": 123, "exp": exp }),
+                "sub must be a string",
+            ),
+            (
+                serde_json::json!({ "sub": "a", "exp": exp, "projects": "p1" }),
+                "projects must be an array",
+            ),
+            (
+                serde_json::json!({ "sub": "a", "exp": exp, "scope": ["subscribe"] }),
+                "scope must be a string",
+            ),
+            (
+                serde_json::json!({ "sub": "a", "exp": exp, "aud": 5 }),
+                "aud must be a string or an array",
+            ),
         ] {
-            assert!(refused(wrong_type).contains("wrong type"));
+            let message = refused(wrong_type.clone());
+            assert!(message.ends_with(named), "{wrong_type}: {message}");
         }
         assert!(refused(serde_json::json!({ "sub": "a" })).ends_with("exp is required"));
         for bad_date in [
@@ -404,13 +418,30 @@ mod tests {
             serde_json::json!({ "sub": "a", "exp": exp, "nbf": -1 }),
         ] {
             let message = refused(bad_date.clone());
-            assert!(
-                message.contains("must be NumericDates"),
-                "{bad_date}: {message}"
-            );
+            assert!(message.contains("NumericDate"), "{bad_date}: {message}");
         }
         let message = refused(serde_json::json!({ "exp": exp }));
         assert!(message.ends_with("sub is required, a string"), "{message}");
+        // A claim given twice (a JSON object serde_json::Value cannot hold).
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"alice","exp":{exp},"sub":"bob"}}"#)),
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &EncodingKey::from_secret(b"unit-test-secret-0123456789abcdefghij"),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        let error = verifier
+            .verify_with_current_keys(&format!("{signing_input}.{signature}"))
+            .expect_err("refused");
+        assert!(
+            error.to_string().ends_with("a claim is given twice"),
+            "{error}"
+        );
     }
 
     #[test]

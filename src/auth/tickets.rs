@@ -230,10 +230,14 @@ impl Tickets {
         };
         connection
             .get_or_try_init(|| async {
+                // A page waits for its ticket: with Redis gone, the answer
+                // is a prompt 503 (the page tries again), not the
+                // manager's default six reconnects, 7.5 s per request.
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_max_delay(Duration::from_secs(2));
+                    .set_response_timeout(Some(Duration::from_secs(1)))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
                 client.get_connection_manager_with_config(config).await
             })
             .await

@@ -235,7 +235,14 @@ impl JwtVerifier {
             .ok_or(AuthError::BadSignature)?;
         match jsonwebtoken::decode::<Claims>(token, key, validation) {
             Ok(data) => principal_from(data.claims),
-            Err(error) => Err(map_error(&error)),
+            Err(error) => Err(match error.kind() {
+                // Named from the payload, read again only on this path.
+                jsonwebtoken::errors::ErrorKind::Json(_) => {
+                    super::claim_types::misread_claim(token)
+                        .map_or_else(|| map_error(&error), AuthError::BadClaims)
+                }
+                _ => map_error(&error),
+            }),
         }
     }
 }
@@ -295,6 +302,8 @@ fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
             let said = error.to_string();
             AuthError::BadClaims(if said.starts_with("missing field `exp`") {
                 "exp is required"
+            } else if said.starts_with("duplicate field") {
+                "a claim is given twice"
             } else if said.starts_with("missing field `sub`") {
                 SUB_REQUIRED
             } else if said.contains("NumericDate") {

@@ -260,8 +260,8 @@ pub struct Settings {
     pub max_upload_line_bytes: usize,
 
     /// Memory, in MiB, that all generation uploads together may hold in
-    /// unfinished lines beyond 64 KiB each, one producer at most half of
-    /// it; an upload that needs more is refused with 503
+    /// unfinished lines beyond 64 KiB each, one producer (a token's `sub`)
+    /// at most half of it; an upload that needs more is refused with 503
     /// (`upload_memory_full`).
     // Each upload may hold a line of --max-upload-line-bytes (4 MiB) until
     // it ends, and nothing else bounds how many do so at once. A token or

@@ -256,16 +256,14 @@ impl From<UpdateSubscriptionError> for ApiError {
 
 impl From<RenewError> for ApiError {
     fn from(error: RenewError) -> Self {
-        match error {
-            // Another subject's stream is answered as none at all, as
-            // `/sse/subscribe` and `DELETE` answer it: a caller learns
-            // nothing of other users' streams.
-            RenewError::NotFound | RenewError::OtherSubject => Self::new(
-                ErrorCode::ConnectionNotFound,
-                RenewError::NotFound.to_string(),
-            ),
-            RenewError::FewerProjects => Self::new(ErrorCode::Forbidden, error.to_string()),
-        }
+        // Another subject's stream is 403, as CONTRACT §8 fixes it (where
+        // `/sse/subscribe` and `DELETE` answer 404): the caller holds the
+        // stream's connection id already, which only its page is given.
+        let code = match error {
+            RenewError::NotFound => ErrorCode::ConnectionNotFound,
+            RenewError::OtherSubject | RenewError::FewerProjects => ErrorCode::Forbidden,
+        };
+        Self::new(code, error.to_string())
     }
 }
 

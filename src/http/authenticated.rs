@@ -97,6 +97,8 @@ fn find_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
                         .and_then(|quoted| quoted.strip_suffix(b"\""))
                         .unwrap_or(token)
                 })
+                // Blanked rather than deleted (a logout): no cookie.
+                .filter(|token| !token.is_empty())
                 .and_then(|token| std::str::from_utf8(token).ok())
             {
                 // A browser attaches cookies to cross-site form posts too:

@@ -169,8 +169,8 @@ pub async fn issue_ticket(
     responses(
         (status = 204, description = "The stream now ends with the new token"),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
-        (status = 403, description = "A token granting fewer projects than the stream was opened with", body = crate::error::ErrorBody),
-        (status = 404, description = "No such stream open, or one of another subject", body = crate::error::ErrorBody),
+        (status = 403, description = "A token for another subject, or granting fewer projects than the stream was opened with", body = crate::error::ErrorBody),
+        (status = 404, description = "No such stream open", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/connections/{id}/token")]

@@ -11,13 +11,14 @@ use actix::Addr;
 use tokio::sync::oneshot;
 
 mod continued;
+mod reads;
 mod reaping;
 
 use super::upload_memory::UploadMemory;
 pub use crate::actors::live_tasks::{Delta, TaskWriteError, TaskWritten, UploadWatch};
 use crate::{
     actors::{
-        live_tasks::{LiveTasks, OpenUpload, PeekTask, WriteTask, Writing},
+        live_tasks::{LiveTasks, OpenUpload, WriteTask, Writing},
         persister::PersistError,
     },
     auth::Principal,
@@ -64,6 +65,9 @@ pub struct TaskService {
     pub(super) draining: ShutdownHandle,
     /// What all uploads may hold in unfinished lines.
     pub(super) upload_memory: UploadMemory,
+    /// Other instances write the same rows (a cluster): a task held in
+    /// memory may be older than its row.
+    rows_shared: bool,
 }
 
 pub use crate::domain::task_json;
@@ -86,6 +90,15 @@ impl TaskService {
             upload_keep_alive: orphan_timeout / 4,
             draining,
             upload_memory,
+            rows_shared: false,
+        }
+    }
+
+    /// In a cluster, other instances write the same task rows.
+    pub fn with_rows_shared(self, rows_shared: bool) -> Self {
+        Self {
+            rows_shared,
+            ..self
         }
     }
 
@@ -125,57 +138,6 @@ impl TaskService {
             task = self.change(&task.task_id, TaskChange::Tool(answer)).await?;
         }
         Ok(task)
-    }
-
-    /// The task as it is now: the one being written to, from memory (its
-    /// row follows with each write), any other from the store.
-    pub async fn get(&self, task_id: &TaskId) -> Result<Task, TaskWriteError> {
-        let live = self
-            .live
-            .send(PeekTask {
-                task_id: task_id.clone(),
-            })
-            .await
-            .map_err(|_| PersistError::ShuttingDown)?;
-        match live {
-            Some(task) => Ok(task),
-            None => self
-                .store
-                .task(task_id)
-                .await?
-                .ok_or(TaskWriteError::NotFound),
-        }
-    }
-
-    /// The task, if `principal` may see it. A task outside the caller's
-    /// projects answers exactly as an unknown one, so task ids of other
-    /// tenants cannot be probed.
-    pub async fn visible(
-        &self,
-        principal: &Principal,
-        task_id: &TaskId,
-    ) -> Result<Task, TaskWriteError> {
-        let task = self.get(task_id).await?;
-        match &task.project_id {
-            Some(project) if !principal.may_access(project) => Err(TaskWriteError::NotFound),
-            _ => Ok(task),
-        }
-    }
-
-    /// The task, if `principal` may write to it: one it may see, and, for a
-    /// caller confined to its projects, one of them. Any other answers as
-    /// an unknown one.
-    pub async fn writable(
-        &self,
-        principal: &Principal,
-        task_id: &TaskId,
-    ) -> Result<Task, TaskWriteError> {
-        let task = self.visible(principal, task_id).await?;
-        if principal.write_access().allows(task.project_id.as_ref()) {
-            Ok(task)
-        } else {
-            Err(TaskWriteError::NotFound)
-        }
     }
 
     /// The task a chat client resuming `chat_id` follows, as it is now:

@@ -45,8 +45,9 @@ impl StepEnds {
     /// instruction that ends nothing more becomes `Nothing`):
     ///
     /// - a stream that already ended the task ends nothing more: its end
-    ///   marker after an error (`[DONE]`), the AI SDK's `[DONE]` after
-    ///   `finish`, its `abort` after that;
+    ///   marker after an error (`[DONE]`), the AI SDK's `finish-step`,
+    ///   `finish` and `[DONE]` after its `error`, its `[DONE]` after
+    ///   `finish`, an `abort` or a second error after that;
     /// - under `?ends=step` the stream's end marker ends a step, not the
     ///   task, and nothing more when the stream's own step end (the AI SDK's
     ///   `finish-step`) just ended it;
@@ -83,7 +84,14 @@ impl StepEnds {
             let instruction = &mut rest[0].1;
             match instruction {
                 Instruction::Nothing => continue,
-                Instruction::Complete { .. } | Instruction::Cancel
+                // The AI SDK writes `finish-step` and `finish` after its
+                // `error`; an OpenAI-compatible router an error object, then
+                // `finish_reason: "error"`.
+                Instruction::Complete { .. }
+                | Instruction::Cancel
+                | Instruction::Fail { .. }
+                | Instruction::StepEnd { .. }
+                | Instruction::TextEnd(_)
                     if self.ended_task && self.from_a_stream =>
                 {
                     *instruction = Instruction::Nothing;
@@ -186,7 +194,9 @@ mod tests {
             ]
         );
         // A stream that failed the task, then says `[DONE]`: nothing more
-        // to end, in either mode; nor does an `abort` after it.
+        // to end, in either mode; nor does an `abort` after it, nor what the
+        // AI SDK writes after its `error` (`text-end`, `finish-step`,
+        // `finish`), nor a router's second error.
         for ends in [UploadEnds::Step, UploadEnds::Task] {
             assert_eq!(
                 applied(
@@ -195,7 +205,24 @@ mod tests {
                 ),
                 std::slice::from_ref(&fail)
             );
+            let after_the_sdks_error = vec![
+                Instruction::TextEnd(crate::domain::TextKind::Answer),
+                step_end(None),
+                complete(),
+                fail.clone(),
+                complete(),
+            ];
+            assert_eq!(
+                applied(ends, vec![vec![fail.clone()], after_the_sdks_error]),
+                std::slice::from_ref(&fail)
+            );
         }
+        // A producer's own NDJSON says each line on purpose: its write
+        // after the end is kept, to be refused.
+        let mut own = StepEnds::new(UploadEnds::Task, false);
+        let mut read = numbered(vec![fail.clone(), step_end(None)]);
+        own.apply(&mut read, true);
+        assert_eq!(read[1].1, step_end(None));
     }
 
     #[test]

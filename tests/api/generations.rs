@@ -715,6 +715,36 @@ async fn an_upload_that_says_the_generation_failed_fails_the_task_in_each_format
             ),
             "rate limited",
         ),
+        // What `streamText(…).toUIMessageStreamResponse()` writes when the
+        // model fails: its step's and answer's ends after the error.
+        (
+            "failed-aisdk-whole",
+            "text/event-stream",
+            concat!(
+                "data: {\"type\":\"start\"}\n\n",
+                "data: {\"type\":\"start-step\"}\n\n",
+                "data: {\"type\":\"text-start\",\"id\":\"t1\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t1\",\"delta\":\"Half an \"}\n\n",
+                "data: {\"type\":\"error\",\"errorText\":\"An error occurred.\"}\n\n",
+                "data: {\"type\":\"text-end\",\"id\":\"t1\"}\n\n",
+                "data: {\"type\":\"finish-step\"}\n\n",
+                "data: {\"type\":\"finish\",\"finishReason\":\"error\"}\n\n",
+                "data: [DONE]\n\n",
+            ),
+            "An error occurred.",
+        ),
+        // An OpenAI-compatible router: the error, then the choice's end.
+        (
+            "failed-router",
+            "text/event-stream",
+            concat!(
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Half an \"}}]}\n\n",
+                "data: {\"error\":{\"message\":\"upstream died\"}}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"error\"}]}\n\n",
+                "data: [DONE]\n\n",
+            ),
+            "upstream died",
+        ),
     ] {
         create(&app, id).await;
         let upload = Upload::start(&app, id, content_type);

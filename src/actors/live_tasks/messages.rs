@@ -82,18 +82,27 @@ impl Handler<FlushHeld> for LiveTasks {
 /// The task as this instance holds it in memory, if it does (fresher than
 /// its row while text is being written).
 #[derive(Message)]
-#[rtype(result = "Option<Task>")]
+#[rtype(result = "Option<PeekedTask>")]
 pub struct PeekTask {
     pub task_id: TaskId,
 }
 
-impl Handler<PeekTask> for LiveTasks {
-    type Result = Option<Task>;
+/// A task held in memory.
+pub struct PeekedTask {
+    pub task: Task,
+    /// The row's `updated_at_ms` as this instance last wrote or read it: a
+    /// row found newer was written since by another instance.
+    pub row_version: Option<i64>,
+}
 
-    fn handle(&mut self, msg: PeekTask, _: &mut Context<Self>) -> Option<Task> {
-        self.tasks
-            .get(&msg.task_id)
-            .map(|live| Task::clone(&live.task))
+impl Handler<PeekTask> for LiveTasks {
+    type Result = Option<PeekedTask>;
+
+    fn handle(&mut self, msg: PeekTask, _: &mut Context<Self>) -> Option<PeekedTask> {
+        self.tasks.get(&msg.task_id).map(|live| PeekedTask {
+            task: Task::clone(&live.task),
+            row_version: live.row_version,
+        })
     }
 }
 

@@ -38,7 +38,9 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context};
 use tokio::sync::watch;
 
 pub use error::TaskWriteError;
-pub use messages::{FlushHeld, OpenUpload, PeekTask, UploadWatch, WriteReply, WriteTask, Writing};
+pub use messages::{
+    FlushHeld, OpenUpload, PeekTask, PeekedTask, UploadWatch, WriteReply, WriteTask, Writing,
+};
 pub use ops::Delta;
 use ops::Op;
 pub use reply::TaskWritten;

@@ -140,7 +140,6 @@ impl Handler<RenewToken> for Registry {
         let entry = self.table.get(msg.id).ok_or(RenewError::NotFound)?;
         let viewer = &entry.subscription.viewer;
         if viewer.user_id != msg.user_id {
-            // Answered as no stream at all; the log keeps what it was.
             tracing::warn!(
                 connection_id = %msg.id,
                 "stream token renewal refused: the token is for another subject"

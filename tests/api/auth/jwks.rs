@@ -49,6 +49,8 @@ struct JwksState {
     hits: usize,
     /// Answer 500 instead of the key set.
     failing: bool,
+    /// How long each answer takes (an identity provider under load).
+    delay: Duration,
 }
 
 /// `GET /.well-known/jwks.json` on loopback, serving the keys in `state`.
@@ -59,8 +61,13 @@ struct JwksServer {
 }
 
 async fn serve_jwks(state: web::Data<Mutex<JwksState>>) -> HttpResponse {
-    let mut state = state.lock().expect("the JWKS state lock");
-    state.hits += 1;
+    let delay = {
+        let mut state = state.lock().expect("the JWKS state lock");
+        state.hits += 1;
+        state.delay
+    };
+    tokio::time::sleep(delay).await;
+    let state = state.lock().expect("the JWKS state lock");
     if state.failing {
         return HttpResponse::InternalServerError().body("the key store is down");
     }
@@ -120,6 +127,10 @@ impl JwksServer {
 
     fn hits(&self) -> usize {
         self.state().hits
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        self.state().delay = delay;
     }
 }
 
@@ -350,6 +361,40 @@ async fn unknown_kids_refresh_the_key_set_at_most_once_per_min_refresh_interval(
     assert!(
         fetches <= 1,
         "30 unknown kids within the 60 s minimum interval fetched the endpoint {fetches} times"
+    );
+}
+
+/// With no floor between fetches (`--jwks-min-refresh-secs 0`), unknown
+/// kids that arrive while a slow fetch runs wait for that fetch, not each
+/// for one more of their own in turn.
+#[actix_web::test]
+async fn unknown_kids_arriving_during_a_fetch_wait_for_it_and_start_no_other() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = KeyPair::generate(dir.path(), "k1", Algorithm::ES256);
+    let jwks = JwksServer::start(vec![k1.jwk("k1")]);
+    let app = spawn_with_jwks(&jwks, Duration::from_secs(300), Duration::ZERO).await;
+    wait_until_accepted(&app, &k1.sign(Some("k1"), &admin()), "the k1 token").await;
+    jwks.set_delay(Duration::from_millis(700));
+    let fetches_before = jwks.hits();
+    let tokens: Vec<String> = (0..8)
+        .map(|i| k1.sign(Some(&format!("unknown-{i}-{}", uuid())), &admin()))
+        .collect();
+
+    // Act
+    let statuses =
+        futures_util::future::join_all(tokens.iter().map(|t| admin_status(&app, t))).await;
+
+    // Assert: one fetch for them all (two, should one request come in
+    // just as the first fetch began); each its own made it eight.
+    assert!(
+        statuses.iter().all(|(status, _)| *status == 401),
+        "{statuses:?}"
+    );
+    let fetches = jwks.hits() - fetches_before;
+    assert!(
+        fetches <= 2,
+        "8 unknown kids at once fetched {fetches} times"
     );
 }
 

@@ -389,6 +389,16 @@ async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
         .send()
         .await
         .unwrap();
+    // A cookie blanked by a logout, not deleted, is no cookie: the query's
+    // token is read.
+    let query_beside_a_blank_cookie = app
+        .api_client
+        .get(app.url("/sse/history"))
+        .header("Cookie", "sse_token=; other=1")
+        .query(&[("access_token", &good)])
+        .send()
+        .await
+        .unwrap();
 
     // Another cookie of the site with non-ASCII bytes (UTF-8, Latin-1).
     let mut beside_non_ascii = Vec::new();
@@ -412,6 +422,7 @@ async fn a_valid_token_is_accepted_from_the_header_the_cookie_or_the_query() {
         ("cookie", cookie),
         ("quoted cookie", quoted),
         ("query", query),
+        ("query beside a blank cookie", query_beside_a_blank_cookie),
         ("cookie beside a UTF-8 one", utf8),
         ("cookie beside a Latin-1 one", latin1),
     ] {

@@ -159,7 +159,7 @@ async fn a_renewed_token_is_warned_about_token_refresh_secs_before_its_own_expir
 }
 
 #[actix_web::test]
-async fn another_subjects_stream_is_none_and_fewer_projects_or_no_token_are_refused() {
+async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refused() {
     // Arrange
     let app = spawn_app_with(with_secret).await;
     let (token, _) = expiring("dave", 30);
@@ -181,11 +181,10 @@ async fn another_subjects_stream_is_none_and_fewer_projects_or_no_token_are_refu
         .expect("sent");
 
     // Assert
-    // Another subject's stream is answered as no stream at all.
-    let other_subject = assert_error(other_subject, 404, "connection_not_found").await;
+    // CONTRACT §8: another `sub` → 403.
+    assert_error(other_subject, 403, "forbidden").await;
     assert_error(fewer_projects, 403, "forbidden").await;
-    let unknown = assert_error(unknown, 404, "connection_not_found").await;
-    assert_eq!(other_subject, unknown);
+    assert_error(unknown, 404, "connection_not_found").await;
     assert_error(malformed, 404, "connection_not_found").await;
     assert_error(anonymous, 401, "unauthorized").await;
 }
@@ -236,10 +235,9 @@ async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_wher
     let renewed = post(expiring("erin", 3600).0, id.clone()).await;
 
     // Assert: `a` answered through the cluster; the stream outlives `exp`.
-    // Another subject's stream, held by `a`, is answered as none at all.
-    let foreign = assert_error(foreign, 404, "connection_not_found").await;
-    let unknown = assert_error(unknown, 404, "connection_not_found").await;
-    assert_eq!(foreign, unknown);
+    // Another subject's stream, held by `a`: 403 (CONTRACT §8).
+    assert_error(foreign, 403, "forbidden").await;
+    assert_error(unknown, 404, "connection_not_found").await;
     assert_eq!(renewed.status().as_u16(), 204);
     tokio::time::sleep(Duration::from_secs((exp - now()).max(0) as u64 + 2)).await;
     let published = client

@@ -283,11 +283,13 @@ async fn in_a_cluster_a_ticket_issued_by_one_instance_opens_a_stream_on_another_
     drop(on_b);
 }
 
-/// After Redis restarts, the first ticket asked for is issued, and redeemed:
-/// the connection the tickets keep learns of the restart from that first
-/// command (a broken pipe) and the command is tried again, not refused.
+/// While Redis is down a ticket is refused promptly (503, the page tries
+/// again); after Redis restarts, the first ticket asked for is issued, and
+/// redeemed: the connection the tickets keep learns of the restart from
+/// that first command (a broken pipe) and the command is tried again, not
+/// refused.
 #[actix_web::test]
-async fn after_redis_restarts_the_first_ticket_is_issued_and_redeemed() {
+async fn with_redis_down_a_ticket_is_refused_promptly_and_after_it_restarts_the_first_is_issued() {
     use crate::cluster::harness::{self, Node, RedisServer};
     // Arrange: one instance on a Redis of its own, tickets used once.
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -311,8 +313,22 @@ async fn after_redis_restarts_the_first_ticket_is_issued_and_redeemed() {
     let token = token("erin", "subscribe", &["*"]);
     ticket_at(&client, &node.address, &token).await;
 
-    // Act: Redis goes away and comes back; the bridge sees it first.
+    // Act: Redis goes away (the bridge sees it), then comes back.
     redis.kill();
+    let redis_down = |_: u16, body: &Value| body["checks"]["redis"]["status"] == "down";
+    harness::wait_for_health(&node, harness::LONG, "Redis down", redis_down).await;
+    let asked = std::time::Instant::now();
+    let refused = client
+        .post(format!("{}/sse/tickets", node.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    let waited = asked.elapsed();
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(refused, 503, "auth_unavailable").await;
+    // The manager's default reconnects held it 7.5 s; a page waits on it.
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
     redis.restart().await;
     harness::wait_for_health(&node, harness::LONG, "Redis up again", redis_up).await;
     let issued = ticket_at(&client, &node.address, &token).await;
