@@ -21,9 +21,16 @@ pub enum AnswerPart {
         id: String,
         cited: Cited,
         title: Option<String>,
+        /// What the model's provider said of it (the AI SDK's
+        /// `providerMetadata`).
+        provider_metadata: Option<Value>,
     },
     /// A file the model made, by URL (a `data:` URL, often).
-    File { url: String, media_type: String },
+    File {
+        url: String,
+        media_type: String,
+        provider_metadata: Option<Value>,
+    },
     /// An app's own part `data-<name>`. Parts of one name with one `id`
     /// are one part in the message, each replacing the one before;
     /// a transient one reaches a live reader's `onData` and is not kept in
@@ -58,6 +65,7 @@ impl AnswerPart {
             id: label(id, "id", what)?,
             cited: Cited::Url(not_blank(url, "url", what)?),
             title,
+            provider_metadata: None,
         })
     }
 
@@ -76,6 +84,7 @@ impl AnswerPart {
                 filename,
             },
             title: Some(not_blank(title, "title", what)?),
+            provider_metadata: None,
         })
     }
 
@@ -84,6 +93,7 @@ impl AnswerPart {
         Ok(Self::File {
             url: not_blank(url, "url", what)?,
             media_type: label(media_type, "media type", what)?,
+            provider_metadata: None,
         })
     }
 
@@ -104,6 +114,21 @@ impl AnswerPart {
     }
 
     /// The event type carrying it.
+    /// The same part, with what its provider said of it (a source's or a
+    /// file's; an app's data part keeps none).
+    pub fn with_provider_metadata(mut self, said: Option<Value>) -> Self {
+        match &mut self {
+            Self::Source {
+                provider_metadata, ..
+            }
+            | Self::File {
+                provider_metadata, ..
+            } => *provider_metadata = said,
+            Self::Data { .. } => {}
+        }
+        self
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             Self::Source { .. } => "source",
@@ -127,7 +152,12 @@ impl AnswerPart {
     /// The event's data, for the task `task_id`.
     pub fn data_of(&self, task_id: &str) -> Value {
         match self {
-            Self::Source { id, cited, title } => {
+            Self::Source {
+                id,
+                cited,
+                title,
+                provider_metadata,
+            } => {
                 let mut data = json!({ "task_id": task_id, "source_id": id });
                 match cited {
                     Cited::Url(url) => data["url"] = json!(url),
@@ -144,11 +174,16 @@ impl AnswerPart {
                 if let Some(title) = title {
                     data["title"] = json!(title);
                 }
-                data
+                with_provider_metadata(data, provider_metadata.as_ref())
             }
-            Self::File { url, media_type } => {
-                json!({ "task_id": task_id, "url": url, "media_type": media_type })
-            }
+            Self::File {
+                url,
+                media_type,
+                provider_metadata,
+            } => with_provider_metadata(
+                json!({ "task_id": task_id, "url": url, "media_type": media_type }),
+                provider_metadata.as_ref(),
+            ),
             Self::Data {
                 name,
                 id,
@@ -169,6 +204,14 @@ impl AnswerPart {
 }
 
 /// Whether `event_type` is one of an answer part's.
+/// `data` with `provider_metadata` when there is some.
+fn with_provider_metadata(mut data: Value, said: Option<&Value>) -> Value {
+    if let Some(said) = said {
+        data["provider_metadata"] = said.clone();
+    }
+    data
+}
+
 pub fn is_answer_part_event_type(event_type: &str) -> bool {
     ANSWER_PART_EVENT_TYPES.contains(&event_type)
 }

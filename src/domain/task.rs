@@ -167,7 +167,8 @@ pub enum TaskChange {
     /// A part of the answer's text, or of its reasoning, ended where more
     /// of the same kind follows as a part of its own (see
     /// [`TextKind::end_event_type`]).
-    TextEnd(TextKind),
+    /// With what the model's provider said of the part (`providerMetadata`).
+    TextEnd(TextKind, Option<Value>),
     /// The producer is still there: its upload is open and sending, with
     /// nothing a task keeps (a provider's pings while its model searches or
     /// thinks). Only the row's `updated_at` moves, so the TaskReaper does
@@ -291,7 +292,7 @@ impl Task {
             }
             TaskChange::Tool(_)
             | TaskChange::Part(_)
-            | TaskChange::TextEnd(_)
+            | TaskChange::TextEnd(..)
             | TaskChange::StepEnd { .. } => next.status = TaskStatus::Running,
             TaskChange::KeepAlive => {}
             TaskChange::Text => {

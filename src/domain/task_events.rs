@@ -72,6 +72,14 @@ pub enum TextKind {
 }
 
 impl TextKind {
+    /// The kind that is not this one.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Answer => Self::Reasoning,
+            Self::Reasoning => Self::Answer,
+        }
+    }
+
     /// The event type carrying text of this kind.
     pub fn event_type(self) -> &'static str {
         match self {
@@ -189,12 +197,12 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
         TaskChange::Text | TaskChange::KeepAlive => Vec::new(),
         TaskChange::Tool(tool) => vec![task_event(task, tool.event_type(), tool.data(id))],
         TaskChange::Part(part) => vec![task_event(task, part.event_type(), part.data_of(id))],
-        TaskChange::TextEnd(kind) => {
-            vec![task_event(
-                task,
-                kind.end_event_type(),
-                json!({ "task_id": id }),
-            )]
+        TaskChange::TextEnd(kind, said) => {
+            let mut data = json!({ "task_id": id });
+            if let Some(said) = said {
+                data["provider_metadata"] = said.clone();
+            }
+            vec![task_event(task, kind.end_event_type(), data)]
         }
         TaskChange::StepEnd { result } => vec![task_event(
             task,

@@ -21,12 +21,18 @@ pub enum ToolEvent {
         /// Why the input was refused (it did not match the tool's schema):
         /// the call is shown failed and is never run.
         input_error: Option<String>,
+        /// What the model's provider said of the call (the AI SDK's
+        /// `providerMetadata`: Gemini's thought signature, say), which the
+        /// next model call of the chat needs back.
+        provider_metadata: Option<Value>,
     },
     /// The tool's answer to the call `id`: its output, or why it failed.
     Result {
         id: String,
         outcome: ToolOutcome,
         flags: ToolFlags,
+        /// What the provider said of the answer (a provider-run tool's).
+        provider_metadata: Option<Value>,
     },
     /// The call `id` waits for a person to approve it (the AI SDK's
     /// human-in-the-loop tools), under the approval `approval_id`.
@@ -97,6 +103,7 @@ impl ToolEvent {
             input,
             flags: ToolFlags::default(),
             input_error: None,
+            provider_metadata: None,
         })
     }
 
@@ -106,6 +113,7 @@ impl ToolEvent {
             id: label(id, "id", what)?,
             outcome,
             flags: ToolFlags::default(),
+            provider_metadata: None,
         })
     }
 
@@ -113,6 +121,21 @@ impl ToolEvent {
     pub fn flagged(mut self, said: ToolFlags) -> Self {
         match &mut self {
             Self::Call { flags, .. } | Self::Result { flags, .. } => *flags = said,
+            Self::ApprovalRequest { .. } => {}
+        }
+        self
+    }
+
+    /// The same event, with what its provider said of it (a call's or a
+    /// result's; an approval request keeps none).
+    pub fn with_provider_metadata(mut self, said: Option<Value>) -> Self {
+        match &mut self {
+            Self::Call {
+                provider_metadata, ..
+            }
+            | Self::Result {
+                provider_metadata, ..
+            } => *provider_metadata = said,
             Self::ApprovalRequest { .. } => {}
         }
         self
@@ -137,13 +160,14 @@ impl ToolEvent {
 
     /// The event's data, for the task `task_id`.
     pub fn data(&self, task_id: &str) -> Value {
-        let (mut data, flags) = match self {
+        let (mut data, flags, provider_metadata) = match self {
             Self::Call {
                 id,
                 name,
                 input,
                 flags,
                 input_error,
+                provider_metadata,
             } => {
                 let mut data = json!({
                     "task_id": task_id,
@@ -154,9 +178,14 @@ impl ToolEvent {
                 if let Some(error) = input_error {
                     data["input_error"] = json!(error);
                 }
-                (data, flags)
+                (data, flags, provider_metadata)
             }
-            Self::Result { id, outcome, flags } => {
+            Self::Result {
+                id,
+                outcome,
+                flags,
+                provider_metadata,
+            } => {
                 let mut data = json!({ "task_id": task_id, "tool_call_id": id });
                 let (field, value) = match outcome {
                     ToolOutcome::Output(output) => ("output", output.clone()),
@@ -164,13 +193,16 @@ impl ToolEvent {
                     ToolOutcome::Denied => ("denied", Value::Bool(true)),
                 };
                 data[field] = value;
-                (data, flags)
+                (data, flags, provider_metadata)
             }
             Self::ApprovalRequest { id, approval_id } => {
                 return json!({ "task_id": task_id, "tool_call_id": id, "approval_id": approval_id });
             }
         };
         flags.write(&mut data, ToolFlags::EVENT_NAMES);
+        if let Some(said) = provider_metadata {
+            data["provider_metadata"] = said.clone();
+        }
         data
     }
 }

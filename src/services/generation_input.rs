@@ -98,8 +98,14 @@ pub enum Instruction {
     Part(AnswerPart),
     /// A part of the text of this kind ended (an AI SDK `text-end` or
     /// `reasoning-end`): what follows of the same kind is a part of its
-    /// own. `upload_text_parts` keeps only the ends that tell something.
-    TextEnd(TextKind),
+    /// own. `upload_text_parts` keeps only the ends that tell something,
+    /// and gives a kept end what the provider said of its part.
+    TextEnd(TextKind, Option<Value>),
+    /// What the model's provider said of the part of this kind being
+    /// written (an AI SDK `providerMetadata` on its start, a delta or its
+    /// end; the last said stands). `upload_text_parts` hands it to the
+    /// part's end; it is never applied itself.
+    PartSaid(TextKind, Value),
     /// One step of the answer ended (an AI SDK `finish-step`, an NDJSON
     /// `step_end`, a provider's end under `?ends=step`); more follows.
     StepEnd {
@@ -150,9 +156,11 @@ impl Instruction {
             Self::Tool(tool) => TaskChange::Tool(tool),
             Self::Part(part) => TaskChange::Part(part),
             Self::StepEnd { result } => TaskChange::StepEnd { result },
-            Self::TextEnd(kind) => TaskChange::TextEnd(kind),
-            Self::Delta { .. } | Self::Nothing => {
-                unreachable!("text is appended, nothing is skipped")
+            Self::TextEnd(kind, said) => TaskChange::TextEnd(kind, said),
+            Self::Delta { .. } | Self::Nothing | Self::PartSaid(..) => {
+                unreachable!(
+                    "text is appended, nothing is skipped, a part's metadata goes to its end"
+                )
             }
         }
     }
@@ -340,9 +348,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
             result: step.result,
         }
     } else if parsed.text_end.is_some() {
-        Instruction::TextEnd(TextKind::Answer)
+        Instruction::TextEnd(TextKind::Answer, None)
     } else if parsed.reasoning_end.is_some() {
-        Instruction::TextEnd(TextKind::Reasoning)
+        Instruction::TextEnd(TextKind::Reasoning, None)
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
@@ -403,11 +411,11 @@ mod tests {
     fn a_part_end_line_is_read_as_the_end_of_its_kind_and_takes_nothing_else() {
         assert_eq!(
             ndjson_line(r#"{"text_end": {}}"#),
-            Ok(Instruction::TextEnd(TextKind::Answer))
+            Ok(Instruction::TextEnd(TextKind::Answer, None))
         );
         assert_eq!(
             ndjson_line(r#"{"reasoning_end": {}}"#),
-            Ok(Instruction::TextEnd(TextKind::Reasoning))
+            Ok(Instruction::TextEnd(TextKind::Reasoning, None))
         );
         for refused in [
             r#"{"text_end": true}"#,

@@ -91,7 +91,7 @@ impl StepEnds {
                 | Instruction::Cancel
                 | Instruction::Fail { .. }
                 | Instruction::StepEnd { .. }
-                | Instruction::TextEnd(_)
+                | Instruction::TextEnd(..)
                     if self.ended_task && self.from_a_stream =>
                 {
                     *instruction = Instruction::Nothing;
@@ -206,7 +206,7 @@ mod tests {
                 std::slice::from_ref(&fail)
             );
             let after_the_sdks_error = vec![
-                Instruction::TextEnd(crate::domain::TextKind::Answer),
+                Instruction::TextEnd(crate::domain::TextKind::Answer, None),
                 step_end(None),
                 complete(),
                 fail.clone(),

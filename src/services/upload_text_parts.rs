@@ -18,6 +18,14 @@
 //! stream holds open (another instance may have written its text since
 //! this one last saw it), and an end that parts nothing is ignored by
 //! viewers; a first upload never begins with an end.
+//!
+//! What the model's provider says of a part (the AI SDK's
+//! `providerMetadata` on its start, a delta or its end: Anthropic's
+//! thinking signature, OpenAI's item id) is what the chat's next model call
+//! needs back: the part's end keeps it, and such an end is always kept
+//! (before whatever would end the part without one, when it has none).
+
+use serde_json::Value;
 
 use crate::domain::TextKind;
 
@@ -30,6 +38,13 @@ pub(super) struct TextPartEnds {
     open: Open,
     /// An end read but not yet kept: its line and the kind it ends.
     waiting: Option<(u64, TextKind)>,
+    /// What the provider last said of the part of each kind (answer,
+    /// reasoning) not yet ended.
+    said: [Option<Value>; 2],
+}
+
+fn slot(kind: TextKind) -> usize {
+    usize::from(kind == TextKind::Reasoning)
 }
 
 /// The part a viewer's stream holds open.
@@ -62,9 +77,17 @@ impl TextPartEnds {
                 Verdict::Drop => {
                     read.remove(at);
                 }
-                Verdict::EndFirst(line, kind) => {
-                    read.insert(at, (line, Instruction::TextEnd(kind)));
+                Verdict::EndFirst(line, kind, said) => {
+                    read.insert(at, (line, Instruction::TextEnd(kind, said)));
                     at += 2;
+                }
+                Verdict::KeepAs(before, instruction) => {
+                    read[at].1 = instruction;
+                    if let Some((line, kind)) = before {
+                        read.insert(at, (line, Instruction::TextEnd(kind, None)));
+                        at += 1;
+                    }
+                    at += 1;
                 }
             }
         }
@@ -73,16 +96,38 @@ impl TextPartEnds {
     /// The upload stops here: an end still waiting is kept, as what
     /// follows it would come in another upload.
     pub fn stop(&mut self, read: &mut Vec<(u64, Instruction)>) {
+        let line = read.last().map_or(0, |(line, _)| *line);
         if let Some((line, kind)) = self.waiting.take() {
-            read.push((line, Instruction::TextEnd(kind)));
+            let said = self.said[slot(kind)].take();
+            read.push((line, Instruction::TextEnd(kind, said)));
             self.open = Open::None;
+        }
+        // A part the upload left open that its provider said something of:
+        // ended here, so that it is not lost (the next upload's text of
+        // the kind begins a part of its own).
+        for kind in [TextKind::Answer, TextKind::Reasoning] {
+            if let Some(said) = self.said[slot(kind)].take() {
+                read.push((line, Instruction::TextEnd(kind, Some(said))));
+                self.open = Open::None;
+            }
         }
     }
 
     /// What becomes of `instruction`, read on `line`.
     fn take(&mut self, line: u64, instruction: &Instruction) -> Verdict {
         match instruction {
-            Instruction::TextEnd(kind) => {
+            Instruction::PartSaid(kind, said) => {
+                self.said[slot(*kind)] = Some(said.clone());
+                return Verdict::Drop;
+            }
+            Instruction::TextEnd(kind, _) => {
+                if let Some(said) = self.said[slot(*kind)].take() {
+                    // Kept where it is, with what its provider said; an end
+                    // of the same kind still waiting parts the text before.
+                    let before = self.waiting.take().filter(|(_, waiting)| waiting == kind);
+                    self.open = Open::None;
+                    return Verdict::KeepAs(before, Instruction::TextEnd(*kind, Some(said)));
+                }
                 if self.open.may_be(*kind) {
                     self.waiting = Some((line, *kind));
                 }
@@ -90,9 +135,19 @@ impl TextPartEnds {
             }
             Instruction::Delta(delta) if delta.text.is_empty() => {}
             Instruction::Delta(delta) => {
-                let end = match self.waiting.take() {
-                    Some((line, kind)) if kind == delta.kind => Verdict::EndFirst(line, kind),
-                    _ => Verdict::Keep,
+                // A part of the other kind that its provider said something
+                // of ends here, though its own end never came.
+                let other = delta.kind.other();
+                let end = if let Some(said) = self.said[slot(other)].take() {
+                    self.waiting = None;
+                    Verdict::EndFirst(line, other, Some(said))
+                } else {
+                    match self.waiting.take() {
+                        Some((line, kind)) if kind == delta.kind => {
+                            Verdict::EndFirst(line, kind, None)
+                        }
+                        _ => Verdict::Keep,
+                    }
                 };
                 self.open = Open::Kind(delta.kind);
                 return end;
@@ -101,7 +156,7 @@ impl TextPartEnds {
             Instruction::Part(_) => {
                 if let Some((line, kind)) = self.waiting.take() {
                     self.open = Open::None;
-                    return Verdict::EndFirst(line, kind);
+                    return Verdict::EndFirst(line, kind, None);
                 }
             }
             Instruction::Progress { .. } | Instruction::Nothing => {}
@@ -110,8 +165,21 @@ impl TextPartEnds {
             | Instruction::Complete { .. }
             | Instruction::Fail { .. }
             | Instruction::Cancel => {
+                let open = match self.open {
+                    Open::Kind(kind) => Some(kind),
+                    Open::None | Open::Unknown => None,
+                };
                 self.open = Open::None;
                 self.waiting = None;
+                // The part this ends, if its provider said something of it
+                // (the open one first): ended here, with that.
+                let said = open
+                    .into_iter()
+                    .chain([TextKind::Answer, TextKind::Reasoning])
+                    .find(|kind| self.said[slot(*kind)].is_some());
+                if let Some(kind) = said {
+                    return Verdict::EndFirst(line, kind, self.said[slot(kind)].take());
+                }
             }
         }
         Verdict::Keep
@@ -122,8 +190,12 @@ impl TextPartEnds {
 enum Verdict {
     Keep,
     Drop,
-    /// Kept, after the waiting end of the part of `TextKind`, on its line.
-    EndFirst(u64, TextKind),
+    /// Kept, after the end of the part of `TextKind` (a waiting one, on
+    /// its line), with what its provider said of it.
+    EndFirst(u64, TextKind, Option<Value>),
+    /// Kept as this, after the waiting end of the part of `TextKind`, if
+    /// there is one.
+    KeepAs(Option<(u64, TextKind)>, Instruction),
 }
 
 #[cfg(test)]
@@ -138,7 +210,7 @@ mod tests {
     }
 
     fn end(kind: TextKind) -> Instruction {
-        Instruction::TextEnd(kind)
+        Instruction::TextEnd(kind, None)
     }
 
     fn source() -> Instruction {
@@ -310,5 +382,80 @@ mod tests {
             before_a_tool,
             [answer("One."), Instruction::Tool(tool), answer("Two.")]
         );
+    }
+
+    fn said(kind: TextKind, what: &str) -> Instruction {
+        Instruction::PartSaid(kind, json!({ "p": what }))
+    }
+
+    fn end_saying(kind: TextKind, what: &str) -> Instruction {
+        Instruction::TextEnd(kind, Some(json!({ "p": what })))
+    }
+
+    #[test]
+    fn what_a_provider_says_of_a_part_goes_to_its_end_which_is_kept() {
+        use TextKind::{Answer, Reasoning};
+        // Said on the start and on the end: the last said, on the end, kept
+        // though nothing of its kind follows.
+        let paragraph = applied(vec![vec![
+            said(Answer, "start"),
+            answer("One."),
+            said(Answer, "end"),
+            end(Answer),
+            Instruction::Complete { result: None },
+        ]]);
+        assert_eq!(
+            paragraph,
+            [
+                answer("One."),
+                end_saying(Answer, "end"),
+                Instruction::Complete { result: None }
+            ]
+        );
+        // A thought with no text (redacted), after an end still waiting
+        // before it: both ends, in order.
+        let redacted = applied(vec![vec![
+            Instruction::reasoning("Hm."),
+            end(Reasoning),
+            said(Reasoning, "redacted"),
+            end(Reasoning),
+            answer("Hi."),
+        ]]);
+        assert_eq!(
+            redacted,
+            [
+                Instruction::reasoning("Hm."),
+                end(Reasoning),
+                end_saying(Reasoning, "redacted"),
+                answer("Hi.")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_part_said_of_and_never_ended_ends_where_it_would_end_anyway() {
+        use TextKind::{Answer, Reasoning};
+        let tool = crate::domain::ToolEvent::call("c1", "search", json!({}), "a call")
+            .expect("a well-formed call");
+        // By the other kind's text, by a tool call, by the upload's stop.
+        let ended = applied(vec![vec![
+            Instruction::reasoning("Hm."),
+            said(Reasoning, "sig"),
+            answer("One."),
+            said(Answer, "item"),
+            Instruction::Tool(tool.clone()),
+        ]]);
+        assert_eq!(
+            ended,
+            [
+                Instruction::reasoning("Hm."),
+                end_saying(Reasoning, "sig"),
+                answer("One."),
+                end_saying(Answer, "item"),
+                Instruction::Tool(tool)
+            ]
+        );
+        let stopped = uploads(vec![vec![answer("One."), said(Answer, "item")]]);
+        assert_eq!(stopped, [vec![answer("One."), end_saying(Answer, "item")]]);
     }
 }

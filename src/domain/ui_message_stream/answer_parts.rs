@@ -42,6 +42,7 @@ impl UiMessageTranslator {
         if data["transient"] == Value::Bool(true) {
             written["transient"] = Value::Bool(true);
         }
+        super::provider_metadata(data, &mut written);
         // A model's source or file belongs to the step that made it; an
         // app's data part is written wherever the app wrote it, often
         // before the model's first step ("searching…").

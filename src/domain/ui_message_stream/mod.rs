@@ -78,7 +78,7 @@ mod answer_parts;
 mod parts;
 mod tools;
 
-use parts::{Phase, TextPart, part};
+use parts::{Phase, TextPart, part, provider_metadata};
 
 use super::ai_sdk_major::AiSdkMajor;
 use super::{AnswerEnd, STEP_END_EVENT_TYPE, TextKind};
@@ -232,8 +232,29 @@ impl UiMessageTranslator {
             "source" | "file" | "data_part" => self.answer_part(event_type, data, out),
             "text_end" | "reasoning_end" => {
                 let kind = TextKind::of_end_event_type(event_type).expect("a kind of text");
-                if self.open.as_ref().is_some_and(|(open, _)| *open == kind) {
-                    self.end_part(out);
+                match data
+                    .get("provider_metadata")
+                    .filter(|said| said.is_object())
+                {
+                    // The part's end with what its provider said of it: of
+                    // the part open, or of one that held no text (a
+                    // provider's redacted thinking), begun for it.
+                    Some(_) => {
+                        self.begin_step(out);
+                        self.open_part(kind, out);
+                        if let Some((kind, id)) = self.open.take() {
+                            let mut end =
+                                serde_json::to_value(TextPart::new(kind, &id, Phase::End))
+                                    .expect("a part serializes");
+                            provider_metadata(data, &mut end);
+                            part(out, &end);
+                        }
+                    }
+                    None => {
+                        if self.open.as_ref().is_some_and(|(open, _)| *open == kind) {
+                            self.end_part(out);
+                        }
+                    }
                 }
             }
             // A step's end with no step open says nothing.

@@ -70,3 +70,14 @@ pub(super) fn encoded_part(out: &mut BytesMut, json: &str) {
     out.put_slice(json.as_bytes());
     out.put_slice(b"\n\n");
 }
+
+/// Copies a task event's `provider_metadata` onto the part written for it,
+/// as the SDK's `providerMetadata`.
+pub(super) fn provider_metadata(data: &serde_json::Value, written: &mut serde_json::Value) {
+    if let Some(said) = data
+        .get("provider_metadata")
+        .filter(|said| said.is_object())
+    {
+        written["providerMetadata"] = said.clone();
+    }
+}

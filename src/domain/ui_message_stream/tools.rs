@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::{DENIED, UiMessageTranslator, part, parts::encoded_part};
+use super::{DENIED, UiMessageTranslator, part, parts::encoded_part, provider_metadata};
 use crate::domain::ToolFlags;
 
 impl UiMessageTranslator {
@@ -26,6 +26,7 @@ impl UiMessageTranslator {
             call["errorText"] = json!(error);
         }
         ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut call, ToolFlags::AI_SDK_NAMES);
+        provider_metadata(data, &mut call);
         part(out, &call);
         if !self.has_sent_call(id) {
             self.tool_calls.push(id.to_owned());
@@ -68,6 +69,10 @@ impl UiMessageTranslator {
         };
         let flags = ToolFlags::read(data, ToolFlags::EVENT_NAMES);
         flags.write(&mut answer, ToolFlags::AI_SDK_NAMES);
+        // A denial has none in the SDK's schema.
+        if !denied {
+            provider_metadata(data, &mut answer);
+        }
         // Encoded once: compared with the answer given before, and written.
         let encoded = answer.to_string();
         if !flags.preliminary && self.repeats_answer(id, &encoded) {

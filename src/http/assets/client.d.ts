@@ -169,6 +169,8 @@ export interface ToolCallData {
   provider_executed?: true;
   /** A tool outside the app's static tool set (an MCP tool). */
   dynamic?: true;
+  /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
+  provider_metadata?: Record<string, Record<string, unknown>>;
 }
 
 /** A `tool_result` event's data: a tool's answer, its `output` or, when it failed, its `error`. */
@@ -181,6 +183,8 @@ export interface ToolResultData {
   preliminary?: true;
   /** The person asked refused the call: it was never run. */
   denied?: true;
+  /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
+  provider_metadata?: Record<string, Record<string, unknown>>;
 }
 
 /** A `tool_approval` event's data: a call waits for a person to approve it. */
@@ -198,6 +202,8 @@ export interface SourceData {
   title?: string;
   media_type?: string;
   filename?: string;
+  /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
+  provider_metadata?: Record<string, Record<string, unknown>>;
 }
 
 /** A `file` event's data: a file the model made, by URL (often a `data:` URL). */
@@ -205,6 +211,8 @@ export interface FileData {
   task_id: string;
   url: string;
   media_type: string;
+  /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
+  provider_metadata?: Record<string, Record<string, unknown>>;
 }
 
 /**
@@ -339,10 +347,13 @@ export interface SseClientOptions {
   onText?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `reasoning` events (the model's thinking, apart from the answer): `delta` is their `data.delta`. */
   onReasoning?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
-  /** `text_end` events: the answer's text so far is a part of its own; the next `text` begins another. */
-  onTextEnd?: (data: { task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
-  /** `reasoning_end` events: the same for the model's reasoning. */
-  onReasoningEnd?: (data: { task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  /**
+   * `text_end` events: the answer's text so far is a part of its own; the next `text` begins another.
+   * `provider_metadata`: what the model's provider said of the part (an AI SDK upload's `providerMetadata`).
+   */
+  onTextEnd?: (data: { task_id?: string; provider_metadata?: Record<string, Record<string, unknown>>; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  /** `reasoning_end` events: the same for the model's reasoning (a thought with no text may have one, for its `provider_metadata`). */
+  onReasoningEnd?: (data: { task_id?: string; provider_metadata?: Record<string, Record<string, unknown>>; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `tool_call` events: the model asked for the tool `tool_name` to be run with `input`. */
   onToolCall?: (data: ToolCallData, event: MessageEvent<string>) => void;
   /** `tool_result` events: a tool's answer to the call `tool_call_id`, its `output` or its `error`. */

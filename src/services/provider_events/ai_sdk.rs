@@ -3,12 +3,38 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, ToolPiece, string_field};
+use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, string_field};
 use crate::domain::{AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolOutcome};
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
 pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String> {
+    let read = text_part(kind, value)?;
+    // What the provider says of a part of text (its start, a delta or its
+    // end) goes, after what the part says, to the part's end.
+    let said_of = match kind.split_once('-') {
+        Some(("text", "start" | "delta" | "end")) => Some(TextKind::Answer),
+        Some(("reasoning", "start" | "delta" | "end")) => Some(TextKind::Reasoning),
+        _ => None,
+    };
+    let Some(part_kind) = said_of else {
+        return Ok(read);
+    };
+    let Some(said) = provider_metadata(value, &format!("a {kind} part"))? else {
+        return Ok(read);
+    };
+    let said = Instruction::PartSaid(part_kind, said);
+    Ok(match read.instruction {
+        // A start says nothing else; an end is told after it.
+        Instruction::Nothing => EventRead::one(said, Some(Dialect::AiSdk)),
+        Instruction::TextEnd(..) => EventRead::one(said, Some(Dialect::AiSdk))
+            .with_pieces(vec![Piece::Text(read.instruction)]),
+        delta => EventRead::one(delta, Some(Dialect::AiSdk)).with_pieces(vec![Piece::Text(said)]),
+    })
+}
+
+/// A part as the task keeps it, but for what its provider said of text.
+fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
     let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
     let instruction = match kind {
         "text-delta" => Instruction::answer(string_field(value, "delta", "a text-delta part")?),
@@ -36,8 +62,8 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
         }
         "abort" => Instruction::Cancel,
         // The text that follows (after a source, say) is a part of its own.
-        "text-end" => Instruction::TextEnd(TextKind::Answer),
-        "reasoning-end" => Instruction::TextEnd(TextKind::Reasoning),
+        "text-end" => Instruction::TextEnd(TextKind::Answer, None),
+        "reasoning-end" => Instruction::TextEnd(TextKind::Reasoning, None),
         // One model call of a multi-step answer ended; the next may follow
         // (`start-step` is where it begins: nothing to keep).
         "finish-step" => Instruction::StepEnd { result: None },
@@ -115,14 +141,28 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
             ToolEvent::result(&id, ToolOutcome::Output(output), &what)?
         }
     };
-    Ok(tool.flagged(ToolFlags::read(value, ToolFlags::AI_SDK_NAMES)))
+    Ok(tool
+        .flagged(ToolFlags::read(value, ToolFlags::AI_SDK_NAMES))
+        .with_provider_metadata(provider_metadata(value, &what)?))
+}
+
+/// A part's `providerMetadata`, kept as the part carries it: a chat's next
+/// model call needs it back (Gemini's thought signature of a tool call,
+/// say), and `convertToModelMessages` passes it on from the message.
+fn provider_metadata(value: &Value, what: &str) -> Result<Option<Value>, String> {
+    match value.get("providerMetadata") {
+        None | Some(Value::Null) => Ok(None),
+        Some(said @ Value::Object(_)) => Ok(Some(said.clone())),
+        // As the SDK's own reader would refuse it.
+        Some(_) => Err(format!("{what}'s providerMetadata must be an object")),
+    }
 }
 
 /// A source the answer cites, or a file it made.
 fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
     let what = format!("a {kind} part");
     let optional = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-    match kind {
+    let part = match kind {
         "source-url" => {
             let id = string_field(value, "sourceId", &what)?;
             let url = string_field(value, "url", &what)?;
@@ -138,7 +178,8 @@ fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
             let url = string_field(value, "url", &what)?;
             AnswerPart::file(&url, &string_field(value, "mediaType", &what)?, &what)
         }
-    }
+    }?;
+    Ok(part.with_provider_metadata(provider_metadata(value, &what)?))
 }
 
 /// The UI message stream's part kinds that carry nothing a task keeps.

@@ -133,6 +133,43 @@ async fn a_progress_written_through_one_instance_survives_another_instances_row_
     assert_eq!(stored_text(a).await, ["a", "b"]);
 }
 
+/// A status poller behind a load balancer: every instance answers `GET`
+/// and `HEAD /tasks/{id}` with the change made through another, also the
+/// one whose memory of the task is older than the row (b, until its own
+/// next row write).
+#[actix_web::test]
+async fn every_instance_reads_a_change_made_through_another_also_one_holding_the_task() {
+    // Arrange
+    let db = TestDb::create().await;
+    let nodes = task_held_by_b_then_changed_through_a(&db).await;
+    let client = reqwest::Client::new();
+
+    // Act
+    let mut read = Vec::new();
+    for node in &nodes {
+        let (_, task) = node.get_json("/tasks/gen").await;
+        let head = client
+            .head(node.url("/tasks/gen"))
+            .send()
+            .await
+            .expect("HEAD sent");
+        let progress = head.headers()["x-task-progress"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        read.push((task["progress"].clone(), task["stage"].clone(), progress));
+    }
+
+    // Assert
+    for (at, (progress, stage, head)) in read.iter().enumerate() {
+        assert_eq!(
+            (progress, stage, head.as_str()),
+            (&json!(40.0), &json!("writing"), "40"),
+            "instance {at}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn a_change_through_an_instance_with_a_stale_memory_is_applied_to_the_row_another_wrote() {
     // Arrange

@@ -177,3 +177,62 @@ async fn a_call_waiting_for_approval_then_denied_reaches_an_ai_7_reader_and_an_a
     assert_eq!(failed["state"], "output-error", "{failed}");
     assert_eq!(failed["errorText"], "the tool call was denied", "{failed}");
 }
+
+/// What the model's provider says of a call, a tool's answer, a source or
+/// a file (`providerMetadata`: Gemini's thought signature of a call, say)
+/// is what the chat's next model call needs back from the saved message:
+/// kept, and given to the `ai` package reading the task, live or late.
+#[actix_web::test]
+async fn provider_metadata_of_calls_results_sources_and_files_reaches_the_ai_package() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "said-gen", None).await;
+    let signed = json!({ "google": { "thoughtSignature": "TS1" } });
+    let served = json!({ "openai": { "itemId": "ws_1" } });
+    let cited = json!({ "perplexity": { "rank": 1 } });
+    let made = json!({ "google": { "fileId": "f1" } });
+    let upload = Upload::start(&app, "said-gen");
+    for part in [
+        json!({ "type": "tool-input-available", "toolCallId": "w1", "toolName": "weather", "input": { "city": "Oslo" }, "providerMetadata": signed }),
+        json!({ "type": "tool-output-available", "toolCallId": "w1", "output": { "celsius": -3 }, "providerMetadata": served }),
+        json!({ "type": "source-url", "sourceId": "s1", "url": "https://example.com/", "providerMetadata": cited }),
+        json!({ "type": "file", "url": "data:text/plain;base64,aGk=", "mediaType": "text/plain", "providerMetadata": made }),
+        json!({ "type": "finish" }),
+    ] {
+        upload.send(part).await;
+    }
+    assert_eq!(upload.finish().await, 200);
+
+    // Act
+    let read = Reader::start(&app, "task", "said-gen").finish().await;
+
+    // Assert: as the SDK's reader files each part's providerMetadata.
+    assert_eq!(read["errors"], json!([]), "{read}");
+    let parts = read["message"]["parts"].as_array().expect("parts");
+    let of = |kind: &str| {
+        parts
+            .iter()
+            .find(|part| part["type"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} part in {read}"))
+    };
+    let tool = of("tool-weather");
+    assert_eq!(tool["callProviderMetadata"], signed, "{tool}");
+    assert_eq!(tool["resultProviderMetadata"], served, "{tool}");
+    assert_eq!(of("source-url")["providerMetadata"], cited);
+    assert_eq!(of("file")["providerMetadata"], made);
+    // The task's own events keep it as `provider_metadata`.
+    let history = app.get_json("/sse/history?event_types=tool_call").await;
+    assert_eq!(
+        history["events"][0]["data"]["provider_metadata"], signed,
+        "{history}"
+    );
+
+    // A providerMetadata that is not an object is refused, as the SDK's
+    // reader would refuse the part, naming it.
+    create(&app, "said-wrong", None).await;
+    let wrong = Upload::start(&app, "said-wrong");
+    wrong
+        .send(json!({ "type": "source-url", "sourceId": "s1", "url": "https://e.com/", "providerMetadata": "x" }))
+        .await;
+    assert_eq!(wrong.finish().await, 422);
+}

@@ -190,3 +190,63 @@ async fn an_ndjson_producer_parts_its_text_with_text_end_lines() {
         .collect();
     assert_eq!(texts, [json!("One."), json!("Two.")], "{late}");
 }
+
+/// What the model's provider says of a part (`providerMetadata`: a
+/// thought's signature in a delta of its own, a redacted thought with no
+/// text, a paragraph's item id on its start and its end, a tool call's
+/// thought signature) is what the chat's next model call needs back from
+/// the saved message: a reader of the broker, live and late, gets the
+/// message the SDK assembles, every part's metadata included.
+#[actix_web::test]
+async fn what_the_provider_says_of_each_part_reads_back_as_the_sdks_own_message() {
+    // Arrange
+    let printed = super::sdk_script("provider_metadata_stream.mjs");
+    let body = printed["body"].as_str().expect("the body").to_owned();
+    let sdk_message = printed["message"].clone();
+    let said = parts(&sdk_message)
+        .iter()
+        .filter(|part| {
+            part.get("providerMetadata").is_some() || part.get("callProviderMetadata").is_some()
+        })
+        .count();
+    assert_eq!(said, 4, "the SDK's own message: {sdk_message}");
+    let app = spawn_app().await;
+    super::create(&app, "said", None).await;
+    let mut live = Reader::start_with(&app, "task", "said", &["ai_sdk=7"]);
+    live.until_snapshot(|_| true).await;
+
+    // Act
+    let answer = super::pipe_in(&app, "said", body).await;
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+
+    // Assert
+    let live = live.finish().await;
+    assert_eq!(live["errors"], json!([]), "{live}");
+    assert_eq!(parts(&live["message"]), parts(&sdk_message), "live");
+    for version in ["ai_sdk=7", "ai_sdk=5"] {
+        let late = Reader::start_with(&app, "task", "said", &[version])
+            .finish()
+            .await;
+        assert_eq!(late["errors"], json!([]), "{late}");
+        assert_eq!(
+            parts(&late["message"]),
+            parts(&sdk_message),
+            "late, {version}"
+        );
+    }
+    // The task stream keeps it on the parts' ends (and the call's event).
+    let events = super::read_task(&app, "said", &[]).await;
+    let ends: Vec<Value> = events
+        .iter()
+        .filter(|event| event.is("reasoning_end") || event.is("text_end"))
+        .map(|event| event.json()["provider_metadata"].clone())
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            json!({ "anthropic": { "signature": "SIG-1" } }),
+            json!({ "anthropic": { "redactedData": "REDACTED-2" } }),
+            json!({ "openai": { "itemId": "msg_1", "phase": "final" } }),
+        ]
+    );
+}

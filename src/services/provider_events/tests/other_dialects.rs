@@ -167,9 +167,12 @@ fn an_ai_sdk_streams_sources_files_and_data_parts_are_kept() {
         other => panic!("{json}: {other:?}"),
     };
     let page = r#"{"type":"source-url","sourceId":"s1","url":"https://e.com","title":"E","providerMetadata":{}}"#;
+    // Its providerMetadata kept as it came, as the SDK's message keeps it.
     assert_eq!(
         part(page),
-        AnswerPart::url_source("s1", "https://e.com", Some("E".into()), "x").unwrap()
+        AnswerPart::url_source("s1", "https://e.com", Some("E".into()), "x")
+            .unwrap()
+            .with_provider_metadata(Some(serde_json::json!({})))
     );
     let doc =
         r#"{"type":"source-document","sourceId":"s2","mediaType":"application/pdf","title":"Q3"}"#;
@@ -253,7 +256,7 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
     ] {
         assert_eq!(
             read(&format!(r#"{{"type":"{end}","id":"p1"}}"#)),
-            (Instruction::TextEnd(kind), Some(Dialect::AiSdk))
+            (Instruction::TextEnd(kind, None), Some(Dialect::AiSdk))
         );
     }
     // A step's end is kept: more of the answer may follow it.
