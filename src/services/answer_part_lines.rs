@@ -19,6 +19,9 @@ pub(super) struct SourceBody {
     title: Option<String>,
     media_type: Option<String>,
     filename: Option<String>,
+    /// What the model's provider said of it (the AI SDK's
+    /// `providerMetadata`, an object).
+    provider_metadata: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +29,9 @@ pub(super) struct SourceBody {
 pub(super) struct FileBody {
     url: String,
     media_type: String,
+    /// What the model's provider said of it (the AI SDK's
+    /// `providerMetadata`, an object).
+    provider_metadata: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +48,8 @@ pub(super) struct DataPartBody {
 impl SourceBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
         const WHAT: &str = "a source";
-        match (self.url, self.media_type) {
+        let said = self.provider_metadata.map(Value::Object);
+        let part = match (self.url, self.media_type) {
             (Some(url), None) if self.filename.is_none() => {
                 AnswerPart::url_source(&self.id, &url, self.title, WHAT)
             }
@@ -55,13 +62,15 @@ impl SourceBody {
                       (and perhaps filename): one of the two"
                     .into(),
             ),
-        }
+        }?;
+        Ok(part.with_provider_metadata(said))
     }
 }
 
 impl FileBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
-        AnswerPart::file(&self.url, &self.media_type, "a file")
+        Ok(AnswerPart::file(&self.url, &self.media_type, "a file")?
+            .with_provider_metadata(self.provider_metadata.map(Value::Object)))
     }
 }
 

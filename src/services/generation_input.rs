@@ -10,7 +10,8 @@
 //!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
 //!   "approval_id"}}`, `{"step_end": {"result"?}}`, `{"text_end": {}}` and
 //!   `{"reasoning_end": {}}` (a part of text ends), and an answer's
-//!   sources, files and data parts (`super::answer_part_lines`);
+//!   sources, files and data parts (`super::answer_part_lines`); calls,
+//!   results, sources, files and ends may say `provider_metadata`;
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
 //!   UI message stream, read event by event by [`super::provider_events`].
@@ -208,6 +209,9 @@ struct ToolCallBody {
     provider_executed: bool,
     #[serde(default)]
     dynamic: bool,
+    /// What the model's provider said of it, as the AI SDK's
+    /// `providerMetadata` (an object), given back to the SDK's readers.
+    provider_metadata: Option<serde_json::Map<String, Value>>,
 }
 
 /// A tool's answer: an upload's `tool_result` line, and one of the
@@ -223,6 +227,9 @@ pub struct ToolResultBody {
     /// The person asked refused the call.
     #[serde(default)]
     denied: bool,
+    /// What the model's provider said of it, as the AI SDK's
+    /// `providerMetadata` (an object), given back to the SDK's readers.
+    provider_metadata: Option<serde_json::Map<String, Value>>,
 }
 
 /// Answers a task may be created with, at most.
@@ -272,7 +279,9 @@ impl ToolResultBody {
             preliminary: self.preliminary,
             ..ToolFlags::default()
         };
-        Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?.flagged(flags))
+        Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?
+            .flagged(flags)
+            .with_provider_metadata(self.provider_metadata.map(Value::Object)))
     }
 }
 
@@ -288,10 +297,15 @@ struct FailBody {
 }
 
 /// `{"text_end": {}}`: the part of text written so far ends; the next text
-/// is a part of its own (`upload_text_parts` keeps it where it parts text).
+/// is a part of its own (`upload_text_parts` keeps it where it parts text,
+/// and always when it says what the provider said of the part).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PartEndBody {}
+struct PartEndBody {
+    /// What the model's provider said of it, as the AI SDK's
+    /// `providerMetadata` (an object), given back to the SDK's readers.
+    provider_metadata: Option<serde_json::Map<String, Value>>,
+}
 
 /// The kinds of line a producer writes, as refusals list them.
 const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
@@ -347,10 +361,13 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::StepEnd {
             result: step.result,
         }
-    } else if parsed.text_end.is_some() {
-        Instruction::TextEnd(TextKind::Answer, None)
-    } else if parsed.reasoning_end.is_some() {
-        Instruction::TextEnd(TextKind::Reasoning, None)
+    } else if let Some(end) = parsed.text_end {
+        Instruction::TextEnd(TextKind::Answer, end.provider_metadata.map(Value::Object))
+    } else if let Some(end) = parsed.reasoning_end {
+        Instruction::TextEnd(
+            TextKind::Reasoning,
+            end.provider_metadata.map(Value::Object),
+        )
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
@@ -360,7 +377,10 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
             ..ToolFlags::default()
         };
         let tool = ToolEvent::call(&call.id, &call.name, call.input, "a tool_call")?;
-        Instruction::Tool(tool.flagged(flags))
+        Instruction::Tool(
+            tool.flagged(flags)
+                .with_provider_metadata(call.provider_metadata.map(Value::Object)),
+        )
     } else if let Some(result) = parsed.tool_result {
         Instruction::Tool(result.into_tool_event()?)
     } else if let Some(source) = parsed.source {
@@ -421,9 +441,40 @@ mod tests {
             r#"{"text_end": true}"#,
             r#"{"text_end": {"id": "t1"}}"#,
             r#"{"text_end": {}, "delta": "x"}"#,
+            r#"{"text_end": {"provider_metadata": "x"}}"#,
         ] {
             assert!(ndjson_line(refused).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn what_the_provider_said_rides_on_ends_calls_results_sources_and_files() {
+        let said = json!({ "anthropic": { "signature": "SIG" } });
+        assert_eq!(
+            ndjson_line(
+                r#"{"reasoning_end": {"provider_metadata": {"anthropic": {"signature": "SIG"}}}}"#
+            ),
+            Ok(Instruction::TextEnd(
+                TextKind::Reasoning,
+                Some(said.clone())
+            ))
+        );
+        let lines = [
+            r#"{"tool_call": {"id": "c1", "name": "w", "provider_metadata": {"anthropic": {"signature": "SIG"}}}}"#,
+            r#"{"tool_result": {"id": "c1", "output": 1, "provider_metadata": {"anthropic": {"signature": "SIG"}}}}"#,
+            r#"{"source": {"id": "s1", "url": "https://e.com", "provider_metadata": {"anthropic": {"signature": "SIG"}}}}"#,
+            r#"{"file": {"url": "https://e.com/f", "media_type": "text/plain", "provider_metadata": {"anthropic": {"signature": "SIG"}}}}"#,
+        ];
+        for line in lines {
+            let data = match ndjson_line(line) {
+                Ok(Instruction::Tool(tool)) => tool.data("t"),
+                Ok(Instruction::Part(part)) => part.data_of("t"),
+                other => panic!("{line}: {other:?}"),
+            };
+            assert_eq!(data["provider_metadata"], said, "{line}");
+        }
+        let not_an_object = r#"{"tool_call": {"id": "c1", "name": "w", "provider_metadata": [1]}}"#;
+        assert!(ndjson_line(not_an_object).is_err());
     }
 
     #[test]

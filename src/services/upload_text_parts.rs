@@ -120,8 +120,10 @@ impl TextPartEnds {
                 self.said[slot(*kind)] = Some(said.clone());
                 return Verdict::Drop;
             }
-            Instruction::TextEnd(kind, _) => {
-                if let Some(said) = self.said[slot(*kind)].take() {
+            Instruction::TextEnd(kind, carried) => {
+                // Said on the end itself (an NDJSON end's), or before it.
+                let pending = self.said[slot(*kind)].take();
+                if let Some(said) = carried.clone().or(pending) {
                     // Kept where it is, with what its provider said; an end
                     // of the same kind still waiting parts the text before.
                     let before = self.waiting.take().filter(|(_, waiting)| waiting == kind);
@@ -453,6 +455,20 @@ mod tests {
                 answer("One."),
                 end_saying(Answer, "item"),
                 Instruction::Tool(tool)
+            ]
+        );
+        // An end that says it itself (an NDJSON producer's) is kept too.
+        let own = applied(vec![vec![
+            answer("One."),
+            end_saying(Answer, "own"),
+            Instruction::Complete { result: None },
+        ]]);
+        assert_eq!(
+            own,
+            [
+                answer("One."),
+                end_saying(Answer, "own"),
+                Instruction::Complete { result: None }
             ]
         );
         let stopped = uploads(vec![vec![answer("One."), said(Answer, "item")]]);

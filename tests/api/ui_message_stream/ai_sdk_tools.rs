@@ -236,3 +236,43 @@ async fn provider_metadata_of_calls_results_sources_and_files_reaches_the_ai_pac
         .await;
     assert_eq!(wrong.finish().await, 422);
 }
+
+/// A producer writing the broker's own NDJSON lines says the same with
+/// `provider_metadata` on a part's end and on a call: the `ai` package
+/// reading the task gets it where the SDK's own stream would put it.
+#[actix_web::test]
+async fn an_ndjson_producers_provider_metadata_reaches_the_ai_package() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "said-ndjson", None).await;
+    let signature = json!({ "anthropic": { "signature": "SIG-1" } });
+    let thought = json!({ "google": { "thoughtSignature": "TS-1" } });
+    let upload = Upload::start(&app, "said-ndjson");
+    for line in [
+        json!({ "reasoning": "Oslo, then." }),
+        json!({ "reasoning_end": { "provider_metadata": signature } }),
+        json!({ "delta": "Checking." }),
+        json!({ "tool_call": { "id": "c1", "name": "forecast", "input": {}, "provider_metadata": thought } }),
+        json!({ "complete": {} }),
+    ] {
+        upload.send(line).await;
+    }
+    assert_eq!(upload.finish().await, 200);
+
+    // Act
+    let read = Reader::start(&app, "task", "said-ndjson").finish().await;
+
+    // Assert
+    assert_eq!(read["errors"], json!([]), "{read}");
+    let parts = read["message"]["parts"].as_array().expect("parts");
+    let of = |kind: &str| {
+        parts
+            .iter()
+            .find(|part| part["type"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} part in {read}"))
+    };
+    assert_eq!(of("reasoning")["providerMetadata"], signature);
+    assert_eq!(of("reasoning")["text"], "Oslo, then.");
+    assert_eq!(of("text").get("providerMetadata"), None);
+    assert_eq!(of("tool-forecast")["callProviderMetadata"], thought);
+}
