@@ -240,7 +240,10 @@ pub enum AuthError {
     /// Never says which: a guessed ticket learns nothing.
     #[error("the ticket is unknown, used or expired")]
     BadTicket,
-    #[error("stream tickets are not available right now; retry shortly")]
+    // A ticket presented then may be spent once Redis answers again.
+    #[error(
+        "stream tickets are not available right now (Redis does not answer); ask for a new ticket shortly"
+    )]
     TicketsUnavailable,
 }
 
@@ -411,14 +414,31 @@ mod tests {
             assert!(message.contains(named), "{wrong_type}: {message}");
         }
         assert!(refused(serde_json::json!({ "sub": "a" })).ends_with("exp is required"));
-        for bad_date in [
-            serde_json::json!({ "sub": "a", "exp": "soon" }),
-            serde_json::json!({ "sub": "a", "exp": 1e20 }),
-            serde_json::json!({ "sub": "a", "exp": -1 }),
-            serde_json::json!({ "sub": "a", "exp": exp, "nbf": -1 }),
+        // Each named: of the wrong type, or out of range.
+        for (bad_date, named) in [
+            (
+                serde_json::json!({ "sub": "a", "exp": "soon" }),
+                "exp must be",
+            ),
+            (
+                serde_json::json!({ "sub": "a", "exp": 1e20 }),
+                "exp must be",
+            ),
+            (serde_json::json!({ "sub": "a", "exp": -1 }), "exp must be"),
+            (
+                serde_json::json!({ "sub": "a", "exp": exp, "nbf": -1 }),
+                "nbf must be",
+            ),
+            (
+                serde_json::json!({ "sub": "a", "exp": exp, "nbf": 1e30 }),
+                "nbf must be",
+            ),
         ] {
             let message = refused(bad_date.clone());
-            assert!(message.contains("NumericDate"), "{bad_date}: {message}");
+            assert!(
+                message.contains(named) && message.contains("NumericDate"),
+                "{bad_date}: {message}"
+            );
         }
         let message = refused(serde_json::json!({ "exp": exp }));
         assert!(message.ends_with("sub is required, a string"), "{message}");

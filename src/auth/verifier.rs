@@ -274,6 +274,8 @@ fn validation(algorithm: Algorithm, auth: &AuthSettings) -> Validation {
 /// What a token whose `exp` or `nbf` does not read is told.
 const NUMERIC_DATES: &str =
     "exp and nbf must be NumericDates: whole seconds since 1970, below 2^64";
+const EXP_DATE: &str = "exp must be a NumericDate: whole seconds since 1970, below 2^64";
+const NBF_DATE: &str = "nbf must be a NumericDate: whole seconds since 1970, below 2^64";
 const SUB_REQUIRED: &str = "sub is required, a string";
 
 fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
@@ -289,10 +291,10 @@ fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
             AuthError::WrongAudienceOrIssuer
         }
         // jsonwebtoken says "missing" of a claim it cannot read as well.
-        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => {
-            AuthError::BadClaims(NUMERIC_DATES)
-        }
+        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => AuthError::BadClaims(EXP_DATE),
         ErrorKind::MissingRequiredClaim(_) => AuthError::BadClaims(SUB_REQUIRED),
+        ErrorKind::InvalidClaimFormat(claim) if claim == "exp" => AuthError::BadClaims(EXP_DATE),
+        ErrorKind::InvalidClaimFormat(claim) if claim == "nbf" => AuthError::BadClaims(NBF_DATE),
         ErrorKind::InvalidClaimFormat(_) => AuthError::BadClaims(NUMERIC_DATES),
         // The header was read before, and the signature checked: what does
         // not read is a signed claim missing or of the wrong type, not a

@@ -241,6 +241,9 @@ impl From<UpdateSubscriptionError> for ApiError {
                     "no live connection with this connection_id",
                 )
             }
+            UpdateSubscriptionError::ClusterUnreachable => {
+                Self::new(ErrorCode::ClusterUnavailable, error.to_string())
+            }
             UpdateSubscriptionError::ProjectNotGranted => Self::new(
                 ErrorCode::Forbidden,
                 "the token this stream was opened with does not grant this project; reconnect with one that does",
@@ -262,6 +265,7 @@ impl From<RenewError> for ApiError {
         let code = match error {
             RenewError::NotFound => ErrorCode::ConnectionNotFound,
             RenewError::OtherSubject | RenewError::FewerProjects => ErrorCode::Forbidden,
+            RenewError::ClusterUnreachable => ErrorCode::ClusterUnavailable,
         };
         Self::new(code, error.to_string())
     }

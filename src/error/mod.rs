@@ -57,6 +57,9 @@ pub enum ErrorCode {
     RateLimited,
     TooManyStreams,
     AuthUnavailable,
+    /// The instance holding a stream cannot be asked (Redis does not
+    /// answer): not known to be absent.
+    ClusterUnavailable,
     ShuttingDown,
     StoreUnavailable,
     /// A commit was sent but not confirmed in time: it may have been stored.
@@ -98,7 +101,8 @@ impl ErrorCode {
             | Self::StoreUnavailable
             | Self::StoreOutcomeUnknown
             | Self::UploadMemoryFull
-            | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::AuthUnavailable
+            | Self::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -136,6 +140,7 @@ impl ErrorCode {
             Self::TooManyConnections => "too_many_connections",
             Self::RateLimited => "rate_limited",
             Self::TooManyStreams => "too_many_streams",
+            Self::ClusterUnavailable => "cluster_unavailable",
             Self::AuthUnavailable => "auth_unavailable",
             Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",

@@ -350,6 +350,7 @@ pub struct SubscribeResponse {
         (status = 404, description = "No live connection with this id, or another user's (answered alike)", body = crate::error::ErrorBody),
         (status = 409, description = "A task's stream (`conflict`): it follows its task, its filter cannot change", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown event type, a missing field or a wrong field type", body = crate::error::ErrorBody),
+        (status = 503, description = "In a cluster: not on this instance, and Redis does not answer to ask the others (`cluster_unavailable`, Retry-After)", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/subscribe")]

@@ -171,6 +171,7 @@ pub async fn issue_ticket(
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 403, description = "A token for another subject, or granting fewer projects than the stream was opened with", body = crate::error::ErrorBody),
         (status = 404, description = "No such stream open", body = crate::error::ErrorBody),
+        (status = 503, description = "In a cluster: not on this instance, and Redis does not answer to ask the others (`cluster_unavailable`, Retry-After)", body = crate::error::ErrorBody),
     )
 )]
 #[post("/sse/connections/{id}/token")]

@@ -22,12 +22,14 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use super::tool_lines::{MAX_CREATED_ANSWERS, ToolResultBody, continued_answers};
 use super::{
     answer_part_lines::{DataPartBody, FileBody, SourceBody},
     tasks::Delta,
+    tool_lines::{ToolApprovalBody, ToolCallBody},
 };
 use crate::{
-    domain::{AnswerPart, ProducerSeq, TaskChange, TextKind, ToolEvent, ToolFlags, ToolOutcome},
+    domain::{AnswerPart, ProducerSeq, TaskChange, TextKind, ToolEvent},
     error::plain::{self, JsonError},
 };
 
@@ -191,100 +193,6 @@ struct NdJsonLine {
     data_part: Option<DataPartBody>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ToolApprovalBody {
-    id: String,
-    approval_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ToolCallBody {
-    id: String,
-    name: String,
-    #[serde(default)]
-    input: Value,
-    #[serde(default)]
-    provider_executed: bool,
-    #[serde(default)]
-    dynamic: bool,
-    /// What the model's provider said of it, as the AI SDK's
-    /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<serde_json::Map<String, Value>>,
-}
-
-/// A tool's answer: an upload's `tool_result` line, and one of the
-/// answers a continuing turn's task is created with.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolResultBody {
-    id: String,
-    output: Option<Value>,
-    error: Option<String>,
-    #[serde(default)]
-    preliminary: bool,
-    /// The person asked refused the call.
-    #[serde(default)]
-    denied: bool,
-    /// What the model's provider said of it, as the AI SDK's
-    /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<serde_json::Map<String, Value>>,
-}
-
-/// Answers a task may be created with, at most.
-pub const MAX_CREATED_ANSWERS: usize = 64;
-
-/// The answers a task that continues a message is created with
-/// (`POST /tasks`'s `tool_results`): what the message's calls got outside
-/// the broker (the page's own tools), so a chat resuming the turn has
-/// them. Only a continuing task (`continues`) has such calls to answer.
-pub fn continued_answers(
-    continues: bool,
-    answers: Vec<ToolResultBody>,
-) -> Result<Vec<ToolEvent>, String> {
-    if answers.is_empty() {
-        return Ok(Vec::new());
-    }
-    if !continues {
-        return Err(
-            "tool_results answer the calls of the message a task continues: \
-                    give its message_id"
-                .into(),
-        );
-    }
-    if answers.len() > MAX_CREATED_ANSWERS {
-        return Err(format!(
-            "at most {MAX_CREATED_ANSWERS} tool_results; send those of the message's last step \
-             (an earlier turn's task holds the others)"
-        ));
-    }
-    answers
-        .into_iter()
-        .map(ToolResultBody::into_tool_event)
-        .collect()
-}
-
-impl ToolResultBody {
-    fn into_tool_event(self) -> Result<ToolEvent, String> {
-        let outcome = match (self.output, self.error, self.denied) {
-            (None, None, true) => ToolOutcome::Denied,
-            (Some(_), Some(_), _) | (_, Some(_), true) | (Some(_), _, true) => {
-                return Err("a tool_result has one of output, error and denied".into());
-            }
-            (_, Some(error), false) => ToolOutcome::Error(error),
-            (output, None, false) => ToolOutcome::Output(output.unwrap_or(Value::Null)),
-        };
-        let flags = ToolFlags {
-            preliminary: self.preliminary,
-            ..ToolFlags::default()
-        };
-        Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?
-            .flagged(flags)
-            .with_provider_metadata(self.provider_metadata.map(Value::Object)))
-    }
-}
-
 /// A `complete` or a `step_end`: how the answer or the step ended.
 #[derive(Debug, Default, Deserialize)]
 struct CompleteBody {
@@ -371,16 +279,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
-        let flags = ToolFlags {
-            provider_executed: call.provider_executed,
-            dynamic: call.dynamic,
-            ..ToolFlags::default()
-        };
-        let tool = ToolEvent::call(&call.id, &call.name, call.input, "a tool_call")?;
-        Instruction::Tool(
-            tool.flagged(flags)
-                .with_provider_metadata(call.provider_metadata.map(Value::Object)),
-        )
+        Instruction::Tool(call.into_tool_event()?)
     } else if let Some(result) = parsed.tool_result {
         Instruction::Tool(result.into_tool_event()?)
     } else if let Some(source) = parsed.source {
@@ -390,12 +289,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     } else if let Some(data) = parsed.data_part {
         Instruction::Part(data.into_part()?)
     } else if let Some(approval) = parsed.tool_approval {
-        let what = "a tool_approval";
-        Instruction::Tool(ToolEvent::approval_request(
-            &approval.id,
-            &approval.approval_id,
-            what,
-        )?)
+        Instruction::Tool(approval.into_tool_event()?)
     } else {
         Instruction::Progress {
             progress: parsed.progress,
@@ -411,6 +305,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::domain::ToolOutcome;
 
     #[test]
     fn a_step_end_line_is_read_with_its_result_or_none() {

@@ -22,6 +22,7 @@ pub mod provider_events;
 pub mod streams;
 mod surrogate_pairs;
 pub mod tasks;
+mod tool_lines;
 mod upload_body;
 mod upload_counts;
 mod upload_error;

@@ -40,11 +40,12 @@ impl Handler<RenewClusterStream> for RedisBridge {
                     expires_at: renewal.expires_at,
                 })
                 .await
-                .map_err(|no_answer| {
-                    if let NoAnswer::Unavailable(error) = no_answer {
+                .map_err(|no_answer| match no_answer {
+                    NoAnswer::Unavailable(error) => {
                         tracing::warn!(error.message = %error, "cannot ask the cluster for a stream's renewal");
+                        RenewError::ClusterUnreachable
                     }
-                    RenewError::NotFound
+                    NoAnswer::Silence => RenewError::NotFound,
                 })?;
             match reply.outcome.as_str() {
                 "renewed" => Ok(()),
@@ -75,7 +76,9 @@ impl RedisBridge {
                 Ok(Ok(())) => "renewed",
                 Ok(Err(RenewError::OtherSubject)) => "other_subject",
                 Ok(Err(RenewError::FewerProjects)) => "fewer_projects",
-                Ok(Err(RenewError::NotFound)) | Err(_) => return None,
+                Ok(Err(RenewError::NotFound | RenewError::ClusterUnreachable)) | Err(_) => {
+                    return None;
+                }
             };
             Some(RenewalReply {
                 outcome: outcome.to_owned(),

@@ -47,11 +47,12 @@ impl Handler<UpdateClusterSubscription> for RedisBridge {
                     project_id: update.project_id.as_ref().map(|p| p.as_str().to_owned()),
                 })
                 .await
-                .map_err(|no_answer| {
-                    if let NoAnswer::Unavailable(error) = no_answer {
+                .map_err(|no_answer| match no_answer {
+                    NoAnswer::Unavailable(error) => {
                         tracing::warn!(error.message = %error, "cannot ask the cluster for a stream's subscription change");
+                        UpdateSubscriptionError::ClusterUnreachable
                     }
-                    UpdateSubscriptionError::UnknownConnection
+                    NoAnswer::Silence => UpdateSubscriptionError::UnknownConnection,
                 })?;
             match reply.outcome.as_str() {
                 "updated" => Ok(SubscriptionView {
@@ -88,7 +89,11 @@ impl RedisBridge {
                     event_types: view.event_types,
                     project_id: view.project_id.map(|p| p.as_str().to_owned()),
                 }),
-                Ok(Err(UpdateSubscriptionError::UnknownConnection)) | Err(_) => None,
+                Ok(Err(
+                    UpdateSubscriptionError::UnknownConnection
+                    | UpdateSubscriptionError::ClusterUnreachable,
+                ))
+                | Err(_) => None,
                 Ok(Err(refused)) => Some(SubscriptionReply {
                     outcome: refusal_name(refused).to_owned(),
                     event_types: Vec::new(),
@@ -105,7 +110,8 @@ fn refusal_name(refused: UpdateSubscriptionError) -> &'static str {
     match refused {
         UpdateSubscriptionError::NotOwner => "not_owner",
         UpdateSubscriptionError::ProjectNotGranted => "project_not_granted",
-        UpdateSubscriptionError::UnknownConnection => "unknown_connection",
+        UpdateSubscriptionError::UnknownConnection
+        | UpdateSubscriptionError::ClusterUnreachable => "unknown_connection",
         UpdateSubscriptionError::TaskStream => "task_stream",
     }
 }

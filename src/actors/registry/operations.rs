@@ -129,6 +129,11 @@ pub enum RenewError {
     NotFound,
     #[error("the token is for another subject than the stream's")]
     OtherSubject,
+    /// Not on this instance, and the others cannot be asked.
+    #[error(
+        "the stream is not on this instance, and the others cannot be asked now (Redis does not answer); retry shortly"
+    )]
+    ClusterUnreachable,
     #[error("the token grants fewer projects than the stream was opened with; reconnect")]
     FewerProjects,
 }

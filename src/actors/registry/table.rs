@@ -41,6 +41,11 @@ pub enum UpdateSubscriptionError {
     UnknownConnection,
     #[error("the connection belongs to another user")]
     NotOwner,
+    /// Not on this instance, and the others cannot be asked.
+    #[error(
+        "the stream is not on this instance, and the others cannot be asked now (Redis does not answer); retry shortly"
+    )]
+    ClusterUnreachable,
     /// The project is granted by the caller's token, not by the one the
     /// stream was opened with (which is what its events are checked
     /// against): reconnect with a token that grants it.

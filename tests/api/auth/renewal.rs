@@ -251,3 +251,75 @@ async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_wher
     let event = stream.next_message(SHORT).await.expect("still streaming");
     assert!(event.is("commit"), "{event:?}");
 }
+
+/// While Redis does not answer, an instance that does not hold the stream
+/// cannot ask the one that does: it says so (503 `cluster_unavailable`,
+/// retry), never "no such stream" (404) for a stream that is open; the
+/// holder itself still renews it.
+#[actix_web::test]
+async fn with_redis_down_a_stream_on_another_instance_is_unreachable_not_unknown() {
+    use crate::cluster::harness::{self, Node, RedisServer, TestDb};
+    // Arrange: two instances on a Redis of their own; erin's stream on `a`.
+    let mut redis = RedisServer::start().await;
+    let store = TestDb::create().await;
+    let cluster = harness::cluster_name();
+    let node = |id: &str| {
+        let mut settings =
+            harness::settings(store.database_url(), Some(&redis.url()), &cluster, id);
+        with_secret(&mut settings);
+        settings
+    };
+    let (a, b) = (Node::start(node("a")).await, Node::start(node("b")).await);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let (token, _) = expiring("erin", 3600);
+    let response = client
+        .get(format!("{}/sse/events", a.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("a stream");
+    let mut stream = crate::helpers::EventStream::new(response);
+    let connected = stream.next_event(SHORT).await.expect("connected");
+    let id = connected.json()["connection_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+
+    // Act: Redis goes away; both instances see it.
+    redis.kill();
+    for node in [&a, &b] {
+        harness::wait_for_health(node, harness::LONG, "Redis down", |_, body| {
+            body["checks"]["redis"]["status"] == "down"
+        })
+        .await;
+    }
+    let renew = |address: String| {
+        let (client, token, id) = (client.clone(), expiring("erin", 7200).0, id.clone());
+        async move {
+            client
+                .post(format!("{address}/sse/connections/{id}/token"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+    let through_b = renew(b.address.clone()).await;
+    let subscribe_through_b = client
+        .post(format!("{}/sse/subscribe", b.address))
+        .bearer_auth(&token)
+        .json(&json!({ "connection_id": id, "event_types": ["commit"] }))
+        .send()
+        .await
+        .expect("sent");
+    let through_a = renew(a.address.clone()).await;
+
+    // Assert
+    assert!(through_b.headers().contains_key("retry-after"));
+    assert_error(through_b, 503, "cluster_unavailable").await;
+    assert_error(subscribe_through_b, 503, "cluster_unavailable").await;
+    assert_eq!(through_a.status().as_u16(), 204, "the holder renews it");
+}
