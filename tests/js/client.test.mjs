@@ -393,6 +393,48 @@ test("on token_expiring the client posts the app's fresh token for its stream, u
   c.close();
 });
 
+test("a renewal answered 503 (the stream's instance out of reach) is tried again after Retry-After, a few times", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const answers = [503, 503, 204];
+  const posted = [];
+  const c = client({
+    getToken: async () => "fresh-token",
+    fetch: async (url) => {
+      posted.push(url);
+      const status = answers.shift() ?? 503;
+      return { ok: status === 204, status, headers: new Headers({ "Retry-After": "2" }) };
+    },
+  });
+  c.connect();
+  FakeEventSource.latest().emit("connected", { connection_id: "c-7" });
+  FakeEventSource.latest().emit("token_expiring", { expires_at: 1900000000 });
+  const settle = async () => {
+    for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
+  };
+  await settle();
+  assert.equal(posted.length, 1);
+  t.mock.timers.tick(1999);
+  await settle();
+  assert.equal(posted.length, 1, "not before Retry-After");
+  t.mock.timers.tick(1);
+  await settle();
+  assert.equal(posted.length, 2);
+  t.mock.timers.tick(2000);
+  await settle();
+  assert.equal(posted.length, 3, "renewed on the third");
+  t.mock.timers.tick(10000);
+  await settle();
+  assert.equal(posted.length, 3, "nothing after it is renewed");
+  // A 403 (another subject's token) is not tried again.
+  answers.push(403);
+  FakeEventSource.latest().emit("token_expiring", { expires_at: 1900000000 });
+  await settle();
+  t.mock.timers.tick(10000);
+  await settle();
+  assert.equal(posted.length, 4);
+  c.close();
+});
+
 test("with getTicket an expired token reconnects with a fresh ticket instead of failing", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const errors = [];

@@ -65,6 +65,9 @@ export function backoffDelay(attempt, { reconnectDelay = 1000, maxReconnectDelay
 /** How long a leader tab whose stream ended keeps it from the others (see `TabMembership.leave`), ms. */
 const ENDED_HANDOFF_GRACE = 500;
 
+/** Tries of a token renewal the broker answered 503 (it could not reach the stream's instance). */
+const RENEWAL_ATTEMPTS = 5;
+
 /**
  * The error a leader tab gave up with, as its followers get it over the
  * channel (plain data): its message, and its cause's name, status, code and
@@ -695,8 +698,12 @@ export class SseClient {
     if (this.options.onError) this.options.onError(error, data, event);
   }
 
-  /** Sends the app's fresh token for this stream; on failure the stream ends at its expiry. */
-  _renewToken() {
+  /**
+   * Sends the app's fresh token for this stream; on failure the stream ends at its expiry. A 503 (the
+   * broker could not reach the instance holding the stream: Redis down) is tried again after its
+   * Retry-After, a few times, while the same stream is open.
+   */
+  _renewToken(attempt = 1) {
     const id = this.connectionId;
     if (!this.options.getToken || !(this.options.fetch || globalThis.fetch) || !id || this._isFollower()) return;
     renewStreamToken(this.url, id, this.options)
@@ -705,8 +712,14 @@ export class SseClient {
         // not the one the stream was opened with.
         if (this.options.accessToken && typeof token === "string") this.options.accessToken = token;
       })
-      .catch(() => {
-        // Nothing to do: the stream ends at its token's expiry with token_expired.
+      .catch((error) => {
+        // Else nothing to do: the stream ends at its token's expiry with token_expired.
+        if (error?.status === 503 && attempt < RENEWAL_ATTEMPTS) {
+          this.renewalTimer = setTimeout(() => {
+            this.renewalTimer = null;
+            if (this.connectionId === id) this._renewToken(attempt + 1);
+          }, error.retryAfter * 1000);
+        }
       });
   }
 
@@ -731,6 +744,8 @@ export class SseClient {
 
   _teardown() {
     this.opening = null;
+    clearTimeout(this.renewalTimer);
+    this.renewalTimer = null;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.watchdogTimer);
     this.reconnectTimer = null;

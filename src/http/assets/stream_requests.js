@@ -223,7 +223,13 @@ export function renewStreamToken(streamUrl, connectionId, options) {
         headers: { Authorization: `Bearer ${token}` },
         credentials: credentials(options),
       }).then((response) => {
-        if (!response.ok) throw new Error(`token renewal answered ${response.status}`);
+        if (!response.ok) {
+          const error = new Error(`token renewal answered ${response.status}`);
+          error.status = response.status;
+          const retryAfter = Number(response.headers?.get?.("Retry-After"));
+          error.retryAfter = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1;
+          throw error;
+        }
         return token;
       }),
     );
