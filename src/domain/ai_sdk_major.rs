@@ -32,6 +32,13 @@ impl AiSdkMajor {
         self.0 >= 6
     }
 
+    /// Whether a tool's answer may say what its provider said of it
+    /// (`providerMetadata` on `tool-output-available` and
+    /// `tool-output-error`; v5.0's strict schema refuses it there).
+    pub(super) fn has_result_provider_metadata(self) -> bool {
+        self.0 >= 6
+    }
+
     /// Whether the stream may say how an approval was decided
     /// (`tool-approval-response`: a part of v7's stream; v6's schema
     /// refuses it, and knows the name only as a model message's part).

@@ -5,9 +5,26 @@
 //! `source-document`, `file` and `data-*` parts say them.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::domain::AnswerPart;
+
+/// What a model's provider says of a part, as the AI SDK's schema has it
+/// (`providerMetadata`): an object of providers, each an object. Anything
+/// else is refused, as the SDK's reader would refuse the part.
+pub(super) type ProviderMetadata = std::collections::BTreeMap<String, Map<String, Value>>;
+
+/// `metadata` as the JSON a task's event keeps.
+pub(super) fn said(metadata: Option<ProviderMetadata>) -> Option<Value> {
+    metadata.map(|providers| {
+        Value::Object(
+            providers
+                .into_iter()
+                .map(|(provider, said)| (provider, Value::Object(said)))
+                .collect(),
+        )
+    })
+}
 
 /// A source the answer cites: a URL, or a document (its media type and
 /// title, and perhaps its file name).
@@ -21,7 +38,7 @@ pub(super) struct SourceBody {
     filename: Option<String>,
     /// What the model's provider said of it (the AI SDK's
     /// `providerMetadata`, an object).
-    provider_metadata: Option<serde_json::Map<String, Value>>,
+    provider_metadata: Option<ProviderMetadata>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,7 +48,7 @@ pub(super) struct FileBody {
     media_type: String,
     /// What the model's provider said of it (the AI SDK's
     /// `providerMetadata`, an object).
-    provider_metadata: Option<serde_json::Map<String, Value>>,
+    provider_metadata: Option<ProviderMetadata>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +65,7 @@ pub(super) struct DataPartBody {
 impl SourceBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
         const WHAT: &str = "a source";
-        let said = self.provider_metadata.map(Value::Object);
+        let said = said(self.provider_metadata);
         let part = match (self.url, self.media_type) {
             (Some(url), None) if self.filename.is_none() => {
                 AnswerPart::url_source(&self.id, &url, self.title, WHAT)
@@ -70,7 +87,7 @@ impl SourceBody {
 impl FileBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
         Ok(AnswerPart::file(&self.url, &self.media_type, "a file")?
-            .with_provider_metadata(self.provider_metadata.map(Value::Object)))
+            .with_provider_metadata(said(self.provider_metadata)))
     }
 }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 pub use super::tool_lines::{MAX_CREATED_ANSWERS, ToolResultBody, continued_answers};
 use super::{
-    answer_part_lines::{DataPartBody, FileBody, SourceBody},
+    answer_part_lines::{DataPartBody, FileBody, ProviderMetadata, SourceBody, said},
     tasks::Delta,
     tool_lines::{ToolApprovalBody, ToolCallBody},
 };
@@ -212,7 +212,7 @@ struct FailBody {
 struct PartEndBody {
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<serde_json::Map<String, Value>>,
+    provider_metadata: Option<ProviderMetadata>,
 }
 
 /// The kinds of line a producer writes, as refusals list them.
@@ -270,12 +270,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
             result: step.result,
         }
     } else if let Some(end) = parsed.text_end {
-        Instruction::TextEnd(TextKind::Answer, end.provider_metadata.map(Value::Object))
+        Instruction::TextEnd(TextKind::Answer, said(end.provider_metadata))
     } else if let Some(end) = parsed.reasoning_end {
-        Instruction::TextEnd(
-            TextKind::Reasoning,
-            end.provider_metadata.map(Value::Object),
-        )
+        Instruction::TextEnd(TextKind::Reasoning, said(end.provider_metadata))
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
@@ -368,8 +365,14 @@ mod tests {
             };
             assert_eq!(data["provider_metadata"], said, "{line}");
         }
-        let not_an_object = r#"{"tool_call": {"id": "c1", "name": "w", "provider_metadata": [1]}}"#;
-        assert!(ndjson_line(not_an_object).is_err());
+        // An object of objects, one per provider, as the SDK's schema.
+        for not_objects in [
+            r#"{"tool_call": {"id": "c1", "name": "w", "provider_metadata": [1]}}"#,
+            r#"{"text_end": {"provider_metadata": {"openai": 5}}}"#,
+            r#"{"file": {"url": "u", "media_type": "t", "provider_metadata": {"openai": null}}}"#,
+        ] {
+            assert!(ndjson_line(not_objects).is_err(), "{not_objects}");
+        }
     }
 
     #[test]

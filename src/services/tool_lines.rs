@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer_part_lines::{ProviderMetadata, said};
 use crate::domain::{ToolEvent, ToolFlags, ToolOutcome};
 
 #[derive(Debug, Deserialize)]
@@ -27,7 +28,7 @@ pub(super) struct ToolCallBody {
     dynamic: bool,
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<serde_json::Map<String, Value>>,
+    provider_metadata: Option<ProviderMetadata>,
 }
 
 /// A tool's answer: an upload's `tool_result` line, and one of the
@@ -45,7 +46,7 @@ pub struct ToolResultBody {
     denied: bool,
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<serde_json::Map<String, Value>>,
+    provider_metadata: Option<ProviderMetadata>,
 }
 
 /// Answers a task may be created with, at most.
@@ -97,7 +98,7 @@ impl ToolResultBody {
         };
         Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?
             .flagged(flags)
-            .with_provider_metadata(self.provider_metadata.map(Value::Object)))
+            .with_provider_metadata(said(self.provider_metadata)))
     }
 }
 
@@ -111,7 +112,7 @@ impl ToolCallBody {
         Ok(
             ToolEvent::call(&self.id, &self.name, self.input, "a tool_call")?
                 .flagged(flags)
-                .with_provider_metadata(self.provider_metadata.map(Value::Object)),
+                .with_provider_metadata(said(self.provider_metadata)),
         )
     }
 }

@@ -149,6 +149,9 @@ impl Reader {
             out.extend(self.owed());
         }
         let stopping = last || error.is_some();
+        if self.dialect.is_some() {
+            self.steps.read_a_stream();
+        }
         self.steps.apply(&mut out, stopping);
         self.text_parts.apply(&mut out);
         if stopping {

@@ -44,10 +44,11 @@ impl StepEnds {
     /// One read's instructions, in place, as the upload applies them (an
     /// instruction that ends nothing more becomes `Nothing`):
     ///
-    /// - a stream that already ended the task ends nothing more: its end
-    ///   marker after an error (`[DONE]`), the AI SDK's `finish-step`,
-    ///   `finish` and `[DONE]` after its `error`, its `[DONE]` after
-    ///   `finish`, an `abort` or a second error after that;
+    /// - a stream that already ended the task asks nothing more of it: its
+    ///   end marker after an error (`[DONE]`), the AI SDK's `finish-step`,
+    ///   `finish` and `[DONE]` after its `error` (and what it goes on to
+    ///   write after a model's error part), its `[DONE]` after `finish`,
+    ///   an `abort` or a second error after that;
     /// - under `?ends=step` the stream's end marker ends a step, not the
     ///   task, and nothing more when the stream's own step end (the AI SDK's
     ///   `finish-step`) just ended it;
@@ -59,6 +60,12 @@ impl StepEnds {
     ///   said once, by the step's end or by the completion, and a sum of
     ///   them all is the answer's.
     ///
+    /// The body turned out to be a provider's or the AI SDK's stream sent
+    /// as NDJSON (one chunk per line): read as one from now on.
+    pub fn read_a_stream(&mut self) {
+        self.from_a_stream = true;
+    }
+
     /// `stopping`: the upload reads nothing after this, so nothing is held.
     pub fn apply(&mut self, read: &mut Vec<(u64, Instruction)>, stopping: bool) {
         if let Some(held) = self.held.take() {
@@ -84,16 +91,13 @@ impl StepEnds {
             let instruction = &mut rest[0].1;
             match instruction {
                 Instruction::Nothing => continue,
-                // The AI SDK writes `finish-step` and `finish` after its
-                // `error`; an OpenAI-compatible router an error object, then
-                // `finish_reason: "error"`.
-                Instruction::Complete { .. }
-                | Instruction::Cancel
-                | Instruction::Fail { .. }
-                | Instruction::StepEnd { .. }
-                | Instruction::TextEnd(..)
-                    if self.ended_task && self.from_a_stream =>
-                {
+                // The first end stands, and nothing after it is the task's:
+                // the AI SDK writes `finish-step` and `finish` after its
+                // `error`, and goes on after a model's error part (more
+                // text, a tool's output), which its own chat stops reading
+                // at; an OpenAI-compatible router writes an error object,
+                // then `finish_reason: "error"`.
+                _ if self.ended_task && self.from_a_stream => {
                     *instruction = Instruction::Nothing;
                     continue;
                 }
@@ -207,6 +211,7 @@ mod tests {
             );
             let after_the_sdks_error = vec![
                 Instruction::TextEnd(crate::domain::TextKind::Answer, None),
+                Instruction::answer("more, after a model's error part"),
                 step_end(None),
                 complete(),
                 fail.clone(),
@@ -223,6 +228,11 @@ mod tests {
         let mut read = numbered(vec![fail.clone(), step_end(None)]);
         own.apply(&mut read, true);
         assert_eq!(read[1].1, step_end(None));
+        // A provider's chunks sent as NDJSON lines are a stream's.
+        own.read_a_stream();
+        let mut read = numbered(vec![fail.clone(), step_end(None)]);
+        own.apply(&mut read, true);
+        assert_eq!(read[1].1, Instruction::Nothing);
     }
 
     #[test]

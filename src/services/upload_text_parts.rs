@@ -96,21 +96,17 @@ impl TextPartEnds {
     /// The upload stops here: an end still waiting is kept, as what
     /// follows it would come in another upload.
     pub fn stop(&mut self, read: &mut Vec<(u64, Instruction)>) {
-        let line = read.last().map_or(0, |(line, _)| *line);
         if let Some((line, kind)) = self.waiting.take() {
             let said = self.said[slot(kind)].take();
             read.push((line, Instruction::TextEnd(kind, said)));
             self.open = Open::None;
         }
-        // A part the upload left open that its provider said something of:
-        // ended here, so that it is not lost (the next upload's text of
-        // the kind begins a part of its own).
-        for kind in [TextKind::Answer, TextKind::Reasoning] {
-            if let Some(said) = self.said[slot(kind)].take() {
-                read.push((line, Instruction::TextEnd(kind, Some(said))));
-                self.open = Open::None;
-            }
-        }
+        // What was said of a part the upload leaves open is not kept: an
+        // end here would cut the part in two where the next upload goes on
+        // with it, and the part's own end, in that upload, says what is
+        // said last (a provider says it again there, or it was said of
+        // the part's start: lost).
+        self.said = [None, None];
     }
 
     /// What becomes of `instruction`, read on `line`.
@@ -471,7 +467,18 @@ mod tests {
                 Instruction::Complete { result: None }
             ]
         );
-        let stopped = uploads(vec![vec![answer("One."), said(Answer, "item")]]);
-        assert_eq!(stopped, [vec![answer("One."), end_saying(Answer, "item")]]);
+        // An upload stopping inside the part does not end it: the next
+        // one goes on with it, and its end says what is said last.
+        let split = uploads(vec![
+            vec![said(Answer, "start"), answer("One ")],
+            vec![answer("two."), said(Answer, "end"), end(Answer)],
+        ]);
+        assert_eq!(
+            split,
+            [
+                vec![answer("One ")],
+                vec![answer("two."), end_saying(Answer, "end")]
+            ]
+        );
     }
 }

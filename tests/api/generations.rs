@@ -745,6 +745,38 @@ async fn an_upload_that_says_the_generation_failed_fails_the_task_in_each_format
             ),
             "upstream died",
         ),
+        // The AI SDK goes on after a model's error part; its chat stops
+        // reading there, and so does the task.
+        (
+            "failed-aisdk-goes-on",
+            "text/event-stream",
+            concat!(
+                "data: {\"type\":\"start\"}\n\n",
+                "data: {\"type\":\"text-start\",\"id\":\"t1\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t1\",\"delta\":\"Half an \"}\n\n",
+                "data: {\"type\":\"error\",\"errorText\":\"bad chunk\"}\n\n",
+                "data: {\"type\":\"text-delta\",\"id\":\"t1\",\"delta\":\"answer\"}\n\n",
+                "data: {\"type\":\"text-end\",\"id\":\"t1\"}\n\n",
+                "data: {\"type\":\"finish-step\"}\n\n",
+                "data: {\"type\":\"finish\"}\n\n",
+                "data: [DONE]\n\n",
+            ),
+            "bad chunk",
+        ),
+        // The same chunks as NDJSON lines.
+        (
+            "failed-aisdk-lines",
+            "application/x-ndjson",
+            concat!(
+                "{\"type\":\"start\"}\n",
+                "{\"type\":\"text-start\",\"id\":\"t1\"}\n",
+                "{\"type\":\"text-delta\",\"id\":\"t1\",\"delta\":\"Half an \"}\n",
+                "{\"type\":\"error\",\"errorText\":\"boom\"}\n",
+                "{\"type\":\"finish-step\"}\n",
+                "{\"type\":\"finish\"}\n",
+            ),
+            "boom",
+        ),
     ] {
         create(&app, id).await;
         let upload = Upload::start(&app, id, content_type);

@@ -69,8 +69,8 @@ impl UiMessageTranslator {
         };
         let flags = ToolFlags::read(data, ToolFlags::EVENT_NAMES);
         flags.write(&mut answer, ToolFlags::AI_SDK_NAMES);
-        // A denial has none in the SDK's schema.
-        if !denied {
+        // A denial has none in the SDK's schema, nor v5's answers.
+        if !denied && self.client.has_result_provider_metadata() {
             provider_metadata(data, &mut answer);
         }
         // Encoded once: compared with the answer given before, and written.

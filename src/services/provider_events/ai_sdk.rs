@@ -152,9 +152,13 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
 fn provider_metadata(value: &Value, what: &str) -> Result<Option<Value>, String> {
     match value.get("providerMetadata") {
         None | Some(Value::Null) => Ok(None),
-        Some(said @ Value::Object(_)) => Ok(Some(said.clone())),
+        Some(Value::Object(providers)) if providers.values().all(Value::is_object) => {
+            Ok(Some(Value::Object(providers.clone())))
+        }
         // As the SDK's own reader would refuse it.
-        Some(_) => Err(format!("{what}'s providerMetadata must be an object")),
+        Some(_) => Err(format!(
+            "{what}'s providerMetadata must be an object of objects (one per provider)"
+        )),
     }
 }
 

@@ -40,8 +40,16 @@ pub(super) fn openai_chunk(
         }
         match choice.get("finish_reason").and_then(Value::as_str) {
             None | Some("") => {}
-            // OpenAI-compatible routers end a failed answer so.
-            Some("error") => end = end.or(Some(provider_failed(None))),
+            // OpenAI-compatible routers end a failed answer so, some with
+            // the choice's own error object.
+            Some("error") => {
+                let said = choice
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .filter(|message| !message.trim().is_empty())
+                    .map(str::to_owned);
+                end = end.or(Some(provider_failed(said)));
+            }
             Some(said) => finish = finish.or(Some(said)),
         }
         // `null` or absent: a chunk of the role, a tool call or the finish reason.

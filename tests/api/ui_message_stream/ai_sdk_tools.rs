@@ -204,10 +204,25 @@ async fn provider_metadata_of_calls_results_sources_and_files_reaches_the_ai_pac
     assert_eq!(upload.finish().await, 200);
 
     // Act
-    let read = Reader::start(&app, "task", "said-gen").finish().await;
+    let read = Reader::start_with(&app, "task", "said-gen", &["ai_sdk=7"])
+        .finish()
+        .await;
+    let v5 = Reader::start(&app, "task", "said-gen").finish().await;
 
-    // Assert: as the SDK's reader files each part's providerMetadata.
+    // Assert: as the SDK's reader files each part's providerMetadata; a v5
+    // reader gets none on the tool's answer (ai 5.0's strict schema
+    // refuses it there), and the rest.
     assert_eq!(read["errors"], json!([]), "{read}");
+    assert_eq!(v5["errors"], json!([]), "{v5}");
+    let v5_tool = v5["message"]["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .find(|part| part["type"] == "tool-weather")
+        .cloned()
+        .expect("the tool part");
+    assert_eq!(v5_tool["callProviderMetadata"], signed, "{v5_tool}");
+    assert_eq!(v5_tool.get("resultProviderMetadata"), None, "{v5_tool}");
     let parts = read["message"]["parts"].as_array().expect("parts");
     let of = |kind: &str| {
         parts
@@ -227,14 +242,19 @@ async fn provider_metadata_of_calls_results_sources_and_files_reaches_the_ai_pac
         "{history}"
     );
 
-    // A providerMetadata that is not an object is refused, as the SDK's
-    // reader would refuse the part, naming it.
-    create(&app, "said-wrong", None).await;
-    let wrong = Upload::start(&app, "said-wrong");
-    wrong
-        .send(json!({ "type": "source-url", "sourceId": "s1", "url": "https://e.com/", "providerMetadata": "x" }))
-        .await;
-    assert_eq!(wrong.finish().await, 422);
+    // A providerMetadata that is not an object of objects (one per
+    // provider) is refused, as the SDK's reader would refuse the part.
+    for (task, said) in [
+        ("said-wrong", json!("x")),
+        ("said-wrong-2", json!({ "openai": 5 })),
+    ] {
+        create(&app, task, None).await;
+        let wrong = Upload::start(&app, task);
+        wrong
+            .send(json!({ "type": "source-url", "sourceId": "s1", "url": "https://e.com/", "providerMetadata": said }))
+            .await;
+        assert_eq!(wrong.finish().await, 422, "{said}");
+    }
 }
 
 /// A producer writing the broker's own NDJSON lines says the same with

@@ -250,3 +250,37 @@ async fn what_the_provider_says_of_each_part_reads_back_as_the_sdks_own_message(
         ]
     );
 }
+
+/// An answer cut into two uploads inside a part whose provider said
+/// something of its start and of its end (OpenAI's item id): the part
+/// stays one, and keeps what was said last, as in the SDK's own message.
+#[actix_web::test]
+async fn an_answer_cut_inside_a_part_said_of_keeps_the_part_whole() {
+    // Arrange: cut after the first paragraph's first delta.
+    let printed = super::sdk_script("provider_metadata_stream.mjs");
+    let body = printed["body"].as_str().expect("the body");
+    let sdk_message = printed["message"].clone();
+    let events: Vec<&str> = body.split_inclusive("\n\n").collect();
+    let cut = 1 + events
+        .iter()
+        .position(|event| event.contains(r#""delta":"Oslo is ""#))
+        .expect("the paragraph's first delta");
+    let app = spawn_app().await;
+    super::create(&app, "cut-inside", None).await;
+
+    // Act
+    for (upload, status) in [
+        (events[..cut].concat(), "running"),
+        (events[cut..].concat(), "completed"),
+    ] {
+        let answer = super::pipe_in(&app, "cut-inside", upload).await;
+        assert_eq!(answer["task"]["status"], status, "{answer}");
+    }
+
+    // Assert
+    let late = Reader::start_with(&app, "task", "cut-inside", &["ai_sdk=7"])
+        .finish()
+        .await;
+    assert_eq!(late["errors"], json!([]), "{late}");
+    assert_eq!(parts(&late["message"]), parts(&sdk_message));
+}

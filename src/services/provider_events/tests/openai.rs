@@ -182,3 +182,21 @@ fn an_openai_responses_stream_gives_its_output_text_and_ends_with_the_response()
     let error = event_stream_data(bad).expect_err(bad);
     assert!(error.contains("needs delta as a string"), "{error}");
 }
+
+#[test]
+fn a_choice_ended_by_an_error_fails_in_the_choices_own_words_when_it_has_some() {
+    let said = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"error","error":{"message":"upstream timed out"}}]}"#;
+    assert_eq!(
+        read(said).0,
+        Instruction::Fail {
+            error: "upstream timed out".into()
+        }
+    );
+    let unsaid = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}"#;
+    assert_eq!(
+        read(unsaid).0,
+        Instruction::Fail {
+            error: "the model provider failed".into()
+        }
+    );
+}
