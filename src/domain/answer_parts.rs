@@ -174,16 +174,18 @@ impl AnswerPart {
                 if let Some(title) = title {
                     data["title"] = json!(title);
                 }
-                with_provider_metadata(data, provider_metadata.as_ref())
+                super::add_provider_metadata(&mut data, provider_metadata.as_ref());
+                data
             }
             Self::File {
                 url,
                 media_type,
                 provider_metadata,
-            } => with_provider_metadata(
-                json!({ "task_id": task_id, "url": url, "media_type": media_type }),
-                provider_metadata.as_ref(),
-            ),
+            } => {
+                let mut data = json!({ "task_id": task_id, "url": url, "media_type": media_type });
+                super::add_provider_metadata(&mut data, provider_metadata.as_ref());
+                data
+            }
             Self::Data {
                 name,
                 id,
@@ -204,14 +206,6 @@ impl AnswerPart {
 }
 
 /// Whether `event_type` is one of an answer part's.
-/// `data` with `provider_metadata` when there is some.
-fn with_provider_metadata(mut data: Value, said: Option<&Value>) -> Value {
-    if let Some(said) = said {
-        data["provider_metadata"] = said.clone();
-    }
-    data
-}
-
 pub fn is_answer_part_event_type(event_type: &str) -> bool {
     ANSWER_PART_EVENT_TYPES.contains(&event_type)
 }

@@ -9,6 +9,7 @@ pub mod event;
 pub mod event_type;
 pub mod identifiers;
 pub mod producer_seq;
+pub mod provider_metadata;
 pub mod sse_frame;
 pub mod sse_parser;
 pub mod subscription;
@@ -27,6 +28,7 @@ pub use event::{
 pub use event_type::{CONTROL_EVENT_TYPES, EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
 pub use producer_seq::ProducerSeq;
+pub use provider_metadata::{add_provider_metadata, checked_provider_metadata};
 pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};
 pub use subscription::{
     ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer, WriteAccess,

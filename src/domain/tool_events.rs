@@ -200,9 +200,7 @@ impl ToolEvent {
             }
         };
         flags.write(&mut data, ToolFlags::EVENT_NAMES);
-        if let Some(said) = provider_metadata {
-            data["provider_metadata"] = said.clone();
-        }
+        super::add_provider_metadata(&mut data, provider_metadata.as_ref());
         data
     }
 }

@@ -352,6 +352,9 @@ impl From<OperationError> for ApiError {
         match error {
             OperationError::Mailbox(error) => error.into(),
             OperationError::Cleanup(error) => error.into(),
+            OperationError::ClusterUnreachable(error) => {
+                Self::new(ErrorCode::ClusterUnavailable, error.to_string())
+            }
             OperationError::Metrics(error) => {
                 tracing::error!(error.message = %error, "rendering metrics failed");
                 Self::new(ErrorCode::Internal, "metrics are unavailable")

@@ -130,6 +130,7 @@ pub async fn cleanup(
     responses(
         (status = 204, description = "The stream was dropped"),
         (status = 404, description = "No such stream (in cluster mode, on any instance), or one the token's projects do not cover", body = crate::error::ErrorBody),
+        (status = 503, description = "In a cluster: not on this instance, and Redis does not answer to ask the others (`cluster_unavailable`, Retry-After)", body = crate::error::ErrorBody),
     )
 )]
 #[delete("/sse/connections/{connection_id}")]

@@ -5,25 +5,13 @@
 //! `source-document`, `file` and `data-*` parts say them.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::domain::AnswerPart;
+use crate::domain::{AnswerPart, checked_provider_metadata};
 
-/// What a model's provider says of a part, as the AI SDK's schema has it
-/// (`providerMetadata`): an object of providers, each an object. Anything
-/// else is refused, as the SDK's reader would refuse the part.
-pub(super) type ProviderMetadata = std::collections::BTreeMap<String, Map<String, Value>>;
-
-/// `metadata` as the JSON a task's event keeps.
-pub(super) fn said(metadata: Option<ProviderMetadata>) -> Option<Value> {
-    metadata.map(|providers| {
-        Value::Object(
-            providers
-                .into_iter()
-                .map(|(provider, said)| (provider, Value::Object(said)))
-                .collect(),
-        )
-    })
+/// A line's `provider_metadata`, checked (see `domain::provider_metadata`).
+pub(super) fn said(metadata: Option<Value>, what: &str) -> Result<Option<Value>, String> {
+    checked_provider_metadata(metadata, || format!("{what}'s provider_metadata"))
 }
 
 /// A source the answer cites: a URL, or a document (its media type and
@@ -38,7 +26,7 @@ pub(super) struct SourceBody {
     filename: Option<String>,
     /// What the model's provider said of it (the AI SDK's
     /// `providerMetadata`, an object).
-    provider_metadata: Option<ProviderMetadata>,
+    provider_metadata: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +36,7 @@ pub(super) struct FileBody {
     media_type: String,
     /// What the model's provider said of it (the AI SDK's
     /// `providerMetadata`, an object).
-    provider_metadata: Option<ProviderMetadata>,
+    provider_metadata: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +53,7 @@ pub(super) struct DataPartBody {
 impl SourceBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
         const WHAT: &str = "a source";
-        let said = said(self.provider_metadata);
+        let said = said(self.provider_metadata, WHAT)?;
         let part = match (self.url, self.media_type) {
             (Some(url), None) if self.filename.is_none() => {
                 AnswerPart::url_source(&self.id, &url, self.title, WHAT)
@@ -87,7 +75,7 @@ impl SourceBody {
 impl FileBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
         Ok(AnswerPart::file(&self.url, &self.media_type, "a file")?
-            .with_provider_metadata(said(self.provider_metadata)))
+            .with_provider_metadata(said(self.provider_metadata, "a file")?))
     }
 }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 pub use super::tool_lines::{MAX_CREATED_ANSWERS, ToolResultBody, continued_answers};
 use super::{
-    answer_part_lines::{DataPartBody, FileBody, ProviderMetadata, SourceBody, said},
+    answer_part_lines::{DataPartBody, FileBody, SourceBody, said},
     tasks::Delta,
     tool_lines::{ToolApprovalBody, ToolCallBody},
 };
@@ -212,7 +212,7 @@ struct FailBody {
 struct PartEndBody {
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<ProviderMetadata>,
+    provider_metadata: Option<Value>,
 }
 
 /// The kinds of line a producer writes, as refusals list them.
@@ -270,9 +270,12 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
             result: step.result,
         }
     } else if let Some(end) = parsed.text_end {
-        Instruction::TextEnd(TextKind::Answer, said(end.provider_metadata))
+        Instruction::TextEnd(TextKind::Answer, said(end.provider_metadata, "a text_end")?)
     } else if let Some(end) = parsed.reasoning_end {
-        Instruction::TextEnd(TextKind::Reasoning, said(end.provider_metadata))
+        Instruction::TextEnd(
+            TextKind::Reasoning,
+            said(end.provider_metadata, "a reasoning_end")?,
+        )
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {

@@ -66,6 +66,8 @@ pub enum OperationError {
     Cleanup(#[from] CleanupError),
     #[error("rendering the metrics failed: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    ClusterUnreachable(#[from] crate::actors::redis_bridge::ClusterUnreachable),
 }
 
 impl OperationsService {
@@ -197,7 +199,7 @@ impl OperationsService {
         };
         let here = self.actors.registry.send(drop()).await?;
         match &self.actors.bridge {
-            Some(bridge) if !here => Ok(bridge.send(DropClusterStream(drop())).await?),
+            Some(bridge) if !here => Ok(bridge.send(DropClusterStream(drop())).await??),
             _ => Ok(here),
         }
     }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::answer_part_lines::{ProviderMetadata, said};
+use super::answer_part_lines::said;
 use crate::domain::{ToolEvent, ToolFlags, ToolOutcome};
 
 #[derive(Debug, Deserialize)]
@@ -28,7 +28,7 @@ pub(super) struct ToolCallBody {
     dynamic: bool,
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<ProviderMetadata>,
+    provider_metadata: Option<Value>,
 }
 
 /// A tool's answer: an upload's `tool_result` line, and one of the
@@ -46,7 +46,7 @@ pub struct ToolResultBody {
     denied: bool,
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<ProviderMetadata>,
+    provider_metadata: Option<Value>,
 }
 
 /// Answers a task may be created with, at most.
@@ -98,7 +98,7 @@ impl ToolResultBody {
         };
         Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?
             .flagged(flags)
-            .with_provider_metadata(said(self.provider_metadata)))
+            .with_provider_metadata(said(self.provider_metadata, "a tool_result")?))
     }
 }
 
@@ -112,7 +112,7 @@ impl ToolCallBody {
         Ok(
             ToolEvent::call(&self.id, &self.name, self.input, "a tool_call")?
                 .flagged(flags)
-                .with_provider_metadata(said(self.provider_metadata)),
+                .with_provider_metadata(said(self.provider_metadata, "a tool_call")?),
         )
     }
 }

@@ -15,13 +15,20 @@ use super::{
 };
 use crate::{actors::registry::Disconnect, domain::ProjectAccess, stream::ConnectionId};
 
-/// Drop a stream that is not on this instance; answers whether one was.
+/// Drop a stream that is not on this instance; answers whether one was,
+/// or that the others cannot be asked (Redis does not answer).
 #[derive(Debug, Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<bool, ClusterUnreachable>")]
 pub struct DropClusterStream(pub Disconnect);
 
+/// The other instances cannot be asked now: whether one holds the stream
+/// is not known.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{}", crate::actors::registry::CLUSTER_UNREACHABLE)]
+pub struct ClusterUnreachable;
+
 impl Handler<DropClusterStream> for RedisBridge {
-    type Result = ResponseActFuture<Self, bool>;
+    type Result = ResponseActFuture<Self, Result<bool, ClusterUnreachable>>;
 
     fn handle(&mut self, msg: DropClusterStream, _: &mut Context<Self>) -> Self::Result {
         let DropClusterStream(drop) = msg;
@@ -35,11 +42,11 @@ impl Handler<DropClusterStream> for RedisBridge {
                 })
                 .await;
             match reply {
-                Ok(reply) => reply.outcome == DROPPED,
-                Err(NoAnswer::Silence) => false,
+                Ok(reply) => Ok(reply.outcome == DROPPED),
+                Err(NoAnswer::Silence) => Ok(false),
                 Err(NoAnswer::Unavailable(error)) => {
                     tracing::warn!(error.message = %error, "cannot ask the cluster to drop a stream");
-                    false
+                    Err(ClusterUnreachable)
                 }
             }
         };

@@ -36,7 +36,7 @@ mod status;
 mod strangers;
 mod wire;
 
-pub use cluster_drop::DropClusterStream;
+pub use cluster_drop::{ClusterUnreachable, DropClusterStream};
 pub use cluster_listing::{ClusterListingError, ListClusterConnections};
 pub use cluster_renewal::RenewClusterStream;
 pub use cluster_subscription::UpdateClusterSubscription;

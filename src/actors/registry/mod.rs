@@ -36,7 +36,7 @@ pub use operations::{
 pub use routing::{Route, RoutedThrough};
 pub use routing_index::RoutingIndex;
 pub use stats::{AgeBuckets, ConnectionInfo, ConnectionPage, RegistryStats};
-pub use table::{RegisterError, UpdateSubscriptionError};
+pub use table::{CLUSTER_UNREACHABLE, RegisterError, UpdateSubscriptionError};
 pub use task_ends::{TaskEnded, WatchTaskEnds};
 
 use self::{

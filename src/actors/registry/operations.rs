@@ -130,9 +130,7 @@ pub enum RenewError {
     #[error("the token is for another subject than the stream's")]
     OtherSubject,
     /// Not on this instance, and the others cannot be asked.
-    #[error(
-        "the stream is not on this instance, and the others cannot be asked now (Redis does not answer); retry shortly"
-    )]
+    #[error("{}", super::table::CLUSTER_UNREACHABLE)]
     ClusterUnreachable,
     #[error("the token grants fewer projects than the stream was opened with; reconnect")]
     FewerProjects,

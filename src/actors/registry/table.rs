@@ -34,6 +34,11 @@ pub enum RegisterError {
     RateLimited(#[from] crate::limits::RateLimited),
 }
 
+/// What a caller is told of a stream that is not on this instance when the
+/// others cannot be asked (Redis does not answer): not "no such stream".
+pub const CLUSTER_UNREACHABLE: &str = "the stream is not on this instance, and the others cannot be asked now \
+     (Redis does not answer); retry shortly";
+
 /// Why a subscription change was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateSubscriptionError {
@@ -42,9 +47,7 @@ pub enum UpdateSubscriptionError {
     #[error("the connection belongs to another user")]
     NotOwner,
     /// Not on this instance, and the others cannot be asked.
-    #[error(
-        "the stream is not on this instance, and the others cannot be asked now (Redis does not answer); retry shortly"
-    )]
+    #[error("{}", CLUSTER_UNREACHABLE)]
     ClusterUnreachable,
     /// The project is granted by the caller's token, not by the one the
     /// stream was opened with (which is what its events are checked

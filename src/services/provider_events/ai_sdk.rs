@@ -4,7 +4,10 @@
 use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, string_field};
-use crate::domain::{AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolOutcome};
+use crate::domain::{
+    AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolOutcome,
+    checked_provider_metadata,
+};
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
 /// does not know is skipped (the SDK adds kinds), and tells no dialect.
@@ -20,7 +23,7 @@ pub(super) fn ai_sdk_part(kind: &str, value: &Value) -> Result<EventRead, String
     let Some(part_kind) = said_of else {
         return Ok(read);
     };
-    let Some(said) = provider_metadata(value, &format!("a {kind} part"))? else {
+    let Some(said) = provider_metadata(value, || format!("a {kind} part"))? else {
         return Ok(read);
     };
     let said = Instruction::PartSaid(part_kind, said);
@@ -143,23 +146,18 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
     };
     Ok(tool
         .flagged(ToolFlags::read(value, ToolFlags::AI_SDK_NAMES))
-        .with_provider_metadata(provider_metadata(value, &what)?))
+        .with_provider_metadata(provider_metadata(value, || what)?))
 }
 
-/// A part's `providerMetadata`, kept as the part carries it: a chat's next
-/// model call needs it back (Gemini's thought signature of a tool call,
-/// say), and `convertToModelMessages` passes it on from the message.
-fn provider_metadata(value: &Value, what: &str) -> Result<Option<Value>, String> {
-    match value.get("providerMetadata") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(providers)) if providers.values().all(Value::is_object) => {
-            Ok(Some(Value::Object(providers.clone())))
-        }
-        // As the SDK's own reader would refuse it.
-        Some(_) => Err(format!(
-            "{what}'s providerMetadata must be an object of objects (one per provider)"
-        )),
-    }
+/// A part's `providerMetadata`, kept as the part carries it (see
+/// `domain::provider_metadata`).
+fn provider_metadata(
+    value: &Value,
+    what: impl FnOnce() -> String,
+) -> Result<Option<Value>, String> {
+    checked_provider_metadata(value.get("providerMetadata").cloned(), || {
+        format!("{}'s providerMetadata", what())
+    })
 }
 
 /// A source the answer cites, or a file it made.
@@ -183,7 +181,7 @@ fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
             AnswerPart::file(&url, &string_field(value, "mediaType", &what)?, &what)
         }
     }?;
-    Ok(part.with_provider_metadata(provider_metadata(value, &what)?))
+    Ok(part.with_provider_metadata(provider_metadata(value, || what)?))
 }
 
 /// The UI message stream's part kinds that carry nothing a task keeps.

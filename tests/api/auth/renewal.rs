@@ -189,18 +189,16 @@ async fn another_subject_fewer_projects_an_unknown_stream_or_no_token_are_refuse
     assert_error(anonymous, 401, "unauthorized").await;
 }
 
-#[actix_web::test]
-async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_where_it_is() {
-    // Arrange: two instances on one Redis; the stream on `a`.
-    let (a, b, _store) = super::secured_cluster().await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a client");
-    let (token, exp) = expiring("erin", 3);
+/// A stream opened on the instance at `address` with `token`, and its
+/// connection id.
+async fn open_on(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+) -> (crate::helpers::EventStream, String) {
     let response = client
-        .get(format!("{}/sse/events", a.address))
-        .bearer_auth(&token)
+        .get(format!("{address}/sse/events"))
+        .bearer_auth(token)
         .send()
         .await
         .expect("a stream");
@@ -210,6 +208,19 @@ async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_wher
         .as_str()
         .expect("an id")
         .to_owned();
+    (stream, id)
+}
+
+#[actix_web::test]
+async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_where_it_is() {
+    // Arrange: two instances on one Redis; the stream on `a`.
+    let (a, b, _store) = super::secured_cluster().await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let (token, exp) = expiring("erin", 3);
+    let (mut stream, id) = open_on(&client, &a.address, &token).await;
     let warning = stream.next_message(SHORT).await.expect("token_expiring");
     assert!(warning.is("token_expiring"));
     let post = |token: String, id: String| {
@@ -253,9 +264,10 @@ async fn in_a_cluster_a_renewal_reaching_another_instance_renews_the_stream_wher
 }
 
 /// While Redis does not answer, an instance that does not hold the stream
-/// cannot ask the one that does: it says so (503 `cluster_unavailable`,
-/// retry), never "no such stream" (404) for a stream that is open; the
-/// holder itself still renews it.
+/// cannot ask the one that does: a renewal, a subscription change or an
+/// admin's drop says so (503 `cluster_unavailable`, retry), never "no
+/// such stream" (404) for a stream that is open; the holder itself still
+/// renews it.
 #[actix_web::test]
 async fn with_redis_down_a_stream_on_another_instance_is_unreachable_not_unknown() {
     use crate::cluster::harness::{self, Node, RedisServer, TestDb};
@@ -275,18 +287,7 @@ async fn with_redis_down_a_stream_on_another_instance_is_unreachable_not_unknown
         .build()
         .expect("a client");
     let (token, _) = expiring("erin", 3600);
-    let response = client
-        .get(format!("{}/sse/events", a.address))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("a stream");
-    let mut stream = crate::helpers::EventStream::new(response);
-    let connected = stream.next_event(SHORT).await.expect("connected");
-    let id = connected.json()["connection_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let (_stream, id) = open_on(&client, &a.address, &token).await;
 
     // Act: Redis goes away; both instances see it.
     redis.kill();
@@ -315,11 +316,18 @@ async fn with_redis_down_a_stream_on_another_instance_is_unreachable_not_unknown
         .send()
         .await
         .expect("sent");
+    let delete_through_b = client
+        .delete(format!("{}/sse/connections/{id}", b.address))
+        .bearer_auth(super::root_token())
+        .send()
+        .await
+        .expect("sent");
     let through_a = renew(a.address.clone()).await;
 
     // Assert
     assert!(through_b.headers().contains_key("retry-after"));
     assert_error(through_b, 503, "cluster_unavailable").await;
     assert_error(subscribe_through_b, 503, "cluster_unavailable").await;
+    assert_error(delete_through_b, 503, "cluster_unavailable").await;
     assert_eq!(through_a.status().as_u16(), 204, "the holder renews it");
 }

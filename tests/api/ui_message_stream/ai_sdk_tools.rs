@@ -178,6 +178,16 @@ async fn a_call_waiting_for_approval_then_denied_reaches_an_ai_7_reader_and_an_a
     assert_eq!(failed["errorText"], "the tool call was denied", "{failed}");
 }
 
+/// The first part of `kind` in `message`.
+fn part_of<'a>(message: &'a Value, kind: &str) -> &'a Value {
+    message["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .find(|part| part["type"] == kind)
+        .unwrap_or_else(|| panic!("a {kind} part in {message}"))
+}
+
 /// What the model's provider says of a call, a tool's answer, a source or
 /// a file (`providerMetadata`: Gemini's thought signature of a call, say)
 /// is what the chat's next model call needs back from the saved message:
@@ -214,22 +224,10 @@ async fn provider_metadata_of_calls_results_sources_and_files_reaches_the_ai_pac
     // refuses it there), and the rest.
     assert_eq!(read["errors"], json!([]), "{read}");
     assert_eq!(v5["errors"], json!([]), "{v5}");
-    let v5_tool = v5["message"]["parts"]
-        .as_array()
-        .expect("parts")
-        .iter()
-        .find(|part| part["type"] == "tool-weather")
-        .cloned()
-        .expect("the tool part");
+    let v5_tool = part_of(&v5["message"], "tool-weather");
     assert_eq!(v5_tool["callProviderMetadata"], signed, "{v5_tool}");
     assert_eq!(v5_tool.get("resultProviderMetadata"), None, "{v5_tool}");
-    let parts = read["message"]["parts"].as_array().expect("parts");
-    let of = |kind: &str| {
-        parts
-            .iter()
-            .find(|part| part["type"] == kind)
-            .unwrap_or_else(|| panic!("a {kind} part in {read}"))
-    };
+    let of = |kind: &str| part_of(&read["message"], kind);
     let tool = of("tool-weather");
     assert_eq!(tool["callProviderMetadata"], signed, "{tool}");
     assert_eq!(tool["resultProviderMetadata"], served, "{tool}");
@@ -284,13 +282,7 @@ async fn an_ndjson_producers_provider_metadata_reaches_the_ai_package() {
 
     // Assert
     assert_eq!(read["errors"], json!([]), "{read}");
-    let parts = read["message"]["parts"].as_array().expect("parts");
-    let of = |kind: &str| {
-        parts
-            .iter()
-            .find(|part| part["type"] == kind)
-            .unwrap_or_else(|| panic!("a {kind} part in {read}"))
-    };
+    let of = |kind: &str| part_of(&read["message"], kind);
     assert_eq!(of("reasoning")["providerMetadata"], signature);
     assert_eq!(of("reasoning")["text"], "Oslo, then.");
     assert_eq!(of("text").get("providerMetadata"), None);
