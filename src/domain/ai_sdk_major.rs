@@ -2,6 +2,8 @@
 //! says it reads with (`?ai_sdk=7`): which parts and fields its schema
 //! takes.
 
+use super::FinishReason;
+
 /// The major version of the `ai` package a viewer reads its stream with:
 /// a part carries a field only when that version knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,9 +22,13 @@ impl AiSdkMajor {
     }
 
     /// Whether the `finish` part may say why the answer stopped itself
-    /// (`finishReason` came with v6).
-    pub(super) fn has_finish_reason(self) -> bool {
-        self.0 >= 6
+    /// (`finishReason` came with v6), as `reason`: v6's schema knows no
+    /// `interrupted` (v7's) and refuses the part.
+    pub(super) fn has_finish_reason(self, reason: FinishReason) -> bool {
+        match reason {
+            FinishReason::Interrupted => self.0 >= 7,
+            _ => self.0 >= 6,
+        }
     }
 
     /// Whether the stream may carry a tool's approval parts
@@ -36,6 +42,13 @@ impl AiSdkMajor {
     /// (`providerMetadata` on `tool-output-available` and
     /// `tool-output-error`; v5.0's strict schema refuses it there).
     pub(super) fn has_result_provider_metadata(self) -> bool {
+        self.0 >= 6
+    }
+
+    /// Whether tool parts may say what the app said of the tool (`title`
+    /// and `toolMetadata`, which v6's schema has and v5.0's strict one
+    /// refuses).
+    pub(super) fn has_tool_labels(self) -> bool {
         self.0 >= 6
     }
 

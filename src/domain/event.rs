@@ -35,6 +35,10 @@ pub enum EventError {
     InvalidPayload(String),
     #[error("{field} must be 1 to 128 letters, digits or _ . : @ -")]
     InvalidIdentifier { field: &'static str },
+    /// An event's `task_id` that no task can have (a task's id is stricter
+    /// than a project's or a user's).
+    #[error("task_id: a task id is 1 to 128 letters, digits, _ or -")]
+    InvalidTaskId,
     #[error(
         "Last-Event-ID (or ?last_event_id) must be a decimal integer from 0 to 9223372036854775807"
     )]

@@ -8,6 +8,7 @@ pub mod answer_parts;
 pub mod event;
 pub mod event_type;
 pub mod identifiers;
+pub mod message_metadata;
 pub mod producer_seq;
 pub mod provider_metadata;
 pub mod sse_frame;
@@ -27,6 +28,7 @@ pub use event::{
 };
 pub use event_type::{CONTROL_EVENT_TYPES, EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
+pub use message_metadata::{MESSAGE_METADATA_EVENT_TYPE, checked_message_metadata, merge_metadata};
 pub use producer_seq::ProducerSeq;
 pub use provider_metadata::{add_provider_metadata, checked_provider_metadata};
 pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};
@@ -41,7 +43,9 @@ pub use task_events::{
     STEP_END_EVENT_TYPE, TextKind, change_events, end_of, keeps_its_place, started_event,
     task_json, text_event,
 };
-pub use tool_events::{ToolEvent, ToolEventKind, ToolFlags, ToolOutcome, is_tool_event_type};
+pub use tool_events::{
+    ToolEvent, ToolEventKind, ToolFlags, ToolLabels, ToolOutcome, is_tool_event_type,
+};
 pub use ui_message_stream::{UI_MESSAGE_STREAM_HEADER, UiMessageTranslator};
 
 /// The UTF-8 byte order mark some writers (Windows tools, .NET) put before

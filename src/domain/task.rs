@@ -6,10 +6,12 @@
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use super::task_ids::{ChatId, MessageId, TaskId};
-use super::{AnswerPart, ProjectId, STEP_END_EVENT_TYPE, TextKind, ToolEvent};
+use super::{
+    AnswerPart, MESSAGE_METADATA_EVENT_TYPE, ProjectId, STEP_END_EVENT_TYPE, TextKind, ToolEvent,
+};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
@@ -180,13 +182,17 @@ pub enum TaskChange {
     StepEnd {
         result: Option<Value>,
     },
+    /// The app's own metadata of the message the answer is, where it
+    /// changes what the message's metadata merges to (see
+    /// `domain::message_metadata`): a pending task starts running.
+    MessageMetadata(Map<String, Value>),
 }
 
 impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 14] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 15] = [
         "progress",
         "text",
         "reasoning",
@@ -199,6 +205,7 @@ impl Task {
         "file",
         "data_part",
         STEP_END_EVENT_TYPE,
+        MESSAGE_METADATA_EVENT_TYPE,
         "complete",
         "error",
     ];
@@ -293,7 +300,8 @@ impl Task {
             TaskChange::Tool(_)
             | TaskChange::Part(_)
             | TaskChange::TextEnd(..)
-            | TaskChange::StepEnd { .. } => next.status = TaskStatus::Running,
+            | TaskChange::StepEnd { .. }
+            | TaskChange::MessageMetadata(_) => next.status = TaskStatus::Running,
             TaskChange::KeepAlive => {}
             TaskChange::Text => {
                 next.status = TaskStatus::Running;

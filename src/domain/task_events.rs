@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    ChatId, EventData, EventType, MessageId, NewEvent, StoredEvent, Task, TaskChange, TaskStatus,
-    now_ms,
+    ChatId, EventData, EventType, MESSAGE_METADATA_EVENT_TYPE, MessageId, NewEvent, StoredEvent,
+    Task, TaskChange, TaskStatus, now_ms,
 };
 
 /// The JSON of a task, as answered by the API and carried by `progress` events.
@@ -202,6 +202,11 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
             super::add_provider_metadata(&mut data, said.as_ref());
             vec![task_event(task, kind.end_event_type(), data)]
         }
+        TaskChange::MessageMetadata(said) => vec![task_event(
+            task,
+            MESSAGE_METADATA_EVENT_TYPE,
+            json!({ "task_id": id, "metadata": said }),
+        )],
         TaskChange::StepEnd { result } => vec![task_event(
             task,
             STEP_END_EVENT_TYPE,

@@ -25,6 +25,9 @@ pub enum ToolEvent {
         /// `providerMetadata`: Gemini's thought signature, say), which the
         /// next model call of the chat needs back.
         provider_metadata: Option<Value>,
+        /// What the app says of the tool (the AI SDK's `tool({ title,
+        /// metadata })`): shown by chat UIs beside the call.
+        labels: ToolLabels,
     },
     /// The tool's answer to the call `id`: its output, or why it failed.
     Result {
@@ -33,10 +36,55 @@ pub enum ToolEvent {
         flags: ToolFlags,
         /// What the provider said of the answer (a provider-run tool's).
         provider_metadata: Option<Value>,
+        /// What the app says of the tool (its `toolMetadata`; an answer has
+        /// no title of its own).
+        labels: ToolLabels,
     },
     /// The call `id` waits for a person to approve it (the AI SDK's
     /// human-in-the-loop tools), under the approval `approval_id`.
     ApprovalRequest { id: String, approval_id: String },
+}
+
+/// What an app says of the tool a call or an answer is of (the AI SDK's
+/// `title` and `toolMetadata`, from its `tool({ title, metadata })`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolLabels {
+    pub title: Option<String>,
+    /// An object of the app's own.
+    pub metadata: Option<Value>,
+}
+
+impl ToolLabels {
+    /// The labels `value` says under `names` (title, metadata), checked as
+    /// the SDK's schema checks them; `what` names the part in a refusal.
+    pub fn read(value: &Value, names: [&str; 2], what: &str) -> Result<Self, String> {
+        let title = match value.get(names[0]) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(title)) => Some(title.clone()),
+            Some(_) => return Err(format!("{what}'s {} must be a string", names[0])),
+        };
+        let metadata = match value.get(names[1]) {
+            None | Some(Value::Null) => None,
+            Some(metadata @ Value::Object(_)) => Some(metadata.clone()),
+            Some(_) => return Err(format!("{what}'s {} must be an object", names[1])),
+        };
+        Ok(Self { title, metadata })
+    }
+
+    /// The names a tool event's data gives them.
+    pub const EVENT_NAMES: [&'static str; 2] = ["title", "tool_metadata"];
+    /// The names the AI SDK's parts give them.
+    pub const AI_SDK_NAMES: [&'static str; 2] = ["title", "toolMetadata"];
+
+    /// Adds the labels said to `object` under `names`.
+    pub fn write(&self, object: &mut Value, names: [&str; 2]) {
+        if let Some(title) = &self.title {
+            object[names[0]] = Value::String(title.clone());
+        }
+        if let Some(metadata) = &self.metadata {
+            object[names[1]] = metadata.clone();
+        }
+    }
 }
 
 /// What the AI SDK says of a call or an answer besides it, kept so a chat
@@ -104,6 +152,7 @@ impl ToolEvent {
             flags: ToolFlags::default(),
             input_error: None,
             provider_metadata: None,
+            labels: ToolLabels::default(),
         })
     }
 
@@ -114,6 +163,7 @@ impl ToolEvent {
             outcome,
             flags: ToolFlags::default(),
             provider_metadata: None,
+            labels: ToolLabels::default(),
         })
     }
 
@@ -141,6 +191,22 @@ impl ToolEvent {
         self
     }
 
+    /// The same event, with what the app says of its tool (an answer keeps
+    /// no title: the call has it; an approval request keeps none).
+    pub fn labelled(mut self, said: ToolLabels) -> Self {
+        match &mut self {
+            Self::Call { labels, .. } => *labels = said,
+            Self::Result { labels, .. } => {
+                *labels = ToolLabels {
+                    title: None,
+                    ..said
+                }
+            }
+            Self::ApprovalRequest { .. } => {}
+        }
+        self
+    }
+
     /// A request for approval of the call `id`, both checked.
     pub fn approval_request(id: &str, approval_id: &str, what: &str) -> Result<Self, String> {
         Ok(Self::ApprovalRequest {
@@ -160,7 +226,7 @@ impl ToolEvent {
 
     /// The event's data, for the task `task_id`.
     pub fn data(&self, task_id: &str) -> Value {
-        let (mut data, flags, provider_metadata) = match self {
+        let (mut data, flags, provider_metadata, labels) = match self {
             Self::Call {
                 id,
                 name,
@@ -168,6 +234,7 @@ impl ToolEvent {
                 flags,
                 input_error,
                 provider_metadata,
+                labels,
             } => {
                 let mut data = json!({
                     "task_id": task_id,
@@ -178,13 +245,14 @@ impl ToolEvent {
                 if let Some(error) = input_error {
                     data["input_error"] = json!(error);
                 }
-                (data, flags, provider_metadata)
+                (data, flags, provider_metadata, labels)
             }
             Self::Result {
                 id,
                 outcome,
                 flags,
                 provider_metadata,
+                labels,
             } => {
                 let mut data = json!({ "task_id": task_id, "tool_call_id": id });
                 let (field, value) = match outcome {
@@ -193,13 +261,14 @@ impl ToolEvent {
                     ToolOutcome::Denied => ("denied", Value::Bool(true)),
                 };
                 data[field] = value;
-                (data, flags, provider_metadata)
+                (data, flags, provider_metadata, labels)
             }
             Self::ApprovalRequest { id, approval_id } => {
                 return json!({ "task_id": task_id, "tool_call_id": id, "approval_id": approval_id });
             }
         };
         flags.write(&mut data, ToolFlags::EVENT_NAMES);
+        labels.write(&mut data, ToolLabels::EVENT_NAMES);
         super::add_provider_metadata(&mut data, provider_metadata.as_ref());
         data
     }

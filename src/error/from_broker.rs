@@ -63,6 +63,7 @@ impl From<EventError> for ApiError {
             }
             EventError::InvalidPayload(_) => Self::new(ErrorCode::InvalidPayload, message),
             EventError::InvalidIdentifier { .. } => Self::new(ErrorCode::InvalidField, message),
+            EventError::InvalidTaskId => Self::new(ErrorCode::InvalidTaskId, message),
             EventError::InvalidEventId => Self::new(ErrorCode::InvalidLastEventId, message),
         }
     }

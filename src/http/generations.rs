@@ -62,7 +62,8 @@ pub struct UploadQuery {
 /// answer's sources, files and data parts: `{"source": {"id", "url"? |
 /// "media_type"?, "title"?, "filename"?}}`, `{"file": {"url",
 /// "media_type"}}`, `{"data_part": {"name", "id"?, "data", "transient"?}}`,
-/// the end of a part of text: `{"text_end": {}}`, `{"reasoning_end": {}}`), or
+/// the end of a part of text: `{"text_end": {}}`, `{"reasoning_end": {}}`,
+/// what the app says of the answer's message: `{"message_metadata": {…}}`), or
 /// `text/event-stream` carrying a model provider's streamed answer (OpenAI
 /// Chat Completions or Responses, Anthropic Messages, Gemini) or an AI SDK
 /// UI message stream, piped straight in, each told apart by its events'
@@ -70,7 +71,9 @@ pub struct UploadQuery {
 /// `source-url`, `source-document`, `file` and `data-*` parts kept as
 /// `source`, `file` and `data_part` events, its `text-end` and
 /// `reasoning-end` where they part text as `text_end` and `reasoning_end`
-/// events; NDJSON lines may also be such a
+/// events, the `messageMetadata` of its `start`, `message-metadata` and
+/// `finish` parts as `message_metadata` events where it changes what is
+/// merged; NDJSON lines may also be such a
 /// stream's chunks, as SDKs write them (`toReadableStream()`). A provider's
 /// error answer piped in unchecked fails the task with its message. A task has
 /// one upload at a time: a newer one (a retry) takes over from an older one

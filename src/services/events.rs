@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::{
     actors::persister::{Persist, PersistError, Persister},
     domain::{
-        EventData, EventId, EventTypeCatalog, IdempotencyKey, NewEvent, ProjectId, TaskRef, UserId,
+        EventData, EventId, EventTypeCatalog, IdempotencyKey, NewEvent, ProjectId, TaskId, UserId,
         event::EventError, now_ms,
     },
 };
@@ -101,7 +101,15 @@ impl EventService {
             data,
             project_id,
             user_id: input.user_id.as_deref().map(UserId::parse).transpose()?,
-            task_id: input.task_id.as_deref().map(TaskRef::parse).transpose()?,
+            task_id: input
+                .task_id
+                .as_deref()
+                .map(|raw| {
+                    TaskId::parse(raw)
+                        .map(|task| task.as_ref_id())
+                        .map_err(|_| EventError::InvalidTaskId)
+                })
+                .transpose()?,
             persist,
             idempotency_key,
             published_at_ms: now_ms(),

@@ -20,7 +20,7 @@
 //! (`error::plain`), naming the field.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use super::tool_lines::{MAX_CREATED_ANSWERS, ToolResultBody, continued_answers};
 use super::{
@@ -29,7 +29,7 @@ use super::{
     tool_lines::{ToolApprovalBody, ToolCallBody},
 };
 use crate::{
-    domain::{AnswerPart, ProducerSeq, TaskChange, TextKind, ToolEvent},
+    domain::{AnswerPart, ProducerSeq, TaskChange, TextKind, ToolEvent, checked_message_metadata},
     error::plain::{self, JsonError},
 };
 
@@ -114,6 +114,11 @@ pub enum Instruction {
     StepEnd {
         result: Option<Value>,
     },
+    /// The app's own metadata of the message (an AI SDK part's
+    /// `messageMetadata`, an NDJSON `message_metadata` line), merged into
+    /// what the message has; `upload_message_metadata` drops one that
+    /// changes nothing.
+    MessageMetadata(Map<String, Value>),
     /// A line or part the task keeps nothing of.
     Nothing,
 }
@@ -135,6 +140,12 @@ impl Instruction {
             self,
             Self::Complete { .. } | Self::Fail { .. } | Self::Cancel
         )
+    }
+
+    /// Whether this says nothing of where a step or the answer ends:
+    /// nothing, or the message's metadata.
+    pub fn is_beside_the_steps(&self) -> bool {
+        matches!(self, Self::Nothing | Self::MessageMetadata(_))
     }
 
     /// The change to the task this asks for: any but text (appended) and
@@ -160,6 +171,7 @@ impl Instruction {
             Self::Part(part) => TaskChange::Part(part),
             Self::StepEnd { result } => TaskChange::StepEnd { result },
             Self::TextEnd(kind, said) => TaskChange::TextEnd(kind, said),
+            Self::MessageMetadata(said) => TaskChange::MessageMetadata(said),
             Self::Delta { .. } | Self::Nothing | Self::PartSaid(..) => {
                 unreachable!(
                     "text is appended, nothing is skipped, a part's metadata goes to its end"
@@ -191,6 +203,7 @@ struct NdJsonLine {
     source: Option<SourceBody>,
     file: Option<FileBody>,
     data_part: Option<DataPartBody>,
+    message_metadata: Option<Value>,
 }
 
 /// A `complete` or a `step_end`: how the answer or the step ended.
@@ -217,7 +230,8 @@ struct PartEndBody {
 
 /// The kinds of line a producer writes, as refusals list them.
 const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
-                     tool_approval, step_end, text_end, reasoning_end, source, file or data_part";
+                     tool_approval, step_end, text_end, reasoning_end, source, file, data_part or \
+                     message_metadata";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -244,6 +258,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.source.is_some(),
         parsed.file.is_some(),
         parsed.data_part.is_some(),
+        parsed.message_metadata.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
         0 => return Err(format!("the line has none of {KINDS}")),
@@ -290,6 +305,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::Part(data.into_part()?)
     } else if let Some(approval) = parsed.tool_approval {
         Instruction::Tool(approval.into_tool_event()?)
+    } else if let Some(said) = parsed.message_metadata {
+        let said = checked_message_metadata(Some(said), || "a message_metadata".to_owned())?;
+        Instruction::MessageMetadata(said.unwrap_or_default())
     } else {
         Instruction::Progress {
             progress: parsed.progress,

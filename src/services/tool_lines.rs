@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::answer_part_lines::said;
-use crate::domain::{ToolEvent, ToolFlags, ToolOutcome};
+use crate::domain::{ToolEvent, ToolFlags, ToolLabels, ToolOutcome};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,10 @@ pub(super) struct ToolCallBody {
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
     provider_metadata: Option<Value>,
+    /// What the app says of the tool, as the AI SDK's `title` and
+    /// `toolMetadata` (an object).
+    title: Option<Value>,
+    tool_metadata: Option<Value>,
 }
 
 /// A tool's answer: an upload's `tool_result` line, and one of the
@@ -47,6 +51,8 @@ pub struct ToolResultBody {
     /// What the model's provider said of it, as the AI SDK's
     /// `providerMetadata` (an object), given back to the SDK's readers.
     provider_metadata: Option<Value>,
+    /// What the app says of the tool, as the AI SDK's `toolMetadata`.
+    tool_metadata: Option<Value>,
 }
 
 /// Answers a task may be created with, at most.
@@ -96,8 +102,10 @@ impl ToolResultBody {
             preliminary: self.preliminary,
             ..ToolFlags::default()
         };
+        let labels = labels(None, self.tool_metadata, "a tool_result")?;
         Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?
             .flagged(flags)
+            .labelled(labels)
             .with_provider_metadata(said(self.provider_metadata, "a tool_result")?))
     }
 }
@@ -109,12 +117,22 @@ impl ToolCallBody {
             dynamic: self.dynamic,
             ..ToolFlags::default()
         };
+        let labels = labels(self.title, self.tool_metadata, "a tool_call")?;
         Ok(
             ToolEvent::call(&self.id, &self.name, self.input, "a tool_call")?
                 .flagged(flags)
+                .labelled(labels)
                 .with_provider_metadata(said(self.provider_metadata, "a tool_call")?),
         )
     }
+}
+
+/// A line's `title` and `tool_metadata`, checked as an AI SDK part's.
+fn labels(title: Option<Value>, metadata: Option<Value>, what: &str) -> Result<ToolLabels, String> {
+    let mut said = serde_json::Map::new();
+    said.extend(title.map(|title| ("title".to_owned(), title)));
+    said.extend(metadata.map(|metadata| ("tool_metadata".to_owned(), metadata)));
+    ToolLabels::read(&Value::Object(said), ToolLabels::EVENT_NAMES, what)
 }
 
 impl ToolApprovalBody {

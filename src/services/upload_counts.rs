@@ -28,6 +28,10 @@ pub struct Counted {
     /// `finish-step`, an NDJSON `{"step_end"}` line, or the stream's end
     /// under `?ends=step`).
     pub step_ends: u64,
+    /// Changes of the message's metadata kept (`message_metadata` events:
+    /// an AI SDK part's `messageMetadata`, an NDJSON `{"message_metadata"}`
+    /// line); metadata that changes nothing is not kept.
+    pub message_metadata: u64,
 }
 
 impl Counted {
@@ -40,6 +44,7 @@ impl Counted {
         span.record("tool_results", self.tool_results);
         span.record("parts", self.parts);
         span.record("step_ends", self.step_ends);
+        span.record("message_metadata", self.message_metadata);
     }
 
     /// What one text write accepted.

@@ -85,7 +85,7 @@ fn carries_no_text(read: &EventRead) -> bool {
         && read.pieces.is_empty()
         && matches!(
             read.instruction,
-            Instruction::Progress { .. } | Instruction::Nothing
+            Instruction::Progress { .. } | Instruction::MessageMetadata(_) | Instruction::Nothing
         )
 }
 

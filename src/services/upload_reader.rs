@@ -18,9 +18,8 @@ use super::{
     tasks::Delta,
     upload_error::ReadError,
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
+    upload_rules::ReadRules,
     upload_shape::{Shape, json_answer, shape_of},
-    upload_steps::StepEnds,
-    upload_text_parts::TextPartEnds,
 };
 use crate::domain::{SseParseError, SseParser, TextKind, extend_held, shrink_after_long_line};
 
@@ -41,10 +40,8 @@ pub(super) struct Reader {
     seq_floor: Option<u64>,
     /// The tool calls a provider is streaming in pieces.
     tool_calls: ToolCallAssembly,
-    /// What the stream's end marker ends, and the reason a step keeps.
-    steps: StepEnds,
-    /// Where the parts of text end.
-    text_parts: TextPartEnds,
+    /// Where steps, the answer and parts of text end.
+    rules: ReadRules,
     max: usize,
 }
 
@@ -89,8 +86,7 @@ impl Reader {
             seq_floor: None,
             ending: Ending::default(),
             tool_calls: ToolCallAssembly::new(max),
-            steps: StepEnds::new(ends, format == UploadFormat::EventStream),
-            text_parts: TextPartEnds::default(),
+            rules: ReadRules::new(ends, format == UploadFormat::EventStream),
             max,
         }
     }
@@ -150,13 +146,9 @@ impl Reader {
         }
         let stopping = last || error.is_some();
         if self.dialect.is_some() {
-            self.steps.read_a_stream();
+            self.rules.read_a_stream();
         }
-        self.steps.apply(&mut out, stopping);
-        self.text_parts.apply(&mut out);
-        if stopping {
-            self.text_parts.stop(&mut out);
-        }
+        self.rules.apply(&mut out, stopping);
         (out, error)
     }
 
@@ -166,9 +158,7 @@ impl Reader {
     /// answer its provider said was whole but nothing ended.
     pub(super) fn left_over(&mut self) -> Vec<(u64, Instruction)> {
         let mut out = self.owed();
-        self.steps.apply(&mut out, true);
-        self.text_parts.apply(&mut out);
-        self.text_parts.stop(&mut out);
+        self.rules.apply(&mut out, true);
         out
     }
 

@@ -77,7 +77,7 @@ impl StepEnds {
         }
         let last = read
             .iter()
-            .rposition(|(_, instruction)| *instruction != Instruction::Nothing);
+            .rposition(|(_, instruction)| !instruction.is_beside_the_steps());
         if let Some(at) = last
             && matches!(read[at].1, Instruction::StepEnd { result: None })
         {
@@ -101,11 +101,15 @@ impl StepEnds {
                     *instruction = Instruction::Nothing;
                     continue;
                 }
+                // What the app says of the message comes between a step's
+                // end and the answer's (the AI SDK's `finish` carries it),
+                // and ends nothing.
+                Instruction::MessageMetadata(_) => continue,
                 Instruction::Complete { result } if self.just_ended => {
                     let step = earlier
                         .iter_mut()
                         .rev()
-                        .find(|(_, earlier)| !matches!(earlier, Instruction::Nothing));
+                        .find(|(_, earlier)| !earlier.is_beside_the_steps());
                     if let Some((
                         _,
                         Instruction::StepEnd {

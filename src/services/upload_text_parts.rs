@@ -157,7 +157,10 @@ impl TextPartEnds {
                     return Verdict::EndFirst(line, kind, None);
                 }
             }
-            Instruction::Progress { .. } | Instruction::Nothing => {}
+            // The message's metadata is no part of it: text goes on.
+            Instruction::Progress { .. }
+            | Instruction::MessageMetadata(_)
+            | Instruction::Nothing => {}
             Instruction::Tool(_)
             | Instruction::StepEnd { .. }
             | Instruction::Complete { .. }

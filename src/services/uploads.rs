@@ -47,7 +47,10 @@ pub use super::{
 };
 use crate::{
     auth::Principal,
-    domain::{AnswerEnd, FinishReason, Task, TaskChange, TaskError, TaskId, TaskStatus, UserId},
+    domain::{
+        AnswerEnd, FinishReason, MESSAGE_METADATA_EVENT_TYPE, Task, TaskChange, TaskError, TaskId,
+        TaskStatus, UserId,
+    },
 };
 
 /// What an upload did.
@@ -104,7 +107,7 @@ impl TaskService {
     #[tracing::instrument(
         name = "task.upload",
         skip_all,
-        fields(task_id = %task_id, format = format.label(), ends = ?ends, read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, parts, step_ends, outcome, finish_reason)
+        fields(task_id = %task_id, format = format.label(), ends = ?ends, read_as, deltas, chars, reasoning_chars, tool_calls, tool_results, parts, step_ends, message_metadata, outcome, finish_reason)
     )]
     async fn ingest_here<S, E>(
         &self,
@@ -150,6 +153,7 @@ impl TaskService {
                     tool_results = summary.counts.tool_results,
                     parts = summary.counts.parts,
                     step_ends = summary.counts.step_ends,
+                    message_metadata = summary.counts.message_metadata,
                     read_as,
                     outcome,
                     finish_reason,
@@ -316,6 +320,7 @@ impl TaskService {
                         let tool = counted_tool(&change);
                         let part = match &change {
                             Instruction::Part(part) => Some(part.kind_label()),
+                            Instruction::MessageMetadata(_) => Some(MESSAGE_METADATA_EVENT_TYPE),
                             _ => None,
                         };
                         let step_end = matches!(change, Instruction::StepEnd { .. });
@@ -331,7 +336,10 @@ impl TaskService {
                         }
                         if let Some(kind) = part {
                             self.metrics.record_answer_part(kind);
-                            counted.parts += 1;
+                            match kind {
+                                MESSAGE_METADATA_EVENT_TYPE => counted.message_metadata += 1,
+                                _ => counted.parts += 1,
+                            }
                         }
                         counted.step_ends += u64::from(step_end);
                     }

@@ -13,12 +13,20 @@
 //! Tool calls and results (`tool_call`, `tool_result`) and the ends of an
 //! agent's steps (`step_end`) are sent as they were, each in its place
 //! between the runs of text around it.
+//!
+//! The message's metadata (`message_metadata` events, each what an app
+//! said of the message) is merged into one, as the AI SDK's reader merges
+//! it, and sent after the text with no id, like the state: it is no part
+//! of the text, so it never breaks a run, and ids stay in order.
 
 use bytes::Bytes;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::OutboundFrame;
-use crate::domain::{EventType, StoredEvent, TextKind, keeps_its_place, sse_frame};
+use crate::domain::{
+    EventType, MESSAGE_METADATA_EVENT_TYPE, StoredEvent, TextKind, keeps_its_place, merge_metadata,
+    sse_frame,
+};
 
 /// A task's state as read when its stream opened.
 #[derive(Debug, Clone)]
@@ -45,6 +53,9 @@ pub struct TaskCatchUp {
     last_progress: Option<StoredEvent>,
     /// The task's `complete` or `error`, if it ended.
     end: Option<StoredEvent>,
+    /// The data of the missed `message_metadata` events, their metadata
+    /// merged.
+    metadata: Option<Value>,
 }
 
 enum Missed {
@@ -82,6 +93,16 @@ impl TaskCatchUp {
         }
         match event.event_type.as_str() {
             "progress" => self.last_progress = Some(event),
+            MESSAGE_METADATA_EVENT_TYPE => {
+                let merged = self.metadata.get_or_insert_with(
+                    || json!({ "task_id": event.data["task_id"], "metadata": {} }),
+                );
+                if let (Some(Value::Object(into)), Some(Value::Object(said))) =
+                    (merged.get_mut("metadata"), event.data.get("metadata"))
+                {
+                    merge_metadata(into, said);
+                }
+            }
             kept if keeps_its_place(kept) => self.missed.push(Missed::InPlace(event)),
             _ if event.ends_task() => self.end = Some(event),
             _ => {}
@@ -96,6 +117,7 @@ impl TaskCatchUp {
         let end = self
             .end
             .or_else(|| state.as_mut().and_then(|state| state.end.take()));
+
         let mut frames = Vec::with_capacity(self.missed.len() + 2);
         for missed in self.missed {
             let event = match missed {
@@ -124,6 +146,12 @@ impl TaskCatchUp {
             }
             _ => state.map(|state| state.frame),
         };
+        if let Some(merged) = self.metadata {
+            frames.push(OutboundFrame::control(sse_frame::encode_control(
+                MESSAGE_METADATA_EVENT_TYPE,
+                &merged,
+            )));
+        }
         frames.extend(state.map(OutboundFrame::control));
         if let Some(end) = end {
             frames.push(OutboundFrame::replayed(&end, sse_frame::encode_event(&end)));
@@ -347,6 +375,38 @@ mod tests {
     }
 
     /// A task state frame saying `progress`, changed at `updated_at`.
+    #[test]
+    fn missed_message_metadata_is_merged_into_one_frame_with_no_id_that_breaks_no_run() {
+        let mut catch_up = TaskCatchUp::default();
+        let said = |metadata| json!({"task_id": "t1", "metadata": metadata});
+        catch_up.add(event(
+            3,
+            "message_metadata",
+            said(json!({"model": "m", "usage": {"input": 4}})),
+        ));
+        catch_up.add(event(4, "text", json!({"delta": "Hel"})));
+        catch_up.add(event(
+            5,
+            "message_metadata",
+            said(json!({"usage": {"output": 1}})),
+        ));
+        catch_up.add(event(6, "text", json!({"delta": "lo"})));
+
+        let frames = catch_up.frames(Some(state(60, "2026-12-03T10:00:01.000Z")));
+
+        assert_eq!(frames.len(), 3, "the text, the metadata, the state");
+        assert_eq!(frames[0].event_id, Some(EventId(6)));
+        assert_eq!(data(&frames[0])["delta"], "Hello");
+        assert_eq!(frames[1].event_id, None);
+        let text = String::from_utf8(frames[1].bytes.to_vec()).unwrap();
+        assert!(text.starts_with("event: message_metadata\n"), "{text}");
+        assert_eq!(
+            data(&frames[1]),
+            said(json!({"model": "m", "usage": {"input": 4, "output": 1}}))
+        );
+        assert_eq!(data(&frames[2])["progress"], 60);
+    }
+
     fn state(progress: u32, updated_at: &str) -> TaskState {
         let task = json!({"progress": progress, "updated_at": updated_at});
         TaskState {

@@ -172,7 +172,8 @@ async fn the_test_event_defaults_to_system_status() {
 
 /// The test event's fields mean what they mean on `/sse/publish`: a
 /// repeated idempotency key is stored and delivered once (the first id),
-/// a wrong type for it is 422, and a task_id must name a task.
+/// a wrong type for it is 422, and a task_id must name a task (one no task
+/// can have is 400, as on the task API).
 #[actix_web::test]
 async fn the_test_event_keeps_the_publish_rules_for_its_fields() {
     // Arrange
@@ -199,11 +200,28 @@ async fn the_test_event_keeps_the_publish_rules_for_its_fields() {
     let unknown_task = app
         .post_json("/sse/test-event", &json!({"task_id": "nope"}))
         .await;
+    // `.` is a project's or a user's, never a task's.
+    let impossible_task = app
+        .post_json("/sse/test-event", &json!({"task_id": "a.b"}))
+        .await;
+    let impossible_published = app
+        .post_json(
+            "/sse/publish",
+            &json!({"event_type": "commit", "data": {}, "task_id": "a b"}),
+        )
+        .await;
 
     // Assert
     assert_eq!(first["id"], again["id"], "{first} {again}");
     assert_error(wrong_type, 422, "invalid_field").await;
     assert_error(unknown_task, 404, "task_not_found").await;
+    for impossible in [impossible_task, impossible_published] {
+        let error = assert_error(impossible, 400, "invalid_task_id").await;
+        assert_eq!(
+            error["error"]["message"],
+            "task_id: a task id is 1 to 128 letters, digits, _ or -"
+        );
+    }
     let delivered = stream.take_messages(1, SHORT).await;
     assert_eq!(delivered[0].id_number(), first["id"].as_i64());
     stream.assert_quiet(Duration::from_millis(200)).await;

@@ -487,6 +487,7 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
             "data_part",
             "error",
             "file",
+            "message_metadata",
             "progress",
             "reasoning",
             "reasoning_end",

@@ -726,18 +726,22 @@ test("a 401 on the last reconnect attempt still asks getToken; a getToken that c
   assert.ok(issued <= 3, `getToken asked ${issued} times`);
 });
 
-test("with autoReconnect off (no attempts), `token_expired` ends the client with a token-expired error", () => {
-  const errors = [];
+test("with autoReconnect off (no attempts), `token_expired` ends the client with a token-expired error, a lost stream for onDisconnect", () => {
+  const seen = [];
   const c = client({
     accessToken: "old-token",
     getToken: async () => "new-token",
     maxReconnectAttempts: 0,
-    onError: (e) => errors.push(e.message),
+    onError: (e) => seen.push(["error", e.message]),
+    onDisconnect: (info) => seen.push(["disconnect", info]),
   });
   c.connect();
   FakeEventSource.latest().emit("connected", { connection_id: "c1" });
   FakeEventSource.latest().emit("token_expired", { reason: "token_expired" });
-  assert.deepEqual(errors, ["token expired"]);
+  assert.deepEqual(seen, [
+    ["disconnect", { reason: "token_expired", willReconnect: false, delay: null }],
+    ["error", "token expired"],
+  ]);
   assert.equal(c.state, State.CLOSED);
 });
 

@@ -152,6 +152,20 @@ test("useTaskStream keeps the tool calls in order, each with its answer once it 
   assert.deepEqual(result.current.steps, []);
 });
 
+test("useTaskStream keeps what the app says of each tool: its title, and its toolMetadata, the answer's over the call's", () => {
+  const { result } = renderTask("gen-l");
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  const call = { task_id: "gen-l", tool_call_id: "c1", tool_name: "weather", input: {} };
+  send(() => latest().emit("tool_call", { ...call, title: "Current weather", tool_metadata: { icon: "sun" } }, "2"));
+  assert.deepEqual(result.current.toolCalls, [
+    { id: "c1", name: "weather", input: {}, state: "called", title: "Current weather", toolMetadata: { icon: "sun" } },
+  ]);
+  send(() => latest().emit("tool_result", { task_id: "gen-l", tool_call_id: "c1", output: 1, tool_metadata: { icon: "cloud" } }, "3"));
+  assert.deepEqual(result.current.toolCalls, [
+    { id: "c1", name: "weather", input: {}, state: "done", title: "Current weather", toolMetadata: { icon: "cloud" }, output: 1 },
+  ]);
+});
+
 test("useTaskStream keeps an answer's sources, files and data parts as the AI SDK's message does; onData sees every data part", () => {
   const seen = [];
   const { result } = renderTask("gen-p", { onData: (part) => seen.push(part) });
@@ -190,6 +204,36 @@ test("useTaskStream keeps an answer's sources, files and data parts as the AI SD
   assert.equal(result.current.text, "Cold.");
   send(() => latest().emit("replay_reset", {}));
   assert.deepEqual([result.current.sources, result.current.files, result.current.dataParts], [[], [], []]);
+});
+
+test("useTaskStream merges the app's message metadata as the AI SDK does, across a reconnect's merged catch-up", (t) => {
+  fakeTime(t);
+  const seen = [];
+  const { result } = renderTask("gen-m", { reconnectDelay: 100, onMessageMetadata: (metadata) => seen.push(metadata) });
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  assert.equal(result.current.messageMetadata, null);
+  const said = (metadata, id) => latest().emit("message_metadata", { task_id: "gen-m", metadata }, id);
+  send(() => said({ createdAt: 5, model: "m1", usage: { inputTokens: null }, tags: ["a", "b"] }, "2"));
+  send(() => latest().emit("text", { task_id: "gen-m", delta: "Hi" }, "3"));
+  send(() => said({ usage: { inputTokens: 12 }, tags: ["c"] }, "4"));
+  assert.deepEqual(result.current.messageMetadata, {
+    createdAt: 5,
+    model: "m1",
+    usage: { inputTokens: 12 },
+    tags: ["c"],
+  });
+  // A reconnect's catch-up: what was missed, merged into one, with no id.
+  send(() => latest().fail());
+  send(() => t.mock.timers.tick(100));
+  assert.equal(resumeId(latest()), "4");
+  send(() => latest().emit("connected", { connection_id: "c2" }));
+  send(() => latest().emit("message_metadata", { task_id: "gen-m", metadata: { usage: { outputTokens: 5 } } }));
+  assert.deepEqual(result.current.messageMetadata.usage, { inputTokens: 12, outputTokens: 5 });
+  assert.equal(result.current.text, "Hi");
+  assert.deepEqual(seen.at(-1), { usage: { outputTokens: 5 } }, "onMessageMetadata gets each as it was said");
+  assert.equal(seen.length, 3);
+  send(() => latest().emit("replay_reset", {}));
+  assert.equal(result.current.messageMetadata, null);
 });
 
 test("useTaskStream keeps the text in the parts its producer wrote apart, across a reconnect", (t) => {

@@ -219,7 +219,8 @@ impl RedisBridge {
                 in_redis = held,
                 "this instance's presence record in Redis did not hold what it wrote, twice in a \
                  row: evicted (maxmemory), expired, or written by another process under this \
-                 --instance-id; /health reports connection_mismatch"
+                 --instance-id; the cluster miscounts this instance's streams (/health reports \
+                 connection_mismatch once the gap passes --health-mismatch-tolerance)"
             );
         } else if let Some(held_back) = MISSED_RECORD_LOG.due() {
             tracing::warn!(

@@ -50,6 +50,8 @@
 //!   reconciles: the message holds one progress part, always the latest
 //!   (a transient part would reach `onData` only, and a viewer who
 //!   reconnects would not find the progress in the message);
+//! - `message_metadata` → `message-metadata`, which the SDK merges into
+//!   the message's `metadata` (a resume's catch-up sends it merged);
 //! - `complete` → `finish` (with `messageMetadata.finishReason` when the
 //!   task's result says why the answer stopped), after the progress part
 //!   moves to 100 (a
@@ -81,7 +83,7 @@ mod tools;
 use parts::{Phase, TextPart, part, provider_metadata};
 
 use super::ai_sdk_major::AiSdkMajor;
-use super::{AnswerEnd, STEP_END_EVENT_TYPE, TextKind};
+use super::{AnswerEnd, MESSAGE_METADATA_EVENT_TYPE, STEP_END_EVENT_TYPE, TextKind};
 
 /// The response header naming the protocol, and its value.
 pub const UI_MESSAGE_STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
@@ -230,6 +232,17 @@ impl UiMessageTranslator {
             "tool_result" => self.tool_result(data, out),
             "tool_approval" => self.tool_approval(data, out),
             "source" | "file" | "data_part" => self.answer_part(event_type, data, out),
+            // What the app said of the message: the SDK merges it into the
+            // message's `metadata`, wherever it comes.
+            MESSAGE_METADATA_EVENT_TYPE => {
+                if let Some(said) = data.get("metadata").filter(|said| said.is_object()) {
+                    self.start(out);
+                    part(
+                        out,
+                        &json!({ "type": "message-metadata", "messageMetadata": said }),
+                    );
+                }
+            }
             "text_end" | "reasoning_end" => {
                 let kind = TextKind::of_end_event_type(event_type).expect("a kind of text");
                 match data
@@ -278,7 +291,7 @@ impl UiMessageTranslator {
                 let mut finish = json!({ "type": "finish" });
                 if let Some(reason) = AnswerEnd::in_result(&data["result"]).reason {
                     finish["messageMetadata"] = json!({ "finishReason": reason.label() });
-                    if self.client.has_finish_reason() {
+                    if self.client.has_finish_reason(reason) {
                         finish["finishReason"] = json!(reason.label());
                     }
                 }
@@ -430,6 +443,26 @@ mod tests {
         ] {
             let parts = parts_for(client, &events);
             assert_eq!(parts[parts.len() - 2], finish, "{client:?}");
+        }
+        // `interrupted` came with v7: v6's schema refuses it on the part.
+        let interrupted =
+            json!({ "status": "completed", "result": { "finish_reason": "interrupted" } });
+        let metadata = json!({ "finishReason": "interrupted" });
+        for (client, finish) in [
+            (
+                "6",
+                json!({ "type": "finish", "messageMetadata": metadata }),
+            ),
+            (
+                "7",
+                json!({ "type": "finish", "messageMetadata": metadata, "finishReason": "interrupted" }),
+            ),
+        ] {
+            let parts = parts_for(
+                AiSdkMajor::parse(client).unwrap(),
+                &[("complete", interrupted.clone())],
+            );
+            assert_eq!(parts[parts.len() - 2], finish, "ai {client}");
         }
         // Nothing said, nothing added, whoever reads.
         let plain = [("complete", json!({ "status": "completed" }))];

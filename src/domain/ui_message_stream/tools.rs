@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use serde_json::{Value, json};
 
 use super::{DENIED, UiMessageTranslator, part, parts::encoded_part, provider_metadata};
-use crate::domain::ToolFlags;
+use crate::domain::{ToolFlags, ToolLabels};
 
 impl UiMessageTranslator {
     /// A tool call, whole, as its own part after the open text's end.
@@ -26,10 +26,21 @@ impl UiMessageTranslator {
             call["errorText"] = json!(error);
         }
         ToolFlags::read(data, ToolFlags::EVENT_NAMES).write(&mut call, ToolFlags::AI_SDK_NAMES);
+        self.tool_labels(data, &mut call);
         provider_metadata(data, &mut call);
         part(out, &call);
         if !self.has_sent_call(id) {
             self.tool_calls.push(id.to_owned());
+        }
+    }
+
+    /// What the app said of the tool (`title`, `toolMetadata`), to a client
+    /// whose schema has them (v6 and later).
+    fn tool_labels(&self, data: &Value, written: &mut Value) {
+        if self.client.has_tool_labels()
+            && let Ok(labels) = ToolLabels::read(data, ToolLabels::EVENT_NAMES, "")
+        {
+            labels.write(written, ToolLabels::AI_SDK_NAMES);
         }
     }
 
@@ -71,6 +82,7 @@ impl UiMessageTranslator {
         flags.write(&mut answer, ToolFlags::AI_SDK_NAMES);
         // A denial has none in the SDK's schema, nor v5's answers.
         if !denied && self.client.has_result_provider_metadata() {
+            self.tool_labels(data, &mut answer);
             provider_metadata(data, &mut answer);
         }
         // Encoded once: compared with the answer given before, and written.

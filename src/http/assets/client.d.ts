@@ -171,6 +171,10 @@ export interface ToolCallData {
   dynamic?: true;
   /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
   provider_metadata?: Record<string, Record<string, unknown>>;
+  /** The tool's title, as the app named it (the AI SDK's `tool({ title })`). */
+  title?: string;
+  /** What the app says of the tool (the AI SDK's `tool({ metadata })`, `toolMetadata`). */
+  tool_metadata?: Record<string, unknown>;
 }
 
 /** A `tool_result` event's data: a tool's answer, its `output` or, when it failed, its `error`. */
@@ -185,6 +189,8 @@ export interface ToolResultData {
   denied?: true;
   /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
   provider_metadata?: Record<string, Record<string, unknown>>;
+  /** What the app says of the tool (the AI SDK's `toolMetadata`). */
+  tool_metadata?: Record<string, unknown>;
 }
 
 /** A `tool_approval` event's data: a call waits for a person to approve it. */
@@ -225,6 +231,16 @@ export interface DataPartData {
   id?: string;
   data: unknown;
   transient?: true;
+}
+
+/**
+ * A `message_metadata` event's data: what the app said of the answer's message (the AI SDK's
+ * `messageMetadata`), to merge into what it said before as the SDK does: objects deeply, anything
+ * else replaced. A resume's catch-up sends what was missed merged into one (with no id).
+ */
+export interface MessageMetadataData {
+  task_id: string;
+  metadata: Record<string, unknown>;
 }
 
 /** A `step_end` event's data: one step of an agent's answer (one model call) ended; more follows. */
@@ -368,6 +384,8 @@ export interface SseClientOptions {
   onDataPart?: (data: DataPartData, event: MessageEvent<string>) => void;
   /** `step_end` events: one step of an agent's answer ended (`data.result`: why, and its usage). */
   onStepEnd?: (data: StepEndData, event: MessageEvent<string>) => void;
+  /** `message_metadata` events: what the app said of the answer's message (`data.metadata`). */
+  onMessageMetadata?: (data: MessageMetadataData, event: MessageEvent<string>) => void;
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
   /** An EventSource stand-in (tests). */
   EventSource?: EventSourceConstructor;

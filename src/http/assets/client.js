@@ -106,6 +106,7 @@ const CALLBACK_EVENTS = [
   "file",
   "data_part",
   "step_end",
+  "message_metadata",
 ];
 
 const BROKER_EVENTS = [
@@ -206,6 +207,9 @@ export class SseClient {
    *   (`data.name`, `data`, `id` when a later one replaces it, `transient` when it is not kept)
    * @param {function} [options.onStepEnd]  (data, event) for `step_end`: one step of an agent's
    *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
+   * @param {function} [options.onMessageMetadata]  (data, event) for `message_metadata`: what the
+   *   app said of the answer's message (`data.metadata`, an object to merge into what came before;
+   *   a resume's catch-up sends what was missed merged into one)
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL, filters and accessToken for all
    *   tabs of this browser (Web Locks and BroadcastChannel; without them, or with an injected
@@ -492,7 +496,7 @@ export class SseClient {
     }
     const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval, onStepEnd } =
       this.options;
-    const { onSource, onFile, onDataPart, onTextEnd, onReasoningEnd } = this.options;
+    const { onSource, onFile, onDataPart, onTextEnd, onReasoningEnd, onMessageMetadata } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -533,6 +537,9 @@ export class SseClient {
         }
         // Closed first, so an onError handler may reconnect with a new token.
         this.close();
+        if (this.options.onDisconnect) {
+          this.options.onDisconnect({ reason: "token_expired", willReconnect: false, delay: null });
+        }
         this._fail(new Error("token expired"));
         break;
       case "progress":
@@ -571,6 +578,9 @@ export class SseClient {
         break;
       case "step_end":
         if (onStepEnd) onStepEnd(data, event);
+        break;
+      case "message_metadata":
+        if (onMessageMetadata) onMessageMetadata(data, event);
         break;
       default:
         break;

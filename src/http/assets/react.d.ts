@@ -113,6 +113,10 @@ export interface ToolCall {
   approvalId?: string;
   output?: unknown;
   error?: string;
+  /** The tool's title, as the app named it (the AI SDK's `tool({ title })`). */
+  title?: string;
+  /** What the app says of the tool (the AI SDK's `toolMetadata`; an answer's replaces the call's). */
+  toolMetadata?: Record<string, unknown>;
 }
 
 export interface TaskStreamResult extends StreamControls {
@@ -139,6 +143,11 @@ export interface TaskStreamResult extends StreamControls {
    * order: each its result (why it stopped, the tokens it took) or null when its producer said none.
    */
   steps: StepEndData["result"][];
+  /**
+   * What the app said of the answer's message (the AI SDK's `messageMetadata`), merged as the SDK
+   * merges it; null until it says something.
+   */
+  messageMetadata: Record<string, unknown> | null;
   /** 0–100: the latest `progress`, 100 once completed. */
   progress: number;
   /** The task's status; null before the broker has told it. */
@@ -180,6 +189,8 @@ export interface AnswerDataPart {
 export interface TaskStreamOptions extends StreamOptions {
   /** Each data part as it comes, transient ones included (which `dataParts` does not keep). */
   onData?: (part: DataPartData) => void;
+  /** Each `message_metadata` event's metadata as it comes (before the merge). */
+  onMessageMetadata?: (metadata: Record<string, unknown>) => void;
 }
 
 /** Follows the task `taskId` (`/tasks/{taskId}/events`); a falsy id opens nothing. */

@@ -179,6 +179,8 @@ function withCall(calls, data) {
   const call = refused
     ? { id: data.tool_call_id, name: data.tool_name, input: data.input, state: "failed", error: data.input_error }
     : { id: data.tool_call_id, name: data.tool_name, input: data.input, state: "called" };
+  if (typeof data.title === "string") call.title = data.title;
+  if (isPlainObject(data.tool_metadata)) call.toolMetadata = data.tool_metadata;
   const at = calls.findIndex((known) => known.id === call.id);
   return at < 0 ? [...calls, call] : calls.map((known, i) => (i === at ? call : known));
 }
@@ -192,6 +194,8 @@ function withResult(calls, data) {
     if (call.id !== data.tool_call_id) return call;
     const { output, error, ...rest } = call;
     const { approvalId, ...answered } = rest;
+    // As the AI SDK: the answer's toolMetadata, else the call's.
+    if (isPlainObject(data.tool_metadata)) answered.toolMetadata = data.tool_metadata;
     if (data.denied === true) return { ...answered, state: "denied" };
     if (typeof data.error === "string") return { ...answered, state: "failed", error: data.error };
     return { ...answered, state: data.preliminary === true ? "called" : "done", output: data.output };
@@ -239,6 +243,23 @@ function withText(state, delta) {
   return [...parts.slice(0, -1), parts[parts.length - 1] + delta];
 }
 
+function isPlainObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * `over` merged into `base` as the AI SDK merges a message's metadata
+ * (`mergeObjects`): objects deeply, anything else (arrays too) replaced.
+ */
+function mergeMetadata(base, over) {
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (key === "__proto__" || key === "constructor" || key === "prototype") continue;
+    merged[key] = isPlainObject(value) && isPlainObject(base[key]) ? mergeMetadata(base[key], value) : value;
+  }
+  return merged;
+}
+
 /** A task's answer before anything of it came (or after a `replay_reset`). */
 function noAnswer() {
   return {
@@ -252,6 +273,8 @@ function noAnswer() {
     files: [],
     dataParts: [],
     steps: [],
+    // What the app said of the message, merged (null until it says something).
+    messageMetadata: null,
   };
 }
 
@@ -366,6 +389,12 @@ export function useTaskStream(taskId, options = {}) {
         const result = step && typeof step === "object" ? step.result ?? null : null;
         update((s) => ({ ...s, steps: [...s.steps, result], textPartEnded: true }));
       },
+      onMessageMetadata: (opts, said) => {
+        const metadata = said && said.metadata;
+        if (!isPlainObject(metadata)) return;
+        update((s) => ({ ...s, messageMetadata: mergeMetadata(s.messageMetadata || {}, metadata) }));
+        if (opts.onMessageMetadata) opts.onMessageMetadata(metadata);
+      },
       // The task's end (a TaskError), or the connection given up on or its
       // token expired (an Error): SseClient reports no other.
       onError: (opts, error, data) => {
@@ -415,6 +444,7 @@ export function useTaskStream(taskId, options = {}) {
     files: current.files,
     dataParts: current.dataParts,
     steps: current.steps,
+    messageMetadata: current.messageMetadata,
     progress: current.progress,
     status: current.status,
     stage: current.stage,

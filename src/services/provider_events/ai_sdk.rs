@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, string_field};
 use crate::domain::{
-    AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolOutcome,
-    checked_provider_metadata,
+    AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolLabels, ToolOutcome,
+    checked_message_metadata, checked_provider_metadata,
 };
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
@@ -50,7 +50,19 @@ fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
                 FinishReason::parse(&said).map(|reason| EndNote::finish(reason, &said, None))
             });
             let complete = Instruction::Complete { result: None };
-            return Ok(EventRead::one(complete, Some(Dialect::AiSdk)).noting(note));
+            let read = match message_metadata(kind, value)? {
+                // What the app says of the message goes in before its end.
+                Some(said) => EventRead {
+                    then: Some(complete),
+                    ..EventRead::one(said, Some(Dialect::AiSdk))
+                },
+                None => EventRead::one(complete, Some(Dialect::AiSdk)),
+            };
+            return Ok(read.noting(note));
+        }
+        // The app's own metadata of the message (`messageMetadata`).
+        "start" | "message-metadata" => {
+            message_metadata(kind, value)?.unwrap_or(Instruction::Nothing)
         }
         // The AI SDK's error part says `errorText`; the OpenAI Responses
         // API's error event (`{"type": "error", "code", "message"}`) too is
@@ -144,8 +156,10 @@ fn tool_part(kind: &str, value: &Value) -> Result<ToolEvent, String> {
             ToolEvent::result(&id, ToolOutcome::Output(output), &what)?
         }
     };
+    let labels = ToolLabels::read(value, ToolLabels::AI_SDK_NAMES, &what)?;
     Ok(tool
         .flagged(ToolFlags::read(value, ToolFlags::AI_SDK_NAMES))
+        .labelled(labels)
         .with_provider_metadata(provider_metadata(value, || what)?))
 }
 
@@ -158,6 +172,14 @@ fn provider_metadata(
     checked_provider_metadata(value.get("providerMetadata").cloned(), || {
         format!("{}'s providerMetadata", what())
     })
+}
+
+/// A part's `messageMetadata`, as the message's metadata to merge.
+fn message_metadata(kind: &str, value: &Value) -> Result<Option<Instruction>, String> {
+    let said = checked_message_metadata(value.get("messageMetadata").cloned(), || {
+        format!("a {kind} part's messageMetadata")
+    })?;
+    Ok(said.map(Instruction::MessageMetadata))
 }
 
 /// A source the answer cites, or a file it made.
@@ -187,6 +209,5 @@ fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
 /// The UI message stream's part kinds that carry nothing a task keeps.
 fn is_ai_sdk_kind(kind: &str) -> bool {
     const PREFIXES: [&str; 6] = ["text-", "reasoning-", "tool-", "source-", "data-", "file"];
-    matches!(kind, "start" | "start-step" | "message-metadata")
-        || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
+    kind == "start-step" || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
 }

@@ -255,7 +255,8 @@ impl Metrics {
                     "sse.task.answer_parts",
                     "Sources, files and data parts kept on tasks' answers, by kind: source \
                      (a cited page or document), file (one the model made), data (an app's own \
-                     data part)",
+                     data part); and message_metadata, each change of an answer's message \
+                     metadata kept",
                 ),
                 text_event_deltas: histogram(&TEXT_EVENT_DELTAS),
                 uploads: counter(

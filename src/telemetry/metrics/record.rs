@@ -180,7 +180,8 @@ impl Metrics {
             .add(1, &[KeyValue::new("kind", kind.label())]);
     }
 
-    /// A source, a file or a data part (`kind`) kept on a task.
+    /// A source, a file or a data part (`kind`) kept on a task, or a change
+    /// of its message's metadata (`message_metadata`).
     pub fn record_answer_part(&self, kind: &'static str) {
         self.inner
             .task_answer_parts

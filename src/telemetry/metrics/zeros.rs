@@ -11,7 +11,10 @@ use opentelemetry::KeyValue;
 
 use super::{Metrics, record::UNSAID_FINISH_REASON};
 use crate::{
-    domain::{AnswerPart, EventTypeCatalog, FinishReason, TextKind, ToolEventKind},
+    domain::{
+        AnswerPart, EventTypeCatalog, FinishReason, MESSAGE_METADATA_EVENT_TYPE, TextKind,
+        ToolEventKind,
+    },
     stream::{CloseReason, StreamFormat},
 };
 
@@ -52,7 +55,10 @@ impl Metrics {
                 .connections_refused
                 .add(0, &[KeyValue::new("reason", reason)]);
         }
-        for kind in AnswerPart::KIND_LABELS {
+        for kind in AnswerPart::KIND_LABELS
+            .into_iter()
+            .chain([MESSAGE_METADATA_EVENT_TYPE])
+        {
             inner
                 .task_answer_parts
                 .add(0, &[KeyValue::new("kind", kind)]);

@@ -366,6 +366,70 @@ async fn the_demo_page_says_an_unknown_task_was_refused_not_that_its_connection_
         "{meta}"
     );
     assert!(!meta.contains("connection lost"), "{meta}");
+    let controls = browser
+        .script(
+            "return ['cancel', 'connection-toggle'].filter((id) => document.getElementById(id) !== null)",
+        )
+        .await;
+    assert_eq!(controls, json!([]), "nothing to cancel or reconnect");
     drop(browser);
+    shutdown.trigger();
+}
+
+/// A cancel the broker did not take says so as a failed cancel (not as a
+/// failed start), and the task's own end replaces it once it comes.
+#[actix_web::test]
+async fn the_demo_says_a_cancel_failed_until_the_task_ends() {
+    // Arrange: a running task, the page following it, its fetch failing.
+    let (broker, _dir, shutdown) = start_broker().await;
+    let http = reqwest::Client::new();
+    send(
+        &http,
+        reqwest::Method::POST,
+        format!("{broker}/tasks"),
+        json!({ "task_id": "no-cancel" }),
+    )
+    .await;
+    let browser = Browser::launch().await;
+    browser.goto(&format!("{broker}/?task=no-cancel")).await;
+    browser
+        .wait_for(
+            "return document.getElementById('cancel') !== null",
+            Duration::from_secs(15),
+            "the Cancel button",
+        )
+        .await;
+    browser
+        .script(
+            "window.fetch = async () => new Response(JSON.stringify({ error: { message: 'busy' } }), { status: 503 }); \
+             return true",
+        )
+        .await;
+
+    // Act
+    browser.click("#cancel").await;
+    browser
+        .wait_for(
+            "return document.getElementById('meta').textContent === 'Task no-cancel: could not cancel: busy'",
+            Duration::from_secs(10),
+            "the page to say the cancel failed",
+        )
+        .await;
+    send(
+        &http,
+        reqwest::Method::POST,
+        format!("{broker}/tasks/no-cancel/complete"),
+        json!({}),
+    )
+    .await;
+
+    // Assert
+    browser
+        .wait_for(
+            "return document.getElementById('meta').textContent === 'Task no-cancel: completed'",
+            Duration::from_secs(10),
+            "the task's end in place of the failed cancel",
+        )
+        .await;
     shutdown.trigger();
 }

@@ -288,3 +288,91 @@ async fn an_ndjson_producers_provider_metadata_reaches_the_ai_package() {
     assert_eq!(of("text").get("providerMetadata"), None);
     assert_eq!(of("tool-forecast")["callProviderMetadata"], thought);
 }
+
+/// What an app says of its tools (`tool({ title, metadata })`, on the
+/// stream's tool parts as `title` and `toolMetadata`) is what its chat UI
+/// shows beside each call: kept, and given back to the `ai` package as the
+/// SDK's own message has it, live and late; a v5 reader, whose schema has
+/// neither, gets the parts without them.
+#[actix_web::test]
+async fn what_the_app_says_of_its_tools_reads_back_as_the_sdks_own_message() {
+    // Arrange
+    let printed = super::sdk_script("tool_labels_stream.mjs");
+    let body = printed["body"].as_str().expect("the body").to_owned();
+    let sdk_message = printed["message"].clone();
+    let app = spawn_app().await;
+    create(&app, "labelled", None).await;
+    let mut live = Reader::start_with(&app, "task", "labelled", &["ai_sdk=7"]);
+    live.until_snapshot(|_| true).await;
+
+    // Act
+    let answer = super::pipe_in(&app, "labelled", body).await;
+
+    // Assert
+    assert_eq!(answer["task"]["status"], "completed", "{answer}");
+    let sdk_tools = tool_parts(&sdk_message);
+    assert_eq!(sdk_tools.len(), 2);
+    assert!(
+        sdk_tools.iter().all(|tool| tool.get("title").is_some()),
+        "{sdk_tools:?}"
+    );
+    let live = live.finish().await;
+    assert_eq!(live["errors"], json!([]), "{live}");
+    assert_eq!(tool_parts(&live["message"]), sdk_tools, "live");
+    let late = Reader::start_with(&app, "task", "labelled", &["ai_sdk=6"])
+        .finish()
+        .await;
+    assert_eq!(late["errors"], json!([]), "{late}");
+    assert_eq!(tool_parts(&late["message"]), sdk_tools, "late");
+    let v5 = Reader::start(&app, "task", "labelled").finish().await;
+    assert_eq!(v5["errors"], json!([]), "{v5}");
+    for tool in tool_parts(&v5["message"]) {
+        assert_eq!(tool.get("title"), None, "{tool}");
+        assert_eq!(tool.get("toolMetadata"), None, "{tool}");
+    }
+    // NDJSON lines say them too; a title that is not a string is refused.
+    create(&app, "labelled-nd", None).await;
+    let lines = [
+        json!({ "tool_call": { "id": "c1", "name": "weather", "title": "Current weather", "tool_metadata": { "icon": "sun" } } }),
+        json!({ "tool_result": { "id": "c1", "output": 1, "tool_metadata": { "icon": "sun" } } }),
+        json!({ "complete": {} }),
+    ];
+    let ndjson: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let response = app
+        .api_client
+        .post(app.url("/tasks/labelled-nd/stream"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(response.status().as_u16(), 200);
+    let read = Reader::start_with(&app, "task", "labelled-nd", &["ai_sdk=7"])
+        .finish()
+        .await;
+    let tool = part_of(&read["message"], "tool-weather");
+    assert_eq!(tool["title"], "Current weather", "{tool}");
+    assert_eq!(tool["toolMetadata"], json!({ "icon": "sun" }), "{tool}");
+    create(&app, "labelled-bad", None).await;
+    let wrong = Upload::start(&app, "labelled-bad");
+    wrong
+        .send(json!({ "type": "tool-input-available", "toolCallId": "c1", "toolName": "w", "input": {}, "title": 5 }))
+        .await;
+    assert_eq!(wrong.finish().await, 422);
+}
+
+/// The message's tool parts, whole.
+fn tool_parts(message: &Value) -> Vec<Value> {
+    message["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter(|part| {
+            part["type"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("tool-")
+        })
+        .cloned()
+        .collect()
+}

@@ -9,6 +9,7 @@ mod ai_sdk_tools;
 mod answer_parts;
 mod chats;
 mod continued;
+mod message_metadata;
 mod sequences;
 mod text_parts;
 
@@ -184,9 +185,6 @@ pub async fn end(app: &TestApp, id: &str, action: &str, body: Value) {
     assert_eq!(response.status().as_u16(), 200, "{action} {id}");
 }
 
-/// Runs `tests/js/ai_sdk/{script}`, a script of the `ai` package's own
-/// code that prints one JSON line (the SDK's stream and what it makes of
-/// it), and returns that line.
 /// Pipes `body`, an AI SDK UI message stream, into the task `id` as an
 /// app does (`POST /tasks/{id}/stream`): the upload's 200 answer.
 pub async fn pipe_in(app: &TestApp, id: &str, body: impl Into<reqwest::Body>) -> Value {
@@ -212,6 +210,9 @@ pub async fn read_task(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> Vec
     EventStream::new(response).read_to_end(LONG).await
 }
 
+/// Runs `tests/js/ai_sdk/{script}`, a script of the `ai` package's own
+/// code that prints one JSON line (the SDK's stream and what it makes of
+/// it), and returns that line.
 pub fn sdk_script(script: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/js/ai_sdk")

@@ -241,7 +241,7 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
         r#"{"type":"tool-input-available","toolCallId":"c1","toolName":"f","input":{}}"#,
         r#"{"type":"tool-output-error","toolCallId":"c1","errorText":"no"}"#,
         r#"{"type":"data-progress","id":"progress","data":{"progress":5}}"#,
-        r#"{"type":"message-metadata","messageMetadata":{}}"#,
+        r#"{"type":"message-metadata"}"#,
     ] {
         assert_eq!(
             read(quiet),
@@ -286,6 +286,32 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
         (fail("rate limited"), Some(Dialect::AiSdk))
     );
     assert_eq!(read(r#"{"type":"abort"}"#).0, Instruction::Cancel);
+    // What the app says of the message, before the end it comes with.
+    let said = |value: serde_json::Value| match value {
+        serde_json::Value::Object(map) => Instruction::MessageMetadata(map),
+        _ => unreachable!(),
+    };
+    for kind in ["start", "message-metadata"] {
+        assert_eq!(
+            read(&format!(
+                r#"{{"type":"{kind}","messageMetadata":{{"model":"m"}}}}"#
+            )),
+            (said(json!({ "model": "m" })), Some(Dialect::AiSdk))
+        );
+    }
+    let finished =
+        event_stream_data(r#"{"type":"finish","finishReason":"stop","messageMetadata":{"n":1}}"#)
+            .unwrap();
+    assert_eq!(
+        (finished.instruction, finished.then),
+        (said(json!({ "n": 1 })), Some(COMPLETE))
+    );
+    assert_eq!(
+        finished.note,
+        Some(EndNote::finish(FinishReason::Stop, "stop", None))
+    );
+    let refused = event_stream_data(r#"{"type":"finish","messageMetadata":[1]}"#).unwrap_err();
+    assert_eq!(refused, "a finish part's messageMetadata must be an object");
     assert!(event_stream_data(r#"{"type":"text-delta"}"#).is_err());
     assert_eq!(
         read(r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#).0,
