@@ -4,7 +4,8 @@
 //! tokens it took). The SDK's reader merges each part's into the message's
 //! `metadata` ([`merge_metadata`], its `mergeObjects`); a task keeps each
 //! one that changes what is merged as a `message_metadata` event, and a
-//! viewer who catches up gets them merged into one.
+//! viewer who catches up gets them merged into as few as merge the same
+//! ([`merges_as_one`]): one, unless a value changed kind.
 
 use serde_json::{Map, Value};
 
@@ -49,6 +50,21 @@ pub fn merge_metadata(base: &mut Map<String, Value>, overrides: &Map<String, Val
         }
     }
     changed
+}
+
+/// Whether merging `first` then `then` into any metadata gives what
+/// merging `first` merged with `then` gives, so a reader who missed both
+/// may get them as one. It does unless `then` has an object where `first`
+/// has something else: `first`'s value replaced the reader's (its `null`
+/// dropped an object's keys), and `then`'s object would merge into the
+/// reader's old object instead.
+pub fn merges_as_one(first: &Map<String, Value>, then: &Map<String, Value>) -> bool {
+    then.iter()
+        .all(|(key, value)| match (first.get(key), value) {
+            (Some(Value::Object(inner)), Value::Object(over)) => merges_as_one(inner, over),
+            (Some(_), Value::Object(_)) => false,
+            _ => true,
+        })
 }
 
 #[cfg(test)]
@@ -108,6 +124,52 @@ mod tests {
         ));
         assert!(merge_metadata(&mut base, &object(json!({ "usage": null }))));
         assert_eq!(base["usage"], Value::Null);
+    }
+
+    /// Merging `said` into `base` one after the other.
+    fn merged(base: Value, said: &[Value]) -> Value {
+        let mut base = object(base);
+        for one in said {
+            merge_metadata(&mut base, &object(one.clone()));
+        }
+        Value::Object(base)
+    }
+
+    #[test]
+    fn two_merge_as_one_unless_an_object_follows_what_replaced_one() {
+        let held = json!({ "err": { "code": 1, "msg": "a" }, "n": 1 });
+        for (first, then, as_one) in [
+            (json!({ "n": 2 }), json!({ "err": { "code": 2 } }), true),
+            (
+                json!({ "err": { "code": 3 } }),
+                json!({ "err": { "code": 2 } }),
+                true,
+            ),
+            (
+                json!({ "err": null }),
+                json!({ "err": { "code": 2 } }),
+                false,
+            ),
+            (
+                json!({ "err": [1] }),
+                json!({ "err": { "code": 2 } }),
+                false,
+            ),
+            (json!({ "err": null }), json!({ "err": 5 }), true),
+        ] {
+            assert_eq!(
+                merges_as_one(&object(first.clone()), &object(then.clone())),
+                as_one,
+                "{first} then {then}"
+            );
+            let one = merged(first.clone(), std::slice::from_ref(&then));
+            let apart = merged(held.clone(), &[first.clone(), then.clone()]);
+            assert_eq!(
+                merged(held.clone(), &[one]) == apart,
+                as_one,
+                "{first} then {then}: merged as one is what merging both gives, exactly when said so"
+            );
+        }
     }
 
     #[test]

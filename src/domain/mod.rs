@@ -28,7 +28,9 @@ pub use event::{
 };
 pub use event_type::{CONTROL_EVENT_TYPES, EventType, EventTypeCatalog};
 pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, UserId};
-pub use message_metadata::{MESSAGE_METADATA_EVENT_TYPE, checked_message_metadata, merge_metadata};
+pub use message_metadata::{
+    MESSAGE_METADATA_EVENT_TYPE, checked_message_metadata, merge_metadata, merges_as_one,
+};
 pub use producer_seq::ProducerSeq;
 pub use provider_metadata::{add_provider_metadata, checked_provider_metadata};
 pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};

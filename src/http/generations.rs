@@ -58,12 +58,16 @@ pub struct UploadQuery {
 /// format: `application/x-ndjson` (`{"delta", "seq"?}`, `{"reasoning",
 /// "seq"?}`, `{"progress", "stage"?, "message"?, "force"?}`, `{"complete":
 /// {"result"?}}`, `{"fail": {"error"}}`, `{"tool_call": {"id", "name",
-/// "input"?}}`, `{"tool_result": {"id", "output"? | "error"?}}`, an
+/// "input"?, "title"?, "tool_metadata"?}}`, `{"tool_result": {"id",
+/// "output"? | "error"? | "denied"?, "tool_metadata"?}}`, `{"tool_approval":
+/// {"id", "approval_id"}}`, `{"step_end": {"result"?}}`, an
 /// answer's sources, files and data parts: `{"source": {"id", "url"? |
 /// "media_type"?, "title"?, "filename"?}}`, `{"file": {"url",
 /// "media_type"}}`, `{"data_part": {"name", "id"?, "data", "transient"?}}`,
 /// the end of a part of text: `{"text_end": {}}`, `{"reasoning_end": {}}`,
-/// what the app says of the answer's message: `{"message_metadata": {…}}`), or
+/// what the app says of the answer's message: `{"message_metadata": {…}}`;
+/// tool lines, sources, files and part ends may carry the model provider's
+/// `"provider_metadata": {…}`), or
 /// `text/event-stream` carrying a model provider's streamed answer (OpenAI
 /// Chat Completions or Responses, Anthropic Messages, Gemini) or an AI SDK
 /// UI message stream, piped straight in, each told apart by its events'

@@ -11,8 +11,8 @@ use crate::domain::merge_metadata;
 
 #[derive(Debug, Default)]
 pub(super) struct MessageMetadataSaid {
-    /// What this upload's metadata merges to so far.
-    merged: Map<String, Value>,
+    /// What this upload's metadata merges to so far; `None` before any.
+    merged: Option<Map<String, Value>>,
 }
 
 impl MessageMetadataSaid {
@@ -20,9 +20,19 @@ impl MessageMetadataSaid {
     /// `Nothing`.
     pub(super) fn apply(&mut self, read: &mut [(u64, Instruction)]) {
         for (_, instruction) in read {
-            if let Instruction::MessageMetadata(said) = instruction
-                && !merge_metadata(&mut self.merged, said)
-            {
+            let Instruction::MessageMetadata(said) = instruction else {
+                continue;
+            };
+            // The first is taken whole, as the SDK's reader takes it (the
+            // keys a merge skips included).
+            let changed = match &mut self.merged {
+                Some(merged) => merge_metadata(merged, said),
+                None => {
+                    self.merged = Some(said.clone());
+                    !said.is_empty()
+                }
+            };
+            if !changed {
                 *instruction = Instruction::Nothing;
             }
         }
@@ -63,6 +73,24 @@ mod tests {
             later[0].1,
             said(json!({ "model": "m", "usage": { "output": 2 } })),
             "what changes the merge goes as the app said it"
+        );
+    }
+
+    #[test]
+    fn the_first_is_taken_whole_as_the_sdk_takes_it() {
+        let mut seen = MessageMetadataSaid::default();
+        let first = said(json!({ "prototype": "p" }));
+        let mut read = vec![(1, first.clone()), (2, said(json!({ "prototype": "q" })))];
+        seen.apply(&mut read);
+        let mut empty_first = vec![(3, said(json!({}))), (4, first.clone())];
+        MessageMetadataSaid::default().apply(&mut empty_first);
+
+        assert_eq!(read[0].1, first, "a key a merge skips, said first");
+        assert_eq!(read[1].1, Instruction::Nothing, "merged: skipped");
+        assert_eq!(
+            empty_first.iter().map(|(_, i)| i).collect::<Vec<_>>(),
+            [&Instruction::Nothing, &Instruction::Nothing],
+            "after an empty first, a merge skips it as the SDK's does"
         );
     }
 }

@@ -16,8 +16,10 @@
 //!
 //! The message's metadata (`message_metadata` events, each what an app
 //! said of the message) is merged into one, as the AI SDK's reader merges
-//! it, and sent after the text with no id, like the state: it is no part
-//! of the text, so it never breaks a run, and ids stay in order.
+//! it (into more only where a value changed kind and one would not merge
+//! the same: `merges_as_one`), and sent after the text with no id, like
+//! the state: it is no part of the text, so it never breaks a run, and ids
+//! stay in order.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -25,7 +27,7 @@ use serde_json::{Value, json};
 use super::OutboundFrame;
 use crate::domain::{
     EventType, MESSAGE_METADATA_EVENT_TYPE, StoredEvent, TextKind, keeps_its_place, merge_metadata,
-    sse_frame,
+    merges_as_one, sse_frame,
 };
 
 /// A task's state as read when its stream opened.
@@ -54,8 +56,8 @@ pub struct TaskCatchUp {
     /// The task's `complete` or `error`, if it ended.
     end: Option<StoredEvent>,
     /// The data of the missed `message_metadata` events, their metadata
-    /// merged.
-    metadata: Option<Value>,
+    /// merged into as few as merge the same.
+    metadata: Vec<Value>,
 }
 
 enum Missed {
@@ -94,14 +96,17 @@ impl TaskCatchUp {
         match event.event_type.as_str() {
             "progress" => self.last_progress = Some(event),
             MESSAGE_METADATA_EVENT_TYPE => {
-                let merged = self.metadata.get_or_insert_with(
-                    || json!({ "task_id": event.data["task_id"], "metadata": {} }),
-                );
-                if let (Some(Value::Object(into)), Some(Value::Object(said))) =
-                    (merged.get_mut("metadata"), event.data.get("metadata"))
+                let Some(Value::Object(said)) = event.data.get("metadata") else {
+                    return;
+                };
+                let merged = self.metadata.last_mut();
+                if let Some(Value::Object(into)) = merged.and_then(|last| last.get_mut("metadata"))
+                    && merges_as_one(into, said)
                 {
                     merge_metadata(into, said);
+                    return;
                 }
+                self.metadata.push(event.data);
             }
             kept if keeps_its_place(kept) => self.missed.push(Missed::InPlace(event)),
             _ if event.ends_task() => self.end = Some(event),
@@ -146,7 +151,7 @@ impl TaskCatchUp {
             }
             _ => state.map(|state| state.frame),
         };
-        if let Some(merged) = self.metadata {
+        for merged in self.metadata {
             frames.push(OutboundFrame::control(sse_frame::encode_control(
                 MESSAGE_METADATA_EVENT_TYPE,
                 &merged,
@@ -405,6 +410,33 @@ mod tests {
             said(json!({"model": "m", "usage": {"input": 4, "output": 1}}))
         );
         assert_eq!(data(&frames[2])["progress"], 60);
+    }
+
+    #[test]
+    fn missed_metadata_whose_value_changed_kind_comes_in_as_many_frames_as_merge_the_same() {
+        let mut catch_up = TaskCatchUp::default();
+        let said = |metadata| json!({"task_id": "t1", "metadata": metadata});
+        for (id, metadata) in [
+            (3, json!({"err": {"code": 1}, "n": 1})),
+            (4, json!({"err": null})),
+            (5, json!({"err": {"code": 2}})),
+            (6, json!({"n": 2})),
+        ] {
+            catch_up.add(event(id, "message_metadata", said(metadata)));
+        }
+
+        let frames = catch_up.frames(None);
+
+        // A reader holding {"err": {"code": 0, "msg": "a"}} merges the two
+        // and ends with what merging the four one by one gives it.
+        let got: Vec<_> = frames.iter().map(data).collect();
+        assert_eq!(
+            got,
+            [
+                said(json!({"err": null, "n": 1})),
+                said(json!({"err": {"code": 2}, "n": 2})),
+            ]
+        );
     }
 
     fn state(progress: u32, updated_at: &str) -> TaskState {

@@ -236,7 +236,8 @@ export interface DataPartData {
 /**
  * A `message_metadata` event's data: what the app said of the answer's message (the AI SDK's
  * `messageMetadata`), to merge into what it said before as the SDK does: objects deeply, anything
- * else replaced. A resume's catch-up sends what was missed merged into one (with no id).
+ * else replaced. A resume's catch-up sends what was missed merged into one (with no id; into more only where a
+ * value changed kind), to merge in order.
  */
 export interface MessageMetadataData {
   task_id: string;

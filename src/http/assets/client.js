@@ -209,7 +209,7 @@ export class SseClient {
    *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
    * @param {function} [options.onMessageMetadata]  (data, event) for `message_metadata`: what the
    *   app said of the answer's message (`data.metadata`, an object to merge into what came before;
-   *   a resume's catch-up sends what was missed merged into one)
+   *   a resume's catch-up sends what was missed merged into one, or more where a value changed kind)
    * @param {function} [options.onStateChange]  (state, previous)
    * @param {boolean} [options.shareAcrossTabs=true]  one stream per URL, filters and accessToken for all
    *   tabs of this browser (Web Locks and BroadcastChannel; without them, or with an injected

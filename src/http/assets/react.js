@@ -392,7 +392,8 @@ export function useTaskStream(taskId, options = {}) {
       onMessageMetadata: (opts, said) => {
         const metadata = said && said.metadata;
         if (!isPlainObject(metadata)) return;
-        update((s) => ({ ...s, messageMetadata: mergeMetadata(s.messageMetadata || {}, metadata) }));
+        // The first is taken whole, as the AI SDK takes it.
+        update((s) => ({ ...s, messageMetadata: s.messageMetadata ? mergeMetadata(s.messageMetadata, metadata) : { ...metadata } }));
         if (opts.onMessageMetadata) opts.onMessageMetadata(metadata);
       },
       // The task's end (a TaskError), or the connection given up on or its

@@ -376,6 +376,55 @@ async fn the_demo_page_says_an_unknown_task_was_refused_not_that_its_connection_
     shutdown.trigger();
 }
 
+/// A page whose token (the URL's) expired cannot follow its task any
+/// more: it says so, and offers no Reconnect that would be refused.
+#[actix_web::test]
+async fn the_demo_says_its_token_expired_and_offers_nothing_that_needs_it() {
+    // Arrange: a running task, the page on a token that expires in 2 s.
+    let app = crate::auth::spawn_secured_app().await;
+    let created = crate::auth::post_as(
+        &app,
+        "/tasks",
+        Some(&json!({ "task_id": "short-token" })),
+        Some(&crate::auth::root_token()),
+    )
+    .await;
+    assert_eq!(created.status().as_u16(), 201);
+    let mut short_lived = crate::auth::claims("viewer", "subscribe", &[]);
+    short_lived["exp"] = json!(crate::auth::now() + 2);
+    let token = crate::auth::sign(&short_lived);
+    let browser = Browser::launch().await;
+
+    // Act
+    browser
+        .goto(&format!(
+            "{}/?task=short-token&access_token={token}",
+            app.address
+        ))
+        .await;
+
+    // Assert
+    browser
+        .wait_for(
+            "return document.getElementById('meta').textContent.includes('token expired')",
+            Duration::from_secs(15),
+            "the page to say its token expired",
+        )
+        .await;
+    let page = browser
+        .script(
+            "return { meta: document.getElementById('meta').textContent, \
+             controls: ['cancel', 'connection-toggle'].filter((id) => document.getElementById(id) !== null) }",
+        )
+        .await;
+    assert_eq!(
+        page["meta"],
+        "Task short-token: this page's token expired; open it with a fresh one to follow the task",
+        "{page}"
+    );
+    assert_eq!(page["controls"], json!([]), "{page}");
+}
+
 /// A cancel the broker did not take says so as a failed cancel (not as a
 /// failed start), and the task's own end replaces it once it comes.
 #[actix_web::test]

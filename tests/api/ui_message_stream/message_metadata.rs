@@ -194,3 +194,45 @@ async fn ndjson_message_metadata_lines_are_kept_and_a_non_object_is_refused_by_l
         "{error}"
     );
 }
+
+/// A value the app replaced with `null`, then with an object again: a
+/// viewer resuming after the first gets the reset and what followed, in
+/// order, so its merge drops the keys the app dropped (one frame of both
+/// merged would keep them).
+#[actix_web::test]
+async fn a_resume_across_a_reset_gets_the_reset_before_what_followed() {
+    // Arrange
+    let app = spawn_app().await;
+    create(&app, "meta-reset").await;
+    let mut viewer = app.open_stream("/tasks/meta-reset/events", &[]).await;
+    let upload = Upload::start(&app, "meta-reset", "application/x-ndjson");
+    for line in [
+        json!({ "message_metadata": { "x": { "a": 1 }, "n": 1 } }),
+        json!({ "delta": "Hello" }),
+        json!({ "message_metadata": { "x": null } }),
+        json!({ "delta": " world" }),
+        json!({ "message_metadata": { "x": { "b": 2 }, "n": 2 } }),
+        json!({ "complete": {} }),
+    ] {
+        upload.send(&format!("{line}\n")).await;
+    }
+    assert_eq!(upload.finish().await.status().as_u16(), 200);
+    let live = viewer.read_to_end(LONG).await;
+    let first_id = live
+        .iter()
+        .find(|event| event.is("message_metadata"))
+        .and_then(|event| event.id.clone())
+        .expect("an id");
+
+    // Act
+    let resumed = super::read_task(&app, "meta-reset", &[("Last-Event-ID", &first_id)]).await;
+
+    // Assert
+    assert_eq!(
+        metadata_of(&resumed),
+        [
+            (false, json!({ "x": null })),
+            (false, json!({ "x": { "b": 2 }, "n": 2 })),
+        ]
+    );
+}
