@@ -117,12 +117,16 @@ fn message_of(error: &serde_json::Error) -> String {
 /// says the column, in words about the line (the caller names the line).
 pub fn from_json_line<T: DeserializeOwned>(line: &str) -> Result<T, JsonError> {
     from_json_object(line.as_bytes()).map_err(|error| match error {
-        JsonError::Syntax(_) => match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+        JsonError::Syntax(message) => match serde_json::from_str::<serde::de::IgnoredAny>(line) {
             Err(error) => JsonError::Syntax(format!(
                 "not valid JSON: {} (column {})",
                 syntax_reason(&error),
                 error.column()
             )),
+            // Only the typed read counts depth: the line is JSON, too deep.
+            Ok(_) if message.contains(NESTED_TOO_DEEPLY) => {
+                JsonError::Syntax(format!("not valid JSON: {NESTED_TOO_DEEPLY}"))
+            }
             Ok(_) => JsonError::Field("the line must be a JSON object".into()),
         },
         JsonError::Field(_) if !line.trim_start().starts_with('{') => {
@@ -131,6 +135,9 @@ pub fn from_json_line<T: DeserializeOwned>(line: &str) -> Result<T, JsonError> {
         field => field,
     })
 }
+
+/// What a document nested past serde_json's recursion limit is told.
+const NESTED_TOO_DEEPLY: &str = "it is nested too deeply (128 levels or more)";
 
 /// A JSON syntax error, with where it is in words a reader can use.
 fn syntax_message(error: &serde_json::Error) -> String {
@@ -176,7 +183,7 @@ fn syntax_reason(error: &serde_json::Error) -> &'static str {
     } else if message.contains("number") {
         "a number is malformed or out of range"
     } else if message == "recursion limit exceeded" {
-        "it is nested too deeply"
+        NESTED_TOO_DEEPLY
     } else {
         "it is not well-formed JSON"
     }
@@ -547,6 +554,22 @@ mod tests {
             );
             assert_plain(&message);
         }
+    }
+
+    #[test]
+    fn a_line_nested_too_deeply_says_so_not_that_it_is_no_object() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Line {
+            #[allow(dead_code)]
+            a: serde_json::Value,
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let shallow = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(
+            from_json_line::<Line>(&deep).unwrap_err(),
+            JsonError::Syntax(format!("not valid JSON: {NESTED_TOO_DEEPLY}"))
+        );
+        assert!(from_json_line::<Line>(&shallow).is_ok());
     }
 
     #[test]

@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 
 use super::{Browser, start_broker};
 
+/// The ids of the demo's Cancel and Reconnect buttons the page shows.
+const CONTROLS_SHOWN: &str =
+    "return ['cancel', 'connection-toggle'].filter((id) => document.getElementById(id) !== null)";
+
 /// What the page shows, read in one round trip.
 const READ_PAGE: &str = "return { \
     text: document.getElementById('text').textContent, \
@@ -288,29 +292,25 @@ async fn the_react_demo_renders_streamed_text_and_progress_to_completion() {
     shutdown.trigger();
 }
 
-/// The demo's Cancel button cancels the generation for every viewer (the
-/// text so far kept, the page saying so); it is not a disconnect.
-#[actix_web::test]
-async fn the_demos_cancel_button_ends_the_generation_and_keeps_its_text() {
-    // Arrange: a running task with some text, the page following it.
-    let (broker, _dir, shutdown) = start_broker().await;
-    let http = reqwest::Client::new();
+/// The demo page following the task `id` of `broker`, created running
+/// with the text "Half an ", once the page shows that text.
+async fn page_on_running_task(http: &reqwest::Client, broker: &str, id: &str) -> Browser {
     send(
-        &http,
+        http,
         reqwest::Method::POST,
         format!("{broker}/tasks"),
-        json!({ "task_id": "to-cancel" }),
+        json!({ "task_id": id }),
     )
     .await;
     send(
-        &http,
+        http,
         reqwest::Method::POST,
-        format!("{broker}/tasks/to-cancel/text"),
+        format!("{broker}/tasks/{id}/text"),
         json!({ "delta": "Half an " }),
     )
     .await;
     let browser = Browser::launch().await;
-    browser.goto(&format!("{broker}/?task=to-cancel")).await;
+    browser.goto(&format!("{broker}/?task={id}")).await;
     browser
         .wait_for(
             "return document.getElementById('text').textContent === 'Half an '",
@@ -318,6 +318,17 @@ async fn the_demos_cancel_button_ends_the_generation_and_keeps_its_text() {
             "the text so far on the page",
         )
         .await;
+    browser
+}
+
+/// The demo's Cancel button cancels the generation for every viewer (the
+/// text so far kept, the page saying so); it is not a disconnect.
+#[actix_web::test]
+async fn the_demos_cancel_button_ends_the_generation_and_keeps_its_text() {
+    // Arrange: a running task with some text, the page following it.
+    let (broker, _dir, shutdown) = start_broker().await;
+    let http = reqwest::Client::new();
+    let browser = page_on_running_task(&http, &broker, "to-cancel").await;
 
     // Act
     browser.click("#cancel").await;
@@ -366,11 +377,7 @@ async fn the_demo_page_says_an_unknown_task_was_refused_not_that_its_connection_
         "{meta}"
     );
     assert!(!meta.contains("connection lost"), "{meta}");
-    let controls = browser
-        .script(
-            "return ['cancel', 'connection-toggle'].filter((id) => document.getElementById(id) !== null)",
-        )
-        .await;
+    let controls = browser.script(CONTROLS_SHOWN).await;
     assert_eq!(controls, json!([]), "nothing to cancel or reconnect");
     drop(browser);
     shutdown.trigger();
@@ -411,18 +418,14 @@ async fn the_demo_says_its_token_expired_and_offers_nothing_that_needs_it() {
             "the page to say its token expired",
         )
         .await;
-    let page = browser
-        .script(
-            "return { meta: document.getElementById('meta').textContent, \
-             controls: ['cancel', 'connection-toggle'].filter((id) => document.getElementById(id) !== null) }",
-        )
+    let meta = browser
+        .script("return document.getElementById('meta').textContent")
         .await;
     assert_eq!(
-        page["meta"],
-        "Task short-token: this page's token expired; open it with a fresh one to follow the task",
-        "{page}"
+        meta,
+        "Task short-token: this page's token expired; open it with a fresh one to follow the task"
     );
-    assert_eq!(page["controls"], json!([]), "{page}");
+    assert_eq!(browser.script(CONTROLS_SHOWN).await, json!([]));
 }
 
 /// A cancel the broker did not take says so as a failed cancel (not as a
@@ -432,22 +435,7 @@ async fn the_demo_says_a_cancel_failed_until_the_task_ends() {
     // Arrange: a running task, the page following it, its fetch failing.
     let (broker, _dir, shutdown) = start_broker().await;
     let http = reqwest::Client::new();
-    send(
-        &http,
-        reqwest::Method::POST,
-        format!("{broker}/tasks"),
-        json!({ "task_id": "no-cancel" }),
-    )
-    .await;
-    let browser = Browser::launch().await;
-    browser.goto(&format!("{broker}/?task=no-cancel")).await;
-    browser
-        .wait_for(
-            "return document.getElementById('cancel') !== null",
-            Duration::from_secs(15),
-            "the Cancel button",
-        )
-        .await;
+    let browser = page_on_running_task(&http, &broker, "no-cancel").await;
     browser
         .script(
             "window.fetch = async () => new Response(JSON.stringify({ error: { message: 'busy' } }), { status: 503 }); \
