@@ -439,6 +439,76 @@ mod tests {
         );
     }
 
+    /// Merges `said` in order as the AI SDK's reader does: the first taken
+    /// whole, each later one merged.
+    fn merged_in_order<'a>(
+        mut held: Option<serde_json::Map<String, Value>>,
+        said: impl IntoIterator<Item = &'a Value>,
+    ) -> Option<serde_json::Map<String, Value>> {
+        for one in said {
+            let Value::Object(one) = one else {
+                panic!("an object")
+            };
+            match &mut held {
+                Some(held) => {
+                    merge_metadata(held, one);
+                }
+                None => held = Some(one.clone()),
+            }
+        }
+        held
+    }
+
+    /// Metadata of a few keys whose values change kind at random: objects
+    /// (nested once), null, numbers, arrays.
+    fn random_metadata(seed: &mut u64) -> Value {
+        let mut next = |below: u64| {
+            *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (*seed >> 33) % below
+        };
+        let mut metadata = serde_json::Map::new();
+        for key in ["a", "b", "c"] {
+            let value = match next(6) {
+                0 => continue,
+                1 => Value::Null,
+                2 => json!(next(3)),
+                3 => json!([next(3)]),
+                4 => json!({ "x": next(3) }),
+                _ => json!({ "y": { "z": next(2) }, "x": null }),
+            };
+            metadata.insert(key.to_owned(), value);
+        }
+        Value::Object(metadata)
+    }
+
+    #[test]
+    fn a_reader_merging_the_catch_up_holds_what_merging_every_event_gives() {
+        let mut seed = 7;
+        for _ in 0..300 {
+            let said: Vec<Value> = (0..6).map(|_| random_metadata(&mut seed)).collect();
+            let whole = merged_in_order(None, &said);
+            for cut in 0..said.len() {
+                let held = merged_in_order(None, &said[..cut]);
+                let mut catch_up = TaskCatchUp::default();
+                for (at, metadata) in said[cut..].iter().enumerate() {
+                    let data = json!({"task_id": "t1", "metadata": metadata});
+                    catch_up.add(event(at as i64 + 1, "message_metadata", data));
+                }
+                let frames: Vec<Value> = catch_up
+                    .frames(None)
+                    .iter()
+                    .map(|frame| data(frame)["metadata"].clone())
+                    .collect();
+                assert!(frames.len() <= said.len() - cut);
+                assert_eq!(
+                    merged_in_order(held, &frames),
+                    whole,
+                    "{said:?} resumed after {cut}: {frames:?}"
+                );
+            }
+        }
+    }
+
     fn state(progress: u32, updated_at: &str) -> TaskState {
         let task = json!({"progress": progress, "updated_at": updated_at});
         TaskState {
