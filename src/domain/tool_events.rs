@@ -58,12 +58,22 @@ impl ToolLabels {
     /// The labels `value` says under `names` (title, metadata), checked as
     /// the SDK's schema checks them; `what` names the part in a refusal.
     pub fn read(value: &Value, names: [&str; 2], what: &str) -> Result<Self, String> {
-        let title = match value.get(names[0]) {
+        Self::checked(value.get(names[0]), value.get(names[1]), names, what)
+    }
+
+    /// The labels `title` and `metadata` say, named `names` in a refusal.
+    pub fn checked(
+        title: Option<&Value>,
+        metadata: Option<&Value>,
+        names: [&str; 2],
+        what: &str,
+    ) -> Result<Self, String> {
+        let title = match title {
             None | Some(Value::Null) => None,
             Some(Value::String(title)) => Some(title.clone()),
             Some(_) => return Err(format!("{what}'s {} must be a string", names[0])),
         };
-        let metadata = match value.get(names[1]) {
+        let metadata = match metadata {
             None | Some(Value::Null) => None,
             Some(metadata @ Value::Object(_)) => Some(metadata.clone()),
             Some(_) => return Err(format!("{what}'s {} must be an object", names[1])),

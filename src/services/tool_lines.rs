@@ -102,7 +102,12 @@ impl ToolResultBody {
             preliminary: self.preliminary,
             ..ToolFlags::default()
         };
-        let labels = labels(None, self.tool_metadata, "a tool_result")?;
+        let labels = ToolLabels::checked(
+            None,
+            self.tool_metadata.as_ref(),
+            ToolLabels::EVENT_NAMES,
+            "a tool_result",
+        )?;
         Ok(ToolEvent::result(&self.id, outcome, "a tool_result")?
             .flagged(flags)
             .labelled(labels)
@@ -117,7 +122,12 @@ impl ToolCallBody {
             dynamic: self.dynamic,
             ..ToolFlags::default()
         };
-        let labels = labels(self.title, self.tool_metadata, "a tool_call")?;
+        let labels = ToolLabels::checked(
+            self.title.as_ref(),
+            self.tool_metadata.as_ref(),
+            ToolLabels::EVENT_NAMES,
+            "a tool_call",
+        )?;
         Ok(
             ToolEvent::call(&self.id, &self.name, self.input, "a tool_call")?
                 .flagged(flags)
@@ -125,14 +135,6 @@ impl ToolCallBody {
                 .with_provider_metadata(said(self.provider_metadata, "a tool_call")?),
         )
     }
-}
-
-/// A line's `title` and `tool_metadata`, checked as an AI SDK part's.
-fn labels(title: Option<Value>, metadata: Option<Value>, what: &str) -> Result<ToolLabels, String> {
-    let mut said = serde_json::Map::new();
-    said.extend(title.map(|title| ("title".to_owned(), title)));
-    said.extend(metadata.map(|metadata| ("tool_metadata".to_owned(), metadata)));
-    ToolLabels::read(&Value::Object(said), ToolLabels::EVENT_NAMES, what)
 }
 
 impl ToolApprovalBody {

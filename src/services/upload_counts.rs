@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{generation_input::Instruction, tasks::TaskWritten};
-use crate::domain::{ToolEvent, ToolEventKind};
+use crate::domain::{MESSAGE_METADATA_EVENT_TYPE, ToolEvent, ToolEventKind};
 
 /// What an upload's writes accepted so far: the counts of its answer, its
 /// log line and its span.
@@ -81,6 +81,32 @@ impl std::ops::AddAssign for Counted {
         self.tool_results += more.tool_results;
         self.parts += more.parts;
         self.step_ends += more.step_ends;
+        self.message_metadata += more.message_metadata;
+    }
+}
+
+/// What a change that is neither text nor a tool event counts (a part, a
+/// step's end, a change of the message's metadata), and the kind
+/// `sse_task_answer_parts_total` meters it under, if any.
+pub(super) fn counted_change(instruction: &Instruction) -> (Counted, Option<&'static str>) {
+    let one = Counted::default();
+    match instruction {
+        Instruction::Part(part) => (Counted { parts: 1, ..one }, Some(part.kind_label())),
+        Instruction::MessageMetadata(_) => (
+            Counted {
+                message_metadata: 1,
+                ..one
+            },
+            Some(MESSAGE_METADATA_EVENT_TYPE),
+        ),
+        Instruction::StepEnd { .. } => (
+            Counted {
+                step_ends: 1,
+                ..one
+            },
+            None,
+        ),
+        _ => (one, None),
     }
 }
 

@@ -33,7 +33,7 @@ use super::{
     generation_input::{Instruction, UploadEnds, UploadFormat},
     tasks::{Delta, TaskService, TaskWriteError},
     upload_body::{BodyState, with_ready_chunks},
-    upload_counts::counted_tool,
+    upload_counts::{counted_change, counted_tool},
     upload_error::{at_line, outcome},
     upload_held::{HeldText, sleep_until_some},
     upload_memory::UploadMemoryFull,
@@ -47,10 +47,7 @@ pub use super::{
 };
 use crate::{
     auth::Principal,
-    domain::{
-        AnswerEnd, FinishReason, MESSAGE_METADATA_EVENT_TYPE, Task, TaskChange, TaskError, TaskId,
-        TaskStatus, UserId,
-    },
+    domain::{AnswerEnd, FinishReason, Task, TaskChange, TaskError, TaskId, TaskStatus, UserId},
 };
 
 /// What an upload did.
@@ -318,12 +315,7 @@ impl TaskService {
                             ended.store(true, Ordering::Relaxed);
                         }
                         let tool = counted_tool(&change);
-                        let part = match &change {
-                            Instruction::Part(part) => Some(part.kind_label()),
-                            Instruction::MessageMetadata(_) => Some(MESSAGE_METADATA_EVENT_TYPE),
-                            _ => None,
-                        };
-                        let step_end = matches!(change, Instruction::StepEnd { .. });
+                        let (of_change, part) = counted_change(&change);
                         let changed = self
                             .change(&task_id, change.into_change())
                             .await
@@ -336,12 +328,8 @@ impl TaskService {
                         }
                         if let Some(kind) = part {
                             self.metrics.record_answer_part(kind);
-                            match kind {
-                                MESSAGE_METADATA_EVENT_TYPE => counted.message_metadata += 1,
-                                _ => counted.parts += 1,
-                            }
                         }
-                        counted.step_ends += u64::from(step_end);
+                        counted += of_change;
                     }
                 }
             }

@@ -74,10 +74,18 @@ pub(super) fn encoded_part(out: &mut BytesMut, json: &str) {
 /// Copies a task event's `provider_metadata` onto the part written for it,
 /// as the SDK's `providerMetadata`.
 pub(super) fn provider_metadata(data: &serde_json::Value, written: &mut serde_json::Value) {
-    if let Some(said) = data
-        .get("provider_metadata")
-        .filter(|said| said.is_object())
-    {
-        written["providerMetadata"] = said.clone();
+    carry(data, "provider_metadata", written, "providerMetadata");
+}
+
+/// Copies a task event's `data[from]` onto the part written for it as
+/// `to`, when it is there (the event's writer checked it).
+pub(super) fn carry(
+    data: &serde_json::Value,
+    from: &str,
+    written: &mut serde_json::Value,
+    to: &str,
+) {
+    if let Some(said) = data.get(from).filter(|said| !said.is_null()) {
+        written[to] = said.clone();
     }
 }

@@ -4,7 +4,11 @@
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::{DENIED, UiMessageTranslator, part, parts::encoded_part, provider_metadata};
+use super::{
+    DENIED, UiMessageTranslator, part,
+    parts::{carry, encoded_part},
+    provider_metadata,
+};
 use crate::domain::{ToolFlags, ToolLabels};
 
 impl UiMessageTranslator {
@@ -37,10 +41,13 @@ impl UiMessageTranslator {
     /// What the app said of the tool (`title`, `toolMetadata`), to a client
     /// whose schema has them (v6 and later).
     fn tool_labels(&self, data: &Value, written: &mut Value) {
-        if self.client.has_tool_labels()
-            && let Ok(labels) = ToolLabels::read(data, ToolLabels::EVENT_NAMES, "")
-        {
-            labels.write(written, ToolLabels::AI_SDK_NAMES);
+        if self.client.has_tool_labels() {
+            let names = ToolLabels::EVENT_NAMES
+                .into_iter()
+                .zip(ToolLabels::AI_SDK_NAMES);
+            for (from, to) in names {
+                carry(data, from, written, to);
+            }
         }
     }
 

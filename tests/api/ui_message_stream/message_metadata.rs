@@ -78,11 +78,19 @@ async fn the_apps_message_metadata_reads_back_merged_as_the_sdks_live_late_and_r
         with_finish_reason(&sdk_message)
     );
     assert_eq!(parts(&live["message"]), parts(&sdk_message));
-    // Late: merged into one frame with no id, the same message.
+    // Late: merged into one frame with no id, the same message; the
+    // catch-up still carries the text as one event and the progress once
+    // (CONTRACT §7), the metadata said between the tokens breaking no run.
     let late_events = super::read_task(&app, "meta", &[]).await;
     assert_eq!(
         metadata_of(&late_events),
         [(false, sdk_message["metadata"].clone())]
+    );
+    let count = |kind: &str| late_events.iter().filter(|event| event.is(kind)).count();
+    assert_eq!(
+        (count("text"), count("progress")),
+        (1, 1),
+        "{late_events:?}"
     );
     for version in ["ai_sdk=7", "ai_sdk=5"] {
         let late = Reader::start_with(&app, "task", "meta", &[version])
