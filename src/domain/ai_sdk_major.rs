@@ -58,4 +58,11 @@ impl AiSdkMajor {
     pub(super) fn has_approval_responses(self) -> bool {
         self.0 >= 7
     }
+
+    /// Whether the stream may carry what v7 added to an answer's parts: a
+    /// text part's `citations` on its end, `reasoning-file` and `custom`
+    /// parts (kinds and a field earlier schemas refuse).
+    pub(super) fn has_cited_and_custom_parts(self) -> bool {
+        self.0 >= 7
+    }
 }

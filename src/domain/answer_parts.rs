@@ -1,17 +1,19 @@
 //! What an answer carries besides its text and its tools: the sources it
-//! cites (a web page, a document), the files it made (an image), and an
-//! app's own data parts (a "searching…" status, a weather card's data).
-//! The AI SDK streams them as `source-url`, `source-document`, `file` and
-//! `data-*` parts, and a chat UI renders them beside the text, so a task
-//! keeps each as an event of its stream, in order with its text: a viewer
-//! who joins late or resumes gets them in their place.
+//! cites (a web page, a document), the files it made (an image; one made
+//! in its reasoning), an app's own data parts (a "searching…" status, a
+//! weather card's data) and a provider's own kinds of content (`custom`).
+//! The AI SDK streams them as `source-url`, `source-document`, `file`,
+//! `reasoning-file`, `data-*` and `custom` parts, and a chat UI renders
+//! them beside the text, so a task keeps each as an event of its stream,
+//! in order with its text: a viewer who joins late or resumes gets them in
+//! their place.
 
 use serde_json::{Value, json};
 
 use super::tool_events::label;
 
 /// The event types of a task's answer parts.
-pub const ANSWER_PART_EVENT_TYPES: [&str; 3] = ["source", "file", "data_part"];
+pub const ANSWER_PART_EVENT_TYPES: [&str; 4] = ["source", "file", "data_part", "custom_part"];
 
 /// One part of an answer beside its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,11 +27,13 @@ pub enum AnswerPart {
         /// `providerMetadata`).
         provider_metadata: Option<Value>,
     },
-    /// A file the model made, by URL (a `data:` URL, often).
+    /// A file the model made, by URL (a `data:` URL, often); made in its
+    /// reasoning (AI SDK 7's `reasoning-file`) or as part of the answer.
     File {
         url: String,
         media_type: String,
         provider_metadata: Option<Value>,
+        reasoning: bool,
     },
     /// An app's own part `data-<name>`. Parts of one name with one `id`
     /// are one part in the message, each replacing the one before;
@@ -40,6 +44,13 @@ pub enum AnswerPart {
         id: Option<String>,
         data: Value,
         transient: bool,
+    },
+    /// Content of a kind only its provider knows (AI SDK 7's `custom`
+    /// part: its `kind`, say `openai.compaction`, and what the provider
+    /// said of it), which the chat's next model call may need back.
+    Custom {
+        kind: String,
+        provider_metadata: Option<Value>,
     },
 }
 
@@ -94,6 +105,35 @@ impl AnswerPart {
             url: not_blank(url, "url", what)?,
             media_type: label(media_type, "media type", what)?,
             provider_metadata: None,
+            reasoning: false,
+        })
+    }
+
+    /// A file the model made in its reasoning, checked as [`Self::file`].
+    pub fn reasoning_file(url: &str, media_type: &str, what: &str) -> Result<Self, String> {
+        let Self::File {
+            url,
+            media_type,
+            provider_metadata,
+            ..
+        } = Self::file(url, media_type, what)?
+        else {
+            unreachable!("a file is a file")
+        };
+        Ok(Self::File {
+            url,
+            media_type,
+            provider_metadata,
+            reasoning: true,
+        })
+    }
+
+    /// A provider's own content of `kind` (`openai.compaction`: not blank,
+    /// no longer than a name).
+    pub fn custom(kind: &str, what: &str) -> Result<Self, String> {
+        Ok(Self::Custom {
+            kind: label(kind, "kind", what)?,
+            provider_metadata: None,
         })
     }
 
@@ -123,6 +163,9 @@ impl AnswerPart {
             }
             | Self::File {
                 provider_metadata, ..
+            }
+            | Self::Custom {
+                provider_metadata, ..
             } => *provider_metadata = said,
             Self::Data { .. } => {}
         }
@@ -134,6 +177,7 @@ impl AnswerPart {
             Self::Source { .. } => "source",
             Self::File { .. } => "file",
             Self::Data { .. } => "data_part",
+            Self::Custom { .. } => "custom_part",
         }
     }
 
@@ -141,16 +185,31 @@ impl AnswerPart {
     pub fn kind_label(&self) -> &'static str {
         match self {
             Self::Source { .. } => "source",
-            Self::File { .. } => "file",
+            Self::File {
+                reasoning: false, ..
+            } => "file",
+            Self::File {
+                reasoning: true, ..
+            } => "reasoning_file",
             Self::Data { .. } => "data",
+            Self::Custom { .. } => "custom",
         }
     }
 
     /// The labels [`Self::kind_label`] gives.
-    pub const KIND_LABELS: [&'static str; 3] = ["source", "file", "data"];
+    pub const KIND_LABELS: [&'static str; 5] =
+        ["source", "file", "reasoning_file", "data", "custom"];
 
     /// The event's data, for the task `task_id`.
     pub fn data_of(&self, task_id: &str) -> Value {
+        let mut data = self.fields();
+        data["task_id"] = json!(task_id);
+        data
+    }
+
+    /// The event's data but for the task's id: a source as a citation
+    /// names it (`domain::part_end`).
+    pub fn fields(&self) -> Value {
         match self {
             Self::Source {
                 id,
@@ -158,7 +217,7 @@ impl AnswerPart {
                 title,
                 provider_metadata,
             } => {
-                let mut data = json!({ "task_id": task_id, "source_id": id });
+                let mut data = json!({ "source_id": id });
                 match cited {
                     Cited::Url(url) => data["url"] = json!(url),
                     Cited::Document {
@@ -181,8 +240,12 @@ impl AnswerPart {
                 url,
                 media_type,
                 provider_metadata,
+                reasoning,
             } => {
-                let mut data = json!({ "task_id": task_id, "url": url, "media_type": media_type });
+                let mut data = json!({ "url": url, "media_type": media_type });
+                if *reasoning {
+                    data["reasoning"] = Value::Bool(true);
+                }
                 super::add_provider_metadata(&mut data, provider_metadata.as_ref());
                 data
             }
@@ -192,7 +255,7 @@ impl AnswerPart {
                 data,
                 transient,
             } => {
-                let mut event = json!({ "task_id": task_id, "name": name, "data": data });
+                let mut event = json!({ "name": name, "data": data });
                 if let Some(id) = id {
                     event["id"] = json!(id);
                 }
@@ -200,6 +263,14 @@ impl AnswerPart {
                     event["transient"] = Value::Bool(true);
                 }
                 event
+            }
+            Self::Custom {
+                kind,
+                provider_metadata,
+            } => {
+                let mut data = json!({ "kind": kind });
+                super::add_provider_metadata(&mut data, provider_metadata.as_ref());
+                data
             }
         }
     }

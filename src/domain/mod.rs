@@ -9,6 +9,7 @@ pub mod event;
 pub mod event_type;
 pub mod identifiers;
 pub mod message_metadata;
+pub mod part_end;
 pub mod producer_seq;
 pub mod provider_metadata;
 pub mod sse_frame;
@@ -31,6 +32,7 @@ pub use identifiers::{EventId, IdempotencyKey, ProjectId, TaskRef, TraceParent, 
 pub use message_metadata::{
     MESSAGE_METADATA_EVENT_TYPE, checked_message_metadata, merge_metadata, merges_as_one,
 };
+pub use part_end::{Citation, PartEndSaid};
 pub use producer_seq::ProducerSeq;
 pub use provider_metadata::{add_provider_metadata, checked_provider_metadata};
 pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};

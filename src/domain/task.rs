@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 pub use super::task_ids::{ChatId, MessageId, TaskId};
 use super::{
-    AnswerPart, MESSAGE_METADATA_EVENT_TYPE, ProjectId, STEP_END_EVENT_TYPE, TextKind, ToolEvent,
+    AnswerPart, MESSAGE_METADATA_EVENT_TYPE, PartEndSaid, ProjectId, STEP_END_EVENT_TYPE, TextKind,
+    ToolEvent,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -169,8 +170,9 @@ pub enum TaskChange {
     /// A part of the answer's text, or of its reasoning, ended where more
     /// of the same kind follows as a part of its own (see
     /// [`TextKind::end_event_type`]).
-    /// With what the model's provider said of the part (`providerMetadata`).
-    TextEnd(TextKind, Option<Value>),
+    /// With what the model's provider said of the part (`providerMetadata`)
+    /// and the sources its text cites.
+    TextEnd(TextKind, Option<PartEndSaid>),
     /// The producer is still there: its upload is open and sending, with
     /// nothing a task keeps (a provider's pings while its model searches or
     /// thinks). Only the row's `updated_at` moves, so the TaskReaper does
@@ -192,7 +194,7 @@ impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 15] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 16] = [
         "progress",
         "text",
         "reasoning",
@@ -204,6 +206,7 @@ impl Task {
         "source",
         "file",
         "data_part",
+        "custom_part",
         STEP_END_EVENT_TYPE,
         MESSAGE_METADATA_EVENT_TYPE,
         "complete",

@@ -199,7 +199,7 @@ pub fn change_events(task: &Task, change: &TaskChange) -> Vec<NewEvent> {
         TaskChange::Part(part) => vec![task_event(task, part.event_type(), part.data_of(id))],
         TaskChange::TextEnd(kind, said) => {
             let mut data = json!({ "task_id": id });
-            super::add_provider_metadata(&mut data, said.as_ref());
+            super::PartEndSaid::add_to(said.as_ref(), &mut data);
             vec![task_event(task, kind.end_event_type(), data)]
         }
         TaskChange::MessageMetadata(said) => vec![task_event(

@@ -61,21 +61,24 @@ pub struct UploadQuery {
 /// "input"?, "title"?, "tool_metadata"?}}`, `{"tool_result": {"id",
 /// "output"? | "error"? | "denied"?, "tool_metadata"?}}`, `{"tool_approval":
 /// {"id", "approval_id"}}`, `{"step_end": {"result"?}}`, an
-/// answer's sources, files and data parts: `{"source": {"id", "url"? |
-/// "media_type"?, "title"?, "filename"?}}`, `{"file": {"url",
-/// "media_type"}}`, `{"data_part": {"name", "id"?, "data", "transient"?}}`,
-/// the end of a part of text: `{"text_end": {}}`, `{"reasoning_end": {}}`,
+/// answer's sources, files, data parts and providers' own parts:
+/// `{"source": {"id", "url"? | "media_type"?, "title"?, "filename"?}}`,
+/// `{"file": {"url", "media_type", "reasoning"?}}`, `{"data_part": {"name",
+/// "id"?, "data", "transient"?}}`, `{"custom_part": {"kind"}}`, the end of
+/// a part of text: `{"text_end": {"citations"?: [{"source", "start_index"?,
+/// "end_index"?, "cited_text"?}]}}`, `{"reasoning_end": {}}`,
 /// what the app says of the answer's message: `{"message_metadata": {…}}`;
-/// tool lines, sources, files and part ends may carry the model provider's
+/// tool lines, sources, files, custom parts and part ends may carry the model provider's
 /// `"provider_metadata": {…}`), or
 /// `text/event-stream` carrying a model provider's streamed answer (OpenAI
 /// Chat Completions or Responses, Anthropic Messages, Gemini) or an AI SDK
 /// UI message stream, piped straight in, each told apart by its events'
 /// shape, its tool calls kept whole (`tool_call` events), an AI SDK stream's
-/// `source-url`, `source-document`, `file` and `data-*` parts kept as
-/// `source`, `file` and `data_part` events, its `text-end` and
-/// `reasoning-end` where they part text as `text_end` and `reasoning_end`
-/// events, the `messageMetadata` of its `start`, `message-metadata` and
+/// `source-url`, `source-document`, `file`, `reasoning-file`, `data-*` and
+/// `custom` parts kept as `source`, `file`, `data_part` and `custom_part`
+/// events, its `text-end` and `reasoning-end` where they part text or say
+/// something of it (`citations`, `providerMetadata`) as `text_end` and
+/// `reasoning_end` events, the `messageMetadata` of its `start`, `message-metadata` and
 /// `finish` parts as `message_metadata` events where it changes what is
 /// merged; NDJSON lines may also be such a
 /// stream's chunks, as SDKs write them (`toReadableStream()`). A provider's

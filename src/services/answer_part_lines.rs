@@ -1,13 +1,15 @@
 //! An upload's NDJSON lines for what an answer carries besides its text:
 //! `{"source": {"id", "url"?, "title"?, "media_type"?, "filename"?}}`,
-//! `{"file": {"url", "media_type"}}` and `{"data_part": {"name", "id"?,
-//! "data", "transient"?}}`, as the AI SDK's `source-url` /
-//! `source-document`, `file` and `data-*` parts say them.
+//! `{"file": {"url", "media_type", "reasoning"?}}`, `{"data_part":
+//! {"name", "id"?, "data", "transient"?}}` and `{"custom_part": {"kind"}}`,
+//! as the AI SDK's `source-url` / `source-document`, `file` /
+//! `reasoning-file`, `data-*` and `custom` parts say them; and the ends of
+//! parts of text (`{"text_end": {"citations"?}}`, `{"reasoning_end": {}}`).
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::{AnswerPart, checked_provider_metadata};
+use crate::domain::{AnswerPart, Citation, PartEndSaid, TextKind, checked_provider_metadata};
 
 /// A line's `provider_metadata`, checked (see `domain::provider_metadata`).
 pub(super) fn said(metadata: Option<Value>, what: &str) -> Result<Option<Value>, String> {
@@ -37,6 +39,40 @@ pub(super) struct FileBody {
     /// What the model's provider said of it (the AI SDK's
     /// `providerMetadata`, an object).
     provider_metadata: Option<Value>,
+    /// Made in the model's reasoning (the AI SDK's `reasoning-file`).
+    #[serde(default)]
+    reasoning: bool,
+}
+
+/// A provider's own kind of content (the AI SDK's `custom` part).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CustomPartBody {
+    kind: String,
+    provider_metadata: Option<Value>,
+}
+
+/// `{"text_end": {}}`: the part of text written so far ends; the next text
+/// is a part of its own (`upload_text_parts` keeps it where it parts text,
+/// and always when it says something of the part).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PartEndBody {
+    /// What the model's provider said of it, as the AI SDK's
+    /// `providerMetadata` (an object), given back to the SDK's readers.
+    provider_metadata: Option<Value>,
+    /// The sources the part's text cites (a `text_end`'s only).
+    citations: Option<Vec<CitationBody>>,
+}
+
+/// A source the text cites, and where.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CitationBody {
+    source: SourceBody,
+    start_index: Option<u64>,
+    end_index: Option<u64>,
+    cited_text: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,8 +110,53 @@ impl SourceBody {
 
 impl FileBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
-        Ok(AnswerPart::file(&self.url, &self.media_type, "a file")?
-            .with_provider_metadata(said(self.provider_metadata, "a file")?))
+        let file = if self.reasoning {
+            AnswerPart::reasoning_file(&self.url, &self.media_type, "a file")?
+        } else {
+            AnswerPart::file(&self.url, &self.media_type, "a file")?
+        };
+        Ok(file.with_provider_metadata(said(self.provider_metadata, "a file")?))
+    }
+}
+
+impl CustomPartBody {
+    pub(super) fn into_part(self) -> Result<AnswerPart, String> {
+        const WHAT: &str = "a custom_part";
+        Ok(AnswerPart::custom(&self.kind, WHAT)?
+            .with_provider_metadata(said(self.provider_metadata, WHAT)?))
+    }
+}
+
+impl PartEndBody {
+    /// What the end of a part of `kind` says (`None`: nothing).
+    pub(super) fn into_said(self, kind: TextKind) -> Result<Option<PartEndSaid>, String> {
+        let what = match kind {
+            TextKind::Answer => "a text_end",
+            TextKind::Reasoning => "a reasoning_end",
+        };
+        let citations = match (self.citations, kind) {
+            (None, _) => Vec::new(),
+            (Some(_), TextKind::Reasoning) => {
+                return Err("citations go with a text_end: reasoning cites nothing".into());
+            }
+            (Some(citations), TextKind::Answer) => citations
+                .into_iter()
+                .map(CitationBody::into_citation)
+                .collect::<Result<_, _>>()?,
+        };
+        let said = PartEndSaid {
+            provider_metadata: said(self.provider_metadata, what)?,
+            citations,
+        };
+        Ok(PartEndSaid::joined(Some(said), None))
+    }
+}
+
+impl CitationBody {
+    fn into_citation(self) -> Result<Citation, String> {
+        let (start, end) = (self.start_index, self.end_index);
+        let source = self.source.into_part()?;
+        Citation::new(source, start, end, self.cited_text, "a citation")
     }
 }
 

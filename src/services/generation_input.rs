@@ -9,8 +9,9 @@
 //!   "provider_executed"?, "dynamic"?}}`, `{"tool_result": {"id", "output"?
 //!   | "error"? | "denied"?, "preliminary"?}}`, `{"tool_approval": {"id",
 //!   "approval_id"}}`, `{"step_end": {"result"?}}`, `{"text_end": {}}` and
-//!   `{"reasoning_end": {}}` (a part of text ends), and an answer's
-//!   sources, files and data parts (`super::answer_part_lines`); calls,
+//!   `{"reasoning_end": {}}` (a part of text ends; a text's end may say
+//!   the sources it cites), and an answer's sources, files, data parts and
+//!   providers' own parts (`super::answer_part_lines`); calls,
 //!   results, sources, files and ends may say `provider_metadata`;
 //! - `text/event-stream` carrying a model provider's streamed answer
 //!   (OpenAI Chat Completions or Responses, Anthropic, Gemini) or an AI SDK
@@ -24,12 +25,15 @@ use serde_json::{Map, Value};
 
 pub use super::tool_lines::{MAX_CREATED_ANSWERS, ToolResultBody, continued_answers};
 use super::{
-    answer_part_lines::{DataPartBody, FileBody, SourceBody, said},
+    answer_part_lines::{CustomPartBody, DataPartBody, FileBody, PartEndBody, SourceBody},
     tasks::Delta,
     tool_lines::{ToolApprovalBody, ToolCallBody},
 };
 use crate::{
-    domain::{AnswerPart, ProducerSeq, TaskChange, TextKind, ToolEvent, checked_message_metadata},
+    domain::{
+        AnswerPart, PartEndSaid, ProducerSeq, TaskChange, TextKind, ToolEvent,
+        checked_message_metadata,
+    },
     error::plain::{self, JsonError},
 };
 
@@ -103,7 +107,7 @@ pub enum Instruction {
     /// `reasoning-end`): what follows of the same kind is a part of its
     /// own. `upload_text_parts` keeps only the ends that tell something,
     /// and gives a kept end what the provider said of its part.
-    TextEnd(TextKind, Option<Value>),
+    TextEnd(TextKind, Option<PartEndSaid>),
     /// What the model's provider said of the part of this kind being
     /// written (an AI SDK `providerMetadata` on its start, a delta or its
     /// end; the last said stands). `upload_text_parts` hands it to the
@@ -203,6 +207,7 @@ struct NdJsonLine {
     source: Option<SourceBody>,
     file: Option<FileBody>,
     data_part: Option<DataPartBody>,
+    custom_part: Option<CustomPartBody>,
     message_metadata: Option<Value>,
 }
 
@@ -217,21 +222,10 @@ struct FailBody {
     error: String,
 }
 
-/// `{"text_end": {}}`: the part of text written so far ends; the next text
-/// is a part of its own (`upload_text_parts` keeps it where it parts text,
-/// and always when it says what the provider said of the part).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PartEndBody {
-    /// What the model's provider said of it, as the AI SDK's
-    /// `providerMetadata` (an object), given back to the SDK's readers.
-    provider_metadata: Option<Value>,
-}
-
 /// The kinds of line a producer writes, as refusals list them.
 const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
-                     tool_approval, step_end, text_end, reasoning_end, source, file, data_part or \
-                     message_metadata";
+                     tool_approval, step_end, text_end, reasoning_end, source, file, data_part, \
+                     custom_part or message_metadata";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -258,6 +252,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.source.is_some(),
         parsed.file.is_some(),
         parsed.data_part.is_some(),
+        parsed.custom_part.is_some(),
         parsed.message_metadata.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
@@ -285,12 +280,9 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
             result: step.result,
         }
     } else if let Some(end) = parsed.text_end {
-        Instruction::TextEnd(TextKind::Answer, said(end.provider_metadata, "a text_end")?)
+        Instruction::TextEnd(TextKind::Answer, end.into_said(TextKind::Answer)?)
     } else if let Some(end) = parsed.reasoning_end {
-        Instruction::TextEnd(
-            TextKind::Reasoning,
-            said(end.provider_metadata, "a reasoning_end")?,
-        )
+        Instruction::TextEnd(TextKind::Reasoning, end.into_said(TextKind::Reasoning)?)
     } else if let Some(fail) = parsed.fail {
         Instruction::Fail { error: fail.error }
     } else if let Some(call) = parsed.tool_call {
@@ -303,6 +295,8 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::Part(file.into_part()?)
     } else if let Some(data) = parsed.data_part {
         Instruction::Part(data.into_part()?)
+    } else if let Some(custom) = parsed.custom_part {
+        Instruction::Part(custom.into_part()?)
     } else if let Some(approval) = parsed.tool_approval {
         Instruction::Tool(approval.into_tool_event()?)
     } else if let Some(said) = parsed.message_metadata {
@@ -369,7 +363,7 @@ mod tests {
             ),
             Ok(Instruction::TextEnd(
                 TextKind::Reasoning,
-                Some(said.clone())
+                Some(PartEndSaid::provider(said.clone()))
             ))
         );
         let lines = [

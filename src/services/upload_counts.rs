@@ -21,8 +21,8 @@ pub struct Counted {
     pub tool_calls: u64,
     /// Tools' answers kept (`tool_result` events).
     pub tool_results: u64,
-    /// Sources, files and data parts kept (`source`, `file` and
-    /// `data_part` events).
+    /// Sources, files, data and custom parts kept (`source`, `file`,
+    /// `data_part` and `custom_part` events).
     pub parts: u64,
     /// Steps of the answer ended (`step_end` events: an AI SDK
     /// `finish-step`, an NDJSON `{"step_end"}` line, or the stream's end

@@ -27,7 +27,7 @@
 
 use serde_json::Value;
 
-use crate::domain::TextKind;
+use crate::domain::{PartEndSaid, TextKind};
 
 use super::generation_input::Instruction;
 
@@ -78,6 +78,7 @@ impl TextPartEnds {
                     read.remove(at);
                 }
                 Verdict::EndFirst(line, kind, said) => {
+                    let said = said.map(PartEndSaid::provider);
                     read.insert(at, (line, Instruction::TextEnd(kind, said)));
                     at += 2;
                 }
@@ -97,7 +98,7 @@ impl TextPartEnds {
     /// follows it would come in another upload.
     pub fn stop(&mut self, read: &mut Vec<(u64, Instruction)>) {
         if let Some((line, kind)) = self.waiting.take() {
-            let said = self.said[slot(kind)].take();
+            let said = self.said[slot(kind)].take().map(PartEndSaid::provider);
             read.push((line, Instruction::TextEnd(kind, said)));
             self.open = Open::None;
         }
@@ -117,11 +118,12 @@ impl TextPartEnds {
                 return Verdict::Drop;
             }
             Instruction::TextEnd(kind, carried) => {
-                // Said on the end itself (an NDJSON end's), or before it.
+                // Said on the end itself (an NDJSON end's, the sources an
+                // AI SDK end cites), or before it.
                 let pending = self.said[slot(*kind)].take();
-                if let Some(said) = carried.clone().or(pending) {
-                    // Kept where it is, with what its provider said; an end
-                    // of the same kind still waiting parts the text before.
+                if let Some(said) = PartEndSaid::joined(carried.clone(), pending) {
+                    // Kept where it is, with what it says; an end of the
+                    // same kind still waiting parts the text before.
                     let before = self.waiting.take().filter(|(_, waiting)| waiting == kind);
                     self.open = Open::None;
                     return Verdict::KeepAs(before, Instruction::TextEnd(*kind, Some(said)));
@@ -390,7 +392,7 @@ mod tests {
     }
 
     fn end_saying(kind: TextKind, what: &str) -> Instruction {
-        Instruction::TextEnd(kind, Some(json!({ "p": what })))
+        Instruction::TextEnd(kind, Some(PartEndSaid::provider(json!({ "p": what }))))
     }
 
     #[test]

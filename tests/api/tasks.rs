@@ -484,6 +484,7 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
         types,
         [
             "complete",
+            "custom_part",
             "data_part",
             "error",
             "file",

@@ -206,6 +206,32 @@ test("useTaskStream keeps an answer's sources, files and data parts as the AI SD
   assert.deepEqual([result.current.sources, result.current.files, result.current.dataParts], [[], [], []]);
 });
 
+test("useTaskStream keeps what AI SDK 7 adds: each text part's citations, reasoning files apart, and custom parts", () => {
+  const { result } = renderTask("gen-c");
+  send(() => latest().emit("connected", { connection_id: "c1" }));
+  const at = (data) => ({ task_id: "gen-c", ...data });
+  send(() => latest().emit("reasoning", at({ delta: "A chart helps." }), "2"));
+  send(() => latest().emit("file", at({ url: "data:image/png;base64,AA==", media_type: "image/png", reasoning: true }), "3"));
+  send(() => latest().emit("custom_part", at({ kind: "openai.compaction", provider_metadata: { openai: { itemId: "c1" } } }), "4"));
+  send(() => latest().emit("text", at({ delta: "Cold." }), "5"));
+  const cited = { source: { source_id: "s1", url: "https://met.no", title: "MET" }, start_index: 0, end_index: 5, cited_text: "-3" };
+  send(() => latest().emit("text_end", at({ citations: [cited] }), "6"));
+  send(() => latest().emit("text", at({ delta: "Stay in." }), "7"));
+  // An end that cites after the part already ended: an empty part of its own, as in the SDK's message.
+  send(() => latest().emit("reasoning", at({ delta: "Done." }), "8"));
+  send(() => latest().emit("text_end", at({ citations: [{ source: { source_id: "s2", media_type: "application/pdf", title: "Q3" } }] }), "9"));
+  assert.deepEqual(result.current.textParts, ["Cold.", "Stay in.", ""]);
+  assert.deepEqual(result.current.citations, [
+    { textPart: 0, source: { id: "s1", url: "https://met.no", title: "MET" }, startIndex: 0, endIndex: 5, citedText: "-3" },
+    { textPart: 2, source: { id: "s2", mediaType: "application/pdf", title: "Q3" } },
+  ]);
+  assert.deepEqual(result.current.files, [], "a reasoning file is no file of the answer");
+  assert.deepEqual(result.current.reasoningFiles, [{ url: "data:image/png;base64,AA==", mediaType: "image/png" }]);
+  assert.deepEqual(result.current.customParts, [{ kind: "openai.compaction", providerMetadata: { openai: { itemId: "c1" } } }]);
+  send(() => latest().emit("replay_reset", {}));
+  assert.deepEqual([result.current.citations, result.current.reasoningFiles, result.current.customParts], [[], [], []]);
+});
+
 test("useTaskStream merges the app's message metadata as the AI SDK does, across a reconnect's merged catch-up", (t) => {
   fakeTime(t);
   const seen = [];

@@ -1,8 +1,11 @@
-//! An answer's sources, files and data parts in a UI message stream:
-//! `source-url` / `source-document`, `file` and `data-<name>`, as the SDK's
-//! own stream has them. None of them ends the open text part: the SDK
-//! appends each to the message where it comes and goes on writing the text
-//! part it has open, so the message's parts are in the order they began.
+//! An answer's sources, files, data parts and providers' own parts in a UI
+//! message stream: `source-url` / `source-document`, `file` /
+//! `reasoning-file`, `data-<name>` and `custom`, as the SDK's own stream
+//! has them (the last two kinds of v7 only: an earlier reader's schema
+//! refuses them, so it gets neither, as its own SDK would give it none).
+//! None of them ends the open text part: the SDK appends each to the
+//! message where it comes and goes on writing the text part it has open,
+//! so the message's parts are in the order they began.
 
 use bytes::BytesMut;
 use serde_json::{Value, json};
@@ -10,23 +13,22 @@ use serde_json::{Value, json};
 use super::{UiMessageTranslator, part};
 
 impl UiMessageTranslator {
-    /// The part of a task's `source`, `file` or `data_part` event.
+    /// The part of a task's `source`, `file`, `data_part` or `custom_part`
+    /// event.
     pub(super) fn answer_part(&mut self, event_type: &str, data: &Value, out: &mut BytesMut) {
+        let v7 = self.client.has_cited_and_custom_parts();
         let mut written = match event_type {
-            "source" => match data.get("url") {
-                Some(url) => {
-                    json!({ "type": "source-url", "sourceId": data["source_id"], "url": url })
-                }
-                None => json!({
-                    "type": "source-document",
-                    "sourceId": data["source_id"],
-                    "mediaType": data["media_type"],
-                    "title": data["title"],
-                }),
-            },
+            "source" => source(data, "source-url", "source-document", "sourceId"),
+            "file" if data["reasoning"] == Value::Bool(true) && !v7 => return,
             "file" => {
-                json!({ "type": "file", "url": data["url"], "mediaType": data["media_type"] })
+                let kind = match data["reasoning"] {
+                    Value::Bool(true) => "reasoning-file",
+                    _ => "file",
+                };
+                json!({ "type": kind, "url": data["url"], "mediaType": data["media_type"] })
             }
+            "custom_part" if !v7 => return,
+            "custom_part" => json!({ "type": "custom", "kind": data["kind"] }),
             _ => {
                 let Some(name) = data["name"].as_str() else {
                     return;
@@ -55,6 +57,52 @@ impl UiMessageTranslator {
     }
 }
 
+/// A task's `source` event's data (or a citation's source) as the SDK
+/// names it: a URL's `url_kind`, a document's `document_kind`, its id under
+/// `id_field`. Its title, file name and provider metadata are the caller's
+/// to add.
+fn source(data: &Value, url_kind: &str, document_kind: &str, id_field: &str) -> Value {
+    let mut written = match data.get("url") {
+        Some(url) => json!({ "type": url_kind, "url": url }),
+        None => json!({
+            "type": document_kind,
+            "mediaType": data["media_type"],
+            "title": data["title"],
+        }),
+    };
+    written[id_field] = data["source_id"].clone();
+    written
+}
+
+/// A text end event's `citations` as a v7 `text-end` part says them:
+/// `{source: {type: "source", sourceType, id, …}, startIndex?, endIndex?,
+/// citedText?}` each.
+pub(super) fn citations(said: &Value) -> Value {
+    let cited = said.as_array().map(Vec::as_slice).unwrap_or_default();
+    cited
+        .iter()
+        .map(|citation| {
+            let data = &citation["source"];
+            let mut source = source(data, "url", "document", "id");
+            source["sourceType"] = source["type"].take();
+            source["type"] = json!("source");
+            for name in ["title", "filename"] {
+                super::parts::carry(data, name, &mut source, name);
+            }
+            super::provider_metadata(data, &mut source);
+            let mut written = json!({ "source": source });
+            for (ours, theirs) in [
+                ("start_index", "startIndex"),
+                ("end_index", "endIndex"),
+                ("cited_text", "citedText"),
+            ] {
+                super::parts::carry(citation, ours, &mut written, theirs);
+            }
+            written
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -63,7 +111,11 @@ mod tests {
     use crate::domain::AiSdkMajor;
 
     fn parts(events: &[(&str, Value)]) -> Vec<Value> {
-        let mut translator = UiMessageTranslator::new("t1", AiSdkMajor::OLDEST);
+        parts_for(AiSdkMajor::OLDEST, events)
+    }
+
+    fn parts_for(client: AiSdkMajor, events: &[(&str, Value)]) -> Vec<Value> {
+        let mut translator = UiMessageTranslator::new("t1", client);
         let mut out = BytesMut::new();
         for (event_type, data) in events {
             translator.translate(event_type, data, &mut out);
@@ -176,5 +228,69 @@ mod tests {
                 json!({ "type": "text-delta", "id": "text", "delta": "Cold." }),
             ]
         );
+    }
+
+    #[test]
+    fn citations_reasoning_files_and_custom_parts_reach_a_v7_reader_and_no_earlier_one() {
+        let citation = json!({
+            "source": { "source_id": "s2", "media_type": "application/pdf", "title": "Q3", "filename": "q3.pdf", "provider_metadata": { "a": { "page": 4 } } },
+            "start_index": 0, "end_index": 5, "cited_text": "cold"
+        });
+        let events = [
+            ("connected", json!({})),
+            (
+                "file",
+                json!({ "task_id": "t1", "url": "data:image/png;base64,AA==", "media_type": "image/png", "reasoning": true }),
+            ),
+            (
+                "custom_part",
+                json!({ "task_id": "t1", "kind": "openai.compaction", "provider_metadata": { "openai": { "itemId": "c1" } } }),
+            ),
+            ("text", json!({ "task_id": "t1", "delta": "Cold." })),
+            (
+                "text_end",
+                json!({ "task_id": "t1", "citations": [citation, { "source": { "source_id": "s1", "url": "https://e.com" } }] }),
+            ),
+            ("text", json!({ "task_id": "t1", "delta": "More." })),
+        ];
+        let v7 = AiSdkMajor::parse("7").expect("a version");
+        let cited = json!([
+            {
+                "source": { "type": "source", "sourceType": "document", "id": "s2", "mediaType": "application/pdf", "title": "Q3", "filename": "q3.pdf", "providerMetadata": { "a": { "page": 4 } } },
+                "startIndex": 0, "endIndex": 5, "citedText": "cold"
+            },
+            { "source": { "type": "source", "sourceType": "url", "id": "s1", "url": "https://e.com" } }
+        ]);
+        assert_eq!(
+            parts_for(v7, &events),
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "start-step" }),
+                json!({ "type": "reasoning-file", "url": "data:image/png;base64,AA==", "mediaType": "image/png" }),
+                json!({ "type": "custom", "kind": "openai.compaction", "providerMetadata": { "openai": { "itemId": "c1" } } }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "Cold." }),
+                json!({ "type": "text-end", "id": "text", "citations": cited }),
+                json!({ "type": "text-start", "id": "text-2" }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": "More." }),
+            ]
+        );
+        // An earlier reader: no v7 kinds, and the end only parts the text.
+        for earlier in ["5", "6"] {
+            let client = AiSdkMajor::parse(earlier).expect("a version");
+            assert_eq!(
+                parts_for(client, &events),
+                [
+                    json!({ "type": "start", "messageId": "t1" }),
+                    json!({ "type": "start-step" }),
+                    json!({ "type": "text-start", "id": "text" }),
+                    json!({ "type": "text-delta", "id": "text", "delta": "Cold." }),
+                    json!({ "type": "text-end", "id": "text" }),
+                    json!({ "type": "text-start", "id": "text-2" }),
+                    json!({ "type": "text-delta", "id": "text-2", "delta": "More." }),
+                ],
+                "{earlier}"
+            );
+        }
     }
 }

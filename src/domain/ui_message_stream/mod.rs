@@ -231,7 +231,9 @@ impl UiMessageTranslator {
             "tool_call" => self.tool_call(data, out),
             "tool_result" => self.tool_result(data, out),
             "tool_approval" => self.tool_approval(data, out),
-            "source" | "file" | "data_part" => self.answer_part(event_type, data, out),
+            "source" | "file" | "data_part" | "custom_part" => {
+                self.answer_part(event_type, data, out)
+            }
             // What the app said of the message: the SDK merges it into the
             // message's `metadata`, wherever it comes.
             MESSAGE_METADATA_EVENT_TYPE => {
@@ -245,29 +247,27 @@ impl UiMessageTranslator {
             }
             "text_end" | "reasoning_end" => {
                 let kind = TextKind::of_end_event_type(event_type).expect("a kind of text");
-                match data
-                    .get("provider_metadata")
-                    .filter(|said| said.is_object())
-                {
-                    // The part's end with what its provider said of it: of
-                    // the part open, or of one that held no text (a
-                    // provider's redacted thinking), begun for it.
-                    Some(_) => {
-                        self.begin_step(out);
-                        self.open_part(kind, out);
-                        if let Some((kind, id)) = self.open.take() {
-                            let mut end =
-                                serde_json::to_value(TextPart::new(kind, &id, Phase::End))
-                                    .expect("a part serializes");
-                            provider_metadata(data, &mut end);
-                            part(out, &end);
+                let said = data.get("provider_metadata").is_some_and(Value::is_object);
+                let cites = self.client.has_cited_and_custom_parts()
+                    && data.get("citations").is_some_and(Value::is_array);
+                if said || cites {
+                    // The part's end with what its provider said of it and
+                    // what its text cites: of the part open, or of one that
+                    // held no text (a provider's redacted thinking), begun
+                    // for it.
+                    self.begin_step(out);
+                    self.open_part(kind, out);
+                    if let Some((kind, id)) = self.open.take() {
+                        let mut end = serde_json::to_value(TextPart::new(kind, &id, Phase::End))
+                            .expect("a part serializes");
+                        if cites {
+                            end["citations"] = answer_parts::citations(&data["citations"]);
                         }
+                        provider_metadata(data, &mut end);
+                        part(out, &end);
                     }
-                    None => {
-                        if self.open.as_ref().is_some_and(|(open, _)| *open == kind) {
-                            self.end_part(out);
-                        }
-                    }
+                } else if self.open.as_ref().is_some_and(|(open, _)| *open == kind) {
+                    self.end_part(out);
                 }
             }
             // A step's end with no step open says nothing.

@@ -217,8 +217,29 @@ export interface FileData {
   task_id: string;
   url: string;
   media_type: string;
+  /** The model made it in its reasoning (an AI SDK 7 `reasoning-file`), not as part of the answer. */
+  reasoning?: true;
   /** What the model's provider said of it (an AI SDK upload's `providerMetadata`), as it said it. */
   provider_metadata?: Record<string, Record<string, unknown>>;
+}
+
+/** A `custom_part` event's data: content of a kind only the model's provider knows (an AI SDK 7 `custom` part). */
+export interface CustomPartData {
+  task_id: string;
+  /** `<provider>.<kind>`, e.g. `openai.compaction`. */
+  kind: string;
+  provider_metadata?: Record<string, Record<string, unknown>>;
+}
+
+/** A source a text part cites, and where (on a `text_end` event's `citations`). */
+export interface CitationData {
+  /** As a `source` event's data, without its `task_id`. */
+  source: Omit<SourceData, "task_id">;
+  /** The cited characters of the part's text, as its provider counts them. */
+  start_index?: number;
+  end_index?: number;
+  /** The passage of the source the text quotes. */
+  cited_text?: string;
 }
 
 /**
@@ -366,9 +387,13 @@ export interface SseClientOptions {
   onReasoning?: (delta: string, data: { delta?: string; task_id?: string; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /**
    * `text_end` events: the answer's text so far is a part of its own; the next `text` begins another.
-   * `provider_metadata`: what the model's provider said of the part (an AI SDK upload's `providerMetadata`).
+   * `provider_metadata`: what the model's provider said of the part (an AI SDK upload's `providerMetadata`);
+   * `citations`: the sources the part's text cites (an AI SDK 7 `text-end`'s `citations`).
    */
-  onTextEnd?: (data: { task_id?: string; provider_metadata?: Record<string, Record<string, unknown>>; [key: string]: unknown }, event: MessageEvent<string>) => void;
+  onTextEnd?: (
+    data: { task_id?: string; provider_metadata?: Record<string, Record<string, unknown>>; citations?: CitationData[]; [key: string]: unknown },
+    event: MessageEvent<string>,
+  ) => void;
   /** `reasoning_end` events: the same for the model's reasoning (a thought with no text may have one, for its `provider_metadata`). */
   onReasoningEnd?: (data: { task_id?: string; provider_metadata?: Record<string, Record<string, unknown>>; [key: string]: unknown }, event: MessageEvent<string>) => void;
   /** `tool_call` events: the model asked for the tool `tool_name` to be run with `input`. */
@@ -383,6 +408,8 @@ export interface SseClientOptions {
   onFile?: (data: FileData, event: MessageEvent<string>) => void;
   /** `data_part` events: an app's own data part. */
   onDataPart?: (data: DataPartData, event: MessageEvent<string>) => void;
+  /** `custom_part` events: content of a kind only the model's provider knows. */
+  onCustomPart?: (data: CustomPartData, event: MessageEvent<string>) => void;
   /** `step_end` events: one step of an agent's answer ended (`data.result`: why, and its usage). */
   onStepEnd?: (data: StepEndData, event: MessageEvent<string>) => void;
   /** `message_metadata` events: what the app said of the answer's message (`data.metadata`). */

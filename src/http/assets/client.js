@@ -105,6 +105,7 @@ const CALLBACK_EVENTS = [
   "source",
   "file",
   "data_part",
+  "custom_part",
   "step_end",
   "message_metadata",
 ];
@@ -190,7 +191,9 @@ export class SseClient {
    * @param {function} [options.onReasoning]  (delta, data, event) for `reasoning`: a piece of the
    *   model's thinking, apart from the answer
    * @param {function} [options.onTextEnd]  (data, event) for `text_end`: the answer's text so far is
-   *   a part of its own (a paragraph its producer wrote apart); the next `text` begins another
+   *   a part of its own (a paragraph its producer wrote apart); the next `text` begins another.
+   *   `data.citations`, when there, are the sources the part's text cites (`source`, as a `source`
+   *   event's data, and `start_index`, `end_index`, `cited_text` where its provider says them)
    * @param {function} [options.onReasoningEnd]  (data, event) for `reasoning_end`: the same for the
    *   reasoning
    * @param {function} [options.onToolCall]  (data, event) for `tool_call`: the model asked for a tool
@@ -202,9 +205,11 @@ export class SseClient {
    * @param {function} [options.onSource]  (data, event) for `source`: a source the answer cites
    *   (`data.source_id`, `url`, or `media_type` and `filename` of a document; `title`)
    * @param {function} [options.onFile]  (data, event) for `file`: a file the model made (`data.url`,
-   *   often a `data:` URL, and `media_type`)
+   *   often a `data:` URL, and `media_type`; `reasoning: true` when made in its reasoning)
    * @param {function} [options.onDataPart]  (data, event) for `data_part`: an app's own data part
    *   (`data.name`, `data`, `id` when a later one replaces it, `transient` when it is not kept)
+   * @param {function} [options.onCustomPart]  (data, event) for `custom_part`: content of a kind only
+   *   the model's provider knows (`data.kind`, and `provider_metadata`)
    * @param {function} [options.onStepEnd]  (data, event) for `step_end`: one step of an agent's
    *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
    * @param {function} [options.onMessageMetadata]  (data, event) for `message_metadata`: what the
@@ -496,7 +501,7 @@ export class SseClient {
     }
     const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval, onStepEnd } =
       this.options;
-    const { onSource, onFile, onDataPart, onTextEnd, onReasoningEnd, onMessageMetadata } = this.options;
+    const { onSource, onFile, onDataPart, onCustomPart, onTextEnd, onReasoningEnd, onMessageMetadata } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -575,6 +580,9 @@ export class SseClient {
         break;
       case "data_part":
         if (onDataPart) onDataPart(data, event);
+        break;
+      case "custom_part":
+        if (onCustomPart) onCustomPart(data, event);
         break;
       case "step_end":
         if (onStepEnd) onStepEnd(data, event);

@@ -134,8 +134,14 @@ export interface TaskStreamResult extends StreamControls {
   toolCalls: ToolCall[];
   /** The sources the answer cites, in the order they came (one per `source_id`). */
   sources: AnswerSource[];
+  /** The sources each text part cites, and where, in the order they came (an AI SDK 7 text part's `citations`). */
+  citations: AnswerCitation[];
   /** The files the model made, in the order they came. */
   files: AnswerFile[];
+  /** The files the model made in its reasoning (AI SDK 7 `reasoning-file` parts), in the order they came. */
+  reasoningFiles: AnswerFile[];
+  /** Content of kinds only the model's provider knows (AI SDK 7 `custom` parts), in the order they came. */
+  customParts: AnswerCustomPart[];
   /** The app's own data parts, in the order they began; a later one of the same name and id replaced its data. Transient ones are not kept (see `onData`). */
   dataParts: AnswerDataPart[];
   /**
@@ -171,6 +177,23 @@ export interface AnswerSource {
   /** A document's media type; absent for a web page. */
   mediaType?: string;
   filename?: string;
+}
+
+/** A source a text part cites. */
+export interface AnswerCitation {
+  /** The index in `textParts` of the part whose text cites it. */
+  textPart: number;
+  source: AnswerSource;
+  startIndex?: number;
+  endIndex?: number;
+  citedText?: string;
+}
+
+/** Content of a kind only the model's provider knows. */
+export interface AnswerCustomPart {
+  /** `<provider>.<kind>`, e.g. `openai.compaction`. */
+  kind: string;
+  providerMetadata?: Record<string, Record<string, unknown>>;
 }
 
 /** A file the model made. */

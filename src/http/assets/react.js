@@ -236,6 +236,27 @@ function withApproval(calls, data) {
   );
 }
 
+/** A citation as a `text_end` event says it, as the AI SDK names its fields; `textPart` its part's index. */
+function citationOf(data, textPart) {
+  const citation = { textPart, source: withSource([], data.source || {})[0] };
+  for (const [ours, theirs] of [["start_index", "startIndex"], ["end_index", "endIndex"], ["cited_text", "citedText"]]) {
+    if (data[ours] !== undefined) citation[theirs] = data[ours];
+  }
+  return citation;
+}
+
+/**
+ * The state after a `text_end` (`end` its data): the open part ends, with the sources it cites
+ * (a part that holds no text yet begins, empty, for them, as in the AI SDK's message).
+ */
+function withTextEnd(state, end) {
+  const cited = end && Array.isArray(end.citations) ? end.citations.filter(isPlainObject) : [];
+  if (!cited.length) return { ...state, textPartEnded: true };
+  const textParts = state.textParts.length && !state.textPartEnded ? state.textParts : [...state.textParts, ""];
+  const at = textParts.length - 1;
+  return { ...state, textParts, textPartEnded: true, citations: [...state.citations, ...cited.map((c) => citationOf(c, at))] };
+}
+
 /** The text's parts after `delta`: appended to the last, or a new one after a part's end. */
 function withText(state, delta) {
   const parts = state.textParts;
@@ -270,7 +291,12 @@ function noAnswer() {
     reasoning: "",
     toolCalls: [],
     sources: [],
+    // The sources each text part cites, where (`textPart`: its index in `textParts`).
+    citations: [],
     files: [],
+    // Files the model made in its reasoning, and content only its provider knows.
+    reasoningFiles: [],
+    customParts: [],
     dataParts: [],
     steps: [],
     // What the app said of the message, merged (null until it says something).
@@ -338,7 +364,7 @@ export function useTaskStream(taskId, options = {}) {
           update((s) => ({ ...s, text: s.text + delta, textParts: withText(s, delta), textPartEnded: false }));
         }
       },
-      onTextEnd: () => update((s) => ({ ...s, textPartEnded: true })),
+      onTextEnd: (_, end) => update((s) => withTextEnd(s, end)),
       // What ends the open part of text where the UI message stream ends
       // it (thinking, a tool event, a step's end), so `textParts` are the
       // parts `useChat` shows.
@@ -376,9 +402,16 @@ export function useTaskStream(taskId, options = {}) {
         if (source && typeof source.source_id === "string") update((s) => ({ ...s, sources: withSource(s.sources, source) }));
       },
       onFile: (_, file) => {
-        if (file && typeof file.url === "string") {
-          update((s) => ({ ...s, files: [...s.files, { url: file.url, mediaType: file.media_type }] }));
-        }
+        if (!file || typeof file.url !== "string") return;
+        const made = { url: file.url, mediaType: file.media_type };
+        if (file.reasoning === true) update((s) => ({ ...s, reasoningFiles: [...s.reasoningFiles, made] }));
+        else update((s) => ({ ...s, files: [...s.files, made] }));
+      },
+      onCustomPart: (_, custom) => {
+        if (!custom || typeof custom.kind !== "string") return;
+        const part = { kind: custom.kind };
+        if (isPlainObject(custom.provider_metadata)) part.providerMetadata = custom.provider_metadata;
+        update((s) => ({ ...s, customParts: [...s.customParts, part] }));
       },
       onDataPart: (opts, part) => {
         if (!part || typeof part.name !== "string") return;
@@ -442,7 +475,10 @@ export function useTaskStream(taskId, options = {}) {
     reasoning: current.reasoning,
     toolCalls: current.toolCalls,
     sources: current.sources,
+    citations: current.citations,
     files: current.files,
+    reasoningFiles: current.reasoningFiles,
+    customParts: current.customParts,
     dataParts: current.dataParts,
     steps: current.steps,
     messageMetadata: current.messageMetadata,

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, string_field};
 use crate::domain::{
-    AnswerPart, FinishReason, TextKind, ToolEvent, ToolFlags, ToolLabels, ToolOutcome,
-    checked_message_metadata, checked_provider_metadata,
+    AnswerPart, Citation, FinishReason, PartEndSaid, TextKind, ToolEvent, ToolFlags, ToolLabels,
+    ToolOutcome, checked_message_metadata, checked_provider_metadata,
 };
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
@@ -77,7 +77,13 @@ fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
         }
         "abort" => Instruction::Cancel,
         // The text that follows (after a source, say) is a part of its own.
-        "text-end" => Instruction::TextEnd(TextKind::Answer, None),
+        "text-end" => {
+            let said = PartEndSaid {
+                provider_metadata: None,
+                citations: citations(value)?,
+            };
+            Instruction::TextEnd(TextKind::Answer, PartEndSaid::joined(Some(said), None))
+        }
         "reasoning-end" => Instruction::TextEnd(TextKind::Reasoning, None),
         // One model call of a multi-step answer ended; the next may follow
         // (`start-step` is where it begins: nothing to keep).
@@ -92,7 +98,9 @@ fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
             let read = EventRead::one(Instruction::Nothing, Some(Dialect::AiSdk));
             return Ok(read.with_tools(vec![ToolPiece::Whole(tool)]));
         }
-        "source-url" | "source-document" | "file" => Instruction::Part(answer_part(kind, value)?),
+        "source-url" | "source-document" | "file" | "reasoning-file" | "custom" => {
+            Instruction::Part(answer_part(kind, value)?)
+        }
         // An app's own part (`writer.write({type: "data-…"})`). Ours,
         // `data-progress` under the id `progress`, is what the task's
         // progress already says: kept once, as progress.
@@ -182,32 +190,83 @@ fn message_metadata(kind: &str, value: &Value) -> Result<Option<Instruction>, St
     Ok(said.map(Instruction::MessageMetadata))
 }
 
-/// A source the answer cites, or a file it made.
+/// A source the answer cites, a file it made (in its reasoning, perhaps),
+/// or a provider's own kind of content.
 fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
     let what = format!("a {kind} part");
-    let optional = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
     let part = match kind {
-        "source-url" => {
-            let id = string_field(value, "sourceId", &what)?;
-            let url = string_field(value, "url", &what)?;
-            AnswerPart::url_source(&id, &url, optional("title"), &what)
-        }
-        "source-document" => {
-            let id = string_field(value, "sourceId", &what)?;
-            let media_type = string_field(value, "mediaType", &what)?;
-            let title = string_field(value, "title", &what)?;
-            AnswerPart::document_source(&id, &media_type, &title, optional("filename"), &what)
-        }
+        "source-url" | "source-document" => source(kind, "sourceId", value, &what),
+        "custom" => AnswerPart::custom(&string_field(value, "kind", &what)?, &what),
         _ => {
             let url = string_field(value, "url", &what)?;
-            AnswerPart::file(&url, &string_field(value, "mediaType", &what)?, &what)
+            let media_type = string_field(value, "mediaType", &what)?;
+            if kind == "reasoning-file" {
+                AnswerPart::reasoning_file(&url, &media_type, &what)
+            } else {
+                AnswerPart::file(&url, &media_type, &what)
+            }
         }
     }?;
     Ok(part.with_provider_metadata(provider_metadata(value, || what)?))
 }
 
-/// The UI message stream's part kinds that carry nothing a task keeps.
+/// A source citing a URL (`kind` `source-url`) or a document, its id under
+/// `id_field`.
+fn source(kind: &str, id_field: &str, value: &Value, what: &str) -> Result<AnswerPart, String> {
+    let optional = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+    let id = string_field(value, id_field, what)?;
+    if kind == "source-url" {
+        let url = string_field(value, "url", what)?;
+        return AnswerPart::url_source(&id, &url, optional("title"), what);
+    }
+    let media_type = string_field(value, "mediaType", what)?;
+    let title = string_field(value, "title", what)?;
+    AnswerPart::document_source(&id, &media_type, &title, optional("filename"), what)
+}
+
+/// A `text-end` part's `citations` (AI SDK 7), checked as the SDK's own
+/// schema checks them, so that no reader of the task's stream refuses it.
+fn citations(value: &Value) -> Result<Vec<Citation>, String> {
+    let Some(said) = value.get("citations").filter(|said| !said.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Some(said) = said.as_array() else {
+        return Err("a text-end part's citations must be an array".into());
+    };
+    said.iter().map(citation).collect()
+}
+
+fn citation(value: &Value) -> Result<Citation, String> {
+    const WHAT: &str = "a text-end part's citation";
+    let said = value.get("source").filter(|source| source.is_object());
+    let cited = said.ok_or_else(|| format!("{WHAT} needs its source as an object"))?;
+    let kind = match cited.get("sourceType").and_then(Value::as_str) {
+        Some("url") => "source-url",
+        Some("document") => "source-document",
+        _ => return Err(format!("{WHAT}'s sourceType must be url or document")),
+    };
+    let source = source(kind, "id", cited, WHAT)?
+        .with_provider_metadata(provider_metadata(cited, || WHAT.to_owned())?);
+    let index = |name: &str| match value.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(index) => index
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("{WHAT}'s {name} must be a whole number, 0 or more")),
+    };
+    let cited_text = match value.get("citedText") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => return Err(format!("{WHAT}'s citedText must be a string")),
+    };
+    let (start, end) = (index("startIndex")?, index("endIndex")?);
+    Citation::new(source, start, end, cited_text, WHAT)
+}
+
+/// The UI message stream's part kinds that carry nothing a task keeps
+/// (`reset-step` and `steering-message` among them: see `ai-sdk.md`).
 fn is_ai_sdk_kind(kind: &str) -> bool {
     const PREFIXES: [&str; 6] = ["text-", "reasoning-", "tool-", "source-", "data-", "file"];
-    kind == "start-step" || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
+    matches!(kind, "start-step" | "reset-step" | "steering-message")
+        || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
 }

@@ -8,6 +8,7 @@ mod ai_sdk_steps;
 mod ai_sdk_tools;
 mod answer_parts;
 mod chats;
+mod cited_parts;
 mod continued;
 mod message_metadata;
 mod sequences;

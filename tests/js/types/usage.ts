@@ -48,7 +48,9 @@ const client = new SseClient("/sse/events", {
   onToolCall: (call) => console.log(call.tool_call_id, call.tool_name, call.input),
   onToolResult: (answer) => console.log(answer.tool_call_id, answer.output ?? answer.error?.toUpperCase()),
   onToolApproval: (approval) => console.log(approval.tool_call_id, approval.approval_id.length),
-  onTextEnd: (end) => console.log(end.task_id),
+  onTextEnd: (end) => console.log(end.task_id, end.citations?.map((c) => `${c.source.source_id} ${c.cited_text ?? ""} ${c.start_index ?? 0}`)),
+  onFile: (file) => console.log(file.reasoning === true ? "thought" : "made", file.media_type),
+  onCustomPart: (part) => console.log(part.kind.split(".")[0], part.provider_metadata),
   onReasoningEnd: (end) => console.log(end.task_id),
   onStepEnd: (step) => console.log(step.task_id, step.result?.finish_reason, step.result?.usage?.output_tokens),
   onError: (error, data) => console.log(error.message, data?.status),
@@ -117,6 +119,12 @@ export function Answer(taskId: string | null) {
   const shown: string = text.trim();
   const thinking: string = generation.reasoning;
   const paragraphs: string[] = generation.textParts;
+  const footnotes: string[] = generation.citations.map(
+    (c) => `${paragraphs[c.textPart] ?? ""} [${c.source.url ?? c.source.title ?? c.source.id}] ${c.citedText ?? ""} ${c.startIndex ?? 0}-${c.endIndex ?? 0}`,
+  );
+  const sketches: string[] = generation.reasoningFiles.map((file) => `${file.mediaType} ${file.url}`);
+  const providerKinds: string[] = generation.customParts.map((part) => `${part.kind} ${Object.keys(part.providerMetadata ?? {})}`);
+  console.log(footnotes, sketches, providerKinds);
   const tools: string[] = generation.toolCalls.map((call) =>
     call.state === "failed" ? `${call.name}: ${call.error ?? ""}` : `${call.name} ${call.state}`,
   );

@@ -318,3 +318,71 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
         fail("Rate limit reached")
     );
 }
+
+/// What `ai` 7 added: a text end's `citations`, `reasoning-file` and
+/// `custom` parts are kept; `reset-step` and `steering-message` are known
+/// and skipped (see `ai-sdk.md`).
+#[test]
+fn an_ai_sdk_7_streams_citations_reasoning_files_and_custom_parts_are_kept() {
+    let cited = read(
+        r#"{"type":"text-end","id":"t1","citations":[{"source":{"type":"source","sourceType":"url","id":"s1","url":"https://e.com","title":"E"},"startIndex":0,"endIndex":4,"citedText":"cold"}]}"#,
+    );
+    let source = AnswerPart::url_source("s1", "https://e.com", Some("E".into()), "x").unwrap();
+    let citation = crate::domain::Citation::new(source, Some(0), Some(4), Some("cold".into()), "x");
+    let said = crate::domain::PartEndSaid {
+        provider_metadata: None,
+        citations: vec![citation.unwrap()],
+    };
+    assert_eq!(
+        cited,
+        (
+            Instruction::TextEnd(TextKind::Answer, Some(said)),
+            Some(Dialect::AiSdk)
+        )
+    );
+    let file = read(
+        r#"{"type":"reasoning-file","url":"data:image/png;base64,AA==","mediaType":"image/png"}"#,
+    );
+    let made = AnswerPart::reasoning_file("data:image/png;base64,AA==", "image/png", "x").unwrap();
+    assert_eq!(file, (Instruction::Part(made), Some(Dialect::AiSdk)));
+    let custom = read(
+        r#"{"type":"custom","kind":"openai.compaction","providerMetadata":{"openai":{"itemId":"c1"}}}"#,
+    );
+    let own = AnswerPart::custom("openai.compaction", "x")
+        .unwrap()
+        .with_provider_metadata(Some(json!({ "openai": { "itemId": "c1" } })));
+    assert_eq!(custom, (Instruction::Part(own), Some(Dialect::AiSdk)));
+    for skipped in [
+        r#"{"type":"reset-step"}"#,
+        r#"{"type":"steering-message","id":"u1","parts":[]}"#,
+        r#"{"type":"text-end","id":"t1","citations":[]}"#,
+    ] {
+        let read = read(skipped);
+        assert_eq!(read.1, Some(Dialect::AiSdk), "{skipped}");
+        assert!(
+            matches!(
+                read.0,
+                Instruction::Nothing | Instruction::TextEnd(TextKind::Answer, None)
+            ),
+            "{skipped}"
+        );
+    }
+    for (refused, said) in [
+        (
+            r#"{"type":"text-end","id":"t1","citations":{}}"#,
+            "must be an array",
+        ),
+        (
+            r#"{"type":"text-end","id":"t1","citations":[{"source":{"type":"source","sourceType":"document","id":"s1","mediaType":"application/pdf"}}]}"#,
+            "needs title",
+        ),
+        (
+            r#"{"type":"text-end","id":"t1","citations":[{"source":{"type":"source","sourceType":"url","id":"s1","url":"u"},"citedText":3}]}"#,
+            "citedText must be a string",
+        ),
+        (r#"{"type":"custom"}"#, "needs kind"),
+    ] {
+        let error = event_stream_data(refused).unwrap_err();
+        assert!(error.contains(said), "{refused}: {error}");
+    }
+}
