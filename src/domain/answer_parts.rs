@@ -1,19 +1,26 @@
 //! What an answer carries besides its text and its tools: the sources it
 //! cites (a web page, a document), the files it made (an image; one made
 //! in its reasoning), an app's own data parts (a "searching…" status, a
-//! weather card's data) and a provider's own kinds of content (`custom`).
-//! The AI SDK streams them as `source-url`, `source-document`, `file`,
-//! `reasoning-file`, `data-*` and `custom` parts, and a chat UI renders
+//! weather card's data), a provider's own kinds of content (`custom`) and a
+//! person's messages steering a running agent (`domain::steering`). The
+//! AI SDK streams them as `source-url`, `source-document`, `file`,
+//! `reasoning-file`, `data-*`, `custom` and `steering-message` parts, and a chat UI renders
 //! them beside the text, so a task keeps each as an event of its stream,
 //! in order with its text: a viewer who joins late or resumes gets them in
 //! their place.
 
 use serde_json::{Value, json};
 
-use super::tool_events::label;
+use super::{SteeringMessage, tool_events::label};
 
 /// The event types of a task's answer parts.
-pub const ANSWER_PART_EVENT_TYPES: [&str; 4] = ["source", "file", "data_part", "custom_part"];
+pub const ANSWER_PART_EVENT_TYPES: [&str; 5] = [
+    "source",
+    "file",
+    "data_part",
+    "custom_part",
+    "steering_message",
+];
 
 /// One part of an answer beside its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +59,8 @@ pub enum AnswerPart {
         kind: String,
         provider_metadata: Option<Value>,
     },
+    /// A person's message delivered into the running answer.
+    Steering(SteeringMessage),
 }
 
 /// What a source cites.
@@ -167,7 +176,7 @@ impl AnswerPart {
             | Self::Custom {
                 provider_metadata, ..
             } => *provider_metadata = said,
-            Self::Data { .. } => {}
+            Self::Data { .. } | Self::Steering(_) => {}
         }
         self
     }
@@ -178,6 +187,7 @@ impl AnswerPart {
             Self::File { .. } => "file",
             Self::Data { .. } => "data_part",
             Self::Custom { .. } => "custom_part",
+            Self::Steering(_) => "steering_message",
         }
     }
 
@@ -193,12 +203,19 @@ impl AnswerPart {
             } => "reasoning_file",
             Self::Data { .. } => "data",
             Self::Custom { .. } => "custom",
+            Self::Steering(_) => "steering_message",
         }
     }
 
     /// The labels [`Self::kind_label`] gives.
-    pub const KIND_LABELS: [&'static str; 5] =
-        ["source", "file", "reasoning_file", "data", "custom"];
+    pub const KIND_LABELS: [&'static str; 6] = [
+        "source",
+        "file",
+        "reasoning_file",
+        "data",
+        "custom",
+        "steering_message",
+    ];
 
     /// The event's data, for the task `task_id`.
     pub fn data_of(&self, task_id: &str) -> Value {
@@ -272,6 +289,7 @@ impl AnswerPart {
                 super::add_provider_metadata(&mut data, provider_metadata.as_ref());
                 data
             }
+            Self::Steering(message) => message.fields(),
         }
     }
 }

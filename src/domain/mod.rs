@@ -14,6 +14,7 @@ pub mod producer_seq;
 pub mod provider_metadata;
 pub mod sse_frame;
 pub mod sse_parser;
+pub mod steering;
 pub mod subscription;
 pub mod task;
 pub mod task_events;
@@ -36,6 +37,7 @@ pub use part_end::{Citation, PartEndSaid};
 pub use producer_seq::ProducerSeq;
 pub use provider_metadata::{add_provider_metadata, checked_provider_metadata};
 pub use sse_parser::{SseEvent, SseParseError, SseParser, extend_held, shrink_after_long_line};
+pub use steering::{SteeringMessage, SteeringPiece};
 pub use subscription::{
     ProjectAccess, Subscription, SubscriptionView, TypeFilter, Viewer, WriteAccess,
 };

@@ -194,7 +194,7 @@ impl Task {
     /// The event types of a task's stream. Each one changes the task (its
     /// progress, its text, its end), so only the task API publishes them
     /// with a `task_id`: the task row and its stream never disagree.
-    pub const STREAM_EVENT_TYPES: [&'static str; 16] = [
+    pub const STREAM_EVENT_TYPES: [&'static str; 17] = [
         "progress",
         "text",
         "reasoning",
@@ -207,6 +207,7 @@ impl Task {
         "file",
         "data_part",
         "custom_part",
+        "steering_message",
         STEP_END_EVENT_TYPE,
         MESSAGE_METADATA_EVENT_TYPE,
         "complete",

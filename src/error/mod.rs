@@ -182,6 +182,10 @@ pub struct ErrorObject {
     /// the `Allow` header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_methods: Option<Vec<String>>,
+    /// Only for `rate_limited` and `too_many_streams`: the seconds until a
+    /// retry may pass (also in the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {

@@ -64,7 +64,8 @@ pub struct UploadQuery {
 /// answer's sources, files, data parts and providers' own parts:
 /// `{"source": {"id", "url"? | "media_type"?, "title"?, "filename"?}}`,
 /// `{"file": {"url", "media_type", "reasoning"?}}`, `{"data_part": {"name",
-/// "id"?, "data", "transient"?}}`, `{"custom_part": {"kind"}}`, the end of
+/// "id"?, "data", "transient"?}}`, `{"custom_part": {"kind"}}`,
+/// `{"steering_message": {"id", "parts"}}`, the end of
 /// a part of text: `{"text_end": {"citations"?: [{"source", "start_index"?,
 /// "end_index"?, "cited_text"?}]}}`, `{"reasoning_end": {}}`,
 /// what the app says of the answer's message: `{"message_metadata": {…}}`;
@@ -74,9 +75,9 @@ pub struct UploadQuery {
 /// Chat Completions or Responses, Anthropic Messages, Gemini) or an AI SDK
 /// UI message stream, piped straight in, each told apart by its events'
 /// shape, its tool calls kept whole (`tool_call` events), an AI SDK stream's
-/// `source-url`, `source-document`, `file`, `reasoning-file`, `data-*` and
-/// `custom` parts kept as `source`, `file`, `data_part` and `custom_part`
-/// events, its `text-end` and `reasoning-end` where they part text or say
+/// `source-url`, `source-document`, `file`, `reasoning-file`, `data-*`,
+/// `custom` and `steering-message` parts kept as `source`, `file`,
+/// `data_part`, `custom_part` and `steering_message` events, its `text-end` and `reasoning-end` where they part text or say
 /// something of it (`citations`, `providerMetadata`) as `text_end` and
 /// `reasoning_end` events, the `messageMetadata` of its `start`, `message-metadata` and
 /// `finish` parts as `message_metadata` events where it changes what is
@@ -95,6 +96,7 @@ pub struct UploadQuery {
     request_body(content((String = "application/x-ndjson"), (String = "application/jsonl"), (String = "text/event-stream")), description = "NDJSON lines, or text/event-stream (OpenAI Chat Completions or Responses, Anthropic, Gemini, AI SDK)"),
     responses(
         (status = 200, description = "The body ended; everything in it is applied", body = UploadAnswer),
+        (status = 400, description = "`?ends=` other than `task` or `step` (`invalid_query`)", body = crate::error::ErrorBody),
         (status = 404, description = "No such task", body = crate::error::ErrorBody),
         (status = 408, description = "The producer sent nothing for --body-read-timeout-secs", body = crate::error::ErrorBody),
         (status = 409, description = "The task was cancelled (`task_cancelled`, answered at once, the upload closed), is finished (`task_finished`, naming the line), or a newer upload to it took over (`upload_superseded`, at once)", body = crate::error::ErrorBody),
@@ -191,7 +193,10 @@ impl TextRequest {
 /// One of `deltas`: a string (of the answer), or a piece with its kind and
 /// sequence number.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be a string, or an object {\"delta\" or \"reasoning\": a string, \"seq\"?: a whole number}"
+)]
 pub enum DeltaItem {
     Text(String),
     Numbered(NumberedDelta),

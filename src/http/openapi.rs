@@ -35,7 +35,9 @@ use utoipa::{
             `Retry-After` where a retry can help. The document describes the broker that \
             serves it: with authentication on, operations that need a token list 401 and \
             403 and their security; a token goes in `Authorization: Bearer`, else the \
-            `access_token` query parameter, else (reads only) the `sse_token` cookie.",
+            `access_token` query parameter, else (reads only) the `sse_token` cookie. With \
+            authentication off no operation answers 403, and only a stream opened with an \
+            unknown, used or expired `?ticket=` answers 401.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(crate::error::ErrorBody))
@@ -91,6 +93,8 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
             let open = is_open(path, operation, reads);
             if auth_enabled && !open {
                 secure(operation, reads);
+            } else if !auth_enabled {
+                unsecured(operation);
             }
             limits_and_outages(path, operation, method, open);
             constrain_path_ids(path, operation);
@@ -299,6 +303,25 @@ fn is_open(path: &str, operation: &Operation, reads: bool) -> bool {
         .as_ref()
         .is_some_and(|tags| tags.iter().any(|tag| tag == "assets"));
     ["/health", "/metrics", "/openapi.json"].contains(&path) || (asset && reads)
+}
+
+/// An operation of a broker with authentication off: no token is asked
+/// for, so none of the 401 and 403 its handler lists for a broker with it
+/// on, but for a stream open's `?ticket=`, which is still checked.
+fn unsecured(operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    responses.remove("403");
+    let takes_ticket =
+        operation.parameters.iter().flatten().any(
+            |parameter| matches!(parameter, RefOr::T(parameter) if parameter.name == "ticket"),
+        );
+    if responses.remove("401").is_some() && takes_ticket {
+        may_answer(
+            operation,
+            "401",
+            "An unknown, used or expired `?ticket=` (`unauthorized`)",
+        );
+    }
 }
 
 fn secure(operation: &mut Operation, reads: bool) {

@@ -57,6 +57,7 @@ fn is_publish_scoped(path: &str, method: &str) -> bool {
     method != "get"
         && method != "head"
         && (path.starts_with("/tasks")
+            || path.starts_with("/chats/")
             || ["/sse/publish", "/sse/test-event", "/demo/generations"].contains(&path))
 }
 

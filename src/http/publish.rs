@@ -94,7 +94,8 @@ async fn check_task_targets(
                 ErrorCode::InvalidField,
                 format!(
                     "{}a `{}` event with task_id changes the task: send it through the task API \
-                     (PATCH /tasks/{{id}}, POST /tasks/{{id}}/text, /complete, /fail or /cancel)",
+                     (PATCH /tasks/{{id}}, POST /tasks/{{id}}/text, /complete, /fail, /cancel, \
+                     or an upload to POST /tasks/{{id}}/stream)",
                     at(position),
                     event.event_type
                 ),

@@ -1,15 +1,19 @@
 //! An upload's NDJSON lines for what an answer carries besides its text:
 //! `{"source": {"id", "url"?, "title"?, "media_type"?, "filename"?}}`,
 //! `{"file": {"url", "media_type", "reasoning"?}}`, `{"data_part":
-//! {"name", "id"?, "data", "transient"?}}` and `{"custom_part": {"kind"}}`,
-//! as the AI SDK's `source-url` / `source-document`, `file` /
-//! `reasoning-file`, `data-*` and `custom` parts say them; and the ends of
-//! parts of text (`{"text_end": {"citations"?}}`, `{"reasoning_end": {}}`).
+//! {"name", "id"?, "data", "transient"?}}`, `{"custom_part": {"kind"}}`
+//! and `{"steering_message": {"id", "parts"}}`, as the AI SDK's
+//! `source-url` / `source-document`, `file` / `reasoning-file`, `data-*`,
+//! `custom` and `steering-message` parts say them; and the ends of parts
+//! of text (`{"text_end": {"citations"?}}`, `{"reasoning_end": {}}`).
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::{AnswerPart, Citation, PartEndSaid, TextKind, checked_provider_metadata};
+use crate::domain::{
+    AnswerPart, Citation, PartEndSaid, SteeringMessage, SteeringPiece, TextKind,
+    checked_provider_metadata,
+};
 
 /// A line's `provider_metadata`, checked (see `domain::provider_metadata`).
 pub(super) fn said(metadata: Option<Value>, what: &str) -> Result<Option<Value>, String> {
@@ -50,6 +54,30 @@ pub(super) struct FileBody {
 pub(super) struct CustomPartBody {
     kind: String,
     provider_metadata: Option<Value>,
+}
+
+/// A person's message delivered into the running answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SteeringMessageBody {
+    id: String,
+    parts: Vec<SteeringPieceBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum SteeringPieceBody {
+    Text {
+        text: String,
+        provider_metadata: Option<Value>,
+    },
+    File {
+        media_type: String,
+        url: String,
+        filename: Option<String>,
+        provider_reference: Option<Value>,
+        provider_metadata: Option<Value>,
+    },
 }
 
 /// `{"text_end": {}}`: the part of text written so far ends; the next text
@@ -124,6 +152,40 @@ impl CustomPartBody {
         const WHAT: &str = "a custom_part";
         Ok(AnswerPart::custom(&self.kind, WHAT)?
             .with_provider_metadata(said(self.provider_metadata, WHAT)?))
+    }
+}
+
+impl SteeringMessageBody {
+    pub(super) fn into_part(self) -> Result<AnswerPart, String> {
+        const WHAT: &str = "a steering_message";
+        let parts = self
+            .parts
+            .into_iter()
+            .map(|piece| match piece {
+                SteeringPieceBody::Text {
+                    text,
+                    provider_metadata,
+                } => Ok(SteeringPiece::Text {
+                    text,
+                    provider_metadata: said(provider_metadata, WHAT)?,
+                }),
+                SteeringPieceBody::File {
+                    media_type,
+                    url,
+                    filename,
+                    provider_reference,
+                    provider_metadata,
+                } => {
+                    Ok(
+                        SteeringPiece::file(&media_type, &url, filename, provider_reference, WHAT)?
+                            .with_provider_metadata(said(provider_metadata, WHAT)?),
+                    )
+                }
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(AnswerPart::Steering(SteeringMessage::new(
+            &self.id, parts, WHAT,
+        )?))
     }
 }
 

@@ -25,7 +25,9 @@ use serde_json::{Map, Value};
 
 pub use super::tool_lines::{MAX_CREATED_ANSWERS, ToolResultBody, continued_answers};
 use super::{
-    answer_part_lines::{CustomPartBody, DataPartBody, FileBody, PartEndBody, SourceBody},
+    answer_part_lines::{
+        CustomPartBody, DataPartBody, FileBody, PartEndBody, SourceBody, SteeringMessageBody,
+    },
     tasks::Delta,
     tool_lines::{ToolApprovalBody, ToolCallBody},
 };
@@ -208,16 +210,21 @@ struct NdJsonLine {
     file: Option<FileBody>,
     data_part: Option<DataPartBody>,
     custom_part: Option<CustomPartBody>,
+    steering_message: Option<SteeringMessageBody>,
     message_metadata: Option<Value>,
 }
 
-/// A `complete` or a `step_end`: how the answer or the step ended.
+/// A `complete` or a `step_end`: how the answer or the step ended. A field
+/// it does not know is refused, as every other line's: a misspelt
+/// `result` would be lost without a word.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CompleteBody {
     result: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FailBody {
     error: String,
 }
@@ -225,7 +232,7 @@ struct FailBody {
 /// The kinds of line a producer writes, as refusals list them.
 const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
                      tool_approval, step_end, text_end, reasoning_end, source, file, data_part, \
-                     custom_part or message_metadata";
+                     custom_part, steering_message or message_metadata";
 
 /// Reads one NDJSON line (without its line end). An empty line is nothing.
 pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
@@ -253,6 +260,7 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         parsed.file.is_some(),
         parsed.data_part.is_some(),
         parsed.custom_part.is_some(),
+        parsed.steering_message.is_some(),
         parsed.message_metadata.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
@@ -297,6 +305,8 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
         Instruction::Part(data.into_part()?)
     } else if let Some(custom) = parsed.custom_part {
         Instruction::Part(custom.into_part()?)
+    } else if let Some(message) = parsed.steering_message {
+        Instruction::Part(message.into_part()?)
     } else if let Some(approval) = parsed.tool_approval {
         Instruction::Tool(approval.into_tool_event()?)
     } else if let Some(said) = parsed.message_metadata {
@@ -332,6 +342,19 @@ mod tests {
                 result: Some(reason)
             })
         );
+    }
+
+    #[test]
+    fn an_end_line_with_a_field_it_does_not_know_is_refused_naming_it() {
+        for (line, field) in [
+            (r#"{"complete": {"reslt": {"tokens": 4}}}"#, "reslt"),
+            (r#"{"fail": {"error": "e", "code": 1}}"#, "code"),
+            (r#"{"step_end": {"result": {}, "x": 1}}"#, "x"),
+        ] {
+            let refused = ndjson_line(line).unwrap_err();
+            assert!(refused.contains(field), "{line}: {refused}");
+        }
+        assert!(ndjson_line(r#"{"complete": {}}"#).is_ok());
     }
 
     #[test]

@@ -713,7 +713,9 @@ mod tests {
         let (_, error, _) = read_whole(UploadFormat::EventStream, lines);
         assert!(error.expect("refused").contains("application/x-ndjson"));
         let (_, error, _) = read_whole(UploadFormat::EventStream, "{\"ok\": true}");
-        assert!(error.expect("refused").contains("a JSON document"));
+        let error = error.expect("refused");
+        assert!(error.contains("a JSON document"), "{error}");
+        assert!(error.contains("as application/x-ndjson"), "{error}");
         // A comment or a field name first is a stream.
         let (got, error, _) = read_whole(UploadFormat::EventStream, ": hi\n\ndata: [DONE]\n\n");
         assert_eq!(

@@ -66,7 +66,10 @@ pub(super) fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>
 pub(super) fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
     let text = std::str::from_utf8(document).map_err(|_| not_a_stream("JSON that is not UTF-8"))?;
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => provider_error(&value).ok_or_else(|| not_a_stream("a JSON document")),
+        // One line of an SDK's JSON lines reads as one document.
+        Ok(value) => provider_error(&value).ok_or_else(|| {
+            not_a_stream("a JSON document (a JSON line? send JSON lines as application/x-ndjson)")
+        }),
         Err(_)
             if text
                 .lines()

@@ -191,6 +191,29 @@ async fn an_upload_that_completes_its_task_itself_is_answered_200_at_its_end() {
 }
 
 #[actix_web::test]
+async fn a_delta_of_the_wrong_shape_in_deltas_is_refused_saying_what_it_must_be() {
+    let app = spawn_app().await;
+    create(&app, "bad-deltas").await;
+    for body in [
+        json!({"deltas": [5]}),
+        json!({"deltas": ["ok", {"delta": 5}]}),
+        json!({"deltas": [{"x": 1}]}),
+    ] {
+        let response = app.post_json("/tasks/bad-deltas/text", &body).await;
+        let error = assert_error(response, 422, "invalid_field").await;
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("deltas["), "{body}: {message}");
+        assert!(
+            message.contains("must be a string, or an object"),
+            "{body}: {message}"
+        );
+    }
+    // A delta would have set it running: nothing of a refused request is kept.
+    let task = app.get_json("/tasks/bad-deltas").await;
+    assert_eq!(task["status"], "pending", "{task}");
+}
+
+#[actix_web::test]
 async fn a_seq_beyond_what_the_store_keeps_is_refused_in_every_form() {
     let app = spawn_app().await;
     create(&app, "big-seq").await;

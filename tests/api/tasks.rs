@@ -493,6 +493,7 @@ async fn a_task_runs_from_pending_to_completed_and_its_stream_shows_every_change
             "reasoning",
             "reasoning_end",
             "source",
+            "steering_message",
             "step_end",
             "text",
             "text_end",

@@ -206,13 +206,15 @@ test("useTaskStream keeps an answer's sources, files and data parts as the AI SD
   assert.deepEqual([result.current.sources, result.current.files, result.current.dataParts], [[], [], []]);
 });
 
-test("useTaskStream keeps what AI SDK 7 adds: each text part's citations, reasoning files apart, and custom parts", () => {
+test("useTaskStream keeps what AI SDK 7 adds: each text part's citations, reasoning files apart, custom parts, steering messages", () => {
   const { result } = renderTask("gen-c");
   send(() => latest().emit("connected", { connection_id: "c1" }));
   const at = (data) => ({ task_id: "gen-c", ...data });
   send(() => latest().emit("reasoning", at({ delta: "A chart helps." }), "2"));
   send(() => latest().emit("file", at({ url: "data:image/png;base64,AA==", media_type: "image/png", reasoning: true }), "3"));
   send(() => latest().emit("custom_part", at({ kind: "openai.compaction", provider_metadata: { openai: { itemId: "c1" } } }), "4"));
+  const steered = { id: "u1", parts: [{ type: "text", text: "Shorter." }, { type: "file", media_type: "image/png", url: "u", filename: "m.png" }] };
+  send(() => latest().emit("steering_message", at(steered), "4b"));
   send(() => latest().emit("text", at({ delta: "Cold." }), "5"));
   const cited = { source: { source_id: "s1", url: "https://met.no", title: "MET" }, start_index: 0, end_index: 5, cited_text: "-3" };
   send(() => latest().emit("text_end", at({ citations: [cited] }), "6"));
@@ -228,8 +230,12 @@ test("useTaskStream keeps what AI SDK 7 adds: each text part's citations, reason
   assert.deepEqual(result.current.files, [], "a reasoning file is no file of the answer");
   assert.deepEqual(result.current.reasoningFiles, [{ url: "data:image/png;base64,AA==", mediaType: "image/png" }]);
   assert.deepEqual(result.current.customParts, [{ kind: "openai.compaction", providerMetadata: { openai: { itemId: "c1" } } }]);
+  assert.deepEqual(result.current.steeringMessages, [
+    { id: "u1", parts: [{ type: "text", text: "Shorter." }, { type: "file", mediaType: "image/png", url: "u", filename: "m.png" }] },
+  ]);
   send(() => latest().emit("replay_reset", {}));
-  assert.deepEqual([result.current.citations, result.current.reasoningFiles, result.current.customParts], [[], [], []]);
+  const { citations, reasoningFiles, customParts, steeringMessages } = result.current;
+  assert.deepEqual([citations, reasoningFiles, customParts, steeringMessages], [[], [], [], []]);
 });
 
 test("useTaskStream merges the app's message metadata as the AI SDK does, across a reconnect's merged catch-up", (t) => {

@@ -1,8 +1,9 @@
 //! An answer's sources, files, data parts and providers' own parts in a UI
 //! message stream: `source-url` / `source-document`, `file` /
-//! `reasoning-file`, `data-<name>` and `custom`, as the SDK's own stream
-//! has them (the last two kinds of v7 only: an earlier reader's schema
-//! refuses them, so it gets neither, as its own SDK would give it none).
+//! `reasoning-file`, `data-<name>`, `custom` and `steering-message`, as the
+//! SDK's own stream has them (`reasoning-file`, `custom` and
+//! `steering-message` to a v7 reader only: an earlier reader's schema
+//! refuses them, so it gets none, as its own SDK would give it none).
 //! None of them ends the open text part: the SDK appends each to the
 //! message where it comes and goes on writing the text part it has open,
 //! so the message's parts are in the order they began.
@@ -13,8 +14,8 @@ use serde_json::{Value, json};
 use super::{UiMessageTranslator, part};
 
 impl UiMessageTranslator {
-    /// The part of a task's `source`, `file`, `data_part` or `custom_part`
-    /// event.
+    /// The part of a task's `source`, `file`, `data_part`, `custom_part`
+    /// or `steering_message` event.
     pub(super) fn answer_part(&mut self, event_type: &str, data: &Value, out: &mut BytesMut) {
         let v7 = self.client.has_cited_and_custom_parts();
         let mut written = match event_type {
@@ -27,8 +28,9 @@ impl UiMessageTranslator {
                 };
                 json!({ "type": kind, "url": data["url"], "mediaType": data["media_type"] })
             }
-            "custom_part" if !v7 => return,
+            "custom_part" | "steering_message" if !v7 => return,
             "custom_part" => json!({ "type": "custom", "kind": data["kind"] }),
+            "steering_message" => steering_message(data),
             _ => {
                 let Some(name) = data["name"].as_str() else {
                     return;
@@ -47,8 +49,9 @@ impl UiMessageTranslator {
         super::provider_metadata(data, &mut written);
         // A model's source or file belongs to the step that made it; an
         // app's data part is written wherever the app wrote it, often
-        // before the model's first step ("searching…").
-        if event_type == "data_part" {
+        // before the model's first step ("searching…"); a steering message
+        // comes before the step it steers.
+        if matches!(event_type, "data_part" | "steering_message") {
             self.start(out);
         } else {
             self.begin_step(out);
@@ -72,6 +75,33 @@ fn source(data: &Value, url_kind: &str, document_kind: &str, id_field: &str) -> 
     };
     written[id_field] = data["source_id"].clone();
     written
+}
+
+/// A task's `steering_message` event as the SDK's part: its parts' fields
+/// under the SDK's names.
+fn steering_message(data: &Value) -> Value {
+    let said = data["parts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let parts: Vec<Value> = said
+        .iter()
+        .map(|piece| {
+            let mut written = json!({ "type": piece["type"] });
+            for (ours, theirs) in [
+                ("text", "text"),
+                ("media_type", "mediaType"),
+                ("url", "url"),
+                ("filename", "filename"),
+                ("provider_reference", "providerReference"),
+            ] {
+                super::parts::carry(piece, ours, &mut written, theirs);
+            }
+            super::provider_metadata(piece, &mut written);
+            written
+        })
+        .collect();
+    json!({ "type": "steering-message", "id": data["id"], "parts": parts })
 }
 
 /// A text end event's `citations` as a v7 `text-end` part says them:
@@ -239,6 +269,13 @@ mod tests {
         let events = [
             ("connected", json!({})),
             (
+                "steering_message",
+                json!({ "task_id": "t1", "id": "u1", "parts": [
+                    { "type": "text", "text": "Shorter." },
+                    { "type": "file", "media_type": "image/png", "url": "u", "provider_reference": { "openai": "f1" } },
+                ]}),
+            ),
+            (
                 "file",
                 json!({ "task_id": "t1", "url": "data:image/png;base64,AA==", "media_type": "image/png", "reasoning": true }),
             ),
@@ -265,6 +302,10 @@ mod tests {
             parts_for(v7, &events),
             [
                 json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "steering-message", "id": "u1", "parts": [
+                    { "type": "text", "text": "Shorter." },
+                    { "type": "file", "mediaType": "image/png", "url": "u", "providerReference": { "openai": "f1" } },
+                ]}),
                 json!({ "type": "start-step" }),
                 json!({ "type": "reasoning-file", "url": "data:image/png;base64,AA==", "mediaType": "image/png" }),
                 json!({ "type": "custom", "kind": "openai.compaction", "providerMetadata": { "openai": { "itemId": "c1" } } }),

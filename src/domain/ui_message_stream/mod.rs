@@ -231,7 +231,7 @@ impl UiMessageTranslator {
             "tool_call" => self.tool_call(data, out),
             "tool_result" => self.tool_result(data, out),
             "tool_approval" => self.tool_approval(data, out),
-            "source" | "file" | "data_part" | "custom_part" => {
+            "source" | "file" | "data_part" | "custom_part" | "steering_message" => {
                 self.answer_part(event_type, data, out)
             }
             // What the app said of the message: the SDK merges it into the

@@ -231,6 +231,23 @@ export interface CustomPartData {
   provider_metadata?: Record<string, Record<string, unknown>>;
 }
 
+/** A `steering_message` event's data: a person's message delivered into the running agent (AI SDK 7's steering). */
+export interface SteeringMessageData {
+  task_id: string;
+  id: string;
+  parts: Array<
+    | { type: "text"; text: string; provider_metadata?: Record<string, Record<string, unknown>> }
+    | {
+        type: "file";
+        media_type: string;
+        url: string;
+        filename?: string;
+        provider_reference?: Record<string, string>;
+        provider_metadata?: Record<string, Record<string, unknown>>;
+      }
+  >;
+}
+
 /** A source a text part cites, and where (on a `text_end` event's `citations`). */
 export interface CitationData {
   /** As a `source` event's data, without its `task_id`. */
@@ -410,6 +427,8 @@ export interface SseClientOptions {
   onDataPart?: (data: DataPartData, event: MessageEvent<string>) => void;
   /** `custom_part` events: content of a kind only the model's provider knows. */
   onCustomPart?: (data: CustomPartData, event: MessageEvent<string>) => void;
+  /** `steering_message` events: a person's message delivered into the running agent. */
+  onSteeringMessage?: (data: SteeringMessageData, event: MessageEvent<string>) => void;
   /** `step_end` events: one step of an agent's answer ended (`data.result`: why, and its usage). */
   onStepEnd?: (data: StepEndData, event: MessageEvent<string>) => void;
   /** `message_metadata` events: what the app said of the answer's message (`data.metadata`). */

@@ -106,6 +106,7 @@ const CALLBACK_EVENTS = [
   "file",
   "data_part",
   "custom_part",
+  "steering_message",
   "step_end",
   "message_metadata",
 ];
@@ -210,6 +211,9 @@ export class SseClient {
    *   (`data.name`, `data`, `id` when a later one replaces it, `transient` when it is not kept)
    * @param {function} [options.onCustomPart]  (data, event) for `custom_part`: content of a kind only
    *   the model's provider knows (`data.kind`, and `provider_metadata`)
+   * @param {function} [options.onSteeringMessage]  (data, event) for `steering_message`: a person's
+   *   message delivered into the running agent (`data.id`, `parts`: `{type: "text", text}` or
+   *   `{type: "file", media_type, url, filename?}`)
    * @param {function} [options.onStepEnd]  (data, event) for `step_end`: one step of an agent's
    *   answer (one model call) ended, more follows (`data.result`: why it stopped, its usage)
    * @param {function} [options.onMessageMetadata]  (data, event) for `message_metadata`: what the
@@ -501,7 +505,8 @@ export class SseClient {
     }
     const { onConnect, onProgress, onText, onReasoning, onToolCall, onToolResult, onToolApproval, onStepEnd } =
       this.options;
-    const { onSource, onFile, onDataPart, onCustomPart, onTextEnd, onReasoningEnd, onMessageMetadata } = this.options;
+    const { onSource, onFile, onDataPart, onCustomPart, onSteeringMessage } = this.options;
+    const { onTextEnd, onReasoningEnd, onMessageMetadata } = this.options;
     switch (type) {
       case "connected":
         this.streamOpened = true;
@@ -583,6 +588,9 @@ export class SseClient {
         break;
       case "custom_part":
         if (onCustomPart) onCustomPart(data, event);
+        break;
+      case "steering_message":
+        if (onSteeringMessage) onSteeringMessage(data, event);
         break;
       case "step_end":
         if (onStepEnd) onStepEnd(data, event);

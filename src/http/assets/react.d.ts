@@ -142,6 +142,8 @@ export interface TaskStreamResult extends StreamControls {
   reasoningFiles: AnswerFile[];
   /** Content of kinds only the model's provider knows (AI SDK 7 `custom` parts), in the order they came. */
   customParts: AnswerCustomPart[];
+  /** The messages a person said into the running agent (AI SDK 7 steering), in the order they came. */
+  steeringMessages: AnswerSteeringMessage[];
   /** The app's own data parts, in the order they began; a later one of the same name and id replaced its data. Transient ones are not kept (see `onData`). */
   dataParts: AnswerDataPart[];
   /**
@@ -187,6 +189,15 @@ export interface AnswerCitation {
   startIndex?: number;
   endIndex?: number;
   citedText?: string;
+}
+
+/** A person's message delivered into the running agent. */
+export interface AnswerSteeringMessage {
+  id: string;
+  parts: Array<
+    | { type: "text"; text: string; providerMetadata?: Record<string, Record<string, unknown>> }
+    | { type: "file"; mediaType: string; url: string; filename?: string; providerMetadata?: Record<string, Record<string, unknown>> }
+  >;
 }
 
 /** Content of a kind only the model's provider knows. */

@@ -236,6 +236,16 @@ function withApproval(calls, data) {
   );
 }
 
+/** A steering message's part as the AI SDK names its fields. */
+function steeringPieceOf(piece) {
+  const part = { type: piece.type };
+  for (const [ours, theirs] of [["text", "text"], ["media_type", "mediaType"], ["url", "url"], ["filename", "filename"]]) {
+    if (typeof piece[ours] === "string") part[theirs] = piece[ours];
+  }
+  if (isPlainObject(piece.provider_metadata)) part.providerMetadata = piece.provider_metadata;
+  return part;
+}
+
 /** A citation as a `text_end` event says it, as the AI SDK names its fields; `textPart` its part's index. */
 function citationOf(data, textPart) {
   const citation = { textPart, source: withSource([], data.source || {})[0] };
@@ -297,6 +307,8 @@ function noAnswer() {
     // Files the model made in its reasoning, and content only its provider knows.
     reasoningFiles: [],
     customParts: [],
+    // What a person said into the running agent (steering messages), in order.
+    steeringMessages: [],
     dataParts: [],
     steps: [],
     // What the app said of the message, merged (null until it says something).
@@ -407,6 +419,11 @@ export function useTaskStream(taskId, options = {}) {
         if (file.reasoning === true) update((s) => ({ ...s, reasoningFiles: [...s.reasoningFiles, made] }));
         else update((s) => ({ ...s, files: [...s.files, made] }));
       },
+      onSteeringMessage: (_, steering) => {
+        if (!steering || typeof steering.id !== "string" || !Array.isArray(steering.parts)) return;
+        const message = { id: steering.id, parts: steering.parts.filter(isPlainObject).map(steeringPieceOf) };
+        update((s) => ({ ...s, steeringMessages: [...s.steeringMessages, message] }));
+      },
       onCustomPart: (_, custom) => {
         if (!custom || typeof custom.kind !== "string") return;
         const part = { kind: custom.kind };
@@ -479,6 +496,7 @@ export function useTaskStream(taskId, options = {}) {
     files: current.files,
     reasoningFiles: current.reasoningFiles,
     customParts: current.customParts,
+    steeringMessages: current.steeringMessages,
     dataParts: current.dataParts,
     steps: current.steps,
     messageMetadata: current.messageMetadata,

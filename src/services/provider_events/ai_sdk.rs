@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, string_field};
 use crate::domain::{
-    AnswerPart, Citation, FinishReason, PartEndSaid, TextKind, ToolEvent, ToolFlags, ToolLabels,
-    ToolOutcome, checked_message_metadata, checked_provider_metadata,
+    AnswerPart, Citation, FinishReason, PartEndSaid, SteeringMessage, SteeringPiece, TextKind,
+    ToolEvent, ToolFlags, ToolLabels, ToolOutcome, checked_message_metadata,
+    checked_provider_metadata,
 };
 
 /// A part of the AI SDK's UI message stream. A part of a kind this broker
@@ -101,6 +102,7 @@ fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
         "source-url" | "source-document" | "file" | "reasoning-file" | "custom" => {
             Instruction::Part(answer_part(kind, value)?)
         }
+        "steering-message" => Instruction::Part(AnswerPart::Steering(steering_message(value)?)),
         // An app's own part (`writer.write({type: "data-…"})`). Ours,
         // `data-progress` under the id `progress`, is what the task's
         // progress already says: kept once, as progress.
@@ -247,10 +249,18 @@ fn citation(value: &Value) -> Result<Citation, String> {
     };
     let source = source(kind, "id", cited, WHAT)?
         .with_provider_metadata(provider_metadata(cited, || WHAT.to_owned())?);
+    // As the SDK's schema reads it: any JSON number that is a whole one
+    // (`1e2` too, which JavaScript reads as 100).
     let index = |name: &str| match value.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(index) => index
             .as_u64()
+            .or_else(|| {
+                let whole = index.as_f64().filter(|n| n.fract() == 0.0);
+                whole
+                    .filter(|n| (0.0..=9_007_199_254_740_991.0).contains(n))
+                    .map(|n| n as u64)
+            })
             .map(Some)
             .ok_or_else(|| format!("{WHAT}'s {name} must be a whole number, 0 or more")),
     };
@@ -263,10 +273,44 @@ fn citation(value: &Value) -> Result<Citation, String> {
     Citation::new(source, start, end, cited_text, WHAT)
 }
 
+/// A `steering-message` part (AI SDK 7): a person's message delivered
+/// into the running answer, its parts checked as the SDK's schema has them.
+fn steering_message(value: &Value) -> Result<SteeringMessage, String> {
+    const WHAT: &str = "a steering-message part";
+    let id = string_field(value, "id", WHAT)?;
+    let Some(said) = value.get("parts").and_then(Value::as_array) else {
+        return Err(format!("{WHAT} needs its parts as an array"));
+    };
+    let parts = said
+        .iter()
+        .map(|part| {
+            let what = "a steering-message part's part";
+            let piece = match part.get("type").and_then(Value::as_str) {
+                Some("text") => SteeringPiece::Text {
+                    text: string_field(part, "text", what)?,
+                    provider_metadata: None,
+                },
+                Some("file") => SteeringPiece::file(
+                    &string_field(part, "mediaType", what)?,
+                    &string_field(part, "url", what)?,
+                    part.get("filename")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    part.get("providerReference").cloned(),
+                    what,
+                )?,
+                _ => return Err(format!("{what} must be of type text or file")),
+            };
+            Ok(piece.with_provider_metadata(provider_metadata(part, || what.to_owned())?))
+        })
+        .collect::<Result<_, String>>()?;
+    SteeringMessage::new(&id, parts, WHAT)
+}
+
 /// The UI message stream's part kinds that carry nothing a task keeps
-/// (`reset-step` and `steering-message` among them: see `ai-sdk.md`).
+/// (`reset-step` among them: see `ai-sdk.md`).
 fn is_ai_sdk_kind(kind: &str) -> bool {
     const PREFIXES: [&str; 6] = ["text-", "reasoning-", "tool-", "source-", "data-", "file"];
-    matches!(kind, "start-step" | "reset-step" | "steering-message")
+    matches!(kind, "start-step" | "reset-step")
         || PREFIXES.iter().any(|prefix| kind.starts_with(prefix))
 }

@@ -1,7 +1,8 @@
 //! What `ai` 7 added to an answer's parts, read back by the real `ai`
 //! package: the passages a text part cites (`citations` on `text-end`), a
-//! file the model made in its reasoning (`reasoning-file`) and content of
-//! a kind only its provider knows (`custom`), written by the package's own
+//! file the model made in its reasoning (`reasoning-file`), content of a
+//! kind only its provider knows (`custom`) and a person's message steering
+//! the run (`steering-message`), written by the package's own
 //! streamText (`tests/js/ai_sdk/cited_parts_stream.mjs`), piped into the
 //! broker as an app would, must come back to a v7 reader, live and late,
 //! as the message the SDK assembles from its own stream; an earlier
@@ -20,7 +21,7 @@ use crate::{
 };
 
 /// The kinds of part only a v7 reader gets.
-const V7_KINDS: [&str; 2] = ["reasoning-file", "custom"];
+const V7_KINDS: [&str; 3] = ["reasoning-file", "custom", "steering-message"];
 
 #[actix_web::test]
 async fn citations_reasoning_files_and_custom_parts_read_back_as_the_sdks_own_message() {
@@ -45,7 +46,10 @@ async fn citations_reasoning_files_and_custom_parts_read_back_as_the_sdks_own_me
 
     // Assert: the SDK's own parts, live and late.
     assert_eq!(answer["task"]["status"], "completed", "{answer}");
-    assert_eq!(answer["parts"], 2, "a reasoning file and a custom part");
+    assert_eq!(
+        answer["parts"], 3,
+        "a steering message, a reasoning file, a custom part"
+    );
     let live = live.finish().await;
     assert_eq!(live["errors"], json!([]), "{live}");
     assert_eq!(parts(&live["message"]), sdk_parts, "live");
@@ -69,8 +73,22 @@ async fn citations_reasoning_files_and_custom_parts_read_back_as_the_sdks_own_me
     }
     // The task stream keeps them as its own events.
     let events = super::read_task(&app, "cited", &[]).await;
-    let kept = pieces_of(&events, &["file", "custom_part", "text_end"]);
-    assert_eq!(kept.len(), 3, "{kept:?}");
+    let kept = pieces_of(
+        &events,
+        &["steering_message", "file", "custom_part", "text_end"],
+    );
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    assert_eq!(
+        kept[0],
+        (
+            "steering_message".to_owned(),
+            json!({ "id": "steer-1", "parts": [
+                { "type": "text", "text": "Answer in Celsius." },
+                { "type": "file", "media_type": "image/png", "url": "data:image/png;base64,iVBORw0KGgo=", "filename": "map.png" },
+            ]})
+        )
+    );
+    let kept = &kept[1..];
     assert_eq!(
         kept[0],
         (
@@ -88,15 +106,25 @@ async fn citations_reasoning_files_and_custom_parts_read_back_as_the_sdks_own_me
         })
     );
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
-    for kind in ["reasoning_file", "custom"] {
+    for kind in ["reasoning_file", "custom", "steering_message"] {
         let counted = labelled_sum(&metrics, "sse_task_answer_parts_total", &[("kind", kind)]);
         assert_eq!(counted, 1.0, "{kind}");
     }
 }
 
-/// The frames that carry text, a file, a custom part or a text's end.
+/// The frames that carry text, a file, a custom part, a steering message
+/// or a text's end.
 fn pieces(events: &[SseEvent]) -> Vec<(String, Value)> {
-    pieces_of(events, &["text", "file", "custom_part", "text_end"])
+    pieces_of(
+        events,
+        &[
+            "text",
+            "file",
+            "custom_part",
+            "steering_message",
+            "text_end",
+        ],
+    )
 }
 
 #[actix_web::test]
@@ -112,6 +140,7 @@ async fn ndjson_citations_reasoning_files_and_custom_parts_keep_their_place_on_r
         json!({ "reasoning": "A chart helps." }),
         json!({ "file": { "url": "data:image/png;base64,AA==", "media_type": "image/png", "reasoning": true } }),
         json!({ "custom_part": { "kind": "openai.compaction", "provider_metadata": { "openai": { "itemId": "c1" } } } }),
+        json!({ "steering_message": { "id": "u1", "parts": [{ "type": "text", "text": "Short, please." }] } }),
         json!({ "delta": "Oslo " }),
         json!({ "delta": "is cold." }),
         json!({ "text_end": { "citations": [cited] } }),
@@ -142,6 +171,10 @@ async fn ndjson_citations_reasoning_files_and_custom_parts_keep_their_place_on_r
                 "custom_part".to_owned(),
                 json!({ "kind": "openai.compaction", "provider_metadata": { "openai": { "itemId": "c1" } } })
             ),
+            (
+                "steering_message".to_owned(),
+                json!({ "id": "u1", "parts": [{ "type": "text", "text": "Short, please." }] })
+            ),
             text("Oslo is cold."),
             end.clone(),
             text("Stay in."),
@@ -155,11 +188,21 @@ async fn ndjson_citations_reasoning_files_and_custom_parts_keep_their_place_on_r
         .expect("the custom part's id");
     let resumed = super::read_task(&app, "cited-nd", &[("Last-Event-ID", &custom_id)]).await;
     assert_eq!(pieces(&resumed), after_file[1..]);
-    // A v7 reader: the text part cites its source; the next part cites none.
+    // A v7 reader: the steering message, the text part citing its source,
+    // the next part citing none.
     let read = Reader::start_with(&app, "task", "cited-nd", &["ai_sdk=7"])
         .finish()
         .await;
     assert_eq!(read["errors"], json!([]), "{read}");
+    let steering = parts(&read["message"])
+        .into_iter()
+        .find(|part| part["type"] == "steering-message");
+    assert_eq!(
+        steering,
+        Some(
+            json!({ "type": "steering-message", "id": "u1", "parts": [{ "type": "text", "text": "Short, please." }] })
+        )
+    );
     let texts: Vec<_> = parts(&read["message"])
         .into_iter()
         .filter(|part| part["type"] == "text")
@@ -208,6 +251,16 @@ async fn a_citation_or_part_no_reader_could_take_is_refused_naming_it() {
             "text/event-stream",
             json!({ "type": "reasoning-file", "url": "data:image/png;base64,AA==" }),
             "needs mediaType",
+        ),
+        (
+            "text/event-stream",
+            json!({ "type": "steering-message", "id": "u1", "parts": [{ "type": "image", "url": "u" }] }),
+            "must be of type text or file",
+        ),
+        (
+            "application/x-ndjson",
+            json!({ "steering_message": { "id": "u1", "parts": [{ "type": "file", "media_type": "image/png", "url": "u", "provider_reference": { "openai": 1 } }] } }),
+            "provider reference must be an object of strings",
         ),
     ];
     for (at, (content_type, line, said)) in refused.into_iter().enumerate() {

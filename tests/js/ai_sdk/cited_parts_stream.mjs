@@ -1,5 +1,7 @@
 // What `ai` 7 added to an answer's parts, written by the package's own
-// streamText over a mock model: the model thinks and makes an image in its
+// streamText over a mock model: a person's message steers the run before
+// its first step (`steering-message`: a text and an image), the model
+// thinks and makes an image in its
 // reasoning (`reasoning-file`), says content of a kind only its provider
 // knows (`custom`, an OpenAI compaction item), and ends its text with the
 // passages it cites (`citations` on `text-end`: a web page and a document,
@@ -10,7 +12,7 @@
 //
 //   node cited_parts_stream.mjs
 
-import { readUIMessageStream, streamText } from 'ai';
+import { experimental_createSteering as createSteering, readUIMessageStream, streamText } from 'ai';
 import { MockLanguageModelV4, convertArrayToReadableStream } from 'ai/test';
 
 import { usage } from './chat_kit.mjs';
@@ -61,7 +63,18 @@ const model = new MockLanguageModelV4({
   }),
 });
 
-const result = streamText({ model, prompt: 'How cold is Oslo this week?' });
+const steering = createSteering();
+steering.steer(
+  {
+    role: 'user',
+    content: [
+      { type: 'text', text: 'Answer in Celsius.' },
+      { type: 'file', data: 'iVBORw0KGgo=', mediaType: 'image/png', filename: 'map.png' },
+    ],
+  },
+  { id: 'steer-1' },
+);
+const result = streamText({ model, prompt: 'How cold is Oslo this week?', experimental_steering: steering });
 const body = await result.toUIMessageStreamResponse().text();
 
 let message = null;

@@ -51,6 +51,7 @@ const client = new SseClient("/sse/events", {
   onTextEnd: (end) => console.log(end.task_id, end.citations?.map((c) => `${c.source.source_id} ${c.cited_text ?? ""} ${c.start_index ?? 0}`)),
   onFile: (file) => console.log(file.reasoning === true ? "thought" : "made", file.media_type),
   onCustomPart: (part) => console.log(part.kind.split(".")[0], part.provider_metadata),
+  onSteeringMessage: (said) => console.log(said.id, said.parts.map((p) => (p.type === "text" ? p.text : `${p.media_type} ${p.url}`))),
   onReasoningEnd: (end) => console.log(end.task_id),
   onStepEnd: (step) => console.log(step.task_id, step.result?.finish_reason, step.result?.usage?.output_tokens),
   onError: (error, data) => console.log(error.message, data?.status),
@@ -124,7 +125,10 @@ export function Answer(taskId: string | null) {
   );
   const sketches: string[] = generation.reasoningFiles.map((file) => `${file.mediaType} ${file.url}`);
   const providerKinds: string[] = generation.customParts.map((part) => `${part.kind} ${Object.keys(part.providerMetadata ?? {})}`);
-  console.log(footnotes, sketches, providerKinds);
+  const steered: string[] = generation.steeringMessages.map(
+    (m) => `${m.id}: ${m.parts.map((p) => (p.type === "text" ? p.text : `${p.mediaType} ${p.filename ?? ""}`)).join(" ")}`,
+  );
+  console.log(footnotes, sketches, providerKinds, steered);
   const tools: string[] = generation.toolCalls.map((call) =>
     call.state === "failed" ? `${call.name}: ${call.error ?? ""}` : `${call.name} ${call.state}`,
   );

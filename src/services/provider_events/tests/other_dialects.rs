@@ -319,8 +319,8 @@ fn an_ai_sdk_stream_gives_its_text_deltas_and_ends_with_finish_or_error() {
     );
 }
 
-/// What `ai` 7 added: a text end's `citations`, `reasoning-file` and
-/// `custom` parts are kept; `reset-step` and `steering-message` are known
+/// What `ai` 7 added: a text end's `citations`, `reasoning-file`,
+/// `custom` and `steering-message` parts are kept; `reset-step` is known
 /// and skipped (see `ai-sdk.md`).
 #[test]
 fn an_ai_sdk_7_streams_citations_reasoning_files_and_custom_parts_are_kept() {
@@ -340,6 +340,13 @@ fn an_ai_sdk_7_streams_citations_reasoning_files_and_custom_parts_are_kept() {
             Some(Dialect::AiSdk)
         )
     );
+    let written_so = read(
+        r#"{"type":"text-end","id":"t1","citations":[{"source":{"type":"source","sourceType":"url","id":"s1","url":"https://e.com","title":"E"},"startIndex":0.0,"endIndex":4e0,"citedText":"cold"}]}"#,
+    );
+    assert_eq!(
+        written_so, cited,
+        "whole numbers however written, as JavaScript reads them"
+    );
     let file = read(
         r#"{"type":"reasoning-file","url":"data:image/png;base64,AA==","mediaType":"image/png"}"#,
     );
@@ -352,9 +359,33 @@ fn an_ai_sdk_7_streams_citations_reasoning_files_and_custom_parts_are_kept() {
         .unwrap()
         .with_provider_metadata(Some(json!({ "openai": { "itemId": "c1" } })));
     assert_eq!(custom, (Instruction::Part(own), Some(Dialect::AiSdk)));
+    let steered = read(
+        r#"{"type":"steering-message","id":"u1","parts":[{"type":"text","text":"Shorter."},{"type":"file","mediaType":"image/png","url":"u","providerReference":{"openai":"file_1"}}]}"#,
+    );
+    let file = crate::domain::SteeringPiece::file(
+        "image/png",
+        "u",
+        None,
+        Some(json!({ "openai": "file_1" })),
+        "x",
+    );
+    let pieces = vec![
+        crate::domain::SteeringPiece::Text {
+            text: "Shorter.".into(),
+            provider_metadata: None,
+        },
+        file.unwrap(),
+    ];
+    let message = crate::domain::SteeringMessage::new("u1", pieces, "x").unwrap();
+    assert_eq!(
+        steered,
+        (
+            Instruction::Part(AnswerPart::Steering(message)),
+            Some(Dialect::AiSdk)
+        )
+    );
     for skipped in [
         r#"{"type":"reset-step"}"#,
-        r#"{"type":"steering-message","id":"u1","parts":[]}"#,
         r#"{"type":"text-end","id":"t1","citations":[]}"#,
     ] {
         let read = read(skipped);
@@ -381,6 +412,10 @@ fn an_ai_sdk_7_streams_citations_reasoning_files_and_custom_parts_are_kept() {
             "citedText must be a string",
         ),
         (r#"{"type":"custom"}"#, "needs kind"),
+        (
+            r#"{"type":"text-end","id":"t1","citations":[{"source":{"type":"source","sourceType":"url","id":"s1","url":"u"},"endIndex":2.5}]}"#,
+            "endIndex must be a whole number",
+        ),
     ] {
         let error = event_stream_data(refused).unwrap_err();
         assert!(error.contains(said), "{refused}: {error}");
