@@ -14,7 +14,8 @@ use super::{AnswerPart, add_provider_metadata};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PartEndSaid {
     pub provider_metadata: Option<Value>,
-    pub citations: Vec<Citation>,
+    /// Said even when empty: the SDK's message keeps `citations: []`.
+    pub citations: Option<Vec<Citation>>,
 }
 
 impl PartEndSaid {
@@ -22,7 +23,7 @@ impl PartEndSaid {
     pub fn provider(said: Value) -> Self {
         Self {
             provider_metadata: Some(said),
-            citations: Vec::new(),
+            citations: None,
         }
     }
 
@@ -34,7 +35,7 @@ impl PartEndSaid {
         if said.provider_metadata.is_none() {
             said.provider_metadata = earlier;
         }
-        (said.provider_metadata.is_some() || !said.citations.is_empty()).then_some(said)
+        (said.provider_metadata.is_some() || said.citations.is_some()).then_some(said)
     }
 
     /// Adds its fields to an end event's `data`.
@@ -43,8 +44,8 @@ impl PartEndSaid {
             return;
         };
         add_provider_metadata(data, said.provider_metadata.as_ref());
-        if !said.citations.is_empty() {
-            data["citations"] = said.citations.iter().map(Citation::data).collect();
+        if let Some(citations) = &said.citations {
+            data["citations"] = citations.iter().map(Citation::data).collect();
         }
     }
 }
@@ -123,14 +124,22 @@ mod tests {
         );
         let cited = PartEndSaid {
             provider_metadata: None,
-            citations: vec![Citation::new(page(), None, None, None, "x").unwrap()],
+            citations: Some(vec![Citation::new(page(), None, None, None, "x").unwrap()]),
         };
         let joined = PartEndSaid::joined(Some(cited), Some(earlier.clone())).unwrap();
         assert_eq!(
-            (joined.provider_metadata, joined.citations.len()),
-            (Some(earlier), 1)
+            (joined.provider_metadata, joined.citations.map(|c| c.len())),
+            (Some(earlier), Some(1))
         );
         assert_eq!(PartEndSaid::joined(None, None), None);
+        let none_cited = PartEndSaid {
+            provider_metadata: None,
+            citations: Some(Vec::new()),
+        };
+        let mut data = json!({});
+        let kept = PartEndSaid::joined(Some(none_cited), None);
+        PartEndSaid::add_to(kept.as_ref(), &mut data);
+        assert_eq!(data, json!({ "citations": [] }), "said, if empty");
         assert_eq!(
             PartEndSaid::joined(Some(PartEndSaid::default()), None),
             None
@@ -143,7 +152,7 @@ mod tests {
         let mut data = json!({ "task_id": "t1" });
         let said = PartEndSaid {
             provider_metadata: None,
-            citations: vec![citation],
+            citations: Some(vec![citation]),
         };
         PartEndSaid::add_to(Some(&said), &mut data);
         assert_eq!(

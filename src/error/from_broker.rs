@@ -29,8 +29,10 @@ impl From<crate::auth::AuthError> for ApiError {
             crate::auth::AuthError::Missing
             | crate::auth::AuthError::KeysUnavailable
             | crate::auth::AuthError::TicketsUnavailable => None,
-            crate::auth::AuthError::Malformed
-            | crate::auth::AuthError::NotBearer
+            // RFC 6750 §3.1: a request that sends its token wrongly is
+            // `invalid_request`; a token that is "expired, revoked,
+            // malformed, or invalid for other reasons", `invalid_token`.
+            crate::auth::AuthError::NotBearer
             | crate::auth::AuthError::TwoTokens
             | crate::auth::AuthError::CookieOnWrite => Some("invalid_request"),
             _ => Some("invalid_token"),

@@ -321,7 +321,7 @@ fn describe(path: &Path, message: &str, whole: &str) -> String {
 /// write a phrase (`an array of strings or a comma-separated string`).
 fn plain_expectation(expected: &str) -> Option<&str> {
     Some(match expected {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, 0 or more",
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
         "f32" | "f64" => "a number",
         "a boolean" => "true or false",
@@ -418,11 +418,11 @@ mod tests {
             ),
             (
                 json!({"event_type": "a", "batch_size": -1}),
-                "batch_size must be a whole number",
+                "batch_size must be a whole number, 0 or more",
             ),
             (
                 json!({"event_type": "a", "batch_size": 1.5}),
-                "batch_size must be a whole number",
+                "batch_size must be a whole number, 0 or more",
             ),
             (
                 json!({"event_type": "a", "progress": "50"}),

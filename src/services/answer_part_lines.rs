@@ -43,9 +43,9 @@ pub(super) struct FileBody {
     /// What the model's provider said of it (the AI SDK's
     /// `providerMetadata`, an object).
     provider_metadata: Option<Value>,
-    /// Made in the model's reasoning (the AI SDK's `reasoning-file`).
-    #[serde(default)]
-    reasoning: bool,
+    /// Made in the model's reasoning (the AI SDK's `reasoning-file`);
+    /// `null` is no, as for every optional field.
+    reasoning: Option<bool>,
 }
 
 /// A provider's own kind of content (the AI SDK's `custom` part).
@@ -110,8 +110,7 @@ pub(super) struct DataPartBody {
     id: Option<String>,
     /// Required: a data part without data says nothing (`null` is data).
     data: Value,
-    #[serde(default)]
-    transient: bool,
+    transient: Option<bool>,
 }
 
 impl SourceBody {
@@ -138,7 +137,7 @@ impl SourceBody {
 
 impl FileBody {
     pub(super) fn into_part(self) -> Result<AnswerPart, String> {
-        let file = if self.reasoning {
+        let file = if self.reasoning == Some(true) {
             AnswerPart::reasoning_file(&self.url, &self.media_type, "a file")?
         } else {
             AnswerPart::file(&self.url, &self.media_type, "a file")?
@@ -197,14 +196,16 @@ impl PartEndBody {
             TextKind::Reasoning => "a reasoning_end",
         };
         let citations = match (self.citations, kind) {
-            (None, _) => Vec::new(),
+            (None, _) => None,
             (Some(_), TextKind::Reasoning) => {
                 return Err("citations go with a text_end: reasoning cites nothing".into());
             }
-            (Some(citations), TextKind::Answer) => citations
-                .into_iter()
-                .map(CitationBody::into_citation)
-                .collect::<Result<_, _>>()?,
+            (Some(citations), TextKind::Answer) => Some(
+                citations
+                    .into_iter()
+                    .map(CitationBody::into_citation)
+                    .collect::<Result<_, _>>()?,
+            ),
         };
         let said = PartEndSaid {
             provider_metadata: said(self.provider_metadata, what)?,
@@ -232,6 +233,7 @@ impl DataPartBody {
                     .into(),
             );
         }
-        AnswerPart::data(&self.name, id, self.data, self.transient, "a data_part")
+        let transient = self.transient == Some(true);
+        AnswerPart::data(&self.name, id, self.data, transient, "a data_part")
     }
 }

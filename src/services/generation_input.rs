@@ -240,9 +240,11 @@ pub fn ndjson_line(line: &str) -> Result<Instruction, String> {
     if line.is_empty() {
         return Ok(Instruction::Nothing);
     }
-    let parsed: NdJsonLine = plain::from_json_line(line).map_err(|error| {
-        let (JsonError::Syntax(reason) | JsonError::Field(reason)) = error;
-        format!("not a JSON object of {KINDS}: {reason}")
+    // A field's refusal names the field (and, for one it does not know,
+    // the fields it takes); JSON that does not read says what a line is.
+    let parsed: NdJsonLine = plain::from_json_line(line).map_err(|error| match error {
+        JsonError::Syntax(reason) => format!("not a JSON object of {KINDS}: {reason}"),
+        JsonError::Field(reason) => reason,
     })?;
     let kinds = [
         parsed.delta.is_some(),

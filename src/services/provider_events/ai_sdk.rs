@@ -215,33 +215,45 @@ fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
 /// A source citing a URL (`kind` `source-url`) or a document, its id under
 /// `id_field`.
 fn source(kind: &str, id_field: &str, value: &Value, what: &str) -> Result<AnswerPart, String> {
-    let optional = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+    // A title or file name of another type is refused, as the SDK's schema
+    // refuses it.
+    let optional = |name: &str| match value.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(said)) => Ok(Some(said.clone())),
+        Some(_) => Err(format!("{what}'s {name} must be a string")),
+    };
     let id = string_field(value, id_field, what)?;
     if kind == "source-url" {
         let url = string_field(value, "url", what)?;
-        return AnswerPart::url_source(&id, &url, optional("title"), what);
+        return AnswerPart::url_source(&id, &url, optional("title")?, what);
     }
     let media_type = string_field(value, "mediaType", what)?;
     let title = string_field(value, "title", what)?;
-    AnswerPart::document_source(&id, &media_type, &title, optional("filename"), what)
+    AnswerPart::document_source(&id, &media_type, &title, optional("filename")?, what)
 }
 
 /// A `text-end` part's `citations` (AI SDK 7), checked as the SDK's own
 /// schema checks them, so that no reader of the task's stream refuses it.
-fn citations(value: &Value) -> Result<Vec<Citation>, String> {
+fn citations(value: &Value) -> Result<Option<Vec<Citation>>, String> {
     let Some(said) = value.get("citations").filter(|said| !said.is_null()) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let Some(said) = said.as_array() else {
         return Err("a text-end part's citations must be an array".into());
     };
-    said.iter().map(citation).collect()
+    said.iter()
+        .map(citation)
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 fn citation(value: &Value) -> Result<Citation, String> {
     const WHAT: &str = "a text-end part's citation";
     let said = value.get("source").filter(|source| source.is_object());
     let cited = said.ok_or_else(|| format!("{WHAT} needs its source as an object"))?;
+    if cited.get("type").and_then(Value::as_str) != Some("source") {
+        return Err(format!("{WHAT}'s source must be of type source"));
+    }
     let kind = match cited.get("sourceType").and_then(Value::as_str) {
         Some("url") => "source-url",
         Some("document") => "source-document",

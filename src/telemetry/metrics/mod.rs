@@ -253,9 +253,11 @@ impl Metrics {
                 ),
                 task_answer_parts: counter(
                     "sse.task.answer_parts",
-                    "Sources, files and data parts kept on tasks' answers, by kind: source \
-                     (a cited page or document), file (one the model made), data (an app's own \
-                     data part); and message_metadata, each change of an answer's message \
+                    "What tasks' answers carry beside their text, kept, by kind: source (a \
+                     cited page or document), file (one the model made), reasoning_file (one it \
+                     made in its reasoning), data (an app's own data part), custom (content \
+                     only the provider knows), steering_message (a person's message into a \
+                     running agent); and message_metadata, each change of an answer's message \
                      metadata kept",
                 ),
                 text_event_deltas: histogram(&TEXT_EVENT_DELTAS),

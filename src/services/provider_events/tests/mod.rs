@@ -1,5 +1,6 @@
 //! The dialects' readers, each against its provider's stream as written.
 
+mod ai_sdk_7;
 mod openai;
 mod other_dialects;
 
