@@ -60,9 +60,9 @@ impl AiSdkMajor {
     }
 
     /// Whether the stream may carry what v7 added to an answer's parts: a
-    /// text part's `citations` on its end, `reasoning-file` and `custom`
-    /// parts (kinds and a field earlier schemas refuse).
-    pub(super) fn has_cited_and_custom_parts(self) -> bool {
+    /// text part's `citations` on its end, `reasoning-file`, `custom` and
+    /// `steering-message` parts (kinds and a field earlier schemas refuse).
+    pub(super) fn has_v7_answer_parts(self) -> bool {
         self.0 >= 7
     }
 }

@@ -17,7 +17,7 @@ impl UiMessageTranslator {
     /// The part of a task's `source`, `file`, `data_part`, `custom_part`
     /// or `steering_message` event.
     pub(super) fn answer_part(&mut self, event_type: &str, data: &Value, out: &mut BytesMut) {
-        let v7 = self.client.has_cited_and_custom_parts();
+        let v7 = self.client.has_v7_answer_parts();
         let mut written = match event_type {
             "source" => source(data, "source-url", "source-document", "sourceId"),
             "file" if data["reasoning"] == Value::Bool(true) && !v7 => return,

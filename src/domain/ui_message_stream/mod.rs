@@ -38,7 +38,10 @@
 //!   unless the call was denied), so the message keeps the decision;
 //! - `source` → `source-url` or `source-document`, `file` → `file`,
 //!   `data_part` → `data-<name>` (with its `id` and `transient`), in place,
-//!   the open text part left open (`answer_parts`);
+//!   the open text part left open (`answer_parts`); to a v7 reader also a
+//!   reasoning `file` → `reasoning-file`, `custom_part` → `custom`,
+//!   `steering_message` → `steering-message` (before the step it steers),
+//!   and a `text_end`'s `citations` on its `text-end`;
 //! - the message's steps (one model call each, of an agent's loop):
 //!   `start-step` before the first text, reasoning or tool call of each,
 //!   `finish-step` at its end, as the SDK's own stream has them, so the
@@ -248,7 +251,7 @@ impl UiMessageTranslator {
             "text_end" | "reasoning_end" => {
                 let kind = TextKind::of_end_event_type(event_type).expect("a kind of text");
                 let said = data.get("provider_metadata").is_some_and(Value::is_object);
-                let cites = self.client.has_cited_and_custom_parts()
+                let cites = self.client.has_v7_answer_parts()
                     && data.get("citations").is_some_and(Value::is_array);
                 if said || cites {
                     // The part's end with what its provider said of it and
