@@ -162,6 +162,9 @@ pub struct ApiError {
     /// The `error` of a 401's `WWW-Authenticate: Bearer` challenge (RFC 6750
     /// section 3.1): `invalid_token` when a token was sent and refused.
     pub bearer_error: Option<&'static str>,
+    /// The scope a 403's token lacks: its challenge says
+    /// `error="insufficient_scope"` and names it (RFC 6750 section 3.1).
+    pub missing_scope: Option<&'static str>,
 }
 
 /// The JSON error body.
@@ -195,6 +198,18 @@ impl ApiError {
             message: message.into(),
             details: None,
             bearer_error: None,
+            missing_scope: None,
+        }
+    }
+
+    /// A 403 for a token without `scope`.
+    pub fn insufficient_scope(scope: &'static str) -> Self {
+        Self {
+            missing_scope: Some(scope),
+            ..Self::new(
+                ErrorCode::Forbidden,
+                format!("this endpoint needs the `{scope}` scope"),
+            )
         }
     }
 
@@ -230,6 +245,10 @@ impl ResponseError for ApiError {
                 Some(error) => format!("Bearer error=\"{error}\""),
                 None => "Bearer".to_owned(),
             };
+            response.insert_header(("WWW-Authenticate", challenge));
+        }
+        if let Some(scope) = self.missing_scope {
+            let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
             response.insert_header(("WWW-Authenticate", challenge));
         }
         if let Some(Value::Array(methods)) =

@@ -248,11 +248,6 @@ fn describe(path: &Path, message: &str, whole: &str) -> String {
         let name = rest.split('`').next().unwrap_or_default();
         return format!("{} is required", member(name));
     }
-    // A type's own words for what it takes (`#[serde(expecting = "must be
-    // …")]`, as an untagged enum that matched none of its forms says it).
-    if message.starts_with("must be ") {
-        return format!("{subject} {message}");
-    }
     if let Some(rest) = message.strip_prefix("duplicate field `") {
         let name = rest.split('`').next().unwrap_or_default();
         return format!("{} is given more than once", member(name));

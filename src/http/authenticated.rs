@@ -15,7 +15,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     auth::{AuthError, Principal, Scope},
-    error::{ApiError, ErrorCode},
+    error::ApiError,
     state::AppState,
 };
 
@@ -170,10 +170,7 @@ async fn authenticate<S: RequiredScope>(req: &HttpRequest) -> Result<Principal, 
         None => state.auth.principal(find_token(req)).await?,
     };
     if !principal.has(S::SCOPE) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("this endpoint needs the `{}` scope", S::SCOPE.as_str()),
-        ));
+        return Err(ApiError::insufficient_scope(S::SCOPE.as_str()));
     }
     // Every `publish`-scoped endpoint is a write: one budget covers them all.
     if S::SCOPE == Scope::Publish {

@@ -176,13 +176,16 @@ impl TextRequest {
         match (self.delta, self.reasoning, self.deltas) {
             (Some(text), None, None) => Ok(vec![Delta::answer(text, seq)]),
             (None, Some(text), None) => Ok(vec![Delta::reasoning(text, seq)]),
-            (None, None, Some(items)) if !items.is_empty() && seq.is_none() => {
-                items.into_iter().map(Delta::try_from).collect()
-            }
+            (None, None, Some(items)) if !items.is_empty() && seq.is_none() => items
+                .into_iter()
+                .enumerate()
+                .map(|(at, item)| item.into_delta(at))
+                .collect(),
             (None, None, Some(items)) if !items.is_empty() => Err(invalid(
                 "seq goes with delta or reasoning; number each of deltas as {\"delta\", \"seq\"}",
             )),
-            (None, None, _) => Err(invalid(
+            (None, None, Some(_)) => Err(invalid("deltas is empty: send one piece or more")),
+            (None, None, None) => Err(invalid(
                 "send `delta` (a string), `reasoning` (a string) or `deltas` (an array of strings)",
             )),
             _ => Err(invalid("send one of delta, reasoning and deltas")),
@@ -191,15 +194,39 @@ impl TextRequest {
 }
 
 /// One of `deltas`: a string (of the answer), or a piece with its kind and
-/// sequence number.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(
-    untagged,
-    expecting = "must be a string, or an object {\"delta\" or \"reasoning\": a string, \"seq\"?: a whole number}"
-)]
+/// sequence number. Read by its JSON type, so a refused object names its
+/// own field (`deltas[1].seq`), which an untagged enum could not.
+#[derive(Debug, utoipa::ToSchema)]
+#[serde(untagged)]
 pub enum DeltaItem {
     Text(String),
     Numbered(NumberedDelta),
+}
+
+impl<'de> Deserialize<'de> for DeltaItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Item;
+        impl<'de> serde::de::Visitor<'de> for Item {
+            type Value = DeltaItem;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, or an object {\"delta\" or \"reasoning\", \"seq\"?}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DeltaItem, E> {
+                Ok(DeltaItem::Text(text.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<DeltaItem, A::Error> {
+                let map = serde::de::value::MapAccessDeserializer::new(map);
+                NumberedDelta::deserialize(map).map(DeltaItem::Numbered)
+            }
+        }
+        deserializer.deserialize_any(Item)
+    }
 }
 
 /// `{"delta", "seq"?}` or `{"reasoning", "seq"?}`.
@@ -212,15 +239,14 @@ pub struct NumberedDelta {
     seq: Option<ProducerSeq>,
 }
 
-impl TryFrom<DeltaItem> for Delta {
-    type Error = ApiError;
-
-    fn try_from(item: DeltaItem) -> Result<Self, ApiError> {
+impl DeltaItem {
+    /// The piece, the `at`th of `deltas`.
+    fn into_delta(self, at: usize) -> Result<Delta, ApiError> {
         let NumberedDelta {
             delta,
             reasoning,
             seq,
-        } = match item {
+        } = match self {
             DeltaItem::Text(text) => return Ok(Delta::answer(text, None)),
             DeltaItem::Numbered(numbered) => numbered,
         };
@@ -230,7 +256,7 @@ impl TryFrom<DeltaItem> for Delta {
             (None, Some(text)) => Ok(Delta::reasoning(text, seq)),
             _ => Err(ApiError::new(
                 ErrorCode::InvalidField,
-                "each of deltas is a string, {\"delta\", \"seq\"?} or {\"reasoning\", \"seq\"?}",
+                format!("deltas[{at}] needs one of delta and reasoning (a string), not both"),
             )),
         }
     }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, route, web};
 
-use super::openapi_answers::{limits_and_outages, may_answer};
+use super::openapi_answers::{limits_and_outages, may_answer, opens_stream};
 use utoipa::{
     OpenApi,
     openapi::{
@@ -36,8 +36,9 @@ use utoipa::{
             serves it: with authentication on, operations that need a token list 401 and \
             403 and their security; a token goes in `Authorization: Bearer`, else the \
             `access_token` query parameter, else (reads only) the `sse_token` cookie. With \
-            authentication off no operation answers 403, and only a stream opened with an \
-            unknown, used or expired `?ticket=` answers 401.",
+            authentication off no operation answers 403, only a stream opened with an \
+            unknown, used or expired `?ticket=` answers 401, and only a stream open (its \
+            address's rate) answers 429: no per-user budget is kept.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(crate::error::ErrorBody))
@@ -93,10 +94,11 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi, auth_enabled: bool) {
             let open = is_open(path, operation, reads);
             if auth_enabled && !open {
                 secure(operation, reads);
-            } else if !auth_enabled {
-                unsecured(operation);
             }
             limits_and_outages(path, operation, method, open);
+            if !auth_enabled {
+                unsecured(operation, method);
+            }
             constrain_path_ids(path, operation);
             constrain_query(operation);
             headers_never_null(operation);
@@ -307,15 +309,21 @@ fn is_open(path: &str, operation: &Operation, reads: bool) -> bool {
 
 /// An operation of a broker with authentication off: no token is asked
 /// for, so none of the 401 and 403 its handler lists for a broker with it
-/// on, but for a stream open's `?ticket=`, which is still checked.
-fn unsecured(operation: &mut Operation) {
+/// on, but for a stream open's `?ticket=`, which is still checked; and no
+/// per-user budget is kept, so only a stream open (its address's rate)
+/// answers 429.
+fn unsecured(operation: &mut Operation, method: &str) {
     let responses = &mut operation.responses.responses;
     responses.remove("403");
+    responses.remove("401");
+    if !opens_stream(operation, method) {
+        operation.responses.responses.remove("429");
+    }
     let takes_ticket =
         operation.parameters.iter().flatten().any(
             |parameter| matches!(parameter, RefOr::T(parameter) if parameter.name == "ticket"),
         );
-    if responses.remove("401").is_some() && takes_ticket {
+    if takes_ticket {
         may_answer(
             operation,
             "401",

@@ -20,11 +20,7 @@ pub(super) fn limits_and_outages(path: &str, operation: &mut Operation, method: 
             "The body is over --max-body-bytes (`payload_too_large`)",
         );
     }
-    let opens_stream = method == "get"
-        && operation.responses.responses.get("200").is_some_and(|answer| {
-            matches!(answer, RefOr::T(answer) if answer.content.contains_key("text/event-stream"))
-        });
-    if opens_stream {
+    if opens_stream(operation, method) {
         may_answer(
             operation,
             "429",
@@ -49,6 +45,15 @@ pub(super) fn limits_and_outages(path: &str, operation: &mut Operation, method: 
              keys are not fetched yet (`auth_unavailable`); `Retry-After`",
         );
     }
+}
+
+/// Whether the operation opens a stream (a `GET` answering
+/// `text/event-stream`): the rate limits of stream opens apply.
+pub(super) fn opens_stream(operation: &Operation, method: &str) -> bool {
+    method == "get"
+        && operation.responses.responses.get("200").is_some_and(|answer| {
+            matches!(answer, RefOr::T(answer) if answer.content.contains_key("text/event-stream"))
+        })
 }
 
 /// The writes of the `publish` scope (`authenticated.rs`: one rate budget

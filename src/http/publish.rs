@@ -93,7 +93,7 @@ async fn check_task_targets(
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
                 format!(
-                    "{}a `{}` event with task_id changes the task: send it through the task API \
+                    "{}an event of type `{}` with a task_id changes the task: send it through the task API \
                      (PATCH /tasks/{{id}}, POST /tasks/{{id}}/text, /complete, /fail, /cancel, \
                      or an upload to POST /tasks/{{id}}/stream)",
                     at(position),

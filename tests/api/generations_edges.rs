@@ -191,22 +191,36 @@ async fn an_upload_that_completes_its_task_itself_is_answered_200_at_its_end() {
 }
 
 #[actix_web::test]
-async fn a_delta_of_the_wrong_shape_in_deltas_is_refused_saying_what_it_must_be() {
+async fn a_delta_of_the_wrong_shape_in_deltas_is_refused_naming_it_and_what_it_must_be() {
     let app = spawn_app().await;
     create(&app, "bad-deltas").await;
-    for body in [
-        json!({"deltas": [5]}),
-        json!({"deltas": ["ok", {"delta": 5}]}),
-        json!({"deltas": [{"x": 1}]}),
+    for (body, said) in [
+        (
+            json!({"deltas": [5]}),
+            "deltas[0] must be a string, or an object",
+        ),
+        (
+            json!({"deltas": ["ok", {"delta": 5}]}),
+            "deltas[1].delta must be a string",
+        ),
+        (
+            json!({"deltas": [{"delta": "a", "x": 1}]}),
+            "deltas[0].x is not a known field",
+        ),
+        (
+            json!({"deltas": ["a", {"delta": "b", "seq": -1}]}),
+            "deltas[1].seq must be a whole number from 0",
+        ),
+        (
+            json!({"deltas": ["a", {}]}),
+            "deltas[1] needs one of delta and reasoning",
+        ),
+        (json!({"deltas": []}), "deltas is empty"),
     ] {
         let response = app.post_json("/tasks/bad-deltas/text", &body).await;
         let error = assert_error(response, 422, "invalid_field").await;
         let message = error["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.starts_with("deltas["), "{body}: {message}");
-        assert!(
-            message.contains("must be a string, or an object"),
-            "{body}: {message}"
-        );
+        assert!(message.starts_with(said), "{body}: {message}");
     }
     // A delta would have set it running: nothing of a refused request is kept.
     let task = app.get_json("/tasks/bad-deltas").await;

@@ -513,11 +513,13 @@ async fn openapi_lists_the_limits_and_outages_every_operation_may_answer() {
         operation(path, method)["responses"].get(status).is_some()
     };
 
-    // Every write of the publish scope may be rate limited; every body may
-    // be too large or too slow; every stream open may be refused for its
-    // rate or a full instance; everything but the open documents may meet
-    // an unavailable store.
+    // With authentication off no per-user budget is kept, so no write is
+    // rate limited (`auth::documented_statuses` checks them with it on);
+    // every body may be too large or too slow; every stream open may be
+    // refused for its address's rate or a full instance; everything but
+    // the open documents may meet an unavailable store.
     let mut missing = Vec::new();
+    let mut wrong = Vec::new();
     for (path, method) in [
         ("/sse/publish", "post"),
         ("/sse/test-event", "post"),
@@ -528,14 +530,33 @@ async fn openapi_lists_the_limits_and_outages_every_operation_may_answer() {
         ("/tasks/{id}/complete", "post"),
         ("/tasks/{id}/fail", "post"),
         ("/tasks/{id}/cancel", "post"),
+        ("/chats/{chat_id}/cancel", "post"),
         ("/demo/generations", "post"),
     ] {
-        for status in ["429", "503"] {
-            if !lists(path, method, status) {
-                missing.push(format!("{method} {path}: {status}"));
+        if !lists(path, method, "503") {
+            missing.push(format!("{method} {path}: 503"));
+        }
+        if lists(path, method, "429") {
+            wrong.push(format!("{method} {path}: 429"));
+        }
+    }
+    // Nor does any operation answer 403, nor 401 but a stream open's
+    // `?ticket=`.
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, listed) in item.as_object().expect("an item") {
+            let takes_ticket = listed["parameters"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|p| p["name"] == "ticket"));
+            if lists(path, method, "403") || lists(path, method, "401") != takes_ticket {
+                wrong.push(format!("{method} {path}: 401/403"));
             }
         }
     }
+    assert!(
+        lists("/tasks/{id}/events", "get", "401"),
+        "a task stream opened with an unknown ticket"
+    );
+    assert!(wrong.is_empty(), "with authentication off: {wrong:#?}");
     for (path, method) in [
         ("/tasks", "post"),
         ("/tasks/{id}/text", "post"),

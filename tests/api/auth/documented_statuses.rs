@@ -98,6 +98,16 @@ async fn every_status_a_wrong_call_gets_is_documented_for_its_operation() {
     // Arrange
     let app = spawn_secured_app().await;
     let document = app.get_json("/openapi.json").await;
+    // With authentication on, every write of the publish scope may meet
+    // the publisher's budget.
+    for (path, method) in [
+        ("/sse/publish", "post"),
+        ("/tasks/{id}/stream", "post"),
+        ("/chats/{chat_id}/cancel", "post"),
+    ] {
+        let listed = &document["paths"][path][method]["responses"];
+        assert!(listed.get("429").is_some(), "{method} {path}: {listed}");
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

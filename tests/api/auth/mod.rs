@@ -173,14 +173,27 @@ pub async fn assert_unauthorized(response: reqwest::Response, secrets: &[&str]) 
     body
 }
 
-/// Asserts a 403 `forbidden` (no challenge: the token was fine).
+/// Asserts a 403 `forbidden`: the token was fine, so its only challenge is
+/// the scope it lacks (RFC 6750 section 3.1, `insufficient_scope`), and a
+/// 403 for anything else (a project) has none.
 pub async fn assert_forbidden(response: reqwest::Response, secrets: &[&str]) -> Value {
-    assert!(
-        response.headers().get("www-authenticate").is_none(),
-        "a 403 carries no challenge: {:?}",
-        response.headers()
-    );
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|c| c.to_str().expect("an ASCII challenge").to_owned());
     let body = assert_error(response, 403, "forbidden").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    match message.strip_prefix("this endpoint needs the `") {
+        Some(rest) => {
+            let scope = rest.split('`').next().unwrap_or_default();
+            let expected = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+            assert_eq!(challenge.as_deref(), Some(expected.as_str()), "{body}");
+        }
+        None => assert_eq!(
+            challenge, None,
+            "a 403 for {message:?} carries no challenge"
+        ),
+    }
     assert_no_secrets(&body, secrets);
     body
 }

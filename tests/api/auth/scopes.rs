@@ -130,10 +130,10 @@ async fn each_endpoint_needs_exactly_its_scope() {
                 ));
             } else if !allowed {
                 if status == 403 {
-                    let body = assert_forbidden(response, &[&token]).await;
                     let Needs::Scope(needed) = endpoint.needs else {
                         unreachable!()
                     };
+                    let body = assert_forbidden(response, &[&token]).await;
                     assert!(
                         body["error"]["message"]
                             .as_str()
