@@ -160,25 +160,31 @@ impl SteeringMessageBody {
         let parts = self
             .parts
             .into_iter()
-            .map(|piece| match piece {
-                SteeringPieceBody::Text {
-                    text,
-                    provider_metadata,
-                } => Ok(SteeringPiece::Text {
-                    text,
-                    provider_metadata: said(provider_metadata, WHAT)?,
-                }),
-                SteeringPieceBody::File {
-                    media_type,
-                    url,
-                    filename,
-                    provider_reference,
-                    provider_metadata,
-                } => {
-                    Ok(
-                        SteeringPiece::file(&media_type, &url, filename, provider_reference, WHAT)?
-                            .with_provider_metadata(said(provider_metadata, WHAT)?),
-                    )
+            .enumerate()
+            .map(|(at, piece)| {
+                let what = &format!("{WHAT}'s parts[{at}]");
+                match piece {
+                    SteeringPieceBody::Text {
+                        text,
+                        provider_metadata,
+                    } => Ok(SteeringPiece::Text {
+                        text,
+                        provider_metadata: said(provider_metadata, what)?,
+                    }),
+                    SteeringPieceBody::File {
+                        media_type,
+                        url,
+                        filename,
+                        provider_reference,
+                        provider_metadata,
+                    } => Ok(SteeringPiece::file(
+                        &media_type,
+                        &url,
+                        filename,
+                        provider_reference,
+                        what,
+                    )?
+                    .with_provider_metadata(said(provider_metadata, what)?)),
                 }
             })
             .collect::<Result<_, String>>()?;

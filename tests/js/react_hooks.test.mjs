@@ -233,6 +233,14 @@ test("useTaskStream keeps what AI SDK 7 adds: each text part's citations, reason
   assert.deepEqual(result.current.steeringMessages, [
     { id: "u1", parts: [{ type: "text", text: "Shorter." }, { type: "file", mediaType: "image/png", url: "u", filename: "m.png" }] },
   ]);
+  // An end that says citations, even none, keeps its part, as the SDK's message keeps `citations: []`.
+  send(() => latest().emit("text", at({ delta: "Bye." }), "10"));
+  send(() => latest().emit("text_end", at({ citations: [] }), "11"));
+  send(() => latest().emit("text_end", at({ citations: [] }), "12"));
+  send(() => latest().emit("text", at({ delta: "Last." }), "13"));
+  send(() => latest().emit("text_end", at({ citations: [cited] }), "14"));
+  assert.deepEqual(result.current.textParts, ["Cold.", "Stay in.", "", "Bye.", "", "Last."]);
+  assert.equal(result.current.citations.at(-1).textPart, 5);
   send(() => latest().emit("replay_reset", {}));
   const { citations, reasoningFiles, customParts, steeringMessages } = result.current;
   assert.deepEqual([citations, reasoningFiles, customParts, steeringMessages], [[], [], [], []]);

@@ -50,8 +50,11 @@ impl UiMessageTranslator {
         // A model's source or file belongs to the step that made it; an
         // app's data part is written wherever the app wrote it, often
         // before the model's first step ("searching…"); a steering message
-        // comes before the step it steers.
-        if matches!(event_type, "data_part" | "steering_message") {
+        // comes before the step it steers, after the one before it ended.
+        if event_type == "steering_message" {
+            self.start(out);
+            self.end_ended_step(out);
+        } else if event_type == "data_part" {
             self.start(out);
         } else {
             self.begin_step(out);
@@ -333,5 +336,35 @@ mod tests {
                 "{earlier}"
             );
         }
+    }
+
+    #[test]
+    fn a_steering_message_comes_after_the_step_before_it_ended_and_before_the_next() {
+        let v7 = AiSdkMajor::parse("7").expect("a version");
+        let events = [
+            ("connected", json!({})),
+            ("text", json!({ "task_id": "t1", "delta": "A" })),
+            ("step_end", json!({ "task_id": "t1", "result": null })),
+            (
+                "steering_message",
+                json!({ "task_id": "t1", "id": "u1", "parts": [{ "type": "text", "text": "Shorter." }] }),
+            ),
+            ("text", json!({ "task_id": "t1", "delta": "B" })),
+        ];
+        assert_eq!(
+            parts_for(v7, &events),
+            [
+                json!({ "type": "start", "messageId": "t1" }),
+                json!({ "type": "start-step" }),
+                json!({ "type": "text-start", "id": "text" }),
+                json!({ "type": "text-delta", "id": "text", "delta": "A" }),
+                json!({ "type": "text-end", "id": "text" }),
+                json!({ "type": "finish-step" }),
+                json!({ "type": "steering-message", "id": "u1", "parts": [{ "type": "text", "text": "Shorter." }] }),
+                json!({ "type": "start-step" }),
+                json!({ "type": "text-start", "id": "text-2" }),
+                json!({ "type": "text-delta", "id": "text-2", "delta": "B" }),
+            ]
+        );
     }
 }

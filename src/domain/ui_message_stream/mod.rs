@@ -334,6 +334,15 @@ impl UiMessageTranslator {
         self.step = StepState::Open;
     }
 
+    /// The `finish-step` owed by a step that ended, now: what comes next
+    /// (a steering message) begins the next step's run, not this one's.
+    fn end_ended_step(&mut self, out: &mut BytesMut) {
+        if self.step == StepState::Ended {
+            part(out, &json!({ "type": "finish-step" }));
+            self.step = StepState::NotBegun;
+        }
+    }
+
     /// `finish-step` for a step open or ended, its open part ended first.
     fn finish_step(&mut self, out: &mut BytesMut) {
         if self.step != StepState::NotBegun {

@@ -260,8 +260,9 @@ function citationOf(data, textPart) {
  * (a part that holds no text yet begins, empty, for them, as in the AI SDK's message).
  */
 function withTextEnd(state, end) {
-  const cited = end && Array.isArray(end.citations) ? end.citations.filter(isPlainObject) : [];
-  if (!cited.length) return { ...state, textPartEnded: true };
+  // Citations said, even none, keep the part: the AI SDK's message keeps `citations: []`.
+  if (!end || !Array.isArray(end.citations)) return { ...state, textPartEnded: true };
+  const cited = end.citations.filter(isPlainObject);
   const textParts = state.textParts.length && !state.textPartEnded ? state.textParts : [...state.textParts, ""];
   const at = textParts.length - 1;
   return { ...state, textParts, textPartEnded: true, citations: [...state.citations, ...cited.map((c) => citationOf(c, at))] };

@@ -295,8 +295,9 @@ fn steering_message(value: &Value) -> Result<SteeringMessage, String> {
     };
     let parts = said
         .iter()
-        .map(|part| {
-            let what = "a steering-message part's part";
+        .enumerate()
+        .map(|(at, part)| {
+            let what = &format!("{WHAT}'s parts[{at}]");
             let piece = match part.get("type").and_then(Value::as_str) {
                 Some("text") => SteeringPiece::Text {
                     text: string_field(part, "text", what)?,
@@ -313,7 +314,7 @@ fn steering_message(value: &Value) -> Result<SteeringMessage, String> {
                 )?,
                 _ => return Err(format!("{what} must be of type text or file")),
             };
-            Ok(piece.with_provider_metadata(provider_metadata(part, || what.to_owned())?))
+            Ok(piece.with_provider_metadata(provider_metadata(part, || what.clone())?))
         })
         .collect::<Result<_, String>>()?;
     SteeringMessage::new(&id, parts, WHAT)
