@@ -81,9 +81,11 @@ use serde_json::{Value, json};
 
 mod answer_parts;
 mod parts;
+mod steps;
 mod tools;
 
 use parts::{Phase, TextPart, part, provider_metadata};
+use steps::StepState;
 
 use super::ai_sdk_major::AiSdkMajor;
 use super::{AnswerEnd, MESSAGE_METADATA_EVENT_TYPE, STEP_END_EVENT_TYPE, TextKind};
@@ -128,17 +130,6 @@ pub struct UiMessageTranslator {
     continues: bool,
     step: StepState,
     finished: bool,
-}
-
-/// Where the message's current step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StepState {
-    /// No step has begun (nothing but progress so far).
-    NotBegun,
-    Open,
-    /// A `step_end` came: `finish-step` is owed before the next step's
-    /// first part, or before `finish`.
-    Ended,
 }
 
 impl UiMessageTranslator {
@@ -318,37 +309,6 @@ impl UiMessageTranslator {
                 out,
                 &json!({ "type": "start", "messageId": self.message_id }),
             );
-        }
-    }
-
-    /// `start-step` before a step's first part: after the owed
-    /// `finish-step` of the step that ended, if one did.
-    fn begin_step(&mut self, out: &mut BytesMut) {
-        self.start(out);
-        match self.step {
-            StepState::Open => return,
-            StepState::Ended => part(out, &json!({ "type": "finish-step" })),
-            StepState::NotBegun => {}
-        }
-        part(out, &json!({ "type": "start-step" }));
-        self.step = StepState::Open;
-    }
-
-    /// The `finish-step` owed by a step that ended, now: what comes next
-    /// (a steering message) begins the next step's run, not this one's.
-    fn end_ended_step(&mut self, out: &mut BytesMut) {
-        if self.step == StepState::Ended {
-            part(out, &json!({ "type": "finish-step" }));
-            self.step = StepState::NotBegun;
-        }
-    }
-
-    /// `finish-step` for a step open or ended, its open part ended first.
-    fn finish_step(&mut self, out: &mut BytesMut) {
-        if self.step != StepState::NotBegun {
-            self.end_part(out);
-            part(out, &json!({ "type": "finish-step" }));
-            self.step = StepState::NotBegun;
         }
     }
 
