@@ -230,7 +230,7 @@ struct FailBody {
 }
 
 /// The kinds of line a producer writes, as refusals list them.
-const KINDS: &str = "delta, reasoning, progress, complete, fail, tool_call, tool_result, \
+const KINDS: &str = "delta, reasoning, progress (or stage or message), complete, fail, tool_call, tool_result, \
                      tool_approval, step_end, text_end, reasoning_end, source, file, data_part, \
                      custom_part, steering_message or message_metadata";
 
