@@ -110,30 +110,20 @@ impl AnswerPart {
 
     /// A file, its URL and media type checked.
     pub fn file(url: &str, media_type: &str, what: &str) -> Result<Self, String> {
-        Ok(Self::File {
-            url: not_blank(url, "url", what)?,
-            media_type: label(media_type, "media type", what)?,
-            provider_metadata: None,
-            reasoning: false,
-        })
+        Self::made_file(url, media_type, false, what)
     }
 
     /// A file the model made in its reasoning, checked as [`Self::file`].
     pub fn reasoning_file(url: &str, media_type: &str, what: &str) -> Result<Self, String> {
-        let Self::File {
-            url,
-            media_type,
-            provider_metadata,
-            ..
-        } = Self::file(url, media_type, what)?
-        else {
-            unreachable!("a file is a file")
-        };
+        Self::made_file(url, media_type, true, what)
+    }
+
+    fn made_file(url: &str, media_type: &str, reasoning: bool, what: &str) -> Result<Self, String> {
         Ok(Self::File {
-            url,
-            media_type,
-            provider_metadata,
-            reasoning: true,
+            url: not_blank(url, "url", what)?,
+            media_type: label(media_type, "media type", what)?,
+            provider_metadata: None,
+            reasoning,
         })
     }
 

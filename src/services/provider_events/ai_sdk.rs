@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, string_field};
+use super::{
+    Dialect, EndNote, EventRead, Instruction, Piece, ToolPiece, optional_string_field, string_field,
+};
 use crate::domain::{
     AnswerPart, Citation, FinishReason, PartEndSaid, SteeringMessage, SteeringPiece, TextKind,
     ToolEvent, ToolFlags, ToolLabels, ToolOutcome, checked_message_metadata,
@@ -79,11 +81,11 @@ fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
         "abort" => Instruction::Cancel,
         // The text that follows (after a source, say) is a part of its own.
         "text-end" => {
-            let said = PartEndSaid {
+            let said = citations(value)?.map(|cited| PartEndSaid {
                 provider_metadata: None,
-                citations: citations(value)?,
-            };
-            Instruction::TextEnd(TextKind::Answer, PartEndSaid::joined(Some(said), None))
+                citations: Some(cited),
+            });
+            Instruction::TextEnd(TextKind::Answer, said)
         }
         "reasoning-end" => Instruction::TextEnd(TextKind::Reasoning, None),
         // One model call of a multi-step answer ended; the next may follow
@@ -111,11 +113,8 @@ fn text_part(kind: &str, value: &Value) -> Result<EventRead, String> {
             let what = format!("a {data} part");
             // As the SDK's own schema has them: refused otherwise, as the
             // SDK's reader would refuse the part.
-            let id = match value.get("id") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(id)) => Some(id.as_str()),
-                Some(_) => return Err(format!("{what}'s id must be a string")),
-            };
+            let id = optional_string_field(value, "id", &what)?;
+            let id = id.as_deref();
             let transient = match value.get("transient") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(transient)) => *transient,
@@ -215,21 +214,20 @@ fn answer_part(kind: &str, value: &Value) -> Result<AnswerPart, String> {
 /// A source citing a URL (`kind` `source-url`) or a document, its id under
 /// `id_field`.
 fn source(kind: &str, id_field: &str, value: &Value, what: &str) -> Result<AnswerPart, String> {
-    // A title or file name of another type is refused, as the SDK's schema
-    // refuses it.
-    let optional = |name: &str| match value.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(said)) => Ok(Some(said.clone())),
-        Some(_) => Err(format!("{what}'s {name} must be a string")),
-    };
     let id = string_field(value, id_field, what)?;
     if kind == "source-url" {
         let url = string_field(value, "url", what)?;
-        return AnswerPart::url_source(&id, &url, optional("title")?, what);
+        return AnswerPart::url_source(
+            &id,
+            &url,
+            optional_string_field(value, "title", what)?,
+            what,
+        );
     }
     let media_type = string_field(value, "mediaType", what)?;
     let title = string_field(value, "title", what)?;
-    AnswerPart::document_source(&id, &media_type, &title, optional("filename")?, what)
+    let filename = optional_string_field(value, "filename", what)?;
+    AnswerPart::document_source(&id, &media_type, &title, filename, what)
 }
 
 /// A `text-end` part's `citations` (AI SDK 7), checked as the SDK's own
@@ -276,11 +274,7 @@ fn citation(value: &Value) -> Result<Citation, String> {
             .map(Some)
             .ok_or_else(|| format!("{WHAT}'s {name} must be a whole number, 0 or more")),
     };
-    let cited_text = match value.get("citedText") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(_) => return Err(format!("{WHAT}'s citedText must be a string")),
-    };
+    let cited_text = optional_string_field(value, "citedText", WHAT)?;
     let (start, end) = (index("startIndex")?, index("endIndex")?);
     Citation::new(source, start, end, cited_text, WHAT)
 }
@@ -306,9 +300,7 @@ fn steering_message(value: &Value) -> Result<SteeringMessage, String> {
                 Some("file") => SteeringPiece::file(
                     &string_field(part, "mediaType", what)?,
                     &string_field(part, "url", what)?,
-                    part.get("filename")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    optional_string_field(part, "filename", what)?,
                     part.get("providerReference").cloned(),
                     what,
                 )?,

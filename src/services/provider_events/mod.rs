@@ -326,6 +326,17 @@ fn string_field(value: &Value, name: &str, what: &str) -> Result<String, String>
         .ok_or_else(|| format!("{what} needs {name} as a string"))
 }
 
+/// `value[name]` as a string, if there; another type is refused, as the
+/// AI SDK's own schema refuses it (a reader of the task's stream must never
+/// meet what its SDK would refuse).
+fn optional_string_field(value: &Value, name: &str, what: &str) -> Result<Option<String>, String> {
+    match value.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(said)) => Ok(Some(said.clone())),
+        Some(_) => Err(format!("{what}'s {name} must be a string")),
+    }
+}
+
 fn delta_or_nothing(text: String) -> Instruction {
     if text.is_empty() {
         Instruction::Nothing

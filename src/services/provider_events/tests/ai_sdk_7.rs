@@ -109,6 +109,10 @@ fn an_ai_sdk_7_streams_citations_reasoning_files_and_custom_parts_are_kept() {
         ),
         (r#"{"type":"custom"}"#, "needs kind"),
         (
+            r#"{"type":"steering-message","id":"u1","parts":[{"type":"file","mediaType":"image/png","url":"u","filename":5}]}"#,
+            "parts[0]'s filename must be a string",
+        ),
+        (
             r#"{"type":"text-end","id":"t1","citations":[{"source":{"type":"source","sourceType":"url","id":"s","url":"u","title":5}}]}"#,
             "title must be a string",
         ),
