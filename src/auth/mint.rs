@@ -121,7 +121,11 @@ pub fn mint(auth: &AuthSettings, request: &TokenRequest<'_>) -> Result<String, M
 /// What the broker would refuse in the token, refused before it is made.
 fn check(request: &TokenRequest<'_>) -> Result<(), MintError> {
     UserId::parse(request.sub).map_err(|e| MintError::BadSubject(e.to_string()))?;
-    let mut scopes = request.scope.split_whitespace().peekable();
+    let mut scopes = request
+        .scope
+        .split(' ')
+        .filter(|scope| !scope.is_empty())
+        .peekable();
     if scopes.peek().is_none() {
         return Err(MintError::NoScope);
     }

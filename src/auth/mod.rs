@@ -344,6 +344,43 @@ mod tests {
     }
 
     #[test]
+    fn scopes_are_separated_by_spaces_alone() {
+        let verifier = verifier(&settings());
+        let scopes_of = |scope: &str| {
+            let principal = verifier
+                .verify_with_current_keys(&token(scope, &[], 60))
+                .unwrap();
+            [Scope::Subscribe, Scope::Publish, Scope::Admin].map(|s| principal.has(s))
+        };
+        assert_eq!(scopes_of("subscribe  admin"), [true, false, true]);
+        assert_eq!(scopes_of(" publish "), [false, true, false]);
+        // Another whitespace is part of a word: one unknown scope, granting
+        // nothing (an issuer may have meant it as one opaque scope).
+        for joined in [
+            "subscribe\u{a0}admin",
+            "x\u{2003}admin",
+            "subscribe\tpublish",
+            "subscribe\nadmin",
+        ] {
+            assert_eq!(scopes_of(joined), [false, false, false], "{joined:?}");
+        }
+        let refused = mint(
+            &settings(),
+            &TokenRequest {
+                sub: "alice",
+                scope: "subscribe\tpublish",
+                projects: &[],
+                ttl_secs: 60,
+                private_key_pem: None,
+            },
+        );
+        assert!(
+            matches!(refused, Err(MintError::UnknownScope(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn every_project_is_star_alone_and_a_star_among_ids_is_refused() {
         let verifier = verifier(&settings());
         let all = verifier

@@ -325,7 +325,10 @@ fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
         .map_err(|_| AuthError::BadClaims("sub is not a valid user id"))?;
     let scopes = claims
         .scope
-        .split_whitespace()
+        // RFC 6749 §3.3: scopes are separated by spaces (%x20) alone. A
+        // no-break space or a tab is part of a word, so "subscribe\u{a0}admin"
+        // is one unknown scope, not `admin`.
+        .split(' ')
         .filter_map(Scope::parse)
         .collect();
     let projects = if claims.projects.iter().any(|p| p == "*") {

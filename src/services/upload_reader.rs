@@ -19,7 +19,7 @@ use super::{
     upload_error::ReadError,
     upload_halves::{WaitingHalf, replacement_character, split_characters_joined},
     upload_rules::ReadRules,
-    upload_shape::{Shape, json_answer, shape_of},
+    upload_shape::{Shape, shape_of},
 };
 use crate::domain::{SseParseError, SseParser, TextKind, extend_held, shrink_after_long_line};
 
@@ -110,7 +110,8 @@ impl Reader {
             Body::EventStream { parser, shape } => {
                 parser.held_bytes()
                     + match shape {
-                        Shape::Unknown(held) | Shape::Json(held) => held.capacity(),
+                        Shape::Unknown(held) => held.capacity(),
+                        Shape::Json(document) => document.held_bytes(),
                         Shape::Events => 0,
                     }
             }
@@ -282,12 +283,12 @@ impl Reader {
                     chunk = &held[from..];
                 }
                 if let Shape::Json(document) = shape {
-                    extend_held(document, chunk);
+                    document.push(chunk)?;
                     if document.len() > max {
                         return Err(ReadError::JsonTooLong { limit: max });
                     }
                     if last {
-                        take(1, (EventRead::one(json_answer(document)?, None), None))?;
+                        take(1, (EventRead::one(document.answer()?, None), None))?;
                     }
                     return Ok(());
                 }
@@ -441,7 +442,7 @@ mod tests {
             "{\"choices\":[{\"delta\":{\"content\":\"\\udc4b\"}}]}\n",
         );
         let whole = "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n{\"choices\":[]}\n";
-        let broken = "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n{\"choices\":\n";
+        let broken = "{\"choices\":\n[{\"delta\":\n";
         for (body, says) in [
             (halves, "send them as application/x-ndjson"),
             (whole, "send them as application/x-ndjson"),
@@ -456,6 +457,29 @@ mod tests {
                 }
                 other => panic!("{body:?}: {other:?}"),
             }
+        }
+    }
+
+    /// Refused at the second line's first byte, not at the body's end:
+    /// the producer stops before streaming a whole answer for nothing.
+    #[test]
+    fn json_lines_sent_as_an_event_stream_are_refused_before_the_body_ends() {
+        let first = "{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n";
+        let mut reader = Reader::new(UploadFormat::EventStream, 1 << 16, UploadEnds::Task);
+        for piece in [&first[..9], &first[9..], "\n  \n"] {
+            let (got, error) = reader.read(piece.as_bytes(), false);
+            assert!(got.is_empty() && error.is_none(), "{piece:?}: {error:?}");
+        }
+        let (got, error) = reader.read(b"{\"cho", false);
+        assert!(got.is_empty());
+        match error {
+            Some(ReadError::Malformed { line: 1, reason }) => {
+                assert!(
+                    reason.contains("send them as application/x-ndjson"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::{
-    generation_input::Instruction, provider_events::provider_error,
+    super::domain::extend_held, generation_input::Instruction, provider_events::provider_error,
     surrogate_pairs::pair_split_characters, upload_error::ReadError,
 };
 
@@ -17,9 +17,73 @@ pub(super) enum Shape {
     /// Not told yet: the body so far, held until its first line is whole.
     Unknown(Vec<u8>),
     Events,
-    /// JSON where events were expected, kept whole to be read at its end.
-    Json(Vec<u8>),
+    /// JSON where events were expected.
+    Json(JsonBody),
 }
+
+/// JSON where events were expected, kept whole to be read at its end (a
+/// provider's error answer fails the task with its message), except JSON
+/// lines: a first line that is JSON on its own with more after it is
+/// refused at once, so that a producer piping an SDK's JSON lines in as
+/// an event stream learns of it before paying for a whole answer.
+#[derive(Debug, Default)]
+pub(super) struct JsonBody {
+    bytes: Vec<u8>,
+    first_line: FirstLine,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum FirstLine {
+    /// Not whole yet.
+    #[default]
+    Open,
+    /// JSON on its own, ending at this offset.
+    Json { end: usize },
+    /// Not JSON alone (a pretty-printed document's `{`).
+    Part,
+}
+
+impl JsonBody {
+    pub(super) fn push(&mut self, chunk: &[u8]) -> Result<(), ReadError> {
+        let before = self.bytes.len();
+        extend_held(&mut self.bytes, chunk);
+        if let FirstLine::Open = self.first_line
+            && let Some(at) = memchr::memchr(b'\n', &self.bytes[before..])
+        {
+            let end = before + at;
+            let line = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
+            self.first_line = if is_json_line(line.trim()) {
+                FirstLine::Json { end }
+            } else {
+                FirstLine::Part
+            };
+        }
+        if let FirstLine::Json { end } = self.first_line
+            && self.bytes[before.max(end + 1)..]
+                .iter()
+                .any(|byte| !byte.is_ascii_whitespace())
+        {
+            return Err(not_a_stream(JSON_LINES));
+        }
+        Ok(())
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub(super) fn held_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// The whole body, read at its end.
+    pub(super) fn answer(&self) -> Result<Instruction, ReadError> {
+        json_answer(&self.bytes)
+    }
+}
+
+const JSON_LINES: &str =
+    "JSON lines (an SDK's toReadableStream()?): send them as application/x-ndjson";
 
 /// What an event-stream body is, told by `head` (the body so far): JSON
 /// (its first byte that is not white space or a byte order mark opens an
@@ -33,7 +97,7 @@ pub(super) fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>
         return Ok(last.then_some((Shape::Events, 0)));
     };
     if matches!(head[from], b'{' | b'[') {
-        return Ok(Some((Shape::Json(Vec::new()), from)));
+        return Ok(Some((Shape::Json(JsonBody::default()), from)));
     }
     // The first line as the event-stream parser reads it: spaces before a
     // field name make another field.
@@ -63,7 +127,7 @@ pub(super) fn shape_of(head: &[u8], last: bool) -> Result<Option<(Shape, usize)>
 /// A JSON body sent as an event stream, read whole: a provider's error
 /// answer fails the task with its message; JSON lines or another document
 /// are refused, saying what to send instead.
-pub(super) fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
+fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
     let text = std::str::from_utf8(document).map_err(|_| not_a_stream("JSON that is not UTF-8"))?;
     match serde_json::from_str::<Value>(text) {
         // One line of an SDK's JSON lines reads as one document.
@@ -75,9 +139,7 @@ pub(super) fn json_answer(document: &[u8]) -> Result<Instruction, ReadError> {
                 .lines()
                 .all(|line| line.trim().is_empty() || is_json_line(line)) =>
         {
-            Err(not_a_stream(
-                "JSON lines (an SDK's toReadableStream()?): send them as application/x-ndjson",
-            ))
+            Err(not_a_stream(JSON_LINES))
         }
         Err(_) => Err(not_a_stream("JSON that does not parse")),
     }

@@ -7,6 +7,7 @@ mod http_span;
 mod log_throttle;
 mod metrics;
 mod otlp;
+mod sdk_after_flush;
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -107,6 +108,7 @@ pub fn link_to(span: &tracing::Span, origin: &TraceParent) {
 /// Holds the process-wide exporters; flush them with [`TelemetryGuard::shutdown`].
 pub struct TelemetryGuard {
     tracer_provider: Option<SdkTracerProvider>,
+    sdk_after_flush: sdk_after_flush::SdkAfterFlush,
 }
 
 /// How long the exit waits for the last spans and metrics to reach the
@@ -116,7 +118,8 @@ pub struct TelemetryGuard {
 const FLUSH_BUDGET: Duration = Duration::from_secs(3);
 
 /// One exporter's last flush, run on a thread of its own.
-type Flush = Box<dyn FnOnce() + Send>;
+type FlushResult = Result<(), String>;
+type Flush = Box<dyn FnOnce() -> FlushResult + Send>;
 
 impl TelemetryGuard {
     /// Flushes pending spans and metrics, both at once, for at most
@@ -125,33 +128,37 @@ impl TelemetryGuard {
     /// waiting on the collector when the budget ends is left behind, and
     /// ends with the process.
     pub async fn shutdown(self, metrics: Metrics) {
-        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let mut flushes: Vec<(&str, Flush)> = vec![(
-            "metrics-flush",
-            Box::new(move || metrics.shutdown_blocking()),
-        )];
+        // The SDK's own lines about this flush (and, after it, about the
+        // exports the runtime's end cuts off) give way to the warnings below.
+        self.sdk_after_flush.flush_begins();
+        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel::<(&str, FlushResult)>();
+        let mut flushes: Vec<(&str, Flush)> =
+            vec![("metrics", Box::new(move || metrics.shutdown_blocking()))];
         if let Some(provider) = self.tracer_provider {
             flushes.push((
-                "spans-flush",
+                "spans",
                 Box::new(move || {
-                    let _ = provider.shutdown_with_timeout(FLUSH_BUDGET);
+                    provider
+                        .shutdown_with_timeout(FLUSH_BUDGET)
+                        .map_err(|error| error.to_string())
                 }),
             ));
         }
         let mut pending = 0;
-        for (name, flush) in flushes {
+        for (signal, flush) in flushes {
             let done = done.clone();
             let spawned = std::thread::Builder::new()
-                .name(name.to_owned())
+                .name(format!("{signal}-flush"))
                 .spawn(move || {
-                    flush();
-                    let _ = done.send(());
+                    let _ = done.send((signal, flush()));
                 });
             pending += usize::from(spawned.is_ok());
         }
         let all_finished = async {
             for _ in 0..pending {
-                finished.recv().await;
+                if let Some((signal, Err(error))) = finished.recv().await {
+                    tracing::warn!(signal, %error, "the last OTLP export failed; exiting without it");
+                }
             }
         };
         if tokio::time::timeout(FLUSH_BUDGET, all_finished)
@@ -187,9 +194,11 @@ pub fn init_tracing(log_format: LogFormat, instance_id: &str) -> TelemetryGuard 
     let otel_layer = tracer_provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sse-broker")));
+    let sdk_after_flush = sdk_after_flush::SdkAfterFlush::default();
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(deliberate_closes::DeliberateCloses)
+        .with(sdk_after_flush.clone())
         .with(otel_layer);
     let result = match log_format {
         LogFormat::Json => registry
@@ -209,7 +218,10 @@ pub fn init_tracing(log_format: LogFormat, instance_id: &str) -> TelemetryGuard 
     }
     // Only now is there a subscriber to say how the export went.
     plan.report(otlp::Signal::Traces, build_error.as_ref());
-    TelemetryGuard { tracer_provider }
+    TelemetryGuard {
+        tracer_provider,
+        sdk_after_flush,
+    }
 }
 
 /// The OTLP metric reader, when the environment exports metrics.

@@ -362,6 +362,32 @@ async fn a_providers_error_answer_piped_in_unchecked_fails_the_task_with_its_mes
         message.starts_with("line 1: the body is not an event stream: it begins \"<html>"),
         "{body}"
     );
+
+    // JSON lines sent as an event stream are refused as their second line
+    // begins, the body still open: the producer stops before streaming a
+    // whole answer for nothing (it was answered at the body's end).
+    create(&app, "json-lines").await;
+    let upload = Upload::start(&app, "json-lines", "text/event-stream");
+    upload.send("{\"delta\": \"Hello\"}\n").await;
+    upload.send("{\"delta\": \" world\"}\n").await;
+    let answer = tokio::time::timeout(SHORT, upload.answer)
+        .await
+        .expect("answered while the body is still open")
+        .expect("the upload task");
+    let body = assert_error(answer, 422, "invalid_payload").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("send them as application/x-ndjson"),
+        "{body}"
+    );
+    drop(upload.body);
+    let task: Value = app
+        .get("/tasks/json-lines")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(task["status"], "pending", "nothing applied: {task}");
 }
 
 #[actix_web::test]

@@ -381,20 +381,36 @@ async fn the_redis_link_gauge_moves_with_the_link_not_with_the_sampler() {
             .await
             .unwrap_or_else(|seen| panic!("/health never said the link is up={up}: {seen}"));
             let text = app.get("/metrics").await.text().await.unwrap_or_default();
-            sample(&text, "sse_redis_bridge_up", &[])
+            (
+                sample(&text, "sse_redis_bridge_up", &[]),
+                sample(&text, "sse_connections_redis", &[]),
+            )
         }
     };
+    wait_for_gauge(
+        &app,
+        "sse_connections_redis",
+        &[],
+        "a count read from Redis",
+        |v| v == 0.0,
+    )
+    .await;
 
     redis.kill();
-    assert_eq!(
-        link_is(false).await,
-        Some(0.0),
-        "the gauge when /health says down"
-    );
+    let (up, recorded) = link_is(false).await;
+    assert_eq!(up, Some(0.0), "the gauge when /health says down");
+    // The count in Redis cannot be read while the link is down: absent,
+    // not the last value read.
+    assert_eq!(recorded, None, "sse_connections_redis with the link down");
     redis.restart().await;
-    assert_eq!(
-        link_is(true).await,
-        Some(1.0),
-        "the gauge when /health says up"
-    );
+    let (up, _) = link_is(true).await;
+    assert_eq!(up, Some(1.0), "the gauge when /health says up");
+    wait_for_gauge(
+        &app,
+        "sse_connections_redis",
+        &[],
+        "the count read again",
+        |v| v == 0.0,
+    )
+    .await;
 }

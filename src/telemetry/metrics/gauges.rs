@@ -303,10 +303,15 @@ impl Metrics {
         sampled
             .redis_bridge_up
             .store(i64::from(up), Ordering::Relaxed);
-        if let Some(count) = own_redis_count {
-            sampled
-                .redis_connections
-                .store(count as i64, Ordering::Relaxed);
+        // While the link is down the count in Redis cannot be read: the
+        // series goes absent rather than repeat the last value read.
+        let recorded = match own_redis_count {
+            _ if !up => Some(ABSENT),
+            Some(count) => Some(count as i64),
+            None => None,
+        };
+        if let Some(recorded) = recorded {
+            sampled.redis_connections.store(recorded, Ordering::Relaxed);
         }
     }
 

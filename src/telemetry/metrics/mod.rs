@@ -13,6 +13,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 mod gauges;
 mod histograms;
+mod hot_counts;
 mod record;
 mod task_types;
 mod zeros;
@@ -26,6 +27,7 @@ use histograms::{
     QUEUE_DEPTH, STORE_BATCH_SIZE, STORE_CHECKPOINT_DURATION, STORE_COMMIT_DURATION,
     STORE_TASK_INDEX_DURATION, TEXT_EVENT_DELTAS, TIME_TO_FIRST_TOKEN, TOKEN_GAP,
 };
+use hot_counts::HotCounts;
 
 /// Gauges absent until their source reports (Redis-only gauges).
 const ABSENT: i64 = -1;
@@ -55,9 +57,8 @@ struct Inner {
     redis_reconnects: Counter<u64>,
     redis_foreign_messages: Counter<u64>,
     redis_instance_id_clashes: Counter<u64>,
-    events_published: Counter<u64>,
-    events_delivered: Counter<u64>,
-    events_dropped: Counter<u64>,
+    /// `sse.events.{published,delivered,dropped}` and `sse.task.deltas`.
+    hot_counts: Arc<HotCounts>,
     connections_opened: Counter<u64>,
     connections_refused: Counter<u64>,
     registry_resets: Counter<u64>,
@@ -84,7 +85,6 @@ struct Inner {
     token_gap: Histogram<f64>,
     /// Their `task_type` labels, bounded.
     task_types: task_types::TaskTypeLabels,
-    task_deltas: Counter<u64>,
     task_tool_events: Counter<u64>,
     task_answer_parts: Counter<u64>,
     text_event_deltas: Histogram<f64>,
@@ -132,6 +132,8 @@ impl Metrics {
         let sampled = Arc::new(Sampled::default());
         let instance = KeyValue::new("instance", instance_id.to_owned());
         Self::register_gauges(&meter, sampled.clone(), instance.clone());
+        let hot_counts = Arc::new(HotCounts::default());
+        hot_counts.register(&meter);
         let delivery_lag = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
                 "sse_delivery_lag_seconds",
@@ -180,18 +182,7 @@ impl Metrics {
         };
         let metrics = Self {
             inner: Arc::new(Inner {
-                events_published: counter(
-                    "sse.events.published",
-                    "Events accepted and routed, by type",
-                ),
-                events_delivered: counter(
-                    "sse.events.delivered",
-                    "Frames queued to streams, by event type",
-                ),
-                events_dropped: counter(
-                    "sse.events.dropped",
-                    "Frames not delivered because a stream's queue was full",
-                ),
+                hot_counts,
                 connections_opened: counter("sse.connections.opened", "Streams opened"),
                 connections_refused: counter(
                     "sse.connections.refused",
@@ -240,12 +231,6 @@ impl Metrics {
                 time_to_first_token: histogram(&TIME_TO_FIRST_TOKEN),
                 token_gap: histogram(&TOKEN_GAP),
                 task_types: task_types::TaskTypeLabels::default(),
-                task_deltas: counter(
-                    "sse.task.deltas",
-                    "Text deltas written to tasks, by outcome (accepted, or retry: a seq at or \
-                     below the task's last, ignored) and kind (text: the answer; reasoning: the \
-                     model's thinking)",
-                ),
                 task_tool_events: counter(
                     "sse.task.tool_events",
                     "Tool events kept on tasks, by kind: call (the model asked for a tool), \
@@ -354,8 +339,11 @@ impl Metrics {
     }
 
     /// Flushes and stops the OTLP push. Blocking: call from a blocking thread.
-    pub fn shutdown_blocking(&self) {
-        let _ = self.inner.provider.shutdown();
+    pub fn shutdown_blocking(&self) -> Result<(), String> {
+        self.inner
+            .provider
+            .shutdown()
+            .map_err(|error| error.to_string())
     }
 
     pub fn instance(&self) -> &KeyValue {

@@ -82,17 +82,9 @@ impl Metrics {
 
     /// One event routed: `delivered` frames queued, `dropped` streams closed slow.
     pub fn record_routed(&self, event: &StoredEvent, delivered: u64, dropped: u64) {
-        let attributes = [KeyValue::new(
-            "event_type",
-            opentelemetry::StringValue::from(event.event_type.shared()),
-        )];
-        self.inner.events_published.add(1, &attributes);
-        if delivered > 0 {
-            self.inner.events_delivered.add(delivered, &attributes);
-        }
-        if dropped > 0 {
-            self.inner.events_dropped.add(dropped, &attributes);
-        }
+        self.inner
+            .hot_counts
+            .add_routed(&event.event_type.shared(), delivered, dropped);
         let latency_ms = (now_ms() - event.created_at_ms).max(0);
         self.inner
             .publish_to_route_latency
@@ -162,15 +154,7 @@ impl Metrics {
     /// One coalesced text write: `accepted` deltas went into one event,
     /// `retried` were retries.
     pub fn record_deltas(&self, kind: TextKind, accepted: usize, retried: usize) {
-        for (outcome, count) in [("accepted", accepted), ("retry", retried)] {
-            if count > 0 {
-                let labels = [
-                    KeyValue::new("outcome", outcome),
-                    KeyValue::new("kind", kind.event_type()),
-                ];
-                self.inner.task_deltas.add(count as u64, &labels);
-            }
-        }
+        self.inner.hot_counts.add_deltas(kind, accepted, retried);
     }
 
     /// A tool call or a tool's answer kept on a task.

@@ -11,10 +11,7 @@ use opentelemetry::KeyValue;
 
 use super::{Metrics, record::UNSAID_FINISH_REASON};
 use crate::{
-    domain::{
-        AnswerPart, EventTypeCatalog, FinishReason, MESSAGE_METADATA_EVENT_TYPE, TextKind,
-        ToolEventKind,
-    },
+    domain::{AnswerPart, FinishReason, MESSAGE_METADATA_EVENT_TYPE, ToolEventKind},
     stream::{CloseReason, StreamFormat},
 };
 
@@ -30,21 +27,6 @@ impl Metrics {
             inner
                 .connections_closed
                 .add(0, &[KeyValue::new("reason", reason.as_str())]);
-        }
-        for event_type in EventTypeCatalog::built_in() {
-            let attributes = [KeyValue::new("event_type", event_type)];
-            inner.events_published.add(0, &attributes);
-            inner.events_delivered.add(0, &attributes);
-            inner.events_dropped.add(0, &attributes);
-        }
-        for outcome in ["accepted", "retry"] {
-            for kind in [TextKind::Answer, TextKind::Reasoning] {
-                let labels = [
-                    KeyValue::new("outcome", outcome),
-                    KeyValue::new("kind", kind.event_type()),
-                ];
-                inner.task_deltas.add(0, &labels);
-            }
         }
         for kind in ToolEventKind::ALL {
             let labels = [KeyValue::new("kind", kind.label())];
