@@ -12,6 +12,7 @@
 mod from_broker;
 mod from_http;
 pub mod plain;
+mod wide_integers;
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;

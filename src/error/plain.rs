@@ -40,6 +40,13 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError
             error.valid_up_to() + 1
         ))
     })?;
+    if let Some(at) = super::wide_integers::first_wide_integer(text) {
+        return Err(JsonError::Syntax(format!(
+            "the request body holds a whole number beyond 64 bits (at byte {}), which would be \
+             kept rounded: send it as a string",
+            at + 1
+        )));
+    }
     // Tracking the path allocates for every key of every body; only a
     // refused body needs it, so it is parsed again to say where.
     if let Ok(value) = serde_json::from_str(text) {
@@ -116,6 +123,12 @@ fn message_of(error: &serde_json::Error) -> String {
 /// [`from_json_object`] for one line of an NDJSON body: a syntax error
 /// says the column, in words about the line (the caller names the line).
 pub fn from_json_line<T: DeserializeOwned>(line: &str) -> Result<T, JsonError> {
+    if let Some(at) = super::wide_integers::first_wide_integer(line) {
+        return Err(JsonError::Field(format!(
+            "a whole number beyond 64 bits (column {}) would be kept rounded: send it as a string",
+            at + 1
+        )));
+    }
     from_json_object(line.as_bytes()).map_err(|error| match error {
         JsonError::Syntax(message) => match serde_json::from_str::<serde::de::IgnoredAny>(line) {
             Err(error) => JsonError::Syntax(format!(

@@ -34,7 +34,9 @@ pub struct PageQuery {
     pub scope: Option<String>,
 }
 
-/// Live streams of this instance, oldest first.
+/// Live streams, oldest first: of every instance of a cluster (gathered
+/// through Redis; `scope=local` for this instance's alone), or of this
+/// instance when it runs alone.
 #[utoipa::path(
     tag = "monitoring",
     params(PageQuery),

@@ -75,13 +75,12 @@ async fn check_task_targets(
     state: &AppState,
     principal: &Principal,
     events: &[NewEvent],
+    batch: bool,
 ) -> Result<(), ApiError> {
     let at = |position: usize| {
-        if events.len() > 1 {
-            format!("event [{position}]: ")
-        } else {
-            String::new()
-        }
+        batch
+            .then(|| format!("event [{position}]: "))
+            .unwrap_or_default()
     };
     // Each task is looked up once, however many events of the batch name it.
     let mut checked: Vec<&str> = Vec::new();
@@ -126,8 +125,9 @@ fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
     ids.into_iter().map(|id| id.map(|id| id.0)).collect()
 }
 
-/// Reads one event or an array of events, naming the position of a bad one.
-fn parse_events(body: EventDocument) -> Result<Vec<PublishEvent>, ApiError> {
+/// Reads one event or an array of events, naming the position of a bad one;
+/// with whether they came as an array (whose errors name positions).
+fn parse_events(body: EventDocument) -> Result<(Vec<PublishEvent>, bool), ApiError> {
     if let Some(RepeatedKey { position, key }) = body.repeated_key {
         let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
         return Err(ApiError::new(
@@ -150,12 +150,15 @@ fn parse_events(body: EventDocument) -> Result<Vec<PublishEvent>, ApiError> {
             ErrorCode::PayloadTooLarge,
             format!("at most {MAX_EVENTS_PER_PUBLISH} events per request"),
         )),
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| decode(item, Some(i)))
-            .collect(),
-        object @ Value::Object(_) => Ok(vec![decode(object, None)?]),
+        Value::Array(items) => Ok((
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| decode(item, Some(i)))
+                .collect::<Result<_, _>>()?,
+            true,
+        )),
+        object @ Value::Object(_) => Ok((vec![decode(object, None)?], false)),
         _ => Err(ApiError::new(
             ErrorCode::InvalidField,
             "the body must be an event object or an array of events",
@@ -188,27 +191,30 @@ pub async fn publish(
     auth: Authenticated<Publish>,
     body: JsonDocument<EventDocument>,
 ) -> Result<HttpResponse, ApiError> {
-    let events = parse_events(body.0)?
+    let (events, batch) = parse_events(body.0)?;
+    let events = events
         .into_iter()
         .enumerate()
         .map(|(i, event)| {
             state
                 .events
                 .prepare(event, auth.principal.user_id.as_ref())
-                .map_err(|e| at_position(e, i))
+                .map_err(|e| at_position(e, batch.then_some(i)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     check_projects(&auth.principal, &events)?;
-    check_task_targets(&state, &auth.principal, &events).await?;
+    check_task_targets(&state, &auth.principal, &events, batch).await?;
     let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(PublishResponse { ids: ids_json(ids) }))
 }
 
-fn at_position(error: EventError, position: usize) -> ApiError {
+/// An event's refusal, naming its place in a batch (any place, the first
+/// too: `[bad, good]` says `event [0]`).
+fn at_position(error: EventError, position: Option<usize>) -> ApiError {
     let api: ApiError = error.into();
-    if position == 0 {
+    let Some(position) = position else {
         return api;
-    }
+    };
     ApiError {
         message: format!("event [{position}]: {}", api.message),
         ..api
@@ -264,7 +270,7 @@ pub async fn test_event(
     )?;
     let events = vec![event];
     check_projects(&auth.principal, &events)?;
-    check_task_targets(&state, &auth.principal, &events).await?;
+    check_task_targets(&state, &auth.principal, &events, false).await?;
     let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(TestEventResponse {
         id: ids.into_iter().next().flatten().map(|id| id.0),

@@ -283,6 +283,39 @@ async fn new_task(app: &TestApp) -> String {
 }
 
 #[actix_web::test]
+async fn a_batchs_refused_event_is_named_by_its_place_the_first_too() {
+    let app = spawn_app().await;
+    let unstored = json!({"event_type": "commit", "persist": false, "idempotency_key": "k"});
+    for (body, code, begins) in [
+        (
+            json!([{"event_type": "bad"}, {"event_type": "commit"}]),
+            "unknown_event_type",
+            "event [0]: ",
+        ),
+        (
+            json!([unstored, {"event_type": "commit"}]),
+            "invalid_payload",
+            "event [0]: idempotency_key needs a stored event",
+        ),
+        (
+            json!([{"event_type": "commit"}, unstored]),
+            "invalid_payload",
+            "event [1]: idempotency_key needs a stored event",
+        ),
+        (
+            json!({"event_type": "bad"}),
+            "unknown_event_type",
+            "unknown event type",
+        ),
+    ] {
+        let error = assert_error(app.post_json("/sse/publish", &body).await, 422, code).await;
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(begins), "{body}: {message}");
+    }
+    assert_eq!(app.stats().await["events_published"], 0);
+}
+
+#[actix_web::test]
 async fn a_wrong_body_field_is_named_in_plain_words() {
     let app = spawn_app().await;
     let task = new_task(&app).await;

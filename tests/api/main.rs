@@ -48,4 +48,5 @@ mod tasks;
 mod tls;
 mod tool_calls;
 mod ui_message_stream;
+mod wide_numbers;
 mod write_delay;

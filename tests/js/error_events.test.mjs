@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { SseClient, TaskStream, State } from "../../src/http/assets/client.js";
+import { SseClient, TaskStream, TaskError, State } from "../../src/http/assets/client.js";
 import { FakeEventSource } from "./fake_event_source.mjs";
 
 function client(options = {}) {
@@ -156,4 +156,16 @@ test("types named like EventSource's own events (`message`, `open`) reach handle
   assert.deepEqual(messages, [{ n: 1 }], "a `message` event is delivered once");
   assert.deepEqual(opens, [{ n: 2 }], "EventSource's own `open` is not a broker event");
   c.close();
+});
+
+test("a TaskError without data has no task id or status (undefined, as the typings say), not null", () => {
+  for (const data of [null, undefined]) {
+    const error = new TaskError(data);
+    assert.equal(error.message, "task failed");
+    assert.equal(error.taskId, undefined);
+    assert.equal(error.status, undefined);
+    assert.equal(error.cancelled, false);
+  }
+  const cancelled = new TaskError({ task_id: "t1", status: "cancelled", cancelled: true });
+  assert.deepEqual([cancelled.message, cancelled.taskId, cancelled.status], ["cancelled", "t1", "cancelled"]);
 });

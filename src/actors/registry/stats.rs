@@ -168,12 +168,17 @@ pub struct ConnectionPage {
     pub total: usize,
     pub limit: usize,
     pub offset: usize,
-    /// `instance`: this instance's streams (a cluster's listing says
-    /// `cluster`).
+    /// `instance`: this instance's streams; `cluster`: every instance's,
+    /// gathered through Redis (the default when clustered).
     pub scope: &'static str,
-    /// Whether these are all the streams there are: `false` on an instance
-    /// of a cluster (the others' are not in it, as while Redis is down).
+    /// Whether these are all the streams there are: a cluster's listing is
+    /// when every instance answered; one instance's listing in a cluster is
+    /// not (`scope=local`, or Redis down: the others' are not in it).
     pub complete: bool,
+    /// The instances that answered a cluster's listing; absent from one
+    /// instance's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
 }
 
 impl ConnectionPage {
@@ -218,6 +223,7 @@ impl ConnectionPage {
             offset,
             scope: "instance",
             complete: true,
+            instances: None,
         }
     }
 }

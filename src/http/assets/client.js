@@ -154,8 +154,9 @@ export class TaskError extends Error {
     this.name = "TaskError";
     this.data = data;
     this.cancelled = cancelled;
-    this.taskId = data && data.task_id;
-    this.status = data && data.status;
+    // `undefined`, never `null`, without data: as the typings declare.
+    this.taskId = data ? data.task_id : undefined;
+    this.status = data ? data.status : undefined;
   }
 }
 
