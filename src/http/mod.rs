@@ -20,6 +20,7 @@ mod publish;
 pub mod server;
 mod stream_heads;
 pub mod streams;
+mod subscribe;
 mod task_create;
 mod tasks;
 pub mod tls;
@@ -39,7 +40,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(publish::publish)
         .service(publish::test_event)
         .service(history::history)
-        .service(publish::subscribe)
+        .service(subscribe::subscribe)
         .service(monitoring::stats)
         .service(monitoring::connections)
         .service(monitoring::disconnect)

@@ -1,4 +1,4 @@
-//! `POST /sse/publish`, `POST /sse/test-event`, `POST /sse/subscribe`.
+//! `POST /sse/publish`, `POST /sse/test-event`.
 
 use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{
     event_document::{EventDocument, RepeatedKey},
-    extract::{Authenticated, JsonBody, JsonDocument, OptionalJsonBody, Publish, Subscribe},
+    extract::{Authenticated, JsonDocument, OptionalJsonBody, Publish},
 };
 use crate::{
     auth::Principal,
@@ -15,7 +15,6 @@ use crate::{
     services::events::PublishEvent,
     services::tasks::TaskWriteError,
     state::AppState,
-    stream::ConnectionId,
 };
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -77,11 +76,7 @@ async fn check_task_targets(
     events: &[NewEvent],
     batch: bool,
 ) -> Result<(), ApiError> {
-    let at = |position: usize| {
-        batch
-            .then(|| format!("event [{position}]: "))
-            .unwrap_or_default()
-    };
+    let at = |position: usize| place(batch.then_some(position));
     // Each task is looked up once, however many events of the batch name it.
     let mut checked: Vec<&str> = Vec::new();
     for (position, event) in events.iter().enumerate() {
@@ -129,16 +124,21 @@ fn ids_json(ids: Vec<Option<EventId>>) -> Vec<Option<i64>> {
 /// with whether they came as an array (whose errors name positions).
 fn parse_events(body: EventDocument) -> Result<(Vec<PublishEvent>, bool), ApiError> {
     if let Some(RepeatedKey { position, key }) = body.repeated_key {
-        let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
         return Err(ApiError::new(
             ErrorCode::InvalidField,
-            format!("{at}{} is given more than once", plain::field_label(&key)),
+            format!(
+                "{}{} is given more than once",
+                place(position),
+                plain::field_label(&key)
+            ),
         ));
     }
     let decode = |value: Value, position: Option<usize>| {
         plain::from_json_value::<PublishEvent>(value).map_err(|message| {
-            let at = position.map_or(String::new(), |i| format!("event [{i}]: "));
-            ApiError::new(ErrorCode::InvalidField, format!("{at}{message}"))
+            ApiError::new(
+                ErrorCode::InvalidField,
+                format!("{}{message}", place(position)),
+            )
         })
     };
     match body.value {
@@ -208,17 +208,19 @@ pub async fn publish(
     Ok(HttpResponse::Accepted().json(PublishResponse { ids: ids_json(ids) }))
 }
 
-/// An event's refusal, naming its place in a batch (any place, the first
-/// too: `[bad, good]` says `event [0]`).
+/// An event's refusal, naming its place in a batch.
 fn at_position(error: EventError, position: Option<usize>) -> ApiError {
     let api: ApiError = error.into();
-    let Some(position) = position else {
-        return api;
-    };
     ApiError {
-        message: format!("event [{position}]: {}", api.message),
+        message: format!("{}{}", place(position), api.message),
         ..api
     }
+}
+
+/// `event [N]: ` for an event of a batch (an array; the first too: `[bad,
+/// good]` says `event [0]`), nothing for an event sent alone.
+fn place(position: Option<usize>) -> String {
+    position.map_or_else(String::new, |i| format!("event [{i}]: "))
 }
 
 /// A development event; every field is optional, and each means what it
@@ -274,130 +276,5 @@ pub async fn test_event(
     let ids = state.events.publish(events).await?;
     Ok(HttpResponse::Accepted().json(TestEventResponse {
         id: ids.into_iter().next().flatten().map(|id| id.0),
-    }))
-}
-
-/// Event types as a list or a comma-separated string.
-#[derive(Debug, utoipa::ToSchema)]
-// For the schema only (utoipa reads it): either form as it is, no tag.
-#[serde(untagged)]
-pub enum EventTypeList {
-    List(Vec<String>),
-    Csv(String),
-}
-
-/// By hand rather than `#[serde(untagged)]`, whose error ("data did not
-/// match any variant") says neither what is wrong nor what to send.
-impl<'de> Deserialize<'de> for EventTypeList {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListOrCsv;
-
-        impl<'de> serde::de::Visitor<'de> for ListOrCsv {
-            type Value = EventTypeList;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of event types or a comma-separated string")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, csv: &str) -> Result<EventTypeList, E> {
-                Ok(EventTypeList::Csv(csv.to_owned()))
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut items: A,
-            ) -> Result<EventTypeList, A::Error> {
-                let mut list = Vec::new();
-                while let Some(item) = items.next_element::<String>()? {
-                    // Blank entries of a string are skipped (`a,,b`, a
-                    // trailing comma), but a blank item of an array is a
-                    // mistake that would otherwise widen the filter to every
-                    // type when it is the only one.
-                    if item.trim().is_empty() {
-                        return Err(serde::de::Error::invalid_value(
-                            serde::de::Unexpected::Str(&item),
-                            &"an event type, not an empty string",
-                        ));
-                    }
-                    list.push(item);
-                }
-                Ok(EventTypeList::List(list))
-            }
-        }
-
-        deserializer.deserialize_any(ListOrCsv)
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscribeRequest {
-    pub connection_id: String,
-    /// Empty = every type.
-    pub event_types: EventTypeList,
-    pub project_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SubscribeResponse {
-    pub connection_id: String,
-    pub event_types: Vec<String>,
-    pub project_id: Option<String>,
-}
-
-/// Change a live stream's filter; the stream receives `subscription_updated`.
-#[utoipa::path(
-    tag = "streams",
-    request_body = SubscribeRequest,
-    responses(
-        (status = 200, description = "The new filter", body = SubscribeResponse),
-        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
-        (status = 403, description = "A project outside the token, or outside the token the stream was opened with", body = crate::error::ErrorBody),
-        (status = 404, description = "No live connection with this id, or another user's (answered alike)", body = crate::error::ErrorBody),
-        (status = 409, description = "A task's stream (`conflict`): it follows its task, its filter cannot change", body = crate::error::ErrorBody),
-        (status = 422, description = "Unknown event type, a missing field or a wrong field type", body = crate::error::ErrorBody),
-        (status = 503, description = "In a cluster: not on this instance, and Redis does not answer to ask the others (`cluster_unavailable`, Retry-After)", body = crate::error::ErrorBody),
-    )
-)]
-#[post("/sse/subscribe")]
-pub async fn subscribe(
-    state: web::Data<AppState>,
-    auth: Authenticated<Subscribe>,
-    body: JsonBody<SubscribeRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let request = body.0;
-    // As on /sse/publish and /tasks: a JSON body says "every project" by
-    // leaving the field out (or null), never with "" (a query string's
-    // empty parameter is unset, as forms send it).
-    if request.project_id.as_deref() == Some("") {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "project_id may not be empty; leave it out, or null, for every project",
-        ));
-    }
-    let id = ConnectionId::parse(&request.connection_id).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ConnectionNotFound,
-            "no live connection with this connection_id",
-        )
-    })?;
-    let csv = match request.event_types {
-        EventTypeList::List(items) => items.join(","),
-        EventTypeList::Csv(csv) => csv,
-    };
-    let view = state
-        .streams
-        .update(
-            &auth.principal,
-            id,
-            Some(&csv),
-            request.project_id.as_deref(),
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(SubscribeResponse {
-        connection_id: id.to_string(),
-        event_types: view.event_types,
-        project_id: view.project_id.map(|p| p.to_string()),
     }))
 }
