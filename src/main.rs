@@ -92,9 +92,14 @@ fn serve(settings: Settings, warnings: Vec<String>) -> anyhow::Result<()> {
             }
         }
         // One serving process per SQLite file (`store::InstanceLock`).
+        // On PostgreSQL, one unclustered broker per database, said when not
+        // so (`store::watch_postgres_share`).
         let _instance = match &settings.database {
             DatabaseUrl::Sqlite { path } => Some(store::InstanceLock::acquire(path)?),
-            DatabaseUrl::Postgres { .. } => None,
+            DatabaseUrl::Postgres { url } => {
+                store::watch_postgres_share(url.clone(), settings.redis_url.is_some());
+                None
+            }
         };
         let json_logs = settings.log_format == config::LogFormat::Json;
         let application = match Application::build(settings).await {

@@ -14,6 +14,7 @@ mod health;
 mod migrations;
 mod operation;
 mod periodic;
+mod pg_database_share;
 mod pg_insert;
 mod pg_marks;
 mod pg_probes;
@@ -54,6 +55,7 @@ pub use health::{
 };
 pub use migrations::run_migrations;
 pub use operation::{FailureKind, Operation};
+pub use pg_database_share::watch as watch_postgres_share;
 pub use queries::{ChatTasks, EarlierTasks};
 pub use rows::{BatchRows, EventRows};
 pub use sqlite_lock::InstanceLock;

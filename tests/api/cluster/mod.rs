@@ -6,6 +6,7 @@
 //! Needs PostgreSQL and Redis (see `harness`); each test makes its own
 //! database and cluster name, so they run in parallel.
 
+mod database_share;
 pub(crate) mod harness;
 mod joining_instance;
 mod postgres_store;

@@ -219,3 +219,111 @@ async fn a_tls_connection_sends_each_write_at_once() {
     })
     .await;
 }
+
+/// A TLS connection that chose HTTP/2 and then sent nothing (no preface)
+/// stayed open for good: the head guard times HTTP/1 heads only. It is
+/// closed as an HTTP/1 one is.
+#[actix_web::test]
+async fn a_tls_connection_that_chose_http2_and_sends_nothing_is_closed() {
+    use tokio::io::AsyncReadExt as _;
+    // Arrange
+    let (app, _certificate, _dir) = spawn_tls_app().await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connected");
+
+    // Act: the handshake, choosing `h2`, and then silence.
+    let mut tls = any_certificate::connector(b"h2")
+        .connect("localhost".try_into().expect("a name"), tcp)
+        .await
+        .expect("a TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(LONG, async {
+        let mut buffer = [0u8; 1024];
+        while matches!(tls.read(&mut buffer).await, Ok(read) if read > 0) {}
+    })
+    .await;
+
+    // Assert
+    assert!(closed.is_ok(), "still open after {LONG:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "closed after {:?}, before its 5 s",
+        started.elapsed()
+    );
+}
+
+/// A TLS client for self-signed test certificates: any certificate passes,
+/// its signatures are still checked.
+mod any_certificate {
+    use std::sync::Arc;
+
+    use rustls::{
+        DigitallySignedStruct, SignatureScheme,
+        client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+        crypto::{CryptoProvider, ring},
+        pki_types::{CertificateDer, ServerName, UnixTime},
+    };
+
+    #[derive(Debug)]
+    struct AnyCertificate(CryptoProvider);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// A connector offering `alpn` alone.
+    pub fn connector(alpn: &[u8]) -> tokio_rustls::TlsConnector {
+        let provider = ring::default_provider();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider.clone()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
