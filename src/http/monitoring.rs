@@ -93,7 +93,51 @@ pub async fn monitoring(
 pub struct CleanupRequest {
     /// Connections closed per batch; default the configured size (1–1000).
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "batch_size")]
     pub batch_size: Option<usize>,
+}
+
+/// What a cleanup's `batch_size` must be, said alike for a wrong type and
+/// a number out of range (serde's own `usize` said "0 or more", and then
+/// 0 was refused).
+const BATCH_SIZE: &str = "a whole number from 1 to 1000";
+
+fn batch_size<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<usize>, D::Error> {
+    struct BatchSize;
+
+    impl serde::de::Visitor<'_> for BatchSize {
+        type Value = Option<usize>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str(BATCH_SIZE)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+            match usize::try_from(value) {
+                Ok(size @ 1..=1000) => Ok(Some(size)),
+                _ => Err(E::invalid_value(
+                    serde::de::Unexpected::Unsigned(value),
+                    &self,
+                )),
+            }
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+            match u64::try_from(value) {
+                Ok(value) => self.visit_u64(value),
+                Err(_) => Err(E::invalid_value(
+                    serde::de::Unexpected::Signed(value),
+                    &self,
+                )),
+            }
+        }
+    }
+
+    input.deserialize_any(BatchSize)
 }
 
 /// Run one stale-connection cleanup now.
@@ -113,12 +157,6 @@ pub async fn cleanup(
     body: OptionalJsonBody<CleanupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let batch_size = body.0.unwrap_or_default().batch_size;
-    if batch_size.is_some_and(|b| b == 0 || b > 1000) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "batch_size must be between 1 and 1000",
-        ));
-    }
     let report = state.operations.cleanup(batch_size).await?;
     Ok(HttpResponse::Ok().json(report))
 }

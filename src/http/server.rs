@@ -149,13 +149,11 @@ where
     HttpServiceBuilder::default()
         .graceful_shutdown_signal(move || draining.draining())
         .keep_alive(KeepAlive::default())
-        // The guard times HTTP/1's first head itself, so its 408 is JSON:
-        // it hands actix-http a whole head, whose timer (started at the
-        // first byte actix-http reads) is then cleared at once. Over
-        // HTTP/2 (no guard) the same timeout bounds the handshake: a TLS
-        // connection that chose `h2` and sends no preface stayed open for
-        // good with no timeout.
-        .client_request_timeout(super::head_guard::FIRST_HEAD_TIMEOUT)
+        // The guard times HTTP/1's heads itself, so its 408 is JSON; this
+        // timer, twice as long, never fires before it. Over HTTP/2 (no
+        // guard) it bounds the handshake: a TLS connection that chose `h2`
+        // and sent no preface stayed open for good without one.
+        .client_request_timeout(super::head_guard::FIRST_HEAD_TIMEOUT * 2)
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         // An EventSource client never half-closes: a read EOF means it left,
         // so drop the stream now instead of at the next write (a heartbeat

@@ -350,7 +350,7 @@ async fn a_wrong_body_field_is_named_in_plain_words() {
         (
             "/sse/cleanup",
             json!({"batch_size": "ten"}),
-            "batch_size must be a whole number, 0 or more",
+            "batch_size must be a whole number from 1 to 1000",
         ),
         ("/tasks", json!({"task_id": 5}), "task_id must be a string"),
         (

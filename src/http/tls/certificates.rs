@@ -40,7 +40,7 @@ type FileStamps = [Option<(SystemTime, u64)>; 2];
 pub enum CertificateError {
     // Each says its cause itself (logs print the message alone), so the
     // cause is not also a `source` that error reports would print twice.
-    #[error("reading {path}: {cause}")]
+    #[error("reading {path}: {}", pem_words(cause))]
     Read {
         path: PathBuf,
         cause: rustls::pki_types::pem::Error,
@@ -221,6 +221,23 @@ fn leaf_problem(cert: &Path, leaf: &[u8], now: SystemTime) -> Option<String> {
     }
 }
 
+/// A PEM error with its markers and lines as text: rustls prints them as
+/// lists of byte values (`[67, 69, 82, …]` for `CERTIFICATE`).
+fn pem_words(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a PEM section has no end line (-----END {}-----): the file is cut short?",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "a malformed PEM start line: {}",
+            String::from_utf8_lossy(line)
+        ),
+        other => other.to_string(),
+    }
+}
+
 fn read(
     cert: &Path,
     key: &Path,
@@ -282,5 +299,28 @@ mod tests {
         let ending = said((2025, 6, 1), (2026, 6, 10)).expect("expiring");
         assert!(ending.contains("in less than 14 days"), "{ending}");
         assert_eq!(said((2026, 1, 1), (2027, 1, 1)), None, "valid for months");
+    }
+
+    #[test]
+    fn a_pem_file_cut_short_is_said_in_words_not_byte_values() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let cut = dir.path().join("cert.pem");
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let whole = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("signed")
+            .pem();
+        std::fs::write(&cut, &whole[..whole.len() / 2]).expect("written");
+        let keyfile = dir.path().join("key.pem");
+        std::fs::write(&keyfile, key.serialize_pem()).expect("written");
+        let provider = rustls::crypto::ring::default_provider();
+        let said = read(&cut, &keyfile, &provider)
+            .expect_err("cut short")
+            .to_string();
+        assert!(
+            said.contains("no end line (-----END CERTIFICATE-----)") && !said.contains("[45,"),
+            "{said}"
+        );
     }
 }

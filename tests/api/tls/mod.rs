@@ -222,7 +222,7 @@ async fn a_tls_connection_sends_each_write_at_once() {
 
 /// A TLS connection that chose HTTP/2 and then sent nothing (no preface)
 /// stayed open for good: the head guard times HTTP/1 heads only. It is
-/// closed as an HTTP/1 one is.
+/// closed, 10 s after its handshake.
 #[actix_web::test]
 async fn a_tls_connection_that_chose_http2_and_sends_nothing_is_closed() {
     use tokio::io::AsyncReadExt as _;
@@ -248,8 +248,8 @@ async fn a_tls_connection_that_chose_http2_and_sends_nothing_is_closed() {
     // Assert
     assert!(closed.is_ok(), "still open after {LONG:?}");
     assert!(
-        started.elapsed() >= std::time::Duration::from_secs(4),
-        "closed after {:?}, before its 5 s",
+        started.elapsed() >= std::time::Duration::from_secs(9),
+        "closed after {:?}, before its 10 s",
         started.elapsed()
     );
 }
