@@ -22,10 +22,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// The lock's key: "SSEBROKR" in ASCII.
 const LOCK_KEY: i64 = 0x5353_4542_524F_4B52;
-/// How soon a refused or lost lock is asked for again.
-const RETRY: Duration = Duration::from_secs(2);
-/// How often a held lock's session is checked to be alive.
-const CHECK: Duration = Duration::from_secs(10);
+/// How soon a refused lock is asked for again, or a session opened again.
+const RETRY: Duration = Duration::from_secs(5);
+/// How often a held lock's session is checked to be alive: well within
+/// `RETRY`, so a holder whose session the database dropped takes its lock
+/// again (at once) before a waiting broker's next try, which would
+/// otherwise take it and say it had the database to itself.
+const CHECK: Duration = Duration::from_secs(1);
 
 #[derive(QueryableByName)]
 struct Taken {
@@ -47,13 +50,12 @@ pub fn watch(url: SecretString, clustered: bool) -> actix_rt::task::JoinHandle<(
                 match take(&mut session, clustered).await {
                     Ok(true) => {
                         if std::mem::take(&mut refused) {
-                            tracing::info!(
-                                "no other broker without Redis serves this database now"
-                            );
+                            tracing::info!("no other broker without Redis holds this database now");
                         }
-                        if hold(&mut session).await.is_err() {
-                            break;
-                        }
+                        // Until the session is lost; then a new one at once,
+                        // its holder ahead of any waiting broker's next try.
+                        let _lost = hold(&mut session).await;
+                        break;
                     }
                     Ok(false) => {
                         if !refused {
@@ -62,10 +64,12 @@ pub fn watch(url: SecretString, clustered: bool) -> actix_rt::task::JoinHandle<(
                         }
                         actix_rt::time::sleep(RETRY).await;
                     }
-                    Err(_) => break,
+                    Err(_) => {
+                        actix_rt::time::sleep(RETRY).await;
+                        break;
+                    }
                 }
             }
-            actix_rt::time::sleep(RETRY).await;
         }
     })
 }

@@ -16,7 +16,7 @@ use std::{
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::{
-    Resource, metrics::PeriodicReader, propagation::TraceContextPropagator,
+    Resource, error::OTelSdkError, metrics::PeriodicReader, propagation::TraceContextPropagator,
     trace::SdkTracerProvider,
 };
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
@@ -118,8 +118,7 @@ pub struct TelemetryGuard {
 const FLUSH_BUDGET: Duration = Duration::from_secs(3);
 
 /// One exporter's last flush, run on a thread of its own.
-type FlushResult = Result<(), String>;
-type Flush = Box<dyn FnOnce() -> FlushResult + Send>;
+type Flush = Box<dyn FnOnce() -> Result<(), OTelSdkError> + Send>;
 
 impl TelemetryGuard {
     /// Flushes pending spans and metrics, both at once, for at most
@@ -131,17 +130,14 @@ impl TelemetryGuard {
         // The SDK's own lines about this flush (and, after it, about the
         // exports the runtime's end cuts off) give way to the warnings below.
         self.sdk_after_flush.flush_begins();
-        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel::<(&str, FlushResult)>();
+        let (done, mut finished) =
+            tokio::sync::mpsc::unbounded_channel::<(&str, Result<(), FlushFailure>)>();
         let mut flushes: Vec<(&str, Flush)> =
             vec![("metrics", Box::new(move || metrics.shutdown_blocking()))];
         if let Some(provider) = self.tracer_provider {
             flushes.push((
                 "spans",
-                Box::new(move || {
-                    provider
-                        .shutdown_with_timeout(FLUSH_BUDGET)
-                        .map_err(|error| error.to_string())
-                }),
+                Box::new(move || provider.shutdown_with_timeout(FLUSH_BUDGET)),
             ));
         }
         let mut pending = 0;
@@ -150,25 +146,51 @@ impl TelemetryGuard {
             let spawned = std::thread::Builder::new()
                 .name(format!("{signal}-flush"))
                 .spawn(move || {
-                    let _ = done.send((signal, flush()));
+                    let _ = done.send((signal, flush().map_err(FlushFailure::from)));
                 });
             pending += usize::from(spawned.is_ok());
         }
         let all_finished = async {
+            let mut timed_out = false;
             for _ in 0..pending {
-                if let Some((signal, Err(error))) = finished.recv().await {
-                    tracing::warn!(signal, %error, "the last OTLP export failed; exiting without it");
+                match finished.recv().await {
+                    // The SDK's own deadline, the budget's: said below, once.
+                    Some((_, Err(FlushFailure::TimedOut))) => timed_out = true,
+                    Some((signal, Err(FlushFailure::Failed(error)))) => {
+                        tracing::warn!(signal, %error, "the last OTLP export failed; exiting without it")
+                    }
+                    _ => {}
                 }
             }
+            timed_out
         };
         if tokio::time::timeout(FLUSH_BUDGET, all_finished)
             .await
-            .is_err()
+            .unwrap_or(true)
         {
             tracing::warn!(
                 budget_ms = FLUSH_BUDGET.as_millis() as u64,
                 "the OTLP collector did not take the last spans and metrics in time; exiting without them"
             );
+        }
+    }
+}
+
+/// Why a last flush did not end well: its deadline passed (the budget's
+/// warning says so), or the collector refused it.
+enum FlushFailure {
+    TimedOut,
+    Failed(String),
+}
+
+impl From<OTelSdkError> for FlushFailure {
+    fn from(error: OTelSdkError) -> Self {
+        match error {
+            OTelSdkError::Timeout(_) => Self::TimedOut,
+            // The batch span processor reports its exporter's timeout in
+            // its own words: `Shutdown errors: [Timeout(3s)]`.
+            OTelSdkError::InternalFailure(reason) if reason.contains("Timeout(") => Self::TimedOut,
+            other => Self::Failed(other.to_string()),
         }
     }
 }
@@ -238,4 +260,24 @@ pub fn otlp_metric_reader() -> Option<PeriodicReader<opentelemetry_otlp::MetricE
         reader = reader.with_interval(OTLP_METRIC_INTERVAL);
     }
     Some(reader.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_flush_out_of_time_is_told_from_one_refused() {
+        let timed_out = |error| matches!(FlushFailure::from(error), FlushFailure::TimedOut);
+        assert!(timed_out(OTelSdkError::Timeout(Duration::from_secs(3))));
+        assert!(timed_out(OTelSdkError::InternalFailure(
+            "Shutdown errors: [Timeout(3s)]".into()
+        )));
+        assert!(!timed_out(OTelSdkError::InternalFailure(
+            "connection refused".into()
+        )));
+        assert!(!timed_out(OTelSdkError::AlreadyShutdown));
+    }
 }

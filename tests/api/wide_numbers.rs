@@ -52,6 +52,24 @@ async fn a_whole_number_beyond_64_bits_is_refused_and_nothing_is_stored() {
         "{history}"
     );
 
+    // Any other number is its nearest double, as `JSON.parse` reads it:
+    // serde_json's default parser was an ulp off for about one double in
+    // four (`1.5e-300` came back `1.4999999999999998e-300`).
+    let doubles = r#"{"event_type":"commit","data":{"tiny":1.5e-300,"e":2.718281828459045e-200,"big":9007199254740993.0,"z":3.9166573353688696e-29}}"#;
+    let response = app
+        .post_raw("/sse/publish", doubles, Some("application/json"))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    let history = app.get("/sse/history").await.text().await.expect("a body");
+    for exact in [
+        r#""tiny":1.5e-300"#,
+        r#""e":2.718281828459045e-200"#,
+        r#""big":9007199254740992.0"#,
+        r#""z":3.9166573353688696e-29"#,
+    ] {
+        assert!(history.contains(exact), "{exact} in {history}");
+    }
+
     // An upload's line: refused naming the line, the lines before it kept.
     let upload = Upload::start(&app, "wide", "application/x-ndjson");
     upload.send("{\"delta\": \"kept\"}\n").await;

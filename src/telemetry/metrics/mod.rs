@@ -339,11 +339,8 @@ impl Metrics {
     }
 
     /// Flushes and stops the OTLP push. Blocking: call from a blocking thread.
-    pub fn shutdown_blocking(&self) -> Result<(), String> {
-        self.inner
-            .provider
-            .shutdown()
-            .map_err(|error| error.to_string())
+    pub fn shutdown_blocking(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.provider.shutdown()
     }
 
     pub fn instance(&self) -> &KeyValue {

@@ -11,7 +11,7 @@ use crate::helpers::{BrokerProcess, SHORT, eventually};
 use super::harness::{LONG, TestDb};
 
 const SHARED: &str = "another broker serves this database";
-const ALONE: &str = "no other broker without Redis serves this database now";
+const ALONE: &str = "no other broker without Redis holds this database now";
 
 #[actix_web::test]
 async fn a_second_unclustered_broker_on_one_database_is_warned_of_until_the_first_stops() {
