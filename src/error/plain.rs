@@ -41,10 +41,15 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError
         ))
     })?;
     if let Some(at) = super::wide_integers::first_wide_integer(text) {
+        // Where, as a syntax error says it: line and column (characters).
+        let before = &text[..at];
+        let line = 1 + before.matches('\n').count();
+        let column = 1 + before[before.rfind('\n').map_or(0, |n| n + 1)..]
+            .chars()
+            .count();
         return Err(JsonError::Syntax(format!(
-            "the request body holds a whole number beyond 64 bits (at byte {}), which would be \
-             kept rounded: send it as a string",
-            at + 1
+            "the request body holds a whole number beyond 64 bits (line {line}, column \
+             {column}), which would be kept rounded: send it as a string"
         )));
     }
     // Tracking the path allocates for every key of every body; only a

@@ -15,7 +15,7 @@ async fn a_whole_number_beyond_64_bits_is_refused_and_nothing_is_stored() {
     for (path, body) in [
         (
             "/sse/publish",
-            r#"{"event_type":"commit","data":{"n":123456789012345678901234567890}}"#,
+            "{\"event_type\":\"commit\",\n \"data\":{\"é\":123456789012345678901234567890}}",
         ),
         (
             "/sse/publish",
@@ -34,6 +34,17 @@ async fn a_whole_number_beyond_64_bits_is_refused_and_nothing_is_stored() {
             "{path}: {message}"
         );
     }
+    // Placed as a syntax error is, in characters: line 2, column 14.
+    let response = app
+        .post_raw(
+            "/sse/publish",
+            "{\"event_type\":\"commit\",\n \"data\":{\"é\":123456789012345678901234567890}}",
+            Some("application/json"),
+        )
+        .await;
+    let error = assert_error(response, 400, "malformed_json").await;
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("(line 2, column 14)"), "{message}");
     assert_eq!(app.stats().await["events_published"], 0);
     let task: Value = app.get("/tasks/wide").await.json().await.expect("JSON");
     assert_eq!(task["status"], "pending", "{task}");
