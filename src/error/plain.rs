@@ -52,6 +52,11 @@ pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError
              {column}), which would be kept rounded: send it as a string"
         )));
     }
+    parse_text(text)
+}
+
+/// [`from_json_slice`] past its checks of the bytes (UTF-8, wide numbers).
+fn parse_text<T: DeserializeOwned>(text: &str) -> Result<T, JsonError> {
     // Tracking the path allocates for every key of every body; only a
     // refused body needs it, so it is parsed again to say where.
     if let Ok(value) = serde_json::from_str(text) {
@@ -134,7 +139,14 @@ pub fn from_json_line<T: DeserializeOwned>(line: &str) -> Result<T, JsonError> {
             at + 1
         )));
     }
-    from_json_object(line.as_bytes()).map_err(|error| match error {
+    // An object (every good line) is parsed without scanning its numbers
+    // again, as `from_json_slice` would: once per line, per token.
+    let parsed = if line.trim_start().starts_with('{') {
+        parse_text(line)
+    } else {
+        from_json_object(line.as_bytes())
+    };
+    parsed.map_err(|error| match error {
         JsonError::Syntax(message) => match serde_json::from_str::<serde::de::IgnoredAny>(line) {
             Err(error) => JsonError::Syntax(format!(
                 "not valid JSON: {} (column {})",

@@ -20,7 +20,7 @@ use opentelemetry::{
     metrics::{AsyncInstrument, Meter},
 };
 
-use crate::domain::{EventTypeCatalog, TextKind};
+use crate::domain::{EventType, EventTypeCatalog, TextKind};
 
 /// What happened to the events of one type: routed, frames queued to
 /// streams, streams closed for a full queue.
@@ -59,11 +59,13 @@ impl Default for HotCounts {
 }
 
 impl HotCounts {
-    pub(super) fn add_routed(&self, event_type: &Arc<str>, delivered: u64, dropped: u64) {
+    pub(super) fn add_routed(&self, event_type: &EventType, delivered: u64, dropped: u64) {
         let mut routed = self.routed.lock().unwrap_or_else(PoisonError::into_inner);
-        let counts = match routed.get_mut(&**event_type) {
+        // Looked up by its name: the shared name is taken (an atomic
+        // increment) only the first time a type is seen.
+        let counts = match routed.get_mut(event_type.as_str()) {
             Some(counts) => counts,
-            None => routed.entry(event_type.clone()).or_default(),
+            None => routed.entry(event_type.shared()).or_default(),
         };
         counts.published += 1;
         counts.delivered += delivered;
@@ -151,8 +153,8 @@ mod tests {
     #[test]
     fn routed_counts_add_up_per_type_and_start_with_the_built_in_types() {
         let counts = HotCounts::default();
-        let text: Arc<str> = Arc::from("text");
-        let custom: Arc<str> = Arc::from("order_shipped");
+        let text = EventType::parse("text").unwrap();
+        let custom = EventType::parse("order_shipped").unwrap();
         counts.add_routed(&text, 3, 0);
         counts.add_routed(&text, 2, 1);
         counts.add_routed(&custom, 0, 0);

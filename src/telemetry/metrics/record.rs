@@ -84,7 +84,7 @@ impl Metrics {
     pub fn record_routed(&self, event: &StoredEvent, delivered: u64, dropped: u64) {
         self.inner
             .hot_counts
-            .add_routed(&event.event_type.shared(), delivered, dropped);
+            .add_routed(&event.event_type, delivered, dropped);
         let latency_ms = (now_ms() - event.created_at_ms).max(0);
         self.inner
             .publish_to_route_latency
